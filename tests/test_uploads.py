@@ -1,0 +1,228 @@
+"""Contracts of the zip upload reader (tlcore.uploads): what it refuses, what it skips.
+
+Every zip here is built in memory from tiny images, so the file runs in a second.
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+import unicodedata
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tlcore.uploads import UploadError, UploadLimits, read_zip
+
+
+def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (12, 10)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+RED, BLUE, GREEN = png_bytes((255, 0, 0)), png_bytes((0, 0, 255)), png_bytes((0, 255, 0))
+
+
+def make_zip(files: dict[str, bytes | None]) -> bytes:
+    """name -> content; None makes a folder entry."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            if content is None:
+                archive.writestr(zipfile.ZipInfo(name.rstrip("/") + "/"), b"")
+            else:
+                archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def two_classes(prefix: str = "", n: int = 5) -> dict[str, bytes | None]:
+    files: dict[str, bytes | None] = {}
+    for i in range(n):
+        files[f"{prefix}cats/{i}.png"] = RED
+        files[f"{prefix}dogs/{i}.png"] = BLUE
+    return files
+
+
+def test_reads_one_folder_per_class_into_uint8_tensors():
+    data = read_zip(make_zip(two_classes()), image_size=8, val_per_class=2, seed=0)
+    assert data.classes == ["cats", "dogs"]
+    assert data.train_x.dtype.is_floating_point is False and data.train_x.shape == (6, 3, 8, 8)
+    assert data.val_x.shape == (4, 3, 8, 8)
+    assert sorted(data.train_y.tolist()) == [0, 0, 0, 1, 1, 1]
+    # The pixels survive: class 0 is red, class 1 blue.
+    first_cat = data.train_x[data.train_y == 0][0]
+    assert first_cat[0].float().mean() > 250 and first_cat[2].float().mean() < 5
+    assert data.skipped == []
+
+
+def test_one_wrapping_folder_is_not_a_class():
+    data = read_zip(make_zip({"pets/": None, **two_classes("pets/")}), image_size=8)
+    assert data.classes == ["cats", "dogs"]
+
+
+def test_per_class_caps_training_images_and_seed_makes_split_repeatable():
+    archive = make_zip(two_classes(n=10))
+    data = read_zip(archive, image_size=8, per_class=3, val_per_class=2, seed=1)
+    assert data.train_x.shape[0] == 6 and data.val_x.shape[0] == 4
+    again = read_zip(archive, image_size=8, per_class=3, val_per_class=2, seed=1)
+    assert np.array_equal(data.train_y.numpy(), again.train_y.numpy())
+
+
+def test_non_rectangular_images_are_centre_cropped_to_square():
+    files = {"a/wide.png": png_bytes((9, 9, 9), (40, 10)), "a/x.png": RED,
+             "b/tall.png": png_bytes((9, 9, 9), (10, 40)), "b/y.png": BLUE}
+    data = read_zip(make_zip(files), image_size=16, val_per_class=1)
+    assert data.train_x.shape[1:] == (3, 16, 16)
+
+
+def test_refuses_a_file_that_is_not_a_zip():
+    with pytest.raises(UploadError, match="not a zip"):
+        read_zip(RED, image_size=8)
+
+
+@pytest.mark.parametrize("evil", ["../evil.png", "cats/../../evil.png", "/etc/evil.png",
+                                  "C:/evil.png", "..\\evil.png"])
+def test_refuses_paths_escaping_the_folder(evil):
+    files = {**two_classes(), evil: RED}
+    with pytest.raises(UploadError, match="outside its folder"):
+        read_zip(make_zip(files), image_size=8)
+
+
+def test_refuses_too_many_files():
+    with pytest.raises(UploadError, match="entries"):
+        read_zip(make_zip(two_classes(n=5)), image_size=8, limits=UploadLimits(max_files=4))
+
+
+def test_refuses_too_many_declared_bytes():
+    with pytest.raises(UploadError, match="MB"):
+        read_zip(make_zip(two_classes()), image_size=8,
+                 limits=UploadLimits(max_total_bytes=len(RED) * 3))
+
+
+def test_skips_a_file_that_compresses_like_a_zip_bomb():
+    files = {**two_classes(), "cats/bomb.png": b"\0" * 2_000_000}
+    data = read_zip(make_zip(files), image_size=8)
+    reasons = dict(data.skipped)
+    assert "zip bomb" in reasons["cats/bomb.png"]
+    assert data.train_x.shape[0] + data.val_x.shape[0] == 10  # the real images stay
+
+
+def test_a_header_that_understates_the_size_is_caught_while_reading():
+    archive_bytes = make_zip(two_classes())
+    # Edit the central directory so cats/0.png claims to be 10 bytes long.
+    with zipfile.ZipFile(io.BytesIO(archive_bytes)) as archive:
+        info = archive.getinfo("cats/0.png")
+        from tlcore import uploads
+
+        info.file_size = 10
+        with pytest.raises(uploads._SkipImage):
+            uploads._read_capped(archive, info, cap=1024)
+
+
+def test_skips_and_lists_corrupt_and_non_image_files():
+    files = {**two_classes(), "cats/broken.jpg": b"not really a jpeg",
+             "dogs/truncated.png": BLUE[: len(BLUE) // 2], "dogs/notes.txt": b"hello",
+             "readme.md": b"top-level file"}
+    data = read_zip(make_zip(files), image_size=8)
+    reasons = dict(data.skipped)
+    assert set(reasons) == {"cats/broken.jpg", "dogs/truncated.png", "dogs/notes.txt",
+                            "readme.md"}
+    assert "could not be read" in reasons["cats/broken.jpg"]
+    assert "not an image" in reasons["dogs/notes.txt"]
+    assert "class folder" in reasons["readme.md"]
+    assert data.train_x.shape[0] + data.val_x.shape[0] == 10
+
+
+def test_skips_images_with_too_many_pixels():
+    files = {**two_classes(), "cats/huge.png": png_bytes((1, 2, 3), (100, 100))}
+    data = read_zip(make_zip(files), image_size=8, limits=UploadLimits(max_pixels=5000))
+    assert "too many pixels" in dict(data.skipped)["cats/huge.png"]
+
+
+def test_ignores_operating_system_clutter():
+    files = {**two_classes(), "__MACOSX/cats/._0.png": b"x", "cats/.DS_Store": b"x",
+             "dogs/Thumbs.db": b"x"}
+    data = read_zip(make_zip(files), image_size=8)
+    assert data.classes == ["cats", "dogs"] and data.skipped == []
+
+
+def test_skips_symbolic_links():
+    buffer = io.BytesIO(make_zip(two_classes()))
+    with zipfile.ZipFile(buffer, "a") as archive:
+        link = zipfile.ZipInfo("cats/link.png")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+    data = read_zip(buffer.getvalue(), image_size=8)
+    assert "symbolic link" in dict(data.skipped)["cats/link.png"]
+
+
+def test_refuses_one_class_only():
+    files = {f"cats/{i}.png": RED for i in range(4)}
+    with pytest.raises(UploadError, match="one class"):
+        read_zip(make_zip(files), image_size=8)
+    with pytest.raises(UploadError, match="one class"):
+        read_zip(make_zip({f"pets/{k}": v for k, v in files.items()}), image_size=8)
+
+
+def test_refuses_an_empty_class_naming_it():
+    files = {**two_classes(), "birds/": None}
+    with pytest.raises(UploadError, match="birds"):
+        read_zip(make_zip(files), image_size=8)
+
+
+def test_a_class_whose_files_are_all_broken_counts_as_empty():
+    files = {**two_classes(), "birds/a.jpg": b"junk", "birds/b.txt": b"junk"}
+    with pytest.raises(UploadError, match="no usable images: birds"):
+        read_zip(make_zip(files), image_size=8)
+
+
+def test_refuses_a_class_with_a_single_image():
+    files = {**two_classes(), "birds/a.png": GREEN}
+    with pytest.raises(UploadError, match="only one usable image: birds"):
+        read_zip(make_zip(files), image_size=8)
+
+
+def test_refuses_a_zip_of_loose_images():
+    with pytest.raises(UploadError, match="No class folders"):
+        read_zip(make_zip({"a.png": RED, "b.png": BLUE}), image_size=8)
+
+
+def test_korean_names_marked_utf8():
+    files = {f"고양이/사진{i}.png": RED for i in range(3)}
+    files.update({f"강아지/사진{i}.png": BLUE for i in range(3)})
+    data = read_zip(make_zip(files), image_size=8)
+    assert data.classes == sorted(["고양이", "강아지"])
+
+
+def test_korean_names_in_cp949_without_the_utf8_flag():
+    # Korean Windows zip tools write cp949 bytes and no UTF-8 flag. zipfile always
+    # flags non-ASCII names it writes, so write ASCII stand-ins of the same byte length
+    # and patch the raw bytes.
+    cats, dogs = "고양이".encode("cp949"), "강아지".encode("cp949")
+    files = {f"{'A' * len(cats)}/{i}.png": RED for i in range(3)}
+    files.update({f"{'B' * len(dogs)}/{i}.png": BLUE for i in range(3)})
+    raw = make_zip(files).replace(b"A" * len(cats), cats).replace(b"B" * len(dogs), dogs)
+    data = read_zip(raw, image_size=8)
+    assert data.classes == sorted(["고양이", "강아지"])
+
+
+def test_decomposed_korean_names_from_macos_are_composed():
+    nfd = unicodedata.normalize("NFD", "고양이")
+    files = {f"{nfd}/{i}.png": RED for i in range(3)}
+    files.update({f"dogs/{i}.png": BLUE for i in range(3)})
+    data = read_zip(make_zip(files), image_size=8)
+    assert "고양이" in data.classes
+
+
+def test_usable_images_can_be_kept_as_a_folder_the_engine_reads(tmp_path):
+    from tlcore.datasets import load_folder
+
+    files = {**two_classes("wrap/", n=4), "wrap/cats/bad.jpg": b"junk"}
+    read_zip(make_zip(files), image_size=8, keep_files_in=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cats", "dogs"]
+    assert len(list((tmp_path / "cats").iterdir())) == 4  # the broken file is not copied
+    data = load_folder(per_class=10, val_per_class=1, image_size=8, seed=0, root=tmp_path)
+    assert data.classes == ["cats", "dogs"] and data.skipped == []

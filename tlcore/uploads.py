@@ -1,0 +1,370 @@
+"""Read a user's zip of images, one folder per class, into training tensors.
+
+This is the door through which strangers' files enter the app, so it is careful:
+
+- it refuses what is dangerous or unusable as a whole (not a zip, a path that would
+  escape the folder, too many files, too many bytes, fewer than two classes, a class
+  with no usable images), raising `UploadError` with a message a learner can act on;
+- it skips what is merely broken (a corrupt image, a text file, a huge picture) and
+  lists each skipped file with the reason, keeping every usable image.
+
+Accepted layouts (the folder names become the class names)::
+
+    cats/a.jpg  dogs/b.png               one folder per class at the top
+    pets/cats/a.jpg  pets/dogs/b.png     the same, wrapped in one top-level folder
+
+Korean (or other non-ASCII) names work whether the zip marks them as UTF-8 or was made
+by a Windows tool that wrote them in cp949 without saying so.
+
+Nothing is extracted to disk; images are decoded from memory. This module knows nothing
+about Streamlit: the app passes the uploaded bytes in and shows the result.
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+import unicodedata
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tlcore.datasets import ImageData, pil_to_uint8
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+# Files that operating systems add to archives by themselves; ignored without a word.
+_SYSTEM_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+
+
+class UploadError(ValueError):
+    """The whole upload is refused; `str(error)` says why and what to do."""
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Caps that keep one upload from exhausting a shared class server."""
+
+    max_files: int = 5000  # entries in the zip, folders included
+    max_total_bytes: int = 200 * 1024**2  # declared uncompressed size of all entries
+    max_file_bytes: int = 20 * 1024**2  # one image file, uncompressed
+    max_ratio: int = 200  # uncompressed / compressed; real images compress < 10x
+    max_pixels: int = 40_000_000  # one decoded image (width * height)
+
+
+def read_zip(
+    source: bytes | str | Path | BinaryIO,
+    *,
+    image_size: int,
+    per_class: int | None = None,
+    val_per_class: int | None = None,
+    seed: int = 0,
+    limits: UploadLimits = UploadLimits(),
+    keep_files_in: str | Path | None = None,
+) -> ImageData:
+    """Decode a zip of class folders into an `ImageData` split into train and val.
+
+    per_class: keep at most this many training images per class (None: all).
+    val_per_class: images held out per class for validation (None: about a fifth,
+        at least one). Each class needs one image more than this.
+    keep_files_in: also write each usable image's original bytes to
+        `<keep_files_in>/<class>/<n>.<ext>`, a folder the engine's "folder" dataset reads,
+        so the run can be handed to the job queue (and the CLI) by path.
+    Raises `UploadError` when the upload must be refused as a whole.
+    """
+    archive = _open_zip(source)
+    with archive:
+        entries = _check_entries(archive, limits)
+        images_by_class, skipped, folders = _decode_entries(
+            archive, entries, image_size, limits, keep_files_in
+        )
+
+    classes = sorted(set(images_by_class) | folders)
+    _check_classes(classes, images_by_class, skipped)
+    return _split(classes, images_by_class, skipped, per_class, val_per_class, seed)
+
+
+# --- the archive as a whole -------------------------------------------------------
+
+
+def _open_zip(source: bytes | str | Path | BinaryIO) -> zipfile.ZipFile:
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    try:
+        return zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise UploadError(
+            "This file is not a zip archive (or it is damaged). Put one folder per class "
+            "in a folder, compress it to .zip, and upload that."
+        ) from error
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: zipfile.ZipInfo
+    parts: tuple[str, ...]  # the cleaned path, split into folders and file name
+
+
+def _check_entries(archive: zipfile.ZipFile, limits: UploadLimits) -> list[_Entry]:
+    """Refuse dangerous archives before reading a single file's content."""
+    infos = archive.infolist()
+    if len(infos) > limits.max_files:
+        raise UploadError(
+            f"The zip holds {len(infos)} entries; the limit is {limits.max_files}. "
+            "Upload fewer images (a few dozen per class are plenty for a demo)."
+        )
+    # Declared sizes come from the archive itself; a zip bomb can lie about them, so
+    # `_read_capped` checks the real size again while reading.
+    declared = sum(info.file_size for info in infos)
+    if declared > limits.max_total_bytes:
+        raise UploadError(
+            f"The zip unpacks to {declared / 1024**2:.1f} MB; the limit is "
+            f"{limits.max_total_bytes / 1024**2:.0f} MB. Upload fewer or smaller images."
+        )
+    entries = []
+    for info in infos:
+        name = _decoded_name(info)
+        parts = _safe_parts(name)
+        if parts is None:
+            raise UploadError(
+                f"The zip contains the path '{name}', which points outside its folder. "
+                "Archives like this can overwrite files, so the upload was refused. "
+                "Re-create the zip from your class folders."
+            )
+        if parts:
+            entries.append(_Entry(info, parts))
+    return entries
+
+
+def _decoded_name(info: zipfile.ZipInfo) -> str:
+    """The entry's name as the person who made the zip wrote it.
+
+    Zips flag UTF-8 names with bit 11. Without the flag, Python decodes the raw bytes
+    as cp437 (the format's old default), which garbles names written by Korean Windows
+    tools in cp949; we undo that and try UTF-8, then cp949.
+    """
+    name = info.filename
+    if not info.flag_bits & 0x800:
+        try:
+            raw = name.encode("cp437")
+        except UnicodeEncodeError:
+            raw = None
+        if raw is not None:
+            for encoding in ("utf-8", "cp949"):
+                try:
+                    name = raw.decode(encoding)
+                    break
+                except UnicodeDecodeError:
+                    continue
+    # macOS writes Korean names decomposed (NFD: separate jamo); show them composed.
+    return unicodedata.normalize("NFC", name)
+
+
+def _safe_parts(name: str) -> tuple[str, ...] | None:
+    """Split a zip path into parts, or None when it could escape the target folder."""
+    name = name.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return None  # absolute path: /etc/passwd or C:/Windows
+    parts = tuple(part for part in name.split("/") if part not in ("", "."))
+    if any(part == ".." for part in parts):
+        return None
+    return parts
+
+
+# --- the files --------------------------------------------------------------------
+
+
+class _SkipImage(Exception):
+    """One file cannot be used; the message is the reason shown to the learner."""
+
+
+def _decode_entries(
+    archive: zipfile.ZipFile,
+    entries: list[_Entry],
+    image_size: int,
+    limits: UploadLimits,
+    keep_files_in: str | Path | None,
+) -> tuple[dict[str, list[np.ndarray]], list[tuple[str, str]], set[str]]:
+    """Decode every image; return images per class, skipped files, and class folders."""
+    entries = [e for e in entries if not _is_system_file(e.parts)]
+    depth = _class_depth(entries)
+    images: dict[str, list[np.ndarray]] = {}
+    skipped: list[tuple[str, str]] = []
+    folders: set[str] = set()
+    total_read = 0
+    for entry in entries:
+        path = "/".join(entry.parts)
+        if entry.info.is_dir():
+            if len(entry.parts) == depth + 1:
+                folders.add(entry.parts[depth])  # an (maybe empty) class folder
+            continue
+        if len(entry.parts) <= depth + 1:
+            skipped.append((path, "not inside a class folder"))
+            continue
+        label = entry.parts[depth]
+        folders.add(label)
+        if _is_symlink(entry.info):
+            skipped.append((path, "a symbolic link, not a file"))
+            continue
+        if not path.lower().endswith(IMAGE_SUFFIXES):
+            skipped.append((path, "not an image file (expected .png, .jpg, ...)"))
+            continue
+        if entry.info.file_size > limits.max_file_bytes:
+            skipped.append((path, f"larger than {limits.max_file_bytes // 1024**2} MB"))
+            continue
+        if entry.info.file_size > limits.max_ratio * max(entry.info.compress_size, 1):
+            skipped.append((path, "compressed suspiciously well (possible zip bomb)"))
+            continue
+        try:
+            data = _read_capped(archive, entry.info, limits.max_file_bytes)
+            total_read += len(data)
+            if total_read > limits.max_total_bytes:
+                raise UploadError("The zip unpacks to more bytes than it declares; refused.")
+            pixels = _decode_image(data, image_size, limits.max_pixels)
+        except _SkipImage as reason:
+            skipped.append((path, str(reason)))
+            continue
+        images.setdefault(label, []).append(pixels)
+        if keep_files_in is not None:
+            # Class names are single, checked path parts (no "..", no "/"), safe as folders.
+            folder = Path(keep_files_in) / label
+            folder.mkdir(parents=True, exist_ok=True)
+            suffix = Path(entry.parts[-1]).suffix.lower()
+            (folder / f"{len(images[label]):05d}{suffix}").write_bytes(data)
+    return images, skipped, folders
+
+
+def _is_system_file(parts: tuple[str, ...]) -> bool:
+    if parts[0] == "__MACOSX":
+        return True
+    last = parts[-1]
+    return last.startswith("._") or last.lower() in _SYSTEM_NAMES
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def _class_depth(entries: list[_Entry]) -> int:
+    """0 when class folders are at the top, 1 when one folder wraps them all."""
+    tops = {e.parts[0] for e in entries}
+    wrapped = len(tops) == 1 and all(
+        len(e.parts) >= 2 or e.info.is_dir() for e in entries
+    )
+    # A single top folder that directly holds images is itself a class (one class
+    # only, refused later with that reason), not a wrapper.
+    holds_files = any(
+        len(e.parts) == 2 and e.parts[1].lower().endswith(IMAGE_SUFFIXES) for e in entries
+    )
+    return 1 if wrapped and not holds_files else 0
+
+
+def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+    """Read at most cap + 1 bytes, so a lying header cannot make us inflate gigabytes."""
+    try:
+        with archive.open(info) as handle:
+            data = handle.read(min(cap, info.file_size) + 1)
+    except RuntimeError:  # zipfile's way of saying "encrypted"
+        raise _SkipImage("password-protected") from None
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as error:
+        raise _SkipImage(f"damaged inside the zip ({type(error).__name__})") from None
+    if len(data) != info.file_size:
+        raise _SkipImage("its real size differs from what the zip declares")
+    return data
+
+
+def _decode_image(data: bytes, image_size: int, max_pixels: int) -> np.ndarray:
+    """Bytes -> uint8 (3, S, S), preprocessed exactly like the engine's folder datasets."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width * height > max_pixels:
+            raise _SkipImage(f"too many pixels ({width}x{height})")
+        image.load()  # forces the full decode, so a truncated file fails here
+        return pil_to_uint8(image, image_size).numpy()
+    except _SkipImage:
+        raise
+    except Exception as error:  # PIL raises many types for broken files
+        raise _SkipImage(f"could not be read as an image ({type(error).__name__})") from None
+
+
+# --- classes and the split --------------------------------------------------------
+
+
+def _check_classes(
+    classes: list[str],
+    images: dict[str, list[np.ndarray]],
+    skipped: list[tuple[str, str]],
+) -> None:
+    if not classes:
+        raise UploadError(
+            "No class folders with images were found. The zip should hold one folder "
+            "per class, each with that class's images."
+            + _skipped_hint(skipped)
+        )
+    if len(classes) == 1:
+        raise UploadError(
+            f"Only one class was found ('{classes[0]}'). A classifier needs at least two "
+            "classes: add a second folder of images."
+        )
+    empty = [c for c in classes if not images.get(c)]
+    if empty:
+        raise UploadError(
+            f"These class folders hold no usable images: {', '.join(empty)}. "
+            "Add images to them or remove them." + _skipped_hint(skipped)
+        )
+    too_few = [c for c in classes if len(images[c]) < 2]
+    if too_few:
+        raise UploadError(
+            f"These classes have only one usable image: {', '.join(too_few)}. Each class "
+            "needs at least two (one to train on, one to check the result)."
+        )
+
+
+def _skipped_hint(skipped: list[tuple[str, str]]) -> str:
+    if not skipped:
+        return ""
+    path, reason = skipped[0]
+    return f" ({len(skipped)} files were skipped, e.g. '{path}': {reason}.)"
+
+
+def _split(
+    classes: list[str],
+    images: dict[str, list[np.ndarray]],
+    skipped: list[tuple[str, str]],
+    per_class: int | None,
+    val_per_class: int | None,
+    seed: int,
+) -> ImageData:
+    """Shuffle each class with the seed, hold out val images, stack into tensors."""
+    rng = np.random.default_rng(seed)
+    train_x, train_y, val_x, val_y = [], [], [], []
+    for label, name in enumerate(classes):
+        pool = images[name]
+        order = rng.permutation(len(pool))
+        n_val = val_per_class if val_per_class is not None else max(1, len(pool) // 5)
+        n_val = min(n_val, len(pool) - 1)  # always leave one image to train on
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        if per_class is not None:
+            train_idx = train_idx[:per_class]
+        val_x += [pool[i] for i in val_idx]
+        train_x += [pool[i] for i in train_idx]
+        val_y += [label] * len(val_idx)
+        train_y += [label] * len(train_idx)
+    return ImageData(
+        classes=list(classes),
+        train_x=torch.from_numpy(np.stack(train_x)),  # (N, 3, S, S) uint8
+        train_y=torch.tensor(train_y, dtype=torch.int64),
+        val_x=torch.from_numpy(np.stack(val_x)) if val_x else _empty_images(train_x),
+        val_y=torch.tensor(val_y, dtype=torch.int64),
+        skipped=list(skipped),
+    )
+
+
+def _empty_images(like: list[np.ndarray]) -> torch.Tensor:
+    return torch.zeros((0, *like[0].shape), dtype=torch.uint8)
