@@ -1,0 +1,236 @@
+"""`python -m tlcore <command>`: the engine from a terminal, same configs, same events.
+
+Commands here: finetune, compare, prefetch, list. Other modules add theirs (pretrain,
+matrix, sweep, bench, ...) by defining `register_cli(subparsers)` and being listed in
+COMMAND_MODULES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from tlcore.config import RunConfig, config_fields
+
+COMMAND_MODULES = ["tlcore.bench"]  # modules that add subcommands through register_cli(subparsers)
+
+
+# ----------------------------------------------------------------------------- shared pieces
+
+def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One --flag per RunConfig field, with its help text, range and default."""
+    group = parser.add_argument_group("run settings (RunConfig)")
+    for name, default, meta in config_fields():
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        help_text = meta["help"]
+        if meta.get("lo") is not None:
+            help_text += f" [{meta['lo']:g}..{meta['hi']:g}]"
+        if isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        else:
+            group.add_argument(flag, type=type(default), default=default, choices=meta.get("choices"),
+                               help=help_text + " (default: %(default)s)")
+
+
+def config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:
+    values = {name: getattr(args, name) for name, _, _ in config_fields() if hasattr(args, name)}
+    values.update(overrides)
+    return RunConfig(**values)
+
+
+class ProgressPrinter:
+    """An `emit` that draws a tqdm progress bar from the event stream."""
+
+    def __init__(self, label: str = "", quiet: bool = False):
+        self.label, self.quiet, self.bar, self.history = label, quiet, None, []
+
+    def __call__(self, event) -> None:
+        from tqdm import tqdm
+
+        from tlcore.events import Cancelled, Done, EvalEvent, Failed, Started, StepEvent
+
+        self.history.append(event)
+        if self.quiet:
+            return
+        if isinstance(event, Started):
+            self.bar = tqdm(total=event.total_steps, desc=self.label or "train", unit="step", leave=True,
+                            dynamic_ncols=True, file=sys.stderr)
+            from tlcore.strategies import trainable_readout
+
+            tqdm.write(f"{self.label} on {event.device}: {event.train_size} train / {event.val_size} val, "
+                       f"{trainable_readout(event.trainable_params, event.total_params)}, "
+                       f"frozen: {', '.join(event.frozen) or 'none'}"
+                       + (f", features cached through {event.cached_depth} group(s)" if event.cached_depth else ""),
+                       file=sys.stderr)
+        elif isinstance(event, StepEvent) and self.bar is not None:
+            self.bar.update(event.step - self.bar.n)
+            self.bar.set_postfix(loss=f"{event.loss:.3f}")
+        elif isinstance(event, EvalEvent):
+            tqdm.write(f"  epoch {event.epoch}: val/loss {event.val_loss:.3f}  val/acc {event.val_acc:.3f}  "
+                       f"train/acc {event.train_acc:.3f}  {event.images_per_s:.0f} img/s", file=sys.stderr)
+        elif isinstance(event, (Done, Failed, Cancelled)) and self.bar is not None:
+            self.bar.close()
+        if isinstance(event, Failed):
+            print(f"error: {event.message}", file=sys.stderr)
+
+
+def _split_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+# ----------------------------------------------------------------------------- commands
+
+def cmd_finetune(args) -> int:
+    from tlcore.events import History
+    from tlcore.trainer import run
+
+    config = config_from_args(args)
+    history, printer = History(config.to_dict()), ProgressPrinter(config.strategy)
+    result = run(config, lambda e: (history.append(e), printer(e)))
+    if result is None:
+        return 1
+    print(f"val/acc {result['val_acc']:.4f}  best {result['best_val_acc']:.4f}  "
+          f"{result['seconds']:.1f} s  {result['images_per_s']:.0f} img/s")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        snap = history.snapshot()
+        snap.to_csv(out / "history.csv")
+        snap.to_json(out / "history.json")
+        (out / "config.json").write_text(config.to_json(), encoding="utf-8")
+        print(f"wrote {out}/history.csv, history.json, config.json")
+    return 0
+
+
+def compare(base: RunConfig, strategies: list[str], *, quiet: bool = False) -> list[dict]:
+    """Run several strategies on the same data and seed; one row per strategy."""
+    from tlcore import datasets
+    from tlcore.trainer import run
+
+    data = None
+    if base.task == "image":  # load once: every strategy sees exactly the same examples
+        data = datasets.load_dataset(base.dataset, per_class=base.per_class, image_size=base.image_size,
+                                     seed=base.seed, val_per_class=base.val_per_class, root=base.data_root)
+    rows = []
+    for name in strategies:
+        config = base.replace(strategy=name)
+        printer = ProgressPrinter(name, quiet=quiet)
+        result = run(config, printer, data=data) if data is not None else run(config, printer)
+        row = {"strategy": name, "val_acc": None, "best_val_acc": None, "seconds": None, "trainable_params": None}
+        if result:
+            row.update({k: result[k] for k in ("val_acc", "best_val_acc", "seconds", "trainable_params", "total_params")})
+            row["images_per_s"] = result["images_per_s"]
+        else:
+            row["error"] = next((getattr(e, "message", "") for e in printer.history[::-1]), "cancelled")
+        rows.append(row)
+    return rows
+
+
+def cmd_compare(args) -> int:
+    import pandas as pd
+
+    base = config_from_args(args)
+    names = _split_list(args.strategies)
+    for n in names:  # validate every name before spending any time
+        base.replace(strategy=n)
+    table = pd.DataFrame(compare(base, names))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    return 0 if "error" not in table else 1
+
+
+def cmd_prefetch(args) -> int:
+    from tlcore import backbones, datasets
+
+    failures = 0
+    for name in _split_list(args.backbones):
+        try:
+            spec = backbones.get(name)
+            if spec.family == "text":
+                from tlcore import text
+
+                print(text.prefetch_text([name]))
+            elif spec.pretrained_on == "synthetic":
+                print(f"{name}: ships in assets/, nothing to fetch")
+            else:
+                backbones.load_imagenet_state(spec)
+                print(f"{name}: cached at {backbones.weights_path(spec)}")
+        except (backbones.WeightsUnavailable, ValueError, OSError) as e:
+            failures += 1
+            print(f"{name}: {e}", file=sys.stderr)
+    for name in _split_list(args.datasets):
+        try:
+            print(datasets.prefetch(name))
+        except (datasets.DatasetUnavailable, ValueError, OSError, RuntimeError) as e:
+            failures += 1
+            print(f"{name}: {e}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_list(args) -> int:
+    from tlcore import backbones, datasets
+
+    print("backbones:")
+    for name in backbones.names():
+        spec = backbones.get(name)
+        print(f"  {name:<24} {spec.family:<6} {spec.title}  [{'cached' if backbones.weights_cached(name) else 'not cached'}]")
+    print("datasets:")
+    for name in datasets.names():
+        spec = datasets.get(name)
+        sims = ", ".join(f"{k}: {v}" for k, v in spec.similarity.items())
+        print(f"  {name:<18} {spec.task:<5} {spec.kind:<11} {spec.title}  ({sims})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tlcore", description="Transfer Learning Studio's engine.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("finetune", help="fine-tune one backbone on one dataset with one strategy",
+                       description="Fine-tune one backbone on one dataset with one strategy; prints progress and the result.")
+    add_config_args(p)
+    p.add_argument("--out", default="", help="folder for history.csv, history.json and config.json")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("compare", help="race several strategies on the same data and seed",
+                       description="Race several strategies on the same data and seed; prints one results table.")
+    p.add_argument("--strategies", default="scratch,linear_probe,partial,full",
+                   help="comma-separated strategies (default: %(default)s)")
+    add_config_args(p, skip=("strategy",))
+    p.add_argument("--out", default="", help="CSV file for the results table")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("prefetch", help="download weights and datasets into the caches before class",
+                       description="Fill the standard caches (torchvision/Hugging Face weights, datasets) "
+                                   "so a class works without internet.")
+    p.add_argument("--backbones", default="", help="comma-separated backbones, e.g. resnet18,vit_b_16")
+    p.add_argument("--datasets", default="", help="comma-separated datasets, e.g. cifar10,eurosat")
+    p.set_defaults(func=cmd_prefetch)
+
+    p = sub.add_parser("list", help="list registered backbones and datasets")
+    p.set_defaults(func=cmd_list)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:  # bad settings: one clear line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

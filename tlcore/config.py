@@ -1,0 +1,134 @@
+"""RunConfig: every setting of one fine-tuning run, validated on creation.
+
+One frozen dataclass owns a run's settings. Each field carries its help text, which becomes
+the CLI's --help and the app's tooltips. A config round-trips through JSON (saved with the
+results) and prints as the equivalent `python -m tlcore finetune ...` command.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any
+
+STRATEGIES = ("scratch", "linear_probe", "partial", "full", "full_llrd", "gradual", "lora")
+AUGMENTS = ("none", "flip", "crop_flip")
+OPTIMIZERS = ("adamw", "sgd")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRETRAINED = ("auto", "yes", "no")
+
+
+def _f(default, help: str, choices: tuple | None = None, lo=None, hi=None):
+    """A dataclass field with its help text (and range) kept beside it."""
+    return field(default=default, metadata={"help": help, "choices": choices, "lo": lo, "hi": hi})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # --- what to train ---
+    task: str = _f("image", "image or text: which kind of model and data", ("image", "text"))
+    backbone: str = _f("studio_resnet", "backbone from the registry (python -m tlcore list)")
+    pretrained: str = _f("auto", "start from pretrained weights: auto (if available, else the offline backbone), yes (fail if unavailable), no (random init)", PRETRAINED)
+    dataset: str = _f("digits", "dataset from the registry (python -m tlcore list), or 'folder' with --data-root")
+    data_root: str = _f("", "folder with one sub-folder per class (dataset 'folder'), or a CSV file for text")
+    per_class: int = _f(20, "training examples per class (the dataset-size axis of the matrix)", lo=1, hi=100_000)
+    val_per_class: int = _f(30, "held-out validation examples per class", lo=1, hi=100_000)
+    image_size: int = _f(64, "images are resized to this many pixels square", lo=8, hi=512)
+    # --- how to transfer ---
+    strategy: str = _f("partial", "scratch | linear_probe (frozen body) | partial (freeze first k groups) | full | full_llrd (layer-wise lr decay) | gradual (unfreeze one group per epoch) | lora (text)", STRATEGIES)
+    freeze_depth: int = _f(2, "partial: number of leading layer groups frozen (0 = none)", lo=0, hi=100)
+    lr: float = _f(1e-3, "base learning rate of the body (0 < lr <= 1)", lo=1e-7, hi=1.0)
+    head_lr_mult: float = _f(10.0, "the new head learns this many times faster than the body", lo=0.01, hi=1000.0)
+    layer_decay: float = _f(0.7, "full_llrd: each group one step shallower gets lr times this (0 < d <= 1)", lo=0.01, hi=1.0)
+    bn_frozen_eval: bool = _f(True, "keep BatchNorm in frozen groups in eval mode (off shows the trap: statistics drift although weights are frozen)")
+    # --- the optimisation ---
+    epochs: int = _f(3, "passes over the training set", lo=1, hi=500)
+    batch_size: int = _f(64, "examples per optimiser step", lo=1, hi=4096)
+    optimizer: str = _f("adamw", "adamw or sgd (momentum 0.9)", OPTIMIZERS)
+    weight_decay: float = _f(1e-4, "L2 penalty on trainable weights", lo=0.0, hi=1.0)
+    augment: str = _f("flip", "on-device augmentation: none | flip | crop_flip (crop_flip disables feature caching)", AUGMENTS)
+    seed: int = _f(0, "seed for data split, init and batch order", lo=0, hi=2**31 - 1)
+    device: str = _f("auto", "auto picks cuda > mps > cpu", DEVICES)
+    cache_features: bool = _f(True, "compute a frozen prefix's features once and train only the rest")
+    log_every: int = _f(0, "log loss and gradient norms every N steps (0 = about 200 points per run)", lo=0, hi=100_000)
+    # --- text models ---
+    max_length: int = _f(128, "text: longest tokenised sentence kept", lo=8, hi=4096)
+    lora_r: int = _f(8, "text, strategy lora: rank of the adapter matrices", lo=1, hi=512)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            if isinstance(f.default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"{f.name} must be true or false, got {value!r}")
+                continue
+            if isinstance(f.default, (int, float)) and not isinstance(value, bool):
+                if not isinstance(value, (int, float)):
+                    raise ValueError(f"{f.name} must be a number, got {value!r}")
+                if isinstance(f.default, int) and not isinstance(f.default, bool) and int(value) != value:
+                    raise ValueError(f"{f.name} must be a whole number, got {value!r}")
+                lo, hi = meta.get("lo"), meta.get("hi")
+                if lo is not None and not (lo <= value <= hi):
+                    raise ValueError(f"{f.name} must be between {lo:g} and {hi:g}, got {value!r}")
+            if meta.get("choices") and value not in meta["choices"]:
+                raise ValueError(f"{f.name} must be one of {', '.join(meta['choices'])}; got {value!r}")
+        from tlcore import backbones, datasets  # late: the registries import heavy modules
+
+        if self.backbone not in backbones.names() and not backbones.is_local_model_dir(self.backbone):
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of: {', '.join(backbones.names())}")
+        if self.dataset not in datasets.names():
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(datasets.names())}")
+        spec_task = backbones.task_of(self.backbone)
+        if spec_task != self.task:
+            raise ValueError(f"backbone {self.backbone!r} is a {spec_task} model but task is {self.task!r}")
+        if datasets.get(self.dataset).task != self.task:
+            raise ValueError(f"dataset {self.dataset!r} is for {datasets.get(self.dataset).task} models but task is {self.task!r}")
+        if self.strategy == "lora" and self.task != "text":
+            raise ValueError("strategy 'lora' is for text models; for images use partial or full")
+
+    # --- round trips ---
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes) -> "RunConfig":
+        return replace(self, **changes)
+
+    def to_cli(self) -> str:
+        """The equivalent command line: only settings that differ from the defaults."""
+        parts = ["python", "-m", "tlcore", "finetune"]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == f.default:
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if isinstance(value, bool):
+                parts.append(flag if value else "--no-" + f.name.replace("_", "-"))
+            else:
+                parts += [flag, str(value)]
+        return shlex.join(parts)
+
+
+def help_of(name: str) -> str:
+    """The help text of a RunConfig field (CLI --help and app tooltips)."""
+    return next(f.metadata["help"] for f in fields(RunConfig) if f.name == name)
+
+
+def config_fields():
+    """(name, default, metadata) of every field, for building CLIs and forms."""
+    return [(f.name, f.default if f.default is not MISSING else None, f.metadata) for f in fields(RunConfig)]

@@ -1,0 +1,319 @@
+"""The dataset registry: offline samples, torchvision downloads and folders on disk.
+
+Every image dataset loads into one shape, ImageData: uint8 tensors (N, 3, S, S) for a
+train and a validation split, drawn per class with a seed, so that "5 examples per class"
+means the same thing for every source. Small sets then live on the device whole and
+batches are index slices (see tlcore.trainer).
+
+Each entry is tagged with its similarity to each pretraining source ("imagenet" for
+torchvision's weights, "synthetic" for the studio's own backbone) and a one-line reason:
+that tag is the similarity axis of the strategy matrix.
+
+Not for: augmentation or batching (tlcore.trainer), text data (tlcore.text registers its own).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+CACHE_DIR = Path(os.environ.get("TLCORE_DATA", Path.home() / ".cache" / "tlcore" / "datasets"))
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class DatasetUnavailable(RuntimeError):
+    """A download set is not cached and cannot be fetched; the message says what to do."""
+
+
+@dataclass
+class ImageData:
+    classes: list[str]
+    train_x: torch.Tensor  # (N, 3, S, S) uint8
+    train_y: torch.Tensor  # (N,) int64
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) left out
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    title: str
+    task: str  # "image" or "text"
+    kind: str  # "offline", "torchvision", "folder", "csv"
+    similarity: dict  # pretraining source -> "similar" | "different"
+    reason_en: str
+    reason_ko: str
+    load: Callable  # keyword-only (per_class, val_per_class, image_size, seed, root) -> data
+    max_per_class: int = 0  # 0 = no known limit
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"dataset {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> DatasetSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(names())}") from None
+
+
+def names(task: str | None = None, kind: str | None = None) -> list[str]:
+    return [n for n, s in _REGISTRY.items() if (task is None or s.task == task) and (kind is None or s.kind == kind)]
+
+
+def similarity(dataset: str, pretrained_on: str) -> str:
+    """'similar' or 'different': how close a dataset is to a backbone's pretraining data."""
+    return get(dataset).similarity.get(pretrained_on, "different")
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_load(name, per_class, val_per_class, image_size, seed, root):
+    return get(name).load(per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed, root=root)
+
+
+def load_dataset(name: str, *, per_class: int, image_size: int, seed: int = 0, val_per_class: int = 30,
+                 root: str = "") -> ImageData:
+    """Load a registered dataset; repeated identical calls (a strategy race) reuse one copy."""
+    if per_class < 1 or val_per_class < 1:
+        raise ValueError("examples per class and validation examples per class must be at least 1")
+    return _cached_load(name, per_class, val_per_class, image_size, seed, str(root or ""))
+
+
+# ----------------------------------------------------------------------------- shared pieces
+
+def split_per_class(labels: np.ndarray, per_class: int, val_per_class: int, seed: int,
+                    name: str = "dataset") -> tuple[np.ndarray, np.ndarray]:
+    """Seeded indices: val_per_class of each class held out first, then up to per_class for training.
+
+    Validation is taken first so that changing the training size never changes the test.
+    """
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        if len(idx) < val_per_class + 1:
+            raise ValueError(
+                f"{name}: class {c} has only {len(idx)} examples; lower the validation size "
+                f"(val_per_class={val_per_class}) so that at least one is left for training"
+            )
+        val.extend(idx[:val_per_class])
+        train.extend(idx[val_per_class:val_per_class + per_class])
+    return np.array(train), np.array(val)
+
+
+def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, h, w) uint8 or float -> (N, 3, size, size) uint8, bilinear with antialiasing."""
+    x = x.float()
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp_(0, 255).to(torch.uint8)
+
+
+def from_arrays(classes, x: torch.Tensor, y: np.ndarray, *, per_class, val_per_class, image_size, seed,
+                name="dataset") -> ImageData:
+    """Split (N, C, h, w) images with labels y into an ImageData at the requested size."""
+    tr, va = split_per_class(np.asarray(y), per_class, val_per_class, seed, name)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    return ImageData(list(classes), resize_batch(x[tr], image_size), y[tr], resize_batch(x[va], image_size), y[va])
+
+
+def pil_to_uint8(img, size: int) -> torch.Tensor:
+    """A PIL image -> (3, size, size) uint8: RGB, centre-cropped to a square, resized."""
+    from PIL import ImageOps
+
+    img = ImageOps.exif_transpose(img).convert("RGB")
+    img = ImageOps.fit(img, (size, size))
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def images_from_files(files_by_class: dict[str, list], *, per_class, val_per_class, image_size, seed,
+                      open_file=None, min_classes: int = 2) -> ImageData:
+    """Decode image files grouped by class into an ImageData, skipping what is not an image.
+
+    files_by_class: class name -> list of paths (or names that `open_file` opens as a binary file).
+    Corrupt and non-image files are listed in `skipped` with the reason; a class left with
+    no usable image, or fewer than two classes, is refused with a message saying what to do.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    open_file = open_file or (lambda p: open(p, "rb"))
+    images, labels, skipped, classes = [], [], [], sorted(files_by_class)
+    if len(classes) < min_classes:
+        raise ValueError(
+            f"found {len(classes)} class folder(s) ({', '.join(classes) or 'none'}); a classifier needs at least "
+            f"{min_classes}: put each class's images in its own sub-folder"
+        )
+    for label, cls in enumerate(classes):
+        good = 0
+        for f in sorted(files_by_class[cls], key=str):
+            if Path(str(f)).suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append((str(f), "not an image file (by its extension)"))
+                continue
+            try:
+                with open_file(f) as fh, Image.open(fh) as img:
+                    img.load()
+                    images.append(pil_to_uint8(img, image_size))
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+                skipped.append((str(f), f"cannot be read as an image ({type(e).__name__})"))
+                continue
+            labels.append(label)
+            good += 1
+        if good == 0:
+            raise ValueError(f"class {cls!r} has no readable images; add images to it or remove the folder")
+    counts = np.bincount(np.array(labels), minlength=len(classes))
+    val_per_class = min(val_per_class, int(counts.min()) - 1)
+    if val_per_class < 1:
+        small = classes[int(counts.argmin())]
+        raise ValueError(f"class {small!r} has only {int(counts.min())} readable image; each class needs at least 2 (one to train, one to test)")
+    data = from_arrays(classes, torch.stack(images), np.array(labels), per_class=per_class,
+                       val_per_class=val_per_class, image_size=image_size, seed=seed)
+    data.skipped = skipped
+    return data
+
+
+def load_folder(*, per_class, val_per_class, image_size, seed, root) -> ImageData:
+    """An image folder on disk: one sub-folder per class (ImageFolder layout)."""
+    root = Path(root or "")
+    if not str(root) or not root.is_dir():
+        raise ValueError(f"dataset folder {str(root)!r} does not exist; give a folder with one sub-folder per class")
+    files = {d.name: [p for p in sorted(d.rglob("*")) if p.is_file()] for d in sorted(root.iterdir())
+             if d.is_dir() and not d.name.startswith(".")}
+    return images_from_files(files, per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed)
+
+
+# ----------------------------------------------------------------------------- offline sets
+
+def load_digits_arrays() -> tuple[torch.Tensor, np.ndarray]:
+    """scikit-learn's 1,797 real handwritten digits (8x8, 0..16), shipped inside the package."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(d.images.astype(np.float32) * (255.0 / 16.0)).unsqueeze(1)  # (N, 1, 8, 8)
+    return x, d.target
+
+
+def load_digits(*, per_class, val_per_class, image_size, seed, root="") -> ImageData:
+    x, y = load_digits_arrays()
+    return from_arrays([str(i) for i in range(10)], x, y, per_class=per_class, val_per_class=val_per_class,
+                       image_size=image_size, seed=seed, name="digits")
+
+
+def _procedural(fn_name: str):
+    def load(*, per_class, val_per_class, image_size, seed, root="") -> ImageData:
+        from tlcore import procedural
+
+        classes, tx, ty, vx, vy = getattr(procedural, fn_name)(
+            per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed)
+        return ImageData(list(classes), tx, ty, vx, vy)
+
+    return load
+
+
+# ----------------------------------------------------------------------------- torchvision sets
+
+def _torchvision(cls_name: str, split_kw: dict, classes_attr: str = "classes"):
+    """A torchvision dataset: downloaded on demand into CACHE_DIR, then sampled per class."""
+
+    def load(*, per_class, val_per_class, image_size, seed, root=""):
+        import torchvision.datasets as tvd
+
+        base = Path(root) if root else CACHE_DIR / cls_name.lower()
+        cls = getattr(tvd, cls_name)
+        try:
+            ds = cls(str(base), download=False, **split_kw)
+        except (RuntimeError, FileNotFoundError):
+            from tlcore.backbones import host_reachable
+
+            url = "https://download.pytorch.org" if cls_name != "CIFAR10" else "https://www.cs.toronto.edu"
+            if not host_reachable(url):
+                raise DatasetUnavailable(
+                    f"{cls_name} is not downloaded and this machine is offline: run `python -m tlcore prefetch "
+                    f"--datasets {cls_name.lower()}` when online, or pick an offline dataset (digits, synthetic_novel)"
+                ) from None
+            ds = cls(str(base), download=True, **split_kw)
+        labels = np.array(_labels_of(ds))
+        tr, va = split_per_class(labels, per_class, val_per_class, seed, cls_name)
+        pick = lambda idx: torch.stack([pil_to_uint8(ds[int(i)][0], image_size) for i in idx])  # noqa: E731
+        classes = getattr(ds, classes_attr, None) or [str(c) for c in sorted(set(labels))]
+        return ImageData(list(classes), pick(tr), torch.as_tensor(labels[tr]), pick(va), torch.as_tensor(labels[va]))
+
+    return load
+
+
+def _labels_of(ds) -> list[int]:
+    for attr in ("targets", "_labels", "labels", "_samples"):
+        if hasattr(ds, attr):
+            val = getattr(ds, attr)
+            return [int(v[1]) if isinstance(v, tuple) else int(v) for v in val]
+    return [int(ds[i][1]) for i in range(len(ds))]
+
+
+def prefetch(name: str) -> str:
+    """Download a torchvision dataset into the cache now (before class)."""
+    spec = get(name)
+    if spec.kind != "torchvision":
+        return f"{name}: offline, nothing to fetch"
+    data = spec.load(per_class=1, val_per_class=1, image_size=32, seed=0, root="")
+    return f"{name}: ready ({data.num_classes} classes) in {CACHE_DIR}"
+
+
+_S, _D = "similar", "different"
+register_dataset(DatasetSpec(
+    "digits", "Handwritten digits (scikit-learn, real, 10 classes)", "image", "offline",
+    {"imagenet": _D, "synthetic": _D},
+    "Real 8x8 greyscale pen strokes: unlike photos and unlike the synthetic fractals.",
+    "8x8 흑백 손글씨 획: 사진과도, 합성 프랙탈과도 다릅니다.", load_digits, max_per_class=140,
+))
+register_dataset(DatasetSpec(
+    "synthetic_novel", "Novel synthetic patterns (10 unseen classes of the pretraining families)", "image", "offline",
+    {"imagenet": _D, "synthetic": _S},
+    "New classes drawn by the same generators the offline backbone was pretrained on.",
+    "오프라인 백본을 사전 학습한 생성기로 그린, 처음 보는 클래스입니다.", _procedural("similar_target"),
+))
+register_dataset(DatasetSpec(
+    "digits_textured", "Digits on textured colour backgrounds (shifted domain)", "image", "offline",
+    {"imagenet": _D, "synthetic": _D},
+    "The same real digits pasted on coloured textures: a domain shift from plain digits.",
+    "같은 손글씨 숫자를 색 질감 배경 위에 얹었습니다: 평범한 숫자에서의 도메인 이동입니다.", _procedural("textured_digits"),
+))
+register_dataset(DatasetSpec(
+    "folder", "Your image folder (one sub-folder per class)", "image", "folder",
+    {"imagenet": _S, "synthetic": _D},
+    "Your own photos: assumed similar to ImageNet's photos; change it if they are not.",
+    "직접 준비한 사진: ImageNet 사진과 비슷하다고 가정합니다. 아니라면 바꾸세요.", load_folder,
+))
+for _name, _cls, _kw, _sim, _en, _ko in [
+    ("cifar10", "CIFAR10", {"train": True}, _S, "Small photos of everyday objects and animals, like ImageNet's.",
+     "일상 사물과 동물의 작은 사진으로 ImageNet과 비슷합니다."),
+    ("flowers102", "Flowers102", {"split": "train"}, _S, "Photos of flowers; ImageNet has many plant photos.",
+     "꽃 사진이며, ImageNet에도 식물 사진이 많습니다."),
+    ("oxford_pets", "OxfordIIITPet", {"split": "trainval"}, _S, "Photos of cats and dogs; ImageNet has over 100 dog breeds.",
+     "고양이와 개 사진이며, ImageNet에는 개 품종만 100가지가 넘습니다."),
+    ("eurosat", "EuroSAT", {}, _D, "Satellite views of land use, seen from above: far from ImageNet's photos.",
+     "위에서 내려다본 위성 사진으로 ImageNet 사진과 거리가 멉니다."),
+    ("fashion_mnist", "FashionMNIST", {"train": True}, _D, "28x28 greyscale clothing silhouettes, not photos.",
+     "28x28 흑백 옷 실루엣으로 사진이 아닙니다."),
+]:
+    register_dataset(DatasetSpec(
+        _name, _cls, "image", "torchvision", {"imagenet": _sim, "synthetic": _D}, _en, _ko, _torchvision(_cls, _kw),
+    ))

@@ -1,0 +1,187 @@
+"""The job queue: training runs in a worker thread, never in the page's script thread.
+
+A Streamlit rerun (any click) would kill a loop running in the script thread, so pages
+only submit jobs and poll snapshots. One queue per server process, one worker per device:
+jobs beyond it wait and can see their place in the line. Each owner (browser session) has
+at most one active job. Stop is a flag the trainer checks every step. A job whose page has
+stopped polling (no heartbeat for `stale_after_s`) is cancelled, so a closed laptop lid
+does not hold the class's GPU.
+
+A job is a list of runs done one after the other on the same data: one run for a
+fine-tune, several for a strategy race.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tlcore.config import RunConfig
+from tlcore.events import Failed, History, HistorySnapshot
+
+RunFn = Callable[..., object]  # (config, emit, should_stop) -> result
+
+
+class JobLimitError(RuntimeError):
+    """An owner asked for a second active job."""
+
+
+@dataclass
+class Job:
+    id: str
+    owner: str
+    configs: list[RunConfig]
+    labels: list[str]
+    histories: list[History]
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    submitted: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    finished: float | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+    stop_requested: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running")
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What a page needs to draw a job, taken under the queue's lock."""
+
+    id: str
+    state: str
+    position: int  # 0 = running or done; 1 = next in line; ...
+    labels: tuple[str, ...]
+    runs: tuple[HistorySnapshot, ...]
+    configs: tuple[RunConfig, ...]
+    elapsed_s: float
+
+    @property
+    def current(self) -> int:
+        """Index of the run in progress (or the last one)."""
+        for i, snap in enumerate(self.runs):
+            if snap.final is None:
+                return i
+        return len(self.runs) - 1
+
+
+class JobQueue:
+    def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
+                 max_finished: int = 200):
+        if run_fn is None:
+            from tlcore.trainer import run as run_fn
+        self._run_fn = run_fn
+        self._jobs: dict[str, Job] = {}
+        self._waiting: list[str] = []
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._ids = itertools.count(1)
+        self.stale_after_s = stale_after_s
+        self.max_finished = max_finished
+        self._threads = [threading.Thread(target=self._work, name=f"tlcore-worker-{i}", daemon=True)
+                         for i in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    # --- called by pages ---
+    def submit(self, configs: RunConfig | list[RunConfig], owner: str, labels: list[str] | None = None) -> str:
+        configs = [configs] if isinstance(configs, RunConfig) else list(configs)
+        if not configs:
+            raise ValueError("nothing to run")
+        labels = labels or [c.strategy for c in configs]
+        with self._lock:
+            if any(j.owner == owner and j.active for j in self._jobs.values()):
+                raise JobLimitError("you already have a run going: stop it or wait for it to finish")
+            job_id = f"job-{next(self._ids)}"
+            self._jobs[job_id] = Job(job_id, owner, configs, labels, [History(c.to_dict()) for c in configs])
+            self._waiting.append(job_id)
+            self._forget_old()
+        self._queue.put(job_id)
+        return job_id
+
+    def get(self, job_id: str, *, heartbeat: bool = True) -> JobView | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if heartbeat:
+                job.last_seen = time.monotonic()
+            position = self._waiting.index(job_id) + 1 if job_id in self._waiting else 0
+            end = job.finished or time.monotonic()
+            return JobView(job.id, job.state, position, tuple(job.labels),
+                           tuple(h.snapshot() for h in job.histories), tuple(job.configs),
+                           end - (job.started or end))
+
+    def heartbeat(self, job_id: str) -> None:
+        with self._lock:
+            if job_id in self._jobs:
+                self._jobs[job_id].last_seen = time.monotonic()
+
+    def cancel(self, job_id: str) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or not job.active:
+                return
+            job.stop_requested = True
+            if job.state == "queued":
+                self._finish(job, "cancelled")
+
+    def active_for(self, owner: str) -> str | None:
+        with self._lock:
+            return next((j.id for j in self._jobs.values() if j.owner == owner and j.active), None)
+
+    def snapshot(self) -> dict[str, int]:
+        """Counts for the sidebar: running and waiting jobs."""
+        with self._lock:
+            states = [j.state for j in self._jobs.values()]
+        return {"running": states.count("running"), "waiting": states.count("queued")}
+
+    # --- the worker ---
+    def _work(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            with self._lock:
+                job = self._jobs.get(job_id)
+                if job is None or job.state != "queued":
+                    continue
+                self._waiting.remove(job_id)
+                job.state, job.started = "running", time.monotonic()
+            self._run_job(job)
+
+    def _should_stop(self, job: Job) -> bool:
+        if job.stop_requested:
+            return True
+        if time.monotonic() - job.last_seen > self.stale_after_s:
+            job.stop_requested = True  # nobody is watching: free the device for others
+        return job.stop_requested
+
+    def _run_job(self, job: Job) -> None:
+        state = "done"
+        for config, history in zip(job.configs, job.histories):
+            try:
+                self._run_fn(config, history.append, lambda: self._should_stop(job))
+            except Exception as e:  # run() reports its own errors; this guards a broken run_fn
+                history.append(Failed(f"{type(e).__name__}: {e}"))
+            final = history.snapshot().final
+            if job.stop_requested:
+                state = "cancelled"
+                break
+            if isinstance(final, Failed) or final is None:
+                state = "failed"
+        with self._lock:
+            self._finish(job, state)
+
+    def _finish(self, job: Job, state: str) -> None:  # caller holds the lock
+        job.state, job.finished = state, time.monotonic()
+        if job.id in self._waiting:
+            self._waiting.remove(job.id)
+
+    def _forget_old(self) -> None:  # caller holds the lock; keeps memory bounded on a class server
+        done = [j for j in self._jobs.values() if not j.active]
+        for j in sorted(done, key=lambda j: j.finished or 0)[: max(0, len(done) - self.max_finished)]:
+            del self._jobs[j.id]

@@ -1,0 +1,389 @@
+"""The instrumented training loop: one readable loop, events out, nothing else.
+
+`fit` knows nothing about the model or the data beyond two small contracts:
+- the model has ordered layer `groups` (nn.ModuleDict) and `param_counts()`;
+- the batch source yields (inputs, targets) and knows how to call the model on them.
+It emits events (tlcore.events) and checks `should_stop()` before every step, so a Stop
+button takes effect within one step.
+
+Speed, because a demo that stalls loses the class:
+- image data lives on the device as uint8; batches are index slices; augmentation runs on
+  the device (TensorSource);
+- a frozen prefix is run once over the data and only the trainable suffix trains;
+- on CUDA: bf16 autocast, channels_last, and one host transfer per logged step.
+
+`run(config)` turns a RunConfig into a whole run: data, model, plan, fit. The app, the CLI,
+the benchmark and the experiments all call it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tlcore import backbones, datasets, strategies
+from tlcore.config import RunConfig
+from tlcore.device import describe_device, pick_device
+from tlcore.events import Cancelled, Done, EvalEvent, Failed, Started, StepEvent
+
+Emit = Callable[[object], None]
+CACHE_BUDGET_BYTES = 2 * 1024**3  # cached features larger than this are not kept
+SHORT_RUN_STEPS = 300  # runs this short estimate BatchNorm statistics as a plain average
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Learning-rate multiplier at optimiser step `step` (0-based):
+    1. linear warm-up from 1/warmup to 1 over the first `warmup` steps;
+    2. cosine decay from 1 towards 0 over the remaining steps.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- image batches
+
+class TensorSource:
+    """A small image dataset kept whole on the device; batches are index slices.
+
+    train_x: (N, 3, S, S) uint8. With a frozen prefix of depth k, `prepare` replaces the
+    images by the prefix's features (computed once, in eval mode, without gradients); with
+    flip augmentation the features of the flipped images are cached too, and each batch
+    picks one of the two per example.
+    """
+
+    def __init__(self, data: datasets.ImageData, device: torch.device, augment: str = "flip",
+                 channels_last: bool = False):
+        self.device, self.augment, self.channels_last = device, augment, channels_last
+        self.train_x = data.train_x.to(device)
+        self.train_y = data.train_y.to(device)
+        self.val_x = data.val_x.to(device)
+        self.val_y = data.val_y.to(device)
+        self.depth = 0  # groups already applied to the stored tensors
+        self.train_flipped = None  # cached features of flipped training images
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train_y)
+
+    @property
+    def n_val(self) -> int:
+        return len(self.val_y)
+
+    def can_cache(self) -> bool:
+        return self.augment in ("none", "flip")
+
+    @torch.no_grad()
+    def prepare(self, model, depth: int, batch_size: int, autocast) -> int:
+        """Run the frozen prefix once over all images; returns the depth actually cached."""
+        if depth == 0 or not self.can_cache() or not hasattr(model, "forward_to"):
+            return 0
+        was_training = model.training
+        model.eval()
+
+        def features(x):
+            outs = []
+            for i in range(0, len(x), batch_size * 4):
+                with autocast():
+                    outs.append(model.forward_to(self._layout(x[i:i + batch_size * 4]), depth))
+            return torch.cat(outs)
+
+        probe = features(self.train_x[:1])
+        copies = 2 if self.augment == "flip" else 1
+        need = probe.element_size() * probe[0].numel() * (self.n_train * copies + self.n_val)
+        if need > CACHE_BUDGET_BYTES:
+            model.train(was_training)
+            return 0
+        train, val = features(self.train_x), features(self.val_x)
+        flipped = features(self.train_x.flip(-1)) if self.augment == "flip" else None
+        self.train_x, self.val_x, self.train_flipped, self.depth = train, val, flipped, depth
+        model.train(was_training)
+        return depth
+
+    def _layout(self, x):
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
+
+    def _augment(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = self.train_x[idx]
+        if self.augment == "none":
+            return x
+        flip = torch.rand(len(idx), generator=generator) < 0.5
+        flip = flip.to(self.device)
+        if self.depth > 0:  # cached features: choose the stored flipped copy per example
+            return torch.where(flip.view(-1, *[1] * (x.ndim - 1)), self.train_flipped[idx], x)
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        if self.augment == "crop_flip":
+            x = random_resized_crop(x, generator)
+        return x
+
+    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator:
+        order = torch.randperm(self.n_train, generator=generator).to(self.device)
+        for i in range(0, self.n_train, batch_size):
+            idx = order[i:i + batch_size]
+            yield self._layout(self._augment(idx, generator)), self.train_y[idx]
+
+    def eval_batches(self, batch_size: int) -> Iterator:
+        for i in range(0, self.n_val, batch_size * 4):
+            yield self._layout(self.val_x[i:i + batch_size * 4]), self.val_y[i:i + batch_size * 4]
+
+    def forward(self, model, inputs):
+        return model.forward_from(inputs, self.depth) if self.depth else model(inputs)
+
+
+def random_resized_crop(x: torch.Tensor, generator: torch.Generator, scale=(0.7, 1.0)) -> torch.Tensor:
+    """Per-example random zoom and shift on the device in one grid_sample: (B,3,S,S) uint8 -> same."""
+    b = x.shape[0]
+    s = torch.empty(b).uniform_(math.sqrt(scale[0]), math.sqrt(scale[1]), generator=generator)
+    tx = (torch.rand(b, generator=generator) * 2 - 1) * (1 - s)
+    ty = (torch.rand(b, generator=generator) * 2 - 1) * (1 - s)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = s, s, tx, ty
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+@dataclass
+class FitOptions:
+    epochs: int
+    batch_size: int
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    bn_frozen_eval: bool = True
+    cache_features: bool = True
+    log_every: int = 0
+    warmup_frac: float = 0.1
+
+
+def _autocast_for(device: torch.device):
+    if device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return lambda: torch.autocast("cpu", enabled=False)
+
+
+def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch.device,
+        emit: Emit, should_stop: Callable[[], bool] = lambda: False, generator: torch.Generator | None = None,
+        classes: tuple[str, ...] = (), started_extra: dict | None = None) -> dict | None:
+    """Train `model` by `plan` on `source`; returns the result dict, or None if cancelled."""
+    generator = generator or torch.Generator().manual_seed(0)
+    autocast = _autocast_for(device)
+    t0 = time.perf_counter()
+    groups = list(model.groups.keys())
+    initial = {n: p.detach().clone() for n, p in model.named_parameters()} if plan.pretrained else None
+
+    # A prefix frozen for the whole run (with BN in eval mode) gives the same features every
+    # epoch: compute them once and train only the suffix.
+    prefix = 0
+    if opts.cache_features and opts.bn_frozen_eval:
+        while prefix < len(groups) - 1 and groups[prefix] in plan.always_frozen:
+            prefix += 1
+    cached = source.prepare(model, prefix, opts.batch_size, autocast)
+
+    optimizer_cls = torch.optim.AdamW if opts.optimizer == "adamw" else torch.optim.SGD
+    extra = {"momentum": 0.9, "nesterov": True} if opts.optimizer == "sgd" else {}
+    param_groups = strategies.param_groups(model, plan, opts.weight_decay)
+    optimizer = optimizer_cls(param_groups, lr=1.0, **extra)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    head = groups[-1]
+
+    steps_per_epoch = math.ceil(source.n_train / opts.batch_size)
+    total = steps_per_epoch * opts.epochs
+    warmup = max(1, int(total * opts.warmup_frac))
+    log_every = opts.log_every or max(1, total // 200)
+    frozen0 = plan.frozen_at(1)
+    if total <= SHORT_RUN_STEPS:
+        average_batchnorm(model, [g for g in groups if g not in plan.always_frozen])
+    trainable, total_params = strategies.count_trainable(model, frozen0)
+    emit(Started(total, opts.epochs, tuple(groups), tuple(frozen0), trainable, total_params, describe_device(device),
+                 source.n_train, source.n_val, tuple(classes), cached, **(started_extra or {})))
+
+    step, last_preds, best_acc, epoch_rates = 0, None, 0.0, []
+    for epoch in range(1, opts.epochs + 1):
+        frozen = plan.frozen_at(epoch)
+        model.train()
+        strategies.set_frozen(model, frozen, bn_frozen_eval=opts.bn_frozen_eval)
+        live = [g for g in groups if g not in frozen]
+        loss_sum = torch.zeros((), device=device)
+        logged_steps, correct = 0, torch.zeros((), device=device, dtype=torch.long)
+        t_epoch = time.perf_counter()
+        for inputs, targets in source.train_batches(epoch, opts.batch_size, generator):
+            if should_stop():
+                emit(Cancelled(step))
+                return None
+            factor = lr_factor(step, total, warmup)
+            for g, base in zip(optimizer.param_groups, base_lrs):
+                g["lr"] = base * factor
+            with autocast():
+                logits = source.forward(model, inputs)  # (B, num_classes)
+                loss = F.cross_entropy(logits.float(), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norms = strategies.grad_norms_by_group(model, live)  # (len(live),), stays on the device
+            optimizer.step()
+            step += 1
+            loss_sum += loss.detach()
+            logged_steps += 1
+            correct += (logits.detach().argmax(1) == targets).sum()
+            if step % log_every == 0 or step == total:
+                values = torch.cat([(loss_sum / logged_steps).view(1), norms.float()]).tolist()  # one transfer
+                emit(StepEvent(step, epoch, values[0], plan.lrs.get(head, 0.0) * factor,
+                               dict(zip(live, values[1:])), tuple(frozen)))
+                loss_sum.zero_()
+                logged_steps = 0
+        train_acc = correct.item() / source.n_train
+        epoch_rates.append(source.n_train / (time.perf_counter() - t_epoch))
+        val_loss, val_acc, last_preds = evaluate(model, source, opts.batch_size, autocast)
+        best_acc = max(best_acc, val_acc)
+        emit(EvalEvent(epoch, step, val_loss, val_acc, train_acc, time.perf_counter() - t0, epoch_rates[-1]))
+
+    seconds = time.perf_counter() - t0
+    result = {
+        "val_acc": val_acc, "best_val_acc": best_acc, "val_loss": val_loss, "seconds": seconds,
+        "images_per_s": source.n_train * opts.epochs / seconds, "trainable_params": trainable,
+        "total_params": total_params, "cached_depth": cached, "steps": step,
+        "predictions": last_preds.tolist(), "targets": source.val_y.tolist(),
+        "weight_drift": weight_drift(model, initial) if initial else {},
+    }
+    result["confusion"] = confusion_matrix(result["targets"], result["predictions"], len(classes) or None)
+    return result
+
+
+def average_batchnorm(model, groups: list[str]) -> None:
+    """Make the BatchNorm layers of `groups` keep a plain average of this run's batch statistics.
+
+    With the default momentum (0.1) the running statistics need a few hundred steps to
+    forget their start; a 20-step classroom run would then be evaluated with statistics
+    that never matched its data. momentum=None averages all batches of this run equally.
+    """
+    for name in groups:
+        for m in model.groups[name].modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+                m.momentum = None
+                m.reset_running_stats()
+
+
+@torch.no_grad()
+def evaluate(model, source, batch_size: int, autocast) -> tuple[float, float, torch.Tensor]:
+    """Mean validation loss, accuracy, and the predicted class of every validation example."""
+    model.eval()
+    loss_sum = torch.zeros((), device=source.val_y.device)
+    preds = []
+    for inputs, targets in source.eval_batches(batch_size):
+        with autocast():
+            logits = source.forward(model, inputs)
+        loss_sum += F.cross_entropy(logits.float(), targets, reduction="sum")
+        preds.append(logits.argmax(1))
+    preds = torch.cat(preds)
+    acc = (preds == source.val_y).float().mean()
+    loss, acc = torch.stack([loss_sum / source.n_val, acc]).tolist()
+    return loss, acc, preds.cpu()
+
+
+def weight_drift(model, initial: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per layer group: ||w - w0|| / ||w0|| over its pretrained weights (the head is new: left out)."""
+    out = {}
+    for group, module in list(model.groups.items())[:-1]:
+        diff, base = 0.0, 0.0
+        for name, p in module.named_parameters(prefix=f"groups.{group}"):
+            if name in initial:
+                diff += (p.detach().float() - initial[name].float()).pow(2).sum().item()
+                base += initial[name].float().pow(2).sum().item()
+        if base > 0:
+            out[group] = math.sqrt(diff / base)
+    return out
+
+
+def confusion_matrix(targets: list[int], preds: list[int], n: int | None = None) -> list[list[int]]:
+    """(true class, predicted class) counts."""
+    n = n or (max(targets + preds) + 1)
+    m = np.zeros((n, n), dtype=int)
+    np.add.at(m, (np.asarray(targets), np.asarray(preds)), 1)
+    return m.tolist()
+
+
+# ----------------------------------------------------------------------------- a whole run
+
+def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
+        data: datasets.ImageData | None = None) -> dict | None:
+    """Data, model, plan, fit: one RunConfig to a result. Errors become a Failed event.
+
+    Returns the result dict (also sent as Done), or None when cancelled or failed.
+    """
+    try:
+        if config.task == "text":
+            from tlcore import text
+
+            result = text.run_text(config, emit, should_stop)
+        else:
+            result = _run_image(config, emit, should_stop, data)
+    except (backbones.WeightsUnavailable, datasets.DatasetUnavailable, ValueError) as e:
+        emit(Failed(str(e)))
+        return None
+    except torch.OutOfMemoryError:
+        emit(Failed(f"out of device memory at batch size {config.batch_size} and image size {config.image_size}: "
+                    "lower the batch size or the image size, or choose a smaller backbone"))
+        return None
+    except Exception as e:  # the app must never show a raw traceback; the message still names the error
+        emit(Failed(f"the run stopped with an unexpected error: {type(e).__name__}: {e}"))
+        return None
+    if result is not None:
+        emit(Done(result))
+    return result
+
+
+def _run_image(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
+    device = pick_device(config.device)
+    generator = seed_everything(config.seed)
+    if data is None:
+        data = datasets.load_dataset(config.dataset, per_class=config.per_class, image_size=config.image_size,
+                                     seed=config.seed, val_per_class=config.val_per_class, root=config.data_root)
+    if should_stop():
+        emit(Cancelled(0))
+        return None
+    wants_pretrained = config.strategy != "scratch" and config.pretrained != "no"
+    name, pretrained, note = backbones.resolve_pretrained(config.backbone, config.pretrained if wants_pretrained else "no")
+    torch.manual_seed(config.seed)  # the same head init for every strategy of a race
+    model = backbones.build_model(name, data.num_classes, pretrained=pretrained, image_size=config.image_size)
+    groups = model.group_names
+    if config.strategy == "partial" and config.freeze_depth > len(groups) - 1:
+        raise ValueError(f"{name} has {len(groups) - 1} groups before its head; freeze depth must be 0..{len(groups) - 1}")
+    plan = strategies.make_plan(config.strategy, groups, lr=config.lr, head_lr_mult=config.head_lr_mult,
+                                freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
+    channels_last = device.type == "cuda"
+    model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+    source = TensorSource(data, device, config.augment, channels_last)
+    opts = FitOptions(config.epochs, config.batch_size, config.optimizer, config.weight_decay,
+                      config.bn_frozen_eval, config.cache_features, config.log_every)
+    result = fit(model, plan, source, opts, device=device, emit=emit, should_stop=should_stop,
+                 generator=generator, classes=tuple(data.classes),
+                 started_extra={"pretrained": model.pretrained_from + (f" ({note})" if note else "")})
+    if result is not None:
+        result.update(backbone=name, strategy=config.strategy, classes=list(data.classes), note=note,
+                      pretrained=model.pretrained_from, misclassified=misclassified(data, result))
+    return result
+
+
+def misclassified(data: datasets.ImageData, result: dict, limit: int = 12) -> list[dict]:
+    """Up to `limit` wrong validation predictions with their images (H, W, 3) uint8."""
+    out = []
+    for i, (t, p) in enumerate(zip(result["targets"], result["predictions"])):
+        if t != p:
+            out.append({"image": data.val_x[i].permute(1, 2, 0).numpy(), "true": data.classes[t], "pred": data.classes[p]})
+            if len(out) == limit:
+                break
+    return out
