@@ -1,0 +1,355 @@
+"""Contracts a teacher relies on: frozen means frozen, counts are right, events are in order."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tlcore import backbones, datasets, strategies, trainer
+from tlcore.config import RunConfig
+from tlcore.events import Cancelled, Done, EvalEvent, Failed, History, Started, StepEvent
+
+VISION = backbones.names("vision")
+
+
+def tiny_data(classes=3, per_class=8, size=32, seed=0) -> datasets.ImageData:
+    """Separable coloured squares: class c is mostly channel c."""
+    g = torch.Generator().manual_seed(seed)
+
+    def make(n):
+        y = torch.arange(classes).repeat_interleave(n)
+        x = torch.randint(0, 80, (len(y), 3, size, size), generator=g, dtype=torch.uint8)
+        x[torch.arange(len(y)), y % 3] += 150
+        return x, y
+
+    tx, ty = make(per_class)
+    vx, vy = make(4)
+    return datasets.ImageData([f"c{i}" for i in range(classes)], tx, ty, vx, vy)
+
+
+def fit_plan(model, plan, data, epochs=2, **kw):
+    history = History()
+    source = trainer.TensorSource(data, torch.device("cpu"), kw.pop("augment", "flip"))
+    opts = trainer.FitOptions(epochs=epochs, batch_size=8, log_every=1, **kw)
+    result = trainer.fit(model, plan, source, opts, device=torch.device("cpu"), emit=history.append,
+                         classes=tuple(data.classes))
+    return history.snapshot(), result
+
+
+@pytest.mark.parametrize("name", VISION)
+def test_every_vision_backbone_gives_batch_by_classes(name):
+    size = 32
+    model = backbones.build_model(name, 7, pretrained=False, image_size=size).eval()
+    with torch.no_grad():
+        out = model(torch.randint(0, 255, (2, 3, size, size), dtype=torch.uint8))
+    assert out.shape == (2, 7)
+    counts = model.param_counts()
+    assert list(counts) == model.group_names and model.group_names[-1] == "head"
+    assert len(counts) >= 4 and all(n > 0 for n in counts.values())
+    assert sum(counts.values()) == sum(p.numel() for p in model.parameters())
+    # splitting at any group boundary gives the same logits as the whole network
+    with torch.no_grad():
+        x = torch.rand(2, 3, size, size)
+        k = len(counts) // 2
+        assert torch.allclose(model.forward_from(model.forward_to(x, k), k), model(x), atol=1e-4)
+
+
+def test_registry_refuses_duplicates_and_unknown_names():
+    with pytest.raises(ValueError, match="twice"):
+        backbones.register(backbones.get("resnet18"))
+    with pytest.raises(ValueError, match="unknown backbone"):
+        backbones.get("resnet19")
+    with pytest.raises(ValueError, match="twice"):
+        datasets.register_dataset(datasets.get("digits"))
+
+
+@pytest.mark.parametrize("depth", [0, 2, 4, 5])
+def test_partial_freeze_contract(depth):
+    """Frozen groups (weights and BN statistics) do not move; every trainable group does."""
+    torch.manual_seed(0)
+    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=32)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plan = strategies.partial(model.group_names, lr=1e-2, head_lr_mult=1.0, freeze_depth=depth)
+    snap, result = fit_plan(model, plan, tiny_data())
+    frozen = model.group_names[:depth]
+    for key, value in model.state_dict().items():
+        group = key.split(".")[1]
+        if key.endswith("num_batches_tracked"):
+            continue
+        if group in frozen:
+            assert torch.equal(value, before[key]), f"{key} moved although {group} is frozen"
+    for group in model.group_names[depth:]:
+        weights = [k for k in before if k.startswith(f"groups.{group}.") and k.endswith("weight")]
+        assert any(not torch.equal(model.state_dict()[k], before[k]) for k in weights), f"{group} did not train"
+    trainable = sum(n for g, n in model.param_counts().items() if g not in frozen)
+    assert snap.started.trainable_params == result["trainable_params"] == trainable
+    assert trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_bn_trap_switch_lets_frozen_statistics_drift():
+    torch.manual_seed(0)
+    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=32)
+    stem_mean = model.groups["stem"][1].running_mean.clone()
+    plan = strategies.linear_probe(model.group_names, lr=1e-2, head_lr_mult=1.0)
+    fit_plan(model, plan, tiny_data(), bn_frozen_eval=False)
+    assert not torch.equal(model.groups["stem"][1].running_mean, stem_mean)
+    assert not model.groups["stem"][1].weight.requires_grad  # the weights stayed frozen all along
+
+
+def test_grad_norms_present_for_trainable_absent_for_frozen_and_events_in_order():
+    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=32)
+    plan = strategies.partial(model.group_names, lr=1e-2, head_lr_mult=1.0, freeze_depth=3)
+    snap, result = fit_plan(model, plan, tiny_data(), epochs=2)
+    kinds = [type(e) for e in snap.events]
+    assert kinds[0] is Started
+    assert EvalEvent in kinds
+    steps = snap.steps
+    assert [s.step for s in steps] == list(range(1, len(steps) + 1))
+    assert all(set(s.grad_norms) == {"stage3", "stage4", "head"} for s in steps)
+    assert all(v > 0 and v == v for s in steps for v in s.grad_norms.values())
+    assert all(set(s.frozen) == {"stem", "stage1", "stage2"} for s in steps)
+    evals = snap.evals
+    assert [e.epoch for e in evals] == [1, 2]
+    assert all(evals[0].step <= s.step for s in steps if s.epoch == 2)
+    assert result["cached_depth"] == 3  # the frozen prefix ran once, not every epoch
+    df = snap.to_dataframe()
+    assert {"train/loss", "val/loss", "val/acc", "lr", "grad_norm/head"} <= set(df.columns)
+    assert "grad_norm/stem" not in df.columns
+
+
+def test_gradual_unfreezing_unfreezes_one_group_per_epoch():
+    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=32)
+    plan = strategies.gradual(model.group_names, lr=1e-2, head_lr_mult=1.0)
+    snap, _ = fit_plan(model, plan, tiny_data(), epochs=3)
+    by_epoch = {s.epoch: set(s.grad_norms) for s in snap.steps}
+    assert by_epoch[1] == {"head"} and by_epoch[2] == {"stage4", "head"} and by_epoch[3] == {"stage3", "stage4", "head"}
+
+
+def test_layerwise_decay_rates_shrink_towards_the_input():
+    plan = strategies.full_llrd(["stem", "s1", "s2", "head"], lr=1.0, head_lr_mult=10.0, layer_decay=0.5)
+    assert plan.lrs == {"stem": 0.25, "s1": 0.5, "s2": 1.0, "head": 10.0}
+
+
+def test_cancel_stops_within_one_step():
+    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=32)
+    plan = strategies.full(model.group_names, lr=1e-2, head_lr_mult=1.0)
+    history, calls = History(), {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    source = trainer.TensorSource(tiny_data(per_class=40), torch.device("cpu"))
+    result = trainer.fit(model, plan, source, trainer.FitOptions(epochs=5, batch_size=8, log_every=1),
+                         device=torch.device("cpu"), emit=history.append, should_stop=should_stop)
+    snap = history.snapshot()
+    assert result is None and isinstance(snap.final, Cancelled)
+    assert snap.final.step == 3 and len(snap.steps) == 3
+
+
+def test_tiny_fit_on_real_digits_beats_stated_accuracy():
+    """Scratch on scikit-learn's digits at 16 px, 30 per class, 8 epochs: well above chance (10%)."""
+    history = History()
+    cfg = RunConfig(dataset="digits", strategy="scratch", pretrained="no", per_class=30, val_per_class=20,
+                    image_size=16, epochs=8, batch_size=32, lr=3e-3, seed=0)
+    result = trainer.run(cfg, history.append)
+    assert result is not None, history.snapshot().final
+    assert result["val_acc"] >= 0.7
+    assert isinstance(history.snapshot().final, Done)
+    assert sum(map(sum, result["confusion"])) == 200
+
+
+def test_same_seed_same_run():
+    cfg = RunConfig(dataset="digits", strategy="full", pretrained="no", per_class=5, val_per_class=5,
+                    image_size=16, epochs=1, batch_size=16)
+    a, b = trainer.run(cfg, lambda e: None), trainer.run(cfg, lambda e: None)
+    assert a["predictions"] == b["predictions"] and a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+
+
+def test_lr_schedule_warms_up_then_decays():
+    f = [trainer.lr_factor(s, 100, 10) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[9:], f[10:])) and f[-1] < 0.01
+
+
+@pytest.mark.parametrize("sim,size,strategy", [
+    ("similar", "small", "linear_probe"), ("similar", "large", "partial"),
+    ("different", "small", "partial"), ("different", "large", "full"),
+])
+def test_matrix_recommendations(sim, size, strategy):
+    rec = strategies.recommend(sim, size, num_groups=6)
+    assert rec.strategy == strategy
+    assert rec.reason_en and rec.reason_ko and rec.reason_en != rec.reason_ko
+    frozen = {"linear_probe": 5, "full": 0}.get(strategy)
+    if frozen is not None:
+        assert rec.freeze_depth == frozen
+    # the more similar and the smaller, the more is frozen
+    depth = {(s, z): strategies.recommend(s, z).freeze_depth for s in ("similar", "different") for z in ("small", "large")}
+    assert depth[("similar", "small")] > depth[("similar", "large")] >= depth[("different", "small")] > depth[("different", "large")]
+    with pytest.raises(ValueError):
+        strategies.recommend("alike", "small")
+
+
+def test_trainable_readout():
+    assert strategies.trainable_readout(1_200_000, 11_200_000) == "trainable: 1.2M of 11.2M (10.7%)"
+
+
+def test_config_validates_and_round_trips():
+    cfg = RunConfig(strategy="full", lr=3e-4, epochs=5)
+    assert RunConfig.from_json(cfg.to_json()) == cfg
+    assert "--strategy full" in cfg.to_cli() and "--epochs 5" in cfg.to_cli()
+    for bad, match in [({"lr": 0.0}, "lr must be between"), ({"epochs": 0}, "epochs"), ({"strategy": "freeze"}, "strategy must be one of"),
+                       ({"backbone": "nope"}, "unknown backbone"), ({"dataset": "nope"}, "unknown dataset"),
+                       ({"per_class": 2.5}, "whole number")]:
+        with pytest.raises(ValueError, match=match):
+            RunConfig(**bad)
+    with pytest.raises(ValueError, match="unknown setting"):
+        RunConfig.from_dict({"lr": 0.1, "speed": 3})
+
+
+def test_run_reports_bad_freeze_depth_as_failed_event():
+    history = History()
+    cfg = RunConfig(strategy="partial", freeze_depth=9, pretrained="no", per_class=2, val_per_class=2, image_size=16)
+    assert trainer.run(cfg, history.append) is None
+    final = history.snapshot().final
+    assert isinstance(final, Failed) and "freeze depth must be 0..5" in final.message
+
+
+# ----------------------------------------------------------------------------- weights and data
+
+def test_imagenet_weights_load_from_a_prefilled_cache_without_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(backbones, "host_reachable", lambda *a, **k: pytest.fail("must not touch the network"))
+    import torchvision
+
+    reference = torchvision.models.resnet18(weights=None)
+    path = backbones.weights_path(backbones.get("resnet18"))
+    assert path.name == "resnet18-f37072fd.pth" and str(path).startswith(str(tmp_path))
+    path.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), path)
+    assert backbones.weights_cached("resnet18")
+    model = backbones.build_model("resnet18", 4, pretrained=True, image_size=32)
+    assert torch.equal(model.groups["stage2"][0].conv1.weight, reference.layer2[0].conv1.weight)
+    assert model.pretrained_from.startswith("ImageNet")
+
+
+def test_missing_weights_offline_give_one_clear_line_and_a_fallback(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(backbones, "host_reachable", lambda *a, **k: False)
+    with pytest.raises(backbones.WeightsUnavailable, match="prefetch --backbones resnet50"):
+        backbones.build_model("resnet50", 4, pretrained=True, image_size=32)
+    name, pretrained, note = backbones.resolve_pretrained("resnet50", "auto")
+    if backbones.weights_cached("studio_resnet"):
+        assert (name, pretrained) == ("studio_resnet", True) and "offline backbone" in note
+    else:
+        assert (name, pretrained) == ("resnet50", False) and "random init" in note
+    with pytest.raises(backbones.WeightsUnavailable):
+        backbones.resolve_pretrained("resnet50", "yes")
+
+
+def test_torchvision_dataset_from_a_prefilled_cache(tmp_path, monkeypatch):
+    """FashionMNIST's real loader reads idx files we write; no download is attempted."""
+    import numpy as np
+
+    monkeypatch.setattr(datasets, "host_reachable", lambda *a: pytest.fail("no network"), raising=False)
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 60), ("t10k", 10)):
+        images = rng.integers(0, 255, (n, 28, 28), dtype=np.uint8)
+        labels = np.arange(n, dtype=np.uint8) % 10
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            np.array([2051, n, 28, 28], dtype=">i4").tobytes() + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(np.array([2049, n], dtype=">i4").tobytes() + labels.tobytes())
+    data = datasets.get("fashion_mnist").load(per_class=3, val_per_class=2, image_size=32, seed=0, root=str(tmp_path))
+    assert data.num_classes == 10 and data.train_x.shape == (30, 3, 32, 32) and data.val_x.shape == (20, 3, 32, 32)
+    assert data.train_x.dtype == torch.uint8
+
+
+def test_offline_datasets_split_per_class_with_a_seed():
+    a = datasets.load_dataset("digits", per_class=5, val_per_class=10, image_size=24, seed=1)
+    b = datasets.load_dataset("digits", per_class=50, val_per_class=10, image_size=24, seed=1)
+    assert a.train_x.shape == (50, 3, 24, 24) and a.val_x.shape == (100, 3, 24, 24)
+    assert torch.equal(a.val_x, b.val_x)  # the test set does not change with the training size
+    assert torch.bincount(a.train_y).tolist() == [5] * 10
+    assert set(datasets.names(kind="offline", task="image")) >= {"digits", "synthetic_novel", "digits_textured"}
+    sims = {datasets.similarity(n, "synthetic") for n in datasets.names(kind="offline", task="image")}
+    assert sims == {"similar", "different"}
+
+
+def _png(path, color):
+    from PIL import Image
+
+    Image.new("RGB", (12, 10), color).save(path)
+
+
+def test_image_folder_skips_corrupt_and_non_image_files(tmp_path):
+    for cls, color in (("cat", (200, 0, 0)), ("고양이", (0, 200, 0))):
+        (tmp_path / cls).mkdir()
+        for i in range(4):
+            _png(tmp_path / cls / f"{i}.png", color)
+    (tmp_path / "cat" / "broken.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "cat" / "notes.txt").write_text("hello")
+    data = datasets.load_folder(per_class=10, val_per_class=1, image_size=16, seed=0, root=tmp_path)
+    assert data.classes == ["cat", "고양이"] and len(data.train_y) + len(data.val_y) == 8
+    reasons = dict((p.split("/")[-1], r) for p, r in data.skipped)
+    assert "cannot be read" in reasons["broken.png"] and "not an image" in reasons["notes.txt"]
+
+
+def test_image_folder_refuses_empty_class_and_single_class(tmp_path):
+    (tmp_path / "a").mkdir()
+    _png(tmp_path / "a" / "1.png", (1, 2, 3))
+    _png(tmp_path / "a" / "2.png", (1, 2, 3))
+    with pytest.raises(ValueError, match="at least 2"):
+        datasets.load_folder(per_class=5, val_per_class=1, image_size=16, seed=0, root=tmp_path)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.txt").write_text("no images here")
+    with pytest.raises(ValueError, match="'b' has no readable images"):
+        datasets.load_folder(per_class=5, val_per_class=1, image_size=16, seed=0, root=tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        datasets.load_folder(per_class=5, val_per_class=1, image_size=16, seed=0, root=tmp_path / "nope")
+
+
+# ----------------------------------------------------------------------------- CLI and boundaries
+
+def _cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "tlcore", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_finetune_smoke_and_outputs(tmp_path):
+    out = _cli("finetune", "--dataset", "digits", "--per-class", "3", "--val-per-class", "3", "--image-size", "16",
+               "--epochs", "1", "--pretrained", "no", "--strategy", "full", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "val/acc" in out.stdout
+    assert {"history.csv", "history.json", "config.json"} <= {p.name for p in tmp_path.iterdir()}
+    assert RunConfig.from_json((tmp_path / "config.json").read_text()).strategy == "full"
+
+
+def test_cli_bad_values_give_clear_errors():
+    out = _cli("finetune", "--lr", "5")
+    assert out.returncode == 2 and "lr must be between" in out.stderr and "Traceback" not in out.stderr
+    out = _cli("finetune", "--backbone", "resnet19")
+    assert out.returncode == 2 and "unknown backbone 'resnet19'" in out.stderr
+    out = _cli("compare", "--strategies", "scratch,wild")
+    assert out.returncode == 2 and "strategy must be one of" in out.stderr
+    helptext = _cli("finetune", "--help").stdout
+    for flag in ("--freeze-depth", "--per-class", "--layer-decay", "--bn-frozen-eval"):
+        assert flag in helptext
+
+
+def test_cli_compare_prints_one_row_per_strategy():
+    out = _cli("compare", "--strategies", "scratch,linear_probe", "--per-class", "3", "--val-per-class", "3",
+               "--image-size", "16", "--epochs", "1", "--pretrained", "no")
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if ln.strip().startswith(("scratch", "linear_probe"))]
+    assert len(lines) == 2
+
+
+def test_engine_never_imports_streamlit():
+    code = ("import sys, tlcore.trainer, tlcore.jobs, tlcore.cli, tlcore.bench, tlcore.backbones; "
+            "assert 'streamlit' not in sys.modules, 'streamlit imported'; assert 'plotly' not in sys.modules, 'plotly imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
