@@ -1,0 +1,94 @@
+"""Lesson 2: choose a strategy from the similarity x size matrix, see what it freezes."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from studio.i18n import lesson, lesson_text, t
+from studio.jobs_ui import translator
+from studio.widgets import (
+    apply_recommendation,
+    backbone_ui,
+    frozen_groups,
+    group_counts,
+    lr_ui,
+    reason,
+    strategy_ui,
+)
+from tlcore import plots, strategies
+
+st.title(t("page2.title"))
+st.caption(t("page2.subtitle"))
+
+# --- the matrix (seed 004's: similarity first, then size) and the learning-rate advice ---
+matrix_col, advice_col = st.columns([3, 2], gap="large")
+with matrix_col:
+    lesson("strategy", "matrix")
+    chosen = st.session_state.get("cell")
+    header = st.columns([1, 2, 2])
+    header[1].markdown(f"**{t('matrix.col.similar')}**")
+    header[2].markdown(f"**{t('matrix.col.different')}**")
+    for size in ("large", "small"):
+        row = st.columns([1, 2, 2])
+        row[0].markdown(f"**{t(f'matrix.row.{size}')}**")
+        for col, similarity in zip(row[1:], ("similar", "different")):
+            col.button(
+                t(f"matrix.cell.{size}_{similarity}"), key=f"cell:{size}:{similarity}",
+                type="primary" if chosen == (similarity, size) else "secondary",
+                on_click=apply_recommendation, args=(similarity, size), width="stretch",
+                help=t("help.matrix_cell"),
+            )
+    st.caption(t("matrix.rule"))
+with advice_col:
+    lesson("strategy", "learning_rate")
+
+if chosen:
+    similarity, size = chosen
+    groups_now = list(group_counts(st.session_state["backbone"]))
+    rec = strategies.recommend(similarity, size, num_groups=len(groups_now))
+    title, body = lesson_text("strategy", f"{size}_{similarity}")
+    st.success(
+        f"**{title}** → {t(f'strategy.{rec.strategy}')}, {t('freeze.label')} = {rec.freeze_depth}, "
+        f"lr = {rec.lr:g}\n\n{reason(rec)}"
+    )
+else:
+    st.info(t("page2.pick_cell"))
+
+st.divider()
+
+# --- the backbone as layer groups, and what the chosen strategy freezes ---
+lesson("strategy", "groups", level=2)
+settings, diagram = st.columns([1, 2], gap="large")
+with settings:
+    backbone = backbone_ui()
+    counts = group_counts(backbone)
+    groups = list(counts)
+    strategy, depth = strategy_ui(groups)
+frozen = frozen_groups(strategy, depth, groups)
+# The PEFT-style readout: parameters in groups that receive updates / all parameters.
+trainable = sum(n for g, n in counts.items() if g not in frozen)
+total = sum(counts.values())
+with diagram:
+    st.markdown(
+        "### " + t("trainable.readout", trainable=plots.human_count(trainable), total=plots.human_count(total),
+                     percent=f"{100 * trainable / max(total, 1):.1f}")
+    )
+    st.plotly_chart(plots.block_diagram(counts, frozen, translator()), width="stretch", key="blocks")
+    st.caption(t("caption.blocks"))
+
+st.divider()
+st.subheader(t("page2.lr_title"))
+rates_col, table_col = st.columns([1, 1], gap="large")
+with rates_col:
+    rates = lr_ui()
+with table_col:
+    plan = strategies.make_plan(strategy, groups, freeze_depth=depth, **rates)
+    st.dataframe(
+        {t("lr.col.group"): groups,
+         t("lr.col.rate"): [f"{plan.lrs[g]:.2g}" if g in plan.lrs else t("plot.frozen") for g in groups]},
+        hide_index=True, width="stretch",
+    )
+    st.caption(t("caption.lr_table"))
+
+if st.button(t("page2.to_finetune"), type="primary", help=t("help.to_finetune")):
+    st.switch_page("pages/3_finetune.py")

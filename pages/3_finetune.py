@@ -1,0 +1,46 @@
+"""Lesson 3: fine-tune live: data in, Start, curves and gradient norms while it trains."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from studio.i18n import lesson, t
+from studio.jobs_ui import active_elsewhere, job_panel, submit
+from studio.state import job_id, queue
+from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_counts, strategy_ui, training_ui
+from tlcore.jobs import JobView
+
+st.title(t("page3.title"))
+lesson("finetune", "intro", level=3)
+online = st.session_state.get("online", False)
+
+data_col, run_col = st.columns(2, gap="large")
+with data_col:
+    st.subheader(t("page3.data"))
+    choice = dataset_ui(online)
+    training_ui(choice)
+with run_col:
+    st.subheader(t("page3.model"))
+    backbone = backbone_ui()
+    strategy_ui(list(group_counts(backbone)))
+    s = st.session_state
+    st.caption(t("page3.rates", lr=f"{s['lr']:g}", mult=f"{s['head_lr_mult']:g}", decay=f"{s['layer_decay']:g}"))
+
+current = queue().get(job_id("finetune"), heartbeat=False) if job_id("finetune") else None
+running = isinstance(current, JobView) and current.state in ("queued", "running")
+if active_elsewhere("finetune"):
+    st.info(t("job.busy_elsewhere"))
+elif not running:
+    start = st.button(t("page3.start"), type="primary", disabled=not choice.ready, help=t("help.start"),
+                      icon=":material/play_arrow:", key="start")
+    if start:
+        config = config_from_state(choice)
+        if config is not None:
+            submit("finetune", config)
+
+with st.expander(t("page3.reading"), expanded=False):
+    lesson("finetune", "curves", level=4)
+    lesson("finetune", "gradnorms", level=4)
+    lesson("finetune", "results", level=4)
+
+job_panel("finetune")

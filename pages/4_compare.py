@@ -1,0 +1,110 @@
+"""Lesson 4: strategies race on the same data and seed; the matrix, recommended vs measured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from studio.i18n import lesson, t
+from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit, translator
+from studio.state import job_id, queue
+from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_counts, training_ui
+from tlcore import plots, strategies
+from tlcore.jobs import JobView
+
+RESULTS = Path(__file__).resolve().parent.parent / "assets" / "results"
+RACE_CHOICES = ("scratch", "linear_probe", "partial", "full", "full_llrd")
+RACE_DEFAULT = ["scratch", "linear_probe", "partial", "full"]
+
+st.title(t("page4.title"))
+lesson("compare", "race", level=3)
+
+
+def is_active(slot: str) -> bool:
+    view = queue().get(job_id(slot), heartbeat=False) if job_id(slot) else None
+    return isinstance(view, JobView) and view.state in ("queued", "running")
+
+
+# --- settings shared by the race and the sweep ---
+data_col, model_col = st.columns(2, gap="large")
+with data_col:
+    choice = dataset_ui(st.session_state.get("online", False))
+    training_ui(choice)
+with model_col:
+    backbone = backbone_ui()
+    groups = list(group_counts(backbone))
+    st.session_state.setdefault("race_strategies", RACE_DEFAULT)
+    picked = st.multiselect(t("page4.strategies"), RACE_CHOICES, key="race_strategies",
+                            format_func=lambda s: t(f"strategy.{s}"), help=t("help.race_strategies"))
+    depth = st.session_state["freeze_depth"] if 0 < st.session_state["freeze_depth"] < len(groups) - 1 else 2
+    st.caption(t("page4.partial_depth", depth=depth))
+
+tab_race, tab_sweep, tab_matrix = st.tabs([t("page4.tab.race"), t("page4.tab.sweep"), t("page4.tab.matrix")])
+
+with tab_race:
+    if active_elsewhere("race"):
+        st.info(t("job.busy_elsewhere"))
+    elif not is_active("race"):
+        if st.button(t("page4.race_start"), type="primary", disabled=not (picked and choice.ready),
+                     help=t("help.race_start"), key="race_start", icon=":material/flag:"):
+            configs = [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked]
+            if all(configs):
+                submit("race", configs, [t(f"strategy.{s}") for s in picked])
+    job_panel("race", results=draw_race_results)
+
+with tab_sweep:
+    lesson("compare", "sweep", level=4)
+    depths = list(range(len(groups)))  # 0 = nothing frozen ... len-1 = only the head trains
+    if active_elsewhere("sweep"):
+        st.info(t("job.busy_elsewhere"))
+    elif not is_active("sweep"):
+        if st.button(t("page4.sweep_start", n=len(depths)), disabled=not choice.ready, help=t("help.sweep_start"),
+                     key="sweep_start"):
+            configs = [config_from_state(choice, strategy="partial", freeze_depth=d) for d in depths]
+            if all(configs):
+                submit("sweep", configs, [f"k={d}" for d in depths])
+
+    def sweep_results(view: JobView) -> None:
+        finished = [(int(label[2:]), snap.result["val_acc"]) for label, snap in zip(view.labels, view.runs)
+                    if snap.result is not None]
+        if finished:
+            st.plotly_chart(plots.sweep_figure([d for d, _ in finished], [a for _, a in finished], translator()),
+                            width="stretch", key="sweep")
+            st.caption(t("caption.sweep"))
+        draw_race_results(view)
+
+    job_panel("sweep", results=sweep_results)
+
+with tab_matrix:
+    lesson("compare", "measured", level=4)
+    seeds_col, measured_col = st.columns(2, gap="large")
+    with seeds_col:
+        st.markdown(f"**{t('page4.recommended')}**")
+        rows = []
+        for size in ("large", "small"):
+            row = {"": t(f"matrix.row.{size}")}
+            for similarity in ("similar", "different"):
+                rec = strategies.recommend(similarity, size, num_groups=len(groups))
+                row[t(f"matrix.col.{similarity}")] = f"{t(f'strategy.{rec.strategy}')} (k={rec.freeze_depth})"
+            rows.append(row)
+        st.dataframe(rows, hide_index=True, width="stretch")
+        st.caption(t("caption.matrix_recommended"))
+    with measured_col:
+        st.markdown(f"**{t('page4.measured')}**")
+        files = sorted(RESULTS.glob("*.json")) if RESULTS.is_dir() else []
+        if not files:
+            st.info(t("page4.no_results"))
+        for path in files:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                st.warning(t("page4.bad_results", name=path.name, reason=str(error)))
+                continue
+            records = data.get("rows") or data.get("results") or data.get("cells") if isinstance(data, dict) else data
+            if isinstance(records, list) and records:
+                st.dataframe(records, hide_index=True, width="stretch")
+                st.caption(t("caption.matrix_measured", name=path.name))
+            else:
+                st.json(data, expanded=False)

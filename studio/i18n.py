@@ -1,0 +1,92 @@
+"""English and Korean: UI strings, lesson sections, and the language kept in the URL.
+
+- `t("key", **values)` looks a UI string up in assets/i18n/<lang>.json (English when a
+  key is missing in Korean, the key itself when missing everywhere, so a gap shows
+  on screen instead of crashing a class);
+- `lesson("pretraining", "why")` renders one section of assets/lessons/<lang>/<name>.md,
+  where sections are written as `## Title {#key}`;
+- the language lives in the URL (`?lang=ko`) so a teacher can share a Korean link, and
+  in the session so it survives page switches, which clear the URL's parameters.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+
+import streamlit as st
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+LANGS = {"en": "English", "ko": "한국어"}
+DEFAULT_LANG = "en"
+_SECTION = re.compile(r"^## (?P<title>.+?)\s*\{#(?P<key>[\w-]+)\}\s*$", re.MULTILINE)
+
+
+def current_lang() -> str:
+    """The session's language; the URL wins on first load (a shared ?lang=ko link)."""
+    if "lang" not in st.session_state:
+        wanted = st.query_params.get("lang", DEFAULT_LANG)
+        st.session_state["lang"] = wanted if wanted in LANGS else DEFAULT_LANG
+    return st.session_state["lang"]
+
+
+def sync_url() -> None:
+    """Write the language back into the URL (page switches drop query parameters)."""
+    lang = current_lang()
+    if st.query_params.get("lang") != lang:
+        st.query_params["lang"] = lang
+
+
+def language_picker() -> None:
+    """The sidebar's English / 한국어 switch."""
+    current_lang()
+    st.sidebar.radio(
+        "Language / 언어", options=list(LANGS), format_func=LANGS.get, key="lang",
+        horizontal=True, help="Switch the whole app between English and Korean. / 앱 전체를 영어와 한국어 사이에서 바꿉니다.",
+    )
+    sync_url()
+
+
+@functools.lru_cache(maxsize=None)
+def strings(lang: str) -> dict[str, str]:
+    path = ASSETS / "i18n" / f"{lang}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def t(key: str, lang: str | None = None, **values) -> str:
+    lang = lang or current_lang()
+    text = strings(lang).get(key) or strings(DEFAULT_LANG).get(key) or key
+    return text.format(**values) if values else text
+
+
+@functools.lru_cache(maxsize=None)
+def lesson_sections(name: str, lang: str) -> dict[str, tuple[str, str]]:
+    """key -> (title, markdown body) of every section in a lesson file."""
+    text = (ASSETS / "lessons" / lang / f"{name}.md").read_text(encoding="utf-8")
+    matches = list(_SECTION.finditer(text))
+    sections = {}
+    for i, match in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        sections[match["key"]] = (match["title"], text[match.end():end].strip())
+    return sections
+
+
+def lesson_text(name: str, key: str, lang: str | None = None) -> tuple[str, str]:
+    lang = lang or current_lang()
+    sections = lesson_sections(name, lang)
+    if key not in sections:
+        sections = lesson_sections(name, DEFAULT_LANG)
+    return sections.get(key, (key, ""))
+
+
+def lesson(name: str, key: str, *, level: int = 3, expanded: bool | None = None) -> None:
+    """Show one lesson section: as a heading and text, or inside an expander."""
+    title, body = lesson_text(name, key)
+    if expanded is None:
+        st.markdown(f"{'#' * level} {title}")
+        st.markdown(body)
+    else:
+        with st.expander(title, expanded=expanded):
+            st.markdown(body)

@@ -1,0 +1,232 @@
+"""Show a background job: queue place, progress, live charts, a Stop button, the results.
+
+`job_panel(slot)` is the one entry point a page needs after submitting a job with
+`submit(slot, configs)`. While the job is queued or running, a fragment polls the queue
+every `POLL_S` seconds (which also tells the queue someone is still watching); when the
+job ends, one full rerun draws the final state without polling. Any page can use it,
+for any job of the queue (image or text): everything drawn comes from the job's
+HistorySnapshots.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+
+from studio.i18n import current_lang, t
+from studio.state import job_id, owner, queue, set_job_id
+from tlcore import plots
+from tlcore.config import RunConfig
+from tlcore.events import Cancelled, Done, Failed, HistorySnapshot
+from tlcore.jobs import JobLimitError, JobView
+
+POLL_S = 0.5  # a Stop click is seen within this, and the trainer stops at its next step
+ACTIVE = ("queued", "running")
+
+
+def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | None = None) -> str | None:
+    """Send runs to the queue for this session; show why not if it refuses."""
+    try:
+        new_id = queue().submit(configs, owner(), labels)
+    except JobLimitError:
+        st.warning(t("job.one_at_a_time"))
+        return None
+    set_job_id(slot, new_id)
+    return new_id
+
+
+def active_elsewhere(slot: str) -> bool:
+    """True when this session has a job going that another page started."""
+    active = queue().active_for(owner())
+    return active is not None and active != job_id(slot)
+
+
+def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
+              live_charts: bool = True) -> JobView | None:
+    """Draw the slot's job; `results(view)` draws the finished job (default: run results)."""
+    current = job_id(slot)
+    if current is None:
+        return None
+    view = queue().get(current)
+    if view is None:  # the server restarted or forgot it
+        set_job_id(slot, None)
+        return None
+    if view.state in ACTIVE:
+
+        @st.fragment(run_every=POLL_S)
+        def poll() -> None:
+            latest = queue().get(current)
+            if latest is None or latest.state not in ACTIVE:
+                st.rerun()  # once, to draw the final state outside the polling fragment
+            _draw_live(slot, latest, live_charts)
+
+        poll()
+    else:
+        _draw_end(view)
+        (results or draw_results)(view)
+    return view
+
+
+def _draw_live(slot: str, view: JobView, live_charts: bool) -> None:
+    st.button(t("job.stop"), key=f"stop:{slot}", on_click=queue().cancel, args=(view.id,),
+              help=t("help.stop"), type="secondary", icon=":material/stop_circle:")
+    if view.state == "queued":
+        st.info(t("job.waiting", position=view.position))
+        return
+    snap = view.runs[view.current]
+    _progress(view, snap)
+    if not live_charts:
+        return
+    if len(view.runs) > 1:
+        draw_race(view, key=f"live:{slot}")
+    else:
+        draw_run_charts(snap, key=f"live:{slot}")
+
+
+def _progress(view: JobView, snap: HistorySnapshot) -> None:
+    """Overall progress of the job (several runs count equally) with an estimate of time left."""
+    n = len(view.runs)
+    done = (view.current + snap.progress) / n
+    if snap.started is None:
+        text = t("job.preparing", run=view.current + 1, runs=n, label=view.labels[view.current])
+    else:
+        left = view.elapsed_s * (1 - done) / done if done > 0.02 else None
+        text = t("job.progress", run=view.current + 1, runs=n, label=view.labels[view.current],
+                 percent=round(100 * done),
+                 left=f"{left:.0f}" if left is not None else "…")
+    st.progress(min(done, 1.0), text=text)
+
+
+def _draw_end(view: JobView) -> None:
+    final = [s.final for s in view.runs]
+    failed = next((f for f in final if isinstance(f, Failed)), None)
+    if failed is not None:
+        st.error(t("job.failed", message=failed.message))
+    elif view.state == "cancelled" or any(isinstance(f, Cancelled) for f in final):
+        st.warning(t("job.cancelled"))
+    elif all(isinstance(f, Done) for f in final):
+        st.success(t("job.done", seconds=f"{view.elapsed_s:.1f}"))
+
+
+# --- charts ------------------------------------------------------------------------
+
+
+def translator() -> Callable[[str], str]:
+    lang = current_lang()
+    return lambda key: t(key, lang=lang)
+
+
+def chart(fig, caption_key: str, key: str) -> None:
+    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+    st.caption(t(caption_key))
+
+
+def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
+    """Loss and accuracy curves, gradient-norm heatmap and bars, throughput."""
+    tr = translator()
+    evals = snap.evals
+    cols = st.columns(3)
+    cols[0].metric(t("metric.step"), f"{snap.steps[-1].step if snap.steps else 0}"
+                   f" / {snap.started.total_steps if snap.started else '?'}")
+    cols[1].metric(t("metric.val_acc"), f"{evals[-1].val_acc:.1%}" if evals else "–")
+    cols[2].metric(t("metric.images_per_s"), f"{evals[-1].images_per_s:.0f}" if evals else "–",
+                   help=t("help.images_per_s"))
+    left, right = st.columns(2)
+    with left:
+        chart(plots.loss_figure(snap, tr), "caption.loss", f"{key}:loss")
+    with right:
+        chart(plots.accuracy_figure(snap, tr), "caption.acc", f"{key}:acc")
+    left, right = st.columns([3, 2])
+    with left:
+        chart(plots.grad_norm_heatmap(snap, tr), "caption.grad_heatmap", f"{key}:grad")
+    with right:
+        chart(plots.grad_norm_bars(snap, tr), "caption.grad_bars", f"{key}:bars")
+
+
+def draw_race(view: JobView, *, key: str) -> None:
+    """Several runs of one job: validation curves overlaid, one per label."""
+    tr = translator()
+    runs = {label: snap for label, snap in zip(view.labels, view.runs) if snap.started is not None}
+    left, right = st.columns(2)
+    with left:
+        chart(plots.race_figure(runs, "val/acc", tr), "caption.race_acc", f"{key}:race_acc")
+    with right:
+        chart(plots.race_figure(runs, "val/loss", tr), "caption.race_loss", f"{key}:race_loss")
+
+
+def race_table(view: JobView) -> list[dict]:
+    """One row per finished run: final and best validation accuracy, time, trainable share."""
+    rows = []
+    for label, snap in zip(view.labels, view.runs):
+        result = snap.result
+        if result is None:
+            continue
+        rows.append({
+            t("race.col.strategy"): label,
+            t("race.col.val_acc"): round(result["val_acc"], 3),
+            t("race.col.best_acc"): round(result["best_val_acc"], 3),
+            t("race.col.seconds"): round(result["seconds"], 1),
+            t("race.col.trainable"): f"{result['trainable_params']:,} / {result['total_params']:,}",
+            t("race.col.share"): f"{100 * result['trainable_params'] / max(result['total_params'], 1):.1f}%",
+        })
+    return rows
+
+
+def draw_race_results(view: JobView) -> None:
+    """A finished job of several runs: overlaid curves and the results table."""
+    draw_race(view, key=f"end:{view.id}")
+    rows = race_table(view)
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch")
+        st.caption(t("caption.race_table"))
+
+
+def draw_results(view: JobView) -> None:
+    """The finished single run: curves, confusion matrix, mistakes, weight drift, downloads."""
+    snap, config = view.runs[0], view.configs[0]
+    if snap.started is not None:
+        draw_run_charts(snap, key=f"end:{view.id}")
+    result = snap.result
+    if result is None:
+        return
+    tr = translator()
+    note = result.get("note")
+    if note:
+        st.info(note)
+    st.subheader(t("results.title"))
+    classes = result.get("classes") or list(snap.started.classes)
+    left, right = st.columns(2)
+    with left:
+        if result.get("confusion"):
+            chart(plots.confusion_figure(result["confusion"], classes, tr), "caption.confusion",
+                  f"end:{view.id}:confusion")
+    with right:
+        if result.get("weight_drift"):
+            frozen = snap.started.frozen if snap.started else ()
+            chart(plots.drift_figure(result["weight_drift"], frozen, tr), "caption.drift",
+                  f"end:{view.id}:drift")
+        else:
+            st.caption(t("results.no_drift"))
+    wrong = result.get("misclassified") or []
+    st.markdown(f"**{t('results.mistakes')}**")
+    if wrong:
+        cols = st.columns(6)
+        for i, item in enumerate(wrong):
+            cols[i % 6].image(item["image"], caption=t("results.true_pred", true=item["true"], pred=item["pred"]),
+                              width="stretch", clamp=True)
+        st.caption(t("caption.mistakes"))
+    else:
+        st.caption(t("results.no_mistakes"))
+    draw_downloads(snap, config, key=view.id)
+
+
+def draw_downloads(snap: HistorySnapshot, config: RunConfig, *, key: str) -> None:
+    st.markdown(f"**{t('results.downloads')}**")
+    cols = st.columns(2)
+    cols[0].download_button(t("results.csv"), snap.to_csv(), file_name="history.csv", mime="text/csv",
+                            key=f"csv:{key}", help=t("help.csv"))
+    cols[1].download_button(t("results.json"), config.to_json(), file_name="config.json",
+                            mime="application/json", key=f"json:{key}", help=t("help.json"))
+    st.caption(t("results.cli"))
+    st.code(config.to_cli(), language="bash")

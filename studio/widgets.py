@@ -1,0 +1,238 @@
+"""Widget groups shared by the pages; each draws its widgets and returns the choice.
+
+The values live in session state under the keys of `studio.state.DEFAULTS`, so the
+strategy picked on "Choose a strategy" is the one "Fine-tune" starts with.
+`config_from_state()` turns them into a validated RunConfig.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from studio.i18n import current_lang, t
+from tlcore import backbones, datasets, strategies
+from tlcore.config import RunConfig
+from tlcore.uploads import UploadError, read_zip
+
+STRATEGY_CHOICES = ("scratch", "linear_probe", "partial", "full", "full_llrd", "gradual")
+LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+HEAD_MULT_CHOICES = (1.0, 3.0, 10.0, 30.0, 100.0)
+IMAGE_SIZES = (32, 48, 64, 96, 128, 224)
+UPLOAD_ROOT = Path(tempfile.gettempdir()) / "tlstudio-uploads"
+
+
+# --- the backbone and its layer groups ------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def group_counts(backbone: str) -> dict[str, int]:
+    """Parameters per layer group (with a 10-class head), from a randomly initialised
+    copy: counting needs no weights, so this is instant after the first call."""
+    spec = backbones.get(backbone)
+    model = backbones.build_model(backbone, 10, pretrained=False, image_size=spec.default_size)
+    return model.param_counts()
+
+
+def group_names(backbone: str) -> list[str]:
+    return list(group_counts(backbone))
+
+
+def backbone_ui(*, key: str = "backbone") -> str:
+    """Pick a vision backbone; the label says where its weights come from."""
+    names = backbones.names("vision")
+
+    def label(name: str) -> str:
+        spec = backbones.get(name)
+        where = t("backbone.offline") if spec.pretrained_on == "synthetic" else t("backbone.imagenet")
+        return f"{spec.title} · {where}"
+
+    st.selectbox(t("backbone.label"), names, format_func=label, key=key, help=t("help.backbone"),
+                 on_change=_clamp_depth)
+    return st.session_state[key]
+
+
+def _clamp_depth() -> None:
+    body = len(group_names(st.session_state["backbone"])) - 1
+    st.session_state["freeze_depth"] = min(st.session_state["freeze_depth"], body)
+
+
+def frozen_groups(strategy: str, depth: int, groups: list[str]) -> tuple[str, ...]:
+    """What a strategy freezes at its start: the engine's own plan, so the diagram and
+    the run can never disagree."""
+    return strategies.make_plan(strategy, groups, lr=1e-3, head_lr_mult=10.0, freeze_depth=depth,
+                                layer_decay=0.7).frozen
+
+
+# --- strategy, freeze depth, learning rates -------------------------------------------
+
+
+def _strategy_changed() -> None:
+    body = len(group_names(st.session_state["backbone"])) - 1
+    strategy = st.session_state["strategy"]
+    if strategy == "linear_probe":
+        st.session_state["freeze_depth"] = body
+    elif strategy in ("scratch", "full", "full_llrd", "gradual"):
+        st.session_state["freeze_depth"] = 0
+    elif st.session_state["freeze_depth"] in (0, body):
+        st.session_state["freeze_depth"] = max(1, body // 2)
+
+
+def _depth_changed() -> None:
+    # Moving the slider names the strategy it amounts to: all body frozen = linear probe.
+    body = len(group_names(st.session_state["backbone"])) - 1
+    depth = st.session_state["freeze_depth"]
+    if depth == body:
+        st.session_state["strategy"] = "linear_probe"
+    elif depth > 0:
+        st.session_state["strategy"] = "partial"
+    elif st.session_state["strategy"] in ("partial", "linear_probe"):
+        st.session_state["strategy"] = "full"
+
+
+def strategy_ui(groups: list[str]) -> tuple[str, int]:
+    """The strategy and the freeze depth, kept consistent with each other."""
+    body = len(groups) - 1
+    st.session_state["freeze_depth"] = min(st.session_state["freeze_depth"], body)
+    st.selectbox(t("strategy.label"), STRATEGY_CHOICES, key="strategy",
+                 format_func=lambda s: t(f"strategy.{s}"), on_change=_strategy_changed, help=t("help.strategy"))
+    st.slider(t("freeze.label"), 0, body, key="freeze_depth", on_change=_depth_changed, help=t("help.freeze_depth"))
+    return st.session_state["strategy"], st.session_state["freeze_depth"]
+
+
+def lr_ui() -> dict[str, float]:
+    """Base rate, head multiplier and layer-wise decay, each with its one-line meaning."""
+    st.select_slider(t("lr.label"), LR_CHOICES, key="lr", format_func=lambda v: f"{v:g}", help=t("help.lr"))
+    st.caption(t("lr.explain"))
+    st.select_slider(t("head_mult.label"), HEAD_MULT_CHOICES, key="head_lr_mult", format_func=lambda v: f"×{v:g}",
+                     help=t("help.head_lr_mult"))
+    st.caption(t("head_mult.explain"))
+    st.slider(t("decay.label"), 0.3, 1.0, step=0.05, key="layer_decay", help=t("help.layer_decay"))
+    st.caption(t("decay.explain"))
+    return {k: st.session_state[k] for k in ("lr", "head_lr_mult", "layer_decay")}
+
+
+def apply_recommendation(similarity: str, size: str) -> strategies.Recommendation:
+    """A matrix cell was clicked: set strategy, depth and rates, and a matching sample dataset."""
+    groups = group_names(st.session_state["backbone"])
+    rec = strategies.recommend(similarity, size, num_groups=len(groups))
+    st.session_state.update(strategy=rec.strategy, freeze_depth=rec.freeze_depth, lr=rec.lr,
+                            head_lr_mult=rec.head_lr_mult, layer_decay=rec.layer_decay,
+                            cell=(similarity, size))
+    source = backbones.get(st.session_state["backbone"]).pretrained_on
+    match = [n for n in datasets.names(task="image", kind="offline") if datasets.similarity(n, source) == similarity]
+    if match:
+        st.session_state["dataset"] = match[0]
+        st.session_state["data_source"] = "offline"
+    st.session_state["per_class"] = 10 if size == "small" else strategies.SMALL_LIMIT + 10
+    return rec
+
+
+def reason(rec: strategies.Recommendation) -> str:
+    return rec.reason_ko if current_lang() == "ko" else rec.reason_en
+
+
+# --- data ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    dataset: str  # a registry name ("folder" for an upload)
+    data_root: str = ""
+    max_per_class: int = 0  # 0 = unknown / no limit
+    ready: bool = True  # False: nothing usable chosen yet (e.g. no upload)
+
+
+def dataset_ui(online: bool) -> DataChoice:
+    """Offline samples, downloadable sets (online only), or an uploaded zip."""
+    sources = ["offline", "download", "upload"]
+    st.session_state.setdefault("data_source", "offline")
+    st.radio(t("data.source"), sources, key="data_source", horizontal=True,
+             format_func=lambda s: t(f"data.source.{s}"), help=t("help.data_source"))
+    source = st.session_state["data_source"]
+    if source == "upload":
+        return _upload_ui()
+    kind = "offline" if source == "offline" else "torchvision"
+    names = datasets.names(task="image", kind=kind)
+    if source == "download" and not online:
+        st.warning(t("data.offline_warning"))
+    if not names:
+        st.info(t("data.none"))
+        return DataChoice("", ready=False)
+    if st.session_state.get("dataset") not in names:
+        st.session_state["dataset"] = names[0]
+    st.selectbox(t("data.label"), names, key="dataset", format_func=lambda n: datasets.get(n).title,
+                 help=t("help.dataset"))
+    spec = datasets.get(st.session_state["dataset"])
+    pretrained_on = backbones.get(st.session_state["backbone"]).pretrained_on
+    sim = datasets.similarity(spec.name, pretrained_on)
+    why = spec.reason_ko if current_lang() == "ko" else spec.reason_en
+    st.caption(t("data.similarity", similarity=t(f"matrix.{sim}"), source=pretrained_on, reason=why))
+    return DataChoice(spec.name, "", spec.max_per_class)
+
+
+def _upload_ui() -> DataChoice:
+    uploaded = st.file_uploader(t("upload.label"), type=["zip"], key="upload", help=t("help.upload"))
+    if uploaded is None:
+        st.caption(t("upload.hint"))
+        return DataChoice("folder", ready=False)
+    data = uploaded.getvalue()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    folder = UPLOAD_ROOT / digest
+    try:
+        summary = _read_upload(data, str(folder))
+    except UploadError as error:
+        st.error(t("upload.refused", reason=str(error)))
+        return DataChoice("folder", ready=False)
+    classes, counts, skipped = summary
+    st.success(t("upload.ok", classes=len(classes), images=sum(counts)))
+    st.dataframe({t("upload.class"): classes, t("upload.count"): counts}, hide_index=True)
+    if skipped:
+        with st.expander(t("upload.skipped", n=len(skipped))):
+            st.dataframe({t("upload.file"): [p for p, _ in skipped], t("upload.reason"): [r for _, r in skipped]},
+                         hide_index=True)
+    return DataChoice("folder", str(folder), max_per_class=max(1, min(counts) - 1))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _read_upload(data: bytes, folder: str) -> tuple[list[str], list[int], list[tuple[str, str]]]:
+    """Check the zip once per content; keep its usable images as a folder for the run."""
+    images = read_zip(data, image_size=32, val_per_class=1, keep_files_in=folder)
+    counts = [int((images.train_y == i).sum() + (images.val_y == i).sum()) for i in range(len(images.classes))]
+    return images.classes, counts, images.skipped
+
+
+def training_ui(choice: DataChoice) -> None:
+    """Examples per class, image size, epochs."""
+    limit = choice.max_per_class or 200
+    st.session_state["per_class"] = max(1, min(st.session_state["per_class"], limit))
+    st.slider(t("train.per_class"), 1, limit, key="per_class", help=t("help.per_class"))
+    size_of = strategies.size_of(st.session_state["per_class"])
+    st.caption(t("train.size_is", size=t(f"matrix.{size_of}"), limit=strategies.SMALL_LIMIT))
+    st.select_slider(t("train.image_size"), IMAGE_SIZES, key="image_size", help=t("help.image_size"))
+    st.slider(t("train.epochs"), 1, 20, key="epochs", help=t("help.epochs"))
+
+
+def config_from_state(choice: DataChoice, **overrides) -> RunConfig | None:
+    """The run described by the widgets, validated; None (with a message) if invalid."""
+    s = st.session_state
+    values = dict(
+        backbone=s["backbone"], strategy=s["strategy"], freeze_depth=s["freeze_depth"], lr=s["lr"],
+        head_lr_mult=s["head_lr_mult"], layer_decay=s["layer_decay"], dataset=choice.dataset,
+        data_root=choice.data_root, per_class=s["per_class"], image_size=s["image_size"], epochs=s["epochs"],
+    )
+    # Validation images per class: enough to measure accuracy, but fast on a CPU, and an
+    # upload must keep one image per class for training.
+    values["val_per_class"] = 20
+    if choice.max_per_class:
+        values["val_per_class"] = max(1, min(20, choice.max_per_class // 3))
+    values.update(overrides)
+    try:
+        return RunConfig(**values)
+    except ValueError as error:
+        st.error(t("config.invalid", reason=str(error)))
+        return None

@@ -1,0 +1,118 @@
+"""The charts (tlcore.plots) show the numbers they are given, label everything, and mark
+frozen layer groups as frozen instead of plotting them as zeros."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from tlcore import plots
+from tlcore.events import Done, EvalEvent, History, Started, StepEvent
+
+GROUPS = ("stem", "stage1", "stage2", "head")
+
+
+def fake_history(frozen=("stem", "stage1")) -> History:
+    """A hand-written run: 4 logged steps, 2 epochs, the first two groups frozen."""
+    history = History(config={"strategy": "partial"})
+    history.append(Started(4, 2, GROUPS, frozen, 1000, 5000, "CPU", 40, 20, ("a", "b")))
+    for step in range(1, 5):
+        norms = {g: 0.1 * step * (i + 1) for i, g in enumerate(GROUPS) if g not in frozen}
+        history.append(StepEvent(step, (step + 1) // 2, 2.0 / step, 1e-3, norms, frozen))
+        if step % 2 == 0:
+            history.append(EvalEvent(step // 2, step, 1.5 / step, 0.4 * step / 2, 0.5 * step / 2, step, 100.0))
+    history.append(Done({"val_acc": 0.8}))
+    return history
+
+
+def all_titled(fig) -> bool:
+    return bool(fig.layout.title.text)
+
+
+def test_loss_figure_plots_train_steps_and_val_epochs():
+    snap = fake_history().snapshot()
+    fig = plots.loss_figure(snap)
+    train, val = fig.data
+    assert list(train.x) == [1, 2, 3, 4] and list(train.y) == pytest.approx([2.0, 1.0, 2 / 3, 0.5])
+    assert list(val.x) == [2, 4] and list(val.y) == pytest.approx([0.75, 0.375])
+    assert all_titled(fig) and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+
+
+def test_accuracy_figure_per_epoch():
+    fig = plots.accuracy_figure(fake_history().snapshot())
+    assert list(fig.data[1].y) == pytest.approx([0.4, 0.8])
+    assert fig.layout.yaxis.title.text == plots.LABELS["plot.acc.y"]
+
+
+def test_grad_norm_heatmap_marks_frozen_groups_instead_of_zero():
+    snap = fake_history().snapshot()
+    groups, steps, z = plots.grad_norm_matrix(snap)
+    assert groups == list(GROUPS) and steps == [1, 2, 3, 4]
+    assert z[0] == [None] * 4 and z[1] == [None] * 4  # frozen: no value, not 0
+    assert z[3][0] == pytest.approx(math.log10(0.4))  # head at step 1: 0.1 * 1 * 4
+    fig = plots.grad_norm_heatmap(snap)
+    frozen_layer, values = fig.data
+    assert list(frozen_layer.z[0]) == [1] * 4 and list(frozen_layer.z[3]) == [None] * 4
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts.count("frozen") == 2
+    assert all_titled(fig) and fig.layout.yaxis.title.text
+
+
+def test_grad_norm_heatmap_of_an_empty_run_does_not_crash():
+    history = History()
+    history.append(Started(4, 2, GROUPS, (), 1, 1, "CPU", 1, 1, ("a", "b")))
+    fig = plots.grad_norm_heatmap(history.snapshot())
+    assert all_titled(fig)
+
+
+def test_latest_bars_show_frozen_as_text():
+    fig = plots.grad_norm_bars(fake_history().snapshot())
+    bar = fig.data[0]
+    assert list(bar.y) == list(GROUPS)
+    assert bar.text[0] == "frozen" and bar.x[0] is None
+    assert bar.x[3] == pytest.approx(1.6)
+
+
+def test_confusion_figure_counts_and_labels():
+    fig = plots.confusion_figure([[3, 1], [0, 4]], ["cat", "dog"])
+    assert [list(r) for r in fig.data[0].z] == [[3, 1], [0, 4]] and list(fig.data[0].x) == ["cat", "dog"]
+    assert fig.layout.xaxis.title.text == "predicted class"
+
+
+def test_drift_figure_greys_frozen_groups():
+    fig = plots.drift_figure({"stem": 0.0, "stage1": 0.2}, frozen=("stem",))
+    assert fig.data[0].text == ("frozen", "0.200")
+
+
+def test_block_diagram_greys_frozen_groups():
+    counts = {"stem": 900, "stage1": 70_000, "head": 2_570}
+    fig = plots.block_diagram(counts, frozen=("stem",))
+    colours = fig.data[0].marker.color
+    assert colours[0] != colours[1] and colours[1] == colours[2]
+    assert "70.0K" in fig.data[0].text[1]
+
+
+def test_race_and_sweep_figures():
+    runs = {"full": fake_history().snapshot(), "linear_probe": fake_history(GROUPS[:3]).snapshot()}
+    fig = plots.race_figure(runs)
+    assert [d.name for d in fig.data] == ["full", "linear_probe"]
+    loss = plots.race_figure(runs, metric="val/loss")
+    assert loss.layout.title.text == plots.LABELS["plot.race.loss.title"]
+    sweep = plots.sweep_figure([0, 1, 2], [0.5, 0.6, 0.55])
+    assert list(sweep.data[0].y) == [0.5, 0.6, 0.55]
+
+
+def test_translation_function_is_used():
+    fig = plots.loss_figure(fake_history().snapshot(), t=lambda key: "KO:" + key)
+    assert fig.layout.title.text == "KO:plot.loss.title"
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_every_chart_label_is_translated_in_the_app(lang):
+    path = Path(__file__).resolve().parent.parent / "assets" / "i18n" / f"{lang}.json"
+    strings = json.loads(path.read_text(encoding="utf-8"))
+    missing = [k for k in plots.LABELS if k not in strings]
+    assert not missing, f"{path.name} lacks chart labels: {missing}"

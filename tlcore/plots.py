@@ -1,0 +1,248 @@
+"""Every chart the studio shows, as plotly figures built from a run's History.
+
+The only tlcore module that imports plotly. Each function takes plain data (a
+HistorySnapshot, lists, dicts) and returns a `plotly.graph_objects.Figure` with a title
+and axis labels, so the pages stay thin and the charts can be tested without a browser.
+
+Text on the charts goes through `t(key)`: pass the app's translation function to get
+Korean labels; the default gives the English in `LABELS`.
+
+Not for: computing metrics (tlcore.trainer, tlcore.events) or any Streamlit code.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from tlcore.events import HistorySnapshot
+
+# English chart text; the app's i18n files carry the same keys ("plot.*") in each language.
+LABELS: dict[str, str] = {
+    "plot.step": "optimiser step",
+    "plot.epoch": "epoch",
+    "plot.loss.title": "Loss: training vs validation",
+    "plot.loss.y": "cross-entropy loss",
+    "plot.acc.title": "Accuracy",
+    "plot.acc.y": "accuracy",
+    "plot.train": "train",
+    "plot.val": "validation",
+    "plot.grad.title": "Gradient norm per layer group (log scale)",
+    "plot.grad.y": "layer group (shallow at the bottom)",
+    "plot.grad.colour": "log10 ‖grad‖",
+    "plot.frozen": "frozen",
+    "plot.bars.title": "Latest gradient norm per layer group",
+    "plot.bars.x": "‖grad‖ (L2 norm, log scale)",
+    "plot.confusion.title": "Confusion matrix (validation)",
+    "plot.confusion.x": "predicted class",
+    "plot.confusion.y": "true class",
+    "plot.drift.title": "Weight drift from the pretrained weights",
+    "plot.drift.x": "layer group",
+    "plot.drift.y": "‖w − w₀‖ / ‖w₀‖",
+    "plot.blocks.title": "Layer groups: grey = frozen, blue = trained",
+    "plot.params": "parameters",
+    "plot.sweep.title": "Validation accuracy vs freeze depth",
+    "plot.sweep.x": "freeze depth (groups frozen from the input side)",
+    "plot.race.loss.title": "Validation loss by strategy",
+    "plot.race.acc.title": "Validation accuracy by strategy",
+    "plot.matrix.title": "Measured best strategy per cell",
+    "plot.similar": "similar",
+    "plot.different": "different",
+    "plot.small": "small",
+    "plot.large": "large",
+}
+
+Translate = Callable[[str], str]
+
+_BLUE, _ORANGE, _GREY = "#2563eb", "#ea580c", "#cbd5e1"
+_PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04")
+
+
+def _english(key: str) -> str:
+    return LABELS.get(key, key)
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 320) -> go.Figure:
+    fig.update_layout(
+        title=title, xaxis_title=x, yaxis_title=y, height=height,
+        margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.25),
+        template="plotly_white",
+    )
+    return fig
+
+
+# --- one run's curves ----------------------------------------------------------------
+
+
+def loss_figure(snapshot: HistorySnapshot, t: Translate = _english) -> go.Figure:
+    """Train loss per logged step and validation loss per epoch, on one step axis."""
+    steps, evals = snapshot.steps, snapshot.evals
+    fig = go.Figure()
+    fig.add_scatter(x=[e.step for e in steps], y=[e.loss for e in steps], mode="lines",
+                    name=t("plot.train"), line=dict(color=_BLUE))
+    fig.add_scatter(x=[e.step for e in evals], y=[e.val_loss for e in evals], mode="lines+markers",
+                    name=t("plot.val"), line=dict(color=_ORANGE))
+    return _layout(fig, t("plot.loss.title"), t("plot.step"), t("plot.loss.y"))
+
+
+def accuracy_figure(snapshot: HistorySnapshot, t: Translate = _english) -> go.Figure:
+    """Train and validation accuracy after each epoch."""
+    evals = snapshot.evals
+    fig = go.Figure()
+    fig.add_scatter(x=[e.epoch for e in evals], y=[e.train_acc for e in evals], mode="lines+markers",
+                    name=t("plot.train"), line=dict(color=_BLUE))
+    fig.add_scatter(x=[e.epoch for e in evals], y=[e.val_acc for e in evals], mode="lines+markers",
+                    name=t("plot.val"), line=dict(color=_ORANGE))
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    fig.update_xaxes(dtick=1)
+    return _layout(fig, t("plot.acc.title"), t("plot.epoch"), t("plot.acc.y"))
+
+
+def grad_norm_matrix(snapshot: HistorySnapshot) -> tuple[list[str], list[int], list[list[float | None]]]:
+    """(groups, steps, z) where z[g][s] = log10 of the norm, or None when the group was frozen."""
+    started = snapshot.started
+    steps = snapshot.steps
+    groups = list(started.groups) if started else sorted({g for e in steps for g in e.grad_norms})
+    z = [[_log10(e.grad_norms[g]) if g in e.grad_norms else None for e in steps] for g in groups]
+    return groups, [e.step for e in steps], z
+
+
+def _log10(value: float) -> float:
+    # A trainable group can have an exactly-zero gradient (dead ReLUs): floor, don't crash.
+    return math.log10(max(value, 1e-12))
+
+
+def grad_norm_heatmap(snapshot: HistorySnapshot, t: Translate = _english) -> go.Figure:
+    """Layer groups x steps, colour = log10 of the gradient norm; frozen cells are grey and
+    labelled "frozen" (a frozen group has no gradient, which is not the same as zero)."""
+    groups, steps, z = grad_norm_matrix(snapshot)
+    frozen_label = t("plot.frozen")
+    frozen = [[1 if v is None else None for v in row] for row in z]
+    hover = [[frozen_label if v is None else f"{10 ** v:.3g}" for v in row] for row in z]
+    fig = go.Figure()
+    fig.add_heatmap(x=steps, y=groups, z=frozen, colorscale=[[0, _GREY], [1, _GREY]], showscale=False,
+                    hoverinfo="skip", name=frozen_label)
+    fig.add_heatmap(x=steps, y=groups, z=z, colorscale="Viridis", customdata=hover,
+                    colorbar=dict(title=t("plot.grad.colour")),
+                    hovertemplate="%{y} · step %{x}: %{customdata}<extra></extra>")
+    # Name the frozen rows on the chart itself, not only in the hover text.
+    for g, row in zip(groups, z):
+        if row and all(v is None for v in row):
+            fig.add_annotation(x=steps[len(steps) // 2], y=g, text=frozen_label, showarrow=False,
+                               font=dict(color="#475569"))
+    fig.update_yaxes(categoryorder="array", categoryarray=groups)
+    return _layout(fig, t("plot.grad.title"), t("plot.step"), t("plot.grad.y"), height=300)
+
+
+def grad_norm_bars(snapshot: HistorySnapshot, t: Translate = _english) -> go.Figure:
+    """The latest logged gradient norm of each group; frozen groups named as frozen."""
+    started, steps = snapshot.started, snapshot.steps
+    groups = list(started.groups) if started else []
+    latest = steps[-1].grad_norms if steps else {}
+    values = [latest.get(g) for g in groups]
+    fig = go.Figure()
+    fig.add_bar(
+        y=groups, x=[v if v is not None else None for v in values], orientation="h",
+        marker_color=[_BLUE if v is not None else _GREY for v in values],
+        text=[f"{v:.3g}" if v is not None else t("plot.frozen") for v in values],
+        textposition="auto",
+    )
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(categoryorder="array", categoryarray=groups)
+    # Frozen groups have no bar; write "frozen" at the axis so the row does not look empty.
+    for g, v in zip(groups, values):
+        if v is None:
+            fig.add_annotation(x=0, xref="paper", y=g, text=t("plot.frozen"), showarrow=False,
+                               xanchor="left", font=dict(color="#475569"))
+    return _layout(fig, t("plot.bars.title"), t("plot.bars.x"), "", height=300)
+
+
+# --- after the run -------------------------------------------------------------------
+
+
+def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
+                     t: Translate = _english) -> go.Figure:
+    """Counts of (true, predicted) class pairs; the diagonal is what the model got right."""
+    classes = [str(c) for c in classes]
+    fig = go.Figure(go.Heatmap(z=confusion, x=classes, y=classes, colorscale="Blues",
+                               text=confusion, texttemplate="%{text}", showscale=False,
+                               hovertemplate="%{y} → %{x}: %{z}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category")
+    size = max(320, 28 * len(classes) + 120)
+    return _layout(fig, t("plot.confusion.title"), t("plot.confusion.x"), t("plot.confusion.y"), height=size)
+
+
+def drift_figure(drift: Mapping[str, float], frozen: Sequence[str] = (),
+                 t: Translate = _english) -> go.Figure:
+    """Relative distance each pretrained group moved; frozen groups stay at zero."""
+    groups = list(drift)
+    fig = go.Figure()
+    fig.add_bar(x=groups, y=[drift[g] for g in groups],
+                marker_color=[_GREY if g in frozen else _BLUE for g in groups],
+                text=[t("plot.frozen") if g in frozen else f"{drift[g]:.3f}" for g in groups],
+                textposition="outside")
+    return _layout(fig, t("plot.drift.title"), t("plot.drift.x"), t("plot.drift.y"))
+
+
+# --- the backbone ---------------------------------------------------------------------
+
+
+def block_diagram(counts: Mapping[str, int], frozen: Sequence[str], t: Translate = _english) -> go.Figure:
+    """The layer groups as a row of blocks, shallow -> deep; frozen ones grey.
+
+    Block heights grow with the log of the parameter count, so the tiny stem is visible
+    next to a stage with millions of weights.
+    """
+    groups = list(counts)
+    fig = go.Figure()
+    heights = [0.35 + 0.65 * math.log10(max(counts[g], 10)) / math.log10(max(max(counts.values()), 10))
+               for g in groups]
+    fig.add_bar(
+        x=groups, y=heights, base=[-h / 2 for h in heights],
+        marker=dict(color=[_GREY if g in frozen else _BLUE for g in groups], line=dict(color="#334155", width=1)),
+        text=[f"<b>{g}</b><br>{human_count(counts[g])}" + (f"<br>❄ {t('plot.frozen')}" if g in frozen else "")
+              for g in groups],
+        textposition="inside", insidetextanchor="middle", textfont=dict(size=12),
+        hovertemplate="%{x}: %{customdata} " + t("plot.params") + "<extra></extra>",
+        customdata=[f"{counts[g]:,}" for g in groups],
+    )
+    fig.update_yaxes(visible=False, range=[-0.55, 0.55])
+    fig.update_layout(bargap=0.15, showlegend=False)
+    return _layout(fig, t("plot.blocks.title"), "", "", height=220)
+
+
+def human_count(n: int) -> str:
+    """1234567 -> '1.2M', as in 'trainable: 1.2M of 11.2M'."""
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}K" if n >= 1e3 else str(n)
+
+
+# --- several runs ----------------------------------------------------------------------
+
+
+def race_figure(runs: Mapping[str, HistorySnapshot], metric: str = "val/acc",
+                t: Translate = _english) -> go.Figure:
+    """One curve per run (strategy) of validation accuracy or loss per epoch, overlaid."""
+    fig = go.Figure()
+    for i, (label, snap) in enumerate(runs.items()):
+        evals = snap.evals
+        y = [e.val_acc if metric == "val/acc" else e.val_loss for e in evals]
+        fig.add_scatter(x=[e.epoch for e in evals], y=y, mode="lines+markers", name=label,
+                        line=dict(color=_PALETTE[i % len(_PALETTE)]))
+    fig.update_xaxes(dtick=1)
+    if metric == "val/acc":
+        fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+        return _layout(fig, t("plot.race.acc.title"), t("plot.epoch"), t("plot.acc.y"))
+    return _layout(fig, t("plot.race.loss.title"), t("plot.epoch"), t("plot.loss.y"))
+
+
+def sweep_figure(depths: Sequence[int], accuracies: Sequence[float], t: Translate = _english) -> go.Figure:
+    """Final validation accuracy for each freeze depth."""
+    fig = go.Figure()
+    fig.add_scatter(x=list(depths), y=list(accuracies), mode="lines+markers", line=dict(color=_BLUE))
+    fig.update_xaxes(dtick=1)
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    return _layout(fig, t("plot.sweep.title"), t("plot.sweep.x"), t("plot.acc.y"))
