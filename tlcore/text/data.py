@@ -174,13 +174,16 @@ def sample_table(table: TextTable, *, per_class: int, val_per_class: int, seed: 
             tr = rng.permutation([i for i in rows if table.splits[i] == "train"])
             va = rng.permutation([i for i in rows if table.splits[i] == "val"])
         else:
+            if len(rows) < 2:
+                raise ValueError(f"{name}: label {cls!r} has only {len(rows)} row; each label needs at least 2 "
+                                 "(one to train on, one to check the model)")
             rows = rng.permutation(rows)
             k = min(val_per_class, len(rows) - 1)
             va, tr = rows[:k], rows[k:]
         if len(tr) == 0:
-            raise ValueError(f"{name}: label {cls!r} has no training sentence; each label needs at least 2 rows")
+            raise ValueError(f"{name}: label {cls!r} has no row with split=train; mark some of its rows as train")
         if len(va) == 0:
-            raise ValueError(f"{name}: label {cls!r} has no held-out sentence; add rows or mark some as split=val")
+            raise ValueError(f"{name}: label {cls!r} has no row with split=val; mark some of its rows as val")
         train.extend(tr[:per_class])
         val.extend(va[:val_per_class])
     pick = lambda idx: ([table.texts[i] for i in idx], torch.as_tensor(y[idx], dtype=torch.int64))  # noqa: E731
