@@ -201,6 +201,14 @@ def test_cli_finetune_text(tiny_dirs, capsys):
     assert code == 0 and "val/acc" in capsys.readouterr().out
 
 
+def test_cli_fill_mask(tiny_dirs, capsys):
+    from tlcore.cli import main
+
+    assert main(["fill-mask", "The cat is on the [MASK].", "--model", tiny_dirs["bert"], "--top-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "[MASK] #1:" and len(lines) == 4 and "The cat is on the " in lines[1]
+
+
 # ----------------------------------------------------------------------------- batches
 
 def test_batches_pad_to_their_own_longest_sentence(sample, tiny_dirs):

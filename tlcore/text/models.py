@@ -113,7 +113,7 @@ def _from_pretrained(loader, source: str, name: str, **kwargs):
         if not hub_reachable():
             raise TextModelUnavailable(
                 f"{name} is not cached and the model hub cannot be reached: run "
-                f"`python -m tlcore prefetch --backbones {name}` on a connected machine, or pick minilm_l6 (offline)"
+                f"`python -m tlcore prefetch --backbones {name}` on a connected machine"
             ) from None
     try:
         return loader.from_pretrained(source, trust_remote_code=False, **kwargs)

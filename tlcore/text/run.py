@@ -59,7 +59,8 @@ def resolve_text_pretrained(name: str, choice: str) -> tuple[str, bool, str]:
                 f"{name} is not cached and the hub cannot be reached; using the offline {OFFLINE_TEXT_BACKBONE} instead "
                 f"(`python -m tlcore prefetch --backbones {name}` fills the cache)")
     raise TextModelUnavailable(
-        f"{name} is not cached: run `python -m tlcore prefetch --backbones {name}` on a connected machine"
+        f"{name} is not cached: run `python -m tlcore prefetch --backbones {name}` on a connected machine, "
+        f"or choose {OFFLINE_TEXT_BACKBONE}, which ships offline"
     )
 
 
