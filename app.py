@@ -82,8 +82,8 @@ def pages() -> list:
 
 i18n.current_lang()
 keep_settings()
-navigation = st.navigation(pages())
 sidebar()
+navigation = st.navigation(pages())
 try:
     navigation.run()
 except Exception as error:  # noqa: BLE001 -- a class must never see a raw traceback

@@ -1,0 +1,257 @@
+"""The app, driven without a browser (streamlit.testing.v1.AppTest).
+
+Contracts: every page renders in both languages without an exception; the matrix sets
+the strategy and freeze depth; the freeze slider updates the trainable count with the
+right numbers; Start sends a job to the queue and, after polling, its results appear;
+Stop stops it; leaving the page and coming back shows the run again.
+
+Training is replaced by a stub run function (given to a JobQueue that the test puts in
+the session), so these tests take seconds and check the app, not the trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tlcore import backbones, strategies
+from tlcore.events import Cancelled, Done, EvalEvent, Started, StepEvent
+from tlcore.jobs import JobQueue
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ["pages/1_pretraining.py", "pages/2_strategy.py", "pages/3_finetune.py", "pages/4_compare.py"]
+GROUPS = ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
+
+
+def fake_run(config, emit, should_stop, *, steps=4, delay=0.0):
+    """A stand-in for tlcore.trainer.run with the same event contract, instantly."""
+    plan = strategies.make_plan(config.strategy, GROUPS, lr=config.lr, head_lr_mult=config.head_lr_mult,
+                                freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
+    emit(Started(steps, 2, tuple(GROUPS), plan.frozen, 100, 200, "CPU (test)", 20, 10, ("cat", "dog")))
+    for step in range(1, steps + 1):
+        if should_stop():
+            emit(Cancelled(step - 1))
+            return None
+        time.sleep(delay)
+        norms = {g: 0.1 * (i + 1) for i, g in enumerate(GROUPS) if g not in plan.frozen}
+        emit(StepEvent(step, (step + 1) // 2, 1.0 / step, config.lr, norms, plan.frozen))
+        if step % 2 == 0:
+            emit(EvalEvent(step // 2, step, 0.9 / step, 0.6, 0.7, 0.1 * step, 123.0))
+    result = {
+        "val_acc": 0.75, "best_val_acc": 0.75, "val_loss": 0.4, "seconds": 0.2, "images_per_s": 123.0,
+        "trainable_params": 100, "total_params": 200, "classes": ["cat", "dog"],
+        "confusion": [[4, 1], [1, 4]], "predictions": [0, 1], "targets": [0, 0],
+        "weight_drift": {g: 0.0 if g in plan.frozen else 0.01 for g in GROUPS[:-1]},
+        "misclassified": [{"image": np.zeros((8, 8, 3), np.uint8), "true": "cat", "pred": "dog"}],
+    }
+    emit(Done(result))
+    return result
+
+
+def slow_run(config, emit, should_stop):
+    return fake_run(config, emit, should_stop, steps=400, delay=0.02)
+
+
+def app(page: str | None = None, *, lang: str = "en", run_fn=fake_run) -> AppTest:
+    """The app on `page`. Note: AppTest runs app.py (the frame) on the first run only;
+    later runs execute the page alone, so frame checks look at the first run."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["lang"] = lang
+    at.session_state["_queue_override"] = JobQueue(run_fn)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def wait_until_done(at: AppTest, slot: str, timeout: float = 20.0) -> str:
+    queue = at.session_state["_queue_override"]
+    job_id = at.session_state[f"job:{slot}"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = queue.get(job_id)
+        if view.state not in ("queued", "running"):
+            return view.state
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {view.state} after {timeout} s")
+
+
+def strings(lang: str) -> dict:
+    return json.loads((ROOT / "assets" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_in_both_languages(page, lang):
+    at = app(page, lang=lang)
+    ok(at)
+    key = {"1": "page1.title", "2": "page2.title", "3": "page3.title", "4": "page4.title"}[Path(page).name[0]]
+    assert at.title[0].value == strings(lang)[key]
+    assert at.query_params["lang"] in (lang, [lang])  # a shareable link
+
+
+def test_sidebar_shows_language_device_and_queue():
+    at = app()  # AppTest keeps the sidebar of the first run only (st.navigation quirk)
+    side = [m.value for m in at.sidebar.markdown]
+    assert any("CPU" in m or "CUDA" in m or "MPS" in m for m in side)
+    assert any("0 running, 0 waiting" in m for m in side)
+    assert at.radio(key="lang").options == ["English", "한국어"]
+
+
+def test_language_switch_changes_the_page_text():
+    at = app()
+    at.radio(key="lang").set_value("ko").run()
+    ok(at)
+    assert at.title[0].value == strings("ko")["page1.title"]
+
+
+def test_an_unknown_language_in_the_url_falls_back_to_english():
+    at = app(lang="xx")
+    ok(at)
+    assert at.title[0].value == strings("en")["page1.title"]
+    assert at.query_params["lang"] in ("en", ["en"])  # the URL is corrected
+
+
+def test_matrix_cell_sets_strategy_freeze_depth_and_learning_rate():
+    at = app("pages/2_strategy.py")
+    body = len(GROUPS) - 1
+    at.button(key="cell:small:similar").click().run()
+    ok(at)
+    assert at.session_state["strategy"] == "linear_probe" and at.session_state["freeze_depth"] == body
+    assert at.slider(key="freeze_depth").value == body
+    at.button(key="cell:small:different").click().run()
+    rec = strategies.recommend("different", "small", num_groups=len(GROUPS))
+    assert at.slider(key="freeze_depth").value == rec.freeze_depth
+    assert at.session_state["lr"] == rec.lr and at.session_state["strategy"] == rec.strategy
+    assert any(rec.reason_en in s.value for s in at.success)  # the page says why
+    at.button(key="cell:large:different").click().run()
+    assert at.slider(key="freeze_depth").value == 0 and at.session_state["strategy"] == "full"
+
+
+def readout(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("### trainable:"))
+
+
+@pytest.mark.parametrize("depth", [0, 2, 5])
+def test_freeze_slider_updates_the_trainable_count(depth):
+    counts = backbones.build_model("studio_resnet", 10, pretrained=False, image_size=32).param_counts()
+    at = app("pages/2_strategy.py")
+    at.slider(key="freeze_depth").set_value(depth).run()
+    ok(at)
+    trainable = sum(n for g, n in list(counts.items())[depth:])
+    total = sum(counts.values())
+    numbers = re.findall(r"[\d.]+[MK]?", readout(at))
+    assert numbers[0] == f"{trainable / 1e6:.1f}M" if trainable >= 1e6 else f"{trainable / 1e3:.1f}K"
+    assert numbers[2] == f"{100 * trainable / total:.1f}"
+    # The slider names the strategy it amounts to.
+    assert at.session_state["strategy"] == {0: "full", 2: "partial", 5: "linear_probe"}[depth]
+
+
+def test_slider_readout_changes_when_moved():
+    at = app("pages/2_strategy.py")
+    at.slider(key="freeze_depth").set_value(0).run()
+    everything = readout(at)
+    at.slider(key="freeze_depth").set_value(4).run()
+    assert readout(at) != everything and "100.0%" in everything
+
+
+def test_start_submits_a_job_and_results_appear_after_polling():
+    at = app("pages/3_finetune.py")
+    at.button(key="start").click().run()
+    ok(at)
+    assert at.session_state["job:finetune"] is not None
+    assert wait_until_done(at, "finetune") == "done"
+    at.run()
+    ok(at)
+    assert at.success and "0." in at.success[0].value  # "Finished in 0.x s."
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 6  # loss, accuracy, heatmap, bars, confusion, drift
+    assert at.code[0].value.startswith("python -m tlcore finetune")
+    assert len(at.get("image")) == 1  # the one misclassified example
+
+
+def test_stop_cancels_the_running_job():
+    at = app("pages/3_finetune.py", run_fn=slow_run)
+    at.button(key="start").click().run()
+    at.button(key="stop:finetune").click().run()
+    assert wait_until_done(at, "finetune", timeout=5) == "cancelled"
+    at.run()
+    ok(at)
+    assert at.warning and at.warning[0].value == strings("en")["job.cancelled"]
+
+
+def test_leaving_the_page_and_coming_back_shows_the_running_job():
+    at = app("pages/3_finetune.py", run_fn=slow_run)
+    at.button(key="start").click().run()
+    at.switch_page("pages/4_compare.py").run()
+    ok(at)
+    # One active job per session: the race cannot start while the fine-tune runs.
+    assert any(i.value == strings("en")["job.busy_elsewhere"] for i in at.info)
+    at.switch_page("pages/3_finetune.py").run()
+    ok(at)
+    assert at.button(key="stop:finetune")  # the live panel of the same job is back
+    at.button(key="stop:finetune").click().run()
+    wait_until_done(at, "finetune", timeout=5)
+
+
+def test_race_runs_the_chosen_strategies_and_shows_a_table():
+    at = app("pages/4_compare.py")
+    at.multiselect(key="race_strategies").set_value(["scratch", "linear_probe"]).run()
+    at.button(key="race_start").click().run()
+    assert wait_until_done(at, "race") == "done"
+    at.run()
+    ok(at)
+    column = strings("en")["race.col.strategy"]
+    table = next(d.value for d in at.dataframe if column in d.value.columns)
+    assert len(table) == 2 and list(table.iloc[:, 0]) == [strings("en")["strategy.scratch"],
+                                                         strings("en")["strategy.linear_probe"]]
+
+
+def test_pretraining_experiment_runs_scratch_and_pretrained():
+    at = app("pages/1_pretraining.py")
+    at.button(key="exp_start").click().run()
+    assert wait_until_done(at, "experiment") == "done"
+    at.run()
+    ok(at)
+    view = at.session_state["_queue_override"].get(at.session_state["job:experiment"])
+    assert [c.strategy for c in view.configs] == ["scratch", "full"]
+
+
+# --- the text assets the pages read ---------------------------------------------------
+
+
+def test_ui_strings_have_the_same_keys_in_both_languages():
+    assert set(strings("en")) == set(strings("ko"))
+    assert all(strings("ko").values())
+
+
+def test_every_static_ui_key_used_in_the_code_exists():
+    used = set()
+    for path in [ROOT / "app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("studio/*.py")]:
+        used |= set(re.findall(r"""\bt\(\s*["']([\w]+\.[\w.]+)["']""", path.read_text(encoding="utf-8")))
+    assert used, "the scan found no keys"
+    missing = sorted(used - set(strings("en")))
+    assert not missing, missing
+
+
+def test_lessons_have_the_same_sections_in_both_languages():
+    from studio.i18n import lesson_sections
+
+    names = sorted(p.stem for p in (ROOT / "assets" / "lessons" / "en").glob("*.md"))
+    assert names
+    for name in names:
+        en, ko = lesson_sections(name, "en"), lesson_sections(name, "ko")
+        assert list(en) == list(ko), name
+        assert all(body for _, body in ko.values()), name
