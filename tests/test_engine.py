@@ -353,3 +353,16 @@ def test_engine_never_imports_streamlit():
             "assert 'streamlit' not in sys.modules, 'streamlit imported'; assert 'plotly' not in sys.modules, 'plotly imported'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_bench_runs_both_loops_on_the_same_images():
+    """Scaled-down benchmark: both loops train on the same files and report images/s and a ratio."""
+    from tlcore import bench
+
+    rows = bench.bench("studio_resnet", "digits", per_class=4, image_size=16, epochs=1, batch_size=16,
+                       device=torch.device("cpu"), workers=0)
+    assert [r["mode"] for r in rows] == ["full", "linear_probe"]
+    for r in rows:
+        assert r["train_images"] == 40 and r["val_images"] == 200
+        assert r["reference_img_s"] > 0 and r["ours_img_s"] > 0
+        assert r["ratio"] == pytest.approx(r["ours_img_s"] / r["reference_img_s"])

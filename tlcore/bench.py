@@ -80,10 +80,9 @@ def ours(backbone: str, root: Path, *, epochs: int, batch_size: int, frozen: boo
          device: torch.device, lr: float = 1e-3, channels_last: bool | None = None) -> tuple[float, dict]:
     """The studio's trainer on the same image files. Returns (training images per second, result)."""
     start = time.perf_counter()
-    data = datasets.load_folder(per_class=10**9, val_per_class=10**9, image_size=image_size, seed=0, root=root / "train")
-    val = datasets.load_folder(per_class=10**9, val_per_class=1, image_size=image_size, seed=0, root=root / "val")
-    data.val_x, data.val_y = torch.cat([val.train_x, val.val_x]), torch.cat([val.train_y, val.val_y])
-    data.train_x, data.train_y = torch.cat([data.train_x, data.val_x[:0]]), data.train_y
+    classes, train_x, train_y, _ = datasets.decode_files(datasets.folder_files(root / "train"), image_size=image_size)
+    _, val_x, val_y, _ = datasets.decode_files(datasets.folder_files(root / "val"), image_size=image_size)
+    data = datasets.ImageData(classes, train_x, torch.as_tensor(train_y), val_x, torch.as_tensor(val_y))
     torch.manual_seed(0)
     model = backbones.build_model(backbone, data.num_classes, pretrained=False, image_size=image_size)
     groups = model.group_names

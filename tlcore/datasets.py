@@ -146,9 +146,9 @@ def pil_to_uint8(img, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
-def images_from_files(files_by_class: dict[str, list], *, per_class, val_per_class, image_size, seed,
-                      open_file=None, min_classes: int = 2) -> ImageData:
-    """Decode image files grouped by class into an ImageData, skipping what is not an image.
+def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=None,
+                 min_classes: int = 2) -> tuple[list[str], torch.Tensor, np.ndarray, list[tuple[str, str]]]:
+    """Decode image files grouped by class: (classes, x (N,3,S,S) uint8, labels, skipped).
 
     files_by_class: class name -> list of paths (or names that `open_file` opens as a binary file).
     Corrupt and non-image files are listed in `skipped` with the reason; a class left with
@@ -180,25 +180,36 @@ def images_from_files(files_by_class: dict[str, list], *, per_class, val_per_cla
             good += 1
         if good == 0:
             raise ValueError(f"class {cls!r} has no readable images; add images to it or remove the folder")
-    counts = np.bincount(np.array(labels), minlength=len(classes))
+    return classes, torch.stack(images), np.array(labels), skipped
+
+
+def images_from_files(files_by_class: dict[str, list], *, per_class, val_per_class, image_size, seed,
+                      open_file=None, min_classes: int = 2) -> ImageData:
+    """Decode image files grouped by class (see decode_files) and split them per class with a seed."""
+    classes, x, labels, skipped = decode_files(files_by_class, image_size=image_size, open_file=open_file,
+                                               min_classes=min_classes)
+    counts = np.bincount(labels, minlength=len(classes))
     val_per_class = min(val_per_class, int(counts.min()) - 1)
     if val_per_class < 1:
         small = classes[int(counts.argmin())]
         raise ValueError(f"class {small!r} has only {int(counts.min())} readable image; each class needs at least 2 (one to train, one to test)")
-    data = from_arrays(classes, torch.stack(images), np.array(labels), per_class=per_class,
-                       val_per_class=val_per_class, image_size=image_size, seed=seed)
+    data = from_arrays(classes, x, labels, per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed)
     data.skipped = skipped
     return data
 
 
-def load_folder(*, per_class, val_per_class, image_size, seed, root) -> ImageData:
-    """An image folder on disk: one sub-folder per class (ImageFolder layout)."""
+def folder_files(root) -> dict[str, list[Path]]:
+    """class name -> files, for a folder with one sub-folder per class (hidden entries ignored)."""
     root = Path(root or "")
     if not str(root) or not root.is_dir():
         raise ValueError(f"dataset folder {str(root)!r} does not exist; give a folder with one sub-folder per class")
-    files = {d.name: [p for p in sorted(d.rglob("*")) if p.is_file()] for d in sorted(root.iterdir())
-             if d.is_dir() and not d.name.startswith(".")}
-    return images_from_files(files, per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed)
+    return {d.name: [p for p in sorted(d.rglob("*")) if p.is_file()] for d in sorted(root.iterdir())
+            if d.is_dir() and not d.name.startswith(".")}
+
+
+def load_folder(*, per_class, val_per_class, image_size, seed, root) -> ImageData:
+    """An image folder on disk: one sub-folder per class (ImageFolder layout)."""
+    return images_from_files(folder_files(root), per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed)
 
 
 # ----------------------------------------------------------------------------- offline sets
