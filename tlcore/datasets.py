@@ -282,7 +282,7 @@ def _labels_of(ds) -> list[int]:
 def prefetch(name: str) -> str:
     """Download a torchvision dataset into the cache now (before class)."""
     spec = get(name)
-    if spec.kind != "torchvision":
+    if spec.kind not in ("torchvision", "download"):  # "download": SST-2, NSMC (tlcore.text)
         return f"{name}: offline, nothing to fetch"
     data = spec.load(per_class=1, val_per_class=1, image_size=32, seed=0, root="")
     return f"{name}: ready ({data.num_classes} classes) in {CACHE_DIR}"
