@@ -209,6 +209,15 @@ def test_cli_fill_mask(tiny_dirs, capsys):
     assert lines[0] == "[MASK] #1:" and len(lines) == 4 and "The cat is on the " in lines[1]
 
 
+def test_text_bench_times_both_loops_on_the_same_data(tiny_dirs):
+    from tlcore.text.bench import bench
+
+    r = bench(tiny_dirs["bert"], "sentiment_en", per_class=8, epochs=1, batch_size=8, lr=1e-3, device="cpu")
+    assert r["sentences"] == 16 and r["epochs"] == 1
+    assert r["ours_s_per_epoch"] > 0 and r["trainer_s_per_epoch"] > 0
+    assert r["speedup"] == pytest.approx(r["trainer_s_per_epoch"] / r["ours_s_per_epoch"])
+
+
 # ----------------------------------------------------------------------------- batches
 
 def test_batches_pad_to_their_own_longest_sentence(sample, tiny_dirs):

@@ -1,4 +1,4 @@
-"""`python -m tlcore fill-mask`: the masked-word demo from a terminal.
+"""`python -m tlcore fill-mask` (the masked-word demo) and `text-bench` (ours vs transformers' Trainer).
 
 Fine-tuning text models needs no command of its own: `python -m tlcore finetune --task text
 --backbone bert_tiny --dataset sentiment_en ...` goes through tlcore.trainer.run, and
@@ -35,3 +35,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--model", default="bert_base", help="text backbone with a masked-word head, or a saved folder (default: %(default)s)")
     p.add_argument("--top-k", type=int, default=5, help="guesses per mask (default: %(default)s)")
     p.set_defaults(func=cmd_fill_mask)
+
+    from tlcore.text import bench
+
+    bench.register_cli(subparsers)
