@@ -8,8 +8,19 @@ from studio.i18n import lesson
 from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit
 from studio.state import job_id, queue
 from studio.text_ui import (
-    STRATEGIES, backbone_ui, data_ui, draw_text_results, fill_mask_ui, init_state, make_config, rates_ui, readout,
-    strategy_ui, training_ui, tt,
+    STRATEGIES,
+    backbone_ui,
+    data_ui,
+    draw_text_results,
+    fill_mask_ui,
+    init_state,
+    make_config,
+    race_depth,
+    rates_ui,
+    readout,
+    strategy_ui,
+    training_ui,
+    tt,
 )
 from tlcore.jobs import JobView
 
@@ -56,7 +67,7 @@ with compare_tab:
         st.info(tt("job.busy_elsewhere"))
     elif not running("text_race"):
         if st.button(tt("text.compare_start"), disabled=not (picked and data.ready), key="text_race_start"):
-            configs = [make_config(data, choice, strategy=s, freeze_depth=max(1, choice.freeze_depth)) for s in picked]
+            configs = [make_config(data, choice, strategy=s, freeze_depth=race_depth(choice, backbone)) for s in picked]
             if all(configs):
                 submit("text_race", configs, labels=list(picked))
     job_panel("text_race", results=draw_race_results)

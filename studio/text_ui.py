@@ -18,7 +18,7 @@ import streamlit as st
 
 from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, t
 from studio.jobs_ui import chart, draw_downloads, draw_run_charts, translator
-from tlcore import backbones, datasets, plots
+from tlcore import backbones, datasets, plots, strategies
 from tlcore.config import RunConfig
 from tlcore.jobs import JobView
 
@@ -33,7 +33,7 @@ DEFAULTS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _strings(lang: str) -> dict[str, str]:
     return json.loads((ASSETS / "i18n" / f"text_{lang}.json").read_text(encoding="utf-8"))
 
@@ -136,9 +136,23 @@ def strategy_ui(backbone: str) -> StrategyChoice:
     if strategy == "lora":
         st.select_slider(tt("text.lora_r"), (1, 2, 4, 8, 16, 32, 64), key="text_lora_r", help=tt("help.text_lora_r"))
         lora_r = st.session_state["text_lora_r"]
-    frozen = {"linear_probe": tuple(groups[:-1]), "partial": tuple(groups[:depth]), "lora": (groups[0],)}.get(strategy, ())
+    frozen = frozen_at_start(strategy, depth, groups)
     st.caption(tt("text.frozen_list", groups=", ".join(frozen)) if frozen else tt("text.frozen_none"))
     return StrategyChoice(strategy, depth, lora_r, frozen)
+
+
+def frozen_at_start(strategy: str, depth: int, groups: list[str]) -> tuple[str, ...]:
+    """What the run will freeze at its first step: the engine's own plan, so the page and the run agree."""
+    from tlcore.text.run import lora
+
+    settings = dict(lr=1e-4, head_lr_mult=10.0, freeze_depth=depth, layer_decay=0.8)
+    plan = lora(groups, **settings) if strategy == "lora" else strategies.make_plan(strategy, groups, **settings)
+    return plan.frozen
+
+
+def race_depth(choice: StrategyChoice, backbone: str) -> int:
+    """Freeze depth for 'partial' in a race: the chosen one, or half the body."""
+    return choice.freeze_depth or (len(layer_groups(backbone, "partial")) - 1) // 2
 
 
 def readout(backbone: str, choice: StrategyChoice) -> None:

@@ -14,7 +14,7 @@ import textwrap
 import pytest
 import torch
 
-from tlcore import backbones, datasets, strategies, trainer
+from tlcore import backbones, datasets, trainer
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, EvalEvent, Failed, History, Started, StepEvent
 from tlcore.text import data as text_data
@@ -300,7 +300,7 @@ def test_offline_samples_are_balanced_with_a_fixed_split():
         assert len(table.texts) == len(set(table.texts)) >= 200
         for label in ("positive", "negative"):
             for split, n in (("train", 96), ("val", 24)):
-                assert sum(1 for lab, s in zip(table.labels, table.splits) if lab == label and s == split) == n
+                assert sum(1 for lab, s in zip(table.labels, table.splits, strict=True) if lab == label and s == split) == n
     data = datasets.load_dataset("sentiment_ko", per_class=10, val_per_class=100, image_size=0, seed=3)
     assert data.classes == ["negative", "positive"] and len(data.train_texts) == 20 and len(data.val_texts) == 48
 

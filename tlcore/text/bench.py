@@ -51,7 +51,7 @@ def run_trainer(name: str, data, *, epochs: int, batch_size: int, lr: float, dev
     def rows(texts, labels):
         enc = tokenizer(texts, truncation=True, max_length=128)
         return [{"input_ids": i, "attention_mask": m, "labels": int(y)}
-                for i, m, y in zip(enc["input_ids"], enc["attention_mask"], labels)]
+                for i, m, y in zip(enc["input_ids"], enc["attention_mask"], labels, strict=True)]
 
     train, val = rows(data.train_texts, data.train_y), rows(data.val_texts, data.val_y)
     steps = -(-len(train) // batch_size) * epochs

@@ -117,15 +117,14 @@ def parse_text_csv(content: str | bytes, *, name: str = "file", text_column: str
     for n, row in enumerate(body, start=2):  # row 1 is the header, as a spreadsheet counts
         if not any(cell.strip() for cell in row):
             continue  # a blank line is not worth reporting
-        cell = lambda i: row[i].strip() if i < len(row) else ""  # noqa: E731
-        sentence, label = cell(ti), cell(li)
+        sentence, label = _cell(row, ti), _cell(row, li)
         if not sentence:
             skipped.append((f"row {n}", "empty text"))
             continue
         if not label:
             skipped.append((f"row {n}", "empty label"))
             continue
-        split = cell(si).lower() if si is not None else "train"
+        split = _cell(row, si).lower() if si is not None else "train"
         if split not in TRAIN_SPLITS | VAL_SPLITS:
             skipped.append((f"row {n}", f"unknown split {split!r} (use train or val)"))
             continue
@@ -140,6 +139,10 @@ def parse_text_csv(content: str | bytes, *, name: str = "file", text_column: str
             f"{name}: only one label ({distinct[0]!r}) in the label column; a classifier needs at least two"
         )
     return TextTable(texts, labels, splits if si is not None else None, skipped)
+
+
+def _cell(row: list[str], i: int) -> str:
+    return row[i].strip() if i < len(row) else ""  # short rows: missing cells are empty
 
 
 def read_text_csv(path: str | os.PathLike, **kwargs) -> TextTable:

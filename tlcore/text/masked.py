@@ -43,7 +43,7 @@ def fill_mask(model, tokenizer, sentence: str, top_k: int = 5) -> list[list[Gues
         probs = logits[pos].float().softmax(-1)
         top = probs.topk(min(top_k, probs.numel()))
         guesses = []
-        for score, token_id in zip(top.values.tolist(), top.indices.tolist()):
+        for score, token_id in zip(top.values.tolist(), top.indices.tolist(), strict=True):
             token = tokenizer.convert_ids_to_tokens(token_id)
             word = tokenizer.convert_tokens_to_string([token]).strip()
             guesses.append(Guess(token, score, _replace_nth(sentence, MASK, word, i)))

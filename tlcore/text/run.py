@@ -13,7 +13,7 @@ Not for: the loop itself (tlcore.trainer) or model loading (tlcore.text.models).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -105,7 +105,7 @@ def run_text(config: RunConfig, emit: Callable[[object], None],
 def misclassified(data, source: TextSource, result: dict, limit: int = 12) -> list[dict]:
     """Up to `limit` wrong validation predictions with their sentences."""
     out = []
-    for pos, (t, p) in enumerate(zip(result["targets"], result["predictions"])):
+    for pos, (t, p) in enumerate(zip(result["targets"], result["predictions"], strict=True)):
         if t != p:
             text = data.val_texts[source.val_order[pos]]
             out.append({"text": text, "true": data.classes[t], "pred": data.classes[p]})

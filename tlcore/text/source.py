@@ -16,7 +16,7 @@ Not for: reading files (tlcore.text.data) or models (tlcore.text.models).
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
