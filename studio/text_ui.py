@@ -28,8 +28,8 @@ HEAD_MULT_CHOICES = (1.0, 3.0, 10.0, 30.0, 100.0)
 STRATEGIES = ("linear_probe", "partial", "full", "full_llrd", "gradual", "lora", "scratch")
 MASK_MODELS = ("bert_base", "distilbert_base", "bert_tiny", "bert_multilingual", "klue_bert")
 DEFAULTS = {
-    "text_strategy": "linear_probe", "text_freeze_depth": 3, "text_lr": 1e-4, "text_head_lr_mult": 10.0,
-    "text_lora_r": 8, "text_per_class": 48, "text_epochs": 3, "text_source": "offline", "text_dataset": "sentiment_en",
+    "text_strategy": "linear_probe", "text_freeze_depth": 3, "text_lr": 1e-4, "text_head_lr_mult": 30.0,
+    "text_lora_r": 8, "text_per_class": 96, "text_epochs": 5, "text_source": "offline", "text_dataset": "sentiment_en",
 }
 
 
