@@ -184,16 +184,17 @@ class SourceSpec:
         maps = self.ifs_maps[labels].clone()  # (n, M, 6)
         # Intra-class variation of the maps themselves (FractalDB perturbs parameters
         # the same way): a few percent on every coefficient changes the fine detail.
-        maps = maps * (1 + 0.08 * (2 * torch.rand(maps.shape, generator=g) - 1))
+        maps = maps * (1 + 0.15 * (2 * torch.rand(maps.shape, generator=g) - 1))
         steps = max(24, (size * size) // (CHAOS_CHAINS * 2))
         pts = _chaos_game(maps, self.ifs_cum[labels], chains=CHAOS_CHAINS, steps=steps, generator=g)
         pts = (pts - self.ifs_center[labels, None]) * self.ifs_scale[labels, None, None]
-        pts = _jitter_points(pts, g, max_rotation=0.6)
+        # Any rotation, and a mirror half the time: the class is the shape, not its pose.
+        pts = _jitter_points(pts, g, max_rotation=math.pi, mirror=True)
         return _rasterise(pts, size, g, density=0.6 * size / 32)
 
     def _glyph_mask(self, labels: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
         n = labels.numel()
-        ctrl = self.glyph_ctrl[labels] + 0.07 * torch.randn(n, MAX_STROKES, 4, 2, generator=g)
+        ctrl = self.glyph_ctrl[labels] + 0.1 * torch.randn(n, MAX_STROKES, 4, 2, generator=g)
         points = 10 * size  # enough samples along the strokes to draw continuous lines
         stroke = (torch.rand(n, points, generator=g) * self.glyph_n[labels, None]).long()
         t = torch.rand(n, points, 1, generator=g)
@@ -205,14 +206,17 @@ class SourceSpec:
             + 3 * (1 - t) * t**2 * p[:, :, 2]
             + t**3 * p[:, :, 3]
         )
-        pts = _jitter_points(pts, g, max_rotation=0.35)
+        pts = _jitter_points(pts, g, max_rotation=0.6)
         return _rasterise(pts, size, g, density=1.0, thicken=True)
 
     def _texture_mask(self, labels: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
         n = labels.numel()
         tex = self.tex[labels]  # (n, 2, 3)
-        theta = tex[..., 0] + 0.12 * torch.randn(n, 2, generator=g)
-        freq = tex[..., 1] * (1 + 0.12 * (2 * torch.rand(n, 2, generator=g) - 1))
+        # The whole pattern turns at random; the class is the angle *between* the gratings,
+        # their frequencies and profiles.
+        turn = math.pi * torch.rand(n, 1, generator=g)
+        theta = tex[..., 0] + turn + 0.1 * torch.randn(n, 2, generator=g)
+        freq = tex[..., 1] * (1 + 0.2 * (2 * torch.rand(n, 2, generator=g) - 1))
         sharp = tex[..., 2]
         phase = 2 * math.pi * torch.rand(n, 2, generator=g)
         yy, xx = _grid(size)  # (S, S) each, in [-1, 1]
@@ -257,13 +261,17 @@ def _chaos_game(
     return torch.cat(out, 1)
 
 
-def _jitter_points(pts: torch.Tensor, g: torch.Generator, *, max_rotation: float) -> torch.Tensor:
-    """Random pose per image: rotation, anisotropic scale, shift. pts (N, P, 2) -> (N, P, 2)."""
+def _jitter_points(
+    pts: torch.Tensor, g: torch.Generator, *, max_rotation: float, mirror: bool = False
+) -> torch.Tensor:
+    """Random pose per image: rotation, mirror, anisotropic scale, shift. pts (N, P, 2) -> (N, P, 2)."""
     n = pts.shape[0]
     rot = _rotation(max_rotation * (2 * torch.rand(n, generator=g) - 1))  # (N, 2, 2)
-    scale = 0.55 + 0.4 * torch.rand(n, 1, generator=g)
-    aspect = 1 + 0.15 * (2 * torch.rand(n, 2, generator=g) - 1)
-    shift = 0.25 * (2 * torch.rand(n, 1, 2, generator=g) - 1)
+    scale = 0.45 + 0.5 * torch.rand(n, 1, generator=g)
+    aspect = 1 + 0.2 * (2 * torch.rand(n, 2, generator=g) - 1)
+    if mirror:
+        aspect[:, 0] *= torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
+    shift = 0.3 * (2 * torch.rand(n, 1, 2, generator=g) - 1)
     return (pts @ rot.transpose(1, 2)) * (scale * aspect)[:, None, :] + shift
 
 
@@ -314,6 +322,21 @@ def _background(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     return bg[..., None, None] * (1 - ramp[:, None]) + other[..., None, None] * ramp[:, None]
 
 
+def _dead_leaves(img: torch.Tensor, g: torch.Generator, *, leaves: int) -> torch.Tensor:
+    """Paint up to `leaves` random discs (dead-leaves clutter) on images (N, 3, S, S)."""
+    n, _, size, _ = img.shape
+    yy, xx = _grid(size)
+    for _ in range(leaves):
+        centre = 2 * torch.rand(n, 2, 1, 1, generator=g) - 1
+        radius = 0.1 + 0.35 * torch.rand(n, 1, 1, generator=g)
+        present = torch.rand(n, 1, 1, generator=g) < 0.6
+        inside = ((xx - centre[:, 0]) ** 2 + (yy - centre[:, 1]) ** 2 < radius**2) & present  # (N, S, S)
+        colour = torch.rand(n, 3, 1, 1, generator=g)
+        # Half-transparent, so the clutter never hides the shape's contrast entirely.
+        img = torch.where(inside[:, None], 0.5 * img + 0.5 * colour, img)
+    return img
+
+
 def _colourise(mask: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Ink a coverage mask (N, S, S) onto a random background, add noise -> uint8 (N, 3, S, S).
 
@@ -324,11 +347,29 @@ def _colourise(mask: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     fg, bg = _random_colours(n, g)
     back = _background(n, size, g)
     back = back - back.mean((2, 3), keepdim=True) + bg[..., None, None]
+    back = _dead_leaves(back, g, leaves=3)  # clutter behind the shape
     m = mask[:, None]
     img = back * (1 - m) + fg[..., None, None] * m
+    img = _degrade(img, g)
     noise = 0.08 * torch.rand(n, 1, 1, 1, generator=g)
     img = img + noise * torch.randn(img.shape, generator=g)
     return (img.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _degrade(img: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Some images lose colour or sharpness, as real data often has (scans, thumbnails).
+
+    A backbone that saw blurry and grey images during pretraining is not thrown by them
+    later (the real digits are 8x8 upscaled, greyscale). (N, 3, S, S) -> same.
+    """
+    n, _, size, _ = img.shape
+    grey = torch.rand(n, 1, 1, 1, generator=g) < 0.25
+    img = torch.where(grey, img.mean(1, keepdim=True).expand_as(img), img)
+    low = max(4, size // 4)
+    small = F.interpolate(img, size=(low, low), mode="bilinear", antialias=True, align_corners=False)
+    blurry = F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)
+    blur = torch.rand(n, 1, 1, 1, generator=g) < 0.3
+    return torch.where(blur, blurry, img)
 
 
 # --------------------------------------------------------------------------- streams

@@ -1,0 +1,384 @@
+"""Pretraining the studio's own backbone offline, and the files that ship with it.
+
+`python -m tlcore pretrain` trains ``studio_resnet`` from random init to classify images
+of the procedural source (``tlcore.procedural``: hundreds of classes of fractals, glyphs
+and textures, drawn on the fly), then writes the checkpoint (safetensors, fp16, a few MB)
+and its card (JSON + Markdown) into ``assets/backbones/``. The same command with the same
+seed reproduces the shipped file; the card records the command.
+
+This is the costly half of transfer learning, made small: the learner sees what
+pretraining takes (images, minutes, a device) and, in the matrix, what it buys.
+
+Not for: fine-tuning (``tlcore.trainer``) or loading the weights into a model
+(``tlcore.backbones.load_studio_checkpoint`` does that; this module only writes them and
+reads the card).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from tlcore import procedural
+from tlcore.backbones import STUDIO_CARD, STUDIO_CHECKPOINT, STUDIO_WIDTHS, GroupedModel, build_model
+from tlcore.device import describe_device, pick_device
+
+STATEMENT_EN = (
+    "Pretrained by this project on synthetic, procedurally generated images "
+    "(fractals, stroke glyphs, textures), not on ImageNet or any photo dataset."
+)
+STATEMENT_KO = (
+    "이 프로젝트가 프로그램으로 그려 낸 합성 이미지(프랙털, 획 글리프, 텍스처)로 직접 "
+    "사전학습한 모델입니다. ImageNet이나 실제 사진 데이터는 쓰지 않았습니다."
+)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    classes: int = 500  # source classes (parameter sets of the generators), >= 2
+    steps: int = 4000  # optimiser steps; images seen = steps * batch_size
+    batch_size: int = 128  # images per step, all freshly drawn
+    image_size: int = 32  # pixels; the studio's targets use the same size
+    lr: float = 0.2  # peak learning rate of SGD with Nesterov momentum 0.9
+    warmup: int = 300  # steps of linear warm-up before the cosine decay
+    weight_decay: float = 5e-4  # on conv/linear weights only, not on BatchNorm or biases
+    label_smoothing: float = 0.1  # softer targets: many source classes look alike
+    eval_every: int = 250  # steps between source-accuracy checks
+    eval_images: int = 4000  # fixed held-out images of the source classes
+    seed: int = 0  # data stream and init; the class universe is procedural.UNIVERSE_SEED
+    device: str = "auto"  # auto | cpu | cuda | mps
+
+    def __post_init__(self) -> None:
+        if self.classes < 2:
+            raise ValueError(f"classes must be at least 2, got {self.classes}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be at least 8, got {self.image_size}")
+        if not 0 <= self.warmup < max(self.steps, 1) + 1:
+            raise ValueError("warmup must be between 0 and steps")
+
+
+# --------------------------------------------------------------------------- training
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Learning rate at a step: (1) linear warm-up to cfg.lr, (2) cosine decay to zero."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    # Decay only what has a scale worth shrinking (conv/linear weights), the usual recipe.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@torch.no_grad()
+def evaluate(model: GroupedModel, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch: int = 500) -> float:
+    """Top-1 accuracy on fixed images: x uint8 (N, 3, S, S), y (N,)."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        logits = model(x[i : i + batch].to(device))
+        correct += int((logits.argmax(1).cpu() == y[i : i + batch]).sum())
+    model.train()
+    return correct / len(x)
+
+
+def pretrain(
+    cfg: PretrainConfig,
+    *,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> tuple[GroupedModel, dict]:
+    """Train studio_resnet on the procedural source. Returns the model and its card (a dict)."""
+    from tqdm import tqdm
+
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)  # the head and body init
+    spec = procedural.SourceSpec(cfg.classes, procedural.UNIVERSE_SEED)
+    model = build_model("studio_resnet", cfg.classes, pretrained=False, image_size=cfg.image_size)
+    # channels_last is faster for convolutions on both CPU and CUDA.
+    model = model.to(device, memory_format=torch.channels_last)
+    opt = torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=0.9, nesterov=True)
+
+    # Held-out *images* of the source classes, drawn once from a stream of their own.
+    eval_gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)
+    eval_y = torch.arange(cfg.eval_images) % cfg.classes
+    eval_x = spec.render(eval_y, image_size=cfg.image_size, generator=eval_gen)
+
+    stream = procedural.source_batches(
+        spec, batch_size=cfg.batch_size, image_size=cfg.image_size,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _nullcontext()
+    curve: list[dict] = []
+    start = time.perf_counter()
+    running = None
+    bar = tqdm(range(cfg.steps), desc="pretrain", disable=not progress, file=sys.stderr, mininterval=2)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        x, y = next(stream)
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with autocast:
+            loss = F.cross_entropy(model(x), y.to(device), label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 20 == 0 or step == cfg.steps - 1:
+            # One host sync every 20 steps keeps the bar informative and the GPU busy.
+            value = float(loss.detach())
+            running = value if running is None else 0.9 * running + 0.1 * value
+            bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr_at(step, cfg):.3f}")
+        if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
+            acc = evaluate(model, eval_x, eval_y, device)
+            point = {
+                "step": step + 1,
+                "images_seen": (step + 1) * cfg.batch_size,
+                "train/loss": round(running, 4),
+                "source_acc": round(acc, 4),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+            curve.append(point)
+            log(
+                f"step {point['step']:>6}  images {point['images_seen']:>8}  loss {running:.3f}  "
+                f"source acc {acc:.3f}  ({point['seconds']:.0f} s)"
+            )
+    bar.close()
+    seconds = time.perf_counter() - start
+    model = model.to("cpu", memory_format=torch.contiguous_format)
+    card = _card(cfg, model, curve, seconds, describe_device(device), device.type)
+    return model, card
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# --------------------------------------------------------------------------- card and files
+
+
+def _card(cfg: PretrainConfig, model: GroupedModel, curve: list[dict], seconds: float, device: str, device_type: str) -> dict:
+    counts = model.param_counts()
+    final = curve[-1] if curve else {}
+    return {
+        "name": "studio_resnet",
+        "pretrained_on": "synthetic",
+        "statement_en": STATEMENT_EN,
+        "statement_ko": STATEMENT_KO,
+        "architecture": {
+            "description": (
+                "small ResNet: 3x3 stride-2 conv stem, four stages of one BasicBlock each "
+                f"(widths {', '.join(map(str, STUDIO_WIDTHS))}; stages 2-4 halve the resolution), "
+                "global average pool, linear head"
+            ),
+            "groups": model.group_names,
+            "params_per_group": counts,
+            "params_total": sum(counts.values()),
+            "params_body": sum(v for k, v in counts.items() if k != "head"),
+            "input": f"{cfg.image_size}x{cfg.image_size} RGB, normalised with mean 0.5 and std 0.25",
+        },
+        "source": {
+            "generator": "tlcore.procedural (drawn on the fly, nothing stored)",
+            "families": list(procedural.FAMILIES),
+            "classes": cfg.classes,
+            "class_ids": f"0..{cfg.classes - 1} of universe {procedural.UNIVERSE_SEED}",
+            "heldout_class_ids_from": procedural.HELDOUT_FIRST,
+            "image_size": cfg.image_size,
+        },
+        "training": {
+            **asdict(cfg),
+            "optimizer": "SGD, Nesterov momentum 0.9, warm-up then cosine learning rate",
+            "images_seen": cfg.steps * cfg.batch_size,
+            "seconds": round(seconds, 1),
+            "device": device,
+            "device_type": device_type,
+            "note": (
+                "pretrained on a shared 2-core CPU: no GPU was available to this session"
+                if device_type == "cpu" else "pretrained on a GPU"
+            ),
+        },
+        "source_accuracy": {
+            "top1": final.get("source_acc"),
+            "chance": round(1 / cfg.classes, 4),
+            "measured_on": f"{cfg.eval_images} fixed held-out images of the source classes",
+            "curve": curve,
+        },
+        "command": command_for(cfg),
+        "torch_version": torch.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def command_for(cfg: PretrainConfig, out: Path | str = STUDIO_CHECKPOINT) -> str:
+    """The exact command that reproduces this checkpoint."""
+    default = PretrainConfig()
+    parts = ["python", "-m", "tlcore", "pretrain"]
+    for key, value in asdict(cfg).items():
+        if value != getattr(default, key) or key in ("classes", "steps", "image_size", "seed"):
+            parts += [f"--{key.replace('_', '-')}", str(value)]
+    parts += ["--out", _relative(Path(out))]
+    return shlex.join(parts)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def sha256_of(path: Path | str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def card_paths(checkpoint: Path | str) -> tuple[Path, Path]:
+    """Where a checkpoint's card lives: same name, .json and .md."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_suffix(".json"), checkpoint.with_suffix(".md")
+
+
+def save_checkpoint(model: GroupedModel, card: dict, path: Path | str = STUDIO_CHECKPOINT) -> dict:
+    """Write the weights (fp16 safetensors, head included) and the card (JSON + Markdown).
+
+    fp16 halves the file (the limit is 5 MB); the loader casts back to float32, and the
+    rounding is far below what fine-tuning changes.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.half() if v.is_floating_point() else v).contiguous()
+        for k, v in model.state_dict().items()
+    }
+    save_file(state, str(path), metadata={"name": "studio_resnet", "pretrained_on": "synthetic"})
+    card = dict(card)
+    card["file"] = {
+        "path": path.name,
+        "bytes": path.stat().st_size,
+        "sha256": sha256_of(path),
+        "dtype": "float16",
+        "tensors": len(state),
+        "params_in_file": sum(v.numel() for k, v in state.items() if v.is_floating_point() and "running" not in k),
+    }
+    card["command"] = command_for(PretrainConfig(**{k: card["training"][k] for k in asdict(PretrainConfig())}), path)
+    json_path, md_path = card_paths(path)
+    json_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    md_path.write_text(card_markdown(card), encoding="utf-8")
+    return card
+
+
+def read_card(path: Path | str = STUDIO_CARD) -> dict | None:
+    """The card of the shipped backbone, or None when it is missing (e.g. not pretrained yet)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def card_markdown(card: dict) -> str:
+    arch, src, tr, acc = card["architecture"], card["source"], card["training"], card["source_accuracy"]
+    top1 = acc["top1"]
+    lines = [
+        "# studio_resnet: the studio's offline pretrained backbone",
+        "",
+        f"**{card['statement_en']}**",
+        "",
+        f"**{card['statement_ko']}**",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | {arch['description']} |",
+        f"| layer groups | {', '.join(arch['groups'])} |",
+        f"| parameters | {arch['params_total']:,} ({arch['params_body']:,} without the {src['classes']}-class head) |",
+        f"| input | {arch['input']} |",
+        f"| source data | {src['classes']} procedural classes ({', '.join(src['families'])}), drawn on the fly |",
+        f"| images seen | {tr['images_seen']:,} ({tr['steps']:,} steps of {tr['batch_size']}) |",
+        f"| source accuracy | {top1:.1%} top-1 on {acc['measured_on']} (chance {acc['chance']:.1%}) |"
+        if top1 is not None else "| source accuracy | not measured |",
+        f"| time and device | {tr['seconds'] / 60:.1f} min on {tr['device']}; {tr['note']} |",
+        f"| torch | {card['torch_version']} |",
+        f"| file | {card['file']['path']}, {card['file']['bytes'] / 1e6:.2f} MB, {card['file']['dtype']}, sha256 `{card['file']['sha256'][:16]}...` |"
+        if "file" in card else "",
+        "",
+        "Reproduce it:",
+        "",
+        "```",
+        card["command"],
+        "```",
+        "",
+        "Source accuracy during pretraining (held-out images of the source classes):",
+        "",
+        "| step | images seen | train loss | source acc | seconds |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {p['step']} | {p['images_seen']:,} | {p['train/loss']:.3f} | {p['source_acc']:.3f} | {p['seconds']:.0f} |"
+        for p in acc["curve"]
+    ]
+    return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def register_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pretrain",
+        help="pretrain studio_resnet on procedural images (offline) and write checkpoint + card",
+        description=__doc__.split("\n\n")[0],
+    )
+    default = PretrainConfig()
+    helps = {
+        "classes": "number of procedural source classes",
+        "steps": "optimiser steps",
+        "batch_size": "images per step",
+        "image_size": "image size in pixels",
+        "lr": "peak learning rate",
+        "warmup": "warm-up steps",
+        "weight_decay": "weight decay",
+        "label_smoothing": "label smoothing",
+        "eval_every": "steps between source-accuracy checks",
+        "eval_images": "held-out images for the source accuracy",
+        "seed": "seed of the data stream and init",
+        "device": "auto | cpu | cuda | mps",
+    }
+    for key, value in asdict(default).items():
+        p.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value, help=f"{helps[key]} (default {value})")
+    p.add_argument("--out", default=str(STUDIO_CHECKPOINT), help="checkpoint path; the card is written beside it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cli_pretrain)
+
+
+def _cli_pretrain(args: argparse.Namespace) -> int:
+    cfg = PretrainConfig(**{k: getattr(args, k) for k in asdict(PretrainConfig())})
+    model, card = pretrain(cfg, progress=not args.no_progress)
+    card = save_checkpoint(model, card, args.out)
+    print(f"wrote {args.out} ({card['file']['bytes'] / 1e6:.2f} MB) and its card; source acc {card['source_accuracy']['top1']}")
+    return 0
