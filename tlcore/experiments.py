@@ -1,0 +1,435 @@
+"""Experiments that turn the lesson's claims into measurements.
+
+- ``matrix``: the similarity x size matrix reproduced by experiment. In each of four
+  cells (a target similar / different from the pretraining data, small / large) it races
+  scratch, linear probe, partial and full fine-tuning over several seeds, through the same
+  ``tlcore.trainer.run`` the app uses, and reports mean +- std val accuracy and the winner.
+- ``sweep``: accuracy against freeze depth 0..all groups, with the frozen prefix left
+  frozen ("frozen") or trained after all ("fine-tuned"): Yosinski et al. (2014) in small.
+- ``first_layer_filters``: the stem's 3x3 filters of the pretrained backbone beside a
+  random one, the "shallow layers learn general features" picture.
+
+Results go to ``assets/results/`` as CSV, JSON and Markdown with the command that made
+them; the app reads them from there.
+
+Not for: training loops (``tlcore.trainer``) or pretraining (``tlcore.pretrain``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tlcore import backbones, datasets
+from tlcore.config import RunConfig
+
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "results"
+MATRIX_STRATEGIES = ("scratch", "linear_probe", "partial", "full")
+
+# What the seeds' matrix (source 004) predicts per cell; the results say where we agree.
+EXPECTED = {
+    ("similar", "small"): ("linear_probe", "freeze all conv layers, train the classifier"),
+    ("similar", "large"): ("partial", "freeze most conv layers, fine-tune the rest"),
+    ("different", "small"): ("partial", "freeze part of the conv layers"),
+    ("different", "large"): ("full", "train the whole model"),
+}
+
+
+@dataclass(frozen=True)
+class MatrixSettings:
+    """Everything a matrix run depends on; saved beside its results."""
+
+    similar: str = "synthetic_novel"  # target similar to the synthetic pretraining data
+    different: str = "digits"  # target different from it (real handwritten digits)
+    small: int = 5  # training examples per class in a small cell
+    large: int = 100  # ... in a large cell
+    val_per_class: int = 30
+    seeds: tuple[int, ...] = (0, 1, 2)
+    strategies: tuple[str, ...] = MATRIX_STRATEGIES
+    image_size: int = 32
+    small_epochs: int = 30  # a small set needs many passes to take enough steps
+    large_epochs: int = 12
+    freeze_depth: int = 3  # partial: stem, stage1, stage2 frozen; stage3, stage4, head train
+    lr: float = 1e-3  # AdamW, pretrained body
+    scratch_lr: float = 3e-3  # random init tolerates (and needs) a larger rate
+    head_lr_mult: float = 10.0
+    batch_size: int = 32
+    backbone: str = "studio_resnet"
+    device: str = "cpu"
+
+    def cells(self) -> list[tuple[str, str, str, int]]:
+        """(similarity, size, dataset, per_class) for the four cells."""
+        return [
+            (sim, size, ds, n)
+            for sim, ds in (("similar", self.similar), ("different", self.different))
+            for size, n in (("small", self.small), ("large", self.large))
+        ]
+
+    def config(self, dataset: str, per_class: int, strategy: str, seed: int) -> RunConfig:
+        small = per_class <= self.small
+        return RunConfig(
+            task="image", backbone=self.backbone, pretrained="yes" if strategy != "scratch" else "no",
+            dataset=dataset, per_class=per_class, val_per_class=self.val_per_class,
+            image_size=self.image_size, strategy=strategy, freeze_depth=self.freeze_depth,
+            lr=self.scratch_lr if strategy == "scratch" else self.lr, head_lr_mult=self.head_lr_mult,
+            epochs=self.small_epochs if small else self.large_epochs, batch_size=self.batch_size,
+            optimizer="adamw", augment="flip" if dataset != "digits" else "none",
+            seed=seed, device=self.device,
+        )
+
+
+def _run_quiet(config: RunConfig, data=None) -> dict:
+    """One run through the app's code path; raises if it failed (an experiment must not hide it)."""
+    from tlcore.events import Failed
+    from tlcore.trainer import run
+
+    failures = []
+    result = run(config, lambda e: failures.append(e.message) if isinstance(e, Failed) else None, data=data)
+    if result is None:
+        raise RuntimeError(f"run failed: {failures[-1] if failures else 'cancelled'} ({config.to_cli()})")
+    return result
+
+
+def run_matrix(settings: MatrixSettings, *, log=print) -> pd.DataFrame:
+    """One row per (cell, strategy, seed): similarity, size, dataset, per_class, strategy,
+    seed, val_acc, seconds."""
+    rows = []
+    for sim, size, dataset, per_class in settings.cells():
+        for seed in settings.seeds:
+            # Every strategy of a cell and seed sees exactly the same examples.
+            data = datasets.load_dataset(dataset, per_class=per_class, image_size=settings.image_size,
+                                         seed=seed, val_per_class=settings.val_per_class)
+            for strategy in settings.strategies:
+                cfg = settings.config(dataset, per_class, strategy, seed)
+                result = _run_quiet(cfg, data)
+                rows.append({
+                    "similarity": sim, "size": size, "dataset": dataset, "per_class": per_class,
+                    "strategy": strategy, "seed": seed, "val_acc": result["val_acc"],
+                    "seconds": result["seconds"],
+                })
+                log(f"{sim:>9} {size:>5} {dataset:>16} seed {seed} {strategy:>12}: "
+                    f"val/acc {result['val_acc']:.3f} ({result['seconds']:.1f} s)")
+    return pd.DataFrame(rows)
+
+
+def summarise_matrix(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and strategy: mean and std of val accuracy over seeds, and the cell's winner."""
+    keys = ["similarity", "size", "dataset", "per_class", "strategy"]
+    table = runs.groupby(keys, sort=False)["val_acc"].agg(["mean", "std", "count"]).reset_index()
+    table = table.rename(columns={"mean": "val_acc_mean", "std": "val_acc_std", "count": "seeds"})
+    best = table.groupby(["similarity", "size"], sort=False)["val_acc_mean"].transform("max")
+    table["winner"] = table["val_acc_mean"] == best
+    return table
+
+
+def cell_verdicts(table: pd.DataFrame) -> list[dict]:
+    """Per cell: the winner, what the seeds' matrix expects, and whether the measurement agrees."""
+    out = []
+    for (sim, size), cell in table.groupby(["similarity", "size"], sort=False):
+        means = dict(zip(cell["strategy"], cell["val_acc_mean"]))
+        winner = max(means, key=means.get)
+        expected, advice = EXPECTED[(sim, size)]
+        agrees = _agrees(sim, size, means)
+        pretrained_best = max(v for k, v in means.items() if k != "scratch")
+        out.append({
+            "similarity": sim, "size": size, "winner": winner, "winner_acc": means[winner],
+            "expected": expected, "advice": advice, "agrees": agrees,
+            "transfer_gain": pretrained_best - means.get("scratch", float("nan")),
+        })
+    return out
+
+
+def _agrees(sim: str, size: str, means: dict[str, float]) -> bool:
+    """The project's reading of the matrix (from the issue): a win, or within 1 point of it."""
+    best = max(means.values())
+    near = {k for k, v in means.items() if v >= best - 0.01}
+    if (sim, size) == ("similar", "small"):
+        return bool(near & {"linear_probe", "partial"})
+    if (sim, size) == ("different", "large"):
+        return max(means.get("full", 0), means.get("partial", 0)) > means.get("linear_probe", 1)
+    if (sim, size) == ("similar", "large"):
+        return bool(near & {"partial", "linear_probe"})
+    return bool(near & {"partial", "full"})  # different + small: part of the body adapts
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    dataset: str = "digits"
+    per_class: int = 20
+    val_per_class: int = 30
+    seeds: tuple[int, ...] = (0, 1, 2)
+    image_size: int = 32
+    epochs: int = 20
+    lr: float = 1e-3
+    head_lr_mult: float = 10.0
+    batch_size: int = 32
+    backbone: str = "studio_resnet"
+    device: str = "cpu"
+
+
+def run_sweep(settings: SweepSettings, *, log=print) -> pd.DataFrame:
+    """Accuracy against freeze depth k = 0..(groups before the head).
+
+    mode "frozen": the first k groups stay frozen (k = all is a linear probe).
+    mode "fine-tuned": the same pretrained start, but all groups train (k only names the
+    row, so the two curves can be read against each other; depth 0 of both is full).
+    mode "scratch": reference, random init, everything trains.
+    """
+    spec_groups = backbones.build_model(settings.backbone, 2, pretrained=False, image_size=settings.image_size).group_names
+    depths = list(range(len(spec_groups)))  # 0..(number of body groups)
+    rows = []
+    for seed in settings.seeds:
+        data = datasets.load_dataset(settings.dataset, per_class=settings.per_class, image_size=settings.image_size,
+                                     seed=seed, val_per_class=settings.val_per_class)
+        base = RunConfig(
+            task="image", backbone=settings.backbone, pretrained="yes", dataset=settings.dataset,
+            per_class=settings.per_class, val_per_class=settings.val_per_class, image_size=settings.image_size,
+            lr=settings.lr, head_lr_mult=settings.head_lr_mult, epochs=settings.epochs,
+            batch_size=settings.batch_size, augment="none", seed=seed, device=settings.device,
+        )
+        for k in depths:
+            cfg = replace(base, strategy="partial", freeze_depth=k)
+            acc = _run_quiet(cfg, data)["val_acc"]
+            rows.append({"mode": "frozen", "freeze_depth": k, "frozen_groups": ", ".join(spec_groups[:k]),
+                         "seed": seed, "val_acc": acc})
+            log(f"seed {seed} depth {k} frozen: {acc:.3f}")
+        full = _run_quiet(replace(base, strategy="full"), data)["val_acc"]
+        scratch = _run_quiet(replace(base, strategy="scratch", pretrained="no", lr=3 * settings.lr), data)["val_acc"]
+        for k in depths:
+            rows.append({"mode": "fine-tuned", "freeze_depth": k, "frozen_groups": "", "seed": seed, "val_acc": full})
+            rows.append({"mode": "scratch", "freeze_depth": k, "frozen_groups": "", "seed": seed, "val_acc": scratch})
+        log(f"seed {seed} full fine-tune: {full:.3f}, scratch: {scratch:.3f}")
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def first_layer_filters(*, pretrained: bool = True, backbone: str = "studio_resnet") -> np.ndarray:
+    """The stem's first conv filters as RGB tiles: (num_filters, k, k, 3) float in [0, 1].
+
+    Each filter is scaled on its own (symmetric around grey), so its pattern shows, not
+    its size. With pretrained=False the same architecture starts from a fixed random init.
+    """
+    torch.manual_seed(0)
+    model = backbones.build_model(backbone, 2, pretrained=pretrained)
+    conv = next(m for m in model.groups[model.group_names[0]].modules() if isinstance(m, torch.nn.Conv2d))
+    w = conv.weight.detach().float()  # (C_out, 3, k, k)
+    scale = w.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+    tiles = 0.5 + 0.5 * w / scale
+    return tiles.permute(0, 2, 3, 1).numpy()
+
+
+def filters_image(path: Path | str = RESULTS_DIR / "filters.png", *, zoom: int = 8) -> Path:
+    """Write the pretrained and random first-layer filters side by side as a PNG."""
+    from PIL import Image, ImageDraw
+
+    panels = []
+    for pretrained in (True, False):
+        tiles = first_layer_filters(pretrained=pretrained)  # (n, k, k, 3)
+        n, k = tiles.shape[0], tiles.shape[1]
+        cols = 8
+        rows = -(-n // cols)
+        cell = k * zoom + 4
+        panel = np.ones((rows * cell + 4, cols * cell + 4, 3))
+        for i, tile in enumerate(tiles):
+            r, c = divmod(i, cols)
+            big = np.kron(tile, np.ones((zoom, zoom, 1)))
+            panel[4 + r * cell : 4 + r * cell + k * zoom, 4 + c * cell : 4 + c * cell + k * zoom] = big
+        panels.append(panel)
+    gap = np.ones((panels[0].shape[0], 24, 3))
+    canvas = np.concatenate([panels[0], gap, panels[1]], axis=1)
+    top = 22
+    image = Image.new("RGB", (canvas.shape[1], canvas.shape[0] + top), "white")
+    image.paste(Image.fromarray((canvas * 255).round().astype(np.uint8)), (0, top))
+    draw = ImageDraw.Draw(image)
+    draw.text((4, 4), "pretrained (synthetic source)", fill="black")
+    draw.text((panels[0].shape[1] + 28, 4), "random init", fill="black")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+# --------------------------------------------------------------------------- writing results
+
+
+def _provenance(command: str, seconds: float, settings) -> dict:
+    from tlcore.device import describe_device
+    from tlcore.pretrain import read_card
+
+    card = read_card() or {}
+    return {
+        "command": command,
+        "seconds": round(seconds, 1),
+        "device": describe_device(torch.device(settings.device)),
+        "torch_version": torch.__version__,
+        "checkpoint_sha256": card.get("file", {}).get("sha256"),
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "settings": asdict(settings),
+    }
+
+
+def write_matrix(runs: pd.DataFrame, settings: MatrixSettings, out_dir: Path, command: str, seconds: float) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = summarise_matrix(runs)
+    verdicts = cell_verdicts(table)
+    runs.to_csv(out_dir / "matrix_runs.csv", index=False)
+    table.to_csv(out_dir / "matrix.csv", index=False)
+    payload = {**_provenance(command, seconds, settings), "table": table.to_dict("records"),
+               "verdicts": verdicts, "runs": runs.to_dict("records")}
+    (out_dir / "matrix.json").write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
+    (out_dir / "matrix.md").write_text(matrix_markdown(table, verdicts, payload), encoding="utf-8")
+    return payload
+
+
+def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> str:
+    s = meta["settings"]
+    lines = [
+        "# The transfer matrix, measured",
+        "",
+        f"Backbone `{s['backbone']}` (pretrained offline on synthetic procedural images, not ImageNet), "
+        f"{s['image_size']} px, seeds {', '.join(map(str, s['seeds']))}; val accuracy, mean ± std over seeds "
+        f"({s['val_per_class']} validation images per class). Partial = first {s['freeze_depth']} groups frozen.",
+        "",
+        f"Made by `{meta['command']}` in {meta['seconds'] / 60:.1f} min on {meta['device']} ({meta['created']}).",
+        "",
+    ]
+    strategies = list(dict.fromkeys(table["strategy"]))
+    lines += ["| cell | dataset | " + " | ".join(strategies) + " | winner |",
+              "|---|---|" + "---:|" * len(strategies) + "---|"]
+    for (sim, size), cell in table.groupby(["similarity", "size"], sort=False):
+        by = {r.strategy: r for r in cell.itertuples()}
+        first = cell.iloc[0]
+        cells = []
+        for st in strategies:
+            r = by[st]
+            text = f"{100 * r.val_acc_mean:.1f} ± {100 * (r.val_acc_std if r.val_acc_std == r.val_acc_std else 0):.1f}"
+            cells.append(f"**{text}**" if r.winner else text)
+        winner = cell.loc[cell["winner"], "strategy"].iloc[0]
+        lines.append(f"| {sim} + {size} ({first.per_class}/class) | {first.dataset} | " + " | ".join(cells) + f" | {winner} |")
+    lines += ["", "## Against the seeds' matrix", ""]
+    for v in verdicts:
+        mark = "agrees" if v["agrees"] else "**does not agree**"
+        lines.append(
+            f"- {v['similarity']} + {v['size']}: the matrix says *{v['advice']}* ({v['expected']}); "
+            f"measured winner **{v['winner']}** ({100 * v['winner_acc']:.1f}%): {mark}. "
+            f"Best pretrained strategy vs scratch: {100 * v['transfer_gain']:+.1f} points."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def summarise_sweep(runs: pd.DataFrame) -> pd.DataFrame:
+    return (runs.groupby(["mode", "freeze_depth"], sort=False)["val_acc"].agg(["mean", "std"]).reset_index()
+            .rename(columns={"mean": "val_acc_mean", "std": "val_acc_std"}))
+
+
+def write_sweep(runs: pd.DataFrame, settings: SweepSettings, out_dir: Path, command: str, seconds: float) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = summarise_sweep(runs)
+    groups = backbones.build_model(settings.backbone, 2, pretrained=False, image_size=settings.image_size).group_names
+    runs.to_csv(out_dir / "sweep_runs.csv", index=False)
+    table.to_csv(out_dir / "sweep.csv", index=False)
+    payload = {**_provenance(command, seconds, settings), "groups": groups, "table": table.to_dict("records")}
+    (out_dir / "sweep.json").write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
+    lines = [
+        "# Freeze depth sweep (Yosinski et al. 2014, in small)",
+        "",
+        f"`{settings.backbone}` on `{settings.dataset}`, {settings.per_class} per class, {settings.image_size} px, "
+        f"seeds {', '.join(map(str, settings.seeds))}. Freeze depth k = the first k groups of "
+        f"{', '.join(groups)} stay frozen; 'fine-tuned' starts from the same pretrained weights and trains all groups.",
+        "",
+        f"Made by `{command}` in {seconds / 60:.1f} min on {payload['device']} ({payload['created']}).",
+        "",
+        "| freeze depth | frozen groups | frozen (mean ± std) | fine-tuned | scratch |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    pivot = {(r.mode, r.freeze_depth): r for r in table.itertuples()}
+    for k in sorted(table["freeze_depth"].unique()):
+        fz, ft, sc = pivot[("frozen", k)], pivot[("fine-tuned", k)], pivot[("scratch", k)]
+        lines.append(
+            f"| {k} | {', '.join(groups[:k]) or '-'} | {100 * fz.val_acc_mean:.1f} ± {100 * np.nan_to_num(fz.val_acc_std):.1f} "
+            f"| {100 * ft.val_acc_mean:.1f} | {100 * sc.val_acc_mean:.1f} |"
+        )
+    (out_dir / "sweep.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return payload
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    return tuple(int(s) for s in text.split(",") if s.strip())
+
+
+def register_cli(subparsers) -> None:
+    d = MatrixSettings()
+    p = subparsers.add_parser("matrix", help="reproduce the similarity x size matrix by experiment",
+                              description="Race scratch, linear probe, partial and full fine-tuning in the four "
+                                          "cells (similar/different x small/large) over several seeds.")
+    p.add_argument("--similar", default=d.similar, help="target similar to the pretraining data (default %(default)s)")
+    p.add_argument("--different", default=d.different, help="target different from it (default %(default)s)")
+    p.add_argument("--small", type=int, default=d.small, help="examples per class, small cells (default %(default)s)")
+    p.add_argument("--large", type=int, default=d.large, help="examples per class, large cells (default %(default)s)")
+    p.add_argument("--val-per-class", type=int, default=d.val_per_class, help="validation images per class")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default %(default)s)")
+    p.add_argument("--small-epochs", type=int, default=d.small_epochs, help="epochs in small cells")
+    p.add_argument("--large-epochs", type=int, default=d.large_epochs, help="epochs in large cells")
+    p.add_argument("--device", default=d.device, help="cpu | cuda | auto (default %(default)s)")
+    p.add_argument("--out", default=str(RESULTS_DIR), help="folder for matrix.csv/.json/.md")
+    p.set_defaults(func=_cli_matrix)
+
+    s = SweepSettings()
+    p = subparsers.add_parser("sweep", help="accuracy against freeze depth (Yosinski et al. 2014, in small)",
+                              description="Freeze the first k groups for k = 0..all, against fine-tuning everything.")
+    p.add_argument("--dataset", default=s.dataset, help="target dataset (default %(default)s)")
+    p.add_argument("--per-class", type=int, default=s.per_class, help="examples per class (default %(default)s)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=s.epochs, help="epochs per run (default %(default)s)")
+    p.add_argument("--device", default=s.device, help="cpu | cuda | auto (default %(default)s)")
+    p.add_argument("--out", default=str(RESULTS_DIR), help="folder for sweep.csv/.json/.md")
+    p.set_defaults(func=_cli_sweep)
+
+    p = subparsers.add_parser("filters", help="first-layer filters, pretrained vs random, as a PNG")
+    p.add_argument("--out", default=str(RESULTS_DIR / "filters.png"), help="PNG path (default %(default)s)")
+    p.set_defaults(func=lambda args: print(f"wrote {filters_image(args.out)}") or 0)
+
+
+def _command() -> str:
+    return shlex.join(["python", "-m", "tlcore", *sys.argv[1:]])
+
+
+def _cli_matrix(args: argparse.Namespace) -> int:
+    settings = MatrixSettings(
+        similar=args.similar, different=args.different, small=args.small, large=args.large,
+        val_per_class=args.val_per_class, seeds=_seeds(args.seeds), small_epochs=args.small_epochs,
+        large_epochs=args.large_epochs, device=args.device,
+    )
+    start = time.perf_counter()
+    runs = run_matrix(settings)
+    payload = write_matrix(runs, settings, Path(args.out), _command(), time.perf_counter() - start)
+    print(matrix_markdown(summarise_matrix(runs), payload["verdicts"], payload))
+    return 0
+
+
+def _cli_sweep(args: argparse.Namespace) -> int:
+    settings = SweepSettings(dataset=args.dataset, per_class=args.per_class, seeds=_seeds(args.seeds),
+                             epochs=args.epochs, device=args.device)
+    start = time.perf_counter()
+    runs = run_sweep(settings)
+    write_sweep(runs, settings, Path(args.out), _command(), time.perf_counter() - start)
+    print((Path(args.out) / "sweep.md").read_text(encoding="utf-8"))
+    return 0
