@@ -1,89 +1,22 @@
 """Transfer Learning Studio: the frame around the pages.
 
-Run with `streamlit run app.py`. This file sets up the page, the sidebar (language,
-device, online or offline, the job queue) and the navigation over `pages/`; each page is
-one lesson and stays thin (widgets in, tlcore calls, charts out).
+Run with `streamlit run app.py`. This file sets up the page, draws the sidebar (language,
+device, online or offline, the job queue; see studio.frame) and runs `st.navigation` over
+`pages/`. Each page is one lesson and stays thin (widgets in, tlcore calls, charts out).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-from studio import i18n
+from studio import frame
 from studio.i18n import t
-from studio.state import keep_settings, queue
-from tlcore.backbones import get as get_backbone
-from tlcore.backbones import host_reachable, weights_cached
-from tlcore.device import describe_device
-
-PAGES = Path(__file__).resolve().parent / "pages"
-# The lesson pages in teaching order: (file, i18n key of the title, icon).
-LESSONS = [
-    ("1_pretraining.py", "nav.pretraining", ":material/school:"),
-    ("2_strategy.py", "nav.strategy", ":material/grid_view:"),
-    ("3_finetune.py", "nav.finetune", ":material/model_training:"),
-    ("4_compare.py", "nav.compare", ":material/leaderboard:"),
-]
 
 st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/school:", layout="wide")
 
-
-@st.cache_resource(show_spinner=False)
-def device_name() -> str:
-    return describe_device()
-
-
-@st.cache_data(ttl=300, show_spinner=False)
-def online_status() -> dict[str, bool]:
-    """Can ImageNet weights and datasets be used? Cached for 5 minutes; a short timeout,
-    so a classroom without internet gets an answer in about a second, not a hang."""
-    internet = host_reachable("https://download.pytorch.org", timeout=1.5)
-    return {"internet": internet, "imagenet_cached": weights_cached("resnet18"),
-            "offline_backbone": weights_cached("studio_resnet")}
-
-
-def sidebar() -> None:
-    i18n.language_picker()
-    status = online_status()
-    st.session_state["online"] = status["internet"]
-    with st.sidebar:
-        st.markdown(f"**{t('side.device')}**: {device_name()}")
-        if status["internet"]:
-            st.markdown(t("side.online"))
-        elif status["imagenet_cached"]:
-            st.markdown(t("side.cached"))
-        else:
-            st.markdown(t("side.offline"))
-        if not status["offline_backbone"]:
-            st.caption(t("side.no_offline_backbone", name=get_backbone("studio_resnet").title))
-        queue_status()
-
-
-@st.fragment(run_every=3)
-def queue_status() -> None:
-    counts = queue().snapshot()
-    st.markdown(t("side.queue", running=counts["running"], waiting=counts["waiting"]))
-
-
-def pages() -> list:
-    found = [st.Page(str(PAGES / name), title=t(key), icon=icon, default=(i == 0))
-             for i, (name, key, icon) in enumerate(LESSONS) if (PAGES / name).exists()]
-    # Pages other engineers add (e.g. the text models' page) follow the lessons.
-    known = {name for name, _, _ in LESSONS}
-    for path in sorted(PAGES.glob("*.py")):
-        if path.name not in known and not path.name.startswith("_"):
-            key = f"nav.{path.stem}"
-            title = t(key) if t(key) != key else path.stem.lstrip("0123456789_").replace("_", " ").title()
-            found.append(st.Page(str(path), title=title, icon=":material/text_fields:"))
-    return found
-
-
-i18n.current_lang()
-keep_settings()
-sidebar()
-navigation = st.navigation(pages())
+frame.start()
+navigation = st.navigation(frame.pages())
+frame.sidebar()
 try:
     navigation.run()
 except Exception as error:  # noqa: BLE001 -- a class must never see a raw traceback

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio.frame import ensure_frame
 from studio.i18n import lesson, t
-from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit
+from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit, translator
 from studio.state import DEFAULTS
+from tlcore import plots
 from tlcore.config import RunConfig
 
+ensure_frame()
 st.title(t("page1.title"))
 st.caption(t("page1.subtitle"))
 
@@ -22,24 +25,45 @@ with right:
 lesson("pretraining", "features")
 
 
+@st.cache_data(show_spinner=False)
+def filter_tiles() -> tuple[object, object, str]:
+    """(pretrained tiles or None, random tiles, why pretrained is missing)."""
+    from tlcore import experiments
+
+    random = experiments.first_layer_filters(pretrained=False)
+    try:
+        return experiments.first_layer_filters(pretrained=True), random, ""
+    except Exception as error:  # noqa: BLE001 -- e.g. the offline weights are not installed
+        return None, random, str(error)
+
+
 def first_layer_filters() -> None:
-    """Pretrained vs random first-layer filters, from the pretraining module when it exists."""
+    """The pretrained stem's filters beside random ones: shallow layers learn general features."""
     try:
-        from tlcore import experiments
-    except ImportError:
-        experiments = None
-    draw = getattr(experiments, "first_layer_filters_figure", None)
-    if draw is None:
-        st.info(t("page1.filters_pending"))
-        return
-    try:
-        st.plotly_chart(draw(), width="stretch", key="filters")
-        st.caption(t("caption.filters"))
-    except Exception as error:  # noqa: BLE001 -- missing weights etc.: explain, keep the lesson going
+        pretrained, random, missing = filter_tiles()
+    except Exception as error:  # noqa: BLE001 -- keep the lesson going without the picture
         st.info(t("page1.filters_unavailable", reason=str(error)))
+        return
+    st.plotly_chart(plots.filters_figure(pretrained, random, translator()), width="stretch", key="filters")
+    st.caption(t("caption.filters"))
+    if missing:
+        st.info(t("page1.filters_unavailable", reason=missing))
 
 
 first_layer_filters()
+
+
+@st.cache_data(show_spinner=False)
+def backbone_card() -> str:
+    from tlcore.pretrain import card_markdown, read_card
+
+    card = read_card()
+    return card_markdown(card) if card else ""
+
+
+with st.expander(t("page1.card_title")):
+    card = backbone_card()
+    st.markdown(card or t("page1.no_card"))
 
 left, right = st.columns(2)
 with left:

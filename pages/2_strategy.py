@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio.frame import ensure_frame
 from studio.i18n import lesson, lesson_text, t
 from studio.jobs_ui import translator
 from studio.widgets import (
@@ -17,6 +18,7 @@ from studio.widgets import (
 )
 from tlcore import plots, strategies
 
+ensure_frame()
 st.title(t("page2.title"))
 st.caption(t("page2.subtitle"))
 

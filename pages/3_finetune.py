@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.jobs_ui import active_elsewhere, job_panel, submit
 from studio.state import job_id, queue
 from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_counts, strategy_ui, training_ui
 from tlcore.jobs import JobView
 
+ensure_frame()
 st.title(t("page3.title"))
 lesson("finetune", "intro", level=3)
 online = st.session_state.get("online", False)

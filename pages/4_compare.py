@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit, translator
 from studio.state import job_id, queue
@@ -18,8 +19,19 @@ RESULTS = Path(__file__).resolve().parent.parent / "assets" / "results"
 RACE_CHOICES = ("scratch", "linear_probe", "partial", "full", "full_llrd")
 RACE_DEFAULT = ["scratch", "linear_probe", "partial", "full"]
 
+ensure_frame()
 st.title(t("page4.title"))
 lesson("compare", "race", level=3)
+
+
+@st.cache_data(show_spinner=False)
+def read_result(name: str) -> dict | None:
+    """A committed experiment result (assets/results/<name>), or None if absent or unreadable."""
+    path = RESULTS / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def is_active(slot: str) -> bool:
@@ -70,12 +82,24 @@ with tab_sweep:
         finished = [(int(label[2:]), snap.result["val_acc"]) for label, snap in zip(view.labels, view.runs)
                     if snap.result is not None]
         if finished:
-            st.plotly_chart(plots.sweep_figure([d for d, _ in finished], [a for _, a in finished], translator()),
-                            width="stretch", key="sweep")
+            series = {t("page4.sweep_this"): ([d for d, _ in finished], [a for _, a in finished])}
+            st.plotly_chart(plots.sweep_figure(series, translator()), width="stretch", key="sweep")
             st.caption(t("caption.sweep"))
         draw_race_results(view)
 
     job_panel("sweep", results=sweep_results)
+
+    committed = read_result("sweep.json")
+    if committed:
+        st.markdown(f"**{t('page4.sweep_committed')}**")
+        series = {}
+        for row in committed.get("table", []):
+            depths, accs = series.setdefault(t(f"page4.sweep_mode.{row['mode']}"), ([], []))
+            depths.append(row["freeze_depth"])
+            accs.append(row["val_acc_mean"])
+        st.plotly_chart(plots.sweep_figure(series, translator()), width="stretch", key="sweep_committed")
+        st.caption(t("caption.sweep_committed", command=committed.get("command", "?"),
+                     device=committed.get("device", "?")))
 
 with tab_matrix:
     lesson("compare", "measured", level=4)
@@ -87,24 +111,21 @@ with tab_matrix:
             row = {"": t(f"matrix.row.{size}")}
             for similarity in ("similar", "different"):
                 rec = strategies.recommend(similarity, size, num_groups=len(groups))
-                row[t(f"matrix.col.{similarity}")] = f"{t(f'strategy.{rec.strategy}')} (k={rec.freeze_depth})"
+                row[t(f"matrix.col.{similarity}")] = (f"{t(f'matrix.cell.{size}_{similarity}')} → "
+                                                      f"{t(f'strategy.{rec.strategy}')} (k={rec.freeze_depth})")
             rows.append(row)
         st.dataframe(rows, hide_index=True, width="stretch")
         st.caption(t("caption.matrix_recommended"))
     with measured_col:
         st.markdown(f"**{t('page4.measured')}**")
-        files = sorted(RESULTS.glob("*.json")) if RESULTS.is_dir() else []
-        if not files:
+        matrix = read_result("matrix.json")
+        if not matrix:
             st.info(t("page4.no_results"))
-        for path in files:
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as error:
-                st.warning(t("page4.bad_results", name=path.name, reason=str(error)))
-                continue
-            records = data.get("rows") or data.get("results") or data.get("cells") if isinstance(data, dict) else data
-            if isinstance(records, list) and records:
-                st.dataframe(records, hide_index=True, width="stretch")
-                st.caption(t("caption.matrix_measured", name=path.name))
-            else:
-                st.json(data, expanded=False)
+        else:
+            st.plotly_chart(plots.matrix_figure(matrix.get("verdicts", []), translator()), width="stretch",
+                            key="matrix_measured")
+            st.caption(t("caption.matrix_measured", command=matrix.get("command", "?"),
+                         device=matrix.get("device", "?")))
+    if matrix:
+        with st.expander(t("page4.matrix_details")):
+            st.dataframe(matrix.get("table", []), hide_index=True, width="stretch")

@@ -33,6 +33,7 @@ def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | 
         st.warning(t("job.one_at_a_time"))
         return None
     set_job_id(slot, new_id)
+    st.rerun()  # draw the page again: the Start button hides, the live panel appears
     return new_id
 
 

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tlcore import plots
@@ -101,8 +102,31 @@ def test_race_and_sweep_figures():
     assert [d.name for d in fig.data] == ["full", "linear_probe"]
     loss = plots.race_figure(runs, metric="val/loss")
     assert loss.layout.title.text == plots.LABELS["plot.race.loss.title"]
-    sweep = plots.sweep_figure([0, 1, 2], [0.5, 0.6, 0.55])
-    assert list(sweep.data[0].y) == [0.5, 0.6, 0.55]
+    sweep = plots.sweep_figure({"frozen": ([0, 1, 2], [0.5, 0.6, 0.55]), "scratch": ([0, 1, 2], [0.3] * 3)})
+    assert list(sweep.data[0].y) == [0.5, 0.6, 0.55] and [d.name for d in sweep.data] == ["frozen", "scratch"]
+
+
+def test_matrix_figure_places_each_verdict_in_its_cell():
+    verdicts = [
+        {"similarity": "similar", "size": "small", "winner": "linear_probe", "winner_acc": 0.9, "agrees": True},
+        {"similarity": "different", "size": "large", "winner": "scratch", "winner_acc": 0.5, "agrees": False},
+    ]
+    heat = plots.matrix_figure(verdicts).data[0]
+    assert list(heat.x) == ["similar", "different"] and list(heat.y) == ["large", "small"]
+    assert heat.z[1][0] == 0.9 and heat.z[0][1] == 0.5 and heat.z[0][0] is None
+    assert "linear_probe" in heat.text[1][0] and "✓" in heat.text[1][0] and "✗" in heat.text[0][1]
+
+
+def test_filters_figure_tiles_every_filter():
+    rng = np.random.default_rng(0)
+    pretrained, random = rng.random((32, 3, 3, 3)), rng.random((32, 3, 3, 3))
+    fig = plots.filters_figure(pretrained, random, zoom=4)
+    assert len(fig.data) == 2
+    picture = np.asarray(fig.data[0].z)
+    assert picture.shape == (4 * (3 * 4 + 2) + 2, 8 * (3 * 4 + 2) + 2, 3)  # 32 tiles in 4 rows of 8
+    # The first tile is the first filter, enlarged: its top-left pixel is filter 0's.
+    assert np.array_equal(picture[2, 2], (pretrained[0, 0, 0] * 255).round().astype(np.uint8))
+    assert len(plots.filters_figure(None, random).data) == 1  # no weights: random only
 
 
 def test_translation_function_is_used():

@@ -49,6 +49,11 @@ LABELS: dict[str, str] = {
     "plot.race.loss.title": "Validation loss by strategy",
     "plot.race.acc.title": "Validation accuracy by strategy",
     "plot.matrix.title": "Measured best strategy per cell",
+    "plot.matrix.x": "similarity to the pretraining data",
+    "plot.matrix.y": "dataset size",
+    "plot.filters.title": "First-layer filters: what the very first layer looks for",
+    "plot.filters.pretrained": "pretrained",
+    "plot.filters.random": "random init",
     "plot.similar": "similar",
     "plot.different": "different",
     "plot.small": "small",
@@ -239,10 +244,67 @@ def race_figure(runs: Mapping[str, HistorySnapshot], metric: str = "val/acc",
     return _layout(fig, t("plot.race.loss.title"), t("plot.epoch"), t("plot.loss.y"))
 
 
-def sweep_figure(depths: Sequence[int], accuracies: Sequence[float], t: Translate = _english) -> go.Figure:
-    """Final validation accuracy for each freeze depth."""
+def sweep_figure(series: Mapping[str, tuple[Sequence[int], Sequence[float]]],
+                 t: Translate = _english) -> go.Figure:
+    """Final validation accuracy against freeze depth; one line per series
+    (e.g. this run's sweep, or the committed 'frozen' / 'fine-tuned' / 'scratch' curves)."""
     fig = go.Figure()
-    fig.add_scatter(x=list(depths), y=list(accuracies), mode="lines+markers", line=dict(color=_BLUE))
+    for i, (label, (depths, accuracies)) in enumerate(series.items()):
+        fig.add_scatter(x=list(depths), y=list(accuracies), mode="lines+markers", name=label,
+                        line=dict(color=_PALETTE[i % len(_PALETTE)]))
     fig.update_xaxes(dtick=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     return _layout(fig, t("plot.sweep.title"), t("plot.sweep.x"), t("plot.acc.y"))
+
+
+def matrix_figure(verdicts: Sequence[Mapping], t: Translate = _english) -> go.Figure:
+    """The 2x2 matrix as measured: colour = the winner's accuracy, text = the winner and
+    whether it agrees with the rule of thumb (verdicts from tlcore.experiments)."""
+    cols, rows = ["similar", "different"], ["large", "small"]
+    z = [[None, None], [None, None]]
+    text = [["", ""], ["", ""]]
+    for v in verdicts:
+        r, c = rows.index(v["size"]), cols.index(v["similarity"])
+        z[r][c] = v["winner_acc"]
+        mark = "✓" if v["agrees"] else "✗"
+        text[r][c] = f"{v['winner']}<br>{100 * v['winner_acc']:.0f}% {mark}"
+    fig = go.Figure(go.Heatmap(z=z, x=[t(f"plot.{c}") for c in cols], y=[t(f"plot.{r}") for r in rows],
+                               text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
+                               showscale=False, hoverinfo="skip"))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, t("plot.matrix.title"), t("plot.matrix.x"), t("plot.matrix.y"), height=300)
+
+
+def filters_figure(pretrained: "np.ndarray | None", random: "np.ndarray", t: Translate = _english,
+                   zoom: int = 6) -> go.Figure:
+    """First-layer filters as image tiles, pretrained beside random.
+
+    pretrained / random: (num_filters, k, k, 3) floats in [0, 1] (tlcore.experiments);
+    pretrained may be None when the offline weights are not installed.
+    """
+    panels = [(t("plot.filters.pretrained"), pretrained), (t("plot.filters.random"), random)]
+    panels = [(name, tiles) for name, tiles in panels if tiles is not None]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[name for name, _ in panels],
+                        horizontal_spacing=0.05)
+    for i, (_, tiles) in enumerate(panels, start=1):
+        fig.add_trace(go.Image(z=_tile_grid(tiles, zoom), hoverinfo="skip"), row=1, col=i)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(title=t("plot.filters.title"), height=300, margin=dict(l=10, r=10, t=70, b=10),
+                      template="plotly_white")
+    return fig
+
+
+def _tile_grid(tiles: "np.ndarray", zoom: int, cols: int = 8, gap: int = 2) -> "np.ndarray":
+    """(n, k, k, 3) in [0, 1] -> one uint8 picture of the tiles, each enlarged `zoom` times."""
+    import numpy as np
+
+    n, k = tiles.shape[0], tiles.shape[1]
+    rows = -(-n // cols)
+    cell = k * zoom + gap
+    grid = np.full((rows * cell + gap, cols * cell + gap, 3), 255, dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        big = np.kron(np.clip(tile, 0, 1), np.ones((zoom, zoom, 1)))
+        grid[gap + r * cell: gap + r * cell + k * zoom, gap + c * cell: gap + c * cell + k * zoom] = (big * 255).round()
+    return grid

@@ -1,0 +1,172 @@
+"""The app in a real browser: `streamlit run app.py` driven by Playwright + system Chromium.
+
+One walk through a lesson as a class would do it: choose a matrix cell, run the default
+fine-tune and watch the loss curve and the gradient heatmap fill with data, stop a second
+run, switch to Korean. Screenshots go to test-artifacts/ (gitignored) for a human look.
+
+Needs /usr/bin/chromium (Debian's package; Playwright's own download is not used) and
+fonts-noto-cjk for the Korean screenshots. Skipped when either Chromium or Playwright is
+missing. Runs the real trainer with the app's defaults, so it also checks that the
+default demo finishes within the time a class will wait.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+DEMO_LIMIT_S = float(os.environ.get("TLS_DEMO_LIMIT_S", "90"))  # target 30 s on an idle 2-core CPU
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real Streamlit server on a free port, stopped (by its pid) after the module."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start; see test-artifacts/streamlit.log")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        # A tall window: Streamlit scrolls inside its own container, so a screenshot shows
+        # only what fits in the viewport.
+        context = browser.new_context(viewport={"width": 1400, "height": 2600}, locale="en-US")
+        pg = context.new_page()
+        pg.set_default_timeout(30_000)
+        yield pg
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    page.mouse.move(0, 0)  # no tooltip over the content
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def wait_idle(page) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=30_000,
+    )
+
+
+def plot_points(page, title: str) -> int:
+    """How many data points the plotly chart with this title currently holds."""
+    return page.evaluate(
+        """(title) => {
+            for (const el of document.querySelectorAll('.js-plotly-plot')) {
+                const t = el.layout && el.layout.title && (el.layout.title.text || el.layout.title);
+                if (t && t.includes(title)) {  // Streamlit's theme wraps titles in <b>
+                    return el.data.reduce((n, trace) => {
+                        const z = trace.z ? trace.z.flat().filter(v => v !== null).length : 0;
+                        return n + Math.max(z, (trace.x || []).length);
+                    }, 0);
+                }
+            }
+            return 0;
+        }""",
+        title,
+    )
+
+
+def test_a_lesson_walk_through_in_chromium(server, page):
+    page.goto(f"{server}/?lang=en")
+    page.get_by_role("heading", name="Pretraining vs fine-tuning").wait_for()
+    shot(page, "1_pretraining_en")
+
+    # Choose a strategy: click a matrix cell; the recommendation and the readout appear.
+    page.get_by_role("link", name="2 · Choose a strategy").click()
+    page.get_by_role("button", name="Freeze all conv layers").click()
+    page.get_by_text("Linear probe (head only)").first.wait_for()
+    page.get_by_text("trainable:").first.wait_for()
+    shot(page, "2_strategy_en")
+
+    # Run the default fine-tune and watch the curves and the heatmap fill with data.
+    page.get_by_role("link", name="3 · Fine-tune").click()
+    page.get_by_role("heading", name="Fine-tune").first.wait_for()
+    page.get_by_role("button", name="Start").click()
+    started = time.monotonic()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].some(el => el.layout && el.layout.title"
+        " && (el.layout.title.text || '').includes('Gradient norm per layer group'))", timeout=120_000)
+    page.get_by_text("Finished in").wait_for(timeout=DEMO_LIMIT_S * 1000)
+    demo_s = time.monotonic() - started
+    assert plot_points(page, "Loss: training vs validation") > 1
+    assert plot_points(page, "Gradient norm per layer group (log scale)") > 1
+    page.get_by_text("Confusion matrix (validation)").first.wait_for()
+    shot(page, "3_finetune_done_en")
+    print(f"default demo: {demo_s:.1f} s from Start to Finished")
+
+    # A second run, stopped from the page.
+    page.get_by_role("button", name="Start").click()
+    stop = page.get_by_role("button", name="Stop")
+    stop.wait_for(timeout=30_000)
+    clicked = time.monotonic()
+    stop.click()
+    page.get_by_text("The run was stopped.").wait_for(timeout=30_000)
+    print(f"stop: {time.monotonic() - clicked:.1f} s from click to 'stopped' on screen")
+    shot(page, "3_finetune_stopped_en")
+
+    # Korean: the switch changes the page and goes into the URL (a link to share).
+    page.get_by_text("한국어").click()
+    page.get_by_role("heading", name="미세 조정 실습").first.wait_for()
+    page.wait_for_function("() => location.search.includes('lang=ko')")
+    shot(page, "3_finetune_ko")
+    page.get_by_role("link", name="2 · 전략 고르기").click()
+    page.get_by_role("heading", name="전략 고르기").first.wait_for()
+    assert "lang=ko" in page.url
+    shot(page, "2_strategy_ko")
+    page.get_by_role("link", name="1 · 사전 학습과 미세 조정").click()
+    page.get_by_role("heading", name="사전 학습과 미세 조정").first.wait_for()
+    shot(page, "1_pretraining_ko")
+    page.get_by_role("link", name="4 · 전략 비교").click()
+    page.get_by_role("heading", name="전략 비교").first.wait_for()
+    shot(page, "4_compare_ko")
