@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 
-from tlcore import datasets
 from tlcore.backbones import BackboneSpec, register
 from tlcore.datasets import DatasetSpec, register_dataset
 from tlcore.text import data  # light: csv, numpy, torch
@@ -96,11 +95,3 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(f"tlcore.text.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'tlcore.text' has no attribute {name!r}")
 
-
-def similarity(dataset: str, backbone: str) -> str:
-    """'similar' or 'different': the dataset's language against the model's pretraining language."""
-    from tlcore import backbones
-    from tlcore.text.models import is_model_dir
-
-    lang = "english" if is_model_dir(backbone) else backbones.get(backbone).pretrained_on
-    return datasets.similarity(dataset, lang)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from tlcore import backbones, datasets, strategies
+from tlcore import datasets, strategies
 from tlcore.config import RunConfig
 from tlcore.device import pick_device
 from tlcore.events import Cancelled
@@ -113,6 +113,3 @@ def misclassified(data, source: TextSource, result: dict, limit: int = 12) -> li
                 break
     return out
 
-
-def is_text_backbone(name: str) -> bool:
-    return is_model_dir(name) or (name in backbones.names() and backbones.get(name).family == "text")
