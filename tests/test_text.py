@@ -290,6 +290,9 @@ def test_fill_mask_refuses_a_model_without_an_mlm_head(tmp_path, tiny_dirs):
     tok.save_pretrained(tmp_path)
     with pytest.raises(models.TextModelUnavailable, match="masked-word head"):
         models.load_masked_lm(str(tmp_path))
+    # prefetch still readies it for fine-tuning, and says what it cannot do
+    assert models.prefetch_text([str(tmp_path)]).endswith("no masked-word head (fine-tuning only)")
+    assert models.prefetch_text([tiny_dirs["bert"]]) == f"{tiny_dirs['bert']}: ready ({tiny_dirs['bert']})"
 
 
 # ----------------------------------------------------------------------------- data

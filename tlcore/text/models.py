@@ -181,11 +181,12 @@ def prefetch_text(names: list[str]) -> str:
     lines = []
     for name in names:
         load_classifier(name, 2, pretrained=True)
+        note = ""
         try:
             load_masked_lm(name)
-        except (OSError, ValueError):
-            pass  # a checkpoint without an MLM head still classifies; the demo will say so
-        lines.append(f"{name}: ready ({resolve_source(name)})")
+        except (TextModelUnavailable, OSError, ValueError):
+            note = ", no masked-word head (fine-tuning only)"  # e.g. minilm_l6: classifies, cannot fill masks
+        lines.append(f"{name}: ready ({resolve_source(name)}){note}")
     return "\n".join(lines)
 
 
