@@ -23,7 +23,7 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ class MatrixSettings:
     strategies: tuple[str, ...] = MATRIX_STRATEGIES
     image_size: int = 32
     small_epochs: int = 30  # a small set needs many passes to take enough steps
-    large_epochs: int = 12
+    large_epochs: int = 8
     freeze_depth: int = 3  # partial: stem, stage1, stage2 frozen; stage3, stage4, head train
     lr: float = 1e-3  # AdamW, pretrained body
     scratch_lr: float = 3e-3  # random init tolerates (and needs) a larger rate
@@ -100,11 +100,13 @@ def _run_quiet(config: RunConfig, data=None) -> dict:
     return result
 
 
-def run_matrix(settings: MatrixSettings, *, log=print) -> pd.DataFrame:
+def run_matrix(settings: MatrixSettings, *, cells: tuple[str, ...] = (), log=print) -> pd.DataFrame:
     """One row per (cell, strategy, seed): similarity, size, dataset, per_class, strategy,
-    seed, val_acc, seconds."""
+    seed, val_acc, seconds. `cells` ("different/small", ...) limits the run to some cells."""
     rows = []
     for sim, size, dataset, per_class in settings.cells():
+        if cells and f"{sim}/{size}" not in cells:
+            continue
         for seed in settings.seeds:
             # Every strategy of a cell and seed sees exactly the same examples.
             data = datasets.load_dataset(dataset, per_class=per_class, image_size=settings.image_size,
@@ -136,7 +138,7 @@ def cell_verdicts(table: pd.DataFrame) -> list[dict]:
     """Per cell: the winner, what the seeds' matrix expects, and whether the measurement agrees."""
     out = []
     for (sim, size), cell in table.groupby(["similarity", "size"], sort=False):
-        means = dict(zip(cell["strategy"], cell["val_acc_mean"]))
+        means = dict(zip(cell["strategy"], cell["val_acc_mean"], strict=True))
         winner = max(means, key=means.get)
         expected, advice = EXPECTED[(sim, size)]
         agrees = _agrees(sim, size, means)
@@ -278,7 +280,7 @@ def _provenance(command: str, seconds: float, settings) -> dict:
         "device": describe_device(torch.device(settings.device)),
         "torch_version": torch.__version__,
         "checkpoint_sha256": card.get("file", {}).get("sha256"),
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "settings": asdict(settings),
     }
 
@@ -368,6 +370,18 @@ def write_sweep(runs: pd.DataFrame, settings: SweepSettings, out_dir: Path, comm
     return payload
 
 
+def read_results(name: str, out_dir: Path | str = RESULTS_DIR) -> dict | None:
+    """A committed result ("matrix" or "sweep") as saved in its JSON, or None if missing.
+
+    For the app: ``read_results("matrix")["table"]`` is the per-cell, per-strategy table,
+    ``["verdicts"]`` the comparison with the seeds' matrix, ``["command"]`` how it was made.
+    """
+    path = Path(out_dir) / f"{name}.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -388,7 +402,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default %(default)s)")
     p.add_argument("--small-epochs", type=int, default=d.small_epochs, help="epochs in small cells")
     p.add_argument("--large-epochs", type=int, default=d.large_epochs, help="epochs in large cells")
+    p.add_argument("--cells", default="", help="only these cells, e.g. different/small,similar/large (default: all four)")
     p.add_argument("--device", default=d.device, help="cpu | cuda | auto (default %(default)s)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default (1 is faster on a busy machine)")
     p.add_argument("--out", default=str(RESULTS_DIR), help="folder for matrix.csv/.json/.md")
     p.set_defaults(func=_cli_matrix)
 
@@ -400,6 +416,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default %(default)s)")
     p.add_argument("--epochs", type=int, default=s.epochs, help="epochs per run (default %(default)s)")
     p.add_argument("--device", default=s.device, help="cpu | cuda | auto (default %(default)s)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default")
     p.add_argument("--out", default=str(RESULTS_DIR), help="folder for sweep.csv/.json/.md")
     p.set_defaults(func=_cli_sweep)
 
@@ -412,20 +429,28 @@ def _command() -> str:
     return shlex.join(["python", "-m", "tlcore", *sys.argv[1:]])
 
 
+def _set_threads(threads: int) -> None:
+    if threads:
+        # This process only (a CLI run): on a shared CPU, fewer threads wait less on each other.
+        torch.set_num_threads(threads)
+
+
 def _cli_matrix(args: argparse.Namespace) -> int:
+    _set_threads(args.threads)
     settings = MatrixSettings(
         similar=args.similar, different=args.different, small=args.small, large=args.large,
         val_per_class=args.val_per_class, seeds=_seeds(args.seeds), small_epochs=args.small_epochs,
         large_epochs=args.large_epochs, device=args.device,
     )
     start = time.perf_counter()
-    runs = run_matrix(settings)
+    runs = run_matrix(settings, cells=tuple(c.strip() for c in args.cells.split(",") if c.strip()))
     payload = write_matrix(runs, settings, Path(args.out), _command(), time.perf_counter() - start)
     print(matrix_markdown(summarise_matrix(runs), payload["verdicts"], payload))
     return 0
 
 
 def _cli_sweep(args: argparse.Namespace) -> int:
+    _set_threads(args.threads)
     settings = SweepSettings(dataset=args.dataset, per_class=args.per_class, seeds=_seeds(args.seeds),
                              epochs=args.epochs, device=args.device)
     start = time.perf_counter()

@@ -147,7 +147,7 @@ class SourceSpec:
         return list(range(self.first_class, self.first_class + self.num_classes))
 
     def class_names(self) -> list[str]:
-        return [f"{FAMILIES[int(f)]}-{k}" for f, k in zip(self.family, self.class_ids)]
+        return [f"{FAMILIES[int(f)]}-{k}" for f, k in zip(self.family, self.class_ids, strict=True)]
 
     def _fit_fractals_to_frame(self) -> tuple[torch.Tensor, torch.Tensor]:
         # Attractors come in any size and place; measure each once, so that rendering
@@ -180,7 +180,6 @@ class SourceSpec:
     # Each family turns labels (n,) into a coverage mask (n, S, S) in [0, 1].
 
     def _ifs_mask(self, labels: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
-        n = labels.numel()
         maps = self.ifs_maps[labels].clone()  # (n, M, 6)
         # Intra-class variation of the maps themselves (FractalDB perturbs parameters
         # the same way): a few percent on every coefficient changes the fine detail.

@@ -1,0 +1,93 @@
+"""Scaled-down experiments: the matrix table, the freeze-depth sweep and the filter image.
+
+The full runs are commands with committed results (assets/results/); these check that the
+same code produces tables of the right shape, and that transfer still beats scratch.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from tlcore import backbones
+from tlcore import experiments as X
+
+needs_checkpoint = pytest.mark.skipif(not backbones.STUDIO_CHECKPOINT.exists(), reason="checkpoint not pretrained yet")
+
+
+@needs_checkpoint
+def test_scaled_down_matrix_returns_a_full_table(tmp_path):
+    settings = X.MatrixSettings(small=3, large=8, val_per_class=5, seeds=(0,), small_epochs=2, large_epochs=1)
+    runs = X.run_matrix(settings, log=lambda _: None)
+    assert len(runs) == 4 * 4  # cells x strategies x seeds
+    table = X.summarise_matrix(runs)
+    assert len(table) == 16
+    assert set(table["strategy"]) == set(X.MATRIX_STRATEGIES)
+    assert table.groupby(["similarity", "size"])["winner"].sum().ge(1).all()  # a winner per cell
+    assert table["val_acc_mean"].between(0, 1).all()
+
+    payload = X.write_matrix(runs, settings, tmp_path, "python -m tlcore matrix --test", 1.0)
+    assert len(payload["verdicts"]) == 4
+    saved = json.loads((tmp_path / "matrix.json").read_text())
+    assert saved["command"] == "python -m tlcore matrix --test"
+    md = (tmp_path / "matrix.md").read_text()
+    assert "python -m tlcore matrix --test" in md and md.count("\n| ") >= 5
+
+
+@needs_checkpoint
+def test_transfer_beats_scratch_on_small_digits_for_every_seed():
+    # The headline of the lesson: with 5 real digits per class, starting from the
+    # synthetic pretraining beats starting from nothing, seed after seed.
+    settings = X.MatrixSettings(val_per_class=20, seeds=(0, 1, 2), small_epochs=20,
+                                strategies=("scratch", "partial", "full"))
+    runs = X.run_matrix(settings, cells=("different/small",), log=lambda _: None)
+    acc = runs.pivot(index="seed", columns="strategy", values="val_acc")
+    gain = acc[["partial", "full"]].max(axis=1) - acc["scratch"]
+    assert (gain > 0).all(), acc
+    assert gain.mean() > 0.03, acc
+
+
+def test_verdicts_follow_the_stated_reading_of_the_matrix():
+    import pandas as pd
+
+    rows = []
+    for sim, size, accs in [
+        ("similar", "small", {"scratch": 0.3, "linear_probe": 0.795, "partial": 0.7, "full": 0.8}),
+        ("similar", "large", {"scratch": 0.8, "linear_probe": 0.85, "partial": 0.9, "full": 0.89}),
+        ("different", "small", {"scratch": 0.6, "linear_probe": 0.5, "partial": 0.7, "full": 0.65}),
+        ("different", "large", {"scratch": 0.9, "linear_probe": 0.95, "partial": 0.93, "full": 0.94}),
+    ]:
+        for st, a in accs.items():
+            rows.append({"similarity": sim, "size": size, "dataset": "d", "per_class": 5,
+                         "strategy": st, "seed": 0, "val_acc": a})
+    verdicts = {(v["similarity"], v["size"]): v for v in X.cell_verdicts(X.summarise_matrix(pd.DataFrame(rows)))}
+    assert verdicts[("similar", "small")]["agrees"]  # linear probe within 1 point of full
+    assert verdicts[("similar", "large")]["winner"] == "partial"
+    assert verdicts[("different", "small")]["transfer_gain"] == pytest.approx(0.1)
+    assert not verdicts[("different", "large")]["agrees"]  # the probe won: reported, not hidden
+
+
+@needs_checkpoint
+def test_sweep_covers_every_freeze_depth(tmp_path):
+    settings = X.SweepSettings(per_class=3, val_per_class=5, seeds=(0,), epochs=1)
+    runs = X.run_sweep(settings, log=lambda _: None)
+    groups = backbones.build_model("studio_resnet", 2, pretrained=False).group_names
+    frozen = runs[runs["mode"] == "frozen"]
+    assert sorted(frozen["freeze_depth"]) == list(range(len(groups)))
+    X.write_sweep(runs, settings, tmp_path, "python -m tlcore sweep --test", 1.0)
+    assert (tmp_path / "sweep.md").read_text().count("\n| ") == len(groups) + 1
+
+
+def test_first_layer_filters_pretrained_differ_from_random(tmp_path):
+    random = X.first_layer_filters(pretrained=False)
+    assert random.ndim == 4 and random.shape[1:] == (3, 3, 3)
+    assert random.min() >= 0 and random.max() <= 1
+    assert np.array_equal(random, X.first_layer_filters(pretrained=False))  # fixed seed
+    if backbones.STUDIO_CHECKPOINT.exists():
+        trained = X.first_layer_filters(pretrained=True)
+        assert trained.shape == random.shape and not np.allclose(trained, random)
+        path = X.filters_image(tmp_path / "filters.png")
+        from PIL import Image
+
+        with Image.open(path) as im:
+            assert im.size[0] > im.size[1] > 20
