@@ -15,7 +15,7 @@ from studio.text_ui import (
     fill_mask_ui,
     init_state,
     make_config,
-    race_depth,
+    race_configs,
     rates_ui,
     readout,
     strategy_ui,
@@ -67,8 +67,8 @@ with compare_tab:
         st.info(tt("job.busy_elsewhere"))
     elif not running("text_race"):
         if st.button(tt("text.compare_start"), disabled=not (picked and data.ready), key="text_race_start"):
-            configs = [make_config(data, choice, strategy=s, freeze_depth=race_depth(choice, backbone)) for s in picked]
-            if all(configs):
+            configs = race_configs(data, choice, backbone, picked)
+            if configs:
                 submit("text_race", configs, labels=list(picked))
     job_panel("text_race", results=draw_race_results)
 

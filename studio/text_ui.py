@@ -150,6 +150,18 @@ def frozen_at_start(strategy: str, depth: int, groups: list[str]) -> tuple[str, 
     return plan.frozen
 
 
+# In a race, strategies whose usual learning rate differs a lot from fine-tuning's get their
+# own (measured on the offline sample, assets/text/RESULTS.md); the others use the page's.
+RACE_RATES = {"lora": {"lr": 1e-3, "head_lr_mult": 1.0}, "scratch": {"lr": 1e-3, "head_lr_mult": 1.0}}
+
+
+def race_configs(data: TextDataChoice, choice: StrategyChoice, backbone: str, picked: list[str]) -> list[RunConfig] | None:
+    """One config per picked strategy: same model, data, seed and epochs."""
+    configs = [make_config(data, choice, strategy=s, freeze_depth=race_depth(choice, backbone), **RACE_RATES.get(s, {}))
+               for s in picked]
+    return configs if all(configs) else None
+
+
 def race_depth(choice: StrategyChoice, backbone: str) -> int:
     """Freeze depth for 'partial' in a race: the chosen one, or half the body."""
     return choice.freeze_depth or (len(layer_groups(backbone, "partial")) - 1) // 2
@@ -237,11 +249,11 @@ def training_ui(choice: TextDataChoice) -> None:
     st.slider(tt("text.epochs"), 1, 10, key="text_epochs")
 
 
-def make_config(choice: TextDataChoice, strategy: StrategyChoice, **overrides) -> RunConfig | None:
+def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> RunConfig | None:
     """The run the widgets describe, validated; None (with the reason on screen) if invalid."""
     s = st.session_state
-    values = dict(task="text", backbone=s["text_backbone"], dataset=choice.dataset, data_root=choice.data_root,
-                  strategy=strategy.strategy, freeze_depth=strategy.freeze_depth, lora_r=strategy.lora_r or 8,
+    values = dict(task="text", backbone=s["text_backbone"], dataset=data.dataset, data_root=data.data_root,
+                  strategy=choice.strategy, freeze_depth=choice.freeze_depth, lora_r=choice.lora_r or 8,
                   lr=s["text_lr"], head_lr_mult=s["text_head_lr_mult"], per_class=s["text_per_class"],
                   val_per_class=24, epochs=s["text_epochs"], batch_size=16, max_length=64, layer_decay=0.8)
     values.update(overrides)

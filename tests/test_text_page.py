@@ -153,3 +153,18 @@ def test_fill_mask_demo_shows_guesses(monkeypatch, tmp_path):
     guesses = [df.value for df in at.dataframe if "Probability" in df.value.columns]
     assert guesses and len(guesses[0]) == 5
     assert guesses[0]["Sentence"].str.startswith("The food was ").all()
+
+
+def test_compare_races_the_picked_strategies_on_the_same_data():
+    at = app()
+    at.selectbox(key="text_backbone").set_value("distilbert_base").run()
+    at.multiselect(key="text_race_strategies").set_value(["linear_probe", "partial", "lora"]).run()
+    at.button(key="text_race_start").click().run()
+    ok(at)
+    view = at.session_state["_queue_override"].get(at.session_state["job:text_race"])
+    assert view.labels == ("linear_probe", "partial", "lora")
+    configs = view.configs
+    assert [c.strategy for c in configs] == ["linear_probe", "partial", "lora"]
+    assert len({(c.backbone, c.dataset, c.seed, c.epochs, c.per_class) for c in configs}) == 1
+    assert configs[1].freeze_depth == 3  # half of distilbert's 7 body groups (embeddings + 6 layers)
+    assert configs[2].lr == 1e-3 and configs[0].lr == at.session_state["text_lr"]  # LoRA's usual rate
