@@ -26,6 +26,8 @@ BUCKET_BATCHES = 16  # batches per length-sorted bucket: bigger = less padding, 
 
 
 class TextSource:
+    """Tokenised sentences of a TextData on one device, served as padded batches (see above)."""
+
     def __init__(self, data: TextData, tokenizer, device: torch.device, max_length: int = 128):
         self.device = device
         self.pad_id = tokenizer.pad_token_id or 0
