@@ -158,6 +158,10 @@ def weights_path(spec: BackboneSpec) -> Path:
 
 def weights_cached(name: str) -> bool:
     spec = get(name)
+    if spec.family == "text":
+        from tlcore import text
+
+        return text.is_cached(name)
     if spec.pretrained_on == "synthetic":
         return STUDIO_CHECKPOINT.exists()
     if not spec.weights:
