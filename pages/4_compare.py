@@ -17,7 +17,6 @@ from tlcore.jobs import JobView
 
 RESULTS = Path(__file__).resolve().parent.parent / "assets" / "results"
 RACE_CHOICES = ("scratch", "linear_probe", "partial", "full", "full_llrd")
-RACE_DEFAULT = ["scratch", "linear_probe", "partial", "full"]
 
 ensure_frame()
 st.title(t("page4.title"))
@@ -47,7 +46,6 @@ with data_col:
 with model_col:
     backbone = backbone_ui()
     groups = list(group_counts(backbone))
-    st.session_state.setdefault("race_strategies", RACE_DEFAULT)
     picked = st.multiselect(t("page4.strategies"), RACE_CHOICES, key="race_strategies",
                             format_func=lambda s: t(f"strategy.{s}"), help=t("help.race_strategies"))
     depth = st.session_state["freeze_depth"] if 0 < st.session_state["freeze_depth"] < len(groups) - 1 else 2
@@ -106,15 +104,16 @@ with tab_matrix:
     seeds_col, measured_col = st.columns(2, gap="large")
     with seeds_col:
         st.markdown(f"**{t('page4.recommended')}**")
-        rows = []
+        # A markdown table wraps long cells, unlike a dataframe.
+        lines = [f"| | {t('matrix.col.similar')} | {t('matrix.col.different')} |", "|---|---|---|"]
         for size in ("large", "small"):
-            row = {"": t(f"matrix.row.{size}")}
+            cells = []
             for similarity in ("similar", "different"):
                 rec = strategies.recommend(similarity, size, num_groups=len(groups))
-                row[t(f"matrix.col.{similarity}")] = (f"{t(f'matrix.cell.{size}_{similarity}')} → "
-                                                      f"{t(f'strategy.{rec.strategy}')} (k={rec.freeze_depth})")
-            rows.append(row)
-        st.dataframe(rows, hide_index=True, width="stretch")
+                cells.append(f"{t(f'matrix.cell.{size}_{similarity}')}<br>→ **{t(f'strategy.{rec.strategy}')}** "
+                             f"(k={rec.freeze_depth})")
+            lines.append(f"| **{t(f'matrix.row.{size}')}** | " + " | ".join(cells) + " |")
+        st.markdown("\n".join(lines), unsafe_allow_html=True)
         st.caption(t("caption.matrix_recommended"))
     with measured_col:
         st.markdown(f"**{t('page4.measured')}**")

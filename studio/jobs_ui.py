@@ -69,9 +69,18 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
     return view
 
 
+def _request_stop(job: str) -> None:
+    queue().cancel(job)
+    st.session_state[f"stopping:{job}"] = True
+
+
 def _draw_live(slot: str, view: JobView, live_charts: bool) -> None:
-    st.button(t("job.stop"), key=f"stop:{slot}", on_click=queue().cancel, args=(view.id,),
-              help=t("help.stop"), type="secondary", icon=":material/stop_circle:")
+    if st.session_state.get(f"stopping:{view.id}"):
+        # The trainer stops at its next step; say so at once instead of showing a dead button.
+        st.info(t("job.stopping"), icon=":material/hourglass_top:")
+    else:
+        st.button(t("job.stop"), key=f"stop:{slot}", on_click=_request_stop, args=(view.id,),
+                  help=t("help.stop"), type="secondary", icon=":material/stop_circle:")
     if view.state == "queued":
         st.info(t("job.waiting", position=view.position))
         return

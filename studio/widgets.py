@@ -150,7 +150,6 @@ class DataChoice:
 def dataset_ui(online: bool) -> DataChoice:
     """Offline samples, downloadable sets (online only), or an uploaded zip."""
     sources = ["offline", "download", "upload"]
-    st.session_state.setdefault("data_source", "offline")
     st.radio(t("data.source"), sources, key="data_source", horizontal=True,
              format_func=lambda s: t(f"data.source.{s}"), help=t("help.data_source"))
     source = st.session_state["data_source"]

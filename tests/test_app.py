@@ -153,7 +153,8 @@ def test_freeze_slider_updates_the_trainable_count(depth):
     trainable = sum(n for g, n in list(counts.items())[depth:])
     total = sum(counts.values())
     numbers = re.findall(r"[\d.]+[MK]?", readout(at))
-    assert numbers[0] == f"{trainable / 1e6:.1f}M" if trainable >= 1e6 else f"{trainable / 1e3:.1f}K"
+    assert numbers[0] == (f"{trainable / 1e6:.3g}M" if trainable >= 1e6 else f"{trainable / 1e3:.3g}K")
+    assert numbers[1] == f"{total / 1e6:.3g}M"
     assert numbers[2] == f"{100 * trainable / total:.1f}"
     # The slider names the strategy it amounts to.
     assert at.session_state["strategy"] == {0: "full", 2: "partial", 5: "linear_probe"}[depth]

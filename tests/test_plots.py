@@ -93,7 +93,11 @@ def test_block_diagram_greys_frozen_groups():
     fig = plots.block_diagram(counts, frozen=("stem",))
     colours = fig.data[0].marker.color
     assert colours[0] != colours[1] and colours[1] == colours[2]
-    assert "70.0K" in fig.data[0].text[1]
+    assert "70K" in fig.data[0].text[1]
+
+
+def test_human_counts_keep_three_digits():
+    assert [plots.human_count(n) for n in (928, 70_000, 1_228_970, 11_200_000)] == ["928", "70K", "1.23M", "11.2M"]
 
 
 def test_race_and_sweep_figures():

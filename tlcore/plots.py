@@ -216,13 +216,14 @@ def block_diagram(counts: Mapping[str, int], frozen: Sequence[str], t: Translate
         customdata=[f"{counts[g]:,}" for g in groups],
     )
     fig.update_yaxes(visible=False, range=[-0.55, 0.55])
+    fig.update_xaxes(showticklabels=False)  # the names are written inside the blocks
     fig.update_layout(bargap=0.15, showlegend=False)
     return _layout(fig, t("plot.blocks.title"), "", "", height=220)
 
 
 def human_count(n: int) -> str:
-    """1234567 -> '1.2M', as in 'trainable: 1.2M of 11.2M'."""
-    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}K" if n >= 1e3 else str(n)
+    """Three significant digits: 1234567 -> '1.23M', 11_200_000 -> '11.2M', 928 -> '928'."""
+    return f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n / 1e3:.3g}K" if n >= 1e3 else str(n)
 
 
 # --- several runs ----------------------------------------------------------------------
