@@ -256,3 +256,74 @@ def test_lessons_have_the_same_sections_in_both_languages():
         en, ko = lesson_sections(name, "en"), lesson_sections(name, "ko")
         assert list(en) == list(ko), name
         assert all(body for _, body in ko.values()), name
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_widget_has_a_help_tooltip(page):
+    at = app(page)
+    if page.endswith("3_finetune.py"):  # also the job panel and the results
+        at.button(key="start").click().run()
+        wait_until_done(at, "finetune")
+        at.run()
+    widgets = [*at.button, *at.selectbox, *at.slider, *at.select_slider, *at.radio, *at.multiselect]
+    assert widgets
+    missing = [w.label for w in widgets if not w.help]
+    assert not missing, f"widgets without help on {page}: {missing}"
+
+
+# --- uploads on the Fine-tune page ------------------------------------------------------
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def png(color) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload_page(content: bytes, name: str = "classes.zip") -> AppTest:
+    at = app("pages/3_finetune.py")
+    at.radio(key="data_source").set_value("upload").run()
+    at.file_uploader(key="upload").set_value((name, content, "application/zip")).run()
+    return at
+
+
+def test_a_good_upload_with_korean_names_is_summarised_and_trains():
+    files = {f"고양이/{i}.png": png((200, 0, 0)) for i in range(4)}
+    files.update({f"강아지/{i}.png": png((0, 0, 200)) for i in range(4)})
+    files["강아지/broken.jpg"] = b"not an image"
+    at = upload_page(zip_of(files))
+    ok(at)
+    assert "2" in at.success[0].value and "8" in at.success[0].value  # 2 classes, 8 images
+    assert at.expander and "1" in at.expander[0].label  # the skipped file is listed
+    at.button(key="start").click().run()
+    assert wait_until_done(at, "finetune") == "done"
+    config = at.session_state["_queue_override"].get(at.session_state["job:finetune"]).configs[0]
+    assert config.dataset == "folder" and sorted(p.name for p in Path(config.data_root).iterdir()) == \
+        sorted(["고양이", "강아지"])
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"this is not a zip", "not a zip"),
+    (zip_of({f"cats/{i}.png": png((1, 2, 3)) for i in range(3)}), "one class"),
+    (zip_of({"../escape.png": png((1, 2, 3)), "a/1.png": png((1, 2, 3))}), "outside its folder"),
+])
+def test_a_bad_upload_gets_a_clear_message_and_no_start(content, reason):
+    at = upload_page(content)
+    assert not at.exception
+    assert any(reason in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="start").disabled
