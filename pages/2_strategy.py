@@ -33,7 +33,7 @@ with matrix_col:
     for size in ("large", "small"):
         row = st.columns([1, 2, 2])
         row[0].markdown(f"**{t(f'matrix.row.{size}')}**")
-        for col, similarity in zip(row[1:], ("similar", "different")):
+        for col, similarity in zip(row[1:], ("similar", "different"), strict=False):
             col.button(
                 t(f"matrix.cell.{size}_{similarity}"), key=f"cell:{size}:{similarity}",
                 type="primary" if chosen == (similarity, size) else "secondary",

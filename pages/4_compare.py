@@ -77,7 +77,7 @@ with tab_sweep:
                 submit("sweep", configs, [f"k={d}" for d in depths])
 
     def sweep_results(view: JobView) -> None:
-        finished = [(int(label[2:]), snap.result["val_acc"]) for label, snap in zip(view.labels, view.runs)
+        finished = [(int(label[2:]), snap.result["val_acc"]) for label, snap in zip(view.labels, view.runs, strict=False)
                     if snap.result is not None]
         if finished:
             series = {t("page4.sweep_this"): ([d for d, _ in finished], [a for _, a in finished])}

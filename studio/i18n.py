@@ -49,7 +49,7 @@ def language_picker() -> None:
     sync_url()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def strings(lang: str) -> dict[str, str]:
     path = ASSETS / "i18n" / f"{lang}.json"
     return json.loads(path.read_text(encoding="utf-8"))
@@ -61,7 +61,7 @@ def t(key: str, lang: str | None = None, **values) -> str:
     return text.format(**values) if values else text
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lesson_sections(name: str, lang: str) -> dict[str, tuple[str, str]]:
     """key -> (title, markdown body) of every section in a lesson file."""
     text = (ASSETS / "lessons" / lang / f"{name}.md").read_text(encoding="utf-8")

@@ -10,7 +10,7 @@ HistorySnapshots.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -25,16 +25,16 @@ POLL_S = 0.5  # a Stop click is seen within this, and the trainer stops at its n
 ACTIVE = ("queued", "running")
 
 
-def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | None = None) -> str | None:
-    """Send runs to the queue for this session; show why not if it refuses."""
+def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | None = None) -> None:
+    """Send runs to the queue for this session and redraw the page (the Start button
+    hides, the live panel appears); if the queue refuses, say why and carry on."""
     try:
         new_id = queue().submit(configs, owner(), labels)
     except JobLimitError:
         st.warning(t("job.one_at_a_time"))
-        return None
+        return
     set_job_id(slot, new_id)
-    st.rerun()  # draw the page again: the Start button hides, the live panel appears
-    return new_id
+    st.rerun()
 
 
 def active_elsewhere(slot: str) -> bool:
@@ -157,7 +157,7 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
 def draw_race(view: JobView, *, key: str) -> None:
     """Several runs of one job: validation curves overlaid, one per label."""
     tr = translator()
-    runs = {label: snap for label, snap in zip(view.labels, view.runs) if snap.started is not None}
+    runs = {label: snap for label, snap in zip(view.labels, view.runs, strict=False) if snap.started is not None}
     left, right = st.columns(2)
     with left:
         chart(plots.race_figure(runs, "val/acc", tr), "caption.race_acc", f"{key}:race_acc")
@@ -168,7 +168,7 @@ def draw_race(view: JobView, *, key: str) -> None:
 def race_table(view: JobView) -> list[dict]:
     """One row per finished run: final and best validation accuracy, time, trainable share."""
     rows = []
-    for label, snap in zip(view.labels, view.runs):
+    for label, snap in zip(view.labels, view.runs, strict=False):
         result = snap.result
         if result is None:
             continue

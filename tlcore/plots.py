@@ -13,8 +13,9 @@ Not for: computing metrics (tlcore.trainer, tlcore.events) or any Streamlit code
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -134,7 +135,7 @@ def grad_norm_heatmap(snapshot: HistorySnapshot, t: Translate = _english) -> go.
                     colorbar=dict(title=t("plot.grad.colour")),
                     hovertemplate="%{y} · step %{x}: %{customdata}<extra></extra>")
     # Name the frozen rows on the chart itself, not only in the hover text.
-    for g, row in zip(groups, z):
+    for g, row in zip(groups, z, strict=False):
         if row and all(v is None for v in row):
             fig.add_annotation(x=steps[len(steps) // 2], y=g, text=frozen_label, showarrow=False,
                                font=dict(color="#475569"))
@@ -158,7 +159,7 @@ def grad_norm_bars(snapshot: HistorySnapshot, t: Translate = _english) -> go.Fig
     fig.update_xaxes(type="log")
     fig.update_yaxes(categoryorder="array", categoryarray=groups)
     # Frozen groups have no bar; write "frozen" at the axis so the row does not look empty.
-    for g, v in zip(groups, values):
+    for g, v in zip(groups, values, strict=False):
         if v is None:
             fig.add_annotation(x=0, xref="paper", y=g, text=t("plot.frozen"), showarrow=False,
                                xanchor="left", font=dict(color="#475569"))
@@ -276,7 +277,7 @@ def matrix_figure(verdicts: Sequence[Mapping], t: Translate = _english) -> go.Fi
     return _layout(fig, t("plot.matrix.title"), t("plot.matrix.x"), t("plot.matrix.y"), height=300)
 
 
-def filters_figure(pretrained: "np.ndarray | None", random: "np.ndarray", t: Translate = _english,
+def filters_figure(pretrained: np.ndarray | None, random: np.ndarray, t: Translate = _english,
                    zoom: int = 6) -> go.Figure:
     """First-layer filters as image tiles, pretrained beside random.
 
@@ -296,10 +297,8 @@ def filters_figure(pretrained: "np.ndarray | None", random: "np.ndarray", t: Tra
     return fig
 
 
-def _tile_grid(tiles: "np.ndarray", zoom: int, cols: int = 8, gap: int = 2) -> "np.ndarray":
+def _tile_grid(tiles: np.ndarray, zoom: int, cols: int = 8, gap: int = 2) -> np.ndarray:
     """(n, k, k, 3) in [0, 1] -> one uint8 picture of the tiles, each enlarged `zoom` times."""
-    import numpy as np
-
     n, k = tiles.shape[0], tiles.shape[1]
     rows = -(-n // cols)
     cell = k * zoom + gap
