@@ -144,3 +144,19 @@ def test_every_chart_label_is_translated_in_the_app(lang):
     strings = json.loads(path.read_text(encoding="utf-8"))
     missing = [k for k in plots.LABELS if k not in strings]
     assert not missing, f"{path.name} lacks chart labels: {missing}"
+
+
+def test_every_chart_has_a_title_and_axis_labels():
+    snap = fake_history().snapshot()
+    verdicts = [{"similarity": "similar", "size": "small", "winner": "full", "winner_acc": 0.9, "agrees": True}]
+    figures = [
+        plots.loss_figure(snap), plots.accuracy_figure(snap), plots.grad_norm_heatmap(snap),
+        plots.grad_norm_bars(snap), plots.confusion_figure([[1, 0], [0, 1]], ["a", "b"]),
+        plots.drift_figure({"stem": 0.1}),
+        plots.race_figure({"a": snap}), plots.sweep_figure({"a": ([0], [0.5])}), plots.matrix_figure(verdicts),
+    ]
+    for fig in figures:
+        assert fig.layout.title.text, fig
+        assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text, fig.layout.title.text
+    blocks = plots.block_diagram({"stem": 10, "head": 20}, ())  # a diagram: no y axis to label
+    assert blocks.layout.title.text and blocks.layout.xaxis.title.text

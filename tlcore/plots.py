@@ -44,6 +44,7 @@ LABELS: dict[str, str] = {
     "plot.drift.x": "layer group",
     "plot.drift.y": "‖w − w₀‖ / ‖w₀‖",
     "plot.blocks.title": "Layer groups: grey = frozen, blue = trained",
+    "plot.blocks.x": "input → layer groups → new head",
     "plot.params": "parameters",
     "plot.sweep.title": "Validation accuracy vs freeze depth",
     "plot.sweep.x": "freeze depth (groups frozen from the input side)",
@@ -163,7 +164,7 @@ def grad_norm_bars(snapshot: HistorySnapshot, t: Translate = _english) -> go.Fig
         if v is None:
             fig.add_annotation(x=0, xref="paper", y=g, text=t("plot.frozen"), showarrow=False,
                                xanchor="left", font=dict(color="#475569"))
-    return _layout(fig, t("plot.bars.title"), t("plot.bars.x"), "", height=300)
+    return _layout(fig, t("plot.bars.title"), t("plot.bars.x"), t("plot.drift.x"), height=300)
 
 
 # --- after the run -------------------------------------------------------------------
@@ -219,7 +220,8 @@ def block_diagram(counts: Mapping[str, int], frozen: Sequence[str], t: Translate
     fig.update_yaxes(visible=False, range=[-0.55, 0.55])
     fig.update_xaxes(showticklabels=False)  # the names are written inside the blocks
     fig.update_layout(bargap=0.15, showlegend=False)
-    return _layout(fig, t("plot.blocks.title"), "", "", height=220)
+    # No y axis: block height only hints at size; the caption says so.
+    return _layout(fig, t("plot.blocks.title"), t("plot.blocks.x"), "", height=240)
 
 
 def human_count(n: int) -> str:
