@@ -21,7 +21,7 @@ from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, Failed, HistorySnapshot
 from tlcore.jobs import JobLimitError, JobView
 
-POLL_S = 0.5  # a Stop click is seen within this, and the trainer stops at its next step
+POLL_S = 1.0  # seconds between redraws; a Stop click reruns at once, so it need not be short
 ACTIVE = ("queued", "running")
 
 
