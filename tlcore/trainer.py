@@ -168,12 +168,26 @@ class FitOptions:
     cache_features: bool = True
     log_every: int = 0
     warmup_frac: float = 0.1
+    precision: str = "auto"  # auto | fp32 | bf16 (see use_bf16)
 
 
-def _autocast_for(device: torch.device):
-    if device.type == "cuda":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    return lambda: torch.autocast("cpu", enabled=False)
+def use_bf16(device: torch.device, precision: str = "auto") -> bool:
+    """auto: bf16 autocast on CUDA GPUs that support it; fp32 elsewhere.
+
+    On a CPU with native bf16 (AVX512-BF16, AMX) precision="bf16" works too, but for the
+    small classroom models measured here it was not reliably faster and cost a few points
+    of accuracy on short runs, so auto keeps CPUs in fp32.
+    """
+    if precision != "auto":
+        return precision == "bf16"
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def autocast_for(device: torch.device, precision: str = "auto"):
+    """A factory of autocast contexts: weights stay fp32, activations run in bf16 where it pays."""
+    enabled = use_bf16(device, precision)
+    kind = device.type if device.type in ("cuda", "cpu") else "cpu"
+    return lambda: torch.autocast(kind, dtype=torch.bfloat16, enabled=enabled and device.type in ("cuda", "cpu"))
 
 
 def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch.device,
@@ -181,7 +195,7 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
         classes: tuple[str, ...] = (), started_extra: dict | None = None) -> dict | None:
     """Train `model` by `plan` on `source`; returns the result dict, or None if cancelled."""
     generator = generator or torch.Generator().manual_seed(0)
-    autocast = _autocast_for(device)
+    autocast = autocast_for(device, opts.precision)
     t0 = time.perf_counter()
     groups = list(model.groups.keys())
     initial = {n: p.detach().clone() for n, p in model.named_parameters()} if plan.pretrained else None
@@ -368,7 +382,7 @@ def _run_image(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     source = TensorSource(data, device, config.augment, channels_last)
     opts = FitOptions(config.epochs, config.batch_size, config.optimizer, config.weight_decay,
-                      config.bn_frozen_eval, config.cache_features, config.log_every)
+                      config.bn_frozen_eval, config.cache_features, config.log_every, precision=config.precision)
     result = fit(model, plan, source, opts, device=device, emit=emit, should_stop=should_stop,
                  generator=generator, classes=tuple(data.classes),
                  started_extra={"pretrained": model.pretrained_from + (f" ({note})" if note else "")})
