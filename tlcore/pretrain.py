@@ -217,7 +217,7 @@ def _card(cfg: PretrainConfig, model: GroupedModel, curve: list[dict], seconds: 
             "optimizer": "SGD, Nesterov momentum 0.9, warm-up then cosine learning rate",
             "images_seen": cfg.steps * cfg.batch_size,
             "seconds": round(seconds, 1),
-            "device": device,
+            "device_name": device,  # what actually ran it, in words ("device" is the setting)
             "device_type": device_type,
             "note": (
                 "pretrained on a shared 2-core CPU: no GPU was available to this session"
@@ -327,7 +327,7 @@ def card_markdown(card: dict) -> str:
         f"| images seen | {tr['images_seen']:,} ({tr['steps']:,} steps of {tr['batch_size']}) |",
         f"| source accuracy | {top1:.1%} top-1 on {acc['measured_on']} (chance {acc['chance']:.1%}) |"
         if top1 is not None else "| source accuracy | not measured |",
-        f"| time and device | {tr['seconds'] / 60:.1f} min on {tr['device']}; {tr['note']} |",
+        f"| time and device | {tr['seconds'] / 60:.1f} min on {tr['device_name']}; {tr['note']} |",
         f"| torch | {card['torch_version']} |",
         f"| file | {card['file']['path']}, {card['file']['bytes'] / 1e6:.2f} MB, {card['file']['dtype']}, sha256 `{card['file']['sha256'][:16]}...` |"
         if "file" in card else "",
