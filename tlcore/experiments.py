@@ -252,7 +252,7 @@ def first_layer_filters(*, pretrained: bool = True, backbone: str = "studio_resn
     return tiles.permute(0, 2, 3, 1).numpy()
 
 
-def filters_image(path: Path | str = RESULTS_DIR / "filters.png", *, zoom: int = 8) -> Path:
+def filters_image(path: Path | str = RESULTS_DIR / "filters.png", *, zoom: int = 14) -> Path:
     """Write the pretrained and random first-layer filters side by side as a PNG."""
     from PIL import Image, ImageDraw
 
