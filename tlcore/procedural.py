@@ -13,6 +13,11 @@ Generator families (all vectorised over the batch, on torch tensors, fast on a C
 - ``glyph``: stroke glyphs, 2-4 cubic Bezier strokes, like letters of an invented script.
 - ``texture``: two interfering gratings (orientation, frequency, sharpness).
 
+Every image then gets a random pose (fractals: any rotation and a mirror), random colours
+(never tied to the class), a gradient background with dead-leaves clutter behind the
+shape, sometimes greyscale or blur, and noise: enough variation that 500 classes are not
+learned to 100% (the shipped backbone reached about 60% after 640,000 images).
+
 Class ``k`` of a universe ``seed`` always has the same parameters, whatever the number of
 classes asked for, so held-out classes are simply ids outside the source range
 (``HELDOUT_FIRST`` and up): same families, parameter sets the backbone never saw.
