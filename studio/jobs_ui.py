@@ -54,6 +54,9 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
         set_job_id(slot, None)
         return None
     if view.state in ACTIVE:
+        # The Stop button lives outside the polling fragment: a button redrawn every
+        # second can swallow a click that lands mid-redraw.
+        _stop_control(slot, view.id)
 
         @st.fragment(run_every=POLL_S)
         def poll() -> None:
@@ -74,13 +77,16 @@ def _request_stop(job: str) -> None:
     st.session_state[f"stopping:{job}"] = True
 
 
-def _draw_live(slot: str, view: JobView, live_charts: bool) -> None:
-    if st.session_state.get(f"stopping:{view.id}"):
+def _stop_control(slot: str, job: str) -> None:
+    if st.session_state.get(f"stopping:{job}"):
         # The trainer stops at its next step; say so at once instead of showing a dead button.
         st.info(t("job.stopping"), icon=":material/hourglass_top:")
     else:
-        st.button(t("job.stop"), key=f"stop:{slot}", on_click=_request_stop, args=(view.id,),
+        st.button(t("job.stop"), key=f"stop:{slot}", on_click=_request_stop, args=(job,),
                   help=t("help.stop"), type="secondary", icon=":material/stop_circle:")
+
+
+def _draw_live(slot: str, view: JobView, live_charts: bool) -> None:
     if view.state == "queued":
         st.info(t("job.waiting", position=view.position))
         return
