@@ -15,7 +15,7 @@ import streamlit as st
 
 from studio import i18n
 from studio.i18n import t
-from studio.state import keep_settings, queue
+from studio.state import keep_settings, owner, queue
 from tlcore.backbones import get as get_backbone
 from tlcore.backbones import host_reachable, weights_cached
 from tlcore.device import describe_device
@@ -84,6 +84,11 @@ def sidebar() -> None:
 
 @st.fragment(run_every=3)
 def queue_status() -> None:
+    # While this browser tab is open, on any page, its run counts as watched: the queue
+    # cancels only runs whose tab has gone (no heartbeat for minutes).
+    active = queue().active_for(owner())
+    if active is not None:
+        queue().heartbeat(active)
     counts = queue().snapshot()
     st.markdown(t("side.queue", running=counts["running"], waiting=counts["waiting"]))
 

@@ -21,6 +21,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tlcore import backbones, strategies
+from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, EvalEvent, Started, StepEvent
 from tlcore.jobs import JobQueue
 
@@ -327,3 +328,25 @@ def test_a_bad_upload_gets_a_clear_message_and_no_start(content, reason):
     assert not at.exception
     assert any(reason in e.value for e in at.error), [e.value for e in at.error]
     assert at.button(key="start").disabled
+
+
+def test_an_open_tab_keeps_its_run_alive_on_any_page():
+    """The sidebar's queue fragment (on every page) sends the heartbeat for the session's run."""
+    queue = JobQueue(slow_run, stale_after_s=600)
+    job = queue.submit(RunConfig(epochs=1), "owner-1")
+
+    def page():
+        from studio.frame import queue_status
+
+        queue_status()
+
+    at = AppTest.from_function(page, default_timeout=30)
+    at.session_state["_queue_override"] = queue
+    at.session_state["owner"] = "owner-1"
+    with queue._lock:
+        queue._jobs[job].last_seen -= 500  # as if nobody had looked for 500 s
+    before = queue._jobs[job].last_seen
+    at.run()
+    assert queue._jobs[job].last_seen > before + 400
+    assert any("1 running" in m.value or "1 waiting" in m.value for m in at.markdown)
+    queue.cancel(job)
