@@ -350,3 +350,15 @@ def test_an_open_tab_keeps_its_run_alive_on_any_page():
     assert queue._jobs[job].last_seen > before + 400
     assert any("1 running" in m.value or "1 waiting" in m.value for m in at.markdown)
     queue.cancel(job)
+
+
+def test_a_second_learner_sees_their_place_in_the_queue():
+    at = app("pages/3_finetune.py", run_fn=slow_run)
+    queue = at.session_state["_queue_override"]
+    other = queue.submit(RunConfig(epochs=1), "another-browser")  # takes the one worker
+    at.button(key="start").click().run()
+    ok(at)
+    waiting = strings("en")["job.waiting"].format(position=1)
+    assert any(i.value == waiting for i in at.info), [i.value for i in at.info]
+    queue.cancel(at.session_state["job:finetune"])
+    queue.cancel(other)
