@@ -160,3 +160,23 @@ def test_every_chart_has_a_title_and_axis_labels():
         assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text, fig.layout.title.text
     blocks = plots.block_diagram({"stem": 10, "head": 20}, ())  # a diagram: no y axis to label
     assert blocks.layout.title.text and blocks.layout.xaxis.title.text
+
+
+def test_matrix_figure_reads_the_experiments_verdicts():
+    """Guards the format the committed results use (tlcore.experiments)."""
+    import pandas as pd
+
+    from tlcore import experiments
+
+    rows = []
+    for sim in ("similar", "different"):
+        for size in ("small", "large"):
+            for strategy, acc in (("scratch", 0.3), ("linear_probe", 0.8 if sim == "similar" else 0.4),
+                                  ("partial", 0.6), ("full", 0.7)):
+                rows.append({"similarity": sim, "size": size, "dataset": "d", "per_class": 5,
+                             "strategy": strategy, "seed": 0, "val_acc": acc, "seconds": 1.0})
+    verdicts = experiments.cell_verdicts(experiments.summarise_matrix(pd.DataFrame(rows)))
+    heat = plots.matrix_figure(verdicts).data[0]
+    assert "linear_probe" in heat.text[1][0]  # similar + small (row small, column similar)
+    assert "full" in heat.text[0][1]  # different + large
+    assert all(v is not None for row in heat.z for v in row)
