@@ -34,7 +34,7 @@ class RunConfig:
     data_root: str = _f("", "folder with one sub-folder per class (dataset 'folder'), or a CSV file for text")
     per_class: int = _f(20, "training examples per class (the dataset-size axis of the matrix)", lo=1, hi=100_000)
     val_per_class: int = _f(30, "held-out validation examples per class", lo=1, hi=100_000)
-    image_size: int = _f(64, "images are resized to this many pixels square", lo=8, hi=512)
+    image_size: int = _f(32, "images are resized to this many pixels square (the offline backbone was pretrained at 32)", lo=8, hi=512)
     # --- how to transfer ---
     strategy: str = _f("partial", "scratch | linear_probe (frozen body) | partial (freeze first k groups) | full | full_llrd (layer-wise lr decay) | gradual (unfreeze one group per epoch) | lora (text)", STRATEGIES)
     freeze_depth: int = _f(2, "partial: number of leading layer groups frozen (0 = none)", lo=0, hi=100)
