@@ -11,13 +11,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import uuid
 
 import streamlit as st
 import torch
 
 from tlcore.jobs import JobQueue
+
+VAL_PER_CLASS = 20  # validation images per class: enough to measure, fast on a CPU
 
 # Widget keys shared across pages, with their first values (the app's fast defaults).
 DEFAULTS: dict[str, object] = {
@@ -49,7 +53,21 @@ def job_queue() -> JobQueue:
     if not torch.cuda.is_available():
         threads = int(os.environ.get("TLS_TORCH_THREADS", "0")) or max(1, (os.cpu_count() or 2) - 1)
         torch.set_num_threads(threads)
+    threading.Thread(target=_warm_up, name="tlstudio-warm-up", daemon=True).start()
     return JobQueue()
+
+
+def _warm_up() -> None:
+    """Load the default sample data and the offline backbone once, in the background, so
+    the class's first Start does not wait for them (the data loader caches its result)."""
+    from tlcore import backbones, datasets
+
+    try:
+        datasets.load_dataset(str(DEFAULTS["dataset"]), per_class=int(DEFAULTS["per_class"]), val_per_class=VAL_PER_CLASS,
+                              image_size=int(DEFAULTS["image_size"]), seed=0)
+        backbones.build_model(str(DEFAULTS["backbone"]), 10, pretrained=True, image_size=int(DEFAULTS["image_size"]))
+    except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
+        logging.getLogger(__name__).info("warm-up skipped: %s", error)
 
 
 def queue() -> JobQueue:

@@ -15,6 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio.i18n import current_lang, t
+from studio.state import VAL_PER_CLASS
 from tlcore import backbones, datasets, strategies
 from tlcore.config import RunConfig
 from tlcore.uploads import UploadError, read_zip
@@ -224,11 +225,10 @@ def config_from_state(choice: DataChoice, **overrides) -> RunConfig | None:
         head_lr_mult=s["head_lr_mult"], layer_decay=s["layer_decay"], dataset=choice.dataset,
         data_root=choice.data_root, per_class=s["per_class"], image_size=s["image_size"], epochs=s["epochs"],
     )
-    # Validation images per class: enough to measure accuracy, but fast on a CPU, and an
-    # upload must keep one image per class for training.
-    values["val_per_class"] = 20
+    # An upload must keep images for training: at most a third of the smallest class.
+    values["val_per_class"] = VAL_PER_CLASS
     if choice.max_per_class:
-        values["val_per_class"] = max(1, min(20, choice.max_per_class // 3))
+        values["val_per_class"] = max(1, min(VAL_PER_CLASS, choice.max_per_class // 3))
     values.update(overrides)
     try:
         return RunConfig(**values)
