@@ -6,10 +6,8 @@ import streamlit as st
 
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
-from studio.jobs_ui import active_elsewhere, job_panel, submit
-from studio.state import job_id, queue
+from studio.jobs_ui import active_elsewhere, is_running, job_panel, submit
 from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_counts, strategy_ui, training_ui
-from tlcore.jobs import JobView
 
 ensure_frame()
 st.title(t("page3.title"))
@@ -28,11 +26,9 @@ with run_col:
     s = st.session_state
     st.caption(t("page3.rates", lr=f"{s['lr']:g}", mult=f"{s['head_lr_mult']:g}", decay=f"{s['layer_decay']:g}"))
 
-current = queue().get(job_id("finetune"), heartbeat=False) if job_id("finetune") else None
-running = isinstance(current, JobView) and current.state in ("queued", "running")
 if active_elsewhere("finetune"):
     st.info(t("job.busy_elsewhere"))
-elif not running:
+elif not is_running("finetune"):
     start = st.button(t("page3.start"), type="primary", disabled=not choice.ready, help=t("help.start"),
                       icon=":material/play_arrow:", key="start")
     if start:

@@ -9,8 +9,7 @@ import streamlit as st
 
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
-from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit, translator
-from studio.state import job_id, queue
+from studio.jobs_ui import active_elsewhere, draw_race_results, is_running, job_panel, submit, translator
 from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_counts, training_ui
 from tlcore import plots, strategies
 from tlcore.jobs import JobView
@@ -33,11 +32,6 @@ def read_result(name: str) -> dict | None:
         return None
 
 
-def is_active(slot: str) -> bool:
-    view = queue().get(job_id(slot), heartbeat=False) if job_id(slot) else None
-    return isinstance(view, JobView) and view.state in ("queued", "running")
-
-
 # --- settings shared by the race and the sweep ---
 data_col, model_col = st.columns(2, gap="large")
 with data_col:
@@ -48,6 +42,7 @@ with model_col:
     groups = list(group_counts(backbone))
     picked = st.multiselect(t("page4.strategies"), RACE_CHOICES, key="race_strategies",
                             format_func=lambda s: t(f"strategy.{s}"), help=t("help.race_strategies"))
+    # 'partial' in the race uses the depth chosen on page 2, or 2 if that froze nothing or everything.
     depth = st.session_state["freeze_depth"] if 0 < st.session_state["freeze_depth"] < len(groups) - 1 else 2
     st.caption(t("page4.partial_depth", depth=depth))
 
@@ -56,7 +51,7 @@ tab_race, tab_sweep, tab_matrix = st.tabs([t("page4.tab.race"), t("page4.tab.swe
 with tab_race:
     if active_elsewhere("race"):
         st.info(t("job.busy_elsewhere"))
-    elif not is_active("race"):
+    elif not is_running("race"):
         if st.button(t("page4.race_start"), type="primary", disabled=not (picked and choice.ready),
                      help=t("help.race_start"), key="race_start", icon=":material/flag:"):
             configs = [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked]
@@ -69,7 +64,7 @@ with tab_sweep:
     depths = list(range(len(groups)))  # 0 = nothing frozen ... len-1 = only the head trains
     if active_elsewhere("sweep"):
         st.info(t("job.busy_elsewhere"))
-    elif not is_active("sweep"):
+    elif not is_running("sweep"):
         if st.button(t("page4.sweep_start", n=len(depths)), disabled=not choice.ready, help=t("help.sweep_start"),
                      key="sweep_start"):
             configs = [config_from_state(choice, strategy="partial", freeze_depth=d) for d in depths]
@@ -77,8 +72,8 @@ with tab_sweep:
                 submit("sweep", configs, [f"k={d}" for d in depths])
 
     def sweep_results(view: JobView) -> None:
-        finished = [(int(label[2:]), snap.result["val_acc"]) for label, snap in zip(view.labels, view.runs, strict=False)
-                    if snap.result is not None]
+        finished = [(config.freeze_depth, snap.result["val_acc"])
+                    for config, snap in zip(view.configs, view.runs, strict=True) if snap.result is not None]
         if finished:
             series = {t("page4.sweep_this"): ([d for d, _ in finished], [a for _, a in finished])}
             st.plotly_chart(plots.sweep_figure(series, translator()), width="stretch", key="sweep")

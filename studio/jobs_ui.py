@@ -37,6 +37,13 @@ def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | 
     st.rerun()
 
 
+def is_running(slot: str) -> bool:
+    """True while the slot's job is queued or running (its Start button is hidden then)."""
+    current = job_id(slot)
+    view = queue().get(current, heartbeat=False) if current else None
+    return view is not None and view.state in ACTIVE
+
+
 def active_elsewhere(slot: str) -> bool:
     """True when this session has a job going that another page started."""
     active = queue().active_for(owner())

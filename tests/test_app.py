@@ -362,3 +362,14 @@ def test_a_second_learner_sees_their_place_in_the_queue():
     assert any(i.value == waiting for i in at.info), [i.value for i in at.info]
     queue.cancel(at.session_state["job:finetune"])
     queue.cancel(other)
+
+
+def test_sweep_runs_every_freeze_depth_and_draws_the_curve():
+    at = app("pages/4_compare.py")
+    at.button(key="sweep_start").click().run()
+    assert wait_until_done(at, "sweep") == "done"
+    view = at.session_state["_queue_override"].get(at.session_state["job:sweep"])
+    assert [c.freeze_depth for c in view.configs] == list(range(len(GROUPS)))
+    at.run()
+    ok(at)
+    assert any(c.value == strings("en")["caption.sweep"] for c in at.caption)
