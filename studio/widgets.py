@@ -27,6 +27,12 @@ IMAGE_SIZES = (32, 48, 64, 96, 128, 224)
 UPLOAD_ROOT = Path(tempfile.gettempdir()) / "tlstudio-uploads"
 
 
+def translated(key: str, fallback: str) -> str:
+    """A UI string if the i18n files have one (registry titles are English), else the fallback."""
+    text = t(key)
+    return fallback if text == key else text
+
+
 # --- the backbone and its layer groups ------------------------------------------------
 
 
@@ -50,7 +56,7 @@ def backbone_ui(*, key: str = "backbone") -> str:
     def label(name: str) -> str:
         spec = backbones.get(name)
         where = t("backbone.offline") if spec.pretrained_on == "synthetic" else t("backbone.imagenet")
-        return f"{spec.title} · {where}"
+        return f"{translated(f'backbone.title.{name}', spec.title)} · {where}"
 
     st.selectbox(t("backbone.label"), names, format_func=label, key=key, help=t("help.backbone"),
                  on_change=_clamp_depth)
@@ -165,8 +171,8 @@ def dataset_ui(online: bool) -> DataChoice:
         return DataChoice("", ready=False)
     if st.session_state.get("dataset") not in names:
         st.session_state["dataset"] = names[0]
-    st.selectbox(t("data.label"), names, key="dataset", format_func=lambda n: datasets.get(n).title,
-                 help=t("help.dataset"))
+    st.selectbox(t("data.label"), names, key="dataset", help=t("help.dataset"),
+                 format_func=lambda n: translated(f"dataset.{n}", datasets.get(n).title))
     spec = datasets.get(st.session_state["dataset"])
     pretrained_on = backbones.get(st.session_state["backbone"]).pretrained_on
     sim = datasets.similarity(spec.name, pretrained_on)
