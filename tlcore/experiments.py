@@ -407,8 +407,23 @@ def write_sweep(runs: pd.DataFrame, settings: SweepSettings, out_dir: Path, comm
             f"| {100 * fz.val_acc_mean:.1f} ± {100 * np.nan_to_num(fz.val_acc_std):.1f} "
             f"| {100 * ft.val_acc_mean:.1f} ± {100 * np.nan_to_num(ft.val_acc_std):.1f} |"
         )
+    lines += ["", sweep_reading(table, groups)]
     (out_dir / "sweep.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return payload
+
+
+def sweep_reading(table: pd.DataFrame, groups: list[str]) -> str:
+    """One paragraph that reads the two curves (computed, so it stays true to the numbers)."""
+    frozen = table[table["mode"] == "frozen"].set_index("freeze_depth")["val_acc_mean"]
+    tuned = table[table["mode"] == "fine-tuned"].set_index("freeze_depth")["val_acc_mean"]
+    best_k, last_k = int(frozen.idxmax()), int(frozen.index.max())
+    text = (f"Frozen transfer is best at k = {best_k} ({100 * frozen[best_k]:.1f}%, scratch {100 * frozen[0]:.1f}%). ")
+    if best_k < last_k:
+        text += (f"Freezing {', '.join(groups[best_k:last_k])} as well costs {100 * (frozen[best_k] - frozen[last_k]):.1f} "
+                 "points: the deepest features are specific to the source task. ")
+    text += (f"Fine-tuning after transferring all {last_k} groups reaches {100 * tuned[last_k]:.1f}% "
+             f"({100 * (tuned[last_k] - frozen[last_k]):+.1f} points over keeping them frozen).")
+    return text
 
 
 def read_results(name: str, out_dir: Path | str = RESULTS_DIR) -> dict | None:
