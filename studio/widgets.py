@@ -79,6 +79,7 @@ def frozen_groups(strategy: str, depth: int, groups: list[str]) -> tuple[str, ..
 
 
 def _strategy_changed() -> None:
+    st.session_state.pop("cell", None)  # the settings no longer are a matrix cell's
     body = len(group_names(st.session_state["backbone"])) - 1
     strategy = st.session_state["strategy"]
     if strategy == "linear_probe":
@@ -91,6 +92,7 @@ def _strategy_changed() -> None:
 
 def _depth_changed() -> None:
     # Moving the slider names the strategy it amounts to: all body frozen = linear probe.
+    st.session_state.pop("cell", None)
     body = len(group_names(st.session_state["backbone"])) - 1
     depth = st.session_state["freeze_depth"]
     if depth == body:

@@ -139,6 +139,9 @@ def test_matrix_cell_sets_strategy_freeze_depth_and_learning_rate():
     assert any(rec.reason_en in s.value for s in at.success)  # the page says why
     at.button(key="cell:large:different").click().run()
     assert at.slider(key="freeze_depth").value == 0 and at.session_state["strategy"] == "full"
+    assert at.button(key="cell:large:different").proto.type == "primary"  # the chosen cell is marked
+    at.slider(key="freeze_depth").set_value(3).run()  # a hand-made choice is no longer the cell's
+    assert at.button(key="cell:large:different").proto.type == "secondary"
 
 
 def readout(at: AppTest) -> str:
