@@ -38,13 +38,14 @@ def test_scaled_down_matrix_returns_a_full_table(tmp_path):
 def test_transfer_beats_scratch_on_small_digits_for_every_seed():
     # The headline of the lesson: with 5 real digits per class, starting from the
     # synthetic pretraining beats starting from nothing, seed after seed.
-    settings = X.MatrixSettings(val_per_class=20, seeds=(0, 1, 2), small_epochs=20,
-                                strategies=("scratch", "partial", "full"))
+    # Measured at these settings: +6, +18 and +9 points for seeds 0, 1, 2.
+    settings = X.MatrixSettings(val_per_class=15, seeds=(0, 1, 2), small_epochs=15,
+                                strategies=("scratch", "partial"))
     runs = X.run_matrix(settings, cells=("different/small",), log=lambda _: None)
     acc = runs.pivot(index="seed", columns="strategy", values="val_acc")
-    gain = acc[["partial", "full"]].max(axis=1) - acc["scratch"]
-    assert (gain > 0).all(), acc
-    assert gain.mean() > 0.03, acc
+    gain = acc["partial"] - acc["scratch"]
+    assert (gain > 0.02).all(), acc
+    assert gain.mean() > 0.05, acc
 
 
 def test_verdicts_follow_the_stated_reading_of_the_matrix():
