@@ -12,8 +12,6 @@ import streamlit as st
 from studio import frame
 from studio.i18n import t
 
-st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/school:", layout="wide")
-
 frame.start()
 navigation = st.navigation(frame.pages())
 frame.sidebar()

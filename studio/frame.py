@@ -59,7 +59,9 @@ def pages() -> list:
 
 
 def start() -> None:
-    """Per-run set-up before any page: language, shared settings, the 'frame ran' mark."""
+    """Per-run set-up before any page: page config, language, shared settings, the
+    'frame ran' mark."""
+    st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/school:", layout="wide")
     i18n.current_lang()
     keep_settings()
     st.session_state[_SEEN] = True

@@ -108,6 +108,9 @@ def test_race_and_sweep_figures():
     assert loss.layout.title.text == plots.LABELS["plot.race.loss.title"]
     sweep = plots.sweep_figure({"frozen": ([0, 1, 2], [0.5, 0.6, 0.55]), "scratch": ([0, 1, 2], [0.3] * 3)})
     assert list(sweep.data[0].y) == [0.5, 0.6, 0.55] and [d.name for d in sweep.data] == ["frozen", "scratch"]
+    assert sweep.layout.yaxis.range[0] == pytest.approx(0.2)  # zoomed to just under the lowest point
+    high = plots.sweep_figure({"frozen": ([0, 1], [0.92, 0.97])})
+    assert high.layout.yaxis.range[0] == pytest.approx(0.8)
 
 
 def test_matrix_figure_places_each_verdict_in_its_cell():

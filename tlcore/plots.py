@@ -257,7 +257,11 @@ def sweep_figure(series: Mapping[str, tuple[Sequence[int], Sequence[float]]],
         fig.add_scatter(x=list(depths), y=list(accuracies), mode="lines+markers", name=label,
                         line=dict(color=_PALETTE[i % len(_PALETTE)]))
     fig.update_xaxes(dtick=1)
-    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    # Zoom in from below (to a tenth under the lowest point) so that differences of a few
+    # points between depths are visible; the axis shows where it starts.
+    values = [a for _, accs in series.values() for a in accs]
+    low = max(0.0, math.floor((min(values, default=0.0) - 0.05) * 10) / 10)
+    fig.update_yaxes(range=[low, 1.02], tickformat=".0%")
     return _layout(fig, t("plot.sweep.title"), t("plot.sweep.x"), t("plot.acc.y"))
 
 
