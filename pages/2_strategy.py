@@ -12,6 +12,7 @@ from studio.widgets import (
     backbone_ui,
     frozen_groups,
     group_counts,
+    group_names,
     lr_ui,
     reason,
     strategy_ui,
@@ -46,7 +47,7 @@ with advice_col:
 
 if chosen:
     similarity, size = chosen
-    groups_now = list(group_counts(st.session_state["backbone"]))
+    groups_now = group_names(st.session_state["backbone"])
     rec = strategies.recommend(similarity, size, num_groups=len(groups_now))
     title, body = lesson_text("strategy", f"{size}_{similarity}")
     st.success(

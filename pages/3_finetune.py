@@ -7,7 +7,7 @@ import streamlit as st
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.jobs_ui import active_elsewhere, is_running, job_panel, submit
-from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_counts, strategy_ui, training_ui
+from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_names, strategy_ui, training_ui
 
 ensure_frame()
 st.title(t("page3.title"))
@@ -22,7 +22,7 @@ with data_col:
 with run_col:
     st.subheader(t("page3.model"))
     backbone = backbone_ui()
-    strategy_ui(list(group_counts(backbone)))
+    strategy_ui(group_names(backbone))
     s = st.session_state
     st.caption(t("page3.rates", lr=f"{s['lr']:g}", mult=f"{s['head_lr_mult']:g}", decay=f"{s['layer_decay']:g}"))
 

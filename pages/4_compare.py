@@ -10,7 +10,7 @@ import streamlit as st
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.jobs_ui import active_elsewhere, draw_race_results, is_running, job_panel, submit, translator
-from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_counts, training_ui
+from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_names, training_ui
 from tlcore import plots, strategies
 from tlcore.jobs import JobView
 
@@ -39,7 +39,7 @@ with data_col:
     training_ui(choice)
 with model_col:
     backbone = backbone_ui()
-    groups = list(group_counts(backbone))
+    groups = group_names(backbone)
     picked = st.multiselect(t("page4.strategies"), RACE_CHOICES, key="race_strategies",
                             format_func=lambda s: t(f"strategy.{s}"), help=t("help.race_strategies"))
     # 'partial' in the race uses the depth chosen on page 2, or 2 if that froze nothing or everything.

@@ -49,7 +49,7 @@ def group_names(backbone: str) -> list[str]:
     return list(group_counts(backbone))
 
 
-def backbone_ui(*, key: str = "backbone") -> str:
+def backbone_ui() -> str:
     """Pick a vision backbone; the label says where its weights come from."""
     names = backbones.names("vision")
 
@@ -58,9 +58,9 @@ def backbone_ui(*, key: str = "backbone") -> str:
         where = t("backbone.offline") if spec.pretrained_on == "synthetic" else t("backbone.imagenet")
         return f"{translated(f'backbone.title.{name}', spec.title)} · {where}"
 
-    st.selectbox(t("backbone.label"), names, format_func=label, key=key, help=t("help.backbone"),
+    st.selectbox(t("backbone.label"), names, format_func=label, key="backbone", help=t("help.backbone"),
                  on_change=_clamp_depth)
-    return st.session_state[key]
+    return st.session_state["backbone"]
 
 
 def _clamp_depth() -> None:
