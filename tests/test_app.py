@@ -376,3 +376,14 @@ def test_sweep_runs_every_freeze_depth_and_draws_the_curve():
     at.run()
     ok(at)
     assert any(c.value == strings("en")["caption.sweep"] for c in at.caption)
+
+
+def test_another_backbone_redraws_its_groups_and_counts():
+    at = app("pages/2_strategy.py")
+    at.selectbox(key="backbone").set_value("resnet18").run()
+    ok(at)
+    at.slider(key="freeze_depth").set_value(4).run()  # stem + stage1..3 frozen
+    counts = backbones.build_model("resnet18", 10, pretrained=False, image_size=224).param_counts()
+    trainable = counts["stage4"] + counts["head"]
+    assert readout(at) == (f"### trainable: {trainable / 1e6:.3g}M of {sum(counts.values()) / 1e6:.3g}M, "
+                           f"{100 * trainable / sum(counts.values()):.1f}%")
