@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio.frame import ensure_frame
 from studio.i18n import lesson
 from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit
 from studio.state import job_id, queue
@@ -24,6 +25,7 @@ from studio.text_ui import (
 )
 from tlcore.jobs import JobView
 
+ensure_frame()
 init_state()
 st.title(tt("text.title"))
 lesson("text", "intro", level=3)

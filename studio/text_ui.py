@@ -47,9 +47,11 @@ def tt(key: str, **values) -> str:
 
 
 def init_state() -> None:
+    """Give every setting a value and write it back each run, so it survives a language
+    switch (Streamlit restarts a widget whose label changed) and pages drawn without it."""
     for key, value in DEFAULTS.items():
-        st.session_state.setdefault(key, value)
-    st.session_state.setdefault("text_backbone", default_backbone())
+        st.session_state[key] = st.session_state.get(key, value)
+    st.session_state["text_backbone"] = st.session_state.get("text_backbone", default_backbone())
 
 
 # --- models ---------------------------------------------------------------------------
@@ -317,7 +319,7 @@ def fill_mask_ui() -> None:
     st.markdown(tt("mask.intro"))
     ready = cached_models()
     default = next((m for m in MASK_MODELS if ready.get(m)), MLM_DEMO_MODEL)
-    st.session_state.setdefault("mask_model", default)
+    st.session_state["mask_model"] = st.session_state.get("mask_model", default)
     left, right = st.columns([3, 2])
     sentence = left.text_input(tt("mask.sentence"), value="The cat is on the [MASK].", key="mask_sentence")
     name = right.selectbox(tt("mask.model"), MASK_MODELS, key="mask_model", help=tt("help.mask_model"),
