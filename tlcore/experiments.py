@@ -92,7 +92,7 @@ class MatrixSettings:
             image_size=self.image_size, strategy=strategy, freeze_depth=self.freeze_depth,
             lr=self.scratch_lr if strategy == "scratch" else self.lr, head_lr_mult=self.head_lr_mult,
             epochs=self.small_epochs if small else self.large_epochs, batch_size=self.batch_size,
-            optimizer="adamw", augment="flip" if dataset != "digits" else "none",
+            optimizer="adamw", augment="none" if "digits" in dataset else "flip",  # a flipped digit is another glyph
             seed=seed, device=self.device,
         )
 
