@@ -17,10 +17,12 @@ reads the card).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import math
+import os
 import shlex
 import sys
 import time
@@ -132,7 +134,7 @@ def pretrain(
         spec, batch_size=cfg.batch_size, image_size=cfg.image_size,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _nullcontext()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     curve: list[dict] = []
     start = time.perf_counter()
     running = None
@@ -171,14 +173,6 @@ def pretrain(
     model = model.to("cpu", memory_format=torch.contiguous_format)
     card = _card(cfg, model, curve, seconds, describe_device(device), device.type)
     return model, card
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 # --------------------------------------------------------------------------- card and files
@@ -220,7 +214,7 @@ def _card(cfg: PretrainConfig, model: GroupedModel, curve: list[dict], seconds: 
             "device_name": device,  # what actually ran it, in words ("device" is the setting)
             "device_type": device_type,
             "note": (
-                "pretrained on a shared 2-core CPU: no GPU was available to this session"
+                f"pretrained on a {os.cpu_count()}-core CPU: no GPU was available to this run"
                 if device_type == "cpu" else "pretrained on a GPU"
             ),
         },
