@@ -18,6 +18,7 @@ import streamlit as st
 
 from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, t
 from studio.jobs_ui import chart, draw_downloads, draw_run_charts, translator
+from studio.widgets import validated_config
 from tlcore import backbones, datasets, plots, strategies
 from tlcore.config import RunConfig
 from tlcore.jobs import JobView
@@ -259,11 +260,7 @@ def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> Ru
                   lr=s["text_lr"], head_lr_mult=s["text_head_lr_mult"], per_class=s["text_per_class"],
                   val_per_class=24, epochs=s["text_epochs"], batch_size=16, max_length=64, layer_decay=0.8)
     values.update(overrides)
-    try:
-        return RunConfig(**values)
-    except ValueError as error:
-        st.error(t("config.invalid", reason=str(error)))
-        return None
+    return validated_config(values)
 
 
 # --- results --------------------------------------------------------------------------

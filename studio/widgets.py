@@ -238,6 +238,11 @@ def config_from_state(choice: DataChoice, **overrides) -> RunConfig | None:
     if choice.max_per_class:
         values["val_per_class"] = max(1, min(VAL_PER_CLASS, choice.max_per_class // 3))
     values.update(overrides)
+    return validated_config(values)
+
+
+def validated_config(values: dict) -> RunConfig | None:
+    """A RunConfig from widget values, or None with the reason on screen (nothing is lost)."""
     try:
         return RunConfig(**values)
     except ValueError as error:

@@ -10,7 +10,7 @@ import torch
 
 from tlcore import backbones, datasets, strategies, trainer
 from tlcore.config import RunConfig
-from tlcore.events import Cancelled, Done, EvalEvent, Failed, History, Started, StepEvent
+from tlcore.events import Cancelled, Done, EvalEvent, Failed, History, Started
 
 VISION = backbones.names("vision")
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import socket
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn

@@ -17,8 +17,8 @@ import itertools
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from tlcore.config import RunConfig
 from tlcore.events import Failed, History, HistorySnapshot
