@@ -129,7 +129,8 @@ def cmd_bench(args) -> int:
     import pandas as pd
 
     device = pick_device(args.device)
-    print(f"device: {describe_device(device)}; torch {torch.__version__}")
+    precision = "bf16 autocast" if trainer.use_bf16(device) else "fp32"
+    print(f"device: {describe_device(device)}; torch {torch.__version__}; ours in {precision}, the tutorial loop in fp32")
     rows = bench(args.backbone, args.dataset, per_class=args.per_class, image_size=args.image_size,
                  epochs=args.epochs, batch_size=args.batch_size, device=device,
                  modes=[m.strip() for m in args.modes.split(",")], workers=args.workers)

@@ -50,7 +50,7 @@ class RunConfig:
     augment: str = _f("flip", "on-device augmentation: none | flip | crop_flip (crop_flip disables feature caching)", AUGMENTS)
     seed: int = _f(0, "seed for data split, init and batch order", lo=0, hi=2**31 - 1)
     device: str = _f("auto", "auto picks cuda > mps > cpu", DEVICES)
-    precision: str = _f("auto", "auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16", ("auto", "fp32", "bf16"))
+    precision: str = _f("auto", "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16", ("auto", "fp32", "bf16"))
     cache_features: bool = _f(True, "compute a frozen prefix's features once and train only the rest")
     log_every: int = _f(0, "log loss and gradient norms every N steps (0 = about 200 points per run)", lo=0, hi=100_000)
     # --- text models ---

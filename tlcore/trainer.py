@@ -10,7 +10,8 @@ Speed, because a demo that stalls loses the class:
 - image data lives on the device as uint8; batches are index slices; augmentation runs on
   the device (TensorSource);
 - a frozen prefix is run once over the data and only the trainable suffix trains;
-- on CUDA: bf16 autocast, channels_last, and one host transfer per logged step.
+- on CUDA: bf16 autocast, channels_last, and one host transfer per logged step; on CPUs
+  with native bf16 instructions, bf16 autocast too (see use_bf16).
 
 `run(config)` turns a RunConfig into a whole run: data, model, plan, fit. The app, the CLI,
 the benchmark and the experiments all call it.
@@ -18,6 +19,7 @@ the benchmark and the experiments all call it.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -172,15 +174,28 @@ class FitOptions:
 
 
 def use_bf16(device: torch.device, precision: str = "auto") -> bool:
-    """auto: bf16 autocast on CUDA GPUs that support it; fp32 elsewhere.
+    """auto: bf16 autocast on CUDA GPUs that support it, and on CPUs with native bf16
+    instructions (AVX512-BF16 or AMX); fp32 elsewhere.
 
-    On a CPU with native bf16 (AVX512-BF16, AMX) precision="bf16" works too, but for the
-    small classroom models measured here it was not reliably faster and cost a few points
-    of accuracy on short runs, so auto keeps CPUs in fp32.
+    Weights, optimiser state and the loss stay fp32. Measured on a 2-core AMD EPYC with
+    AVX512-BF16 (digits, studio_resnet, 3 seeds): the same accuracy as fp32 (full fine-tune
+    89.3% vs 89.2%) in a third of the time. Without native bf16 it would be emulated and slow.
     """
     if precision != "auto":
         return precision == "bf16"
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_has_native_bf16()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def autocast_for(device: torch.device, precision: str = "auto"):
