@@ -92,7 +92,7 @@ def ours(backbone: str, root: Path, *, epochs: int, batch_size: int, frozen: boo
     groups = model.group_names
     plan = (strategies.linear_probe(groups, lr=lr, head_lr_mult=1.0) if frozen else
             strategies.full(groups, lr=lr, head_lr_mult=1.0))
-    channels_last = device.type == "cuda" if channels_last is None else channels_last
+    channels_last = trainer.prefers_channels_last(device) if channels_last is None else channels_last
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     source = trainer.TensorSource(data, device, "flip", channels_last)
     opts = trainer.FitOptions(epochs, batch_size, "sgd", 0.0, log_every=10**9)

