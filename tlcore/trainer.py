@@ -382,17 +382,30 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
     return result
 
 
+def load_run_data(config: RunConfig):
+    """The dataset a config names, split per class with the config's seed (images or text)."""
+    return datasets.load_dataset(config.dataset, per_class=config.per_class, image_size=config.image_size,
+                                 seed=config.seed, val_per_class=config.val_per_class, root=config.data_root)
+
+
+def pretrained_choice(config: RunConfig) -> str:
+    """What to ask the registry for: scratch always starts from random weights."""
+    return "no" if config.strategy == "scratch" else config.pretrained
+
+
+def fit_options(config: RunConfig) -> FitOptions:
+    return FitOptions(config.epochs, config.batch_size, config.optimizer, config.weight_decay, config.bn_frozen_eval,
+                      config.cache_features, config.log_every, precision=config.precision)
+
+
 def _run_image(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
     device = pick_device(config.device)
     generator = seed_everything(config.seed)
-    if data is None:
-        data = datasets.load_dataset(config.dataset, per_class=config.per_class, image_size=config.image_size,
-                                     seed=config.seed, val_per_class=config.val_per_class, root=config.data_root)
+    data = data if data is not None else load_run_data(config)
     if should_stop():
         emit(Cancelled(0))
         return None
-    wants_pretrained = config.strategy != "scratch" and config.pretrained != "no"
-    name, pretrained, note = backbones.resolve_pretrained(config.backbone, config.pretrained if wants_pretrained else "no")
+    name, pretrained, note = backbones.resolve_pretrained(config.backbone, pretrained_choice(config))
     torch.manual_seed(config.seed)  # the same head init for every strategy of a race
     model = backbones.build_model(name, data.num_classes, pretrained=pretrained, image_size=config.image_size)
     groups = model.group_names
@@ -403,9 +416,7 @@ def _run_image(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
     channels_last = prefers_channels_last(device)
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     source = TensorSource(data, device, config.augment, channels_last)
-    opts = FitOptions(config.epochs, config.batch_size, config.optimizer, config.weight_decay,
-                      config.bn_frozen_eval, config.cache_features, config.log_every, precision=config.precision)
-    result = fit(model, plan, source, opts, device=device, emit=emit, should_stop=should_stop,
+    result = fit(model, plan, source, fit_options(config), device=device, emit=emit, should_stop=should_stop,
                  generator=generator, classes=tuple(data.classes),
                  started_extra={"pretrained": model.pretrained_from + (f" ({note})" if note else "")})
     if result is not None:

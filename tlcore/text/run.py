@@ -17,14 +17,14 @@ from collections.abc import Callable
 
 import torch
 
-from tlcore import datasets, strategies
+from tlcore import strategies
 from tlcore.config import RunConfig
 from tlcore.device import pick_device
 from tlcore.events import Cancelled
 from tlcore.text import OFFLINE_TEXT_BACKBONE
 from tlcore.text.models import TextModelUnavailable, build_text_model, is_cached, is_model_dir, lora_share
 from tlcore.text.source import TextSource
-from tlcore.trainer import FitOptions, fit, seed_everything
+from tlcore.trainer import fit, fit_options, load_run_data, pretrained_choice, seed_everything
 
 
 def lora(groups: list[str], *, lr: float, head_lr_mult: float, **_) -> strategies.Plan:
@@ -72,22 +72,18 @@ def run_text(config: RunConfig, emit: Callable[[object], None],
     """
     device = pick_device(config.device)
     generator = seed_everything(config.seed)
-    data = datasets.load_dataset(config.dataset, per_class=config.per_class, image_size=config.image_size,
-                                 seed=config.seed, val_per_class=config.val_per_class, root=config.data_root)
+    data = load_run_data(config)
     if should_stop():
         emit(Cancelled(0))
         return None
-    wants_pretrained = config.strategy != "scratch" and config.pretrained != "no"
-    name, pretrained, note = resolve_text_pretrained(config.backbone, config.pretrained if wants_pretrained else "no")
+    name, pretrained, note = resolve_text_pretrained(config.backbone, pretrained_choice(config))
     torch.manual_seed(config.seed)  # the same head init for every strategy of a race
     model = build_text_model(name, data.num_classes, pretrained=pretrained,
                              lora_r=config.lora_r if config.strategy == "lora" else 0)
     plan = text_plan(config, model.group_names)
     model.to(device)
     source = TextSource(data, model.tokenizer, device, config.max_length)
-    opts = FitOptions(config.epochs, config.batch_size, config.optimizer, config.weight_decay,
-                      config.bn_frozen_eval, config.cache_features, config.log_every)
-    result = fit(model, plan, source, opts, device=device, emit=emit, should_stop=should_stop,
+    result = fit(model, plan, source, fit_options(config), device=device, emit=emit, should_stop=should_stop,
                  generator=generator, classes=tuple(data.classes),
                  started_extra={"pretrained": model.pretrained_from + (f" ({note})" if note else "")})
     if result is None:
