@@ -205,19 +205,27 @@ def draw_race_results(view: JobView) -> None:
         st.caption(t("caption.race_table"))
 
 
-def draw_results(view: JobView) -> None:
-    """The finished single run: curves, confusion matrix, mistakes, weight drift, downloads."""
-    snap, config = view.runs[0], view.configs[0]
+def draw_result_header(view: JobView) -> dict | None:
+    """The finished run's curves, its note and the results heading; returns the result (None if it did not finish)."""
+    snap = view.runs[0]
     if snap.started is not None:
         draw_run_charts(snap, key=f"end:{view.id}")
     result = snap.result
     if result is None:
+        return None
+    if result.get("note"):
+        st.info(result["note"])
+    st.subheader(t("results.title"))
+    return result
+
+
+def draw_results(view: JobView) -> None:
+    """The finished single run: curves, confusion matrix, mistakes, weight drift, downloads."""
+    snap, config = view.runs[0], view.configs[0]
+    result = draw_result_header(view)
+    if result is None:
         return
     tr = translator()
-    note = result.get("note")
-    if note:
-        st.info(note)
-    st.subheader(t("results.title"))
     classes = result.get("classes") or list(snap.started.classes)
     left, right = st.columns(2)
     with left:

@@ -17,7 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, t
-from studio.jobs_ui import chart, draw_downloads, draw_run_charts, translator
+from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.widgets import validated_config
 from tlcore import backbones, datasets, plots, strategies
 from tlcore.config import RunConfig
@@ -269,14 +269,9 @@ def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> Ru
 def draw_text_results(view: JobView) -> None:
     """A finished text run: curves, confusion matrix, speed, the sentences it got wrong, downloads."""
     snap, config = view.runs[0], view.configs[0]
-    if snap.started is not None:
-        draw_run_charts(snap, key=f"end:{view.id}")
-    result = snap.result
+    result = draw_result_header(view)
     if result is None:
         return
-    if result.get("note"):
-        st.info(result["note"])
-    st.subheader(t("results.title"))
     if "sentences_per_s" in result:
         st.caption(tt("text.speed", rate=result["sentences_per_s"], padding=result.get("padding_share", 0.0)))
     if result.get("lora"):
