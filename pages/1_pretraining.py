@@ -6,6 +6,7 @@ import streamlit as st
 
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
+from studio.images_ui import try_image_panel
 from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit, translator
 from studio.state import DEFAULTS
 from tlcore import plots
@@ -30,9 +31,10 @@ def filter_tiles() -> tuple[object, object, str]:
     """(pretrained tiles or None, random tiles, why pretrained is missing)."""
     from tlcore import experiments
 
-    random = experiments.first_layer_filters(pretrained=False)
+    backbone = DEFAULTS["backbone"]
+    random = experiments.first_layer_filters(pretrained=False, backbone=backbone)
     try:
-        return experiments.first_layer_filters(pretrained=True), random, ""
+        return experiments.first_layer_filters(pretrained=True, backbone=backbone), random, ""
     except Exception as error:  # noqa: BLE001 -- e.g. the offline weights are not installed
         return None, random, str(error)
 
@@ -51,6 +53,7 @@ def first_layer_filters() -> None:
 
 
 first_layer_filters()
+try_image_panel("try:pretraining", finetune_slot=None)
 
 
 @st.cache_data(show_spinner=False)
@@ -75,8 +78,8 @@ st.divider()
 lesson("pretraining", "experiment", level=2)
 
 # The two runs differ only in where the weights start: both train every layer.
-EXPERIMENT = dict(backbone=DEFAULTS["backbone"], dataset="synthetic_novel", per_class=10, val_per_class=20,
-                  image_size=32, epochs=4, lr=1e-3)
+EXPERIMENT = dict(backbone=DEFAULTS["backbone"], dataset=DEFAULTS["dataset"], per_class=10, val_per_class=20,
+                  image_size=DEFAULTS["image_size"], epochs=4, lr=1e-3)
 labels = [t("page1.exp.scratch"), t("page1.exp.pretrained")]
 st.caption(t("page1.exp.setup", per_class=EXPERIMENT["per_class"], epochs=EXPERIMENT["epochs"]))
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
+from studio.images_ui import data_preview, try_image_panel
 from studio.jobs_ui import active_elsewhere, is_running, job_panel, submit
 from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_names, strategy_ui, training_ui
 
@@ -26,6 +27,8 @@ with run_col:
     s = st.session_state
     st.caption(t("page3.rates", lr=f"{s['lr']:g}", mult=f"{s['head_lr_mult']:g}", decay=f"{s['layer_decay']:g}"))
 
+data_preview(choice.dataset, choice.data_root, ready=choice.ready)
+
 if active_elsewhere("finetune"):
     st.info(t("job.busy_elsewhere"))
 elif not is_running("finetune"):
@@ -42,3 +45,5 @@ with st.expander(t("page3.reading"), expanded=False):
     lesson("finetune", "results", level=4)
 
 job_panel("finetune")
+st.divider()
+try_image_panel("try:finetune", finetune_slot="finetune")

@@ -17,7 +17,7 @@ from studio import i18n
 from studio.i18n import t
 from studio.state import keep_settings, owner, queue
 from tlcore.backbones import get as get_backbone
-from tlcore.backbones import host_reachable, weights_cached
+from tlcore.backbones import host_reachable, offline_default, weights_cached
 from tlcore.device import describe_device
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
@@ -42,7 +42,7 @@ def online_status() -> dict[str, bool]:
     so a classroom without internet gets an answer in about a second, not a hang."""
     internet = host_reachable("https://download.pytorch.org", timeout=1.5)
     return {"internet": internet, "imagenet_cached": weights_cached("resnet18"),
-            "offline_backbone": weights_cached("studio_resnet")}
+            "offline_backbone": weights_cached(offline_default())}
 
 
 def pages() -> list:
@@ -80,7 +80,7 @@ def sidebar() -> None:
         else:
             st.markdown(t("side.offline"))
         if not status["offline_backbone"]:
-            st.caption(t("side.no_offline_backbone", name=get_backbone("studio_resnet").title))
+            st.caption(t("side.no_offline_backbone", name=get_backbone(offline_default()).title))
         queue_status()
 
 

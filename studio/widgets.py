@@ -55,7 +55,8 @@ def backbone_ui() -> str:
 
     def label(name: str) -> str:
         spec = backbones.get(name)
-        where = t("backbone.offline") if spec.pretrained_on == "synthetic" else t("backbone.imagenet")
+        where = (t("backbone.offline") if spec.pretrained_on == "synthetic" else
+                 t("backbone.offline_imagenet") if spec.extra.get("offline") else t("backbone.imagenet"))
         return f"{translated(f'backbone.title.{name}', spec.title)} · {where}"
 
     st.selectbox(t("backbone.label"), names, format_func=label, key="backbone", help=t("help.backbone"),
@@ -158,12 +159,17 @@ class DataChoice:
 
 def dataset_ui(online: bool) -> DataChoice:
     """Offline samples, downloadable sets (online only), or an uploaded zip."""
-    sources = ["offline", "download", "upload"]
+    sources = ["offline", "download", "upload", "camera"]
     st.radio(t("data.source"), sources, key="data_source", horizontal=True,
              format_func=lambda s: t(f"data.source.{s}"), help=t("help.data_source"))
     source = st.session_state["data_source"]
     if source == "upload":
         return _upload_ui()
+    if source == "camera":
+        from studio.images_ui import camera_classes_ui
+
+        folder, smallest = camera_classes_ui()
+        return DataChoice("folder", folder, max_per_class=max(1, smallest - 1), ready=bool(folder))
     kind = "offline" if source == "offline" else "torchvision"
     names = datasets.names(task="image", kind=kind)
     if source == "download" and not online:
@@ -180,6 +186,9 @@ def dataset_ui(online: bool) -> DataChoice:
     sim = datasets.similarity(spec.name, pretrained_on)
     why = spec.reason_ko if current_lang() == "ko" else spec.reason_en
     st.caption(t("data.similarity", similarity=t(f"matrix.{sim}"), source=pretrained_on, reason=why))
+    if spec.name == "fashion_mnist" and not datasets.fashion_available():
+        st.warning(t("data.fashion_missing"))
+        return DataChoice(spec.name, "", spec.max_per_class, ready=False)
     return DataChoice(spec.name, "", spec.max_per_class)
 
 

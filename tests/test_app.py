@@ -336,7 +336,7 @@ def test_a_bad_upload_gets_a_clear_message_and_no_start(content, reason):
 def test_an_open_tab_keeps_its_run_alive_on_any_page():
     """The sidebar's queue fragment (on every page) sends the heartbeat for the session's run."""
     queue = JobQueue(slow_run, stale_after_s=600)
-    job = queue.submit(RunConfig(epochs=1), "owner-1")
+    job = queue.submit(RunConfig(backbone="studio_resnet", epochs=1), "owner-1")
 
     def page():
         from studio.frame import queue_status
@@ -358,7 +358,7 @@ def test_an_open_tab_keeps_its_run_alive_on_any_page():
 def test_a_second_learner_sees_their_place_in_the_queue():
     at = app("pages/3_finetune.py", run_fn=slow_run)
     queue = at.session_state["_queue_override"]
-    other = queue.submit(RunConfig(epochs=1), "another-browser")  # takes the one worker
+    other = queue.submit(RunConfig(backbone="studio_resnet", epochs=1), "another-browser")  # takes the one worker
     at.button(key="start").click().run()
     ok(at)
     waiting = strings("en")["job.waiting"].format(position=1)

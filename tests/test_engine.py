@@ -153,7 +153,7 @@ def test_cancel_stops_within_one_step():
 def test_tiny_fit_on_real_digits_beats_stated_accuracy():
     """Scratch on scikit-learn's digits at 16 px, 30 per class, 8 epochs: well above chance (10%)."""
     history = History()
-    cfg = RunConfig(dataset="digits", strategy="scratch", pretrained="no", per_class=30, val_per_class=20,
+    cfg = RunConfig(backbone="studio_resnet", dataset="digits", strategy="scratch", pretrained="no", per_class=30, val_per_class=20,
                     image_size=16, epochs=8, batch_size=32, lr=3e-3, seed=0)
     result = trainer.run(cfg, history.append)
     assert result is not None, history.snapshot().final
@@ -163,7 +163,7 @@ def test_tiny_fit_on_real_digits_beats_stated_accuracy():
 
 
 def test_same_seed_same_run():
-    cfg = RunConfig(dataset="digits", strategy="full", pretrained="no", per_class=5, val_per_class=5,
+    cfg = RunConfig(backbone="studio_resnet", dataset="digits", strategy="full", pretrained="no", per_class=5, val_per_class=5,
                     image_size=16, epochs=1, batch_size=16)
     a, b = trainer.run(cfg, lambda e: None), trainer.run(cfg, lambda e: None)
     assert a["predictions"] == b["predictions"] and a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
@@ -198,7 +198,7 @@ def test_trainable_readout():
 
 
 def test_config_validates_and_round_trips():
-    cfg = RunConfig(strategy="full", lr=3e-4, epochs=5)
+    cfg = RunConfig(backbone="studio_resnet", strategy="full", lr=3e-4, epochs=5)
     assert RunConfig.from_json(cfg.to_json()) == cfg
     assert "--strategy full" in cfg.to_cli() and "--epochs 5" in cfg.to_cli()
     for bad, match in [({"lr": 0.0}, "lr must be between"), ({"epochs": 0}, "epochs"), ({"strategy": "freeze"}, "strategy must be one of"),
@@ -212,7 +212,7 @@ def test_config_validates_and_round_trips():
 
 def test_run_reports_bad_freeze_depth_as_failed_event():
     history = History()
-    cfg = RunConfig(strategy="partial", freeze_depth=9, pretrained="no", per_class=2, val_per_class=2, image_size=16)
+    cfg = RunConfig(backbone="studio_resnet", strategy="partial", freeze_depth=9, pretrained="no", per_class=2, val_per_class=2, image_size=16)
     assert trainer.run(cfg, history.append) is None
     final = history.snapshot().final
     assert isinstance(final, Failed) and "freeze depth must be 0..5" in final.message
@@ -242,8 +242,8 @@ def test_missing_weights_offline_give_one_clear_line_and_a_fallback(tmp_path, mo
     with pytest.raises(backbones.WeightsUnavailable, match="prefetch --backbones resnet50"):
         backbones.build_model("resnet50", 4, pretrained=True, image_size=32)
     name, pretrained, note = backbones.resolve_pretrained("resnet50", "auto")
-    if backbones.weights_cached("studio_resnet"):
-        assert (name, pretrained) == ("studio_resnet", True) and "offline backbone" in note
+    if backbones.weights_cached(backbones.offline_default()):
+        assert (name, pretrained) == (backbones.offline_default(), True) and "offline backbone" in note
     else:
         assert (name, pretrained) == ("resnet50", False) and "random init" in note
     with pytest.raises(backbones.WeightsUnavailable):
@@ -254,7 +254,7 @@ def test_torchvision_dataset_from_a_prefilled_cache(tmp_path, monkeypatch):
     """FashionMNIST's real loader reads idx files we write; no download is attempted."""
     import numpy as np
 
-    monkeypatch.setattr(datasets, "host_reachable", lambda *a: pytest.fail("no network"), raising=False)
+    monkeypatch.setattr(backbones, "host_reachable", lambda *a, **k: pytest.fail("no network"))
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)

@@ -81,7 +81,7 @@ def test_unwatched_job_is_cancelled():
 
 def test_a_race_runs_every_config_in_order():
     q = JobQueue(fake_run(steps=3, delay=0))
-    configs = [RunConfig(strategy=s) for s in ("scratch", "linear_probe", "full")]
+    configs = [RunConfig(backbone="studio_resnet", strategy=s) for s in ("scratch", "linear_probe", "full")]
     job = q.submit(configs, owner="s1")
     assert wait_for(lambda: q.get(job).state == "done")
     assert [r.result["strategy"] for r in q.get(job).runs] == ["scratch", "linear_probe", "full"]
@@ -90,7 +90,7 @@ def test_a_race_runs_every_config_in_order():
 
 def test_real_trainer_through_the_queue():
     q = JobQueue()
-    cfg = RunConfig(pretrained="no", per_class=3, val_per_class=3, image_size=16, epochs=1)
+    cfg = RunConfig(backbone="studio_resnet", pretrained="no", per_class=3, val_per_class=3, image_size=16, epochs=1)
     job = q.submit(cfg, owner="s1")
     assert wait_for(lambda: q.get(job).state in ("done", "failed"), timeout=60)
     assert q.get(job).state == "done", q.get(job).runs[0].final

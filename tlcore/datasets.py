@@ -282,6 +282,8 @@ def _labels_of(ds) -> list[int]:
 def prefetch(name: str) -> str:
     """Download a torchvision dataset into the cache now (before class)."""
     spec = get(name)
+    if name == "fashion_mnist" and not fashion_available():
+        return f"{name}: ready ({len(fashion_arrays()[0])} images) in {CACHE_DIR}"
     if spec.kind not in ("torchvision", "download"):  # "download": SST-2, NSMC (tlcore.text)
         return f"{name}: offline, nothing to fetch"
     data = spec.load(per_class=1, val_per_class=1, image_size=32, seed=0, root="")
@@ -322,9 +324,122 @@ for _name, _cls, _kw, _sim, _en, _ko in [
      "고양이와 개 사진이며, ImageNet에는 개 품종만 100가지가 넘습니다."),
     ("eurosat", "EuroSAT", {}, _D, "Satellite views of land use, seen from above: far from ImageNet's photos.",
      "위에서 내려다본 위성 사진으로 ImageNet 사진과 거리가 멉니다."),
-    ("fashion_mnist", "FashionMNIST", {"train": True}, _D, "28x28 greyscale clothing silhouettes, not photos.",
-     "28x28 흑백 옷 실루엣으로 사진이 아닙니다."),
 ]:
     register_dataset(DatasetSpec(
         _name, _cls, "image", "torchvision", {"imagenet": _sim, "synthetic": _D}, _en, _ko, _torchvision(_cls, _kw),
     ))
+
+
+# ----------------------------------------------------------------------------- Fashion-MNIST
+
+# Real Fashion-MNIST (Zalando, MIT): 70,000 28x28 greyscale product photos of 10 kinds of
+# clothing. Offline from Debian's package `dataset-fashion-mnist` (IDX files, gzipped);
+# online from torchvision's download into the cache.
+FASHION_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+FASHION_INSTALL = ("Fashion-MNIST is not installed: on Debian or Ubuntu run `sudo apt-get install dataset-fashion-mnist` "
+                   "(offline afterwards), or when online `python -m tlcore prefetch --datasets fashion_mnist`")
+
+
+def read_idx(path: Path | str) -> np.ndarray:
+    """An IDX file (the MNIST format), gzipped or not -> numpy array of its dtype and shape.
+
+    Layout: 2 zero bytes, a type code (0x08 = uint8), the number of dimensions, one
+    big-endian uint32 per dimension, then the values in C order.
+    """
+    import gzip
+
+    path = Path(path)
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path.name} is not an IDX file (bad magic number)")
+    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if raw[2] not in dtypes:
+        raise ValueError(f"{path.name}: unknown IDX value type 0x{raw[2]:02x}")
+    ndim = raw[3]
+    shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    values = np.frombuffer(raw, dtypes[raw[2]], offset=4 + 4 * ndim)
+    if values.size != int(np.prod(shape)):
+        raise ValueError(f"{path.name}: header says {shape} but holds {values.size} values (truncated file?)")
+    return values.reshape(shape)
+
+
+def fashion_dir() -> Path | None:
+    """Where the Debian package (or $TLCORE_FASHION_MNIST) keeps the IDX files, if anywhere."""
+    extra = os.environ.get("TLCORE_FASHION_MNIST")
+    for d in ((Path(extra),) if extra else ()) + FASHION_DIRS:
+        if (d / "train-images-idx3-ubyte.gz").exists() or (d / "train-images-idx3-ubyte").exists():
+            return d
+    return None
+
+
+def fashion_available() -> bool:
+    return fashion_dir() is not None or (CACHE_DIR / "fashionmnist" / "FashionMNIST" / "raw").is_dir()
+
+
+def _idx_file(folder: Path, stem: str) -> Path:
+    gz = folder / f"{stem}.gz"
+    return gz if gz.exists() else folder / stem
+
+
+FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"  # torchvision's first mirror
+
+
+@functools.lru_cache(maxsize=2)
+def fashion_arrays(root: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """All 70,000 images (N, 28, 28) uint8 and labels (N,), train file then test file.
+
+    Offline: Debian's IDX files. Otherwise torchvision's FashionMNIST under `root` (or the
+    cache), downloaded only when missing and the mirror answers.
+    """
+    folder = None if root else fashion_dir()
+    if folder is not None:
+        x = [read_idx(_idx_file(folder, f"{s}-images-idx3-ubyte")) for s in ("train", "t10k")]
+        y = [read_idx(_idx_file(folder, f"{s}-labels-idx1-ubyte")) for s in ("train", "t10k")]
+        return np.concatenate(x), np.concatenate(y).astype(np.int64)
+    import torchvision.datasets as tvd
+
+    from tlcore.backbones import host_reachable
+
+    base = Path(root) if root else CACHE_DIR / "fashionmnist"
+    try:
+        parts = [tvd.FashionMNIST(str(base), train=t, download=False) for t in (True, False)]
+    except RuntimeError:
+        if not host_reachable(FASHION_URL):
+            raise DatasetUnavailable(FASHION_INSTALL) from None
+        parts = [tvd.FashionMNIST(str(base), train=t, download=True) for t in (True, False)]
+    return np.concatenate([p.data.numpy() for p in parts]), np.concatenate([p.targets.numpy() for p in parts])
+
+
+def load_fashion_mnist(*, per_class, val_per_class, image_size, seed, root="") -> ImageData:
+    x, y = fashion_arrays(str(root or ""))
+    tr, va = split_per_class(y, per_class, val_per_class, seed, "fashion_mnist")
+    pick = lambda idx: resize_batch(torch.from_numpy(x[idx]).unsqueeze(1), image_size)  # noqa: E731  (n,1,28,28) -> (n,3,S,S)
+    return ImageData(list(FASHION_CLASSES), pick(tr), torch.as_tensor(y[tr]), pick(va), torch.as_tensor(y[va]))
+
+
+register_dataset(DatasetSpec(
+    "fashion_mnist", "Fashion-MNIST (real clothing photos, 10 classes)", "image", "offline",
+    {"imagenet": _D, "synthetic": _D},
+    "Real product photos, but tiny (28x28), greyscale and centred on black: ImageNet knows jerseys, sandals and "
+    "running shoes, yet its photos are colour scenes, so the low-level statistics differ.",
+    "실제 상품 사진이지만 28x28 크기의 흑백 이미지이고 검은 배경 한가운데 놓여 있습니다. ImageNet에도 저지, 샌들, "
+    "운동화가 있지만 컬러 장면 사진이라 저수준 통계가 다릅니다.",
+    load_fashion_mnist, max_per_class=6000,
+))
+
+
+# ----------------------------------------------------------------------------- a look first
+
+def preview(data: ImageData, per_class: int = 4) -> list[tuple[str, np.ndarray]]:
+    """Up to `per_class` training images of each class, side by side:
+    [(class name, strip (S, per_class*S, 3) uint8), ...], for "see the data first"."""
+    out = []
+    for label, name in enumerate(data.classes):
+        idx = (data.train_y == label).nonzero().flatten()[:per_class]
+        if len(idx) == 0:
+            continue
+        images = data.train_x[idx].permute(0, 2, 3, 1)  # (n, S, S, 3)
+        out.append((name, torch.cat(list(images), dim=1).numpy()))
+    return out

@@ -298,7 +298,7 @@ def _provenance(command: str, seconds: float, settings) -> dict:
     from tlcore.device import describe_device
     from tlcore.pretrain import read_card
 
-    card = read_card() or {}
+    card = (read_card() or {}) if settings.backbone == "studio_resnet" else {}
     return {
         "command": command,
         "seconds": round(seconds, 1),
@@ -377,14 +377,15 @@ def summarise_sweep(runs: pd.DataFrame) -> pd.DataFrame:
             .rename(columns={"mean": "val_acc_mean", "std": "val_acc_std"}))
 
 
-def write_sweep(runs: pd.DataFrame, settings: SweepSettings, out_dir: Path, command: str, seconds: float) -> dict:
+def write_sweep(runs: pd.DataFrame, settings: SweepSettings, out_dir: Path, command: str, seconds: float,
+                name: str = "sweep") -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     table = summarise_sweep(runs)
     groups = backbones.build_model(settings.backbone, 2, pretrained=False, image_size=settings.image_size).group_names
-    runs.to_csv(out_dir / "sweep_runs.csv", index=False)
-    table.to_csv(out_dir / "sweep.csv", index=False)
+    runs.to_csv(out_dir / f"{name}_runs.csv", index=False)
+    table.to_csv(out_dir / f"{name}.csv", index=False)
     payload = {**_provenance(command, seconds, settings), "groups": groups, "table": table.to_dict("records")}
-    (out_dir / "sweep.json").write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
+    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
     lines = [
         "# Freeze depth sweep (Yosinski et al. 2014, in small)",
         "",
@@ -408,7 +409,7 @@ def write_sweep(runs: pd.DataFrame, settings: SweepSettings, out_dir: Path, comm
             f"| {100 * ft.val_acc_mean:.1f} ± {100 * np.nan_to_num(ft.val_acc_std):.1f} |"
         )
     lines += ["", sweep_reading(table, groups)]
-    (out_dir / "sweep.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out_dir / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return payload
 
 
@@ -459,6 +460,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--small-epochs", type=int, default=d.small_epochs, help="epochs in small cells")
     p.add_argument("--large-epochs", type=int, default=d.large_epochs, help="epochs in large cells")
     p.add_argument("--cells", default="", help="only these cells, e.g. different/small,similar/large (default: all four)")
+    p.add_argument("--backbone", default=d.backbone, help="pretrained backbone (default %(default)s)")
+    p.add_argument("--image-size", type=int, default=d.image_size, help="pixels square (default %(default)s)")
+    p.add_argument("--freeze-depth", type=int, default=d.freeze_depth, help="partial: groups frozen (default %(default)s)")
     p.add_argument("--device", default=d.device, help="cpu | cuda | auto (default %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default (1 is faster on a busy machine)")
     p.add_argument("--out", default=str(RESULTS_DIR), help="folder for the results (default %(default)s)")
@@ -472,6 +476,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--per-class", type=int, default=s.per_class, help="examples per class (default %(default)s)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default %(default)s)")
     p.add_argument("--epochs", type=int, default=s.epochs, help="epochs per run (default %(default)s)")
+    p.add_argument("--backbone", default=s.backbone, help="pretrained backbone (default %(default)s)")
+    p.add_argument("--image-size", type=int, default=s.image_size, help="pixels square (default %(default)s)")
+    p.add_argument("--name", default="sweep", help="file stem: <name>.csv/.json/.md (default %(default)s)")
     p.add_argument("--device", default=s.device, help="cpu | cuda | auto (default %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default")
     p.add_argument("--out", default=str(RESULTS_DIR), help="folder for sweep.csv/.json/.md")
@@ -497,7 +504,8 @@ def _cli_matrix(args: argparse.Namespace) -> int:
     settings = MatrixSettings(
         similar=args.similar, different=args.different, small=args.small, large=args.large,
         val_per_class=args.val_per_class, seeds=_seeds(args.seeds), small_epochs=args.small_epochs,
-        large_epochs=args.large_epochs, device=args.device,
+        large_epochs=args.large_epochs, device=args.device, backbone=args.backbone, image_size=args.image_size,
+        freeze_depth=args.freeze_depth,
     )
     start = time.perf_counter()
     runs = run_matrix(settings, cells=tuple(c.strip() for c in args.cells.split(",") if c.strip()))
@@ -509,9 +517,9 @@ def _cli_matrix(args: argparse.Namespace) -> int:
 def _cli_sweep(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     settings = SweepSettings(dataset=args.dataset, per_class=args.per_class, seeds=_seeds(args.seeds),
-                             epochs=args.epochs, device=args.device)
+                             epochs=args.epochs, device=args.device, backbone=args.backbone, image_size=args.image_size)
     start = time.perf_counter()
     runs = run_sweep(settings)
-    write_sweep(runs, settings, Path(args.out), _command(), time.perf_counter() - start)
-    print((Path(args.out) / "sweep.md").read_text(encoding="utf-8"))
+    write_sweep(runs, settings, Path(args.out), _command(), time.perf_counter() - start, args.name)
+    print((Path(args.out) / f"{args.name}.md").read_text(encoding="utf-8"))
     return 0

@@ -154,6 +154,11 @@ class SourceSpec:
     def class_names(self) -> list[str]:
         return [f"{FAMILIES[int(f)]}-{k}" for f, k in zip(self.family, self.class_ids, strict=True)]
 
+    def readable_names(self) -> list[str]:
+        """Names a learner can read: 'fractal A', 'stroke glyph B', 'texture C', ..."""
+        words = {"ifs": "fractal", "glyph": "stroke glyph", "texture": "texture"}
+        return [f"{words[FAMILIES[int(f)]]} {chr(ord('A') + i % 26)}" for i, f in enumerate(self.family)]
+
     def _fit_fractals_to_frame(self) -> tuple[torch.Tensor, torch.Tensor]:
         # Attractors come in any size and place; measure each once, so that rendering
         # can centre it and scale it to fill the frame (robust extent: 1%..99% quantiles).
@@ -405,7 +410,7 @@ def similar_target(
     val_y = _balanced_labels(num_classes, val_per_class)
     train_x = spec.render(train_y, image_size=image_size, generator=g)
     val_x = spec.render(val_y, image_size=image_size, generator=g)
-    return spec.class_names(), train_x, train_y, val_x, val_y
+    return spec.readable_names(), train_x, train_y, val_x, val_y
 
 
 # --------------------------------------------------------------------------- digits

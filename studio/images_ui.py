@@ -1,0 +1,238 @@
+"""Widget groups about single images: see the data first, try a model on a new image,
+and build a dataset of your own classes with the camera (Teachable-Machine style).
+
+Everything computed here comes from tlcore (datasets.preview, imagenet, finetuned); this
+module only draws and keeps the learner's shots in session state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from studio.i18n import current_lang, t
+from studio.state import job_id, queue
+from tlcore import backbones, datasets, finetuned, imagenet
+
+PREVIEW_PER_CLASS = 4
+PREVIEW_SIZE = 64
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # one photo to try: bigger than any phone picture
+MIN_SHOTS = 2  # per own class: one to train, one to test
+
+
+# --- see the data first -----------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _preview(dataset: str, root: str) -> list[tuple[str, np.ndarray]]:
+    data = datasets.load_dataset(dataset, per_class=PREVIEW_PER_CLASS, val_per_class=1, image_size=PREVIEW_SIZE,
+                                 seed=0, root=root)
+    return datasets.preview(data, PREVIEW_PER_CLASS)
+
+
+def data_preview(dataset: str, root: str = "", *, ready: bool = True) -> None:
+    """A few thumbnails per class, with the class names, before anything trains."""
+    if not ready or not dataset:
+        return
+    with st.expander(t("preview.title"), expanded=True):
+        try:
+            strips = _preview(dataset, root)
+        except Exception as error:  # noqa: BLE001 -- e.g. a download set while offline: say why, keep the page
+            st.info(t("preview.unavailable", reason=str(error)))
+            return
+        cols = st.columns(5)
+        for i, (name, strip) in enumerate(strips):
+            cols[i % 5].image(strip, caption=class_title(dataset, name), width="stretch")
+
+
+def class_title(dataset: str, name: str) -> str:
+    """A class name in the learner's language where the i18n files have one."""
+    key = f"class.{dataset}.{name}"
+    text = t(key)
+    return name if text == key else text
+
+
+# --- try it on a new image ---------------------------------------------------------------
+
+
+def _decode(data: bytes) -> np.ndarray | None:
+    """An uploaded or camera image -> (H, W, 3) uint8, or None with a message on screen."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if len(data) > MAX_IMAGE_BYTES:
+        st.error(t("try.too_big", mb=MAX_IMAGE_BYTES // 2**20))
+        return None
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG", "JPEG", "WEBP", "BMP", "GIF"]) as img:
+            if img.width * img.height > 40_000_000:
+                st.error(t("try.too_many_pixels"))
+                return None
+            img.draft("RGB", (1024, 1024))  # JPEG: decode at a reduced size, quickly
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        st.error(t("try.unreadable"))
+        return None
+
+
+def _image_input(key: str) -> tuple[np.ndarray | None, str]:
+    """A sample photo (one click), an uploaded file or the camera: (image, caption)."""
+    sources = ["sample", "upload", "camera"]
+    source = st.segmented_control(t("try.source"), sources, key=f"{key}:source", default="sample",
+                                  format_func=lambda s: t(f"try.source.{s}")) or "sample"
+    if source == "sample":
+        names = [p.name for p in imagenet.SAMPLE_PHOTOS]
+        titles = {p.name: (p.title_ko if current_lang() == "ko" else p.title_en) for p in imagenet.SAMPLE_PHOTOS}
+        name = st.pills(t("try.samples"), names, key=f"{key}:sample", default=names[0], format_func=titles.get) or names[0]
+        return imagenet.sample_photo(name), titles[name]
+    if source == "upload":
+        file = st.file_uploader(t("try.upload"), type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key=f"{key}:upload")
+    else:
+        file = st.camera_input(t("try.camera"), key=f"{key}:camera")
+    if file is None:
+        return None, ""
+    return _decode(file.getvalue()), file.name
+
+
+def _ranked(rows: list[tuple[str, float]], label_col: str) -> None:
+    """Classes and probabilities as a table with bars from zero to one."""
+    st.dataframe(
+        {label_col: [name for name, _ in rows], t("try.col.prob"): [p for _, p in rows]},
+        hide_index=True, width="stretch",
+        column_config={t("try.col.prob"): st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
+    )
+
+
+def try_image_panel(key: str, *, finetune_slot: str | None = "finetune") -> None:
+    """Before fine-tuning: the pretrained model's top-5 ImageNet classes ("what it already
+    knows"); after a fine-tune in this session: the fine-tuned model's task classes."""
+    st.subheader(t("try.title"))
+    st.caption(t("try.intro"))
+    picture_col, before_col, after_col = st.columns([2, 3, 3], gap="medium")
+    with picture_col:
+        image, caption = _image_input(key)
+        if image is not None:
+            st.image(image, caption=caption, width="stretch")
+    if image is None:
+        return
+    with before_col:
+        st.markdown(f"**{t('try.before')}**")
+        name = backbones.offline_default()
+        if backbones.get(name).pretrained_on != "imagenet":
+            st.info(t("try.no_imagenet"))
+        else:
+            with st.spinner(t("try.thinking")):
+                top = imagenet.top_k(_imagenet_model(name), image, k=5)
+            _ranked(top, t("try.col.imagenet_class"))
+            st.caption(t("try.before_caption", model=backbones.get(name).title))
+    with after_col:
+        st.markdown(f"**{t('try.after')}**")
+        entry = _finetuned_model(finetune_slot)
+        if entry is None:
+            st.caption(t("try.no_finetune"))
+            return
+        rows = finetuned.class_probabilities(entry, image)
+        _ranked(rows, t("try.col.task_class"))
+        st.caption(t("try.after_caption", backbone=entry.backbone, n=len(entry.classes)))
+
+
+@st.cache_resource(show_spinner=False)
+def _imagenet_model(name: str):
+    return imagenet.imagenet_model(name)
+
+
+def _finetuned_model(slot: str | None) -> finetuned.Finetuned | None:
+    """The model of this session's last finished fine-tune (only its own: the id is in its result)."""
+    current = job_id(slot) if slot else None
+    view = queue().get(current, heartbeat=False) if current else None
+    if view is None or not view.runs:
+        return None
+    result = view.runs[-1].result or {}
+    return finetuned.get(result.get("model_id"))
+
+
+# --- your own classes from the camera ----------------------------------------------------
+
+
+def _shots() -> dict[str, list[bytes]]:
+    return st.session_state.setdefault("cam_shots", {})
+
+
+def camera_classes_ui() -> tuple[str, int]:
+    """Name a few classes, take shots for each; returns (folder for the run, images in the
+    smallest class), or ("", 0) while there is not enough to train on yet."""
+    st.caption(t("cam.intro"))
+    st.text_input(t("cam.classes"), key="cam_names", value=st.session_state.get("cam_names", t("cam.default_names")),
+                  help=t("cam.classes_help"))
+    names = [n.strip() for n in st.session_state["cam_names"].split(",") if n.strip()]
+    names = list(dict.fromkeys(names))[:10]
+    if len(names) < 2:
+        st.warning(t("cam.need_two"))
+        return "", 0
+    target = st.radio(t("cam.target"), names, key="cam_target", horizontal=True)
+    shot = st.camera_input(t("cam.take"), key="cam_input")
+    shots = _shots()
+    if shot is not None:
+        data = shot.getvalue()
+        seen = st.session_state.setdefault("cam_seen", set())
+        digest = hashlib.sha256(data).hexdigest()
+        if digest not in seen and _decode(data) is not None:  # each photo is added once, to the class chosen
+            seen.add(digest)
+            shots.setdefault(target, []).append(data)
+    cols = st.columns(min(len(names), 5))
+    for i, name in enumerate(names):
+        with cols[i % len(cols)]:
+            own = shots.get(name, [])
+            st.markdown(f"**{name}**: {t('cam.count', n=len(own))}")
+            if own:
+                st.image([_thumb(b) for b in own[-4:]], width=56)
+    if st.button(t("cam.clear"), key="cam_clear", icon=":material/delete:"):
+        st.session_state["cam_shots"] = {}
+        st.session_state["cam_seen"] = set()
+        st.rerun()
+    counts = [len(shots.get(n, [])) for n in names]
+    if min(counts) < MIN_SHOTS:
+        st.info(t("cam.need_shots", n=MIN_SHOTS))
+        return "", 0
+    return _write_folder({n: shots[n] for n in names}), min(counts)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _thumb(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    from tlcore.datasets import pil_to_uint8
+
+    with Image.open(io.BytesIO(data), formats=["PNG", "JPEG", "WEBP"]) as img:
+        return pil_to_uint8(img, 56).permute(1, 2, 0).numpy()
+
+
+def _write_folder(shots: dict[str, list[bytes]]) -> str:
+    """The shots as one sub-folder per class in this session's private folder (0700),
+    rewritten only when the shots change; the run reads it like any image folder."""
+    digest = hashlib.sha256(repr(sorted((k, [hashlib.sha256(b).hexdigest() for b in v])
+                                        for k, v in shots.items())).encode()).hexdigest()[:16]
+    if st.session_state.get("cam_folder_digest") == digest and Path(st.session_state.get("cam_folder", "")).is_dir():
+        return st.session_state["cam_folder"]
+    old = st.session_state.get("cam_folder")
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix="tlstudio-camera-"))  # mode 0700, random name
+    for i, (name, images) in enumerate(shots.items()):
+        # The folder name is the class name; a safe name on disk, the learner's name in the data.
+        class_dir = folder / _safe_dirname(name, i)
+        class_dir.mkdir()
+        for j, data in enumerate(images):
+            (class_dir / f"{j:03d}.jpg").write_bytes(data)
+    st.session_state.update(cam_folder=str(folder), cam_folder_digest=digest)
+    return str(folder)
+
+
+def _safe_dirname(name: str, index: int) -> str:
+    cleaned = "".join(c for c in name if c.isalnum() or c in " -_").strip()[:60]
+    return cleaned or f"class {index + 1}"

