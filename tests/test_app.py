@@ -387,3 +387,36 @@ def test_another_backbone_redraws_its_groups_and_counts():
     trainable = counts["stage4"] + counts["head"]
     assert readout(at) == (f"### trainable: {trainable / 1e6:.3g}M of {sum(counts.values()) / 1e6:.3g}M, "
                            f"{100 * trainable / sum(counts.values()):.1f}%")
+
+
+def test_finetune_page_shows_the_data_first_with_readable_class_names():
+    at = app("pages/3_finetune.py")
+    ok(at)
+    assert any(e.label == strings("en")["preview.title"] for e in at.expander)
+    names = ("T-shirt/top", "Ankle boot") if backbones.offline_default() == "efficientnet_lite0" else ("0", "9")
+    all_captions = image_captions(at)
+    assert all(n in all_captions for n in names), all_captions
+    assert not any(re.fullmatch(r"\w+-\d{5,}", c) for c in all_captions), all_captions
+
+
+def test_try_a_new_image_shows_what_the_pretrained_model_knows():
+    """Before a fine-tune: the ImageNet top 5 for a bundled photo; after one: the task's classes."""
+    at = app("pages/3_finetune.py")
+    ok(at)
+    tables = [df.value for df in at.dataframe]
+    imagenet_col = strings("en")["try.col.imagenet_class"]
+    top5 = next(t for t in tables if imagenet_col in t.columns)
+    assert len(top5) == 5 and top5.iloc[0][imagenet_col] in ("Egyptian cat", "tiger cat", "tabby")
+    assert any(strings("en")["try.no_finetune"] == c.value for c in at.caption)
+
+
+def test_korean_finetune_page_names_fashion_classes_in_korean():
+    if backbones.offline_default() != "efficientnet_lite0":
+        pytest.skip("the ImageNet backbone is not installed")
+    at = app("pages/3_finetune.py", lang="ko")
+    ok(at)
+    assert "앵클 부츠" in image_captions(at)
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [i.caption for images in at.get("image") for i in images.proto.imgs]

@@ -260,13 +260,14 @@ def first_layer_filters(*, pretrained: bool = True, backbone: str = "studio_resn
     return tiles.permute(0, 2, 3, 1).numpy()
 
 
-def filters_image(path: Path | str = RESULTS_DIR / "filters.png", *, zoom: int = 14) -> Path:
+def filters_image(path: Path | str = RESULTS_DIR / "filters.png", *, zoom: int = 14,
+                  backbone: str = "studio_resnet") -> Path:
     """Write the pretrained and random first-layer filters side by side as a PNG."""
     from PIL import Image, ImageDraw
 
     panels = []
     for pretrained in (True, False):
-        tiles = first_layer_filters(pretrained=pretrained)  # (n, k, k, 3)
+        tiles = first_layer_filters(pretrained=pretrained, backbone=backbone)  # (n, k, k, 3)
         n, k = tiles.shape[0], tiles.shape[1]
         cols = 8
         rows = -(-n // cols)
@@ -283,7 +284,8 @@ def filters_image(path: Path | str = RESULTS_DIR / "filters.png", *, zoom: int =
     image = Image.new("RGB", (canvas.shape[1], canvas.shape[0] + top), "white")
     image.paste(Image.fromarray((canvas * 255).round().astype(np.uint8)), (0, top))
     draw = ImageDraw.Draw(image)
-    draw.text((4, 4), "pretrained (synthetic source)", fill="black")
+    source = "synthetic source" if backbones.get(backbone).pretrained_on == "synthetic" else "ImageNet"
+    draw.text((4, 4), f"{backbone}: pretrained ({source})", fill="black")
     draw.text((panels[0].shape[1] + 28, 4), "random init", fill="black")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -325,12 +327,18 @@ def write_matrix(runs: pd.DataFrame, settings: MatrixSettings, out_dir: Path, co
     return payload
 
 
+def _pretrained_on(backbone: str) -> str:
+    if backbones.get(backbone).pretrained_on == "synthetic":
+        return "pretrained offline on synthetic procedural images, not ImageNet"
+    return "pretrained on ImageNet"
+
+
 def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> str:
     s = meta["settings"]
     lines = [
         "# The transfer matrix, measured",
         "",
-        f"Backbone `{s['backbone']}` (pretrained offline on synthetic procedural images, not ImageNet), "
+        f"Backbone `{s['backbone']}` ({_pretrained_on(s['backbone'])}), "
         f"{s['image_size']} px, seeds {', '.join(map(str, s['seeds']))}; val accuracy, mean ± std over seeds "
         f"({s['val_per_class']} validation images per class). Partial = first {s['freeze_depth']} groups frozen.",
         "",
@@ -486,7 +494,8 @@ def register_cli(subparsers) -> None:
 
     p = subparsers.add_parser("filters", help="first-layer filters, pretrained vs random, as a PNG")
     p.add_argument("--out", default=str(RESULTS_DIR / "filters.png"), help="PNG path (default %(default)s)")
-    p.set_defaults(func=lambda args: print(f"wrote {filters_image(args.out)}") or 0)
+    p.add_argument("--backbone", default="studio_resnet", help="backbone whose stem is drawn (default %(default)s)")
+    p.set_defaults(func=lambda args: print(f"wrote {filters_image(args.out, backbone=args.backbone)}") or 0)
 
 
 def _command() -> str:
