@@ -9,6 +9,7 @@ from studio.i18n import lesson, t
 from studio.images_ui import try_image_panel
 from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit, translator
 from studio.state import DEFAULTS
+from studio.widgets import translated
 from tlcore import plots
 from tlcore.config import RunConfig
 
@@ -53,6 +54,29 @@ def first_layer_filters() -> None:
 
 
 first_layer_filters()
+
+
+def transfer_contrast() -> None:
+    """What synthetic and ImageNet pretraining each transfer to, from committed measurements."""
+    from tlcore.experiments import transfer_contrast as measured
+
+    rows = measured()
+    if not rows:
+        return
+    st.markdown(f"**{t('page1.synthetic_title')}**")
+    st.dataframe([{
+        t("page1.contrast.backbone"): translated(f"backbone.title.{r['backbone']}", r["backbone"]),
+        t("page1.contrast.dataset"): translated(f"dataset.{r['dataset']}", r["dataset"]),
+        t("page1.contrast.per_class"): r["per_class"],
+        t("page1.contrast.scratch"): f"{100 * r['scratch']:.1f}%",
+        t("page1.contrast.best"): t(f"strategy.{r['best']}"),
+        t("page1.contrast.best_acc"): f"{100 * r['best_acc']:.1f}%",
+        t("page1.contrast.gain"): f"{r['gain_points']:+.1f}",
+    } for r in rows], hide_index=True, width="stretch")
+    st.caption(t("page1.contrast.caption", seeds=min(r["seeds"] for r in rows)))
+
+
+transfer_contrast()
 try_image_panel("try:pretraining", finetune_slot=None)
 
 

@@ -123,3 +123,12 @@ with tab_matrix:
     if matrix:
         with st.expander(t("page4.matrix_details")):
             st.dataframe(matrix.get("table", []), hide_index=True, width="stretch")
+    # The same measurement with real ImageNet weights on real photos (Fashion-MNIST).
+    real = [r for r in (read_result(f"matrix_imagenet_{size}.json") for size in ("small", "large")) if r]
+    if real:
+        st.markdown(f"**{t('page4.measured_imagenet')}**")
+        st.plotly_chart(plots.matrix_figure([v for r in real for v in r.get("verdicts", [])], translator()),
+                        width="stretch", key="matrix_imagenet")
+        st.dataframe([row for r in real for row in r.get("table", [])], hide_index=True, width="stretch")
+        st.caption(t("caption.matrix_imagenet", commands="; ".join(r.get("command", "?") for r in real),
+                     device=real[0].get("device", "?")))

@@ -532,3 +532,34 @@ def _cli_sweep(args: argparse.Namespace) -> int:
     write_sweep(runs, settings, Path(args.out), _command(), time.perf_counter() - start, args.name)
     print((Path(args.out) / f"{args.name}.md").read_text(encoding="utf-8"))
     return 0
+
+
+# --------------------------------------------------------------------------- what transfers where
+
+# (results file, cell) pairs behind "synthetic pretraining transfers to similar synthetic
+# targets and much less to real photos; ImageNet pretraining transfers to real photos".
+CONTRAST = (
+    ("matrix", ("similar", "small")),  # studio_resnet -> unseen synthetic classes
+    ("matrix_synthetic_fashion", ("different", "small")),  # studio_resnet -> real Fashion-MNIST
+    ("matrix_imagenet_small", ("different", "small")),  # EfficientNet-Lite0 -> real Fashion-MNIST
+)
+
+
+def transfer_contrast(out_dir: Path | str = RESULTS_DIR) -> list[dict]:
+    """One row per committed measurement: backbone, target, examples per class, scratch,
+    the best pretrained strategy, and its gain over scratch (points). Missing files are skipped."""
+    rows = []
+    for name, (sim, size) in CONTRAST:
+        payload = read_results(name, out_dir)
+        if not payload:
+            continue
+        cell = [r for r in payload["table"] if (r["similarity"], r["size"]) == (sim, size)]
+        if not cell:
+            continue
+        means = {r["strategy"]: r["val_acc_mean"] for r in cell}
+        best = max((s for s in means if s != "scratch"), key=means.get)
+        rows.append({"backbone": payload["settings"]["backbone"], "dataset": cell[0]["dataset"],
+                     "per_class": cell[0]["per_class"], "scratch": means["scratch"], "best": best,
+                     "best_acc": means[best], "gain_points": 100 * (means[best] - means["scratch"]),
+                     "seeds": cell[0]["seeds"], "file": name})
+    return rows
