@@ -7,7 +7,7 @@ import streamlit as st
 from studio.frame import ensure_frame
 from studio.i18n import lesson
 from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit
-from studio.state import job_id, queue
+from studio.state import job_id, owner, queue
 from studio.text_ui import (
     STRATEGIES,
     backbone_ui,
@@ -33,7 +33,7 @@ online = st.session_state.get("online", False)
 
 
 def running(slot: str) -> bool:
-    view = queue().get(job_id(slot), heartbeat=False) if job_id(slot) else None
+    view = queue().get(job_id(slot), owner(), heartbeat=False) if job_id(slot) else None
     return isinstance(view, JobView) and view.state in ("queued", "running")
 
 

@@ -88,9 +88,10 @@ def sidebar() -> None:
 def queue_status() -> None:
     # While this browser tab is open, on any page, its run counts as watched: the queue
     # cancels only runs whose tab has gone (no heartbeat for minutes).
-    active = queue().active_for(owner())
+    me = owner()
+    active = queue().active_for(me)
     if active is not None:
-        queue().heartbeat(active)
+        queue().heartbeat(active, me)
     counts = queue().snapshot()
     st.markdown(t("side.queue", running=counts["running"], waiting=counts["waiting"]))
 

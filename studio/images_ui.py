@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 
 from studio.i18n import current_lang, t
-from studio.state import job_id, queue
+from studio.state import job_id, owner, queue
 from tlcore import backbones, datasets, finetuned, imagenet
 
 PREVIEW_PER_CLASS = 4
@@ -149,7 +149,7 @@ def _imagenet_model(name: str):
 def _finetuned_model(slot: str | None) -> finetuned.Finetuned | None:
     """The model of this session's last finished fine-tune (only its own: the id is in its result)."""
     current = job_id(slot) if slot else None
-    view = queue().get(current, heartbeat=False) if current else None
+    view = queue().get(current, owner(), heartbeat=False) if current else None
     if view is None or not view.runs:
         return None
     result = view.runs[-1].result or {}

@@ -6,6 +6,9 @@ every `POLL_S` seconds (which also tells the queue someone is still watching); w
 job ends, one full rerun draws the final state without polling. Any page can use it,
 for any job of the queue (image or text): everything drawn comes from the job's
 HistorySnapshots.
+
+Every read and Stop goes through `_view` and `_request_stop`, which name this session as
+the owner: the queue shows a job only to the session that started it.
 """
 
 from __future__ import annotations
@@ -39,8 +42,7 @@ def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | 
 
 def is_running(slot: str) -> bool:
     """True while the slot's job is queued or running (its Start button is hidden then)."""
-    current = job_id(slot)
-    view = queue().get(current, heartbeat=False) if current else None
+    view = _view(job_id(slot), heartbeat=False)
     return view is not None and view.state in ACTIVE
 
 
@@ -56,7 +58,7 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
     current = job_id(slot)
     if current is None:
         return None
-    view = queue().get(current)
+    view = _view(current)
     if view is None:  # the server restarted or forgot it
         set_job_id(slot, None)
         return None
@@ -67,7 +69,7 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
 
         @st.fragment(run_every=POLL_S)
         def poll() -> None:
-            latest = queue().get(current)
+            latest = _view(current)
             if latest is None or latest.state not in ACTIVE:
                 st.rerun()  # once, to draw the final state outside the polling fragment
             _draw_live(slot, latest, live_charts)
@@ -79,9 +81,14 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
     return view
 
 
+def _view(job: str | None, *, heartbeat: bool = True) -> JobView | None:
+    """This session's job (None when it is gone, or, whatever the id, not this session's)."""
+    return queue().get(job, owner(), heartbeat=heartbeat) if job else None
+
+
 def _request_stop(job: str) -> None:
-    queue().cancel(job)
-    st.session_state[f"stopping:{job}"] = True
+    if queue().cancel(job, owner()):
+        st.session_state[f"stopping:{job}"] = True
 
 
 def _stop_control(slot: str, job: str) -> None:

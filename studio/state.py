@@ -1,7 +1,10 @@
 """Process-wide and per-session state: the job queue, who this browser is, what it runs.
 
-- One `JobQueue` per server process (`st.cache_resource`), shared by every browser.
-- Each browser session gets an owner id; the queue allows one active job per owner.
+- One `JobQueue` per server process (`tlcore.jobs.shared_queue`, a module global: any
+  browser can send Streamlit's "clear cache" message, so nothing the class depends on may
+  live in `st.cache_resource`), shared by every browser.
+- Each browser session gets an owner id, secret to it; the queue allows one active job
+  per owner and shows or stops a job only for its owner.
 - The job ids a session started live in `st.session_state` under a slot name
   ("finetune", "race", ...), so leaving a page and coming back shows the run again.
 - Settings shared between pages (the strategy chosen on page 2 is used on page 3) live
@@ -13,14 +16,15 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
-import uuid
 
 import streamlit as st
 import torch
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from tlcore import backbones, datasets
-from tlcore.jobs import JobQueue
+from tlcore.jobs import JobQueue, shared_queue
 
 VAL_PER_CLASS = 20  # validation images per class: enough to measure, fast on a CPU
 _REAL = backbones.offline_default() == "efficientnet_lite0"
@@ -46,9 +50,13 @@ DEFAULTS: dict[str, object] = {
 }
 
 
-@st.cache_resource(show_spinner=False)
 def job_queue() -> JobQueue:
-    """The server's one queue (a test may put its own under `_queue_override`).
+    """The server's one queue (a test may put its own under `_queue_override`)."""
+    return shared_queue(_start_server_queue)
+
+
+def _start_server_queue() -> JobQueue:
+    """Runs once per server process, when the first page asks for the queue.
 
     On a CPU, training leaves one core to the web server (script runs, charts): when torch
     wants every core and anything else runs, its threads wait on each other. Measured on a
@@ -79,9 +87,15 @@ def queue() -> JobQueue:
 
 
 def owner() -> str:
-    """A random id for this browser session (the queue's unit of 'one job each')."""
+    """A secret id for this browser session (the queue's unit of 'one job each').
+
+    Streamlit's own session id is random, known only to this browser, and survives the
+    "clear cache" message that empties session state; a fresh owner id after such a
+    message would let a learner start a second run and lose sight of the first.
+    """
     if "owner" not in st.session_state:
-        st.session_state["owner"] = uuid.uuid4().hex
+        ctx = get_script_run_ctx(suppress_warning=True)
+        st.session_state["owner"] = ctx.session_id if ctx is not None else secrets.token_urlsafe(16)
     return st.session_state["owner"]
 
 

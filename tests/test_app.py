@@ -59,12 +59,21 @@ def slow_run(config, emit, should_stop):
     return fake_run(config, emit, should_stop, steps=400, delay=0.02)
 
 
-def app(page: str | None = None, *, lang: str = "en", run_fn=fake_run) -> AppTest:
+def app(page: str | None = None, *, lang: str = "en", run_fn=fake_run, queue: JobQueue | None = None,
+        owner: str | None = None, use_server_queue: bool = False) -> AppTest:
     """The app on `page`. Note: AppTest runs app.py (the frame) on the first run only;
-    later runs execute the page alone, so frame checks look at the first run."""
+    later runs execute the page alone, so frame checks look at the first run.
+
+    queue: a queue shared with another AppTest (two learners on one server); owner: the
+    session's owner id (every AppTest has the same Streamlit session id); use_server_queue:
+    no test queue in the session, the page uses the server's own (`studio.state.job_queue`).
+    """
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params["lang"] = lang
-    at.session_state["_queue_override"] = JobQueue(run_fn)
+    if not use_server_queue:
+        at.session_state["_queue_override"] = queue or JobQueue(run_fn)
+    if owner is not None:
+        at.session_state["owner"] = owner
     at.run()
     if page:
         at.switch_page(page)
@@ -77,12 +86,19 @@ def ok(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+def job_of(at: AppTest, slot: str):
+    """The view of the session's job in `slot`, asked for as the session itself."""
+    from studio.state import job_queue
+
+    queue = at.session_state["_queue_override"] if "_queue_override" in at.session_state else job_queue()
+    return queue.get(at.session_state[f"job:{slot}"], at.session_state["owner"])
+
+
 def wait_until_done(at: AppTest, slot: str, timeout: float = 20.0) -> str:
-    queue = at.session_state["_queue_override"]
     job_id = at.session_state[f"job:{slot}"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        view = queue.get(job_id)
+        view = job_of(at, slot)
         if view.state not in ("queued", "running"):
             return view.state
         time.sleep(0.05)
@@ -230,7 +246,7 @@ def test_pretraining_experiment_runs_scratch_and_pretrained():
     assert wait_until_done(at, "experiment") == "done"
     at.run()
     ok(at)
-    view = at.session_state["_queue_override"].get(at.session_state["job:experiment"])
+    view = job_of(at, "experiment")
     assert [c.strategy for c in view.configs] == ["scratch", "full"]
 
 
@@ -316,7 +332,7 @@ def test_a_good_upload_with_korean_names_is_summarised_and_trains():
     assert at.expander and "1" in at.expander[0].label  # the skipped file is listed
     at.button(key="start").click().run()
     assert wait_until_done(at, "finetune") == "done"
-    config = at.session_state["_queue_override"].get(at.session_state["job:finetune"]).configs[0]
+    config = job_of(at, "finetune").configs[0]
     assert config.dataset == "folder" and sorted(p.name for p in Path(config.data_root).iterdir()) == \
         sorted(["고양이", "강아지"])
 
@@ -352,7 +368,7 @@ def test_an_open_tab_keeps_its_run_alive_on_any_page():
     at.run()
     assert queue._jobs[job].last_seen > before + 400
     assert any("1 running" in m.value or "1 waiting" in m.value for m in at.markdown)
-    queue.cancel(job)
+    queue.cancel(job, "owner-1")
 
 
 def test_a_second_learner_sees_their_place_in_the_queue():
@@ -363,15 +379,15 @@ def test_a_second_learner_sees_their_place_in_the_queue():
     ok(at)
     waiting = strings("en")["job.waiting"].format(position=1)
     assert any(i.value == waiting for i in at.info), [i.value for i in at.info]
-    queue.cancel(at.session_state["job:finetune"])
-    queue.cancel(other)
+    queue.cancel(at.session_state["job:finetune"], at.session_state["owner"])
+    queue.cancel(other, "another-browser")
 
 
 def test_sweep_runs_every_freeze_depth_and_draws_the_curve():
     at = app("pages/4_compare.py")
     at.button(key="sweep_start").click().run()
     assert wait_until_done(at, "sweep") == "done"
-    view = at.session_state["_queue_override"].get(at.session_state["job:sweep"])
+    view = job_of(at, "sweep")
     assert [c.freeze_depth for c in view.configs] == list(range(len(GROUPS)))
     at.run()
     ok(at)
@@ -420,3 +436,83 @@ def test_korean_finetune_page_names_fashion_classes_in_korean():
 
 def image_captions(at: AppTest) -> list[str]:
     return [i.caption for images in at.get("image") for i in images.proto.imgs]
+
+
+# --- one class server, many learners ------------------------------------------------------
+
+
+def buttons(at: AppTest, key: str) -> list:
+    return [b for b in at.button if b.key == key]
+
+
+def worker_threads() -> int:
+    import threading
+
+    return sum(t.name.startswith("tlcore-worker") for t in threading.enumerate())
+
+
+def send_clear_cache(at: AppTest) -> None:
+    """What Streamlit's server does when any browser sends the `clear_cache` message
+    (Settings > Clear cache, or a hand-made websocket message): its own handler, run on
+    this session's state."""
+    from types import SimpleNamespace
+
+    from streamlit.runtime.app_session import AppSession
+
+    AppSession._handle_clear_cache_request(SimpleNamespace(_session_state=at._session_state._state))
+    # The browser then reruns the page; its old widget values are gone with the state.
+    at._run()
+
+
+def test_a_clear_cache_message_drops_neither_the_queue_nor_the_runs(monkeypatch):
+    from studio import state
+    from tlcore import jobs
+    from tlcore.jobs import JobLimitError
+
+    monkeypatch.setattr(jobs, "_shared", None)  # a fresh server, training replaced by the stub
+    monkeypatch.setattr(state, "_start_server_queue", lambda: JobQueue(slow_run))
+    at = app("pages/3_finetune.py", use_server_queue=True)
+    at.button(key="start").click().run()
+    ok(at)
+    server_queue, me, job = state.job_queue(), at.session_state["owner"], at.session_state["job:finetune"]
+    assert server_queue.get(job, me).state in ("queued", "running")
+    workers = worker_threads()
+
+    send_clear_cache(at)
+    ok(at)
+    assert state.job_queue() is server_queue and worker_threads() == workers  # no new queue, no new worker
+    assert server_queue.get(job, me).state in ("queued", "running")  # the run is still there, still watched
+    assert at.session_state["owner"] == me  # the same learner: the one-run limit still holds
+    with pytest.raises(JobLimitError):
+        server_queue.submit(RunConfig(), me)
+    assert any(i.value == strings("en")["job.busy_elsewhere"] for i in at.info)  # no second Start
+    server_queue.cancel(job, me)
+
+
+def test_a_learner_never_sees_or_stops_another_learners_run():
+    from studio.jobs_ui import _request_stop
+
+    server_queue = JobQueue(slow_run)
+    alice = app("pages/3_finetune.py", queue=server_queue, owner="alice")
+    alice.button(key="start").click().run()
+    job = alice.session_state["job:finetune"]
+    assert buttons(alice, "stop:finetune")
+
+    bob = app("pages/3_finetune.py", queue=server_queue, owner="bob")
+    bob.session_state["job:finetune"] = job  # Bob has got hold of Alice's job id
+    bob.run()
+    ok(bob)
+    assert not buttons(bob, "stop:finetune") and not bob.get("plotly_chart")  # nothing of Alice's run
+    assert bob.session_state["job:finetune"] is None
+
+    def bob_presses_stop(job_id: str) -> None:
+        _request_stop(job_id)
+
+    stop = AppTest.from_function(bob_presses_stop, args=(job,), default_timeout=30)
+    stop.session_state["_queue_override"] = server_queue
+    stop.session_state["owner"] = "bob"
+    stop.run()
+    time.sleep(0.2)
+    assert server_queue.get(job, "alice").state in ("queued", "running")  # Bob's Stop did nothing
+    alice.button(key="stop:finetune").click().run()
+    assert wait_until_done(alice, "finetune", timeout=5) == "cancelled"

@@ -1,4 +1,5 @@
-"""The job queue: training never in the page's thread, one active job per owner, Stop works."""
+"""The job queue: training never in the page's thread, one active job per owner, Stop works,
+and no learner can see or stop another's run."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 
 import pytest
 
+from tlcore import jobs
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, Started, StepEvent
 from tlcore.jobs import JobLimitError, JobQueue
@@ -40,8 +42,8 @@ def wait_for(pred, timeout=5.0):
 def test_submit_runs_in_background_and_finishes():
     q = JobQueue(fake_run(steps=5, delay=0))
     job = q.submit(RunConfig(), owner="s1")
-    assert wait_for(lambda: q.get(job).state == "done")
-    view = q.get(job)
+    assert wait_for(lambda: q.get(job, "s1").state == "done")
+    view = q.get(job, "s1")
     assert isinstance(view.runs[0].final, Done) and view.runs[0].progress == 1.0
 
 
@@ -53,44 +55,99 @@ def test_one_active_job_per_owner_and_queue_positions():
         q.submit(RunConfig(), owner="s1")
     second = q.submit(RunConfig(), owner="s2")
     third = q.submit(RunConfig(), owner="s3")
-    assert wait_for(lambda: q.get(first).state == "running")
-    assert (q.get(second).position, q.get(third).position) == (1, 2)
+    assert wait_for(lambda: q.get(first, "s1").state == "running")
+    assert (q.get(second, "s2").position, q.get(third, "s3").position) == (1, 2)
     assert q.snapshot() == {"running": 1, "waiting": 2}
     assert q.active_for("s2") == second
     gate.set()
-    assert wait_for(lambda: q.get(third).state == "done")
+    assert wait_for(lambda: q.get(third, "s3").state == "done")
     assert q.active_for("s1") is None
 
 
 def test_stop_takes_effect_within_a_second():
     q = JobQueue(fake_run(steps=10_000, delay=0.005))
     job = q.submit(RunConfig(), owner="s1")
-    assert wait_for(lambda: len(q.get(job).runs[0].steps) > 3)
+    assert wait_for(lambda: len(q.get(job, "s1").runs[0].steps) > 3)
     t = time.monotonic()
-    q.cancel(job)
-    assert wait_for(lambda: q.get(job).state == "cancelled", timeout=1.0)
+    q.cancel(job, "s1")
+    assert wait_for(lambda: q.get(job, "s1").state == "cancelled", timeout=1.0)
     assert time.monotonic() - t < 1.0
-    assert isinstance(q.get(job).runs[0].final, Cancelled)
+    assert isinstance(q.get(job, "s1").runs[0].final, Cancelled)
 
 
 def test_unwatched_job_is_cancelled():
     q = JobQueue(fake_run(steps=10_000, delay=0.005), stale_after_s=0.2)
     job = q.submit(RunConfig(), owner="s1")
-    assert wait_for(lambda: q.get(job, heartbeat=False).state == "cancelled", timeout=3.0)
+    assert wait_for(lambda: q.get(job, "s1", heartbeat=False).state == "cancelled", timeout=3.0)
 
 
 def test_a_race_runs_every_config_in_order():
     q = JobQueue(fake_run(steps=3, delay=0))
     configs = [RunConfig(backbone="studio_resnet", strategy=s) for s in ("scratch", "linear_probe", "full")]
     job = q.submit(configs, owner="s1")
-    assert wait_for(lambda: q.get(job).state == "done")
-    assert [r.result["strategy"] for r in q.get(job).runs] == ["scratch", "linear_probe", "full"]
-    assert q.get(job).labels == ("scratch", "linear_probe", "full")
+    assert wait_for(lambda: q.get(job, "s1").state == "done")
+    assert [r.result["strategy"] for r in q.get(job, "s1").runs] == ["scratch", "linear_probe", "full"]
+    assert q.get(job, "s1").labels == ("scratch", "linear_probe", "full")
 
 
 def test_real_trainer_through_the_queue():
     q = JobQueue()
     cfg = RunConfig(backbone="studio_resnet", pretrained="no", per_class=3, val_per_class=3, image_size=16, epochs=1)
     job = q.submit(cfg, owner="s1")
-    assert wait_for(lambda: q.get(job).state in ("done", "failed"), timeout=60)
-    assert q.get(job).state == "done", q.get(job).runs[0].final
+    assert wait_for(lambda: q.get(job, "s1").state in ("done", "failed"), timeout=60)
+    assert q.get(job, "s1").state == "done", q.get(job, "s1").runs[0].final
+
+
+# --- one class server, many learners: nobody sees or stops another's run -------------------
+
+
+def worker_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("tlcore-worker")]
+
+
+def test_another_owner_can_neither_see_nor_stop_a_run():
+    q = JobQueue(fake_run(steps=10_000, delay=0.005))
+    job = q.submit(RunConfig(), owner="alice")
+    assert wait_for(lambda: q.get(job, "alice").state == "running")
+    assert q.get(job, "bob") is None and q.get(job, "") is None
+    assert q.cancel(job, "bob") is False
+    time.sleep(0.05)
+    assert q.get(job, "alice").state == "running"  # Bob's Stop did nothing
+    q._jobs[job].last_seen -= 100
+    before = q._jobs[job].last_seen
+    q.heartbeat(job, "bob")  # nor can Bob keep Alice's abandoned run alive
+    assert q._jobs[job].last_seen == before
+    assert q.active_for("bob") is None
+    assert q.cancel(job, "alice") is True
+    assert wait_for(lambda: q.get(job, "alice").state == "cancelled")
+
+
+def test_job_ids_are_unguessable():
+    q = JobQueue(fake_run(steps=1, delay=0))
+    first, second = q.submit(RunConfig(), owner="s1"), q.submit(RunConfig(), owner="s2")
+    assert {first, second}.isdisjoint({"job-1", "job-2", "job-0"})
+    ids = {jobs.new_job_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    # token_urlsafe(16): 22 characters of a 64-letter alphabet, 128 random bits.
+    assert all(len(i.removeprefix("job-")) >= 22 for i in ids)
+    assert len({i[4:8] for i in ids}) > 1500  # no shared, counter-like prefix
+
+
+def test_the_shared_queue_is_made_once_and_adds_no_worker_when_asked_again(monkeypatch):
+    monkeypatch.setattr(jobs, "_shared", None)
+    made = []
+
+    def make():
+        made.append(JobQueue(fake_run(steps=1, delay=0)))
+        return made[-1]
+
+    before = len(worker_threads())
+    first = jobs.shared_queue(make)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(jobs.shared_queue(make))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1 and all(r is first for r in results)
+    assert len(worker_threads()) == before + 1  # one device, one worker

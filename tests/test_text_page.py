@@ -127,10 +127,10 @@ def test_start_runs_a_text_job_and_shows_the_mistakes():
     queue = at.session_state["_queue_override"]
     job = at.session_state["job:text"]
     deadline = time.monotonic() + 20
-    while queue.get(job).state in ("queued", "running") and time.monotonic() < deadline:
+    while queue.get(job, at.session_state["owner"]).state in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert queue.get(job).configs[0].task == "text"
-    assert queue.get(job).configs[0].strategy == "linear_probe"
+    assert queue.get(job, at.session_state["owner"]).configs[0].task == "text"
+    assert queue.get(job, at.session_state["owner"]).configs[0].strategy == "linear_probe"
     at.run()
     ok(at)
     tables = [df.value for df in at.dataframe]
@@ -161,7 +161,7 @@ def test_compare_races_the_picked_strategies_on_the_same_data():
     at.multiselect(key="text_race_strategies").set_value(["linear_probe", "partial", "lora"]).run()
     at.button(key="text_race_start").click().run()
     ok(at)
-    view = at.session_state["_queue_override"].get(at.session_state["job:text_race"])
+    view = at.session_state["_queue_override"].get(at.session_state["job:text_race"], at.session_state["owner"])
     assert view.labels == ("linear_probe", "partial", "lora")
     configs = view.configs
     assert [c.strategy for c in configs] == ["linear_probe", "partial", "lora"]

@@ -9,12 +9,18 @@ does not hold the class's GPU.
 
 A job is a list of runs done one after the other on the same data: one run for a
 fine-tune, several for a strategy race.
+
+Many learners share one class server, so a job belongs to its owner (an unguessable
+session id) and every read, heartbeat and stop names the owner: a job asked for by anyone
+else is treated as if it did not exist. Job ids are random too, so they cannot be guessed
+from one's own. The server's one queue is `shared_queue()`, a process-level object that no
+client message can drop (Streamlit's "clear cache" message empties `st.cache_resource`).
 """
 
 from __future__ import annotations
 
-import itertools
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +30,11 @@ from tlcore.config import RunConfig
 from tlcore.events import Failed, History, HistorySnapshot
 
 RunFn = Callable[..., object]  # (config, emit, should_stop) -> result
+
+
+def new_job_id() -> str:
+    """128 random bits: one learner's job ids say nothing about another's."""
+    return f"job-{secrets.token_urlsafe(16)}"
 
 
 class JobLimitError(RuntimeError):
@@ -80,7 +91,6 @@ class JobQueue:
         self._waiting: list[str] = []
         self._lock = threading.Lock()
         self._queue: queue.Queue[str] = queue.Queue()
-        self._ids = itertools.count(1)
         self.stale_after_s = stale_after_s
         self.max_finished = max_finished
         self._threads = [threading.Thread(target=self._work, name=f"tlcore-worker-{i}", daemon=True)
@@ -97,16 +107,17 @@ class JobQueue:
         with self._lock:
             if any(j.owner == owner and j.active for j in self._jobs.values()):
                 raise JobLimitError("you already have a run going: stop it or wait for it to finish")
-            job_id = f"job-{next(self._ids)}"
+            job_id = new_job_id()
             self._jobs[job_id] = Job(job_id, owner, configs, labels, [History(c.to_dict()) for c in configs])
             self._waiting.append(job_id)
             self._forget_old()
         self._queue.put(job_id)
         return job_id
 
-    def get(self, job_id: str, *, heartbeat: bool = True) -> JobView | None:
+    def get(self, job_id: str, owner: str, *, heartbeat: bool = True) -> JobView | None:
+        """The owner's job, or None when it is unknown, forgotten or someone else's."""
         with self._lock:
-            job = self._jobs.get(job_id)
+            job = self._owned(job_id, owner)
             if job is None:
                 return None
             if heartbeat:
@@ -117,19 +128,22 @@ class JobQueue:
                            tuple(h.snapshot() for h in job.histories), tuple(job.configs),
                            end - (job.started or end))
 
-    def heartbeat(self, job_id: str) -> None:
+    def heartbeat(self, job_id: str, owner: str) -> None:
         with self._lock:
-            if job_id in self._jobs:
-                self._jobs[job_id].last_seen = time.monotonic()
+            job = self._owned(job_id, owner)
+            if job is not None:
+                job.last_seen = time.monotonic()
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, owner: str) -> bool:
+        """Ask the owner's job to stop; False (and nothing done) if it is not theirs or has ended."""
         with self._lock:
-            job = self._jobs.get(job_id)
+            job = self._owned(job_id, owner)
             if job is None or not job.active:
-                return
+                return False
             job.stop_requested = True
             if job.state == "queued":
                 self._finish(job, "cancelled")
+            return True
 
     def active_for(self, owner: str) -> str | None:
         with self._lock:
@@ -140,6 +154,13 @@ class JobQueue:
         with self._lock:
             states = [j.state for j in self._jobs.values()]
         return {"running": states.count("running"), "waiting": states.count("queued")}
+
+    def _owned(self, job_id: str | None, owner: str) -> Job | None:  # caller holds the lock
+        job = self._jobs.get(job_id) if job_id else None
+        # Compared in constant time: a wrong owner learns nothing, not even how close it was.
+        if job is None or not owner or not secrets.compare_digest(job.owner, owner):
+            return None
+        return job
 
     # --- the worker ---
     def _work(self) -> None:
@@ -185,3 +206,22 @@ class JobQueue:
         done = [j for j in self._jobs.values() if not j.active]
         for j in sorted(done, key=lambda j: j.finished or 0)[: max(0, len(done) - self.max_finished)]:
             del self._jobs[j.id]
+
+
+_shared: JobQueue | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_queue(make: Callable[[], JobQueue] = JobQueue) -> JobQueue:
+    """The server's one queue, made on first use and kept for the life of the process.
+
+    A module global rather than `st.cache_resource`: any browser can send Streamlit's
+    "clear cache" message, which would drop a cached queue (its runs vanish from every page
+    but keep training) and make a new one with one more worker thread. Calling this again,
+    from any thread, returns the same queue and starts no worker.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = make()
+        return _shared
