@@ -166,7 +166,7 @@ def readout(at: AppTest) -> str:
 
 @pytest.mark.parametrize("depth", [0, 2, 5])
 def test_freeze_slider_updates_the_trainable_count(depth):
-    counts = backbones.build_model("studio_resnet", 10, pretrained=False, image_size=32).param_counts()
+    counts = backbones.build_model(backbones.offline_default(), 10, pretrained=False, image_size=32).param_counts()
     at = app("pages/2_strategy.py")
     at.slider(key="freeze_depth").set_value(depth).run()
     ok(at)
@@ -200,7 +200,8 @@ def test_start_submits_a_job_and_results_appear_after_polling():
     charts = at.get("plotly_chart")
     assert len(charts) >= 6  # loss, accuracy, heatmap, bars, confusion, drift
     assert at.code[0].value.startswith("python -m tlcore finetune")
-    assert len(at.get("image")) == 1  # the one misclassified example
+    mistakes = [i for images in at.get("image") for i in images.proto.imgs if i.caption.startswith("true")]
+    assert len(mistakes) == 1  # the one misclassified example
 
 
 def test_stop_cancels_the_running_job():

@@ -320,7 +320,7 @@ def _cli(*args, timeout=120):
 
 
 def test_cli_finetune_smoke_and_outputs(tmp_path):
-    out = _cli("finetune", "--dataset", "digits", "--per-class", "3", "--val-per-class", "3", "--image-size", "16",
+    out = _cli("finetune", "--backbone", "studio_resnet", "--dataset", "digits", "--per-class", "3", "--val-per-class", "3", "--image-size", "16",
                "--epochs", "1", "--pretrained", "no", "--strategy", "full", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert "val/acc" in out.stdout
@@ -341,7 +341,7 @@ def test_cli_bad_values_give_clear_errors():
 
 
 def test_cli_compare_prints_one_row_per_strategy():
-    out = _cli("compare", "--strategies", "scratch,linear_probe", "--per-class", "3", "--val-per-class", "3",
+    out = _cli("compare", "--backbone", "studio_resnet", "--dataset", "digits", "--strategies", "scratch,linear_probe", "--per-class", "3", "--val-per-class", "3",
                "--image-size", "16", "--epochs", "1", "--pretrained", "no")
     assert out.returncode == 0, out.stderr
     lines = [ln for ln in out.stdout.splitlines() if ln.strip().startswith(("scratch", "linear_probe"))]
