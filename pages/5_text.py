@@ -63,7 +63,7 @@ with finetune_tab:
 
 with compare_tab:
     st.caption(tt("text.compare_note"))
-    picked = st.multiselect(tt("text.compare_pick"), STRATEGIES, default=["linear_probe", "lora", "full"],
+    picked = st.multiselect(tt("text.compare_pick"), STRATEGIES,
                             format_func=lambda s: tt(f"text.strategy.{s}"), key="text_race_strategies")
     if active_elsewhere("text_race"):
         st.info(tt("job.busy_elsewhere"))

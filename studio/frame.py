@@ -15,7 +15,7 @@ import streamlit as st
 
 from studio import i18n
 from studio.i18n import t
-from studio.state import keep_settings, owner, queue
+from studio.state import keep_settings, owner, queue, remember_learner
 from tlcore.backbones import get as get_backbone
 from tlcore.backbones import host_reachable, offline_default, weights_cached
 from tlcore.device import describe_device
@@ -69,6 +69,8 @@ def start() -> None:
 
 def sidebar() -> None:
     i18n.language_picker()
+    with st.sidebar:
+        remember_learner()
     status = online_status()
     st.session_state["online"] = status["internet"]
     with st.sidebar:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import threading
+from collections import OrderedDict
 
 import streamlit as st
 import torch
@@ -48,6 +50,8 @@ DEFAULTS: dict[str, object] = {
     "epochs": 3,
     "race_strategies": ["scratch", "linear_probe", "partial", "full"],
 }
+# Other session values a learner expects back after a reload (not widgets with defaults).
+EXTRA_SETTINGS = ("lang", "cell")
 
 
 def job_queue() -> JobQueue:
@@ -86,17 +90,92 @@ def queue() -> JobQueue:
     return st.session_state.get("_queue_override") or job_queue()
 
 
-def owner() -> str:
-    """A secret id for this browser session (the queue's unit of 'one job each').
+LEARNER_COOKIE = "tls_learner"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
-    Streamlit's own session id is random, known only to this browser, and survives the
-    "clear cache" message that empties session state; a fresh owner id after such a
-    message would let a learner start a second run and lose sight of the first.
+
+class LearnerStore:
+    """Each learner's settings and run ids, kept for the life of the server process.
+
+    A learner is a browser, known by a random token in a cookie: a reload (F5) or a second
+    tab of the same browser finds the same settings and re-attaches to the same runs, and
+    a link the teacher copies from the address bar carries no one's identity.
+    """
+
+    def __init__(self, max_learners: int = 5000):
+        self._data: OrderedDict[str, dict] = OrderedDict()
+        self._sessions: OrderedDict[str, str] = OrderedDict()  # Streamlit session id -> learner
+        self._lock = threading.Lock()
+        self.max_learners = max_learners
+
+    def load(self, learner: str) -> dict:
+        with self._lock:
+            return dict(self._data.get(learner, {}))
+
+    def bind_session(self, session: str | None, learner: str) -> None:
+        if session:
+            with self._lock:
+                self._sessions[session] = learner
+                self._sessions.move_to_end(session)
+                while len(self._sessions) > 4 * self.max_learners:
+                    self._sessions.popitem(last=False)
+
+    def token_of_session(self, session: str | None) -> str | None:
+        with self._lock:
+            return self._sessions.get(session) if session else None
+
+    def save(self, learner: str, values: dict) -> None:
+        with self._lock:
+            self._data.setdefault(learner, {}).update(values)
+            self._data.move_to_end(learner)
+            while len(self._data) > self.max_learners:
+                self._data.popitem(last=False)
+
+
+learners = LearnerStore()  # process-level, like the job queue: no client message can drop it
+
+
+def owner() -> str:
+    """A secret id for this learner (the queue's unit of 'one job each').
+
+    It comes from the learner cookie when the browser sent one (a reload or another tab of
+    the same browser), else it is new and `remember_learner()` writes the cookie. It is
+    kept in session state too; should a "clear cache" message empty that, the cookie,
+    fixed for the session's life, gives the same id back.
     """
     if "owner" not in st.session_state:
-        ctx = get_script_run_ctx(suppress_warning=True)
-        st.session_state["owner"] = ctx.session_id if ctx is not None else secrets.token_urlsafe(16)
+        token = _cookie(LEARNER_COOKIE)
+        if not (token and _TOKEN.fullmatch(token)):
+            # No cookie yet (a first visit): Streamlit's session id, random and kept through
+            # the "clear cache" message, finds the id this session was given before.
+            token = learners.token_of_session(_session_id()) or secrets.token_urlsafe(16)
+        st.session_state["owner"] = token
+        learners.bind_session(_session_id(), token)
     return st.session_state["owner"]
+
+
+def _session_id() -> str | None:
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return ctx.session_id if ctx is not None else None
+
+
+def _cookie(name: str) -> str | None:
+    try:
+        value = st.context.cookies.get(name)
+    except Exception:  # noqa: BLE001 -- no request context (tests): no cookie
+        return None
+    return value if isinstance(value, str) else None
+
+
+def remember_learner() -> None:
+    """Once per session, when the browser did not send the learner cookie, set it (a year,
+    this site only, never sent to other sites)."""
+    me = owner()
+    if st.session_state.get("_cookie_set") or _cookie(LEARNER_COOKIE) == me:
+        return
+    st.session_state["_cookie_set"] = True
+    st.html(f"<script>document.cookie = '{LEARNER_COOKIE}={me}; path=/; max-age=31536000; SameSite=Strict';</script>",
+            unsafe_allow_javascript=True)
 
 
 def job_id(slot: str) -> str | None:
@@ -105,14 +184,35 @@ def job_id(slot: str) -> str | None:
 
 def set_job_id(slot: str, value: str | None) -> None:
     st.session_state[f"job:{slot}"] = value
+    remember_job(slot, value)
 
 
-def keep_settings() -> None:
-    """Give every shared setting a value, and keep it when its widget is off screen.
+def job_slots() -> dict[str, str | None]:
+    return {k: v for k, v in st.session_state.items() if isinstance(k, str) and k.startswith("job:")}
+
+
+def keep_settings(defaults: dict[str, object] | None = None, *, group: str = "images") -> None:
+    """Give every shared setting a value, keep it when its widget is off screen, and keep
+    it for this learner across reloads.
 
     Streamlit deletes a widget's state in any run where the widget is not drawn, and
     starts a widget afresh when its label changes (as on a language switch); writing the
-    value back once per run makes it an ordinary session value that survives both.
+    value back once per run makes it an ordinary session value that survives both. A new
+    session (a reload, another tab) starts from what this learner had, then the defaults.
     """
-    for key, value in DEFAULTS.items():
+    defaults = DEFAULTS if defaults is None else defaults
+    me = owner()
+    if not st.session_state.get(f"_restored:{group}"):
+        saved = learners.load(me)
+        for key, value in saved.items():
+            if (key in defaults or key.startswith("job:") or key in EXTRA_SETTINGS) and key not in st.session_state:
+                st.session_state[key] = value
+        st.session_state[f"_restored:{group}"] = True
+    for key, value in defaults.items():
         st.session_state[key] = st.session_state.get(key, value)
+    learners.save(me, {k: st.session_state[k] for k in (*defaults, *EXTRA_SETTINGS) if k in st.session_state}
+                  | job_slots())
+
+
+def remember_job(slot: str, value: str | None) -> None:
+    learners.save(owner(), {f"job:{slot}": value})

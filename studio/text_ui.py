@@ -18,6 +18,7 @@ import streamlit as st
 
 from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, t
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
+from studio.state import keep_settings
 from studio.widgets import validated_config
 from tlcore import backbones, datasets, plots, strategies
 from tlcore.config import RunConfig
@@ -31,6 +32,7 @@ MASK_MODELS = ("bert_base", "distilbert_base", "bert_tiny", "bert_multilingual",
 DEFAULTS = {
     "text_strategy": "linear_probe", "text_freeze_depth": 3, "text_lr": 1e-4, "text_head_lr_mult": 30.0,
     "text_lora_r": 8, "text_per_class": 96, "text_epochs": 5, "text_source": "offline", "text_dataset": "sentiment_en",
+    "text_race_strategies": ["linear_probe", "lora", "full"],
 }
 
 
@@ -50,9 +52,7 @@ def tt(key: str, **values) -> str:
 def init_state() -> None:
     """Give every setting a value and write it back each run, so it survives a language
     switch (Streamlit restarts a widget whose label changed) and pages drawn without it."""
-    for key, value in DEFAULTS.items():
-        st.session_state[key] = st.session_state.get(key, value)
-    st.session_state["text_backbone"] = st.session_state.get("text_backbone", default_backbone())
+    keep_settings(DEFAULTS | {"text_backbone": default_backbone()}, group="text")
 
 
 # --- models ---------------------------------------------------------------------------

@@ -26,3 +26,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def fresh_learners(monkeypatch):
+    """Every AppTest has the same Streamlit session id: give each test an empty learner
+    store, so no test finds the settings or runs of another."""
+    if "studio.state" in sys.modules:
+        from studio import state
+
+        monkeypatch.setattr(state, "learners", state.LearnerStore())
+    yield

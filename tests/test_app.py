@@ -486,7 +486,8 @@ def test_a_clear_cache_message_drops_neither_the_queue_nor_the_runs(monkeypatch)
     assert at.session_state["owner"] == me  # the same learner: the one-run limit still holds
     with pytest.raises(JobLimitError):
         server_queue.submit(RunConfig(), me)
-    assert any(i.value == strings("en")["job.busy_elsewhere"] for i in at.info)  # no second Start
+    assert at.session_state["job:finetune"] == job and buttons(at, "stop:finetune")  # the run is on screen again
+    assert not buttons(at, "start")  # no second Start
     server_queue.cancel(job, me)
 
 
@@ -517,3 +518,55 @@ def test_a_learner_never_sees_or_stops_another_learners_run():
     assert server_queue.get(job, "alice").state in ("queued", "running")  # Bob's Stop did nothing
     alice.button(key="stop:finetune").click().run()
     assert wait_until_done(alice, "finetune", timeout=5) == "cancelled"
+
+
+def test_settings_survive_pages_and_a_language_switch():
+    at = app("pages/3_finetune.py")
+    at.slider(key="epochs").set_value(7).run()
+    at.slider(key="per_class").set_value(30).run()
+    at.selectbox(key="strategy").set_value("full").run()
+    at.switch_page("pages/2_strategy.py").run()
+    at.select_slider(key="lr").set_value(3e-4).run()
+    at.switch_page("pages/4_compare.py").run()
+    at.switch_page("pages/3_finetune.py").run()
+    assert any("0.0003" in c.value for c in at.caption)  # page 2's rate is the one page 3 will use
+    at.radio(key="lang").set_value("ko").run()  # labels change: Streamlit would restart these widgets
+    ok(at)
+    assert at.title[0].value == strings("ko")["page3.title"]
+    assert at.slider(key="epochs").value == 7 and at.slider(key="per_class").value == 30
+    assert at.selectbox(key="strategy").value == "full" and at.session_state["lr"] == 3e-4
+
+
+def test_a_reload_finds_the_learners_settings_and_run_again(monkeypatch):
+    """F5 or a second tab: a new Streamlit session whose browser sends the learner cookie."""
+    from studio import state
+
+    monkeypatch.setattr(state, "_cookie", lambda name: "a-learner-cookie-0123456789")
+    server_queue = JobQueue(slow_run)
+    first = app("pages/3_finetune.py", queue=server_queue)
+    first.slider(key="epochs").set_value(6).run()
+    first.button(key="start").click().run()
+    job = first.session_state["job:finetune"]
+    assert first.session_state["owner"] == "a-learner-cookie-0123456789"
+
+    monkeypatch.setattr(state.learners, "token_of_session", lambda session: None)  # a new session
+    again = app("pages/3_finetune.py", queue=server_queue)
+    ok(again)
+    assert again.session_state["job:finetune"] == job and buttons(again, "stop:finetune")  # re-attached
+    assert again.slider(key="epochs").value == 6
+    again.button(key="stop:finetune").click().run()
+    assert wait_until_done(again, "finetune", timeout=5) == "cancelled"
+
+
+def test_a_new_browser_is_not_someone_elses_learner(monkeypatch):
+    """Without the cookie (another browser, or a link copied from the teacher's address bar)
+    a session is a new learner with defaults and no runs."""
+    from studio import state
+
+    server_queue = JobQueue(slow_run)
+    teacher = app("pages/3_finetune.py", queue=server_queue)
+    teacher.slider(key="epochs").set_value(9).run()
+    monkeypatch.setattr(state.learners, "token_of_session", lambda session: None)
+    student = app("pages/3_finetune.py", queue=server_queue)
+    assert student.session_state["owner"] != teacher.session_state["owner"]
+    assert student.slider(key="epochs").value == state.DEFAULTS["epochs"]

@@ -83,7 +83,7 @@ class JobView:
 
 class JobQueue:
     def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
-                 max_finished: int = 200):
+                 max_finished: int = 500):
         if run_fn is None:
             from tlcore.trainer import run as run_fn
         self._run_fn = run_fn
@@ -203,7 +203,13 @@ class JobQueue:
             self._waiting.remove(job.id)
 
     def _forget_old(self) -> None:  # caller holds the lock; keeps memory bounded on a class server
-        done = [j for j in self._jobs.values() if not j.active]
+        # Each learner's latest job is kept whatever its age: a reload must find it again.
+        latest: dict[str, Job] = {}
+        for j in self._jobs.values():
+            if j.owner not in latest or j.submitted > latest[j.owner].submitted:
+                latest[j.owner] = j
+        keep = {j.id for j in latest.values()}
+        done = [j for j in self._jobs.values() if not j.active and j.id not in keep]
         for j in sorted(done, key=lambda j: j.finished or 0)[: max(0, len(done) - self.max_finished)]:
             del self._jobs[j.id]
 
