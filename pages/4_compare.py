@@ -10,12 +10,11 @@ import streamlit as st
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.jobs_ui import active_elsewhere, draw_race_results, is_running, job_panel, submit, translator
-from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_names, training_ui
+from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, training_ui
 from tlcore import plots, strategies
 from tlcore.jobs import JobView
 
 RESULTS = Path(__file__).resolve().parent.parent / "assets" / "results"
-RACE_CHOICES = ("scratch", "linear_probe", "partial", "full", "full_llrd")
 
 ensure_frame()
 st.title(t("page4.title"))

@@ -65,6 +65,9 @@ def start() -> None:
     i18n.current_lang()
     keep_settings()
     st.session_state[_SEEN] = True
+    failed = st.session_state.pop("_callback_error", None)
+    if failed:
+        st.error(t("error.callback", message=failed))
 
 
 def sidebar() -> None:

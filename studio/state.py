@@ -14,12 +14,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 import streamlit as st
 import torch
@@ -187,6 +189,70 @@ def set_job_id(slot: str, value: str | None) -> None:
     remember_job(slot, value)
 
 
+# --- choices that must hold one of their options ------------------------------------
+
+# setting key -> the options it may hold (a function: registries can grow while the
+# server runs). Widget groups register theirs (studio.widgets, studio.text_ui).
+CHOICES: dict[str, Callable[[], Sequence]] = {}
+
+
+def register_choices(options: dict[str, Callable[[], Sequence]]) -> None:
+    CHOICES.update(options)
+
+
+def _valid(value, options: Sequence) -> bool:
+    if isinstance(value, list):
+        return all(v in options for v in value)
+    return value in options
+
+
+def settle() -> None:
+    """Put every choice setting back on one of its options.
+
+    Streamlit's selectbox and multiselect send their value as the displayed label; after a
+    language switch the browser can send the old language's label, which matches no option
+    and arrives as the label itself (seen: `unknown backbone 'Studio ResNet (...) · works
+    offline'`). Such a value is replaced by this learner's last good value, else the default.
+    """
+    saved = learners.load(owner())
+    defaults = DEFAULTS | _text_defaults
+    for key, options_of in CHOICES.items():
+        if key not in st.session_state:
+            continue
+        options = list(options_of())
+        if _valid(st.session_state[key], options):
+            continue
+        if key in saved and _valid(saved[key], options):
+            st.session_state[key] = saved[key]
+        elif key in defaults and _valid(defaults[key], options):
+            st.session_state[key] = defaults[key]
+        elif options:
+            st.session_state[key] = options[0]
+
+
+_text_defaults: dict[str, object] = {}
+
+
+def callback(fn: Callable[..., None]) -> Callable[..., None]:
+    """A widget callback that first settles the choices and never shows a raw error box:
+    a failure is logged and said in words at the top of the page."""
+
+    @functools.wraps(fn)
+    def safe(*args, **kwargs):
+        try:
+            for key, value in DEFAULTS.items():  # a callback can run before any page did
+                if key not in st.session_state:
+                    st.session_state[key] = value
+            settle()
+            return fn(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 -- a class must never see a traceback
+            logging.getLogger(__name__).exception("callback %s failed", fn.__name__)
+            st.session_state["_callback_error"] = f"{type(error).__name__}: {error}"
+            return None
+
+    return safe
+
+
 def job_slots() -> dict[str, str | None]:
     return {k: v for k, v in st.session_state.items() if isinstance(k, str) and k.startswith("job:")}
 
@@ -201,6 +267,8 @@ def keep_settings(defaults: dict[str, object] | None = None, *, group: str = "im
     session (a reload, another tab) starts from what this learner had, then the defaults.
     """
     defaults = DEFAULTS if defaults is None else defaults
+    if group == "text":
+        _text_defaults.update(defaults)
     me = owner()
     if not st.session_state.get(f"_restored:{group}"):
         saved = learners.load(me)
@@ -210,6 +278,7 @@ def keep_settings(defaults: dict[str, object] | None = None, *, group: str = "im
         st.session_state[f"_restored:{group}"] = True
     for key, value in defaults.items():
         st.session_state[key] = st.session_state.get(key, value)
+    settle()
     learners.save(me, {k: st.session_state[k] for k in (*defaults, *EXTRA_SETTINGS) if k in st.session_state}
                   | job_slots())
 

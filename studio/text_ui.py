@@ -18,7 +18,7 @@ import streamlit as st
 
 from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, t
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
-from studio.state import keep_settings
+from studio.state import callback, keep_settings, register_choices
 from studio.widgets import validated_config
 from tlcore import backbones, datasets, plots, strategies
 from tlcore.config import RunConfig
@@ -34,6 +34,13 @@ DEFAULTS = {
     "text_lora_r": 8, "text_per_class": 96, "text_epochs": 5, "text_source": "offline", "text_dataset": "sentiment_en",
     "text_race_strategies": ["linear_probe", "lora", "full"],
 }
+TEXT_SOURCES = ("offline", "download", "upload")
+register_choices({
+    "text_backbone": lambda: backbones.names("text"), "text_strategy": lambda: STRATEGIES,
+    "text_race_strategies": lambda: STRATEGIES, "text_lr": lambda: LR_CHOICES,
+    "text_head_lr_mult": lambda: HEAD_MULT_CHOICES, "text_source": lambda: TEXT_SOURCES,
+    "text_dataset": lambda: datasets.names(task="text"),
+})
 
 
 @functools.cache
@@ -111,6 +118,7 @@ def backbone_ui() -> str:
     return name
 
 
+@callback
 def _clamp_depth() -> None:
     body = len(layer_groups(st.session_state["text_backbone"], "partial")) - 1
     st.session_state["text_freeze_depth"] = min(st.session_state["text_freeze_depth"], body)
@@ -199,7 +207,7 @@ class TextDataChoice:
 
 def data_ui(online: bool) -> TextDataChoice:
     """The shipped samples, SST-2 / NSMC downloads, or the user's CSV file."""
-    st.radio(tt("text.source"), ("offline", "download", "upload"), key="text_source", horizontal=True,
+    st.radio(tt("text.source"), TEXT_SOURCES, key="text_source", horizontal=True,
              format_func=lambda s: tt(f"text.source.{s}"))
     source = st.session_state["text_source"]
     if source == "upload":

@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio.i18n import current_lang, t
-from studio.state import VAL_PER_CLASS
+from studio.state import VAL_PER_CLASS, callback, register_choices
 from tlcore import backbones, datasets, strategies
 from tlcore.config import RunConfig
 from tlcore.uploads import UploadError, read_zip
@@ -25,6 +25,14 @@ LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 HEAD_MULT_CHOICES = (1.0, 3.0, 10.0, 30.0, 100.0)
 IMAGE_SIZES = (32, 48, 64, 96, 128, 224)
 UPLOAD_ROOT = Path(tempfile.gettempdir()) / "tlstudio-uploads"
+DATA_SOURCES = ("offline", "download", "upload", "camera")
+RACE_CHOICES = ("scratch", "linear_probe", "partial", "full", "full_llrd")
+register_choices({
+    "backbone": lambda: backbones.names("vision"), "strategy": lambda: STRATEGY_CHOICES,
+    "data_source": lambda: DATA_SOURCES, "dataset": lambda: datasets.names(task="image"),
+    "lr": lambda: LR_CHOICES, "head_lr_mult": lambda: HEAD_MULT_CHOICES, "image_size": lambda: IMAGE_SIZES,
+    "race_strategies": lambda: RACE_CHOICES,
+})
 
 
 def translated(key: str, fallback: str) -> str:
@@ -64,6 +72,7 @@ def backbone_ui() -> str:
     return st.session_state["backbone"]
 
 
+@callback
 def _clamp_depth() -> None:
     body = len(group_names(st.session_state["backbone"])) - 1
     st.session_state["freeze_depth"] = min(st.session_state["freeze_depth"], body)
@@ -79,6 +88,7 @@ def frozen_groups(strategy: str, depth: int, groups: list[str]) -> tuple[str, ..
 # --- strategy, freeze depth, learning rates -------------------------------------------
 
 
+@callback
 def _strategy_changed() -> None:
     st.session_state.pop("cell", None)  # the settings no longer are a matrix cell's
     body = len(group_names(st.session_state["backbone"])) - 1
@@ -91,6 +101,7 @@ def _strategy_changed() -> None:
         st.session_state["freeze_depth"] = max(1, body // 2)
 
 
+@callback
 def _depth_changed() -> None:
     # Moving the slider names the strategy it amounts to: all body frozen = linear probe.
     st.session_state.pop("cell", None)
@@ -114,18 +125,26 @@ def strategy_ui(groups: list[str]) -> tuple[str, int]:
     return st.session_state["strategy"], st.session_state["freeze_depth"]
 
 
+@callback
+def _rates_changed() -> None:
+    st.session_state.pop("cell", None)  # the banner no longer describes these rates
+
+
 def lr_ui() -> dict[str, float]:
     """Base rate, head multiplier and layer-wise decay, each with its one-line meaning."""
-    st.select_slider(t("lr.label"), LR_CHOICES, key="lr", format_func=lambda v: f"{v:g}", help=t("help.lr"))
+    st.select_slider(t("lr.label"), LR_CHOICES, key="lr", format_func=lambda v: f"{v:g}", help=t("help.lr"),
+                     on_change=_rates_changed)
     st.caption(t("lr.explain"))
     st.select_slider(t("head_mult.label"), HEAD_MULT_CHOICES, key="head_lr_mult", format_func=lambda v: f"×{v:g}",
-                     help=t("help.head_lr_mult"))
+                     help=t("help.head_lr_mult"), on_change=_rates_changed)
     st.caption(t("head_mult.explain"))
-    st.slider(t("decay.label"), 0.3, 1.0, step=0.05, key="layer_decay", help=t("help.layer_decay"))
+    st.slider(t("decay.label"), 0.3, 1.0, step=0.05, key="layer_decay", help=t("help.layer_decay"),
+              on_change=_rates_changed)
     st.caption(t("decay.explain"))
     return {k: st.session_state[k] for k in ("lr", "head_lr_mult", "layer_decay")}
 
 
+@callback
 def apply_recommendation(similarity: str, size: str) -> strategies.Recommendation:
     """A matrix cell was clicked: set strategy, depth and rates, and a matching sample dataset."""
     groups = group_names(st.session_state["backbone"])
@@ -159,8 +178,7 @@ class DataChoice:
 
 def dataset_ui(online: bool) -> DataChoice:
     """Offline samples, downloadable sets (online only), or an uploaded zip."""
-    sources = ["offline", "download", "upload", "camera"]
-    st.radio(t("data.source"), sources, key="data_source", horizontal=True,
+    st.radio(t("data.source"), DATA_SOURCES, key="data_source", horizontal=True,
              format_func=lambda s: t(f"data.source.{s}"), help=t("help.data_source"))
     source = st.session_state["data_source"]
     if source == "upload":

@@ -570,3 +570,25 @@ def test_a_new_browser_is_not_someone_elses_learner(monkeypatch):
     student = app("pages/3_finetune.py", queue=server_queue)
     assert student.session_state["owner"] != teacher.session_state["owner"]
     assert student.slider(key="epochs").value == state.DEFAULTS["epochs"]
+
+
+def test_a_stale_label_from_the_browser_after_a_language_switch_is_settled():
+    """Streamlit's selectbox sends its value as the shown label; after a switch to Korean the
+    browser can send the English label, which reached callbacks as the value (a raw error box)."""
+    at = app("pages/3_finetune.py")
+    at.selectbox(key="backbone").set_value("studio_resnet").run()
+    label = "Studio ResNet (pretrained by this project) · works offline"
+
+    def clamp_with_a_label(label: str) -> None:
+        import streamlit as st
+
+        from studio.widgets import _clamp_depth
+
+        st.session_state["backbone"] = label
+        _clamp_depth()  # the selectbox's on_change, as the browser triggers it
+
+    probe = AppTest.from_function(clamp_with_a_label, args=(label,), default_timeout=30)
+    probe.session_state["owner"] = at.session_state["owner"]
+    probe.run()
+    assert not probe.exception and not probe.error
+    assert probe.session_state["backbone"] == "studio_resnet"  # the learner's last good value
