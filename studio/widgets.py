@@ -60,16 +60,40 @@ def group_names(backbone: str) -> list[str]:
 def backbone_ui() -> str:
     """Pick a vision backbone; the label says where its weights come from."""
     names = backbones.names("vision")
+    online = st.session_state.get("online", False)
 
     def label(name: str) -> str:
         spec = backbones.get(name)
         where = (t("backbone.offline") if spec.pretrained_on == "synthetic" else
-                 t("backbone.offline_imagenet") if spec.extra.get("offline") else t("backbone.imagenet"))
-        return f"{translated(f'backbone.title.{name}', spec.title)} · {where}"
+                 t("backbone.offline_imagenet") if spec.extra.get("offline") else
+                 t("backbone.imagenet") if online or backbones.weights_cached(name) else t("backbone.not_here"))
+        return f"{backbone_title(name)} · {where}"
 
     st.selectbox(t("backbone.label"), names, format_func=label, key="backbone", help=t("help.backbone"),
                  on_change=_clamp_depth)
-    return st.session_state["backbone"]
+    chosen = st.session_state["backbone"]
+    fallback = weights_fallback(chosen, st.session_state["strategy"])
+    if fallback:
+        st.warning(t("backbone.fallback", chosen=backbone_title(chosen), fallback=backbone_title(fallback),
+                     name=chosen),
+                   icon=":material/cloud_off:")
+    return chosen
+
+
+def backbone_title(name: str) -> str:
+    return translated(f"backbone.title.{name}", backbones.get(name).title)
+
+
+def weights_fallback(backbone: str, strategy: str) -> str | None:
+    """The backbone that will really run when `backbone`'s pretrained weights cannot be had
+    (not on this machine, no internet): the offline one. None when the choice runs as is."""
+    spec = backbones.get(backbone)
+    if strategy == "scratch" or spec.family != "vision" or backbones.weights_cached(backbone):
+        return None
+    if st.session_state.get("online", False):
+        return None
+    fallback = backbones.offline_default()
+    return fallback if fallback != backbone else None
 
 
 @callback
@@ -265,6 +289,10 @@ def config_from_state(choice: DataChoice, **overrides) -> RunConfig | None:
     if choice.max_per_class:
         values["val_per_class"] = max(1, min(VAL_PER_CLASS, choice.max_per_class // 3))
     values.update(overrides)
+    fallback = weights_fallback(values["backbone"], values["strategy"])
+    if fallback:  # what runs is what the config, the CLI line and the downloads say
+        values["backbone"] = fallback
+        values["freeze_depth"] = min(values["freeze_depth"], len(group_names(fallback)) - 1)
     return validated_config(values)
 
 

@@ -592,3 +592,20 @@ def test_a_stale_label_from_the_browser_after_a_language_switch_is_settled():
     probe.run()
     assert not probe.exception and not probe.error
     assert probe.session_state["backbone"] == "studio_resnet"  # the learner's last good value
+
+
+def test_a_backbone_without_weights_offline_is_announced_before_start_and_recorded(monkeypatch):
+    from tlcore import backbones as registry
+
+    monkeypatch.setattr(registry, "weights_cached", lambda name: name in ("efficientnet_lite0", "studio_resnet"))
+    at = app("pages/3_finetune.py")
+    at.session_state["online"] = False
+    at.selectbox(key="backbone").set_value("resnet18").run()
+    ok(at)
+    warning = [w.value for w in at.warning if "ResNet-18" in w.value]
+    assert warning and "EfficientNet-Lite0" in warning[0]  # said before Start, naming what will run
+    assert "(needs internet)" in at.selectbox(key="backbone").format_func("resnet18")
+    at.button(key="start").click().run()
+    config = job_of(at, "finetune").configs[0]
+    assert config.backbone == "efficientnet_lite0"
+    assert "--backbone efficientnet_lite0" in config.to_cli()

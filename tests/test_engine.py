@@ -201,6 +201,9 @@ def test_config_validates_and_round_trips():
     cfg = RunConfig(backbone="studio_resnet", strategy="full", lr=3e-4, epochs=5)
     assert RunConfig.from_json(cfg.to_json()) == cfg
     assert "--strategy full" in cfg.to_cli() and "--epochs 5" in cfg.to_cli()
+    default_cli = RunConfig().to_cli()  # what a learner must not have to guess, even at the defaults
+    for flag in ("--backbone", "--dataset", "--strategy", "--freeze-depth", "--epochs", "--per-class"):
+        assert flag in default_cli
     for bad, match in [({"lr": 0.0}, "lr must be between"), ({"epochs": 0}, "epochs"), ({"strategy": "freeze"}, "strategy must be one of"),
                        ({"backbone": "nope"}, "unknown backbone"), ({"dataset": "nope"}, "unknown dataset"),
                        ({"per_class": 2.5}, "whole number")]:

@@ -111,11 +111,16 @@ class RunConfig:
         return replace(self, **changes)
 
     def to_cli(self) -> str:
-        """The equivalent command line: only settings that differ from the defaults."""
+        """The equivalent command line: what a reader must see (backbone, dataset, strategy,
+        its freeze depth, size of the run), then every other setting that differs from the
+        defaults."""
         parts = ["python", "-m", "tlcore", "finetune"]
+        always = {"backbone", "dataset", "strategy", "per_class", "image_size", "epochs"}
+        if self.strategy == "partial":
+            always.add("freeze_depth")
         for f in fields(self):
             value = getattr(self, f.name)
-            if value == f.default:
+            if value == f.default and f.name not in always:
                 continue
             flag = "--" + f.name.replace("_", "-")
             if isinstance(value, bool):
