@@ -7,7 +7,7 @@ import streamlit as st
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.images_ui import try_image_panel
-from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit, translator
+from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, is_running, job_panel, submit, translator
 from studio.state import DEFAULTS
 from studio.widgets import translated
 from tlcore import plots
@@ -107,6 +107,8 @@ EXPERIMENT = dict(backbone=DEFAULTS["backbone"], dataset=DEFAULTS["dataset"], pe
 labels = [t("page1.exp.scratch"), t("page1.exp.pretrained")]
 st.caption(t("page1.exp.setup", per_class=EXPERIMENT["per_class"], epochs=EXPERIMENT["epochs"]))
 
+if not active_elsewhere("experiment") and not is_running("experiment"):
+    estimate_note(lambda: [RunConfig(strategy="scratch", **EXPERIMENT), RunConfig(strategy="full", **EXPERIMENT)])
 if active_elsewhere("experiment"):
     st.info(t("job.busy_elsewhere"))
 elif st.button(t("page1.exp.start"), type="primary", help=t("help.exp_start"), key="exp_start"):

@@ -7,7 +7,7 @@ import streamlit as st
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.images_ui import data_preview, try_image_panel
-from studio.jobs_ui import active_elsewhere, is_running, job_panel, submit
+from studio.jobs_ui import active_elsewhere, estimate_note, is_running, job_panel, submit
 from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_names, strategy_ui, training_ui
 
 ensure_frame()
@@ -32,6 +32,8 @@ data_preview(choice.dataset, choice.data_root, ready=choice.ready)
 if active_elsewhere("finetune"):
     st.info(t("job.busy_elsewhere"))
 elif not is_running("finetune"):
+    if choice.ready:
+        estimate_note(lambda: config_from_state(choice))
     start = st.button(t("page3.start"), type="primary", disabled=not choice.ready, help=t("help.start"),
                       icon=":material/play_arrow:", key="start")
     if start:

@@ -9,7 +9,15 @@ import streamlit as st
 
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
-from studio.jobs_ui import active_elsewhere, draw_race_results, is_running, job_panel, submit, translator
+from studio.jobs_ui import (
+    active_elsewhere,
+    draw_race_results,
+    estimate_note,
+    is_running,
+    job_panel,
+    submit,
+    translator,
+)
 from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, training_ui
 from tlcore import plots, strategies
 from tlcore.jobs import JobView
@@ -51,6 +59,8 @@ with tab_race:
     if active_elsewhere("race"):
         st.info(t("job.busy_elsewhere"))
     elif not is_running("race"):
+        if picked and choice.ready:
+            estimate_note(lambda: [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked])
         if st.button(t("page4.race_start"), type="primary", disabled=not (picked and choice.ready),
                      help=t("help.race_start"), key="race_start", icon=":material/flag:"):
             configs = [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked]
@@ -64,6 +74,8 @@ with tab_sweep:
     if active_elsewhere("sweep"):
         st.info(t("job.busy_elsewhere"))
     elif not is_running("sweep"):
+        if choice.ready:
+            estimate_note(lambda: [config_from_state(choice, strategy="partial", freeze_depth=d) for d in depths])
         if st.button(t("page4.sweep_start", n=len(depths)), disabled=not choice.ready, help=t("help.sweep_start"),
                      key="sweep_start"):
             configs = [config_from_state(choice, strategy="partial", freeze_depth=d) for d in depths]

@@ -6,7 +6,7 @@ import streamlit as st
 
 from studio.frame import ensure_frame
 from studio.i18n import lesson
-from studio.jobs_ui import active_elsewhere, draw_race_results, job_panel, submit
+from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, job_panel, submit
 from studio.state import job_id, owner, queue
 from studio.text_ui import (
     STRATEGIES,
@@ -54,6 +54,8 @@ with finetune_tab:
     if active_elsewhere("text"):
         st.info(tt("job.busy_elsewhere"))
     elif not running("text"):
+        if data.ready:
+            estimate_note(lambda: make_config(data, choice))
         if st.button(tt("text.start"), type="primary", disabled=not data.ready, key="text_start",
                      icon=":material/play_arrow:"):
             config = make_config(data, choice)
@@ -68,6 +70,8 @@ with compare_tab:
     if active_elsewhere("text_race"):
         st.info(tt("job.busy_elsewhere"))
     elif not running("text_race"):
+        if picked and data.ready:
+            estimate_note(lambda: race_configs(data, choice, backbone, picked))
         if st.button(tt("text.compare_start"), disabled=not (picked and data.ready), key="text_race_start"):
             configs = race_configs(data, choice, backbone, picked)
             if configs:

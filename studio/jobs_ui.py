@@ -13,13 +13,15 @@ the owner: the queue shows a job only to the session that started it.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 
 import streamlit as st
 
 from studio.i18n import current_lang, t
 from studio.state import job_id, owner, queue, set_job_id
-from tlcore import plots
+from tlcore import estimate, plots
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, Failed, HistorySnapshot
 from tlcore.jobs import JobLimitError, JobView
@@ -115,17 +117,83 @@ def _draw_live(slot: str, view: JobView, live_charts: bool) -> None:
 
 
 def _progress(view: JobView, snap: HistorySnapshot) -> None:
-    """Overall progress of the job (several runs count equally) with an estimate of time left."""
+    """Overall progress of the job (several runs count equally) with the time left: this
+    run's from its own measured epoch (or step) times, later runs' from the estimator,
+    scaled by how this job's finished runs compared with their estimates."""
     n = len(view.runs)
     done = (view.current + snap.progress) / n
     if snap.started is None:
         text = t("job.preparing", run=view.current + 1, runs=n, label=view.labels[view.current])
     else:
-        left = view.elapsed_s * (1 - done) / done if done > 0.02 else None
+        left = job_time_left(view)
         text = t("job.progress", run=view.current + 1, runs=n, label=view.labels[view.current],
-                 percent=round(100 * done),
-                 left=f"{left:.0f}" if left is not None else "…")
+                 percent=round(100 * done), left=duration(left) if left is not None else "…")
     st.progress(min(done, 1.0), text=text)
+
+
+def job_time_left(view: JobView) -> float | None:
+    now = time.monotonic()
+    current = view.runs[view.current]
+    estimator = estimate.shared_estimator()
+    guesses = [_estimate(estimator, c) for c in view.configs]
+    scale = 1.0
+    finished = [(snap, guess) for snap, guess in zip(view.runs[:view.current], guesses, strict=False)
+                if snap.times and guess]
+    if finished:  # how long this job's runs really took, against their estimates
+        scale = sum(s.times[-1] - s.times[0] for s, _ in finished) / sum(g for _, g in finished)
+    left = estimate.time_left(current, current.times, now)
+    if left is None:
+        return None
+    return left + scale * sum(g or 0.0 for g in guesses[view.current + 1:])
+
+
+def _estimate(estimator, config: RunConfig) -> float | None:
+    try:
+        return estimator.estimate(config, estimate.num_classes(config))
+    except Exception:  # noqa: BLE001 -- an estimate is a courtesy; never break the page for it
+        return None
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '3 min', '1 h 5 min' in the current language."""
+    seconds = max(0, round(seconds))
+    if seconds < 90:
+        return t("time.seconds", n=seconds)
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return t("time.minutes", n=minutes)
+    return t("time.hours", h=minutes // 60, m=minutes % 60)
+
+
+LONG_RUN_S = float(os.environ.get("TLS_LONG_RUN_S", "120"))  # a class-friendly length for one demo
+
+
+def estimate_note(make: Callable[[], RunConfig | list[RunConfig] | None]) -> float | None:
+    """Before Start: how long the run(s) that `make()` describes should take on this machine,
+    and a warning when that is longer than a class demo should be. (`make` may draw an
+    "invalid settings" message; that is left to the Start click, so it is drawn and dropped.)"""
+    holder = st.empty()
+    with holder.container():
+        configs = make()
+    holder.empty()
+    if configs is None:
+        return None
+    configs = [configs] if isinstance(configs, RunConfig) else configs
+    if not all(configs):
+        return None
+    estimator = estimate.shared_estimator()
+    guesses = [_estimate(estimator, c) for c in configs]
+    if not configs or any(g is None for g in guesses):
+        return None
+    total = sum(guesses)
+    measured = all(estimator.measured(c) for c in configs)
+    text = t("estimate.about", time=duration(total), device=t("estimate.here")) + " " + (
+        t("estimate.measured") if measured else t("estimate.first"))
+    if total > LONG_RUN_S:
+        st.warning(text + " " + t("estimate.long", limit=duration(LONG_RUN_S)), icon=":material/schedule:")
+    else:
+        st.caption(":material/schedule: " + text)
+    return total
 
 
 def _draw_end(view: JobView) -> None:

@@ -27,7 +27,8 @@ import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from tlcore import backbones, datasets
+from tlcore import backbones, datasets, estimate
+from tlcore.config import RunConfig
 from tlcore.jobs import JobQueue, shared_queue
 
 VAL_PER_CLASS = 20  # validation images per class: enough to measure, fast on a CPU
@@ -74,7 +75,7 @@ def _start_server_queue() -> JobQueue:
         threads = int(os.environ.get("TLS_TORCH_THREADS", "0")) or max(1, (os.cpu_count() or 2) - 1)
         torch.set_num_threads(threads)
     threading.Thread(target=_warm_up, name="tlstudio-warm-up", daemon=True).start()
-    return JobQueue()
+    return JobQueue(on_run_done=estimate.learn_from)  # every finished run improves the time estimates
 
 
 def _warm_up() -> None:
@@ -84,6 +85,9 @@ def _warm_up() -> None:
         datasets.load_dataset(str(DEFAULTS["dataset"]), per_class=int(DEFAULTS["per_class"]), val_per_class=VAL_PER_CLASS,
                               image_size=int(DEFAULTS["image_size"]), seed=0)
         backbones.build_model(str(DEFAULTS["backbone"]), 10, pretrained=True, image_size=int(DEFAULTS["image_size"]))
+        default = RunConfig(backbone=str(DEFAULTS["backbone"]), image_size=int(DEFAULTS["image_size"]))
+        if not estimate.shared_estimator().knows_device(default):
+            estimate.calibrate(default)  # a first rate of this machine's own, for the first estimate
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         logging.getLogger(__name__).info("warm-up skipped: %s", error)
 

@@ -5,13 +5,17 @@ Kept generic on purpose: fixtures used by one test file live in that file.
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# The time estimator learns into a file; tests must not write into the user's home.
+os.environ.setdefault("TLS_STATE_DIR", tempfile.mkdtemp(prefix="tlstudio-test-state-"))
 if str(ROOT) not in sys.path:  # `pytest` (not only `python -m pytest`) can import tlcore and studio
     sys.path.insert(0, str(ROOT))
 

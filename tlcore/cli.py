@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tlcore.config import RunConfig, config_fields
 
-COMMAND_MODULES = ["tlcore.bench", "tlcore.text.cli", "tlcore.pretrain", "tlcore.experiments"]  # modules that add subcommands through register_cli(subparsers)
+COMMAND_MODULES = ["tlcore.bench", "tlcore.text.cli", "tlcore.pretrain", "tlcore.experiments", "tlcore.estimate"]  # modules that add subcommands through register_cli(subparsers)
 
 
 # ----------------------------------------------------------------------------- shared pieces

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -77,6 +78,7 @@ class HistorySnapshot:
 
     events: tuple[Event, ...]
     config: dict[str, Any] | None = None
+    times: tuple[float, ...] = ()  # time.monotonic() at which each event arrived
 
     @property
     def started(self) -> Started | None:
@@ -158,17 +160,19 @@ class History:
 
     config: dict[str, Any] | None = None
     _events: list[Event] = field(default_factory=list)
+    _times: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def append(self, event: Event) -> None:
         with self._lock:
             self._events.append(event)
+            self._times.append(time.monotonic())
 
     __call__ = append  # a History can be passed straight in as the trainer's `emit`
 
     def snapshot(self) -> HistorySnapshot:
         with self._lock:
-            return HistorySnapshot(tuple(self._events), self.config)
+            return HistorySnapshot(tuple(self._events), self.config, tuple(self._times))
 
     def __len__(self) -> int:
         with self._lock:

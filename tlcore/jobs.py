@@ -19,6 +19,7 @@ client message can drop (Streamlit's "clear cache" message empties `st.cache_res
 
 from __future__ import annotations
 
+import logging
 import queue
 import secrets
 import threading
@@ -83,7 +84,7 @@ class JobView:
 
 class JobQueue:
     def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
-                 max_finished: int = 500):
+                 max_finished: int = 500, on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None):
         if run_fn is None:
             from tlcore.trainer import run as run_fn
         self._run_fn = run_fn
@@ -93,6 +94,7 @@ class JobQueue:
         self._queue: queue.Queue[str] = queue.Queue()
         self.stale_after_s = stale_after_s
         self.max_finished = max_finished
+        self.on_run_done = on_run_done  # e.g. the time estimator learning from every finished run
         self._threads = [threading.Thread(target=self._work, name=f"tlcore-worker-{i}", daemon=True)
                          for i in range(workers)]
         for t in self._threads:
@@ -188,7 +190,13 @@ class JobQueue:
                 self._run_fn(config, history.append, lambda: self._should_stop(job))
             except Exception as e:  # run() reports its own errors; this guards a broken run_fn
                 history.append(Failed(f"{type(e).__name__}: {e}"))
-            final = history.snapshot().final
+            snap = history.snapshot()
+            final = snap.final
+            if self.on_run_done is not None and snap.result is not None:
+                try:
+                    self.on_run_done(config, snap)
+                except Exception:  # noqa: BLE001 -- learning from a run must never fail the job
+                    logging.getLogger(__name__).exception("on_run_done failed")
             if job.stop_requested:
                 state = "cancelled"
                 break

@@ -245,7 +245,9 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
     if opts.cache_features and opts.bn_frozen_eval:
         while prefix < len(groups) - 1 and groups[prefix] in plan.always_frozen:
             prefix += 1
+    t_cache = time.perf_counter()
     cached = source.prepare(model, prefix, opts.batch_size, autocast)
+    timing = {"cache_s": time.perf_counter() - t_cache, "train_s": [], "eval_s": []}
     if cached and not use_bf16(device, opts.precision, train_model=model):
         source.features_to_float()  # bf16 features from the no-grad pass, trained in fp32
 
@@ -301,8 +303,11 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
                 loss_sum.zero_()
                 logged_steps = 0
         train_acc = correct.item() / source.n_train
-        epoch_rates.append(source.n_train / (time.perf_counter() - t_epoch))
+        timing["train_s"].append(time.perf_counter() - t_epoch)
+        epoch_rates.append(source.n_train / timing["train_s"][-1])
+        t_eval = time.perf_counter()
         val_loss, val_acc, last_preds = evaluate(model, source, opts.batch_size, autocast)
+        timing["eval_s"].append(time.perf_counter() - t_eval)
         best_acc = max(best_acc, val_acc)
         emit(EvalEvent(epoch, step, val_loss, val_acc, train_acc, time.perf_counter() - t0, epoch_rates[-1]))
 
@@ -312,7 +317,7 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
         "images_per_s": source.n_train * opts.epochs / seconds, "trainable_params": trainable,
         "total_params": total_params, "cached_depth": cached, "steps": step,
         "predictions": last_preds.tolist(), "targets": source.val_y.tolist(),
-        "weight_drift": weight_drift(model, initial) if initial else {},
+        "weight_drift": weight_drift(model, initial) if initial else {}, "timing": timing,
     }
     result["confusion"] = confusion_matrix(result["targets"], result["predictions"], len(classes) or None)
     return result
@@ -379,13 +384,23 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
 
     Returns the result dict (also sent as Done), or None when cancelled or failed.
     """
+    t_run, started_at = time.perf_counter(), []
+
+    def timed_emit(event) -> None:
+        if isinstance(event, Started):
+            started_at.append(time.perf_counter())
+        emit(event)
+
     try:
         if config.task == "text":
             from tlcore import text
 
-            result = text.run_text(config, emit, should_stop)
+            result = text.run_text(config, timed_emit, should_stop)
         else:
-            result = _run_image(config, emit, should_stop, data)
+            result = _run_image(config, timed_emit, should_stop, data)
+        if result is not None and started_at and "timing" in result:
+            # set-up: data and model, before the cache and the first step (measured for estimates)
+            result["timing"]["setup_s"] = max(0.0, started_at[0] - t_run - result["timing"]["cache_s"])
     except (backbones.WeightsUnavailable, datasets.DatasetUnavailable, ValueError) as e:
         emit(Failed(str(e)))
         return None

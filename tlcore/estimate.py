@@ -1,0 +1,393 @@
+"""How long will a run take on this machine? An estimate before Start, and time left during it.
+
+Before Start (`Estimator.estimate(config)`): a run's work is counted in forward-pass
+FLOPs per layer group, measured once per backbone and size on one example, then
+weighted by what the strategy does with each group:
+
+- a frozen prefix whose features are cached runs forward once over every training image
+  (twice with flip augmentation) and every validation image;
+- each epoch, a trained group costs about 3 forward passes per training image (forward,
+  backward through activations and weights), a frozen group not cached costs 1;
+- each epoch's evaluation costs 1 forward pass per validation image past the cache.
+
+Work becomes seconds through rates *measured on this machine*: seconds per unit of work
+(per device and backbone: a depthwise-convolution net does less per FLOP than a ResNet),
+seconds per optimiser step (the fixed cost that dominates tiny cached-feature runs), and
+set-up seconds (data, model). Every finished run the server does updates them
+(`Estimator.record`), and they are kept in a small JSON file, so estimates improve with
+use and survive restarts. Until a backbone has run here, the device's rates of other
+backbones stand in (and a short calibration of the default backbone, `calibrate`,
+gives the first one).
+
+During a run (`time_left(snapshot)`): from the run's own event times, once an epoch has
+finished, (epochs left) x (measured epoch time) less the time into the current epoch; in
+the first epoch, remaining steps at the measured step rate plus the estimated evaluations.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tlcore.config import RunConfig
+
+DEFAULT_S_PER_GFLOP = 0.02  # a slow CPU core: only until this machine has measured its own
+DEFAULT_STEP_S = 0.005
+DEFAULT_SETUP_S = 2.0
+EMA = 0.5  # weight of the newest measurement
+
+
+def state_file() -> Path:
+    root = os.environ.get("TLS_STATE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tlstudio")
+    return Path(root) / "timings.json"
+
+
+# ----------------------------------------------------------------------------- work
+
+
+@functools.lru_cache(maxsize=64)
+def group_gflops(backbone: str, image_size: int) -> tuple[tuple[str, float], ...]:
+    """Forward GFLOPs per example of each layer group (a random-init copy: the same compute)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tlcore import backbones
+
+    spec = backbones.get(backbone)
+    if spec.family == "text":
+        return _text_group_gflops(backbone, image_size)
+    model = backbones.build_model(backbone, 10, pretrained=False, image_size=image_size).eval()
+    x = torch.zeros(1, 3, image_size, image_size)
+    out: list[tuple[str, float]] = []
+    with torch.no_grad():
+        for name, module in model.groups.items():
+            counter = FlopCounterMode(display=False)
+            with counter:
+                y = module(x)
+            out.append((name, counter.get_total_flops() / 1e9))
+            x = y
+    return tuple(out)
+
+
+def _text_group_gflops(backbone: str, max_length: int) -> tuple[tuple[str, float], ...]:
+    """Transformers: about 2 FLOPs per parameter per token (attention's extra is small at
+    these lengths); sentences are padded per batch to about half the maximum length."""
+    from tlcore.text.models import build_text_model
+
+    counts = build_text_model(backbone, 2, pretrained=False).param_counts()
+    tokens = max(8, max_length // 2)
+    return tuple((g, 0.0 if g == "embeddings" else 2 * n * tokens / 1e9) for g, n in counts.items())
+
+
+@dataclass(frozen=True)
+class Work:
+    """A run's work: GFLOP-units and optimiser steps, before and during the epochs."""
+
+    cache_gflop: float
+    epoch_gflop: float  # training + evaluation of one epoch
+    steps_per_epoch: int
+    epochs: int
+
+    @property
+    def total_gflop(self) -> float:
+        return self.cache_gflop + self.epochs * self.epoch_gflop
+
+
+def frozen_prefix(config: RunConfig, groups: list[str]) -> tuple[int, set[str]]:
+    """(groups cached once, groups frozen for the whole run) for a config's strategy."""
+    from tlcore import strategies
+
+    if config.strategy == "lora":
+        return 0, {groups[0]}
+    plan = strategies.make_plan(config.strategy, groups, lr=config.lr, head_lr_mult=config.head_lr_mult,
+                                freeze_depth=min(config.freeze_depth, len(groups) - 1), layer_decay=config.layer_decay)
+    always = set(plan.always_frozen)
+    prefix = 0
+    if config.task == "image" and config.cache_features and config.bn_frozen_eval and config.augment in ("none", "flip"):
+        while prefix < len(groups) - 1 and groups[prefix] in always:
+            prefix += 1
+    return prefix, always
+
+
+def work_of(config: RunConfig, n_train: int, n_val: int) -> Work:
+    size = config.max_length if config.task == "text" else config.image_size
+    flops = group_gflops(config.backbone, size)
+    groups = [g for g, _ in flops]
+    prefix, always = frozen_prefix(config, groups)
+    copies = 2 if config.augment == "flip" else 1
+    cache = sum(f for _, f in flops[:prefix]) * (copies * n_train + n_val)
+    epoch = 0.0
+    for name, f in flops[prefix:]:
+        epoch += f * (n_train * (1 if name in always else 3) + n_val)
+    steps = math.ceil(n_train / config.batch_size)
+    return Work(cache, epoch, steps, config.epochs)
+
+
+def run_sizes(config: RunConfig, num_classes: int) -> tuple[int, int]:
+    return config.per_class * num_classes, config.val_per_class * num_classes
+
+
+# ----------------------------------------------------------------------------- rates
+
+
+def device_kind(device: str) -> str:
+    """'cpu' or the accelerator's name: rates measured on one do not apply to another."""
+    if device in ("auto", ""):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return "cuda:" + torch.cuda.get_device_name(0)
+    return f"cpu:{torch.get_num_threads()}t"
+
+
+class Estimator:
+    """Rates learnt from the runs this machine has done (see the module docstring)."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path
+        self._lock = threading.Lock()
+        self.rates: dict[str, dict[str, float]] = {}
+        if path is not None and path.exists():
+            try:
+                self.rates = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self.rates = {}
+
+    @staticmethod
+    def _keys(config: RunConfig) -> tuple[str, ...]:
+        """Most specific first: this kind of run (backbone, size, strategy), this backbone, the device."""
+        device = device_kind(config.device)
+        size = config.max_length if config.task == "text" else config.image_size
+        return (f"{device}|{config.backbone}|{size}|{config.strategy}", f"{device}|{config.backbone}", device)
+
+    def _rate(self, config: RunConfig, name: str, default: float) -> float:
+        with self._lock:
+            for key in self._keys(config):
+                if name in self.rates.get(key, {}):
+                    return self.rates[key][name]
+        return default
+
+    def measured(self, config: RunConfig) -> bool:
+        """Has this machine run this backbone on this device (so the rate is its own)?"""
+        with self._lock:
+            return self._keys(config)[1] in self.rates
+
+    def knows_device(self, config: RunConfig) -> bool:
+        """Has this device any rate of its own yet (a calibration or a run)?"""
+        with self._lock:
+            return "s_per_gflop" in self.rates.get(self._keys(config)[2], {})
+
+    def estimate(self, config: RunConfig, num_classes: int) -> float:
+        """Seconds the whole run should take here, set-up included."""
+        n_train, n_val = run_sizes(config, num_classes)
+        work = work_of(config, n_train, n_val)
+        s_per = self._rate(config, "s_per_gflop", DEFAULT_S_PER_GFLOP)
+        step_s = self._rate(config, "step_s", DEFAULT_STEP_S)
+        setup = self._rate(config, "setup_s", DEFAULT_SETUP_S)
+        return setup + work.total_gflop * s_per + work.epochs * work.steps_per_epoch * step_s
+
+    def record(self, config: RunConfig, timing: dict, n_train: int, n_val: int) -> None:
+        """Learn from a finished run's measured phases (result["timing"], see trainer.run)."""
+        work = work_of(config, n_train, n_val)
+        steps = work.epochs * work.steps_per_epoch
+        compute_s = timing["cache_s"] + sum(timing["train_s"]) + sum(timing["eval_s"])
+        step_s = self._rate(config, "step_s", DEFAULT_STEP_S)
+        units = work.total_gflop
+        new = {"setup_s": timing["setup_s"]}
+        if units > 1e-6 and compute_s > steps * step_s:
+            new["s_per_gflop"] = (compute_s - steps * step_s) / units
+        elif steps:
+            new["step_s"] = compute_s / steps  # almost no FLOPs: the step's fixed cost is what was measured
+        with self._lock:
+            for key in self._keys(config):
+                rates = self.rates.setdefault(key, {})
+                for name, value in new.items():
+                    rates[name] = value if name not in rates else (1 - EMA) * rates[name] + EMA * value
+            self._save()
+
+    def _save(self) -> None:  # caller holds the lock
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.rates, indent=1), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError:
+            pass  # a read-only home: estimates still work for this process
+
+
+_shared: Estimator | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_estimator() -> Estimator:
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Estimator(state_file())
+        return _shared
+
+
+def calibrate(config: RunConfig, estimator: Estimator | None = None, steps: int = 3) -> float:
+    """Time a few real training steps of `config`'s backbone on random images (all groups
+    trained) and record the device's rate: the first estimate is then this machine's own.
+    Returns seconds per GFLOP-unit."""
+    from tlcore import backbones
+
+    estimator = estimator or shared_estimator()
+    model = backbones.build_model(config.backbone, 10, pretrained=False, image_size=config.image_size)
+    x = torch.randint(0, 255, (config.batch_size, 3, config.image_size, config.image_size), dtype=torch.uint8)
+    y = torch.randint(0, 10, (config.batch_size,))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up: allocations, kernels
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = (time.perf_counter() - t0) / steps
+    units = 3 * config.batch_size * sum(f for _, f in group_gflops(config.backbone, config.image_size))
+    rate = max(seconds - DEFAULT_STEP_S, 1e-6) / units
+    with estimator._lock:
+        estimator.rates.setdefault(estimator._keys(config)[2], {}).setdefault("s_per_gflop", rate)
+        estimator._save()
+    return rate
+
+
+# ----------------------------------------------------------------------------- during a run
+
+
+def time_left(snap, times: tuple[float, ...], now: float | None = None, eval_guess_s: float = 0.0) -> float | None:
+    """Seconds left in one run from its events and their arrival times (History.times).
+
+    None before the first step has been timed. After the first epoch: epochs left times
+    the measured epoch time (the mean of the epochs so far), less the time into this one.
+    """
+    from tlcore.events import EvalEvent, StepEvent
+
+    now = time.monotonic() if now is None else now
+    started = snap.started
+    if started is None or snap.final is not None:
+        return None if snap.final is None else 0.0
+    t_start = next(t for e, t in zip(snap.events, times) if e is started)
+    eval_times = [t for e, t in zip(snap.events, times) if isinstance(e, EvalEvent)]
+    if eval_times:
+        per_epoch = (eval_times[-1] - t_start) / len(eval_times)
+        left = (started.epochs - len(eval_times)) * per_epoch - (now - eval_times[-1])
+        return max(left, 0.0)
+    steps = [(e, t) for e, t in zip(snap.events, times) if isinstance(e, StepEvent)]
+    if not steps:
+        return None
+    last, t_last = steps[-1]
+    rate = (t_last - t_start) / last.step
+    return max((started.total_steps - last.step) * rate - (now - t_last), 0.0) + started.epochs * eval_guess_s
+
+
+# ----------------------------------------------------------------------------- glue
+
+_KNOWN_CLASSES = {"flowers102": 102, "oxford_pets": 37}
+
+
+def num_classes(config: RunConfig) -> int:
+    """Classes of a config's dataset without loading it (10 for the image samples, 2 for text)."""
+    if config.dataset == "folder" and config.data_root:
+        root = Path(config.data_root)
+        if root.is_dir():
+            return max(2, sum(1 for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")))
+    if config.task == "text":
+        return 2
+    return _KNOWN_CLASSES.get(config.dataset, 10)
+
+
+def learn_from(config: RunConfig, snap, estimator: Estimator | None = None) -> None:
+    """A JobQueue hook: record a finished run's timing."""
+    result, started = snap.result, snap.started
+    if result and started and "timing" in result and "setup_s" in result["timing"]:
+        (estimator or shared_estimator()).record(config, result["timing"], started.train_size, started.val_size)
+
+
+# ----------------------------------------------------------------------------- the check
+
+
+def check(configs: list[RunConfig], estimator: Estimator, print_fn=print) -> list[dict]:
+    """Run each config for real and compare: the estimate before it, and time left at
+    every epoch's end against the true remaining time. Returns one row per run."""
+    from tlcore.events import EvalEvent, History
+    from tlcore.trainer import run
+
+    rows = []
+    for config in configs:
+        guess = estimator.estimate(config, num_classes(config))
+        history = History(config.to_dict())
+        marks: list[tuple[float, float | None]] = []  # (time, time_left said then)
+
+        def emit(event, history=history, marks=marks) -> None:
+            history.append(event)
+            if isinstance(event, EvalEvent):
+                snap = history.snapshot()
+                marks.append((snap.times[-1], time_left(snap, snap.times, snap.times[-1])))
+
+        t0 = time.monotonic()
+        result = run(config, emit)
+        end = time.monotonic()
+        if result is None:
+            raise RuntimeError(f"the run failed: {history.snapshot().final}")
+        errors = [abs(said - (end - at)) / max(end - at, 1e-9) for at, said in marks[:-1] if said is not None]
+        row = {"backbone": config.backbone, "strategy": config.strategy, "image_size": config.image_size,
+               "epochs": config.epochs, "estimate_s": round(guess, 1), "actual_s": round(end - t0, 1),
+               "estimate_error": round(abs(guess - (end - t0)) / (end - t0), 2),
+               "time_left_max_error": round(max(errors), 2) if errors else None}
+        rows.append(row)
+        print_fn(row)
+        learn_from(config, history.snapshot(), estimator)
+    return rows
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("estimate", help="check the run-time estimate and time-left against real runs",
+                       description="Run the given configs twice over (a cold estimator, then one that has learnt "
+                                   "from the first pass) and print estimate vs actual seconds and the largest "
+                                   "time-left error after the first epoch.")
+    p.add_argument("--backbone", default="", help="default: the offline default backbone")
+    p.add_argument("--dataset", default="", help="default: the app's default dataset")
+    p.add_argument("--strategies", default="partial,linear_probe,full")
+    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--per-class", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (the app's worker uses cores - 1)")
+    p.set_defaults(func=_cmd_estimate)
+
+
+def _cmd_estimate(args) -> int:
+    import tempfile
+
+    from tlcore import backbones, datasets
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    backbone = args.backbone or backbones.offline_default()
+    dataset = args.dataset or ("fashion_mnist" if datasets.fashion_available() else "digits")
+    configs = [RunConfig(backbone=backbone, dataset=dataset, strategy=s, image_size=args.image_size,
+                         per_class=args.per_class, epochs=args.epochs, val_per_class=20)
+               for s in args.strategies.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        estimator = Estimator(Path(tmp) / "timings.json")
+        calibrate(configs[0], estimator)
+        print("pass 1: rates from a 3-step calibration only")
+        check(configs, estimator)
+        print("pass 2: rates learnt from pass 1")
+        check(configs, estimator)
+    return 0
