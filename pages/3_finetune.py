@@ -1,4 +1,8 @@
-"""Lesson 3: fine-tune live: data in, Start, curves and gradient norms while it trains."""
+"""Lesson 3: fine-tune live: data in, Start, curves and gradient norms while it trains.
+
+While a run is going its live panel comes first, under the title, and the settings fold
+into an expander: on a 1280x720 projector the curves are in view without scrolling.
+"""
 
 from __future__ import annotations
 
@@ -12,26 +16,31 @@ from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_nam
 
 ensure_frame()
 st.title(t("page3.title"))
-lesson("finetune", "intro", level=3)
-online = st.session_state.get("online", False)
+running = is_running("finetune")
+if running:
+    job_panel("finetune")
+    settings = st.expander(t("page3.settings"), expanded=False, icon=":material/tune:")
+else:
+    lesson("finetune", "intro", level=3)
+    settings = st.container()
 
-data_col, run_col = st.columns(2, gap="large")
-with data_col:
-    st.subheader(t("page3.data"))
-    choice = dataset_ui(online)
-    training_ui(choice)
-with run_col:
-    st.subheader(t("page3.model"))
-    backbone = backbone_ui()
-    strategy_ui(group_names(backbone))
-    s = st.session_state
-    st.caption(t("page3.rates", lr=f"{s['lr']:g}", mult=f"{s['head_lr_mult']:g}", decay=f"{s['layer_decay']:g}"))
-
-data_preview(choice.dataset, choice.data_root, ready=choice.ready)
+with settings:
+    data_col, run_col = st.columns(2, gap="large")
+    with data_col:
+        st.subheader(t("page3.data"))
+        choice = dataset_ui(st.session_state.get("online", False))
+        training_ui(choice)
+    with run_col:
+        st.subheader(t("page3.model"))
+        backbone = backbone_ui()
+        strategy_ui(group_names(backbone))
+        s = st.session_state
+        st.caption(t("page3.rates", lr=f"{s['lr']:g}", mult=f"{s['head_lr_mult']:g}", decay=f"{s['layer_decay']:g}"))
+    data_preview(choice.dataset, choice.data_root, ready=choice.ready)
 
 if active_elsewhere("finetune"):
     st.info(t("job.busy_elsewhere"))
-elif not is_running("finetune"):
+elif not running:
     if choice.ready:
         estimate_note(lambda: config_from_state(choice))
     start = st.button(t("page3.start"), type="primary", disabled=not choice.ready, help=t("help.start"),
@@ -46,6 +55,7 @@ with st.expander(t("page3.reading"), expanded=False):
     lesson("finetune", "gradnorms", level=4)
     lesson("finetune", "results", level=4)
 
-job_panel("finetune")
+if not running:
+    job_panel("finetune")
 st.divider()
 try_image_panel("try:finetune", finetune_slot="finetune")

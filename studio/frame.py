@@ -28,7 +28,14 @@ LESSONS = [
     ("3_finetune.py", "nav.finetune", ":material/model_training:"),
     ("4_compare.py", "nav.compare", ":material/leaderboard:"),
 ]
-_SEEN = "_frame_seen"  # set by the frame, consumed by the page, in the same run
+_SEEN = "_frame_seen"
+# Korean breaks lines between words, not inside them (keep-all); a long unbroken token (a
+# file name, a model id) may still wrap anywhere rather than overflow its column.
+CSS = """<style>
+[data-testid="stAppViewContainer"] :is(p, li, td, th, label, span, h1, h2, h3, h4, div) {
+  word-break: keep-all; overflow-wrap: break-word;
+}
+</style>"""  # set by the frame, consumed by the page, in the same run
 
 
 @st.cache_resource(show_spinner=False)
@@ -63,6 +70,7 @@ def start() -> None:
     'frame ran' mark."""
     st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/school:", layout="wide")
     i18n.current_lang()
+    st.html(CSS)
     keep_settings()
     st.session_state[_SEEN] = True
     failed = st.session_state.pop("_callback_error", None)
