@@ -39,7 +39,15 @@ def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | 
         st.warning(t("job.one_at_a_time"))
         return
     set_job_id(slot, new_id)
+    st.session_state[f"scroll_top:{slot}"] = True  # the live panel is drawn first: show it
     st.rerun()
+
+
+SCROLL_TOP = """<script>
+for (const el of document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"],'
+                                           + ' [data-testid="stAppScrollToBottomContainer"]')) { el.scrollTop = 0; }
+window.scrollTo(0, 0);
+</script>"""
 
 
 def is_running(slot: str) -> bool:
@@ -65,6 +73,8 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
         set_job_id(slot, None)
         return None
     if view.state in ACTIVE:
+        if st.session_state.pop(f"scroll_top:{slot}", False):
+            st.html(SCROLL_TOP, unsafe_allow_javascript=True)
         # The Stop button lives outside the polling fragment: a button redrawn every
         # second can swallow a click that lands mid-redraw.
         _stop_control(slot, view.id)
@@ -122,11 +132,14 @@ def _progress(view: JobView, snap: HistorySnapshot) -> None:
     scaled by how this job's finished runs compared with their estimates."""
     n = len(view.runs)
     done = (view.current + snap.progress) / n
+    label = view.labels[view.current]
+    if label == view.configs[view.current].strategy:  # a strategy's key: its name in this language
+        label = t(f"strategy.{label}")
     if snap.started is None:
-        text = t("job.preparing", run=view.current + 1, runs=n, label=view.labels[view.current])
+        text = t("job.preparing", run=view.current + 1, runs=n, label=label)
     else:
         left = job_time_left(view)
-        text = t("job.progress", run=view.current + 1, runs=n, label=view.labels[view.current],
+        text = t("job.progress", run=view.current + 1, runs=n, label=label,
                  percent=round(100 * done), left=duration(left) if left is not None else "…")
     st.progress(min(done, 1.0), text=text)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
