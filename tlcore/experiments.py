@@ -373,8 +373,10 @@ def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> st
         lines += [
             "",
             "A cell that does not follow the matrix is a lesson too. The matrix is a rule of thumb "
-            "for large backbones pretrained on large photo collections; here the backbone is small, "
-            "its source is synthetic, and each run gets a few epochs. The closer the target is to the "
+            "for large backbones pretrained on large photo collections; here the backbone is small"
+            + (", its source is synthetic" if backbones.get(s["backbone"]).pretrained_on == "synthetic" else "")
+            + ", and each run gets a few epochs on a few examples per class. With so few examples, "
+            "training fewer weights (a linear probe) over-fits least; the closer the target is to the "
             "source, the longer freezing stays the best choice.",
         ]
     return "\n".join(lines) + "\n"
