@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio.frame import ensure_frame
-from studio.i18n import lesson, t
+from studio.i18n import device_text, lesson, t
 from studio.jobs_ui import (
     active_elsewhere,
     draw_race_results,
@@ -103,7 +103,7 @@ with tab_sweep:
             accs.append(row["val_acc_mean"])
         st.plotly_chart(plots.sweep_figure(series, translator()), width="stretch", key="sweep_committed")
         st.caption(t("caption.sweep_committed", command=committed.get("command", "?"),
-                     device=committed.get("device", "?")))
+                     device=device_text(committed.get("device", "?"))))
 
 with tab_matrix:
     lesson("compare", "measured", level=4)
@@ -130,7 +130,7 @@ with tab_matrix:
             st.plotly_chart(plots.matrix_figure(matrix.get("verdicts", []), translator()), width="stretch",
                             key="matrix_measured")
             st.caption(t("caption.matrix_measured", command=matrix.get("command", "?"),
-                         device=matrix.get("device", "?")))
+                         device=device_text(matrix.get("device", "?"))))
     if matrix:
         with st.expander(t("page4.matrix_details")):
             st.dataframe(matrix.get("table", []), hide_index=True, width="stretch")
@@ -141,5 +141,5 @@ with tab_matrix:
         st.plotly_chart(plots.matrix_figure([v for r in real for v in r.get("verdicts", [])], translator()),
                         width="stretch", key="matrix_imagenet")
         st.dataframe([row for r in real for row in r.get("table", [])], hide_index=True, width="stretch")
-        st.caption(t("caption.matrix_imagenet", commands="; ".join(r.get("command", "?") for r in real),
-                     device=real[0].get("device", "?")))
+        st.caption(t("caption.matrix_imagenet", commands="; ".join(f"`{r.get('command', '?')}`" for r in real),
+                     device=device_text(real[0].get("device", "?"))))

@@ -85,7 +85,7 @@ def sidebar() -> None:
     status = online_status()
     st.session_state["online"] = status["internet"]
     with st.sidebar:
-        st.markdown(f"**{t('side.device')}**: {device_name()}")
+        st.markdown(f"**{t('side.device')}**: {i18n.device_text(device_name())}")
         if status["internet"]:
             st.markdown(t("side.online"))
         elif status["imagenet_cached"]:

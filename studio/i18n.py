@@ -55,6 +55,12 @@ def strings(lang: str) -> dict[str, str]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def translated(key: str, fallback: str) -> str:
+    """A UI string if the i18n files have one (registry titles are English), else the fallback."""
+    text = t(key)
+    return fallback if text == key else text
+
+
 def t(key: str, lang: str | None = None, **values) -> str:
     lang = lang or current_lang()
     text = strings(lang).get(key) or strings(DEFAULT_LANG).get(key) or key
@@ -90,3 +96,30 @@ def lesson(name: str, key: str, *, level: int = 3, expanded: bool | None = None)
     else:
         with st.expander(title, expanded=expanded):
             st.markdown(body)
+
+
+def explain(key: str | None, values: dict | None, english: str) -> str:
+    """An engine message (tlcore.messages) in the current language: its translation from
+    `engine.<key>`, else the engine's own English."""
+    text = strings(current_lang()).get(f"engine.{key}") if key else None
+    if text is None:
+        return english
+    try:
+        return text.format(**(values or {}))
+    except (KeyError, IndexError, ValueError):
+        return english
+
+
+def explain_error(error: BaseException) -> str:
+    from tlcore.messages import message_of
+
+    message = message_of(error)
+    return explain(message.key, message.values, str(error)) if message else str(error)
+
+
+_CPU = re.compile(r"CPU \((?P<threads>\d+) threads? of (?P<cores>\d+) cores?\)")
+
+
+def device_text(description: str) -> str:
+    """The engine's device description ('CPU (2 threads of 2 cores)') in the current language."""
+    return _CPU.sub(lambda m: t("device.cpu", threads=m["threads"], cores=m["cores"]), description)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from studio.i18n import current_lang, t
+from studio.i18n import current_lang, t, translated
 from studio.state import job_id, owner, queue
 from tlcore import backbones, datasets, finetuned, imagenet
 
@@ -129,7 +129,7 @@ def try_image_panel(key: str, *, finetune_slot: str | None = "finetune") -> None
             with st.spinner(t("try.thinking")):
                 top = imagenet.top_k(_imagenet_model(name), image, k=5)
             _ranked(top, t("try.col.imagenet_class"))
-            st.caption(t("try.before_caption", model=backbones.get(name).title))
+            st.caption(t("try.before_caption", model=translated(f"backbone.title.{name}", backbones.get(name).title)))
     with after_col:
         st.markdown(f"**{t('try.after')}**")
         entry = _finetuned_model(finetune_slot)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from studio.i18n import current_lang, t
+from studio.i18n import current_lang, explain, t
 from studio.state import job_id, owner, queue, set_job_id
 from tlcore import estimate, plots
 from tlcore.config import RunConfig
@@ -213,7 +213,7 @@ def _draw_end(view: JobView) -> None:
     final = [s.final for s in view.runs]
     failed = next((f for f in final if isinstance(f, Failed)), None)
     if failed is not None:
-        st.error(t("job.failed", message=failed.message))
+        st.error(t("job.failed", message=explain(failed.key, failed.values, failed.message)))
     elif view.state == "cancelled" or any(isinstance(f, Cancelled) for f in final):
         st.warning(t("job.cancelled"))
     elif all(isinstance(f, Done) for f in final):
@@ -302,7 +302,8 @@ def draw_result_header(view: JobView) -> dict | None:
     if result is None:
         return None
     if result.get("note"):
-        st.info(result["note"])
+        note = result.get("note_message") or {}
+        st.info(explain(note.get("key"), note.get("values"), result["note"]))
     st.subheader(t("results.title"))
     return result
 

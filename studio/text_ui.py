@@ -16,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, t
+from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, t, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.state import callback, keep_settings, register_choices
 from studio.widgets import validated_config
@@ -108,7 +108,7 @@ def backbone_ui() -> str:
 
     def label(name: str) -> str:
         state = tt("text.backbone.ready") if ready.get(name) else tt("text.backbone.download")
-        return f"{backbones.get(name).title} · {state}"
+        return f"{translated(f'backbone.title.{name}', backbones.get(name).title)} · {state}"
 
     st.selectbox(tt("text.backbone"), backbones.names("text"), key="text_backbone", format_func=label,
                  help=tt("help.text_backbone"), on_change=_clamp_depth)
@@ -217,12 +217,13 @@ def data_ui(online: bool) -> TextDataChoice:
         st.warning(tt("text.offline_warning"))
     if st.session_state.get("text_dataset") not in names:
         st.session_state["text_dataset"] = names[0]
-    st.selectbox(tt("text.dataset"), names, key="text_dataset", format_func=lambda n: datasets.get(n).title)
+    st.selectbox(tt("text.dataset"), names, key="text_dataset", format_func=lambda n: translated(f"dataset.{n}", datasets.get(n).title))
     spec = datasets.get(st.session_state["text_dataset"])
     lang = backbones.get(st.session_state["text_backbone"]).pretrained_on
     sim = datasets.similarity(spec.name, lang)
     why = spec.reason_ko if current_lang() == "ko" else spec.reason_en
-    st.caption(tt("text.similarity", source=lang, similarity=t(f"matrix.{sim}"), reason=why))
+    st.caption(tt("text.similarity", source=t(f"source.{lang}") if t(f"source.{lang}") != f"source.{lang}" else lang,
+                  similarity=t(f"matrix.{sim}"), reason=why))
     return TextDataChoice(spec.name, "", spec.max_per_class or 500)
 
 
@@ -323,7 +324,7 @@ def fill_mask_ui() -> None:
     left, right = st.columns([3, 2])
     sentence = left.text_input(tt("mask.sentence"), value="The cat is on the [MASK].", key="mask_sentence")
     name = right.selectbox(tt("mask.model"), MASK_MODELS, key="mask_model", help=tt("help.mask_model"),
-                           format_func=lambda n: f"{backbones.get(n).title} · "
+                           format_func=lambda n: f"{translated(f'backbone.title.{n}', backbones.get(n).title)} · "
                            + (tt("text.backbone.ready") if ready.get(n) else tt("text.backbone.download")))
     st.caption(tt("mask.no_head"))
     if not ready.get(name) and not hub_online():

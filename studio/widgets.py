@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio.i18n import current_lang, t
+from studio.i18n import current_lang, explain_error, t, translated
 from studio.state import VAL_PER_CLASS, callback, register_choices
 from tlcore import backbones, datasets, strategies
 from tlcore.config import RunConfig
@@ -33,12 +33,6 @@ register_choices({
     "lr": lambda: LR_CHOICES, "head_lr_mult": lambda: HEAD_MULT_CHOICES, "image_size": lambda: IMAGE_SIZES,
     "race_strategies": lambda: RACE_CHOICES,
 })
-
-
-def translated(key: str, fallback: str) -> str:
-    """A UI string if the i18n files have one (registry titles are English), else the fallback."""
-    text = t(key)
-    return fallback if text == key else text
 
 
 # --- the backbone and its layer groups ------------------------------------------------
@@ -227,7 +221,8 @@ def dataset_ui(online: bool) -> DataChoice:
     pretrained_on = backbones.get(st.session_state["backbone"]).pretrained_on
     sim = datasets.similarity(spec.name, pretrained_on)
     why = spec.reason_ko if current_lang() == "ko" else spec.reason_en
-    st.caption(t("data.similarity", similarity=t(f"matrix.{sim}"), source=pretrained_on, reason=why))
+    st.caption(t("data.similarity", similarity=t(f"matrix.{sim}"), source=translated(f"source.{pretrained_on}", pretrained_on),
+                          reason=why))
     if spec.name == "fashion_mnist" and not datasets.fashion_available():
         st.warning(t("data.fashion_missing"))
         return DataChoice(spec.name, "", spec.max_per_class, ready=False)
@@ -301,5 +296,5 @@ def validated_config(values: dict) -> RunConfig | None:
     try:
         return RunConfig(**values)
     except ValueError as error:
-        st.error(t("config.invalid", reason=str(error)))
+        st.error(t("config.invalid", reason=explain_error(error)))
         return None

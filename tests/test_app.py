@@ -255,7 +255,8 @@ def test_pretraining_experiment_runs_scratch_and_pretrained():
 
 
 def test_ui_strings_have_the_same_keys_in_both_languages():
-    assert set(strings("en")) == set(strings("ko"))
+    # engine.* keys translate tlcore.messages, whose English lives in the engine (see test_korean)
+    assert set(strings("en")) == {k for k in strings("ko") if not k.startswith("engine.")}
     assert all(strings("ko").values())
 
 

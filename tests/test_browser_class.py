@@ -116,6 +116,6 @@ def moment(url, page):
     box.click()
     page.get_by_role("option", name=re.compile("ResNet-18")).click()
     wait_idle(page)
-    page.get_by_text(re.compile("ResNet-18: its ImageNet weights are not on this machine")).first.wait_for()
+    page.get_by_text(re.compile(r"ResNet-18 .*: its ImageNet weights are not on this machine.*will use EfficientNet-Lite0")).first.wait_for()
     assert page.locator(ERROR_BOX).count() == 0
     snap(page, "class_fallback_en")

@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tlcore.messages import EN, Message
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 STUDIO_CHECKPOINT = ASSETS / "backbones" / "studio_resnet.safetensors"
 STUDIO_CARD = ASSETS / "backbones" / "studio_resnet.json"
@@ -33,6 +35,11 @@ DOWNLOAD_TIMEOUT_S = 10.0
 
 class WeightsUnavailable(RuntimeError):
     """Pretrained weights are neither cached nor downloadable; the message says what to do."""
+
+    def __init__(self, key_or_text: str, **values):
+        # A message key (tlcore.messages.EN) with its values, or (older callers) plain English.
+        self.message = Message(key_or_text, values) if key_or_text in EN else None
+        super().__init__(str(self.message) if self.message else key_or_text)
 
 
 @dataclass(frozen=True)
@@ -476,7 +483,7 @@ def build_model(name: str, num_classes: int, *, pretrained: bool, image_size: in
     return model
 
 
-def resolve_pretrained(name: str, choice: str) -> tuple[str, bool, str]:
+def resolve_pretrained(name: str, choice: str) -> tuple[str, bool, Message | str]:
     """Turn the user's pretrained choice into (backbone, pretrained?, note for the learner).
 
     auto: pretrained if the weights are cached or downloadable; else fall back to the
@@ -490,14 +497,11 @@ def resolve_pretrained(name: str, choice: str) -> tuple[str, bool, str]:
     if spec.weights and host_reachable(_weights_enum(spec.weights).url):
         return name, True, ""
     if choice == "yes":
-        raise WeightsUnavailable(
-            f"pretrained weights for {name} are not available offline: run `python -m tlcore prefetch --backbones {name}` "
-            f"when online, or choose the offline backbone {offline_default()}"
-        )
+        raise WeightsUnavailable("weights.unavailable", name=name, fallback=offline_default())
     fallback = offline_default()
     if fallback != name and weights_cached(fallback):
-        return fallback, True, f"{name}'s pretrained weights are not available offline; using the offline backbone {fallback} instead"
-    return name, False, f"no pretrained weights available for {name}; training from random init"
+        return fallback, True, Message("weights.fallback", {"name": name, "fallback": fallback})
+    return name, False, Message("weights.none", {"name": name})
 
 
 def offline_default() -> str:

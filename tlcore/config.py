@@ -12,6 +12,8 @@ import shlex
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
+from tlcore.messages import LearnerError
+
 STRATEGIES = ("scratch", "linear_probe", "partial", "full", "full_llrd", "gradual", "lora")
 AUGMENTS = ("none", "flip", "crop_flip")
 OPTIMIZERS = ("adamw", "sgd")
@@ -62,31 +64,32 @@ class RunConfig:
             value, meta = getattr(self, f.name), f.metadata
             if isinstance(f.default, bool):
                 if not isinstance(value, bool):
-                    raise ValueError(f"{f.name} must be true or false, got {value!r}")
+                    raise LearnerError("config.bool", name=f.name, value=repr(value))
                 continue
             if isinstance(f.default, (int, float)) and not isinstance(value, bool):
                 if not isinstance(value, (int, float)):
-                    raise ValueError(f"{f.name} must be a number, got {value!r}")
+                    raise LearnerError("config.number", name=f.name, value=repr(value))
                 if isinstance(f.default, int) and not isinstance(f.default, bool) and int(value) != value:
-                    raise ValueError(f"{f.name} must be a whole number, got {value!r}")
+                    raise LearnerError("config.whole", name=f.name, value=repr(value))
                 lo, hi = meta.get("lo"), meta.get("hi")
                 if lo is not None and not (lo <= value <= hi):
-                    raise ValueError(f"{f.name} must be between {lo:g} and {hi:g}, got {value!r}")
+                    raise LearnerError("config.range", name=f.name, lo=f"{lo:g}", hi=f"{hi:g}", value=repr(value))
             if meta.get("choices") and value not in meta["choices"]:
-                raise ValueError(f"{f.name} must be one of {', '.join(meta['choices'])}; got {value!r}")
+                raise LearnerError("config.choice", name=f.name, choices=", ".join(meta["choices"]), value=repr(value))
         from tlcore import backbones, datasets  # late: the registries import heavy modules
 
         if self.backbone not in backbones.names() and not backbones.is_local_model_dir(self.backbone):
-            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of: {', '.join(backbones.names())}")
+            raise LearnerError("config.unknown_backbone", value=repr(self.backbone), choices=", ".join(backbones.names()))
         if self.dataset not in datasets.names():
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(datasets.names())}")
+            raise LearnerError("config.unknown_dataset", value=repr(self.dataset), choices=", ".join(datasets.names()))
         spec_task = backbones.task_of(self.backbone)
         if spec_task != self.task:
-            raise ValueError(f"backbone {self.backbone!r} is a {spec_task} model but task is {self.task!r}")
+            raise LearnerError("config.backbone_task", backbone=repr(self.backbone), family=spec_task, task=repr(self.task))
         if datasets.get(self.dataset).task != self.task:
-            raise ValueError(f"dataset {self.dataset!r} is for {datasets.get(self.dataset).task} models but task is {self.task!r}")
+            raise LearnerError("config.dataset_task", dataset=repr(self.dataset), family=datasets.get(self.dataset).task,
+                               task=repr(self.task))
         if self.strategy == "lora" and self.task != "text":
-            raise ValueError("strategy 'lora' is for text models; for images use partial or full")
+            raise LearnerError("config.lora_images")
 
     # --- round trips ---
     def to_dict(self) -> dict[str, Any]:
@@ -100,7 +103,7 @@ class RunConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+            raise LearnerError("config.unknown_setting", names=", ".join(unknown))
         return cls(**data)
 
     @classmethod

@@ -60,7 +60,16 @@ class Done:
 
 @dataclass(frozen=True)
 class Failed:
-    message: str  # one line a learner can act on
+    message: str  # one line a learner can act on (English)
+    key: str = ""  # the same as a translatable message (tlcore.messages), when there is one
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, error: BaseException) -> Failed:
+        from tlcore.messages import message_of
+
+        message = message_of(error)
+        return cls(str(error), message.key, dict(message.values)) if message else cls(str(error))
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from tlcore import backbones, datasets, finetuned, strategies
 from tlcore.config import RunConfig
 from tlcore.device import describe_device, pick_device
 from tlcore.events import Cancelled, Done, EvalEvent, Failed, Started, StepEvent
+from tlcore.messages import LearnerError, Message
 
 Emit = Callable[[object], None]
 CACHE_BUDGET_BYTES = 2 * 1024**3  # cached features larger than this are not kept
@@ -402,14 +403,13 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
             # set-up: data and model, before the cache and the first step (measured for estimates)
             result["timing"]["setup_s"] = max(0.0, started_at[0] - t_run - result["timing"]["cache_s"])
     except (backbones.WeightsUnavailable, datasets.DatasetUnavailable, ValueError) as e:
-        emit(Failed(str(e)))
+        emit(Failed.of(e))
         return None
     except torch.OutOfMemoryError:
-        emit(Failed(f"out of device memory at batch size {config.batch_size} and image size {config.image_size}: "
-                    "lower the batch size or the image size, or choose a smaller backbone"))
+        emit(Failed.of(LearnerError("run.out_of_memory", batch_size=config.batch_size, image_size=config.image_size)))
         return None
     except Exception as e:  # the app must never show a raw traceback; the message still names the error
-        emit(Failed(f"the run stopped with an unexpected error: {type(e).__name__}: {e}"))
+        emit(Failed.of(LearnerError("run.unexpected", error=f"{type(e).__name__}: {e}")))
         return None
     if result is not None:
         emit(Done(result))
@@ -444,7 +444,7 @@ def _run_image(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
     model = backbones.build_model(name, data.num_classes, pretrained=pretrained, image_size=config.image_size)
     groups = model.group_names
     if config.strategy == "partial" and config.freeze_depth > len(groups) - 1:
-        raise ValueError(f"{name} has {len(groups) - 1} groups before its head; freeze depth must be 0..{len(groups) - 1}")
+        raise LearnerError("run.freeze_depth", backbone=name, body=len(groups) - 1)
     plan = strategies.make_plan(config.strategy, groups, lr=config.lr, head_lr_mult=config.head_lr_mult,
                                 freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
     channels_last = prefers_channels_last(device)
@@ -454,7 +454,8 @@ def _run_image(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
                  generator=generator, classes=tuple(data.classes),
                  started_extra={"pretrained": model.pretrained_from + (f" ({note})" if note else "")})
     if result is not None:
-        result.update(backbone=name, strategy=config.strategy, classes=list(data.classes), note=note,
+        result.update(backbone=name, strategy=config.strategy, classes=list(data.classes), note=str(note or ""),
+                      note_message={"key": note.key, "values": note.values} if isinstance(note, Message) else None,
                       pretrained=model.pretrained_from, misclassified=misclassified(data, result),
                       model_id=finetuned.keep(model, data.classes, config.image_size, name))
     return result

@@ -1,0 +1,130 @@
+"""Korean is complete: no English sentence on a Korean page, engine messages included.
+
+Every text element of each page (titles, markdown, captions, alerts, widget labels and
+options, metrics, expanders, tabs) is scanned for common English words, after removing
+what is meant to stay as written: code (`...`), quoted example sentences ("..."), the
+language switch itself and the synthetic backbone's model card (a technical record).
+Proper names (ImageNet, EfficientNet, BERT, LoRA) and glossary terms in parentheses
+are not common words, so they pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.test_app import PAGES, app, fake_run, wait_until_done
+from tlcore.events import Failed, Started
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGLISH = {
+    "the", "of", "and", "with", "for", "from", "this", "that", "your", "you", "are", "not", "into", "only", "than",
+    "when", "while", "which", "will", "has", "have", "was", "were", "its", "but", "per", "each", "left", "waiting",
+    "running", "seconds", "threads", "cores", "params", "installed", "ships", "sentences", "written", "languages",
+    "layers", "images", "examples", "click", "choose", "upload", "failed", "error", "stopped", "finished", "about",
+    "must", "between", "got", "unknown", "using", "instead", "available", "run", "should", "take", "machine",
+}
+WORD = re.compile(r"[A-Za-z][A-Za-z']+")
+KEEP_AS_WRITTEN = [re.compile(r"`[^`]*`"), re.compile(r"```.*?```", re.S), re.compile(r'"[^"]*"'),
+                   re.compile(r"\[MASK\]"), re.compile(r":material/[a-z_]+:")]
+
+
+def visible_texts(at) -> list[tuple[str, str]]:
+    out = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "success", "error"):
+        out += [(kind, el.value) for el in getattr(at, kind)]
+    for kind in ("button", "selectbox", "slider", "select_slider", "radio", "multiselect", "text_input", "checkbox"):
+        for el in getattr(at, kind):
+            if getattr(el, "key", None) == "lang":
+                continue  # "English / 한국어": each language named in its own
+            out.append((kind, el.label))
+            if kind in ("selectbox", "radio", "multiselect"):
+                out += [(kind, str(o)) for o in el.options]
+    out += [("metric", el.label) for el in at.get("metric")]
+    out += [("expander", el.label) for el in at.get("expander")]
+    out += [("tab", el.label) for el in at.get("tab")]
+    return out
+
+
+def english_in(at) -> list[str]:
+    found = []
+    for kind, text in visible_texts(at):
+        if not text or text.startswith("# studio_resnet"):  # the model card: a technical record
+            continue
+        for pattern in KEEP_AS_WRITTEN:
+            text = pattern.sub(" ", text)
+        words = {w.lower() for w in WORD.findall(text)} & ENGLISH
+        if words:
+            found.append(f"{kind}: {sorted(words)} in {text[:120]!r}")
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES + ["pages/5_text.py"])
+def test_a_korean_page_has_no_english_sentence(page):
+    at = app(page, lang="ko")
+    assert not at.exception
+    assert english_in(at) == []
+
+
+def korean_after_a_run(run_fn) -> tuple:
+    """Start on the English page (AppTest formats widget labels outside the script, in
+    English), let the run end, then switch to Korean and read."""
+    at = app("pages/3_finetune.py", run_fn=run_fn)
+    at.button(key="start").click().run()
+    state = wait_until_done(at, "finetune")
+    at.radio(key="lang").set_value("ko").run()
+    return at, state
+
+
+def test_the_korean_finished_run_and_its_results_are_korean():
+    at, state = korean_after_a_run(fake_run)
+    assert state == "done" and at.title[0].value == "미세 조정 실습"
+    assert not at.exception
+    assert english_in(at) == []
+
+
+def failing_run(config, emit, should_stop):
+    from tlcore.messages import LearnerError
+
+    emit(Started(4, 2, ("stem", "head"), (), 1, 2, "CPU (test)", 2, 2, ("a", "b")))
+    emit(Failed.of(LearnerError("run.out_of_memory", batch_size=64, image_size=224)))
+
+
+def test_an_engine_failure_is_told_in_korean():
+    at, state = korean_after_a_run(failing_run)
+    assert state == "failed"
+    errors = [e.value for e in at.error]
+    assert errors and "메모리가 부족합니다" in errors[0] and "224" in errors[0]
+    assert english_in(at) == []
+
+
+def test_every_engine_message_has_a_korean_translation_with_the_same_values():
+    from tlcore.messages import EN
+
+    ko = json.loads((ROOT / "assets" / "i18n" / "ko.json").read_text(encoding="utf-8"))
+    field = re.compile(r"{(\w+)}")
+    for key, english in EN.items():
+        assert f"engine.{key}" in ko, key
+        assert set(field.findall(ko[f"engine.{key}"])) == set(field.findall(english)), key
+
+
+def test_a_rejected_setting_is_explained_in_korean():
+    from streamlit.testing.v1 import AppTest
+
+    def show() -> None:
+        import streamlit as st
+
+        from studio.i18n import explain_error
+        from tlcore.config import RunConfig
+
+        st.session_state["lang"] = "ko"
+        try:
+            RunConfig(epochs=0)
+        except ValueError as error:
+            st.error(explain_error(error))
+
+    at = AppTest.from_function(show).run()
+    assert "epochs 값은 1에서" in at.error[0].value
