@@ -48,6 +48,10 @@ for (const el of document.querySelectorAll('[data-testid="stMain"], [data-testid
                                            + ' [data-testid="stAppScrollToBottomContainer"]')) { el.scrollTop = 0; }
 window.scrollTo(0, 0);
 </script>"""
+# Once, when a run ends: its results replace the live panel further down the page.
+SCROLL_TO = """<script>
+setTimeout(() => { const el = document.getElementById('ANCHOR'); if (el) el.scrollIntoView({block: 'start'}); }, 300);
+</script>"""
 
 
 def is_running(slot: str) -> bool:
@@ -83,11 +87,15 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
         def poll() -> None:
             latest = _view(current)
             if latest is None or latest.state not in ACTIVE:
+                st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
                 st.rerun()  # once, to draw the final state outside the polling fragment
             _draw_live(slot, latest, live_charts)
 
         poll()
     else:
+        if st.session_state.pop(f"scroll_end:{slot}", False):
+            st.html(f'<div id="tls-end-{slot}"></div>' + SCROLL_TO.replace("ANCHOR", f"tls-end-{slot}"),
+                    unsafe_allow_javascript=True)
         _draw_end(view)
         (results or draw_results)(view)
     return view

@@ -263,8 +263,11 @@ def _read_upload(data: bytes, folder: str) -> tuple[list[str], list[int], list[t
 def training_ui(choice: DataChoice) -> None:
     """Examples per class, image size, epochs."""
     limit = choice.max_per_class or 200
-    st.session_state["per_class"] = max(1, min(st.session_state["per_class"], limit))
-    st.slider(t("train.per_class"), 1, limit, key="per_class", help=t("help.per_class"))
+    if limit < 2:  # a tiny upload or camera set: nothing to choose (a 1..1 slider is an error)
+        st.caption(t("train.per_class_fixed", n=limit))
+    else:
+        st.session_state["per_class"] = max(1, min(st.session_state["per_class"], limit))
+        st.slider(t("train.per_class"), 1, limit, key="per_class", help=t("help.per_class"))
     size_of = strategies.size_of(st.session_state["per_class"])
     st.caption(t("train.size_is", size=t(f"matrix.{size_of}"), limit=strategies.SMALL_LIMIT))
     st.select_slider(t("train.image_size"), IMAGE_SIZES, key="image_size", help=t("help.image_size"))
@@ -277,7 +280,8 @@ def config_from_state(choice: DataChoice, **overrides) -> RunConfig | None:
     values = dict(
         backbone=s["backbone"], strategy=s["strategy"], freeze_depth=s["freeze_depth"], lr=s["lr"],
         head_lr_mult=s["head_lr_mult"], layer_decay=s["layer_decay"], dataset=choice.dataset,
-        data_root=choice.data_root, per_class=s["per_class"], image_size=s["image_size"], epochs=s["epochs"],
+        data_root=choice.data_root, per_class=min(s["per_class"], choice.max_per_class or s["per_class"]),
+        image_size=s["image_size"], epochs=s["epochs"],
     )
     # An upload must keep images for training: at most a third of the smallest class.
     values["val_per_class"] = VAL_PER_CLASS

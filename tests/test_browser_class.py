@@ -106,6 +106,8 @@ def moment(url, page):
     snap(page, "class_reloaded_ko")
     page.get_by_text(re.compile("초 만에 끝났습니다")).first.wait_for(timeout=180_000)
     wait_idle(page)
+    page.wait_for_timeout(1000)
+    assert in_view(page, "손실") or in_view(page, "Loss"), "the finished run's curves are not in view"
     assert thumb(page, "에포크") == "8"  # the reload kept the learner's setting
     snap(page, "class_done_ko")
 

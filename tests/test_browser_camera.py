@@ -1,0 +1,100 @@
+"""Your own classes from the camera, in Chromium with a fake camera: a video file whose
+frames change (a moving band over a real photo), so every shot is a new picture. Two
+classes, three shots each, a fine-tune on them, then the fine-tuned model's classes in
+"Try it on a new image". Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from tests.test_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    playwright_api,
+    server,  # noqa: F401 -- the shared server fixture
+    wait_idle,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+W, H, FRAMES = 320, 240, 40
+
+
+def write_y4m(path) -> None:
+    """A looping 4 s clip (10 fps, YUV 4:2:0) of scikit-image's cat with a moving band."""
+    from PIL import Image
+    from skimage import data
+
+    base = np.asarray(Image.fromarray(data.chelsea()).convert("L").resize((W, H)), dtype=np.uint8)
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{W} H{H} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(FRAMES):
+            y = base.copy()
+            x0 = (i * W // FRAMES) % W
+            y[:, x0:x0 + 24] = 255  # a bright band that moves every frame
+            f.write(b"FRAME\n" + y.tobytes() + np.full((H // 2) * (W // 2) * 2, 128, np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def camera_page(server, tmp_path_factory):  # noqa: F811
+    video = tmp_path_factory.mktemp("camera") / "clip.y4m"
+    write_y4m(video)
+    args = CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                            f"--use-file-for-fake-video-capture={video}"]
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        context = browser.new_context(viewport={"width": 1400, "height": 2400}, locale="en-US")
+        context.grant_permissions(["camera"], origin=server)
+        pg = context.new_page()
+        pg.set_default_timeout(30_000)
+        yield pg
+        browser.close()
+
+
+def test_classes_from_the_camera_train_and_answer(server, camera_page):  # noqa: F811
+    page = camera_page
+    try:
+        camera_classes(server, page)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "camera_failure.png"))
+        raise
+
+
+def count(page, name: str) -> int:
+    """How many pictures the page says a class has ('thumbs up: 2 pictures')."""
+    text = page.locator('[data-testid="stMarkdown"]').filter(has_text=re.compile(f"^{name}: \\d+ pictures")).first
+    return int(re.search(r"(\d+) pictures", text.inner_text()).group(1)) if text.count() else 0
+
+
+def camera_classes(url, page):
+    page.goto(f"{url}/finetune?lang=en")
+    page.get_by_role("heading", name="Fine-tune").first.wait_for()
+    page.get_by_text("Camera (your classes)").click()
+    page.get_by_text("New pictures go to").wait_for()
+    for name in ("thumbs up", "thumbs down"):
+        page.locator('[data-testid="stRadio"]').filter(has_text="New pictures go to").get_by_text(name).click()
+        wait_idle(page)
+        for _ in range(8):  # a shot equal to an earlier one (the clip loops) is not added: take another
+            if count(page, name) >= 3:
+                break
+            take = page.get_by_role("button", name="Take Photo")
+            take.wait_for(timeout=30_000)
+            take.click()
+            page.get_by_role("button", name="Clear photo").wait_for(timeout=20_000)
+            wait_idle(page)
+            page.get_by_role("button", name="Clear photo").click()
+            wait_idle(page)
+            page.wait_for_timeout(700)  # the next frames of the clip: a different picture
+        assert count(page, name) >= 3
+    page.screenshot(path=str(ARTIFACTS / "camera_shots_en.png"))
+
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text("Finished in").wait_for(timeout=180_000)
+    wait_idle(page)
+    # Try it: the fine-tuned column ranks the learner's own classes.
+    page.locator('td[role="gridcell"]', has_text="thumbs down").first.wait_for(state="attached")
+    page.screenshot(path=str(ARTIFACTS / "camera_trained_en.png"))
+    assert page.locator('[data-testid="stException"]').count() == 0
