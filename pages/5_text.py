@@ -15,6 +15,7 @@ from studio.text_ui import (
     draw_text_results,
     fill_mask_ui,
     init_state,
+    lora_rates,
     make_config,
     race_configs,
     rates_ui,
@@ -65,6 +66,7 @@ with finetune_tab:
 
 with compare_tab:
     st.caption(tt("text.compare_note"))
+    lora_rates()
     picked = st.multiselect(tt("text.compare_pick"), STRATEGIES,
                             format_func=lambda s: tt(f"text.strategy.{s}"), key="text_race_strategies")
     if active_elsewhere("text_race"):

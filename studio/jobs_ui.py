@@ -249,8 +249,9 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
     cols[0].metric(t("metric.step"), f"{snap.steps[-1].step if snap.steps else 0}"
                    f" / {snap.started.total_steps if snap.started else '?'}")
     cols[1].metric(t("metric.val_acc"), f"{evals[-1].val_acc:.1%}" if evals else "–")
-    cols[2].metric(t("metric.images_per_s"), f"{evals[-1].images_per_s:.0f}" if evals else "–",
-                   help=t("help.images_per_s"))
+    unit = "sentences" if (snap.config or {}).get("task") == "text" else "images"  # per task
+    cols[2].metric(t(f"metric.{unit}_per_s"), f"{evals[-1].images_per_s:.0f}" if evals else "–",
+                   help=t(f"help.{unit}_per_s"))
     left, right = st.columns(2)
     with left:
         chart(plots.loss_figure(snap, tr), "caption.loss", f"{key}:loss")
@@ -277,6 +278,7 @@ def draw_race(view: JobView, *, key: str) -> None:
 def race_table(view: JobView) -> list[dict]:
     """One row per finished run: final and best validation accuracy, time, trainable share."""
     rows = []
+    text = view.configs and view.configs[0].task == "text"
     for label, snap in zip(view.labels, view.runs, strict=False):
         result = snap.result
         if result is None:
@@ -285,7 +287,7 @@ def race_table(view: JobView) -> list[dict]:
             t("race.col.strategy"): label,
             t("race.col.val_acc"): round(result["val_acc"], 3),
             t("race.col.best_acc"): round(result["best_val_acc"], 3),
-            t("race.col.seconds"): round(result["seconds"], 1),
+            t("metric.sentences_per_s" if text else "race.col.throughput"): round(result.get("sentences_per_s") or result["images_per_s"]),
             t("race.col.trainable"): f"{result['trainable_params']:,} / {result['total_params']:,}",
             t("race.col.share"): f"{100 * result['trainable_params'] / max(result['total_params'], 1):.1f}%",
         })

@@ -23,6 +23,7 @@ from studio.widgets import validated_config
 from tlcore import backbones, datasets, plots, strategies
 from tlcore.config import RunConfig
 from tlcore.jobs import JobView
+from tlcore.text.run import strategy_rates
 
 UPLOAD_ROOT = Path(tempfile.gettempdir()) / "tlstudio-uploads" / "text"
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
@@ -161,15 +162,10 @@ def frozen_at_start(strategy: str, depth: int, groups: list[str]) -> tuple[str, 
     return plan.frozen
 
 
-# In a race, strategies whose usual learning rate differs a lot from fine-tuning's get their
-# own (measured on the offline sample, assets/text/RESULTS.md); the others use the page's.
-RACE_RATES = {"lora": {"lr": 1e-3, "head_lr_mult": 1.0}, "scratch": {"lr": 1e-3, "head_lr_mult": 1.0}}
-
-
 def race_configs(data: TextDataChoice, choice: StrategyChoice, backbone: str, picked: list[str]) -> list[RunConfig] | None:
-    """One config per picked strategy: same model, data, seed and epochs."""
-    configs = [make_config(data, choice, strategy=s, freeze_depth=race_depth(choice, backbone), **RACE_RATES.get(s, {}))
-               for s in picked]
+    """One config per picked strategy: same model, data, seed and epochs (and each strategy's
+    rates by the one rule, tlcore.text.run.strategy_rates, as on the Fine-tune tab)."""
+    configs = [make_config(data, choice, strategy=s, freeze_depth=race_depth(choice, backbone)) for s in picked]
     return configs if all(configs) else None
 
 
@@ -192,6 +188,13 @@ def readout(backbone: str, choice: StrategyChoice) -> None:
 def rates_ui() -> None:
     st.select_slider(tt("text.lr"), LR_CHOICES, key="text_lr", format_func=lambda v: f"{v:g}", help=tt("help.text_lr"))
     st.select_slider(tt("text.head_mult"), HEAD_MULT_CHOICES, key="text_head_lr_mult", format_func=lambda v: f"×{v:g}")
+    lora_rates()
+
+
+def lora_rates() -> None:
+    """The one rule for LoRA's rate, said where a learner sets rates and where they race."""
+    own = strategy_rates("lora", 0.0, 0.0)
+    st.caption(t("text.lora_rate", lr=own["lr"], mult=own["head_lr_mult"]))
 
 
 # --- data -----------------------------------------------------------------------------
@@ -269,6 +272,7 @@ def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> Ru
                   lr=s["text_lr"], head_lr_mult=s["text_head_lr_mult"], per_class=s["text_per_class"],
                   val_per_class=24, epochs=s["text_epochs"], batch_size=16, max_length=64, layer_decay=0.8)
     values.update(overrides)
+    values.update(strategy_rates(values["strategy"], values["lr"], values["head_lr_mult"]))
     return validated_config(values)
 
 

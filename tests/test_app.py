@@ -239,6 +239,9 @@ def test_race_runs_the_chosen_strategies_and_shows_a_table():
     table = next(d.value for d in at.dataframe if column in d.value.columns)
     assert len(table) == 2 and list(table.iloc[:, 0]) == [strings("en")["strategy.scratch"],
                                                          strings("en")["strategy.linear_probe"]]
+    # times on a shared machine are not comparable: throughput instead, and the caching said in words
+    assert strings("en")["race.col.throughput"] in table.columns and "seconds" not in table.columns
+    assert any("cached" in c.value for c in at.caption)
 
 
 def test_pretraining_experiment_runs_scratch_and_pretrained():

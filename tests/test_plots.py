@@ -69,12 +69,29 @@ def test_grad_norm_heatmap_of_an_empty_run_does_not_crash():
     assert all_titled(fig)
 
 
-def test_latest_bars_show_frozen_as_text():
+def test_latest_gradient_norms_are_dots_on_a_log_axis_with_frozen_named():
+    """Bars on a log axis lie (their length depends on where the axis starts): dots instead,
+    every value written, frozen groups named at the axis."""
     fig = plots.grad_norm_bars(fake_history().snapshot())
-    bar = fig.data[0]
-    assert list(bar.y) == list(GROUPS)
-    assert bar.text[0] == "frozen" and bar.x[0] is None
-    assert bar.x[3] == pytest.approx(1.6)
+    assert all(trace.type != "bar" for trace in fig.data)
+    dots = fig.data[0]
+    assert dots.mode == "markers+text" and fig.layout.xaxis.type == "log"
+    assert dots.x[list(dots.y).index(GROUPS[3])] == pytest.approx(1.6)
+    assert GROUPS[0] not in list(dots.y)  # frozen: no dot ...
+    assert any(a.text == "frozen" and a.y == GROUPS[0] for a in fig.layout.annotations)  # ... but named
+
+
+def test_every_bar_chart_starts_at_zero():
+    """A bar's length is its value only when the axis starts at zero: no bar chart of values
+    may use a log axis or a range that starts elsewhere. (The block diagram's blocks are a
+    drawing with no value axis: their heights only hint at size, as its caption says.)"""
+    for fig in (plots.drift_figure({"stem": 0.0, "stage1": 0.2, "stage2": 0.05}, frozen=("stem",)),):
+        for trace in fig.data:
+            if trace.type != "bar":
+                continue
+            axis = fig.layout.xaxis if trace.orientation == "h" else fig.layout.yaxis
+            assert axis.type != "log"
+            assert axis.range is None or axis.range[0] == 0
 
 
 def test_confusion_figure_counts_and_labels():

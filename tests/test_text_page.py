@@ -168,3 +168,20 @@ def test_compare_races_the_picked_strategies_on_the_same_data():
     assert len({(c.backbone, c.dataset, c.seed, c.epochs, c.per_class) for c in configs}) == 1
     assert configs[1].freeze_depth == 3  # half of distilbert's 7 body groups (embeddings + 6 layers)
     assert configs[2].lr == 1e-3 and configs[0].lr == at.session_state["text_lr"]  # LoRA's usual rate
+
+
+def test_lora_trains_at_one_rate_on_the_fine_tune_tab_and_in_the_race():
+    at = app()
+    at.selectbox(key="text_backbone").set_value("distilbert_base").run()
+    at.selectbox(key="text_strategy").set_value("lora").run()
+    at.button(key="text_start").click().run()
+    ok(at)
+    queue, me = at.session_state["_queue_override"], at.session_state["owner"]
+    tab = queue.get(at.session_state["job:text"], me).configs[0]
+    queue.cancel(at.session_state["job:text"], me)
+    from tlcore.text.run import strategy_rates
+
+    rule = strategy_rates("lora", at.session_state["text_lr"], at.session_state["text_head_lr_mult"])
+    assert (tab.lr, tab.head_lr_mult) == (rule["lr"], rule["head_lr_mult"]) != (at.session_state["text_lr"], 30.0)
+    shown = [c.value for c in at.caption if "LoRA" in c.value and f"{rule['lr']:g}" in c.value]
+    assert len(shown) == 2  # said beside the rates and beside the race

@@ -145,21 +145,24 @@ def grad_norm_heatmap(snapshot: HistorySnapshot, t: Translate = _english) -> go.
 
 
 def grad_norm_bars(snapshot: HistorySnapshot, t: Translate = _english) -> go.Figure:
-    """The latest logged gradient norm of each group; frozen groups named as frozen."""
+    """The latest logged gradient norm of each group, as dots on a log axis.
+
+    Norms of different groups differ by orders of magnitude, so the axis is logarithmic; on a
+    log axis a bar's length depends on where the axis happens to start (the largest bar can
+    look shortest), so each group is a dot with its value written beside it, and the axis
+    title says the scale. Frozen groups have no norm and are named as frozen."""
     started, steps = snapshot.started, snapshot.steps
     groups = list(started.groups) if started else []
     latest = steps[-1].grad_norms if steps else {}
     values = [latest.get(g) for g in groups]
+    live = [(g, v) for g, v in zip(groups, values, strict=False) if v is not None]
     fig = go.Figure()
-    fig.add_bar(
-        y=groups, x=[v if v is not None else None for v in values], orientation="h",
-        marker_color=[_BLUE if v is not None else _GREY for v in values],
-        text=[f"{v:.3g}" if v is not None else t("plot.frozen") for v in values],
-        textposition="auto",
+    fig.add_scatter(
+        y=[g for g, _ in live], x=[v for _, v in live], mode="markers+text", marker=dict(size=14, color=_BLUE),
+        text=[f"{v:.3g}" for _, v in live], textposition="middle right", showlegend=False,
     )
     fig.update_xaxes(type="log")
     fig.update_yaxes(categoryorder="array", categoryarray=groups)
-    # Frozen groups have no bar; write "frozen" at the axis so the row does not look empty.
     for g, v in zip(groups, values, strict=False):
         if v is None:
             fig.add_annotation(x=0, xref="paper", y=g, text=t("plot.frozen"), showarrow=False,

@@ -33,6 +33,18 @@ def lora(groups: list[str], *, lr: float, head_lr_mult: float, **_) -> strategie
     return strategies.Plan("lora", True, (frozen,), {g: lr for g in adapters} | {head: lr * head_lr_mult})
 
 
+# One learning-rate rule, wherever a text run is made (the Fine-tune tab, the race, the CLI
+# through the app's configs): LoRA's adapters start at zero and a from-scratch model starts
+# random, so both take the usual larger rate (measured on the offline sample,
+# assets/text/RESULTS.md); the other strategies use the rates the learner set.
+OWN_RATES = {"lora": {"lr": 1e-3, "head_lr_mult": 1.0}, "scratch": {"lr": 1e-3, "head_lr_mult": 1.0}}
+
+
+def strategy_rates(strategy: str, lr: float, head_lr_mult: float) -> dict[str, float]:
+    """The learning rate and head multiplier a text strategy trains with."""
+    return dict(OWN_RATES.get(strategy, {"lr": lr, "head_lr_mult": head_lr_mult}))
+
+
 def text_plan(config: RunConfig, groups: list[str]) -> strategies.Plan:
     settings = dict(lr=config.lr, head_lr_mult=config.head_lr_mult, freeze_depth=config.freeze_depth,
                     layer_decay=config.layer_decay)
