@@ -62,7 +62,8 @@ def test_verdicts_follow_the_stated_reading_of_the_matrix():
             rows.append({"similarity": sim, "size": size, "dataset": "d", "per_class": 5,
                          "strategy": st, "seed": 0, "val_acc": a})
     verdicts = {(v["similarity"], v["size"]): v for v in X.cell_verdicts(X.summarise_matrix(pd.DataFrame(rows)))}
-    assert verdicts[("similar", "small")]["agrees"]  # linear probe within 1 point of full
+    # one seed: no spread to call a tie, so the probe trailing full by half a point does not agree
+    assert not verdicts[("similar", "small")]["agrees"] and verdicts[("similar", "small")]["winner"] == "full"
     assert verdicts[("similar", "large")]["winner"] == "partial"
     assert verdicts[("different", "small")]["transfer_gain"] == pytest.approx(0.1)
     assert not verdicts[("different", "large")]["agrees"]  # the probe won: reported, not hidden
@@ -92,3 +93,25 @@ def test_first_layer_filters_pretrained_differ_from_random(tmp_path):
 
         with Image.open(path) as im:
             assert im.size[0] > im.size[1] > 20
+
+
+def test_a_verdict_agrees_only_when_the_numbers_shown_say_so():
+    """The seeds' matrix says 'full' for different + large. A winner other than full agrees
+    only by a tie within the spread over seeds; a clear gap does not agree."""
+    import pandas as pd
+
+    from tlcore.experiments import cell_verdicts
+
+    def cell(partial: float, full: float, std: float) -> pd.DataFrame:
+        rows = [("scratch", 0.50), ("linear_probe", 0.80), ("partial", partial), ("full", full)]
+        return pd.DataFrame([{"similarity": "different", "size": "large", "dataset": "d", "per_class": 100,
+                              "strategy": s, "val_acc_mean": m, "val_acc_std": std, "seeds": 3, "winner": False}
+                             for s, m in rows])
+
+    clear = cell_verdicts(cell(partial=0.844, full=0.814, std=0.005))[0]
+    assert clear["winner"] == "partial" and clear["expected"] == "full"
+    assert clear["agrees"] is False and clear["tie"] is False
+    tie = cell_verdicts(cell(partial=0.994, full=0.991, std=0.004))[0]
+    assert tie["agrees"] is True and tie["tie"] is True
+    win = cell_verdicts(cell(partial=0.80, full=0.90, std=0.01))[0]
+    assert win["winner"] == "full" and win["agrees"] is True and win["tie"] is False

@@ -133,12 +133,14 @@ def test_race_and_sweep_figures():
 def test_matrix_figure_places_each_verdict_in_its_cell():
     verdicts = [
         {"similarity": "similar", "size": "small", "winner": "linear_probe", "winner_acc": 0.9, "agrees": True},
-        {"similarity": "different", "size": "large", "winner": "scratch", "winner_acc": 0.5, "agrees": False},
+        {"similarity": "different", "size": "large", "winner": "partial", "winner_acc": 0.84, "agrees": False,
+         "expected": "full", "expected_acc": 0.81},
     ]
     heat = plots.matrix_figure(verdicts).data[0]
     assert list(heat.x) == ["similar", "different"] and list(heat.y) == ["large", "small"]
-    assert heat.z[1][0] == 0.9 and heat.z[0][1] == 0.5 and heat.z[0][0] is None
-    assert "linear_probe" in heat.text[1][0] and "✓" in heat.text[1][0] and "✗" in heat.text[0][1]
+    assert heat.z[1][0] == 0.9 and heat.z[0][1] == 0.84 and heat.z[0][0] is None
+    assert "linear probe" in heat.text[1][0] and "✓" in heat.text[1][0]
+    assert "✗" in heat.text[0][1] and "rule: full 81%" in heat.text[0][1]  # the rule's number beside the verdict
 
 
 def test_filters_figure_tiles_every_filter():
@@ -197,6 +199,6 @@ def test_matrix_figure_reads_the_experiments_verdicts():
                              "strategy": strategy, "seed": 0, "val_acc": acc, "seconds": 1.0})
     verdicts = experiments.cell_verdicts(experiments.summarise_matrix(pd.DataFrame(rows)))
     heat = plots.matrix_figure(verdicts).data[0]
-    assert "linear_probe" in heat.text[1][0]  # similar + small (row small, column similar)
+    assert "linear probe" in heat.text[1][0]  # similar + small (row small, column similar)
     assert "full" in heat.text[0][1]  # different + large
     assert all(v is not None for row in heat.z for v in row)

@@ -51,6 +51,10 @@ LABELS: dict[str, str] = {
     "plot.race.loss.title": "Validation loss by strategy",
     "plot.race.acc.title": "Validation accuracy by strategy",
     "plot.matrix.title": "Measured best strategy per cell",
+    "plot.matrix.tie": "(tie)",
+    "plot.matrix.rule": "rule",
+    "strategy.scratch": "scratch", "strategy.linear_probe": "linear probe", "strategy.partial": "partial",
+    "strategy.full": "full", "strategy.full_llrd": "full + layer decay", "strategy.gradual": "gradual",
     "plot.matrix.x": "similarity to the pretraining data",
     "plot.matrix.y": "dataset size",
     "plot.filters.title": "First-layer filters: what the very first layer looks for",
@@ -277,8 +281,11 @@ def matrix_figure(verdicts: Sequence[Mapping], t: Translate = _english) -> go.Fi
     for v in verdicts:
         r, c = rows.index(v["size"]), cols.index(v["similarity"])
         z[r][c] = v["winner_acc"]
-        mark = "✓" if v["agrees"] else "✗"
-        text[r][c] = f"{v['winner']}<br>{100 * v['winner_acc']:.0f}% {mark}"
+        mark = ("✓ " + t("plot.matrix.tie") if v.get("tie") else "✓") if v["agrees"] else "✗"
+        winner, expected = t(f"strategy.{v['winner']}"), t(f"strategy.{v.get('expected', v['winner'])}")
+        rule = (f"<br>{t('plot.matrix.rule')}: {expected} {100 * v['expected_acc']:.0f}%"
+                if v.get("expected", v["winner"]) != v["winner"] and "expected_acc" in v else "")
+        text[r][c] = f"{winner}<br>{100 * v['winner_acc']:.0f}% {mark}{rule}"
     fig = go.Figure(go.Heatmap(z=z, x=[t(f"plot.{c}") for c in cols], y=[t(f"plot.{r}") for r in rows],
                                text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
                                showscale=False, hoverinfo="skip"))
