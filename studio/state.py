@@ -219,7 +219,7 @@ def settle() -> None:
     offline'`). Such a value is replaced by this learner's last good value, else the default.
     """
     saved = learners.load(owner())
-    defaults = DEFAULTS | _text_defaults
+    defaults = _all_defaults
     for key, options_of in CHOICES.items():
         if key not in st.session_state:
             continue
@@ -234,7 +234,8 @@ def settle() -> None:
             st.session_state[key] = options[0]
 
 
-_text_defaults: dict[str, object] = {}
+# The first values of every setting group keep_settings has seen (images, text).
+_all_defaults: dict[str, object] = dict(DEFAULTS)
 
 
 def callback(fn: Callable[..., None]) -> Callable[..., None]:
@@ -271,8 +272,7 @@ def keep_settings(defaults: dict[str, object] | None = None, *, group: str = "im
     session (a reload, another tab) starts from what this learner had, then the defaults.
     """
     defaults = DEFAULTS if defaults is None else defaults
-    if group == "text":
-        _text_defaults.update(defaults)
+    _all_defaults.update(defaults)
     me = owner()
     if not st.session_state.get(f"_restored:{group}"):
         saved = learners.load(me)

@@ -164,9 +164,13 @@ def walk_through(server, page):
 
     # A second, longer run (full fine-tuning, 20 epochs), stopped from the page.
     strategy = page.locator('[data-testid="stSelectbox"]').filter(has_text="Strategy")
-    for _ in range(3):  # a click that lands while the page reruns can be lost: check and retry
-        strategy.click()
-        page.get_by_role("option", name="Full fine-tuning").click()
+    page.wait_for_timeout(1500)  # the finished run scrolls its results into view once
+    for _ in range(5):  # a click that lands while the page reruns or scrolls can be lost: check and retry
+        try:
+            strategy.click()
+            page.get_by_role("option", name="Full fine-tuning").click(timeout=5_000)
+        except playwright_api.TimeoutError:
+            continue
         wait_idle(page)
         if strategy.locator("input").input_value() == "Full fine-tuning":
             break

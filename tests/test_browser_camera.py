@@ -77,7 +77,7 @@ def camera_classes(url, page):
     for name in ("thumbs up", "thumbs down"):
         page.locator('[data-testid="stRadio"]').filter(has_text="New pictures go to").get_by_text(name).click()
         wait_idle(page)
-        for _ in range(8):  # a shot equal to an earlier one (the clip loops) is not added: take another
+        for _ in range(15):  # a shot equal to an earlier one (the clip loops) is not added: take another
             if count(page, name) >= 3:
                 break
             take = page.get_by_role("button", name="Take Photo")

@@ -80,6 +80,11 @@ class TextSource:
         self.cached = True
         return body
 
+    def features_to_float(self) -> None:
+        """Cached features from a bf16 no-grad pass, for a head that trains in fp32."""
+        if self.cached:
+            self.train_feats, self.val_feats = self.train_feats.float(), self.val_feats.float()
+
     def collate(self, seqs: list[list[int]]) -> dict[str, torch.Tensor]:
         """Pad to the longest sequence of this batch: -> input_ids, attention_mask (B, T_max)."""
         width = max(len(s) for s in seqs)
