@@ -162,7 +162,7 @@ def job_time_left(view: JobView) -> float | None:
                 if snap.times and guess]
     if finished:  # how long this job's runs really took, against their estimates
         scale = sum(s.times[-1] - s.times[0] for s, _ in finished) / sum(g for _, g in finished)
-    left = estimate.time_left(current, current.times, now)
+    left = estimate.time_left(current, current.times, now, finish_s=estimator.finish_s(view.configs[view.current]))
     if left is None:
         return None
     return left + scale * sum(g or 0.0 for g in guesses[view.current + 1:])

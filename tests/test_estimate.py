@@ -29,13 +29,13 @@ def test_a_finished_run_teaches_the_estimator_and_it_remembers(tmp_path):
     history = History(config.to_dict())
     result = run(config, history.append)
     timing = result["timing"]
-    assert set(timing) == {"setup_s", "cache_s", "train_s", "eval_s"} and len(timing["train_s"]) == 2
+    assert set(timing) == {"setup_s", "cache_s", "train_s", "eval_s", "finish_s"} and len(timing["train_s"]) == 2
     estimator = Estimator(tmp_path / "timings.json")
     cold = estimator.estimate(config, 10)
     assert not estimator.measured(config)
     estimate.learn_from(config, history.snapshot(), estimator)
     assert estimator.measured(config)
-    measured = timing["setup_s"] + timing["cache_s"] + sum(timing["train_s"]) + sum(timing["eval_s"])
+    measured = timing["setup_s"] + timing["cache_s"] + sum(timing["train_s"]) + sum(timing["eval_s"]) + timing["finish_s"]
     learnt = estimator.estimate(config, 10)
     assert learnt == pytest.approx(measured, rel=0.01)  # the same run, predicted from its own rates
     assert learnt != pytest.approx(cold, rel=0.01)
@@ -63,6 +63,10 @@ def test_time_left_after_the_first_epoch_uses_the_measured_epoch_time():
     assert estimate.time_left(snap, snap.times, now=112.0) == pytest.approx(3 * 10.0 - 2.0)
     later = _snapshot(epochs=4, epoch_s=10.0, done_epochs=3)
     assert estimate.time_left(later, later.times, now=131.0) == pytest.approx(9.0)
+    # what runs of this kind take after their last evaluation is added; after the last epoch it is all that is left
+    assert estimate.time_left(later, later.times, now=131.0, finish_s=2.0) == pytest.approx(11.0)
+    last = _snapshot(epochs=3, epoch_s=10.0, done_epochs=3)
+    assert estimate.time_left(last, last.times, now=130.5, finish_s=2.0) == pytest.approx(1.5)
 
 
 def test_time_left_in_the_first_epoch_follows_the_step_rate():

@@ -190,7 +190,11 @@ class Estimator:
         s_per = self._rate(config, "s_per_gflop", DEFAULT_S_PER_GFLOP)
         step_s = self._rate(config, "step_s", DEFAULT_STEP_S)
         setup = self._rate(config, "setup_s", DEFAULT_SETUP_S)
-        return setup + work.total_gflop * s_per + work.epochs * work.steps_per_epoch * step_s
+        return setup + work.total_gflop * s_per + work.epochs * work.steps_per_epoch * step_s + self.finish_s(config)
+
+    def finish_s(self, config: RunConfig) -> float:
+        """Seconds a run of this kind takes after its last evaluation (results, mistakes, drift)."""
+        return self._rate(config, "finish_s", 0.0)
 
     def record(self, config: RunConfig, timing: dict, n_train: int, n_val: int) -> None:
         """Learn from a finished run's measured phases (result["timing"], see trainer.run)."""
@@ -199,7 +203,7 @@ class Estimator:
         compute_s = timing["cache_s"] + sum(timing["train_s"]) + sum(timing["eval_s"])
         step_s = self._rate(config, "step_s", DEFAULT_STEP_S)
         units = work.total_gflop
-        new = {"setup_s": timing["setup_s"]}
+        new = {"setup_s": timing["setup_s"], "finish_s": timing.get("finish_s", 0.0)}
         if units > 1e-6 and compute_s > steps * step_s:
             new["s_per_gflop"] = (compute_s - steps * step_s) / units
         elif steps:
@@ -270,11 +274,13 @@ def calibrate(config: RunConfig, estimator: Estimator | None = None, steps: int 
 # ----------------------------------------------------------------------------- during a run
 
 
-def time_left(snap, times: tuple[float, ...], now: float | None = None, eval_guess_s: float = 0.0) -> float | None:
+def time_left(snap, times: tuple[float, ...], now: float | None = None, eval_guess_s: float = 0.0,
+              finish_s: float = 0.0) -> float | None:
     """Seconds left in one run from its events and their arrival times (History.times).
 
     None before the first step has been timed. After the first epoch: epochs left times
-    the measured epoch time (the mean of the epochs so far), less the time into this one.
+    the measured epoch time (the mean of the epochs so far), less the time into this one,
+    plus `finish_s`, what runs of this kind take after their last evaluation.
     """
     from tlcore.events import EvalEvent, StepEvent
 
@@ -286,14 +292,16 @@ def time_left(snap, times: tuple[float, ...], now: float | None = None, eval_gue
     eval_times = [t for e, t in zip(snap.events, times) if isinstance(e, EvalEvent)]
     if eval_times:
         per_epoch = (eval_times[-1] - t_start) / len(eval_times)
-        left = (started.epochs - len(eval_times)) * per_epoch - (now - eval_times[-1])
-        return max(left, 0.0)
+        epochs_left = started.epochs - len(eval_times)
+        if epochs_left == 0:
+            return max(finish_s - (now - eval_times[-1]), 0.0)
+        return max(epochs_left * per_epoch - (now - eval_times[-1]), 0.0) + finish_s
     steps = [(e, t) for e, t in zip(snap.events, times) if isinstance(e, StepEvent)]
     if not steps:
         return None
     last, t_last = steps[-1]
     rate = (t_last - t_start) / last.step
-    return max((started.total_steps - last.step) * rate - (now - t_last), 0.0) + started.epochs * eval_guess_s
+    return max((started.total_steps - last.step) * rate - (now - t_last), 0.0) + started.epochs * eval_guess_s + finish_s
 
 
 # ----------------------------------------------------------------------------- glue
@@ -334,11 +342,12 @@ def check(configs: list[RunConfig], estimator: Estimator, print_fn=print) -> lis
         history = History(config.to_dict())
         marks: list[tuple[float, float | None]] = []  # (time, time_left said then)
 
-        def emit(event, history=history, marks=marks) -> None:
+        def emit(event, history=history, marks=marks, config=config) -> None:
             history.append(event)
             if isinstance(event, EvalEvent):
                 snap = history.snapshot()
-                marks.append((snap.times[-1], time_left(snap, snap.times, snap.times[-1])))
+                marks.append((snap.times[-1], time_left(snap, snap.times, snap.times[-1],
+                                                        finish_s=estimator.finish_s(config))))
 
         t0 = time.monotonic()
         result = run(config, emit)

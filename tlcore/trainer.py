@@ -309,6 +309,7 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
         t_eval = time.perf_counter()
         val_loss, val_acc, last_preds = evaluate(model, source, opts.batch_size, autocast)
         timing["eval_s"].append(time.perf_counter() - t_eval)
+        timing["last_eval_at"] = time.perf_counter()
         best_acc = max(best_acc, val_acc)
         emit(EvalEvent(epoch, step, val_loss, val_acc, train_acc, time.perf_counter() - t0, epoch_rates[-1]))
 
@@ -401,7 +402,10 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
             result = _run_image(config, timed_emit, should_stop, data)
         if result is not None and started_at and "timing" in result:
             # set-up: data and model, before the cache and the first step (measured for estimates)
-            result["timing"]["setup_s"] = max(0.0, started_at[0] - t_run - result["timing"]["cache_s"])
+            timing = result["timing"]
+            timing["setup_s"] = max(0.0, started_at[0] - t_run - timing["cache_s"])
+            # finishing: confusion matrix, weight drift, mistakes, keeping the model
+            timing["finish_s"] = time.perf_counter() - timing.pop("last_eval_at", time.perf_counter())
     except (backbones.WeightsUnavailable, datasets.DatasetUnavailable, ValueError) as e:
         emit(Failed.of(e))
         return None
