@@ -24,6 +24,21 @@ from tlcore.jobs import JobView
 
 RESULTS = Path(__file__).resolve().parent.parent / "assets" / "results"
 
+def results_table(rows: list[dict]) -> list[dict]:
+    """A committed matrix table in the learner's language: cell, size, strategy, accuracy."""
+    def std(r: dict) -> float:
+        return r["val_acc_std"] if r.get("val_acc_std") == r.get("val_acc_std") and r.get("val_acc_std") else 0.0
+
+    return [{
+        t("results.col.cell"): f"{t('matrix.' + r['similarity'])} + {t('matrix.' + r['size'])}",
+        t("results.col.examples"): r["per_class"],
+        t("race.col.strategy"): t(f"strategy.{r['strategy']}"),
+        t("results.col.accuracy"): f"{100 * r['val_acc_mean']:.1f} ± {100 * std(r):.1f}",
+        t("results.col.seeds"): r.get("seeds", ""),
+        t("results.col.winner"): "✓" if r.get("winner") else "",
+    } for r in rows]
+
+
 ensure_frame()
 st.title(t("page4.title"))
 lesson("compare", "race", level=3)
@@ -133,13 +148,13 @@ with tab_matrix:
                          device=device_text(matrix.get("device", "?"))))
     if matrix:
         with st.expander(t("page4.matrix_details")):
-            st.dataframe(matrix.get("table", []), hide_index=True, width="stretch")
+            st.dataframe(results_table(matrix.get("table", [])), hide_index=True, width="stretch")
     # The same measurement with real ImageNet weights on real photos (Fashion-MNIST).
     real = [r for r in (read_result(f"matrix_imagenet_{size}.json") for size in ("small", "large")) if r]
     if real:
         st.markdown(f"**{t('page4.measured_imagenet')}**")
         st.plotly_chart(plots.matrix_figure([v for r in real for v in r.get("verdicts", [])], translator()),
                         width="stretch", key="matrix_imagenet")
-        st.dataframe([row for r in real for row in r.get("table", [])], hide_index=True, width="stretch")
+        st.dataframe(results_table([row for r in real for row in r.get("table", [])]), hide_index=True, width="stretch")
         st.caption(t("caption.matrix_imagenet", commands="; ".join(f"`{r.get('command', '?')}`" for r in real),
                      device=device_text(real[0].get("device", "?"))))

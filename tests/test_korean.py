@@ -26,7 +26,9 @@ ENGLISH = {
     "running", "seconds", "threads", "cores", "params", "installed", "ships", "sentences", "written", "languages",
     "layers", "images", "examples", "click", "choose", "upload", "failed", "error", "stopped", "finished", "about",
     "must", "between", "got", "unknown", "using", "instead", "available", "run", "should", "take", "machine",
+    "accuracy", "seeds", "winner", "similarity", "size", "class", "probability",
 }
+IDENTIFIER = re.compile(r"\b[a-z]+_[a-z_]+\b")  # a raw key (val_acc_mean) where a learner should read words
 WORD = re.compile(r"[A-Za-z][A-Za-z']+")
 KEEP_AS_WRITTEN = [re.compile(r"`[^`]*`"), re.compile(r"```.*?```", re.S), re.compile(r'"[^"]*"'),
                    re.compile(r"\[MASK\]"), re.compile(r":material/[a-z_]+:")]
@@ -44,6 +46,7 @@ def visible_texts(at) -> list[tuple[str, str]]:
             if kind in ("selectbox", "radio", "multiselect"):
                 out += [(kind, str(o)) for o in el.options]
     out += [("metric", el.label) for el in at.get("metric")]
+    out += [("table", str(column)) for frame in at.dataframe for column in frame.value.columns]
     out += [("expander", el.label) for el in at.get("expander")]
     out += [("tab", el.label) for el in at.get("tab")]
     return out
@@ -57,6 +60,8 @@ def english_in(at) -> list[str]:
         for pattern in KEEP_AS_WRITTEN:
             text = pattern.sub(" ", text)
         words = {w.lower() for w in WORD.findall(text)} & ENGLISH
+        if kind == "table":
+            words |= set(IDENTIFIER.findall(text))
         if words:
             found.append(f"{kind}: {sorted(words)} in {text[:120]!r}")
     return found
