@@ -8,16 +8,13 @@ module only draws and keeps the learner's shots in session state.
 from __future__ import annotations
 
 import hashlib
-import io
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from studio.i18n import current_lang, t, translated
-from studio.state import job_id, owner, queue
+from studio.state import job_id, owner, queue, upload_folder
 from tlcore import backbones, datasets, finetuned, imagenet
 
 PREVIEW_PER_CLASS = 4
@@ -63,21 +60,22 @@ def class_title(dataset: str, name: str) -> str:
 
 def _decode(data: bytes) -> np.ndarray | None:
     """An uploaded or camera image -> (H, W, 3) uint8, or None with a message on screen."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
+
+    from tlcore.images import ImageRefused, open_image
 
     if len(data) > MAX_IMAGE_BYTES:
         st.error(t("try.too_big", mb=MAX_IMAGE_BYTES // 2**20))
         return None
     try:
-        with Image.open(io.BytesIO(data), formats=["PNG", "JPEG", "WEBP", "BMP", "GIF"]) as img:
-            if img.width * img.height > 40_000_000:
-                st.error(t("try.too_many_pixels"))
-                return None
+        with open_image(data) as img:  # allowed formats only, pixels capped before decoding
             img.draft("RGB", (1024, 1024))  # JPEG: decode at a reduced size, quickly
             return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except ImageRefused as refused:
+        st.error(t("try.too_many_pixels") if refused.kind == "pixels" else t("try.unreadable"))
+    except (OSError, ValueError):
         st.error(t("try.unreadable"))
-        return None
+    return None
 
 
 def _image_input(key: str) -> tuple[np.ndarray | None, str]:
@@ -204,12 +202,9 @@ def camera_classes_ui() -> tuple[str, int]:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _thumb(data: bytes) -> np.ndarray:
-    from PIL import Image
+    from tlcore.images import decode
 
-    from tlcore.datasets import pil_to_uint8
-
-    with Image.open(io.BytesIO(data), formats=["PNG", "JPEG", "WEBP"]) as img:
-        return pil_to_uint8(img, 56).permute(1, 2, 0).numpy()
+    return decode(data, 56).permute(1, 2, 0).numpy()
 
 
 def _write_folder(shots: dict[str, list[bytes]]) -> str:
@@ -219,10 +214,7 @@ def _write_folder(shots: dict[str, list[bytes]]) -> str:
                                         for k, v in shots.items())).encode()).hexdigest()[:16]
     if st.session_state.get("cam_folder_digest") == digest and Path(st.session_state.get("cam_folder", "")).is_dir():
         return st.session_state["cam_folder"]
-    old = st.session_state.get("cam_folder")
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-    folder = Path(tempfile.mkdtemp(prefix="tlstudio-camera-"))  # mode 0700, random name
+    folder = upload_folder().slot("camera")  # this session's private folder; the last shots' files go
     for i, (name, images) in enumerate(shots.items()):
         # The folder name is the class name; a safe name on disk, the learner's name in the data.
         class_dir = folder / _safe_dirname(name, i)

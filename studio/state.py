@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
@@ -27,7 +28,7 @@ import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from tlcore import backbones, datasets, estimate
+from tlcore import backbones, datasets, estimate, uploads
 from tlcore.config import RunConfig
 from tlcore.jobs import JobQueue, shared_queue
 
@@ -74,7 +75,12 @@ def _start_server_queue() -> JobQueue:
     if not torch.cuda.is_available():
         threads = int(os.environ.get("TLS_TORCH_THREADS", "0")) or max(1, (os.cpu_count() or 2) - 1)
         torch.set_num_threads(threads)
-    threading.Thread(target=_warm_up, name="tlstudio-warm-up", daemon=True).start()
+    server_started()
+    warm_up = threading.Thread(target=_warm_up, name="tlstudio-warm-up", daemon=True)
+    warm_up.start()
+    # torch code still running in a daemon thread when the interpreter exits aborts the
+    # process ("terminate called without an active exception"): let the warm-up finish first.
+    atexit.register(warm_up.join, 60)
     return JobQueue(on_run_done=estimate.learn_from)  # every finished run improves the time estimates
 
 
@@ -90,6 +96,27 @@ def _warm_up() -> None:
             estimate.calibrate(default)  # a first rate of this machine's own, for the first estimate
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         logging.getLogger(__name__).info("warm-up skipped: %s", error)
+
+
+_started = threading.Lock()
+_swept = False
+
+
+def server_started() -> None:
+    """Once per server process: delete upload folders a crashed or killed server left behind."""
+    global _swept
+    with _started:
+        if not _swept:
+            uploads.sweep_stale()
+            _swept = True
+
+
+def upload_folder() -> uploads.UploadFolder:
+    """This session's private folder for uploads (deleted with the session, see UploadFolder)."""
+    server_started()
+    if "_uploads" not in st.session_state:
+        st.session_state["_uploads"] = uploads.UploadFolder()
+    return st.session_state["_uploads"]
 
 
 def queue() -> JobQueue:

@@ -10,22 +10,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, t, translated
+from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, explain_error, t, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
-from studio.state import callback, keep_settings, register_choices
+from studio.state import callback, keep_settings, register_choices, upload_folder
 from studio.widgets import validated_config
 from tlcore import backbones, datasets, plots, strategies
 from tlcore.config import RunConfig
 from tlcore.jobs import JobView
 from tlcore.text.run import strategy_rates
 
-UPLOAD_ROOT = Path(tempfile.gettempdir()) / "tlstudio-uploads" / "text"
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
 HEAD_MULT_CHOICES = (1.0, 3.0, 10.0, 30.0, 100.0)
 STRATEGIES = ("linear_probe", "partial", "full", "full_llrd", "gradual", "lora", "scratch")
@@ -238,21 +237,32 @@ def _upload_ui() -> TextDataChoice:
         st.caption(tt("text.upload_hint"))
         return TextDataChoice("text_csv", ready=False)
     raw = uploaded.getvalue()
-    try:
-        table = parse_text_csv(raw, name=uploaded.name)
-    except ValueError as error:
-        st.error(tt("text.upload_refused", reason=str(error)))
-        return TextDataChoice("text_csv", ready=False)
-    labels = sorted(set(table.labels))
+    digest = hashlib.sha256(raw).hexdigest()
+    known = st.session_state.get("text_upload_table")
+    if known and known[0] == digest:
+        table = known[1]  # parsed on an earlier run: not again on every click
+    else:
+        try:
+            table = parse_text_csv(raw, name=uploaded.name)
+        except ValueError as error:
+            upload_folder().drop("text")
+            st.error(tt("text.upload_refused", reason=explain_error(error)))
+            return TextDataChoice("text_csv", ready=False)
+        st.session_state["text_upload_table"] = (digest, table)
+    counts = Counter(table.labels)
+    labels = sorted(counts)
     st.success(tt("text.upload_ok", rows=len(table.texts), labels=len(labels), names=", ".join(labels[:10])))
     if table.skipped:
         with st.expander(tt("text.upload_skipped", n=len(table.skipped))):
             st.dataframe({tt("text.col.row"): [r for r, _ in table.skipped],
                           tt("text.col.reason"): [w for _, w in table.skipped]}, hide_index=True)
-    UPLOAD_ROOT.mkdir(parents=True, exist_ok=True)
-    path = UPLOAD_ROOT / f"{hashlib.sha256(raw).hexdigest()[:16]}{Path(uploaded.name).suffix or '.csv'}"
-    path.write_bytes(raw)
-    smallest = min(table.labels.count(label) for label in labels)
+    stored = st.session_state.get("text_upload_path")
+    if not stored or stored[0] != digest or not Path(stored[1]).exists():
+        path = upload_folder().slot("text") / f"upload{Path(uploaded.name).suffix.lower() or '.csv'}"
+        path.write_bytes(raw)  # the session's private folder; a new upload replaces the last
+        st.session_state["text_upload_path"] = stored = (digest, str(path))
+    path = Path(stored[1])
+    smallest = min(counts.values())
     return TextDataChoice("text_csv", str(path), max_per_class=max(1, smallest - 1))
 
 

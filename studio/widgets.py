@@ -8,14 +8,13 @@ strategy picked on "Choose a strategy" is the one "Fine-tune" starts with.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
 from studio.i18n import current_lang, explain_error, t, translated
-from studio.state import VAL_PER_CLASS, callback, register_choices
+from studio.state import VAL_PER_CLASS, callback, register_choices, upload_folder
 from tlcore import backbones, datasets, strategies
 from tlcore.config import RunConfig
 from tlcore.uploads import UploadError, read_zip
@@ -24,7 +23,6 @@ STRATEGY_CHOICES = ("scratch", "linear_probe", "partial", "full", "full_llrd", "
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 HEAD_MULT_CHOICES = (1.0, 3.0, 10.0, 30.0, 100.0)
 IMAGE_SIZES = (32, 48, 64, 96, 128, 224)
-UPLOAD_ROOT = Path(tempfile.gettempdir()) / "tlstudio-uploads"
 DATA_SOURCES = ("offline", "download", "upload", "camera")
 RACE_CHOICES = ("scratch", "linear_probe", "partial", "full", "full_llrd")
 register_choices({
@@ -231,17 +229,24 @@ def dataset_ui(online: bool) -> DataChoice:
 
 def _upload_ui() -> DataChoice:
     uploaded = st.file_uploader(t("upload.label"), type=["zip"], key="upload", help=t("help.upload"))
-    if uploaded is None:
-        st.caption(t("upload.hint"))
+    if uploaded is None:  # (the last upload's files stay until it is replaced or the session ends:
+        st.caption(t("upload.hint"))  # a run may still be reading them)
         return DataChoice("folder", ready=False)
     data = uploaded.getvalue()
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    folder = UPLOAD_ROOT / digest
-    try:
-        summary = _read_upload(data, str(folder))
-    except UploadError as error:
-        st.error(t("upload.refused", reason=str(error)))
-        return DataChoice("folder", ready=False)
+    digest = hashlib.sha256(data).hexdigest()
+    known = st.session_state.get("upload_summary")
+    if known and known[0] == digest and Path(known[1]).is_dir():
+        folder, summary = known[1], known[2]  # checked on an earlier run: not again on every click
+    else:
+        folder = str(upload_folder().slot("images"))  # a new upload replaces the last one's files
+        try:
+            summary = _read_upload(data, folder)
+        except UploadError as error:
+            upload_folder().drop("images")  # a refused upload leaves nothing on disk
+            st.session_state.pop("upload_summary", None)
+            st.error(t("upload.refused", reason=str(error)))
+            return DataChoice("folder", ready=False)
+        st.session_state["upload_summary"] = (digest, folder, summary)
     classes, counts, skipped = summary
     st.success(t("upload.ok", classes=len(classes), images=sum(counts)))
     st.dataframe({t("upload.class"): classes, t("upload.count"): counts}, hide_index=True)
@@ -249,12 +254,11 @@ def _upload_ui() -> DataChoice:
         with st.expander(t("upload.skipped", n=len(skipped))):
             st.dataframe({t("upload.file"): [p for p, _ in skipped], t("upload.reason"): [r for _, r in skipped]},
                          hide_index=True)
-    return DataChoice("folder", str(folder), max_per_class=max(1, min(counts) - 1))
+    return DataChoice("folder", folder, max_per_class=max(1, min(counts) - 1))
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def _read_upload(data: bytes, folder: str) -> tuple[list[str], list[int], list[tuple[str, str]]]:
-    """Check the zip once per content; keep its usable images as a folder for the run."""
+    """Check the zip; keep its usable images as a folder for the run."""
     images = read_zip(data, image_size=32, val_per_class=1, keep_files_in=folder)
     counts = [int((images.train_y == i).sum() + (images.val_y == i).sum()) for i in range(len(images.classes))]
     return images.classes, counts, images.skipped

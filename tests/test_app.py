@@ -352,6 +352,8 @@ def test_a_bad_upload_gets_a_clear_message_and_no_start(content, reason):
     assert not at.exception
     assert any(reason in e.value for e in at.error), [e.value for e in at.error]
     assert at.button(key="start").disabled
+    folder = at.session_state["_uploads"].path  # the session's private folder: the refused upload left nothing
+    assert not (folder / "images").exists() and not str(folder).endswith("tlstudio-uploads")
 
 
 def test_an_open_tab_keeps_its_run_alive_on_any_page():

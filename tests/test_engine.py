@@ -299,7 +299,7 @@ def test_image_folder_skips_corrupt_and_non_image_files(tmp_path):
     data = datasets.load_folder(per_class=10, val_per_class=1, image_size=16, seed=0, root=tmp_path)
     assert data.classes == ["cat", "고양이"] and len(data.train_y) + len(data.val_y) == 8
     reasons = dict((p.split("/")[-1], r) for p, r in data.skipped)
-    assert "cannot be read" in reasons["broken.png"] and "not an image" in reasons["notes.txt"]
+    assert "not an image in an accepted format" in reasons["broken.png"] and "not an image" in reasons["notes.txt"]
 
 
 def test_image_folder_refuses_empty_class_and_single_class(tmp_path):

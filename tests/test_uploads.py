@@ -130,7 +130,7 @@ def test_skips_and_lists_corrupt_and_non_image_files():
     reasons = dict(data.skipped)
     assert set(reasons) == {"cats/broken.jpg", "dogs/truncated.png", "dogs/notes.txt",
                             "readme.md"}
-    assert "could not be read" in reasons["cats/broken.jpg"]
+    assert "not an image in an accepted format" in reasons["cats/broken.jpg"]
     assert "not an image" in reasons["dogs/notes.txt"]
     assert "class folder" in reasons["readme.md"]
     assert data.train_x.shape[0] + data.val_x.shape[0] == 10
@@ -226,3 +226,42 @@ def test_usable_images_can_be_kept_as_a_folder_the_engine_reads(tmp_path):
     assert len(list((tmp_path / "cats").iterdir())) == 4  # the broken file is not copied
     data = load_folder(per_class=10, val_per_class=1, image_size=8, seed=0, root=tmp_path)
     assert data.classes == ["cats", "dogs"] and data.skipped == []
+
+
+def test_an_upload_folder_is_private_random_and_cleaned_up(tmp_path):
+    import gc
+    import stat as st_mode
+
+    from tlcore.uploads import UploadFolder
+
+    a, b = UploadFolder(tmp_path), UploadFolder(tmp_path)
+    assert a.path != b.path and a.path.name.startswith("tlstudio-up-")
+    assert st_mode.S_IMODE(a.path.stat().st_mode) == 0o700  # no other local user reads or writes it
+    first = a.slot("images")
+    (first / "cat.png").write_bytes(b"x")
+    again = a.slot("images")  # a new upload replaces the last one's files
+    assert again == first and list(again.iterdir()) == []
+    a.close()
+    assert not a.path.exists()
+    path = b.path
+    del b  # the session's state dropped it (the session ended)
+    gc.collect()
+    assert not path.exists()
+
+
+def test_server_start_sweeps_folders_of_servers_that_are_gone(tmp_path):
+    import subprocess
+    import sys
+
+    from tlcore.uploads import UploadFolder, sweep_stale
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / "tlstudio-up-crashed"
+    stale.mkdir()
+    (stale / ".owner").write_text(dead.stdout.strip())
+    legacy = tmp_path / "tlstudio-uploads" / "text"  # the old shared, predictable folder
+    legacy.mkdir(parents=True)
+    mine = UploadFolder(tmp_path)  # this server's: a live session's, kept
+    assert sweep_stale(tmp_path) == 2
+    assert not stale.exists() and not legacy.parent.exists() and mine.path.exists()
+    mine.close()

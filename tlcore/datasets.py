@@ -138,12 +138,16 @@ def from_arrays(classes, x: torch.Tensor, y: np.ndarray, *, per_class, val_per_c
 
 
 def pil_to_uint8(img, size: int) -> torch.Tensor:
-    """A PIL image -> (3, size, size) uint8: RGB, centre-cropped to a square, resized."""
-    from PIL import ImageOps
+    """A PIL image -> (3, size, size) uint8: RGB, centre-cropped to a square, resized
+    (tlcore.images.to_uint8: 16-bit images scaled, JPEGs decoded reduced)."""
+    from tlcore.images import to_uint8
 
-    img = ImageOps.exif_transpose(img).convert("RGB")
-    img = ImageOps.fit(img, (size, size))
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+    return to_uint8(img, size)
+
+
+# Decoded images of one dataset (N x 3 x S x S bytes) above this are refused before any
+# decoding: a small zip of many tiny images must not fill a shared server's memory.
+MAX_DECODED_BYTES = int(os.environ.get("TLS_MAX_DATASET_BYTES", str(1024**3)))
 
 
 def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=None,
@@ -154,7 +158,7 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
     Corrupt and non-image files are listed in `skipped` with the reason; a class left with
     no usable image, or fewer than two classes, is refused with a message saying what to do.
     """
-    from PIL import Image, UnidentifiedImageError
+    from tlcore.images import ImageRefused, decode
 
     open_file = open_file or (lambda p: open(p, "rb"))
     images, labels, skipped, classes = [], [], [], sorted(files_by_class)
@@ -163,6 +167,13 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
             f"found {len(classes)} class folder(s) ({', '.join(classes) or 'none'}); a classifier needs at least "
             f"{min_classes}: put each class's images in its own sub-folder"
         )
+    candidates = sum(1 for files in files_by_class.values() for f in files
+                     if Path(str(f)).suffix.lower() in IMAGE_SUFFIXES)
+    if candidates * 3 * image_size * image_size > MAX_DECODED_BYTES:
+        raise ValueError(
+            f"{candidates:,} images at {image_size} px would take {candidates * 3 * image_size ** 2 / 1024 ** 3:.1f} GiB "
+            f"decoded (at most {MAX_DECODED_BYTES / 1024 ** 3:.1f} GiB per dataset): use fewer images or a smaller image size"
+        )
     for label, cls in enumerate(classes):
         good = 0
         for f in sorted(files_by_class[cls], key=str):
@@ -170,11 +181,10 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
                 skipped.append((str(f), "not an image file (by its extension)"))
                 continue
             try:
-                with open_file(f) as fh, Image.open(fh) as img:
-                    img.load()
-                    images.append(pil_to_uint8(img, image_size))
-            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-                skipped.append((str(f), f"cannot be read as an image ({type(e).__name__})"))
+                with open_file(f) as fh:
+                    images.append(decode(fh, image_size))
+            except (ImageRefused, OSError) as e:
+                skipped.append((str(f), str(e) if isinstance(e, ImageRefused) else f"cannot be read ({type(e).__name__})"))
                 continue
             labels.append(label)
             good += 1

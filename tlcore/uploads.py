@@ -23,8 +23,12 @@ about Streamlit: the app passes the uploaded bytes in and shows the result.
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import stat
+import tempfile
 import unicodedata
+import weakref
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +36,9 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
-from PIL import Image
 
-from tlcore.datasets import ImageData, pil_to_uint8
+from tlcore.datasets import MAX_DECODED_BYTES, ImageData
+from tlcore.images import ImageRefused, decode
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -192,6 +196,12 @@ def _decode_entries(
 ) -> tuple[dict[str, list[np.ndarray]], list[tuple[str, str]], set[str]]:
     """Decode every image; return images per class, skipped files, and class folders."""
     entries = [e for e in entries if not _is_system_file(e.parts)]
+    candidates = sum(1 for e in entries if not e.info.is_dir() and "/".join(e.parts).lower().endswith(IMAGE_SUFFIXES))
+    if candidates * 3 * image_size ** 2 > MAX_DECODED_BYTES:  # before decoding anything
+        raise UploadError(
+            f"{candidates:,} images at {image_size} px would take {candidates * 3 * image_size ** 2 / 1024 ** 3:.1f} GiB "
+            f"of memory (at most {MAX_DECODED_BYTES / 1024 ** 3:.1f} GiB): upload fewer images"
+        )
     depth = _class_depth(entries)
     images: dict[str, list[np.ndarray]] = {}
     skipped: list[tuple[str, str]] = []
@@ -266,12 +276,16 @@ def _class_depth(entries: list[_Entry]) -> int:
 
 def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
     """Read at most cap + 1 bytes, so a lying header cannot make us inflate gigabytes."""
+    if info.flag_bits & 0x1:
+        raise _SkipImage("password-protected")
     try:
         with archive.open(info) as handle:
             data = handle.read(min(cap, info.file_size) + 1)
+    except NotImplementedError:  # e.g. Deflate64, made by Windows Explorer for large files
+        raise _SkipImage("compressed with a method Python cannot read; re-zip with standard Deflate") from None
     except RuntimeError:  # zipfile's way of saying "encrypted"
         raise _SkipImage("password-protected") from None
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         raise _SkipImage(f"damaged inside the zip ({type(error).__name__})") from None
     if len(data) != info.file_size:
         raise _SkipImage("its real size differs from what the zip declares")
@@ -281,16 +295,9 @@ def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> b
 def _decode_image(data: bytes, image_size: int, max_pixels: int) -> np.ndarray:
     """Bytes -> uint8 (3, S, S), preprocessed exactly like the engine's folder datasets."""
     try:
-        image = Image.open(io.BytesIO(data))
-        width, height = image.size
-        if width * height > max_pixels:
-            raise _SkipImage(f"too many pixels ({width}x{height})")
-        image.load()  # forces the full decode, so a truncated file fails here
-        return pil_to_uint8(image, image_size).numpy()
-    except _SkipImage:
-        raise
-    except Exception as error:  # PIL raises many types for broken files
-        raise _SkipImage(f"could not be read as an image ({type(error).__name__})") from None
+        return decode(data, image_size, max_pixels=max_pixels).numpy()
+    except ImageRefused as error:  # an allow-list of formats, pixels capped before decoding
+        raise _SkipImage(str(error)) from None
 
 
 # --- classes and the split --------------------------------------------------------
@@ -368,3 +375,75 @@ def _split(
 
 def _empty_images(like: list[np.ndarray]) -> torch.Tensor:
     return torch.zeros((0, *like[0].shape), dtype=torch.uint8)
+
+
+# --- where uploads live on disk --------------------------------------------------------
+
+UPLOAD_PREFIX = "tlstudio-up-"
+
+
+class UploadFolder:
+    """One session's private folder for what it uploads (images kept for a run, a CSV, camera
+    shots): 0700 with a random name (`tempfile.mkdtemp`), so no other local user can read or
+    pre-create it, and marked with the server's pid.
+
+    Deleted by `close()`, when the object is dropped (the app keeps it in the session's state,
+    which Streamlit drops when the session ends), and by `sweep_stale()` at the next server
+    start when the server that made it is gone. `slot(name)` gives a fresh, empty sub-folder,
+    deleting what the slot held before (a replaced or refused upload leaves nothing).
+    """
+
+    def __init__(self, base: str | Path | None = None):
+        self.path = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=base))
+        (self.path / ".owner").write_text(str(os.getpid()), encoding="ascii")
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+    def __copy__(self) -> UploadFolder:
+        return self  # one folder, one owner: a copy must not delete it when the copy is dropped
+
+    def __deepcopy__(self, memo) -> UploadFolder:
+        return self
+
+    def slot(self, name: str) -> Path:
+        folder = self.path / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(mode=0o700, parents=True)
+        return folder
+
+    def drop(self, name: str) -> None:
+        shutil.rmtree(self.path / name, ignore_errors=True)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def sweep_stale(base: str | Path | None = None) -> int:
+    """Delete upload folders of servers that are no longer running (a crash, a kill), and the
+    old shared `tlstudio-uploads` folder; only this user's. Returns how many were deleted."""
+    base = Path(base or tempfile.gettempdir())
+    removed = 0
+    for folder in [*base.glob(UPLOAD_PREFIX + "*"), base / "tlstudio-uploads"]:
+        try:
+            if not folder.is_dir() or folder.is_symlink() or folder.stat().st_uid != os.getuid():
+                continue
+            marker = folder / ".owner"
+            pid = int(marker.read_text(encoding="ascii")) if marker.exists() else 0
+        except (OSError, ValueError):
+            pid = 0
+        if pid and pid != os.getpid() and _alive(pid):
+            continue
+        if pid == os.getpid():
+            continue  # this server's own, live sessions
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

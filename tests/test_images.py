@@ -1,0 +1,93 @@
+"""The one door for image files (tlcore.images) and the caps around it."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tlcore import datasets, images
+from tlcore.uploads import UploadError, read_zip
+
+POSTSCRIPT = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\nshowpage\n"
+
+
+def png(array: np.ndarray, mode: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_postscript_file_named_png_is_refused_without_running_anything(monkeypatch):
+    from PIL import EpsImagePlugin
+
+    def never(*args, **kwargs):
+        raise AssertionError("Ghostscript was asked to run")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", never)
+    with pytest.raises(images.ImageRefused, match="accepted format"):
+        images.decode(POSTSCRIPT, 32)
+
+
+def test_pixels_are_capped_from_the_header_before_decoding():
+    huge = io.BytesIO()
+    Image.new("L", (8000, 6000)).save(huge, "PNG")  # 48 MP, compresses to a few KB
+    started = time.perf_counter()
+    with pytest.raises(images.ImageRefused, match="too many pixels"):
+        images.decode(huge.getvalue(), 32)
+    assert time.perf_counter() - started < 0.5  # refused from the header: nothing was decoded
+
+
+def test_16_bit_and_float_images_keep_their_contrast():
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    x = images.decode(png(ramp), 32)
+    assert x.dtype == torch.uint8 and 100 < x.float().mean() < 155 and x.min() < 10 and x.max() > 245
+    buf = io.BytesIO()
+    Image.fromarray(np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32), mode="F").save(buf, "TIFF")
+    assert 100 < images.decode(buf.getvalue(), 16).float().mean() < 155  # was all white when clipped
+
+
+def test_a_folder_too_big_to_decode_is_refused_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "MAX_DECODED_BYTES", 3 * 64 * 64 * 5)  # five 64 px images
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            (tmp_path / cls / f"{i}.png").write_bytes(png(np.full((8, 8), 40 * i, np.uint8)))
+    with pytest.raises(ValueError, match="GiB"):
+        datasets.load_folder(per_class=2, val_per_class=1, image_size=64, seed=0, root=str(tmp_path))
+    assert datasets.load_folder(per_class=2, val_per_class=1, image_size=16, seed=0, root=str(tmp_path)).num_classes == 2
+
+
+def test_an_upload_too_big_to_decode_is_refused(monkeypatch):
+    from tlcore import uploads
+
+    monkeypatch.setattr(uploads, "MAX_DECODED_BYTES", 3 * 32 * 32 * 5)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for cls in ("cats", "dogs"):
+            for i in range(4):
+                z.writestr(f"{cls}/{i}.png", png(np.full((8, 8), 30 * i, np.uint8)))
+    with pytest.raises(UploadError, match="upload fewer images"):
+        read_zip(buf.getvalue(), image_size=32)
+
+
+def test_a_deflate64_entry_is_named_for_what_it_is():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for cls in ("cats", "dogs"):
+            for i in range(3):
+                z.writestr(f"{cls}/{i}.png", png(np.full((8, 8), 30 * i + (cls == "dogs"), np.uint8)))
+    data = bytearray(buf.getvalue())
+    target = data.index(b"cats/0.png")  # the first entry: mark its method as Deflate64 (9) in both headers
+    local = data.rindex(b"PK\x03\x04", 0, target)
+    data[local + 8:local + 10] = (9).to_bytes(2, "little")
+    central = data.index(b"PK\x01\x02")
+    data[central + 10:central + 12] = (9).to_bytes(2, "little")
+    result = read_zip(bytes(data), image_size=16, val_per_class=1)
+    reasons = dict(result.skipped)
+    assert "re-zip with standard Deflate" in reasons["cats/0.png"]

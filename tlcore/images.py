@@ -1,0 +1,95 @@
+"""Opening a stranger's image safely: the one door every image file goes through.
+
+- Only an allow-list of formats is opened (`ALLOWED_FORMATS`). PIL otherwise picks a
+  decoder by the file's content, so a PostScript file named `.png` would be handed to
+  Ghostscript where it is installed.
+- The pixel count is checked from the header, before anything is decoded.
+- JPEGs decode at a reduced scale when the target is small (`Image.draft`), and every
+  image goes straight to the target size as uint8: no float copy of a full-size photo.
+- 16- and 32-bit images (scientific PNGs and TIFFs) are scaled by their range, not clipped
+  (clipping turned them white).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+MAX_PIXELS = 40_000_000  # one image, width x height; larger ones are refused before decoding
+
+
+class ImageRefused(ValueError):
+    """This file is not an image the studio opens; `str(error)` says why in a few words and
+    `kind` is "format", "pixels" or "broken"."""
+
+    def __init__(self, reason: str, kind: str = "broken"):
+        super().__init__(reason)
+        self.kind = kind
+
+
+def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_PIXELS):
+    """A PIL image of an allowed format and size, read from its header (not yet decoded)."""
+    from PIL import Image, UnidentifiedImageError
+
+    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    try:
+        image = Image.open(fp, formats=ALLOWED_FORMATS)
+    except UnidentifiedImageError:
+        raise ImageRefused("not an image in an accepted format (PNG, JPEG, BMP, GIF, WebP, TIFF)", "format") from None
+    except (OSError, ValueError) as error:
+        raise ImageRefused(f"cannot be read as an image ({type(error).__name__})") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise ImageRefused(f"too many pixels ({width}x{height}; at most {max_pixels:,})", "pixels")
+    return image
+
+
+def to_uint8(image, size: int) -> torch.Tensor:
+    """A PIL image -> (3, size, size) uint8: upright (EXIF), RGB, centre-cropped square, resized."""
+    from PIL import Image, ImageOps
+
+    if image.format == "JPEG":
+        image.draft("RGB", (size, size))  # decode at 1/2, 1/4 or 1/8 scale when that is still >= size
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        image = Image.fromarray(_to_8bit(np.asarray(image)))
+    image = ImageOps.fit(image.convert("RGB"), (size, size))
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def _to_8bit(values: np.ndarray) -> np.ndarray:
+    """Greyscale of more than 8 bits -> 0..255 by its range: 16-bit integers /257, floats in
+    0..1 x255, anything else stretched from its minimum to its maximum."""
+    floating = np.issubdtype(values.dtype, np.floating)
+    values = values.astype(np.float64)
+    if values.size == 0:
+        return values.astype(np.uint8)
+    lo, hi = float(values.min()), float(values.max())
+    if lo >= 0 and hi <= 255 and not (floating and hi <= 1.0):
+        scaled = values  # already 8-bit values
+    elif floating and lo >= 0 and hi <= 1.0:
+        scaled = values * 255.0
+    elif not floating and lo >= 0 and hi <= 65535:
+        scaled = values / 257.0
+    else:
+        scaled = (values - lo) / max(hi - lo, 1e-12) * 255.0
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def decode(source: bytes | str | Path | BinaryIO, size: int, *, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+    """Open (allowed format, capped pixels), decode and resize: (3, size, size) uint8.
+    Raises ImageRefused with a short reason for anything else, broken files included."""
+    image = open_image(source, max_pixels=max_pixels)
+    try:
+        with image:
+            return to_uint8(image, size)
+    except ImageRefused:
+        raise
+    except Exception as error:  # noqa: BLE001 -- PIL raises many types for broken files
+        raise ImageRefused(f"cannot be read as an image ({type(error).__name__})") from None
