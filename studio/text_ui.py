@@ -328,7 +328,7 @@ def masked_lm(name: str):
 
 
 def fill_mask_ui() -> None:
-    from tlcore.text.masked import fill_mask
+    from tlcore.text.masked import MAX_CHARS, fill_mask
     from tlcore.text.models import MLM_DEMO_MODEL, TextModelUnavailable
 
     st.markdown(tt("mask.intro"))
@@ -336,7 +336,8 @@ def fill_mask_ui() -> None:
     default = next((m for m in MASK_MODELS if ready.get(m)), MLM_DEMO_MODEL)
     st.session_state["mask_model"] = st.session_state.get("mask_model", default)
     left, right = st.columns([3, 2])
-    sentence = left.text_input(tt("mask.sentence"), value="The cat is on the [MASK].", key="mask_sentence")
+    sentence = left.text_input(tt("mask.sentence"), value="The cat is on the [MASK].", key="mask_sentence",
+                               max_chars=MAX_CHARS)
     name = right.selectbox(tt("mask.model"), MASK_MODELS, key="mask_model", help=tt("help.mask_model"),
                            format_func=lambda n: f"{translated(f'backbone.title.{n}', backbones.get(n).title)} · "
                            + (tt("text.backbone.ready") if ready.get(n) else tt("text.backbone.download")))
@@ -352,7 +353,7 @@ def fill_mask_ui() -> None:
             model, tokenizer = masked_lm(name)
         masks = fill_mask(model, tokenizer, sentence, top_k=5)
     except (TextModelUnavailable, ValueError) as error:
-        st.warning(tt("mask.error", message=str(error)))
+        st.warning(tt("mask.error", message=explain_error(error)))
         return
     for n, guesses in enumerate(masks, start=1):
         st.markdown(f"**{tt('mask.result', n=n)}**")

@@ -360,3 +360,27 @@ def test_downloadable_sets_fail_clearly_offline(monkeypatch, tmp_path):
         (tmp_path / "nsmc" / name).write_text("id\tdocument\tlabel\n" + body, encoding="utf-8")
     data = text_data.load_download("nsmc")(per_class=4, val_per_class=2, seed=0)
     assert data.classes == ["negative", "positive"] and len(data.train_texts) == 8 and len(data.val_texts) == 4
+
+
+def test_the_masked_word_box_is_bounded_before_any_model_runs():
+    from tlcore.messages import LearnerError
+    from tlcore.text.masked import MAX_CHARS, MAX_MASKS, fill_mask
+
+    class NoModel:  # nothing may run: the limits are checked first
+        def parameters(self):
+            raise AssertionError("the model ran")
+
+    with pytest.raises(LearnerError, match="at most") as long:
+        fill_mask(NoModel(), None, "word " * MAX_CHARS)
+    assert long.value.message.key == "mask.too_long"
+    with pytest.raises(LearnerError) as many:
+        fill_mask(NoModel(), None, "[MASK] " * (MAX_MASKS + 1))
+    assert many.value.message.key == "mask.too_many"
+
+
+def test_a_csv_field_over_the_csv_limit_is_explained():
+    from tlcore.text.data import parse_text_csv
+
+    huge = b'text,label\n"' + b"a" * 200_000 + b'",pos\nnice,neg\n'
+    with pytest.raises(ValueError, match="longer than 128 KB.*unclosed quote"):
+        parse_text_csv(huge, name="reviews.csv")

@@ -265,3 +265,15 @@ def test_server_start_sweeps_folders_of_servers_that_are_gone(tmp_path):
     assert sweep_stale(tmp_path) == 2
     assert not stale.exists() and not legacy.parent.exists() and mine.path.exists()
     mine.close()
+
+
+def test_hidden_folders_are_skipped_as_the_run_skips_them_and_long_names_are_explained():
+    files = {f"{cls}/{i}.png": png_bytes((50 * i, 9 * (cls == "dogs"), 0)) for cls in ("cats", "dogs") for i in range(3)}
+    files.update({f".cats/{i}.png": png_bytes((i, 0, 0)) for i in range(3)})  # e.g. a macOS or editor folder
+    result = read_zip(make_zip(files), image_size=16, val_per_class=1)
+    assert result.classes == ["cats", "dogs"]  # the same classes the run's folder loader will see
+    assert any("hidden" in reason for _, reason in result.skipped)
+    long = {f"{'가' * 100}/{i}.png": png_bytes((i, 0, 0)) for i in range(3)}
+    long |= {f"dogs/{i}.png": png_bytes((9 + i, 0, 0)) for i in range(3)}
+    with pytest.raises(UploadError, match="too long .*300 bytes"):
+        read_zip(make_zip(long), image_size=16, val_per_class=1)

@@ -210,13 +210,19 @@ def _decode_entries(
     for entry in entries:
         path = "/".join(entry.parts)
         if entry.info.is_dir():
-            if len(entry.parts) == depth + 1:
+            if len(entry.parts) == depth + 1 and not entry.parts[depth].startswith("."):
                 folders.add(entry.parts[depth])  # an (maybe empty) class folder
             continue
         if len(entry.parts) <= depth + 1:
             skipped.append((path, "not inside a class folder"))
             continue
         label = entry.parts[depth]
+        if label.startswith(".") or any(part.startswith(".") for part in entry.parts[depth:]):
+            skipped.append((path, "in a hidden folder or a hidden file (its name starts with a dot)"))
+            continue
+        if len(label.encode("utf-8")) > 255:  # no file system can hold it as a folder name
+            raise UploadError(f"the class folder name '{label[:30]}…' is too long ({len(label.encode('utf-8'))} "
+                              "bytes; at most 255): shorten it and zip again")
         folders.add(label)
         if _is_symlink(entry.info):
             skipped.append((path, "a symbolic link, not a file"))

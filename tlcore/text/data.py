@@ -104,7 +104,14 @@ def parse_text_csv(content: str | bytes, *, name: str = "file", text_column: str
     delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
     # Tab-separated files (SST-2, NSMC) do not quote: a quote mark in a review is just a character.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting))
+    try:
+        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting))
+    except csv.Error as error:  # e.g. "field larger than field limit (131072)"
+        if "field larger" in str(error):
+            raise ValueError(f"{name}: one field is longer than {csv.field_size_limit() // 1024} KB; a text column "
+                             "holds sentences or short paragraphs: split the long text, or check for an unclosed quote "
+                             '(") that swallows the rest of the file') from None
+        raise ValueError(f"{name}: not a readable CSV file ({error}); save it as CSV UTF-8") from None
     if not rows:
         raise ValueError(f"{name}: the file is empty; it needs a header row with text and label columns")
     header, body = rows[0], rows[1:]

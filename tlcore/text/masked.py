@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from tlcore.messages import LearnerError
+
 MASK = "[MASK]"  # what the learner types; swapped for the model's own mask token (e.g. <mask>)
 
 
@@ -23,11 +25,19 @@ class Guess:
     sentence: str  # the sentence with this guess in place of the mask
 
 
+MAX_CHARS = 500  # a sentence or two
+MAX_MASKS = 5
+
+
 def fill_mask(model, tokenizer, sentence: str, top_k: int = 5) -> list[list[Guess]]:
     """Top-k guesses for every [MASK] in `sentence`, one list per mask, best first.
 
     Each mask is guessed on its own (the other masks stay hidden), as BERT was trained.
     """
+    if len(sentence) > MAX_CHARS:  # each mask is one forward pass: a long box must not hold the server
+        raise LearnerError("mask.too_long", chars=len(sentence), limit=MAX_CHARS)
+    if sentence.count(MASK) > MAX_MASKS:
+        raise LearnerError("mask.too_many", masks=sentence.count(MASK), limit=MAX_MASKS)
     if MASK not in sentence:
         raise ValueError(f"put {MASK} where the hidden word goes, e.g. 'The cat is on the {MASK}.'")
     if tokenizer.mask_token is None:
