@@ -91,3 +91,21 @@ def test_a_deflate64_entry_is_named_for_what_it_is():
     result = read_zip(bytes(data), image_size=16, val_per_class=1)
     reasons = dict(result.skipped)
     assert "re-zip with standard Deflate" in reasons["cats/0.png"]
+
+
+def test_loaded_datasets_are_kept_within_a_byte_budget(monkeypatch):
+    cache = datasets._DataCache(max_bytes=2 * 3 * 16 * 16 * 40)  # two small digit sets' worth
+    loads = []
+
+    def load(seed):
+        def go():
+            loads.append(seed)
+            return datasets.load_digits(per_class=2, val_per_class=2, image_size=16, seed=seed)
+        return go
+
+    first = cache.get(("digits", 0), load(0))
+    assert cache.get(("digits", 0), load(0)) is first and loads == [0]  # a race reuses one copy
+    for seed in (1, 2, 3):
+        cache.get(("digits", seed), load(seed))
+    held = sum(n for _, n in cache._items.values())
+    assert held <= cache.max_bytes and ("digits", 0) not in cache._items  # the oldest went first

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,9 +86,44 @@ def similarity(dataset: str, pretrained_on: str) -> str:
     return get(dataset).similarity.get(pretrained_on, "different")
 
 
-@functools.lru_cache(maxsize=8)
+class _DataCache:
+    """Loaded datasets kept for reuse (a race loads its data once), bounded by the bytes their
+    tensors hold rather than by a count: eight large datasets would not fit a class server.
+    The newest entry is kept even when it alone is over the bound."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, load: Callable[[], object]):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key][0]
+        data = load()  # outside the lock: other sessions' cache hits need not wait
+        size = sum(v.element_size() * v.numel() for v in vars(data).values() if isinstance(v, torch.Tensor))
+        with self._lock:
+            self._items[key] = (data, size)
+            self._items.move_to_end(key)
+            while len(self._items) > 1 and sum(n for _, n in self._items.values()) > self.max_bytes:
+                self._items.popitem(last=False)
+        return data
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_data_cache = _DataCache(int(os.environ.get("TLS_DATA_CACHE_BYTES", str(512 * 1024**2))))
+
+
 def _cached_load(name, per_class, val_per_class, image_size, seed, root):
-    return get(name).load(per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed, root=root)
+    return _data_cache.get((name, per_class, val_per_class, image_size, seed, root), lambda: get(name).load(
+        per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed, root=root))
+
+
+_cached_load.cache_clear = _data_cache.cache_clear  # as functools' caches, for tests
 
 
 def load_dataset(name: str, *, per_class: int, image_size: int, seed: int = 0, val_per_class: int = 30,
@@ -119,14 +156,23 @@ def split_per_class(labels: np.ndarray, per_class: int, val_per_class: int, seed
     return np.array(train), np.array(val)
 
 
-def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
-    """(N, C, h, w) uint8 or float -> (N, 3, size, size) uint8, bilinear with antialiasing."""
-    x = x.float()
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x.round().clamp_(0, 255).to(torch.uint8)
+def resize_batch(x: torch.Tensor, size: int, chunk: int = 256) -> torch.Tensor:
+    """(N, C, h, w) uint8 or float -> (N, 3, size, size) uint8, bilinear with antialiasing.
+
+    uint8 images already at the size pass through untouched (no float copy); others are
+    converted `chunk` images at a time, so memory stays near the uint8 result's size."""
+    if x.dtype == torch.uint8 and x.shape[-2:] == (size, size):
+        return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x
+    out = torch.empty((len(x), 3, size, size), dtype=torch.uint8)
+    for i in range(0, len(x), chunk):
+        part = x[i:i + chunk].float()
+        if part.shape[1] == 1:
+            part = part.expand(-1, 3, -1, -1)
+        if part.shape[-2:] != (size, size):
+            part = torch.nn.functional.interpolate(part, size=(size, size), mode="bilinear", antialias=True,
+                                                   align_corners=False)
+        out[i:i + chunk] = part.round().clamp_(0, 255).to(torch.uint8)
+    return out
 
 
 def from_arrays(classes, x: torch.Tensor, y: np.ndarray, *, per_class, val_per_class, image_size, seed,
@@ -161,7 +207,7 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
     from tlcore.images import ImageRefused, decode
 
     open_file = open_file or (lambda p: open(p, "rb"))
-    images, labels, skipped, classes = [], [], [], sorted(files_by_class)
+    labels, skipped, classes = [], [], sorted(files_by_class)
     if len(classes) < min_classes:
         raise ValueError(
             f"found {len(classes)} class folder(s) ({', '.join(classes) or 'none'}); a classifier needs at least "
@@ -174,6 +220,7 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
             f"{candidates:,} images at {image_size} px would take {candidates * 3 * image_size ** 2 / 1024 ** 3:.1f} GiB "
             f"decoded (at most {MAX_DECODED_BYTES / 1024 ** 3:.1f} GiB per dataset): use fewer images or a smaller image size"
         )
+    out = torch.empty((candidates, 3, image_size, image_size), dtype=torch.uint8)
     for label, cls in enumerate(classes):
         good = 0
         for f in sorted(files_by_class[cls], key=str):
@@ -182,7 +229,7 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
                 continue
             try:
                 with open_file(f) as fh:
-                    images.append(decode(fh, image_size))
+                    out[len(labels)] = decode(fh, image_size)  # into one preallocated uint8 block
             except (ImageRefused, OSError) as e:
                 skipped.append((str(f), str(e) if isinstance(e, ImageRefused) else f"cannot be read ({type(e).__name__})"))
                 continue
@@ -190,7 +237,7 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
             good += 1
         if good == 0:
             raise ValueError(f"class {cls!r} has no readable images; add images to it or remove the folder")
-    return classes, torch.stack(images), np.array(labels), skipped
+    return classes, out[:len(labels)], np.array(labels), skipped
 
 
 def images_from_files(files_by_class: dict[str, list], *, per_class, val_per_class, image_size, seed,
