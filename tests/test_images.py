@@ -109,3 +109,15 @@ def test_loaded_datasets_are_kept_within_a_byte_budget(monkeypatch):
         cache.get(("digits", seed), load(seed))
     held = sum(n for _, n in cache._items.values())
     assert held <= cache.max_bytes and ("digits", 0) not in cache._items  # the oldest went first
+
+
+def test_an_upload_is_refused_once_it_has_decoded_its_pixel_budget():
+    from tlcore.uploads import UploadLimits
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(6):
+            z.writestr(f"{'ab'[i % 2]}/{i}.png", png(np.full((100, 100), 20 * i, np.uint8)))
+    with pytest.raises(UploadError, match="megapixels in all"):
+        read_zip(buf.getvalue(), image_size=16, limits=UploadLimits(max_total_pixels=30_000))
+    assert len(read_zip(buf.getvalue(), image_size=16, val_per_class=1).classes) == 2  # the default budget: fine

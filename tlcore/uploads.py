@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from tlcore.datasets import MAX_DECODED_BYTES, ImageData
-from tlcore.images import ImageRefused, decode
+from tlcore.images import ImageRefused, open_image, to_uint8
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -59,6 +59,7 @@ class UploadLimits:
     max_file_bytes: int = 20 * 1024**2  # one image file, uncompressed
     max_ratio: int = 200  # uncompressed / compressed; real images compress < 10x
     max_pixels: int = 40_000_000  # one decoded image (width * height)
+    max_total_pixels: int = 250_000_000  # decoded by all images together (JPEGs decode reduced): bounds CPU time
 
 
 def read_zip(
@@ -206,7 +207,7 @@ def _decode_entries(
     images: dict[str, list[np.ndarray]] = {}
     skipped: list[tuple[str, str]] = []
     folders: set[str] = set()
-    total_read = 0
+    total_read = total_pixels = 0
     for entry in entries:
         path = "/".join(entry.parts)
         if entry.info.is_dir():
@@ -241,7 +242,11 @@ def _decode_entries(
             total_read += len(data)
             if total_read > limits.max_total_bytes:
                 raise UploadError("The zip unpacks to more bytes than it declares; refused.")
-            pixels = _decode_image(data, image_size, limits.max_pixels)
+            pixels, area = _decode_image(data, image_size, limits.max_pixels)
+            total_pixels += area
+            if total_pixels > limits.max_total_pixels:  # bounds the CPU one upload can take
+                raise UploadError(f"the images hold more than {limits.max_total_pixels // 10**6:,} megapixels in all; "
+                                  "make the photos smaller (a few hundred pixels a side is plenty) and zip again")
         except _SkipImage as reason:
             skipped.append((path, str(reason)))
             continue
@@ -298,12 +303,16 @@ def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> b
     return data
 
 
-def _decode_image(data: bytes, image_size: int, max_pixels: int) -> np.ndarray:
-    """Bytes -> uint8 (3, S, S), preprocessed exactly like the engine's folder datasets."""
+def _decode_image(data: bytes, image_size: int, max_pixels: int) -> tuple[np.ndarray, int]:
+    """Bytes -> (uint8 (3, S, S) preprocessed like the engine's folder datasets, pixel count)."""
     try:
-        return decode(data, image_size, max_pixels=max_pixels).numpy()
-    except ImageRefused as error:  # an allow-list of formats, pixels capped before decoding
+        with open_image(data, max_pixels=max_pixels) as image:  # allowed formats, pixels capped first
+            pixels = to_uint8(image, image_size).numpy()
+            return pixels, image.width * image.height  # pixels really decoded (a JPEG's reduced draft)
+    except ImageRefused as error:
         raise _SkipImage(str(error)) from None
+    except Exception as error:  # noqa: BLE001 -- PIL raises many types for broken files
+        raise _SkipImage(f"cannot be read as an image ({type(error).__name__})") from None
 
 
 # --- classes and the split --------------------------------------------------------
