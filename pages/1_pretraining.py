@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from studio.frame import ensure_frame
-from studio.i18n import lesson, t
+from studio.i18n import current_lang, lesson, t
 from studio.images_ui import try_image_panel
 from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, is_running, job_panel, submit, translator
 from studio.state import DEFAULTS
@@ -85,7 +85,7 @@ def backbone_card() -> str:
     from tlcore.pretrain import card_markdown, read_card
 
     card = read_card()
-    return card_markdown(card) if card else ""
+    return card_markdown(card, current_lang()) if card else ""
 
 
 with st.expander(t("page1.card_title")):

@@ -34,7 +34,7 @@ def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | 
     """Send runs to the queue for this session and redraw the page (the Start button
     hides, the live panel appears); if the queue refuses, say why and carry on."""
     try:
-        new_id = queue().submit(configs, owner(), labels)
+        new_id = queue().submit(configs, owner(), labels, tag=slot)
     except JobLimitError:
         st.warning(t("job.one_at_a_time"))
         return

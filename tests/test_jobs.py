@@ -151,3 +151,18 @@ def test_the_shared_queue_is_made_once_and_adds_no_worker_when_asked_again(monke
         t.join()
     assert len(made) == 1 and all(r is first for r in results)
     assert len(worker_threads()) == before + 1  # one device, one worker
+
+
+def test_old_finished_jobs_are_forgotten_but_never_a_learners_latest_of_each_kind():
+    q = JobQueue(fake_run(steps=1, delay=0.0), max_finished=3)
+    kept = q.submit(RunConfig(), "alice", tag="finetune")
+    wait_for(lambda: q.get(kept, "alice").state == "done")
+    others = []
+    for i in range(6):  # other learners' runs push the finished list past its bound
+        others.append(q.submit(RunConfig(), f"learner-{i}", tag="race"))
+        wait_for(lambda job=others[-1], i=i: q.get(job, f"learner-{i}").state == "done")
+    race = q.submit(RunConfig(), "alice", tag="race")
+    wait_for(lambda: q.get(race, "alice").state == "done")
+    q.submit(RunConfig(), "zoe", tag="race")
+    assert q.get(kept, "alice") is not None  # Alice's fine-tune: still what her page shows
+    assert q.get(race, "alice") is not None

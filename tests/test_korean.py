@@ -3,7 +3,7 @@
 Every text element of each page (titles, markdown, captions, alerts, widget labels and
 options, metrics, expanders, tabs) is scanned for common English words, after removing
 what is meant to stay as written: code (`...`), quoted example sentences ("..."), the
-language switch itself and the synthetic backbone's model card (a technical record).
+language switch itself.
 Proper names (ImageNet, EfficientNet, BERT, LoRA) and glossary terms in parentheses
 are not common words, so they pass.
 """
@@ -55,7 +55,7 @@ def visible_texts(at) -> list[tuple[str, str]]:
 def english_in(at) -> list[str]:
     found = []
     for kind, text in visible_texts(at):
-        if not text or text.startswith("# studio_resnet"):  # the model card: a technical record
+        if not text:
             continue
         for pattern in KEEP_AS_WRITTEN:
             text = pattern.sub(" ", text)

@@ -55,6 +55,7 @@ class Job:
     finished: float | None = None
     last_seen: float = field(default_factory=time.monotonic)
     stop_requested: bool = False
+    tag: str = ""  # what the owner calls this job (the page's slot: "finetune", "race", ...)
 
     @property
     def active(self) -> bool:
@@ -101,7 +102,8 @@ class JobQueue:
             t.start()
 
     # --- called by pages ---
-    def submit(self, configs: RunConfig | list[RunConfig], owner: str, labels: list[str] | None = None) -> str:
+    def submit(self, configs: RunConfig | list[RunConfig], owner: str, labels: list[str] | None = None,
+               tag: str = "") -> str:
         configs = [configs] if isinstance(configs, RunConfig) else list(configs)
         if not configs:
             raise ValueError("nothing to run")
@@ -110,7 +112,7 @@ class JobQueue:
             if any(j.owner == owner and j.active for j in self._jobs.values()):
                 raise JobLimitError("you already have a run going: stop it or wait for it to finish")
             job_id = new_job_id()
-            self._jobs[job_id] = Job(job_id, owner, configs, labels, [History(c.to_dict()) for c in configs])
+            self._jobs[job_id] = Job(job_id, owner, configs, labels, [History(c.to_dict()) for c in configs], tag=tag)
             self._waiting.append(job_id)
             self._forget_old()
         self._queue.put(job_id)
@@ -211,11 +213,13 @@ class JobQueue:
             self._waiting.remove(job.id)
 
     def _forget_old(self) -> None:  # caller holds the lock; keeps memory bounded on a class server
-        # Each learner's latest job is kept whatever its age: a reload must find it again.
-        latest: dict[str, Job] = {}
+        # Each learner's latest job of each kind (tag) is kept whatever its age: it is the one
+        # their page shows, and a reload must find it again.
+        latest: dict[tuple[str, str], Job] = {}
         for j in self._jobs.values():
-            if j.owner not in latest or j.submitted > latest[j.owner].submitted:
-                latest[j.owner] = j
+            key = (j.owner, j.tag)
+            if key not in latest or j.submitted > latest[key].submitted:
+                latest[key] = j
         keep = {j.id for j in latest.values()}
         done = [j for j in self._jobs.values() if not j.active and j.id not in keep]
         for j in sorted(done, key=lambda j: j.finished or 0)[: max(0, len(done) - self.max_finished)]:

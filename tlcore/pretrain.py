@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shlex
 import sys
 import time
@@ -301,47 +302,83 @@ def read_card(path: Path | str = STUDIO_CARD) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def card_markdown(card: dict) -> str:
+# The card's words in Korean (the app shows the card in the learner's language; the numbers
+# come from the card itself).
+CARD_KO = {
+    "title": "# studio_resnet: 스튜디오의 오프라인 사전 학습 백본",
+    "architecture": "구조", "groups": "층 그룹", "parameters": "매개변수", "input": "입력",
+    "source data": "사전 학습 데이터", "images seen": "본 이미지 수", "source accuracy": "원래 과제 정확도",
+    "time and device": "시간과 장치", "file": "파일", "reproduce": "다시 만드는 명령:",
+    "curve": "사전 학습 중 원래 과제 정확도 (원래 클래스의 따로 떼어 둔 이미지):",
+    "curve header": "| 스텝 | 본 이미지 | 학습 손실 | 원래 과제 정확도 | 초 |",
+    "description": "작은 ResNet: 3x3 보폭 2 합성곱 줄기, BasicBlock 하나씩인 단계 네 개(폭 32, 64, 128, 256; "
+                   "2~4단계는 해상도를 절반으로), 전역 평균 풀링, 선형 헤드",
+    "params": "{total:,}개 ({classes}개 클래스 헤드를 빼면 {body:,}개)",
+    "input value": "{size}x{size} RGB, 평균 0.5와 표준편차 0.25로 정규화",
+    "source value": "프로그램으로 그때그때 그려 낸 {classes}개 클래스 ({families})",
+    "seen value": "{seen:,}장 ({steps:,} 스텝 x {batch})",
+    "accuracy value": "원래 클래스의 고정된 검증 이미지 {n}장에서 top-1 {top1:.1%} (무작위 추측 {chance:.1%})",
+    "not measured": "측정하지 않음",
+    "time value": "{device}에서 {minutes:.1f}분; GPU 없이 공유된 2코어 CPU에서 사전 학습",
+}
+
+
+def card_markdown(card: dict, lang: str = "en") -> str:
+    """The card as markdown, in English or Korean (lang="ko")."""
     arch, src, tr, acc = card["architecture"], card["source"], card["training"], card["source_accuracy"]
     top1 = acc["top1"]
+    ko = CARD_KO if lang == "ko" else None
+    label = (lambda key: ko[key]) if ko else (lambda key: "layer groups" if key == "groups" else key)
+    if ko:
+        n_heldout = int(str(acc["measured_on"]).split()[0]) if str(acc["measured_on"]).split()[0].isdigit() else 0
+        values = {
+            "architecture": ko["description"], "parameters": ko["params"].format(
+                total=arch["params_total"], classes=src["classes"], body=arch["params_body"]),
+            "input": ko["input value"].format(size=src["image_size"]),
+            "source data": ko["source value"].format(classes=src["classes"], families=", ".join(src["families"])),
+            "images seen": ko["seen value"].format(seen=tr["images_seen"], steps=tr["steps"], batch=tr["batch_size"]),
+            "source accuracy": ko["accuracy value"].format(n=n_heldout, top1=top1, chance=acc["chance"])
+            if top1 is not None else ko["not measured"],
+            "time and device": ko["time value"].format(minutes=tr["seconds"] / 60, device=re.sub(
+                r"CPU \((\d+) threads? of (\d+) cores?\)", r"CPU (코어 \2개 중 스레드 \1개)", tr["device_name"])),
+        }
+    else:
+        values = {
+            "architecture": arch["description"],
+            "parameters": f"{arch['params_total']:,} ({arch['params_body']:,} without the {src['classes']}-class head)",
+            "input": arch["input"],
+            "source data": f"{src['classes']} procedural classes ({', '.join(src['families'])}), drawn on the fly",
+            "images seen": f"{tr['images_seen']:,} ({tr['steps']:,} steps of {tr['batch_size']})",
+            "source accuracy": f"{top1:.1%} top-1 on {acc['measured_on']} (chance {acc['chance']:.1%})"
+            if top1 is not None else "not measured",
+            "time and device": f"{tr['seconds'] / 60:.1f} min on {tr['device_name']}; {tr['note']}",
+        }
     lines = [
-        "# studio_resnet: the studio's offline pretrained backbone",
+        ko["title"] if ko else "# studio_resnet: the studio's offline pretrained backbone",
         "",
-        f"**{card['statement_en']}**",
+        f"**{card['statement_ko'] if ko else card['statement_en']}**",
         "",
-        f"**{card['statement_ko']}**",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| architecture | {arch['description']} |",
-        f"| layer groups | {', '.join(arch['groups'])} |",
-        f"| parameters | {arch['params_total']:,} ({arch['params_body']:,} without the {src['classes']}-class head) |",
-        f"| input | {arch['input']} |",
-        f"| source data | {src['classes']} procedural classes ({', '.join(src['families'])}), drawn on the fly |",
-        f"| images seen | {tr['images_seen']:,} ({tr['steps']:,} steps of {tr['batch_size']}) |",
-        f"| source accuracy | {top1:.1%} top-1 on {acc['measured_on']} (chance {acc['chance']:.1%}) |"
-        if top1 is not None else "| source accuracy | not measured |",
-        f"| time and device | {tr['seconds'] / 60:.1f} min on {tr['device_name']}; {tr['note']} |",
-        f"| torch | {card['torch_version']} |",
-        f"| file | {card['file']['path']}, {card['file']['bytes'] / 1e6:.2f} MB, {card['file']['dtype']}, sha256 `{card['file']['sha256'][:16]}...` |"
-        if "file" in card else "",
-        "",
-        "Reproduce it:",
-        "",
-        "```",
-        card["command"],
-        "```",
-        "",
-        "Source accuracy during pretraining (held-out images of the source classes):",
-        "",
-        "| step | images seen | train loss | source acc | seconds |",
-        "|---:|---:|---:|---:|---:|",
     ]
+    if not ko:
+        lines += [f"**{card['statement_ko']}**", ""]
+    lines += ["| | |", "|---|---|"]
+    for key in ("architecture", "groups", "parameters", "input", "source data", "images seen", "source accuracy",
+                "time and device"):
+        value = ", ".join(arch["groups"]) if key == "groups" else values[key]
+        lines.append(f"| {label(key)} | {value} |")
+    lines.append(f"| torch | {card['torch_version']} |")
+    if "file" in card:
+        f = card["file"]
+        lines.append(f"| {label('file')} | {f['path']}, {f['bytes'] / 1e6:.2f} MB, {f['dtype']}, sha256 `{f['sha256'][:16]}...` |")
+    lines += ["", ko["reproduce"] if ko else "Reproduce it:", "", "```", card["command"], "```", "",
+              ko["curve"] if ko else "Source accuracy during pretraining (held-out images of the source classes):", "",
+              ko["curve header"] if ko else "| step | images seen | train loss | source acc | seconds |",
+              "|---:|---:|---:|---:|---:|"]
     lines += [
         f"| {p['step']} | {p['images_seen']:,} | {p['train/loss']:.3f} | {p['source_acc']:.3f} | {p['seconds']:.0f} |"
         for p in acc["curve"]
     ]
-    return "\n".join(line for line in lines if line is not None) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- CLI
