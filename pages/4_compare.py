@@ -108,17 +108,22 @@ with tab_sweep:
 
     job_panel("sweep", results=sweep_results)
 
-    committed = read_result("sweep.json")
-    if committed:
-        st.markdown(f"**{t('page4.sweep_committed')}**")
-        series = {}
-        for row in committed.get("table", []):
-            depths, accs = series.setdefault(t(f"page4.sweep_mode.{row['mode']}"), ([], []))
-            depths.append(row["freeze_depth"])
-            accs.append(row["val_acc_mean"])
-        st.plotly_chart(plots.sweep_figure(series, translator()), width="stretch", key="sweep_committed")
-        st.caption(t("caption.sweep_committed", command=committed.get("command", "?"),
-                     device=device_text(committed.get("device", "?"))))
+    # The committed sweeps (Yosinski's transfer depth: the first k groups copied, frozen or
+    # fine-tuned, the rest re-initialised): the synthetic backbone on digits, Lite0 on Fashion-MNIST.
+    committed = [(name, key, r) for name, key in (("sweep.json", "page4.sweep_committed"),
+                                                  ("sweep_imagenet.json", "page4.sweep_imagenet"))
+                 if (r := read_result(name))]
+    for col, (name, key, result) in zip(st.columns(max(1, len(committed))), committed, strict=False):
+        with col:
+            st.markdown(f"**{t(key)}**")
+            series = {}
+            for row in result.get("table", []):
+                depths_, accs = series.setdefault(t(f"page4.sweep_mode.{row['mode']}"), ([], []))
+                depths_.append(row["freeze_depth"])
+                accs.append(row["val_acc_mean"])
+            st.plotly_chart(plots.sweep_figure(series, translator()), width="stretch", key=f"sweep_committed:{name}")
+            st.caption(t("caption.sweep_committed", command=result.get("command", "?"),
+                         device=device_text(result.get("device", "?"))))
 
 with tab_matrix:
     lesson("compare", "measured", level=4)
