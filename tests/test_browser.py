@@ -12,6 +12,7 @@ default demo finishes within the time a class will wait.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -72,17 +73,29 @@ def server():
     log.close()
 
 
+@contextlib.contextmanager
+def chromium_page(width: int, height: int, *, args: tuple[str, ...] = (), camera_for: str | None = None):
+    """A page in Debian's Chromium, headless, with a window of this size (and, for
+    `camera_for`'s origin, permission to use the camera)."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(args), headless=True)
+        try:
+            context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US")
+            if camera_for:
+                context.grant_permissions(["camera"], origin=camera_for)
+            pg = context.new_page()
+            pg.set_default_timeout(30_000)
+            yield pg
+        finally:
+            browser.close()
+
+
 @pytest.fixture(scope="module")
 def page(server):
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        # A tall window: Streamlit scrolls inside its own container, so a screenshot shows
-        # only what fits in the viewport.
-        context = browser.new_context(viewport={"width": 1400, "height": 2600}, locale="en-US")
-        pg = context.new_page()
-        pg.set_default_timeout(30_000)
+    # A tall window: Streamlit scrolls inside its own container, so a screenshot shows
+    # only what fits in the viewport.
+    with chromium_page(1400, 2600) as pg:
         yield pg
-        browser.close()
 
 
 def shot(page, name: str) -> None:
@@ -102,6 +115,21 @@ def wait_idle(page) -> None:
         }""",
         timeout=30_000,
     )
+
+
+def choose(page, selectbox, option) -> None:
+    """Pick an option of a selectbox; a click that lands while the page reruns or scrolls can
+    be lost, so check and retry."""
+    for _ in range(5):
+        try:
+            selectbox.click()
+            page.get_by_role("option", name=option).first.click(timeout=5_000)
+        except playwright_api.TimeoutError:
+            continue
+        wait_idle(page)
+        value = selectbox.locator("input").input_value()
+        if (option.search(value) if hasattr(option, "search") else value == option):
+            return
 
 
 def plot_points(page, title: str) -> int:
@@ -165,15 +193,7 @@ def walk_through(server, page):
     # A second, longer run (full fine-tuning, 20 epochs), stopped from the page.
     strategy = page.locator('[data-testid="stSelectbox"]').filter(has_text="Strategy")
     page.wait_for_timeout(1500)  # the finished run scrolls its results into view once
-    for _ in range(5):  # a click that lands while the page reruns or scrolls can be lost: check and retry
-        try:
-            strategy.click()
-            page.get_by_role("option", name="Full fine-tuning").click(timeout=5_000)
-        except playwright_api.TimeoutError:
-            continue
-        wait_idle(page)
-        if strategy.locator("input").input_value() == "Full fine-tuning":
-            break
+    choose(page, strategy, "Full fine-tuning")
     assert strategy.locator("input").input_value() == "Full fine-tuning"
     epochs = page.locator('[data-testid="stSlider"]').filter(has_text="Epochs").get_by_role("slider")
     epochs.focus()

@@ -12,9 +12,7 @@ import pytest
 
 from tests.test_browser import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    playwright_api,
+    chromium_page,
     server,  # noqa: F401 -- the shared server fixture
     wait_idle,
 )
@@ -42,16 +40,10 @@ def write_y4m(path) -> None:
 def camera_page(server, tmp_path_factory):  # noqa: F811
     video = tmp_path_factory.mktemp("camera") / "clip.y4m"
     write_y4m(video)
-    args = CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                            f"--use-file-for-fake-video-capture={video}"]
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
-        context = browser.new_context(viewport={"width": 1400, "height": 2400}, locale="en-US")
-        context.grant_permissions(["camera"], origin=server)
-        pg = context.new_page()
-        pg.set_default_timeout(30_000)
+    args = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}")
+    with chromium_page(1400, 2400, args=args, camera_for=server) as pg:
         yield pg
-        browser.close()
 
 
 def test_classes_from_the_camera_train_and_answer(server, camera_page):  # noqa: F811

@@ -11,9 +11,8 @@ import pytest
 
 from tests.test_browser import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    playwright_api,
+    choose,
+    chromium_page,
     server,  # noqa: F401 -- the shared server fixture
     wait_idle,
 )
@@ -24,13 +23,8 @@ ERROR_BOX = '[data-testid="stException"]'
 
 @pytest.fixture(scope="module")
 def projector(server):  # noqa: F811 -- the shared server fixture
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US")
-        pg = context.new_page()
-        pg.set_default_timeout(30_000)
+    with chromium_page(1280, 720) as pg:
         yield pg
-        browser.close()
 
 
 def snap(page, name: str) -> None:
@@ -115,9 +109,7 @@ def moment(url, page):
     page.get_by_text("English").click()
     page.get_by_role("heading", name="Fine-tune").first.wait_for()
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Backbone")
-    box.click()
-    page.get_by_role("option", name=re.compile("ResNet-18")).click()
-    wait_idle(page)
+    choose(page, box, re.compile("ResNet-18"))
     page.get_by_text(re.compile(r"ResNet-18 .*: its ImageNet weights are not on this machine.*will use EfficientNet-Lite0")).first.wait_for()
     assert page.locator(ERROR_BOX).count() == 0
     snap(page, "class_fallback_en")
