@@ -81,15 +81,15 @@ try_image_panel("try:pretraining", finetune_slot=None)
 
 
 @st.cache_data(show_spinner=False)
-def backbone_card() -> str:
+def backbone_card(lang: str) -> str:
     from tlcore.pretrain import card_markdown, read_card
 
     card = read_card()
-    return card_markdown(card, current_lang()) if card else ""
+    return card_markdown(card, lang) if card else ""
 
 
 with st.expander(t("page1.card_title")):
-    card = backbone_card()
+    card = backbone_card(current_lang())
     st.markdown(card or t("page1.no_card"))
 
 left, right = st.columns(2)
