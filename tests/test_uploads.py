@@ -277,3 +277,29 @@ def test_hidden_folders_are_skipped_as_the_run_skips_them_and_long_names_are_exp
     long |= {f"dogs/{i}.png": png_bytes((9 + i, 0, 0)) for i in range(3)}
     with pytest.raises(UploadError, match="too long .*300 bytes"):
         read_zip(make_zip(long), image_size=16, val_per_class=1)
+
+
+def test_a_session_folder_is_deleted_once_the_session_has_ended_and_its_run_is_done(tmp_path):
+    from tlcore.uploads import UploadFolders
+
+    now, connected, busy = [0.0], {"s1", "s2"}, set()
+    folders = UploadFolders(is_connected=lambda s: s in connected, is_busy=lambda o: o in busy,
+                            grace_s=120, base=tmp_path, clock=lambda: now[0])
+    one, two = folders.get("s1", "learner-1"), folders.get("s2", "learner-2")
+    assert folders.get("s1", "learner-1") is one and one.path != two.path  # one folder per session
+    connected.discard("s1")  # the tab closed
+    busy.add("learner-1")  # ... with its run still in the queue
+    assert folders.reap() == 0 and one.path.exists()  # a closed tab may come back within the grace
+    now[0] = 200.0
+    assert folders.reap() == 0 and one.path.exists()  # its run may still read the upload
+    busy.clear()
+    assert folders.reap() == 1 and not one.path.exists()  # ended: deleted without waiting for the GC
+    assert two.path.exists() and len(folders) == 1
+    connected.discard("s2")
+    now[0] = 250.0
+    assert folders.reap() == 0  # disconnected only 0 s ago
+    connected.add("s2")  # a network blip: the session came back
+    now[0] = 500.0
+    assert folders.reap() == 0 and two.path.exists()
+    folders.close_all()
+    assert not two.path.exists()

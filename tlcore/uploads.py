@@ -27,9 +27,12 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
+import time
 import unicodedata
 import weakref
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -402,9 +405,9 @@ class UploadFolder:
     shots): 0700 with a random name (`tempfile.mkdtemp`), so no other local user can read or
     pre-create it, and marked with the server's pid.
 
-    Deleted by `close()`, when the object is dropped (the app keeps it in the session's state,
-    which Streamlit drops when the session ends), and by `sweep_stale()` at the next server
-    start when the server that made it is gone. `slot(name)` gives a fresh, empty sub-folder,
+    Deleted by `close()` (the app's `UploadFolders` closes a session's folder once the session
+    has ended), when the object is garbage-collected or the server exits, and by `sweep_stale()`
+    at the next server start when the server that made it is gone (a crash, a kill). `slot(name)` gives a fresh, empty sub-folder,
     deleting what the slot held before (a replaced or refused upload leaves nothing).
     """
 
@@ -430,6 +433,69 @@ class UploadFolder:
 
     def close(self) -> None:
         self._finalizer()
+
+
+class UploadFolders:
+    """The server's upload folders, one per browser session, kept by the process (not in the
+    session's state): deleted once the session has ended, not when the garbage collector
+    happens to run.
+
+    Streamlit keeps a closed tab's session for `server.disconnectedSessionTTL` seconds (a
+    network blip may resume it) and then drops it without a hook; its session state, which
+    sits in reference cycles, is only freed by a full garbage collection. Measured with the
+    real server: a closed tab's folder was still there minutes later, until a `gc.collect()`.
+    So `reap()` asks instead: a folder goes when its session has not been connected for
+    `grace_s` seconds and its learner has no run waiting or running (a queued run may still
+    read the upload).
+
+    is_connected(session) and is_busy(owner) are the app's answers (Streamlit's runtime and
+    the job queue); tlcore knows neither.
+    """
+
+    def __init__(self, *, is_connected: Callable[[str], bool], is_busy: Callable[[str], bool] = lambda owner: False,
+                 grace_s: float = 120.0, base: str | Path | None = None, clock: Callable[[], float] = time.monotonic):
+        self.is_connected, self.is_busy, self.grace_s, self.base, self.clock = is_connected, is_busy, grace_s, base, clock
+        self._folders: dict[str, tuple[UploadFolder, str]] = {}  # session -> (folder, owner)
+        self._gone_since: dict[str, float] = {}  # session -> when it was first seen disconnected
+        self._lock = threading.Lock()
+
+    def get(self, session: str, owner: str = "") -> UploadFolder:
+        """The session's folder, made on first use."""
+        with self._lock:
+            if session not in self._folders:
+                self._folders[session] = (UploadFolder(self.base), owner)
+            self._gone_since.pop(session, None)
+            return self._folders[session][0]
+
+    def __len__(self) -> int:
+        return len(self._folders)
+
+    def reap(self) -> int:
+        """Delete the folders of sessions that have ended; returns how many were deleted."""
+        now = self.clock()
+        with self._lock:
+            items = list(self._folders.items())
+        ended = []
+        for session, (_, owner) in items:
+            if self.is_connected(session):
+                self._gone_since.pop(session, None)
+                continue
+            since = self._gone_since.setdefault(session, now)
+            if now - since >= self.grace_s and not self.is_busy(owner):
+                ended.append(session)
+        with self._lock:
+            closing = [self._folders.pop(s)[0] for s in ended if s in self._folders]
+            for session in ended:
+                self._gone_since.pop(session, None)
+        for folder in closing:
+            folder.close()
+        return len(closing)
+
+    def close_all(self) -> None:
+        with self._lock:
+            folders, self._folders = [f for f, _ in self._folders.values()], {}
+        for folder in folders:
+            folder.close()
 
 
 def sweep_stale(base: str | Path | None = None) -> int:
