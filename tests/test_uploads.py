@@ -303,3 +303,44 @@ def test_a_session_folder_is_deleted_once_the_session_has_ended_and_its_run_is_d
     assert folders.reap() == 0 and two.path.exists()
     folders.close_all()
     assert not two.path.exists()
+
+
+def test_a_stray_readme_beside_the_wrapping_folder_is_not_a_class():
+    files = {**two_classes("pets/"), "README.txt": b"my holiday photos", ".hidden/x.png": RED}
+    data = read_zip(make_zip(files), image_size=8, val_per_class=1)
+    assert data.classes == ["cats", "dogs"]  # was: "Only one class was found ('pets')"
+    assert dict(data.skipped)["README.txt"] == "not inside a class folder"
+
+
+def test_hidden_files_inside_a_class_folder_are_skipped_by_the_run_as_by_the_check(tmp_path):
+    from tlcore.datasets import folder_files
+
+    for cls in ("cats", "dogs", ".cats"):
+        (tmp_path / cls / ".thumbs").mkdir(parents=True)
+        (tmp_path / cls / "1.png").write_bytes(RED)
+        (tmp_path / cls / "._1.png").write_bytes(b"macOS resource fork")
+        (tmp_path / cls / ".thumbs" / "2.png").write_bytes(RED)
+    assert {k: [p.name for p in v] for k, v in folder_files(tmp_path).items()} == {"cats": ["1.png"],
+                                                                                   "dogs": ["1.png"]}
+    files = {"cats/1.png": RED, "cats/2.png": RED, "cats/._1.png": b"x", "cats/.thumbs/2.png": RED,
+             "dogs/1.png": BLUE, "dogs/2.png": BLUE}
+    data = read_zip(make_zip(files), image_size=8, val_per_class=1)
+    assert len(data.train_y) + len(data.val_y) == 4  # the hidden ones are not counted
+
+
+def test_a_zip_of_huge_photos_is_refused_from_the_headers_before_any_decoding(monkeypatch):
+    import time
+
+    from tlcore import uploads
+
+    def never(*args, **kwargs):
+        raise AssertionError("an image was decoded")
+
+    big = io.BytesIO()
+    Image.new("L", (6000, 6000)).save(big, "PNG")  # 36 MP, a few KB compressed
+    files = {f"{cls}/{i}.png": big.getvalue() for cls in ("cats", "dogs") for i in range(100)}
+    monkeypatch.setattr(uploads, "to_uint8", never)
+    started = time.process_time()
+    with pytest.raises(UploadError, match="megapixels in all"):
+        read_zip(make_zip(files), image_size=32)
+    assert time.process_time() - started < 2.0  # 200 x 36 MP: decoding them took about a minute of CPU
