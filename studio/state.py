@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -100,23 +101,56 @@ def _warm_up() -> None:
 
 _started = threading.Lock()
 _swept = False
+REAP_EVERY_S = float(os.environ.get("TLS_UPLOAD_REAP_S", "30"))  # how often ended sessions' uploads are deleted
+
+
+def _session_connected(session: str) -> bool:
+    """Is this browser session connected to the server now? (True when no server runs: tests.)"""
+    from streamlit.runtime import Runtime
+
+    return not Runtime.exists() or Runtime.instance().is_active_session(session)
+
+
+def _disconnected_ttl() -> float:
+    """How long Streamlit keeps a closed tab's session for a reconnect (then it has ended)."""
+    try:
+        return float(st.get_option("server.disconnectedSessionTTL"))
+    except Exception:  # noqa: BLE001 -- an older Streamlit without the option
+        return 120.0
+
+
+upload_folders = uploads.UploadFolders(  # process-level, like the job queue: no client message can drop it
+    is_connected=_session_connected, is_busy=lambda owner: job_queue().active_for(owner) is not None,
+    grace_s=_disconnected_ttl())
+
+
+def _reap_forever() -> None:
+    while True:
+        time.sleep(REAP_EVERY_S)
+        try:
+            upload_folders.reap()
+        except Exception as error:  # noqa: BLE001 -- a janitor must not die; the next round retries
+            logging.getLogger(__name__).warning("upload clean-up failed: %s", error)
 
 
 def server_started() -> None:
-    """Once per server process: delete upload folders a crashed or killed server left behind."""
+    """Once per server process: delete upload folders a crashed or killed server left behind,
+    and start deleting those of sessions that end from now on."""
     global _swept
     with _started:
         if not _swept:
             uploads.sweep_stale()
+            threading.Thread(target=_reap_forever, name="tlstudio-upload-janitor", daemon=True).start()
             _swept = True
 
 
 def upload_folder() -> uploads.UploadFolder:
-    """This session's private folder for uploads (deleted with the session, see UploadFolder)."""
+    """This session's private folder for uploads (0700, random name): replaced uploads are
+    deleted at once, the folder itself once the session has ended (see UploadFolders)."""
     server_started()
-    if "_uploads" not in st.session_state:
-        st.session_state["_uploads"] = uploads.UploadFolder()
-    return st.session_state["_uploads"]
+    folder = upload_folders.get(_session_id() or owner(), owner())
+    st.session_state["_uploads"] = folder  # for a look from tests; the process-level registry owns it
+    return folder
 
 
 def queue() -> JobQueue:

@@ -277,3 +277,70 @@ def test_hidden_folders_are_skipped_as_the_run_skips_them_and_long_names_are_exp
     long |= {f"dogs/{i}.png": png_bytes((9 + i, 0, 0)) for i in range(3)}
     with pytest.raises(UploadError, match="too long .*300 bytes"):
         read_zip(make_zip(long), image_size=16, val_per_class=1)
+
+
+def test_a_session_folder_is_deleted_once_the_session_has_ended_and_its_run_is_done(tmp_path):
+    from tlcore.uploads import UploadFolders
+
+    now, connected, busy = [0.0], {"s1", "s2"}, set()
+    folders = UploadFolders(is_connected=lambda s: s in connected, is_busy=lambda o: o in busy,
+                            grace_s=120, base=tmp_path, clock=lambda: now[0])
+    one, two = folders.get("s1", "learner-1"), folders.get("s2", "learner-2")
+    assert folders.get("s1", "learner-1") is one and one.path != two.path  # one folder per session
+    connected.discard("s1")  # the tab closed
+    busy.add("learner-1")  # ... with its run still in the queue
+    assert folders.reap() == 0 and one.path.exists()  # a closed tab may come back within the grace
+    now[0] = 200.0
+    assert folders.reap() == 0 and one.path.exists()  # its run may still read the upload
+    busy.clear()
+    assert folders.reap() == 1 and not one.path.exists()  # ended: deleted without waiting for the GC
+    assert two.path.exists() and len(folders) == 1
+    connected.discard("s2")
+    now[0] = 250.0
+    assert folders.reap() == 0  # disconnected only 0 s ago
+    connected.add("s2")  # a network blip: the session came back
+    now[0] = 500.0
+    assert folders.reap() == 0 and two.path.exists()
+    folders.close_all()
+    assert not two.path.exists()
+
+
+def test_a_stray_readme_beside_the_wrapping_folder_is_not_a_class():
+    files = {**two_classes("pets/"), "README.txt": b"my holiday photos", ".hidden/x.png": RED}
+    data = read_zip(make_zip(files), image_size=8, val_per_class=1)
+    assert data.classes == ["cats", "dogs"]  # was: "Only one class was found ('pets')"
+    assert dict(data.skipped)["README.txt"] == "not inside a class folder"
+
+
+def test_hidden_files_inside_a_class_folder_are_skipped_by_the_run_as_by_the_check(tmp_path):
+    from tlcore.datasets import folder_files
+
+    for cls in ("cats", "dogs", ".cats"):
+        (tmp_path / cls / ".thumbs").mkdir(parents=True)
+        (tmp_path / cls / "1.png").write_bytes(RED)
+        (tmp_path / cls / "._1.png").write_bytes(b"macOS resource fork")
+        (tmp_path / cls / ".thumbs" / "2.png").write_bytes(RED)
+    assert {k: [p.name for p in v] for k, v in folder_files(tmp_path).items()} == {"cats": ["1.png"],
+                                                                                   "dogs": ["1.png"]}
+    files = {"cats/1.png": RED, "cats/2.png": RED, "cats/._1.png": b"x", "cats/.thumbs/2.png": RED,
+             "dogs/1.png": BLUE, "dogs/2.png": BLUE}
+    data = read_zip(make_zip(files), image_size=8, val_per_class=1)
+    assert len(data.train_y) + len(data.val_y) == 4  # the hidden ones are not counted
+
+
+def test_a_zip_of_huge_photos_is_refused_from_the_headers_before_any_decoding(monkeypatch):
+    import time
+
+    from tlcore import uploads
+
+    def never(*args, **kwargs):
+        raise AssertionError("an image was decoded")
+
+    big = io.BytesIO()
+    Image.new("L", (6000, 6000)).save(big, "PNG")  # 36 MP, a few KB compressed
+    files = {f"{cls}/{i}.png": big.getvalue() for cls in ("cats", "dogs") for i in range(100)}
+    monkeypatch.setattr(uploads, "to_uint8", never)
+    started = time.process_time()
+    with pytest.raises(UploadError, match="megapixels in all"):
+        read_zip(make_zip(files), image_size=32)
+    assert time.process_time() - started < 2.0  # 200 x 36 MP: decoding them took about a minute of CPU

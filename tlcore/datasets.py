@@ -260,8 +260,14 @@ def folder_files(root) -> dict[str, list[Path]]:
     root = Path(root or "")
     if not str(root) or not root.is_dir():
         raise ValueError(f"dataset folder {str(root)!r} does not exist; give a folder with one sub-folder per class")
-    return {d.name: [p for p in sorted(d.rglob("*")) if p.is_file()] for d in sorted(root.iterdir())
-            if d.is_dir() and not d.name.startswith(".")}
+    # Hidden at any depth (.cats/, cats/.thumbs/x.png, ._x.png from macOS) is skipped, as the
+    # upload check skips it: what the check counted is what the run reads.
+    return {d.name: [p for p in sorted(d.rglob("*")) if p.is_file() and not _hidden(p.relative_to(d))]
+            for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def load_folder(*, per_class, val_per_class, image_size, seed, root) -> ImageData:

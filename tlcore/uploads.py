@@ -27,9 +27,12 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
+import time
 import unicodedata
 import weakref
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -204,6 +207,10 @@ def _decode_entries(
             f"of memory (at most {MAX_DECODED_BYTES / 1024 ** 3:.1f} GiB): upload fewer images"
         )
     depth = _class_depth(entries)
+    planned = _planned_pixels(archive, entries, depth, image_size, limits)
+    if planned > limits.max_total_pixels:  # from the headers, before decoding anything
+        raise UploadError(f"the images hold more than {limits.max_total_pixels // 10**6:,} megapixels in all; "
+                          "make the photos smaller (a few hundred pixels a side is plenty) and zip again")
     images: dict[str, list[np.ndarray]] = {}
     skipped: list[tuple[str, str]] = []
     folders: set[str] = set()
@@ -260,6 +267,37 @@ def _decode_entries(
     return images, skipped, folders
 
 
+HEADER_BYTES = 128 * 1024  # enough for any image header (a JPEG's EXIF block is at most 64 KB)
+
+
+def _planned_pixels(archive: zipfile.ZipFile, entries: list[_Entry], depth: int, image_size: int,
+                    limits: UploadLimits) -> int:
+    """Pixels that decoding the zip's images would take (JPEGs at their reduced draft size),
+    read from the first bytes of each file: 200 photos of 40 megapixels are refused in a
+    fraction of a second instead of after seconds of decoding. A header that cannot be read
+    here counts nothing; the running count while decoding still applies."""
+    total = 0
+    for entry in entries:
+        info = entry.info
+        if (info.is_dir() or len(entry.parts) <= depth + 1 or any(p.startswith(".") for p in entry.parts)
+                or _is_symlink(info) or not entry.parts[-1].lower().endswith(IMAGE_SUFFIXES)
+                or info.file_size > limits.max_file_bytes or info.flag_bits & 0x1
+                or info.file_size > limits.max_ratio * max(info.compress_size, 1)):
+            continue
+        try:
+            with archive.open(info) as handle:
+                head = handle.read(HEADER_BYTES)
+            with open_image(head, max_pixels=limits.max_pixels) as image:
+                if image.format == "JPEG":
+                    image.draft("RGB", (image_size, image_size))  # as to_uint8 will decode it
+                total += image.width * image.height
+        except Exception:  # noqa: BLE001 -- unreadable here: the decoding pass skips it with a reason
+            continue
+        if total > limits.max_total_pixels:
+            break
+    return total
+
+
 def _is_system_file(parts: tuple[str, ...]) -> bool:
     if parts[0] == "__MACOSX":
         return True
@@ -272,7 +310,11 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
 
 
 def _class_depth(entries: list[_Entry]) -> int:
-    """0 when class folders are at the top, 1 when one folder wraps them all."""
+    """0 when class folders are at the top, 1 when one folder wraps them all.
+
+    Loose non-image files at the top (a README.txt beside the wrapping folder) and hidden
+    entries (skipped anyway) do not count: they must not turn the wrapper into a class."""
+    entries = [e for e in entries if not _is_stray(e)]
     tops = {e.parts[0] for e in entries}
     wrapped = len(tops) == 1 and all(
         len(e.parts) >= 2 or e.info.is_dir() for e in entries
@@ -283,6 +325,13 @@ def _class_depth(entries: list[_Entry]) -> int:
         len(e.parts) == 2 and e.parts[1].lower().endswith(IMAGE_SUFFIXES) for e in entries
     )
     return 1 if wrapped and not holds_files else 0
+
+
+def _is_stray(entry: _Entry) -> bool:
+    """A file at the top that is not an image (README.txt), or anything hidden."""
+    top_file = len(entry.parts) == 1 and not entry.info.is_dir()
+    return (top_file and not entry.parts[0].lower().endswith(IMAGE_SUFFIXES)) or any(
+        part.startswith(".") for part in entry.parts)
 
 
 def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
@@ -402,9 +451,9 @@ class UploadFolder:
     shots): 0700 with a random name (`tempfile.mkdtemp`), so no other local user can read or
     pre-create it, and marked with the server's pid.
 
-    Deleted by `close()`, when the object is dropped (the app keeps it in the session's state,
-    which Streamlit drops when the session ends), and by `sweep_stale()` at the next server
-    start when the server that made it is gone. `slot(name)` gives a fresh, empty sub-folder,
+    Deleted by `close()` (the app's `UploadFolders` closes a session's folder once the session
+    has ended), when the object is garbage-collected or the server exits, and by `sweep_stale()`
+    at the next server start when the server that made it is gone (a crash, a kill). `slot(name)` gives a fresh, empty sub-folder,
     deleting what the slot held before (a replaced or refused upload leaves nothing).
     """
 
@@ -430,6 +479,69 @@ class UploadFolder:
 
     def close(self) -> None:
         self._finalizer()
+
+
+class UploadFolders:
+    """The server's upload folders, one per browser session, kept by the process (not in the
+    session's state): deleted once the session has ended, not when the garbage collector
+    happens to run.
+
+    Streamlit keeps a closed tab's session for `server.disconnectedSessionTTL` seconds (a
+    network blip may resume it) and then drops it without a hook; its session state, which
+    sits in reference cycles, is only freed by a full garbage collection. Measured with the
+    real server: a closed tab's folder was still there minutes later, until a `gc.collect()`.
+    So `reap()` asks instead: a folder goes when its session has not been connected for
+    `grace_s` seconds and its learner has no run waiting or running (a queued run may still
+    read the upload).
+
+    is_connected(session) and is_busy(owner) are the app's answers (Streamlit's runtime and
+    the job queue); tlcore knows neither.
+    """
+
+    def __init__(self, *, is_connected: Callable[[str], bool], is_busy: Callable[[str], bool] = lambda owner: False,
+                 grace_s: float = 120.0, base: str | Path | None = None, clock: Callable[[], float] = time.monotonic):
+        self.is_connected, self.is_busy, self.grace_s, self.base, self.clock = is_connected, is_busy, grace_s, base, clock
+        self._folders: dict[str, tuple[UploadFolder, str]] = {}  # session -> (folder, owner)
+        self._gone_since: dict[str, float] = {}  # session -> when it was first seen disconnected
+        self._lock = threading.Lock()
+
+    def get(self, session: str, owner: str = "") -> UploadFolder:
+        """The session's folder, made on first use."""
+        with self._lock:
+            if session not in self._folders:
+                self._folders[session] = (UploadFolder(self.base), owner)
+            self._gone_since.pop(session, None)
+            return self._folders[session][0]
+
+    def __len__(self) -> int:
+        return len(self._folders)
+
+    def reap(self) -> int:
+        """Delete the folders of sessions that have ended; returns how many were deleted."""
+        now = self.clock()
+        with self._lock:
+            items = list(self._folders.items())
+        ended = []
+        for session, (_, owner) in items:
+            if self.is_connected(session):
+                self._gone_since.pop(session, None)
+                continue
+            since = self._gone_since.setdefault(session, now)
+            if now - since >= self.grace_s and not self.is_busy(owner):
+                ended.append(session)
+        with self._lock:
+            closing = [self._folders.pop(s)[0] for s in ended if s in self._folders]
+            for session in ended:
+                self._gone_since.pop(session, None)
+        for folder in closing:
+            folder.close()
+        return len(closing)
+
+    def close_all(self) -> None:
+        with self._lock:
+            folders, self._folders = [f for f, _ in self._folders.values()], {}
+        for folder in folders:
+            folder.close()
 
 
 def sweep_stale(base: str | Path | None = None) -> int:
