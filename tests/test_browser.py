@@ -38,6 +38,18 @@ pytestmark = [
 ]
 
 
+def wait_healthy(url: str, timeout: float = 60.0) -> bool:
+    """Wait until a Streamlit server at `url` answers its health check."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
 @pytest.fixture(scope="module")
 def server():
     """A real Streamlit server on a free port, stopped (by its pid) after the module."""
@@ -54,14 +66,7 @@ def server():
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
+    if not wait_healthy(url):
         proc.kill()
         pytest.fail("streamlit did not start; see test-artifacts/streamlit.log")
     yield url

@@ -12,12 +12,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -55,13 +54,7 @@ def test_a_closed_tabs_upload_folder_is_deleted_and_an_open_tabs_kept(tmp_path, 
         return {p.name for p in tmp.glob("tlstudio-up-*")}
 
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.3)
+        assert wait_healthy(url)
         with playwright_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
