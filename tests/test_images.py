@@ -121,3 +121,13 @@ def test_an_upload_is_refused_once_it_has_decoded_its_pixel_budget():
     with pytest.raises(UploadError, match="megapixels in all"):
         read_zip(buf.getvalue(), image_size=16, limits=UploadLimits(max_total_pixels=30_000))
     assert len(read_zip(buf.getvalue(), image_size=16, val_per_class=1).classes) == 2  # the default budget: fine
+
+
+def test_the_upload_bench_command_prints_its_figures():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "tlcore", "upload-bench", "--cases", "huge"], capture_output=True,
+                         text=True, timeout=300, cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+    assert out.returncode == 0, out.stderr
+    assert "huge" in out.stdout and "cpu" in out.stdout and "refused" in out.stdout

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from tlcore.config import RunConfig, config_fields
 
-COMMAND_MODULES = ["tlcore.bench", "tlcore.text.cli", "tlcore.pretrain", "tlcore.experiments", "tlcore.estimate"]  # modules that add subcommands through register_cli(subparsers)
+COMMAND_MODULES = ["tlcore.bench", "tlcore.text.cli", "tlcore.pretrain", "tlcore.experiments", "tlcore.estimate",
+                   "tlcore.upload_bench"]  # modules that add subcommands through register_cli(subparsers)
 
 
 # ----------------------------------------------------------------------------- shared pieces
