@@ -29,6 +29,8 @@ EN: dict[str, str] = {
     "run.out_of_memory": "out of device memory at batch size {batch_size} and image size {image_size}: "
                          "lower the batch size or the image size, or choose a smaller backbone",
     "run.unexpected": "the run stopped with an unexpected error: {error}",
+    "data.too_big": "{images} images at {size} px would take {gib} GiB decoded (at most {limit} GiB per dataset): "
+                    "use fewer images or a smaller image size",
     "mask.too_long": "the sentence has {chars} characters; at most {limit}: shorten it",
     "mask.too_many": "the sentence has {masks} [MASK]s; at most {limit}: hide fewer words",
     "weights.fallback": "{name}'s pretrained weights are not available offline; using the offline backbone "
