@@ -157,3 +157,16 @@ def test_large_procedural_sets_are_drawn_in_chunks_and_small_ones_in_one_go(monk
     assert chunked[2].tolist() == small[2].tolist()  # the same labels, in the same order
     textured = procedural.textured_digits(per_class=3, val_per_class=1, image_size=16, seed=4)
     assert textured[1].shape == (30, 3, 16, 16) and textured[1].float().std() > 10  # real pictures, not blanks
+
+
+def test_a_picture_to_try_keeps_16_bit_contrast_and_is_at_most_1024_a_side():
+    ramp = np.linspace(0, 65535, 300 * 2000).reshape(300, 2000).astype(np.uint16)
+    with images.open_image(png(ramp)) as img:
+        rgb = images.to_rgb(img, 1024)
+    assert rgb.dtype == np.uint8 and rgb.shape == (154, 1024, 3)  # whole picture, aspect kept
+    assert rgb.min() < 10 and rgb.max() > 245 and 100 < rgb.mean() < 155  # PIL's own convert made it white
+    jpeg = io.BytesIO()
+    Image.new("RGB", (4000, 3000), (10, 200, 30)).save(jpeg, "JPEG")
+    with images.open_image(jpeg.getvalue()) as img:
+        rgb = images.to_rgb(img, 1024)
+    assert max(rgb.shape[:2]) == 1024 and abs(int(rgb[..., 1].mean()) - 200) < 4

@@ -63,6 +63,22 @@ def to_uint8(image, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
+def to_rgb(image, max_side: int = 1024) -> np.ndarray:
+    """A PIL image -> (H, W, 3) uint8 to show and classify whole (no crop): upright, 16/32-bit
+    scaled like `to_uint8`, and at most max_side pixels a side (JPEGs decode reduced)."""
+    from PIL import Image, ImageOps
+
+    if image.format == "JPEG":
+        image.draft("RGB", (max_side, max_side))
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        image = Image.fromarray(_to_8bit(np.asarray(image)))
+    image = image.convert("RGB")
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side))
+    return np.asarray(image, dtype=np.uint8)
+
+
 def _to_8bit(values: np.ndarray) -> np.ndarray:
     """Greyscale of more than 8 bits -> 0..255 by its range: 16-bit integers /257, floats in
     0..1 x255, anything else stretched from its minimum to its maximum."""
