@@ -217,6 +217,7 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
     no usable image, or fewer than two classes, is refused with a message saying what to do.
     """
     from tlcore.images import ImageRefused, decode
+    from tlcore.messages import Reason
 
     open_file = open_file or (lambda p: open(p, "rb"))
     labels, skipped, classes = [], [], sorted(files_by_class)
@@ -233,13 +234,14 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
         good = 0
         for f in sorted(files_by_class[cls], key=str):
             if Path(str(f)).suffix.lower() not in IMAGE_SUFFIXES:
-                skipped.append((str(f), "not an image file (by its extension)"))
+                skipped.append((str(f), Reason("skip.not_image")))
                 continue
             try:
                 with open_file(f) as fh:
                     out[len(labels)] = decode(fh, image_size)  # into one preallocated uint8 block
             except (ImageRefused, OSError) as e:
-                skipped.append((str(f), str(e) if isinstance(e, ImageRefused) else f"cannot be read ({type(e).__name__})"))
+                skipped.append((str(f), e.reason if isinstance(e, ImageRefused)
+                                else Reason("skip.unreadable", error=type(e).__name__)))
                 continue
             labels.append(label)
             good += 1
