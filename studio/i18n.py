@@ -104,17 +104,27 @@ def explain(key: str | None, values: dict | None, english: str) -> str:
     text = strings(current_lang()).get(f"engine.{key}") if key else None
     if text is None:
         return english
+    # A value may be a message itself (a skipped file's reason inside a refusal): translated too.
+    values = {name: _translated(value) for name, value in (values or {}).items()}
     try:
-        return text.format(**(values or {}))
+        return text.format(**values)
     except (KeyError, IndexError, ValueError):
         return english
 
 
-def explain_error(error: BaseException) -> str:
+def explain_error(error: BaseException | object) -> str:
+    """An engine error, or a value that carries a message (tlcore.messages.Reason), in the
+    current language; anything else as it is."""
     from tlcore.messages import message_of
 
     message = message_of(error)
     return explain(message.key, message.values, str(error)) if message else str(error)
+
+
+def _translated(value):
+    from tlcore.messages import message_of
+
+    return explain_error(value) if message_of(value) else value
 
 
 _CPU = re.compile(r"CPU \((?P<threads>\d+) threads? of (?P<cores>\d+) cores?\)")

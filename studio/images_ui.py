@@ -60,17 +60,14 @@ def class_title(dataset: str, name: str) -> str:
 
 def _decode(data: bytes) -> np.ndarray | None:
     """An uploaded or camera image -> (H, W, 3) uint8, or None with a message on screen."""
-    from PIL import ImageOps
-
-    from tlcore.images import ImageRefused, open_image
+    from tlcore.images import ImageRefused, open_image, to_rgb
 
     if len(data) > MAX_IMAGE_BYTES:
         st.error(t("try.too_big", mb=MAX_IMAGE_BYTES // 2**20))
         return None
     try:
         with open_image(data) as img:  # allowed formats only, pixels capped before decoding
-            img.draft("RGB", (1024, 1024))  # JPEG: decode at a reduced size, quickly
-            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+            return to_rgb(img, 1024)  # JPEGs decode reduced; 16-bit pictures scaled, not white
     except ImageRefused as refused:
         st.error(t("try.too_many_pixels") if refused.kind == "pixels" else t("try.unreadable"))
     except (OSError, ValueError):

@@ -244,7 +244,7 @@ def _upload_ui() -> DataChoice:
         except UploadError as error:
             upload_folder().drop("images")  # a refused upload leaves nothing on disk
             st.session_state.pop("upload_summary", None)
-            st.error(t("upload.refused", reason=str(error)))
+            st.error(t("upload.refused", reason=explain_error(error)))
             return DataChoice("folder", ready=False)
         st.session_state["upload_summary"] = (digest, folder, summary)
     classes, counts, skipped = summary
@@ -252,7 +252,8 @@ def _upload_ui() -> DataChoice:
     st.dataframe({t("upload.class"): classes, t("upload.count"): counts}, hide_index=True)
     if skipped:
         with st.expander(t("upload.skipped", n=len(skipped))):
-            st.dataframe({t("upload.file"): [p for p, _ in skipped], t("upload.reason"): [r for _, r in skipped]},
+            st.dataframe({t("upload.file"): [p for p, _ in skipped],
+                          t("upload.reason"): [explain_error(r) for _, r in skipped]},
                          hide_index=True)
     return DataChoice("folder", folder, max_per_class=max(1, min(counts) - 1))
 

@@ -131,3 +131,50 @@ def test_the_upload_bench_command_prints_its_figures():
                          text=True, timeout=300, cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
     assert out.returncode == 0, out.stderr
     assert "huge" in out.stdout and "cpu" in out.stdout and "refused" in out.stdout
+@pytest.mark.parametrize("name", ["digits", "synthetic_novel", "digits_textured", "fashion_mnist"])
+def test_every_image_dataset_is_capped_before_anything_is_decoded_or_drawn(name, monkeypatch):
+    from tlcore.messages import LearnerError
+
+    if name == "fashion_mnist" and not datasets.fashion_available():
+        pytest.skip("Fashion-MNIST is not installed")
+    datasets._cached_load.cache_clear()
+    monkeypatch.setattr(datasets, "MAX_DECODED_BYTES", 3 * 16 * 16 * 100)  # a hundred 16 px images
+    with pytest.raises(LearnerError, match="GiB") as refused:  # 10 classes x 12 images at 32 px: too many
+        datasets.load_dataset(name, per_class=10, val_per_class=2, image_size=32, seed=0)
+    assert refused.value.message.key == "data.too_big"
+    assert datasets.load_dataset(name, per_class=5, val_per_class=2, image_size=16, seed=0).train_x.shape == (50, 3, 16, 16)
+    datasets._cached_load.cache_clear()
+
+
+def test_large_procedural_sets_are_drawn_in_chunks_and_small_ones_in_one_go(monkeypatch):
+    from tlcore import procedural
+
+    small = procedural.similar_target(per_class=3, val_per_class=1, image_size=16, seed=4)
+    monkeypatch.setattr(procedural, "RENDER_PIXELS", 16 * 16 * 7)  # seven images at a time
+    calls = []
+    render = procedural.SourceSpec.render
+
+    def counted(self, labels, **kw):
+        calls.append(len(labels))
+        return render(self, labels, **kw)
+
+    monkeypatch.setattr(procedural.SourceSpec, "render", counted)
+    chunked = procedural.similar_target(per_class=3, val_per_class=1, image_size=16, seed=4)
+    assert calls == [7, 7, 7, 7, 2, 7, 3]  # 30 training images, then 10 validation images
+    assert chunked[1].shape == small[1].shape == (30, 3, 16, 16) and chunked[1].dtype == torch.uint8
+    assert chunked[2].tolist() == small[2].tolist()  # the same labels, in the same order
+    textured = procedural.textured_digits(per_class=3, val_per_class=1, image_size=16, seed=4)
+    assert textured[1].shape == (30, 3, 16, 16) and textured[1].float().std() > 10  # real pictures, not blanks
+
+
+def test_a_picture_to_try_keeps_16_bit_contrast_and_is_at_most_1024_a_side():
+    ramp = np.linspace(0, 65535, 300 * 2000).reshape(300, 2000).astype(np.uint16)
+    with images.open_image(png(ramp)) as img:
+        rgb = images.to_rgb(img, 1024)
+    assert rgb.dtype == np.uint8 and rgb.shape == (154, 1024, 3)  # whole picture, aspect kept
+    assert rgb.min() < 10 and rgb.max() > 245 and 100 < rgb.mean() < 155  # PIL's own convert made it white
+    jpeg = io.BytesIO()
+    Image.new("RGB", (4000, 3000), (10, 200, 30)).save(jpeg, "JPEG")
+    with images.open_image(jpeg.getvalue()) as img:
+        rgb = images.to_rgb(img, 1024)
+    assert max(rgb.shape[:2]) == 1024 and abs(int(rgb[..., 1].mean()) - 200) < 4

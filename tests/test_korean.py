@@ -133,3 +133,25 @@ def test_a_rejected_setting_is_explained_in_korean():
 
     at = AppTest.from_function(show).run()
     assert "epochs 값은 1에서" in at.error[0].value
+
+
+def test_a_refused_upload_and_its_skipped_files_are_explained_in_korean():
+    from tests.test_app import png, zip_of
+
+    def upload(files: dict[str, bytes]):  # in English (AppTest formats options in English), then Korean
+        at = app("pages/3_finetune.py")
+        at.radio(key="data_source").set_value("upload").run()
+        at.file_uploader(key="upload").set_value(("c.zip", zip_of(files), "application/zip")).run()
+        return at.radio(key="lang").set_value("ko").run()
+
+    good = {f"{cls}/{i}.png": png((90 * i, 40, 0)) for cls in ("cats", "dogs") for i in range(3)}
+    at = upload({**good, "birds/a.png": b"%!PS-Adobe-3.0 not a picture"})
+    errors = [e.value for e in at.error]
+    assert errors and "쓸 수 있는 이미지가 없습니다: birds" in errors[0], errors
+    assert "허용된 형식" in errors[0]  # the skipped file's reason, inside the refusal, in Korean too
+    assert english_in(at) == []
+    at = upload({**good, "cats/notes.txt": b"hello", "dogs/deep.png": b"\x89PNG broken"})
+    assert not at.error and not at.exception
+    reasons = [str(r) for frame in at.dataframe for column in frame.value.columns if column == "이유"
+               for r in frame.value[column]]
+    assert sorted(reasons) == ["이미지 파일이 아님 (.png, .jpg 등이어야 함)", "허용된 형식(PNG, JPEG, BMP, GIF, WebP, TIFF)의 이미지가 아님"]

@@ -382,5 +382,6 @@ def test_a_csv_field_over_the_csv_limit_is_explained():
     from tlcore.text.data import parse_text_csv
 
     huge = b'text,label\n"' + b"a" * 200_000 + b'",pos\nnice,neg\n'
-    with pytest.raises(ValueError, match="longer than 128 KB.*unclosed quote"):
+    with pytest.raises(ValueError, match="longer than 128 KB.*unclosed quote") as refused:
         parse_text_csv(huge, name="reviews.csv")
+    assert refused.value.message.key == "csv.field_too_large"  # told in Korean too (engine.csv.*)

@@ -179,6 +179,7 @@ def from_arrays(classes, x: torch.Tensor, y: np.ndarray, *, per_class, val_per_c
                 name="dataset") -> ImageData:
     """Split (N, C, h, w) images with labels y into an ImageData at the requested size."""
     tr, va = split_per_class(np.asarray(y), per_class, val_per_class, seed, name)
+    check_decoded_bytes(len(tr) + len(va), image_size)
     y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
     return ImageData(list(classes), resize_batch(x[tr], image_size), y[tr], resize_batch(x[va], image_size), y[va])
 
@@ -192,8 +193,19 @@ def pil_to_uint8(img, size: int) -> torch.Tensor:
 
 
 # Decoded images of one dataset (N x 3 x S x S bytes) above this are refused before any
-# decoding: a small zip of many tiny images must not fill a shared server's memory.
+# decoding or drawing, whatever the source: a small zip of many tiny images, or Fashion-MNIST
+# at 6,000 per class and 224 px (9 GB), must not fill a shared server's memory.
 MAX_DECODED_BYTES = int(os.environ.get("TLS_MAX_DATASET_BYTES", str(1024**3)))
+
+
+def check_decoded_bytes(images: int, image_size: int) -> None:
+    """Refuse, before anything is decoded, a dataset whose uint8 images would pass MAX_DECODED_BYTES."""
+    from tlcore.messages import LearnerError
+
+    need = images * 3 * image_size * image_size
+    if need > MAX_DECODED_BYTES:
+        raise LearnerError("data.too_big", images=f"{images:,}", size=image_size, gib=f"{need / 1024**3:.1f}",
+                           limit=f"{MAX_DECODED_BYTES / 1024**3:.1f}")
 
 
 def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=None,
@@ -205,6 +217,7 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
     no usable image, or fewer than two classes, is refused with a message saying what to do.
     """
     from tlcore.images import ImageRefused, decode
+    from tlcore.messages import Reason
 
     open_file = open_file or (lambda p: open(p, "rb"))
     labels, skipped, classes = [], [], sorted(files_by_class)
@@ -215,23 +228,20 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
         )
     candidates = sum(1 for files in files_by_class.values() for f in files
                      if Path(str(f)).suffix.lower() in IMAGE_SUFFIXES)
-    if candidates * 3 * image_size * image_size > MAX_DECODED_BYTES:
-        raise ValueError(
-            f"{candidates:,} images at {image_size} px would take {candidates * 3 * image_size ** 2 / 1024 ** 3:.1f} GiB "
-            f"decoded (at most {MAX_DECODED_BYTES / 1024 ** 3:.1f} GiB per dataset): use fewer images or a smaller image size"
-        )
+    check_decoded_bytes(candidates, image_size)
     out = torch.empty((candidates, 3, image_size, image_size), dtype=torch.uint8)
     for label, cls in enumerate(classes):
         good = 0
         for f in sorted(files_by_class[cls], key=str):
             if Path(str(f)).suffix.lower() not in IMAGE_SUFFIXES:
-                skipped.append((str(f), "not an image file (by its extension)"))
+                skipped.append((str(f), Reason("skip.not_image")))
                 continue
             try:
                 with open_file(f) as fh:
                     out[len(labels)] = decode(fh, image_size)  # into one preallocated uint8 block
             except (ImageRefused, OSError) as e:
-                skipped.append((str(f), str(e) if isinstance(e, ImageRefused) else f"cannot be read ({type(e).__name__})"))
+                skipped.append((str(f), e.reason if isinstance(e, ImageRefused)
+                                else Reason("skip.unreadable", error=type(e).__name__)))
                 continue
             labels.append(label)
             good += 1
@@ -296,6 +306,7 @@ def _procedural(fn_name: str):
     def load(*, per_class, val_per_class, image_size, seed, root="") -> ImageData:
         from tlcore import procedural
 
+        check_decoded_bytes(10 * (per_class + val_per_class), image_size)  # both procedural sets have 10 classes
         classes, tx, ty, vx, vy = getattr(procedural, fn_name)(
             per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed)
         return ImageData(list(classes), tx, ty, vx, vy)
@@ -327,6 +338,7 @@ def _torchvision(cls_name: str, split_kw: dict, classes_attr: str = "classes"):
             ds = cls(str(base), download=True, **split_kw)
         labels = np.array(_labels_of(ds))
         tr, va = split_per_class(labels, per_class, val_per_class, seed, cls_name)
+        check_decoded_bytes(len(tr) + len(va), image_size)
         pick = lambda idx: torch.stack([pil_to_uint8(ds[int(i)][0], image_size) for i in idx])  # noqa: E731
         classes = getattr(ds, classes_attr, None) or [str(c) for c in sorted(set(labels))]
         return ImageData(list(classes), pick(tr), torch.as_tensor(labels[tr]), pick(va), torch.as_tensor(labels[va]))
@@ -478,6 +490,7 @@ def fashion_arrays(root: str = "") -> tuple[np.ndarray, np.ndarray]:
 def load_fashion_mnist(*, per_class, val_per_class, image_size, seed, root="") -> ImageData:
     x, y = fashion_arrays(str(root or ""))
     tr, va = split_per_class(y, per_class, val_per_class, seed, "fashion_mnist")
+    check_decoded_bytes(len(tr) + len(va), image_size)
     pick = lambda idx: resize_batch(torch.from_numpy(x[idx]).unsqueeze(1), image_size)  # noqa: E731  (n,1,28,28) -> (n,3,S,S)
     return ImageData(list(FASHION_CLASSES), pick(tr), torch.as_tensor(y[tr]), pick(va), torch.as_tensor(y[va]))
 

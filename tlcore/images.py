@@ -19,17 +19,21 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from tlcore.messages import LearnerError, Reason
+
 ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 MAX_PIXELS = 40_000_000  # one image, width x height; larger ones are refused before decoding
 
 
-class ImageRefused(ValueError):
-    """This file is not an image the studio opens; `str(error)` says why in a few words and
-    `kind` is "format", "pixels" or "broken"."""
+class ImageRefused(LearnerError):
+    """This file is not an image the studio opens; `str(error)` says why in a few words (in
+    English; `error.reason` is the same, translatable) and `kind` is "format", "pixels" or
+    "broken"."""
 
-    def __init__(self, reason: str, kind: str = "broken"):
-        super().__init__(reason)
+    def __init__(self, kind: str, **values):
+        super().__init__(f"image.{kind}", **values)
         self.kind = kind
+        self.reason = Reason(f"image.{kind}", **values)
 
 
 def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_PIXELS):
@@ -40,13 +44,13 @@ def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_P
     try:
         image = Image.open(fp, formats=ALLOWED_FORMATS)
     except UnidentifiedImageError:
-        raise ImageRefused("not an image in an accepted format (PNG, JPEG, BMP, GIF, WebP, TIFF)", "format") from None
+        raise ImageRefused("format") from None
     except (OSError, ValueError) as error:
-        raise ImageRefused(f"cannot be read as an image ({type(error).__name__})") from None
+        raise ImageRefused("broken", error=type(error).__name__) from None
     width, height = image.size
     if width * height > max_pixels:
         image.close()
-        raise ImageRefused(f"too many pixels ({width}x{height}; at most {max_pixels:,})", "pixels")
+        raise ImageRefused("pixels", width=width, height=height, limit=f"{max_pixels:,}")
     return image
 
 
@@ -61,6 +65,22 @@ def to_uint8(image, size: int) -> torch.Tensor:
         image = Image.fromarray(_to_8bit(np.asarray(image)))
     image = ImageOps.fit(image.convert("RGB"), (size, size))
     return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def to_rgb(image, max_side: int = 1024) -> np.ndarray:
+    """A PIL image -> (H, W, 3) uint8 to show and classify whole (no crop): upright, 16/32-bit
+    scaled like `to_uint8`, and at most max_side pixels a side (JPEGs decode reduced)."""
+    from PIL import Image, ImageOps
+
+    if image.format == "JPEG":
+        image.draft("RGB", (max_side, max_side))
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        image = Image.fromarray(_to_8bit(np.asarray(image)))
+    image = image.convert("RGB")
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side))
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _to_8bit(values: np.ndarray) -> np.ndarray:
@@ -92,4 +112,4 @@ def decode(source: bytes | str | Path | BinaryIO, size: int, *, max_pixels: int 
     except ImageRefused:
         raise
     except Exception as error:  # noqa: BLE001 -- PIL raises many types for broken files
-        raise ImageRefused(f"cannot be read as an image ({type(error).__name__})") from None
+        raise ImageRefused("broken", error=type(error).__name__) from None

@@ -29,6 +29,54 @@ EN: dict[str, str] = {
     "run.out_of_memory": "out of device memory at batch size {batch_size} and image size {image_size}: "
                          "lower the batch size or the image size, or choose a smaller backbone",
     "run.unexpected": "the run stopped with an unexpected error: {error}",
+    # A zip of class folders (tlcore.uploads): why it was refused as a whole ...
+    "upload.not_zip": "This file is not a zip archive (or it is damaged). Put one folder per class in a folder, "
+                      "compress it to .zip, and upload that.",
+    "upload.too_many_entries": "The zip holds {count} entries; the limit is {limit}. Upload fewer images (a few dozen "
+                               "per class are plenty for a demo).",
+    "upload.too_many_bytes": "The zip unpacks to {mb} MB; the limit is {limit} MB. Upload fewer or smaller images.",
+    "upload.outside": "The zip contains the path '{name}', which points outside its folder. Archives like this can "
+                      "overwrite files, so the upload was refused. Re-create the zip from your class folders.",
+    "upload.lied": "The zip unpacks to more bytes than it declares; refused.",
+    "upload.too_big": "{images} images at {size} px would take {gib} GiB of memory (at most {limit} GiB): "
+                      "upload fewer images",
+    "upload.too_many_pixels": "the images hold more than {limit} megapixels in all; make the photos smaller (a few "
+                              "hundred pixels a side is plenty) and zip again",
+    "upload.name_too_long": "the class folder name '{name}…' is too long ({bytes} bytes; at most 255): shorten it "
+                            "and zip again",
+    "upload.cannot_store": "the images could not be stored on the server ({error}); try again, or tell your teacher",
+    "upload.no_classes": "No class folders with images were found. The zip should hold one folder per class, each "
+                         "with that class's images.{hint}",
+    "upload.one_class": "Only one class was found ('{name}'). A classifier needs at least two classes: add a second "
+                        "folder of images.",
+    "upload.empty_classes": "These class folders hold no usable images: {names}. Add images to them or remove "
+                            "them.{hint}",
+    "upload.one_image": "These classes have only one usable image: {names}. Each class needs at least two (one to "
+                        "train on, one to check the result).",
+    "upload.skipped_hint": " ({count} files were skipped, e.g. '{path}': {reason}.)",
+    # ... and why one file of it was skipped (the rest is used).
+    "skip.outside_class": "not inside a class folder",
+    "skip.hidden": "in a hidden folder or a hidden file (its name starts with a dot)",
+    "skip.symlink": "a symbolic link, not a file",
+    "skip.not_image": "not an image file (expected .png, .jpg, ...)",
+    "skip.too_large": "larger than {mb} MB",
+    "skip.zip_bomb": "compressed suspiciously well (possible zip bomb)",
+    "skip.password": "password-protected",
+    "skip.method": "compressed with a method Python cannot read; re-zip with standard Deflate",
+    "skip.damaged": "damaged inside the zip ({error})",
+    "skip.size_differs": "its real size differs from what the zip declares",
+    "skip.unreadable": "cannot be read ({error})",
+    # One image file (tlcore.images).
+    "image.format": "not an image in an accepted format (PNG, JPEG, BMP, GIF, WebP, TIFF)",
+    "image.pixels": "too many pixels ({width}x{height}; at most {limit})",
+    "image.broken": "cannot be read as an image ({error})",
+    # A text CSV (tlcore.text.data).
+    "csv.field_too_large": "{name}: one field is longer than {kb} KB; a text column holds sentences or short "
+                           "paragraphs: split the long text, or check for an unclosed quote (\") that swallows the "
+                           "rest of the file",
+    "csv.unreadable": "{name}: not a readable CSV file ({error}); save it as CSV UTF-8",
+    "data.too_big": "{images} images at {size} px would take {gib} GiB decoded (at most {limit} GiB per dataset): "
+                    "use fewer images or a smaller image size",
     "mask.too_long": "the sentence has {chars} characters; at most {limit}: shorten it",
     "mask.too_many": "the sentence has {masks} [MASK]s; at most {limit}: hide fewer words",
     "weights.fallback": "{name}'s pretrained weights are not available offline; using the offline backbone "
@@ -55,6 +103,26 @@ class LearnerError(ValueError):
     def __init__(self, key: str, **values: Any):
         self.message = Message(key, values)
         super().__init__(str(self.message))
+
+
+class Reason(str):
+    """A short reason (why a file was skipped) that reads as English text and carries its
+    translatable `message`, so lists of (file, reason) stay plain strings for the CLI."""
+
+    message: Message
+
+    def __new__(cls, key: str, **values: Any) -> Reason:
+        message = Message(key, values)
+        reason = super().__new__(cls, str(message))
+        reason.message = message
+        return reason
+
+    def __reduce__(self):  # copy and pickle rebuild it from its key, not from its English
+        return _reason, (self.message.key, dict(self.message.values))
+
+
+def _reason(key: str, values: dict) -> Reason:
+    return Reason(key, **values)
 
 
 def message_of(error: BaseException | str) -> Message | None:

@@ -22,6 +22,7 @@ about Streamlit: the app passes the uploaded bytes in and shows the result.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
@@ -42,6 +43,7 @@ import torch
 
 from tlcore.datasets import MAX_DECODED_BYTES, ImageData
 from tlcore.images import ImageRefused, open_image, to_uint8
+from tlcore.messages import LearnerError, Reason
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -49,8 +51,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 _SYSTEM_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 
 
-class UploadError(ValueError):
-    """The whole upload is refused; `str(error)` says why and what to do."""
+class UploadError(LearnerError):
+    """The whole upload is refused; `str(error)` says why and what to do (in English;
+    `error.message` is the same, translatable: tlcore.messages)."""
 
 
 @dataclass(frozen=True)
@@ -106,10 +109,7 @@ def _open_zip(source: bytes | str | Path | BinaryIO) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise UploadError(
-            "This file is not a zip archive (or it is damaged). Put one folder per class "
-            "in a folder, compress it to .zip, and upload that."
-        ) from error
+        raise UploadError("upload.not_zip") from error
 
 
 @dataclass(frozen=True)
@@ -122,28 +122,19 @@ def _check_entries(archive: zipfile.ZipFile, limits: UploadLimits) -> list[_Entr
     """Refuse dangerous archives before reading a single file's content."""
     infos = archive.infolist()
     if len(infos) > limits.max_files:
-        raise UploadError(
-            f"The zip holds {len(infos)} entries; the limit is {limits.max_files}. "
-            "Upload fewer images (a few dozen per class are plenty for a demo)."
-        )
+        raise UploadError("upload.too_many_entries", count=len(infos), limit=limits.max_files)
     # Declared sizes come from the archive itself; a zip bomb can lie about them, so
     # `_read_capped` checks the real size again while reading.
     declared = sum(info.file_size for info in infos)
     if declared > limits.max_total_bytes:
-        raise UploadError(
-            f"The zip unpacks to {declared / 1024**2:.1f} MB; the limit is "
-            f"{limits.max_total_bytes / 1024**2:.0f} MB. Upload fewer or smaller images."
-        )
+        raise UploadError("upload.too_many_bytes", mb=f"{declared / 1024**2:.1f}",
+                          limit=f"{limits.max_total_bytes / 1024**2:.0f}")
     entries = []
     for info in infos:
         name = _decoded_name(info)
         parts = _safe_parts(name)
         if parts is None:
-            raise UploadError(
-                f"The zip contains the path '{name}', which points outside its folder. "
-                "Archives like this can overwrite files, so the upload was refused. "
-                "Re-create the zip from your class folders."
-            )
+            raise UploadError("upload.outside", name=name)
         if parts:
             entries.append(_Entry(info, parts))
     return entries
@@ -188,7 +179,11 @@ def _safe_parts(name: str) -> tuple[str, ...] | None:
 
 
 class _SkipImage(Exception):
-    """One file cannot be used; the message is the reason shown to the learner."""
+    """One file cannot be used; `reason` is what the learner is shown (a translatable Reason)."""
+
+    def __init__(self, key: str, **values):
+        super().__init__(key)
+        self.reason = Reason(key, **values)
 
 
 def _decode_entries(
@@ -202,15 +197,13 @@ def _decode_entries(
     entries = [e for e in entries if not _is_system_file(e.parts)]
     candidates = sum(1 for e in entries if not e.info.is_dir() and "/".join(e.parts).lower().endswith(IMAGE_SUFFIXES))
     if candidates * 3 * image_size ** 2 > MAX_DECODED_BYTES:  # before decoding anything
-        raise UploadError(
-            f"{candidates:,} images at {image_size} px would take {candidates * 3 * image_size ** 2 / 1024 ** 3:.1f} GiB "
-            f"of memory (at most {MAX_DECODED_BYTES / 1024 ** 3:.1f} GiB): upload fewer images"
-        )
+        raise UploadError("upload.too_big", images=f"{candidates:,}", size=image_size,
+                          gib=f"{candidates * 3 * image_size ** 2 / 1024 ** 3:.1f}",
+                          limit=f"{MAX_DECODED_BYTES / 1024 ** 3:.1f}")
     depth = _class_depth(entries)
     planned = _planned_pixels(archive, entries, depth, image_size, limits)
     if planned > limits.max_total_pixels:  # from the headers, before decoding anything
-        raise UploadError(f"the images hold more than {limits.max_total_pixels // 10**6:,} megapixels in all; "
-                          "make the photos smaller (a few hundred pixels a side is plenty) and zip again")
+        raise UploadError("upload.too_many_pixels", limit=f"{limits.max_total_pixels // 10**6:,}")
     images: dict[str, list[np.ndarray]] = {}
     skipped: list[tuple[str, str]] = []
     folders: set[str] = set()
@@ -222,48 +215,50 @@ def _decode_entries(
                 folders.add(entry.parts[depth])  # an (maybe empty) class folder
             continue
         if len(entry.parts) <= depth + 1:
-            skipped.append((path, "not inside a class folder"))
+            skipped.append((path, Reason("skip.outside_class")))
             continue
         label = entry.parts[depth]
         if label.startswith(".") or any(part.startswith(".") for part in entry.parts[depth:]):
-            skipped.append((path, "in a hidden folder or a hidden file (its name starts with a dot)"))
+            skipped.append((path, Reason("skip.hidden")))
             continue
         if len(label.encode("utf-8")) > 255:  # no file system can hold it as a folder name
-            raise UploadError(f"the class folder name '{label[:30]}…' is too long ({len(label.encode('utf-8'))} "
-                              "bytes; at most 255): shorten it and zip again")
+            raise UploadError("upload.name_too_long", name=label[:30], bytes=len(label.encode("utf-8")))
         folders.add(label)
         if _is_symlink(entry.info):
-            skipped.append((path, "a symbolic link, not a file"))
+            skipped.append((path, Reason("skip.symlink")))
             continue
         if not path.lower().endswith(IMAGE_SUFFIXES):
-            skipped.append((path, "not an image file (expected .png, .jpg, ...)"))
+            skipped.append((path, Reason("skip.not_image")))
             continue
         if entry.info.file_size > limits.max_file_bytes:
-            skipped.append((path, f"larger than {limits.max_file_bytes // 1024**2} MB"))
+            skipped.append((path, Reason("skip.too_large", mb=limits.max_file_bytes // 1024**2)))
             continue
         if entry.info.file_size > limits.max_ratio * max(entry.info.compress_size, 1):
-            skipped.append((path, "compressed suspiciously well (possible zip bomb)"))
+            skipped.append((path, Reason("skip.zip_bomb")))
             continue
         try:
             data = _read_capped(archive, entry.info, limits.max_file_bytes)
             total_read += len(data)
             if total_read > limits.max_total_bytes:
-                raise UploadError("The zip unpacks to more bytes than it declares; refused.")
+                raise UploadError("upload.lied")
             pixels, area = _decode_image(data, image_size, limits.max_pixels)
             total_pixels += area
             if total_pixels > limits.max_total_pixels:  # bounds the CPU one upload can take
-                raise UploadError(f"the images hold more than {limits.max_total_pixels // 10**6:,} megapixels in all; "
-                                  "make the photos smaller (a few hundred pixels a side is plenty) and zip again")
-        except _SkipImage as reason:
-            skipped.append((path, str(reason)))
+                raise UploadError("upload.too_many_pixels", limit=f"{limits.max_total_pixels // 10**6:,}")
+        except _SkipImage as skip:
+            skipped.append((path, skip.reason))
             continue
         images.setdefault(label, []).append(pixels)
         if keep_files_in is not None:
             # Class names are single, checked path parts (no "..", no "/"), safe as folders.
             folder = Path(keep_files_in) / label
-            folder.mkdir(parents=True, exist_ok=True)
             suffix = Path(entry.parts[-1]).suffix.lower()
-            (folder / f"{len(images[label]):05d}{suffix}").write_bytes(data)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{len(images[label]):05d}{suffix}").write_bytes(data)
+            except OSError as error:  # a full disk, an odd name: say so, never the server's path
+                raise UploadError("upload.cannot_store", error=errno.errorcode.get(error.errno or 0,
+                                                                                    type(error).__name__)) from None
     return images, skipped, folders
 
 
@@ -337,18 +332,18 @@ def _is_stray(entry: _Entry) -> bool:
 def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
     """Read at most cap + 1 bytes, so a lying header cannot make us inflate gigabytes."""
     if info.flag_bits & 0x1:
-        raise _SkipImage("password-protected")
+        raise _SkipImage("skip.password")
     try:
         with archive.open(info) as handle:
             data = handle.read(min(cap, info.file_size) + 1)
     except NotImplementedError:  # e.g. Deflate64, made by Windows Explorer for large files
-        raise _SkipImage("compressed with a method Python cannot read; re-zip with standard Deflate") from None
+        raise _SkipImage("skip.method") from None
     except RuntimeError:  # zipfile's way of saying "encrypted"
-        raise _SkipImage("password-protected") from None
+        raise _SkipImage("skip.password") from None
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-        raise _SkipImage(f"damaged inside the zip ({type(error).__name__})") from None
+        raise _SkipImage("skip.damaged", error=type(error).__name__) from None
     if len(data) != info.file_size:
-        raise _SkipImage("its real size differs from what the zip declares")
+        raise _SkipImage("skip.size_differs")
     return data
 
 
@@ -359,9 +354,9 @@ def _decode_image(data: bytes, image_size: int, max_pixels: int) -> tuple[np.nda
             pixels = to_uint8(image, image_size).numpy()
             return pixels, image.width * image.height  # pixels really decoded (a JPEG's reduced draft)
     except ImageRefused as error:
-        raise _SkipImage(str(error)) from None
+        raise _SkipImage(error.message.key, **error.message.values) from None
     except Exception as error:  # noqa: BLE001 -- PIL raises many types for broken files
-        raise _SkipImage(f"cannot be read as an image ({type(error).__name__})") from None
+        raise _SkipImage("image.broken", error=type(error).__name__) from None
 
 
 # --- classes and the split --------------------------------------------------------
@@ -373,35 +368,23 @@ def _check_classes(
     skipped: list[tuple[str, str]],
 ) -> None:
     if not classes:
-        raise UploadError(
-            "No class folders with images were found. The zip should hold one folder "
-            "per class, each with that class's images."
-            + _skipped_hint(skipped)
-        )
+        raise UploadError("upload.no_classes", hint=_skipped_hint(skipped))
     if len(classes) == 1:
-        raise UploadError(
-            f"Only one class was found ('{classes[0]}'). A classifier needs at least two "
-            "classes: add a second folder of images."
-        )
+        raise UploadError("upload.one_class", name=classes[0])
     empty = [c for c in classes if not images.get(c)]
     if empty:
-        raise UploadError(
-            f"These class folders hold no usable images: {', '.join(empty)}. "
-            "Add images to them or remove them." + _skipped_hint(skipped)
-        )
+        raise UploadError("upload.empty_classes", names=", ".join(empty), hint=_skipped_hint(skipped))
     too_few = [c for c in classes if len(images[c]) < 2]
     if too_few:
-        raise UploadError(
-            f"These classes have only one usable image: {', '.join(too_few)}. Each class "
-            "needs at least two (one to train on, one to check the result)."
-        )
+        raise UploadError("upload.one_image", names=", ".join(too_few))
 
 
 def _skipped_hint(skipped: list[tuple[str, str]]) -> str:
+    """' (3 files were skipped, e.g. ...)' after a refusal, or nothing."""
     if not skipped:
         return ""
     path, reason = skipped[0]
-    return f" ({len(skipped)} files were skipped, e.g. '{path}': {reason}.)"
+    return Reason("upload.skipped_hint", count=len(skipped), path=path, reason=reason)
 
 
 def _split(

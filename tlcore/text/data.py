@@ -107,11 +107,11 @@ def parse_text_csv(content: str | bytes, *, name: str = "file", text_column: str
     try:
         rows = list(csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting))
     except csv.Error as error:  # e.g. "field larger than field limit (131072)"
+        from tlcore.messages import LearnerError
+
         if "field larger" in str(error):
-            raise ValueError(f"{name}: one field is longer than {csv.field_size_limit() // 1024} KB; a text column "
-                             "holds sentences or short paragraphs: split the long text, or check for an unclosed quote "
-                             '(") that swallows the rest of the file') from None
-        raise ValueError(f"{name}: not a readable CSV file ({error}); save it as CSV UTF-8") from None
+            raise LearnerError("csv.field_too_large", name=name, kb=csv.field_size_limit() // 1024) from None
+        raise LearnerError("csv.unreadable", name=name, error=str(error)) from None
     if not rows:
         raise ValueError(f"{name}: the file is empty; it needs a header row with text and label columns")
     header, body = rows[0], rows[1:]
