@@ -152,7 +152,17 @@ def test_matrix_figure_places_each_verdict_in_its_cell():
     assert list(heat.x) == ["similar", "different"] and list(heat.y) == ["large", "small"]
     assert heat.z[1][0] == 0.9 and heat.z[0][1] == 0.84 and heat.z[0][0] is None
     assert "linear probe" in heat.text[1][0] and "✓" in heat.text[1][0]
-    assert "✗" in heat.text[0][1] and "rule: full 81%" in heat.text[0][1]  # the rule's number beside the verdict
+    assert "✗" in heat.text[0][1] and "rule: full 81.0%" in heat.text[0][1]  # the rule's number beside the verdict
+
+
+def test_matrix_figure_shows_the_spread_behind_a_tie():
+    """A tie is claimed from the spread over seeds, so the chart shows that spread: the
+    winner's and the rule's accuracy, each ± its standard deviation, and the tie named."""
+    tie = {"similarity": "similar", "size": "large", "winner": "linear_probe", "winner_acc": 0.949,
+           "winner_std": 0.014, "expected": "partial", "expected_acc": 0.940, "expected_std": 0.007,
+           "agrees": True, "tie": True}
+    text = plots.matrix_figure([tie]).data[0].text[0][0]
+    assert "linear probe<br>94.9 ± 1.4% ✓ (tie)" in text and "rule: partial 94.0 ± 0.7%" in text
 
 
 def test_filters_figure_tiles_every_filter():

@@ -272,9 +272,18 @@ def sweep_figure(series: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     return _layout(fig, t("plot.sweep.title"), t("plot.sweep.x"), t("plot.acc.y"))
 
 
+def _pct(mean: float, std: float | None) -> str:
+    """'94.9 ± 1.4%' (mean ± standard deviation over seeds), or '94.9%' without a spread."""
+    return f"{100 * mean:.1f} ± {100 * std:.1f}%" if std is not None and std == std else f"{100 * mean:.1f}%"
+
+
 def matrix_figure(verdicts: Sequence[Mapping], t: Translate = _english) -> go.Figure:
     """The 2x2 matrix as measured: colour = the winner's accuracy, text = the winner and
-    whether it agrees with the rule of thumb (verdicts from tlcore.experiments)."""
+    whether it agrees with the rule of thumb (verdicts from tlcore.experiments).
+
+    Each number carries its spread over seeds (± one standard deviation) where the verdict
+    has it, so a "tie" can be checked on the chart; when the winner is not the rule's
+    strategy, the rule's strategy and its accuracy are written beneath."""
     cols, rows = ["similar", "different"], ["large", "small"]
     z = [[None, None], [None, None]]
     text = [["", ""], ["", ""]]
@@ -283,9 +292,9 @@ def matrix_figure(verdicts: Sequence[Mapping], t: Translate = _english) -> go.Fi
         z[r][c] = v["winner_acc"]
         mark = ("✓ " + t("plot.matrix.tie") if v.get("tie") else "✓") if v["agrees"] else "✗"
         winner, expected = t(f"strategy.{v['winner']}"), t(f"strategy.{v.get('expected', v['winner'])}")
-        rule = (f"<br>{t('plot.matrix.rule')}: {expected} {100 * v['expected_acc']:.0f}%"
+        rule = (f"<br>{t('plot.matrix.rule')}: {expected} {_pct(v['expected_acc'], v.get('expected_std'))}"
                 if v.get("expected", v["winner"]) != v["winner"] and "expected_acc" in v else "")
-        text[r][c] = f"{winner}<br>{100 * v['winner_acc']:.0f}% {mark}{rule}"
+        text[r][c] = f"{winner}<br>{_pct(v['winner_acc'], v.get('winner_std'))} {mark}{rule}"
     fig = go.Figure(go.Heatmap(z=z, x=[t(f"plot.{c}") for c in cols], y=[t(f"plot.{r}") for r in rows],
                                text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
                                showscale=False, hoverinfo="skip"))
