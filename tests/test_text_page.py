@@ -220,3 +220,14 @@ def test_lora_trains_at_one_rate_on_the_fine_tune_tab_and_in_the_race():
     assert (tab.lr, tab.head_lr_mult) == (rule["lr"], rule["head_lr_mult"]) != (at.session_state["text_lr"], 30.0)
     shown = [c.value for c in at.caption if "LoRA" in c.value and f"{rule['lr']:g}" in c.value]
     assert len(shown) == 2  # said beside the rates and beside the race
+    # the race trains LoRA exactly as the Fine-tune tab does; from scratch has its own rule, said too
+    at.multiselect(key="text_race_strategies").set_value(["lora", "scratch", "full"]).run()
+    at.button(key="text_race_start").click().run()
+    ok(at)
+    lora, scratch, full = queue.get(at.session_state["job:text_race"], me).configs
+    queue.cancel(at.session_state["job:text_race"], me)
+    assert (lora.lr, lora.head_lr_mult) == (tab.lr, tab.head_lr_mult)
+    own = strategy_rates("scratch", 0.0, 0.0)
+    assert (scratch.lr, scratch.head_lr_mult) == (own["lr"], own["head_lr_mult"])
+    assert (full.lr, full.head_lr_mult) == (at.session_state["text_lr"], at.session_state["text_head_lr_mult"])
+    assert all("scratch" in text and f"{own['lr']:g}" in text for text in shown)
