@@ -276,9 +276,14 @@ def draw_race(view: JobView, *, key: str) -> None:
 
 
 def race_table(view: JobView) -> list[dict]:
-    """One row per finished run: final and best validation accuracy, time, trainable share."""
+    """One row per finished run: final and best validation accuracy, training throughput,
+    the frozen groups whose features were computed once (cached), trainable share.
+
+    No seconds: on a shared machine the same run's time swings several-fold with the load,
+    so wall times of different runs teach nothing. Throughput is per example through the
+    part that trains, which is what caching a frozen prefix speeds up."""
     rows = []
-    text = view.configs and view.configs[0].task == "text"
+    text = bool(view.configs) and view.configs[0].task == "text"
     for label, snap in zip(view.labels, view.runs, strict=False):
         result = snap.result
         if result is None:
@@ -287,11 +292,35 @@ def race_table(view: JobView) -> list[dict]:
             t("race.col.strategy"): label,
             t("race.col.val_acc"): round(result["val_acc"], 3),
             t("race.col.best_acc"): round(result["best_val_acc"], 3),
-            t("metric.sentences_per_s" if text else "race.col.throughput"): round(result.get("sentences_per_s") or result["images_per_s"]),
+            t("race.col.throughput_text" if text else "race.col.throughput"): round(train_throughput(snap)),
+            t("race.col.cached"): cached_groups(snap),
             t("race.col.trainable"): f"{result['trainable_params']:,} / {result['total_params']:,}",
             t("race.col.share"): f"{100 * result['trainable_params'] / max(result['total_params'], 1):.1f}%",
         })
     return rows
+
+
+def train_throughput(snap: HistorySnapshot) -> float:
+    """Examples per second through the trained part, median epoch (the engine's `train_per_s`;
+    for a run recorded before it existed, the median of its epochs' own rates)."""
+    result = snap.result or {}
+    if result.get("train_per_s"):
+        return float(result["train_per_s"])
+    rates = sorted(e.images_per_s for e in snap.evals)
+    if not rates:
+        return float(result.get("images_per_s", 0.0))
+    mid = len(rates) // 2
+    return rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2
+
+
+def cached_groups(snap: HistorySnapshot) -> str:
+    """'stem → stage2': the frozen groups run once over the data, their outputs kept; '–' if none."""
+    depth = int((snap.result or {}).get("cached_depth") or (snap.started.cached_depth if snap.started else 0) or 0)
+    groups = list(snap.started.groups) if snap.started else []
+    if depth <= 0 or not groups:
+        return "–"
+    names = groups[:depth]
+    return names[0] if len(names) == 1 else f"{names[0]} → {names[-1]}"
 
 
 def draw_race_results(view: JobView) -> None:
@@ -300,7 +329,9 @@ def draw_race_results(view: JobView) -> None:
     rows = race_table(view)
     if rows:
         st.dataframe(rows, hide_index=True, width="stretch")
-        st.caption(t("caption.race_table"))
+        text = bool(view.configs) and view.configs[0].task == "text"
+        st.caption(t("caption.race_table", unit=t("race.unit.sentences" if text else "race.unit.images"),
+                     cached=t("race.col.cached")))
 
 
 def draw_result_header(view: JobView) -> dict | None:

@@ -191,9 +191,11 @@ def rates_ui() -> None:
 
 
 def lora_rates() -> None:
-    """The one rule for LoRA's rate, said where a learner sets rates and where they race."""
-    own = strategy_rates("lora", 0.0, 0.0)
-    st.caption(t("text.lora_rate", lr=own["lr"], mult=own["head_lr_mult"]))
+    """The one rule for the strategies with their own rates (LoRA, from scratch), said where a
+    learner sets rates and where they race; the numbers come from the rule itself."""
+    lora, scratch = strategy_rates("lora", 0.0, 0.0), strategy_rates("scratch", 0.0, 0.0)
+    st.caption(t("text.lora_rate", lr=lora["lr"], mult=lora["head_lr_mult"],
+                 scratch_lr=scratch["lr"], scratch_mult=scratch["head_lr_mult"]))
 
 
 # --- data -----------------------------------------------------------------------------

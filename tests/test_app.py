@@ -241,7 +241,37 @@ def test_race_runs_the_chosen_strategies_and_shows_a_table():
                                                          strings("en")["strategy.linear_probe"]]
     # times on a shared machine are not comparable: throughput instead, and the caching said in words
     assert strings("en")["race.col.throughput"] in table.columns and "seconds" not in table.columns
-    assert any("cached" in c.value for c in at.caption)
+    assert strings("en")["race.col.cached"] in table.columns
+    assert any("cached" in c.value and "images per second" in c.value for c in at.caption)
+
+
+def test_race_table_shows_training_throughput_and_what_was_cached_not_seconds():
+    """Two runs whose seconds say the opposite of their speed (17.9 s for the fast probe on a
+    busy machine): the table shows no time at all, but each run's training throughput (the
+    median epoch, through the trained part) and the frozen groups computed once."""
+    from studio.jobs_ui import race_table
+    from tlcore.config import RunConfig
+    from tlcore.events import History
+    from tlcore.jobs import JobView
+
+    def run(cached: int, rates: list[float], seconds: float, **extra) -> object:
+        history = History()
+        history.append(Started(4, 3, tuple(GROUPS), tuple(GROUPS[:cached]), 10, 100, "CPU (test)", 20, 10,
+                               ("cat", "dog"), cached))
+        for epoch, rate in enumerate(rates, start=1):
+            history.append(EvalEvent(epoch, 2 * epoch, 0.5, 0.7, 0.8, epoch * 1.0, rate))
+        history.append(Done({"val_acc": 0.7, "best_val_acc": 0.75, "seconds": seconds, "images_per_s": 5.0,
+                             "trainable_params": 10, "total_params": 100, "cached_depth": cached, **extra}))
+        return history.snapshot()
+
+    view = JobView("j", "done", 0, ("scratch", "linear probe"),
+                   (run(0, [40.0, 50.0, 60.0], 4.3), run(5, [900.0, 1000.0, 5.0], 17.9, train_per_s=1000.0)),
+                   (RunConfig(strategy="scratch"), RunConfig(strategy="linear_probe")), 1.0)
+    rows = race_table(view)
+    en = strings("en")
+    assert not any("second" in column.lower() or column == "s" for column in rows[0])
+    assert [r[en["race.col.throughput"]] for r in rows] == [50, 1000]  # median epoch; the engine's own figure
+    assert [r[en["race.col.cached"]] for r in rows] == ["–", "stem → stage4"]
 
 
 def test_pretraining_experiment_runs_scratch_and_pretrained():

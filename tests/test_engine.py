@@ -115,6 +115,9 @@ def test_grad_norms_present_for_trainable_absent_for_frozen_and_events_in_order(
     assert [e.epoch for e in evals] == [1, 2]
     assert all(evals[0].step <= s.step for s in steps if s.epoch == 2)
     assert result["cached_depth"] == 3  # the frozen prefix ran once, not every epoch
+    # throughput of the trained part, the median epoch (what the race table compares)
+    rates = sorted(e.images_per_s for e in evals)
+    assert result["train_per_s"] == pytest.approx((rates[0] + rates[1]) / 2)
     df = snap.to_dataframe()
     assert {"train/loss", "val/loss", "val/acc", "lr", "grad_norm/head"} <= set(df.columns)
     assert "grad_norm/stem" not in df.columns

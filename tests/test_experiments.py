@@ -115,3 +115,54 @@ def test_a_verdict_agrees_only_when_the_numbers_shown_say_so():
     assert tie["agrees"] is True and tie["tie"] is True
     win = cell_verdicts(cell(partial=0.80, full=0.90, std=0.01))[0]
     assert win["winner"] == "full" and win["agrees"] is True and win["tie"] is False
+
+
+def test_a_verdict_differing_from_the_rule_by_more_than_the_spread_does_not_agree():
+    """A small hand-made table, three seeds per strategy: in every cell the winner is not
+    the rule's strategy. Only the cell where the gap is inside the seeds' spread may agree
+    (as a tie); the others must say they do not agree."""
+    import pandas as pd
+
+    from tlcore.experiments import cell_verdicts, summarise_matrix
+
+    per_seed = {  # (similarity, size) -> strategy -> val_acc of seeds 0, 1, 2
+        ("similar", "small"): {"scratch": (.2, .2, .2), "linear_probe": (.70, .71, .72), "partial": (.80, .81, .82),
+                               "full": (.75, .75, .75)},  # rule: linear probe, 10 points behind: no
+        ("similar", "large"): {"scratch": (.4, .4, .4), "linear_probe": (.94, .95, .96), "partial": (.935, .945, .955),
+                               "full": (.90, .90, .90)},  # rule: partial, half a point behind, spread 1: tie
+        ("different", "small"): {"scratch": (.5, .5, .5), "linear_probe": (.90, .90, .90), "partial": (.85, .85, .85),
+                                 "full": (.80, .80, .80)},  # rule: partial, 5 points behind, no spread: no
+        ("different", "large"): {"scratch": (.9, .9, .9), "linear_probe": (.95, .95, .95), "partial": (.99, .99, .99),
+                                 "full": (.97, .975, .98)},  # rule: full, 1.5 points behind, spread 0.5: no
+    }
+    runs = pd.DataFrame([{"similarity": sim, "size": size, "dataset": "d", "per_class": 5, "strategy": st,
+                          "seed": seed, "val_acc": acc, "seconds": 1.0}
+                         for (sim, size), cell in per_seed.items() for st, accs in cell.items()
+                         for seed, acc in enumerate(accs)])
+    verdicts = {(v["similarity"], v["size"]): v for v in cell_verdicts(summarise_matrix(runs))}
+    assert all(v["winner"] != v["expected"] for v in verdicts.values())
+    assert [verdicts[c]["agrees"] for c in per_seed] == [False, True, False, False]
+    assert [verdicts[c]["tie"] for c in per_seed] == [False, True, False, False]
+    tie = verdicts[("similar", "large")]
+    assert tie["winner_std"] == pytest.approx(0.01) and tie["expected_std"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("name", ["matrix", "matrix_textured", "matrix_synthetic_fashion",
+                                  "matrix_imagenet_small", "matrix_imagenet_large"])
+def test_committed_verdicts_are_read_from_the_committed_runs(name, tmp_path):
+    """The verdicts the app shows (assets/results/<name>.json) are what the code that reads
+    runs makes of the committed runs: resummarising them changes nothing."""
+    import shutil
+
+    from tlcore.experiments import RESULTS_DIR, resummarise_matrix
+
+    for suffix in (".json", "_runs.csv"):
+        shutil.copy(RESULTS_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    committed = json.loads((RESULTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    again = resummarise_matrix(name, tmp_path)
+    assert json.loads(json.dumps(again, default=float)) == committed
+    assert (tmp_path / f"{name}.md").read_text(encoding="utf-8") == (RESULTS_DIR / f"{name}.md").read_text(encoding="utf-8")
+    for v in committed["verdicts"]:
+        if v["winner"] != v["expected"]:  # "agrees" for another winner only by a tie within the spread
+            gap = v["winner_acc"] - v["expected_acc"]
+            assert v["agrees"] == v["tie"] == (gap <= max(v["winner_std"], v["expected_std"]))

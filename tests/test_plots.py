@@ -83,15 +83,27 @@ def test_latest_gradient_norms_are_dots_on_a_log_axis_with_frozen_named():
 
 def test_every_bar_chart_starts_at_zero():
     """A bar's length is its value only when the axis starts at zero: no bar chart of values
-    may use a log axis or a range that starts elsewhere. (The block diagram's blocks are a
-    drawing with no value axis: their heights only hint at size, as its caption says.)"""
-    for fig in (plots.drift_figure({"stem": 0.0, "stage1": 0.2, "stage2": 0.05}, frozen=("stem",)),):
-        for trace in fig.data:
-            if trace.type != "bar":
-                continue
-            axis = fig.layout.xaxis if trace.orientation == "h" else fig.layout.yaxis
-            assert axis.type != "log"
-            assert axis.range is None or axis.range[0] == 0
+    may use a log axis or a range that starts elsewhere."""
+    fig = plots.drift_figure({"stem": 0.0, "stage1": 0.2, "stage2": 0.05}, frozen=("stem",))
+    bars = [trace for trace in fig.data if trace.type == "bar"]
+    assert bars
+    for trace in bars:
+        assert trace.base is None  # every bar grows from zero ...
+        axis = fig.layout.xaxis if trace.orientation == "h" else fig.layout.yaxis
+        assert axis.type != "log"  # ... on a linear axis ...
+        assert axis.rangemode == "tozero" and (axis.range is None or axis.range[0] == 0)  # ... that shows zero
+
+
+def test_block_diagram_heights_encode_nothing():
+    """The block diagram is a drawing with no value axis: its blocks are all the same size
+    (log-scaled heights made a group 10,000x bigger look under twice as tall); the counts
+    are written inside."""
+    counts = {"stem": 928, "stage1": 70_000, "stage4": 11_200_000, "head": 2_570}
+    fig = plots.block_diagram(counts, frozen=("stem",))
+    blocks = fig.data[0]
+    assert len(set(blocks.y)) == 1 and len(set(blocks.base)) == 1
+    assert fig.layout.yaxis.visible is False
+    assert "11.2M" in blocks.text[2] and "928" in blocks.text[0]
 
 
 def test_confusion_figure_counts_and_labels():
@@ -140,7 +152,17 @@ def test_matrix_figure_places_each_verdict_in_its_cell():
     assert list(heat.x) == ["similar", "different"] and list(heat.y) == ["large", "small"]
     assert heat.z[1][0] == 0.9 and heat.z[0][1] == 0.84 and heat.z[0][0] is None
     assert "linear probe" in heat.text[1][0] and "✓" in heat.text[1][0]
-    assert "✗" in heat.text[0][1] and "rule: full 81%" in heat.text[0][1]  # the rule's number beside the verdict
+    assert "✗" in heat.text[0][1] and "rule: full 81.0%" in heat.text[0][1]  # the rule's number beside the verdict
+
+
+def test_matrix_figure_shows_the_spread_behind_a_tie():
+    """A tie is claimed from the spread over seeds, so the chart shows that spread: the
+    winner's and the rule's accuracy, each ± its standard deviation, and the tie named."""
+    tie = {"similarity": "similar", "size": "large", "winner": "linear_probe", "winner_acc": 0.949,
+           "winner_std": 0.014, "expected": "partial", "expected_acc": 0.940, "expected_std": 0.007,
+           "agrees": True, "tie": True}
+    text = plots.matrix_figure([tie]).data[0].text[0][0]
+    assert "linear probe<br>94.9 ± 1.4% ✓ (tie)" in text and "rule: partial 94.0 ± 0.7%" in text
 
 
 def test_filters_figure_tiles_every_filter():

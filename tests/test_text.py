@@ -155,6 +155,7 @@ def test_run_text_emits_the_shared_event_stream(tiny_dirs):
     assert all(v > 0 and v == v for e in steps for v in e.grad_norms.values())
     assert 0.0 <= result["val_acc"] <= 1.0 and len(result["predictions"]) == 16
     assert result["padding_share"] < 0.5
+    assert result["sentences_per_s"] == result["train_per_s"] > 0  # the same training throughput, named per task
     df = history.snapshot().to_dataframe()
     assert {"train/loss", "val/acc", "grad_norm/layer1"} <= set(df.columns)
 

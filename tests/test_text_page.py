@@ -135,7 +135,42 @@ def test_start_runs_a_text_job_and_shows_the_mistakes():
     ok(at)
     tables = [df.value for df in at.dataframe]
     assert any("Not bad at all, honestly." in table.to_string() for table in tables)
-    assert any(c.value.startswith("300 sentences/s") for c in at.caption)
+    assert any("300 sentences/s" in c.value for c in at.caption)
+
+
+def wait_done(at: AppTest, slot: str) -> None:
+    queue, me = at.session_state["_queue_override"], at.session_state["owner"]
+    deadline = time.monotonic() + 20
+    while queue.get(at.session_state[f"job:{slot}"], me).state in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.run()
+    ok(at)
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_text_page_counts_sentences_not_images(lang):
+    """Units per task: every metric tile, tooltip, caption and table column of a finished
+    text run and text race speaks of sentences; none of images."""
+    shared = json.loads((ROOT / "assets" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
+    image_word = {"en": "image", "ko": "이미지"}[lang]
+    at = app()  # AppTest sets widgets by their English labels: run in English, then switch
+    at.button(key="text_start").click().run()
+    wait_done(at, "text")
+    at.multiselect(key="text_race_strategies").set_value(["linear_probe", "full"]).run()
+    at.button(key="text_race_start").click().run()
+    wait_done(at, "text_race")
+    if lang != "en":
+        at.radio(key="lang").set_value(lang).run()
+        ok(at)
+    metrics = at.get("metric")
+    assert shared["metric.sentences_per_s"] in [m.label for m in metrics]
+    assert any(m.proto.help == shared["help.sentences_per_s"] for m in metrics)
+    texts = [m.label for m in metrics] + [m.proto.help for m in metrics] + [c.value for c in at.caption]
+    texts += [str(col) for df in at.dataframe for col in df.value.columns]
+    assert not [x for x in texts if image_word in x.lower()]
+    race = next(df.value for df in at.dataframe if shared["race.col.cached"] in df.value.columns)
+    assert shared["race.col.throughput_text"] in race.columns
+    assert any(shared["race.unit.sentences"] in c.value and shared["race.col.cached"] in c.value for c in at.caption)
 
 
 def test_fill_mask_demo_shows_guesses(monkeypatch, tmp_path):
@@ -185,3 +220,14 @@ def test_lora_trains_at_one_rate_on_the_fine_tune_tab_and_in_the_race():
     assert (tab.lr, tab.head_lr_mult) == (rule["lr"], rule["head_lr_mult"]) != (at.session_state["text_lr"], 30.0)
     shown = [c.value for c in at.caption if "LoRA" in c.value and f"{rule['lr']:g}" in c.value]
     assert len(shown) == 2  # said beside the rates and beside the race
+    # the race trains LoRA exactly as the Fine-tune tab does; from scratch has its own rule, said too
+    at.multiselect(key="text_race_strategies").set_value(["lora", "scratch", "full"]).run()
+    at.button(key="text_race_start").click().run()
+    ok(at)
+    lora, scratch, full = queue.get(at.session_state["job:text_race"], me).configs
+    queue.cancel(at.session_state["job:text_race"], me)
+    assert (lora.lr, lora.head_lr_mult) == (tab.lr, tab.head_lr_mult)
+    own = strategy_rates("scratch", 0.0, 0.0)
+    assert (scratch.lr, scratch.head_lr_mult) == (own["lr"], own["head_lr_mult"])
+    assert (full.lr, full.head_lr_mult) == (at.session_state["text_lr"], at.session_state["text_head_lr_mult"])
+    assert all("scratch" in text and f"{own['lr']:g}" in text for text in shown)

@@ -47,7 +47,7 @@ EXPECTED = {
 
 # How a measurement is read against it: one rule for every cell.
 RULE = ("the recommended strategy wins, or trails the winner by no more than the spread over seeds "
-        "(one standard deviation of either): at this many seeds that is a tie")
+        "(one standard deviation of either, the ± beside each mean): at this many seeds that is a tie")
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,7 @@ def cell_verdicts(table: pd.DataFrame) -> list[dict]:
             "similarity": sim, "size": size, "winner": winner, "winner_acc": means[winner],
             "expected": expected, "advice": advice, "agrees": agrees, "tie": tied,
             "expected_acc": means.get(expected, float("nan")),
+            "winner_std": stds[winner], "expected_std": stds.get(expected, float("nan")),
             "transfer_gain": pretrained_best - means.get("scratch", float("nan")),
             "spread": pretrained_best - min(v for k, v in means.items() if k != "scratch"),
         })
@@ -364,7 +365,8 @@ def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> st
             else "**does not agree**"
         lines.append(
             f"- {v['similarity']} + {v['size']}: the matrix says *{v['advice']}* ({v['expected']}, "
-            f"{100 * v['expected_acc']:.1f}%); measured winner **{v['winner']}** ({100 * v['winner_acc']:.1f}%): {mark}. "
+            f"{_pm(v['expected_acc'], v.get('expected_std'))}); measured winner **{v['winner']}** "
+            f"({_pm(v['winner_acc'], v.get('winner_std'))}): {mark}. "
             f"Best pretrained strategy vs scratch: {100 * v['transfer_gain']:+.1f} points."
             + (f" The pretrained strategies lie within {100 * v['spread']:.1f} points of each other: "
                "this target is too easy at this size to tell them apart." if v["spread"] < 0.015 else "")
@@ -380,6 +382,27 @@ def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> st
             "source, the longer freezing stays the best choice.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _pm(mean: float, std: float | None) -> str:
+    """'94.9 ± 1.4%': a mean with its spread over seeds, in percent."""
+    return f"{100 * mean:.1f} ± {100 * std:.1f}%" if std is not None and std == std else f"{100 * mean:.1f}%"
+
+
+def resummarise_matrix(name: str = "matrix", out_dir: Path | str = RESULTS_DIR) -> dict:
+    """Rewrite <name>.csv/.json/.md from the committed <name>_runs.csv, keeping how and when
+    the runs were made (no training): for when the reading of the runs changes, not the runs."""
+    out_dir = Path(out_dir)
+    runs = pd.read_csv(out_dir / f"{name}_runs.csv")
+    old = json.loads((out_dir / f"{name}.json").read_text(encoding="utf-8"))
+    table = summarise_matrix(runs)
+    verdicts = cell_verdicts(table)
+    table.to_csv(out_dir / f"{name}.csv", index=False)
+    payload = {**{k: v for k, v in old.items() if k not in ("table", "verdicts", "runs")},
+               "table": table.to_dict("records"), "verdicts": verdicts, "runs": runs.to_dict("records")}
+    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
+    (out_dir / f"{name}.md").write_text(matrix_markdown(table, verdicts, payload), encoding="utf-8")
+    return payload
 
 
 def summarise_sweep(runs: pd.DataFrame) -> pd.DataFrame:
@@ -477,6 +500,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default (1 is faster on a busy machine)")
     p.add_argument("--out", default=str(RESULTS_DIR), help="folder for the results (default %(default)s)")
     p.add_argument("--name", default="matrix", help="file stem: <name>.csv/.json/.md (default %(default)s)")
+    p.add_argument("--resummarise", action="store_true",
+                   help="train nothing: rewrite <name>.csv/.json/.md from the committed <name>_runs.csv")
     p.set_defaults(func=_cli_matrix)
 
     s = SweepSettings()
@@ -511,6 +536,10 @@ def _set_threads(threads: int) -> None:
 
 
 def _cli_matrix(args: argparse.Namespace) -> int:
+    if args.resummarise:
+        payload = resummarise_matrix(args.name, args.out)
+        print(matrix_markdown(pd.DataFrame(payload["table"]), payload["verdicts"], payload))
+        return 0
     _set_threads(args.threads)
     settings = MatrixSettings(
         similar=args.similar, different=args.different, small=args.small, large=args.large,

@@ -199,6 +199,7 @@ def drift_figure(drift: Mapping[str, float], frozen: Sequence[str] = (),
                 marker_color=[_GREY if g in frozen else _BLUE for g in groups],
                 text=[t("plot.frozen") if g in frozen else f"{drift[g]:.3f}" for g in groups],
                 textposition="outside")
+    fig.update_yaxes(rangemode="tozero")  # a bar's length is its value only from zero
     return _layout(fig, t("plot.drift.title"), t("plot.drift.x"), t("plot.drift.y"))
 
 
@@ -206,17 +207,16 @@ def drift_figure(drift: Mapping[str, float], frozen: Sequence[str] = (),
 
 
 def block_diagram(counts: Mapping[str, int], frozen: Sequence[str], t: Translate = _english) -> go.Figure:
-    """The layer groups as a row of blocks, shallow -> deep; frozen ones grey.
+    """The layer groups as a row of equal blocks, shallow -> deep; frozen ones grey.
 
-    Block heights grow with the log of the parameter count, so the tiny stem is visible
-    next to a stage with millions of weights.
+    A drawing, not a bar chart: every block has the same height, and each block's parameter
+    count is written inside it. (Heights that grew with the log of the count made a stage
+    with 10,000 times the stem's weights look under twice as tall.)
     """
     groups = list(counts)
     fig = go.Figure()
-    heights = [0.35 + 0.65 * math.log10(max(counts[g], 10)) / math.log10(max(max(counts.values()), 10))
-               for g in groups]
     fig.add_bar(
-        x=groups, y=heights, base=[-h / 2 for h in heights],
+        x=groups, y=[1.0] * len(groups), base=[-0.5] * len(groups),
         marker=dict(color=[_GREY if g in frozen else _BLUE for g in groups], line=dict(color="#334155", width=1)),
         text=[f"<b>{g}</b><br>{human_count(counts[g])}" + (f"<br>❄ {t('plot.frozen')}" if g in frozen else "")
               for g in groups],
@@ -227,7 +227,7 @@ def block_diagram(counts: Mapping[str, int], frozen: Sequence[str], t: Translate
     fig.update_yaxes(visible=False, range=[-0.55, 0.55])
     fig.update_xaxes(showticklabels=False)  # the names are written inside the blocks
     fig.update_layout(bargap=0.15, showlegend=False)
-    # No y axis: block height only hints at size; the caption says so.
+    # No y axis: the blocks' size means nothing; the numbers inside say how big each group is.
     return _layout(fig, t("plot.blocks.title"), t("plot.blocks.x"), "", height=240)
 
 
@@ -272,9 +272,18 @@ def sweep_figure(series: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     return _layout(fig, t("plot.sweep.title"), t("plot.sweep.x"), t("plot.acc.y"))
 
 
+def _pct(mean: float, std: float | None) -> str:
+    """'94.9 ± 1.4%' (mean ± standard deviation over seeds), or '94.9%' without a spread."""
+    return f"{100 * mean:.1f} ± {100 * std:.1f}%" if std is not None and std == std else f"{100 * mean:.1f}%"
+
+
 def matrix_figure(verdicts: Sequence[Mapping], t: Translate = _english) -> go.Figure:
     """The 2x2 matrix as measured: colour = the winner's accuracy, text = the winner and
-    whether it agrees with the rule of thumb (verdicts from tlcore.experiments)."""
+    whether it agrees with the rule of thumb (verdicts from tlcore.experiments).
+
+    Each number carries its spread over seeds (± one standard deviation) where the verdict
+    has it, so a "tie" can be checked on the chart; when the winner is not the rule's
+    strategy, the rule's strategy and its accuracy are written beneath."""
     cols, rows = ["similar", "different"], ["large", "small"]
     z = [[None, None], [None, None]]
     text = [["", ""], ["", ""]]
@@ -283,9 +292,9 @@ def matrix_figure(verdicts: Sequence[Mapping], t: Translate = _english) -> go.Fi
         z[r][c] = v["winner_acc"]
         mark = ("✓ " + t("plot.matrix.tie") if v.get("tie") else "✓") if v["agrees"] else "✗"
         winner, expected = t(f"strategy.{v['winner']}"), t(f"strategy.{v.get('expected', v['winner'])}")
-        rule = (f"<br>{t('plot.matrix.rule')}: {expected} {100 * v['expected_acc']:.0f}%"
+        rule = (f"<br>{t('plot.matrix.rule')}: {expected} {_pct(v['expected_acc'], v.get('expected_std'))}"
                 if v.get("expected", v["winner"]) != v["winner"] and "expected_acc" in v else "")
-        text[r][c] = f"{winner}<br>{100 * v['winner_acc']:.0f}% {mark}{rule}"
+        text[r][c] = f"{winner}<br>{_pct(v['winner_acc'], v.get('winner_std'))} {mark}{rule}"
     fig = go.Figure(go.Heatmap(z=z, x=[t(f"plot.{c}") for c in cols], y=[t(f"plot.{r}") for r in rows],
                                text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
                                showscale=False, hoverinfo="skip"))

@@ -317,6 +317,9 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
     result = {
         "val_acc": val_acc, "best_val_acc": best_acc, "val_loss": val_loss, "seconds": seconds,
         "images_per_s": source.n_train * opts.epochs / seconds, "trainable_params": trainable,
+        # training throughput of the part that trains (a cached prefix is not re-run), the
+        # median epoch: comparable between strategies where whole-run seconds are not
+        "train_per_s": float(np.median(epoch_rates)),
         "total_params": total_params, "cached_depth": cached, "steps": step,
         "predictions": last_preds.tolist(), "targets": source.val_y.tolist(),
         "weight_drift": weight_drift(model, initial) if initial else {}, "timing": timing,

@@ -103,7 +103,7 @@ def run_text(config: RunConfig, emit: Callable[[object], None],
     result.update(
         backbone=name, strategy=config.strategy, classes=list(data.classes), note=note,
         pretrained=model.pretrained_from, padding_share=source.padding_share,
-        sentences_per_s=result["images_per_s"], misclassified=misclassified(data, source, result),
+        sentences_per_s=result["train_per_s"], misclassified=misclassified(data, source, result),
     )
     if config.strategy == "lora":
         result["lora"] = str(lora_share(model))
