@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 
 from studio.i18n import current_lang, t, translated
-from studio.state import job_id, owner, queue, upload_folder
+from studio.state import job_id, new_upload_slot, owner, queue
 from tlcore import backbones, datasets, finetuned, imagenet
 
 PREVIEW_PER_CLASS = 4
@@ -211,7 +211,7 @@ def _write_folder(shots: dict[str, list[bytes]]) -> str:
                                         for k, v in shots.items())).encode()).hexdigest()[:16]
     if st.session_state.get("cam_folder_digest") == digest and Path(st.session_state.get("cam_folder", "")).is_dir():
         return st.session_state["cam_folder"]
-    folder = upload_folder().slot("camera")  # this session's private folder; the last shots' files go
+    folder = new_upload_slot("camera", digest)  # this session's private folder; the last shots' files go
     for i, (name, images) in enumerate(shots.items()):
         # The folder name is the class name; a safe name on disk, the learner's name in the data.
         class_dir = folder / _safe_dirname(name, i)

@@ -24,6 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import streamlit as st
 import torch
@@ -151,6 +152,32 @@ def upload_folder() -> uploads.UploadFolder:
     folder = upload_folders.get(_session_id() or owner(), owner())
     st.session_state["_uploads"] = folder  # for a look from tests; the process-level registry owns it
     return folder
+
+
+def new_upload_slot(kind: str, digest: str) -> Path:
+    """An empty folder for a new upload of `kind` ("images", "text", "camera") in the session's
+    private folder, named by the upload's content. The previous upload of that kind is deleted
+    (it was replaced), unless this learner's waiting or running run reads it: a queued run must
+    train on the data it was started with. Then it goes when the session ends."""
+    name = f"{kind}-{digest[:16]}"
+    previous = st.session_state.get(f"_upload_slot:{kind}")
+    if previous and previous != name:
+        drop_upload_slot(kind)
+    st.session_state[f"_upload_slot:{kind}"] = name
+    return upload_folder().slot(name)
+
+
+def drop_upload_slot(kind: str) -> None:
+    """Delete the last upload of `kind` (refused, or replaced), unless a run of this learner's reads it."""
+    name = st.session_state.pop(f"_upload_slot:{kind}", None)
+    if name and not _read_by_a_run(upload_folder().path / name):
+        upload_folder().drop(name)
+
+
+def _read_by_a_run(folder: Path) -> bool:
+    job = queue().active_for(owner())
+    view = queue().get(job, owner(), heartbeat=False) if job else None
+    return view is not None and any(c.data_root and Path(c.data_root).is_relative_to(folder) for c in view.configs)
 
 
 def queue() -> JobQueue:

@@ -18,7 +18,7 @@ import streamlit as st
 
 from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, explain_error, t, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
-from studio.state import callback, keep_settings, register_choices, upload_folder
+from studio.state import callback, drop_upload_slot, keep_settings, new_upload_slot, register_choices
 from studio.widgets import validated_config
 from tlcore import backbones, datasets, plots, strategies
 from tlcore.config import RunConfig
@@ -247,7 +247,7 @@ def _upload_ui() -> TextDataChoice:
         try:
             table = parse_text_csv(raw, name=uploaded.name)
         except ValueError as error:
-            upload_folder().drop("text")
+            drop_upload_slot("text")  # the last CSV was replaced (unless a run of this learner's reads it)
             st.error(tt("text.upload_refused", reason=explain_error(error)))
             return TextDataChoice("text_csv", ready=False)
         st.session_state["text_upload_table"] = (digest, table)
@@ -260,7 +260,7 @@ def _upload_ui() -> TextDataChoice:
                           tt("text.col.reason"): [w for _, w in table.skipped]}, hide_index=True)
     stored = st.session_state.get("text_upload_path")
     if not stored or stored[0] != digest or not Path(stored[1]).exists():
-        path = upload_folder().slot("text") / f"upload{Path(uploaded.name).suffix.lower() or '.csv'}"
+        path = new_upload_slot("text", digest) / f"upload{Path(uploaded.name).suffix.lower() or '.csv'}"
         path.write_bytes(raw)  # the session's private folder; a new upload replaces the last
         st.session_state["text_upload_path"] = stored = (digest, str(path))
     path = Path(stored[1])

@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio.i18n import current_lang, explain_error, t, translated
-from studio.state import VAL_PER_CLASS, callback, register_choices, upload_folder
+from studio.state import VAL_PER_CLASS, callback, drop_upload_slot, new_upload_slot, register_choices
 from tlcore import backbones, datasets, strategies
 from tlcore.config import RunConfig
 from tlcore.uploads import UploadError, read_zip
@@ -238,11 +238,11 @@ def _upload_ui() -> DataChoice:
     if known and known[0] == digest and Path(known[1]).is_dir():
         folder, summary = known[1], known[2]  # checked on an earlier run: not again on every click
     else:
-        folder = str(upload_folder().slot("images"))  # a new upload replaces the last one's files
+        folder = str(new_upload_slot("images", digest))  # a new upload replaces the last one's files
         try:
             summary = _read_upload(data, folder)
         except UploadError as error:
-            upload_folder().drop("images")  # a refused upload leaves nothing on disk
+            drop_upload_slot("images")  # a refused upload leaves nothing on disk
             st.session_state.pop("upload_summary", None)
             st.error(t("upload.refused", reason=explain_error(error)))
             return DataChoice("folder", ready=False)

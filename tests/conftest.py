@@ -35,9 +35,14 @@ def free_port() -> int:
 @pytest.fixture(autouse=True)
 def fresh_learners(monkeypatch):
     """Every AppTest has the same Streamlit session id: give each test an empty learner
-    store, so no test finds the settings or runs of another."""
+    store and its own upload folders, so no test finds the settings, runs or uploads of another."""
+    folders = None
     if "studio.state" in sys.modules:
         from studio import state
 
         monkeypatch.setattr(state, "learners", state.LearnerStore())
+        folders = state.uploads.UploadFolders(is_connected=lambda session: True)
+        monkeypatch.setattr(state, "upload_folders", folders)
     yield
+    if folders is not None:
+        folders.close_all()

@@ -383,7 +383,42 @@ def test_a_bad_upload_gets_a_clear_message_and_no_start(content, reason):
     assert any(reason in e.value for e in at.error), [e.value for e in at.error]
     assert at.button(key="start").disabled
     folder = at.session_state["_uploads"].path  # the session's private folder: the refused upload left nothing
-    assert not (folder / "images").exists() and not str(folder).endswith("tlstudio-uploads")
+    assert [p.name for p in folder.iterdir()] == [".owner"] and not str(folder).endswith("tlstudio-uploads")
+
+
+def test_a_new_upload_replaces_the_last_one_but_never_under_a_waiting_run():
+    import threading
+
+    gate = threading.Event()
+
+    def held_run(config, emit, should_stop):  # the run waits (as in a busy queue) until the gate opens
+        while not gate.is_set() and not should_stop():
+            time.sleep(0.02)
+        return fake_run(config, emit, should_stop)
+
+    first = zip_of({f"{c}/{i}.png": png((200 * (c == "cats"), 9 * i, 0)) for c in ("cats", "dogs") for i in range(3)})
+    second = zip_of({f"{c}/{i}.png": png((0, 9 * i, 200 * (c == "owls"))) for c in ("owls", "bats") for i in range(3)})
+    at = app("pages/3_finetune.py", run_fn=held_run)
+    at.radio(key="data_source").set_value("upload").run()
+    at.file_uploader(key="upload").set_value(("first.zip", first, "application/zip")).run()
+    at.button(key="start").click().run()
+    used = Path(job_of(at, "finetune").configs[0].data_root)
+    at.run()  # while a run is on, the settings (the uploader too) fold into an expander: a new widget
+    at.file_uploader(key="upload").set_value(("second.zip", second, "application/zip")).run()
+    ok(at)
+    assert at.session_state["_upload_slot:images"] != used.name  # the second upload was taken
+    assert sorted(p.name for p in used.iterdir()) == ["cats", "dogs"]  # the waiting run's data is untouched
+    gate.set()
+    assert wait_until_done(at, "finetune") == "done"
+    at.run()
+    folder = at.session_state["_uploads"].path
+    images = lambda: sorted(p.name for p in folder.glob("images-*"))  # noqa: E731
+    assert len(images()) == 2
+    at.file_uploader(key="upload").set_value(("bad.zip", b"not a zip", "application/zip")).run()
+    assert at.error and len(images()) == 1  # the refused upload left nothing; the replaced one went
+    at.file_uploader(key="upload").set_value(("first.zip", first, "application/zip")).run()
+    ok(at)
+    assert images() == [used.name]  # the second upload, replaced by no run's data, is gone too
 
 
 def test_an_open_tab_keeps_its_run_alive_on_any_page():

@@ -344,3 +344,28 @@ def test_a_zip_of_huge_photos_is_refused_from_the_headers_before_any_decoding(mo
     with pytest.raises(UploadError, match="megapixels in all"):
         read_zip(make_zip(files), image_size=32)
     assert time.process_time() - started < 2.0  # 200 x 36 MP: decoding them took about a minute of CPU
+
+
+def test_a_postscript_file_named_png_is_skipped_in_a_zip_and_a_folder_without_running_ghostscript(
+        tmp_path, monkeypatch):
+    from PIL import EpsImagePlugin
+
+    from tlcore.datasets import load_folder
+
+    calls = []
+
+    def never(*args, **kwargs):  # (a decoder's broad except would swallow an error: count the calls)
+        calls.append(args)
+        raise AssertionError("Ghostscript was asked to run")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", never)
+    postscript = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\nshowpage\n"
+    data = read_zip(make_zip({**two_classes(n=3), "cats/evil.png": postscript}), image_size=8, val_per_class=1,
+                    keep_files_in=tmp_path)
+    reason = dict(data.skipped)["cats/evil.png"]
+    assert reason.message.key == "image.format" and "accepted format" in reason
+    assert len(list((tmp_path / "cats").iterdir())) == 3  # not kept for the run
+    (tmp_path / "cats" / "evil.png").write_bytes(postscript)  # nor read by the run from a folder
+    run = load_folder(per_class=5, val_per_class=1, image_size=8, seed=0, root=tmp_path)
+    assert [r.message.key for p, r in run.skipped if p.endswith("evil.png")] == ["image.format"]
+    assert calls == []
