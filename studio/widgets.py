@@ -162,11 +162,16 @@ def lr_ui() -> dict[str, float]:
 
 @callback
 def apply_recommendation(similarity: str, size: str) -> strategies.Recommendation:
-    """A matrix cell was clicked: set strategy, depth and rates, and a matching sample dataset."""
+    """A matrix cell was clicked: set strategy, depth and rates, and a matching sample dataset.
+
+    Layer-wise decay is the learner's own setting: no cell recommends full_llrd, so a click
+    leaves it as it was (it once set it to 1.0, and "full + layer-wise decay" then trained
+    exactly like "full").
+    """
     groups = group_names(st.session_state["backbone"])
     rec = strategies.recommend(similarity, size, num_groups=len(groups))
     st.session_state.update(strategy=rec.strategy, freeze_depth=rec.freeze_depth, lr=rec.lr,
-                            head_lr_mult=rec.head_lr_mult, layer_decay=rec.layer_decay,
+                            head_lr_mult=rec.head_lr_mult,
                             cell=(similarity, size))
     source = backbones.get(st.session_state["backbone"]).pretrained_on
     match = [n for n in datasets.names(task="image", kind="offline") if datasets.similarity(n, source) == similarity]

@@ -160,6 +160,27 @@ def test_matrix_cell_sets_strategy_freeze_depth_and_learning_rate():
     assert at.button(key="cell:large:different").proto.type == "secondary"
 
 
+def test_matrix_cell_keeps_the_learners_layer_decay_and_the_run_uses_it():
+    """A cell click once set layer decay to 1.0: 'full + layer-wise decay' then trained like 'full'."""
+    at = app("pages/2_strategy.py")
+    at.slider(key="layer_decay").set_value(0.5).run()
+    at.button(key="cell:large:different").click().run()
+    ok(at)
+    assert at.session_state["layer_decay"] == 0.5
+    at.selectbox(key="strategy").set_value("full_llrd").run()
+    assert at.session_state["layer_decay"] == 0.5
+    at.switch_page("pages/3_finetune.py").run()
+    ok(at)
+    at.button(key="start").click().run()
+    config = job_of(at, "finetune").configs[0]
+    assert config.strategy == "full_llrd" and config.layer_decay == 0.5
+    groups = list(GROUPS)
+    plan = strategies.make_plan("full_llrd", groups, lr=config.lr, head_lr_mult=config.head_lr_mult,
+                                layer_decay=config.layer_decay)
+    body = groups[:-1]
+    assert plan.lrs[body[0]] == pytest.approx(config.lr * 0.5 ** (len(body) - 1))  # decayed, not all equal
+
+
 def readout(at: AppTest) -> str:
     return next(m.value for m in at.markdown if m.value.startswith("### trainable:"))
 

@@ -372,3 +372,54 @@ def test_bench_runs_both_loops_on_the_same_images():
         assert r["train_images"] == 40 and r["val_images"] == 200
         assert r["reference_img_s"] > 0 and r["ours_img_s"] > 0
         assert r["ratio"] == pytest.approx(r["ours_img_s"] / r["reference_img_s"])
+
+
+# ----------------------------------------------------------------------------- rates that reach the optimizer
+
+# The rates each strategy must give each group, written out here from the lesson (not from
+# tlcore.strategies): base lr L, head multiplier M, layer decay D; groups stem..stage4, head.
+L, M, D = 1e-3, 10.0, 0.5
+BODY = ["stem", "stage1", "stage2", "stage3", "stage4"]
+EXPECTED_RATES = {
+    "scratch": {g: L for g in BODY + ["head"]},
+    "linear_probe": {"head": L * M},
+    "partial": {"stage2": L, "stage3": L, "stage4": L, "head": L * M},  # freeze depth 2
+    "full": {g: L for g in BODY} | {"head": L * M},
+    "full_llrd": {g: L * D ** (4 - i) for i, g in enumerate(BODY)} | {"head": L * M},
+    "gradual": {"head": L * M},  # epoch 1: only the head
+}
+
+
+@pytest.mark.parametrize("strategy", sorted(EXPECTED_RATES))
+def test_each_groups_learning_rate_reaches_the_optimizer(strategy):
+    """Measured on the weights, not read from the plan: Adam's first step moves each weight
+    by lr * g / (|g| + eps), i.e. by almost exactly its group's rate wherever the gradient is
+    not tiny. A trainer or optimizer that ignored per-group rates moves them all alike."""
+    torch.manual_seed(0)
+    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=16)
+    plan = strategies.make_plan(strategy, model.group_names, lr=L, head_lr_mult=M, freeze_depth=2, layer_decay=D)
+    before = {g: [p.detach().clone() for p in m.parameters()] for g, m in model.groups.items()}
+    data = tiny_data(per_class=2, size=16)  # 6 images, one step of 8
+    snap, _ = fit_plan(model, plan, data, epochs=1, weight_decay=0.0, precision="fp32", bn_frozen_eval=True)
+    moved = {}
+    for g, m in model.groups.items():
+        steps = [(p.detach() - p0).abs().max().item() for p, p0 in zip(m.parameters(), before[g])]
+        moved[g] = max(steps)
+    expected = EXPECTED_RATES[strategy]
+    for g in model.group_names:
+        if g in expected:
+            assert moved[g] == pytest.approx(expected[g], rel=0.02), (g, moved)
+        else:
+            assert moved[g] == 0.0, (g, "frozen group moved")
+    step = snap.steps[0]
+    assert step.lr == pytest.approx(L)  # the logged `lr` is the rate the learner set
+    assert step.lrs == pytest.approx(expected)  # and every trained group's own rate
+
+
+def test_history_table_has_every_groups_rate():
+    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=16)
+    plan = strategies.make_plan("full_llrd", model.group_names, lr=L, head_lr_mult=M, layer_decay=D)
+    snap, _ = fit_plan(model, plan, tiny_data(per_class=2, size=16), epochs=1, precision="fp32")
+    table = snap.to_dataframe()
+    assert {f"lr/{g}" for g in model.group_names} <= set(table.columns)
+    assert table["lr/stem"].dropna().iloc[0] == pytest.approx(L * D ** 4)

@@ -2,7 +2,8 @@
 
 The trainer emits events; the app, the CLI, the benchmark and the tests all read the same
 History. Metric names are the same everywhere: `train/loss`, `val/loss`, `val/acc`, `lr`,
-`grad_norm/<group>`.
+`lr/<group>`, `grad_norm/<group>`, `val/acc`, `train/acc`,
+`examples_per_s` (see METRICS).
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ class StepEvent:
     step: int  # 1-based optimiser step
     epoch: int  # 1-based
     loss: float  # mean train loss over the steps since the last StepEvent
-    lr: float  # learning rate of the deepest trainable group (the head)
+    lr: float  # the learning rate the learner set, at this step of the schedule
     grad_norms: dict[str, float]  # L2 norm of each trainable group's gradients
     frozen: tuple[str, ...] = ()  # groups frozen at this step (they have no norm)
+    lrs: dict[str, float] = field(default_factory=dict)  # the rate each trained group's optimizer group had
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class HistorySnapshot:
         for e in self.events:
             if isinstance(e, StepEvent):
                 row = {"step": e.step, "epoch": e.epoch, "train/loss": e.loss, "lr": e.lr}
+                row.update({f"lr/{g}": v for g, v in e.lrs.items()})
                 row.update({f"grad_norm/{g}": v for g, v in e.grad_norms.items()})
                 rows.append(row)
             elif isinstance(e, EvalEvent):

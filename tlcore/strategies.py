@@ -24,6 +24,7 @@ class Plan:
     lrs: dict[str, float]  # learning rate of every group that ever trains
     # gradual unfreezing: (epoch from which it holds, groups frozen) in epoch order
     schedule: tuple[tuple[int, tuple[str, ...]], ...] = field(default=())
+    lr: float = 0.0  # the rate the learner set (the body's); `lrs` derive from it
 
     def frozen_at(self, epoch: int) -> tuple[str, ...]:
         """Groups frozen during `epoch` (1-based)."""
@@ -42,13 +43,13 @@ class Plan:
 
 def scratch(groups: list[str], *, lr: float, **_) -> Plan:
     """Random init, everything trains at one rate: the baseline transfer has to beat."""
-    return Plan("scratch", False, (), {g: lr for g in groups})
+    return Plan("scratch", False, (), {g: lr for g in groups}, lr=lr)
 
 
 def linear_probe(groups: list[str], *, lr: float, head_lr_mult: float, **_) -> Plan:
     """Feature extraction: the pretrained body is frozen, only the new head learns."""
     *body, head = groups
-    return Plan("linear_probe", True, tuple(body), {head: lr * head_lr_mult})
+    return Plan("linear_probe", True, tuple(body), {head: lr * head_lr_mult}, lr=lr)
 
 
 def partial(groups: list[str], *, lr: float, head_lr_mult: float, freeze_depth: int, **_) -> Plan:
@@ -56,13 +57,13 @@ def partial(groups: list[str], *, lr: float, head_lr_mult: float, freeze_depth: 
     *body, head = groups
     k = min(freeze_depth, len(body))
     lrs = {g: lr for g in body[k:]} | {head: lr * head_lr_mult}
-    return Plan("partial", True, tuple(body[:k]), lrs)
+    return Plan("partial", True, tuple(body[:k]), lrs, lr=lr)
 
 
 def full(groups: list[str], *, lr: float, head_lr_mult: float, **_) -> Plan:
     """Everything trains; the new head faster than the pretrained body."""
     *body, head = groups
-    return Plan("full", True, (), {g: lr for g in body} | {head: lr * head_lr_mult})
+    return Plan("full", True, (), {g: lr for g in body} | {head: lr * head_lr_mult}, lr=lr)
 
 
 def full_llrd(groups: list[str], *, lr: float, head_lr_mult: float, layer_decay: float, **_) -> Plan:
@@ -70,14 +71,14 @@ def full_llrd(groups: list[str], *, lr: float, head_lr_mult: float, layer_decay:
     *body, head = groups
     n = len(body)
     lrs = {g: lr * layer_decay ** (n - 1 - i) for i, g in enumerate(body)}  # deepest body group gets lr
-    return Plan("full_llrd", True, (), lrs | {head: lr * head_lr_mult})
+    return Plan("full_llrd", True, (), lrs | {head: lr * head_lr_mult}, lr=lr)
 
 
 def gradual(groups: list[str], *, lr: float, head_lr_mult: float, **_) -> Plan:
     """Gradual unfreezing (ULMFiT): the head first, then one more group per epoch, deep to shallow."""
     *body, head = groups
     schedule = tuple((epoch, tuple(body[: len(body) - (epoch - 1)])) for epoch in range(2, len(body) + 2))
-    return Plan("gradual", True, tuple(body), {g: lr for g in body} | {head: lr * head_lr_mult}, schedule)
+    return Plan("gradual", True, tuple(body), {g: lr for g in body} | {head: lr * head_lr_mult}, schedule, lr=lr)
 
 
 STRATEGIES = {f.__name__: f for f in (scratch, linear_probe, partial, full, full_llrd, gradual)}
@@ -150,7 +151,6 @@ class Recommendation:
     freeze_depth: int  # leading groups frozen (for linear_probe: all but the head)
     lr: float
     head_lr_mult: float
-    layer_decay: float
     reason_en: str
     reason_ko: str
 
@@ -169,21 +169,21 @@ def recommend(similarity: str, size: str, num_groups: int = 6) -> Recommendation
         raise ValueError("similarity must be 'similar' or 'different' and size 'small' or 'large'")
     body = num_groups - 1
     table = {
-        ("similar", "small"): ("linear_probe", body, 1e-3, 10.0, 1.0,
+        ("similar", "small"): ("linear_probe", body, 1e-3, 10.0,
             "The pretrained features already fit and a few examples would overfit anything more: freeze the whole body, train only the new head.",
             "사전 학습된 특징이 이미 잘 맞고 예시가 적어 더 학습하면 과적합되므로, 본체 전체를 고정하고 새 헤드만 학습합니다."),
-        ("similar", "large"): ("partial", max(body - 1, 0), 3e-4, 10.0, 1.0,
+        ("similar", "large"): ("partial", max(body - 1, 0), 3e-4, 10.0,
             "The features fit and there is enough data to adjust the most specific ones: freeze most of the body, fine-tune the last stage and the head with a small rate.",
             "특징이 잘 맞고 데이터도 넉넉해 가장 구체적인 특징을 다듬을 수 있으므로, 본체 대부분을 고정하고 마지막 단계와 헤드를 작은 학습률로 미세 조정합니다."),
-        ("different", "small"): ("partial", max(body // 2, 1), 3e-4, 10.0, 1.0,
+        ("different", "small"): ("partial", max(body // 2, 1), 3e-4, 10.0,
             "Only the shallow, general features (edges, textures) carry over and data is scarce: freeze the early groups, retrain the deeper ones.",
             "얕고 일반적인 특징(경계, 질감)만 옮겨 오고 데이터는 부족하므로, 앞쪽 그룹은 고정하고 깊은 그룹을 다시 학습합니다."),
-        ("different", "large"): ("full", 0, 1e-3, 10.0, 1.0,
+        ("different", "large"): ("full", 0, 1e-3, 10.0,
             "The data differs and there is plenty of it: train the whole model, starting from the pretrained weights.",
             "데이터가 다르고 충분히 많으므로, 사전 학습된 가중치에서 출발해 모델 전체를 학습합니다."),
     }
-    strategy, k, lr, mult, decay, en, ko = table[(similarity, size)]
-    return Recommendation(similarity, size, strategy, k, lr, mult, decay, en, ko)
+    strategy, k, lr, mult, en, ko = table[(similarity, size)]
+    return Recommendation(similarity, size, strategy, k, lr, mult, en, ko)
 
 
 def grad_norms_by_group(model: nn.Module, names: list[str]) -> torch.Tensor:

@@ -257,7 +257,6 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
     param_groups = strategies.param_groups(model, plan, opts.weight_decay)
     optimizer = optimizer_cls(param_groups, lr=1.0, **extra)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
-    head = groups[-1]
 
     steps_per_epoch = math.ceil(source.n_train / opts.batch_size)
     total = steps_per_epoch * opts.epochs
@@ -299,8 +298,9 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
             correct += (logits.detach().argmax(1) == targets).sum()
             if step % log_every == 0 or step == total:
                 values = torch.cat([(loss_sum / logged_steps).view(1), norms.float()]).tolist()  # one transfer
-                emit(StepEvent(step, epoch, values[0], plan.lrs.get(head, 0.0) * factor,
-                               dict(zip(live, values[1:])), tuple(frozen)))
+                rates = {g["group"]: g["lr"] for g in optimizer.param_groups if g["group"] in live}
+                emit(StepEvent(step, epoch, values[0], plan.lr * factor, dict(zip(live, values[1:])),
+                               tuple(frozen), rates))
                 loss_sum.zero_()
                 logged_steps = 0
         train_acc = correct.item() / source.n_train

@@ -30,7 +30,7 @@ from tlcore.trainer import fit, fit_options, load_run_data, pretrained_choice, s
 def lora(groups: list[str], *, lr: float, head_lr_mult: float, **_) -> strategies.Plan:
     """Adapters: the pretrained weights stay frozen; each layer's small LoRA matrices and the head learn."""
     frozen, *adapters, head = groups  # "pretrained", layer0..N-1 (adapters only), "head"
-    return strategies.Plan("lora", True, (frozen,), {g: lr for g in adapters} | {head: lr * head_lr_mult})
+    return strategies.Plan("lora", True, (frozen,), {g: lr for g in adapters} | {head: lr * head_lr_mult}, lr=lr)
 
 
 # One learning-rate rule, wherever a text run is made (the Fine-tune tab, the race, the CLI
