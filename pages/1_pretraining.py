@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio import plots
 from studio.frame import ensure_frame
 from studio.i18n import current_lang, lesson, t
 from studio.images_ui import try_image_panel
 from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, is_running, job_panel, submit, translator
 from studio.state import DEFAULTS
 from studio.widgets import translated
-from tlcore import plots
 from tlcore.config import RunConfig
 
 ensure_frame()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio import plots
 from studio.frame import ensure_frame
 from studio.i18n import lesson, lesson_text, t
 from studio.jobs_ui import translator
@@ -17,7 +18,7 @@ from studio.widgets import (
     reason,
     strategy_ui,
 )
-from tlcore import plots, strategies
+from tlcore import strategies
 
 ensure_frame()
 st.title(t("page2.title"))

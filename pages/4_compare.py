@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from studio import plots
 from studio.frame import ensure_frame
 from studio.i18n import device_text, lesson, t
 from studio.jobs_ui import (
@@ -19,7 +20,7 @@ from studio.jobs_ui import (
     translator,
 )
 from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, training_ui
-from tlcore import plots, strategies
+from tlcore import strategies
 from tlcore.jobs import JobView
 
 RESULTS = Path(__file__).resolve().parent.parent / "assets" / "results"

@@ -16,8 +16,9 @@ import streamlit as st
 from studio import i18n
 from studio.i18n import t
 from studio.state import keep_settings, owner, queue, remember_learner
-from tlcore.backbones import get as get_backbone
-from tlcore.backbones import host_reachable, offline_default, weights_cached
+from tlcore.backbones import host_reachable
+from tlcore.catalog import backbone as get_backbone
+from tlcore.catalog import offline_default, weights_cached
 from tlcore.device import describe_device
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"

@@ -15,7 +15,7 @@ import streamlit as st
 
 from studio.i18n import current_lang, t, translated
 from studio.state import job_id, new_upload_slot, owner, queue
-from tlcore import backbones, datasets, finetuned, imagenet
+from tlcore import catalog, datasets, finetuned, imagenet
 
 PREVIEW_PER_CLASS = 4
 PREVIEW_SIZE = 64
@@ -28,7 +28,7 @@ MIN_SHOTS = 2  # per own class: one to train, one to test
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _preview(dataset: str, root: str) -> list[tuple[str, np.ndarray]]:
-    data = datasets.load_dataset(dataset, per_class=PREVIEW_PER_CLASS, val_per_class=1, image_size=PREVIEW_SIZE,
+    data = catalog.load_dataset(dataset, per_class=PREVIEW_PER_CLASS, val_per_class=1, image_size=PREVIEW_SIZE,
                                  seed=0, root=root)
     return datasets.preview(data, PREVIEW_PER_CLASS)
 
@@ -117,14 +117,14 @@ def try_image_panel(key: str, *, finetune_slot: str | None = "finetune") -> None
         return
     with before_col:
         st.markdown(f"**{t('try.before')}**")
-        name = backbones.offline_default()
-        if backbones.get(name).pretrained_on != "imagenet":
+        name = catalog.offline_default()
+        if catalog.backbone(name).pretrained_on != "imagenet":
             st.info(t("try.no_imagenet"))
         else:
             with st.spinner(t("try.thinking")):
                 top = imagenet.top_k(_imagenet_model(name), image, k=5)
             _ranked(top, t("try.col.imagenet_class"))
-            st.caption(t("try.before_caption", model=translated(f"backbone.title.{name}", backbones.get(name).title)))
+            st.caption(t("try.before_caption", model=translated(f"backbone.title.{name}", catalog.backbone(name).title)))
     with after_col:
         st.markdown(f"**{t('try.after')}**")
         entry = _finetuned_model(finetune_slot)

@@ -19,9 +19,10 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from studio import plots
 from studio.i18n import current_lang, explain, t
 from studio.state import job_id, owner, queue, set_job_id
-from tlcore import estimate, plots
+from tlcore import estimate
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, Failed, HistorySnapshot
 from tlcore.jobs import JobLimitError, JobView

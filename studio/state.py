@@ -30,12 +30,12 @@ import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from tlcore import backbones, datasets, estimate, uploads
+from tlcore import catalog, datasets, estimate, uploads
 from tlcore.config import RunConfig
 from tlcore.jobs import JobQueue, shared_queue
 
 VAL_PER_CLASS = 20  # validation images per class: enough to measure, fast on a CPU
-_REAL = backbones.offline_default() == "efficientnet_lite0"
+_REAL = catalog.offline_default() == "efficientnet_lite0"
 # The first dataset: real Fashion-MNIST when Debian's package is installed, else the real
 # handwritten digits that ship with scikit-learn (the page says how to get Fashion-MNIST).
 _FIRST_DATASET = "fashion_mnist" if datasets.fashion_available() else "digits"
@@ -43,7 +43,7 @@ _FIRST_DATASET = "fashion_mnist" if datasets.fashion_available() else "digits"
 # Widget keys shared across pages, with their first values (the app's fast defaults:
 # the default demo finishes in about 10 s on a 2-core CPU, see README).
 DEFAULTS: dict[str, object] = {
-    "backbone": backbones.offline_default(),
+    "backbone": catalog.offline_default(),
     "strategy": "partial",
     "freeze_depth": 2,
     "lr": 1e-3,
@@ -90,9 +90,9 @@ def _warm_up() -> None:
     """Load the default sample data and the offline backbone once, in the background, so
     the class's first Start does not wait for them (the data loader caches its result)."""
     try:
-        datasets.load_dataset(str(DEFAULTS["dataset"]), per_class=int(DEFAULTS["per_class"]), val_per_class=VAL_PER_CLASS,
+        catalog.load_dataset(str(DEFAULTS["dataset"]), per_class=int(DEFAULTS["per_class"]), val_per_class=VAL_PER_CLASS,
                               image_size=int(DEFAULTS["image_size"]), seed=0)
-        backbones.build_model(str(DEFAULTS["backbone"]), 10, pretrained=True, image_size=int(DEFAULTS["image_size"]))
+        catalog.build_model(str(DEFAULTS["backbone"]), 10, pretrained=True, image_size=int(DEFAULTS["image_size"]))
         default = RunConfig(backbone=str(DEFAULTS["backbone"]), image_size=int(DEFAULTS["image_size"]))
         if not estimate.shared_estimator().knows_device(default):
             estimate.calibrate(default)  # a first rate of this machine's own, for the first estimate

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from studio import plots
 from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, explain_error, t, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.state import callback, drop_upload_slot, keep_settings, new_upload_slot, register_choices
 from studio.widgets import validated_config
-from tlcore import backbones, datasets, plots, strategies
+from tlcore import catalog, strategies
 from tlcore.config import RunConfig
 from tlcore.jobs import JobView
 from tlcore.text.run import strategy_rates
@@ -36,10 +37,10 @@ DEFAULTS = {
 }
 TEXT_SOURCES = ("offline", "download", "upload")
 register_choices({
-    "text_backbone": lambda: backbones.names("text"), "text_strategy": lambda: STRATEGIES,
+    "text_backbone": lambda: catalog.backbone_names("text"), "text_strategy": lambda: STRATEGIES,
     "text_race_strategies": lambda: STRATEGIES, "text_lr": lambda: LR_CHOICES,
     "text_head_lr_mult": lambda: HEAD_MULT_CHOICES, "text_source": lambda: TEXT_SOURCES,
-    "text_dataset": lambda: datasets.names(task="text"),
+    "text_dataset": lambda: catalog.dataset_names(task="text"),
 })
 
 
@@ -70,7 +71,7 @@ def cached_models() -> dict[str, bool]:
     """Which text backbones are on this machine (HF cache, or shipped in a package)."""
     from tlcore.text.models import is_cached
 
-    return {name: is_cached(name) for name in backbones.names("text")}
+    return {name: is_cached(name) for name in catalog.backbone_names("text")}
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -90,7 +91,7 @@ def default_backbone() -> str:
 
 def layer_groups(backbone: str, strategy: str) -> list[str]:
     """The groups the run will have: embeddings, layer0..N-1, head (LoRA: pretrained, layers, head)."""
-    n = backbones.get(backbone).extra.get("layers", 12)
+    n = catalog.backbone(backbone).extra.get("layers", 12)
     first = "pretrained" if strategy == "lora" else "embeddings"
     return [first] + [f"layer{i}" for i in range(n)] + ["head"]
 
@@ -108,9 +109,9 @@ def backbone_ui() -> str:
 
     def label(name: str) -> str:
         state = tt("text.backbone.ready") if ready.get(name) else tt("text.backbone.download")
-        return f"{translated(f'backbone.title.{name}', backbones.get(name).title)} · {state}"
+        return f"{translated(f'backbone.title.{name}', catalog.backbone(name).title)} · {state}"
 
-    st.selectbox(tt("text.backbone"), backbones.names("text"), key="text_backbone", format_func=label,
+    st.selectbox(tt("text.backbone"), catalog.backbone_names("text"), key="text_backbone", format_func=label,
                  help=tt("help.text_backbone"), on_change=_clamp_depth)
     name = st.session_state["text_backbone"]
     if not ready.get(name) and not hub_online():
@@ -216,15 +217,15 @@ def data_ui(online: bool) -> TextDataChoice:
     source = st.session_state["text_source"]
     if source == "upload":
         return _upload_ui()
-    names = datasets.names(task="text", kind="offline" if source == "offline" else "download")
+    names = catalog.dataset_names(task="text", kind="offline" if source == "offline" else "download")
     if source == "download" and not online:
         st.warning(tt("text.offline_warning"))
     if st.session_state.get("text_dataset") not in names:
         st.session_state["text_dataset"] = names[0]
-    st.selectbox(tt("text.dataset"), names, key="text_dataset", format_func=lambda n: translated(f"dataset.{n}", datasets.get(n).title))
-    spec = datasets.get(st.session_state["text_dataset"])
-    lang = backbones.get(st.session_state["text_backbone"]).pretrained_on
-    sim = datasets.similarity(spec.name, lang)
+    st.selectbox(tt("text.dataset"), names, key="text_dataset", format_func=lambda n: translated(f"dataset.{n}", catalog.dataset(n).title))
+    spec = catalog.dataset(st.session_state["text_dataset"])
+    lang = catalog.backbone(st.session_state["text_backbone"]).pretrained_on
+    sim = catalog.similarity(spec.name, lang)
     why = spec.reason_ko if current_lang() == "ko" else spec.reason_en
     st.caption(tt("text.similarity", source=t(f"source.{lang}") if t(f"source.{lang}") != f"source.{lang}" else lang,
                   similarity=t(f"matrix.{sim}"), reason=why))
@@ -341,7 +342,7 @@ def fill_mask_ui() -> None:
     sentence = left.text_input(tt("mask.sentence"), value="The cat is on the [MASK].", key="mask_sentence",
                                max_chars=MAX_CHARS)
     name = right.selectbox(tt("mask.model"), MASK_MODELS, key="mask_model", help=tt("help.mask_model"),
-                           format_func=lambda n: f"{translated(f'backbone.title.{n}', backbones.get(n).title)} · "
+                           format_func=lambda n: f"{translated(f'backbone.title.{n}', catalog.backbone(n).title)} · "
                            + (tt("text.backbone.ready") if ready.get(n) else tt("text.backbone.download")))
     st.caption(tt("mask.no_head"))
     if not ready.get(name) and not hub_online():

@@ -15,7 +15,7 @@ import streamlit as st
 
 from studio.i18n import current_lang, explain_error, t, translated
 from studio.state import VAL_PER_CLASS, callback, drop_upload_slot, new_upload_slot, register_choices
-from tlcore import backbones, datasets, strategies
+from tlcore import catalog, datasets, strategies
 from tlcore.config import RunConfig
 from tlcore.uploads import UploadError, read_zip
 
@@ -26,8 +26,8 @@ IMAGE_SIZES = (32, 48, 64, 96, 128, 224)
 DATA_SOURCES = ("offline", "download", "upload", "camera")
 RACE_CHOICES = ("scratch", "linear_probe", "partial", "full", "full_llrd")
 register_choices({
-    "backbone": lambda: backbones.names("vision"), "strategy": lambda: STRATEGY_CHOICES,
-    "data_source": lambda: DATA_SOURCES, "dataset": lambda: datasets.names(task="image"),
+    "backbone": lambda: catalog.backbone_names("vision"), "strategy": lambda: STRATEGY_CHOICES,
+    "data_source": lambda: DATA_SOURCES, "dataset": lambda: catalog.dataset_names(task="image"),
     "lr": lambda: LR_CHOICES, "head_lr_mult": lambda: HEAD_MULT_CHOICES, "image_size": lambda: IMAGE_SIZES,
     "race_strategies": lambda: RACE_CHOICES,
 })
@@ -40,8 +40,8 @@ register_choices({
 def group_counts(backbone: str) -> dict[str, int]:
     """Parameters per layer group (with a 10-class head), from a randomly initialised
     copy: counting needs no weights, so this is instant after the first call."""
-    spec = backbones.get(backbone)
-    model = backbones.build_model(backbone, 10, pretrained=False, image_size=spec.default_size)
+    spec = catalog.backbone(backbone)
+    model = catalog.build_model(backbone, 10, pretrained=False, image_size=spec.default_size)
     return model.param_counts()
 
 
@@ -51,14 +51,14 @@ def group_names(backbone: str) -> list[str]:
 
 def backbone_ui() -> str:
     """Pick a vision backbone; the label says where its weights come from."""
-    names = backbones.names("vision")
+    names = catalog.backbone_names("vision")
     online = st.session_state.get("online", False)
 
     def label(name: str) -> str:
-        spec = backbones.get(name)
+        spec = catalog.backbone(name)
         where = (t("backbone.offline") if spec.pretrained_on == "synthetic" else
                  t("backbone.offline_imagenet") if spec.extra.get("offline") else
-                 t("backbone.imagenet") if online or backbones.weights_cached(name) else t("backbone.not_here"))
+                 t("backbone.imagenet") if online or catalog.weights_cached(name) else t("backbone.not_here"))
         return f"{backbone_title(name)} · {where}"
 
     st.selectbox(t("backbone.label"), names, format_func=label, key="backbone", help=t("help.backbone"),
@@ -73,18 +73,18 @@ def backbone_ui() -> str:
 
 
 def backbone_title(name: str) -> str:
-    return translated(f"backbone.title.{name}", backbones.get(name).title)
+    return translated(f"backbone.title.{name}", catalog.backbone(name).title)
 
 
 def weights_fallback(backbone: str, strategy: str) -> str | None:
     """The backbone that will really run when `backbone`'s pretrained weights cannot be had
     (not on this machine, no internet): the offline one. None when the choice runs as is."""
-    spec = backbones.get(backbone)
-    if strategy == "scratch" or spec.family != "vision" or backbones.weights_cached(backbone):
+    spec = catalog.backbone(backbone)
+    if strategy == "scratch" or spec.family != "vision" or catalog.weights_cached(backbone):
         return None
     if st.session_state.get("online", False):
         return None
-    fallback = backbones.offline_default()
+    fallback = catalog.offline_default()
     return fallback if fallback != backbone else None
 
 
@@ -173,8 +173,8 @@ def apply_recommendation(similarity: str, size: str) -> strategies.Recommendatio
     st.session_state.update(strategy=rec.strategy, freeze_depth=rec.freeze_depth, lr=rec.lr,
                             head_lr_mult=rec.head_lr_mult,
                             cell=(similarity, size))
-    source = backbones.get(st.session_state["backbone"]).pretrained_on
-    match = [n for n in datasets.names(task="image", kind="offline") if datasets.similarity(n, source) == similarity]
+    source = catalog.backbone(st.session_state["backbone"]).pretrained_on
+    match = [n for n in catalog.dataset_names(task="image", kind="offline") if catalog.similarity(n, source) == similarity]
     if match:
         st.session_state["dataset"] = match[0]
         st.session_state["data_source"] = "offline"
@@ -210,7 +210,7 @@ def dataset_ui(online: bool) -> DataChoice:
         folder, smallest = camera_classes_ui()
         return DataChoice("folder", folder, max_per_class=max(1, smallest - 1), ready=bool(folder))
     kind = "offline" if source == "offline" else "torchvision"
-    names = datasets.names(task="image", kind=kind)
+    names = catalog.dataset_names(task="image", kind=kind)
     if source == "download" and not online:
         st.warning(t("data.offline_warning"))
     if not names:
@@ -219,10 +219,10 @@ def dataset_ui(online: bool) -> DataChoice:
     if st.session_state.get("dataset") not in names:
         st.session_state["dataset"] = names[0]
     st.selectbox(t("data.label"), names, key="dataset", help=t("help.dataset"),
-                 format_func=lambda n: translated(f"dataset.{n}", datasets.get(n).title))
-    spec = datasets.get(st.session_state["dataset"])
-    pretrained_on = backbones.get(st.session_state["backbone"]).pretrained_on
-    sim = datasets.similarity(spec.name, pretrained_on)
+                 format_func=lambda n: translated(f"dataset.{n}", catalog.dataset(n).title))
+    spec = catalog.dataset(st.session_state["dataset"])
+    pretrained_on = catalog.backbone(st.session_state["backbone"]).pretrained_on
+    sim = catalog.similarity(spec.name, pretrained_on)
     why = spec.reason_ko if current_lang() == "ko" else spec.reason_en
     st.caption(t("data.similarity", similarity=t(f"matrix.{sim}"), source=translated(f"source.{pretrained_on}", pretrained_on),
                           reason=why))

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tlcore import backbones, strategies
+from tlcore import catalog, strategies
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, EvalEvent, Started, StepEvent
 from tlcore.jobs import JobQueue
@@ -187,7 +187,7 @@ def readout(at: AppTest) -> str:
 
 @pytest.mark.parametrize("depth", [0, 2, 5])
 def test_freeze_slider_updates_the_trainable_count(depth):
-    counts = backbones.build_model(backbones.offline_default(), 10, pretrained=False, image_size=32).param_counts()
+    counts = catalog.build_model(catalog.offline_default(), 10, pretrained=False, image_size=32).param_counts()
     at = app("pages/2_strategy.py")
     at.slider(key="freeze_depth").set_value(depth).run()
     ok(at)
@@ -492,7 +492,7 @@ def test_another_backbone_redraws_its_groups_and_counts():
     at.selectbox(key="backbone").set_value("resnet18").run()
     ok(at)
     at.slider(key="freeze_depth").set_value(4).run()  # stem + stage1..3 frozen
-    counts = backbones.build_model("resnet18", 10, pretrained=False, image_size=224).param_counts()
+    counts = catalog.build_model("resnet18", 10, pretrained=False, image_size=224).param_counts()
     trainable = counts["stage4"] + counts["head"]
     assert readout(at) == (f"### trainable: {trainable / 1e6:.3g}M of {sum(counts.values()) / 1e6:.3g}M, "
                            f"{100 * trainable / sum(counts.values()):.1f}%")
@@ -502,7 +502,7 @@ def test_finetune_page_shows_the_data_first_with_readable_class_names():
     at = app("pages/3_finetune.py")
     ok(at)
     assert any(e.label == strings("en")["preview.title"] for e in at.expander)
-    names = ("T-shirt/top", "Ankle boot") if backbones.offline_default() == "efficientnet_lite0" else ("0", "9")
+    names = ("T-shirt/top", "Ankle boot") if catalog.offline_default() == "efficientnet_lite0" else ("0", "9")
     all_captions = image_captions(at)
     assert all(n in all_captions for n in names), all_captions
     assert not any(re.fullmatch(r"\w+-\d{5,}", c) for c in all_captions), all_captions
@@ -520,7 +520,7 @@ def test_try_a_new_image_shows_what_the_pretrained_model_knows():
 
 
 def test_korean_finetune_page_names_fashion_classes_in_korean():
-    if backbones.offline_default() != "efficientnet_lite0":
+    if catalog.offline_default() != "efficientnet_lite0":
         pytest.skip("the ImageNet backbone is not installed")
     at = app("pages/3_finetune.py", lang="ko")
     ok(at)
@@ -687,7 +687,7 @@ def test_a_stale_label_from_the_browser_after_a_language_switch_is_settled():
 
 
 def test_a_backbone_without_weights_offline_is_announced_before_start_and_recorded(monkeypatch):
-    from tlcore import backbones as registry
+    from tlcore import catalog as registry
 
     monkeypatch.setattr(registry, "weights_cached", lambda name: name in ("efficientnet_lite0", "studio_resnet"))
     at = app("pages/3_finetune.py")

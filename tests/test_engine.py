@@ -8,11 +8,11 @@ import sys
 import pytest
 import torch
 
-from tlcore import backbones, datasets, strategies, trainer
+from tlcore import backbones, catalog, datasets, strategies, trainer
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, EvalEvent, Failed, History, Started
 
-VISION = backbones.names("vision")
+VISION = catalog.backbone_names("vision")
 
 
 def tiny_data(classes=3, per_class=8, size=32, seed=0) -> datasets.ImageData:
@@ -42,7 +42,7 @@ def fit_plan(model, plan, data, epochs=2, **kw):
 @pytest.mark.parametrize("name", VISION)
 def test_every_vision_backbone_gives_batch_by_classes(name):
     size = 32
-    model = backbones.build_model(name, 7, pretrained=False, image_size=size).eval()
+    model = catalog.build_model(name, 7, pretrained=False, image_size=size).eval()
     with torch.no_grad():
         out = model(torch.randint(0, 255, (2, 3, size, size), dtype=torch.uint8))
     assert out.shape == (2, 7)
@@ -59,18 +59,18 @@ def test_every_vision_backbone_gives_batch_by_classes(name):
 
 def test_registry_refuses_duplicates_and_unknown_names():
     with pytest.raises(ValueError, match="twice"):
-        backbones.register(backbones.get("resnet18"))
+        catalog.BACKBONES.register(catalog.backbone("resnet18"))
     with pytest.raises(ValueError, match="unknown backbone"):
-        backbones.get("resnet19")
+        catalog.backbone("resnet19")
     with pytest.raises(ValueError, match="twice"):
-        datasets.register_dataset(datasets.get("digits"))
+        catalog.DATASETS.register(catalog.dataset("digits"))
 
 
 @pytest.mark.parametrize("depth", [0, 2, 4, 5])
 def test_partial_freeze_contract(depth):
     """Frozen groups (weights and BN statistics) do not move; every trainable group does."""
     torch.manual_seed(0)
-    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=32)
+    model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     plan = strategies.partial(model.group_names, lr=1e-2, head_lr_mult=1.0, freeze_depth=depth)
     snap, result = fit_plan(model, plan, tiny_data())
@@ -91,7 +91,7 @@ def test_partial_freeze_contract(depth):
 
 def test_bn_trap_switch_lets_frozen_statistics_drift():
     torch.manual_seed(0)
-    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=32)
+    model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32)
     stem_mean = model.groups["stem"][1].running_mean.clone()
     plan = strategies.linear_probe(model.group_names, lr=1e-2, head_lr_mult=1.0)
     fit_plan(model, plan, tiny_data(), bn_frozen_eval=False)
@@ -100,7 +100,7 @@ def test_bn_trap_switch_lets_frozen_statistics_drift():
 
 
 def test_grad_norms_present_for_trainable_absent_for_frozen_and_events_in_order():
-    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=32)
+    model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32)
     plan = strategies.partial(model.group_names, lr=1e-2, head_lr_mult=1.0, freeze_depth=3)
     snap, result = fit_plan(model, plan, tiny_data(), epochs=2)
     kinds = [type(e) for e in snap.events]
@@ -124,7 +124,7 @@ def test_grad_norms_present_for_trainable_absent_for_frozen_and_events_in_order(
 
 
 def test_gradual_unfreezing_unfreezes_one_group_per_epoch():
-    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=32)
+    model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32)
     plan = strategies.gradual(model.group_names, lr=1e-2, head_lr_mult=1.0)
     snap, _ = fit_plan(model, plan, tiny_data(), epochs=3)
     by_epoch = {s.epoch: set(s.grad_norms) for s in snap.steps}
@@ -137,7 +137,7 @@ def test_layerwise_decay_rates_shrink_towards_the_input():
 
 
 def test_cancel_stops_within_one_step():
-    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=32)
+    model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32)
     plan = strategies.full(model.group_names, lr=1e-2, head_lr_mult=1.0)
     history, calls = History(), {"n": 0}
 
@@ -232,12 +232,12 @@ def test_imagenet_weights_load_from_a_prefilled_cache_without_network(tmp_path, 
     import torchvision
 
     reference = torchvision.models.resnet18(weights=None)
-    path = backbones.weights_path(backbones.get("resnet18"))
+    path = backbones.weights_path(catalog.backbone("resnet18"))
     assert path.name == "resnet18-f37072fd.pth" and str(path).startswith(str(tmp_path))
     path.parent.mkdir(parents=True)
     torch.save(reference.state_dict(), path)
-    assert backbones.weights_cached("resnet18")
-    model = backbones.build_model("resnet18", 4, pretrained=True, image_size=32)
+    assert catalog.weights_cached("resnet18")
+    model = catalog.build_model("resnet18", 4, pretrained=True, image_size=32)
     assert torch.equal(model.groups["stage2"][0].conv1.weight, reference.layer2[0].conv1.weight)
     assert model.pretrained_from.startswith("ImageNet")
 
@@ -246,14 +246,14 @@ def test_missing_weights_offline_give_one_clear_line_and_a_fallback(tmp_path, mo
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(backbones, "host_reachable", lambda *a, **k: False)
     with pytest.raises(backbones.WeightsUnavailable, match="prefetch --backbones resnet50"):
-        backbones.build_model("resnet50", 4, pretrained=True, image_size=32)
-    name, pretrained, note = backbones.resolve_pretrained("resnet50", "auto")
-    if backbones.weights_cached(backbones.offline_default()):
-        assert (name, pretrained) == (backbones.offline_default(), True) and "offline backbone" in str(note) and note.key == "weights.fallback"
+        catalog.build_model("resnet50", 4, pretrained=True, image_size=32)
+    name, pretrained, note = catalog.resolve_pretrained("resnet50", "auto")
+    if catalog.weights_cached(catalog.offline_default()):
+        assert (name, pretrained) == (catalog.offline_default(), True) and "offline backbone" in str(note) and note.key == "weights.fallback"
     else:
         assert (name, pretrained) == ("resnet50", False) and "random init" in str(note)
     with pytest.raises(backbones.WeightsUnavailable):
-        backbones.resolve_pretrained("resnet50", "yes")
+        catalog.resolve_pretrained("resnet50", "yes")
 
 
 def test_torchvision_dataset_from_a_prefilled_cache(tmp_path, monkeypatch):
@@ -270,19 +270,19 @@ def test_torchvision_dataset_from_a_prefilled_cache(tmp_path, monkeypatch):
         (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
             np.array([2051, n, 28, 28], dtype=">i4").tobytes() + images.tobytes())
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(np.array([2049, n], dtype=">i4").tobytes() + labels.tobytes())
-    data = datasets.get("fashion_mnist").load(per_class=3, val_per_class=2, image_size=32, seed=0, root=str(tmp_path))
+    data = catalog.dataset("fashion_mnist").load(per_class=3, val_per_class=2, image_size=32, seed=0, root=str(tmp_path))
     assert data.num_classes == 10 and data.train_x.shape == (30, 3, 32, 32) and data.val_x.shape == (20, 3, 32, 32)
     assert data.train_x.dtype == torch.uint8
 
 
 def test_offline_datasets_split_per_class_with_a_seed():
-    a = datasets.load_dataset("digits", per_class=5, val_per_class=10, image_size=24, seed=1)
-    b = datasets.load_dataset("digits", per_class=50, val_per_class=10, image_size=24, seed=1)
+    a = catalog.load_dataset("digits", per_class=5, val_per_class=10, image_size=24, seed=1)
+    b = catalog.load_dataset("digits", per_class=50, val_per_class=10, image_size=24, seed=1)
     assert a.train_x.shape == (50, 3, 24, 24) and a.val_x.shape == (100, 3, 24, 24)
     assert torch.equal(a.val_x, b.val_x)  # the test set does not change with the training size
     assert torch.bincount(a.train_y).tolist() == [5] * 10
-    assert set(datasets.names(kind="offline", task="image")) >= {"digits", "synthetic_novel", "digits_textured"}
-    sims = {datasets.similarity(n, "synthetic") for n in datasets.names(kind="offline", task="image")}
+    assert set(catalog.dataset_names(kind="offline", task="image")) >= {"digits", "synthetic_novel", "digits_textured"}
+    sims = {catalog.similarity(n, "synthetic") for n in catalog.dataset_names(kind="offline", task="image")}
     assert sims == {"similar", "different"}
 
 
@@ -354,11 +354,35 @@ def test_cli_compare_prints_one_row_per_strategy():
     assert len(lines) == 2
 
 
-def test_engine_never_imports_streamlit():
-    code = ("import sys, tlcore.trainer, tlcore.jobs, tlcore.cli, tlcore.bench, tlcore.backbones; "
-            "assert 'streamlit' not in sys.modules, 'streamlit imported'; assert 'plotly' not in sys.modules, 'plotly imported'")
+def test_no_engine_module_imports_streamlit_or_plotly():
+    """Every module under tlcore, read as code (an AST scan): no import of streamlit or plotly
+    anywhere, not even inside a function, so the engine runs where the app cannot (a GPU box)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(trainer.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names
+                          if n.split(".")[0] in ("streamlit", "plotly")]
+    assert len(list(root.rglob("*.py"))) > 30  # the scan saw the engine
+    assert not offenders, offenders
+
+
+@pytest.mark.parametrize("first", ["tlcore.datasets", "tlcore.backbones", "tlcore.text", "tlcore.config",
+                                   "tlcore.trainer", "tlcore.catalog"])
+def test_registries_are_complete_in_a_fresh_process_whatever_is_imported_first(first):
+    code = (f"import {first}\nfrom tlcore import catalog\n"
+            "print(len(catalog.backbone_names('vision')), len(catalog.backbone_names('text')),"
+            " len(catalog.dataset_names(task='image')), len(catalog.dataset_names(task='text')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+    expected = [len(catalog.backbone_names("vision")), len(catalog.backbone_names("text")),
+                len(catalog.dataset_names(task="image")), len(catalog.dataset_names(task="text"))]
+    assert [int(n) for n in out.stdout.split()] == expected and min(expected) >= 5
 
 
 def test_bench_runs_both_loops_on_the_same_images():
@@ -396,7 +420,7 @@ def test_each_groups_learning_rate_reaches_the_optimizer(strategy):
     by lr * g / (|g| + eps), i.e. by almost exactly its group's rate wherever the gradient is
     not tiny. A trainer or optimizer that ignored per-group rates moves them all alike."""
     torch.manual_seed(0)
-    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=16)
+    model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=16)
     plan = strategies.make_plan(strategy, model.group_names, lr=L, head_lr_mult=M, freeze_depth=2, layer_decay=D)
     before = {g: [p.detach().clone() for p in m.parameters()] for g, m in model.groups.items()}
     data = tiny_data(per_class=2, size=16)  # 6 images, one step of 8
@@ -417,7 +441,7 @@ def test_each_groups_learning_rate_reaches_the_optimizer(strategy):
 
 
 def test_history_table_has_every_groups_rate():
-    model = backbones.build_model("studio_resnet", 3, pretrained=False, image_size=16)
+    model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=16)
     plan = strategies.make_plan("full_llrd", model.group_names, lr=L, head_lr_mult=M, layer_decay=D)
     snap, _ = fit_plan(model, plan, tiny_data(per_class=2, size=16), epochs=1, precision="fp32")
     table = snap.to_dataframe()

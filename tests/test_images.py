@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tlcore import datasets, images
+from tlcore import catalog, datasets, images
 from tlcore.uploads import UploadError, read_zip
 
 POSTSCRIPT = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\nshowpage\n"
@@ -137,13 +137,13 @@ def test_every_image_dataset_is_capped_before_anything_is_decoded_or_drawn(name,
 
     if name == "fashion_mnist" and not datasets.fashion_available():
         pytest.skip("Fashion-MNIST is not installed")
-    datasets._cached_load.cache_clear()
+    datasets._data_cache.cache_clear()
     monkeypatch.setattr(datasets, "MAX_DECODED_BYTES", 3 * 16 * 16 * 100)  # a hundred 16 px images
     with pytest.raises(LearnerError, match="GiB") as refused:  # 10 classes x 12 images at 32 px: too many
-        datasets.load_dataset(name, per_class=10, val_per_class=2, image_size=32, seed=0)
+        catalog.load_dataset(name, per_class=10, val_per_class=2, image_size=32, seed=0)
     assert refused.value.message.key == "data.too_big"
-    assert datasets.load_dataset(name, per_class=5, val_per_class=2, image_size=16, seed=0).train_x.shape == (50, 3, 16, 16)
-    datasets._cached_load.cache_clear()
+    assert catalog.load_dataset(name, per_class=5, val_per_class=2, image_size=16, seed=0).train_x.shape == (50, 3, 16, 16)
+    datasets._data_cache.cache_clear()
 
 
 def test_large_procedural_sets_are_drawn_in_chunks_and_small_ones_in_one_go(monkeypatch):

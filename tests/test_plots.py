@@ -1,4 +1,4 @@
-"""The charts (tlcore.plots) show the numbers they are given, label everything, and mark
+"""The charts (studio.plots) show the numbers they are given, label everything, and mark
 frozen layer groups as frozen instead of plotting them as zeros."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tlcore import plots
+from studio import plots
 from tlcore.events import Done, EvalEvent, History, Started, StepEvent
 
 GROUPS = ("stem", "stage1", "stage2", "head")

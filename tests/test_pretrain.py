@@ -5,7 +5,7 @@ import shlex
 import pytest
 import torch
 
-from tlcore import backbones, pretrain
+from tlcore import backbones, catalog, pretrain
 from tlcore.cli import build_parser
 
 SHIPPED = backbones.STUDIO_CHECKPOINT
@@ -17,7 +17,7 @@ def test_shipped_checkpoint_loads_into_its_registered_architecture():
     from safetensors.torch import load_file
 
     card = pretrain.read_card()
-    model = backbones.build_model("studio_resnet", 7, pretrained=True)
+    model = catalog.build_model("studio_resnet", 7, pretrained=True)
     assert model.group_names == card["architecture"]["groups"]
     stored = load_file(str(SHIPPED))
     state = model.state_dict()
@@ -38,7 +38,7 @@ def test_card_matches_the_file():
     assert card["file"]["bytes"] == SHIPPED.stat().st_size <= 5_000_000
     stored = load_file(str(SHIPPED))
     assert card["file"]["tensors"] == len(stored)
-    counts = backbones.build_model("studio_resnet", card["source"]["classes"], pretrained=False).param_counts()
+    counts = catalog.build_model("studio_resnet", card["source"]["classes"], pretrained=False).param_counts()
     assert card["architecture"]["params_per_group"] == counts
     assert card["architecture"]["params_total"] == sum(counts.values())
     head = stored["groups.head.2.weight"]
@@ -91,7 +91,7 @@ def test_a_tiny_pretraining_run_writes_a_loadable_checkpoint_and_card(tmp_path):
     assert card["training"]["images_seen"] == 64
     assert "--classes 6" in card["command"] and "--steps 4" in card["command"]
 
-    fresh = backbones.build_model("studio_resnet", 3, pretrained=False)
+    fresh = catalog.build_model("studio_resnet", 3, pretrained=False)
     backbones.load_studio_checkpoint(fresh, out)
     for name, p in fresh.groups["stem"].state_dict().items():
         assert torch.allclose(p.float(), model.groups["stem"].state_dict()[name].float(), atol=1e-2, rtol=1e-2)

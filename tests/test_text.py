@@ -14,7 +14,7 @@ import textwrap
 import pytest
 import torch
 
-from tlcore import backbones, datasets, trainer
+from tlcore import catalog, datasets, trainer
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, EvalEvent, Failed, History, Started, StepEvent
 from tlcore.text import data as text_data
@@ -35,7 +35,7 @@ def tiny_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sample():
-    return datasets.load_dataset("sentiment_en", per_class=24, val_per_class=8, image_size=0, seed=0)
+    return catalog.load_dataset("sentiment_en", per_class=24, val_per_class=8, image_size=0, seed=0)
 
 
 def fit_text(model, plan, data, *, epochs=2, batch_size=8, should_stop=lambda: False, cache=True):
@@ -56,13 +56,13 @@ def config_for(model_dir, **kw) -> RunConfig:
 # ----------------------------------------------------------------------------- registry and groups
 
 def test_registry_has_the_required_text_backbones_and_datasets():
-    names = backbones.names("text")
+    names = catalog.backbone_names("text")
     for required in ("bert_tiny", "distilbert_base", "bert_base", "klue_bert", "bert_multilingual", "minilm_l6"):
         assert required in names
-    assert {"sentiment_en", "sentiment_ko", "text_csv", "sst2", "nsmc"} <= set(datasets.names(task="text"))
-    assert backbones.get("bert_tiny").extra["hub_id"] == "prajjwal1/bert-tiny"
+    assert {"sentiment_en", "sentiment_ko", "text_csv", "sst2", "nsmc"} <= set(catalog.dataset_names(task="text"))
+    assert catalog.backbone("bert_tiny").extra["hub_id"] == "prajjwal1/bert-tiny"
     with pytest.raises(ValueError, match="through tlcore.text"):
-        backbones.build_model("bert_tiny", 2, pretrained=False)
+        catalog.build_model("bert_tiny", 2, pretrained=False)
 
 
 def test_importing_the_registries_does_not_import_transformers():
@@ -305,7 +305,7 @@ def test_offline_samples_are_balanced_with_a_fixed_split():
         for label in ("positive", "negative"):
             for split, n in (("train", 96), ("val", 24)):
                 assert sum(1 for lab, s in zip(table.labels, table.splits, strict=True) if lab == label and s == split) == n
-    data = datasets.load_dataset("sentiment_ko", per_class=10, val_per_class=100, image_size=0, seed=3)
+    data = catalog.load_dataset("sentiment_ko", per_class=10, val_per_class=100, image_size=0, seed=3)
     assert data.classes == ["negative", "positive"] and len(data.train_texts) == 20 and len(data.val_texts) == 48
 
 

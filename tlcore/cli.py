@@ -109,12 +109,12 @@ def cmd_finetune(args) -> int:
 
 def compare(base: RunConfig, strategies: list[str], *, quiet: bool = False) -> list[dict]:
     """Run several strategies on the same data and seed; one row per strategy."""
-    from tlcore import datasets
+    from tlcore import catalog
     from tlcore.trainer import run
 
     data = None
     if base.task == "image":  # load once: every strategy sees exactly the same examples
-        data = datasets.load_dataset(base.dataset, per_class=base.per_class, image_size=base.image_size,
+        data = catalog.load_dataset(base.dataset, per_class=base.per_class, image_size=base.image_size,
                                      seed=base.seed, val_per_class=base.val_per_class, root=base.data_root)
     rows = []
     for name in strategies:
@@ -148,12 +148,12 @@ def cmd_compare(args) -> int:
 
 
 def cmd_prefetch(args) -> int:
-    from tlcore import backbones, datasets
+    from tlcore import backbones, catalog, datasets
 
     failures = 0
     for name in _split_list(args.backbones):
         try:
-            spec = backbones.get(name)
+            spec = catalog.backbone(name)
             if spec.family == "text":
                 from tlcore import text
 
@@ -168,7 +168,7 @@ def cmd_prefetch(args) -> int:
             print(f"{name}: {e}", file=sys.stderr)
     for name in _split_list(args.datasets):
         try:
-            print(datasets.prefetch(name))
+            print(catalog.prefetch_dataset(name))
         except (datasets.DatasetUnavailable, ValueError, OSError, RuntimeError) as e:
             failures += 1
             print(f"{name}: {e}", file=sys.stderr)
@@ -176,15 +176,15 @@ def cmd_prefetch(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from tlcore import backbones, datasets
+    from tlcore import catalog
 
     print("backbones:")
-    for name in backbones.names():
-        spec = backbones.get(name)
-        print(f"  {name:<24} {spec.family:<6} {spec.title}  [{'cached' if backbones.weights_cached(name) else 'not cached'}]")
+    for name in catalog.backbone_names():
+        spec = catalog.backbone(name)
+        print(f"  {name:<24} {spec.family:<6} {spec.title}  [{'cached' if catalog.weights_cached(name) else 'not cached'}]")
     print("datasets:")
-    for name in datasets.names():
-        spec = datasets.get(name)
+    for name in catalog.dataset_names():
+        spec = catalog.dataset(name)
         sims = ", ".join(f"{k}: {v}" for k, v in spec.similarity.items())
         print(f"  {name:<18} {spec.task:<5} {spec.kind:<11} {spec.title}  ({sims})")
     return 0

@@ -12,6 +12,8 @@ import shlex
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
+from tlcore import catalog
+from tlcore.backbones import is_local_model_dir
 from tlcore.messages import LearnerError
 
 STRATEGIES = ("scratch", "linear_probe", "partial", "full", "full_llrd", "gradual", "lora")
@@ -76,17 +78,15 @@ class RunConfig:
                     raise LearnerError("config.range", name=f.name, lo=f"{lo:g}", hi=f"{hi:g}", value=repr(value))
             if meta.get("choices") and value not in meta["choices"]:
                 raise LearnerError("config.choice", name=f.name, choices=", ".join(meta["choices"]), value=repr(value))
-        from tlcore import backbones, datasets  # late: the registries import heavy modules
-
-        if self.backbone not in backbones.names() and not backbones.is_local_model_dir(self.backbone):
-            raise LearnerError("config.unknown_backbone", value=repr(self.backbone), choices=", ".join(backbones.names()))
-        if self.dataset not in datasets.names():
-            raise LearnerError("config.unknown_dataset", value=repr(self.dataset), choices=", ".join(datasets.names()))
-        spec_task = backbones.task_of(self.backbone)
+        if self.backbone not in catalog.backbone_names() and not is_local_model_dir(self.backbone):
+            raise LearnerError("config.unknown_backbone", value=repr(self.backbone), choices=", ".join(catalog.backbone_names()))
+        if self.dataset not in catalog.dataset_names():
+            raise LearnerError("config.unknown_dataset", value=repr(self.dataset), choices=", ".join(catalog.dataset_names()))
+        spec_task = catalog.task_of(self.backbone)
         if spec_task != self.task:
             raise LearnerError("config.backbone_task", backbone=repr(self.backbone), family=spec_task, task=repr(self.task))
-        if datasets.get(self.dataset).task != self.task:
-            raise LearnerError("config.dataset_task", dataset=repr(self.dataset), family=datasets.get(self.dataset).task,
+        if catalog.dataset(self.dataset).task != self.task:
+            raise LearnerError("config.dataset_task", dataset=repr(self.dataset), family=catalog.dataset(self.dataset).task,
                                task=repr(self.task))
         if self.strategy == "lora" and self.task != "text":
             raise LearnerError("config.lora_images")

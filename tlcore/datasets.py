@@ -60,32 +60,6 @@ class DatasetSpec:
     max_per_class: int = 0  # 0 = no known limit
 
 
-_REGISTRY: dict[str, DatasetSpec] = {}
-
-
-def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    if spec.name in _REGISTRY:
-        raise ValueError(f"dataset {spec.name!r} is registered twice")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def get(name: str) -> DatasetSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(names())}") from None
-
-
-def names(task: str | None = None, kind: str | None = None) -> list[str]:
-    return [n for n, s in _REGISTRY.items() if (task is None or s.task == task) and (kind is None or s.kind == kind)]
-
-
-def similarity(dataset: str, pretrained_on: str) -> str:
-    """'similar' or 'different': how close a dataset is to a backbone's pretraining data."""
-    return get(dataset).similarity.get(pretrained_on, "different")
-
-
 class _DataCache:
     """Loaded datasets kept for reuse (a race loads its data once), bounded by the bytes their
     tensors hold rather than by a count: eight large datasets would not fit a class server.
@@ -118,20 +92,14 @@ class _DataCache:
 _data_cache = _DataCache(int(os.environ.get("TLS_DATA_CACHE_BYTES", str(512 * 1024**2))))
 
 
-def _cached_load(name, per_class, val_per_class, image_size, seed, root):
-    return _data_cache.get((name, per_class, val_per_class, image_size, seed, root), lambda: get(name).load(
-        per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed, root=root))
-
-
-_cached_load.cache_clear = _data_cache.cache_clear  # as functools' caches, for tests
-
-
-def load_dataset(name: str, *, per_class: int, image_size: int, seed: int = 0, val_per_class: int = 30,
-                 root: str = "") -> ImageData:
-    """Load a registered dataset; repeated identical calls (a strategy race) reuse one copy."""
+def load(spec: DatasetSpec, *, per_class: int, image_size: int, seed: int = 0, val_per_class: int = 30,
+         root: str = ""):
+    """Load a dataset; repeated identical calls (a strategy race) reuse one copy."""
     if per_class < 1 or val_per_class < 1:
         raise ValueError("examples per class and validation examples per class must be at least 1")
-    return _cached_load(name, per_class, val_per_class, image_size, seed, str(root or ""))
+    root = str(root or "")
+    return _data_cache.get((spec.name, per_class, val_per_class, image_size, seed, root), lambda: spec.load(
+        per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed, root=root))
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -354,9 +322,9 @@ def _labels_of(ds) -> list[int]:
     return [int(ds[i][1]) for i in range(len(ds))]
 
 
-def prefetch(name: str) -> str:
+def prefetch(spec: DatasetSpec) -> str:
     """Download a torchvision dataset into the cache now (before class)."""
-    spec = get(name)
+    name = spec.name
     if name == "fashion_mnist" and not fashion_available():
         return f"{name}: ready ({len(fashion_arrays()[0])} images) in {CACHE_DIR}"
     if spec.kind not in ("torchvision", "download"):  # "download": SST-2, NSMC (tlcore.text)
@@ -366,30 +334,33 @@ def prefetch(name: str) -> str:
 
 
 _S, _D = "similar", "different"
-register_dataset(DatasetSpec(
-    "digits", "Handwritten digits (scikit-learn, real, 10 classes)", "image", "offline",
-    {"imagenet": _D, "synthetic": _D},
-    "Real 8x8 greyscale pen strokes: unlike photos and unlike the synthetic fractals.",
-    "8x8 흑백 손글씨 획: 사진과도, 합성 프랙탈과도 다릅니다.", load_digits, max_per_class=140,
-))
-register_dataset(DatasetSpec(
-    "synthetic_novel", "Novel synthetic patterns (10 unseen classes of the pretraining families)", "image", "offline",
-    {"imagenet": _D, "synthetic": _S},
-    "New classes drawn by the same generators the offline backbone was pretrained on.",
-    "오프라인 백본을 사전 학습한 생성기로 그린, 처음 보는 클래스입니다.", _procedural("similar_target"),
-))
-register_dataset(DatasetSpec(
-    "digits_textured", "Digits on textured colour backgrounds (shifted domain)", "image", "offline",
-    {"imagenet": _D, "synthetic": _D},
-    "The same real digits pasted on coloured textures: a domain shift from plain digits.",
-    "같은 손글씨 숫자를 색 질감 배경 위에 얹었습니다: 평범한 숫자에서의 도메인 이동입니다.", _procedural("textured_digits"),
-))
-register_dataset(DatasetSpec(
-    "folder", "Your image folder (one sub-folder per class)", "image", "folder",
-    {"imagenet": _S, "synthetic": _D},
-    "Your own photos: assumed similar to ImageNet's photos; change it if they are not.",
-    "직접 준비한 사진: ImageNet 사진과 비슷하다고 가정합니다. 아니라면 바꾸세요.", load_folder,
-))
+# The image datasets, in the order pickers list them (tlcore.catalog registers them).
+IMAGE_DATASETS: list[DatasetSpec] = [
+    DatasetSpec(
+        "digits", "Handwritten digits (scikit-learn, real, 10 classes)", "image", "offline",
+        {"imagenet": _D, "synthetic": _D},
+        "Real 8x8 greyscale pen strokes: unlike photos and unlike the synthetic fractals.",
+        "8x8 흑백 손글씨 획: 사진과도, 합성 프랙탈과도 다릅니다.", load_digits, max_per_class=140,
+    ),
+    DatasetSpec(
+        "synthetic_novel", "Novel synthetic patterns (10 unseen classes of the pretraining families)", "image", "offline",
+        {"imagenet": _D, "synthetic": _S},
+        "New classes drawn by the same generators the offline backbone was pretrained on.",
+        "오프라인 백본을 사전 학습한 생성기로 그린, 처음 보는 클래스입니다.", _procedural("similar_target"),
+    ),
+    DatasetSpec(
+        "digits_textured", "Digits on textured colour backgrounds (shifted domain)", "image", "offline",
+        {"imagenet": _D, "synthetic": _D},
+        "The same real digits pasted on coloured textures: a domain shift from plain digits.",
+        "같은 손글씨 숫자를 색 질감 배경 위에 얹었습니다: 평범한 숫자에서의 도메인 이동입니다.", _procedural("textured_digits"),
+    ),
+    DatasetSpec(
+        "folder", "Your image folder (one sub-folder per class)", "image", "folder",
+        {"imagenet": _S, "synthetic": _D},
+        "Your own photos: assumed similar to ImageNet's photos; change it if they are not.",
+        "직접 준비한 사진: ImageNet 사진과 비슷하다고 가정합니다. 아니라면 바꾸세요.", load_folder,
+    ),
+]
 for _name, _cls, _kw, _sim, _en, _ko in [
     ("cifar10", "CIFAR10", {"train": True}, _S, "Small photos of everyday objects and animals, like ImageNet's.",
      "일상 사물과 동물의 작은 사진으로 ImageNet과 비슷합니다."),
@@ -400,7 +371,7 @@ for _name, _cls, _kw, _sim, _en, _ko in [
     ("eurosat", "EuroSAT", {}, _D, "Satellite views of land use, seen from above: far from ImageNet's photos.",
      "위에서 내려다본 위성 사진으로 ImageNet 사진과 거리가 멉니다."),
 ]:
-    register_dataset(DatasetSpec(
+    IMAGE_DATASETS.append(DatasetSpec(
         _name, _cls, "image", "torchvision", {"imagenet": _sim, "synthetic": _D}, _en, _ko, _torchvision(_cls, _kw),
     ))
 
@@ -495,7 +466,7 @@ def load_fashion_mnist(*, per_class, val_per_class, image_size, seed, root="") -
     return ImageData(list(FASHION_CLASSES), pick(tr), torch.as_tensor(y[tr]), pick(va), torch.as_tensor(y[va]))
 
 
-register_dataset(DatasetSpec(
+IMAGE_DATASETS.append(DatasetSpec(
     "fashion_mnist", "Fashion-MNIST (real clothing photos, 10 classes)", "image", "offline",
     {"imagenet": _D, "synthetic": _D},
     "Real product photos, but tiny (28x28), greyscale and centred on black: ImageNet knows jerseys, sandals and "

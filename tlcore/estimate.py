@@ -58,12 +58,12 @@ def group_gflops(backbone: str, image_size: int) -> tuple[tuple[str, float], ...
     """Forward GFLOPs per example of each layer group (a random-init copy: the same compute)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from tlcore import backbones
+    from tlcore import catalog
 
-    spec = backbones.get(backbone)
+    spec = catalog.backbone(backbone)
     if spec.family == "text":
         return _text_group_gflops(backbone, image_size)
-    model = backbones.build_model(backbone, 10, pretrained=False, image_size=image_size).eval()
+    model = catalog.build_model(backbone, 10, pretrained=False, image_size=image_size).eval()
     x = torch.zeros(1, 3, image_size, image_size)
     out: list[tuple[str, float]] = []
     with torch.no_grad():
@@ -243,10 +243,10 @@ def calibrate(config: RunConfig, estimator: Estimator | None = None, steps: int 
     """Time a few real training steps of `config`'s backbone on random images (all groups
     trained) and record the device's rate: the first estimate is then this machine's own.
     Returns seconds per GFLOP-unit."""
-    from tlcore import backbones
+    from tlcore import catalog
 
     estimator = estimator or shared_estimator()
-    model = backbones.build_model(config.backbone, 10, pretrained=False, image_size=config.image_size)
+    model = catalog.build_model(config.backbone, 10, pretrained=False, image_size=config.image_size)
     x = torch.randint(0, 255, (config.batch_size, 3, config.image_size, config.image_size), dtype=torch.uint8)
     y = torch.randint(0, 10, (config.batch_size,))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -383,11 +383,11 @@ def register_cli(sub) -> None:
 def _cmd_estimate(args) -> int:
     import tempfile
 
-    from tlcore import backbones, datasets
+    from tlcore import catalog, datasets
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    backbone = args.backbone or backbones.offline_default()
+    backbone = args.backbone or catalog.offline_default()
     dataset = args.dataset or ("fashion_mnist" if datasets.fashion_available() else "digits")
     configs = [RunConfig(backbone=backbone, dataset=dataset, strategy=s, image_size=args.image_size,
                          per_class=args.per_class, epochs=args.epochs, val_per_class=20)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tlcore import backbones, datasets
+from tlcore import catalog
 from tlcore.config import RunConfig
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "results"
@@ -114,7 +114,7 @@ def run_matrix(settings: MatrixSettings, *, cells: tuple[str, ...] = (), log=pri
             continue
         for seed in settings.seeds:
             # Every strategy of a cell and seed sees exactly the same examples.
-            data = datasets.load_dataset(dataset, per_class=per_class, image_size=settings.image_size,
+            data = catalog.load_dataset(dataset, per_class=per_class, image_size=settings.image_size,
                                          seed=seed, val_per_class=settings.val_per_class)
             for strategy in settings.strategies:
                 cfg = settings.config(dataset, per_class, strategy, seed)
@@ -194,10 +194,10 @@ def transfer_first_groups(backbone: str, num_classes: int, k: int, *, image_size
     """A model whose first k groups come from the pretrained backbone and the rest are
     freshly initialised (Yosinski et al.'s "copy the first n layers" network)."""
     torch.manual_seed(seed)
-    fresh = backbones.build_model(backbone, num_classes, pretrained=False, image_size=image_size)
+    fresh = catalog.build_model(backbone, num_classes, pretrained=False, image_size=image_size)
     if k == 0:
         return fresh
-    model = backbones.build_model(backbone, num_classes, pretrained=True, image_size=image_size)
+    model = catalog.build_model(backbone, num_classes, pretrained=True, image_size=image_size)
     for name in model.group_names[k:]:
         model.groups[name].load_state_dict(fresh.groups[name].state_dict())
     return model
@@ -218,11 +218,11 @@ def run_sweep(settings: SweepSettings, *, log=print) -> pd.DataFrame:
     from tlcore.trainer import FitOptions, TensorSource, fit, seed_everything
 
     device = pick_device(settings.device)
-    groups = backbones.build_model(settings.backbone, 2, pretrained=False, image_size=settings.image_size).group_names
+    groups = catalog.build_model(settings.backbone, 2, pretrained=False, image_size=settings.image_size).group_names
     opts = FitOptions(settings.epochs, settings.batch_size, "adamw", 1e-4)
     rows = []
     for seed in settings.seeds:
-        data = datasets.load_dataset(settings.dataset, per_class=settings.per_class, image_size=settings.image_size,
+        data = catalog.load_dataset(settings.dataset, per_class=settings.per_class, image_size=settings.image_size,
                                      seed=seed, val_per_class=settings.val_per_class)
         for k in range(len(groups)):
             for mode in ("frozen", "fine-tuned"):
@@ -252,7 +252,7 @@ def first_layer_filters(*, pretrained: bool = True, backbone: str = "studio_resn
     its size. With pretrained=False the same architecture starts from a fixed random init.
     """
     torch.manual_seed(0)
-    model = backbones.build_model(backbone, 2, pretrained=pretrained)
+    model = catalog.build_model(backbone, 2, pretrained=pretrained)
     conv = next(m for m in model.groups[model.group_names[0]].modules() if isinstance(m, torch.nn.Conv2d))
     w = conv.weight.detach().float()  # (C_out, 3, k, k)
     scale = w.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
@@ -284,7 +284,7 @@ def filters_image(path: Path | str = RESULTS_DIR / "filters.png", *, zoom: int =
     image = Image.new("RGB", (canvas.shape[1], canvas.shape[0] + top), "white")
     image.paste(Image.fromarray((canvas * 255).round().astype(np.uint8)), (0, top))
     draw = ImageDraw.Draw(image)
-    source = "synthetic source" if backbones.get(backbone).pretrained_on == "synthetic" else "ImageNet"
+    source = "synthetic source" if catalog.backbone(backbone).pretrained_on == "synthetic" else "ImageNet"
     draw.text((4, 4), f"{backbone}: pretrained ({source})", fill="black")
     draw.text((panels[0].shape[1] + 28, 4), "random init", fill="black")
     path = Path(path)
@@ -328,7 +328,7 @@ def write_matrix(runs: pd.DataFrame, settings: MatrixSettings, out_dir: Path, co
 
 
 def _pretrained_on(backbone: str) -> str:
-    if backbones.get(backbone).pretrained_on == "synthetic":
+    if catalog.backbone(backbone).pretrained_on == "synthetic":
         return "pretrained offline on synthetic procedural images, not ImageNet"
     return "pretrained on ImageNet"
 
@@ -376,7 +376,7 @@ def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> st
             "",
             "A cell that does not follow the matrix is a lesson too. The matrix is a rule of thumb "
             "for large backbones pretrained on large photo collections; here the backbone is small"
-            + (", its source is synthetic" if backbones.get(s["backbone"]).pretrained_on == "synthetic" else "")
+            + (", its source is synthetic" if catalog.backbone(s["backbone"]).pretrained_on == "synthetic" else "")
             + ", and each run gets a few epochs on a few examples per class. With so few examples, "
             "training fewer weights (a linear probe) over-fits least; the closer the target is to the "
             "source, the longer freezing stays the best choice.",
@@ -414,7 +414,7 @@ def write_sweep(runs: pd.DataFrame, settings: SweepSettings, out_dir: Path, comm
                 name: str = "sweep") -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     table = summarise_sweep(runs)
-    groups = backbones.build_model(settings.backbone, 2, pretrained=False, image_size=settings.image_size).group_names
+    groups = catalog.build_model(settings.backbone, 2, pretrained=False, image_size=settings.image_size).group_names
     runs.to_csv(out_dir / f"{name}_runs.csv", index=False)
     table.to_csv(out_dir / f"{name}.csv", index=False)
     payload = {**_provenance(command, seconds, settings), "groups": groups, "table": table.to_dict("records")}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tlcore import backbones
+from tlcore import backbones, catalog
 
 
 @functools.lru_cache(maxsize=1)
@@ -88,7 +88,7 @@ def top_k(model, image: np.ndarray, *, size: int = 224, k: int = 5) -> list[tupl
 @functools.lru_cache(maxsize=2)
 def imagenet_model(name: str = "efficientnet_lite0", size: int = 224):
     """The backbone with its pretrained 1000-class head, in eval mode (built once per process)."""
-    return backbones.build_model(name, 1000, pretrained=True, image_size=size, imagenet_head=True).eval()
+    return catalog.build_model(name, 1000, pretrained=True, image_size=size, imagenet_head=True).eval()
 
 
 # ----------------------------------------------------------------------------- measuring the scaling

@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tlcore import procedural
-from tlcore.backbones import STUDIO_CARD, STUDIO_CHECKPOINT, STUDIO_WIDTHS, GroupedModel, build_model
+from tlcore import catalog, procedural
+from tlcore.backbones import STUDIO_CARD, STUDIO_CHECKPOINT, STUDIO_WIDTHS, GroupedModel
 from tlcore.device import describe_device, pick_device
 
 STATEMENT_EN = (
@@ -121,7 +121,7 @@ def pretrain(
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)  # the head and body init
     spec = procedural.SourceSpec(cfg.classes, procedural.UNIVERSE_SEED)
-    model = build_model("studio_resnet", cfg.classes, pretrained=False, image_size=cfg.image_size)
+    model = catalog.build_model("studio_resnet", cfg.classes, pretrained=False, image_size=cfg.image_size)
     # channels_last is faster for convolutions on both CPU and CUDA.
     model = model.to(device, memory_format=torch.channels_last)
     opt = torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=0.9, nesterov=True)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tlcore import backbones, datasets, finetuned, strategies
+from tlcore import backbones, catalog, datasets, finetuned, strategies
 from tlcore.config import RunConfig
 from tlcore.device import describe_device, pick_device
 from tlcore.events import Cancelled, Done, EvalEvent, Failed, Started, StepEvent
@@ -425,7 +425,7 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
 
 def load_run_data(config: RunConfig):
     """The dataset a config names, split per class with the config's seed (images or text)."""
-    return datasets.load_dataset(config.dataset, per_class=config.per_class, image_size=config.image_size,
+    return catalog.load_dataset(config.dataset, per_class=config.per_class, image_size=config.image_size,
                                  seed=config.seed, val_per_class=config.val_per_class, root=config.data_root)
 
 
@@ -446,9 +446,9 @@ def _run_image(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
     if should_stop():
         emit(Cancelled(0))
         return None
-    name, pretrained, note = backbones.resolve_pretrained(config.backbone, pretrained_choice(config))
+    name, pretrained, note = catalog.resolve_pretrained(config.backbone, pretrained_choice(config))
     torch.manual_seed(config.seed)  # the same head init for every strategy of a race
-    model = backbones.build_model(name, data.num_classes, pretrained=pretrained, image_size=config.image_size)
+    model = catalog.build_model(name, data.num_classes, pretrained=pretrained, image_size=config.image_size)
     groups = model.group_names
     if config.strategy == "partial" and config.freeze_depth > len(groups) - 1:
         raise LearnerError("run.freeze_depth", backbone=name, body=len(groups) - 1)

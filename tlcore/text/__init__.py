@@ -1,7 +1,7 @@
-"""Text models in the studio: BERT-family backbones and sentiment data, in the shared registries.
+"""Text models in the studio: BERT-family backbones and sentiment data, described here and
+registered with the image ones by `tlcore.catalog`.
 
-Importing this package only registers names (tlcore.backbones imports it for that); nothing
-here imports transformers or peft, which take seconds to load. The work happens in the
+Nothing here imports transformers or peft, which take seconds to load. The work happens in the
 submodules, loaded on first use:
 
     data     the offline sentiment samples (en, ko), the user's CSV, SST-2 and NSMC
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import importlib
 
-from tlcore.backbones import BackboneSpec, register
-from tlcore.datasets import DatasetSpec, register_dataset
+from tlcore.backbones import BackboneSpec
+from tlcore.datasets import DatasetSpec
 from tlcore.text import data  # light: csv, numpy, torch
 
 
@@ -41,39 +41,35 @@ TEXT_BACKBONES = [
      "Multilingual BERT (178M, 12 layers, 104 languages)", "multilingual"),
     ("klue_bert", {"hub_id": "klue/bert-base", "layers": 12}, "KLUE BERT base (111M, 12 layers, Korean)", "korean"),
 ]
-for _name, _source, _title, _lang in TEXT_BACKBONES:
-    register(BackboneSpec(_name, "text", _title, _build, _lang, default_size=0, extra=dict(_source)))
+TEXT_BACKBONE_SPECS = tuple(BackboneSpec(name, "text", title, _build, lang, default_size=0, extra=dict(source))
+                            for name, source, title, lang in TEXT_BACKBONES)
 
 OFFLINE_TEXT_BACKBONE = "minilm_l6"  # the fallback when a hub model is not cached and the hub is unreachable
 
 
 _S, _D = "similar", "different"
-register_dataset(DatasetSpec(
+TEXT_DATASETS = (DatasetSpec(
     "sentiment_en", "Sentiment sample, English (240 sentences written for the studio)", "text", "offline",
     {"english": _S, "multilingual": _S, "korean": _D},
     "Everyday English reviews: the kind of text English BERTs read in pretraining.",
     "일상적인 영어 리뷰로, 영어 BERT가 사전 학습에서 읽은 글과 비슷합니다.", data.load_sample("en"), max_per_class=96,
-))
-register_dataset(DatasetSpec(
+), DatasetSpec(
     "sentiment_ko", "Sentiment sample, Korean (240 sentences written for the studio)", "text", "offline",
     {"korean": _S, "multilingual": _S, "english": _D},
     "Korean reviews: close to a Korean model's pretraining text, foreign to an English-only one.",
     "한국어 리뷰: 한국어 모델의 사전 학습 글과는 가깝고, 영어 전용 모델에게는 낯선 언어입니다.",
     data.load_sample("ko"), max_per_class=96,
-))
-register_dataset(DatasetSpec(
+), DatasetSpec(
     "text_csv", "Your CSV file (text and label columns)", "text", "csv",
     {"english": _S, "multilingual": _S, "korean": _S},
     "Your own sentences: assumed to be in the model's language; change it if they are not.",
     "직접 준비한 문장: 모델이 아는 언어라고 가정합니다. 아니라면 바꾸세요.", data.load_csv,
-))
-register_dataset(DatasetSpec(
+), DatasetSpec(
     "sst2", "SST-2 movie reviews (English, download)", "text", "download",
     {"english": _S, "multilingual": _S, "korean": _D},
     "Sentences from English film reviews, a standard BERT benchmark.",
     "영어 영화 리뷰 문장으로, BERT의 대표적인 평가 데이터입니다.", data.load_download("sst2"),
-))
-register_dataset(DatasetSpec(
+), DatasetSpec(
     "nsmc", "NSMC Naver movie reviews (Korean, download)", "text", "download",
     {"korean": _S, "multilingual": _S, "english": _D},
     "Short Korean movie reviews with slang and typos, as people really write them.",

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from tlcore import datasets
+from tlcore import catalog
 from tlcore.device import describe_device, pick_device
 
 
@@ -82,7 +82,7 @@ def bench(name: str, dataset: str, *, per_class: int, epochs: int, batch_size: i
           device: str = "auto", seed: int = 0, root: str = "", repeats: int = 2) -> dict:
     """Time both loops on the same model and data; returns both timings and the speed-up."""
     dev = pick_device(device)
-    data = datasets.load_dataset(dataset, per_class=per_class, val_per_class=per_class, image_size=0, seed=seed, root=root)
+    data = catalog.load_dataset(dataset, per_class=per_class, val_per_class=per_class, image_size=0, seed=seed, root=root)
     kw = dict(epochs=epochs, batch_size=batch_size, lr=lr, device=dev, seed=seed)
     run_trainer(name, data, **(kw | {"epochs": 1}))  # warm-up: imports, kernels, caches
     # Alternate the two and keep each one's best time: a shared machine's noise hits both alike.

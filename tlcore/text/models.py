@@ -72,10 +72,10 @@ def resolve_source(name: str) -> str:
     """A registry name, hub id or folder -> what from_pretrained takes (a hub id or a folder)."""
     if is_model_dir(name):
         return str(name)
-    from tlcore import backbones
+    from tlcore import catalog
 
     try:
-        spec = backbones.get(name)
+        spec = catalog.backbone(name)
     except ValueError:
         return name  # a hub id typed directly (prefetch accepts them)
     if spec.extra.get("package"):
