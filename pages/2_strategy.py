@@ -18,7 +18,7 @@ from studio.widgets import (
     reason,
     strategy_ui,
 )
-from tlcore import strategies
+from tlcore import metrics, strategies
 
 ensure_frame()
 st.title(t("page2.title"))
@@ -69,14 +69,8 @@ with settings:
     groups = list(counts)
     strategy, depth = strategy_ui(groups)
 frozen = frozen_groups(strategy, depth, groups)
-# The PEFT-style readout: parameters in groups that receive updates / all parameters.
-trainable = sum(n for g, n in counts.items() if g not in frozen)
-total = sum(counts.values())
-with diagram:
-    st.markdown(
-        "### " + t("trainable.readout", trainable=plots.human_count(trainable), total=plots.human_count(total),
-                     percent=f"{100 * trainable / max(total, 1):.1f}")
-    )
+with diagram:  # the PEFT-style readout: parameters in groups that receive updates / all parameters
+    st.markdown("### " + t("trainable.readout", **metrics.Trainable.of(counts, frozen).values()))
     st.plotly_chart(plots.block_diagram(counts, frozen, translator()), width="stretch", key="blocks")
     st.caption(t("caption.blocks"))
 

@@ -22,7 +22,7 @@ import streamlit as st
 from studio import plots
 from studio.i18n import current_lang, explain, t
 from studio.state import job_id, owner, queue, set_job_id
-from tlcore import estimate
+from tlcore import estimate, metrics
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, Failed, HistorySnapshot
 from tlcore.jobs import JobLimitError, JobView
@@ -251,7 +251,7 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
                    f" / {snap.started.total_steps if snap.started else '?'}")
     cols[1].metric(t("metric.val_acc"), f"{evals[-1].val_acc:.1%}" if evals else "–")
     unit = "sentences" if (snap.config or {}).get("task") == "text" else "images"  # per task
-    cols[2].metric(t(f"metric.{unit}_per_s"), f"{evals[-1].images_per_s:.0f}" if evals else "–",
+    cols[2].metric(t(f"metric.{unit}_per_s"), f"{evals[-1].examples_per_s:.0f}" if evals else "–",
                    help=t(f"help.{unit}_per_s"))
     left, right = st.columns(2)
     with left:
@@ -289,14 +289,15 @@ def race_table(view: JobView) -> list[dict]:
         result = snap.result
         if result is None:
             continue
+        share = metrics.Trainable(result["trainable_params"], result["total_params"]).values()
         rows.append({
             t("race.col.strategy"): label,
             t("race.col.val_acc"): round(result["val_acc"], 3),
             t("race.col.best_acc"): round(result["best_val_acc"], 3),
             t("race.col.throughput_text" if text else "race.col.throughput"): round(train_throughput(snap)),
             t("race.col.cached"): cached_groups(snap),
-            t("race.col.trainable"): f"{result['trainable_params']:,} / {result['total_params']:,}",
-            t("race.col.share"): f"{100 * result['trainable_params'] / max(result['total_params'], 1):.1f}%",
+            t("race.col.trainable"): f"{share['trainable']} / {share['total']}",
+            t("race.col.share"): f"{share['percent']}%",
         })
     return rows
 
@@ -307,9 +308,9 @@ def train_throughput(snap: HistorySnapshot) -> float:
     result = snap.result or {}
     if result.get("train_per_s"):
         return float(result["train_per_s"])
-    rates = sorted(e.images_per_s for e in snap.evals)
+    rates = sorted(e.examples_per_s for e in snap.evals)
     if not rates:
-        return float(result.get("images_per_s", 0.0))
+        return float(result.get("examples_per_s", 0.0))
     mid = len(rates) // 2
     return rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2
 

@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from tlcore.events import HistorySnapshot
+from tlcore.metrics import human
 
 # English chart text; the app's i18n files carry the same keys ("plot.*") in each language.
 LABELS: dict[str, str] = {
@@ -218,7 +219,7 @@ def block_diagram(counts: Mapping[str, int], frozen: Sequence[str], t: Translate
     fig.add_bar(
         x=groups, y=[1.0] * len(groups), base=[-0.5] * len(groups),
         marker=dict(color=[_GREY if g in frozen else _BLUE for g in groups], line=dict(color="#334155", width=1)),
-        text=[f"<b>{g}</b><br>{human_count(counts[g])}" + (f"<br>❄ {t('plot.frozen')}" if g in frozen else "")
+        text=[f"<b>{g}</b><br>{human(counts[g])}" + (f"<br>❄ {t('plot.frozen')}" if g in frozen else "")
               for g in groups],
         textposition="inside", insidetextanchor="middle", textfont=dict(size=12),
         hovertemplate="%{x}: %{customdata} " + t("plot.params") + "<extra></extra>",
@@ -231,9 +232,6 @@ def block_diagram(counts: Mapping[str, int], frozen: Sequence[str], t: Translate
     return _layout(fig, t("plot.blocks.title"), t("plot.blocks.x"), "", height=240)
 
 
-def human_count(n: int) -> str:
-    """Three significant digits: 1234567 -> '1.23M', 11_200_000 -> '11.2M', 928 -> '928'."""
-    return f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n / 1e3:.3g}K" if n >= 1e3 else str(n)
 
 
 # --- several runs ----------------------------------------------------------------------

@@ -30,31 +30,19 @@ import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from tlcore import catalog, datasets, estimate, uploads
+from tlcore import catalog, estimate, presets, uploads
 from tlcore.config import RunConfig
 from tlcore.jobs import JobQueue, shared_queue
 
-VAL_PER_CLASS = 20  # validation images per class: enough to measure, fast on a CPU
-_REAL = catalog.offline_default() == "efficientnet_lite0"
-# The first dataset: real Fashion-MNIST when Debian's package is installed, else the real
-# handwritten digits that ship with scikit-learn (the page says how to get Fashion-MNIST).
-_FIRST_DATASET = "fashion_mnist" if datasets.fashion_available() else "digits"
-
-# Widget keys shared across pages, with their first values (the app's fast defaults:
-# the default demo finishes in about 10 s on a 2-core CPU, see README).
+VAL_PER_CLASS = presets.VAL_PER_CLASS
+# Widget keys shared across pages, with their first values: the engine's image preset
+# (tlcore.presets; the default demo finishes in about 15 s on a 2-core CPU, see README).
+_PRESET = presets.image()
 DEFAULTS: dict[str, object] = {
-    "backbone": catalog.offline_default(),
-    "strategy": "partial",
-    "freeze_depth": 2,
-    "lr": 1e-3,
-    "head_lr_mult": 10.0,
-    "layer_decay": 0.7,
+    **{k: getattr(_PRESET, k) for k in ("backbone", "strategy", "freeze_depth", "lr", "head_lr_mult", "layer_decay",
+                                        "dataset", "per_class", "image_size", "epochs")},
     "data_source": "offline",  # offline | download | upload
-    "dataset": _FIRST_DATASET if _REAL else "synthetic_novel",
-    "per_class": 20,
-    "image_size": 96 if _REAL else 32,
-    "epochs": 3,
-    "race_strategies": ["scratch", "linear_probe", "partial", "full"],
+    "race_strategies": list(presets.RACE),
 }
 # Other session values a learner expects back after a reload (not widgets with defaults).
 EXTRA_SETTINGS = ("lang", "cell")

@@ -21,19 +21,19 @@ from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, explain_error, t, tr
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.state import callback, drop_upload_slot, keep_settings, new_upload_slot, register_choices
 from studio.widgets import validated_config
-from tlcore import catalog, strategies
+from tlcore import catalog, metrics, presets, strategies
 from tlcore.config import RunConfig
 from tlcore.jobs import JobView
-from tlcore.text.run import strategy_rates
 
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
 HEAD_MULT_CHOICES = (1.0, 3.0, 10.0, 30.0, 100.0)
-STRATEGIES = ("linear_probe", "partial", "full", "full_llrd", "gradual", "lora", "scratch")
+STRATEGIES = tuple(strategies.STRATEGIES)
 MASK_MODELS = ("bert_base", "distilbert_base", "bert_tiny", "bert_multilingual", "klue_bert")
+_PRESET = presets.text()  # the engine's text preset: the widgets' first values
 DEFAULTS = {
-    "text_strategy": "linear_probe", "text_freeze_depth": 3, "text_lr": 1e-4, "text_head_lr_mult": 30.0,
-    "text_lora_r": 8, "text_per_class": 96, "text_epochs": 5, "text_source": "offline", "text_dataset": "sentiment_en",
-    "text_race_strategies": ["linear_probe", "lora", "full"],
+    **{f"text_{k}": getattr(_PRESET, k) for k in ("strategy", "freeze_depth", "lr", "head_lr_mult", "lora_r",
+                                                  "per_class", "epochs", "dataset")},
+    "text_source": "offline", "text_race_strategies": list(presets.TEXT_RACE),
 }
 TEXT_SOURCES = ("offline", "download", "upload")
 register_choices({
@@ -155,16 +155,14 @@ def strategy_ui(backbone: str) -> StrategyChoice:
 
 def frozen_at_start(strategy: str, depth: int, groups: list[str]) -> tuple[str, ...]:
     """What the run will freeze at its first step: the engine's own plan, so the page and the run agree."""
-    from tlcore.text.run import lora
-
-    settings = dict(lr=1e-4, head_lr_mult=10.0, freeze_depth=depth, layer_decay=0.8)
-    plan = lora(groups, **settings) if strategy == "lora" else strategies.make_plan(strategy, groups, **settings)
+    plan = strategies.make_plan(strategy, groups, lr=_PRESET.lr, head_lr_mult=_PRESET.head_lr_mult,
+                                freeze_depth=depth, layer_decay=_PRESET.layer_decay)
     return plan.frozen
 
 
 def race_configs(data: TextDataChoice, choice: StrategyChoice, backbone: str, picked: list[str]) -> list[RunConfig] | None:
     """One config per picked strategy: same model, data, seed and epochs (and each strategy's
-    rates by the one rule, tlcore.text.run.strategy_rates, as on the Fine-tune tab)."""
+    rates by the one rule, tlcore.presets.text_rates, as on the Fine-tune tab)."""
     configs = [make_config(data, choice, strategy=s, freeze_depth=race_depth(choice, backbone)) for s in picked]
     return configs if all(configs) else None
 
@@ -180,9 +178,7 @@ def readout(backbone: str, choice: StrategyChoice) -> None:
         st.caption(tt("text.readout_unknown"))
         return
     counts = param_counts(backbone, choice.lora_r)
-    total = sum(counts.values())
-    trainable = sum(n for g, n in counts.items() if g not in choice.frozen)
-    st.markdown(tt("text.readout", trainable=f"{trainable:,}", total=f"{total:,}", percent=f"{100 * trainable / total:.2f}%"))
+    st.markdown("### " + t("trainable.readout", **metrics.Trainable.of(counts, choice.frozen).values()))
 
 
 def rates_ui() -> None:
@@ -194,7 +190,7 @@ def rates_ui() -> None:
 def lora_rates() -> None:
     """The one rule for the strategies with their own rates (LoRA, from scratch), said where a
     learner sets rates and where they race; the numbers come from the rule itself."""
-    lora, scratch = strategy_rates("lora", 0.0, 0.0), strategy_rates("scratch", 0.0, 0.0)
+    lora, scratch = presets.text_rates("lora", 0.0, 0.0), presets.text_rates("scratch", 0.0, 0.0)
     st.caption(t("text.lora_rate", lr=lora["lr"], mult=lora["head_lr_mult"],
                  scratch_lr=scratch["lr"], scratch_mult=scratch["head_lr_mult"]))
 
@@ -283,9 +279,9 @@ def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> Ru
     values = dict(task="text", backbone=s["text_backbone"], dataset=data.dataset, data_root=data.data_root,
                   strategy=choice.strategy, freeze_depth=choice.freeze_depth, lora_r=choice.lora_r or 8,
                   lr=s["text_lr"], head_lr_mult=s["text_head_lr_mult"], per_class=s["text_per_class"],
-                  val_per_class=24, epochs=s["text_epochs"], batch_size=16, max_length=64, layer_decay=0.8)
-    values.update(overrides)
-    values.update(strategy_rates(values["strategy"], values["lr"], values["head_lr_mult"]))
+                  epochs=s["text_epochs"])
+    values = {k: values.get(k, v) for k, v in _PRESET.to_dict().items()} | overrides
+    values.update(presets.text_rates(values["strategy"], values["lr"], values["head_lr_mult"]))
     return validated_config(values)
 
 
@@ -298,10 +294,9 @@ def draw_text_results(view: JobView) -> None:
     result = draw_result_header(view)
     if result is None:
         return
-    if "sentences_per_s" in result:
-        st.caption(tt("text.speed", rate=result["sentences_per_s"], padding=result.get("padding_share", 0.0)))
-    if result.get("lora"):
-        st.caption(tt("text.lora_readout", readout=result["lora"]))
+    if "train_per_s" in result:
+        st.caption(tt("text.speed", rate=result["train_per_s"], padding=result.get("padding_share", 0.0)))
+    st.caption(t("trainable.readout", **metrics.Trainable(result["trainable_params"], result["total_params"]).values()))
     left, right = st.columns(2)
     with left:
         if result.get("confusion"):

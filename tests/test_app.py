@@ -31,7 +31,7 @@ GROUPS = ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
 
 
 def fake_run(config, emit, should_stop, *, steps=4, delay=0.0):
-    """A stand-in for tlcore.trainer.run with the same event contract, instantly."""
+    """A stand-in for tlcore.recipe.run with the same event contract, instantly."""
     plan = strategies.make_plan(config.strategy, GROUPS, lr=config.lr, head_lr_mult=config.head_lr_mult,
                                 freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
     emit(Started(steps, 2, tuple(GROUPS), plan.frozen, 100, 200, "CPU (test)", 20, 10, ("cat", "dog")))
@@ -45,7 +45,7 @@ def fake_run(config, emit, should_stop, *, steps=4, delay=0.0):
         if step % 2 == 0:
             emit(EvalEvent(step // 2, step, 0.9 / step, 0.6, 0.7, 0.1 * step, 123.0))
     result = {
-        "val_acc": 0.75, "best_val_acc": 0.75, "val_loss": 0.4, "seconds": 0.2, "images_per_s": 123.0,
+        "val_acc": 0.75, "best_val_acc": 0.75, "val_loss": 0.4, "seconds": 0.2, "examples_per_s": 123.0,
         "trainable_params": 100, "total_params": 200, "classes": ["cat", "dog"],
         "confusion": [[4, 1], [1, 4]], "predictions": [0, 1], "targets": [0, 0],
         "weight_drift": {g: 0.0 if g in plan.frozen else 0.01 for g in GROUPS[:-1]},
@@ -196,7 +196,8 @@ def test_freeze_slider_updates_the_trainable_count(depth):
     numbers = re.findall(r"[\d.]+[MK]?", readout(at))
     assert numbers[0] == (f"{trainable / 1e6:.3g}M" if trainable >= 1e6 else f"{trainable / 1e3:.3g}K")
     assert numbers[1] == f"{total / 1e6:.3g}M"
-    assert numbers[2] == f"{100 * trainable / total:.1f}"
+    share = 100 * trainable / total
+    assert numbers[2] == (f"{share:.1f}" if share >= 1 else f"{share:.2f}")  # a small share keeps two decimals
     # The slider names the strategy it amounts to.
     assert at.session_state["strategy"] == {0: "full", 2: "partial", 5: "linear_probe"}[depth]
 
@@ -281,7 +282,7 @@ def test_race_table_shows_training_throughput_and_what_was_cached_not_seconds():
                                ("cat", "dog"), cached))
         for epoch, rate in enumerate(rates, start=1):
             history.append(EvalEvent(epoch, 2 * epoch, 0.5, 0.7, 0.8, epoch * 1.0, rate))
-        history.append(Done({"val_acc": 0.7, "best_val_acc": 0.75, "seconds": seconds, "images_per_s": 5.0,
+        history.append(Done({"val_acc": 0.7, "best_val_acc": 0.75, "seconds": seconds, "examples_per_s": 5.0,
                              "trainable_params": 10, "total_params": 100, "cached_depth": cached, **extra}))
         return history.snapshot()
 
@@ -494,8 +495,8 @@ def test_another_backbone_redraws_its_groups_and_counts():
     at.slider(key="freeze_depth").set_value(4).run()  # stem + stage1..3 frozen
     counts = catalog.build_model("resnet18", 10, pretrained=False, image_size=224).param_counts()
     trainable = counts["stage4"] + counts["head"]
-    assert readout(at) == (f"### trainable: {trainable / 1e6:.3g}M of {sum(counts.values()) / 1e6:.3g}M, "
-                           f"{100 * trainable / sum(counts.values()):.1f}%")
+    assert readout(at) == (f"### trainable: {trainable / 1e6:.3g}M of {sum(counts.values()) / 1e6:.3g}M "
+                           f"({100 * trainable / sum(counts.values()):.1f}%)")
 
 
 def test_finetune_page_shows_the_data_first_with_readable_class_names():

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from tlcore import backbones, catalog, datasets, strategies, trainer
+from tlcore import backbones, catalog, datasets, metrics, recipe, sources, strategies, trainer
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, EvalEvent, Failed, History, Started
 
@@ -32,7 +32,7 @@ def tiny_data(classes=3, per_class=8, size=32, seed=0) -> datasets.ImageData:
 
 def fit_plan(model, plan, data, epochs=2, **kw):
     history = History()
-    source = trainer.TensorSource(data, torch.device("cpu"), kw.pop("augment", "flip"))
+    source = sources.TensorSource(data, torch.device("cpu"), kw.pop("augment", "flip"))
     opts = trainer.FitOptions(epochs=epochs, batch_size=8, log_every=1, **kw)
     result = trainer.fit(model, plan, source, opts, device=torch.device("cpu"), emit=history.append,
                          classes=tuple(data.classes))
@@ -116,7 +116,7 @@ def test_grad_norms_present_for_trainable_absent_for_frozen_and_events_in_order(
     assert all(evals[0].step <= s.step for s in steps if s.epoch == 2)
     assert result["cached_depth"] == 3  # the frozen prefix ran once, not every epoch
     # throughput of the trained part, the median epoch (what the race table compares)
-    rates = sorted(e.images_per_s for e in evals)
+    rates = sorted(e.examples_per_s for e in evals)
     assert result["train_per_s"] == pytest.approx((rates[0] + rates[1]) / 2)
     df = snap.to_dataframe()
     assert {"train/loss", "val/loss", "val/acc", "lr", "grad_norm/head"} <= set(df.columns)
@@ -145,7 +145,7 @@ def test_cancel_stops_within_one_step():
         calls["n"] += 1
         return calls["n"] > 3
 
-    source = trainer.TensorSource(tiny_data(per_class=40), torch.device("cpu"))
+    source = sources.TensorSource(tiny_data(per_class=40), torch.device("cpu"))
     result = trainer.fit(model, plan, source, trainer.FitOptions(epochs=5, batch_size=8, log_every=1),
                          device=torch.device("cpu"), emit=history.append, should_stop=should_stop)
     snap = history.snapshot()
@@ -158,7 +158,7 @@ def test_tiny_fit_on_real_digits_beats_stated_accuracy():
     history = History()
     cfg = RunConfig(backbone="studio_resnet", dataset="digits", strategy="scratch", pretrained="no", per_class=30, val_per_class=20,
                     image_size=16, epochs=8, batch_size=32, lr=3e-3, seed=0)
-    result = trainer.run(cfg, history.append)
+    result = recipe.run(cfg, history.append)
     assert result is not None, history.snapshot().final
     assert result["val_acc"] >= 0.7
     assert isinstance(history.snapshot().final, Done)
@@ -168,7 +168,7 @@ def test_tiny_fit_on_real_digits_beats_stated_accuracy():
 def test_same_seed_same_run():
     cfg = RunConfig(backbone="studio_resnet", dataset="digits", strategy="full", pretrained="no", per_class=5, val_per_class=5,
                     image_size=16, epochs=1, batch_size=16)
-    a, b = trainer.run(cfg, lambda e: None), trainer.run(cfg, lambda e: None)
+    a, b = recipe.run(cfg, lambda e: None), recipe.run(cfg, lambda e: None)
     assert a["predictions"] == b["predictions"] and a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
 
 
@@ -197,7 +197,8 @@ def test_matrix_recommendations(sim, size, strategy):
 
 
 def test_trainable_readout():
-    assert strategies.trainable_readout(1_200_000, 11_200_000) == "trainable: 1.2M of 11.2M (10.7%)"
+    assert str(metrics.Trainable(1_200_000, 11_200_000)) == "trainable: 1.2M of 11.2M (10.7%)"
+    assert metrics.Trainable(66_000, 110_000_000).values()["percent"] == "0.06"  # LoRA-sized shares keep two decimals
 
 
 def test_config_validates_and_round_trips():
@@ -219,7 +220,7 @@ def test_config_validates_and_round_trips():
 def test_run_reports_bad_freeze_depth_as_failed_event():
     history = History()
     cfg = RunConfig(backbone="studio_resnet", strategy="partial", freeze_depth=9, pretrained="no", per_class=2, val_per_class=2, image_size=16)
-    assert trainer.run(cfg, history.append) is None
+    assert recipe.run(cfg, history.append) is None
     final = history.snapshot().final
     assert isinstance(final, Failed) and "freeze depth must be 0..5" in final.message
 

@@ -8,7 +8,7 @@ from tlcore import estimate
 from tlcore.config import RunConfig
 from tlcore.estimate import Estimator
 from tlcore.events import EvalEvent, History, HistorySnapshot, Started, StepEvent
-from tlcore.trainer import run
+from tlcore.recipe import run
 
 SMALL = dict(backbone="studio_resnet", dataset="digits", image_size=32, per_class=8, val_per_class=4, epochs=2)
 

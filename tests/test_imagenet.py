@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tlcore import backbones, catalog, datasets, finetuned, imagenet, procedural, strategies, trainer
+from tlcore import backbones, catalog, datasets, finetuned, imagenet, procedural, recipe, sources, strategies, trainer
 from tlcore.config import RunConfig
 from tlcore.events import History
 
@@ -65,7 +65,7 @@ def test_lite0_freeze_contract_and_cached_features_match():
     x = torch.randint(0, 255, (12, 3, 32, 32), dtype=torch.uint8, generator=g)
     y = torch.arange(12) % 3
     data = datasets.ImageData(["a", "b", "c"], x, y, x[:6], y[:6])
-    source = trainer.TensorSource(data, torch.device("cpu"), "flip")
+    source = sources.TensorSource(data, torch.device("cpu"), "flip")
     result = trainer.fit(model, plan, source, trainer.FitOptions(epochs=2, batch_size=4, log_every=1),
                          device=torch.device("cpu"), emit=lambda e: None, classes=("a", "b", "c"))
     assert result["cached_depth"] == 3
@@ -159,7 +159,7 @@ def test_procedural_target_classes_have_readable_names():
 def test_a_finished_run_keeps_its_model_for_new_images():
     cfg = RunConfig(backbone="studio_resnet", dataset="digits", per_class=3, val_per_class=2, image_size=16,
                     epochs=1, strategy="full", pretrained="no", augment="none")
-    result = trainer.run(cfg, History().append)
+    result = recipe.run(cfg, History().append)
     entry = finetuned.get(result["model_id"])
     assert entry is not None and entry.classes == tuple(str(i) for i in range(10))
     rows = finetuned.class_probabilities(entry, imagenet.sample_photo("coffee"))
@@ -175,6 +175,6 @@ def test_transfer_beats_scratch_on_real_fashion_mnist():
     """10 images per class, same budget: the ImageNet linear probe beats training from scratch."""
     common = dict(backbone="efficientnet_lite0", dataset="fashion_mnist", per_class=10, val_per_class=20,
                   image_size=64, epochs=5, seed=0)
-    probe = trainer.run(RunConfig(strategy="linear_probe", **common), History().append)
-    scratch = trainer.run(RunConfig(strategy="scratch", lr=3e-3, **common), History().append)
+    probe = recipe.run(RunConfig(strategy="linear_probe", **common), History().append)
+    scratch = recipe.run(RunConfig(strategy="scratch", lr=3e-3, **common), History().append)
     assert probe["val_acc"] >= scratch["val_acc"] + 0.15, (probe["val_acc"], scratch["val_acc"])

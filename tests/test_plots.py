@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from studio import plots
+from tlcore import metrics
 from tlcore.events import Done, EvalEvent, History, Started, StepEvent
 
 GROUPS = ("stem", "stage1", "stage2", "head")
@@ -126,7 +127,7 @@ def test_block_diagram_greys_frozen_groups():
 
 
 def test_human_counts_keep_three_digits():
-    assert [plots.human_count(n) for n in (928, 70_000, 1_228_970, 11_200_000)] == ["928", "70K", "1.23M", "11.2M"]
+    assert [metrics.human(n) for n in (928, 70_000, 1_228_970, 11_200_000)] == ["928", "70K", "1.23M", "11.2M"]
 
 
 def test_race_and_sweep_figures():

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tlcore import backbones, catalog, datasets, strategies, trainer
+from tlcore import backbones, catalog, datasets, precision, sources, strategies, trainer
 from tlcore.device import describe_device, pick_device
 
 
@@ -92,9 +92,9 @@ def ours(backbone: str, root: Path, *, epochs: int, batch_size: int, frozen: boo
     groups = model.group_names
     plan = (strategies.linear_probe(groups, lr=lr, head_lr_mult=1.0) if frozen else
             strategies.full(groups, lr=lr, head_lr_mult=1.0))
-    channels_last = trainer.prefers_channels_last(device) if channels_last is None else channels_last
+    channels_last = precision.prefers_channels_last(device) if channels_last is None else channels_last
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
-    source = trainer.TensorSource(data, device, "flip", channels_last)
+    source = sources.TensorSource(data, device, "flip", channels_last)
     opts = trainer.FitOptions(epochs, batch_size, "sgd", 0.0, log_every=10**9)
     result = trainer.fit(model, plan, source, opts, device=device, emit=lambda e: None)
     n_train = source.n_train
@@ -133,8 +133,8 @@ def cmd_bench(args) -> int:
     import pandas as pd
 
     device = pick_device(args.device)
-    precision = "bf16 autocast" if trainer.use_bf16(device) else "fp32"
-    print(f"device: {describe_device(device)}; torch {torch.__version__}; ours in {precision}, the tutorial loop in fp32")
+    mode = "bf16 autocast" if precision.use_bf16(device) else "fp32"
+    print(f"device: {describe_device(device)}; torch {torch.__version__}; ours in {mode}, the tutorial loop in fp32")
     rows = bench(args.backbone, args.dataset, per_class=args.per_class, image_size=args.image_size,
                  epochs=args.epochs, batch_size=args.batch_size, device=device,
                  modes=[m.strip() for m in args.modes.split(",")], workers=args.workers)

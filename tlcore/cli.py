@@ -60,10 +60,10 @@ class ProgressPrinter:
         if isinstance(event, Started):
             self.bar = tqdm(total=event.total_steps, desc=self.label or "train", unit="step", leave=True,
                             dynamic_ncols=True, file=sys.stderr)
-            from tlcore.strategies import trainable_readout
+            from tlcore.metrics import Trainable
 
             tqdm.write(f"{self.label} on {event.device}: {event.train_size} train / {event.val_size} val, "
-                       f"{trainable_readout(event.trainable_params, event.total_params)}, "
+                       f"{Trainable(event.trainable_params, event.total_params)}, "
                        f"frozen: {', '.join(event.frozen) or 'none'}"
                        + (f", features cached through {event.cached_depth} group(s)" if event.cached_depth else ""),
                        file=sys.stderr)
@@ -72,7 +72,7 @@ class ProgressPrinter:
             self.bar.set_postfix(loss=f"{event.loss:.3f}")
         elif isinstance(event, EvalEvent):
             tqdm.write(f"  epoch {event.epoch}: val/loss {event.val_loss:.3f}  val/acc {event.val_acc:.3f}  "
-                       f"train/acc {event.train_acc:.3f}  {event.images_per_s:.0f} img/s", file=sys.stderr)
+                       f"train/acc {event.train_acc:.3f}  {event.examples_per_s:.0f} img/s", file=sys.stderr)
         elif isinstance(event, (Done, Failed, Cancelled)) and self.bar is not None:
             self.bar.close()
         if isinstance(event, Failed):
@@ -87,7 +87,7 @@ def _split_list(text: str) -> list[str]:
 
 def cmd_finetune(args) -> int:
     from tlcore.events import History
-    from tlcore.trainer import run
+    from tlcore.recipe import run
 
     config = config_from_args(args)
     history, printer = History(config.to_dict()), ProgressPrinter(config.strategy)
@@ -95,7 +95,7 @@ def cmd_finetune(args) -> int:
     if result is None:
         return 1
     print(f"val/acc {result['val_acc']:.4f}  best {result['best_val_acc']:.4f}  "
-          f"{result['seconds']:.1f} s  {result['images_per_s']:.0f} img/s")
+          f"{result['seconds']:.1f} s  {result['examples_per_s']:.0f} img/s")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ def cmd_finetune(args) -> int:
 def compare(base: RunConfig, strategies: list[str], *, quiet: bool = False) -> list[dict]:
     """Run several strategies on the same data and seed; one row per strategy."""
     from tlcore import catalog
-    from tlcore.trainer import run
+    from tlcore.recipe import run
 
     data = None
     if base.task == "image":  # load once: every strategy sees exactly the same examples
@@ -124,7 +124,7 @@ def compare(base: RunConfig, strategies: list[str], *, quiet: bool = False) -> l
         row = {"strategy": name, "val_acc": None, "best_val_acc": None, "seconds": None, "trainable_params": None}
         if result:
             row.update({k: result[k] for k in ("val_acc", "best_val_acc", "seconds", "trainable_params", "total_params")})
-            row["images_per_s"] = result["images_per_s"]
+            row["examples_per_s"] = result["examples_per_s"]
         else:
             row["error"] = next((getattr(e, "message", "") for e in printer.history[::-1]), "cancelled")
         rows.append(row)

@@ -197,7 +197,7 @@ class Estimator:
         return self._rate(config, "finish_s", 0.0)
 
     def record(self, config: RunConfig, timing: dict, n_train: int, n_val: int) -> None:
-        """Learn from a finished run's measured phases (result["timing"], see trainer.run)."""
+        """Learn from a finished run's measured phases (result["timing"], see recipe.run)."""
         work = work_of(config, n_train, n_val)
         steps = work.epochs * work.steps_per_epoch
         compute_s = timing["cache_s"] + sum(timing["train_s"]) + sum(timing["eval_s"])
@@ -334,7 +334,7 @@ def check(configs: list[RunConfig], estimator: Estimator, print_fn=print) -> lis
     """Run each config for real and compare: the estimate before it, and time left at
     every epoch's end against the true remaining time. Returns one row per run."""
     from tlcore.events import EvalEvent, History
-    from tlcore.trainer import run
+    from tlcore.recipe import run
 
     rows = []
     for config in configs:

@@ -52,7 +52,7 @@ class EvalEvent:
     val_acc: float
     train_acc: float
     seconds: float  # wall time since the run started
-    images_per_s: float  # training throughput of this epoch
+    examples_per_s: float  # training throughput of this epoch
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class HistorySnapshot:
                 rows.append({
                     "step": e.step, "epoch": e.epoch, "val/loss": e.val_loss,
                     "val/acc": e.val_acc, "train/acc": e.train_acc,
-                    "seconds": e.seconds, "images_per_s": e.images_per_s,
+                    "seconds": e.seconds, "examples_per_s": e.examples_per_s,
                 })
         return pd.DataFrame(rows)
 

@@ -3,7 +3,7 @@
 - ``matrix``: the similarity x size matrix reproduced by experiment. In each of four
   cells (a target similar / different from the pretraining data, small / large) it races
   scratch, linear probe, partial and full fine-tuning over several seeds, through the same
-  ``tlcore.trainer.run`` the app uses, and reports mean +- std val accuracy and the winner.
+  ``tlcore.recipe.run`` the app uses, and reports mean +- std val accuracy and the winner.
 - ``sweep``: accuracy against freeze depth 0..all groups, with the frozen prefix left
   frozen ("frozen") or trained after all ("fine-tuned"): Yosinski et al. (2014) in small.
 - ``first_layer_filters``: the stem's 3x3 filters of the pretrained backbone beside a
@@ -96,7 +96,7 @@ class MatrixSettings:
 def _run_quiet(config: RunConfig, data=None) -> dict:
     """One run through the app's code path; raises if it failed (an experiment must not hide it)."""
     from tlcore.events import Failed
-    from tlcore.trainer import run
+    from tlcore.recipe import run
 
     failures = []
     result = run(config, lambda e: failures.append(e.message) if isinstance(e, Failed) else None, data=data)
@@ -215,7 +215,8 @@ def run_sweep(settings: SweepSettings, *, log=print) -> pd.DataFrame:
     """
     from tlcore import strategies
     from tlcore.device import pick_device
-    from tlcore.trainer import FitOptions, TensorSource, fit, seed_everything
+    from tlcore.sources import TensorSource
+    from tlcore.trainer import FitOptions, fit, seed_everything
 
     device = pick_device(settings.device)
     groups = catalog.build_model(settings.backbone, 2, pretrained=False, image_size=settings.image_size).group_names

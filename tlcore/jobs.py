@@ -87,7 +87,7 @@ class JobQueue:
     def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
                  max_finished: int = 500, on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None):
         if run_fn is None:
-            from tlcore.trainer import run as run_fn
+            from tlcore.recipe import run as run_fn
         self._run_fn = run_fn
         self._jobs: dict[str, Job] = {}
         self._waiting: list[str] = []

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
 
@@ -81,7 +80,20 @@ def gradual(groups: list[str], *, lr: float, head_lr_mult: float, **_) -> Plan:
     return Plan("gradual", True, tuple(body), {g: lr for g in body} | {head: lr * head_lr_mult}, schedule, lr=lr)
 
 
-STRATEGIES = {f.__name__: f for f in (scratch, linear_probe, partial, full, full_llrd, gradual)}
+def lora(groups: list[str], *, lr: float, head_lr_mult: float, **_) -> Plan:
+    """Adapters (text models): the pretrained weights stay frozen; each layer's small LoRA
+    matrices and the head learn. Needs a model built with adapters, whose groups are
+    "pretrained", then one group of adapters per layer, then the head."""
+    if groups[0] != "pretrained":
+        raise ValueError("lora needs a model built with adapters (text models, lora_r > 0)")
+    frozen, *adapters, head = groups
+    return Plan("lora", True, (frozen,), {g: lr for g in adapters} | {head: lr * head_lr_mult}, lr=lr)
+
+
+# Every strategy, in the order the pages list them. RunConfig, the pickers, the race and
+# the CLI read this one list.
+STRATEGIES = {f.__name__: f for f in (scratch, linear_probe, partial, full, full_llrd, gradual, lora)}
+IMAGE_STRATEGIES = tuple(n for n in STRATEGIES if n != "lora")  # lora needs adapter groups (text)
 
 
 def make_plan(name: str, groups: list[str], **settings) -> Plan:
@@ -121,21 +133,6 @@ def param_groups(model: nn.Module, plan: Plan, weight_decay: float) -> list[dict
         out += [{"params": decay, "lr": plan.lrs[name], "weight_decay": weight_decay, "group": name},
                 {"params": rest, "lr": plan.lrs[name], "weight_decay": 0.0, "group": name}]
     return [g for g in out if g["params"]]
-
-
-def count_trainable(model: nn.Module, frozen: tuple[str, ...]) -> tuple[int, int]:
-    """(trainable, total) parameters when `frozen` groups are frozen: the PEFT-style readout."""
-    counts = model.param_counts()
-    return sum(n for g, n in counts.items() if g not in frozen), sum(counts.values())
-
-
-def trainable_readout(trainable: int, total: int) -> str:
-    """'trainable: 1.2M of 11.2M (10.7%)'"""
-    return f"trainable: {_human(trainable)} of {_human(total)} ({100 * trainable / max(total, 1):.1f}%)"
-
-
-def _human(n: int) -> str:
-    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}K" if n >= 1e3 else str(n)
 
 
 # ----------------------------------------------------------------------------- the matrix
@@ -184,20 +181,3 @@ def recommend(similarity: str, size: str, num_groups: int = 6) -> Recommendation
     }
     strategy, k, lr, mult, en, ko = table[(similarity, size)]
     return Recommendation(similarity, size, strategy, k, lr, mult, en, ko)
-
-
-def grad_norms_by_group(model: nn.Module, names: list[str]) -> torch.Tensor:
-    """L2 norm of each listed group's gradients as one tensor (no host sync): sqrt(sum ||g_i||^2)."""
-    norms = []
-    for name in names:
-        grads = [p.grad for p in model.groups[name].parameters() if p.grad is not None]
-        if not grads:
-            norms.append(torch.zeros((), device=_device_of(model)))
-            continue
-        per_tensor = torch._foreach_norm(grads)  # one fused kernel for all tensors of the group
-        norms.append(torch.linalg.vector_norm(torch.stack(per_tensor)))
-    return torch.stack(norms) if norms else torch.zeros(0)
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device

@@ -7,7 +7,6 @@ submodules, loaded on first use:
     data     the offline sentiment samples (en, ko), the user's CSV, SST-2 and NSMC
     models   loading through transformers' Auto classes, layer groups, LoRA adapters
     source   batches: dynamic padding and length-sorted buckets
-    run      a RunConfig with task="text" -> a training run (tlcore.trainer.run calls run_text)
     masked   the masked-word demo (fill_mask)
     cli      `python -m tlcore fill-mask` and `prefetch-text`
 
@@ -78,7 +77,7 @@ TEXT_DATASETS = (DatasetSpec(
 
 # Public functions, each loaded from its submodule on first use (keeps this import light).
 _LAZY = {
-    "run_text": "run", "text_plan": "run", "resolve_text_pretrained": "run",
+    "resolve_text_pretrained": "models",
     "build_text_model": "models", "load_classifier": "models", "load_masked_lm": "models",
     "prefetch_text": "models", "is_cached": "models", "lora_share": "models", "TextModelUnavailable": "models",
     "fill_mask": "masked",

@@ -1,7 +1,7 @@
 """`python -m tlcore fill-mask` (the masked-word demo) and `text-bench` (ours vs transformers' Trainer).
 
 Fine-tuning text models needs no command of its own: `python -m tlcore finetune --task text
---backbone bert_tiny --dataset sentiment_en ...` goes through tlcore.trainer.run, and
+--backbone bert_tiny --dataset sentiment_en ...` goes through tlcore.recipe.run, and
 `python -m tlcore prefetch --backbones bert_base` fills the Hugging Face cache.
 """
 

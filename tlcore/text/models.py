@@ -13,7 +13,7 @@ A group is the set of parameters under some module names (a ParamBag), so that w
 the same rows can hold only each layer's adapters while the pretrained weights sit in one
 frozen group.
 
-Not for: choosing what to freeze (tlcore.strategies, tlcore.text.run), batching (tlcore.text.source).
+Not for: choosing what to freeze (tlcore.strategies), batching (tlcore.text.source).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -29,6 +28,8 @@ import torch
 from torch import nn
 
 from tlcore.backbones import WeightsUnavailable
+from tlcore.metrics import Trainable, count_trainable
+from tlcore.text import OFFLINE_TEXT_BACKBONE
 
 
 class TextModelUnavailable(WeightsUnavailable):
@@ -341,20 +342,24 @@ def lora_groups(hf_model: nn.Module) -> list[tuple[str, list[tuple[str, nn.Param
     return list(out.items())
 
 
-@dataclass(frozen=True)
-class ParamShare:
-    trainable: int
-    total: int
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.trainable / max(self.total, 1)
-
-    def __str__(self) -> str:  # PEFT's readout
-        return f"trainable params: {self.trainable:,} || all params: {self.total:,} || trainable%: {self.percent:.4f}"
-
-
-def lora_share(model: TextClassifier) -> ParamShare:
+def lora_share(model: TextClassifier) -> Trainable:
     """Trainable / total parameters of a LoRA model (everything but the pretrained group trains)."""
-    counts = model.param_counts()
-    return ParamShare(sum(n for g, n in counts.items() if g != "pretrained"), sum(counts.values()))
+    return count_trainable(model, ("pretrained",))
+
+
+def resolve_text_pretrained(name: str, choice: str) -> tuple[str, bool, str]:
+    """(backbone, pretrained?, note): like catalog.resolve_pretrained, for text models.
+
+    auto: the named model if cached (or the hub answers); otherwise the offline MiniLM,
+    with a note saying so. yes: fail with the prefetch command instead.
+    """
+    if is_model_dir(name) or is_cached(name) or hub_reachable():
+        return name, choice != "no", ""
+    if choice == "auto" and name != OFFLINE_TEXT_BACKBONE and is_cached(OFFLINE_TEXT_BACKBONE):
+        return (OFFLINE_TEXT_BACKBONE, True,
+                f"{name} is not cached and the hub cannot be reached; using the offline {OFFLINE_TEXT_BACKBONE} instead "
+                f"(`python -m tlcore prefetch --backbones {name}` fills the cache)")
+    raise TextModelUnavailable(
+        f"{name} is not cached: run `python -m tlcore prefetch --backbones {name}` on a connected machine, "
+        f"or choose {OFFLINE_TEXT_BACKBONE}, which ships offline"
+    )

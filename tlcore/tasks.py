@@ -1,0 +1,103 @@
+"""What differs between an image run and a text run, behind one contract (`Task`).
+
+`tlcore.recipe.run` does the recipe once for any task; a Task answers its five questions:
+
+    load(config)                          -> data (ImageData or TextData: classes, splits)
+    weights(backbone, choice)             -> (name, pretrained?, note): what will really run
+    build(config, name, classes, pretrained) -> a model with ordered layer `groups`
+    source(config, model, data, device)   -> (model on the device, batch source for fit)
+    mistakes(data, source, result)        -> up to 12 wrong validation predictions to show
+    extras(config, model, source, data, name) -> what only this task reports
+
+Text imports (transformers, peft) happen inside TextTask's methods: an image run never
+pays for them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tlcore import catalog, finetuned
+from tlcore.config import RunConfig
+from tlcore.precision import prefers_channels_last
+from tlcore.sources import TensorSource
+
+MISTAKES_SHOWN = 12
+
+
+def _wrong(result: dict, limit: int = MISTAKES_SHOWN):
+    """(position, true class, predicted class) of the first `limit` wrong validation predictions."""
+    wrong = [(i, t, p) for i, (t, p) in enumerate(zip(result["targets"], result["predictions"], strict=True)) if t != p]
+    return wrong[:limit]
+
+
+def _load(config: RunConfig):
+    return catalog.load_dataset(config.dataset, per_class=config.per_class, image_size=config.image_size,
+                                seed=config.seed, val_per_class=config.val_per_class, root=config.data_root)
+
+
+class ImageTask:
+    name = "image"
+    load = staticmethod(_load)
+    weights = staticmethod(catalog.resolve_pretrained)
+
+    @staticmethod
+    def build(config: RunConfig, name: str, num_classes: int, pretrained: bool):
+        return catalog.build_model(name, num_classes, pretrained=pretrained, image_size=config.image_size)
+
+    @staticmethod
+    def source(config: RunConfig, model, data, device: torch.device):
+        channels_last = prefers_channels_last(device)
+        model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+        return model, TensorSource(data, device, config.augment, channels_last)
+
+    @staticmethod
+    def mistakes(data, source, result: dict) -> list[dict]:
+        return [{"image": data.val_x[i].permute(1, 2, 0).numpy(), "true": data.classes[t], "pred": data.classes[p]}
+                for i, t, p in _wrong(result)]
+
+    @staticmethod
+    def extras(config: RunConfig, model, source, data, name: str) -> dict:
+        # kept for "Try it": the learner's own pictures through the fine-tuned model
+        return {"model_id": finetuned.keep(model, data.classes, config.image_size, name)}
+
+
+class TextTask:
+    name = "text"
+    load = staticmethod(_load)
+
+    @staticmethod
+    def weights(name: str, choice: str):
+        from tlcore.text.models import resolve_text_pretrained
+
+        return resolve_text_pretrained(name, choice)
+
+    @staticmethod
+    def build(config: RunConfig, name: str, num_classes: int, pretrained: bool):
+        from tlcore.text.models import build_text_model
+
+        return build_text_model(name, num_classes, pretrained=pretrained,
+                                lora_r=config.lora_r if config.strategy == "lora" else 0)
+
+    @staticmethod
+    def source(config: RunConfig, model, data, device: torch.device):
+        from tlcore.text.source import TextSource
+
+        model.to(device)
+        return model, TextSource(data, model.tokenizer, device, config.max_length)
+
+    @staticmethod
+    def mistakes(data, source, result: dict) -> list[dict]:
+        return [{"text": data.val_texts[source.val_order[i]], "true": data.classes[t], "pred": data.classes[p]}
+                for i, t, p in _wrong(result)]
+
+    @staticmethod
+    def extras(config: RunConfig, model, source, data, name: str) -> dict:
+        return {"padding_share": source.padding_share}
+
+
+TASKS = {"image": ImageTask, "text": TextTask}
+
+
+def of(config: RunConfig):
+    return TASKS[config.task]
