@@ -46,3 +46,18 @@ def fresh_learners(monkeypatch):
     yield
     if folders is not None:
         folders.close_all()
+
+
+@pytest.fixture
+def pinned_numerics(monkeypatch):
+    """Numbers that do not depend on the CPU: one thread and fp32 (no bf16 autocast on CPUs
+    that have native bf16), for the experiment tests that assert accuracies."""
+    import torch
+
+    from tlcore import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

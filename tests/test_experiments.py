@@ -16,6 +16,8 @@ needs_checkpoint = pytest.mark.skipif(not backbones.STUDIO_CHECKPOINT.exists(), 
 
 
 @needs_checkpoint
+@pytest.mark.slow
+@pytest.mark.usefixtures("pinned_numerics")  # accuracies asserted: one thread, fp32 on any CPU
 def test_scaled_down_matrix_returns_a_full_table(tmp_path):
     settings = X.MatrixSettings(small=3, large=8, val_per_class=5, seeds=(0,), small_epochs=2, large_epochs=1)
     runs = X.run_matrix(settings, log=lambda _: None)
@@ -35,6 +37,8 @@ def test_scaled_down_matrix_returns_a_full_table(tmp_path):
 
 
 @needs_checkpoint
+@pytest.mark.slow
+@pytest.mark.usefixtures("pinned_numerics")  # accuracies asserted: one thread, fp32 on any CPU
 def test_transfer_beats_scratch_on_small_digits_for_every_seed():
     # The headline of the lesson: with 5 real digits per class, starting from the
     # synthetic pretraining beats starting from nothing, seed after seed.
@@ -70,6 +74,8 @@ def test_verdicts_follow_the_stated_reading_of_the_matrix():
 
 
 @needs_checkpoint
+@pytest.mark.slow
+@pytest.mark.usefixtures("pinned_numerics")  # accuracies asserted: one thread, fp32 on any CPU
 def test_sweep_covers_every_freeze_depth(tmp_path):
     settings = X.SweepSettings(per_class=3, val_per_class=5, seeds=(0,), epochs=1)
     runs = X.run_sweep(settings, log=lambda _: None)

@@ -171,6 +171,8 @@ def test_a_finished_run_keeps_its_model_for_new_images():
 
 
 @pytest.mark.skipif(not datasets.fashion_available(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.slow
+@pytest.mark.usefixtures("pinned_numerics")
 def test_transfer_beats_scratch_on_real_fashion_mnist():
     """10 images per class, same budget: the ImageNet linear probe beats training from scratch."""
     common = dict(backbone="efficientnet_lite0", dataset="fashion_mnist", per_class=10, val_per_class=20,

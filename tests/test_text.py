@@ -220,7 +220,6 @@ def test_text_bench_times_both_loops_on_the_same_data(tiny_dirs):
     r = bench(tiny_dirs["bert"], "sentiment_en", per_class=8, epochs=1, batch_size=8, lr=1e-3, device="cpu", repeats=1)
     assert r["sentences"] == 16 and r["epochs"] == 1
     assert r["ours_s_per_epoch"] > 0 and r["trainer_s_per_epoch"] > 0
-    assert r["speedup"] == pytest.approx(r["trainer_s_per_epoch"] / r["ours_s_per_epoch"])
 
 
 # ----------------------------------------------------------------------------- batches

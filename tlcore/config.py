@@ -1,8 +1,10 @@
 """RunConfig: every setting of one fine-tuning run, validated on creation.
 
-One frozen dataclass owns a run's settings. Each field carries its help text, which becomes
-the CLI's --help and the app's tooltips. A config round-trips through JSON (saved with the
-results) and prints as the equivalent `python -m tlcore finetune ...` command.
+One frozen dataclass owns a run's settings. Each field carries its help text and range,
+which become the CLI's --help and its checks (the app's tooltips are translated lessons in
+assets/i18n, written for learners). A config round-trips through JSON (saved with the
+results) and prints as the equivalent `python -m tlcore finetune ...` command, which the
+CLI parses back into the same config (tested). Starting values for the app: tlcore.presets.
 """
 
 from __future__ import annotations
@@ -131,11 +133,6 @@ class RunConfig:
             else:
                 parts += [flag, str(value)]
         return shlex.join(parts)
-
-
-def help_of(name: str) -> str:
-    """The help text of a RunConfig field (CLI --help and app tooltips)."""
-    return next(f.metadata["help"] for f in fields(RunConfig) if f.name == name)
 
 
 def config_fields():

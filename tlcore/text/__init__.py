@@ -8,7 +8,7 @@ submodules, loaded on first use:
     models   loading through transformers' Auto classes, layer groups, LoRA adapters
     source   batches: dynamic padding and length-sorted buckets
     masked   the masked-word demo (fill_mask)
-    cli      `python -m tlcore fill-mask` and `prefetch-text`
+    cli      `python -m tlcore fill-mask` and `text-bench` (text weights: `prefetch --backbones`)
 
 Not for: image models (tlcore.backbones) or the training loop itself (tlcore.trainer).
 """
