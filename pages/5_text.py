@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from studio.frame import ensure_frame
-from studio.i18n import lesson
+from studio.i18n import lesson, t
 from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, job_panel, submit
 from studio.state import job_id, owner, queue
 from studio.text_ui import (
@@ -22,13 +22,12 @@ from studio.text_ui import (
     readout,
     strategy_ui,
     training_ui,
-    tt,
 )
 from tlcore.jobs import JobView
 
 ensure_frame()
 init_state()
-st.title(tt("text.title"))
+st.title(t("text.title"))
 lesson("text", "intro", level=3)
 online = st.session_state.get("online", False)
 
@@ -38,26 +37,26 @@ def running(slot: str) -> bool:
     return isinstance(view, JobView) and view.state in ("queued", "running")
 
 
-finetune_tab, compare_tab, mask_tab = st.tabs([tt("text.tab.finetune"), tt("text.tab.compare"), tt("text.tab.mask")])
+finetune_tab, compare_tab, mask_tab = st.tabs([t("text.tab.finetune"), t("text.tab.compare"), t("text.tab.mask")])
 
 with finetune_tab:
     data_col, model_col = st.columns(2, gap="large")
     with model_col:
-        st.subheader(tt("text.model"))
+        st.subheader(t("text.model"))
         backbone = backbone_ui()
         choice = strategy_ui(backbone)
         readout(backbone, choice)
         rates_ui()
     with data_col:
-        st.subheader(tt("text.data"))
+        st.subheader(t("text.data"))
         data = data_ui(online)
         training_ui(data)
     if active_elsewhere("text"):
-        st.info(tt("job.busy_elsewhere"))
+        st.info(t("job.busy_elsewhere"))
     elif not running("text"):
         if data.ready:
             estimate_note(lambda: make_config(data, choice))
-        if st.button(tt("text.start"), type="primary", disabled=not data.ready, key="text_start",
+        if st.button(t("text.start"), type="primary", disabled=not data.ready, key="text_start",
                      icon=":material/play_arrow:"):
             config = make_config(data, choice)
             if config is not None:
@@ -65,16 +64,16 @@ with finetune_tab:
     job_panel("text", results=draw_text_results)
 
 with compare_tab:
-    st.caption(tt("text.compare_note"))
+    st.caption(t("text.compare_note"))
     lora_rates()
-    picked = st.multiselect(tt("text.compare_pick"), STRATEGIES,
-                            format_func=lambda s: tt(f"text.strategy.{s}"), key="text_race_strategies")
+    picked = st.multiselect(t("text.compare_pick"), STRATEGIES,
+                            format_func=lambda s: t(f"text.strategy.{s}"), key="text_race_strategies")
     if active_elsewhere("text_race"):
-        st.info(tt("job.busy_elsewhere"))
+        st.info(t("job.busy_elsewhere"))
     elif not running("text_race"):
         if picked and data.ready:
             estimate_note(lambda: race_configs(data, choice, backbone, picked))
-        if st.button(tt("text.compare_start"), disabled=not (picked and data.ready), key="text_race_start"):
+        if st.button(t("text.compare_start"), disabled=not (picked and data.ready), key="text_race_start"):
             configs = race_configs(data, choice, backbone, picked)
             if configs:
                 submit("text_race", configs, labels=list(picked))
@@ -84,6 +83,6 @@ with mask_tab:
     lesson("text", "mlm", level=4)
     fill_mask_ui()
 
-with st.expander(tt("text.more")):
+with st.expander(t("text.more")):
     for key in ("models", "techniques", "groups", "reading", "offline"):
         lesson("text", key, level=4)

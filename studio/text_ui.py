@@ -1,15 +1,13 @@
 """Widget groups of the Text page (pages/5_text.py); each draws its widgets and returns the choice.
 
-Strings come from assets/i18n/text_<lang>.json (`tt`), falling back to the app's shared
-strings (studio.i18n.t) for the job panel's keys. Session keys are prefixed `text_` so
-they never collide with the image pages' shared settings.
+Strings come from the app's one translation system (studio.i18n.t, keys `text.*` in
+assets/i18n/<lang>.json). Session keys are prefixed `text_` so they never collide with the
+image pages' shared settings.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import plots
-from studio.i18n import ASSETS, DEFAULT_LANG, current_lang, explain_error, t, translated
+from studio.i18n import current_lang, explain_error, t, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.state import callback, drop_upload_slot, keep_settings, new_upload_slot, register_choices
 from studio.widgets import validated_config
@@ -42,19 +40,6 @@ register_choices({
     "text_head_lr_mult": lambda: HEAD_MULT_CHOICES, "text_source": lambda: TEXT_SOURCES,
     "text_dataset": lambda: catalog.dataset_names(task="text"),
 })
-
-
-@functools.cache
-def _strings(lang: str) -> dict[str, str]:
-    return json.loads((ASSETS / "i18n" / f"text_{lang}.json").read_text(encoding="utf-8"))
-
-
-def tt(key: str, **values) -> str:
-    """This page's string in the current language (English if missing; the app's strings after that)."""
-    text = _strings(current_lang()).get(key) or _strings(DEFAULT_LANG).get(key)
-    if text is None:
-        return t(key, **values)
-    return text.format(**values) if values else text
 
 
 def init_state() -> None:
@@ -108,14 +93,14 @@ def backbone_ui() -> str:
     ready = cached_models()
 
     def label(name: str) -> str:
-        state = tt("text.backbone.ready") if ready.get(name) else tt("text.backbone.download")
+        state = t("text.backbone.ready") if ready.get(name) else t("text.backbone.download")
         return f"{translated(f'backbone.title.{name}', catalog.backbone(name).title)} · {state}"
 
-    st.selectbox(tt("text.backbone"), catalog.backbone_names("text"), key="text_backbone", format_func=label,
-                 help=tt("help.text_backbone"), on_change=_clamp_depth)
+    st.selectbox(t("text.backbone"), catalog.backbone_names("text"), key="text_backbone", format_func=label,
+                 help=t("help.text_backbone"), on_change=_clamp_depth)
     name = st.session_state["text_backbone"]
     if not ready.get(name) and not hub_online():
-        st.warning(tt("text.backbone_missing", name=name, cmd=f"python -m tlcore prefetch --backbones {name}"))
+        st.warning(t("text.backbone_missing", name=name, cmd=f"python -m tlcore prefetch --backbones {name}"))
     return name
 
 
@@ -135,21 +120,21 @@ class StrategyChoice:
 
 def strategy_ui(backbone: str) -> StrategyChoice:
     """Strategy, freeze depth (for partial) and LoRA rank, with the frozen groups named."""
-    st.selectbox(tt("text.strategy"), STRATEGIES, key="text_strategy", format_func=lambda s: tt(f"text.strategy.{s}"),
-                 help=tt("help.text_strategy"))
+    st.selectbox(t("text.strategy"), STRATEGIES, key="text_strategy", format_func=lambda s: t(f"text.strategy.{s}"),
+                 help=t("help.text_strategy"))
     strategy = st.session_state["text_strategy"]
     groups = layer_groups(backbone, strategy)
     body = len(groups) - 1
     depth, lora_r = 0, 0
     if strategy == "partial":
         st.session_state["text_freeze_depth"] = max(1, min(st.session_state["text_freeze_depth"], body))
-        st.slider(tt("text.freeze"), 1, body, key="text_freeze_depth", help=tt("help.text_freeze"))
+        st.slider(t("text.freeze"), 1, body, key="text_freeze_depth", help=t("help.text_freeze"))
         depth = st.session_state["text_freeze_depth"]
     if strategy == "lora":
-        st.select_slider(tt("text.lora_r"), (1, 2, 4, 8, 16, 32, 64), key="text_lora_r", help=tt("help.text_lora_r"))
+        st.select_slider(t("text.lora_r"), (1, 2, 4, 8, 16, 32, 64), key="text_lora_r", help=t("help.text_lora_r"))
         lora_r = st.session_state["text_lora_r"]
     frozen = frozen_at_start(strategy, depth, groups)
-    st.caption(tt("text.frozen_list", groups=", ".join(frozen)) if frozen else tt("text.frozen_none"))
+    st.caption(t("text.frozen_list", groups=", ".join(frozen)) if frozen else t("text.frozen_none"))
     return StrategyChoice(strategy, depth, lora_r, frozen)
 
 
@@ -175,15 +160,15 @@ def race_depth(choice: StrategyChoice, backbone: str) -> int:
 def readout(backbone: str, choice: StrategyChoice) -> None:
     """'Trainable parameters: N of M (x%)' for the chosen strategy, from the model's real groups."""
     if not cached_models().get(backbone):
-        st.caption(tt("text.readout_unknown"))
+        st.caption(t("text.readout_unknown"))
         return
     counts = param_counts(backbone, choice.lora_r)
     st.markdown("### " + t("trainable.readout", **metrics.Trainable.of(counts, choice.frozen).values()))
 
 
 def rates_ui() -> None:
-    st.select_slider(tt("text.lr"), LR_CHOICES, key="text_lr", format_func=lambda v: f"{v:g}", help=tt("help.text_lr"))
-    st.select_slider(tt("text.head_mult"), HEAD_MULT_CHOICES, key="text_head_lr_mult", format_func=lambda v: f"×{v:g}")
+    st.select_slider(t("text.lr"), LR_CHOICES, key="text_lr", format_func=lambda v: f"{v:g}", help=t("help.text_lr"))
+    st.select_slider(t("text.head_mult"), HEAD_MULT_CHOICES, key="text_head_lr_mult", format_func=lambda v: f"×{v:g}")
     lora_rates()
 
 
@@ -208,22 +193,22 @@ class TextDataChoice:
 
 def data_ui(online: bool) -> TextDataChoice:
     """The shipped samples, SST-2 / NSMC downloads, or the user's CSV file."""
-    st.radio(tt("text.source"), TEXT_SOURCES, key="text_source", horizontal=True,
-             format_func=lambda s: tt(f"text.source.{s}"))
+    st.radio(t("text.source"), TEXT_SOURCES, key="text_source", horizontal=True,
+             format_func=lambda s: t(f"text.source.{s}"))
     source = st.session_state["text_source"]
     if source == "upload":
         return _upload_ui()
     names = catalog.dataset_names(task="text", kind="offline" if source == "offline" else "download")
     if source == "download" and not online:
-        st.warning(tt("text.offline_warning"))
+        st.warning(t("text.offline_warning"))
     if st.session_state.get("text_dataset") not in names:
         st.session_state["text_dataset"] = names[0]
-    st.selectbox(tt("text.dataset"), names, key="text_dataset", format_func=lambda n: translated(f"dataset.{n}", catalog.dataset(n).title))
+    st.selectbox(t("text.dataset"), names, key="text_dataset", format_func=lambda n: translated(f"dataset.{n}", catalog.dataset(n).title))
     spec = catalog.dataset(st.session_state["text_dataset"])
     lang = catalog.backbone(st.session_state["text_backbone"]).pretrained_on
     sim = catalog.similarity(spec.name, lang)
     why = spec.reason_ko if current_lang() == "ko" else spec.reason_en
-    st.caption(tt("text.similarity", source=t(f"source.{lang}") if t(f"source.{lang}") != f"source.{lang}" else lang,
+    st.caption(t("text.similarity", source=t(f"source.{lang}") if t(f"source.{lang}") != f"source.{lang}" else lang,
                   similarity=t(f"matrix.{sim}"), reason=why))
     return TextDataChoice(spec.name, "", spec.max_per_class or 500)
 
@@ -231,9 +216,9 @@ def data_ui(online: bool) -> TextDataChoice:
 def _upload_ui() -> TextDataChoice:
     from tlcore.text.data import parse_text_csv
 
-    uploaded = st.file_uploader(tt("text.upload"), type=["csv", "tsv", "txt"], key="text_upload")
+    uploaded = st.file_uploader(t("text.upload"), type=["csv", "tsv", "txt"], key="text_upload")
     if uploaded is None:
-        st.caption(tt("text.upload_hint"))
+        st.caption(t("text.upload_hint"))
         return TextDataChoice("text_csv", ready=False)
     raw = uploaded.getvalue()
     digest = hashlib.sha256(raw).hexdigest()
@@ -245,16 +230,16 @@ def _upload_ui() -> TextDataChoice:
             table = parse_text_csv(raw, name=uploaded.name)
         except ValueError as error:
             drop_upload_slot("text")  # the last CSV was replaced (unless a run of this learner's reads it)
-            st.error(tt("text.upload_refused", reason=explain_error(error)))
+            st.error(t("text.upload_refused", reason=explain_error(error)))
             return TextDataChoice("text_csv", ready=False)
         st.session_state["text_upload_table"] = (digest, table)
     counts = Counter(table.labels)
     labels = sorted(counts)
-    st.success(tt("text.upload_ok", rows=len(table.texts), labels=len(labels), names=", ".join(labels[:10])))
+    st.success(t("text.upload_ok", rows=len(table.texts), labels=len(labels), names=", ".join(labels[:10])))
     if table.skipped:
-        with st.expander(tt("text.upload_skipped", n=len(table.skipped))):
-            st.dataframe({tt("text.col.row"): [r for r, _ in table.skipped],
-                          tt("text.col.reason"): [w for _, w in table.skipped]}, hide_index=True)
+        with st.expander(t("text.upload_skipped", n=len(table.skipped))):
+            st.dataframe({t("text.col.row"): [r for r, _ in table.skipped],
+                          t("text.col.reason"): [w for _, w in table.skipped]}, hide_index=True)
     stored = st.session_state.get("text_upload_path")
     if not stored or stored[0] != digest or not Path(stored[1]).exists():
         path = new_upload_slot("text", digest) / f"upload{Path(uploaded.name).suffix.lower() or '.csv'}"
@@ -269,8 +254,8 @@ def training_ui(choice: TextDataChoice) -> None:
     limit = max(1, choice.max_per_class)
     st.session_state["text_per_class"] = max(1, min(st.session_state["text_per_class"], limit))
     if limit > 1:
-        st.slider(tt("text.per_class"), 1, limit, key="text_per_class", help=tt("help.text_per_class"))
-    st.slider(tt("text.epochs"), 1, 10, key="text_epochs")
+        st.slider(t("text.per_class"), 1, limit, key="text_per_class", help=t("help.text_per_class"))
+    st.slider(t("text.epochs"), 1, 10, key="text_epochs")
 
 
 def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> RunConfig | None:
@@ -295,7 +280,7 @@ def draw_text_results(view: JobView) -> None:
     if result is None:
         return
     if "train_per_s" in result:
-        st.caption(tt("text.speed", rate=result["train_per_s"], padding=result.get("padding_share", 0.0)))
+        st.caption(t("text.speed", rate=result["train_per_s"], padding=result.get("padding_share", 0.0)))
     st.caption(t("trainable.readout", **metrics.Trainable(result["trainable_params"], result["total_params"]).values()))
     left, right = st.columns(2)
     with left:
@@ -304,14 +289,14 @@ def draw_text_results(view: JobView) -> None:
             chart(plots.confusion_figure(result["confusion"], classes, translator()), "caption.confusion",
                   f"end:{view.id}:confusion")
     with right:
-        st.markdown(f"**{tt('text.results.mistakes')}**")
+        st.markdown(f"**{t('text.results.mistakes')}**")
         wrong = [m for m in result.get("misclassified") or [] if "text" in m]
         if wrong:
-            st.dataframe({tt("text.col.sentence"): [m["text"] for m in wrong],
-                          tt("text.col.true"): [m["true"] for m in wrong],
-                          tt("text.col.pred"): [m["pred"] for m in wrong]}, hide_index=True, width="stretch")
+            st.dataframe({t("text.col.sentence"): [m["text"] for m in wrong],
+                          t("text.col.true"): [m["true"] for m in wrong],
+                          t("text.col.pred"): [m["pred"] for m in wrong]}, hide_index=True, width="stretch")
         else:
-            st.caption(tt("text.results.none_wrong"))
+            st.caption(t("text.results.none_wrong"))
     draw_downloads(snap, config, key=view.id)
 
 
@@ -329,35 +314,35 @@ def fill_mask_ui() -> None:
     from tlcore.text.masked import MAX_CHARS, fill_mask
     from tlcore.text.models import MLM_DEMO_MODEL, TextModelUnavailable
 
-    st.markdown(tt("mask.intro"))
+    st.markdown(t("mask.intro"))
     ready = cached_models()
     default = next((m for m in MASK_MODELS if ready.get(m)), MLM_DEMO_MODEL)
     st.session_state["mask_model"] = st.session_state.get("mask_model", default)
     left, right = st.columns([3, 2])
-    sentence = left.text_input(tt("mask.sentence"), value="The cat is on the [MASK].", key="mask_sentence",
+    sentence = left.text_input(t("mask.sentence"), value="The cat is on the [MASK].", key="mask_sentence",
                                max_chars=MAX_CHARS)
-    name = right.selectbox(tt("mask.model"), MASK_MODELS, key="mask_model", help=tt("help.mask_model"),
+    name = right.selectbox(t("mask.model"), MASK_MODELS, key="mask_model", help=t("help.mask_model"),
                            format_func=lambda n: f"{translated(f'backbone.title.{n}', catalog.backbone(n).title)} · "
-                           + (tt("text.backbone.ready") if ready.get(n) else tt("text.backbone.download")))
-    st.caption(tt("mask.no_head"))
+                           + (t("text.backbone.ready") if ready.get(n) else t("text.backbone.download")))
+    st.caption(t("mask.no_head"))
     if not ready.get(name) and not hub_online():
-        st.info(tt("mask.needs", name=name))
+        st.info(t("mask.needs", name=name))
         st.code(f"python -m tlcore prefetch --backbones {name}", language="bash")
         return
-    if not st.button(tt("mask.go"), key="mask_go", type="primary"):
+    if not st.button(t("mask.go"), key="mask_go", type="primary"):
         return
     try:
-        with st.spinner(tt("mask.loading", name=name)):
+        with st.spinner(t("mask.loading", name=name)):
             model, tokenizer = masked_lm(name)
         masks = fill_mask(model, tokenizer, sentence, top_k=5)
     except (TextModelUnavailable, ValueError) as error:
-        st.warning(tt("mask.error", message=explain_error(error)))
+        st.warning(t("mask.error", message=explain_error(error)))
         return
     for n, guesses in enumerate(masks, start=1):
-        st.markdown(f"**{tt('mask.result', n=n)}**")
+        st.markdown(f"**{t('mask.result', n=n)}**")
         st.dataframe(
-            {tt("mask.col.word"): [g.token for g in guesses], tt("mask.col.prob"): [g.score for g in guesses],
-             tt("mask.col.sentence"): [g.sentence for g in guesses]},
+            {t("mask.col.word"): [g.token for g in guesses], t("mask.col.prob"): [g.score for g in guesses],
+             t("mask.col.sentence"): [g.sentence for g in guesses]},
             hide_index=True, width="stretch",
-            column_config={tt("mask.col.prob"): st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
+            column_config={t("mask.col.prob"): st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
         )

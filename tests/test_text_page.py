@@ -77,7 +77,7 @@ def ok(at: AppTest) -> None:
 
 
 def strings(lang: str) -> dict:
-    return json.loads((ROOT / "assets" / "i18n" / f"text_{lang}.json").read_text(encoding="utf-8"))
+    return json.loads((ROOT / "assets" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
