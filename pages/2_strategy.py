@@ -11,7 +11,6 @@ from studio.jobs_ui import translator
 from studio.widgets import (
     apply_recommendation,
     backbone_ui,
-    frozen_groups,
     group_counts,
     group_names,
     lr_ui,
@@ -68,7 +67,7 @@ with settings:
     counts = group_counts(backbone)
     groups = list(counts)
     strategy, depth = strategy_ui(groups)
-frozen = frozen_groups(strategy, depth, groups)
+frozen = strategies.frozen_at_start(strategy, groups, depth)
 with diagram:  # the PEFT-style readout: parameters in groups that receive updates / all parameters
     st.markdown("### " + t("trainable.readout", **metrics.Trainable.of(counts, frozen).values()))
     st.plotly_chart(plots.block_diagram(counts, frozen, translator()), width="stretch", key="blocks")

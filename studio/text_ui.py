@@ -133,16 +133,9 @@ def strategy_ui(backbone: str) -> StrategyChoice:
     if strategy == "lora":
         st.select_slider(t("text.lora_r"), (1, 2, 4, 8, 16, 32, 64), key="text_lora_r", help=t("help.text_lora_r"))
         lora_r = st.session_state["text_lora_r"]
-    frozen = frozen_at_start(strategy, depth, groups)
+    frozen = strategies.frozen_at_start(strategy, groups, depth)
     st.caption(t("text.frozen_list", groups=", ".join(frozen)) if frozen else t("text.frozen_none"))
     return StrategyChoice(strategy, depth, lora_r, frozen)
-
-
-def frozen_at_start(strategy: str, depth: int, groups: list[str]) -> tuple[str, ...]:
-    """What the run will freeze at its first step: the engine's own plan, so the page and the run agree."""
-    plan = strategies.make_plan(strategy, groups, lr=_PRESET.lr, head_lr_mult=_PRESET.head_lr_mult,
-                                freeze_depth=depth, layer_decay=_PRESET.layer_decay)
-    return plan.frozen
 
 
 def race_configs(data: TextDataChoice, choice: StrategyChoice, backbone: str, picked: list[str]) -> list[RunConfig] | None:

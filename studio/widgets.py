@@ -19,12 +19,12 @@ from tlcore import catalog, datasets, strategies
 from tlcore.config import RunConfig
 from tlcore.uploads import UploadError, read_zip
 
-STRATEGY_CHOICES = ("scratch", "linear_probe", "partial", "full", "full_llrd", "gradual")
+STRATEGY_CHOICES = strategies.IMAGE_STRATEGIES
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 HEAD_MULT_CHOICES = (1.0, 3.0, 10.0, 30.0, 100.0)
 IMAGE_SIZES = (32, 48, 64, 96, 128, 224)
 DATA_SOURCES = ("offline", "download", "upload", "camera")
-RACE_CHOICES = ("scratch", "linear_probe", "partial", "full", "full_llrd")
+RACE_CHOICES = tuple(s for s in strategies.IMAGE_STRATEGIES if s != "gradual")  # gradual needs an epoch per group
 register_choices({
     "backbone": lambda: catalog.backbone_names("vision"), "strategy": lambda: STRATEGY_CHOICES,
     "data_source": lambda: DATA_SOURCES, "dataset": lambda: catalog.dataset_names(task="image"),
@@ -92,13 +92,6 @@ def weights_fallback(backbone: str, strategy: str) -> str | None:
 def _clamp_depth() -> None:
     body = len(group_names(st.session_state["backbone"])) - 1
     st.session_state["freeze_depth"] = min(st.session_state["freeze_depth"], body)
-
-
-def frozen_groups(strategy: str, depth: int, groups: list[str]) -> tuple[str, ...]:
-    """What a strategy freezes at its start: the engine's own plan, so the diagram and
-    the run can never disagree."""
-    return strategies.make_plan(strategy, groups, lr=1e-3, head_lr_mult=10.0, freeze_depth=depth,
-                                layer_decay=0.7).frozen
 
 
 # --- strategy, freeze depth, learning rates -------------------------------------------

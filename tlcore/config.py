@@ -14,11 +14,11 @@ import shlex
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
-from tlcore import catalog
+from tlcore import catalog, strategies
 from tlcore.backbones import is_local_model_dir
 from tlcore.messages import LearnerError
 
-STRATEGIES = ("scratch", "linear_probe", "partial", "full", "full_llrd", "gradual", "lora")
+STRATEGIES = tuple(strategies.STRATEGIES)  # the one list, in tlcore.strategies
 AUGMENTS = ("none", "flip", "crop_flip")
 OPTIMIZERS = ("adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")

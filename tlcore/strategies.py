@@ -96,6 +96,12 @@ STRATEGIES = {f.__name__: f for f in (scratch, linear_probe, partial, full, full
 IMAGE_STRATEGIES = tuple(n for n in STRATEGIES if n != "lora")  # lora needs adapter groups (text)
 
 
+def frozen_at_start(strategy: str, groups: list[str], freeze_depth: int = 0) -> tuple[str, ...]:
+    """What a strategy freezes at its first step: the plan's own answer, so a page's diagram
+    and the run can never disagree (rates do not change what is frozen)."""
+    return make_plan(strategy, groups, lr=1.0, head_lr_mult=1.0, freeze_depth=freeze_depth, layer_decay=1.0).frozen
+
+
 def make_plan(name: str, groups: list[str], **settings) -> Plan:
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r} for this model; choose one of: {', '.join(STRATEGIES)}")
