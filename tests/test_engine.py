@@ -519,3 +519,93 @@ def test_every_tlcore_command_in_the_readme_parses():
             parser.parse_args(words)
         except SystemExit as e:
             assert e.code == 0 and words[-1] == "--help", f"README line does not parse: {line}"
+
+
+# ----------------------------------------------------------------------------- contracts of every backbone and batch source
+
+@pytest.mark.parametrize("name", VISION)
+def test_freeze_contract_for_every_vision_backbone(name):
+    """Tiny inputs, one partial fine-tune: the frozen half (weights and BN statistics) does not
+    move, every trained group does, and the count of trainable parameters is the truth."""
+    torch.manual_seed(0)
+    model = catalog.build_model(name, 3, pretrained=False, image_size=32)
+    depth = (len(model.group_names) - 1) // 2
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plan = strategies.partial(model.group_names, lr=1e-2, head_lr_mult=1.0, freeze_depth=depth)
+    snap, result = fit_plan(model, plan, tiny_data(per_class=3), epochs=1, precision="fp32")
+    frozen = model.group_names[:depth]
+    for key, value in model.state_dict().items():
+        if key.split(".")[1] in frozen and not key.endswith("num_batches_tracked"):
+            assert torch.equal(value, before[key]), f"{key} moved although frozen"
+    for group in model.group_names[depth:]:
+        keys = [k for k in before if k.startswith(f"groups.{group}.") and before[k].is_floating_point()]
+        assert any(not torch.equal(model.state_dict()[k], before[k]) for k in keys), f"{group} did not train"
+    assert result["trainable_params"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_cached_features_with_flips_equal_the_uncached_forward():
+    """The frozen prefix run once (and once more on the flipped images) gives exactly the
+    features the model computes on the fly, for training images, flipped ones and validation."""
+    torch.manual_seed(0)
+    model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32).eval()
+    data = tiny_data(per_class=4)
+    source = sources.TensorSource(data, torch.device("cpu"), "flip")
+    assert source.prepare(model, 3, batch_size=4, autocast=lambda: torch.autocast("cpu", enabled=False)) == 3
+    with torch.no_grad():
+        assert torch.allclose(source.train_x, model.forward_to(data.train_x, 3), atol=1e-5)
+        assert torch.allclose(source.train_flipped, model.forward_to(data.train_x.flip(-1), 3), atol=1e-5)
+        assert torch.allclose(source.val_x, model.forward_to(data.val_x, 3), atol=1e-5)
+        logits = source.forward(model, source.val_x)
+        assert torch.allclose(logits, model(data.val_x), atol=1e-4)  # the suffix on cached features = the whole net
+    # a training batch picks, per example, the stored flipped or plain features
+    g = torch.Generator().manual_seed(1)
+    inputs, targets = next(source.train_batches(1, 6, g))
+    plain, flipped = source.train_x, source.train_flipped
+    for row, y in zip(inputs, targets):
+        assert any(torch.equal(row, c) for c in plain[data.train_y == y]) or \
+            any(torch.equal(row, c) for c in flipped[data.train_y == y])
+
+
+def test_crop_flip_zooms_and_shifts_each_image_on_the_device():
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(8, 3, 32, 32, dtype=torch.uint8)
+    x[:, :, 8:24, 8:24] = 200  # a bright square in the middle
+    out = sources.random_resized_crop(x, g)
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    bright = (out[:, 0] > 100).flatten(1).sum(1).float()
+    assert (bright >= 16 * 16).all()  # a crop of 70..100% zooms in: the square never shrinks
+    assert len(set(bright.tolist())) > 1  # each image gets its own crop
+    flat = torch.full((2, 3, 16, 16), 77, dtype=torch.uint8)
+    assert torch.equal(sources.random_resized_crop(flat, g), flat)  # no new colours, no black borders
+    same = sources.random_resized_crop(x, torch.Generator().manual_seed(5))
+    assert torch.equal(same, sources.random_resized_crop(x, torch.Generator().manual_seed(5)))  # seeded
+
+
+@pytest.mark.parametrize("average", [True, False])
+def test_short_runs_average_batchnorm_statistics_with_a_switch(average):
+    """A 20-step run with BN momentum 0.1 would be evaluated with statistics that still
+    remember their start; short runs keep the plain average of this run's batches instead."""
+    torch.manual_seed(0)
+    model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=16)
+    bn = next(m for m in model.groups["stage4"].modules() if isinstance(m, torch.nn.BatchNorm2d))
+    batch_means = []
+    bn.register_forward_pre_hook(lambda m, i: batch_means.append(i[0].mean((0, 2, 3)).detach().clone())
+                                 if m.training else None)
+    plan = strategies.full(model.group_names, lr=1e-3, head_lr_mult=1.0)
+    fit_plan(model, plan, tiny_data(per_class=8, size=16), epochs=2, precision="fp32", average_bn_short_runs=average)
+    plain_average = torch.stack(batch_means).mean(0)
+    assert len(batch_means) == 6  # 24 images, batches of 8, two epochs
+    if average:
+        assert bn.momentum is None and torch.allclose(bn.running_mean, plain_average, atol=1e-5)
+    else:
+        assert bn.momentum == 0.1 and not torch.allclose(bn.running_mean, plain_average, atol=1e-3)
+
+
+def test_no_batch_of_one_example_is_made():
+    """9 images in batches of 8 once made a last batch of one, which BatchNorm cannot train on
+    at 1x1 (EfficientNet-Lite0 at 32 px crashed); the step count stays ceil(n / batch)."""
+    for n, batch in [(9, 8), (17, 8), (16, 8), (65, 64), (5, 4)]:
+        sizes = [len(b) for b in sources.split_batches(torch.randperm(n), batch)]
+        assert sum(sizes) == n and len(sizes) == -(-n // batch) and min(sizes) >= 2, (n, batch, sizes)
+    order = torch.randperm(9)
+    assert torch.equal(torch.cat(sources.split_batches(order, 8)), order)  # every example once, in order

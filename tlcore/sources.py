@@ -99,8 +99,7 @@ class TensorSource:
 
     def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator:
         order = torch.randperm(self.n_train, generator=generator).to(self.device)
-        for i in range(0, self.n_train, batch_size):
-            idx = order[i:i + batch_size]
+        for idx in split_batches(order, batch_size):
             yield self._layout(self._augment(idx, generator)), self.train_y[idx]
 
     def eval_batches(self, batch_size: int) -> Iterator:
@@ -109,6 +108,18 @@ class TensorSource:
 
     def forward(self, model, inputs):
         return model.forward_from(inputs, self.depth) if self.depth else model(inputs)
+
+
+def split_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Consecutive batches of `batch_size`; a last batch of one example is never made (BatchNorm
+    cannot train on one example once the image is pooled to 1x1: 9 images in batches of 8 were a
+    crash): the last two batches then share their examples (for batch sizes of 3 or more), and
+    the number of steps is the same."""
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        tail = torch.cat(batches[-2:])
+        batches[-2:] = [tail[: len(tail) // 2 + 1], tail[len(tail) // 2 + 1:]]
+    return batches
 
 
 def random_resized_crop(x: torch.Tensor, generator: torch.Generator, scale=(0.7, 1.0)) -> torch.Tensor:
