@@ -103,27 +103,32 @@ with tab_sweep:
                     for config, snap in zip(view.configs, view.runs, strict=True) if snap.result is not None]
         if finished:
             series = {t("page4.sweep_this"): ([d for d, _ in finished], [a for _, a in finished])}
-            st.plotly_chart(plots.sweep_figure(series, translator()), width="stretch", key="sweep")
+            st.plotly_chart(plots.depth_figure(series, translator()), width="stretch", key="sweep")
             st.caption(t("caption.sweep"))
         draw_race_results(view)
 
     job_panel("sweep", results=sweep_results)
 
-    # The committed sweeps (Yosinski's transfer depth: the first k groups copied, frozen or
-    # fine-tuned, the rest re-initialised): the synthetic backbone on digits, Lite0 on Fashion-MNIST.
-    committed = [(name, key, r) for name, key in (("sweep.json", "page4.sweep_committed"),
-                                                  ("sweep_imagenet.json", "page4.sweep_imagenet"))
+    # The committed transfer-depth experiment (Yosinski's: the first k groups copied, frozen or
+    # fine-tuned, the rest re-initialised), on its own axis: the synthetic backbone on digits,
+    # Lite0 on Fashion-MNIST.
+    committed = [(name, key, r) for name, key in (("transfer_depth.json", "page4.transfer_depth.studio"),
+                                                  ("transfer_depth_imagenet.json", "page4.transfer_depth.imagenet"))
                  if (r := read_result(name))]
+    if committed:
+        st.markdown(f"#### {t('page4.transfer_depth.heading')}")
+        st.caption(t("page4.transfer_depth.intro"))
     for col, (name, key, result) in zip(st.columns(max(1, len(committed))), committed, strict=False):
         with col:
             st.markdown(f"**{t(key)}**")
             series = {}
             for row in result.get("table", []):
-                depths_, accs = series.setdefault(t(f"page4.sweep_mode.{row['mode']}"), ([], []))
-                depths_.append(row["freeze_depth"])
+                depths_, accs = series.setdefault(t(f"page4.transfer_depth.mode.{row['mode']}"), ([], []))
+                depths_.append(row["k"])
                 accs.append(row["val_acc_mean"])
-            st.plotly_chart(plots.sweep_figure(series, translator()), width="stretch", key=f"sweep_committed:{name}")
-            st.caption(t("caption.sweep_committed", command=result.get("command", "?"),
+            st.plotly_chart(plots.depth_figure(series, translator(), depth="transfer_depth"), width="stretch",
+                            key=f"transfer_depth:{name}")
+            st.caption(t("caption.transfer_depth", command=result.get("command", "?"),
                          device=device_text(result.get("device", "?"))))
 
 with tab_matrix:

@@ -47,8 +47,10 @@ LABELS: dict[str, str] = {
     "plot.blocks.title": "Layer groups: grey = frozen, blue = trained",
     "plot.blocks.x": "input → layer groups → new head",
     "plot.params": "parameters",
-    "plot.sweep.title": "Validation accuracy vs freeze depth",
-    "plot.sweep.x": "freeze depth (groups frozen from the input side)",
+    "plot.freeze_depth.title": "Validation accuracy vs freeze depth",
+    "plot.freeze_depth.x": "freeze depth (groups frozen from the input side)",
+    "plot.transfer_depth.title": "Validation accuracy vs groups transferred",
+    "plot.transfer_depth.x": "k: groups copied from the pretrained network (the rest start random)",
     "plot.race.loss.title": "Validation loss by strategy",
     "plot.race.acc.title": "Validation accuracy by strategy",
     "plot.matrix.title": "Measured best strategy per cell",
@@ -253,10 +255,12 @@ def race_figure(runs: Mapping[str, HistorySnapshot], metric: str = "val/acc",
     return _layout(fig, t("plot.race.loss.title"), t("plot.epoch"), t("plot.loss.y"))
 
 
-def sweep_figure(series: Mapping[str, tuple[Sequence[int], Sequence[float]]],
-                 t: Translate = _english) -> go.Figure:
-    """Final validation accuracy against freeze depth; one line per series
-    (e.g. this run's sweep, or the committed 'frozen' / 'fine-tuned' / 'scratch' curves)."""
+def depth_figure(series: Mapping[str, tuple[Sequence[int], Sequence[float]]],
+                 t: Translate = _english, *, depth: str = "freeze_depth") -> go.Figure:
+    """Final validation accuracy against a depth; one line per series. Two different
+    experiments, never on one axis: depth="freeze_depth" (the app's sweep: every group
+    pretrained, the first k frozen) or "transfer_depth" (the committed experiment: the
+    first k groups copied, the rest re-initialised, then 'frozen' or 'fine-tuned')."""
     fig = go.Figure()
     for i, (label, (depths, accuracies)) in enumerate(series.items()):
         fig.add_scatter(x=list(depths), y=list(accuracies), mode="lines+markers", name=label,
@@ -267,7 +271,7 @@ def sweep_figure(series: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     values = [a for _, accs in series.values() for a in accs]
     low = max(0.0, math.floor((min(values, default=0.0) - 0.05) * 10) / 10)
     fig.update_yaxes(range=[low, 1.02], tickformat=".0%")
-    return _layout(fig, t("plot.sweep.title"), t("plot.sweep.x"), t("plot.acc.y"))
+    return _layout(fig, t(f"plot.{depth}.title"), t(f"plot.{depth}.x"), t("plot.acc.y"))
 
 
 def _pct(mean: float, std: float | None) -> str:

@@ -702,3 +702,24 @@ def test_a_backbone_without_weights_offline_is_announced_before_start_and_record
     config = job_of(at, "finetune").configs[0]
     assert config.backbone == "efficientnet_lite0"
     assert "--backbone efficientnet_lite0" in config.to_cli()
+
+
+def test_the_two_depth_experiments_are_named_apart_and_never_share_an_axis():
+    """The app's freeze-depth sweep (all groups pretrained, the first k frozen) and the committed
+    transfer-depth experiment (the first k copied, the rest random) are different experiments."""
+    at = app("pages/4_compare.py")
+    ok(at)
+    en = strings("en")
+    assert any(m.value == f"#### {en['page4.transfer_depth.heading']}" for m in at.markdown)
+    assert any(c.value == en["page4.transfer_depth.intro"] for c in at.caption)
+    at.button(key="sweep_start").click().run()
+    assert wait_until_done(at, "sweep") == "done"
+    at.run()
+    charts = {c.key: c for c in at.get("plotly_chart")}
+    import json as _json
+
+    def x_title(key):
+        return _json.loads(charts[key].proto.spec)["layout"]["xaxis"]["title"]["text"]
+
+    assert x_title("sweep") == en["plot.freeze_depth.x"]
+    assert x_title("transfer_depth:transfer_depth.json") == en["plot.transfer_depth.x"]

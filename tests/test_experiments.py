@@ -1,4 +1,4 @@
-"""Scaled-down experiments: the matrix table, the freeze-depth sweep and the filter image.
+"""Scaled-down experiments: the matrix table, the transfer-depth experiment and the filter image.
 
 The full runs are commands with committed results (assets/results/); these check that the
 same code produces tables of the right shape, and that transfer still beats scratch.
@@ -76,14 +76,14 @@ def test_verdicts_follow_the_stated_reading_of_the_matrix():
 @needs_checkpoint
 @pytest.mark.slow
 @pytest.mark.usefixtures("pinned_numerics")  # accuracies asserted: one thread, fp32 on any CPU
-def test_sweep_covers_every_freeze_depth(tmp_path):
-    settings = X.SweepSettings(per_class=3, val_per_class=5, seeds=(0,), epochs=1)
-    runs = X.run_sweep(settings, log=lambda _: None)
+def test_transfer_depth_covers_every_k(tmp_path):
+    settings = X.TransferDepthSettings(per_class=3, val_per_class=5, seeds=(0,), epochs=1)
+    runs = X.run_transfer_depth(settings, log=lambda _: None)
     groups = catalog.build_model("studio_resnet", 2, pretrained=False).group_names
     frozen = runs[runs["mode"] == "frozen"]
-    assert sorted(frozen["freeze_depth"]) == list(range(len(groups)))
-    X.write_sweep(runs, settings, tmp_path, "python -m tlcore sweep --test", 1.0)
-    assert (tmp_path / "sweep.md").read_text().count("\n| ") == len(groups) + 1
+    assert sorted(frozen["k"]) == list(range(len(groups)))
+    X.write_transfer_depth(runs, settings, tmp_path, "python -m tlcore transfer-depth --test", 1.0)
+    assert (tmp_path / "transfer_depth.md").read_text().count("\n| ") == len(groups) + 1
 
 
 def test_first_layer_filters_pretrained_differ_from_random(tmp_path):

@@ -136,10 +136,10 @@ def test_race_and_sweep_figures():
     assert [d.name for d in fig.data] == ["full", "linear_probe"]
     loss = plots.race_figure(runs, metric="val/loss")
     assert loss.layout.title.text == plots.LABELS["plot.race.loss.title"]
-    sweep = plots.sweep_figure({"frozen": ([0, 1, 2], [0.5, 0.6, 0.55]), "scratch": ([0, 1, 2], [0.3] * 3)})
+    sweep = plots.depth_figure({"frozen": ([0, 1, 2], [0.5, 0.6, 0.55]), "scratch": ([0, 1, 2], [0.3] * 3)})
     assert list(sweep.data[0].y) == [0.5, 0.6, 0.55] and [d.name for d in sweep.data] == ["frozen", "scratch"]
     assert sweep.layout.yaxis.range[0] == pytest.approx(0.2)  # zoomed to just under the lowest point
-    high = plots.sweep_figure({"frozen": ([0, 1], [0.92, 0.97])})
+    high = plots.depth_figure({"frozen": ([0, 1], [0.92, 0.97])})
     assert high.layout.yaxis.range[0] == pytest.approx(0.8)
 
 
@@ -198,7 +198,7 @@ def test_every_chart_has_a_title_and_axis_labels():
         plots.loss_figure(snap), plots.accuracy_figure(snap), plots.grad_norm_heatmap(snap),
         plots.grad_norm_bars(snap), plots.confusion_figure([[1, 0], [0, 1]], ["a", "b"]),
         plots.drift_figure({"stem": 0.1}),
-        plots.race_figure({"a": snap}), plots.sweep_figure({"a": ([0], [0.5])}), plots.matrix_figure(verdicts),
+        plots.race_figure({"a": snap}), plots.depth_figure({"a": ([0], [0.5])}), plots.matrix_figure(verdicts),
     ]
     for fig in figures:
         assert fig.layout.title.text, fig

@@ -4,8 +4,10 @@
   cells (a target similar / different from the pretraining data, small / large) it races
   scratch, linear probe, partial and full fine-tuning over several seeds, through the same
   ``tlcore.recipe.run`` the app uses, and reports mean +- std val accuracy and the winner.
-- ``sweep``: accuracy against freeze depth 0..all groups, with the frozen prefix left
-  frozen ("frozen") or trained after all ("fine-tuned"): Yosinski et al. (2014) in small.
+- ``transfer-depth``: accuracy against the number k of groups copied from the pretrained
+  backbone (the rest re-initialised), the copied groups left frozen ("frozen") or trained
+  after all ("fine-tuned"): Yosinski et al. (2014) in small. Not the app's freeze-depth
+  sweep, where every group starts pretrained and the first k are frozen.
 - ``first_layer_filters``: the stem's 3x3 filters of the pretrained backbone beside a
   random one, the "shallow layers learn general features" picture.
 
@@ -176,7 +178,7 @@ def _agrees(expected: str, winner: str, means: dict[str, float], stds: dict[str,
 
 
 @dataclass(frozen=True)
-class SweepSettings:
+class TransferDepthSettings:
     dataset: str = "digits"
     per_class: int = 20
     val_per_class: int = 30
@@ -203,7 +205,7 @@ def transfer_first_groups(backbone: str, num_classes: int, k: int, *, image_size
     return model
 
 
-def run_sweep(settings: SweepSettings, *, log=print) -> pd.DataFrame:
+def run_transfer_depth(settings: TransferDepthSettings, *, log=print) -> pd.DataFrame:
     """Accuracy against the number k = 0..(body groups) of groups transferred.
 
     The first k groups are copied from the pretrained backbone, the rest start random
@@ -237,7 +239,7 @@ def run_sweep(settings: SweepSettings, *, log=print) -> pd.DataFrame:
                 plan = strategies.partial(groups, lr=settings.lr, head_lr_mult=settings.head_lr_mult, freeze_depth=depth)
                 result = fit(model, plan, TensorSource(data, device, "none"), opts, device=device,
                              emit=lambda e: None, generator=generator, classes=tuple(data.classes))
-                rows.append({"mode": mode, "freeze_depth": k, "transferred": ", ".join(groups[:k]) or "-",
+                rows.append({"mode": mode, "k": k, "transferred": ", ".join(groups[:k]) or "-",
                              "seed": seed, "val_acc": result["val_acc"]})
                 log(f"seed {seed} k={k} {mode:>10}: val/acc {result['val_acc']:.3f}")
     return pd.DataFrame(rows)
@@ -406,22 +408,22 @@ def resummarise_matrix(name: str = "matrix", out_dir: Path | str = RESULTS_DIR) 
     return payload
 
 
-def summarise_sweep(runs: pd.DataFrame) -> pd.DataFrame:
-    return (runs.groupby(["mode", "freeze_depth"], sort=False)["val_acc"].agg(["mean", "std"]).reset_index()
+def summarise_transfer_depth(runs: pd.DataFrame) -> pd.DataFrame:
+    return (runs.groupby(["mode", "k"], sort=False)["val_acc"].agg(["mean", "std"]).reset_index()
             .rename(columns={"mean": "val_acc_mean", "std": "val_acc_std"}))
 
 
-def write_sweep(runs: pd.DataFrame, settings: SweepSettings, out_dir: Path, command: str, seconds: float,
-                name: str = "sweep") -> dict:
+def write_transfer_depth(runs: pd.DataFrame, settings: TransferDepthSettings, out_dir: Path, command: str, seconds: float,
+                name: str = "transfer_depth") -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = summarise_sweep(runs)
+    table = summarise_transfer_depth(runs)
     groups = catalog.build_model(settings.backbone, 2, pretrained=False, image_size=settings.image_size).group_names
     runs.to_csv(out_dir / f"{name}_runs.csv", index=False)
     table.to_csv(out_dir / f"{name}.csv", index=False)
     payload = {**_provenance(command, seconds, settings), "groups": groups, "table": table.to_dict("records")}
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
     lines = [
-        "# Freeze depth sweep (Yosinski et al. 2014, in small)",
+        "# Transfer depth (Yosinski et al. 2014, in small)",
         "",
         f"`{settings.backbone}` on `{settings.dataset}`, {settings.per_class} per class, {settings.image_size} px, "
         f"seeds {', '.join(map(str, settings.seeds))}, {settings.epochs} epochs. The first k groups of "
@@ -434,23 +436,23 @@ def write_sweep(runs: pd.DataFrame, settings: SweepSettings, out_dir: Path, comm
         "| k | groups transferred | frozen (mean ± std) | fine-tuned (mean ± std) |",
         "|---:|---|---:|---:|",
     ]
-    pivot = {(r.mode, r.freeze_depth): r for r in table.itertuples()}
-    for k in sorted(table["freeze_depth"].unique()):
+    pivot = {(r.mode, r.k): r for r in table.itertuples()}
+    for k in sorted(table["k"].unique()):
         fz, ft = pivot[("frozen", k)], pivot[("fine-tuned", k)]
         lines.append(
             f"| {k} | {', '.join(groups[:k]) or '- (scratch)'} "
             f"| {100 * fz.val_acc_mean:.1f} ± {100 * np.nan_to_num(fz.val_acc_std):.1f} "
             f"| {100 * ft.val_acc_mean:.1f} ± {100 * np.nan_to_num(ft.val_acc_std):.1f} |"
         )
-    lines += ["", sweep_reading(table, groups)]
+    lines += ["", transfer_depth_reading(table, groups)]
     (out_dir / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return payload
 
 
-def sweep_reading(table: pd.DataFrame, groups: list[str]) -> str:
+def transfer_depth_reading(table: pd.DataFrame, groups: list[str]) -> str:
     """One paragraph that reads the two curves (computed, so it stays true to the numbers)."""
-    frozen = table[table["mode"] == "frozen"].set_index("freeze_depth")["val_acc_mean"]
-    tuned = table[table["mode"] == "fine-tuned"].set_index("freeze_depth")["val_acc_mean"]
+    frozen = table[table["mode"] == "frozen"].set_index("k")["val_acc_mean"]
+    tuned = table[table["mode"] == "fine-tuned"].set_index("k")["val_acc_mean"]
     best_k, last_k = int(frozen.idxmax()), int(frozen.index.max())
     text = (f"Frozen transfer is best at k = {best_k} ({100 * frozen[best_k]:.1f}%, scratch {100 * frozen[0]:.1f}%). ")
     if best_k < last_k:
@@ -462,7 +464,7 @@ def sweep_reading(table: pd.DataFrame, groups: list[str]) -> str:
 
 
 def read_results(name: str, out_dir: Path | str = RESULTS_DIR) -> dict | None:
-    """A committed result ("matrix" or "sweep") as saved in its JSON, or None if missing.
+    """A committed result ("matrix", "transfer_depth", ...) as saved in its JSON, or None if missing.
 
     For the app: ``read_results("matrix")["table"]`` is the per-cell, per-strategy table,
     ``["verdicts"]`` the comparison with the seeds' matrix, ``["command"]`` how it was made.
@@ -505,20 +507,23 @@ def register_cli(subparsers) -> None:
                    help="train nothing: rewrite <name>.csv/.json/.md from the committed <name>_runs.csv")
     p.set_defaults(func=_cli_matrix)
 
-    s = SweepSettings()
-    p = subparsers.add_parser("sweep", help="accuracy against freeze depth (Yosinski et al. 2014, in small)",
-                              description="Freeze the first k groups for k = 0..all, against fine-tuning everything.")
+    s = TransferDepthSettings()
+    p = subparsers.add_parser(
+        "transfer-depth", help="accuracy against the number of groups transferred (Yosinski et al. 2014, in small)",
+        description="Copy the first k groups of the pretrained backbone and re-initialise the rest, for k = 0..all; "
+                    "the copied groups frozen, or fine-tuned too. (The app's freeze-depth sweep is different: "
+                    "every group starts pretrained and the first k are frozen.)")
     p.add_argument("--dataset", default=s.dataset, help="target dataset (default %(default)s)")
     p.add_argument("--per-class", type=int, default=s.per_class, help="examples per class (default %(default)s)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default %(default)s)")
     p.add_argument("--epochs", type=int, default=s.epochs, help="epochs per run (default %(default)s)")
     p.add_argument("--backbone", default=s.backbone, help="pretrained backbone (default %(default)s)")
     p.add_argument("--image-size", type=int, default=s.image_size, help="pixels square (default %(default)s)")
-    p.add_argument("--name", default="sweep", help="file stem: <name>.csv/.json/.md (default %(default)s)")
+    p.add_argument("--name", default="transfer_depth", help="file stem: <name>.csv/.json/.md (default %(default)s)")
     p.add_argument("--device", default=s.device, help="cpu | cuda | auto (default %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default")
-    p.add_argument("--out", default=str(RESULTS_DIR), help="folder for sweep.csv/.json/.md")
-    p.set_defaults(func=_cli_sweep)
+    p.add_argument("--out", default=str(RESULTS_DIR), help="folder for <name>.csv/.json/.md")
+    p.set_defaults(func=_cli_transfer_depth)
 
     p = subparsers.add_parser("filters", help="first-layer filters, pretrained vs random, as a PNG")
     p.add_argument("--out", default=str(RESULTS_DIR / "filters.png"), help="PNG path (default %(default)s)")
@@ -555,13 +560,13 @@ def _cli_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cli_sweep(args: argparse.Namespace) -> int:
+def _cli_transfer_depth(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
-    settings = SweepSettings(dataset=args.dataset, per_class=args.per_class, seeds=_seeds(args.seeds),
+    settings = TransferDepthSettings(dataset=args.dataset, per_class=args.per_class, seeds=_seeds(args.seeds),
                              epochs=args.epochs, device=args.device, backbone=args.backbone, image_size=args.image_size)
     start = time.perf_counter()
-    runs = run_sweep(settings)
-    write_sweep(runs, settings, Path(args.out), _command(), time.perf_counter() - start, args.name)
+    runs = run_transfer_depth(settings)
+    write_transfer_depth(runs, settings, Path(args.out), _command(), time.perf_counter() - start, args.name)
     print((Path(args.out) / f"{args.name}.md").read_text(encoding="utf-8"))
     return 0
 
