@@ -72,7 +72,7 @@ class ProgressPrinter:
             self.bar.set_postfix(loss=f"{event.loss:.3f}")
         elif isinstance(event, EvalEvent):
             tqdm.write(f"  epoch {event.epoch}: val/loss {event.val_loss:.3f}  val/acc {event.val_acc:.3f}  "
-                       f"train/acc {event.train_acc:.3f}  {event.examples_per_s:.0f} img/s", file=sys.stderr)
+                       f"train/acc {event.train_acc:.3f}  examples_per_s {event.examples_per_s:.0f}", file=sys.stderr)
         elif isinstance(event, (Done, Failed, Cancelled)) and self.bar is not None:
             self.bar.close()
         if isinstance(event, Failed):
@@ -95,7 +95,7 @@ def cmd_finetune(args) -> int:
     if result is None:
         return 1
     print(f"val/acc {result['val_acc']:.4f}  best {result['best_val_acc']:.4f}  "
-          f"{result['seconds']:.1f} s  {result['examples_per_s']:.0f} img/s")
+          f"seconds {result['seconds']:.1f}  examples_per_s {result['examples_per_s']:.0f}")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -109,18 +109,14 @@ def cmd_finetune(args) -> int:
 
 def compare(base: RunConfig, strategies: list[str], *, quiet: bool = False) -> list[dict]:
     """Run several strategies on the same data and seed; one row per strategy."""
-    from tlcore import catalog
-    from tlcore.recipe import run
+    from tlcore.recipe import load_run_data, run
 
-    data = None
-    if base.task == "image":  # load once: every strategy sees exactly the same examples
-        data = catalog.load_dataset(base.dataset, per_class=base.per_class, image_size=base.image_size,
-                                     seed=base.seed, val_per_class=base.val_per_class, root=base.data_root)
+    data = load_run_data(base)  # load once: every strategy sees exactly the same examples
     rows = []
     for name in strategies:
         config = base.replace(strategy=name)
         printer = ProgressPrinter(name, quiet=quiet)
-        result = run(config, printer, data=data) if data is not None else run(config, printer)
+        result = run(config, printer, data=data)
         row = {"strategy": name, "val_acc": None, "best_val_acc": None, "seconds": None, "trainable_params": None}
         if result:
             row.update({k: result[k] for k in ("val_acc", "best_val_acc", "seconds", "trainable_params", "total_params")})
