@@ -331,7 +331,7 @@ def test_hidden_files_inside_a_class_folder_are_skipped_by_the_run_as_by_the_che
 def test_a_zip_of_huge_photos_is_refused_from_the_headers_before_any_decoding(monkeypatch):
     import time
 
-    from tlcore import uploads
+    from tlcore import images
 
     def never(*args, **kwargs):
         raise AssertionError("an image was decoded")
@@ -339,7 +339,7 @@ def test_a_zip_of_huge_photos_is_refused_from_the_headers_before_any_decoding(mo
     big = io.BytesIO()
     Image.new("L", (6000, 6000)).save(big, "PNG")  # 36 MP, a few KB compressed
     files = {f"{cls}/{i}.png": big.getvalue() for cls in ("cats", "dogs") for i in range(100)}
-    monkeypatch.setattr(uploads, "to_uint8", never)
+    monkeypatch.setattr(images, "to_uint8", never)  # the one decoder, shared with image folders
     started = time.process_time()
     with pytest.raises(UploadError, match="megapixels in all"):
         read_zip(make_zip(files), image_size=32)

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tlcore.images import IMAGE_SUFFIXES
+
 CACHE_DIR = Path(os.environ.get("TLCORE_DATA", Path.home() / ".cache" / "tlcore" / "datasets"))
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 class DatasetUnavailable(RuntimeError):
@@ -177,58 +178,76 @@ def check_decoded_bytes(images: int, image_size: int) -> None:
 
 
 def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=None,
-                 min_classes: int = 2) -> tuple[list[str], torch.Tensor, np.ndarray, list[tuple[str, str]]]:
+                 max_pixels: int | None = None) -> tuple[list[str], torch.Tensor, np.ndarray, list[tuple[str, str]]]:
     """Decode image files grouped by class: (classes, x (N,3,S,S) uint8, labels, skipped).
 
-    files_by_class: class name -> list of paths (or names that `open_file` opens as a binary file).
-    Corrupt and non-image files are listed in `skipped` with the reason; a class left with
-    no usable image, or fewer than two classes, is refused with a message saying what to do.
+    The one decoder for image folders and uploaded zips (tlcore.uploads extracts a zip's
+    checked files into a folder and comes here). files_by_class: class name -> paths (or names
+    that `open_file` opens as a binary file). Corrupt and non-image files are listed in
+    `skipped` with the reason; check_classes then says whether what is left can train.
     """
-    from tlcore.images import ImageRefused, decode
+    from tlcore.images import MAX_PIXELS, ImageRefused, decode
     from tlcore.messages import Reason
 
     open_file = open_file or (lambda p: open(p, "rb"))
     labels, skipped, classes = [], [], sorted(files_by_class)
-    if len(classes) < min_classes:
-        raise ValueError(
-            f"found {len(classes)} class folder(s) ({', '.join(classes) or 'none'}); a classifier needs at least "
-            f"{min_classes}: put each class's images in its own sub-folder"
-        )
     candidates = sum(1 for files in files_by_class.values() for f in files
                      if Path(str(f)).suffix.lower() in IMAGE_SUFFIXES)
     check_decoded_bytes(candidates, image_size)
     out = torch.empty((candidates, 3, image_size, image_size), dtype=torch.uint8)
     for label, cls in enumerate(classes):
-        good = 0
         for f in sorted(files_by_class[cls], key=str):
             if Path(str(f)).suffix.lower() not in IMAGE_SUFFIXES:
                 skipped.append((str(f), Reason("skip.not_image")))
                 continue
             try:
-                with open_file(f) as fh:
-                    out[len(labels)] = decode(fh, image_size)  # into one preallocated uint8 block
+                with open_file(f) as fh:  # into one preallocated uint8 block
+                    out[len(labels)] = decode(fh, image_size, max_pixels=max_pixels or MAX_PIXELS)
             except (ImageRefused, OSError) as e:
                 skipped.append((str(f), e.reason if isinstance(e, ImageRefused)
                                 else Reason("skip.unreadable", error=type(e).__name__)))
                 continue
             labels.append(label)
-            good += 1
-        if good == 0:
-            raise ValueError(f"class {cls!r} has no readable images; add images to it or remove the folder")
-    return classes, out[:len(labels)], np.array(labels), skipped
+    return classes, out[:len(labels)], np.array(labels, dtype=np.int64), skipped
 
 
-def images_from_files(files_by_class: dict[str, list], *, per_class, val_per_class, image_size, seed,
-                      open_file=None, min_classes: int = 2) -> ImageData:
-    """Decode image files grouped by class (see decode_files) and split them per class with a seed."""
+def check_classes(classes: list[str], counts: np.ndarray, hint: str = "") -> None:
+    """Can these classes train? Two classes or more, each with two usable images or more (one
+    to train, one to test); otherwise a LearnerError that says what to change."""
+    from tlcore.messages import LearnerError
+
+    if not classes:
+        raise LearnerError("upload.no_classes", hint=hint)
+    if len(classes) == 1:
+        raise LearnerError("upload.one_class", name=classes[0])
+    empty = [c for c, n in zip(classes, counts) if n == 0]
+    if empty:
+        raise LearnerError("upload.empty_classes", names=", ".join(empty), hint=hint)
+    too_few = [c for c, n in zip(classes, counts) if n < 2]
+    if too_few:
+        raise LearnerError("upload.one_image", names=", ".join(too_few))
+
+
+def images_from_files(files_by_class: dict[str, list], *, per_class: int | None, val_per_class: int | None,
+                      image_size: int, seed: int, open_file=None, max_pixels: int | None = None) -> ImageData:
+    """Decode image files grouped by class (decode_files), check the classes, and split them
+    with the one split rule (split_per_class): validation first, so the training size never
+    changes the test. val_per_class None: about a fifth of the smallest class; per_class None: all."""
+    if len(files_by_class) < 2:  # refused before decoding anything
+        check_classes(sorted(files_by_class), np.array([len(files_by_class[c]) for c in sorted(files_by_class)]))
     classes, x, labels, skipped = decode_files(files_by_class, image_size=image_size, open_file=open_file,
-                                               min_classes=min_classes)
+                                               max_pixels=max_pixels)
     counts = np.bincount(labels, minlength=len(classes))
-    val_per_class = min(val_per_class, int(counts.min()) - 1)
-    if val_per_class < 1:
-        small = classes[int(counts.argmin())]
-        raise ValueError(f"class {small!r} has only {int(counts.min())} readable image; each class needs at least 2 (one to train, one to test)")
-    data = from_arrays(classes, x, labels, per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed)
+    try:
+        check_classes(classes, counts)
+    except ValueError as error:
+        error.skipped = skipped  # the files that left a class short, for the caller to name
+        raise
+    smallest = int(counts.min())
+    val = max(1, smallest // 5) if val_per_class is None else val_per_class
+    val = min(val, smallest - 1)  # always leave one image of each class to train on
+    data = from_arrays(classes, x, labels, per_class=per_class or len(labels), val_per_class=val,
+                       image_size=image_size, seed=seed)
     data.skipped = skipped
     return data
 

@@ -22,6 +22,8 @@ import torch
 from tlcore.messages import LearnerError, Reason
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+# the file names the studio looks at, in folders and in zips alike (the content decides the format)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 40_000_000  # one image, width x height; larger ones are refused before decoding
 
 

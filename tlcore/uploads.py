@@ -22,6 +22,7 @@ about Streamlit: the app passes the uploaded bytes in and shows the result.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -39,13 +40,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import torch
 
-from tlcore.datasets import MAX_DECODED_BYTES, ImageData
-from tlcore.images import ImageRefused, open_image, to_uint8
+from tlcore.datasets import MAX_DECODED_BYTES, ImageData, check_classes, images_from_files
+from tlcore.images import IMAGE_SUFFIXES, open_image
 from tlcore.messages import LearnerError, Reason
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 # Files that operating systems add to archives by themselves; ignored without a word.
 _SYSTEM_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
@@ -89,15 +87,42 @@ def read_zip(
     Raises `UploadError` when the upload must be refused as a whole.
     """
     archive = _open_zip(source)
-    with archive:
+    with archive, _folder(keep_files_in) as folder:
         entries = _check_entries(archive, limits)
-        images_by_class, skipped, folders = _decode_entries(
-            archive, entries, image_size, limits, keep_files_in
-        )
+        files, skipped, folders, names = _extract(archive, entries, image_size, limits, folder)
+        # From here on a zip is an image folder: the engine's one decoder, class check and split.
+        files_by_class = {c: files.get(c, []) for c in sorted(set(files) | folders)}
+        try:
+            if len(files_by_class) < 2 or not all(files_by_class.values()):
+                check_classes(list(files_by_class), np.array([len(f) for f in files_by_class.values()]),
+                              _skipped_hint(skipped))
+            data = images_from_files(files_by_class, per_class=per_class, val_per_class=val_per_class,
+                                     image_size=image_size, seed=seed, max_pixels=limits.max_pixels)
+        except LearnerError as error:  # said with the zip's own names, never the server's paths
+            decoded_skips = _skipped_hint(skipped + _named(getattr(error, "skipped", []), names))
+            raise UploadError(error.message.key, **{**error.message.values, **(
+                {"hint": decoded_skips} if "hint" in error.message.values else {})}) from None
+    for path, _ in data.skipped:  # the folder keeps only what the run can use
+        Path(path).unlink(missing_ok=True)
+    data.skipped = skipped + _named(data.skipped, names)
+    return data
 
-    classes = sorted(set(images_by_class) | folders)
-    _check_classes(classes, images_by_class, skipped)
-    return _split(classes, images_by_class, skipped, per_class, val_per_class, seed)
+
+def _folder(keep_files_in):
+    """Where a zip's checked files are written: the learner's upload folder, or a temporary one."""
+    if keep_files_in is not None:
+        return contextlib.nullcontext(Path(keep_files_in))
+    return _TemporaryPath()
+
+
+class _TemporaryPath(tempfile.TemporaryDirectory):
+    def __enter__(self) -> Path:
+        return Path(super().__enter__())
+
+
+def _named(skipped: list[tuple[str, str]], names: dict[str, str]) -> list[tuple[str, str]]:
+    """Skipped files under the names the learner gave them in the zip."""
+    return [(names.get(path, Path(path).name), reason) for path, reason in skipped]
 
 
 # --- the archive as a whole -------------------------------------------------------
@@ -186,17 +211,21 @@ class _SkipImage(Exception):
         self.reason = Reason(key, **values)
 
 
-def _decode_entries(
+def _extract(
     archive: zipfile.ZipFile,
     entries: list[_Entry],
     image_size: int,
     limits: UploadLimits,
-    keep_files_in: str | Path | None,
-) -> tuple[dict[str, list[np.ndarray]], list[tuple[str, str]], set[str]]:
-    """Decode every image; return images per class, skipped files, and class folders."""
+    folder: Path,
+) -> tuple[dict[str, list[Path]], list[tuple[str, str]], set[str], dict[str, str]]:
+    """Check every entry once and write each acceptable image file to `folder/<class>/`.
+
+    Returns the written files per class, the skipped entries (zip names, reasons), the class
+    folders (maybe empty) and the zip name of every written file. Nothing is decoded here.
+    """
     entries = [e for e in entries if not _is_system_file(e.parts)]
     candidates = sum(1 for e in entries if not e.info.is_dir() and "/".join(e.parts).lower().endswith(IMAGE_SUFFIXES))
-    if candidates * 3 * image_size ** 2 > MAX_DECODED_BYTES:  # before decoding anything
+    if candidates * 3 * image_size ** 2 > MAX_DECODED_BYTES:  # before reading anything
         raise UploadError("upload.too_big", images=f"{candidates:,}", size=image_size,
                           gib=f"{candidates * 3 * image_size ** 2 / 1024 ** 3:.1f}",
                           limit=f"{MAX_DECODED_BYTES / 1024 ** 3:.1f}")
@@ -204,10 +233,11 @@ def _decode_entries(
     planned = _planned_pixels(archive, entries, depth, image_size, limits)
     if planned > limits.max_total_pixels:  # from the headers, before decoding anything
         raise UploadError("upload.too_many_pixels", limit=f"{limits.max_total_pixels // 10**6:,}")
-    images: dict[str, list[np.ndarray]] = {}
+    files: dict[str, list[Path]] = {}
     skipped: list[tuple[str, str]] = []
     folders: set[str] = set()
-    total_read = total_pixels = 0
+    names: dict[str, str] = {}
+    total_read = 0
     for entry in entries:
         path = "/".join(entry.parts)
         if entry.info.is_dir():
@@ -238,28 +268,23 @@ def _decode_entries(
             continue
         try:
             data = _read_capped(archive, entry.info, limits.max_file_bytes)
-            total_read += len(data)
-            if total_read > limits.max_total_bytes:
-                raise UploadError("upload.lied")
-            pixels, area = _decode_image(data, image_size, limits.max_pixels)
-            total_pixels += area
-            if total_pixels > limits.max_total_pixels:  # bounds the CPU one upload can take
-                raise UploadError("upload.too_many_pixels", limit=f"{limits.max_total_pixels // 10**6:,}")
         except _SkipImage as skip:
             skipped.append((path, skip.reason))
             continue
-        images.setdefault(label, []).append(pixels)
-        if keep_files_in is not None:
-            # Class names are single, checked path parts (no "..", no "/"), safe as folders.
-            folder = Path(keep_files_in) / label
-            suffix = Path(entry.parts[-1]).suffix.lower()
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / f"{len(images[label]):05d}{suffix}").write_bytes(data)
-            except OSError as error:  # a full disk, an odd name: say so, never the server's path
-                raise UploadError("upload.cannot_store", error=errno.errorcode.get(error.errno or 0,
-                                                                                    type(error).__name__)) from None
-    return images, skipped, folders
+        total_read += len(data)
+        if total_read > limits.max_total_bytes:
+            raise UploadError("upload.lied")
+        # Class names are single, checked path parts (no "..", no "/"), safe as folders.
+        target = folder / label / f"{len(files.get(label, [])) + 1:05d}{Path(entry.parts[-1]).suffix.lower()}"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        except OSError as error:  # a full disk, an odd name: say so, never the server's path
+            raise UploadError("upload.cannot_store", error=errno.errorcode.get(error.errno or 0,
+                                                                                type(error).__name__)) from None
+        files.setdefault(label, []).append(target)
+        names[str(target)] = path
+    return files, skipped, folders, names
 
 
 HEADER_BYTES = 128 * 1024  # enough for any image header (a JPEG's EXIF block is at most 64 KB)
@@ -347,36 +372,7 @@ def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> b
     return data
 
 
-def _decode_image(data: bytes, image_size: int, max_pixels: int) -> tuple[np.ndarray, int]:
-    """Bytes -> (uint8 (3, S, S) preprocessed like the engine's folder datasets, pixel count)."""
-    try:
-        with open_image(data, max_pixels=max_pixels) as image:  # allowed formats, pixels capped first
-            pixels = to_uint8(image, image_size).numpy()
-            return pixels, image.width * image.height  # pixels really decoded (a JPEG's reduced draft)
-    except ImageRefused as error:
-        raise _SkipImage(error.message.key, **error.message.values) from None
-    except Exception as error:  # noqa: BLE001 -- PIL raises many types for broken files
-        raise _SkipImage("image.broken", error=type(error).__name__) from None
-
-
 # --- classes and the split --------------------------------------------------------
-
-
-def _check_classes(
-    classes: list[str],
-    images: dict[str, list[np.ndarray]],
-    skipped: list[tuple[str, str]],
-) -> None:
-    if not classes:
-        raise UploadError("upload.no_classes", hint=_skipped_hint(skipped))
-    if len(classes) == 1:
-        raise UploadError("upload.one_class", name=classes[0])
-    empty = [c for c in classes if not images.get(c)]
-    if empty:
-        raise UploadError("upload.empty_classes", names=", ".join(empty), hint=_skipped_hint(skipped))
-    too_few = [c for c in classes if len(images[c]) < 2]
-    if too_few:
-        raise UploadError("upload.one_image", names=", ".join(too_few))
 
 
 def _skipped_hint(skipped: list[tuple[str, str]]) -> str:
@@ -385,43 +381,6 @@ def _skipped_hint(skipped: list[tuple[str, str]]) -> str:
         return ""
     path, reason = skipped[0]
     return Reason("upload.skipped_hint", count=len(skipped), path=path, reason=reason)
-
-
-def _split(
-    classes: list[str],
-    images: dict[str, list[np.ndarray]],
-    skipped: list[tuple[str, str]],
-    per_class: int | None,
-    val_per_class: int | None,
-    seed: int,
-) -> ImageData:
-    """Shuffle each class with the seed, hold out val images, stack into tensors."""
-    rng = np.random.default_rng(seed)
-    train_x, train_y, val_x, val_y = [], [], [], []
-    for label, name in enumerate(classes):
-        pool = images[name]
-        order = rng.permutation(len(pool))
-        n_val = val_per_class if val_per_class is not None else max(1, len(pool) // 5)
-        n_val = min(n_val, len(pool) - 1)  # always leave one image to train on
-        val_idx, train_idx = order[:n_val], order[n_val:]
-        if per_class is not None:
-            train_idx = train_idx[:per_class]
-        val_x += [pool[i] for i in val_idx]
-        train_x += [pool[i] for i in train_idx]
-        val_y += [label] * len(val_idx)
-        train_y += [label] * len(train_idx)
-    return ImageData(
-        classes=list(classes),
-        train_x=torch.from_numpy(np.stack(train_x)),  # (N, 3, S, S) uint8
-        train_y=torch.tensor(train_y, dtype=torch.int64),
-        val_x=torch.from_numpy(np.stack(val_x)) if val_x else _empty_images(train_x),
-        val_y=torch.tensor(val_y, dtype=torch.int64),
-        skipped=list(skipped),
-    )
-
-
-def _empty_images(like: list[np.ndarray]) -> torch.Tensor:
-    return torch.zeros((0, *like[0].shape), dtype=torch.uint8)
 
 
 # --- where uploads live on disk --------------------------------------------------------
