@@ -369,7 +369,8 @@ def draw_results(view: JobView) -> None:
                   f"end:{view.id}:drift")
         else:
             st.caption(t("results.no_drift"))
-    wrong = result.get("misclassified") or []
+    # A run read back from the server's store after a restart has no images (tlcore.store).
+    wrong = [item for item in result.get("misclassified") or [] if item.get("image") is not None]
     st.markdown(f"**{t('results.mistakes')}**")
     if wrong:
         cols = st.columns(6)
