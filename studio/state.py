@@ -32,7 +32,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from tlcore import backbones, datasets, estimate, store, uploads
 from tlcore.config import RunConfig
-from tlcore.jobs import JobQueue, shared_queue
+from tlcore.jobs import JobQueue, server_queue, shared_queue
 
 VAL_PER_CLASS = 20  # validation images per class: enough to measure, fast on a CPU
 _REAL = backbones.offline_default() == "efficientnet_lite0"
@@ -84,7 +84,8 @@ def _start_server_queue() -> JobQueue:
     # process ("terminate called without an active exception"): let the warm-up finish first.
     atexit.register(warm_up.join, 60)
     # every finished run improves the time estimates, and is kept on disk (tlcore.store)
-    return JobQueue(on_run_done=estimate.learn_from, store=store.open_default())
+    # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.jobs.server_queue).
+    return server_queue(on_run_done=estimate.learn_from, store=store.open_default())
 
 
 def _warm_up() -> None:

@@ -20,6 +20,7 @@ client message can drop (Streamlit's "clear cache" message empties `st.cache_res
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import secrets
 import threading
@@ -293,6 +294,23 @@ def job_from_stored(stored: StoredJob, owner: str) -> Job | None:
                started=(stored.started_at + to_mono) if stored.started_at else None,
                finished=(stored.finished_at + to_mono) if stored.finished_at else None,
                tag=stored.tag)
+
+
+def server_queue(**kwargs) -> JobQueue:
+    """The queue a class server runs: on a Ray cluster when `$TLS_RAY_ADDRESS` names one
+    ("auto", "ray://head:10001", or "local" for a Ray instance on this machine; see
+    tlcore.ray_jobs), else the embedded local queue. A cluster that cannot be reached (or Ray
+    not installed) is logged and the class goes on with the local queue."""
+    address = os.environ.get("TLS_RAY_ADDRESS", "").strip()
+    if address:
+        try:
+            from tlcore.ray_jobs import RayJobQueue
+
+            return RayJobQueue(address=address, **kwargs)
+        except Exception as error:  # noqa: BLE001 -- ImportError, ConnectionError, ...
+            logging.getLogger(__name__).error("TLS_RAY_ADDRESS=%s: Ray not usable (%s: %s); training on this "
+                                              "machine instead", address, type(error).__name__, error)
+    return JobQueue(**kwargs)
 
 
 _shared: JobQueue | None = None
