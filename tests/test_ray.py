@@ -8,6 +8,7 @@ One Ray instance for the module (about 5 s to start); `-m "not ray"` deselects t
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -26,10 +27,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def cluster():
+    """A local instance started as the server starts it: from a thread that ends at once (a
+    Streamlit script run), which must not take the instance down with it."""
+    from tlcore.ray_jobs import connect
+
     # Workers import tlcore from this checkout, and this module for its run functions (pytest
     # imports it as `test_ray`, from tests/).
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])}})
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.path.join(ROOT, "tests")
+    try:
+        starter = threading.Thread(target=connect, args=("local",))
+        starter.start()
+        starter.join()
+    finally:
+        os.environ.pop("PYTHONPATH") if saved is None else os.environ.__setitem__("PYTHONPATH", saved)
+    assert ray.is_initialized()
     yield
     ray.shutdown()  # the local instance's processes end with it: nothing left behind
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 import time
 from pathlib import Path
 
@@ -123,15 +124,33 @@ def worker_lost(error: BaseException) -> Failed:
 def connect(address: str) -> None:
     """Join the Ray cluster at `address` ("auto", "ray://head:10001", or "local" for a new
     instance on this machine), unless this process already has. Workers get this checkout
-    on their PYTHONPATH: the same code must sit at the same path on every node."""
+    on their PYTHONPATH: the same code must sit at the same path on every node.
+
+    `ray.init` runs in a thread of its own that lives as long as the process. The processes
+    a local instance starts die with the *thread* that started them (Linux's parent-death
+    signal follows the thread), and the Streamlit script thread that first asks for the
+    queue ends when its page is drawn: seen as the local raylet killed seconds after start.
+    """
     if ray.is_initialized():
         return
     runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
         p for p in (REPO_ROOT, os.environ.get("PYTHONPATH", "")) if p)}}
-    if address == "local":
-        ray.init(address="local", include_dashboard=False, runtime_env=runtime_env)
-    else:
-        ray.init(address=address, runtime_env=runtime_env)
+    kwargs = {"include_dashboard": False} if address == "local" else {}
+    ready, failure = threading.Event(), []
+
+    def keep() -> None:
+        try:
+            ray.init(address=address, runtime_env=runtime_env, **kwargs)
+        except BaseException as error:  # noqa: BLE001 -- handed to the caller
+            failure.append(error)
+        ready.set()
+        if not failure:
+            threading.Event().wait()  # forever: this thread is the Ray processes' parent
+
+    threading.Thread(target=keep, name="tlcore-ray", daemon=True).start()
+    ready.wait()
+    if failure:
+        raise failure[0]
 
 
 class RayJobQueue(JobQueue):
