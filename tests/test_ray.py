@@ -136,6 +136,18 @@ def test_a_worker_that_dies_mid_run_fails_the_job_with_a_message(make_queue):
     assert wait_for(lambda: q.get(again, "alice").state == "done", timeout=30)
 
 
+def test_a_run_waiting_for_a_gpu_can_be_stopped(make_queue):
+    q = make_queue(fake_run(steps=3, delay=0))
+    q.cluster_gpus = 1  # as if the cluster had a GPU: the run asks for one, which this instance never has
+    job = q.submit(RunConfig(), owner="alice")
+    assert wait_for(lambda: q.get(job, "alice").state == "running", timeout=10)
+    time.sleep(0.5)
+    assert q.get(job, "alice").runs[0].events == ()  # still waiting in Ray's scheduler
+    assert q.cancel(job, "alice")
+    assert wait_for(lambda: q.get(job, "alice").state == "cancelled", timeout=5)
+    assert isinstance(q.get(job, "alice").runs[0].final, Cancelled)
+
+
 def test_a_run_asks_for_a_gpu_only_where_there_is_one(make_queue):
     q = make_queue(fake_run(steps=1, delay=0))
     assert q.cluster_gpus == 0 and q.num_gpus(RunConfig(device="cuda")) == 0

@@ -154,6 +154,7 @@ class JobQueue:
             job.stop_requested = True
             if job.state == "queued":
                 self._finish(job, "cancelled")
+                self._persist(job)
             return True
 
     def active_for(self, owner: str) -> str | None:
@@ -229,6 +230,8 @@ class JobQueue:
                 state = "failed"
         with self._lock:
             self._finish(job, state)
+        # Outside the lock: serialising a race's events takes a while and pages keep polling.
+        self._persist(job, [h.snapshot() for h in job.histories])
 
     def _run_one(self, job: Job, config: RunConfig, history: History) -> None:
         """Run one config of the job here, in this worker thread (a Ray queue runs it on a cluster)."""
@@ -238,10 +241,9 @@ class JobQueue:
         job.state, job.finished = state, time.monotonic()
         if job.id in self._waiting:
             self._waiting.remove(job.id)
-        self._persist(job, [h.snapshot() for h in job.histories])
 
     # --- on disk (when the queue has a store) ---
-    def _persist(self, job: Job, histories: list[HistorySnapshot] | None = None) -> None:  # caller holds the lock
+    def _persist(self, job: Job, histories: list[HistorySnapshot] | None = None) -> None:
         if self.store is None:
             return
         try:

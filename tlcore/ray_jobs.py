@@ -176,7 +176,7 @@ class RayJobQueue(JobQueue):
         key = f"{job.id}:{secrets.token_hex(4)}"
         ref = train_remote.options(num_gpus=self.num_gpus(config)).remote(self._remote_fn, config, key, self._hub)
         stopping_since: float | None = None
-        killed = False
+        killed = ended = False
         error: BaseException | None = None
         try:
             while True:
@@ -194,6 +194,7 @@ class RayJobQueue(JobQueue):
                         ray.cancel(ref, force=True)
                         killed = True
                 if done:
+                    ended = True
                     break
             try:
                 ray.get(ref)
@@ -207,6 +208,8 @@ class RayJobQueue(JobQueue):
             for event in ray.get(self._hub.pull.remote(key)):
                 history.append(event)
         finally:
+            if not ended:  # this thread failed while relaying (the hub lost, say): no run left orphaned
+                ray.cancel(ref, force=True)
             self._hub.forget.remote(key)
         if history.snapshot().final is None:
             snap = history.snapshot()

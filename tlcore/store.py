@@ -211,7 +211,7 @@ def _mistake_images(snap: HistorySnapshot) -> list[str | None]:
             out.append(None)
             continue
         buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG", optimize=True)
+        Image.fromarray(image).save(buffer, format="PNG", compress_level=6)
         out.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
     return out
 
