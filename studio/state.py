@@ -83,8 +83,8 @@ def _start_server_queue() -> JobQueue:
     # torch code still running in a daemon thread when the interpreter exits aborts the
     # process ("terminate called without an active exception"): let the warm-up finish first.
     atexit.register(warm_up.join, 60)
-    # every finished run improves the time estimates, and is kept on disk (tlcore.store)
-    # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.jobs.server_queue).
+    # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.jobs.server_queue);
+    # every finished run improves the time estimates and is kept on disk (tlcore.store).
     return server_queue(on_run_done=estimate.learn_from, store=store.open_default())
 
 

@@ -15,6 +15,11 @@ session id) and every read, heartbeat and stop names the owner: a job asked for 
 else is treated as if it did not exist. Job ids are random too, so they cannot be guessed
 from one's own. The server's one queue is `shared_queue()`, a process-level object that no
 client message can drop (Streamlit's "clear cache" message empties `st.cache_resource`).
+
+With a `store` (tlcore.store, SQLite) every job is also written to disk, so a server restart
+loses no finished run: `get` and `latest` read a job back for its owner when memory no longer
+holds it. Past one machine, `tlcore.ray_jobs.RayJobQueue` is this queue with `_run_one`
+training on a Ray cluster; `server_queue()` picks one of the two from the environment.
 """
 
 from __future__ import annotations
