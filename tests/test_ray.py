@@ -42,8 +42,26 @@ def cluster():
     finally:
         os.environ.pop("PYTHONPATH") if saved is None else os.environ.__setitem__("PYTHONPATH", saved)
     assert ray.is_initialized()
+    started = children()
+    assert any("raylet" in name for name in started.values()), started
     yield
     ray.shutdown()  # the local instance's processes end with it: nothing left behind
+    assert wait_for(lambda: not (set(children()) & set(started)), timeout=15), children()
+
+
+def children() -> dict[int, str]:
+    """This process's child processes (pid -> command name), from /proc."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except (OSError, ValueError):
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if entry.isdigit() and int(rest[1]) == os.getpid() and rest[0] != "Z":
+            out[int(entry)] = name
+    return out
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from tlcore.config import RunConfig
 from tlcore.events import Failed, History, HistorySnapshot
-from tlcore.store import RunStore, StoredJob, learner_key
+from tlcore.store import RunStore, StoredJob, learner_key, pack
 
 RunFn = Callable[..., object]  # (config, emit, should_stop) -> result
 
@@ -233,10 +233,12 @@ class JobQueue:
                 break
             if isinstance(final, Failed) or final is None:
                 state = "failed"
+        # Serialising a race's events takes a while: done before taking the lock (pages keep
+        # polling), written under it, so that a job seen as ended is also on disk.
+        packed = self._pack(job)
         with self._lock:
             self._finish(job, state)
-        # Outside the lock: serialising a race's events takes a while and pages keep polling.
-        self._persist(job, [h.snapshot() for h in job.histories])
+            self._persist(job, packed)
 
     def _run_one(self, job: Job, config: RunConfig, history: History) -> None:
         """Run one config of the job here, in this worker thread (a Ray queue runs it on a cluster)."""
@@ -248,11 +250,20 @@ class JobQueue:
             self._waiting.remove(job.id)
 
     # --- on disk (when the queue has a store) ---
-    def _persist(self, job: Job, histories: list[HistorySnapshot] | None = None) -> None:
+    def _pack(self, job: Job) -> bytes | None:
+        if self.store is None:
+            return None
+        try:
+            return pack([h.snapshot() for h in job.histories], job.started)
+        except Exception:  # noqa: BLE001 -- an odd result must not stop the class; the run is still in memory
+            logging.getLogger(__name__).exception("serialising job %s failed", job.id)
+            return None
+
+    def _persist(self, job: Job, packed: bytes | None = None) -> None:
         if self.store is None:
             return
         try:
-            self.store.save(job, histories)
+            self.store.save(job, packed)
         except Exception:  # noqa: BLE001 -- a full disk must not stop the class; the run is still in memory
             logging.getLogger(__name__).exception("storing job %s failed", job.id)
 

@@ -119,10 +119,11 @@ class RunStore:
             self._db.close()
 
     # --- written by the queue ---
-    def save(self, job, histories: list[HistorySnapshot] | None = None) -> None:
-        """Write (or rewrite) one job: a `tlcore.jobs.Job`, with its histories once it has ended."""
+    def save(self, job, histories: list[HistorySnapshot] | bytes | None = None) -> None:
+        """Write (or rewrite) one job: a `tlcore.jobs.Job`, with its histories once it has ended
+        (snapshots, or `pack()`ed already, which takes the time: a caller may do it beforehand)."""
         wall = _wall_clock()
-        blob = _pack(histories, job.started) if histories is not None else None
+        blob = pack(histories, job.started) if isinstance(histories, list) else histories
         elapsed = (job.finished - job.started) if job.finished and job.started else None
         row = (job.id, learner_key(job.owner), job.tag, job.state, json.dumps(list(job.labels), ensure_ascii=False),
                json.dumps([c.to_dict() for c in job.configs], ensure_ascii=False), blob,
@@ -189,7 +190,8 @@ def _wall_clock():
     return lambda mono: None if mono is None else mono + offset
 
 
-def _pack(histories: list[HistorySnapshot], started: float | None) -> bytes:
+def pack(histories: list[HistorySnapshot], started: float | None) -> bytes:
+    """A job's histories as stored: compressed JSON, misclassified images as PNG."""
     # Arrival times are kept relative to the job's start: only their differences mean anything.
     origin = started or 0.0
     data = [snap.to_dict() | {"times": [round(t - origin, 3) for t in snap.times], "images": _mistake_images(snap)}
