@@ -371,7 +371,9 @@ def draw_results(view: JobView) -> None:
                   f"end:{view.id}:drift")
         else:
             st.caption(t("results.no_drift"))
-    wrong = result.get("misclassified") or []
+    # A run read back from the server's store (tlcore.store) has its images back as PNG decodes;
+    # one whose image could not be kept is left out rather than drawn as a broken image.
+    wrong = [item for item in result.get("misclassified") or [] if item.get("image") is not None]
     st.markdown(f"**{t('results.mistakes')}**")
     if wrong:
         cols = st.columns(6)

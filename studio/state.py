@@ -30,9 +30,9 @@ import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from tlcore import catalog, estimate, presets, uploads
+from tlcore import catalog, estimate, presets, store, uploads
 from tlcore.config import RunConfig
-from tlcore.jobs import JobQueue, shared_queue
+from tlcore.jobs import JobQueue, server_queue, shared_queue
 
 VAL_PER_CLASS = presets.VAL_PER_CLASS
 # Widget keys shared across pages, with their first values: the engine's image preset
@@ -71,7 +71,9 @@ def _start_server_queue() -> JobQueue:
     # torch code still running in a daemon thread when the interpreter exits aborts the
     # process ("terminate called without an active exception"): let the warm-up finish first.
     atexit.register(warm_up.join, 60)
-    return JobQueue(on_run_done=estimate.learn_from)  # every finished run improves the time estimates
+    # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.jobs.server_queue);
+    # every finished run improves the time estimates and is kept on disk (tlcore.store).
+    return server_queue(on_run_done=estimate.learn_from, store=store.open_default())
 
 
 def _warm_up() -> None:
@@ -261,7 +263,14 @@ def remember_learner() -> None:
 
 
 def job_id(slot: str) -> str | None:
-    return st.session_state.get(f"job:{slot}")
+    """The job this session shows in `slot`. A session that has no entry for it (a server
+    restart emptied the LearnerStore, or a learner it had to forget) asks the queue for this
+    learner's latest job of that kind, which the run store keeps across restarts."""
+    key = f"job:{slot}"
+    if key not in st.session_state:
+        latest = getattr(queue(), "latest", None)
+        st.session_state[key] = latest(owner(), slot) if latest is not None else None
+    return st.session_state[key]
 
 
 def set_job_id(slot: str, value: str | None) -> None:

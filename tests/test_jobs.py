@@ -166,3 +166,14 @@ def test_old_finished_jobs_are_forgotten_but_never_a_learners_latest_of_each_kin
     q.submit(RunConfig(), "zoe", tag="race")
     assert q.get(kept, "alice") is not None  # Alice's fine-tune: still what her page shows
     assert q.get(race, "alice") is not None
+
+
+def test_the_server_trains_here_when_ray_is_not_usable(monkeypatch, caplog):
+    import sys
+
+    monkeypatch.setenv("TLS_RAY_ADDRESS", "auto")
+    monkeypatch.setitem(sys.modules, "tlcore.ray_jobs", None)  # as if Ray were not installed
+    q = jobs.server_queue(run_fn=fake_run(steps=1, delay=0))
+    assert type(q) is JobQueue and "training on this machine instead" in caplog.text
+    job = q.submit(RunConfig(), owner="s1")
+    assert wait_for(lambda: q.get(job, "s1").state == "done")

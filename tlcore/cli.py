@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tlcore.config import RunConfig, config_fields
 
-COMMAND_MODULES = ["tlcore.bench", "tlcore.text.cli", "tlcore.pretrain", "tlcore.experiments", "tlcore.estimate",
+COMMAND_MODULES = ["tlcore.bench", "tlcore.text.cli", "tlcore.pretrain", "tlcore.experiments", "tlcore.estimate", "tlcore.store",
                    "tlcore.upload_bench"]  # modules that add subcommands through register_cli(subparsers)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -158,6 +158,12 @@ class HistorySnapshot:
             events.append({"type": type(e).__name__, **d})
         return {"config": self.config, "events": events}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], times: tuple[float, ...] = ()) -> HistorySnapshot:
+        """The inverse of `to_dict` (a stored run read back: tlcore.store). What JSON could
+        not hold (image arrays in a result) stays dropped; lists become the tuples they were."""
+        return cls(tuple(event_from_dict(e) for e in data.get("events", ())), data.get("config"), tuple(times))
+
     def to_json(self, path=None) -> str:
         text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
         if path is not None:
@@ -191,14 +197,33 @@ class History:
             return len(self._events)
 
 
+_EVENT_TYPES = {cls.__name__: cls for cls in (Started, StepEvent, EvalEvent, Done, Failed, Cancelled)}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """One event from `HistorySnapshot.to_dict()`'s form: {"type": "StepEvent", "step": 3, ...}."""
+    data = dict(data)
+    cls = _EVENT_TYPES[data.pop("type")]
+    known = {f.name: f for f in fields(cls)}
+    values = {k: tuple(v) if isinstance(v, list) and str(known[k].type).startswith("tuple") else v
+              for k, v in data.items() if k in known}  # a field added later is simply absent
+    return cls(**values)
+
+
 def json_safe(value: Any) -> Any:
     """Drop what JSON cannot hold (image arrays, tensors) from a result dict."""
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items() if _jsonable(v)}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value if _jsonable(v)]
+    if _scalar(value):  # a numpy (or 0-d torch) number: a plain Python one
+        return value.item()
     return value
 
 
 def _jsonable(value: Any) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool, dict, list, tuple))
+    return value is None or isinstance(value, (str, int, float, bool, dict, list, tuple)) or _scalar(value)
+
+
+def _scalar(value: Any) -> bool:
+    return getattr(value, "ndim", None) == 0 and hasattr(value, "item")

@@ -15,11 +15,17 @@ session id) and every read, heartbeat and stop names the owner: a job asked for 
 else is treated as if it did not exist. Job ids are random too, so they cannot be guessed
 from one's own. The server's one queue is `shared_queue()`, a process-level object that no
 client message can drop (Streamlit's "clear cache" message empties `st.cache_resource`).
+
+With a `store` (tlcore.store, SQLite) every job is also written to disk, so a server restart
+loses no finished run: `get` and `latest` read a job back for its owner when memory no longer
+holds it. Past one machine, `tlcore.ray_jobs.RayJobQueue` is this queue with `_run_one`
+training on a Ray cluster; `server_queue()` picks one of the two from the environment.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import secrets
 import threading
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field
 
 from tlcore.config import RunConfig
 from tlcore.events import Failed, History, HistorySnapshot
+from tlcore.store import RunStore, StoredJob, learner_key, pack
 
 RunFn = Callable[..., object]  # (config, emit, should_stop) -> result
 
@@ -49,7 +56,7 @@ class Job:
     configs: list[RunConfig]
     labels: list[str]
     histories: list[History]
-    state: str = "queued"  # queued | running | done | failed | cancelled
+    state: str = "queued"  # queued | running | done | failed | cancelled | interrupted (by a server restart)
     submitted: float = field(default_factory=time.monotonic)
     started: float | None = None
     finished: float | None = None
@@ -85,7 +92,8 @@ class JobView:
 
 class JobQueue:
     def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
-                 max_finished: int = 500, on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None):
+                 max_finished: int = 500, on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None,
+                 store: RunStore | None = None):
         if run_fn is None:
             from tlcore.recipe import run as run_fn
         self._run_fn = run_fn
@@ -96,6 +104,9 @@ class JobQueue:
         self.stale_after_s = stale_after_s
         self.max_finished = max_finished
         self.on_run_done = on_run_done  # e.g. the time estimator learning from every finished run
+        self.store = store  # finished runs on disk: a restart loses none (tlcore.store)
+        if store is not None:
+            store.interrupt_unfinished()  # what was queued or running belonged to a server that stopped
         self._threads = [threading.Thread(target=self._work, name=f"tlcore-worker-{i}", daemon=True)
                          for i in range(workers)]
         for t in self._threads:
@@ -115,13 +126,14 @@ class JobQueue:
             self._jobs[job_id] = Job(job_id, owner, configs, labels, [History(c.to_dict()) for c in configs], tag=tag)
             self._waiting.append(job_id)
             self._forget_old()
+            self._persist(self._jobs[job_id])
         self._queue.put(job_id)
         return job_id
 
     def get(self, job_id: str, owner: str, *, heartbeat: bool = True) -> JobView | None:
         """The owner's job, or None when it is unknown, forgotten or someone else's."""
         with self._lock:
-            job = self._owned(job_id, owner)
+            job = self._owned(job_id, owner) or self._restore(job_id, owner)
             if job is None:
                 return None
             if heartbeat:
@@ -147,6 +159,7 @@ class JobQueue:
             job.stop_requested = True
             if job.state == "queued":
                 self._finish(job, "cancelled")
+                self._persist(job)
             return True
 
     def active_for(self, owner: str) -> str | None:
@@ -158,6 +171,21 @@ class JobQueue:
         with self._lock:
             states = [j.state for j in self._jobs.values()]
         return {"running": states.count("running"), "waiting": states.count("queued")}
+
+    def latest(self, owner: str, tag: str) -> str | None:
+        """The owner's most recent job of this kind (tag), in memory or, after a restart, on disk:
+        how a page finds its run again when nothing in the browser's session remembers it."""
+        with self._lock:
+            mine = [j for j in self._jobs.values() if j.tag == tag and owner and secrets.compare_digest(j.owner, owner)]
+            if mine:
+                return max(mine, key=lambda j: j.submitted).id
+        if self.store is None or not owner:
+            return None
+        try:
+            return self.store.latest(owner, tag)
+        except Exception:  # noqa: BLE001 -- a broken file must not break the page
+            logging.getLogger(__name__).exception("reading the run store failed")
+            return None
 
     def _owned(self, job_id: str | None, owner: str) -> Job | None:  # caller holds the lock
         job = self._jobs.get(job_id) if job_id else None
@@ -176,6 +204,7 @@ class JobQueue:
                     continue
                 self._waiting.remove(job_id)
                 job.state, job.started = "running", time.monotonic()
+                self._persist(job)
             self._run_job(job)
 
     def _should_stop(self, job: Job) -> bool:
@@ -189,7 +218,7 @@ class JobQueue:
         state = "done"
         for config, history in zip(job.configs, job.histories):
             try:
-                self._run_fn(config, history.append, lambda: self._should_stop(job))
+                self._run_one(job, config, history)
             except Exception as e:  # run() reports its own errors; this guards a broken run_fn
                 history.append(Failed(f"{type(e).__name__}: {e}"))
             snap = history.snapshot()
@@ -204,13 +233,56 @@ class JobQueue:
                 break
             if isinstance(final, Failed) or final is None:
                 state = "failed"
+        # Serialising a race's events takes a while: done before taking the lock (pages keep
+        # polling), written under it, so that a job seen as ended is also on disk.
+        packed = self._pack(job)
         with self._lock:
             self._finish(job, state)
+            self._persist(job, packed)
+
+    def _run_one(self, job: Job, config: RunConfig, history: History) -> None:
+        """Run one config of the job here, in this worker thread (a Ray queue runs it on a cluster)."""
+        self._run_fn(config, history.append, lambda: self._should_stop(job))
 
     def _finish(self, job: Job, state: str) -> None:  # caller holds the lock
         job.state, job.finished = state, time.monotonic()
         if job.id in self._waiting:
             self._waiting.remove(job.id)
+
+    # --- on disk (when the queue has a store) ---
+    def _pack(self, job: Job) -> bytes | None:
+        if self.store is None:
+            return None
+        try:
+            return pack([h.snapshot() for h in job.histories], job.started)
+        except Exception:  # noqa: BLE001 -- an odd result must not stop the class; the run is still in memory
+            logging.getLogger(__name__).exception("serialising job %s failed", job.id)
+            return None
+
+    def _persist(self, job: Job, packed: bytes | None = None) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.save(job, packed)
+        except Exception:  # noqa: BLE001 -- a full disk must not stop the class; the run is still in memory
+            logging.getLogger(__name__).exception("storing job %s failed", job.id)
+
+    def _restore(self, job_id: str | None, owner: str) -> Job | None:  # caller holds the lock
+        """A job this queue no longer holds (a restart, or forgotten): read back from the store,
+        for its owner only, and kept in memory again like any finished job."""
+        if self.store is None or not job_id or not owner:
+            return None
+        try:
+            stored = self.store.load(job_id)
+        except Exception:  # noqa: BLE001
+            logging.getLogger(__name__).exception("reading job %s from the store failed", job_id)
+            return None
+        if stored is None or not secrets.compare_digest(stored.learner, learner_key(owner)):
+            return None
+        job = job_from_stored(stored, owner)
+        if job is not None:
+            self._jobs[job.id] = job
+        return job
 
     def _forget_old(self) -> None:  # caller holds the lock; keeps memory bounded on a class server
         # Each learner's latest job of each kind (tag) is kept whatever its age: it is the one
@@ -224,6 +296,39 @@ class JobQueue:
         done = [j for j in self._jobs.values() if not j.active and j.id not in keep]
         for j in sorted(done, key=lambda j: j.finished or 0)[: max(0, len(done) - self.max_finished)]:
             del self._jobs[j.id]
+
+
+def job_from_stored(stored: StoredJob, owner: str) -> Job | None:
+    """A finished Job again, from its stored row (None if its settings no longer load)."""
+    try:
+        configs = [RunConfig.from_dict(c) for c in stored.configs]
+    except (ValueError, TypeError):
+        logging.getLogger(__name__).warning("stored job %s has settings this version cannot load", stored.id)
+        return None
+    to_mono = time.monotonic() - time.time()  # Unix time -> this process's monotonic clock
+    histories = [History(snap.config, list(snap.events), list(snap.times)) for snap in stored.runs]
+    return Job(stored.id, owner, configs, list(stored.labels), histories, state=stored.state,
+               submitted=stored.submitted_at + to_mono,
+               started=(stored.started_at + to_mono) if stored.started_at else None,
+               finished=(stored.finished_at + to_mono) if stored.finished_at else None,
+               tag=stored.tag)
+
+
+def server_queue(**kwargs) -> JobQueue:
+    """The queue a class server runs: on a Ray cluster when `$TLS_RAY_ADDRESS` names one
+    ("auto", "ray://head:10001", or "local" for a Ray instance on this machine; see
+    tlcore.ray_jobs), else the embedded local queue. A cluster that cannot be reached (or Ray
+    not installed) is logged and the class goes on with the local queue."""
+    address = os.environ.get("TLS_RAY_ADDRESS", "").strip()
+    if address:
+        try:
+            from tlcore.ray_jobs import RayJobQueue
+
+            return RayJobQueue(address=address, **kwargs)
+        except Exception as error:  # noqa: BLE001 -- ImportError, ConnectionError, ...
+            logging.getLogger(__name__).error("TLS_RAY_ADDRESS=%s: Ray not usable (%s: %s); training on this "
+                                              "machine instead", address, type(error).__name__, error)
+    return JobQueue(**kwargs)
 
 
 _shared: JobQueue | None = None

@@ -1,0 +1,102 @@
+"""A real server restart in Chromium: the server is killed (SIGKILL) while a learner's run
+trains; a new server on the same state folder shows that run as interrupted, with a message,
+and the learner's finished race from before, in full; a browser without the learner's cookie
+sees neither. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+from contextlib import contextmanager
+
+import pytest
+
+from tests.test_app import fake_run
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, playwright_api, wait_healthy
+from tests.test_jobs import wait_for
+from tlcore.config import RunConfig
+from tlcore.jobs import JobQueue
+from tlcore.store import RunStore
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+ERROR_BOX = '[data-testid="stException"]'
+
+
+@contextmanager
+def streamlit(state_dir, port: int):
+    """A Streamlit server on `port` keeping its state (the run store) in `state_dir`."""
+    log = open(ARTIFACTS / f"streamlit-restart-{port}.log", "a")
+    env = dict(os.environ, TLS_STATE_DIR=str(state_dir))
+    env.pop("TLS_RAY_ADDRESS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_healthy(f"http://127.0.0.1:{port}"), "streamlit did not start; see test-artifacts"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted(tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    learner = secrets.token_urlsafe(16)
+    # Before: this learner finished a race on an earlier server (written as that server writes it).
+    earlier = JobQueue(fake_run, store=RunStore(tmp_path / "runs.sqlite"))
+    race = earlier.submit([RunConfig(strategy="linear_probe"), RunConfig(strategy="full")], learner,
+                          ["Linear probe (head only)", "Full fine-tuning"], tag="race")
+    assert wait_for(lambda: earlier.get(race, learner).state == "done")
+    earlier.store.close()
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+            context.add_cookies([{"name": "tls_learner", "value": learner, "url": url}])
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            with streamlit(tmp_path, port) as server:
+                page.goto(f"{url}/?lang=en")
+                page.get_by_role("link", name="3 · Fine-tune").click()
+                page.get_by_role("button", name="Start").click()
+                page.get_by_text(re.compile(r"Run 1 of 1 \(.*\): \d+%")).first.wait_for(timeout=120_000)
+                server.kill()  # a crash mid-run: no clean shutdown, nothing flushed
+                server.wait(timeout=30)
+
+            with streamlit(tmp_path, port):
+                page.goto(f"{url}/?lang=en")
+                page.get_by_role("link", name="3 · Fine-tune").click()
+                told = page.get_by_text(re.compile("The run failed: the server restarted while this run was waiting "
+                                                   "or training"))
+                told.wait_for()
+                page.get_by_role("button", name="Start").wait_for()  # and a new run can start
+                told.scroll_into_view_if_needed()
+                page.screenshot(path=str(ARTIFACTS / "restart_interrupted.png"))
+                page.get_by_role("link", name="4 · Compare strategies").click()
+                page.get_by_text("Finished in").wait_for()
+                table = page.locator('[data-testid="stDataFrame"]').first
+                table.wait_for()  # the race's results table
+                table.scroll_into_view_if_needed()
+                page.screenshot(path=str(ARTIFACTS / "restart_race_back.png"))
+                assert page.locator(ERROR_BOX).count() == 0
+
+                stranger = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US").new_page()
+                stranger.goto(f"{url}/?lang=en")
+                stranger.get_by_role("link", name="4 · Compare strategies").click()
+                stranger.get_by_role("heading", name="Compare strategies").first.wait_for()
+                stranger.wait_for_timeout(2000)
+                assert stranger.get_by_text("Finished in").count() == 0
+                assert stranger.locator(ERROR_BOX).count() == 0
+        finally:
+            browser.close()
