@@ -67,7 +67,7 @@ with compare_tab:
     st.caption(t("text.compare_note"))
     lora_rates()
     picked = st.multiselect(t("text.compare_pick"), STRATEGIES,
-                            format_func=lambda s: t(f"text.strategy.{s}"), key="text_race_strategies")
+                            format_func=lambda s: t(f"strategy.{s}"), key="text_race_strategies")
     if active_elsewhere("text_race"):
         st.info(t("job.busy_elsewhere"))
     elif not running("text_race"):

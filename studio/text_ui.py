@@ -14,23 +14,21 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import plots
+from studio import plots, widgets
 from studio.i18n import current_lang, explain_error, t, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.state import callback, drop_upload_slot, keep_settings, new_upload_slot, register_choices
-from studio.widgets import validated_config
+from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
 from tlcore import catalog, metrics, presets, strategies
 from tlcore.config import RunConfig
 from tlcore.jobs import JobView
 
-LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
-HEAD_MULT_CHOICES = (1.0, 3.0, 10.0, 30.0, 100.0)
 STRATEGIES = tuple(strategies.STRATEGIES)
 MASK_MODELS = ("bert_base", "distilbert_base", "bert_tiny", "bert_multilingual", "klue_bert")
 _PRESET = presets.text()  # the engine's text preset: the widgets' first values
 DEFAULTS = {
-    **{f"text_{k}": getattr(_PRESET, k) for k in ("strategy", "freeze_depth", "lr", "head_lr_mult", "lora_r",
-                                                  "per_class", "epochs", "dataset")},
+    **{f"text_{k}": getattr(_PRESET, k) for k in ("strategy", "freeze_depth", "lr", "head_lr_mult", "layer_decay",
+                                                  "lora_r", "per_class", "epochs", "dataset")},
     "text_source": "offline", "text_race_strategies": list(presets.TEXT_RACE),
 }
 TEXT_SOURCES = ("offline", "download", "upload")
@@ -74,8 +72,12 @@ def default_backbone() -> str:
     return "bert_tiny"
 
 
-def layer_groups(backbone: str, strategy: str) -> list[str]:
-    """The groups the run will have: embeddings, layer0..N-1, head (LoRA: pretrained, layers, head)."""
+def layer_groups(backbone: str, strategy: str, lora_r: int = 8) -> list[str]:
+    """The groups the run will have, asked of the model itself when it is on this machine
+    (embeddings, layer0..N-1, head; with LoRA: pretrained, layer0..N-1 adapters, head); from
+    the catalog's layer count otherwise, so the page can be drawn before a download."""
+    if cached_models().get(backbone):
+        return list(param_counts(backbone, lora_r if strategy == "lora" else 0))
     n = catalog.backbone(backbone).extra.get("layers", 12)
     first = "pretrained" if strategy == "lora" else "embeddings"
     return [first] + [f"layer{i}" for i in range(n)] + ["head"]
@@ -119,21 +121,14 @@ class StrategyChoice:
 
 
 def strategy_ui(backbone: str) -> StrategyChoice:
-    """Strategy, freeze depth (for partial) and LoRA rank, with the frozen groups named."""
-    st.selectbox(t("text.strategy"), STRATEGIES, key="text_strategy", format_func=lambda s: t(f"text.strategy.{s}"),
-                 help=t("help.text_strategy"))
-    strategy = st.session_state["text_strategy"]
-    groups = layer_groups(backbone, strategy)
-    body = len(groups) - 1
-    depth, lora_r = 0, 0
-    if strategy == "partial":
-        st.session_state["text_freeze_depth"] = max(1, min(st.session_state["text_freeze_depth"], body))
-        st.slider(t("text.freeze"), 1, body, key="text_freeze_depth", help=t("help.text_freeze"))
-        depth = st.session_state["text_freeze_depth"]
+    """The image pages' strategy and freeze-depth widgets on this model's groups, the LoRA rank
+    for LoRA, and the frozen groups named."""
+    strategy, depth = widgets.strategy_ui(layer_groups(backbone, "partial"), prefix="text_", choices=STRATEGIES)
+    lora_r = 0
     if strategy == "lora":
         st.select_slider(t("text.lora_r"), (1, 2, 4, 8, 16, 32, 64), key="text_lora_r", help=t("help.text_lora_r"))
         lora_r = st.session_state["text_lora_r"]
-    frozen = strategies.frozen_at_start(strategy, groups, depth)
+    frozen = strategies.frozen_at_start(strategy, layer_groups(backbone, strategy, lora_r), depth)
     st.caption(t("text.frozen_list", groups=", ".join(frozen)) if frozen else t("text.frozen_none"))
     return StrategyChoice(strategy, depth, lora_r, frozen)
 
@@ -160,8 +155,7 @@ def readout(backbone: str, choice: StrategyChoice) -> None:
 
 
 def rates_ui() -> None:
-    st.select_slider(t("text.lr"), LR_CHOICES, key="text_lr", format_func=lambda v: f"{v:g}", help=t("help.text_lr"))
-    st.select_slider(t("text.head_mult"), HEAD_MULT_CHOICES, key="text_head_lr_mult", format_func=lambda v: f"×{v:g}")
+    widgets.lr_ui(prefix="text_")
     lora_rates()
 
 
@@ -244,11 +238,8 @@ def _upload_ui() -> TextDataChoice:
 
 
 def training_ui(choice: TextDataChoice) -> None:
-    limit = max(1, choice.max_per_class)
-    st.session_state["text_per_class"] = max(1, min(st.session_state["text_per_class"], limit))
-    if limit > 1:
-        st.slider(t("text.per_class"), 1, limit, key="text_per_class", help=t("help.text_per_class"))
-    st.slider(t("text.epochs"), 1, 10, key="text_epochs")
+    widgets.size_ui(max(1, choice.max_per_class), prefix="text_")
+    st.slider(t("train.epochs"), 1, 10, key="text_epochs", help=t("help.epochs"))
 
 
 def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> RunConfig | None:
@@ -256,8 +247,8 @@ def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> Ru
     s = st.session_state
     values = dict(task="text", backbone=s["text_backbone"], dataset=data.dataset, data_root=data.data_root,
                   strategy=choice.strategy, freeze_depth=choice.freeze_depth, lora_r=choice.lora_r or 8,
-                  lr=s["text_lr"], head_lr_mult=s["text_head_lr_mult"], per_class=s["text_per_class"],
-                  epochs=s["text_epochs"])
+                  lr=s["text_lr"], head_lr_mult=s["text_head_lr_mult"], layer_decay=s["text_layer_decay"],
+                  per_class=s["text_per_class"], epochs=s["text_epochs"])
     values = {k: values.get(k, v) for k, v in _PRESET.to_dict().items()} | overrides
     values.update(presets.text_rates(values["strategy"], values["lr"], values["head_lr_mult"]))
     return validated_config(values)

@@ -97,60 +97,68 @@ def _clamp_depth() -> None:
 # --- strategy, freeze depth, learning rates -------------------------------------------
 
 
+# The widget groups below serve the image pages and the text page alike: `prefix` names the
+# page's settings ("" for the image pages' shared settings, "text_" for the text page's).
+
+
 @callback
-def _strategy_changed() -> None:
-    st.session_state.pop("cell", None)  # the settings no longer are a matrix cell's
-    body = len(group_names(st.session_state["backbone"])) - 1
-    strategy = st.session_state["strategy"]
+def _strategy_changed(prefix: str, body: int) -> None:
+    s = st.session_state
+    s.pop(prefix + "cell", None)  # the settings no longer are a matrix cell's
+    strategy, depth = s[prefix + "strategy"], prefix + "freeze_depth"
     if strategy == "linear_probe":
-        st.session_state["freeze_depth"] = body
-    elif strategy in ("scratch", "full", "full_llrd", "gradual"):
-        st.session_state["freeze_depth"] = 0
-    elif st.session_state["freeze_depth"] in (0, body):
-        st.session_state["freeze_depth"] = max(1, body // 2)
+        s[depth] = body
+    elif strategy != "partial":  # scratch, full, full_llrd, gradual, lora: nothing frozen by depth
+        s[depth] = 0
+    elif s[depth] in (0, body):
+        s[depth] = max(1, body // 2)
 
 
 @callback
-def _depth_changed() -> None:
+def _depth_changed(prefix: str, body: int) -> None:
     # Moving the slider names the strategy it amounts to: all body frozen = linear probe.
-    st.session_state.pop("cell", None)
-    body = len(group_names(st.session_state["backbone"])) - 1
-    depth = st.session_state["freeze_depth"]
+    s = st.session_state
+    s.pop(prefix + "cell", None)
+    depth, strategy = s[prefix + "freeze_depth"], prefix + "strategy"
     if depth == body:
-        st.session_state["strategy"] = "linear_probe"
+        s[strategy] = "linear_probe"
     elif depth > 0:
-        st.session_state["strategy"] = "partial"
-    elif st.session_state["strategy"] in ("partial", "linear_probe"):
-        st.session_state["strategy"] = "full"
+        s[strategy] = "partial"
+    elif s[strategy] in ("partial", "linear_probe"):
+        s[strategy] = "full"
 
 
-def strategy_ui(groups: list[str]) -> tuple[str, int]:
-    """The strategy and the freeze depth, kept consistent with each other."""
+def strategy_ui(groups: list[str], *, prefix: str = "", choices: tuple[str, ...] = STRATEGY_CHOICES) -> tuple[str, int]:
+    """The strategy and the freeze depth (groups frozen from the input side), kept consistent
+    with each other: a strategy sets the depth it means, a depth names its strategy."""
     body = len(groups) - 1
-    st.session_state["freeze_depth"] = min(st.session_state["freeze_depth"], body)
-    st.selectbox(t("strategy.label"), STRATEGY_CHOICES, key="strategy",
-                 format_func=lambda s: t(f"strategy.{s}"), on_change=_strategy_changed, help=t("help.strategy"))
-    st.slider(t("freeze.label"), 0, body, key="freeze_depth", on_change=_depth_changed, help=t("help.freeze_depth"))
-    return st.session_state["strategy"], st.session_state["freeze_depth"]
+    s = st.session_state
+    s[prefix + "freeze_depth"] = min(s[prefix + "freeze_depth"], body)
+    st.selectbox(t("strategy.label"), choices, key=prefix + "strategy", format_func=lambda v: t(f"strategy.{v}"),
+                 on_change=_strategy_changed, args=(prefix, body), help=t("help.strategy"))
+    st.slider(t("freeze.label"), 0, body, key=prefix + "freeze_depth", on_change=_depth_changed, args=(prefix, body),
+              help=t("help.freeze_depth"))
+    return s[prefix + "strategy"], s[prefix + "freeze_depth"]
 
 
 @callback
-def _rates_changed() -> None:
-    st.session_state.pop("cell", None)  # the banner no longer describes these rates
+def _rates_changed(prefix: str = "") -> None:
+    st.session_state.pop(prefix + "cell", None)  # the banner no longer describes these rates
 
 
-def lr_ui() -> dict[str, float]:
+def lr_ui(*, prefix: str = "") -> dict[str, float]:
     """Base rate, head multiplier and layer-wise decay, each with its one-line meaning."""
-    st.select_slider(t("lr.label"), LR_CHOICES, key="lr", format_func=lambda v: f"{v:g}", help=t("help.lr"),
-                     on_change=_rates_changed)
+    keys = {name: prefix + name for name in ("lr", "head_lr_mult", "layer_decay")}
+    st.select_slider(t("lr.label"), LR_CHOICES, key=keys["lr"], format_func=lambda v: f"{v:g}", help=t("help.lr"),
+                     on_change=_rates_changed, args=(prefix,))
     st.caption(t("lr.explain"))
-    st.select_slider(t("head_mult.label"), HEAD_MULT_CHOICES, key="head_lr_mult", format_func=lambda v: f"×{v:g}",
-                     help=t("help.head_lr_mult"), on_change=_rates_changed)
+    st.select_slider(t("head_mult.label"), HEAD_MULT_CHOICES, key=keys["head_lr_mult"], format_func=lambda v: f"×{v:g}",
+                     help=t("help.head_lr_mult"), on_change=_rates_changed, args=(prefix,))
     st.caption(t("head_mult.explain"))
-    st.slider(t("decay.label"), 0.3, 1.0, step=0.05, key="layer_decay", help=t("help.layer_decay"),
-              on_change=_rates_changed)
+    st.slider(t("decay.label"), 0.3, 1.0, step=0.05, key=keys["layer_decay"], help=t("help.layer_decay"),
+              on_change=_rates_changed, args=(prefix,))
     st.caption(t("decay.explain"))
-    return {k: st.session_state[k] for k in ("lr", "head_lr_mult", "layer_decay")}
+    return {name: st.session_state[key] for name, key in keys.items()}
 
 
 @callback
@@ -265,16 +273,22 @@ def _read_upload(data: bytes, folder: str) -> tuple[list[str], list[int], list[t
 
 def training_ui(choice: DataChoice) -> None:
     """Examples per class, image size, epochs."""
-    limit = choice.max_per_class or 200
-    if limit < 2:  # a tiny upload or camera set: nothing to choose (a 1..1 slider is an error)
-        st.caption(t("train.per_class_fixed", n=limit))
-    else:
-        st.session_state["per_class"] = max(1, min(st.session_state["per_class"], limit))
-        st.slider(t("train.per_class"), 1, limit, key="per_class", help=t("help.per_class"))
-    size_of = strategies.size_of(st.session_state["per_class"])
-    st.caption(t("train.size_is", size=t(f"matrix.{size_of}"), limit=strategies.SMALL_LIMIT))
+    size_ui(choice.max_per_class or 200)
     st.select_slider(t("train.image_size"), IMAGE_SIZES, key="image_size", help=t("help.image_size"))
     st.slider(t("train.epochs"), 1, 20, key="epochs", help=t("help.epochs"))
+
+
+def size_ui(limit: int, *, prefix: str = "") -> None:
+    """Examples per class (at most `limit`), and which side of the matrix's size axis that is."""
+    key = prefix + "per_class"
+    if limit < 2:  # a tiny upload or camera set: nothing to choose (a 1..1 slider is an error)
+        st.session_state[key] = max(1, limit)
+        st.caption(t("train.per_class_fixed", n=limit))
+    else:
+        st.session_state[key] = max(1, min(st.session_state[key], limit))
+        st.slider(t("train.per_class"), 1, limit, key=key, help=t("help.per_class"))
+    size_of = strategies.size_of(st.session_state[key])
+    st.caption(t("train.size_is", size=t(f"matrix.{size_of}"), limit=strategies.SMALL_LIMIT))
 
 
 def config_from_state(choice: DataChoice, **overrides) -> RunConfig | None:

@@ -232,3 +232,21 @@ def test_lora_trains_at_one_rate_on_the_fine_tune_tab_and_in_the_race():
     assert (scratch.lr, scratch.head_lr_mult) == (own["lr"], own["head_lr_mult"])
     assert (full.lr, full.head_lr_mult) == (at.session_state["text_lr"], at.session_state["text_head_lr_mult"])
     assert all("scratch" in text and f"{own['lr']:g}" in text for text in shown)
+
+
+def test_the_text_page_uses_the_image_pages_widget_groups():
+    """Strategy and freeze depth keep each other consistent as on the image pages, and the
+    layer-wise decay the learner sets reaches the text run's config."""
+    at = app()
+    body = at.slider(key="text_freeze_depth").max
+    at.slider(key="text_freeze_depth").set_value(body).run()
+    ok(at)
+    assert at.selectbox(key="text_strategy").value == "linear_probe"  # all of the body frozen
+    at.selectbox(key="text_strategy").set_value("full_llrd").run()
+    assert at.slider(key="text_freeze_depth").value == 0
+    at.slider(key="text_layer_decay").set_value(0.5).run()
+    at.button(key="text_start").click().run()
+    ok(at)
+    config = at.session_state["_queue_override"].get(at.session_state["job:text"], at.session_state["owner"]).configs[0]
+    assert (config.strategy, config.layer_decay, config.freeze_depth) == ("full_llrd", 0.5, 0)
+    assert at.slider(key="text_layer_decay").label == strings("en")["decay.label"]  # one set of labels
