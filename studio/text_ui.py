@@ -141,8 +141,9 @@ def race_configs(data: TextDataChoice, choice: StrategyChoice, backbone: str, pi
 
 
 def race_depth(choice: StrategyChoice, backbone: str) -> int:
-    """Freeze depth for 'partial' in a race: the chosen one, or half the body."""
-    return choice.freeze_depth or (len(layer_groups(backbone, "partial")) - 1) // 2
+    """Freeze depth for 'partial' in a race: the one chosen for partial, else half the body."""
+    body = len(layer_groups(backbone, "partial")) - 1
+    return choice.freeze_depth if choice.strategy == "partial" and 0 < choice.freeze_depth < body else body // 2
 
 
 def readout(backbone: str, choice: StrategyChoice) -> None:

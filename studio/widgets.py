@@ -133,7 +133,9 @@ def strategy_ui(groups: list[str], *, prefix: str = "", choices: tuple[str, ...]
     with each other: a strategy sets the depth it means, a depth names its strategy."""
     body = len(groups) - 1
     s = st.session_state
-    s[prefix + "freeze_depth"] = min(s[prefix + "freeze_depth"], body)
+    strategy, depth = s[prefix + "strategy"], prefix + "freeze_depth"
+    # The slider shows what the strategy freezes, whatever set it (a preset, a matrix cell, a link).
+    s[depth] = body if strategy == "linear_probe" else min(s[depth], body) if strategy == "partial" else 0
     st.selectbox(t("strategy.label"), choices, key=prefix + "strategy", format_func=lambda v: t(f"strategy.{v}"),
                  on_change=_strategy_changed, args=(prefix, body), help=t("help.strategy"))
     st.slider(t("freeze.label"), 0, body, key=prefix + "freeze_depth", on_change=_depth_changed, args=(prefix, body),

@@ -250,3 +250,10 @@ def test_the_text_page_uses_the_image_pages_widget_groups():
     config = at.session_state["_queue_override"].get(at.session_state["job:text"], at.session_state["owner"]).configs[0]
     assert (config.strategy, config.layer_decay, config.freeze_depth) == ("full_llrd", 0.5, 0)
     assert at.slider(key="text_layer_decay").label == strings("en")["decay.label"]  # one set of labels
+
+
+def test_the_freeze_slider_starts_at_what_the_strategy_freezes():
+    at = app()  # the text preset: a linear probe
+    ok(at)
+    assert at.selectbox(key="text_strategy").value == "linear_probe"
+    assert at.slider(key="text_freeze_depth").value == at.slider(key="text_freeze_depth").max
