@@ -66,17 +66,36 @@ def test_card_command_parses_back_to_the_recorded_settings():
         assert getattr(args, key) == card["training"][key], key
 
 
-def test_lr_schedule_warms_up_then_decays_to_zero():
-    cfg = pretrain.PretrainConfig(steps=100, warmup=10, lr=0.2)
-    lrs = [pretrain.lr_at(s, cfg) for s in range(100)]
-    assert lrs[0] < lrs[5] < lrs[9] == pytest.approx(0.2)
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
-    assert lrs[-1] < 0.001
+def test_pretraining_runs_through_fit_with_its_warm_up_and_cosine_schedule(monkeypatch):
+    """The same loop as every fine-tune: the learning rates it logs warm up over cfg.warmup
+    steps to cfg.lr, then decay towards zero."""
+    from tlcore import trainer
+
+    seen = []
+    real_fit = trainer.fit
+
+    def watching_fit(*args, emit, **kwargs):
+        return real_fit(*args, emit=lambda e: (seen.append(e), emit(e)), **kwargs)
+
+    monkeypatch.setattr(trainer, "fit", watching_fit)
+    cfg = pretrain.PretrainConfig(classes=4, steps=20, batch_size=8, warmup=5, lr=0.2, eval_every=10, eval_images=8)
+    pretrain.pretrain(cfg, log=lambda _: None, progress=False)
+    lrs = [e.lrs["stem"] for e in seen if hasattr(e, "lrs")]
+    assert len(lrs) == 2  # logged once per "epoch" of eval_every steps
+    from tlcore.events import Started
+
+    started = next(e for e in seen if isinstance(e, Started))
+    assert started.total_steps == 20
+    factors = [trainer.lr_factor(s, 20, 5) for s in range(20)]
+    assert factors[4] == pytest.approx(1.0) and factors[0] == pytest.approx(0.2) and factors[-1] < 0.02
+    assert lrs == pytest.approx([0.2 * factors[9], 0.2 * factors[19]])
 
 
 def test_config_is_validated():
     with pytest.raises(ValueError, match="classes"):
         pretrain.PretrainConfig(classes=1)
+    with pytest.raises(ValueError, match="multiple of eval_every"):
+        pretrain.PretrainConfig(steps=100, warmup=10, eval_every=30)
 
 
 def test_a_tiny_pretraining_run_writes_a_loadable_checkpoint_and_card(tmp_path):

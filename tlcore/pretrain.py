@@ -17,11 +17,9 @@ reads the card).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as _dt
 import hashlib
 import json
-import math
 import os
 import re
 import shlex
@@ -32,7 +30,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from tlcore import catalog, procedural
 from tlcore.backbones import STUDIO_CARD, STUDIO_CHECKPOINT, STUDIO_WIDTHS, GroupedModel
@@ -58,7 +55,7 @@ class PretrainConfig:
     warmup: int = 300  # steps of linear warm-up before the cosine decay
     weight_decay: float = 5e-4  # on conv/linear weights only, not on BatchNorm or biases
     label_smoothing: float = 0.1  # softer targets: many source classes look alike
-    eval_every: int = 250  # steps between source-accuracy checks
+    eval_every: int = 250  # steps between source-accuracy checks (steps is a multiple of it)
     eval_images: int = 4000  # fixed held-out images of the source classes
     seed: int = 0  # data stream and init; the class universe is procedural.UNIVERSE_SEED
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -73,36 +70,12 @@ class PretrainConfig:
             raise ValueError(f"image_size must be at least 8, got {self.image_size}")
         if not 0 <= self.warmup < max(self.steps, 1) + 1:
             raise ValueError("warmup must be between 0 and steps")
+        if self.eval_every < 1 or self.steps % self.eval_every:
+            raise ValueError(f"steps ({self.steps}) must be a multiple of eval_every ({self.eval_every}): "
+                             "training is measured after every eval_every steps")
 
 
 # --------------------------------------------------------------------------- training
-
-
-def lr_at(step: int, cfg: PretrainConfig) -> float:
-    """Learning rate at a step: (1) linear warm-up to cfg.lr, (2) cosine decay to zero."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    # Decay only what has a scale worth shrinking (conv/linear weights), the usual recipe.
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-@torch.no_grad()
-def evaluate(model: GroupedModel, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch: int = 500) -> float:
-    """Top-1 accuracy on fixed images: x uint8 (N, 3, S, S), y (N,)."""
-    model.eval()
-    correct = 0
-    for i in range(0, len(x), batch):
-        logits = model(x[i : i + batch].to(device))
-        correct += int((logits.argmax(1).cpu() == y[i : i + batch]).sum())
-    model.train()
-    return correct / len(x)
 
 
 def pretrain(
@@ -111,8 +84,20 @@ def pretrain(
     log: Callable[[str], None] = print,
     progress: bool = True,
 ) -> tuple[GroupedModel, dict]:
-    """Train studio_resnet on the procedural source. Returns the model and its card (a dict)."""
+    """Train studio_resnet on the procedural source. Returns the model and its card (a dict).
+
+    Through the same `fit` as every fine-tune: the "from scratch" plan (every group at
+    cfg.lr), SGD with Nesterov momentum, cfg.warmup steps of warm-up then cosine decay,
+    weight decay on conv/linear weights only, label smoothing. An "epoch" is cfg.eval_every
+    steps of freshly drawn images; after each, accuracy on fixed held-out images of the
+    source classes.
+    """
     from tqdm import tqdm
+
+    from tlcore import strategies
+    from tlcore.events import EvalEvent, Started, StepEvent
+    from tlcore.sources import StreamSource
+    from tlcore.trainer import FitOptions, fit
 
     device = pick_device(cfg.device)
     if cfg.threads:
@@ -124,51 +109,43 @@ def pretrain(
     model = catalog.build_model("studio_resnet", cfg.classes, pretrained=False, image_size=cfg.image_size)
     # channels_last is faster for convolutions on both CPU and CUDA.
     model = model.to(device, memory_format=torch.channels_last)
-    opt = torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=0.9, nesterov=True)
 
     # Held-out *images* of the source classes, drawn once from a stream of their own.
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)
     eval_y = torch.arange(cfg.eval_images) % cfg.classes
     eval_x = spec.render(eval_y, image_size=cfg.image_size, generator=eval_gen)
-
     stream = procedural.source_batches(
         spec, batch_size=cfg.batch_size, image_size=cfg.image_size,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    source = StreamSource(stream, cfg.eval_every, cfg.batch_size, eval_x, eval_y, device, channels_last=True)
+    plan = strategies.scratch(model.group_names, lr=cfg.lr)
+    opts = FitOptions(epochs=cfg.steps // cfg.eval_every, batch_size=cfg.batch_size, optimizer="sgd",
+                      weight_decay=cfg.weight_decay, log_every=cfg.eval_every, warmup_steps=cfg.warmup,
+                      label_smoothing=cfg.label_smoothing, average_bn_short_runs=False,
+                      precision="auto" if device.type == "cuda" else "fp32")  # bf16 on GPUs only, as always
+
     curve: list[dict] = []
-    start = time.perf_counter()
-    running = None
-    bar = tqdm(range(cfg.steps), desc="pretrain", disable=not progress, file=sys.stderr, mininterval=2)
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        x, y = next(stream)
-        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        with autocast:
-            loss = F.cross_entropy(model(x), y.to(device), label_smoothing=cfg.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 20 == 0 or step == cfg.steps - 1:
-            # One host sync every 20 steps keeps the bar informative and the GPU busy.
-            value = float(loss.detach())
-            running = value if running is None else 0.9 * running + 0.1 * value
-            bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr_at(step, cfg):.3f}")
-        if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
-            acc = evaluate(model, eval_x, eval_y, device)
-            point = {
-                "step": step + 1,
-                "images_seen": (step + 1) * cfg.batch_size,
-                "train/loss": round(running, 4),
-                "source_acc": round(acc, 4),
-                "seconds": round(time.perf_counter() - start, 1),
-            }
+    bar = tqdm(total=cfg.steps, desc="pretrain", disable=not progress, file=sys.stderr, mininterval=2)
+    losses: dict[int, float] = {}
+
+    def emit(event) -> None:
+        if isinstance(event, StepEvent):
+            losses[event.step] = event.loss  # mean over the steps since the last evaluation
+            bar.update(event.step - bar.n)
+            bar.set_postfix(loss=f"{event.loss:.3f}", lr=f"{event.lr:.3f}")
+        elif isinstance(event, EvalEvent):
+            point = {"step": event.step, "images_seen": event.step * cfg.batch_size,
+                     "train/loss": round(losses.get(event.step, float("nan")), 4),
+                     "source_acc": round(event.val_acc, 4), "seconds": round(event.seconds, 1)}
             curve.append(point)
-            log(
-                f"step {point['step']:>6}  images {point['images_seen']:>8}  loss {running:.3f}  "
-                f"source acc {acc:.3f}  ({point['seconds']:.0f} s)"
-            )
+            log(f"step {point['step']:>6}  images {point['images_seen']:>8}  loss {point['train/loss']:.3f}  "
+                f"source acc {point['source_acc']:.3f}  ({point['seconds']:.0f} s)")
+        elif isinstance(event, Started):
+            bar.reset(total=event.total_steps)
+
+    start = time.perf_counter()
+    fit(model, plan, source, opts, device=device, emit=emit)
     bar.close()
     seconds = time.perf_counter() - start
     model = model.to("cpu", memory_format=torch.contiguous_format)

@@ -1,6 +1,7 @@
 """Image batches: a small dataset kept whole on the device, batches as index slices.
 
-Data lives on the device as uint8; augmentation (flips, random crops) runs there too; a
+`StreamSource` serves batches drawn fresh from an endless stream (pretraining on procedural
+images). Data lives on the device as uint8; augmentation (flips, random crops) runs there too; a
 frozen prefix's features can be computed once (`prepare`) so only the trained suffix runs
 every step. Text batches are `tlcore.text.source.TextSource`, with the same contract:
 n_train, n_val, val_y, prepare, train_batches, eval_batches, forward.
@@ -133,3 +134,43 @@ def random_resized_crop(x: torch.Tensor, generator: torch.Generator, scale=(0.7,
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+class StreamSource:
+    """Fresh batches from an endless stream of (uint8 images, labels), `steps` per epoch, and a
+    fixed validation set: pretraining through the same `fit` as every fine-tune. Nothing is
+    cached (every group trains) and nothing repeats (each image is drawn once)."""
+
+    def __init__(self, stream: Iterator, steps: int, batch_size: int, val_x: torch.Tensor, val_y: torch.Tensor,
+                 device: torch.device, channels_last: bool = False):
+        self.stream, self.steps, self.device, self.channels_last = stream, steps, device, channels_last
+        self.n_train = steps * batch_size  # examples per epoch
+        self.val_x, self.val_y = val_x, val_y.to(device)
+        self.depth = 0
+
+    @property
+    def n_val(self) -> int:
+        return len(self.val_y)
+
+    def prepare(self, model, depth: int, batch_size: int, autocast) -> int:
+        return 0  # a stream has nothing to cache
+
+    def features_to_float(self) -> None:
+        pass
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator:
+        for _ in range(self.steps):
+            x, y = next(self.stream)
+            yield self._layout(x), y.to(self.device)
+
+    def eval_batches(self, batch_size: int) -> Iterator:
+        for i in range(0, self.n_val, batch_size * 4):
+            yield self._layout(self.val_x[i:i + batch_size * 4]), self.val_y[i:i + batch_size * 4]
+
+    def forward(self, model, inputs):
+        return model(inputs)
+

@@ -60,6 +60,8 @@ class FitOptions:
     cache_features: bool = True
     log_every: int = 0
     warmup_frac: float = 0.1
+    warmup_steps: int = 0  # when > 0, the warm-up's length in steps (pretraining's recipe), else warmup_frac
+    label_smoothing: float = 0.0  # softer targets (pretraining: many source classes look alike)
     precision: str = "auto"  # auto | fp32 | bf16 (see tlcore.precision.use_bf16)
     average_bn_short_runs: bool = True  # see average_batchnorm
 
@@ -95,7 +97,7 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
 
     steps_per_epoch = math.ceil(source.n_train / opts.batch_size)
     total = steps_per_epoch * opts.epochs
-    warmup = max(1, int(total * opts.warmup_frac))
+    warmup = opts.warmup_steps or max(1, int(total * opts.warmup_frac))
     log_every = opts.log_every or max(1, total // 200)
     frozen0 = plan.frozen_at(1)
     if opts.average_bn_short_runs and total <= SHORT_RUN_STEPS:
@@ -122,7 +124,7 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
                 g["lr"] = base * factor
             with train_autocast():
                 logits = source.forward(model, inputs)  # (B, num_classes)
-                loss = F.cross_entropy(logits.float(), targets)
+                loss = F.cross_entropy(logits.float(), targets, label_smoothing=opts.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norms = metrics.grad_norms_by_group(model, live)  # (len(live),), stays on the device
