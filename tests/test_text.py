@@ -389,3 +389,22 @@ def test_a_csv_field_over_the_csv_limit_is_explained():
     with pytest.raises(ValueError, match="longer than 128 KB.*unclosed quote") as refused:
         parse_text_csv(huge, name="reviews.csv")
     assert refused.value.message.key == "csv.field_too_large"  # told in Korean too (engine.csv.*)
+
+
+@pytest.mark.parametrize("name", catalog.backbone_names("text"))
+def test_freeze_contract_for_every_registered_text_backbone(name, tiny_dirs, sample):
+    """Every registered text backbone freezes as the lesson says. The offline MiniLM is tested
+    with its real weights; a hub model (not on this offline machine) through a tiny random
+    model of its architecture family, built by the same code."""
+    spec = catalog.backbone(name)
+    family = "distilbert" if "distilbert" in spec.extra.get("hub_id", "") else "bert"
+    source = name if catalog.weights_cached(name) else tiny_dirs[family]
+    model = models.build_text_model(source, 2, pretrained=True)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    plan = strategies.partial(model.group_names, lr=1e-3, head_lr_mult=10.0, freeze_depth=2)
+    small = text_data.TextData(sample.classes, sample.train_texts[:8], sample.train_y[:8],
+                               sample.val_texts[:4], sample.val_y[:4])
+    fit_text(model, plan, small, epochs=1, cache=False)
+    for group, module in model.groups.items():
+        changed = any(not torch.equal(p, before[f"groups.{group}.{n}"]) for n, p in module.named_parameters())
+        assert changed == (group not in plan.frozen), (name, group)
