@@ -177,3 +177,31 @@ def test_the_server_trains_here_when_ray_is_not_usable(monkeypatch, caplog):
     assert type(q) is JobQueue and "training on this machine instead" in caplog.text
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state == "done")
+
+
+def test_one_worker_per_gpu_each_pinned_to_its_own_and_running_at_once(monkeypatch):
+    """A class server with N GPUs trains N learners' runs at once, each worker on its own GPU."""
+    import threading
+
+    from tlcore import jobs
+
+    pinned, running, both = {}, set(), threading.Event()
+
+    def pin(index):
+        pinned[threading.current_thread().name] = index
+
+    def run(config, emit, should_stop):
+        running.add(threading.current_thread().name)
+        if len(running) == 2:
+            both.set()
+        both.wait(10)  # returns at once when two runs train at the same time
+
+    monkeypatch.setattr(jobs, "local_gpus", lambda: 2)
+    queue = jobs.server_queue(run_fn=run, pin=pin)
+    assert len(queue._threads) == 2
+    a, b = queue.submit(RunConfig(), owner="a"), queue.submit(RunConfig(), owner="b")
+    assert both.wait(10), "the two runs did not train at the same time"
+    assert sorted(pinned.values()) == [0, 1] and set(pinned) == running  # each worker on its own GPU
+    for job, owner in ((a, "a"), (b, "b")):
+        while queue.get(job, owner).state == "running":
+            time.sleep(0.01)

@@ -93,7 +93,10 @@ class JobView:
 class JobQueue:
     def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
                  max_finished: int = 500, on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None,
-                 store: RunStore | None = None):
+                 store: RunStore | None = None, gpus: int = 0, pin: Callable[[int], None] | None = None):
+        """workers: runs at a time. gpus: with N GPUs, one worker per GPU, worker i pinned to
+        GPU i (its thread's current CUDA device, so "cuda" in its runs means that GPU); `pin`
+        does the pinning (torch.cuda.set_device by default)."""
         if run_fn is None:
             from tlcore.recipe import run as run_fn
         self._run_fn = run_fn
@@ -107,8 +110,11 @@ class JobQueue:
         self.store = store  # finished runs on disk: a restart loses none (tlcore.store)
         if store is not None:
             store.interrupt_unfinished()  # what was queued or running belonged to a server that stopped
-        self._threads = [threading.Thread(target=self._work, name=f"tlcore-worker-{i}", daemon=True)
-                         for i in range(workers)]
+        if gpus:
+            workers, pin = gpus, pin or _pin_cuda_device
+        self.pinned: dict[int, int] = {}  # worker -> GPU, once pinned
+        self._threads = [threading.Thread(target=self._work, args=((i, pin) if gpus else ()),
+                                          name=f"tlcore-worker-{i}", daemon=True) for i in range(workers)]
         for t in self._threads:
             t.start()
 
@@ -195,7 +201,10 @@ class JobQueue:
         return job
 
     # --- the worker ---
-    def _work(self) -> None:
+    def _work(self, gpu: int | None = None, pin: Callable[[int], None] | None = None) -> None:
+        if gpu is not None and pin is not None:
+            pin(gpu)  # CUDA's current device is per thread: this worker's runs use this GPU
+            self.pinned[gpu] = gpu
         while True:
             job_id = self._queue.get()
             with self._lock:
@@ -314,6 +323,19 @@ def job_from_stored(stored: StoredJob, owner: str) -> Job | None:
                tag=stored.tag)
 
 
+def _pin_cuda_device(index: int) -> None:
+    import torch
+
+    torch.cuda.set_device(index)
+
+
+def local_gpus() -> int:
+    """GPUs this machine can train on (0 on a CPU-only machine)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def server_queue(**kwargs) -> JobQueue:
     """The queue a class server runs: on a Ray cluster when `$TLS_RAY_ADDRESS` names one
     ("auto", "ray://head:10001", or "local" for a Ray instance on this machine; see
@@ -328,7 +350,7 @@ def server_queue(**kwargs) -> JobQueue:
         except Exception as error:  # noqa: BLE001 -- ImportError, ConnectionError, ...
             logging.getLogger(__name__).error("TLS_RAY_ADDRESS=%s: Ray not usable (%s: %s); training on this "
                                               "machine instead", address, type(error).__name__, error)
-    return JobQueue(**kwargs)
+    return JobQueue(gpus=local_gpus(), **kwargs)  # N GPUs: N workers, one per GPU
 
 
 _shared: JobQueue | None = None
