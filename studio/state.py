@@ -30,9 +30,9 @@ import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from tlcore import catalog, estimate, presets, store, uploads
+from tlcore import caps, catalog, estimate, presets, store, uploads
 from tlcore.config import RunConfig
-from tlcore.jobs import JobQueue, server_queue, shared_queue
+from tlcore.jobs import JobQueue, server_queue, shared_queue, shared_queue_made
 
 VAL_PER_CLASS = presets.VAL_PER_CLASS
 # Widget keys shared across pages, with their first values: the engine's image preset
@@ -73,7 +73,8 @@ def _start_server_queue() -> JobQueue:
     atexit.register(warm_up.join, 60)
     # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.jobs.server_queue);
     # every finished run improves the time estimates and is kept on disk (tlcore.store).
-    return server_queue(on_run_done=estimate.learn_from, store=store.open_default())
+    return server_queue(on_run_done=estimate.learn_from, store=store.open_default(), caps=caps.load(),
+                        stale_after_s=CLOSED_TAB_S)
 
 
 def _warm_up() -> None:
@@ -115,13 +116,37 @@ upload_folders = uploads.UploadFolders(  # process-level, like the job queue: no
     grace_s=_disconnected_ttl())
 
 
+# A closed tab's run is cancelled after this long (a reload re-attaches well within it). The
+# page's own polling is not the signal: a browser may slow a background tab's timers to once
+# a minute. The websocket is: while any tab of the learner is connected (background tabs
+# included), the janitor below keeps their runs alive.
+CLOSED_TAB_S = float(os.environ.get("TLS_CLOSED_TAB_S", "45"))
+KEEP_ALIVE_EVERY_S = min(REAP_EVERY_S, CLOSED_TAB_S / 4)
+
+
+def keep_connected_runs_alive(q: JobQueue, store: LearnerStore, is_connected=None) -> int:
+    """Heartbeat every active job whose learner has a connected tab; returns how many."""
+    is_connected = is_connected or _session_connected
+    alive = 0
+    for job, who in q.active_jobs():
+        if any(is_connected(s) for s in store.sessions_of(who)):
+            q.heartbeat(job, who)
+            alive += 1
+    return alive
+
+
 def _reap_forever() -> None:
+    last_reap = time.monotonic()
     while True:
-        time.sleep(REAP_EVERY_S)
+        time.sleep(KEEP_ALIVE_EVERY_S)
         try:
-            upload_folders.reap()
+            if shared_queue_made():
+                keep_connected_runs_alive(job_queue(), learners)
+            if time.monotonic() - last_reap >= REAP_EVERY_S:
+                last_reap = time.monotonic()
+                upload_folders.reap()
         except Exception as error:  # noqa: BLE001 -- a janitor must not die; the next round retries
-            logging.getLogger(__name__).warning("upload clean-up failed: %s", error)
+            logging.getLogger(__name__).warning("clean-up failed: %s", error)
 
 
 def server_started() -> None:
@@ -207,6 +232,10 @@ class LearnerStore:
     def token_of_session(self, session: str | None) -> str | None:
         with self._lock:
             return self._sessions.get(session) if session else None
+
+    def sessions_of(self, learner: str) -> list[str]:
+        with self._lock:
+            return [s for s, who in self._sessions.items() if who == learner]
 
     def save(self, learner: str, values: dict) -> None:
         with self._lock:

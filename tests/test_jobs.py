@@ -205,3 +205,130 @@ def test_one_worker_per_gpu_each_pinned_to_its_own_and_running_at_once(monkeypat
     for job, owner in ((a, "a"), (b, "b")):
         while queue.get(job, owner).state == "running":
             time.sleep(0.01)
+
+
+# ----------------------------------------------------------------------------- the class: limits, the teacher
+
+def gated_run(gate):
+    """A run that waits for `gate`, then finishes: holds the one worker while a line forms."""
+    def run(config, emit, should_stop):
+        gate.wait(30)
+        emit(Done({"val_acc": 0.5}))
+        return {}
+    return run
+
+
+def test_100_queued_jobs_run_first_in_first_out_apart_from_the_teachers():
+    order, gate = [], threading.Event()
+
+    def run(config, emit, should_stop):
+        gate.wait(30)
+        order.append(config.seed)
+        emit(Done({}))
+        return {}
+
+    q = JobQueue(run, max_finished=50)
+    first = q.submit(RunConfig(seed=0), owner="s0")  # takes the worker
+    while q.get(first, "s0").state != "running":
+        time.sleep(0.01)
+    ids = {}
+    for i in range(1, 101):
+        teacher = i in (40, 80)
+        ids[i] = q.submit(RunConfig(seed=i), owner=f"teacher{i}" if teacher else f"s{i}", priority=1 if teacher else 0)
+    assert q.get(ids[80], "teacher80").position == 2 and q.get(ids[40], "teacher40").position == 1
+    assert q.get(ids[1], "s1").position == 3  # the first student behind both teacher jobs
+    gate.set()
+    deadline = time.monotonic() + 60
+    while len(order) < 101 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    students = [i for i in range(1, 101) if i not in (40, 80)]
+    assert order == [0, 40, 80, *students]
+    # Memory stays bounded: each learner's latest job of a kind, and at most max_finished others.
+    for round_ in range(3):
+        for i in range(1, 101):
+            done = q.submit(RunConfig(seed=i + round_), owner=f"s{i}")
+            while q.get(done, f"s{i}").state in ("queued", "running"):
+                time.sleep(0.001)
+    assert len(q._jobs) <= 102 + 50 + 1
+
+
+def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
+    from tlcore.caps import Caps
+    from tlcore.messages import LearnerError
+
+    q = JobQueue(lambda *a: None, caps=Caps(max_epochs=5, max_image_size=96))
+    with pytest.raises(LearnerError, match="up to 5") as refused:
+        q.submit(RunConfig(epochs=6), owner="a")
+    assert refused.value.message.key == "caps.over" and refused.value.message.values["setting"] == "epochs"
+    with pytest.raises(LearnerError, match="image_size"):
+        q.submit([RunConfig(), RunConfig(image_size=128)], owner="a")  # every run of a race is checked
+    assert q.active_for("a") is None  # nothing was queued
+
+
+def test_a_run_past_the_time_limit_is_stopped_and_says_why():
+    from tlcore.caps import Caps
+
+    def endless(config, emit, should_stop):
+        step = 0
+        while not should_stop():
+            time.sleep(0.01)
+            step += 1
+        emit(Cancelled(step))
+
+    q = JobQueue(endless, caps=Caps(max_seconds=0.3))
+    job = q.submit(RunConfig(), owner="a")
+    deadline = time.monotonic() + 10
+    while q.get(job, "a").state in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    view = q.get(job, "a")
+    assert view.state == "cancelled" and view.note == "time_limit" and view.elapsed_s < 3
+
+
+def test_the_teacher_sees_every_job_by_nickname_and_can_cancel_any():
+    gate = threading.Event()
+    q = JobQueue(gated_run(gate))
+    a = q.submit(RunConfig(), owner="secret-owner-a")
+    while q.get(a, "secret-owner-a").state != "running":
+        time.sleep(0.01)
+    b = q.submit(RunConfig(strategy="full"), owner="secret-owner-b")
+    rows = q.list_all()
+    assert [r.id for r in rows] == [b, a]  # waiting first, then running
+    assert jobs.nickname("secret-owner-a") != jobs.nickname("secret-owner-b")
+    assert "secret" not in jobs.nickname("secret-owner-a") and jobs.nickname("x") == jobs.nickname("x")
+    assert q.cancel_any(b) and q.get(b, "secret-owner-b").state == "cancelled"
+    assert q.get(b, "secret-owner-b").note == "teacher"
+    assert not q.cancel_any("job-unknown")
+    gate.set()
+
+
+def test_a_closed_tabs_run_is_cancelled_but_a_background_tab_or_a_reload_keeps_it():
+    """The signal is the learner's websocket, not the page's polling (a background tab may be
+    polled once a minute): connected sessions keep their learner's run alive."""
+    from studio.state import LearnerStore, keep_connected_runs_alive
+
+    def endless(config, emit, should_stop):
+        while not should_stop():
+            time.sleep(0.01)
+        emit(Cancelled(0))
+
+    q, store, connected = JobQueue(endless, stale_after_s=0.6), LearnerStore(), {"tab-1"}
+    store.bind_session("tab-1", "learner-a")
+    job = q.submit(RunConfig(), owner="learner-a")
+
+    def janitor(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            keep_connected_runs_alive(q, store, is_connected=lambda s: s in connected)
+            time.sleep(0.1)
+
+    janitor(1.5)  # a background tab: connected, never polling
+    assert q.get(job, "learner-a", heartbeat=False).state == "running"
+    connected.discard("tab-1")  # F5: the old session goes, a new one of the same learner comes
+    store.bind_session("tab-2", "learner-a")
+    connected.add("tab-2")
+    janitor(1.5)
+    assert q.get(job, "learner-a", heartbeat=False).state == "running"
+    connected.clear()  # the tab is closed
+    janitor(2.0)
+    view = q.get(job, "learner-a", heartbeat=False)
+    assert view.state == "cancelled" and view.note == "closed"

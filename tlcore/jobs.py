@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tlcore.caps import Caps
 from tlcore.config import RunConfig
 from tlcore.events import Failed, History, HistorySnapshot
 from tlcore.store import RunStore, StoredJob, learner_key, pack
@@ -63,6 +64,8 @@ class Job:
     last_seen: float = field(default_factory=time.monotonic)
     stop_requested: bool = False
     tag: str = ""  # what the owner calls this job (the page's slot: "finetune", "race", ...)
+    priority: int = 0  # the teacher's jobs (1) go before the students' (0); FIFO within
+    note: str = ""  # why it was stopped when the learner did not stop it: time_limit | closed | teacher
 
     @property
     def active(self) -> bool:
@@ -80,6 +83,7 @@ class JobView:
     runs: tuple[HistorySnapshot, ...]
     configs: tuple[RunConfig, ...]
     elapsed_s: float
+    note: str = ""  # why it was stopped, when the learner did not stop it (see Job.note)
 
     @property
     def current(self) -> int:
@@ -90,10 +94,35 @@ class JobView:
         return len(self.runs) - 1
 
 
+@dataclass(frozen=True)
+class JobSummary:
+    """One row of the teacher's view of the queue (the owner id is the learner's secret: a page
+    shows `nickname(owner)`, never the id)."""
+
+    id: str
+    owner: str
+    state: str
+    position: int
+    labels: tuple[str, ...]
+    configs: tuple[RunConfig, ...]
+    elapsed_s: float
+    priority: int
+    note: str
+    submitted: float
+
+
+def nickname(owner: str) -> str:
+    """A short name for a learner that says nothing of their secret id: 'student-3f2a9c'."""
+    import hashlib
+
+    return "student-" + hashlib.sha256(f"tls-nickname:{owner}".encode()).hexdigest()[:6]
+
+
 class JobQueue:
     def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
                  max_finished: int = 500, on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None,
-                 store: RunStore | None = None, gpus: int = 0, pin: Callable[[int], None] | None = None):
+                 store: RunStore | None = None, gpus: int = 0, pin: Callable[[int], None] | None = None,
+                 caps: Caps | None = None):
         """workers: runs at a time. gpus: with N GPUs, one worker per GPU, worker i pinned to
         GPU i (its thread's current CUDA device, so "cuda" in its runs means that GPU); `pin`
         does the pinning (torch.cuda.set_device by default)."""
@@ -107,6 +136,7 @@ class JobQueue:
         self.stale_after_s = stale_after_s
         self.max_finished = max_finished
         self.on_run_done = on_run_done  # e.g. the time estimator learning from every finished run
+        self.caps = caps  # the class's limits (tlcore.caps): checked at submit, time enforced while running
         self.store = store  # finished runs on disk: a restart loses none (tlcore.store)
         if store is not None:
             store.interrupt_unfinished()  # what was queued or running belonged to a server that stopped
@@ -120,17 +150,24 @@ class JobQueue:
 
     # --- called by pages ---
     def submit(self, configs: RunConfig | list[RunConfig], owner: str, labels: list[str] | None = None,
-               tag: str = "") -> str:
+               tag: str = "", priority: int = 0) -> str:
+        """Queue a job; the teacher's (priority 1) wait only behind other teacher jobs. Raises
+        LearnerError when a config passes the class's limits, JobLimitError for a second job."""
         configs = [configs] if isinstance(configs, RunConfig) else list(configs)
         if not configs:
             raise ValueError("nothing to run")
+        if self.caps is not None:
+            for config in configs:
+                self.caps.check(config)
         labels = labels or [c.strategy for c in configs]
         with self._lock:
             if any(j.owner == owner and j.active for j in self._jobs.values()):
                 raise JobLimitError("you already have a run going: stop it or wait for it to finish")
             job_id = new_job_id()
-            self._jobs[job_id] = Job(job_id, owner, configs, labels, [History(c.to_dict()) for c in configs], tag=tag)
-            self._waiting.append(job_id)
+            self._jobs[job_id] = Job(job_id, owner, configs, labels, [History(c.to_dict()) for c in configs], tag=tag,
+                                     priority=priority)
+            ahead = sum(1 for w in self._waiting if self._jobs[w].priority >= priority)
+            self._waiting.insert(ahead, job_id)
             self._forget_old()
             self._persist(self._jobs[job_id])
         self._queue.put(job_id)
@@ -148,7 +185,7 @@ class JobQueue:
             end = job.finished or time.monotonic()
             return JobView(job.id, job.state, position, tuple(job.labels),
                            tuple(h.snapshot() for h in job.histories), tuple(job.configs),
-                           end - (job.started or end))
+                           end - (job.started or end), job.note)
 
     def heartbeat(self, job_id: str, owner: str) -> None:
         with self._lock:
@@ -167,6 +204,33 @@ class JobQueue:
                 self._finish(job, "cancelled")
                 self._persist(job)
             return True
+
+    # --- called by the server and the teacher (no owner check: never reachable from a student's page) ---
+    def list_all(self) -> list[JobSummary]:
+        """Every job in memory, waiting ones in queue order first: the teacher's admin view."""
+        with self._lock:
+            now = time.monotonic()
+            rows = [JobSummary(j.id, j.owner, j.state, (self._waiting.index(j.id) + 1) if j.id in self._waiting else 0,
+                               tuple(j.labels), tuple(j.configs), (j.finished or now) - (j.started or j.finished or now),
+                               j.priority, j.note, j.submitted) for j in self._jobs.values()]
+        return sorted(rows, key=lambda r: (r.position == 0, r.position, -r.submitted))
+
+    def cancel_any(self, job_id: str, note: str = "teacher") -> bool:
+        """Stop any job (the teacher's Cancel, a closed tab); False if it is unknown or has ended."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or not job.active:
+                return False
+            job.stop_requested, job.note = True, note
+            if job.state == "queued":
+                self._finish(job, "cancelled")
+                self._persist(job)
+            return True
+
+    def active_jobs(self) -> list[tuple[str, str]]:
+        """(job id, owner) of every queued or running job."""
+        with self._lock:
+            return [(j.id, j.owner) for j in self._jobs.values() if j.active]
 
     def active_for(self, owner: str) -> str | None:
         with self._lock:
@@ -206,12 +270,11 @@ class JobQueue:
             pin(gpu)  # CUDA's current device is per thread: this worker's runs use this GPU
             self.pinned[gpu] = gpu
         while True:
-            job_id = self._queue.get()
+            self._queue.get()  # one token per submitted job; which job runs is the line's head
             with self._lock:
-                job = self._jobs.get(job_id)
-                if job is None or job.state != "queued":
+                if not self._waiting:  # its job was cancelled while waiting
                     continue
-                self._waiting.remove(job_id)
+                job = self._jobs[self._waiting.pop(0)]
                 job.state, job.started = "running", time.monotonic()
                 self._persist(job)
             self._run_job(job)
@@ -219,8 +282,11 @@ class JobQueue:
     def _should_stop(self, job: Job) -> bool:
         if job.stop_requested:
             return True
-        if time.monotonic() - job.last_seen > self.stale_after_s:
-            job.stop_requested = True  # nobody is watching: free the device for others
+        now = time.monotonic()
+        if now - job.last_seen > self.stale_after_s:
+            job.stop_requested, job.note = True, "closed"  # nobody is watching: free the device for others
+        elif self.caps is not None and job.started is not None and now - job.started > self.caps.max_seconds:
+            job.stop_requested, job.note = True, "time_limit"  # the class's limit: others are waiting
         return job.stop_requested
 
     def _run_job(self, job: Job) -> None:
@@ -355,6 +421,10 @@ def server_queue(**kwargs) -> JobQueue:
 
 _shared: JobQueue | None = None
 _shared_lock = threading.Lock()
+
+
+def shared_queue_made() -> bool:
+    return _shared is not None
 
 
 def shared_queue(make: Callable[[], JobQueue] = JobQueue) -> JobQueue:

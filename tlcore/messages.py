@@ -18,6 +18,7 @@ EN: dict[str, str] = {
     "config.number": "{name} must be a number, got {value}",
     "config.whole": "{name} must be a whole number, got {value}",
     "config.range": "{name} must be between {lo} and {hi}, got {value}",
+    "caps.over": "this class allows {setting} up to {cap} (you chose {value}); choose {cap} or less",
     "config.choice": "{name} must be one of {choices}; got {value}",
     "config.unknown_backbone": "unknown backbone {value}; choose one of: {choices}",
     "config.unknown_dataset": "unknown dataset {value}; choose one of: {choices}",

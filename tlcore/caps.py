@@ -1,0 +1,81 @@
+"""The class's limits, set by the teacher in one file, enforced by the engine.
+
+A class server is shared: one learner's run must not take the machine for an hour, nor its
+memory. The teacher writes the limits (and the teacher-mode secret) in a TOML file: the
+path in `$TLS_CLASS_CONFIG`, else `class.toml` beside app.py (see class.example.toml).
+Without a file the defaults below hold. `JobQueue` checks every run against them when it is
+submitted and stops a run that passes `max_seconds`; the pages read them for their widgets'
+ranges and say them.
+
+    [limits]
+    max_seconds = 300        # one job (a race counts as one), then it is stopped
+    max_epochs = 20
+    max_per_class = 500      # training examples per class
+    max_image_size = 224     # pixels
+    max_text_length = 128    # tokens per sentence
+
+    [teacher]
+    secret = "..."           # or $TLS_TEACHER_SECRET; none: no teacher mode
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from tlcore.messages import LearnerError
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "class.toml"
+
+
+@dataclass(frozen=True)
+class Caps:
+    max_seconds: float = 600.0
+    max_epochs: int = 20
+    max_per_class: int = 500
+    max_image_size: int = 224
+    max_text_length: int = 128
+    teacher_secret: str = ""  # empty: no teacher mode
+
+    def check(self, config) -> None:
+        """Refuse a RunConfig that passes a limit, saying which and what to choose instead."""
+        for name, value, cap in (("epochs", config.epochs, self.max_epochs),
+                                 ("per_class", config.per_class, self.max_per_class),
+                                 ("image_size", config.image_size if config.task == "image" else 0,
+                                  self.max_image_size),
+                                 ("max_length", config.max_length if config.task == "text" else 0,
+                                  self.max_text_length)):
+            if value > cap:
+                raise LearnerError("caps.over", setting=name, value=value, cap=cap)
+
+    @property
+    def teacher_mode(self) -> bool:
+        return bool(self.teacher_secret)
+
+
+def path() -> Path:
+    return Path(os.environ.get("TLS_CLASS_CONFIG") or DEFAULT_FILE)
+
+
+@functools.cache
+def load(file: str | None = None) -> Caps:
+    """The limits in force: the class file's, over the defaults; the secret from the
+    environment wins over the file's. A broken file is an error the teacher sees at start."""
+    where = Path(file) if file else path()
+    values: dict = {}
+    if where.exists():
+        with open(where, "rb") as fh:
+            data = tomllib.load(fh)
+        known = {f.name for f in fields(Caps)}
+        limits = data.get("limits", {})
+        unknown = sorted(set(limits) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown limits {', '.join(unknown)}; known: {', '.join(sorted(known - {'teacher_secret'}))}")
+        values.update({k: type(getattr(Caps, k))(v) for k, v in limits.items()})
+        values["teacher_secret"] = str(data.get("teacher", {}).get("secret", ""))
+    if os.environ.get("TLS_TEACHER_SECRET"):
+        values["teacher_secret"] = os.environ["TLS_TEACHER_SECRET"]
+    return Caps(**values)
