@@ -13,7 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import i18n
+from studio import i18n, teacher
 from studio.i18n import t
 from studio.state import keep_settings, owner, queue, remember_learner
 from tlcore.backbones import host_reachable
@@ -73,6 +73,13 @@ def start() -> None:
     i18n.current_lang()
     st.html(CSS)
     keep_settings()
+    shared = teacher.apply_link_settings()  # a link from the teacher: its settings, once
+    if shared is not None:
+        applied, ignored = shared
+        if applied:
+            st.success(t("link.applied", names=", ".join(applied)))
+        if ignored:
+            st.warning(t("link.ignored", names=", ".join(ignored)))
     st.session_state[_SEEN] = True
     failed = st.session_state.pop("_callback_error", None)
     if failed:

@@ -20,12 +20,13 @@ from collections.abc import Callable
 import streamlit as st
 
 from studio import plots
-from studio.i18n import current_lang, explain, t
+from studio.i18n import current_lang, explain, explain_error, t
 from studio.state import job_id, owner, queue, set_job_id
 from tlcore import estimate, metrics
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, Failed, HistorySnapshot
 from tlcore.jobs import JobLimitError, JobView
+from tlcore.messages import LearnerError
 
 POLL_S = 1.0  # seconds between redraws; a Stop click reruns at once, so it need not be short
 ACTIVE = ("queued", "running")
@@ -34,10 +35,15 @@ ACTIVE = ("queued", "running")
 def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | None = None) -> None:
     """Send runs to the queue for this session and redraw the page (the Start button
     hides, the live panel appears); if the queue refuses, say why and carry on."""
+    from studio import teacher
+
     try:
-        new_id = queue().submit(configs, owner(), labels, tag=slot)
+        new_id = queue().submit(configs, owner(), labels, tag=slot, priority=teacher.priority())
     except JobLimitError:
         st.warning(t("job.one_at_a_time"))
+        return
+    except LearnerError as error:  # over the class's limits: which, and what to choose
+        st.error(explain_error(error))
         return
     set_job_id(slot, new_id)
     st.session_state[f"scroll_top:{slot}"] = True  # the live panel is drawn first: show it
@@ -211,6 +217,13 @@ def estimate_note(make: Callable[[], RunConfig | list[RunConfig] | None]) -> flo
     measured = all(estimator.measured(c) for c in configs)
     text = t("estimate.about", time=duration(total), device=t("estimate.here")) + " " + (
         t("estimate.measured") if measured else t("estimate.first"))
+    from studio import teacher
+
+    limit = teacher.limits().max_seconds
+    text += " " + t("caps.time", limit=duration(limit))  # said before Start, enforced by the queue
+    if total > limit:
+        st.warning(text + " " + t("caps.over_time", limit=duration(limit)), icon=":material/timer_off:")
+        return total
     if total > LONG_RUN_S:
         st.warning(text + " " + t("estimate.long", limit=duration(LONG_RUN_S)), icon=":material/schedule:")
     else:
@@ -224,7 +237,14 @@ def _draw_end(view: JobView) -> None:
     if failed is not None:
         st.error(t("job.failed", message=explain(failed.key, failed.values, failed.message)))
     elif view.state == "cancelled" or any(isinstance(f, Cancelled) for f in final):
-        st.warning(t("job.cancelled"))
+        if view.note == "time_limit":
+            from studio import teacher
+
+            st.warning(t("job.note.time_limit", limit=duration(teacher.limits().max_seconds)))
+        elif view.note:
+            st.warning(t(f"job.note.{view.note}"))
+        else:
+            st.warning(t("job.cancelled"))
     elif all(isinstance(f, Done) for f in final):
         st.success(t("job.done", seconds=f"{view.elapsed_s:.1f}"))
 

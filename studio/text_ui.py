@@ -240,7 +240,7 @@ def _upload_ui() -> TextDataChoice:
 
 def training_ui(choice: TextDataChoice) -> None:
     widgets.size_ui(max(1, choice.max_per_class), prefix="text_")
-    st.slider(t("train.epochs"), 1, 10, key="text_epochs", help=t("help.epochs"))
+    widgets.epochs_ui(prefix="text_", most=10)
 
 
 def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> RunConfig | None:

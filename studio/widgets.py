@@ -15,7 +15,7 @@ import streamlit as st
 
 from studio.i18n import current_lang, explain_error, t, translated
 from studio.state import VAL_PER_CLASS, callback, drop_upload_slot, new_upload_slot, register_choices
-from tlcore import catalog, datasets, strategies
+from tlcore import caps, catalog, datasets, strategies
 from tlcore.config import RunConfig
 from tlcore.uploads import UploadError, read_zip
 
@@ -28,7 +28,7 @@ RACE_CHOICES = tuple(s for s in strategies.IMAGE_STRATEGIES if s != "gradual")  
 register_choices({
     "backbone": lambda: catalog.backbone_names("vision"), "strategy": lambda: STRATEGY_CHOICES,
     "data_source": lambda: DATA_SOURCES, "dataset": lambda: catalog.dataset_names(task="image"),
-    "lr": lambda: LR_CHOICES, "head_lr_mult": lambda: HEAD_MULT_CHOICES, "image_size": lambda: IMAGE_SIZES,
+    "lr": lambda: LR_CHOICES, "head_lr_mult": lambda: HEAD_MULT_CHOICES, "image_size": lambda: image_sizes(),
     "race_strategies": lambda: RACE_CHOICES,
 })
 
@@ -276,13 +276,29 @@ def _read_upload(data: bytes, folder: str) -> tuple[list[str], list[int], list[t
 def training_ui(choice: DataChoice) -> None:
     """Examples per class, image size, epochs."""
     size_ui(choice.max_per_class or 200)
-    st.select_slider(t("train.image_size"), IMAGE_SIZES, key="image_size", help=t("help.image_size"))
-    st.slider(t("train.epochs"), 1, 20, key="epochs", help=t("help.epochs"))
+    sizes = image_sizes()
+    st.session_state["image_size"] = min(st.session_state["image_size"], sizes[-1])
+    st.select_slider(t("train.image_size"), sizes, key="image_size", help=t("help.image_size"))
+    epochs_ui()
+
+
+def image_sizes() -> tuple[int, ...]:
+    """The image sizes this class allows (tlcore.caps: the teacher's limit)."""
+    cap = caps.load().max_image_size
+    return tuple(s for s in IMAGE_SIZES if s <= cap) or IMAGE_SIZES[:1]
+
+
+def epochs_ui(*, prefix: str = "", most: int = 20) -> None:
+    """Epochs, up to the class's limit."""
+    top = max(1, min(most, caps.load().max_epochs))
+    st.session_state[prefix + "epochs"] = min(st.session_state[prefix + "epochs"], top)
+    st.slider(t("train.epochs"), 1, top, key=prefix + "epochs", help=t("help.epochs"))
 
 
 def size_ui(limit: int, *, prefix: str = "") -> None:
     """Examples per class (at most `limit`), and which side of the matrix's size axis that is."""
     key = prefix + "per_class"
+    limit = min(limit, caps.load().max_per_class)  # the class's limit, when lower than the data's
     if limit < 2:  # a tiny upload or camera set: nothing to choose (a 1..1 slider is an error)
         st.session_state[key] = max(1, limit)
         st.caption(t("train.per_class_fixed", n=limit))

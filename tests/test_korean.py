@@ -67,7 +67,7 @@ def english_in(at) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("page", PAGES + ["pages/5_text.py"])
+@pytest.mark.parametrize("page", PAGES + ["pages/5_text.py", "pages/6_class.py"])
 def test_a_korean_page_has_no_english_sentence(page):
     at = app(page, lang="ko")
     assert not at.exception
@@ -155,3 +155,27 @@ def test_a_refused_upload_and_its_skipped_files_are_explained_in_korean():
     reasons = [str(r) for frame in at.dataframe for column in frame.value.columns if column == "이유"
                for r in frame.value[column]]
     assert sorted(reasons) == ["이미지 파일이 아님 (.png, .jpg 등이어야 함)", "허용된 형식(PNG, JPEG, BMP, GIF, WebP, TIFF)의 이미지가 아님"]
+
+
+def test_the_class_page_is_korean_for_the_teacher_too(monkeypatch):
+    """Locked and unlocked (the job list, the share link's explanation), with a run listed."""
+    from tlcore import caps
+
+    monkeypatch.setenv("TLS_TEACHER_SECRET", "t")
+    caps.load.cache_clear()
+    try:
+        at = app("pages/3_finetune.py")
+        at.button(key="start").click().run()
+        wait_until_done(at, "finetune")
+        at.switch_page("pages/6_class.py").run()
+        at.text_input(key="teacher_secret").input("t")
+        at.button[0].click()
+        at.run()
+        at.query_params["lang"] = "ko"
+        at.session_state["lang"] = "ko"
+        at.run()
+        assert not at.exception
+        assert any("교사 모드" in s.value for s in at.success)
+        assert english_in(at) == []
+    finally:
+        caps.load.cache_clear()

@@ -1,0 +1,54 @@
+"""The class: the teacher's view of every run, Cancel for any, and a link with the demo's settings."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from studio import teacher
+from studio.frame import ensure_frame
+from studio.i18n import t
+from studio.jobs_ui import duration
+from studio.state import queue
+from tlcore.jobs import nickname
+
+ensure_frame()
+st.title(t("class.title"))
+limits = teacher.limits()
+st.markdown(t("class.limits", seconds=duration(limits.max_seconds), epochs=limits.max_epochs,
+              per_class=limits.max_per_class, size=limits.max_image_size, length=limits.max_text_length))
+
+if not limits.teacher_mode:
+    st.info(t("class.no_teacher_mode"))
+elif not teacher.is_teacher():
+    with st.form("unlock"):
+        secret = st.text_input(t("class.secret"), type="password", key="teacher_secret")
+        if st.form_submit_button(t("class.unlock")):
+            answer = teacher.unlock(secret)
+            if answer != "ok":
+                st.error(t(f"class.unlock.{answer}", tries=teacher.TRIES))
+if limits.teacher_mode and teacher.is_teacher():
+    st.success(t("class.unlocked"))
+    st.subheader(t("class.jobs"))
+    rows = queue().list_all()
+    if not rows:
+        st.caption(t("class.no_jobs"))
+    for row in rows:
+        first = row.configs[0]
+        what = t("class.what", labels=", ".join(row.labels), backbone=first.backbone, dataset=first.dataset,
+                 per_class=first.per_class, epochs=first.epochs)
+        cols = st.columns([2, 2, 4, 1.2, 1.2])
+        cols[0].markdown(f"**{nickname(row.owner)}**" + (" · " + t("class.teacher_job") if row.priority else ""))
+        state = t(f"class.state.{row.state}") + (f" ({row.position})" if row.position else "")
+        note = t(f"class.note.{row.note}") if row.note else ""
+        cols[1].markdown(state + (f" · {note}" if note else ""))
+        cols[2].caption(what)
+        cols[3].markdown(duration(row.elapsed_s) if row.elapsed_s else "–")
+        if row.state in ("queued", "running"):
+            if cols[4].button(t("class.cancel"), key=f"cancel:{row.id}"):
+                queue().cancel_any(row.id)
+                st.rerun()
+    st.subheader(t("class.share"))
+    st.caption(t("class.share_help"))
+    here = (getattr(st.context, "url", None) or "").split("?")[0]
+    link = teacher.settings_link((here.rsplit("/", 1)[0] if here else "") + "/finetune")
+    st.code(link, language=None)

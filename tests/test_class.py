@@ -1,0 +1,175 @@
+"""The teacher's side of a class, through the app (AppTest): the class file's limits on the
+pages, teacher mode, the teacher first in the queue, the admin view, settings links."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_app import ROOT, fake_run, ok
+
+from tlcore import caps
+from tlcore.events import Cancelled, Done
+from tlcore.jobs import JobQueue, nickname
+
+
+@pytest.fixture
+def class_file(tmp_path, monkeypatch):
+    """Write a class.toml and make the server read it (caps.load is cached per process)."""
+    def write(text: str):
+        path = tmp_path / "class.toml"
+        path.write_text(text, encoding="utf-8")
+        monkeypatch.setenv("TLS_CLASS_CONFIG", str(path))
+        caps.load.cache_clear()
+        return path
+    monkeypatch.delenv("TLS_TEACHER_SECRET", raising=False)
+    caps.load.cache_clear()
+    yield write
+    caps.load.cache_clear()
+
+
+def page(path: str, *, queue: JobQueue, owner: str, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["lang"] = "en"
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.session_state["_queue_override"] = queue
+    at.session_state["owner"] = owner
+    at.run()
+    at.switch_page(path)
+    at.run()
+    return at
+
+
+def stoppable(gate: threading.Event):
+    """A run that trains until `gate` opens or it is told to stop."""
+    def run(config, emit, should_stop):
+        while not gate.is_set():
+            if should_stop():
+                emit(Cancelled(0))
+                return None
+            time.sleep(0.01)
+        emit(Done({}))
+        return {}
+    return run
+
+
+def unlock(at: AppTest, secret: str) -> None:
+    """Type the secret and submit the form in one run (a form sends its fields on submit)."""
+    at.text_input(key="teacher_secret").input(secret)
+    at.button[0].click()
+    at.run()
+
+
+def test_the_class_files_limits_shape_the_widgets_and_are_said(class_file):
+    class_file("[limits]\nmax_seconds = 30\nmax_epochs = 4\nmax_image_size = 64\nmax_per_class = 15\n")
+    at = page("pages/3_finetune.py", queue=JobQueue(fake_run), owner="student")
+    ok(at)
+    assert at.slider(key="epochs").max == 4 and at.slider(key="epochs").value <= 4
+    assert max(at.select_slider(key="image_size").options, key=int) == "64"
+    assert at.slider(key="per_class").max == 15
+    said = " ".join(c.value for c in at.caption) + " ".join(w.value for w in at.warning)
+    assert "This class stops runs after 30 s." in said
+    at.switch_page("pages/6_class.py").run()
+    ok(at)
+    assert any("up to **30 s**" in m.value and "**4** epochs" in m.value for m in at.markdown)
+
+
+def test_a_broken_class_file_is_an_error_the_teacher_sees_at_start(class_file):
+    class_file("[limits]\nmax_epocs = 4\n")
+    with pytest.raises(ValueError, match="unknown limits max_epocs"):
+        caps.load()
+
+
+def test_teacher_mode_unlocks_with_the_secret_only_and_shows_every_run_by_nickname(class_file):
+    class_file('[teacher]\nsecret = "correct horse"\n')
+    gate = threading.Event()
+    queue = JobQueue(stoppable(gate))
+    student = page("pages/3_finetune.py", queue=queue, owner="student-secret-id-1")
+    student.button(key="start").click().run()
+    ok(student)
+    at = page("pages/6_class.py", queue=queue, owner="teacher-id")
+    ok(at)
+    unlock(at, "wrong")
+    assert any("not the secret" in e.value for e in at.error)
+    assert not any(b.key and b.key.startswith("cancel:") for b in at.button)  # nothing shown yet
+    unlock(at, "correct horse")
+    ok(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert nickname("student-secret-id-1") in text and "student-secret-id-1" not in text
+    job = student.session_state["job:finetune"]
+    at.button(key=f"cancel:{job}").click().run()
+    deadline = time.monotonic() + 10
+    while queue.get(job, "student-secret-id-1").state == "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert queue.get(job, "student-secret-id-1").state == "cancelled"
+    assert queue.get(job, "student-secret-id-1").note == "teacher"
+    gate.set()
+
+
+def test_wrong_secrets_are_rate_limited(class_file):
+    from studio import teacher
+
+    class_file('[teacher]\nsecret = "s3"\n')
+    at = page("pages/6_class.py", queue=JobQueue(fake_run), owner="guesser")
+    for _ in range(teacher.TRIES):
+        unlock(at, "nope")
+    at.text_input(key="teacher_secret").input("s3").run()  # even the right one waits now
+    at.button[0].click().run()
+    assert any("Too many wrong tries" in e.value for e in at.error)
+
+
+def test_without_a_secret_there_is_no_teacher_mode(class_file):
+    class_file("[limits]\nmax_epochs = 10\n")
+    at = page("pages/6_class.py", queue=JobQueue(fake_run), owner="anyone")
+    ok(at)
+    assert any("Teacher mode is off" in i.value for i in at.info)
+    assert not at.text_input
+
+
+def test_the_teachers_run_goes_first_in_the_line(class_file):
+    class_file('[teacher]\nsecret = "t"\n')
+    gate = threading.Event()
+
+    def gated(config, emit, should_stop):
+        gate.wait(20)
+        emit(Done({}))
+        return {}
+
+    queue = JobQueue(gated)
+    for who in ("s1", "s2"):
+        at = page("pages/3_finetune.py", queue=queue, owner=who)
+        at.button(key="start").click().run()
+    teacher = page("pages/6_class.py", queue=queue, owner="teacher")
+    unlock(teacher, "t")
+    teacher.switch_page("pages/3_finetune.py").run()
+    teacher.button(key="start").click().run()
+    ok(teacher)
+    mine = teacher.session_state["job:finetune"]
+    assert queue.get(mine, "teacher").position == 1  # ahead of s2, who waited first
+    gate.set()
+
+
+def test_a_settings_link_applies_the_valid_settings_and_names_the_rest(class_file):
+    class_file("[limits]\nmax_epochs = 8\n")
+    link = "strategy:full_llrd,epochs:7,lr:0.0003,layer_decay:0.5,image_size:999,dataset:folder,bogus:1,per_class:x"
+    at = page("pages/3_finetune.py", queue=JobQueue(fake_run), owner="new-student", query={"settings": link})
+    ok(at)
+    s = at.session_state
+    assert (s["strategy"], s["epochs"], s["lr"], s["layer_decay"]) == ("full_llrd", 7, 3e-4, 0.5)
+    assert s["image_size"] != 999 and s["dataset"] != "folder"
+    over = page("pages/3_finetune.py", queue=JobQueue(fake_run), owner="other", query={"settings": "epochs:9"})
+    assert over.session_state["epochs"] != 9  # over the class's limit: left out
+
+
+def test_the_teachers_link_is_built_from_the_teachers_settings(class_file):
+    class_file('[teacher]\nsecret = "t"\n')
+    at = page("pages/2_strategy.py", queue=JobQueue(fake_run), owner="teacher2")
+    at.button(key="cell:large:different").click().run()
+    at.switch_page("pages/6_class.py").run()
+    unlock(at, "t")
+    ok(at)
+    link = at.code[0].value
+    assert "settings=" in link and "strategy%3Afull" in link and link.split("?")[0].endswith("/finetune")
