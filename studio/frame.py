@@ -29,6 +29,7 @@ LESSONS = [
     ("3_finetune.py", "nav.finetune", ":material/model_training:"),
     ("4_compare.py", "nav.compare", ":material/leaderboard:"),
 ]
+ICONS = {"6_class": ":material/groups:"}  # pages after the lessons (the text page keeps text_fields)
 _SEEN = "_frame_seen"
 # Korean breaks lines between words, not inside them (keep-all); a long unbroken token (a
 # file name, a model id) may still wrap anywhere rather than overflow its column.
@@ -62,7 +63,7 @@ def pages() -> list:
         if path.name not in known and not path.name.startswith("_"):
             key = f"nav.{path.stem}"
             title = t(key) if t(key) != key else path.stem.lstrip("0123456789_").replace("_", " ").title()
-            found.append(st.Page(str(path), title=title, icon=":material/text_fields:"))
+            found.append(st.Page(str(path), title=title, icon=ICONS.get(path.stem, ":material/text_fields:")))
     return found
 
 
@@ -76,10 +77,11 @@ def start() -> None:
     shared = teacher.apply_link_settings()  # a link from the teacher: its settings, once
     if shared is not None:
         applied, ignored = shared
+        named = lambda keys: ", ".join(t(teacher.LABELS[k]) if k in teacher.LABELS else f"`{k}`" for k in keys)  # noqa: E731
         if applied:
-            st.success(t("link.applied", names=", ".join(applied)))
+            st.success(t("link.applied", names=named(applied)))
         if ignored:
-            st.warning(t("link.ignored", names=", ".join(ignored)))
+            st.warning(t("link.ignored", names=named(ignored)))
     st.session_state[_SEEN] = True
     failed = st.session_state.pop("_callback_error", None)
     if failed:

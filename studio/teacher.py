@@ -29,9 +29,12 @@ _teachers: set[str] = set()  # learner ids that unlocked teacher mode (process-l
 _tries: dict[str, list[float]] = {}
 _lock = threading.Lock()
 
-# The settings a link carries: the image pages' demo settings (not uploads, not the language).
-LINK_KEYS = ("backbone", "strategy", "freeze_depth", "lr", "head_lr_mult", "layer_decay", "dataset",
-             "per_class", "image_size", "epochs")
+# The settings a link carries: the image pages' demo settings (not uploads, not the language),
+# each with the label its widget shows.
+LABELS = {"backbone": "backbone.label", "strategy": "strategy.label", "freeze_depth": "freeze.label",
+          "lr": "lr.label", "head_lr_mult": "head_mult.label", "layer_decay": "decay.label", "dataset": "data.label",
+          "per_class": "train.per_class", "image_size": "train.image_size", "epochs": "train.epochs"}
+LINK_KEYS = tuple(LABELS)
 
 
 def limits() -> caps.Caps:

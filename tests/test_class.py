@@ -173,3 +173,15 @@ def test_the_teachers_link_is_built_from_the_teachers_settings(class_file):
     ok(at)
     link = at.code[0].value
     assert "settings=" in link and "strategy%3Afull" in link and link.split("?")[0].endswith("/finetune")
+
+
+def test_the_link_message_names_settings_as_their_widgets_do(class_file):
+    class_file("")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["lang"] = "en"
+    at.query_params["settings"] = "epochs:5,image_size:999"
+    at.session_state["_queue_override"] = JobQueue(fake_run)
+    at.run()  # the frame draws its messages on the first run
+    ok(at)
+    assert any(s.value == "Settings from your teacher's link: Epochs." for s in at.success), [s.value for s in at.success]
+    assert any("Image size (pixels)" in w.value for w in at.warning)
