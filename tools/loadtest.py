@@ -404,7 +404,8 @@ class Report:
     tti: list[tuple[float, float | None]]
     visitor_exceptions: int
     rss_start: float
-    rss_peak: float
+    rss_peak: float  # from the class's Start on
+    rss_peak_startup: float  # the server's start and warm-up (model load, calibration), for the record
     rss_after: float
     cpu_waiting: float | None
     cpu_total: float
@@ -431,7 +432,7 @@ class Report:
              bool(measured) and timeouts == 0 and worst < TTI_TARGET_S,
              f"worst {worst:.1f} s, median {statistics.median(measured) if measured else float('nan'):.1f} s, "
              f"{len(measured)} samples, {timeouts} timed out (ratio worst/target {worst / TTI_TARGET_S:.2f})"),
-            (f"server memory peak < {PEAK_TARGET_MB} MB", self.rss_peak < PEAK_TARGET_MB,
+            (f"server memory peak during the class < {PEAK_TARGET_MB} MB", self.rss_peak < PEAK_TARGET_MB,
              f"{self.rss_peak:.0f} MB (ratio {self.rss_peak / PEAK_TARGET_MB:.2f})"),
             (f"memory after the class within {AFTER_TARGET_MB} MB of its start",
              self.rss_after - self.rss_start < AFTER_TARGET_MB,
@@ -461,6 +462,8 @@ class Report:
         p(f"server CPU: {self.cpu_total:.1f} s over the class; while the queue was full "
           f"{self.cpu_waiting if self.cpu_waiting is not None else float('nan'):.2f} CPU-s per s "
           "(training included)")
+        p(f"server memory: {self.rss_start:.0f} MB at rest before the class, peak {self.rss_peak:.0f} MB during it "
+          f"(start-up and warm-up peak {self.rss_peak_startup:.0f} MB), {self.rss_after:.0f} MB after")
         if self.poll_times:
             q = statistics.quantiles(self.poll_times, n=10) if len(self.poll_times) > 1 else self.poll_times * 9
             p(f"live panel polls (websocket students, request to script finished): {len(self.poll_times)}, "
@@ -479,7 +482,7 @@ class Report:
 
 def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None = None,
               timeout: float = 900.0, probe_every: float = 10.0, settle: float = 20.0,
-              teacher_query: str | None = None, log_dir: Path | None = None, say=print) -> Report:
+              teacher_query: str | None = None, until: str = "end", log_dir: Path | None = None, say=print) -> Report:
     """Start a server, run the class, stop everything; return the figures."""
     from playwright.sync_api import sync_playwright
 
@@ -563,6 +566,8 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                         full_until = now  # the first job ended: the queue was full until here
                     if all(s.outcome or s.error for s in roster):
                         break
+                    if until == "ok" and all(s.ok or s.error for s in roster) and visitor.times:
+                        break  # everyone's page answered and a visitor was timed: the rest is the queue
                     if now - last_say > 15:
                         last_say = now
                         say(f"{now - class_start:4.0f} s: {sum(s.t_position is not None for s in roster)} saw a queue "
@@ -592,7 +597,8 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
         return Report(
             students=roster, tti=[(t0 - class_start, t) for t0, t in visitor.times],
             visitor_exceptions=visitor.exceptions, rss_start=rss_start,
-            rss_peak=max(s[1] for s in sampler.samples), rss_after=rss_after,
+            rss_peak=max(s[1] for s in inside), rss_after=rss_after,
+            rss_peak_startup=max((s[1] for s in sampler.samples if s[0] < class_start), default=0.0),
             cpu_waiting=sampler.cpu_between(class_start + 3, full_until or class_end),
             cpu_total=(inside[-1][2] - inside[0][2]) if len(inside) > 1 else 0.0,
             press_spread=max(press_times) - min(press_times) if press_times else 0.0,
@@ -626,9 +632,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher-query", default=None,
                     help="query string that makes a visitor the teacher (e.g. 'teacher=SECRET'), once teacher mode exists: "
                          "the teacher presses Start after the class and the delay to its run's start is printed")
+    ap.add_argument("--until", choices=("end", "ok"), default="end",
+                    help="end: wait for every job to end; ok: leave once every student has seen a queue position or "
+                         "an end and one visitor was timed (jobs left are cancelled as closed tabs)")
     args = ap.parse_args(argv)
     report = run_class(args.students, args.browsers, args.max_seconds, args.timeout, args.probe_every,
-                       args.settle, args.teacher_query)
+                       args.settle, args.teacher_query, args.until)
     report.print()
     return 0 if report.passed else 1
 
