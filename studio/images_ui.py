@@ -122,7 +122,7 @@ def try_image_panel(key: str, *, finetune_slot: str | None = "finetune") -> None
             st.info(t("try.no_imagenet"))
         else:
             with st.spinner(t("try.thinking")):
-                top = imagenet.top_k(_imagenet_model(name), image, k=5)
+                top = _imagenet_top(name, image)
             _ranked(top, t("try.col.imagenet_class"))
             st.caption(t("try.before_caption", model=translated(f"backbone.title.{name}", catalog.backbone(name).title)))
     with after_col:
@@ -139,6 +139,14 @@ def try_image_panel(key: str, *, finetune_slot: str | None = "finetune") -> None
 @st.cache_resource(show_spinner=False)
 def _imagenet_model(name: str):
     return imagenet.imagenet_model(name)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _imagenet_top(name: str, image: np.ndarray) -> list[tuple[str, float]]:
+    """The pretrained model's top 5 for a picture, computed once per picture: the page reruns
+    on every click of every learner, and most look at the same sample photos; 30 learners
+    pressing Start at once were 30 forward passes of the ImageNet model (tools/loadtest.py)."""
+    return imagenet.top_k(_imagenet_model(name), image, k=5)
 
 
 def _finetuned_model(slot: str | None) -> finetuned.Finetuned | None:

@@ -29,6 +29,9 @@ from tlcore.jobs import JobLimitError, JobView
 from tlcore.messages import LearnerError
 
 POLL_S = 1.0  # seconds between redraws; a Stop click reruns at once, so it need not be short
+# While waiting, only the queue position can change: a class of 30 waiting would otherwise
+# cost the server 30 script runs a second for nothing (measured: python -m tools.loadtest).
+QUEUED_POLL_S = 2.0
 ACTIVE = ("queued", "running")
 
 
@@ -90,12 +93,14 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
         # second can swallow a click that lands mid-redraw.
         _stop_control(slot, view.id)
 
-        @st.fragment(run_every=POLL_S)
+        @st.fragment(run_every=POLL_S if view.state == "running" else QUEUED_POLL_S)
         def poll() -> None:
             latest = _view(current)
             if latest is None or latest.state not in ACTIVE:
                 st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
                 st.rerun()  # once, to draw the final state outside the polling fragment
+            if latest.state != view.state:
+                st.rerun()  # queued -> running: once, to poll at the running pace
             _draw_live(slot, latest, live_charts)
 
         poll()
@@ -257,6 +262,36 @@ def translator() -> Callable[[str], str]:
     return lambda key: t(key, lang=lang)
 
 
+FIGURES_KEPT = 4  # chart sets kept per session (live panel, finished run, a race, one spare)
+
+
+def snap_version(snap: HistorySnapshot) -> int:
+    """A run's history only grows: its length says whether anything new arrived."""
+    return len(snap.events)
+
+
+def figures(key: str, version, build: Callable[[], tuple]) -> tuple:
+    """The figures `build()` makes, rebuilt only when `version` (or the language) changed.
+
+    Building the four plotly figures of a run costs about 100 ms of server CPU (plotly
+    validates every trace and layout property); serialising ready ones about 5 ms. The live
+    panel redraws every second, and on a full page (a click, a finished run) every chart is
+    redrawn too, mostly with nothing new: measured with `python -m tools.loadtest`, this is
+    the server time a class of pollers spends for nothing. Kept in session state (this
+    learner's own figures), a few sets at most."""
+    store = st.session_state.setdefault("_figures", {})
+    stamp = (version, current_lang())
+    hit = store.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    figs = build()
+    store.pop(key, None)
+    store[key] = (stamp, figs)
+    while len(store) > FIGURES_KEPT:
+        store.pop(next(iter(store)))
+    return figs
+
+
 def chart(fig, caption_key: str, key: str) -> None:
     st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
     st.caption(t(caption_key))
@@ -273,27 +308,32 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
     unit = "sentences" if (snap.config or {}).get("task") == "text" else "images"  # per task
     cols[2].metric(t(f"metric.{unit}_per_s"), f"{evals[-1].examples_per_s:.0f}" if evals else "–",
                    help=t(f"help.{unit}_per_s"))
+    figs = figures(key, snap_version(snap), lambda: (
+        plots.loss_figure(snap, tr), plots.accuracy_figure(snap, tr),
+        plots.grad_norm_heatmap(snap, tr), plots.grad_norm_bars(snap, tr)))
     left, right = st.columns(2)
     with left:
-        chart(plots.loss_figure(snap, tr), "caption.loss", f"{key}:loss")
+        chart(figs[0], "caption.loss", f"{key}:loss")
     with right:
-        chart(plots.accuracy_figure(snap, tr), "caption.acc", f"{key}:acc")
+        chart(figs[1], "caption.acc", f"{key}:acc")
     left, right = st.columns([3, 2])
     with left:
-        chart(plots.grad_norm_heatmap(snap, tr), "caption.grad_heatmap", f"{key}:grad")
+        chart(figs[2], "caption.grad_heatmap", f"{key}:grad")
     with right:
-        chart(plots.grad_norm_bars(snap, tr), "caption.grad_bars", f"{key}:bars")
+        chart(figs[3], "caption.grad_bars", f"{key}:bars")
 
 
 def draw_race(view: JobView, *, key: str) -> None:
     """Several runs of one job: validation curves overlaid, one per label."""
     tr = translator()
     runs = {label: snap for label, snap in zip(view.labels, view.runs, strict=False) if snap.started is not None}
+    version = tuple(snap_version(snap) for snap in runs.values())
+    figs = figures(key, version, lambda: (plots.race_figure(runs, "val/acc", tr), plots.race_figure(runs, "val/loss", tr)))
     left, right = st.columns(2)
     with left:
-        chart(plots.race_figure(runs, "val/acc", tr), "caption.race_acc", f"{key}:race_acc")
+        chart(figs[0], "caption.race_acc", f"{key}:race_acc")
     with right:
-        chart(plots.race_figure(runs, "val/loss", tr), "caption.race_loss", f"{key}:race_loss")
+        chart(figs[1], "caption.race_loss", f"{key}:race_loss")
 
 
 def race_table(view: JobView) -> list[dict]:
