@@ -413,7 +413,8 @@ class Report:
     load_before: str
     load_after: str
     browsers: int
-    teacher: str = "teacher mode: not available"
+    teacher: str = "teacher mode: not used"
+    teacher_delay: float | None = None  # seconds from the teacher's Start to their run running
     poll_times: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -438,7 +439,20 @@ class Report:
              self.rss_after - self.rss_start < AFTER_TARGET_MB,
              f"start {self.rss_start:.0f} MB, after {self.rss_after:.0f} MB (+{self.rss_after - self.rss_start:.0f} MB)"),
             ("no exception boxes", exceptions == 0, f"{exceptions}"),
-        ]
+        ] + self.teacher_check()
+
+    def teacher_check(self) -> list[tuple[str, bool, str]]:
+        """The teacher's run starts within one job length: it waits only for the job running
+        when they pressed Start (one worker), however many students are in line."""
+        if self.teacher.startswith("teacher mode: not"):
+            return []
+        lengths = [s.t_end - s.t_running for s in self.students
+                   if s.t_end is not None and s.t_running is not None]
+        if not lengths:  # the class was left before any job ended (--until ok): nothing to compare with
+            return []
+        job, delay = max(lengths), self.teacher_delay
+        return [("the teacher's run starts within one job length", delay is not None and delay <= job + 2.0,
+                 f"{'-' if delay is None else f'{delay:.1f}'} s; longest job {job:.1f} s (+2 s for the pages' polling)")]
 
     def print(self, out=sys.stdout) -> None:
         def fmt(x):
@@ -482,7 +496,7 @@ class Report:
 
 def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None = None,
               timeout: float = 900.0, probe_every: float = 10.0, settle: float = 20.0,
-              teacher_query: str | None = None, until: str = "end", log_dir: Path | None = None, say=print) -> Report:
+              teacher: bool = True, until: str = "end", log_dir: Path | None = None, say=print) -> Report:
     """Start a server, run the class, stop everything; return the figures."""
     from playwright.sync_api import sync_playwright
 
@@ -490,10 +504,12 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="tls-loadtest-"))
     env = dict(os.environ)
     env.setdefault("TLS_STATE_DIR", tempfile.mkdtemp(prefix="tls-loadtest-state-"))
-    if max_seconds:
-        toml = log_dir / "class.toml"
-        toml.write_text(f"[limits]\nmax_seconds = {max_seconds}\n")
-        env["TLS_CLASS_CONFIG"] = str(toml)
+    secret = "loadtest-" + os.urandom(6).hex() if teacher else ""
+    toml = log_dir / "class.toml"  # the teacher's file: the job cap (if any) and teacher mode
+    toml.write_text((f"[limits]\nmax_seconds = {max_seconds}\n" if max_seconds else "")
+                    + (f'[teacher]\nsecret = "{secret}"\n' if secret else ""))
+    env["TLS_CLASS_CONFIG"] = str(toml)
+    env.pop("TLS_TEACHER_SECRET", None)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     load_before = loadavg()
@@ -527,6 +543,22 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                     pages.append((s, ctx, pg))
                 for _, _, pg in pages:
                     wait_interactive(pg)
+                teacher_page = None
+                if secret:  # the teacher unlocks teacher mode on the Class page before the class
+                    teacher_page = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US").new_page()
+                    teacher_page.goto(f"{url}/class?lang=en", timeout=120_000)
+                    unlocked = teacher_page.get_by_text("Teacher mode: your runs go first")
+                    for _ in range(5):  # typing while the page's first runs redraw the form can be lost: retry
+                        teacher_page.get_by_label("Teacher's secret").fill(secret, timeout=120_000)
+                        teacher_page.get_by_role("button", name="Unlock teacher mode").click()
+                        try:
+                            unlocked.wait_for(timeout=15_000)
+                            break
+                        except Exception:  # noqa: BLE001 -- playwright's TimeoutError
+                            teacher_page.wait_for_timeout(1000)
+                    unlocked.wait_for(timeout=5_000)
+                    teacher_page.goto(f"{url}/finetune?lang=en", timeout=120_000)
+                    wait_interactive(teacher_page)
                 deadline = time.monotonic() + timeout
                 ws_class = WsClass(roster[browsers:], url, deadline)
                 ws_class.start()
@@ -540,13 +572,8 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                     s.pressed = time.monotonic()
                     pg.get_by_role("button", name="Start").first.click(no_wait_after=True)
                 visitor.start()
-                teacher = "teacher mode: not available"
-                teacher_page = None
-                if teacher_query:
-                    tctx = browser.new_context(locale="en-US")
-                    teacher_page = tctx.new_page()
-                    teacher_page.goto(f"{url}/finetune?lang=en&{teacher_query}", timeout=60_000)
-                    wait_interactive(teacher_page)
+                teacher_note, teacher_delay = "teacher mode: not used", None
+                if teacher_page is not None:  # the teacher's demo, after the whole class pressed Start
                     t_pressed = time.monotonic()
                     teacher_page.get_by_role("button", name="Start").first.click(no_wait_after=True)
                 full_until = None
@@ -559,14 +586,15 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                                 s.seen(time.monotonic(), **read_status(pg))
                             except Exception as exc:  # noqa: BLE001
                                 s.error = f"{type(exc).__name__}: {exc}"[:200]
-                    if teacher_page is not None and teacher.startswith("teacher mode: not"):
+                    if teacher_page is not None and teacher_delay is None:
                         if read_status(teacher_page)["running"]:
-                            teacher = f"teacher's run started {time.monotonic() - t_pressed:.1f} s after Start"
+                            teacher_delay = time.monotonic() - t_pressed
                     if full_until is None and any(s.outcome for s in roster):
                         full_until = now  # the first job ended: the queue was full until here
                     if all(s.outcome or s.error for s in roster):
                         break
-                    if until == "ok" and all(s.ok or s.error for s in roster) and visitor.times:
+                    if until == "ok" and all(s.ok or s.error for s in roster) and visitor.times and (
+                            teacher_page is None or teacher_delay is not None):
                         break  # everyone's page answered and a visitor was timed: the rest is the queue
                     if now - last_say > 15:
                         last_say = now
@@ -583,8 +611,8 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                 for _, ctx, _ in pages:
                     ctx.close()
                 if teacher_page is not None:
-                    if teacher.startswith("teacher mode: not"):
-                        teacher = "teacher's run did not start during the class"
+                    teacher_note = ("teacher's run did not start during the class" if teacher_delay is None else
+                                    f"teacher's run started {teacher_delay:.1f} s after Start")
                     teacher_page.context.close()
             finally:
                 browser.close()
@@ -602,7 +630,8 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
             cpu_waiting=sampler.cpu_between(class_start + 3, full_until or class_end),
             cpu_total=(inside[-1][2] - inside[0][2]) if len(inside) > 1 else 0.0,
             press_spread=max(press_times) - min(press_times) if press_times else 0.0,
-            load_before=load_before, load_after=loadavg(), browsers=browsers, teacher=teacher,
+            load_before=load_before, load_after=loadavg(), browsers=browsers, teacher=teacher_note,
+            teacher_delay=teacher_delay,
             poll_times=[t for c in ws_class.clients for t in c.poll_times],
             notes=[f"server log: {log_dir / 'streamlit.log'}"])
     finally:
@@ -629,15 +658,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900, help="give up on the class after this many seconds")
     ap.add_argument("--probe-every", type=float, default=10, help="a fresh visitor every this many seconds")
     ap.add_argument("--settle", type=float, default=20, help="seconds after everyone left before memory is read")
-    ap.add_argument("--teacher-query", default=None,
-                    help="query string that makes a visitor the teacher (e.g. 'teacher=SECRET'), once teacher mode exists: "
-                         "the teacher presses Start after the class and the delay to its run's start is printed")
+    ap.add_argument("--no-teacher", action="store_true",
+                    help="no teacher: by default a teacher unlocks teacher mode (page 6) before the class, presses "
+                         "Start after every student, and the delay to their run's start is checked")
     ap.add_argument("--until", choices=("end", "ok"), default="end",
                     help="end: wait for every job to end; ok: leave once every student has seen a queue position or "
                          "an end and one visitor was timed (jobs left are cancelled as closed tabs)")
     args = ap.parse_args(argv)
     report = run_class(args.students, args.browsers, args.max_seconds, args.timeout, args.probe_every,
-                       args.settle, args.teacher_query, args.until)
+                       args.settle, not args.no_teacher, args.until)
     report.print()
     return 0 if report.passed else 1
 
