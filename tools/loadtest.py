@@ -50,7 +50,9 @@ WAITING = re.compile(re.escape(EN["job.waiting"]).replace(r"\{position\}", r"(\d
 RUNNING = re.compile(r"Run \d+ of \d+ \(")
 DONE = re.compile(re.escape(EN["job.done"]).replace(r"\{seconds\}", r"[\d.]+"))
 HAS_POINTS = re.compile(r'"[xy]":\s*\[\s*[-\d]')  # a trace with data in a plotly spec
-STOPPED = EN["job.cancelled"]
+# A stopped run says why: stopped by its learner, at the class's time limit, its tab closed, the teacher.
+STOPPED = "|".join(re.escape(EN[k].split("{")[0]) for k in
+                   ("job.cancelled", "job.note.time_limit", "job.note.closed", "job.note.teacher"))
 FAILED = EN["job.failed"].split("{")[0]
 
 # Targets of issue 11 (a 2-core server, a class of 30).
@@ -178,7 +180,7 @@ STATUS_JS = """([waiting, running, done, stopped, failed]) => {
     return {position: m ? +m[1] : null, running: new RegExp(running).test(txt),
             curve: [...document.querySelectorAll('.js-plotly-plot')].some(
                 el => (el.data || []).some(d => d.x && d.x.length > 0)),
-            done: new RegExp(done).test(txt), stopped: txt.includes(stopped), failed: txt.includes(failed),
+            done: new RegExp(done).test(txt), stopped: new RegExp(stopped).test(txt), failed: txt.includes(failed),
             exceptions: document.querySelectorAll('[data-testid="stException"]').length};
 }"""
 PATTERNS = [WAITING.pattern, RUNNING.pattern, DONE.pattern, STOPPED, FAILED]
@@ -315,7 +317,7 @@ class WsStudent:
                 body = el.alert.body
                 m = WAITING.search(body)
                 end = ("failed" if body.startswith(FAILED) else "done" if DONE.search(body)
-                       else "stopped" if STOPPED in body else None)
+                       else "stopped" if re.search(STOPPED, body) else None)
                 self.s.seen(now, position=int(m.group(1)) if m else None, end=end)
             elif which == "progress" and RUNNING.search(el.progress.text):
                 self.s.seen(now, running=True)
