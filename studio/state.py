@@ -32,7 +32,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from tlcore import caps, catalog, estimate, presets, store, uploads
 from tlcore.config import RunConfig
-from tlcore.jobs import JobQueue, server_queue, shared_queue, shared_queue_made
+from tlcore.jobs import JobQueue, return_freed_memory, server_queue, shared_queue, shared_queue_made
 
 VAL_PER_CLASS = presets.VAL_PER_CLASS
 # Widget keys shared across pages, with their first values: the engine's image preset
@@ -145,6 +145,7 @@ def _reap_forever() -> None:
             if time.monotonic() - last_reap >= REAP_EVERY_S:
                 last_reap = time.monotonic()
                 upload_folders.reap()
+                return_freed_memory()  # pages' renders leave freed heap behind too (jobs trim their own)
         except Exception as error:  # noqa: BLE001 -- a janitor must not die; the next round retries
             logging.getLogger(__name__).warning("clean-up failed: %s", error)
 

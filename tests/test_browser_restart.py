@@ -86,7 +86,12 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
                 page.get_by_role("link", name="4 · Compare strategies").click()
                 page.get_by_text("Finished in").wait_for()
                 table = page.locator('[data-testid="stDataFrame"]').first
-                table.wait_for()  # the race's results table
+                try:
+                    table.wait_for(timeout=120_000)  # the race's results table
+                except Exception:  # noqa: BLE001 -- keep what the page showed for whoever reads the failure
+                    page.screenshot(path=str(ARTIFACTS / "restart_race_missing.png"), full_page=True)
+                    (ARTIFACTS / "restart_race_missing.txt").write_text(page.inner_text("body"))
+                    raise
                 table.scroll_into_view_if_needed()
                 page.screenshot(path=str(ARTIFACTS / "restart_race_back.png"))
                 assert page.locator(ERROR_BOX).count() == 0

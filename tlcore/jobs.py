@@ -24,6 +24,8 @@ training on a Ray cluster; `server_queue()` picks one of the two from the enviro
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import queue
@@ -49,6 +51,25 @@ def new_job_id() -> str:
 class JobLimitError(RuntimeError):
     """An owner asked for a second active job."""
 
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _libc_trim()
+
+
+def return_freed_memory() -> None:
+    """Give the C heap's freed pages back to the system after a job. Without it glibc keeps a
+    finished run's freed tensors resident (measured: about 650 MB after one default fine-tune),
+    and a class server that ran many jobs holds its peak forever."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 @dataclass
 class Job:
@@ -278,6 +299,7 @@ class JobQueue:
                 job.state, job.started = "running", time.monotonic()
                 self._persist(job)
             self._run_job(job)
+            return_freed_memory()
 
     def _should_stop(self, job: Job) -> bool:
         if job.stop_requested:

@@ -166,6 +166,19 @@ class Sampler(threading.Thread):
             return None
         return (inside[-1][2] - inside[0][2]) / max(inside[-1][0] - inside[0][0], 1e-9)
 
+    def wait_idle(self, at_least: float, at_most: float, window: float = 3.0, busy: float = 0.1) -> float:
+        """Sleep `at_least` s, then until the server used under `busy` CPU-s per s over `window` s
+        (the closed tabs' jobs cancelled, the queue empty), or `at_most` s in all; the seconds waited."""
+        t0 = time.monotonic()
+        time.sleep(at_least)
+        while time.monotonic() - t0 < at_most:
+            now = time.monotonic()
+            used = self.cpu_between(now - window, now)
+            if used is not None and used < busy:
+                break
+            time.sleep(0.5)
+        return time.monotonic() - t0
+
 
 def loadavg() -> str:
     with open("/proc/loadavg") as f:
@@ -618,8 +631,9 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                     teacher_page.context.close()
             finally:
                 browser.close()
-        say(f"class over after {class_end - class_start:.0f} s; everyone gone, settling {settle:.0f} s")
-        time.sleep(settle)
+        say(f"class over after {class_end - class_start:.0f} s; everyone gone, settling {settle:.0f} s or more")
+        # Memory is read once the server is idle: the jobs of closed tabs are cancelled, none left queued.
+        settled = sampler.wait_idle(settle, settle + 120)
         rss_after = sampler.read()[1]
         sampler.stop_flag.set()
         sampler.join(5)
@@ -635,7 +649,8 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
             load_before=load_before, load_after=loadavg(), browsers=browsers, teacher=teacher_note,
             teacher_delay=teacher_delay,
             poll_times=[t for c in ws_class.clients for t in c.poll_times],
-            notes=[f"server log: {log_dir / 'streamlit.log'}"])
+            notes=[f"memory after read {settled:.0f} s after the class, the server idle",
+                   f"server log: {log_dir / 'streamlit.log'}"])
     finally:
         if ws_class is not None:
             ws_class.stop()
@@ -659,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="cap each job at this many seconds (the teacher's class.toml limit); default: the shipped limits")
     ap.add_argument("--timeout", type=float, default=900, help="give up on the class after this many seconds")
     ap.add_argument("--probe-every", type=float, default=10, help="a fresh visitor every this many seconds")
-    ap.add_argument("--settle", type=float, default=20, help="seconds after everyone left before memory is read")
+    ap.add_argument("--settle", type=float, default=20, help="seconds after everyone left before memory is read (longer while the server is still busy)")
     ap.add_argument("--no-teacher", action="store_true",
                     help="no teacher: by default a teacher unlocks teacher mode (page 6) before the class, presses "
                          "Start after every student, and the delay to their run's start is checked")
