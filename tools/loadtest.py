@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
+import secrets
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -178,6 +181,20 @@ class Sampler(threading.Thread):
                 break
             time.sleep(0.5)
         return time.monotonic() - t0
+
+
+def read_server_jobs(path: Path, teacher_id: str, since: float) -> list[tuple[bool, float, float | None, float | None]]:
+    """Every job submitted since `since` as the server recorded it: (the teacher's?, submitted,
+    started, finished), Unix times."""
+    from tlcore.store import learner_key
+
+    if not path.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+        rows = db.execute("SELECT learner, submitted_at, started_at, finished_at FROM jobs WHERE submitted_at >= ?",
+                          (since,)).fetchall()
+    key = learner_key(teacher_id)
+    return [(learner == key, sub, start, end) for learner, sub, start, end in rows]
 
 
 def loadavg() -> str:
@@ -429,7 +446,9 @@ class Report:
     load_after: str
     browsers: int
     teacher: str = "teacher mode: not used"
-    teacher_delay: float | None = None  # seconds from the teacher's Start to their run running
+    teacher_delay: float | None = None  # seconds from the teacher's Start to their run running, on the page
+    # The server's own record (its SQLite store): (is the teacher's, submitted, started, finished) per job.
+    server_jobs: list[tuple[bool, float, float | None, float | None]] = field(default_factory=list)
     poll_times: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -458,16 +477,22 @@ class Report:
 
     def teacher_check(self) -> list[tuple[str, bool, str]]:
         """The teacher's run starts within one job length: it waits only for the job running
-        when they pressed Start (one worker), however many students are in line."""
+        when they pressed Start (one worker), however many students are in line. Both figures
+        are the server's record (the store's submitted, started and finished times): a page
+        sees a start only at its next poll, after the run's data and model are loaded."""
         if self.teacher.startswith("teacher mode: not"):
             return []
-        lengths = [s.t_end - s.t_running for s in self.students
-                   if s.t_end is not None and s.t_running is not None]
-        if not lengths:  # the class was left before any job ended (--until ok): nothing to compare with
-            return []
-        job, delay = max(lengths), self.teacher_delay
-        return [("the teacher's run starts within one job length", delay is not None and delay <= job + 2.0,
-                 f"{'-' if delay is None else f'{delay:.1f}'} s; longest job {job:.1f} s (+2 s for the pages' polling)")]
+        mine = [(sub, start) for teacher, sub, start, _ in self.server_jobs if teacher]
+        lengths = [end - start for teacher, _, start, end in self.server_jobs
+                   if not teacher and start is not None and end is not None]
+        if not mine or not lengths:
+            return [("the teacher's run starts within one job length", False,
+                     "no record of the teacher's run or of a finished job")]
+        sub, start = mine[0]
+        wait, job = (None if start is None else start - sub), max(lengths)
+        return [("the teacher's run starts within one job length", wait is not None and wait <= job,
+                 f"waited {'-' if wait is None else f'{wait:.1f}'} s in the queue; longest job {job:.1f} s "
+                 f"(ratio {float('nan') if wait is None else wait / job:.2f})")]
 
     def print(self, out=sys.stdout) -> None:
         def fmt(x):
@@ -520,6 +545,7 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
     env = dict(os.environ)
     env.setdefault("TLS_STATE_DIR", tempfile.mkdtemp(prefix="tls-loadtest-state-"))
     secret = "loadtest-" + os.urandom(6).hex() if teacher else ""
+    teacher_id = secrets.token_urlsafe(16)  # the teacher's learner cookie: finds their job in the store
     toml = log_dir / "class.toml"  # the teacher's file: the job cap (if any) and teacher mode
     toml.write_text((f"[limits]\nmax_seconds = {max_seconds}\n" if max_seconds else "")
                     + (f'[teacher]\nsecret = "{secret}"\n' if secret else ""))
@@ -560,7 +586,9 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                     wait_interactive(pg)
                 teacher_page = None
                 if secret:  # the teacher unlocks teacher mode on the Class page before the class
-                    teacher_page = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US").new_page()
+                    teacher_ctx = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US")
+                    teacher_ctx.add_cookies([{"name": "tls_learner", "value": teacher_id, "url": url}])
+                    teacher_page = teacher_ctx.new_page()
                     teacher_page.goto(f"{url}/class?lang=en", timeout=120_000)
                     unlocked = teacher_page.get_by_text("Teacher mode: your runs go first")
                     for _ in range(5):  # typing while the page's first runs redraw the form can be lost: retry
@@ -580,7 +608,7 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                 if not ws_class.all_ready.wait(180):
                     raise RuntimeError("the websocket students did not load page 3 in 180 s")
                 say("everyone on page 3: Start")
-                class_start = time.monotonic()
+                class_start, class_wall = time.monotonic(), time.time()
                 visitor = Visitor(url, probe_every)
                 ws_class.release()
                 for s, _, pg in pages:
@@ -627,7 +655,8 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                     ctx.close()
                 if teacher_page is not None:
                     teacher_note = ("teacher's run did not start during the class" if teacher_delay is None else
-                                    f"teacher's run started {teacher_delay:.1f} s after Start")
+                                    f"teacher's page showed their run training {teacher_delay:.1f} s after Start "
+                                    "(the queue, the run's loading, the page's next poll)")
                     teacher_page.context.close()
             finally:
                 browser.close()
@@ -635,6 +664,7 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
         # Memory is read once the server is idle: the jobs of closed tabs are cancelled, none left queued.
         settled = sampler.wait_idle(settle, settle + 120)
         rss_after = sampler.read()[1]
+        server_jobs = read_server_jobs(Path(env["TLS_STATE_DIR"]) / "runs.sqlite", teacher_id, class_wall - 5)
         sampler.stop_flag.set()
         sampler.join(5)
         inside = [s for s in sampler.samples if s[0] >= class_start]
@@ -647,7 +677,7 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
             cpu_total=(inside[-1][2] - inside[0][2]) if len(inside) > 1 else 0.0,
             press_spread=max(press_times) - min(press_times) if press_times else 0.0,
             load_before=load_before, load_after=loadavg(), browsers=browsers, teacher=teacher_note,
-            teacher_delay=teacher_delay,
+            teacher_delay=teacher_delay, server_jobs=server_jobs,
             poll_times=[t for c in ws_class.clients for t in c.poll_times],
             notes=[f"memory after read {settled:.0f} s after the class, the server idle",
                    f"server log: {log_dir / 'streamlit.log'}"])
