@@ -53,6 +53,11 @@ def job_queue() -> JobQueue:
     return shared_queue(_start_server_queue)
 
 
+# Training runs at a lower CPU priority than the pages (nice +10, TLS_WORKER_NICE to change, 0 to
+# turn off): a class's clicks and a fresh visitor's page are answered first, training takes the rest.
+WORKER_NICE = int(os.environ.get("TLS_WORKER_NICE", "10"))
+
+
 def _start_server_queue() -> JobQueue:
     """Runs once per server process, when the first page asks for the queue.
 
@@ -74,7 +79,7 @@ def _start_server_queue() -> JobQueue:
     # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.jobs.server_queue);
     # every finished run improves the time estimates and is kept on disk (tlcore.store).
     return server_queue(on_run_done=estimate.learn_from, store=store.open_default(), caps=caps.load(),
-                        stale_after_s=CLOSED_TAB_S)
+                        stale_after_s=CLOSED_TAB_S, nice=WORKER_NICE)
 
 
 def _warm_up() -> None:

@@ -358,3 +358,22 @@ def test_a_finished_job_gives_its_freed_heap_back_to_the_system():
     assert wait_for(lambda: "rss" in peak)
     # Freed memory goes back once the job is over (measured: a default fine-tune left ~650 MB resident).
     assert wait_for(lambda: _rss_mb() < peak["rss"] - 150, timeout=10), (peak, _rss_mb())
+
+
+@pytest.mark.skipif(not jobs.lower_thread_priority(0), reason="no per-thread CPU priority on this system")
+def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
+    import os
+
+    seen = {}
+
+    def run(config, emit, should_stop):
+        seen["worker"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        emit(Done({"val_acc": 1.0}))
+        return {}
+
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    q = JobQueue(run, nice=5)
+    q.submit(RunConfig(), owner="s1")
+    assert wait_for(lambda: "worker" in seen)
+    assert seen["worker"] == min(19, here + 5)  # the worker thread only
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # pages keep theirs

@@ -64,6 +64,17 @@ def _libc_trim() -> Callable[[int], int] | None:
 _MALLOC_TRIM = _libc_trim()
 
 
+def lower_thread_priority(by: int) -> bool:
+    """Lower the calling thread's CPU priority (its nice value) by `by`; False where the system
+    has no per-thread priority (Linux has: setpriority on a thread id changes that thread only)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
 def return_freed_memory() -> None:
     """Give the C heap's freed pages back to the system after a job. Without it glibc keeps a
     finished run's freed tensors resident (measured: about 650 MB after one default fine-tune),
@@ -143,10 +154,12 @@ class JobQueue:
     def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
                  max_finished: int = 500, on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None,
                  store: RunStore | None = None, gpus: int = 0, pin: Callable[[int], None] | None = None,
-                 caps: Caps | None = None):
+                 caps: Caps | None = None, nice: int = 0):
         """workers: runs at a time. gpus: with N GPUs, one worker per GPU, worker i pinned to
         GPU i (its thread's current CUDA device, so "cuda" in its runs means that GPU); `pin`
-        does the pinning (torch.cuda.set_device by default)."""
+        does the pinning (torch.cuda.set_device by default). nice: the workers' CPU priority
+        is lowered by this much (Linux, per thread; torch's threads a worker starts inherit
+        it), so that a server's pages are answered first and training takes the rest."""
         if run_fn is None:
             from tlcore.recipe import run as run_fn
         self._run_fn = run_fn
@@ -164,6 +177,7 @@ class JobQueue:
         if gpus:
             workers, pin = gpus, pin or _pin_cuda_device
         self.pinned: dict[int, int] = {}  # worker -> GPU, once pinned
+        self.nice = nice
         self._threads = [threading.Thread(target=self._work, args=((i, pin) if gpus else ()),
                                           name=f"tlcore-worker-{i}", daemon=True) for i in range(workers)]
         for t in self._threads:
@@ -287,6 +301,8 @@ class JobQueue:
 
     # --- the worker ---
     def _work(self, gpu: int | None = None, pin: Callable[[int], None] | None = None) -> None:
+        if self.nice:
+            lower_thread_priority(self.nice)
         if gpu is not None and pin is not None:
             pin(gpu)  # CUDA's current device is per thread: this worker's runs use this GPU
             self.pinned[gpu] = gpu
