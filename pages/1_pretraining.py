@@ -8,7 +8,7 @@ from studio import plots
 from studio.frame import ensure_frame
 from studio.i18n import current_lang, lesson, t
 from studio.images_ui import try_image_panel
-from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, is_running, job_panel, submit, translator
+from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, is_running, job_panel, start_button, translator
 from studio.state import DEFAULTS
 from studio.widgets import translated
 from tlcore.config import RunConfig
@@ -111,8 +111,9 @@ if not active_elsewhere("experiment") and not is_running("experiment"):
     estimate_note(lambda: [RunConfig(strategy="scratch", **EXPERIMENT), RunConfig(strategy="full", **EXPERIMENT)])
 if active_elsewhere("experiment"):
     st.info(t("job.busy_elsewhere"))
-elif st.button(t("page1.exp.start"), type="primary", help=t("help.exp_start"), key="exp_start"):
-    configs = [RunConfig(strategy="scratch", **EXPERIMENT), RunConfig(strategy="full", **EXPERIMENT)]
-    submit("experiment", configs, labels)
+else:
+    start_button("experiment", t("page1.exp.start"),
+                 lambda: [RunConfig(strategy="scratch", **EXPERIMENT), RunConfig(strategy="full", **EXPERIMENT)],
+                 labels, type="primary", help=t("help.exp_start"), key="exp_start")
 
 job_panel("experiment", results=draw_race_results)

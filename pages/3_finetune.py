@@ -11,7 +11,7 @@ import streamlit as st
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.images_ui import data_preview, try_image_panel
-from studio.jobs_ui import active_elsewhere, estimate_note, is_running, job_panel, submit
+from studio.jobs_ui import active_elsewhere, estimate_note, is_running, job_panel, start_button
 from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_names, strategy_ui, training_ui
 
 ensure_frame()
@@ -43,12 +43,8 @@ if active_elsewhere("finetune"):
 elif not running:
     if choice.ready:
         estimate_note(lambda: config_from_state(choice))
-    start = st.button(t("page3.start"), type="primary", disabled=not choice.ready, help=t("help.start"),
-                      icon=":material/play_arrow:", key="start")
-    if start:
-        config = config_from_state(choice)
-        if config is not None:
-            submit("finetune", config)
+    start_button("finetune", t("page3.start"), lambda: config_from_state(choice), type="primary",
+                 disabled=not choice.ready, help=t("help.start"), icon=":material/play_arrow:", key="start")
 
 with st.expander(t("page3.reading"), expanded=False):
     lesson("finetune", "curves", level=4)

@@ -16,7 +16,7 @@ from studio.jobs_ui import (
     estimate_note,
     is_running,
     job_panel,
-    submit,
+    start_button,
     translator,
 )
 from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, training_ui
@@ -77,11 +77,10 @@ with tab_race:
     elif not is_running("race"):
         if picked and choice.ready:
             estimate_note(lambda: [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked])
-        if st.button(t("page4.race_start"), type="primary", disabled=not (picked and choice.ready),
-                     help=t("help.race_start"), key="race_start", icon=":material/flag:"):
-            configs = [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked]
-            if all(configs):
-                submit("race", configs, [t(f"strategy.{s}") for s in picked])
+        start_button("race", t("page4.race_start"),
+                     lambda: [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked],
+                     [t(f"strategy.{s}") for s in picked], type="primary", disabled=not (picked and choice.ready),
+                     help=t("help.race_start"), key="race_start", icon=":material/flag:")
     job_panel("race", results=draw_race_results)
 
 with tab_sweep:
@@ -92,11 +91,10 @@ with tab_sweep:
     elif not is_running("sweep"):
         if choice.ready:
             estimate_note(lambda: [config_from_state(choice, strategy="partial", freeze_depth=d) for d in depths])
-        if st.button(t("page4.sweep_start", n=len(depths)), disabled=not choice.ready, help=t("help.sweep_start"),
-                     key="sweep_start"):
-            configs = [config_from_state(choice, strategy="partial", freeze_depth=d) for d in depths]
-            if all(configs):
-                submit("sweep", configs, [f"k={d}" for d in depths])
+        start_button("sweep", t("page4.sweep_start", n=len(depths)),
+                     lambda: [config_from_state(choice, strategy="partial", freeze_depth=d) for d in depths],
+                     [f"k={d}" for d in depths], disabled=not choice.ready, help=t("help.sweep_start"),
+                     key="sweep_start")
 
     def sweep_results(view: JobView) -> None:
         finished = [(config.freeze_depth, snap.result["val_acc"])

@@ -6,7 +6,7 @@ import streamlit as st
 
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
-from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, job_panel, submit
+from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, job_panel, start_button
 from studio.state import job_id, owner, queue
 from studio.text_ui import (
     STRATEGIES,
@@ -56,11 +56,8 @@ with finetune_tab:
     elif not running("text"):
         if data.ready:
             estimate_note(lambda: make_config(data, choice))
-        if st.button(t("text.start"), type="primary", disabled=not data.ready, key="text_start",
-                     icon=":material/play_arrow:"):
-            config = make_config(data, choice)
-            if config is not None:
-                submit("text", config)
+        start_button("text", t("text.start"), lambda: make_config(data, choice), type="primary",
+                     disabled=not data.ready, key="text_start", icon=":material/play_arrow:")
     job_panel("text", results=draw_text_results)
 
 with compare_tab:
@@ -73,10 +70,8 @@ with compare_tab:
     elif not running("text_race"):
         if picked and data.ready:
             estimate_note(lambda: race_configs(data, choice, backbone, picked))
-        if st.button(t("text.compare_start"), disabled=not (picked and data.ready), key="text_race_start"):
-            configs = race_configs(data, choice, backbone, picked)
-            if configs:
-                submit("text_race", configs, labels=list(picked))
+        start_button("text_race", t("text.compare_start"), lambda: race_configs(data, choice, backbone, picked),
+                     list(picked), disabled=not (picked and data.ready), key="text_race_start")
     job_panel("text_race", results=draw_race_results)
 
 with mask_tab:

@@ -21,7 +21,7 @@ import streamlit as st
 
 from studio import plots
 from studio.i18n import current_lang, explain, explain_error, t
-from studio.state import job_id, owner, queue, set_job_id
+from studio.state import callback, held_messages, job_id, owner, queue, replay_messages, say, set_job_id
 from tlcore import estimate, metrics
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, Failed, HistorySnapshot
@@ -32,25 +32,54 @@ POLL_S = 1.0  # seconds between redraws; a Stop click reruns at once, so it need
 # While waiting, only the queue position can change: a class of 30 waiting would otherwise
 # cost the server 30 script runs a second for nothing (measured: python -m tools.loadtest).
 QUEUED_POLL_S = 2.0
+# Far back in the line the position changes once per job ahead (a minute or more in class):
+# a slower poll there, the usual pace once next-but-one (a class of 30 pressing Start together:
+# about 15 script runs a second -> 7).
+FAR_POLL_S, NEAR = 5.0, 2
+
+
+def poll_every(view: JobView) -> float:
+    """Seconds between redraws of the live panel for a job in this state and place in line."""
+    if view.state == "running":
+        return POLL_S
+    return QUEUED_POLL_S if view.position <= NEAR else FAR_POLL_S
 ACTIVE = ("queued", "running")
 
 
-def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | None = None) -> None:
-    """Send runs to the queue for this session and redraw the page (the Start button
-    hides, the live panel appears); if the queue refuses, say why and carry on."""
+def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | None = None) -> bool:
+    """Send runs to the queue for this session; if the queue refuses, say why. True when queued."""
     from studio import teacher
 
     try:
         new_id = queue().submit(configs, owner(), labels, tag=slot, priority=teacher.priority())
     except JobLimitError:
-        st.warning(t("job.one_at_a_time"))
-        return
+        say("warning", t("job.one_at_a_time"))
+        return False
     except LearnerError as error:  # over the class's limits: which, and what to choose
-        st.error(explain_error(error))
-        return
+        say("error", explain_error(error))
+        return False
     set_job_id(slot, new_id)
     st.session_state[f"scroll_top:{slot}"] = True  # the live panel is drawn first: show it
-    st.rerun()
+    return True
+
+
+def start_button(slot: str, label: str, make: Callable[[], RunConfig | list[RunConfig] | None],
+                 labels: list[str] | None = None, **button) -> None:
+    """A Start button for `slot`: `make()` gives the run(s), `labels` name a race's runs.
+
+    The job is queued in the button's callback, before the script runs, so the one script
+    run a click causes already draws the live panel: a class pressing Start together costs
+    the server one page run each, not two (submit, then a rerun to redraw). What the settings
+    or the queue refuse is said under the button, not at the top of the page."""
+    @callback
+    def start() -> None:
+        with held_messages(f"start:{slot}"):
+            configs = make()
+            if configs and (isinstance(configs, RunConfig) or all(configs)):
+                submit(slot, configs, labels)
+
+    st.button(label, on_click=start, **button)
+    replay_messages(f"start:{slot}")
 
 
 SCROLL_TOP = """<script>
@@ -93,14 +122,14 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
         # second can swallow a click that lands mid-redraw.
         _stop_control(slot, view.id)
 
-        @st.fragment(run_every=POLL_S if view.state == "running" else QUEUED_POLL_S)
+        @st.fragment(run_every=poll_every(view))
         def poll() -> None:
             latest = _view(current)
             if latest is None or latest.state not in ACTIVE:
                 st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
                 st.rerun()  # once, to draw the final state outside the polling fragment
-            if latest.state != view.state:
-                st.rerun()  # queued -> running: once, to poll at the running pace
+            if poll_every(latest) != poll_every(view):
+                st.rerun()  # near the front, or running: once, to poll at the new pace
             _draw_live(slot, latest, live_charts)
 
         poll()

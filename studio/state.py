@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import os
@@ -356,6 +357,34 @@ def settle() -> None:
 
 # The first values of every setting group keep_settings has seen (images, text).
 _all_defaults: dict[str, object] = dict(DEFAULTS)
+
+
+_HELD = "_held_messages"
+
+
+def say(kind: str, text: str) -> None:
+    """st.error / st.warning / st.info, or, inside `held_messages`, kept to be said later
+    (a callback's own elements land at the top of the page, far from the button clicked)."""
+    held = st.session_state.get(_HELD)
+    if held is not None:
+        held.append((kind, text))
+    else:
+        getattr(st, kind)(text)
+
+
+@contextlib.contextmanager
+def held_messages(where: str):
+    """Keep what `say` is asked to say until `replay_messages(where)` draws it in place."""
+    st.session_state[_HELD] = []
+    try:
+        yield
+    finally:
+        st.session_state[f"_said:{where}"] = st.session_state.pop(_HELD, [])
+
+
+def replay_messages(where: str) -> None:
+    for kind, text in st.session_state.pop(f"_said:{where}", []):
+        getattr(st, kind)(text)
 
 
 def callback(fn: Callable[..., None]) -> Callable[..., None]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio.i18n import current_lang, explain_error, t, translated
-from studio.state import VAL_PER_CLASS, callback, drop_upload_slot, new_upload_slot, register_choices
+from studio.state import VAL_PER_CLASS, callback, drop_upload_slot, new_upload_slot, register_choices, say
 from tlcore import caps, catalog, datasets, strategies
 from tlcore.config import RunConfig
 from tlcore.uploads import UploadError, read_zip
@@ -335,5 +335,5 @@ def validated_config(values: dict) -> RunConfig | None:
     try:
         return RunConfig(**values)
     except ValueError as error:
-        st.error(t("config.invalid", reason=explain_error(error)))
+        say("error", t("config.invalid", reason=explain_error(error)))
         return None

@@ -723,3 +723,54 @@ def test_the_two_depth_experiments_are_named_apart_and_never_share_an_axis():
 
     assert x_title("sweep") == en["plot.freeze_depth.x"]
     assert x_title("transfer_depth:transfer_depth.json") == en["plot.transfer_depth.x"]
+
+
+def _in_order(node) -> list:
+    """The page's elements in the order they are drawn."""
+    children = getattr(node, "children", None)
+    if not children:
+        return [node]
+    return [e for key in sorted(children) for e in _in_order(children[key])]
+
+
+def test_start_queues_in_its_callback_so_a_click_costs_one_page_run(monkeypatch):
+    import studio.frame
+
+    at = app("pages/3_finetune.py", run_fn=slow_run)
+    runs, real = [], studio.frame.ensure_frame
+    monkeypatch.setattr(studio.frame, "ensure_frame", lambda *a, **k: (runs.append(1), real(*a, **k))[1])
+    at.run()
+    plain = len(runs)
+    at.button(key="start").click().run()
+    assert len(runs) - plain == plain  # the click ran the page once, as a plain rerun does: no second run
+    assert at.button(key="stop:finetune")  # and that one run already draws the live panel
+    ok(at)
+    at.button(key="stop:finetune").click().run()
+    wait_until_done(at, "finetune", timeout=5)
+
+
+def test_a_refused_start_is_said_under_the_button():
+    from tlcore.caps import Caps
+
+    at = app("pages/3_finetune.py", queue=JobQueue(fake_run, caps=Caps(max_epochs=1)))
+    at.button(key="start").click().run()
+    assert "job:finetune" not in at.session_state or at.session_state["job:finetune"] is None
+    assert len(at.error) == 1
+    order = _in_order(at.main)
+    start = next(i for i, e in enumerate(order) if getattr(e, "key", None) == "start")
+    said = next(i for i, e in enumerate(order) if e is at.error[0])
+    assert said == start + 1, [getattr(e, "type", "?") for e in order[start - 1:start + 3]]
+    at.run()
+    assert not at.error  # said once, for the click that was refused
+
+
+def test_far_back_in_the_line_the_panel_polls_less_often():
+    from studio.jobs_ui import FAR_POLL_S, POLL_S, QUEUED_POLL_S, poll_every
+    from tlcore.jobs import JobView
+
+    def view(state, position):
+        return JobView("j", state, position, ("a",), (), (RunConfig(),), 0.0)
+
+    assert poll_every(view("running", 0)) == POLL_S
+    assert poll_every(view("queued", 1)) == poll_every(view("queued", 2)) == QUEUED_POLL_S
+    assert poll_every(view("queued", 3)) == poll_every(view("queued", 29)) == FAR_POLL_S > QUEUED_POLL_S
