@@ -241,6 +241,9 @@ class Visitor(threading.Thread):
     def __init__(self, url: str, every: float):
         super().__init__(daemon=True)
         self.url, self.every, self.stop_flag = url, every, threading.Event()
+        # Chromium is up before the class starts: the first visit begins with the Start clicks,
+        # in the burst they cause, not a browser launch later.
+        self.ready, self.go = threading.Event(), threading.Event()
         self.times: list[tuple[float, float | None]] = []  # (when, seconds or None = timed out)
         self.exceptions = 0
 
@@ -249,6 +252,8 @@ class Visitor(threading.Thread):
 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            self.ready.set()
+            self.go.wait()
             try:
                 while not self.stop_flag.is_set():
                     begun = time.monotonic()
@@ -608,13 +613,15 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                 if not ws_class.all_ready.wait(180):
                     raise RuntimeError("the websocket students did not load page 3 in 180 s")
                 say("everyone on page 3: Start")
-                class_start, class_wall = time.monotonic(), time.time()
                 visitor = Visitor(url, probe_every)
+                visitor.start()
+                visitor.ready.wait(60)
+                class_start, class_wall = time.monotonic(), time.time()
+                visitor.go.set()  # a fresh visitor opens page 3 as the class presses Start
                 ws_class.release()
                 for s, _, pg in pages:
                     s.pressed = time.monotonic()
                     pg.get_by_role("button", name="Start").first.click(no_wait_after=True)
-                visitor.start()
                 teacher_note, teacher_delay = "teacher mode: not used", None
                 if teacher_page is not None:  # the teacher's demo, after the whole class pressed Start
                     t_pressed = time.monotonic()
@@ -686,6 +693,7 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
             ws_class.stop()
         if visitor is not None:
             visitor.stop_flag.set()
+            visitor.go.set()
         if sampler is not None:
             sampler.stop_flag.set()
         stop_server(server)
