@@ -32,6 +32,7 @@ POLL_S = 1.0  # seconds between redraws; a Stop click reruns at once, so it need
 # While waiting, only the queue position can change: a class of 30 waiting would otherwise
 # cost the server 30 script runs a second for nothing (measured: python -m tools.loadtest).
 QUEUED_POLL_S = 2.0
+ACTIVE = ("queued", "running")
 # Far back in the line the position changes once per job ahead (a minute or more in class):
 # a slower poll there, the usual pace once next-but-one (a class of 30 pressing Start together:
 # about 15 script runs a second -> 7).
@@ -43,7 +44,6 @@ def poll_every(view: JobView) -> float:
     if view.state == "running":
         return POLL_S
     return QUEUED_POLL_S if view.position <= NEAR else FAR_POLL_S
-ACTIVE = ("queued", "running")
 
 
 def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | None = None) -> bool:
