@@ -7,6 +7,8 @@ device, online or offline, the job queue; see studio.frame) and runs `st.navigat
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from studio import frame
@@ -18,4 +20,5 @@ frame.sidebar()
 try:
     navigation.run()
 except Exception as error:  # noqa: BLE001 -- a class must never see a raw traceback
+    logging.getLogger("tlstudio").exception("page failed")  # the server's log keeps it for whoever fixes it
     st.error(t("error.page", kind=type(error).__name__, message=str(error)))

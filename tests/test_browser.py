@@ -137,10 +137,7 @@ def choose(page, selectbox, option) -> None:
             return
 
 
-def plot_points(page, title: str) -> int:
-    """How many data points the plotly chart with this title currently holds."""
-    return page.evaluate(
-        """(title) => {
+PLOT_POINTS_JS = """(title) => {
             for (const el of document.querySelectorAll('.js-plotly-plot')) {
                 const t = el.layout && el.layout.title && (el.layout.title.text || el.layout.title);
                 if (t && t.includes(title)) {  // Streamlit's theme wraps titles in <b>
@@ -151,9 +148,24 @@ def plot_points(page, title: str) -> int:
                 }
             }
             return 0;
-        }""",
-        title,
-    )
+        }"""
+
+
+def plot_points(page, title: str) -> int:
+    """How many data points the plotly chart with this title currently holds."""
+    return page.evaluate(PLOT_POINTS_JS, title)
+
+
+def wait_points(page, title: str, more_than: int = 1, timeout_ms: int = 30_000) -> int:
+    """Wait until the plotly chart with this title holds more than `more_than` points; returns how many.
+
+    A finished run's charts replace the live panel's a moment after "Finished in" is drawn
+    (Streamlit sends the page's elements one after another), so they are waited for, not read at once."""
+    try:
+        page.wait_for_function(f"(title) => ({PLOT_POINTS_JS})(title) > {more_than}", arg=title, timeout=timeout_ms)
+    except playwright_api.TimeoutError:
+        pass  # the caller's assertion says what was seen
+    return plot_points(page, title)
 
 
 def test_a_lesson_walk_through_in_chromium(server, page):
@@ -189,8 +201,8 @@ def walk_through(server, page):
         " && (el.layout.title.text || '').includes('Gradient norm per layer group'))", timeout=120_000)
     page.get_by_text("Finished in").wait_for(timeout=DEMO_LIMIT_S * 1000)
     demo_s = time.monotonic() - started
-    assert plot_points(page, "Loss: training vs validation") > 1
-    assert plot_points(page, "Gradient norm per layer group (log scale)") > 1
+    assert wait_points(page, "Loss: training vs validation") > 1
+    assert wait_points(page, "Gradient norm per layer group (log scale)") > 1
     page.get_by_text("Confusion matrix (validation)").first.wait_for()
     shot(page, "3_finetune_done_en")
     print(f"default demo: first step shown {first_step_s:.1f} s after Start, finished after {demo_s:.1f} s")

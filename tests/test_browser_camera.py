@@ -16,6 +16,7 @@ from tests.test_browser import (
     server,  # noqa: F401 -- the shared server fixture
     wait_idle,
 )
+from tools.loadtest import error_count
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 W, H, FRAMES = 320, 240, 120
@@ -97,4 +98,4 @@ def camera_classes(url, page):
     # Try it: the fine-tuned column ranks the learner's own classes.
     page.locator('td[role="gridcell"]', has_text="thumbs down").first.wait_for(state="attached")
     page.screenshot(path=str(ARTIFACTS / "camera_trained_en.png"))
-    assert page.locator('[data-testid="stException"]').count() == 0
+    assert error_count(page) == 0

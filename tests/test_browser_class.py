@@ -16,9 +16,9 @@ from tests.test_browser import (
     server,  # noqa: F401 -- the shared server fixture
     wait_idle,
 )
+from tools.loadtest import error_count
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-ERROR_BOX = '[data-testid="stException"]'
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def moment(url, page):
     page.get_by_role("heading", name="미세 조정 실습").first.wait_for()
     page.get_by_text(re.compile(r"1개 중 1번째 실행")).first.wait_for(timeout=30_000)
     page.wait_for_timeout(2000)
-    assert page.locator(ERROR_BOX).count() == 0
+    assert error_count(page) == 0
     assert page.get_by_text("This app has encountered an error").count() == 0
     snap(page, "class_running_ko")
 
@@ -96,7 +96,7 @@ def moment(url, page):
     page.reload()
     page.get_by_role("heading", name="미세 조정 실습").first.wait_for()
     page.get_by_text(re.compile(r"1개 중 1번째 실행|끝났습니다")).first.wait_for(timeout=30_000)
-    assert page.locator(ERROR_BOX).count() == 0
+    assert error_count(page) == 0
     snap(page, "class_reloaded_ko")
     page.get_by_text(re.compile("초 만에 끝났습니다")).first.wait_for(timeout=180_000)
     wait_idle(page)
@@ -111,5 +111,5 @@ def moment(url, page):
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Backbone")
     choose(page, box, re.compile("ResNet-18"))
     page.get_by_text(re.compile(r"ResNet-18 .*: its ImageNet weights are not on this machine.*will use EfficientNet-Lite0")).first.wait_for()
-    assert page.locator(ERROR_BOX).count() == 0
+    assert error_count(page) == 0
     snap(page, "class_fallback_en")

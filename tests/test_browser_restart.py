@@ -21,9 +21,9 @@ from tests.test_jobs import wait_for
 from tlcore.config import RunConfig
 from tlcore.jobs import JobQueue
 from tlcore.store import RunStore
+from tools.loadtest import error_count
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-ERROR_BOX = '[data-testid="stException"]'
 
 
 @contextmanager
@@ -94,7 +94,7 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
                     raise
                 table.scroll_into_view_if_needed()
                 page.screenshot(path=str(ARTIFACTS / "restart_race_back.png"))
-                assert page.locator(ERROR_BOX).count() == 0
+                assert error_count(page) == 0
 
                 stranger = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US").new_page()
                 stranger.goto(f"{url}/?lang=en")
@@ -102,6 +102,6 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
                 stranger.get_by_role("heading", name="Compare strategies").first.wait_for()
                 stranger.wait_for_timeout(2000)
                 assert stranger.get_by_text("Finished in").count() == 0
-                assert stranger.locator(ERROR_BOX).count() == 0
+                assert error_count(stranger) == 0
         finally:
             browser.close()

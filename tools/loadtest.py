@@ -49,6 +49,19 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 EN = json.loads((ROOT / "assets" / "i18n" / "en.json").read_text())
+KO = json.loads((ROOT / "assets" / "i18n" / "ko.json").read_text())
+# Something broke on a page: a raw exception box, or the one line the app shows instead of one
+# (app.py for a page's exception, studio.state.callback for a click's), in either language.
+APP_ERRORS = [lang[key].split("(")[0] for lang in (EN, KO) for key in ("error.page", "error.callback")]
+ERRORS_JS = """(prefixes) => document.querySelectorAll('[data-testid="stException"]').length
+    + [...document.querySelectorAll('[data-testid="stAlert"]')].filter(
+        a => prefixes.some(p => a.innerText.includes(p))).length"""
+
+
+def error_count(page) -> int:
+    """Exception boxes and the app's 'something went wrong' lines on a Playwright page."""
+    return page.evaluate(ERRORS_JS, APP_ERRORS)
+
 WAITING = re.compile(re.escape(EN["job.waiting"]).replace(r"\{position\}", r"(\d+)").split(r"\.")[0])
 RUNNING = re.compile(r"Run \d+ of \d+ \(")
 DONE = re.compile(re.escape(EN["job.done"]).replace(r"\{seconds\}", r"[\d.]+"))
@@ -204,16 +217,16 @@ def loadavg() -> str:
 
 # --- browser students ----------------------------------------------------------------------
 
-STATUS_JS = """([waiting, running, done, stopped, failed]) => {
+STATUS_JS = """([waiting, running, done, stopped, failed, errors]) => {
     const txt = document.body.innerText;
     const m = txt.match(new RegExp(waiting));
     return {position: m ? +m[1] : null, running: new RegExp(running).test(txt),
             curve: [...document.querySelectorAll('.js-plotly-plot')].some(
                 el => (el.data || []).some(d => d.x && d.x.length > 0)),
             done: new RegExp(done).test(txt), stopped: new RegExp(stopped).test(txt), failed: txt.includes(failed),
-            exceptions: document.querySelectorAll('[data-testid="stException"]').length};
-}"""
-PATTERNS = [WAITING.pattern, RUNNING.pattern, DONE.pattern, STOPPED, FAILED]
+            exceptions: (ERRORS)(errors)};
+}""".replace("ERRORS", ERRORS_JS)
+PATTERNS = [WAITING.pattern, RUNNING.pattern, DONE.pattern, STOPPED, FAILED, APP_ERRORS]
 
 
 def wait_interactive(page, timeout_ms: int = 120_000) -> None:
@@ -263,7 +276,7 @@ class Visitor(threading.Thread):
                         page.goto(f"{self.url}/finetune?lang=en", timeout=60_000)
                         wait_interactive(page, timeout_ms=60_000)
                         self.times.append((begun, time.monotonic() - begun))
-                        self.exceptions += page.locator('[data-testid="stException"]').count()
+                        self.exceptions += error_count(page)
                     except Exception:  # noqa: BLE001 -- a timeout is a figure, not a crash
                         self.times.append((begun, None))
                     finally:
@@ -350,6 +363,8 @@ class WsStudent:
                 self.start_id = el.button.id
             elif which == "alert":
                 body = el.alert.body
+                if any(body.startswith(prefix) for prefix in APP_ERRORS):
+                    self.s.exceptions += 1
                 m = WAITING.search(body)
                 end = ("failed" if body.startswith(FAILED) else "done" if DONE.search(body)
                        else "stopped" if re.search(STOPPED, body) else None)
@@ -477,7 +492,7 @@ class Report:
             (f"memory after the class within {AFTER_TARGET_MB} MB of its start",
              self.rss_after - self.rss_start < AFTER_TARGET_MB,
              f"start {self.rss_start:.0f} MB, after {self.rss_after:.0f} MB (+{self.rss_after - self.rss_start:.0f} MB)"),
-            ("no exception boxes", exceptions == 0, f"{exceptions}"),
+            ("no error boxes (exceptions or the app's \"something went wrong\")", exceptions == 0, f"{exceptions}"),
         ] + self.teacher_check()
 
     def teacher_check(self) -> list[tuple[str, bool, str]]:
