@@ -18,14 +18,12 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+from tools.loadtest import CHROMIUM, CHROMIUM_ARGS, error_count, wait_healthy
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 DEMO_LIMIT_S = float(os.environ.get("TLS_DEMO_LIMIT_S", "90"))  # target 30 s on an idle 2-core CPU
@@ -36,18 +34,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
 ]
-
-
-def wait_healthy(url: str, timeout: float = 60.0) -> bool:
-    """Wait until a Streamlit server at `url` answers its health check."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                return True
-        except OSError:
-            time.sleep(0.3)
-    return False
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +191,7 @@ def walk_through(server, page):
     assert wait_points(page, "Gradient norm per layer group (log scale)") > 1
     page.get_by_text("Confusion matrix (validation)").first.wait_for()
     shot(page, "3_finetune_done_en")
+    assert error_count(page) == 0
     print(f"default demo: first step shown {first_step_s:.1f} s after Start, finished after {demo_s:.1f} s")
 
     # A second, longer run (full fine-tuning, 20 epochs), stopped from the page.
@@ -243,3 +230,4 @@ def walk_through(server, page):
     page.get_by_role("link", name="4 · 전략 비교").click()
     page.get_by_role("heading", name="전략 비교").first.wait_for()
     shot(page, "4_compare_ko")
+    assert error_count(page) == 0
