@@ -1,8 +1,8 @@
 """A class of five on one server, scaled down from `python -m tools.loadtest --students 30`:
 three Chromium students and two Streamlit-protocol students press Start on page 3 within
 2 s. Each page must show its queue position or its run's end, a fresh visitor must get an
-interactive page 3 within the issue's 5 s, nobody may see an exception box, and the
-server's memory must stay bounded and come back after the class (issue 11, point 5).
+interactive page 3 within the issue's 5 s, nobody may see an error (an exception box or the
+app's "something went wrong" line), and the server's memory must stay bounded and come back after the class (issue 11, point 5).
 
 Short runs: the teacher's cap (`max_seconds`, class.toml) stops each job after 4 s, and the
 class is left once every page answered; closed tabs' runs are then cancelled
@@ -40,7 +40,7 @@ def test_a_class_of_five_presses_start_together(monkeypatch):
     # Every student's page answered: a queue position, or the run's end.
     assert all(s.ok for s in report.students), [vars(s) for s in report.students]
     assert sum(s.t_position is not None for s in report.students) >= 3  # one worker: most of them wait
-    assert checks["no exception boxes"][0], checks["no exception boxes"][1]
+    assert checks["no error boxes"][0], checks["no error boxes"][1]
     times = [t for _, t in report.tti]
     assert times and None not in times, report.tti
     limit = float(os.environ.get("TLS_TTI_LIMIT_S", loadtest.TTI_TARGET_S))  # 5 s, the issue's target
