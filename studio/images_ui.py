@@ -26,11 +26,28 @@ MIN_SHOTS = 2  # per own class: one to train, one to test
 # --- see the data first -----------------------------------------------------------------
 
 
+def encoded(image: np.ndarray, fmt: str = "PNG") -> bytes:
+    """An (H, W[, 3]) uint8 image as PNG or JPEG bytes, for `st.image(..., output_format=fmt)`.
+
+    Streamlit encodes an array on every script run (and re-encodes it when its own choice of
+    format differs); bytes already in the format asked for are sent as they are. The pictures
+    that every page run shows are encoded once and kept (a class pressing Start together
+    reruns page 3 thirty times at once)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return out.getvalue()
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
-def _preview(dataset: str, root: str) -> list[tuple[str, np.ndarray]]:
+def _preview(dataset: str, root: str) -> list[tuple[str, bytes]]:
+    """Thumbnail strips per class, as PNG bytes."""
     data = catalog.load_dataset(dataset, per_class=PREVIEW_PER_CLASS, val_per_class=1, image_size=PREVIEW_SIZE,
                                  seed=0, root=root)
-    return datasets.preview(data, PREVIEW_PER_CLASS)
+    return [(name, encoded(strip)) for name, strip in datasets.preview(data, PREVIEW_PER_CLASS)]
 
 
 def data_preview(dataset: str, root: str = "", *, ready: bool = True) -> None:
@@ -45,7 +62,7 @@ def data_preview(dataset: str, root: str = "", *, ready: bool = True) -> None:
             return
         cols = st.columns(5)
         for i, (name, strip) in enumerate(strips):
-            cols[i % 5].image(strip, caption=class_title(dataset, name), width="stretch")
+            cols[i % 5].image(strip, caption=class_title(dataset, name), width="stretch", output_format="PNG")
 
 
 def class_title(dataset: str, name: str) -> str:
@@ -75,8 +92,23 @@ def _decode(data: bytes) -> np.ndarray | None:
     return None
 
 
-def _image_input(key: str) -> tuple[np.ndarray | None, str]:
-    """A sample photo (one click), an uploaded file or the camera: (image, caption)."""
+@st.cache_resource(show_spinner=False)
+def _sample_photo(name: str) -> np.ndarray:
+    """A bundled photo, decoded once per server (read-only: every session shares it)."""
+    image = imagenet.sample_photo(name)
+    image.setflags(write=False)
+    return image
+
+
+@st.cache_resource(show_spinner=False)
+def _shown(name: str) -> bytes:
+    """A bundled photo as JPEG bytes, encoded once per server."""
+    return encoded(_sample_photo(name), "JPEG")
+
+
+def _image_input(key: str) -> tuple[np.ndarray | None, str, bytes | None]:
+    """A sample photo (one click), an uploaded file or the camera: (image, caption, the
+    picture's JPEG bytes when they are kept ready, else None)."""
     sources = ["sample", "upload", "camera"]
     source = st.segmented_control(t("try.source"), sources, key=f"{key}:source", default="sample",
                                   format_func=lambda s: t(f"try.source.{s}")) or "sample"
@@ -84,14 +116,14 @@ def _image_input(key: str) -> tuple[np.ndarray | None, str]:
         names = [p.name for p in imagenet.SAMPLE_PHOTOS]
         titles = {p.name: (p.title_ko if current_lang() == "ko" else p.title_en) for p in imagenet.SAMPLE_PHOTOS}
         name = st.pills(t("try.samples"), names, key=f"{key}:sample", default=names[0], format_func=titles.get) or names[0]
-        return imagenet.sample_photo(name), titles[name]
+        return _sample_photo(name), titles[name], _shown(name)
     if source == "upload":
         file = st.file_uploader(t("try.upload"), type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key=f"{key}:upload")
     else:
         file = st.camera_input(t("try.camera"), key=f"{key}:camera")
     if file is None:
-        return None, ""
-    return _decode(file.getvalue()), file.name
+        return None, "", None
+    return _decode(file.getvalue()), file.name, None
 
 
 def _ranked(rows: list[tuple[str, float]]) -> None:
@@ -109,8 +141,10 @@ def try_image_panel(key: str, *, finetune_slot: str | None = "finetune") -> None
     st.caption(t("try.intro"))
     picture_col, before_col, after_col = st.columns([2, 3, 3], gap="medium")
     with picture_col:
-        image, caption = _image_input(key)
-        if image is not None:
+        image, caption, ready = _image_input(key)
+        if ready is not None:
+            st.image(ready, caption=caption, width="stretch", output_format="JPEG")
+        elif image is not None:
             st.image(image, caption=caption, width="stretch")
     if image is None:
         return
