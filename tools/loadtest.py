@@ -58,6 +58,28 @@ ERRORS_JS = """(prefixes) => document.querySelectorAll('[data-testid="stExceptio
         a => prefixes.some(p => a.innerText.includes(p))).length"""
 
 
+STUDENT_IDLE = True  # see idle_chromium
+
+
+def idle_chromium(idle: bool, folder: Path) -> str:
+    """A Chromium whose processes run under Linux's SCHED_IDLE policy: the simulated students'
+    (and the teacher's) browsers.
+
+    In a class every student's browser runs on the student's own machine; here they share the
+    server's two cores with it. Their own work (parsing Streamlit's scripts, redrawing four
+    plotly charts every second) is not the server's and would not slow it in a class, so it
+    gets only the CPU that the server and the fresh visitor leave. (`nice` does not hold:
+    Chromium sets its processes' nice values itself; the policy is inherited and kept.) The
+    fresh visitor's browser, whose page is what is timed, and the server keep the normal
+    policy. `--students-compete` measures with every browser at the server's priority."""
+    if not idle:
+        return CHROMIUM
+    wrapper = folder / "chromium-idle"
+    wrapper.write_text(f'#!/bin/sh\nexec chrt --idle 0 {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
 def error_count(page) -> int:
     """Exception boxes and the app's 'something went wrong' lines on a Playwright page."""
     return page.evaluate(ERRORS_JS, APP_ERRORS)
@@ -465,6 +487,7 @@ class Report:
     load_before: str
     load_after: str
     browsers: int
+    students_idle: bool = False  # the simulated students' browsers ran on idle CPU only (SCHED_IDLE)
     teacher: str = "teacher mode: not used"
     teacher_delay: float | None = None  # seconds from the teacher's Start to their run running, on the page
     # The server's own record (its SQLite store): (is the teacher's, submitted, started, finished) per job.
@@ -522,6 +545,9 @@ class Report:
         p(f"\nclass of {len(self.students)}: {self.browsers} Chromium contexts (one browser) + {n_ws} websocket "
           "clients speaking Streamlit's protocol to the same server (page 3 loaded, the real Start widget "
           "pressed, the live panel's fragment re-run whenever the server asks, as the frontend does)")
+        p("the students' and the teacher's browsers ran on idle CPU only (SCHED_IDLE: in a class they run on their "
+          "own machines); the timed fresh visitor's browser and the server at the normal priority"
+          if self.students_idle else "every browser ran at the server's CPU priority (--students-compete)")
         p(f"load average before: {self.load_before}   after: {self.load_after}   (2 cores shared with other work "
           "make these figures pessimistic)")
         p("\nstudent       kind       position(s) pos  running(s)  curve(s)  end(s)  outcome  exc")
@@ -556,7 +582,8 @@ class Report:
 
 def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None = None,
               timeout: float = 900.0, probe_every: float = 10.0, settle: float = 20.0,
-              teacher: bool = True, until: str = "end", log_dir: Path | None = None, say=print) -> Report:
+              teacher: bool = True, until: str = "end", log_dir: Path | None = None, say=print,
+              students_idle: bool = STUDENT_IDLE) -> Report:
     """Start a server, run the class, stop everything; return the figures."""
     from playwright.sync_api import sync_playwright
 
@@ -584,7 +611,8 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
         sampler = Sampler(server.pid)
         sampler.start()
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            browser = p.chromium.launch(executable_path=idle_chromium(students_idle, log_dir), args=CHROMIUM_ARGS,
+                                        headless=True)
             try:
                 # Warm up once (imports, the model's first build) so the start figure is the server at rest.
                 warm = browser.new_context(locale="en-US")
@@ -698,7 +726,7 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
             cpu_waiting=sampler.cpu_between(class_start + 3, full_until or class_end),
             cpu_total=(inside[-1][2] - inside[0][2]) if len(inside) > 1 else 0.0,
             press_spread=max(press_times) - min(press_times) if press_times else 0.0,
-            load_before=load_before, load_after=loadavg(), browsers=browsers, teacher=teacher_note,
+            load_before=load_before, load_after=loadavg(), browsers=browsers, students_idle=students_idle, teacher=teacher_note,
             teacher_delay=teacher_delay, server_jobs=server_jobs,
             poll_times=[t for c in ws_class.clients for t in c.poll_times],
             notes=[f"memory after read {settled:.0f} s after the class, the server idle",
@@ -731,12 +759,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-teacher", action="store_true",
                     help="no teacher: by default a teacher unlocks teacher mode (page 6) before the class, presses "
                          "Start after every student, and the delay to their run's start is checked")
+    ap.add_argument("--students-compete", action="store_true",
+                    help="run the simulated students' and the teacher's browsers at the server's CPU priority (by "
+                         "default they get only idle CPU: in a class they run on their own machines)")
     ap.add_argument("--until", choices=("end", "ok"), default="end",
                     help="end: wait for every job to end; ok: leave once every student has seen a queue position or "
                          "an end and one visitor was timed (jobs left are cancelled as closed tabs)")
     args = ap.parse_args(argv)
     report = run_class(args.students, args.browsers, args.max_seconds, args.timeout, args.probe_every,
-                       args.settle, not args.no_teacher, args.until)
+                       args.settle, not args.no_teacher, args.until, students_idle=not args.students_compete)
     report.print()
     return 0 if report.passed else 1
 
