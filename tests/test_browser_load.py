@@ -1,8 +1,9 @@
 """A class of five on one server, scaled down from `python -m tools.loadtest --students 30`:
 three Chromium students and two Streamlit-protocol students press Start on page 3 within
 2 s. Each page must show its queue position or its run's end, a fresh visitor must get an
-interactive page 3 (within 15 s here; the command prints the issue's 5 s target), nobody may see an error (an exception box or the
-app's "something went wrong" line), and the server's memory must stay bounded and come back after the class (issue 11, point 5).
+interactive page 3 (within 15 s here; the command prints the issue's 5 s target), nobody
+may see an error (an exception box or the app's "something went wrong" line), and the
+server's memory must stay bounded and come back after the class (issue 11, point 5).
 
 Short runs: the teacher's cap (`max_seconds`, class.toml) stops each job after 4 s, and the
 class is left once every page answered; closed tabs' runs are then cancelled
