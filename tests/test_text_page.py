@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.test_app import ok
 from tlcore.events import Done, EvalEvent, Started, StepEvent
 from tlcore.jobs import JobQueue
 
@@ -69,11 +70,6 @@ def app(*, lang: str = "en", cached=()) -> AppTest:
     at.switch_page(PAGE)
     at.run()
     return at
-
-
-def ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def strings(lang: str) -> dict:
