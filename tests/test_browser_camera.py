@@ -80,15 +80,16 @@ def camera_classes(url, page):
         for attempt in range(30):  # a shot equal to an earlier one (the clip loops) is not added: take another
             if count(page, name) >= 3:
                 break
-            take = page.get_by_role("button", name="Take Photo")
-            take.wait_for(timeout=30_000)
-            take.click()
-            try:
-                page.get_by_role("button", name="Clear photo").wait_for(timeout=6_000)
-            except playwright_api.TimeoutError:
-                continue  # the fake camera was not streaming yet, or the click landed mid-rerun: as a person would, click again
+            take, clear = page.get_by_role("button", name="Take Photo"), page.get_by_role("button", name="Clear photo")
+            if not clear.is_visible():  # (a shot that showed up late is still on screen: clear it first)
+                take.wait_for(timeout=30_000)
+                take.click()
+                try:
+                    clear.wait_for(timeout=6_000)
+                except playwright_api.TimeoutError:
+                    continue  # the fake camera was not streaming yet, or the click landed mid-rerun: click again
             wait_idle(page)
-            page.get_by_role("button", name="Clear photo").click()
+            clear.click()
             wait_idle(page)
             # the next frames of the clip: a different picture (uneven waits, so a busy machine's
             # steady rhythm cannot keep landing on the same phase of the looping clip)

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from tlcore import backbones, catalog, datasets, metrics, recipe, sources, strategies, trainer
+from tlcore import backbones, catalog, cli, datasets, metrics, recipe, sources, strategies, trainer
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, EvalEvent, Failed, History, Started
 
@@ -335,14 +335,26 @@ def test_cli_finetune_smoke_and_outputs(tmp_path):
     assert RunConfig.from_json((tmp_path / "config.json").read_text()).strategy == "full"
 
 
-def test_cli_bad_values_give_clear_errors():
+def test_cli_bad_values_give_clear_errors(capsys):
+    # Through the real entry point once (exit code, no traceback), then in this process: each
+    # `python -m tlcore` costs a few seconds of imports.
     out = _cli("finetune", "--lr", "5")
     assert out.returncode == 2 and "lr must be between" in out.stderr and "Traceback" not in out.stderr
-    out = _cli("finetune", "--backbone", "resnet19")
-    assert out.returncode == 2 and "unknown backbone 'resnet19'" in out.stderr
-    out = _cli("compare", "--strategies", "scratch,wild")
-    assert out.returncode == 2 and "strategy must be one of" in out.stderr
-    helptext = _cli("finetune", "--help").stdout
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = cli.main(list(args))
+        except SystemExit as done:  # argparse: --help, or a value it refuses itself
+            code = done.code
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, _, err = run("finetune", "--backbone", "resnet19")
+    assert code == 2 and "unknown backbone 'resnet19'" in err
+    code, _, err = run("compare", "--strategies", "scratch,wild")
+    assert code == 2 and "strategy must be one of" in err
+    code, helptext, _ = run("finetune", "--help")
+    assert code == 0
     for flag in ("--freeze-depth", "--per-class", "--layer-decay", "--bn-frozen-eval"):
         assert flag in helptext
 
