@@ -22,6 +22,10 @@ from tlcore.catalog import offline_default, weights_cached
 from tlcore.device import describe_device
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
+# The browser tab's icon, served by the app itself: a Material icon name (":material/school:")
+# makes every browser fetch it from Google's font servers, which an offline classroom cannot reach.
+# (Layer groups, the two shallow ones frozen: assets/icon.png.)
+ICON = PAGES.parent / "assets" / "icon.png"
 # The lesson pages in teaching order: (file, i18n key of the title, icon).
 LESSONS = [
     ("1_pretraining.py", "nav.pretraining", ":material/school:"),
@@ -70,7 +74,7 @@ def pages() -> list:
 def start() -> None:
     """Per-run set-up before any page: page config, language, shared settings, the
     'frame ran' mark."""
-    st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/school:", layout="wide")
+    st.set_page_config(page_title="Transfer Learning Studio", page_icon=str(ICON), layout="wide")
     i18n.current_lang()
     st.html(CSS)
     keep_settings()

@@ -163,6 +163,10 @@ def test_a_lesson_walk_through_in_chromium(server, page):
 
 
 def walk_through(server, page):
+    # Offline first: nothing the pages load may come from another host (a Material icon as the
+    # tab's icon was fetched from Google's font servers on every page).
+    elsewhere = []
+    page.on("request", lambda r: None if r.url.startswith((server, "data:", "blob:")) else elsewhere.append(r.url))
     page.goto(f"{server}/?lang=en")
     page.get_by_role("heading", name="Pretraining vs fine-tuning").wait_for()
     shot(page, "1_pretraining_en")
@@ -231,3 +235,4 @@ def walk_through(server, page):
     page.get_by_role("heading", name="전략 비교").first.wait_for()
     shot(page, "4_compare_ko")
     assert error_count(page) == 0
+    assert elsewhere == [], elsewhere
