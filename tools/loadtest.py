@@ -56,34 +56,6 @@ APP_ERRORS = [lang[key].split("(")[0] for lang in (EN, KO) for key in ("error.pa
 ERRORS_JS = """(prefixes) => document.querySelectorAll('[data-testid="stException"]').length
     + [...document.querySelectorAll('[data-testid="stAlert"]')].filter(
         a => prefixes.some(p => a.innerText.includes(p))).length"""
-
-
-STUDENT_IDLE = True  # see idle_chromium
-
-
-def idle_chromium(idle: bool, folder: Path) -> str:
-    """A Chromium whose processes run under Linux's SCHED_IDLE policy: the simulated students'
-    (and the teacher's) browsers.
-
-    In a class every student's browser runs on the student's own machine; here they share the
-    server's two cores with it. Their own work (parsing Streamlit's scripts, redrawing four
-    plotly charts every second) is not the server's and would not slow it in a class, so it
-    gets only the CPU that the server and the fresh visitor leave. (`nice` does not hold:
-    Chromium sets its processes' nice values itself; the policy is inherited and kept.) The
-    fresh visitor's browser, whose page is what is timed, and the server keep the normal
-    policy. `--students-compete` measures with every browser at the server's priority."""
-    if not idle:
-        return CHROMIUM
-    wrapper = folder / "chromium-idle"
-    wrapper.write_text(f'#!/bin/sh\nexec chrt --idle 0 {CHROMIUM} "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
-def error_count(page) -> int:
-    """Exception boxes and the app's 'something went wrong' lines on a Playwright page."""
-    return page.evaluate(ERRORS_JS, APP_ERRORS)
-
 WAITING = re.compile(re.escape(EN["job.waiting"]).replace(r"\{position\}", r"(\d+)").split(r"\.")[0])
 RUNNING = re.compile(r"Run \d+ of \d+ \(")
 DONE = re.compile(re.escape(EN["job.done"]).replace(r"\{seconds\}", r"[\d.]+"))
@@ -238,6 +210,33 @@ def loadavg() -> str:
 
 
 # --- browser students ----------------------------------------------------------------------
+
+STUDENT_IDLE = True  # see idle_chromium
+
+
+def idle_chromium(idle: bool, folder: Path) -> str:
+    """A Chromium whose processes run under Linux's SCHED_IDLE policy: the simulated students'
+    (and the teacher's) browsers.
+
+    In a class every student's browser runs on the student's own machine; here they share the
+    server's two cores with it. Their own work (parsing Streamlit's scripts, redrawing four
+    plotly charts every second) is not the server's and would not slow it in a class, so it
+    gets only the CPU that the server and the fresh visitor leave. (`nice` does not hold:
+    Chromium sets its processes' nice values itself; the policy is inherited and kept.) The
+    fresh visitor's browser, whose page is what is timed, and the server keep the normal
+    policy. `--students-compete` measures with every browser at the server's priority."""
+    if not idle:
+        return CHROMIUM
+    wrapper = folder / "chromium-idle"
+    wrapper.write_text(f'#!/bin/sh\nexec chrt --idle 0 {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def error_count(page) -> int:
+    """Exception boxes and the app's 'something went wrong' lines on a Playwright page."""
+    return page.evaluate(ERRORS_JS, APP_ERRORS)
+
 
 STATUS_JS = """([waiting, running, done, stopped, failed, errors]) => {
     const txt = document.body.innerText;
