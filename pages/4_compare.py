@@ -19,6 +19,7 @@ from studio.jobs_ui import (
     start_button,
     translator,
 )
+from studio.settings import bound
 from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, training_ui
 from tlcore import strategies
 from tlcore.jobs import JobView
@@ -63,7 +64,7 @@ with data_col:
 with model_col:
     backbone = backbone_ui()
     groups = group_names(backbone)
-    picked = st.multiselect(t("page4.strategies"), RACE_CHOICES, key="race_strategies",
+    picked = st.multiselect(t("page4.strategies"), RACE_CHOICES, **bound("race_strategies"),
                             format_func=lambda s: t(f"strategy.{s}"), help=t("help.race_strategies"))
     # 'partial' in the race uses the depth chosen on page 2, or 2 if that froze nothing or everything.
     depth = st.session_state["freeze_depth"] if 0 < st.session_state["freeze_depth"] < len(groups) - 1 else 2

@@ -7,6 +7,7 @@ import streamlit as st
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, job_panel, start_button
+from studio.settings import bound
 from studio.state import job_id, owner, queue
 from studio.text_ui import (
     STRATEGIES,
@@ -64,7 +65,7 @@ with compare_tab:
     st.caption(t("text.compare_note"))
     lora_rates()
     picked = st.multiselect(t("text.compare_pick"), STRATEGIES,
-                            format_func=lambda s: t(f"strategy.{s}"), key="text_race_strategies")
+                            format_func=lambda s: t(f"strategy.{s}"), **bound("text_race_strategies"))
     if active_elsewhere("text_race"):
         st.info(t("job.busy_elsewhere"))
     elif not running("text_race"):

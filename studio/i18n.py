@@ -18,6 +18,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from studio.settings import bound
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 LANGS = {"en": "English", "ko": "한국어"}
 DEFAULT_LANG = "en"
@@ -43,7 +45,7 @@ def language_picker() -> None:
     """The sidebar's English / 한국어 switch."""
     current_lang()
     st.sidebar.radio(
-        "Language / 언어", options=list(LANGS), format_func=LANGS.get, key="lang",
+        "Language / 언어", options=list(LANGS), format_func=LANGS.get, **bound("lang"),
         horizontal=True, help="Switch the whole app between English and Korean. / 앱 전체를 영어와 한국어 사이에서 바꿉니다.",
     )
     sync_url()

@@ -8,8 +8,8 @@
 - The job ids a session started live in `st.session_state` under a slot name
   ("finetune", "race", ...), so leaving a page and coming back shows the run again.
 - Settings shared between pages (the strategy chosen on page 2 is used on page 3) live
-  in session state too; `keep_settings()` stops Streamlit from dropping them when the
-  page that owns their widgets is not on screen.
+  in session state too, under their own keys (widgets are views of them, studio.settings);
+  `keep_settings()` gives them first values and saves them for the learner.
 """
 
 from __future__ import annotations
@@ -412,13 +412,12 @@ def job_slots() -> dict[str, str | None]:
 
 
 def keep_settings(defaults: dict[str, object] | None = None, *, group: str = "images") -> None:
-    """Give every shared setting a value, keep it when its widget is off screen, and keep
-    it for this learner across reloads.
+    """Give every shared setting a value and keep it for this learner across reloads.
 
-    Streamlit deletes a widget's state in any run where the widget is not drawn, and
-    starts a widget afresh when its label changes (as on a language switch); writing the
-    value back once per run makes it an ordinary session value that survives both. A new
-    session (a reload, another tab) starts from what this learner had, then the defaults.
+    Settings are ordinary session values, never widget keys (each widget is drawn from its
+    setting: `studio.settings.bound`), so neither a page that does not draw a widget nor a
+    fragment's re-run can drop one. A new session (a reload, another tab) starts from what
+    this learner had, then the defaults.
     """
     defaults = DEFAULTS if defaults is None else defaults
     _all_defaults.update(defaults)

@@ -17,6 +17,7 @@ import streamlit as st
 from studio import plots, widgets
 from studio.i18n import current_lang, explain_error, t, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
+from studio.settings import bound
 from studio.state import callback, drop_upload_slot, keep_settings, new_upload_slot, register_choices
 from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
 from tlcore import catalog, metrics, presets, strategies
@@ -98,8 +99,8 @@ def backbone_ui() -> str:
         state = t("text.backbone.ready") if ready.get(name) else t("text.backbone.download")
         return f"{translated(f'backbone.title.{name}', catalog.backbone(name).title)} · {state}"
 
-    st.selectbox(t("text.backbone"), catalog.backbone_names("text"), key="text_backbone", format_func=label,
-                 help=t("help.text_backbone"), on_change=_clamp_depth)
+    st.selectbox(t("text.backbone"), catalog.backbone_names("text"), format_func=label,
+                 help=t("help.text_backbone"), **bound("text_backbone", _clamp_depth))
     name = st.session_state["text_backbone"]
     if not ready.get(name) and not hub_online():
         st.warning(t("text.backbone_missing", name=name, cmd=f"python -m tlcore prefetch --backbones {name}"))
@@ -126,7 +127,7 @@ def strategy_ui(backbone: str) -> StrategyChoice:
     strategy, depth = widgets.strategy_ui(layer_groups(backbone, "partial"), prefix="text_", choices=STRATEGIES)
     lora_r = 0
     if strategy == "lora":
-        st.select_slider(t("text.lora_r"), (1, 2, 4, 8, 16, 32, 64), key="text_lora_r", help=t("help.text_lora_r"))
+        st.select_slider(t("text.lora_r"), (1, 2, 4, 8, 16, 32, 64), **bound("text_lora_r"), help=t("help.text_lora_r"))
         lora_r = st.session_state["text_lora_r"]
     frozen = strategies.frozen_at_start(strategy, layer_groups(backbone, strategy, lora_r), depth)
     st.caption(t("text.frozen_list", groups=", ".join(frozen)) if frozen else t("text.frozen_none"))
@@ -181,7 +182,7 @@ class TextDataChoice:
 
 def data_ui(online: bool) -> TextDataChoice:
     """The shipped samples, SST-2 / NSMC downloads, or the user's CSV file."""
-    st.radio(t("text.source"), TEXT_SOURCES, key="text_source", horizontal=True,
+    st.radio(t("text.source"), TEXT_SOURCES, **bound("text_source"), horizontal=True,
              format_func=lambda s: t(f"text.source.{s}"))
     source = st.session_state["text_source"]
     if source == "upload":
@@ -191,7 +192,7 @@ def data_ui(online: bool) -> TextDataChoice:
         st.warning(t("text.offline_warning"))
     if st.session_state.get("text_dataset") not in names:
         st.session_state["text_dataset"] = names[0]
-    st.selectbox(t("text.dataset"), names, key="text_dataset", format_func=lambda n: translated(f"dataset.{n}", catalog.dataset(n).title))
+    st.selectbox(t("text.dataset"), names, **bound("text_dataset"), format_func=lambda n: translated(f"dataset.{n}", catalog.dataset(n).title))
     spec = catalog.dataset(st.session_state["text_dataset"])
     lang = catalog.backbone(st.session_state["text_backbone"]).pretrained_on
     sim = catalog.similarity(spec.name, lang)

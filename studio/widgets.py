@@ -1,7 +1,8 @@
 """Widget groups shared by the pages; each draws its widgets and returns the choice.
 
-The values live in session state under the keys of `studio.state.DEFAULTS`, so the
-strategy picked on "Choose a strategy" is the one "Fine-tune" starts with.
+The values live in session state under the keys of `studio.state.DEFAULTS` (the settings;
+each widget is drawn from its setting by `studio.settings.bound`), so the strategy picked on
+"Choose a strategy" is the one "Fine-tune" starts with.
 `config_from_state()` turns them into a validated RunConfig.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio.i18n import current_lang, explain_error, t, translated
+from studio.settings import bound
 from studio.state import VAL_PER_CLASS, callback, drop_upload_slot, new_upload_slot, register_choices, say
 from tlcore import caps, catalog, datasets, strategies
 from tlcore.config import RunConfig
@@ -61,8 +63,7 @@ def backbone_ui() -> str:
                  t("backbone.imagenet") if online or catalog.weights_cached(name) else t("backbone.not_here"))
         return f"{backbone_title(name)} · {where}"
 
-    st.selectbox(t("backbone.label"), names, format_func=label, key="backbone", help=t("help.backbone"),
-                 on_change=_clamp_depth)
+    st.selectbox(t("backbone.label"), names, format_func=label, help=t("help.backbone"), **bound("backbone", _clamp_depth))
     chosen = st.session_state["backbone"]
     fallback = weights_fallback(chosen, st.session_state["strategy"])
     if fallback:
@@ -136,10 +137,10 @@ def strategy_ui(groups: list[str], *, prefix: str = "", choices: tuple[str, ...]
     strategy, depth = s[prefix + "strategy"], prefix + "freeze_depth"
     # The slider shows what the strategy freezes, whatever set it (a preset, a matrix cell, a link).
     s[depth] = body if strategy == "linear_probe" else min(s[depth], body) if strategy == "partial" else 0
-    st.selectbox(t("strategy.label"), choices, key=prefix + "strategy", format_func=lambda v: t(f"strategy.{v}"),
-                 on_change=_strategy_changed, args=(prefix, body), help=t("help.strategy"))
-    st.slider(t("freeze.label"), 0, body, key=prefix + "freeze_depth", on_change=_depth_changed, args=(prefix, body),
-              help=t("help.freeze_depth"))
+    st.selectbox(t("strategy.label"), choices, format_func=lambda v: t(f"strategy.{v}"), help=t("help.strategy"),
+                 **bound(prefix + "strategy", _strategy_changed, (prefix, body)))
+    st.slider(t("freeze.label"), 0, body, help=t("help.freeze_depth"),
+              **bound(prefix + "freeze_depth", _depth_changed, (prefix, body)))
     return s[prefix + "strategy"], s[prefix + "freeze_depth"]
 
 
@@ -151,14 +152,14 @@ def _rates_changed(prefix: str = "") -> None:
 def lr_ui(*, prefix: str = "") -> dict[str, float]:
     """Base rate, head multiplier and layer-wise decay, each with its one-line meaning."""
     keys = {name: prefix + name for name in ("lr", "head_lr_mult", "layer_decay")}
-    st.select_slider(t("lr.label"), LR_CHOICES, key=keys["lr"], format_func=lambda v: f"{v:g}", help=t("help.lr"),
-                     on_change=_rates_changed, args=(prefix,))
+    st.select_slider(t("lr.label"), LR_CHOICES, format_func=lambda v: f"{v:g}", help=t("help.lr"),
+                     **bound(keys["lr"], _rates_changed, (prefix,)))
     st.caption(t("lr.explain"))
-    st.select_slider(t("head_mult.label"), HEAD_MULT_CHOICES, key=keys["head_lr_mult"], format_func=lambda v: f"×{v:g}",
-                     help=t("help.head_lr_mult"), on_change=_rates_changed, args=(prefix,))
+    st.select_slider(t("head_mult.label"), HEAD_MULT_CHOICES, format_func=lambda v: f"×{v:g}",
+                     help=t("help.head_lr_mult"), **bound(keys["head_lr_mult"], _rates_changed, (prefix,)))
     st.caption(t("head_mult.explain"))
-    st.slider(t("decay.label"), 0.3, 1.0, step=0.05, key=keys["layer_decay"], help=t("help.layer_decay"),
-              on_change=_rates_changed, args=(prefix,))
+    st.slider(t("decay.label"), 0.3, 1.0, step=0.05, help=t("help.layer_decay"),
+              **bound(keys["layer_decay"], _rates_changed, (prefix,)))
     st.caption(t("decay.explain"))
     return {name: st.session_state[key] for name, key in keys.items()}
 
@@ -202,7 +203,7 @@ class DataChoice:
 
 def dataset_ui(online: bool) -> DataChoice:
     """Offline samples, downloadable sets (online only), or an uploaded zip."""
-    st.radio(t("data.source"), DATA_SOURCES, key="data_source", horizontal=True,
+    st.radio(t("data.source"), DATA_SOURCES, **bound("data_source"), horizontal=True,
              format_func=lambda s: t(f"data.source.{s}"), help=t("help.data_source"))
     source = st.session_state["data_source"]
     if source == "upload":
@@ -221,7 +222,7 @@ def dataset_ui(online: bool) -> DataChoice:
         return DataChoice("", ready=False)
     if st.session_state.get("dataset") not in names:
         st.session_state["dataset"] = names[0]
-    st.selectbox(t("data.label"), names, key="dataset", help=t("help.dataset"),
+    st.selectbox(t("data.label"), names, **bound("dataset"), help=t("help.dataset"),
                  format_func=lambda n: translated(f"dataset.{n}", catalog.dataset(n).title))
     spec = catalog.dataset(st.session_state["dataset"])
     pretrained_on = catalog.backbone(st.session_state["backbone"]).pretrained_on
@@ -278,7 +279,7 @@ def training_ui(choice: DataChoice) -> None:
     size_ui(choice.max_per_class or 200)
     sizes = image_sizes()
     st.session_state["image_size"] = min(st.session_state["image_size"], sizes[-1])
-    st.select_slider(t("train.image_size"), sizes, key="image_size", help=t("help.image_size"))
+    st.select_slider(t("train.image_size"), sizes, **bound("image_size"), help=t("help.image_size"))
     epochs_ui()
 
 
@@ -292,7 +293,7 @@ def epochs_ui(*, prefix: str = "", most: int = 20) -> None:
     """Epochs, up to the class's limit."""
     top = max(1, min(most, caps.load().max_epochs))
     st.session_state[prefix + "epochs"] = min(st.session_state[prefix + "epochs"], top)
-    st.slider(t("train.epochs"), 1, top, key=prefix + "epochs", help=t("help.epochs"))
+    st.slider(t("train.epochs"), 1, top, **bound(prefix + "epochs"), help=t("help.epochs"))
 
 
 def size_ui(limit: int, *, prefix: str = "") -> None:
@@ -304,7 +305,7 @@ def size_ui(limit: int, *, prefix: str = "") -> None:
         st.caption(t("train.per_class_fixed", n=limit))
     else:
         st.session_state[key] = max(1, min(st.session_state[key], limit))
-        st.slider(t("train.per_class"), 1, limit, key=key, help=t("help.per_class"))
+        st.slider(t("train.per_class"), 1, limit, **bound(key), help=t("help.per_class"))
     size_of = strategies.size_of(st.session_state[key])
     st.caption(t("train.size_is", size=t(f"matrix.{size_of}"), limit=strategies.SMALL_LIMIT))
 

@@ -124,12 +124,12 @@ def test_sidebar_shows_language_device_and_queue():
     side = [m.value for m in at.sidebar.markdown]
     assert any("CPU" in m or "CUDA" in m or "MPS" in m for m in side)
     assert any("0 running, 0 waiting" in m for m in side)
-    assert at.radio(key="lang").options == ["English", "한국어"]
+    assert at.radio(key="w:lang").options == ["English", "한국어"]
 
 
 def test_language_switch_changes_the_page_text():
     at = app()
-    at.radio(key="lang").set_value("ko").run()
+    at.radio(key="w:lang").set_value("ko").run()
     ok(at)
     assert at.title[0].value == strings("ko")["page1.title"]
 
@@ -147,27 +147,27 @@ def test_matrix_cell_sets_strategy_freeze_depth_and_learning_rate():
     at.button(key="cell:small:similar").click().run()
     ok(at)
     assert at.session_state["strategy"] == "linear_probe" and at.session_state["freeze_depth"] == body
-    assert at.slider(key="freeze_depth").value == body
+    assert at.slider(key="w:freeze_depth").value == body
     at.button(key="cell:small:different").click().run()
     rec = strategies.recommend("different", "small", num_groups=len(GROUPS))
-    assert at.slider(key="freeze_depth").value == rec.freeze_depth
+    assert at.slider(key="w:freeze_depth").value == rec.freeze_depth
     assert at.session_state["lr"] == rec.lr and at.session_state["strategy"] == rec.strategy
     assert any(rec.reason_en in s.value for s in at.success)  # the page says why
     at.button(key="cell:large:different").click().run()
-    assert at.slider(key="freeze_depth").value == 0 and at.session_state["strategy"] == "full"
+    assert at.slider(key="w:freeze_depth").value == 0 and at.session_state["strategy"] == "full"
     assert at.button(key="cell:large:different").proto.type == "primary"  # the chosen cell is marked
-    at.slider(key="freeze_depth").set_value(3).run()  # a hand-made choice is no longer the cell's
+    at.slider(key="w:freeze_depth").set_value(3).run()  # a hand-made choice is no longer the cell's
     assert at.button(key="cell:large:different").proto.type == "secondary"
 
 
 def test_matrix_cell_keeps_the_learners_layer_decay_and_the_run_uses_it():
     """A cell click once set layer decay to 1.0: 'full + layer-wise decay' then trained like 'full'."""
     at = app("pages/2_strategy.py")
-    at.slider(key="layer_decay").set_value(0.5).run()
+    at.slider(key="w:layer_decay").set_value(0.5).run()
     at.button(key="cell:large:different").click().run()
     ok(at)
     assert at.session_state["layer_decay"] == 0.5
-    at.selectbox(key="strategy").set_value("full_llrd").run()
+    at.selectbox(key="w:strategy").set_value("full_llrd").run()
     assert at.session_state["layer_decay"] == 0.5
     at.switch_page("pages/3_finetune.py").run()
     ok(at)
@@ -189,7 +189,7 @@ def readout(at: AppTest) -> str:
 def test_freeze_slider_updates_the_trainable_count(depth):
     counts = catalog.build_model(catalog.offline_default(), 10, pretrained=False, image_size=32).param_counts()
     at = app("pages/2_strategy.py")
-    at.slider(key="freeze_depth").set_value(depth).run()
+    at.slider(key="w:freeze_depth").set_value(depth).run()
     ok(at)
     trainable = sum(n for g, n in list(counts.items())[depth:])
     total = sum(counts.values())
@@ -204,9 +204,9 @@ def test_freeze_slider_updates_the_trainable_count(depth):
 
 def test_slider_readout_changes_when_moved():
     at = app("pages/2_strategy.py")
-    at.slider(key="freeze_depth").set_value(0).run()
+    at.slider(key="w:freeze_depth").set_value(0).run()
     everything = readout(at)
-    at.slider(key="freeze_depth").set_value(4).run()
+    at.slider(key="w:freeze_depth").set_value(4).run()
     assert readout(at) != everything and "100.0%" in everything
 
 
@@ -252,7 +252,7 @@ def test_leaving_the_page_and_coming_back_shows_the_running_job():
 
 def test_race_runs_the_chosen_strategies_and_shows_a_table():
     at = app("pages/4_compare.py")
-    at.multiselect(key="race_strategies").set_value(["scratch", "linear_probe"]).run()
+    at.multiselect(key="w:race_strategies").set_value(["scratch", "linear_probe"]).run()
     at.button(key="race_start").click().run()
     assert wait_until_done(at, "race") == "done"
     at.run()
@@ -374,7 +374,7 @@ def png(color) -> bytes:
 
 def upload_page(content: bytes, name: str = "classes.zip") -> AppTest:
     at = app("pages/3_finetune.py")
-    at.radio(key="data_source").set_value("upload").run()
+    at.radio(key="w:data_source").set_value("upload").run()
     at.file_uploader(key="upload").set_value((name, content, "application/zip")).run()
     return at
 
@@ -421,7 +421,7 @@ def test_a_new_upload_replaces_the_last_one_but_never_under_a_waiting_run():
     first = zip_of({f"{c}/{i}.png": png((200 * (c == "cats"), 9 * i, 0)) for c in ("cats", "dogs") for i in range(3)})
     second = zip_of({f"{c}/{i}.png": png((0, 9 * i, 200 * (c == "owls"))) for c in ("owls", "bats") for i in range(3)})
     at = app("pages/3_finetune.py", run_fn=held_run)
-    at.radio(key="data_source").set_value("upload").run()
+    at.radio(key="w:data_source").set_value("upload").run()
     at.file_uploader(key="upload").set_value(("first.zip", first, "application/zip")).run()
     at.button(key="start").click().run()
     used = Path(job_of(at, "finetune").configs[0].data_root)
@@ -490,9 +490,9 @@ def test_sweep_runs_every_freeze_depth_and_draws_the_curve():
 
 def test_another_backbone_redraws_its_groups_and_counts():
     at = app("pages/2_strategy.py")
-    at.selectbox(key="backbone").set_value("resnet18").run()
+    at.selectbox(key="w:backbone").set_value("resnet18").run()
     ok(at)
-    at.slider(key="freeze_depth").set_value(4).run()  # stem + stage1..3 frozen
+    at.slider(key="w:freeze_depth").set_value(4).run()  # stem + stage1..3 frozen
     counts = catalog.build_model("resnet18", 10, pretrained=False, image_size=224).param_counts()
     trainable = counts["stage4"] + counts["head"]
     assert readout(at) == (f"### trainable: {trainable / 1e6:.3g}M of {sum(counts.values()) / 1e6:.3g}M "
@@ -614,19 +614,19 @@ def test_a_learner_never_sees_or_stops_another_learners_run():
 
 def test_settings_survive_pages_and_a_language_switch():
     at = app("pages/3_finetune.py")
-    at.slider(key="epochs").set_value(7).run()
-    at.slider(key="per_class").set_value(30).run()
-    at.selectbox(key="strategy").set_value("full").run()
+    at.slider(key="w:epochs").set_value(7).run()
+    at.slider(key="w:per_class").set_value(30).run()
+    at.selectbox(key="w:strategy").set_value("full").run()
     at.switch_page("pages/2_strategy.py").run()
-    at.select_slider(key="lr").set_value(3e-4).run()
+    at.select_slider(key="w:lr").set_value(3e-4).run()
     at.switch_page("pages/4_compare.py").run()
     at.switch_page("pages/3_finetune.py").run()
     assert any("0.0003" in c.value for c in at.caption)  # page 2's rate is the one page 3 will use
-    at.radio(key="lang").set_value("ko").run()  # labels change: Streamlit would restart these widgets
+    at.radio(key="w:lang").set_value("ko").run()  # labels change: Streamlit would restart these widgets
     ok(at)
     assert at.title[0].value == strings("ko")["page3.title"]
-    assert at.slider(key="epochs").value == 7 and at.slider(key="per_class").value == 30
-    assert at.selectbox(key="strategy").value == "full" and at.session_state["lr"] == 3e-4
+    assert at.slider(key="w:epochs").value == 7 and at.slider(key="w:per_class").value == 30
+    assert at.selectbox(key="w:strategy").value == "full" and at.session_state["lr"] == 3e-4
 
 
 def test_a_reload_finds_the_learners_settings_and_run_again(monkeypatch):
@@ -636,7 +636,7 @@ def test_a_reload_finds_the_learners_settings_and_run_again(monkeypatch):
     monkeypatch.setattr(state, "_cookie", lambda name: "a-learner-cookie-0123456789")
     server_queue = JobQueue(slow_run)
     first = app("pages/3_finetune.py", queue=server_queue)
-    first.slider(key="epochs").set_value(6).run()
+    first.slider(key="w:epochs").set_value(6).run()
     first.button(key="start").click().run()
     job = first.session_state["job:finetune"]
     assert first.session_state["owner"] == "a-learner-cookie-0123456789"
@@ -645,7 +645,7 @@ def test_a_reload_finds_the_learners_settings_and_run_again(monkeypatch):
     again = app("pages/3_finetune.py", queue=server_queue)
     ok(again)
     assert again.session_state["job:finetune"] == job and buttons(again, "stop:finetune")  # re-attached
-    assert again.slider(key="epochs").value == 6
+    assert again.slider(key="w:epochs").value == 6
     again.button(key="stop:finetune").click().run()
     assert wait_until_done(again, "finetune", timeout=5) == "cancelled"
 
@@ -657,18 +657,18 @@ def test_a_new_browser_is_not_someone_elses_learner(monkeypatch):
 
     server_queue = JobQueue(slow_run)
     teacher = app("pages/3_finetune.py", queue=server_queue)
-    teacher.slider(key="epochs").set_value(9).run()
+    teacher.slider(key="w:epochs").set_value(9).run()
     monkeypatch.setattr(state.learners, "token_of_session", lambda session: None)
     student = app("pages/3_finetune.py", queue=server_queue)
     assert student.session_state["owner"] != teacher.session_state["owner"]
-    assert student.slider(key="epochs").value == state.DEFAULTS["epochs"]
+    assert student.slider(key="w:epochs").value == state.DEFAULTS["epochs"]
 
 
 def test_a_stale_label_from_the_browser_after_a_language_switch_is_settled():
     """Streamlit's selectbox sends its value as the shown label; after a switch to Korean the
     browser can send the English label, which reached callbacks as the value (a raw error box)."""
     at = app("pages/3_finetune.py")
-    at.selectbox(key="backbone").set_value("studio_resnet").run()
+    at.selectbox(key="w:backbone").set_value("studio_resnet").run()
     label = "Studio ResNet (pretrained by this project) · works offline"
 
     def clamp_with_a_label(label: str) -> None:
@@ -692,11 +692,11 @@ def test_a_backbone_without_weights_offline_is_announced_before_start_and_record
     monkeypatch.setattr(registry, "weights_cached", lambda name: name in ("efficientnet_lite0", "studio_resnet"))
     at = app("pages/3_finetune.py")
     at.session_state["online"] = False
-    at.selectbox(key="backbone").set_value("resnet18").run()
+    at.selectbox(key="w:backbone").set_value("resnet18").run()
     ok(at)
     warning = [w.value for w in at.warning if "ResNet-18" in w.value]
     assert warning and "EfficientNet-Lite0" in warning[0]  # said before Start, naming what will run
-    assert "(needs internet)" in at.selectbox(key="backbone").format_func("resnet18")
+    assert "(needs internet)" in at.selectbox(key="w:backbone").format_func("resnet18")
     at.button(key="start").click().run()
     config = job_of(at, "finetune").configs[0]
     assert config.backbone == "efficientnet_lite0"

@@ -67,9 +67,9 @@ def test_the_class_files_limits_shape_the_widgets_and_are_said(class_file):
     class_file("[limits]\nmax_seconds = 30\nmax_epochs = 4\nmax_image_size = 64\nmax_per_class = 15\n")
     at = page("pages/3_finetune.py", queue=JobQueue(fake_run), owner="student")
     ok(at)
-    assert at.slider(key="epochs").max == 4 and at.slider(key="epochs").value <= 4
-    assert max(at.select_slider(key="image_size").options, key=int) == "64"
-    assert at.slider(key="per_class").max == 15
+    assert at.slider(key="w:epochs").max == 4 and at.slider(key="w:epochs").value <= 4
+    assert max(at.select_slider(key="w:image_size").options, key=int) == "64"
+    assert at.slider(key="w:per_class").max == 15
     said = " ".join(c.value for c in at.caption) + " ".join(w.value for w in at.warning)
     assert "This class stops runs after 30 s." in said
     at.switch_page("pages/6_class.py").run()

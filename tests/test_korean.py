@@ -80,7 +80,7 @@ def korean_after_a_run(run_fn) -> tuple:
     at = app("pages/3_finetune.py", run_fn=run_fn)
     at.button(key="start").click().run()
     state = wait_until_done(at, "finetune")
-    at.radio(key="lang").set_value("ko").run()
+    at.radio(key="w:lang").set_value("ko").run()
     return at, state
 
 
@@ -140,9 +140,9 @@ def test_a_refused_upload_and_its_skipped_files_are_explained_in_korean():
 
     def upload(files: dict[str, bytes]):  # in English (AppTest formats options in English), then Korean
         at = app("pages/3_finetune.py")
-        at.radio(key="data_source").set_value("upload").run()
+        at.radio(key="w:data_source").set_value("upload").run()
         at.file_uploader(key="upload").set_value(("c.zip", zip_of(files), "application/zip")).run()
-        return at.radio(key="lang").set_value("ko").run()
+        return at.radio(key="w:lang").set_value("ko").run()
 
     good = {f"{cls}/{i}.png": png((90 * i, 40, 0)) for cls in ("cats", "dogs") for i in range(3)}
     at = upload({**good, "birds/a.png": b"%!PS-Adobe-3.0 not a picture"})

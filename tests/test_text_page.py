@@ -88,13 +88,13 @@ def test_text_page_renders_in_both_languages(lang):
 
 def test_strategy_widgets_name_the_frozen_groups():
     at = app()
-    at.selectbox(key="text_backbone").set_value("bert_tiny").run()
-    at.selectbox(key="text_strategy").set_value("partial").run()
+    at.selectbox(key="w:text_backbone").set_value("bert_tiny").run()
+    at.selectbox(key="w:text_strategy").set_value("partial").run()
     ok(at)
-    at.slider(key="text_freeze_depth").set_value(2).run()
+    at.slider(key="w:text_freeze_depth").set_value(2).run()
     assert any(c.value == "Frozen: embeddings, layer0" for c in at.caption)
-    at.selectbox(key="text_strategy").set_value("lora").run()
-    assert at.select_slider(key="text_lora_r").value == 8
+    at.selectbox(key="w:text_strategy").set_value("lora").run()
+    assert at.select_slider(key="w:text_lora_r").value == 8
     assert any(c.value == "Frozen: pretrained" for c in at.caption)
     # not on this machine and no hub: the page says which command fills the cache
     assert any("prefetch --backbones bert_tiny" in w.value for w in at.warning)
@@ -107,8 +107,8 @@ def test_trainable_readout_matches_the_models_groups(monkeypatch, tmp_path):
     folder = save_tiny_model(tmp_path / "tiny")
     monkeypatch.setattr(models, "resolve_source", lambda name: str(folder))
     at = app(cached={"bert_tiny"})
-    at.selectbox(key="text_backbone").set_value("bert_tiny").run()
-    at.selectbox(key="text_strategy").set_value("lora").run()
+    at.selectbox(key="w:text_backbone").set_value("bert_tiny").run()
+    at.selectbox(key="w:text_strategy").set_value("lora").run()
     ok(at)
     lora = models.build_text_model(str(folder), 2, pretrained=False, lora_r=8)
     share = models.lora_share(lora)
@@ -153,11 +153,11 @@ def test_the_text_page_counts_sentences_not_images(lang):
     at = app()  # AppTest sets widgets by their English labels: run in English, then switch
     at.button(key="text_start").click().run()
     wait_done(at, "text")
-    at.multiselect(key="text_race_strategies").set_value(["linear_probe", "full"]).run()
+    at.multiselect(key="w:text_race_strategies").set_value(["linear_probe", "full"]).run()
     at.button(key="text_race_start").click().run()
     wait_done(at, "text_race")
     if lang != "en":
-        at.radio(key="lang").set_value(lang).run()
+        at.radio(key="w:lang").set_value(lang).run()
         ok(at)
     metrics = at.get("metric")
     assert shared["metric.sentences_per_s"] in [m.label for m in metrics]
@@ -189,8 +189,8 @@ def test_fill_mask_demo_shows_guesses(monkeypatch, tmp_path):
 
 def test_compare_races_the_picked_strategies_on_the_same_data():
     at = app()
-    at.selectbox(key="text_backbone").set_value("distilbert_base").run()
-    at.multiselect(key="text_race_strategies").set_value(["linear_probe", "partial", "lora"]).run()
+    at.selectbox(key="w:text_backbone").set_value("distilbert_base").run()
+    at.multiselect(key="w:text_race_strategies").set_value(["linear_probe", "partial", "lora"]).run()
     at.button(key="text_race_start").click().run()
     ok(at)
     view = at.session_state["_queue_override"].get(at.session_state["job:text_race"], at.session_state["owner"])
@@ -204,8 +204,8 @@ def test_compare_races_the_picked_strategies_on_the_same_data():
 
 def test_lora_trains_at_one_rate_on_the_fine_tune_tab_and_in_the_race():
     at = app()
-    at.selectbox(key="text_backbone").set_value("distilbert_base").run()
-    at.selectbox(key="text_strategy").set_value("lora").run()
+    at.selectbox(key="w:text_backbone").set_value("distilbert_base").run()
+    at.selectbox(key="w:text_strategy").set_value("lora").run()
     at.button(key="text_start").click().run()
     ok(at)
     queue, me = at.session_state["_queue_override"], at.session_state["owner"]
@@ -218,7 +218,7 @@ def test_lora_trains_at_one_rate_on_the_fine_tune_tab_and_in_the_race():
     shown = [c.value for c in at.caption if "LoRA" in c.value and f"{rule['lr']:g}" in c.value]
     assert len(shown) == 2  # said beside the rates and beside the race
     # the race trains LoRA exactly as the Fine-tune tab does; from scratch has its own rule, said too
-    at.multiselect(key="text_race_strategies").set_value(["lora", "scratch", "full"]).run()
+    at.multiselect(key="w:text_race_strategies").set_value(["lora", "scratch", "full"]).run()
     at.button(key="text_race_start").click().run()
     ok(at)
     lora, scratch, full = queue.get(at.session_state["job:text_race"], me).configs
@@ -234,22 +234,22 @@ def test_the_text_page_uses_the_image_pages_widget_groups():
     """Strategy and freeze depth keep each other consistent as on the image pages, and the
     layer-wise decay the learner sets reaches the text run's config."""
     at = app()
-    body = at.slider(key="text_freeze_depth").max
-    at.slider(key="text_freeze_depth").set_value(body).run()
+    body = at.slider(key="w:text_freeze_depth").max
+    at.slider(key="w:text_freeze_depth").set_value(body).run()
     ok(at)
-    assert at.selectbox(key="text_strategy").value == "linear_probe"  # all of the body frozen
-    at.selectbox(key="text_strategy").set_value("full_llrd").run()
-    assert at.slider(key="text_freeze_depth").value == 0
-    at.slider(key="text_layer_decay").set_value(0.5).run()
+    assert at.selectbox(key="w:text_strategy").value == "linear_probe"  # all of the body frozen
+    at.selectbox(key="w:text_strategy").set_value("full_llrd").run()
+    assert at.slider(key="w:text_freeze_depth").value == 0
+    at.slider(key="w:text_layer_decay").set_value(0.5).run()
     at.button(key="text_start").click().run()
     ok(at)
     config = at.session_state["_queue_override"].get(at.session_state["job:text"], at.session_state["owner"]).configs[0]
     assert (config.strategy, config.layer_decay, config.freeze_depth) == ("full_llrd", 0.5, 0)
-    assert at.slider(key="text_layer_decay").label == strings("en")["decay.label"]  # one set of labels
+    assert at.slider(key="w:text_layer_decay").label == strings("en")["decay.label"]  # one set of labels
 
 
 def test_the_freeze_slider_starts_at_what_the_strategy_freezes():
     at = app()  # the text preset: a linear probe
     ok(at)
-    assert at.selectbox(key="text_strategy").value == "linear_probe"
-    assert at.slider(key="text_freeze_depth").value == at.slider(key="text_freeze_depth").max
+    assert at.selectbox(key="w:text_strategy").value == "linear_probe"
+    assert at.slider(key="w:text_freeze_depth").value == at.slider(key="w:text_freeze_depth").max
