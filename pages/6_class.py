@@ -8,8 +8,7 @@ from studio import teacher
 from studio.frame import ensure_frame
 from studio.i18n import t
 from studio.jobs_ui import duration
-from studio.state import queue
-from tlcore.jobs import nickname
+from studio.teacher import class_runs
 
 ensure_frame()
 st.title(t("class.title"))
@@ -29,24 +28,7 @@ elif not teacher.is_teacher():
 if limits.teacher_mode and teacher.is_teacher():
     st.success(t("class.unlocked"))
     st.subheader(t("class.jobs"))
-    rows = queue().list_all()
-    if not rows:
-        st.caption(t("class.no_jobs"))
-    for row in rows:
-        first = row.configs[0]
-        what = t("class.what", labels=", ".join(row.labels), backbone=first.backbone, dataset=first.dataset,
-                 per_class=first.per_class, epochs=first.epochs)
-        cols = st.columns([2, 2, 4, 1.2, 1.2])
-        cols[0].markdown(f"**{nickname(row.owner)}**" + (" · " + t("class.teacher_job") if row.priority else ""))
-        state = t(f"class.state.{row.state}") + (f" ({row.position})" if row.position else "")
-        note = t(f"class.note.{row.note}") if row.note else ""
-        cols[1].markdown(state + (f" · {note}" if note else ""))
-        cols[2].caption(what)
-        cols[3].markdown(duration(row.elapsed_s) if row.elapsed_s else "–")
-        if row.state in ("queued", "running"):
-            if cols[4].button(t("class.cancel"), key=f"cancel:{row.id}"):
-                queue().cancel_any(row.id)
-                st.rerun()
+    class_runs()
     st.subheader(t("class.share"))
     st.caption(t("class.share_help"))
     here = (getattr(st.context, "url", None) or "").split("?")[0]

@@ -19,9 +19,11 @@ import urllib.parse
 
 import streamlit as st
 
-from studio.state import CHOICES, DEFAULTS, _valid, learners, owner
+from studio.i18n import t, translated
+from studio.state import CHOICES, DEFAULTS, _valid, callback, learners, owner, queue
 from tlcore import caps, catalog
 from tlcore.config import RunConfig
+from tlcore.jobs import JobSummary, nickname
 from tlcore.messages import LearnerError
 
 TRIES, WINDOW_S = 5, 60.0  # wrong secrets allowed per learner per minute
@@ -60,9 +62,17 @@ def unlock(secret: str) -> str:
         if secrets.compare_digest(secret.encode(), expected.encode()):
             _teachers.add(me)
             _tries.pop(me, None)
-            return "ok"
-        _tries[me] = [*recent, now]
-        return "wrong"
+        else:
+            _tries[me] = [*recent, now]
+            return "wrong"
+    queue().promote(me, priority())  # a Start pressed before unlocking goes to the front too
+    return "ok"
+
+
+def is_teacher_id(learner: str) -> bool:
+    """Is this learner id (a job's owner) one that unlocked teacher mode?"""
+    with _lock:
+        return learner in _teachers
 
 
 def priority() -> int:
@@ -123,3 +133,55 @@ def apply_link_settings() -> tuple[list[str], list[str]] | None:
     st.session_state.update(found)
     learners.save(owner(), found)
     return sorted(k for k in found if k != "data_source"), ignored
+
+
+# --- the Class page's list of runs ------------------------------------------------------
+
+REFRESH_S = 3.0  # while any run is active, the teacher's list redraws itself (a Cancel shows at once)
+ENDED_SHOWN = 20  # ended runs listed, newest first (all are kept in the run store)
+
+
+def class_runs() -> None:
+    """Every run on the server, active ones first, each with Cancel; redrawn every REFRESH_S
+    while any is active, so a cancelled or finished run changes state without a click."""
+    active = any(row.state in ("queued", "running") for row in queue().list_all())
+
+    @st.fragment(run_every=REFRESH_S if active else None)
+    def runs() -> None:
+        rows = queue().list_all()
+        if any(row.state in ("queued", "running") for row in rows) != active:
+            st.rerun()  # once: start or stop refreshing
+        if not rows:
+            st.caption(t("class.no_jobs"))
+        ended = [row for row in rows if row.state not in ("queued", "running")]
+        for row in rows[:len(rows) - len(ended) + ENDED_SHOWN]:
+            _run_row(row)
+        if len(ended) > ENDED_SHOWN:
+            st.caption(t("class.more_ended", n=len(ended) - ENDED_SHOWN))
+
+    runs()
+
+
+def _run_row(row: JobSummary) -> None:
+    from studio.jobs_ui import duration
+    from studio.widgets import backbone_title
+
+    first = row.configs[0]
+    labels = ", ".join(t(f"strategy.{label}") if label == config.strategy else label
+                       for label, config in zip(row.labels, row.configs, strict=False))
+    dataset = translated(f"dataset.{first.dataset}", catalog.dataset(first.dataset).title) \
+        if first.dataset in catalog.dataset_names() else first.dataset
+    what = t("class.what", labels=labels, backbone=backbone_title(first.backbone), dataset=dataset,
+             per_class=first.per_class, epochs=first.epochs)
+    cols = st.columns([2, 2, 4, 1.2, 1.2])
+    who = t("class.teacher_name") if is_teacher_id(row.owner) else nickname(row.owner)
+    if row.owner == owner():
+        who += f" ({t('class.you')})"
+    cols[0].markdown(f"**{who}**" + (" · " + t("class.teacher_job") if row.priority and who.startswith("student") else ""))
+    state = t(f"class.state.{row.state}") + (f" ({row.position})" if row.position else "")
+    note = t(f"class.note.{row.note}") if row.note else ""
+    cols[1].markdown(state + (f" · {note}" if note else ""))
+    cols[2].caption(what)
+    cols[3].markdown(duration(row.elapsed_s) if row.elapsed_s else "–")
+    if row.state in ("queued", "running"):
+        cols[4].button(t("class.cancel"), key=f"cancel:{row.id}", on_click=callback(queue().cancel_any), args=(row.id,))

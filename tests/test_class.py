@@ -152,6 +152,26 @@ def test_the_teachers_run_goes_first_in_the_line(class_file):
     gate.set()
 
 
+def test_a_teacher_who_started_before_unlocking_goes_first_and_is_listed_as_the_teacher(class_file):
+    class_file('[teacher]\nsecret = "t"\n')
+    gate = threading.Event()
+    queue = JobQueue(stoppable(gate))
+    for who in ("s1", "s2"):
+        page("pages/3_finetune.py", queue=queue, owner=who).button(key="start").click().run()
+    teacher = page("pages/3_finetune.py", queue=queue, owner="late-teacher")
+    teacher.button(key="start").click().run()  # Start first, unlock after
+    mine = teacher.session_state["job:finetune"]
+    assert queue.get(mine, "late-teacher").position == 2
+    teacher.switch_page("pages/6_class.py").run()
+    unlock(teacher, "t")
+    ok(teacher)
+    assert queue.get(mine, "late-teacher").position == 1  # ahead of s2 now
+    names = [m.value for m in teacher.markdown if m.value.startswith("**")]
+    assert names[:3] == [f"**{nickname('s1')}**", "**Teacher (you)**", f"**{nickname('s2')}**"]  # running, then the line
+    assert not any("student-" in n and "teacher" in n for n in names)
+    gate.set()
+
+
 def test_a_settings_link_applies_the_valid_settings_and_names_the_rest(class_file):
     class_file("[limits]\nmax_epochs = 8\n")
     link = "strategy:full_llrd,epochs:7,lr:0.0003,layer_decay:0.5,image_size:999,dataset:folder,bogus:1,per_class:x"

@@ -291,8 +291,10 @@ def test_the_teacher_sees_every_job_by_nickname_and_can_cancel_any():
     while q.get(a, "secret-owner-a").state != "running":
         time.sleep(0.01)
     b = q.submit(RunConfig(strategy="full"), owner="secret-owner-b")
+    c = q.submit(RunConfig(strategy="full"), owner="secret-owner-c")
+    assert q.cancel_any(c)  # ended: listed after every active one
     rows = q.list_all()
-    assert [r.id for r in rows] == [b, a]  # waiting first, then running
+    assert [r.id for r in rows] == [a, b, c]  # running, then waiting, then ended
     assert jobs.nickname("secret-owner-a") != jobs.nickname("secret-owner-b")
     assert "secret" not in jobs.nickname("secret-owner-a") and jobs.nickname("x") == jobs.nickname("x")
     assert q.cancel_any(b) and q.get(b, "secret-owner-b").state == "cancelled"
@@ -377,3 +379,19 @@ def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
     assert wait_for(lambda: "worker" in seen)
     assert seen["worker"] == min(19, here + 5)  # the worker thread only
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # pages keep theirs
+
+
+def test_a_teacher_who_unlocks_after_pressing_start_moves_to_the_front():
+    gate = threading.Event()
+    q = JobQueue(gated_run(gate))
+    running = q.submit(RunConfig(), owner="s0")
+    while q.get(running, "s0").state != "running":
+        time.sleep(0.01)
+    students = [q.submit(RunConfig(), owner=f"s{i}") for i in range(1, 4)]
+    early = q.submit(RunConfig(), owner="teacher")  # pressed Start before unlocking
+    assert q.get(early, "teacher").position == 4
+    assert q.promote("teacher") == 1
+    assert q.get(early, "teacher").position == 1
+    assert [q.get(j, f"s{i}").position for i, j in enumerate(students, 1)] == [2, 3, 4]  # still first-in, first-out
+    assert q.promote("teacher") == 0 and q.promote("nobody") == 0
+    gate.set()

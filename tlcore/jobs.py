@@ -242,13 +242,15 @@ class JobQueue:
 
     # --- called by the server and the teacher (no owner check: never reachable from a student's page) ---
     def list_all(self) -> list[JobSummary]:
-        """Every job in memory, waiting ones in queue order first: the teacher's admin view."""
+        """Every job in memory, the active ones first (running, then waiting in queue order), then
+        the ended ones, newest first: the teacher's admin view."""
         with self._lock:
             now = time.monotonic()
             rows = [JobSummary(j.id, j.owner, j.state, (self._waiting.index(j.id) + 1) if j.id in self._waiting else 0,
                                tuple(j.labels), tuple(j.configs), (j.finished or now) - (j.started or j.finished or now),
                                j.priority, j.note, j.submitted) for j in self._jobs.values()]
-        return sorted(rows, key=lambda r: (r.position == 0, r.position, -r.submitted))
+        return sorted(rows, key=lambda r: (r.state not in ("queued", "running"), r.state != "running", r.position,
+                                           -r.submitted))
 
     def cancel_any(self, job_id: str, note: str = "teacher") -> bool:
         """Stop any job (the teacher's Cancel, a closed tab); False if it is unknown or has ended."""
@@ -261,6 +263,17 @@ class JobQueue:
                 self._finish(job, "cancelled")
                 self._persist(job)
             return True
+
+    def promote(self, owner: str, priority: int = 1) -> int:
+        """Give the owner's waiting jobs this priority and their place in line (a teacher who
+        pressed Start before unlocking teacher mode); returns how many moved."""
+        with self._lock:
+            mine = [w for w in self._waiting if self._jobs[w].owner == owner and self._jobs[w].priority < priority]
+            for job_id in mine:
+                self._waiting.remove(job_id)
+                self._jobs[job_id].priority = priority
+                self._waiting.insert(sum(1 for w in self._waiting if self._jobs[w].priority >= priority), job_id)
+            return len(mine)
 
     def active_jobs(self) -> list[tuple[str, str]]:
         """(job id, owner) of every queued or running job."""

@@ -1,0 +1,185 @@
+"""Settings stick in a real browser, with the pauses a class makes.
+
+A teacher changes a setting, talks for a few seconds (the sidebar's queue counter and any
+live panel re-run on their timers meanwhile), goes to another page by the sidebar and
+comes back: the setting must be as set, and the next Start must run it. AppTest runs no
+timers, so only Chromium shows this (it failed before settings and widgets had separate
+keys: Epochs 3 -> 9, a 4 s pause, page 2 and back, and Epochs was 3 again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_browser import (
+    ARTIFACTS,
+    choose,
+    chromium_page,
+    server,  # noqa: F401 -- the shared server fixture
+    wait_idle,
+)
+from tlcore.store import learner_key
+from tools.loadtest import error_count
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+PAUSE_S = 5.0  # a teacher explaining between two clicks
+
+
+@pytest.fixture(scope="module")
+def projector(server):  # noqa: F811 -- the shared server fixture
+    with chromium_page(1280, 720) as pg:
+        yield pg
+
+
+def slider(page, label: str):
+    return page.locator('[data-testid="stSlider"]').filter(has_text=label).first
+
+
+def shown(page, label: str) -> str:
+    """The value a slider or select slider shows."""
+    return slider(page, label).locator('[data-testid="stSliderThumbValue"]').inner_text()
+
+
+def nudge(page, label: str, steps: int) -> None:
+    """Move a slider by keyboard, as a learner's arrow keys do, and wait for the server's run."""
+    thumb = slider(page, label).locator('input[type="range"]').first
+    thumb.focus()
+    for _ in range(abs(steps)):
+        thumb.press("ArrowRight" if steps > 0 else "ArrowLeft")
+        page.wait_for_timeout(150)
+    wait_idle(page)
+
+
+def selected(page, label: str) -> str:
+    return selectbox(page, label).locator("input").input_value()
+
+
+def selectbox(page, label: str):
+    return page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+
+
+def go(page, title: str) -> None:
+    """Change page by the sidebar, as a class does (not by typing an address)."""
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+    page.wait_for_timeout(800)
+    wait_idle(page)
+
+
+def latest_config(page) -> dict:
+    """The settings of this browser's newest run, as the server stored them when it was submitted."""
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "tls_learner")
+    path = Path(os.environ["TLS_STATE_DIR"]) / "runs.sqlite"
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+        row = db.execute("SELECT configs FROM jobs WHERE learner=? ORDER BY submitted_at DESC LIMIT 1",
+                         (learner_key(cookie),)).fetchone()
+    assert row is not None, "no run of this browser's was stored"
+    return json.loads(row[0])[0]
+
+
+def press_start(page) -> dict:
+    page.get_by_role("button", name="Start").first.click()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(AssertionError, StopIteration, sqlite3.OperationalError):
+            return latest_config(page)
+        page.wait_for_timeout(500)
+    return latest_config(page)
+
+
+def stop_run(page) -> None:
+    button = page.get_by_role("button", name="Stop")
+    if button.count():
+        button.first.click()
+        page.get_by_role("button", name="Start").first.wait_for(timeout=60_000)
+        wait_idle(page)
+
+
+def test_settings_stick_across_pauses_pages_reloads_and_start(server, projector):  # noqa: F811
+    page = projector
+    try:
+        walk(server, page)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "settings_failure.png"))
+        raise
+
+
+def walk(url: str, page) -> None:
+    page.goto(f"{url}/finetune")
+    page.get_by_role("button", name="Start").first.wait_for(timeout=120_000)
+    wait_idle(page)
+
+    # Page 3: every setting changed through its widget, a few seconds apart, as a teacher would.
+    choose(page, selectbox(page, "Strategy"), "Full fine-tuning")
+    page.wait_for_timeout(2_000)
+    nudge(page, "Training examples per class", 5)
+    page.wait_for_timeout(2_000)
+    nudge(page, "Image size", -1)
+    page.wait_for_timeout(2_000)
+    nudge(page, "Epochs", -1)
+    page.wait_for_timeout(2_000)
+    want = {"strategy": selected(page, "Strategy"), "per_class": shown(page, "Training examples per class"),
+            "image_size": shown(page, "Image size"), "epochs": shown(page, "Epochs")}
+    dataset = selected(page, "Dataset")
+    choose(page, selectbox(page, "Dataset"), "Digits on textured colour backgrounds (shifted domain)")
+    want["dataset"] = selected(page, "Dataset")
+    assert want["dataset"] != dataset
+    page.wait_for_timeout(PAUSE_S * 1000)  # the queue counter re-runs meanwhile
+
+    go(page, "2 · Choose a strategy")
+    page.wait_for_timeout(PAUSE_S * 1000)
+    go(page, "3 · Fine-tune")
+    now = {"strategy": selected(page, "Strategy"), "per_class": shown(page, "Training examples per class"),
+           "image_size": shown(page, "Image size"), "epochs": shown(page, "Epochs"), "dataset": selected(page, "Dataset")}
+    assert now == want, "page 3's settings changed after a pause and a page change"
+
+    page.reload()  # F5: the same learner (cookie), the same settings
+    page.get_by_role("button", name="Start").first.wait_for(timeout=60_000)
+    wait_idle(page)
+    assert selected(page, "Strategy") == want["strategy"] and shown(page, "Epochs") == want["epochs"]
+
+    config = press_start(page)
+    assert (config["strategy"], config["per_class"], config["image_size"], config["epochs"]) == (
+        "full", int(want["per_class"]), int(want["image_size"]), int(want["epochs"]))
+    assert config["dataset"] == "digits_textured"
+    stop_run(page)
+
+    # Page 2: a learning rate and a matrix cell, then a pause, then Fine-tune by the sidebar.
+    go(page, "2 · Choose a strategy")
+    nudge(page, "Layer-wise decay", -2)
+    decay = shown(page, "Layer-wise decay")
+    page.wait_for_timeout(PAUSE_S * 1000)
+    go(page, "1 · Pretraining vs fine-tuning")
+    page.wait_for_timeout(2_000)
+    go(page, "2 · Choose a strategy")
+    assert shown(page, "Layer-wise decay") == decay, "page 2's layer-wise decay reverted"
+
+    page.get_by_role("button", name="Freeze all conv layers").first.click()
+    page.wait_for_timeout(1_500)
+    wait_idle(page)
+    page.screenshot(path=str(ARTIFACTS / "settings_cell.png"))
+    cell = {"strategy": selected(page, "Strategy"), "depth": shown(page, "Freeze depth k")}
+    page.wait_for_timeout(6_000)
+    go(page, "3 · Fine-tune")
+    assert {"strategy": selected(page, "Strategy"), "depth": shown(page, "Freeze depth k")} == cell
+    config = press_start(page)
+    assert config["freeze_depth"] == int(cell["depth"]) and config["layer_decay"] == pytest.approx(float(decay))
+    stop_run(page)
+
+    # A teacher's link: its settings hold after a pause and a page change, like the learner's own.
+    page.goto(f"{url}/finetune?settings=epochs:5")
+    page.get_by_role("button", name="Start").first.wait_for(timeout=60_000)
+    wait_idle(page)
+    assert shown(page, "Epochs") == "5"
+    page.wait_for_timeout(PAUSE_S * 1000)
+    go(page, "4 · Compare strategies")
+    go(page, "3 · Fine-tune")
+    assert shown(page, "Epochs") == "5"
+    assert error_count(page) == 0
+    page.screenshot(path=str(ARTIFACTS / "settings_after_pauses.png"))
