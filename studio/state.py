@@ -91,8 +91,10 @@ def _warm_up() -> None:
                               image_size=int(DEFAULTS["image_size"]), seed=0)
         catalog.build_model(str(DEFAULTS["backbone"]), 10, pretrained=True, image_size=int(DEFAULTS["image_size"]))
         default = RunConfig(backbone=str(DEFAULTS["backbone"]), image_size=int(DEFAULTS["image_size"]))
-        if not estimate.shared_estimator().knows_device(default):
-            estimate.calibrate(default)  # a first rate of this machine's own, for the first estimate
+        text = presets.text()
+        for config in (default, text):  # a first rate of this machine's own for each task, for the first estimates
+            if not estimate.shared_estimator().knows_device(config) and catalog.weights_cached(config.backbone):
+                estimate.calibrate(config)
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         logging.getLogger(__name__).info("warm-up skipped: %s", error)
 

@@ -81,3 +81,49 @@ def test_number_of_classes_of_an_upload_is_its_folders(tmp_path):
         (tmp_path / name).mkdir()
     assert estimate.num_classes(RunConfig(dataset="folder", data_root=str(tmp_path))) == 3
     assert estimate.num_classes(RunConfig(**SMALL)) == 10
+
+
+TEXT = dict(backbone="minilm_l6", dataset="sentiment_en", per_class=40, val_per_class=10, epochs=5)
+
+
+def _text(strategy: str) -> RunConfig:
+    from tlcore import presets
+
+    return RunConfig(**{**presets.text().to_dict(), **TEXT, "strategy": strategy})
+
+
+def test_text_counts_what_the_text_trainer_caches_and_what_lora_trains():
+    groups = [g for g, _ in estimate.group_gflops("minilm_l6", 64)]
+    assert estimate.frozen_prefix(_text("linear_probe"), groups)[0] == len(groups) - 1  # the whole encoder, once
+    assert estimate.frozen_prefix(_text("partial"), groups)[0] == 0  # text caches the whole encoder or nothing
+    n = estimate.run_sizes(_text("full"), 2)
+    work = {s: estimate.work_of(_text(s), *n) for s in ("linear_probe", "lora", "full")}
+    assert work["linear_probe"].total_gflop < work["lora"].total_gflop < work["full"].total_gflop
+    sentence, padded = estimate.text_tokens(_text("full"))
+    assert 3 < sentence < padded <= _text("full").max_length  # the sample sentences are short, batches padded
+
+
+def test_a_cached_text_run_does_not_teach_the_rate_of_training_steps(tmp_path):
+    estimator = Estimator(tmp_path / "timings.json")
+    probe, full = _text("linear_probe"), _text("full")
+    task_key = estimator._keys(full)[2]
+    estimator.rates[task_key] = {"s_per_gflop": 0.01, "step_s": 0.005, "setup_s": 0.5}
+    before = estimator.estimate(full, 2)
+    n_train, n_val = estimate.run_sizes(probe, 2)
+    timing = {"setup_s": 0.4, "cache_s": 0.3, "train_s": [0.02] * 5, "eval_s": [0.005] * 5, "finish_s": 0.1}
+    estimator.record(probe, timing, n_train, n_val)
+    measured = 0.4 + 0.3 + 0.1 + 5 * 0.025
+    assert estimator.estimate(probe, 2) == pytest.approx(measured, rel=0.01)  # its own kind, learnt exactly
+    assert estimator._rate(full, "s_per_gflop", 0) == 0.01  # a no-grad pass says nothing of training steps
+    assert estimator.estimate(full, 2) == pytest.approx(before, rel=0.25)  # (set-up and step cost moved a little)
+
+
+def test_calibrating_text_gives_the_text_rates_of_this_machine(tmp_path):
+    estimator = Estimator(tmp_path / "timings.json")
+    config = _text("full")
+    assert not estimator.knows_device(config)
+    estimate.calibrate(config, estimator, steps=1)
+    assert estimator.knows_device(config)
+    rates = estimator.rates[estimator._keys(config)[2]]
+    assert {"s_per_gflop", "cache_s_per_gflop", "setup_s"} <= set(rates) and rates["setup_s"] < 10
+    assert not estimator.knows_device(RunConfig(**SMALL))  # images keep a rate of their own

@@ -7,7 +7,8 @@ weighted by what the strategy does with each group:
 - a frozen prefix whose features are cached runs forward once over every training image
   (twice with flip augmentation) and every validation image;
 - each epoch, a trained group costs about 3 forward passes per training image (forward,
-  backward through activations and weights), a frozen group not cached costs 1;
+  backward through activations and weights), a LoRA layer 2 (no weight gradients but its
+  small adapters'), a frozen group not cached costs 1;
 - each epoch's evaluation costs 1 forward pass per validation image past the cache.
 
 Work becomes seconds through rates *measured on this machine*: seconds per unit of work
@@ -15,9 +16,9 @@ Work becomes seconds through rates *measured on this machine*: seconds per unit 
 seconds per optimiser step (the fixed cost that dominates tiny cached-feature runs), and
 set-up seconds (data, model). Every finished run the server does updates them
 (`Estimator.record`), and they are kept in a small JSON file, so estimates improve with
-use and survive restarts. Until a backbone has run here, the device's rates of other
-backbones stand in (and a short calibration of the default backbone, `calibrate`,
-gives the first one).
+use and survive restarts. Until a backbone has run here, the device's rates for that task
+(images or text) from other backbones stand in (and a short calibration of each task's
+default backbone, `calibrate`, gives the first one).
 
 During a run (`time_left(snapshot)`): from the run's own event times, once an epoch has
 finished, (epochs left) x (measured epoch time) less the time into the current epoch; in
@@ -110,9 +111,14 @@ def frozen_prefix(config: RunConfig, groups: list[str]) -> tuple[int, set[str]]:
                                 freeze_depth=min(config.freeze_depth, len(groups) - 1), layer_decay=config.layer_decay)
     always = set(plan.always_frozen)
     prefix = 0
-    if config.task == "image" and config.cache_features and config.bn_frozen_eval and config.augment in ("none", "flip"):
+    # The trainer's rule (trainer.fit): the leading groups frozen for the whole run, when the
+    # source can cache them: images with no augmentation but flips; text only the whole
+    # encoder, as one [CLS] vector per sentence (text.source.TextSource.prepare).
+    if config.cache_features and config.bn_frozen_eval and (config.task == "text" or config.augment in ("none", "flip")):
         while prefix < len(groups) - 1 and groups[prefix] in always:
             prefix += 1
+    if config.task == "text" and prefix < len(groups) - 1:
+        prefix = 0
     return prefix, always
 
 
@@ -122,12 +128,59 @@ def work_of(config: RunConfig, n_train: int, n_val: int) -> Work:
     groups = [g for g, _ in flops]
     prefix, always = frozen_prefix(config, groups)
     copies = 2 if config.augment == "flip" else 1
-    cache = sum(f for _, f in flops[:prefix]) * (copies * n_train + n_val)
+    # Text FLOPs grow with the tokens a pass really runs: group_gflops counts a sentence as half
+    # the maximum length; the run's own sentences say how long they are, one by one in the cached
+    # pass (sorted by length: hardly any padding) and padded to the longest of each batch in training.
+    cached_scale = batch_scale = 1.0
+    if config.task == "text":
+        counted = max(8, config.max_length // 2)
+        sentence, padded = text_tokens(config)
+        cached_scale, batch_scale = sentence / counted, padded / counted
+    cache = sum(f for _, f in flops[:prefix]) * (copies * n_train + n_val) * cached_scale
     epoch = 0.0
     for name, f in flops[prefix:]:
-        epoch += f * (n_train * (1 if name in always else 3) + n_val)
+        # trained: forward, backward through activations and through weights (3); LoRA's layers
+        # keep their weights and pass gradients through to small adapters (2); frozen: forward (1)
+        cost = 1 if name in always else 2 if config.strategy == "lora" and name != groups[-1] else 3
+        epoch += f * (n_train * cost + n_val) * batch_scale
     steps = math.ceil(n_train / config.batch_size)
     return Work(cache, epoch, steps, config.epochs)
+
+
+def text_tokens(config: RunConfig) -> tuple[float, float]:
+    """(tokens per sentence, tokens per sentence once padded to its batch's longest) of a text
+    run's training data; half the maximum length for both when the data is not on this machine."""
+    return _text_tokens(config.backbone, config.dataset, config.data_root, config.per_class,
+                        config.val_per_class, config.max_length, config.batch_size, config.seed)
+
+
+@functools.lru_cache(maxsize=32)
+def _text_tokens(backbone: str, dataset: str, root: str, per_class: int, val_per_class: int, max_length: int,
+                 batch_size: int, seed: int) -> tuple[float, float]:
+    from tlcore import catalog
+
+    try:
+        data = catalog.load_dataset(dataset, per_class=per_class, image_size=0, seed=seed,
+                                    val_per_class=val_per_class, root=root)
+        tokenizer = _tokenizer(backbone)
+    except Exception:  # noqa: BLE001 -- a download not made yet, a file gone: the plain count stands
+        half = float(max(8, max_length // 2))
+        return half, half
+    lengths = [len(ids) for ids in tokenizer(list(data.train_texts), truncation=True, max_length=max_length)["input_ids"]]
+    if not lengths:
+        half = float(max(8, max_length // 2))
+        return half, half
+    order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed)).tolist()
+    padded = sum(max(lengths[i] for i in order[b:b + batch_size]) * len(order[b:b + batch_size])
+                 for b in range(0, len(order), batch_size))
+    return sum(lengths) / len(lengths), padded / len(lengths)
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer(backbone: str):
+    from tlcore.text.models import build_text_model
+
+    return build_text_model(backbone, 2, pretrained=False).tokenizer
 
 
 def run_sizes(config: RunConfig, num_classes: int) -> tuple[int, int]:
@@ -161,10 +214,13 @@ class Estimator:
 
     @staticmethod
     def _keys(config: RunConfig) -> tuple[str, ...]:
-        """Most specific first: this kind of run (backbone, size, strategy), this backbone, the device."""
+        """Most specific first: this kind of run (backbone, size, strategy), this backbone, this
+        task on the device (a CPU runs a transformer's matrix products and a CNN's convolutions
+        at rates far apart: measured 20x), the device."""
         device = device_kind(config.device)
         size = config.max_length if config.task == "text" else config.image_size
-        return (f"{device}|{config.backbone}|{size}|{config.strategy}", f"{device}|{config.backbone}", device)
+        return (f"{device}|{config.backbone}|{size}|{config.strategy}", f"{device}|{config.backbone}",
+                f"{device}|{config.task}", device)
 
     def _rate(self, config: RunConfig, name: str, default: float) -> float:
         with self._lock:
@@ -179,7 +235,7 @@ class Estimator:
             return self._keys(config)[1] in self.rates
 
     def knows_device(self, config: RunConfig) -> bool:
-        """Has this device any rate of its own yet (a calibration or a run)?"""
+        """Has this device a rate of its own for this task yet (a calibration or a run)?"""
         with self._lock:
             return "s_per_gflop" in self.rates.get(self._keys(config)[2], {})
 
@@ -188,26 +244,34 @@ class Estimator:
         n_train, n_val = run_sizes(config, num_classes)
         work = work_of(config, n_train, n_val)
         s_per = self._rate(config, "s_per_gflop", DEFAULT_S_PER_GFLOP)
+        cache_per = self._rate(config, "cache_s_per_gflop", s_per)  # a no-grad pass: its own rate once seen
         step_s = self._rate(config, "step_s", DEFAULT_STEP_S)
         setup = self._rate(config, "setup_s", DEFAULT_SETUP_S)
-        return setup + work.total_gflop * s_per + work.epochs * work.steps_per_epoch * step_s + self.finish_s(config)
+        return (setup + work.cache_gflop * cache_per + work.epochs * work.epoch_gflop * s_per
+                + work.epochs * work.steps_per_epoch * step_s + self.finish_s(config))
 
     def finish_s(self, config: RunConfig) -> float:
         """Seconds a run of this kind takes after its last evaluation (results, mistakes, drift)."""
         return self._rate(config, "finish_s", 0.0)
 
     def record(self, config: RunConfig, timing: dict, n_train: int, n_val: int) -> None:
-        """Learn from a finished run's measured phases (result["timing"], see recipe.run)."""
+        """Learn from a finished run's measured phases (result["timing"], see recipe.run): the
+        cached pass's rate apart from the epochs' (a no-grad pass runs faster per FLOP)."""
         work = work_of(config, n_train, n_val)
         steps = work.epochs * work.steps_per_epoch
-        compute_s = timing["cache_s"] + sum(timing["train_s"]) + sum(timing["eval_s"])
+        compute_s = sum(timing["train_s"]) + sum(timing["eval_s"])
         step_s = self._rate(config, "step_s", DEFAULT_STEP_S)
-        units = work.total_gflop
+        s_per = self._rate(config, "s_per_gflop", DEFAULT_S_PER_GFLOP)
+        units = work.epochs * work.epoch_gflop
         new = {"setup_s": timing["setup_s"], "finish_s": timing.get("finish_s", 0.0)}
-        if units > 1e-6 and compute_s > steps * step_s:
+        if work.cache_gflop > 1e-6 and timing["cache_s"] > 0:
+            new["cache_s_per_gflop"] = timing["cache_s"] / work.cache_gflop
+        # Epochs whose FLOPs explain at least half their time teach the rate per FLOP; epochs of
+        # a small head on cached features are mostly the fixed cost of each step, and teach that.
+        if units > 1e-6 and compute_s > steps * step_s and units * s_per >= 0.5 * compute_s:
             new["s_per_gflop"] = (compute_s - steps * step_s) / units
         elif steps:
-            new["step_s"] = compute_s / steps  # almost no FLOPs: the step's fixed cost is what was measured
+            new["step_s"] = max(compute_s - units * s_per, 0.0) / steps
         with self._lock:
             for key in self._keys(config):
                 rates = self.rates.setdefault(key, {})
@@ -240,15 +304,29 @@ def shared_estimator() -> Estimator:
 
 
 def calibrate(config: RunConfig, estimator: Estimator | None = None, steps: int = 3) -> float:
-    """Time a few real training steps of `config`'s backbone on random images (all groups
-    trained) and record the device's rate: the first estimate is then this machine's own.
+    """Time a few real training steps of `config`'s backbone on random inputs (images, or
+    sentences of half the maximum length; all groups trained), and one no-grad pass, and record
+    the device's rates for that task: the first estimate is then this machine's own. A text
+    model's build time stands for a text run's set-up (its data are a few hundred sentences).
     Returns seconds per GFLOP-unit."""
     from tlcore import catalog
 
     estimator = estimator or shared_estimator()
-    model = catalog.build_model(config.backbone, 10, pretrained=False, image_size=config.image_size)
-    x = torch.randint(0, 255, (config.batch_size, 3, config.image_size, config.image_size), dtype=torch.uint8)
-    y = torch.randint(0, 10, (config.batch_size,))
+    y = torch.randint(0, 2, (config.batch_size,))
+    t_build = time.perf_counter()
+    if config.task == "text":
+        from tlcore.text.models import build_text_model
+
+        build_text_model(config.backbone, 2, pretrained=False)  # first: imports and file reads a server has done
+        t_build = time.perf_counter()
+        model = build_text_model(config.backbone, 2, pretrained=False)
+        tokens = max(8, config.max_length // 2)  # as _text_group_gflops counts them
+        x = {"input_ids": torch.randint(1000, 2000, (config.batch_size, tokens)),
+             "attention_mask": torch.ones(config.batch_size, tokens, dtype=torch.long)}
+    else:
+        model = catalog.build_model(config.backbone, 10, pretrained=False, image_size=config.image_size)
+        x = torch.randint(0, 255, (config.batch_size, 3, config.image_size, config.image_size), dtype=torch.uint8)
+    build_s = time.perf_counter() - t_build
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
 
@@ -263,10 +341,21 @@ def calibrate(config: RunConfig, estimator: Estimator | None = None, steps: int 
     for _ in range(steps):
         step()
     seconds = (time.perf_counter() - t0) / steps
-    units = 3 * config.batch_size * sum(f for _, f in group_gflops(config.backbone, config.image_size))
-    rate = max(seconds - DEFAULT_STEP_S, 1e-6) / units
+    model.eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        model(x)
+    forward_s = time.perf_counter() - t0
+    size = config.max_length if config.task == "text" else config.image_size
+    units = config.batch_size * sum(f for _, f in group_gflops(config.backbone, size))
+    rate = max(seconds - DEFAULT_STEP_S, 1e-6) / (3 * units)
+    found = {"s_per_gflop": rate, "cache_s_per_gflop": forward_s / units}
+    if config.task == "text":
+        found["setup_s"] = build_s
     with estimator._lock:
-        estimator.rates.setdefault(estimator._keys(config)[2], {}).setdefault("s_per_gflop", rate)
+        rates = estimator.rates.setdefault(estimator._keys(config)[2], {})
+        for name, value in found.items():
+            rates.setdefault(name, value)
         estimator._save()
     return rate
 
