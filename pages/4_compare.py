@@ -120,7 +120,7 @@ with tab_sweep:
             st.markdown(f"**{t(key)}**")
             series = report.transfer_depth_series(result, t)
             st.plotly_chart(plots.depth_figure(series, translator(), depth="transfer_depth"), width="stretch",
-                            key=f"transfer_depth:{name}")
+                            key=f"transfer_depth:{name}.json")
             st.caption(t("caption.transfer_depth", command=result.get("command", "?"),
                          device=device_text(result.get("device", "?"))))
 
