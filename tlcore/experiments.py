@@ -2,8 +2,10 @@
 
 - ``matrix``: the similarity x size matrix reproduced by experiment. In each of four
   cells (a target similar / different from the pretraining data, small / large) it races
-  scratch, linear probe, partial and full fine-tuning over several seeds, through the same
-  ``tlcore.recipe.run`` the app uses, and reports mean +- std val accuracy and the winner.
+  scratch, linear probe, partial (at the depth the rule gives it in that column) and full
+  fine-tuning over several seeds, through the same ``tlcore.recipe.run`` the app uses, and
+  reports mean +- std val accuracy, the best, and whether the rule's own strategy and depth
+  reach it (within one seed std).
 - ``transfer-depth``: accuracy against the number k of groups copied from the pretrained
   backbone (the rest re-initialised), the copied groups left frozen ("frozen") or trained
   after all ("fine-tuned"): Yosinski et al. (2014) in small. Not the app's freeze-depth
