@@ -6,10 +6,11 @@ import streamlit as st
 
 from studio import plots
 from studio.frame import ensure_frame
-from studio.i18n import lesson, lesson_text, t
+from studio.i18n import current_lang, lesson, lesson_text, t, translated
 from studio.jobs_ui import translator
 from studio.widgets import (
     apply_recommendation,
+    backbone_title,
     backbone_ui,
     group_counts,
     group_names,
@@ -17,7 +18,7 @@ from studio.widgets import (
     reason,
     strategy_ui,
 )
-from tlcore import metrics, strategies
+from tlcore import catalog, metrics, strategies
 
 ensure_frame()
 st.title(t("page2.title"))
@@ -54,6 +55,18 @@ if chosen:
         f"**{title}** → {t(f'strategy.{rec.strategy}')}, {t('freeze.label')} = {rec.freeze_depth}, "
         f"lr = {rec.lr:g}\n\n{reason(rec)}"
     )
+    # What the cell runs on, and whether that pair really is what the cell is about (page 3 says the same).
+    backbone_now = st.session_state["backbone"]
+    data_now = "folder" if st.session_state["data_source"] in catalog.OWN_PHOTOS else st.session_state["dataset"]
+    spec, source = catalog.dataset(data_now), catalog.backbone(backbone_now).pretrained_on
+    pair = dict(backbone=backbone_title(backbone_now), dataset=translated(f"dataset.{data_now}", spec.title),
+                similarity=t(f"matrix.{catalog.similarity_of(data_now, backbone_now)}"),
+                source=translated(f"source.{source}", source))
+    if catalog.similarity_of(data_now, backbone_now) == similarity:
+        st.info(t("matrix.pair", **pair, reason=spec.reason_ko if current_lang() == "ko" else spec.reason_en)
+                + ("\n\n" + t("matrix.pair.synthetic") if similarity == "similar" and source == "synthetic" else ""))
+    else:
+        st.warning(t("matrix.pair.mismatch", **pair, wanted=t(f"matrix.{similarity}")))
 else:
     st.info(t("page2.pick_cell"))
 

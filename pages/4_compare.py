@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import streamlit as st
 
 from studio import plots
@@ -21,25 +18,8 @@ from studio.jobs_ui import (
 )
 from studio.settings import bound
 from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, training_ui
-from tlcore import strategies
+from tlcore import report
 from tlcore.jobs import JobView
-
-RESULTS = Path(__file__).resolve().parent.parent / "assets" / "results"
-
-def results_table(rows: list[dict]) -> list[dict]:
-    """A committed matrix table in the learner's language: cell, size, strategy, accuracy."""
-    def std(r: dict) -> float:
-        return r["val_acc_std"] if r.get("val_acc_std") == r.get("val_acc_std") and r.get("val_acc_std") else 0.0
-
-    return [{
-        t("results.col.cell"): f"{t('matrix.' + r['similarity'])} + {t('matrix.' + r['size'])}",
-        t("results.col.examples"): r["per_class"],
-        t("race.col.strategy"): t(f"strategy.{r['strategy']}"),
-        t("results.col.accuracy"): f"{100 * r['val_acc_mean']:.1f} ± {100 * std(r):.1f}",
-        t("results.col.seeds"): r.get("seeds", ""),
-        t("results.col.winner"): "✓" if r.get("winner") else "",
-    } for r in rows]
-
 
 ensure_frame()
 st.title(t("page4.title"))
@@ -48,12 +28,31 @@ lesson("compare", "race", level=3)
 
 @st.cache_data(show_spinner=False)
 def read_result(name: str) -> dict | None:
-    """A committed experiment result (assets/results/<name>), or None if absent or unreadable."""
-    path = RESULTS / name
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """A committed experiment result (assets/results/<name>.json), or None if absent or unreadable."""
+    return report.read(name)
+
+
+@st.cache_data(show_spinner=False)
+def measured(names: tuple[str, ...]) -> report.MeasuredMatrix | None:
+    """Committed matrix files as one measurement, with what it was measured with."""
+    return report.measured_matrix(*names)
+
+
+def draw_setup(matrix: report.MeasuredMatrix) -> None:
+    """What a measured matrix was measured with, from its own file."""
+    st.markdown(f"**{t('page4.measured', backbone=matrix.backbone, size=matrix.image_size)}**")
+    st.caption(report.setup_text(matrix, t))
+    if not report.at_rule_depths(matrix):
+        st.warning(t("page4.measured_not_rule"))
+
+
+def draw_chart(matrix: report.MeasuredMatrix, key: str) -> None:
+    """The verdicts per cell (full width: the cell text is projector-sized), then the numbers."""
+    st.plotly_chart(plots.matrix_figure(matrix.verdicts, translator()), width="stretch", key=key)
+    st.caption(t("caption.matrix_measured", command="; ".join(f"`{c}`" for c in matrix.commands),
+                 device=device_text(matrix.device)))
+    with st.expander(t("page4.matrix_details")):
+        st.dataframe(report.results_rows(matrix.table, t), hide_index=True, width="stretch")
 
 
 # --- settings shared by the race and the sweep ---
@@ -111,8 +110,8 @@ with tab_sweep:
     # The committed transfer-depth experiment (Yosinski's: the first k groups copied, frozen or
     # fine-tuned, the rest re-initialised), on its own axis: the synthetic backbone on digits,
     # Lite0 on Fashion-MNIST.
-    committed = [(name, key, r) for name, key in (("transfer_depth.json", "page4.transfer_depth.studio"),
-                                                  ("transfer_depth_imagenet.json", "page4.transfer_depth.imagenet"))
+    committed = [(name, key, r) for name, key in (("transfer_depth", "page4.transfer_depth.studio"),
+                                                  ("transfer_depth_imagenet", "page4.transfer_depth.imagenet"))
                  if (r := read_result(name))]
     if committed:
         st.markdown(f"#### {t('page4.transfer_depth.heading')}")
@@ -120,51 +119,31 @@ with tab_sweep:
     for col, (name, key, result) in zip(st.columns(max(1, len(committed))), committed, strict=False):
         with col:
             st.markdown(f"**{t(key)}**")
-            series = {}
-            for row in result.get("table", []):
-                depths_, accs = series.setdefault(t(f"page4.transfer_depth.mode.{row['mode']}"), ([], []))
-                depths_.append(row["k"])
-                accs.append(row["val_acc_mean"])
+            series = report.transfer_depth_series(result, t)
             st.plotly_chart(plots.depth_figure(series, translator(), depth="transfer_depth"), width="stretch",
-                            key=f"transfer_depth:{name}")
+                            key=f"transfer_depth:{name}.json")
             st.caption(t("caption.transfer_depth", command=result.get("command", "?"),
                          device=device_text(result.get("device", "?"))))
 
 with tab_matrix:
     lesson("compare", "measured", level=4)
+    matrix = measured(("matrix",))
     seeds_col, measured_col = st.columns(2, gap="large")
     with seeds_col:
         st.markdown(f"**{t('page4.recommended')}**")
-        # A markdown table wraps long cells, unlike a dataframe.
-        lines = [f"| | {t('matrix.col.similar')} | {t('matrix.col.different')} |", "|---|---|---|"]
-        for size in ("large", "small"):
-            cells = []
-            for similarity in ("similar", "different"):
-                rec = strategies.recommend(similarity, size, num_groups=len(groups))
-                cells.append(f"{t(f'matrix.cell.{size}_{similarity}')}<br>→ **{t(f'strategy.{rec.strategy}')}** "
-                             f"(k={rec.freeze_depth})")
-            lines.append(f"| **{t(f'matrix.row.{size}')}** | " + " | ".join(cells) + " |")
-        st.markdown("\n".join(lines), unsafe_allow_html=True)
+        st.markdown(report.recommended_markdown(len(groups), t), unsafe_allow_html=True)
         st.caption(t("caption.matrix_recommended"))
     with measured_col:
-        st.markdown(f"**{t('page4.measured')}**")
-        matrix = read_result("matrix.json")
-        if not matrix:
-            st.info(t("page4.no_results"))
+        if matrix:
+            draw_setup(matrix)
         else:
-            st.plotly_chart(plots.matrix_figure(matrix.get("verdicts", []), translator()), width="stretch",
-                            key="matrix_measured")
-            st.caption(t("caption.matrix_measured", command=matrix.get("command", "?"),
-                         device=device_text(matrix.get("device", "?"))))
+            st.info(t("page4.no_results"))
     if matrix:
-        with st.expander(t("page4.matrix_details")):
-            st.dataframe(results_table(matrix.get("table", [])), hide_index=True, width="stretch")
-    # The same measurement with real ImageNet weights on real photos (Fashion-MNIST).
-    real = [r for r in (read_result(f"matrix_imagenet_{size}.json") for size in ("small", "large")) if r]
+        draw_chart(matrix, "matrix_measured")
+    # The same measurement with real ImageNet weights on real photos (Fashion-MNIST, the 'different' column).
+    real = measured(("matrix_imagenet_small", "matrix_imagenet_large"))
     if real:
-        st.markdown(f"**{t('page4.measured_imagenet')}**")
-        st.plotly_chart(plots.matrix_figure([v for r in real for v in r.get("verdicts", [])], translator()),
-                        width="stretch", key="matrix_imagenet")
-        st.dataframe(results_table([row for r in real for row in r.get("table", [])]), hide_index=True, width="stretch")
-        st.caption(t("caption.matrix_imagenet", commands="; ".join(f"`{r.get('command', '?')}`" for r in real),
-                     device=device_text(real[0].get("device", "?"))))
+        st.divider()
+        st.caption(t("page4.measured_imagenet"))
+        draw_setup(real)
+        draw_chart(real, "matrix_imagenet")

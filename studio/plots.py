@@ -56,6 +56,7 @@ LABELS: dict[str, str] = {
     "plot.matrix.title": "Measured best strategy per cell",
     "plot.matrix.tie": "(tie)",
     "plot.matrix.rule": "rule",
+    "plot.matrix.not_measured": "not measured at the rule's depth",
     "strategy.scratch": "scratch", "strategy.linear_probe": "linear probe", "strategy.partial": "partial",
     "strategy.full": "full", "strategy.full_llrd": "full + layer decay", "strategy.gradual": "gradual",
     "plot.matrix.x": "similarity to the pretraining data",
@@ -279,29 +280,47 @@ def _pct(mean: float, std: float | None) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f}%" if std is not None and std == std else f"{100 * mean:.1f}%"
 
 
+MATRIX_TEXT_PX = 16  # cell text on a projector: 14 px at the least
+
+
 def matrix_figure(verdicts: Sequence[Mapping], t: Translate = _english) -> go.Figure:
-    """The 2x2 matrix as measured: colour = the winner's accuracy, text = the winner and
-    whether it agrees with the rule of thumb (verdicts from tlcore.experiments).
+    """The 2x2 matrix as measured: colour = the best accuracy, text = the strategy that
+    reached it and whether the rule's recommendation agrees (verdicts from
+    tlcore.experiments.cell_verdicts, which compare accuracies, not names).
 
     Each number carries its spread over seeds (± one standard deviation) where the verdict
-    has it, so a "tie" can be checked on the chart; when the winner is not the rule's
-    strategy, the rule's strategy and its accuracy are written beneath."""
+    has it, so a "tie" can be checked on the chart; when the best is not the rule's own
+    strategy and depth, the rule's accuracy is written beneath, or that it was not measured."""
     cols, rows = ["similar", "different"], ["large", "small"]
     z = [[None, None], [None, None]]
     text = [["", ""], ["", ""]]
+
+    def name(strategy: str, depth) -> str:  # partial names its depth: k = groups frozen
+        return t(f"strategy.{strategy}") + (f" k={depth}" if strategy == "partial" and depth is not None else "")
+
     for v in verdicts:
         r, c = rows.index(v["size"]), cols.index(v["similarity"])
         z[r][c] = v["winner_acc"]
-        mark = ("✓ " + t("plot.matrix.tie") if v.get("tie") else "✓") if v["agrees"] else "✗"
-        winner, expected = t(f"strategy.{v['winner']}"), t(f"strategy.{v.get('expected', v['winner'])}")
-        rule = (f"<br>{t('plot.matrix.rule')}: {expected} {_pct(v['expected_acc'], v.get('expected_std'))}"
-                if v.get("expected", v["winner"]) != v["winner"] and "expected_acc" in v else "")
+        measured = v.get("measured", True)
+        mark = ("✓ " + t("plot.matrix.tie") if v.get("tie") else "✓") if v["agrees"] else "✗" if measured else "–"
+        winner = name(v["winner"], v.get("winner_depth"))
+        expected = name(v.get("expected", v["winner"]), v.get("expected_depth"))
+        rule = ""
+        if not measured:
+            rule = f"<br>{t('plot.matrix.rule')}: {expected}, {t('plot.matrix.not_measured')}"
+        elif expected != winner and v.get("expected_acc") is not None:
+            rule = f"<br>{t('plot.matrix.rule')}: {expected}, {_pct(v['expected_acc'], v.get('expected_std'))}"
         text[r][c] = f"{winner}<br>{_pct(v['winner_acc'], v.get('winner_std'))} {mark}{rule}"
     fig = go.Figure(go.Heatmap(z=z, x=[t(f"plot.{c}") for c in cols], y=[t(f"plot.{r}") for r in rows],
-                               text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
+                               text=text, texttemplate="%{text}", textfont=dict(size=MATRIX_TEXT_PX),
+                               colorscale="Blues", zmin=0, zmax=1,
                                showscale=False, hoverinfo="skip"))
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, t("plot.matrix.title"), t("plot.matrix.x"), t("plot.matrix.y"), height=300)
+    fig = _layout(fig, t("plot.matrix.title"), t("plot.matrix.x"), t("plot.matrix.y"), height=420)
+    fig.update_layout(font=dict(size=MATRIX_TEXT_PX))  # titles as large as the cells
+    for axis in (fig.update_xaxes, fig.update_yaxes):  # (the app's chart theme sizes ticks and axis titles apart)
+        axis(tickfont=dict(size=MATRIX_TEXT_PX), title_font=dict(size=MATRIX_TEXT_PX))
+    return fig
 
 
 def filters_figure(pretrained: np.ndarray | None, random: np.ndarray, t: Translate = _english,

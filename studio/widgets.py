@@ -166,22 +166,33 @@ def lr_ui(*, prefix: str = "") -> dict[str, float]:
 
 @callback
 def apply_recommendation(similarity: str, size: str) -> strategies.Recommendation:
-    """A matrix cell was clicked: set strategy, depth and rates, and a matching sample dataset.
+    """A matrix cell was clicked: set a backbone and data that really are `similarity`
+    (tlcore.catalog.pair_for_cell: offline, "similar" to ImageNet only the learner's own
+    photos are, so it may switch to the synthetic-pretrained backbone), then strategy,
+    depth and rates for that backbone, and a small or large number of examples.
 
     Layer-wise decay is the learner's own setting: no cell recommends full_llrd, so a click
     leaves it as it was (it once set it to 1.0, and "full + layer-wise decay" then trained
     exactly like "full").
     """
+    pair = catalog.pair_for_cell(similarity, backbone=st.session_state["backbone"],
+                                 dataset=st.session_state["dataset"], data_source=st.session_state["data_source"],
+                                 online=st.session_state.get("online", False))
+    if pair.switched:  # the backbone's own input size (the synthetic one was pretrained at 32 px)
+        st.session_state["backbone"] = pair.backbone
+        size_now = catalog.backbone(pair.backbone).default_size
+        if size_now in image_sizes():
+            st.session_state["image_size"] = size_now
+    if pair.dataset != "folder":
+        st.session_state["dataset"] = pair.dataset
+    st.session_state["data_source"] = pair.data_source
     groups = group_names(st.session_state["backbone"])
     rec = strategies.recommend(similarity, size, num_groups=len(groups))
-    st.session_state.update(strategy=rec.strategy, freeze_depth=rec.freeze_depth, lr=rec.lr,
-                            head_lr_mult=rec.head_lr_mult,
-                            cell=(similarity, size))
-    source = catalog.backbone(st.session_state["backbone"]).pretrained_on
-    match = [n for n in catalog.dataset_names(task="image", kind="offline") if catalog.similarity(n, source) == similarity]
-    if match:
-        st.session_state["dataset"] = match[0]
-        st.session_state["data_source"] = "offline"
+    st.session_state["strategy"] = rec.strategy
+    st.session_state["freeze_depth"] = rec.freeze_depth
+    st.session_state["lr"] = rec.lr
+    st.session_state["head_lr_mult"] = rec.head_lr_mult
+    st.session_state["cell"] = (similarity, size)
     st.session_state["per_class"] = 10 if size == "small" else strategies.SMALL_LIMIT + 10
     return rec
 

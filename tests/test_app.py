@@ -181,6 +181,47 @@ def test_matrix_cell_keeps_the_learners_layer_decay_and_the_run_uses_it():
     assert plan.lrs[body[0]] == pytest.approx(config.lr * 0.5 ** (len(body) - 1))  # decayed, not all equal
 
 
+def similarity_caption(at: AppTest) -> str:
+    """Page 3's line that says how similar the data is to the backbone's pretraining data."""
+    start = strings("en")["data.similarity"].split("(")[0]
+    return next(c.value for c in at.caption if c.value.startswith(start))
+
+
+def test_a_similar_cell_runs_a_similar_pair_and_fine_tune_says_similar():
+    """Offline, no sample dataset is similar to the ImageNet backbone's photos: a "similar" cell
+    must switch to a pair that is (and say so), not keep data page 3 calls "different"."""
+    at = app("pages/2_strategy.py")
+    at.button(key="cell:small:similar").click().run()
+    ok(at)
+    backbone, dataset = at.session_state["backbone"], at.session_state["dataset"]
+    assert at.session_state["data_source"] == "offline"
+    assert catalog.similarity_of(dataset, backbone) == "similar", (backbone, dataset)
+    similar, different = strings("en")["matrix.similar"], strings("en")["matrix.different"]
+    said = [i.value for i in at.info if i.value.startswith("This cell runs")]
+    assert said and f"**{similar}**" in said[0]  # page 2 names the pair and what it is
+    if backbone != catalog.offline_default():  # a switched backbone is explained, with the own-photos way
+        assert "your own photos" in said[0]
+    assert at.session_state["freeze_depth"] == len(group_names(backbone)) - 1  # the rule for this backbone
+
+    at.switch_page("pages/3_finetune.py").run()
+    ok(at)
+    assert f"**{similar}**" in similarity_caption(at)
+    at.button(key="start").click().run()
+    config = job_of(at, "finetune").configs[0]
+    assert (config.backbone, config.dataset, config.strategy) == (backbone, dataset, "linear_probe")
+
+    at.switch_page("pages/2_strategy.py").run()
+    at.button(key="cell:large:different").click().run()
+    ok(at)
+    assert catalog.similarity_of(at.session_state["dataset"], at.session_state["backbone"]) == "different"
+    at.switch_page("pages/3_finetune.py").run()
+    assert f"**{different}**" in similarity_caption(at)
+
+
+def group_names(backbone: str) -> list[str]:
+    return catalog.build_model(backbone, 2, pretrained=False).group_names
+
+
 def readout(at: AppTest) -> str:
     return next(m.value for m in at.markdown if m.value.startswith("### trainable:"))
 

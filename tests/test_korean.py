@@ -74,6 +74,18 @@ def test_a_korean_page_has_no_english_sentence(page):
     assert english_in(at) == []
 
 
+@pytest.mark.parametrize("cell", ["cell:small:similar", "cell:large:different"])
+def test_what_a_matrix_cell_runs_on_is_told_in_korean(cell):
+    """The pair a cell sets (a switched backbone and why included) is said in Korean. (Clicked on
+    the English page: AppTest formats widget labels outside the script, in English.)"""
+    at = app("pages/2_strategy.py")
+    at.button(key=cell).click().run()
+    at.radio(key="lang").set_value("ko").run()
+    assert not at.exception
+    assert any("백본으로" in i.value for i in at.info), [i.value for i in at.info]
+    assert english_in(at) == []
+
+
 def korean_after_a_run(run_fn) -> tuple:
     """Start on the English page (AppTest formats widget labels outside the script, in
     English), let the run end, then switch to Korean and read."""

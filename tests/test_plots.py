@@ -153,7 +153,7 @@ def test_matrix_figure_places_each_verdict_in_its_cell():
     assert list(heat.x) == ["similar", "different"] and list(heat.y) == ["large", "small"]
     assert heat.z[1][0] == 0.9 and heat.z[0][1] == 0.84 and heat.z[0][0] is None
     assert "linear probe" in heat.text[1][0] and "✓" in heat.text[1][0]
-    assert "✗" in heat.text[0][1] and "rule: full 81.0%" in heat.text[0][1]  # the rule's number beside the verdict
+    assert "✗" in heat.text[0][1] and "rule: full, 81.0%" in heat.text[0][1]  # the rule's number beside the verdict
 
 
 def test_matrix_figure_shows_the_spread_behind_a_tie():
@@ -163,7 +163,24 @@ def test_matrix_figure_shows_the_spread_behind_a_tie():
            "winner_std": 0.014, "expected": "partial", "expected_acc": 0.940, "expected_std": 0.007,
            "agrees": True, "tie": True}
     text = plots.matrix_figure([tie]).data[0].text[0][0]
-    assert "linear probe<br>94.9 ± 1.4% ✓ (tie)" in text and "rule: partial 94.0 ± 0.7%" in text
+    assert "linear probe<br>94.9 ± 1.4% ✓ (tie)" in text and "rule: partial, 94.0 ± 0.7%" in text
+
+
+def test_matrix_figure_is_readable_on_a_projector_and_names_depths():
+    """Cell text and labels >= 14 px; partial names its depth; a rule not measured at its
+    depth shows as such, neither a tick nor a cross."""
+    verdicts = [
+        {"similarity": "similar", "size": "large", "winner": "partial", "winner_depth": 3, "winner_acc": 0.95,
+         "expected": "partial", "expected_depth": 4, "measured": False, "agrees": False, "expected_acc": None},
+        {"similarity": "different", "size": "small", "winner": "partial", "winner_depth": 2, "winner_acc": 0.9,
+         "expected": "partial", "expected_depth": 2, "measured": True, "agrees": True, "expected_acc": 0.9},
+    ]
+    fig = plots.matrix_figure(verdicts)
+    assert fig.data[0].textfont.size >= 14 and fig.layout.font.size >= 14
+    not_measured, agrees = fig.data[0].text[0][0], fig.data[0].text[1][1]
+    assert "partial k=3" in not_measured and "rule: partial k=4, not measured" in not_measured
+    assert "✓" not in not_measured and "✗" not in not_measured
+    assert agrees.startswith("partial k=2<br>90.0%") and "✓" in agrees
 
 
 def test_filters_figure_tiles_every_filter():
@@ -219,8 +236,9 @@ def test_matrix_figure_reads_the_experiments_verdicts():
             for strategy, acc in (("scratch", 0.3), ("linear_probe", 0.8 if sim == "similar" else 0.4),
                                   ("partial", 0.6), ("full", 0.7)):
                 rows.append({"similarity": sim, "size": size, "dataset": "d", "per_class": 5,
-                             "strategy": strategy, "seed": 0, "val_acc": acc, "seconds": 1.0})
-    verdicts = experiments.cell_verdicts(experiments.summarise_matrix(pd.DataFrame(rows)))
+                             "strategy": strategy, "freeze_depth": experiments.rule_depth(strategy, sim, 6),
+                             "seed": 0, "val_acc": acc, "seconds": 1.0})
+    verdicts = experiments.cell_verdicts(experiments.summarise_matrix(pd.DataFrame(rows)), num_groups=6)
     heat = plots.matrix_figure(verdicts).data[0]
     assert "linear probe" in heat.text[1][0]  # similar + small (row small, column similar)
     assert "full" in heat.text[0][1]  # different + large

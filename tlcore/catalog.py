@@ -11,9 +11,12 @@ process sees the complete registries whatever it imports first.
     catalog.resolve_pretrained(name, "auto")   what will really run, and why (offline fallbacks)
     catalog.dataset("fashion_mnist"), catalog.dataset_names(task="image", kind="offline")
     catalog.load_dataset(name, per_class=..., image_size=..., seed=...)
+    catalog.pair_for_cell("similar", backbone=..., dataset=...)   a backbone + data pair a matrix cell can keep its word with
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from tlcore import backbones, datasets, text
 from tlcore.backbones import BackboneSpec, GroupedModel, WeightsUnavailable, is_local_model_dir
@@ -106,6 +109,60 @@ def dataset_names(task: str | None = None, kind: str | None = None) -> list[str]
 def similarity(name: str, pretrained_on: str) -> str:
     """'similar' or 'different': how close a dataset is to a backbone's pretraining data."""
     return dataset(name).similarity.get(pretrained_on, "different")
+
+
+def available(name: str) -> bool:
+    """Can this offline dataset be loaded here (Fashion-MNIST needs Debian's package)?"""
+    return name != "fashion_mnist" or datasets.fashion_available()
+
+
+# ----------------------------------------------------------------------------- matrix cells
+
+OWN_PHOTOS = ("upload", "camera")  # data sources holding the learner's own photos: the "folder" dataset
+
+
+@dataclass(frozen=True)
+class CellPair:
+    """What a matrix cell runs: a backbone and data whose similarity is the cell's when one exists."""
+
+    backbone: str
+    dataset: str  # a registry name; "folder" for the learner's own photos
+    data_source: str  # the data picker's source: "offline", "download", "upload" or "camera"
+    similarity: str  # what the pair really is: catalog.similarity(dataset, the backbone's source)
+    switched: bool  # the backbone had to change: no data here has that similarity to the learner's
+
+
+def pair_for_cell(similarity: str, *, backbone: str, dataset: str, data_source: str = "offline",
+                  online: bool = False) -> CellPair:
+    """The backbone and data a "similar" or "different" matrix cell should run.
+
+    In order: the learner's own pair when it already is `similarity` (their photos count as
+    similar to ImageNet); another offline dataset for the same backbone; a downloadable one
+    (online only); then another backbone whose weights are here, with offline data it is
+    `similarity` to. Offline with the ImageNet backbone no sample dataset is similar to
+    ImageNet's photos, so "similar" becomes the synthetic-pretrained backbone with unseen
+    classes of its own generators. When nothing fits, the learner's pair is kept and its
+    `similarity` says what it really is.
+    """
+    current = (backbone, "folder" if data_source in OWN_PHOTOS else dataset, data_source)
+    usable = (data_source in OWN_PHOTOS
+              or (data_source == "offline" and dataset in dataset_names("image", "offline") and available(dataset))
+              or (data_source == "download" and online and dataset in dataset_names("image", "torchvision")))
+    offline = [d for d in dataset_names("image", "offline") if available(d)]
+    candidates = [current] if usable else []
+    candidates += [(backbone, d, "offline") for d in offline]
+    candidates += [(backbone, d, "download") for d in dataset_names("image", "torchvision")] if online else []
+    candidates += [(b, d, "offline") for b in backbone_names("vision") if b != backbone and weights_cached(b)
+                   for d in offline]
+    for b, d, source in candidates:
+        if similarity_of(d, b) == similarity:
+            return CellPair(b, d, source, similarity, switched=b != backbone)
+    return CellPair(*current, similarity=similarity_of(current[1], backbone), switched=False)
+
+
+def similarity_of(dataset_name: str, backbone_name: str) -> str:
+    """How close a dataset is to what a backbone was pretrained on: "similar" or "different"."""
+    return similarity(dataset_name, backbone(backbone_name).pretrained_on)
 
 
 def load_dataset(name: str, *, per_class: int, image_size: int, seed: int = 0, val_per_class: int = 30,

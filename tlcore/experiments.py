@@ -2,8 +2,10 @@
 
 - ``matrix``: the similarity x size matrix reproduced by experiment. In each of four
   cells (a target similar / different from the pretraining data, small / large) it races
-  scratch, linear probe, partial and full fine-tuning over several seeds, through the same
-  ``tlcore.recipe.run`` the app uses, and reports mean +- std val accuracy and the winner.
+  scratch, linear probe, partial (at the depth the rule gives it in that column) and full
+  fine-tuning over several seeds, through the same ``tlcore.recipe.run`` the app uses, and
+  reports mean +- std val accuracy, the best, and whether the rule's own strategy and depth
+  reach it (within one seed std).
 - ``transfer-depth``: accuracy against the number k of groups copied from the pretrained
   backbone (the rest re-initialised), the copied groups left frozen ("frozen") or trained
   after all ("fine-tuned"): Yosinski et al. (2014) in small. Not the app's freeze-depth
@@ -32,24 +34,39 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tlcore import catalog
+from tlcore import catalog, strategies
 from tlcore.config import RunConfig
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "results"
 MATRIX_STRATEGIES = ("scratch", "linear_probe", "partial", "full")
 
-# What the seeds' matrix (source 004) predicts per cell; the results say where we agree.
-EXPECTED = {
-    ("similar", "small"): ("linear_probe", "freeze all conv layers, train the classifier"),
-    ("similar", "large"): ("partial", "freeze most conv layers, fine-tune the rest"),
-    ("different", "small"): ("partial", "freeze part of the conv layers"),
-    ("different", "large"): ("full", "train the whole model"),
+# What the seeds' matrix (source 004) says per cell, in words; the strategy and its freeze
+# depth come from `strategies.recommend` for the measured backbone (the rule page 2 applies).
+ADVICE = {
+    ("similar", "small"): "freeze all conv layers, train the classifier",
+    ("similar", "large"): "freeze most conv layers, fine-tune the rest",
+    ("different", "small"): "freeze part of the conv layers",
+    ("different", "large"): "train the whole model",
 }
 
 
 # How a measurement is read against it: one rule for every cell.
-RULE = ("the recommended strategy wins, or trails the winner by no more than the spread over seeds "
-        "(one standard deviation of either, the ± beside each mean): at this many seeds that is a tie")
+RULE = ("the recommended strategy, at the freeze depth the rule gives it, wins, or trails the winner by no more "
+        "than the spread over seeds (one standard deviation of either, the ± beside each mean): at this many seeds "
+        "that is a tie")
+
+
+def rule_depth(strategy: str, similarity: str, num_groups: int) -> int:
+    """Groups frozen at the start when the matrix races `strategy` in a `similarity` column:
+    partial at the depth the rule gives partial in that column (the rule's k = body - 1 for
+    similar data, body // 2 for different data), a linear probe the whole body, the rest none."""
+    body = num_groups - 1
+    if strategy == "linear_probe":
+        return body
+    if strategy != "partial":
+        return 0
+    recs = [strategies.recommend(similarity, size, num_groups) for size in ("small", "large")]
+    return next(r.freeze_depth for r in recs if r.strategy == "partial")
 
 
 @dataclass(frozen=True)
@@ -66,7 +83,7 @@ class MatrixSettings:
     image_size: int = 32
     small_epochs: int = 30  # a small set needs many passes to take enough steps
     large_epochs: int = 8
-    freeze_depth: int = 3  # partial: stem, stage1, stage2 frozen; stage3, stage4, head train
+    freeze_depth: int | None = None  # partial: groups frozen; None = the rule's depth per column (rule_depth)
     lr: float = 1e-3  # AdamW, pretrained body
     scratch_lr: float = 3e-3  # random init tolerates (and needs) a larger rate
     head_lr_mult: float = 10.0
@@ -82,17 +99,32 @@ class MatrixSettings:
             for size, n in (("small", self.small), ("large", self.large))
         ]
 
-    def config(self, dataset: str, per_class: int, strategy: str, seed: int) -> RunConfig:
+    def groups(self) -> list[str]:
+        """The backbone's layer groups, shallow to deep (the head last)."""
+        return backbone_groups(self.backbone, self.image_size)
+
+    def depth(self, strategy: str, similarity: str) -> int:
+        """Groups frozen at the start for `strategy` in a `similarity` column."""
+        if strategy == "partial" and self.freeze_depth is not None:
+            return self.freeze_depth
+        return rule_depth(strategy, similarity, len(self.groups()))
+
+    def config(self, dataset: str, per_class: int, strategy: str, seed: int, similarity: str = "similar") -> RunConfig:
         small = per_class <= self.small
         return RunConfig(
             task="image", backbone=self.backbone, pretrained="yes" if strategy != "scratch" else "no",
             dataset=dataset, per_class=per_class, val_per_class=self.val_per_class,
-            image_size=self.image_size, strategy=strategy, freeze_depth=self.freeze_depth,
+            image_size=self.image_size, strategy=strategy, freeze_depth=self.depth(strategy, similarity),
             lr=self.scratch_lr if strategy == "scratch" else self.lr, head_lr_mult=self.head_lr_mult,
             epochs=self.small_epochs if small else self.large_epochs, batch_size=self.batch_size,
             optimizer="adamw", augment="none" if "digits" in dataset else "flip",  # a flipped digit is another glyph
             seed=seed, device=self.device,
         )
+
+
+def backbone_groups(backbone: str, image_size: int | None = None) -> list[str]:
+    """A backbone's layer group names (from a randomly initialised copy: no weights needed)."""
+    return catalog.build_model(backbone, 2, pretrained=False, image_size=image_size).group_names
 
 
 def _run_quiet(config: RunConfig, data=None) -> dict:
@@ -109,7 +141,7 @@ def _run_quiet(config: RunConfig, data=None) -> dict:
 
 def run_matrix(settings: MatrixSettings, *, cells: tuple[str, ...] = (), log=print) -> pd.DataFrame:
     """One row per (cell, strategy, seed): similarity, size, dataset, per_class, strategy,
-    seed, val_acc, seconds. `cells` ("different/small", ...) limits the run to some cells."""
+    freeze_depth (groups frozen at the start), seed, val_acc, seconds. `cells` ("different/small", ...) limits the run to some cells."""
     rows = []
     for sim, size, dataset, per_class in settings.cells():
         if cells and f"{sim}/{size}" not in cells:
@@ -119,21 +151,22 @@ def run_matrix(settings: MatrixSettings, *, cells: tuple[str, ...] = (), log=pri
             data = catalog.load_dataset(dataset, per_class=per_class, image_size=settings.image_size,
                                          seed=seed, val_per_class=settings.val_per_class)
             for strategy in settings.strategies:
-                cfg = settings.config(dataset, per_class, strategy, seed)
+                cfg = settings.config(dataset, per_class, strategy, seed, sim)
                 result = _run_quiet(cfg, data)
                 rows.append({
                     "similarity": sim, "size": size, "dataset": dataset, "per_class": per_class,
-                    "strategy": strategy, "seed": seed, "val_acc": result["val_acc"],
+                    "strategy": strategy, "freeze_depth": cfg.freeze_depth, "seed": seed, "val_acc": result["val_acc"],
                     "seconds": result["seconds"],
                 })
-                log(f"{sim:>9} {size:>5} {dataset:>16} seed {seed} {strategy:>12}: "
+                log(f"{sim:>9} {size:>5} {dataset:>16} seed {seed} {strategy:>12} k={cfg.freeze_depth}: "
                     f"val/acc {result['val_acc']:.3f} ({result['seconds']:.1f} s)")
     return pd.DataFrame(rows)
 
 
 def summarise_matrix(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and strategy: mean and std of val accuracy over seeds, and the cell's winner."""
-    keys = ["similarity", "size", "dataset", "per_class", "strategy"]
+    """Per cell, strategy and freeze depth: mean and std of val accuracy over seeds, and the
+    cell's winner. `runs` needs a freeze_depth column (`with_depths` adds it to older runs)."""
+    keys = ["similarity", "size", "dataset", "per_class", "strategy", "freeze_depth"]
     table = runs.groupby(keys, sort=False)["val_acc"].agg(["mean", "std", "count"]).reset_index()
     table = table.rename(columns={"mean": "val_acc_mean", "std": "val_acc_std", "count": "seeds"})
     best = table.groupby(["similarity", "size"], sort=False)["val_acc_mean"].transform("max")
@@ -141,37 +174,51 @@ def summarise_matrix(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def cell_verdicts(table: pd.DataFrame) -> list[dict]:
-    """Per cell: the winner, what the seeds' matrix expects, and whether the measurement
-    agrees by RULE: "agrees" only when the numbers shown say so."""
+def with_depths(runs: pd.DataFrame, settings: dict) -> pd.DataFrame:
+    """Runs saved before each run recorded its freeze depth: add it from the settings they
+    were made with (then one freeze_depth for partial in every cell)."""
+    if "freeze_depth" in runs.columns:
+        return runs
+    body = len(backbone_groups(settings["backbone"], settings["image_size"])) - 1
+    partial = settings["freeze_depth"]
+    depth = {"linear_probe": body, "partial": partial}
+    runs = runs.copy()
+    runs.insert(runs.columns.get_loc("strategy") + 1, "freeze_depth", [depth.get(s, 0) for s in runs["strategy"]])
+    return runs
+
+
+def cell_verdicts(table: pd.DataFrame, *, num_groups: int) -> list[dict]:
+    """Per cell: the winner, what the rule (`strategies.recommend` for a backbone of
+    `num_groups` groups) recommends, and whether the measurement agrees by RULE.
+
+    Outcomes are compared, not names: "agrees" when the accuracy of the recommended strategy
+    *at the rule's freeze depth* is the best, or within one seed std of the best (a tie). A
+    cell where that configuration was not measured (partial raced at another depth) does not
+    agree: "measured" is False and the numbers say nothing about the rule."""
     out = []
     for (sim, size), cell in table.groupby(["similarity", "size"], sort=False):
-        means = dict(zip(cell["strategy"], cell["val_acc_mean"], strict=True))
-        stds = {k: (v if v == v else 0.0) for k, v in zip(cell["strategy"], cell["val_acc_std"], strict=True)}
-        winner = max(means, key=means.get)
-        expected, advice = EXPECTED[(sim, size)]
-        agrees, tied = _agrees(expected, winner, means, stds)
-        pretrained_best = max(v for k, v in means.items() if k != "scratch")
+        rule = strategies.recommend(sim, size, num_groups)
+        expected = (rule.strategy, rule.freeze_depth)
+        rows = {(r.strategy, int(r.freeze_depth)): (r.val_acc_mean, r.val_acc_std if r.val_acc_std == r.val_acc_std else 0.0)
+                for r in cell.itertuples()}
+        # the best outcome; on an exact tie the rule's own configuration is named
+        winner = max(rows, key=lambda k: (rows[k][0], k == expected))
+        measured = expected in rows
+        gap = rows[winner][0] - rows[expected][0] if measured else float("inf")
+        agrees = measured and gap <= max(rows[winner][1], rows[expected][1])
+        pretrained = [m for (s, _), (m, _) in rows.items() if s != "scratch"]
+        scratch = [m for (s, _), (m, _) in rows.items() if s == "scratch"]
         out.append({
-            "similarity": sim, "size": size, "winner": winner, "winner_acc": means[winner],
-            "expected": expected, "advice": advice, "agrees": agrees, "tie": tied,
-            "expected_acc": means.get(expected, float("nan")),
-            "winner_std": stds[winner], "expected_std": stds.get(expected, float("nan")),
-            "transfer_gain": pretrained_best - means.get("scratch", float("nan")),
-            "spread": pretrained_best - min(v for k, v in means.items() if k != "scratch"),
+            "similarity": sim, "size": size, "winner": winner[0], "winner_depth": winner[1],
+            "winner_acc": rows[winner][0], "winner_std": rows[winner][1],
+            "expected": rule.strategy, "expected_depth": rule.freeze_depth, "advice": ADVICE[(sim, size)],
+            "measured": measured, "agrees": agrees, "tie": agrees and winner != expected,
+            "expected_acc": rows[expected][0] if measured else None,
+            "expected_std": rows[expected][1] if measured else None,
+            "transfer_gain": max(pretrained) - scratch[0] if scratch else None,
+            "spread": max(pretrained) - min(pretrained),
         })
     return out
-
-
-def _agrees(expected: str, winner: str, means: dict[str, float], stds: dict[str, float]) -> tuple[bool, bool]:
-    """(agrees, by a tie): the expected strategy won, or is within the seeds' spread of the winner."""
-    if expected == winner:
-        return True, False
-    if expected not in means:
-        return False, False
-    gap = means[winner] - means[expected]
-    tied = gap <= max(stds.get(winner, 0.0), stds.get(expected, 0.0))
-    return tied, tied
 
 
 # --------------------------------------------------------------------------- sweep
@@ -317,13 +364,17 @@ def _provenance(command: str, seconds: float, settings) -> dict:
 
 def write_matrix(runs: pd.DataFrame, settings: MatrixSettings, out_dir: Path, command: str, seconds: float,
                  name: str = "matrix") -> dict:
-    """Write <name>.csv (summary), <name>_runs.csv (every run), <name>.json and <name>.md."""
+    """Write <name>.csv (summary), <name>_runs.csv (every run), <name>.json and <name>.md.
+
+    The JSON says what was measured: the backbone and image size (in "settings"), its layer
+    groups ("groups"), and each row's freeze depth (in "table" and "runs")."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    groups = settings.groups()
     table = summarise_matrix(runs)
-    verdicts = cell_verdicts(table)
+    verdicts = cell_verdicts(table, num_groups=len(groups))
     runs.to_csv(out_dir / f"{name}_runs.csv", index=False)
     table.to_csv(out_dir / f"{name}.csv", index=False)
-    payload = {**_provenance(command, seconds, settings), "table": table.to_dict("records"),
+    payload = {**_provenance(command, seconds, settings), "groups": groups, "table": table.to_dict("records"),
                "verdicts": verdicts, "runs": runs.to_dict("records")}
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
     (out_dir / f"{name}.md").write_text(matrix_markdown(table, verdicts, payload), encoding="utf-8")
@@ -336,14 +387,27 @@ def _pretrained_on(backbone: str) -> str:
     return "pretrained on ImageNet"
 
 
+def partial_depths(table: pd.DataFrame | list[dict]) -> dict[str, list[int]]:
+    """The freeze depths partial was measured at, per similarity column: {"similar": [4], ...}."""
+    rows = table.to_dict("records") if isinstance(table, pd.DataFrame) else table
+    out: dict[str, list[int]] = {}
+    for r in rows:
+        if r["strategy"] == "partial" and int(r["freeze_depth"]) not in out.setdefault(r["similarity"], []):
+            out[r["similarity"]].append(int(r["freeze_depth"]))
+    return out
+
+
 def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> str:
     s = meta["settings"]
+    depths = "; ".join(f"{sim}: k = {', '.join(map(str, ks))}" for sim, ks in partial_depths(table).items())
     lines = [
         "# The transfer matrix, measured",
         "",
         f"Backbone `{s['backbone']}` ({_pretrained_on(s['backbone'])}), "
         f"{s['image_size']} px, seeds {', '.join(map(str, s['seeds']))}; val accuracy, mean ± std over seeds "
-        f"({s['val_per_class']} validation images per class). Partial = first {s['freeze_depth']} groups frozen.",
+        f"({s['val_per_class']} validation images per class). Partial = the first k of "
+        f"{len(meta['groups'])} groups ({', '.join(meta['groups'])}) frozen ({depths}); "
+        f"a linear probe freezes all {len(meta['groups']) - 1} body groups.",
         "",
         f"Made by `{meta['command']}` in {meta['seconds'] / 60:.1f} min on {meta['device']} ({meta['created']}).",
         "",
@@ -352,25 +416,29 @@ def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> st
     lines += ["| cell | dataset | " + " | ".join(strategies) + " | winner |",
               "|---|---|" + "---:|" * len(strategies) + "---|"]
     for (sim, size), cell in table.groupby(["similarity", "size"], sort=False):
-        by = {r.strategy: r for r in cell.itertuples()}
         first = cell.iloc[0]
         cells = []
         for st in strategies:
-            r = by[st]
-            text = f"{100 * r.val_acc_mean:.1f} ± {100 * (r.val_acc_std if r.val_acc_std == r.val_acc_std else 0):.1f}"
-            cells.append(f"**{text}**" if r.winner else text)
-        winner = cell.loc[cell["winner"], "strategy"].iloc[0]
+            texts = []
+            for r in cell[cell["strategy"] == st].itertuples():
+                text = f"{100 * r.val_acc_mean:.1f} ± {100 * (r.val_acc_std if r.val_acc_std == r.val_acc_std else 0):.1f}"
+                text += f" (k={r.freeze_depth})" if st == "partial" else ""
+                texts.append(f"**{text}**" if r.winner else text)
+            cells.append("<br>".join(texts))
+        winner = ", ".join(cell.loc[cell["winner"], "strategy"])  # equal means: every best one
         lines.append(f"| {sim} + {size} ({first.per_class}/class) | {first.dataset} | " + " | ".join(cells) + f" | {winner} |")
     lines += ["", "## Against the seeds' matrix", ""]
     lines += [f"Rule: {RULE}.", ""]
     for v in verdicts:
         mark = ("agrees (a tie within the seeds' spread)" if v.get("tie") else "agrees") if v["agrees"] \
-            else "**does not agree**"
+            else "**does not agree**" if v.get("measured", True) \
+            else f"**not measured**: the rule's {v['expected']} at k={v['expected_depth']} was not raced"
         lines.append(
             f"- {v['similarity']} + {v['size']}: the matrix says *{v['advice']}* ({v['expected']}, "
-            f"{_pm(v['expected_acc'], v.get('expected_std'))}); measured winner **{v['winner']}** "
-            f"({_pm(v['winner_acc'], v.get('winner_std'))}): {mark}. "
-            f"Best pretrained strategy vs scratch: {100 * v['transfer_gain']:+.1f} points."
+            f"k={v['expected_depth']}, {_pm(v['expected_acc'], v.get('expected_std'))}); measured winner "
+            f"**{v['winner']}** (k={v['winner_depth']}, {_pm(v['winner_acc'], v.get('winner_std'))}): {mark}. "
+            + (f"Best pretrained strategy vs scratch: {100 * v['transfer_gain']:+.1f} points."
+               if v["transfer_gain"] is not None else "")
             + (f" The pretrained strategies lie within {100 * v['spread']:.1f} points of each other: "
                "this target is too easy at this size to tell them apart." if v["spread"] < 0.015 else "")
         )
@@ -387,8 +455,10 @@ def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> st
     return "\n".join(lines) + "\n"
 
 
-def _pm(mean: float, std: float | None) -> str:
+def _pm(mean: float | None, std: float | None) -> str:
     """'94.9 ± 1.4%': a mean with its spread over seeds, in percent."""
+    if mean is None:
+        return "not measured"
     return f"{100 * mean:.1f} ± {100 * std:.1f}%" if std is not None and std == std else f"{100 * mean:.1f}%"
 
 
@@ -396,13 +466,17 @@ def resummarise_matrix(name: str = "matrix", out_dir: Path | str = RESULTS_DIR) 
     """Rewrite <name>.csv/.json/.md from the committed <name>_runs.csv, keeping how and when
     the runs were made (no training): for when the reading of the runs changes, not the runs."""
     out_dir = Path(out_dir)
-    runs = pd.read_csv(out_dir / f"{name}_runs.csv")
     old = json.loads((out_dir / f"{name}.json").read_text(encoding="utf-8"))
+    settings = old["settings"]
+    runs = with_depths(pd.read_csv(out_dir / f"{name}_runs.csv"), settings)
+    groups = old.get("groups") or backbone_groups(settings["backbone"], settings["image_size"])
     table = summarise_matrix(runs)
-    verdicts = cell_verdicts(table)
+    verdicts = cell_verdicts(table, num_groups=len(groups))
+    runs.to_csv(out_dir / f"{name}_runs.csv", index=False)
     table.to_csv(out_dir / f"{name}.csv", index=False)
-    payload = {**{k: v for k, v in old.items() if k not in ("table", "verdicts", "runs")},
-               "table": table.to_dict("records"), "verdicts": verdicts, "runs": runs.to_dict("records")}
+    keep = {k: v for k, v in old.items() if k not in ("groups", "table", "verdicts", "runs")}
+    payload = {**keep, "groups": groups, "table": table.to_dict("records"), "verdicts": verdicts,
+               "runs": runs.to_dict("records")}
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
     (out_dir / f"{name}.md").write_text(matrix_markdown(table, verdicts, payload), encoding="utf-8")
     return payload
@@ -498,7 +572,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--cells", default="", help="only these cells, e.g. different/small,similar/large (default: all four)")
     p.add_argument("--backbone", default=d.backbone, help="pretrained backbone (default %(default)s)")
     p.add_argument("--image-size", type=int, default=d.image_size, help="pixels square (default %(default)s)")
-    p.add_argument("--freeze-depth", type=int, default=d.freeze_depth, help="partial: groups frozen (default %(default)s)")
+    p.add_argument("--freeze-depth", type=int, default=d.freeze_depth,
+                   help="partial: groups frozen in every cell (default: the rule's depth for each column, "
+                        "as strategies.recommend gives it for this backbone)")
     p.add_argument("--device", default=d.device, help="cpu | cuda | auto (default %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default (1 is faster on a busy machine)")
     p.add_argument("--out", default=str(RESULTS_DIR), help="folder for the results (default %(default)s)")
