@@ -80,7 +80,7 @@ def test_what_a_matrix_cell_runs_on_is_told_in_korean(cell):
     the English page: AppTest formats widget labels outside the script, in English.)"""
     at = app("pages/2_strategy.py")
     at.button(key=cell).click().run()
-    at.radio(key="lang").set_value("ko").run()
+    at.radio(key="w:lang").set_value("ko").run()
     assert not at.exception
     assert any("백본으로" in i.value for i in at.info), [i.value for i in at.info]
     assert english_in(at) == []
