@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import plots, widgets
-from studio.i18n import current_lang, explain_error, t, translated
+from studio.i18n import current_lang, explain_error, t, t_count, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.state import callback, drop_upload_slot, keep_settings, new_upload_slot, register_choices
 from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
@@ -225,7 +225,7 @@ def _upload_ui() -> TextDataChoice:
     labels = sorted(counts)
     st.success(t("text.upload_ok", rows=len(table.texts), labels=len(labels), names=", ".join(labels[:10])))
     if table.skipped:
-        with st.expander(t("text.upload_skipped", n=len(table.skipped))):
+        with st.expander(t_count("text.upload_skipped", len(table.skipped))):
             st.dataframe({t("text.col.row"): [r for r, _ in table.skipped],
                           t("text.col.reason"): [w for _, w in table.skipped]}, hide_index=True)
     stored = st.session_state.get("text_upload_path")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio.i18n import current_lang, explain_error, t, translated
+from studio.i18n import current_lang, explain_error, t, t_count, translated
 from studio.state import VAL_PER_CLASS, callback, drop_upload_slot, new_upload_slot, register_choices, say
 from tlcore import caps, catalog, datasets, strategies
 from tlcore.config import RunConfig
@@ -259,7 +259,7 @@ def _upload_ui() -> DataChoice:
     st.success(t("upload.ok", classes=len(classes), images=sum(counts)))
     st.dataframe({t("upload.class"): classes, t("upload.count"): counts}, hide_index=True)
     if skipped:
-        with st.expander(t("upload.skipped", n=len(skipped))):
+        with st.expander(t_count("upload.skipped", len(skipped))):
             st.dataframe({t("upload.file"): [p for p, _ in skipped],
                           t("upload.reason"): [explain_error(r) for _, r in skipped]},
                          hide_index=True)

@@ -408,6 +408,26 @@ def test_a_bad_upload_gets_a_clear_message_and_no_start(content, reason):
     assert [p.name for p in folder.iterdir()] == [".owner"] and not str(folder).endswith("tlstudio-uploads")
 
 
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_zipped_file_claiming_ten_billion_pixels_is_listed_as_skipped_and_the_rest_trains(lang):
+    from test_images import png_claiming
+
+    files = {f"cats/{i}.png": png((200, 0, 0)) for i in range(3)}
+    files.update({f"dogs/{i}.png": png((0, 0, 200)) for i in range(3)})
+    files["cats/bomb.png"] = png_claiming(100_000, 100_000)  # PIL itself raises on this header
+    at = upload_page(zip_of(files))
+    at.radio(key="lang").set_value(lang).run()  # (AppTest formats options in English: switch after)
+    ok(at)
+    assert at.success[0].value == strings(lang)["upload.ok"].format(classes=2, images=6)
+    skipped = [e for e in at.expander if e.label == strings(lang)["upload.skipped.one"].format(n=1)]
+    assert skipped, [e.label for e in at.expander]  # "1 file was skipped", one of its kind
+    table = skipped[0].dataframe[0].value
+    reason = str(table.iloc[0, 1])
+    assert list(table.iloc[:, 0]) == ["cats/bomb.png"] and "10,000,000,000" in reason
+    assert ("픽셀이 너무 많음" in reason) if lang == "ko" else reason.startswith("too many pixels"), reason
+    assert not at.button(key="start").disabled  # the rest of the zip is used
+
+
 def test_a_new_upload_replaces_the_last_one_but_never_under_a_waiting_run():
     import threading
 
@@ -517,6 +537,20 @@ def test_try_a_new_image_shows_what_the_pretrained_model_knows():
     assert len(bars) == 5 and bars[0][0].split(":")[0] in ("Egyptian cat", "tiger cat", "tabby"), bars
     assert [v for _, v in bars] == sorted((v for _, v in bars), reverse=True)
     assert any(strings("en")["try.no_finetune"] == c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_picture_to_try_claiming_ten_billion_pixels_is_one_translated_line(lang):
+    from test_images import png_claiming
+
+    at = app("pages/3_finetune.py")
+    at.button_group(key="try:finetune:source").set_value("upload").run()
+    at.file_uploader(key="try:finetune:upload").set_value(("huge.png", png_claiming(100_000, 100_000), "image/png")).run()
+    at.radio(key="lang").set_value(lang).run()  # (AppTest formats options in English: switch after)
+    assert not at.exception
+    assert [e.value for e in at.error] == [strings(lang)["try.too_many_pixels"]]  # one line, no "Something went wrong"
+    assert at.subheader[-1].value == strings(lang)["try.title"] and at.button(key="start")  # the page is all there
+    assert not at.get("progress")  # nothing classified
 
 
 def test_korean_finetune_page_names_fashion_classes_in_korean():
