@@ -81,11 +81,10 @@ def start() -> None:
     shared = teacher.apply_link_settings()  # a link from the teacher: its settings, once
     if shared is not None:
         applied, ignored = shared
-        named = lambda keys: ", ".join(t(teacher.LABELS[k]) if k in teacher.LABELS else f"`{k}`" for k in keys)  # noqa: E731
         if applied:
-            st.success(t("link.applied", names=named(applied)))
+            st.success(t("link.applied", names=teacher.link_names(applied)))
         if ignored:
-            st.warning(t("link.ignored", names=named(ignored)))
+            st.warning(t("link.ignored", names=teacher.left_out_names(ignored)))
     st.session_state[_SEEN] = True
     failed = st.session_state.pop("_callback_error", None)
     if failed:
