@@ -160,12 +160,13 @@ def link_names(keys: list[str]) -> str:
 def left_out_names(pairs: list[tuple[str, str]]) -> str:
     """Ignored settings: a known one by its widget's label and the value the link gave, an
     unknown one by its name, both as plain text (the link is anyone's text)."""
-    return ", ".join(f"{t(LABELS[k])}: {plain(v)}" if k in LABELS else plain(k) for k, v in pairs)
+    return ", ".join(f"{t(LABELS[k])} = {plain(v)}" if k in LABELS else plain(k) for k, v in pairs)
 
 
 def plain(text: str, most: int = 30) -> str:
     """Anyone's text, shown inside markdown as plain text: at most `most` characters; letters,
-    digits, spaces and `- _ . +` kept and escaped, anything else `?`. No markup, no link:
-    an autolink needs `:`, `/` or `@`, and "www." is broken by a zero-width space."""
+    digits, spaces and `- _ . +` kept (escaped), anything else `?`. No markup and no link: an
+    autolink needs `:` and `/` (http://), `@` (mail) or "www." (a zero-width space goes before
+    each dot; after it, as Chromium showed, "www.<ZWSP>evil.example" still became a link)."""
     kept = "".join(c if c.isalnum() or c in " -_.+" else "?" for c in text[:most])
-    return re.sub(r"([-_.+])", lambda m: "\\" + m[1] + ("\u200b" if m[1] == "." else ""), kept).strip() or "?"
+    return re.sub(r"([-_.+])", lambda m: ("\u200b" if m[1] == "." else "") + "\\" + m[1], kept).strip() or "?"

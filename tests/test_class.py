@@ -181,7 +181,7 @@ def test_a_link_value_no_widget_can_hold_is_named_and_left_out_and_every_page_st
     assert at.session_state[key] == before  # the learner's own value stays
     label, value = strings("en")[teacher.LABELS[key]], link.rsplit(":", 1)[1]
     warning = frame_warning(link)
-    assert f"{label}: {value}".replace(".", "\\.\u200b") in warning, warning
+    assert f"{label} = {value}".replace(".", "\u200b\\.") in warning, warning
     for other in ("pages/2_strategy.py", "pages/3_finetune.py", "pages/4_compare.py"):
         at.switch_page(other).run()
         ok(at)
@@ -196,13 +196,16 @@ def test_a_link_value_a_widget_can_hold_is_applied(class_file):
     assert (s["layer_decay"], s["lr"], s["dataset"], s["per_class"], s["epochs"]) == (0.45, 1e-4, "digits", 140, 20)
 
 
-@pytest.mark.parametrize("evil", ["[click me](https://evil.example)", "https://evil.example", "www.evil.example",
+@pytest.mark.parametrize("evil", ["[click me](https://evil.example)", "https://evil.example", "WWW.evil.example",
                                   "a@evil.example", "`x`[y](http://e.x)", "**bold**_x_", "<a href=x>y</a>"])
 def test_an_unknown_key_in_a_link_is_named_as_plain_text_never_a_link(class_file, evil):
     class_file("")
     warning = frame_warning(f"{evil}:1,epochs:3")
     named = warning.split(": ", 1)[1]
-    assert not re.search(r"\]\(|https?:|[<>@`*\[\]]|www\.[a-z]", named), warning  # no markup, no autolink
+    assert not re.search(r"\]\(|https?:|[<>@`*\[\]]", named), warning  # no markup
+    # GFM finds "www." links in the text after escapes are undone (seen in Chromium: a zero-width
+    # space after the dot still made a link): "www" must not touch its dot.
+    assert not re.search(r"www\.", named.replace("\\", ""), re.IGNORECASE), warning
     key = evil.split(":")[0]  # (a link's pair is key:value, so the key ends at the first colon)
     assert max(re.findall(r"[a-z]+", key), key=len) in named  # still named, as text
 
