@@ -653,6 +653,19 @@ def test_class_names_that_would_share_a_folder_are_refused_in_one_line(names):
     assert at.camera_input  # different folders: the camera is back
 
 
+def test_a_page_that_fails_says_so_without_the_servers_folders(monkeypatch):
+    from studio import images_ui
+
+    def fails(*args, **kwargs):
+        raise FileExistsError(17, "File exists", "/tmp/tlstudio-up-k2x9/camera-5e1f/a")
+
+    monkeypatch.setattr(images_ui, "try_image_panel", fails)
+    at = app()  # the first run goes through app.py, whose handler draws the line
+    assert not at.exception
+    assert [e.value for e in at.error] == [strings("en")["error.page"].format(
+        kind="FileExistsError", message="[Errno 17] File exists: '…/a'")]
+
+
 def image_captions(at: AppTest) -> list[str]:
     return [i.caption for images in at.get("image") for i in images.proto.imgs]
 
