@@ -293,23 +293,23 @@ def _shot_taken(key: str) -> None:
     target, shots = st.session_state.get("cam_target"), _shots()
     if target not in class_names(st.session_state.get("cam_names", "")):
         return
-    data = shot.getvalue()
+    st.session_state["cam_note"] = _full_note(shots, target) or _keep_shot(shot.getvalue(), shots.setdefault(target, []))
+
+
+def _keep_shot(data: bytes, own: list[bytes]) -> str:
+    """Add a shot to its class's list; or, when it is no picture to learn from, say why."""
+    image, problem = _read_picture(data)
+    if problem:
+        return problem
+    if image.mean() < DARK_MEAN:  # a black frame would teach "black" as part of the class
+        return t("cam.dark")
     seen = st.session_state.setdefault("cam_seen", set())
     digest = hashlib.sha256(data).hexdigest()
-    image, problem = _read_picture(data)
-    if _full_note(shots, target):
-        note = _full_note(shots, target)
-    elif problem:
-        note = problem
-    elif image.mean() < DARK_MEAN:
-        note = t("cam.dark")
-    elif digest in seen:
-        note = t("cam.same")
-    else:  # each photo is added once, to the class chosen
-        seen.add(digest)
-        shots.setdefault(target, []).append(data)
-        note = ""
-    st.session_state["cam_note"] = note
+    if digest in seen:  # each photo is added once, to the class chosen
+        return t("cam.same")
+    seen.add(digest)
+    own.append(data)
+    return ""
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
