@@ -12,7 +12,6 @@ import logging
 import streamlit as st
 
 from studio import frame
-from studio.i18n import t
 
 frame.start()
 navigation = st.navigation(frame.pages())
@@ -21,4 +20,4 @@ try:
     navigation.run()
 except Exception as error:  # noqa: BLE001 -- a class must never see a raw traceback
     logging.getLogger("tlstudio").exception("page failed")  # the server's log keeps it for whoever fixes it
-    st.error(t("error.page", kind=type(error).__name__, message=str(error)))
+    st.error(frame.error_text(error))

@@ -9,6 +9,7 @@ page draws the frame itself and switches the server to `st.navigation` for all l
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -81,11 +82,10 @@ def start() -> None:
     shared = teacher.apply_link_settings()  # a link from the teacher: its settings, once
     if shared is not None:
         applied, ignored = shared
-        named = lambda keys: ", ".join(t(teacher.LABELS[k]) if k in teacher.LABELS else f"`{k}`" for k in keys)  # noqa: E731
         if applied:
-            st.success(t("link.applied", names=named(applied)))
+            st.success(t("link.applied", names=teacher.link_names(applied)))
         if ignored:
-            st.warning(t("link.ignored", names=named(ignored)))
+            st.warning(t("link.ignored", names=teacher.left_out_names(ignored)))
     st.session_state[_SEEN] = True
     failed = st.session_state.pop("_callback_error", None)
     if failed:
@@ -121,6 +121,16 @@ def queue_status() -> None:
         queue().heartbeat(active, me)
     counts = queue().snapshot()
     st.markdown(t("side.queue", running=counts["running"], waiting=counts["waiting"]))
+
+
+# A folder path in an error's text ("/tmp/tlstudio-up-x1/camera-ab/a", "C:\\Users\\x\\"): the server's
+# layout is no learner's business (and a shared server's paths name other learners' folders).
+_FOLDERS = re.compile(r"(?:\b[A-Za-z]:)?[/\\](?:[^\s'\"/\\]+[/\\])+")
+
+
+def error_text(error: BaseException) -> str:
+    """The page's last-resort error line: what went wrong, without the server's folders."""
+    return t("error.page", kind=type(error).__name__, message=_FOLDERS.sub("…/", str(error)))
 
 
 def ensure_frame() -> None:

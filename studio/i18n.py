@@ -69,6 +69,13 @@ def t(key: str, lang: str | None = None, **values) -> str:
     return text.format(**values) if values else text
 
 
+def t_count(key: str, n: int, **values) -> str:
+    """A string about n things in the form n needs: `<key>.one` for exactly one ("1 picture"),
+    `<key>` otherwise ("2 pictures"). Korean counts with one form ("사진 1장", "사진 2장"), so its
+    two entries read alike; both languages keep both keys."""
+    return t(f"{key}.one" if n == 1 else key, n=n, **values)
+
+
 @functools.cache
 def lesson_sections(name: str, lang: str) -> dict[str, tuple[str, str]]:
     """key -> (title, markdown body) of every section in a lesson file."""

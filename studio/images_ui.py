@@ -7,20 +7,27 @@ module only draws and keeps the learner's shots in session state.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-from studio.i18n import current_lang, t, translated
-from studio.state import job_id, new_upload_slot, owner, queue
+from studio.i18n import current_lang, t, t_count, translated
+from studio.state import callback, drop_upload_slot, job_id, new_upload_slot, owner, queue
 from tlcore import catalog, datasets, finetuned, imagenet
 
 PREVIEW_PER_CLASS = 4
 PREVIEW_SIZE = 64
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # one photo to try: bigger than any phone picture
 MIN_SHOTS = 2  # per own class: one to train, one to test
+# Camera shots stay in the server's memory for the session, as the camera's JPEGs (about 20-60
+# KB at 640x480). A demo needs five to ten a class; these caps bound a session to a few MB and
+# a class of thirty to about 150 MB, and keep a run on them to seconds.
+MAX_SHOTS_PER_CLASS = 25
+MAX_SHOTS = 100  # per learner, all classes together
+DARK_MEAN = 8  # mean brightness (0..255) below which a shot is black: a camera's first frame before it has light
 
 
 # --- see the data first -----------------------------------------------------------------
@@ -77,19 +84,25 @@ def class_title(dataset: str, name: str) -> str:
 
 def _decode(data: bytes) -> np.ndarray | None:
     """An uploaded or camera image -> (H, W, 3) uint8, or None with a message on screen."""
+    image, problem = _read_picture(data)
+    if problem:
+        st.error(problem)
+    return image
+
+
+def _read_picture(data: bytes) -> tuple[np.ndarray | None, str]:
+    """An image's bytes -> ((H, W, 3) uint8, "") or (None, why not, in the learner's words)."""
     from tlcore.images import ImageRefused, open_image, to_rgb
 
     if len(data) > MAX_IMAGE_BYTES:
-        st.error(t("try.too_big", mb=MAX_IMAGE_BYTES // 2**20))
-        return None
+        return None, t("try.too_big", mb=MAX_IMAGE_BYTES // 2**20)
     try:
         with open_image(data) as img:  # allowed formats only, pixels capped before decoding
-            return to_rgb(img, 1024)  # JPEGs decode reduced; 16-bit pictures scaled, not white
+            return to_rgb(img, 1024), ""  # JPEGs decode reduced; 16-bit pictures scaled, not white
     except ImageRefused as refused:
-        st.error(t("try.too_many_pixels") if refused.kind == "pixels" else t("try.unreadable"))
+        return None, t("try.too_many_pixels") if refused.kind == "pixels" else t("try.unreadable")
     except (OSError, ValueError):
-        st.error(t("try.unreadable"))
-    return None
+        return None, t("try.unreadable")
 
 
 @st.cache_resource(show_spinner=False)
@@ -199,32 +212,55 @@ def _shots() -> dict[str, list[bytes]]:
     return st.session_state.setdefault("cam_shots", {})
 
 
+def class_names(text: str) -> list[str]:
+    """The learner's class names: comma-separated, blanks and repeats dropped, at most ten."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    return list(dict.fromkeys(names))[:10]
+
+
+def folder_clash(names: list[str]) -> tuple[list[str], str] | None:
+    """Two or more names that would share one folder on disk (and so one class): ("a!", "a?")
+    both become "a". Returns (those names, the folder), or None when every name has its own."""
+    by_folder: dict[str, list[str]] = {}
+    for i, name in enumerate(names):
+        by_folder.setdefault(_safe_dirname(name, i).casefold(), []).append(name)  # casefold: "A" and "a" on macOS
+    for same in by_folder.values():
+        if len(same) > 1:
+            return same, _safe_dirname(same[0], names.index(same[0]))
+    return None
+
+
 def camera_classes_ui() -> tuple[str, int]:
     """Name a few classes, take shots for each; returns (folder for the run, images in the
-    smallest class), or ("", 0) while there is not enough to train on yet."""
+    smallest class), or ("", 0) while there is not enough to train on yet.
+
+    One click, one picture: once a shot is handled (kept, or refused with a reason) the next
+    camera widget is a fresh one (its key counts the shots), ready for the next Take Photo."""
     st.caption(t("cam.intro"))
     st.text_input(t("cam.classes"), key="cam_names", value=st.session_state.get("cam_names", t("cam.default_names")),
                   help=t("cam.classes_help"))
-    names = [n.strip() for n in st.session_state["cam_names"].split(",") if n.strip()]
-    names = list(dict.fromkeys(names))[:10]
+    names = class_names(st.session_state["cam_names"])
     if len(names) < 2:
         st.warning(t("cam.need_two"))
         return "", 0
+    clash = folder_clash(names)
+    if clash:
+        same, folder = clash
+        st.warning(t("cam.names_clash", names=", ".join(same), folder=folder))
+        return "", 0
     target = st.radio(t("cam.target"), names, key="cam_target", horizontal=True)
-    shot = st.camera_input(t("cam.take"), key="cam_input")
     shots = _shots()
-    if shot is not None:
-        data = shot.getvalue()
-        seen = st.session_state.setdefault("cam_seen", set())
-        digest = hashlib.sha256(data).hexdigest()
-        if digest not in seen and _decode(data) is not None:  # each photo is added once, to the class chosen
-            seen.add(digest)
-            shots.setdefault(target, []).append(data)
+    full = _full_note(shots, target)
+    key = f"cam_input:{st.session_state.setdefault('cam_round', 0)}"
+    st.camera_input(t("cam.take"), key=key, on_change=_shot_taken, args=(key,), disabled=bool(full))
+    note = full or st.session_state.pop("cam_note", "")
+    if note:
+        st.info(note)
     cols = st.columns(min(len(names), 5))
     for i, name in enumerate(names):
         with cols[i % len(cols)]:
             own = shots.get(name, [])
-            st.markdown(f"**{name}**: {t('cam.count', n=len(own))}")
+            st.markdown(f"**{name}**: {t_count('cam.count', len(own))}")
             if own:
                 st.image([_thumb(b) for b in own[-4:]], width=56)
     if st.button(t("cam.clear"), key="cam_clear", icon=":material/delete:"):
@@ -236,6 +272,44 @@ def camera_classes_ui() -> tuple[str, int]:
         st.info(t("cam.need_shots", n=MIN_SHOTS))
         return "", 0
     return _write_folder({n: shots[n] for n in names}), min(counts)
+
+
+def _full_note(shots: dict[str, list[bytes]], target: str) -> str:
+    """Why no more shots can be taken for `target` now, or ""."""
+    if sum(len(v) for v in shots.values()) >= MAX_SHOTS:
+        return t("cam.all_full", n=MAX_SHOTS)
+    if len(shots.get(target, [])) >= MAX_SHOTS_PER_CLASS:
+        return t("cam.class_full", name=target, n=MAX_SHOTS_PER_CLASS)
+    return ""
+
+
+@callback
+def _shot_taken(key: str) -> None:
+    """A new shot: keep it for the chosen class, or say why not; then a fresh camera widget."""
+    shot = st.session_state.get(key)
+    if shot is None:  # the learner cleared the photo by hand
+        return
+    st.session_state["cam_round"] = st.session_state.get("cam_round", 0) + 1
+    target, shots = st.session_state.get("cam_target"), _shots()
+    if target not in class_names(st.session_state.get("cam_names", "")):
+        return
+    st.session_state["cam_note"] = _full_note(shots, target) or _keep_shot(shot.getvalue(), shots.setdefault(target, []))
+
+
+def _keep_shot(data: bytes, own: list[bytes]) -> str:
+    """Add a shot to its class's list; or, when it is no picture to learn from, say why."""
+    image, problem = _read_picture(data)
+    if problem:
+        return problem
+    if image.mean() < DARK_MEAN:  # a black frame would teach "black" as part of the class
+        return t("cam.dark")
+    seen = st.session_state.setdefault("cam_seen", set())
+    digest = hashlib.sha256(data).hexdigest()
+    if digest in seen:  # each photo is added once, to the class chosen
+        return t("cam.same")
+    seen.add(digest)
+    own.append(data)
+    return ""
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -253,12 +327,17 @@ def _write_folder(shots: dict[str, list[bytes]]) -> str:
     if st.session_state.get("cam_folder_digest") == digest and Path(st.session_state.get("cam_folder", "")).is_dir():
         return st.session_state["cam_folder"]
     folder = new_upload_slot("camera", digest)  # this session's private folder; the last shots' files go
-    for i, (name, images) in enumerate(shots.items()):
-        # The folder name is the class name; a safe name on disk, the learner's name in the data.
-        class_dir = folder / _safe_dirname(name, i)
-        class_dir.mkdir()
-        for j, data in enumerate(images):
-            (class_dir / f"{j:03d}.jpg").write_bytes(data)
+    try:
+        for i, (name, images) in enumerate(shots.items()):
+            # The folder name is the class name; a safe name on disk, the learner's name in the data.
+            class_dir = folder / _safe_dirname(name, i)
+            class_dir.mkdir()
+            for j, data in enumerate(images):
+                (class_dir / f"{j:03d}.jpg").write_bytes(data)
+    except OSError as error:  # a full disk: said in words, never with the server's path
+        drop_upload_slot("camera")
+        st.error(t("cam.cannot_store", error=errno.errorcode.get(error.errno or 0, type(error).__name__)))
+        return ""
     st.session_state.update(cam_folder=str(folder), cam_folder_digest=digest)
     return str(folder)
 

@@ -18,13 +18,15 @@ import atexit
 import contextlib
 import functools
 import logging
+import math
 import os
 import re
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -333,6 +335,49 @@ def _valid(value, options: Sequence) -> bool:
     return value in options
 
 
+# --- numbers that must be a value their slider can hold --------------------------------
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The values a slider holds: lo, lo + step, ..., hi."""
+
+    lo: float
+    hi: float
+    step: float = 1
+
+    def holds(self, value) -> bool:
+        """Is `value` one of them? (A finite number, in range, on a step.)"""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if not self.lo <= value <= self.hi:
+            return False
+        steps = (value - self.lo) / self.step
+        return abs(steps - round(steps)) < 1e-6
+
+    def nearest(self, value) -> float:
+        """The held value closest to a finite `value` (an int where the slider counts)."""
+        steps = round((min(max(value, self.lo), self.hi) - self.lo) / self.step)
+        near = min(self.lo + steps * self.step, self.hi)
+        return int(near) if isinstance(self.step, int) and isinstance(self.lo, int) else round(near, 9)
+
+
+# setting key -> the Steps of its slider, given the settings (some ranges depend on another
+# setting: the backbone's layer groups, the dataset's size) and the class's limits. Widget
+# groups register theirs and draw their sliders from the same functions (studio.widgets).
+RANGES: dict[str, Callable[[Mapping], Steps]] = {}
+
+
+def register_ranges(ranges: dict[str, Callable[[Mapping], Steps]]) -> None:
+    RANGES.update(ranges)
+
+
+def holds(key: str, value, settings: Mapping) -> bool:
+    """Can the widget of `key` hold `value` (with these other settings)? True for a key
+    without a registered range."""
+    return key not in RANGES or RANGES[key](settings).holds(value)
+
+
 def settle() -> None:
     """Put every choice setting back on one of its options.
 
@@ -340,6 +385,7 @@ def settle() -> None:
     language switch the browser can send the old language's label, which matches no option
     and arrives as the label itself (seen: `unknown backbone 'Studio ResNet (...) · works
     offline'`). Such a value is replaced by this learner's last good value, else the default.
+    A number its slider cannot hold (RANGES) is moved to the nearest one it can.
     """
     saved = learners.load(owner())
     defaults = _all_defaults
@@ -355,6 +401,12 @@ def settle() -> None:
             st.session_state[key] = defaults[key]
         elif options:
             st.session_state[key] = options[0]
+    for key, steps_of in RANGES.items():  # a number its slider cannot hold would break the page on every run
+        value = st.session_state.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            steps = steps_of(st.session_state)
+            if not steps.holds(value):
+                st.session_state[key] = steps.nearest(value if math.isfinite(value) else defaults.get(key, steps.lo))
 
 
 # The first values of every setting group keep_settings has seen (images, text).

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import secrets
 import threading
 import time
@@ -20,7 +22,7 @@ import urllib.parse
 import streamlit as st
 
 from studio.i18n import t, translated
-from studio.state import CHOICES, DEFAULTS, _valid, callback, learners, owner, queue
+from studio.state import CHOICES, DEFAULTS, _valid, callback, holds, learners, owner, queue
 from tlcore import caps, catalog
 from tlcore.config import RunConfig
 from tlcore.jobs import JobSummary, nickname
@@ -87,52 +89,96 @@ def settings_link(base: str = "") -> str:
 
 
 def _parse(key: str, text: str):
+    """A link's text as the setting's type. A number must be finite (`inf`, `nan` and `1e999`
+    are no slider's value) and a count whole; anything else is a ValueError."""
     kind = type(DEFAULTS[key])
-    return kind(float(text)) if kind is int else kind(text)
+    if kind not in (int, float):
+        return kind(text)
+    number = float(text)
+    if not math.isfinite(number) or (kind is int and not number.is_integer()):
+        raise ValueError(text)
+    return kind(number)
 
 
-def apply_link_settings() -> tuple[list[str], list[str]] | None:
+def apply_link_settings() -> tuple[list[str], list[tuple[str, str]]] | None:
     """Apply a settings link's valid settings to this learner (once: the parameter is then
-    removed from the address); returns (applied, ignored) names, or None without a link."""
+    removed from the address); returns (applied names, ignored (name, value) pairs as the
+    link wrote them), or None without a link.
+
+    A setting is applied only when its widget can hold it (a choice among its options, a
+    number within its slider's range and steps: studio.state.CHOICES and RANGES, which the
+    widgets draw from) and the run it leaves is one this class allows (RunConfig, the class's
+    limits); else the learner's own value stays."""
     raw = st.query_params.get("settings")
     if not raw:
         return None
     del st.query_params["settings"]
     found: dict[str, object] = {}
-    ignored: list[str] = []
+    written: dict[str, str] = {}
+    ignored: list[tuple[str, str]] = []
     for pair in str(raw).split(",")[:len(LINK_KEYS) * 2]:
         key, _, text = pair.partition(":")
         if key not in LINK_KEYS:
-            ignored.append(key[:30] or "?")
+            ignored.append((key, text))
             continue
         try:
             value = _parse(key, text)
         except ValueError:
-            ignored.append(key)
+            ignored.append((key, text))
             continue
         options = CHOICES.get(key)
         if options is not None and not _valid(value, list(options())):
-            ignored.append(key)
+            ignored.append((key, text))
             continue
         if key == "dataset" and value not in catalog.dataset_names(task="image", kind="offline"):
-            ignored.append(key)  # a link shares samples every machine has, not downloads or uploads
+            ignored.append((key, text))  # a link shares samples every machine has, not downloads or uploads
             continue
-        found[key] = value
-    # Each setting must leave a run this class allows (RunConfig's checks and the class's
-    # limits); one that does not is ignored and the learner's own value stays.
-    merged = {k: st.session_state.get(k, DEFAULTS[k]) for k in LINK_KEYS}
-    for key, value in list(found.items()):
-        try:
-            limits().check(RunConfig(**(merged | {key: value})))
-            merged[key] = value
-        except LearnerError:
-            ignored.append(key)
+        found[key], written[key] = value, text
+    # In LINK_KEYS order, so a range that depends on another setting (the freeze depth on the
+    # backbone, the examples on the dataset) is checked against the link's own.
+    merged = {k: st.session_state.get(k, DEFAULTS[k]) for k in (*LINK_KEYS, "data_source")}
+    for key in [k for k in LINK_KEYS if k in found]:
+        changed = merged | {key: found[key]} | ({"data_source": "offline"} if key == "dataset" else {})
+        if _allowed(key, changed):
+            merged = changed
+        else:
+            ignored.append((key, written[key]))
             del found[key]
     if "dataset" in found:
         found["data_source"] = "offline"
     st.session_state.update(found)
     learners.save(owner(), found)
     return sorted(k for k in found if k != "data_source"), ignored
+
+
+def _allowed(key: str, settings: dict) -> bool:
+    if not holds(key, settings[key], settings):
+        return False
+    try:
+        limits().check(RunConfig(**{k: settings[k] for k in LINK_KEYS}))
+    except LearnerError:
+        return False
+    return True
+
+
+def link_names(keys: list[str]) -> str:
+    """Applied settings by the labels their widgets show."""
+    return ", ".join(t(LABELS[k]) for k in keys)
+
+
+def left_out_names(pairs: list[tuple[str, str]]) -> str:
+    """Ignored settings: a known one by its widget's label and the value the link gave, an
+    unknown one by its name, both as plain text (the link is anyone's text)."""
+    return ", ".join(f"{t(LABELS[k])} = {plain(v)}" if k in LABELS else plain(k) for k, v in pairs)
+
+
+def plain(text: str, most: int = 30) -> str:
+    """Anyone's text, shown inside markdown as plain text: at most `most` characters; letters,
+    digits, spaces and `- _ . +` kept (escaped), anything else `?`. No markup and no link: an
+    autolink needs `:` and `/` (http://), `@` (mail) or "www." (a zero-width space goes before
+    each dot; after it, as Chromium showed, "www.<ZWSP>evil.example" still became a link)."""
+    kept = "".join(c if c.isalnum() or c in " -_.+" else "?" for c in text[:most])
+    return re.sub(r"([-_.+])", lambda m: ("\u200b" if m[1] == "." else "") + "\\" + m[1], kept).strip() or "?"
 
 
 # --- the Class page's list of runs ------------------------------------------------------

@@ -15,10 +15,10 @@ from pathlib import Path
 import streamlit as st
 
 from studio import plots, widgets
-from studio.i18n import current_lang, explain_error, t, translated
+from studio.i18n import current_lang, explain_error, t, t_count, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.settings import bound
-from studio.state import callback, drop_upload_slot, keep_settings, new_upload_slot, register_choices
+from studio.state import callback, drop_upload_slot, keep_settings, new_upload_slot, register_choices, register_ranges
 from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
 from tlcore import catalog, metrics, presets, strategies
 from tlcore.config import RunConfig
@@ -39,6 +39,8 @@ register_choices({
     "text_head_lr_mult": lambda: HEAD_MULT_CHOICES, "text_source": lambda: TEXT_SOURCES,
     "text_dataset": lambda: catalog.dataset_names(task="text"),
 })
+EPOCHS_MOST = 10  # the text page's epochs slider (a text epoch costs more than an image one)
+register_ranges({"text_epochs": lambda s: widgets.epochs_steps(EPOCHS_MOST), "text_layer_decay": lambda s: widgets.LAYER_DECAY})
 
 
 def init_state() -> None:
@@ -226,7 +228,7 @@ def _upload_ui() -> TextDataChoice:
     labels = sorted(counts)
     st.success(t("text.upload_ok", rows=len(table.texts), labels=len(labels), names=", ".join(labels[:10])))
     if table.skipped:
-        with st.expander(t("text.upload_skipped", n=len(table.skipped))):
+        with st.expander(t_count("text.upload_skipped", len(table.skipped))):
             st.dataframe({t("text.col.row"): [r for r, _ in table.skipped],
                           t("text.col.reason"): [w for _, w in table.skipped]}, hide_index=True)
     stored = st.session_state.get("text_upload_path")
@@ -241,7 +243,7 @@ def _upload_ui() -> TextDataChoice:
 
 def training_ui(choice: TextDataChoice) -> None:
     widgets.size_ui(max(1, choice.max_per_class), prefix="text_")
-    widgets.epochs_ui(prefix="text_", most=10)
+    widgets.epochs_ui(prefix="text_", most=EPOCHS_MOST)
 
 
 def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> RunConfig | None:

@@ -14,9 +14,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio.i18n import current_lang, explain_error, t, translated
+from studio.i18n import current_lang, explain_error, t, t_count, translated
 from studio.settings import bound
-from studio.state import VAL_PER_CLASS, callback, drop_upload_slot, new_upload_slot, register_choices, say
+from studio.state import (
+    VAL_PER_CLASS,
+    Steps,
+    callback,
+    drop_upload_slot,
+    new_upload_slot,
+    register_choices,
+    register_ranges,
+    say,
+)
 from tlcore import caps, catalog, datasets, strategies
 from tlcore.config import RunConfig
 from tlcore.uploads import UploadError, read_zip
@@ -27,11 +36,48 @@ HEAD_MULT_CHOICES = (1.0, 3.0, 10.0, 30.0, 100.0)
 IMAGE_SIZES = (32, 48, 64, 96, 128, 224)
 DATA_SOURCES = ("offline", "download", "upload", "camera")
 RACE_CHOICES = tuple(s for s in strategies.IMAGE_STRATEGIES if s != "gradual")  # gradual needs an epoch per group
+# The sliders' ranges: the widgets draw from these, and a teacher's link and a restored
+# setting are checked against them (studio.state.RANGES), so no value reaches a slider
+# that cannot hold it.
+LAYER_DECAY = Steps(0.3, 1.0, 0.05)  # 1.0: every group the same rate; at 0.3 the stem of a 6-group model gets 0.3^5 = 0.2%
+EPOCHS_MOST = 20  # the image pages' epochs slider; the class's max_epochs may lower it
+SIZE_UNKNOWN = 200  # examples per class offered when a sample dataset does not say how many it has
 register_choices({
     "backbone": lambda: catalog.backbone_names("vision"), "strategy": lambda: STRATEGY_CHOICES,
     "data_source": lambda: DATA_SOURCES, "dataset": lambda: catalog.dataset_names(task="image"),
     "lr": lambda: LR_CHOICES, "head_lr_mult": lambda: HEAD_MULT_CHOICES, "image_size": lambda: image_sizes(),
     "race_strategies": lambda: RACE_CHOICES,
+})
+
+
+def epochs_steps(most: int = EPOCHS_MOST) -> Steps:
+    """1..most epochs, or fewer where the class's limit is lower (tlcore.caps)."""
+    return Steps(1, max(1, min(most, caps.load().max_epochs)))
+
+
+def per_class_steps(limit: int) -> Steps:
+    """1..limit examples per class (what the data has), or fewer where the class's limit is lower."""
+    return Steps(1, max(1, min(limit, caps.load().max_per_class)))
+
+
+def depth_steps(backbone: str) -> Steps:
+    """0..(groups before the head) frozen."""
+    return Steps(0, len(group_names(backbone)) - 1)
+
+
+def data_limit(settings) -> int:
+    """Examples per class the chosen sample dataset offers; an upload's own count is known
+    only once it is read (size_ui clamps to it), so here the class's limit stands for it."""
+    if settings.get("data_source", "offline") != "offline":
+        return caps.load().max_per_class
+    spec = catalog.dataset(settings.get("dataset", ""))
+    return (spec.max_per_class if spec is not None else 0) or SIZE_UNKNOWN
+
+
+register_ranges({
+    "layer_decay": lambda s: LAYER_DECAY,
+    "epochs": lambda s: epochs_steps(), "per_class": lambda s: per_class_steps(data_limit(s)),
+    "freeze_depth": lambda s: depth_steps(s["backbone"]),
 })
 
 
@@ -158,7 +204,7 @@ def lr_ui(*, prefix: str = "") -> dict[str, float]:
     st.select_slider(t("head_mult.label"), HEAD_MULT_CHOICES, format_func=lambda v: f"×{v:g}",
                      help=t("help.head_lr_mult"), **bound(keys["head_lr_mult"], _rates_changed, (prefix,)))
     st.caption(t("head_mult.explain"))
-    st.slider(t("decay.label"), 0.3, 1.0, step=0.05, help=t("help.layer_decay"),
+    st.slider(t("decay.label"), LAYER_DECAY.lo, LAYER_DECAY.hi, step=LAYER_DECAY.step, help=t("help.layer_decay"),
               **bound(keys["layer_decay"], _rates_changed, (prefix,)))
     st.caption(t("decay.explain"))
     return {name: st.session_state[key] for name, key in keys.items()}
@@ -271,7 +317,7 @@ def _upload_ui() -> DataChoice:
     st.success(t("upload.ok", classes=len(classes), images=sum(counts)))
     st.dataframe({t("upload.class"): classes, t("upload.count"): counts}, hide_index=True)
     if skipped:
-        with st.expander(t("upload.skipped", n=len(skipped))):
+        with st.expander(t_count("upload.skipped", len(skipped))):
             st.dataframe({t("upload.file"): [p for p, _ in skipped],
                           t("upload.reason"): [explain_error(r) for _, r in skipped]},
                          hide_index=True)
@@ -287,7 +333,7 @@ def _read_upload(data: bytes, folder: str) -> tuple[list[str], list[int], list[t
 
 def training_ui(choice: DataChoice) -> None:
     """Examples per class, image size, epochs."""
-    size_ui(choice.max_per_class or 200)
+    size_ui(choice.max_per_class or SIZE_UNKNOWN)
     sizes = image_sizes()
     st.session_state["image_size"] = min(st.session_state["image_size"], sizes[-1])
     st.select_slider(t("train.image_size"), sizes, **bound("image_size"), help=t("help.image_size"))
@@ -300,9 +346,9 @@ def image_sizes() -> tuple[int, ...]:
     return tuple(s for s in IMAGE_SIZES if s <= cap) or IMAGE_SIZES[:1]
 
 
-def epochs_ui(*, prefix: str = "", most: int = 20) -> None:
+def epochs_ui(*, prefix: str = "", most: int = EPOCHS_MOST) -> None:
     """Epochs, up to the class's limit."""
-    top = max(1, min(most, caps.load().max_epochs))
+    top = int(epochs_steps(most).hi)
     st.session_state[prefix + "epochs"] = min(st.session_state[prefix + "epochs"], top)
     st.slider(t("train.epochs"), 1, top, **bound(prefix + "epochs"), help=t("help.epochs"))
 
@@ -310,7 +356,7 @@ def epochs_ui(*, prefix: str = "", most: int = 20) -> None:
 def size_ui(limit: int, *, prefix: str = "") -> None:
     """Examples per class (at most `limit`), and which side of the matrix's size axis that is."""
     key = prefix + "per_class"
-    limit = min(limit, caps.load().max_per_class)  # the class's limit, when lower than the data's
+    limit = int(per_class_steps(limit).hi)  # the class's limit, when lower than the data's
     if limit < 2:  # a tiny upload or camera set: nothing to choose (a 1..1 slider is an error)
         st.session_state[key] = max(1, limit)
         st.caption(t("train.per_class_fixed", n=limit))

@@ -449,6 +449,26 @@ def test_a_bad_upload_gets_a_clear_message_and_no_start(content, reason):
     assert [p.name for p in folder.iterdir()] == [".owner"] and not str(folder).endswith("tlstudio-uploads")
 
 
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_zipped_file_claiming_ten_billion_pixels_is_listed_as_skipped_and_the_rest_trains(lang):
+    from test_images import png_claiming
+
+    files = {f"cats/{i}.png": png((200, 0, 0)) for i in range(3)}
+    files.update({f"dogs/{i}.png": png((0, 0, 200)) for i in range(3)})
+    files["cats/bomb.png"] = png_claiming(100_000, 100_000)  # PIL itself raises on this header
+    at = upload_page(zip_of(files))
+    at.radio(key="w:lang").set_value(lang).run()  # (AppTest formats options in English: switch after)
+    ok(at)
+    assert at.success[0].value == strings(lang)["upload.ok"].format(classes=2, images=6)
+    skipped = [e for e in at.expander if e.label == strings(lang)["upload.skipped.one"].format(n=1)]
+    assert skipped, [e.label for e in at.expander]  # "1 file was skipped", one of its kind
+    table = skipped[0].dataframe[0].value
+    reason = str(table.iloc[0, 1])
+    assert list(table.iloc[:, 0]) == ["cats/bomb.png"] and "10,000,000,000" in reason
+    assert ("픽셀이 너무 많음" in reason) if lang == "ko" else reason.startswith("too many pixels"), reason
+    assert not at.button(key="start").disabled  # the rest of the zip is used
+
+
 def test_a_new_upload_replaces_the_last_one_but_never_under_a_waiting_run():
     import threading
 
@@ -560,12 +580,131 @@ def test_try_a_new_image_shows_what_the_pretrained_model_knows():
     assert any(strings("en")["try.no_finetune"] == c.value for c in at.caption)
 
 
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_picture_to_try_claiming_ten_billion_pixels_is_one_translated_line(lang):
+    from test_images import png_claiming
+
+    at = app("pages/3_finetune.py")
+    at.button_group(key="try:finetune:source").set_value("upload").run()
+    at.file_uploader(key="try:finetune:upload").set_value(("huge.png", png_claiming(100_000, 100_000), "image/png")).run()
+    at.radio(key="w:lang").set_value(lang).run()  # (AppTest formats options in English: switch after)
+    assert not at.exception
+    assert [e.value for e in at.error] == [strings(lang)["try.too_many_pixels"]]  # one line, no "Something went wrong"
+    assert at.subheader[-1].value == strings(lang)["try.title"] and at.button(key="start")  # the page is all there
+    assert not at.get("progress")  # nothing classified
+
+
 def test_korean_finetune_page_names_fashion_classes_in_korean():
     if catalog.offline_default() != "efficientnet_lite0":
         pytest.skip("the ImageNet backbone is not installed")
     at = app("pages/3_finetune.py", lang="ko")
     ok(at)
     assert "앵클 부츠" in image_captions(at)
+
+
+# --- your own classes from the camera ----------------------------------------------------
+
+
+def jpeg(color, size=(64, 48)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def camera_page(names: str | None = None) -> AppTest:
+    at = app("pages/3_finetune.py")
+    at.radio(key="w:data_source").set_value("camera").run()
+    if names is not None:
+        at.text_input(key="cam_names").set_value(names).run()
+    return at
+
+
+def shoot(at: AppTest, color) -> AppTest:
+    """One click on Take Photo: a photo in the camera widget on screen now."""
+    cameras = at.camera_input
+    assert len(cameras) == 1 and not cameras[0].disabled
+    return cameras[0].set_value(("photo.jpg", jpeg(color), "image/jpeg")).run()
+
+
+def counts(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if m.value.startswith("**thumbs")]
+
+
+def test_one_click_takes_one_picture_and_the_camera_is_ready_for_the_next():
+    at = camera_page()
+    ok(at)
+    shoot(at, (200, 120, 40))
+    ok(at)
+    assert counts(at) == ["**thumbs up**: 1 picture", "**thumbs down**: 0 pictures"]
+    assert at.camera_input[0].key != "cam_input:0" and at.camera_input[0].value is None  # a fresh camera, no Clear photo
+    shoot(at, (40, 200, 120))
+    assert counts(at)[0] == "**thumbs up**: 2 pictures"
+    at.radio(key="cam_target").set_value("thumbs down").run()
+    for color in ((10, 20, 200), (90, 90, 90)):
+        shoot(at, color)
+    ok(at)
+    assert counts(at) == ["**thumbs up**: 2 pictures", "**thumbs down**: 2 pictures"]
+    assert not at.button(key="start").disabled  # two a class: enough to start
+    at.radio(key="w:lang").set_value("ko").run()
+    assert [m.value for m in at.markdown if m.value.startswith("**thumbs")] == \
+        ["**thumbs up**: 사진 2장", "**thumbs down**: 사진 2장"]
+
+
+@pytest.mark.parametrize("grey, kept", [(0, False), (6, False), (20, True)])
+def test_a_black_shot_is_not_kept_and_the_learner_is_told(grey, kept):
+    at = camera_page()
+    shoot(at, (grey, grey, grey))
+    ok(at)
+    dark = strings("en")["cam.dark"]
+    assert counts(at)[0] == ("**thumbs up**: 1 picture" if kept else "**thumbs up**: 0 pictures")
+    assert [i.value for i in at.info if i.value == dark] == ([] if kept else [dark])
+    assert at.camera_input[0].value is None  # either way the next click takes the next picture
+
+
+def test_shots_stop_at_the_caps_per_class_and_per_learner_and_the_page_says_so(monkeypatch):
+    from studio import images_ui
+
+    monkeypatch.setattr(images_ui, "MAX_SHOTS_PER_CLASS", 2)
+    monkeypatch.setattr(images_ui, "MAX_SHOTS", 3)
+    at = camera_page()
+    shoot(at, (200, 0, 0))
+    shoot(at, (0, 200, 0))
+    ok(at)
+    assert at.camera_input[0].disabled
+    assert strings("en")["cam.class_full"].format(name="thumbs up", n=2) in [i.value for i in at.info]
+    at.radio(key="cam_target").set_value("thumbs down").run()
+    shoot(at, (0, 0, 200))
+    assert at.camera_input[0].disabled and counts(at)[1] == "**thumbs down**: 1 picture"
+    assert strings("en")["cam.all_full"].format(n=3) in [i.value for i in at.info]
+
+
+@pytest.mark.parametrize("names", ["a!, a?", "Cat, cat", "!!!, class 1"])
+def test_class_names_that_would_share_a_folder_are_refused_in_one_line(names):
+    at = camera_page(names)
+    assert not at.exception and not at.error
+    clash = [w.value for w in at.warning]
+    assert len(clash) == 1 and all(n.strip() in clash[0] for n in names.split(",")), clash
+    assert "/" not in clash[0].replace("'/'", "") and not at.camera_input  # no server path; nothing to shoot yet
+    at.text_input(key="cam_names").set_value("a!, b?").run()
+    ok(at)
+    assert at.camera_input  # different folders: the camera is back
+
+
+def test_a_page_that_fails_says_so_without_the_servers_folders(monkeypatch):
+    from studio import images_ui
+
+    def fails(*args, **kwargs):
+        raise FileExistsError(17, "File exists", "/tmp/tlstudio-up-k2x9/camera-5e1f/a")
+
+    monkeypatch.setattr(images_ui, "try_image_panel", fails)
+    at = app()  # the first run goes through app.py, whose handler draws the line
+    assert not at.exception
+    assert [e.value for e in at.error] == [strings("en")["error.page"].format(
+        kind="FileExistsError", message="[Errno 17] File exists: '…/a'")]
 
 
 def image_captions(at: AppTest) -> list[str]:

@@ -38,11 +38,12 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def server():
-    """A real Streamlit server on a free port, stopped (by its pid) after the module."""
+    """A real Streamlit server on a free port (or $TLS_TEST_PORT, on a machine whose users
+    share out ports), stopped (by its pid) after the module."""
     import socket
 
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("127.0.0.1", int(os.environ.get("TLS_TEST_PORT", "0"))))
         port = s.getsockname()[1]
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "streamlit.log", "w")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import struct
 import time
+import warnings
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -41,6 +44,33 @@ def test_pixels_are_capped_from_the_header_before_decoding():
     with pytest.raises(images.ImageRefused, match="too many pixels"):
         images.decode(huge.getvalue(), 32)
     assert time.perf_counter() - started < 0.5  # refused from the header: nothing was decoded
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (a decompression bomb's calling card)."""
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(out, "PNG")
+    data = bytearray(out.getvalue())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height ...
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # ... and its checksum
+    return bytes(data)
+
+
+def test_a_header_claiming_ten_billion_pixels_is_refused_with_a_reason_not_pils_error():
+    # PIL raises its own DecompressionBombError inside Image.open, before our pixel check runs.
+    started = time.perf_counter()
+    with pytest.raises(images.ImageRefused) as refused:
+        images.decode(png_claiming(100_000, 100_000), 32)
+    assert refused.value.kind == "pixels" and refused.value.reason.message.key == "image.pixels_claimed"
+    assert "10,000,000,000" in str(refused.value) and "40,000,000" in str(refused.value)
+    assert time.perf_counter() - started < 0.5  # from the header: nothing decoded
+
+
+def test_pils_bomb_warning_raised_as_an_error_is_the_same_refusal():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as a server run with -W error would: the warning raises
+        with pytest.raises(images.ImageRefused, match="100,000,000"):
+            images.open_image(png_claiming(10_000, 10_000))  # past PIL's warning limit, under its error limit
 
 
 def test_16_bit_and_float_images_keep_their_contrast():

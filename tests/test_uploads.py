@@ -142,6 +142,16 @@ def test_skips_images_with_too_many_pixels():
     assert "too many pixels" in dict(data.skipped)["cats/huge.png"]
 
 
+def test_a_file_claiming_ten_billion_pixels_is_skipped_and_the_rest_of_the_zip_used():
+    from test_images import png_claiming
+
+    files = {**two_classes(), "cats/bomb.png": png_claiming(100_000, 100_000)}
+    data = read_zip(make_zip(files), image_size=8, val_per_class=1)
+    assert data.classes == ["cats", "dogs"] and len(data.train_y) + len(data.val_y) == 10
+    assert [path for path, _ in data.skipped] == ["cats/bomb.png"]
+    assert dict(data.skipped)["cats/bomb.png"].message.key == "image.pixels_claimed"  # translatable
+
+
 def test_ignores_operating_system_clutter():
     files = {**two_classes(), "__MACOSX/cats/._0.png": b"x", "cats/.DS_Store": b"x",
              "dogs/Thumbs.db": b"x"}

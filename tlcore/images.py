@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,10 +33,11 @@ class ImageRefused(LearnerError):
     English; `error.reason` is the same, translatable) and `kind` is "format", "pixels" or
     "broken"."""
 
-    def __init__(self, kind: str, **values):
-        super().__init__(f"image.{kind}", **values)
+    def __init__(self, kind: str, *, key: str = "", **values):
+        key = key or f"image.{kind}"
+        super().__init__(key, **values)
         self.kind = kind
-        self.reason = Reason(f"image.{kind}", **values)
+        self.reason = Reason(key, **values)
 
 
 def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_PIXELS):
@@ -47,6 +49,12 @@ def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_P
         image = Image.open(fp, formats=ALLOWED_FORMATS)
     except UnidentifiedImageError:
         raise ImageRefused("format") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        # PIL's own guard fires inside Image.open, from the header, before the check below can:
+        # past twice its limit always, past its limit where warnings are errors. Its limit is
+        # far above ours, so this is the same refusal; only the pixel count is in its message.
+        raise ImageRefused("pixels", key="image.pixels_claimed", pixels=_claimed_pixels(error),
+                           limit=f"{max_pixels:,}") from None
     except (OSError, ValueError) as error:
         raise ImageRefused("broken", error=type(error).__name__) from None
     width, height = image.size
@@ -54,6 +62,14 @@ def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_P
         image.close()
         raise ImageRefused("pixels", width=width, height=height, limit=f"{max_pixels:,}")
     return image
+
+
+def _claimed_pixels(error: Exception) -> str:
+    """'10,000,000,000' from PIL's 'Image size (10000000000 pixels) exceeds limit of ...'."""
+    from PIL import Image
+
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    return f"{int(found[1]):,}" if found else f"> {Image.MAX_IMAGE_PIXELS or 0:,}"
 
 
 def to_uint8(image, size: int) -> torch.Tensor:
