@@ -72,25 +72,30 @@ def go(page, title: str) -> None:
     wait_idle(page)
 
 
-def latest_config(page) -> dict:
-    """The settings of this browser's newest run, as the server stored them when it was submitted."""
+def latest_job(page) -> tuple[str, dict] | None:
+    """(id, settings) of this browser's newest run, as the server stored it when it was submitted."""
     cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "tls_learner")
     path = Path(os.environ["TLS_STATE_DIR"]) / "runs.sqlite"
+    if not path.exists():
+        return None
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
-        row = db.execute("SELECT configs FROM jobs WHERE learner=? ORDER BY submitted_at DESC LIMIT 1",
+        row = db.execute("SELECT id, configs FROM jobs WHERE learner=? ORDER BY submitted_at DESC LIMIT 1",
                          (learner_key(cookie),)).fetchone()
-    assert row is not None, "no run of this browser's was stored"
-    return json.loads(row[0])[0]
+    return (row[0], json.loads(row[1])[0]) if row else None
 
 
 def press_start(page) -> dict:
+    """Press Start; the settings of the run it queued."""
+    before = latest_job(page)
     page.get_by_role("button", name="Start").first.click()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        with contextlib.suppress(AssertionError, StopIteration, sqlite3.OperationalError):
-            return latest_config(page)
+        with contextlib.suppress(sqlite3.OperationalError):
+            now = latest_job(page)
+            if now is not None and (before is None or now[0] != before[0]):
+                return now[1]
         page.wait_for_timeout(500)
-    return latest_config(page)
+    raise AssertionError("Start queued no run")
 
 
 def stop_run(page) -> None:
@@ -169,7 +174,7 @@ def walk(url: str, page) -> None:
     go(page, "3 · Fine-tune")
     assert {"strategy": selected(page, "Strategy"), "depth": shown(page, "Freeze depth k")} == cell
     config = press_start(page)
-    assert config["freeze_depth"] == int(cell["depth"]) and config["layer_decay"] == pytest.approx(float(decay))
+    assert config["freeze_depth"] == int(cell["depth"]) and config["layer_decay"] == pytest.approx(float(decay)), config
     stop_run(page)
 
     # A teacher's link: its settings hold after a pause and a page change, like the learner's own.
