@@ -1,0 +1,177 @@
+"""The run store under faults, timed through the app (AppTest, no browser): print the figures.
+
+    python -m tools.store_faults              # every fault below, one line each
+    python -m tools.store_faults --only locked-during-class
+
+Faults, each on a fresh `runs.sqlite` in a temporary folder:
+- locked-during-class: the store opened fine, then another process (here another sqlite3
+  connection) holds a write lock (BEGIN EXCLUSIVE) for `--hold` seconds. Learner A clicks
+  Start on page 3 (timed), learner B then loads page 3 (timed); after the lock is released,
+  was A's run saved?
+- locked-at-start, damaged, not-sqlite: the file is locked / has one 4 KB page overwritten
+  with random bytes / is not SQLite when the server starts; pages 3 and 6 are loaded through
+  the server's own queue start (studio.state.job_queue): seconds and error boxes.
+
+Training is a stub (tests.test_app.fake_run): what is timed is the store and the queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+os.environ.setdefault("TLS_STATE_DIR", tempfile.mkdtemp(prefix="tlstudio-faults-"))
+
+
+def _page(path: str, queue=None, owner: str = "learner"):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["lang"] = "en"
+    if queue is not None:
+        at.session_state["_queue_override"] = queue
+    at.session_state["owner"] = owner
+    at.run()
+    at.switch_page(path)
+    at.run()
+    return at
+
+
+def _errors(at) -> int:
+    return len(at.exception) + len(at.error)
+
+
+def _filled(path: Path) -> None:
+    """A store with a few finished runs, as an earlier class left it."""
+    from test_app import fake_run
+
+    from tlcore.config import RunConfig
+    from tlcore.jobs import JobQueue
+    from tlcore.store import RunStore
+
+    store = RunStore(path)
+    q = JobQueue(fake_run, store=store)
+    for i in range(12):
+        job = q.submit(RunConfig(), f"earlier-{i}", tag="finetune")
+        while q.get(job, f"earlier-{i}").state != "done":
+            time.sleep(0.01)
+    if hasattr(store, "flush"):
+        store.flush(10)
+    store.close()
+
+
+def locked_during_class(hold: float) -> str:
+    from test_app import fake_run
+
+    from studio import state
+    from tlcore.jobs import JobQueue
+    from tlcore.store import RunStore
+
+    path = Path(tempfile.mkdtemp(prefix="tls-faults-")) / "runs.sqlite"
+    store = RunStore(path)
+    q = JobQueue(fake_run, store=store)
+    a = _page("pages/3_finetune.py", q, "learner-a")  # a page open before the lock
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")
+    released = threading.Timer(hold, other.rollback)
+    released.start()
+    timed = {}
+
+    def learner_b():  # another learner opens page 3 a second after A's click, while the lock is held
+        time.sleep(1.0)
+        t = time.monotonic()
+        timed["b"] = _page("pages/3_finetune.py", q, "learner-b")
+        timed["page_s"] = time.monotonic() - t
+
+    b_thread = threading.Thread(target=learner_b)
+    b_thread.start()
+    t0 = time.monotonic()
+    a.button(key="start").click().run()
+    start_s = time.monotonic() - t0
+    b_thread.join()
+    b, page_s = timed["b"], timed["page_s"]
+    job = a.session_state["job:finetune"]
+    released.join()
+    deadline = time.monotonic() + hold + 40
+    while time.monotonic() < deadline:
+        view = q.get(job, "learner-a")
+        if view is not None and view.state == "done":
+            break
+        time.sleep(0.05)
+    if hasattr(store, "flush"):
+        store.flush(30)
+    time.sleep(0.5)
+    check = sqlite3.connect(path)
+    saved = check.execute("SELECT state FROM jobs WHERE id=?", (job,)).fetchone()
+    check.close()
+    state.learners = state.LearnerStore()
+    return (f"locked-during-class (lock held {hold:.0f} s): Start click {start_s:.2f} s, another learner's page "
+            f"{page_s:.2f} s, error boxes {_errors(a) + _errors(b)}, run saved after the lock: "
+            f"{saved[0] if saved else 'no'}")
+
+
+def at_start(fault: str) -> str:
+    """The server starts on a faulty file: its own queue (studio.state.job_queue)."""
+    from studio import state
+    from tlcore import jobs
+
+    folder = Path(tempfile.mkdtemp(prefix="tls-faults-"))
+    os.environ["TLS_STATE_DIR"] = str(folder)
+    path = folder / "runs.sqlite"
+    other = None
+    if fault == "not-sqlite":
+        path.write_text("this is somebody's notes, not a database\n" * 200)
+    else:
+        _filled(path)
+        if fault == "damaged":
+            db = sqlite3.connect(path)
+            root = db.execute("SELECT rootpage FROM sqlite_master WHERE name='jobs'").fetchone()[0]
+            db.close()
+            with open(path, "r+b") as f:
+                f.seek(4096 * (root - 1))  # the runs table's root page
+                f.write(os.urandom(4096))
+        elif fault == "locked-at-start":
+            other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            other.execute("BEGIN EXCLUSIVE")
+    jobs._shared = None
+    warmups = []
+    state._warm_up = lambda: warmups.append(1)  # counted, not run: what is timed is the store
+    out = []
+    errors = 0
+    for page in ("pages/3_finetune.py", "pages/6_class.py", "pages/3_finetune.py"):
+        t0 = time.monotonic()
+        at = _page(page, None, "learner-c")
+        out.append(f"{Path(page).stem} {time.monotonic() - t0:.2f} s")
+        errors += _errors(at)
+        state.learners = state.LearnerStore()
+    if other is not None:
+        other.rollback()
+    jobs._shared = None
+    return f"{fault}: {', '.join(out)}; error boxes {errors}; warm-up threads started {len(warmups)}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default="", help="one fault: locked-during-class, locked-at-start, damaged, not-sqlite")
+    p.add_argument("--hold", type=float, default=25.0, help="seconds the other process holds its lock")
+    args = p.parse_args(argv)
+    import logging
+
+    logging.disable(logging.CRITICAL)  # the store's own warnings are expected here
+    faults = [args.only] if args.only else ["locked-during-class", "locked-at-start", "damaged", "not-sqlite"]
+    for fault in faults:
+        line = locked_during_class(args.hold) if fault == "locked-during-class" else at_start(fault)
+        print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
