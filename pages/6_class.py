@@ -16,6 +16,8 @@ limits = teacher.limits()
 st.markdown(t("class.limits", seconds=duration(limits.max_seconds), epochs=limits.max_epochs,
               per_class=limits.max_per_class, size=limits.max_image_size, length=limits.max_text_length))
 
+if not limits.teacher_mode or teacher.is_teacher():
+    teacher.store_notice()  # finished runs not being saved: what happened and what to do
 if not limits.teacher_mode:
     st.info(t("class.no_teacher_mode"))
 elif not teacher.is_teacher():

@@ -62,7 +62,8 @@ WORKER_NICE = int(os.environ.get("TLS_WORKER_NICE", "10"))
 
 
 def _start_server_queue() -> JobQueue:
-    """Runs once per server process, when the first page asks for the queue.
+    """Runs once per server process, when the first page asks for the queue (again only if
+    it raised: nothing here may, a store that cannot be used included; see tlcore.store).
 
     On a CPU, training leaves one core to the web server (script runs, charts): when torch
     wants every core and anything else runs, its threads wait on each other. Measured on a
@@ -74,15 +75,28 @@ def _start_server_queue() -> JobQueue:
         threads = int(os.environ.get("TLS_TORCH_THREADS", "0")) or max(1, (os.cpu_count() or 2) - 1)
         torch.set_num_threads(threads)
     server_started()
-    warm_up = threading.Thread(target=_warm_up, name="tlstudio-warm-up", daemon=True)
-    warm_up.start()
-    # torch code still running in a daemon thread when the interpreter exits aborts the
-    # process ("terminate called without an active exception"): let the warm-up finish first.
-    atexit.register(warm_up.join, 60)
+    _start_warm_up()
     # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.jobs.server_queue);
     # every finished run improves the time estimates and is kept on disk (tlcore.store).
     return server_queue(on_run_done=estimate.learn_from, store=store.open_default(), caps=caps.load(),
                         stale_after_s=CLOSED_TAB_S, nice=WORKER_NICE)
+
+
+_warm_up_started = False
+
+
+def _start_warm_up() -> None:
+    """Once per process, even should the queue's start be tried again."""
+    global _warm_up_started
+    with _started:
+        if _warm_up_started:
+            return
+        _warm_up_started = True
+    warm_up = threading.Thread(target=lambda: _warm_up(), name="tlstudio-warm-up", daemon=True)
+    warm_up.start()
+    # torch code still running in a daemon thread when the interpreter exits aborts the
+    # process ("terminate called without an active exception"): let the warm-up finish first.
+    atexit.register(warm_up.join, 60)
 
 
 def _warm_up() -> None:

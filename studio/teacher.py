@@ -231,3 +231,18 @@ def _run_row(row: JobSummary) -> None:
     cols[3].markdown(duration(row.elapsed_s) if row.elapsed_s else "–")
     if row.state in ("queued", "running"):
         cols[4].button(t("class.cancel"), key=f"cancel:{row.id}", on_click=callback(queue().cancel_any), args=(row.id,))
+
+
+# --- the run store, for the teacher ----------------------------------------------------
+
+
+def store_notice() -> None:
+    """One line when finished runs are not being saved (the store's file is locked, damaged,
+    not SQLite, newer or unwritable: tlcore.store), saying what happened and what to do; nothing
+    while all is well. The class goes on either way."""
+    health_of = getattr(queue(), "store_health", None)
+    health = health_of() if health_of is not None else None
+    if health is None or health.state == "ok":
+        return
+    st.warning(t(f"class.store.{health.state}", path=health.path.replace("`", "'"),
+                 detail=health.detail.replace("`", "'")[:200], waiting=health.waiting))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import logging
 import os
 import queue
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from tlcore.caps import Caps
 from tlcore.config import RunConfig
 from tlcore.events import Failed, History, HistorySnapshot
-from tlcore.store import RunStore, StoredJob, learner_key, pack
+from tlcore.store import FINAL_WAIT_S, RunStore, StoredJob, StoreHealth, as_interrupted, learner_key, pack
 
 RunFn = Callable[..., object]  # (config, emit, should_stop) -> result
 
@@ -173,7 +174,10 @@ class JobQueue:
         self.caps = caps  # the class's limits (tlcore.caps): checked at submit, time enforced while running
         self.store = store  # finished runs on disk: a restart loses none (tlcore.store)
         if store is not None:
-            store.interrupt_unfinished()  # what was queued or running belonged to a server that stopped
+            try:  # what was queued or running belonged to a server that stopped (written when the file allows)
+                store.interrupt_unfinished()
+            except Exception:  # noqa: BLE001 -- a store's fault must never stop the queue from starting
+                logging.getLogger(__name__).exception("marking interrupted runs failed")
         if gpus:
             workers, pin = gpus, pin or _pin_cuda_device
         self.pinned: dict[int, int] = {}  # worker -> GPU, once pinned
@@ -211,9 +215,14 @@ class JobQueue:
     def get(self, job_id: str, owner: str, *, heartbeat: bool = True) -> JobView | None:
         """The owner's job, or None when it is unknown, forgotten or someone else's."""
         with self._lock:
-            job = self._owned(job_id, owner) or self._restore(job_id, owner)
-            if job is None:
+            job = self._owned(job_id, owner)
+        if job is None:
+            restored = self._restore(job_id, owner)  # read and decoded off the lock: other pages do not wait
+            if restored is None:
                 return None
+            with self._lock:  # another page may have restored it meanwhile: one Job in memory
+                job = self._owned(job_id, owner) or self._jobs.setdefault(restored.id, restored)
+        with self._lock:
             if heartbeat:
                 job.last_seen = time.monotonic()
             position = self._waiting.index(job_id) + 1 if job_id in self._waiting else 0
@@ -360,11 +369,19 @@ class JobQueue:
             if isinstance(final, Failed) or final is None:
                 state = "failed"
         # Serialising a race's events takes a while: done before taking the lock (pages keep
-        # polling), written under it, so that a job seen as ended is also on disk.
+        # polling). The ended job's row goes to the store first, and while the store is healthy
+        # the job is shown as ended once its row is on disk (a restart then finds it); a store
+        # that cannot write keeps the row waiting and nobody waits for it.
         packed = self._pack(job)
+        if self.store is not None:
+            with self._lock:
+                self._persist(dataclasses.replace(job, state=state, finished=time.monotonic()), packed)
+            try:
+                self.store.written(job.id, FINAL_WAIT_S)
+            except Exception:  # noqa: BLE001
+                logging.getLogger(__name__).exception("waiting for the store failed")
         with self._lock:
             self._finish(job, state)
-            self._persist(job, packed)
 
     def _run_one(self, job: Job, config: RunConfig, history: History) -> None:
         """Run one config of the job here, in this worker thread (a Ray queue runs it on a cluster)."""
@@ -393,9 +410,10 @@ class JobQueue:
         except Exception:  # noqa: BLE001 -- a full disk must not stop the class; the run is still in memory
             logging.getLogger(__name__).exception("storing job %s failed", job.id)
 
-    def _restore(self, job_id: str | None, owner: str) -> Job | None:  # caller holds the lock
+    def _restore(self, job_id: str | None, owner: str) -> Job | None:  # called WITHOUT the lock
         """A job this queue no longer holds (a restart, or forgotten): read back from the store,
-        for its owner only, and kept in memory again like any finished job."""
+        for its owner only (the caller keeps it in memory again like any finished job). Reading
+        waits on the file at most briefly and decodes the job's images: never under the lock."""
         if self.store is None or not job_id or not owner:
             return None
         try:
@@ -405,10 +423,17 @@ class JobQueue:
             return None
         if stored is None or not secrets.compare_digest(stored.learner, learner_key(owner)):
             return None
-        job = job_from_stored(stored, owner)
-        if job is not None:
-            self._jobs[job.id] = job
-        return job
+        return job_from_stored(stored, owner)
+
+    def store_health(self) -> StoreHealth | None:
+        """The run store's state for the teacher (None: this queue keeps no store)."""
+        if self.store is None:
+            return None
+        try:
+            return self.store.health()
+        except Exception:  # noqa: BLE001
+            logging.getLogger(__name__).exception("asking the run store failed")
+            return None
 
     def _forget_old(self) -> None:  # caller holds the lock; keeps memory bounded on a class server
         # Each learner's latest job of each kind (tag) is kept whatever its age: it is the one
@@ -431,13 +456,15 @@ def job_from_stored(stored: StoredJob, owner: str) -> Job | None:
     except (ValueError, TypeError):
         logging.getLogger(__name__).warning("stored job %s has settings this version cannot load", stored.id)
         return None
+    stored = as_interrupted(stored)  # queued or running on disk, unknown here: a stopped server's
     to_mono = time.monotonic() - time.time()  # Unix time -> this process's monotonic clock
     histories = [History(snap.config, list(snap.events), list(snap.times)) for snap in stored.runs]
+    finished = stored.finished_at or (stored.started_at or stored.submitted_at)
     return Job(stored.id, owner, configs, list(stored.labels), histories, state=stored.state,
                submitted=stored.submitted_at + to_mono,
                started=(stored.started_at + to_mono) if stored.started_at else None,
-               finished=(stored.finished_at + to_mono) if stored.finished_at else None,
-               tag=stored.tag)
+               finished=(finished + to_mono) if finished else None,
+               tag=stored.tag, note=stored.note, priority=stored.priority)
 
 
 def _pin_cuda_device(index: int) -> None:

@@ -98,6 +98,7 @@ def locked_during_class(hold: float) -> str:
     start_s = time.monotonic() - t0
     b_thread.join()
     b, page_s = timed["b"], timed["page_s"]
+    told = _told(_page("pages/6_class.py", q, "teacher"))
     job = a.session_state["job:finetune"]
     released.join()
     deadline = time.monotonic() + hold + 40
@@ -115,7 +116,7 @@ def locked_during_class(hold: float) -> str:
     state.learners = state.LearnerStore()
     return (f"locked-during-class (lock held {hold:.0f} s): Start click {start_s:.2f} s, another learner's page "
             f"{page_s:.2f} s, error boxes {_errors(a) + _errors(b)}, run saved after the lock: "
-            f"{saved[0] if saved else 'no'}")
+            f"{saved[0] if saved else 'no'}; while locked the Class page said: {told or '(nothing)'}")
 
 
 def at_start(fault: str) -> str:
@@ -142,20 +143,33 @@ def at_start(fault: str) -> str:
             other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             other.execute("BEGIN EXCLUSIVE")
     jobs._shared = None
+    state._warm_up_started = False  # a new server process, as far as the queue's start goes
     warmups = []
     state._warm_up = lambda: warmups.append(1)  # counted, not run: what is timed is the store
     out = []
     errors = 0
+    told = ""
     for page in ("pages/3_finetune.py", "pages/6_class.py", "pages/3_finetune.py"):
         t0 = time.monotonic()
         at = _page(page, None, "learner-c")
         out.append(f"{Path(page).stem} {time.monotonic() - t0:.2f} s")
         errors += _errors(at)
+        told = told or _told(at)
         state.learners = state.LearnerStore()
+    time.sleep(2.0)  # a write attempt waits up to tlcore.store.BUSY_S for a lock before it says "locked"
+    told = told or _told(_page("pages/6_class.py", None, "teacher"))
+    state.learners = state.LearnerStore()
     if other is not None:
         other.rollback()
     jobs._shared = None
-    return f"{fault}: {', '.join(out)}; error boxes {errors}; warm-up threads started {len(warmups)}"
+    return (f"{fault}: {', '.join(out)}; error boxes {errors}; warm-up threads started {len(warmups)}; "
+            f"the Class page says: {told or '(nothing)'}")
+
+
+def _told(at) -> str:
+    """What the Class page warns about the store (teacher mode is off here: the line shows)."""
+    said = [w.value for w in at.warning if "not being saved" in w.value]
+    return said[0][:110] + "..." if said else ""
 
 
 def main(argv=None) -> int:
