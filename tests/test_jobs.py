@@ -395,3 +395,72 @@ def test_a_teacher_who_unlocks_after_pressing_start_moves_to_the_front():
     assert [q.get(j, f"s{i}").position for i, j in enumerate(students, 1)] == [2, 3, 4]  # still first-in, first-out
     assert q.promote("teacher") == 0 and q.promote("nobody") == 0
     gate.set()
+
+
+class Interrupted(BaseException):
+    """A BaseException no `except Exception` catches (as a library's own may be)."""
+
+
+@pytest.mark.parametrize("error", [SystemExit(3), KeyboardInterrupt(), Interrupted("stop")],
+                         ids=["SystemExit", "KeyboardInterrupt", "BaseException"])
+def test_a_base_exception_in_a_run_fails_that_job_and_the_worker_serves_the_next(error):
+    def raising(config, emit, should_stop):
+        if config.strategy == "full":
+            raise error
+        return fake_run(steps=2, delay=0)(config, emit, should_stop)
+
+    q = JobQueue(raising)
+    workers = [t for t in threading.enumerate() if t.name == "tlcore-worker-0" and t in q._threads]
+    bad = q.submit(RunConfig(strategy="full"), "alice")
+    assert wait_for(lambda: q.get(bad, "alice").state == "failed")
+    assert type(error).__name__ in q.get(bad, "alice").runs[0].final.message
+    good = q.submit(RunConfig(strategy="linear_probe"), "bob")
+    assert wait_for(lambda: q.get(good, "bob").state == "done")  # the same worker, still alive
+    assert all(t.is_alive() for t in workers) and q.active_for("alice") is None
+
+
+def test_a_stop_reason_is_written_under_the_queue_lock():
+    gate = threading.Event()
+    q = JobQueue(fake_run(steps=5, delay=0, gate=gate), stale_after_s=60)
+    job_id = q.submit(RunConfig(), "alice")
+    assert wait_for(lambda: q.get(job_id, "alice").state == "running")
+    job = q._jobs[job_id]
+    job.last_seen -= 3600  # nobody has watched it for an hour
+    asked = threading.Thread(target=q._should_stop, args=(job,))
+    with q._lock:  # a page (or the teacher's Cancel) holds the lock
+        asked.start()
+        asked.join(0.3)
+        assert (job.stop_requested, job.note) == (False, "")  # not written behind the lock's back
+    asked.join(5)
+    assert (job.stop_requested, job.note) == (True, "closed")
+    q.cancel_any(job_id, "teacher")  # a later reason never overwrites the first
+    gate.set()
+    assert wait_for(lambda: q.get(job_id, "alice").state == "cancelled") and q.get(job_id, "alice").note == "closed"
+
+
+def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
+    from tlcore.store import RunStore
+
+    path = tmp_path / "runs.sqlite"
+    first = JobQueue(fake_run(steps=2, delay=0), store=RunStore(path))
+    old = first.submit(RunConfig(), "alice", tag="finetune")
+    assert wait_for(lambda: first.get(old, "alice").state == "done")
+
+    store = RunStore(path)
+    q = JobQueue(fake_run(steps=2, delay=0), store=store)
+    real_load = store.load
+
+    def slow_load(job_id):  # a store that takes a while: a slow disk, 60 runs' images to decode
+        time.sleep(1.0)
+        return real_load(job_id)
+
+    store.load = slow_load
+    restoring = threading.Thread(target=q.get, args=(old, "alice"))
+    restoring.start()
+    time.sleep(0.1)
+    t = time.monotonic()
+    q.snapshot()  # another page's poll
+    waited = time.monotonic() - t
+    restoring.join()
+    assert waited < 0.3, waited
+    assert q.get(old, "alice").state == "done" and len([j for j in q._jobs if j == old]) == 1

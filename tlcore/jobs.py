@@ -267,7 +267,9 @@ class JobQueue:
             job = self._jobs.get(job_id)
             if job is None or not job.active:
                 return False
-            job.stop_requested, job.note = True, note
+            if not job.stop_requested:  # the first reason is the one: a run already stopping keeps its own
+                job.note = note
+            job.stop_requested = True
             if job.state == "queued":
                 self._finish(job, "cancelled")
                 self._persist(job)
@@ -327,7 +329,8 @@ class JobQueue:
             lower_thread_priority(self.nice)
         if gpu is not None and pin is not None:
             pin(gpu)  # CUDA's current device is per thread: this worker's runs use this GPU
-            self.pinned[gpu] = gpu
+            with self._lock:
+                self.pinned[gpu] = gpu
         while True:
             self._queue.get()  # one token per submitted job; which job runs is the line's head
             with self._lock:
@@ -336,26 +339,45 @@ class JobQueue:
                 job = self._jobs[self._waiting.pop(0)]
                 job.state, job.started = "running", time.monotonic()
                 self._persist(job)
-            self._run_job(job)
+            try:
+                self._run_job(job)
+            except BaseException as error:  # noqa: BLE001 -- whatever escapes one job, the worker serves the next
+                logging.getLogger(__name__).exception("job %s: the worker caught %s", job.id, type(error).__name__)
+                with self._lock:
+                    if job.active:
+                        self._finish(job, "failed")
+                        self._persist(job)
             return_freed_memory()
 
     def _should_stop(self, job: Job) -> bool:
+        """Asked by the run every step: read without the lock (a flag and two clock values),
+        written under it, so a teacher's Cancel and a time limit never overwrite each other."""
         if job.stop_requested:
             return True
         now = time.monotonic()
         if now - job.last_seen > self.stale_after_s:
-            job.stop_requested, job.note = True, "closed"  # nobody is watching: free the device for others
+            note = "closed"  # nobody is watching: free the device for others
         elif self.caps is not None and job.started is not None and now - job.started > self.caps.max_seconds:
-            job.stop_requested, job.note = True, "time_limit"  # the class's limit: others are waiting
-        return job.stop_requested
+            note = "time_limit"  # the class's limit: others are waiting
+        else:
+            return False
+        with self._lock:
+            if not job.stop_requested:
+                job.stop_requested, job.note = True, note
+        return True
 
     def _run_job(self, job: Job) -> None:
         state = "done"
         for config, history in zip(job.configs, job.histories):
             try:
                 self._run_one(job, config, history)
-            except Exception as e:  # run() reports its own errors; this guards a broken run_fn
-                history.append(Failed(f"{type(e).__name__}: {e}"))
+            except BaseException as e:  # noqa: BLE001 -- run() reports its own errors; this guards a broken run_fn
+                # BaseException too: in a worker thread a SystemExit (sys.exit in a library) or a
+                # KeyboardInterrupt raised by code (the signal goes to the main thread only) means
+                # "this run cannot go on", never "stop the server"; letting one through would end
+                # the thread and leave every later job waiting forever.
+                if history.snapshot().final is None:
+                    history.append(Failed(f"{type(e).__name__}: {e}"))
             snap = history.snapshot()
             final = snap.final
             if self.on_run_done is not None and snap.result is not None:
