@@ -379,3 +379,77 @@ def test_a_postscript_file_named_png_is_skipped_in_a_zip_and_a_folder_without_ru
     run = load_folder(per_class=5, val_per_class=1, image_size=8, seed=0, root=tmp_path)
     assert [r.message.key for p, r in run.skipped if p.endswith("evil.png")] == ["image.format"]
     assert calls == []
+
+
+def test_a_killed_servers_folders_are_swept_even_when_a_restart_reuses_its_pid(tmp_path):
+    """A container restarted after a kill runs its new server under the old one's pid: the
+    folders are told apart by the server's identity and their age, not by the pid alone."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tlcore.uploads import UploadFolder, sweep_stale
+
+    me = os.getpid()
+
+    def process_identity(pid: int) -> str:  # boot id and start time, as /proc tells them
+        boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+        return f"{boot}:{open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[19]}"
+
+    def folder(name: str, owner: str | None = None, server: dict | None = None, age_s: float = 0.0):
+        path = tmp_path / f"tlstudio-up-{name}"
+        path.mkdir()
+        if owner is not None:
+            (path / ".owner").write_text(owner)
+        if server is not None:
+            (path / ".server").write_text(json.dumps(server))
+        for p in [path, *path.iterdir()]:
+            os.utime(p, (time.time() - age_s, time.time() - age_s))
+        return path
+
+    # The killed server had this very pid, but was another process (another start time).
+    killed = folder("killed", str(me), {"server": "0ld5erver", "pid": me, "process": "boot:1"})
+    older = folder("older-version", str(me), age_s=3600)  # pid-only marker, made before this process started
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.2)
+        alive = folder("alive", str(other.pid), {"server": "n3ighb0ur", "pid": other.pid,
+                                                  "process": process_identity(other.pid)})
+        fresh = folder("no-marker-yet")  # another server making its folder right now
+        abandoned = folder("no-marker", age_s=3600)
+        mine = UploadFolder(tmp_path)  # this server's own
+        assert sweep_stale(tmp_path) == 3
+        assert not killed.exists() and not older.exists() and not abandoned.exists()
+        assert alive.exists() and fresh.exists() and mine.path.exists()
+        mine.close()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_closed_sessions_time_is_written_under_the_lock(tmp_path):
+    import threading
+
+    from tlcore.uploads import UploadFolders
+
+    asked, holding = threading.Event(), threading.Event()
+
+    def is_connected(session: str) -> bool:  # the runtime's answer, asked without the lock
+        asked.set()
+        holding.wait(5)
+        return False
+
+    folders = UploadFolders(is_connected=is_connected, grace_s=120, base=tmp_path, clock=lambda: 5.0)
+    folders.get("s1", "learner-1")
+    reaping = threading.Thread(target=folders.reap)
+    reaping.start()
+    assert asked.wait(5)
+    with folders._lock:  # meanwhile a page asks for its folder
+        holding.set()
+        reaping.join(0.3)
+        assert folders._gone_since == {}  # not written behind the lock's back
+    reaping.join(5)
+    assert folders._gone_since == {"s1": 5.0}
+    folders.close_all()

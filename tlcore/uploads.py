@@ -25,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import json
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -386,12 +388,45 @@ def _skipped_hint(skipped: list[tuple[str, str]]) -> str:
 # --- where uploads live on disk --------------------------------------------------------
 
 UPLOAD_PREFIX = "tlstudio-up-"
+SERVER_ID = secrets.token_hex(8)  # this server process, whatever its pid (a restarted container reuses pids)
+MARKER_GRACE_S = 600.0  # a folder with no marker yet may be one another server is making right now
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
+
+
+def process_identity(pid: int) -> str | None:
+    """Who runs as `pid` now: the boot and the process's start time (Linux's /proc), a pair no
+    later process with the same pid has; None where the system does not say."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        start_ticks = stat_line.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command's name
+    except (OSError, IndexError):
+        return None
+    return f"{_boot_id()}:{start_ticks}"
+
+
+def _process_start(pid: int) -> float | None:
+    """The wall-clock time the process `pid` started (Linux), or None."""
+    identity = process_identity(pid)
+    try:
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + int(identity.rsplit(":", 1)[1]) / os.sysconf("SC_CLK_TCK") if identity else None
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 class UploadFolder:
     """One session's private folder for what it uploads (images kept for a run, a CSV, camera
     shots): 0700 with a random name (`tempfile.mkdtemp`), so no other local user can read or
-    pre-create it, and marked with the server's pid.
+    pre-create it, and marked with the server that made it: `.server` holds its random id, pid
+    and the process's identity (boot and start time), `.owner` the pid alone (what older
+    versions read: they then keep a live server's folders too).
 
     Deleted by `close()` (the app's `UploadFolders` closes a session's folder once the session
     has ended), when the object is garbage-collected or the server exits, and by `sweep_stale()`
@@ -402,6 +437,8 @@ class UploadFolder:
     def __init__(self, base: str | Path | None = None):
         self.path = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=base))
         (self.path / ".owner").write_text(str(os.getpid()), encoding="ascii")
+        (self.path / ".server").write_text(json.dumps(
+            {"server": SERVER_ID, "pid": os.getpid(), "process": process_identity(os.getpid())}), encoding="ascii")
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
 
     def __copy__(self) -> UploadFolder:
@@ -463,14 +500,18 @@ class UploadFolders:
         now = self.clock()
         with self._lock:
             items = list(self._folders.items())
-        ended = []
-        for session, (_, owner) in items:
-            if self.is_connected(session):
-                self._gone_since.pop(session, None)
-                continue
-            since = self._gone_since.setdefault(session, now)
-            if now - since >= self.grace_s and not self.is_busy(owner):
-                ended.append(session)
+        # The app's answers are asked without the lock (they take the runtime's and the queue's
+        # own locks); what they change here is written under it.
+        connected = {session: self.is_connected(session) for session, _ in items}
+        with self._lock:
+            for session, is_connected in connected.items():
+                if is_connected:
+                    self._gone_since.pop(session, None)
+                else:
+                    self._gone_since.setdefault(session, now)
+            over = [(s, owner) for s, (_, owner) in items
+                    if not connected[s] and now - self._gone_since.get(s, now) >= self.grace_s]
+        ended = [session for session, owner in over if not self.is_busy(owner)]
         with self._lock:
             closing = [self._folders.pop(s)[0] for s in ended if s in self._folders]
             for session in ended:
@@ -486,26 +527,58 @@ class UploadFolders:
             folder.close()
 
 
-def sweep_stale(base: str | Path | None = None) -> int:
+def sweep_stale(base: str | Path | None = None, *, grace_s: float = MARKER_GRACE_S) -> int:
     """Delete upload folders of servers that are no longer running (a crash, a kill), and the
-    old shared `tlstudio-uploads` folder; only this user's. Returns how many were deleted."""
+    old shared `tlstudio-uploads` folder; only this user's. Returns how many were deleted.
+
+    A server is known by its marker, not by a pid alone: a container restarted after a kill
+    runs its new server under the same pid as the old one, so "the pid is alive" says nothing.
+    A folder is kept when it is this server's (its random id), or when the process that made it
+    still runs (same pid and same identity: boot and start time); a folder an older version
+    marked with a pid only is kept when that pid's process started before the folder was made
+    (by folder age: a process cannot make a folder before it starts). A folder with no marker is
+    kept for `grace_s` (another server may be making it now), then deleted."""
     base = Path(base or tempfile.gettempdir())
     removed = 0
     for folder in [*base.glob(UPLOAD_PREFIX + "*"), base / "tlstudio-uploads"]:
         try:
             if not folder.is_dir() or folder.is_symlink() or folder.stat().st_uid != os.getuid():
                 continue
-            marker = folder / ".owner"
-            pid = int(marker.read_text(encoding="ascii")) if marker.exists() else 0
-        except (OSError, ValueError):
-            pid = 0
-        if pid and pid != os.getpid() and _alive(pid):
+            if folder.name != "tlstudio-uploads" and not _stale(folder, grace_s):
+                continue
+        except OSError:
             continue
-        if pid == os.getpid():
-            continue  # this server's own, live sessions
         shutil.rmtree(folder, ignore_errors=True)
         removed += 1
     return removed
+
+
+def _stale(folder: Path, grace_s: float) -> bool:
+    server, owner = folder / ".server", folder / ".owner"
+    if server.exists():
+        try:
+            mark = json.loads(server.read_text(encoding="ascii"))
+            made_by, pid, identity = str(mark.get("server", "")), int(mark.get("pid", 0)), mark.get("process")
+        except (ValueError, TypeError, AttributeError):
+            return True  # a marker nobody wrote this way: not a server's
+        if made_by == SERVER_ID:
+            return False  # this server's own, live sessions
+        if not pid or not _alive(pid):
+            return True
+        now = process_identity(pid)
+        if identity and now:
+            return identity != now  # the pid runs another process now (a restart reused it)
+        return pid == os.getpid()  # no /proc to ask: our pid with another server's id is a dead one's
+    if owner.exists():  # an older version's marker: the pid alone
+        try:
+            pid = int(owner.read_text(encoding="ascii"))
+        except ValueError:
+            return True
+        if not pid or pid == os.getpid() or not _alive(pid):
+            return True  # this server writes .server: a pid-only folder with its pid is a dead one's
+        started = _process_start(pid)
+        return started is not None and started > owner.stat().st_mtime + 2.0
+    return time.time() - folder.stat().st_mtime > grace_s
 
 
 def _alive(pid: int) -> bool:
