@@ -245,4 +245,4 @@ def store_notice() -> None:
     if health is None or health.state == "ok":
         return
     st.warning(t(f"class.store.{health.state}", path=health.path.replace("`", "'"),
-                 detail=health.detail.replace("`", "'")[:200], waiting=health.waiting))
+                 detail=" ".join(health.detail.replace("`", "'").split())[:200], waiting=health.waiting))
