@@ -223,6 +223,9 @@ _INTERRUPT = "*interrupt"  # the waiting list's key for "mark the last server's 
 
 
 class RunStore:
+    """The server's run store: `save` from the queue (never waits), `load`/`latest` for pages
+    (brief, never raise), `health` for the teacher, `flush`/`close` at the end."""
+
     def __init__(self, path: str | os.PathLike | None = None, *, max_runs: int = MAX_RUNS, busy_s: float = BUSY_S,
                  retry_s: float = RETRY_S, waiting_mb: float = WAITING_MB):
         self.path = Path(path) if path is not None else default_path()
@@ -434,6 +437,9 @@ class RunStore:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(NEWER, f"schema version {version}; this version of the app writes {SCHEMA_VERSION}")
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "jobs" not in tables:  # touched in no way, its journal mode included
+                raise StoreError(NOT_SQLITE, "an SQLite file of another program (no jobs table)")
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL: a power cut may lose the last commit, never corrupt
@@ -548,7 +554,7 @@ def _migrate(db: sqlite3.Connection, version: int) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
         if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='jobs'").fetchone():
-            steps = _CREATE
+            steps = _CREATE  # a new, empty file (_open refuses another program's database)
         else:
             steps = tuple(statement for step in range(version, SCHEMA_VERSION) for statement in _MIGRATIONS[step])
         for statement in steps:
