@@ -364,7 +364,7 @@ def size_ui(limit: int, *, prefix: str = "") -> None:
         st.session_state[key] = max(1, min(st.session_state[key], limit))
         st.slider(t("train.per_class"), 1, limit, **bound(key), help=t("help.per_class"))
     size_of = strategies.size_of(st.session_state[key])
-    st.caption(t("train.size_is", size=t(f"matrix.{size_of}"), limit=strategies.SMALL_LIMIT))
+    st.caption(t("train.size_is", size=t(f"train.size.{size_of}"), limit=strategies.SMALL_LIMIT))  # ko: 적은 편, not 적음 편
 
 
 def config_from_state(choice: DataChoice, **overrides) -> RunConfig | None:

@@ -73,7 +73,7 @@ EN: dict[str, str] = {
     "image.format": "not an image in an accepted format (PNG, JPEG, BMP, GIF, WebP, TIFF)",
     "image.pixels": "too many pixels ({width}x{height}; at most {limit})",
     "image.pixels_claimed": "too many pixels (its header claims {pixels}; at most {limit})",
-    "image.broken": "cannot be read as an image ({error})",
+    "image.broken": "cannot be read as an image (the file is damaged or cut short)",
     # A text CSV (tlcore.text.data).
     "csv.field_too_large": "{name}: one field is longer than {kb} KB; a text column holds sentences or short "
                            "paragraphs: split the long text, or check for an unclosed quote (\") that swallows the "
