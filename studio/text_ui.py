@@ -20,7 +20,7 @@ from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.settings import bound
 from studio.state import callback, drop_upload_slot, keep_settings, new_upload_slot, register_choices, register_ranges
 from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
-from tlcore import catalog, metrics, presets, strategies
+from tlcore import caps, catalog, metrics, presets, strategies
 from tlcore.config import RunConfig
 from tlcore.jobs import JobView
 
@@ -259,7 +259,7 @@ def _upload_ui() -> TextDataChoice:
         table = known[1]  # parsed on an earlier run: not again on every click
     else:
         try:
-            table = parse_text_csv(raw, name=uploaded.name)
+            table = parse_text_csv(raw, name=uploaded.name, max_classes=caps.load().max_classes)
         except ValueError as error:
             drop_upload_slot("text")  # the last CSV was replaced (unless a run of this learner's reads it)
             st.error(t("text.upload_refused", reason=explain_error(error)))

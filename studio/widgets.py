@@ -28,7 +28,7 @@ from studio.state import (
 )
 from tlcore import caps, catalog, datasets, strategies
 from tlcore.config import RunConfig
-from tlcore.uploads import UploadError, read_zip
+from tlcore.uploads import UploadError, UploadLimits, read_zip
 
 STRATEGY_CHOICES = strategies.IMAGE_STRATEGIES
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -326,7 +326,8 @@ def _upload_ui() -> DataChoice:
 
 def _read_upload(data: bytes, folder: str) -> tuple[list[str], list[int], list[tuple[str, str]]]:
     """Check the zip; keep its usable images as a folder for the run."""
-    images = read_zip(data, image_size=32, val_per_class=1, keep_files_in=folder)
+    images = read_zip(data, image_size=32, val_per_class=1, keep_files_in=folder,
+                      limits=UploadLimits(max_classes=caps.load().max_classes))
     counts = [int((images.train_y == i).sum() + (images.val_y == i).sum()) for i in range(len(images.classes))]
     return images.classes, counts, images.skipped
 

@@ -13,6 +13,7 @@ ranges and say them.
     max_per_class = 500      # training examples per class
     max_image_size = 224     # pixels
     max_text_length = 128    # tokens per sentence
+    max_classes = 100        # labels a dataset may have (an upload, a CSV)
 
     [teacher]
     secret = "..."           # or $TLS_TEACHER_SECRET; none: no teacher mode
@@ -38,6 +39,7 @@ class Caps:
     max_per_class: int = 500
     max_image_size: int = 224
     max_text_length: int = 128
+    max_classes: int = 100  # labels a dataset may have (uploads, CSVs): a results page grows with their square
     teacher_secret: str = ""  # empty: no teacher mode
 
     def check(self, config) -> None:
@@ -50,6 +52,11 @@ class Caps:
                                   self.max_text_length)):
             if value > cap:
                 raise LearnerError("caps.over", setting=name, value=value, cap=cap)
+        if config.dataset == "folder" and config.data_root and Path(config.data_root).is_dir():
+            from tlcore.datasets import check_class_count
+
+            check_class_count(sum(1 for d in Path(config.data_root).iterdir() if d.is_dir()), self.max_classes,
+                          Path(config.data_root).name)
 
     @property
     def teacher_mode(self) -> bool:

@@ -19,6 +19,7 @@ EN: dict[str, str] = {
     "config.whole": "{name} must be a whole number, got {value}",
     "config.range": "{name} must be between {lo} and {hi}, got {value}",
     "caps.over": "this class allows {setting} up to {cap} (you chose {value}); choose {cap} or less",
+    "caps.classes": "{name} has {n} classes; this class allows up to {cap}: keep the classes you need (a results page with thousands of labels would stall every browser)",
     "config.choice": "{name} must be one of {choices}; got {value}",
     "config.unknown_backbone": "unknown backbone {value}; choose one of: {choices}",
     "config.unknown_dataset": "unknown dataset {value}; choose one of: {choices}",
