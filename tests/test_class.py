@@ -10,6 +10,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 from test_app import ROOT, fake_run, ok, strings
+from test_jobs import wait_for
 
 from studio import teacher
 from tlcore import caps
@@ -167,6 +168,39 @@ def test_a_weak_or_misplaced_secret_is_said_and_never_shown(class_file):
     assert SECRET not in repr(limits) and SECRET not in str(limits)
     at = page("pages/6_class.py", queue=JobQueue(fake_run), owner="anyone")
     assert any("belongs under `[teacher]`" in w.value for w in at.warning)
+
+
+def test_a_cluster_that_cannot_be_used_is_said_to_the_teacher_and_to_a_learner_whose_run_trained_here(class_file):
+    """A Ray queue (tlcore.ray_jobs) whose cluster refused the server's token: the Class page
+    says so and what to set; the learner's run, trained on the server instead, says it in a line."""
+    from types import SimpleNamespace
+
+    class NoCluster(JobQueue):  # what RayJobQueue does without a cluster, without Ray
+        def cluster_status(self):
+            return SimpleNamespace(state="unreachable", reason="auth", gpus=0, cpus=0)
+
+        def _run_one(self, job, config, history):
+            job.where = "local"
+            super()._run_one(job, config, history)
+
+    class_file(f'[teacher]\nsecret = "{SECRET}"\n')
+    queue = NoCluster(fake_run)
+    learner = page("pages/3_finetune.py", queue=queue, owner="learner-1")
+    learner.button(key="start").click().run()
+    job = learner.session_state["job:finetune"]
+    assert wait_for(lambda: queue.get(job, "learner-1").state == "done")
+    learner.run()
+    ok(learner)
+    assert any("trained on the class server itself" in c.value for c in learner.caption), [c.value for c in learner.caption]
+    at = page("pages/6_class.py", queue=queue, owner="the-teacher")
+    assert not any("Training cluster" in w.value for w in at.warning)  # for the teacher only
+    unlock(at, SECRET)
+    ok(at)
+    said = [w.value for w in at.warning if "Training cluster (Ray)" in w.value]
+    assert len(said) == 1 and "not reached" in said[0] and "RAY_AUTH_MODE=token" in said[0], said
+    plain = page("pages/6_class.py", queue=JobQueue(fake_run), owner="the-teacher")
+    unlock(plain, SECRET)
+    assert not any("Training cluster" in x.value for x in [*plain.warning, *plain.success, *plain.info])
 
 
 def test_without_a_secret_there_is_no_teacher_mode(class_file):
