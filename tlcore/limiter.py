@@ -9,8 +9,8 @@ client cannot choose freely is the server itself and, within limits, its network
   over. At most `max_addresses` are remembered (the longest quiet go first), so memory
   stays bounded whatever a script sends.
 - per server: at most `per_minute` wrong guesses in any minute, whoever makes them. An
-  address can be faked where the server trusts a proxy's `X-Forwarded-For` (uvicorn trusts
-  it from 127.0.0.1), or shared behind one; this bound holds either way.
+  address can be chosen by a script where a proxy passes on its `X-Forwarded-For`, or
+  shared by a whole class behind one; this bound holds either way.
 
 A client that must wait is not told whether its guess was right: the guess is not compared.
 The cost: a script that keeps the server's budget spent makes the teacher wait too (at most
