@@ -104,7 +104,8 @@ def unlock(secret: str) -> tuple[str, float]:
     if wait > 0:
         return "wait", wait
     if not secrets.compare_digest(secret.encode(), expected.encode()):
-        guard.wrong(address)
+        if secret:  # an empty field (Unlock pressed by mistake) tells nothing: not counted
+            guard.wrong(address)
         return "wrong", 0.0
     guard.right(address)
     token, now = secrets.token_urlsafe(32), time.monotonic()

@@ -230,6 +230,17 @@ def connect(address: str, timeout_s: float | None = None) -> None:
         raise ClusterError(_reason(failure[0]), f"{type(failure[0]).__name__}: {failure[0]}") from failure[0]
 
 
+def _near_the_server() -> dict:
+    """The hub on the node this server joined through (soft: elsewhere if that one is full), not
+    on a GPU worker that may come and go."""
+    try:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        return {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)}
+    except Exception:  # noqa: BLE001 -- a client-mode driver (ray://) has no node of its own: Ray chooses
+        return {}
+
+
 class RayJobQueue(JobQueue):
     def __init__(self, run_fn: RunFn | None = None, *, address: str = "auto", workers: int | None = None,
                  cancel_after_s: float = CANCEL_AFTER_S, connect_s: float = CONNECT_S, **kwargs):
@@ -296,7 +307,7 @@ class RayJobQueue(JobQueue):
                     return self._hub
                 except (ray.exceptions.RayError, TimeoutError) as error:
                     log.warning("the EventHub does not answer (%s); making a new one", type(error).__name__)
-            self._hub = EventHub.remote()
+            self._hub = EventHub.options(**_near_the_server()).remote()
             ray.get(self._hub.ping.remote(), timeout=HUB_S)
             return self._hub
 
