@@ -173,14 +173,14 @@ def test_the_class_page_is_korean_for_the_teacher_too(monkeypatch):
     """Locked and unlocked (the job list, the share link's explanation), with a run listed."""
     from tlcore import caps
 
-    monkeypatch.setenv("TLS_TEACHER_SECRET", "t")
+    monkeypatch.setenv("TLS_TEACHER_SECRET", "a-teacher-secret")
     caps.load.cache_clear()
     try:
         at = app("pages/3_finetune.py")
         at.button(key="start").click().run()
         wait_until_done(at, "finetune")
         at.switch_page("pages/6_class.py").run()
-        at.text_input(key="teacher_secret").input("t")
+        at.text_input(key="teacher_secret").input("a-teacher-secret")
         at.button[0].click()
         at.run()
         at.query_params["lang"] = "ko"

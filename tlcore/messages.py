@@ -33,6 +33,7 @@ EN: dict[str, str] = {
     "run.unexpected": "the run stopped with an unexpected error: {error}",
     "run.interrupted": "the server restarted while this run was waiting or training; start it again",
     "run.worker_lost": "the machine running this job stopped before it finished ({error}); start it again",
+    "run.hub_lost": "the connection to the training cluster was lost while this run trained; start it again",
     # A zip of class folders (tlcore.uploads): why it was refused as a whole ...
     "upload.not_zip": "This file is not a zip archive (or it is damaged). Put one folder per class in a folder, "
                       "compress it to .zip, and upload that.",
