@@ -9,6 +9,7 @@ from studio.frame import ensure_frame
 from studio.i18n import t
 from studio.jobs_ui import duration
 from studio.teacher import class_runs
+from tlcore import caps
 
 ensure_frame()
 st.title(t("class.title"))
@@ -16,6 +17,8 @@ limits = teacher.limits()
 st.markdown(t("class.limits", seconds=duration(limits.max_seconds), epochs=limits.max_epochs,
               per_class=limits.max_per_class, size=limits.max_image_size, length=limits.max_text_length))
 
+for problem in limits.problems:  # a secret too short (teacher mode off) or in the wrong table
+    st.warning(t(f"class.secret.{problem}", chars=caps.MIN_SECRET_CHARS))
 if not limits.teacher_mode or teacher.is_teacher():
     teacher.store_notice()  # finished runs not being saved: what happened and what to do
 if not limits.teacher_mode:
@@ -24,11 +27,13 @@ elif not teacher.is_teacher():
     with st.form("unlock"):
         secret = st.text_input(t("class.secret"), type="password", key="teacher_secret")
         if st.form_submit_button(t("class.unlock")):
-            answer = teacher.unlock(secret)
+            answer, wait = teacher.unlock(secret)
             if answer != "ok":
-                st.error(t(f"class.unlock.{answer}", tries=teacher.TRIES))
+                st.error(t(f"class.unlock.{answer}", tries=teacher.TRIES, wait=duration(max(1.0, wait))))
 if limits.teacher_mode and teacher.is_teacher():
-    st.success(t("class.unlocked"))
+    st.success(t("class.unlocked", hours=f"{teacher.GRANT_S / 3600:g}"))
+    st.button(t("class.leave"), key="leave_teacher", on_click=teacher.leave)
+    teacher.cluster_line()
     st.subheader(t("class.jobs"))
     class_runs()
     st.subheader(t("class.share"))

@@ -152,9 +152,9 @@ def try_image_panel(key: str, *, finetune_slot: str | None = "finetune") -> None
     knows"); after a fine-tune in this session: the fine-tuned model's task classes."""
     st.subheader(t("try.title"))
     st.caption(t("try.intro"))
+    image, caption, ready = _image_input(key)  # the picker across the page: every photo's name in view at 1280 px
     picture_col, before_col, after_col = st.columns([2, 3, 3], gap="medium")
     with picture_col:
-        image, caption, ready = _image_input(key)
         if ready is not None:
             st.image(ready, caption=caption, width="stretch", output_format="JPEG")
         elif image is not None:
@@ -171,15 +171,18 @@ def try_image_panel(key: str, *, finetune_slot: str | None = "finetune") -> None
                 top = _imagenet_top(name, image)
             _ranked(top)
             st.caption(t("try.before_caption", model=translated(f"backbone.title.{name}", catalog.backbone(name).title)))
+            if current_lang() != "en":
+                st.caption(t("try.labels_english"))  # the names of ImageNet's classes, as the data has them
     with after_col:
         st.markdown(f"**{t('try.after')}**")
-        entry = _finetuned_model(finetune_slot)
-        if entry is None:
+        found = _finetuned_model(finetune_slot)
+        if found is None:
             st.caption(t("try.no_finetune"))
             return
-        rows = finetuned.class_probabilities(entry, image)
-        _ranked(rows)
-        st.caption(t("try.after_caption", backbone=entry.backbone, n=len(entry.classes)))
+        entry, dataset = found
+        _ranked([(class_title(dataset, name), p) for name, p in finetuned.class_probabilities(entry, image)])
+        st.caption(t("try.after_caption", n=len(entry.classes),
+                     backbone=translated(f"backbone.title.{entry.backbone}", catalog.backbone(entry.backbone).title)))
 
 
 @st.cache_resource(show_spinner=False)
@@ -195,14 +198,16 @@ def _imagenet_top(name: str, image: np.ndarray) -> list[tuple[str, float]]:
     return imagenet.top_k(_imagenet_model(name), image, k=5)
 
 
-def _finetuned_model(slot: str | None) -> finetuned.Finetuned | None:
-    """The model of this session's last finished fine-tune (only its own: the id is in its result)."""
+def _finetuned_model(slot: str | None) -> tuple[finetuned.Finetuned, str] | None:
+    """The model of this session's last finished fine-tune (only its own: the id is in its
+    result), with its dataset's name (the classes are named in the learner's language)."""
     current = job_id(slot) if slot else None
     view = queue().get(current, owner(), heartbeat=False) if current else None
     if view is None or not view.runs:
         return None
     result = view.runs[-1].result or {}
-    return finetuned.get(result.get("model_id"))
+    entry = finetuned.get(result.get("model_id"))
+    return (entry, view.configs[-1].dataset) if entry is not None else None
 
 
 # --- your own classes from the camera ----------------------------------------------------

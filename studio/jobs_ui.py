@@ -167,6 +167,7 @@ def _draw_live(slot: str, view: JobView, live_charts: bool) -> None:
         return
     snap = view.runs[view.current]
     _progress(view, snap)
+    where_line(view)
     if not live_charts:
         return
     if len(view.runs) > 1:
@@ -265,7 +266,14 @@ def estimate_note(make: Callable[[], RunConfig | list[RunConfig] | None]) -> flo
     return total
 
 
+def where_line(view: JobView) -> None:
+    """A run meant for the class's Ray cluster that trained on this server instead: one line."""
+    if view.where == "local":
+        st.caption(":material/cloud_off: " + t("job.ray_local"))
+
+
 def _draw_end(view: JobView) -> None:
+    where_line(view)
     final = [s.final for s in view.runs]
     failed = next((f for f in final if isinstance(f, Failed)), None)
     if failed is not None:

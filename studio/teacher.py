@@ -1,9 +1,14 @@
 """Teacher mode and settings links: the teacher's side of a class.
 
 - The teacher unlocks teacher mode with the secret from the class file or the server's
-  environment (tlcore.caps; never a built-in password). Unlocking is bound to the
-  teacher's learner id on the server, not to anything a browser can set; wrong secrets are
-  rate-limited per learner.
+  environment (tlcore.caps; never a built-in password, at least 12 characters). Wrong
+  secrets are limited per client address and for the whole server (tlcore.limiter), never
+  per cookie: a browser chooses its cookies.
+- Teacher mode belongs to the browser tab that unlocked it: a random grant kept on the
+  server and in that session's state (which no client message can write), checked against
+  the learner and the Streamlit session on every use. A copied cookie carries neither; a
+  reload or a new tab asks for the secret again, and so does the tab after GRANT_S. The
+  Class page has a button to leave teacher mode.
 - The teacher's runs go first in the queue; the Class page lists every job by nickname and
   cancels any.
 - A settings link carries the teacher's demo settings (`?settings=strategy:partial,...`):
@@ -13,24 +18,41 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import secrets
 import threading
 import time
 import urllib.parse
+from dataclasses import dataclass
 
 import streamlit as st
 
 from studio.i18n import t, translated
-from studio.state import CHOICES, DEFAULTS, _valid, callback, holds, learners, owner, queue
+from studio.state import CHOICES, DEFAULTS, _session_id, _valid, callback, holds, learners, owner, queue
 from tlcore import caps, catalog
 from tlcore.config import RunConfig
 from tlcore.jobs import JobSummary, nickname
+from tlcore.limiter import GuessLimiter
 from tlcore.messages import LearnerError
 
-TRIES, WINDOW_S = 5, 60.0  # wrong secrets allowed per learner per minute
-_teachers: set[str] = set()  # learner ids that unlocked teacher mode (process-level, like the queue)
-_tries: dict[str, list[float]] = {}
+TRIES = 5  # wrong secrets from one address before it must wait (60 s, then twice as long each time)
+SERVER_TRIES = 10  # wrong secrets the whole server takes in any minute, from anyone
+GRANT_S = float(os.environ.get("TLS_TEACHER_HOURS", "4")) * 3600  # then the secret is asked again
+MAX_GRANTS = 64  # tabs in teacher mode at once (the oldest is dropped past it)
+_GRANT = "_teacher_grant"  # session-state key of this tab's grant
+
+
+@dataclass(frozen=True)
+class Grant:
+    learner: str  # the learner id (cookie) that unlocked
+    session: str | None  # the Streamlit session (browser tab) that unlocked
+    until: float  # time.monotonic() after which the secret is asked again
+
+
+# Process-level, like the queue: no client message can reset them.
+guard = GuessLimiter(free=TRIES, per_minute=SERVER_TRIES)
+_grants: dict[str, Grant] = {}  # grant token -> who holds it
 _lock = threading.Lock()
 
 # The settings a link carries: the image pages' demo settings (not uploads, not the language),
@@ -45,36 +67,71 @@ def limits() -> caps.Caps:
     return caps.load()
 
 
+def client_address() -> str:
+    """The address this browser connects from (Streamlit's view of the websocket's peer; one
+    name for every connection from this machine itself, which Streamlit reports as None)."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 -- no request context
+        address = None
+    return address if isinstance(address, str) and address else "local"  # (AppTest gives a stand-in object)
+
+
 def is_teacher() -> bool:
+    """Has this tab unlocked teacher mode (and not left it, and not for longer than GRANT_S)?"""
+    token = st.session_state.get(_GRANT)
+    if not token:
+        return False
     with _lock:
-        return owner() in _teachers
+        grant = _grants.get(token)
+        if grant is not None and time.monotonic() >= grant.until:
+            del _grants[token]
+            grant = None
+    if grant is None or grant.learner != owner() or grant.session != _session_id():
+        st.session_state.pop(_GRANT, None)
+        return False
+    return True
 
 
-def unlock(secret: str) -> str:
-    """'ok', 'wrong', 'wait' (too many wrong tries this minute) or 'off' (no teacher mode)."""
-    expected = limits().teacher_secret
+def unlock(secret: str) -> tuple[str, float]:
+    """('ok' | 'wrong' | 'wait' | 'off', seconds to wait). 'wait': this address, or the whole
+    server, made too many wrong guesses lately; the secret is then not even compared."""
+    expected = limits().teacher_secret if limits().teacher_mode else ""
     if not expected:
-        return "off"
-    me, now = owner(), time.monotonic()
+        return "off", 0.0
+    address = client_address()
+    wait = guard.wait_s(address)
+    if wait > 0:
+        return "wait", wait
+    if not secrets.compare_digest(secret.encode(), expected.encode()):
+        if secret:  # an empty field (Unlock pressed by mistake) tells nothing: not counted
+            guard.wrong(address)
+        return "wrong", 0.0
+    guard.right(address)
+    token, now = secrets.token_urlsafe(32), time.monotonic()
     with _lock:
-        recent = [t for t in _tries.get(me, []) if now - t < WINDOW_S]
-        if len(recent) >= TRIES:
-            _tries[me] = recent
-            return "wait"
-        if secrets.compare_digest(secret.encode(), expected.encode()):
-            _teachers.add(me)
-            _tries.pop(me, None)
-        else:
-            _tries[me] = [*recent, now]
-            return "wrong"
-    queue().promote(me, priority())  # a Start pressed before unlocking goes to the front too
-    return "ok"
+        for old in [k for k, g in _grants.items() if g.until <= now]:
+            del _grants[old]
+        while len(_grants) >= MAX_GRANTS:
+            del _grants[min(_grants, key=lambda k: _grants[k].until)]
+        _grants[token] = Grant(owner(), _session_id(), now + GRANT_S)
+    st.session_state[_GRANT] = token
+    queue().promote(owner(), priority())  # a Start pressed before unlocking goes to the front too
+    return "ok", 0.0
+
+
+def leave() -> None:
+    """This tab leaves teacher mode (its grant is gone from the server too)."""
+    token = st.session_state.pop(_GRANT, None)
+    with _lock:
+        _grants.pop(token or "", None)
 
 
 def is_teacher_id(learner: str) -> bool:
-    """Is this learner id (a job's owner) one that unlocked teacher mode?"""
+    """Is this learner id (a job's owner) one with a tab in teacher mode now?"""
+    now = time.monotonic()
     with _lock:
-        return learner in _teachers
+        return any(g.learner == learner and now < g.until for g in _grants.values())
 
 
 def priority() -> int:
@@ -179,6 +236,17 @@ def plain(text: str, most: int = 30) -> str:
     each dot; after it, as Chromium showed, "www.<ZWSP>evil.example" still became a link)."""
     kept = "".join(c if c.isalnum() or c in " -_.+" else "?" for c in text[:most])
     return re.sub(r"([-_.+])", lambda m: ("\u200b" if m[1] == "." else "") + "\\" + m[1], kept).strip() or "?"
+
+
+def cluster_line() -> None:
+    """The Ray cluster's state for the teacher (nothing when the server trains here by design)."""
+    status = getattr(queue(), "cluster_status", None)
+    if status is None:
+        return
+    now = status()
+    text = t(f"class.ray.{now.state}", gpus=now.gpus, cpus=now.cpus) + (
+        " " + t(f"class.ray.reason.{now.reason}") if now.reason else "")
+    {"connected": st.success, "connecting": st.info}.get(now.state, st.warning)(text, icon=":material/hub:")
 
 
 # --- the Class page's list of runs ------------------------------------------------------

@@ -20,7 +20,7 @@ from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.settings import bound
 from studio.state import callback, drop_upload_slot, keep_settings, new_upload_slot, register_choices, register_ranges
 from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
-from tlcore import catalog, metrics, presets, strategies
+from tlcore import caps, catalog, metrics, presets, strategies
 from tlcore.config import RunConfig
 from tlcore.jobs import JobView
 
@@ -46,7 +46,7 @@ register_ranges({"text_epochs": lambda s: widgets.epochs_steps(EPOCHS_MOST), "te
 def init_state() -> None:
     """Give every setting a value and write it back each run, so it survives a language
     switch (Streamlit restarts a widget whose label changed) and pages drawn without it."""
-    keep_settings(DEFAULTS | {"text_backbone": default_backbone()}, group="text")
+    keep_settings(DEFAULTS | {"text_backbone": default_backbone(), "text_dataset": default_dataset()}, group="text")
 
 
 # --- models ---------------------------------------------------------------------------
@@ -68,11 +68,51 @@ def hub_online() -> bool:
 
 
 def default_backbone() -> str:
+    """The first model on this machine; in Korean, one that reads Korean if there is one."""
     ready = cached_models()
-    for name in ("minilm_l6", "bert_tiny", "distilbert_base"):
+    korean = ("klue_bert", "bert_multilingual") if current_lang() == "ko" else ()
+    for name in (*korean, "minilm_l6", "bert_tiny", "distilbert_base"):
         if ready.get(name):
             return name
     return "bert_tiny"
+
+
+def default_dataset() -> str:
+    """The samples in the learner's language: in Korean with no Korean model here, the lesson is
+    the mismatch itself (said on the page, beside the chance line of the accuracy chart)."""
+    return "sentiment_ko" if current_lang() == "ko" else str(DEFAULTS["text_dataset"])
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def tokenizer_of(backbone: str):
+    from tlcore.text.models import build_text_model
+
+    return build_text_model(backbone, 2, pretrained=False).tokenizer
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def coverage_of(backbone: str, dataset: str):
+    """What `backbone`'s vocabulary makes of `dataset`'s sentences (tlcore.text.vocabulary)."""
+    from tlcore.text.vocabulary import coverage
+
+    data = catalog.load_dataset(dataset, per_class=40, image_size=0, val_per_class=10)
+    return coverage(tokenizer_of(backbone), list(data.train_texts))
+
+
+def vocabulary_note(backbone: str, dataset: str) -> None:
+    """Say so when the model cannot read the data (an English vocabulary on Korean sentences):
+    the unknown words, a sentence as the model sees it, and what would transfer instead."""
+    if not cached_models().get(backbone) or catalog.dataset(dataset).kind != "offline":
+        return
+    try:
+        found = coverage_of(backbone, dataset)
+    except Exception:  # noqa: BLE001 -- only a note; the run reports real problems
+        return
+    if found.readable:
+        return
+    st.warning(t("text.unreadable", model=translated(f"backbone.title.{backbone}", catalog.backbone(backbone).title),
+                 unknown=round(100 * found.unknown_share), pieces=f"{found.pieces_per_word:.1f}", sentence=found.example,
+                 seen=" ".join(found.example_pieces)), icon=":material/translate:")
 
 
 def layer_groups(backbone: str, strategy: str, lora_r: int = 8) -> list[str]:
@@ -201,6 +241,7 @@ def data_ui(online: bool) -> TextDataChoice:
     why = spec.reason_ko if current_lang() == "ko" else spec.reason_en
     st.caption(t("text.similarity", source=t(f"source.{lang}") if t(f"source.{lang}") != f"source.{lang}" else lang,
                   similarity=t(f"matrix.{sim}"), reason=why))
+    vocabulary_note(st.session_state["text_backbone"], spec.name)
     return TextDataChoice(spec.name, "", spec.max_per_class or 500)
 
 
@@ -218,7 +259,7 @@ def _upload_ui() -> TextDataChoice:
         table = known[1]  # parsed on an earlier run: not again on every click
     else:
         try:
-            table = parse_text_csv(raw, name=uploaded.name)
+            table = parse_text_csv(raw, name=uploaded.name, max_classes=caps.load().max_classes)
         except ValueError as error:
             drop_upload_slot("text")  # the last CSV was replaced (unless a run of this learner's reads it)
             st.error(t("text.upload_refused", reason=explain_error(error)))

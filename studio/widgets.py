@@ -28,7 +28,7 @@ from studio.state import (
 )
 from tlcore import caps, catalog, datasets, strategies
 from tlcore.config import RunConfig
-from tlcore.uploads import UploadError, read_zip
+from tlcore.uploads import UploadError, UploadLimits, read_zip
 
 STRATEGY_CHOICES = strategies.IMAGE_STRATEGIES
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -326,7 +326,8 @@ def _upload_ui() -> DataChoice:
 
 def _read_upload(data: bytes, folder: str) -> tuple[list[str], list[int], list[tuple[str, str]]]:
     """Check the zip; keep its usable images as a folder for the run."""
-    images = read_zip(data, image_size=32, val_per_class=1, keep_files_in=folder)
+    images = read_zip(data, image_size=32, val_per_class=1, keep_files_in=folder,
+                      limits=UploadLimits(max_classes=caps.load().max_classes))
     counts = [int((images.train_y == i).sum() + (images.val_y == i).sum()) for i in range(len(images.classes))]
     return images.classes, counts, images.skipped
 
@@ -364,7 +365,7 @@ def size_ui(limit: int, *, prefix: str = "") -> None:
         st.session_state[key] = max(1, min(st.session_state[key], limit))
         st.slider(t("train.per_class"), 1, limit, **bound(key), help=t("help.per_class"))
     size_of = strategies.size_of(st.session_state[key])
-    st.caption(t("train.size_is", size=t(f"matrix.{size_of}"), limit=strategies.SMALL_LIMIT))
+    st.caption(t("train.size_is", size=t(f"train.size.{size_of}"), limit=strategies.SMALL_LIMIT))  # ko: 적은 편, not 적음 편
 
 
 def config_from_state(choice: DataChoice, **overrides) -> RunConfig | None:

@@ -177,6 +177,18 @@ def walk(url: str, page) -> None:
     assert config["freeze_depth"] == int(cell["depth"]) and config["layer_decay"] == pytest.approx(float(decay)), config
     stop_run(page)
 
+    # The text page's own settings, the same way.
+    go(page, "5 · Text models")
+    page.get_by_role("button", name="Start").first.wait_for(timeout=120_000)
+    wait_idle(page)
+    nudge(page, "Epochs", 2)
+    text_epochs = shown(page, "Epochs")
+    page.wait_for_timeout(PAUSE_S * 1000)
+    go(page, "3 · Fine-tune")
+    go(page, "5 · Text models")
+    page.get_by_role("button", name="Start").first.wait_for(timeout=60_000)
+    assert shown(page, "Epochs") == text_epochs, "the text page's epochs reverted"
+
     # A teacher's link: its settings hold after a pause and a page change, like the learner's own.
     page.goto(f"{url}/finetune?settings=epochs:5")
     page.get_by_role("button", name="Start").first.wait_for(timeout=60_000)

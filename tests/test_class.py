@@ -10,11 +10,15 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 from test_app import ROOT, fake_run, ok, strings
+from test_jobs import wait_for
 
 from studio import teacher
 from tlcore import caps
 from tlcore.events import Cancelled, Done
 from tlcore.jobs import JobQueue, nickname
+from tlcore.limiter import GuessLimiter
+
+SECRET = "correct horse battery"  # long enough (caps.MIN_SECRET_CHARS)
 
 
 @pytest.fixture
@@ -28,6 +32,7 @@ def class_file(tmp_path, monkeypatch):
         return path
     monkeypatch.delenv("TLS_TEACHER_SECRET", raising=False)
     caps.load.cache_clear()
+    monkeypatch.setattr(teacher, "guard", GuessLimiter(free=teacher.TRIES, per_minute=teacher.SERVER_TRIES))
     yield write
     caps.load.cache_clear()
 
@@ -86,7 +91,7 @@ def test_a_broken_class_file_is_an_error_the_teacher_sees_at_start(class_file):
 
 
 def test_teacher_mode_unlocks_with_the_secret_only_and_shows_every_run_by_nickname(class_file):
-    class_file('[teacher]\nsecret = "correct horse"\n')
+    class_file(f'[teacher]\nsecret = "{SECRET}"\n')
     gate = threading.Event()
     queue = JobQueue(stoppable(gate))
     student = page("pages/3_finetune.py", queue=queue, owner="student-secret-id-1")
@@ -97,7 +102,7 @@ def test_teacher_mode_unlocks_with_the_secret_only_and_shows_every_run_by_nickna
     unlock(at, "wrong")
     assert any("not the secret" in e.value for e in at.error)
     assert not any(b.key and b.key.startswith("cancel:") for b in at.button)  # nothing shown yet
-    unlock(at, "correct horse")
+    unlock(at, SECRET)
     ok(at)
     text = " ".join(m.value for m in at.markdown)
     assert nickname("student-secret-id-1") in text and "student-secret-id-1" not in text
@@ -111,16 +116,91 @@ def test_teacher_mode_unlocks_with_the_secret_only_and_shows_every_run_by_nickna
     gate.set()
 
 
-def test_wrong_secrets_are_rate_limited(class_file):
-    from studio import teacher
+def test_wrong_secrets_are_rate_limited_whatever_cookie_they_come_with(class_file):
+    """A script makes a new cookie (learner id) for every guess: the count is per address and
+    per server, so the new cookies wait as the old one does."""
+    class_file(f'[teacher]\nsecret = "{SECRET}"\n')
+    queue = JobQueue(fake_run)
+    for i in range(teacher.TRIES):
+        at = page("pages/6_class.py", queue=queue, owner=f"guesser-cookie-{i}")
+        unlock(at, f"nope-{i}")
+        assert any("not the secret" in e.value for e in at.error)
+    fresh = page("pages/6_class.py", queue=queue, owner="guesser-cookie-new")
+    unlock(fresh, SECRET)  # even the right one waits now, from any cookie: it is not even compared
+    assert any("Too many wrong tries: wait 60 s" in e.value for e in fresh.error), [e.value for e in fresh.error]
+    assert not any("Teacher mode:" in s.value for s in fresh.success)
 
-    class_file('[teacher]\nsecret = "s3"\n')
-    at = page("pages/6_class.py", queue=JobQueue(fake_run), owner="guesser")
-    for _ in range(teacher.TRIES):
-        unlock(at, "nope")
-    at.text_input(key="teacher_secret").input("s3").run()  # even the right one waits now
-    at.button[0].click().run()
-    assert any("Too many wrong tries" in e.value for e in at.error)
+
+def test_teacher_mode_belongs_to_the_tab_that_unlocked_not_to_its_cookie(class_file, monkeypatch):
+    """A copied cookie (the same learner id in another browser) gets no teacher mode; the tab
+    leaves it with a button, and after GRANT_S it is asked for the secret again."""
+    class_file(f'[teacher]\nsecret = "{SECRET}"\n')
+    queue = JobQueue(fake_run)
+    at = page("pages/6_class.py", queue=queue, owner="teachers-cookie")
+    unlock(at, SECRET)
+    assert any("Teacher mode:" in s.value for s in at.success)
+    assert teacher.is_teacher_id("teachers-cookie")
+    copied = page("pages/6_class.py", queue=queue, owner="teachers-cookie")
+    ok(copied)
+    assert not any("Teacher mode:" in s.value for s in copied.success) and copied.text_input(key="teacher_secret")
+    at.button(key="leave_teacher").click().run()
+    ok(at)
+    assert at.text_input(key="teacher_secret") and not teacher.is_teacher_id("teachers-cookie")
+    monkeypatch.setattr(teacher, "GRANT_S", 0.3)
+    unlock(at, SECRET)
+    assert any("Teacher mode:" in s.value for s in at.success)
+    time.sleep(0.4)
+    at.run()
+    assert at.text_input(key="teacher_secret") and not any("Teacher mode:" in s.value for s in at.success)
+
+
+def test_a_weak_or_misplaced_secret_is_said_and_never_shown(class_file):
+    class_file('[teacher]\nsecret = "short"\n')
+    limits = caps.load()
+    assert not limits.teacher_mode and limits.problems == ("secret_short",)
+    at = page("pages/6_class.py", queue=JobQueue(fake_run), owner="anyone")
+    ok(at)
+    assert any("too short" in w.value and str(caps.MIN_SECRET_CHARS) in w.value for w in at.warning)
+    assert not at.text_input  # no form to guess at
+    class_file(f'[limits]\nmax_epochs = 5\nteacher_secret = "{SECRET}"\n')
+    limits = caps.load()
+    assert limits.teacher_mode and limits.problems == ("secret_misplaced",) and limits.max_epochs == 5
+    assert SECRET not in repr(limits) and SECRET not in str(limits)
+    at = page("pages/6_class.py", queue=JobQueue(fake_run), owner="anyone")
+    assert any("belongs under `[teacher]`" in w.value for w in at.warning)
+
+
+def test_a_cluster_that_cannot_be_used_is_said_to_the_teacher_and_to_a_learner_whose_run_trained_here(class_file):
+    """A Ray queue (tlcore.ray_jobs) whose cluster refused the server's token: the Class page
+    says so and what to set; the learner's run, trained on the server instead, says it in a line."""
+    from types import SimpleNamespace
+
+    class NoCluster(JobQueue):  # what RayJobQueue does without a cluster, without Ray
+        def cluster_status(self):
+            return SimpleNamespace(state="unreachable", reason="auth", gpus=0, cpus=0)
+
+        def _run_one(self, job, config, history):
+            job.where = "local"
+            super()._run_one(job, config, history)
+
+    class_file(f'[teacher]\nsecret = "{SECRET}"\n')
+    queue = NoCluster(fake_run)
+    learner = page("pages/3_finetune.py", queue=queue, owner="learner-1")
+    learner.button(key="start").click().run()
+    job = learner.session_state["job:finetune"]
+    assert wait_for(lambda: queue.get(job, "learner-1").state == "done")
+    learner.run()
+    ok(learner)
+    assert any("trained on the class server itself" in c.value for c in learner.caption), [c.value for c in learner.caption]
+    at = page("pages/6_class.py", queue=queue, owner="the-teacher")
+    assert not any("Training cluster" in w.value for w in at.warning)  # for the teacher only
+    unlock(at, SECRET)
+    ok(at)
+    said = [w.value for w in at.warning if "Training cluster (Ray)" in w.value]
+    assert len(said) == 1 and "not reached" in said[0] and "RAY_AUTH_MODE=token" in said[0], said
+    plain = page("pages/6_class.py", queue=JobQueue(fake_run), owner="the-teacher")
+    unlock(plain, SECRET)
+    assert not any("Training cluster" in x.value for x in [*plain.warning, *plain.success, *plain.info])
 
 
 def test_without_a_secret_there_is_no_teacher_mode(class_file):
@@ -132,7 +212,7 @@ def test_without_a_secret_there_is_no_teacher_mode(class_file):
 
 
 def test_the_teachers_run_goes_first_in_the_line(class_file):
-    class_file('[teacher]\nsecret = "t"\n')
+    class_file(f'[teacher]\nsecret = "{SECRET}"\n')
     gate = threading.Event()
 
     def gated(config, emit, should_stop):
@@ -145,7 +225,7 @@ def test_the_teachers_run_goes_first_in_the_line(class_file):
         at = page("pages/3_finetune.py", queue=queue, owner=who)
         at.button(key="start").click().run()
     teacher = page("pages/6_class.py", queue=queue, owner="teacher")
-    unlock(teacher, "t")
+    unlock(teacher, SECRET)
     teacher.switch_page("pages/3_finetune.py").run()
     teacher.button(key="start").click().run()
     ok(teacher)
@@ -155,7 +235,7 @@ def test_the_teachers_run_goes_first_in_the_line(class_file):
 
 
 def test_a_teacher_who_started_before_unlocking_goes_first_and_is_listed_as_the_teacher(class_file):
-    class_file('[teacher]\nsecret = "t"\n')
+    class_file(f'[teacher]\nsecret = "{SECRET}"\n')
     gate = threading.Event()
     queue = JobQueue(stoppable(gate))
     for who in ("s1", "s2"):
@@ -165,7 +245,7 @@ def test_a_teacher_who_started_before_unlocking_goes_first_and_is_listed_as_the_
     mine = teacher.session_state["job:finetune"]
     assert queue.get(mine, "late-teacher").position == 2
     teacher.switch_page("pages/6_class.py").run()
-    unlock(teacher, "t")
+    unlock(teacher, SECRET)
     ok(teacher)
     assert queue.get(mine, "late-teacher").position == 1  # ahead of s2 now
     names = [m.value for m in teacher.markdown if m.value.startswith("**")]
@@ -258,11 +338,11 @@ def frame_warning(link: str) -> str:
 
 
 def test_the_teachers_link_is_built_from_the_teachers_settings(class_file):
-    class_file('[teacher]\nsecret = "t"\n')
+    class_file(f'[teacher]\nsecret = "{SECRET}"\n')
     at = page("pages/2_strategy.py", queue=JobQueue(fake_run), owner="teacher2")
     at.button(key="cell:large:different").click().run()
     at.switch_page("pages/6_class.py").run()
-    unlock(at, "t")
+    unlock(at, SECRET)
     ok(at)
     link = at.code[0].value
     assert "settings=" in link and "strategy%3Afull" in link and link.split("?")[0].endswith("/finetune")

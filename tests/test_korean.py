@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_app import PAGES, app, fake_run, wait_until_done
-from tlcore.events import Failed, Started
+from tlcore.events import Done, Failed, Started
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGLISH = {
@@ -173,14 +173,14 @@ def test_the_class_page_is_korean_for_the_teacher_too(monkeypatch):
     """Locked and unlocked (the job list, the share link's explanation), with a run listed."""
     from tlcore import caps
 
-    monkeypatch.setenv("TLS_TEACHER_SECRET", "t")
+    monkeypatch.setenv("TLS_TEACHER_SECRET", "a-teacher-secret")
     caps.load.cache_clear()
     try:
         at = app("pages/3_finetune.py")
         at.button(key="start").click().run()
         wait_until_done(at, "finetune")
         at.switch_page("pages/6_class.py").run()
-        at.text_input(key="teacher_secret").input("t")
+        at.text_input(key="teacher_secret").input("a-teacher-secret")
         at.button[0].click()
         at.run()
         at.query_params["lang"] = "ko"
@@ -191,3 +191,44 @@ def test_the_class_page_is_korean_for_the_teacher_too(monkeypatch):
         assert english_in(at) == []
     finally:
         caps.load.cache_clear()
+
+
+FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def fashion_run(config, emit, should_stop):
+    """A finished Fashion-MNIST fine-tune whose (tiny, real) model is kept for "Try it"."""
+    import torch
+
+    from tests.test_app import fake_run
+    from tlcore import finetuned
+
+    class Tiny(torch.nn.Module):  # (B, 3, H, W) uint8 -> (B, 10), as the app's models take pictures
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(3, len(FASHION))
+
+        def forward(self, x):
+            return self.head(x.float().mean((2, 3)) / 255)
+
+    model = Tiny()
+    events = []
+    fake_run(config, events.append, should_stop)
+    done = events.pop()
+    result = {**done.result, "classes": list(FASHION), "model_id": finetuned.keep(model, FASHION, 32, config.backbone)}
+    for event in events:
+        emit(event)
+    emit(Done(result))
+    return result
+
+
+def test_the_fine_tuned_models_classes_in_try_it_are_korean_like_the_preview():
+    at, state = korean_after_a_run(fashion_run)
+    assert state == "done" and at.session_state["dataset"] == "fashion_mnist"
+    shown = " ".join(str(p.proto.text) for p in at.get("progress"))
+    assert "바지" in shown or "운동화" in shown, shown[:500]  # Trouser, Sneaker in Korean
+    assert "Trouser" not in shown and "Sneaker" not in shown
+    captions = " ".join(c.value for c in at.caption)
+    assert "**적은** 편" in captions or "**많은** 편" in captions
+    assert "적음** 편" not in captions and "많음** 편" not in captions
+    assert "efficientnet_lite0" not in captions  # the model by its name, not its registry key

@@ -1,15 +1,28 @@
-"""The Ray backend (tlcore.ray_jobs) on a local Ray instance (CPU): the same JobQueue
-interface, runs trained in Ray workers with their events streamed back, Stop that stops
-the worker (its flag, or ray.cancel when the run ignores it), a worker that dies mid-run
-ending as failed with a message, and the same store as the local queue.
+"""The Ray backend (tlcore.ray_jobs) against a head started as the README says (`ray start
+--head`, Ray 2.60 with its token): the same JobQueue interface, runs trained in Ray workers
+with their events streamed back, Stop that stops the worker (its flag, or ray.cancel when
+the run ignores it), a worker that dies mid-run ending as failed with a message, the same
+store as the local queue; a cluster that refuses the server's token or does not answer
+never holds up a page and its runs train locally, said to the learner and the teacher; a
+lost EventHub fails one run, not the next.
 
-One Ray instance for the module (about 5 s to start); `-m "not ray"` deselects these."""
+One head for the module (about 5 s to start, stopped after: its processes are found by a
+mark in their environment, never by name); `-m "not ray"` deselects these."""
 
 from __future__ import annotations
 
+import json
 import os
-import threading
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -20,48 +33,90 @@ from tlcore.jobs import JobQueue
 from tlcore.store import RunStore
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@dataclass
+class Head:
+    address: str
+    token_path: Path
+    env: dict
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def head_pids(mark: str) -> list[int]:
+    """Processes started by our `ray start` (all carry its environment, with our mark)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if f"TLS_TEST_RAY_HEAD={mark}".encode() in f.read().split(b"\0"):
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def stop_head(mark: str) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in head_pids(mark):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if wait_for(lambda: not head_pids(mark), timeout=10):
+            return
+
+
 @pytest.fixture(scope="module")
-def cluster():
-    """A local instance started as the server starts it: from a thread that ends at once (a
-    Streamlit script run), which must not take the instance down with it."""
+def head():
+    """`ray start --head` as the README says, token auth on (Ray 2.60 asks for it): the token in a
+    file of its own (RAY_AUTH_TOKEN_PATH), never the user's ~/.ray."""
+    folder = Path(tempfile.mkdtemp(prefix="tlsray-", dir="/tmp"))  # short: Ray's socket paths are
+    token = folder / "token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    mark, port = secrets.token_hex(8), free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "TLS_TEST_RAY_HEAD": mark,
+           # Workers import tlcore from this checkout, and this module for its run functions (pytest
+           # imports it as `test_ray`, from tests/).
+           "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])}
+    try:
+        subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
+                        f"--temp-dir={folder / 'r'}", "--disable-usage-stats"],
+                       env=env, check=True, timeout=120, capture_output=True)
+        yield Head(f"127.0.0.1:{port}", token, env)
+    finally:
+        stop_head(mark)
+        subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+@pytest.fixture(scope="module")
+def cluster(head):
+    """This process joined to the head as the class server joins it: TLS_RAY_ADDRESS plus the
+    head's token (RAY_AUTH_TOKEN_PATH; RAY_AUTH_MODE=token follows from it)."""
     from tlcore.ray_jobs import connect
 
-    # Workers import tlcore from this checkout, and this module for its run functions (pytest
-    # imports it as `test_ray`, from tests/).
-    saved = os.environ.get("PYTHONPATH")
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE")}
     os.environ["PYTHONPATH"] = os.path.join(ROOT, "tests")
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(head.token_path)
+    os.environ.pop("RAY_AUTH_MODE", None)
     try:
-        starter = threading.Thread(target=connect, args=("local",))
-        starter.start()
-        starter.join()
+        connect(head.address, timeout_s=60)
     finally:
-        os.environ.pop("PYTHONPATH") if saved is None else os.environ.__setitem__("PYTHONPATH", saved)
-    assert ray.is_initialized()
-    started = children()
-    assert any("raylet" in name for name in started.values()), started
-    yield
-    ray.shutdown()  # the local instance's processes end with it: nothing left behind
-    assert wait_for(lambda: not (set(children()) & set(started)), timeout=15), children()
-
-
-def children() -> dict[int, str]:
-    """This process's child processes (pid -> command name), from /proc."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except (OSError, ValueError):
-            continue
-        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-        if entry.isdigit() and int(rest[1]) == os.getpid() and rest[0] != "Z":
-            out[int(entry)] = name
-    return out
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 1
+    yield head
+    ray.shutdown()
 
 
 @pytest.fixture
@@ -193,3 +248,73 @@ def test_the_real_trainer_on_a_ray_worker(make_queue):
     run = q.get(job, "alice").runs[0]
     assert q.get(job, "alice").state == "done", run.final
     assert run.started.device and run.result["val_acc"] >= 0 and run.steps
+
+
+# --- the hub, the token, a cluster that does not answer -------------------------------------
+
+
+def test_a_lost_hub_fails_one_run_with_a_message_and_the_next_run_works(make_queue):
+    q = make_queue(fake_run(steps=10_000, delay=0.01))
+    job = q.submit(RunConfig(), owner="alice")
+    assert wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > 3, timeout=30)
+    ray.kill(q._hub, no_restart=True)  # gone for good (its node lost, say)
+    assert wait_for(lambda: q.get(job, "alice").state == "failed", timeout=30)
+    final = q.get(job, "alice").runs[0].final
+    assert isinstance(final, Failed) and final.key == "run.hub_lost", final
+    assert not re.search(r"\d+\.\d+\.\d+\.\d+|pid|Actor", final.message), final.message  # no raw Ray error on a page
+    q._remote_fn = fake_run(steps=3, delay=0)
+    again = q.submit(RunConfig(), owner="alice")
+    assert wait_for(lambda: q.get(again, "alice").state == "done", timeout=60), q.get(again, "alice").runs[0].final
+    assert q.get(again, "alice").where == ""  # on the cluster, through a new hub
+    # A hub whose process dies restarts (max_restarts): the same handle answers again.
+    hub = q._hub
+    ray.kill(hub, no_restart=False)
+    third = q.submit(RunConfig(), owner="alice")
+    assert wait_for(lambda: q.get(third, "alice").state == "done", timeout=60), q.get(third, "alice").runs[0].final
+
+
+DRIVER = """
+import json, os, sys, time
+sys.path.insert(0, {root!r})
+from tests.test_jobs import fake_run
+from tlcore.config import RunConfig
+from tlcore.jobs import server_queue
+t = time.monotonic()
+q = server_queue(run_fn=fake_run(steps=3, delay=0))
+made_s = time.monotonic() - t
+job = q.submit(RunConfig(), owner="a")
+while q.get(job, "a").state in ("queued", "running") and time.monotonic() - t < 100:
+    time.sleep(0.1)
+view = q.get(job, "a")
+print(json.dumps({{"made_s": made_s, "state": view.state, "where": view.where, "took_s": time.monotonic() - t,
+                  "status": vars(q.cluster_status()) if hasattr(q, "cluster_status") else None}}))
+"""
+
+
+def test_the_readme_way_trains_on_the_cluster_and_a_missing_token_or_a_wrong_address_trains_here(head, tmp_path):
+    """Three class servers (drivers) at once: the README's settings (TLS_RAY_ADDRESS, RAY_AUTH_MODE=token
+    and the head's token), no token, a wrong address. None holds up its first page; the last two
+    say why to the teacher and train their run here, said to its learner."""
+    home = tmp_path / "home"  # no ~/.ray/auth_token to fall back on
+    home.mkdir()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"HOME": str(home), "PYTHONPATH": ROOT}
+    cases = {
+        "readme": {"TLS_RAY_ADDRESS": head.address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(head.token_path)},
+        "no_token": {"TLS_RAY_ADDRESS": head.address, "TLS_RAY_CONNECT_S": "45"},
+        "wrong_address": {"TLS_RAY_ADDRESS": f"127.0.0.1:{free_port()}", "TLS_RAY_CONNECT_S": "3"},
+    }
+    running = {name: subprocess.Popen([sys.executable, "-c", DRIVER.format(root=ROOT)], env=base | extra, cwd=ROOT,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for name, extra in cases.items()}
+    out = {}
+    for name, proc in running.items():
+        stdout, stderr = proc.communicate(timeout=150)
+        assert proc.returncode == 0, (name, stderr[-2000:])
+        out[name] = json.loads(stdout.strip().splitlines()[-1])
+    for name, got in out.items():
+        assert got["made_s"] < 2 and got["state"] == "done", (name, got)  # never waits for the cluster to answer
+    assert out["readme"]["status"]["state"] == "connected" and out["readme"]["where"] == ""
+    assert out["no_token"]["status"] == {"state": "unreachable", "reason": "auth", "gpus": 0, "cpus": 0}
+    assert out["no_token"]["where"] == "local"
+    assert out["wrong_address"]["status"]["state"] == "unreachable" and out["wrong_address"]["status"]["reason"] == "timeout"
+    assert out["wrong_address"]["where"] == "local" and out["wrong_address"]["took_s"] < 15, out["wrong_address"]

@@ -253,3 +253,39 @@ def test_the_freeze_slider_starts_at_what_the_strategy_freezes():
     ok(at)
     assert at.selectbox(key="w:text_strategy").value == "linear_probe"
     assert at.slider(key="w:text_freeze_depth").value == at.slider(key="w:text_freeze_depth").max
+
+
+def test_korean_defaults_to_korean_data_and_says_why_an_english_model_cannot_read_it():
+    """No Korean model on this machine: the Korean page opens on the Korean samples with the
+    English MiniLM, and says, with a sentence as the model sees it, why that cannot transfer."""
+    ko = app(lang="ko", cached=["minilm_l6"])
+    ok(ko)
+    assert ko.session_state["text_dataset"] == "sentiment_ko" and ko.session_state["text_backbone"] == "minilm_l6"
+    note = [w.value for w in ko.warning if "[UNK]" in w.value]
+    assert note and "%" in note[0] and "klue_bert" in note[0]
+
+
+def test_english_data_with_an_english_model_needs_no_vocabulary_warning():
+    en = app(cached=["minilm_l6"])
+    assert en.session_state["text_dataset"] == "sentiment_en"
+    assert not any("[UNK]" in w.value for w in en.warning)
+    en.selectbox(key="w:text_dataset").set_value("sentiment_ko").run()
+    assert any("[UNK]" in w.value for w in en.warning)
+
+
+def test_a_korean_reading_model_is_the_korean_default_when_it_is_here():
+    ko = app(lang="ko", cached=["minilm_l6", "klue_bert"])
+    assert ko.session_state["text_backbone"] == "klue_bert"
+
+
+def test_the_vocabulary_check_counts_unknown_words():
+    from tlcore import catalog
+    from tlcore.text.models import build_text_model
+    from tlcore.text.vocabulary import coverage
+
+    tokenizer = build_text_model("minilm_l6", 2, pretrained=False).tokenizer
+    korean = coverage(tokenizer, catalog.load_dataset("sentiment_ko", per_class=40, image_size=0).train_texts)
+    english = coverage(tokenizer, catalog.load_dataset("sentiment_en", per_class=40, image_size=0).train_texts)
+    assert not korean.readable and korean.unknown_share > 0.2 and korean.pieces_per_word > 3
+    assert english.readable and english.unknown_share == 0 and english.pieces_per_word < 1.5
+    assert "[UNK]" in tokenizer.tokenize("최악의 영화였다")

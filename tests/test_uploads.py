@@ -453,3 +453,43 @@ def test_a_closed_sessions_time_is_written_under_the_lock(tmp_path):
     reaping.join(5)
     assert folders._gone_since == {"s1": 5.0}
     folders.close_all()
+
+
+def test_refuses_more_classes_than_the_class_allows_before_decoding_anything(monkeypatch):
+    from tlcore import datasets, uploads
+
+    decoded = []
+    monkeypatch.setattr(uploads, "images_from_files", lambda *a, **k: decoded.append(1))
+    files = {f"c{i:03d}/x.png": png_bytes((i, 0, 0)) for i in range(101)}
+    with pytest.raises(UploadError) as refused:
+        read_zip(make_zip(files), image_size=16)
+    assert refused.value.message.key == "caps.classes" and refused.value.message.values["n"] == 101
+    assert not decoded  # refused before one image was decoded
+    with pytest.raises(UploadError):
+        read_zip(make_zip(dict(list(files.items())[:6])), image_size=16, limits=UploadLimits(max_classes=5))
+    assert datasets.check_class_count(100, 100, "x") is None
+
+
+def test_a_csv_with_more_labels_than_the_class_allows_is_refused():
+    from tlcore.messages import LearnerError
+    from tlcore.text.data import parse_text_csv
+
+    rows = "text,label\n" + "".join(f"sentence {i},label{i}\n" for i in range(150))
+    with pytest.raises(LearnerError) as refused:
+        parse_text_csv(rows, name="many.csv", max_classes=100)
+    assert refused.value.message.values == {"name": "many.csv", "n": 150, "cap": 100}
+    assert len(set(parse_text_csv(rows, name="many.csv").labels)) == 150  # the CLI on one's own machine: no cap
+
+
+def test_the_queue_refuses_a_folder_with_more_classes_than_the_class_allows(tmp_path):
+    from tlcore.caps import Caps
+    from tlcore.config import RunConfig
+    from tlcore.messages import LearnerError
+
+    for i in range(7):
+        (tmp_path / f"class{i}").mkdir()
+    config = RunConfig(dataset="folder", data_root=str(tmp_path))
+    Caps(max_classes=10).check(config)
+    with pytest.raises(LearnerError) as refused:
+        Caps(max_classes=6).check(config)
+    assert refused.value.message.key == "caps.classes"

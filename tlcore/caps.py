@@ -13,22 +13,28 @@ ranges and say them.
     max_per_class = 500      # training examples per class
     max_image_size = 224     # pixels
     max_text_length = 128    # tokens per sentence
+    max_classes = 100        # labels a dataset may have (an upload, a CSV)
 
     [teacher]
     secret = "..."           # or $TLS_TEACHER_SECRET; none: no teacher mode
+
+The secret must be at least MIN_SECRET_CHARS characters: a shorter one is refused (teacher
+mode stays off, the log and the Class page say why). It is never part of a repr or a log line.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from tlcore.messages import LearnerError
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "class.toml"
+MIN_SECRET_CHARS = 12  # shorter secrets are refused: guessed or shoulder-surfed too easily
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,9 @@ class Caps:
     max_per_class: int = 500
     max_image_size: int = 224
     max_text_length: int = 128
-    teacher_secret: str = ""  # empty: no teacher mode
+    max_classes: int = 100  # labels a dataset may have (uploads, CSVs): a results page grows with their square
+    teacher_secret: str = field(default="", repr=False)  # empty: no teacher mode; never shown
+    problems: tuple[str, ...] = field(default=(), compare=False)  # "secret_short", "secret_misplaced"
 
     def check(self, config) -> None:
         """Refuse a RunConfig that passes a limit, saying which and what to choose instead."""
@@ -50,10 +58,19 @@ class Caps:
                                   self.max_text_length)):
             if value > cap:
                 raise LearnerError("caps.over", setting=name, value=value, cap=cap)
+        if config.dataset == "folder" and config.data_root and Path(config.data_root).is_dir():
+            from tlcore.datasets import check_class_count
+
+            check_class_count(sum(1 for d in Path(config.data_root).iterdir() if d.is_dir()), self.max_classes,
+                          Path(config.data_root).name)
 
     @property
     def teacher_mode(self) -> bool:
-        return bool(self.teacher_secret)
+        """Is teacher mode on? Only with a secret long enough to keep."""
+        return len(self.teacher_secret) >= MIN_SECRET_CHARS
+
+
+log = logging.getLogger(__name__)
 
 
 def path() -> Path:
@@ -66,16 +83,28 @@ def load(file: str | None = None) -> Caps:
     environment wins over the file's. A broken file is an error the teacher sees at start."""
     where = Path(file) if file else path()
     values: dict = {}
+    problems: list[str] = []
     if where.exists():
         with open(where, "rb") as fh:
             data = tomllib.load(fh)
-        known = {f.name for f in fields(Caps)}
-        limits = data.get("limits", {})
+        known = {f.name for f in fields(Caps)} - {"teacher_secret", "problems"}
+        limits = dict(data.get("limits", {}))
+        misplaced = limits.pop("teacher_secret", None) or limits.pop("secret", None)
         unknown = sorted(set(limits) - known)
         if unknown:
-            raise ValueError(f"{where}: unknown limits {', '.join(unknown)}; known: {', '.join(sorted(known - {'teacher_secret'}))}")
+            raise ValueError(f"{where}: unknown limits {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values.update({k: type(getattr(Caps, k))(v) for k, v in limits.items()})
         values["teacher_secret"] = str(data.get("teacher", {}).get("secret", ""))
+        if misplaced is not None:  # used (the teacher meant it), and said where it belongs
+            problems.append("secret_misplaced")
+            log.warning("%s: the teacher's secret is under [limits]; it belongs under [teacher] as secret = \"...\"",
+                        where)
+            values["teacher_secret"] = values["teacher_secret"] or str(misplaced)
     if os.environ.get("TLS_TEACHER_SECRET"):
         values["teacher_secret"] = os.environ["TLS_TEACHER_SECRET"]
-    return Caps(**values)
+    secret = values.get("teacher_secret", "")
+    if secret and len(secret) < MIN_SECRET_CHARS:
+        problems.append("secret_short")
+        log.error("the teacher's secret has %d characters; at least %d are needed: teacher mode is OFF until a "
+                  "longer one is set (class.toml [teacher] secret, or TLS_TEACHER_SECRET)", len(secret), MIN_SECRET_CHARS)
+    return Caps(**values, problems=tuple(problems))

@@ -211,6 +211,15 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
     return classes, out[:len(labels)], np.array(labels, dtype=np.int64), skipped
 
 
+def check_class_count(n: int, cap: int, name: str) -> None:
+    """Refuse a dataset with more than `cap` classes, before anything is decoded or trained
+    (the class's limit, tlcore.caps.Caps.max_classes: a results page grows with its square)."""
+    from tlcore.messages import LearnerError
+
+    if n > cap:
+        raise LearnerError("caps.classes", name=name, n=n, cap=cap)
+
+
 def check_classes(classes: list[str], counts: np.ndarray, hint: str = "") -> None:
     """Can these classes train? Two classes or more, each with two usable images or more (one
     to train, one to test); otherwise a LearnerError that says what to change."""

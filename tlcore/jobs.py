@@ -99,6 +99,7 @@ class Job:
     tag: str = ""  # what the owner calls this job (the page's slot: "finetune", "race", ...)
     priority: int = 0  # the teacher's jobs (1) go before the students' (0); FIFO within
     note: str = ""  # why it was stopped when the learner did not stop it: time_limit | closed | teacher
+    where: str = ""  # "local": a Ray queue's run that found no cluster and trained on the server
 
     @property
     def active(self) -> bool:
@@ -117,6 +118,7 @@ class JobView:
     configs: tuple[RunConfig, ...]
     elapsed_s: float
     note: str = ""  # why it was stopped, when the learner did not stop it (see Job.note)
+    where: str = ""  # see Job.where
 
     @property
     def current(self) -> int:
@@ -229,7 +231,7 @@ class JobQueue:
             end = job.finished or time.monotonic()
             return JobView(job.id, job.state, position, tuple(job.labels),
                            tuple(h.snapshot() for h in job.histories), tuple(job.configs),
-                           end - (job.started or end), job.note)
+                           end - (job.started or end), job.note, job.where)
 
     def heartbeat(self, job_id: str, owner: str) -> None:
         with self._lock:
@@ -504,9 +506,10 @@ def local_gpus() -> int:
 
 def server_queue(**kwargs) -> JobQueue:
     """The queue a class server runs: on a Ray cluster when `$TLS_RAY_ADDRESS` names one
-    ("auto", "ray://head:10001", or "local" for a Ray instance on this machine; see
-    tlcore.ray_jobs), else the embedded local queue. A cluster that cannot be reached (or Ray
-    not installed) is logged and the class goes on with the local queue."""
+    ("auto", "HEAD_IP:6379", "ray://head:10001", or "local" for a Ray instance on this machine;
+    see tlcore.ray_jobs), else the embedded local queue. Returns at once: the Ray queue joins
+    its cluster in the background, and a run that finds none trains here (its page and the
+    Class page say so). Ray not installed is logged and the class goes on with the local queue."""
     address = os.environ.get("TLS_RAY_ADDRESS", "").strip()
     if address:
         try:

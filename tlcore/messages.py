@@ -19,6 +19,7 @@ EN: dict[str, str] = {
     "config.whole": "{name} must be a whole number, got {value}",
     "config.range": "{name} must be between {lo} and {hi}, got {value}",
     "caps.over": "this class allows {setting} up to {cap} (you chose {value}); choose {cap} or less",
+    "caps.classes": "{name} has {n} classes; this class allows up to {cap}: keep the classes you need (a results page with thousands of labels would stall every browser)",
     "config.choice": "{name} must be one of {choices}; got {value}",
     "config.unknown_backbone": "unknown backbone {value}; choose one of: {choices}",
     "config.unknown_dataset": "unknown dataset {value}; choose one of: {choices}",
@@ -32,6 +33,7 @@ EN: dict[str, str] = {
     "run.unexpected": "the run stopped with an unexpected error: {error}",
     "run.interrupted": "the server restarted while this run was waiting or training; start it again",
     "run.worker_lost": "the machine running this job stopped before it finished ({error}); start it again",
+    "run.hub_lost": "the connection to the training cluster was lost while this run trained; start it again",
     # A zip of class folders (tlcore.uploads): why it was refused as a whole ...
     "upload.not_zip": "This file is not a zip archive (or it is damaged). Put one folder per class in a folder, "
                       "compress it to .zip, and upload that.",
@@ -73,7 +75,7 @@ EN: dict[str, str] = {
     "image.format": "not an image in an accepted format (PNG, JPEG, BMP, GIF, WebP, TIFF)",
     "image.pixels": "too many pixels ({width}x{height}; at most {limit})",
     "image.pixels_claimed": "too many pixels (its header claims {pixels}; at most {limit})",
-    "image.broken": "cannot be read as an image ({error})",
+    "image.broken": "cannot be read as an image (the file is damaged or cut short)",
     # A text CSV (tlcore.text.data).
     "csv.field_too_large": "{name}: one field is longer than {kb} KB; a text column holds sentences or short "
                            "paragraphs: split the long text, or check for an unclosed quote (\") that swallows the "

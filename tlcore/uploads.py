@@ -43,7 +43,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from tlcore.datasets import MAX_DECODED_BYTES, ImageData, check_classes, images_from_files
+from tlcore.datasets import MAX_DECODED_BYTES, ImageData, check_class_count, check_classes, images_from_files
 from tlcore.images import IMAGE_SUFFIXES, open_image
 from tlcore.messages import LearnerError, Reason
 
@@ -66,6 +66,7 @@ class UploadLimits:
     max_ratio: int = 200  # uncompressed / compressed; real images compress < 10x
     max_pixels: int = 40_000_000  # one decoded image (width * height)
     max_total_pixels: int = 250_000_000  # decoded by all images together (JPEGs decode reduced): bounds CPU time
+    max_classes: int = 100  # class folders (the class's limit, tlcore.caps.Caps.max_classes, where a page reads it)
 
 
 def read_zip(
@@ -95,6 +96,7 @@ def read_zip(
         # From here on a zip is an image folder: the engine's one decoder, class check and split.
         files_by_class = {c: files.get(c, []) for c in sorted(set(files) | folders)}
         try:
+            check_class_count(len(files_by_class), limits.max_classes, "zip")
             if len(files_by_class) < 2 or not all(files_by_class.values()):
                 check_classes(list(files_by_class), np.array([len(f) for f in files_by_class.values()]),
                               _skipped_hint(skipped))

@@ -647,7 +647,9 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                         except Exception:  # noqa: BLE001 -- playwright's TimeoutError
                             teacher_page.wait_for_timeout(1000)
                     unlocked.wait_for(timeout=5_000)
-                    teacher_page.goto(f"{url}/finetune?lang=en", timeout=120_000)
+                    # Teacher mode belongs to this tab's session (studio.teacher): go by the page's own
+                    # navigation, as a teacher does; loading the address anew would start a new session.
+                    teacher_page.locator('[data-testid="stSidebarNavLink"][href$="/finetune"]').first.click(timeout=60_000)
                     wait_interactive(teacher_page)
                 deadline = time.monotonic() + timeout
                 ws_class = WsClass(roster[browsers:], url, deadline)

@@ -92,11 +92,11 @@ def _pick_column(header: list[str], wanted: str | None, aliases: tuple[str, ...]
 
 
 def parse_text_csv(content: str | bytes, *, name: str = "file", text_column: str | None = None,
-                   label_column: str | None = None) -> TextTable:
+                   label_column: str | None = None, max_classes: int | None = None) -> TextTable:
     """Parse a CSV (or TSV) of labelled sentences; bad rows are skipped and listed, bad files refused.
 
     Refused with a ValueError saying what to change: no text or label column, no usable row,
-    fewer than two labels. Skipped (listed in `skipped`): rows with an empty text or label.
+    fewer than two labels; more than `max_classes` labels (a LearnerError). Skipped (listed in `skipped`): rows with an empty text or label.
     An optional `split` column with train / val values keeps a fixed held-out split.
     """
     text = decode(content, name) if isinstance(content, bytes) else content.lstrip("\ufeff")
@@ -141,6 +141,10 @@ def parse_text_csv(content: str | bytes, *, name: str = "file", text_column: str
     if not texts:
         raise ValueError(f"{name}: no row has both a text and a label")
     distinct = sorted(set(labels))
+    if max_classes is not None:
+        from tlcore.datasets import check_class_count
+
+        check_class_count(len(distinct), max_classes, name)
     if len(distinct) < 2:
         raise ValueError(
             f"{name}: only one label ({distinct[0]!r}) in the label column; a classifier needs at least two"
