@@ -19,9 +19,8 @@ st.markdown(t("class.limits", seconds=duration(limits.max_seconds), epochs=limit
 
 for problem in limits.problems:  # a secret too short (teacher mode off) or in the wrong table
     st.warning(t(f"class.secret.{problem}", chars=caps.MIN_SECRET_CHARS))
-if not limits.teacher_mode or teacher.is_teacher():
-    teacher.store_notice()  # finished runs not being saved: what happened and what to do
 if not limits.teacher_mode:
+    teacher.store_notice()  # finished runs not being saved: what happened and what to do
     st.info(t("class.no_teacher_mode"))
 elif not teacher.is_teacher():
     with st.form("unlock"):
@@ -33,6 +32,7 @@ elif not teacher.is_teacher():
 if limits.teacher_mode and teacher.is_teacher():
     st.success(t("class.unlocked", hours=f"{teacher.GRANT_S / 3600:g}"))
     st.button(t("class.leave"), key="leave_teacher", on_click=teacher.leave)
+    teacher.store_notice()
     teacher.cluster_line()
     st.subheader(t("class.jobs"))
     class_runs()

@@ -378,3 +378,31 @@ def test_runs_export_reads_without_changing_the_file_and_fails_in_one_line(tmp_p
         assert err.count("\n") == 1 and err.startswith(f"error: {db}:") and words in err, err
         assert "Traceback" not in err
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_with_teacher_mode_on_only_the_unlocked_teacher_sees_the_store_line(tmp_path, monkeypatch):
+    from test_class import SECRET, page, unlock
+
+    from studio import teacher
+    from tlcore import caps
+    from tlcore.limiter import GuessLimiter
+
+    (tmp_path / "class.toml").write_text(f'[teacher]\nsecret = "{SECRET}"\n', encoding="utf-8")
+    monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
+    monkeypatch.delenv("TLS_TEACHER_SECRET", raising=False)
+    monkeypatch.setattr(teacher, "guard", GuessLimiter(free=teacher.TRIES, per_minute=teacher.SERVER_TRIES))
+    caps.load.cache_clear()
+    try:
+        path = tmp_path / "runs.sqlite"
+        path.write_text("not a database\n")
+        q = JobQueue(fake_run(), store=RunStore(path))
+        student = page("pages/6_class.py", queue=q, owner="student")
+        ok(student)
+        assert not [w for w in student.warning if "not being saved" in w.value]
+        at = page("pages/6_class.py", queue=q, owner="teacher")
+        unlock(at, SECRET)
+        ok(at)
+        said = [w.value for w in at.warning if "not being saved" in w.value]
+        assert len(said) == 1 and str(path) in said[0] and "not a run store" in said[0]
+    finally:
+        caps.load.cache_clear()  # the next test reads its own class file
