@@ -53,4 +53,4 @@ with st.expander(t("page3.reading"), expanded=False):
 if not running:
     job_panel("finetune")
 st.divider()
-try_image_panel("try:finetune", finetune_slot="finetune")
+try_image_panel("try:finetune")
