@@ -90,7 +90,7 @@ def start_button(slot: str, label: str, make: Callable[[], RunConfig | list[RunC
 # can come to the top, and the charts that arrive later grow into the space in view.
 FOLLOW = """<style>.st-key-TARGET { min-height: RESERVE; }</style>
 <script>
-(() => {
+(() => {  // run RUN of this session's script: a new text, so the browser runs it again
   const target = () => document.querySelector('.st-key-TARGET');
   const show = () => {
     const el = target();
@@ -104,15 +104,16 @@ FOLLOW = """<style>.st-key-TARGET { min-height: RESERVE; }</style>
   const STOP_ON = ['wheel', 'touchmove', 'keydown', 'mousedown'];
   for (const e of STOP_ON) window.addEventListener(e, stop, {capture: true, once: true});
 })();
-</script><!-- RUN -->"""
+</script>"""
 
 
 def follow(target: str, *, reserve: bool = False) -> None:
     """Bring the element with the Streamlit key `target` into view after this script run.
 
-    A script run draws a fresh copy (a counter in the HTML), so the browser runs it again on
-    every full run; the polling fragment does not call it, so the page does not pull a
-    learner back while they read, only when they click."""
+    Each script run draws a fresh copy (a counter in the script's text: st.html runs a
+    script when its sanitised HTML changes, and an HTML comment is sanitised away), so the
+    browser runs it again on every full run. The polling fragment does not call it: the
+    page does not pull a learner back while they read, only when they click."""
     runs = st.session_state["_follow_runs"] = st.session_state.get("_follow_runs", 0) + 1
     html = FOLLOW.replace("TARGET", target).replace("RESERVE", "calc(100vh - 7rem)" if reserve else "0")
     st.html(html.replace("RUN", str(runs)), unsafe_allow_javascript=True)

@@ -138,7 +138,9 @@ def loss_figure(snapshot: HistorySnapshot, t: Translate = _english) -> go.Figure
                     name=t("plot.val"), line=dict(color=_ORANGE))
     total = max([snapshot.started.total_steps if snapshot.started else 0] + [e.step for e in steps] + [1])
     fig.update_xaxes(range=[0, total * 1.02])  # the whole run's steps, from 0, fixed while it goes
+    fig.update_yaxes(rangemode="tozero")  # a loss is never negative
     if not steps:
+        fig.update_yaxes(range=[0, 1])
         _waiting(fig, t("plot.waiting_step"))
     return _layout(fig, t("plot.loss.title"), t("plot.step"), t("plot.loss.y"))
 

@@ -324,6 +324,8 @@ def test_empty_charts_start_at_zero_and_say_what_they_wait_for():
     for fig in (plots.loss_figure(snap), plots.grad_norm_heatmap(snap)):
         assert fig.layout.xaxis.range[0] == 0 and fig.layout.xaxis.range[1] >= 4, fig.layout.title.text
         assert plots.LABELS["plot.waiting_step"] in [a.text for a in fig.layout.annotations]
+    assert plots.loss_figure(snap).layout.yaxis.range[0] == 0  # not plotly's empty -1 .. 4
+    assert plots.loss_figure(History().snapshot()).layout.xaxis.range[0] == 0  # before Started, too
     bars = plots.grad_norm_bars(snap)
     assert [a.text for a in bars.layout.annotations] == [plots.LABELS["plot.waiting_step"]]
 
