@@ -220,7 +220,9 @@ def grad_norm_bars(snapshot: HistorySnapshot, t: Translate = _english) -> go.Fig
         y=[g for g, _ in live], x=[v for _, v in live], mode="markers+text", marker=dict(size=14, color=_BLUE),
         text=[f"{v:.3g}" for _, v in live], textposition="middle right", showlegend=False, cliponaxis=False,
     )
-    fig.update_xaxes(type="log", dtick=1, range=list(decades([v for _, v in live])), exponentformat="power")
+    lo, hi = decades([v for _, v in live])
+    powers = [10.0 ** k for k in range(lo, hi + 1)]  # one tick and gridline per power of ten, none between
+    fig.update_xaxes(type="log", range=[lo, hi], tickmode="array", tickvals=powers, ticktext=[f"{p:g}" for p in powers])
     fig.update_yaxes(categoryorder="array", categoryarray=groups)
     if not steps:
         _waiting(fig, t("plot.waiting_step"))
