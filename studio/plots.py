@@ -320,6 +320,7 @@ def race_figure(runs: Mapping[str, HistorySnapshot], metric: str = "val/acc",
         fig.add_scatter(x=[e.epoch for e in evals], y=y, mode="lines+markers", name=label,
                         line=dict(color=_PALETTE[i % len(_PALETTE)]))
     _epoch_axis(fig, list(runs.values()))
+    fig.update_layout(showlegend=True)  # name the run even while it is the only curve so far
     if not any(snap.evals for snap in runs.values()):
         _waiting(fig, t("plot.waiting_epoch"))
     if metric == "val/acc":
