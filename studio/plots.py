@@ -88,17 +88,27 @@ FONT_PX = 14
 
 
 def _fonts(fig: go.Figure) -> go.Figure:
-    """Every text of the figure at least FONT_PX: axes, titles, legend, hover, colour bars,
-    values written on the marks, notes. Written into the figure's own layout, not a template:
-    Streamlit's chart theme replaces the template's fonts (its tick labels are 12 px)."""
-    fig.update_layout(font=dict(size=FONT_PX), title_font_size=FONT_PX + 3, legend_font_size=FONT_PX,
-                      hoverlabel_font_size=FONT_PX, uniformtext=dict(minsize=FONT_PX, mode="show"))
-    fig.update_xaxes(tickfont_size=FONT_PX, title_font_size=FONT_PX)
-    fig.update_yaxes(tickfont_size=FONT_PX, title_font_size=FONT_PX)
-    for kind in ("scatter", "bar", "heatmap"):
-        fig.update_traces(textfont_size=FONT_PX, selector=dict(type=kind))
-    fig.update_traces(colorbar=dict(tickfont_size=FONT_PX, title_font_size=FONT_PX), selector=dict(type="heatmap"))
-    fig.update_annotations(font_size=FONT_PX)
+    """Every text of the figure at least FONT_PX (a larger size a chart chose stays): axes,
+    titles, legend, hover, colour bars, values written on the marks, notes. Written into
+    the figure's own layout, not a template: Streamlit's chart theme replaces the
+    template's fonts (its tick labels are 12 px)."""
+    def least(size: float | None, floor: int = FONT_PX) -> float:
+        return max(size or 0, floor)
+
+    layout = fig.layout
+    fig.update_layout(font_size=least(layout.font.size), title_font_size=least(layout.title.font.size, FONT_PX + 3),
+                      legend_font_size=least(layout.legend.font.size),
+                      hoverlabel_font_size=least(layout.hoverlabel.font.size),
+                      uniformtext=dict(minsize=least(layout.uniformtext.minsize), mode="show"))
+    for axes in (fig.for_each_xaxis, fig.for_each_yaxis):
+        axes(lambda a: a.update(tickfont_size=least(a.tickfont.size), title_font_size=least(a.title.font.size)))
+    for trace in fig.data:
+        if "textfont" in trace:
+            trace.textfont.size = least(trace.textfont.size)
+        if trace.type == "heatmap":
+            trace.colorbar.tickfont.size = least(trace.colorbar.tickfont.size)
+            trace.colorbar.title.font.size = least(trace.colorbar.title.font.size)
+    fig.for_each_annotation(lambda a: a.update(font_size=least(a.font.size)))
     return fig
 
 
