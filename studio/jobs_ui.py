@@ -85,23 +85,34 @@ def start_button(slot: str, label: str, make: Callable[[], RunConfig | list[RunC
 # any click, a page change), the panel's container (`st.container(key="live-<slot>")`, which
 # Streamlit gives the class `st-key-live-<slot>`) is scrolled to the top of the view, under
 # Streamlit's header, on any page and wherever the page draws it. It is tried again for a
-# few seconds, as the rest of the page is redrawn around it, until the learner scrolls.
+# few seconds, as the rest of the page is redrawn around it, until the learner (or anything
+# else: a test's click scrolls too) scrolls, clicks or types.
 # A running job's panel reserves a view's height, so that even at the very end of a page it
 # can come to the top, and the charts that arrive later grow into the space in view.
 FOLLOW = """<style>.st-key-TARGET { min-height: RESERVE; }</style>
 <script>
 (() => {  // run RUN of this session's script: a new text, so the browser runs it again
-  const target = () => document.querySelector('.st-key-TARGET');
+  let left = null;  // [scrolling element, its scrollTop] as this script last left them
+  const scroller = (el) => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const overflow = getComputedStyle(p).overflowY;
+      if ((overflow === 'auto' || overflow === 'scroll') && p.scrollHeight > p.clientHeight) return p;
+    }
+    return document.scrollingElement;
+  };
   const show = () => {
-    const el = target();
+    const el = document.querySelector('.st-key-TARGET');
     if (!el || !el.getClientRects().length) return;  // not drawn yet, or in a hidden tab
+    if (left && Math.abs(left[0].scrollTop - left[1]) > 2) return stop();  // someone else scrolled since
     const header = document.querySelector('[data-testid="stHeader"]');
     el.style.scrollMarginTop = ((header ? header.offsetHeight : 0) + 8) + 'px';
     el.scrollIntoView({block: 'start'});
+    const box = scroller(el);
+    left = [box, box.scrollTop];
   };
   const timers = [0, 150, 400, 800, 1500, 2500].map(ms => setTimeout(show, ms));
-  const stop = () => { timers.forEach(clearTimeout); for (const e of STOP_ON) window.removeEventListener(e, stop, true); };
   const STOP_ON = ['wheel', 'touchmove', 'keydown', 'mousedown'];
+  function stop() { timers.forEach(clearTimeout); for (const e of STOP_ON) window.removeEventListener(e, stop, true); }
   for (const e of STOP_ON) window.addEventListener(e, stop, {capture: true, once: true});
 })();
 </script>"""
