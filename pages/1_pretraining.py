@@ -64,20 +64,25 @@ def transfer_contrast() -> None:
     if not rows:
         return
     st.markdown(f"**{t('page1.synthetic_title')}**")
-    st.dataframe([{
-        t("page1.contrast.backbone"): translated(f"backbone.title.{r['backbone']}", r["backbone"]),
-        t("page1.contrast.dataset"): translated(f"dataset.{r['dataset']}", r["dataset"]),
-        t("page1.contrast.per_class"): r["per_class"],
-        t("page1.contrast.scratch"): f"{100 * r['scratch']:.1f}%",
-        t("page1.contrast.best"): t(f"strategy.{r['best']}"),
-        t("page1.contrast.best_acc"): f"{100 * r['best_acc']:.1f}%",
-        t("page1.contrast.gain"): f"{r['gain_points']:+.1f}",
-    } for r in rows], hide_index=True, width="stretch")
+    # A markdown table wraps its long cells: all seven columns readable at 1280 px (a
+    # dataframe kept each cell on one line and showed two columns, the rest scrolled away).
+    keys = ("backbone", "dataset", "per_class", "scratch", "best", "best_acc", "gain")
+    lines = ["| " + " | ".join(t(f"page1.contrast.{k}") for k in keys) + " |",
+             "|" + "|".join("---" if k in ("backbone", "dataset", "best") else "---:" for k in keys) + "|"]
+    for r in rows:
+        cells = (translated(f"backbone.title.{r['backbone']}", r["backbone"]),
+                 translated(f"dataset.{r['dataset']}", r["dataset"]), str(r["per_class"]),
+                 f"{100 * r['scratch']:.1f}%", t(f"strategy.{r['best']}"), f"{100 * r['best_acc']:.1f}%",
+                 f"{r['gain_points']:+.1f}")
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    st.markdown("\n".join(lines))
     st.caption(t("page1.contrast.caption", seeds=min(r["seeds"] for r in rows)))
 
 
 transfer_contrast()
-try_image_panel("try:pretraining", finetune_slot=None)
+# "After fine-tuning" shows the model this page's experiment fine-tuned from the pretrained
+# weights (its second run), or the learner's own from the Fine-tune page.
+try_image_panel("try:pretraining", finetune_slots=("experiment", "finetune"), waiting="try.no_experiment")
 
 
 @st.cache_data(show_spinner=False)

@@ -1,7 +1,7 @@
 """Lesson 3: fine-tune live: data in, Start, curves and gradient norms while it trains.
 
-While a run is going its live panel comes first, under the title, and the settings fold
-into an expander: on a 1280x720 projector the curves are in view without scrolling.
+While a run is going its live panel comes first, under the title (studio.jobs_ui.live_panel),
+and the settings fold into an expander: on a 1280x720 projector the curves are in view.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import streamlit as st
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.images_ui import data_preview, try_image_panel
-from studio.jobs_ui import active_elsewhere, estimate_note, is_running, job_panel, start_button
+from studio.jobs_ui import active_elsewhere, estimate_note, job_panel, live_panel, start_button
 from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_names, strategy_ui, training_ui
 
 ensure_frame()
 st.title(t("page3.title"))
-running = is_running("finetune")
+running = live_panel("finetune") is not None
 if running:
-    job_panel("finetune")
     settings = st.expander(t("page3.settings"), expanded=False, icon=":material/tune:")
 else:
     lesson("finetune", "intro", level=3)
@@ -54,4 +53,4 @@ with st.expander(t("page3.reading"), expanded=False):
 if not running:
     job_panel("finetune")
 st.divider()
-try_image_panel("try:finetune", finetune_slot="finetune")
+try_image_panel("try:finetune")

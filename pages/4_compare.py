@@ -11,8 +11,8 @@ from studio.jobs_ui import (
     active_elsewhere,
     draw_race_results,
     estimate_note,
-    is_running,
     job_panel,
+    live_panel,
     start_button,
     translator,
 )
@@ -23,6 +23,9 @@ from tlcore.jobs import JobView
 
 ensure_frame()
 st.title(t("page4.title"))
+# While the race or the sweep goes, its live panel comes first, above the settings and the
+# tabs: in view at 1280x720 whichever tab is open.
+live = live_panel("race", "sweep")
 lesson("compare", "race", level=3)
 
 
@@ -74,21 +77,22 @@ tab_race, tab_sweep, tab_matrix = st.tabs([t("page4.tab.race"), t("page4.tab.swe
 with tab_race:
     if active_elsewhere("race"):
         st.info(t("job.busy_elsewhere"))
-    elif not is_running("race"):
+    elif live != "race":
         if picked and choice.ready:
             estimate_note(lambda: [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked])
         start_button("race", t("page4.race_start"),
                      lambda: [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked],
                      [t(f"strategy.{s}") for s in picked], type="primary", disabled=not (picked and choice.ready),
                      help=t("help.race_start"), key="race_start", icon=":material/flag:")
-    job_panel("race", results=draw_race_results)
+    if live != "race":
+        job_panel("race", results=draw_race_results)
 
 with tab_sweep:
     lesson("compare", "sweep", level=4)
     depths = list(range(len(groups)))  # 0 = nothing frozen ... len-1 = only the head trains
     if active_elsewhere("sweep"):
         st.info(t("job.busy_elsewhere"))
-    elif not is_running("sweep"):
+    elif live != "sweep":
         if choice.ready:
             estimate_note(lambda: [config_from_state(choice, strategy="partial", freeze_depth=d) for d in depths])
         start_button("sweep", t("page4.sweep_start", n=len(depths)),
@@ -105,7 +109,8 @@ with tab_sweep:
             st.caption(t("caption.sweep"))
         draw_race_results(view)
 
-    job_panel("sweep", results=sweep_results)
+    if live != "sweep":
+        job_panel("sweep", results=sweep_results)
 
     # The committed transfer-depth experiment (Yosinski's: the first k groups copied, frozen or
     # fine-tuned, the rest re-initialised), on its own axis: the synthetic backbone on digits,

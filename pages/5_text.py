@@ -6,9 +6,8 @@ import streamlit as st
 
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
-from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, job_panel, start_button
+from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, job_panel, live_panel, start_button
 from studio.settings import bound
-from studio.state import job_id, owner, queue
 from studio.text_ui import (
     STRATEGIES,
     backbone_ui,
@@ -24,19 +23,14 @@ from studio.text_ui import (
     strategy_ui,
     training_ui,
 )
-from tlcore.jobs import JobView
 
 ensure_frame()
 init_state()
 st.title(t("text.title"))
+# While a run goes, its live panel comes first, under the title: in view whichever tab is open.
+live = live_panel("text", "text_race")
 lesson("text", "intro", level=3)
 online = st.session_state.get("online", False)
-
-
-def running(slot: str) -> bool:
-    view = queue().get(job_id(slot), owner(), heartbeat=False) if job_id(slot) else None
-    return isinstance(view, JobView) and view.state in ("queued", "running")
-
 
 finetune_tab, compare_tab, mask_tab = st.tabs([t("text.tab.finetune"), t("text.tab.compare"), t("text.tab.mask")])
 
@@ -54,12 +48,13 @@ with finetune_tab:
         training_ui(data)
     if active_elsewhere("text"):
         st.info(t("job.busy_elsewhere"))
-    elif not running("text"):
+    elif live != "text":
         if data.ready:
             estimate_note(lambda: make_config(data, choice))
         start_button("text", t("text.start"), lambda: make_config(data, choice), type="primary",
                      disabled=not data.ready, key="text_start", icon=":material/play_arrow:")
-    job_panel("text", results=draw_text_results)
+    if live != "text":
+        job_panel("text", results=draw_text_results)
 
 with compare_tab:
     st.caption(t("text.compare_note"))
@@ -68,12 +63,13 @@ with compare_tab:
                             format_func=lambda s: t(f"strategy.{s}"), **bound("text_race_strategies"))
     if active_elsewhere("text_race"):
         st.info(t("job.busy_elsewhere"))
-    elif not running("text_race"):
+    elif live != "text_race":
         if picked and data.ready:
             estimate_note(lambda: race_configs(data, choice, backbone, picked))
         start_button("text_race", t("text.compare_start"), lambda: race_configs(data, choice, backbone, picked),
                      list(picked), disabled=not (picked and data.ready), key="text_race_start")
-    job_panel("text_race", results=draw_race_results)
+    if live != "text_race":
+        job_panel("text_race", results=draw_race_results)
 
 with mask_tab:
     lesson("text", "mlm", level=4)

@@ -147,9 +147,12 @@ def _ranked(rows: list[tuple[str, float]]) -> None:
         st.progress(min(max(p, 0.0), 1.0), text=f"{name}: {p:.1%}")
 
 
-def try_image_panel(key: str, *, finetune_slot: str | None = "finetune") -> None:
+def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",),
+                    waiting: str = "try.no_finetune") -> None:
     """Before fine-tuning: the pretrained model's top-5 ImageNet classes ("what it already
-    knows"); after a fine-tune in this session: the fine-tuned model's task classes."""
+    knows"); after a fine-tune in this session: the fine-tuned model's task classes, from
+    the first of `finetune_slots` with a finished image run (until then, `waiting` says
+    which Start fills the column)."""
     st.subheader(t("try.title"))
     st.caption(t("try.intro"))
     image, caption, ready = _image_input(key)  # the picker across the page: every photo's name in view at 1280 px
@@ -175,9 +178,9 @@ def try_image_panel(key: str, *, finetune_slot: str | None = "finetune") -> None
                 st.caption(t("try.labels_english"))  # the names of ImageNet's classes, as the data has them
     with after_col:
         st.markdown(f"**{t('try.after')}**")
-        found = _finetuned_model(finetune_slot)
+        found = next(filter(None, map(_finetuned_model, finetune_slots)), None)
         if found is None:
-            st.caption(t("try.no_finetune"))
+            st.caption(t(waiting))
             return
         entry, dataset = found
         _ranked([(class_title(dataset, name), p) for name, p in finetuned.class_probabilities(entry, image)])
@@ -198,10 +201,11 @@ def _imagenet_top(name: str, image: np.ndarray) -> list[tuple[str, float]]:
     return imagenet.top_k(_imagenet_model(name), image, k=5)
 
 
-def _finetuned_model(slot: str | None) -> tuple[finetuned.Finetuned, str] | None:
-    """The model of this session's last finished fine-tune (only its own: the id is in its
-    result), with its dataset's name (the classes are named in the learner's language)."""
-    current = job_id(slot) if slot else None
+def _finetuned_model(slot: str) -> tuple[finetuned.Finetuned, str] | None:
+    """The model of the slot's last run, when it finished (only this session's own: the id is
+    in its result), with its dataset's name (the classes are named in the learner's
+    language); of a race, its last run (page 1: fine-tuned from the pretrained weights)."""
+    current = job_id(slot)
     view = queue().get(current, owner(), heartbeat=False) if current else None
     if view is None or not view.runs:
         return None

@@ -59,7 +59,6 @@ def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | 
         say("error", explain_error(error))
         return False
     set_job_id(slot, new_id)
-    st.session_state[f"scroll_top:{slot}"] = True  # the live panel is drawn first: show it
     return True
 
 
@@ -82,15 +81,53 @@ def start_button(slot: str, label: str, make: Callable[[], RunConfig | list[RunC
     replay_messages(f"start:{slot}")
 
 
-SCROLL_TOP = """<script>
-for (const el of document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"],'
-                                           + ' [data-testid="stAppScrollToBottomContainer"]')) { el.scrollTop = 0; }
-window.scrollTo(0, 0);
+# The page follows its live panel: on every full run of the script while a job goes (Start,
+# any click, a page change), the panel's container (`st.container(key="live-<slot>")`, which
+# Streamlit gives the class `st-key-live-<slot>`) is scrolled to the top of the view, under
+# Streamlit's header, on any page and wherever the page draws it. It is tried again for a
+# few seconds, as the rest of the page is redrawn around it, until the learner (or anything
+# else: a test's click scrolls too) scrolls, clicks or types.
+# A running job's panel reserves a view's height, so that even at the very end of a page it
+# can come to the top, and the charts that arrive later grow into the space in view.
+FOLLOW = """<style>.st-key-TARGET { min-height: RESERVE; }</style>
+<script>
+(() => {  // run RUN of this session's script: a new text, so the browser runs it again
+  let left = null;  // [scrolling element, its scrollTop] as this script last left them
+  const scroller = (el) => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const overflow = getComputedStyle(p).overflowY;
+      if ((overflow === 'auto' || overflow === 'scroll') && p.scrollHeight > p.clientHeight) return p;
+    }
+    return document.scrollingElement;
+  };
+  const show = () => {
+    const el = document.querySelector('.st-key-TARGET');
+    if (!el || !el.getClientRects().length) return;  // not drawn yet, or in a hidden tab
+    if (left && Math.abs(left[0].scrollTop - left[1]) > 2) return stop();  // someone else scrolled since
+    const header = document.querySelector('[data-testid="stHeader"]');
+    el.style.scrollMarginTop = ((header ? header.offsetHeight : 0) + 8) + 'px';
+    el.scrollIntoView({block: 'start'});
+    const box = scroller(el);
+    left = [box, box.scrollTop];
+  };
+  const timers = [0, 150, 400, 800, 1500, 2500].map(ms => setTimeout(show, ms));
+  const STOP_ON = ['wheel', 'touchmove', 'keydown', 'mousedown'];
+  function stop() { timers.forEach(clearTimeout); for (const e of STOP_ON) window.removeEventListener(e, stop, true); }
+  for (const e of STOP_ON) window.addEventListener(e, stop, {capture: true, once: true});
+})();
 </script>"""
-# Once, when a run ends: its results replace the live panel further down the page.
-SCROLL_TO = """<script>
-setTimeout(() => { const el = document.getElementById('ANCHOR'); if (el) el.scrollIntoView({block: 'start'}); }, 300);
-</script>"""
+
+
+def follow(target: str, *, reserve: bool = False) -> None:
+    """Bring the element with the Streamlit key `target` into view after this script run.
+
+    Each script run draws a fresh copy (a counter in the script's text: st.html runs a
+    script when its sanitised HTML changes, and an HTML comment is sanitised away), so the
+    browser runs it again on every full run. The polling fragment does not call it: the
+    page does not pull a learner back while they read, only when they click."""
+    runs = st.session_state["_follow_runs"] = st.session_state.get("_follow_runs", 0) + 1
+    html = FOLLOW.replace("TARGET", target).replace("RESERVE", "calc(100vh - 7rem)" if reserve else "0")
+    st.html(html.replace("RUN", str(runs)), unsafe_allow_javascript=True)
 
 
 def is_running(slot: str) -> bool:
@@ -105,9 +142,25 @@ def active_elsewhere(slot: str) -> bool:
     return active is not None and active != job_id(slot)
 
 
+def live_panel(*slots: str) -> str | None:
+    """Draw the live panel of the first of `slots` whose job is queued or running, and return
+    that slot (None when none is going; then nothing is drawn).
+
+    A page calls this under its title, so while a run goes its panel comes first, in view at
+    1280x720 above any tabs, and draws that slot's finished job (`job_panel`) in its usual
+    place otherwise."""
+    for slot in slots:
+        if is_running(slot):
+            view = job_panel(slot, only_live=True)
+            if view is not None and view.state in ACTIVE:
+                return slot
+    return None
+
+
 def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
-              live_charts: bool = True) -> JobView | None:
-    """Draw the slot's job; `results(view)` draws the finished job (default: run results)."""
+              live_charts: bool = True, only_live: bool = False) -> JobView | None:
+    """Draw the slot's job; `results(view)` draws the finished job (default: run results).
+    With `only_live`, a finished job is not drawn (the page draws it elsewhere)."""
     current = job_id(slot)
     if current is None:
         return None
@@ -115,30 +168,34 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
     if view is None:  # the server restarted or forgot it
         set_job_id(slot, None)
         return None
+    if only_live and view.state not in ACTIVE:
+        return view
     if view.state in ACTIVE:
-        if st.session_state.pop(f"scroll_top:{slot}", False):
-            st.html(SCROLL_TOP, unsafe_allow_javascript=True)
-        # The Stop button lives outside the polling fragment: a button redrawn every
-        # second can swallow a click that lands mid-redraw.
-        _stop_control(slot, view.id)
+        with st.container(key=f"live-{slot}"):
+            # Queued, the panel is one line; running, it fills the view (the change of state
+            # reruns the page once: see poll).
+            follow(f"live-{slot}", reserve=view.state == "running")
+            # The Stop button lives outside the polling fragment: a button redrawn every
+            # second can swallow a click that lands mid-redraw.
+            _stop_control(slot, view.id)
 
-        @st.fragment(run_every=poll_every(view))
-        def poll() -> None:
-            latest = _view(current)
-            if latest is None or latest.state not in ACTIVE:
-                st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
-                st.rerun()  # once, to draw the final state outside the polling fragment
-            if poll_every(latest) != poll_every(view):
-                st.rerun()  # near the front, or running: once, to poll at the new pace
-            _draw_live(slot, latest, live_charts)
+            @st.fragment(run_every=poll_every(view))
+            def poll() -> None:
+                latest = _view(current)
+                if latest is None or latest.state not in ACTIVE:
+                    st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
+                    st.rerun()  # once, to draw the final state outside the polling fragment
+                if poll_every(latest) != poll_every(view):
+                    st.rerun()  # near the front, or running: once, to poll at the new pace
+                _draw_live(slot, latest, live_charts)
 
-        poll()
+            poll()
     else:
-        if st.session_state.pop(f"scroll_end:{slot}", False):
-            st.html(f'<div id="tls-end-{slot}"></div>' + SCROLL_TO.replace("ANCHOR", f"tls-end-{slot}"),
-                    unsafe_allow_javascript=True)
-        _draw_end(view)
-        (results or draw_results)(view)
+        with st.container(key=f"end-{slot}"):
+            if st.session_state.pop(f"scroll_end:{slot}", False):
+                follow(f"end-{slot}")  # once, when the run ends: its results replace the live panel
+            _draw_end(view)
+            (results or draw_results)(view)
     return view
 
 
@@ -218,8 +275,10 @@ def _estimate(estimator, config: RunConfig) -> float | None:
 
 
 def duration(seconds: float) -> str:
-    """'45 s', '3 min', '1 h 5 min' in the current language."""
-    seconds = max(0, round(seconds))
+    """'< 1 s', '45 s', '3 min', '1 h 5 min' in the current language (never '0 s')."""
+    if seconds < 0.5:
+        return t("time.under_second")
+    seconds = round(seconds)
     if seconds < 90:
         return t("time.seconds", n=seconds)
     minutes = round(seconds / 60)
@@ -250,7 +309,9 @@ def estimate_note(make: Callable[[], RunConfig | list[RunConfig] | None]) -> flo
         return None
     total = sum(guesses)
     measured = all(estimator.measured(c) for c in configs)
-    text = t("estimate.about", time=duration(total), device=t("estimate.here")) + " " + (
+    about = (t("estimate.under_second", device=t("estimate.here")) if total < 0.5 else
+             t("estimate.about", time=duration(total), device=t("estimate.here")))
+    text = about + " " + (
         t("estimate.measured") if measured else t("estimate.first"))
     from studio import teacher
 

@@ -68,6 +68,8 @@ LABELS: dict[str, str] = {
     "plot.different": "different",
     "plot.small": "small",
     "plot.large": "large",
+    "plot.waiting_epoch": "waiting for the first epoch…",
+    "plot.waiting_step": "waiting for the first step…",
 }
 
 Translate = Callable[[str], str]
@@ -80,13 +82,57 @@ def _english(key: str) -> str:
     return LABELS.get(key, key)
 
 
+# The smallest text on any chart, in CSS px: readable from the back of a classroom on a
+# 1280x720 projector. Set on every figure by `_fonts`, the one place chart text is sized.
+FONT_PX = 14
+
+
+def _fonts(fig: go.Figure) -> go.Figure:
+    """Every text of the figure at least FONT_PX (a larger size a chart chose stays): axes,
+    titles, legend, hover, colour bars, values written on the marks, notes. Written into
+    the figure's own layout, not a template: Streamlit's chart theme replaces the
+    template's fonts (its tick labels are 12 px)."""
+    def least(size: float | None, floor: int = FONT_PX) -> float:
+        return max(size or 0, floor)
+
+    layout = fig.layout
+    fig.update_layout(font_size=least(layout.font.size), title_font_size=least(layout.title.font.size, FONT_PX + 3),
+                      legend_font_size=least(layout.legend.font.size),
+                      hoverlabel_font_size=least(layout.hoverlabel.font.size),
+                      uniformtext=dict(minsize=least(layout.uniformtext.minsize), mode="show"))
+    for axes in (fig.for_each_xaxis, fig.for_each_yaxis):
+        axes(lambda a: a.update(tickfont_size=least(a.tickfont.size), title_font_size=least(a.title.font.size)))
+    for trace in fig.data:
+        if "textfont" in trace:
+            trace.textfont.size = least(trace.textfont.size)
+        if trace.type == "heatmap":
+            trace.colorbar.tickfont.size = least(trace.colorbar.tickfont.size)
+            trace.colorbar.title.font.size = least(trace.colorbar.title.font.size)
+    fig.for_each_annotation(lambda a: a.update(font_size=least(a.font.size)))
+    return fig
+
+
 def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 320) -> go.Figure:
     fig.update_layout(
         title=title, xaxis_title=x, yaxis_title=y, height=height,
-        margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.25),
+        margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.3),
         template="plotly_white",
     )
-    return fig
+    return _fonts(fig)
+
+
+def _waiting(fig: go.Figure, text: str) -> None:
+    """An empty live chart says what it waits for, instead of showing a bare axis."""
+    fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", text=text, showarrow=False,
+                       font=dict(color="#475569"))
+
+
+def _epoch_axis(fig: go.Figure, snapshots: Sequence[HistorySnapshot]) -> None:
+    """Epochs 0 .. the run's last, whole numbers, fixed while the run goes (an empty plotly
+    axis would run from -1 to 6)."""
+    last = max([s.started.epochs for s in snapshots if s.started] + [e.epoch for s in snapshots for e in s.evals]
+               + [1])
+    fig.update_xaxes(dtick=1, range=[0, last + 0.25])
 
 
 # --- one run's curves ----------------------------------------------------------------
@@ -100,6 +146,12 @@ def loss_figure(snapshot: HistorySnapshot, t: Translate = _english) -> go.Figure
                     name=t("plot.train"), line=dict(color=_BLUE))
     fig.add_scatter(x=[e.step for e in evals], y=[e.val_loss for e in evals], mode="lines+markers",
                     name=t("plot.val"), line=dict(color=_ORANGE))
+    total = max([snapshot.started.total_steps if snapshot.started else 0] + [e.step for e in steps] + [1])
+    fig.update_xaxes(range=[0, total * 1.02])  # the whole run's steps, from 0, fixed while it goes
+    fig.update_yaxes(rangemode="tozero")  # a loss is never negative
+    if not steps:
+        fig.update_yaxes(range=[0, 1])
+        _waiting(fig, t("plot.waiting_step"))
     return _layout(fig, t("plot.loss.title"), t("plot.step"), t("plot.loss.y"))
 
 
@@ -112,7 +164,9 @@ def accuracy_figure(snapshot: HistorySnapshot, t: Translate = _english) -> go.Fi
     fig.add_scatter(x=[e.epoch for e in evals], y=[e.val_acc for e in evals], mode="lines+markers",
                     name=t("plot.val"), line=dict(color=_ORANGE))
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
-    fig.update_xaxes(dtick=1)
+    _epoch_axis(fig, [snapshot])
+    if not evals:
+        _waiting(fig, t("plot.waiting_epoch"))
     return _layout(fig, t("plot.acc.title"), t("plot.epoch"), t("plot.acc.y"))
 
 
@@ -149,6 +203,9 @@ def grad_norm_heatmap(snapshot: HistorySnapshot, t: Translate = _english) -> go.
             fig.add_annotation(x=steps[len(steps) // 2], y=g, text=frozen_label, showarrow=False,
                                font=dict(color="#475569"))
     fig.update_yaxes(categoryorder="array", categoryarray=groups)
+    if not steps:
+        fig.update_xaxes(range=[0, snapshot.started.total_steps if snapshot.started else 1])
+        _waiting(fig, t("plot.waiting_step"))
     return _layout(fig, t("plot.grad.title"), t("plot.step"), t("plot.grad.y"), height=300)
 
 
@@ -158,7 +215,11 @@ def grad_norm_bars(snapshot: HistorySnapshot, t: Translate = _english) -> go.Fig
     Norms of different groups differ by orders of magnitude, so the axis is logarithmic; on a
     log axis a bar's length depends on where the axis happens to start (the largest bar can
     look shortest), so each group is a dot with its value written beside it, and the axis
-    title says the scale. Frozen groups have no norm and are named as frozen."""
+    title says the scale. Frozen groups have no norm and are named as frozen.
+
+    The axis spans whole decades with a gridline at each power of ten and none between
+    (the caption says "each gridline x10"), and leaves room right of the largest dot for
+    its value."""
     started, steps = snapshot.started, snapshot.steps
     groups = list(started.groups) if started else []
     latest = steps[-1].grad_norms if steps else {}
@@ -167,15 +228,34 @@ def grad_norm_bars(snapshot: HistorySnapshot, t: Translate = _english) -> go.Fig
     fig = go.Figure()
     fig.add_scatter(
         y=[g for g, _ in live], x=[v for _, v in live], mode="markers+text", marker=dict(size=14, color=_BLUE),
-        text=[f"{v:.3g}" for _, v in live], textposition="middle right", showlegend=False,
+        text=[f"{v:.3g}" for _, v in live], textposition="middle right", showlegend=False, cliponaxis=False,
     )
-    fig.update_xaxes(type="log")
+    lo, hi = decades([v for _, v in live])
+    powers = [10.0 ** k for k in range(lo, hi + 1)]  # one tick and gridline per power of ten, none between
+    fig.update_xaxes(type="log", range=[lo, hi], tickmode="array", tickvals=powers, ticktext=[f"{p:g}" for p in powers])
     fig.update_yaxes(categoryorder="array", categoryarray=groups)
+    if not steps:
+        _waiting(fig, t("plot.waiting_step"))
     for g, v in zip(groups, values, strict=False):
-        if v is None:
+        if v is None and steps:
             fig.add_annotation(x=0, xref="paper", y=g, text=t("plot.frozen"), showarrow=False,
                                xanchor="left", font=dict(color="#475569"))
     return _layout(fig, t("plot.bars.title"), t("plot.bars.x"), t("plot.drift.x"), height=300)
+
+
+LABEL_ROOM = 0.3  # share of a log axis kept right of the largest value for its written number
+
+
+def decades(values: Sequence[float]) -> tuple[int, int]:
+    """(lo, hi) exponents of a log axis from 10**lo to 10**hi: whole decades around the
+    values, at least one, with LABEL_ROOM of the axis free right of the largest."""
+    positive = [v for v in values if v > 0]
+    if not positive:
+        return -3, 1
+    lo, top = math.floor(math.log10(min(positive))), math.log10(max(positive))
+    # (hi - top) >= LABEL_ROOM * (hi - lo)  <=>  hi >= (top - LABEL_ROOM * lo) / (1 - LABEL_ROOM)
+    hi = math.ceil((top - LABEL_ROOM * lo) / (1 - LABEL_ROOM) - 1e-9)
+    return lo, max(hi, lo + 1)
 
 
 # --- after the run -------------------------------------------------------------------
@@ -224,7 +304,7 @@ def block_diagram(counts: Mapping[str, int], frozen: Sequence[str], t: Translate
         marker=dict(color=[_GREY if g in frozen else _BLUE for g in groups], line=dict(color="#334155", width=1)),
         text=[f"<b>{g}</b><br>{human(counts[g])}" + (f"<br>❄ {t('plot.frozen')}" if g in frozen else "")
               for g in groups],
-        textposition="inside", insidetextanchor="middle", textfont=dict(size=12),
+        textposition="inside", insidetextanchor="middle",
         hovertemplate="%{x}: %{customdata} " + t("plot.params") + "<extra></extra>",
         customdata=[f"{counts[g]:,}" for g in groups],
     )
@@ -249,7 +329,10 @@ def race_figure(runs: Mapping[str, HistorySnapshot], metric: str = "val/acc",
         y = [e.val_acc if metric == "val/acc" else e.val_loss for e in evals]
         fig.add_scatter(x=[e.epoch for e in evals], y=y, mode="lines+markers", name=label,
                         line=dict(color=_PALETTE[i % len(_PALETTE)]))
-    fig.update_xaxes(dtick=1)
+    _epoch_axis(fig, list(runs.values()))
+    fig.update_layout(showlegend=True)  # name the run even while it is the only curve so far
+    if not any(snap.evals for snap in runs.values()):
+        _waiting(fig, t("plot.waiting_epoch"))
     if metric == "val/acc":
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
         return _layout(fig, t("plot.race.acc.title"), t("plot.epoch"), t("plot.acc.y"))
@@ -340,7 +423,7 @@ def filters_figure(pretrained: np.ndarray | None, random: np.ndarray, t: Transla
     fig.update_yaxes(visible=False)
     fig.update_layout(title=t("plot.filters.title"), height=300, margin=dict(l=10, r=10, t=70, b=10),
                       template="plotly_white")
-    return fig
+    return _fonts(fig)
 
 
 def _tile_grid(tiles: np.ndarray, zoom: int, cols: int = 8, gap: int = 2) -> np.ndarray:

@@ -953,3 +953,76 @@ def test_far_back_in_the_line_the_panel_polls_less_often():
     assert poll_every(view("running", 0)) == POLL_S
     assert poll_every(view("queued", 1)) == poll_every(view("queued", 2)) == QUEUED_POLL_S
     assert poll_every(view("queued", 3)) == poll_every(view("queued", 29)) == FAR_POLL_S > QUEUED_POLL_S
+
+
+def _live_first(at: AppTest, slot: str) -> None:
+    """The slot's live panel comes first under the title, before any tab or setting, and
+    carries the script that brings it into view (studio.jobs_ui.follow)."""
+    order = _in_order(at.main)
+    title = next(i for i, e in enumerate(order) if getattr(e, "type", None) == "title")
+    stop = next(i for i, e in enumerate(order) if getattr(e, "key", None) == f"stop:{slot}")
+    tabs = [i for i, e in enumerate(order) if getattr(e, "type", None) == "tab"]
+    assert title < stop and all(stop < i for i in tabs), (title, stop, tabs)
+    follows = [e for e in order[title:stop] if f".st-key-live-{slot}" in str(getattr(e, "proto", ""))]
+    assert follows and "scrollIntoView" in str(follows[0].proto)
+
+
+@pytest.mark.parametrize(("page", "slot", "start"), [
+    ("pages/3_finetune.py", "finetune", "start"), ("pages/4_compare.py", "race", "race_start"),
+    ("pages/4_compare.py", "sweep", "sweep_start"), ("pages/5_text.py", "text", "text_start"),
+])
+def test_while_a_run_goes_its_live_panel_comes_first_and_follows_every_click(page, slot, start):
+    """Pages with tabs (4, 5) draw the running slot's panel above them, so it is in view
+    whichever tab is open; each full run of the script brings it into view again."""
+    at = app(page, run_fn=slow_run)
+    at.button(key=start).click().run()
+    ok(at)
+    _live_first(at, slot)
+    at.run()  # any click: the page is drawn again, the panel first and followed again
+    _live_first(at, slot)
+    assert len([b for b in at.button if b.key == f"stop:{slot}"]) == 1  # drawn once, not in its tab too
+    at.button(key=f"stop:{slot}").click().run()
+    wait_until_done(at, slot, timeout=5)
+    at.run()
+    ok(at)
+    assert not [b for b in at.button if b.key == f"stop:{slot}"]
+
+
+def run_keeping_a_model(config, emit, should_stop):
+    """fake_run whose result keeps a (tiny) fine-tuned model, as every real image run does."""
+    from tlcore import finetuned
+
+    result = fake_run(config, emit, should_stop)
+    model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=16)  # random weights, tiny
+    result["model_id"] = finetuned.keep(model, ("cat", "dog"), 16, "studio_resnet")
+    return result
+
+
+def test_page_1_after_column_fills_from_the_pages_own_experiment():
+    """'After fine-tuning' on page 1 said to go to another page and never filled there: it
+    shows the model the page's own experiment fine-tuned from the pretrained weights."""
+    at = app(run_fn=run_keeping_a_model)
+    ok(at)
+    assert any(c.value == strings("en")["try.no_experiment"] for c in at.caption)
+    at.button(key="exp_start").click().run()
+    assert wait_until_done(at, "experiment") == "done"
+    at.run()
+    ok(at)
+    assert not any(c.value == strings("en")["try.no_experiment"] for c in at.caption)
+    bars = [e.proto.text for e in at.get("progress")]
+    assert any(b.startswith("cat:") for b in bars) and any(b.startswith("dog:") for b in bars), bars
+
+
+def test_page_1_what_transfers_table_shows_all_its_columns():
+    """A markdown table (it wraps its cells), not a dataframe that showed 2 of 7 columns at 1280 px."""
+    from tlcore.experiments import transfer_contrast
+
+    if not transfer_contrast():
+        pytest.skip("no committed transfer-contrast results")
+    at = app()
+    en = strings("en")
+    heads = [en[f"page1.contrast.{k}"] for k in ("backbone", "dataset", "per_class", "scratch", "best", "best_acc",
+                                                   "gain")]
+    tables = [m.value for m in at.markdown if all(h in m.value for h in heads)]
+    assert len(tables) == 1 and tables[0].count("\n") == 1 + len(transfer_contrast())
+    assert not [d for d in at.dataframe if en["page1.contrast.backbone"] in d.value.columns]

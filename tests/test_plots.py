@@ -243,3 +243,109 @@ def test_matrix_figure_reads_the_experiments_verdicts():
     assert "linear probe" in heat.text[1][0]  # similar + small (row small, column similar)
     assert "full" in heat.text[0][1]  # different + large
     assert all(v is not None for row in heat.z for v in row)
+
+
+def all_figures(snap) -> list:
+    """One of every chart the studio draws, from `snap` where it takes a run."""
+    verdicts = [{"similarity": "similar", "size": "small", "winner": "full", "winner_acc": 0.9, "agrees": True}]
+    tiles = np.random.default_rng(0).random((4, 3, 3, 3))
+    return [
+        plots.loss_figure(snap), plots.accuracy_figure(snap), plots.grad_norm_heatmap(snap),
+        plots.grad_norm_bars(snap), plots.confusion_figure([[1, 0], [0, 1]], ["a", "b"]),
+        plots.drift_figure({"stem": 0.1}), plots.block_diagram({"stem": 10, "head": 20}, ("stem",)),
+        plots.race_figure({"a": snap}), plots.race_figure({"a": snap}, metric="val/loss"),
+        plots.depth_figure({"a": ([0], [0.5])}), plots.matrix_figure(verdicts), plots.filters_figure(tiles, tiles),
+    ]
+
+
+def empty_run():
+    """A run that has started (4 steps, 2 epochs planned) and logged nothing yet."""
+    history = History()
+    history.append(Started(4, 2, GROUPS, ("stem",), 1, 1, "CPU", 1, 1, ("a", "b")))
+    return history.snapshot()
+
+
+@pytest.mark.parametrize("snap", [fake_history().snapshot(), empty_run()], ids=["run", "empty"])
+def test_every_chart_text_is_projector_sized(snap):
+    """At least FONT_PX (14 px) everywhere, written into each figure's own layout and traces:
+    Streamlit's chart theme overrides the template's fonts (12 px tick labels)."""
+    least = 14
+    assert plots.FONT_PX >= least
+    for fig in all_figures(snap):
+        name = fig.layout.title.text
+        layout = fig.layout
+        assert layout.font.size >= least and layout.legend.font.size >= least, name
+        assert layout.title.font.size >= least and layout.hoverlabel.font.size >= least, name
+        assert layout.uniformtext.minsize >= least, name  # text inside bars is not shrunk below it
+        axes = [layout[k] for k in layout if k.startswith(("xaxis", "yaxis"))]
+        assert axes, name
+        for axis in axes:
+            assert axis.tickfont.size >= least and axis.title.font.size >= least, (name, axis.plotly_name)
+        for note in layout.annotations:
+            assert note.font.size is None or note.font.size >= least, (name, note.text)
+        for trace in fig.data:
+            if "textfont" in trace:
+                assert trace.textfont.size >= least, (name, trace.type)
+            if trace.type == "heatmap" and trace.showscale is not False:
+                assert trace.colorbar.tickfont.size >= least, name
+
+
+def test_gradient_norm_axis_has_one_gridline_per_decade_and_room_for_the_values():
+    """The caption says "each gridline x10": ticks only at powers of ten (plotly's own log
+    ticks put 4, 6, 8, 10, 12 inside one decade), the axis from one power of ten to another,
+    and the written values not clipped."""
+    fig = plots.grad_norm_bars(fake_history().snapshot())
+    axis, dots = fig.layout.xaxis, fig.data[0]
+    assert axis.type == "log" and axis.tickmode == "array"
+    lo, hi = axis.range
+    assert lo == int(lo) and hi == int(hi) and hi > lo
+    assert list(axis.tickvals) == pytest.approx([10.0 ** k for k in range(int(lo), int(hi) + 1)])
+    assert list(axis.ticktext)[-2:] == ["1", "10"]  # plain numbers ("1", "10"), not "10²" or "10µ"
+    assert 10 ** lo <= min(dots.x) and max(dots.x) < 10 ** hi
+    assert dots.cliponaxis is False  # a value written beside a dot near the edge is not cut off
+    assert hi - math.log10(max(dots.x)) >= plots.LABEL_ROOM * (hi - lo)
+
+
+@pytest.mark.parametrize("values", [[1.6], [0.4, 0.8, 1.2], [1e-5, 3.0], [0.05, 0.09], [10.0], [9.9, 0.011]])
+def test_decades_cover_the_values_in_whole_powers_of_ten(values):
+    lo, hi = plots.decades(values)
+    assert isinstance(lo, int) and isinstance(hi, int) and hi > lo
+    assert 10 ** lo <= min(values) and max(values) < 10 ** hi
+    assert hi - math.log10(max(values)) >= plots.LABEL_ROOM * (hi - lo) - 1e-9
+    assert plots.decades([]) == plots.decades([0.0])  # nothing yet: a default axis, no crash
+
+
+def test_empty_charts_start_at_zero_and_say_what_they_wait_for():
+    """Before the first step or epoch: axes from 0 (plotly's empty default runs from -1), the
+    planned length of the run, and a note instead of a bare axis; no group called frozen
+    for want of a value."""
+    snap = empty_run()
+    for fig in (plots.accuracy_figure(snap), plots.race_figure({"a": snap}), plots.race_figure({"a": snap}, "val/loss")):
+        assert fig.layout.xaxis.range[0] == 0 and fig.layout.xaxis.range[1] >= 2, fig.layout.title.text
+        assert fig.layout.xaxis.dtick == 1
+        assert [a.text for a in fig.layout.annotations] == [plots.LABELS["plot.waiting_epoch"]]
+    for fig in (plots.loss_figure(snap), plots.grad_norm_heatmap(snap)):
+        assert fig.layout.xaxis.range[0] == 0 and fig.layout.xaxis.range[1] >= 4, fig.layout.title.text
+        assert plots.LABELS["plot.waiting_step"] in [a.text for a in fig.layout.annotations]
+    assert plots.loss_figure(snap).layout.yaxis.range[0] == 0  # not plotly's empty -1 .. 4
+    assert plots.loss_figure(History().snapshot()).layout.xaxis.range[0] == 0  # before Started, too
+    bars = plots.grad_norm_bars(snap)
+    assert [a.text for a in bars.layout.annotations] == [plots.LABELS["plot.waiting_step"]]
+
+
+def test_charts_with_data_keep_the_whole_run_on_the_axis_from_zero():
+    snap = fake_history().snapshot()  # 4 steps, 2 epochs
+    acc = plots.accuracy_figure(snap)
+    assert acc.layout.xaxis.range[0] == 0 and acc.layout.xaxis.range[1] >= 2 and not acc.layout.annotations
+    loss = plots.loss_figure(snap)
+    assert loss.layout.xaxis.range[0] == 0 and loss.layout.xaxis.range[1] >= 4 and not loss.layout.annotations
+
+
+@pytest.mark.parametrize(("seconds", "en", "ko"), [(0.0, "< 1 s", "1초 미만"), (0.3, "< 1 s", "1초 미만"),
+                                                   (0.6, "1 s", "1초"), (45, "45 s", "45초")])
+def test_durations_never_say_zero_seconds(seconds, en, ko, monkeypatch):
+    from studio import i18n, jobs_ui
+
+    for lang, said in (("en", en), ("ko", ko)):
+        monkeypatch.setattr(jobs_ui, "t", lambda key, lang=lang, **values: i18n.t(key, lang=lang, **values))
+        assert jobs_ui.duration(seconds) == said
