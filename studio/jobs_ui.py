@@ -239,9 +239,7 @@ def _progress(view: JobView, snap: HistorySnapshot) -> None:
     scaled by how this job's finished runs compared with their estimates."""
     n = len(view.runs)
     done = (view.current + snap.progress) / n
-    label = view.labels[view.current]
-    if label == view.configs[view.current].strategy:  # a strategy's key: its name in this language
-        label = t(f"strategy.{label}")
+    label = run_labels(view)[view.current]
     if snap.started is None:
         text = t("job.preparing", run=view.current + 1, runs=n, label=label)
     else:
@@ -421,10 +419,16 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
         chart(figs[3], "caption.grad_bars", f"{key}:bars")
 
 
+def run_labels(view: JobView) -> list[str]:
+    """Each run's name on screen: a strategy's key (`linear_probe`) by its name in this language."""
+    return [t(f"strategy.{label}") if label == config.strategy else label
+            for label, config in zip(view.labels, view.configs, strict=False)]
+
+
 def draw_race(view: JobView, *, key: str) -> None:
     """Several runs of one job: validation curves overlaid, one per label."""
     tr = translator()
-    runs = {label: snap for label, snap in zip(view.labels, view.runs, strict=False) if snap.started is not None}
+    runs = {label: snap for label, snap in zip(run_labels(view), view.runs, strict=False) if snap.started is not None}
     version = tuple(snap_version(snap) for snap in runs.values())
     figs = figures(key, version, lambda: (plots.race_figure(runs, "val/acc", tr), plots.race_figure(runs, "val/loss", tr)))
     left, right = st.columns(2)
@@ -443,7 +447,7 @@ def race_table(view: JobView) -> list[dict]:
     part that trains, which is what caching a frozen prefix speeds up."""
     rows = []
     text = bool(view.configs) and view.configs[0].task == "text"
-    for label, snap in zip(view.labels, view.runs, strict=False):
+    for label, snap in zip(run_labels(view), view.runs, strict=False):
         result = snap.result
         if result is None:
             continue

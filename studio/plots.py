@@ -30,6 +30,7 @@ LABELS: dict[str, str] = {
     "plot.loss.y": "cross-entropy loss",
     "plot.acc.title": "Accuracy",
     "plot.acc.y": "accuracy",
+    "plot.chance": "chance ({percent}%)",
     "plot.train": "train",
     "plot.val": "validation",
     "plot.grad.title": "Gradient norm per layer group (log scale)",
@@ -127,6 +128,16 @@ def _waiting(fig: go.Figure, text: str) -> None:
                        font=dict(color="#475569"))
 
 
+def _chance(fig: go.Figure, snapshots: Sequence[HistorySnapshot], t: Translate) -> None:
+    """A dashed line at the accuracy of guessing (1 / classes): a model below it has learnt
+    nothing it can use (an English model on Korean sentences sits there)."""
+    classes = {len(s.started.classes) for s in snapshots if s.started and s.started.classes}
+    if len(classes) == 1:
+        chance = 1 / classes.pop()
+        fig.add_hline(y=chance, line_dash="dash", line_color="#64748b", annotation_position="bottom right",
+                      annotation_text=t("plot.chance").format(percent=round(100 * chance)))
+
+
 def _epoch_axis(fig: go.Figure, snapshots: Sequence[HistorySnapshot]) -> None:
     """Epochs 0 .. the run's last, whole numbers, fixed while the run goes (an empty plotly
     axis would run from -1 to 6)."""
@@ -164,6 +175,7 @@ def accuracy_figure(snapshot: HistorySnapshot, t: Translate = _english) -> go.Fi
     fig.add_scatter(x=[e.epoch for e in evals], y=[e.val_acc for e in evals], mode="lines+markers",
                     name=t("plot.val"), line=dict(color=_ORANGE))
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    _chance(fig, [snapshot], t)
     _epoch_axis(fig, [snapshot])
     if not evals:
         _waiting(fig, t("plot.waiting_epoch"))
@@ -335,6 +347,7 @@ def race_figure(runs: Mapping[str, HistorySnapshot], metric: str = "val/acc",
         _waiting(fig, t("plot.waiting_epoch"))
     if metric == "val/acc":
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+        _chance(fig, list(runs.values()), t)
         return _layout(fig, t("plot.race.acc.title"), t("plot.epoch"), t("plot.acc.y"))
     return _layout(fig, t("plot.race.loss.title"), t("plot.epoch"), t("plot.loss.y"))
 

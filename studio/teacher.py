@@ -277,12 +277,11 @@ def class_runs() -> None:
 
 
 def _run_row(row: JobSummary) -> None:
-    from studio.jobs_ui import duration
+    from studio.jobs_ui import duration, run_labels
     from studio.widgets import backbone_title
 
     first = row.configs[0]
-    labels = ", ".join(t(f"strategy.{label}") if label == config.strategy else label
-                       for label, config in zip(row.labels, row.configs, strict=False))
+    labels = ", ".join(run_labels(row))
     dataset = translated(f"dataset.{first.dataset}", catalog.dataset(first.dataset).title) \
         if first.dataset in catalog.dataset_names() else first.dataset
     what = t("class.what", labels=labels, backbone=backbone_title(first.backbone), dataset=dataset,

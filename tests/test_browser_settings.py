@@ -99,11 +99,13 @@ def press_start(page) -> dict:
 
 
 def stop_run(page) -> None:
-    button = page.get_by_role("button", name="Stop")
-    if button.count():
-        button.first.click()
-        page.get_by_role("button", name="Start").first.wait_for(timeout=60_000)
-        wait_idle(page)
+    """Stop the run just started (its Stop button may take a moment to be drawn), or let it end."""
+    stop, start = page.get_by_role("button", name="Stop"), page.get_by_role("button", name="Start")
+    stop.or_(start).first.wait_for(timeout=30_000)
+    if stop.count():
+        stop.first.click()
+    start.first.wait_for(timeout=60_000)
+    wait_idle(page)
 
 
 def test_settings_stick_across_pauses_pages_reloads_and_start(server, projector):  # noqa: F811

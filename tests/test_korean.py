@@ -232,3 +232,17 @@ def test_the_fine_tuned_models_classes_in_try_it_are_korean_like_the_preview():
     assert "**적은** 편" in captions or "**많은** 편" in captions
     assert "적음** 편" not in captions and "많음** 편" not in captions
     assert "efficientnet_lite0" not in captions  # the model by its name, not its registry key
+
+
+def test_a_finished_race_names_its_strategies_in_korean():
+    from tlcore.jobs import JobQueue
+
+    queue = JobQueue(fake_run)
+    english = app("pages/4_compare.py", queue=queue, owner="racer")
+    english.button(key="race_start").click().run()
+    assert wait_until_done(english, "race") == "done"
+    at = app("pages/4_compare.py", lang="ko", queue=queue, owner="racer")  # the same learner, in Korean
+    assert english_in(at) == []
+    charts = " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    assert "선형 탐색" in charts or "미세 조정" in charts, charts[:300]
+    assert '"name":"linear_probe"' not in charts.replace(" ", "") and '"name":"full"' not in charts.replace(" ", "")

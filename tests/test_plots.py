@@ -30,6 +30,11 @@ def fake_history(frozen=("stem", "stage1")) -> History:
     return history
 
 
+def notes(fig) -> list[str]:
+    """A chart's notes, less the chance line's label (tested on its own)."""
+    return [a.text for a in fig.layout.annotations if not a.text.startswith("chance")]
+
+
 def all_titled(fig) -> bool:
     return bool(fig.layout.title.text)
 
@@ -323,7 +328,7 @@ def test_empty_charts_start_at_zero_and_say_what_they_wait_for():
     for fig in (plots.accuracy_figure(snap), plots.race_figure({"a": snap}), plots.race_figure({"a": snap}, "val/loss")):
         assert fig.layout.xaxis.range[0] == 0 and fig.layout.xaxis.range[1] >= 2, fig.layout.title.text
         assert fig.layout.xaxis.dtick == 1
-        assert [a.text for a in fig.layout.annotations] == [plots.LABELS["plot.waiting_epoch"]]
+        assert notes(fig) == [plots.LABELS["plot.waiting_epoch"]]
     for fig in (plots.loss_figure(snap), plots.grad_norm_heatmap(snap)):
         assert fig.layout.xaxis.range[0] == 0 and fig.layout.xaxis.range[1] >= 4, fig.layout.title.text
         assert plots.LABELS["plot.waiting_step"] in [a.text for a in fig.layout.annotations]
@@ -336,7 +341,7 @@ def test_empty_charts_start_at_zero_and_say_what_they_wait_for():
 def test_charts_with_data_keep_the_whole_run_on_the_axis_from_zero():
     snap = fake_history().snapshot()  # 4 steps, 2 epochs
     acc = plots.accuracy_figure(snap)
-    assert acc.layout.xaxis.range[0] == 0 and acc.layout.xaxis.range[1] >= 2 and not acc.layout.annotations
+    assert acc.layout.xaxis.range[0] == 0 and acc.layout.xaxis.range[1] >= 2 and not notes(acc)
     loss = plots.loss_figure(snap)
     assert loss.layout.xaxis.range[0] == 0 and loss.layout.xaxis.range[1] >= 4 and not loss.layout.annotations
 
@@ -349,3 +354,14 @@ def test_durations_never_say_zero_seconds(seconds, en, ko, monkeypatch):
     for lang, said in (("en", en), ("ko", ko)):
         monkeypatch.setattr(jobs_ui, "t", lambda key, lang=lang, **values: i18n.t(key, lang=lang, **values))
         assert jobs_ui.duration(seconds) == said
+
+
+def test_accuracy_charts_draw_the_line_of_guessing():
+    snap = fake_history().snapshot()  # two classes: chance is 50%
+    for fig in (plots.accuracy_figure(snap), plots.race_figure({"Linear probe": snap}, "val/acc")):
+        lines = [s for s in fig.layout.shapes if s.type == "line"]
+        assert len(lines) == 1 and lines[0].y0 == lines[0].y1 == 0.5
+        assert any("50%" in a.text for a in fig.layout.annotations)
+    assert not plots.race_figure({"a": snap}, "val/loss").layout.shapes  # no chance on a loss chart
+    empty = History(config={})
+    assert not plots.accuracy_figure(empty.snapshot()).layout.shapes  # classes unknown yet: no line
