@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from tlcore import catalog, finetuned
+from tlcore import catalog, finetuned, forgetting
 from tlcore.config import RunConfig
 from tlcore.precision import prefers_channels_last
 from tlcore.sources import TensorSource
@@ -58,8 +58,13 @@ class ImageTask:
 
     @staticmethod
     def extras(config: RunConfig, model, source, data, name: str) -> dict:
-        # kept for "Try it": the learner's own pictures through the fine-tuned model
-        return {"model_id": finetuned.keep(model, data.classes, config.image_size, name)}
+        out = {}
+        if forgetting.applies(name, config.strategy, model.pretrained_from != "random init"):
+            # the old ImageNet head on the fine-tuned body: what the network still knows (stored with the run)
+            out["forgetting"] = forgetting.measure(model, name)
+        # kept for "Try it" and the download: the learner's own pictures through the fine-tuned model
+        out["model_id"] = finetuned.keep(model, data.classes, config.image_size, name, config=config.to_dict())
+        return out
 
 
 class TextTask:
@@ -93,7 +98,9 @@ class TextTask:
 
     @staticmethod
     def extras(config: RunConfig, model, source, data, name: str) -> dict:
-        return {"padding_share": source.padding_share}
+        # kept for the download (tlcore.takehome): the shelf's byte budget bounds the memory
+        return {"padding_share": source.padding_share,
+                "model_id": finetuned.keep(model, data.classes, 0, name, config=config.to_dict(), task="text")}
 
 
 TASKS = {"image": ImageTask, "text": TextTask}

