@@ -1,0 +1,99 @@
+"""The app's end of a run: forgetting, measured, and the model to take home (studio.takeaway).
+
+Contracts: a finished ImageNet run says how many ImageNet photos the network recognised before
+and after, in English and in Korean (no English sentence on the Korean page), with the photos
+whose answer changed; the race table has the column; the download buttons are there and build
+nothing until clicked; the zip a click builds loads back with tlcore, and a model no longer
+kept gives a zip that says so.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from tests.test_app import app, fake_run, ok, wait_until_done
+from tests.test_korean import english_in
+from tlcore import catalog, finetuned, takehome
+
+FORGETTING = {
+    "backbone": "efficientnet_lite0", "total": 24, "size": 224, "before": 21, "after": 13, "seconds": 0.4,
+    "photos": [
+        {"photo": "chelsea", "answer": "tabby", "before": "Egyptian cat", "after": "window screen",
+         "right_before": True, "right_after": False},
+        {"photo": "coffee", "answer": "coffee mug", "before": "espresso", "after": "espresso",
+         "right_before": True, "right_after": True},
+    ],
+}
+
+
+def kept_run(config, emit, should_stop):
+    """A finished run with a forgetting measurement and a (tiny, real) model on the shelf."""
+    events = []
+    fake_run(config, events.append, should_stop)
+    done = events.pop()
+    model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
+    model_id = finetuned.keep(model, ("cat", "dog"), 32, "studio_resnet", config=config.to_dict())
+    result = {**done.result, "forgetting": FORGETTING, "model_id": model_id}
+    for event in events:
+        emit(event)
+    emit(type(done)(result))
+    return result
+
+
+def finished(page: str, start: str, slot: str):
+    at = app(page, run_fn=kept_run)
+    at.button(key=start).click().run()
+    assert wait_until_done(at, slot) == "done"
+    at.run()
+    return at
+
+
+def download_labels(at) -> list[str]:
+    return [el.proto.label for el in at.get("download_button")]
+
+
+def test_the_results_say_what_the_fine_tune_forgot_and_offer_the_model():
+    at = finished("pages/3_finetune.py", "start", "finetune")
+    ok(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "recognised **21 of 24** ImageNet photos" in text and "recognises **13**" in text
+    table = next(frame.value for frame in at.dataframe if "ImageNet class of the photo" in frame.value.columns)
+    assert list(table["ImageNet class of the photo"]) == ["tabby"]  # only the photo whose answer changed
+    assert list(table["after this run it says"]) == ["✗ window screen"]
+    labels = download_labels(at)
+    assert any(label.startswith("Model: weights and settings") for label in labels), labels
+    assert any(label.startswith("Model for ONNX Runtime") for label in labels), labels
+    assert any("takehome.load" in c.value for c in at.code)
+
+
+def test_the_korean_results_say_it_in_korean():
+    at = finished("pages/3_finetune.py", "start", "finetune")
+    at.radio(key="w:lang").set_value("ko").run()
+    ok(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "ImageNet 사진 **24장 중 21장**" in text and "**13장**" in text
+    assert any(label.startswith("모델: 가중치와 설정") for label in download_labels(at))
+    assert english_in(at) == []
+
+
+def test_the_race_table_has_the_imagenet_column():
+    at = finished("pages/4_compare.py", "race_start", "race")
+    ok(at)
+    table = next(frame.value for frame in at.dataframe if "ImageNet photos still recognised" in frame.value.columns)
+    assert set(table["ImageNet photos still recognised"]) == {"13 / 24"}
+    assert any("before the race: 21 / 24" in c.value for c in at.caption)
+
+
+def test_a_click_builds_a_zip_that_loads_back(tmp_path):
+    from studio import takeaway
+
+    model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
+    model_id = finetuned.keep(model, ("cat", "dog"), 32, "studio_resnet")
+    data = takeaway.bundle(model_id, "weights")
+    assert takeaway.bundle(model_id, "weights") is data  # a second click: the same bytes, not built again
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
+    loaded = takehome.load(tmp_path / "model")
+    assert loaded.classes == ("cat", "dog") and loaded.backbone == "studio_resnet"
+    gone = zipfile.ZipFile(io.BytesIO(takeaway.bundle("no-such-model", "onnx")))
+    assert gone.namelist() == ["model/NOTE.txt"] and b"no longer kept" in gone.read("model/NOTE.txt")
