@@ -32,9 +32,13 @@ CHANGED_SHOWN = 8  # photos listed whose answer changed
 
 
 def forgetting_cell(result: dict | None) -> str:
-    """'17 / 24' ImageNet photos recognised after the run; '–' where it does not apply."""
+    """'17 / 24' ImageNet photos recognised after the run, '0 / 24 (20)' with the number recognised
+    with ImageNet's BatchNorm statistics put back where that differs; '–' where it does not apply."""
     f = (result or {}).get("forgetting")
-    return f"{f['after']} / {f['total']}" if f else "–"
+    if not f:
+        return "–"
+    bn = f.get("after_bn")
+    return f"{f['after']} / {f['total']}" + (f" ({bn})" if bn is not None and bn != f["after"] else "")
 
 
 def race_caption(results: list[dict | None]) -> None:
@@ -52,6 +56,9 @@ def forgetting_panel(result: dict, strategy: str) -> None:
     st.markdown(f"**{t('forget.title')}**")
     st.markdown(t("forget.line", before=f["before"], total=f["total"], after=f["after"],
                   strategy=t(f"strategy.{strategy}")))
+    bn = f.get("after_bn")
+    if bn is not None and bn != f["after"]:
+        st.markdown(t("forget.bn", after_bn=bn, lost=f["before"] - f["after"], back=bn - f["after"]))
     changed = [p for p in f["photos"] if p["right_before"] != p["right_after"] or p["before"] != p["after"]]
     if changed:
         mark = {True: "✓", False: "✗"}

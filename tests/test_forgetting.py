@@ -47,7 +47,7 @@ def test_a_linear_probe_forgets_nothing_photo_by_photo(data):
     result = run(BASE.replace(strategy="linear_probe", lr=1e-2), lambda e: None, data=data)
     f = result["forgetting"]
     assert f["total"] == len(forgetting.photos()) and f["before"] >= 1
-    assert f["after"] == f["before"]
+    assert f["after"] == f["before"] == f["after_bn"]
     assert [p["after"] for p in f["photos"]] == [p["before"] for p in f["photos"]]
 
 
@@ -57,6 +57,20 @@ def test_a_full_fine_tune_changes_what_the_body_answers(data):
     changed = [p for p in f["photos"] if p["after"] != p["before"]]
     assert changed, "a full fine-tune at a high rate left every ImageNet answer as it was"
     assert f["after"] < f["before"]
+    assert f["after_bn"] is not None  # Lite0's body has BatchNorm: scored with ImageNet's statistics too
+
+
+def test_imagenet_statistics_are_put_back_and_restored():
+    import torch
+
+    from tlcore import catalog
+
+    model = catalog.build_model("efficientnet_lite0", 3, pretrained=False, image_size=32)
+    bn = forgetting._batchnorms(model)["groups.stem.1"]
+    bn.running_mean.fill_(5.0)
+    with forgetting.imagenet_statistics(model, "efficientnet_lite0"):
+        assert not torch.all(bn.running_mean == 5.0)  # ImageNet's, inside
+    assert torch.all(bn.running_mean == 5.0)  # the fine-tuned model's own again after
 
 
 def test_scratch_and_the_synthetic_backbone_have_no_imagenet_head_to_measure():

@@ -17,7 +17,7 @@ from tests.test_korean import english_in
 from tlcore import catalog, finetuned, takehome
 
 FORGETTING = {
-    "backbone": "efficientnet_lite0", "total": 24, "size": 224, "before": 21, "after": 13, "seconds": 0.4,
+    "backbone": "efficientnet_lite0", "total": 24, "size": 224, "before": 21, "after": 13, "after_bn": 20, "seconds": 0.4,
     "photos": [
         {"photo": "chelsea", "answer": "tabby", "before": "Egyptian cat", "after": "window screen",
          "right_before": True, "right_after": False},
@@ -58,6 +58,7 @@ def test_the_results_say_what_the_fine_tune_forgot_and_offer_the_model():
     ok(at)
     text = " ".join(m.value for m in at.markdown)
     assert "recognised **21 of 24** ImageNet photos" in text and "recognises **13**" in text
+    assert "put back to ImageNet's" in text and "recognises **20**: of the 8 photos lost, 7 were lost" in text
     table = next(frame.value for frame in at.dataframe if "ImageNet class of the photo" in frame.value.columns)
     assert list(table["ImageNet class of the photo"]) == ["tabby"]  # only the photo whose answer changed
     assert list(table["after this run it says"]) == ["✗ window screen"]
@@ -73,6 +74,7 @@ def test_the_korean_results_say_it_in_korean():
     ok(at)
     text = " ".join(m.value for m in at.markdown)
     assert "ImageNet 사진 **24장 중 21장**" in text and "**13장**" in text
+    assert "**20장**을 알아봅니다. 잃은 8장 중 7장은" in text
     assert any(label.startswith("모델: 가중치와 설정") for label in download_labels(at))
     assert english_in(at) == []
 
@@ -81,7 +83,7 @@ def test_the_race_table_has_the_imagenet_column():
     at = finished("pages/4_compare.py", "race_start", "race")
     ok(at)
     table = next(frame.value for frame in at.dataframe if "ImageNet photos still recognised" in frame.value.columns)
-    assert set(table["ImageNet photos still recognised"]) == {"13 / 24"}
+    assert set(table["ImageNet photos still recognised"]) == {"13 / 24 (20)"}
     assert any("before the race: 21 / 24" in c.value for c in at.caption)
 
 

@@ -25,6 +25,7 @@ Not for: training (tlcore.trainer) or the Try-it panel's top-5 (tlcore.imagenet.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import re
@@ -126,14 +127,51 @@ def pretrained_top1(backbone: str) -> tuple[int, ...]:
     return tuple(top1(model, model.groups["head"]))
 
 
+def _batchnorms(model) -> dict[str, torch.nn.Module]:
+    """The body's BatchNorm layers by name (the head has none worth keeping)."""
+    return {n: m for n, m in model.named_modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not n.startswith("groups.head")}
+
+
+@contextlib.contextmanager
+def imagenet_statistics(model, backbone: str):
+    """Inside: the body's BatchNorm running statistics are the pretrained network's (ImageNet's),
+    its fine-tuned weights untouched; restored on leaving.
+
+    A fine-tune re-estimates every trainable BatchNorm's mean and variance on the new data
+    (short runs average them over the run: tlcore.trainer), so a body can fail on ImageNet
+    photos because its normalisation now expects grey clothes, with weights that still know
+    ImageNet. Scoring both ways tells the two apart."""
+    from tlcore.imagenet import imagenet_model
+
+    mine, pretrained = _batchnorms(model), _batchnorms(imagenet_model(backbone, SIZE))
+    saved = {n: (m.running_mean.clone(), m.running_var.clone()) for n, m in mine.items()}
+    try:
+        for n, m in mine.items():
+            m.running_mean.copy_(pretrained[n].running_mean)
+            m.running_var.copy_(pretrained[n].running_var)
+        yield
+    finally:
+        for n, m in mine.items():
+            m.running_mean.copy_(saved[n][0])
+            m.running_var.copy_(saved[n][1])
+
+
+@torch.no_grad()
 def measure(model, backbone: str) -> dict:
     """The photos the pretrained network recognised and the ones the fine-tuned body recognises
-    through the old ImageNet head. JSON-safe: stored with the run's result."""
+    through the old ImageNet head (after_bn: the same with ImageNet's BatchNorm statistics put
+    back, None for a body without BatchNorm). JSON-safe: stored with the run's result."""
     from tlcore.imagenet import categories
 
     t0 = time.perf_counter()
     before = pretrained_top1(backbone)
-    after = top1(model, imagenet_head(backbone))
+    head = imagenet_head(backbone)
+    after = top1(model, head)
+    after_bn = None
+    if _batchnorms(model):
+        with imagenet_statistics(model, backbone):
+            after_bn = top1(model, head)
     _, items = photo_batch(SIZE)
     names = categories()
     rows = [{"photo": p.name, "answer": names[p.accept[0]], "before": names[b], "after": names[a],
@@ -141,6 +179,7 @@ def measure(model, backbone: str) -> dict:
             for p, b, a in zip(items, before, after, strict=True)]
     return {"backbone": backbone, "total": len(rows), "size": SIZE,
             "before": sum(r["right_before"] for r in rows), "after": sum(r["right_after"] for r in rows),
+            "after_bn": None if after_bn is None else sum(a in p.accept for a, p in zip(after_bn, items)),
             "photos": rows, "seconds": round(time.perf_counter() - t0, 3)}
 
 
@@ -167,7 +206,7 @@ def experiment(base=None, *, seeds=(0, 1, 2), strategies=STRATEGIES, quiet: bool
                 raise RuntimeError(f"{name} seed {seed}: no forgetting measurement (did the run fail?)")
             f = result["forgetting"]
             rows.append({"strategy": name, "seed": seed, "val_acc": round(result["val_acc"], 4), "before": f["before"],
-                         "after": f["after"], "photos": f["total"], "measure_s": f["seconds"],
+                         "after": f["after"], "after_bn": f["after_bn"], "photos": f["total"], "measure_s": f["seconds"],
                          "run_s": round(result["seconds"], 2)})
     return rows
 
@@ -180,6 +219,8 @@ def summary(rows: list[dict]) -> list[dict]:
         out.append({"strategy": name, "before": mine[0]["before"], "photos": mine[0]["photos"],
                     "after_mean": round(float(np.mean([r["after"] for r in mine])), 1),
                     "after_seeds": " / ".join(str(r["after"]) for r in mine),
+                    "after_bn_mean": round(float(np.mean([r["after_bn"] for r in mine])), 1),
+                    "after_bn_seeds": " / ".join(str(r["after_bn"]) for r in mine),
                     "val_acc_mean": round(float(np.mean([r["val_acc"] for r in mine])), 3)})
     return out
 
