@@ -79,3 +79,17 @@ def test_scratch_and_the_synthetic_backbone_have_no_imagenet_head_to_measure():
     assert not forgetting.applies("efficientnet_lite0", "full", False)
     assert not forgetting.applies("studio_resnet", "full", True)
     assert not forgetting.applies("minilm_l6", "full", True)
+
+
+def test_the_lesson_quotes_the_committed_measurement():
+    import csv
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    rows = {r["strategy"]: r for r in csv.DictReader(open(root / "assets/results/forgetting.csv", encoding="utf-8"))}
+    probe = rows["linear_probe"]
+    en = (root / "assets/lessons/en/pretraining.md").read_text(encoding="utf-8")
+    ko = (root / "assets/lessons/ko/pretraining.md").read_text(encoding="utf-8")
+    assert f"**{probe['before']} of {probe['photos']}**" in en and f"**{probe['photos']}장 중 {probe['before']}장**" in ko
+    assert probe["after_seeds"] == " / ".join([probe["before"]] * 3)  # a linear probe forgets nothing
+    assert rows["partial"]["after_seeds"] == "0 / 0 / 0" and "**partial** fine-tuning, **0**" in en
