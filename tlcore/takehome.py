@@ -320,7 +320,68 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def check(config, folder: str | Path) -> dict:
+    """Train `config`, save its model to `folder`, and compare on its validation split: the
+    reloaded model's logits with the trained one's (identical?) and the ONNX model's top class
+    with PyTorch's (agreement). The figures behind assets/results/takehome.md."""
+    import time
+
+    import numpy as np
+
+    from tlcore.cli import ProgressPrinter
+    from tlcore.finetuned import get
+    from tlcore.recipe import load_run_data, run
+
+    data = load_run_data(config)
+    result = run(config, ProgressPrinter(f"{config.task} {config.strategy}"), data=data)
+    entry = get(result["model_id"])
+    t0 = time.perf_counter()
+    sizes = save(entry, folder)
+    save_s = time.perf_counter() - t0
+    loaded = load(folder)
+    inputs = list(data.val_texts) if config.task == "text" else [x.permute(1, 2, 0).numpy() for x in data.val_x]
+    with torch.no_grad():
+        if config.task == "text":
+            batch = text_batch(loaded.tokenizer, inputs, config.max_length)
+            mine, theirs = entry.model(batch), loaded.model(batch)
+        else:
+            mine, theirs = entry.model(data.val_x), loaded.model(data.val_x)
+    onnx = onnx_logits(folder, loaded, inputs)
+    return {"task": config.task, "backbone": entry.backbone, "strategy": config.strategy, "val_examples": len(inputs),
+            "val_acc": round(result["val_acc"], 3), "reload_identical": bool(torch.equal(mine, theirs)),
+            "onnx_top1_agreement": float((onnx.argmax(1) == mine.argmax(1).numpy()).mean()),
+            "onnx_max_abs_diff": float(np.abs(onnx - mine.numpy()).max()),
+            "safetensors_mb": round(sizes[WEIGHTS] / 2**20, 1), "onnx_mb": round(sizes[ONNX] / 2**20, 1),
+            "save_s": round(save_s, 1), "cli": config.to_cli()}
+
+
+def cmd_export_check(args) -> int:
+    import pandas as pd
+
+    from tlcore import presets
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for config in (presets.image(), presets.text())[: 1 if args.image_only else 2]:
+            rows.append(check(config.replace(device=args.device), Path(tmp) / config.task))
+    table = pd.DataFrame(rows)
+    print(table.drop(columns=["cli"]).to_string(index=False))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    return 0 if all(r["onnx_top1_agreement"] == 1.0 and r["reload_identical"] for r in rows) else 1
+
+
 def register_cli(sub) -> None:
+    p = sub.add_parser("export-check", help="the default image and text demos: save, reload, ONNX vs PyTorch on validation",
+                       description="Train the app's default image and text runs, write each model as the download does, "
+                                   "and check it: reloaded logits identical, ONNX top class = PyTorch's on the validation split.")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
+    p.add_argument("--image-only", action="store_true", help="skip the text model")
+    p.add_argument("--out", default="", help="CSV file for the table, e.g. assets/results/takehome.csv")
+    p.set_defaults(func=cmd_export_check)
+
     p = sub.add_parser("predict", help="classify images (or sentences) with a model downloaded from the studio",
                        description="Print the top classes of a fine-tuned model (a folder from the studio's download, "
                                    "or its model.safetensors) for each image file, or for each sentence of a text model.")

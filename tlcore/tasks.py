@@ -15,6 +15,8 @@ pays for them.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from tlcore import catalog, finetuned, forgetting
@@ -61,7 +63,10 @@ class ImageTask:
         out = {}
         if forgetting.applies(name, config.strategy, model.pretrained_from != "random init"):
             # the old ImageNet head on the fine-tuned body: what the network still knows (stored with the run)
-            out["forgetting"] = forgetting.measure(model, name)
+            try:
+                out["forgetting"] = forgetting.measure(model, name)
+            except Exception:  # noqa: BLE001 -- a lesson extra: the learner's run must not be lost to it
+                logging.getLogger(__name__).exception("forgetting: could not measure %s", name)
         # kept for "Try it" and the download: the learner's own pictures through the fine-tuned model
         out["model_id"] = finetuned.keep(model, data.classes, config.image_size, name, config=config.to_dict())
         return out
