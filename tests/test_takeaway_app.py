@@ -99,3 +99,38 @@ def test_a_click_builds_a_zip_that_loads_back(tmp_path):
     assert loaded.classes == ("cat", "dog") and loaded.backbone == "studio_resnet"
     gone = zipfile.ZipFile(io.BytesIO(takeaway.bundle("no-such-model", "onnx")))
     assert gone.namelist() == ["model/NOTE.txt"] and b"no longer kept" in gone.read("model/NOTE.txt")
+
+
+def kept_text_run(config, emit, should_stop):
+    """A finished text run whose model (a stand-in of the right kind) is on the shelf."""
+    import torch
+
+    from tests.test_text_page import fake_text_run
+
+    events = []
+    fake_text_run(config, events.append, should_stop)
+    done = events.pop()
+    model_id = finetuned.keep(torch.nn.Linear(4, 2), ("negative", "positive"), 0, "minilm_l6", config=config.to_dict(),
+                              task="text")
+    for event in events:
+        emit(event)
+    emit(type(done)({**done.result, "model_id": model_id}))
+
+
+def test_a_text_run_offers_its_model_in_both_languages():
+    from tests.test_text_page import app as text_app
+    from tlcore.jobs import JobQueue
+
+    at = text_app()
+    at.session_state["_queue_override"] = JobQueue(kept_text_run)
+    at.button(key="text_start").click().run()
+    assert wait_until_done(at, "text") == "done"
+    at.run()
+    ok(at)
+    assert any(label.startswith("Model for ONNX Runtime") for label in download_labels(at))
+    assert any("tokenizer" in c.value for c in at.caption)
+    assert not any("ImageNet photos" in m.value for m in at.markdown)  # no forgetting line for text
+    at.radio(key="w:lang").set_value("ko").run()
+    ok(at)
+    assert any(label.startswith("ONNX Runtime용 모델") for label in download_labels(at))
+    assert english_in(at) == []
