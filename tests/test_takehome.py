@@ -142,3 +142,11 @@ def test_a_text_model_round_trips_and_its_onnx_agrees_on_the_validation_split(tm
     top = loaded.predict(sentences[:1], k=1)[0][0][0]
     assert cli.main(["predict", "--model", str(tmp_path), sentences[0]]) == 0
     assert top in data.classes
+
+
+def test_finetune_on_the_command_line_saves_the_model_for_predict(tmp_path, capsys):
+    args = IMAGE.to_cli().split()[3:] + ["--strategy", "linear_probe", "--save-model", str(tmp_path / "m")]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "ImageNet photos recognised through the old head" in out and "model.onnx" in out
+    assert takehome.load(tmp_path / "m").config["strategy"] == "linear_probe"

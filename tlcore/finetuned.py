@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 MAX_KEPT = 16
-MAX_BYTES = 768 * 2**20  # weights kept in all: 16 Lite0s, or about 8 MiniLMs
+MAX_BYTES = 384 * 2**20  # weights kept in all: 16 Lite0s (about 220 MB), or 4 MiniLMs (87 MB each)
 
 
 @dataclass(frozen=True)
