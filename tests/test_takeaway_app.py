@@ -85,6 +85,10 @@ def test_the_race_table_has_the_imagenet_column():
     table = next(frame.value for frame in at.dataframe if "ImageNet photos still recognised" in frame.value.columns)
     assert set(table["ImageNet photos still recognised"]) == {"13 / 24 (20)"}
     assert any("before the race: 21 / 24" in c.value for c in at.caption)
+    at.radio(key="w:lang").set_value("ko").run()
+    ok(at)
+    assert any("아직 알아보는 ImageNet 사진" in frame.value.columns for frame in at.dataframe)
+    assert english_in(at) == []
 
 
 def test_a_click_builds_a_zip_that_loads_back(tmp_path):
