@@ -474,7 +474,7 @@ def draw_results(view: JobView) -> None:
         st.caption(t("caption.mistakes"))
     else:
         st.caption(t("results.no_mistakes"))
-    takeaway.forgetting_panel(result, config.strategy)
+    takeaway.forgetting_panel(result)
     draw_downloads(snap, config, key=view.id)
 
 

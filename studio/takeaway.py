@@ -48,17 +48,20 @@ def race_caption(results: list[dict | None]) -> None:
         st.caption(t("caption.race_imagenet", column=t("race.col.imagenet"), before=f"{first['before']} / {first['total']}"))
 
 
-def forgetting_panel(result: dict, strategy: str) -> None:
+def forgetting_panel(result: dict) -> None:
     """The line (before, after) and a small table of the photos whose answer changed."""
     f = result.get("forgetting")
     if not f:
         return
     st.markdown(f"**{t('forget.title')}**")
-    st.markdown(t("forget.line", before=f["before"], total=f["total"], after=f["after"],
-                  strategy=t(f"strategy.{strategy}")))
+    st.markdown(t("forget.line", before=f["before"], total=f["total"], after=f["after"]))
     bn = f.get("after_bn")
-    if bn is not None and bn != f["after"]:
-        st.markdown(t("forget.bn", after_bn=bn, lost=f["before"] - f["after"], back=bn - f["after"]))
+    if bn is not None and bn > f["after"]:  # putting ImageNet's statistics back brings photos back
+        lost = f["before"] - f["after"]
+        if bn >= f["before"]:
+            st.markdown(t("forget.bn_all", after_bn=bn))
+        else:
+            st.markdown(t("forget.bn_part", after_bn=bn, lost=lost, back=bn - f["after"], rest=f["before"] - bn))
     changed = [p for p in f["photos"] if p["right_before"] != p["right_after"] or p["before"] != p["after"]]
     if changed:
         mark = {True: "✓", False: "✗"}

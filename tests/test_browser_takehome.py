@@ -48,6 +48,12 @@ def test_download_the_fine_tuned_model_and_predict_with_it(server, tmp_path):  #
             button.click()
         saved = tmp_path / download.value.suggested_filename
         download.value.save_as(saved)
+        page.get_by_text("한국어").click()  # the same results in Korean, for a look at the layout
+        korean = page.get_by_text("망각, 직접 재기")
+        korean.first.wait_for(timeout=30_000)
+        korean.first.scroll_into_view_if_needed()
+        wait_idle(page)
+        page.screenshot(path=str(ARTIFACTS / "3_finetune_forgetting_ko.png"))
     assert saved.name == "efficientnet_lite0-partial.zip"
     with zipfile.ZipFile(saved) as z:
         assert sorted(z.namelist()) == ["model/README.md", "model/model.json", "model/model.safetensors"]
