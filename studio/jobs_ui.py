@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from studio import plots
+from studio import plots, takeaway
 from studio.i18n import current_lang, explain, explain_error, t
 from studio.state import callback, held_messages, job_id, owner, queue, replay_messages, say, set_job_id
 from tlcore import estimate, metrics
@@ -456,6 +456,7 @@ def race_table(view: JobView) -> list[dict]:
             t("race.col.strategy"): label,
             t("race.col.val_acc"): round(result["val_acc"], 3),
             t("race.col.best_acc"): round(result["best_val_acc"], 3),
+            **({} if text else {t("race.col.imagenet"): takeaway.forgetting_cell(result)}),
             t("race.col.throughput_text" if text else "race.col.throughput"): round(train_throughput(snap)),
             t("race.col.cached"): cached_groups(snap),
             t("race.col.trainable"): f"{share['trainable']} / {share['total']}",
@@ -496,6 +497,7 @@ def draw_race_results(view: JobView) -> None:
         text = bool(view.configs) and view.configs[0].task == "text"
         st.caption(t("caption.race_table", unit=t("race.unit.sentences" if text else "race.unit.images"),
                      cached=t("race.col.cached")))
+        takeaway.race_caption([snap.result for snap in view.runs])
 
 
 def draw_result_header(view: JobView) -> dict | None:
@@ -545,6 +547,7 @@ def draw_results(view: JobView) -> None:
         st.caption(t("caption.mistakes"))
     else:
         st.caption(t("results.no_mistakes"))
+    takeaway.forgetting_panel(result)
     draw_downloads(snap, config, key=view.id)
 
 
@@ -557,3 +560,4 @@ def draw_downloads(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
                             mime="application/json", key=f"json:{key}", help=t("help.json"))
     st.caption(t("results.cli"))
     st.code(config.to_cli(), language="bash")
+    takeaway.model_download(snap, config, key=key)

@@ -33,7 +33,7 @@ import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from tlcore import caps, catalog, estimate, presets, store, uploads
+from tlcore import caps, catalog, estimate, forgetting, presets, store, uploads
 from tlcore.config import RunConfig
 from tlcore.jobs import JobQueue, return_freed_memory, server_queue, shared_queue, shared_queue_made
 
@@ -106,6 +106,8 @@ def _warm_up() -> None:
         catalog.load_dataset(str(DEFAULTS["dataset"]), per_class=int(DEFAULTS["per_class"]), val_per_class=VAL_PER_CLASS,
                               image_size=int(DEFAULTS["image_size"]), seed=0)
         catalog.build_model(str(DEFAULTS["backbone"]), 10, pretrained=True, image_size=int(DEFAULTS["image_size"]))
+        if forgetting.applies(str(DEFAULTS["backbone"]), "partial", True):  # the photos and the pretrained answers
+            forgetting.pretrained_top1(str(DEFAULTS["backbone"]))
         default = RunConfig(backbone=str(DEFAULTS["backbone"]), image_size=int(DEFAULTS["image_size"]))
         text = presets.text()
         for config in (default, text):  # a first rate of this machine's own for each task, for the first estimates

@@ -15,7 +15,7 @@ from pathlib import Path
 from tlcore.config import RunConfig, config_fields
 
 COMMAND_MODULES = ["tlcore.bench", "tlcore.text.cli", "tlcore.pretrain", "tlcore.experiments", "tlcore.estimate", "tlcore.store",
-                   "tlcore.upload_bench"]  # modules that add subcommands through register_cli(subparsers)
+                   "tlcore.upload_bench", "tlcore.takehome", "tlcore.forgetting"]  # modules that add subcommands through register_cli(subparsers)
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -96,6 +96,14 @@ def cmd_finetune(args) -> int:
         return 1
     print(f"val/acc {result['val_acc']:.4f}  best {result['best_val_acc']:.4f}  "
           f"seconds {result['seconds']:.1f}  examples_per_s {result['examples_per_s']:.0f}")
+    if result.get("forgetting"):
+        f = result["forgetting"]
+        print(f"ImageNet photos recognised through the old head: {f['before']}/{f['total']} pretrained, {f['after']} now")
+    if args.save_model:
+        from tlcore import finetuned, takehome
+
+        sizes = takehome.save(finetuned.get(result.get("model_id")), args.save_model)
+        print(f"wrote {args.save_model}: " + ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in sizes.items()))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -194,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fine-tune one backbone on one dataset with one strategy; prints progress and the result.")
     add_config_args(p)
     p.add_argument("--out", default="", help="folder for history.csv, history.json and config.json")
+    p.add_argument("--save-model", default="", metavar="DIR",
+                   help="folder for the trained model: safetensors, ONNX, settings (see python -m tlcore predict)")
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("compare", help="race several strategies on the same data and seed",

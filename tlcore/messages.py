@@ -34,6 +34,14 @@ EN: dict[str, str] = {
     "run.interrupted": "the server restarted while this run was waiting or training; start it again",
     "run.worker_lost": "the machine running this job stopped before it finished ({error}); start it again",
     "run.hub_lost": "the connection to the training cluster was lost while this run trained; start it again",
+    # Taking a model home (tlcore.takehome)
+    "takehome.too_big": "this model has {mb} MB of weights; downloads from the class server stop at {limit} MB: "
+                        "train it with the command line instead (python -m tlcore finetune ... --save-model DIR)",
+    "takehome.gone": "this run's model is no longer kept on the server (the newest runs push out older ones); "
+                     "run it again to download it",
+    "takehome.not_found": "no model at {path}: give the folder from the studio's download, or its model.safetensors",
+    "takehome.not_ours": "{path} was not written by Transfer Learning Studio (no tlcore metadata)",
+    "takehome.no_image": "{path} is not an image file; an image model classifies image files",
     # A zip of class folders (tlcore.uploads): why it was refused as a whole ...
     "upload.not_zip": "This file is not a zip archive (or it is damaged). Put one folder per class in a folder, "
                       "compress it to .zip, and upload that.",

@@ -15,9 +15,11 @@ pays for them.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
-from tlcore import catalog, finetuned
+from tlcore import catalog, finetuned, forgetting
 from tlcore.config import RunConfig
 from tlcore.precision import prefers_channels_last
 from tlcore.sources import TensorSource
@@ -58,8 +60,16 @@ class ImageTask:
 
     @staticmethod
     def extras(config: RunConfig, model, source, data, name: str) -> dict:
-        # kept for "Try it": the learner's own pictures through the fine-tuned model
-        return {"model_id": finetuned.keep(model, data.classes, config.image_size, name)}
+        out = {}
+        if forgetting.applies(name, config.strategy, model.pretrained_from != "random init"):
+            # the old ImageNet head on the fine-tuned body: what the network still knows (stored with the run)
+            try:
+                out["forgetting"] = forgetting.measure(model, name)
+            except Exception:  # noqa: BLE001 -- a lesson extra: the learner's run must not be lost to it
+                logging.getLogger(__name__).exception("forgetting: could not measure %s", name)
+        # kept for "Try it" and the download: the learner's own pictures through the fine-tuned model
+        out["model_id"] = finetuned.keep(model, data.classes, config.image_size, name, config=config.to_dict())
+        return out
 
 
 class TextTask:
@@ -93,7 +103,9 @@ class TextTask:
 
     @staticmethod
     def extras(config: RunConfig, model, source, data, name: str) -> dict:
-        return {"padding_share": source.padding_share}
+        # kept for the download (tlcore.takehome): the shelf's byte budget bounds the memory
+        return {"padding_share": source.padding_share,
+                "model_id": finetuned.keep(model, data.classes, 0, name, config=config.to_dict(), task="text")}
 
 
 TASKS = {"image": ImageTask, "text": TextTask}

@@ -1,0 +1,151 @@
+"""The app's end of a run: forgetting, measured, and the model to take home (studio.takeaway).
+
+Contracts: a finished ImageNet run says how many ImageNet photos the network recognised before
+and after, in English and in Korean (no English sentence on the Korean page), with the photos
+whose answer changed; the race table has the column; the download buttons are there and build
+nothing until clicked; the zip a click builds loads back with tlcore, and a model no longer
+kept gives a zip that says so.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from tests.test_app import app, fake_run, ok, wait_until_done
+from tests.test_korean import english_in
+from tlcore import catalog, finetuned, takehome
+
+FORGETTING = {
+    "backbone": "efficientnet_lite0", "total": 24, "size": 224, "before": 21, "after": 13, "after_bn": 20, "seconds": 0.4,
+    "photos": [
+        {"photo": "chelsea", "answer": "tabby", "before": "Egyptian cat", "after": "window screen",
+         "right_before": True, "right_after": False},
+        {"photo": "coffee", "answer": "coffee mug", "before": "espresso", "after": "espresso",
+         "right_before": True, "right_after": True},
+    ],
+}
+
+
+def kept_run(config, emit, should_stop):
+    """A finished run with a forgetting measurement and a (tiny, real) model on the shelf."""
+    events = []
+    fake_run(config, events.append, should_stop)
+    done = events.pop()
+    model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
+    model_id = finetuned.keep(model, ("cat", "dog"), 32, "studio_resnet", config=config.to_dict())
+    result = {**done.result, "forgetting": FORGETTING, "model_id": model_id}
+    for event in events:
+        emit(event)
+    emit(type(done)(result))
+    return result
+
+
+def finished(page: str, start: str, slot: str):
+    at = app(page, run_fn=kept_run)
+    at.button(key=start).click().run()
+    assert wait_until_done(at, slot) == "done"
+    at.run()
+    return at
+
+
+def download_labels(at) -> list[str]:
+    return [el.proto.label for el in at.get("download_button")]
+
+
+def test_the_results_say_what_the_fine_tune_forgot_and_offer_the_model():
+    at = finished("pages/3_finetune.py", "start", "finetune")
+    ok(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "recognised **21 of 24** ImageNet photos" in text and "recognises **13**" in text
+    assert "put back to ImageNet's" in text and "recognises **20**: 7 of the 8 photos were lost to the normalisation" in text
+    assert "and 1 to the changed weights" in text
+    table = next(frame.value for frame in at.dataframe if "ImageNet class of the photo" in frame.value.columns)
+    assert list(table["ImageNet class of the photo"]) == ["tabby"]  # only the photo whose answer changed
+    assert list(table["after this run it says"]) == ["✗ window screen"]
+    labels = download_labels(at)
+    assert any(label.startswith("Model: weights and settings") for label in labels), labels
+    assert any(label.startswith("Model for ONNX Runtime") for label in labels), labels
+    assert any("takehome.load" in c.value for c in at.code)
+
+
+def test_when_imagenet_statistics_bring_back_every_photo_the_weights_are_not_blamed(monkeypatch):
+    """Putting the statistics back can even beat the pretrained count (22 of 24 against 21):
+    then all that was lost is put on the statistics, and no count goes negative."""
+    monkeypatch.setitem(FORGETTING, "after_bn", 22)
+    at = finished("pages/3_finetune.py", "start", "finetune")
+    text = " ".join(m.value for m in at.markdown)
+    assert "recognises **22**: what was lost was lost to the normalisation statistics" in text
+    assert "changed weights" not in text and "-1" not in text
+
+
+def test_the_korean_results_say_it_in_korean():
+    at = finished("pages/3_finetune.py", "start", "finetune")
+    at.radio(key="w:lang").set_value("ko").run()
+    ok(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "ImageNet 사진 **24장 중 21장**" in text and "**13장**" in text
+    assert "**20장**을 알아봅니다. 잃은 8장 중 7장은" in text and "1장은 바뀐 가중치 때문에" in text
+    assert any(label.startswith("모델: 가중치와 설정") for label in download_labels(at))
+    assert english_in(at) == []
+
+
+def test_the_race_table_has_the_imagenet_column():
+    at = finished("pages/4_compare.py", "race_start", "race")
+    ok(at)
+    table = next(frame.value for frame in at.dataframe if "ImageNet photos still recognised" in frame.value.columns)
+    assert set(table["ImageNet photos still recognised"]) == {"13 / 24 (20)"}
+    assert any("before the race: 21 / 24" in c.value for c in at.caption)
+    at.radio(key="w:lang").set_value("ko").run()
+    ok(at)
+    assert any("아직 알아보는 ImageNet 사진" in frame.value.columns for frame in at.dataframe)
+    assert english_in(at) == []
+
+
+def test_a_click_builds_a_zip_that_loads_back(tmp_path):
+    from studio import takeaway
+
+    model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
+    model_id = finetuned.keep(model, ("cat", "dog"), 32, "studio_resnet")
+    data = takeaway.bundle(model_id, "weights")
+    assert takeaway.bundle(model_id, "weights") is data  # a second click: the same bytes, not built again
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
+    loaded = takehome.load(tmp_path / "model")
+    assert loaded.classes == ("cat", "dog") and loaded.backbone == "studio_resnet"
+    gone = zipfile.ZipFile(io.BytesIO(takeaway.bundle("no-such-model", "onnx")))
+    assert gone.namelist() == ["model/NOTE.txt"] and b"no longer kept" in gone.read("model/NOTE.txt")
+
+
+def kept_text_run(config, emit, should_stop):
+    """A finished text run whose model (a stand-in of the right kind) is on the shelf."""
+    import torch
+
+    from tests.test_text_page import fake_text_run
+
+    events = []
+    fake_text_run(config, events.append, should_stop)
+    done = events.pop()
+    model_id = finetuned.keep(torch.nn.Linear(4, 2), ("negative", "positive"), 0, "minilm_l6", config=config.to_dict(),
+                              task="text")
+    for event in events:
+        emit(event)
+    emit(type(done)({**done.result, "model_id": model_id}))
+
+
+def test_a_text_run_offers_its_model_in_both_languages():
+    from tests.test_text_page import app as text_app
+    from tlcore.jobs import JobQueue
+
+    at = text_app()
+    at.session_state["_queue_override"] = JobQueue(kept_text_run)
+    at.button(key="text_start").click().run()
+    assert wait_until_done(at, "text") == "done"
+    at.run()
+    ok(at)
+    assert any(label.startswith("Model for ONNX Runtime") for label in download_labels(at))
+    assert any("tokenizer" in c.value for c in at.caption)
+    assert not any("ImageNet photos" in m.value for m in at.markdown)  # no forgetting line for text
+    at.radio(key="w:lang").set_value("ko").run()
+    ok(at)
+    assert any(label.startswith("ONNX Runtime용 모델") for label in download_labels(at))
+    assert english_in(at) == []

@@ -1,0 +1,152 @@
+"""Take the model home (tlcore.takehome): round trips a learner relies on.
+
+Contracts: safetensors -> tlcore load gives the very same logits; the ONNX file through
+onnxruntime gives the same top class as PyTorch on every validation example; `python -m tlcore
+predict` prints the top class; the app's zip holds what its README promises; models over the
+size bound are refused; the shelf stays within its byte budget.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from tlcore import catalog, cli, finetuned, takehome
+from tlcore.config import RunConfig
+from tlcore.messages import LearnerError
+from tlcore.recipe import load_run_data, run
+
+IMAGE = RunConfig(backbone="efficientnet_lite0", dataset="digits", strategy="partial", freeze_depth=3, per_class=4,
+                  val_per_class=6, image_size=32, epochs=1, batch_size=20, seed=1)
+
+
+@pytest.fixture(scope="module")
+def image_run():
+    """A real (tiny) fine-tune: its kept model and its validation images."""
+    data = load_run_data(IMAGE)
+    result = run(IMAGE, lambda e: None, data=data)
+    return finetuned.get(result["model_id"]), data
+
+
+@pytest.fixture(scope="module")
+def image_folder(image_run, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    sizes = takehome.save(image_run[0], folder)
+    return folder, sizes
+
+
+def test_the_folder_holds_weights_onnx_settings_and_a_readme(image_run, image_folder):
+    entry, data = image_run
+    folder, sizes = image_folder
+    assert set(sizes) == {"model.safetensors", "model.onnx", "model.json", "README.md"}
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["classes"] == list(data.classes) and meta["backbone"] == "efficientnet_lite0"
+    assert RunConfig.from_dict(meta["config"]) == IMAGE
+    assert meta["cli"] == IMAGE.to_cli()
+    # Lite0's body and a 10-class head in fp32: about 13 MB each, nothing else of size
+    assert 10e6 < sizes["model.safetensors"] < 16e6 and 10e6 < sizes["model.onnx"] < 16e6
+    readme = (folder / "README.md").read_text()
+    assert 'takehome.load("model.safetensors")' in readme and "onnxruntime" in readme
+
+
+def test_safetensors_load_back_to_identical_logits(image_run, image_folder):
+    entry, data = image_run
+    for path in (image_folder[0], image_folder[0] / "model.safetensors"):  # the folder or the file alone
+        loaded = takehome.load(path)
+        assert loaded.classes == tuple(data.classes) and loaded.image_size == 32
+        with torch.no_grad():
+            assert torch.equal(loaded.model(data.val_x), entry.model(data.val_x))
+
+
+def test_onnx_gives_the_same_top_class_on_the_validation_split(image_run, image_folder):
+    entry, data = image_run
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(image_folder[0] / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_logits = session.run(None, {"pixels": data.val_x.numpy()})[0]  # (N, 3, 32, 32) uint8 in
+    with torch.no_grad():
+        torch_logits = entry.model(data.val_x).numpy()
+    assert onnx_logits.shape == torch_logits.shape == (len(data.val_x), len(data.classes))
+    assert (onnx_logits.argmax(1) == torch_logits.argmax(1)).mean() == 1.0
+    assert np.abs(onnx_logits - torch_logits).max() < 1e-3
+
+
+def test_predict_prints_the_top_class_of_an_image_file(image_run, image_folder, tmp_path, capsys):
+    from PIL import Image
+
+    entry, data = image_run
+    path = tmp_path / "digit.png"
+    Image.fromarray(data.val_x[0].permute(1, 2, 0).numpy()).save(path)
+    expected = takehome.load(image_folder[0]).predict([str(path)], k=1)[0][0][0]
+    assert cli.main(["predict", "--model", str(image_folder[0]), "--top", "2", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path}: {expected} ") and out.count("%") == 2
+    assert cli.main(["predict", "--model", str(image_folder[0]), "not-a-file.jpg"]) == 2  # one clear line
+
+
+def test_a_file_not_written_by_the_studio_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(LearnerError, match="not written by Transfer Learning Studio"):
+        takehome.load(tmp_path / "other.safetensors")
+    with pytest.raises(LearnerError, match="no model at"):
+        takehome.load(tmp_path / "missing")
+
+
+def test_the_zip_for_the_app_has_one_part_each(image_run):
+    entry, _ = image_run
+    for part, big in (("weights", "model/model.safetensors"), ("onnx", "model/model.onnx")):
+        names = zipfile.ZipFile(io.BytesIO(takehome.zip_bytes(entry, parts=(part,)))).namelist()
+        assert sorted(names) == sorted([big, "model/model.json", "model/README.md"])
+
+
+def test_models_over_the_bound_are_refused(image_run, monkeypatch):
+    monkeypatch.setattr(takehome, "MAX_MODEL_BYTES", 1_000_000)
+    with pytest.raises(LearnerError) as caught:
+        takehome.zip_bytes(image_run[0])
+    assert caught.value.message.key == "takehome.too_big"
+
+
+def test_the_shelf_stays_within_its_byte_budget(monkeypatch):
+    model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32)
+    size = finetuned.model_bytes(model)
+    monkeypatch.setattr(finetuned, "MAX_BYTES", int(2.5 * size))
+    keys = [finetuned.keep(catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32), "abc", 32, "studio_resnet")
+            for _ in range(4)]
+    assert [finetuned.get(k) is not None for k in keys] == [False, False, True, True]
+
+
+def test_a_text_model_round_trips_and_its_onnx_agrees_on_the_validation_split(tmp_path):
+    config = RunConfig(task="text", backbone="minilm_l6", dataset="sentiment_en", strategy="linear_probe",
+                       per_class=8, val_per_class=24, epochs=1, batch_size=16, max_length=64, lr=1e-3, head_lr_mult=30.0)
+    data = load_run_data(config)
+    result = run(config, lambda e: None, data=data)
+    entry = finetuned.get(result["model_id"])
+    assert entry.task == "text"
+    sizes = takehome.save(entry, tmp_path)
+    assert {"model.safetensors", "model.onnx", "tokenizer/tokenizer.json"} <= set(sizes)
+    loaded = takehome.load(tmp_path)
+    sentences = list(data.val_texts)
+    batch = takehome.text_batch(loaded.tokenizer, sentences, 64)
+    with torch.no_grad():
+        torch_logits = entry.model(batch)
+        assert torch.equal(loaded.model(batch), torch_logits)
+    onnx_logits = takehome.onnx_logits(tmp_path, loaded, sentences)  # sentences of many lengths, padded
+    assert (onnx_logits.argmax(1) == torch_logits.argmax(1).numpy()).mean() == 1.0
+    top = loaded.predict(sentences[:1], k=1)[0][0][0]
+    assert cli.main(["predict", "--model", str(tmp_path), sentences[0]]) == 0
+    assert top in data.classes
+
+
+def test_finetune_on_the_command_line_saves_the_model_for_predict(tmp_path, capsys):
+    args = IMAGE.to_cli().split()[3:] + ["--strategy", "linear_probe", "--save-model", str(tmp_path / "m")]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "ImageNet photos recognised through the old head" in out and "model.onnx" in out
+    assert takehome.load(tmp_path / "m").config["strategy"] == "linear_probe"
