@@ -66,8 +66,9 @@ with data_col:
 with model_col:
     backbone = backbone_ui()
     groups = group_names(backbone)
-    picked = st.multiselect(t("page4.strategies"), RACE_CHOICES, **bound("race_strategies"),
-                            format_func=lambda s: t(f"strategy.{s}"), help=t("help.race_strategies"))
+    # Pills, not a multiselect: every strategy in view and clickable (a multiselect's chips were clipped)
+    picked = st.pills(t("page4.strategies"), RACE_CHOICES, selection_mode="multi", **bound("race_strategies"),
+                      format_func=lambda s: t(f"strategy.{s}"), help=t("help.race_strategies")) or []
     # 'partial' in the race uses the depth chosen on page 2, or 2 if that froze nothing or everything.
     depth = st.session_state["freeze_depth"] if 0 < st.session_state["freeze_depth"] < len(groups) - 1 else 2
     st.caption(t("page4.partial_depth", depth=depth))

@@ -59,8 +59,8 @@ with finetune_tab:
 with compare_tab:
     st.caption(t("text.compare_note"))
     lora_rates()
-    picked = st.multiselect(t("text.compare_pick"), STRATEGIES,
-                            format_func=lambda s: t(f"strategy.{s}"), **bound("text_race_strategies"))
+    picked = st.pills(t("text.compare_pick"), STRATEGIES, selection_mode="multi",
+                      format_func=lambda s: t(f"strategy.{s}"), **bound("text_race_strategies")) or []
     if active_elsewhere("text_race"):
         st.info(t("job.busy_elsewhere"))
     elif live != "text_race":

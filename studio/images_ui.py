@@ -128,7 +128,8 @@ def _image_input(key: str) -> tuple[np.ndarray | None, str, bytes | None]:
     if source == "sample":
         names = [p.name for p in imagenet.SAMPLE_PHOTOS]
         titles = {p.name: (p.title_ko if current_lang() == "ko" else p.title_en) for p in imagenet.SAMPLE_PHOTOS}
-        name = st.pills(t("try.samples"), names, key=f"{key}:sample", default=names[0], format_func=titles.get) or names[0]
+        name = st.pills(t("try.samples"), names, key=f"{key}:sample", default=names[0], format_func=titles.get,
+                        help=t("help.try_samples")) or names[0]
         return _sample_photo(name), titles[name], _shown(name)
     if source == "upload":
         file = st.file_uploader(t("try.upload"), type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key=f"{key}:upload")

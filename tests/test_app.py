@@ -293,7 +293,7 @@ def test_leaving_the_page_and_coming_back_shows_the_running_job():
 
 def test_race_runs_the_chosen_strategies_and_shows_a_table():
     at = app("pages/4_compare.py")
-    at.multiselect(key="w:race_strategies").set_value(["scratch", "linear_probe"]).run()
+    at.pills(key="w:race_strategies").set_value(["scratch", "linear_probe"]).run()
     at.button(key="race_start").click().run()
     assert wait_until_done(at, "race") == "done"
     at.run()
@@ -383,7 +383,7 @@ def test_every_widget_has_a_help_tooltip(page):
         at.button(key="start").click().run()
         wait_until_done(at, "finetune")
         at.run()
-    widgets = [*at.button, *at.selectbox, *at.slider, *at.select_slider, *at.radio, *at.multiselect]
+    widgets = [*at.button, *at.selectbox, *at.slider, *at.select_slider, *at.radio, *at.multiselect, *at.pills]
     assert widgets
     missing = [w.label for w in widgets if not w.help]
     assert not missing, f"widgets without help on {page}: {missing}"

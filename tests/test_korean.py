@@ -38,13 +38,16 @@ def visible_texts(at) -> list[tuple[str, str]]:
     out = []
     for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "success", "error"):
         out += [(kind, el.value) for el in getattr(at, kind)]
-    for kind in ("button", "selectbox", "slider", "select_slider", "radio", "multiselect", "text_input", "checkbox"):
+    for kind in ("button", "selectbox", "slider", "select_slider", "radio", "multiselect", "pills", "text_input",
+                 "checkbox"):
         for el in getattr(at, kind):
-            if getattr(el, "key", None) == "lang":
+            if getattr(el, "key", None) == "w:lang":
                 continue  # "English / 한국어": each language named in its own
             out.append((kind, el.label))
             if kind in ("selectbox", "radio", "multiselect"):
                 out += [(kind, str(o)) for o in el.options]
+            if kind == "pills":
+                out += [(kind, o.content) for o in el.proto.options]
     out += [("metric", el.label) for el in at.get("metric")]
     out += [("table", str(column)) for frame in at.dataframe for column in frame.value.columns]
     out += [("expander", el.label) for el in at.get("expander")]

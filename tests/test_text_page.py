@@ -153,7 +153,7 @@ def test_the_text_page_counts_sentences_not_images(lang):
     at = app()  # AppTest sets widgets by their English labels: run in English, then switch
     at.button(key="text_start").click().run()
     wait_done(at, "text")
-    at.multiselect(key="w:text_race_strategies").set_value(["linear_probe", "full"]).run()
+    at.pills(key="w:text_race_strategies").set_value(["linear_probe", "full"]).run()
     at.button(key="text_race_start").click().run()
     wait_done(at, "text_race")
     if lang != "en":
@@ -190,7 +190,7 @@ def test_fill_mask_demo_shows_guesses(monkeypatch, tmp_path):
 def test_compare_races_the_picked_strategies_on_the_same_data():
     at = app()
     at.selectbox(key="w:text_backbone").set_value("distilbert_base").run()
-    at.multiselect(key="w:text_race_strategies").set_value(["linear_probe", "partial", "lora"]).run()
+    at.pills(key="w:text_race_strategies").set_value(["linear_probe", "partial", "lora"]).run()
     at.button(key="text_race_start").click().run()
     ok(at)
     view = at.session_state["_queue_override"].get(at.session_state["job:text_race"], at.session_state["owner"])
@@ -218,7 +218,7 @@ def test_lora_trains_at_one_rate_on_the_fine_tune_tab_and_in_the_race():
     shown = [c.value for c in at.caption if "LoRA" in c.value and f"{rule['lr']:g}" in c.value]
     assert len(shown) == 2  # said beside the rates and beside the race
     # the race trains LoRA exactly as the Fine-tune tab does; from scratch has its own rule, said too
-    at.multiselect(key="w:text_race_strategies").set_value(["lora", "scratch", "full"]).run()
+    at.pills(key="w:text_race_strategies").set_value(["lora", "scratch", "full"]).run()
     at.button(key="text_race_start").click().run()
     ok(at)
     lora, scratch, full = queue.get(at.session_state["job:text_race"], me).configs
