@@ -78,7 +78,8 @@ def _start_server_queue() -> JobQueue:
     _start_warm_up()
     # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.jobs.server_queue);
     # every finished run improves the time estimates and is kept on disk (tlcore.store).
-    return server_queue(on_run_done=estimate.learn_from, store=store.open_default(), caps=caps.load(),
+    limits = caps.load()  # the class's limits and quotas per learner (stored runs, queue places)
+    return server_queue(on_run_done=estimate.learn_from, store=store.open_default(limits), caps=limits,
                         stale_after_s=CLOSED_TAB_S, nice=WORKER_NICE)
 
 
