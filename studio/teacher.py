@@ -291,11 +291,10 @@ def places_per_address() -> None:
     if not counts:
         return
     st.caption(t("class.addresses", places=" · ".join(f"{_address_text(a)}: {n}" for a, n in counts.items())))
-    crowded = [(a, n) for a, n in counts.items() if a is not None and n > 1]
+    crowded = [(a, n) for a, n in counts.items() if a is not None and n > 1]  # (none with one_run_per_address)
     if crowded:
         address, n = crowded[0]
-        key = "class.address_crowded_allowed" if limits().one_run_per_address else "class.address_crowded"
-        st.warning(t(key, n=n, address=_address_text(address)), icon=":material/devices:")
+        st.warning(t("class.address_crowded", n=n, address=_address_text(address)), icon=":material/devices:")
 
 
 def _address_text(address: str | None) -> str:

@@ -312,11 +312,12 @@ class JobQueue:
 
     def learners_by_address(self) -> dict[str | None, int]:
         """How many learners (cookies) have a job waiting or running, per client address (None:
-        unknown), most first: the teacher sees one person holding several places."""
+        unknown), most first: the teacher sees one person holding several places. The teacher's
+        own jobs are not counted (they hold no learner's place)."""
         with self._lock:
             owners: dict[str | None, set[str]] = {}
             for j in self._jobs.values():
-                if j.active:
+                if j.active and j.priority == 0:
                     owners.setdefault(j.address, set()).add(j.owner)
         return dict(sorted(((a, len(o)) for a, o in owners.items()), key=lambda item: (-item[1], str(item[0]))))
 
