@@ -565,3 +565,21 @@ def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
     assert len(after) == 5
     assert all(after[name].st_ino == inode for name, inode in before.items())  # the same files, not rewritten
     assert sum(1 for s in after.values() if s.st_ino not in before.values()) == 1  # one file written
+
+
+def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_told(tmp_path, monkeypatch):
+    from tests.test_app import camera_page, counts, shoot
+    from tlcore import caps
+
+    (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.0001\n", encoding="utf-8")  # 105 bytes
+    monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
+    caps.load.cache_clear()
+    try:
+        at = camera_page()
+        shoot(at, (200, 120, 40))
+        assert not at.exception and not at.error
+        assert counts(at)[0] == "**thumbs up**: 0 pictures"
+        assert any("at most 0.0001 MB" in i.value and "remove your camera pictures" in i.value for i in at.info), \
+            [i.value for i in at.info]
+    finally:
+        caps.load.cache_clear()
