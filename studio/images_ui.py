@@ -359,7 +359,7 @@ def _write_folder(shots: dict[str, list[bytes]]) -> str:
         filled.append(True)
 
     try:
-        folder = new_upload_slot("camera", digest, reuse=lambda new, previous: fill(new, previous))
+        folder = new_upload_slot("camera", digest, reuse=fill)
         if not filled:  # the first folder (nothing to link from)
             fill(folder, None)
     except OSError as error:  # a full disk: said in words, never with the server's path

@@ -115,8 +115,9 @@ def path() -> Path:
 
 @functools.cache
 def load(file: str | None = None) -> Caps:
-    """The limits in force: the class file's, over the defaults; the secret from the
-    environment wins over the file's. A broken file is an error the teacher sees at start."""
+    """The limits in force: the class file's, over the environment's quotas (ENVIRONMENT), over
+    the defaults; the secret from the environment wins over the file's. A broken file (or a
+    quota in the environment that is no number) is an error the teacher sees at start."""
     where = Path(file) if file else path()
     values: dict = {k: _typed(k, os.environ[var]) for k, var in ENVIRONMENT.items() if os.environ.get(var)}
     problems: list[str] = []
