@@ -437,7 +437,7 @@ def test_one_learner_posting_many_runs_flushes_only_their_own_oldest(tmp_path):
 
 def test_a_learners_stored_runs_are_bounded_by_bytes_and_their_newest_is_always_kept(tmp_path):
     """A sweep's row can be 5.5 MB: rows alone do not bound the file. Past `mb_per_learner` the
-    learner's own oldest go; a single run over it is still kept (it is the one their page shows)."""
+    learner's own oldest go; their newest of each page is still kept (the one the page shows)."""
     path = tmp_path / "runs.sqlite"
     store = RunStore(path, runs_per_learner=100, mb_per_learner=1.0)
 
@@ -451,9 +451,10 @@ def test_a_learners_stored_runs_are_bounded_by_bytes_and_their_newest_is_always_
         store.save(ended(f"amy-{i}", "amy", 10 + i), os.urandom(400_000))
         assert store.flush()
     assert kept("amy") == ["amy-3", "amy-4"]
+    store.save(ended("amy-race", "amy", 40, tag="race"), os.urandom(300_000))
     store.save(ended("amy-big", "amy", 50), os.urandom(1_500_000))  # alone over the quota
     assert store.flush()
-    assert kept("amy") == ["amy-big"]
+    assert kept("amy") == ["amy-race", "amy-big"]  # her newest of each page stays, whatever its size
     assert kept("bob") == ["bob-0"]  # another learner's bytes never count against hers
     store.close()
 

@@ -29,8 +29,8 @@ No fault of the file may stop a class: persistence is a convenience, the class i
   when it is opened (version 0, the first unversioned schema, gains `note` and `priority`).
 - Bounded per learner: each learner keeps their latest `runs_per_learner` finished jobs and
   at most `mb_per_learner` MB of them (the class's quotas, tlcore.caps); past either, the
-  learner's own oldest go, never another learner's (their newest always stays, whatever its
-  size). One cookie posting 2,000 tiny runs keeps 50 and flushes no one else's.
+  learner's own oldest go, never another learner's (their newest of each page always stays,
+  whatever its size). One cookie posting 2,000 tiny runs keeps 50 and flushes no one else's.
 - Bounded in all, as a backstop: the latest `max_runs` finished jobs of everyone are kept
   (`$TLS_MAX_STORED_RUNS`, 2000).
 - The file is `$TLS_STATE_DIR/runs.sqlite` (default `~/.cache/tlstudio/`, beside the time
@@ -225,15 +225,17 @@ _UPSERT = (f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * len(_NAMES))
            " state=excluded.state, histories=COALESCE(excluded.histories, histories),"
            " started_at=excluded.started_at, finished_at=excluded.finished_at, elapsed_s=excluded.elapsed_s,"
            " note=excluded.note, priority=excluded.priority")
-# A learner's finished jobs past their quota, newest kept first: the row count, then the bytes
-# so far (histories, settings and labels; length() of a blob reads no page of it). The newest
-# is always kept. `running` only grows, so what goes is always the oldest.
+# A learner's finished jobs past their quota, newest first: the row count, then the bytes so
+# far (histories, settings and labels; length() of a blob reads no page of it). `running` only
+# grows, so what goes is always the oldest. Their newest of each page (tag) always stays: it is
+# the run that page shows them again after a restart (JobQueue.latest).
 _PRUNE_LEARNER = (
     "DELETE FROM jobs WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER newest AS n,"
-    " SUM(COALESCE(length(histories), 0) + length(configs) + length(labels)) OVER newest AS running"
+    " SUM(COALESCE(length(histories), 0) + length(configs) + length(labels)) OVER newest AS running,"
+    " ROW_NUMBER() OVER (PARTITION BY tag ORDER BY finished_at DESC, submitted_at DESC) AS of_tag"
     " FROM jobs WHERE learner=? AND state NOT IN (?, ?)"
     " WINDOW newest AS (ORDER BY finished_at DESC, submitted_at DESC ROWS UNBOUNDED PRECEDING))"
-    " WHERE n > 1 AND (n > ? OR running > ?))")
+    " WHERE of_tag > 1 AND (n > ? OR running > ?))")
 _INTERRUPT = "*interrupt"  # the waiting list's key for "mark the last server's unfinished jobs"
 
 
