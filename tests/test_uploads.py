@@ -583,3 +583,29 @@ def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_tol
             [i.value for i in at.info]
     finally:
         caps.load.cache_clear()
+
+
+def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_written(tmp_path, monkeypatch):
+    from tests import test_text_page
+    from tests.test_app import strings
+    from tlcore import caps
+    from tlcore.text import models
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(models, "is_cached", lambda name: False)
+    (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.01\n", encoding="utf-8")  # 10 KB
+    monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
+    caps.load.cache_clear()
+    try:
+        at = test_text_page.app()
+        at.radio(key="w:text_source").set_value("upload").run()
+        rows = "".join(f"{'good' if i % 2 else 'bad'} film number {i} {'x' * 40},{'pos' if i % 2 else 'neg'}\n"
+                       for i in range(400))  # about 24 KB
+        at.file_uploader(key="text_upload").set_value(("reviews.csv", ("text,label\n" + rows).encode(), "text/csv"))
+        at.run()
+        said = [e.value for e in at.error]
+        assert len(said) == 1 and said[0].startswith(strings("en")["text.upload_refused"].split("{")[0]), said
+        assert "at most 0.01 MB" in said[0]
+        assert not list(at.session_state["_uploads"].path.glob("text-*"))  # nothing written
+    finally:
+        caps.load.cache_clear()
