@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-from studio.i18n import current_lang, t, t_count, translated
-from studio.state import callback, drop_upload_slot, job_id, new_upload_slot, owner, queue
+from studio.i18n import current_lang, explain_error, t, t_count, translated
+from studio.state import callback, check_upload_room, drop_upload_slot, job_id, new_upload_slot, owner, queue
 from tlcore import catalog, datasets, finetuned, imagenet
+from tlcore.uploads import UploadError
 
 PREVIEW_PER_CLASS = 4
 PREVIEW_SIZE = 64
@@ -317,6 +319,10 @@ def _keep_shot(data: bytes, own: list[bytes]) -> str:
     digest = hashlib.sha256(data).hexdigest()
     if digest in seen:  # each photo is added once, to the class chosen
         return t("cam.same")
+    try:
+        check_upload_room(len(data))  # on disk it counts with the session's uploads (tlcore.caps)
+    except UploadError as error:
+        return explain_error(error)
     seen.add(digest)
     own.append(data)
     return ""
@@ -330,26 +336,48 @@ def _thumb(data: bytes) -> np.ndarray:
 
 
 def _write_folder(shots: dict[str, list[bytes]]) -> str:
-    """The shots as one sub-folder per class in this session's private folder (0700),
-    rewritten only when the shots change; the run reads it like any image folder."""
+    """The shots as one sub-folder per class in this session's private folder (0700), for the
+    run to read like any image folder. A new set of shots gets a new folder (a queued run keeps
+    training on the one it was started with, and loaded data is cached by folder), but only
+    the new pictures are written: those already on disk are hard-linked from the last folder,
+    no byte copied. (Rewriting every shot on every new one, 30 shots of 2.8 MB wrote 1.36 GB.)"""
     digest = hashlib.sha256(repr(sorted((k, [hashlib.sha256(b).hexdigest() for b in v])
                                         for k, v in shots.items())).encode()).hexdigest()[:16]
     if st.session_state.get("cam_folder_digest") == digest and Path(st.session_state.get("cam_folder", "")).is_dir():
         return st.session_state["cam_folder"]
-    folder = new_upload_slot("camera", digest)  # this session's private folder; the last shots' files go
-    try:
+    filled: list[bool] = []
+
+    def fill(folder: Path, previous: Path | None) -> None:
         for i, (name, images) in enumerate(shots.items()):
             # The folder name is the class name; a safe name on disk, the learner's name in the data.
             class_dir = folder / _safe_dirname(name, i)
             class_dir.mkdir()
             for j, data in enumerate(images):
-                (class_dir / f"{j:03d}.jpg").write_bytes(data)
+                # Named by place and content: the same shot has the same name in every folder.
+                file = class_dir / f"{j:03d}-{hashlib.sha256(data).hexdigest()[:12]}.jpg"
+                if previous is None or not _link(previous / class_dir.name / file.name, file):
+                    file.write_bytes(data)
+        filled.append(True)
+
+    try:
+        folder = new_upload_slot("camera", digest, reuse=fill)
+        if not filled:  # the first folder (nothing to link from)
+            fill(folder, None)
     except OSError as error:  # a full disk: said in words, never with the server's path
         drop_upload_slot("camera")
         st.error(t("cam.cannot_store", error=errno.errorcode.get(error.errno or 0, type(error).__name__)))
         return ""
     st.session_state.update(cam_folder=str(folder), cam_folder_digest=digest)
     return str(folder)
+
+
+def _link(source: Path, target: Path) -> bool:
+    """Hard-link a picture already on disk; False when there is none (or linking fails)."""
+    try:
+        os.link(source, target)
+        return True
+    except OSError:
+        return False
 
 
 def _safe_dirname(name: str, index: int) -> str:

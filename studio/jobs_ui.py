@@ -25,7 +25,7 @@ from studio.state import callback, held_messages, job_id, owner, queue, replay_m
 from tlcore import estimate, metrics
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, Failed, HistorySnapshot
-from tlcore.jobs import JobLimitError, JobView
+from tlcore.jobs import AddressLimitError, JobLimitError, JobView
 from tlcore.messages import LearnerError
 
 POLL_S = 1.0  # seconds between redraws; a Stop click reruns at once, so it need not be short
@@ -51,7 +51,11 @@ def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | 
     from studio import teacher
 
     try:
-        new_id = queue().submit(configs, owner(), labels, tag=slot, priority=teacher.priority())
+        new_id = queue().submit(configs, owner(), labels, tag=slot, priority=teacher.priority(),
+                                address=teacher.network_address())
+    except AddressLimitError:  # the class allows one run per client address (class.toml)
+        say("warning", t("job.one_per_address"))
+        return False
     except JobLimitError:
         say("warning", t("job.one_at_a_time"))
         return False

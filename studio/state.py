@@ -78,7 +78,8 @@ def _start_server_queue() -> JobQueue:
     _start_warm_up()
     # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.jobs.server_queue);
     # every finished run improves the time estimates and is kept on disk (tlcore.store).
-    return server_queue(on_run_done=estimate.learn_from, store=store.open_default(), caps=caps.load(),
+    limits = caps.load()  # the class's limits and quotas per learner (stored runs, queue places)
+    return server_queue(on_run_done=estimate.learn_from, store=store.open_default(limits), caps=limits,
                         stale_after_s=CLOSED_TAB_S, nice=WORKER_NICE)
 
 
@@ -196,17 +197,37 @@ def upload_folder() -> uploads.UploadFolder:
     return folder
 
 
-def new_upload_slot(kind: str, digest: str) -> Path:
+def new_upload_slot(kind: str, digest: str, reuse: Callable[[Path, Path], None] | None = None) -> Path:
     """An empty folder for a new upload of `kind` ("images", "text", "camera") in the session's
     private folder, named by the upload's content. The previous upload of that kind is deleted
     (it was replaced), unless this learner's waiting or running run reads it: a queued run must
-    train on the data it was started with. Then it goes when the session ends."""
+    train on the data it was started with. Then it goes when the session ends.
+
+    reuse(new, previous): fills the new folder from the previous one before that is deleted
+    (camera shots hard-link the pictures already written: a new shot writes one file)."""
     name = f"{kind}-{digest[:16]}"
     previous = st.session_state.get(f"_upload_slot:{kind}")
-    if previous and previous != name:
+    if previous and previous != name and reuse is None:
         drop_upload_slot(kind)
     st.session_state[f"_upload_slot:{kind}"] = name
-    return upload_folder().slot(name)
+    folder = upload_folder().slot(name)
+    if reuse is not None and previous and previous != name:
+        try:
+            reuse(folder, upload_folder().path / previous)
+        finally:
+            if not _read_by_a_run(upload_folder().path / previous):
+                upload_folder().drop(previous)
+    return folder
+
+
+def check_upload_room(incoming: int) -> None:
+    """Raise tlcore.uploads.UploadError (saying what to do) when `incoming` more bytes would pass
+    what this session's uploads or everyone's may keep (tlcore.caps: upload_mb_per_session,
+    upload_mb_total); 0: is what the session holds now over it (a zip may understate its size)."""
+    limits = caps.load()
+    upload_folder()  # this session's folder, known to the registry
+    upload_folders.check_room(_session_id() or owner(), incoming, session_mb=limits.upload_mb_per_session,
+                              total_mb=limits.upload_mb_total)
 
 
 def drop_upload_slot(kind: str) -> None:

@@ -67,14 +67,21 @@ def limits() -> caps.Caps:
     return caps.load()
 
 
-def client_address() -> str:
-    """The address this browser connects from (Streamlit's view of the websocket's peer; one
-    name for every connection from this machine itself, which Streamlit reports as None)."""
+def network_address() -> str | None:
+    """The address this browser connects from: Streamlit's view of the websocket's peer, or
+    None where it is unknown (a connection from this machine itself, which Streamlit reports as
+    None; no request context; AppTest's stand-in object)."""
     try:
         address = st.context.ip_address
     except Exception:  # noqa: BLE001 -- no request context
         address = None
-    return address if isinstance(address, str) and address else "local"  # (AppTest gives a stand-in object)
+    return address if isinstance(address, str) and address else None
+
+
+def client_address() -> str:
+    """The address to count wrong secrets against: one name for every connection whose address
+    is unknown (those from this machine itself)."""
+    return network_address() or "local"
 
 
 def is_teacher() -> bool:
@@ -252,7 +259,7 @@ def cluster_line() -> None:
 # --- the Class page's list of runs ------------------------------------------------------
 
 REFRESH_S = 3.0  # while any run is active, the teacher's list redraws itself (a Cancel shows at once)
-ENDED_SHOWN = 20  # ended runs listed, newest first (all are kept in the run store)
+ENDED_SHOWN = 20  # ended runs listed, newest first (each learner's latest are kept in the run store)
 
 
 def class_runs() -> None:
@@ -267,6 +274,7 @@ def class_runs() -> None:
             st.rerun()  # once: start or stop refreshing
         if not rows:
             st.caption(t("class.no_jobs"))
+        places_per_address()
         ended = [row for row in rows if row.state not in ("queued", "running")]
         for row in rows[:len(rows) - len(ended) + ENDED_SHOWN]:
             _run_row(row)
@@ -274,6 +282,23 @@ def class_runs() -> None:
             st.caption(t("class.more_ended", n=len(ended) - ENDED_SHOWN))
 
     runs()
+
+
+def places_per_address() -> None:
+    """How many learners (cookies) hold a place in the line from each client address: one person
+    with three browsers holds three places unless the class file allows one per address."""
+    counts = getattr(queue(), "learners_by_address", lambda: {})()
+    if not counts:
+        return
+    st.caption(t("class.addresses", places=" · ".join(f"{_address_text(a)}: {n}" for a, n in counts.items())))
+    crowded = [(a, n) for a, n in counts.items() if a is not None and n > 1]  # (none with one_run_per_address)
+    if crowded:
+        address, n = crowded[0]
+        st.warning(t("class.address_crowded", n=n, address=_address_text(address)), icon=":material/devices:")
+
+
+def _address_text(address: str | None) -> str:
+    return f"`{address.replace('`', '')}`" if address else t("class.address_unknown")
 
 
 def _run_row(row: JobSummary) -> None:

@@ -18,11 +18,20 @@ from studio import plots, widgets
 from studio.i18n import current_lang, explain_error, t, t_count, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.settings import bound
-from studio.state import callback, drop_upload_slot, keep_settings, new_upload_slot, register_choices, register_ranges
+from studio.state import (
+    callback,
+    check_upload_room,
+    drop_upload_slot,
+    keep_settings,
+    new_upload_slot,
+    register_choices,
+    register_ranges,
+)
 from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
 from tlcore import caps, catalog, metrics, presets, strategies
 from tlcore.config import RunConfig
 from tlcore.jobs import JobView
+from tlcore.uploads import UploadError
 
 STRATEGIES = tuple(strategies.STRATEGIES)
 MASK_MODELS = ("bert_base", "distilbert_base", "bert_tiny", "bert_multilingual", "klue_bert")
@@ -275,6 +284,13 @@ def _upload_ui() -> TextDataChoice:
     stored = st.session_state.get("text_upload_path")
     if not stored or stored[0] != digest or not Path(stored[1]).exists():
         path = new_upload_slot("text", digest) / f"upload{Path(uploaded.name).suffix.lower() or '.csv'}"
+        try:
+            check_upload_room(len(raw))  # what this session's uploads, and everyone's, may keep
+        except UploadError as error:
+            drop_upload_slot("text")
+            st.session_state.pop("text_upload_table", None)
+            st.error(t("text.upload_refused", reason=explain_error(error)))
+            return TextDataChoice("text_csv", ready=False)
         path.write_bytes(raw)  # the session's private folder; a new upload replaces the last
         st.session_state["text_upload_path"] = stored = (digest, str(path))
     path = Path(stored[1])

@@ -20,6 +20,7 @@ from studio.state import (
     VAL_PER_CLASS,
     Steps,
     callback,
+    check_upload_room,
     drop_upload_slot,
     new_upload_slot,
     register_choices,
@@ -28,7 +29,7 @@ from studio.state import (
 )
 from tlcore import caps, catalog, datasets, strategies
 from tlcore.config import RunConfig
-from tlcore.uploads import UploadError, UploadLimits, read_zip
+from tlcore.uploads import UploadError, UploadLimits, declared_bytes, read_zip
 
 STRATEGY_CHOICES = strategies.IMAGE_STRATEGIES
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -306,7 +307,9 @@ def _upload_ui() -> DataChoice:
     else:
         folder = str(new_upload_slot("images", digest))  # a new upload replaces the last one's files
         try:
+            check_upload_room(declared_bytes(data))  # before anything is written ...
             summary = _read_upload(data, folder)
+            check_upload_room(0)  # ... and what was written (a zip can understate its sizes)
         except UploadError as error:
             drop_upload_slot("images")  # a refused upload leaves nothing on disk
             st.session_state.pop("upload_summary", None)

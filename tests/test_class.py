@@ -358,3 +358,58 @@ def test_the_link_message_names_settings_as_their_widgets_do(class_file):
     ok(at)
     assert any(s.value == "Settings from your teacher's link: Epochs." for s in at.success), [s.value for s in at.success]
     assert any("Image size (pixels)" in w.value for w in at.warning)
+
+
+# --- one queue place per person (issue 22, item 4) ------------------------------------------
+
+
+@pytest.fixture
+def addresses(monkeypatch):
+    """Each learner's client address, as `st.context.ip_address` would give it on a class server."""
+    from studio import state
+
+    where: dict[str, str | None] = {}
+    monkeypatch.setattr(teacher, "network_address", lambda: where.get(state.owner()))
+    return where
+
+
+def test_the_teacher_sees_how_many_learners_hold_a_place_from_each_address(class_file, addresses):
+    class_file(f'[teacher]\nsecret = "{SECRET}"\n')
+    addresses.update({"cookie-1": "10.0.0.5", "cookie-2": "10.0.0.5", "cookie-3": "10.0.0.9"})
+    gate = threading.Event()
+    queue = JobQueue(stoppable(gate))
+    for who in ("cookie-1", "cookie-2", "cookie-3", "cookie-4"):  # one person, two browsers; cookie-4: unknown
+        student = page("pages/3_finetune.py", queue=queue, owner=who)
+        student.button(key="start").click().run()
+        ok(student)
+    at = page("pages/6_class.py", queue=queue, owner="teacher-id")
+    unlock(at, SECRET)
+    ok(at)
+    said = [c.value for c in at.caption]
+    assert strings("en")["class.addresses"].format(
+        places="`10.0.0.5`: 2 · `10.0.0.9`: 1 · this machine or unknown: 1") in said, said
+    crowded = [w.value for w in at.warning]
+    assert any(w.startswith("2 learners (browser cookies) at `10.0.0.5` each hold a place") and
+               "one_run_per_address = true" in w for w in crowded), crowded
+    student = page("pages/6_class.py", queue=queue, owner="cookie-1")  # a learner sees no one's address
+    assert not any("10.0.0" in c.value for c in [*student.caption, *student.warning, *student.markdown])
+    gate.set()
+
+
+def test_with_one_run_per_address_a_second_cookie_from_one_address_is_refused_in_words(class_file, addresses):
+    class_file("[limits]\none_run_per_address = true\n")
+    addresses.update({"cookie-1": "10.0.0.5", "cookie-2": "10.0.0.5", "cookie-3": "10.0.0.9"})
+    gate = threading.Event()
+    queue = JobQueue(stoppable(gate), caps=caps.load())  # as the server makes it (studio.state)
+    first = page("pages/3_finetune.py", queue=queue, owner="cookie-1")
+    first.button(key="start").click().run()
+    second = page("pages/3_finetune.py", queue=queue, owner="cookie-2")
+    second.button(key="start").click().run()
+    ok(second)
+    assert strings("en")["job.one_per_address"] in [w.value for w in second.warning]
+    assert strings("ko")["job.one_per_address"] != strings("en")["job.one_per_address"]  # said in Korean too
+    assert queue.active_for("cookie-2") is None and queue.active_for("cookie-1") is not None
+    other = page("pages/3_finetune.py", queue=queue, owner="cookie-3")  # another address: its own place
+    other.button(key="start").click().run()
+    assert queue.active_for("cookie-3") is not None
+    gate.set()

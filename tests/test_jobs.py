@@ -464,3 +464,40 @@ def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
     restoring.join()
     assert waited < 0.3, waited
     assert q.get(old, "alice").state == "done" and len([j for j in q._jobs if j == old]) == 1
+
+
+# --- one queue place per person where the class says so (issue 22, item 4) ----------------
+
+
+def test_one_run_per_client_address_where_the_class_file_says_so():
+    """Three cookies from one address held three places; with `one_run_per_address` the second
+    is refused. An unknown address (None: this machine, no request) is allowed, and so is the teacher."""
+    from tlcore.caps import Caps
+    from tlcore.jobs import AddressLimitError
+
+    gate = threading.Event()
+
+    def run(config, emit, should_stop):  # trains until the gate opens or it is stopped
+        while not gate.is_set() and not should_stop():
+            time.sleep(0.01)
+        emit(Done({}))
+
+    q = JobQueue(run, caps=Caps(one_run_per_address=True))
+    first = q.submit(RunConfig(), owner="cookie-1", address="10.0.0.5")
+    with pytest.raises(AddressLimitError):
+        q.submit(RunConfig(), owner="cookie-2", address="10.0.0.5")
+    assert q.active_for("cookie-2") is None  # nothing was queued
+    q.submit(RunConfig(), owner="cookie-3", address="10.0.0.6")  # another address
+    q.submit(RunConfig(), owner="cookie-4", address=None)  # unknown: allowed
+    q.submit(RunConfig(), owner="cookie-5", address=None)
+    q.submit(RunConfig(), owner="teacher", address="10.0.0.5", priority=1)  # the teacher neither waits ...
+    assert q.learners_by_address() == {None: 2, "10.0.0.5": 1, "10.0.0.6": 1}  # ... nor is counted as a learner
+    q.cancel(first, "cookie-1")
+    assert wait_for(lambda: q.active_for("cookie-1") is None)
+    q.submit(RunConfig(), owner="cookie-2", address="10.0.0.5")  # ... nor counts: the place is free again
+
+    plain = JobQueue(run, caps=Caps())  # off by default: a class behind one NAT shares an address
+    for i in range(3):
+        plain.submit(RunConfig(), owner=f"cookie-{i}", address="10.0.0.5")
+    assert plain.learners_by_address() == {"10.0.0.5": 3}
+    gate.set()

@@ -21,8 +21,8 @@ from tests.test_jobs import fake_run, wait_for
 from tlcore import cli
 from tlcore.config import RunConfig
 from tlcore.events import Done, Failed, Started, StepEvent
-from tlcore.jobs import JobQueue
-from tlcore.store import SCHEMA_VERSION, RunStore, learner_key
+from tlcore.jobs import Job, JobQueue
+from tlcore.store import SCHEMA_VERSION, RunStore, learner_key, pack
 
 RACE = [RunConfig(backbone="studio_resnet", strategy=s) for s in ("scratch", "linear_probe")]
 
@@ -406,3 +406,78 @@ def test_with_teacher_mode_on_only_the_unlocked_teacher_sees_the_store_line(tmp_
         assert len(said) == 1 and str(path) in said[0] and "not a run store" in said[0]
     finally:
         caps.load.cache_clear()  # the next test reads its own class file
+
+
+# --- quotas per learner (issue 22, item 4) --------------------------------------------------
+
+
+def ended(job_id: str, owner: str, at: float, tag: str = "finetune") -> Job:
+    """A finished job as the queue hands it to the store (times on the queue's clock)."""
+    return Job(job_id, owner, [RunConfig()], ["partial"], [], state="done", submitted=at, started=at, finished=at + 1,
+               tag=tag)
+
+
+def test_one_learner_posting_many_runs_flushes_only_their_own_oldest(tmp_path):
+    """Before the quota the cap was rows, server-wide: learner A's 2,000 tiny runs flushed every
+    run of B's. Now A keeps their newest `runs_per_learner`, and B keeps all of theirs."""
+    store = RunStore(tmp_path / "runs.sqlite", max_runs=40, runs_per_learner=5)
+    for i in range(3):
+        store.save(ended(f"bob-{i}", "bob", i), pack([], None))
+    assert store.flush()
+    for i in range(60):  # more than the server-wide backstop (40) on their own
+        store.save(ended(f"amy-{i}", "amy", 100 + i), pack([], None))
+        if i % 10 == 9:
+            assert store.flush()
+    assert store.flush()
+    assert store.count("bob") == 3 and store.count("amy") == 5
+    assert [store.load(f"amy-{i}") is not None for i in range(54, 60)] == [False] + [True] * 5  # her newest
+    assert store.latest("amy", "finetune") == "amy-59"
+    store.close()
+
+
+def test_a_learners_stored_runs_are_bounded_by_bytes_and_their_newest_is_always_kept(tmp_path):
+    """A sweep's row can be 5.5 MB: rows alone do not bound the file. Past `mb_per_learner` the
+    learner's own oldest go; their newest of each page is still kept (the one the page shows)."""
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path, runs_per_learner=100, mb_per_learner=1.0)
+
+    def kept(owner: str) -> list[str]:
+        with sqlite3.connect(path) as db:
+            return [row[0] for row in db.execute("SELECT id FROM jobs WHERE learner=? ORDER BY finished_at",
+                                                 (learner_key(owner),))]
+
+    store.save(ended("bob-0", "bob", 0), os.urandom(300_000))
+    for i in range(5):  # 400 KB each: two fit in 1 MB, the third does not
+        store.save(ended(f"amy-{i}", "amy", 10 + i), os.urandom(400_000))
+        assert store.flush()
+    assert kept("amy") == ["amy-3", "amy-4"]
+    store.save(ended("amy-race", "amy", 40, tag="race"), os.urandom(300_000))
+    store.save(ended("amy-big", "amy", 50), os.urandom(1_500_000))  # alone over the quota
+    assert store.flush()
+    assert kept("amy") == ["amy-race", "amy-big"]  # her newest of each page stays, whatever its size
+    assert kept("bob") == ["bob-0"]  # another learner's bytes never count against hers
+    store.close()
+
+
+def test_the_quotas_per_learner_come_from_the_class_file_or_the_environment(tmp_path, monkeypatch):
+    from tlcore import caps
+    from tlcore import store as store_module
+
+    monkeypatch.setenv("TLS_STORED_RUNS_PER_LEARNER", "7")
+    monkeypatch.setenv("TLS_STORED_MB_PER_LEARNER", "2.5")
+    monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "none.toml"))
+    caps.load.cache_clear()
+    try:
+        limits = caps.load()
+        assert (limits.stored_runs_per_learner, limits.stored_mb_per_learner) == (7, 2.5)
+        (tmp_path / "class.toml").write_text("[limits]\nstored_runs_per_learner = 3\n", encoding="utf-8")
+        monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
+        caps.load.cache_clear()
+        limits = caps.load()
+        assert (limits.stored_runs_per_learner, limits.stored_mb_per_learner) == (3, 2.5)  # the file's, then the env's
+        monkeypatch.setenv("TLS_STATE_DIR", str(tmp_path))
+        store = store_module.open_default(limits)
+        assert (store.runs_per_learner, store.bytes_per_learner) == (3, int(2.5 * 2**20))
+        store.close()
+    finally:
+        caps.load.cache_clear()

@@ -9,6 +9,7 @@ import io
 import stat
 import unicodedata
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -493,3 +494,118 @@ def test_the_queue_refuses_a_folder_with_more_classes_than_the_class_allows(tmp_
     with pytest.raises(LearnerError) as refused:
         Caps(max_classes=6).check(config)
     assert refused.value.message.key == "caps.classes"
+
+
+# --- upload bytes bounded per session and in all (issue 22, item 4) --------------------------
+
+
+def test_upload_bytes_are_bounded_per_session_and_for_the_whole_server(tmp_path):
+    """Without a bound a 4 MB zip kept about 190 MB per session and six sessions held 1.1 GB."""
+    import os
+
+    from tlcore.uploads import UploadFolders
+
+    folders = UploadFolders(is_connected=lambda s: True, base=tmp_path, session_mb=1.0, total_mb=2.5)
+    one = folders.get("s1", "learner-1")
+    (one.slot("images-a") / "x.jpg").write_bytes(os.urandom(700_000))
+    os.link(one.path / "images-a" / "x.jpg", one.slot("camera-b") / "x.jpg")  # a camera shot linked: on disk once
+    folders.check_room("s1", 300_000)  # 0.95 MB: fits
+    with pytest.raises(UploadError) as refused:
+        folders.check_room("s1", 400_000)
+    assert refused.value.message.key == "upload.session_full" and "remove your camera pictures" in str(refused.value)
+    for session in ("s2", "s3"):
+        (folders.get(session, session).slot("images-a") / "x.jpg").write_bytes(os.urandom(900_000))
+    with pytest.raises(UploadError) as full:  # 0.67 + 2 x 0.86 MB held: 0.2 MB more passes 2.5 MB in all
+        folders.check_room("s1", 200_000)
+    assert full.value.message.key == "upload.server_full" and "ask your teacher" in str(full.value)
+    one.drop("images-a")
+    one.drop("camera-b")
+    folders.check_room("s1", 200_000)  # its own space freed, there is room again
+    folders.close_all()
+
+
+def test_a_zip_over_the_sessions_upload_budget_is_refused_in_words_and_leaves_nothing(tmp_path, monkeypatch):
+    from tests.test_app import strings, upload_page, zip_of
+    from tlcore import caps
+
+    (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.05\n", encoding="utf-8")
+    monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
+    caps.load.cache_clear()
+    try:
+        rng = np.random.default_rng(0)
+        files = {f"{c}/{i}.png": png_bytes((200 * (c == "cats"), 9 * i, 0)) + rng.bytes(8000)  # trailing bytes:
+                 for c in ("cats", "dogs") for i in range(4)}  # still a PNG; about 64 KB unpacked, over 0.05 MB
+        at = upload_page(zip_of(files))
+        said = [e.value for e in at.error]
+        assert len(said) == 1 and said[0].startswith(strings("en")["upload.refused"].split("{")[0]), said
+        assert "at most 0.05 MB" in said[0] and "remove your camera pictures" in said[0]
+        folder = at.session_state["_uploads"].path
+        assert not list(folder.glob("images-*"))  # refused before anything was written
+    finally:
+        caps.load.cache_clear()
+
+
+def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
+    """Each new shot rewrote the whole folder (30 shots of 2.8 MB wrote 1.36 GB); now the new
+    folder (a queued run keeps its own) hard-links the shots already on disk."""
+    from tests.test_app import camera_page, shoot
+
+    at = camera_page()
+    for target, colors in (("thumbs up", ((200, 0, 0), (0, 200, 0))), ("thumbs down", ((0, 0, 200), (90, 90, 90)))):
+        at.radio(key="cam_target").set_value(target).run()
+        for color in colors:
+            shoot(at, color)
+    first = Path(at.session_state["cam_folder"])
+    before = {p.relative_to(first): p.stat().st_ino for p in first.rglob("*.jpg")}
+    assert len(before) == 4
+    shoot(at, (150, 150, 20))
+    after_folder = Path(at.session_state["cam_folder"])
+    after = {p.relative_to(after_folder): p.stat() for p in after_folder.rglob("*.jpg")}
+    assert after_folder != first and not first.exists()  # a new folder; the last one went (no run reads it)
+    assert len(after) == 5
+    assert all(after[name].st_ino == inode for name, inode in before.items())  # the same files, not rewritten
+    assert sum(1 for s in after.values() if s.st_ino not in before.values()) == 1  # one file written
+
+
+def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_told(tmp_path, monkeypatch):
+    from tests.test_app import camera_page, counts, shoot
+    from tlcore import caps
+
+    (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.0001\n", encoding="utf-8")  # 105 bytes
+    monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
+    caps.load.cache_clear()
+    try:
+        at = camera_page()
+        shoot(at, (200, 120, 40))
+        assert not at.exception and not at.error
+        assert counts(at)[0] == "**thumbs up**: 0 pictures"
+        assert any("at most 0.0001 MB" in i.value and "remove your camera pictures" in i.value for i in at.info), \
+            [i.value for i in at.info]
+    finally:
+        caps.load.cache_clear()
+
+
+def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_written(tmp_path, monkeypatch):
+    from tests import test_text_page
+    from tests.test_app import strings
+    from tlcore import caps
+    from tlcore.text import models
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(models, "is_cached", lambda name: False)
+    (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.01\n", encoding="utf-8")  # 10 KB
+    monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
+    caps.load.cache_clear()
+    try:
+        at = test_text_page.app()
+        at.radio(key="w:text_source").set_value("upload").run()
+        rows = "".join(f"{'good' if i % 2 else 'bad'} film number {i} {'x' * 40},{'pos' if i % 2 else 'neg'}\n"
+                       for i in range(400))  # about 24 KB
+        at.file_uploader(key="text_upload").set_value(("reviews.csv", ("text,label\n" + rows).encode(), "text/csv"))
+        at.run()
+        said = [e.value for e in at.error]
+        assert len(said) == 1 and said[0].startswith(strings("en")["text.upload_refused"].split("{")[0]), said
+        assert "at most 0.01 MB" in said[0]
+        assert not list(at.session_state["_uploads"].path.glob("text-*"))  # nothing written
+    finally:
+        caps.load.cache_clear()

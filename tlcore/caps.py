@@ -14,9 +14,25 @@ ranges and say them.
     max_image_size = 224     # pixels
     max_text_length = 128    # tokens per sentence
     max_classes = 100        # labels a dataset may have (an upload, a CSV)
+    one_run_per_address = false  # true: one waiting or running job per client address
+    stored_runs_per_learner = 50 # quotas per learner: see below
+    stored_mb_per_learner = 32
+    upload_mb_per_session = 300
+    upload_mb_total = 2048
 
     [teacher]
     secret = "..."           # or $TLS_TEACHER_SECRET; none: no teacher mode
+
+Quotas per learner (what one cookie or one browser session may keep on the server) come
+from the class file's [limits], else from the environment (the deployment's default), else
+from the values here:
+
+    stored_runs_per_learner  $TLS_STORED_RUNS_PER_LEARNER  finished jobs kept in the run store
+    stored_mb_per_learner    $TLS_STORED_MB_PER_LEARNER    ... and their bytes; the learner's own oldest go
+    upload_mb_per_session    $TLS_UPLOAD_MB_PER_SESSION    files a session keeps for its runs (zip, CSV, camera)
+    upload_mb_total          $TLS_UPLOAD_MB_TOTAL          the same, all sessions together
+
+The store's server-wide row cap ($TLS_MAX_STORED_RUNS, tlcore.store) stays as a backstop.
 
 The secret must be at least MIN_SECRET_CHARS characters: a shorter one is refused (teacher
 mode stays off, the log and the Class page say why). It is never part of a repr or a log line.
@@ -36,6 +52,19 @@ from tlcore.messages import LearnerError
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "class.toml"
 MIN_SECRET_CHARS = 12  # shorter secrets are refused: guessed or shoulder-surfed too easily
 
+# Quotas per learner. One cookie posting 2,000 tiny runs must not flush everyone else's stored
+# runs (the store's own cap counts rows, server-wide), and a sweep's row can be 5.5 MB: so each
+# learner's finished runs are bounded by rows and by bytes, the learner's own oldest going first.
+STORED_RUNS_PER_LEARNER = 50  # a class of 40 stays under the store's server-wide 2,000 rows
+STORED_MB_PER_LEARNER = 32.0  # a default fine-tune is about 60 KB, a sweep up to 5.5 MB
+# Upload folders (tlcore.uploads.UploadFolders): a 4 MB zip kept about 190 MB per session.
+UPLOAD_MB_PER_SESSION = 300.0  # one browser session's zip images, CSV and camera shots together
+UPLOAD_MB_TOTAL = 2048.0  # every session's together: a class of 30 cannot fill the server's disk
+# Where no class file sets them, these environment variables do (a deployment's default).
+ENVIRONMENT = {"stored_runs_per_learner": "TLS_STORED_RUNS_PER_LEARNER",
+               "stored_mb_per_learner": "TLS_STORED_MB_PER_LEARNER",
+               "upload_mb_per_session": "TLS_UPLOAD_MB_PER_SESSION", "upload_mb_total": "TLS_UPLOAD_MB_TOTAL"}
+
 
 @dataclass(frozen=True)
 class Caps:
@@ -45,6 +74,13 @@ class Caps:
     max_image_size: int = 224
     max_text_length: int = 128
     max_classes: int = 100  # labels a dataset may have (uploads, CSVs): a results page grows with their square
+    # One queue place per client address (a learner cannot hold three places with three cookies).
+    # Off by default: a class behind one NAT or proxy shares one address and would get one run.
+    one_run_per_address: bool = False
+    stored_runs_per_learner: int = STORED_RUNS_PER_LEARNER
+    stored_mb_per_learner: float = STORED_MB_PER_LEARNER
+    upload_mb_per_session: float = UPLOAD_MB_PER_SESSION
+    upload_mb_total: float = UPLOAD_MB_TOTAL
     teacher_secret: str = field(default="", repr=False)  # empty: no teacher mode; never shown
     problems: tuple[str, ...] = field(default=(), compare=False)  # "secret_short", "secret_misplaced"
 
@@ -79,10 +115,11 @@ def path() -> Path:
 
 @functools.cache
 def load(file: str | None = None) -> Caps:
-    """The limits in force: the class file's, over the defaults; the secret from the
-    environment wins over the file's. A broken file is an error the teacher sees at start."""
+    """The limits in force: the class file's, over the environment's quotas (ENVIRONMENT), over
+    the defaults; the secret from the environment wins over the file's. A broken file (or a
+    quota in the environment that is no number) is an error the teacher sees at start."""
     where = Path(file) if file else path()
-    values: dict = {}
+    values: dict = {k: _typed(k, os.environ[var]) for k, var in ENVIRONMENT.items() if os.environ.get(var)}
     problems: list[str] = []
     if where.exists():
         with open(where, "rb") as fh:
@@ -93,7 +130,7 @@ def load(file: str | None = None) -> Caps:
         unknown = sorted(set(limits) - known)
         if unknown:
             raise ValueError(f"{where}: unknown limits {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        values.update({k: type(getattr(Caps, k))(v) for k, v in limits.items()})
+        values.update({k: _typed(k, v) for k, v in limits.items()})
         values["teacher_secret"] = str(data.get("teacher", {}).get("secret", ""))
         if misplaced is not None:  # used (the teacher meant it), and said where it belongs
             problems.append("secret_misplaced")
@@ -108,3 +145,11 @@ def load(file: str | None = None) -> Caps:
         log.error("the teacher's secret has %d characters; at least %d are needed: teacher mode is OFF until a "
                   "longer one is set (class.toml [teacher] secret, or TLS_TEACHER_SECRET)", len(secret), MIN_SECRET_CHARS)
     return Caps(**values, problems=tuple(problems))
+
+
+def _typed(name: str, value):
+    """A limit's value as its field's type ("25" from the environment, 25 for a float field)."""
+    kind = type(getattr(Caps, name))
+    if kind is bool and not isinstance(value, bool):
+        raise ValueError(f"limit {name} is true or false, not {value!r}")
+    return kind(value)

@@ -3,7 +3,8 @@
 A Streamlit rerun (any click) would kill a loop running in the script thread, so pages
 only submit jobs and poll snapshots. One queue per server process, one worker per device:
 jobs beyond it wait and can see their place in the line. Each owner (browser session) has
-at most one active job. Stop is a flag the trainer checks every step. A job whose page has
+at most one active job (and, where the class file says `one_run_per_address`, each client
+address at most one: a learner cannot hold three places with three cookies). Stop is a flag the trainer checks every step. A job whose page has
 stopped polling (no heartbeat for `stale_after_s`) is cancelled, so a closed laptop lid
 does not hold the class's GPU.
 
@@ -53,6 +54,11 @@ class JobLimitError(RuntimeError):
     """An owner asked for a second active job."""
 
 
+class AddressLimitError(JobLimitError):
+    """Another learner (cookie) at the same client address already has a job waiting or running,
+    and the class allows one per address (tlcore.caps.Caps.one_run_per_address)."""
+
+
 
 def _libc_trim() -> Callable[[int], int] | None:
     try:
@@ -100,6 +106,7 @@ class Job:
     priority: int = 0  # the teacher's jobs (1) go before the students' (0); FIFO within
     note: str = ""  # why it was stopped when the learner did not stop it: time_limit | closed | teacher
     where: str = ""  # "local": a Ray queue's run that found no cluster and trained on the server
+    address: str | None = None  # the client address it was started from (None: unknown); never stored
 
     @property
     def active(self) -> bool:
@@ -144,6 +151,7 @@ class JobSummary:
     priority: int
     note: str
     submitted: float
+    address: str | None = None  # the client address it was started from (the teacher's view only)
 
 
 def nickname(owner: str) -> str:
@@ -191,9 +199,11 @@ class JobQueue:
 
     # --- called by pages ---
     def submit(self, configs: RunConfig | list[RunConfig], owner: str, labels: list[str] | None = None,
-               tag: str = "", priority: int = 0) -> str:
+               tag: str = "", priority: int = 0, address: str | None = None) -> str:
         """Queue a job; the teacher's (priority 1) wait only behind other teacher jobs. Raises
-        LearnerError when a config passes the class's limits, JobLimitError for a second job."""
+        LearnerError when a config passes the class's limits, JobLimitError for a second job,
+        AddressLimitError for a second learner at one client `address` where the class allows one
+        (an unknown address, None, is always allowed; the teacher's jobs neither count nor wait)."""
         configs = [configs] if isinstance(configs, RunConfig) else list(configs)
         if not configs:
             raise ValueError("nothing to run")
@@ -204,15 +214,22 @@ class JobQueue:
         with self._lock:
             if any(j.owner == owner and j.active for j in self._jobs.values()):
                 raise JobLimitError("you already have a run going: stop it or wait for it to finish")
+            if self._address_taken(address, priority):
+                raise AddressLimitError("another learner at your address has a run going: wait for it to finish")
             job_id = new_job_id()
             self._jobs[job_id] = Job(job_id, owner, configs, labels, [History(c.to_dict()) for c in configs], tag=tag,
-                                     priority=priority)
+                                     priority=priority, address=address)
             ahead = sum(1 for w in self._waiting if self._jobs[w].priority >= priority)
             self._waiting.insert(ahead, job_id)
             self._forget_old()
             self._persist(self._jobs[job_id])
         self._queue.put(job_id)
         return job_id
+
+    def _address_taken(self, address: str | None, priority: int) -> bool:  # caller holds the lock
+        if self.caps is None or not self.caps.one_run_per_address or address is None or priority > 0:
+            return False
+        return any(j.active and j.address == address and j.priority == 0 for j in self._jobs.values())
 
     def get(self, job_id: str, owner: str, *, heartbeat: bool = True) -> JobView | None:
         """The owner's job, or None when it is unknown, forgotten or someone else's."""
@@ -259,7 +276,7 @@ class JobQueue:
             now = time.monotonic()
             rows = [JobSummary(j.id, j.owner, j.state, (self._waiting.index(j.id) + 1) if j.id in self._waiting else 0,
                                tuple(j.labels), tuple(j.configs), (j.finished or now) - (j.started or j.finished or now),
-                               j.priority, j.note, j.submitted) for j in self._jobs.values()]
+                               j.priority, j.note, j.submitted, j.address) for j in self._jobs.values()]
         return sorted(rows, key=lambda r: (r.state not in ("queued", "running"), r.state != "running", r.position,
                                            -r.submitted))
 
@@ -292,6 +309,17 @@ class JobQueue:
         """(job id, owner) of every queued or running job."""
         with self._lock:
             return [(j.id, j.owner) for j in self._jobs.values() if j.active]
+
+    def learners_by_address(self) -> dict[str | None, int]:
+        """How many learners (cookies) have a job waiting or running, per client address (None:
+        unknown), most first: the teacher sees one person holding several places. The teacher's
+        own jobs are not counted (they hold no learner's place)."""
+        with self._lock:
+            owners: dict[str | None, set[str]] = {}
+            for j in self._jobs.values():
+                if j.active and j.priority == 0:
+                    owners.setdefault(j.address, set()).add(j.owner)
+        return dict(sorted(((a, len(o)) for a, o in owners.items()), key=lambda item: (-item[1], str(item[0]))))
 
     def active_for(self, owner: str) -> str | None:
         with self._lock:

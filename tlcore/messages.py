@@ -58,6 +58,13 @@ EN: dict[str, str] = {
     "upload.name_too_long": "the class folder name '{name}…' is too long ({bytes} bytes; at most 255): shorten it "
                             "and zip again",
     "upload.cannot_store": "the images could not be stored on the server ({error}); try again, or tell your teacher",
+    # ... or because it would pass what uploads may keep on the class server (tlcore.uploads.UploadFolders)
+    "upload.session_full": "your uploads would take {mb} MB on the class server; each learner keeps at most {limit} MB "
+                           "(zip images, CSV files and camera pictures together): upload fewer or smaller files, or "
+                           "remove your camera pictures, and try again",
+    "upload.server_full": "the class server's space for uploads is full ({limit} MB for everyone together): use a "
+                          "sample dataset for now, or ask your teacher to free space (uploads of closed tabs are "
+                          "deleted a few minutes after they close)",
     "upload.no_classes": "No class folders with images were found. The zip should hold one folder per class, each "
                          "with that class's images.{hint}",
     "upload.one_class": "Only one class was found ('{name}'). A classifier needs at least two classes: add a second "

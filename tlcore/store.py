@@ -27,7 +27,12 @@ No fault of the file may stop a class: persistence is a convenience, the class i
   cookie), so only its SHA-256 is stored.
 - Versioned: `PRAGMA user_version` holds the schema's version; an older file is migrated
   when it is opened (version 0, the first unversioned schema, gains `note` and `priority`).
-- Bounded: the latest `max_runs` finished jobs are kept (`$TLS_MAX_STORED_RUNS`, 2000).
+- Bounded per learner: each learner keeps their latest `runs_per_learner` finished jobs and
+  at most `mb_per_learner` MB of them (the class's quotas, tlcore.caps); past either, the
+  learner's own oldest go, never another learner's (their newest of each page always stays,
+  whatever its size). One cookie posting 2,000 tiny runs keeps 50 and flushes no one else's.
+- Bounded in all, as a backstop: the latest `max_runs` finished jobs of everyone are kept
+  (`$TLS_MAX_STORED_RUNS`, 2000).
 - The file is `$TLS_STATE_DIR/runs.sqlite` (default `~/.cache/tlstudio/`, beside the time
   estimator's `timings.json`).
 """
@@ -55,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tlcore.caps import STORED_MB_PER_LEARNER, STORED_RUNS_PER_LEARNER
 from tlcore.events import Done, Failed, HistorySnapshot, json_safe
 from tlcore.messages import Message
 
@@ -219,6 +225,17 @@ _UPSERT = (f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * len(_NAMES))
            " state=excluded.state, histories=COALESCE(excluded.histories, histories),"
            " started_at=excluded.started_at, finished_at=excluded.finished_at, elapsed_s=excluded.elapsed_s,"
            " note=excluded.note, priority=excluded.priority")
+# A learner's finished jobs past their quota, newest first: the row count, then the bytes so
+# far (histories, settings and labels; length() of a blob reads no page of it). `running` only
+# grows, so what goes is always the oldest. Their newest of each page (tag) always stays: it is
+# the run that page shows them again after a restart (JobQueue.latest).
+_PRUNE_LEARNER = (
+    "DELETE FROM jobs WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER newest AS n,"
+    " SUM(COALESCE(length(histories), 0) + length(configs) + length(labels)) OVER newest AS running,"
+    " ROW_NUMBER() OVER (PARTITION BY tag ORDER BY finished_at DESC, submitted_at DESC) AS of_tag"
+    " FROM jobs WHERE learner=? AND state NOT IN (?, ?)"
+    " WINDOW newest AS (ORDER BY finished_at DESC, submitted_at DESC ROWS UNBOUNDED PRECEDING))"
+    " WHERE of_tag > 1 AND (n > ? OR running > ?))")
 _INTERRUPT = "*interrupt"  # the waiting list's key for "mark the last server's unfinished jobs"
 
 
@@ -227,9 +244,12 @@ class RunStore:
     (brief, never raise), `health` for the teacher, `flush`/`close` at the end."""
 
     def __init__(self, path: str | os.PathLike | None = None, *, max_runs: int = MAX_RUNS, busy_s: float = BUSY_S,
-                 retry_s: float = RETRY_S, waiting_mb: float = WAITING_MB):
+                 retry_s: float = RETRY_S, waiting_mb: float = WAITING_MB,
+                 runs_per_learner: int = STORED_RUNS_PER_LEARNER, mb_per_learner: float = STORED_MB_PER_LEARNER):
         self.path = Path(path) if path is not None else default_path()
-        self.max_runs = max_runs
+        self.max_runs = max_runs  # everyone's finished jobs together: the backstop
+        self.runs_per_learner = runs_per_learner  # one learner's finished jobs ...
+        self.bytes_per_learner = int(mb_per_learner * 2**20)  # ... and their bytes (the quotas, tlcore.caps)
         self.busy_s, self.retry_s = busy_s, retry_s
         self.waiting_bytes = int(waiting_mb * 2**20)
         self._read_lock = threading.Lock()  # the readers' connection, one page at a time
@@ -398,7 +418,7 @@ class RunStore:
                     return False
         if not batch:
             return True
-        finished = False
+        finished: set[str] = set()  # learners with a finished job in this batch
         try:
             db.execute("BEGIN IMMEDIATE")  # waits busy_s at most for another program's lock
             for key, row in batch:
@@ -407,7 +427,10 @@ class RunStore:
                                (INTERRUPTED, row[0], *UNFINISHED))
                 else:
                     db.execute(_UPSERT, row)
-                    finished |= row[3] not in UNFINISHED
+                    if row[3] not in UNFINISHED:
+                        finished.add(row[1])
+            for learner in sorted(finished):  # each learner's quota: their own oldest go
+                db.execute(_PRUNE_LEARNER, (learner, *UNFINISHED, self.runs_per_learner, self.bytes_per_learner))
             if finished:
                 db.execute(
                     "DELETE FROM jobs WHERE state NOT IN (?, ?) AND id NOT IN (SELECT id FROM jobs WHERE state NOT IN"
@@ -528,9 +551,10 @@ class RunStore:
         found = max([*waiting, *rows], default=None)
         return found[1] if found else None
 
-    def count(self) -> int:
-        """Jobs on disk (0 when the file cannot be read)."""
-        rows = self._read("SELECT COUNT(*) FROM jobs")
+    def count(self, owner: str | None = None) -> int:
+        """Jobs on disk, everyone's or one learner's (0 when the file cannot be read)."""
+        rows = self._read("SELECT COUNT(*) FROM jobs") if owner is None else \
+            self._read("SELECT COUNT(*) FROM jobs WHERE learner=?", (learner_key(owner),))
         return rows[0][0] if rows else 0
 
 
@@ -782,12 +806,15 @@ def _cmd_export(args) -> int:
     return 1
 
 
-def open_default() -> RunStore | None:
-    """The server's store. A file that cannot be used now (locked, damaged, not SQLite, an
+def open_default(limits=None) -> RunStore | None:
+    """The server's store, with the class's quotas per learner (`limits`: a tlcore.caps.Caps;
+    None: the defaults). A file that cannot be used now (locked, damaged, not SQLite, an
     unwritable folder) still gives a store: it says so in `health()` and writes once it can.
     None only when the store itself cannot be made (logged): the class goes on without it."""
     try:
-        return RunStore()
+        if limits is None:
+            return RunStore()
+        return RunStore(runs_per_learner=limits.stored_runs_per_learner, mb_per_learner=limits.stored_mb_per_learner)
     except Exception as error:  # noqa: BLE001 -- persistence must never stop a class
         logging.getLogger(__name__).warning("finished runs will not be stored: %s", error)
         return None

@@ -43,6 +43,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from tlcore.caps import UPLOAD_MB_PER_SESSION, UPLOAD_MB_TOTAL
 from tlcore.datasets import MAX_DECODED_BYTES, ImageData, check_class_count, check_classes, images_from_files
 from tlcore.images import IMAGE_SUFFIXES, open_image
 from tlcore.messages import LearnerError, Reason
@@ -110,6 +111,16 @@ def read_zip(
         Path(path).unlink(missing_ok=True)
     data.skipped = skipped + _named(data.skipped, names)
     return data
+
+
+def declared_bytes(source: bytes | str | Path | BinaryIO) -> int:
+    """What a zip says its files unpack to (0 for a file that is no zip: read_zip refuses it
+    with its own reason). A zip may understate it: what was written is measured again after."""
+    try:
+        with _open_zip(source) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except UploadError:
+        return 0
 
 
 def _folder(keep_files_in):
@@ -442,6 +453,7 @@ class UploadFolder:
         (self.path / ".server").write_text(json.dumps(
             {"server": SERVER_ID, "pid": os.getpid(), "process": process_identity(os.getpid())}), encoding="ascii")
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+        self._measured: tuple[float, int] | None = None  # (when, bytes): see size()
 
     def __copy__(self) -> UploadFolder:
         return self  # one folder, one owner: a copy must not delete it when the copy is dropped
@@ -458,14 +470,54 @@ class UploadFolder:
     def drop(self, name: str) -> None:
         shutil.rmtree(self.path / name, ignore_errors=True)
 
+    def size(self, max_age_s: float = 0.0) -> int:
+        """Bytes of the files in the folder (a file hard-linked twice counts once), measured
+        again when the last measure is older than `max_age_s` seconds."""
+        now = time.monotonic()
+        if self._measured is None or now - self._measured[0] > max_age_s:
+            self._measured = (now, tree_bytes(self.path))
+        return self._measured[1]
+
     def close(self) -> None:
         self._finalizer()
+
+
+def _mb(mb: float) -> str:
+    return f"{mb:.2g}" if mb < 10 else f"{mb:,.0f}"
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of the regular files under `path`, each file (inode) once; 0 if it is gone."""
+    seen: set[tuple[int, int]] = set()
+    total, stack = 0, [str(path)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    if (st.st_dev, st.st_ino) not in seen:
+                        seen.add((st.st_dev, st.st_ino))
+                        total += st.st_size
+            except OSError:
+                continue  # deleted meanwhile
+    return total
 
 
 class UploadFolders:
     """The server's upload folders, one per browser session, kept by the process (not in the
     session's state): deleted once the session has ended, not when the garbage collector
     happens to run.
+
+    Bounded in bytes (`check_room`): a session keeps at most `session_mb` (its zip's images,
+    its CSV, its camera pictures together), all sessions together `total_mb`; a new upload
+    that would pass either is refused with what to do. Measured: without a bound a 4 MB zip
+    kept about 190 MB per session, and six sessions held 1.1 GB.
 
     Streamlit keeps a closed tab's session for `server.disconnectedSessionTTL` seconds (a
     network blip may resume it) and then drops it without a hook; its session state, which
@@ -479,9 +531,13 @@ class UploadFolders:
     the job queue); tlcore knows neither.
     """
 
+    OTHERS_MAX_AGE_S = 10.0  # other sessions' folders are measured again at most this often
+
     def __init__(self, *, is_connected: Callable[[str], bool], is_busy: Callable[[str], bool] = lambda owner: False,
-                 grace_s: float = 120.0, base: str | Path | None = None, clock: Callable[[], float] = time.monotonic):
+                 grace_s: float = 120.0, base: str | Path | None = None, clock: Callable[[], float] = time.monotonic,
+                 session_mb: float = UPLOAD_MB_PER_SESSION, total_mb: float = UPLOAD_MB_TOTAL):
         self.is_connected, self.is_busy, self.grace_s, self.base, self.clock = is_connected, is_busy, grace_s, base, clock
+        self.session_mb, self.total_mb = session_mb, total_mb  # the byte budgets (tlcore.caps, class.toml [limits])
         self._folders: dict[str, tuple[UploadFolder, str]] = {}  # session -> (folder, owner)
         self._gone_since: dict[str, float] = {}  # session -> when it was first seen disconnected
         self._lock = threading.Lock()
@@ -496,6 +552,23 @@ class UploadFolders:
 
     def __len__(self) -> int:
         return len(self._folders)
+
+    def check_room(self, session: str, incoming: int, *, session_mb: float | None = None,
+                   total_mb: float | None = None) -> None:
+        """Raise UploadError when `incoming` more bytes in this session's folder would pass its
+        budget or the server's (`incoming` 0: is what it holds now over either?). The session's
+        own folder is measured now, the others' at most OTHERS_MAX_AGE_S old."""
+        session_mb = self.session_mb if session_mb is None else session_mb
+        total_mb = self.total_mb if total_mb is None else total_mb
+        with self._lock:
+            mine = self._folders.get(session, (None, ""))[0]
+            others = [folder for s, (folder, _) in self._folders.items() if s != session]
+        own = mine.size() if mine is not None else 0
+        if own + incoming > session_mb * 2**20:
+            raise UploadError("upload.session_full", mb=_mb((own + incoming) / 2**20), limit=_mb(session_mb))
+        everyone = own + sum(folder.size(self.OTHERS_MAX_AGE_S) for folder in others)
+        if everyone + incoming > total_mb * 2**20:
+            raise UploadError("upload.server_full", limit=_mb(total_mb))
 
     def reap(self) -> int:
         """Delete the folders of sessions that have ended; returns how many were deleted."""
