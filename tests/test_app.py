@@ -1014,6 +1014,36 @@ def test_page_1_after_column_fills_from_the_pages_own_experiment():
     assert any(b.startswith("cat:") for b in bars) and any(b.startswith("dog:") for b in bars), bars
 
 
+def caption_pattern(template: str) -> re.Pattern:
+    """A caption template of the i18n files ("looking for “{cls}” ({p:.0%})") as a regex."""
+    return re.compile(".+".join(re.escape(part) for part in re.split(r"\{[^}]*\}", template)))
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_try_it_shows_what_each_model_looks_at_side_by_side(lang):
+    """Under the two columns: Grad-CAM over the picture for the pretrained model's top
+    ImageNet class, and after a fine-tune for the fine-tuned model's class, captioned in
+    the learner's language."""
+    if catalog.backbone(catalog.offline_default()).pretrained_on != "imagenet":
+        pytest.skip("the ImageNet backbone is not installed")
+    text = strings(lang)
+    before, after = caption_pattern(text["try.map_before"]), caption_pattern(text["try.map_after"])
+    at = app(run_fn=run_keeping_a_model, lang=lang)
+    ok(at)
+    assert any(c.value == text["try.map_intro"] for c in at.caption)
+    shown = image_captions(at)
+    assert [c for c in shown if before.fullmatch(c)] and not [c for c in shown if after.fullmatch(c)], shown
+    cat = next(c for c in shown if before.fullmatch(c))
+    assert any(name in cat for name in ("Egyptian cat", "tiger cat", "tabby")) and "stage4, 7×7" in cat, cat
+    at.button(key="exp_start").click().run()
+    assert wait_until_done(at, "experiment") == "done"
+    at.run()
+    ok(at)
+    shown = image_captions(at)
+    assert [c for c in shown if before.fullmatch(c)] and [c for c in shown if after.fullmatch(c)], shown
+    assert any(("“cat”" in c or "“dog”" in c) for c in shown if after.fullmatch(c)), shown
+
+
 def test_page_1_what_transfers_table_shows_all_its_columns():
     """A markdown table (it wraps its cells), not a dataframe that showed 2 of 7 columns at 1280 px."""
     from tlcore.experiments import transfer_contrast
