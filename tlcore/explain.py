@@ -21,6 +21,7 @@ Not for: ranking classes (tlcore.imagenet, tlcore.finetuned) or text models.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import NamedTuple
 
@@ -40,25 +41,25 @@ class ClassMap(NamedTuple):
     grid: tuple[int, int]  # that output's (h, w) cells, before scaling up to the picture
 
 
-class _Split(nn.Module):
-    """The model run in two parts with a tap between them: body groups [0, k) without
-    gradients, then the rest. Grad-CAM's hooks go on the tap, a module of this wrapper's own,
-    so a model shared with other learners' page runs never carries a hook, and backward runs
-    through the last groups only (the body below the tap needs no gradient: the map is made
-    of the tap's activations and their gradients)."""
+class _Tail(nn.Module):
+    """The groups after the map's layer, run on features already computed for the picture,
+    with a tap in front of them for Grad-CAM's hooks.
 
-    def __init__(self, model: GroupedModel, k: int):
+    The groups are a private copy whose weights need no gradient: the model itself is shared
+    with every learner's page runs and is never touched (no hook, no gradient, no mode
+    change), and backward runs through these last groups only (the body below the tap needs
+    no gradient: the map is made of the tap's activations and their gradients). Grad-CAM
+    calls it with the picture, whose size it scales the map up to; the body has already seen it.
+    """
+
+    def __init__(self, groups: list[nn.Module], features: torch.Tensor):
         super().__init__()
-        self.model, self.k = model, k
         self.tap = nn.Identity()
+        self.rest = nn.Sequential(*copy.deepcopy(groups)).requires_grad_(False).eval()
+        self.features = features  # (1, C, h, w), or (1, 1 + P, D) for a transformer
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            features = self.model.forward_to(x, self.k)  # (B, C, h, w), or (B, 1 + P, D) for tokens
-        return self.model.forward_from(self.tap(features.requires_grad_()), self.k)
-
-    def train(self, mode: bool = True):  # Grad-CAM calls .eval(); the shared model is in eval mode already
-        return self
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (1, 3, size, size), already seen by the body
+        return self.rest(self.tap(self.features.detach().requires_grad_()))
 
 
 def _tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
@@ -86,25 +87,22 @@ def class_map(model: GroupedModel, image: np.ndarray, *, size: int, target: int 
 
     x = to_input(image, size).to(_device(model))  # (1, 3, size, size) uint8
     k = len(model.group_names) - 1  # groups before the head
+    reshape = None
     with torch.no_grad():
         features = model.forward_to(x, k)  # (1, C, h, w), or (1, 1 + P, D) for a transformer
+        if features.dim() == 3:  # tokens: the head reads the class token only; take the map one group earlier
+            k, reshape = k - 1, _tokens_to_grid
+            features = model.forward_to(x, k)
         probs = model.forward_from(features, k).float().softmax(-1)[0]  # (num_classes,)
-    reshape = None
-    if features.dim() == 3:  # tokens: the head reads the class token only; take the map one group earlier
-        k, reshape = k - 1, _tokens_to_grid
-        grid = tuple(_tokens_to_grid(features).shape[-2:])
-    else:
-        grid = tuple(features.shape[-2:])
+    grid = tuple((reshape(features) if reshape else features).shape[-2:])
     target = int(probs.argmax()) if target is None else int(target)
-    wrapped = _Split(model, k)
-    cam = GradCAM(wrapped, [wrapped.tap], reshape_transform=reshape)
+    tail = _Tail(list(model.groups.values())[k:], features)
+    cam = GradCAM(tail, [tail.tap], reshape_transform=reshape)
     try:  # (not `with cam`: its __exit__ swallows an IndexError)
         with torch.enable_grad():
             heat = cam(x, [ClassifierOutputTarget(target)])[0]  # (size, size) float32, min-max scaled to [0, 1]
     finally:
         cam.activations_and_grads.release()
-        for p in model.parameters():  # the head's backward left gradients on the shared model's weights
-            p.grad = None
     heat = np.clip(np.nan_to_num(heat), 0.0, 1.0).astype(np.float32)
     picture = x[0].permute(1, 2, 0).cpu().numpy().astype(np.float32) / 255  # (size, size, 3) in [0, 1]
     overlay = show_cam_on_image(picture, heat, use_rgb=True, image_weight=image_weight)
