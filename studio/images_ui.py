@@ -215,25 +215,26 @@ def _class_maps(image: np.ndarray, imagenet_name: str, found: tuple[finetuned.Fi
         with col:
             try:
                 with st.spinner(t("try.map_thinking")):
-                    overlay, target, p, group, (h, w) = compute()
+                    overlay, target, p, group, (h, w), flat = compute()
             except ImportError:  # the grad-cam package (requirements.txt) is missing on this server
                 st.info(t("try.map_unavailable"))
                 continue
             except Exception as error:  # noqa: BLE001 -- a model the map cannot be taken of: say why, keep the page
                 st.info(t("try.map_failed", reason=str(error)))
                 continue
-            st.image(overlay, width=MAP_WIDTH, output_format="JPEG",
-                     caption=t(caption, cls=class_name(target), p=p, group=group, h=h, w=w))
+            text = t(caption, cls=class_name(target), p=p, group=group, h=h, w=w)
+            # A flat map (Grad-CAM keeps positive evidence only): say so, or a blue square looks like a fault
+            st.image(overlay, width=MAP_WIDTH, output_format="JPEG", caption=f"{text}. {t('try.map_flat')}" if flat else text)
 
 
-def _map_shown(cam) -> tuple[bytes, int, float, str, tuple[int, int]]:
+def _map_shown(cam) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
     """A ClassMap as what the page keeps: the overlay's JPEG bytes, the class, its probability,
-    the layer group and its grid."""
-    return encoded(cam.overlay, "JPEG"), cam.target, cam.probability, cam.group, cam.grid
+    the layer group, its grid, and whether the map is flat (no part stands out)."""
+    return encoded(cam.overlay, "JPEG"), cam.target, cam.probability, cam.group, cam.grid, bool(cam.heat.max() <= 0)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _imagenet_map(name: str, digest: str, _image: np.ndarray) -> tuple[bytes, int, float, str, tuple[int, int]]:
+def _imagenet_map(name: str, digest: str, _image: np.ndarray) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
     """The pretrained model's Grad-CAM for its top class, computed once per picture (keyed by the
     picture's hash, not on every page run: a map is a forward and a backward pass)."""
     from tlcore import explain
@@ -243,7 +244,7 @@ def _imagenet_map(name: str, digest: str, _image: np.ndarray) -> tuple[bytes, in
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _finetuned_map(model_id: str, digest: str, _entry: finetuned.Finetuned,
-                   _image: np.ndarray) -> tuple[bytes, int, float, str, tuple[int, int]]:
+                   _image: np.ndarray) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
     """The fine-tuned model's Grad-CAM for its predicted class, once per model and picture."""
     from tlcore import explain
 

@@ -129,3 +129,12 @@ def test_a_transformer_is_mapped_where_its_patch_tokens_still_count():
     cam = explain.class_map(model, image, size=64)
     assert cam.group == "blocks6-8" and cam.grid == (4, 4)
     assert cam.heat.shape == (64, 64) and cam.heat.max() > 0.99
+
+
+def test_a_one_cell_feature_map_gives_a_flat_map_not_nan():
+    """studio_resnet at 16 px ends in a 1 x 1 feature map: nothing can stand out, and the map
+    says so by being zero everywhere (the page then calls it flat), never NaN."""
+    model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=16).eval()
+    cam = explain.class_map(model, np.full((20, 20, 3), 128, np.uint8), size=16)
+    assert cam.grid == (1, 1) and cam.heat.shape == (16, 16)
+    assert np.isfinite(cam.heat).all() and cam.heat.max() == 0
