@@ -1,8 +1,8 @@
 """Widget groups about single images: see the data first, try a model on a new image,
 and build a dataset of your own classes with the camera (Teachable-Machine style).
 
-Everything computed here comes from tlcore (datasets.preview, imagenet, finetuned); this
-module only draws and keeps the learner's shots in session state.
+Everything computed here comes from tlcore (datasets.preview, imagenet, finetuned, explain);
+this module only draws and keeps the learner's shots in session state.
 """
 
 from __future__ import annotations
@@ -155,7 +155,8 @@ def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",)
     """Before fine-tuning: the pretrained model's top-5 ImageNet classes ("what it already
     knows"); after a fine-tune in this session: the fine-tuned model's task classes, from
     the first of `finetune_slots` with a finished image run (until then, `waiting` says
-    which Start fills the column)."""
+    which Start fills the column). Under both, what each model looks at (Grad-CAM) for its
+    top class, side by side."""
     st.subheader(t("try.title"))
     st.caption(t("try.intro"))
     image, caption, ready = _image_input(key)  # the picker across the page: every photo's name in view at 1280 px
@@ -167,10 +168,12 @@ def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",)
             st.image(image, caption=caption, width="stretch")
     if image is None:
         return
+    name = catalog.offline_default()
+    pretrained = catalog.backbone(name).pretrained_on == "imagenet"
+    found = next(filter(None, map(_finetuned_model, finetune_slots)), None)
     with before_col:
         st.markdown(f"**{t('try.before')}**")
-        name = catalog.offline_default()
-        if catalog.backbone(name).pretrained_on != "imagenet":
+        if not pretrained:
             st.info(t("try.no_imagenet"))
         else:
             with st.spinner(t("try.thinking")):
@@ -181,14 +184,74 @@ def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",)
                 st.caption(t("try.labels_english"))  # the names of ImageNet's classes, as the data has them
     with after_col:
         st.markdown(f"**{t('try.after')}**")
-        found = next(filter(None, map(_finetuned_model, finetune_slots)), None)
         if found is None:
             st.caption(t(waiting))
-            return
-        entry, dataset = found
-        _ranked([(class_title(dataset, name), p) for name, p in finetuned.class_probabilities(entry, image)])
-        st.caption(t("try.after_caption", n=len(entry.classes),
-                     backbone=translated(f"backbone.title.{entry.backbone}", catalog.backbone(entry.backbone).title)))
+        else:
+            entry, dataset, _ = found
+            _ranked([(class_title(dataset, name), p) for name, p in finetuned.class_probabilities(entry, image)])
+            st.caption(t("try.after_caption", n=len(entry.classes),
+                         backbone=translated(f"backbone.title.{entry.backbone}", catalog.backbone(entry.backbone).title)))
+    if pretrained or found is not None:
+        _class_maps(image, name if pretrained else "", found)
+
+
+# --- what it looks at: class activation maps (tlcore.explain) ----------------------------
+
+MAP_WIDTH = 240  # px: both maps and the bars above them fit a 1280 x 720 screen
+
+
+def _class_maps(image: np.ndarray, imagenet_name: str, found: tuple[finetuned.Finetuned, str, str] | None) -> None:
+    """Grad-CAM over the picture for the pretrained model's top ImageNet class and, after a
+    fine-tune, for the fine-tuned model's predicted class, in a row under the two columns."""
+    digest = hashlib.sha256(repr(image.shape).encode() + image.tobytes()).hexdigest()
+    intro_col, before_col, after_col = st.columns([2, 3, 3], gap="medium")
+    intro_col.caption(t("try.map_intro"))
+    maps = []  # (column, the cached map, its class's name, caption key)
+    if imagenet_name:
+        maps.append((before_col, lambda: _imagenet_map(imagenet_name, digest, image),
+                     lambda target: imagenet.categories()[target], "try.map_before"))
+    if found is not None:
+        entry, dataset, model_id = found
+        maps.append((after_col, lambda: _finetuned_map(model_id, digest, entry, image),
+                     lambda target: class_title(dataset, entry.classes[target]), "try.map_after"))
+    for col, compute, class_name, caption in maps:
+        with col:
+            try:
+                with st.spinner(t("try.map_thinking")):
+                    overlay, target, p, group, (h, w), flat = compute()
+            except ImportError:  # the grad-cam package (requirements.txt) is missing on this server
+                st.info(t("try.map_unavailable"))
+                continue
+            except Exception as error:  # noqa: BLE001 -- a model the map cannot be taken of: say why, keep the page
+                st.info(t("try.map_failed", reason=str(error)))
+                continue
+            text = t(caption, cls=class_name(target), p=p, group=group, h=h, w=w)
+            # A flat map (Grad-CAM keeps positive evidence only): say so, or a blue square looks like a fault
+            st.image(overlay, width=MAP_WIDTH, output_format="JPEG", caption=f"{text}. {t('try.map_flat')}" if flat else text)
+
+
+def _map_shown(cam) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
+    """A ClassMap as what the page keeps: the overlay's JPEG bytes, the class, its probability,
+    the layer group, its grid, and whether the map is flat (no part stands out)."""
+    return encoded(cam.overlay, "JPEG"), cam.target, cam.probability, cam.group, cam.grid, bool(cam.heat.max() <= 0)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _imagenet_map(name: str, digest: str, _image: np.ndarray) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
+    """The pretrained model's Grad-CAM for its top class, computed once per picture (keyed by the
+    picture's hash, not on every page run: a map is a forward and a backward pass)."""
+    from tlcore import explain
+
+    return _map_shown(explain.class_map(_imagenet_model(name), _image, size=224))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _finetuned_map(model_id: str, digest: str, _entry: finetuned.Finetuned,
+                   _image: np.ndarray) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
+    """The fine-tuned model's Grad-CAM for its predicted class, once per model and picture."""
+    from tlcore import explain
+
+    return _map_shown(explain.class_map(_entry.model, _image, size=_entry.image_size))
 
 
 @st.cache_resource(show_spinner=False)
@@ -204,17 +267,18 @@ def _imagenet_top(name: str, image: np.ndarray) -> list[tuple[str, float]]:
     return imagenet.top_k(_imagenet_model(name), image, k=5)
 
 
-def _finetuned_model(slot: str) -> tuple[finetuned.Finetuned, str] | None:
+def _finetuned_model(slot: str) -> tuple[finetuned.Finetuned, str, str] | None:
     """The model of the slot's last run, when it finished (only this session's own: the id is
     in its result), with its dataset's name (the classes are named in the learner's
-    language); of a race, its last run (page 1: fine-tuned from the pretrained weights)."""
+    language) and the model's id; of a race, its last run (page 1: fine-tuned from the
+    pretrained weights)."""
     current = job_id(slot)
     view = queue().get(current, owner(), heartbeat=False) if current else None
     if view is None or not view.runs:
         return None
     result = view.runs[-1].result or {}
     entry = finetuned.get(result.get("model_id"))
-    return (entry, view.configs[-1].dataset) if entry is not None else None
+    return (entry, view.configs[-1].dataset, result["model_id"]) if entry is not None else None
 
 
 # --- your own classes from the camera ----------------------------------------------------

@@ -116,6 +116,10 @@ def _warm_up() -> None:
                 estimate.calibrate(config)
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         logging.getLogger(__name__).info("warm-up skipped: %s", error)
+    try:  # "what it looks at" (tlcore.explain): grad-cam imports OpenCV and matplotlib, seconds on a busy CPU
+        import pytorch_grad_cam  # noqa: F401
+    except ImportError as error:  # the page says how to install it
+        logging.getLogger(__name__).info("grad-cam not warmed up: %s", error)
 
 
 _started = threading.Lock()

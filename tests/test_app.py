@@ -1014,6 +1014,40 @@ def test_page_1_after_column_fills_from_the_pages_own_experiment():
     assert any(b.startswith("cat:") for b in bars) and any(b.startswith("dog:") for b in bars), bars
 
 
+def caption_pattern(template: str) -> re.Pattern:
+    """A caption template of the i18n files ("looking for “{cls}” ({p:.0%})") as a regex."""
+    return re.compile(".+".join(re.escape(part) for part in re.split(r"\{[^}]*\}", template)))
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_try_it_shows_what_each_model_looks_at_side_by_side(lang):
+    """Under the two columns: Grad-CAM over the picture for the pretrained model's top
+    ImageNet class, and after a fine-tune for the fine-tuned model's class, captioned in
+    the learner's language; a flat map is said to be flat."""
+    if catalog.backbone(catalog.offline_default()).pretrained_on != "imagenet":
+        pytest.skip("the ImageNet backbone is not installed")
+    text = strings(lang)
+    before, after = caption_pattern(text["try.map_before"]), caption_pattern(text["try.map_after"])
+    at = app(run_fn=run_keeping_a_model, lang=lang)
+    ok(at)
+    assert any(c.value == text["try.map_intro"] for c in at.caption)
+    shown = image_captions(at)
+    assert not [c for c in shown if after.match(c)], shown
+    cat = [c for c in shown if before.match(c)]
+    assert len(cat) == 1 and any(name in cat[0] for name in ("Egyptian cat", "tiger cat", "tabby")), shown
+    assert "stage4, 7×7" in cat[0] and text["try.map_flat"] not in cat[0], cat  # the cat's map has a place that counts
+    at.button(key="exp_start").click().run()
+    assert wait_until_done(at, "experiment") == "done"
+    at.run()
+    ok(at)
+    shown = image_captions(at)
+    mapped = [c for c in shown if after.match(c)]
+    assert [c for c in shown if before.match(c)] and len(mapped) == 1, shown
+    assert "“cat”" in mapped[0] or "“dog”" in mapped[0], mapped
+    # The stand-in model: studio_resnet at 16 px, whose last feature map is one cell: nothing can stand out
+    assert "stage4, 1×1" in mapped[0] and mapped[0].endswith(text["try.map_flat"]), mapped
+
+
 def test_page_1_what_transfers_table_shows_all_its_columns():
     """A markdown table (it wraps its cells), not a dataframe that showed 2 of 7 columns at 1280 px."""
     from tlcore.experiments import transfer_contrast
