@@ -269,7 +269,15 @@ def test_a_lost_hub_fails_one_run_with_a_message_and_the_next_run_works(make_que
     # A hub whose process dies restarts (max_restarts): the same handle answers again.
     hub = q._hub
     ray.kill(hub, no_restart=False)
-    third = q.submit(RunConfig(), owner="alice")
+
+    def answers() -> bool:
+        try:
+            return ray.get(hub.ping.remote(), timeout=5) is not None
+        except (ray.exceptions.RayError, TimeoutError):
+            return False
+
+    assert wait_for(answers, timeout=60)  # restarted: the same handle answers again (a run during
+    third = q.submit(RunConfig(), owner="alice")  # the restart itself fails, as a lost hub does)
     assert wait_for(lambda: q.get(third, "alice").state == "done", timeout=60), q.get(third, "alice").runs[0].final
 
 

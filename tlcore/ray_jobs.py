@@ -82,8 +82,7 @@ class ClusterError(ConnectionError):
         self.reason = reason
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3)  # its process dies: Ray starts it again (empty),
-# and a call that met it restarting is sent again (ActorUnavailableError), not taken for a lost hub
+@ray.remote(num_cpus=0, max_restarts=-1)  # its process dies: Ray starts it again (empty)
 class EventHub:
     """The mailbox between the server and its runs on the cluster, keyed by run: events go
     up (the worker pushes, the server pulls), Stop goes down. One per queue, on the node the
