@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import plots
+from studio.feature_space import feature_space_panel
 from studio.frame import ensure_frame
 from studio.i18n import current_lang, lesson, t
 from studio.images_ui import try_image_panel
@@ -54,6 +55,11 @@ def first_layer_filters() -> None:
 
 
 first_layer_filters()
+# The default data through the pretrained and a random body; after the experiment below, its
+# fine-tuned body too (same data, validation split and size: val_per_class as EXPERIMENT's).
+feature_space_panel("pretraining", lambda: RunConfig(backbone=DEFAULTS["backbone"], dataset=DEFAULTS["dataset"],
+                                                     per_class=30, val_per_class=20, image_size=DEFAULTS["image_size"]),
+                    finetune_slots=("experiment",), expander=False)
 
 
 def transfer_contrast() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio.feature_space import feature_space_panel
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.images_ui import data_preview, try_image_panel
@@ -36,6 +37,7 @@ with settings:
         s = st.session_state
         st.caption(t("page3.rates", lr=f"{s['lr']:g}", mult=f"{s['head_lr_mult']:g}", decay=f"{s['layer_decay']:g}"))
     data_preview(choice.dataset, choice.data_root, ready=choice.ready)
+    feature_space_panel("finetune", lambda: config_from_state(choice) if choice.ready else None, finetune_slots=("finetune",))
 
 if active_elsewhere("finetune"):
     st.info(t("job.busy_elsewhere"))

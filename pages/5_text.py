@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio.feature_space import feature_space_panel
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, job_panel, live_panel, start_button
@@ -46,6 +47,7 @@ with finetune_tab:
         st.subheader(t("text.data"))
         data = data_ui(online)
         training_ui(data)
+    feature_space_panel("text", lambda: make_config(data, choice) if data.ready else None, finetune_slots=("text",))
     if active_elsewhere("text"):
         st.info(t("job.busy_elsewhere"))
     elif live != "text":

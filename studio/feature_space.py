@@ -1,0 +1,244 @@
+"""The feature space panel: the learner's training examples as the pretrained body, a random
+body of the same architecture and (after a fine-tune) the fine-tuned body see them, in 2-D,
+one colour per class, each point's picture (or sentence) on hover, and beside each the
+accuracy a probe reaches on those frozen features.
+
+The work (a few seconds of forward passes) is done by tlcore.embedding on its own background
+thread and kept there per backbone, dataset, size and seed: a page run only asks for it and
+draws what is ready. The learner starts it once with a button; while it is computed a
+fragment looks every second and the page is redrawn once when it is done. Changing the data
+or the projection afterwards starts the new view by itself.
+
+The hover thumbnails are Vega-Lite tooltips: vega-tooltip (in Streamlit's chart component)
+draws a tooltip field titled `image` as a picture, and one titled `title` as its heading.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import streamlit as st
+
+from studio import plots
+from studio.i18n import lesson, t, translated
+from studio.images_ui import class_title, encoded
+from studio.settings import bound
+from studio.state import callback, job_id, keep_settings, owner, queue, register_choices
+from tlcore import catalog, embedding, finetuned
+from tlcore.config import RunConfig
+
+SETTING = "features_method"
+register_choices({SETTING: embedding.methods_available})
+POLL_S = 1.0  # seconds between looks while a view is computed
+PANEL_PX = {2: 330, 3: 225}  # one panel's plot width for 2 or 3 panels: all fit the page at 1280 x 720
+PLOT_PX = 260  # plot height
+# One colour per class, the same in every panel (studio.plots' palette first, then three more).
+CLASS_COLOURS = (*plots._PALETTE, "#db2777", "#65a30d", "#475569")
+KIND_ORDER = ("pretrained", "random", "finetuned")
+
+
+def _wanted_key(key: str) -> str:
+    return f"features_wanted:{key}"
+
+
+def request_for(config: RunConfig, finetune_slots: Sequence[str] = ()) -> embedding.Request:
+    """The view of the data a run with `config` would train on: its backbone (the offline
+    fallback already applied by the page), dataset, split and size, in the learner's projection;
+    with the fine-tuned body of the first of `finetune_slots` that trained on the same data."""
+    base = embedding.Request(config.task, config.backbone, config.dataset, config.per_class, config.val_per_class,
+                             config.image_size if config.task == "image" else 0, config.seed, config.data_root,
+                             st.session_state.get(SETTING, "pca"), "", config.max_length)
+    model_id = _finetuned_id(base, finetune_slots)
+    return dataclasses.replace(base, finetuned_id=model_id) if model_id else base
+
+
+def _finetuned_id(base: embedding.Request, slots: Sequence[str]) -> str:
+    """The model id of the first slot's finished run that trained on this view's data (same
+    backbone, dataset, validation split and size) and is still on the shelf; else "".
+
+    Only this learner's own run: its id is in its result (as for "Try it"). The view's
+    validation examples are then the run's own held-out ones, never trained on."""
+    for slot in slots:
+        current = job_id(slot)
+        view = queue().get(current, owner(), heartbeat=False) if current else None
+        if view is None or not view.runs or view.state != "done":
+            continue
+        config, result = view.configs[-1], view.runs[-1].result or {}
+        model_id = result.get("model_id")
+        same = (config.task == base.task and config.backbone == base.backbone and config.dataset == base.dataset
+                and config.data_root == base.root and config.val_per_class == base.val_per_class
+                and config.seed == base.seed and (base.task == "text" or config.image_size == base.image_size))
+        if same and model_id and finetuned.get(model_id) is not None:
+            return model_id
+    return ""
+
+
+@callback
+def _want(key: str, wanted: bool) -> None:
+    st.session_state[_wanted_key(key)] = wanted
+
+
+def feature_space_panel(key: str, make: Callable[[], RunConfig | None], *, finetune_slots: Sequence[str] = (),
+                        expander: bool = True) -> None:
+    """The feature space of the training split that the run `make()` describes, under its
+    backbone's pretrained and random bodies (and the fine-tuned body of the first finished run
+    in `finetune_slots` on the same data), in an expander (or inline with `expander=False`).
+    Nothing is drawn while the settings describe no valid run (the Start button says why)."""
+    holder = st.empty()
+    with holder.container():  # an "invalid settings" message is the Start button's to say
+        config = make()
+    holder.empty()
+    if config is None:
+        return
+    task = config.task
+    box = st.expander(t("features.title"), icon=":material/scatter_plot:") if expander else st.container()
+    with box:
+        if not expander:
+            st.subheader(t("features.title"))
+        keep_settings({SETTING: "pca"}, group="features")
+        st.caption(t("features.intro_text" if task == "text" else "features.intro",
+                     n=min(config.per_class, embedding.MAX_PER_CLASS)))
+        if not st.session_state.get(_wanted_key(key), False):
+            st.button(t("features.show"), key=f"features_show:{key}", icon=":material/scatter_plot:",
+                      on_click=_want, args=(key, True), help=t("features.show_help"))
+            return
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        with left:
+            st.segmented_control(t("features.method"), embedding.methods_available(),
+                                 format_func=lambda m: t(f"features.method.{m}"), help=t("features.method_help"),
+                                 **bound(SETTING))
+        with right:
+            st.button(t("features.hide"), key=f"features_hide:{key}", on_click=_want, args=(key, False),
+                      icon=":material/visibility_off:")
+        _view_or_progress(key, request_for(config, finetune_slots))
+
+
+def _view_or_progress(key: str, request: embedding.Request) -> None:
+    spaces = embedding.shared_spaces()
+    status = spaces.status(request)
+    if status.state == "missing":
+        try:
+            status = spaces.start(request)
+        except embedding.Busy:
+            st.info(t("features.busy"), icon=":material/hourglass_top:")
+            return
+    if status.state == "running":
+        @st.fragment(run_every=POLL_S)
+        def wait() -> None:
+            if spaces.status(request).state != "running":
+                st.rerun()  # once: draw the view (or why not) outside the polling fragment
+            st.info(t("features.computing"), icon=":material/hourglass_top:")
+
+        wait()
+        return
+    if status.state == "failed":
+        st.warning(_why(status.error), icon=":material/error:")
+        st.button(t("features.retry"), key=f"features_retry:{key}", on_click=_retry, args=(request,))
+        return
+    draw_view(status.view, request)
+
+
+@callback
+def _retry(request: embedding.Request) -> None:
+    embedding.shared_spaces().start(request)
+
+
+def _why(error: BaseException | None) -> str:
+    from studio.i18n import explain_error
+
+    if isinstance(error, embedding.FinetunedGone):
+        return t("features.finetuned_gone")
+    return t("features.failed", reason=explain_error(error) if error is not None else "")
+
+
+# --- the picture --------------------------------------------------------------------------
+
+
+def _title(kind: str, space: embedding.Space) -> str:
+    return t(f"features.kind.{kind}", model=translated(f"backbone.title.{space.backbone}",
+                                                       catalog.backbone(space.backbone).title).split(" (")[0])
+
+
+def _axis(space: embedding.Space, method: str, i: int) -> str:
+    if space.explained is not None:
+        return t("features.axis_pca", i=i + 1, share=round(100 * space.explained[i]))
+    return t(f"features.axis.{method}", i=i + 1)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _thumbnails(data_key: tuple, _view: embedding.FeatureView) -> list[str]:
+    """Each training image as a PNG data URL (the tooltip's picture), encoded once per data set."""
+    return ["data:image/png;base64," + base64.b64encode(encoded(image)).decode("ascii") for image in _view.thumbs]
+
+
+def chart_spec(view: embedding.FeatureView, request: embedding.Request, lang_class) -> object:
+    """The Altair chart: one scatter per body side by side over one table (the thumbnails are sent
+    once), colours by class shared by every panel; clicking a class in the legend lights it up
+    in each panel."""
+    import altair as alt
+    import pandas as pd
+
+    names = [lang_class(c) for c in view.classes]
+    table = {"cls": [names[y] for y in view.labels]}
+    tooltip = [alt.Tooltip("cls:N", title="title")]  # vega-tooltip: "title" is the heading ...
+    if view.thumbs is not None:
+        table["image"] = _thumbnails(request.data_key(), view)
+        tooltip.append(alt.Tooltip("image:N", title="image"))  # ... and "image" is drawn as a picture
+    else:
+        table["sentence"] = list(view.texts)
+        tooltip.append(alt.Tooltip("sentence:N", title=t("features.sentence")))
+    kinds = [k for k in KIND_ORDER if k in view.spaces]
+    for kind in kinds:
+        coords = view.spaces[kind].coords
+        table[f"x_{kind}"], table[f"y_{kind}"] = coords[:, 0].tolist(), coords[:, 1].tolist()
+    data = pd.DataFrame(table)
+    picked = alt.selection_point(fields=["cls"], bind="legend")
+    colour = alt.Color("cls:N", title=t("features.class"),
+                       scale=alt.Scale(domain=names, range=[CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(len(names))]),
+                       legend=alt.Legend(orient="bottom", columns=min(5, len(names)), symbolSize=160))
+    width = PANEL_PX[3 if len(kinds) == 3 else 2]
+    panels = []
+    for kind in kinds:
+        space = view.spaces[kind]
+        subtitle = t("features.scores", probe=f"{100 * space.probe_acc:.0f}", ncm=f"{100 * space.ncm_acc:.0f}")
+        panels.append(alt.Chart(title=alt.TitleParams(_title(kind, space), subtitle=subtitle, anchor="start"))
+                      .mark_circle(size=70, stroke="white", strokeWidth=0.5)
+                      .encode(x=alt.X(f"x_{kind}:Q", title=_axis(space, view.method, 0), axis=alt.Axis(labels=False, ticks=False)),
+                              y=alt.Y(f"y_{kind}:Q", title=_axis(space, view.method, 1), axis=alt.Axis(labels=False, ticks=False)),
+                              color=colour, tooltip=tooltip,
+                              opacity=alt.condition(picked, alt.value(0.85), alt.value(0.08)))
+                      .add_params(picked).properties(width=width, height=PLOT_PX))
+    font = plots.FONT_PX
+    return (alt.hconcat(*panels, data=data, spacing=24)
+            .configure_axis(titleFontSize=font, labelFontSize=font, titleFontWeight="normal")
+            .configure_legend(titleFontSize=font, labelFontSize=font, labelLimit=160)
+            .configure_title(fontSize=font + 3, subtitleFontSize=font, subtitleColor="#334155")
+            .configure_view(strokeWidth=1, stroke="#cbd5e1"))
+
+
+def draw_view(view: embedding.FeatureView, request: embedding.Request) -> None:
+    """The panels, a line of what was measured, and what the picture means."""
+    if "pretrained" not in view.spaces:
+        st.info(t("features.no_pretrained"))
+    st.altair_chart(chart_spec(view, request, lambda c: class_title(view.dataset, c)), width="content", theme=None,
+                    key=f"features_chart:{request.task}:{request.dataset}:{len(view.spaces)}")
+    st.caption(_measured_line(view))
+    if "pretrained" in view.spaces and "random" in view.spaces:
+        gap = round(100 * view.gap)
+        st.markdown(t("features.gap" if gap >= 1 else "features.gap_none", gap=gap,
+                      pre=f"{100 * view.spaces['pretrained'].probe_acc:.0f}",
+                      rand=f"{100 * view.spaces['random'].probe_acc:.0f}"))
+    if "finetuned" in view.spaces:
+        st.caption(t("features.finetuned_note"))
+    with st.expander(t("features.read"), expanded=False):
+        for section in ("picture", "why", "probes"):
+            lesson("features", section, level=4)
+
+
+def _measured_line(view: embedding.FeatureView) -> str:
+    seconds = view.timings.get("total_s", 0.0)
+    return t("features.measured", n=len(view.labels), val=view.n_val, classes=len(view.classes),
+             method=t(f"features.method.{view.method}"), seconds=f"{seconds:.1f}",
+             dim=view.spaces[next(iter(view.spaces))].dim)
