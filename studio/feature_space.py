@@ -37,6 +37,10 @@ PLOT_PX = 260  # plot height
 # One colour per class, the same in every panel (studio.plots' palette first, then three more).
 CLASS_COLOURS = (*plots._PALETTE, "#db2777", "#65a30d", "#475569")
 KIND_ORDER = ("pretrained", "random", "finetuned")
+# vega-tooltip's own text is 11-13 px: the hover label at the charts' smallest size, its picture enlarged
+TOOLTIP_CSS = (f"<style>#vg-tooltip-element {{font-size: {plots.FONT_PX}px;}} "
+               f"#vg-tooltip-element h2 {{font-size: {plots.FONT_PX + 2}px;}} "
+               "#vg-tooltip-element img {width: 96px; height: 96px; image-rendering: auto;}</style>")
 
 
 def _wanted_key(key: str) -> str:
@@ -99,19 +103,19 @@ def feature_space_panel(key: str, make: Callable[[], RunConfig | None], *, finet
             st.subheader(t("features.title"))
         keep_settings({SETTING: "pca"}, group="features")
         st.caption(t("features.intro_text" if task == "text" else "features.intro",
-                     n=min(config.per_class, embedding.MAX_PER_CLASS)))
+                     n=min(config.per_class, embedding.MAX_PER_CLASS[task])))
         if not st.session_state.get(_wanted_key(key), False):
             st.button(t("features.show"), key=f"features_show:{key}", icon=":material/scatter_plot:",
                       on_click=_want, args=(key, True), help=t("features.show_help"))
             return
-        left, right = st.columns([3, 1], vertical_alignment="bottom")
-        with left:
+        method_col, hide_col = st.columns([2, 1], vertical_alignment="bottom")
+        with method_col:
             st.segmented_control(t("features.method"), embedding.methods_available(),
                                  format_func=lambda m: t(f"features.method.{m}"), help=t("features.method_help"),
                                  **bound(SETTING))
-        with right:
+        with hide_col:  # beside the picker, not at the chart's top right where its toolbar appears
             st.button(t("features.hide"), key=f"features_hide:{key}", on_click=_want, args=(key, False),
-                      icon=":material/visibility_off:")
+                      icon=":material/visibility_off:", type="tertiary")
         _view_or_progress(key, request_for(config, finetune_slots))
 
 
@@ -194,22 +198,26 @@ def chart_spec(view: embedding.FeatureView, request: embedding.Request, lang_cla
         coords = view.spaces[kind].coords
         table[f"x_{kind}"], table[f"y_{kind}"] = coords[:, 0].tolist(), coords[:, 1].tolist()
     data = pd.DataFrame(table)
-    picked = alt.selection_point(fields=["cls"], bind="legend")
+    picked = alt.selection_point(fields=["cls"], bind="legend", name="picked_class")
     colour = alt.Color("cls:N", title=t("features.class"),
                        scale=alt.Scale(domain=names, range=[CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(len(names))]),
                        legend=alt.Legend(orient="bottom", columns=min(5, len(names)), symbolSize=160))
     width = PANEL_PX[3 if len(kinds) == 3 else 2]
+    # The numbers on the axes mean nothing (only which points are near which): no tick labels;
+    # a margin inside the frame keeps every dot in it (a dot over the edge pushed its title up).
+    bare, inside = alt.Axis(labels=False, ticks=False), alt.Scale(zero=False, nice=False, padding=10)
     panels = []
     for kind in kinds:
         space = view.spaces[kind]
         subtitle = t("features.scores", probe=f"{100 * space.probe_acc:.0f}", ncm=f"{100 * space.ncm_acc:.0f}")
         panels.append(alt.Chart(title=alt.TitleParams(_title(kind, space), subtitle=subtitle, anchor="start"))
                       .mark_circle(size=70, stroke="white", strokeWidth=0.5)
-                      .encode(x=alt.X(f"x_{kind}:Q", title=_axis(space, view.method, 0), axis=alt.Axis(labels=False, ticks=False)),
-                              y=alt.Y(f"y_{kind}:Q", title=_axis(space, view.method, 1), axis=alt.Axis(labels=False, ticks=False)),
+                      .encode(x=alt.X(f"x_{kind}:Q", title=_axis(space, view.method, 0), scale=inside, axis=bare),
+                              y=alt.Y(f"y_{kind}:Q", title=_axis(space, view.method, 1), scale=inside, axis=bare),
                               color=colour, tooltip=tooltip,
                               opacity=alt.condition(picked, alt.value(0.85), alt.value(0.08)))
-                      .add_params(picked).properties(width=width, height=PLOT_PX))
+                      .properties(width=width, height=PLOT_PX))
+    panels[0] = panels[0].add_params(picked)  # one selection, read by every panel
     font = plots.FONT_PX
     return (alt.hconcat(*panels, data=data, spacing=24)
             .configure_axis(titleFontSize=font, labelFontSize=font, titleFontWeight="normal")
@@ -222,6 +230,7 @@ def draw_view(view: embedding.FeatureView, request: embedding.Request) -> None:
     """The panels, a line of what was measured, and what the picture means."""
     if "pretrained" not in view.spaces:
         st.info(t("features.no_pretrained"))
+    st.html(TOOLTIP_CSS)
     st.altair_chart(chart_spec(view, request, lambda c: class_title(view.dataset, c)), width="content", theme=None,
                     key=f"features_chart:{request.task}:{request.dataset}:{len(view.spaces)}")
     st.caption(_measured_line(view))

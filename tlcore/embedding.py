@@ -42,8 +42,10 @@ import torch
 from tlcore import catalog, datasets
 
 METHODS = ("pca", "tsne", "umap")  # 2-D projections; "umap" only where umap-learn is installed
-THUMB_PX = 48  # the hover thumbnail of each image point
-MAX_PER_CLASS = 50  # training examples per class in the picture: a few hundred points, seconds on a CPU
+THUMB_PX = 56  # the hover thumbnail of each image point (shown enlarged)
+# Training examples per class in the picture, at most: a few hundred points, seconds on a CPU
+# (an image costs a body's forward pass; a sentence far less).
+MAX_PER_CLASS = {"image": 50, "text": 100}
 MAX_SENTENCE_CHARS = 160  # a sentence in a hover label, cut beyond this
 
 
@@ -230,7 +232,7 @@ def _probes(train_x, train_y, val_x, val_y, seed: int) -> tuple[float, float]:
 @dataclass(frozen=True)
 class Request:
     """What a feature view shows; also its cache key. Training examples per class are capped
-    at MAX_PER_CLASS (a few hundred points in all)."""
+    at MAX_PER_CLASS[task] (a few hundred points in all)."""
 
     task: str  # "image" or "text"
     backbone: str
@@ -245,8 +247,11 @@ class Request:
     max_length: int = 64  # text: tokens per sentence
 
     def data_key(self) -> tuple:
-        return (self.task, self.dataset, min(self.per_class, MAX_PER_CLASS), self.val_per_class, self.image_size,
-                self.seed, self.root)
+        return (self.task, self.dataset, self.shown_per_class, self.val_per_class, self.image_size, self.seed, self.root)
+
+    @property
+    def shown_per_class(self) -> int:
+        return min(self.per_class, MAX_PER_CLASS[self.task])
 
 
 def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable[[], torch.nn.Module]]]:
@@ -321,7 +326,7 @@ def _embed(request: Request, kind: str, name: str, build: Callable[[], torch.nn.
 def load_data(request: Request):
     """The training and validation split the view shows: the same loader and split rule as a
     run (validation first, seeded), so a run's validation examples are the view's."""
-    return catalog.load_dataset(request.dataset, per_class=min(request.per_class, MAX_PER_CLASS),
+    return catalog.load_dataset(request.dataset, per_class=request.shown_per_class,
                                 val_per_class=request.val_per_class, image_size=request.image_size,
                                 seed=request.seed, root=request.root)
 

@@ -1,0 +1,195 @@
+"""The feature space panel on pages 1, 3 and 5, driven without a browser (AppTest).
+
+Contracts: each panel renders in English and Korean; nothing is computed until the learner
+asks (one button), then the page asks the background worker and returns at once; the view
+is drawn as one chart whose hover labels carry each image (or sentence), titled in the
+learner's language with the probes' accuracies, and the gap between pretrained and random
+features said in words; after a fine-tune on the same data the fine-tuned body is the third
+panel; a failure is said in words with a way to try again, never a traceback.
+
+The forward passes are replaced by a stub view (tlcore.embedding is tested for real in
+tests/test_embedding.py), so these tests check the page, in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.test_app import app, fake_run, ok, wait_until_done
+from tlcore import catalog, embedding, finetuned
+from tlcore.events import Done
+from tlcore.jobs import JobQueue
+
+ROOT = Path(__file__).resolve().parent.parent
+FASHION = ("T-shirt/top", "Trouser", "Pullover")
+ASKED: list[embedding.Request] = []
+
+
+def stub_view(request: embedding.Request) -> embedding.FeatureView:
+    """A view with the shape of the real one: 3 classes x 4 examples, PCA, 2 or 3 bodies."""
+    ASKED.append(request)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 4)
+    kinds = {"pretrained": 0.8, "random": 0.5} | ({"finetuned": 0.9} if request.finetuned_id else {})
+    spaces = {kind: embedding.Space(kind, rng.normal(size=(12, 2)).astype(np.float32), acc, acc - 0.1, 1280,
+                                    (0.3, 0.1) if request.method == "pca" else None, 0.5, request.backbone) for kind, acc in kinds.items()}
+    if request.task == "text":
+        return embedding.FeatureView("text", request.dataset, ("negative", "positive", "neutral"), labels, spaces,
+                                     request.method, 6, texts=tuple(f"sentence {i}" for i in range(12)),
+                                     timings={"total_s": 1.5})
+    thumbs = np.full((12, embedding.THUMB_PX, embedding.THUMB_PX, 3), 128, np.uint8)
+    return embedding.FeatureView("image", request.dataset, FASHION, labels, spaces, request.method, 6, thumbs=thumbs,
+                                 timings={"total_s": 1.5})
+
+
+@pytest.fixture(autouse=True)
+def stub_worker(monkeypatch):
+    spaces = embedding.FeatureSpaces(stub_view, nice=0)
+    monkeypatch.setattr(embedding, "shared_spaces", lambda: spaces)
+    ASKED.clear()
+    yield spaces
+
+
+def strings(lang: str) -> dict:
+    return json.loads((ROOT / "assets" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def chart_rows(at: AppTest) -> list[dict]:
+    """The table under the last chart (Streamlit sends it beside the spec, as Arrow)."""
+    import pyarrow as pa
+
+    chart = at.get("vega_lite_chart")[-1]
+    return pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pylist()
+
+
+def show(at: AppTest, key: str, timeout: float = 20.0) -> dict:
+    """Press "Show the feature space" and rerun until the chart is drawn; its Vega-Lite spec."""
+    at.button(key=f"features_show:{key}").click().run()
+    ok(at)
+    deadline = time.monotonic() + timeout
+    while not charts(at):
+        assert time.monotonic() < deadline, "no feature space chart"
+        time.sleep(0.05)
+        at.run()
+        ok(at)
+    return charts(at)[-1]
+
+
+def titles(spec: dict) -> list[str]:
+    return [panel["title"]["text"] for panel in spec["hconcat"]]
+
+
+PANELS = [("pages/1_pretraining.py", "pretraining"), ("pages/3_finetune.py", "finetune"), ("pages/5_text.py", "text")]
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+@pytest.mark.parametrize("page,key", PANELS)
+def test_each_panel_shows_the_feature_space_in_both_languages(page, key, lang):
+    text = strings(lang)
+    at = app(page)
+    ok(at)
+    assert not ASKED and not charts(at)  # nothing is computed before the learner asks
+    spec = show(at, key)
+    if lang == "ko":
+        # The language switch of the sidebar, as a learner does it. (AppTest cannot rerun pages 3 and 5
+        # opened in Korean: it re-sends each widget's value through its format function in English.)
+        at.radio(key="w:lang").set_value("ko").run()
+        ok(at)
+        spec = charts(at)[-1]  # the view is kept: drawn again at once, now in Korean
+    found = [e for e in [*at.subheader, *at.expander] if getattr(e, "value", None) == text["features.title"]
+             or getattr(e.proto, "label", None) == text["features.title"]]
+    assert found, "the panel's title in the learner's language"
+    request = ASKED[-1]
+    assert request.method == "pca" and request.task == ("text" if key == "text" else "image")
+    assert [t.split(", ")[-1] for t in titles(spec)] == [text["features.kind.pretrained"].split(", ")[-1],
+                                                         text["features.kind.random"].split(", ")[-1]]
+    subtitle = spec["hconcat"][0]["title"]["subtitle"]
+    assert subtitle == text["features.scores"].format(probe="80", ncm="70")
+    tooltip = {t["title"] for t in spec["hconcat"][0]["encoding"]["tooltip"]}
+    if key == "text":
+        assert tooltip == {"title", text["features.sentence"]}
+    else:
+        assert tooltip == {"title", "image"}  # vega-tooltip draws the field titled "image" as a picture
+        data = chart_rows(at)
+        assert len(data) == 12
+        assert all(row["image"].startswith("data:image/png;base64,") for row in data)
+        if request.dataset == "fashion_mnist" and lang == "ko":
+            assert {row["cls"] for row in data} == {"티셔츠/상의", "바지", "풀오버"}  # class names translated
+    gap = text["features.gap"].split("{gap}")[0]
+    assert any(m.value.startswith(gap) for m in at.markdown), "the gap said in words"
+    assert all(spec["config"][part]["labelFontSize"] >= 14 for part in ("axis", "legend"))
+
+
+def test_the_projection_can_be_changed_and_the_view_hidden():
+    at = app("pages/1_pretraining.py")
+    show(at, "pretraining")
+    at.button_group(key="w:features_method").set_value("tsne").run()
+    deadline = time.monotonic() + 20
+    while ASKED[-1].method != "tsne" or not charts(at) or "t-SNE" not in json.dumps(charts(at)[-1]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        at.run()
+    ok(at)
+    at.button(key="features_hide:pretraining").click().run()
+    assert not charts(at) and at.button(key="features_show:pretraining")
+
+
+def test_after_a_fine_tune_on_the_same_data_its_body_is_the_third_panel():
+    model_id = finetuned.keep(catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32), ["cat", "dog"],
+                              32, "studio_resnet")
+
+    def run_keeping_a_model(config, emit, should_stop):
+        def with_model(event):
+            if isinstance(event, Done):
+                event.result["model_id"] = model_id
+            emit(event)
+
+        return fake_run(config, with_model, should_stop)
+
+    at = app("pages/3_finetune.py", queue=JobQueue(run_keeping_a_model))
+    at.button(key="start").click().run()
+    assert wait_until_done(at, "finetune") == "done"
+    at.run()
+    spec = show(at, "finetune")
+    assert ASKED[-1].finetuned_id == model_id
+    assert len(spec["hconcat"]) == 3 and titles(spec)[2].endswith(strings("en")["features.kind.finetuned"].split(", ")[-1])
+    assert any(c.value == strings("en")["features.finetuned_note"] for c in at.caption)
+
+
+def test_a_failed_view_is_said_in_words_and_can_be_tried_again(stub_worker, monkeypatch):
+    calls = []
+
+    def failing_once(request):
+        calls.append(request)
+        if len(calls) == 1:
+            raise embedding.FinetunedGone("gone")
+        return stub_view(request)
+
+    monkeypatch.setattr(stub_worker, "_compute", failing_once)
+    at = app("pages/1_pretraining.py")
+    at.radio(key="w:lang").set_value("ko").run()
+    at.button(key="features_show:pretraining").click().run()
+    deadline = time.monotonic() + 20
+    while not at.warning:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        at.run()
+    ok(at)
+    assert at.warning[0].value == strings("ko")["features.finetuned_gone"]
+    at.button(key="features_retry:pretraining").click().run()
+    deadline = time.monotonic() + 20
+    while not charts(at):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        at.run()
+    ok(at)
