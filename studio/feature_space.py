@@ -32,7 +32,7 @@ from tlcore.config import RunConfig
 SETTING = "features_method"
 register_choices({SETTING: embedding.methods_available})
 POLL_S = 1.0  # seconds between looks while a view is computed
-PANEL_PX = {2: 330, 3: 225}  # one panel's plot width for 2 or 3 panels: all fit the page at 1280 x 720
+PANEL_PX = {2: 300, 3: 200}  # one panel's plot width for 2 or 3 panels: all fit the page at 1280 x 720
 PLOT_PX = 260  # plot height
 # One colour per class, the same in every panel (studio.plots' palette first, then three more).
 CLASS_COLOURS = (*plots._PALETTE, "#db2777", "#65a30d", "#475569")
@@ -74,7 +74,9 @@ def _finetuned_id(base: embedding.Request, slots: Sequence[str]) -> str:
         same = (config.task == base.task and config.backbone == base.backbone and config.dataset == base.dataset
                 and config.data_root == base.root and config.val_per_class == base.val_per_class
                 and config.seed == base.seed and (base.task == "text" or config.image_size == base.image_size))
-        if same and model_id and finetuned.get(model_id) is not None:
+        entry = finetuned.get(model_id) if same and model_id else None
+        # a LoRA text model's features are not read apart from its adapters: no third view of it
+        if entry is not None and getattr(entry.model, "can_cache_features", lambda: True)():
             return model_id
     return ""
 
@@ -160,11 +162,6 @@ def _why(error: BaseException | None) -> str:
 # --- the picture --------------------------------------------------------------------------
 
 
-def _title(kind: str, space: embedding.Space) -> str:
-    return t(f"features.kind.{kind}", model=translated(f"backbone.title.{space.backbone}",
-                                                       catalog.backbone(space.backbone).title).split(" (")[0])
-
-
 def _axis(space: embedding.Space, method: str, i: int) -> str:
     if space.explained is not None:
         return t("features.axis_pca", i=i + 1, share=round(100 * space.explained[i]))
@@ -209,8 +206,9 @@ def chart_spec(view: embedding.FeatureView, request: embedding.Request, lang_cla
     panels = []
     for kind in kinds:
         space = view.spaces[kind]
-        subtitle = t("features.scores", probe=f"{100 * space.probe_acc:.0f}", ncm=f"{100 * space.ncm_acc:.0f}")
-        panels.append(alt.Chart(title=alt.TitleParams(_title(kind, space), subtitle=subtitle, anchor="start"))
+        # short lines: a panel is as wide as its title (a long one pushed the third panel off the page)
+        subtitle = [t("features.probe", acc=f"{100 * space.probe_acc:.0f}"), t("features.ncm", acc=f"{100 * space.ncm_acc:.0f}")]
+        panels.append(alt.Chart(title=alt.TitleParams(t(f"features.kind.{kind}"), subtitle=subtitle, anchor="start"))
                       .mark_circle(size=70, stroke="white", strokeWidth=0.5)
                       .encode(x=alt.X(f"x_{kind}:Q", title=_axis(space, view.method, 0), scale=inside, axis=bare),
                               y=alt.Y(f"y_{kind}:Q", title=_axis(space, view.method, 1), scale=inside, axis=bare),
@@ -231,6 +229,8 @@ def draw_view(view: embedding.FeatureView, request: embedding.Request) -> None:
     if "pretrained" not in view.spaces:
         st.info(t("features.no_pretrained"))
     st.html(TOOLTIP_CSS)
+    backbone = view.spaces[next(iter(view.spaces))].backbone
+    st.markdown(t("features.backbone", model=translated(f"backbone.title.{backbone}", catalog.backbone(backbone).title)))
     st.altair_chart(chart_spec(view, request, lambda c: class_title(view.dataset, c)), width="content", theme=None,
                     key=f"features_chart:{request.task}:{request.dataset}:{len(view.spaces)}")
     st.caption(_measured_line(view))

@@ -111,10 +111,9 @@ def test_each_panel_shows_the_feature_space_in_both_languages(page, key, lang):
     assert found, "the panel's title in the learner's language"
     request = ASKED[-1]
     assert request.method == "pca" and request.task == ("text" if key == "text" else "image")
-    assert [t.split(", ")[-1] for t in titles(spec)] == [text["features.kind.pretrained"].split(", ")[-1],
-                                                         text["features.kind.random"].split(", ")[-1]]
+    assert titles(spec) == [text["features.kind.pretrained"], text["features.kind.random"]]
     subtitle = spec["hconcat"][0]["title"]["subtitle"]
-    assert subtitle == text["features.scores"].format(probe="80", ncm="70")
+    assert subtitle == [text["features.probe"].format(acc="80"), text["features.ncm"].format(acc="70")]
     tooltip = {t["title"] for t in spec["hconcat"][0]["encoding"]["tooltip"]}
     if key == "text":
         assert tooltip == {"title", text["features.sentence"]}
@@ -162,7 +161,7 @@ def test_after_a_fine_tune_on_the_same_data_its_body_is_the_third_panel():
     at.run()
     spec = show(at, "finetune")
     assert ASKED[-1].finetuned_id == model_id
-    assert len(spec["hconcat"]) == 3 and titles(spec)[2].endswith(strings("en")["features.kind.finetuned"].split(", ")[-1])
+    assert titles(spec) == [strings("en")[f"features.kind.{k}"] for k in ("pretrained", "random", "finetuned")]
     assert any(c.value == strings("en")["features.finetuned_note"] for c in at.caption)
 
 

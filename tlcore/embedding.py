@@ -254,6 +254,16 @@ class Request:
         return min(self.per_class, MAX_PER_CLASS[self.task])
 
 
+@contextlib.contextmanager
+def _seeded(seed: int):
+    """Draw a body's random weights from `seed` (the random body is the same for everyone who asks)
+    and give torch's global random stream back as it was: this runs on its own thread beside the
+    training worker, whose seeded runs draw their heads' weights and dropout from that stream."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable[[], torch.nn.Module]]]:
     """(kind, backbone that really runs, builder) for the pretrained and the random body."""
     if request.task == "text":
@@ -262,16 +272,16 @@ def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable
         name, pretrained, _ = resolve_text_pretrained(request.backbone, "auto")
 
         def text_body(flag: bool):
-            torch.manual_seed(request.seed)  # the random body is the same draw for everyone
-            return build_text_model(name, num_classes, pretrained=flag)
+            with _seeded(request.seed):
+                return build_text_model(name, num_classes, pretrained=flag)
 
         bodies = [("random", name, lambda: text_body(False))]
         return ([("pretrained", name, lambda: text_body(True))] if pretrained else []) + bodies
     name, pretrained, _ = catalog.resolve_pretrained(request.backbone, "auto")
 
     def image_body(flag: bool):
-        torch.manual_seed(request.seed)
-        return catalog.build_model(name, num_classes, pretrained=flag, image_size=request.image_size)
+        with _seeded(request.seed):
+            return catalog.build_model(name, num_classes, pretrained=flag, image_size=request.image_size)
 
     bodies = [("random", name, lambda: image_body(False))]
     return ([("pretrained", name, lambda: image_body(True))] if pretrained else []) + bodies
@@ -479,3 +489,81 @@ def shared_spaces() -> FeatureSpaces:
         if _shared is None:
             _shared = FeatureSpaces()
         return _shared
+
+
+# ----------------------------------------------------------------------------- from a terminal
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tlcore.embedding`: the figures of a feature view, for the README and the note.
+
+    Per seed: both probes for the pretrained and the random body, and the time of a cold view
+    (data, both bodies built, forward passes, projection, probes), of the same view again with
+    its features kept (projection and probes only), and of a view the worker has kept (a
+    lookup). The baseline, measured in the same process, is one plain forward pass of the
+    pretrained model over the same images: a busy machine slows both alike."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tlcore.embedding", description=main.__doc__.split("\n")[0])
+    parser.add_argument("--task", default="image", choices=("image", "text"), help="image or text")
+    parser.add_argument("--backbone", default="", help="registry name (default: the offline default of the task)")
+    parser.add_argument("--dataset", default="", help="registry name (default: the app's default of the task)")
+    parser.add_argument("--per-class", type=int, default=30, help="training examples per class shown")
+    parser.add_argument("--val-per-class", type=int, default=20, help="validation examples per class scored")
+    parser.add_argument("--image-size", type=int, default=96, help="images: pixels a side")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (data split and random body)")
+    parser.add_argument("--method", default="pca", choices=METHODS, help="2-D projection")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: what the app's server gives work beside pages on a 2-core CPU)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from tlcore import presets
+
+    preset = presets.image() if args.task == "image" else presets.text()
+    backbone, dataset = args.backbone or preset.backbone, args.dataset or preset.dataset
+    for seed in (int(s) for s in args.seeds.split(",")):
+        request = Request(args.task, backbone, dataset, args.per_class, args.val_per_class,
+                          args.image_size if args.task == "image" else 0, seed, method=args.method)
+        spaces = FeatureSpaces(nice=0)
+        t0 = time.perf_counter()
+        spaces.start(request)
+        status = spaces.wait(request, timeout=3600)
+        cold = time.perf_counter() - t0
+        if status.state != "done":
+            raise SystemExit(f"failed: {status.error}")
+        view = status.view
+        t1 = time.perf_counter()
+        feature_view(request)  # the features are kept: projection and probes again
+        warm = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        spaces.status(request)
+        kept = time.perf_counter() - t2
+        baseline = _forward_baseline(request) if args.task == "image" else float("nan")
+        pre, rand = view.spaces.get("pretrained"), view.spaces["random"]
+        print(f"seed {seed}: {backbone} on {dataset}, {len(view.labels)} train / {view.n_val} val, {args.method}")
+        for space in filter(None, (pre, rand)):
+            print(f"  {space.kind:10s} linear probe {space.probe_acc:.3f}  nearest class mean {space.ncm_acc:.3f}  "
+                  f"({space.dim} features, embedded in {space.embed_s:.2f} s)")
+        if pre is not None:
+            print(f"  gap (pretrained - random): linear probe {100 * (pre.probe_acc - rand.probe_acc):+.1f} points, "
+                  f"nearest class mean {100 * (pre.ncm_acc - rand.ncm_acc):+.1f} points")
+        print(f"  cold view {cold:.2f} s ({', '.join(f'{k} {v:.2f}' for k, v in view.timings.items())}); "
+              f"features kept {warm:.2f} s; view kept {1000 * kept:.3f} ms; "
+              f"baseline forward pass {baseline:.2f} s (cold / baseline {cold / baseline:.1f}x)")
+
+
+def _forward_baseline(request: Request) -> float:
+    """Seconds of one plain forward pass of the pretrained model over the view's train + val images."""
+    data = load_data(request)
+    name, pretrained, _ = catalog.resolve_pretrained(request.backbone, "auto")
+    model = catalog.build_model(name, data.num_classes, pretrained=pretrained, image_size=request.image_size).eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for x in (data.train_x, data.val_x):
+            for i in range(0, len(x), 256):
+                model(x[i:i + 256])
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    main()
