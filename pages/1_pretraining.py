@@ -59,7 +59,7 @@ first_layer_filters()
 # fine-tuned body too (same data, validation split and size: val_per_class as EXPERIMENT's).
 feature_space_panel("pretraining", lambda: RunConfig(backbone=DEFAULTS["backbone"], dataset=DEFAULTS["dataset"],
                                                      per_class=30, val_per_class=20, image_size=DEFAULTS["image_size"]),
-                    finetune_slots=("experiment",), expander=False)
+                    finetune_slots=("experiment",), expander=False, prefetch=True)
 
 
 def transfer_contrast() -> None:

@@ -87,11 +87,14 @@ def _want(key: str, wanted: bool) -> None:
 
 
 def feature_space_panel(key: str, make: Callable[[], RunConfig | None], *, finetune_slots: Sequence[str] = (),
-                        expander: bool = True) -> None:
+                        expander: bool = True, prefetch: bool = False) -> None:
     """The feature space of the training split that the run `make()` describes, under its
     backbone's pretrained and random bodies (and the fine-tuned body of the first finished run
     in `finetune_slots` on the same data), in an expander (or inline with `expander=False`).
-    Nothing is drawn while the settings describe no valid run (the Start button says why)."""
+    Nothing is drawn while the settings describe no valid run (the Start button says why).
+
+    prefetch: start computing the view when the panel is first drawn, before the learner asks
+    (page 1's view is the same for everyone: computed once per server, ready by the click)."""
     holder = st.empty()
     with holder.container():  # an "invalid settings" message is the Start button's to say
         config = make()
@@ -107,6 +110,8 @@ def feature_space_panel(key: str, make: Callable[[], RunConfig | None], *, finet
         st.caption(t("features.intro_text" if task == "text" else "features.intro",
                      n=min(config.per_class, embedding.MAX_PER_CLASS[task])))
         if not st.session_state.get(_wanted_key(key), False):
+            if prefetch:
+                _prefetch(request_for(config, finetune_slots))
             st.button(t("features.show"), key=f"features_show:{key}", icon=":material/scatter_plot:",
                       on_click=_want, args=(key, True), help=t("features.show_help"))
             return
@@ -119,6 +124,16 @@ def feature_space_panel(key: str, make: Callable[[], RunConfig | None], *, finet
             st.button(t("features.hide"), key=f"features_hide:{key}", on_click=_want, args=(key, False),
                       icon=":material/visibility_off:", type="tertiary")
         _view_or_progress(key, request_for(config, finetune_slots))
+
+
+def _prefetch(request: embedding.Request) -> None:
+    """Start the view in the background if nobody has (returns at once; a busy worker is left alone)."""
+    spaces = embedding.shared_spaces()
+    if spaces.status(request).state == "missing":
+        try:
+            spaces.start(request)
+        except embedding.Busy:
+            pass
 
 
 def _view_or_progress(key: str, request: embedding.Request) -> None:
