@@ -163,7 +163,10 @@ def _view_or_progress(key: str, request: embedding.Request) -> None:
 
 @callback
 def _retry(request: embedding.Request) -> None:
-    embedding.shared_spaces().start(request)
+    try:
+        embedding.shared_spaces().start(request)
+    except embedding.Busy:  # the next page run asks again (and says so if the worker is still full)
+        pass
 
 
 def _why(error: BaseException | None) -> str:
