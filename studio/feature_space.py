@@ -255,10 +255,10 @@ def draw_view(view: embedding.FeatureView, request: embedding.Request) -> None:
     if "pretrained" not in view.spaces:
         st.info(t("features.no_pretrained"))
     st.html(TOOLTIP_CSS)
-    backbone = view.spaces[next(iter(view.spaces))].backbone
-    st.markdown(t("features.backbone", model=translated(f"backbone.title.{backbone}", catalog.backbone(backbone).title)))
     st.vega_lite_chart(spec=_spec(request, current_lang(), view), width="content", theme=None,
                        key=f"features_chart:{request.task}:{request.dataset}:{len(view.spaces)}")
+    backbone = view.spaces[next(iter(view.spaces))].backbone  # under the chart: its toolbar covers the line above
+    st.markdown(t("features.backbone", model=translated(f"backbone.title.{backbone}", catalog.backbone(backbone).title)))
     st.caption(_measured_line(view))
     if "pretrained" in view.spaces and "random" in view.spaces:
         gap = round(100 * view.gap)
