@@ -18,8 +18,8 @@ from studio.jobs_ui import (
 )
 from studio.settings import bound
 from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, training_ui
-from tlcore import report
-from tlcore.jobs import JobView
+from tlcore.lab import report
+from tlcore.serve.jobs import JobView
 
 ensure_frame()
 st.title(t("page4.title"))

@@ -9,7 +9,7 @@ from studio.frame import ensure_frame
 from studio.i18n import t
 from studio.jobs_ui import duration
 from studio.teacher import class_runs
-from tlcore import caps
+from tlcore.serve import caps
 
 ensure_frame()
 st.title(t("class.title"))

@@ -17,10 +17,10 @@ import streamlit as st
 from studio import i18n, teacher
 from studio.i18n import t
 from studio.state import keep_settings, owner, queue, remember_learner
-from tlcore.backbones import host_reachable
-from tlcore.catalog import backbone as get_backbone
-from tlcore.catalog import offline_default, weights_cached
-from tlcore.device import describe_device
+from tlcore.models.backbones import host_reachable
+from tlcore.models.catalog import backbone as get_backbone
+from tlcore.models.catalog import offline_default, weights_cached
+from tlcore.train.device import describe_device
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 # The browser tab's icon, served by the app itself: a Material icon name (":material/school:")

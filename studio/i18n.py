@@ -108,7 +108,7 @@ def lesson(name: str, key: str, *, level: int = 3, expanded: bool | None = None)
 
 
 def explain(key: str | None, values: dict | None, english: str) -> str:
-    """An engine message (tlcore.messages) in the current language: its translation from
+    """An engine message (tlcore.core.messages) in the current language: its translation from
     `engine.<key>`, else the engine's own English."""
     text = strings(current_lang()).get(f"engine.{key}") if key else None
     if text is None:
@@ -122,16 +122,16 @@ def explain(key: str | None, values: dict | None, english: str) -> str:
 
 
 def explain_error(error: BaseException | object) -> str:
-    """An engine error, or a value that carries a message (tlcore.messages.Reason), in the
+    """An engine error, or a value that carries a message (tlcore.core.messages.Reason), in the
     current language; anything else as it is."""
-    from tlcore.messages import message_of
+    from tlcore.core.messages import message_of
 
     message = message_of(error)
     return explain(message.key, message.values, str(error)) if message else str(error)
 
 
 def _translated(value):
-    from tlcore.messages import message_of
+    from tlcore.core.messages import message_of
 
     return explain_error(value) if message_of(value) else value
 

@@ -22,11 +22,12 @@ import streamlit as st
 from studio import plots, takeaway
 from studio.i18n import current_lang, explain, explain_error, t
 from studio.state import callback, held_messages, job_id, owner, queue, replay_messages, say, set_job_id
-from tlcore import estimate, metrics
-from tlcore.config import RunConfig
-from tlcore.events import Cancelled, Done, Failed, HistorySnapshot
-from tlcore.jobs import AddressLimitError, JobLimitError, JobView
-from tlcore.messages import LearnerError
+from tlcore.core import metrics
+from tlcore.core.events import Cancelled, Done, Failed, HistorySnapshot
+from tlcore.core.messages import LearnerError
+from tlcore.serve import estimate
+from tlcore.serve.jobs import AddressLimitError, JobLimitError, JobView
+from tlcore.train.config import RunConfig
 
 POLL_S = 1.0  # seconds between redraws; a Stop click reruns at once, so it need not be short
 # While waiting, only the queue position can change: a class of 30 waiting would otherwise
@@ -539,7 +540,7 @@ def draw_results(view: JobView) -> None:
                   f"end:{view.id}:drift")
         else:
             st.caption(t("results.no_drift"))
-    # A run read back from the server's store (tlcore.store) has its images back as PNG decodes;
+    # A run read back from the server's store (tlcore.serve.store) has its images back as PNG decodes;
     # one whose image could not be kept is left out rather than drawn as a broken image.
     wrong = [item for item in result.get("misclassified") or [] if item.get("image") is not None]
     st.markdown(f"**{t('results.mistakes')}**")

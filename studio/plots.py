@@ -7,7 +7,7 @@ and axis labels, so the pages stay thin and the charts can be tested without a b
 Text on the charts goes through `t(key)`: pass the app's translation function to get
 Korean labels; the default gives the English in `LABELS`.
 
-Not for: computing metrics (tlcore.trainer, tlcore.events) or any Streamlit code.
+Not for: computing metrics (tlcore.train.trainer, tlcore.core.events) or any Streamlit code.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tlcore.events import HistorySnapshot
-from tlcore.metrics import human
+from tlcore.core.events import HistorySnapshot
+from tlcore.core.metrics import human
 
 # English chart text; the app's i18n files carry the same keys ("plot.*") in each language.
 LABELS: dict[str, str] = {
@@ -382,7 +382,7 @@ MATRIX_TEXT_PX = 16  # cell text on a projector: 14 px at the least
 def matrix_figure(verdicts: Sequence[Mapping], t: Translate = _english) -> go.Figure:
     """The 2x2 matrix as measured: colour = the best accuracy, text = the strategy that
     reached it and whether the rule's recommendation agrees (verdicts from
-    tlcore.experiments.cell_verdicts, which compare accuracies, not names).
+    tlcore.lab.experiments.cell_verdicts, which compare accuracies, not names).
 
     Each number carries its spread over seeds (± one standard deviation) where the verdict
     has it, so a "tie" can be checked on the chart; when the best is not the rule's own
@@ -423,7 +423,7 @@ def filters_figure(pretrained: np.ndarray | None, random: np.ndarray, t: Transla
                    zoom: int = 6) -> go.Figure:
     """First-layer filters as image tiles, pretrained beside random.
 
-    pretrained / random: (num_filters, k, k, 3) floats in [0, 1] (tlcore.experiments);
+    pretrained / random: (num_filters, k, k, 3) floats in [0, 1] (tlcore.lab.experiments);
     pretrained may be None when the offline weights are not installed.
     """
     panels = [(t("plot.filters.pretrained"), pretrained), (t("plot.filters.random"), random)]

@@ -1,8 +1,8 @@
 """Teacher mode and settings links: the teacher's side of a class.
 
 - The teacher unlocks teacher mode with the secret from the class file or the server's
-  environment (tlcore.caps; never a built-in password, at least 12 characters). Wrong
-  secrets are limited per client address and for the whole server (tlcore.limiter), never
+  environment (tlcore.serve.caps; never a built-in password, at least 12 characters). Wrong
+  secrets are limited per client address and for the whole server (tlcore.serve.limiter), never
   per cookie: a browser chooses its cookies.
 - Teacher mode belongs to the browser tab that unlocked it: a random grant kept on the
   server and in that session's state (which no client message can write), checked against
@@ -30,11 +30,12 @@ import streamlit as st
 
 from studio.i18n import t, translated
 from studio.state import CHOICES, DEFAULTS, _session_id, _valid, callback, holds, learners, owner, queue
-from tlcore import caps, catalog
-from tlcore.config import RunConfig
-from tlcore.jobs import JobSummary, nickname
-from tlcore.limiter import GuessLimiter
-from tlcore.messages import LearnerError
+from tlcore.core.messages import LearnerError
+from tlcore.models import catalog
+from tlcore.serve import caps
+from tlcore.serve.jobs import JobSummary, nickname
+from tlcore.serve.limiter import GuessLimiter
+from tlcore.train.config import RunConfig
 
 TRIES = 5  # wrong secrets from one address before it must wait (60 s, then twice as long each time)
 SERVER_TRIES = 10  # wrong secrets the whole server takes in any minute, from anyone
@@ -330,7 +331,7 @@ def _run_row(row: JobSummary) -> None:
 
 def store_notice() -> None:
     """One line when finished runs are not being saved (the store's file is locked, damaged,
-    not SQLite, newer or unwritable: tlcore.store), saying what happened and what to do; nothing
+    not SQLite, newer or unwritable: tlcore.serve.store), saying what happened and what to do; nothing
     while all is well. The class goes on either way."""
     health_of = getattr(queue(), "store_health", None)
     health = health_of() if health_of is not None else None

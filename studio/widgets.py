@@ -27,9 +27,12 @@ from studio.state import (
     register_ranges,
     say,
 )
-from tlcore import caps, catalog, datasets, strategies
-from tlcore.config import RunConfig
-from tlcore.uploads import UploadError, UploadLimits, declared_bytes, read_zip
+from tlcore.data import datasets
+from tlcore.models import catalog
+from tlcore.serve import caps
+from tlcore.serve.uploads import UploadError, UploadLimits, declared_bytes, read_zip
+from tlcore.train import strategies
+from tlcore.train.config import RunConfig
 
 STRATEGY_CHOICES = strategies.IMAGE_STRATEGIES
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -52,7 +55,7 @@ register_choices({
 
 
 def epochs_steps(most: int = EPOCHS_MOST) -> Steps:
-    """1..most epochs, or fewer where the class's limit is lower (tlcore.caps)."""
+    """1..most epochs, or fewer where the class's limit is lower (tlcore.serve.caps)."""
     return Steps(1, max(1, min(most, caps.load().max_epochs)))
 
 
@@ -214,7 +217,7 @@ def lr_ui(*, prefix: str = "") -> dict[str, float]:
 @callback
 def apply_recommendation(similarity: str, size: str) -> strategies.Recommendation:
     """A matrix cell was clicked: set a backbone and data that really are `similarity`
-    (tlcore.catalog.pair_for_cell: offline, "similar" to ImageNet only the learner's own
+    (tlcore.models.catalog.pair_for_cell: offline, "similar" to ImageNet only the learner's own
     photos are, so it may switch to the synthetic-pretrained backbone), then strategy,
     depth and rates for that backbone, and a small or large number of examples.
 
@@ -345,7 +348,7 @@ def training_ui(choice: DataChoice) -> None:
 
 
 def image_sizes() -> tuple[int, ...]:
-    """The image sizes this class allows (tlcore.caps: the teacher's limit)."""
+    """The image sizes this class allows (tlcore.serve.caps: the teacher's limit)."""
     cap = caps.load().max_image_size
     return tuple(s for s in IMAGE_SIZES if s <= cap) or IMAGE_SIZES[:1]
 

@@ -54,7 +54,7 @@ def pinned_numerics(monkeypatch):
     that have native bf16), for the experiment tests that assert accuracies."""
     import torch
 
-    from tlcore import precision
+    from tlcore.train import precision
 
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     threads = torch.get_num_threads()

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tlcore import catalog, strategies
-from tlcore.config import RunConfig
-from tlcore.events import Cancelled, Done, EvalEvent, Started, StepEvent
-from tlcore.jobs import JobQueue
+from tlcore.core.events import Cancelled, Done, EvalEvent, Started, StepEvent
+from tlcore.models import catalog
+from tlcore.serve.jobs import JobQueue
+from tlcore.train import strategies
+from tlcore.train.config import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["pages/1_pretraining.py", "pages/2_strategy.py", "pages/3_finetune.py", "pages/4_compare.py"]
@@ -31,7 +32,7 @@ GROUPS = ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
 
 
 def fake_run(config, emit, should_stop, *, steps=4, delay=0.0):
-    """A stand-in for tlcore.recipe.run with the same event contract, instantly."""
+    """A stand-in for tlcore.train.recipe.run with the same event contract, instantly."""
     plan = strategies.make_plan(config.strategy, GROUPS, lr=config.lr, head_lr_mult=config.head_lr_mult,
                                 freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
     emit(Started(steps, 2, tuple(GROUPS), plan.frozen, 100, 200, "CPU (test)", 20, 10, ("cat", "dog")))
@@ -313,9 +314,9 @@ def test_race_table_shows_training_throughput_and_what_was_cached_not_seconds():
     busy machine): the table shows no time at all, but each run's training throughput (the
     median epoch, through the trained part) and the frozen groups computed once."""
     from studio.jobs_ui import race_table
-    from tlcore.config import RunConfig
-    from tlcore.events import History
-    from tlcore.jobs import JobView
+    from tlcore.core.events import History
+    from tlcore.serve.jobs import JobView
+    from tlcore.train.config import RunConfig
 
     def run(cached: int, rates: list[float], seconds: float, **extra) -> object:
         history = History()
@@ -351,7 +352,7 @@ def test_pretraining_experiment_runs_scratch_and_pretrained():
 
 
 def test_ui_strings_have_the_same_keys_in_both_languages():
-    # engine.* keys translate tlcore.messages, whose English lives in the engine (see test_korean)
+    # engine.* keys translate tlcore.core.messages, whose English lives in the engine (see test_korean)
     assert set(strings("en")) == {k for k in strings("ko") if not k.startswith("engine.")}
     assert all(strings("ko").values())
 
@@ -740,8 +741,8 @@ def send_clear_cache(at: AppTest) -> None:
 
 def test_a_clear_cache_message_drops_neither_the_queue_nor_the_runs(monkeypatch):
     from studio import state
-    from tlcore import jobs
-    from tlcore.jobs import JobLimitError
+    from tlcore.serve import jobs
+    from tlcore.serve.jobs import JobLimitError
 
     monkeypatch.setattr(jobs, "_shared", None)  # a fresh server, training replaced by the stub
     monkeypatch.setattr(state, "_start_server_queue", lambda: JobQueue(slow_run))
@@ -868,7 +869,7 @@ def test_a_stale_label_from_the_browser_after_a_language_switch_is_settled():
 
 
 def test_a_backbone_without_weights_offline_is_announced_before_start_and_recorded(monkeypatch):
-    from tlcore import catalog as registry
+    from tlcore.models import catalog as registry
 
     monkeypatch.setattr(registry, "weights_cached", lambda name: name in ("efficientnet_lite0", "studio_resnet"))
     at = app("pages/3_finetune.py")
@@ -930,7 +931,7 @@ def test_start_queues_in_its_callback_so_a_click_costs_one_page_run(monkeypatch)
 
 
 def test_a_refused_start_is_said_under_the_button():
-    from tlcore.caps import Caps
+    from tlcore.serve.caps import Caps
 
     at = app("pages/3_finetune.py", queue=JobQueue(fake_run, caps=Caps(max_epochs=1)))
     at.button(key="start").click().run()
@@ -946,7 +947,7 @@ def test_a_refused_start_is_said_under_the_button():
 
 def test_far_back_in_the_line_the_panel_polls_less_often():
     from studio.jobs_ui import FAR_POLL_S, POLL_S, QUEUED_POLL_S, poll_every
-    from tlcore.jobs import JobView
+    from tlcore.serve.jobs import JobView
 
     def view(state, position):
         return JobView("j", state, position, ("a",), (), (RunConfig(),), 0.0)
@@ -991,7 +992,7 @@ def test_while_a_run_goes_its_live_panel_comes_first_and_follows_every_click(pag
 
 def run_keeping_a_model(config, emit, should_stop):
     """fake_run whose result keeps a (tiny) fine-tuned model, as every real image run does."""
-    from tlcore import finetuned
+    from tlcore.serve import finetuned
 
     result = fake_run(config, emit, should_stop)
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=16)  # random weights, tiny
@@ -1050,7 +1051,7 @@ def test_try_it_shows_what_each_model_looks_at_side_by_side(lang):
 
 def test_page_1_what_transfers_table_shows_all_its_columns():
     """A markdown table (it wraps its cells), not a dataframe that showed 2 of 7 columns at 1280 px."""
-    from tlcore.experiments import transfer_contrast
+    from tlcore.lab.experiments import transfer_contrast
 
     if not transfer_contrast():
         pytest.skip("no committed transfer-contrast results")

@@ -18,9 +18,9 @@ import pytest
 from tests.test_app import fake_run
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, playwright_api, wait_healthy
 from tests.test_jobs import wait_for
-from tlcore.config import RunConfig
-from tlcore.jobs import JobQueue
-from tlcore.store import RunStore
+from tlcore.serve.jobs import JobQueue
+from tlcore.serve.store import RunStore
+from tlcore.train.config import RunConfig
 from tools.loadtest import error_count
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

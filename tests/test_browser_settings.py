@@ -25,7 +25,7 @@ from tests.test_browser import (
     server,  # noqa: F401 -- the shared server fixture
     wait_idle,
 )
-from tlcore.store import learner_key
+from tlcore.serve.store import learner_key
 from tools.loadtest import error_count
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

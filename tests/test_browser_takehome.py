@@ -27,7 +27,8 @@ pytestmark = [
 
 
 def test_download_the_fine_tuned_model_and_predict_with_it(server, tmp_path):  # noqa: F811
-    from tlcore import catalog, presets
+    from tlcore.models import catalog
+    from tlcore.train import presets
 
     with chromium_page(1280, 720) as page:
         page.goto(f"{server}/?lang=en")

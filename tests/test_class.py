@@ -13,10 +13,10 @@ from test_app import ROOT, fake_run, ok, strings
 from test_jobs import wait_for
 
 from studio import teacher
-from tlcore import caps
-from tlcore.events import Cancelled, Done
-from tlcore.jobs import JobQueue, nickname
-from tlcore.limiter import GuessLimiter
+from tlcore.core.events import Cancelled, Done
+from tlcore.serve import caps
+from tlcore.serve.jobs import JobQueue, nickname
+from tlcore.serve.limiter import GuessLimiter
 
 SECRET = "correct horse battery"  # long enough (caps.MIN_SECRET_CHARS)
 
@@ -171,7 +171,7 @@ def test_a_weak_or_misplaced_secret_is_said_and_never_shown(class_file):
 
 
 def test_a_cluster_that_cannot_be_used_is_said_to_the_teacher_and_to_a_learner_whose_run_trained_here(class_file):
-    """A Ray queue (tlcore.ray_jobs) whose cluster refused the server's token: the Class page
+    """A Ray queue (tlcore.serve.ray_jobs) whose cluster refused the server's token: the Class page
     says so and what to set; the learner's run, trained on the server instead, says it in a line."""
     from types import SimpleNamespace
 

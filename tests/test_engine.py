@@ -8,9 +8,13 @@ import sys
 import pytest
 import torch
 
-from tlcore import backbones, catalog, cli, datasets, metrics, recipe, sources, strategies, trainer
-from tlcore.config import RunConfig
-from tlcore.events import Cancelled, Done, EvalEvent, Failed, History, Started
+from tlcore import cli
+from tlcore.core import metrics
+from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, History, Started
+from tlcore.data import datasets, sources
+from tlcore.models import backbones, catalog
+from tlcore.train import recipe, strategies, trainer
+from tlcore.train.config import RunConfig
 
 VISION = catalog.backbone_names("vision")
 
@@ -385,8 +389,8 @@ def test_no_engine_module_imports_streamlit_or_plotly():
     assert not offenders, offenders
 
 
-@pytest.mark.parametrize("first", ["tlcore.datasets", "tlcore.backbones", "tlcore.text", "tlcore.config",
-                                   "tlcore.trainer", "tlcore.catalog"])
+@pytest.mark.parametrize("first", ["tlcore.data.datasets", "tlcore.models.backbones", "tlcore.models.text_specs", "tlcore.train.config",
+                                   "tlcore.train.trainer", "tlcore.models.catalog"])
 def test_registries_are_complete_in_a_fresh_process_whatever_is_imported_first(first):
     code = (f"import {first}\nfrom tlcore import catalog\n"
             "print(len(catalog.backbone_names('vision')), len(catalog.backbone_names('text')),"
@@ -401,7 +405,7 @@ def test_registries_are_complete_in_a_fresh_process_whatever_is_imported_first(f
 def test_bench_times_both_loops_on_the_same_training_images(monkeypatch):
     """Scaled-down benchmark: counted at each model's head, both loops really train on every
     training image once per epoch (a loop that skipped work would look fast)."""
-    from tlcore import bench
+    from tlcore.lab import bench
 
     seen: list[int] = []  # training examples through the head, one entry per built model
     build = catalog.build_model
@@ -431,7 +435,7 @@ def test_bench_times_both_loops_on_the_same_training_images(monkeypatch):
 # ----------------------------------------------------------------------------- rates that reach the optimizer
 
 # The rates each strategy must give each group, written out here from the lesson (not from
-# tlcore.strategies): base lr L, head multiplier M, layer decay D; groups stem..stage4, head.
+# tlcore.train.strategies): base lr L, head multiplier M, layer decay D; groups stem..stage4, head.
 L, M, D = 1e-3, 10.0, 0.5
 BODY = ["stem", "stage1", "stage2", "stage3", "stage4"]
 EXPECTED_RATES = {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tlcore import estimate
-from tlcore.config import RunConfig
-from tlcore.estimate import Estimator
-from tlcore.events import EvalEvent, History, HistorySnapshot, Started, StepEvent
-from tlcore.recipe import run
+from tlcore.core.events import EvalEvent, History, HistorySnapshot, Started, StepEvent
+from tlcore.serve import estimate
+from tlcore.serve.estimate import Estimator
+from tlcore.train.config import RunConfig
+from tlcore.train.recipe import run
 
 SMALL = dict(backbone="studio_resnet", dataset="digits", image_size=32, per_class=8, val_per_class=4, epochs=2)
 
@@ -87,7 +87,7 @@ TEXT = dict(backbone="minilm_l6", dataset="sentiment_en", per_class=40, val_per_
 
 
 def _text(strategy: str) -> RunConfig:
-    from tlcore import presets
+    from tlcore.train import presets
 
     return RunConfig(**{**presets.text().to_dict(), **TEXT, "strategy": strategy})
 

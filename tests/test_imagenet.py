@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from tlcore import backbones, catalog, datasets, finetuned, imagenet, procedural, recipe, sources, strategies, trainer
-from tlcore.config import RunConfig
-from tlcore.events import History
+from tlcore.core.events import History
+from tlcore.data import datasets, procedural, sources
+from tlcore.models import backbones, catalog, imagenet
+from tlcore.serve import finetuned
+from tlcore.train import recipe, strategies, trainer
+from tlcore.train.config import RunConfig
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from tlcore import jobs
-from tlcore.config import RunConfig
-from tlcore.events import Cancelled, Done, Started, StepEvent
-from tlcore.jobs import JobLimitError, JobQueue
+from tlcore.core.events import Cancelled, Done, Started, StepEvent
+from tlcore.serve import jobs
+from tlcore.serve.jobs import JobLimitError, JobQueue
+from tlcore.train.config import RunConfig
 
 
 def fake_run(steps=50, delay=0.01, gate: threading.Event | None = None):
@@ -172,7 +172,7 @@ def test_the_server_trains_here_when_ray_is_not_usable(monkeypatch, caplog):
     import sys
 
     monkeypatch.setenv("TLS_RAY_ADDRESS", "auto")
-    monkeypatch.setitem(sys.modules, "tlcore.ray_jobs", None)  # as if Ray were not installed
+    monkeypatch.setitem(sys.modules, "tlcore.serve.ray_jobs", None)  # as if Ray were not installed
     q = jobs.server_queue(run_fn=fake_run(steps=1, delay=0))
     assert type(q) is JobQueue and "training on this machine instead" in caplog.text
     job = q.submit(RunConfig(), owner="s1")
@@ -183,7 +183,7 @@ def test_one_worker_per_gpu_each_pinned_to_its_own_and_running_at_once(monkeypat
     """A class server with N GPUs trains N learners' runs at once, each worker on its own GPU."""
     import threading
 
-    from tlcore import jobs
+    from tlcore.serve import jobs
 
     pinned, running, both = {}, set(), threading.Event()
 
@@ -253,8 +253,8 @@ def test_100_queued_jobs_run_first_in_first_out_apart_from_the_teachers():
 
 
 def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
-    from tlcore.caps import Caps
-    from tlcore.messages import LearnerError
+    from tlcore.core.messages import LearnerError
+    from tlcore.serve.caps import Caps
 
     q = JobQueue(lambda *a: None, caps=Caps(max_epochs=5, max_image_size=96))
     with pytest.raises(LearnerError, match="up to 5") as refused:
@@ -266,7 +266,7 @@ def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
 
 
 def test_a_run_past_the_time_limit_is_stopped_and_says_why():
-    from tlcore.caps import Caps
+    from tlcore.serve.caps import Caps
 
     def endless(config, emit, should_stop):
         step = 0
@@ -439,7 +439,7 @@ def test_a_stop_reason_is_written_under_the_queue_lock():
 
 
 def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
-    from tlcore.store import RunStore
+    from tlcore.serve.store import RunStore
 
     path = tmp_path / "runs.sqlite"
     first = JobQueue(fake_run(steps=2, delay=0), store=RunStore(path))
@@ -472,8 +472,8 @@ def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
 def test_one_run_per_client_address_where_the_class_file_says_so():
     """Three cookies from one address held three places; with `one_run_per_address` the second
     is refused. An unknown address (None: this machine, no request) is allowed, and so is the teacher."""
-    from tlcore.caps import Caps
-    from tlcore.jobs import AddressLimitError
+    from tlcore.serve.caps import Caps
+    from tlcore.serve.jobs import AddressLimitError
 
     gate = threading.Event()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_app import PAGES, app, fake_run, wait_until_done
-from tlcore.events import Done, Failed, Started
+from tlcore.core.events import Done, Failed, Started
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGLISH = {
@@ -107,7 +107,7 @@ def test_the_korean_finished_run_and_its_results_are_korean():
 
 
 def failing_run(config, emit, should_stop):
-    from tlcore.messages import LearnerError
+    from tlcore.core.messages import LearnerError
 
     emit(Started(4, 2, ("stem", "head"), (), 1, 2, "CPU (test)", 2, 2, ("a", "b")))
     emit(Failed.of(LearnerError("run.out_of_memory", batch_size=64, image_size=224)))
@@ -122,7 +122,7 @@ def test_an_engine_failure_is_told_in_korean():
 
 
 def test_every_engine_message_has_a_korean_translation_with_the_same_values():
-    from tlcore.messages import EN
+    from tlcore.core.messages import EN
 
     ko = json.loads((ROOT / "assets" / "i18n" / "ko.json").read_text(encoding="utf-8"))
     field = re.compile(r"{(\w+)}")
@@ -138,7 +138,7 @@ def test_a_rejected_setting_is_explained_in_korean():
         import streamlit as st
 
         from studio.i18n import explain_error
-        from tlcore.config import RunConfig
+        from tlcore.train.config import RunConfig
 
         st.session_state["lang"] = "ko"
         try:
@@ -174,7 +174,7 @@ def test_a_refused_upload_and_its_skipped_files_are_explained_in_korean():
 
 def test_the_class_page_is_korean_for_the_teacher_too(monkeypatch):
     """Locked and unlocked (the job list, the share link's explanation), with a run listed."""
-    from tlcore import caps
+    from tlcore.serve import caps
 
     monkeypatch.setenv("TLS_TEACHER_SECRET", "a-teacher-secret")
     caps.load.cache_clear()
@@ -204,7 +204,7 @@ def fashion_run(config, emit, should_stop):
     import torch
 
     from tests.test_app import fake_run
-    from tlcore import finetuned
+    from tlcore.serve import finetuned
 
     class Tiny(torch.nn.Module):  # (B, 3, H, W) uint8 -> (B, 10), as the app's models take pictures
         def __init__(self):
@@ -238,7 +238,7 @@ def test_the_fine_tuned_models_classes_in_try_it_are_korean_like_the_preview():
 
 
 def test_a_finished_race_names_its_strategies_in_korean():
-    from tlcore.jobs import JobQueue
+    from tlcore.serve.jobs import JobQueue
 
     queue = JobQueue(fake_run)
     english = app("pages/4_compare.py", queue=queue, owner="racer")

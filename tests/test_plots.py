@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from studio import plots
-from tlcore import metrics
-from tlcore.events import Done, EvalEvent, History, Started, StepEvent
+from tlcore.core import metrics
+from tlcore.core.events import Done, EvalEvent, History, Started, StepEvent
 
 GROUPS = ("stem", "stage1", "stage2", "head")
 
@@ -230,10 +230,10 @@ def test_every_chart_has_a_title_and_axis_labels():
 
 
 def test_matrix_figure_reads_the_experiments_verdicts():
-    """Guards the format the committed results use (tlcore.experiments)."""
+    """Guards the format the committed results use (tlcore.lab.experiments)."""
     import pandas as pd
 
-    from tlcore import experiments
+    from tlcore.lab import experiments
 
     rows = []
     for sim in ("similar", "different"):

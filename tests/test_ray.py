@@ -1,4 +1,4 @@
-"""The Ray backend (tlcore.ray_jobs) against a head started as the README says (`ray start
+"""The Ray backend (tlcore.serve.ray_jobs) against a head started as the README says (`ray start
 --head`, Ray 2.60 with its token): the same JobQueue interface, runs trained in Ray workers
 with their events streamed back, Stop that stops the worker (its flag, or ray.cancel when
 the run ignores it), a worker that dies mid-run ending as failed with a message, the same
@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 
 from tests.test_jobs import fake_run, wait_for
-from tlcore.config import RunConfig
-from tlcore.events import Cancelled, Done, Failed, Started, StepEvent
-from tlcore.jobs import JobQueue
-from tlcore.store import RunStore
+from tlcore.core.events import Cancelled, Done, Failed, Started, StepEvent
+from tlcore.serve.jobs import JobQueue
+from tlcore.serve.store import RunStore
+from tlcore.train.config import RunConfig
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -103,7 +103,7 @@ def head():
 def cluster(head):
     """This process joined to the head as the class server joins it: TLS_RAY_ADDRESS plus the
     head's token (RAY_AUTH_TOKEN_PATH; RAY_AUTH_MODE=token follows from it)."""
-    from tlcore.ray_jobs import connect
+    from tlcore.serve.ray_jobs import connect
 
     saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE")}
     os.environ["PYTHONPATH"] = os.path.join(ROOT, "tests")
@@ -121,7 +121,7 @@ def cluster(head):
 
 @pytest.fixture
 def make_queue(cluster):
-    from tlcore.ray_jobs import RayJobQueue
+    from tlcore.serve.ray_jobs import RayJobQueue
 
     made = []
 
@@ -229,8 +229,8 @@ def test_a_run_asks_for_a_gpu_only_where_there_is_one(make_queue):
 
 
 def test_the_server_picks_ray_from_its_configuration(cluster, monkeypatch):
-    from tlcore import jobs
-    from tlcore.ray_jobs import RayJobQueue
+    from tlcore.serve import jobs
+    from tlcore.serve.ray_jobs import RayJobQueue
 
     monkeypatch.setenv("TLS_RAY_ADDRESS", "local")
     assert isinstance(jobs.server_queue(run_fn=fake_run(steps=1, delay=0)), RayJobQueue)
@@ -241,7 +241,7 @@ def test_the_server_picks_ray_from_its_configuration(cluster, monkeypatch):
 
 @pytest.mark.slow
 def test_the_real_trainer_on_a_ray_worker(make_queue):
-    q = make_queue(None)  # the worker imports tlcore.trainer itself
+    q = make_queue(None)  # the worker imports tlcore.train.trainer itself
     config = RunConfig(backbone="studio_resnet", pretrained="no", per_class=3, val_per_class=3, image_size=16, epochs=1)
     job = q.submit(config, owner="alice")
     assert wait_for(lambda: q.get(job, "alice").state in ("done", "failed"), timeout=120)
@@ -285,8 +285,8 @@ DRIVER = """
 import json, os, sys, time
 sys.path.insert(0, {root!r})
 from tests.test_jobs import fake_run
-from tlcore.config import RunConfig
-from tlcore.jobs import server_queue
+from tlcore.train.config import RunConfig
+from tlcore.serve.jobs import server_queue
 t = time.monotonic()
 q = server_queue(run_fn=fake_run(steps=3, delay=0))
 made_s = time.monotonic() - t

@@ -1,4 +1,4 @@
-"""Finished runs survive a server restart (tlcore.store): a new JobQueue on the same SQLite
+"""Finished runs survive a server restart (tlcore.serve.store): a new JobQueue on the same SQLite
 file gives each learner their runs back, and only theirs; what was queued or running is
 marked interrupted; the file stays bounded; an admin can export every run."""
 
@@ -19,10 +19,10 @@ import pytest
 from tests.test_app import app, buttons, ok
 from tests.test_jobs import fake_run, wait_for
 from tlcore import cli
-from tlcore.config import RunConfig
-from tlcore.events import Done, Failed, Started, StepEvent
-from tlcore.jobs import Job, JobQueue
-from tlcore.store import SCHEMA_VERSION, RunStore, learner_key, pack
+from tlcore.core.events import Done, Failed, Started, StepEvent
+from tlcore.serve.jobs import Job, JobQueue
+from tlcore.serve.store import SCHEMA_VERSION, RunStore, learner_key, pack
+from tlcore.train.config import RunConfig
 
 RACE = [RunConfig(backbone="studio_resnet", strategy=s) for s in ("scratch", "linear_probe")]
 
@@ -265,7 +265,7 @@ def test_a_start_with_the_store_locked_returns_at_once_and_the_run_is_saved_when
 @pytest.mark.parametrize("fault", ["damaged", "locked", "not_sqlite"])
 def test_pages_serve_and_the_class_page_says_why_runs_are_not_saved(fault, tmp_path, monkeypatch):
     from studio import state
-    from tlcore import jobs
+    from tlcore.serve import jobs
 
     path = tmp_path / "runs.sqlite"
     other = None
@@ -384,8 +384,8 @@ def test_with_teacher_mode_on_only_the_unlocked_teacher_sees_the_store_line(tmp_
     from test_class import SECRET, page, unlock
 
     from studio import teacher
-    from tlcore import caps
-    from tlcore.limiter import GuessLimiter
+    from tlcore.serve import caps
+    from tlcore.serve.limiter import GuessLimiter
 
     (tmp_path / "class.toml").write_text(f'[teacher]\nsecret = "{SECRET}"\n', encoding="utf-8")
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
@@ -460,8 +460,8 @@ def test_a_learners_stored_runs_are_bounded_by_bytes_and_their_newest_is_always_
 
 
 def test_the_quotas_per_learner_come_from_the_class_file_or_the_environment(tmp_path, monkeypatch):
-    from tlcore import caps
-    from tlcore import store as store_module
+    from tlcore.serve import caps
+    from tlcore.serve import store as store_module
 
     monkeypatch.setenv("TLS_STORED_RUNS_PER_LEARNER", "7")
     monkeypatch.setenv("TLS_STORED_MB_PER_LEARNER", "2.5")

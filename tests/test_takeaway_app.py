@@ -14,7 +14,8 @@ import zipfile
 
 from tests.test_app import app, fake_run, ok, wait_until_done
 from tests.test_korean import english_in
-from tlcore import catalog, finetuned, takehome
+from tlcore.models import catalog
+from tlcore.serve import finetuned, takehome
 
 FORGETTING = {
     "backbone": "efficientnet_lite0", "total": 24, "size": 224, "before": 21, "after": 13, "after_bn": 20, "seconds": 0.4,
@@ -134,7 +135,7 @@ def kept_text_run(config, emit, should_stop):
 
 def test_a_text_run_offers_its_model_in_both_languages():
     from tests.test_text_page import app as text_app
-    from tlcore.jobs import JobQueue
+    from tlcore.serve.jobs import JobQueue
 
     at = text_app()
     at.session_state["_queue_override"] = JobQueue(kept_text_run)

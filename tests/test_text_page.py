@@ -20,8 +20,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.test_app import ok
-from tlcore.events import Done, EvalEvent, Started, StepEvent
-from tlcore.jobs import JobQueue
+from tlcore.core.events import Done, EvalEvent, Started, StepEvent
+from tlcore.serve.jobs import JobQueue
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/5_text.py"
@@ -51,7 +51,7 @@ def offline_machine(monkeypatch):
     """No hub, and only the models a test names are 'on this machine'."""
     import streamlit as st
 
-    from tlcore.text import models
+    from tlcore.models import text as models
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: name in CACHED)
@@ -101,8 +101,8 @@ def test_strategy_widgets_name_the_frozen_groups():
 
 
 def test_trainable_readout_matches_the_models_groups(monkeypatch, tmp_path):
-    from tlcore.text import models
-    from tlcore.text.tiny import save_tiny_model
+    from tlcore.models import text as models
+    from tlcore.models.text_tiny import save_tiny_model
 
     folder = save_tiny_model(tmp_path / "tiny")
     monkeypatch.setattr(models, "resolve_source", lambda name: str(folder))
@@ -171,8 +171,8 @@ def test_the_text_page_counts_sentences_not_images(lang):
 
 
 def test_fill_mask_demo_shows_guesses(monkeypatch, tmp_path):
-    from tlcore.text import models
-    from tlcore.text.tiny import save_tiny_model
+    from tlcore.models import text as models
+    from tlcore.models.text_tiny import save_tiny_model
 
     folder = save_tiny_model(tmp_path / "tiny")
     real = models.load_masked_lm
@@ -211,7 +211,7 @@ def test_lora_trains_at_one_rate_on_the_fine_tune_tab_and_in_the_race():
     queue, me = at.session_state["_queue_override"], at.session_state["owner"]
     tab = queue.get(at.session_state["job:text"], me).configs[0]
     queue.cancel(at.session_state["job:text"], me)
-    from tlcore.presets import text_rates as strategy_rates
+    from tlcore.train.presets import text_rates as strategy_rates
 
     rule = strategy_rates("lora", at.session_state["text_lr"], at.session_state["text_head_lr_mult"])
     assert (tab.lr, tab.head_lr_mult) == (rule["lr"], rule["head_lr_mult"]) != (at.session_state["text_lr"], 30.0)
@@ -279,9 +279,9 @@ def test_a_korean_reading_model_is_the_korean_default_when_it_is_here():
 
 
 def test_the_vocabulary_check_counts_unknown_words():
-    from tlcore import catalog
-    from tlcore.text.models import build_text_model
-    from tlcore.text.vocabulary import coverage
+    from tlcore.data.vocabulary import coverage
+    from tlcore.models import catalog
+    from tlcore.models.text import build_text_model
 
     tokenizer = build_text_model("minilm_l6", 2, pretrained=False).tokenizer
     korean = coverage(tokenizer, catalog.load_dataset("sentiment_ko", per_class=40, image_size=0).train_texts)

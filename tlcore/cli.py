@@ -12,10 +12,10 @@ import importlib
 import sys
 from pathlib import Path
 
-from tlcore.config import RunConfig, config_fields
+from tlcore.train.config import RunConfig, config_fields
 
-COMMAND_MODULES = ["tlcore.bench", "tlcore.text.cli", "tlcore.pretrain", "tlcore.experiments", "tlcore.estimate", "tlcore.store",
-                   "tlcore.upload_bench", "tlcore.takehome", "tlcore.forgetting"]  # modules that add subcommands through register_cli(subparsers)
+COMMAND_MODULES = ["tlcore.lab.bench", "tlcore.lab.text_cli", "tlcore.lab.pretrain", "tlcore.lab.experiments", "tlcore.serve.estimate", "tlcore.serve.store",
+                   "tlcore.serve.upload_bench", "tlcore.serve.takehome", "tlcore.train.forgetting"]  # modules that add subcommands through register_cli(subparsers)
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -52,7 +52,7 @@ class ProgressPrinter:
     def __call__(self, event) -> None:
         from tqdm import tqdm
 
-        from tlcore.events import Cancelled, Done, EvalEvent, Failed, Started, StepEvent
+        from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, Started, StepEvent
 
         self.history.append(event)
         if self.quiet:
@@ -60,7 +60,7 @@ class ProgressPrinter:
         if isinstance(event, Started):
             self.bar = tqdm(total=event.total_steps, desc=self.label or "train", unit="step", leave=True,
                             dynamic_ncols=True, file=sys.stderr)
-            from tlcore.metrics import Trainable
+            from tlcore.core.metrics import Trainable
 
             tqdm.write(f"{self.label} on {event.device}: {event.train_size} train / {event.val_size} val, "
                        f"{Trainable(event.trainable_params, event.total_params)}, "
@@ -86,8 +86,8 @@ def _split_list(text: str) -> list[str]:
 # ----------------------------------------------------------------------------- commands
 
 def cmd_finetune(args) -> int:
-    from tlcore.events import History
-    from tlcore.recipe import run
+    from tlcore.core.events import History
+    from tlcore.train.recipe import run
 
     config = config_from_args(args)
     history, printer = History(config.to_dict()), ProgressPrinter(config.strategy)
@@ -100,7 +100,7 @@ def cmd_finetune(args) -> int:
         f = result["forgetting"]
         print(f"ImageNet photos recognised through the old head: {f['before']}/{f['total']} pretrained, {f['after']} now")
     if args.save_model:
-        from tlcore import finetuned, takehome
+        from tlcore.serve import finetuned, takehome
 
         sizes = takehome.save(finetuned.get(result.get("model_id")), args.save_model)
         print(f"wrote {args.save_model}: " + ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in sizes.items()))
@@ -117,7 +117,7 @@ def cmd_finetune(args) -> int:
 
 def compare(base: RunConfig, strategies: list[str], *, quiet: bool = False) -> list[dict]:
     """Run several strategies on the same data and seed; one row per strategy."""
-    from tlcore.recipe import load_run_data, run
+    from tlcore.train.recipe import load_run_data, run
 
     data = load_run_data(base)  # load once: every strategy sees exactly the same examples
     rows = []
@@ -152,16 +152,17 @@ def cmd_compare(args) -> int:
 
 
 def cmd_prefetch(args) -> int:
-    from tlcore import backbones, catalog, datasets
+    from tlcore.data import datasets
+    from tlcore.models import backbones, catalog
 
     failures = 0
     for name in _split_list(args.backbones):
         try:
             spec = catalog.backbone(name)
             if spec.family == "text":
-                from tlcore import text
+                from tlcore.models.text import prefetch_text
 
-                print(text.prefetch_text([name]))
+                print(prefetch_text([name]))
             elif spec.pretrained_on == "synthetic":
                 print(f"{name}: ships in assets/, nothing to fetch")
             else:
@@ -180,7 +181,7 @@ def cmd_prefetch(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from tlcore import catalog
+    from tlcore.models import catalog
 
     print("backbones:")
     for name in catalog.backbone_names():
