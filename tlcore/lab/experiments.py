@@ -38,7 +38,7 @@ from tlcore.models import catalog
 from tlcore.train import strategies
 from tlcore.train.config import RunConfig
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "results"
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "assets" / "results"
 MATRIX_STRATEGIES = ("scratch", "linear_probe", "partial", "full")
 
 # What the seeds' matrix (source 004) says per cell, in words; the strategy and its freeze

@@ -27,7 +27,7 @@ from torch import nn
 
 from tlcore.core.messages import EN, Message
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 STUDIO_CHECKPOINT = ASSETS / "backbones" / "studio_resnet.safetensors"
 STUDIO_CARD = ASSETS / "backbones" / "studio_resnet.json"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -49,7 +49,7 @@ from pathlib import Path
 
 from tlcore.core.messages import LearnerError
 
-DEFAULT_FILE = Path(__file__).resolve().parent.parent / "class.toml"
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "class.toml"
 MIN_SECRET_CHARS = 12  # shorter secrets are refused: guessed or shoulder-surfed too easily
 
 # Quotas per learner. One cookie posting 2,000 tiny runs must not flush everyone else's stored

@@ -60,7 +60,7 @@ STOP_POLL_S = 0.5  # how often a worker asks whether Stop was pressed (should_st
 CANCEL_AFTER_S = float(os.environ.get("TLS_RAY_CANCEL_AFTER_S", "20"))  # Stop ignored this long: kill the task
 CONNECT_S = float(os.environ.get("TLS_RAY_CONNECT_S", "30"))  # joining the cluster: then runs train here
 HUB_S = 10.0  # an EventHub that does not answer a call in this long is taken as lost
-REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
 log = logging.getLogger(__name__)
 
 
