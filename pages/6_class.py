@@ -6,8 +6,7 @@ import streamlit as st
 
 from studio import teacher
 from studio.frame import ensure_frame
-from studio.i18n import t
-from studio.jobs_ui import duration
+from studio.i18n import duration, t
 from studio.teacher import class_runs
 from tlcore.serve import caps
 

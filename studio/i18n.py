@@ -142,3 +142,22 @@ _CPU = re.compile(r"CPU \((?P<threads>\d+) threads? of (?P<cores>\d+) cores?\)")
 def device_text(description: str) -> str:
     """The engine's device description ('CPU (2 threads of 2 cores)') in the current language."""
     return _CPU.sub(lambda m: t("device.cpu", threads=m["threads"], cores=m["cores"]), description)
+
+
+def duration(seconds: float) -> str:
+    """'< 1 s', '45 s', '3 min', '1 h 5 min' in the current language (never '0 s')."""
+    if seconds < 0.5:
+        return t("time.under_second")
+    seconds = round(seconds)
+    if seconds < 90:
+        return t("time.seconds", n=seconds)
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return t("time.minutes", n=minutes)
+    return t("time.hours", h=minutes // 60, m=minutes % 60)
+
+
+def run_labels(view) -> list[str]:
+    """Each run's name on screen (`view`: a tlcore.serve.jobs.JobView or JobSummary): a strategy's key (`linear_probe`) by its name in this language."""
+    return [t(f"strategy.{label}") if label == config.strategy else label
+            for label, config in zip(view.labels, view.configs, strict=False)]

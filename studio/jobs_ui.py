@@ -20,7 +20,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from studio import plots, takeaway
-from studio.i18n import current_lang, explain, explain_error, t
+from studio.i18n import current_lang, duration, explain, explain_error, run_labels, t
 from studio.state import callback, held_messages, job_id, owner, queue, replay_messages, say, set_job_id
 from tlcore.core import metrics
 from tlcore.core.events import Cancelled, Done, Failed, HistorySnapshot
@@ -277,19 +277,6 @@ def _estimate(estimator, config: RunConfig) -> float | None:
         return None
 
 
-def duration(seconds: float) -> str:
-    """'< 1 s', '45 s', '3 min', '1 h 5 min' in the current language (never '0 s')."""
-    if seconds < 0.5:
-        return t("time.under_second")
-    seconds = round(seconds)
-    if seconds < 90:
-        return t("time.seconds", n=seconds)
-    minutes = round(seconds / 60)
-    if minutes < 90:
-        return t("time.minutes", n=minutes)
-    return t("time.hours", h=minutes // 60, m=minutes % 60)
-
-
 LONG_RUN_S = float(os.environ.get("TLS_LONG_RUN_S", "120"))  # a class-friendly length for one demo
 
 
@@ -422,12 +409,6 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
         chart(figs[2], "caption.grad_heatmap", f"{key}:grad")
     with right:
         chart(figs[3], "caption.grad_bars", f"{key}:bars")
-
-
-def run_labels(view: JobView) -> list[str]:
-    """Each run's name on screen: a strategy's key (`linear_probe`) by its name in this language."""
-    return [t(f"strategy.{label}") if label == config.strategy else label
-            for label, config in zip(view.labels, view.configs, strict=False)]
 
 
 def draw_race(view: JobView, *, key: str) -> None:

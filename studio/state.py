@@ -34,8 +34,8 @@ import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from tlcore.models import catalog
-from tlcore.serve import caps, estimate, store, uploads
-from tlcore.serve.jobs import JobQueue, return_freed_memory, server_queue, shared_queue, shared_queue_made
+from tlcore.serve import caps, estimate, server_queue, store, uploads
+from tlcore.serve.jobs import JobQueue, return_freed_memory, shared_queue, shared_queue_made
 from tlcore.train import forgetting, presets
 from tlcore.train.config import RunConfig
 
@@ -78,7 +78,7 @@ def _start_server_queue() -> JobQueue:
         torch.set_num_threads(threads)
     server_started()
     _start_warm_up()
-    # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.serve.jobs.server_queue);
+    # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.serve.server_queue);
     # every finished run improves the time estimates and is kept on disk (tlcore.serve.store).
     limits = caps.load()  # the class's limits and quotas per learner (stored runs, queue places)
     return server_queue(on_run_done=estimate.learn_from, store=store.open_default(limits), caps=limits,

@@ -303,7 +303,7 @@ def _address_text(address: str | None) -> str:
 
 
 def _run_row(row: JobSummary) -> None:
-    from studio.jobs_ui import duration, run_labels
+    from studio.i18n import duration, run_labels
     from studio.widgets import backbone_title
 
     first = row.configs[0]

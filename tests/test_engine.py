@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tlcore import cli
-from tlcore.core import metrics
+from tlcore.core import metrics, offline
 from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, History, Started
 from tlcore.data import datasets, sources
 from tlcore.models import backbones, catalog
@@ -233,7 +233,7 @@ def test_run_reports_bad_freeze_depth_as_failed_event():
 
 def test_imagenet_weights_load_from_a_prefilled_cache_without_network(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(backbones, "host_reachable", lambda *a, **k: pytest.fail("must not touch the network"))
+    monkeypatch.setattr(offline, "reachable", lambda *a, **k: pytest.fail("must not touch the network"))
     import torchvision
 
     reference = torchvision.models.resnet18(weights=None)
@@ -249,7 +249,7 @@ def test_imagenet_weights_load_from_a_prefilled_cache_without_network(tmp_path, 
 
 def test_missing_weights_offline_give_one_clear_line_and_a_fallback(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(backbones, "host_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(offline, "reachable", lambda *a, **k: False)
     with pytest.raises(backbones.WeightsUnavailable, match="prefetch --backbones resnet50"):
         catalog.build_model("resnet50", 4, pretrained=True, image_size=32)
     name, pretrained, note = catalog.resolve_pretrained("resnet50", "auto")
@@ -265,7 +265,7 @@ def test_torchvision_dataset_from_a_prefilled_cache(tmp_path, monkeypatch):
     """FashionMNIST's real loader reads idx files we write; no download is attempted."""
     import numpy as np
 
-    monkeypatch.setattr(backbones, "host_reachable", lambda *a, **k: pytest.fail("no network"))
+    monkeypatch.setattr(offline, "reachable", lambda *a, **k: pytest.fail("no network"))
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)

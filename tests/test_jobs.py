@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tlcore import serve
 from tlcore.core.events import Cancelled, Done, Started, StepEvent
 from tlcore.serve import jobs
 from tlcore.serve.jobs import JobLimitError, JobQueue
@@ -173,7 +174,7 @@ def test_the_server_trains_here_when_ray_is_not_usable(monkeypatch, caplog):
 
     monkeypatch.setenv("TLS_RAY_ADDRESS", "auto")
     monkeypatch.setitem(sys.modules, "tlcore.serve.ray_jobs", None)  # as if Ray were not installed
-    q = jobs.server_queue(run_fn=fake_run(steps=1, delay=0))
+    q = serve.server_queue(run_fn=fake_run(steps=1, delay=0))
     assert type(q) is JobQueue and "training on this machine instead" in caplog.text
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state == "done")
@@ -197,7 +198,7 @@ def test_one_worker_per_gpu_each_pinned_to_its_own_and_running_at_once(monkeypat
         both.wait(10)  # returns at once when two runs train at the same time
 
     monkeypatch.setattr(jobs, "local_gpus", lambda: 2)
-    queue = jobs.server_queue(run_fn=run, pin=pin)
+    queue = serve.server_queue(run_fn=run, pin=pin)
     assert len(queue._threads) == 2
     a, b = queue.submit(RunConfig(), owner="a"), queue.submit(RunConfig(), owner="b")
     assert both.wait(10), "the two runs did not train at the same time"

@@ -229,13 +229,13 @@ def test_a_run_asks_for_a_gpu_only_where_there_is_one(make_queue):
 
 
 def test_the_server_picks_ray_from_its_configuration(cluster, monkeypatch):
-    from tlcore.serve import jobs
+    from tlcore import serve
     from tlcore.serve.ray_jobs import RayJobQueue
 
     monkeypatch.setenv("TLS_RAY_ADDRESS", "local")
-    assert isinstance(jobs.server_queue(run_fn=fake_run(steps=1, delay=0)), RayJobQueue)
+    assert isinstance(serve.server_queue(run_fn=fake_run(steps=1, delay=0)), RayJobQueue)
     monkeypatch.delenv("TLS_RAY_ADDRESS")
-    local = jobs.server_queue(run_fn=fake_run(steps=1, delay=0))
+    local = serve.server_queue(run_fn=fake_run(steps=1, delay=0))
     assert type(local) is JobQueue
 
 
@@ -286,7 +286,7 @@ import json, os, sys, time
 sys.path.insert(0, {root!r})
 from tests.test_jobs import fake_run
 from tlcore.train.config import RunConfig
-from tlcore.serve.jobs import server_queue
+from tlcore.serve import server_queue
 t = time.monotonic()
 q = server_queue(run_fn=fake_run(steps=3, delay=0))
 made_s = time.monotonic() - t

@@ -14,6 +14,7 @@ import textwrap
 import pytest
 import torch
 
+from tlcore.core import offline
 from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, History, Started, StepEvent
 from tlcore.data import datasets
 from tlcore.data import text as text_data
@@ -356,7 +357,7 @@ def test_csv_sampling_keeps_a_split_column_and_numeric_label_order():
 
 def test_downloadable_sets_fail_clearly_offline(monkeypatch, tmp_path):
     monkeypatch.setattr(text_data, "CACHE_DIR", tmp_path)
-    monkeypatch.setattr(text_data, "_reachable", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(offline, "reachable", lambda url, timeout=3.0: False)
     with pytest.raises(datasets.DatasetUnavailable, match="prefetch --datasets nsmc"):
         text_data.load_download("nsmc")(per_class=5, val_per_class=5, seed=0)
     # a pre-filled cache loads with no network: NSMC's own file layout

@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tlcore.core import offline
 from tlcore.data.images import IMAGE_SUFFIXES
 
-CACHE_DIR = Path(os.environ.get("TLCORE_DATA", Path.home() / ".cache" / "tlcore" / "datasets"))
+CACHE_DIR = offline.DATA_CACHE
 
 
 class DatasetUnavailable(RuntimeError):
@@ -323,10 +324,9 @@ def _torchvision(cls_name: str, split_kw: dict, classes_attr: str = "classes"):
         try:
             ds = cls(str(base), download=False, **split_kw)
         except (RuntimeError, FileNotFoundError):
-            from tlcore.models.backbones import host_reachable
 
             url = "https://download.pytorch.org" if cls_name != "CIFAR10" else "https://www.cs.toronto.edu"
-            if not host_reachable(url):
+            if not offline.reachable(url):
                 raise DatasetUnavailable(
                     f"{cls_name} is not downloaded and this machine is offline: run `python -m tlcore prefetch "
                     f"--datasets {cls_name.lower()}` when online, or pick an offline dataset (digits, synthetic_novel)"
@@ -474,13 +474,12 @@ def fashion_arrays(root: str = "") -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate(x), np.concatenate(y).astype(np.int64)
     import torchvision.datasets as tvd
 
-    from tlcore.models.backbones import host_reachable
 
     base = Path(root) if root else CACHE_DIR / "fashionmnist"
     try:
         parts = [tvd.FashionMNIST(str(base), train=t, download=False) for t in (True, False)]
     except RuntimeError:
-        if not host_reachable(FASHION_URL):
+        if not offline.reachable(FASHION_URL):
             raise DatasetUnavailable(FASHION_INSTALL) from None
         parts = [tvd.FashionMNIST(str(base), train=t, download=True) for t in (True, False)]
     return np.concatenate([p.data.numpy() for p in parts]), np.concatenate([p.targets.numpy() for p in parts])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import socket
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
@@ -23,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tlcore.core import offline
 from tlcore.data.datasets import DatasetUnavailable
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "text"
 SAMPLES = {"en": ASSETS / "sentiment_en.csv", "ko": ASSETS / "sentiment_ko.csv"}
-CACHE_DIR = Path(os.environ.get("TLCORE_DATA", Path.home() / ".cache" / "tlcore" / "datasets")) / "text"
+CACHE_DIR = offline.DATA_CACHE / "text"
 DOWNLOAD_TIMEOUT_S = 20.0
 
 # Header names accepted for each column, so common public files load without renaming
@@ -241,23 +241,13 @@ DOWNLOADS = {
 }
 
 
-def _reachable(url: str, timeout: float = 3.0) -> bool:
-    from urllib.parse import urlparse
-
-    try:
-        with socket.create_connection((urlparse(url).hostname, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def download_text_set(name: str) -> Path:
     """Fetch SST-2 or NSMC into CACHE_DIR/<name> (once) and return that folder."""
     info, folder = DOWNLOADS[name], CACHE_DIR / name
     wanted = [folder / Path(f).name for f in info["files"].values()]
     if all(p.is_file() for p in wanted):
         return folder
-    if not _reachable(info["url"]):
+    if not offline.reachable(info["url"]):
         raise TextDataUnavailable(
             f"{name} is not downloaded and this machine is offline: run `python -m tlcore prefetch --datasets {name}` "
             "when online, or pick an offline sample (sentiment_en, sentiment_ko) or your own CSV (text_csv)"

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tlcore.core import offline
 from tlcore.core.messages import EN, Message
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -48,7 +49,9 @@ class BackboneSpec:
     name: str
     family: str  # "vision" or "text"
     title: str  # one line for pickers
-    build: Callable[..., nn.Module]  # keyword-only: (num_classes, pretrained, image_size) -> model
+    # keyword-only: (num_classes, pretrained, image_size) -> model; None for text models, which
+    # tlcore.models.text.build_text_model builds (they need a tokenizer, not an image size)
+    build: Callable[..., nn.Module] | None
     pretrained_on: str  # "imagenet", "synthetic" (the studio's own), or a corpus name for text
     default_size: int = 224  # input size the weights were trained at
     weights: str = ""  # torchvision weights enum entry, e.g. "ResNet18_Weights.IMAGENET1K_V1"
@@ -58,11 +61,6 @@ class BackboneSpec:
     size_multiple: int = 1  # input size must be a multiple of this (ViT patches)
     notes: str = ""
     extra: dict = field(default_factory=dict)
-
-
-def is_local_model_dir(name: str) -> bool:
-    """A folder holding a saved Hugging Face model (config.json) can be used as a backbone."""
-    return bool(name) and os.path.isdir(name) and os.path.isfile(os.path.join(name, "config.json"))
 
 
 # ----------------------------------------------------------------------------- the wrapper
@@ -144,22 +142,12 @@ def weights_ready(spec: BackboneSpec) -> bool:
     return weights_path(spec).exists()
 
 
-def host_reachable(url: str, timeout: float = 3.0) -> bool:
-    """Can we open a TCP connection to the URL's host? A cheap offline check, no download."""
-    host = urllib.parse.urlparse(url).hostname
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def load_imagenet_state(spec: BackboneSpec) -> dict[str, torch.Tensor]:
     """The torchvision state dict from the standard cache, downloading (with a time-out) if online."""
     weights = _weights_enum(spec.weights)
     path = weights_path(spec)
     if not path.exists():
-        if not host_reachable(weights.url):
+        if not offline.reachable(weights.url):
             raise WeightsUnavailable(
                 f"ImageNet weights for {spec.name} are not cached and the download server cannot be reached: "
                 f"run `python -m tlcore prefetch --backbones {spec.name}` on a connected machine, "

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tlcore.core import offline
 from tlcore.core.messages import Message
 from tlcore.core.registry import Registry
 from tlcore.data import datasets
 from tlcore.data.datasets import DatasetSpec
 from tlcore.models import backbones
 from tlcore.models import text_specs as text
-from tlcore.models.backbones import BackboneSpec, GroupedModel, WeightsUnavailable, is_local_model_dir
+from tlcore.models.backbones import BackboneSpec, GroupedModel, WeightsUnavailable
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -49,7 +50,7 @@ def backbone_names(family: str | None = None) -> list[str]:
 
 def task_of(name: str) -> str:
     """'image' or 'text': which kind of run a backbone (or a saved model folder) makes."""
-    if is_local_model_dir(name):
+    if offline.is_model_dir(name):
         return "text"
     return "text" if backbone(name).family == "text" else "image"
 
@@ -88,7 +89,7 @@ def resolve_pretrained(name: str, choice: str) -> tuple[str, bool, Message | str
     spec = backbone(name)
     if spec.family != "vision" or weights_cached(name):
         return name, True, ""
-    if spec.weights and backbones.host_reachable(backbones.weights_url(spec)):  # looked up late: tests patch it
+    if spec.weights and offline.reachable(backbones.weights_url(spec)):  # looked up late: tests patch it
         return name, True, ""
     if choice == "yes":
         raise WeightsUnavailable("weights.unavailable", name=name, fallback=offline_default())

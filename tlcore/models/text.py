@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import importlib
 import os
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
+from tlcore.core import offline
 from tlcore.core.metrics import Trainable, count_trainable
 from tlcore.models.backbones import WeightsUnavailable
-from tlcore.models.text_specs import OFFLINE_TEXT_BACKBONE
+from tlcore.models.text_specs import OFFLINE_TEXT_BACKBONE, TEXT_SPEC
 
 
 class TextModelUnavailable(WeightsUnavailable):
@@ -46,16 +45,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """Can the model hub be reached right now? Honours HF_HUB_OFFLINE; a TCP probe, no download."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
-    url = urlparse(hub_endpoint())
-    try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def is_model_dir(path: str | os.PathLike) -> bool:
-    return bool(str(path)) and os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json"))
+    return offline.reachable(hub_endpoint(), timeout=timeout)
 
 
 def package_model_dir(package: str) -> Path:
@@ -71,13 +61,10 @@ def package_model_dir(package: str) -> Path:
 
 def resolve_source(name: str) -> str:
     """A registry name, hub id or folder -> what from_pretrained takes (a hub id or a folder)."""
-    if is_model_dir(name):
+    if offline.is_model_dir(name):
         return str(name)
-    from tlcore.models import catalog
-
-    try:
-        spec = catalog.backbone(name)
-    except ValueError:
+    spec = TEXT_SPEC.get(name)
+    if spec is None:
         return name  # a hub id typed directly (prefetch accepts them)
     if spec.extra.get("package"):
         return str(package_model_dir(spec.extra["package"]))
@@ -90,7 +77,7 @@ def is_cached(name: str) -> bool:
         source = resolve_source(name)
     except TextModelUnavailable:
         return False
-    if is_model_dir(source):
+    if offline.is_model_dir(source):
         return True
     from huggingface_hub import try_to_load_from_cache
 
@@ -109,7 +96,7 @@ def _from_pretrained(loader, source: str, name: str, **kwargs):
     try:
         return loader.from_pretrained(source, local_files_only=True, trust_remote_code=False, **kwargs)
     except OSError as first:
-        if is_model_dir(source):
+        if offline.is_model_dir(source):
             raise ValueError(f"{source} does not hold a complete saved model ({first})") from None
         if not hub_reachable():
             raise TextModelUnavailable(
@@ -353,7 +340,7 @@ def resolve_text_pretrained(name: str, choice: str) -> tuple[str, bool, str]:
     auto: the named model if cached (or the hub answers); otherwise the offline MiniLM,
     with a note saying so. yes: fail with the prefetch command instead.
     """
-    if is_model_dir(name) or is_cached(name) or hub_reachable():
+    if offline.is_model_dir(name) or is_cached(name) or hub_reachable():
         return name, choice != "no", ""
     if choice == "auto" and name != OFFLINE_TEXT_BACKBONE and is_cached(OFFLINE_TEXT_BACKBONE):
         return (OFFLINE_TEXT_BACKBONE, True,

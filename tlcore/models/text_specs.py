@@ -19,13 +19,6 @@ from tlcore.data import text as data  # light: csv, numpy, torch
 from tlcore.data.datasets import DatasetSpec
 from tlcore.models.backbones import BackboneSpec
 
-
-def _build(*, spec: BackboneSpec, num_classes: int, pretrained: bool, image_size: int = 0, lora_r: int = 0):
-    from tlcore.models.text import build_text_model
-
-    return build_text_model(spec.name, num_classes, pretrained=pretrained, lora_r=lora_r)
-
-
 # name, where the weights come from (and its encoder depth, for the freeze slider), title,
 # language of the pretraining text
 TEXT_BACKBONES = [
@@ -38,8 +31,10 @@ TEXT_BACKBONES = [
      "Multilingual BERT (178M, 12 layers, 104 languages)", "multilingual"),
     ("klue_bert", {"hub_id": "klue/bert-base", "layers": 12}, "KLUE BERT base (111M, 12 layers, Korean)", "korean"),
 ]
-TEXT_BACKBONE_SPECS = tuple(BackboneSpec(name, "text", title, _build, lang, default_size=0, extra=dict(source))
+TEXT_BACKBONE_SPECS = tuple(BackboneSpec(name, "text", title, None, lang, default_size=0, extra=dict(source))
                             for name, source, title, lang in TEXT_BACKBONES)
+
+TEXT_SPEC = {spec.name: spec for spec in TEXT_BACKBONE_SPECS}
 
 OFFLINE_TEXT_BACKBONE = "minilm_l6"  # the fallback when a hub model is not cached and the hub is unreachable
 

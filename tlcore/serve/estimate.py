@@ -30,7 +30,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from tlcore.core import offline
 from tlcore.train.config import RunConfig
 
 DEFAULT_S_PER_GFLOP = 0.02  # a slow CPU core: only until this machine has measured its own
@@ -47,8 +47,7 @@ EMA = 0.5  # weight of the newest measurement
 
 
 def state_file() -> Path:
-    root = os.environ.get("TLS_STATE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tlstudio")
-    return Path(root) / "timings.json"
+    return offline.state_dir() / "timings.json"
 
 
 # ----------------------------------------------------------------------------- work

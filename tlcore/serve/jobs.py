@@ -20,7 +20,7 @@ client message can drop (Streamlit's "clear cache" message empties `st.cache_res
 With a `store` (tlcore.serve.store, SQLite) every job is also written to disk, so a server restart
 loses no finished run: `get` and `latest` read a job back for its owner when memory no longer
 holds it. Past one machine, `tlcore.serve.ray_jobs.RayJobQueue` is this queue with `_run_one`
-training on a Ray cluster; `server_queue()` picks one of the two from the environment.
+training on a Ray cluster; `tlcore.serve.server_queue()` picks one of the two from the environment.
 """
 
 from __future__ import annotations
@@ -530,24 +530,6 @@ def local_gpus() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def server_queue(**kwargs) -> JobQueue:
-    """The queue a class server runs: on a Ray cluster when `$TLS_RAY_ADDRESS` names one
-    ("auto", "HEAD_IP:6379", "ray://head:10001", or "local" for a Ray instance on this machine;
-    see tlcore.serve.ray_jobs), else the embedded local queue. Returns at once: the Ray queue joins
-    its cluster in the background, and a run that finds none trains here (its page and the
-    Class page say so). Ray not installed is logged and the class goes on with the local queue."""
-    address = os.environ.get("TLS_RAY_ADDRESS", "").strip()
-    if address:
-        try:
-            from tlcore.serve.ray_jobs import RayJobQueue
-
-            return RayJobQueue(address=address, **kwargs)
-        except Exception as error:  # noqa: BLE001 -- ImportError, ConnectionError, ...
-            logging.getLogger(__name__).error("TLS_RAY_ADDRESS=%s: Ray not usable (%s: %s); training on this "
-                                              "machine instead", address, type(error).__name__, error)
-    return JobQueue(gpus=local_gpus(), **kwargs)  # N GPUs: N workers, one per GPU
 
 
 _shared: JobQueue | None = None

@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tlcore.core import offline
 from tlcore.core.events import Done, Failed, HistorySnapshot, json_safe
 from tlcore.core.messages import Message
 from tlcore.serve.caps import STORED_MB_PER_LEARNER, STORED_RUNS_PER_LEARNER
@@ -106,10 +107,8 @@ _MIGRATIONS = {
 
 
 def default_path() -> Path:
-    """`$TLS_STATE_DIR/runs.sqlite`; the state folder is chosen as for the time estimates."""
-    from tlcore.serve.estimate import state_file
-
-    return state_file().parent / "runs.sqlite"
+    """`$TLS_STATE_DIR/runs.sqlite`, beside the time estimates (tlcore.core.offline.state_dir)."""
+    return offline.state_dir() / "runs.sqlite"
 
 
 def learner_key(owner: str) -> str:

@@ -328,7 +328,7 @@ def check(config, folder: str | Path) -> dict:
 
     import numpy as np
 
-    from tlcore.cli import ProgressPrinter
+    from tlcore.core.progress import ProgressPrinter
     from tlcore.serve.finetuned import get
     from tlcore.train.recipe import load_run_data, run
 

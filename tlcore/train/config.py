@@ -14,9 +14,9 @@ import shlex
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
+from tlcore.core import offline
 from tlcore.core.messages import LearnerError
 from tlcore.models import catalog
-from tlcore.models.backbones import is_local_model_dir
 from tlcore.train import strategies
 
 STRATEGIES = tuple(strategies.STRATEGIES)  # the one list, in tlcore.train.strategies
@@ -81,7 +81,7 @@ class RunConfig:
                     raise LearnerError("config.range", name=f.name, lo=f"{lo:g}", hi=f"{hi:g}", value=repr(value))
             if meta.get("choices") and value not in meta["choices"]:
                 raise LearnerError("config.choice", name=f.name, choices=", ".join(meta["choices"]), value=repr(value))
-        if self.backbone not in catalog.backbone_names() and not is_local_model_dir(self.backbone):
+        if self.backbone not in catalog.backbone_names() and not offline.is_model_dir(self.backbone):
             raise LearnerError("config.unknown_backbone", value=repr(self.backbone), choices=", ".join(catalog.backbone_names()))
         if self.dataset not in catalog.dataset_names():
             raise LearnerError("config.unknown_dataset", value=repr(self.dataset), choices=", ".join(catalog.dataset_names()))
