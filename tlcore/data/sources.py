@@ -20,6 +20,35 @@ from tlcore.data import datasets
 CACHE_BUDGET_BYTES = 2 * 1024**3  # cached features larger than this are not kept
 
 
+# ----------------------------------------------------------------------------- the cached-prefix rule
+# One rule, read by the trainer (what it asks a source to cache), by the sources (what they
+# cache) and by the time estimate (tlcore.serve.estimate: what a run will cost).
+
+def frozen_prefix(groups: list[str], frozen_all_run, *, cache_features: bool = True, bn_frozen_eval: bool = True) -> int:
+    """How many leading groups stay frozen for the whole run (never the head). With BatchNorm
+    in eval mode their output never changes, so it can be computed once; 0 when caching is off."""
+    prefix = 0
+    if cache_features and bn_frozen_eval:
+        while prefix < len(groups) - 1 and groups[prefix] in frozen_all_run:
+            prefix += 1
+    return prefix
+
+
+def cache_depth(task: str, prefix: int, n_groups: int, *, augment: str = "none", cls_features: bool = True) -> int:
+    """How many of a `prefix` of frozen groups a batch source computes once.
+
+    images: all of them, when the augmentation is none or a flip (a flip is cached as a second
+    copy); a random crop changes the input every epoch, so nothing is cached.
+    text: only the whole encoder (prefix = every group but the head), as one [CLS] vector per
+    sentence, and only for models whose head reads that vector (cls_features: no LoRA adapters).
+    """
+    if prefix <= 0:
+        return 0
+    if task == "text":
+        return prefix if prefix >= n_groups - 1 and cls_features else 0
+    return prefix if augment in ("none", "flip") else 0
+
+
 class TensorSource:
     """A small image dataset kept whole on the device; batches are index slices.
 
@@ -48,12 +77,13 @@ class TensorSource:
         return len(self.val_y)
 
     def can_cache(self) -> bool:
-        return self.augment in ("none", "flip")
+        return cache_depth("image", 1, 2, augment=self.augment) > 0
 
     @torch.no_grad()
     def prepare(self, model, depth: int, batch_size: int, autocast) -> int:
         """Run the frozen prefix once over all images; returns the depth actually cached."""
-        if depth == 0 or not self.can_cache() or not hasattr(model, "forward_to"):
+        depth = cache_depth("image", depth, len(model.groups), augment=self.augment)
+        if depth == 0 or not hasattr(model, "forward_to"):
             return 0
         was_training = model.training
         model.eval()

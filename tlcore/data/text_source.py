@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import torch
 
+from tlcore.data.sources import cache_depth
 from tlcore.data.text import TextData
 
 BUCKET_BATCHES = 16  # batches per length-sorted bucket: bigger = less padding, less randomness
@@ -57,8 +58,8 @@ class TextSource:
         """Feature extraction once: with every group but the head frozen, run the encoder
         over all sentences a single time and keep each one's [CLS] vector, (N, D).
         Returns the depth cached (0: not cached, every batch runs the whole model)."""
-        body = len(model.groups) - 1
-        if depth < body or not getattr(model, "can_cache_features", lambda: False)():
+        body, cls_features = len(model.groups) - 1, getattr(model, "can_cache_features", lambda: False)()
+        if cache_depth("text", depth, len(model.groups), cls_features=cls_features) == 0:
             return 0
         was_training = model.training
         model.eval()  # no dropout: the cached features are the encoder's clean output

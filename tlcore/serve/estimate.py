@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 from tlcore.core import offline
+from tlcore.data import sources
 from tlcore.train.config import RunConfig
 
 DEFAULT_S_PER_GFLOP = 0.02  # a slow CPU core: only until this machine has measured its own
@@ -109,16 +110,10 @@ def frozen_prefix(config: RunConfig, groups: list[str]) -> tuple[int, set[str]]:
     plan = strategies.make_plan(config.strategy, groups, lr=config.lr, head_lr_mult=config.head_lr_mult,
                                 freeze_depth=min(config.freeze_depth, len(groups) - 1), layer_decay=config.layer_decay)
     always = set(plan.always_frozen)
-    prefix = 0
-    # The trainer's rule (trainer.fit): the leading groups frozen for the whole run, when the
-    # source can cache them: images with no augmentation but flips; text only the whole
-    # encoder, as one [CLS] vector per sentence (text.source.TextSource.prepare).
-    if config.cache_features and config.bn_frozen_eval and (config.task == "text" or config.augment in ("none", "flip")):
-        while prefix < len(groups) - 1 and groups[prefix] in always:
-            prefix += 1
-    if config.task == "text" and prefix < len(groups) - 1:
-        prefix = 0
-    return prefix, always
+    # The trainer's and the sources' one rule (tlcore.data.sources): what fit asks to cache,
+    # and what the source really caches.
+    prefix = sources.frozen_prefix(groups, always, cache_features=config.cache_features, bn_frozen_eval=config.bn_frozen_eval)
+    return sources.cache_depth(config.task, prefix, len(groups), augment=config.augment), always
 
 
 def work_of(config: RunConfig, n_train: int, n_val: int) -> Work:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from tlcore.core import metrics
 from tlcore.core.events import Cancelled, EvalEvent, Started, StepEvent
+from tlcore.data.sources import frozen_prefix
 from tlcore.train import strategies
 from tlcore.train.device import describe_device
 from tlcore.train.precision import autocast_for, use_bf16
@@ -79,11 +80,9 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
     initial = {n: p.detach().clone() for n, p in model.named_parameters()} if plan.pretrained else None
 
     # A prefix frozen for the whole run (with BN in eval mode) gives the same features every
-    # epoch: compute them once and train only the suffix.
-    prefix = 0
-    if opts.cache_features and opts.bn_frozen_eval:
-        while prefix < len(groups) - 1 and groups[prefix] in plan.always_frozen:
-            prefix += 1
+    # epoch: compute them once and train only the suffix (the rule: tlcore.data.sources).
+    prefix = frozen_prefix(groups, plan.always_frozen, cache_features=opts.cache_features,
+                           bn_frozen_eval=opts.bn_frozen_eval)
     t_cache = time.perf_counter()
     cached = source.prepare(model, prefix, opts.batch_size, autocast)
     timing = {"cache_s": time.perf_counter() - t_cache, "train_s": [], "eval_s": []}
