@@ -130,13 +130,11 @@ def backbone_title(name: str) -> str:
 def weights_fallback(backbone: str, strategy: str) -> str | None:
     """The backbone that will really run when `backbone`'s pretrained weights cannot be had
     (not on this machine, no internet): the offline one. None when the choice runs as is."""
-    spec = catalog.backbone(backbone)
-    if strategy == "scratch" or spec.family != "vision" or catalog.weights_cached(backbone):
+    if strategy == "scratch" or catalog.backbone(backbone).family != "vision":
         return None
-    if st.session_state.get("online", False):
-        return None
-    fallback = catalog.offline_default()
-    return fallback if fallback != backbone else None
+    # the run's own rule ("auto" never raises), with the network state the sidebar probed once
+    runs, _, _ = catalog.resolve_pretrained(backbone, "auto", online=st.session_state.get("online", False))
+    return runs if runs != backbone else None
 
 
 @callback

@@ -259,6 +259,10 @@ def test_missing_weights_offline_give_one_clear_line_and_a_fallback(tmp_path, mo
         assert (name, pretrained) == ("resnet50", False) and "random init" in str(note)
     with pytest.raises(backbones.WeightsUnavailable):
         catalog.resolve_pretrained("resnet50", "yes")
+    # what the caller knows of the network replaces the probe (the app probes once per session)
+    monkeypatch.setattr(offline, "reachable", lambda *a, **k: pytest.fail("the caller said it is offline"))
+    assert catalog.resolve_pretrained("resnet50", "auto", online=False)[:2] == (name, pretrained)
+    assert catalog.resolve_pretrained("resnet50", "auto", online=True)[:2] == ("resnet50", True)
 
 
 def test_torchvision_dataset_from_a_prefilled_cache(tmp_path, monkeypatch):

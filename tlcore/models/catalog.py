@@ -78,18 +78,23 @@ def offline_default() -> str:
     return "efficientnet_lite0" if weights_cached("efficientnet_lite0") else "studio_resnet"
 
 
-def resolve_pretrained(name: str, choice: str) -> tuple[str, bool, Message | str]:
+def resolve_pretrained(name: str, choice: str, *, online: bool | None = None) -> tuple[str, bool, Message | str]:
     """Turn the user's pretrained choice into (backbone, pretrained?, note for the learner).
 
     auto: pretrained if the weights are cached or downloadable; else fall back to the
     offline backbone (never a hang, never a traceback). yes: fail with the message.
+    online: what the caller already knows of the network (the app probes once per session);
+    None probes the weights' host. The one rule for vision backbones: a run (tlcore.train.tasks)
+    and the pickers' "this will run instead" line (studio.widgets.weights_fallback) both ask here.
+    Text models keep their own (tlcore.models.text.resolve_text_pretrained): they need a
+    cached tokenizer even from scratch.
     """
     if choice == "no":
         return name, False, ""
     spec = backbone(name)
     if spec.family != "vision" or weights_cached(name):
         return name, True, ""
-    if spec.weights and offline.reachable(backbones.weights_url(spec)):  # looked up late: tests patch it
+    if spec.weights and (online if online is not None else offline.reachable(backbones.weights_url(spec))):
         return name, True, ""
     if choice == "yes":
         raise WeightsUnavailable("weights.unavailable", name=name, fallback=offline_default())
