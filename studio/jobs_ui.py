@@ -33,7 +33,6 @@ POLL_S = 1.0  # seconds between redraws; a Stop click reruns at once, so it need
 # While waiting, only the queue position can change: a class of 30 waiting would otherwise
 # cost the server 30 script runs a second for nothing (measured: python -m tools.loadtest).
 QUEUED_POLL_S = 2.0
-ACTIVE = ("queued", "running")
 # Far back in the line the position changes once per job ahead (a minute or more in class):
 # a slower poll there, the usual pace once next-but-one (a class of 30 pressing Start together:
 # about 15 script runs a second -> 7).
@@ -138,7 +137,7 @@ def follow(target: str, *, reserve: bool = False) -> None:
 def is_running(slot: str) -> bool:
     """True while the slot's job is queued or running (its Start button is hidden then)."""
     view = _view(job_id(slot), heartbeat=False)
-    return view is not None and view.state in ACTIVE
+    return view is not None and view.active
 
 
 def active_elsewhere(slot: str) -> bool:
@@ -157,7 +156,7 @@ def live_panel(*slots: str) -> str | None:
     for slot in slots:
         if is_running(slot):
             view = job_panel(slot, only_live=True)
-            if view is not None and view.state in ACTIVE:
+            if view is not None and view.active:
                 return slot
     return None
 
@@ -173,9 +172,9 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
     if view is None:  # the server restarted or forgot it
         set_job_id(slot, None)
         return None
-    if only_live and view.state not in ACTIVE:
+    if only_live and not view.active:
         return view
-    if view.state in ACTIVE:
+    if view.active:
         with st.container(key=f"live-{slot}"):
             # Queued, the panel is one line; running, it fills the view (the change of state
             # reruns the page once: see poll).
@@ -187,7 +186,7 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
             @st.fragment(run_every=poll_every(view))
             def poll() -> None:
                 latest = _view(current)
-                if latest is None or latest.state not in ACTIVE:
+                if latest is None or not latest.active:
                     st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
                     st.rerun()  # once, to draw the final state outside the polling fragment
                 if poll_every(latest) != poll_every(view):

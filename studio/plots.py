@@ -21,6 +21,7 @@ from plotly.subplots import make_subplots
 
 from tlcore.core.events import HistorySnapshot
 from tlcore.core.metrics import human
+from tlcore.lab.experiments import tile_grid
 
 # English chart text; the app's i18n files carry the same keys ("plot.*") in each language.
 LABELS: dict[str, str] = {
@@ -431,22 +432,9 @@ def filters_figure(pretrained: np.ndarray | None, random: np.ndarray, t: Transla
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[name for name, _ in panels],
                         horizontal_spacing=0.05)
     for i, (_, tiles) in enumerate(panels, start=1):
-        fig.add_trace(go.Image(z=_tile_grid(tiles, zoom), hoverinfo="skip"), row=1, col=i)
+        fig.add_trace(go.Image(z=tile_grid(tiles, zoom), hoverinfo="skip"), row=1, col=i)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(title=t("plot.filters.title"), height=300, margin=dict(l=10, r=10, t=70, b=10),
                       template="plotly_white")
     return _fonts(fig)
-
-
-def _tile_grid(tiles: np.ndarray, zoom: int, cols: int = 8, gap: int = 2) -> np.ndarray:
-    """(n, k, k, 3) in [0, 1] -> one uint8 picture of the tiles, each enlarged `zoom` times."""
-    n, k = tiles.shape[0], tiles.shape[1]
-    rows = -(-n // cols)
-    cell = k * zoom + gap
-    grid = np.full((rows * cell + gap, cols * cell + gap, 3), 255, dtype=np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        big = np.kron(np.clip(tile, 0, 1), np.ones((zoom, zoom, 1)))
-        grid[gap + r * cell: gap + r * cell + k * zoom, gap + c * cell: gap + c * cell + k * zoom] = (big * 255).round()
-    return grid

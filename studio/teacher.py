@@ -266,17 +266,17 @@ ENDED_SHOWN = 20  # ended runs listed, newest first (each learner's latest are k
 def class_runs() -> None:
     """Every run on the server, active ones first, each with Cancel; redrawn every REFRESH_S
     while any is active, so a cancelled or finished run changes state without a click."""
-    active = any(row.state in ("queued", "running") for row in queue().list_all())
+    active = any(row.active for row in queue().list_all())
 
     @st.fragment(run_every=REFRESH_S if active else None)
     def runs() -> None:
         rows = queue().list_all()
-        if any(row.state in ("queued", "running") for row in rows) != active:
+        if any(row.active for row in rows) != active:
             st.rerun()  # once: start or stop refreshing
         if not rows:
             st.caption(t("class.no_jobs"))
         places_per_address()
-        ended = [row for row in rows if row.state not in ("queued", "running")]
+        ended = [row for row in rows if not row.active]
         for row in rows[:len(rows) - len(ended) + ENDED_SHOWN]:
             _run_row(row)
         if len(ended) > ENDED_SHOWN:
@@ -322,7 +322,7 @@ def _run_row(row: JobSummary) -> None:
     cols[1].markdown(state + (f" · {note}" if note else ""))
     cols[2].caption(what)
     cols[3].markdown(duration(row.elapsed_s) if row.elapsed_s else "–")
-    if row.state in ("queued", "running"):
+    if row.active:
         cols[4].button(t("class.cancel"), key=f"cancel:{row.id}", on_click=callback(queue().cancel_any), args=(row.id,))
 
 

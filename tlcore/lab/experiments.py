@@ -311,29 +311,33 @@ def first_layer_filters(*, pretrained: bool = True, backbone: str = "studio_resn
     return tiles.permute(0, 2, 3, 1).numpy()
 
 
+def tile_grid(tiles: np.ndarray, zoom: int, cols: int = 8, gap: int = 2) -> np.ndarray:
+    """(n, k, k, 3) in [0, 1] -> one uint8 picture (H, W, 3) of the tiles on white, each
+    enlarged `zoom` times, `cols` a row, `gap` pixels apart. The app's filter chart
+    (studio.plots.filters_figure) and the committed PNG (filters_image) both draw with it."""
+    n, k = tiles.shape[0], tiles.shape[1]
+    rows = -(-n // cols)
+    cell = k * zoom + gap
+    grid = np.full((rows * cell + gap, cols * cell + gap, 3), 255, dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        big = np.kron(np.clip(tile, 0, 1), np.ones((zoom, zoom, 1)))
+        grid[gap + r * cell: gap + r * cell + k * zoom, gap + c * cell: gap + c * cell + k * zoom] = (big * 255).round()
+    return grid
+
+
 def filters_image(path: Path | str = RESULTS_DIR / "filters.png", *, zoom: int = 14,
                   backbone: str = "studio_resnet") -> Path:
     """Write the pretrained and random first-layer filters side by side as a PNG."""
     from PIL import Image, ImageDraw
 
-    panels = []
-    for pretrained in (True, False):
-        tiles = first_layer_filters(pretrained=pretrained, backbone=backbone)  # (n, k, k, 3)
-        n, k = tiles.shape[0], tiles.shape[1]
-        cols = 8
-        rows = -(-n // cols)
-        cell = k * zoom + 4
-        panel = np.ones((rows * cell + 4, cols * cell + 4, 3))
-        for i, tile in enumerate(tiles):
-            r, c = divmod(i, cols)
-            big = np.kron(tile, np.ones((zoom, zoom, 1)))
-            panel[4 + r * cell : 4 + r * cell + k * zoom, 4 + c * cell : 4 + c * cell + k * zoom] = big
-        panels.append(panel)
-    gap = np.ones((panels[0].shape[0], 24, 3))
+    panels = [tile_grid(first_layer_filters(pretrained=pretrained, backbone=backbone), zoom, gap=4)
+              for pretrained in (True, False)]
+    gap = np.full((panels[0].shape[0], 24, 3), 255, dtype=np.uint8)
     canvas = np.concatenate([panels[0], gap, panels[1]], axis=1)
     top = 22
     image = Image.new("RGB", (canvas.shape[1], canvas.shape[0] + top), "white")
-    image.paste(Image.fromarray((canvas * 255).round().astype(np.uint8)), (0, top))
+    image.paste(Image.fromarray(canvas), (0, top))
     draw = ImageDraw.Draw(image)
     source = "synthetic source" if catalog.backbone(backbone).pretrained_on == "synthetic" else "ImageNet"
     draw.text((4, 4), f"{backbone}: pretrained ({source})", fill="black")

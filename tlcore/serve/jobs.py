@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from tlcore.core.events import Failed, History, HistorySnapshot
 from tlcore.serve.caps import Caps
 from tlcore.serve.store import FINAL_WAIT_S, RunStore, StoredJob, StoreHealth, as_interrupted, learner_key, pack
+from tlcore.serve.store import UNFINISHED as ACTIVE_STATES  # a job in one of these states has not ended
 from tlcore.train.config import RunConfig
 
 RunFn = Callable[..., object]  # (config, emit, should_stop) -> result
@@ -110,7 +111,7 @@ class Job:
 
     @property
     def active(self) -> bool:
-        return self.state in ("queued", "running")
+        return self.state in ACTIVE_STATES
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,10 @@ class JobView:
     elapsed_s: float
     note: str = ""  # why it was stopped, when the learner did not stop it (see Job.note)
     where: str = ""  # see Job.where
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
 
     @property
     def current(self) -> int:
@@ -152,6 +157,10 @@ class JobSummary:
     note: str
     submitted: float
     address: str | None = None  # the client address it was started from (the teacher's view only)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
 
 
 def nickname(owner: str) -> str:
@@ -259,14 +268,7 @@ class JobQueue:
     def cancel(self, job_id: str, owner: str) -> bool:
         """Ask the owner's job to stop; False (and nothing done) if it is not theirs or has ended."""
         with self._lock:
-            job = self._owned(job_id, owner)
-            if job is None or not job.active:
-                return False
-            job.stop_requested = True
-            if job.state == "queued":
-                self._finish(job, "cancelled")
-                self._persist(job)
-            return True
+            return self._stop(self._owned(job_id, owner), note="")
 
     # --- called by the server and the teacher (no owner check: never reachable from a student's page) ---
     def list_all(self) -> list[JobSummary]:
@@ -277,22 +279,26 @@ class JobQueue:
             rows = [JobSummary(j.id, j.owner, j.state, (self._waiting.index(j.id) + 1) if j.id in self._waiting else 0,
                                tuple(j.labels), tuple(j.configs), (j.finished or now) - (j.started or j.finished or now),
                                j.priority, j.note, j.submitted, j.address) for j in self._jobs.values()]
-        return sorted(rows, key=lambda r: (r.state not in ("queued", "running"), r.state != "running", r.position,
+        return sorted(rows, key=lambda r: (not r.active, r.state != "running", r.position,
                                            -r.submitted))
 
     def cancel_any(self, job_id: str, note: str = "teacher") -> bool:
         """Stop any job (the teacher's Cancel, a closed tab); False if it is unknown or has ended."""
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None or not job.active:
-                return False
-            if not job.stop_requested:  # the first reason is the one: a run already stopping keeps its own
-                job.note = note
-            job.stop_requested = True
-            if job.state == "queued":
-                self._finish(job, "cancelled")
-                self._persist(job)
-            return True
+            return self._stop(self._jobs.get(job_id), note=note)
+
+    def _stop(self, job: Job | None, note: str) -> bool:  # caller holds the lock
+        """Flag a job to stop (a queued one ends at once); `note` says why when the learner did
+        not stop it. False if there is no such job or it has ended."""
+        if job is None or not job.active:
+            return False
+        if note and not job.stop_requested:  # the first reason is the one: a run already stopping keeps its own
+            job.note = note
+        job.stop_requested = True
+        if job.state == "queued":
+            self._finish(job, "cancelled")
+            self._persist(job)
+        return True
 
     def promote(self, owner: str, priority: int = 1) -> int:
         """Give the owner's waiting jobs this priority and their place in line (a teacher who
