@@ -19,7 +19,6 @@ from studio.i18n import current_lang, explain_error, t, t_count, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.settings import bound
 from studio.state import (
-    callback,
     check_upload_room,
     drop_upload_slot,
     keep_settings,
@@ -154,17 +153,16 @@ def backbone_ui() -> str:
         return f"{translated(f'backbone.title.{name}', catalog.backbone(name).title)} · {state}"
 
     st.selectbox(t("text.backbone"), catalog.backbone_names("text"), format_func=label,
-                 help=t("help.text_backbone"), **bound("text_backbone", _clamp_depth))
+                 help=t("help.text_backbone"), **bound("text_backbone", widgets.clamp_depth, ("text_", partial_groups)))
     name = st.session_state["text_backbone"]
     if not ready.get(name) and not hub_online():
         st.warning(t("text.backbone_missing", name=name, cmd=f"python -m tlcore prefetch --backbones {name}"))
     return name
 
 
-@callback
-def _clamp_depth() -> None:
-    body = len(layer_groups(st.session_state["text_backbone"], "partial")) - 1
-    st.session_state["text_freeze_depth"] = min(st.session_state["text_freeze_depth"], body)
+def partial_groups(backbone: str) -> list[str]:
+    """The groups a freeze depth counts (those of a run without LoRA adapters)."""
+    return layer_groups(backbone, "partial")
 
 
 @dataclass(frozen=True)
@@ -198,7 +196,7 @@ def race_configs(data: TextDataChoice, choice: StrategyChoice, backbone: str, pi
 def race_depth(choice: StrategyChoice, backbone: str) -> int:
     """Freeze depth for 'partial' in a race: the one chosen for partial, else half the body."""
     body = len(layer_groups(backbone, "partial")) - 1
-    return choice.freeze_depth if choice.strategy == "partial" and 0 < choice.freeze_depth < body else body // 2
+    return strategies.partial_depth(choice.freeze_depth if choice.strategy == "partial" else 0, body)
 
 
 def readout(backbone: str, choice: StrategyChoice) -> None:

@@ -9,6 +9,7 @@ each widget is drawn from its setting by `studio.settings.bound`), so the strate
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def backbone_ui() -> str:
                  t("backbone.imagenet") if online or catalog.weights_cached(name) else t("backbone.not_here"))
         return f"{backbone_title(name)} · {where}"
 
-    st.selectbox(t("backbone.label"), names, format_func=label, help=t("help.backbone"), **bound("backbone", _clamp_depth))
+    st.selectbox(t("backbone.label"), names, format_func=label, help=t("help.backbone"), **bound("backbone", clamp_depth))
     chosen = st.session_state["backbone"]
     fallback = weights_fallback(chosen, st.session_state["strategy"])
     if fallback:
@@ -138,9 +139,12 @@ def weights_fallback(backbone: str, strategy: str) -> str | None:
 
 
 @callback
-def _clamp_depth() -> None:
-    body = len(group_names(st.session_state["backbone"])) - 1
-    st.session_state["freeze_depth"] = min(st.session_state["freeze_depth"], body)
+def clamp_depth(prefix: str = "", groups_of: Callable[[str], list[str]] | None = None) -> None:
+    """Another backbone was picked: the freeze depth becomes what the strategy means on its body
+    (the image pages' groups, or the text page's with prefix "text_" and its own `groups_of`)."""
+    s = st.session_state
+    body = len((groups_of or group_names)(s[prefix + "backbone"])) - 1
+    s[prefix + "freeze_depth"] = strategies.depth_for(s[prefix + "strategy"], s[prefix + "freeze_depth"], body)
 
 
 # --- strategy, freeze depth, learning rates -------------------------------------------
@@ -155,12 +159,8 @@ def _strategy_changed(prefix: str, body: int) -> None:
     s = st.session_state
     s.pop(prefix + "cell", None)  # the settings no longer are a matrix cell's
     strategy, depth = s[prefix + "strategy"], prefix + "freeze_depth"
-    if strategy == "linear_probe":
-        s[depth] = body
-    elif strategy != "partial":  # scratch, full, full_llrd, gradual, lora: nothing frozen by depth
-        s[depth] = 0
-    elif s[depth] in (0, body):
-        s[depth] = max(1, body // 2)
+    # partial starts at a depth that is partial; the others at the depth they mean
+    s[depth] = strategies.partial_depth(s[depth], body) if strategy == "partial" else strategies.depth_for(strategy, s[depth], body)
 
 
 @callback
@@ -184,7 +184,7 @@ def strategy_ui(groups: list[str], *, prefix: str = "", choices: tuple[str, ...]
     s = st.session_state
     strategy, depth = s[prefix + "strategy"], prefix + "freeze_depth"
     # The slider shows what the strategy freezes, whatever set it (a preset, a matrix cell, a link).
-    s[depth] = body if strategy == "linear_probe" else min(s[depth], body) if strategy == "partial" else 0
+    s[depth] = strategies.depth_for(strategy, s[depth], body)
     st.selectbox(t("strategy.label"), choices, format_func=lambda v: t(f"strategy.{v}"), help=t("help.strategy"),
                  **bound(prefix + "strategy", _strategy_changed, (prefix, body)))
     st.slider(t("freeze.label"), 0, body, help=t("help.freeze_depth"),
@@ -389,7 +389,7 @@ def config_from_state(choice: DataChoice, **overrides) -> RunConfig | None:
     fallback = weights_fallback(values["backbone"], values["strategy"])
     if fallback:  # what runs is what the config, the CLI line and the downloads say
         values["backbone"] = fallback
-        values["freeze_depth"] = min(values["freeze_depth"], len(group_names(fallback)) - 1)
+        values["freeze_depth"] = strategies.depth_for(values["strategy"], values["freeze_depth"], len(group_names(fallback)) - 1)
     return validated_config(values)
 
 

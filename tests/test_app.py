@@ -856,10 +856,10 @@ def test_a_stale_label_from_the_browser_after_a_language_switch_is_settled():
     def clamp_with_a_label(label: str) -> None:
         import streamlit as st
 
-        from studio.widgets import _clamp_depth
+        from studio.widgets import clamp_depth
 
         st.session_state["backbone"] = label
-        _clamp_depth()  # the selectbox's on_change, as the browser triggers it
+        clamp_depth()  # the selectbox's on_change, as the browser triggers it
 
     probe = AppTest.from_function(clamp_with_a_label, args=(label,), default_timeout=30)
     probe.session_state["owner"] = at.session_state["owner"]

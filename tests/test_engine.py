@@ -381,7 +381,7 @@ def test_no_engine_module_imports_streamlit_or_plotly():
     import ast
     from pathlib import Path
 
-    root = Path(trainer.__file__).parent
+    root = Path(trainer.__file__).parents[1]  # tlcore/, every package in it
     offenders = []
     for path in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -396,7 +396,7 @@ def test_no_engine_module_imports_streamlit_or_plotly():
 @pytest.mark.parametrize("first", ["tlcore.data.datasets", "tlcore.models.backbones", "tlcore.models.text_specs", "tlcore.train.config",
                                    "tlcore.train.trainer", "tlcore.models.catalog"])
 def test_registries_are_complete_in_a_fresh_process_whatever_is_imported_first(first):
-    code = (f"import {first}\nfrom tlcore import catalog\n"
+    code = (f"import {first}\nfrom tlcore.models import catalog\n"
             "print(len(catalog.backbone_names('vision')), len(catalog.backbone_names('text')),"
             " len(catalog.dataset_names(task='image')), len(catalog.dataset_names(task='text')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -629,3 +629,17 @@ def test_no_batch_of_one_example_is_made():
         assert sum(sizes) == n and len(sizes) == -(-n // batch) and min(sizes) >= 2, (n, batch, sizes)
     order = torch.randperm(9)
     assert torch.equal(torch.cat(sources.split_batches(order, 8)), order)  # every example once, in order
+
+
+def test_the_one_freeze_depth_rule():
+    """What the widgets write: a strategy's own depth, kept within the body (strategies.depth_for),
+    and a depth that really is partial for 'partial' (strategies.partial_depth)."""
+    body = 5
+    assert strategies.depth_for("linear_probe", 2, body) == body
+    assert [strategies.depth_for("partial", d, body) for d in (-1, 0, 3, 5, 9)] == [0, 0, 3, 5, 5]
+    assert {strategies.depth_for(s, 3, body) for s in ("scratch", "full", "full_llrd", "gradual", "lora")} == {0}
+    assert [strategies.partial_depth(d, body) for d in (0, 1, 4, 5, 7)] == [2, 1, 4, 2, 2]
+    assert strategies.partial_depth(0, 1) == 1  # a one-group body still freezes something
+    # and a plan never freezes more than the body, whatever depth reaches it
+    groups = ["stem", "stage1", "stage2", "head"]
+    assert strategies.make_plan("partial", groups, lr=1.0, head_lr_mult=1.0, freeze_depth=9).frozen == ("stem", "stage1", "stage2")

@@ -96,6 +96,21 @@ STRATEGIES = {f.__name__: f for f in (scratch, linear_probe, partial, full, full
 IMAGE_STRATEGIES = tuple(n for n in STRATEGIES if n != "lora")  # lora needs adapter groups (text)
 
 
+def depth_for(strategy: str, depth: int, body: int) -> int:
+    """The freeze depth a strategy means on a body of `body` groups (the groups before the head):
+    a linear probe freezes the whole body, partial the chosen depth kept within 0..body, and
+    every other strategy none by depth. The one rule the widgets write the depth with."""
+    if strategy == "linear_probe":
+        return body
+    return max(0, min(depth, body)) if strategy == "partial" else 0
+
+
+def partial_depth(depth: int, body: int) -> int:
+    """A depth that really is partial (part of the body frozen, part trained): `depth` when it
+    is, else half the body. What 'partial' starts at, and runs at in a race."""
+    return depth if 0 < depth < body else max(1, body // 2)
+
+
 def frozen_at_start(strategy: str, groups: list[str], freeze_depth: int = 0) -> tuple[str, ...]:
     """What a strategy freezes at its first step: the plan's own answer, so a page's diagram
     and the run can never disagree (rates do not change what is frozen)."""
