@@ -1,6 +1,7 @@
 """Every chart the studio shows, as plotly figures built from a run's History.
 
-The only tlcore module that imports plotly. Each function takes plain data (a
+The studio's one module that imports plotly (tlcore never does: a contract in
+pyproject.toml checks it). Each function takes plain data (a
 HistorySnapshot, lists, dicts) and returns a `plotly.graph_objects.Figure` with a title
 and axis labels, so the pages stay thin and the charts can be tested without a browser.
 

@@ -20,8 +20,9 @@ No fault of the file may stop a class: persistence is a convenience, the class i
 - A damaged file (SQLite finds a bad page), a file that is not SQLite or was written by a
   newer version is never written to; `health()` says what is wrong (the Class page tells the
   teacher) until the file is moved aside or replaced, which the writer notices by itself.
-- Python's own `sqlite3`, WAL mode (readers never wait on the writer), one connection for
-  the writer thread and one for readers.
+- Python's own `sqlite3` in WAL mode, so the writer's transactions do not block reads; one
+  connection for the writer thread and one for readers, which every page shares behind one
+  lock (a read is one indexed row, brief; pages wait on each other, not on the writer).
 - Private: the file and its `-wal` and `-shm` companions are 0600 (created so: SQLite gives
   the companions the database file's mode); the learner's id is a secret (it is their
   cookie), so only its SHA-256 is stored.

@@ -16,8 +16,10 @@ Accepted layouts (the folder names become the class names)::
 Korean (or other non-ASCII) names work whether the zip marks them as UTF-8 or was made
 by a Windows tool that wrote them in cp949 without saying so.
 
-Nothing is extracted to disk; images are decoded from memory. This module knows nothing
-about Streamlit: the app passes the uploaded bytes in and shows the result.
+Every entry is checked before it is read. Each accepted image is then extracted, under a name
+the studio chooses (never the zip's path), into the learner's upload folder (`keep_files_in`)
+or a temporary one, and decoded from there by the engine's one image decoder. This module
+knows nothing about Streamlit: the app passes the uploaded bytes in and shows the result.
 """
 
 from __future__ import annotations
@@ -239,15 +241,7 @@ def _extract(
     folders (maybe empty) and the zip name of every written file. Nothing is decoded here.
     """
     entries = [e for e in entries if not _is_system_file(e.parts)]
-    candidates = sum(1 for e in entries if not e.info.is_dir() and "/".join(e.parts).lower().endswith(IMAGE_SUFFIXES))
-    if candidates * 3 * image_size ** 2 > MAX_DECODED_BYTES:  # before reading anything
-        raise UploadError("upload.too_big", images=f"{candidates:,}", size=image_size,
-                          gib=f"{candidates * 3 * image_size ** 2 / 1024 ** 3:.1f}",
-                          limit=f"{MAX_DECODED_BYTES / 1024 ** 3:.1f}")
-    depth = _class_depth(entries)
-    planned = _planned_pixels(archive, entries, depth, image_size, limits)
-    if planned > limits.max_total_pixels:  # from the headers, before decoding anything
-        raise UploadError("upload.too_many_pixels", limit=f"{limits.max_total_pixels // 10**6:,}")
+    depth = _check_budget(archive, entries, image_size, limits)
     files: dict[str, list[Path]] = {}
     skipped: list[tuple[str, str]] = []
     folders: set[str] = set()
@@ -259,47 +253,81 @@ def _extract(
             if len(entry.parts) == depth + 1 and not entry.parts[depth].startswith("."):
                 folders.add(entry.parts[depth])  # an (maybe empty) class folder
             continue
-        if len(entry.parts) <= depth + 1:
-            skipped.append((path, Reason("skip.outside_class")))
-            continue
-        label = entry.parts[depth]
-        if label.startswith(".") or any(part.startswith(".") for part in entry.parts[depth:]):
-            skipped.append((path, Reason("skip.hidden")))
-            continue
-        if len(label.encode("utf-8")) > 255:  # no file system can hold it as a folder name
-            raise UploadError("upload.name_too_long", name=label[:30], bytes=len(label.encode("utf-8")))
-        folders.add(label)
-        if _is_symlink(entry.info):
-            skipped.append((path, Reason("skip.symlink")))
-            continue
-        if not path.lower().endswith(IMAGE_SUFFIXES):
-            skipped.append((path, Reason("skip.not_image")))
-            continue
-        if entry.info.file_size > limits.max_file_bytes:
-            skipped.append((path, Reason("skip.too_large", mb=limits.max_file_bytes // 1024**2)))
-            continue
-        if entry.info.file_size > limits.max_ratio * max(entry.info.compress_size, 1):
-            skipped.append((path, Reason("skip.zip_bomb")))
-            continue
-        try:
-            data = _read_capped(archive, entry.info, limits.max_file_bytes)
-        except _SkipImage as skip:
-            skipped.append((path, skip.reason))
+        reason = _class_reason(entry, depth)
+        if reason is None:
+            folders.add(entry.parts[depth])
+            reason = _file_reason(entry, limits)
+        if reason is None:
+            try:
+                data = _read_capped(archive, entry.info, limits.max_file_bytes)
+            except _SkipImage as skip:
+                reason = skip.reason
+        if reason is not None:
+            skipped.append((path, reason))
             continue
         total_read += len(data)
         if total_read > limits.max_total_bytes:
             raise UploadError("upload.lied")
-        # Class names are single, checked path parts (no "..", no "/"), safe as folders.
-        target = folder / label / f"{len(files.get(label, [])) + 1:05d}{Path(entry.parts[-1]).suffix.lower()}"
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        except OSError as error:  # a full disk, an odd name: say so, never the server's path
-            raise UploadError("upload.cannot_store", error=errno.errorcode.get(error.errno or 0,
-                                                                                type(error).__name__)) from None
+        label = entry.parts[depth]
+        target = _store(folder / label, len(files.get(label, [])) + 1, entry, data)
         files.setdefault(label, []).append(target)
         names[str(target)] = path
     return files, skipped, folders, names
+
+
+def _check_budget(archive: zipfile.ZipFile, entries: list[_Entry], image_size: int, limits: UploadLimits) -> int:
+    """Refuse a zip whose images could not fit in memory once decoded, before reading any of
+    them (from the names, then the image headers); returns the depth of the class folders."""
+    candidates = sum(1 for e in entries if not e.info.is_dir() and "/".join(e.parts).lower().endswith(IMAGE_SUFFIXES))
+    if candidates * 3 * image_size ** 2 > MAX_DECODED_BYTES:  # before reading anything
+        raise UploadError("upload.too_big", images=f"{candidates:,}", size=image_size,
+                          gib=f"{candidates * 3 * image_size ** 2 / 1024 ** 3:.1f}",
+                          limit=f"{MAX_DECODED_BYTES / 1024 ** 3:.1f}")
+    depth = _class_depth(entries)
+    planned = _planned_pixels(archive, entries, depth, image_size, limits)
+    if planned > limits.max_total_pixels:  # from the headers, before decoding anything
+        raise UploadError("upload.too_many_pixels", limit=f"{limits.max_total_pixels // 10**6:,}")
+    return depth
+
+
+def _class_reason(entry: _Entry, depth: int) -> Reason | None:
+    """Why a file is in no class (outside the class folders, or hidden), or None. A class name
+    no file system can hold refuses the zip."""
+    if len(entry.parts) <= depth + 1:
+        return Reason("skip.outside_class")
+    label = entry.parts[depth]
+    if label.startswith(".") or any(part.startswith(".") for part in entry.parts[depth:]):
+        return Reason("skip.hidden")
+    if len(label.encode("utf-8")) > 255:  # no file system can hold it as a folder name
+        raise UploadError("upload.name_too_long", name=label[:30], bytes=len(label.encode("utf-8")))
+    return None
+
+
+def _file_reason(entry: _Entry, limits: UploadLimits) -> Reason | None:
+    """Why a file in a class is skipped before it is read (a link, not an image, too large, a
+    zip bomb), or None."""
+    if _is_symlink(entry.info):
+        return Reason("skip.symlink")
+    if not "/".join(entry.parts).lower().endswith(IMAGE_SUFFIXES):
+        return Reason("skip.not_image")
+    if entry.info.file_size > limits.max_file_bytes:
+        return Reason("skip.too_large", mb=limits.max_file_bytes // 1024**2)
+    if entry.info.file_size > limits.max_ratio * max(entry.info.compress_size, 1):
+        return Reason("skip.zip_bomb")
+    return None
+
+
+def _store(class_folder: Path, n: int, entry: _Entry, data: bytes) -> Path:
+    """Write one accepted image as `<class_folder>/<n>.<ext>`: a name the studio chooses, never
+    the zip's (class names are single, checked path parts: no "..", no "/")."""
+    target = class_folder / f"{n:05d}{Path(entry.parts[-1]).suffix.lower()}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    except OSError as error:  # a full disk, an odd name: say so, never the server's path
+        raise UploadError("upload.cannot_store", error=errno.errorcode.get(error.errno or 0,
+                                                                            type(error).__name__)) from None
+    return target
 
 
 HEADER_BYTES = 128 * 1024  # enough for any image header (a JPEG's EXIF block is at most 64 KB)
