@@ -95,8 +95,6 @@ def pretrain(
     """
     from tqdm import tqdm
 
-    from tlcore.core.events import EvalEvent, Started, StepEvent
-    from tlcore.data.sources import StreamSource
     from tlcore.train import strategies
     from tlcore.train.trainer import FitOptions, fit
 
@@ -111,7 +109,29 @@ def pretrain(
     # channels_last is faster for convolutions on both CPU and CUDA.
     model = model.to(device, memory_format=torch.channels_last)
 
-    # Held-out *images* of the source classes, drawn once from a stream of their own.
+    source = _stream_source(cfg, spec, device)
+    plan = strategies.scratch(model.group_names, lr=cfg.lr)
+    opts = FitOptions(epochs=cfg.steps // cfg.eval_every, batch_size=cfg.batch_size, optimizer="sgd",
+                      weight_decay=cfg.weight_decay, log_every=cfg.eval_every, warmup_steps=cfg.warmup,
+                      label_smoothing=cfg.label_smoothing, average_bn_short_runs=False,
+                      precision="auto" if device.type == "cuda" else "fp32")  # bf16 on GPUs only, as always
+
+    bar = tqdm(total=cfg.steps, desc="pretrain", disable=not progress, file=sys.stderr, mininterval=2)
+    emit, curve = _curve_recorder(cfg, bar, log)
+    start = time.perf_counter()
+    fit(model, plan, source, opts, device=device, emit=emit)
+    bar.close()
+    seconds = time.perf_counter() - start
+    model = model.to("cpu", memory_format=torch.contiguous_format)
+    card = _card(cfg, model, curve, seconds, describe_device(device), device.type)
+    return model, card
+
+
+def _stream_source(cfg: PretrainConfig, spec: procedural.SourceSpec, device: torch.device):
+    """Freshly drawn images to train on, and held-out *images* of the source classes to
+    measure on, drawn once from a stream of their own."""
+    from tlcore.data.sources import StreamSource
+
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)
     eval_y = torch.arange(cfg.eval_images) % cfg.classes
     eval_x = spec.render(eval_y, image_size=cfg.image_size, generator=eval_gen)
@@ -119,15 +139,15 @@ def pretrain(
         spec, batch_size=cfg.batch_size, image_size=cfg.image_size,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    source = StreamSource(stream, cfg.eval_every, cfg.batch_size, eval_x, eval_y, device, channels_last=True)
-    plan = strategies.scratch(model.group_names, lr=cfg.lr)
-    opts = FitOptions(epochs=cfg.steps // cfg.eval_every, batch_size=cfg.batch_size, optimizer="sgd",
-                      weight_decay=cfg.weight_decay, log_every=cfg.eval_every, warmup_steps=cfg.warmup,
-                      label_smoothing=cfg.label_smoothing, average_bn_short_runs=False,
-                      precision="auto" if device.type == "cuda" else "fp32")  # bf16 on GPUs only, as always
+    return StreamSource(stream, cfg.eval_every, cfg.batch_size, eval_x, eval_y, device, channels_last=True)
+
+
+def _curve_recorder(cfg: PretrainConfig, bar, log: Callable[[str], None]):
+    """(emit, curve): an emit that moves the progress bar and appends a point to `curve`
+    after each evaluation (step, images seen, training loss, source accuracy, seconds)."""
+    from tlcore.core.events import EvalEvent, Started, StepEvent
 
     curve: list[dict] = []
-    bar = tqdm(total=cfg.steps, desc="pretrain", disable=not progress, file=sys.stderr, mininterval=2)
     losses: dict[int, float] = {}
 
     def emit(event) -> None:
@@ -145,13 +165,7 @@ def pretrain(
         elif isinstance(event, Started):
             bar.reset(total=event.total_steps)
 
-    start = time.perf_counter()
-    fit(model, plan, source, opts, device=device, emit=emit)
-    bar.close()
-    seconds = time.perf_counter() - start
-    model = model.to("cpu", memory_format=torch.contiguous_format)
-    card = _card(cfg, model, curve, seconds, describe_device(device), device.type)
-    return model, card
+    return emit, curve
 
 
 # --------------------------------------------------------------------------- card and files

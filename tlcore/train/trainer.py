@@ -68,6 +68,27 @@ class FitOptions:
     average_bn_short_runs: bool = True  # see average_batchnorm
 
 
+@dataclass
+class Steps:
+    """The optimiser of one run and where it is in its schedule (warm-up, then cosine)."""
+
+    optimizer: torch.optim.Optimizer
+    base_lrs: list[float]  # each parameter group's rate before the schedule's factor
+    total: int  # optimiser steps in the whole run
+    warmup: int
+    log_every: int  # a StepEvent every this many steps (and at the last)
+    done: int = 0  # steps taken so far
+
+    @classmethod
+    def start(cls, model, plan: strategies.Plan, opts: FitOptions, steps_per_epoch: int) -> Steps:
+        optimizer_cls = torch.optim.AdamW if opts.optimizer == "adamw" else torch.optim.SGD
+        extra = {"momentum": 0.9, "nesterov": True} if opts.optimizer == "sgd" else {}
+        optimizer = optimizer_cls(strategies.param_groups(model, plan, opts.weight_decay), lr=1.0, **extra)
+        total = steps_per_epoch * opts.epochs
+        return cls(optimizer, [g["lr"] for g in optimizer.param_groups], total,
+                   opts.warmup_steps or max(1, int(total * opts.warmup_frac)), opts.log_every or max(1, total // 200))
+
+
 def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch.device,
         emit: Emit, should_stop: Callable[[], bool] = lambda: False, generator: torch.Generator | None = None,
         classes: tuple[str, ...] = (), started_extra: dict | None = None) -> dict | None:
@@ -89,58 +110,21 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
     if cached and not use_bf16(device, opts.precision, train_model=model):
         source.features_to_float()  # bf16 features from the no-grad pass, trained in fp32
 
-    optimizer_cls = torch.optim.AdamW if opts.optimizer == "adamw" else torch.optim.SGD
-    extra = {"momentum": 0.9, "nesterov": True} if opts.optimizer == "sgd" else {}
-    param_groups = strategies.param_groups(model, plan, opts.weight_decay)
-    optimizer = optimizer_cls(param_groups, lr=1.0, **extra)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-
-    steps_per_epoch = math.ceil(source.n_train / opts.batch_size)
-    total = steps_per_epoch * opts.epochs
-    warmup = opts.warmup_steps or max(1, int(total * opts.warmup_frac))
-    log_every = opts.log_every or max(1, total // 200)
+    steps = Steps.start(model, plan, opts, math.ceil(source.n_train / opts.batch_size))
     frozen0 = plan.frozen_at(1)
-    if opts.average_bn_short_runs and total <= SHORT_RUN_STEPS:
+    if opts.average_bn_short_runs and steps.total <= SHORT_RUN_STEPS:
         average_batchnorm(model, [g for g in groups if g not in plan.always_frozen])
     counts = metrics.count_trainable(model, frozen0)
-    emit(Started(total, opts.epochs, tuple(groups), tuple(frozen0), counts.trainable, counts.total, describe_device(device),
-                 source.n_train, source.n_val, tuple(classes), cached, **(started_extra or {})))
+    emit(Started(steps.total, opts.epochs, tuple(groups), tuple(frozen0), counts.trainable, counts.total,
+                 describe_device(device), source.n_train, source.n_val, tuple(classes), cached, **(started_extra or {})))
 
-    step, last_preds, best_acc, epoch_rates = 0, None, 0.0, []
+    best_acc, epoch_rates = 0.0, []
     for epoch in range(1, opts.epochs + 1):
-        frozen = plan.frozen_at(epoch)
-        model.train()
-        strategies.set_frozen(model, frozen, bn_frozen_eval=opts.bn_frozen_eval)
-        live = [g for g in groups if g not in frozen]
-        loss_sum = torch.zeros((), device=device)
-        logged_steps, correct = 0, torch.zeros((), device=device, dtype=torch.long)
         t_epoch = time.perf_counter()
-        for inputs, targets in source.train_batches(epoch, opts.batch_size, generator):
-            if should_stop():
-                emit(Cancelled(step))
-                return None
-            factor = lr_factor(step, total, warmup)
-            for g, base in zip(optimizer.param_groups, base_lrs):
-                g["lr"] = base * factor
-            with train_autocast():
-                logits = source.forward(model, inputs)  # (B, num_classes)
-                loss = F.cross_entropy(logits.float(), targets, label_smoothing=opts.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norms = metrics.grad_norms_by_group(model, live)  # (len(live),), stays on the device
-            optimizer.step()
-            step += 1
-            loss_sum += loss.detach()
-            logged_steps += 1
-            correct += (logits.detach().argmax(1) == targets).sum()
-            if step % log_every == 0 or step == total:
-                values = torch.cat([(loss_sum / logged_steps).view(1), norms.float()]).tolist()  # one transfer
-                rates = {g["group"]: g["lr"] for g in optimizer.param_groups if g["group"] in live}
-                emit(StepEvent(step, epoch, values[0], plan.lr * factor, dict(zip(live, values[1:])),
-                               tuple(frozen), rates))
-                loss_sum.zero_()
-                logged_steps = 0
-        train_acc = correct.item() / source.n_train
+        train_acc = train_one_epoch(model, plan, source, steps, epoch, opts=opts, emit=emit, should_stop=should_stop,
+                                    generator=generator, autocast=train_autocast, device=device)
+        if train_acc is None:
+            return None
         timing["train_s"].append(time.perf_counter() - t_epoch)
         epoch_rates.append(source.n_train / timing["train_s"][-1])
         t_eval = time.perf_counter()
@@ -148,7 +132,7 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
         timing["eval_s"].append(time.perf_counter() - t_eval)
         timing["last_eval_at"] = time.perf_counter()
         best_acc = max(best_acc, val_acc)
-        emit(EvalEvent(epoch, step, val_loss, val_acc, train_acc, time.perf_counter() - t0, epoch_rates[-1]))
+        emit(EvalEvent(epoch, steps.done, val_loss, val_acc, train_acc, time.perf_counter() - t0, epoch_rates[-1]))
 
     seconds = time.perf_counter() - t0
     result = {
@@ -157,12 +141,52 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
         # training throughput of the part that trains (a cached prefix is not re-run), the
         # median epoch: comparable between strategies where whole-run seconds are not
         "train_per_s": float(np.median(epoch_rates)),
-        "total_params": counts.total, "cached_depth": cached, "steps": step,
+        "total_params": counts.total, "cached_depth": cached, "steps": steps.done,
         "predictions": last_preds.tolist(), "targets": source.val_y.tolist(),
         "weight_drift": metrics.weight_drift(model, initial) if initial else {}, "timing": timing,
     }
     result["confusion"] = metrics.confusion_matrix(result["targets"], result["predictions"], len(classes) or None)
     return result
+
+
+def train_one_epoch(model, plan: strategies.Plan, source, steps: Steps, epoch: int, *, opts: FitOptions, emit: Emit,
+                    should_stop: Callable[[], bool], generator: torch.Generator, autocast,
+                    device: torch.device) -> float | None:
+    """One pass over the training batches: a StepEvent every `steps.log_every` steps (mean loss,
+    gradient norm per trainable group, rates). Returns the training accuracy, or None when
+    Stop was asked for (Cancelled is emitted)."""
+    frozen = plan.frozen_at(epoch)
+    model.train()
+    strategies.set_frozen(model, frozen, bn_frozen_eval=opts.bn_frozen_eval)
+    live = [g for g in model.groups if g not in frozen]
+    loss_sum, logged = torch.zeros((), device=device), 0
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for inputs, targets in source.train_batches(epoch, opts.batch_size, generator):
+        if should_stop():
+            emit(Cancelled(steps.done))
+            return None
+        factor = lr_factor(steps.done, steps.total, steps.warmup)
+        for g, base in zip(steps.optimizer.param_groups, steps.base_lrs):
+            g["lr"] = base * factor
+        with autocast():
+            logits = source.forward(model, inputs)  # (B, num_classes)
+            loss = F.cross_entropy(logits.float(), targets, label_smoothing=opts.label_smoothing)
+        steps.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norms = metrics.grad_norms_by_group(model, live)  # (len(live),), stays on the device
+        steps.optimizer.step()
+        steps.done += 1
+        loss_sum += loss.detach()
+        logged += 1
+        correct += (logits.detach().argmax(1) == targets).sum()
+        if steps.done % steps.log_every == 0 or steps.done == steps.total:
+            values = torch.cat([(loss_sum / logged).view(1), norms.float()]).tolist()  # one transfer
+            rates = {g["group"]: g["lr"] for g in steps.optimizer.param_groups if g["group"] in live}
+            emit(StepEvent(steps.done, epoch, values[0], plan.lr * factor, dict(zip(live, values[1:])),
+                           tuple(frozen), rates))
+            loss_sum.zero_()
+            logged = 0
+    return correct.item() / source.n_train
 
 
 def average_batchnorm(model, groups: list[str]) -> None:
