@@ -51,7 +51,7 @@ register_choices({
     "text_dataset": lambda: catalog.dataset_names(task="text"),
 })
 EPOCHS_MOST = 10  # the text page's epochs slider (a text epoch costs more than an image one)
-register_ranges({"text_epochs": lambda s: widgets.epochs_steps(EPOCHS_MOST), "text_layer_decay": lambda s: widgets.LAYER_DECAY})
+register_ranges({"text_epochs": lambda _s: widgets.epochs_steps(EPOCHS_MOST), "text_layer_decay": lambda _s: widgets.LAYER_DECAY})
 
 
 def init_state() -> None:

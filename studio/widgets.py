@@ -80,8 +80,8 @@ def data_limit(settings) -> int:
 
 
 register_ranges({
-    "layer_decay": lambda s: LAYER_DECAY,
-    "epochs": lambda s: epochs_steps(), "per_class": lambda s: per_class_steps(data_limit(s)),
+    "layer_decay": lambda _s: LAYER_DECAY,
+    "epochs": lambda _s: epochs_steps(), "per_class": lambda s: per_class_steps(data_limit(s)),
     "freeze_depth": lambda s: depth_steps(s["backbone"]),
 })
 

@@ -145,7 +145,7 @@ def cmd_prefetch(args) -> int:
     return 1 if failures else 0
 
 
-def cmd_list(args) -> int:
+def cmd_list(_args) -> int:
     from tlcore.models import catalog
 
     print("backbones:")

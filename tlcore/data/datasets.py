@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -33,6 +34,26 @@ CACHE_DIR = offline.DATA_CACHE
 
 class DatasetUnavailable(RuntimeError):
     """A download set is not cached and cannot be fetched; the message says what to do."""
+
+
+class SplitData(Protocol):
+    """What every dataset loader returns (ImageData here, tlcore.data.text.TextData): class
+    names and labelled train and validation splits, drawn per class with a seed."""
+
+    classes: list[str]
+    train_y: torch.Tensor  # (N,) int64
+    val_y: torch.Tensor  # (M,) int64
+    skipped: list[tuple[str, str]]  # (file or row, why) left out
+
+    @property
+    def num_classes(self) -> int: ...
+
+
+class DatasetLoader(Protocol):
+    """A registered dataset's `load`: every loader is called with the same keywords and takes
+    what it needs (`**_` swallows the rest: digits have no folder, sentences no image size)."""
+
+    def __call__(self, *, per_class: int, val_per_class: int, image_size: int, seed: int, root: str) -> SplitData: ...
 
 
 @dataclass
@@ -58,7 +79,7 @@ class DatasetSpec:
     similarity: dict  # pretraining source -> "similar" | "different"
     reason_en: str
     reason_ko: str
-    load: Callable  # keyword-only (per_class, val_per_class, image_size, seed, root) -> data
+    load: DatasetLoader  # keyword-only (per_class, val_per_class, image_size, seed, root) -> data
     max_per_class: int = 0  # 0 = no known limit
 
 
@@ -293,14 +314,14 @@ def load_digits_arrays() -> tuple[torch.Tensor, np.ndarray]:
     return x, d.target
 
 
-def load_digits(*, per_class, val_per_class, image_size, seed, root="") -> ImageData:
+def load_digits(*, per_class, val_per_class, image_size, seed, **_) -> ImageData:
     x, y = load_digits_arrays()
     return from_arrays([str(i) for i in range(10)], x, y, per_class=per_class, val_per_class=val_per_class,
                        image_size=image_size, seed=seed, name="digits")
 
 
 def _procedural(fn_name: str):
-    def load(*, per_class, val_per_class, image_size, seed, root="") -> ImageData:
+    def load(*, per_class, val_per_class, image_size, seed, **_) -> ImageData:
         from tlcore.data import procedural
 
         check_decoded_bytes(10 * (per_class + val_per_class), image_size)  # both procedural sets have 10 classes

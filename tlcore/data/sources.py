@@ -11,13 +11,44 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
+from typing_extensions import override
 
 from tlcore.data import datasets
 
 CACHE_BUDGET_BYTES = 2 * 1024**3  # cached features larger than this are not kept
+
+
+class BatchSource(Protocol):
+    """What trainer.fit reads of its data: TensorSource (images on the device), StreamSource
+    (pretraining's endless images) and tlcore.data.text_source.TextSource (sentences)."""
+
+    n_train: int  # training examples per epoch
+    n_val: int
+    val_y: torch.Tensor  # (n_val,) int64 on the device, in eval_batches' order
+
+    def prepare(self, model, depth: int, batch_size: int, autocast) -> int:
+        """Compute the first `depth` frozen groups once, if this source can; the depth cached."""
+        ...
+
+    def features_to_float(self) -> None:
+        """Cached bf16 features become fp32 (training runs in fp32)."""
+        ...
+
+    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator:
+        """(inputs, targets) for one epoch, shuffled by `generator`."""
+        ...
+
+    def eval_batches(self, batch_size: int) -> Iterator:
+        """(inputs, targets) over the validation split, in order."""
+        ...
+
+    def forward(self, model, inputs) -> torch.Tensor:
+        """The model's logits (B, num_classes) for one batch (from cached features where there are)."""
+        ...
 
 
 # ----------------------------------------------------------------------------- the cached-prefix rule
@@ -49,7 +80,7 @@ def cache_depth(task: str, prefix: int, n_groups: int, *, augment: str = "none",
     return prefix if augment in ("none", "flip") else 0
 
 
-class TensorSource:
+class TensorSource(BatchSource):
     """A small image dataset kept whole on the device; batches are index slices.
 
     train_x: (N, 3, S, S) uint8. With a frozen prefix of depth k, `prepare` replaces the
@@ -128,6 +159,7 @@ class TensorSource:
             x = random_resized_crop(x, generator)
         return x
 
+    @override
     def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator:
         order = torch.randperm(self.n_train, generator=generator).to(self.device)
         for idx in split_batches(order, batch_size):
@@ -166,7 +198,7 @@ def random_resized_crop(x: torch.Tensor, generator: torch.Generator, scale=(0.7,
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
-class StreamSource:
+class StreamSource(BatchSource):
     """Fresh batches from an endless stream of (uint8 images, labels), `steps` per epoch, and a
     fixed validation set: pretraining through the same `fit` as every fine-tune. Nothing is
     cached (every group trains) and nothing repeats (each image is drawn once)."""
@@ -182,6 +214,7 @@ class StreamSource:
     def n_val(self) -> int:
         return len(self.val_y)
 
+    @override
     def prepare(self, model, depth: int, batch_size: int, autocast) -> int:
         return 0  # a stream has nothing to cache
 
@@ -192,6 +225,7 @@ class StreamSource:
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    @override
     def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator:
         for _ in range(self.steps):
             x, y = next(self.stream)

@@ -211,14 +211,14 @@ def sample_table(table: TextTable, *, per_class: int, val_per_class: int, seed: 
 def load_sample(lang: str):
     """Loader for the shipped sentiment sample in `lang` (assets/text/sentiment_<lang>.csv)."""
 
-    def load(*, per_class, val_per_class, image_size=0, seed=0, root="") -> TextData:
+    def load(*, per_class, val_per_class, seed=0, **_) -> TextData:
         return sample_table(read_text_csv(SAMPLES[lang]), per_class=per_class, val_per_class=val_per_class,
                             seed=seed, name=f"sentiment_{lang}")
 
     return load
 
 
-def load_csv(*, per_class, val_per_class, image_size=0, seed=0, root="") -> TextData:
+def load_csv(*, per_class, val_per_class, seed=0, root="", **_) -> TextData:
     """The user's own CSV file (RunConfig.data_root): text and label columns, optional split."""
     if not root:
         raise ValueError("dataset text_csv needs a CSV file: set data_root (--data-root) to its path")
@@ -271,7 +271,7 @@ def download_text_set(name: str) -> Path:
 def load_download(name: str):
     """Loader for a downloadable set: its own train and test files become our train / val split."""
 
-    def load(*, per_class, val_per_class, image_size=0, seed=0, root="") -> TextData:
+    def load(*, per_class, val_per_class, seed=0, root="", **_) -> TextData:
         info = DOWNLOADS[name]
         folder = Path(root) if root else download_text_set(name)
         texts, labels, splits, skipped = [], [], [], []

@@ -19,14 +19,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+from typing_extensions import override
 
-from tlcore.data.sources import cache_depth
+from tlcore.data.sources import BatchSource, cache_depth
 from tlcore.data.text import TextData
 
 BUCKET_BATCHES = 16  # batches per length-sorted bucket: bigger = less padding, less randomness
 
 
-class TextSource:
+class TextSource(BatchSource):
     """Tokenised sentences of a TextData on one device, served as padded batches (see above)."""
 
     def __init__(self, data: TextData, tokenizer, device: torch.device, max_length: int = 128):
@@ -112,6 +113,7 @@ class TextSource:
         shuffle = torch.randperm(len(batches), generator=generator)
         return [batches[i] for i in shuffle]
 
+    @override
     def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator:
         if self.cached:  # (B, D) feature rows: no padding, plain shuffled slices
             order = torch.randperm(self.n_train, generator=generator).to(self.device)

@@ -98,7 +98,7 @@ def ours(backbone: str, root: Path, *, epochs: int, batch_size: int, frozen: boo
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     source = sources.TensorSource(data, device, "flip", channels_last)
     opts = trainer.FitOptions(epochs, batch_size, "sgd", 0.0, log_every=10**9)
-    result = trainer.fit(model, plan, source, opts, device=device, emit=lambda e: None)
+    result = trainer.fit(model, plan, source, opts, device=device, emit=lambda _e: None)
     n_train = source.n_train
     return n_train * epochs / (time.perf_counter() - start), result
 

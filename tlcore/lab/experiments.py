@@ -286,7 +286,7 @@ def run_transfer_depth(settings: TransferDepthSettings, *, log=print) -> pd.Data
                 depth = k if mode == "frozen" else 0
                 plan = strategies.partial(groups, lr=settings.lr, head_lr_mult=settings.head_lr_mult, freeze_depth=depth)
                 result = fit(model, plan, TensorSource(data, device, "none"), opts, device=device,
-                             emit=lambda e: None, generator=generator, classes=tuple(data.classes))
+                             emit=lambda _e: None, generator=generator, classes=tuple(data.classes))
                 rows.append({"mode": mode, "k": k, "transferred": ", ".join(groups[:k]) or "-",
                              "seed": seed, "val_acc": result["val_acc"]})
                 log(f"seed {seed} k={k} {mode:>10}: val/acc {result['val_acc']:.3f}")

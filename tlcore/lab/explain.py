@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import nn
+from typing_extensions import override
 
 from tlcore.models.backbones import GroupedModel
 
@@ -58,6 +59,7 @@ class _Tail(nn.Module):
         self.rest = nn.Sequential(*copy.deepcopy(groups)).requires_grad_(False).eval()
         self.features = features  # (1, C, h, w), or (1, 1 + P, D) for a transformer
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (1, 3, size, size), already seen by the body
         return self.rest(self.tap(self.features.detach().requires_grad_()))
 

@@ -33,7 +33,7 @@ def run_ours(name: str, data, *, epochs: int, batch_size: int, lr: float, device
     source = TextSource(data, model.tokenizer, device, max_length=128)
     plan = full(model.group_names, lr=lr, head_lr_mult=1.0)  # one rate everywhere, as the Trainer does
     opts = FitOptions(epochs, batch_size, "adamw", 0.0, cache_features=False, log_every=0)
-    result = fit(model, plan, source, opts, device=device, emit=lambda e: None,
+    result = fit(model, plan, source, opts, device=device, emit=lambda _e: None,
                  generator=torch.Generator().manual_seed(seed), classes=tuple(data.classes))
     _sync(device)
     seconds = time.perf_counter() - t0

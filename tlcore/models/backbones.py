@@ -274,7 +274,7 @@ def _studio_stage(cin: int, cout: int, stride: int) -> nn.Module:
     return BasicBlock(cin, cout, stride=stride, downsample=down)
 
 
-def build_studio_resnet(*, spec: BackboneSpec, num_classes: int, pretrained: bool, image_size: int) -> GroupedModel:
+def build_studio_resnet(*, spec: BackboneSpec, num_classes: int, pretrained: bool, **_) -> GroupedModel:
     w = STUDIO_WIDTHS
     groups = [
         # 3x3 conv with stride 2: (B,3,H,W) -> (B,32,H/2,W/2); keeps 64 px inputs cheap on a CPU
@@ -350,8 +350,8 @@ def load_lite0_state(target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return state
 
 
-def build_efficientnet_lite0(*, spec: BackboneSpec, num_classes: int, pretrained: bool, image_size: int,
-                             imagenet_head: bool = False) -> GroupedModel:
+def build_efficientnet_lite0(*, spec: BackboneSpec, num_classes: int, pretrained: bool,
+                             imagenet_head: bool = False, **_) -> GroupedModel:
     import timm
 
     m = timm.create_model("tf_efficientnet_lite0", pretrained=False)

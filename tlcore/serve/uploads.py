@@ -561,7 +561,7 @@ class UploadFolders:
 
     OTHERS_MAX_AGE_S = 10.0  # other sessions' folders are measured again at most this often
 
-    def __init__(self, *, is_connected: Callable[[str], bool], is_busy: Callable[[str], bool] = lambda owner: False,
+    def __init__(self, *, is_connected: Callable[[str], bool], is_busy: Callable[[str], bool] = lambda _owner: False,
                  grace_s: float = 120.0, base: str | Path | None = None, clock: Callable[[], float] = time.monotonic,
                  session_mb: float = UPLOAD_MB_PER_SESSION, total_mb: float = UPLOAD_MB_TOTAL):
         self.is_connected, self.is_busy, self.grace_s, self.base, self.clock = is_connected, is_busy, grace_s, base, clock

@@ -1,9 +1,11 @@
 """The training loop: one readable loop, events out, nothing else.
 
 `fit` knows nothing about tasks, models or data beyond two small contracts:
-- the model has ordered layer `groups` (nn.ModuleDict) and `param_counts()`;
-- the batch source (tlcore.data.sources.TensorSource for images, tlcore.data.text_source.TextSource
-  for sentences) yields (inputs, targets) and knows how to call the model on them.
+- the model has ordered layer `groups` (nn.ModuleDict) and `param_counts()`
+  (tlcore.models.groups.LayerGroups);
+- the batch source (tlcore.data.sources.BatchSource: TensorSource for images,
+  tlcore.data.text_source.TextSource for sentences) yields (inputs, targets) and knows how to
+  call the model on them.
 It emits events (tlcore.core.events) and checks `should_stop()` before every step, so a Stop
 button takes effect within one step. What a whole run is (data, weights, model, plan, then
 fit) is `tlcore.train.recipe.run`; what is measured is `tlcore.core.metrics`.
@@ -26,7 +28,8 @@ import torch.nn.functional as F
 
 from tlcore.core import metrics
 from tlcore.core.events import Cancelled, EvalEvent, Started, StepEvent
-from tlcore.data.sources import frozen_prefix
+from tlcore.data.sources import BatchSource, frozen_prefix
+from tlcore.models.groups import LayerGroups
 from tlcore.train import strategies
 from tlcore.train.device import describe_device
 from tlcore.train.precision import autocast_for, use_bf16
@@ -89,7 +92,7 @@ class Steps:
                    opts.warmup_steps or max(1, int(total * opts.warmup_frac)), opts.log_every or max(1, total // 200))
 
 
-def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch.device,
+def fit(model: LayerGroups, plan: strategies.Plan, source: BatchSource, opts: FitOptions, *, device: torch.device,
         emit: Emit, should_stop: Callable[[], bool] = lambda: False, generator: torch.Generator | None = None,
         classes: tuple[str, ...] = (), started_extra: dict | None = None) -> dict | None:
     """Train `model` by `plan` on `source`; returns the result dict, or None if cancelled."""
@@ -149,7 +152,7 @@ def fit(model, plan: strategies.Plan, source, opts: FitOptions, *, device: torch
     return result
 
 
-def train_one_epoch(model, plan: strategies.Plan, source, steps: Steps, epoch: int, *, opts: FitOptions, emit: Emit,
+def train_one_epoch(model: LayerGroups, plan: strategies.Plan, source: BatchSource, steps: Steps, epoch: int, *, opts: FitOptions, emit: Emit,
                     should_stop: Callable[[], bool], generator: torch.Generator, autocast,
                     device: torch.device) -> float | None:
     """One pass over the training batches: a StepEvent every `steps.log_every` steps (mean loss,
@@ -204,7 +207,7 @@ def average_batchnorm(model, groups: list[str]) -> None:
 
 
 @torch.no_grad()
-def evaluate(model, source, batch_size: int, autocast) -> tuple[float, float, torch.Tensor]:
+def evaluate(model: LayerGroups, source: BatchSource, batch_size: int, autocast) -> tuple[float, float, torch.Tensor]:
     """Mean validation loss, accuracy, and the predicted class of every validation example."""
     model.eval()
     loss_sum = torch.zeros((), device=source.val_y.device)
