@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, CHROMIUM, DEMO_LIMIT_S, ROOT, chromium_page, server, wait_idle  # noqa: F401
+from tests.helpers.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    DEMO_LIMIT_S,
+    ROOT,
+    chromium_page,
+    wait_idle,
+)
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = [

@@ -9,16 +9,14 @@ import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app import ROOT, fake_run, ok, strings
-from test_jobs import wait_for
 
 from studio import teacher
+from tests.helpers.apptest import ROOT, SECRET, ok, page, strings, unlock
+from tests.helpers.fakes import fake_run, wait_for
 from tlcore.core.events import Cancelled, Done
 from tlcore.serve import caps
 from tlcore.serve.jobs import JobQueue, nickname
 from tlcore.serve.limiter import GuessLimiter
-
-SECRET = "correct horse battery"  # long enough (caps.MIN_SECRET_CHARS)
 
 
 @pytest.fixture
@@ -37,19 +35,6 @@ def class_file(tmp_path, monkeypatch):
     caps.load.cache_clear()
 
 
-def page(path: str, *, queue: JobQueue, owner: str, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["lang"] = "en"
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.session_state["_queue_override"] = queue
-    at.session_state["owner"] = owner
-    at.run()
-    at.switch_page(path)
-    at.run()
-    return at
-
-
 def stoppable(gate: threading.Event):
     """A run that trains until `gate` opens or it is told to stop."""
     def run(config, emit, should_stop):
@@ -61,13 +46,6 @@ def stoppable(gate: threading.Event):
         emit(Done({}))
         return {}
     return run
-
-
-def unlock(at: AppTest, secret: str) -> None:
-    """Type the secret and submit the form in one run (a form sends its fields on submit)."""
-    at.text_input(key="teacher_secret").input(secret)
-    at.button[0].click()
-    at.run()
 
 
 def test_the_class_files_limits_shape_the_widgets_and_are_said(class_file):

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import io
-import struct
 import time
 import warnings
 import zipfile
-import zlib
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from tests.helpers.fakes import png_claiming
 from tlcore.data import datasets, images
 from tlcore.models import catalog
 from tlcore.serve.uploads import UploadError, read_zip
@@ -45,16 +44,6 @@ def test_pixels_are_capped_from_the_header_before_decoding():
     with pytest.raises(images.ImageRefused, match="too many pixels"):
         images.decode(huge.getvalue(), 32)
     assert time.perf_counter() - started < 0.5  # refused from the header: nothing was decoded
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height pixels (a decompression bomb's calling card)."""
-    out = io.BytesIO()
-    Image.new("RGB", (4, 4)).save(out, "PNG")
-    data = bytearray(out.getvalue())
-    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height ...
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # ... and its checksum
-    return bytes(data)
 
 
 def test_a_header_claiming_ten_billion_pixels_is_refused_with_a_reason_not_pils_error():

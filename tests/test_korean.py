@@ -16,58 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_app import PAGES, app, fake_run, wait_until_done
+from tests.helpers.apptest import PAGES, app, english_in, wait_until_done
+from tests.helpers.fakes import fake_run, png, zip_of
 from tlcore.core.events import Done, Failed, Started
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGLISH = {
-    "the", "of", "and", "with", "for", "from", "this", "that", "your", "you", "are", "not", "into", "only", "than",
-    "when", "while", "which", "will", "has", "have", "was", "were", "its", "but", "per", "each", "left", "waiting",
-    "running", "seconds", "threads", "cores", "params", "installed", "ships", "sentences", "written", "languages",
-    "layers", "images", "examples", "click", "choose", "upload", "failed", "error", "stopped", "finished", "about",
-    "must", "between", "got", "unknown", "using", "instead", "available", "run", "should", "take", "machine",
-    "accuracy", "seeds", "winner", "similarity", "size", "class", "probability",
-}
-IDENTIFIER = re.compile(r"\b[a-z]+_[a-z_]+\b")  # a raw key (val_acc_mean) where a learner should read words
-WORD = re.compile(r"[A-Za-z][A-Za-z']+")
-KEEP_AS_WRITTEN = [re.compile(r"`[^`]*`"), re.compile(r"```.*?```", re.S), re.compile(r'"[^"]*"'),
-                   re.compile(r"\[MASK\]"), re.compile(r":material/[a-z_]+:")]
-
-
-def visible_texts(at) -> list[tuple[str, str]]:
-    out = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "success", "error"):
-        out += [(kind, el.value) for el in getattr(at, kind)]
-    for kind in ("button", "selectbox", "slider", "select_slider", "radio", "multiselect", "pills", "text_input",
-                 "checkbox"):
-        for el in getattr(at, kind):
-            if getattr(el, "key", None) == "w:lang":
-                continue  # "English / 한국어": each language named in its own
-            out.append((kind, el.label))
-            if kind in ("selectbox", "radio", "multiselect"):
-                out += [(kind, str(o)) for o in el.options]
-            if kind == "pills":
-                out += [(kind, o.content) for o in el.proto.options]
-    out += [("metric", el.label) for el in at.get("metric")]
-    out += [("table", str(column)) for frame in at.dataframe for column in frame.value.columns]
-    out += [("expander", el.label) for el in at.get("expander")]
-    out += [("tab", el.label) for el in at.get("tab")]
-    return out
-
-
-def english_in(at) -> list[str]:
-    found = []
-    for kind, text in visible_texts(at):
-        if not text:
-            continue
-        for pattern in KEEP_AS_WRITTEN:
-            text = pattern.sub(" ", text)
-        words = {w.lower() for w in WORD.findall(text)} & ENGLISH
-        if kind == "table":
-            words |= set(IDENTIFIER.findall(text))
-        if words:
-            found.append(f"{kind}: {sorted(words)} in {text[:120]!r}")
-    return found
 
 
 @pytest.mark.parametrize("page", PAGES + ["pages/5_text.py", "pages/6_class.py"])
@@ -151,7 +104,6 @@ def test_a_rejected_setting_is_explained_in_korean():
 
 
 def test_a_refused_upload_and_its_skipped_files_are_explained_in_korean():
-    from tests.test_app import png, zip_of
 
     def upload(files: dict[str, bytes]):  # in English (AppTest formats options in English), then Korean
         at = app("pages/3_finetune.py")
@@ -203,7 +155,6 @@ def fashion_run(config, emit, should_stop):
     """A finished Fashion-MNIST fine-tune whose (tiny, real) model is kept for "Try it"."""
     import torch
 
-    from tests.test_app import fake_run
     from tlcore.serve import finetuned
 
     class Tiny(torch.nn.Module):  # (B, 3, H, W) uint8 -> (B, 10), as the app's models take pictures

@@ -12,8 +12,8 @@ from __future__ import annotations
 import io
 import zipfile
 
-from tests.test_app import app, fake_run, ok, wait_until_done
-from tests.test_korean import english_in
+from tests.helpers.apptest import app, english_in, ok, text_app, wait_until_done
+from tests.helpers.fakes import fake_run, fake_text_run
 from tlcore.models import catalog
 from tlcore.serve import finetuned, takehome
 
@@ -121,7 +121,6 @@ def kept_text_run(config, emit, should_stop):
     """A finished text run whose model (a stand-in of the right kind) is on the shelf."""
     import torch
 
-    from tests.test_text_page import fake_text_run
 
     events = []
     fake_text_run(config, events.append, should_stop)
@@ -134,7 +133,6 @@ def kept_text_run(config, emit, should_stop):
 
 
 def test_a_text_run_offers_its_model_in_both_languages():
-    from tests.test_text_page import app as text_app
     from tlcore.serve.jobs import JobQueue
 
     at = text_app()

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.apptest import camera_page, counts, shoot, strings, upload_page
+from tests.helpers.fakes import png_claiming, zip_of
 from tlcore.serve.uploads import UploadError, UploadLimits, read_zip
 
 
@@ -144,7 +146,6 @@ def test_skips_images_with_too_many_pixels():
 
 
 def test_a_file_claiming_ten_billion_pixels_is_skipped_and_the_rest_of_the_zip_used():
-    from test_images import png_claiming
 
     files = {**two_classes(), "cats/bomb.png": png_claiming(100_000, 100_000)}
     data = read_zip(make_zip(files), image_size=8, val_per_class=1)
@@ -526,7 +527,6 @@ def test_upload_bytes_are_bounded_per_session_and_for_the_whole_server(tmp_path)
 
 
 def test_a_zip_over_the_sessions_upload_budget_is_refused_in_words_and_leaves_nothing(tmp_path, monkeypatch):
-    from tests.test_app import strings, upload_page, zip_of
     from tlcore.serve import caps
 
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.05\n", encoding="utf-8")
@@ -549,7 +549,6 @@ def test_a_zip_over_the_sessions_upload_budget_is_refused_in_words_and_leaves_no
 def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
     """Each new shot rewrote the whole folder (30 shots of 2.8 MB wrote 1.36 GB); now the new
     folder (a queued run keeps its own) hard-links the shots already on disk."""
-    from tests.test_app import camera_page, shoot
 
     at = camera_page()
     for target, colors in (("thumbs up", ((200, 0, 0), (0, 200, 0))), ("thumbs down", ((0, 0, 200), (90, 90, 90)))):
@@ -569,7 +568,6 @@ def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
 
 
 def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_told(tmp_path, monkeypatch):
-    from tests.test_app import camera_page, counts, shoot
     from tlcore.serve import caps
 
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.0001\n", encoding="utf-8")  # 105 bytes
@@ -588,7 +586,6 @@ def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_tol
 
 def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_written(tmp_path, monkeypatch):
     from tests import test_text_page
-    from tests.test_app import strings
     from tlcore.models import text as models
     from tlcore.serve import caps
 
