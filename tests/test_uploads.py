@@ -585,7 +585,7 @@ def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_tol
 
 
 def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_written(tmp_path, monkeypatch):
-    from tests import test_text_page
+    from tests.helpers.apptest import text_app
     from tlcore.models import text as models
     from tlcore.serve import caps
 
@@ -595,7 +595,7 @@ def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_writt
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
     caps.load.cache_clear()
     try:
-        at = test_text_page.app()
+        at = text_app()
         at.radio(key="w:text_source").set_value("upload").run()
         rows = "".join(f"{'good' if i % 2 else 'bad'} film number {i} {'x' * 40},{'pos' if i % 2 else 'neg'}\n"
                        for i in range(400))  # about 24 KB
