@@ -12,7 +12,7 @@ from studio.images_ui import try_image_panel
 from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, is_running, job_panel, start_button, translator
 from studio.state import DEFAULTS
 from studio.widgets import translated
-from tlcore.config import RunConfig
+from tlcore.train.config import RunConfig
 
 ensure_frame()
 st.title(t("page1.title"))
@@ -31,7 +31,7 @@ lesson("pretraining", "features")
 @st.cache_data(show_spinner=False)
 def filter_tiles() -> tuple[object, object, str]:
     """(pretrained tiles or None, random tiles, why pretrained is missing)."""
-    from tlcore import experiments
+    from tlcore.lab import experiments
 
     backbone = DEFAULTS["backbone"]
     random = experiments.first_layer_filters(pretrained=False, backbone=backbone)
@@ -64,7 +64,7 @@ feature_space_panel("pretraining", lambda: RunConfig(backbone=DEFAULTS["backbone
 
 def transfer_contrast() -> None:
     """What synthetic and ImageNet pretraining each transfer to, from committed measurements."""
-    from tlcore.experiments import transfer_contrast as measured
+    from tlcore.lab.experiments import transfer_contrast as measured
 
     rows = measured()
     if not rows:
@@ -93,7 +93,7 @@ try_image_panel("try:pretraining", finetune_slots=("experiment", "finetune"), wa
 
 @st.cache_data(show_spinner=False)
 def backbone_card(lang: str) -> str:
-    from tlcore.pretrain import card_markdown, read_card
+    from tlcore.lab.pretrain import card_markdown, read_card
 
     card = read_card()
     return card_markdown(card, lang) if card else ""

@@ -18,7 +18,9 @@ from studio.widgets import (
     reason,
     strategy_ui,
 )
-from tlcore import catalog, metrics, strategies
+from tlcore.core import metrics
+from tlcore.models import catalog
+from tlcore.train import strategies
 
 ensure_frame()
 st.title(t("page2.title"))

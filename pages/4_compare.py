@@ -18,8 +18,9 @@ from studio.jobs_ui import (
 )
 from studio.settings import bound
 from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, training_ui
-from tlcore import report
-from tlcore.jobs import JobView
+from tlcore.lab import report
+from tlcore.serve.jobs import JobView
+from tlcore.train import strategies
 
 ensure_frame()
 st.title(t("page4.title"))
@@ -69,8 +70,8 @@ with model_col:
     # Pills, not a multiselect: every strategy in view and clickable (a multiselect's chips were clipped)
     picked = st.pills(t("page4.strategies"), RACE_CHOICES, selection_mode="multi", **bound("race_strategies"),
                       format_func=lambda s: t(f"strategy.{s}"), help=t("help.race_strategies")) or []
-    # 'partial' in the race uses the depth chosen on page 2, or 2 if that froze nothing or everything.
-    depth = st.session_state["freeze_depth"] if 0 < st.session_state["freeze_depth"] < len(groups) - 1 else 2
+    # 'partial' in the race uses the depth chosen on page 2, or half the body if that froze nothing or everything.
+    depth = strategies.partial_depth(st.session_state["freeze_depth"], len(groups) - 1)
     st.caption(t("page4.partial_depth", depth=depth))
 
 tab_race, tab_sweep, tab_matrix = st.tabs([t("page4.tab.race"), t("page4.tab.sweep"), t("page4.tab.matrix")])

@@ -6,10 +6,9 @@ import streamlit as st
 
 from studio import teacher
 from studio.frame import ensure_frame
-from studio.i18n import t
-from studio.jobs_ui import duration
+from studio.i18n import duration, t
 from studio.teacher import class_runs
-from tlcore import caps
+from tlcore.serve import caps
 
 ensure_frame()
 st.title(t("class.title"))

@@ -3,7 +3,7 @@ body of the same architecture and (after a fine-tune) the fine-tuned body see th
 one colour per class, each point's picture (or sentence) on hover, and beside each the
 accuracy a probe reaches on those frozen features.
 
-The work (a few seconds of forward passes) is done by tlcore.embedding on its own background
+The work (a few seconds of forward passes) is done by tlcore.lab.embedding on its own background
 thread and kept there per backbone, dataset, size and seed: a page run only asks for it and
 draws what is ready. The learner starts it once with a button; while it is computed a
 fragment looks every second and the page is redrawn once when it is done. Changing the data
@@ -26,8 +26,10 @@ from studio.i18n import current_lang, lesson, t, translated
 from studio.images_ui import class_title, encoded
 from studio.settings import bound
 from studio.state import callback, job_id, keep_settings, owner, queue, register_choices
-from tlcore import catalog, embedding, finetuned
-from tlcore.config import RunConfig
+from tlcore.models import catalog
+from tlcore.lab import embedding
+from tlcore.serve import finetuned
+from tlcore.train.config import RunConfig
 
 SETTING = "features_method"
 register_choices({SETTING: embedding.methods_available})

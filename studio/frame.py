@@ -17,10 +17,10 @@ import streamlit as st
 from studio import i18n, teacher
 from studio.i18n import t
 from studio.state import keep_settings, owner, queue, remember_learner
-from tlcore.backbones import host_reachable
-from tlcore.catalog import backbone as get_backbone
-from tlcore.catalog import offline_default, weights_cached
-from tlcore.device import describe_device
+from tlcore.core import offline
+from tlcore.models.catalog import backbone as get_backbone
+from tlcore.models.catalog import offline_default, weights_cached
+from tlcore.train.device import describe_device
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 # The browser tab's icon, served by the app itself: a Material icon name (":material/school:")
@@ -54,7 +54,7 @@ def device_name() -> str:
 def online_status() -> dict[str, bool]:
     """Can ImageNet weights and datasets be used? Cached for 5 minutes; a short timeout,
     so a classroom without internet gets an answer in about a second, not a hang."""
-    internet = host_reachable("https://download.pytorch.org", timeout=1.5)
+    internet = offline.reachable("https://download.pytorch.org", timeout=1.5)
     return {"internet": internet, "imagenet_cached": weights_cached("resnet18"),
             "offline_backbone": weights_cached(offline_default())}
 

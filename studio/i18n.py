@@ -108,7 +108,7 @@ def lesson(name: str, key: str, *, level: int = 3, expanded: bool | None = None)
 
 
 def explain(key: str | None, values: dict | None, english: str) -> str:
-    """An engine message (tlcore.messages) in the current language: its translation from
+    """An engine message (tlcore.core.messages) in the current language: its translation from
     `engine.<key>`, else the engine's own English."""
     text = strings(current_lang()).get(f"engine.{key}") if key else None
     if text is None:
@@ -122,16 +122,16 @@ def explain(key: str | None, values: dict | None, english: str) -> str:
 
 
 def explain_error(error: BaseException | object) -> str:
-    """An engine error, or a value that carries a message (tlcore.messages.Reason), in the
+    """An engine error, or a value that carries a message (tlcore.core.messages.Reason), in the
     current language; anything else as it is."""
-    from tlcore.messages import message_of
+    from tlcore.core.messages import message_of
 
     message = message_of(error)
     return explain(message.key, message.values, str(error)) if message else str(error)
 
 
 def _translated(value):
-    from tlcore.messages import message_of
+    from tlcore.core.messages import message_of
 
     return explain_error(value) if message_of(value) else value
 
@@ -142,3 +142,22 @@ _CPU = re.compile(r"CPU \((?P<threads>\d+) threads? of (?P<cores>\d+) cores?\)")
 def device_text(description: str) -> str:
     """The engine's device description ('CPU (2 threads of 2 cores)') in the current language."""
     return _CPU.sub(lambda m: t("device.cpu", threads=m["threads"], cores=m["cores"]), description)
+
+
+def duration(seconds: float) -> str:
+    """'< 1 s', '45 s', '3 min', '1 h 5 min' in the current language (never '0 s')."""
+    if seconds < 0.5:
+        return t("time.under_second")
+    seconds = round(seconds)
+    if seconds < 90:
+        return t("time.seconds", n=seconds)
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return t("time.minutes", n=minutes)
+    return t("time.hours", h=minutes // 60, m=minutes % 60)
+
+
+def run_labels(view) -> list[str]:
+    """Each run's name on screen (`view`: a tlcore.serve.jobs.JobView or JobSummary): a strategy's key (`linear_probe`) by its name in this language."""
+    return [t(f"strategy.{label}") if label == config.strategy else label
+            for label, config in zip(view.labels, view.configs, strict=False)]

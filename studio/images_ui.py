@@ -17,8 +17,10 @@ import streamlit as st
 
 from studio.i18n import current_lang, explain_error, t, t_count, translated
 from studio.state import callback, check_upload_room, drop_upload_slot, job_id, new_upload_slot, owner, queue
-from tlcore import catalog, datasets, finetuned, imagenet
-from tlcore.uploads import UploadError
+from tlcore.data import datasets
+from tlcore.models import catalog, imagenet
+from tlcore.serve import finetuned
+from tlcore.serve.uploads import UploadError
 
 PREVIEW_PER_CLASS = 4
 PREVIEW_SIZE = 64
@@ -94,7 +96,7 @@ def _decode(data: bytes) -> np.ndarray | None:
 
 def _read_picture(data: bytes) -> tuple[np.ndarray | None, str]:
     """An image's bytes -> ((H, W, 3) uint8, "") or (None, why not, in the learner's words)."""
-    from tlcore.images import ImageRefused, open_image, to_rgb
+    from tlcore.data.images import ImageRefused, open_image, to_rgb
 
     if len(data) > MAX_IMAGE_BYTES:
         return None, t("try.too_big", mb=MAX_IMAGE_BYTES // 2**20)
@@ -195,7 +197,7 @@ def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",)
         _class_maps(image, name if pretrained else "", found)
 
 
-# --- what it looks at: class activation maps (tlcore.explain) ----------------------------
+# --- what it looks at: class activation maps (tlcore.lab.explain) ----------------------------
 
 MAP_WIDTH = 240  # px: both maps and the bars above them fit a 1280 x 720 screen
 
@@ -240,7 +242,7 @@ def _map_shown(cam) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
 def _imagenet_map(name: str, digest: str, _image: np.ndarray) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
     """The pretrained model's Grad-CAM for its top class, computed once per picture (keyed by the
     picture's hash, not on every page run: a map is a forward and a backward pass)."""
-    from tlcore import explain
+    from tlcore.lab import explain
 
     return _map_shown(explain.class_map(_imagenet_model(name), _image, size=224))
 
@@ -249,7 +251,7 @@ def _imagenet_map(name: str, digest: str, _image: np.ndarray) -> tuple[bytes, in
 def _finetuned_map(model_id: str, digest: str, _entry: finetuned.Finetuned,
                    _image: np.ndarray) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
     """The fine-tuned model's Grad-CAM for its predicted class, once per model and picture."""
-    from tlcore import explain
+    from tlcore.lab import explain
 
     return _map_shown(explain.class_map(_entry.model, _image, size=_entry.image_size))
 
@@ -384,7 +386,7 @@ def _keep_shot(data: bytes, own: list[bytes]) -> str:
     if digest in seen:  # each photo is added once, to the class chosen
         return t("cam.same")
     try:
-        check_upload_room(len(data))  # on disk it counts with the session's uploads (tlcore.caps)
+        check_upload_room(len(data))  # on disk it counts with the session's uploads (tlcore.serve.caps)
     except UploadError as error:
         return explain_error(error)
     seen.add(digest)
@@ -394,7 +396,7 @@ def _keep_shot(data: bytes, own: list[bytes]) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _thumb(data: bytes) -> np.ndarray:
-    from tlcore.images import decode
+    from tlcore.data.images import decode
 
     return decode(data, 56).permute(1, 2, 0).numpy()
 

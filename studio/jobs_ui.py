@@ -20,19 +20,19 @@ from collections.abc import Callable
 import streamlit as st
 
 from studio import plots, takeaway
-from studio.i18n import current_lang, explain, explain_error, t
+from studio.i18n import current_lang, duration, explain, explain_error, run_labels, t
 from studio.state import callback, held_messages, job_id, owner, queue, replay_messages, say, set_job_id
-from tlcore import estimate, metrics
-from tlcore.config import RunConfig
-from tlcore.events import Cancelled, Done, Failed, HistorySnapshot
-from tlcore.jobs import AddressLimitError, JobLimitError, JobView
-from tlcore.messages import LearnerError
+from tlcore.core import metrics
+from tlcore.core.events import Cancelled, Done, Failed, HistorySnapshot
+from tlcore.core.messages import LearnerError
+from tlcore.serve import estimate
+from tlcore.serve.jobs import AddressLimitError, JobLimitError, JobView
+from tlcore.train.config import RunConfig
 
 POLL_S = 1.0  # seconds between redraws; a Stop click reruns at once, so it need not be short
 # While waiting, only the queue position can change: a class of 30 waiting would otherwise
 # cost the server 30 script runs a second for nothing (measured: python -m tools.loadtest).
 QUEUED_POLL_S = 2.0
-ACTIVE = ("queued", "running")
 # Far back in the line the position changes once per job ahead (a minute or more in class):
 # a slower poll there, the usual pace once next-but-one (a class of 30 pressing Start together:
 # about 15 script runs a second -> 7).
@@ -137,7 +137,7 @@ def follow(target: str, *, reserve: bool = False) -> None:
 def is_running(slot: str) -> bool:
     """True while the slot's job is queued or running (its Start button is hidden then)."""
     view = _view(job_id(slot), heartbeat=False)
-    return view is not None and view.state in ACTIVE
+    return view is not None and view.active
 
 
 def active_elsewhere(slot: str) -> bool:
@@ -156,7 +156,7 @@ def live_panel(*slots: str) -> str | None:
     for slot in slots:
         if is_running(slot):
             view = job_panel(slot, only_live=True)
-            if view is not None and view.state in ACTIVE:
+            if view is not None and view.active:
                 return slot
     return None
 
@@ -172,9 +172,9 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
     if view is None:  # the server restarted or forgot it
         set_job_id(slot, None)
         return None
-    if only_live and view.state not in ACTIVE:
+    if only_live and not view.active:
         return view
-    if view.state in ACTIVE:
+    if view.active:
         with st.container(key=f"live-{slot}"):
             # Queued, the panel is one line; running, it fills the view (the change of state
             # reruns the page once: see poll).
@@ -186,7 +186,7 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
             @st.fragment(run_every=poll_every(view))
             def poll() -> None:
                 latest = _view(current)
-                if latest is None or latest.state not in ACTIVE:
+                if latest is None or not latest.active:
                     st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
                     st.rerun()  # once, to draw the final state outside the polling fragment
                 if poll_every(latest) != poll_every(view):
@@ -274,19 +274,6 @@ def _estimate(estimator, config: RunConfig) -> float | None:
         return estimator.estimate(config, estimate.num_classes(config))
     except Exception:  # noqa: BLE001 -- an estimate is a courtesy; never break the page for it
         return None
-
-
-def duration(seconds: float) -> str:
-    """'< 1 s', '45 s', '3 min', '1 h 5 min' in the current language (never '0 s')."""
-    if seconds < 0.5:
-        return t("time.under_second")
-    seconds = round(seconds)
-    if seconds < 90:
-        return t("time.seconds", n=seconds)
-    minutes = round(seconds / 60)
-    if minutes < 90:
-        return t("time.minutes", n=minutes)
-    return t("time.hours", h=minutes // 60, m=minutes % 60)
 
 
 LONG_RUN_S = float(os.environ.get("TLS_LONG_RUN_S", "120"))  # a class-friendly length for one demo
@@ -423,12 +410,6 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
         chart(figs[3], "caption.grad_bars", f"{key}:bars")
 
 
-def run_labels(view: JobView) -> list[str]:
-    """Each run's name on screen: a strategy's key (`linear_probe`) by its name in this language."""
-    return [t(f"strategy.{label}") if label == config.strategy else label
-            for label, config in zip(view.labels, view.configs, strict=False)]
-
-
 def draw_race(view: JobView, *, key: str) -> None:
     """Several runs of one job: validation curves overlaid, one per label."""
     tr = translator()
@@ -539,7 +520,7 @@ def draw_results(view: JobView) -> None:
                   f"end:{view.id}:drift")
         else:
             st.caption(t("results.no_drift"))
-    # A run read back from the server's store (tlcore.store) has its images back as PNG decodes;
+    # A run read back from the server's store (tlcore.serve.store) has its images back as PNG decodes;
     # one whose image could not be kept is left out rather than drawn as a broken image.
     wrong = [item for item in result.get("misclassified") or [] if item.get("image") is not None]
     st.markdown(f"**{t('results.mistakes')}**")

@@ -1,13 +1,14 @@
 """Every chart the studio shows, as plotly figures built from a run's History.
 
-The only tlcore module that imports plotly. Each function takes plain data (a
+The studio's one module that imports plotly (tlcore never does: a contract in
+pyproject.toml checks it). Each function takes plain data (a
 HistorySnapshot, lists, dicts) and returns a `plotly.graph_objects.Figure` with a title
 and axis labels, so the pages stay thin and the charts can be tested without a browser.
 
 Text on the charts goes through `t(key)`: pass the app's translation function to get
 Korean labels; the default gives the English in `LABELS`.
 
-Not for: computing metrics (tlcore.trainer, tlcore.events) or any Streamlit code.
+Not for: computing metrics (tlcore.train.trainer, tlcore.core.events) or any Streamlit code.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tlcore.events import HistorySnapshot
-from tlcore.metrics import human
+from tlcore.core.events import HistorySnapshot
+from tlcore.core.metrics import human
+from tlcore.lab.experiments import tile_grid
 
 # English chart text; the app's i18n files carry the same keys ("plot.*") in each language.
 LABELS: dict[str, str] = {
@@ -382,7 +384,7 @@ MATRIX_TEXT_PX = 16  # cell text on a projector: 14 px at the least
 def matrix_figure(verdicts: Sequence[Mapping], t: Translate = _english) -> go.Figure:
     """The 2x2 matrix as measured: colour = the best accuracy, text = the strategy that
     reached it and whether the rule's recommendation agrees (verdicts from
-    tlcore.experiments.cell_verdicts, which compare accuracies, not names).
+    tlcore.lab.experiments.cell_verdicts, which compare accuracies, not names).
 
     Each number carries its spread over seeds (± one standard deviation) where the verdict
     has it, so a "tie" can be checked on the chart; when the best is not the rule's own
@@ -423,7 +425,7 @@ def filters_figure(pretrained: np.ndarray | None, random: np.ndarray, t: Transla
                    zoom: int = 6) -> go.Figure:
     """First-layer filters as image tiles, pretrained beside random.
 
-    pretrained / random: (num_filters, k, k, 3) floats in [0, 1] (tlcore.experiments);
+    pretrained / random: (num_filters, k, k, 3) floats in [0, 1] (tlcore.lab.experiments);
     pretrained may be None when the offline weights are not installed.
     """
     panels = [(t("plot.filters.pretrained"), pretrained), (t("plot.filters.random"), random)]
@@ -431,22 +433,9 @@ def filters_figure(pretrained: np.ndarray | None, random: np.ndarray, t: Transla
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[name for name, _ in panels],
                         horizontal_spacing=0.05)
     for i, (_, tiles) in enumerate(panels, start=1):
-        fig.add_trace(go.Image(z=_tile_grid(tiles, zoom), hoverinfo="skip"), row=1, col=i)
+        fig.add_trace(go.Image(z=tile_grid(tiles, zoom), hoverinfo="skip"), row=1, col=i)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(title=t("plot.filters.title"), height=300, margin=dict(l=10, r=10, t=70, b=10),
                       template="plotly_white")
     return _fonts(fig)
-
-
-def _tile_grid(tiles: np.ndarray, zoom: int, cols: int = 8, gap: int = 2) -> np.ndarray:
-    """(n, k, k, 3) in [0, 1] -> one uint8 picture of the tiles, each enlarged `zoom` times."""
-    n, k = tiles.shape[0], tiles.shape[1]
-    rows = -(-n // cols)
-    cell = k * zoom + gap
-    grid = np.full((rows * cell + gap, cols * cell + gap, 3), 255, dtype=np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        big = np.kron(np.clip(tile, 0, 1), np.ones((zoom, zoom, 1)))
-        grid[gap + r * cell: gap + r * cell + k * zoom, gap + c * cell: gap + c * cell + k * zoom] = (big * 255).round()
-    return grid

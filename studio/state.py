@@ -1,6 +1,6 @@
 """Process-wide and per-session state: the job queue, who this browser is, what it runs.
 
-- One `JobQueue` per server process (`tlcore.jobs.shared_queue`, a module global: any
+- One `JobQueue` per server process (`tlcore.serve.jobs.shared_queue`, a module global: any
   browser can send Streamlit's "clear cache" message, so nothing the class depends on may
   live in `st.cache_resource`), shared by every browser.
 - Each browser session gets an owner id, secret to it; the queue allows one active job
@@ -33,13 +33,15 @@ import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from tlcore import caps, catalog, estimate, forgetting, presets, store, uploads
-from tlcore.config import RunConfig
-from tlcore.jobs import JobQueue, return_freed_memory, server_queue, shared_queue, shared_queue_made
+from tlcore.models import catalog
+from tlcore.serve import caps, estimate, server_queue, store, uploads
+from tlcore.serve.jobs import JobQueue, return_freed_memory, shared_queue, shared_queue_made
+from tlcore.train import forgetting, presets
+from tlcore.train.config import RunConfig
 
 VAL_PER_CLASS = presets.VAL_PER_CLASS
 # Widget keys shared across pages, with their first values: the engine's image preset
-# (tlcore.presets; the default demo finishes in about 15 s on a 2-core CPU, see README).
+# (tlcore.train.presets; the default demo finishes in about 15 s on a 2-core CPU, see README).
 _PRESET = presets.image()
 DEFAULTS: dict[str, object] = {
     **{k: getattr(_PRESET, k) for k in ("backbone", "strategy", "freeze_depth", "lr", "head_lr_mult", "layer_decay",
@@ -63,7 +65,7 @@ WORKER_NICE = int(os.environ.get("TLS_WORKER_NICE", "10"))
 
 def _start_server_queue() -> JobQueue:
     """Runs once per server process, when the first page asks for the queue (again only if
-    it raised: nothing here may, a store that cannot be used included; see tlcore.store).
+    it raised: nothing here may, a store that cannot be used included; see tlcore.serve.store).
 
     On a CPU, training leaves one core to the web server (script runs, charts): when torch
     wants every core and anything else runs, its threads wait on each other. Measured on a
@@ -76,8 +78,8 @@ def _start_server_queue() -> JobQueue:
         torch.set_num_threads(threads)
     server_started()
     _start_warm_up()
-    # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.jobs.server_queue);
-    # every finished run improves the time estimates and is kept on disk (tlcore.store).
+    # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.serve.server_queue);
+    # every finished run improves the time estimates and is kept on disk (tlcore.serve.store).
     limits = caps.load()  # the class's limits and quotas per learner (stored runs, queue places)
     return server_queue(on_run_done=estimate.learn_from, store=store.open_default(limits), caps=limits,
                         stale_after_s=CLOSED_TAB_S, nice=WORKER_NICE)
@@ -116,7 +118,7 @@ def _warm_up() -> None:
                 estimate.calibrate(config)
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         logging.getLogger(__name__).info("warm-up skipped: %s", error)
-    try:  # "what it looks at" (tlcore.explain): grad-cam imports OpenCV and matplotlib, seconds on a busy CPU
+    try:  # "what it looks at" (tlcore.lab.explain): grad-cam imports OpenCV and matplotlib, seconds on a busy CPU
         import pytorch_grad_cam  # noqa: F401
     except ImportError as error:  # the page says how to install it
         logging.getLogger(__name__).info("grad-cam not warmed up: %s", error)
@@ -225,8 +227,8 @@ def new_upload_slot(kind: str, digest: str, reuse: Callable[[Path, Path], None] 
 
 
 def check_upload_room(incoming: int) -> None:
-    """Raise tlcore.uploads.UploadError (saying what to do) when `incoming` more bytes would pass
-    what this session's uploads or everyone's may keep (tlcore.caps: upload_mb_per_session,
+    """Raise tlcore.serve.uploads.UploadError (saying what to do) when `incoming` more bytes would pass
+    what this session's uploads or everyone's may keep (tlcore.serve.caps: upload_mb_per_session,
     upload_mb_total); 0: is what the session holds now over it (a zip may understate its size)."""
     limits = caps.load()
     upload_folder()  # this session's folder, known to the registry

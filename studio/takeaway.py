@@ -2,13 +2,13 @@
 
 - `forgetting_panel(result)`: how many offline ImageNet photos the network recognised before
   the fine-tune and how many its fine-tuned body still recognises through the old ImageNet
-  head (measured in the worker, tlcore.forgetting; stored with the run).
+  head (measured in the worker, tlcore.train.forgetting; stored with the run).
 - `forgetting_cell(result)`: the same as one race-table cell.
 - `model_download(snap, config, key=...)`: the run's model as a zip of safetensors + settings,
-  or of ONNX, built only when the learner clicks (tlcore.takehome); the last few bundles are
+  or of ONNX, built only when the learner clicks (tlcore.serve.takehome); the last few bundles are
   kept in memory, a bounded number of bytes, so a second click does not build again.
 
-Not for: computing any of it (tlcore.forgetting, tlcore.takehome).
+Not for: computing any of it (tlcore.train.forgetting, tlcore.serve.takehome).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from collections import OrderedDict
 import streamlit as st
 
 from studio.i18n import explain_error, t
-from tlcore import finetuned, takehome
-from tlcore.config import RunConfig
-from tlcore.events import HistorySnapshot
-from tlcore.messages import LearnerError
+from tlcore.core.events import HistorySnapshot
+from tlcore.core.messages import LearnerError
+from tlcore.serve import finetuned, takehome
+from tlcore.train.config import RunConfig
 
 # --- forgetting ---------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """Teacher mode and settings links: the teacher's side of a class.
 
 - The teacher unlocks teacher mode with the secret from the class file or the server's
-  environment (tlcore.caps; never a built-in password, at least 12 characters). Wrong
-  secrets are limited per client address and for the whole server (tlcore.limiter), never
+  environment (tlcore.serve.caps; never a built-in password, at least 12 characters). Wrong
+  secrets are limited per client address and for the whole server (tlcore.serve.limiter), never
   per cookie: a browser chooses its cookies.
 - Teacher mode belongs to the browser tab that unlocked it: a random grant kept on the
   server and in that session's state (which no client message can write), checked against
@@ -30,11 +30,12 @@ import streamlit as st
 
 from studio.i18n import t, translated
 from studio.state import CHOICES, DEFAULTS, _session_id, _valid, callback, holds, learners, owner, queue
-from tlcore import caps, catalog
-from tlcore.config import RunConfig
-from tlcore.jobs import JobSummary, nickname
-from tlcore.limiter import GuessLimiter
-from tlcore.messages import LearnerError
+from tlcore.core.messages import LearnerError
+from tlcore.models import catalog
+from tlcore.serve import caps
+from tlcore.serve.jobs import JobSummary, nickname
+from tlcore.serve.limiter import GuessLimiter
+from tlcore.train.config import RunConfig
 
 TRIES = 5  # wrong secrets from one address before it must wait (60 s, then twice as long each time)
 SERVER_TRIES = 10  # wrong secrets the whole server takes in any minute, from anyone
@@ -265,17 +266,17 @@ ENDED_SHOWN = 20  # ended runs listed, newest first (each learner's latest are k
 def class_runs() -> None:
     """Every run on the server, active ones first, each with Cancel; redrawn every REFRESH_S
     while any is active, so a cancelled or finished run changes state without a click."""
-    active = any(row.state in ("queued", "running") for row in queue().list_all())
+    active = any(row.active for row in queue().list_all())
 
     @st.fragment(run_every=REFRESH_S if active else None)
     def runs() -> None:
         rows = queue().list_all()
-        if any(row.state in ("queued", "running") for row in rows) != active:
+        if any(row.active for row in rows) != active:
             st.rerun()  # once: start or stop refreshing
         if not rows:
             st.caption(t("class.no_jobs"))
         places_per_address()
-        ended = [row for row in rows if row.state not in ("queued", "running")]
+        ended = [row for row in rows if not row.active]
         for row in rows[:len(rows) - len(ended) + ENDED_SHOWN]:
             _run_row(row)
         if len(ended) > ENDED_SHOWN:
@@ -302,7 +303,7 @@ def _address_text(address: str | None) -> str:
 
 
 def _run_row(row: JobSummary) -> None:
-    from studio.jobs_ui import duration, run_labels
+    from studio.i18n import duration, run_labels
     from studio.widgets import backbone_title
 
     first = row.configs[0]
@@ -321,7 +322,7 @@ def _run_row(row: JobSummary) -> None:
     cols[1].markdown(state + (f" · {note}" if note else ""))
     cols[2].caption(what)
     cols[3].markdown(duration(row.elapsed_s) if row.elapsed_s else "–")
-    if row.state in ("queued", "running"):
+    if row.active:
         cols[4].button(t("class.cancel"), key=f"cancel:{row.id}", on_click=callback(queue().cancel_any), args=(row.id,))
 
 
@@ -330,7 +331,7 @@ def _run_row(row: JobSummary) -> None:
 
 def store_notice() -> None:
     """One line when finished runs are not being saved (the store's file is locked, damaged,
-    not SQLite, newer or unwritable: tlcore.store), saying what happened and what to do; nothing
+    not SQLite, newer or unwritable: tlcore.serve.store), saying what happened and what to do; nothing
     while all is well. The class goes on either way."""
     health_of = getattr(queue(), "store_health", None)
     health = health_of() if health_of is not None else None

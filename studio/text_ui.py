@@ -19,7 +19,6 @@ from studio.i18n import current_lang, explain_error, t, t_count, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.settings import bound
 from studio.state import (
-    callback,
     check_upload_room,
     drop_upload_slot,
     keep_settings,
@@ -28,10 +27,13 @@ from studio.state import (
     register_ranges,
 )
 from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
-from tlcore import caps, catalog, metrics, presets, strategies
-from tlcore.config import RunConfig
-from tlcore.jobs import JobView
-from tlcore.uploads import UploadError
+from tlcore.core import metrics
+from tlcore.models import catalog
+from tlcore.serve import caps
+from tlcore.serve.jobs import JobView
+from tlcore.serve.uploads import UploadError
+from tlcore.train import presets, strategies
+from tlcore.train.config import RunConfig
 
 STRATEGIES = tuple(strategies.STRATEGIES)
 MASK_MODELS = ("bert_base", "distilbert_base", "bert_tiny", "bert_multilingual", "klue_bert")
@@ -49,7 +51,7 @@ register_choices({
     "text_dataset": lambda: catalog.dataset_names(task="text"),
 })
 EPOCHS_MOST = 10  # the text page's epochs slider (a text epoch costs more than an image one)
-register_ranges({"text_epochs": lambda s: widgets.epochs_steps(EPOCHS_MOST), "text_layer_decay": lambda s: widgets.LAYER_DECAY})
+register_ranges({"text_epochs": lambda _s: widgets.epochs_steps(EPOCHS_MOST), "text_layer_decay": lambda _s: widgets.LAYER_DECAY})
 
 
 def init_state() -> None:
@@ -64,14 +66,14 @@ def init_state() -> None:
 @st.cache_data(ttl=60, show_spinner=False)
 def cached_models() -> dict[str, bool]:
     """Which text backbones are on this machine (HF cache, or shipped in a package)."""
-    from tlcore.text.models import is_cached
+    from tlcore.models.text import is_cached
 
     return {name: is_cached(name) for name in catalog.backbone_names("text")}
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def hub_online() -> bool:
-    from tlcore.text.models import hub_reachable
+    from tlcore.models.text import hub_reachable
 
     return hub_reachable(timeout=1.5)
 
@@ -94,15 +96,15 @@ def default_dataset() -> str:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def tokenizer_of(backbone: str):
-    from tlcore.text.models import build_text_model
+    from tlcore.models.text import build_text_model
 
     return build_text_model(backbone, 2, pretrained=False).tokenizer
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def coverage_of(backbone: str, dataset: str):
-    """What `backbone`'s vocabulary makes of `dataset`'s sentences (tlcore.text.vocabulary)."""
-    from tlcore.text.vocabulary import coverage
+    """What `backbone`'s vocabulary makes of `dataset`'s sentences (tlcore.data.vocabulary)."""
+    from tlcore.data.vocabulary import coverage
 
     data = catalog.load_dataset(dataset, per_class=40, image_size=0, val_per_class=10)
     return coverage(tokenizer_of(backbone), list(data.train_texts))
@@ -138,7 +140,7 @@ def layer_groups(backbone: str, strategy: str, lora_r: int = 8) -> list[str]:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def param_counts(backbone: str, lora_r: int) -> dict[str, int]:
     """Parameters per group, counted on a randomly initialised copy (no weights needed, only the config)."""
-    from tlcore.text.models import build_text_model
+    from tlcore.models.text import build_text_model
 
     return build_text_model(backbone, 2, pretrained=False, lora_r=lora_r).param_counts()
 
@@ -151,17 +153,16 @@ def backbone_ui() -> str:
         return f"{translated(f'backbone.title.{name}', catalog.backbone(name).title)} · {state}"
 
     st.selectbox(t("text.backbone"), catalog.backbone_names("text"), format_func=label,
-                 help=t("help.text_backbone"), **bound("text_backbone", _clamp_depth))
+                 help=t("help.text_backbone"), **bound("text_backbone", widgets.clamp_depth, ("text_", partial_groups)))
     name = st.session_state["text_backbone"]
     if not ready.get(name) and not hub_online():
         st.warning(t("text.backbone_missing", name=name, cmd=f"python -m tlcore prefetch --backbones {name}"))
     return name
 
 
-@callback
-def _clamp_depth() -> None:
-    body = len(layer_groups(st.session_state["text_backbone"], "partial")) - 1
-    st.session_state["text_freeze_depth"] = min(st.session_state["text_freeze_depth"], body)
+def partial_groups(backbone: str) -> list[str]:
+    """The groups a freeze depth counts (those of a run without LoRA adapters)."""
+    return layer_groups(backbone, "partial")
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ def strategy_ui(backbone: str) -> StrategyChoice:
 
 def race_configs(data: TextDataChoice, choice: StrategyChoice, backbone: str, picked: list[str]) -> list[RunConfig] | None:
     """One config per picked strategy: same model, data, seed and epochs (and each strategy's
-    rates by the one rule, tlcore.presets.text_rates, as on the Fine-tune tab)."""
+    rates by the one rule, tlcore.train.presets.text_rates, as on the Fine-tune tab)."""
     configs = [make_config(data, choice, strategy=s, freeze_depth=race_depth(choice, backbone)) for s in picked]
     return configs if all(configs) else None
 
@@ -195,7 +196,7 @@ def race_configs(data: TextDataChoice, choice: StrategyChoice, backbone: str, pi
 def race_depth(choice: StrategyChoice, backbone: str) -> int:
     """Freeze depth for 'partial' in a race: the one chosen for partial, else half the body."""
     body = len(layer_groups(backbone, "partial")) - 1
-    return choice.freeze_depth if choice.strategy == "partial" and 0 < choice.freeze_depth < body else body // 2
+    return strategies.partial_depth(choice.freeze_depth if choice.strategy == "partial" else 0, body)
 
 
 def readout(backbone: str, choice: StrategyChoice) -> None:
@@ -255,7 +256,7 @@ def data_ui(online: bool) -> TextDataChoice:
 
 
 def _upload_ui() -> TextDataChoice:
-    from tlcore.text.data import parse_text_csv
+    from tlcore.data.text import parse_text_csv
 
     uploaded = st.file_uploader(t("text.upload"), type=["csv", "tsv", "txt"], key="text_upload")
     if uploaded is None:
@@ -350,14 +351,14 @@ def draw_text_results(view: JobView) -> None:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def masked_lm(name: str):
-    from tlcore.text.models import load_masked_lm
+    from tlcore.models.text import load_masked_lm
 
     return load_masked_lm(name)
 
 
 def fill_mask_ui() -> None:
-    from tlcore.text.masked import MAX_CHARS, fill_mask
-    from tlcore.text.models import MLM_DEMO_MODEL, TextModelUnavailable
+    from tlcore.lab.fill_mask import MAX_CHARS, fill_mask
+    from tlcore.models.text import MLM_DEMO_MODEL, TextModelUnavailable
 
     st.markdown(t("mask.intro"))
     ready = cached_models()

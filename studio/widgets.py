@@ -9,6 +9,7 @@ each widget is drawn from its setting by `studio.settings.bound`), so the strate
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +28,12 @@ from studio.state import (
     register_ranges,
     say,
 )
-from tlcore import caps, catalog, datasets, strategies
-from tlcore.config import RunConfig
-from tlcore.uploads import UploadError, UploadLimits, declared_bytes, read_zip
+from tlcore.data import datasets
+from tlcore.models import catalog
+from tlcore.serve import caps
+from tlcore.serve.uploads import UploadError, UploadLimits, declared_bytes, read_zip
+from tlcore.train import strategies
+from tlcore.train.config import RunConfig
 
 STRATEGY_CHOICES = strategies.IMAGE_STRATEGIES
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -52,7 +56,7 @@ register_choices({
 
 
 def epochs_steps(most: int = EPOCHS_MOST) -> Steps:
-    """1..most epochs, or fewer where the class's limit is lower (tlcore.caps)."""
+    """1..most epochs, or fewer where the class's limit is lower (tlcore.serve.caps)."""
     return Steps(1, max(1, min(most, caps.load().max_epochs)))
 
 
@@ -76,8 +80,8 @@ def data_limit(settings) -> int:
 
 
 register_ranges({
-    "layer_decay": lambda s: LAYER_DECAY,
-    "epochs": lambda s: epochs_steps(), "per_class": lambda s: per_class_steps(data_limit(s)),
+    "layer_decay": lambda _s: LAYER_DECAY,
+    "epochs": lambda _s: epochs_steps(), "per_class": lambda s: per_class_steps(data_limit(s)),
     "freeze_depth": lambda s: depth_steps(s["backbone"]),
 })
 
@@ -110,7 +114,7 @@ def backbone_ui() -> str:
                  t("backbone.imagenet") if online or catalog.weights_cached(name) else t("backbone.not_here"))
         return f"{backbone_title(name)} · {where}"
 
-    st.selectbox(t("backbone.label"), names, format_func=label, help=t("help.backbone"), **bound("backbone", _clamp_depth))
+    st.selectbox(t("backbone.label"), names, format_func=label, help=t("help.backbone"), **bound("backbone", clamp_depth))
     chosen = st.session_state["backbone"]
     fallback = weights_fallback(chosen, st.session_state["strategy"])
     if fallback:
@@ -127,19 +131,20 @@ def backbone_title(name: str) -> str:
 def weights_fallback(backbone: str, strategy: str) -> str | None:
     """The backbone that will really run when `backbone`'s pretrained weights cannot be had
     (not on this machine, no internet): the offline one. None when the choice runs as is."""
-    spec = catalog.backbone(backbone)
-    if strategy == "scratch" or spec.family != "vision" or catalog.weights_cached(backbone):
+    if strategy == "scratch" or catalog.backbone(backbone).family != "vision":
         return None
-    if st.session_state.get("online", False):
-        return None
-    fallback = catalog.offline_default()
-    return fallback if fallback != backbone else None
+    # the run's own rule ("auto" never raises), with the network state the sidebar probed once
+    runs, _, _ = catalog.resolve_pretrained(backbone, "auto", online=st.session_state.get("online", False))
+    return runs if runs != backbone else None
 
 
 @callback
-def _clamp_depth() -> None:
-    body = len(group_names(st.session_state["backbone"])) - 1
-    st.session_state["freeze_depth"] = min(st.session_state["freeze_depth"], body)
+def clamp_depth(prefix: str = "", groups_of: Callable[[str], list[str]] | None = None) -> None:
+    """Another backbone was picked: the freeze depth becomes what the strategy means on its body
+    (the image pages' groups, or the text page's with prefix "text_" and its own `groups_of`)."""
+    s = st.session_state
+    body = len((groups_of or group_names)(s[prefix + "backbone"])) - 1
+    s[prefix + "freeze_depth"] = strategies.depth_for(s[prefix + "strategy"], s[prefix + "freeze_depth"], body)
 
 
 # --- strategy, freeze depth, learning rates -------------------------------------------
@@ -154,12 +159,8 @@ def _strategy_changed(prefix: str, body: int) -> None:
     s = st.session_state
     s.pop(prefix + "cell", None)  # the settings no longer are a matrix cell's
     strategy, depth = s[prefix + "strategy"], prefix + "freeze_depth"
-    if strategy == "linear_probe":
-        s[depth] = body
-    elif strategy != "partial":  # scratch, full, full_llrd, gradual, lora: nothing frozen by depth
-        s[depth] = 0
-    elif s[depth] in (0, body):
-        s[depth] = max(1, body // 2)
+    # partial starts at a depth that is partial; the others at the depth they mean
+    s[depth] = strategies.partial_depth(s[depth], body) if strategy == "partial" else strategies.depth_for(strategy, s[depth], body)
 
 
 @callback
@@ -183,7 +184,7 @@ def strategy_ui(groups: list[str], *, prefix: str = "", choices: tuple[str, ...]
     s = st.session_state
     strategy, depth = s[prefix + "strategy"], prefix + "freeze_depth"
     # The slider shows what the strategy freezes, whatever set it (a preset, a matrix cell, a link).
-    s[depth] = body if strategy == "linear_probe" else min(s[depth], body) if strategy == "partial" else 0
+    s[depth] = strategies.depth_for(strategy, s[depth], body)
     st.selectbox(t("strategy.label"), choices, format_func=lambda v: t(f"strategy.{v}"), help=t("help.strategy"),
                  **bound(prefix + "strategy", _strategy_changed, (prefix, body)))
     st.slider(t("freeze.label"), 0, body, help=t("help.freeze_depth"),
@@ -214,7 +215,7 @@ def lr_ui(*, prefix: str = "") -> dict[str, float]:
 @callback
 def apply_recommendation(similarity: str, size: str) -> strategies.Recommendation:
     """A matrix cell was clicked: set a backbone and data that really are `similarity`
-    (tlcore.catalog.pair_for_cell: offline, "similar" to ImageNet only the learner's own
+    (tlcore.models.catalog.pair_for_cell: offline, "similar" to ImageNet only the learner's own
     photos are, so it may switch to the synthetic-pretrained backbone), then strategy,
     depth and rates for that backbone, and a small or large number of examples.
 
@@ -345,7 +346,7 @@ def training_ui(choice: DataChoice) -> None:
 
 
 def image_sizes() -> tuple[int, ...]:
-    """The image sizes this class allows (tlcore.caps: the teacher's limit)."""
+    """The image sizes this class allows (tlcore.serve.caps: the teacher's limit)."""
     cap = caps.load().max_image_size
     return tuple(s for s in IMAGE_SIZES if s <= cap) or IMAGE_SIZES[:1]
 
@@ -388,7 +389,7 @@ def config_from_state(choice: DataChoice, **overrides) -> RunConfig | None:
     fallback = weights_fallback(values["backbone"], values["strategy"])
     if fallback:  # what runs is what the config, the CLI line and the downloads say
         values["backbone"] = fallback
-        values["freeze_depth"] = min(values["freeze_depth"], len(group_names(fallback)) - 1)
+        values["freeze_depth"] = strategies.depth_for(values["strategy"], values["freeze_depth"], len(group_names(fallback)) - 1)
     return validated_config(values)
 
 

@@ -1,6 +1,7 @@
 """Shared test set-up: the repository root on sys.path, and a free TCP port.
 
-Kept generic on purpose: fixtures used by one test file live in that file.
+Kept generic on purpose: fixtures used by one test file live in that file; what several
+modules share is in tests/helpers/ (and the browser tests' server fixture, here).
 """
 
 from __future__ import annotations
@@ -54,10 +55,43 @@ def pinned_numerics(monkeypatch):
     that have native bf16), for the experiment tests that assert accuracies."""
     import torch
 
-    from tlcore import precision
+    from tlcore.train import precision
 
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real Streamlit server on a free port (or $TLS_TEST_PORT, on a machine whose users
+    share out ports), stopped (by its pid) after the module: the browser tests' one server
+    (tests.helpers.browser; skipped without Playwright)."""
+    import socket
+    import subprocess
+
+    from tests.helpers.browser import ARTIFACTS, ROOT, wait_healthy
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", int(os.environ.get("TLS_TEST_PORT", "0"))))
+        port = s.getsockname()[1]
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    if not wait_healthy(url):
+        proc.kill()
+        pytest.fail("streamlit did not start; see test-artifacts/streamlit.log")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

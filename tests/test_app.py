@@ -11,102 +11,33 @@ the session), so these tests take seconds and check the app, not the trainer.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tlcore import catalog, strategies
-from tlcore.config import RunConfig
-from tlcore.events import Cancelled, Done, EvalEvent, Started, StepEvent
-from tlcore.jobs import JobQueue
-
-ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["pages/1_pretraining.py", "pages/2_strategy.py", "pages/3_finetune.py", "pages/4_compare.py"]
-GROUPS = ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
-
-
-def fake_run(config, emit, should_stop, *, steps=4, delay=0.0):
-    """A stand-in for tlcore.recipe.run with the same event contract, instantly."""
-    plan = strategies.make_plan(config.strategy, GROUPS, lr=config.lr, head_lr_mult=config.head_lr_mult,
-                                freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
-    emit(Started(steps, 2, tuple(GROUPS), plan.frozen, 100, 200, "CPU (test)", 20, 10, ("cat", "dog")))
-    for step in range(1, steps + 1):
-        if should_stop():
-            emit(Cancelled(step - 1))
-            return None
-        time.sleep(delay)
-        norms = {g: 0.1 * (i + 1) for i, g in enumerate(GROUPS) if g not in plan.frozen}
-        emit(StepEvent(step, (step + 1) // 2, 1.0 / step, config.lr, norms, plan.frozen))
-        if step % 2 == 0:
-            emit(EvalEvent(step // 2, step, 0.9 / step, 0.6, 0.7, 0.1 * step, 123.0))
-    result = {
-        "val_acc": 0.75, "best_val_acc": 0.75, "val_loss": 0.4, "seconds": 0.2, "examples_per_s": 123.0,
-        "trainable_params": 100, "total_params": 200, "classes": ["cat", "dog"],
-        "confusion": [[4, 1], [1, 4]], "predictions": [0, 1], "targets": [0, 0],
-        "weight_drift": {g: 0.0 if g in plan.frozen else 0.01 for g in GROUPS[:-1]},
-        "misclassified": [{"image": np.zeros((8, 8, 3), np.uint8), "true": "cat", "pred": "dog"}],
-    }
-    emit(Done(result))
-    return result
-
-
-def slow_run(config, emit, should_stop):
-    return fake_run(config, emit, should_stop, steps=400, delay=0.02)
-
-
-def app(page: str | None = None, *, lang: str = "en", run_fn=fake_run, queue: JobQueue | None = None,
-        owner: str | None = None, use_server_queue: bool = False) -> AppTest:
-    """The app on `page`. Note: AppTest runs app.py (the frame) on the first run only;
-    later runs execute the page alone, so frame checks look at the first run.
-
-    queue: a queue shared with another AppTest (two learners on one server); owner: the
-    session's owner id (every AppTest has the same Streamlit session id); use_server_queue:
-    no test queue in the session, the page uses the server's own (`studio.state.job_queue`).
-    """
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["lang"] = lang
-    if not use_server_queue:
-        at.session_state["_queue_override"] = queue or JobQueue(run_fn)
-    if owner is not None:
-        at.session_state["owner"] = owner
-    at.run()
-    if page:
-        at.switch_page(page)
-        at.run()
-    return at
-
-
-def ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def job_of(at: AppTest, slot: str):
-    """The view of the session's job in `slot`, asked for as the session itself."""
-    from studio.state import job_queue
-
-    queue = at.session_state["_queue_override"] if "_queue_override" in at.session_state else job_queue()
-    return queue.get(at.session_state[f"job:{slot}"], at.session_state["owner"])
-
-
-def wait_until_done(at: AppTest, slot: str, timeout: float = 20.0) -> str:
-    job_id = at.session_state[f"job:{slot}"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        view = job_of(at, slot)
-        if view.state not in ("queued", "running"):
-            return view.state
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {view.state} after {timeout} s")
-
-
-def strings(lang: str) -> dict:
-    return json.loads((ROOT / "assets" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
+from tests.helpers.apptest import (
+    PAGES,
+    ROOT,
+    app,
+    buttons,
+    camera_page,
+    counts,
+    job_of,
+    ok,
+    shoot,
+    strings,
+    upload_page,
+    wait_until_done,
+)
+from tests.helpers.fakes import GROUPS, fake_run, png, png_claiming, slow_run, zip_of
+from tlcore.core.events import Done, EvalEvent, Started
+from tlcore.models import catalog
+from tlcore.serve.jobs import JobQueue
+from tlcore.train import strategies
+from tlcore.train.config import RunConfig
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
@@ -313,9 +244,9 @@ def test_race_table_shows_training_throughput_and_what_was_cached_not_seconds():
     busy machine): the table shows no time at all, but each run's training throughput (the
     median epoch, through the trained part) and the frozen groups computed once."""
     from studio.jobs_ui import race_table
-    from tlcore.config import RunConfig
-    from tlcore.events import History
-    from tlcore.jobs import JobView
+    from tlcore.core.events import History
+    from tlcore.serve.jobs import JobView
+    from tlcore.train.config import RunConfig
 
     def run(cached: int, rates: list[float], seconds: float, **extra) -> object:
         history = History()
@@ -351,7 +282,7 @@ def test_pretraining_experiment_runs_scratch_and_pretrained():
 
 
 def test_ui_strings_have_the_same_keys_in_both_languages():
-    # engine.* keys translate tlcore.messages, whose English lives in the engine (see test_korean)
+    # engine.* keys translate tlcore.core.messages, whose English lives in the engine (see test_korean)
     assert set(strings("en")) == {k for k in strings("ko") if not k.startswith("engine.")}
     assert all(strings("ko").values())
 
@@ -392,34 +323,6 @@ def test_every_widget_has_a_help_tooltip(page):
 # --- uploads on the Fine-tune page ------------------------------------------------------
 
 
-def zip_of(files: dict[str, bytes]) -> bytes:
-    import io
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
-def png(color) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), color).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def upload_page(content: bytes, name: str = "classes.zip") -> AppTest:
-    at = app("pages/3_finetune.py")
-    at.radio(key="w:data_source").set_value("upload").run()
-    at.file_uploader(key="upload").set_value((name, content, "application/zip")).run()
-    return at
-
-
 def test_a_good_upload_with_korean_names_is_summarised_and_trains():
     files = {f"고양이/{i}.png": png((200, 0, 0)) for i in range(4)}
     files.update({f"강아지/{i}.png": png((0, 0, 200)) for i in range(4)})
@@ -452,7 +355,6 @@ def test_a_bad_upload_gets_a_clear_message_and_no_start(content, reason):
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_a_zipped_file_claiming_ten_billion_pixels_is_listed_as_skipped_and_the_rest_trains(lang):
-    from test_images import png_claiming
 
     files = {f"cats/{i}.png": png((200, 0, 0)) for i in range(3)}
     files.update({f"dogs/{i}.png": png((0, 0, 200)) for i in range(3)})
@@ -583,7 +485,6 @@ def test_try_a_new_image_shows_what_the_pretrained_model_knows():
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_a_picture_to_try_claiming_ten_billion_pixels_is_one_translated_line(lang):
-    from test_images import png_claiming
 
     at = app("pages/3_finetune.py")
     at.button_group(key="try:finetune:source").set_value("upload").run()
@@ -604,35 +505,6 @@ def test_korean_finetune_page_names_fashion_classes_in_korean():
 
 
 # --- your own classes from the camera ----------------------------------------------------
-
-
-def jpeg(color, size=(64, 48)) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format="JPEG")
-    return buffer.getvalue()
-
-
-def camera_page(names: str | None = None) -> AppTest:
-    at = app("pages/3_finetune.py")
-    at.radio(key="w:data_source").set_value("camera").run()
-    if names is not None:
-        at.text_input(key="cam_names").set_value(names).run()
-    return at
-
-
-def shoot(at: AppTest, color) -> AppTest:
-    """One click on Take Photo: a photo in the camera widget on screen now."""
-    cameras = at.camera_input
-    assert len(cameras) == 1 and not cameras[0].disabled
-    return cameras[0].set_value(("photo.jpg", jpeg(color), "image/jpeg")).run()
-
-
-def counts(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown if m.value.startswith("**thumbs")]
 
 
 def test_one_click_takes_one_picture_and_the_camera_is_ready_for_the_next():
@@ -715,10 +587,6 @@ def image_captions(at: AppTest) -> list[str]:
 # --- one class server, many learners ------------------------------------------------------
 
 
-def buttons(at: AppTest, key: str) -> list:
-    return [b for b in at.button if b.key == key]
-
-
 def worker_threads() -> int:
     import threading
 
@@ -740,8 +608,8 @@ def send_clear_cache(at: AppTest) -> None:
 
 def test_a_clear_cache_message_drops_neither_the_queue_nor_the_runs(monkeypatch):
     from studio import state
-    from tlcore import jobs
-    from tlcore.jobs import JobLimitError
+    from tlcore.serve import jobs
+    from tlcore.serve.jobs import JobLimitError
 
     monkeypatch.setattr(jobs, "_shared", None)  # a fresh server, training replaced by the stub
     monkeypatch.setattr(state, "_start_server_queue", lambda: JobQueue(slow_run))
@@ -855,10 +723,10 @@ def test_a_stale_label_from_the_browser_after_a_language_switch_is_settled():
     def clamp_with_a_label(label: str) -> None:
         import streamlit as st
 
-        from studio.widgets import _clamp_depth
+        from studio.widgets import clamp_depth
 
         st.session_state["backbone"] = label
-        _clamp_depth()  # the selectbox's on_change, as the browser triggers it
+        clamp_depth()  # the selectbox's on_change, as the browser triggers it
 
     probe = AppTest.from_function(clamp_with_a_label, args=(label,), default_timeout=30)
     probe.session_state["owner"] = at.session_state["owner"]
@@ -868,7 +736,7 @@ def test_a_stale_label_from_the_browser_after_a_language_switch_is_settled():
 
 
 def test_a_backbone_without_weights_offline_is_announced_before_start_and_recorded(monkeypatch):
-    from tlcore import catalog as registry
+    from tlcore.models import catalog as registry
 
     monkeypatch.setattr(registry, "weights_cached", lambda name: name in ("efficientnet_lite0", "studio_resnet"))
     at = app("pages/3_finetune.py")
@@ -930,7 +798,7 @@ def test_start_queues_in_its_callback_so_a_click_costs_one_page_run(monkeypatch)
 
 
 def test_a_refused_start_is_said_under_the_button():
-    from tlcore.caps import Caps
+    from tlcore.serve.caps import Caps
 
     at = app("pages/3_finetune.py", queue=JobQueue(fake_run, caps=Caps(max_epochs=1)))
     at.button(key="start").click().run()
@@ -946,7 +814,7 @@ def test_a_refused_start_is_said_under_the_button():
 
 def test_far_back_in_the_line_the_panel_polls_less_often():
     from studio.jobs_ui import FAR_POLL_S, POLL_S, QUEUED_POLL_S, poll_every
-    from tlcore.jobs import JobView
+    from tlcore.serve.jobs import JobView
 
     def view(state, position):
         return JobView("j", state, position, ("a",), (), (RunConfig(),), 0.0)
@@ -991,7 +859,7 @@ def test_while_a_run_goes_its_live_panel_comes_first_and_follows_every_click(pag
 
 def run_keeping_a_model(config, emit, should_stop):
     """fake_run whose result keeps a (tiny) fine-tuned model, as every real image run does."""
-    from tlcore import finetuned
+    from tlcore.serve import finetuned
 
     result = fake_run(config, emit, should_stop)
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=16)  # random weights, tiny
@@ -1050,7 +918,7 @@ def test_try_it_shows_what_each_model_looks_at_side_by_side(lang):
 
 def test_page_1_what_transfers_table_shows_all_its_columns():
     """A markdown table (it wraps its cells), not a dataframe that showed 2 of 7 columns at 1280 px."""
-    from tlcore.experiments import transfer_contrast
+    from tlcore.lab.experiments import transfer_contrast
 
     if not transfer_contrast():
         pytest.skip("no committed transfer-contrast results")

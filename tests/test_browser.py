@@ -12,74 +12,28 @@ default demo finishes within the time a class will wait.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tools.loadtest import CHROMIUM, CHROMIUM_ARGS, error_count, wait_healthy
+from tests.helpers.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    DEMO_LIMIT_S,
+    choose,
+    chromium_page,
+    error_count,
+    playwright_api,
+    wait_idle,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-DEMO_LIMIT_S = float(os.environ.get("TLS_DEMO_LIMIT_S", "90"))  # target 30 s on an idle 2-core CPU
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
 ]
-
-
-@pytest.fixture(scope="module")
-def server():
-    """A real Streamlit server on a free port (or $TLS_TEST_PORT, on a machine whose users
-    share out ports), stopped (by its pid) after the module."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", int(os.environ.get("TLS_TEST_PORT", "0"))))
-        port = s.getsockname()[1]
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    if not wait_healthy(url):
-        proc.kill()
-        pytest.fail("streamlit did not start; see test-artifacts/streamlit.log")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-@contextlib.contextmanager
-def chromium_page(width: int, height: int, *, args: tuple[str, ...] = (), camera_for: str | None = None):
-    """A page in Debian's Chromium, headless, with a window of this size (and, for
-    `camera_for`'s origin, permission to use the camera)."""
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(args), headless=True)
-        try:
-            context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US")
-            if camera_for:
-                context.grant_permissions(["camera"], origin=camera_for)
-            pg = context.new_page()
-            pg.set_default_timeout(30_000)
-            yield pg
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -95,33 +49,6 @@ def shot(page, name: str) -> None:
     page.wait_for_timeout(800)  # let the last elements of the run replace the stale ones
     page.mouse.move(0, 0)  # no tooltip over the content
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
-def wait_idle(page) -> None:
-    """Wait until Streamlit has finished the current script run."""
-    page.wait_for_function(
-        """() => {
-            const status = document.querySelector('[data-testid="stStatusWidget"]');
-            const running = status && status.innerText.includes('Running');
-            return !running && !document.querySelector('[data-stale="true"]');
-        }""",
-        timeout=30_000,
-    )
-
-
-def choose(page, selectbox, option) -> None:
-    """Pick an option of a selectbox; a click that lands while the page reruns or scrolls can
-    be lost, so check and retry."""
-    for _ in range(5):
-        try:
-            selectbox.click()
-            page.get_by_role("option", name=option).first.click(timeout=5_000)
-        except playwright_api.TimeoutError:
-            continue
-        wait_idle(page)
-        value = selectbox.locator("input").input_value()
-        if (option.search(value) if hasattr(option, "search") else value == option):
-            return
 
 
 PLOT_POINTS_JS = """(title) => {

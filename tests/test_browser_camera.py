@@ -10,13 +10,12 @@ import re
 import numpy as np
 import pytest
 
-from tests.test_browser import (
+from tests.helpers.browser import (
     ARTIFACTS,
     chromium_page,
-    server,  # noqa: F401 -- the shared server fixture
+    error_count,
     wait_idle,
 )
-from tools.loadtest import error_count
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 W, H, FRAMES = 320, 240, 120

@@ -9,20 +9,19 @@ import re
 
 import pytest
 
-from tests.test_browser import (
+from tests.helpers.browser import (
     ARTIFACTS,
     choose,
     chromium_page,
-    server,  # noqa: F401 -- the shared server fixture
+    error_count,
     wait_idle,
 )
-from tools.loadtest import error_count
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def projector(server):  # noqa: F811 -- the shared server fixture
+def projector(server):
     with chromium_page(1280, 720) as pg:
         yield pg
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.test_browser import ARTIFACTS, chromium_page, server, wait_idle  # noqa: F401 -- `server` is a fixture
-from tlcore import presets
+from tlcore.train import presets
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 FASHION = presets.image().dataset == "fashion_mnist"  # else scikit-learn's digits, named 0..9 in both languages

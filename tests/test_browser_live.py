@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import (
+from tests.helpers.browser import (
     ARTIFACTS,
     choose,
     chromium_page,
-    playwright_api,  # noqa: F401 -- skips the module without Playwright
-    server,  # noqa: F401 -- the shared server fixture
+    error_count,
     wait_idle,
 )
-from tools.loadtest import error_count
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # Chromium against a real server
 
 PAUSE_MS = 5_000  # a teacher explaining before the next click
 STOPPED = "The run was stopped."  # the job is over: the next page may start one
@@ -93,7 +93,7 @@ def choose_strategy(page, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def projector(server):  # noqa: F811 -- the shared server fixture
+def projector(server):
     with chromium_page(1280, 720) as pg:
         yield pg
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, CHROMIUM
+from tests.helpers.browser import ARTIFACTS, CHROMIUM
 
 pytest.importorskip("playwright.sync_api")
 pytest.importorskip("websockets")

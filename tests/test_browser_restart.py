@@ -15,13 +15,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.test_app import fake_run
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, playwright_api, wait_healthy
-from tests.test_jobs import wait_for
-from tlcore.config import RunConfig
-from tlcore.jobs import JobQueue
-from tlcore.store import RunStore
-from tools.loadtest import error_count
+from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, error_count, playwright_api, wait_healthy
+from tests.helpers.fakes import fake_run, wait_for
+from tlcore.serve.jobs import JobQueue
+from tlcore.serve.store import RunStore
+from tlcore.train.config import RunConfig
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -18,22 +18,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import (
+from tests.helpers.browser import (
     ARTIFACTS,
     choose,
     chromium_page,
-    server,  # noqa: F401 -- the shared server fixture
+    error_count,
     wait_idle,
 )
-from tlcore.store import learner_key
-from tools.loadtest import error_count
+from tlcore.serve.store import learner_key
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PAUSE_S = 5.0  # a teacher explaining between two clicks
 
 
 @pytest.fixture(scope="module")
-def projector(server):  # noqa: F811 -- the shared server fixture
+def projector(server):
     with chromium_page(1280, 720) as pg:
         yield pg
 

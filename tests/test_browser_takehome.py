@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, CHROMIUM, DEMO_LIMIT_S, ROOT, chromium_page, server, wait_idle  # noqa: F401
+from tests.helpers.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    DEMO_LIMIT_S,
+    ROOT,
+    chromium_page,
+    wait_idle,
+)
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = [
@@ -27,7 +34,8 @@ pytestmark = [
 
 
 def test_download_the_fine_tuned_model_and_predict_with_it(server, tmp_path):  # noqa: F811
-    from tlcore import catalog, presets
+    from tlcore.models import catalog
+    from tlcore.train import presets
 
     with chromium_page(1280, 720) as page:
         page.goto(f"{server}/?lang=en")

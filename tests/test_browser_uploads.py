@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, wait_healthy
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 playwright_api = pytest.importorskip("playwright.sync_api")

@@ -1,4 +1,4 @@
-"""The feature space before any training (tlcore.embedding).
+"""The feature space before any training (tlcore.lab.embedding).
 
 Contracts: the projection is 2-D, centred and scaled, and PCA says how much variation it
 keeps; the probes are fitted on training features only and score validation examples (a
@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from tlcore import catalog, datasets, embedding, finetuned
+from tlcore.models import catalog
+from tlcore.data import datasets
+from tlcore.lab import embedding
+from tlcore.serve import finetuned
 
 
 def blobs(classes=3, per_class=20, dim=40, spread=0.3, seed=0):

@@ -8,9 +8,13 @@ import sys
 import pytest
 import torch
 
-from tlcore import backbones, catalog, cli, datasets, metrics, recipe, sources, strategies, trainer
-from tlcore.config import RunConfig
-from tlcore.events import Cancelled, Done, EvalEvent, Failed, History, Started
+from tlcore import cli
+from tlcore.core import metrics, offline
+from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, History, Started
+from tlcore.data import datasets, sources
+from tlcore.models import backbones, catalog
+from tlcore.train import recipe, strategies, trainer
+from tlcore.train.config import RunConfig
 
 VISION = catalog.backbone_names("vision")
 
@@ -229,7 +233,7 @@ def test_run_reports_bad_freeze_depth_as_failed_event():
 
 def test_imagenet_weights_load_from_a_prefilled_cache_without_network(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(backbones, "host_reachable", lambda *a, **k: pytest.fail("must not touch the network"))
+    monkeypatch.setattr(offline, "reachable", lambda *a, **k: pytest.fail("must not touch the network"))
     import torchvision
 
     reference = torchvision.models.resnet18(weights=None)
@@ -245,7 +249,7 @@ def test_imagenet_weights_load_from_a_prefilled_cache_without_network(tmp_path, 
 
 def test_missing_weights_offline_give_one_clear_line_and_a_fallback(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(backbones, "host_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(offline, "reachable", lambda *a, **k: False)
     with pytest.raises(backbones.WeightsUnavailable, match="prefetch --backbones resnet50"):
         catalog.build_model("resnet50", 4, pretrained=True, image_size=32)
     name, pretrained, note = catalog.resolve_pretrained("resnet50", "auto")
@@ -255,13 +259,17 @@ def test_missing_weights_offline_give_one_clear_line_and_a_fallback(tmp_path, mo
         assert (name, pretrained) == ("resnet50", False) and "random init" in str(note)
     with pytest.raises(backbones.WeightsUnavailable):
         catalog.resolve_pretrained("resnet50", "yes")
+    # what the caller knows of the network replaces the probe (the app probes once per session)
+    monkeypatch.setattr(offline, "reachable", lambda *a, **k: pytest.fail("the caller said it is offline"))
+    assert catalog.resolve_pretrained("resnet50", "auto", online=False)[:2] == (name, pretrained)
+    assert catalog.resolve_pretrained("resnet50", "auto", online=True)[:2] == ("resnet50", True)
 
 
 def test_torchvision_dataset_from_a_prefilled_cache(tmp_path, monkeypatch):
     """FashionMNIST's real loader reads idx files we write; no download is attempted."""
     import numpy as np
 
-    monkeypatch.setattr(backbones, "host_reachable", lambda *a, **k: pytest.fail("no network"))
+    monkeypatch.setattr(offline, "reachable", lambda *a, **k: pytest.fail("no network"))
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -373,7 +381,7 @@ def test_no_engine_module_imports_streamlit_or_plotly():
     import ast
     from pathlib import Path
 
-    root = Path(trainer.__file__).parent
+    root = Path(trainer.__file__).parents[1]  # tlcore/, every package in it
     offenders = []
     for path in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -385,10 +393,10 @@ def test_no_engine_module_imports_streamlit_or_plotly():
     assert not offenders, offenders
 
 
-@pytest.mark.parametrize("first", ["tlcore.datasets", "tlcore.backbones", "tlcore.text", "tlcore.config",
-                                   "tlcore.trainer", "tlcore.catalog"])
+@pytest.mark.parametrize("first", ["tlcore.data.datasets", "tlcore.models.backbones", "tlcore.models.text_specs", "tlcore.train.config",
+                                   "tlcore.train.trainer", "tlcore.models.catalog"])
 def test_registries_are_complete_in_a_fresh_process_whatever_is_imported_first(first):
-    code = (f"import {first}\nfrom tlcore import catalog\n"
+    code = (f"import {first}\nfrom tlcore.models import catalog\n"
             "print(len(catalog.backbone_names('vision')), len(catalog.backbone_names('text')),"
             " len(catalog.dataset_names(task='image')), len(catalog.dataset_names(task='text')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -401,7 +409,7 @@ def test_registries_are_complete_in_a_fresh_process_whatever_is_imported_first(f
 def test_bench_times_both_loops_on_the_same_training_images(monkeypatch):
     """Scaled-down benchmark: counted at each model's head, both loops really train on every
     training image once per epoch (a loop that skipped work would look fast)."""
-    from tlcore import bench
+    from tlcore.lab import bench
 
     seen: list[int] = []  # training examples through the head, one entry per built model
     build = catalog.build_model
@@ -431,7 +439,7 @@ def test_bench_times_both_loops_on_the_same_training_images(monkeypatch):
 # ----------------------------------------------------------------------------- rates that reach the optimizer
 
 # The rates each strategy must give each group, written out here from the lesson (not from
-# tlcore.strategies): base lr L, head multiplier M, layer decay D; groups stem..stage4, head.
+# tlcore.train.strategies): base lr L, head multiplier M, layer decay D; groups stem..stage4, head.
 L, M, D = 1e-3, 10.0, 0.5
 BODY = ["stem", "stage1", "stage2", "stage3", "stage4"]
 EXPECTED_RATES = {
@@ -621,3 +629,17 @@ def test_no_batch_of_one_example_is_made():
         assert sum(sizes) == n and len(sizes) == -(-n // batch) and min(sizes) >= 2, (n, batch, sizes)
     order = torch.randperm(9)
     assert torch.equal(torch.cat(sources.split_batches(order, 8)), order)  # every example once, in order
+
+
+def test_the_one_freeze_depth_rule():
+    """What the widgets write: a strategy's own depth, kept within the body (strategies.depth_for),
+    and a depth that really is partial for 'partial' (strategies.partial_depth)."""
+    body = 5
+    assert strategies.depth_for("linear_probe", 2, body) == body
+    assert [strategies.depth_for("partial", d, body) for d in (-1, 0, 3, 5, 9)] == [0, 0, 3, 5, 5]
+    assert {strategies.depth_for(s, 3, body) for s in ("scratch", "full", "full_llrd", "gradual", "lora")} == {0}
+    assert [strategies.partial_depth(d, body) for d in (0, 1, 4, 5, 7)] == [2, 1, 4, 2, 2]
+    assert strategies.partial_depth(0, 1) == 1  # a one-group body still freezes something
+    # and a plan never freezes more than the body, whatever depth reaches it
+    groups = ["stem", "stage1", "stage2", "head"]
+    assert strategies.make_plan("partial", groups, lr=1.0, head_lr_mult=1.0, freeze_depth=9).frozen == ("stem", "stage1", "stage2")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tlcore import estimate
-from tlcore.config import RunConfig
-from tlcore.estimate import Estimator
-from tlcore.events import EvalEvent, History, HistorySnapshot, Started, StepEvent
-from tlcore.recipe import run
+from tlcore.core.events import EvalEvent, History, HistorySnapshot, Started, StepEvent
+from tlcore.serve import estimate
+from tlcore.serve.estimate import Estimator
+from tlcore.train.config import RunConfig
+from tlcore.train.recipe import run
 
 SMALL = dict(backbone="studio_resnet", dataset="digits", image_size=32, per_class=8, val_per_class=4, epochs=2)
 
@@ -87,7 +87,7 @@ TEXT = dict(backbone="minilm_l6", dataset="sentiment_en", per_class=40, val_per_
 
 
 def _text(strategy: str) -> RunConfig:
-    from tlcore import presets
+    from tlcore.train import presets
 
     return RunConfig(**{**presets.text().to_dict(), **TEXT, "strategy": strategy})
 
@@ -127,3 +127,35 @@ def test_calibrating_text_gives_the_text_rates_of_this_machine(tmp_path):
     rates = estimator.rates[estimator._keys(config)[2]]
     assert {"s_per_gflop", "cache_s_per_gflop", "setup_s"} <= set(rates) and rates["setup_s"] < 10
     assert not estimator.knows_device(RunConfig(**SMALL))  # images keep a rate of their own
+
+
+@pytest.mark.parametrize(("strategy", "augment"), [("linear_probe", "flip"), ("partial", "none"), ("partial", "crop_flip"),
+                                                   ("full", "flip"), ("linear_probe", "crop_flip")])
+def test_the_estimate_counts_the_cached_prefix_the_run_really_caches(strategy, augment):
+    """One cached-prefix rule (tlcore.data.sources): what the estimate charges once is what fit caches."""
+    from tlcore.core.events import Started
+
+    config = RunConfig(strategy=strategy, freeze_depth=2, augment=augment, **{**SMALL, "epochs": 1})
+    events = []
+    run(config, events.append)
+    started = next(e for e in events if isinstance(e, Started))
+    groups = [g for g, _ in estimate.group_gflops(config.backbone, config.image_size)]
+    assert estimate.frozen_prefix(config, groups)[0] == started.cached_depth
+    assert (started.cached_depth > 0) == (strategy != "full" and augment != "crop_flip")
+
+
+@pytest.mark.parametrize("strategy", ["linear_probe", "partial"])
+def test_the_estimate_counts_what_a_text_run_really_caches(strategy, tmp_path):
+    from tlcore.core.events import Started
+    from tlcore.models.text_tiny import save_tiny_model
+    from tlcore.train import presets
+
+    folder = str(save_tiny_model(tmp_path / "tiny"))
+    config = RunConfig(**{**presets.text().to_dict(), "backbone": folder, "dataset": "sentiment_en", "per_class": 8,
+                          "val_per_class": 4, "epochs": 1, "strategy": strategy, "freeze_depth": 1})
+    events = []
+    run(config, events.append)
+    started = next(e for e in events if isinstance(e, Started))
+    groups = list(started.groups)
+    assert estimate.frozen_prefix(config, groups)[0] == started.cached_depth
+    assert (started.cached_depth == len(groups) - 1) == (strategy == "linear_probe")

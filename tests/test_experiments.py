@@ -9,8 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from tlcore import backbones, catalog, report, strategies
-from tlcore import experiments as X
+from tlcore.lab import experiments as X
+from tlcore.lab import report
+from tlcore.models import backbones, catalog
+from tlcore.train import strategies
 
 needs_checkpoint = pytest.mark.skipif(not backbones.STUDIO_CHECKPOINT.exists(), reason="checkpoint not pretrained yet")
 
@@ -107,7 +109,7 @@ def test_a_verdict_agrees_only_when_the_numbers_shown_say_so():
     only by a tie within the spread over seeds; a clear gap does not agree."""
     import pandas as pd
 
-    from tlcore.experiments import cell_verdicts
+    from tlcore.lab.experiments import cell_verdicts
 
     def cell(partial: float, full: float, std: float) -> pd.DataFrame:
         rows = [("scratch", 0, 0.50), ("linear_probe", 5, 0.80), ("partial", 2, partial), ("full", 0, full)]
@@ -130,7 +132,7 @@ def test_a_verdict_differing_from_the_rule_by_more_than_the_spread_does_not_agre
     (as a tie); the others must say they do not agree."""
     import pandas as pd
 
-    from tlcore.experiments import cell_verdicts, summarise_matrix
+    from tlcore.lab.experiments import cell_verdicts, summarise_matrix
 
     per_seed = {  # (similarity, size) -> strategy -> val_acc of seeds 0, 1, 2
         ("similar", "small"): {"scratch": (.2, .2, .2), "linear_probe": (.70, .71, .72), "partial": (.80, .81, .82),
@@ -161,7 +163,7 @@ def test_committed_verdicts_are_read_from_the_committed_runs(name, tmp_path):
     runs makes of the committed runs: resummarising them changes nothing."""
     import shutil
 
-    from tlcore.experiments import RESULTS_DIR, resummarise_matrix
+    from tlcore.lab.experiments import RESULTS_DIR, resummarise_matrix
 
     for suffix in (".json", "_runs.csv"):
         shutil.copy(RESULTS_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")

@@ -1,4 +1,4 @@
-"""What a model looks at (tlcore.explain): Grad-CAM over one picture.
+"""What a model looks at (tlcore.lab.explain): Grad-CAM over one picture.
 
 Contracts: the heat map is (size, size) in [0, 1] and the overlay (size, size, 3) uint8; the
 map is taken at the registry's last body group for the offline backbone and torchvision's;
@@ -14,8 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from tlcore import catalog, explain
-from tlcore.backbones import GroupedModel
+from tlcore.lab import explain
+from tlcore.models import catalog
+from tlcore.models.backbones import GroupedModel
 
 SIZE = 32  # the toy pictures: (32, 32, 3)
 SIDE = 8  # the bright square's side

@@ -7,7 +7,7 @@ learner's language with the probes' accuracies, and the gap between pretrained a
 features said in words; after a fine-tune on the same data the fine-tuned body is the third
 panel; a failure is said in words with a way to try again, never a traceback.
 
-The forward passes are replaced by a stub view (tlcore.embedding is tested for real in
+The forward passes are replaced by a stub view (tlcore.lab.embedding is tested for real in
 tests/test_embedding.py), so these tests check the page, in seconds.
 """
 
@@ -22,9 +22,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.test_app import app, fake_run, ok, wait_until_done
-from tlcore import catalog, embedding, finetuned
-from tlcore.events import Done
-from tlcore.jobs import JobQueue
+from tlcore.models import catalog
+from tlcore.lab import embedding
+from tlcore.serve import finetuned
+from tlcore.core.events import Done
+from tlcore.serve.jobs import JobQueue
 
 ROOT = Path(__file__).resolve().parent.parent
 FASHION = ("T-shirt/top", "Trouser", "Pullover")

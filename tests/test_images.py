@@ -1,21 +1,21 @@
-"""The one door for image files (tlcore.images) and the caps around it."""
+"""The one door for image files (tlcore.data.images) and the caps around it."""
 
 from __future__ import annotations
 
 import io
-import struct
 import time
 import warnings
 import zipfile
-import zlib
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from tlcore import catalog, datasets, images
-from tlcore.uploads import UploadError, read_zip
+from tests.helpers.fakes import png_claiming
+from tlcore.data import datasets, images
+from tlcore.models import catalog
+from tlcore.serve.uploads import UploadError, read_zip
 
 POSTSCRIPT = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\nshowpage\n"
 
@@ -44,16 +44,6 @@ def test_pixels_are_capped_from_the_header_before_decoding():
     with pytest.raises(images.ImageRefused, match="too many pixels"):
         images.decode(huge.getvalue(), 32)
     assert time.perf_counter() - started < 0.5  # refused from the header: nothing was decoded
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height pixels (a decompression bomb's calling card)."""
-    out = io.BytesIO()
-    Image.new("RGB", (4, 4)).save(out, "PNG")
-    data = bytearray(out.getvalue())
-    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height ...
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # ... and its checksum
-    return bytes(data)
 
 
 def test_a_header_claiming_ten_billion_pixels_is_refused_with_a_reason_not_pils_error():
@@ -94,7 +84,7 @@ def test_a_folder_too_big_to_decode_is_refused_before_decoding(tmp_path, monkeyp
 
 
 def test_an_upload_too_big_to_decode_is_refused(monkeypatch):
-    from tlcore import uploads
+    from tlcore.serve import uploads
 
     monkeypatch.setattr(uploads, "MAX_DECODED_BYTES", 3 * 32 * 32 * 5)
     buf = io.BytesIO()
@@ -142,7 +132,7 @@ def test_loaded_datasets_are_kept_within_a_byte_budget(monkeypatch):
 
 
 def test_an_upload_is_refused_once_it_has_decoded_its_pixel_budget():
-    from tlcore.uploads import UploadLimits
+    from tlcore.serve.uploads import UploadLimits
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -163,7 +153,7 @@ def test_the_upload_bench_command_prints_its_figures():
     assert "huge" in out.stdout and "cpu" in out.stdout and "refused" in out.stdout
 @pytest.mark.parametrize("name", ["digits", "synthetic_novel", "digits_textured", "fashion_mnist"])
 def test_every_image_dataset_is_capped_before_anything_is_decoded_or_drawn(name, monkeypatch):
-    from tlcore.messages import LearnerError
+    from tlcore.core.messages import LearnerError
 
     if name == "fashion_mnist" and not datasets.fashion_available():
         pytest.skip("Fashion-MNIST is not installed")
@@ -177,7 +167,7 @@ def test_every_image_dataset_is_capped_before_anything_is_decoded_or_drawn(name,
 
 
 def test_large_procedural_sets_are_drawn_in_chunks_and_small_ones_in_one_go(monkeypatch):
-    from tlcore import procedural
+    from tlcore.data import procedural
 
     small = procedural.similar_target(per_class=3, val_per_class=1, image_size=16, seed=4)
     monkeypatch.setattr(procedural, "RENDER_PIXELS", 16 * 16 * 7)  # seven images at a time

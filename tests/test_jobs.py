@@ -8,39 +8,16 @@ import time
 
 import pytest
 
-from tlcore import jobs
-from tlcore.config import RunConfig
-from tlcore.events import Cancelled, Done, Started, StepEvent
-from tlcore.jobs import JobLimitError, JobQueue
-
-
-def fake_run(steps=50, delay=0.01, gate: threading.Event | None = None):
-    def run(config, emit, should_stop):
-        if gate is not None:
-            gate.wait(5)
-        emit(Started(steps, 1, ("a", "head"), (), 10, 10, "cpu", 1, 1, ("x", "y")))
-        for s in range(1, steps + 1):
-            if should_stop():
-                emit(Cancelled(s - 1))
-                return None
-            emit(StepEvent(s, 1, 1.0 / s, 0.1, {"head": 1.0}))
-            time.sleep(delay)
-        emit(Done({"val_acc": 0.9, "strategy": config.strategy}))
-        return {}
-    return run
-
-
-def wait_for(pred, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
+from tests.helpers.fakes import make_run, wait_for
+from tlcore import serve
+from tlcore.core.events import Cancelled, Done
+from tlcore.serve import jobs
+from tlcore.serve.jobs import JobLimitError, JobQueue
+from tlcore.train.config import RunConfig
 
 
 def test_submit_runs_in_background_and_finishes():
-    q = JobQueue(fake_run(steps=5, delay=0))
+    q = JobQueue(make_run(steps=5, delay=0))
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state == "done")
     view = q.get(job, "s1")
@@ -49,7 +26,7 @@ def test_submit_runs_in_background_and_finishes():
 
 def test_one_active_job_per_owner_and_queue_positions():
     gate = threading.Event()
-    q = JobQueue(fake_run(steps=5, delay=0, gate=gate))
+    q = JobQueue(make_run(steps=5, delay=0, gate=gate))
     first = q.submit(RunConfig(), owner="s1")
     with pytest.raises(JobLimitError):
         q.submit(RunConfig(), owner="s1")
@@ -65,7 +42,7 @@ def test_one_active_job_per_owner_and_queue_positions():
 
 
 def test_stop_takes_effect_within_a_second():
-    q = JobQueue(fake_run(steps=10_000, delay=0.005))
+    q = JobQueue(make_run(steps=10_000, delay=0.005))
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: len(q.get(job, "s1").runs[0].steps) > 3)
     t = time.monotonic()
@@ -76,13 +53,13 @@ def test_stop_takes_effect_within_a_second():
 
 
 def test_unwatched_job_is_cancelled():
-    q = JobQueue(fake_run(steps=10_000, delay=0.005), stale_after_s=0.2)
+    q = JobQueue(make_run(steps=10_000, delay=0.005), stale_after_s=0.2)
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1", heartbeat=False).state == "cancelled", timeout=3.0)
 
 
 def test_a_race_runs_every_config_in_order():
-    q = JobQueue(fake_run(steps=3, delay=0))
+    q = JobQueue(make_run(steps=3, delay=0))
     configs = [RunConfig(backbone="studio_resnet", strategy=s) for s in ("scratch", "linear_probe", "full")]
     job = q.submit(configs, owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state == "done")
@@ -106,7 +83,7 @@ def worker_threads() -> list[threading.Thread]:
 
 
 def test_another_owner_can_neither_see_nor_stop_a_run():
-    q = JobQueue(fake_run(steps=10_000, delay=0.005))
+    q = JobQueue(make_run(steps=10_000, delay=0.005))
     job = q.submit(RunConfig(), owner="alice")
     assert wait_for(lambda: q.get(job, "alice").state == "running")
     assert q.get(job, "bob") is None and q.get(job, "") is None
@@ -123,7 +100,7 @@ def test_another_owner_can_neither_see_nor_stop_a_run():
 
 
 def test_job_ids_are_unguessable():
-    q = JobQueue(fake_run(steps=1, delay=0))
+    q = JobQueue(make_run(steps=1, delay=0))
     first, second = q.submit(RunConfig(), owner="s1"), q.submit(RunConfig(), owner="s2")
     assert {first, second}.isdisjoint({"job-1", "job-2", "job-0"})
     ids = {jobs.new_job_id() for _ in range(2000)}
@@ -138,7 +115,7 @@ def test_the_shared_queue_is_made_once_and_adds_no_worker_when_asked_again(monke
     made = []
 
     def make():
-        made.append(JobQueue(fake_run(steps=1, delay=0)))
+        made.append(JobQueue(make_run(steps=1, delay=0)))
         return made[-1]
 
     before = len(worker_threads())
@@ -154,7 +131,7 @@ def test_the_shared_queue_is_made_once_and_adds_no_worker_when_asked_again(monke
 
 
 def test_old_finished_jobs_are_forgotten_but_never_a_learners_latest_of_each_kind():
-    q = JobQueue(fake_run(steps=1, delay=0.0), max_finished=3)
+    q = JobQueue(make_run(steps=1, delay=0.0), max_finished=3)
     kept = q.submit(RunConfig(), "alice", tag="finetune")
     wait_for(lambda: q.get(kept, "alice").state == "done")
     others = []
@@ -172,8 +149,8 @@ def test_the_server_trains_here_when_ray_is_not_usable(monkeypatch, caplog):
     import sys
 
     monkeypatch.setenv("TLS_RAY_ADDRESS", "auto")
-    monkeypatch.setitem(sys.modules, "tlcore.ray_jobs", None)  # as if Ray were not installed
-    q = jobs.server_queue(run_fn=fake_run(steps=1, delay=0))
+    monkeypatch.setitem(sys.modules, "tlcore.serve.ray_jobs", None)  # as if Ray were not installed
+    q = serve.server_queue(run_fn=make_run(steps=1, delay=0))
     assert type(q) is JobQueue and "training on this machine instead" in caplog.text
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state == "done")
@@ -183,7 +160,7 @@ def test_one_worker_per_gpu_each_pinned_to_its_own_and_running_at_once(monkeypat
     """A class server with N GPUs trains N learners' runs at once, each worker on its own GPU."""
     import threading
 
-    from tlcore import jobs
+    from tlcore.serve import jobs
 
     pinned, running, both = {}, set(), threading.Event()
 
@@ -197,7 +174,7 @@ def test_one_worker_per_gpu_each_pinned_to_its_own_and_running_at_once(monkeypat
         both.wait(10)  # returns at once when two runs train at the same time
 
     monkeypatch.setattr(jobs, "local_gpus", lambda: 2)
-    queue = jobs.server_queue(run_fn=run, pin=pin)
+    queue = serve.server_queue(run_fn=run, pin=pin)
     assert len(queue._threads) == 2
     a, b = queue.submit(RunConfig(), owner="a"), queue.submit(RunConfig(), owner="b")
     assert both.wait(10), "the two runs did not train at the same time"
@@ -253,8 +230,8 @@ def test_100_queued_jobs_run_first_in_first_out_apart_from_the_teachers():
 
 
 def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
-    from tlcore.caps import Caps
-    from tlcore.messages import LearnerError
+    from tlcore.core.messages import LearnerError
+    from tlcore.serve.caps import Caps
 
     q = JobQueue(lambda *a: None, caps=Caps(max_epochs=5, max_image_size=96))
     with pytest.raises(LearnerError, match="up to 5") as refused:
@@ -266,7 +243,7 @@ def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
 
 
 def test_a_run_past_the_time_limit_is_stopped_and_says_why():
-    from tlcore.caps import Caps
+    from tlcore.serve.caps import Caps
 
     def endless(config, emit, should_stop):
         step = 0
@@ -407,7 +384,7 @@ def test_a_base_exception_in_a_run_fails_that_job_and_the_worker_serves_the_next
     def raising(config, emit, should_stop):
         if config.strategy == "full":
             raise error
-        return fake_run(steps=2, delay=0)(config, emit, should_stop)
+        return make_run(steps=2, delay=0)(config, emit, should_stop)
 
     q = JobQueue(raising)
     workers = [t for t in threading.enumerate() if t.name == "tlcore-worker-0" and t in q._threads]
@@ -421,7 +398,7 @@ def test_a_base_exception_in_a_run_fails_that_job_and_the_worker_serves_the_next
 
 def test_a_stop_reason_is_written_under_the_queue_lock():
     gate = threading.Event()
-    q = JobQueue(fake_run(steps=5, delay=0, gate=gate), stale_after_s=60)
+    q = JobQueue(make_run(steps=5, delay=0, gate=gate), stale_after_s=60)
     job_id = q.submit(RunConfig(), "alice")
     assert wait_for(lambda: q.get(job_id, "alice").state == "running")
     job = q._jobs[job_id]
@@ -439,15 +416,15 @@ def test_a_stop_reason_is_written_under_the_queue_lock():
 
 
 def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
-    from tlcore.store import RunStore
+    from tlcore.serve.store import RunStore
 
     path = tmp_path / "runs.sqlite"
-    first = JobQueue(fake_run(steps=2, delay=0), store=RunStore(path))
+    first = JobQueue(make_run(steps=2, delay=0), store=RunStore(path))
     old = first.submit(RunConfig(), "alice", tag="finetune")
     assert wait_for(lambda: first.get(old, "alice").state == "done")
 
     store = RunStore(path)
-    q = JobQueue(fake_run(steps=2, delay=0), store=store)
+    q = JobQueue(make_run(steps=2, delay=0), store=store)
     real_load = store.load
 
     def slow_load(job_id):  # a store that takes a while: a slow disk, 60 runs' images to decode
@@ -472,8 +449,8 @@ def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
 def test_one_run_per_client_address_where_the_class_file_says_so():
     """Three cookies from one address held three places; with `one_run_per_address` the second
     is refused. An unknown address (None: this machine, no request) is allowed, and so is the teacher."""
-    from tlcore.caps import Caps
-    from tlcore.jobs import AddressLimitError
+    from tlcore.serve.caps import Caps
+    from tlcore.serve.jobs import AddressLimitError
 
     gate = threading.Event()
 

@@ -16,58 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_app import PAGES, app, fake_run, wait_until_done
-from tlcore.events import Done, Failed, Started
+from tests.helpers.apptest import PAGES, app, english_in, wait_until_done
+from tests.helpers.fakes import fake_run, png, zip_of
+from tlcore.core.events import Done, Failed, Started
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGLISH = {
-    "the", "of", "and", "with", "for", "from", "this", "that", "your", "you", "are", "not", "into", "only", "than",
-    "when", "while", "which", "will", "has", "have", "was", "were", "its", "but", "per", "each", "left", "waiting",
-    "running", "seconds", "threads", "cores", "params", "installed", "ships", "sentences", "written", "languages",
-    "layers", "images", "examples", "click", "choose", "upload", "failed", "error", "stopped", "finished", "about",
-    "must", "between", "got", "unknown", "using", "instead", "available", "run", "should", "take", "machine",
-    "accuracy", "seeds", "winner", "similarity", "size", "class", "probability",
-}
-IDENTIFIER = re.compile(r"\b[a-z]+_[a-z_]+\b")  # a raw key (val_acc_mean) where a learner should read words
-WORD = re.compile(r"[A-Za-z][A-Za-z']+")
-KEEP_AS_WRITTEN = [re.compile(r"`[^`]*`"), re.compile(r"```.*?```", re.S), re.compile(r'"[^"]*"'),
-                   re.compile(r"\[MASK\]"), re.compile(r":material/[a-z_]+:")]
-
-
-def visible_texts(at) -> list[tuple[str, str]]:
-    out = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "success", "error"):
-        out += [(kind, el.value) for el in getattr(at, kind)]
-    for kind in ("button", "selectbox", "slider", "select_slider", "radio", "multiselect", "pills", "text_input",
-                 "checkbox"):
-        for el in getattr(at, kind):
-            if getattr(el, "key", None) == "w:lang":
-                continue  # "English / 한국어": each language named in its own
-            out.append((kind, el.label))
-            if kind in ("selectbox", "radio", "multiselect"):
-                out += [(kind, str(o)) for o in el.options]
-            if kind == "pills":
-                out += [(kind, o.content) for o in el.proto.options]
-    out += [("metric", el.label) for el in at.get("metric")]
-    out += [("table", str(column)) for frame in at.dataframe for column in frame.value.columns]
-    out += [("expander", el.label) for el in at.get("expander")]
-    out += [("tab", el.label) for el in at.get("tab")]
-    return out
-
-
-def english_in(at) -> list[str]:
-    found = []
-    for kind, text in visible_texts(at):
-        if not text:
-            continue
-        for pattern in KEEP_AS_WRITTEN:
-            text = pattern.sub(" ", text)
-        words = {w.lower() for w in WORD.findall(text)} & ENGLISH
-        if kind == "table":
-            words |= set(IDENTIFIER.findall(text))
-        if words:
-            found.append(f"{kind}: {sorted(words)} in {text[:120]!r}")
-    return found
 
 
 @pytest.mark.parametrize("page", PAGES + ["pages/5_text.py", "pages/6_class.py"])
@@ -107,7 +60,7 @@ def test_the_korean_finished_run_and_its_results_are_korean():
 
 
 def failing_run(config, emit, should_stop):
-    from tlcore.messages import LearnerError
+    from tlcore.core.messages import LearnerError
 
     emit(Started(4, 2, ("stem", "head"), (), 1, 2, "CPU (test)", 2, 2, ("a", "b")))
     emit(Failed.of(LearnerError("run.out_of_memory", batch_size=64, image_size=224)))
@@ -122,7 +75,7 @@ def test_an_engine_failure_is_told_in_korean():
 
 
 def test_every_engine_message_has_a_korean_translation_with_the_same_values():
-    from tlcore.messages import EN
+    from tlcore.core.messages import EN
 
     ko = json.loads((ROOT / "assets" / "i18n" / "ko.json").read_text(encoding="utf-8"))
     field = re.compile(r"{(\w+)}")
@@ -138,7 +91,7 @@ def test_a_rejected_setting_is_explained_in_korean():
         import streamlit as st
 
         from studio.i18n import explain_error
-        from tlcore.config import RunConfig
+        from tlcore.train.config import RunConfig
 
         st.session_state["lang"] = "ko"
         try:
@@ -151,7 +104,6 @@ def test_a_rejected_setting_is_explained_in_korean():
 
 
 def test_a_refused_upload_and_its_skipped_files_are_explained_in_korean():
-    from tests.test_app import png, zip_of
 
     def upload(files: dict[str, bytes]):  # in English (AppTest formats options in English), then Korean
         at = app("pages/3_finetune.py")
@@ -174,7 +126,7 @@ def test_a_refused_upload_and_its_skipped_files_are_explained_in_korean():
 
 def test_the_class_page_is_korean_for_the_teacher_too(monkeypatch):
     """Locked and unlocked (the job list, the share link's explanation), with a run listed."""
-    from tlcore import caps
+    from tlcore.serve import caps
 
     monkeypatch.setenv("TLS_TEACHER_SECRET", "a-teacher-secret")
     caps.load.cache_clear()
@@ -203,8 +155,7 @@ def fashion_run(config, emit, should_stop):
     """A finished Fashion-MNIST fine-tune whose (tiny, real) model is kept for "Try it"."""
     import torch
 
-    from tests.test_app import fake_run
-    from tlcore import finetuned
+    from tlcore.serve import finetuned
 
     class Tiny(torch.nn.Module):  # (B, 3, H, W) uint8 -> (B, 10), as the app's models take pictures
         def __init__(self):
@@ -238,7 +189,7 @@ def test_the_fine_tuned_models_classes_in_try_it_are_korean_like_the_preview():
 
 
 def test_a_finished_race_names_its_strategies_in_korean():
-    from tlcore.jobs import JobQueue
+    from tlcore.serve.jobs import JobQueue
 
     queue = JobQueue(fake_run)
     english = app("pages/4_compare.py", queue=queue, owner="racer")

@@ -1,9 +1,9 @@
-"""The teacher's secret cannot be guessed at speed (tlcore.limiter): the count is per client
+"""The teacher's secret cannot be guessed at speed (tlcore.serve.limiter): the count is per client
 address and per server, never per cookie, waits grow, and memory stays bounded."""
 
 from __future__ import annotations
 
-from tlcore.limiter import GuessLimiter
+from tlcore.serve.limiter import GuessLimiter
 
 
 class Clock:

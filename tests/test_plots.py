@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from studio import plots
-from tlcore import metrics
-from tlcore.events import Done, EvalEvent, History, Started, StepEvent
+from tlcore.core import metrics
+from tlcore.core.events import Done, EvalEvent, History, Started, StepEvent
 
 GROUPS = ("stem", "stage1", "stage2", "head")
 
@@ -230,10 +230,10 @@ def test_every_chart_has_a_title_and_axis_labels():
 
 
 def test_matrix_figure_reads_the_experiments_verdicts():
-    """Guards the format the committed results use (tlcore.experiments)."""
+    """Guards the format the committed results use (tlcore.lab.experiments)."""
     import pandas as pd
 
-    from tlcore import experiments
+    from tlcore.lab import experiments
 
     rows = []
     for sim in ("similar", "different"):
@@ -349,11 +349,11 @@ def test_charts_with_data_keep_the_whole_run_on_the_axis_from_zero():
 @pytest.mark.parametrize(("seconds", "en", "ko"), [(0.0, "< 1 s", "1초 미만"), (0.3, "< 1 s", "1초 미만"),
                                                    (0.6, "1 s", "1초"), (45, "45 s", "45초")])
 def test_durations_never_say_zero_seconds(seconds, en, ko, monkeypatch):
-    from studio import i18n, jobs_ui
+    from studio import i18n
 
     for lang, said in (("en", en), ("ko", ko)):
-        monkeypatch.setattr(jobs_ui, "t", lambda key, lang=lang, **values: i18n.t(key, lang=lang, **values))
-        assert jobs_ui.duration(seconds) == said
+        monkeypatch.setattr(i18n, "current_lang", lambda lang=lang: lang)
+        assert i18n.duration(seconds) == said
 
 
 def test_accuracy_charts_draw_the_line_of_guessing():

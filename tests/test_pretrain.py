@@ -5,8 +5,9 @@ import shlex
 import pytest
 import torch
 
-from tlcore import backbones, catalog, pretrain
 from tlcore.cli import build_parser
+from tlcore.lab import pretrain
+from tlcore.models import backbones, catalog
 
 SHIPPED = backbones.STUDIO_CHECKPOINT
 needs_checkpoint = pytest.mark.skipif(not SHIPPED.exists(), reason="checkpoint not pretrained yet")
@@ -69,7 +70,7 @@ def test_card_command_parses_back_to_the_recorded_settings():
 def test_pretraining_runs_through_fit_with_its_warm_up_and_cosine_schedule(monkeypatch):
     """The same loop as every fine-tune: the learning rates it logs warm up over cfg.warmup
     steps to cfg.lr, then decay towards zero."""
-    from tlcore import trainer
+    from tlcore.train import trainer
 
     seen = []
     real_fit = trainer.fit
@@ -82,7 +83,7 @@ def test_pretraining_runs_through_fit_with_its_warm_up_and_cosine_schedule(monke
     pretrain.pretrain(cfg, log=lambda _: None, progress=False)
     lrs = [e.lrs["stem"] for e in seen if hasattr(e, "lrs")]
     assert len(lrs) == 2  # logged once per "epoch" of eval_every steps
-    from tlcore.events import Started
+    from tlcore.core.events import Started
 
     started = next(e for e in seen if isinstance(e, Started))
     assert started.total_steps == 20

@@ -1,11 +1,11 @@
-"""Contracts of the procedural source and the offline targets (tlcore.procedural)."""
+"""Contracts of the procedural source and the offline targets (tlcore.data.procedural)."""
 
 import time
 
 import pytest
 import torch
 
-from tlcore import procedural as P
+from tlcore.data import procedural as P
 
 
 def _gen(seed: int) -> torch.Generator:

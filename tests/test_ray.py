@@ -1,4 +1,4 @@
-"""The Ray backend (tlcore.ray_jobs) against a head started as the README says (`ray start
+"""The Ray backend (tlcore.serve.ray_jobs) against a head started as the README says (`ray start
 --head`, Ray 2.60 with its token): the same JobQueue interface, runs trained in Ray workers
 with their events streamed back, Stop that stops the worker (its flag, or ray.cancel when
 the run ignores it), a worker that dies mid-run ending as failed with a message, the same
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_jobs import fake_run, wait_for
-from tlcore.config import RunConfig
-from tlcore.events import Cancelled, Done, Failed, Started, StepEvent
-from tlcore.jobs import JobQueue
-from tlcore.store import RunStore
+from tests.helpers.fakes import make_run, wait_for
+from tlcore.core.events import Cancelled, Done, Failed, Started, StepEvent
+from tlcore.serve.jobs import JobQueue
+from tlcore.serve.store import RunStore
+from tlcore.train.config import RunConfig
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -103,7 +103,7 @@ def head():
 def cluster(head):
     """This process joined to the head as the class server joins it: TLS_RAY_ADDRESS plus the
     head's token (RAY_AUTH_TOKEN_PATH; RAY_AUTH_MODE=token follows from it)."""
-    from tlcore.ray_jobs import connect
+    from tlcore.serve.ray_jobs import connect
 
     saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE")}
     os.environ["PYTHONPATH"] = os.path.join(ROOT, "tests")
@@ -121,7 +121,7 @@ def cluster(head):
 
 @pytest.fixture
 def make_queue(cluster):
-    from tlcore.ray_jobs import RayJobQueue
+    from tlcore.serve.ray_jobs import RayJobQueue
 
     made = []
 
@@ -155,7 +155,7 @@ def dies_mid_run(config, emit, should_stop):
 
 
 def test_a_run_trains_on_a_worker_and_its_events_stream_to_the_page(make_queue, tmp_path):
-    q = make_queue(fake_run(steps=40, delay=0.05), store=RunStore(tmp_path / "runs.sqlite"))
+    q = make_queue(make_run(steps=40, delay=0.05), store=RunStore(tmp_path / "runs.sqlite"))
     job = q.submit(RunConfig(), owner="alice", tag="finetune")
     # While it trains: some steps have arrived, the end has not (events stream, not one batch at the end).
     assert wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > 0, timeout=30)
@@ -168,12 +168,12 @@ def test_a_run_trains_on_a_worker_and_its_events_stream_to_the_page(make_queue, 
     # Same interface, same rules: nobody else sees it, and the store has it for after a restart.
     assert q.get(job, "bob") is None and q.cancel(job, "bob") is False
     assert q.snapshot() == {"running": 0, "waiting": 0} and q.active_for("alice") is None
-    restarted = JobQueue(fake_run(), store=RunStore(tmp_path / "runs.sqlite"))
+    restarted = JobQueue(make_run(), store=RunStore(tmp_path / "runs.sqlite"))
     assert restarted.get(job, "alice").runs[0].events[:-1] == run.events[:-1]
 
 
 def test_stop_stops_the_run_on_the_worker(make_queue):
-    q = make_queue(fake_run(steps=10_000, delay=0.01))
+    q = make_queue(make_run(steps=10_000, delay=0.01))
     job = q.submit(RunConfig(), owner="alice")
     assert wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > 3, timeout=30)
     t = time.monotonic()
@@ -204,13 +204,13 @@ def test_a_worker_that_dies_mid_run_fails_the_job_with_a_message(make_queue):
     assert "stopped before it finished" in final.message
     assert isinstance(view.runs[0].started, Started) and len(view.runs[0].steps) >= 3  # what it had sent is kept
     # The queue goes on: the same learner can start again, and it runs.
-    q._remote_fn = fake_run(steps=3, delay=0)
+    q._remote_fn = make_run(steps=3, delay=0)
     again = q.submit(RunConfig(), owner="alice")
     assert wait_for(lambda: q.get(again, "alice").state == "done", timeout=30)
 
 
 def test_a_run_waiting_for_a_gpu_can_be_stopped(make_queue):
-    q = make_queue(fake_run(steps=3, delay=0))
+    q = make_queue(make_run(steps=3, delay=0))
     q.cluster_gpus = 1  # as if the cluster had a GPU: the run asks for one, which this instance never has
     job = q.submit(RunConfig(), owner="alice")
     assert wait_for(lambda: q.get(job, "alice").state == "running", timeout=10)
@@ -222,26 +222,26 @@ def test_a_run_waiting_for_a_gpu_can_be_stopped(make_queue):
 
 
 def test_a_run_asks_for_a_gpu_only_where_there_is_one(make_queue):
-    q = make_queue(fake_run(steps=1, delay=0))
+    q = make_queue(make_run(steps=1, delay=0))
     assert q.cluster_gpus == 0 and q.num_gpus(RunConfig(device="cuda")) == 0
     q.cluster_gpus = 2
     assert [q.num_gpus(RunConfig(device=d)) for d in ("auto", "cuda", "cpu")] == [1, 1, 0]
 
 
 def test_the_server_picks_ray_from_its_configuration(cluster, monkeypatch):
-    from tlcore import jobs
-    from tlcore.ray_jobs import RayJobQueue
+    from tlcore import serve
+    from tlcore.serve.ray_jobs import RayJobQueue
 
     monkeypatch.setenv("TLS_RAY_ADDRESS", "local")
-    assert isinstance(jobs.server_queue(run_fn=fake_run(steps=1, delay=0)), RayJobQueue)
+    assert isinstance(serve.server_queue(run_fn=make_run(steps=1, delay=0)), RayJobQueue)
     monkeypatch.delenv("TLS_RAY_ADDRESS")
-    local = jobs.server_queue(run_fn=fake_run(steps=1, delay=0))
+    local = serve.server_queue(run_fn=make_run(steps=1, delay=0))
     assert type(local) is JobQueue
 
 
 @pytest.mark.slow
 def test_the_real_trainer_on_a_ray_worker(make_queue):
-    q = make_queue(None)  # the worker imports tlcore.trainer itself
+    q = make_queue(None)  # the worker imports tlcore.train.trainer itself
     config = RunConfig(backbone="studio_resnet", pretrained="no", per_class=3, val_per_class=3, image_size=16, epochs=1)
     job = q.submit(config, owner="alice")
     assert wait_for(lambda: q.get(job, "alice").state in ("done", "failed"), timeout=120)
@@ -254,7 +254,7 @@ def test_the_real_trainer_on_a_ray_worker(make_queue):
 
 
 def test_a_lost_hub_fails_one_run_with_a_message_and_the_next_run_works(make_queue):
-    q = make_queue(fake_run(steps=10_000, delay=0.01))
+    q = make_queue(make_run(steps=10_000, delay=0.01))
     job = q.submit(RunConfig(), owner="alice")
     assert wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > 3, timeout=30)
     ray.kill(q._hub, no_restart=True)  # gone for good (its node lost, say)
@@ -262,7 +262,7 @@ def test_a_lost_hub_fails_one_run_with_a_message_and_the_next_run_works(make_que
     final = q.get(job, "alice").runs[0].final
     assert isinstance(final, Failed) and final.key == "run.hub_lost", final
     assert not re.search(r"\d+\.\d+\.\d+\.\d+|pid|Actor", final.message), final.message  # no raw Ray error on a page
-    q._remote_fn = fake_run(steps=3, delay=0)
+    q._remote_fn = make_run(steps=3, delay=0)
     again = q.submit(RunConfig(), owner="alice")
     assert wait_for(lambda: q.get(again, "alice").state == "done", timeout=60), q.get(again, "alice").runs[0].final
     assert q.get(again, "alice").where == ""  # on the cluster, through a new hub
@@ -284,11 +284,11 @@ def test_a_lost_hub_fails_one_run_with_a_message_and_the_next_run_works(make_que
 DRIVER = """
 import json, os, sys, time
 sys.path.insert(0, {root!r})
-from tests.test_jobs import fake_run
-from tlcore.config import RunConfig
-from tlcore.jobs import server_queue
+from tlcore.train.config import RunConfig
+from tlcore.serve import server_queue
+from tests.helpers.fakes import make_run
 t = time.monotonic()
-q = server_queue(run_fn=fake_run(steps=3, delay=0))
+q = server_queue(run_fn=make_run(steps=3, delay=0))
 made_s = time.monotonic() - t
 job = q.submit(RunConfig(), owner="a")
 while q.get(job, "a").state in ("queued", "running") and time.monotonic() - t < 100:

@@ -1,4 +1,4 @@
-"""Finished runs survive a server restart (tlcore.store): a new JobQueue on the same SQLite
+"""Finished runs survive a server restart (tlcore.serve.store): a new JobQueue on the same SQLite
 file gives each learner their runs back, and only theirs; what was queued or running is
 marked interrupted; the file stays bounded; an admin can export every run."""
 
@@ -16,13 +16,13 @@ import time
 import numpy as np
 import pytest
 
-from tests.test_app import app, buttons, ok
-from tests.test_jobs import fake_run, wait_for
+from tests.helpers.apptest import SECRET, app, buttons, ok, page, unlock
+from tests.helpers.fakes import make_run, wait_for
 from tlcore import cli
-from tlcore.config import RunConfig
-from tlcore.events import Done, Failed, Started, StepEvent
-from tlcore.jobs import Job, JobQueue
-from tlcore.store import SCHEMA_VERSION, RunStore, learner_key, pack
+from tlcore.core.events import Done, Failed, Started, StepEvent
+from tlcore.serve.jobs import Job, JobQueue
+from tlcore.serve.store import SCHEMA_VERSION, RunStore, learner_key, pack
+from tlcore.train.config import RunConfig
 
 RACE = [RunConfig(backbone="studio_resnet", strategy=s) for s in ("scratch", "linear_probe")]
 
@@ -51,7 +51,7 @@ def test_a_restart_loses_no_finished_run_and_shows_it_only_to_its_learner(tmp_pa
     race = finished_job(before, "alice-secret-cookie", RACE, "race")
     seen = before.get(race, "alice-secret-cookie")
 
-    after = JobQueue(fake_run(), store=RunStore(path))  # the server restarted: nothing in memory
+    after = JobQueue(make_run(), store=RunStore(path))  # the server restarted: nothing in memory
     assert after.latest("alice-secret-cookie", "race") == race
     assert after.latest("alice-secret-cookie", "finetune") is None and after.latest("bob", "race") is None
     back = after.get(race, "alice-secret-cookie")
@@ -72,12 +72,12 @@ def test_a_restart_loses_no_finished_run_and_shows_it_only_to_its_learner(tmp_pa
 def test_runs_queued_or_running_at_a_restart_come_back_interrupted(tmp_path):
     path = tmp_path / "runs.sqlite"
     gate = threading.Event()
-    old = JobQueue(fake_run(steps=5, delay=0, gate=gate), store=RunStore(path))
+    old = JobQueue(make_run(steps=5, delay=0, gate=gate), store=RunStore(path))
     running = old.submit(RunConfig(), "alice", tag="finetune")
     waiting = old.submit(RACE, "bob", tag="race")
     assert wait_for(lambda: old.get(running, "alice").state == "running")
 
-    new = JobQueue(fake_run(steps=5, delay=0), store=RunStore(path))  # the old server died here
+    new = JobQueue(make_run(steps=5, delay=0), store=RunStore(path))  # the old server died here
     for job, owner, runs in ((running, "alice", 1), (waiting, "bob", 2)):
         view = new.get(job, owner)
         assert view.state == "interrupted" and len(view.runs) == runs
@@ -90,7 +90,7 @@ def test_runs_queued_or_running_at_a_restart_come_back_interrupted(tmp_path):
 
 def test_the_store_keeps_only_the_latest_runs(tmp_path):
     store = RunStore(tmp_path / "runs.sqlite", max_runs=3)
-    q = JobQueue(fake_run(steps=1, delay=0), store=store)
+    q = JobQueue(make_run(steps=1, delay=0), store=store)
     jobs = [finished_job(q, f"learner-{i}", RunConfig(), "finetune") for i in range(5)]
     assert store.count() == 3
     assert [store.load(j) is not None for j in jobs] == [False, False, True, True, True]
@@ -128,11 +128,11 @@ def test_after_a_restart_the_page_finds_the_learners_last_run(tmp_path):
     finished_job(JobQueue(run_with_mistakes, store=RunStore(path)), "alice", RunConfig(), "finetune")
 
     # A new server process: a new queue on the same file, an empty LearnerStore (conftest), Alice's cookie.
-    at = app("pages/3_finetune.py", queue=JobQueue(fake_run(), store=RunStore(path)), owner="alice")
+    at = app("pages/3_finetune.py", queue=JobQueue(make_run(), store=RunStore(path)), owner="alice")
     ok(at)
     assert any("Finished in" in s.value for s in at.success)
     assert at.get("plotly_chart") and buttons(at, "start")  # her curves again, and Start for a new run
-    stranger = app("pages/3_finetune.py", queue=JobQueue(fake_run(), store=RunStore(path)), owner="bob")
+    stranger = app("pages/3_finetune.py", queue=JobQueue(make_run(), store=RunStore(path)), owner="bob")
     ok(stranger)
     assert not stranger.success and stranger.session_state["job:finetune"] is None
 
@@ -212,13 +212,13 @@ def test_an_unversioned_store_is_migrated_and_keeps_its_runs(tmp_path):
     db.close()
     back = store.load("job-old")
     assert back.state == "done" and back.labels == ["full"] and (back.note, back.priority) == ("", 0)
-    assert JobQueue(fake_run(), store=store).get("job-old", "alice").configs[0].strategy == "full"
+    assert JobQueue(make_run(), store=store).get("job-old", "alice").configs[0].strategy == "full"
 
 
 def test_why_a_run_was_stopped_and_its_priority_are_stored(tmp_path, capsys):
     path = tmp_path / "runs.sqlite"
     gate = threading.Event()
-    q = JobQueue(fake_run(steps=5, delay=0, gate=gate), store=RunStore(path))
+    q = JobQueue(make_run(steps=5, delay=0, gate=gate), store=RunStore(path))
     job = q.submit(RunConfig(), "teacher-cookie", tag="finetune", priority=1)
     assert wait_for(lambda: q.get(job, "teacher-cookie").state == "running")
     q.cancel_any(job, "time_limit")
@@ -228,7 +228,7 @@ def test_why_a_run_was_stopped_and_its_priority_are_stored(tmp_path, capsys):
 
     stored = RunStore(path).load(job)
     assert (stored.state, stored.note, stored.priority) == ("cancelled", "time_limit", 1)
-    restarted = JobQueue(fake_run(), store=RunStore(path))
+    restarted = JobQueue(make_run(), store=RunStore(path))
     assert restarted.get(job, "teacher-cookie").note == "time_limit"
     assert cli.main(["runs", "export", "--db", str(path), "--out", str(tmp_path / "runs.jsonl")]) == 0
     record = json.loads((tmp_path / "runs.jsonl").read_text(encoding="utf-8"))
@@ -265,7 +265,7 @@ def test_a_start_with_the_store_locked_returns_at_once_and_the_run_is_saved_when
 @pytest.mark.parametrize("fault", ["damaged", "locked", "not_sqlite"])
 def test_pages_serve_and_the_class_page_says_why_runs_are_not_saved(fault, tmp_path, monkeypatch):
     from studio import state
-    from tlcore import jobs
+    from tlcore.serve import jobs
 
     path = tmp_path / "runs.sqlite"
     other = None
@@ -314,7 +314,7 @@ def test_a_damaged_store_is_never_written_and_one_moved_aside_is_replaced(tmp_pa
     filled_store(path)
     damage(path)
     before = path.read_bytes()
-    q = JobQueue(fake_run(steps=2, delay=0), store=RunStore(path))
+    q = JobQueue(make_run(steps=2, delay=0), store=RunStore(path))
     job = finished_job(q, "alice", RunConfig(), "finetune")
     assert wait_for(lambda: q.store_health().state == "damaged")
     assert q.get(job, "alice").state == "done"  # the class goes on, from memory
@@ -332,7 +332,7 @@ def test_a_file_that_is_not_sqlite_is_left_as_it_is(tmp_path):
     path = tmp_path / "runs.sqlite"
     path.write_text("somebody's notes\n")
     path.chmod(0o644)
-    q = JobQueue(fake_run(steps=2, delay=0), store=RunStore(path))
+    q = JobQueue(make_run(steps=2, delay=0), store=RunStore(path))
     job = finished_job(q, "alice", RunConfig(), "finetune")
     assert q.store_health().state == "not_sqlite" and q.get(job, "alice").state == "done"
     assert q.latest("alice", "finetune") == job
@@ -342,7 +342,7 @@ def test_a_file_that_is_not_sqlite_is_left_as_it_is(tmp_path):
 
 def test_a_store_replaced_mid_class_is_noticed_and_a_fresh_one_used_once_it_is_gone(tmp_path):
     path = tmp_path / "runs.sqlite"
-    q = JobQueue(fake_run(steps=2, delay=0), store=RunStore(path))
+    q = JobQueue(make_run(steps=2, delay=0), store=RunStore(path))
     first = finished_job(q, "alice", RunConfig(), "finetune")
     notes = tmp_path / "notes.txt"
     notes.write_text("not a database\n")
@@ -381,11 +381,10 @@ def test_runs_export_reads_without_changing_the_file_and_fails_in_one_line(tmp_p
 
 
 def test_with_teacher_mode_on_only_the_unlocked_teacher_sees_the_store_line(tmp_path, monkeypatch):
-    from test_class import SECRET, page, unlock
 
     from studio import teacher
-    from tlcore import caps
-    from tlcore.limiter import GuessLimiter
+    from tlcore.serve import caps
+    from tlcore.serve.limiter import GuessLimiter
 
     (tmp_path / "class.toml").write_text(f'[teacher]\nsecret = "{SECRET}"\n', encoding="utf-8")
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
@@ -395,7 +394,7 @@ def test_with_teacher_mode_on_only_the_unlocked_teacher_sees_the_store_line(tmp_
     try:
         path = tmp_path / "runs.sqlite"
         path.write_text("not a database\n")
-        q = JobQueue(fake_run(), store=RunStore(path))
+        q = JobQueue(make_run(), store=RunStore(path))
         student = page("pages/6_class.py", queue=q, owner="student")
         ok(student)
         assert not [w for w in student.warning if "not being saved" in w.value]
@@ -460,8 +459,8 @@ def test_a_learners_stored_runs_are_bounded_by_bytes_and_their_newest_is_always_
 
 
 def test_the_quotas_per_learner_come_from_the_class_file_or_the_environment(tmp_path, monkeypatch):
-    from tlcore import caps
-    from tlcore import store as store_module
+    from tlcore.serve import caps
+    from tlcore.serve import store as store_module
 
     monkeypatch.setenv("TLS_STORED_RUNS_PER_LEARNER", "7")
     monkeypatch.setenv("TLS_STORED_MB_PER_LEARNER", "2.5")

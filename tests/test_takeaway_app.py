@@ -12,9 +12,10 @@ from __future__ import annotations
 import io
 import zipfile
 
-from tests.test_app import app, fake_run, ok, wait_until_done
-from tests.test_korean import english_in
-from tlcore import catalog, finetuned, takehome
+from tests.helpers.apptest import app, english_in, ok, text_app, wait_until_done
+from tests.helpers.fakes import fake_run, fake_text_run
+from tlcore.models import catalog
+from tlcore.serve import finetuned, takehome
 
 FORGETTING = {
     "backbone": "efficientnet_lite0", "total": 24, "size": 224, "before": 21, "after": 13, "after_bn": 20, "seconds": 0.4,
@@ -120,7 +121,6 @@ def kept_text_run(config, emit, should_stop):
     """A finished text run whose model (a stand-in of the right kind) is on the shelf."""
     import torch
 
-    from tests.test_text_page import fake_text_run
 
     events = []
     fake_text_run(config, events.append, should_stop)
@@ -133,8 +133,7 @@ def kept_text_run(config, emit, should_stop):
 
 
 def test_a_text_run_offers_its_model_in_both_languages():
-    from tests.test_text_page import app as text_app
-    from tlcore.jobs import JobQueue
+    from tlcore.serve.jobs import JobQueue
 
     at = text_app()
     at.session_state["_queue_override"] = JobQueue(kept_text_run)

@@ -1,4 +1,4 @@
-"""Take the model home (tlcore.takehome): round trips a learner relies on.
+"""Take the model home (tlcore.serve.takehome): round trips a learner relies on.
 
 Contracts: safetensors -> tlcore load gives the very same logits; the ONNX file through
 onnxruntime gives the same top class as PyTorch on every validation example; `python -m tlcore
@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from tlcore import catalog, cli, finetuned, takehome
-from tlcore.config import RunConfig
-from tlcore.messages import LearnerError
-from tlcore.recipe import load_run_data, run
+from tlcore import cli
+from tlcore.core.messages import LearnerError
+from tlcore.models import catalog
+from tlcore.serve import finetuned, takehome
+from tlcore.train.config import RunConfig
+from tlcore.train.recipe import load_run_data, run
 
 IMAGE = RunConfig(backbone="efficientnet_lite0", dataset="digits", strategy="partial", freeze_depth=3, per_class=4,
                   val_per_class=6, image_size=32, epochs=1, batch_size=20, seed=1)

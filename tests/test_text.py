@@ -1,7 +1,7 @@
 """Text models: frozen means frozen (LoRA too), groups are right, loading works offline, data errors are clear.
 
 Every model here is a tiny randomly initialised BERT or DistilBERT saved into a temporary
-folder (tlcore.text.tiny) and loaded through the same code path a hub id takes.
+folder (tlcore.models.text_tiny) and loaded through the same code path a hub id takes.
 """
 
 from __future__ import annotations
@@ -14,14 +14,17 @@ import textwrap
 import pytest
 import torch
 
-from tlcore import catalog, datasets, recipe, strategies, trainer
-from tlcore.config import RunConfig
-from tlcore.events import Cancelled, Done, EvalEvent, Failed, History, Started, StepEvent
-from tlcore.text import data as text_data
-from tlcore.text import models
-from tlcore.text.masked import fill_mask
-from tlcore.text.source import TextSource
-from tlcore.text.tiny import save_tiny_model
+from tlcore.core import offline
+from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, History, Started, StepEvent
+from tlcore.data import datasets
+from tlcore.data import text as text_data
+from tlcore.data.text_source import TextSource
+from tlcore.lab.fill_mask import fill_mask
+from tlcore.models import catalog
+from tlcore.models import text as models
+from tlcore.models.text_tiny import save_tiny_model
+from tlcore.train import recipe, strategies, trainer
+from tlcore.train.config import RunConfig
 
 CPU = torch.device("cpu")
 FAMILIES = ("bert", "distilbert")  # the architectures behind every registered text backbone
@@ -65,12 +68,12 @@ def test_registry_has_the_required_text_backbones_and_datasets():
         assert required in names
     assert {"sentiment_en", "sentiment_ko", "text_csv", "sst2", "nsmc"} <= set(catalog.dataset_names(task="text"))
     assert catalog.backbone("bert_tiny").extra["hub_id"] == "prajjwal1/bert-tiny"
-    with pytest.raises(ValueError, match="through tlcore.text"):
+    with pytest.raises(ValueError, match="through tlcore.models.text"):
         catalog.build_model("bert_tiny", 2, pretrained=False)
 
 
 def test_importing_the_registries_does_not_import_transformers():
-    code = "import sys, tlcore.backbones, tlcore.datasets, tlcore.config; print('transformers' in sys.modules, 'peft' in sys.modules)"
+    code = "import sys, tlcore.models.backbones, tlcore.data.datasets, tlcore.train.config; print('transformers' in sys.modules, 'peft' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.stdout.split() == ["False", "False"]
@@ -215,7 +218,7 @@ def test_cli_fill_mask(tiny_dirs, capsys):
 
 
 def test_text_bench_times_both_loops_on_the_same_data(tiny_dirs):
-    from tlcore.text.bench import bench
+    from tlcore.lab.text_bench import bench
 
     r = bench(tiny_dirs["bert"], "sentiment_en", per_class=8, epochs=1, batch_size=8, lr=1e-3, device="cpu", repeats=1)
     assert r["sentences"] == 16 and r["epochs"] == 1
@@ -251,7 +254,7 @@ def test_saved_folder_and_prefilled_cache_load_offline(tiny_dirs, tmp_path):
     (tmp_path / "hub" / "models--prajjwal1--bert-tiny" / "refs").mkdir()
     (tmp_path / "hub" / "models--prajjwal1--bert-tiny" / "refs" / "main").write_text("0" * 40)
     code = textwrap.dedent("""
-        from tlcore.text import models
+        from tlcore.models import text as models
         m = models.build_text_model("bert_tiny", 2, pretrained=True)
         print("groups", ",".join(m.group_names), models.is_cached("bert_tiny"), models.is_cached("bert_base"))
         try:
@@ -354,7 +357,7 @@ def test_csv_sampling_keeps_a_split_column_and_numeric_label_order():
 
 def test_downloadable_sets_fail_clearly_offline(monkeypatch, tmp_path):
     monkeypatch.setattr(text_data, "CACHE_DIR", tmp_path)
-    monkeypatch.setattr(text_data, "_reachable", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(offline, "reachable", lambda url, timeout=3.0: False)
     with pytest.raises(datasets.DatasetUnavailable, match="prefetch --datasets nsmc"):
         text_data.load_download("nsmc")(per_class=5, val_per_class=5, seed=0)
     # a pre-filled cache loads with no network: NSMC's own file layout
@@ -367,8 +370,8 @@ def test_downloadable_sets_fail_clearly_offline(monkeypatch, tmp_path):
 
 
 def test_the_masked_word_box_is_bounded_before_any_model_runs():
-    from tlcore.messages import LearnerError
-    from tlcore.text.masked import MAX_CHARS, MAX_MASKS, fill_mask
+    from tlcore.core.messages import LearnerError
+    from tlcore.lab.fill_mask import MAX_CHARS, MAX_MASKS, fill_mask
 
     class NoModel:  # nothing may run: the limits are checked first
         def parameters(self):
@@ -383,7 +386,7 @@ def test_the_masked_word_box_is_bounded_before_any_model_runs():
 
 
 def test_a_csv_field_over_the_csv_limit_is_explained():
-    from tlcore.text.data import parse_text_csv
+    from tlcore.data.text import parse_text_csv
 
     huge = b'text,label\n"' + b"a" * 200_000 + b'",pos\nnice,neg\n'
     with pytest.raises(ValueError, match="longer than 128 KB.*unclosed quote") as refused:

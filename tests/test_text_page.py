@@ -19,31 +19,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.test_app import ok
-from tlcore.events import Done, EvalEvent, Started, StepEvent
-from tlcore.jobs import JobQueue
+from tests.helpers.apptest import CACHED, ok, text_app
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/5_text.py"
-GROUPS = ("embeddings", "layer0", "layer1", "head")
-CACHED: set[str] = set()  # the text models a test pretends are on this machine
-
-
-def fake_text_run(config, emit, should_stop):
-    """The text run's event contract, instantly."""
-    frozen = GROUPS[:-1] if config.strategy == "linear_probe" else ()
-    emit(Started(4, 2, GROUPS, frozen, 100, 4000, "CPU (test)", 20, 8, ("negative", "positive")))
-    for step in range(1, 5):
-        emit(StepEvent(step, (step + 1) // 2, 1.0 / step, config.lr, {g: 0.1 for g in GROUPS if g not in frozen}, frozen))
-        if step % 2 == 0:
-            emit(EvalEvent(step // 2, step, 0.5, 0.75, 0.8, 0.1 * step, 300.0))
-    result = {"val_acc": 0.75, "best_val_acc": 0.75, "val_loss": 0.5, "seconds": 0.4, "examples_per_s": 300.0,
-              "train_per_s": 300.0, "padding_share": 0.05, "trainable_params": 100, "total_params": 4000,
-              "classes": ["negative", "positive"], "confusion": [[3, 1], [1, 3]], "predictions": [0, 1],
-              "targets": [1, 1], "weight_drift": {}, "note": "",
-              "misclassified": [{"text": "Not bad at all, honestly.", "true": "positive", "pred": "negative"}]}
-    emit(Done(result))
-    return result
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +30,7 @@ def offline_machine(monkeypatch):
     """No hub, and only the models a test names are 'on this machine'."""
     import streamlit as st
 
-    from tlcore.text import models
+    from tlcore.models import text as models
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: name in CACHED)
@@ -61,24 +40,13 @@ def offline_machine(monkeypatch):
     st.cache_data.clear()
 
 
-def app(*, lang: str = "en", cached=()) -> AppTest:
-    CACHED.update(cached)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.query_params["lang"] = lang
-    at.session_state["_queue_override"] = JobQueue(fake_text_run)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    return at
-
-
 def strings(lang: str) -> dict:
     return json.loads((ROOT / "assets" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_text_page_renders_in_both_languages(lang):
-    at = app(lang=lang)
+    at = text_app(lang=lang)
     ok(at)
     assert at.title[0].value == strings(lang)["text.title"]
     # offline, with no masked LM cached: the demo names the model and the command instead of failing
@@ -87,7 +55,7 @@ def test_text_page_renders_in_both_languages(lang):
 
 
 def test_strategy_widgets_name_the_frozen_groups():
-    at = app()
+    at = text_app()
     at.selectbox(key="w:text_backbone").set_value("bert_tiny").run()
     at.selectbox(key="w:text_strategy").set_value("partial").run()
     ok(at)
@@ -101,12 +69,12 @@ def test_strategy_widgets_name_the_frozen_groups():
 
 
 def test_trainable_readout_matches_the_models_groups(monkeypatch, tmp_path):
-    from tlcore.text import models
-    from tlcore.text.tiny import save_tiny_model
+    from tlcore.models import text as models
+    from tlcore.models.text_tiny import save_tiny_model
 
     folder = save_tiny_model(tmp_path / "tiny")
     monkeypatch.setattr(models, "resolve_source", lambda name: str(folder))
-    at = app(cached={"bert_tiny"})
+    at = text_app(cached={"bert_tiny"})
     at.selectbox(key="w:text_backbone").set_value("bert_tiny").run()
     at.selectbox(key="w:text_strategy").set_value("lora").run()
     ok(at)
@@ -118,7 +86,7 @@ def test_trainable_readout_matches_the_models_groups(monkeypatch, tmp_path):
 
 
 def test_start_runs_a_text_job_and_shows_the_mistakes():
-    at = app()
+    at = text_app()
     at.button(key="text_start").click().run()
     ok(at)
     queue = at.session_state["_queue_override"]
@@ -150,7 +118,7 @@ def test_the_text_page_counts_sentences_not_images(lang):
     text run and text race speaks of sentences; none of images."""
     shared = json.loads((ROOT / "assets" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
     image_word = {"en": "image", "ko": "이미지"}[lang]
-    at = app()  # AppTest sets widgets by their English labels: run in English, then switch
+    at = text_app()  # AppTest sets widgets by their English labels: run in English, then switch
     at.button(key="text_start").click().run()
     wait_done(at, "text")
     at.pills(key="w:text_race_strategies").set_value(["linear_probe", "full"]).run()
@@ -171,13 +139,13 @@ def test_the_text_page_counts_sentences_not_images(lang):
 
 
 def test_fill_mask_demo_shows_guesses(monkeypatch, tmp_path):
-    from tlcore.text import models
-    from tlcore.text.tiny import save_tiny_model
+    from tlcore.models import text as models
+    from tlcore.models.text_tiny import save_tiny_model
 
     folder = save_tiny_model(tmp_path / "tiny")
     real = models.load_masked_lm
     monkeypatch.setattr(models, "load_masked_lm", lambda name: real(str(folder)))
-    at = app(cached={"bert_tiny"})
+    at = text_app(cached={"bert_tiny"})
     at.selectbox(key="mask_model").set_value("bert_tiny").run()
     at.text_input(key="mask_sentence").set_value("The food was [MASK].").run()
     at.button(key="mask_go").click().run()
@@ -188,7 +156,7 @@ def test_fill_mask_demo_shows_guesses(monkeypatch, tmp_path):
 
 
 def test_compare_races_the_picked_strategies_on_the_same_data():
-    at = app()
+    at = text_app()
     at.selectbox(key="w:text_backbone").set_value("distilbert_base").run()
     at.pills(key="w:text_race_strategies").set_value(["linear_probe", "partial", "lora"]).run()
     at.button(key="text_race_start").click().run()
@@ -203,7 +171,7 @@ def test_compare_races_the_picked_strategies_on_the_same_data():
 
 
 def test_lora_trains_at_one_rate_on_the_fine_tune_tab_and_in_the_race():
-    at = app()
+    at = text_app()
     at.selectbox(key="w:text_backbone").set_value("distilbert_base").run()
     at.selectbox(key="w:text_strategy").set_value("lora").run()
     at.button(key="text_start").click().run()
@@ -211,7 +179,7 @@ def test_lora_trains_at_one_rate_on_the_fine_tune_tab_and_in_the_race():
     queue, me = at.session_state["_queue_override"], at.session_state["owner"]
     tab = queue.get(at.session_state["job:text"], me).configs[0]
     queue.cancel(at.session_state["job:text"], me)
-    from tlcore.presets import text_rates as strategy_rates
+    from tlcore.train.presets import text_rates as strategy_rates
 
     rule = strategy_rates("lora", at.session_state["text_lr"], at.session_state["text_head_lr_mult"])
     assert (tab.lr, tab.head_lr_mult) == (rule["lr"], rule["head_lr_mult"]) != (at.session_state["text_lr"], 30.0)
@@ -233,7 +201,7 @@ def test_lora_trains_at_one_rate_on_the_fine_tune_tab_and_in_the_race():
 def test_the_text_page_uses_the_image_pages_widget_groups():
     """Strategy and freeze depth keep each other consistent as on the image pages, and the
     layer-wise decay the learner sets reaches the text run's config."""
-    at = app()
+    at = text_app()
     body = at.slider(key="w:text_freeze_depth").max
     at.slider(key="w:text_freeze_depth").set_value(body).run()
     ok(at)
@@ -249,7 +217,7 @@ def test_the_text_page_uses_the_image_pages_widget_groups():
 
 
 def test_the_freeze_slider_starts_at_what_the_strategy_freezes():
-    at = app()  # the text preset: a linear probe
+    at = text_app()  # the text preset: a linear probe
     ok(at)
     assert at.selectbox(key="w:text_strategy").value == "linear_probe"
     assert at.slider(key="w:text_freeze_depth").value == at.slider(key="w:text_freeze_depth").max
@@ -258,7 +226,7 @@ def test_the_freeze_slider_starts_at_what_the_strategy_freezes():
 def test_korean_defaults_to_korean_data_and_says_why_an_english_model_cannot_read_it():
     """No Korean model on this machine: the Korean page opens on the Korean samples with the
     English MiniLM, and says, with a sentence as the model sees it, why that cannot transfer."""
-    ko = app(lang="ko", cached=["minilm_l6"])
+    ko = text_app(lang="ko", cached=["minilm_l6"])
     ok(ko)
     assert ko.session_state["text_dataset"] == "sentiment_ko" and ko.session_state["text_backbone"] == "minilm_l6"
     note = [w.value for w in ko.warning if "[UNK]" in w.value]
@@ -266,7 +234,7 @@ def test_korean_defaults_to_korean_data_and_says_why_an_english_model_cannot_rea
 
 
 def test_english_data_with_an_english_model_needs_no_vocabulary_warning():
-    en = app(cached=["minilm_l6"])
+    en = text_app(cached=["minilm_l6"])
     assert en.session_state["text_dataset"] == "sentiment_en"
     assert not any("[UNK]" in w.value for w in en.warning)
     en.selectbox(key="w:text_dataset").set_value("sentiment_ko").run()
@@ -274,14 +242,14 @@ def test_english_data_with_an_english_model_needs_no_vocabulary_warning():
 
 
 def test_a_korean_reading_model_is_the_korean_default_when_it_is_here():
-    ko = app(lang="ko", cached=["minilm_l6", "klue_bert"])
+    ko = text_app(lang="ko", cached=["minilm_l6", "klue_bert"])
     assert ko.session_state["text_backbone"] == "klue_bert"
 
 
 def test_the_vocabulary_check_counts_unknown_words():
-    from tlcore import catalog
-    from tlcore.text.models import build_text_model
-    from tlcore.text.vocabulary import coverage
+    from tlcore.data.vocabulary import coverage
+    from tlcore.models import catalog
+    from tlcore.models.text import build_text_model
 
     tokenizer = build_text_model("minilm_l6", 2, pretrained=False).tokenizer
     korean = coverage(tokenizer, catalog.load_dataset("sentiment_ko", per_class=40, image_size=0).train_texts)

@@ -1,4 +1,4 @@
-"""Contracts of the zip upload reader (tlcore.uploads): what it refuses, what it skips.
+"""Contracts of the zip upload reader (tlcore.serve.uploads): what it refuses, what it skips.
 
 Every zip here is built in memory from tiny images, so the file runs in a second.
 """
@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore.uploads import UploadError, UploadLimits, read_zip
+from tests.helpers.apptest import camera_page, counts, shoot, strings, upload_page
+from tests.helpers.fakes import png_claiming, zip_of
+from tlcore.serve.uploads import UploadError, UploadLimits, read_zip
 
 
 def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (12, 10)) -> bytes:
@@ -116,7 +118,7 @@ def test_a_header_that_understates_the_size_is_caught_while_reading():
     # Edit the central directory so cats/0.png claims to be 10 bytes long.
     with zipfile.ZipFile(io.BytesIO(archive_bytes)) as archive:
         info = archive.getinfo("cats/0.png")
-        from tlcore import uploads
+        from tlcore.serve import uploads
 
         info.file_size = 10
         with pytest.raises(uploads._SkipImage):
@@ -144,7 +146,6 @@ def test_skips_images_with_too_many_pixels():
 
 
 def test_a_file_claiming_ten_billion_pixels_is_skipped_and_the_rest_of_the_zip_used():
-    from test_images import png_claiming
 
     files = {**two_classes(), "cats/bomb.png": png_claiming(100_000, 100_000)}
     data = read_zip(make_zip(files), image_size=8, val_per_class=1)
@@ -229,7 +230,7 @@ def test_decomposed_korean_names_from_macos_are_composed():
 
 
 def test_usable_images_can_be_kept_as_a_folder_the_engine_reads(tmp_path):
-    from tlcore.datasets import load_folder
+    from tlcore.data.datasets import load_folder
 
     files = {**two_classes("wrap/", n=4), "wrap/cats/bad.jpg": b"junk"}
     read_zip(make_zip(files), image_size=8, keep_files_in=tmp_path)
@@ -243,7 +244,7 @@ def test_an_upload_folder_is_private_random_and_cleaned_up(tmp_path):
     import gc
     import stat as st_mode
 
-    from tlcore.uploads import UploadFolder
+    from tlcore.serve.uploads import UploadFolder
 
     a, b = UploadFolder(tmp_path), UploadFolder(tmp_path)
     assert a.path != b.path and a.path.name.startswith("tlstudio-up-")
@@ -264,7 +265,7 @@ def test_server_start_sweeps_folders_of_servers_that_are_gone(tmp_path):
     import subprocess
     import sys
 
-    from tlcore.uploads import UploadFolder, sweep_stale
+    from tlcore.serve.uploads import UploadFolder, sweep_stale
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / "tlstudio-up-crashed"
@@ -291,7 +292,7 @@ def test_hidden_folders_are_skipped_as_the_run_skips_them_and_long_names_are_exp
 
 
 def test_a_session_folder_is_deleted_once_the_session_has_ended_and_its_run_is_done(tmp_path):
-    from tlcore.uploads import UploadFolders
+    from tlcore.serve.uploads import UploadFolders
 
     now, connected, busy = [0.0], {"s1", "s2"}, set()
     folders = UploadFolders(is_connected=lambda s: s in connected, is_busy=lambda o: o in busy,
@@ -324,7 +325,7 @@ def test_a_stray_readme_beside_the_wrapping_folder_is_not_a_class():
 
 
 def test_hidden_files_inside_a_class_folder_are_skipped_by_the_run_as_by_the_check(tmp_path):
-    from tlcore.datasets import folder_files
+    from tlcore.data.datasets import folder_files
 
     for cls in ("cats", "dogs", ".cats"):
         (tmp_path / cls / ".thumbs").mkdir(parents=True)
@@ -342,7 +343,7 @@ def test_hidden_files_inside_a_class_folder_are_skipped_by_the_run_as_by_the_che
 def test_a_zip_of_huge_photos_is_refused_from_the_headers_before_any_decoding(monkeypatch):
     import time
 
-    from tlcore import images
+    from tlcore.data import images
 
     def never(*args, **kwargs):
         raise AssertionError("an image was decoded")
@@ -361,7 +362,7 @@ def test_a_postscript_file_named_png_is_skipped_in_a_zip_and_a_folder_without_ru
         tmp_path, monkeypatch):
     from PIL import EpsImagePlugin
 
-    from tlcore.datasets import load_folder
+    from tlcore.data.datasets import load_folder
 
     calls = []
 
@@ -391,7 +392,7 @@ def test_a_killed_servers_folders_are_swept_even_when_a_restart_reuses_its_pid(t
     import sys
     import time
 
-    from tlcore.uploads import UploadFolder, sweep_stale
+    from tlcore.serve.uploads import UploadFolder, sweep_stale
 
     me = os.getpid()
 
@@ -433,7 +434,7 @@ def test_a_killed_servers_folders_are_swept_even_when_a_restart_reuses_its_pid(t
 def test_a_closed_sessions_time_is_written_under_the_lock(tmp_path):
     import threading
 
-    from tlcore.uploads import UploadFolders
+    from tlcore.serve.uploads import UploadFolders
 
     asked, holding = threading.Event(), threading.Event()
 
@@ -457,7 +458,8 @@ def test_a_closed_sessions_time_is_written_under_the_lock(tmp_path):
 
 
 def test_refuses_more_classes_than_the_class_allows_before_decoding_anything(monkeypatch):
-    from tlcore import datasets, uploads
+    from tlcore.data import datasets
+    from tlcore.serve import uploads
 
     decoded = []
     monkeypatch.setattr(uploads, "images_from_files", lambda *a, **k: decoded.append(1))
@@ -472,8 +474,8 @@ def test_refuses_more_classes_than_the_class_allows_before_decoding_anything(mon
 
 
 def test_a_csv_with_more_labels_than_the_class_allows_is_refused():
-    from tlcore.messages import LearnerError
-    from tlcore.text.data import parse_text_csv
+    from tlcore.core.messages import LearnerError
+    from tlcore.data.text import parse_text_csv
 
     rows = "text,label\n" + "".join(f"sentence {i},label{i}\n" for i in range(150))
     with pytest.raises(LearnerError) as refused:
@@ -483,9 +485,9 @@ def test_a_csv_with_more_labels_than_the_class_allows_is_refused():
 
 
 def test_the_queue_refuses_a_folder_with_more_classes_than_the_class_allows(tmp_path):
-    from tlcore.caps import Caps
-    from tlcore.config import RunConfig
-    from tlcore.messages import LearnerError
+    from tlcore.core.messages import LearnerError
+    from tlcore.serve.caps import Caps
+    from tlcore.train.config import RunConfig
 
     for i in range(7):
         (tmp_path / f"class{i}").mkdir()
@@ -503,7 +505,7 @@ def test_upload_bytes_are_bounded_per_session_and_for_the_whole_server(tmp_path)
     """Without a bound a 4 MB zip kept about 190 MB per session and six sessions held 1.1 GB."""
     import os
 
-    from tlcore.uploads import UploadFolders
+    from tlcore.serve.uploads import UploadFolders
 
     folders = UploadFolders(is_connected=lambda s: True, base=tmp_path, session_mb=1.0, total_mb=2.5)
     one = folders.get("s1", "learner-1")
@@ -525,8 +527,7 @@ def test_upload_bytes_are_bounded_per_session_and_for_the_whole_server(tmp_path)
 
 
 def test_a_zip_over_the_sessions_upload_budget_is_refused_in_words_and_leaves_nothing(tmp_path, monkeypatch):
-    from tests.test_app import strings, upload_page, zip_of
-    from tlcore import caps
+    from tlcore.serve import caps
 
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.05\n", encoding="utf-8")
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
@@ -548,7 +549,6 @@ def test_a_zip_over_the_sessions_upload_budget_is_refused_in_words_and_leaves_no
 def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
     """Each new shot rewrote the whole folder (30 shots of 2.8 MB wrote 1.36 GB); now the new
     folder (a queued run keeps its own) hard-links the shots already on disk."""
-    from tests.test_app import camera_page, shoot
 
     at = camera_page()
     for target, colors in (("thumbs up", ((200, 0, 0), (0, 200, 0))), ("thumbs down", ((0, 0, 200), (90, 90, 90)))):
@@ -568,8 +568,7 @@ def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
 
 
 def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_told(tmp_path, monkeypatch):
-    from tests.test_app import camera_page, counts, shoot
-    from tlcore import caps
+    from tlcore.serve import caps
 
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.0001\n", encoding="utf-8")  # 105 bytes
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
@@ -586,10 +585,9 @@ def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_tol
 
 
 def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_written(tmp_path, monkeypatch):
-    from tests import test_text_page
-    from tests.test_app import strings
-    from tlcore import caps
-    from tlcore.text import models
+    from tests.helpers.apptest import text_app
+    from tlcore.models import text as models
+    from tlcore.serve import caps
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: False)
@@ -597,7 +595,7 @@ def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_writt
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
     caps.load.cache_clear()
     try:
-        at = test_text_page.app()
+        at = text_app()
         at.radio(key="w:text_source").set_value("upload").run()
         rows = "".join(f"{'good' if i % 2 else 'bad'} film number {i} {'x' * 40},{'pos' if i % 2 else 'neg'}\n"
                        for i in range(400))  # about 24 KB

@@ -12,10 +12,11 @@ import importlib
 import sys
 from pathlib import Path
 
-from tlcore.config import RunConfig, config_fields
+from tlcore.core.progress import ProgressPrinter
+from tlcore.train.config import RunConfig, config_fields
 
-COMMAND_MODULES = ["tlcore.bench", "tlcore.text.cli", "tlcore.pretrain", "tlcore.experiments", "tlcore.estimate", "tlcore.store",
-                   "tlcore.upload_bench", "tlcore.takehome", "tlcore.forgetting"]  # modules that add subcommands through register_cli(subparsers)
+COMMAND_MODULES = ["tlcore.lab.bench", "tlcore.lab.text_cli", "tlcore.lab.pretrain", "tlcore.lab.experiments", "tlcore.serve.estimate", "tlcore.serve.store",
+                   "tlcore.serve.upload_bench", "tlcore.serve.takehome", "tlcore.lab.forgetting"]  # modules that add subcommands through register_cli(subparsers)
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -43,42 +44,6 @@ def config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:
     return RunConfig(**values)
 
 
-class ProgressPrinter:
-    """An `emit` that draws a tqdm progress bar from the event stream."""
-
-    def __init__(self, label: str = "", quiet: bool = False):
-        self.label, self.quiet, self.bar, self.history = label, quiet, None, []
-
-    def __call__(self, event) -> None:
-        from tqdm import tqdm
-
-        from tlcore.events import Cancelled, Done, EvalEvent, Failed, Started, StepEvent
-
-        self.history.append(event)
-        if self.quiet:
-            return
-        if isinstance(event, Started):
-            self.bar = tqdm(total=event.total_steps, desc=self.label or "train", unit="step", leave=True,
-                            dynamic_ncols=True, file=sys.stderr)
-            from tlcore.metrics import Trainable
-
-            tqdm.write(f"{self.label} on {event.device}: {event.train_size} train / {event.val_size} val, "
-                       f"{Trainable(event.trainable_params, event.total_params)}, "
-                       f"frozen: {', '.join(event.frozen) or 'none'}"
-                       + (f", features cached through {event.cached_depth} group(s)" if event.cached_depth else ""),
-                       file=sys.stderr)
-        elif isinstance(event, StepEvent) and self.bar is not None:
-            self.bar.update(event.step - self.bar.n)
-            self.bar.set_postfix(loss=f"{event.loss:.3f}")
-        elif isinstance(event, EvalEvent):
-            tqdm.write(f"  epoch {event.epoch}: val/loss {event.val_loss:.3f}  val/acc {event.val_acc:.3f}  "
-                       f"train/acc {event.train_acc:.3f}  examples_per_s {event.examples_per_s:.0f}", file=sys.stderr)
-        elif isinstance(event, (Done, Failed, Cancelled)) and self.bar is not None:
-            self.bar.close()
-        if isinstance(event, Failed):
-            print(f"error: {event.message}", file=sys.stderr)
-
-
 def _split_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -86,8 +51,8 @@ def _split_list(text: str) -> list[str]:
 # ----------------------------------------------------------------------------- commands
 
 def cmd_finetune(args) -> int:
-    from tlcore.events import History
-    from tlcore.recipe import run
+    from tlcore.core.events import History
+    from tlcore.train.recipe import run
 
     config = config_from_args(args)
     history, printer = History(config.to_dict()), ProgressPrinter(config.strategy)
@@ -100,7 +65,7 @@ def cmd_finetune(args) -> int:
         f = result["forgetting"]
         print(f"ImageNet photos recognised through the old head: {f['before']}/{f['total']} pretrained, {f['after']} now")
     if args.save_model:
-        from tlcore import finetuned, takehome
+        from tlcore.serve import finetuned, takehome
 
         sizes = takehome.save(finetuned.get(result.get("model_id")), args.save_model)
         print(f"wrote {args.save_model}: " + ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in sizes.items()))
@@ -117,7 +82,7 @@ def cmd_finetune(args) -> int:
 
 def compare(base: RunConfig, strategies: list[str], *, quiet: bool = False) -> list[dict]:
     """Run several strategies on the same data and seed; one row per strategy."""
-    from tlcore.recipe import load_run_data, run
+    from tlcore.train.recipe import load_run_data, run
 
     data = load_run_data(base)  # load once: every strategy sees exactly the same examples
     rows = []
@@ -152,16 +117,17 @@ def cmd_compare(args) -> int:
 
 
 def cmd_prefetch(args) -> int:
-    from tlcore import backbones, catalog, datasets
+    from tlcore.data import datasets
+    from tlcore.models import backbones, catalog
 
     failures = 0
     for name in _split_list(args.backbones):
         try:
             spec = catalog.backbone(name)
             if spec.family == "text":
-                from tlcore import text
+                from tlcore.models.text import prefetch_text
 
-                print(text.prefetch_text([name]))
+                print(prefetch_text([name]))
             elif spec.pretrained_on == "synthetic":
                 print(f"{name}: ships in assets/, nothing to fetch")
             else:
@@ -179,8 +145,8 @@ def cmd_prefetch(args) -> int:
     return 1 if failures else 0
 
 
-def cmd_list(args) -> int:
-    from tlcore import catalog
+def cmd_list(_args) -> int:
+    from tlcore.models import catalog
 
     print("backbones:")
     for name in catalog.backbone_names():

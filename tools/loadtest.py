@@ -193,7 +193,7 @@ class Sampler(threading.Thread):
 def read_server_jobs(path: Path, teacher_id: str, since: float) -> list[tuple[bool, float, float | None, float | None]]:
     """Every job submitted since `since` as the server recorded it: (the teacher's?, submitted,
     started, finished), Unix times."""
-    from tlcore.store import learner_key
+    from tlcore.serve.store import learner_key
 
     if not path.exists():
         return []

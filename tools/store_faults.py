@@ -53,9 +53,9 @@ def _filled(path: Path) -> None:
     """A store with a few finished runs, as an earlier class left it."""
     from test_app import fake_run
 
-    from tlcore.config import RunConfig
-    from tlcore.jobs import JobQueue
-    from tlcore.store import RunStore
+    from tlcore.serve.jobs import JobQueue
+    from tlcore.serve.store import RunStore
+    from tlcore.train.config import RunConfig
 
     store = RunStore(path)
     q = JobQueue(fake_run, store=store)
@@ -72,8 +72,8 @@ def locked_during_class(hold: float) -> str:
     from test_app import fake_run
 
     from studio import state
-    from tlcore.jobs import JobQueue
-    from tlcore.store import RunStore
+    from tlcore.serve.jobs import JobQueue
+    from tlcore.serve.store import RunStore
 
     path = Path(tempfile.mkdtemp(prefix="tls-faults-")) / "runs.sqlite"
     store = RunStore(path)
@@ -122,7 +122,7 @@ def locked_during_class(hold: float) -> str:
 def at_start(fault: str) -> str:
     """The server starts on a faulty file: its own queue (studio.state.job_queue)."""
     from studio import state
-    from tlcore import jobs
+    from tlcore.serve import jobs
 
     folder = Path(tempfile.mkdtemp(prefix="tls-faults-"))
     os.environ["TLS_STATE_DIR"] = str(folder)
@@ -156,7 +156,7 @@ def at_start(fault: str) -> str:
         errors += _errors(at)
         told = told or _told(at)
         state.learners = state.LearnerStore()
-    time.sleep(2.0)  # a write attempt waits up to tlcore.store.BUSY_S for a lock before it says "locked"
+    time.sleep(2.0)  # a write attempt waits up to tlcore.serve.store.BUSY_S for a lock before it says "locked"
     told = told or _told(_page("pages/6_class.py", None, "teacher"))
     state.learners = state.LearnerStore()
     if other is not None:

@@ -1,0 +1,68 @@
+"""The app in Chromium: Debian's /usr/bin/chromium with its flags, a Streamlit server on a free
+port for a test module, a page of a given size, and waits that read what the page shows.
+
+Importing it skips the importing module where Playwright is not installed.
+
+Not for: the app without a browser (tests.helpers.apptest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
+
+# The Chromium settings and the server helpers are the load test's (one copy for both).
+from tools.loadtest import CHROMIUM, CHROMIUM_ARGS, error_count, free_port, start_server, stop_server, wait_healthy  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository
+ARTIFACTS = ROOT / "test-artifacts"
+DEMO_LIMIT_S = float(os.environ.get("TLS_DEMO_LIMIT_S", "90"))  # target 30 s on an idle 2-core CPU
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+@contextlib.contextmanager
+def chromium_page(width: int, height: int, *, args: tuple[str, ...] = (), camera_for: str | None = None):
+    """A page in Debian's Chromium, headless, with a window of this size (and, for
+    `camera_for`'s origin, permission to use the camera)."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(args), headless=True)
+        try:
+            context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US")
+            if camera_for:
+                context.grant_permissions(["camera"], origin=camera_for)
+            pg = context.new_page()
+            pg.set_default_timeout(30_000)
+            yield pg
+        finally:
+            browser.close()
+
+
+def wait_idle(page) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_function(
+        """() => {
+            const status = document.querySelector('[data-testid="stStatusWidget"]');
+            const running = status && status.innerText.includes('Running');
+            return !running && !document.querySelector('[data-stale="true"]');
+        }""",
+        timeout=30_000,
+    )
+
+
+def choose(page, selectbox, option) -> None:
+    """Pick an option of a selectbox; a click that lands while the page reruns or scrolls can
+    be lost, so check and retry."""
+    for _ in range(5):
+        try:
+            selectbox.click()
+            page.get_by_role("option", name=option).first.click(timeout=5_000)
+        except playwright_api.TimeoutError:
+            continue
+        wait_idle(page)
+        value = selectbox.locator("input").input_value()
+        if (option.search(value) if hasattr(option, "search") else value == option):
+            return

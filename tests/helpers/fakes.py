@@ -1,0 +1,128 @@
+"""The suite's stand-ins: one fake run (the event contract of tlcore.train.recipe.run,
+instantly), the text page's, files a learner would upload, and a wait.
+
+Not for: anything a test checks the engine with (those tests run the real thing).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import struct
+import threading
+import time
+import zlib
+
+import numpy as np
+from PIL import Image
+
+from tlcore.core.events import Cancelled, Done, EvalEvent, Started, StepEvent
+from tlcore.train import strategies
+
+GROUPS = ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
+TEXT_GROUPS = ("embeddings", "layer0", "layer1", "head")
+
+
+def fake_run(config, emit, should_stop, *, steps=4, delay=0.0, gate: threading.Event | None = None):
+    """A stand-in for tlcore.train.recipe.run with the same event contract, instantly (or
+    `delay` seconds a step, after `gate` opens): the one fake run of the suite."""
+    if gate is not None:
+        gate.wait(5)
+    plan = strategies.make_plan(config.strategy, GROUPS, lr=config.lr, head_lr_mult=config.head_lr_mult,
+                                freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
+    emit(Started(steps, 2, tuple(GROUPS), plan.frozen, 100, 200, "CPU (test)", 20, 10, ("cat", "dog")))
+    for step in range(1, steps + 1):
+        if should_stop():
+            emit(Cancelled(step - 1))
+            return None
+        time.sleep(delay)
+        norms = {g: 0.1 * (i + 1) for i, g in enumerate(GROUPS) if g not in plan.frozen}
+        emit(StepEvent(step, (step + 1) // 2, 1.0 / step, config.lr, norms, plan.frozen))
+        if step % 2 == 0:
+            emit(EvalEvent(step // 2, step, 0.9 / step, 0.6, 0.7, 0.1 * step, 123.0))
+    result = {
+        "val_acc": 0.75, "best_val_acc": 0.75, "val_loss": 0.4, "seconds": 0.2, "examples_per_s": 123.0,
+        "trainable_params": 100, "total_params": 200, "classes": ["cat", "dog"],
+        "confusion": [[4, 1], [1, 4]], "predictions": [0, 1], "targets": [0, 0],
+        "weight_drift": {g: 0.0 if g in plan.frozen else 0.01 for g in GROUPS[:-1]},
+        "misclassified": [{"image": np.zeros((8, 8, 3), np.uint8), "true": "cat", "pred": "dog"}],
+        "strategy": config.strategy,
+    }
+    emit(Done(result))
+    return result
+
+
+def slow_run(config, emit, should_stop):
+    return fake_run(config, emit, should_stop, steps=400, delay=0.02)
+
+
+def make_run(steps=50, delay=0.01, gate: threading.Event | None = None):
+    """The fake run with these settings, as the run function a JobQueue takes."""
+    return functools.partial(fake_run, steps=steps, delay=delay, gate=gate)
+
+
+def fake_text_run(config, emit, should_stop):
+    """The text run's event contract, instantly."""
+    frozen = TEXT_GROUPS[:-1] if config.strategy == "linear_probe" else ()
+    emit(Started(4, 2, TEXT_GROUPS, frozen, 100, 4000, "CPU (test)", 20, 8, ("negative", "positive")))
+    for step in range(1, 5):
+        emit(StepEvent(step, (step + 1) // 2, 1.0 / step, config.lr, {g: 0.1 for g in TEXT_GROUPS if g not in frozen}, frozen))
+        if step % 2 == 0:
+            emit(EvalEvent(step // 2, step, 0.5, 0.75, 0.8, 0.1 * step, 300.0))
+    result = {"val_acc": 0.75, "best_val_acc": 0.75, "val_loss": 0.5, "seconds": 0.4, "examples_per_s": 300.0,
+              "train_per_s": 300.0, "padding_share": 0.05, "trainable_params": 100, "total_params": 4000,
+              "classes": ["negative", "positive"], "confusion": [[3, 1], [1, 3]], "predictions": [0, 1],
+              "targets": [1, 1], "weight_drift": {}, "note": "",
+              "misclassified": [{"text": "Not bad at all, honestly.", "true": "positive", "pred": "negative"}]}
+    emit(Done(result))
+    return result
+
+
+def wait_for(pred, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def png(color) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg(color, size=(64, 48)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (a decompression bomb's calling card)."""
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(out, "PNG")
+    data = bytearray(out.getvalue())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height ...
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # ... and its checksum
+    return bytes(data)

@@ -1,0 +1,229 @@
+"""The one event stream of a training run, and the History that collects it.
+
+The trainer emits events; the app, the CLI, the benchmark and the tests all read the same
+History. Metric names are the same everywhere: `train/loss`, `val/loss`, `val/acc`, `lr`,
+`lr/<group>`, `grad_norm/<group>`, `val/acc`, `train/acc`,
+`examples_per_s` (see METRICS).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Started:
+    """A run has built its model and data and is about to take its first step."""
+
+    total_steps: int
+    epochs: int
+    groups: tuple[str, ...]  # layer groups, shallow -> deep
+    frozen: tuple[str, ...]  # groups frozen at the start
+    trainable_params: int
+    total_params: int
+    device: str
+    train_size: int
+    val_size: int
+    classes: tuple[str, ...]
+    cached_depth: int = 0  # leading frozen groups whose features were computed once
+    pretrained: str = ""  # where the starting weights came from, in words
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    step: int  # 1-based optimiser step
+    epoch: int  # 1-based
+    loss: float  # mean train loss over the steps since the last StepEvent
+    lr: float  # the learning rate the learner set, at this step of the schedule
+    grad_norms: dict[str, float]  # L2 norm of each trainable group's gradients
+    frozen: tuple[str, ...] = ()  # groups frozen at this step (they have no norm)
+    lrs: dict[str, float] = field(default_factory=dict)  # the rate each trained group's optimizer group had
+
+
+@dataclass(frozen=True)
+class EvalEvent:
+    epoch: int
+    step: int
+    val_loss: float
+    val_acc: float
+    train_acc: float
+    seconds: float  # wall time since the run started
+    examples_per_s: float  # training throughput of this epoch
+
+
+@dataclass(frozen=True)
+class Done:
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str  # one line a learner can act on (English)
+    key: str = ""  # the same as a translatable message (tlcore.core.messages), when there is one
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, error: BaseException) -> Failed:
+        from tlcore.core.messages import message_of
+
+        message = message_of(error)
+        return cls(str(error), message.key, dict(message.values)) if message else cls(str(error))
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    step: int
+
+
+Event = Started | StepEvent | EvalEvent | Done | Failed | Cancelled
+FINAL_EVENTS = (Done, Failed, Cancelled)
+
+
+@dataclass
+class HistorySnapshot:
+    """An immutable view of a History at one moment (safe to read while training goes on)."""
+
+    events: tuple[Event, ...]
+    config: dict[str, Any] | None = None
+    times: tuple[float, ...] = ()  # time.monotonic() at which each event arrived
+
+    @property
+    def started(self) -> Started | None:
+        return next((e for e in self.events if isinstance(e, Started)), None)
+
+    @property
+    def steps(self) -> list[StepEvent]:
+        return [e for e in self.events if isinstance(e, StepEvent)]
+
+    @property
+    def evals(self) -> list[EvalEvent]:
+        return [e for e in self.events if isinstance(e, EvalEvent)]
+
+    @property
+    def final(self) -> Event | None:
+        last = self.events[-1] if self.events else None
+        return last if isinstance(last, FINAL_EVENTS) else None
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        final = self.final
+        return final.result if isinstance(final, Done) else None
+
+    @property
+    def progress(self) -> float:
+        """Fraction of optimiser steps done, 0..1."""
+        started, steps = self.started, self.steps
+        if isinstance(self.final, Done):
+            return 1.0
+        if started is None or not steps or started.total_steps == 0:
+            return 0.0
+        return min(1.0, steps[-1].step / started.total_steps)
+
+    def to_dataframe(self):
+        """One row per logged step or evaluation; columns use the shared metric names."""
+        import pandas as pd
+
+        rows = []
+        for e in self.events:
+            if isinstance(e, StepEvent):
+                row = {"step": e.step, "epoch": e.epoch, "train/loss": e.loss, "lr": e.lr}
+                row.update({f"lr/{g}": v for g, v in e.lrs.items()})
+                row.update({f"grad_norm/{g}": v for g, v in e.grad_norms.items()})
+                rows.append(row)
+            elif isinstance(e, EvalEvent):
+                rows.append({
+                    "step": e.step, "epoch": e.epoch, "val/loss": e.val_loss,
+                    "val/acc": e.val_acc, "train/acc": e.train_acc,
+                    "seconds": e.seconds, "examples_per_s": e.examples_per_s,
+                })
+        return pd.DataFrame(rows)
+
+    def to_csv(self, path=None) -> str:
+        text = self.to_dataframe().to_csv(index=False)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        events = []
+        for e in self.events:
+            d = asdict(e)
+            if isinstance(e, Done):
+                d["result"] = json_safe(e.result)
+            events.append({"type": type(e).__name__, **d})
+        return {"config": self.config, "events": events}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], times: tuple[float, ...] = ()) -> HistorySnapshot:
+        """The inverse of `to_dict` (a stored run read back: tlcore.serve.store). What JSON could
+        not hold (image arrays in a result) stays dropped; lists become the tuples they were."""
+        return cls(tuple(event_from_dict(e) for e in data.get("events", ())), data.get("config"), tuple(times))
+
+    def to_json(self, path=None) -> str:
+        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        return text
+
+
+@dataclass
+class History:
+    """Lock-protected, append-only list of events; the trainer writes, readers snapshot."""
+
+    config: dict[str, Any] | None = None
+    _events: list[Event] = field(default_factory=list)
+    _times: list[float] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def append(self, event: Event) -> None:
+        with self._lock:
+            self._events.append(event)
+            self._times.append(time.monotonic())
+
+    __call__ = append  # a History can be passed straight in as the trainer's `emit`
+
+    def snapshot(self) -> HistorySnapshot:
+        with self._lock:
+            return HistorySnapshot(tuple(self._events), self.config, tuple(self._times))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._events)
+
+
+_EVENT_TYPES = {cls.__name__: cls for cls in (Started, StepEvent, EvalEvent, Done, Failed, Cancelled)}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """One event from `HistorySnapshot.to_dict()`'s form: {"type": "StepEvent", "step": 3, ...}."""
+    data = dict(data)
+    cls = _EVENT_TYPES[data.pop("type")]
+    known = {f.name: f for f in fields(cls)}
+    values = {k: tuple(v) if isinstance(v, list) and str(known[k].type).startswith("tuple") else v
+              for k, v in data.items() if k in known}  # a field added later is simply absent
+    return cls(**values)
+
+
+def json_safe(value: Any) -> Any:
+    """Drop what JSON cannot hold (image arrays, tensors) from a result dict."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items() if _jsonable(v)}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value if _jsonable(v)]
+    if _scalar(value):  # a numpy (or 0-d torch) number: a plain Python one
+        return value.item()
+    return value
+
+
+def _jsonable(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, dict, list, tuple)) or _scalar(value)
+
+
+def _scalar(value: Any) -> bool:
+    return getattr(value, "ndim", None) == 0 and hasattr(value, "item")

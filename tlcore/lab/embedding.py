@@ -1,0 +1,571 @@
+"""The feature space, before any training: what a backbone's frozen body makes of the data.
+
+The learner's training examples go through a backbone's body twice, once with its pretrained
+weights and once with the same architecture at random (seeded) weights, and after a fine-tune
+a third time with the fine-tuned body. Each set of features is
+
+- projected to 2-D (PCA by default; t-SNE from scikit-learn, or UMAP where `umap-learn` is
+  installed) for a picture with one colour per class, and
+- scored by two probes fitted on the frozen training features and measured on the validation
+  split: a logistic regression (a linear probe: what a new head alone could reach) and the
+  nearest class mean (no training at all: is each example closest to its own class's centre?).
+
+Pretrained features already cluster by class because the body learnt, on millions of other
+images (or sentences), features that tell things apart; random features keep only what the
+pixels (or tokens) themselves say. The gap between the two probes is transfer learning's
+promise, measured on the learner's own data before any training.
+
+Features come from the runs' own extractors: `TensorSource.prepare` (images: every body
+group, then the average over the feature map the head pools) and `TextSource.prepare` (text:
+the last layer's first-token vector the classifier head reads). The heavy part (a few seconds
+on a 2-core CPU for a few hundred examples) runs on one background thread (`FeatureSpaces`),
+cached per backbone, dataset, size and seed, so no page waits for it.
+
+Returns plain data (coordinates, labels, class names, accuracies, timings): no plotting here.
+Not for: training (tlcore.train.recipe) or showing the picture (studio.feature_space).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from tlcore.models import catalog
+from tlcore.data import datasets
+
+METHODS = ("pca", "tsne", "umap")  # 2-D projections; "umap" only where umap-learn is installed
+THUMB_PX = 56  # the hover thumbnail of each image point (shown enlarged)
+# Training examples per class in the picture, at most: a few hundred points, seconds on a CPU
+# (an image costs a body's forward pass; a sentence far less).
+MAX_PER_CLASS = {"image": 50, "text": 100}
+MAX_SENTENCE_CHARS = 160  # a sentence in a hover label, cut beyond this
+
+
+def methods_available() -> tuple[str, ...]:
+    """The projections this machine can run (UMAP needs the optional `umap-learn`)."""
+    return tuple(m for m in METHODS if m != "umap" or importlib.util.find_spec("umap") is not None)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Space:
+    """One body's view of the data: 2-D points and how well frozen features separate the classes."""
+
+    kind: str  # "pretrained", "random" or "finetuned"
+    coords: np.ndarray  # (N, 2) float32, one row per training example, centred, unit RMS
+    probe_acc: float  # logistic regression on the frozen features: fit on train, scored on validation
+    ncm_acc: float  # nearest class mean (standardised features), scored on validation
+    dim: int  # feature size per example (1280 for EfficientNet-Lite0, 384 for MiniLM)
+    explained: tuple[float, float] | None  # PCA: share of the variance each axis keeps; None for t-SNE / UMAP
+    embed_s: float  # seconds to run the body over train + validation
+    backbone: str  # what really ran (an offline fallback, not always the one asked for)
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """Everything the page draws: the same training examples seen by two or three bodies."""
+
+    task: str  # "image" or "text"
+    dataset: str
+    classes: tuple[str, ...]
+    labels: np.ndarray  # (N,) int64: the class of each training example (rows of every Space's coords)
+    spaces: dict[str, Space]  # "pretrained", "random", and "finetuned" after a fine-tune
+    method: str
+    n_val: int
+    thumbs: np.ndarray | None = None  # images: (N, THUMB_PX, THUMB_PX, 3) uint8, for hover labels
+    texts: tuple[str, ...] = ()  # text: the training sentences
+    timings: dict[str, float] = field(default_factory=dict)  # load_s, embed_s, project_s, probe_s, total_s
+
+    @property
+    def gap(self) -> float:
+        """Linear-probe accuracy of pretrained minus random features, in points of accuracy (0..1)."""
+        return self.spaces["pretrained"].probe_acc - self.spaces["random"].probe_acc
+
+
+# ----------------------------------------------------------------------------- features
+
+
+def _pooled(features: torch.Tensor) -> torch.Tensor:
+    """A body's output as one vector per example, the one its head reads:
+    (N, C, h, w) -> (N, C) by the average over the map (CNN heads pool it); (N, T, D) -> (N, D)
+    the class token (ViT's head)."""
+    features = features.float()
+    if features.ndim == 4:
+        return features.mean(dim=(2, 3))
+    if features.ndim == 3:
+        return features[:, 0]
+    return features.flatten(1)
+
+
+@torch.no_grad()
+def image_features(model, data: datasets.ImageData, *, device: torch.device | None = None,
+                   batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(train (N, D), validation (M, D)) float32 features of a vision model's frozen body, made
+    by the same extractor a run's cached frozen prefix uses (`TensorSource.prepare`, every group
+    but the head, in eval mode), then pooled as the head pools them."""
+    from tlcore.data.sources import TensorSource
+
+    device = device or torch.device("cpu")
+    model = model.to(device).eval()
+    source = TensorSource(data, device, augment="none")
+    body = len(model.group_names) - 1
+    done = source.prepare(model, body, batch_size, contextlib.nullcontext)
+    if done != body:  # only when the features would pass the source's memory budget
+        raise ValueError(f"the features of {len(data.train_y)} images do not fit the feature cache")
+    return _pooled(source.train_x).cpu().numpy(), _pooled(source.val_x).cpu().numpy()
+
+
+@torch.no_grad()
+def text_features(model, data, *, device: torch.device | None = None, batch_size: int = 32,
+                  max_length: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train (N, D), validation (M, D), validation labels (M,)) of a text model's frozen encoder:
+    the first-token vector of its last layer, which its classifier head reads, made by the same
+    pass a linear-probe run caches (`TextSource.prepare`). The validation rows come in the
+    source's length order, hence their own labels."""
+    from tlcore.data.text_source import TextSource
+
+    device = device or torch.device("cpu")
+    model = model.to(device).eval()
+    source = TextSource(data, model.tokenizer, device, max_length)
+    body = len(model.groups) - 1
+    if source.prepare(model, body, batch_size, contextlib.nullcontext) != body:
+        raise ValueError(f"{model.backbone_name}: its first-token features cannot be read apart from the head")
+    return source.train_feats.cpu().numpy(), source.val_feats.cpu().numpy(), source.val_y.cpu().numpy()
+
+
+# ----------------------------------------------------------------------------- projection and probes
+
+
+def _one_thread():
+    """BLAS on one thread for the small fits here: with two threads on a busy 2-core machine a
+    300 x 1280 logistic regression took 11 s instead of 0.13 s (the threads wait on each other)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
+
+
+def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """(N, D) -> ((N, 2) float32 centred at 0 with unit RMS, PCA's explained variance ratios or None).
+
+    PCA is linear and fast (the axes are the two directions the features vary most);
+    t-SNE and UMAP keep neighbours together and may pull clusters apart that PCA overlaps,
+    at the price of distances between clusters that mean little."""
+    with _one_thread():
+        return _project(np.asarray(features, dtype=np.float64), method, seed)
+
+
+def _project(x: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, tuple[float, float] | None]:
+    n = len(x)
+    explained = None
+    if n < 3:
+        coords = np.zeros((n, 2))
+    elif method == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, random_state=seed)
+        coords = pca.fit_transform(x)
+        explained = tuple(float(v) for v in pca.explained_variance_ratio_)
+    elif method == "tsne":
+        from sklearn.manifold import TSNE
+
+        coords = TSNE(n_components=2, perplexity=float(min(30, max(2, (n - 1) // 3))), init="pca",
+                      random_state=seed).fit_transform(_standardised(x, x))
+    elif method == "umap":
+        import umap  # optional: umap-learn
+
+        coords = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), random_state=seed).fit_transform(x)
+    else:
+        raise ValueError(f"unknown projection {method!r}; choose one of {', '.join(methods_available())}")
+    coords = coords - coords.mean(axis=0)
+    rms = float(np.sqrt((coords**2).sum(axis=1).mean())) or 1.0
+    return (coords / rms).astype(np.float32), explained
+
+
+def _standardised(x: np.ndarray, fit_on: np.ndarray) -> np.ndarray:
+    mean, std = fit_on.mean(axis=0), fit_on.std(axis=0)
+    return (x - mean) / np.where(std > 1e-8, std, 1.0)
+
+
+def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
+                   seed: int = 0) -> tuple[float, float]:
+    """(logistic regression, nearest class mean) validation accuracy on frozen features.
+
+    Both are fitted on the training features only (standardised with the training set's mean
+    and spread) and scored on validation examples they never saw. The logistic regression is
+    what a linear probe's head could reach; the nearest class mean needs no training at all."""
+    with _one_thread():
+        return _probes(train_x, train_y, val_x, val_y, seed)
+
+
+def _probes(train_x, train_y, val_x, val_y, seed: int) -> tuple[float, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    train_y, val_y = np.asarray(train_y), np.asarray(val_y)
+    tr = _standardised(np.asarray(train_x, np.float64), np.asarray(train_x, np.float64))
+    va = _standardised(np.asarray(val_x, np.float64), np.asarray(train_x, np.float64))
+    if len(np.unique(train_y)) < 2:
+        raise ValueError("a probe needs training examples of at least two classes")
+    clf = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+    with np.errstate(all="ignore"):  # random bodies can give huge, nearly constant features
+        clf.fit(np.nan_to_num(tr), train_y)
+        logistic = float((clf.predict(np.nan_to_num(va)) == val_y).mean())
+    classes = np.unique(train_y)
+    means = np.stack([tr[train_y == c].mean(axis=0) for c in classes])  # (K, D)
+    dist = ((va[:, None, :] - means[None, :, :]) ** 2).sum(axis=-1)  # (M, K)
+    ncm = float((classes[np.nan_to_num(dist, nan=np.inf).argmin(axis=1)] == val_y).mean())
+    return logistic, ncm
+
+
+# ----------------------------------------------------------------------------- whole views
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a feature view shows; also its cache key. Training examples per class are capped
+    at MAX_PER_CLASS[task] (a few hundred points in all)."""
+
+    task: str  # "image" or "text"
+    backbone: str
+    dataset: str
+    per_class: int
+    val_per_class: int
+    image_size: int = 0  # images only
+    seed: int = 0
+    root: str = ""  # an uploaded folder or CSV
+    method: str = "pca"
+    finetuned_id: str = ""  # a model on the shelf (tlcore.serve.finetuned) to add as a third view
+    max_length: int = 64  # text: tokens per sentence
+
+    def data_key(self) -> tuple:
+        return (self.task, self.dataset, self.shown_per_class, self.val_per_class, self.image_size, self.seed, self.root)
+
+    @property
+    def shown_per_class(self) -> int:
+        return min(self.per_class, MAX_PER_CLASS[self.task])
+
+
+@contextlib.contextmanager
+def _seeded(seed: int):
+    """Draw a body's random weights from `seed` (the random body is the same for everyone who asks)
+    and give torch's global random stream back as it was: this runs on its own thread beside the
+    training worker, whose seeded runs draw their heads' weights and dropout from that stream."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable[[], torch.nn.Module]]]:
+    """(kind, backbone that really runs, builder) for the pretrained and the random body."""
+    if request.task == "text":
+        from tlcore.models.text import build_text_model, resolve_text_pretrained
+
+        name, pretrained, _ = resolve_text_pretrained(request.backbone, "auto")
+
+        def text_body(flag: bool):
+            with _seeded(request.seed):
+                return build_text_model(name, num_classes, pretrained=flag)
+
+        bodies = [("random", name, lambda: text_body(False))]
+        return ([("pretrained", name, lambda: text_body(True))] if pretrained else []) + bodies
+    name, pretrained, _ = catalog.resolve_pretrained(request.backbone, "auto")
+
+    def image_body(flag: bool):
+        with _seeded(request.seed):
+            return catalog.build_model(name, num_classes, pretrained=flag, image_size=request.image_size)
+
+    bodies = [("random", name, lambda: image_body(False))]
+    return ([("pretrained", name, lambda: image_body(True))] if pretrained else []) + bodies
+
+
+class _Features:
+    """Frozen features kept for reuse (changing only the projection re-embeds nothing),
+    bounded by count: each entry is a few MB (300 x 1280 floats, twice)."""
+
+    def __init__(self, max_entries: int = 8):
+        self.max_entries = max_entries
+        self._items: OrderedDict[tuple, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, make: Callable[[], tuple]) -> tuple:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = make()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_features = _Features()
+
+
+def _embed(request: Request, kind: str, name: str, build: Callable[[], torch.nn.Module], data,
+           device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(train features, validation features, validation labels, seconds) of one body, cached."""
+    def make():
+        t0 = time.perf_counter()
+        model = build()
+        if request.task == "text":
+            train, val, val_y = text_features(model, data, device=device, max_length=request.max_length)
+        else:
+            train, val = image_features(model, data, device=device)
+            val_y = data.val_y.numpy()
+        return train, val, val_y, time.perf_counter() - t0
+
+    key = (kind, name, request.finetuned_id if kind == "finetuned" else "", request.max_length, *request.data_key())
+    return _features.get(key, make)
+
+
+def load_data(request: Request):
+    """The training and validation split the view shows: the same loader and split rule as a
+    run (validation first, seeded), so a run's validation examples are the view's."""
+    return catalog.load_dataset(request.dataset, per_class=request.shown_per_class,
+                                val_per_class=request.val_per_class, image_size=request.image_size,
+                                seed=request.seed, root=request.root)
+
+
+def feature_view(request: Request, *, device: torch.device | None = None) -> FeatureView:
+    """Embed the request's training split with the pretrained body and the random one (and the
+    fine-tuned one when `finetuned_id` names a model on the shelf), project each to 2-D, and
+    score both probes on the validation split."""
+    from tlcore.serve import finetuned
+
+    if request.method not in methods_available():
+        raise ValueError(f"unknown projection {request.method!r}; choose one of {', '.join(methods_available())}")
+    device = device or torch.device("cpu")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = load_data(request)
+    timings["load_s"] = time.perf_counter() - t0
+    bodies = _bodies(request, data.num_classes)
+    if request.finetuned_id:
+        entry = finetuned.get(request.finetuned_id)
+        if entry is None:
+            raise FinetunedGone(request.finetuned_id)
+        bodies.append(("finetuned", entry.backbone, lambda: entry.model))
+    spaces, project_s, probe_s, embed_s = {}, 0.0, 0.0, 0.0
+    train_y = data.train_y.numpy()
+    for kind, name, build in bodies:
+        train, val, val_y, seconds = _embed(request, kind, name, build, data, device)
+        embed_s += seconds
+        t1 = time.perf_counter()
+        coords, explained = project(train, request.method, request.seed)
+        t2 = time.perf_counter()
+        logistic, ncm = probe_accuracy(train, train_y, val, val_y, request.seed)
+        t3 = time.perf_counter()
+        project_s, probe_s = project_s + t2 - t1, probe_s + t3 - t2
+        spaces[kind] = Space(kind, coords, logistic, ncm, int(train.shape[1]), explained, seconds, name)
+    timings.update(embed_s=embed_s, project_s=project_s, probe_s=probe_s, total_s=time.perf_counter() - t0)
+    if request.task == "text":
+        texts = tuple(s if len(s) <= MAX_SENTENCE_CHARS else s[:MAX_SENTENCE_CHARS - 1] + "…" for s in data.train_texts)
+        return FeatureView("text", request.dataset, tuple(data.classes), train_y, spaces, request.method,
+                           len(data.val_y), texts=texts, timings=timings)
+    thumbs = datasets.resize_batch(data.train_x, THUMB_PX).permute(0, 2, 3, 1).contiguous().numpy()
+    return FeatureView("image", request.dataset, tuple(data.classes), train_y, spaces, request.method,
+                       len(data.val_y), thumbs=thumbs, timings=timings)
+
+
+class FinetunedGone(LookupError):
+    """The fine-tuned model is no longer on the shelf (newer runs pushed it out)."""
+
+
+# ----------------------------------------------------------------------------- in the background
+
+
+class Busy(RuntimeError):
+    """Too many different feature views are waiting to be computed; try again in a moment."""
+
+
+@dataclass(frozen=True)
+class Status:
+    state: str  # "missing" (never asked), "running" (queued or computing), "done", "failed"
+    view: FeatureView | None = None
+    error: BaseException | None = None
+
+
+class FeatureSpaces:
+    """Feature views computed on one background thread and kept, newest `max_kept`.
+
+    A page asks with `start(request)` (returns at once) and reads `status(request)` on its
+    next runs: a page's script never waits for a body's forward passes. Learners asking for
+    the same view share one computation and one result (a class on page 1 asks for the same
+    default view). At most `max_waiting` different views wait at once; more are refused
+    (`Busy`) rather than queued for minutes. The thread runs at a lower CPU priority
+    (nice +`nice`, like the training worker) so pages are answered first."""
+
+    def __init__(self, compute: Callable[[Request], FeatureView] = feature_view, *, max_kept: int = 16,
+                 max_waiting: int = 8, nice: int = 10):
+        self._compute = compute
+        self.max_kept, self.max_waiting, self.nice = max_kept, max_waiting, nice
+        self._done: OrderedDict[Request, FeatureView] = OrderedDict()
+        self._failed: OrderedDict[Request, BaseException] = OrderedDict()
+        self._running: dict[Request, Future] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-features",
+                                        initializer=self._lower_priority)
+
+    def _lower_priority(self) -> None:
+        from tlcore.serve.jobs import lower_thread_priority
+
+        if self.nice:
+            lower_thread_priority(self.nice)
+
+    def status(self, request: Request) -> Status:
+        with self._lock:
+            if request in self._done:
+                self._done.move_to_end(request)
+                return Status("done", self._done[request])
+            if request in self._running:
+                return Status("running")
+            if request in self._failed:
+                return Status("failed", error=self._failed[request])
+        return Status("missing")
+
+    def start(self, request: Request) -> Status:
+        """Compute `request` in the background unless it is done or under way; a failed one is
+        tried again. Raises Busy when `max_waiting` other views are waiting already."""
+        with self._lock:
+            if request in self._done:
+                return Status("done", self._done[request])
+            if request in self._running:
+                return Status("running")
+            if len(self._running) >= self.max_waiting:
+                raise Busy(f"{len(self._running)} feature views are being computed; try again in a moment")
+            self._failed.pop(request, None)
+            self._running[request] = self._pool.submit(self._work, request)
+        return Status("running")
+
+    def _work(self, request: Request) -> None:
+        try:
+            view = self._compute(request)
+        except Exception as error:  # noqa: BLE001 -- kept for the page to explain, never raised in a thread
+            with self._lock:
+                self._running.pop(request, None)
+                self._failed[request] = error
+                while len(self._failed) > self.max_kept:
+                    self._failed.popitem(last=False)
+            return
+        with self._lock:
+            self._running.pop(request, None)
+            self._done[request] = view
+            while len(self._done) > self.max_kept:
+                self._done.popitem(last=False)
+
+    def wait(self, request: Request, timeout: float = 120.0) -> Status:
+        """Block until `request` is done or failed (the CLI and tests; never a page)."""
+        with self._lock:
+            future = self._running.get(request)
+        if future is not None:
+            future.result(timeout=timeout)
+        return self.status(request)
+
+
+_shared: FeatureSpaces | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_spaces() -> FeatureSpaces:
+    """The server's one background feature-view worker and cache (a module global, like the job
+    queue: Streamlit's "clear cache" message must not drop work under way)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = FeatureSpaces()
+        return _shared
+
+
+# ----------------------------------------------------------------------------- from a terminal
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tlcore.lab.embedding`: the figures of a feature view, for the README and the note.
+
+    Per seed: both probes for the pretrained and the random body, and the time of a cold view
+    (data, both bodies built, forward passes, projection, probes; wall and CPU seconds, the CPU
+    seconds being what one thread needs on an idle core), of the same view again with
+    its features kept (projection and probes only), and of a view the worker has kept (a
+    lookup). The baseline, measured in the same process, is one plain forward pass of the
+    pretrained model over the same images: a busy machine slows both alike."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tlcore.lab.embedding", description=main.__doc__.split("\n")[0])
+    parser.add_argument("--task", default="image", choices=("image", "text"), help="image or text")
+    parser.add_argument("--backbone", default="", help="registry name (default: the offline default of the task)")
+    parser.add_argument("--dataset", default="", help="registry name (default: the app's default of the task)")
+    parser.add_argument("--per-class", type=int, default=30, help="training examples per class shown")
+    parser.add_argument("--val-per-class", type=int, default=20, help="validation examples per class scored")
+    parser.add_argument("--image-size", type=int, default=96, help="images: pixels a side")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (data split and random body)")
+    parser.add_argument("--method", default="pca", choices=METHODS, help="2-D projection")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: what the app's server gives work beside pages on a 2-core CPU)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from tlcore.train import presets
+
+    preset = presets.image() if args.task == "image" else presets.text()
+    backbone, dataset = args.backbone or preset.backbone, args.dataset or preset.dataset
+    for seed in (int(s) for s in args.seeds.split(",")):
+        request = Request(args.task, backbone, dataset, args.per_class, args.val_per_class,
+                          args.image_size if args.task == "image" else 0, seed, method=args.method)
+        spaces = FeatureSpaces(nice=0)
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        spaces.start(request)
+        status = spaces.wait(request, timeout=3600)
+        cold, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        if status.state != "done":
+            raise SystemExit(f"failed: {status.error}")
+        view = status.view
+        t1 = time.perf_counter()
+        feature_view(request)  # the features are kept: projection and probes again
+        warm = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        spaces.status(request)
+        kept = time.perf_counter() - t2
+        baseline = _forward_baseline(request) if args.task == "image" else float("nan")
+        pre, rand = view.spaces.get("pretrained"), view.spaces["random"]
+        print(f"seed {seed}: {backbone} on {dataset}, {len(view.labels)} train / {view.n_val} val, {args.method}")
+        for space in filter(None, (pre, rand)):
+            print(f"  {space.kind:10s} linear probe {space.probe_acc:.3f}  nearest class mean {space.ncm_acc:.3f}  "
+                  f"({space.dim} features, embedded in {space.embed_s:.2f} s)")
+        if pre is not None:
+            print(f"  gap (pretrained - random): linear probe {100 * (pre.probe_acc - rand.probe_acc):+.1f} points, "
+                  f"nearest class mean {100 * (pre.ncm_acc - rand.ncm_acc):+.1f} points")
+        print(f"  cold view {cold:.2f} s, {cpu:.2f} s of CPU ({', '.join(f'{k} {v:.2f}' for k, v in view.timings.items())}); "
+              f"features kept {warm:.2f} s; view kept {1000 * kept:.3f} ms; "
+              f"baseline forward pass {baseline:.2f} s (cold / baseline {cold / baseline:.1f}x)")
+
+
+def _forward_baseline(request: Request) -> float:
+    """Seconds of one plain forward pass of the pretrained model over the view's train + val images."""
+    data = load_data(request)
+    name, pretrained, _ = catalog.resolve_pretrained(request.backbone, "auto")
+    model = catalog.build_model(name, data.num_classes, pretrained=pretrained, image_size=request.image_size).eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for x in (data.train_x, data.val_x):
+            for i in range(0, len(x), 256):
+                model(x[i:i + 256])
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    main()

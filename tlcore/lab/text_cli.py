@@ -1,0 +1,41 @@
+"""`python -m tlcore fill-mask` (the masked-word demo) and `text-bench` (ours vs transformers' Trainer).
+
+Fine-tuning text models needs no command of its own: `python -m tlcore finetune --task text
+--backbone bert_tiny --dataset sentiment_en ...` goes through tlcore.train.recipe.run, and
+`python -m tlcore prefetch --backbones bert_base` fills the Hugging Face cache.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def cmd_fill_mask(args) -> int:
+    from tlcore.lab.fill_mask import fill_mask
+    from tlcore.models.text import TextModelUnavailable, load_masked_lm
+
+    try:
+        model, tokenizer = load_masked_lm(args.model)
+    except TextModelUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for i, guesses in enumerate(fill_mask(model, tokenizer, args.sentence, args.top_k), start=1):
+        print(f"[MASK] #{i}:")
+        for g in guesses:
+            print(f"  {g.score:6.1%}  {g.token:<16} {g.sentence}")
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "fill-mask", help="guess the hidden word in a sentence with [MASK] (BERT's pretraining task)",
+        description="Show a masked language model's top guesses for each [MASK], e.g. "
+                    "python -m tlcore fill-mask \"The cat is on the [MASK].\"")
+    p.add_argument("sentence", help="a sentence with one or more [MASK]")
+    p.add_argument("--model", default="bert_base", help="text backbone with a masked-word head, or a saved folder (default: %(default)s)")
+    p.add_argument("--top-k", type=int, default=5, help="guesses per mask (default: %(default)s)")
+    p.set_defaults(func=cmd_fill_mask)
+
+    from tlcore.lab import text_bench as bench
+
+    bench.register_cli(subparsers)

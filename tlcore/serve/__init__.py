@@ -1,0 +1,36 @@
+"""The class server's back end: the job queue (here or on Ray), the run store, the class's
+limits, the shelf of fine-tuned models, time estimates, uploads and take-home files.
+
+    server_queue(**kwargs)   the queue a class server runs: local, or on Ray ($TLS_RAY_ADDRESS)
+
+Not for: training itself (tlcore.train) or anything Streamlit (studio/).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tlcore.serve.jobs import JobQueue
+
+
+def server_queue(**kwargs) -> JobQueue:
+    """The queue a class server runs: on a Ray cluster when `$TLS_RAY_ADDRESS` names one
+    ("auto", "HEAD_IP:6379", "ray://head:10001", or "local" for a Ray instance on this machine;
+    see tlcore.serve.ray_jobs), else the embedded local queue. Returns at once: the Ray queue joins
+    its cluster in the background, and a run that finds none trains here (its page and the
+    Class page say so). Ray not installed is logged and the class goes on with the local queue."""
+    from tlcore.serve import jobs
+
+    address = os.environ.get("TLS_RAY_ADDRESS", "").strip()
+    if address:
+        try:
+            from tlcore.serve.ray_jobs import RayJobQueue
+
+            return RayJobQueue(address=address, **kwargs)
+        except Exception as error:  # noqa: BLE001 -- ImportError, ConnectionError, ...
+            logging.getLogger(__name__).error("TLS_RAY_ADDRESS=%s: Ray not usable (%s: %s); training on this "
+                                              "machine instead", address, type(error).__name__, error)
+    return jobs.JobQueue(gpus=jobs.local_gpus(), **kwargs)  # N GPUs: N workers, one per GPU

@@ -1,0 +1,155 @@
+"""The class's limits, set by the teacher in one file, enforced by the engine.
+
+A class server is shared: one learner's run must not take the machine for an hour, nor its
+memory. The teacher writes the limits (and the teacher-mode secret) in a TOML file: the
+path in `$TLS_CLASS_CONFIG`, else `class.toml` beside app.py (see class.example.toml).
+Without a file the defaults below hold. `JobQueue` checks every run against them when it is
+submitted and stops a run that passes `max_seconds`; the pages read them for their widgets'
+ranges and say them.
+
+    [limits]
+    max_seconds = 300        # one job (a race counts as one), then it is stopped
+    max_epochs = 20
+    max_per_class = 500      # training examples per class
+    max_image_size = 224     # pixels
+    max_text_length = 128    # tokens per sentence
+    max_classes = 100        # labels a dataset may have (an upload, a CSV)
+    one_run_per_address = false  # true: one waiting or running job per client address
+    stored_runs_per_learner = 50 # quotas per learner: see below
+    stored_mb_per_learner = 32
+    upload_mb_per_session = 300
+    upload_mb_total = 2048
+
+    [teacher]
+    secret = "..."           # or $TLS_TEACHER_SECRET; none: no teacher mode
+
+Quotas per learner (what one cookie or one browser session may keep on the server) come
+from the class file's [limits], else from the environment (the deployment's default), else
+from the values here:
+
+    stored_runs_per_learner  $TLS_STORED_RUNS_PER_LEARNER  finished jobs kept in the run store
+    stored_mb_per_learner    $TLS_STORED_MB_PER_LEARNER    ... and their bytes; the learner's own oldest go
+    upload_mb_per_session    $TLS_UPLOAD_MB_PER_SESSION    files a session keeps for its runs (zip, CSV, camera)
+    upload_mb_total          $TLS_UPLOAD_MB_TOTAL          the same, all sessions together
+
+The store's server-wide row cap ($TLS_MAX_STORED_RUNS, tlcore.serve.store) stays as a backstop.
+
+The secret must be at least MIN_SECRET_CHARS characters: a shorter one is refused (teacher
+mode stays off, the log and the Class page say why). It is never part of a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from tlcore.core.messages import LearnerError
+
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "class.toml"
+MIN_SECRET_CHARS = 12  # shorter secrets are refused: guessed or shoulder-surfed too easily
+
+# Quotas per learner. One cookie posting 2,000 tiny runs must not flush everyone else's stored
+# runs (the store's own cap counts rows, server-wide), and a sweep's row can be 5.5 MB: so each
+# learner's finished runs are bounded by rows and by bytes, the learner's own oldest going first.
+STORED_RUNS_PER_LEARNER = 50  # a class of 40 stays under the store's server-wide 2,000 rows
+STORED_MB_PER_LEARNER = 32.0  # a default fine-tune is about 60 KB, a sweep up to 5.5 MB
+# Upload folders (tlcore.serve.uploads.UploadFolders): a 4 MB zip kept about 190 MB per session.
+UPLOAD_MB_PER_SESSION = 300.0  # one browser session's zip images, CSV and camera shots together
+UPLOAD_MB_TOTAL = 2048.0  # every session's together: a class of 30 cannot fill the server's disk
+# Where no class file sets them, these environment variables do (a deployment's default).
+ENVIRONMENT = {"stored_runs_per_learner": "TLS_STORED_RUNS_PER_LEARNER",
+               "stored_mb_per_learner": "TLS_STORED_MB_PER_LEARNER",
+               "upload_mb_per_session": "TLS_UPLOAD_MB_PER_SESSION", "upload_mb_total": "TLS_UPLOAD_MB_TOTAL"}
+
+
+@dataclass(frozen=True)
+class Caps:
+    max_seconds: float = 600.0
+    max_epochs: int = 20
+    max_per_class: int = 500
+    max_image_size: int = 224
+    max_text_length: int = 128
+    max_classes: int = 100  # labels a dataset may have (uploads, CSVs): a results page grows with their square
+    # One queue place per client address (a learner cannot hold three places with three cookies).
+    # Off by default: a class behind one NAT or proxy shares one address and would get one run.
+    one_run_per_address: bool = False
+    stored_runs_per_learner: int = STORED_RUNS_PER_LEARNER
+    stored_mb_per_learner: float = STORED_MB_PER_LEARNER
+    upload_mb_per_session: float = UPLOAD_MB_PER_SESSION
+    upload_mb_total: float = UPLOAD_MB_TOTAL
+    teacher_secret: str = field(default="", repr=False)  # empty: no teacher mode; never shown
+    problems: tuple[str, ...] = field(default=(), compare=False)  # "secret_short", "secret_misplaced"
+
+    def check(self, config) -> None:
+        """Refuse a RunConfig that passes a limit, saying which and what to choose instead."""
+        for name, value, cap in (("epochs", config.epochs, self.max_epochs),
+                                 ("per_class", config.per_class, self.max_per_class),
+                                 ("image_size", config.image_size if config.task == "image" else 0,
+                                  self.max_image_size),
+                                 ("max_length", config.max_length if config.task == "text" else 0,
+                                  self.max_text_length)):
+            if value > cap:
+                raise LearnerError("caps.over", setting=name, value=value, cap=cap)
+        if config.dataset == "folder" and config.data_root and Path(config.data_root).is_dir():
+            from tlcore.data.datasets import check_class_count
+
+            check_class_count(sum(1 for d in Path(config.data_root).iterdir() if d.is_dir()), self.max_classes,
+                          Path(config.data_root).name)
+
+    @property
+    def teacher_mode(self) -> bool:
+        """Is teacher mode on? Only with a secret long enough to keep."""
+        return len(self.teacher_secret) >= MIN_SECRET_CHARS
+
+
+log = logging.getLogger(__name__)
+
+
+def path() -> Path:
+    return Path(os.environ.get("TLS_CLASS_CONFIG") or DEFAULT_FILE)
+
+
+@functools.cache
+def load(file: str | None = None) -> Caps:
+    """The limits in force: the class file's, over the environment's quotas (ENVIRONMENT), over
+    the defaults; the secret from the environment wins over the file's. A broken file (or a
+    quota in the environment that is no number) is an error the teacher sees at start."""
+    where = Path(file) if file else path()
+    values: dict = {k: _typed(k, os.environ[var]) for k, var in ENVIRONMENT.items() if os.environ.get(var)}
+    problems: list[str] = []
+    if where.exists():
+        with open(where, "rb") as fh:
+            data = tomllib.load(fh)
+        known = {f.name for f in fields(Caps)} - {"teacher_secret", "problems"}
+        limits = dict(data.get("limits", {}))
+        misplaced = limits.pop("teacher_secret", None) or limits.pop("secret", None)
+        unknown = sorted(set(limits) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown limits {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values.update({k: _typed(k, v) for k, v in limits.items()})
+        values["teacher_secret"] = str(data.get("teacher", {}).get("secret", ""))
+        if misplaced is not None:  # used (the teacher meant it), and said where it belongs
+            problems.append("secret_misplaced")
+            log.warning("%s: the teacher's secret is under [limits]; it belongs under [teacher] as secret = \"...\"",
+                        where)
+            values["teacher_secret"] = values["teacher_secret"] or str(misplaced)
+    if os.environ.get("TLS_TEACHER_SECRET"):
+        values["teacher_secret"] = os.environ["TLS_TEACHER_SECRET"]
+    secret = values.get("teacher_secret", "")
+    if secret and len(secret) < MIN_SECRET_CHARS:
+        problems.append("secret_short")
+        log.error("the teacher's secret has %d characters; at least %d are needed: teacher mode is OFF until a "
+                  "longer one is set (class.toml [teacher] secret, or TLS_TEACHER_SECRET)", len(secret), MIN_SECRET_CHARS)
+    return Caps(**values, problems=tuple(problems))
+
+
+def _typed(name: str, value):
+    """A limit's value as its field's type ("25" from the environment, 25 for a float field)."""
+    kind = type(getattr(Caps, name))
+    if kind is bool and not isinstance(value, bool):
+        raise ValueError(f"limit {name} is true or false, not {value!r}")
+    return kind(value)

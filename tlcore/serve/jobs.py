@@ -1,0 +1,561 @@
+"""The job queue: training runs in a worker thread, never in the page's script thread.
+
+A Streamlit rerun (any click) would kill a loop running in the script thread, so pages
+only submit jobs and poll snapshots. One queue per server process, one worker per device:
+jobs beyond it wait and can see their place in the line. Each owner (browser session) has
+at most one active job (and, where the class file says `one_run_per_address`, each client
+address at most one: a learner cannot hold three places with three cookies). Stop is a flag the trainer checks every step. A job whose page has
+stopped polling (no heartbeat for `stale_after_s`) is cancelled, so a closed laptop lid
+does not hold the class's GPU.
+
+A job is a list of runs done one after the other on the same data: one run for a
+fine-tune, several for a strategy race.
+
+Many learners share one class server, so a job belongs to its owner (an unguessable
+session id) and every read, heartbeat and stop names the owner: a job asked for by anyone
+else is treated as if it did not exist. Job ids are random too, so they cannot be guessed
+from one's own. The server's one queue is `shared_queue()`, a process-level object that no
+client message can drop (Streamlit's "clear cache" message empties `st.cache_resource`).
+
+With a `store` (tlcore.serve.store, SQLite) every job is also written to disk, so a server restart
+loses no finished run: `get` and `latest` read a job back for its owner when memory no longer
+holds it. Past one machine, `tlcore.serve.ray_jobs.RayJobQueue` is this queue with `_run_one`
+training on a Ray cluster; `tlcore.serve.server_queue()` picks one of the two from the environment.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import dataclasses
+import logging
+import os
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tlcore.core.events import Failed, History, HistorySnapshot
+from tlcore.serve.caps import Caps
+from tlcore.serve.store import FINAL_WAIT_S, RunStore, StoredJob, StoreHealth, as_interrupted, learner_key, pack
+from tlcore.serve.store import UNFINISHED as ACTIVE_STATES  # a job in one of these states has not ended
+from tlcore.train.config import RunConfig
+
+RunFn = Callable[..., object]  # (config, emit, should_stop) -> result
+
+
+def new_job_id() -> str:
+    """128 random bits: one learner's job ids say nothing about another's."""
+    return f"job-{secrets.token_urlsafe(16)}"
+
+
+class JobLimitError(RuntimeError):
+    """An owner asked for a second active job."""
+
+
+class AddressLimitError(JobLimitError):
+    """Another learner (cookie) at the same client address already has a job waiting or running,
+    and the class allows one per address (tlcore.serve.caps.Caps.one_run_per_address)."""
+
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _libc_trim()
+
+
+def lower_thread_priority(by: int) -> bool:
+    """Lower the calling thread's CPU priority (its nice value) by `by`; False where the system
+    has no per-thread priority (Linux has: setpriority on a thread id changes that thread only)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
+def return_freed_memory() -> None:
+    """Give the C heap's freed pages back to the system after a job. Without it glibc keeps a
+    finished run's freed tensors resident (measured: about 650 MB after one default fine-tune),
+    and a class server that ran many jobs holds its peak forever."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+@dataclass
+class Job:
+    id: str
+    owner: str
+    configs: list[RunConfig]
+    labels: list[str]
+    histories: list[History]
+    state: str = "queued"  # queued | running | done | failed | cancelled | interrupted (by a server restart)
+    submitted: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    finished: float | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+    stop_requested: bool = False
+    tag: str = ""  # what the owner calls this job (the page's slot: "finetune", "race", ...)
+    priority: int = 0  # the teacher's jobs (1) go before the students' (0); FIFO within
+    note: str = ""  # why it was stopped when the learner did not stop it: time_limit | closed | teacher
+    where: str = ""  # "local": a Ray queue's run that found no cluster and trained on the server
+    address: str | None = None  # the client address it was started from (None: unknown); never stored
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What a page needs to draw a job, taken under the queue's lock."""
+
+    id: str
+    state: str
+    position: int  # 0 = running or done; 1 = next in line; ...
+    labels: tuple[str, ...]
+    runs: tuple[HistorySnapshot, ...]
+    configs: tuple[RunConfig, ...]
+    elapsed_s: float
+    note: str = ""  # why it was stopped, when the learner did not stop it (see Job.note)
+    where: str = ""  # see Job.where
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def current(self) -> int:
+        """Index of the run in progress (or the last one)."""
+        for i, snap in enumerate(self.runs):
+            if snap.final is None:
+                return i
+        return len(self.runs) - 1
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One row of the teacher's view of the queue (the owner id is the learner's secret: a page
+    shows `nickname(owner)`, never the id)."""
+
+    id: str
+    owner: str
+    state: str
+    position: int
+    labels: tuple[str, ...]
+    configs: tuple[RunConfig, ...]
+    elapsed_s: float
+    priority: int
+    note: str
+    submitted: float
+    address: str | None = None  # the client address it was started from (the teacher's view only)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+def nickname(owner: str) -> str:
+    """A short name for a learner that says nothing of their secret id: 'student-3f2a9c'."""
+    import hashlib
+
+    return "student-" + hashlib.sha256(f"tls-nickname:{owner}".encode()).hexdigest()[:6]
+
+
+class JobQueue:
+    def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
+                 max_finished: int = 500, on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None,
+                 store: RunStore | None = None, gpus: int = 0, pin: Callable[[int], None] | None = None,
+                 caps: Caps | None = None, nice: int = 0):
+        """workers: runs at a time. gpus: with N GPUs, one worker per GPU, worker i pinned to
+        GPU i (its thread's current CUDA device, so "cuda" in its runs means that GPU); `pin`
+        does the pinning (torch.cuda.set_device by default). nice: the workers' CPU priority
+        is lowered by this much (Linux, per thread; torch's threads a worker starts inherit
+        it), so that a server's pages are answered first and training takes the rest."""
+        if run_fn is None:
+            from tlcore.train.recipe import run as run_fn
+        self._run_fn = run_fn
+        self._jobs: dict[str, Job] = {}
+        self._waiting: list[str] = []
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[str] = queue.Queue()
+        self.stale_after_s = stale_after_s
+        self.max_finished = max_finished
+        self.on_run_done = on_run_done  # e.g. the time estimator learning from every finished run
+        self.caps = caps  # the class's limits (tlcore.serve.caps): checked at submit, time enforced while running
+        self.store = store  # finished runs on disk: a restart loses none (tlcore.serve.store)
+        if store is not None:
+            try:  # what was queued or running belonged to a server that stopped (written when the file allows)
+                store.interrupt_unfinished()
+            except Exception:  # noqa: BLE001 -- a store's fault must never stop the queue from starting
+                logging.getLogger(__name__).exception("marking interrupted runs failed")
+        if gpus:
+            workers, pin = gpus, pin or _pin_cuda_device
+        self.pinned: dict[int, int] = {}  # worker -> GPU, once pinned
+        self.nice = nice
+        self._threads = [threading.Thread(target=self._work, args=((i, pin) if gpus else ()),
+                                          name=f"tlcore-worker-{i}", daemon=True) for i in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    # --- called by pages ---
+    def submit(self, configs: RunConfig | list[RunConfig], owner: str, labels: list[str] | None = None,
+               tag: str = "", priority: int = 0, address: str | None = None) -> str:
+        """Queue a job; the teacher's (priority 1) wait only behind other teacher jobs. Raises
+        LearnerError when a config passes the class's limits, JobLimitError for a second job,
+        AddressLimitError for a second learner at one client `address` where the class allows one
+        (an unknown address, None, is always allowed; the teacher's jobs neither count nor wait)."""
+        configs = [configs] if isinstance(configs, RunConfig) else list(configs)
+        if not configs:
+            raise ValueError("nothing to run")
+        if self.caps is not None:
+            for config in configs:
+                self.caps.check(config)
+        labels = labels or [c.strategy for c in configs]
+        with self._lock:
+            if any(j.owner == owner and j.active for j in self._jobs.values()):
+                raise JobLimitError("you already have a run going: stop it or wait for it to finish")
+            if self._address_taken(address, priority):
+                raise AddressLimitError("another learner at your address has a run going: wait for it to finish")
+            job_id = new_job_id()
+            self._jobs[job_id] = Job(job_id, owner, configs, labels, [History(c.to_dict()) for c in configs], tag=tag,
+                                     priority=priority, address=address)
+            ahead = sum(1 for w in self._waiting if self._jobs[w].priority >= priority)
+            self._waiting.insert(ahead, job_id)
+            self._forget_old()
+            self._persist(self._jobs[job_id])
+        self._queue.put(job_id)
+        return job_id
+
+    def _address_taken(self, address: str | None, priority: int) -> bool:  # caller holds the lock
+        if self.caps is None or not self.caps.one_run_per_address or address is None or priority > 0:
+            return False
+        return any(j.active and j.address == address and j.priority == 0 for j in self._jobs.values())
+
+    def get(self, job_id: str, owner: str, *, heartbeat: bool = True) -> JobView | None:
+        """The owner's job, or None when it is unknown, forgotten or someone else's."""
+        with self._lock:
+            job = self._owned(job_id, owner)
+        if job is None:
+            restored = self._restore(job_id, owner)  # read and decoded off the lock: other pages do not wait
+            if restored is None:
+                return None
+            with self._lock:  # another page may have restored it meanwhile: one Job in memory
+                job = self._owned(job_id, owner) or self._jobs.setdefault(restored.id, restored)
+        with self._lock:
+            if heartbeat:
+                job.last_seen = time.monotonic()
+            position = self._waiting.index(job_id) + 1 if job_id in self._waiting else 0
+            end = job.finished or time.monotonic()
+            return JobView(job.id, job.state, position, tuple(job.labels),
+                           tuple(h.snapshot() for h in job.histories), tuple(job.configs),
+                           end - (job.started or end), job.note, job.where)
+
+    def heartbeat(self, job_id: str, owner: str) -> None:
+        with self._lock:
+            job = self._owned(job_id, owner)
+            if job is not None:
+                job.last_seen = time.monotonic()
+
+    def cancel(self, job_id: str, owner: str) -> bool:
+        """Ask the owner's job to stop; False (and nothing done) if it is not theirs or has ended."""
+        with self._lock:
+            return self._stop(self._owned(job_id, owner), note="")
+
+    # --- called by the server and the teacher (no owner check: never reachable from a student's page) ---
+    def list_all(self) -> list[JobSummary]:
+        """Every job in memory, the active ones first (running, then waiting in queue order), then
+        the ended ones, newest first: the teacher's admin view."""
+        with self._lock:
+            now = time.monotonic()
+            rows = [JobSummary(j.id, j.owner, j.state, (self._waiting.index(j.id) + 1) if j.id in self._waiting else 0,
+                               tuple(j.labels), tuple(j.configs), (j.finished or now) - (j.started or j.finished or now),
+                               j.priority, j.note, j.submitted, j.address) for j in self._jobs.values()]
+        return sorted(rows, key=lambda r: (not r.active, r.state != "running", r.position,
+                                           -r.submitted))
+
+    def cancel_any(self, job_id: str, note: str = "teacher") -> bool:
+        """Stop any job (the teacher's Cancel, a closed tab); False if it is unknown or has ended."""
+        with self._lock:
+            return self._stop(self._jobs.get(job_id), note=note)
+
+    def _stop(self, job: Job | None, note: str) -> bool:  # caller holds the lock
+        """Flag a job to stop (a queued one ends at once); `note` says why when the learner did
+        not stop it. False if there is no such job or it has ended."""
+        if job is None or not job.active:
+            return False
+        if note and not job.stop_requested:  # the first reason is the one: a run already stopping keeps its own
+            job.note = note
+        job.stop_requested = True
+        if job.state == "queued":
+            self._finish(job, "cancelled")
+            self._persist(job)
+        return True
+
+    def promote(self, owner: str, priority: int = 1) -> int:
+        """Give the owner's waiting jobs this priority and their place in line (a teacher who
+        pressed Start before unlocking teacher mode); returns how many moved."""
+        with self._lock:
+            mine = [w for w in self._waiting if self._jobs[w].owner == owner and self._jobs[w].priority < priority]
+            for job_id in mine:
+                self._waiting.remove(job_id)
+                self._jobs[job_id].priority = priority
+                self._waiting.insert(sum(1 for w in self._waiting if self._jobs[w].priority >= priority), job_id)
+            return len(mine)
+
+    def active_jobs(self) -> list[tuple[str, str]]:
+        """(job id, owner) of every queued or running job."""
+        with self._lock:
+            return [(j.id, j.owner) for j in self._jobs.values() if j.active]
+
+    def learners_by_address(self) -> dict[str | None, int]:
+        """How many learners (cookies) have a job waiting or running, per client address (None:
+        unknown), most first: the teacher sees one person holding several places. The teacher's
+        own jobs are not counted (they hold no learner's place)."""
+        with self._lock:
+            owners: dict[str | None, set[str]] = {}
+            for j in self._jobs.values():
+                if j.active and j.priority == 0:
+                    owners.setdefault(j.address, set()).add(j.owner)
+        return dict(sorted(((a, len(o)) for a, o in owners.items()), key=lambda item: (-item[1], str(item[0]))))
+
+    def active_for(self, owner: str) -> str | None:
+        with self._lock:
+            return next((j.id for j in self._jobs.values() if j.owner == owner and j.active), None)
+
+    def snapshot(self) -> dict[str, int]:
+        """Counts for the sidebar: running and waiting jobs."""
+        with self._lock:
+            states = [j.state for j in self._jobs.values()]
+        return {"running": states.count("running"), "waiting": states.count("queued")}
+
+    def latest(self, owner: str, tag: str) -> str | None:
+        """The owner's most recent job of this kind (tag), in memory or, after a restart, on disk:
+        how a page finds its run again when nothing in the browser's session remembers it."""
+        with self._lock:
+            mine = [j for j in self._jobs.values() if j.tag == tag and owner and secrets.compare_digest(j.owner, owner)]
+            if mine:
+                return max(mine, key=lambda j: j.submitted).id
+        if self.store is None or not owner:
+            return None
+        try:
+            return self.store.latest(owner, tag)
+        except Exception:  # noqa: BLE001 -- a broken file must not break the page
+            logging.getLogger(__name__).exception("reading the run store failed")
+            return None
+
+    def _owned(self, job_id: str | None, owner: str) -> Job | None:  # caller holds the lock
+        job = self._jobs.get(job_id) if job_id else None
+        # Compared in constant time: a wrong owner learns nothing, not even how close it was.
+        if job is None or not owner or not secrets.compare_digest(job.owner, owner):
+            return None
+        return job
+
+    # --- the worker ---
+    def _work(self, gpu: int | None = None, pin: Callable[[int], None] | None = None) -> None:
+        if self.nice:
+            lower_thread_priority(self.nice)
+        if gpu is not None and pin is not None:
+            pin(gpu)  # CUDA's current device is per thread: this worker's runs use this GPU
+            with self._lock:
+                self.pinned[gpu] = gpu
+        while True:
+            self._queue.get()  # one token per submitted job; which job runs is the line's head
+            with self._lock:
+                if not self._waiting:  # its job was cancelled while waiting
+                    continue
+                job = self._jobs[self._waiting.pop(0)]
+                job.state, job.started = "running", time.monotonic()
+                self._persist(job)
+            try:
+                self._run_job(job)
+            except BaseException as error:  # noqa: BLE001 -- whatever escapes one job, the worker serves the next
+                logging.getLogger(__name__).exception("job %s: the worker caught %s", job.id, type(error).__name__)
+                with self._lock:
+                    if job.active:
+                        self._finish(job, "failed")
+                        self._persist(job)
+            return_freed_memory()
+
+    def _should_stop(self, job: Job) -> bool:
+        """Asked by the run every step: read without the lock (a flag and two clock values),
+        written under it, so a teacher's Cancel and a time limit never overwrite each other."""
+        if job.stop_requested:
+            return True
+        now = time.monotonic()
+        if now - job.last_seen > self.stale_after_s:
+            note = "closed"  # nobody is watching: free the device for others
+        elif self.caps is not None and job.started is not None and now - job.started > self.caps.max_seconds:
+            note = "time_limit"  # the class's limit: others are waiting
+        else:
+            return False
+        with self._lock:
+            if not job.stop_requested:
+                job.stop_requested, job.note = True, note
+        return True
+
+    def _run_job(self, job: Job) -> None:
+        state = "done"
+        for config, history in zip(job.configs, job.histories):
+            try:
+                self._run_one(job, config, history)
+            except BaseException as e:  # noqa: BLE001 -- run() reports its own errors; this guards a broken run_fn
+                # BaseException too: in a worker thread a SystemExit (sys.exit in a library) or a
+                # KeyboardInterrupt raised by code (the signal goes to the main thread only) means
+                # "this run cannot go on", never "stop the server"; letting one through would end
+                # the thread and leave every later job waiting forever.
+                if history.snapshot().final is None:
+                    history.append(Failed(f"{type(e).__name__}: {e}"))
+            snap = history.snapshot()
+            final = snap.final
+            if self.on_run_done is not None and snap.result is not None:
+                try:
+                    self.on_run_done(config, snap)
+                except Exception:  # noqa: BLE001 -- learning from a run must never fail the job
+                    logging.getLogger(__name__).exception("on_run_done failed")
+            if job.stop_requested:
+                state = "cancelled"
+                break
+            if isinstance(final, Failed) or final is None:
+                state = "failed"
+        # Serialising a race's events takes a while: done before taking the lock (pages keep
+        # polling). The ended job's row goes to the store first, and while the store is healthy
+        # the job is shown as ended once its row is on disk (a restart then finds it); a store
+        # that cannot write keeps the row waiting and nobody waits for it.
+        packed = self._pack(job)
+        if self.store is not None:
+            with self._lock:
+                self._persist(dataclasses.replace(job, state=state, finished=time.monotonic()), packed)
+            try:
+                self.store.written(job.id, FINAL_WAIT_S)
+            except Exception:  # noqa: BLE001
+                logging.getLogger(__name__).exception("waiting for the store failed")
+        with self._lock:
+            self._finish(job, state)
+
+    def _run_one(self, job: Job, config: RunConfig, history: History) -> None:
+        """Run one config of the job here, in this worker thread (a Ray queue runs it on a cluster)."""
+        self._run_fn(config, history.append, lambda: self._should_stop(job))
+
+    def _finish(self, job: Job, state: str) -> None:  # caller holds the lock
+        job.state, job.finished = state, time.monotonic()
+        if job.id in self._waiting:
+            self._waiting.remove(job.id)
+
+    # --- on disk (when the queue has a store) ---
+    def _pack(self, job: Job) -> bytes | None:
+        if self.store is None:
+            return None
+        try:
+            return pack([h.snapshot() for h in job.histories], job.started)
+        except Exception:  # noqa: BLE001 -- an odd result must not stop the class; the run is still in memory
+            logging.getLogger(__name__).exception("serialising job %s failed", job.id)
+            return None
+
+    def _persist(self, job: Job, packed: bytes | None = None) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.save(job, packed)
+        except Exception:  # noqa: BLE001 -- a full disk must not stop the class; the run is still in memory
+            logging.getLogger(__name__).exception("storing job %s failed", job.id)
+
+    def _restore(self, job_id: str | None, owner: str) -> Job | None:  # called WITHOUT the lock
+        """A job this queue no longer holds (a restart, or forgotten): read back from the store,
+        for its owner only (the caller keeps it in memory again like any finished job). Reading
+        waits on the file at most briefly and decodes the job's images: never under the lock."""
+        if self.store is None or not job_id or not owner:
+            return None
+        try:
+            stored = self.store.load(job_id)
+        except Exception:  # noqa: BLE001
+            logging.getLogger(__name__).exception("reading job %s from the store failed", job_id)
+            return None
+        if stored is None or not secrets.compare_digest(stored.learner, learner_key(owner)):
+            return None
+        return job_from_stored(stored, owner)
+
+    def store_health(self) -> StoreHealth | None:
+        """The run store's state for the teacher (None: this queue keeps no store)."""
+        if self.store is None:
+            return None
+        try:
+            return self.store.health()
+        except Exception:  # noqa: BLE001
+            logging.getLogger(__name__).exception("asking the run store failed")
+            return None
+
+    def _forget_old(self) -> None:  # caller holds the lock; keeps memory bounded on a class server
+        # Each learner's latest job of each kind (tag) is kept whatever its age: it is the one
+        # their page shows, and a reload must find it again.
+        latest: dict[tuple[str, str], Job] = {}
+        for j in self._jobs.values():
+            key = (j.owner, j.tag)
+            if key not in latest or j.submitted > latest[key].submitted:
+                latest[key] = j
+        keep = {j.id for j in latest.values()}
+        done = [j for j in self._jobs.values() if not j.active and j.id not in keep]
+        for j in sorted(done, key=lambda j: j.finished or 0)[: max(0, len(done) - self.max_finished)]:
+            del self._jobs[j.id]
+
+
+def job_from_stored(stored: StoredJob, owner: str) -> Job | None:
+    """A finished Job again, from its stored row (None if its settings no longer load)."""
+    try:
+        configs = [RunConfig.from_dict(c) for c in stored.configs]
+    except (ValueError, TypeError):
+        logging.getLogger(__name__).warning("stored job %s has settings this version cannot load", stored.id)
+        return None
+    stored = as_interrupted(stored)  # queued or running on disk, unknown here: a stopped server's
+    to_mono = time.monotonic() - time.time()  # Unix time -> this process's monotonic clock
+    histories = [History(snap.config, list(snap.events), list(snap.times)) for snap in stored.runs]
+    finished = stored.finished_at or (stored.started_at or stored.submitted_at)
+    return Job(stored.id, owner, configs, list(stored.labels), histories, state=stored.state,
+               submitted=stored.submitted_at + to_mono,
+               started=(stored.started_at + to_mono) if stored.started_at else None,
+               finished=(finished + to_mono) if finished else None,
+               tag=stored.tag, note=stored.note, priority=stored.priority)
+
+
+def _pin_cuda_device(index: int) -> None:
+    import torch
+
+    torch.cuda.set_device(index)
+
+
+def local_gpus() -> int:
+    """GPUs this machine can train on (0 on a CPU-only machine)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+_shared: JobQueue | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_queue_made() -> bool:
+    return _shared is not None
+
+
+def shared_queue(make: Callable[[], JobQueue] = JobQueue) -> JobQueue:
+    """The server's one queue, made on first use and kept for the life of the process.
+
+    A module global rather than `st.cache_resource`: any browser can send Streamlit's
+    "clear cache" message, which would drop a cached queue (its runs vanish from every page
+    but keep training) and make a new one with one more worker thread. Calling this again,
+    from any thread, returns the same queue and starts no worker.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = make()
+        return _shared

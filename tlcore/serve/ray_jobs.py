@@ -1,0 +1,403 @@
+"""The job queue past one machine: the same JobQueue, each run trained on a Ray cluster.
+
+When one class server is not enough, `RayJobQueue` keeps everything a page relies on from
+`tlcore.serve.jobs.JobQueue` (submit, get, cancel, heartbeat, active_for, snapshot; one job per
+learner; ownership checks; queue positions; the SQLite store) and changes only where a run
+trains: instead of calling the trainer in its worker thread, the thread sends the run to the
+cluster as a Ray task and relays its events.
+
+    server (Streamlit)                              Ray cluster
+    JobQueue worker thread --- task(config) ----->  GPU worker: recipe.run(config, emit, should_stop)
+       | every POLL_S: pull events  <---- EventHub actor <---- emit() pushes batches of events
+       | Stop / nobody watching ------> EventHub.stop(key) ----> should_stop() reads it
+       | still running CANCEL_AFTER_S later: ray.cancel(force=True)
+       v
+    the job's History (the page polls it as for a local run)
+
+- A run asks for `num_gpus=1` when the cluster has GPUs and its device is `auto` or `cuda`,
+  else for a CPU. The server runs at most `workers` jobs at once (the cluster's GPU count by
+  default, `$TLS_RAY_WORKERS` to change): jobs beyond wait in this queue, where the page can
+  show their place in the line, not in Ray's scheduler where it cannot.
+- A worker (or its node) that dies mid-run ends the job as failed with a message that says
+  so, never as a page that polls forever: the task is submitted with `max_retries=0` and the
+  error Ray raises for its result becomes a `Failed` event.
+- The worker imports `tlcore`: every node runs the same checkout (same path) and the same
+  requirements; `connect()` puts that path on the workers' PYTHONPATH (see README).
+- Joining the cluster never holds up a page: the queue is made at once and connects in a
+  thread of its own (at most CONNECT_S). A run that finds no cluster (not reached, its
+  token refused, or lost since) trains on this server instead, one at a time, and its page
+  says so in a line; the Class page tells the teacher why (`cluster_status()`).
+- Ray 2.60 clusters ask for a token (`RAY_AUTH_MODE=token`): the server sends the one in
+  `$RAY_AUTH_TOKEN`, `$RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token` (README, "Past one machine").
+- The EventHub restarts when its process dies (`max_restarts`), and is made again when it is
+  gone for good: a run whose events were lost with it fails with a message, the next one
+  gets a working hub.
+
+Not for: scheduling policy (the base queue's), or a fine-tuned model in the server's memory:
+a model trained on a worker stays there, so "try it on a new image" is a local-queue feature.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from tlcore.core.events import FINAL_EVENTS, Cancelled, Failed, History, Started
+from tlcore.core.messages import Message
+from tlcore.serve.jobs import Job, JobQueue, RunFn
+from tlcore.train.config import RunConfig
+
+POLL_S = 0.2  # how often the server pulls a running job's events (the page redraws every second)
+FLUSH_S = 0.25  # how often a worker sends its buffered events
+STOP_POLL_S = 0.5  # how often a worker asks whether Stop was pressed (should_stop is called every step)
+CANCEL_AFTER_S = float(os.environ.get("TLS_RAY_CANCEL_AFTER_S", "20"))  # Stop ignored this long: kill the task
+CONNECT_S = float(os.environ.get("TLS_RAY_CONNECT_S", "30"))  # joining the cluster: then runs train here
+HUB_S = 10.0  # an EventHub that does not answer a call in this long is taken as lost
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """What the teacher's Class page says about the cluster (no addresses: a page may be projected)."""
+
+    state: str  # connecting | connected | unreachable | lost
+    reason: str = ""  # unreachable: timeout | auth | error; lost: hub | cluster
+    gpus: int = 0
+    cpus: int = 0
+
+
+class ClusterError(ConnectionError):
+    """The cluster could not be joined; `reason` is timeout | auth | error."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)  # its process dies: Ray starts it again (empty)
+class EventHub:
+    """The mailbox between the server and its runs on the cluster, keyed by run: events go
+    up (the worker pushes, the server pulls), Stop goes down. One per queue, on the node the
+    server connects through; it holds only what the server has not pulled yet."""
+
+    def __init__(self):
+        self._events: dict[str, list] = {}
+        self._stop: set[str] = set()
+
+    def ping(self) -> bool:
+        return True
+
+    def push(self, key: str, events: list) -> None:
+        self._events.setdefault(key, []).extend(events)
+
+    def pull(self, key: str) -> list:
+        return self._events.pop(key, [])
+
+    def stop(self, key: str) -> None:
+        self._stop.add(key)
+
+    def stopped(self, key: str) -> bool:
+        return key in self._stop
+
+    def forget(self, key: str) -> None:
+        self._events.pop(key, None)
+        self._stop.discard(key)
+
+
+@ray.remote(max_retries=0)  # a run that died is reported, not silently started again
+def train_remote(run_fn: RunFn | None, config: RunConfig, key: str, hub) -> None:
+    """One run on a Ray worker: the trainer's emit and should_stop talk to the EventHub."""
+    if run_fn is None:
+        from tlcore.train.recipe import run as run_fn
+
+    buffer: list = []
+    state = {"flushed": time.monotonic(), "asked": 0.0, "stop": False, "last": None}
+
+    def flush() -> None:
+        if buffer:
+            # Calls from one caller to an actor run in order: events arrive as emitted.
+            state["last"] = hub.push.remote(key, list(buffer))
+            buffer.clear()
+        state["flushed"] = time.monotonic()
+
+    def emit(event) -> None:
+        buffer.append(event)
+        # Started and the end at once (the page says "training" / shows the result without delay),
+        # steps and evaluations in batches.
+        if isinstance(event, (Started, *FINAL_EVENTS)) or time.monotonic() - state["flushed"] > FLUSH_S:
+            flush()
+
+    def should_stop() -> bool:
+        if not state["stop"] and time.monotonic() - state["asked"] > STOP_POLL_S:
+            state["stop"] = ray.get(hub.stopped.remote(key))
+            state["asked"] = time.monotonic()
+        return state["stop"]
+
+    try:
+        run_fn(config, emit, should_stop)
+    finally:
+        flush()
+        if state["last"] is not None:
+            ray.get(state["last"])  # the last events are in the hub before the task counts as done
+
+
+def worker_lost(error: BaseException) -> Failed:
+    """The worker or its node went away. Ray's own words (addresses, process ids) go to the
+    server's log, not to a learner's page."""
+    log.warning("a Ray worker was lost: %s: %s", type(error).__name__, error)
+    message = Message("run.worker_lost", {"error": type(error).__name__})
+    return Failed(str(message), message.key, dict(message.values))
+
+
+def hub_lost(error: BaseException) -> Failed:
+    log.warning("the EventHub was lost: %s: %s", type(error).__name__, error)
+    message = Message("run.hub_lost", {})
+    return Failed(str(message), message.key, {})
+
+
+def _use_token_if_given() -> None:
+    """A token handed to the server in the environment means the cluster asks for one: token
+    mode for this process (Ray turns it on by itself only for address "auto")."""
+    if not os.environ.get("RAY_AUTH_MODE") and (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def _reread_ray_config() -> None:
+    """Ray reads its RAY_* settings when it is imported; settings made since (above) count once
+    it reads them again, as Ray itself does when it turns token mode on."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (ImportError, AttributeError) as error:  # another Ray version: the environment at start counts
+        log.info("cannot make Ray re-read its settings: %s", error)
+
+
+def _reason(error: BaseException) -> str:
+    text, seen = "", error
+    while seen is not None and len(text) < 20_000:
+        text += f" {seen}"
+        seen = seen.__cause__ or seen.__context__
+    return "auth" if "uthenticat" in text or "AuthToken" in text else "error"
+
+
+def connect(address: str, timeout_s: float | None = None) -> None:
+    """Join the Ray cluster at `address` ("auto", "HEAD_IP:6379", "ray://head:10001", or
+    "local" for a new instance on this machine), unless this process already has. Workers get
+    this checkout on their PYTHONPATH: the same code must sit at the same path on every node.
+    Raises ClusterError when it cannot: refused (its token), failed, or not joined within
+    `timeout_s` (Ray keeps trying in the background; a late success is not used).
+
+    `ray.init` runs in a thread of its own that lives as long as the process. The processes
+    a local instance starts die with the *thread* that started them (Linux's parent-death
+    signal follows the thread), and the Streamlit script thread that first asks for the
+    queue ends when its page is drawn: seen as the local raylet killed seconds after start.
+    """
+    if ray.is_initialized():
+        return
+    _use_token_if_given()
+    # Ray ends a driver whose cluster head has not answered for 60 s (seen: the process exits).
+    # The driver here is the class server: it must outlive a lost cluster and train locally.
+    os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(365 * 24 * 3600))
+    _reread_ray_config()
+    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
+        p for p in (REPO_ROOT, os.environ.get("PYTHONPATH", "")) if p)}}
+    kwargs = {"include_dashboard": False} if address == "local" else {}
+    ready, failure = threading.Event(), []
+
+    def keep() -> None:
+        try:
+            ray.init(address=address, runtime_env=runtime_env, **kwargs)
+        except BaseException as error:  # noqa: BLE001 -- handed to the caller
+            failure.append(error)
+        ready.set()
+        if not failure:
+            threading.Event().wait()  # forever: this thread is the Ray processes' parent
+
+    threading.Thread(target=keep, name="tlcore-ray", daemon=True).start()
+    if not ready.wait(timeout_s):
+        raise ClusterError("timeout", f"no answer from {address} in {timeout_s:g} s")
+    if failure:
+        raise ClusterError(_reason(failure[0]), f"{type(failure[0]).__name__}: {failure[0]}") from failure[0]
+
+
+def _near_the_server() -> dict:
+    """The hub on the node this server joined through (soft: elsewhere if that one is full), not
+    on a GPU worker that may come and go."""
+    try:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        return {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)}
+    except Exception:  # noqa: BLE001 -- a client-mode driver (ray://) has no node of its own: Ray chooses
+        return {}
+
+
+class RayJobQueue(JobQueue):
+    def __init__(self, run_fn: RunFn | None = None, *, address: str = "auto", workers: int | None = None,
+                 cancel_after_s: float = CANCEL_AFTER_S, connect_s: float = CONNECT_S, **kwargs):
+        """Made at once: the cluster is joined in the background (at most `connect_s`). Until
+        it is, one worker waits for it; then the queue grows to the cluster's size."""
+        self.address, self.connect_s = address, connect_s
+        self.cancel_after_s = cancel_after_s
+        self.cluster_gpus = 0
+        self._wanted = workers or int(os.environ.get("TLS_RAY_WORKERS", "0")) or None
+        self._remote_fn = run_fn  # None: the worker imports tlcore.train.recipe.run itself
+        self._local_fn = run_fn  # a run that finds no cluster trains here (None: tlcore.train.recipe.run)
+        self._local = threading.Semaphore(1)  # ... one at a time: this server was not sized for the cluster's load
+        self._status = ClusterStatus("connecting")
+        self._joined = threading.Event()
+        self._hub = None
+        self._hub_lock = threading.Lock()
+        # The base class wants a run_fn for its local path; runs go through _run_one here.
+        super().__init__(run_fn or _unused, workers=self._wanted or 1, **kwargs)
+        if ray.is_initialized():
+            self._join()  # already in a cluster (a second queue, the tests): nothing to wait for
+        else:
+            threading.Thread(target=self._join, name="tlcore-ray-join", daemon=True).start()
+
+    # --- the cluster ---
+    def _join(self) -> None:
+        try:
+            connect(self.address, self.connect_s)
+            resources = ray.cluster_resources()
+            self.cluster_gpus = int(resources.get("GPU", 0))
+            cpus = int(resources.get("CPU", 0))
+            self._ensure_hub()
+            self._status = ClusterStatus("connected", gpus=self.cluster_gpus, cpus=cpus)
+            self._grow(self._wanted or self.cluster_gpus or max(1, cpus // 2))
+        except ClusterError as error:
+            log.error("TLS_RAY_ADDRESS=%s: the Ray cluster cannot be used (%s); runs train on this server", self.address,
+                      error)
+            self._status = ClusterStatus("unreachable", error.reason)
+        except Exception as error:  # noqa: BLE001 -- whatever Ray raised: the class goes on here
+            log.exception("TLS_RAY_ADDRESS=%s: joining the Ray cluster failed; runs train on this server", self.address)
+            self._status = ClusterStatus("unreachable", _reason(error))
+        finally:
+            self._joined.set()
+
+    def cluster_status(self) -> ClusterStatus:
+        return self._status
+
+    def wait_joined(self, timeout_s: float | None = None) -> ClusterStatus:
+        self._joined.wait(timeout_s)
+        return self._status
+
+    def _grow(self, workers: int) -> None:
+        for i in range(len(self._threads), workers):
+            thread = threading.Thread(target=self._work, name=f"tlcore-worker-{i}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _ensure_hub(self):
+        """The EventHub, answering: the one we have, restarted by Ray if its process died, else a
+        new one. Raises when none answers (the cluster itself is gone)."""
+        with self._hub_lock:
+            if self._hub is not None:
+                try:
+                    ray.get(self._hub.ping.remote(), timeout=HUB_S)
+                    return self._hub
+                except (ray.exceptions.RayError, TimeoutError) as error:
+                    log.warning("the EventHub does not answer (%s); making a new one", type(error).__name__)
+            self._hub = EventHub.options(**_near_the_server()).remote()
+            ray.get(self._hub.ping.remote(), timeout=HUB_S)
+            return self._hub
+
+    def num_gpus(self, config: RunConfig) -> int:
+        """What a run asks the cluster for: a whole GPU when there are GPUs and the run may use one."""
+        return 1 if self.cluster_gpus and config.device in ("auto", "cuda") else 0
+
+    # --- one run ---
+    def _run_one(self, job: Job, config: RunConfig, history: History) -> None:
+        self._joined.wait(self.connect_s + 5)
+        hub = None
+        if self._status.state == "connected":
+            try:
+                hub = self._ensure_hub()
+            except Exception as error:  # noqa: BLE001 -- no hub can be made: the cluster is gone
+                log.error("the Ray cluster is lost (%s: %s); runs train on this server", type(error).__name__, error)
+                self._status = ClusterStatus("lost", "cluster")
+        if hub is None:
+            self._run_here(job, config, history)
+        else:
+            self._run_remote(job, config, history, hub)
+
+    def _run_here(self, job: Job, config: RunConfig, history: History) -> None:
+        """No cluster: the run trains in this server, and its page says so (JobView.where)."""
+        job.where = "local"
+        run_fn = self._local_fn
+        if run_fn is None:
+            from tlcore.train.recipe import run as run_fn
+        with self._local:
+            if not self._should_stop(job):
+                run_fn(config, history.append, lambda: self._should_stop(job))
+        if history.snapshot().final is None and self._should_stop(job):
+            history.append(Cancelled(0))
+
+    def _run_remote(self, job: Job, config: RunConfig, history: History, hub) -> None:
+        key = f"{job.id}:{secrets.token_hex(4)}"
+        ref = train_remote.options(num_gpus=self.num_gpus(config)).remote(self._remote_fn, config, key, hub)
+        stopping_since: float | None = None
+        killed = ended = False
+        error: BaseException | None = None
+        try:
+            try:
+                while True:
+                    done, _ = ray.wait([ref], timeout=POLL_S)
+                    for event in ray.get(hub.pull.remote(key), timeout=HUB_S):
+                        history.append(event)
+                    if self._should_stop(job):
+                        if stopping_since is None:
+                            stopping_since = time.monotonic()
+                            hub.stop.remote(key)  # the trainer sees it at its next step
+                            if not len(history):
+                                ray.cancel(ref)  # not started yet (waiting for a GPU): just drop it
+                        elif not killed and time.monotonic() - stopping_since > self.cancel_after_s:
+                            log.warning("job %s ignored Stop; cancelling its task", job.id)
+                            ray.cancel(ref, force=True)
+                            killed = True
+                    if done:
+                        ended = True
+                        break
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, ray.exceptions.RaySystemError) as lost:
+                # The hub died (or restarted empty): this run's events are gone with it. This run
+                # fails with a message; the next one gets a hub that answers (_ensure_hub).
+                history.append(hub_lost(lost))
+                return
+            try:
+                ray.get(ref)
+            except ray.exceptions.TaskCancelledError:
+                pass
+            except ray.exceptions.RayTaskError as e:  # the run function itself raised
+                cause = getattr(e, "cause", None)
+                history.append(Failed.of(cause) if isinstance(cause, BaseException) else Failed(str(e)))
+            except ray.exceptions.RayError as e:  # the worker, its node or the object store went away
+                error = e
+            try:
+                for event in ray.get(hub.pull.remote(key), timeout=HUB_S):
+                    history.append(event)
+            except (ray.exceptions.RayError, TimeoutError) as lost:
+                if history.snapshot().final is None:
+                    history.append(hub_lost(lost))
+        finally:
+            if not ended:  # this thread failed while relaying (the hub lost, say): no run left orphaned
+                ray.cancel(ref, force=True)
+            hub.forget.remote(key)
+        if history.snapshot().final is None:
+            snap = history.snapshot()
+            if stopping_since is not None:
+                history.append(Cancelled(snap.steps[-1].step if snap.steps else 0))
+            else:
+                history.append(worker_lost(error or RuntimeError("the task ended without a result")))
+
+
+def _unused(*_args, **_kwargs):  # pragma: no cover -- RayJobQueue never runs a job locally
+    raise RuntimeError("RayJobQueue runs jobs on the cluster")

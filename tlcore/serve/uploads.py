@@ -1,0 +1,694 @@
+"""Read a user's zip of images, one folder per class, into training tensors.
+
+This is the door through which strangers' files enter the app, so it is careful:
+
+- it refuses what is dangerous or unusable as a whole (not a zip, a path that would
+  escape the folder, too many files, too many bytes, fewer than two classes, a class
+  with no usable images), raising `UploadError` with a message a learner can act on;
+- it skips what is merely broken (a corrupt image, a text file, a huge picture) and
+  lists each skipped file with the reason, keeping every usable image.
+
+Accepted layouts (the folder names become the class names)::
+
+    cats/a.jpg  dogs/b.png               one folder per class at the top
+    pets/cats/a.jpg  pets/dogs/b.png     the same, wrapped in one top-level folder
+
+Korean (or other non-ASCII) names work whether the zip marks them as UTF-8 or was made
+by a Windows tool that wrote them in cp949 without saying so.
+
+Every entry is checked before it is read. Each accepted image is then extracted, under a name
+the studio chooses (never the zip's path), into the learner's upload folder (`keep_files_in`)
+or a temporary one, and decoded from there by the engine's one image decoder. This module
+knows nothing about Streamlit: the app passes the uploaded bytes in and shows the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+import threading
+import time
+import unicodedata
+import weakref
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from tlcore.core.messages import LearnerError, Reason
+from tlcore.data.datasets import MAX_DECODED_BYTES, ImageData, check_class_count, check_classes, images_from_files
+from tlcore.data.images import IMAGE_SUFFIXES, open_image
+from tlcore.serve.caps import UPLOAD_MB_PER_SESSION, UPLOAD_MB_TOTAL
+
+# Files that operating systems add to archives by themselves; ignored without a word.
+_SYSTEM_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+
+
+class UploadError(LearnerError):
+    """The whole upload is refused; `str(error)` says why and what to do (in English;
+    `error.message` is the same, translatable: tlcore.core.messages)."""
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Caps that keep one upload from exhausting a shared class server."""
+
+    max_files: int = 5000  # entries in the zip, folders included
+    max_total_bytes: int = 200 * 1024**2  # declared uncompressed size of all entries
+    max_file_bytes: int = 20 * 1024**2  # one image file, uncompressed
+    max_ratio: int = 200  # uncompressed / compressed; real images compress < 10x
+    max_pixels: int = 40_000_000  # one decoded image (width * height)
+    max_total_pixels: int = 250_000_000  # decoded by all images together (JPEGs decode reduced): bounds CPU time
+    max_classes: int = 100  # class folders (the class's limit, tlcore.serve.caps.Caps.max_classes, where a page reads it)
+
+
+def read_zip(
+    source: bytes | str | Path | BinaryIO,
+    *,
+    image_size: int,
+    per_class: int | None = None,
+    val_per_class: int | None = None,
+    seed: int = 0,
+    limits: UploadLimits = UploadLimits(),
+    keep_files_in: str | Path | None = None,
+) -> ImageData:
+    """Decode a zip of class folders into an `ImageData` split into train and val.
+
+    per_class: keep at most this many training images per class (None: all).
+    val_per_class: images held out per class for validation (None: about a fifth,
+        at least one). Each class needs one image more than this.
+    keep_files_in: also write each usable image's original bytes to
+        `<keep_files_in>/<class>/<n>.<ext>`, a folder the engine's "folder" dataset reads,
+        so the run can be handed to the job queue (and the CLI) by path.
+    Raises `UploadError` when the upload must be refused as a whole.
+    """
+    archive = _open_zip(source)
+    with archive, _folder(keep_files_in) as folder:
+        entries = _check_entries(archive, limits)
+        files, skipped, folders, names = _extract(archive, entries, image_size, limits, folder)
+        # From here on a zip is an image folder: the engine's one decoder, class check and split.
+        files_by_class = {c: files.get(c, []) for c in sorted(set(files) | folders)}
+        try:
+            check_class_count(len(files_by_class), limits.max_classes, "zip")
+            if len(files_by_class) < 2 or not all(files_by_class.values()):
+                check_classes(list(files_by_class), np.array([len(f) for f in files_by_class.values()]),
+                              _skipped_hint(skipped))
+            data = images_from_files(files_by_class, per_class=per_class, val_per_class=val_per_class,
+                                     image_size=image_size, seed=seed, max_pixels=limits.max_pixels)
+        except LearnerError as error:  # said with the zip's own names, never the server's paths
+            decoded_skips = _skipped_hint(skipped + _named(getattr(error, "skipped", []), names))
+            raise UploadError(error.message.key, **{**error.message.values, **(
+                {"hint": decoded_skips} if "hint" in error.message.values else {})}) from None
+    for path, _ in data.skipped:  # the folder keeps only what the run can use
+        Path(path).unlink(missing_ok=True)
+    data.skipped = skipped + _named(data.skipped, names)
+    return data
+
+
+def declared_bytes(source: bytes | str | Path | BinaryIO) -> int:
+    """What a zip says its files unpack to (0 for a file that is no zip: read_zip refuses it
+    with its own reason). A zip may understate it: what was written is measured again after."""
+    try:
+        with _open_zip(source) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except UploadError:
+        return 0
+
+
+def _folder(keep_files_in):
+    """Where a zip's checked files are written: the learner's upload folder, or a temporary one."""
+    if keep_files_in is not None:
+        return contextlib.nullcontext(Path(keep_files_in))
+    return _TemporaryPath()
+
+
+class _TemporaryPath(tempfile.TemporaryDirectory):
+    def __enter__(self) -> Path:
+        return Path(super().__enter__())
+
+
+def _named(skipped: list[tuple[str, str]], names: dict[str, str]) -> list[tuple[str, str]]:
+    """Skipped files under the names the learner gave them in the zip."""
+    return [(names.get(path, Path(path).name), reason) for path, reason in skipped]
+
+
+# --- the archive as a whole -------------------------------------------------------
+
+
+def _open_zip(source: bytes | str | Path | BinaryIO) -> zipfile.ZipFile:
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    try:
+        return zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise UploadError("upload.not_zip") from error
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: zipfile.ZipInfo
+    parts: tuple[str, ...]  # the cleaned path, split into folders and file name
+
+
+def _check_entries(archive: zipfile.ZipFile, limits: UploadLimits) -> list[_Entry]:
+    """Refuse dangerous archives before reading a single file's content."""
+    infos = archive.infolist()
+    if len(infos) > limits.max_files:
+        raise UploadError("upload.too_many_entries", count=len(infos), limit=limits.max_files)
+    # Declared sizes come from the archive itself; a zip bomb can lie about them, so
+    # `_read_capped` checks the real size again while reading.
+    declared = sum(info.file_size for info in infos)
+    if declared > limits.max_total_bytes:
+        raise UploadError("upload.too_many_bytes", mb=f"{declared / 1024**2:.1f}",
+                          limit=f"{limits.max_total_bytes / 1024**2:.0f}")
+    entries = []
+    for info in infos:
+        name = _decoded_name(info)
+        parts = _safe_parts(name)
+        if parts is None:
+            raise UploadError("upload.outside", name=name)
+        if parts:
+            entries.append(_Entry(info, parts))
+    return entries
+
+
+def _decoded_name(info: zipfile.ZipInfo) -> str:
+    """The entry's name as the person who made the zip wrote it.
+
+    Zips flag UTF-8 names with bit 11. Without the flag, Python decodes the raw bytes
+    as cp437 (the format's old default), which garbles names written by Korean Windows
+    tools in cp949; we undo that and try UTF-8, then cp949.
+    """
+    name = info.filename
+    if not info.flag_bits & 0x800:
+        try:
+            raw = name.encode("cp437")
+        except UnicodeEncodeError:
+            raw = None
+        if raw is not None:
+            for encoding in ("utf-8", "cp949"):
+                try:
+                    name = raw.decode(encoding)
+                    break
+                except UnicodeDecodeError:
+                    continue
+    # macOS writes Korean names decomposed (NFD: separate jamo); show them composed.
+    return unicodedata.normalize("NFC", name)
+
+
+def _safe_parts(name: str) -> tuple[str, ...] | None:
+    """Split a zip path into parts, or None when it could escape the target folder."""
+    name = name.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return None  # absolute path: /etc/passwd or C:/Windows
+    parts = tuple(part for part in name.split("/") if part not in ("", "."))
+    if any(part == ".." for part in parts):
+        return None
+    return parts
+
+
+# --- the files --------------------------------------------------------------------
+
+
+class _SkipImage(Exception):
+    """One file cannot be used; `reason` is what the learner is shown (a translatable Reason)."""
+
+    def __init__(self, key: str, **values):
+        super().__init__(key)
+        self.reason = Reason(key, **values)
+
+
+def _extract(
+    archive: zipfile.ZipFile,
+    entries: list[_Entry],
+    image_size: int,
+    limits: UploadLimits,
+    folder: Path,
+) -> tuple[dict[str, list[Path]], list[tuple[str, str]], set[str], dict[str, str]]:
+    """Check every entry once and write each acceptable image file to `folder/<class>/`.
+
+    Returns the written files per class, the skipped entries (zip names, reasons), the class
+    folders (maybe empty) and the zip name of every written file. Nothing is decoded here.
+    """
+    entries = [e for e in entries if not _is_system_file(e.parts)]
+    depth = _check_budget(archive, entries, image_size, limits)
+    files: dict[str, list[Path]] = {}
+    skipped: list[tuple[str, str]] = []
+    folders: set[str] = set()
+    names: dict[str, str] = {}
+    total_read = 0
+    for entry in entries:
+        path = "/".join(entry.parts)
+        if entry.info.is_dir():
+            if len(entry.parts) == depth + 1 and not entry.parts[depth].startswith("."):
+                folders.add(entry.parts[depth])  # an (maybe empty) class folder
+            continue
+        reason = _class_reason(entry, depth)
+        if reason is None:
+            folders.add(entry.parts[depth])
+            reason = _file_reason(entry, limits)
+        if reason is None:
+            try:
+                data = _read_capped(archive, entry.info, limits.max_file_bytes)
+            except _SkipImage as skip:
+                reason = skip.reason
+        if reason is not None:
+            skipped.append((path, reason))
+            continue
+        total_read += len(data)
+        if total_read > limits.max_total_bytes:
+            raise UploadError("upload.lied")
+        label = entry.parts[depth]
+        target = _store(folder / label, len(files.get(label, [])) + 1, entry, data)
+        files.setdefault(label, []).append(target)
+        names[str(target)] = path
+    return files, skipped, folders, names
+
+
+def _check_budget(archive: zipfile.ZipFile, entries: list[_Entry], image_size: int, limits: UploadLimits) -> int:
+    """Refuse a zip whose images could not fit in memory once decoded, before reading any of
+    them (from the names, then the image headers); returns the depth of the class folders."""
+    candidates = sum(1 for e in entries if not e.info.is_dir() and "/".join(e.parts).lower().endswith(IMAGE_SUFFIXES))
+    if candidates * 3 * image_size ** 2 > MAX_DECODED_BYTES:  # before reading anything
+        raise UploadError("upload.too_big", images=f"{candidates:,}", size=image_size,
+                          gib=f"{candidates * 3 * image_size ** 2 / 1024 ** 3:.1f}",
+                          limit=f"{MAX_DECODED_BYTES / 1024 ** 3:.1f}")
+    depth = _class_depth(entries)
+    planned = _planned_pixels(archive, entries, depth, image_size, limits)
+    if planned > limits.max_total_pixels:  # from the headers, before decoding anything
+        raise UploadError("upload.too_many_pixels", limit=f"{limits.max_total_pixels // 10**6:,}")
+    return depth
+
+
+def _class_reason(entry: _Entry, depth: int) -> Reason | None:
+    """Why a file is in no class (outside the class folders, or hidden), or None. A class name
+    no file system can hold refuses the zip."""
+    if len(entry.parts) <= depth + 1:
+        return Reason("skip.outside_class")
+    label = entry.parts[depth]
+    if label.startswith(".") or any(part.startswith(".") for part in entry.parts[depth:]):
+        return Reason("skip.hidden")
+    if len(label.encode("utf-8")) > 255:  # no file system can hold it as a folder name
+        raise UploadError("upload.name_too_long", name=label[:30], bytes=len(label.encode("utf-8")))
+    return None
+
+
+def _file_reason(entry: _Entry, limits: UploadLimits) -> Reason | None:
+    """Why a file in a class is skipped before it is read (a link, not an image, too large, a
+    zip bomb), or None."""
+    if _is_symlink(entry.info):
+        return Reason("skip.symlink")
+    if not "/".join(entry.parts).lower().endswith(IMAGE_SUFFIXES):
+        return Reason("skip.not_image")
+    if entry.info.file_size > limits.max_file_bytes:
+        return Reason("skip.too_large", mb=limits.max_file_bytes // 1024**2)
+    if entry.info.file_size > limits.max_ratio * max(entry.info.compress_size, 1):
+        return Reason("skip.zip_bomb")
+    return None
+
+
+def _store(class_folder: Path, n: int, entry: _Entry, data: bytes) -> Path:
+    """Write one accepted image as `<class_folder>/<n>.<ext>`: a name the studio chooses, never
+    the zip's (class names are single, checked path parts: no "..", no "/")."""
+    target = class_folder / f"{n:05d}{Path(entry.parts[-1]).suffix.lower()}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    except OSError as error:  # a full disk, an odd name: say so, never the server's path
+        raise UploadError("upload.cannot_store", error=errno.errorcode.get(error.errno or 0,
+                                                                            type(error).__name__)) from None
+    return target
+
+
+HEADER_BYTES = 128 * 1024  # enough for any image header (a JPEG's EXIF block is at most 64 KB)
+
+
+def _planned_pixels(archive: zipfile.ZipFile, entries: list[_Entry], depth: int, image_size: int,
+                    limits: UploadLimits) -> int:
+    """Pixels that decoding the zip's images would take (JPEGs at their reduced draft size),
+    read from the first bytes of each file: 200 photos of 40 megapixels are refused in a
+    fraction of a second instead of after seconds of decoding. A header that cannot be read
+    here counts nothing; the running count while decoding still applies."""
+    total = 0
+    for entry in entries:
+        info = entry.info
+        if (info.is_dir() or len(entry.parts) <= depth + 1 or any(p.startswith(".") for p in entry.parts)
+                or _is_symlink(info) or not entry.parts[-1].lower().endswith(IMAGE_SUFFIXES)
+                or info.file_size > limits.max_file_bytes or info.flag_bits & 0x1
+                or info.file_size > limits.max_ratio * max(info.compress_size, 1)):
+            continue
+        try:
+            with archive.open(info) as handle:
+                head = handle.read(HEADER_BYTES)
+            with open_image(head, max_pixels=limits.max_pixels) as image:
+                if image.format == "JPEG":
+                    image.draft("RGB", (image_size, image_size))  # as to_uint8 will decode it
+                total += image.width * image.height
+        except Exception:  # noqa: BLE001 -- unreadable here: the decoding pass skips it with a reason
+            continue
+        if total > limits.max_total_pixels:
+            break
+    return total
+
+
+def _is_system_file(parts: tuple[str, ...]) -> bool:
+    if parts[0] == "__MACOSX":
+        return True
+    last = parts[-1]
+    return last.startswith("._") or last.lower() in _SYSTEM_NAMES
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def _class_depth(entries: list[_Entry]) -> int:
+    """0 when class folders are at the top, 1 when one folder wraps them all.
+
+    Loose non-image files at the top (a README.txt beside the wrapping folder) and hidden
+    entries (skipped anyway) do not count: they must not turn the wrapper into a class."""
+    entries = [e for e in entries if not _is_stray(e)]
+    tops = {e.parts[0] for e in entries}
+    wrapped = len(tops) == 1 and all(
+        len(e.parts) >= 2 or e.info.is_dir() for e in entries
+    )
+    # A single top folder that directly holds images is itself a class (one class
+    # only, refused later with that reason), not a wrapper.
+    holds_files = any(
+        len(e.parts) == 2 and e.parts[1].lower().endswith(IMAGE_SUFFIXES) for e in entries
+    )
+    return 1 if wrapped and not holds_files else 0
+
+
+def _is_stray(entry: _Entry) -> bool:
+    """A file at the top that is not an image (README.txt), or anything hidden."""
+    top_file = len(entry.parts) == 1 and not entry.info.is_dir()
+    return (top_file and not entry.parts[0].lower().endswith(IMAGE_SUFFIXES)) or any(
+        part.startswith(".") for part in entry.parts)
+
+
+def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+    """Read at most cap + 1 bytes, so a lying header cannot make us inflate gigabytes."""
+    if info.flag_bits & 0x1:
+        raise _SkipImage("skip.password")
+    try:
+        with archive.open(info) as handle:
+            data = handle.read(min(cap, info.file_size) + 1)
+    except NotImplementedError:  # e.g. Deflate64, made by Windows Explorer for large files
+        raise _SkipImage("skip.method") from None
+    except RuntimeError:  # zipfile's way of saying "encrypted"
+        raise _SkipImage("skip.password") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise _SkipImage("skip.damaged", error=type(error).__name__) from None
+    if len(data) != info.file_size:
+        raise _SkipImage("skip.size_differs")
+    return data
+
+
+# --- classes and the split --------------------------------------------------------
+
+
+def _skipped_hint(skipped: list[tuple[str, str]]) -> str:
+    """' (3 files were skipped, e.g. ...)' after a refusal, or nothing."""
+    if not skipped:
+        return ""
+    path, reason = skipped[0]
+    return Reason("upload.skipped_hint", count=len(skipped), path=path, reason=reason)
+
+
+# --- where uploads live on disk --------------------------------------------------------
+
+UPLOAD_PREFIX = "tlstudio-up-"
+SERVER_ID = secrets.token_hex(8)  # this server process, whatever its pid (a restarted container reuses pids)
+MARKER_GRACE_S = 600.0  # a folder with no marker yet may be one another server is making right now
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
+
+
+def process_identity(pid: int) -> str | None:
+    """Who runs as `pid` now: the boot and the process's start time (Linux's /proc), a pair no
+    later process with the same pid has; None where the system does not say."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        start_ticks = stat_line.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command's name
+    except (OSError, IndexError):
+        return None
+    return f"{_boot_id()}:{start_ticks}"
+
+
+def _process_start(pid: int) -> float | None:
+    """The wall-clock time the process `pid` started (Linux), or None."""
+    identity = process_identity(pid)
+    try:
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + int(identity.rsplit(":", 1)[1]) / os.sysconf("SC_CLK_TCK") if identity else None
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+class UploadFolder:
+    """One session's private folder for what it uploads (images kept for a run, a CSV, camera
+    shots): 0700 with a random name (`tempfile.mkdtemp`), so no other local user can read or
+    pre-create it, and marked with the server that made it: `.server` holds its random id, pid
+    and the process's identity (boot and start time), `.owner` the pid alone (what older
+    versions read: they then keep a live server's folders too).
+
+    Deleted by `close()` (the app's `UploadFolders` closes a session's folder once the session
+    has ended), when the object is garbage-collected or the server exits, and by `sweep_stale()`
+    at the next server start when the server that made it is gone (a crash, a kill). `slot(name)` gives a fresh, empty sub-folder,
+    deleting what the slot held before (a replaced or refused upload leaves nothing).
+    """
+
+    def __init__(self, base: str | Path | None = None):
+        self.path = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=base))
+        (self.path / ".owner").write_text(str(os.getpid()), encoding="ascii")
+        (self.path / ".server").write_text(json.dumps(
+            {"server": SERVER_ID, "pid": os.getpid(), "process": process_identity(os.getpid())}), encoding="ascii")
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+        self._measured: tuple[float, int] | None = None  # (when, bytes): see size()
+
+    def __copy__(self) -> UploadFolder:
+        return self  # one folder, one owner: a copy must not delete it when the copy is dropped
+
+    def __deepcopy__(self, memo) -> UploadFolder:
+        return self
+
+    def slot(self, name: str) -> Path:
+        folder = self.path / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(mode=0o700, parents=True)
+        return folder
+
+    def drop(self, name: str) -> None:
+        shutil.rmtree(self.path / name, ignore_errors=True)
+
+    def size(self, max_age_s: float = 0.0) -> int:
+        """Bytes of the files in the folder (a file hard-linked twice counts once), measured
+        again when the last measure is older than `max_age_s` seconds."""
+        now = time.monotonic()
+        if self._measured is None or now - self._measured[0] > max_age_s:
+            self._measured = (now, tree_bytes(self.path))
+        return self._measured[1]
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _mb(mb: float) -> str:
+    return f"{mb:.2g}" if mb < 10 else f"{mb:,.0f}"
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of the regular files under `path`, each file (inode) once; 0 if it is gone."""
+    seen: set[tuple[int, int]] = set()
+    total, stack = 0, [str(path)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    if (st.st_dev, st.st_ino) not in seen:
+                        seen.add((st.st_dev, st.st_ino))
+                        total += st.st_size
+            except OSError:
+                continue  # deleted meanwhile
+    return total
+
+
+class UploadFolders:
+    """The server's upload folders, one per browser session, kept by the process (not in the
+    session's state): deleted once the session has ended, not when the garbage collector
+    happens to run.
+
+    Bounded in bytes (`check_room`): a session keeps at most `session_mb` (its zip's images,
+    its CSV, its camera pictures together), all sessions together `total_mb`; a new upload
+    that would pass either is refused with what to do. Measured: without a bound a 4 MB zip
+    kept about 190 MB per session, and six sessions held 1.1 GB.
+
+    Streamlit keeps a closed tab's session for `server.disconnectedSessionTTL` seconds (a
+    network blip may resume it) and then drops it without a hook; its session state, which
+    sits in reference cycles, is only freed by a full garbage collection. Measured with the
+    real server: a closed tab's folder was still there minutes later, until a `gc.collect()`.
+    So `reap()` asks instead: a folder goes when its session has not been connected for
+    `grace_s` seconds and its learner has no run waiting or running (a queued run may still
+    read the upload).
+
+    is_connected(session) and is_busy(owner) are the app's answers (Streamlit's runtime and
+    the job queue); tlcore knows neither.
+    """
+
+    OTHERS_MAX_AGE_S = 10.0  # other sessions' folders are measured again at most this often
+
+    def __init__(self, *, is_connected: Callable[[str], bool], is_busy: Callable[[str], bool] = lambda _owner: False,
+                 grace_s: float = 120.0, base: str | Path | None = None, clock: Callable[[], float] = time.monotonic,
+                 session_mb: float = UPLOAD_MB_PER_SESSION, total_mb: float = UPLOAD_MB_TOTAL):
+        self.is_connected, self.is_busy, self.grace_s, self.base, self.clock = is_connected, is_busy, grace_s, base, clock
+        self.session_mb, self.total_mb = session_mb, total_mb  # the byte budgets (tlcore.serve.caps, class.toml [limits])
+        self._folders: dict[str, tuple[UploadFolder, str]] = {}  # session -> (folder, owner)
+        self._gone_since: dict[str, float] = {}  # session -> when it was first seen disconnected
+        self._lock = threading.Lock()
+
+    def get(self, session: str, owner: str = "") -> UploadFolder:
+        """The session's folder, made on first use."""
+        with self._lock:
+            if session not in self._folders:
+                self._folders[session] = (UploadFolder(self.base), owner)
+            self._gone_since.pop(session, None)
+            return self._folders[session][0]
+
+    def __len__(self) -> int:
+        return len(self._folders)
+
+    def check_room(self, session: str, incoming: int, *, session_mb: float | None = None,
+                   total_mb: float | None = None) -> None:
+        """Raise UploadError when `incoming` more bytes in this session's folder would pass its
+        budget or the server's (`incoming` 0: is what it holds now over either?). The session's
+        own folder is measured now, the others' at most OTHERS_MAX_AGE_S old."""
+        session_mb = self.session_mb if session_mb is None else session_mb
+        total_mb = self.total_mb if total_mb is None else total_mb
+        with self._lock:
+            mine = self._folders.get(session, (None, ""))[0]
+            others = [folder for s, (folder, _) in self._folders.items() if s != session]
+        own = mine.size() if mine is not None else 0
+        if own + incoming > session_mb * 2**20:
+            raise UploadError("upload.session_full", mb=_mb((own + incoming) / 2**20), limit=_mb(session_mb))
+        everyone = own + sum(folder.size(self.OTHERS_MAX_AGE_S) for folder in others)
+        if everyone + incoming > total_mb * 2**20:
+            raise UploadError("upload.server_full", limit=_mb(total_mb))
+
+    def reap(self) -> int:
+        """Delete the folders of sessions that have ended; returns how many were deleted."""
+        now = self.clock()
+        with self._lock:
+            items = list(self._folders.items())
+        # The app's answers are asked without the lock (they take the runtime's and the queue's
+        # own locks); what they change here is written under it.
+        connected = {session: self.is_connected(session) for session, _ in items}
+        with self._lock:
+            for session, is_connected in connected.items():
+                if is_connected:
+                    self._gone_since.pop(session, None)
+                else:
+                    self._gone_since.setdefault(session, now)
+            over = [(s, owner) for s, (_, owner) in items
+                    if not connected[s] and now - self._gone_since.get(s, now) >= self.grace_s]
+        ended = [session for session, owner in over if not self.is_busy(owner)]
+        with self._lock:
+            closing = [self._folders.pop(s)[0] for s in ended if s in self._folders]
+            for session in ended:
+                self._gone_since.pop(session, None)
+        for folder in closing:
+            folder.close()
+        return len(closing)
+
+    def close_all(self) -> None:
+        with self._lock:
+            folders, self._folders = [f for f, _ in self._folders.values()], {}
+        for folder in folders:
+            folder.close()
+
+
+def sweep_stale(base: str | Path | None = None, *, grace_s: float = MARKER_GRACE_S) -> int:
+    """Delete upload folders of servers that are no longer running (a crash, a kill), and the
+    old shared `tlstudio-uploads` folder; only this user's. Returns how many were deleted.
+
+    A server is known by its marker, not by a pid alone: a container restarted after a kill
+    runs its new server under the same pid as the old one, so "the pid is alive" says nothing.
+    A folder is kept when it is this server's (its random id), or when the process that made it
+    still runs (same pid and same identity: boot and start time); a folder an older version
+    marked with a pid only is kept when that pid's process started before the folder was made
+    (by folder age: a process cannot make a folder before it starts). A folder with no marker is
+    kept for `grace_s` (another server may be making it now), then deleted."""
+    base = Path(base or tempfile.gettempdir())
+    removed = 0
+    for folder in [*base.glob(UPLOAD_PREFIX + "*"), base / "tlstudio-uploads"]:
+        try:
+            if not folder.is_dir() or folder.is_symlink() or folder.stat().st_uid != os.getuid():
+                continue
+            if folder.name != "tlstudio-uploads" and not _stale(folder, grace_s):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _stale(folder: Path, grace_s: float) -> bool:
+    server, owner = folder / ".server", folder / ".owner"
+    if server.exists():
+        try:
+            mark = json.loads(server.read_text(encoding="ascii"))
+            made_by, pid, identity = str(mark.get("server", "")), int(mark.get("pid", 0)), mark.get("process")
+        except (ValueError, TypeError, AttributeError):
+            return True  # a marker nobody wrote this way: not a server's
+        if made_by == SERVER_ID:
+            return False  # this server's own, live sessions
+        if not pid or not _alive(pid):
+            return True
+        now = process_identity(pid)
+        if identity and now:
+            return identity != now  # the pid runs another process now (a restart reused it)
+        return pid == os.getpid()  # no /proc to ask: our pid with another server's id is a dead one's
+    if owner.exists():  # an older version's marker: the pid alone
+        try:
+            pid = int(owner.read_text(encoding="ascii"))
+        except ValueError:
+            return True
+        if not pid or pid == os.getpid() or not _alive(pid):
+            return True  # this server writes .server: a pid-only folder with its pid is a dead one's
+        started = _process_start(pid)
+        return started is not None and started > owner.stat().st_mtime + 2.0
+    return time.time() - folder.stat().st_mtime > grace_s
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,141 @@
+"""RunConfig: every setting of one fine-tuning run, validated on creation.
+
+One frozen dataclass owns a run's settings. Each field carries its help text and range,
+which become the CLI's --help and its checks (the app's tooltips are translated lessons in
+assets/i18n, written for learners). A config round-trips through JSON (saved with the
+results) and prints as the equivalent `python -m tlcore finetune ...` command, which the
+CLI parses back into the same config (tested). Starting values for the app: tlcore.train.presets.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any
+
+from tlcore.core import offline
+from tlcore.core.messages import LearnerError
+from tlcore.models import catalog
+from tlcore.train import strategies
+
+STRATEGIES = tuple(strategies.STRATEGIES)  # the one list, in tlcore.train.strategies
+AUGMENTS = ("none", "flip", "crop_flip")
+OPTIMIZERS = ("adamw", "sgd")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRETRAINED = ("auto", "yes", "no")
+
+
+def _f(default, help: str, choices: tuple | None = None, lo=None, hi=None):
+    """A dataclass field with its help text (and range) kept beside it."""
+    return field(default=default, metadata={"help": help, "choices": choices, "lo": lo, "hi": hi})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # --- what to train ---
+    task: str = _f("image", "image or text: which kind of model and data", ("image", "text"))
+    backbone: str = _f("efficientnet_lite0", "backbone from the registry (python -m tlcore list); the default, EfficientNet-Lite0 with ImageNet weights, installs with pip and works offline")
+    pretrained: str = _f("auto", "start from pretrained weights: auto (if available, else the offline backbone), yes (fail if unavailable), no (random init)", PRETRAINED)
+    dataset: str = _f("fashion_mnist", "dataset from the registry (python -m tlcore list), or 'folder' with --data-root; the default, Fashion-MNIST, reads Debian's dataset-fashion-mnist offline")
+    data_root: str = _f("", "folder with one sub-folder per class (dataset 'folder'), or a CSV file for text")
+    per_class: int = _f(20, "training examples per class (the dataset-size axis of the matrix)", lo=1, hi=100_000)
+    val_per_class: int = _f(30, "held-out validation examples per class", lo=1, hi=100_000)
+    image_size: int = _f(96, "images are resized to this many pixels square (96: ImageNet features still work and a CPU demo takes seconds; the synthetic backbone was pretrained at 32)", lo=8, hi=512)
+    # --- how to transfer ---
+    strategy: str = _f("partial", "scratch | linear_probe (frozen body) | partial (freeze first k groups) | full | full_llrd (layer-wise lr decay) | gradual (unfreeze one group per epoch) | lora (text)", STRATEGIES)
+    freeze_depth: int = _f(2, "partial: number of leading layer groups frozen (0 = none)", lo=0, hi=100)
+    lr: float = _f(1e-3, "base learning rate of the body (0 < lr <= 1)", lo=1e-7, hi=1.0)
+    head_lr_mult: float = _f(10.0, "the new head learns this many times faster than the body", lo=0.01, hi=1000.0)
+    layer_decay: float = _f(0.7, "full_llrd: each group one step shallower gets lr times this (0 < d <= 1)", lo=0.01, hi=1.0)
+    bn_frozen_eval: bool = _f(True, "keep BatchNorm in frozen groups in eval mode (off shows the trap: statistics drift although weights are frozen)")
+    # --- the optimisation ---
+    epochs: int = _f(3, "passes over the training set", lo=1, hi=500)
+    batch_size: int = _f(64, "examples per optimiser step", lo=1, hi=4096)
+    optimizer: str = _f("adamw", "adamw or sgd (momentum 0.9)", OPTIMIZERS)
+    weight_decay: float = _f(1e-4, "L2 penalty on trainable weights", lo=0.0, hi=1.0)
+    augment: str = _f("flip", "on-device augmentation: none | flip | crop_flip (crop_flip disables feature caching)", AUGMENTS)
+    seed: int = _f(0, "seed for data split, init and batch order", lo=0, hi=2**31 - 1)
+    device: str = _f("auto", "auto picks cuda > mps > cpu", DEVICES)
+    precision: str = _f("auto", "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16", ("auto", "fp32", "bf16"))
+    cache_features: bool = _f(True, "compute a frozen prefix's features once and train only the rest")
+    log_every: int = _f(0, "log loss and gradient norms every N steps (0 = about 200 points per run)", lo=0, hi=100_000)
+    # --- text models ---
+    max_length: int = _f(128, "text: longest tokenised sentence kept", lo=8, hi=4096)
+    lora_r: int = _f(8, "text, strategy lora: rank of the adapter matrices", lo=1, hi=512)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            if isinstance(f.default, bool):
+                if not isinstance(value, bool):
+                    raise LearnerError("config.bool", name=f.name, value=repr(value))
+                continue
+            if isinstance(f.default, (int, float)) and not isinstance(value, bool):
+                if not isinstance(value, (int, float)):
+                    raise LearnerError("config.number", name=f.name, value=repr(value))
+                if isinstance(f.default, int) and not isinstance(f.default, bool) and int(value) != value:
+                    raise LearnerError("config.whole", name=f.name, value=repr(value))
+                lo, hi = meta.get("lo"), meta.get("hi")
+                if lo is not None and not (lo <= value <= hi):
+                    raise LearnerError("config.range", name=f.name, lo=f"{lo:g}", hi=f"{hi:g}", value=repr(value))
+            if meta.get("choices") and value not in meta["choices"]:
+                raise LearnerError("config.choice", name=f.name, choices=", ".join(meta["choices"]), value=repr(value))
+        if self.backbone not in catalog.backbone_names() and not offline.is_model_dir(self.backbone):
+            raise LearnerError("config.unknown_backbone", value=repr(self.backbone), choices=", ".join(catalog.backbone_names()))
+        if self.dataset not in catalog.dataset_names():
+            raise LearnerError("config.unknown_dataset", value=repr(self.dataset), choices=", ".join(catalog.dataset_names()))
+        spec_task = catalog.task_of(self.backbone)
+        if spec_task != self.task:
+            raise LearnerError("config.backbone_task", backbone=repr(self.backbone), family=spec_task, task=repr(self.task))
+        if catalog.dataset(self.dataset).task != self.task:
+            raise LearnerError("config.dataset_task", dataset=repr(self.dataset), family=catalog.dataset(self.dataset).task,
+                               task=repr(self.task))
+        if self.strategy == "lora" and self.task != "text":
+            raise LearnerError("config.lora_images")
+
+    # --- round trips ---
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise LearnerError("config.unknown_setting", names=", ".join(unknown))
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes) -> RunConfig:
+        return replace(self, **changes)
+
+    def to_cli(self) -> str:
+        """The equivalent command line: what a reader must see (backbone, dataset, strategy,
+        its freeze depth, size of the run), then every other setting that differs from the
+        defaults."""
+        parts = ["python", "-m", "tlcore", "finetune"]
+        always = {"backbone", "dataset", "strategy", "per_class", "image_size", "epochs"}
+        if self.strategy == "partial":
+            always.add("freeze_depth")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == f.default and f.name not in always:
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if isinstance(value, bool):
+                parts.append(flag if value else "--no-" + f.name.replace("_", "-"))
+            else:
+                parts += [flag, str(value)]
+        return shlex.join(parts)
+
+
+def config_fields():
+    """(name, default, metadata) of every field, for building CLIs and forms."""
+    return [(f.name, f.default if f.default is not MISSING else None, f.metadata) for f in fields(RunConfig)]

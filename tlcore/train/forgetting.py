@@ -1,0 +1,201 @@
+"""Forgetting, measured: does the fine-tuned network still know what it knew?
+
+Fine-tuning replaces an ImageNet backbone's 1000-class head with a new one and (unless the
+body is frozen) moves the body's weights. To see what that costs the original task, the
+original ImageNet head is kept and put back on top of the fine-tuned body, and both the
+pretrained network and the fine-tuned body + old head classify the same real ImageNet photos:
+
+    pretrained:           body_0 -> head_imagenet   recognises k of N photos
+    after the fine-tune:  body_T -> head_imagenet   recognises n of N photos
+
+A linear probe leaves the body untouched (BatchNorm of frozen groups in eval mode), so n = k
+exactly; the more of the body trains, the more of the old knowledge can be overwritten
+("catastrophic forgetting").
+
+The photos ship offline: scikit-image's sample photos with an accepted ImageNet answer
+(tlcore.models.imagenet.SAMPLE_PHOTOS), and, where the `foolbox` wheel is installed, the 20 ImageNet
+validation JPEGs it carries as data files (`foolbox/data/imagenet_<i>_<class id>.jpg`). They
+are read as files; foolbox's code is never imported.
+
+Photos are scored at 224 px, the resolution ImageNet was learned at, whatever size the
+fine-tune used: the question is what the network still knows of its first task.
+
+Not for: training (tlcore.train.trainer), the Try-it panel's top-5 (tlcore.models.imagenet.top_k) or
+the experiment over strategies and seeds (tlcore.lab.forgetting).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SIZE = 224  # ImageNet's resolution
+FOOLBOX_NAME = re.compile(r"imagenet_(\d+)_(\d+)\.jpe?g$")
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str  # "chelsea" (scikit-image) or "imagenet_07_609" (ImageNet validation, via foolbox's wheel)
+    accept: tuple[int, ...]  # ImageNet class ids counted as right
+    path: str = ""  # a JPEG file; "" = a scikit-image sample photo
+
+
+def foolbox_files() -> list[Path]:
+    """The ImageNet validation JPEGs inside an installed foolbox wheel (read as files, never imported)."""
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution("foolbox")
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    files = [dist.locate_file(f) for f in dist.files or () if FOOLBOX_NAME.search(str(f))]
+    return sorted(Path(str(f)) for f in files if Path(str(f)).is_file())
+
+
+def photos() -> tuple[Photo, ...]:
+    """Every offline ImageNet photo with a known answer: scikit-image's, then foolbox's."""
+    from tlcore.models.imagenet import SAMPLE_PHOTOS
+
+    own = tuple(Photo(p.name, p.accept) for p in SAMPLE_PHOTOS if p.accept)
+    validation = tuple(Photo(f.stem, (int(FOOLBOX_NAME.search(f.name).group(2)),), str(f)) for f in foolbox_files())
+    return own + validation
+
+
+@functools.lru_cache(maxsize=2)
+def photo_batch(size: int = SIZE) -> tuple[torch.Tensor, tuple[Photo, ...]]:
+    """(N, 3, size, size) uint8: every photo, centre square resized, decoded once per process."""
+    from PIL import Image
+
+    from tlcore.models.imagenet import sample_photo, to_input
+
+    items = photos()
+    images = []
+    for p in items:
+        image = np.asarray(Image.open(p.path).convert("RGB")) if p.path else sample_photo(p.name)
+        images.append(to_input(image, size))
+    return torch.cat(images), items
+
+
+def imagenet_head(backbone: str) -> torch.nn.Module:
+    """A copy of the backbone's pretrained 1000-class head (pooling + classifier), on the CPU."""
+    from tlcore.models.imagenet import imagenet_model
+
+    return copy.deepcopy(imagenet_model(backbone, SIZE).groups["head"]).eval()
+
+
+def applies(backbone: str, strategy: str, pretrained: bool) -> bool:
+    """Only an ImageNet-pretrained vision body has an ImageNet head to go back to."""
+    from tlcore.models import catalog
+
+    try:
+        spec = catalog.backbone(backbone)
+    except ValueError:
+        return False
+    return pretrained and strategy != "scratch" and spec.family == "vision" and spec.pretrained_on == "imagenet"
+
+
+@torch.no_grad()
+def top1(model, head: torch.nn.Module, size: int = SIZE) -> list[int]:
+    """The ImageNet class each photo gets from `model`'s body (every group but its own head)
+    followed by `head`: (N, 3, S, S) -> (N, 1280, S/32, S/32) -> (N, 1000) -> N class ids."""
+    images, _ = photo_batch(size)
+    images = images.contiguous(memory_format=torch.channels_last)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    head = head.to(device).eval()
+    try:
+        body_depth = len(model.groups) - 1
+        features = model.forward_to(images.to(device), body_depth)
+        return head(features.float()).argmax(-1).tolist()
+    finally:
+        model.train(was_training)
+
+
+@functools.lru_cache(maxsize=4)
+def pretrained_top1(backbone: str, device: str = "cpu") -> tuple[int, ...]:
+    """What the untouched pretrained network answers for each photo (once per backbone, device
+    and process), computed the way `measure` scores a fine-tuned body (same device, same
+    memory layout), so an unchanged body gets the very same answers."""
+    from tlcore.models.imagenet import imagenet_model
+
+    model = copy.deepcopy(imagenet_model(backbone, SIZE)).to(device, memory_format=torch.channels_last)
+    return tuple(top1(model, model.groups["head"]))
+
+
+def _batchnorms(model) -> dict[str, torch.nn.Module]:
+    """The body's BatchNorm layers by name (the head has none worth keeping)."""
+    return {n: m for n, m in model.named_modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not n.startswith("groups.head")}
+
+
+@contextlib.contextmanager
+def imagenet_statistics(model, backbone: str):
+    """Inside: the body's BatchNorm running statistics are the pretrained network's (ImageNet's),
+    its fine-tuned weights untouched; restored on leaving.
+
+    A fine-tune re-estimates every trainable BatchNorm's mean and variance on the new data
+    (short runs average them over the run: tlcore.train.trainer), so a body can fail on ImageNet
+    photos because its normalisation now expects grey clothes, with weights that still know
+    ImageNet. Scoring both ways tells the two apart."""
+    from tlcore.models.imagenet import imagenet_model
+
+    mine, pretrained = _batchnorms(model), _batchnorms(imagenet_model(backbone, SIZE))
+    saved = {n: (m.running_mean.clone(), m.running_var.clone()) for n, m in mine.items()}
+    try:
+        for n, m in mine.items():
+            m.running_mean.copy_(pretrained[n].running_mean)
+            m.running_var.copy_(pretrained[n].running_var)
+        yield
+    finally:
+        for n, m in mine.items():
+            m.running_mean.copy_(saved[n][0])
+            m.running_var.copy_(saved[n][1])
+
+
+def _same_statistics(model, backbone: str) -> bool:
+    from tlcore.models.imagenet import imagenet_model
+
+    pretrained = _batchnorms(imagenet_model(backbone, SIZE))
+    return all(torch.equal(m.running_mean.cpu(), pretrained[n].running_mean) and
+               torch.equal(m.running_var.cpu(), pretrained[n].running_var) for n, m in _batchnorms(model).items())
+
+
+@torch.no_grad()
+def measure(model, backbone: str) -> dict:
+    """The photos the pretrained network recognised and the ones the fine-tuned body recognises
+    through the old ImageNet head (after_bn: the same with ImageNet's BatchNorm statistics put
+    back, None for a body without BatchNorm). JSON-safe: stored with the run's result."""
+    from tlcore.models.imagenet import categories
+
+    t0 = time.perf_counter()
+    before = pretrained_top1(backbone, str(next(model.parameters()).device))
+    head = imagenet_head(backbone)
+    # channels_last: about twice as fast for these convolutions on a CPU (measured, 24 photos:
+    # 0.45 s against 1.0 s); the run's model is kept (tlcore.serve.finetuned) in the usual layout after.
+    model.to(memory_format=torch.channels_last)
+    after = top1(model, head)
+    after_bn = None
+    if _batchnorms(model):
+        if _same_statistics(model, backbone):  # a frozen body (linear probe): nothing to put back
+            after_bn = after
+        else:
+            with imagenet_statistics(model, backbone):
+                after_bn = top1(model, head)
+    _, items = photo_batch(SIZE)
+    names = categories()
+    rows = [{"photo": p.name, "answer": names[p.accept[0]], "before": names[b], "after": names[a],
+             "right_before": b in p.accept, "right_after": a in p.accept}
+            for p, b, a in zip(items, before, after, strict=True)]
+    return {"backbone": backbone, "total": len(rows), "size": SIZE,
+            "before": sum(r["right_before"] for r in rows), "after": sum(r["right_after"] for r in rows),
+            "after_bn": None if after_bn is None else sum(a in p.accept for a, p in zip(after_bn, items)),
+            "photos": rows, "seconds": round(time.perf_counter() - t0, 3)}

@@ -1,0 +1,99 @@
+"""A whole run, for any task: RunConfig -> data, weights, model, plan, fit, examples.
+
+The recipe is written once here; what differs between images and text is a `Task`
+(tlcore.train.tasks): how to load the data, which weights will really be used, how to build the
+model and its batch source, and which examples to show. The app's job queue, the CLI, the
+benchmarks and the experiments all call `run`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from tlcore.core.events import Cancelled, Done, Failed, Started
+from tlcore.core.messages import LearnerError, Message
+from tlcore.data.datasets import DatasetUnavailable
+from tlcore.models.backbones import WeightsUnavailable
+from tlcore.train import strategies, tasks
+from tlcore.train.config import RunConfig
+from tlcore.train.device import pick_device
+from tlcore.train.trainer import FitOptions, fit, seed_everything
+
+Emit = Callable[[object], None]
+
+
+def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
+        data=None) -> dict | None:
+    """One run; returns the result dict (also sent as Done), or None when cancelled or failed.
+
+    Errors become one Failed event a learner can act on, never a traceback.
+    """
+    t_run, started_at = time.perf_counter(), []
+
+    def timed_emit(event) -> None:
+        if isinstance(event, Started):
+            started_at.append(time.perf_counter())
+        emit(event)
+
+    try:
+        result = _recipe(config, timed_emit, should_stop, data)
+        if result is not None and started_at:
+            timing = result["timing"]
+            # set-up: data and model, before the cache and the first step (measured for estimates)
+            timing["setup_s"] = max(0.0, started_at[0] - t_run - timing["cache_s"])
+            # finishing: confusion matrix, weight drift, examples, keeping the model
+            timing["finish_s"] = time.perf_counter() - timing.pop("last_eval_at", time.perf_counter())
+    except (WeightsUnavailable, DatasetUnavailable, ValueError) as e:  # LearnerError is a ValueError
+        emit(Failed.of(e))
+        return None
+    except torch.OutOfMemoryError:
+        emit(Failed.of(LearnerError("run.out_of_memory", batch_size=config.batch_size, image_size=config.image_size)))
+        return None
+    except Exception as e:  # the app must never show a raw traceback; the message still names the error
+        emit(Failed.of(LearnerError("run.unexpected", error=f"{type(e).__name__}: {e}")))
+        return None
+    if result is not None:
+        emit(Done(result))
+    return result
+
+
+def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
+    task = tasks.of(config)
+    device = pick_device(config.device)
+    generator = seed_everything(config.seed)
+    data = data if data is not None else task.load(config)
+    if should_stop():
+        emit(Cancelled(0))
+        return None
+    name, pretrained, note = task.weights(config.backbone, "no" if config.strategy == "scratch" else config.pretrained)
+    torch.manual_seed(config.seed)  # the same head init for every strategy of a race
+    model = task.build(config, name, data.num_classes, pretrained)
+    groups = model.group_names
+    if config.strategy == "partial" and config.freeze_depth > len(groups) - 1:
+        raise LearnerError("run.freeze_depth", backbone=name, body=len(groups) - 1)
+    plan = strategies.make_plan(config.strategy, groups, lr=config.lr, head_lr_mult=config.head_lr_mult,
+                                freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
+    model, source = task.source(config, model, data, device)
+    result = fit(model, plan, source, fit_options(config), device=device, emit=emit, should_stop=should_stop,
+                 generator=generator, classes=tuple(data.classes),
+                 started_extra={"pretrained": model.pretrained_from + (f" ({note})" if note else "")})
+    if result is None:
+        return None
+    result.update(backbone=name, strategy=config.strategy, classes=list(data.classes), note=str(note or ""),
+                  note_message={"key": note.key, "values": note.values} if isinstance(note, Message) else None,
+                  pretrained=model.pretrained_from, misclassified=task.mistakes(data, source, result))
+    result.update(task.extras(config, model, source, data, name))
+    return result
+
+
+def fit_options(config: RunConfig) -> FitOptions:
+    return FitOptions(config.epochs, config.batch_size, config.optimizer, config.weight_decay, config.bn_frozen_eval,
+                      config.cache_features, config.log_every, precision=config.precision)
+
+
+def load_run_data(config: RunConfig):
+    """The dataset a config names, split per class with the config's seed (images or text)."""
+    return tasks.of(config).load(config)
