@@ -26,8 +26,8 @@ from studio.i18n import current_lang, lesson, t, translated
 from studio.images_ui import class_title, encoded
 from studio.settings import bound
 from studio.state import callback, job_id, keep_settings, owner, queue, register_choices
-from tlcore.models import catalog
 from tlcore.lab import embedding
+from tlcore.models import catalog
 from tlcore.serve import finetuned
 from tlcore.train.config import RunConfig
 

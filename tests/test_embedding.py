@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from tlcore.models import catalog
 from tlcore.data import datasets
 from tlcore.lab import embedding
+from tlcore.models import catalog
 from tlcore.serve import finetuned
 
 

@@ -22,10 +22,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.test_app import app, fake_run, ok, wait_until_done
-from tlcore.models import catalog
-from tlcore.lab import embedding
-from tlcore.serve import finetuned
 from tlcore.core.events import Done
+from tlcore.lab import embedding
+from tlcore.models import catalog
+from tlcore.serve import finetuned
 from tlcore.serve.jobs import JobQueue
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tlcore.models import catalog
 from tlcore.data import datasets
+from tlcore.models import catalog
 
 METHODS = ("pca", "tsne", "umap")  # 2-D projections; "umap" only where umap-learn is installed
 THUMB_PX = 56  # the hover thumbnail of each image point (shown enlarged)
