@@ -251,6 +251,12 @@ def queue() -> JobQueue:
     return st.session_state.get("_queue_override") or job_queue()
 
 
+def kept_model(model_id: str | None, learner: str | None = None):
+    """This learner's fine-tuned model on the server's shelf (tlcore.shelf), or None: gone, or
+    another learner's (an id from someone else's result finds nothing here)."""
+    return queue().shelf.get(learner or owner(), model_id)
+
+
 LEARNER_COOKIE = "tls_learner"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 

@@ -39,7 +39,9 @@ from dataclasses import dataclass, field
 
 from tlcore.caps import Caps
 from tlcore.config import RunConfig
-from tlcore.events import Failed, History, HistorySnapshot
+from tlcore.events import Done, Failed, History, HistorySnapshot
+from tlcore.finetuned import Finetuned
+from tlcore.shelf import Shelf
 from tlcore.store import FINAL_WAIT_S, RunStore, StoredJob, StoreHealth, as_interrupted, learner_key, pack
 
 RunFn = Callable[..., object]  # (config, emit, should_stop) -> result
@@ -107,6 +109,7 @@ class Job:
     note: str = ""  # why it was stopped when the learner did not stop it: time_limit | closed | teacher
     where: str = ""  # "local": a Ray queue's run that found no cluster and trained on the server
     address: str | None = None  # the client address it was started from (None: unknown); never stored
+    keep_model: bool = False  # the learner's own run (Fine-tune, Text): its (last run's) model goes on the shelf
 
     @property
     def active(self) -> bool:
@@ -165,12 +168,14 @@ class JobQueue:
     def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
                  max_finished: int = 500, on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None,
                  store: RunStore | None = None, gpus: int = 0, pin: Callable[[int], None] | None = None,
-                 caps: Caps | None = None, nice: int = 0):
+                 caps: Caps | None = None, nice: int = 0, shelf: Shelf | None = None):
         """workers: runs at a time. gpus: with N GPUs, one worker per GPU, worker i pinned to
         GPU i (its thread's current CUDA device, so "cuda" in its runs means that GPU); `pin`
         does the pinning (torch.cuda.set_device by default). nice: the workers' CPU priority
         is lowered by this much (Linux, per thread; torch's threads a worker starts inherit
-        it), so that a server's pages are answered first and training takes the rest."""
+        it), so that a server's pages are answered first and training takes the rest. shelf: where
+        the models of jobs submitted with `keep_model` are kept (tlcore.shelf; bounded per learner
+        and in all by the class's limits when there are `caps`)."""
         if run_fn is None:
             from tlcore.recipe import run as run_fn
         self._run_fn = run_fn
@@ -183,6 +188,7 @@ class JobQueue:
         self.on_run_done = on_run_done  # e.g. the time estimator learning from every finished run
         self.caps = caps  # the class's limits (tlcore.caps): checked at submit, time enforced while running
         self.store = store  # finished runs on disk: a restart loses none (tlcore.store)
+        self.shelf = shelf if shelf is not None else (caps.shelf() if caps is not None else Shelf())
         if store is not None:
             try:  # what was queued or running belonged to a server that stopped (written when the file allows)
                 store.interrupt_unfinished()
@@ -199,11 +205,14 @@ class JobQueue:
 
     # --- called by pages ---
     def submit(self, configs: RunConfig | list[RunConfig], owner: str, labels: list[str] | None = None,
-               tag: str = "", priority: int = 0, address: str | None = None) -> str:
+               tag: str = "", priority: int = 0, address: str | None = None, keep_model: bool = False) -> str:
         """Queue a job; the teacher's (priority 1) wait only behind other teacher jobs. Raises
         LearnerError when a config passes the class's limits, JobLimitError for a second job,
         AddressLimitError for a second learner at one client `address` where the class allows one
-        (an unknown address, None, is always allowed; the teacher's jobs neither count nor wait)."""
+        (an unknown address, None, is always allowed; the teacher's jobs neither count nor wait).
+        keep_model: the learner's own run (the Fine-tune page's, the Text page's): the model of the
+        job's last run is kept on the shelf for its owner; without it (races, sweeps, the matrix)
+        no model is kept."""
         configs = [configs] if isinstance(configs, RunConfig) else list(configs)
         if not configs:
             raise ValueError("nothing to run")
@@ -218,7 +227,7 @@ class JobQueue:
                 raise AddressLimitError("another learner at your address has a run going: wait for it to finish")
             job_id = new_job_id()
             self._jobs[job_id] = Job(job_id, owner, configs, labels, [History(c.to_dict()) for c in configs], tag=tag,
-                                     priority=priority, address=address)
+                                     priority=priority, address=address, keep_model=keep_model)
             ahead = sum(1 for w in self._waiting if self._jobs[w].priority >= priority)
             self._waiting.insert(ahead, job_id)
             self._forget_old()
@@ -399,15 +408,20 @@ class JobQueue:
     def _run_job(self, job: Job) -> None:
         state = "done"
         for config, history in zip(job.configs, job.histories):
+            run_events = HeldDone(history)  # the run's Done waits for the model's id (or none)
+            trained = None
             try:
-                self._run_one(job, config, history)
+                trained = self._run_one(job, config, run_events)
             except BaseException as e:  # noqa: BLE001 -- run() reports its own errors; this guards a broken run_fn
                 # BaseException too: in a worker thread a SystemExit (sys.exit in a library) or a
                 # KeyboardInterrupt raised by code (the signal goes to the main thread only) means
                 # "this run cannot go on", never "stop the server"; letting one through would end
                 # the thread and leave every later job waiting forever.
-                if history.snapshot().final is None:
-                    history.append(Failed(f"{type(e).__name__}: {e}"))
+                if run_events.snapshot().final is None:
+                    run_events.append(Failed(f"{type(e).__name__}: {e}"))
+            last = config is job.configs[-1]
+            run_events.release(self._keep(job, trained if last and run_events.done is not None else None))
+            del trained  # a model nobody keeps is freed now, not when the next run replaces it
             snap = history.snapshot()
             final = snap.final
             if self.on_run_done is not None and snap.result is not None:
@@ -435,9 +449,22 @@ class JobQueue:
         with self._lock:
             self._finish(job, state)
 
-    def _run_one(self, job: Job, config: RunConfig, history: History) -> None:
-        """Run one config of the job here, in this worker thread (a Ray queue runs it on a cluster)."""
-        self._run_fn(config, history.append, lambda: self._should_stop(job))
+    def _run_one(self, job: Job, config: RunConfig, history: History) -> Finetuned | None:
+        """Run one config of the job here, in this worker thread (a Ray queue runs it on a cluster);
+        returns the trained model when the run returned one."""
+        returned = self._run_fn(config, history.append, lambda: self._should_stop(job))
+        return returned.get("model") if isinstance(returned, dict) else None
+
+    def _keep(self, job: Job, trained: Finetuned | None) -> str | None:
+        """The server's choice: the model of a learner's own run goes on the shelf (its id goes in
+        the run's result); any other run's model is dropped."""
+        if trained is None or not job.keep_model:
+            return None
+        try:
+            return self.shelf.keep(job.owner, trained)
+        except Exception:  # noqa: BLE001 -- the run's results matter more than its model
+            logging.getLogger(__name__).exception("keeping the model of job %s failed", job.id)
+            return None
 
     def _finish(self, job: Job, state: str) -> None:  # caller holds the lock
         job.state, job.finished = state, time.monotonic()
@@ -499,6 +526,41 @@ class JobQueue:
         done = [j for j in self._jobs.values() if not j.active and j.id not in keep]
         for j in sorted(done, key=lambda j: j.finished or 0)[: max(0, len(done) - self.max_finished)]:
             del self._jobs[j.id]
+
+
+class HeldDone:
+    """A run's event stream into its History, holding back the final Done until the server has
+    decided about the run's model: the page then sees the result with the model's id in it, or
+    without, never one and then the other. Reads (snapshot, len) see the held Done."""
+
+    def __init__(self, history: History):
+        self.history = history
+        self.done: Done | None = None
+        self._at = 0.0
+
+    def append(self, event) -> None:
+        if isinstance(event, Done) and self.done is None:
+            self.done, self._at = event, time.monotonic()
+            return
+        self.release()  # anything after a Done (there should be nothing): in order
+        self.history.append(event)
+
+    __call__ = append
+
+    def release(self, model_id: str | None = None) -> None:
+        """The held Done into the History, with the kept model's id in its result."""
+        done, self.done = self.done, None
+        if done is not None:
+            self.history.append(Done({**done.result, "model_id": model_id}) if model_id else done)
+
+    def snapshot(self) -> HistorySnapshot:
+        snap = self.history.snapshot()
+        if self.done is None:
+            return snap
+        return HistorySnapshot(snap.events + (self.done,), snap.config, snap.times + (self._at,))
+
+    def __len__(self) -> int:
+        return len(self.history) + (self.done is not None)
 
 
 def job_from_stored(stored: StoredJob, owner: str) -> Job | None:

@@ -7,7 +7,7 @@
     build(config, name, classes, pretrained) -> a model with ordered layer `groups`
     source(config, model, data, device)   -> (model on the device, batch source for fit)
     mistakes(data, source, result)        -> up to 12 wrong validation predictions to show
-    extras(config, model, source, data, name) -> what only this task reports
+    extras(config, model, source, data, name) -> what only this task reports, and the model
 
 Text imports (transformers, peft) happen inside TextTask's methods: an image run never
 pays for them.
@@ -19,8 +19,9 @@ import logging
 
 import torch
 
-from tlcore import catalog, finetuned, forgetting
+from tlcore import catalog, forgetting
 from tlcore.config import RunConfig
+from tlcore.finetuned import Finetuned
 from tlcore.precision import prefers_channels_last
 from tlcore.sources import TensorSource
 
@@ -67,8 +68,8 @@ class ImageTask:
                 out["forgetting"] = forgetting.measure(model, name)
             except Exception:  # noqa: BLE001 -- a lesson extra: the learner's run must not be lost to it
                 logging.getLogger(__name__).exception("forgetting: could not measure %s", name)
-        # kept for "Try it" and the download: the learner's own pictures through the fine-tuned model
-        out["model_id"] = finetuned.keep(model, data.classes, config.image_size, name, config=config.to_dict())
+        # returned, not kept: the server keeps a learner's own run for "Try it" and the download (tlcore.shelf)
+        out["model"] = Finetuned(model.eval(), tuple(data.classes), config.image_size, name, config.to_dict())
         return out
 
 
@@ -103,9 +104,9 @@ class TextTask:
 
     @staticmethod
     def extras(config: RunConfig, model, source, data, name: str) -> dict:
-        # kept for the download (tlcore.takehome): the shelf's byte budget bounds the memory
+        # returned, not kept: the server keeps a learner's own run for the download (tlcore.shelf)
         return {"padding_share": source.padding_share,
-                "model_id": finetuned.keep(model, data.classes, 0, name, config=config.to_dict(), task="text")}
+                "model": Finetuned(model.eval(), tuple(data.classes), 0, name, config.to_dict(), task="text")}
 
 
 TASKS = {"image": ImageTask, "text": TextTask}
