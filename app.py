@@ -12,12 +12,14 @@ import logging
 import streamlit as st
 
 from studio import frame
+from studio.state import page_running
 
 frame.start()
 navigation = st.navigation(frame.pages())
 frame.sidebar()
 try:
-    navigation.run()
+    with page_running():  # a CPU server's training leaves the page a core meanwhile (tlcore.cores)
+        navigation.run()
 except Exception as error:  # noqa: BLE001 -- a class must never see a raw traceback
     logging.getLogger("tlstudio").exception("page failed")  # the server's log keeps it for whoever fixes it
     st.error(frame.error_text(error))

@@ -21,7 +21,7 @@ import streamlit as st
 
 from studio import plots, takeaway
 from studio.i18n import current_lang, explain, explain_error, t
-from studio.state import callback, held_messages, job_id, owner, queue, replay_messages, say, set_job_id
+from studio.state import callback, held_messages, job_id, owner, page_running, queue, replay_messages, say, set_job_id
 from tlcore import estimate, metrics
 from tlcore.config import RunConfig
 from tlcore.events import Cancelled, Done, Failed, HistorySnapshot
@@ -197,7 +197,8 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
                     st.rerun()  # once, to draw the final state outside the polling fragment
                 if poll_every(latest) != poll_every(view):
                     st.rerun()  # near the front, or running: once, to poll at the new pace
-                _draw_live(slot, latest, live_charts)
+                with page_running():
+                    _draw_live(slot, latest, live_charts)
 
             poll()
     else:

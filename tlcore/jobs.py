@@ -25,6 +25,7 @@ training on a Ray cluster; `server_queue()` picks one of the two from the enviro
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -37,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tlcore import cores
 from tlcore.caps import Caps
 from tlcore.config import RunConfig
 from tlcore.events import Done, Failed, History, HistorySnapshot
@@ -168,14 +170,17 @@ class JobQueue:
     def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
                  max_finished: int = 500, on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None,
                  store: RunStore | None = None, gpus: int = 0, pin: Callable[[int], None] | None = None,
-                 caps: Caps | None = None, nice: int = 0, shelf: Shelf | None = None):
+                 caps: Caps | None = None, nice: int = 0, shelf: Shelf | None = None,
+                 cpu: cores.CpuPlan | None = None):
         """workers: runs at a time. gpus: with N GPUs, one worker per GPU, worker i pinned to
         GPU i (its thread's current CUDA device, so "cuda" in its runs means that GPU); `pin`
         does the pinning (torch.cuda.set_device by default). nice: the workers' CPU priority
         is lowered by this much (Linux, per thread; torch's threads a worker starts inherit
         it), so that a server's pages are answered first and training takes the rest. shelf: where
         the models of jobs submitted with `keep_model` are kept (tlcore.shelf; bounded per learner
-        and in all by the class's limits when there are `caps`)."""
+        and in all by the class's limits when there are `caps`). cpu: a CPU server's plan
+        (tlcore.cores): its workers, and each run's torch threads set by its worker at the run's
+        start and at every step from the runs going and the pages being drawn (`drawing()`)."""
         if run_fn is None:
             from tlcore.recipe import run as run_fn
         self._run_fn = run_fn
@@ -196,6 +201,13 @@ class JobQueue:
                 logging.getLogger(__name__).exception("marking interrupted runs failed")
         if gpus:
             workers, pin = gpus, pin or _pin_cuda_device
+        elif cpu is not None:
+            workers = cpu.workers
+        self.cpu = cpu if not gpus else None
+        self._running = 0  # runs going now (read without the lock: one int)
+        self._pages = 0  # page runs being drawn now (see drawing())
+        self._pages_lock = threading.Lock()
+        self._thread = threading.local()  # each worker's torch thread count, as it last set it
         self.pinned: dict[int, int] = {}  # worker -> GPU, once pinned
         self.nice = nice
         self._threads = [threading.Thread(target=self._work, args=((i, pin) if gpus else ()),
@@ -362,6 +374,29 @@ class JobQueue:
             return None
         return job
 
+    @contextlib.contextmanager
+    def drawing(self):
+        """Around a page's run: while pages are drawn, CPU runs use fewer threads (tlcore.cores)."""
+        with self._pages_lock:
+            self._pages += 1
+        try:
+            yield
+        finally:
+            with self._pages_lock:
+                self._pages -= 1
+
+    def _pace(self) -> None:
+        """In a worker thread: its torch threads for the runs and pages going now (a CPU plan only).
+        Setting them costs microseconds and is done only when the number changes."""
+        if self.cpu is None:
+            return
+        threads = self.cpu.threads_now(self._running, self._pages)
+        if getattr(self._thread, "threads", None) != threads:
+            import torch
+
+            torch.set_num_threads(threads)  # this thread's own (OpenMP's per-thread count)
+            self._thread.threads = threads
+
     # --- the worker ---
     def _work(self, gpu: int | None = None, pin: Callable[[int], None] | None = None) -> None:
         if self.nice:
@@ -377,8 +412,10 @@ class JobQueue:
                     continue
                 job = self._jobs[self._waiting.pop(0)]
                 job.state, job.started = "running", time.monotonic()
+                self._running += 1
                 self._persist(job)
             try:
+                self._pace()
                 self._run_job(job)
             except BaseException as error:  # noqa: BLE001 -- whatever escapes one job, the worker serves the next
                 logging.getLogger(__name__).exception("job %s: the worker caught %s", job.id, type(error).__name__)
@@ -386,13 +423,18 @@ class JobQueue:
                     if job.active:
                         self._finish(job, "failed")
                         self._persist(job)
+            finally:
+                with self._lock:
+                    self._running -= 1
             return_freed_memory()
 
     def _should_stop(self, job: Job) -> bool:
         """Asked by the run every step: read without the lock (a flag and two clock values),
-        written under it, so a teacher's Cancel and a time limit never overwrite each other."""
+        written under it, so a teacher's Cancel and a time limit never overwrite each other.
+        Asked in the worker's thread, it also sets the run's torch threads for now (`_pace`)."""
         if job.stop_requested:
             return True
+        self._pace()
         now = time.monotonic()
         if now - job.last_seen > self.stale_after_s:
             note = "closed"  # nobody is watching: free the device for others
@@ -609,7 +651,14 @@ def server_queue(**kwargs) -> JobQueue:
         except Exception as error:  # noqa: BLE001 -- ImportError, ConnectionError, ...
             logging.getLogger(__name__).error("TLS_RAY_ADDRESS=%s: Ray not usable (%s: %s); training on this "
                                               "machine instead", address, type(error).__name__, error)
-    return JobQueue(gpus=local_gpus(), **kwargs)  # N GPUs: N workers, one per GPU
+    gpus = local_gpus()
+    if gpus:
+        return JobQueue(gpus=gpus, **kwargs)  # N GPUs: N workers, one per GPU
+    limits = kwargs.get("caps")
+    cpu = cores.plan(workers=limits.cpu_workers if limits else 0, threads=limits.threads_per_job if limits else 0)
+    logging.getLogger(__name__).info("CPU server: %d cores, %d runs at a time, %d threads each when all are busy",
+                                     cpu.cores, cpu.workers, cpu.threads)
+    return JobQueue(cpu=cpu, **kwargs)
 
 
 _shared: JobQueue | None = None

@@ -1,0 +1,64 @@
+"""How a CPU class server shares its cores: runs at a time, and torch threads for each run.
+
+Small models gain little from many threads (a default fine-tune: 1 thread 30.6 s, 2 threads
+20.2 s for six jobs on a quiet 2-core box; two runs of 1 thread each, 20.0 s), so a server
+with many cores runs several jobs at once with a few threads each, not one job on all of them.
+But a lone run on an otherwise idle server should not leave cores idle: each run's threads
+are decided again at its start and at every step (`JobQueue` asks `threads_now` with the
+number of runs going and of pages being drawn), so a lone run uses every core and gives
+them back as soon as a second run starts or pages need the CPU.
+
+torch's thread count is per calling thread for the work it runs (OpenMP's per-thread setting,
+checked: a worker that sets 1 runs on 1 core while another thread runs on 2); a thread that
+never set it takes the last value anyone set. So each worker sets its own.
+
+Workers and threads come from the core count, or from the class file (`cpu_workers`,
+`threads_per_job` in class.toml, tlcore.caps); 0 means "from the core count":
+
+    cores      runs at a time   threads per run when all are busy   a lone run
+    1-3        cores            1                                   every core
+    4-15       cores // 2       2                                   every core
+    16+        cores // 4       4                                   every core
+
+Not for: GPUs (one worker per GPU, tlcore.jobs) or the Ray cluster (tlcore.ray_jobs).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def count() -> int:
+    """The cores this process may run on (its affinity mask: a container's or taskset's limit)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class CpuPlan:
+    cores: int  # the cores training may use
+    workers: int  # runs at a time
+    threads: int  # torch threads per run when every worker is busy
+
+    def threads_now(self, running: int, pages: int = 0) -> int:
+        """A run's torch threads now: the cores shared among the `running` runs, less one for each
+        page being drawn (the pages are answered first; one core always stays with training)."""
+        free = self.cores - min(max(0, pages), self.cores - 1)
+        return max(1, free // max(1, running))
+
+
+def per_job(cores: int) -> int:
+    """Threads per run when every worker is busy (the table above)."""
+    return 1 if cores < 4 else 2 if cores < 16 else 4
+
+
+def plan(cores: int | None = None, *, workers: int = 0, threads: int = 0) -> CpuPlan:
+    """The plan for `cores` (this machine's by default); `workers` or `threads` above 0 override
+    (the class file). Given only threads, the workers follow: as many as fit in the cores."""
+    cores = count() if cores is None else max(1, cores)
+    threads = threads if threads > 0 else (max(1, cores // workers) if workers > 0 else per_job(cores))
+    workers = workers if workers > 0 else max(1, cores // threads)
+    return CpuPlan(cores, workers, min(threads, cores))
