@@ -11,8 +11,12 @@ import logging
 
 import streamlit as st
 
-from studio import frame
-from studio.state import page_running
+from tlcore import cores
+
+cores.wait_passively()  # before torch is imported: its threads sleep while they wait (tlcore.cores)
+
+from studio import frame  # noqa: E402 -- after the line above
+from studio.state import page_running  # noqa: E402
 
 frame.start()
 navigation = st.navigation(frame.pages())

@@ -20,6 +20,15 @@ Workers and threads come from the core count, or from the class file (`cpu_worke
     4-15       cores // 2       2                                   every core
     16+        cores // 4       4                                   every core
 
+torch's threads wait for each other at the end of every parallel region. By default they spin
+there (libgomp), so when the machine has other work and one of a run's threads is off its core,
+the others burn the time slice: measured on the shared 2-core box at load average 7-9, 30
+training steps of a small CNN took 1.6-4.4 s on 1 thread, 6.6-36 s on 2 spinning threads and
+3.1-3.6 s on 2 threads that sleep while they wait (OMP_WAIT_POLICY=PASSIVE; whole runs:
+`python -m tools.queuebench --spin`). A class server is never only
+training (pages, other runs, other programs), so it waits passively: `wait_passively()`, before
+torch is first imported (app.py does; set OMP_WAIT_POLICY yourself to choose otherwise).
+
 Not for: GPUs (one worker per GPU, tlcore.jobs) or the Ray cluster (tlcore.ray_jobs).
 """
 
@@ -27,6 +36,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+
+def wait_passively() -> bool:
+    """torch's threads sleep instead of spinning while they wait for each other (see above).
+    Only before torch is imported (OpenMP reads it once); False when it is too late or the
+    environment already chose."""
+    import sys
+
+    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
 
 
 def count() -> int:

@@ -24,8 +24,7 @@ import sys
 import time
 
 from tlcore import cores
-from tlcore.config import RunConfig
-from tlcore.cores import CpuPlan
+from tlcore.cores import CpuPlan  # no torch yet: the OpenMP setting below must come first
 
 
 def parse_plan(text: str, n_cores: int) -> tuple[str, CpuPlan]:
@@ -42,7 +41,7 @@ class _Fixed(CpuPlan):
         return self.threads
 
 
-def run_plan(plan: CpuPlan, configs: list[RunConfig]) -> dict:
+def run_plan(plan: CpuPlan, configs: list) -> dict:
     from tlcore.jobs import JobQueue
 
     q = JobQueue(cpu=plan)
@@ -68,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lone", action="store_true", help="one job alone per plan (--jobs 1)")
     ap.add_argument("--epochs", type=int, default=0, help="override the default run's epochs")
     ap.add_argument("--cores", type=int, default=0, help="cores the plans may use (default: this machine's)")
+    ap.add_argument("--spin", action="store_true",
+                    help="torch's threads spin while they wait (OpenMP's default); without it they sleep, as the "
+                         "app's server makes them (tlcore.cores.wait_passively)")
     args = ap.parse_args(argv)
+    if not args.spin:
+        cores.wait_passively()
     from tlcore import catalog, presets
 
     config = presets.image()
@@ -81,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     catalog.build_model(config.backbone, 10, pretrained=True, image_size=config.image_size)
     print(f"{n} x the default image run ({config.backbone}, {config.dataset}, {config.per_class}/class, "
           f"{config.image_size} px, {config.epochs} epochs) per plan; {n_cores} cores; load average before "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(spin)')}",
+          flush=True)
     rows = []
     for text in args.plans.split(","):
         name, plan = parse_plan(text.strip(), n_cores)
