@@ -21,7 +21,7 @@ ranges and say them.
     upload_mb_total = 2048
     kept_models_per_learner = 2  # fine-tuned models kept in memory for Try it / download (tlcore.shelf)
     kept_mb_per_learner = 200
-    kept_mb_total = 1024
+    kept_mb_total = 512
     cpu_workers = 0          # CPU server: runs at a time (0: from the core count, tlcore.cpu)
     threads_per_job = 0      # ... and torch threads each (0: from the core count)
 
@@ -95,7 +95,7 @@ class Caps:
     # The shelf of fine-tuned models (tlcore.shelf): a learner's own runs, for Try it and the download.
     kept_models_per_learner: int = 2
     kept_mb_per_learner: float = 200.0
-    kept_mb_total: float = 1024.0
+    kept_mb_total: float = 512.0
     # A CPU server's runs at a time and torch threads per run; 0: chosen from the core count (tlcore.cpu).
     cpu_workers: int = 0
     threads_per_job: int = 0

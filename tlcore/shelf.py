@@ -10,7 +10,7 @@ go first; the newest always stays), and all learners together stay within `total
 past that does the oldest model of anyone go (never the one just kept). A model is found by
 its owner and its id (random, in the run's result); anyone else asking gets nothing.
 
-    EfficientNet-Lite0 (the default image run)  about 15 MB of weights
+    EfficientNet-Lite0 (the default image run)  about 13 MB of weights
     MiniLM-L6 (the offline text model)          about 87 MB
 
 Not for: persisting runs (tlcore.store): the shelf lives in the server's memory only.
@@ -27,7 +27,7 @@ from tlcore.finetuned import Finetuned, model_bytes
 
 PER_LEARNER = 2  # models a learner keeps: their image run and their text run, say
 LEARNER_MB = 200.0  # ... within this: two MiniLMs (87 MB each) or many Lite0s
-TOTAL_MB = 1024.0  # every learner's together: a class of 30 with one Lite0 and one MiniLM each would be 3 GB
+TOTAL_MB = 512.0  # every learner's together: a class of 30's Lite0s (390 MB); one MiniLM each would be 3 GB
 
 
 @dataclass(frozen=True)

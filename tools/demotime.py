@@ -76,6 +76,8 @@ def breakdown(job, clicked: float) -> list[tuple[str, float]]:
                  (f"{label}: evaluate per epoch (timing.eval_s)", sum(timing.get("eval_s", [])) / max(1, len(timing.get("eval_s", [])))),
                  (f"{label}: epochs ({len(timing.get('train_s', []))})", sum(timing.get("train_s", [])) + sum(timing.get("eval_s", []))),
                  (f"{label}: finish, after the last evaluation (timing.finish_s)", timing.get("finish_s", float("nan"))),
+                 (f"{label}:   of it, forgetting measured (ImageNet photos)",
+                  (done.result.get("forgetting") or {}).get("seconds", float("nan"))),
                  (f"{label}: job start -> Started event", times[id(start)] if i == 0 else float("nan")),
                  (f"{label}: Started -> first step event", times[id(first)] - times[id(start)] if first else float("nan")),
                  (f"{label}: Started -> Done", times[id(done)] - times[id(start)])]
