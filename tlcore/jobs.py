@@ -1,8 +1,10 @@
 """The job queue: training runs in a worker thread, never in the page's script thread.
 
 A Streamlit rerun (any click) would kill a loop running in the script thread, so pages
-only submit jobs and poll snapshots. One queue per server process, one worker per device:
-jobs beyond it wait and can see their place in the line. Each owner (browser session) has
+only submit jobs and poll snapshots. One queue per server process, one worker per GPU (on a
+CPU server, workers and each run's threads as tlcore.cores plans them): jobs beyond wait and
+can see their place in the line. A job's run returns its model; the queue keeps it on its
+shelf (tlcore.shelf) only for a learner's own run (`keep_model`). Each owner (browser session) has
 at most one active job (and, where the class file says `one_run_per_address`, each client
 address at most one: a learner cannot hold three places with three cookies). Stop is a flag the trainer checks every step. A job whose page has
 stopped polling (no heartbeat for `stale_after_s`) is cancelled, so a closed laptop lid
