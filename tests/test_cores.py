@@ -17,7 +17,7 @@ from tlcore.events import Done, Started
 from tlcore.jobs import JobQueue
 
 
-@pytest.mark.parametrize(("n", "workers", "threads"), [(1, 1, 1), (2, 2, 1), (3, 3, 1), (4, 2, 2), (8, 4, 2),
+@pytest.mark.parametrize(("n", "workers", "threads"), [(1, 1, 1), (2, 1, 2), (3, 1, 3), (4, 2, 2), (8, 4, 2),
                                                        (16, 4, 4), (64, 16, 4)])
 def test_workers_and_threads_from_the_core_count(n, workers, threads):
     assert cores.plan(n) == CpuPlan(n, workers, threads)
@@ -35,8 +35,9 @@ def test_a_lone_run_takes_every_core_and_shares_them_with_runs_and_pages():
     plan = cores.plan(16)
     assert plan.threads_now(1) == 16 and plan.threads_now(2) == 8 and plan.threads_now(4) == 4
     assert plan.threads_now(1, pages=3) == 13
-    two = cores.plan(2)
+    two = cores.plan(2, workers=2)
     assert (two.threads_now(1), two.threads_now(2), two.threads_now(1, pages=1), two.threads_now(1, pages=9)) == (2, 1, 1, 1)
+    assert cores.plan(2).threads_now(1, pages=1) == 1  # the default on 2 cores: one run, a core back to the pages
 
 
 def test_torch_threads_are_per_calling_thread():

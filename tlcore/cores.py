@@ -16,9 +16,13 @@ Workers and threads come from the core count, or from the class file (`cpu_worke
 `threads_per_job` in class.toml, tlcore.caps); 0 means "from the core count":
 
     cores      runs at a time   threads per run when all are busy   a lone run
-    1-3        cores            1                                   every core
+    1-3        1                cores                               every core
     4-15       cores // 2       2                                   every core
     16+        cores // 4       4                                   every core
+
+On 2 cores one run at a time on both: six default jobs through the queue took 0.80 of 1 x 1's
+time on 1 x 2 and 0.86 on 2 x 1 (tools.queuebench, a loaded box), and a class of 30 with two
+runs at a time peaked at 3.3 GB of server memory (tools.loadtest), over the 3 GB goal.
 
 torch's threads wait for each other at the end of every parallel region. By default they spin
 there (libgomp), so when the machine has other work and one of a run's threads is off its core,
@@ -73,7 +77,7 @@ class CpuPlan:
 
 def per_job(cores: int) -> int:
     """Threads per run when every worker is busy (the table above)."""
-    return 1 if cores < 4 else 2 if cores < 16 else 4
+    return cores if cores < 4 else 2 if cores < 16 else 4
 
 
 def plan(cores: int | None = None, *, workers: int = 0, threads: int = 0) -> CpuPlan:
