@@ -11,13 +11,19 @@ import logging
 
 import streamlit as st
 
-from studio import frame
+from tlcore.serve import cores
+
+cores.wait_passively()  # before torch is imported: its threads sleep while they wait (tlcore.serve.cores)
+
+from studio import frame  # noqa: E402 -- after the line above
+from studio.state import page_running  # noqa: E402
 
 frame.start()
 navigation = st.navigation(frame.pages())
 frame.sidebar()
 try:
-    navigation.run()
+    with page_running():  # a CPU server's training leaves the page a core meanwhile (tlcore.serve.cores)
+        navigation.run()
 except Exception as error:  # noqa: BLE001 -- a class must never see a raw traceback
     logging.getLogger("tlstudio").exception("page failed")  # the server's log keeps it for whoever fixes it
     st.error(frame.error_text(error))

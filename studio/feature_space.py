@@ -25,10 +25,9 @@ from studio import plots
 from studio.i18n import current_lang, lesson, t, translated
 from studio.images_ui import class_title, encoded
 from studio.settings import bound
-from studio.state import callback, job_id, keep_settings, owner, queue, register_choices
+from studio.state import callback, job_id, keep_settings, kept_model, owner, queue, register_choices
 from tlcore.lab import embedding
 from tlcore.models import catalog
-from tlcore.serve import finetuned
 from tlcore.train.config import RunConfig
 
 SETTING = "features_method"
@@ -76,7 +75,7 @@ def _finetuned_id(base: embedding.Request, slots: Sequence[str]) -> str:
         same = (config.task == base.task and config.backbone == base.backbone and config.dataset == base.dataset
                 and config.data_root == base.root and config.val_per_class == base.val_per_class
                 and config.seed == base.seed and (base.task == "text" or config.image_size == base.image_size))
-        entry = finetuned.get(model_id) if same and model_id else None
+        entry = kept_model(model_id) if same and model_id else None
         # a LoRA text model's features are not read apart from its adapters: no third view of it
         if entry is not None and getattr(entry.model, "can_cache_features", lambda: True)():
             return model_id
@@ -128,12 +127,21 @@ def feature_space_panel(key: str, make: Callable[[], RunConfig | None], *, finet
         _view_or_progress(key, request_for(config, finetune_slots))
 
 
+def _start(request: embedding.Request) -> embedding.Status:
+    """Start the view in the background with this learner's fine-tuned model (from the shelf,
+    tlcore.serve.shelf) when it names one; gone from the shelf: failed, and said why."""
+    finetuned = kept_model(request.finetuned_id) if request.finetuned_id else None
+    if request.finetuned_id and finetuned is None:
+        return embedding.Status("failed", error=embedding.FinetunedGone(request.finetuned_id))
+    return embedding.shared_spaces().start(request, finetuned)
+
+
 def _prefetch(request: embedding.Request) -> None:
     """Start the view in the background if nobody has (returns at once; a busy worker is left alone)."""
     spaces = embedding.shared_spaces()
     if spaces.status(request).state == "missing":
         try:
-            spaces.start(request)
+            _start(request)
         except embedding.Busy:
             pass
 
@@ -143,7 +151,7 @@ def _view_or_progress(key: str, request: embedding.Request) -> None:
     status = spaces.status(request)
     if status.state == "missing":
         try:
-            status = spaces.start(request)
+            status = _start(request)
         except embedding.Busy:
             st.info(t("features.busy"), icon=":material/hourglass_top:")
             return
@@ -166,7 +174,7 @@ def _view_or_progress(key: str, request: embedding.Request) -> None:
 @callback
 def _retry(request: embedding.Request) -> None:
     try:
-        embedding.shared_spaces().start(request)
+        _start(request)
     except embedding.Busy:  # the next page run asks again (and says so if the worker is still full)
         pass
 

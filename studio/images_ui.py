@@ -1,7 +1,7 @@
 """Widget groups about single images: see the data first, try a model on a new image,
 and build a dataset of your own classes with the camera (Teachable-Machine style).
 
-Everything computed here comes from tlcore (datasets.preview, imagenet, finetuned, explain);
+Everything computed here comes from tlcore (datasets.preview, imagenet, finetuned, shelf, explain);
 this module only draws and keeps the learner's shots in session state.
 """
 
@@ -16,11 +16,11 @@ import numpy as np
 import streamlit as st
 
 from studio.i18n import current_lang, explain_error, t, t_count, translated
-from studio.state import callback, check_upload_room, drop_upload_slot, job_id, new_upload_slot, owner, queue
+from studio.state import callback, check_upload_room, drop_upload_slot, job_id, kept_model, new_upload_slot, owner, queue
 from tlcore.data import datasets
 from tlcore.models import catalog, imagenet
-from tlcore.serve import finetuned
 from tlcore.serve.uploads import UploadError
+from tlcore.train import finetuned
 
 PREVIEW_PER_CLASS = 4
 PREVIEW_SIZE = 64
@@ -279,7 +279,7 @@ def _finetuned_model(slot: str) -> tuple[finetuned.Finetuned, str, str] | None:
     if view is None or not view.runs:
         return None
     result = view.runs[-1].result or {}
-    entry = finetuned.get(result.get("model_id"))
+    entry = kept_model(result.get("model_id"))
     return (entry, view.configs[-1].dataset, result["model_id"]) if entry is not None else None
 
 

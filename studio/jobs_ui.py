@@ -21,7 +21,7 @@ import streamlit as st
 
 from studio import plots, takeaway
 from studio.i18n import current_lang, duration, explain, explain_error, run_labels, t
-from studio.state import callback, held_messages, job_id, owner, queue, replay_messages, say, set_job_id
+from studio.state import callback, held_messages, job_id, owner, page_running, queue, replay_messages, say, set_job_id
 from tlcore.core import metrics
 from tlcore.core.events import Cancelled, Done, Failed, HistorySnapshot
 from tlcore.core.messages import LearnerError
@@ -46,13 +46,19 @@ def poll_every(view: JobView) -> float:
     return QUEUED_POLL_S if view.position <= NEAR else FAR_POLL_S
 
 
+# The learner's own run, whose model the server keeps for Try it and the download (tlcore.serve.shelf):
+# the Fine-tune page's, the Text page's, and page 1's two-run experiment (its last run, fine-tuned
+# from the pretrained weights, fills that page's Try it). Races, sweeps and the matrix keep none.
+KEEPS_MODEL = ("finetune", "text", "experiment")
+
+
 def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | None = None) -> bool:
     """Send runs to the queue for this session; if the queue refuses, say why. True when queued."""
     from studio import teacher
 
     try:
         new_id = queue().submit(configs, owner(), labels, tag=slot, priority=teacher.priority(),
-                                address=teacher.network_address())
+                                address=teacher.network_address(), keep_model=slot in KEEPS_MODEL)
     except AddressLimitError:  # the class allows one run per client address (class.toml)
         say("warning", t("job.one_per_address"))
         return False
@@ -191,7 +197,8 @@ def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
                     st.rerun()  # once, to draw the final state outside the polling fragment
                 if poll_every(latest) != poll_every(view):
                     st.rerun()  # near the front, or running: once, to poll at the new pace
-                _draw_live(slot, latest, live_charts)
+                with page_running():
+                    _draw_live(slot, latest, live_charts)
 
             poll()
     else:

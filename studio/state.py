@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
-import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from tlcore.models import catalog
@@ -67,15 +66,12 @@ def _start_server_queue() -> JobQueue:
     """Runs once per server process, when the first page asks for the queue (again only if
     it raised: nothing here may, a store that cannot be used included; see tlcore.serve.store).
 
-    On a CPU, training leaves one core to the web server (script runs, charts): when torch
-    wants every core and anything else runs, its threads wait on each other. Measured on a
-    shared 2-core machine: a training step of the default demo took 4.8 s with 2 threads
-    and 0.2 s with 1; the default race of four strategies took 144 s vs 35 s in the app.
-    Set TLS_TORCH_THREADS to override.
+    On a CPU the queue's workers and each run's torch threads come from the core count or the
+    class file (tlcore.serve.cores): a lone run uses every core and gives them back while pages are
+    drawn (`page_running`) or other runs start. Measured on a shared 2-core machine before:
+    torch on every core while the web server worked made a step of the default demo take
+    4.8 s instead of 0.2 s (its threads wait on each other when one is descheduled).
     """
-    if not torch.cuda.is_available():
-        threads = int(os.environ.get("TLS_TORCH_THREADS", "0")) or max(1, (os.cpu_count() or 2) - 1)
-        torch.set_num_threads(threads)
     server_started()
     _start_warm_up()
     # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.serve.server_queue);
@@ -251,6 +247,20 @@ def _read_by_a_run(folder: Path) -> bool:
 
 def queue() -> JobQueue:
     return st.session_state.get("_queue_override") or job_queue()
+
+
+@contextlib.contextmanager
+def page_running():
+    """Around a page's run (app.py, the live panel's timer): training on a CPU server leaves
+    the pages a core while they are drawn (tlcore.serve.cores)."""
+    with queue().drawing():
+        yield
+
+
+def kept_model(model_id: str | None, learner: str | None = None):
+    """This learner's fine-tuned model on the server's shelf (tlcore.serve.shelf), or None: gone, or
+    another learner's (an id from someone else's result finds nothing here)."""
+    return queue().shelf.get(learner or owner(), model_id)
 
 
 LEARNER_COOKIE = "tls_learner"

@@ -21,9 +21,11 @@ from collections import OrderedDict
 import streamlit as st
 
 from studio.i18n import explain_error, t
+from studio.state import kept_model, owner
 from tlcore.core.events import HistorySnapshot
 from tlcore.core.messages import LearnerError
-from tlcore.serve import finetuned, takehome
+from tlcore.serve import takehome
+from tlcore.train import finetuned
 from tlcore.train.config import RunConfig
 
 # --- forgetting ---------------------------------------------------------------------------
@@ -77,19 +79,21 @@ def forgetting_panel(result: dict) -> None:
 # --- the model to take home ---------------------------------------------------------------
 
 CACHE_BYTES = 64 * 2**20  # bundles kept for a second click; a bigger one is built again each time
-_bundles: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+_bundles: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
 _lock = threading.Lock()
 
 
-def bundle(model_id: str, part: str) -> bytes:
-    """The zip for one shelf model and one part ("weights" or "onnx"), built on the first
-    click and kept (bounded) for the next. The id is the run's own, unguessable one."""
-    key = (model_id, part)
+def bundle(learner: str, model_id: str, part: str) -> bytes:
+    """The zip for one of the learner's shelf models and one part ("weights" or "onnx"), built
+    on the first click and kept (bounded) for the next. The id is the run's own, unguessable
+    one, and the shelf gives a model to its owner only. `learner` is taken when the button is
+    drawn: the file is asked for later, outside the page's run."""
+    key = (learner, model_id, part)
     with _lock:
         if key in _bundles:
             _bundles.move_to_end(key)
             return _bundles[key]
-    entry = finetuned.get(model_id)
+    entry = kept_model(model_id, learner)
     if entry is None:
         return _note_zip(str(LearnerError("takehome.gone")))
     try:
@@ -119,7 +123,8 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
     if not model_id:
         return
     st.markdown(f"**{t('takehome.title')}**")
-    entry = finetuned.get(model_id)
+    learner = owner()
+    entry = kept_model(model_id, learner)
     if entry is None:
         st.caption(explain_error(LearnerError("takehome.gone")))
         return
@@ -131,10 +136,10 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
     mb = max(1, round(finetuned.model_bytes(entry.model) / 2**20))
     name = f"{entry.backbone}-{config.strategy}"
     cols = st.columns(2)
-    cols[0].download_button(t("takehome.weights", mb=mb), data=lambda: bundle(model_id, "weights"),
+    cols[0].download_button(t("takehome.weights", mb=mb), data=lambda: bundle(learner, model_id, "weights"),
                             file_name=f"{name}.zip", mime="application/zip", key=f"model:{key}", on_click="ignore",
                             help=t("help.takehome_weights"), icon=":material/download:")
-    cols[1].download_button(t("takehome.onnx", mb=mb), data=lambda: bundle(model_id, "onnx"),
+    cols[1].download_button(t("takehome.onnx", mb=mb), data=lambda: bundle(learner, model_id, "onnx"),
                             file_name=f"{name}-onnx.zip", mime="application/zip", key=f"onnx:{key}", on_click="ignore",
                             help=t("help.takehome_onnx"), icon=":material/download:")
     st.caption(t("takehome.caption_text" if entry.task == "text" else "takehome.caption"))

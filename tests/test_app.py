@@ -858,13 +858,12 @@ def test_while_a_run_goes_its_live_panel_comes_first_and_follows_every_click(pag
 
 
 def run_keeping_a_model(config, emit, should_stop):
-    """fake_run whose result keeps a (tiny) fine-tuned model, as every real image run does."""
-    from tlcore.serve import finetuned
+    """fake_run that returns a (tiny) fine-tuned model, as every real image run does (the queue keeps it)."""
+    from tlcore.train.finetuned import Finetuned
 
     result = fake_run(config, emit, should_stop)
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=16)  # random weights, tiny
-    result["model_id"] = finetuned.keep(model, ("cat", "dog"), 16, "studio_resnet")
-    return result
+    return {**result, "model": Finetuned(model, ("cat", "dog"), 16, "studio_resnet")}
 
 
 def test_page_1_after_column_fills_from_the_pages_own_experiment():

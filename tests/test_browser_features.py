@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, chromium_page, server, wait_idle  # noqa: F401 -- `server` is a fixture
+from tests.helpers.browser import ARTIFACTS, chromium_page, wait_idle
 from tlcore.train import presets
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -40,7 +40,7 @@ def test_a_class_of_five_presses_start_together(monkeypatch):
     assert [s.error for s in report.students if s.error] == []
     # Every student's page answered: a queue position, or the run's end.
     assert all(s.ok for s in report.students), [vars(s) for s in report.students]
-    assert sum(s.t_position is not None for s in report.students) >= 3  # one worker: most of them wait
+    assert sum(s.t_position is not None for s in report.students) >= 3  # one run at a time on 2 cores: most wait
     assert checks["no error boxes"][0], checks["no error boxes"][1]
     times = [t for _, t in report.tti]
     assert times and None not in times, report.tti

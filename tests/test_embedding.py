@@ -20,7 +20,7 @@ import torch
 from tlcore.data import datasets
 from tlcore.lab import embedding
 from tlcore.models import catalog
-from tlcore.serve import finetuned
+from tlcore.train import finetuned
 
 
 def blobs(classes=3, per_class=20, dim=40, spread=0.3, seed=0):

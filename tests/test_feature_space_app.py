@@ -21,12 +21,13 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.test_app import app, fake_run, ok, wait_until_done
+from tests.helpers.apptest import app, ok, wait_until_done
+from tests.helpers.fakes import fake_run
 from tlcore.core.events import Done
 from tlcore.lab import embedding
 from tlcore.models import catalog
-from tlcore.serve import finetuned
 from tlcore.serve.jobs import JobQueue
+from tlcore.train import finetuned
 
 ROOT = Path(__file__).resolve().parent.parent
 FASHION = ("T-shirt/top", "Trouser", "Pullover")

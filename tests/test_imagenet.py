@@ -14,8 +14,7 @@ from tlcore.core import offline
 from tlcore.core.events import History
 from tlcore.data import datasets, procedural, sources
 from tlcore.models import backbones, catalog, imagenet
-from tlcore.serve import finetuned
-from tlcore.train import recipe, strategies, trainer
+from tlcore.train import finetuned, recipe, strategies, trainer
 from tlcore.train.config import RunConfig
 
 
@@ -160,18 +159,16 @@ def test_procedural_target_classes_have_readable_names():
     assert len(set(names)) == 10 and all(n.split()[0] in ("fractal", "stroke", "texture") for n in names)
 
 
-def test_a_finished_run_keeps_its_model_for_new_images():
+def test_a_finished_run_returns_its_model_for_new_images():
     cfg = RunConfig(backbone="studio_resnet", dataset="digits", per_class=3, val_per_class=2, image_size=16,
                     epochs=1, strategy="full", pretrained="no", augment="none")
-    result = recipe.run(cfg, History().append)
-    entry = finetuned.get(result["model_id"])
+    history = History()
+    result = recipe.run(cfg, history.append)
+    entry = result["model"]  # returned, kept nowhere: the caller (the server's queue) decides
     assert entry is not None and entry.classes == tuple(str(i) for i in range(10))
+    assert "model" not in history.snapshot().result and "model_id" not in result  # never in the event stream
     rows = finetuned.class_probabilities(entry, imagenet.sample_photo("coffee"))
     assert len(rows) == 10 and abs(sum(p for _, p in rows) - 1) < 1e-4 and rows[0][1] >= rows[-1][1]
-    assert finetuned.get("not-a-real-id") is None
-    for _ in range(finetuned.MAX_KEPT):
-        finetuned.keep(entry.model, entry.classes, 16, "studio_resnet")
-    assert finetuned.get(result["model_id"]) is None  # the store stays bounded
 
 
 @pytest.mark.skipif(not datasets.fashion_available(), reason="Debian's dataset-fashion-mnist is not installed")

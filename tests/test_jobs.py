@@ -14,6 +14,7 @@ from tlcore.core.events import Cancelled, Done
 from tlcore.serve import jobs
 from tlcore.serve.jobs import JobLimitError, JobQueue
 from tlcore.train.config import RunConfig
+from tlcore.train.device import lower_thread_priority
 
 
 def test_submit_runs_in_background_and_finishes():
@@ -339,7 +340,7 @@ def test_a_finished_job_gives_its_freed_heap_back_to_the_system():
     assert wait_for(lambda: _rss_mb() < peak["rss"] - 150, timeout=10), (peak, _rss_mb())
 
 
-@pytest.mark.skipif(not jobs.lower_thread_priority(0), reason="no per-thread CPU priority on this system")
+@pytest.mark.skipif(not lower_thread_priority(0), reason="no per-thread CPU priority on this system")
 def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
     import os
 

@@ -155,7 +155,8 @@ def fashion_run(config, emit, should_stop):
     """A finished Fashion-MNIST fine-tune whose (tiny, real) model is kept for "Try it"."""
     import torch
 
-    from tlcore.serve import finetuned
+    from tests.helpers.fakes import fake_run
+    from tlcore.train.finetuned import Finetuned
 
     class Tiny(torch.nn.Module):  # (B, 3, H, W) uint8 -> (B, 10), as the app's models take pictures
         def __init__(self):
@@ -169,11 +170,11 @@ def fashion_run(config, emit, should_stop):
     events = []
     fake_run(config, events.append, should_stop)
     done = events.pop()
-    result = {**done.result, "classes": list(FASHION), "model_id": finetuned.keep(model, FASHION, 32, config.backbone)}
+    result = {**done.result, "classes": list(FASHION)}
     for event in events:
         emit(event)
     emit(Done(result))
-    return result
+    return {**result, "model": Finetuned(model, FASHION, 32, config.backbone)}
 
 
 def test_the_fine_tuned_models_classes_in_try_it_are_korean_like_the_preview():

@@ -240,14 +240,22 @@ def test_the_server_picks_ray_from_its_configuration(cluster, monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_real_trainer_on_a_ray_worker(make_queue):
+def test_the_real_trainer_on_a_ray_worker_and_the_learners_model_back_on_the_server(make_queue):
+    """... and a learner's own run's model comes back to the server's shelf (the task's value, not
+    the event stream), for Try it and the download as on a local queue; a race's models do not."""
     q = make_queue(None)  # the worker imports tlcore.train.trainer itself
     config = RunConfig(backbone="studio_resnet", pretrained="no", per_class=3, val_per_class=3, image_size=16, epochs=1)
-    job = q.submit(config, owner="alice")
+    job = q.submit(config, owner="alice", tag="finetune", keep_model=True)
     assert wait_for(lambda: q.get(job, "alice").state in ("done", "failed"), timeout=120)
     run = q.get(job, "alice").runs[0]
     assert q.get(job, "alice").state == "done", run.final
     assert run.started.device and run.result["val_acc"] >= 0 and run.steps
+    entry = q.shelf.get("alice", run.result["model_id"])
+    assert entry.classes == tuple(run.result["classes"]) and next(entry.model.parameters()).device.type == "cpu"
+    assert q.shelf.get("bob", run.result["model_id"]) is None
+    race = q.submit([config, config.replace(strategy="full")], owner="alice", tag="race")
+    assert wait_for(lambda: q.get(race, "alice").state in ("done", "failed"), timeout=120)
+    assert all("model_id" not in r.result for r in q.get(race, "alice").runs) and q.shelf.usage()["models"] == 1
 
 
 # --- the hub, the token, a cluster that does not answer -------------------------------------

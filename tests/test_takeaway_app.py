@@ -12,10 +12,13 @@ from __future__ import annotations
 import io
 import zipfile
 
+from studio import state
 from tests.helpers.apptest import app, english_in, ok, text_app, wait_until_done
 from tests.helpers.fakes import fake_run, fake_text_run
 from tlcore.models import catalog
-from tlcore.serve import finetuned, takehome
+from tlcore.serve import takehome
+from tlcore.serve.jobs import JobQueue
+from tlcore.train.finetuned import Finetuned
 
 FORGETTING = {
     "backbone": "efficientnet_lite0", "total": 24, "size": 224, "before": 21, "after": 13, "after_bn": 20, "seconds": 0.4,
@@ -34,12 +37,11 @@ def kept_run(config, emit, should_stop):
     fake_run(config, events.append, should_stop)
     done = events.pop()
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
-    model_id = finetuned.keep(model, ("cat", "dog"), 32, "studio_resnet", config=config.to_dict())
-    result = {**done.result, "forgetting": FORGETTING, "model_id": model_id}
+    result = {**done.result, "forgetting": FORGETTING}
     for event in events:
         emit(event)
     emit(type(done)(result))
-    return result
+    return {**result, "model": Finetuned(model, ("cat", "dog"), 32, "studio_resnet", config.to_dict())}
 
 
 def finished(page: str, start: str, slot: str):
@@ -103,18 +105,22 @@ def test_the_race_table_has_the_imagenet_column():
     assert english_in(at) == []
 
 
-def test_a_click_builds_a_zip_that_loads_back(tmp_path):
+def test_a_click_builds_a_zip_that_loads_back(tmp_path, monkeypatch):
     from studio import takeaway
 
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
-    model_id = finetuned.keep(model, ("cat", "dog"), 32, "studio_resnet")
-    data = takeaway.bundle(model_id, "weights")
-    assert takeaway.bundle(model_id, "weights") is data  # a second click: the same bytes, not built again
+    queue = JobQueue(workers=0)
+    model_id = queue.shelf.keep("learner-a", Finetuned(model, ("cat", "dog"), 32, "studio_resnet"))
+    monkeypatch.setattr(state, "queue", lambda: queue)
+    data = takeaway.bundle("learner-a", model_id, "weights")
+    assert takeaway.bundle("learner-a", model_id, "weights") is data  # a second click: the same bytes, not built again
     zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
     loaded = takehome.load(tmp_path / "model")
     assert loaded.classes == ("cat", "dog") and loaded.backbone == "studio_resnet"
-    gone = zipfile.ZipFile(io.BytesIO(takeaway.bundle("no-such-model", "onnx")))
+    gone = zipfile.ZipFile(io.BytesIO(takeaway.bundle("learner-a", "no-such-model", "onnx")))
     assert gone.namelist() == ["model/NOTE.txt"] and b"no longer kept" in gone.read("model/NOTE.txt")
+    theirs = zipfile.ZipFile(io.BytesIO(takeaway.bundle("learner-b", model_id, "weights")))  # another learner: nothing
+    assert theirs.namelist() == ["model/NOTE.txt"]
 
 
 def kept_text_run(config, emit, should_stop):
@@ -125,11 +131,11 @@ def kept_text_run(config, emit, should_stop):
     events = []
     fake_text_run(config, events.append, should_stop)
     done = events.pop()
-    model_id = finetuned.keep(torch.nn.Linear(4, 2), ("negative", "positive"), 0, "minilm_l6", config=config.to_dict(),
-                              task="text")
     for event in events:
         emit(event)
-    emit(type(done)({**done.result, "model_id": model_id}))
+    emit(done)
+    return {**done.result, "model": Finetuned(torch.nn.Linear(4, 2), ("negative", "positive"), 0, "minilm_l6",
+                                               config.to_dict(), task="text")}
 
 
 def test_a_text_run_offers_its_model_in_both_languages():

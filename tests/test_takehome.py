@@ -18,8 +18,7 @@ import torch
 
 from tlcore import cli
 from tlcore.core.messages import LearnerError
-from tlcore.models import catalog
-from tlcore.serve import finetuned, takehome
+from tlcore.serve import takehome
 from tlcore.train.config import RunConfig
 from tlcore.train.recipe import load_run_data, run
 
@@ -32,7 +31,7 @@ def image_run():
     """A real (tiny) fine-tune: its kept model and its validation images."""
     data = load_run_data(IMAGE)
     result = run(IMAGE, lambda e: None, data=data)
-    return finetuned.get(result["model_id"]), data
+    return result["model"].on_cpu(), data
 
 
 @pytest.fixture(scope="module")
@@ -115,21 +114,12 @@ def test_models_over_the_bound_are_refused(image_run, monkeypatch):
     assert caught.value.message.key == "takehome.too_big"
 
 
-def test_the_shelf_stays_within_its_byte_budget(monkeypatch):
-    model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32)
-    size = finetuned.model_bytes(model)
-    monkeypatch.setattr(finetuned, "MAX_BYTES", int(2.5 * size))
-    keys = [finetuned.keep(catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32), "abc", 32, "studio_resnet")
-            for _ in range(4)]
-    assert [finetuned.get(k) is not None for k in keys] == [False, False, True, True]
-
-
 def test_a_text_model_round_trips_and_its_onnx_agrees_on_the_validation_split(tmp_path):
     config = RunConfig(task="text", backbone="minilm_l6", dataset="sentiment_en", strategy="linear_probe",
                        per_class=8, val_per_class=24, epochs=1, batch_size=16, max_length=64, lr=1e-3, head_lr_mult=30.0)
     data = load_run_data(config)
     result = run(config, lambda e: None, data=data)
-    entry = finetuned.get(result["model_id"])
+    entry = result["model"].on_cpu()
     assert entry.task == "text"
     sizes = takehome.save(entry, tmp_path)
     assert {"model.safetensors", "model.onnx", "tokenizer/tokenizer.json"} <= set(sizes)

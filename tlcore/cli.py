@@ -65,9 +65,9 @@ def cmd_finetune(args) -> int:
         f = result["forgetting"]
         print(f"ImageNet photos recognised through the old head: {f['before']}/{f['total']} pretrained, {f['after']} now")
     if args.save_model:
-        from tlcore.serve import finetuned, takehome
+        from tlcore.serve import takehome
 
-        sizes = takehome.save(finetuned.get(result.get("model_id")), args.save_model)
+        sizes = takehome.save(result["model"].on_cpu(), args.save_model)  # no server here: the run's own model
         print(f"wrote {args.save_model}: " + ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in sizes.items()))
     if args.out:
         out = Path(args.out)

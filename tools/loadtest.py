@@ -70,6 +70,7 @@ TTI_TARGET_S = 5.0
 PEAK_TARGET_MB = 3072
 AFTER_TARGET_MB = 300
 PRESS_WINDOW_S = 2.0
+LAST_TARGET_S = 180.0  # issue 22: with full-length default jobs, the last student's run ends within 3 min
 
 
 @dataclass
@@ -493,6 +494,16 @@ class Report:
     server_jobs: list[tuple[bool, float, float | None, float | None]] = field(default_factory=list)
     poll_times: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cpu_plan: str = ""  # the server's runs at a time and threads per run (tlcore.serve.cores)
+
+    def jobs_per_minute(self) -> tuple[int, float] | None:
+        """Jobs that ran to their end, and how many ended per minute from the first start to the
+        last end: the server's own record (its store), the queue's throughput."""
+        runs = [(start, end) for _, _, start, end in self.server_jobs if start is not None and end is not None]
+        if not runs:
+            return None
+        span = max(end for _, end in runs) - min(start for start, _ in runs)
+        return len(runs), 60.0 * len(runs) / span if span > 0 else float("nan")
 
     def checks(self) -> list[tuple[str, bool, str]]:
         ok = sum(s.ok for s in self.students)
@@ -515,7 +526,18 @@ class Report:
              self.rss_after - self.rss_start < AFTER_TARGET_MB,
              f"start {self.rss_start:.0f} MB, after {self.rss_after:.0f} MB (+{self.rss_after - self.rss_start:.0f} MB)"),
             ("no error boxes", exceptions == 0, f"{exceptions}"),
-        ] + self.teacher_check()
+        ] + self.last_check() + self.teacher_check()
+
+    def last_check(self) -> list[tuple[str, bool, str]]:
+        """Every student's run ended (none stopped early, none failed) within LAST_TARGET_S of its Start."""
+        ends = [s.t_end for s in self.students]
+        if any(e is None for e in ends):
+            return [(f"the last student's run finished <= {LAST_TARGET_S:.0f} s", False,
+                     f"{sum(e is None for e in ends)} never ended")]
+        last, done = max(ends), sum(s.outcome == "done" for s in self.students)
+        return [(f"the last student's run finished <= {LAST_TARGET_S:.0f} s", last <= LAST_TARGET_S and
+                 done == len(self.students), f"{last:.1f} s, {done}/{len(self.students)} done "
+                 f"(ratio {last / LAST_TARGET_S:.2f})")]
 
     def teacher_check(self) -> list[tuple[str, bool, str]]:
         """The teacher's run starts within one job length: it waits only for the job running
@@ -556,6 +578,12 @@ class Report:
         ends = [s.t_end for s in self.students if s.t_end is not None]
         if ends:
             p(f"\nfinished: {len(ends)}, last at {max(ends):.1f} s after its Start")
+        throughput = self.jobs_per_minute()
+        if throughput is not None:
+            p(f"jobs per minute: {throughput[1]:.1f} ({throughput[0]} jobs ran to their end, first start to last end, "
+              f"the server's record)")
+        if self.cpu_plan:
+            p(self.cpu_plan)
         p("fresh visitor, page 3 time to interactive (s after class start): " + ", ".join(
             f"{t0:.0f}:{'timeout' if t is None else f'{t:.1f}'}" for t0, t in self.tti))
         p(f"server CPU: {self.cpu_total:.1f} s over the class; while the queue was full "
@@ -582,7 +610,7 @@ class Report:
 def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None = None,
               timeout: float = 900.0, probe_every: float = 10.0, settle: float = 20.0,
               teacher: bool = True, until: str = "end", log_dir: Path | None = None, say=print,
-              students_idle: bool = STUDENT_IDLE) -> Report:
+              students_idle: bool = STUDENT_IDLE, workers: int = 0, threads: int = 0) -> Report:
     """Start a server, run the class, stop everything; return the figures."""
     from playwright.sync_api import sync_playwright
 
@@ -593,8 +621,14 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
     secret = "loadtest-" + os.urandom(6).hex() if teacher else ""
     teacher_id = secrets.token_urlsafe(16)  # the teacher's learner cookie: finds their job in the store
     toml = log_dir / "class.toml"  # the teacher's file: the job cap (if any) and teacher mode
-    toml.write_text((f"[limits]\nmax_seconds = {max_seconds}\n" if max_seconds else "")
+    toml.write_text("[limits]\n" + (f"max_seconds = {max_seconds}\n" if max_seconds else "")
+                    + (f"cpu_workers = {workers}\n" if workers else "") + (f"threads_per_job = {threads}\n" if threads else "")
                     + (f'[teacher]\nsecret = "{secret}"\n' if secret else ""))
+    from tlcore.serve import cores
+
+    plan = cores.plan(workers=workers, threads=threads)  # what the server decides on this machine (tlcore.serve.cores)
+    cpu_plan = (f"server: {plan.cores} cores, {plan.workers} runs at a time, {plan.threads} threads each when all "
+                f"are busy, a lone run on {plan.threads_now(1)}")
     env["TLS_CLASS_CONFIG"] = str(toml)
     env.pop("TLS_TEACHER_SECRET", None)
     port = free_port()
@@ -729,7 +763,7 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
             press_spread=max(press_times) - min(press_times) if press_times else 0.0,
             load_before=load_before, load_after=loadavg(), browsers=browsers, students_idle=students_idle, teacher=teacher_note,
             teacher_delay=teacher_delay, server_jobs=server_jobs,
-            poll_times=[t for c in ws_class.clients for t in c.poll_times],
+            poll_times=[t for c in ws_class.clients for t in c.poll_times], cpu_plan=cpu_plan,
             notes=[f"memory after read {settled:.0f} s after the class, the server idle",
                    f"server log: {log_dir / 'streamlit.log'}"])
     finally:
@@ -766,9 +800,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--until", choices=("end", "ok"), default="end",
                     help="end: wait for every job to end; ok: leave once every student has seen a queue position or "
                          "an end and one visitor was timed (jobs left are cancelled as closed tabs)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="runs at a time (class.toml cpu_workers; default 0: from the core count, tlcore.serve.cores)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads per run when all are busy (class.toml threads_per_job; default 0: from the cores)")
     args = ap.parse_args(argv)
     report = run_class(args.students, args.browsers, args.max_seconds, args.timeout, args.probe_every,
-                       args.settle, not args.no_teacher, args.until, students_idle=not args.students_compete)
+                       args.settle, not args.no_teacher, args.until, students_idle=not args.students_compete,
+                       workers=args.workers, threads=args.threads)
     report.print()
     return 0 if report.passed else 1
 

@@ -41,6 +41,8 @@ import torch
 
 from tlcore.data import datasets
 from tlcore.models import catalog
+from tlcore.train.device import lower_thread_priority
+from tlcore.train.finetuned import Finetuned
 
 METHODS = ("pca", "tsne", "umap")  # 2-D projections; "umap" only where umap-learn is installed
 THUMB_PX = 56  # the hover thumbnail of each image point (shown enlarged)
@@ -244,7 +246,7 @@ class Request:
     seed: int = 0
     root: str = ""  # an uploaded folder or CSV
     method: str = "pca"
-    finetuned_id: str = ""  # a model on the shelf (tlcore.serve.finetuned) to add as a third view
+    finetuned_id: str = ""  # a model on the shelf (tlcore.train.finetuned) to add as a third view
     max_length: int = 64  # text: tokens per sentence
 
     def data_key(self) -> tuple:
@@ -342,12 +344,11 @@ def load_data(request: Request):
                                 seed=request.seed, root=request.root)
 
 
-def feature_view(request: Request, *, device: torch.device | None = None) -> FeatureView:
+def feature_view(request: Request, *, finetuned: Finetuned | None = None,
+                 device: torch.device | None = None) -> FeatureView:
     """Embed the request's training split with the pretrained body and the random one (and the
-    fine-tuned one when `finetuned_id` names a model on the shelf), project each to 2-D, and
-    score both probes on the validation split."""
-    from tlcore.serve import finetuned
-
+    fine-tuned one, `finetuned`, the model that `finetuned_id` names: the caller looks it up on
+    its shelf), project each to 2-D, and score both probes on the validation split."""
     if request.method not in methods_available():
         raise ValueError(f"unknown projection {request.method!r}; choose one of {', '.join(methods_available())}")
     device = device or torch.device("cpu")
@@ -357,10 +358,9 @@ def feature_view(request: Request, *, device: torch.device | None = None) -> Fea
     timings["load_s"] = time.perf_counter() - t0
     bodies = _bodies(request, data.num_classes)
     if request.finetuned_id:
-        entry = finetuned.get(request.finetuned_id)
-        if entry is None:
+        if finetuned is None:
             raise FinetunedGone(request.finetuned_id)
-        bodies.append(("finetuned", entry.backbone, lambda: entry.model))
+        bodies.append(("finetuned", finetuned.backbone, lambda: finetuned.model))
     spaces, project_s, probe_s, embed_s = {}, 0.0, 0.0, 0.0
     train_y = data.train_y.numpy()
     for kind, name, build in bodies:
@@ -423,8 +423,6 @@ class FeatureSpaces:
                                         initializer=self._lower_priority)
 
     def _lower_priority(self) -> None:
-        from tlcore.serve.jobs import lower_thread_priority
-
         if self.nice:
             lower_thread_priority(self.nice)
 
@@ -439,9 +437,10 @@ class FeatureSpaces:
                 return Status("failed", error=self._failed[request])
         return Status("missing")
 
-    def start(self, request: Request) -> Status:
+    def start(self, request: Request, finetuned: Finetuned | None = None) -> Status:
         """Compute `request` in the background unless it is done or under way; a failed one is
-        tried again. Raises Busy when `max_waiting` other views are waiting already."""
+        tried again. `finetuned`: the model its `finetuned_id` names (looked up by the caller).
+        Raises Busy when `max_waiting` other views are waiting already."""
         with self._lock:
             if request in self._done:
                 return Status("done", self._done[request])
@@ -450,12 +449,12 @@ class FeatureSpaces:
             if len(self._running) >= self.max_waiting:
                 raise Busy(f"{len(self._running)} feature views are being computed; try again in a moment")
             self._failed.pop(request, None)
-            self._running[request] = self._pool.submit(self._work, request)
+            self._running[request] = self._pool.submit(self._work, request, finetuned)
         return Status("running")
 
-    def _work(self, request: Request) -> None:
+    def _work(self, request: Request, finetuned: Finetuned | None) -> None:
         try:
-            view = self._compute(request)
+            view = self._compute(request) if finetuned is None else self._compute(request, finetuned=finetuned)
         except Exception as error:  # noqa: BLE001 -- kept for the page to explain, never raised in a thread
             with self._lock:
                 self._running.pop(request, None)

@@ -16,7 +16,7 @@ as a 14 x 14 grid).
 - `class_map(model, image, size=..., target=None)`: the heat map and the overlay for one
   picture and one class (by default the model's own top class).
 
-Not for: ranking classes (tlcore.models.imagenet, tlcore.serve.finetuned) or text models.
+Not for: ranking classes (tlcore.models.imagenet, tlcore.train.finetuned) or text models.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def server_queue(**kwargs) -> JobQueue:
     see tlcore.serve.ray_jobs), else the embedded local queue. Returns at once: the Ray queue joins
     its cluster in the background, and a run that finds none trains here (its page and the
     Class page say so). Ray not installed is logged and the class goes on with the local queue."""
-    from tlcore.serve import jobs
+    from tlcore.serve import cores, jobs
 
     address = os.environ.get("TLS_RAY_ADDRESS", "").strip()
     if address:
@@ -33,4 +33,11 @@ def server_queue(**kwargs) -> JobQueue:
         except Exception as error:  # noqa: BLE001 -- ImportError, ConnectionError, ...
             logging.getLogger(__name__).error("TLS_RAY_ADDRESS=%s: Ray not usable (%s: %s); training on this "
                                               "machine instead", address, type(error).__name__, error)
-    return jobs.JobQueue(gpus=jobs.local_gpus(), **kwargs)  # N GPUs: N workers, one per GPU
+    gpus = jobs.local_gpus()
+    if gpus:
+        return jobs.JobQueue(gpus=gpus, **kwargs)  # N GPUs: N workers, one per GPU
+    limits = kwargs.get("caps")
+    cpu = cores.plan(workers=limits.cpu_workers if limits else 0, threads=limits.threads_per_job if limits else 0)
+    logging.getLogger(__name__).info("CPU server: %d cores, %d runs at a time, %d threads each when all are busy",
+                                     cpu.cores, cpu.workers, cpu.threads)
+    return jobs.JobQueue(cpu=cpu, **kwargs)

@@ -19,6 +19,11 @@ ranges and say them.
     stored_mb_per_learner = 32
     upload_mb_per_session = 300
     upload_mb_total = 2048
+    kept_models_per_learner = 2  # fine-tuned models kept in memory for Try it / download (tlcore.serve.shelf)
+    kept_mb_per_learner = 200
+    kept_mb_total = 512
+    cpu_workers = 0          # CPU server: runs at a time (0: from the core count, tlcore.cpu)
+    threads_per_job = 0      # ... and torch threads each (0: from the core count)
 
     [teacher]
     secret = "..."           # or $TLS_TEACHER_SECRET; none: no teacher mode
@@ -31,6 +36,9 @@ from the values here:
     stored_mb_per_learner    $TLS_STORED_MB_PER_LEARNER    ... and their bytes; the learner's own oldest go
     upload_mb_per_session    $TLS_UPLOAD_MB_PER_SESSION    files a session keeps for its runs (zip, CSV, camera)
     upload_mb_total          $TLS_UPLOAD_MB_TOTAL          the same, all sessions together
+    kept_models_per_learner  $TLS_KEPT_MODELS_PER_LEARNER  fine-tuned models on the shelf (tlcore.serve.shelf)
+    kept_mb_per_learner      $TLS_KEPT_MB_PER_LEARNER      ... and their megabytes; the learner's own oldest go
+    kept_mb_total            $TLS_KEPT_MB_TOTAL            every learner's together; then the oldest of anyone's
 
 The store's server-wide row cap ($TLS_MAX_STORED_RUNS, tlcore.serve.store) stays as a backstop.
 
@@ -63,7 +71,10 @@ UPLOAD_MB_TOTAL = 2048.0  # every session's together: a class of 30 cannot fill 
 # Where no class file sets them, these environment variables do (a deployment's default).
 ENVIRONMENT = {"stored_runs_per_learner": "TLS_STORED_RUNS_PER_LEARNER",
                "stored_mb_per_learner": "TLS_STORED_MB_PER_LEARNER",
-               "upload_mb_per_session": "TLS_UPLOAD_MB_PER_SESSION", "upload_mb_total": "TLS_UPLOAD_MB_TOTAL"}
+               "upload_mb_per_session": "TLS_UPLOAD_MB_PER_SESSION", "upload_mb_total": "TLS_UPLOAD_MB_TOTAL",
+               "kept_models_per_learner": "TLS_KEPT_MODELS_PER_LEARNER", "kept_mb_per_learner": "TLS_KEPT_MB_PER_LEARNER",
+               "kept_mb_total": "TLS_KEPT_MB_TOTAL", "cpu_workers": "TLS_CPU_WORKERS",
+               "threads_per_job": "TLS_THREADS_PER_JOB"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,13 @@ class Caps:
     stored_mb_per_learner: float = STORED_MB_PER_LEARNER
     upload_mb_per_session: float = UPLOAD_MB_PER_SESSION
     upload_mb_total: float = UPLOAD_MB_TOTAL
+    # The shelf of fine-tuned models (tlcore.serve.shelf): a learner's own runs, for Try it and the download.
+    kept_models_per_learner: int = 2
+    kept_mb_per_learner: float = 200.0
+    kept_mb_total: float = 512.0
+    # A CPU server's runs at a time and torch threads per run; 0: chosen from the core count (tlcore.cpu).
+    cpu_workers: int = 0
+    threads_per_job: int = 0
     teacher_secret: str = field(default="", repr=False)  # empty: no teacher mode; never shown
     problems: tuple[str, ...] = field(default=(), compare=False)  # "secret_short", "secret_misplaced"
 
@@ -99,6 +117,12 @@ class Caps:
 
             check_class_count(sum(1 for d in Path(config.data_root).iterdir() if d.is_dir()), self.max_classes,
                           Path(config.data_root).name)
+
+    def shelf(self):
+        """A shelf of fine-tuned models within these limits (tlcore.serve.shelf)."""
+        from tlcore.serve.shelf import Shelf
+
+        return Shelf(self.kept_models_per_learner, self.kept_mb_per_learner, self.kept_mb_total)
 
     @property
     def teacher_mode(self) -> bool:

@@ -1,8 +1,10 @@
 """The job queue: training runs in a worker thread, never in the page's script thread.
 
 A Streamlit rerun (any click) would kill a loop running in the script thread, so pages
-only submit jobs and poll snapshots. One queue per server process, one worker per device:
-jobs beyond it wait and can see their place in the line. Each owner (browser session) has
+only submit jobs and poll snapshots. One queue per server process, one worker per GPU (on a
+CPU server, workers and each run's threads as tlcore.serve.cores plans them): jobs beyond wait and
+can see their place in the line. A job's run returns its model; the queue keeps it on its
+shelf (tlcore.serve.shelf) only for a learner's own run (`keep_model`). Each owner (browser session) has
 at most one active job (and, where the class file says `one_run_per_address`, each client
 address at most one: a learner cannot hold three places with three cookies). Stop is a flag the trainer checks every step. A job whose page has
 stopped polling (no heartbeat for `stale_after_s`) is cancelled, so a closed laptop lid
@@ -25,11 +27,11 @@ training on a Ray cluster; `tlcore.serve.server_queue()` picks one of the two fr
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
 import logging
-import os
 import queue
 import secrets
 import threading
@@ -37,11 +39,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tlcore.core.events import Failed, History, HistorySnapshot
+from tlcore.core.events import Done, Failed, History, HistorySnapshot
+from tlcore.serve import cores
 from tlcore.serve.caps import Caps
+from tlcore.serve.shelf import Shelf
 from tlcore.serve.store import FINAL_WAIT_S, RunStore, StoredJob, StoreHealth, as_interrupted, learner_key, pack
 from tlcore.serve.store import UNFINISHED as ACTIVE_STATES  # a job in one of these states has not ended
 from tlcore.train.config import RunConfig
+from tlcore.train.device import lower_thread_priority
+from tlcore.train.finetuned import Finetuned
 
 RunFn = Callable[..., object]  # (config, emit, should_stop) -> result
 
@@ -72,15 +78,6 @@ def _libc_trim() -> Callable[[int], int] | None:
 _MALLOC_TRIM = _libc_trim()
 
 
-def lower_thread_priority(by: int) -> bool:
-    """Lower the calling thread's CPU priority (its nice value) by `by`; False where the system
-    has no per-thread priority (Linux has: setpriority on a thread id changes that thread only)."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
-        return True
-    except (AttributeError, OSError):
-        return False
 
 
 def return_freed_memory() -> None:
@@ -108,6 +105,7 @@ class Job:
     note: str = ""  # why it was stopped when the learner did not stop it: time_limit | closed | teacher
     where: str = ""  # "local": a Ray queue's run that found no cluster and trained on the server
     address: str | None = None  # the client address it was started from (None: unknown); never stored
+    keep_model: bool = False  # the learner's own run (Fine-tune, Text): its (last run's) model goes on the shelf
 
     @property
     def active(self) -> bool:
@@ -174,12 +172,17 @@ class JobQueue:
     def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
                  max_finished: int = 500, on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None,
                  store: RunStore | None = None, gpus: int = 0, pin: Callable[[int], None] | None = None,
-                 caps: Caps | None = None, nice: int = 0):
+                 caps: Caps | None = None, nice: int = 0, shelf: Shelf | None = None,
+                 cpu: cores.CpuPlan | None = None):
         """workers: runs at a time. gpus: with N GPUs, one worker per GPU, worker i pinned to
         GPU i (its thread's current CUDA device, so "cuda" in its runs means that GPU); `pin`
         does the pinning (torch.cuda.set_device by default). nice: the workers' CPU priority
         is lowered by this much (Linux, per thread; torch's threads a worker starts inherit
-        it), so that a server's pages are answered first and training takes the rest."""
+        it), so that a server's pages are answered first and training takes the rest. shelf: where
+        the models of jobs submitted with `keep_model` are kept (tlcore.serve.shelf; bounded per learner
+        and in all by the class's limits when there are `caps`). cpu: a CPU server's plan
+        (tlcore.serve.cores): its workers, and each run's torch threads set by its worker at the run's
+        start and at every step from the runs going and the pages being drawn (`drawing()`)."""
         if run_fn is None:
             from tlcore.train.recipe import run as run_fn
         self._run_fn = run_fn
@@ -192,6 +195,7 @@ class JobQueue:
         self.on_run_done = on_run_done  # e.g. the time estimator learning from every finished run
         self.caps = caps  # the class's limits (tlcore.serve.caps): checked at submit, time enforced while running
         self.store = store  # finished runs on disk: a restart loses none (tlcore.serve.store)
+        self.shelf = shelf if shelf is not None else (caps.shelf() if caps is not None else Shelf())
         if store is not None:
             try:  # what was queued or running belonged to a server that stopped (written when the file allows)
                 store.interrupt_unfinished()
@@ -199,6 +203,13 @@ class JobQueue:
                 logging.getLogger(__name__).exception("marking interrupted runs failed")
         if gpus:
             workers, pin = gpus, pin or _pin_cuda_device
+        elif cpu is not None:
+            workers = cpu.workers
+        self.cpu = cpu if not gpus else None
+        self._running = 0  # runs going now (read without the lock: one int)
+        self._pages = 0  # page runs being drawn now (see drawing())
+        self._pages_lock = threading.Lock()
+        self._thread = threading.local()  # each worker's torch thread count, as it last set it
         self.pinned: dict[int, int] = {}  # worker -> GPU, once pinned
         self.nice = nice
         self._threads = [threading.Thread(target=self._work, args=((i, pin) if gpus else ()),
@@ -208,11 +219,14 @@ class JobQueue:
 
     # --- called by pages ---
     def submit(self, configs: RunConfig | list[RunConfig], owner: str, labels: list[str] | None = None,
-               tag: str = "", priority: int = 0, address: str | None = None) -> str:
+               tag: str = "", priority: int = 0, address: str | None = None, keep_model: bool = False) -> str:
         """Queue a job; the teacher's (priority 1) wait only behind other teacher jobs. Raises
         LearnerError when a config passes the class's limits, JobLimitError for a second job,
         AddressLimitError for a second learner at one client `address` where the class allows one
-        (an unknown address, None, is always allowed; the teacher's jobs neither count nor wait)."""
+        (an unknown address, None, is always allowed; the teacher's jobs neither count nor wait).
+        keep_model: the learner's own run (the Fine-tune page's, the Text page's): the model of the
+        job's last run is kept on the shelf for its owner; without it (races, sweeps, the matrix)
+        no model is kept."""
         configs = [configs] if isinstance(configs, RunConfig) else list(configs)
         if not configs:
             raise ValueError("nothing to run")
@@ -227,7 +241,7 @@ class JobQueue:
                 raise AddressLimitError("another learner at your address has a run going: wait for it to finish")
             job_id = new_job_id()
             self._jobs[job_id] = Job(job_id, owner, configs, labels, [History(c.to_dict()) for c in configs], tag=tag,
-                                     priority=priority, address=address)
+                                     priority=priority, address=address, keep_model=keep_model)
             ahead = sum(1 for w in self._waiting if self._jobs[w].priority >= priority)
             self._waiting.insert(ahead, job_id)
             self._forget_old()
@@ -359,6 +373,29 @@ class JobQueue:
             return None
         return job
 
+    @contextlib.contextmanager
+    def drawing(self):
+        """Around a page's run: while pages are drawn, CPU runs use fewer threads (tlcore.serve.cores)."""
+        with self._pages_lock:
+            self._pages += 1
+        try:
+            yield
+        finally:
+            with self._pages_lock:
+                self._pages -= 1
+
+    def _pace(self) -> None:
+        """In a worker thread: its torch threads for the runs and pages going now (a CPU plan only).
+        Setting them costs microseconds and is done only when the number changes."""
+        if self.cpu is None:
+            return
+        threads = self.cpu.threads_now(self._running, self._pages)
+        if getattr(self._thread, "threads", None) != threads:
+            import torch
+
+            torch.set_num_threads(threads)  # this thread's own (OpenMP's per-thread count)
+            self._thread.threads = threads
+
     # --- the worker ---
     def _work(self, gpu: int | None = None, pin: Callable[[int], None] | None = None) -> None:
         if self.nice:
@@ -374,8 +411,10 @@ class JobQueue:
                     continue
                 job = self._jobs[self._waiting.pop(0)]
                 job.state, job.started = "running", time.monotonic()
+                self._running += 1
                 self._persist(job)
             try:
+                self._pace()
                 self._run_job(job)
             except BaseException as error:  # noqa: BLE001 -- whatever escapes one job, the worker serves the next
                 logging.getLogger(__name__).exception("job %s: the worker caught %s", job.id, type(error).__name__)
@@ -383,13 +422,18 @@ class JobQueue:
                     if job.active:
                         self._finish(job, "failed")
                         self._persist(job)
+            finally:
+                with self._lock:
+                    self._running -= 1
             return_freed_memory()
 
     def _should_stop(self, job: Job) -> bool:
         """Asked by the run every step: read without the lock (a flag and two clock values),
-        written under it, so a teacher's Cancel and a time limit never overwrite each other."""
+        written under it, so a teacher's Cancel and a time limit never overwrite each other.
+        Asked in the worker's thread, it also sets the run's torch threads for now (`_pace`)."""
         if job.stop_requested:
             return True
+        self._pace()
         now = time.monotonic()
         if now - job.last_seen > self.stale_after_s:
             note = "closed"  # nobody is watching: free the device for others
@@ -405,15 +449,20 @@ class JobQueue:
     def _run_job(self, job: Job) -> None:
         state = "done"
         for config, history in zip(job.configs, job.histories):
+            run_events = HeldDone(history)  # the run's Done waits for the model's id (or none)
+            trained = None
             try:
-                self._run_one(job, config, history)
+                trained = self._run_one(job, config, run_events)
             except BaseException as e:  # noqa: BLE001 -- run() reports its own errors; this guards a broken run_fn
                 # BaseException too: in a worker thread a SystemExit (sys.exit in a library) or a
                 # KeyboardInterrupt raised by code (the signal goes to the main thread only) means
                 # "this run cannot go on", never "stop the server"; letting one through would end
                 # the thread and leave every later job waiting forever.
-                if history.snapshot().final is None:
-                    history.append(Failed(f"{type(e).__name__}: {e}"))
+                if run_events.snapshot().final is None:
+                    run_events.append(Failed(f"{type(e).__name__}: {e}"))
+            last = config is job.configs[-1]
+            run_events.release(self._keep(job, trained if last and run_events.done is not None else None))
+            del trained  # a model nobody keeps is freed now, not when the next run replaces it
             snap = history.snapshot()
             final = snap.final
             if self.on_run_done is not None and snap.result is not None:
@@ -441,9 +490,22 @@ class JobQueue:
         with self._lock:
             self._finish(job, state)
 
-    def _run_one(self, job: Job, config: RunConfig, history: History) -> None:
-        """Run one config of the job here, in this worker thread (a Ray queue runs it on a cluster)."""
-        self._run_fn(config, history.append, lambda: self._should_stop(job))
+    def _run_one(self, job: Job, config: RunConfig, history: History) -> Finetuned | None:
+        """Run one config of the job here, in this worker thread (a Ray queue runs it on a cluster);
+        returns the trained model when the run returned one."""
+        returned = self._run_fn(config, history.append, lambda: self._should_stop(job))
+        return returned.get("model") if isinstance(returned, dict) else None
+
+    def _keep(self, job: Job, trained: Finetuned | None) -> str | None:
+        """The server's choice: the model of a learner's own run goes on the shelf (its id goes in
+        the run's result); any other run's model is dropped."""
+        if trained is None or not job.keep_model:
+            return None
+        try:
+            return self.shelf.keep(job.owner, trained)
+        except Exception:  # noqa: BLE001 -- the run's results matter more than its model
+            logging.getLogger(__name__).exception("keeping the model of job %s failed", job.id)
+            return None
 
     def _finish(self, job: Job, state: str) -> None:  # caller holds the lock
         job.state, job.finished = state, time.monotonic()
@@ -505,6 +567,41 @@ class JobQueue:
         done = [j for j in self._jobs.values() if not j.active and j.id not in keep]
         for j in sorted(done, key=lambda j: j.finished or 0)[: max(0, len(done) - self.max_finished)]:
             del self._jobs[j.id]
+
+
+class HeldDone:
+    """A run's event stream into its History, holding back the final Done until the server has
+    decided about the run's model: the page then sees the result with the model's id in it, or
+    without, never one and then the other. Reads (snapshot, len) see the held Done."""
+
+    def __init__(self, history: History):
+        self.history = history
+        self.done: Done | None = None
+        self._at = 0.0
+
+    def append(self, event) -> None:
+        if isinstance(event, Done) and self.done is None:
+            self.done, self._at = event, time.monotonic()
+            return
+        self.release()  # anything after a Done (there should be nothing): in order
+        self.history.append(event)
+
+    __call__ = append
+
+    def release(self, model_id: str | None = None) -> None:
+        """The held Done into the History, with the kept model's id in its result."""
+        done, self.done = self.done, None
+        if done is not None:
+            self.history.append(Done({**done.result, "model_id": model_id}) if model_id else done)
+
+    def snapshot(self) -> HistorySnapshot:
+        snap = self.history.snapshot()
+        if self.done is None:
+            return snap
+        return HistorySnapshot(snap.events + (self.done,), snap.config, snap.times + (self._at,))
+
+    def __len__(self) -> int:
+        return len(self.history) + (self.done is not None)
 
 
 def job_from_stored(stored: StoredJob, owner: str) -> Job | None:

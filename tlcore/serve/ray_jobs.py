@@ -33,8 +33,13 @@ cluster as a Ray task and relays its events.
   gone for good: a run whose events were lost with it fails with a message, the next one
   gets a working hub.
 
-Not for: scheduling policy (the base queue's), or a fine-tuned model in the server's memory:
-a model trained on a worker stays there, so "try it on a new image" is a local-queue feature.
+- A learner's own run (a job submitted with `keep_model`) sends its trained model back as the
+  task's return value (through Ray's object store, never in the event stream), moved to the
+  CPU on the worker; the server holds the run's Done until it has it, keeps it on its shelf
+  (tlcore.serve.shelf) and puts its id in the result: "Try it" and the download work as for a local
+  run. Any other run's model stays on the worker and is dropped there.
+
+Not for: scheduling policy (the base queue's).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from tlcore.core.events import FINAL_EVENTS, Cancelled, Failed, History, Started
 from tlcore.core.messages import Message
 from tlcore.serve.jobs import Job, JobQueue, RunFn
 from tlcore.train.config import RunConfig
+from tlcore.train.finetuned import Finetuned
 
 POLL_S = 0.2  # how often the server pulls a running job's events (the page redraws every second)
 FLUSH_S = 0.25  # how often a worker sends its buffered events
@@ -113,8 +119,9 @@ class EventHub:
 
 
 @ray.remote(max_retries=0)  # a run that died is reported, not silently started again
-def train_remote(run_fn: RunFn | None, config: RunConfig, key: str, hub) -> None:
-    """One run on a Ray worker: the trainer's emit and should_stop talk to the EventHub."""
+def train_remote(run_fn: RunFn | None, config: RunConfig, key: str, hub, keep_model: bool = False):
+    """One run on a Ray worker: the trainer's emit and should_stop talk to the EventHub. Returns
+    the trained model on the CPU when the server keeps it (`keep_model`), else None."""
     if run_fn is None:
         from tlcore.train.recipe import run as run_fn
 
@@ -142,11 +149,13 @@ def train_remote(run_fn: RunFn | None, config: RunConfig, key: str, hub) -> None
         return state["stop"]
 
     try:
-        run_fn(config, emit, should_stop)
+        returned = run_fn(config, emit, should_stop)
     finally:
         flush()
         if state["last"] is not None:
             ray.get(state["last"])  # the last events are in the hub before the task counts as done
+    trained = returned.get("model") if isinstance(returned, dict) else None
+    return trained.on_cpu() if keep_model and trained is not None else None
 
 
 def worker_lost(error: BaseException) -> Failed:
@@ -316,7 +325,7 @@ class RayJobQueue(JobQueue):
         return 1 if self.cluster_gpus and config.device in ("auto", "cuda") else 0
 
     # --- one run ---
-    def _run_one(self, job: Job, config: RunConfig, history: History) -> None:
+    def _run_one(self, job: Job, config: RunConfig, history: History) -> Finetuned | None:
         self._joined.wait(self.connect_s + 5)
         hub = None
         if self._status.state == "connected":
@@ -326,25 +335,29 @@ class RayJobQueue(JobQueue):
                 log.error("the Ray cluster is lost (%s: %s); runs train on this server", type(error).__name__, error)
                 self._status = ClusterStatus("lost", "cluster")
         if hub is None:
-            self._run_here(job, config, history)
-        else:
-            self._run_remote(job, config, history, hub)
+            return self._run_here(job, config, history)
+        return self._run_remote(job, config, history, hub)
 
-    def _run_here(self, job: Job, config: RunConfig, history: History) -> None:
+    def _run_here(self, job: Job, config: RunConfig, history: History) -> Finetuned | None:
         """No cluster: the run trains in this server, and its page says so (JobView.where)."""
         job.where = "local"
         run_fn = self._local_fn
         if run_fn is None:
             from tlcore.train.recipe import run as run_fn
+        returned = None
         with self._local:
             if not self._should_stop(job):
-                run_fn(config, history.append, lambda: self._should_stop(job))
+                returned = run_fn(config, history.append, lambda: self._should_stop(job))
         if history.snapshot().final is None and self._should_stop(job):
             history.append(Cancelled(0))
+        return returned.get("model") if isinstance(returned, dict) else None
 
-    def _run_remote(self, job: Job, config: RunConfig, history: History, hub) -> None:
+    def _run_remote(self, job: Job, config: RunConfig, history: History, hub) -> Finetuned | None:
+        """`history` holds the run's Done back (jobs.HeldDone) until the model the task returns is kept."""
         key = f"{job.id}:{secrets.token_hex(4)}"
-        ref = train_remote.options(num_gpus=self.num_gpus(config)).remote(self._remote_fn, config, key, hub)
+        trained = None
+        ref = train_remote.options(num_gpus=self.num_gpus(config)).remote(self._remote_fn, config, key, hub,
+                                                                          job.keep_model)
         stopping_since: float | None = None
         killed = ended = False
         error: BaseException | None = None
@@ -371,9 +384,9 @@ class RayJobQueue(JobQueue):
                 # The hub died (or restarted empty): this run's events are gone with it. This run
                 # fails with a message; the next one gets a hub that answers (_ensure_hub).
                 history.append(hub_lost(lost))
-                return
+                return None
             try:
-                ray.get(ref)
+                trained = ray.get(ref)
             except ray.exceptions.TaskCancelledError:
                 pass
             except ray.exceptions.RayTaskError as e:  # the run function itself raised
@@ -397,6 +410,7 @@ class RayJobQueue(JobQueue):
                 history.append(Cancelled(snap.steps[-1].step if snap.steps else 0))
             else:
                 history.append(worker_lost(error or RuntimeError("the task ended without a result")))
+        return trained if isinstance(trained, Finetuned) else None
 
 
 def _unused(*_args, **_kwargs):  # pragma: no cover -- RayJobQueue never runs a job locally

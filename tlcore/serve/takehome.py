@@ -1,6 +1,6 @@
 """Take the model home: a fine-tuned model as files a learner can use without the studio.
 
-A finished run's model (kept on the shelf, tlcore.serve.finetuned) becomes a folder, or a zip of it:
+A finished run's model (kept on the server's shelf, tlcore.serve.shelf) becomes a folder, or a zip of it:
 
     model.safetensors   the weights; its metadata holds the run's settings and class names,
                         so this one file is enough for `load` and `python -m tlcore predict`
@@ -18,7 +18,7 @@ Files are written to a temporary folder and, for the app, zipped into memory; no
 on disk. Models bigger than `MAX_MODEL_BYTES` of weights are refused (a class server builds
 the zip in memory).
 
-Not for: keeping models on the server (tlcore.serve.finetuned) or training (tlcore.train.recipe).
+Not for: keeping models on the server (tlcore.serve.shelf) or training (tlcore.train.recipe).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def describe(entry) -> dict:
 
 
 def check_size(entry) -> None:
-    from tlcore.serve.finetuned import model_bytes
+    from tlcore.train.finetuned import model_bytes
 
     size = model_bytes(entry.model)
     if size > MAX_MODEL_BYTES:
@@ -129,7 +129,7 @@ PARTS = ("weights", "onnx")  # the app offers each as its own download: a text m
 
 
 def save(entry, folder: str | Path, *, parts: tuple[str, ...] = PARTS) -> dict[str, int]:
-    """Write a shelf entry (tlcore.serve.finetuned.Finetuned) as files; returns {file name: bytes}.
+    """Write a fine-tuned model (tlcore.train.finetuned.Finetuned) as files; returns {file name: bytes}.
 
     parts: "weights" (model.safetensors) and/or "onnx" (model.onnx); model.json, README.md
     and a text model's tokenizer/ come with either."""
@@ -329,12 +329,11 @@ def check(config, folder: str | Path) -> dict:
     import numpy as np
 
     from tlcore.core.progress import ProgressPrinter
-    from tlcore.serve.finetuned import get
     from tlcore.train.recipe import load_run_data, run
 
     data = load_run_data(config)
     result = run(config, ProgressPrinter(f"{config.task} {config.strategy}"), data=data)
-    entry = get(result["model_id"])
+    entry = result["model"].on_cpu()
     t0 = time.perf_counter()
     sizes = save(entry, folder)
     save_s = time.perf_counter() - t0

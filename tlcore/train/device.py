@@ -6,6 +6,7 @@ Preference order: CUDA > Apple MPS > CPU. Nothing here allocates memory.
 from __future__ import annotations
 
 import os
+import threading
 
 import torch
 
@@ -33,3 +34,13 @@ def describe_device(device: torch.device | str | None = None) -> str:
     if device.type == "mps":
         return "Apple GPU (MPS)"
     return f"CPU ({torch.get_num_threads()} threads of {os.cpu_count()} cores)"
+
+def lower_thread_priority(by: int) -> bool:
+    """Lower the calling thread's CPU priority (its nice value) by `by`; False where the system
+    has no per-thread priority (Linux has: setpriority on a thread id changes that thread only)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+        return True
+    except (AttributeError, OSError):
+        return False

@@ -180,7 +180,7 @@ def measure(model, backbone: str) -> dict:
     before = pretrained_top1(backbone, str(next(model.parameters()).device))
     head = imagenet_head(backbone)
     # channels_last: about twice as fast for these convolutions on a CPU (measured, 24 photos:
-    # 0.45 s against 1.0 s); the run's model is kept (tlcore.serve.finetuned) in the usual layout after.
+    # 0.45 s against 1.0 s); the run's model is kept (tlcore.train.finetuned) in the usual layout after.
     model.to(memory_format=torch.channels_last)
     after = top1(model, head)
     after_bn = None

@@ -29,6 +29,9 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
         data=None) -> dict | None:
     """One run; returns the result dict (also sent as Done), or None when cancelled or failed.
 
+    The returned dict also holds the trained model under "model" (a tlcore.train.finetuned.Finetuned,
+    on the run's device); the Done event does not (events are stored and sent between
+    processes). Training keeps nothing: the caller keeps the model or drops it.
     Errors become one Failed event a learner can act on, never a traceback.
     """
     t_run, started_at = time.perf_counter(), []
@@ -44,7 +47,7 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
             timing = result["timing"]
             # set-up: data and model, before the cache and the first step (measured for estimates)
             timing["setup_s"] = max(0.0, started_at[0] - t_run - timing["cache_s"])
-            # finishing: confusion matrix, weight drift, examples, keeping the model
+            # finishing: confusion matrix, weight drift, examples
             timing["finish_s"] = time.perf_counter() - timing.pop("last_eval_at", time.perf_counter())
     except (WeightsUnavailable, DatasetUnavailable, ValueError) as e:  # LearnerError is a ValueError
         emit(Failed.of(e))
@@ -55,9 +58,11 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
     except Exception as e:  # the app must never show a raw traceback; the message still names the error
         emit(Failed.of(LearnerError("run.unexpected", error=f"{type(e).__name__}: {e}")))
         return None
-    if result is not None:
-        emit(Done(result))
-    return result
+    if result is None:
+        return None
+    model = result.pop("model", None)
+    emit(Done(result))
+    return {**result, "model": model}
 
 
 def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:

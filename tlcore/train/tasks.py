@@ -7,7 +7,7 @@
     build(config, name, classes, pretrained) -> a model with ordered layer `groups`
     source(config, model, data, device)   -> (model on the device, batch source for fit)
     mistakes(data, source, result)        -> up to 12 wrong validation predictions to show
-    extras(config, model, source, data, name) -> what only this task reports
+    extras(config, model, source, data, name) -> what only this task reports, and the model
 
 Text imports (transformers, peft) happen inside TextTask's methods: an image run never
 pays for them.
@@ -21,9 +21,9 @@ import torch
 
 from tlcore.data.sources import TensorSource
 from tlcore.models import catalog
-from tlcore.serve import finetuned
 from tlcore.train import forgetting
 from tlcore.train.config import RunConfig
+from tlcore.train.finetuned import Finetuned
 from tlcore.train.precision import prefers_channels_last
 
 MISTAKES_SHOWN = 12
@@ -56,12 +56,12 @@ class ImageTask:
         return model, TensorSource(data, device, config.augment, channels_last)
 
     @staticmethod
-    def mistakes(data, source, result: dict) -> list[dict]:
+    def mistakes(data, _source, result: dict) -> list[dict]:
         return [{"image": data.val_x[i].permute(1, 2, 0).numpy(), "true": data.classes[t], "pred": data.classes[p]}
                 for i, t, p in _wrong(result)]
 
     @staticmethod
-    def extras(config: RunConfig, model, source, data, name: str) -> dict:
+    def extras(config: RunConfig, model, _source, data, name: str) -> dict:
         out = {}
         if forgetting.applies(name, config.strategy, model.pretrained_from != "random init"):
             # the old ImageNet head on the fine-tuned body: what the network still knows (stored with the run)
@@ -69,8 +69,8 @@ class ImageTask:
                 out["forgetting"] = forgetting.measure(model, name)
             except Exception:  # noqa: BLE001 -- a lesson extra: the learner's run must not be lost to it
                 logging.getLogger(__name__).exception("forgetting: could not measure %s", name)
-        # kept for "Try it" and the download: the learner's own pictures through the fine-tuned model
-        out["model_id"] = finetuned.keep(model, data.classes, config.image_size, name, config=config.to_dict())
+        # returned, not kept: the server keeps a learner's own run for "Try it" and the download (tlcore.serve.shelf)
+        out["model"] = Finetuned(model.eval(), tuple(data.classes), config.image_size, name, config.to_dict())
         return out
 
 
@@ -105,9 +105,9 @@ class TextTask:
 
     @staticmethod
     def extras(config: RunConfig, model, source, data, name: str) -> dict:
-        # kept for the download (tlcore.serve.takehome): the shelf's byte budget bounds the memory
+        # returned, not kept: the server keeps a learner's own run for the download (tlcore.serve.shelf)
         return {"padding_share": source.padding_share,
-                "model_id": finetuned.keep(model, data.classes, 0, name, config=config.to_dict(), task="text")}
+                "model": Finetuned(model.eval(), tuple(data.classes), 0, name, config.to_dict(), task="text")}
 
 
 TASKS = {"image": ImageTask, "text": TextTask}

@@ -1,0 +1,111 @@
+"""A CPU server's cores: runs at a time and threads per run from the core count (or the class
+file), a lone run on every core, giving them back when a second run starts or pages are drawn."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from tests.helpers.fakes import wait_for
+from tlcore.core.events import Done, Started
+from tlcore.serve import cores
+from tlcore.serve.caps import Caps
+from tlcore.serve.cores import CpuPlan
+from tlcore.serve.jobs import JobQueue
+from tlcore.train.config import RunConfig
+
+
+@pytest.mark.parametrize(("n", "workers", "threads"), [(1, 1, 1), (2, 1, 2), (3, 1, 3), (4, 2, 2), (8, 4, 2),
+                                                       (16, 4, 4), (64, 16, 4)])
+def test_workers_and_threads_from_the_core_count(n, workers, threads):
+    assert cores.plan(n) == CpuPlan(n, workers, threads)
+
+
+def test_the_class_file_overrides_workers_or_threads():
+    assert cores.plan(16, workers=1) == CpuPlan(16, 1, 16)  # one run at a time, on every core
+    assert cores.plan(16, threads=8) == CpuPlan(16, 2, 8)
+    assert cores.plan(2, workers=1, threads=1) == CpuPlan(2, 1, 1)
+    assert cores.plan(2, threads=4) == CpuPlan(2, 1, 2)  # never more threads than cores
+    assert Caps().cpu_workers == 0 and Caps().threads_per_job == 0  # 0: from the core count
+
+
+def test_a_lone_run_takes_every_core_and_shares_them_with_runs_and_pages():
+    plan = cores.plan(16)
+    assert plan.threads_now(1) == 16 and plan.threads_now(2) == 8 and plan.threads_now(4) == 4
+    assert plan.threads_now(1, pages=3) == 13
+    two = cores.plan(2, workers=2)
+    assert (two.threads_now(1), two.threads_now(2), two.threads_now(1, pages=1), two.threads_now(1, pages=9)) == (2, 1, 1, 1)
+    assert cores.plan(2).threads_now(1, pages=1) == 1  # the default on 2 cores: one run, a core back to the pages
+
+
+def test_torch_threads_are_per_calling_thread():
+    """What the plan relies on: a worker that sets its count does not change another thread's."""
+    before = torch.get_num_threads()
+    seen = []
+
+    def worker():
+        torch.set_num_threads(1)
+        torch.ones(256, 256) @ torch.ones(256, 256)
+        seen.append(torch.get_num_threads())
+
+    torch.set_num_threads(2)
+    try:
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def recording(gates: dict[str, threading.Event], seen: dict[str, list[int]]):
+    """A run that records its torch threads at every step until its gate opens."""
+    def run(config, emit, should_stop):
+        name = config.strategy
+        emit(Started(1, 1, ("body", "head"), (), 1, 1, "cpu", 1, 1, ("a", "b")))
+        while not gates[name].is_set():
+            should_stop()  # a step boundary: the queue sets this worker's threads
+            seen[name].append(torch.get_num_threads())
+            gates[name].wait(0.01)
+        emit(Done({"val_acc": 0.5}))
+        return {"val_acc": 0.5}
+    return run
+
+
+def test_the_queue_sets_each_runs_threads_at_every_step():
+    gates = {s: threading.Event() for s in ("full", "partial")}
+    seen: dict[str, list[int]] = {s: [] for s in gates}
+    q = JobQueue(recording(gates, seen), cpu=CpuPlan(cores=4, workers=2, threads=2))
+    first = q.submit(RunConfig(strategy="full"), "anna")
+    assert wait_for(lambda: len(seen["full"]) > 3)
+    assert set(seen["full"]) == {4}  # alone: every core
+    with q.drawing():  # a page being drawn: one core left to it
+        mark = len(seen["full"])
+        assert wait_for(lambda: len(seen["full"]) > mark + 3)
+        assert seen["full"][-1] == 3
+    second = q.submit(RunConfig(strategy="partial"), "ben")
+    assert wait_for(lambda: len(seen["partial"]) > 3)
+    mark = len(seen["full"])
+    assert wait_for(lambda: len(seen["full"]) > mark + 3)
+    assert seen["full"][-1] == 2 and seen["partial"][-1] == 2  # two runs: two cores each
+    gates["partial"].set()
+    assert wait_for(lambda: q.get(second, "ben").state == "done")
+    mark = len(seen["full"])
+    assert wait_for(lambda: len(seen["full"]) > mark + 3)
+    assert seen["full"][-1] == 4  # alone again: the cores come back
+    gates["full"].set()
+    assert wait_for(lambda: q.get(first, "anna").state == "done")
+    assert len(q._threads) == 2
+
+
+def test_a_queue_without_a_cpu_plan_leaves_threads_alone():
+    gates = {"full": threading.Event()}
+    seen: dict[str, list[int]] = {"full": []}
+    before = torch.get_num_threads()
+    q = JobQueue(recording(gates, seen))
+    gates["full"].set()
+    job = q.submit(RunConfig(strategy="full"), "anna")
+    assert wait_for(lambda: q.get(job, "anna").state == "done")
+    assert q.cpu is None and torch.get_num_threads() == before

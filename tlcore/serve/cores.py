@@ -1,0 +1,89 @@
+"""How a CPU class server shares its cores: runs at a time, and torch threads for each run.
+
+Small models gain little from many threads (a default fine-tune: 1 thread 30.6 s, 2 threads
+20.2 s for six jobs on a quiet 2-core box; two runs of 1 thread each, 20.0 s), so a server
+with many cores runs several jobs at once with a few threads each, not one job on all of them.
+But a lone run on an otherwise idle server should not leave cores idle: each run's threads
+are decided again at its start and at every step (`JobQueue` asks `threads_now` with the
+number of runs going and of pages being drawn), so a lone run uses every core and gives
+them back as soon as a second run starts or pages need the CPU.
+
+torch's thread count is per calling thread for the work it runs (OpenMP's per-thread setting,
+checked: a worker that sets 1 runs on 1 core while another thread runs on 2); a thread that
+never set it takes the last value anyone set. So each worker sets its own.
+
+Workers and threads come from the core count, or from the class file (`cpu_workers`,
+`threads_per_job` in class.toml, tlcore.serve.caps); 0 means "from the core count":
+
+    cores      runs at a time   threads per run when all are busy   a lone run
+    1-3        1                cores                               every core
+    4-15       cores // 2       2                                   every core
+    16+        cores // 4       4                                   every core
+
+On 2 cores one run at a time on both: six default jobs through the queue took 0.80 of 1 x 1's
+time on 1 x 2 and 0.86 on 2 x 1 (tools.queuebench, a loaded box), and a class of 30 with two
+runs at a time peaked at 3.3 GB of server memory (tools.loadtest), over the 3 GB goal.
+
+torch's threads wait for each other at the end of every parallel region. By default they spin
+there (libgomp), so when the machine has other work and one of a run's threads is off its core,
+the others burn the time slice: measured on the shared 2-core box at load average 7-9, 30
+training steps of a small CNN took 1.6-4.4 s on 1 thread, 6.6-36 s on 2 spinning threads and
+3.1-3.6 s on 2 threads that sleep while they wait (OMP_WAIT_POLICY=PASSIVE; whole runs:
+`python -m tools.queuebench --spin`). A class server is never only
+training (pages, other runs, other programs), so it waits passively: `wait_passively()`, before
+torch is first imported (app.py does; set OMP_WAIT_POLICY yourself to choose otherwise).
+
+Not for: GPUs (one worker per GPU, tlcore.serve.jobs) or the Ray cluster (tlcore.serve.ray_jobs).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def wait_passively() -> bool:
+    """torch's threads sleep instead of spinning while they wait for each other (see above).
+    Only before torch is imported (OpenMP reads it once); False when it is too late or the
+    environment already chose."""
+    import sys
+
+    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
+
+
+def count() -> int:
+    """The cores this process may run on (its affinity mask: a container's or taskset's limit)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class CpuPlan:
+    cores: int  # the cores training may use
+    workers: int  # runs at a time
+    threads: int  # torch threads per run when every worker is busy
+
+    def threads_now(self, running: int, pages: int = 0) -> int:
+        """A run's torch threads now: the cores shared among the `running` runs, less one for each
+        page being drawn (the pages are answered first; one core always stays with training)."""
+        free = self.cores - min(max(0, pages), self.cores - 1)
+        return max(1, free // max(1, running))
+
+
+def per_job(cores: int) -> int:
+    """Threads per run when every worker is busy (the table above)."""
+    return cores if cores < 4 else 2 if cores < 16 else 4
+
+
+def plan(cores: int | None = None, *, workers: int = 0, threads: int = 0) -> CpuPlan:
+    """The plan for `cores` (this machine's by default); `workers` or `threads` above 0 override
+    (the class file). Given only threads, the workers follow: as many as fit in the cores."""
+    cores = count() if cores is None else max(1, cores)
+    threads = threads if threads > 0 else (max(1, cores // workers) if workers > 0 else per_job(cores))
+    workers = workers if workers > 0 else max(1, cores // threads)
+    return CpuPlan(cores, workers, min(threads, cores))
