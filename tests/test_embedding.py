@@ -106,19 +106,18 @@ def test_pretrained_features_beat_random_ones_on_real_digits():
     assert np.allclose(again.spaces["random"].coords, rand.coords, atol=1e-4)
 
 
-def test_a_fine_tuned_model_on_the_shelf_adds_a_third_view():
+def test_a_fine_tuned_model_adds_a_third_view():
     torch.manual_seed(1)
     model = catalog.build_model("studio_resnet", 10, pretrained=True, image_size=32)
-    model_id = finetuned.keep(model, [str(i) for i in range(10)], 32, "studio_resnet")
+    entry = finetuned.Finetuned(model, tuple(str(i) for i in range(10)), 32, "studio_resnet")
     request = embedding.Request("image", "studio_resnet", "digits", per_class=5, val_per_class=5, image_size=32,
-                                finetuned_id=model_id)
-    view = embedding.feature_view(request)
+                                finetuned_id="a-kept-model")
+    view = embedding.feature_view(request, finetuned=entry)
     assert list(view.spaces) == ["pretrained", "random", "finetuned"]
     # an untrained copy of the pretrained body: the same features as the pretrained view
     assert view.spaces["finetuned"].probe_acc == view.spaces["pretrained"].probe_acc
-    with pytest.raises(embedding.FinetunedGone):
-        embedding.feature_view(embedding.Request("image", "studio_resnet", "digits", per_class=5, val_per_class=5,
-                                                 image_size=32, finetuned_id="no-such-model"))
+    with pytest.raises(embedding.FinetunedGone):  # the id names a model the caller no longer has
+        embedding.feature_view(request)
 
 
 def test_views_are_limited_to_a_few_hundred_examples():

@@ -21,9 +21,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers.apptest import app, ok, wait_until_done
+from tests.helpers.apptest import app, job_of, ok, wait_until_done
 from tests.helpers.fakes import fake_run
-from tlcore.core.events import Done
 from tlcore.lab import embedding
 from tlcore.models import catalog
 from tlcore.serve.jobs import JobQueue
@@ -34,11 +33,12 @@ FASHION = ("T-shirt/top", "Trouser", "Pullover")
 ASKED: list[embedding.Request] = []
 
 
-def stub_view(request: embedding.Request) -> embedding.FeatureView:
+def stub_view(request: embedding.Request, finetuned=None) -> embedding.FeatureView:
     """A view with the shape of the real one: 3 classes x 4 examples, PCA, 2 or 3 bodies."""
     ASKED.append(request)
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 4)
+    assert (finetuned is not None) == bool(request.finetuned_id)  # the page passes the learner's model along
     kinds = {"pretrained": 0.8, "random": 0.5} | ({"finetuned": 0.9} if request.finetuned_id else {})
     spaces = {kind: embedding.Space(kind, rng.normal(size=(12, 2)).astype(np.float32), acc, acc - 0.1, 1280,
                                     (0.3, 0.1) if request.method == "pca" else None, 0.5, request.backbone) for kind, acc in kinds.items()}
@@ -158,23 +158,19 @@ def test_the_projection_can_be_changed_and_the_view_hidden():
 
 
 def test_after_a_fine_tune_on_the_same_data_its_body_is_the_third_panel():
-    model_id = finetuned.keep(catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32), ["cat", "dog"],
-                              32, "studio_resnet")
+    model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
 
-    def run_keeping_a_model(config, emit, should_stop):
-        def with_model(event):
-            if isinstance(event, Done):
-                event.result["model_id"] = model_id
-            emit(event)
-
-        return fake_run(config, with_model, should_stop)
+    def run_keeping_a_model(config, emit, should_stop):  # a run returns its model; the queue keeps it
+        return {**fake_run(config, emit, should_stop), "model": finetuned.Finetuned(model, ("cat", "dog"), 32,
+                                                                                    "studio_resnet")}
 
     at = app("pages/3_finetune.py", queue=JobQueue(run_keeping_a_model))
     at.button(key="start").click().run()
     assert wait_until_done(at, "finetune") == "done"
     at.run()
     spec = show(at, "finetune")
-    assert ASKED[-1].finetuned_id == model_id
+    kept_id = job_of(at, "finetune").runs[-1].result["model_id"]  # the queue kept the learner's model
+    assert kept_id and ASKED[-1].finetuned_id == kept_id
     assert titles(spec) == [strings("en")[f"features.kind.{k}"] for k in ("pretrained", "random", "finetuned")]
     assert any(c.value == strings("en")["features.finetuned_note"] for c in at.caption)
 
