@@ -8,6 +8,7 @@ from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, job_panel, live_panel, start_button
 from studio.settings import bound
+from studio.textbert_ui import live_pretraining_ui
 from studio.text_ui import (
     STRATEGIES,
     backbone_ui,
@@ -74,6 +75,8 @@ with compare_tab:
 with mask_tab:
     lesson("text", "mlm", level=4)
     fill_mask_ui()
+    st.subheader(t("mlmlive.title"))
+    live_pretraining_ui()
 
 with st.expander(t("text.more")):
     for key in ("models", "techniques", "groups", "reading", "offline"):

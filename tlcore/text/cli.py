@@ -36,6 +36,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--top-k", type=int, default=5, help="guesses per mask (default: %(default)s)")
     p.set_defaults(func=cmd_fill_mask)
 
-    from tlcore.text import bench
+    from tlcore.text import bench, pretrain
 
     bench.register_cli(subparsers)
+    pretrain.register_cli(subparsers)
