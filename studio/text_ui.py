@@ -392,15 +392,21 @@ def fill_mask_ui() -> None:
         command = "pretrain-text" if name == "studio_bert" else f"prefetch --backbones {name}"
         st.code(f"python -m tlcore {command}", language="bash")
         return
-    if not st.button(t("mask.go"), key="mask_go", type="primary"):
+    # The last guesses stay on the page (a language switch or another click re-runs it) while
+    # the sentence and model are the ones they were made for.
+    if st.button(t("mask.go"), key="mask_go", type="primary"):
+        try:
+            with st.spinner(t("mask.loading", name=name)):
+                model, tokenizer = masked_lm(name)
+            st.session_state["mask_result"] = (name, sentence, fill_mask(model, tokenizer, sentence, top_k=5))
+        except (TextModelUnavailable, ValueError) as error:
+            st.session_state.pop("mask_result", None)
+            st.warning(t("mask.error", message=explain_error(error)))
+            return
+    kept = st.session_state.get("mask_result")
+    if not kept or kept[:2] != (name, sentence):
         return
-    try:
-        with st.spinner(t("mask.loading", name=name)):
-            model, tokenizer = masked_lm(name)
-        masks = fill_mask(model, tokenizer, sentence, top_k=5)
-    except (TextModelUnavailable, ValueError) as error:
-        st.warning(t("mask.error", message=explain_error(error)))
-        return
+    masks = kept[2]
     for n, guesses in enumerate(masks, start=1):
         st.markdown(f"**{t('mask.result', n=n)}**")
         st.dataframe(

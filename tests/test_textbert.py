@@ -249,3 +249,112 @@ def test_the_live_sentence_and_steps_travel_in_the_config():
     assert live.unpack(config.data_root) == (120, "A [MASK] day.")
     with pytest.raises(ValueError):
         live.live_config(0)
+
+
+# ----------------------------------------------------------------------------- the text page
+
+
+def fake_live(config, emit, should_stop):
+    """The live pretraining's event contract, instantly."""
+    from tlcore.events import Started
+
+    steps, sentence = live.unpack(config.data_root)
+    emit(Started(steps, 1, ("model",), (), 10, 10, "CPU (test)", 100, 10, ()))
+    checks = [(0, (("dust", 0.001),) * 5), (steps, (("mat", 0.2), ("floor", 0.1), ("bed", 0.05), ("table", 0.04),
+                                                    ("chair", 0.03)))]
+    for step in range(1, steps + 1):
+        emit(StepEvent(step, 1, 8.0 - step / steps, 1e-3, {}))
+    for step, guesses in checks:
+        emit(live.Guesses(step, 0.1 * step, 8.0 - step / steps, step / steps / 3, step / steps / 2, guesses))
+    result = {"curve": [], "seconds": 1.5, "steps": steps, "blocks": 100, "params": 10, "sentence": sentence}
+    emit(Done(result))
+    return result
+
+
+def to(at, lang: str):
+    """AppTest sets widgets by their English labels: tests click in English, then switch."""
+    if lang != "en":
+        at.radio(key="w:lang").set_value(lang).run()
+    return at
+
+
+def page(monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(models, "is_cached", lambda name: name in ("studio_bert", "minilm_l6"))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["_mlm_queue_override"] = JobQueue(fake_live)
+    at.run()
+    at.switch_page("pages/5_text.py")
+    at.run()
+    return at
+
+
+def strings(lang: str) -> dict:
+    return json.loads((ROOT / "assets" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_masked_word_demo_runs_offline_on_the_studio_bert(lang, monkeypatch):
+    from tests.test_app import ok
+
+    at = page(monkeypatch)
+    ok(at)
+    s = strings(lang)
+    assert at.selectbox(key="mask_model").value == "studio_bert"  # the offline default
+    assert at.text_input(key="mask_sentence").value == "The cat is on the [MASK]."
+    at.button(key="mask_go").click().run()
+    to(at, lang)
+    ok(at)
+    card = s["studiobert.card"].split("**")[1]
+    assert any(card in c.value for c in at.caption)
+    tables = [df.value for df in at.dataframe if s["mask.col.prob"] in df.value.columns]
+    assert tables and len(tables[0]) == 5
+    probs = tables[0][s["mask.col.prob"]]
+    assert (probs > 0).all() and probs.sum() < 1
+    assert tables[0][s["mask.col.sentence"]].str.startswith("The cat is on the ").all()
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_live_pretraining_runs_as_a_job_and_shows_its_guesses(lang, monkeypatch):
+    from tests.test_app import ok
+
+    at = page(monkeypatch)
+    s = strings(lang)
+    at.text_input(key="mlm_live_sentence").set_value("The cat is on the [MASK].").run()
+    at.button(key="mlm_live_start").click().run()
+    ok(at)
+    queue = at.session_state["_mlm_queue_override"]
+    job = at.session_state["job:mlm_live"]
+    deadline = time.monotonic() + 30
+    while queue.get(job, at.session_state["owner"]).state != "done" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    at.run()
+    to(at, lang)
+    ok(at)
+    assert any(s["mlmlive.done"].split("{")[0] in m.value for m in at.success)
+    tables = [df.value for df in at.dataframe if s["mlmlive.col.guesses"] in df.value.columns]
+    assert tables and tables[0][s["mlmlive.col.guesses"]].iloc[0].startswith("mat (20%)")
+
+
+def test_two_masks_are_refused_before_any_job(monkeypatch):
+    at = page(monkeypatch)
+    at.text_input(key="mlm_live_sentence").set_value("The [MASK] is on the [MASK].").run()
+    at.button(key="mlm_live_start").click().run()
+    assert any(strings("en")["mlmlive.one_mask"] in w.value for w in at.warning)
+    assert at.session_state["_mlm_queue_override"].active_for(at.session_state["owner"]) is None
+
+
+@real_files
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_twenty_newsgroups_is_the_english_default_with_its_card(lang, monkeypatch):
+    at = page(monkeypatch)
+    assert at.session_state["text_dataset"] == "newsgroups20" and at.session_state["text_per_class"] == 10
+    at.selectbox(key="w:text_dataset").set_value("election_tweets").run()
+    to(at, lang)
+    s = strings(lang)
+    assert any(e.label.startswith(s["textdata.card"].split("{")[0]) for e in at.expander)
+    assert any("CC BY-NC-SA 4.0" in m.value for m in at.markdown)

