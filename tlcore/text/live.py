@@ -32,7 +32,7 @@ from tlcore.text.pretrain import SEED_SENTENCE, MlmConfig, hf_tokenizer, make_bl
 
 LIVE_FILES = (("grimm-tales.tab", "Content"), ("andersen.tab", "Content"), ("book-excerpts.tab", "Text"))
 LIVE = MlmConfig(vocab_size=3000, hidden=128, layers=2, heads=2, intermediate=256, seq_len=64, batch_size=32,
-                 steps=300, lr=3e-3, warmup=30, eval_every=30, eval_blocks=96, seed=0, threads=1)
+                 steps=200, lr=3e-3, warmup=20, eval_every=25, eval_blocks=96, seed=0, threads=1)
 MAX_STEPS = 2000
 
 
