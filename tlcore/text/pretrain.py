@@ -293,6 +293,11 @@ def card_markdown(card: dict) -> str:
     final = card["curve"][-1] if card["curve"] else {}
     first = card["curve"][0] if card["curve"] else {}
     fmt = lambda g: ", ".join(f"{w} {p:.1%}" for w, p in g)  # noqa: E731
+    partial = ""
+    if t["steps_done"] < t["steps"]:  # a checkpoint written during the run (one after every eval)
+        partial = (f"; **a checkpoint of a run of {t['steps']:,} steps, taken at step {t['steps_done']:,}** "
+                   "(the learning rate had not decayed to zero yet; the command below writes this same "
+                   f"checkpoint at step {t['steps_done']:,} and goes on)")
     lines = [
         "# studio_bert: the studio's own small BERT",
         "",
@@ -310,7 +315,7 @@ def card_markdown(card: dict) -> str:
         f"| corpus | {c['train_words']:,} words in {c['train_documents']:,} documents ({c['train_blocks']:,} blocks); "
         f"held out: 1 document in 50 ({c['heldout_documents']:,}) |",
         f"| steps | {t['steps_done']:,} of {t['batch_size']} blocks ({t['steps_done'] * t['batch_size'] * a['seq_len']:,} "
-        f"pieces seen) |",
+        f"pieces seen){partial} |",
         f"| held-out masked-token accuracy | top-1 {final.get('top1', 0):.1%}, top-5 {final.get('top5', 0):.1%} "
         f"({c['eval_tokens']:,} masked pieces of {t['eval_blocks']} held-out blocks; random weights: top-1 "
         f"{first.get('top1', 0):.1%}) |",
