@@ -79,9 +79,10 @@ def live_corpus(vocab_size: int = LIVE.vocab_size, seq_len: int = LIVE.seq_len):
 
 def run_live(config: RunConfig, emit, should_stop=lambda: False, *, steps: int | None = None,
              sentence: str = SEED_SENTENCE) -> dict | None:
-    """The job: `config.epochs` is not used; `config.seed` seeds the model. Steps and the
-    sentence come from `sentence_of` / `steps_of` (the page's choices travel in the config's
-    data_root field as "steps|sentence", the one free-text field a RunConfig has)."""
+    """The job (the queue's run function): `config.seed` seeds the model; the steps and the
+    sentence travel in the config's data_root field as "steps|sentence" (`job_config`, `unpack`:
+    the one free-text field a RunConfig has). Emits Started, StepEvent (about 100), Guesses at
+    every check, then Done, Cancelled or Failed."""
     try:
         steps_wanted, sentence = unpack(config.data_root) if steps is None else (steps, sentence)
         cfg = live_config(steps_wanted, config.seed)
