@@ -130,7 +130,7 @@ def test_tokenizer_and_model_round_trip(tmp_path):
     assert [p["step"] for p in curve] == [0, 2] and len(curve[-1]["guesses"]) == 5
     card = {"architecture": {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64, "seq_len": 16,
                              "vocab_size": len(tok)},
-            "training": {"steps_done": 2, "batch_size": 4, "eval_blocks": 4, "seconds": 1.0, "device": "test"},
+            "training": {"steps": 2, "steps_done": 2, "batch_size": 4, "eval_blocks": 4, "seconds": 1.0, "device": "test"},
             "corpus": {"files": {}, "train_documents": 60, "heldout_documents": 0, "train_words": 360,
                        "train_blocks": len(blocks), "eval_tokens": 1}, "curve": curve, "sentence": mlm.SEED_SENTENCE,
             "command": "test", "torch_version": torch.__version__, "transformers_version": "test"}
