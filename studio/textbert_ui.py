@@ -69,7 +69,7 @@ def studio_bert_info() -> dict | None:
 
 
 def _guesses(guesses) -> str:
-    return ", ".join(f"{w} ({p:.0%})" for w, p in guesses)
+    return ", ".join(f'"{w}" ({p:.0%})' for w, p in guesses)  # the model's words, quoted as written
 
 
 def studio_bert_card() -> None:

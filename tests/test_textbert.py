@@ -338,7 +338,7 @@ def test_the_live_pretraining_runs_as_a_job_and_shows_its_guesses(lang, monkeypa
     ok(at)
     assert any(s["mlmlive.done"].split("{")[0] in m.value for m in at.success)
     tables = [df.value for df in at.dataframe if s["mlmlive.col.guesses"] in df.value.columns]
-    assert tables and tables[0][s["mlmlive.col.guesses"]].iloc[0].startswith("mat (20%)")
+    assert tables and tables[0][s["mlmlive.col.guesses"]].iloc[0].startswith('"mat" (20%)')
 
 
 def test_two_masks_are_refused_before_any_job(monkeypatch):
