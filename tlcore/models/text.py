@@ -68,6 +68,12 @@ def resolve_source(name: str) -> str:
         return name  # a hub id typed directly (prefetch accepts them)
     if spec.extra.get("package"):
         return str(package_model_dir(spec.extra["package"]))
+    if spec.extra.get("folder"):  # shipped in the repository (studio_bert)
+        if not offline.is_model_dir(spec.extra["folder"]):
+            raise TextModelUnavailable(
+                f"{name}'s folder {spec.extra['folder']} holds no saved model: run `python -m tlcore pretrain-text` "
+                "(about an hour on a CPU) to make it again")
+        return str(spec.extra["folder"])
     return spec.extra.get("hub_id", name)
 
 

