@@ -57,9 +57,19 @@ def first_layer_filters() -> None:
 first_layer_filters()
 # The default data through the pretrained and a random body; after the experiment below, its
 # fine-tuned body too (same data, validation split and size: val_per_class as EXPERIMENT's).
-feature_space_panel("pretraining", lambda: RunConfig(backbone=DEFAULTS["backbone"], dataset=DEFAULTS["dataset"],
-                                                     per_class=30, val_per_class=20, image_size=DEFAULTS["image_size"]),
-                    finetune_slots=("experiment",), expander=False, prefetch=True)
+feature_space_panel(
+    "pretraining",
+    lambda: RunConfig(
+        backbone=DEFAULTS["backbone"],
+        dataset=DEFAULTS["dataset"],
+        per_class=30,
+        val_per_class=20,
+        image_size=DEFAULTS["image_size"],
+    ),
+    finetune_slots=("experiment",),
+    expander=False,
+    prefetch=True,
+)
 
 
 def transfer_contrast() -> None:
@@ -73,13 +83,20 @@ def transfer_contrast() -> None:
     # A markdown table wraps its long cells: all seven columns readable at 1280 px (a
     # dataframe kept each cell on one line and showed two columns, the rest scrolled away).
     keys = ("backbone", "dataset", "per_class", "scratch", "best", "best_acc", "gain")
-    lines = ["| " + " | ".join(t(f"page1.contrast.{k}") for k in keys) + " |",
-             "|" + "|".join("---" if k in ("backbone", "dataset", "best") else "---:" for k in keys) + "|"]
+    lines = [
+        "| " + " | ".join(t(f"page1.contrast.{k}") for k in keys) + " |",
+        "|" + "|".join("---" if k in ("backbone", "dataset", "best") else "---:" for k in keys) + "|",
+    ]
     for r in rows:
-        cells = (translated(f"backbone.title.{r['backbone']}", r["backbone"]),
-                 translated(f"dataset.{r['dataset']}", r["dataset"]), str(r["per_class"]),
-                 f"{100 * r['scratch']:.1f}%", t(f"strategy.{r['best']}"), f"{100 * r['best_acc']:.1f}%",
-                 f"{r['gain_points']:+.1f}")
+        cells = (
+            translated(f"backbone.title.{r['backbone']}", r["backbone"]),
+            translated(f"dataset.{r['dataset']}", r["dataset"]),
+            str(r["per_class"]),
+            f"{100 * r['scratch']:.1f}%",
+            t(f"strategy.{r['best']}"),
+            f"{100 * r['best_acc']:.1f}%",
+            f"{r['gain_points']:+.1f}",
+        )
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     st.markdown("\n".join(lines))
     st.caption(t("page1.contrast.caption", seeds=min(r["seeds"] for r in rows)))
@@ -113,8 +130,15 @@ st.divider()
 lesson("pretraining", "experiment", level=2)
 
 # The two runs differ only in where the weights start: both train every layer.
-EXPERIMENT = dict(backbone=DEFAULTS["backbone"], dataset=DEFAULTS["dataset"], per_class=10, val_per_class=20,
-                  image_size=DEFAULTS["image_size"], epochs=4, lr=1e-3)
+EXPERIMENT = dict(
+    backbone=DEFAULTS["backbone"],
+    dataset=DEFAULTS["dataset"],
+    per_class=10,
+    val_per_class=20,
+    image_size=DEFAULTS["image_size"],
+    epochs=4,
+    lr=1e-3,
+)
 labels = [t("page1.exp.scratch"), t("page1.exp.pretrained")]
 st.caption(t("page1.exp.setup", per_class=EXPERIMENT["per_class"], epochs=EXPERIMENT["epochs"]))
 
@@ -123,8 +147,14 @@ if not active_elsewhere("experiment") and not is_running("experiment"):
 if active_elsewhere("experiment"):
     st.info(t("job.busy_elsewhere"))
 else:
-    start_button("experiment", t("page1.exp.start"),
-                 lambda: [RunConfig(strategy="scratch", **EXPERIMENT), RunConfig(strategy="full", **EXPERIMENT)],
-                 labels, type="primary", help=t("help.exp_start"), key="exp_start")
+    start_button(
+        "experiment",
+        t("page1.exp.start"),
+        lambda: [RunConfig(strategy="scratch", **EXPERIMENT), RunConfig(strategy="full", **EXPERIMENT)],
+        labels,
+        type="primary",
+        help=t("help.exp_start"),
+        key="exp_start",
+    )
 
 job_panel("experiment", results=draw_race_results)

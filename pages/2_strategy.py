@@ -39,9 +39,12 @@ with matrix_col:
         row[0].markdown(f"**{t(f'matrix.row.{size}')}**")
         for col, similarity in zip(row[1:], ("similar", "different"), strict=False):
             col.button(
-                t(f"matrix.cell.{size}_{similarity}"), key=f"cell:{size}:{similarity}",
+                t(f"matrix.cell.{size}_{similarity}"),
+                key=f"cell:{size}:{similarity}",
                 type="primary" if chosen == (similarity, size) else "secondary",
-                on_click=apply_recommendation, args=(similarity, size), width="stretch",
+                on_click=apply_recommendation,
+                args=(similarity, size),
+                width="stretch",
                 help=t("help.matrix_cell"),
             )
     st.caption(t("matrix.rule"))
@@ -61,12 +64,17 @@ if chosen:
     backbone_now = st.session_state["backbone"]
     data_now = "folder" if st.session_state["data_source"] in catalog.OWN_PHOTOS else st.session_state["dataset"]
     spec, source = catalog.dataset(data_now), catalog.backbone(backbone_now).pretrained_on
-    pair = dict(backbone=backbone_title(backbone_now), dataset=translated(f"dataset.{data_now}", spec.title),
-                similarity=t(f"matrix.{catalog.similarity_of(data_now, backbone_now)}"),
-                source=translated(f"source.{source}", source))
+    pair = dict(
+        backbone=backbone_title(backbone_now),
+        dataset=translated(f"dataset.{data_now}", spec.title),
+        similarity=t(f"matrix.{catalog.similarity_of(data_now, backbone_now)}"),
+        source=translated(f"source.{source}", source),
+    )
     if catalog.similarity_of(data_now, backbone_now) == similarity:
-        st.info(t("matrix.pair", **pair, reason=spec.reason_ko if current_lang() == "ko" else spec.reason_en)
-                + ("\n\n" + t("matrix.pair.synthetic") if similarity == "similar" and source == "synthetic" else ""))
+        st.info(
+            t("matrix.pair", **pair, reason=spec.reason_ko if current_lang() == "ko" else spec.reason_en)
+            + ("\n\n" + t("matrix.pair.synthetic") if similarity == "similar" and source == "synthetic" else "")
+        )
     else:
         st.warning(t("matrix.pair.mismatch", **pair, wanted=t(f"matrix.{similarity}")))
 else:
@@ -96,9 +104,12 @@ with rates_col:
 with table_col:
     plan = strategies.make_plan(strategy, groups, freeze_depth=depth, **rates)
     st.dataframe(
-        {t("lr.col.group"): groups,
-         t("lr.col.rate"): [f"{plan.lrs[g]:.2g}" if g in plan.lrs else t("plot.frozen") for g in groups]},
-        hide_index=True, width="stretch",
+        {
+            t("lr.col.group"): groups,
+            t("lr.col.rate"): [f"{plan.lrs[g]:.2g}" if g in plan.lrs else t("plot.frozen") for g in groups],
+        },
+        hide_index=True,
+        width="stretch",
     )
     st.caption(t("caption.lr_table"))
 

@@ -44,8 +44,16 @@ if active_elsewhere("finetune"):
 elif not running:
     if choice.ready:
         estimate_note(lambda: config_from_state(choice))
-    start_button("finetune", t("page3.start"), lambda: config_from_state(choice), type="primary",
-                 disabled=not choice.ready, help=t("help.start"), icon=":material/play_arrow:", key="start")
+    start_button(
+        "finetune",
+        t("page3.start"),
+        lambda: config_from_state(choice),
+        type="primary",
+        disabled=not choice.ready,
+        help=t("help.start"),
+        icon=":material/play_arrow:",
+        key="start",
+    )
 
 with st.expander(t("page3.reading"), expanded=False):
     lesson("finetune", "curves", level=4)

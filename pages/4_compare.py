@@ -53,8 +53,9 @@ def draw_setup(matrix: report.MeasuredMatrix) -> None:
 def draw_chart(matrix: report.MeasuredMatrix, key: str) -> None:
     """The verdicts per cell (full width: the cell text is projector-sized), then the numbers."""
     st.plotly_chart(plots.matrix_figure(matrix.verdicts, translator()), width="stretch", key=key)
-    st.caption(t("caption.matrix_measured", command="; ".join(f"`{c}`" for c in matrix.commands),
-                 device=device_text(matrix.device)))
+    st.caption(
+        t("caption.matrix_measured", command="; ".join(f"`{c}`" for c in matrix.commands), device=device_text(matrix.device))
+    )
     with st.expander(t("page4.matrix_details")):
         st.dataframe(report.results_rows(matrix.table, t), hide_index=True, width="stretch")
 
@@ -68,8 +69,17 @@ with model_col:
     backbone = backbone_ui()
     groups = group_names(backbone)
     # Pills, not a multiselect: every strategy in view and clickable (a multiselect's chips were clipped)
-    picked = st.pills(t("page4.strategies"), RACE_CHOICES, selection_mode="multi", **bound("race_strategies"),
-                      format_func=lambda s: t(f"strategy.{s}"), help=t("help.race_strategies")) or []
+    picked = (
+        st.pills(
+            t("page4.strategies"),
+            RACE_CHOICES,
+            selection_mode="multi",
+            **bound("race_strategies"),
+            format_func=lambda s: t(f"strategy.{s}"),
+            help=t("help.race_strategies"),
+        )
+        or []
+    )
     # 'partial' in the race uses the depth chosen on page 2, or half the body if that froze nothing or everything.
     depth = strategies.partial_depth(st.session_state["freeze_depth"], len(groups) - 1)
     st.caption(t("page4.partial_depth", depth=depth))
@@ -82,10 +92,17 @@ with tab_race:
     elif live != "race":
         if picked and choice.ready:
             estimate_note(lambda: [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked])
-        start_button("race", t("page4.race_start"),
-                     lambda: [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked],
-                     [t(f"strategy.{s}") for s in picked], type="primary", disabled=not (picked and choice.ready),
-                     help=t("help.race_start"), key="race_start", icon=":material/flag:")
+        start_button(
+            "race",
+            t("page4.race_start"),
+            lambda: [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked],
+            [t(f"strategy.{s}") for s in picked],
+            type="primary",
+            disabled=not (picked and choice.ready),
+            help=t("help.race_start"),
+            key="race_start",
+            icon=":material/flag:",
+        )
     if live != "race":
         job_panel("race", results=draw_race_results)
 
@@ -97,14 +114,22 @@ with tab_sweep:
     elif live != "sweep":
         if choice.ready:
             estimate_note(lambda: [config_from_state(choice, strategy="partial", freeze_depth=d) for d in depths])
-        start_button("sweep", t("page4.sweep_start", n=len(depths)),
-                     lambda: [config_from_state(choice, strategy="partial", freeze_depth=d) for d in depths],
-                     [f"k={d}" for d in depths], disabled=not choice.ready, help=t("help.sweep_start"),
-                     key="sweep_start")
+        start_button(
+            "sweep",
+            t("page4.sweep_start", n=len(depths)),
+            lambda: [config_from_state(choice, strategy="partial", freeze_depth=d) for d in depths],
+            [f"k={d}" for d in depths],
+            disabled=not choice.ready,
+            help=t("help.sweep_start"),
+            key="sweep_start",
+        )
 
     def sweep_results(view: JobView) -> None:
-        finished = [(config.freeze_depth, snap.result["val_acc"])
-                    for config, snap in zip(view.configs, view.runs, strict=True) if snap.result is not None]
+        finished = [
+            (config.freeze_depth, snap.result["val_acc"])
+            for config, snap in zip(view.configs, view.runs, strict=True)
+            if snap.result is not None
+        ]
         if finished:
             series = {t("page4.sweep_this"): ([d for d, _ in finished], [a for _, a in finished])}
             st.plotly_chart(plots.depth_figure(series, translator()), width="stretch", key="sweep")
@@ -117,9 +142,14 @@ with tab_sweep:
     # The committed transfer-depth experiment (Yosinski's: the first k groups copied, frozen or
     # fine-tuned, the rest re-initialised), on its own axis: the synthetic backbone on digits,
     # Lite0 on Fashion-MNIST.
-    committed = [(name, key, r) for name, key in (("transfer_depth", "page4.transfer_depth.studio"),
-                                                  ("transfer_depth_imagenet", "page4.transfer_depth.imagenet"))
-                 if (r := read_result(name))]
+    committed = [
+        (name, key, r)
+        for name, key in (
+            ("transfer_depth", "page4.transfer_depth.studio"),
+            ("transfer_depth_imagenet", "page4.transfer_depth.imagenet"),
+        )
+        if (r := read_result(name))
+    ]
     if committed:
         st.markdown(f"#### {t('page4.transfer_depth.heading')}")
         st.caption(t("page4.transfer_depth.intro"))
@@ -127,10 +157,14 @@ with tab_sweep:
         with col:
             st.markdown(f"**{t(key)}**")
             series = report.transfer_depth_series(result, t)
-            st.plotly_chart(plots.depth_figure(series, translator(), depth="transfer_depth"), width="stretch",
-                            key=f"transfer_depth:{name}.json")
-            st.caption(t("caption.transfer_depth", command=result.get("command", "?"),
-                         device=device_text(result.get("device", "?"))))
+            st.plotly_chart(
+                plots.depth_figure(series, translator(), depth="transfer_depth"),
+                width="stretch",
+                key=f"transfer_depth:{name}.json",
+            )
+            st.caption(
+                t("caption.transfer_depth", command=result.get("command", "?"), device=device_text(result.get("device", "?")))
+            )
 
 with tab_matrix:
     lesson("compare", "measured", level=4)

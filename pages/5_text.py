@@ -54,23 +54,44 @@ with finetune_tab:
     elif live != "text":
         if data.ready:
             estimate_note(lambda: make_config(data, choice))
-        start_button("text", t("text.start"), lambda: make_config(data, choice), type="primary",
-                     disabled=not data.ready, key="text_start", icon=":material/play_arrow:")
+        start_button(
+            "text",
+            t("text.start"),
+            lambda: make_config(data, choice),
+            type="primary",
+            disabled=not data.ready,
+            key="text_start",
+            icon=":material/play_arrow:",
+        )
     if live != "text":
         job_panel("text", results=draw_text_results)
 
 with compare_tab:
     st.caption(t("text.compare_note"))
     lora_rates()
-    picked = st.pills(t("text.compare_pick"), STRATEGIES, selection_mode="multi",
-                      format_func=lambda s: t(f"strategy.{s}"), **bound("text_race_strategies")) or []
+    picked = (
+        st.pills(
+            t("text.compare_pick"),
+            STRATEGIES,
+            selection_mode="multi",
+            format_func=lambda s: t(f"strategy.{s}"),
+            **bound("text_race_strategies"),
+        )
+        or []
+    )
     if active_elsewhere("text_race"):
         st.info(t("job.busy_elsewhere"))
     elif live != "text_race":
         if picked and data.ready:
             estimate_note(lambda: race_configs(data, choice, backbone, picked))
-        start_button("text_race", t("text.compare_start"), lambda: race_configs(data, choice, backbone, picked),
-                     list(picked), disabled=not (picked and data.ready), key="text_race_start")
+        start_button(
+            "text_race",
+            t("text.compare_start"),
+            lambda: race_configs(data, choice, backbone, picked),
+            list(picked),
+            disabled=not (picked and data.ready),
+            key="text_race_start",
+        )
     if live != "text_race":
         job_panel("text_race", results=draw_race_results)
 

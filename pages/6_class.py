@@ -13,8 +13,16 @@ from tlcore.serve import caps
 ensure_frame()
 st.title(t("class.title"))
 limits = teacher.limits()
-st.markdown(t("class.limits", seconds=duration(limits.max_seconds), epochs=limits.max_epochs,
-              per_class=limits.max_per_class, size=limits.max_image_size, length=limits.max_text_length))
+st.markdown(
+    t(
+        "class.limits",
+        seconds=duration(limits.max_seconds),
+        epochs=limits.max_epochs,
+        per_class=limits.max_per_class,
+        size=limits.max_image_size,
+        length=limits.max_text_length,
+    )
+)
 
 for problem in limits.problems:  # a secret too short (teacher mode off) or in the wrong table
     st.warning(t(f"class.secret.{problem}", chars=caps.MIN_SECRET_CHARS))

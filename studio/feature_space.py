@@ -39,9 +39,11 @@ PLOT_PX = 260  # plot height
 CLASS_COLOURS = (*plots._PALETTE, "#db2777", "#65a30d", "#475569")
 KIND_ORDER = ("pretrained", "random", "finetuned")
 # vega-tooltip's own text is 11-13 px: the hover label at the charts' smallest size, its picture enlarged
-TOOLTIP_CSS = (f"<style>#vg-tooltip-element {{font-size: {plots.FONT_PX}px;}} "
-               f"#vg-tooltip-element h2 {{font-size: {plots.FONT_PX + 2}px;}} "
-               "#vg-tooltip-element img {width: 96px; height: 96px; image-rendering: auto;}</style>")
+TOOLTIP_CSS = (
+    f"<style>#vg-tooltip-element {{font-size: {plots.FONT_PX}px;}} "
+    f"#vg-tooltip-element h2 {{font-size: {plots.FONT_PX + 2}px;}} "
+    "#vg-tooltip-element img {width: 96px; height: 96px; image-rendering: auto;}</style>"
+)
 
 
 def _wanted_key(key: str) -> str:
@@ -52,9 +54,19 @@ def request_for(config: RunConfig, finetune_slots: Sequence[str] = ()) -> embedd
     """The view of the data a run with `config` would train on: its backbone (the offline
     fallback already applied by the page), dataset, split and size, in the learner's projection;
     with the fine-tuned body of the first of `finetune_slots` that trained on the same data."""
-    base = embedding.Request(config.task, config.backbone, config.dataset, config.per_class, config.val_per_class,
-                             config.image_size if config.task == "image" else 0, config.seed, config.data_root,
-                             st.session_state.get(SETTING, "pca"), "", config.max_length)
+    base = embedding.Request(
+        config.task,
+        config.backbone,
+        config.dataset,
+        config.per_class,
+        config.val_per_class,
+        config.image_size if config.task == "image" else 0,
+        config.seed,
+        config.data_root,
+        st.session_state.get(SETTING, "pca"),
+        "",
+        config.max_length,
+    )
     model_id = _finetuned_id(base, finetune_slots)
     return dataclasses.replace(base, finetuned_id=model_id) if model_id else base
 
@@ -72,9 +84,15 @@ def _finetuned_id(base: embedding.Request, slots: Sequence[str]) -> str:
             continue
         config, result = view.configs[-1], view.runs[-1].result or {}
         model_id = result.get("model_id")
-        same = (config.task == base.task and config.backbone == base.backbone and config.dataset == base.dataset
-                and config.data_root == base.root and config.val_per_class == base.val_per_class
-                and config.seed == base.seed and (base.task == "text" or config.image_size == base.image_size))
+        same = (
+            config.task == base.task
+            and config.backbone == base.backbone
+            and config.dataset == base.dataset
+            and config.data_root == base.root
+            and config.val_per_class == base.val_per_class
+            and config.seed == base.seed
+            and (base.task == "text" or config.image_size == base.image_size)
+        )
         entry = kept_model(model_id) if same and model_id else None
         # a LoRA text model's features are not read apart from its adapters: no third view of it
         if entry is not None and getattr(entry.model, "can_cache_features", lambda: True)():
@@ -87,8 +105,14 @@ def _want(key: str, wanted: bool) -> None:
     st.session_state[_wanted_key(key)] = wanted
 
 
-def feature_space_panel(key: str, make: Callable[[], RunConfig | None], *, finetune_slots: Sequence[str] = (),
-                        expander: bool = True, prefetch: bool = False) -> None:
+def feature_space_panel(
+    key: str,
+    make: Callable[[], RunConfig | None],
+    *,
+    finetune_slots: Sequence[str] = (),
+    expander: bool = True,
+    prefetch: bool = False,
+) -> None:
     """The feature space of the training split that the run `make()` describes, under its
     backbone's pretrained and random bodies (and the fine-tuned body of the first finished run
     in `finetune_slots` on the same data), in an expander (or inline with `expander=False`).
@@ -108,22 +132,42 @@ def feature_space_panel(key: str, make: Callable[[], RunConfig | None], *, finet
         if not expander:
             st.subheader(t("features.title"))
         keep_settings({SETTING: "pca"}, group="features")
-        st.caption(t("features.intro_text" if task == "text" else "features.intro",
-                     n=min(config.per_class, embedding.MAX_PER_CLASS[task])))
+        st.caption(
+            t(
+                "features.intro_text" if task == "text" else "features.intro",
+                n=min(config.per_class, embedding.MAX_PER_CLASS[task]),
+            )
+        )
         if not st.session_state.get(_wanted_key(key), False):
             if prefetch:
                 _prefetch(request_for(config, finetune_slots))
-            st.button(t("features.show"), key=f"features_show:{key}", icon=":material/scatter_plot:",
-                      on_click=_want, args=(key, True), help=t("features.show_help"))
+            st.button(
+                t("features.show"),
+                key=f"features_show:{key}",
+                icon=":material/scatter_plot:",
+                on_click=_want,
+                args=(key, True),
+                help=t("features.show_help"),
+            )
             return
         method_col, hide_col = st.columns([2, 1], vertical_alignment="bottom")
         with method_col:
-            st.segmented_control(t("features.method"), embedding.methods_available(),
-                                 format_func=lambda m: t(f"features.method.{m}"), help=t("features.method_help"),
-                                 **bound(SETTING))
+            st.segmented_control(
+                t("features.method"),
+                embedding.methods_available(),
+                format_func=lambda m: t(f"features.method.{m}"),
+                help=t("features.method_help"),
+                **bound(SETTING),
+            )
         with hide_col:  # beside the picker, not at the chart's top right where its toolbar appears
-            st.button(t("features.hide"), key=f"features_hide:{key}", on_click=_want, args=(key, False),
-                      icon=":material/visibility_off:", type="tertiary")
+            st.button(
+                t("features.hide"),
+                key=f"features_hide:{key}",
+                on_click=_want,
+                args=(key, False),
+                icon=":material/visibility_off:",
+                type="tertiary",
+            )
         _view_or_progress(key, request_for(config, finetune_slots))
 
 
@@ -156,6 +200,7 @@ def _view_or_progress(key: str, request: embedding.Request) -> None:
             st.info(t("features.busy"), icon=":material/hourglass_top:")
             return
     if status.state == "running":
+
         @st.fragment(run_every=POLL_S)
         def wait() -> None:
             if spaces.status(request).state != "running":
@@ -224,9 +269,12 @@ def chart_spec(view: embedding.FeatureView, request: embedding.Request, lang_cla
         table[f"x_{kind}"], table[f"y_{kind}"] = coords[:, 0].tolist(), coords[:, 1].tolist()
     data = pd.DataFrame(table)
     picked = alt.selection_point(fields=["cls"], bind="legend", name="picked_class")
-    colour = alt.Color("cls:N", title=t("features.class"),
-                       scale=alt.Scale(domain=names, range=[CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(len(names))]),
-                       legend=alt.Legend(orient="bottom", columns=min(5, len(names)), symbolSize=160))
+    colour = alt.Color(
+        "cls:N",
+        title=t("features.class"),
+        scale=alt.Scale(domain=names, range=[CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(len(names))]),
+        legend=alt.Legend(orient="bottom", columns=min(5, len(names)), symbolSize=160),
+    )
     width = PANEL_PX[3 if len(kinds) == 3 else 2]
     # The numbers on the axes mean nothing (only which points are near which): no tick labels;
     # a margin inside the frame keeps every dot in it (a dot over the edge pushed its title up).
@@ -236,20 +284,27 @@ def chart_spec(view: embedding.FeatureView, request: embedding.Request, lang_cla
         space = view.spaces[kind]
         # short lines: a panel is as wide as its title (a long one pushed the third panel off the page)
         subtitle = [t("features.probe", acc=f"{100 * space.probe_acc:.0f}"), t("features.ncm", acc=f"{100 * space.ncm_acc:.0f}")]
-        panels.append(alt.Chart(title=alt.TitleParams(t(f"features.kind.{kind}"), subtitle=subtitle, anchor="start"))
-                      .mark_circle(size=70, stroke="white", strokeWidth=0.5)
-                      .encode(x=alt.X(f"x_{kind}:Q", title=_axis(space, view.method, 0), scale=inside, axis=bare),
-                              y=alt.Y(f"y_{kind}:Q", title=_axis(space, view.method, 1), scale=inside, axis=bare),
-                              color=colour, tooltip=tooltip,
-                              opacity=alt.condition(picked, alt.value(0.85), alt.value(0.08)))
-                      .properties(width=width, height=PLOT_PX))
+        panels.append(
+            alt.Chart(title=alt.TitleParams(t(f"features.kind.{kind}"), subtitle=subtitle, anchor="start"))
+            .mark_circle(size=70, stroke="white", strokeWidth=0.5)
+            .encode(
+                x=alt.X(f"x_{kind}:Q", title=_axis(space, view.method, 0), scale=inside, axis=bare),
+                y=alt.Y(f"y_{kind}:Q", title=_axis(space, view.method, 1), scale=inside, axis=bare),
+                color=colour,
+                tooltip=tooltip,
+                opacity=alt.condition(picked, alt.value(0.85), alt.value(0.08)),
+            )
+            .properties(width=width, height=PLOT_PX)
+        )
     panels[0] = panels[0].add_params(picked)  # one selection, read by every panel
     font = plots.FONT_PX
-    return (alt.hconcat(*panels, data=data, spacing=24)
-            .configure_axis(titleFontSize=font, labelFontSize=font, titleFontWeight="normal")
-            .configure_legend(titleFontSize=font, labelFontSize=font, labelLimit=160)
-            .configure_title(fontSize=font + 3, subtitleFontSize=font, subtitleColor="#334155")
-            .configure_view(strokeWidth=1, stroke="#cbd5e1"))
+    return (
+        alt.hconcat(*panels, data=data, spacing=24)
+        .configure_axis(titleFontSize=font, labelFontSize=font, titleFontWeight="normal")
+        .configure_legend(titleFontSize=font, labelFontSize=font, labelLimit=160)
+        .configure_title(fontSize=font + 3, subtitleFontSize=font, subtitleColor="#334155")
+        .configure_view(strokeWidth=1, stroke="#cbd5e1")
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -265,16 +320,25 @@ def draw_view(view: embedding.FeatureView, request: embedding.Request) -> None:
     if "pretrained" not in view.spaces:
         st.info(t("features.no_pretrained"))
     st.html(TOOLTIP_CSS)
-    st.vega_lite_chart(spec=_spec(request, current_lang(), view), width="content", theme=None,
-                       key=f"features_chart:{request.task}:{request.dataset}:{len(view.spaces)}")
+    st.vega_lite_chart(
+        spec=_spec(request, current_lang(), view),
+        width="content",
+        theme=None,
+        key=f"features_chart:{request.task}:{request.dataset}:{len(view.spaces)}",
+    )
     backbone = view.spaces[next(iter(view.spaces))].backbone  # under the chart: its toolbar covers the line above
     st.markdown(t("features.backbone", model=translated(f"backbone.title.{backbone}", catalog.backbone(backbone).title)))
     st.caption(_measured_line(view))
     if "pretrained" in view.spaces and "random" in view.spaces:
         gap = round(100 * view.gap)
-        st.markdown(t("features.gap" if gap >= 1 else "features.gap_none", gap=gap,
-                      pre=f"{100 * view.spaces['pretrained'].probe_acc:.0f}",
-                      rand=f"{100 * view.spaces['random'].probe_acc:.0f}"))
+        st.markdown(
+            t(
+                "features.gap" if gap >= 1 else "features.gap_none",
+                gap=gap,
+                pre=f"{100 * view.spaces['pretrained'].probe_acc:.0f}",
+                rand=f"{100 * view.spaces['random'].probe_acc:.0f}",
+            )
+        )
     if "finetuned" in view.spaces:
         st.caption(t("features.finetuned_note"))
     with st.expander(t("features.read"), expanded=False):
@@ -284,6 +348,12 @@ def draw_view(view: embedding.FeatureView, request: embedding.Request) -> None:
 
 def _measured_line(view: embedding.FeatureView) -> str:
     seconds = view.timings.get("total_s", 0.0)
-    return t("features.measured", n=len(view.labels), val=view.n_val, classes=len(view.classes),
-             method=t(f"features.method.{view.method}"), seconds=f"{seconds:.1f}",
-             dim=view.spaces[next(iter(view.spaces))].dim)
+    return t(
+        "features.measured",
+        n=len(view.labels),
+        val=view.n_val,
+        classes=len(view.classes),
+        method=t(f"features.method.{view.method}"),
+        seconds=f"{seconds:.1f}",
+        dim=view.spaces[next(iter(view.spaces))].dim,
+    )

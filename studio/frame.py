@@ -55,14 +55,20 @@ def online_status() -> dict[str, bool]:
     """Can ImageNet weights and datasets be used? Cached for 5 minutes; a short timeout,
     so a classroom without internet gets an answer in about a second, not a hang."""
     internet = offline.reachable("https://download.pytorch.org", timeout=1.5)
-    return {"internet": internet, "imagenet_cached": weights_cached("resnet18"),
-            "offline_backbone": weights_cached(offline_default())}
+    return {
+        "internet": internet,
+        "imagenet_cached": weights_cached("resnet18"),
+        "offline_backbone": weights_cached(offline_default()),
+    }
 
 
 def pages() -> list:
     """The lessons in order, then any page other engineers add (e.g. text models)."""
-    found = [st.Page(str(PAGES / name), title=t(key), icon=icon, default=(i == 0))
-             for i, (name, key, icon) in enumerate(LESSONS) if (PAGES / name).exists()]
+    found = [
+        st.Page(str(PAGES / name), title=t(key), icon=icon, default=(i == 0))
+        for i, (name, key, icon) in enumerate(LESSONS)
+        if (PAGES / name).exists()
+    ]
     known = {name for name, _, _ in LESSONS}
     for path in sorted(PAGES.glob("*.py")):
         if path.name not in known and not path.name.startswith("_"):

@@ -45,8 +45,12 @@ def language_picker() -> None:
     """The sidebar's English / 한국어 switch."""
     current_lang()
     st.sidebar.radio(
-        "Language / 언어", options=list(LANGS), format_func=LANGS.get, **bound("lang"),
-        horizontal=True, help="Switch the whole app between English and Korean. / 앱 전체를 영어와 한국어 사이에서 바꿉니다.",
+        "Language / 언어",
+        options=list(LANGS),
+        format_func=LANGS.get,
+        **bound("lang"),
+        horizontal=True,
+        help="Switch the whole app between English and Korean. / 앱 전체를 영어와 한국어 사이에서 바꿉니다.",
     )
     sync_url()
 
@@ -84,7 +88,7 @@ def lesson_sections(name: str, lang: str) -> dict[str, tuple[str, str]]:
     sections = {}
     for i, match in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        sections[match["key"]] = (match["title"], text[match.end():end].strip())
+        sections[match["key"]] = (match["title"], text[match.end() : end].strip())
     return sections
 
 
@@ -159,5 +163,7 @@ def duration(seconds: float) -> str:
 
 def run_labels(view) -> list[str]:
     """Each run's name on screen (`view`: a tlcore.serve.jobs.JobView or JobSummary): a strategy's key (`linear_probe`) by its name in this language."""
-    return [t(f"strategy.{label}") if label == config.strategy else label
-            for label, config in zip(view.labels, view.configs, strict=False)]
+    return [
+        t(f"strategy.{label}") if label == config.strategy else label
+        for label, config in zip(view.labels, view.configs, strict=False)
+    ]

@@ -56,8 +56,7 @@ def encoded(image: np.ndarray, fmt: str = "PNG") -> bytes:
 @st.cache_data(show_spinner=False, max_entries=16)
 def _preview(dataset: str, root: str) -> list[tuple[str, bytes]]:
     """Thumbnail strips per class, as PNG bytes."""
-    data = catalog.load_dataset(dataset, per_class=PREVIEW_PER_CLASS, val_per_class=1, image_size=PREVIEW_SIZE,
-                                 seed=0, root=root)
+    data = catalog.load_dataset(dataset, per_class=PREVIEW_PER_CLASS, val_per_class=1, image_size=PREVIEW_SIZE, seed=0, root=root)
     return [(name, encoded(strip)) for name, strip in datasets.preview(data, PREVIEW_PER_CLASS)]
 
 
@@ -127,13 +126,21 @@ def _image_input(key: str) -> tuple[np.ndarray | None, str, bytes | None]:
     """A sample photo (one click), an uploaded file or the camera: (image, caption, the
     picture's JPEG bytes when they are kept ready, else None)."""
     sources = ["sample", "upload", "camera"]
-    source = st.segmented_control(t("try.source"), sources, key=f"{key}:source", default="sample",
-                                  format_func=lambda s: t(f"try.source.{s}")) or "sample"
+    source = (
+        st.segmented_control(
+            t("try.source"), sources, key=f"{key}:source", default="sample", format_func=lambda s: t(f"try.source.{s}")
+        )
+        or "sample"
+    )
     if source == "sample":
         names = [p.name for p in imagenet.SAMPLE_PHOTOS]
         titles = {p.name: (p.title_ko if current_lang() == "ko" else p.title_en) for p in imagenet.SAMPLE_PHOTOS}
-        name = st.pills(t("try.samples"), names, key=f"{key}:sample", default=names[0], format_func=titles.get,
-                        help=t("help.try_samples")) or names[0]
+        name = (
+            st.pills(
+                t("try.samples"), names, key=f"{key}:sample", default=names[0], format_func=titles.get, help=t("help.try_samples")
+            )
+            or names[0]
+        )
         return _sample_photo(name), titles[name], _shown(name)
     if source == "upload":
         file = st.file_uploader(t("try.upload"), type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key=f"{key}:upload")
@@ -152,8 +159,7 @@ def _ranked(rows: list[tuple[str, float]]) -> None:
         st.progress(min(max(p, 0.0), 1.0), text=f"{name}: {p:.1%}")
 
 
-def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",),
-                    waiting: str = "try.no_finetune") -> None:
+def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",), waiting: str = "try.no_finetune") -> None:
     """Before fine-tuning: the pretrained model's top-5 ImageNet classes ("what it already
     knows"); after a fine-tune in this session: the fine-tuned model's task classes, from
     the first of `finetune_slots` with a finished image run (until then, `waiting` says
@@ -191,8 +197,13 @@ def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",)
         else:
             entry, dataset, _ = found
             _ranked([(class_title(dataset, name), p) for name, p in finetuned.class_probabilities(entry, image)])
-            st.caption(t("try.after_caption", n=len(entry.classes),
-                         backbone=translated(f"backbone.title.{entry.backbone}", catalog.backbone(entry.backbone).title)))
+            st.caption(
+                t(
+                    "try.after_caption",
+                    n=len(entry.classes),
+                    backbone=translated(f"backbone.title.{entry.backbone}", catalog.backbone(entry.backbone).title),
+                )
+            )
     if pretrained or found is not None:
         _class_maps(image, name if pretrained else "", found)
 
@@ -210,12 +221,24 @@ def _class_maps(image: np.ndarray, imagenet_name: str, found: tuple[finetuned.Fi
     intro_col.caption(t("try.map_intro"))
     maps = []  # (column, the cached map, its class's name, caption key)
     if imagenet_name:
-        maps.append((before_col, lambda: _imagenet_map(imagenet_name, digest, image),
-                     lambda target: imagenet.categories()[target], "try.map_before"))
+        maps.append(
+            (
+                before_col,
+                lambda: _imagenet_map(imagenet_name, digest, image),
+                lambda target: imagenet.categories()[target],
+                "try.map_before",
+            )
+        )
     if found is not None:
         entry, dataset, model_id = found
-        maps.append((after_col, lambda: _finetuned_map(model_id, digest, entry, image),
-                     lambda target: class_title(dataset, entry.classes[target]), "try.map_after"))
+        maps.append(
+            (
+                after_col,
+                lambda: _finetuned_map(model_id, digest, entry, image),
+                lambda target: class_title(dataset, entry.classes[target]),
+                "try.map_after",
+            )
+        )
     for col, compute, class_name, caption in maps:
         with col:
             try:
@@ -248,8 +271,9 @@ def _imagenet_map(name: str, digest: str, _image: np.ndarray) -> tuple[bytes, in
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _finetuned_map(model_id: str, digest: str, _entry: finetuned.Finetuned,
-                   _image: np.ndarray) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
+def _finetuned_map(
+    model_id: str, digest: str, _entry: finetuned.Finetuned, _image: np.ndarray
+) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
     """The fine-tuned model's Grad-CAM for its predicted class, once per model and picture."""
     from tlcore.lab import explain
 
@@ -315,8 +339,12 @@ def camera_classes_ui() -> tuple[str, int]:
     One click, one picture: once a shot is handled (kept, or refused with a reason) the next
     camera widget is a fresh one (its key counts the shots), ready for the next Take Photo."""
     st.caption(t("cam.intro"))
-    st.text_input(t("cam.classes"), key="cam_names", value=st.session_state.get("cam_names", t("cam.default_names")),
-                  help=t("cam.classes_help"))
+    st.text_input(
+        t("cam.classes"),
+        key="cam_names",
+        value=st.session_state.get("cam_names", t("cam.default_names")),
+        help=t("cam.classes_help"),
+    )
     names = class_names(st.session_state["cam_names"])
     if len(names) < 2:
         st.warning(t("cam.need_two"))
@@ -407,8 +435,9 @@ def _write_folder(shots: dict[str, list[bytes]]) -> str:
     training on the one it was started with, and loaded data is cached by folder), but only
     the new pictures are written: those already on disk are hard-linked from the last folder,
     no byte copied. (Rewriting every shot on every new one, 30 shots of 2.8 MB wrote 1.36 GB.)"""
-    digest = hashlib.sha256(repr(sorted((k, [hashlib.sha256(b).hexdigest() for b in v])
-                                        for k, v in shots.items())).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(
+        repr(sorted((k, [hashlib.sha256(b).hexdigest() for b in v]) for k, v in shots.items())).encode()
+    ).hexdigest()[:16]
     if st.session_state.get("cam_folder_digest") == digest and Path(st.session_state.get("cam_folder", "")).is_dir():
         return st.session_state["cam_folder"]
     filled: list[bool] = []

@@ -57,8 +57,15 @@ def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | 
     from studio import teacher
 
     try:
-        new_id = queue().submit(configs, owner(), labels, tag=slot, priority=teacher.priority(),
-                                address=teacher.network_address(), keep_model=slot in KEEPS_MODEL)
+        new_id = queue().submit(
+            configs,
+            owner(),
+            labels,
+            tag=slot,
+            priority=teacher.priority(),
+            address=teacher.network_address(),
+            keep_model=slot in KEEPS_MODEL,
+        )
     except AddressLimitError:  # the class allows one run per client address (class.toml)
         say("warning", t("job.one_per_address"))
         return False
@@ -72,14 +79,16 @@ def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | 
     return True
 
 
-def start_button(slot: str, label: str, make: Callable[[], RunConfig | list[RunConfig] | None],
-                 labels: list[str] | None = None, **button) -> None:
+def start_button(
+    slot: str, label: str, make: Callable[[], RunConfig | list[RunConfig] | None], labels: list[str] | None = None, **button
+) -> None:
     """A Start button for `slot`: `make()` gives the run(s), `labels` name a race's runs.
 
     The job is queued in the button's callback, before the script runs, so the one script
     run a click causes already draws the live panel: a class pressing Start together costs
     the server one page run each, not two (submit, then a rerun to redraw). What the settings
     or the queue refuse is said under the button, not at the top of the page."""
+
     @callback
     def start() -> None:
         with held_messages(f"start:{slot}"):
@@ -167,8 +176,9 @@ def live_panel(*slots: str) -> str | None:
     return None
 
 
-def job_panel(slot: str, *, results: Callable[[JobView], None] | None = None,
-              live_charts: bool = True, only_live: bool = False) -> JobView | None:
+def job_panel(
+    slot: str, *, results: Callable[[JobView], None] | None = None, live_charts: bool = True, only_live: bool = False
+) -> JobView | None:
     """Draw the slot's job; `results(view)` draws the finished job (default: run results).
     With `only_live`, a finished job is not drawn (the page draws it elsewhere)."""
     current = job_id(slot)
@@ -225,8 +235,15 @@ def _stop_control(slot: str, job: str) -> None:
         # The trainer stops at its next step; say so at once instead of showing a dead button.
         st.info(t("job.stopping"), icon=":material/hourglass_top:")
     else:
-        st.button(t("job.stop"), key=f"stop:{slot}", on_click=_request_stop, args=(job,),
-                  help=t("help.stop"), type="secondary", icon=":material/stop_circle:")
+        st.button(
+            t("job.stop"),
+            key=f"stop:{slot}",
+            on_click=_request_stop,
+            args=(job,),
+            help=t("help.stop"),
+            type="secondary",
+            icon=":material/stop_circle:",
+        )
 
 
 def _draw_live(slot: str, view: JobView, live_charts: bool) -> None:
@@ -255,8 +272,14 @@ def _progress(view: JobView, snap: HistorySnapshot) -> None:
         text = t("job.preparing", run=view.current + 1, runs=n, label=label)
     else:
         left = job_time_left(view)
-        text = t("job.progress", run=view.current + 1, runs=n, label=label,
-                 percent=round(100 * done), left=duration(left) if left is not None else "…")
+        text = t(
+            "job.progress",
+            run=view.current + 1,
+            runs=n,
+            label=label,
+            percent=round(100 * done),
+            left=duration(left) if left is not None else "…",
+        )
     st.progress(min(done, 1.0), text=text)
 
 
@@ -266,14 +289,13 @@ def job_time_left(view: JobView) -> float | None:
     estimator = estimate.shared_estimator()
     guesses = [_estimate(estimator, c) for c in view.configs]
     scale = 1.0
-    finished = [(snap, guess) for snap, guess in zip(view.runs[:view.current], guesses, strict=False)
-                if snap.times and guess]
+    finished = [(snap, guess) for snap, guess in zip(view.runs[: view.current], guesses, strict=False) if snap.times and guess]
     if finished:  # how long this job's runs really took, against their estimates
         scale = sum(s.times[-1] - s.times[0] for s, _ in finished) / sum(g for _, g in finished)
     left = estimate.time_left(current, current.times, now, finish_s=estimator.finish_s(view.configs[view.current]))
     if left is None:
         return None
-    return left + scale * sum(g or 0.0 for g in guesses[view.current + 1:])
+    return left + scale * sum(g or 0.0 for g in guesses[view.current + 1 :])
 
 
 def _estimate(estimator, config: RunConfig) -> float | None:
@@ -305,10 +327,12 @@ def estimate_note(make: Callable[[], RunConfig | list[RunConfig] | None]) -> flo
         return None
     total = sum(guesses)
     measured = all(estimator.measured(c) for c in configs)
-    about = (t("estimate.under_second", device=t("estimate.here")) if total < 0.5 else
-             t("estimate.about", time=duration(total), device=t("estimate.here")))
-    text = about + " " + (
-        t("estimate.measured") if measured else t("estimate.first"))
+    about = (
+        t("estimate.under_second", device=t("estimate.here"))
+        if total < 0.5
+        else t("estimate.about", time=duration(total), device=t("estimate.here"))
+    )
+    text = about + " " + (t("estimate.measured") if measured else t("estimate.first"))
     from studio import teacher
 
     limit = teacher.limits().max_seconds
@@ -396,15 +420,22 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
     tr = translator()
     evals = snap.evals
     cols = st.columns(3)
-    cols[0].metric(t("metric.step"), f"{snap.steps[-1].step if snap.steps else 0}"
-                   f" / {snap.started.total_steps if snap.started else '?'}")
+    cols[0].metric(
+        t("metric.step"), f"{snap.steps[-1].step if snap.steps else 0} / {snap.started.total_steps if snap.started else '?'}"
+    )
     cols[1].metric(t("metric.val_acc"), f"{evals[-1].val_acc:.1%}" if evals else "–")
     unit = "sentences" if (snap.config or {}).get("task") == "text" else "images"  # per task
-    cols[2].metric(t(f"metric.{unit}_per_s"), f"{evals[-1].examples_per_s:.0f}" if evals else "–",
-                   help=t(f"help.{unit}_per_s"))
-    figs = figures(key, snap_version(snap), lambda: (
-        plots.loss_figure(snap, tr), plots.accuracy_figure(snap, tr),
-        plots.grad_norm_heatmap(snap, tr), plots.grad_norm_bars(snap, tr)))
+    cols[2].metric(t(f"metric.{unit}_per_s"), f"{evals[-1].examples_per_s:.0f}" if evals else "–", help=t(f"help.{unit}_per_s"))
+    figs = figures(
+        key,
+        snap_version(snap),
+        lambda: (
+            plots.loss_figure(snap, tr),
+            plots.accuracy_figure(snap, tr),
+            plots.grad_norm_heatmap(snap, tr),
+            plots.grad_norm_bars(snap, tr),
+        ),
+    )
     left, right = st.columns(2)
     with left:
         chart(figs[0], "caption.loss", f"{key}:loss")
@@ -444,16 +475,18 @@ def race_table(view: JobView) -> list[dict]:
         if result is None:
             continue
         share = metrics.Trainable(result["trainable_params"], result["total_params"]).values()
-        rows.append({
-            t("race.col.strategy"): label,
-            t("race.col.val_acc"): round(result["val_acc"], 3),
-            t("race.col.best_acc"): round(result["best_val_acc"], 3),
-            **({} if text else {t("race.col.imagenet"): takeaway.forgetting_cell(result)}),
-            t("race.col.throughput_text" if text else "race.col.throughput"): round(train_throughput(snap)),
-            t("race.col.cached"): cached_groups(snap),
-            t("race.col.trainable"): f"{share['trainable']} / {share['total']}",
-            t("race.col.share"): f"{share['percent']}%",
-        })
+        rows.append(
+            {
+                t("race.col.strategy"): label,
+                t("race.col.val_acc"): round(result["val_acc"], 3),
+                t("race.col.best_acc"): round(result["best_val_acc"], 3),
+                **({} if text else {t("race.col.imagenet"): takeaway.forgetting_cell(result)}),
+                t("race.col.throughput_text" if text else "race.col.throughput"): round(train_throughput(snap)),
+                t("race.col.cached"): cached_groups(snap),
+                t("race.col.trainable"): f"{share['trainable']} / {share['total']}",
+                t("race.col.share"): f"{share['percent']}%",
+            }
+        )
     return rows
 
 
@@ -487,8 +520,9 @@ def draw_race_results(view: JobView) -> None:
     if rows:
         st.dataframe(rows, hide_index=True, width="stretch")
         text = bool(view.configs) and view.configs[0].task == "text"
-        st.caption(t("caption.race_table", unit=t("race.unit.sentences" if text else "race.unit.images"),
-                     cached=t("race.col.cached")))
+        st.caption(
+            t("caption.race_table", unit=t("race.unit.sentences" if text else "race.unit.images"), cached=t("race.col.cached"))
+        )
         takeaway.race_caption([snap.result for snap in view.runs])
 
 
@@ -518,13 +552,11 @@ def draw_results(view: JobView) -> None:
     left, right = st.columns(2)
     with left:
         if result.get("confusion"):
-            chart(plots.confusion_figure(result["confusion"], classes, tr), "caption.confusion",
-                  f"end:{view.id}:confusion")
+            chart(plots.confusion_figure(result["confusion"], classes, tr), "caption.confusion", f"end:{view.id}:confusion")
     with right:
         if result.get("weight_drift"):
             frozen = snap.started.frozen if snap.started else ()
-            chart(plots.drift_figure(result["weight_drift"], frozen, tr), "caption.drift",
-                  f"end:{view.id}:drift")
+            chart(plots.drift_figure(result["weight_drift"], frozen, tr), "caption.drift", f"end:{view.id}:drift")
         else:
             st.caption(t("results.no_drift"))
     # A run read back from the server's store (tlcore.serve.store) has its images back as PNG decodes;
@@ -534,8 +566,9 @@ def draw_results(view: JobView) -> None:
     if wrong:
         cols = st.columns(6)
         for i, item in enumerate(wrong):
-            cols[i % 6].image(item["image"], caption=t("results.true_pred", true=item["true"], pred=item["pred"]),
-                              width="stretch", clamp=True)
+            cols[i % 6].image(
+                item["image"], caption=t("results.true_pred", true=item["true"], pred=item["pred"]), width="stretch", clamp=True
+            )
         st.caption(t("caption.mistakes"))
     else:
         st.caption(t("results.no_mistakes"))
@@ -546,10 +579,17 @@ def draw_results(view: JobView) -> None:
 def draw_downloads(snap: HistorySnapshot, config: RunConfig, *, key: str) -> None:
     st.markdown(f"**{t('results.downloads')}**")
     cols = st.columns(2)
-    cols[0].download_button(t("results.csv"), snap.to_csv(), file_name="history.csv", mime="text/csv",
-                            key=f"csv:{key}", help=t("help.csv"))
-    cols[1].download_button(t("results.json"), config.to_json(), file_name="config.json",
-                            mime="application/json", key=f"json:{key}", help=t("help.json"))
+    cols[0].download_button(
+        t("results.csv"), snap.to_csv(), file_name="history.csv", mime="text/csv", key=f"csv:{key}", help=t("help.csv")
+    )
+    cols[1].download_button(
+        t("results.json"),
+        config.to_json(),
+        file_name="config.json",
+        mime="application/json",
+        key=f"json:{key}",
+        help=t("help.json"),
+    )
     st.caption(t("results.cli"))
     st.code(config.to_cli(), language="bash")
     takeaway.model_download(snap, config, key=key)

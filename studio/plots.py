@@ -60,8 +60,12 @@ LABELS: dict[str, str] = {
     "plot.matrix.tie": "(tie)",
     "plot.matrix.rule": "rule",
     "plot.matrix.not_measured": "not measured at the rule's depth",
-    "strategy.scratch": "scratch", "strategy.linear_probe": "linear probe", "strategy.partial": "partial",
-    "strategy.full": "full", "strategy.full_llrd": "full + layer decay", "strategy.gradual": "gradual",
+    "strategy.scratch": "scratch",
+    "strategy.linear_probe": "linear probe",
+    "strategy.partial": "partial",
+    "strategy.full": "full",
+    "strategy.full_llrd": "full + layer decay",
+    "strategy.gradual": "gradual",
     "plot.matrix.x": "similarity to the pretraining data",
     "plot.matrix.y": "dataset size",
     "plot.filters.title": "First-layer filters: what the very first layer looks for",
@@ -95,14 +99,18 @@ def _fonts(fig: go.Figure) -> go.Figure:
     titles, legend, hover, colour bars, values written on the marks, notes. Written into
     the figure's own layout, not a template: Streamlit's chart theme replaces the
     template's fonts (its tick labels are 12 px)."""
+
     def least(size: float | None, floor: int = FONT_PX) -> float:
         return max(size or 0, floor)
 
     layout = fig.layout
-    fig.update_layout(font_size=least(layout.font.size), title_font_size=least(layout.title.font.size, FONT_PX + 3),
-                      legend_font_size=least(layout.legend.font.size),
-                      hoverlabel_font_size=least(layout.hoverlabel.font.size),
-                      uniformtext=dict(minsize=least(layout.uniformtext.minsize), mode="show"))
+    fig.update_layout(
+        font_size=least(layout.font.size),
+        title_font_size=least(layout.title.font.size, FONT_PX + 3),
+        legend_font_size=least(layout.legend.font.size),
+        hoverlabel_font_size=least(layout.hoverlabel.font.size),
+        uniformtext=dict(minsize=least(layout.uniformtext.minsize), mode="show"),
+    )
     for axes in (fig.for_each_xaxis, fig.for_each_yaxis):
         axes(lambda a: a.update(tickfont_size=least(a.tickfont.size), title_font_size=least(a.title.font.size)))
     for trace in fig.data:
@@ -117,8 +125,12 @@ def _fonts(fig: go.Figure) -> go.Figure:
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 320) -> go.Figure:
     fig.update_layout(
-        title=title, xaxis_title=x, yaxis_title=y, height=height,
-        margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.3),
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        height=height,
+        margin=dict(l=60, r=20, t=50, b=50),
+        legend=dict(orientation="h", y=-0.3),
         template="plotly_white",
     )
     return _fonts(fig)
@@ -126,8 +138,7 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 320) -> go
 
 def _waiting(fig: go.Figure, text: str) -> None:
     """An empty live chart says what it waits for, instead of showing a bare axis."""
-    fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", text=text, showarrow=False,
-                       font=dict(color="#475569"))
+    fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", text=text, showarrow=False, font=dict(color="#475569"))
 
 
 def _chance(fig: go.Figure, snapshots: Sequence[HistorySnapshot], t: Translate) -> None:
@@ -136,15 +147,19 @@ def _chance(fig: go.Figure, snapshots: Sequence[HistorySnapshot], t: Translate) 
     classes = {len(s.started.classes) for s in snapshots if s.started and s.started.classes}
     if len(classes) == 1:
         chance = 1 / classes.pop()
-        fig.add_hline(y=chance, line_dash="dash", line_color="#64748b", annotation_position="bottom right",
-                      annotation_text=t("plot.chance").format(percent=round(100 * chance)))
+        fig.add_hline(
+            y=chance,
+            line_dash="dash",
+            line_color="#64748b",
+            annotation_position="bottom right",
+            annotation_text=t("plot.chance").format(percent=round(100 * chance)),
+        )
 
 
 def _epoch_axis(fig: go.Figure, snapshots: Sequence[HistorySnapshot]) -> None:
     """Epochs 0 .. the run's last, whole numbers, fixed while the run goes (an empty plotly
     axis would run from -1 to 6)."""
-    last = max([s.started.epochs for s in snapshots if s.started] + [e.epoch for s in snapshots for e in s.evals]
-               + [1])
+    last = max([s.started.epochs for s in snapshots if s.started] + [e.epoch for s in snapshots for e in s.evals] + [1])
     fig.update_xaxes(dtick=1, range=[0, last + 0.25])
 
 
@@ -155,10 +170,16 @@ def loss_figure(snapshot: HistorySnapshot, t: Translate = _english) -> go.Figure
     """Train loss per logged step and validation loss per epoch, on one step axis."""
     steps, evals = snapshot.steps, snapshot.evals
     fig = go.Figure()
-    fig.add_scatter(x=[e.step for e in steps], y=[e.loss for e in steps], mode="lines",
-                    name=t("plot.train"), line=dict(color=_BLUE))
-    fig.add_scatter(x=[e.step for e in evals], y=[e.val_loss for e in evals], mode="lines+markers",
-                    name=t("plot.val"), line=dict(color=_ORANGE))
+    fig.add_scatter(
+        x=[e.step for e in steps], y=[e.loss for e in steps], mode="lines", name=t("plot.train"), line=dict(color=_BLUE)
+    )
+    fig.add_scatter(
+        x=[e.step for e in evals],
+        y=[e.val_loss for e in evals],
+        mode="lines+markers",
+        name=t("plot.val"),
+        line=dict(color=_ORANGE),
+    )
     total = max([snapshot.started.total_steps if snapshot.started else 0] + [e.step for e in steps] + [1])
     fig.update_xaxes(range=[0, total * 1.02])  # the whole run's steps, from 0, fixed while it goes
     fig.update_yaxes(rangemode="tozero")  # a loss is never negative
@@ -172,10 +193,20 @@ def accuracy_figure(snapshot: HistorySnapshot, t: Translate = _english) -> go.Fi
     """Train and validation accuracy after each epoch."""
     evals = snapshot.evals
     fig = go.Figure()
-    fig.add_scatter(x=[e.epoch for e in evals], y=[e.train_acc for e in evals], mode="lines+markers",
-                    name=t("plot.train"), line=dict(color=_BLUE))
-    fig.add_scatter(x=[e.epoch for e in evals], y=[e.val_acc for e in evals], mode="lines+markers",
-                    name=t("plot.val"), line=dict(color=_ORANGE))
+    fig.add_scatter(
+        x=[e.epoch for e in evals],
+        y=[e.train_acc for e in evals],
+        mode="lines+markers",
+        name=t("plot.train"),
+        line=dict(color=_BLUE),
+    )
+    fig.add_scatter(
+        x=[e.epoch for e in evals],
+        y=[e.val_acc for e in evals],
+        mode="lines+markers",
+        name=t("plot.val"),
+        line=dict(color=_ORANGE),
+    )
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     _chance(fig, [snapshot], t)
     _epoch_axis(fig, [snapshot])
@@ -204,18 +235,24 @@ def grad_norm_heatmap(snapshot: HistorySnapshot, t: Translate = _english) -> go.
     groups, steps, z = grad_norm_matrix(snapshot)
     frozen_label = t("plot.frozen")
     frozen = [[1 if v is None else None for v in row] for row in z]
-    hover = [[frozen_label if v is None else f"{10 ** v:.3g}" for v in row] for row in z]
+    hover = [[frozen_label if v is None else f"{10**v:.3g}" for v in row] for row in z]
     fig = go.Figure()
-    fig.add_heatmap(x=steps, y=groups, z=frozen, colorscale=[[0, _GREY], [1, _GREY]], showscale=False,
-                    hoverinfo="skip", name=frozen_label)
-    fig.add_heatmap(x=steps, y=groups, z=z, colorscale="Viridis", customdata=hover,
-                    colorbar=dict(title=t("plot.grad.colour")),
-                    hovertemplate="%{y} · step %{x}: %{customdata}<extra></extra>")
+    fig.add_heatmap(
+        x=steps, y=groups, z=frozen, colorscale=[[0, _GREY], [1, _GREY]], showscale=False, hoverinfo="skip", name=frozen_label
+    )
+    fig.add_heatmap(
+        x=steps,
+        y=groups,
+        z=z,
+        colorscale="Viridis",
+        customdata=hover,
+        colorbar=dict(title=t("plot.grad.colour")),
+        hovertemplate="%{y} · step %{x}: %{customdata}<extra></extra>",
+    )
     # Name the frozen rows on the chart itself, not only in the hover text.
     for g, row in zip(groups, z, strict=False):
         if row and all(v is None for v in row):
-            fig.add_annotation(x=steps[len(steps) // 2], y=g, text=frozen_label, showarrow=False,
-                               font=dict(color="#475569"))
+            fig.add_annotation(x=steps[len(steps) // 2], y=g, text=frozen_label, showarrow=False, font=dict(color="#475569"))
     fig.update_yaxes(categoryorder="array", categoryarray=groups)
     if not steps:
         fig.update_xaxes(range=[0, snapshot.started.total_steps if snapshot.started else 1])
@@ -241,19 +278,26 @@ def grad_norm_bars(snapshot: HistorySnapshot, t: Translate = _english) -> go.Fig
     live = [(g, v) for g, v in zip(groups, values, strict=False) if v is not None]
     fig = go.Figure()
     fig.add_scatter(
-        y=[g for g, _ in live], x=[v for _, v in live], mode="markers+text", marker=dict(size=14, color=_BLUE),
-        text=[f"{v:.3g}" for _, v in live], textposition="middle right", showlegend=False, cliponaxis=False,
+        y=[g for g, _ in live],
+        x=[v for _, v in live],
+        mode="markers+text",
+        marker=dict(size=14, color=_BLUE),
+        text=[f"{v:.3g}" for _, v in live],
+        textposition="middle right",
+        showlegend=False,
+        cliponaxis=False,
     )
     lo, hi = decades([v for _, v in live])
-    powers = [10.0 ** k for k in range(lo, hi + 1)]  # one tick and gridline per power of ten, none between
+    powers = [10.0**k for k in range(lo, hi + 1)]  # one tick and gridline per power of ten, none between
     fig.update_xaxes(type="log", range=[lo, hi], tickmode="array", tickvals=powers, ticktext=[f"{p:g}" for p in powers])
     fig.update_yaxes(categoryorder="array", categoryarray=groups)
     if not steps:
         _waiting(fig, t("plot.waiting_step"))
     for g, v in zip(groups, values, strict=False):
         if v is None and steps:
-            fig.add_annotation(x=0, xref="paper", y=g, text=t("plot.frozen"), showarrow=False,
-                               xanchor="left", font=dict(color="#475569"))
+            fig.add_annotation(
+                x=0, xref="paper", y=g, text=t("plot.frozen"), showarrow=False, xanchor="left", font=dict(color="#475569")
+            )
     return _layout(fig, t("plot.bars.title"), t("plot.bars.x"), t("plot.drift.x"), height=300)
 
 
@@ -275,28 +319,38 @@ def decades(values: Sequence[float]) -> tuple[int, int]:
 # --- after the run -------------------------------------------------------------------
 
 
-def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
-                     t: Translate = _english) -> go.Figure:
+def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str], t: Translate = _english) -> go.Figure:
     """Counts of (true, predicted) class pairs; the diagonal is what the model got right."""
     classes = [str(c) for c in classes]
-    fig = go.Figure(go.Heatmap(z=confusion, x=classes, y=classes, colorscale="Blues",
-                               text=confusion, texttemplate="%{text}", showscale=False,
-                               hovertemplate="%{y} → %{x}: %{z}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=confusion,
+            x=classes,
+            y=classes,
+            colorscale="Blues",
+            text=confusion,
+            texttemplate="%{text}",
+            showscale=False,
+            hovertemplate="%{y} → %{x}: %{z}<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(type="category")
     size = max(320, 28 * len(classes) + 120)
     return _layout(fig, t("plot.confusion.title"), t("plot.confusion.x"), t("plot.confusion.y"), height=size)
 
 
-def drift_figure(drift: Mapping[str, float], frozen: Sequence[str] = (),
-                 t: Translate = _english) -> go.Figure:
+def drift_figure(drift: Mapping[str, float], frozen: Sequence[str] = (), t: Translate = _english) -> go.Figure:
     """Relative distance each pretrained group moved; frozen groups stay at zero."""
     groups = list(drift)
     fig = go.Figure()
-    fig.add_bar(x=groups, y=[drift[g] for g in groups],
-                marker_color=[_GREY if g in frozen else _BLUE for g in groups],
-                text=[t("plot.frozen") if g in frozen else f"{drift[g]:.3f}" for g in groups],
-                textposition="outside")
+    fig.add_bar(
+        x=groups,
+        y=[drift[g] for g in groups],
+        marker_color=[_GREY if g in frozen else _BLUE for g in groups],
+        text=[t("plot.frozen") if g in frozen else f"{drift[g]:.3f}" for g in groups],
+        textposition="outside",
+    )
     fig.update_yaxes(rangemode="tozero")  # a bar's length is its value only from zero
     return _layout(fig, t("plot.drift.title"), t("plot.drift.x"), t("plot.drift.y"))
 
@@ -314,11 +368,13 @@ def block_diagram(counts: Mapping[str, int], frozen: Sequence[str], t: Translate
     groups = list(counts)
     fig = go.Figure()
     fig.add_bar(
-        x=groups, y=[1.0] * len(groups), base=[-0.5] * len(groups),
+        x=groups,
+        y=[1.0] * len(groups),
+        base=[-0.5] * len(groups),
         marker=dict(color=[_GREY if g in frozen else _BLUE for g in groups], line=dict(color="#334155", width=1)),
-        text=[f"<b>{g}</b><br>{human(counts[g])}" + (f"<br>❄ {t('plot.frozen')}" if g in frozen else "")
-              for g in groups],
-        textposition="inside", insidetextanchor="middle",
+        text=[f"<b>{g}</b><br>{human(counts[g])}" + (f"<br>❄ {t('plot.frozen')}" if g in frozen else "") for g in groups],
+        textposition="inside",
+        insidetextanchor="middle",
         hovertemplate="%{x}: %{customdata} " + t("plot.params") + "<extra></extra>",
         customdata=[f"{counts[g]:,}" for g in groups],
     )
@@ -329,20 +385,18 @@ def block_diagram(counts: Mapping[str, int], frozen: Sequence[str], t: Translate
     return _layout(fig, t("plot.blocks.title"), t("plot.blocks.x"), "", height=240)
 
 
-
-
 # --- several runs ----------------------------------------------------------------------
 
 
-def race_figure(runs: Mapping[str, HistorySnapshot], metric: str = "val/acc",
-                t: Translate = _english) -> go.Figure:
+def race_figure(runs: Mapping[str, HistorySnapshot], metric: str = "val/acc", t: Translate = _english) -> go.Figure:
     """One curve per run (strategy) of validation accuracy or loss per epoch, overlaid."""
     fig = go.Figure()
     for i, (label, snap) in enumerate(runs.items()):
         evals = snap.evals
         y = [e.val_acc if metric == "val/acc" else e.val_loss for e in evals]
-        fig.add_scatter(x=[e.epoch for e in evals], y=y, mode="lines+markers", name=label,
-                        line=dict(color=_PALETTE[i % len(_PALETTE)]))
+        fig.add_scatter(
+            x=[e.epoch for e in evals], y=y, mode="lines+markers", name=label, line=dict(color=_PALETTE[i % len(_PALETTE)])
+        )
     _epoch_axis(fig, list(runs.values()))
     fig.update_layout(showlegend=True)  # name the run even while it is the only curve so far
     if not any(snap.evals for snap in runs.values()):
@@ -354,16 +408,18 @@ def race_figure(runs: Mapping[str, HistorySnapshot], metric: str = "val/acc",
     return _layout(fig, t("plot.race.loss.title"), t("plot.epoch"), t("plot.loss.y"))
 
 
-def depth_figure(series: Mapping[str, tuple[Sequence[int], Sequence[float]]],
-                 t: Translate = _english, *, depth: str = "freeze_depth") -> go.Figure:
+def depth_figure(
+    series: Mapping[str, tuple[Sequence[int], Sequence[float]]], t: Translate = _english, *, depth: str = "freeze_depth"
+) -> go.Figure:
     """Final validation accuracy against a depth; one line per series. Two different
     experiments, never on one axis: depth="freeze_depth" (the app's sweep: every group
     pretrained, the first k frozen) or "transfer_depth" (the committed experiment: the
     first k groups copied, the rest re-initialised, then 'frozen' or 'fine-tuned')."""
     fig = go.Figure()
     for i, (label, (depths, accuracies)) in enumerate(series.items()):
-        fig.add_scatter(x=list(depths), y=list(accuracies), mode="lines+markers", name=label,
-                        line=dict(color=_PALETTE[i % len(_PALETTE)]))
+        fig.add_scatter(
+            x=list(depths), y=list(accuracies), mode="lines+markers", name=label, line=dict(color=_PALETTE[i % len(_PALETTE)])
+        )
     fig.update_xaxes(dtick=1)
     # Zoom in from below (to a tenth under the lowest point) so that differences of a few
     # points between depths are visible; the axis shows where it starts.
@@ -409,10 +465,21 @@ def matrix_figure(verdicts: Sequence[Mapping], t: Translate = _english) -> go.Fi
         elif expected != winner and v.get("expected_acc") is not None:
             rule = f"<br>{t('plot.matrix.rule')}: {expected}, {_pct(v['expected_acc'], v.get('expected_std'))}"
         text[r][c] = f"{winner}<br>{_pct(v['winner_acc'], v.get('winner_std'))} {mark}{rule}"
-    fig = go.Figure(go.Heatmap(z=z, x=[t(f"plot.{c}") for c in cols], y=[t(f"plot.{r}") for r in rows],
-                               text=text, texttemplate="%{text}", textfont=dict(size=MATRIX_TEXT_PX),
-                               colorscale="Blues", zmin=0, zmax=1,
-                               showscale=False, hoverinfo="skip"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[t(f"plot.{c}") for c in cols],
+            y=[t(f"plot.{r}") for r in rows],
+            text=text,
+            texttemplate="%{text}",
+            textfont=dict(size=MATRIX_TEXT_PX),
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            hoverinfo="skip",
+        )
+    )
     fig.update_yaxes(autorange="reversed")
     fig = _layout(fig, t("plot.matrix.title"), t("plot.matrix.x"), t("plot.matrix.y"), height=420)
     fig.update_layout(font=dict(size=MATRIX_TEXT_PX))  # titles as large as the cells
@@ -421,8 +488,7 @@ def matrix_figure(verdicts: Sequence[Mapping], t: Translate = _english) -> go.Fi
     return fig
 
 
-def filters_figure(pretrained: np.ndarray | None, random: np.ndarray, t: Translate = _english,
-                   zoom: int = 6) -> go.Figure:
+def filters_figure(pretrained: np.ndarray | None, random: np.ndarray, t: Translate = _english, zoom: int = 6) -> go.Figure:
     """First-layer filters as image tiles, pretrained beside random.
 
     pretrained / random: (num_filters, k, k, 3) floats in [0, 1] (tlcore.lab.experiments);
@@ -430,12 +496,10 @@ def filters_figure(pretrained: np.ndarray | None, random: np.ndarray, t: Transla
     """
     panels = [(t("plot.filters.pretrained"), pretrained), (t("plot.filters.random"), random)]
     panels = [(name, tiles) for name, tiles in panels if tiles is not None]
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[name for name, _ in panels],
-                        horizontal_spacing=0.05)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[name for name, _ in panels], horizontal_spacing=0.05)
     for i, (_, tiles) in enumerate(panels, start=1):
         fig.add_trace(go.Image(z=tile_grid(tiles, zoom), hoverinfo="skip"), row=1, col=i)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(title=t("plot.filters.title"), height=300, margin=dict(l=10, r=10, t=70, b=10),
-                      template="plotly_white")
+    fig.update_layout(title=t("plot.filters.title"), height=300, margin=dict(l=10, r=10, t=70, b=10), template="plotly_white")
     return _fonts(fig)

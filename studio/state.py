@@ -43,8 +43,21 @@ VAL_PER_CLASS = presets.VAL_PER_CLASS
 # (tlcore.train.presets; the default demo finishes in about 15 s on a 2-core CPU, see README).
 _PRESET = presets.image()
 DEFAULTS: dict[str, object] = {
-    **{k: getattr(_PRESET, k) for k in ("backbone", "strategy", "freeze_depth", "lr", "head_lr_mult", "layer_decay",
-                                        "dataset", "per_class", "image_size", "epochs")},
+    **{
+        k: getattr(_PRESET, k)
+        for k in (
+            "backbone",
+            "strategy",
+            "freeze_depth",
+            "lr",
+            "head_lr_mult",
+            "layer_decay",
+            "dataset",
+            "per_class",
+            "image_size",
+            "epochs",
+        )
+    },
     "data_source": "offline",  # offline | download | upload
     "race_strategies": list(presets.RACE),
 }
@@ -77,8 +90,13 @@ def _start_server_queue() -> JobQueue:
     # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.serve.server_queue);
     # every finished run improves the time estimates and is kept on disk (tlcore.serve.store).
     limits = caps.load()  # the class's limits and quotas per learner (stored runs, queue places)
-    return server_queue(on_run_done=estimate.learn_from, store=store.open_default(limits), caps=limits,
-                        stale_after_s=CLOSED_TAB_S, nice=WORKER_NICE)
+    return server_queue(
+        on_run_done=estimate.learn_from,
+        store=store.open_default(limits),
+        caps=limits,
+        stale_after_s=CLOSED_TAB_S,
+        nice=WORKER_NICE,
+    )
 
 
 _warm_up_started = False
@@ -102,8 +120,13 @@ def _warm_up() -> None:
     """Load the default sample data and the offline backbone once, in the background, so
     the class's first Start does not wait for them (the data loader caches its result)."""
     try:
-        catalog.load_dataset(str(DEFAULTS["dataset"]), per_class=int(DEFAULTS["per_class"]), val_per_class=VAL_PER_CLASS,
-                              image_size=int(DEFAULTS["image_size"]), seed=0)
+        catalog.load_dataset(
+            str(DEFAULTS["dataset"]),
+            per_class=int(DEFAULTS["per_class"]),
+            val_per_class=VAL_PER_CLASS,
+            image_size=int(DEFAULTS["image_size"]),
+            seed=0,
+        )
         catalog.build_model(str(DEFAULTS["backbone"]), 10, pretrained=True, image_size=int(DEFAULTS["image_size"]))
         if forgetting.applies(str(DEFAULTS["backbone"]), "partial", True):  # the photos and the pretrained answers
             forgetting.pretrained_top1(str(DEFAULTS["backbone"]))
@@ -141,8 +164,8 @@ def _disconnected_ttl() -> float:
 
 
 upload_folders = uploads.UploadFolders(  # process-level, like the job queue: no client message can drop it
-    is_connected=_session_connected, is_busy=lambda owner: job_queue().active_for(owner) is not None,
-    grace_s=_disconnected_ttl())
+    is_connected=_session_connected, is_busy=lambda owner: job_queue().active_for(owner) is not None, grace_s=_disconnected_ttl()
+)
 
 
 # A closed tab's run is cancelled after this long (a reload re-attaches well within it). The
@@ -228,8 +251,9 @@ def check_upload_room(incoming: int) -> None:
     upload_mb_total); 0: is what the session holds now over it (a zip may understate its size)."""
     limits = caps.load()
     upload_folder()  # this session's folder, known to the registry
-    upload_folders.check_room(_session_id() or owner(), incoming, session_mb=limits.upload_mb_per_session,
-                              total_mb=limits.upload_mb_total)
+    upload_folders.check_room(
+        _session_id() or owner(), incoming, session_mb=limits.upload_mb_per_session, total_mb=limits.upload_mb_total
+    )
 
 
 def drop_upload_slot(kind: str) -> None:
@@ -351,8 +375,10 @@ def remember_learner() -> None:
     if st.session_state.get("_cookie_set") or _cookie(LEARNER_COOKIE) == me:
         return
     st.session_state["_cookie_set"] = True
-    st.html(f"<script>document.cookie = '{LEARNER_COOKIE}={me}; path=/; max-age=31536000; SameSite=Strict';</script>",
-            unsafe_allow_javascript=True)
+    st.html(
+        f"<script>document.cookie = '{LEARNER_COOKIE}={me}; path=/; max-age=31536000; SameSite=Strict';</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 def job_id(slot: str) -> str | None:
@@ -538,8 +564,7 @@ def keep_settings(defaults: dict[str, object] | None = None, *, group: str = "im
     for key, value in defaults.items():
         st.session_state[key] = st.session_state.get(key, value)
     settle()
-    learners.save(me, {k: st.session_state[k] for k in (*defaults, *EXTRA_SETTINGS) if k in st.session_state}
-                  | job_slots())
+    learners.save(me, {k: st.session_state[k] for k in (*defaults, *EXTRA_SETTINGS) if k in st.session_state} | job_slots())
 
 
 def remember_job(slot: str, value: str | None) -> None:

@@ -67,10 +67,15 @@ def forgetting_panel(result: dict) -> None:
     changed = [p for p in f["photos"] if p["right_before"] != p["right_after"] or p["before"] != p["after"]]
     if changed:
         mark = {True: "✓", False: "✗"}
-        st.dataframe({t("forget.col.answer"): [p["answer"] for p in changed[:CHANGED_SHOWN]],
-                      t("forget.col.before"): [f"{mark[p['right_before']]} {p['before']}" for p in changed[:CHANGED_SHOWN]],
-                      t("forget.col.after"): [f"{mark[p['right_after']]} {p['after']}" for p in changed[:CHANGED_SHOWN]]},
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            {
+                t("forget.col.answer"): [p["answer"] for p in changed[:CHANGED_SHOWN]],
+                t("forget.col.before"): [f"{mark[p['right_before']]} {p['before']}" for p in changed[:CHANGED_SHOWN]],
+                t("forget.col.after"): [f"{mark[p['right_after']]} {p['after']}" for p in changed[:CHANGED_SHOWN]],
+            },
+            hide_index=True,
+            width="stretch",
+        )
         st.caption(t("forget.caption", changed=len(changed), total=f["total"]))
     else:
         st.caption(t("forget.unchanged", total=f["total"]))
@@ -136,15 +141,32 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
     mb = max(1, round(finetuned.model_bytes(entry.model) / 2**20))
     name = f"{entry.backbone}-{config.strategy}"
     cols = st.columns(2)
-    cols[0].download_button(t("takehome.weights", mb=mb), data=lambda: bundle(learner, model_id, "weights"),
-                            file_name=f"{name}.zip", mime="application/zip", key=f"model:{key}", on_click="ignore",
-                            help=t("help.takehome_weights"), icon=":material/download:")
-    cols[1].download_button(t("takehome.onnx", mb=mb), data=lambda: bundle(learner, model_id, "onnx"),
-                            file_name=f"{name}-onnx.zip", mime="application/zip", key=f"onnx:{key}", on_click="ignore",
-                            help=t("help.takehome_onnx"), icon=":material/download:")
+    cols[0].download_button(
+        t("takehome.weights", mb=mb),
+        data=lambda: bundle(learner, model_id, "weights"),
+        file_name=f"{name}.zip",
+        mime="application/zip",
+        key=f"model:{key}",
+        on_click="ignore",
+        help=t("help.takehome_weights"),
+        icon=":material/download:",
+    )
+    cols[1].download_button(
+        t("takehome.onnx", mb=mb),
+        data=lambda: bundle(learner, model_id, "onnx"),
+        file_name=f"{name}-onnx.zip",
+        mime="application/zip",
+        key=f"onnx:{key}",
+        on_click="ignore",
+        help=t("help.takehome_onnx"),
+        icon=":material/download:",
+    )
     st.caption(t("takehome.caption_text" if entry.task == "text" else "takehome.caption"))
     sample = '"a sentence to classify"' if entry.task == "text" else '"photo.jpg"'
-    st.code("from tlcore import takehome\n\n"
-            'model = takehome.load("model/model.safetensors")\n'
-            f"print(model.predict([{sample}]))\n\n"
-            f"# python -m tlcore predict --model model/ {sample}", language="python")
+    st.code(
+        "from tlcore import takehome\n\n"
+        'model = takehome.load("model/model.safetensors")\n'
+        f"print(model.predict([{sample}]))\n\n"
+        f"# python -m tlcore predict --model model/ {sample}",
+        language="python",
+    )

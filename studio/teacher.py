@@ -58,9 +58,18 @@ _lock = threading.Lock()
 
 # The settings a link carries: the image pages' demo settings (not uploads, not the language),
 # each with the label its widget shows.
-LABELS = {"backbone": "backbone.label", "strategy": "strategy.label", "freeze_depth": "freeze.label",
-          "lr": "lr.label", "head_lr_mult": "head_mult.label", "layer_decay": "decay.label", "dataset": "data.label",
-          "per_class": "train.per_class", "image_size": "train.image_size", "epochs": "train.epochs"}
+LABELS = {
+    "backbone": "backbone.label",
+    "strategy": "strategy.label",
+    "freeze_depth": "freeze.label",
+    "lr": "lr.label",
+    "head_lr_mult": "head_mult.label",
+    "layer_decay": "decay.label",
+    "dataset": "data.label",
+    "per_class": "train.per_class",
+    "image_size": "train.image_size",
+    "epochs": "train.epochs",
+}
 LINK_KEYS = tuple(LABELS)
 
 
@@ -181,7 +190,7 @@ def apply_link_settings() -> tuple[list[str], list[tuple[str, str]]] | None:
     found: dict[str, object] = {}
     written: dict[str, str] = {}
     ignored: list[tuple[str, str]] = []
-    for pair in str(raw).split(",")[:len(LINK_KEYS) * 2]:
+    for pair in str(raw).split(",")[: len(LINK_KEYS) * 2]:
         key, _, text = pair.partition(":")
         if key not in LINK_KEYS:
             ignored.append((key, text))
@@ -253,7 +262,8 @@ def cluster_line() -> None:
         return
     now = status()
     text = t(f"class.ray.{now.state}", gpus=now.gpus, cpus=now.cpus) + (
-        " " + t(f"class.ray.reason.{now.reason}") if now.reason else "")
+        " " + t(f"class.ray.reason.{now.reason}") if now.reason else ""
+    )
     {"connected": st.success, "connecting": st.info}.get(now.state, st.warning)(text, icon=":material/hub:")
 
 
@@ -277,7 +287,7 @@ def class_runs() -> None:
             st.caption(t("class.no_jobs"))
         places_per_address()
         ended = [row for row in rows if not row.active]
-        for row in rows[:len(rows) - len(ended) + ENDED_SHOWN]:
+        for row in rows[: len(rows) - len(ended) + ENDED_SHOWN]:
             _run_row(row)
         if len(ended) > ENDED_SHOWN:
             st.caption(t("class.more_ended", n=len(ended) - ENDED_SHOWN))
@@ -308,10 +318,19 @@ def _run_row(row: JobSummary) -> None:
 
     first = row.configs[0]
     labels = ", ".join(run_labels(row))
-    dataset = translated(f"dataset.{first.dataset}", catalog.dataset(first.dataset).title) \
-        if first.dataset in catalog.dataset_names() else first.dataset
-    what = t("class.what", labels=labels, backbone=backbone_title(first.backbone), dataset=dataset,
-             per_class=first.per_class, epochs=first.epochs)
+    dataset = (
+        translated(f"dataset.{first.dataset}", catalog.dataset(first.dataset).title)
+        if first.dataset in catalog.dataset_names()
+        else first.dataset
+    )
+    what = t(
+        "class.what",
+        labels=labels,
+        backbone=backbone_title(first.backbone),
+        dataset=dataset,
+        per_class=first.per_class,
+        epochs=first.epochs,
+    )
     cols = st.columns([2, 2, 4, 1.2, 1.2])
     who = t("class.teacher_name") if is_teacher_id(row.owner) else nickname(row.owner)
     if row.owner == owner():
@@ -337,5 +356,11 @@ def store_notice() -> None:
     health = health_of() if health_of is not None else None
     if health is None or health.state == "ok":
         return
-    st.warning(t(f"class.store.{health.state}", path=health.path.replace("`", "'"),
-                 detail=" ".join(health.detail.replace("`", "'").split())[:200], waiting=health.waiting))
+    st.warning(
+        t(
+            f"class.store.{health.state}",
+            path=health.path.replace("`", "'"),
+            detail=" ".join(health.detail.replace("`", "'").split())[:200],
+            waiting=health.waiting,
+        )
+    )

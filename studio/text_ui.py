@@ -39,17 +39,25 @@ STRATEGIES = tuple(strategies.STRATEGIES)
 MASK_MODELS = ("studio_bert", "bert_base", "distilbert_base", "bert_tiny", "bert_multilingual", "klue_bert")
 _PRESET = presets.text()  # the engine's text preset: the widgets' first values
 DEFAULTS = {
-    **{f"text_{k}": getattr(_PRESET, k) for k in ("strategy", "freeze_depth", "lr", "head_lr_mult", "layer_decay",
-                                                  "lora_r", "per_class", "epochs", "dataset")},
-    "text_source": "offline", "text_race_strategies": list(presets.TEXT_RACE),
+    **{
+        f"text_{k}": getattr(_PRESET, k)
+        for k in ("strategy", "freeze_depth", "lr", "head_lr_mult", "layer_decay", "lora_r", "per_class", "epochs", "dataset")
+    },
+    "text_source": "offline",
+    "text_race_strategies": list(presets.TEXT_RACE),
 }
 TEXT_SOURCES = ("offline", "download", "upload")
-register_choices({
-    "text_backbone": lambda: catalog.backbone_names("text"), "text_strategy": lambda: STRATEGIES,
-    "text_race_strategies": lambda: STRATEGIES, "text_lr": lambda: LR_CHOICES,
-    "text_head_lr_mult": lambda: HEAD_MULT_CHOICES, "text_source": lambda: TEXT_SOURCES,
-    "text_dataset": lambda: catalog.dataset_names(task="text"),
-})
+register_choices(
+    {
+        "text_backbone": lambda: catalog.backbone_names("text"),
+        "text_strategy": lambda: STRATEGIES,
+        "text_race_strategies": lambda: STRATEGIES,
+        "text_lr": lambda: LR_CHOICES,
+        "text_head_lr_mult": lambda: HEAD_MULT_CHOICES,
+        "text_source": lambda: TEXT_SOURCES,
+        "text_dataset": lambda: catalog.dataset_names(task="text"),
+    }
+)
 EPOCHS_MOST = 10  # the text page's epochs slider (a text epoch costs more than an image one)
 register_ranges({"text_epochs": lambda _s: widgets.epochs_steps(EPOCHS_MOST), "text_layer_decay": lambda _s: widgets.LAYER_DECAY})
 
@@ -131,9 +139,17 @@ def vocabulary_note(backbone: str, dataset: str) -> None:
         return
     if found.readable:
         return
-    st.warning(t("text.unreadable", model=translated(f"backbone.title.{backbone}", catalog.backbone(backbone).title),
-                 unknown=round(100 * found.unknown_share), pieces=f"{found.pieces_per_word:.1f}", sentence=found.example,
-                 seen=" ".join(found.example_pieces)), icon=":material/translate:")
+    st.warning(
+        t(
+            "text.unreadable",
+            model=translated(f"backbone.title.{backbone}", catalog.backbone(backbone).title),
+            unknown=round(100 * found.unknown_share),
+            pieces=f"{found.pieces_per_word:.1f}",
+            sentence=found.example,
+            seen=" ".join(found.example_pieces),
+        ),
+        icon=":material/translate:",
+    )
 
 
 def layer_groups(backbone: str, strategy: str, lora_r: int = 8) -> list[str]:
@@ -162,8 +178,13 @@ def backbone_ui() -> str:
         state = t("text.backbone.ready") if ready.get(name) else t("text.backbone.download")
         return f"{translated(f'backbone.title.{name}', catalog.backbone(name).title)} · {state}"
 
-    st.selectbox(t("text.backbone"), catalog.backbone_names("text"), format_func=label,
-                 help=t("help.text_backbone"), **bound("text_backbone", widgets.clamp_depth, ("text_", partial_groups)))
+    st.selectbox(
+        t("text.backbone"),
+        catalog.backbone_names("text"),
+        format_func=label,
+        help=t("help.text_backbone"),
+        **bound("text_backbone", widgets.clamp_depth, ("text_", partial_groups)),
+    )
     name = st.session_state["text_backbone"]
     if not ready.get(name) and not hub_online():
         st.warning(t("text.backbone_missing", name=name, cmd=f"python -m tlcore prefetch --backbones {name}"))
@@ -227,8 +248,15 @@ def lora_rates() -> None:
     """The one rule for the strategies with their own rates (LoRA, from scratch), said where a
     learner sets rates and where they race; the numbers come from the rule itself."""
     lora, scratch = presets.text_rates("lora", 0.0, 0.0), presets.text_rates("scratch", 0.0, 0.0)
-    st.caption(t("text.lora_rate", lr=lora["lr"], mult=lora["head_lr_mult"],
-                 scratch_lr=scratch["lr"], scratch_mult=scratch["head_lr_mult"]))
+    st.caption(
+        t(
+            "text.lora_rate",
+            lr=lora["lr"],
+            mult=lora["head_lr_mult"],
+            scratch_lr=scratch["lr"],
+            scratch_mult=scratch["head_lr_mult"],
+        )
+    )
 
 
 # --- data -----------------------------------------------------------------------------
@@ -244,8 +272,7 @@ class TextDataChoice:
 
 def data_ui(online: bool) -> TextDataChoice:
     """The shipped samples, SST-2 / NSMC downloads, or the user's CSV file."""
-    st.radio(t("text.source"), TEXT_SOURCES, **bound("text_source"), horizontal=True,
-             format_func=lambda s: t(f"text.source.{s}"))
+    st.radio(t("text.source"), TEXT_SOURCES, **bound("text_source"), horizontal=True, format_func=lambda s: t(f"text.source.{s}"))
     source = st.session_state["text_source"]
     if source == "upload":
         return _upload_ui()
@@ -254,13 +281,24 @@ def data_ui(online: bool) -> TextDataChoice:
         st.warning(t("text.offline_warning"))
     if st.session_state.get("text_dataset") not in names:
         st.session_state["text_dataset"] = names[0]
-    st.selectbox(t("text.dataset"), names, **bound("text_dataset"), format_func=lambda n: translated(f"dataset.{n}", catalog.dataset(n).title))
+    st.selectbox(
+        t("text.dataset"),
+        names,
+        **bound("text_dataset"),
+        format_func=lambda n: translated(f"dataset.{n}", catalog.dataset(n).title),
+    )
     spec = catalog.dataset(st.session_state["text_dataset"])
     lang = catalog.backbone(st.session_state["text_backbone"]).pretrained_on
     sim = catalog.similarity(spec.name, lang)
     why = spec.reason_ko if current_lang() == "ko" else spec.reason_en
-    st.caption(t("text.similarity", source=t(f"source.{lang}") if t(f"source.{lang}") != f"source.{lang}" else lang,
-                  similarity=t(f"matrix.{sim}"), reason=why))
+    st.caption(
+        t(
+            "text.similarity",
+            source=t(f"source.{lang}") if t(f"source.{lang}") != f"source.{lang}" else lang,
+            similarity=t(f"matrix.{sim}"),
+            reason=why,
+        )
+    )
     vocabulary_note(st.session_state["text_backbone"], spec.name)
     from studio.textbert_ui import dataset_card
 
@@ -293,8 +331,10 @@ def _upload_ui() -> TextDataChoice:
     st.success(t("text.upload_ok", rows=len(table.texts), labels=len(labels), names=", ".join(labels[:10])))
     if table.skipped:
         with st.expander(t_count("text.upload_skipped", len(table.skipped))):
-            st.dataframe({t("text.col.row"): [r for r, _ in table.skipped],
-                          t("text.col.reason"): [w for _, w in table.skipped]}, hide_index=True)
+            st.dataframe(
+                {t("text.col.row"): [r for r, _ in table.skipped], t("text.col.reason"): [w for _, w in table.skipped]},
+                hide_index=True,
+            )
     stored = st.session_state.get("text_upload_path")
     if not stored or stored[0] != digest or not Path(stored[1]).exists():
         path = new_upload_slot("text", digest) / f"upload{Path(uploaded.name).suffix.lower() or '.csv'}"
@@ -320,10 +360,20 @@ def training_ui(choice: TextDataChoice) -> None:
 def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> RunConfig | None:
     """The run the widgets describe, validated; None (with the reason on screen) if invalid."""
     s = st.session_state
-    values = dict(task="text", backbone=s["text_backbone"], dataset=data.dataset, data_root=data.data_root,
-                  strategy=choice.strategy, freeze_depth=choice.freeze_depth, lora_r=choice.lora_r or 8,
-                  lr=s["text_lr"], head_lr_mult=s["text_head_lr_mult"], layer_decay=s["text_layer_decay"],
-                  per_class=s["text_per_class"], epochs=s["text_epochs"])
+    values = dict(
+        task="text",
+        backbone=s["text_backbone"],
+        dataset=data.dataset,
+        data_root=data.data_root,
+        strategy=choice.strategy,
+        freeze_depth=choice.freeze_depth,
+        lora_r=choice.lora_r or 8,
+        lr=s["text_lr"],
+        head_lr_mult=s["text_head_lr_mult"],
+        layer_decay=s["text_layer_decay"],
+        per_class=s["text_per_class"],
+        epochs=s["text_epochs"],
+    )
     values = {k: values.get(k, v) for k, v in _PRESET.to_dict().items()} | overrides
     values.update(presets.text_rates(values["strategy"], values["lr"], values["head_lr_mult"]))
     return validated_config(values)
@@ -345,15 +395,24 @@ def draw_text_results(view: JobView) -> None:
     with left:
         if result.get("confusion"):
             classes = result.get("classes") or list(snap.started.classes)
-            chart(plots.confusion_figure(result["confusion"], classes, translator()), "caption.confusion",
-                  f"end:{view.id}:confusion")
+            chart(
+                plots.confusion_figure(result["confusion"], classes, translator()),
+                "caption.confusion",
+                f"end:{view.id}:confusion",
+            )
     with right:
         st.markdown(f"**{t('text.results.mistakes')}**")
         wrong = [m for m in result.get("misclassified") or [] if "text" in m]
         if wrong:
-            st.dataframe({t("text.col.sentence"): [m["text"] for m in wrong],
-                          t("text.col.true"): [m["true"] for m in wrong],
-                          t("text.col.pred"): [m["pred"] for m in wrong]}, hide_index=True, width="stretch")
+            st.dataframe(
+                {
+                    t("text.col.sentence"): [m["text"] for m in wrong],
+                    t("text.col.true"): [m["true"] for m in wrong],
+                    t("text.col.pred"): [m["pred"] for m in wrong],
+                },
+                hide_index=True,
+                width="stretch",
+            )
         else:
             st.caption(t("text.results.none_wrong"))
     draw_downloads(snap, config, key=view.id)
@@ -378,11 +437,17 @@ def fill_mask_ui() -> None:
     default = next((m for m in MASK_MODELS if ready.get(m)), MLM_DEMO_MODEL)
     st.session_state["mask_model"] = st.session_state.get("mask_model", default)
     left, right = st.columns([3, 2])
-    sentence = left.text_input(t("mask.sentence"), value="The cat is on the [MASK].", key="mask_sentence",
-                               max_chars=MAX_CHARS)
-    name = right.selectbox(t("mask.model"), MASK_MODELS, key="mask_model", help=t("help.mask_model"),
-                           format_func=lambda n: f"{translated(f'backbone.title.{n}', catalog.backbone(n).title)} · "
-                           + (t("text.backbone.ready") if ready.get(n) else t("text.backbone.download")))
+    sentence = left.text_input(t("mask.sentence"), value="The cat is on the [MASK].", key="mask_sentence", max_chars=MAX_CHARS)
+    name = right.selectbox(
+        t("mask.model"),
+        MASK_MODELS,
+        key="mask_model",
+        help=t("help.mask_model"),
+        format_func=lambda n: (
+            f"{translated(f'backbone.title.{n}', catalog.backbone(n).title)} · "
+            + (t("text.backbone.ready") if ready.get(n) else t("text.backbone.download"))
+        ),
+    )
     st.caption(t("mask.no_head"))
     if name == "studio_bert":
         from studio.textbert_ui import studio_bert_card
@@ -411,8 +476,12 @@ def fill_mask_ui() -> None:
     for n, guesses in enumerate(masks, start=1):
         st.markdown(f"**{t('mask.result', n=n)}**")
         st.dataframe(
-            {t("mask.col.word"): [g.token for g in guesses], t("mask.col.prob"): [g.score for g in guesses],
-             t("mask.col.sentence"): [g.sentence for g in guesses]},
-            hide_index=True, width="stretch",
+            {
+                t("mask.col.word"): [g.token for g in guesses],
+                t("mask.col.prob"): [g.score for g in guesses],
+                t("mask.col.sentence"): [g.sentence for g in guesses],
+            },
+            hide_index=True,
+            width="stretch",
             column_config={t("mask.col.prob"): st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
         )

@@ -80,9 +80,18 @@ def studio_bert_card() -> None:
     if not card:
         return
     final, first = card["curve"][-1], card["curve"][0]
-    st.caption(t("studiobert.card", words=f"{card['corpus']['train_words']:,}", minutes=round(card["training"]["seconds"] / 60),
-                 steps=f"{card['training']['steps_done']:,}", top1=round(100 * final["top1"]), top5=round(100 * final["top5"]),
-                 before=_guesses(first["guesses"][:3]), after=_guesses(final["guesses"][:3])))
+    st.caption(
+        t(
+            "studiobert.card",
+            words=f"{card['corpus']['train_words']:,}",
+            minutes=round(card["training"]["seconds"] / 60),
+            steps=f"{card['training']['steps_done']:,}",
+            top1=round(100 * final["top1"]),
+            top5=round(100 * final["top5"]),
+            before=_guesses(first["guesses"][:3]),
+            after=_guesses(final["guesses"][:3]),
+        )
+    )
 
 
 def curve_figure(points: list[dict], title: str, *, x: str = "step") -> go.Figure:
@@ -160,6 +169,7 @@ def live_pretraining_ui() -> None:
         _committed_curve()
         return
     if running:
+
         @st.fragment(run_every=1.0)
         def poll():
             current = _queue().get(job, owner())
@@ -217,8 +227,14 @@ def _committed_curve(checks=()) -> None:
         return
     fig = curve_figure(card["curve"], t("mlmlive.full_title", minutes=round(card["training"]["seconds"] / 60)))
     if checks:
-        fig.add_scatter(x=[c.step for c in checks], y=[c.top1 for c in checks], mode="lines+markers",
-                        name=t("mlmlive.live_top1"))
+        fig.add_scatter(x=[c.step for c in checks], y=[c.top1 for c in checks], mode="lines+markers", name=t("mlmlive.live_top1"))
     st.plotly_chart(fig, key=f"mlm_full_curve_{len(checks)}")
-    st.caption(t("mlmlive.full_caption", words=f"{card['corpus']['train_words']:,}", steps=card["training"]["steps_done"],
-                 before=_guesses(card["curve"][0]["guesses"][:3]), after=_guesses(card["curve"][-1]["guesses"][:3])))
+    st.caption(
+        t(
+            "mlmlive.full_caption",
+            words=f"{card['corpus']['train_words']:,}",
+            steps=card["training"]["steps_done"],
+            before=_guesses(card["curve"][0]["guesses"][:3]),
+            after=_guesses(card["curve"][-1]["guesses"][:3]),
+        )
+    )

@@ -47,12 +47,18 @@ RACE_CHOICES = tuple(s for s in strategies.IMAGE_STRATEGIES if s != "gradual")  
 LAYER_DECAY = Steps(0.3, 1.0, 0.05)  # 1.0: every group the same rate; at 0.3 the stem of a 6-group model gets 0.3^5 = 0.2%
 EPOCHS_MOST = 20  # the image pages' epochs slider; the class's max_epochs may lower it
 SIZE_UNKNOWN = 200  # examples per class offered when a sample dataset does not say how many it has
-register_choices({
-    "backbone": lambda: catalog.backbone_names("vision"), "strategy": lambda: STRATEGY_CHOICES,
-    "data_source": lambda: DATA_SOURCES, "dataset": lambda: catalog.dataset_names(task="image"),
-    "lr": lambda: LR_CHOICES, "head_lr_mult": lambda: HEAD_MULT_CHOICES, "image_size": lambda: image_sizes(),
-    "race_strategies": lambda: RACE_CHOICES,
-})
+register_choices(
+    {
+        "backbone": lambda: catalog.backbone_names("vision"),
+        "strategy": lambda: STRATEGY_CHOICES,
+        "data_source": lambda: DATA_SOURCES,
+        "dataset": lambda: catalog.dataset_names(task="image"),
+        "lr": lambda: LR_CHOICES,
+        "head_lr_mult": lambda: HEAD_MULT_CHOICES,
+        "image_size": lambda: image_sizes(),
+        "race_strategies": lambda: RACE_CHOICES,
+    }
+)
 
 
 def epochs_steps(most: int = EPOCHS_MOST) -> Steps:
@@ -79,11 +85,14 @@ def data_limit(settings) -> int:
     return (spec.max_per_class if spec is not None else 0) or SIZE_UNKNOWN
 
 
-register_ranges({
-    "layer_decay": lambda _s: LAYER_DECAY,
-    "epochs": lambda _s: epochs_steps(), "per_class": lambda s: per_class_steps(data_limit(s)),
-    "freeze_depth": lambda s: depth_steps(s["backbone"]),
-})
+register_ranges(
+    {
+        "layer_decay": lambda _s: LAYER_DECAY,
+        "epochs": lambda _s: epochs_steps(),
+        "per_class": lambda s: per_class_steps(data_limit(s)),
+        "freeze_depth": lambda s: depth_steps(s["backbone"]),
+    }
+)
 
 
 # --- the backbone and its layer groups ------------------------------------------------
@@ -109,18 +118,25 @@ def backbone_ui() -> str:
 
     def label(name: str) -> str:
         spec = catalog.backbone(name)
-        where = (t("backbone.offline") if spec.pretrained_on == "synthetic" else
-                 t("backbone.offline_imagenet") if spec.extra.get("offline") else
-                 t("backbone.imagenet") if online or catalog.weights_cached(name) else t("backbone.not_here"))
+        where = (
+            t("backbone.offline")
+            if spec.pretrained_on == "synthetic"
+            else t("backbone.offline_imagenet")
+            if spec.extra.get("offline")
+            else t("backbone.imagenet")
+            if online or catalog.weights_cached(name)
+            else t("backbone.not_here")
+        )
         return f"{backbone_title(name)} · {where}"
 
     st.selectbox(t("backbone.label"), names, format_func=label, help=t("help.backbone"), **bound("backbone", clamp_depth))
     chosen = st.session_state["backbone"]
     fallback = weights_fallback(chosen, st.session_state["strategy"])
     if fallback:
-        st.warning(t("backbone.fallback", chosen=backbone_title(chosen), fallback=backbone_title(fallback),
-                     name=chosen),
-                   icon=":material/cloud_off:")
+        st.warning(
+            t("backbone.fallback", chosen=backbone_title(chosen), fallback=backbone_title(fallback), name=chosen),
+            icon=":material/cloud_off:",
+        )
     return chosen
 
 
@@ -160,7 +176,9 @@ def _strategy_changed(prefix: str, body: int) -> None:
     s.pop(prefix + "cell", None)  # the settings no longer are a matrix cell's
     strategy, depth = s[prefix + "strategy"], prefix + "freeze_depth"
     # partial starts at a depth that is partial; the others at the depth they mean
-    s[depth] = strategies.partial_depth(s[depth], body) if strategy == "partial" else strategies.depth_for(strategy, s[depth], body)
+    s[depth] = (
+        strategies.partial_depth(s[depth], body) if strategy == "partial" else strategies.depth_for(strategy, s[depth], body)
+    )
 
 
 @callback
@@ -185,10 +203,16 @@ def strategy_ui(groups: list[str], *, prefix: str = "", choices: tuple[str, ...]
     strategy, depth = s[prefix + "strategy"], prefix + "freeze_depth"
     # The slider shows what the strategy freezes, whatever set it (a preset, a matrix cell, a link).
     s[depth] = strategies.depth_for(strategy, s[depth], body)
-    st.selectbox(t("strategy.label"), choices, format_func=lambda v: t(f"strategy.{v}"), help=t("help.strategy"),
-                 **bound(prefix + "strategy", _strategy_changed, (prefix, body)))
-    st.slider(t("freeze.label"), 0, body, help=t("help.freeze_depth"),
-              **bound(prefix + "freeze_depth", _depth_changed, (prefix, body)))
+    st.selectbox(
+        t("strategy.label"),
+        choices,
+        format_func=lambda v: t(f"strategy.{v}"),
+        help=t("help.strategy"),
+        **bound(prefix + "strategy", _strategy_changed, (prefix, body)),
+    )
+    st.slider(
+        t("freeze.label"), 0, body, help=t("help.freeze_depth"), **bound(prefix + "freeze_depth", _depth_changed, (prefix, body))
+    )
     return s[prefix + "strategy"], s[prefix + "freeze_depth"]
 
 
@@ -200,14 +224,30 @@ def _rates_changed(prefix: str = "") -> None:
 def lr_ui(*, prefix: str = "") -> dict[str, float]:
     """Base rate, head multiplier and layer-wise decay, each with its one-line meaning."""
     keys = {name: prefix + name for name in ("lr", "head_lr_mult", "layer_decay")}
-    st.select_slider(t("lr.label"), LR_CHOICES, format_func=lambda v: f"{v:g}", help=t("help.lr"),
-                     **bound(keys["lr"], _rates_changed, (prefix,)))
+    st.select_slider(
+        t("lr.label"),
+        LR_CHOICES,
+        format_func=lambda v: f"{v:g}",
+        help=t("help.lr"),
+        **bound(keys["lr"], _rates_changed, (prefix,)),
+    )
     st.caption(t("lr.explain"))
-    st.select_slider(t("head_mult.label"), HEAD_MULT_CHOICES, format_func=lambda v: f"×{v:g}",
-                     help=t("help.head_lr_mult"), **bound(keys["head_lr_mult"], _rates_changed, (prefix,)))
+    st.select_slider(
+        t("head_mult.label"),
+        HEAD_MULT_CHOICES,
+        format_func=lambda v: f"×{v:g}",
+        help=t("help.head_lr_mult"),
+        **bound(keys["head_lr_mult"], _rates_changed, (prefix,)),
+    )
     st.caption(t("head_mult.explain"))
-    st.slider(t("decay.label"), LAYER_DECAY.lo, LAYER_DECAY.hi, step=LAYER_DECAY.step, help=t("help.layer_decay"),
-              **bound(keys["layer_decay"], _rates_changed, (prefix,)))
+    st.slider(
+        t("decay.label"),
+        LAYER_DECAY.lo,
+        LAYER_DECAY.hi,
+        step=LAYER_DECAY.step,
+        help=t("help.layer_decay"),
+        **bound(keys["layer_decay"], _rates_changed, (prefix,)),
+    )
     st.caption(t("decay.explain"))
     return {name: st.session_state[key] for name, key in keys.items()}
 
@@ -223,9 +263,13 @@ def apply_recommendation(similarity: str, size: str) -> strategies.Recommendatio
     leaves it as it was (it once set it to 1.0, and "full + layer-wise decay" then trained
     exactly like "full").
     """
-    pair = catalog.pair_for_cell(similarity, backbone=st.session_state["backbone"],
-                                 dataset=st.session_state["dataset"], data_source=st.session_state["data_source"],
-                                 online=st.session_state.get("online", False))
+    pair = catalog.pair_for_cell(
+        similarity,
+        backbone=st.session_state["backbone"],
+        dataset=st.session_state["dataset"],
+        data_source=st.session_state["data_source"],
+        online=st.session_state.get("online", False),
+    )
     if pair.switched:  # the backbone's own input size (the synthetic one was pretrained at 32 px)
         st.session_state["backbone"] = pair.backbone
         size_now = catalog.backbone(pair.backbone).default_size
@@ -262,8 +306,14 @@ class DataChoice:
 
 def dataset_ui(online: bool) -> DataChoice:
     """Offline samples, downloadable sets (online only), or an uploaded zip."""
-    st.radio(t("data.source"), DATA_SOURCES, **bound("data_source"), horizontal=True,
-             format_func=lambda s: t(f"data.source.{s}"), help=t("help.data_source"))
+    st.radio(
+        t("data.source"),
+        DATA_SOURCES,
+        **bound("data_source"),
+        horizontal=True,
+        format_func=lambda s: t(f"data.source.{s}"),
+        help=t("help.data_source"),
+    )
     source = st.session_state["data_source"]
     if source == "upload":
         return _upload_ui()
@@ -281,14 +331,25 @@ def dataset_ui(online: bool) -> DataChoice:
         return DataChoice("", ready=False)
     if st.session_state.get("dataset") not in names:
         st.session_state["dataset"] = names[0]
-    st.selectbox(t("data.label"), names, **bound("dataset"), help=t("help.dataset"),
-                 format_func=lambda n: translated(f"dataset.{n}", catalog.dataset(n).title))
+    st.selectbox(
+        t("data.label"),
+        names,
+        **bound("dataset"),
+        help=t("help.dataset"),
+        format_func=lambda n: translated(f"dataset.{n}", catalog.dataset(n).title),
+    )
     spec = catalog.dataset(st.session_state["dataset"])
     pretrained_on = catalog.backbone(st.session_state["backbone"]).pretrained_on
     sim = catalog.similarity(spec.name, pretrained_on)
     why = spec.reason_ko if current_lang() == "ko" else spec.reason_en
-    st.caption(t("data.similarity", similarity=t(f"matrix.{sim}"), source=translated(f"source.{pretrained_on}", pretrained_on),
-                          reason=why))
+    st.caption(
+        t(
+            "data.similarity",
+            similarity=t(f"matrix.{sim}"),
+            source=translated(f"source.{pretrained_on}", pretrained_on),
+            reason=why,
+        )
+    )
     if spec.name == "fashion_mnist" and not datasets.fashion_available():
         st.warning(t("data.fashion_missing"))
         return DataChoice(spec.name, "", spec.max_per_class, ready=False)
@@ -322,16 +383,18 @@ def _upload_ui() -> DataChoice:
     st.dataframe({t("upload.class"): classes, t("upload.count"): counts}, hide_index=True)
     if skipped:
         with st.expander(t_count("upload.skipped", len(skipped))):
-            st.dataframe({t("upload.file"): [p for p, _ in skipped],
-                          t("upload.reason"): [explain_error(r) for _, r in skipped]},
-                         hide_index=True)
+            st.dataframe(
+                {t("upload.file"): [p for p, _ in skipped], t("upload.reason"): [explain_error(r) for _, r in skipped]},
+                hide_index=True,
+            )
     return DataChoice("folder", folder, max_per_class=max(1, min(counts) - 1))
 
 
 def _read_upload(data: bytes, folder: str) -> tuple[list[str], list[int], list[tuple[str, str]]]:
     """Check the zip; keep its usable images as a folder for the run."""
-    images = read_zip(data, image_size=32, val_per_class=1, keep_files_in=folder,
-                      limits=UploadLimits(max_classes=caps.load().max_classes))
+    images = read_zip(
+        data, image_size=32, val_per_class=1, keep_files_in=folder, limits=UploadLimits(max_classes=caps.load().max_classes)
+    )
     counts = [int((images.train_y == i).sum() + (images.val_y == i).sum()) for i in range(len(images.classes))]
     return images.classes, counts, images.skipped
 
@@ -376,10 +439,17 @@ def config_from_state(choice: DataChoice, **overrides) -> RunConfig | None:
     """The run described by the widgets, validated; None (with a message) if invalid."""
     s = st.session_state
     values = dict(
-        backbone=s["backbone"], strategy=s["strategy"], freeze_depth=s["freeze_depth"], lr=s["lr"],
-        head_lr_mult=s["head_lr_mult"], layer_decay=s["layer_decay"], dataset=choice.dataset,
-        data_root=choice.data_root, per_class=min(s["per_class"], choice.max_per_class or s["per_class"]),
-        image_size=s["image_size"], epochs=s["epochs"],
+        backbone=s["backbone"],
+        strategy=s["strategy"],
+        freeze_depth=s["freeze_depth"],
+        lr=s["lr"],
+        head_lr_mult=s["head_lr_mult"],
+        layer_decay=s["layer_decay"],
+        dataset=choice.dataset,
+        data_root=choice.data_root,
+        per_class=min(s["per_class"], choice.max_per_class or s["per_class"]),
+        image_size=s["image_size"],
+        epochs=s["epochs"],
     )
     # An upload must keep images for training: at most a third of the smallest class.
     values["val_per_class"] = VAL_PER_CLASS

@@ -106,8 +106,9 @@ def test_matrix_cell_keeps_the_learners_layer_decay_and_the_run_uses_it():
     config = job_of(at, "finetune").configs[0]
     assert config.strategy == "full_llrd" and config.layer_decay == 0.5
     groups = list(GROUPS)
-    plan = strategies.make_plan("full_llrd", groups, lr=config.lr, head_lr_mult=config.head_lr_mult,
-                                layer_decay=config.layer_decay)
+    plan = strategies.make_plan(
+        "full_llrd", groups, lr=config.lr, head_lr_mult=config.head_lr_mult, layer_decay=config.layer_decay
+    )
     body = groups[:-1]
     assert plan.lrs[body[0]] == pytest.approx(config.lr * 0.5 ** (len(body) - 1))  # decayed, not all equal
 
@@ -231,8 +232,10 @@ def test_race_runs_the_chosen_strategies_and_shows_a_table():
     ok(at)
     column = strings("en")["race.col.strategy"]
     table = next(d.value for d in at.dataframe if column in d.value.columns)
-    assert len(table) == 2 and list(table.iloc[:, 0]) == [strings("en")["strategy.scratch"],
-                                                         strings("en")["strategy.linear_probe"]]
+    assert len(table) == 2 and list(table.iloc[:, 0]) == [
+        strings("en")["strategy.scratch"],
+        strings("en")["strategy.linear_probe"],
+    ]
     # times on a shared machine are not comparable: throughput instead, and the caching said in words
     assert strings("en")["race.col.throughput"] in table.columns and "seconds" not in table.columns
     assert strings("en")["race.col.cached"] in table.columns
@@ -250,17 +253,36 @@ def test_race_table_shows_training_throughput_and_what_was_cached_not_seconds():
 
     def run(cached: int, rates: list[float], seconds: float, **extra) -> object:
         history = History()
-        history.append(Started(4, 3, tuple(GROUPS), tuple(GROUPS[:cached]), 10, 100, "CPU (test)", 20, 10,
-                               ("cat", "dog"), cached))
+        history.append(
+            Started(4, 3, tuple(GROUPS), tuple(GROUPS[:cached]), 10, 100, "CPU (test)", 20, 10, ("cat", "dog"), cached)
+        )
         for epoch, rate in enumerate(rates, start=1):
             history.append(EvalEvent(epoch, 2 * epoch, 0.5, 0.7, 0.8, epoch * 1.0, rate))
-        history.append(Done({"val_acc": 0.7, "best_val_acc": 0.75, "seconds": seconds, "examples_per_s": 5.0,
-                             "trainable_params": 10, "total_params": 100, "cached_depth": cached, **extra}))
+        history.append(
+            Done(
+                {
+                    "val_acc": 0.7,
+                    "best_val_acc": 0.75,
+                    "seconds": seconds,
+                    "examples_per_s": 5.0,
+                    "trainable_params": 10,
+                    "total_params": 100,
+                    "cached_depth": cached,
+                    **extra,
+                }
+            )
+        )
         return history.snapshot()
 
-    view = JobView("j", "done", 0, ("scratch", "linear probe"),
-                   (run(0, [40.0, 50.0, 60.0], 4.3), run(5, [900.0, 1000.0, 5.0], 17.9, train_per_s=1000.0)),
-                   (RunConfig(strategy="scratch"), RunConfig(strategy="linear_probe")), 1.0)
+    view = JobView(
+        "j",
+        "done",
+        0,
+        ("scratch", "linear probe"),
+        (run(0, [40.0, 50.0, 60.0], 4.3), run(5, [900.0, 1000.0, 5.0], 17.9, train_per_s=1000.0)),
+        (RunConfig(strategy="scratch"), RunConfig(strategy="linear_probe")),
+        1.0,
+    )
     rows = race_table(view)
     en = strings("en")
     assert not any("second" in column.lower() or column == "s" for column in rows[0])
@@ -334,15 +356,17 @@ def test_a_good_upload_with_korean_names_is_summarised_and_trains():
     at.button(key="start").click().run()
     assert wait_until_done(at, "finetune") == "done"
     config = job_of(at, "finetune").configs[0]
-    assert config.dataset == "folder" and sorted(p.name for p in Path(config.data_root).iterdir()) == \
-        sorted(["고양이", "강아지"])
+    assert config.dataset == "folder" and sorted(p.name for p in Path(config.data_root).iterdir()) == sorted(["고양이", "강아지"])
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"this is not a zip", "not a zip"),
-    (zip_of({f"cats/{i}.png": png((1, 2, 3)) for i in range(3)}), "one class"),
-    (zip_of({"../escape.png": png((1, 2, 3)), "a/1.png": png((1, 2, 3))}), "outside its folder"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"this is not a zip", "not a zip"),
+        (zip_of({f"cats/{i}.png": png((1, 2, 3)) for i in range(3)}), "one class"),
+        (zip_of({"../escape.png": png((1, 2, 3)), "a/1.png": png((1, 2, 3))}), "outside its folder"),
+    ],
+)
 def test_a_bad_upload_gets_a_clear_message_and_no_start(content, reason):
     at = upload_page(content)
     assert not at.exception
@@ -459,8 +483,10 @@ def test_another_backbone_redraws_its_groups_and_counts():
     at.slider(key="w:freeze_depth").set_value(4).run()  # stem + stage1..3 frozen
     counts = catalog.build_model("resnet18", 10, pretrained=False, image_size=224).param_counts()
     trainable = counts["stage4"] + counts["head"]
-    assert readout(at) == (f"### trainable: {trainable / 1e6:.3g}M of {sum(counts.values()) / 1e6:.3g}M "
-                           f"({100 * trainable / sum(counts.values()):.1f}%)")
+    assert readout(at) == (
+        f"### trainable: {trainable / 1e6:.3g}M of {sum(counts.values()) / 1e6:.3g}M "
+        f"({100 * trainable / sum(counts.values()):.1f}%)"
+    )
 
 
 def test_finetune_page_shows_the_data_first_with_readable_class_names():
@@ -523,8 +549,10 @@ def test_one_click_takes_one_picture_and_the_camera_is_ready_for_the_next():
     assert counts(at) == ["**thumbs up**: 2 pictures", "**thumbs down**: 2 pictures"]
     assert not at.button(key="start").disabled  # two a class: enough to start
     at.radio(key="w:lang").set_value("ko").run()
-    assert [m.value for m in at.markdown if m.value.startswith("**thumbs")] == \
-        ["**thumbs up**: 사진 2장", "**thumbs down**: 사진 2장"]
+    assert [m.value for m in at.markdown if m.value.startswith("**thumbs")] == [
+        "**thumbs up**: 사진 2장",
+        "**thumbs down**: 사진 2장",
+    ]
 
 
 @pytest.mark.parametrize("grey, kept", [(0, False), (6, False), (20, True)])
@@ -576,8 +604,9 @@ def test_a_page_that_fails_says_so_without_the_servers_folders(monkeypatch):
     monkeypatch.setattr(images_ui, "try_image_panel", fails)
     at = app()  # the first run goes through app.py, whose handler draws the line
     assert not at.exception
-    assert [e.value for e in at.error] == [strings("en")["error.page"].format(
-        kind="FileExistsError", message="[Errno 17] File exists: '…/a'")]
+    assert [e.value for e in at.error] == [
+        strings("en")["error.page"].format(kind="FileExistsError", message="[Errno 17] File exists: '…/a'")
+    ]
 
 
 def image_captions(at: AppTest) -> list[str]:
@@ -807,7 +836,7 @@ def test_a_refused_start_is_said_under_the_button():
     order = _in_order(at.main)
     start = next(i for i, e in enumerate(order) if getattr(e, "key", None) == "start")
     said = next(i for i, e in enumerate(order) if e is at.error[0])
-    assert said == start + 1, [getattr(e, "type", "?") for e in order[start - 1:start + 3]]
+    assert said == start + 1, [getattr(e, "type", "?") for e in order[start - 1 : start + 3]]
     at.run()
     assert not at.error  # said once, for the click that was refused
 
@@ -836,10 +865,15 @@ def _live_first(at: AppTest, slot: str) -> None:
     assert follows and "scrollIntoView" in str(follows[0].proto)
 
 
-@pytest.mark.parametrize(("page", "slot", "start"), [
-    ("pages/3_finetune.py", "finetune", "start"), ("pages/4_compare.py", "race", "race_start"),
-    ("pages/4_compare.py", "sweep", "sweep_start"), ("pages/5_text.py", "text", "text_start"),
-])
+@pytest.mark.parametrize(
+    ("page", "slot", "start"),
+    [
+        ("pages/3_finetune.py", "finetune", "start"),
+        ("pages/4_compare.py", "race", "race_start"),
+        ("pages/4_compare.py", "sweep", "sweep_start"),
+        ("pages/5_text.py", "text", "text_start"),
+    ],
+)
 def test_while_a_run_goes_its_live_panel_comes_first_and_follows_every_click(page, slot, start):
     """Pages with tabs (4, 5) draw the running slot's panel above them, so it is in view
     whichever tab is open; each full run of the script brings it into view again."""
@@ -923,8 +957,7 @@ def test_page_1_what_transfers_table_shows_all_its_columns():
         pytest.skip("no committed transfer-contrast results")
     at = app()
     en = strings("en")
-    heads = [en[f"page1.contrast.{k}"] for k in ("backbone", "dataset", "per_class", "scratch", "best", "best_acc",
-                                                   "gain")]
+    heads = [en[f"page1.contrast.{k}"] for k in ("backbone", "dataset", "per_class", "scratch", "best", "best_acc", "gain")]
     tables = [m.value for m in at.markdown if all(h in m.value for h in heads)]
     assert len(tables) == 1 and tables[0].count("\n") == 1 + len(transfer_contrast())
     assert not [d for d in at.dataframe if en["page1.contrast.backbone"] in d.value.columns]

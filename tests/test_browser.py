@@ -116,7 +116,9 @@ def walk_through(server, page):
     first_step_s = time.monotonic() - started
     page.wait_for_function(
         "() => [...document.querySelectorAll('.js-plotly-plot')].some(el => el.layout && el.layout.title"
-        " && (el.layout.title.text || '').includes('Gradient norm per layer group'))", timeout=120_000)
+        " && (el.layout.title.text || '').includes('Gradient norm per layer group'))",
+        timeout=120_000,
+    )
     page.get_by_text("Finished in").wait_for(timeout=DEMO_LIMIT_S * 1000)
     demo_s = time.monotonic() - started
     assert wait_points(page, "Loss: training vs validation") > 1

@@ -32,7 +32,7 @@ def write_y4m(path) -> None:
         for i in range(FRAMES):
             y = base.copy()
             x0 = (i * 37) % (W - 24)  # a band that jumps every frame; the 12 s clip rarely repeats a shot
-            y[:, x0:x0 + 24] = 255  # a bright band that moves every frame
+            y[:, x0 : x0 + 24] = 255  # a bright band that moves every frame
             f.write(b"FRAME\n" + y.tobytes() + np.full((H // 2) * (W // 2) * 2, 128, np.uint8).tobytes())
 
 
@@ -40,8 +40,7 @@ def write_y4m(path) -> None:
 def camera_page(server, tmp_path_factory):  # noqa: F811
     video = tmp_path_factory.mktemp("camera") / "clip.y4m"
     write_y4m(video)
-    args = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={video}")
+    args = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}")
     with chromium_page(1400, 2400, args=args, camera_for=server) as pg:
         yield pg
 

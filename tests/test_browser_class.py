@@ -45,7 +45,9 @@ def in_view(page, title: str) -> bool:
             if (!t.includes(title)) return false;
             const r = el.getBoundingClientRect();
             return r.top >= 0 && r.top + r.height / 2 <= window.innerHeight;
-        })""", title)
+        })""",
+        title,
+    )
 
 
 def test_a_live_class_moment_at_1280x720(server, projector):  # noqa: F811
@@ -76,8 +78,10 @@ def moment(url, page):
 
     page.get_by_role("button", name="Start").click()
     page.get_by_text(re.compile(r"Run 1 of 1 \(.*\): \d+%")).first.wait_for(timeout=60_000)
-    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(el => "
-                           "(el.layout.title.text || '').includes('Loss'))", timeout=60_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].some(el => (el.layout.title.text || '').includes('Loss'))",
+        timeout=60_000,
+    )
     page.wait_for_timeout(1500)
     assert in_view(page, "Loss"), "the live loss curve is below the fold at 1280x720"
     snap(page, "class_running_en")
@@ -109,6 +113,8 @@ def moment(url, page):
     page.get_by_role("heading", name="Fine-tune").first.wait_for()
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Backbone")
     choose(page, box, re.compile("ResNet-18"))
-    page.get_by_text(re.compile(r"ResNet-18 .*: its ImageNet weights are not on this machine.*will use EfficientNet-Lite0")).first.wait_for()
+    page.get_by_text(
+        re.compile(r"ResNet-18 .*: its ImageNet weights are not on this machine.*will use EfficientNet-Lite0")
+    ).first.wait_for()
     assert error_count(page) == 0
     snap(page, "class_fallback_en")

@@ -45,8 +45,18 @@ def test_hovering_a_dot_shows_its_image_in_both_languages(server):  # noqa: F811
         assert box["x"] + box["width"] <= 1280, "the panels fit the window"
         name = hover_a_dot(page, chart)
         image = page.locator("#vg-tooltip-element.visible img")
-        assert not FASHION or name in {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                        "Ankle boot"}
+        assert not FASHION or name in {
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        }
         assert image.count() == 1 and image.get_attribute("src").startswith("data:image/png;base64,")
         assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "the thumbnail decodes"
         page.screenshot(path=str(ARTIFACTS / "features_hover_en.png"))

@@ -56,8 +56,7 @@ def assert_in_view(page, slot: str, when: str) -> None:
 
 def wait_live(page, slot: str) -> None:
     """Until the slot's panel shows a chart (the run started; the page's script run is over)."""
-    page.wait_for_function(f"() => !!document.querySelector('.st-key-live-{slot} .js-plotly-plot')",
-                           timeout=90_000)
+    page.wait_for_function(f"() => !!document.querySelector('.st-key-live-{slot} .js-plotly-plot')", timeout=90_000)
     wait_idle(page)
     page.wait_for_timeout(1_000)
 
@@ -81,8 +80,13 @@ PAGES = [
     ("compare", "race_start", "race", None, lambda page: slider_keys(page, "Epochs", "ArrowLeft")),
     # The text demo's default run (a linear probe) is over in a few seconds: full fine-tuning
     # keeps it going through the pause.
-    ("text", "text_start", "text", lambda page: choose_strategy(page, "Full fine-tuning"),
-     lambda page: slider_keys(page, "Training examples per class", "ArrowLeft")),
+    (
+        "text",
+        "text_start",
+        "text",
+        lambda page: choose_strategy(page, "Full fine-tuning"),
+        lambda page: slider_keys(page, "Training examples per class", "ArrowLeft"),
+    ),
 ]
 
 

@@ -32,8 +32,18 @@ def test_a_class_of_five_presses_start_together(monkeypatch):
 
     monkeypatch.setenv("TLS_CLOSED_TAB_S", "5")
     ARTIFACTS.mkdir(exist_ok=True)
-    report = loadtest.run_class(students=5, browsers=3, max_seconds=4, timeout=90, probe_every=8,
-                                settle=12, teacher=False, until="ok", log_dir=ARTIFACTS, say=lambda *_: None)
+    report = loadtest.run_class(
+        students=5,
+        browsers=3,
+        max_seconds=4,
+        timeout=90,
+        probe_every=8,
+        settle=12,
+        teacher=False,
+        until="ok",
+        log_dir=ARTIFACTS,
+        say=lambda *_: None,
+    )
     with open(ARTIFACTS / "loadtest_5.txt", "w") as out:
         report.print(out)
     checks = {name: (passed, figure) for name, passed, figure in report.checks()}

@@ -30,9 +30,25 @@ def streamlit(state_dir, port: int):
     log = open(ARTIFACTS / f"streamlit-restart-{port}.log", "a")
     env = dict(os.environ, TLS_STATE_DIR=str(state_dir))
     env.pop("TLS_RAY_ADDRESS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         assert wait_healthy(f"http://127.0.0.1:{port}"), "streamlit did not start; see test-artifacts"
         yield proc
@@ -48,8 +64,12 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
     learner = secrets.token_urlsafe(16)
     # Before: this learner finished a race on an earlier server (written as that server writes it).
     earlier = JobQueue(fake_run, store=RunStore(tmp_path / "runs.sqlite"))
-    race = earlier.submit([RunConfig(strategy="linear_probe"), RunConfig(strategy="full")], learner,
-                          ["Linear probe (head only)", "Full fine-tuning"], tag="race")
+    race = earlier.submit(
+        [RunConfig(strategy="linear_probe"), RunConfig(strategy="full")],
+        learner,
+        ["Linear probe (head only)", "Full fine-tuning"],
+        tag="race",
+    )
     assert wait_for(lambda: earlier.get(race, learner).state == "done")
     earlier.store.close()
 
@@ -75,8 +95,7 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
             with streamlit(tmp_path, port):
                 page.goto(f"{url}/?lang=en")
                 page.get_by_role("link", name="3 · Fine-tune").click()
-                told = page.get_by_text(re.compile("The run failed: the server restarted while this run was waiting "
-                                                   "or training"))
+                told = page.get_by_text(re.compile("The run failed: the server restarted while this run was waiting or training"))
                 told.wait_for()
                 page.get_by_role("button", name="Start").wait_for()  # and a new run can start
                 told.scroll_into_view_if_needed()

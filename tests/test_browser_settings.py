@@ -78,8 +78,9 @@ def latest_job(page) -> tuple[str, dict] | None:
     if not path.exists():
         return None
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
-        row = db.execute("SELECT id, configs FROM jobs WHERE learner=? ORDER BY submitted_at DESC LIMIT 1",
-                         (learner_key(cookie),)).fetchone()
+        row = db.execute(
+            "SELECT id, configs FROM jobs WHERE learner=? ORDER BY submitted_at DESC LIMIT 1", (learner_key(cookie),)
+        ).fetchone()
     return (row[0], json.loads(row[1])[0]) if row else None
 
 
@@ -130,8 +131,12 @@ def walk(url: str, page) -> None:
     page.wait_for_timeout(2_000)
     nudge(page, "Epochs", -1)
     page.wait_for_timeout(2_000)
-    want = {"strategy": selected(page, "Strategy"), "per_class": shown(page, "Training examples per class"),
-            "image_size": shown(page, "Image size"), "epochs": shown(page, "Epochs")}
+    want = {
+        "strategy": selected(page, "Strategy"),
+        "per_class": shown(page, "Training examples per class"),
+        "image_size": shown(page, "Image size"),
+        "epochs": shown(page, "Epochs"),
+    }
     dataset = selected(page, "Dataset")
     choose(page, selectbox(page, "Dataset"), "Digits on textured colour backgrounds (shifted domain)")
     want["dataset"] = selected(page, "Dataset")
@@ -141,8 +146,13 @@ def walk(url: str, page) -> None:
     go(page, "2 · Choose a strategy")
     page.wait_for_timeout(PAUSE_S * 1000)
     go(page, "3 · Fine-tune")
-    now = {"strategy": selected(page, "Strategy"), "per_class": shown(page, "Training examples per class"),
-           "image_size": shown(page, "Image size"), "epochs": shown(page, "Epochs"), "dataset": selected(page, "Dataset")}
+    now = {
+        "strategy": selected(page, "Strategy"),
+        "per_class": shown(page, "Training examples per class"),
+        "image_size": shown(page, "Image size"),
+        "epochs": shown(page, "Epochs"),
+        "dataset": selected(page, "Dataset"),
+    }
     assert now == want, "page 3's settings changed after a pause and a page change"
 
     page.reload()  # F5: the same learner (cookie), the same settings
@@ -152,7 +162,11 @@ def walk(url: str, page) -> None:
 
     config = press_start(page)
     assert (config["strategy"], config["per_class"], config["image_size"], config["epochs"]) == (
-        "full", int(want["per_class"]), int(want["image_size"]), int(want["epochs"]))
+        "full",
+        int(want["per_class"]),
+        int(want["image_size"]),
+        int(want["epochs"]),
+    )
     assert config["dataset"] == "digits_textured"
     stop_run(page)
 

@@ -72,8 +72,13 @@ def test_download_the_fine_tuned_model_and_predict_with_it(server, tmp_path):  #
     data = catalog.load_dataset("fashion_mnist", per_class=1, val_per_class=1, image_size=96, seed=0)
     picture = tmp_path / "picture.png"
     Image.fromarray(data.val_x[0].permute(1, 2, 0).numpy()).save(picture)
-    out = subprocess.run([sys.executable, "-m", "tlcore", "predict", "--model", str(tmp_path / "model"), str(picture)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "tlcore", "predict", "--model", str(tmp_path / "model"), str(picture)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     top = out.stdout.split(": ", 1)[1].split(",")[0].rsplit(" ", 1)[0]
     assert top in data.classes, out.stdout

@@ -44,10 +44,26 @@ def test_a_closed_tabs_upload_folder_is_deleted_and_an_open_tabs_kept(tmp_path, 
     tmp.mkdir()
     env = dict(os.environ, TMPDIR=str(tmp), TLS_UPLOAD_REAP_S="0.5")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(tmp_path / "app.py"), "--server.port", str(free_port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.disconnectedSessionTTL", "2"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(tmp_path / "app.py"),
+            "--server.port",
+            str(free_port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.disconnectedSessionTTL",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{free_port}"
 
     def folders() -> set[str]:

@@ -22,12 +22,14 @@ from tlcore.serve.limiter import GuessLimiter
 @pytest.fixture
 def class_file(tmp_path, monkeypatch):
     """Write a class.toml and make the server read it (caps.load is cached per process)."""
+
     def write(text: str):
         path = tmp_path / "class.toml"
         path.write_text(text, encoding="utf-8")
         monkeypatch.setenv("TLS_CLASS_CONFIG", str(path))
         caps.load.cache_clear()
         return path
+
     monkeypatch.delenv("TLS_TEACHER_SECRET", raising=False)
     caps.load.cache_clear()
     monkeypatch.setattr(teacher, "guard", GuessLimiter(free=teacher.TRIES, per_minute=teacher.SERVER_TRIES))
@@ -37,6 +39,7 @@ def class_file(tmp_path, monkeypatch):
 
 def stoppable(gate: threading.Event):
     """A run that trains until `gate` opens or it is told to stop."""
+
     def run(config, emit, should_stop):
         while not gate.is_set():
             if should_stop():
@@ -45,6 +48,7 @@ def stoppable(gate: threading.Event):
             time.sleep(0.01)
         emit(Done({}))
         return {}
+
     return run
 
 
@@ -245,13 +249,24 @@ def test_a_settings_link_applies_the_valid_settings_and_names_the_rest(class_fil
     assert over.session_state["epochs"] != 9  # over the class's limit: left out
 
 
-@pytest.mark.parametrize("link, key", [
-    ("epochs:inf", "epochs"), ("per_class:1e999", "per_class"), ("epochs:nan", "epochs"), ("epochs:2.5", "epochs"),
-    ("layer_decay:0.01", "layer_decay"), ("layer_decay:0.33", "layer_decay"), ("lr:0.0002", "lr"),
-    ("head_lr_mult:7", "head_lr_mult"), ("image_size:100", "image_size"), ("freeze_depth:40", "freeze_depth"),
-    ("epochs:21", "epochs"), ("per_class:501", "per_class"),
-    ("dataset:digits,per_class:141", "per_class"),  # digits has 140 a class: the link's own dataset decides
-])
+@pytest.mark.parametrize(
+    "link, key",
+    [
+        ("epochs:inf", "epochs"),
+        ("per_class:1e999", "per_class"),
+        ("epochs:nan", "epochs"),
+        ("epochs:2.5", "epochs"),
+        ("layer_decay:0.01", "layer_decay"),
+        ("layer_decay:0.33", "layer_decay"),
+        ("lr:0.0002", "lr"),
+        ("head_lr_mult:7", "head_lr_mult"),
+        ("image_size:100", "image_size"),
+        ("freeze_depth:40", "freeze_depth"),
+        ("epochs:21", "epochs"),
+        ("per_class:501", "per_class"),
+        ("dataset:digits,per_class:141", "per_class"),  # digits has 140 a class: the link's own dataset decides
+    ],
+)
 def test_a_link_value_no_widget_can_hold_is_named_and_left_out_and_every_page_still_works(class_file, link, key):
     class_file("")
     at = page("pages/3_finetune.py", queue=JobQueue(fake_run), owner=f"student-{key}", query={"settings": link})
@@ -268,15 +283,29 @@ def test_a_link_value_no_widget_can_hold_is_named_and_left_out_and_every_page_st
 
 def test_a_link_value_a_widget_can_hold_is_applied(class_file):
     class_file("")
-    at = page("pages/2_strategy.py", queue=JobQueue(fake_run), owner="applied",
-              query={"settings": "layer_decay:0.45,lr:1e-4,dataset:digits,per_class:140,freeze_depth:1,epochs:20"})
+    at = page(
+        "pages/2_strategy.py",
+        queue=JobQueue(fake_run),
+        owner="applied",
+        query={"settings": "layer_decay:0.45,lr:1e-4,dataset:digits,per_class:140,freeze_depth:1,epochs:20"},
+    )
     ok(at)
     s = at.session_state
     assert (s["layer_decay"], s["lr"], s["dataset"], s["per_class"], s["epochs"]) == (0.45, 1e-4, "digits", 140, 20)
 
 
-@pytest.mark.parametrize("evil", ["[click me](https://evil.example)", "https://evil.example", "WWW.evil.example",
-                                  "a@evil.example", "`x`[y](http://e.x)", "**bold**_x_", "<a href=x>y</a>"])
+@pytest.mark.parametrize(
+    "evil",
+    [
+        "[click me](https://evil.example)",
+        "https://evil.example",
+        "WWW.evil.example",
+        "a@evil.example",
+        "`x`[y](http://e.x)",
+        "**bold**_x_",
+        "<a href=x>y</a>",
+    ],
+)
 def test_an_unknown_key_in_a_link_is_named_as_plain_text_never_a_link(class_file, evil):
     class_file("")
     warning = frame_warning(f"{evil}:1,epochs:3")
@@ -365,11 +394,14 @@ def test_the_teacher_sees_how_many_learners_hold_a_place_from_each_address(class
     unlock(at, SECRET)
     ok(at)
     said = [c.value for c in at.caption]
-    assert strings("en")["class.addresses"].format(
-        places="`10.0.0.5`: 2 · `10.0.0.9`: 1 · this machine or unknown: 1") in said, said
+    assert strings("en")["class.addresses"].format(places="`10.0.0.5`: 2 · `10.0.0.9`: 1 · this machine or unknown: 1") in said, (
+        said
+    )
     crowded = [w.value for w in at.warning]
-    assert any(w.startswith("2 learners (browser cookies) at `10.0.0.5` each hold a place") and
-               "one_run_per_address = true" in w for w in crowded), crowded
+    assert any(
+        w.startswith("2 learners (browser cookies) at `10.0.0.5` each hold a place") and "one_run_per_address = true" in w
+        for w in crowded
+    ), crowded
     student = page("pages/6_class.py", queue=queue, owner="cookie-1")  # a learner sees no one's address
     assert not any("10.0.0" in c.value for c in [*student.caption, *student.warning, *student.markdown])
     gate.set()

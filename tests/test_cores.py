@@ -17,8 +17,9 @@ from tlcore.serve.jobs import JobQueue
 from tlcore.train.config import RunConfig
 
 
-@pytest.mark.parametrize(("n", "workers", "threads"), [(1, 1, 1), (2, 1, 2), (3, 1, 3), (4, 2, 2), (8, 4, 2),
-                                                       (16, 4, 4), (64, 16, 4)])
+@pytest.mark.parametrize(
+    ("n", "workers", "threads"), [(1, 1, 1), (2, 1, 2), (3, 1, 3), (4, 2, 2), (8, 4, 2), (16, 4, 4), (64, 16, 4)]
+)
 def test_workers_and_threads_from_the_core_count(n, workers, threads):
     assert cores.plan(n) == CpuPlan(n, workers, threads)
 
@@ -62,6 +63,7 @@ def test_torch_threads_are_per_calling_thread():
 
 def recording(gates: dict[str, threading.Event], seen: dict[str, list[int]]):
     """A run that records its torch threads at every step until its gate opens."""
+
     def run(config, emit, should_stop):
         name = config.strategy
         emit(Started(1, 1, ("body", "head"), (), 1, 1, "cpu", 1, 1, ("a", "b")))
@@ -71,6 +73,7 @@ def recording(gates: dict[str, threading.Event], seen: dict[str, list[int]]):
             gates[name].wait(0.01)
         emit(Done({"val_acc": 0.5}))
         return {"val_acc": 0.5}
+
     return run
 
 

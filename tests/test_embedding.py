@@ -74,9 +74,13 @@ def test_image_features_are_what_the_head_reads():
     """The body's output pooled over its map is exactly what the classifier head sees."""
     torch.manual_seed(0)
     model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32).eval()
-    data = datasets.ImageData(["a", "b", "c"], torch.randint(0, 255, (6, 3, 32, 32), dtype=torch.uint8),
-                              torch.tensor([0, 0, 1, 1, 2, 2]), torch.randint(0, 255, (3, 3, 32, 32), dtype=torch.uint8),
-                              torch.tensor([0, 1, 2]))
+    data = datasets.ImageData(
+        ["a", "b", "c"],
+        torch.randint(0, 255, (6, 3, 32, 32), dtype=torch.uint8),
+        torch.tensor([0, 0, 1, 1, 2, 2]),
+        torch.randint(0, 255, (3, 3, 32, 32), dtype=torch.uint8),
+        torch.tensor([0, 1, 2]),
+    )
     train, val = embedding.image_features(model, data)
     assert train.shape == (6, 256) and val.shape == (3, 256)
     head = model.groups["head"][-1]  # AdaptiveAvgPool -> Flatten -> Linear
@@ -110,8 +114,9 @@ def test_a_fine_tuned_model_adds_a_third_view():
     torch.manual_seed(1)
     model = catalog.build_model("studio_resnet", 10, pretrained=True, image_size=32)
     entry = finetuned.Finetuned(model, tuple(str(i) for i in range(10)), 32, "studio_resnet")
-    request = embedding.Request("image", "studio_resnet", "digits", per_class=5, val_per_class=5, image_size=32,
-                                finetuned_id="a-kept-model")
+    request = embedding.Request(
+        "image", "studio_resnet", "digits", per_class=5, val_per_class=5, image_size=32, finetuned_id="a-kept-model"
+    )
     view = embedding.feature_view(request, finetuned=entry)
     assert list(view.spaces) == ["pretrained", "random", "finetuned"]
     # an untrained copy of the pretrained body: the same features as the pretrained view
@@ -142,8 +147,7 @@ def test_pretrained_minilm_beats_its_random_twin_on_english_sentences():
 
 def fake_view(request: embedding.Request) -> embedding.FeatureView:
     space = embedding.Space("pretrained", np.zeros((2, 2), np.float32), 1.0, 1.0, 4, None, 0.0, request.backbone)
-    return embedding.FeatureView("image", request.dataset, ("a", "b"), np.array([0, 1]), {"pretrained": space},
-                                 request.method, 2)
+    return embedding.FeatureView("image", request.dataset, ("a", "b"), np.array([0, 1]), {"pretrained": space}, request.method, 2)
 
 
 def wait_done(spaces: embedding.FeatureSpaces, request, timeout=10.0) -> embedding.Status:

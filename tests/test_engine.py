@@ -38,8 +38,7 @@ def fit_plan(model, plan, data, epochs=2, **kw):
     history = History()
     source = sources.TensorSource(data, torch.device("cpu"), kw.pop("augment", "flip"))
     opts = trainer.FitOptions(epochs=epochs, batch_size=8, log_every=1, **kw)
-    result = trainer.fit(model, plan, source, opts, device=torch.device("cpu"), emit=history.append,
-                         classes=tuple(data.classes))
+    result = trainer.fit(model, plan, source, opts, device=torch.device("cpu"), emit=history.append, classes=tuple(data.classes))
     return history.snapshot(), result
 
 
@@ -150,8 +149,15 @@ def test_cancel_stops_within_one_step():
         return calls["n"] > 3
 
     source = sources.TensorSource(tiny_data(per_class=40), torch.device("cpu"))
-    result = trainer.fit(model, plan, source, trainer.FitOptions(epochs=5, batch_size=8, log_every=1),
-                         device=torch.device("cpu"), emit=history.append, should_stop=should_stop)
+    result = trainer.fit(
+        model,
+        plan,
+        source,
+        trainer.FitOptions(epochs=5, batch_size=8, log_every=1),
+        device=torch.device("cpu"),
+        emit=history.append,
+        should_stop=should_stop,
+    )
     snap = history.snapshot()
     assert result is None and isinstance(snap.final, Cancelled)
     assert snap.final.step == 3 and len(snap.steps) == 3
@@ -160,8 +166,19 @@ def test_cancel_stops_within_one_step():
 def test_tiny_fit_on_real_digits_beats_stated_accuracy():
     """Scratch on scikit-learn's digits at 16 px, 30 per class, 8 epochs: well above chance (10%)."""
     history = History()
-    cfg = RunConfig(backbone="studio_resnet", dataset="digits", strategy="scratch", pretrained="no", per_class=30, val_per_class=20,
-                    image_size=16, epochs=8, batch_size=32, lr=3e-3, seed=0)
+    cfg = RunConfig(
+        backbone="studio_resnet",
+        dataset="digits",
+        strategy="scratch",
+        pretrained="no",
+        per_class=30,
+        val_per_class=20,
+        image_size=16,
+        epochs=8,
+        batch_size=32,
+        lr=3e-3,
+        seed=0,
+    )
     result = recipe.run(cfg, history.append)
     assert result is not None, history.snapshot().final
     assert result["val_acc"] >= 0.7
@@ -170,8 +187,17 @@ def test_tiny_fit_on_real_digits_beats_stated_accuracy():
 
 
 def test_same_seed_same_run():
-    cfg = RunConfig(backbone="studio_resnet", dataset="digits", strategy="full", pretrained="no", per_class=5, val_per_class=5,
-                    image_size=16, epochs=1, batch_size=16)
+    cfg = RunConfig(
+        backbone="studio_resnet",
+        dataset="digits",
+        strategy="full",
+        pretrained="no",
+        per_class=5,
+        val_per_class=5,
+        image_size=16,
+        epochs=1,
+        batch_size=16,
+    )
     a, b = recipe.run(cfg, lambda e: None), recipe.run(cfg, lambda e: None)
     assert a["predictions"] == b["predictions"] and a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
 
@@ -182,10 +208,15 @@ def test_lr_schedule_warms_up_then_decays():
     assert all(a >= b for a, b in zip(f[9:], f[10:])) and f[-1] < 0.01
 
 
-@pytest.mark.parametrize("sim,size,strategy", [
-    ("similar", "small", "linear_probe"), ("similar", "large", "partial"),
-    ("different", "small", "partial"), ("different", "large", "full"),
-])
+@pytest.mark.parametrize(
+    "sim,size,strategy",
+    [
+        ("similar", "small", "linear_probe"),
+        ("similar", "large", "partial"),
+        ("different", "small", "partial"),
+        ("different", "large", "full"),
+    ],
+)
 def test_matrix_recommendations(sim, size, strategy):
     rec = strategies.recommend(sim, size, num_groups=6)
     assert rec.strategy == strategy
@@ -195,7 +226,9 @@ def test_matrix_recommendations(sim, size, strategy):
         assert rec.freeze_depth == frozen
     # the more similar and the smaller, the more is frozen
     depth = {(s, z): strategies.recommend(s, z).freeze_depth for s in ("similar", "different") for z in ("small", "large")}
-    assert depth[("similar", "small")] > depth[("similar", "large")] >= depth[("different", "small")] > depth[("different", "large")]
+    assert (
+        depth[("similar", "small")] > depth[("similar", "large")] >= depth[("different", "small")] > depth[("different", "large")]
+    )
     with pytest.raises(ValueError):
         strategies.recommend("alike", "small")
 
@@ -212,9 +245,14 @@ def test_config_validates_and_round_trips():
     default_cli = RunConfig().to_cli()  # what a learner must not have to guess, even at the defaults
     for flag in ("--backbone", "--dataset", "--strategy", "--freeze-depth", "--epochs", "--per-class"):
         assert flag in default_cli
-    for bad, match in [({"lr": 0.0}, "lr must be between"), ({"epochs": 0}, "epochs"), ({"strategy": "freeze"}, "strategy must be one of"),
-                       ({"backbone": "nope"}, "unknown backbone"), ({"dataset": "nope"}, "unknown dataset"),
-                       ({"per_class": 2.5}, "whole number")]:
+    for bad, match in [
+        ({"lr": 0.0}, "lr must be between"),
+        ({"epochs": 0}, "epochs"),
+        ({"strategy": "freeze"}, "strategy must be one of"),
+        ({"backbone": "nope"}, "unknown backbone"),
+        ({"dataset": "nope"}, "unknown dataset"),
+        ({"per_class": 2.5}, "whole number"),
+    ]:
         with pytest.raises(ValueError, match=match):
             RunConfig(**bad)
     with pytest.raises(ValueError, match="unknown setting"):
@@ -223,13 +261,16 @@ def test_config_validates_and_round_trips():
 
 def test_run_reports_bad_freeze_depth_as_failed_event():
     history = History()
-    cfg = RunConfig(backbone="studio_resnet", strategy="partial", freeze_depth=9, pretrained="no", per_class=2, val_per_class=2, image_size=16)
+    cfg = RunConfig(
+        backbone="studio_resnet", strategy="partial", freeze_depth=9, pretrained="no", per_class=2, val_per_class=2, image_size=16
+    )
     assert recipe.run(cfg, history.append) is None
     final = history.snapshot().final
     assert isinstance(final, Failed) and "freeze depth must be 0..5" in final.message
 
 
 # ----------------------------------------------------------------------------- weights and data
+
 
 def test_imagenet_weights_load_from_a_prefilled_cache_without_network(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
@@ -254,7 +295,11 @@ def test_missing_weights_offline_give_one_clear_line_and_a_fallback(tmp_path, mo
         catalog.build_model("resnet50", 4, pretrained=True, image_size=32)
     name, pretrained, note = catalog.resolve_pretrained("resnet50", "auto")
     if catalog.weights_cached(catalog.offline_default()):
-        assert (name, pretrained) == (catalog.offline_default(), True) and "offline backbone" in str(note) and note.key == "weights.fallback"
+        assert (
+            (name, pretrained) == (catalog.offline_default(), True)
+            and "offline backbone" in str(note)
+            and note.key == "weights.fallback"
+        )
     else:
         assert (name, pretrained) == ("resnet50", False) and "random init" in str(note)
     with pytest.raises(backbones.WeightsUnavailable):
@@ -276,8 +321,7 @@ def test_torchvision_dataset_from_a_prefilled_cache(tmp_path, monkeypatch):
     for prefix, n in (("train", 60), ("t10k", 10)):
         images = rng.integers(0, 255, (n, 28, 28), dtype=np.uint8)
         labels = np.arange(n, dtype=np.uint8) % 10
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
-            np.array([2051, n, 28, 28], dtype=">i4").tobytes() + images.tobytes())
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(np.array([2051, n, 28, 28], dtype=">i4").tobytes() + images.tobytes())
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(np.array([2049, n], dtype=">i4").tobytes() + labels.tobytes())
     data = catalog.dataset("fashion_mnist").load(per_class=3, val_per_class=2, image_size=32, seed=0, root=str(tmp_path))
     assert data.num_classes == 10 and data.train_x.shape == (30, 3, 32, 32) and data.val_x.shape == (20, 3, 32, 32)
@@ -330,13 +374,33 @@ def test_image_folder_refuses_empty_class_and_single_class(tmp_path):
 
 # ----------------------------------------------------------------------------- CLI and boundaries
 
+
 def _cli(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "tlcore", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_cli_finetune_smoke_and_outputs(tmp_path):
-    out = _cli("finetune", "--backbone", "studio_resnet", "--dataset", "digits", "--per-class", "3", "--val-per-class", "3", "--image-size", "16",
-               "--epochs", "1", "--pretrained", "no", "--strategy", "full", "--out", str(tmp_path))
+    out = _cli(
+        "finetune",
+        "--backbone",
+        "studio_resnet",
+        "--dataset",
+        "digits",
+        "--per-class",
+        "3",
+        "--val-per-class",
+        "3",
+        "--image-size",
+        "16",
+        "--epochs",
+        "1",
+        "--pretrained",
+        "no",
+        "--strategy",
+        "full",
+        "--out",
+        str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr
     assert "val/acc" in out.stdout
     assert {"history.csv", "history.json", "config.json"} <= {p.name for p in tmp_path.iterdir()}
@@ -368,8 +432,25 @@ def test_cli_bad_values_give_clear_errors(capsys):
 
 
 def test_cli_compare_prints_one_row_per_strategy():
-    out = _cli("compare", "--backbone", "studio_resnet", "--dataset", "digits", "--strategies", "scratch,linear_probe", "--per-class", "3", "--val-per-class", "3",
-               "--image-size", "16", "--epochs", "1", "--pretrained", "no")
+    out = _cli(
+        "compare",
+        "--backbone",
+        "studio_resnet",
+        "--dataset",
+        "digits",
+        "--strategies",
+        "scratch,linear_probe",
+        "--per-class",
+        "3",
+        "--val-per-class",
+        "3",
+        "--image-size",
+        "16",
+        "--epochs",
+        "1",
+        "--pretrained",
+        "no",
+    )
     assert out.returncode == 0, out.stderr
     lines = [ln for ln in out.stdout.splitlines() if ln.strip().startswith(("scratch", "linear_probe"))]
     assert len(lines) == 2
@@ -385,24 +466,45 @@ def test_no_engine_module_imports_streamlit_or_plotly():
     offenders = []
     for path in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names
-                          if n.split(".")[0] in ("streamlit", "plotly")]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [
+                f"{path.relative_to(root)}:{node.lineno} {n}" for n in names if n.split(".")[0] in ("streamlit", "plotly")
+            ]
     assert len(list(root.rglob("*.py"))) > 30  # the scan saw the engine
     assert not offenders, offenders
 
 
-@pytest.mark.parametrize("first", ["tlcore.data.datasets", "tlcore.models.backbones", "tlcore.models.text_specs", "tlcore.train.config",
-                                   "tlcore.train.trainer", "tlcore.models.catalog"])
+@pytest.mark.parametrize(
+    "first",
+    [
+        "tlcore.data.datasets",
+        "tlcore.models.backbones",
+        "tlcore.models.text_specs",
+        "tlcore.train.config",
+        "tlcore.train.trainer",
+        "tlcore.models.catalog",
+    ],
+)
 def test_registries_are_complete_in_a_fresh_process_whatever_is_imported_first(first):
-    code = (f"import {first}\nfrom tlcore.models import catalog\n"
-            "print(len(catalog.backbone_names('vision')), len(catalog.backbone_names('text')),"
-            " len(catalog.dataset_names(task='image')), len(catalog.dataset_names(task='text')))")
+    code = (
+        f"import {first}\nfrom tlcore.models import catalog\n"
+        "print(len(catalog.backbone_names('vision')), len(catalog.backbone_names('text')),"
+        " len(catalog.dataset_names(task='image')), len(catalog.dataset_names(task='text')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    expected = [len(catalog.backbone_names("vision")), len(catalog.backbone_names("text")),
-                len(catalog.dataset_names(task="image")), len(catalog.dataset_names(task="text"))]
+    expected = [
+        len(catalog.backbone_names("vision")),
+        len(catalog.backbone_names("text")),
+        len(catalog.dataset_names(task="image")),
+        len(catalog.dataset_names(task="text")),
+    ]
     assert [int(n) for n in out.stdout.split()] == expected and min(expected) >= 5
 
 
@@ -427,8 +529,9 @@ def test_bench_times_both_loops_on_the_same_training_images(monkeypatch):
         return model
 
     monkeypatch.setattr(catalog, "build_model", counting_build)
-    rows = bench.bench("studio_resnet", "digits", per_class=4, image_size=16, epochs=2, batch_size=16,
-                       device=torch.device("cpu"), workers=0)
+    rows = bench.bench(
+        "studio_resnet", "digits", per_class=4, image_size=16, epochs=2, batch_size=16, device=torch.device("cpu"), workers=0
+    )
     assert [r["mode"] for r in rows] == ["full", "linear_probe"]
     for r in rows:
         assert r["train_images"] == 40 and r["val_images"] == 200
@@ -484,18 +587,34 @@ def test_history_table_has_every_groups_rate():
     snap, _ = fit_plan(model, plan, tiny_data(per_class=2, size=16), epochs=1, precision="fp32")
     table = snap.to_dataframe()
     assert {f"lr/{g}" for g in model.group_names} <= set(table.columns)
-    assert table["lr/stem"].dropna().iloc[0] == pytest.approx(L * D ** 4)
+    assert table["lr/stem"].dropna().iloc[0] == pytest.approx(L * D**4)
 
 
 # ----------------------------------------------------------------------------- the command line
 
-@pytest.mark.parametrize("config", [
-    RunConfig(),
-    RunConfig(strategy="full_llrd", layer_decay=0.5, lr=3e-4, epochs=7, seed=3, augment="crop_flip",
-              bn_frozen_eval=False, optimizer="sgd", precision="fp32", dataset="digits", per_class=12),
-    RunConfig(task="text", backbone="minilm_l6", dataset="sentiment_en", strategy="lora", lora_r=4, max_length=48),
-    RunConfig(dataset="folder", data_root="/tmp/my photos/cats & dogs", strategy="partial", freeze_depth=0),
-], ids=["defaults", "every-kind-of-setting", "text-lora", "folder-with-spaces"])
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        RunConfig(),
+        RunConfig(
+            strategy="full_llrd",
+            layer_decay=0.5,
+            lr=3e-4,
+            epochs=7,
+            seed=3,
+            augment="crop_flip",
+            bn_frozen_eval=False,
+            optimizer="sgd",
+            precision="fp32",
+            dataset="digits",
+            per_class=12,
+        ),
+        RunConfig(task="text", backbone="minilm_l6", dataset="sentiment_en", strategy="lora", lora_r=4, max_length=48),
+        RunConfig(dataset="folder", data_root="/tmp/my photos/cats & dogs", strategy="partial", freeze_depth=0),
+    ],
+    ids=["defaults", "every-kind-of-setting", "text-lora", "folder-with-spaces"],
+)
 def test_to_cli_parsed_back_by_the_cli_gives_the_same_config(config):
     import shlex
 
@@ -534,7 +653,7 @@ def test_every_tlcore_command_in_the_readme_parses():
     for line in commands:
         words = shlex.split(line)[3:]
         if "..." in words:
-            words = words[:words.index("...")] + ["--help"]
+            words = words[: words.index("...")] + ["--help"]
         try:
             parser.parse_args(words)
         except SystemExit as e:
@@ -542,6 +661,7 @@ def test_every_tlcore_command_in_the_readme_parses():
 
 
 # ----------------------------------------------------------------------------- contracts of every backbone and batch source
+
 
 @pytest.mark.parametrize("name", VISION)
 def test_freeze_contract_for_every_vision_backbone(name):
@@ -582,8 +702,9 @@ def test_cached_features_with_flips_equal_the_uncached_forward():
     inputs, targets = next(source.train_batches(1, 6, g))
     plain, flipped = source.train_x, source.train_flipped
     for row, y in zip(inputs, targets):
-        assert any(torch.equal(row, c) for c in plain[data.train_y == y]) or \
-            any(torch.equal(row, c) for c in flipped[data.train_y == y])
+        assert any(torch.equal(row, c) for c in plain[data.train_y == y]) or any(
+            torch.equal(row, c) for c in flipped[data.train_y == y]
+        )
 
 
 def test_crop_flip_zooms_and_shifts_each_image_on_the_device():
@@ -609,8 +730,7 @@ def test_short_runs_average_batchnorm_statistics_with_a_switch(average):
     model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=16)
     bn = next(m for m in model.groups["stage4"].modules() if isinstance(m, torch.nn.BatchNorm2d))
     batch_means = []
-    bn.register_forward_pre_hook(lambda m, i: batch_means.append(i[0].mean((0, 2, 3)).detach().clone())
-                                 if m.training else None)
+    bn.register_forward_pre_hook(lambda m, i: batch_means.append(i[0].mean((0, 2, 3)).detach().clone()) if m.training else None)
     plan = strategies.full(model.group_names, lr=1e-3, head_lr_mult=1.0)
     fit_plan(model, plan, tiny_data(per_class=8, size=16), epochs=2, precision="fp32", average_bn_short_runs=average)
     plain_average = torch.stack(batch_means).mean(0)
@@ -642,4 +762,8 @@ def test_the_one_freeze_depth_rule():
     assert strategies.partial_depth(0, 1) == 1  # a one-group body still freezes something
     # and a plan never freezes more than the body, whatever depth reaches it
     groups = ["stem", "stage1", "stage2", "head"]
-    assert strategies.make_plan("partial", groups, lr=1.0, head_lr_mult=1.0, freeze_depth=9).frozen == ("stem", "stage1", "stage2")
+    assert strategies.make_plan("partial", groups, lr=1.0, head_lr_mult=1.0, freeze_depth=9).frozen == (
+        "stem",
+        "stage1",
+        "stage2",
+    )

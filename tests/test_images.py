@@ -105,9 +105,9 @@ def test_a_deflate64_entry_is_named_for_what_it_is():
     data = bytearray(buf.getvalue())
     target = data.index(b"cats/0.png")  # the first entry: mark its method as Deflate64 (9) in both headers
     local = data.rindex(b"PK\x03\x04", 0, target)
-    data[local + 8:local + 10] = (9).to_bytes(2, "little")
+    data[local + 8 : local + 10] = (9).to_bytes(2, "little")
     central = data.index(b"PK\x01\x02")
-    data[central + 10:central + 12] = (9).to_bytes(2, "little")
+    data[central + 10 : central + 12] = (9).to_bytes(2, "little")
     result = read_zip(bytes(data), image_size=16, val_per_class=1)
     reasons = dict(result.skipped)
     assert "re-zip with standard Deflate" in reasons["cats/0.png"]
@@ -121,6 +121,7 @@ def test_loaded_datasets_are_kept_within_a_byte_budget(monkeypatch):
         def go():
             loads.append(seed)
             return datasets.load_digits(per_class=2, val_per_class=2, image_size=16, seed=seed)
+
         return go
 
     first = cache.get(("digits", 0), load(0))
@@ -147,10 +148,17 @@ def test_the_upload_bench_command_prints_its_figures():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "tlcore", "upload-bench", "--cases", "huge"], capture_output=True,
-                         text=True, timeout=300, cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+    out = subprocess.run(
+        [sys.executable, "-m", "tlcore", "upload-bench", "--cases", "huge"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent),
+    )
     assert out.returncode == 0, out.stderr
     assert "huge" in out.stdout and "cpu" in out.stdout and "refused" in out.stdout
+
+
 @pytest.mark.parametrize("name", ["digits", "synthetic_novel", "digits_textured", "fashion_mnist"])
 def test_every_image_dataset_is_capped_before_anything_is_decoded_or_drawn(name, monkeypatch):
     from tlcore.core.messages import LearnerError

@@ -187,12 +187,15 @@ def test_one_worker_per_gpu_each_pinned_to_its_own_and_running_at_once(monkeypat
 
 # ----------------------------------------------------------------------------- the class: limits, the teacher
 
+
 def gated_run(gate):
     """A run that waits for `gate`, then finishes: holds the one worker while a line forms."""
+
     def run(config, emit, should_stop):
         gate.wait(30)
         emit(Done({"val_acc": 0.5}))
         return {}
+
     return run
 
 
@@ -379,8 +382,9 @@ class Interrupted(BaseException):
     """A BaseException no `except Exception` catches (as a library's own may be)."""
 
 
-@pytest.mark.parametrize("error", [SystemExit(3), KeyboardInterrupt(), Interrupted("stop")],
-                         ids=["SystemExit", "KeyboardInterrupt", "BaseException"])
+@pytest.mark.parametrize(
+    "error", [SystemExit(3), KeyboardInterrupt(), Interrupted("stop")], ids=["SystemExit", "KeyboardInterrupt", "BaseException"]
+)
 def test_a_base_exception_in_a_run_fails_that_job_and_the_worker_serves_the_next(error):
     def raising(config, emit, should_stop):
         if config.strategy == "full":

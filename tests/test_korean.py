@@ -119,9 +119,13 @@ def test_a_refused_upload_and_its_skipped_files_are_explained_in_korean():
     assert english_in(at) == []
     at = upload({**good, "cats/notes.txt": b"hello", "dogs/deep.png": b"\x89PNG broken"})
     assert not at.error and not at.exception
-    reasons = [str(r) for frame in at.dataframe for column in frame.value.columns if column == "이유"
-               for r in frame.value[column]]
-    assert sorted(reasons) == ["이미지 파일이 아님 (.png, .jpg 등이어야 함)", "허용된 형식(PNG, JPEG, BMP, GIF, WebP, TIFF)의 이미지가 아님"]
+    reasons = [
+        str(r) for frame in at.dataframe for column in frame.value.columns if column == "이유" for r in frame.value[column]
+    ]
+    assert sorted(reasons) == [
+        "이미지 파일이 아님 (.png, .jpg 등이어야 함)",
+        "허용된 형식(PNG, JPEG, BMP, GIF, WebP, TIFF)의 이미지가 아님",
+    ]
 
 
 def test_the_class_page_is_korean_for_the_teacher_too(monkeypatch):

@@ -151,8 +151,15 @@ def test_race_and_sweep_figures():
 def test_matrix_figure_places_each_verdict_in_its_cell():
     verdicts = [
         {"similarity": "similar", "size": "small", "winner": "linear_probe", "winner_acc": 0.9, "agrees": True},
-        {"similarity": "different", "size": "large", "winner": "partial", "winner_acc": 0.84, "agrees": False,
-         "expected": "full", "expected_acc": 0.81},
+        {
+            "similarity": "different",
+            "size": "large",
+            "winner": "partial",
+            "winner_acc": 0.84,
+            "agrees": False,
+            "expected": "full",
+            "expected_acc": 0.81,
+        },
     ]
     heat = plots.matrix_figure(verdicts).data[0]
     assert list(heat.x) == ["similar", "different"] and list(heat.y) == ["large", "small"]
@@ -164,9 +171,18 @@ def test_matrix_figure_places_each_verdict_in_its_cell():
 def test_matrix_figure_shows_the_spread_behind_a_tie():
     """A tie is claimed from the spread over seeds, so the chart shows that spread: the
     winner's and the rule's accuracy, each ± its standard deviation, and the tie named."""
-    tie = {"similarity": "similar", "size": "large", "winner": "linear_probe", "winner_acc": 0.949,
-           "winner_std": 0.014, "expected": "partial", "expected_acc": 0.940, "expected_std": 0.007,
-           "agrees": True, "tie": True}
+    tie = {
+        "similarity": "similar",
+        "size": "large",
+        "winner": "linear_probe",
+        "winner_acc": 0.949,
+        "winner_std": 0.014,
+        "expected": "partial",
+        "expected_acc": 0.940,
+        "expected_std": 0.007,
+        "agrees": True,
+        "tie": True,
+    }
     text = plots.matrix_figure([tie]).data[0].text[0][0]
     assert "linear probe<br>94.9 ± 1.4% ✓ (tie)" in text and "rule: partial, 94.0 ± 0.7%" in text
 
@@ -175,10 +191,30 @@ def test_matrix_figure_is_readable_on_a_projector_and_names_depths():
     """Cell text and labels >= 14 px; partial names its depth; a rule not measured at its
     depth shows as such, neither a tick nor a cross."""
     verdicts = [
-        {"similarity": "similar", "size": "large", "winner": "partial", "winner_depth": 3, "winner_acc": 0.95,
-         "expected": "partial", "expected_depth": 4, "measured": False, "agrees": False, "expected_acc": None},
-        {"similarity": "different", "size": "small", "winner": "partial", "winner_depth": 2, "winner_acc": 0.9,
-         "expected": "partial", "expected_depth": 2, "measured": True, "agrees": True, "expected_acc": 0.9},
+        {
+            "similarity": "similar",
+            "size": "large",
+            "winner": "partial",
+            "winner_depth": 3,
+            "winner_acc": 0.95,
+            "expected": "partial",
+            "expected_depth": 4,
+            "measured": False,
+            "agrees": False,
+            "expected_acc": None,
+        },
+        {
+            "similarity": "different",
+            "size": "small",
+            "winner": "partial",
+            "winner_depth": 2,
+            "winner_acc": 0.9,
+            "expected": "partial",
+            "expected_depth": 2,
+            "measured": True,
+            "agrees": True,
+            "expected_acc": 0.9,
+        },
     ]
     fig = plots.matrix_figure(verdicts)
     assert fig.data[0].textfont.size >= 14 and fig.layout.font.size >= 14
@@ -217,10 +253,15 @@ def test_every_chart_has_a_title_and_axis_labels():
     snap = fake_history().snapshot()
     verdicts = [{"similarity": "similar", "size": "small", "winner": "full", "winner_acc": 0.9, "agrees": True}]
     figures = [
-        plots.loss_figure(snap), plots.accuracy_figure(snap), plots.grad_norm_heatmap(snap),
-        plots.grad_norm_bars(snap), plots.confusion_figure([[1, 0], [0, 1]], ["a", "b"]),
+        plots.loss_figure(snap),
+        plots.accuracy_figure(snap),
+        plots.grad_norm_heatmap(snap),
+        plots.grad_norm_bars(snap),
+        plots.confusion_figure([[1, 0], [0, 1]], ["a", "b"]),
         plots.drift_figure({"stem": 0.1}),
-        plots.race_figure({"a": snap}), plots.depth_figure({"a": ([0], [0.5])}), plots.matrix_figure(verdicts),
+        plots.race_figure({"a": snap}),
+        plots.depth_figure({"a": ([0], [0.5])}),
+        plots.matrix_figure(verdicts),
     ]
     for fig in figures:
         assert fig.layout.title.text, fig
@@ -238,11 +279,25 @@ def test_matrix_figure_reads_the_experiments_verdicts():
     rows = []
     for sim in ("similar", "different"):
         for size in ("small", "large"):
-            for strategy, acc in (("scratch", 0.3), ("linear_probe", 0.8 if sim == "similar" else 0.4),
-                                  ("partial", 0.6), ("full", 0.7)):
-                rows.append({"similarity": sim, "size": size, "dataset": "d", "per_class": 5,
-                             "strategy": strategy, "freeze_depth": experiments.rule_depth(strategy, sim, 6),
-                             "seed": 0, "val_acc": acc, "seconds": 1.0})
+            for strategy, acc in (
+                ("scratch", 0.3),
+                ("linear_probe", 0.8 if sim == "similar" else 0.4),
+                ("partial", 0.6),
+                ("full", 0.7),
+            ):
+                rows.append(
+                    {
+                        "similarity": sim,
+                        "size": size,
+                        "dataset": "d",
+                        "per_class": 5,
+                        "strategy": strategy,
+                        "freeze_depth": experiments.rule_depth(strategy, sim, 6),
+                        "seed": 0,
+                        "val_acc": acc,
+                        "seconds": 1.0,
+                    }
+                )
     verdicts = experiments.cell_verdicts(experiments.summarise_matrix(pd.DataFrame(rows)), num_groups=6)
     heat = plots.matrix_figure(verdicts).data[0]
     assert "linear probe" in heat.text[1][0]  # similar + small (row small, column similar)
@@ -255,11 +310,18 @@ def all_figures(snap) -> list:
     verdicts = [{"similarity": "similar", "size": "small", "winner": "full", "winner_acc": 0.9, "agrees": True}]
     tiles = np.random.default_rng(0).random((4, 3, 3, 3))
     return [
-        plots.loss_figure(snap), plots.accuracy_figure(snap), plots.grad_norm_heatmap(snap),
-        plots.grad_norm_bars(snap), plots.confusion_figure([[1, 0], [0, 1]], ["a", "b"]),
-        plots.drift_figure({"stem": 0.1}), plots.block_diagram({"stem": 10, "head": 20}, ("stem",)),
-        plots.race_figure({"a": snap}), plots.race_figure({"a": snap}, metric="val/loss"),
-        plots.depth_figure({"a": ([0], [0.5])}), plots.matrix_figure(verdicts), plots.filters_figure(tiles, tiles),
+        plots.loss_figure(snap),
+        plots.accuracy_figure(snap),
+        plots.grad_norm_heatmap(snap),
+        plots.grad_norm_bars(snap),
+        plots.confusion_figure([[1, 0], [0, 1]], ["a", "b"]),
+        plots.drift_figure({"stem": 0.1}),
+        plots.block_diagram({"stem": 10, "head": 20}, ("stem",)),
+        plots.race_figure({"a": snap}),
+        plots.race_figure({"a": snap}, metric="val/loss"),
+        plots.depth_figure({"a": ([0], [0.5])}),
+        plots.matrix_figure(verdicts),
+        plots.filters_figure(tiles, tiles),
     ]
 
 
@@ -304,9 +366,9 @@ def test_gradient_norm_axis_has_one_gridline_per_decade_and_room_for_the_values(
     assert axis.type == "log" and axis.tickmode == "array"
     lo, hi = axis.range
     assert lo == int(lo) and hi == int(hi) and hi > lo
-    assert list(axis.tickvals) == pytest.approx([10.0 ** k for k in range(int(lo), int(hi) + 1)])
+    assert list(axis.tickvals) == pytest.approx([10.0**k for k in range(int(lo), int(hi) + 1)])
     assert list(axis.ticktext)[-2:] == ["1", "10"]  # plain numbers ("1", "10"), not "10²" or "10µ"
-    assert 10 ** lo <= min(dots.x) and max(dots.x) < 10 ** hi
+    assert 10**lo <= min(dots.x) and max(dots.x) < 10**hi
     assert dots.cliponaxis is False  # a value written beside a dot near the edge is not cut off
     assert hi - math.log10(max(dots.x)) >= plots.LABEL_ROOM * (hi - lo)
 
@@ -315,7 +377,7 @@ def test_gradient_norm_axis_has_one_gridline_per_decade_and_room_for_the_values(
 def test_decades_cover_the_values_in_whole_powers_of_ten(values):
     lo, hi = plots.decades(values)
     assert isinstance(lo, int) and isinstance(hi, int) and hi > lo
-    assert 10 ** lo <= min(values) and max(values) < 10 ** hi
+    assert 10**lo <= min(values) and max(values) < 10**hi
     assert hi - math.log10(max(values)) >= plots.LABEL_ROOM * (hi - lo) - 1e-9
     assert plots.decades([]) == plots.decades([0.0])  # nothing yet: a default axis, no crash
 
@@ -346,8 +408,9 @@ def test_charts_with_data_keep_the_whole_run_on_the_axis_from_zero():
     assert loss.layout.xaxis.range[0] == 0 and loss.layout.xaxis.range[1] >= 4 and not loss.layout.annotations
 
 
-@pytest.mark.parametrize(("seconds", "en", "ko"), [(0.0, "< 1 s", "1초 미만"), (0.3, "< 1 s", "1초 미만"),
-                                                   (0.6, "1 s", "1초"), (45, "45 s", "45초")])
+@pytest.mark.parametrize(
+    ("seconds", "en", "ko"), [(0.0, "< 1 s", "1초 미만"), (0.3, "< 1 s", "1초 미만"), (0.6, "1 s", "1초"), (45, "45 s", "45초")]
+)
 def test_durations_never_say_zero_seconds(seconds, en, ko, monkeypatch):
     from studio import i18n
 

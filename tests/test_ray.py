@@ -85,14 +85,32 @@ def head():
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
     mark, port = secrets.token_hex(8), free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "TLS_TEST_RAY_HEAD": mark,
-           # Workers import tlcore from this checkout, and this module for its run functions (pytest
-           # imports it as `test_ray`, from tests/).
-           "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "TLS_TEST_RAY_HEAD": mark,
+        # Workers import tlcore from this checkout, and this module for its run functions (pytest
+        # imports it as `test_ray`, from tests/).
+        "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]),
+    }
     try:
-        subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
-                        f"--temp-dir={folder / 'r'}", "--disable-usage-stats"],
-                       env=env, check=True, timeout=120, capture_output=True)
+        subprocess.run(
+            [
+                "ray",
+                "start",
+                "--head",
+                f"--port={port}",
+                "--num-cpus=1",
+                "--include-dashboard=false",
+                f"--temp-dir={folder / 'r'}",
+                "--disable-usage-stats",
+            ],
+            env=env,
+            check=True,
+            timeout=120,
+            capture_output=True,
+        )
         yield Head(f"127.0.0.1:{port}", token, env)
     finally:
         stop_head(mark)
@@ -319,9 +337,17 @@ def test_the_readme_way_trains_on_the_cluster_and_a_missing_token_or_a_wrong_add
         "no_token": {"TLS_RAY_ADDRESS": head.address, "TLS_RAY_CONNECT_S": "45"},
         "wrong_address": {"TLS_RAY_ADDRESS": f"127.0.0.1:{free_port()}", "TLS_RAY_CONNECT_S": "3"},
     }
-    running = {name: subprocess.Popen([sys.executable, "-c", DRIVER.format(root=ROOT)], env=base | extra, cwd=ROOT,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for name, extra in cases.items()}
+    running = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", DRIVER.format(root=ROOT)],
+            env=base | extra,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, extra in cases.items()
+    }
     out = {}
     for name, proc in running.items():
         stdout, stderr = proc.communicate(timeout=150)

@@ -16,17 +16,26 @@ from tlcore.serve.shelf import Shelf
 from tlcore.train.config import RunConfig
 from tlcore.train.finetuned import Finetuned, model_bytes
 
-TINY = RunConfig(backbone="studio_resnet", dataset="digits", per_class=3, val_per_class=2, image_size=16, epochs=1,
-                 strategy="full", pretrained="no", augment="none")
+TINY = RunConfig(
+    backbone="studio_resnet",
+    dataset="digits",
+    per_class=3,
+    val_per_class=2,
+    image_size=16,
+    epochs=1,
+    strategy="full",
+    pretrained="no",
+    augment="none",
+)
 
 
 def linear(n_in: int = 64, n_out: int = 2) -> Finetuned:
-    return Finetuned(torch.nn.Linear(n_in, n_out), ("a", "b")[:n_out] if n_out <= 2 else tuple("abcdefgh"[:n_out]), 0,
-                     "test")
+    return Finetuned(torch.nn.Linear(n_in, n_out), ("a", "b")[:n_out] if n_out <= 2 else tuple("abcdefgh"[:n_out]), 0, "test")
 
 
 def returning_a_model(gate: threading.Event | None = None):
     """A stand-in for recipe.run: the event contract, and the trained model in what it returns."""
+
     def run(config, emit, should_stop):
         emit(Started(1, 1, ("body", "head"), (), 1, 1, "cpu", 1, 1, ("a", "b")))
         result = {"val_acc": 0.5, "strategy": config.strategy}
@@ -34,6 +43,7 @@ def returning_a_model(gate: threading.Event | None = None):
         if gate is not None:
             gate.wait(5)  # between the run's Done and its return: the page must not see Done yet
         return {**result, "model": linear(4 * 2**10)}  # 16 KB of weights
+
     return run
 
 
@@ -63,8 +73,7 @@ def test_a_race_or_an_experiment_keeps_nothing():
 
 def test_the_learners_own_two_run_experiment_keeps_its_last_run_only():
     q = JobQueue(returning_a_model())
-    view = finished(q, q.submit([TINY.replace(strategy="scratch"), TINY], "anna", tag="experiment", keep_model=True),
-                    "anna")
+    view = finished(q, q.submit([TINY.replace(strategy="scratch"), TINY], "anna", tag="experiment", keep_model=True), "anna")
     assert "model_id" not in view.runs[0].result and view.runs[1].result["model_id"]
     assert q.shelf.usage()["models"] == 1
 

@@ -33,9 +33,20 @@ def run_with_mistakes(config, emit, should_stop):
     emit(StepEvent(1, 1, 0.7, 0.01, {"head": 0.5}, ("a",)))
     emit(StepEvent(2, 1, 0.5, 0.01, {"head": 0.4}, ("a",)))
     image = (np.arange(8 * 8 * 3) % 256).astype(np.uint8).reshape(8, 8, 3)
-    emit(Done({"val_acc": np.float32(0.5), "best_val_acc": 0.5, "strategy": config.strategy, "confusion": [[1, 1], [0, 2]],
-               "misclassified": [{"image": image, "true": "cat", "pred": "dog"}], "classes": ["cat", "dog"],
-               "trainable_params": 10, "total_params": 20}))
+    emit(
+        Done(
+            {
+                "val_acc": np.float32(0.5),
+                "best_val_acc": 0.5,
+                "strategy": config.strategy,
+                "confusion": [[1, 1], [0, 2]],
+                "misclassified": [{"image": image, "true": "cat", "pred": "dog"}],
+                "classes": ["cat", "dog"],
+                "trainable_params": 10,
+                "total_params": 20,
+            }
+        )
+    )
     return {}
 
 
@@ -115,7 +126,10 @@ def test_export_lists_every_stored_run_without_learner_secrets(tmp_path, capsys)
     assert cli.main(["runs", "export", "--db", str(path), "--out", str(tmp_path / "runs.csv")]) == 0
     rows = list(csv.DictReader(open(tmp_path / "runs.csv", encoding="utf-8")))
     assert [(r["job"], r["label"], r["outcome"]) for r in rows] == [
-        (race, "scratch", "Done"), (race, "linear_probe", "Done"), (single, "full", "Done")]
+        (race, "scratch", "Done"),
+        (race, "linear_probe", "Done"),
+        (single, "full", "Done"),
+    ]
     assert float(rows[0]["val_acc"]) == 0.5 and json.loads(rows[2]["config"])["strategy"] == "full"
     text = (tmp_path / "runs.jsonl").read_text() + (tmp_path / "runs.csv").read_text()
     assert "alice-secret" not in text and "bob-secret" not in text
@@ -199,9 +213,22 @@ def test_an_unversioned_store_is_migrated_and_keeps_its_runs(tmp_path):
     path = tmp_path / "runs.sqlite"
     old = sqlite3.connect(path)
     old.executescript(OLD_SCHEMA)
-    old.execute("INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                ("job-old", learner_key("alice"), "finetune", "done", '["full"]',
-                 json.dumps([RunConfig(strategy="full").to_dict()]), None, 1e9, 1e9 + 1, 1e9 + 5, 4.0))
+    old.execute(
+        "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            "job-old",
+            learner_key("alice"),
+            "finetune",
+            "done",
+            '["full"]',
+            json.dumps([RunConfig(strategy="full").to_dict()]),
+            None,
+            1e9,
+            1e9 + 1,
+            1e9 + 5,
+            4.0,
+        ),
+    )
     old.commit()
     old.close()
 
@@ -412,8 +439,7 @@ def test_with_teacher_mode_on_only_the_unlocked_teacher_sees_the_store_line(tmp_
 
 def ended(job_id: str, owner: str, at: float, tag: str = "finetune") -> Job:
     """A finished job as the queue hands it to the store (times on the queue's clock)."""
-    return Job(job_id, owner, [RunConfig()], ["partial"], [], state="done", submitted=at, started=at, finished=at + 1,
-               tag=tag)
+    return Job(job_id, owner, [RunConfig()], ["partial"], [], state="done", submitted=at, started=at, finished=at + 1, tag=tag)
 
 
 def test_one_learner_posting_many_runs_flushes_only_their_own_oldest(tmp_path):
@@ -442,8 +468,9 @@ def test_a_learners_stored_runs_are_bounded_by_bytes_and_their_newest_is_always_
 
     def kept(owner: str) -> list[str]:
         with sqlite3.connect(path) as db:
-            return [row[0] for row in db.execute("SELECT id FROM jobs WHERE learner=? ORDER BY finished_at",
-                                                 (learner_key(owner),))]
+            return [
+                row[0] for row in db.execute("SELECT id FROM jobs WHERE learner=? ORDER BY finished_at", (learner_key(owner),))
+            ]
 
     store.save(ended("bob-0", "bob", 0), os.urandom(300_000))
     for i in range(5):  # 400 KB each: two fit in 1 MB, the third does not

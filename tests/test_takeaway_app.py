@@ -21,12 +21,30 @@ from tlcore.serve.jobs import JobQueue
 from tlcore.train.finetuned import Finetuned
 
 FORGETTING = {
-    "backbone": "efficientnet_lite0", "total": 24, "size": 224, "before": 21, "after": 13, "after_bn": 20, "seconds": 0.4,
+    "backbone": "efficientnet_lite0",
+    "total": 24,
+    "size": 224,
+    "before": 21,
+    "after": 13,
+    "after_bn": 20,
+    "seconds": 0.4,
     "photos": [
-        {"photo": "chelsea", "answer": "tabby", "before": "Egyptian cat", "after": "window screen",
-         "right_before": True, "right_after": False},
-        {"photo": "coffee", "answer": "coffee mug", "before": "espresso", "after": "espresso",
-         "right_before": True, "right_after": True},
+        {
+            "photo": "chelsea",
+            "answer": "tabby",
+            "before": "Egyptian cat",
+            "after": "window screen",
+            "right_before": True,
+            "right_after": False,
+        },
+        {
+            "photo": "coffee",
+            "answer": "coffee mug",
+            "before": "espresso",
+            "after": "espresso",
+            "right_before": True,
+            "right_after": True,
+        },
     ],
 }
 
@@ -127,15 +145,16 @@ def kept_text_run(config, emit, should_stop):
     """A finished text run whose model (a stand-in of the right kind) is on the shelf."""
     import torch
 
-
     events = []
     fake_text_run(config, events.append, should_stop)
     done = events.pop()
     for event in events:
         emit(event)
     emit(done)
-    return {**done.result, "model": Finetuned(torch.nn.Linear(4, 2), ("negative", "positive"), 0, "minilm_l6",
-                                               config.to_dict(), task="text")}
+    return {
+        **done.result,
+        "model": Finetuned(torch.nn.Linear(4, 2), ("negative", "positive"), 0, "minilm_l6", config.to_dict(), task="text"),
+    }
 
 
 def test_a_text_run_offers_its_model_in_both_languages():

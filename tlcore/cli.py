@@ -15,11 +15,21 @@ from pathlib import Path
 from tlcore.core.progress import ProgressPrinter
 from tlcore.train.config import RunConfig, config_fields
 
-COMMAND_MODULES = ["tlcore.lab.bench", "tlcore.lab.text_cli", "tlcore.lab.pretrain", "tlcore.lab.experiments", "tlcore.serve.estimate", "tlcore.serve.store",
-                   "tlcore.serve.upload_bench", "tlcore.serve.takehome", "tlcore.lab.forgetting"]  # modules that add subcommands through register_cli(subparsers)
+COMMAND_MODULES = [
+    "tlcore.lab.bench",
+    "tlcore.lab.text_cli",
+    "tlcore.lab.pretrain",
+    "tlcore.lab.experiments",
+    "tlcore.serve.estimate",
+    "tlcore.serve.store",
+    "tlcore.serve.upload_bench",
+    "tlcore.serve.takehome",
+    "tlcore.lab.forgetting",
+]  # modules that add subcommands through register_cli(subparsers)
 
 
 # ----------------------------------------------------------------------------- shared pieces
+
 
 def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One --flag per RunConfig field, with its help text, range and default."""
@@ -34,8 +44,9 @@ def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ())
         if isinstance(default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
-            group.add_argument(flag, type=type(default), default=default, choices=meta.get("choices"),
-                               help=help_text + " (default: %(default)s)")
+            group.add_argument(
+                flag, type=type(default), default=default, choices=meta.get("choices"), help=help_text + " (default: %(default)s)"
+            )
 
 
 def config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:
@@ -50,6 +61,7 @@ def _split_list(text: str) -> list[str]:
 
 # ----------------------------------------------------------------------------- commands
 
+
 def cmd_finetune(args) -> int:
     from tlcore.core.events import History
     from tlcore.train.recipe import run
@@ -59,8 +71,10 @@ def cmd_finetune(args) -> int:
     result = run(config, lambda e: (history.append(e), printer(e)))
     if result is None:
         return 1
-    print(f"val/acc {result['val_acc']:.4f}  best {result['best_val_acc']:.4f}  "
-          f"seconds {result['seconds']:.1f}  examples_per_s {result['examples_per_s']:.0f}")
+    print(
+        f"val/acc {result['val_acc']:.4f}  best {result['best_val_acc']:.4f}  "
+        f"seconds {result['seconds']:.1f}  examples_per_s {result['examples_per_s']:.0f}"
+    )
     if result.get("forgetting"):
         f = result["forgetting"]
         print(f"ImageNet photos recognised through the old head: {f['before']}/{f['total']} pretrained, {f['after']} now")
@@ -164,25 +178,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tlcore", description="Transfer Learning Studio's engine.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("finetune", help="fine-tune one backbone on one dataset with one strategy",
-                       description="Fine-tune one backbone on one dataset with one strategy; prints progress and the result.")
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune one backbone on one dataset with one strategy",
+        description="Fine-tune one backbone on one dataset with one strategy; prints progress and the result.",
+    )
     add_config_args(p)
     p.add_argument("--out", default="", help="folder for history.csv, history.json and config.json")
-    p.add_argument("--save-model", default="", metavar="DIR",
-                   help="folder for the trained model: safetensors, ONNX, settings (see python -m tlcore predict)")
+    p.add_argument(
+        "--save-model",
+        default="",
+        metavar="DIR",
+        help="folder for the trained model: safetensors, ONNX, settings (see python -m tlcore predict)",
+    )
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("compare", help="race several strategies on the same data and seed",
-                       description="Race several strategies on the same data and seed; prints one results table.")
-    p.add_argument("--strategies", default="scratch,linear_probe,partial,full",
-                   help="comma-separated strategies (default: %(default)s)")
+    p = sub.add_parser(
+        "compare",
+        help="race several strategies on the same data and seed",
+        description="Race several strategies on the same data and seed; prints one results table.",
+    )
+    p.add_argument(
+        "--strategies", default="scratch,linear_probe,partial,full", help="comma-separated strategies (default: %(default)s)"
+    )
     add_config_args(p, skip=("strategy",))
     p.add_argument("--out", default="", help="CSV file for the results table")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("prefetch", help="download weights and datasets into the caches before class",
-                       description="Fill the standard caches (torchvision/Hugging Face weights, datasets) "
-                                   "so a class works without internet.")
+    p = sub.add_parser(
+        "prefetch",
+        help="download weights and datasets into the caches before class",
+        description="Fill the standard caches (torchvision/Hugging Face weights, datasets) so a class works without internet.",
+    )
     p.add_argument("--backbones", default="", help="comma-separated backbones, e.g. resnet18,vit_b_16")
     p.add_argument("--datasets", default="", help="comma-separated datasets, e.g. cifar10,eurosat")
     p.set_defaults(func=cmd_prefetch)

@@ -58,8 +58,10 @@ def breakdown(job, clicked: float) -> list[tuple[str, float]]:
     """Phases of a stored job, seconds, from the server's own clocks (Unix times; one machine)."""
     from tlcore.core.events import Done, EvalEvent, Started, StepEvent
 
-    rows = [("click -> job submitted (the button's callback)", job.submitted_at - clicked),
-            ("submitted -> a worker took it (queue pickup)", (job.started_at or job.submitted_at) - job.submitted_at)]
+    rows = [
+        ("click -> job submitted (the button's callback)", job.submitted_at - clicked),
+        ("submitted -> a worker took it (queue pickup)", (job.started_at or job.submitted_at) - job.submitted_at),
+    ]
     origin = job.started_at
     for i, snap in enumerate(job.runs):
         times = dict(zip((id(e) for e in snap.events), snap.times))
@@ -70,17 +72,30 @@ def breakdown(job, clicked: float) -> list[tuple[str, float]]:
         timing = done.result.get("timing", {})
         label = f"run {i + 1} ({snap.config.get('strategy')})" if len(job.runs) > 1 else "run"
         first = next((e for e in snap.events if isinstance(e, (StepEvent, EvalEvent))), None)
-        rows += [(f"{label}: set-up, data and model (timing.setup_s)", timing.get("setup_s", float("nan"))),
-                 (f"{label}: frozen prefix features once (timing.cache_s)", timing.get("cache_s", float("nan"))),
-                 (f"{label}: train per epoch (timing.train_s)", sum(timing.get("train_s", [])) / max(1, len(timing.get("train_s", [])))),
-                 (f"{label}: evaluate per epoch (timing.eval_s)", sum(timing.get("eval_s", [])) / max(1, len(timing.get("eval_s", [])))),
-                 (f"{label}: epochs ({len(timing.get('train_s', []))})", sum(timing.get("train_s", [])) + sum(timing.get("eval_s", []))),
-                 (f"{label}: finish, after the last evaluation (timing.finish_s)", timing.get("finish_s", float("nan"))),
-                 (f"{label}:   of it, forgetting measured (ImageNet photos)",
-                  (done.result.get("forgetting") or {}).get("seconds", float("nan"))),
-                 (f"{label}: job start -> Started event", times[id(start)] if i == 0 else float("nan")),
-                 (f"{label}: Started -> first step event", times[id(first)] - times[id(start)] if first else float("nan")),
-                 (f"{label}: Started -> Done", times[id(done)] - times[id(start)])]
+        rows += [
+            (f"{label}: set-up, data and model (timing.setup_s)", timing.get("setup_s", float("nan"))),
+            (f"{label}: frozen prefix features once (timing.cache_s)", timing.get("cache_s", float("nan"))),
+            (
+                f"{label}: train per epoch (timing.train_s)",
+                sum(timing.get("train_s", [])) / max(1, len(timing.get("train_s", []))),
+            ),
+            (
+                f"{label}: evaluate per epoch (timing.eval_s)",
+                sum(timing.get("eval_s", [])) / max(1, len(timing.get("eval_s", []))),
+            ),
+            (
+                f"{label}: epochs ({len(timing.get('train_s', []))})",
+                sum(timing.get("train_s", [])) + sum(timing.get("eval_s", [])),
+            ),
+            (f"{label}: finish, after the last evaluation (timing.finish_s)", timing.get("finish_s", float("nan"))),
+            (
+                f"{label}:   of it, forgetting measured (ImageNet photos)",
+                (done.result.get("forgetting") or {}).get("seconds", float("nan")),
+            ),
+            (f"{label}: job start -> Started event", times[id(start)] if i == 0 else float("nan")),
+            (f"{label}: Started -> first step event", times[id(first)] - times[id(start)] if first else float("nan")),
+            (f"{label}: Started -> Done", times[id(done)] - times[id(start)]),
+        ]
     rows.append(("job started -> job finished (server)", (job.finished_at or origin) - origin))
     return rows
 
@@ -135,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
                         break
                     time.sleep(0.05)
                 results.append((clicked, seen, load))
-                print(f"press {n + 1}: first curve {seen.get('curve', float('nan')):.2f} s, {seen.get('outcome')} "
-                      f"{seen.get('end', float('nan')):.2f} s after the click (load average {load:.2f})", flush=True)
+                print(
+                    f"press {n + 1}: first curve {seen.get('curve', float('nan')):.2f} s, {seen.get('outcome')} "
+                    f"{seen.get('end', float('nan')):.2f} s after the click (load average {load:.2f})",
+                    flush=True,
+                )
                 page.wait_for_timeout(1500)
             if args.screenshot:
                 page.screenshot(path=args.screenshot)
@@ -145,18 +163,24 @@ def main(argv: list[str] | None = None) -> int:
         stop_server(server)
     jobs = _stored_runs(state)
     for (clicked, seen, load), job in zip(results, jobs):
-        print(f"\npress at load {load:.2f}: Finished on screen {seen.get('end', float('nan')):.2f} s, first curve "
-              f"{seen.get('curve', float('nan')):.2f} s after the click")
+        print(
+            f"\npress at load {load:.2f}: Finished on screen {seen.get('end', float('nan')):.2f} s, first curve "
+            f"{seen.get('curve', float('nan')):.2f} s after the click"
+        )
         for name, value in breakdown(job, clicked):
             print(f"  {name:62s} {value:6.2f} s")
         if job.finished_at and "end" in seen:
-            print(f"  {'job finished (server) -> Finished on screen (polling, drawing)':62s} "
-                  f"{clicked + seen['end'] - job.finished_at:6.2f} s")
+            print(
+                f"  {'job finished (server) -> Finished on screen (polling, drawing)':62s} "
+                f"{clicked + seen['end'] - job.finished_at:6.2f} s"
+            )
     goal_end, goal_curve = GOALS[slot]
     ends = [s["end"] for _, s, _ in results if "end" in s]
     curves = [s["curve"] for _, s, _ in results if "curve" in s]
-    print(f"\n{slot}: Finished {', '.join(f'{e:.2f}' for e in ends)} s (goal <= {goal_end:g} s)"
-          + (f"; first curve {', '.join(f'{c:.2f}' for c in curves)} s (goal <= {goal_curve:g} s)" if goal_curve else ""))
+    print(
+        f"\n{slot}: Finished {', '.join(f'{e:.2f}' for e in ends)} s (goal <= {goal_end:g} s)"
+        + (f"; first curve {', '.join(f'{c:.2f}' for c in curves)} s (goal <= {goal_curve:g} s)" if goal_curve else "")
+    )
     return 0
 
 

@@ -51,14 +51,21 @@ class Guesser:
             headers["X-Forwarded-For"] = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
         self.cookies += 1
         ws_url = self.url.replace("http://", "ws://") + "/_stcore/stream"
-        async with websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=60,
-                                      ping_interval=None, additional_headers=headers) as ws:
+        async with websockets.connect(
+            ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=60, ping_interval=None, additional_headers=headers
+        ) as ws:
             state = {"hash": "", "field": None, "submit": None, "answer": None}
 
             async def rerun(widgets=None) -> None:
                 msg = BackMsg()
-                msg.rerun_script.CopyFrom(ClientState(query_string="lang=en", page_script_hash=state["hash"],
-                                                      page_name="class", widget_states=WidgetStates(widgets=widgets or [])))
+                msg.rerun_script.CopyFrom(
+                    ClientState(
+                        query_string="lang=en",
+                        page_script_hash=state["hash"],
+                        page_name="class",
+                        widget_states=WidgetStates(widgets=widgets or []),
+                    )
+                )
                 await ws.send(msg.SerializeToString())
                 while True:  # read until this run has finished
                     fwd = ForwardMsg()
@@ -90,8 +97,9 @@ class Guesser:
                     return
                 state["answer"] = None
                 guess = secrets.token_urlsafe(12)
-                await rerun([WidgetState(id=state["field"], string_value=guess),
-                             WidgetState(id=state["submit"], trigger_value=True)])
+                await rerun(
+                    [WidgetState(id=state["field"], string_value=guess), WidgetState(id=state["submit"], trigger_value=True)]
+                )
                 if state["answer"] == "compared":
                     self.compared += 1
                 elif state["answer"] == "refused":
@@ -120,9 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     took = time.monotonic() - started
     compared = sum(g.compared for g in guessers)
     refused = sum(g.refused for g in guessers)
-    print(f"{args.clients} clients, {took:.0f} s, {sum(g.cookies for g in guessers)} cookies"
-          f"{' with faked addresses' if args.fake_addresses else ''}: {compared} guesses compared, {refused} refused "
-          f"unseen, {sum(g.other for g in guessers)} unanswered, {sum(len(g.errors) for g in guessers)} broken connections")
+    print(
+        f"{args.clients} clients, {took:.0f} s, {sum(g.cookies for g in guessers)} cookies"
+        f"{' with faked addresses' if args.fake_addresses else ''}: {compared} guesses compared, {refused} refused "
+        f"unseen, {sum(g.other for g in guessers)} unanswered, {sum(len(g.errors) for g in guessers)} broken connections"
+    )
     print(f"guesses at the secret per minute: {compared / took * 60:.1f}")
     errors = [e for g in guessers for e in g.errors]
     if errors:

@@ -46,8 +46,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 EN = json.loads((ROOT / "assets" / "i18n" / "en.json").read_text())
 KO = json.loads((ROOT / "assets" / "i18n" / "ko.json").read_text())
 # Something broke on a page: a raw exception box, or the one line the app shows instead of one
@@ -61,8 +66,9 @@ RUNNING = re.compile(r"Run \d+ of \d+ \(")
 DONE = re.compile(re.escape(EN["job.done"]).replace(r"\{seconds\}", r"[\d.]+"))
 HAS_POINTS = re.compile(r'"[xy]":\s*\[\s*[-\d]')  # a trace with data in a plotly spec
 # A stopped run says why: stopped by its learner, at the class's time limit, its tab closed, the teacher.
-STOPPED = "|".join(re.escape(EN[k].split("{")[0]) for k in
-                   ("job.cancelled", "job.note.time_limit", "job.note.closed", "job.note.teacher"))
+STOPPED = "|".join(
+    re.escape(EN[k].split("{")[0]) for k in ("job.cancelled", "job.note.time_limit", "job.note.closed", "job.note.teacher")
+)
 FAILED = EN["job.failed"].split("{")[0]
 
 # Targets of issue 11 (a 2-core server, a class of 30).
@@ -131,8 +137,13 @@ def start_server(port: int, log_path: Path, env: dict) -> subprocess.Popen:
     """`streamlit run app.py` with only the port given on the command line: the rest of the
     settings come from .streamlit/config.toml, as when the teacher starts it."""
     log = open(log_path, "w")  # noqa: SIM115 -- closed with the process by stop_server
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     proc._tls_log = log  # type: ignore[attr-defined]
     return proc
 
@@ -199,8 +210,9 @@ def read_server_jobs(path: Path, teacher_id: str, since: float) -> list[tuple[bo
     if not path.exists():
         return []
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
-        rows = db.execute("SELECT learner, submitted_at, started_at, finished_at FROM jobs WHERE submitted_at >= ?",
-                          (since,)).fetchall()
+        rows = db.execute(
+            "SELECT learner, submitted_at, started_at, finished_at FROM jobs WHERE submitted_at >= ?", (since,)
+        ).fetchall()
     key = learner_key(teacher_id)
     return [(learner == key, sub, start, end) for learner, sub, start, end in rows]
 
@@ -260,14 +272,21 @@ def wait_interactive(page, timeout_ms: int = 120_000) -> None:
             const status = document.querySelector('[data-testid="stStatusWidget"]');
             return b && !b.disabled && !(status && status.innerText.includes('Running'))
                    && !document.querySelector('[data-stale="true"]');
-        }""", timeout=timeout_ms)
+        }""",
+        timeout=timeout_ms,
+    )
 
 
 def read_status(page) -> dict:
     status = page.evaluate(STATUS_JS, PATTERNS)
     end = "failed" if status["failed"] else "done" if status["done"] else "stopped" if status["stopped"] else None
-    return {"position": status["position"], "running": status["running"], "curve": status["curve"],
-            "end": end, "exceptions": status["exceptions"]}
+    return {
+        "position": status["position"],
+        "running": status["running"],
+        "curve": status["curve"],
+        "end": end,
+        "exceptions": status["exceptions"],
+    }
 
 
 class Visitor(threading.Thread):
@@ -388,8 +407,15 @@ class WsStudent:
                 if any(body.startswith(prefix) for prefix in APP_ERRORS):
                     self.s.exceptions += 1
                 m = WAITING.search(body)
-                end = ("failed" if body.startswith(FAILED) else "done" if DONE.search(body)
-                       else "stopped" if re.search(STOPPED, body) else None)
+                end = (
+                    "failed"
+                    if body.startswith(FAILED)
+                    else "done"
+                    if DONE.search(body)
+                    else "stopped"
+                    if re.search(STOPPED, body)
+                    else None
+                )
                 self.s.seen(now, position=int(m.group(1)) if m else None, end=end)
             elif which == "progress" and RUNNING.search(el.progress.text):
                 self.s.seen(now, running=True)
@@ -403,8 +429,9 @@ class WsStudent:
 
         ws_url = self.url.replace("http://", "ws://") + "/_stcore/stream"
         try:
-            async with websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None,
-                                          open_timeout=120, ping_interval=None) as ws:
+            async with websockets.connect(
+                ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=120, ping_interval=None
+            ) as ws:
                 reader = asyncio.create_task(self.read(ws))
                 # Load page 3 until the Start widget's id is the same in two runs in a row (the
                 # first run sees no cookie and no settings yet, and its widget ids differ).
@@ -462,10 +489,12 @@ class WsClass(threading.Thread):
             async def readiness():
                 await asyncio.gather(*(c.ready.wait() for c in self.clients))
                 self.all_ready.set()
+
             ready_task = asyncio.create_task(readiness())
             await asyncio.gather(*tasks)
             ready_task.cancel()
             self.all_ready.set()
+
         self.loop.run_until_complete(main())
 
 
@@ -511,33 +540,55 @@ class Report:
         timeouts = sum(t is None for _, t in self.tti)
         worst = max(measured, default=float("nan"))
         exceptions = sum(s.exceptions for s in self.students) + self.visitor_exceptions
-        return [
-            ("every job finished or showed its queue position", ok == len(self.students),
-             f"{ok}/{len(self.students)}"),
-            (f"all pressed Start within {PRESS_WINDOW_S:.0f} s", self.press_spread <= PRESS_WINDOW_S,
-             f"{self.press_spread:.2f} s"),
-            (f"fresh visitor's page 3 interactive < {TTI_TARGET_S:.0f} s throughout",
-             bool(measured) and timeouts == 0 and worst < TTI_TARGET_S,
-             f"worst {worst:.1f} s, median {statistics.median(measured) if measured else float('nan'):.1f} s, "
-             f"{len(measured)} samples, {timeouts} timed out (ratio worst/target {worst / TTI_TARGET_S:.2f})"),
-            (f"server memory peak during the class < {PEAK_TARGET_MB} MB", self.rss_peak < PEAK_TARGET_MB,
-             f"{self.rss_peak:.0f} MB (ratio {self.rss_peak / PEAK_TARGET_MB:.2f})"),
-            (f"memory after the class within {AFTER_TARGET_MB} MB of its start",
-             self.rss_after - self.rss_start < AFTER_TARGET_MB,
-             f"start {self.rss_start:.0f} MB, after {self.rss_after:.0f} MB (+{self.rss_after - self.rss_start:.0f} MB)"),
-            ("no error boxes", exceptions == 0, f"{exceptions}"),
-        ] + self.last_check() + self.teacher_check()
+        return (
+            [
+                ("every job finished or showed its queue position", ok == len(self.students), f"{ok}/{len(self.students)}"),
+                (
+                    f"all pressed Start within {PRESS_WINDOW_S:.0f} s",
+                    self.press_spread <= PRESS_WINDOW_S,
+                    f"{self.press_spread:.2f} s",
+                ),
+                (
+                    f"fresh visitor's page 3 interactive < {TTI_TARGET_S:.0f} s throughout",
+                    bool(measured) and timeouts == 0 and worst < TTI_TARGET_S,
+                    f"worst {worst:.1f} s, median {statistics.median(measured) if measured else float('nan'):.1f} s, "
+                    f"{len(measured)} samples, {timeouts} timed out (ratio worst/target {worst / TTI_TARGET_S:.2f})",
+                ),
+                (
+                    f"server memory peak during the class < {PEAK_TARGET_MB} MB",
+                    self.rss_peak < PEAK_TARGET_MB,
+                    f"{self.rss_peak:.0f} MB (ratio {self.rss_peak / PEAK_TARGET_MB:.2f})",
+                ),
+                (
+                    f"memory after the class within {AFTER_TARGET_MB} MB of its start",
+                    self.rss_after - self.rss_start < AFTER_TARGET_MB,
+                    f"start {self.rss_start:.0f} MB, after {self.rss_after:.0f} MB (+{self.rss_after - self.rss_start:.0f} MB)",
+                ),
+                ("no error boxes", exceptions == 0, f"{exceptions}"),
+            ]
+            + self.last_check()
+            + self.teacher_check()
+        )
 
     def last_check(self) -> list[tuple[str, bool, str]]:
         """Every student's run ended (none stopped early, none failed) within LAST_TARGET_S of its Start."""
         ends = [s.t_end for s in self.students]
         if any(e is None for e in ends):
-            return [(f"the last student's run finished <= {LAST_TARGET_S:.0f} s", False,
-                     f"{sum(e is None for e in ends)} never ended")]
+            return [
+                (
+                    f"the last student's run finished <= {LAST_TARGET_S:.0f} s",
+                    False,
+                    f"{sum(e is None for e in ends)} never ended",
+                )
+            ]
         last, done = max(ends), sum(s.outcome == "done" for s in self.students)
-        return [(f"the last student's run finished <= {LAST_TARGET_S:.0f} s", last <= LAST_TARGET_S and
-                 done == len(self.students), f"{last:.1f} s, {done}/{len(self.students)} done "
-                 f"(ratio {last / LAST_TARGET_S:.2f})")]
+        return [
+            (
+                f"the last student's run finished <= {LAST_TARGET_S:.0f} s",
+                last <= LAST_TARGET_S and done == len(self.students),
+                f"{last:.1f} s, {done}/{len(self.students)} done (ratio {last / LAST_TARGET_S:.2f})",
+            )
+        ]
 
     def teacher_check(self) -> list[tuple[str, bool, str]]:
         """The teacher's run starts within one job length: it waits only for the job running
@@ -547,54 +598,81 @@ class Report:
         if self.teacher.startswith("teacher mode: not"):
             return []
         mine = [(sub, start) for teacher, sub, start, _ in self.server_jobs if teacher]
-        lengths = [end - start for teacher, _, start, end in self.server_jobs
-                   if not teacher and start is not None and end is not None]
+        lengths = [
+            end - start for teacher, _, start, end in self.server_jobs if not teacher and start is not None and end is not None
+        ]
         if not mine or not lengths:
-            return [("the teacher's run starts within one job length", False,
-                     "no record of the teacher's run or of a finished job")]
+            return [
+                ("the teacher's run starts within one job length", False, "no record of the teacher's run or of a finished job")
+            ]
         sub, start = mine[0]
         wait, job = (None if start is None else start - sub), max(lengths)
-        return [("the teacher's run starts within one job length", wait is not None and wait <= job,
-                 f"waited {'-' if wait is None else f'{wait:.1f}'} s in the queue; longest job {job:.1f} s "
-                 f"(ratio {float('nan') if wait is None else wait / job:.2f})")]
+        return [
+            (
+                "the teacher's run starts within one job length",
+                wait is not None and wait <= job,
+                f"waited {'-' if wait is None else f'{wait:.1f}'} s in the queue; longest job {job:.1f} s "
+                f"(ratio {float('nan') if wait is None else wait / job:.2f})",
+            )
+        ]
 
     def print(self, out=sys.stdout) -> None:
         def fmt(x):
             return "-" if x is None else f"{x:6.1f}"
+
         p = lambda *a: print(*a, file=out)  # noqa: E731
         n_ws = len(self.students) - self.browsers
-        p(f"\nclass of {len(self.students)}: {self.browsers} Chromium contexts (one browser) + {n_ws} websocket "
-          "clients speaking Streamlit's protocol to the same server (page 3 loaded, the real Start widget "
-          "pressed, the live panel's fragment re-run whenever the server asks, as the frontend does)")
-        p("the students' and the teacher's browsers ran on idle CPU only (SCHED_IDLE: in a class they run on their "
-          "own machines); the timed fresh visitor's browser and the server at the normal priority"
-          if self.students_idle else "every browser ran at the server's CPU priority (--students-compete)")
-        p(f"load average before: {self.load_before}   after: {self.load_after}   (2 cores shared with other work "
-          "make these figures pessimistic)")
+        p(
+            f"\nclass of {len(self.students)}: {self.browsers} Chromium contexts (one browser) + {n_ws} websocket "
+            "clients speaking Streamlit's protocol to the same server (page 3 loaded, the real Start widget "
+            "pressed, the live panel's fragment re-run whenever the server asks, as the frontend does)"
+        )
+        p(
+            "the students' and the teacher's browsers ran on idle CPU only (SCHED_IDLE: in a class they run on their "
+            "own machines); the timed fresh visitor's browser and the server at the normal priority"
+            if self.students_idle
+            else "every browser ran at the server's CPU priority (--students-compete)"
+        )
+        p(
+            f"load average before: {self.load_before}   after: {self.load_after}   (2 cores shared with other work "
+            "make these figures pessimistic)"
+        )
         p("\nstudent       kind       position(s) pos  running(s)  curve(s)  end(s)  outcome  exc")
         for s in self.students:
-            p(f"{s.name:12}  {s.kind:9}  {fmt(s.t_position)}   {s.position or '-':>3}  {fmt(s.t_running)}    "
-              f"{fmt(s.t_curve)}   {fmt(s.t_end)}  {s.outcome or '-':7}  {s.exceptions}  {s.error}")
+            p(
+                f"{s.name:12}  {s.kind:9}  {fmt(s.t_position)}   {s.position or '-':>3}  {fmt(s.t_running)}    "
+                f"{fmt(s.t_curve)}   {fmt(s.t_end)}  {s.outcome or '-':7}  {s.exceptions}  {s.error}"
+            )
         ends = [s.t_end for s in self.students if s.t_end is not None]
         if ends:
             p(f"\nfinished: {len(ends)}, last at {max(ends):.1f} s after its Start")
         throughput = self.jobs_per_minute()
         if throughput is not None:
-            p(f"jobs per minute: {throughput[1]:.1f} ({throughput[0]} jobs ran to their end, first start to last end, "
-              f"the server's record)")
+            p(
+                f"jobs per minute: {throughput[1]:.1f} ({throughput[0]} jobs ran to their end, first start to last end, "
+                f"the server's record)"
+            )
         if self.cpu_plan:
             p(self.cpu_plan)
-        p("fresh visitor, page 3 time to interactive (s after class start): " + ", ".join(
-            f"{t0:.0f}:{'timeout' if t is None else f'{t:.1f}'}" for t0, t in self.tti))
-        p(f"server CPU: {self.cpu_total:.1f} s over the class; while the queue was full "
-          f"{self.cpu_waiting if self.cpu_waiting is not None else float('nan'):.2f} CPU-s per s "
-          "(training included)")
-        p(f"server memory: {self.rss_start:.0f} MB at rest before the class, peak {self.rss_peak:.0f} MB during it "
-          f"(start-up and warm-up peak {self.rss_peak_startup:.0f} MB), {self.rss_after:.0f} MB after")
+        p(
+            "fresh visitor, page 3 time to interactive (s after class start): "
+            + ", ".join(f"{t0:.0f}:{'timeout' if t is None else f'{t:.1f}'}" for t0, t in self.tti)
+        )
+        p(
+            f"server CPU: {self.cpu_total:.1f} s over the class; while the queue was full "
+            f"{self.cpu_waiting if self.cpu_waiting is not None else float('nan'):.2f} CPU-s per s "
+            "(training included)"
+        )
+        p(
+            f"server memory: {self.rss_start:.0f} MB at rest before the class, peak {self.rss_peak:.0f} MB during it "
+            f"(start-up and warm-up peak {self.rss_peak_startup:.0f} MB), {self.rss_after:.0f} MB after"
+        )
         if self.poll_times:
             q = statistics.quantiles(self.poll_times, n=10) if len(self.poll_times) > 1 else self.poll_times * 9
-            p(f"live panel polls (websocket students, request to script finished): {len(self.poll_times)}, "
-              f"median {statistics.median(self.poll_times) * 1000:.0f} ms, p90 {q[-1] * 1000:.0f} ms")
+            p(
+                f"live panel polls (websocket students, request to script finished): {len(self.poll_times)}, "
+                f"median {statistics.median(self.poll_times) * 1000:.0f} ms, p90 {q[-1] * 1000:.0f} ms"
+            )
         p(self.teacher)
         for note in self.notes:
             p(note)
@@ -607,10 +685,21 @@ class Report:
         return all(passed for _, passed, _ in self.checks())
 
 
-def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None = None,
-              timeout: float = 900.0, probe_every: float = 10.0, settle: float = 20.0,
-              teacher: bool = True, until: str = "end", log_dir: Path | None = None, say=print,
-              students_idle: bool = STUDENT_IDLE, workers: int = 0, threads: int = 0) -> Report:
+def run_class(
+    students: int = 30,
+    browsers: int = 6,
+    max_seconds: float | None = None,
+    timeout: float = 900.0,
+    probe_every: float = 10.0,
+    settle: float = 20.0,
+    teacher: bool = True,
+    until: str = "end",
+    log_dir: Path | None = None,
+    say=print,
+    students_idle: bool = STUDENT_IDLE,
+    workers: int = 0,
+    threads: int = 0,
+) -> Report:
     """Start a server, run the class, stop everything; return the figures."""
     from playwright.sync_api import sync_playwright
 
@@ -621,14 +710,20 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
     secret = "loadtest-" + os.urandom(6).hex() if teacher else ""
     teacher_id = secrets.token_urlsafe(16)  # the teacher's learner cookie: finds their job in the store
     toml = log_dir / "class.toml"  # the teacher's file: the job cap (if any) and teacher mode
-    toml.write_text("[limits]\n" + (f"max_seconds = {max_seconds}\n" if max_seconds else "")
-                    + (f"cpu_workers = {workers}\n" if workers else "") + (f"threads_per_job = {threads}\n" if threads else "")
-                    + (f'[teacher]\nsecret = "{secret}"\n' if secret else ""))
+    toml.write_text(
+        "[limits]\n"
+        + (f"max_seconds = {max_seconds}\n" if max_seconds else "")
+        + (f"cpu_workers = {workers}\n" if workers else "")
+        + (f"threads_per_job = {threads}\n" if threads else "")
+        + (f'[teacher]\nsecret = "{secret}"\n' if secret else "")
+    )
     from tlcore.serve import cores
 
     plan = cores.plan(workers=workers, threads=threads)  # what the server decides on this machine (tlcore.serve.cores)
-    cpu_plan = (f"server: {plan.cores} cores, {plan.workers} runs at a time, {plan.threads} threads each when all "
-                f"are busy, a lone run on {plan.threads_now(1)}")
+    cpu_plan = (
+        f"server: {plan.cores} cores, {plan.workers} runs at a time, {plan.threads} threads each when all "
+        f"are busy, a lone run on {plan.threads_now(1)}"
+    )
     env["TLS_CLASS_CONFIG"] = str(toml)
     env.pop("TLS_TEACHER_SECRET", None)
     port = free_port()
@@ -644,8 +739,7 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
         sampler = Sampler(server.pid)
         sampler.start()
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=idle_chromium(students_idle, log_dir), args=CHROMIUM_ARGS,
-                                        headless=True)
+            browser = p.chromium.launch(executable_path=idle_chromium(students_idle, log_dir), args=CHROMIUM_ARGS, headless=True)
             try:
                 # Warm up once (imports, the model's first build) so the start figure is the server at rest.
                 warm = browser.new_context(locale="en-US")
@@ -655,8 +749,10 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                 warm.close()
                 time.sleep(2)
                 rss_start = sampler.read()[1]
-                say(f"server up, {rss_start:.0f} MB; opening {browsers} browser students and "
-                    f"{students - browsers} websocket students")
+                say(
+                    f"server up, {rss_start:.0f} MB; opening {browsers} browser students and "
+                    f"{students - browsers} websocket students"
+                )
                 pages = []
                 for s in roster[:browsers]:
                     ctx = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US")
@@ -721,14 +817,20 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                         full_until = now  # the first job ended: the queue was full until here
                     if all(s.outcome or s.error for s in roster):
                         break
-                    if until == "ok" and all(s.ok or s.error for s in roster) and visitor.times and (
-                            teacher_page is None or teacher_delay is not None):
+                    if (
+                        until == "ok"
+                        and all(s.ok or s.error for s in roster)
+                        and visitor.times
+                        and (teacher_page is None or teacher_delay is not None)
+                    ):
                         break  # everyone's page answered and a visitor was timed: the rest is the queue
                     if now - last_say > 15:
                         last_say = now
-                        say(f"{now - class_start:4.0f} s: {sum(s.t_position is not None for s in roster)} saw a queue "
+                        say(
+                            f"{now - class_start:4.0f} s: {sum(s.t_position is not None for s in roster)} saw a queue "
                             f"position, {sum(s.t_running is not None for s in roster)} running, "
-                            f"{sum(bool(s.outcome) for s in roster)} ended, {sum(bool(s.error) for s in roster)} broke")
+                            f"{sum(bool(s.outcome) for s in roster)} ended, {sum(bool(s.error) for s in roster)} broke"
+                        )
                     time.sleep(max(0.0, 0.5 - (time.monotonic() - now)))
                 class_end = time.monotonic()
                 press_times = [s.pressed for s in roster if s.pressed]
@@ -739,9 +841,12 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
                 for _, ctx, _ in pages:
                     ctx.close()
                 if teacher_page is not None:
-                    teacher_note = ("teacher's run did not start during the class" if teacher_delay is None else
-                                    f"teacher's page showed their run training {teacher_delay:.1f} s after Start "
-                                    "(the queue, the run's loading, the page's next poll)")
+                    teacher_note = (
+                        "teacher's run did not start during the class"
+                        if teacher_delay is None
+                        else f"teacher's page showed their run training {teacher_delay:.1f} s after Start "
+                        "(the queue, the run's loading, the page's next poll)"
+                    )
                     teacher_page.context.close()
             finally:
                 browser.close()
@@ -754,18 +859,30 @@ def run_class(students: int = 30, browsers: int = 6, max_seconds: float | None =
         sampler.join(5)
         inside = [s for s in sampler.samples if s[0] >= class_start]
         return Report(
-            students=roster, tti=[(t0 - class_start, t) for t0, t in visitor.times],
-            visitor_exceptions=visitor.exceptions, rss_start=rss_start,
-            rss_peak=max(s[1] for s in inside), rss_after=rss_after,
+            students=roster,
+            tti=[(t0 - class_start, t) for t0, t in visitor.times],
+            visitor_exceptions=visitor.exceptions,
+            rss_start=rss_start,
+            rss_peak=max(s[1] for s in inside),
+            rss_after=rss_after,
             rss_peak_startup=max((s[1] for s in sampler.samples if s[0] < class_start), default=0.0),
             cpu_waiting=sampler.cpu_between(class_start + 3, full_until or class_end),
             cpu_total=(inside[-1][2] - inside[0][2]) if len(inside) > 1 else 0.0,
             press_spread=max(press_times) - min(press_times) if press_times else 0.0,
-            load_before=load_before, load_after=loadavg(), browsers=browsers, students_idle=students_idle, teacher=teacher_note,
-            teacher_delay=teacher_delay, server_jobs=server_jobs,
-            poll_times=[t for c in ws_class.clients for t in c.poll_times], cpu_plan=cpu_plan,
-            notes=[f"memory after read {settled:.0f} s after the class, the server idle",
-                   f"server log: {log_dir / 'streamlit.log'}"])
+            load_before=load_before,
+            load_after=loadavg(),
+            browsers=browsers,
+            students_idle=students_idle,
+            teacher=teacher_note,
+            teacher_delay=teacher_delay,
+            server_jobs=server_jobs,
+            poll_times=[t for c in ws_class.clients for t in c.poll_times],
+            cpu_plan=cpu_plan,
+            notes=[
+                f"memory after read {settled:.0f} s after the class, the server idle",
+                f"server log: {log_dir / 'streamlit.log'}",
+            ],
+        )
     finally:
         if ws_class is not None:
             ws_class.stop()
@@ -781,33 +898,73 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the server and browsers
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--students", type=int, default=30, help="students in the class (default 30)")
-    ap.add_argument("--browsers", type=int, default=6,
-                    help="how many of them are real Chromium contexts; the rest are websocket clients (default 6)")
-    ap.add_argument("--max-seconds", type=float, default=None,
-                    help="cap each job at this many seconds (the teacher's class.toml limit); default: the shipped limits")
+    ap.add_argument(
+        "--browsers",
+        type=int,
+        default=6,
+        help="how many of them are real Chromium contexts; the rest are websocket clients (default 6)",
+    )
+    ap.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="cap each job at this many seconds (the teacher's class.toml limit); default: the shipped limits",
+    )
     ap.add_argument("--timeout", type=float, default=900, help="give up on the class after this many seconds")
     ap.add_argument("--probe-every", type=float, default=10, help="a fresh visitor every this many seconds")
-    ap.add_argument("--settle", type=float, default=20, help="seconds after everyone left before memory is read (longer while the server is still busy)")
-    ap.add_argument("--no-teacher", action="store_true",
-                    help="no teacher: by default a teacher unlocks teacher mode (page 6) before the class, presses "
-                         "Start after every student, and the delay to their run's start is checked")
-    ap.add_argument("--students-compete", action="store_true",
-                    help="run the simulated students' and the teacher's browsers at the server's CPU priority (by "
-                         "default they get only idle CPU: in a class they run on their own machines)")
-    ap.add_argument("--until", choices=("end", "ok"), default="end",
-                    help="end: wait for every job to end; ok: leave once every student has seen a queue position or "
-                         "an end and one visitor was timed (jobs left are cancelled as closed tabs)")
-    ap.add_argument("--workers", type=int, default=0,
-                    help="runs at a time (class.toml cpu_workers; default 0: from the core count, tlcore.serve.cores)")
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch threads per run when all are busy (class.toml threads_per_job; default 0: from the cores)")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=20,
+        help="seconds after everyone left before memory is read (longer while the server is still busy)",
+    )
+    ap.add_argument(
+        "--no-teacher",
+        action="store_true",
+        help="no teacher: by default a teacher unlocks teacher mode (page 6) before the class, presses "
+        "Start after every student, and the delay to their run's start is checked",
+    )
+    ap.add_argument(
+        "--students-compete",
+        action="store_true",
+        help="run the simulated students' and the teacher's browsers at the server's CPU priority (by "
+        "default they get only idle CPU: in a class they run on their own machines)",
+    )
+    ap.add_argument(
+        "--until",
+        choices=("end", "ok"),
+        default="end",
+        help="end: wait for every job to end; ok: leave once every student has seen a queue position or "
+        "an end and one visitor was timed (jobs left are cancelled as closed tabs)",
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="runs at a time (class.toml cpu_workers; default 0: from the core count, tlcore.serve.cores)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads per run when all are busy (class.toml threads_per_job; default 0: from the cores)",
+    )
     args = ap.parse_args(argv)
-    report = run_class(args.students, args.browsers, args.max_seconds, args.timeout, args.probe_every,
-                       args.settle, not args.no_teacher, args.until, students_idle=not args.students_compete,
-                       workers=args.workers, threads=args.threads)
+    report = run_class(
+        args.students,
+        args.browsers,
+        args.max_seconds,
+        args.timeout,
+        args.probe_every,
+        args.settle,
+        not args.no_teacher,
+        args.until,
+        students_idle=not args.students_compete,
+        workers=args.workers,
+        threads=args.threads,
+    )
     report.print()
     return 0 if report.passed else 1
 

@@ -67,9 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lone", action="store_true", help="one job alone per plan (--jobs 1)")
     ap.add_argument("--epochs", type=int, default=0, help="override the default run's epochs")
     ap.add_argument("--cores", type=int, default=0, help="cores the plans may use (default: this machine's)")
-    ap.add_argument("--spin", action="store_true",
-                    help="torch's threads spin while they wait (OpenMP's default); without it they sleep, as the "
-                         "app's server makes them (tlcore.serve.cores.wait_passively)")
+    ap.add_argument(
+        "--spin",
+        action="store_true",
+        help="torch's threads spin while they wait (OpenMP's default); without it they sleep, as the "
+        "app's server makes them (tlcore.serve.cores.wait_passively)",
+    )
     args = ap.parse_args(argv)
     if not args.spin:
         cores.wait_passively()
@@ -81,20 +84,30 @@ def main(argv: list[str] | None = None) -> int:
         config = config.replace(epochs=args.epochs)
     n = 1 if args.lone else args.jobs
     n_cores = args.cores or cores.count()
-    catalog.load_dataset(config.dataset, per_class=config.per_class, image_size=config.image_size, seed=config.seed,
-                         val_per_class=config.val_per_class)  # warm, as the server's warm-up does
+    catalog.load_dataset(
+        config.dataset,
+        per_class=config.per_class,
+        image_size=config.image_size,
+        seed=config.seed,
+        val_per_class=config.val_per_class,
+    )  # warm, as the server's warm-up does
     catalog.build_model(config.backbone, 10, pretrained=True, image_size=config.image_size)
-    print(f"{n} x the default image run ({config.backbone}, {config.dataset}, {config.per_class}/class, "
-          f"{config.image_size} px, {config.epochs} epochs) per plan; {n_cores} cores; load average before "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(spin)')}",
-          flush=True)
+    print(
+        f"{n} x the default image run ({config.backbone}, {config.dataset}, {config.per_class}/class, "
+        f"{config.image_size} px, {config.epochs} epochs) per plan; {n_cores} cores; load average before "
+        f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(spin)')}",
+        flush=True,
+    )
     rows = []
     for text in args.plans.split(","):
         name, plan = parse_plan(text.strip(), n_cores)
         row = run_plan(plan, [config] * n)
         rows.append((name, row))
-        print(f"  {name:22s} wall {row['wall']:6.1f} s   jobs/min {row['per_min']:5.1f}   mean submit->end "
-              f"{row['mean_end']:5.1f} s   failed {len(row['failed'])}   load {os.getloadavg()[0]:.2f}", flush=True)
+        print(
+            f"  {name:22s} wall {row['wall']:6.1f} s   jobs/min {row['per_min']:5.1f}   mean submit->end "
+            f"{row['mean_end']:5.1f} s   failed {len(row['failed'])}   load {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
     base = rows[0][1]
     print(f"ratios to {rows[0][0]} (wall, mean submit->end; below 1 is faster):")
     for name, row in rows:

@@ -114,9 +114,11 @@ def locked_during_class(hold: float) -> str:
     saved = check.execute("SELECT state FROM jobs WHERE id=?", (job,)).fetchone()
     check.close()
     state.learners = state.LearnerStore()
-    return (f"locked-during-class (lock held {hold:.0f} s): Start click {start_s:.2f} s, another learner's page "
-            f"{page_s:.2f} s, error boxes {_errors(a) + _errors(b)}, run saved after the lock: "
-            f"{saved[0] if saved else 'no'}; while locked the Class page said: {told or '(nothing)'}")
+    return (
+        f"locked-during-class (lock held {hold:.0f} s): Start click {start_s:.2f} s, another learner's page "
+        f"{page_s:.2f} s, error boxes {_errors(a) + _errors(b)}, run saved after the lock: "
+        f"{saved[0] if saved else 'no'}; while locked the Class page said: {told or '(nothing)'}"
+    )
 
 
 def at_start(fault: str) -> str:
@@ -162,8 +164,10 @@ def at_start(fault: str) -> str:
     if other is not None:
         other.rollback()
     jobs._shared = None
-    return (f"{fault}: {', '.join(out)}; error boxes {errors}; warm-up threads started {len(warmups)}; "
-            f"the Class page says: {told or '(nothing)'}")
+    return (
+        f"{fault}: {', '.join(out)}; error boxes {errors}; warm-up threads started {len(warmups)}; "
+        f"the Class page says: {told or '(nothing)'}"
+    )
 
 
 def _told(at) -> str:

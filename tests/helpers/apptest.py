@@ -22,8 +22,15 @@ SECRET = "correct horse battery"  # long enough (caps.MIN_SECRET_CHARS)
 CACHED: set[str] = set()  # the text models a test pretends are on this machine
 
 
-def app(page: str | None = None, *, lang: str = "en", run_fn=fake_run, queue: JobQueue | None = None,
-        owner: str | None = None, use_server_queue: bool = False) -> AppTest:
+def app(
+    page: str | None = None,
+    *,
+    lang: str = "en",
+    run_fn=fake_run,
+    queue: JobQueue | None = None,
+    owner: str | None = None,
+    use_server_queue: bool = False,
+) -> AppTest:
     """The app on `page`. Note: AppTest runs app.py (the frame) on the first run only;
     later runs execute the page alone, so frame checks look at the first run.
 
@@ -138,25 +145,91 @@ def counts(at: AppTest) -> list[str]:
 # --- English left on a Korean page
 
 ENGLISH = {
-    "the", "of", "and", "with", "for", "from", "this", "that", "your", "you", "are", "not", "into", "only", "than",
-    "when", "while", "which", "will", "has", "have", "was", "were", "its", "but", "per", "each", "left", "waiting",
-    "running", "seconds", "threads", "cores", "params", "installed", "ships", "sentences", "written", "languages",
-    "layers", "images", "examples", "click", "choose", "upload", "failed", "error", "stopped", "finished", "about",
-    "must", "between", "got", "unknown", "using", "instead", "available", "run", "should", "take", "machine",
-    "accuracy", "seeds", "winner", "similarity", "size", "class", "probability",
+    "the",
+    "of",
+    "and",
+    "with",
+    "for",
+    "from",
+    "this",
+    "that",
+    "your",
+    "you",
+    "are",
+    "not",
+    "into",
+    "only",
+    "than",
+    "when",
+    "while",
+    "which",
+    "will",
+    "has",
+    "have",
+    "was",
+    "were",
+    "its",
+    "but",
+    "per",
+    "each",
+    "left",
+    "waiting",
+    "running",
+    "seconds",
+    "threads",
+    "cores",
+    "params",
+    "installed",
+    "ships",
+    "sentences",
+    "written",
+    "languages",
+    "layers",
+    "images",
+    "examples",
+    "click",
+    "choose",
+    "upload",
+    "failed",
+    "error",
+    "stopped",
+    "finished",
+    "about",
+    "must",
+    "between",
+    "got",
+    "unknown",
+    "using",
+    "instead",
+    "available",
+    "run",
+    "should",
+    "take",
+    "machine",
+    "accuracy",
+    "seeds",
+    "winner",
+    "similarity",
+    "size",
+    "class",
+    "probability",
 }
 IDENTIFIER = re.compile(r"\b[a-z]+_[a-z_]+\b")  # a raw key (val_acc_mean) where a learner should read words
 WORD = re.compile(r"[A-Za-z][A-Za-z']+")
-KEEP_AS_WRITTEN = [re.compile(r"`[^`]*`"), re.compile(r"```.*?```", re.S), re.compile(r'"[^"]*"'),
-                   re.compile(r"\[MASK\]"), re.compile(r":material/[a-z_]+:")]
+KEEP_AS_WRITTEN = [
+    re.compile(r"`[^`]*`"),
+    re.compile(r"```.*?```", re.S),
+    re.compile(r'"[^"]*"'),
+    re.compile(r"\[MASK\]"),
+    re.compile(r":material/[a-z_]+:"),
+]
 
 
 def visible_texts(at) -> list[tuple[str, str]]:
     out = []
     for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "success", "error"):
         out += [(kind, el.value) for el in getattr(at, kind)]
-    for kind in ("button", "selectbox", "slider", "select_slider", "radio", "multiselect", "pills", "text_input",
-                 "checkbox"):
+    for kind in ("button", "selectbox", "slider", "select_slider", "radio", "multiselect", "pills", "text_input", "checkbox"):
         for el in getattr(at, kind):
             if getattr(el, "key", None) == "w:lang":
                 continue  # "English / 한국어": each language named in its own

@@ -64,5 +64,5 @@ def choose(page, selectbox, option) -> None:
             continue
         wait_idle(page)
         value = selectbox.locator("input").input_value()
-        if (option.search(value) if hasattr(option, "search") else value == option):
+        if option.search(value) if hasattr(option, "search") else value == option:
             return

@@ -28,8 +28,14 @@ def fake_run(config, emit, should_stop, *, steps=4, delay=0.0, gate: threading.E
     `delay` seconds a step, after `gate` opens): the one fake run of the suite."""
     if gate is not None:
         gate.wait(5)
-    plan = strategies.make_plan(config.strategy, GROUPS, lr=config.lr, head_lr_mult=config.head_lr_mult,
-                                freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
+    plan = strategies.make_plan(
+        config.strategy,
+        GROUPS,
+        lr=config.lr,
+        head_lr_mult=config.head_lr_mult,
+        freeze_depth=config.freeze_depth,
+        layer_decay=config.layer_decay,
+    )
     emit(Started(steps, 2, tuple(GROUPS), plan.frozen, 100, 200, "CPU (test)", 20, 10, ("cat", "dog")))
     for step in range(1, steps + 1):
         if should_stop():
@@ -41,9 +47,17 @@ def fake_run(config, emit, should_stop, *, steps=4, delay=0.0, gate: threading.E
         if step % 2 == 0:
             emit(EvalEvent(step // 2, step, 0.9 / step, 0.6, 0.7, 0.1 * step, 123.0))
     result = {
-        "val_acc": 0.75, "best_val_acc": 0.75, "val_loss": 0.4, "seconds": 0.2, "examples_per_s": 123.0,
-        "trainable_params": 100, "total_params": 200, "classes": ["cat", "dog"],
-        "confusion": [[4, 1], [1, 4]], "predictions": [0, 1], "targets": [0, 0],
+        "val_acc": 0.75,
+        "best_val_acc": 0.75,
+        "val_loss": 0.4,
+        "seconds": 0.2,
+        "examples_per_s": 123.0,
+        "trainable_params": 100,
+        "total_params": 200,
+        "classes": ["cat", "dog"],
+        "confusion": [[4, 1], [1, 4]],
+        "predictions": [0, 1],
+        "targets": [0, 0],
         "weight_drift": {g: 0.0 if g in plan.frozen else 0.01 for g in GROUPS[:-1]},
         "misclassified": [{"image": np.zeros((8, 8, 3), np.uint8), "true": "cat", "pred": "dog"}],
         "strategy": config.strategy,
@@ -69,11 +83,24 @@ def fake_text_run(config, emit, should_stop):
         emit(StepEvent(step, (step + 1) // 2, 1.0 / step, config.lr, {g: 0.1 for g in TEXT_GROUPS if g not in frozen}, frozen))
         if step % 2 == 0:
             emit(EvalEvent(step // 2, step, 0.5, 0.75, 0.8, 0.1 * step, 300.0))
-    result = {"val_acc": 0.75, "best_val_acc": 0.75, "val_loss": 0.5, "seconds": 0.4, "examples_per_s": 300.0,
-              "train_per_s": 300.0, "padding_share": 0.05, "trainable_params": 100, "total_params": 4000,
-              "classes": ["negative", "positive"], "confusion": [[3, 1], [1, 3]], "predictions": [0, 1],
-              "targets": [1, 1], "weight_drift": {}, "note": "",
-              "misclassified": [{"text": "Not bad at all, honestly.", "true": "positive", "pred": "negative"}]}
+    result = {
+        "val_acc": 0.75,
+        "best_val_acc": 0.75,
+        "val_loss": 0.5,
+        "seconds": 0.4,
+        "examples_per_s": 300.0,
+        "train_per_s": 300.0,
+        "padding_share": 0.05,
+        "trainable_params": 100,
+        "total_params": 4000,
+        "classes": ["negative", "positive"],
+        "confusion": [[3, 1], [1, 3]],
+        "predictions": [0, 1],
+        "targets": [1, 1],
+        "weight_drift": {},
+        "note": "",
+        "misclassified": [{"text": "Not bad at all, honestly.", "true": "positive", "pred": "negative"}],
+    }
     emit(Done(result))
     return result
 

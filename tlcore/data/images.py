@@ -53,8 +53,7 @@ def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_P
         # PIL's own guard fires inside Image.open, from the header, before the check below can:
         # past twice its limit always, past its limit where warnings are errors. Its limit is
         # far above ours, so this is the same refusal; only the pixel count is in its message.
-        raise ImageRefused("pixels", key="image.pixels_claimed", pixels=_claimed_pixels(error),
-                           limit=f"{max_pixels:,}") from None
+        raise ImageRefused("pixels", key="image.pixels_claimed", pixels=_claimed_pixels(error), limit=f"{max_pixels:,}") from None
     except (OSError, ValueError) as error:
         raise ImageRefused("broken", error=type(error).__name__) from None
     width, height = image.size

@@ -170,9 +170,7 @@ class SourceSpec:
         half = ((hi - lo) / 2).amax(-1).clamp_min(1e-3)
         return center, (1.0 / half).clamp_max(50.0)
 
-    def render(
-        self, labels: torch.Tensor, *, image_size: int, generator: torch.Generator
-    ) -> torch.Tensor:
+    def render(self, labels: torch.Tensor, *, image_size: int, generator: torch.Generator) -> torch.Tensor:
         """Draw one fresh image per label (0-based index into this spec's classes).
 
         labels (N,) int64 -> uint8 images (N, 3, image_size, image_size).
@@ -209,12 +207,7 @@ class SourceSpec:
         t = torch.rand(n, points, 1, generator=g)
         p = ctrl.gather(1, stroke[..., None, None].expand(n, points, 4, 2))  # (n, P, 4, 2)
         # Cubic Bezier in Bernstein form.
-        pts = (
-            (1 - t) ** 3 * p[:, :, 0]
-            + 3 * (1 - t) ** 2 * t * p[:, :, 1]
-            + 3 * (1 - t) * t**2 * p[:, :, 2]
-            + t**3 * p[:, :, 3]
-        )
+        pts = (1 - t) ** 3 * p[:, :, 0] + 3 * (1 - t) ** 2 * t * p[:, :, 1] + 3 * (1 - t) * t**2 * p[:, :, 2] + t**3 * p[:, :, 3]
         pts = _jitter_points(pts, g, max_rotation=0.6)
         return _rasterise(pts, size, g, density=1.0, thicken=True)
 
@@ -240,9 +233,7 @@ class SourceSpec:
 # --------------------------------------------------------------------------- drawing
 
 
-def _chaos_game(
-    maps: torch.Tensor, cum: torch.Tensor, *, chains: int, steps: int, generator: torch.Generator
-) -> torch.Tensor:
+def _chaos_game(maps: torch.Tensor, cum: torch.Tensor, *, chains: int, steps: int, generator: torch.Generator) -> torch.Tensor:
     """Points on each IFS attractor: maps (N, M, 6), cum (N, M) -> points (N, chains * steps', 2).
 
     Every chain starts at the fixed point of map 0, which lies on the attractor, so no
@@ -270,9 +261,7 @@ def _chaos_game(
     return torch.cat(out, 1)
 
 
-def _jitter_points(
-    pts: torch.Tensor, g: torch.Generator, *, max_rotation: float, mirror: bool = False
-) -> torch.Tensor:
+def _jitter_points(pts: torch.Tensor, g: torch.Generator, *, max_rotation: float, mirror: bool = False) -> torch.Tensor:
     """Random pose per image: rotation, mirror, anisotropic scale, shift. pts (N, P, 2) -> (N, P, 2)."""
     n = pts.shape[0]
     rot = _rotation(max_rotation * (2 * torch.rand(n, generator=g) - 1))  # (N, 2, 2)
@@ -284,9 +273,7 @@ def _jitter_points(
     return (pts @ rot.transpose(1, 2)) * (scale * aspect)[:, None, :] + shift
 
 
-def _rasterise(
-    pts: torch.Tensor, size: int, g: torch.Generator, *, density: float, thicken: bool = False
-) -> torch.Tensor:
+def _rasterise(pts: torch.Tensor, size: int, g: torch.Generator, *, density: float, thicken: bool = False) -> torch.Tensor:
     """Splat points in [-1, 1]^2 into coverage masks: pts (N, P, 2) -> (N, S, S) in [0, 1]."""
     n, p, _ = pts.shape
     ij = ((pts + 1) * (size / 2)).floor().long()  # (N, P, 2) pixel indices (x, y)
@@ -407,7 +394,7 @@ def _in_chunks(draw, items: torch.Tensor, image_size: int, generator: torch.Gene
         return draw(items, image_size, generator)
     out = torch.empty((len(items), 3, image_size, image_size), dtype=torch.uint8)
     for i in range(0, len(items), per):
-        out[i:i + per] = draw(items[i:i + per], image_size, generator)
+        out[i : i + per] = draw(items[i : i + per], image_size, generator)
     return out
 
 
@@ -426,6 +413,7 @@ def similar_target(
     g = torch.Generator().manual_seed(int(seed))
     train_y = _balanced_labels(num_classes, per_class)
     val_y = _balanced_labels(num_classes, val_per_class)
+
     def draw(labels, size, generator):
         return spec.render(labels, image_size=size, generator=generator)
 
@@ -457,8 +445,7 @@ def split_digits(
         need = per_class + val_per_class
         if need > idx.numel():
             raise ValueError(
-                f"digits has only {idx.numel()} images of class {digit}; "
-                f"per_class + val_per_class = {need} is too many"
+                f"digits has only {idx.numel()} images of class {digit}; per_class + val_per_class = {need} is too many"
             )
         idx = idx[torch.randperm(idx.numel(), generator=g)]
         train_idx.append(idx[:per_class])
@@ -502,5 +489,10 @@ def textured_digits(
     train, train_y, val, val_y = split_digits(per_class=per_class, val_per_class=val_per_class, seed=seed)
     g = torch.Generator().manual_seed(int(seed) + 7919)  # a stream apart from the split's
     classes = [str(d) for d in range(10)]
-    return (classes, _in_chunks(_paste_digits, train, image_size, g), train_y,
-            _in_chunks(_paste_digits, val, image_size, g), val_y)
+    return (
+        classes,
+        _in_chunks(_paste_digits, train, image_size, g),
+        train_y,
+        _in_chunks(_paste_digits, val, image_size, g),
+        val_y,
+    )

@@ -55,6 +55,7 @@ class BatchSource(Protocol):
 # One rule, read by the trainer (what it asks a source to cache), by the sources (what they
 # cache) and by the time estimate (tlcore.serve.estimate: what a run will cost).
 
+
 def frozen_prefix(groups: list[str], frozen_all_run, *, cache_features: bool = True, bn_frozen_eval: bool = True) -> int:
     """How many leading groups stay frozen for the whole run (never the head). With BatchNorm
     in eval mode their output never changes, so it can be computed once; 0 when caching is off."""
@@ -89,8 +90,7 @@ class TensorSource(BatchSource):
     picks one of the two per example.
     """
 
-    def __init__(self, data: datasets.ImageData, device: torch.device, augment: str = "flip",
-                 channels_last: bool = False):
+    def __init__(self, data: datasets.ImageData, device: torch.device, augment: str = "flip", channels_last: bool = False):
         self.device, self.augment, self.channels_last = device, augment, channels_last
         self.train_x = data.train_x.to(device)
         self.train_y = data.train_y.to(device)
@@ -123,7 +123,7 @@ class TensorSource(BatchSource):
             outs = []
             for i in range(0, len(x), batch_size * 4):
                 with autocast():
-                    outs.append(model.forward_to(self._layout(x[i:i + batch_size * 4]), depth))
+                    outs.append(model.forward_to(self._layout(x[i : i + batch_size * 4]), depth))
             return torch.cat(outs)
 
         probe = features(self.train_x[:1])
@@ -167,7 +167,7 @@ class TensorSource(BatchSource):
 
     def eval_batches(self, batch_size: int) -> Iterator:
         for i in range(0, self.n_val, batch_size * 4):
-            yield self._layout(self.val_x[i:i + batch_size * 4]), self.val_y[i:i + batch_size * 4]
+            yield self._layout(self.val_x[i : i + batch_size * 4]), self.val_y[i : i + batch_size * 4]
 
     def forward(self, model, inputs):
         return model.forward_from(inputs, self.depth) if self.depth else model(inputs)
@@ -181,7 +181,7 @@ def split_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     batches = list(order.split(batch_size))
     if len(batches) > 1 and len(batches[-1]) == 1:
         tail = torch.cat(batches[-2:])
-        batches[-2:] = [tail[: len(tail) // 2 + 1], tail[len(tail) // 2 + 1:]]
+        batches[-2:] = [tail[: len(tail) // 2 + 1], tail[len(tail) // 2 + 1 :]]
     return batches
 
 
@@ -203,8 +203,16 @@ class StreamSource(BatchSource):
     fixed validation set: pretraining through the same `fit` as every fine-tune. Nothing is
     cached (every group trains) and nothing repeats (each image is drawn once)."""
 
-    def __init__(self, stream: Iterator, steps: int, batch_size: int, val_x: torch.Tensor, val_y: torch.Tensor,
-                 device: torch.device, channels_last: bool = False):
+    def __init__(
+        self,
+        stream: Iterator,
+        steps: int,
+        batch_size: int,
+        val_x: torch.Tensor,
+        val_y: torch.Tensor,
+        device: torch.device,
+        channels_last: bool = False,
+    ):
         self.stream, self.steps, self.device, self.channels_last = stream, steps, device, channels_last
         self.n_train = steps * batch_size  # examples per epoch
         self.val_x, self.val_y = val_x, val_y.to(device)
@@ -233,8 +241,7 @@ class StreamSource(BatchSource):
 
     def eval_batches(self, batch_size: int) -> Iterator:
         for i in range(0, self.n_val, batch_size * 4):
-            yield self._layout(self.val_x[i:i + batch_size * 4]), self.val_y[i:i + batch_size * 4]
+            yield self._layout(self.val_x[i : i + batch_size * 4]), self.val_y[i : i + batch_size * 4]
 
     def forward(self, model, inputs):
         return model(inputs)
-

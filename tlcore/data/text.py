@@ -69,6 +69,7 @@ class TextTable:
 
 # ----------------------------------------------------------------------------- reading CSV files
 
+
 def decode(raw: bytes, name: str = "file") -> str:
     """Bytes -> text, trying UTF-8 (with or without a BOM), then cp949 (Korean Excel)."""
     for enc in ENCODINGS:
@@ -81,7 +82,7 @@ def decode(raw: bytes, name: str = "file") -> str:
 
 def _pick_column(header: list[str], wanted: str | None, aliases: tuple[str, ...], what: str, name: str) -> int:
     lowered = [h.strip().lower() for h in header]
-    for candidate in ([wanted.lower()] if wanted else list(aliases)):
+    for candidate in [wanted.lower()] if wanted else list(aliases):
         if candidate in lowered:
             return lowered.index(candidate)
     expected = repr(wanted) if wanted else " or ".join(repr(a) for a in aliases[:3])
@@ -91,8 +92,14 @@ def _pick_column(header: list[str], wanted: str | None, aliases: tuple[str, ...]
     )
 
 
-def parse_text_csv(content: str | bytes, *, name: str = "file", text_column: str | None = None,
-                   label_column: str | None = None, max_classes: int | None = None) -> TextTable:
+def parse_text_csv(
+    content: str | bytes,
+    *,
+    name: str = "file",
+    text_column: str | None = None,
+    label_column: str | None = None,
+    max_classes: int | None = None,
+) -> TextTable:
     """Parse a CSV (or TSV) of labelled sentences; bad rows are skipped and listed, bad files refused.
 
     Refused with a ValueError saying what to change: no text or label column, no usable row,
@@ -146,9 +153,7 @@ def parse_text_csv(content: str | bytes, *, name: str = "file", text_column: str
 
         check_class_count(len(distinct), max_classes, name)
     if len(distinct) < 2:
-        raise ValueError(
-            f"{name}: only one label ({distinct[0]!r}) in the label column; a classifier needs at least two"
-        )
+        raise ValueError(f"{name}: only one label ({distinct[0]!r}) in the label column; a classifier needs at least two")
     return TextTable(texts, labels, splits if si is not None else None, skipped)
 
 
@@ -166,8 +171,16 @@ def read_text_csv(path: str | os.PathLike, **kwargs) -> TextTable:
 
 # ----------------------------------------------------------------------------- sampling
 
-def sample_table(table: TextTable, *, per_class: int, val_per_class: int, seed: int,
-                 name: str = "dataset", label_names: dict[str, str] | None = None) -> TextData:
+
+def sample_table(
+    table: TextTable,
+    *,
+    per_class: int,
+    val_per_class: int,
+    seed: int,
+    name: str = "dataset",
+    label_names: dict[str, str] | None = None,
+) -> TextData:
     """Seeded per-class sample: up to per_class training and val_per_class validation sentences.
 
     With a split column the held-out rows come from it; otherwise validation is drawn first
@@ -189,8 +202,10 @@ def sample_table(table: TextTable, *, per_class: int, val_per_class: int, seed: 
             va = rng.permutation([i for i in rows if table.splits[i] == "val"])
         else:
             if len(rows) < 2:
-                raise ValueError(f"{name}: label {cls!r} has only {len(rows)} row; each label needs at least 2 "
-                                 "(one to train on, one to check the model)")
+                raise ValueError(
+                    f"{name}: label {cls!r} has only {len(rows)} row; each label needs at least 2 "
+                    "(one to train on, one to check the model)"
+                )
             rows = rng.permutation(rows)
             k = min(val_per_class, len(rows) - 1)
             va, tr = rows[:k], rows[k:]
@@ -208,12 +223,14 @@ def sample_table(table: TextTable, *, per_class: int, val_per_class: int, seed: 
 
 # ----------------------------------------------------------------------------- registry loaders
 
+
 def load_sample(lang: str):
     """Loader for the shipped sentiment sample in `lang` (assets/text/sentiment_<lang>.csv)."""
 
     def load(*, per_class, val_per_class, seed=0, **_) -> TextData:
-        return sample_table(read_text_csv(SAMPLES[lang]), per_class=per_class, val_per_class=val_per_class,
-                            seed=seed, name=f"sentiment_{lang}")
+        return sample_table(
+            read_text_csv(SAMPLES[lang]), per_class=per_class, val_per_class=val_per_class, seed=seed, name=f"sentiment_{lang}"
+        )
 
     return load
 
@@ -222,8 +239,7 @@ def load_csv(*, per_class, val_per_class, seed=0, root="", **_) -> TextData:
     """The user's own CSV file (RunConfig.data_root): text and label columns, optional split."""
     if not root:
         raise ValueError("dataset text_csv needs a CSV file: set data_root (--data-root) to its path")
-    return sample_table(read_text_csv(root), per_class=per_class, val_per_class=val_per_class, seed=seed,
-                        name=Path(root).name)
+    return sample_table(read_text_csv(root), per_class=per_class, val_per_class=val_per_class, seed=seed, name=Path(root).name)
 
 
 # Downloadable sets: plain files fetched once into CACHE_DIR (no `datasets` package needed).
@@ -264,7 +280,9 @@ def download_text_set(name: str) -> Path:
                 raw = urllib.request.urlopen(info["url"] + member, timeout=DOWNLOAD_TIMEOUT_S).read()
                 (folder / member).write_bytes(raw)
     except OSError as e:
-        raise TextDataUnavailable(f"downloading {name} failed ({e}); try `python -m tlcore prefetch --datasets {name}` again") from e
+        raise TextDataUnavailable(
+            f"downloading {name} failed ({e}); try `python -m tlcore prefetch --datasets {name}` again"
+        ) from e
     return folder
 
 
@@ -281,7 +299,13 @@ def load_download(name: str):
             labels += part.labels
             splits += [split] * len(part.texts)
             skipped += part.skipped
-        return sample_table(TextTable(texts, labels, splits, skipped), per_class=per_class,
-                            val_per_class=val_per_class, seed=seed, name=name, label_names=info["labels"])
+        return sample_table(
+            TextTable(texts, labels, splits, skipped),
+            per_class=per_class,
+            val_per_class=val_per_class,
+            seed=seed,
+            name=name,
+            label_names=info["labels"],
+        )
 
     return load

@@ -69,7 +69,7 @@ class TextSource(BatchSource):
             outs = []
             for i in range(0, len(ids), batch_size * 2):
                 with autocast():
-                    outs.append(model.encode_cls(self.collate(ids[i:i + batch_size * 2])).float())
+                    outs.append(model.encode_cls(self.collate(ids[i : i + batch_size * 2])).float())
             return torch.cat(outs)
 
         # Sorted by length, so the one pass over the data pads as little as possible.
@@ -93,12 +93,11 @@ class TextSource(BatchSource):
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for row, s in enumerate(seqs):
-            ids[row, :len(s)] = torch.tensor(s)
-            mask[row, :len(s)] = 1
+            ids[row, : len(s)] = torch.tensor(s)
+            mask[row, : len(s)] = 1
         self.padded_tokens += ids.numel()
         self.real_tokens += sum(len(s) for s in seqs)
-        return {"input_ids": ids.to(self.device, non_blocking=True),
-                "attention_mask": mask.to(self.device, non_blocking=True)}
+        return {"input_ids": ids.to(self.device, non_blocking=True), "attention_mask": mask.to(self.device, non_blocking=True)}
 
     def length_bucketed(self, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
         """The batches of one epoch as index tensors (see the module docstring)."""
@@ -106,7 +105,7 @@ class TextSource(BatchSource):
         chunk = batch_size * BUCKET_BATCHES
         batches = []
         for start in range(0, self.n_train, chunk):
-            part = order[start:start + chunk]
+            part = order[start : start + chunk]
             lengths = torch.tensor([len(self.train_ids[i]) for i in part])
             part = part[torch.argsort(lengths, stable=True)]
             batches += list(part.split(batch_size))
@@ -118,7 +117,7 @@ class TextSource(BatchSource):
         if self.cached:  # (B, D) feature rows: no padding, plain shuffled slices
             order = torch.randperm(self.n_train, generator=generator).to(self.device)
             for i in range(0, self.n_train, batch_size):
-                idx = order[i:i + batch_size]
+                idx = order[i : i + batch_size]
                 yield self.train_feats[idx], self.train_y[idx]
             return
         for idx in self.length_bucketed(batch_size, generator):
@@ -127,8 +126,8 @@ class TextSource(BatchSource):
     def eval_batches(self, batch_size: int) -> Iterator:
         step = batch_size * 2
         for i in range(0, self.n_val, step):
-            inputs = self.val_feats[i:i + step] if self.cached else self.collate(self.val_ids[i:i + step])
-            yield inputs, self.val_y[i:i + step]
+            inputs = self.val_feats[i : i + step] if self.cached else self.collate(self.val_ids[i : i + step])
+            yield inputs, self.val_y[i : i + step]
 
     def forward(self, model, inputs):
         return model.head_from_cls(inputs) if self.cached else model(inputs)

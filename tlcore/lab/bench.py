@@ -36,19 +36,32 @@ def write_image_folder(data: datasets.ImageData, root: Path) -> None:
             Image.fromarray(x.permute(1, 2, 0).numpy()).save(folder / f"{i:05d}.png")
 
 
-def reference_loop(model: backbones.GroupedModel, root: Path, *, epochs: int, batch_size: int, frozen: bool,
-                   device: torch.device, lr: float = 1e-3, workers: int | None = None) -> float:
+def reference_loop(
+    model: backbones.GroupedModel,
+    root: Path,
+    *,
+    epochs: int,
+    batch_size: int,
+    frozen: bool,
+    device: torch.device,
+    lr: float = 1e-3,
+    workers: int | None = None,
+) -> float:
     """The tutorial's train_model, condensed. Returns training images per second."""
     from torchvision import datasets as tvd
     from torchvision import transforms
 
     mean, std = model.mean.flatten().tolist(), model.std.flatten().tolist()
-    tf = {"train": transforms.Compose([transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize(mean, std)]),
-          "val": transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])}
+    tf = {
+        "train": transforms.Compose([transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize(mean, std)]),
+        "val": transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)]),
+    }
     image_sets = {s: tvd.ImageFolder(str(root / s), tf[s]) for s in ("train", "val")}
     workers = min(4, os.cpu_count() or 1) if workers is None else workers  # the tutorial uses 4
-    loaders = {s: torch.utils.data.DataLoader(image_sets[s], batch_size=batch_size, shuffle=True, num_workers=workers)
-               for s in ("train", "val")}
+    loaders = {
+        s: torch.utils.data.DataLoader(image_sets[s], batch_size=batch_size, shuffle=True, num_workers=workers)
+        for s in ("train", "val")
+    }
     net = nn.Sequential(*model.groups.values()).to(device)  # normalisation happens in the transforms
     if frozen:  # "ConvNet as fixed feature extractor": requires_grad off, only the new head in the optimiser
         for p in net.parameters():
@@ -78,8 +91,18 @@ def reference_loop(model: backbones.GroupedModel, root: Path, *, epochs: int, ba
     return len(image_sets["train"]) * epochs / (time.perf_counter() - start)
 
 
-def ours(backbone: str, root: Path, *, epochs: int, batch_size: int, frozen: bool, image_size: int,
-         device: torch.device, lr: float = 1e-3, channels_last: bool | None = None) -> tuple[float, dict]:
+def ours(
+    backbone: str,
+    root: Path,
+    *,
+    epochs: int,
+    batch_size: int,
+    frozen: bool,
+    image_size: int,
+    device: torch.device,
+    lr: float = 1e-3,
+    channels_last: bool | None = None,
+) -> tuple[float, dict]:
     """The studio's trainer on the same image files. Returns (training images per second, result).
 
     Like the reference, the model is built before the clock starts; decoding the files is timed.
@@ -92,8 +115,9 @@ def ours(backbone: str, root: Path, *, epochs: int, batch_size: int, frozen: boo
     _, val_x, val_y, _ = datasets.decode_files(val_files, image_size=image_size)
     data = datasets.ImageData(classes, train_x, torch.as_tensor(train_y), val_x, torch.as_tensor(val_y))
     groups = model.group_names
-    plan = (strategies.linear_probe(groups, lr=lr, head_lr_mult=1.0) if frozen else
-            strategies.full(groups, lr=lr, head_lr_mult=1.0))
+    plan = (
+        strategies.linear_probe(groups, lr=lr, head_lr_mult=1.0) if frozen else strategies.full(groups, lr=lr, head_lr_mult=1.0)
+    )
     channels_last = precision.prefers_channels_last(device) if channels_last is None else channels_last
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     source = sources.TensorSource(data, device, "flip", channels_last)
@@ -108,8 +132,18 @@ def _folder_images(root: Path) -> tuple[int, int]:
     return train, sum(1 for _ in (root / "val").rglob("*.png"))
 
 
-def bench(backbone: str, dataset: str, *, per_class: int, image_size: int, epochs: int, batch_size: int,
-          device: torch.device, modes=("full", "linear_probe"), workers: int | None = None) -> list[dict]:
+def bench(
+    backbone: str,
+    dataset: str,
+    *,
+    per_class: int,
+    image_size: int,
+    epochs: int,
+    batch_size: int,
+    device: torch.device,
+    modes=("full", "linear_probe"),
+    workers: int | None = None,
+) -> list[dict]:
     data = catalog.load_dataset(dataset, per_class=per_class, image_size=image_size, seed=0, val_per_class=20)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,14 +154,27 @@ def bench(backbone: str, dataset: str, *, per_class: int, image_size: int, epoch
             frozen = mode == "linear_probe"
             torch.manual_seed(0)
             ref_model = catalog.build_model(backbone, data.num_classes, pretrained=False, image_size=image_size)
-            ref = reference_loop(ref_model, root, epochs=epochs, batch_size=batch_size, frozen=frozen,
-                                 device=device, workers=workers)
-            rate, result = ours(backbone, root, epochs=epochs, batch_size=batch_size, frozen=frozen,
-                                image_size=image_size, device=device)
-            rows.append({"mode": mode, "backbone": backbone, "image_size": image_size, "train_images": n_train,
-                         "val_images": n_val, "epochs": epochs, "batch_size": batch_size,
-                         "reference_img_s": ref, "ours_img_s": rate, "ratio": rate / ref,
-                         "ours_val_acc": result["val_acc"]})
+            ref = reference_loop(
+                ref_model, root, epochs=epochs, batch_size=batch_size, frozen=frozen, device=device, workers=workers
+            )
+            rate, result = ours(
+                backbone, root, epochs=epochs, batch_size=batch_size, frozen=frozen, image_size=image_size, device=device
+            )
+            rows.append(
+                {
+                    "mode": mode,
+                    "backbone": backbone,
+                    "image_size": image_size,
+                    "train_images": n_train,
+                    "val_images": n_val,
+                    "epochs": epochs,
+                    "batch_size": batch_size,
+                    "reference_img_s": ref,
+                    "ours_img_s": rate,
+                    "ratio": rate / ref,
+                    "ours_val_acc": result["val_acc"],
+                }
+            )
     return rows
 
 
@@ -137,22 +184,36 @@ def cmd_bench(args) -> int:
     device = pick_device(args.device)
     mode = "bf16 autocast" if precision.use_bf16(device) else "fp32"
     print(f"device: {describe_device(device)}; torch {torch.__version__}; ours in {mode}, the tutorial loop in fp32")
-    rows = bench(args.backbone, args.dataset, per_class=args.per_class, image_size=args.image_size,
-                 epochs=args.epochs, batch_size=args.batch_size, device=device,
-                 modes=[m.strip() for m in args.modes.split(",")], workers=args.workers)
+    rows = bench(
+        args.backbone,
+        args.dataset,
+        per_class=args.per_class,
+        image_size=args.image_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        device=device,
+        modes=[m.strip() for m in args.modes.split(",")],
+        workers=args.workers,
+    )
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     for row in rows:
-        print(f"{row['mode']}: ours {row['ours_img_s']:.0f} img/s vs tutorial loop {row['reference_img_s']:.0f} img/s "
-              f"= {row['ratio']:.2f}x")
+        print(
+            f"{row['mode']}: ours {row['ours_img_s']:.0f} img/s vs tutorial loop {row['reference_img_s']:.0f} img/s "
+            f"= {row['ratio']:.2f}x"
+        )
     if args.out:
         table.to_csv(args.out, index=False)
     return 0
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="our trainer vs a tutorial-style loop: images/s and the ratio",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "bench",
+        help="our trainer vs a tutorial-style loop: images/s and the ratio",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--backbone", default="resnet18", help="registered vision backbone (default: %(default)s)")
     p.add_argument("--dataset", default="digits", help="registered image dataset (default: %(default)s)")
     p.add_argument("--per-class", type=int, default=60, help="training images per class (default: %(default)s)")

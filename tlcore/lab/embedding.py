@@ -111,8 +111,9 @@ def _pooled(features: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def image_features(model, data: datasets.ImageData, *, device: torch.device | None = None,
-                   batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def image_features(
+    model, data: datasets.ImageData, *, device: torch.device | None = None, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """(train (N, D), validation (M, D)) float32 features of a vision model's frozen body, made
     by the same extractor a run's cached frozen prefix uses (`TensorSource.prepare`, every group
     but the head, in eval mode), then pooled as the head pools them."""
@@ -129,8 +130,9 @@ def image_features(model, data: datasets.ImageData, *, device: torch.device | No
 
 
 @torch.no_grad()
-def text_features(model, data, *, device: torch.device | None = None, batch_size: int = 32,
-                  max_length: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def text_features(
+    model, data, *, device: torch.device | None = None, batch_size: int = 32, max_length: int = 64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train (N, D), validation (M, D), validation labels (M,)) of a text model's frozen encoder:
     the first-token vector of its last layer, which its classifier head reads, made by the same
     pass a linear-probe run caches (`TextSource.prepare`). The validation rows come in the
@@ -181,8 +183,9 @@ def _project(x: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, tuple[f
     elif method == "tsne":
         from sklearn.manifold import TSNE
 
-        coords = TSNE(n_components=2, perplexity=float(min(30, max(2, (n - 1) // 3))), init="pca",
-                      random_state=seed).fit_transform(_standardised(x, x))
+        coords = TSNE(
+            n_components=2, perplexity=float(min(30, max(2, (n - 1) // 3))), init="pca", random_state=seed
+        ).fit_transform(_standardised(x, x))
     elif method == "umap":
         import umap  # optional: umap-learn
 
@@ -199,8 +202,9 @@ def _standardised(x: np.ndarray, fit_on: np.ndarray) -> np.ndarray:
     return (x - mean) / np.where(std > 1e-8, std, 1.0)
 
 
-def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
-                   seed: int = 0) -> tuple[float, float]:
+def probe_accuracy(
+    train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, seed: int = 0
+) -> tuple[float, float]:
     """(logistic regression, nearest class mean) validation accuracy on frozen features.
 
     Both are fitted on the training features only (standardised with the training set's mean
@@ -319,9 +323,11 @@ class _Features:
 _features = _Features()
 
 
-def _embed(request: Request, kind: str, name: str, build: Callable[[], torch.nn.Module], data,
-           device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _embed(
+    request: Request, kind: str, name: str, build: Callable[[], torch.nn.Module], data, device: torch.device
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(train features, validation features, validation labels, seconds) of one body, cached."""
+
     def make():
         t0 = time.perf_counter()
         model = build()
@@ -339,13 +345,17 @@ def _embed(request: Request, kind: str, name: str, build: Callable[[], torch.nn.
 def load_data(request: Request):
     """The training and validation split the view shows: the same loader and split rule as a
     run (validation first, seeded), so a run's validation examples are the view's."""
-    return catalog.load_dataset(request.dataset, per_class=request.shown_per_class,
-                                val_per_class=request.val_per_class, image_size=request.image_size,
-                                seed=request.seed, root=request.root)
+    return catalog.load_dataset(
+        request.dataset,
+        per_class=request.shown_per_class,
+        val_per_class=request.val_per_class,
+        image_size=request.image_size,
+        seed=request.seed,
+        root=request.root,
+    )
 
 
-def feature_view(request: Request, *, finetuned: Finetuned | None = None,
-                 device: torch.device | None = None) -> FeatureView:
+def feature_view(request: Request, *, finetuned: Finetuned | None = None, device: torch.device | None = None) -> FeatureView:
     """Embed the request's training split with the pretrained body and the random one (and the
     fine-tuned one, `finetuned`, the model that `finetuned_id` names: the caller looks it up on
     its shelf), project each to 2-D, and score both probes on the validation split."""
@@ -375,12 +385,30 @@ def feature_view(request: Request, *, finetuned: Finetuned | None = None,
         spaces[kind] = Space(kind, coords, logistic, ncm, int(train.shape[1]), explained, seconds, name)
     timings.update(embed_s=embed_s, project_s=project_s, probe_s=probe_s, total_s=time.perf_counter() - t0)
     if request.task == "text":
-        texts = tuple(s if len(s) <= MAX_SENTENCE_CHARS else s[:MAX_SENTENCE_CHARS - 1] + "…" for s in data.train_texts)
-        return FeatureView("text", request.dataset, tuple(data.classes), train_y, spaces, request.method,
-                           len(data.val_y), texts=texts, timings=timings)
+        texts = tuple(s if len(s) <= MAX_SENTENCE_CHARS else s[: MAX_SENTENCE_CHARS - 1] + "…" for s in data.train_texts)
+        return FeatureView(
+            "text",
+            request.dataset,
+            tuple(data.classes),
+            train_y,
+            spaces,
+            request.method,
+            len(data.val_y),
+            texts=texts,
+            timings=timings,
+        )
     thumbs = datasets.resize_batch(data.train_x, THUMB_PX).permute(0, 2, 3, 1).contiguous().numpy()
-    return FeatureView("image", request.dataset, tuple(data.classes), train_y, spaces, request.method,
-                       len(data.val_y), thumbs=thumbs, timings=timings)
+    return FeatureView(
+        "image",
+        request.dataset,
+        tuple(data.classes),
+        train_y,
+        spaces,
+        request.method,
+        len(data.val_y),
+        thumbs=thumbs,
+        timings=timings,
+    )
 
 
 class FinetunedGone(LookupError):
@@ -411,16 +439,21 @@ class FeatureSpaces:
     (`Busy`) rather than queued for minutes. The thread runs at a lower CPU priority
     (nice +`nice`, like the training worker) so pages are answered first."""
 
-    def __init__(self, compute: Callable[[Request], FeatureView] = feature_view, *, max_kept: int = 16,
-                 max_waiting: int = 8, nice: int = 10):
+    def __init__(
+        self,
+        compute: Callable[[Request], FeatureView] = feature_view,
+        *,
+        max_kept: int = 16,
+        max_waiting: int = 8,
+        nice: int = 10,
+    ):
         self._compute = compute
         self.max_kept, self.max_waiting, self.nice = max_kept, max_waiting, nice
         self._done: OrderedDict[Request, FeatureView] = OrderedDict()
         self._failed: OrderedDict[Request, BaseException] = OrderedDict()
         self._running: dict[Request, Future] = {}
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-features",
-                                        initializer=self._lower_priority)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-features", initializer=self._lower_priority)
 
     def _lower_priority(self) -> None:
         if self.nice:
@@ -514,8 +547,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=96, help="images: pixels a side")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (data split and random body)")
     parser.add_argument("--method", default="pca", choices=METHODS, help="2-D projection")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: what the app's server gives work beside pages on a 2-core CPU)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: what the app's server gives work beside pages on a 2-core CPU)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from tlcore.train import presets
@@ -523,8 +557,16 @@ def main(argv: list[str] | None = None) -> None:
     preset = presets.image() if args.task == "image" else presets.text()
     backbone, dataset = args.backbone or preset.backbone, args.dataset or preset.dataset
     for seed in (int(s) for s in args.seeds.split(",")):
-        request = Request(args.task, backbone, dataset, args.per_class, args.val_per_class,
-                          args.image_size if args.task == "image" else 0, seed, method=args.method)
+        request = Request(
+            args.task,
+            backbone,
+            dataset,
+            args.per_class,
+            args.val_per_class,
+            args.image_size if args.task == "image" else 0,
+            seed,
+            method=args.method,
+        )
         spaces = FeatureSpaces(nice=0)
         t0, cpu0 = time.perf_counter(), time.process_time()
         spaces.start(request)
@@ -543,14 +585,20 @@ def main(argv: list[str] | None = None) -> None:
         pre, rand = view.spaces.get("pretrained"), view.spaces["random"]
         print(f"seed {seed}: {backbone} on {dataset}, {len(view.labels)} train / {view.n_val} val, {args.method}")
         for space in filter(None, (pre, rand)):
-            print(f"  {space.kind:10s} linear probe {space.probe_acc:.3f}  nearest class mean {space.ncm_acc:.3f}  "
-                  f"({space.dim} features, embedded in {space.embed_s:.2f} s)")
+            print(
+                f"  {space.kind:10s} linear probe {space.probe_acc:.3f}  nearest class mean {space.ncm_acc:.3f}  "
+                f"({space.dim} features, embedded in {space.embed_s:.2f} s)"
+            )
         if pre is not None:
-            print(f"  gap (pretrained - random): linear probe {100 * (pre.probe_acc - rand.probe_acc):+.1f} points, "
-                  f"nearest class mean {100 * (pre.ncm_acc - rand.ncm_acc):+.1f} points")
-        print(f"  cold view {cold:.2f} s, {cpu:.2f} s of CPU ({', '.join(f'{k} {v:.2f}' for k, v in view.timings.items())}); "
-              f"features kept {warm:.2f} s; view kept {1000 * kept:.3f} ms; "
-              f"baseline forward pass {baseline:.2f} s (cold / baseline {cold / baseline:.1f}x)")
+            print(
+                f"  gap (pretrained - random): linear probe {100 * (pre.probe_acc - rand.probe_acc):+.1f} points, "
+                f"nearest class mean {100 * (pre.ncm_acc - rand.ncm_acc):+.1f} points"
+            )
+        print(
+            f"  cold view {cold:.2f} s, {cpu:.2f} s of CPU ({', '.join(f'{k} {v:.2f}' for k, v in view.timings.items())}); "
+            f"features kept {warm:.2f} s; view kept {1000 * kept:.3f} ms; "
+            f"baseline forward pass {baseline:.2f} s (cold / baseline {cold / baseline:.1f}x)"
+        )
 
 
 def _forward_baseline(request: Request) -> float:
@@ -562,7 +610,7 @@ def _forward_baseline(request: Request) -> float:
     with torch.no_grad():
         for x in (data.train_x, data.val_x):
             for i in range(0, len(x), 256):
-                model(x[i:i + 256])
+                model(x[i : i + 256])
     return time.perf_counter() - t0
 
 

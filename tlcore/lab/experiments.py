@@ -52,9 +52,11 @@ ADVICE = {
 
 
 # How a measurement is read against it: one rule for every cell.
-RULE = ("the recommended strategy, at the freeze depth the rule gives it, wins, or trails the winner by no more "
-        "than the spread over seeds (one standard deviation of either, the ± beside each mean): at this many seeds "
-        "that is a tie")
+RULE = (
+    "the recommended strategy, at the freeze depth the rule gives it, wins, or trails the winner by no more "
+    "than the spread over seeds (one standard deviation of either, the ± beside each mean): at this many seeds "
+    "that is a tie"
+)
 
 
 def rule_depth(strategy: str, similarity: str, num_groups: int) -> int:
@@ -113,13 +115,23 @@ class MatrixSettings:
     def config(self, dataset: str, per_class: int, strategy: str, seed: int, similarity: str = "similar") -> RunConfig:
         small = per_class <= self.small
         return RunConfig(
-            task="image", backbone=self.backbone, pretrained="yes" if strategy != "scratch" else "no",
-            dataset=dataset, per_class=per_class, val_per_class=self.val_per_class,
-            image_size=self.image_size, strategy=strategy, freeze_depth=self.depth(strategy, similarity),
-            lr=self.scratch_lr if strategy == "scratch" else self.lr, head_lr_mult=self.head_lr_mult,
-            epochs=self.small_epochs if small else self.large_epochs, batch_size=self.batch_size,
-            optimizer="adamw", augment="none" if "digits" in dataset else "flip",  # a flipped digit is another glyph
-            seed=seed, device=self.device,
+            task="image",
+            backbone=self.backbone,
+            pretrained="yes" if strategy != "scratch" else "no",
+            dataset=dataset,
+            per_class=per_class,
+            val_per_class=self.val_per_class,
+            image_size=self.image_size,
+            strategy=strategy,
+            freeze_depth=self.depth(strategy, similarity),
+            lr=self.scratch_lr if strategy == "scratch" else self.lr,
+            head_lr_mult=self.head_lr_mult,
+            epochs=self.small_epochs if small else self.large_epochs,
+            batch_size=self.batch_size,
+            optimizer="adamw",
+            augment="none" if "digits" in dataset else "flip",  # a flipped digit is another glyph
+            seed=seed,
+            device=self.device,
         )
 
 
@@ -149,18 +161,29 @@ def run_matrix(settings: MatrixSettings, *, cells: tuple[str, ...] = (), log=pri
             continue
         for seed in settings.seeds:
             # Every strategy of a cell and seed sees exactly the same examples.
-            data = catalog.load_dataset(dataset, per_class=per_class, image_size=settings.image_size,
-                                         seed=seed, val_per_class=settings.val_per_class)
+            data = catalog.load_dataset(
+                dataset, per_class=per_class, image_size=settings.image_size, seed=seed, val_per_class=settings.val_per_class
+            )
             for strategy in settings.strategies:
                 cfg = settings.config(dataset, per_class, strategy, seed, sim)
                 result = _run_quiet(cfg, data)
-                rows.append({
-                    "similarity": sim, "size": size, "dataset": dataset, "per_class": per_class,
-                    "strategy": strategy, "freeze_depth": cfg.freeze_depth, "seed": seed, "val_acc": result["val_acc"],
-                    "seconds": result["seconds"],
-                })
-                log(f"{sim:>9} {size:>5} {dataset:>16} seed {seed} {strategy:>12} k={cfg.freeze_depth}: "
-                    f"val/acc {result['val_acc']:.3f} ({result['seconds']:.1f} s)")
+                rows.append(
+                    {
+                        "similarity": sim,
+                        "size": size,
+                        "dataset": dataset,
+                        "per_class": per_class,
+                        "strategy": strategy,
+                        "freeze_depth": cfg.freeze_depth,
+                        "seed": seed,
+                        "val_acc": result["val_acc"],
+                        "seconds": result["seconds"],
+                    }
+                )
+                log(
+                    f"{sim:>9} {size:>5} {dataset:>16} seed {seed} {strategy:>12} k={cfg.freeze_depth}: "
+                    f"val/acc {result['val_acc']:.3f} ({result['seconds']:.1f} s)"
+                )
     return pd.DataFrame(rows)
 
 
@@ -200,8 +223,10 @@ def cell_verdicts(table: pd.DataFrame, *, num_groups: int) -> list[dict]:
     for (sim, size), cell in table.groupby(["similarity", "size"], sort=False):
         rule = strategies.recommend(sim, size, num_groups)
         expected = (rule.strategy, rule.freeze_depth)
-        rows = {(r.strategy, int(r.freeze_depth)): (r.val_acc_mean, r.val_acc_std if r.val_acc_std == r.val_acc_std else 0.0)
-                for r in cell.itertuples()}
+        rows = {
+            (r.strategy, int(r.freeze_depth)): (r.val_acc_mean, r.val_acc_std if r.val_acc_std == r.val_acc_std else 0.0)
+            for r in cell.itertuples()
+        }
         # the best outcome; on an exact tie the rule's own configuration is named
         winner = max(rows, key=lambda k: (rows[k][0], k == expected))
         measured = expected in rows
@@ -209,16 +234,26 @@ def cell_verdicts(table: pd.DataFrame, *, num_groups: int) -> list[dict]:
         agrees = measured and gap <= max(rows[winner][1], rows[expected][1])
         pretrained = [m for (s, _), (m, _) in rows.items() if s != "scratch"]
         scratch = [m for (s, _), (m, _) in rows.items() if s == "scratch"]
-        out.append({
-            "similarity": sim, "size": size, "winner": winner[0], "winner_depth": winner[1],
-            "winner_acc": rows[winner][0], "winner_std": rows[winner][1],
-            "expected": rule.strategy, "expected_depth": rule.freeze_depth, "advice": ADVICE[(sim, size)],
-            "measured": measured, "agrees": agrees, "tie": agrees and winner != expected,
-            "expected_acc": rows[expected][0] if measured else None,
-            "expected_std": rows[expected][1] if measured else None,
-            "transfer_gain": max(pretrained) - scratch[0] if scratch else None,
-            "spread": max(pretrained) - min(pretrained),
-        })
+        out.append(
+            {
+                "similarity": sim,
+                "size": size,
+                "winner": winner[0],
+                "winner_depth": winner[1],
+                "winner_acc": rows[winner][0],
+                "winner_std": rows[winner][1],
+                "expected": rule.strategy,
+                "expected_depth": rule.freeze_depth,
+                "advice": ADVICE[(sim, size)],
+                "measured": measured,
+                "agrees": agrees,
+                "tie": agrees and winner != expected,
+                "expected_acc": rows[expected][0] if measured else None,
+                "expected_std": rows[expected][1] if measured else None,
+                "transfer_gain": max(pretrained) - scratch[0] if scratch else None,
+                "spread": max(pretrained) - min(pretrained),
+            }
+        )
     return out
 
 
@@ -273,22 +308,43 @@ def run_transfer_depth(settings: TransferDepthSettings, *, log=print) -> pd.Data
     opts = FitOptions(settings.epochs, settings.batch_size, "adamw", 1e-4)
     rows = []
     for seed in settings.seeds:
-        data = catalog.load_dataset(settings.dataset, per_class=settings.per_class, image_size=settings.image_size,
-                                     seed=seed, val_per_class=settings.val_per_class)
+        data = catalog.load_dataset(
+            settings.dataset,
+            per_class=settings.per_class,
+            image_size=settings.image_size,
+            seed=seed,
+            val_per_class=settings.val_per_class,
+        )
         for k in range(len(groups)):
             for mode in ("frozen", "fine-tuned"):
                 if k == 0 and mode == "fine-tuned":
                     rows.append({**rows[-1], "mode": mode})  # k = 0: nothing copied, the same run
                     continue
                 generator = seed_everything(seed)
-                model = transfer_first_groups(settings.backbone, data.num_classes, k,
-                                              image_size=settings.image_size, seed=seed).to(device)
+                model = transfer_first_groups(
+                    settings.backbone, data.num_classes, k, image_size=settings.image_size, seed=seed
+                ).to(device)
                 depth = k if mode == "frozen" else 0
                 plan = strategies.partial(groups, lr=settings.lr, head_lr_mult=settings.head_lr_mult, freeze_depth=depth)
-                result = fit(model, plan, TensorSource(data, device, "none"), opts, device=device,
-                             emit=lambda _e: None, generator=generator, classes=tuple(data.classes))
-                rows.append({"mode": mode, "k": k, "transferred": ", ".join(groups[:k]) or "-",
-                             "seed": seed, "val_acc": result["val_acc"]})
+                result = fit(
+                    model,
+                    plan,
+                    TensorSource(data, device, "none"),
+                    opts,
+                    device=device,
+                    emit=lambda _e: None,
+                    generator=generator,
+                    classes=tuple(data.classes),
+                )
+                rows.append(
+                    {
+                        "mode": mode,
+                        "k": k,
+                        "transferred": ", ".join(groups[:k]) or "-",
+                        "seed": seed,
+                        "val_acc": result["val_acc"],
+                    }
+                )
                 log(f"seed {seed} k={k} {mode:>10}: val/acc {result['val_acc']:.3f}")
     return pd.DataFrame(rows)
 
@@ -322,17 +378,17 @@ def tile_grid(tiles: np.ndarray, zoom: int, cols: int = 8, gap: int = 2) -> np.n
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         big = np.kron(np.clip(tile, 0, 1), np.ones((zoom, zoom, 1)))
-        grid[gap + r * cell: gap + r * cell + k * zoom, gap + c * cell: gap + c * cell + k * zoom] = (big * 255).round()
+        grid[gap + r * cell : gap + r * cell + k * zoom, gap + c * cell : gap + c * cell + k * zoom] = (big * 255).round()
     return grid
 
 
-def filters_image(path: Path | str = RESULTS_DIR / "filters.png", *, zoom: int = 14,
-                  backbone: str = "studio_resnet") -> Path:
+def filters_image(path: Path | str = RESULTS_DIR / "filters.png", *, zoom: int = 14, backbone: str = "studio_resnet") -> Path:
     """Write the pretrained and random first-layer filters side by side as a PNG."""
     from PIL import Image, ImageDraw
 
-    panels = [tile_grid(first_layer_filters(pretrained=pretrained, backbone=backbone), zoom, gap=4)
-              for pretrained in (True, False)]
+    panels = [
+        tile_grid(first_layer_filters(pretrained=pretrained, backbone=backbone), zoom, gap=4) for pretrained in (True, False)
+    ]
     gap = np.full((panels[0].shape[0], 24, 3), 255, dtype=np.uint8)
     canvas = np.concatenate([panels[0], gap, panels[1]], axis=1)
     top = 22
@@ -367,8 +423,9 @@ def _provenance(command: str, seconds: float, settings) -> dict:
     }
 
 
-def write_matrix(runs: pd.DataFrame, settings: MatrixSettings, out_dir: Path, command: str, seconds: float,
-                 name: str = "matrix") -> dict:
+def write_matrix(
+    runs: pd.DataFrame, settings: MatrixSettings, out_dir: Path, command: str, seconds: float, name: str = "matrix"
+) -> dict:
     """Write <name>.csv (summary), <name>_runs.csv (every run), <name>.json and <name>.md.
 
     The JSON says what was measured: the backbone and image size (in "settings"), its layer
@@ -379,8 +436,13 @@ def write_matrix(runs: pd.DataFrame, settings: MatrixSettings, out_dir: Path, co
     verdicts = cell_verdicts(table, num_groups=len(groups))
     runs.to_csv(out_dir / f"{name}_runs.csv", index=False)
     table.to_csv(out_dir / f"{name}.csv", index=False)
-    payload = {**_provenance(command, seconds, settings), "groups": groups, "table": table.to_dict("records"),
-               "verdicts": verdicts, "runs": runs.to_dict("records")}
+    payload = {
+        **_provenance(command, seconds, settings),
+        "groups": groups,
+        "table": table.to_dict("records"),
+        "verdicts": verdicts,
+        "runs": runs.to_dict("records"),
+    }
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
     (out_dir / f"{name}.md").write_text(matrix_markdown(table, verdicts, payload), encoding="utf-8")
     return payload
@@ -418,8 +480,7 @@ def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> st
         "",
     ]
     strategies = list(dict.fromkeys(table["strategy"]))
-    lines += ["| cell | dataset | " + " | ".join(strategies) + " | winner |",
-              "|---|---|" + "---:|" * len(strategies) + "---|"]
+    lines += ["| cell | dataset | " + " | ".join(strategies) + " | winner |", "|---|---|" + "---:|" * len(strategies) + "---|"]
     for (sim, size), cell in table.groupby(["similarity", "size"], sort=False):
         first = cell.iloc[0]
         cells = []
@@ -435,17 +496,28 @@ def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> st
     lines += ["", "## Against the seeds' matrix", ""]
     lines += [f"Rule: {RULE}.", ""]
     for v in verdicts:
-        mark = ("agrees (a tie within the seeds' spread)" if v.get("tie") else "agrees") if v["agrees"] \
-            else "**does not agree**" if v.get("measured", True) \
+        mark = (
+            ("agrees (a tie within the seeds' spread)" if v.get("tie") else "agrees")
+            if v["agrees"]
+            else "**does not agree**"
+            if v.get("measured", True)
             else f"**not measured**: the rule's {v['expected']} at k={v['expected_depth']} was not raced"
+        )
         lines.append(
             f"- {v['similarity']} + {v['size']}: the matrix says *{v['advice']}* ({v['expected']}, "
             f"k={v['expected_depth']}, {_pm(v['expected_acc'], v.get('expected_std'))}); measured winner "
             f"**{v['winner']}** (k={v['winner_depth']}, {_pm(v['winner_acc'], v.get('winner_std'))}): {mark}. "
-            + (f"Best pretrained strategy vs scratch: {100 * v['transfer_gain']:+.1f} points."
-               if v["transfer_gain"] is not None else "")
-            + (f" The pretrained strategies lie within {100 * v['spread']:.1f} points of each other: "
-               "this target is too easy at this size to tell them apart." if v["spread"] < 0.015 else "")
+            + (
+                f"Best pretrained strategy vs scratch: {100 * v['transfer_gain']:+.1f} points."
+                if v["transfer_gain"] is not None
+                else ""
+            )
+            + (
+                f" The pretrained strategies lie within {100 * v['spread']:.1f} points of each other: "
+                "this target is too easy at this size to tell them apart."
+                if v["spread"] < 0.015
+                else ""
+            )
         )
     if not all(v["agrees"] for v in verdicts):
         lines += [
@@ -480,20 +552,24 @@ def resummarise_matrix(name: str = "matrix", out_dir: Path | str = RESULTS_DIR) 
     runs.to_csv(out_dir / f"{name}_runs.csv", index=False)
     table.to_csv(out_dir / f"{name}.csv", index=False)
     keep = {k: v for k, v in old.items() if k not in ("groups", "table", "verdicts", "runs")}
-    payload = {**keep, "groups": groups, "table": table.to_dict("records"), "verdicts": verdicts,
-               "runs": runs.to_dict("records")}
+    payload = {**keep, "groups": groups, "table": table.to_dict("records"), "verdicts": verdicts, "runs": runs.to_dict("records")}
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
     (out_dir / f"{name}.md").write_text(matrix_markdown(table, verdicts, payload), encoding="utf-8")
     return payload
 
 
 def summarise_transfer_depth(runs: pd.DataFrame) -> pd.DataFrame:
-    return (runs.groupby(["mode", "k"], sort=False)["val_acc"].agg(["mean", "std"]).reset_index()
-            .rename(columns={"mean": "val_acc_mean", "std": "val_acc_std"}))
+    return (
+        runs.groupby(["mode", "k"], sort=False)["val_acc"]
+        .agg(["mean", "std"])
+        .reset_index()
+        .rename(columns={"mean": "val_acc_mean", "std": "val_acc_std"})
+    )
 
 
-def write_transfer_depth(runs: pd.DataFrame, settings: TransferDepthSettings, out_dir: Path, command: str, seconds: float,
-                name: str = "transfer_depth") -> dict:
+def write_transfer_depth(
+    runs: pd.DataFrame, settings: TransferDepthSettings, out_dir: Path, command: str, seconds: float, name: str = "transfer_depth"
+) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     table = summarise_transfer_depth(runs)
     groups = catalog.build_model(settings.backbone, 2, pretrained=False, image_size=settings.image_size).group_names
@@ -533,12 +609,16 @@ def transfer_depth_reading(table: pd.DataFrame, groups: list[str]) -> str:
     frozen = table[table["mode"] == "frozen"].set_index("k")["val_acc_mean"]
     tuned = table[table["mode"] == "fine-tuned"].set_index("k")["val_acc_mean"]
     best_k, last_k = int(frozen.idxmax()), int(frozen.index.max())
-    text = (f"Frozen transfer is best at k = {best_k} ({100 * frozen[best_k]:.1f}%, scratch {100 * frozen[0]:.1f}%). ")
+    text = f"Frozen transfer is best at k = {best_k} ({100 * frozen[best_k]:.1f}%, scratch {100 * frozen[0]:.1f}%). "
     if best_k < last_k:
-        text += (f"Freezing {', '.join(groups[best_k:last_k])} as well costs {100 * (frozen[best_k] - frozen[last_k]):.1f} "
-                 "points: the deepest features are specific to the source task. ")
-    text += (f"Fine-tuning after transferring all {last_k} groups reaches {100 * tuned[last_k]:.1f}% "
-             f"({100 * (tuned[last_k] - frozen[last_k]):+.1f} points over keeping them frozen).")
+        text += (
+            f"Freezing {', '.join(groups[best_k:last_k])} as well costs {100 * (frozen[best_k] - frozen[last_k]):.1f} "
+            "points: the deepest features are specific to the source task. "
+        )
+    text += (
+        f"Fine-tuning after transferring all {last_k} groups reaches {100 * tuned[last_k]:.1f}% "
+        f"({100 * (tuned[last_k] - frozen[last_k]):+.1f} points over keeping them frozen)."
+    )
     return text
 
 
@@ -563,9 +643,12 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 def register_cli(subparsers) -> None:
     d = MatrixSettings()
-    p = subparsers.add_parser("matrix", help="reproduce the similarity x size matrix by experiment",
-                              description="Race scratch, linear probe, partial and full fine-tuning in the four "
-                                          "cells (similar/different x small/large) over several seeds.")
+    p = subparsers.add_parser(
+        "matrix",
+        help="reproduce the similarity x size matrix by experiment",
+        description="Race scratch, linear probe, partial and full fine-tuning in the four "
+        "cells (similar/different x small/large) over several seeds.",
+    )
     p.add_argument("--similar", default=d.similar, help="target similar to the pretraining data (default %(default)s)")
     p.add_argument("--different", default=d.different, help="target different from it (default %(default)s)")
     p.add_argument("--small", type=int, default=d.small, help="examples per class, small cells (default %(default)s)")
@@ -577,23 +660,34 @@ def register_cli(subparsers) -> None:
     p.add_argument("--cells", default="", help="only these cells, e.g. different/small,similar/large (default: all four)")
     p.add_argument("--backbone", default=d.backbone, help="pretrained backbone (default %(default)s)")
     p.add_argument("--image-size", type=int, default=d.image_size, help="pixels square (default %(default)s)")
-    p.add_argument("--freeze-depth", type=int, default=d.freeze_depth,
-                   help="partial: groups frozen in every cell (default: the rule's depth for each column, "
-                        "as strategies.recommend gives it for this backbone)")
+    p.add_argument(
+        "--freeze-depth",
+        type=int,
+        default=d.freeze_depth,
+        help="partial: groups frozen in every cell (default: the rule's depth for each column, "
+        "as strategies.recommend gives it for this backbone)",
+    )
     p.add_argument("--device", default=d.device, help="cpu | cuda | auto (default %(default)s)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default (1 is faster on a busy machine)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default (1 is faster on a busy machine)"
+    )
     p.add_argument("--out", default=str(RESULTS_DIR), help="folder for the results (default %(default)s)")
     p.add_argument("--name", default="matrix", help="file stem: <name>.csv/.json/.md (default %(default)s)")
-    p.add_argument("--resummarise", action="store_true",
-                   help="train nothing: rewrite <name>.csv/.json/.md from the committed <name>_runs.csv")
+    p.add_argument(
+        "--resummarise",
+        action="store_true",
+        help="train nothing: rewrite <name>.csv/.json/.md from the committed <name>_runs.csv",
+    )
     p.set_defaults(func=_cli_matrix)
 
     s = TransferDepthSettings()
     p = subparsers.add_parser(
-        "transfer-depth", help="accuracy against the number of groups transferred (Yosinski et al. 2014, in small)",
+        "transfer-depth",
+        help="accuracy against the number of groups transferred (Yosinski et al. 2014, in small)",
         description="Copy the first k groups of the pretrained backbone and re-initialise the rest, for k = 0..all; "
-                    "the copied groups frozen, or fine-tuned too. (The app's freeze-depth sweep is different: "
-                    "every group starts pretrained and the first k are frozen.)")
+        "the copied groups frozen, or fine-tuned too. (The app's freeze-depth sweep is different: "
+        "every group starts pretrained and the first k are frozen.)",
+    )
     p.add_argument("--dataset", default=s.dataset, help="target dataset (default %(default)s)")
     p.add_argument("--per-class", type=int, default=s.per_class, help="examples per class (default %(default)s)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default %(default)s)")
@@ -629,9 +723,17 @@ def _cli_matrix(args: argparse.Namespace) -> int:
         return 0
     _set_threads(args.threads)
     settings = MatrixSettings(
-        similar=args.similar, different=args.different, small=args.small, large=args.large,
-        val_per_class=args.val_per_class, seeds=_seeds(args.seeds), small_epochs=args.small_epochs,
-        large_epochs=args.large_epochs, device=args.device, backbone=args.backbone, image_size=args.image_size,
+        similar=args.similar,
+        different=args.different,
+        small=args.small,
+        large=args.large,
+        val_per_class=args.val_per_class,
+        seeds=_seeds(args.seeds),
+        small_epochs=args.small_epochs,
+        large_epochs=args.large_epochs,
+        device=args.device,
+        backbone=args.backbone,
+        image_size=args.image_size,
         freeze_depth=args.freeze_depth,
     )
     start = time.perf_counter()
@@ -643,8 +745,15 @@ def _cli_matrix(args: argparse.Namespace) -> int:
 
 def _cli_transfer_depth(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
-    settings = TransferDepthSettings(dataset=args.dataset, per_class=args.per_class, seeds=_seeds(args.seeds),
-                             epochs=args.epochs, device=args.device, backbone=args.backbone, image_size=args.image_size)
+    settings = TransferDepthSettings(
+        dataset=args.dataset,
+        per_class=args.per_class,
+        seeds=_seeds(args.seeds),
+        epochs=args.epochs,
+        device=args.device,
+        backbone=args.backbone,
+        image_size=args.image_size,
+    )
     start = time.perf_counter()
     runs = run_transfer_depth(settings)
     write_transfer_depth(runs, settings, Path(args.out), _command(), time.perf_counter() - start, args.name)
@@ -676,8 +785,17 @@ def transfer_contrast(out_dir: Path | str = RESULTS_DIR) -> list[dict]:
             continue
         means = {r["strategy"]: r["val_acc_mean"] for r in cell}
         best = max((s for s in means if s != "scratch"), key=means.get)
-        rows.append({"backbone": payload["settings"]["backbone"], "dataset": cell[0]["dataset"],
-                     "per_class": cell[0]["per_class"], "scratch": means["scratch"], "best": best,
-                     "best_acc": means[best], "gain_points": 100 * (means[best] - means["scratch"]),
-                     "seeds": cell[0]["seeds"], "file": name})
+        rows.append(
+            {
+                "backbone": payload["settings"]["backbone"],
+                "dataset": cell[0]["dataset"],
+                "per_class": cell[0]["per_class"],
+                "scratch": means["scratch"],
+                "best": best,
+                "best_acc": means[best],
+                "gain_points": 100 * (means[best] - means["scratch"]),
+                "seeds": cell[0]["seeds"],
+                "file": name,
+            }
+        )
     return rows

@@ -75,8 +75,9 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def class_map(model: GroupedModel, image: np.ndarray, *, size: int, target: int | None = None,
-              image_weight: float = 0.55) -> ClassMap:
+def class_map(
+    model: GroupedModel, image: np.ndarray, *, size: int, target: int | None = None, image_weight: float = 0.55
+) -> ClassMap:
     """Grad-CAM for one picture: `image` (H, W, 3) uint8 is centre-cropped and resized to
     `size` as the model sees it; `target` is the class to explain (None: the model's top class).
     The overlay blends the picture (weight `image_weight`) with the map in the jet colours

@@ -64,4 +64,4 @@ def fill_mask(model, tokenizer, sentence: str, top_k: int = 5) -> list[list[Gues
 def _replace_nth(text: str, old: str, new: str, n: int) -> str:
     """Replace only the n-th (0-based) occurrence of `old`: the other masks stay visible."""
     parts = text.split(old)  # k masks -> k + 1 parts
-    return old.join(parts[: n + 1]) + new + old.join(parts[n + 1:])
+    return old.join(parts[: n + 1]) + new + old.join(parts[n + 1 :])

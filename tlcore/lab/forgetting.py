@@ -33,9 +33,19 @@ def experiment(base=None, *, seeds=(0, 1, 2), strategies=STRATEGIES, quiet: bool
             if result is None or "forgetting" not in result:
                 raise RuntimeError(f"{name} seed {seed}: no forgetting measurement (did the run fail?)")
             f = result["forgetting"]
-            rows.append({"strategy": name, "seed": seed, "val_acc": round(result["val_acc"], 4), "before": f["before"],
-                         "after": f["after"], "after_bn": f["after_bn"], "photos": f["total"], "measure_s": f["seconds"],
-                         "run_s": round(result["seconds"], 2)})
+            rows.append(
+                {
+                    "strategy": name,
+                    "seed": seed,
+                    "val_acc": round(result["val_acc"], 4),
+                    "before": f["before"],
+                    "after": f["after"],
+                    "after_bn": f["after_bn"],
+                    "photos": f["total"],
+                    "measure_s": f["seconds"],
+                    "run_s": round(result["seconds"], 2),
+                }
+            )
     return rows
 
 
@@ -44,12 +54,18 @@ def summary(rows: list[dict]) -> list[dict]:
     out = []
     for name in dict.fromkeys(r["strategy"] for r in rows):
         mine = [r for r in rows if r["strategy"] == name]
-        out.append({"strategy": name, "before": mine[0]["before"], "photos": mine[0]["photos"],
-                    "after_mean": round(float(np.mean([r["after"] for r in mine])), 1),
-                    "after_seeds": " / ".join(str(r["after"]) for r in mine),
-                    "after_bn_mean": round(float(np.mean([r["after_bn"] for r in mine])), 1),
-                    "after_bn_seeds": " / ".join(str(r["after_bn"]) for r in mine),
-                    "val_acc_mean": round(float(np.mean([r["val_acc"] for r in mine])), 3)})
+        out.append(
+            {
+                "strategy": name,
+                "before": mine[0]["before"],
+                "photos": mine[0]["photos"],
+                "after_mean": round(float(np.mean([r["after"] for r in mine])), 1),
+                "after_seeds": " / ".join(str(r["after"]) for r in mine),
+                "after_bn_mean": round(float(np.mean([r["after_bn"] for r in mine])), 1),
+                "after_bn_seeds": " / ".join(str(r["after_bn"]) for r in mine),
+                "val_acc_mean": round(float(np.mean([r["val_acc"] for r in mine])), 3),
+            }
+        )
     return out
 
 
@@ -70,16 +86,23 @@ def cmd_forgetting(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(out.with_name(out.stem + "_runs.csv"), index=False)
         table.to_csv(out.with_suffix(".csv"), index=False)
-        out.with_suffix(".json").write_text(json.dumps({"config": base.to_dict(), "seeds": list(seeds),
-                                                         "photos": [p.name for p in forgetting.photos()]}, indent=1), encoding="utf-8")
+        out.with_suffix(".json").write_text(
+            json.dumps(
+                {"config": base.to_dict(), "seeds": list(seeds), "photos": [p.name for p in forgetting.photos()]}, indent=1
+            ),
+            encoding="utf-8",
+        )
         print(f"wrote {out.with_suffix('.csv')}, {out.stem}_runs.csv, {out.stem}.json")
     return 0
 
 
 def register_cli(sub) -> None:
-    p = sub.add_parser("forgetting", help="ImageNet photos recognised before and after fine-tuning (the default demo)",
-                       description="Fine-tune the default demo with a linear probe, partial and full fine-tuning, and "
-                                   "score each fine-tuned body with the original ImageNet head on offline ImageNet photos.")
+    p = sub.add_parser(
+        "forgetting",
+        help="ImageNet photos recognised before and after fine-tuning (the default demo)",
+        description="Fine-tune the default demo with a linear probe, partial and full fine-tuning, and "
+        "score each fine-tuned body with the original ImageNet head on offline ImageNet photos.",
+    )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
     p.add_argument("--out", default="", help="results file stem, e.g. assets/results/forgetting (writes .csv, _runs.csv, .json)")

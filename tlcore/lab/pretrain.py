@@ -72,8 +72,10 @@ class PretrainConfig:
         if not 0 <= self.warmup < max(self.steps, 1) + 1:
             raise ValueError("warmup must be between 0 and steps")
         if self.eval_every < 1 or self.steps % self.eval_every:
-            raise ValueError(f"steps ({self.steps}) must be a multiple of eval_every ({self.eval_every}): "
-                             "training is measured after every eval_every steps")
+            raise ValueError(
+                f"steps ({self.steps}) must be a multiple of eval_every ({self.eval_every}): "
+                "training is measured after every eval_every steps"
+            )
 
 
 # --------------------------------------------------------------------------- training
@@ -111,10 +113,17 @@ def pretrain(
 
     source = _stream_source(cfg, spec, device)
     plan = strategies.scratch(model.group_names, lr=cfg.lr)
-    opts = FitOptions(epochs=cfg.steps // cfg.eval_every, batch_size=cfg.batch_size, optimizer="sgd",
-                      weight_decay=cfg.weight_decay, log_every=cfg.eval_every, warmup_steps=cfg.warmup,
-                      label_smoothing=cfg.label_smoothing, average_bn_short_runs=False,
-                      precision="auto" if device.type == "cuda" else "fp32")  # bf16 on GPUs only, as always
+    opts = FitOptions(
+        epochs=cfg.steps // cfg.eval_every,
+        batch_size=cfg.batch_size,
+        optimizer="sgd",
+        weight_decay=cfg.weight_decay,
+        log_every=cfg.eval_every,
+        warmup_steps=cfg.warmup,
+        label_smoothing=cfg.label_smoothing,
+        average_bn_short_runs=False,
+        precision="auto" if device.type == "cuda" else "fp32",
+    )  # bf16 on GPUs only, as always
 
     bar = tqdm(total=cfg.steps, desc="pretrain", disable=not progress, file=sys.stderr, mininterval=2)
     emit, curve = _curve_recorder(cfg, bar, log)
@@ -136,7 +145,9 @@ def _stream_source(cfg: PretrainConfig, spec: procedural.SourceSpec, device: tor
     eval_y = torch.arange(cfg.eval_images) % cfg.classes
     eval_x = spec.render(eval_y, image_size=cfg.image_size, generator=eval_gen)
     stream = procedural.source_batches(
-        spec, batch_size=cfg.batch_size, image_size=cfg.image_size,
+        spec,
+        batch_size=cfg.batch_size,
+        image_size=cfg.image_size,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
     return StreamSource(stream, cfg.eval_every, cfg.batch_size, eval_x, eval_y, device, channels_last=True)
@@ -156,12 +167,18 @@ def _curve_recorder(cfg: PretrainConfig, bar, log: Callable[[str], None]):
             bar.update(event.step - bar.n)
             bar.set_postfix(loss=f"{event.loss:.3f}", lr=f"{event.lr:.3f}")
         elif isinstance(event, EvalEvent):
-            point = {"step": event.step, "images_seen": event.step * cfg.batch_size,
-                     "train/loss": round(losses.get(event.step, float("nan")), 4),
-                     "source_acc": round(event.val_acc, 4), "seconds": round(event.seconds, 1)}
+            point = {
+                "step": event.step,
+                "images_seen": event.step * cfg.batch_size,
+                "train/loss": round(losses.get(event.step, float("nan")), 4),
+                "source_acc": round(event.val_acc, 4),
+                "seconds": round(event.seconds, 1),
+            }
             curve.append(point)
-            log(f"step {point['step']:>6}  images {point['images_seen']:>8}  loss {point['train/loss']:.3f}  "
-                f"source acc {point['source_acc']:.3f}  ({point['seconds']:.0f} s)")
+            log(
+                f"step {point['step']:>6}  images {point['images_seen']:>8}  loss {point['train/loss']:.3f}  "
+                f"source acc {point['source_acc']:.3f}  ({point['seconds']:.0f} s)"
+            )
         elif isinstance(event, Started):
             bar.reset(total=event.total_steps)
 
@@ -208,7 +225,8 @@ def _card(cfg: PretrainConfig, model: GroupedModel, curve: list[dict], seconds: 
             "device_type": device_type,
             "note": (
                 f"pretrained on a {os.cpu_count()}-core CPU: no GPU was available to this run"
-                if device_type == "cpu" else "pretrained on a GPU"
+                if device_type == "cpu"
+                else "pretrained on a GPU"
             ),
         },
         "source_accuracy": {
@@ -265,10 +283,7 @@ def save_checkpoint(model: GroupedModel, card: dict, path: Path | str = STUDIO_C
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: (v.half() if v.is_floating_point() else v).contiguous()
-        for k, v in model.state_dict().items()
-    }
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"name": "studio_resnet", "pretrained_on": "synthetic"})
     card = dict(card)
     card["file"] = {
@@ -298,13 +313,20 @@ def read_card(path: Path | str = STUDIO_CARD) -> dict | None:
 # come from the card itself).
 CARD_KO = {
     "title": "# studio_resnet: 스튜디오의 오프라인 사전 학습 백본",
-    "architecture": "구조", "groups": "층 그룹", "parameters": "매개변수", "input": "입력",
-    "source data": "사전 학습 데이터", "images seen": "본 이미지 수", "source accuracy": "원래 과제 정확도",
-    "time and device": "시간과 장치", "file": "파일", "reproduce": "다시 만드는 명령:",
+    "architecture": "구조",
+    "groups": "층 그룹",
+    "parameters": "매개변수",
+    "input": "입력",
+    "source data": "사전 학습 데이터",
+    "images seen": "본 이미지 수",
+    "source accuracy": "원래 과제 정확도",
+    "time and device": "시간과 장치",
+    "file": "파일",
+    "reproduce": "다시 만드는 명령:",
     "curve": "사전 학습 중 원래 과제 정확도 (원래 클래스의 따로 떼어 둔 이미지):",
     "curve header": "| 스텝 | 본 이미지 | 학습 손실 | 원래 과제 정확도 | 초 |",
     "description": "작은 ResNet: 3x3 보폭 2 합성곱 줄기, BasicBlock 하나씩인 단계 네 개(폭 32, 64, 128, 256; "
-                   "2~4단계는 해상도를 절반으로), 전역 평균 풀링, 선형 헤드",
+    "2~4단계는 해상도를 절반으로), 전역 평균 풀링, 선형 헤드",
     "params": "{total:,}개 ({classes}개 클래스 헤드를 빼면 {body:,}개)",
     "input value": "{size}x{size} RGB, 평균 0.5와 표준편차 0.25로 정규화",
     "source value": "프로그램으로 그때그때 그려 낸 {classes}개 클래스 ({families})",
@@ -324,15 +346,18 @@ def card_markdown(card: dict, lang: str = "en") -> str:
     if ko:
         n_heldout = int(str(acc["measured_on"]).split()[0]) if str(acc["measured_on"]).split()[0].isdigit() else 0
         values = {
-            "architecture": ko["description"], "parameters": ko["params"].format(
-                total=arch["params_total"], classes=src["classes"], body=arch["params_body"]),
+            "architecture": ko["description"],
+            "parameters": ko["params"].format(total=arch["params_total"], classes=src["classes"], body=arch["params_body"]),
             "input": ko["input value"].format(size=src["image_size"]),
             "source data": ko["source value"].format(classes=src["classes"], families=", ".join(src["families"])),
             "images seen": ko["seen value"].format(seen=tr["images_seen"], steps=tr["steps"], batch=tr["batch_size"]),
             "source accuracy": ko["accuracy value"].format(n=n_heldout, top1=top1, chance=acc["chance"])
-            if top1 is not None else ko["not measured"],
-            "time and device": ko["time value"].format(minutes=tr["seconds"] / 60, device=re.sub(
-                r"CPU \((\d+) threads? of (\d+) cores?\)", r"CPU (코어 \2개 중 스레드 \1개)", tr["device_name"])),
+            if top1 is not None
+            else ko["not measured"],
+            "time and device": ko["time value"].format(
+                minutes=tr["seconds"] / 60,
+                device=re.sub(r"CPU \((\d+) threads? of (\d+) cores?\)", r"CPU (코어 \2개 중 스레드 \1개)", tr["device_name"]),
+            ),
         }
     else:
         values = {
@@ -342,7 +367,8 @@ def card_markdown(card: dict, lang: str = "en") -> str:
             "source data": f"{src['classes']} procedural classes ({', '.join(src['families'])}), drawn on the fly",
             "images seen": f"{tr['images_seen']:,} ({tr['steps']:,} steps of {tr['batch_size']})",
             "source accuracy": f"{top1:.1%} top-1 on {acc['measured_on']} (chance {acc['chance']:.1%})"
-            if top1 is not None else "not measured",
+            if top1 is not None
+            else "not measured",
             "time and device": f"{tr['seconds'] / 60:.1f} min on {tr['device_name']}; {tr['note']}",
         }
     lines = [
@@ -354,18 +380,37 @@ def card_markdown(card: dict, lang: str = "en") -> str:
     if not ko:
         lines += [f"**{card['statement_ko']}**", ""]
     lines += ["| | |", "|---|---|"]
-    for key in ("architecture", "groups", "parameters", "input", "source data", "images seen", "source accuracy",
-                "time and device"):
+    for key in (
+        "architecture",
+        "groups",
+        "parameters",
+        "input",
+        "source data",
+        "images seen",
+        "source accuracy",
+        "time and device",
+    ):
         value = ", ".join(arch["groups"]) if key == "groups" else values[key]
         lines.append(f"| {label(key)} | {value} |")
     lines.append(f"| torch | {card['torch_version']} |")
     if "file" in card:
         f = card["file"]
-        lines.append(f"| {label('file')} | {f['path']}, {f['bytes'] / 1e6:.2f} MB, {f['dtype']}, sha256 `{f['sha256'][:16]}...` |")
-    lines += ["", ko["reproduce"] if ko else "Reproduce it:", "", "```", card["command"], "```", "",
-              ko["curve"] if ko else "Source accuracy during pretraining (held-out images of the source classes):", "",
-              ko["curve header"] if ko else "| step | images seen | train loss | source acc | seconds |",
-              "|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {label('file')} | {f['path']}, {f['bytes'] / 1e6:.2f} MB, {f['dtype']}, sha256 `{f['sha256'][:16]}...` |"
+        )
+    lines += [
+        "",
+        ko["reproduce"] if ko else "Reproduce it:",
+        "",
+        "```",
+        card["command"],
+        "```",
+        "",
+        ko["curve"] if ko else "Source accuracy during pretraining (held-out images of the source classes):",
+        "",
+        ko["curve header"] if ko else "| step | images seen | train loss | source acc | seconds |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     lines += [
         f"| {p['step']} | {p['images_seen']:,} | {p['train/loss']:.3f} | {p['source_acc']:.3f} | {p['seconds']:.0f} |"
         for p in acc["curve"]

@@ -62,11 +62,17 @@ def measured_matrix(*names: str, out_dir: Path | str = experiments.RESULTS_DIR) 
     groups = payloads[0].get("groups") or experiments.backbone_groups(first["backbone"], first["image_size"])
     table = [row for p in payloads for row in _with_depth(p["table"], p["settings"], len(groups))]
     return MeasuredMatrix(
-        backbone=first["backbone"], pretrained_on=catalog.backbone(first["backbone"]).pretrained_on,
-        image_size=int(first["image_size"]), groups=list(groups), partial_depths=experiments.partial_depths(table),
-        datasets={r["similarity"]: r["dataset"] for r in table}, seeds=min(int(r["seeds"]) for r in table),
-        commands=[p.get("command", "?") for p in payloads], device=payloads[0].get("device", "?"),
-        table=table, verdicts=[v for p in payloads for v in p.get("verdicts", [])],
+        backbone=first["backbone"],
+        pretrained_on=catalog.backbone(first["backbone"]).pretrained_on,
+        image_size=int(first["image_size"]),
+        groups=list(groups),
+        partial_depths=experiments.partial_depths(table),
+        datasets={r["similarity"]: r["dataset"] for r in table},
+        seeds=min(int(r["seeds"]) for r in table),
+        commands=[p.get("command", "?") for p in payloads],
+        device=payloads[0].get("device", "?"),
+        table=table,
+        verdicts=[v for p in payloads for v in p.get("verdicts", [])],
     )
 
 
@@ -79,9 +85,16 @@ def _with_depth(rows: list[dict], settings: dict, num_groups: int) -> list[dict]
 def setup_text(m: MeasuredMatrix, t: Translate) -> str:
     """One line naming what a measured matrix was measured with, in the learner's language."""
     depths = ", ".join(f"k = {'/'.join(map(str, ks))} ({t(f'matrix.{sim}')})" for sim, ks in m.partial_depths.items())
-    return t("page4.measured_setup", backbone=backbone_title(m.backbone, t), size=m.image_size,
-             depths=depths, groups=len(m.groups), body=len(m.groups) - 1, seeds=m.seeds,
-             datasets=", ".join(f"{t(f'matrix.{sim}')}: {_title(d, t)}" for sim, d in m.datasets.items()))
+    return t(
+        "page4.measured_setup",
+        backbone=backbone_title(m.backbone, t),
+        size=m.image_size,
+        depths=depths,
+        groups=len(m.groups),
+        body=len(m.groups) - 1,
+        seeds=m.seeds,
+        datasets=", ".join(f"{t(f'matrix.{sim}')}: {_title(d, t)}" for sim, d in m.datasets.items()),
+    )
 
 
 def backbone_title(backbone: str, t: Translate) -> str:
@@ -102,6 +115,7 @@ def at_rule_depths(m: MeasuredMatrix) -> bool:
 def results_rows(table: list[dict], t: Translate) -> list[dict]:
     """A committed matrix table in the learner's language: cell, examples, strategy (with k
     for partial), accuracy mean ± std, seeds, and the cell's best."""
+
     def std(r: dict) -> float:
         value = r.get("val_acc_std")
         return value if value is not None and value == value else 0.0
@@ -110,14 +124,17 @@ def results_rows(table: list[dict], t: Translate) -> list[dict]:
         k = r.get("freeze_depth")
         return t(f"strategy.{r['strategy']}") + (f" (k={k})" if r["strategy"] == "partial" and k is not None else "")
 
-    return [{
-        t("results.col.cell"): f"{t('matrix.' + r['similarity'])} + {t('matrix.' + r['size'])}",
-        t("results.col.examples"): r["per_class"],
-        t("race.col.strategy"): strategy(r),
-        t("results.col.accuracy"): f"{100 * r['val_acc_mean']:.1f} ± {100 * std(r):.1f}",
-        t("results.col.seeds"): r.get("seeds", ""),
-        t("results.col.winner"): "✓" if r.get("winner") else "",
-    } for r in table]
+    return [
+        {
+            t("results.col.cell"): f"{t('matrix.' + r['similarity'])} + {t('matrix.' + r['size'])}",
+            t("results.col.examples"): r["per_class"],
+            t("race.col.strategy"): strategy(r),
+            t("results.col.accuracy"): f"{100 * r['val_acc_mean']:.1f} ± {100 * std(r):.1f}",
+            t("results.col.seeds"): r.get("seeds", ""),
+            t("results.col.winner"): "✓" if r.get("winner") else "",
+        }
+        for r in table
+    ]
 
 
 def recommended_markdown(num_groups: int, t: Translate) -> str:
@@ -128,8 +145,9 @@ def recommended_markdown(num_groups: int, t: Translate) -> str:
         cells = []
         for similarity in ("similar", "different"):
             rec = strategies.recommend(similarity, size, num_groups=num_groups)
-            cells.append(f"{t(f'matrix.cell.{size}_{similarity}')}<br>→ **{t(f'strategy.{rec.strategy}')}** "
-                         f"(k={rec.freeze_depth})")
+            cells.append(
+                f"{t(f'matrix.cell.{size}_{similarity}')}<br>→ **{t(f'strategy.{rec.strategy}')}** (k={rec.freeze_depth})"
+            )
         lines.append(f"| **{t(f'matrix.row.{size}')}** | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -142,4 +160,3 @@ def transfer_depth_series(result: dict, t: Translate) -> dict[str, tuple[list[in
         depths.append(row["k"])
         accs.append(row["val_acc_mean"])
     return series
-

@@ -33,8 +33,16 @@ def run_ours(name: str, data, *, epochs: int, batch_size: int, lr: float, device
     source = TextSource(data, model.tokenizer, device, max_length=128)
     plan = full(model.group_names, lr=lr, head_lr_mult=1.0)  # one rate everywhere, as the Trainer does
     opts = FitOptions(epochs, batch_size, "adamw", 0.0, cache_features=False, log_every=0)
-    result = fit(model, plan, source, opts, device=device, emit=lambda _e: None,
-                 generator=torch.Generator().manual_seed(seed), classes=tuple(data.classes))
+    result = fit(
+        model,
+        plan,
+        source,
+        opts,
+        device=device,
+        emit=lambda _e: None,
+        generator=torch.Generator().manual_seed(seed),
+        classes=tuple(data.classes),
+    )
     _sync(device)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "val_acc": result["val_acc"]}
@@ -51,21 +59,36 @@ def run_trainer(name: str, data, *, epochs: int, batch_size: int, lr: float, dev
 
     def rows(texts, labels):
         enc = tokenizer(texts, truncation=True, max_length=128)
-        return [{"input_ids": i, "attention_mask": m, "labels": int(y)}
-                for i, m, y in zip(enc["input_ids"], enc["attention_mask"], labels, strict=True)]
+        return [
+            {"input_ids": i, "attention_mask": m, "labels": int(y)}
+            for i, m, y in zip(enc["input_ids"], enc["attention_mask"], labels, strict=True)
+        ]
 
     train, val = rows(data.train_texts, data.train_y), rows(data.val_texts, data.val_y)
     steps = -(-len(train) // batch_size) * epochs
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=batch_size, per_device_eval_batch_size=batch_size * 2,
-            num_train_epochs=epochs, learning_rate=lr, weight_decay=0.0, warmup_steps=max(1, int(0.1 * steps)),
-            lr_scheduler_type="cosine", eval_strategy="epoch", save_strategy="no", logging_strategy="no",
-            report_to=[], disable_tqdm=True, seed=seed, bf16=device.type == "cuda",
-            use_cpu=device.type == "cpu", dataloader_num_workers=0,
+            output_dir=out,
+            per_device_train_batch_size=batch_size,
+            per_device_eval_batch_size=batch_size * 2,
+            num_train_epochs=epochs,
+            learning_rate=lr,
+            weight_decay=0.0,
+            warmup_steps=max(1, int(0.1 * steps)),
+            lr_scheduler_type="cosine",
+            eval_strategy="epoch",
+            save_strategy="no",
+            logging_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+            seed=seed,
+            bf16=device.type == "cuda",
+            use_cpu=device.type == "cpu",
+            dataloader_num_workers=0,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
-                          data_collator=DataCollatorWithPadding(tokenizer))
+        trainer = Trainer(
+            model=model, args=args, train_dataset=train, eval_dataset=val, data_collator=DataCollatorWithPadding(tokenizer)
+        )
         trainer.remove_callback(PrinterCallback)  # no metric dicts printed between our lines
         trainer.train()
         metrics = trainer.evaluate()
@@ -78,8 +101,19 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def bench(name: str, dataset: str, *, per_class: int, epochs: int, batch_size: int, lr: float,
-          device: str = "auto", seed: int = 0, root: str = "", repeats: int = 2) -> dict:
+def bench(
+    name: str,
+    dataset: str,
+    *,
+    per_class: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    device: str = "auto",
+    seed: int = 0,
+    root: str = "",
+    repeats: int = 2,
+) -> dict:
     """Time both loops on the same model and data; returns both timings and the speed-up."""
     dev = pick_device(device)
     data = catalog.load_dataset(dataset, per_class=per_class, val_per_class=per_class, image_size=0, seed=seed, root=root)
@@ -94,17 +128,33 @@ def bench(name: str, dataset: str, *, per_class: int, epochs: int, batch_size: i
     reference = min(reference, key=lambda r: r["seconds"])
     n = len(data.train_texts) * epochs
     return {
-        "device": describe_device(dev), "model": name, "sentences": len(data.train_texts), "epochs": epochs,
+        "device": describe_device(dev),
+        "model": name,
+        "sentences": len(data.train_texts),
+        "epochs": epochs,
         "batch_size": batch_size,
-        "ours_s_per_epoch": ours["seconds"] / epochs, "trainer_s_per_epoch": reference["seconds"] / epochs,
-        "ours_sentences_per_s": n / ours["seconds"], "trainer_sentences_per_s": n / reference["seconds"],
-        "speedup": reference["seconds"] / ours["seconds"], "ours_val_acc": ours["val_acc"],
+        "ours_s_per_epoch": ours["seconds"] / epochs,
+        "trainer_s_per_epoch": reference["seconds"] / epochs,
+        "ours_sentences_per_s": n / ours["seconds"],
+        "trainer_sentences_per_s": n / reference["seconds"],
+        "speedup": reference["seconds"] / ours["seconds"],
+        "ours_val_acc": ours["val_acc"],
     }
 
 
 def cmd_text_bench(args) -> int:
-    r = bench(args.backbone, args.dataset, per_class=args.per_class, epochs=args.epochs, batch_size=args.batch_size,
-              lr=args.lr, device=args.device, seed=args.seed, root=args.data_root, repeats=args.repeats)
+    r = bench(
+        args.backbone,
+        args.dataset,
+        per_class=args.per_class,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device=args.device,
+        seed=args.seed,
+        root=args.data_root,
+        repeats=args.repeats,
+    )
     print(f"{r['model']} on {r['device']}: {r['sentences']} sentences x {r['epochs']} epochs, batch {r['batch_size']}")
     print(f"  ours:    {r['ours_s_per_epoch']:.2f} s/epoch  {r['ours_sentences_per_s']:.0f} sentences/s")
     print(f"  Trainer: {r['trainer_s_per_epoch']:.2f} s/epoch  {r['trainer_sentences_per_s']:.0f} sentences/s")
@@ -113,8 +163,9 @@ def cmd_text_bench(args) -> int:
 
 
 def register_cli(subparsers) -> None:
-    p = subparsers.add_parser("text-bench", help="time text fine-tuning against transformers' Trainer",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "text-bench", help="time text fine-tuning against transformers' Trainer", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--backbone", default="distilbert_base", help="text backbone or saved folder (default: %(default)s)")
     p.add_argument("--dataset", default="sentiment_en", help="text dataset (default: %(default)s)")
     p.add_argument("--data-root", default="", help="CSV file for dataset text_csv")

@@ -28,11 +28,15 @@ def cmd_fill_mask(args) -> int:
 
 def register_cli(subparsers) -> None:
     p = subparsers.add_parser(
-        "fill-mask", help="guess the hidden word in a sentence with [MASK] (BERT's pretraining task)",
+        "fill-mask",
+        help="guess the hidden word in a sentence with [MASK] (BERT's pretraining task)",
         description="Show a masked language model's top guesses for each [MASK], e.g. "
-                    "python -m tlcore fill-mask \"The cat is on the [MASK].\"")
+        'python -m tlcore fill-mask "The cat is on the [MASK]."',
+    )
     p.add_argument("sentence", help="a sentence with one or more [MASK]")
-    p.add_argument("--model", default="bert_base", help="text backbone with a masked-word head, or a saved folder (default: %(default)s)")
+    p.add_argument(
+        "--model", default="bert_base", help="text backbone with a masked-word head, or a saved folder (default: %(default)s)"
+    )
     p.add_argument("--top-k", type=int, default=5, help="guesses per mask (default: %(default)s)")
     p.set_defaults(func=cmd_fill_mask)
 

@@ -30,8 +30,22 @@ from tlcore.lab.text_pretrain import SEED_SENTENCE, MlmConfig, hf_tokenizer, mak
 from tlcore.train.config import RunConfig
 
 LIVE_FILES = (("grimm-tales.tab", "Content"), ("andersen.tab", "Content"), ("book-excerpts.tab", "Text"))
-LIVE = MlmConfig(vocab_size=3000, hidden=128, layers=2, heads=2, intermediate=256, seq_len=64, batch_size=32,
-                 steps=200, lr=3e-3, warmup=20, eval_every=25, eval_blocks=96, seed=0, threads=1)
+LIVE = MlmConfig(
+    vocab_size=3000,
+    hidden=128,
+    layers=2,
+    heads=2,
+    intermediate=256,
+    seq_len=64,
+    batch_size=32,
+    steps=200,
+    lr=3e-3,
+    warmup=20,
+    eval_every=25,
+    eval_blocks=96,
+    seed=0,
+    threads=1,
+)
 MAX_STEPS = 2000
 
 
@@ -67,17 +81,18 @@ def live_corpus(vocab_size: int = LIVE.vocab_size, seq_len: int = LIVE.seq_len):
         # stories are long: paragraphs of about 120 words make documents to hold out
         for t in texts:
             words = t.split()
-            docs += [" ".join(words[i:i + 120]) for i in range(0, len(words), 120)]
+            docs += [" ".join(words[i : i + 120]) for i in range(0, len(words), 120)]
     train, held, _ = split_documents([("live", docs)], every=20)
     tok = hf_tokenizer(train_wordpiece(train, vocab_size), seq_len)
     blocks = make_blocks(train, tok, seq_len)
-    held_blocks = make_blocks(held, tok, seq_len)[:LIVE.eval_blocks]
+    held_blocks = make_blocks(held, tok, seq_len)[: LIVE.eval_blocks]
     inputs, targets = mask_blocks(held_blocks, tok, LIVE.mask_prob, torch.Generator().manual_seed(7), always_mask=True)
     return tok, blocks, inputs, targets
 
 
-def run_live(config: RunConfig, emit, should_stop=lambda: False, *, steps: int | None = None,
-             sentence: str = SEED_SENTENCE) -> dict | None:
+def run_live(
+    config: RunConfig, emit, should_stop=lambda: False, *, steps: int | None = None, sentence: str = SEED_SENTENCE
+) -> dict | None:
     """The job (the queue's run function): `config.seed` seeds the model; the steps and the
     sentence travel in the config's data_root field as "steps|sentence" (`job_config`, `unpack`:
     the one free-text field a RunConfig has). Emits Started, StepEvent (about 100), Guesses at
@@ -91,8 +106,21 @@ def run_live(config: RunConfig, emit, should_stop=lambda: False, *, steps: int |
         tok, blocks, inputs, targets = live_corpus(cfg.vocab_size, cfg.seq_len)
         model = new_model(cfg, len(tok))
         n_params = sum(p.numel() for p in model.parameters())
-        emit(Started(cfg.steps, 1, ("model",), (), n_params, n_params, "CPU (1 thread)", len(blocks), len(inputs), (),
-                     pretrained="random init"))
+        emit(
+            Started(
+                cfg.steps,
+                1,
+                ("model",),
+                (),
+                n_params,
+                n_params,
+                "CPU (1 thread)",
+                len(blocks),
+                len(inputs),
+                (),
+                pretrained="random init",
+            )
+        )
         every = max(1, cfg.steps // 100)
         window: list[float] = []
 
@@ -105,21 +133,35 @@ def run_live(config: RunConfig, emit, should_stop=lambda: False, *, steps: int |
                 window.clear()
 
         def on_eval(p):
-            emit(Guesses(p["step"], round(time.perf_counter() - t0, 2), p["loss"], p["top1"], p["top5"],
-                         tuple((w, s) for w, s in p["guesses"])))
+            emit(
+                Guesses(
+                    p["step"],
+                    round(time.perf_counter() - t0, 2),
+                    p["loss"],
+                    p["top1"],
+                    p["top5"],
+                    tuple((w, s) for w, s in p["guesses"]),
+                )
+            )
 
-        curve = train_mlm(cfg, model, tok, blocks, inputs, targets, on_eval=on_eval, on_step=on_step,
-                          should_stop=should_stop, sentence=sentence)
+        curve = train_mlm(
+            cfg, model, tok, blocks, inputs, targets, on_eval=on_eval, on_step=on_step, should_stop=should_stop, sentence=sentence
+        )
         if should_stop():
             emit(Cancelled(curve[-1]["step"]))
             return None
-        result = {"curve": curve, "seconds": round(time.perf_counter() - t0, 1), "steps": cfg.steps,
-                  "blocks": len(blocks), "params": n_params, "sentence": sentence}
+        result = {
+            "curve": curve,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "steps": cfg.steps,
+            "blocks": len(blocks),
+            "params": n_params,
+            "sentence": sentence,
+        }
         emit(Done(result))
         return result
     except Exception as e:  # noqa: BLE001 -- a job reports its error as one line, never a traceback
-        emit(Failed.of(e) if isinstance(e, ValueError) or hasattr(e, "message")
-             else Failed(f"{type(e).__name__}: {e}"))
+        emit(Failed.of(e) if isinstance(e, ValueError) or hasattr(e, "message") else Failed(f"{type(e).__name__}: {e}"))
         return None
 
 
@@ -138,5 +180,13 @@ def unpack(text: str) -> tuple[int, str]:
 def job_config(steps: int, sentence: str, seed: int = 0) -> RunConfig:
     """The RunConfig the queue carries for a live pretraining (task text, the studio's BERT,
     scratch: what it is; the steps and sentence in data_root)."""
-    return RunConfig(task="text", backbone="studio_bert", pretrained="no", dataset="text_csv", strategy="scratch",
-                     data_root=pack(steps, sentence), epochs=1, seed=seed)
+    return RunConfig(
+        task="text",
+        backbone="studio_bert",
+        pretrained="no",
+        dataset="text_csv",
+        strategy="scratch",
+        data_root=pack(steps, sentence),
+        epochs=1,
+        seed=seed,
+    )

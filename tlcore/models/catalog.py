@@ -40,6 +40,7 @@ OFFLINE_TEXT_BACKBONE = text.OFFLINE_TEXT_BACKBONE
 
 # ----------------------------------------------------------------------------- backbones
 
+
 def backbone(name: str) -> BackboneSpec:
     return BACKBONES.get(name)
 
@@ -65,11 +66,11 @@ def weights_cached(name: str) -> bool:
     return backbones.weights_ready(spec)
 
 
-def build_model(name: str, num_classes: int, *, pretrained: bool, image_size: int | None = None,
-                imagenet_head: bool = False) -> GroupedModel:
+def build_model(
+    name: str, num_classes: int, *, pretrained: bool, image_size: int | None = None, imagenet_head: bool = False
+) -> GroupedModel:
     """A registered vision backbone with a fresh head for `num_classes` classes."""
-    return backbones.build(backbone(name), num_classes, pretrained=pretrained, image_size=image_size,
-                           imagenet_head=imagenet_head)
+    return backbones.build(backbone(name), num_classes, pretrained=pretrained, image_size=image_size, imagenet_head=imagenet_head)
 
 
 def offline_default() -> str:
@@ -106,6 +107,7 @@ def resolve_pretrained(name: str, choice: str, *, online: bool | None = None) ->
 
 # ----------------------------------------------------------------------------- datasets
 
+
 def dataset(name: str) -> DatasetSpec:
     return DATASETS.get(name)
 
@@ -140,8 +142,9 @@ class CellPair:
     switched: bool  # the backbone had to change: no data here has that similarity to the learner's
 
 
-def pair_for_cell(similarity: str, *, backbone: str, dataset: str, data_source: str = "offline",
-                  online: bool = False) -> CellPair:
+def pair_for_cell(
+    similarity: str, *, backbone: str, dataset: str, data_source: str = "offline", online: bool = False
+) -> CellPair:
     """The backbone and data a "similar" or "different" matrix cell should run.
 
     In order: the learner's own pair when it already is `similarity` (their photos count as
@@ -153,15 +156,16 @@ def pair_for_cell(similarity: str, *, backbone: str, dataset: str, data_source: 
     `similarity` says what it really is.
     """
     current = (backbone, "folder" if data_source in OWN_PHOTOS else dataset, data_source)
-    usable = (data_source in OWN_PHOTOS
-              or (data_source == "offline" and dataset in dataset_names("image", "offline") and available(dataset))
-              or (data_source == "download" and online and dataset in dataset_names("image", "torchvision")))
+    usable = (
+        data_source in OWN_PHOTOS
+        or (data_source == "offline" and dataset in dataset_names("image", "offline") and available(dataset))
+        or (data_source == "download" and online and dataset in dataset_names("image", "torchvision"))
+    )
     offline = [d for d in dataset_names("image", "offline") if available(d)]
     candidates = [current] if usable else []
     candidates += [(backbone, d, "offline") for d in offline]
     candidates += [(backbone, d, "download") for d in dataset_names("image", "torchvision")] if online else []
-    candidates += [(b, d, "offline") for b in backbone_names("vision") if b != backbone and weights_cached(b)
-                   for d in offline]
+    candidates += [(b, d, "offline") for b in backbone_names("vision") if b != backbone and weights_cached(b) for d in offline]
     for b, d, source in candidates:
         if similarity_of(d, b) == similarity:
             return CellPair(b, d, source, similarity, switched=b != backbone)
@@ -173,11 +177,11 @@ def similarity_of(dataset_name: str, backbone_name: str) -> str:
     return similarity(dataset_name, backbone(backbone_name).pretrained_on)
 
 
-def load_dataset(name: str, *, per_class: int, image_size: int, seed: int = 0, val_per_class: int = 30,
-                 root: str = ""):
+def load_dataset(name: str, *, per_class: int, image_size: int, seed: int = 0, val_per_class: int = 30, root: str = ""):
     """A registered dataset split per class (images or text); identical calls share one copy."""
-    return datasets.load(dataset(name), per_class=per_class, image_size=image_size, seed=seed,
-                         val_per_class=val_per_class, root=root)
+    return datasets.load(
+        dataset(name), per_class=per_class, image_size=image_size, seed=seed, val_per_class=val_per_class, root=root
+    )
 
 
 def prefetch_dataset(name: str) -> str:

@@ -46,7 +46,12 @@ SAMPLE_PHOTOS = (
     SamplePhoto("coffee", "A cup of coffee", "커피 한 잔", (504, 967, 968)),
     SamplePhoto("rocket", "A rocket on the launch pad", "발사대의 로켓", (657, 744, 812)),
     SamplePhoto("motorcycle_left", "A motorcycle", "오토바이", (665, 670)),
-    SamplePhoto("astronaut", "An astronaut (a portrait, no single ImageNet class)", "우주비행사 (한 가지 ImageNet 클래스로는 답이 없는 인물 사진)", ()),
+    SamplePhoto(
+        "astronaut",
+        "An astronaut (a portrait, no single ImageNet class)",
+        "우주비행사 (한 가지 ImageNet 클래스로는 답이 없는 인물 사진)",
+        (),
+    ),
 )
 
 
@@ -128,6 +133,13 @@ def measure_preprocessing(name: str = "efficientnet_lite0", *, size: int = 224) 
         pre_bn = conv(x)  # (B, 32, S/2, S/2)
         batch_mean = pre_bn.mean(dim=(0, 2, 3))
         gap = ((batch_mean - bn.running_mean).abs() / (bn.running_var + bn.eps).sqrt()).mean().item()
-        rows.append({"scaling": label, "accepted": accepted, "photos": len(photos),
-                     "p_accepted": round(p_acc, 3), "stem_bn_gap": round(gap, 3)})
+        rows.append(
+            {
+                "scaling": label,
+                "accepted": accepted,
+                "photos": len(photos),
+                "p_accepted": round(p_acc, 3),
+                "stem_bn_gap": round(gap, 3),
+            }
+        )
     return rows

@@ -37,6 +37,7 @@ class TextModelUnavailable(WeightsUnavailable):
 
 # ----------------------------------------------------------------------------- where a model lives
 
+
 def hub_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
 
@@ -72,7 +73,8 @@ def resolve_source(name: str) -> str:
         if not offline.is_model_dir(spec.extra["folder"]):
             raise TextModelUnavailable(
                 f"{name}'s folder {spec.extra['folder']} holds no saved model: run `python -m tlcore pretrain-text` "
-                "(about an hour on a CPU) to make it again")
+                "(about an hour on a CPU) to make it again"
+            )
         return str(spec.extra["folder"])
     return spec.extra.get("hub_id", name)
 
@@ -112,7 +114,9 @@ def _from_pretrained(loader, source: str, name: str, **kwargs):
     try:
         return loader.from_pretrained(source, trust_remote_code=False, **kwargs)
     except OSError as e:
-        raise TextModelUnavailable(f"downloading {name} failed ({e}); run `python -m tlcore prefetch --backbones {name}` again") from e
+        raise TextModelUnavailable(
+            f"downloading {name} failed ({e}); run `python -m tlcore prefetch --backbones {name}` again"
+        ) from e
 
 
 def load_classifier(name: str, num_classes: int, *, pretrained: bool):
@@ -186,6 +190,7 @@ def prefetch_text(names: list[str]) -> str:
 
 # ----------------------------------------------------------------------------- layer groups
 
+
 class ParamBag(nn.Module):
     """A layer group: references to chosen parameters of a model (shared, not copied)."""
 
@@ -220,7 +225,7 @@ def group_parameters(model: nn.Module) -> list[tuple[str, list[tuple[str, nn.Par
         if name.startswith(emb):
             groups["embeddings"].append((name, p))
         elif name.startswith(layers_name + "."):
-            index = int(name[len(layers_name) + 1:].split(".")[0])
+            index = int(name[len(layers_name) + 1 :].split(".")[0])
             groups[f"layer{index}"].append((name, p))
         else:  # BERT: pooler + classifier; DistilBERT: pre_classifier + classifier
             groups["head"].append((name, p))
@@ -349,9 +354,12 @@ def resolve_text_pretrained(name: str, choice: str) -> tuple[str, bool, str]:
     if offline.is_model_dir(name) or is_cached(name) or hub_reachable():
         return name, choice != "no", ""
     if choice == "auto" and name != OFFLINE_TEXT_BACKBONE and is_cached(OFFLINE_TEXT_BACKBONE):
-        return (OFFLINE_TEXT_BACKBONE, True,
-                f"{name} is not cached and the hub cannot be reached; using the offline {OFFLINE_TEXT_BACKBONE} instead "
-                f"(`python -m tlcore prefetch --backbones {name}` fills the cache)")
+        return (
+            OFFLINE_TEXT_BACKBONE,
+            True,
+            f"{name} is not cached and the hub cannot be reached; using the offline {OFFLINE_TEXT_BACKBONE} instead "
+            f"(`python -m tlcore prefetch --backbones {name}` fills the cache)",
+        )
     raise TextModelUnavailable(
         f"{name} is not cached: run `python -m tlcore prefetch --backbones {name}` on a connected machine, "
         f"or choose {OFFLINE_TEXT_BACKBONE}, which ships offline"

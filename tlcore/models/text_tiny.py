@@ -32,8 +32,9 @@ def build_vocab(texts: list[str], size: int = 600) -> list[str]:
     return SPECIAL + pieces + frequent[: max(0, size - len(SPECIAL) - len(pieces))]
 
 
-def save_tiny_model(folder: str | Path, *, family: str = "bert", texts: list[str] | None = None,
-                    hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+def save_tiny_model(
+    folder: str | Path, *, family: str = "bert", texts: list[str] | None = None, hidden: int = 32, layers: int = 2, seed: int = 0
+) -> Path:
     """Save a random tiny masked LM (config, safetensors weights, tokenizer) into `folder`."""
     from transformers import BertConfig, BertForMaskedLM, BertTokenizer, DistilBertConfig, DistilBertForMaskedLM
 
@@ -49,12 +50,19 @@ def save_tiny_model(folder: str | Path, *, family: str = "bert", texts: list[str
     tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True)
     torch.manual_seed(seed)
     if family == "bert":
-        config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
-                            num_attention_heads=2, intermediate_size=hidden * 2, max_position_embeddings=128)
+        config = BertConfig(
+            vocab_size=len(vocab),
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=hidden * 2,
+            max_position_embeddings=128,
+        )
         model = BertForMaskedLM(config)
     elif family == "distilbert":
-        config = DistilBertConfig(vocab_size=len(vocab), dim=hidden, n_layers=layers, n_heads=2,
-                                  hidden_dim=hidden * 2, max_position_embeddings=128)
+        config = DistilBertConfig(
+            vocab_size=len(vocab), dim=hidden, n_layers=layers, n_heads=2, hidden_dim=hidden * 2, max_position_embeddings=128
+        )
         model = DistilBertForMaskedLM(config)
     else:
         raise ValueError(f"family must be 'bert' or 'distilbert', got {family!r}")

@@ -31,13 +31,18 @@ def server_queue(**kwargs) -> JobQueue:
 
             return RayJobQueue(address=address, **kwargs)
         except Exception as error:  # noqa: BLE001 -- ImportError, ConnectionError, ...
-            logging.getLogger(__name__).error("TLS_RAY_ADDRESS=%s: Ray not usable (%s: %s); training on this "
-                                              "machine instead", address, type(error).__name__, error)
+            logging.getLogger(__name__).error(
+                "TLS_RAY_ADDRESS=%s: Ray not usable (%s: %s); training on this machine instead",
+                address,
+                type(error).__name__,
+                error,
+            )
     gpus = jobs.local_gpus()
     if gpus:
         return jobs.JobQueue(gpus=gpus, **kwargs)  # N GPUs: N workers, one per GPU
     limits = kwargs.get("caps")
     cpu = cores.plan(workers=limits.cpu_workers if limits else 0, threads=limits.threads_per_job if limits else 0)
-    logging.getLogger(__name__).info("CPU server: %d cores, %d runs at a time, %d threads each when all are busy",
-                                     cpu.cores, cpu.workers, cpu.threads)
+    logging.getLogger(__name__).info(
+        "CPU server: %d cores, %d runs at a time, %d threads each when all are busy", cpu.cores, cpu.workers, cpu.threads
+    )
     return jobs.JobQueue(cpu=cpu, **kwargs)

@@ -69,12 +69,17 @@ STORED_MB_PER_LEARNER = 32.0  # a default fine-tune is about 60 KB, a sweep up t
 UPLOAD_MB_PER_SESSION = 300.0  # one browser session's zip images, CSV and camera shots together
 UPLOAD_MB_TOTAL = 2048.0  # every session's together: a class of 30 cannot fill the server's disk
 # Where no class file sets them, these environment variables do (a deployment's default).
-ENVIRONMENT = {"stored_runs_per_learner": "TLS_STORED_RUNS_PER_LEARNER",
-               "stored_mb_per_learner": "TLS_STORED_MB_PER_LEARNER",
-               "upload_mb_per_session": "TLS_UPLOAD_MB_PER_SESSION", "upload_mb_total": "TLS_UPLOAD_MB_TOTAL",
-               "kept_models_per_learner": "TLS_KEPT_MODELS_PER_LEARNER", "kept_mb_per_learner": "TLS_KEPT_MB_PER_LEARNER",
-               "kept_mb_total": "TLS_KEPT_MB_TOTAL", "cpu_workers": "TLS_CPU_WORKERS",
-               "threads_per_job": "TLS_THREADS_PER_JOB"}
+ENVIRONMENT = {
+    "stored_runs_per_learner": "TLS_STORED_RUNS_PER_LEARNER",
+    "stored_mb_per_learner": "TLS_STORED_MB_PER_LEARNER",
+    "upload_mb_per_session": "TLS_UPLOAD_MB_PER_SESSION",
+    "upload_mb_total": "TLS_UPLOAD_MB_TOTAL",
+    "kept_models_per_learner": "TLS_KEPT_MODELS_PER_LEARNER",
+    "kept_mb_per_learner": "TLS_KEPT_MB_PER_LEARNER",
+    "kept_mb_total": "TLS_KEPT_MB_TOTAL",
+    "cpu_workers": "TLS_CPU_WORKERS",
+    "threads_per_job": "TLS_THREADS_PER_JOB",
+}
 
 
 @dataclass(frozen=True)
@@ -104,19 +109,20 @@ class Caps:
 
     def check(self, config) -> None:
         """Refuse a RunConfig that passes a limit, saying which and what to choose instead."""
-        for name, value, cap in (("epochs", config.epochs, self.max_epochs),
-                                 ("per_class", config.per_class, self.max_per_class),
-                                 ("image_size", config.image_size if config.task == "image" else 0,
-                                  self.max_image_size),
-                                 ("max_length", config.max_length if config.task == "text" else 0,
-                                  self.max_text_length)):
+        for name, value, cap in (
+            ("epochs", config.epochs, self.max_epochs),
+            ("per_class", config.per_class, self.max_per_class),
+            ("image_size", config.image_size if config.task == "image" else 0, self.max_image_size),
+            ("max_length", config.max_length if config.task == "text" else 0, self.max_text_length),
+        ):
             if value > cap:
                 raise LearnerError("caps.over", setting=name, value=value, cap=cap)
         if config.dataset == "folder" and config.data_root and Path(config.data_root).is_dir():
             from tlcore.data.datasets import check_class_count
 
-            check_class_count(sum(1 for d in Path(config.data_root).iterdir() if d.is_dir()), self.max_classes,
-                          Path(config.data_root).name)
+            check_class_count(
+                sum(1 for d in Path(config.data_root).iterdir() if d.is_dir()), self.max_classes, Path(config.data_root).name
+            )
 
     def shelf(self):
         """A shelf of fine-tuned models within these limits (tlcore.serve.shelf)."""
@@ -158,16 +164,19 @@ def load(file: str | None = None) -> Caps:
         values["teacher_secret"] = str(data.get("teacher", {}).get("secret", ""))
         if misplaced is not None:  # used (the teacher meant it), and said where it belongs
             problems.append("secret_misplaced")
-            log.warning("%s: the teacher's secret is under [limits]; it belongs under [teacher] as secret = \"...\"",
-                        where)
+            log.warning('%s: the teacher\'s secret is under [limits]; it belongs under [teacher] as secret = "..."', where)
             values["teacher_secret"] = values["teacher_secret"] or str(misplaced)
     if os.environ.get("TLS_TEACHER_SECRET"):
         values["teacher_secret"] = os.environ["TLS_TEACHER_SECRET"]
     secret = values.get("teacher_secret", "")
     if secret and len(secret) < MIN_SECRET_CHARS:
         problems.append("secret_short")
-        log.error("the teacher's secret has %d characters; at least %d are needed: teacher mode is OFF until a "
-                  "longer one is set (class.toml [teacher] secret, or TLS_TEACHER_SECRET)", len(secret), MIN_SECRET_CHARS)
+        log.error(
+            "the teacher's secret has %d characters; at least %d are needed: teacher mode is OFF until a "
+            "longer one is set (class.toml [teacher] secret, or TLS_TEACHER_SECRET)",
+            len(secret),
+            MIN_SECRET_CHARS,
+        )
     return Caps(**values, problems=tuple(problems))
 
 

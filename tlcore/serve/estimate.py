@@ -107,8 +107,14 @@ def frozen_prefix(config: RunConfig, groups: list[str]) -> tuple[int, set[str]]:
 
     if config.strategy == "lora":
         return 0, {groups[0]}
-    plan = strategies.make_plan(config.strategy, groups, lr=config.lr, head_lr_mult=config.head_lr_mult,
-                                freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
+    plan = strategies.make_plan(
+        config.strategy,
+        groups,
+        lr=config.lr,
+        head_lr_mult=config.head_lr_mult,
+        freeze_depth=config.freeze_depth,
+        layer_decay=config.layer_decay,
+    )
     always = set(plan.always_frozen)
     # The trainer's and the sources' one rule (tlcore.data.sources): what fit asks to cache,
     # and what the source really caches.
@@ -144,18 +150,26 @@ def work_of(config: RunConfig, n_train: int, n_val: int) -> Work:
 def text_tokens(config: RunConfig) -> tuple[float, float]:
     """(tokens per sentence, tokens per sentence once padded to its batch's longest) of a text
     run's training data; half the maximum length for both when the data is not on this machine."""
-    return _text_tokens(config.backbone, config.dataset, config.data_root, config.per_class,
-                        config.val_per_class, config.max_length, config.batch_size, config.seed)
+    return _text_tokens(
+        config.backbone,
+        config.dataset,
+        config.data_root,
+        config.per_class,
+        config.val_per_class,
+        config.max_length,
+        config.batch_size,
+        config.seed,
+    )
 
 
 @functools.lru_cache(maxsize=32)
-def _text_tokens(backbone: str, dataset: str, root: str, per_class: int, val_per_class: int, max_length: int,
-                 batch_size: int, seed: int) -> tuple[float, float]:
+def _text_tokens(
+    backbone: str, dataset: str, root: str, per_class: int, val_per_class: int, max_length: int, batch_size: int, seed: int
+) -> tuple[float, float]:
     from tlcore.models import catalog
 
     try:
-        data = catalog.load_dataset(dataset, per_class=per_class, image_size=0, seed=seed,
-                                    val_per_class=val_per_class, root=root)
+        data = catalog.load_dataset(dataset, per_class=per_class, image_size=0, seed=seed, val_per_class=val_per_class, root=root)
         tokenizer = _tokenizer(backbone)
     except Exception:  # noqa: BLE001 -- a download not made yet, a file gone: the plain count stands
         half = float(max(8, max_length // 2))
@@ -165,8 +179,10 @@ def _text_tokens(backbone: str, dataset: str, root: str, per_class: int, val_per
         half = float(max(8, max_length // 2))
         return half, half
     order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed)).tolist()
-    padded = sum(max(lengths[i] for i in order[b:b + batch_size]) * len(order[b:b + batch_size])
-                 for b in range(0, len(order), batch_size))
+    padded = sum(
+        max(lengths[i] for i in order[b : b + batch_size]) * len(order[b : b + batch_size])
+        for b in range(0, len(order), batch_size)
+    )
     return sum(lengths) / len(lengths), padded / len(lengths)
 
 
@@ -213,8 +229,12 @@ class Estimator:
         at rates far apart: measured 20x), the device."""
         device = device_kind(config.device)
         size = config.max_length if config.task == "text" else config.image_size
-        return (f"{device}|{config.backbone}|{size}|{config.strategy}", f"{device}|{config.backbone}",
-                f"{device}|{config.task}", device)
+        return (
+            f"{device}|{config.backbone}|{size}|{config.strategy}",
+            f"{device}|{config.backbone}",
+            f"{device}|{config.task}",
+            device,
+        )
 
     def _rate(self, config: RunConfig, name: str, default: float) -> float:
         with self._lock:
@@ -241,8 +261,13 @@ class Estimator:
         cache_per = self._rate(config, "cache_s_per_gflop", s_per)  # a no-grad pass: its own rate once seen
         step_s = self._rate(config, "step_s", DEFAULT_STEP_S)
         setup = self._rate(config, "setup_s", DEFAULT_SETUP_S)
-        return (setup + work.cache_gflop * cache_per + work.epochs * work.epoch_gflop * s_per
-                + work.epochs * work.steps_per_epoch * step_s + self.finish_s(config))
+        return (
+            setup
+            + work.cache_gflop * cache_per
+            + work.epochs * work.epoch_gflop * s_per
+            + work.epochs * work.steps_per_epoch * step_s
+            + self.finish_s(config)
+        )
 
     def finish_s(self, config: RunConfig) -> float:
         """Seconds a run of this kind takes after its last evaluation (results, mistakes, drift)."""
@@ -315,8 +340,10 @@ def calibrate(config: RunConfig, estimator: Estimator | None = None, steps: int 
         t_build = time.perf_counter()
         model = build_text_model(config.backbone, 2, pretrained=False)
         tokens = max(8, config.max_length // 2)  # as _text_group_gflops counts them
-        x = {"input_ids": torch.randint(1000, 2000, (config.batch_size, tokens)),
-             "attention_mask": torch.ones(config.batch_size, tokens, dtype=torch.long)}
+        x = {
+            "input_ids": torch.randint(1000, 2000, (config.batch_size, tokens)),
+            "attention_mask": torch.ones(config.batch_size, tokens, dtype=torch.long),
+        }
     else:
         model = catalog.build_model(config.backbone, 10, pretrained=False, image_size=config.image_size)
         x = torch.randint(0, 255, (config.batch_size, 3, config.image_size, config.image_size), dtype=torch.uint8)
@@ -357,8 +384,9 @@ def calibrate(config: RunConfig, estimator: Estimator | None = None, steps: int 
 # ----------------------------------------------------------------------------- during a run
 
 
-def time_left(snap, times: tuple[float, ...], now: float | None = None, eval_guess_s: float = 0.0,
-              finish_s: float = 0.0) -> float | None:
+def time_left(
+    snap, times: tuple[float, ...], now: float | None = None, eval_guess_s: float = 0.0, finish_s: float = 0.0
+) -> float | None:
     """Seconds left in one run from its events and their arrival times (History.times).
 
     None before the first step has been timed. After the first epoch: epochs left times
@@ -429,8 +457,7 @@ def check(configs: list[RunConfig], estimator: Estimator, print_fn=print) -> lis
             history.append(event)
             if isinstance(event, EvalEvent):
                 snap = history.snapshot()
-                marks.append((snap.times[-1], time_left(snap, snap.times, snap.times[-1],
-                                                        finish_s=estimator.finish_s(config))))
+                marks.append((snap.times[-1], time_left(snap, snap.times, snap.times[-1], finish_s=estimator.finish_s(config))))
 
         t0 = time.monotonic()
         result = run(config, emit)
@@ -438,10 +465,16 @@ def check(configs: list[RunConfig], estimator: Estimator, print_fn=print) -> lis
         if result is None:
             raise RuntimeError(f"the run failed: {history.snapshot().final}")
         errors = [abs(said - (end - at)) / max(end - at, 1e-9) for at, said in marks[:-1] if said is not None]
-        row = {"backbone": config.backbone, "strategy": config.strategy, "image_size": config.image_size,
-               "epochs": config.epochs, "estimate_s": round(guess, 1), "actual_s": round(end - t0, 1),
-               "estimate_error": round(abs(guess - (end - t0)) / (end - t0), 2),
-               "time_left_max_error": round(max(errors), 2) if errors else None}
+        row = {
+            "backbone": config.backbone,
+            "strategy": config.strategy,
+            "image_size": config.image_size,
+            "epochs": config.epochs,
+            "estimate_s": round(guess, 1),
+            "actual_s": round(end - t0, 1),
+            "estimate_error": round(abs(guess - (end - t0)) / (end - t0), 2),
+            "time_left_max_error": round(max(errors), 2) if errors else None,
+        }
         rows.append(row)
         print_fn(row)
         learn_from(config, history.snapshot(), estimator)
@@ -449,10 +482,13 @@ def check(configs: list[RunConfig], estimator: Estimator, print_fn=print) -> lis
 
 
 def register_cli(sub) -> None:
-    p = sub.add_parser("estimate", help="check the run-time estimate and time-left against real runs",
-                       description="Run the given configs twice over (a cold estimator, then one that has learnt "
-                                   "from the first pass) and print estimate vs actual seconds and the largest "
-                                   "time-left error after the first epoch.")
+    p = sub.add_parser(
+        "estimate",
+        help="check the run-time estimate and time-left against real runs",
+        description="Run the given configs twice over (a cold estimator, then one that has learnt "
+        "from the first pass) and print estimate vs actual seconds and the largest "
+        "time-left error after the first epoch.",
+    )
     p.add_argument("--backbone", default="", help="default: the offline default backbone")
     p.add_argument("--dataset", default="", help="default: the app's default dataset")
     p.add_argument("--strategies", default="partial,linear_probe,full")
@@ -473,9 +509,18 @@ def _cmd_estimate(args) -> int:
         torch.set_num_threads(args.threads)
     backbone = args.backbone or catalog.offline_default()
     dataset = args.dataset or ("fashion_mnist" if datasets.fashion_available() else "digits")
-    configs = [RunConfig(backbone=backbone, dataset=dataset, strategy=s, image_size=args.image_size,
-                         per_class=args.per_class, epochs=args.epochs, val_per_class=20)
-               for s in args.strategies.split(",")]
+    configs = [
+        RunConfig(
+            backbone=backbone,
+            dataset=dataset,
+            strategy=s,
+            image_size=args.image_size,
+            per_class=args.per_class,
+            epochs=args.epochs,
+            val_per_class=20,
+        )
+        for s in args.strategies.split(",")
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         estimator = Estimator(Path(tmp) / "timings.json")
         calibrate(configs[0], estimator)

@@ -66,7 +66,6 @@ class AddressLimitError(JobLimitError):
     and the class allows one per address (tlcore.serve.caps.Caps.one_run_per_address)."""
 
 
-
 def _libc_trim() -> Callable[[int], int] | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -78,14 +77,13 @@ def _libc_trim() -> Callable[[int], int] | None:
 _MALLOC_TRIM = _libc_trim()
 
 
-
-
 def return_freed_memory() -> None:
     """Give the C heap's freed pages back to the system after a job. Without it glibc keeps a
     finished run's freed tensors resident (measured: about 650 MB after one default fine-tune),
     and a class server that ran many jobs holds its peak forever."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
+
 
 @dataclass
 class Job:
@@ -169,11 +167,22 @@ def nickname(owner: str) -> str:
 
 
 class JobQueue:
-    def __init__(self, run_fn: RunFn | None = None, *, workers: int = 1, stale_after_s: float = 300.0,
-                 max_finished: int = 500, on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None,
-                 store: RunStore | None = None, gpus: int = 0, pin: Callable[[int], None] | None = None,
-                 caps: Caps | None = None, nice: int = 0, shelf: Shelf | None = None,
-                 cpu: cores.CpuPlan | None = None):
+    def __init__(
+        self,
+        run_fn: RunFn | None = None,
+        *,
+        workers: int = 1,
+        stale_after_s: float = 300.0,
+        max_finished: int = 500,
+        on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None,
+        store: RunStore | None = None,
+        gpus: int = 0,
+        pin: Callable[[int], None] | None = None,
+        caps: Caps | None = None,
+        nice: int = 0,
+        shelf: Shelf | None = None,
+        cpu: cores.CpuPlan | None = None,
+    ):
         """workers: runs at a time. gpus: with N GPUs, one worker per GPU, worker i pinned to
         GPU i (its thread's current CUDA device, so "cuda" in its runs means that GPU); `pin`
         does the pinning (torch.cuda.set_device by default). nice: the workers' CPU priority
@@ -212,14 +221,24 @@ class JobQueue:
         self._thread = threading.local()  # each worker's torch thread count, as it last set it
         self.pinned: dict[int, int] = {}  # worker -> GPU, once pinned
         self.nice = nice
-        self._threads = [threading.Thread(target=self._work, args=((i, pin) if gpus else ()),
-                                          name=f"tlcore-worker-{i}", daemon=True) for i in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._work, args=((i, pin) if gpus else ()), name=f"tlcore-worker-{i}", daemon=True)
+            for i in range(workers)
+        ]
         for t in self._threads:
             t.start()
 
     # --- called by pages ---
-    def submit(self, configs: RunConfig | list[RunConfig], owner: str, labels: list[str] | None = None,
-               tag: str = "", priority: int = 0, address: str | None = None, keep_model: bool = False) -> str:
+    def submit(
+        self,
+        configs: RunConfig | list[RunConfig],
+        owner: str,
+        labels: list[str] | None = None,
+        tag: str = "",
+        priority: int = 0,
+        address: str | None = None,
+        keep_model: bool = False,
+    ) -> str:
         """Queue a job; the teacher's (priority 1) wait only behind other teacher jobs. Raises
         LearnerError when a config passes the class's limits, JobLimitError for a second job,
         AddressLimitError for a second learner at one client `address` where the class allows one
@@ -240,8 +259,17 @@ class JobQueue:
             if self._address_taken(address, priority):
                 raise AddressLimitError("another learner at your address has a run going: wait for it to finish")
             job_id = new_job_id()
-            self._jobs[job_id] = Job(job_id, owner, configs, labels, [History(c.to_dict()) for c in configs], tag=tag,
-                                     priority=priority, address=address, keep_model=keep_model)
+            self._jobs[job_id] = Job(
+                job_id,
+                owner,
+                configs,
+                labels,
+                [History(c.to_dict()) for c in configs],
+                tag=tag,
+                priority=priority,
+                address=address,
+                keep_model=keep_model,
+            )
             ahead = sum(1 for w in self._waiting if self._jobs[w].priority >= priority)
             self._waiting.insert(ahead, job_id)
             self._forget_old()
@@ -269,9 +297,17 @@ class JobQueue:
                 job.last_seen = time.monotonic()
             position = self._waiting.index(job_id) + 1 if job_id in self._waiting else 0
             end = job.finished or time.monotonic()
-            return JobView(job.id, job.state, position, tuple(job.labels),
-                           tuple(h.snapshot() for h in job.histories), tuple(job.configs),
-                           end - (job.started or end), job.note, job.where)
+            return JobView(
+                job.id,
+                job.state,
+                position,
+                tuple(job.labels),
+                tuple(h.snapshot() for h in job.histories),
+                tuple(job.configs),
+                end - (job.started or end),
+                job.note,
+                job.where,
+            )
 
     def heartbeat(self, job_id: str, owner: str) -> None:
         with self._lock:
@@ -290,11 +326,23 @@ class JobQueue:
         the ended ones, newest first: the teacher's admin view."""
         with self._lock:
             now = time.monotonic()
-            rows = [JobSummary(j.id, j.owner, j.state, (self._waiting.index(j.id) + 1) if j.id in self._waiting else 0,
-                               tuple(j.labels), tuple(j.configs), (j.finished or now) - (j.started or j.finished or now),
-                               j.priority, j.note, j.submitted, j.address) for j in self._jobs.values()]
-        return sorted(rows, key=lambda r: (not r.active, r.state != "running", r.position,
-                                           -r.submitted))
+            rows = [
+                JobSummary(
+                    j.id,
+                    j.owner,
+                    j.state,
+                    (self._waiting.index(j.id) + 1) if j.id in self._waiting else 0,
+                    tuple(j.labels),
+                    tuple(j.configs),
+                    (j.finished or now) - (j.started or j.finished or now),
+                    j.priority,
+                    j.note,
+                    j.submitted,
+                    j.address,
+                )
+                for j in self._jobs.values()
+            ]
+        return sorted(rows, key=lambda r: (not r.active, r.state != "running", r.position, -r.submitted))
 
     def cancel_any(self, job_id: str, note: str = "teacher") -> bool:
         """Stop any job (the teacher's Cancel, a closed tab); False if it is unknown or has ended."""
@@ -615,11 +663,20 @@ def job_from_stored(stored: StoredJob, owner: str) -> Job | None:
     to_mono = time.monotonic() - time.time()  # Unix time -> this process's monotonic clock
     histories = [History(snap.config, list(snap.events), list(snap.times)) for snap in stored.runs]
     finished = stored.finished_at or (stored.started_at or stored.submitted_at)
-    return Job(stored.id, owner, configs, list(stored.labels), histories, state=stored.state,
-               submitted=stored.submitted_at + to_mono,
-               started=(stored.started_at + to_mono) if stored.started_at else None,
-               finished=(finished + to_mono) if finished else None,
-               tag=stored.tag, note=stored.note, priority=stored.priority)
+    return Job(
+        stored.id,
+        owner,
+        configs,
+        list(stored.labels),
+        histories,
+        state=stored.state,
+        submitted=stored.submitted_at + to_mono,
+        started=(stored.started_at + to_mono) if stored.started_at else None,
+        finished=(finished + to_mono) if finished else None,
+        tag=stored.tag,
+        note=stored.note,
+        priority=stored.priority,
+    )
 
 
 def _pin_cuda_device(index: int) -> None:

@@ -36,8 +36,17 @@ class _Address:
 
 
 class GuessLimiter:
-    def __init__(self, *, free: int = 5, per_minute: int = 10, first_wait_s: float = 60.0, longest_s: float = 3600.0,
-                 forget_s: float = 3600.0, max_addresses: int = 4096, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        *,
+        free: int = 5,
+        per_minute: int = 10,
+        first_wait_s: float = 60.0,
+        longest_s: float = 3600.0,
+        forget_s: float = 3600.0,
+        max_addresses: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.free = free  # wrong guesses an address makes before it must wait
         self.per_minute = per_minute  # wrong guesses the whole server takes in any 60 s
         self.first_wait_s, self.longest_s, self.forget_s = first_wait_s, longest_s, forget_s

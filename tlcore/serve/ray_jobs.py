@@ -218,8 +218,7 @@ def connect(address: str, timeout_s: float | None = None) -> None:
     # The driver here is the class server: it must outlive a lost cluster and train locally.
     os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(365 * 24 * 3600))
     _reread_ray_config()
-    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
-        p for p in (REPO_ROOT, os.environ.get("PYTHONPATH", "")) if p)}}
+    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH", "")) if p)}}
     kwargs = {"include_dashboard": False} if address == "local" else {}
     ready, failure = threading.Event(), []
 
@@ -251,8 +250,16 @@ def _near_the_server() -> dict:
 
 
 class RayJobQueue(JobQueue):
-    def __init__(self, run_fn: RunFn | None = None, *, address: str = "auto", workers: int | None = None,
-                 cancel_after_s: float = CANCEL_AFTER_S, connect_s: float = CONNECT_S, **kwargs):
+    def __init__(
+        self,
+        run_fn: RunFn | None = None,
+        *,
+        address: str = "auto",
+        workers: int | None = None,
+        cancel_after_s: float = CANCEL_AFTER_S,
+        connect_s: float = CONNECT_S,
+        **kwargs,
+    ):
         """Made at once: the cluster is joined in the background (at most `connect_s`). Until
         it is, one worker waits for it; then the queue grows to the cluster's size."""
         self.address, self.connect_s = address, connect_s
@@ -284,8 +291,7 @@ class RayJobQueue(JobQueue):
             self._status = ClusterStatus("connected", gpus=self.cluster_gpus, cpus=cpus)
             self._grow(self._wanted or self.cluster_gpus or max(1, cpus // 2))
         except ClusterError as error:
-            log.error("TLS_RAY_ADDRESS=%s: the Ray cluster cannot be used (%s); runs train on this server", self.address,
-                      error)
+            log.error("TLS_RAY_ADDRESS=%s: the Ray cluster cannot be used (%s); runs train on this server", self.address, error)
             self._status = ClusterStatus("unreachable", error.reason)
         except Exception as error:  # noqa: BLE001 -- whatever Ray raised: the class goes on here
             log.exception("TLS_RAY_ADDRESS=%s: joining the Ray cluster failed; runs train on this server", self.address)
@@ -356,8 +362,7 @@ class RayJobQueue(JobQueue):
         """`history` holds the run's Done back (jobs.HeldDone) until the model the task returns is kept."""
         key = f"{job.id}:{secrets.token_hex(4)}"
         trained = None
-        ref = train_remote.options(num_gpus=self.num_gpus(config)).remote(self._remote_fn, config, key, hub,
-                                                                          job.keep_model)
+        ref = train_remote.options(num_gpus=self.num_gpus(config)).remote(self._remote_fn, config, key, hub, job.keep_model)
         stopping_since: float | None = None
         killed = ended = False
         error: BaseException | None = None

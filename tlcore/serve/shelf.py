@@ -74,8 +74,7 @@ class Shelf:
 
     def _bound(self, owner: str, newest: str) -> None:  # caller holds the lock
         mine = [k for k, v in self._kept.items() if v.owner == owner]  # oldest first
-        while len(mine) > 1 and (len(mine) > self.per_learner
-                                 or sum(self._kept[k].nbytes for k in mine) > self.learner_bytes):
+        while len(mine) > 1 and (len(mine) > self.per_learner or sum(self._kept[k].nbytes for k in mine) > self.learner_bytes):
             del self._kept[mine.pop(0)]
         while len(self._kept) > 1 and sum(v.nbytes for v in self._kept.values()) > self.total_bytes:
             oldest = next(k for k in self._kept if k != newest)

@@ -102,8 +102,10 @@ _CREATE = (
 )
 # Step i takes a file from version i to i + 1 (in one transaction with the new user_version).
 _MIGRATIONS = {
-    0: ("ALTER TABLE jobs ADD COLUMN note TEXT NOT NULL DEFAULT ''",  # 0: the first, unversioned schema
-        "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0"),
+    0: (
+        "ALTER TABLE jobs ADD COLUMN note TEXT NOT NULL DEFAULT ''",  # 0: the first, unversioned schema
+        "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+    ),
 }
 
 
@@ -213,18 +215,32 @@ def _columns(db: sqlite3.Connection) -> str:
     have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
     if not have:
         raise StoreError(NOT_SQLITE, "no jobs table")
-    return ", ".join(name if name in have else f"{default} AS {name}"
-                     for name, default in zip(_NAMES, _DEFAULTS))
+    return ", ".join(name if name in have else f"{default} AS {name}" for name, default in zip(_NAMES, _DEFAULTS))
 
 
-_NAMES = ("id", "learner", "tag", "state", "labels", "configs", "histories", "submitted_at", "started_at",
-          "finished_at", "elapsed_s", "note", "priority")
+_NAMES = (
+    "id",
+    "learner",
+    "tag",
+    "state",
+    "labels",
+    "configs",
+    "histories",
+    "submitted_at",
+    "started_at",
+    "finished_at",
+    "elapsed_s",
+    "note",
+    "priority",
+)
 _DEFAULTS = ("''", "''", "''", "''", "'[]'", "'[]'", "NULL", "0", "NULL", "NULL", "NULL", "''", "0")
 _COLUMNS = ", ".join(_NAMES)
-_UPSERT = (f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * len(_NAMES))}) ON CONFLICT(id) DO UPDATE SET"
-           " state=excluded.state, histories=COALESCE(excluded.histories, histories),"
-           " started_at=excluded.started_at, finished_at=excluded.finished_at, elapsed_s=excluded.elapsed_s,"
-           " note=excluded.note, priority=excluded.priority")
+_UPSERT = (
+    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * len(_NAMES))}) ON CONFLICT(id) DO UPDATE SET"
+    " state=excluded.state, histories=COALESCE(excluded.histories, histories),"
+    " started_at=excluded.started_at, finished_at=excluded.finished_at, elapsed_s=excluded.elapsed_s,"
+    " note=excluded.note, priority=excluded.priority"
+)
 # A learner's finished jobs past their quota, newest first: the row count, then the bytes so
 # far (histories, settings and labels; length() of a blob reads no page of it). `running` only
 # grows, so what goes is always the oldest. Their newest of each page (tag) always stays: it is
@@ -235,7 +251,8 @@ _PRUNE_LEARNER = (
     " ROW_NUMBER() OVER (PARTITION BY tag ORDER BY finished_at DESC, submitted_at DESC) AS of_tag"
     " FROM jobs WHERE learner=? AND state NOT IN (?, ?)"
     " WINDOW newest AS (ORDER BY finished_at DESC, submitted_at DESC ROWS UNBOUNDED PRECEDING))"
-    " WHERE of_tag > 1 AND (n > ? OR running > ?))")
+    " WHERE of_tag > 1 AND (n > ? OR running > ?))"
+)
 _INTERRUPT = "*interrupt"  # the waiting list's key for "mark the last server's unfinished jobs"
 
 
@@ -243,9 +260,17 @@ class RunStore:
     """The server's run store: `save` from the queue (never waits), `load`/`latest` for pages
     (brief, never raise), `health` for the teacher, `flush`/`close` at the end."""
 
-    def __init__(self, path: str | os.PathLike | None = None, *, max_runs: int = MAX_RUNS, busy_s: float = BUSY_S,
-                 retry_s: float = RETRY_S, waiting_mb: float = WAITING_MB,
-                 runs_per_learner: int = STORED_RUNS_PER_LEARNER, mb_per_learner: float = STORED_MB_PER_LEARNER):
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        max_runs: int = MAX_RUNS,
+        busy_s: float = BUSY_S,
+        retry_s: float = RETRY_S,
+        waiting_mb: float = WAITING_MB,
+        runs_per_learner: int = STORED_RUNS_PER_LEARNER,
+        mb_per_learner: float = STORED_MB_PER_LEARNER,
+    ):
         self.path = Path(path) if path is not None else default_path()
         self.max_runs = max_runs  # everyone's finished jobs together: the backstop
         self.runs_per_learner = runs_per_learner  # one learner's finished jobs ...
@@ -275,8 +300,9 @@ class RunStore:
     # --- what the server asks ---
     def health(self) -> StoreHealth:
         with self._cv:
-            return StoreHealth(self._state, str(self.path), self._detail,
-                               sum(1 for key in self._waiting if key != _INTERRUPT), self._dropped)
+            return StoreHealth(
+                self._state, str(self.path), self._detail, sum(1 for key in self._waiting if key != _INTERRUPT), self._dropped
+            )
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every waiting row is written (True), or `timeout` seconds (False; after one
@@ -323,9 +349,21 @@ class RunStore:
         wall = _wall_clock()
         blob = pack(histories, job.started) if isinstance(histories, list) else histories
         elapsed = (job.finished - job.started) if job.finished and job.started else None
-        row = (job.id, learner_key(job.owner), job.tag, job.state, json.dumps(list(job.labels), ensure_ascii=False),
-               json.dumps([c.to_dict() for c in job.configs], ensure_ascii=False), blob,
-               wall(job.submitted), wall(job.started), wall(job.finished), elapsed, job.note, int(job.priority))
+        row = (
+            job.id,
+            learner_key(job.owner),
+            job.tag,
+            job.state,
+            json.dumps(list(job.labels), ensure_ascii=False),
+            json.dumps([c.to_dict() for c in job.configs], ensure_ascii=False),
+            blob,
+            wall(job.submitted),
+            wall(job.started),
+            wall(job.finished),
+            elapsed,
+            job.note,
+            int(job.priority),
+        )
         self._wait(job.id, row)
 
     def interrupt_unfinished(self) -> None:
@@ -365,8 +403,7 @@ class RunStore:
         while True:
             with self._cv:
                 while not self._closed and not (self._due() and (self._waiting or self._db is None)):
-                    wait = None if not self._waiting and self._db is not None else \
-                        max(0.01, self._next_try - time.monotonic())
+                    wait = None if not self._waiting and self._db is not None else max(0.01, self._next_try - time.monotonic())
                     self._cv.wait(wait if wait is not None else 5.0)
                 if self._closed:
                     return
@@ -386,7 +423,7 @@ class RunStore:
                             self._waiting_size -= _size(row)
                     self._attempt, self._next_try = 0, 0.0
                 else:
-                    self._next_try = time.monotonic() + min(RETRY_MAX_S, self.retry_s * 2 ** self._attempt)
+                    self._next_try = time.monotonic() + min(RETRY_MAX_S, self.retry_s * 2**self._attempt)
                     self._attempt = min(self._attempt + 1, 10)
                 self._rounds += 1
                 self._cv.notify_all()
@@ -423,8 +460,10 @@ class RunStore:
             db.execute("BEGIN IMMEDIATE")  # waits busy_s at most for another program's lock
             for key, row in batch:
                 if key == _INTERRUPT:
-                    db.execute("UPDATE jobs SET state=?, finished_at=COALESCE(finished_at, ?) WHERE state IN (?, ?)",
-                               (INTERRUPTED, row[0], *UNFINISHED))
+                    db.execute(
+                        "UPDATE jobs SET state=?, finished_at=COALESCE(finished_at, ?) WHERE state IN (?, ?)",
+                        (INTERRUPTED, row[0], *UNFINISHED),
+                    )
                 else:
                     db.execute(_UPSERT, row)
                     if row[3] not in UNFINISHED:
@@ -434,7 +473,9 @@ class RunStore:
             if finished:
                 db.execute(
                     "DELETE FROM jobs WHERE state NOT IN (?, ?) AND id NOT IN (SELECT id FROM jobs WHERE state NOT IN"
-                    " (?, ?) ORDER BY finished_at DESC LIMIT ?)", (*UNFINISHED, *UNFINISHED, self.max_runs))
+                    " (?, ?) ORDER BY finished_at DESC LIMIT ?)",
+                    (*UNFINISHED, *UNFINISHED, self.max_runs),
+                )
             db.execute("COMMIT")
         except (sqlite3.Error, OSError) as error:
             with contextlib.suppress(sqlite3.Error):
@@ -505,8 +546,9 @@ class RunStore:
     def _fail(self, error: BaseException) -> None:  # caller holds _cv
         state, detail = fault_of(error), str(error) or type(error).__name__
         if (state, detail) != (self._state, self._detail):
-            logging.getLogger(__name__).warning("run store %s: %s (%s); the class goes on, runs wait in memory",
-                                                self.path, state, detail)
+            logging.getLogger(__name__).warning(
+                "run store %s: %s (%s); the class goes on, runs wait in memory", self.path, state, detail
+            )
         self._state, self._detail = state, detail
 
     # --- read back (pages; never raise, never wait long) ---
@@ -544,17 +586,25 @@ class RunStore:
         """The id of this learner's most recent job of this kind, if any."""
         key = learner_key(owner)
         with self._cv:
-            waiting = [(row[7], row[0]) for k, row in self._waiting.items()
-                       if k != _INTERRUPT and row[1] == key and row[2] == tag]
-        rows = self._read("SELECT submitted_at, id FROM jobs WHERE learner=? AND tag=? ORDER BY submitted_at DESC"
-                          " LIMIT 1", (key, tag)) or []
+            waiting = [
+                (row[7], row[0]) for k, row in self._waiting.items() if k != _INTERRUPT and row[1] == key and row[2] == tag
+            ]
+        rows = (
+            self._read(
+                "SELECT submitted_at, id FROM jobs WHERE learner=? AND tag=? ORDER BY submitted_at DESC LIMIT 1", (key, tag)
+            )
+            or []
+        )
         found = max([*waiting, *rows], default=None)
         return found[1] if found else None
 
     def count(self, owner: str | None = None) -> int:
         """Jobs on disk, everyone's or one learner's (0 when the file cannot be read)."""
-        rows = self._read("SELECT COUNT(*) FROM jobs") if owner is None else \
-            self._read("SELECT COUNT(*) FROM jobs WHERE learner=?", (learner_key(owner),))
+        rows = (
+            self._read("SELECT COUNT(*) FROM jobs")
+            if owner is None
+            else self._read("SELECT COUNT(*) FROM jobs WHERE learner=?", (learner_key(owner),))
+        )
         return rows[0][0] if rows else 0
 
 
@@ -601,8 +651,10 @@ def pack(histories: list[HistorySnapshot], started: float | None) -> bytes:
     """A job's histories as stored: compressed JSON, misclassified images as PNG."""
     # Arrival times are kept relative to the job's start: only their differences mean anything.
     origin = started or 0.0
-    data = [snap.to_dict() | {"times": [round(t - origin, 3) for t in snap.times], "images": _mistake_images(snap)}
-            for snap in histories]
+    data = [
+        snap.to_dict() | {"times": [round(t - origin, 3) for t in snap.times], "images": _mistake_images(snap)}
+        for snap in histories
+    ]
     return zlib.compress(json.dumps(data, ensure_ascii=False, default=_plain).encode("utf-8"), 6)
 
 
@@ -657,20 +709,35 @@ def _stored(row) -> StoredJob:
     runs = []
     if blob:
         for data in json.loads(zlib.decompress(blob)):
-            runs.append(_with_images(HistorySnapshot.from_dict(data, tuple(data.get("times", ()))),
-                                     data.get("images") or []))
-    runs += [HistorySnapshot((), config) for config in configs[len(runs):]]
+            runs.append(_with_images(HistorySnapshot.from_dict(data, tuple(data.get("times", ()))), data.get("images") or []))
+    runs += [HistorySnapshot((), config) for config in configs[len(runs) :]]
     if state == INTERRUPTED:  # say why, in the run itself: the page shows a run's Failed as its end
         runs = _interrupted(runs)
-    return StoredJob(job_id, learner, tag, state, json.loads(labels), configs, runs, submitted, started, finished,
-                     elapsed, note or "", int(priority or 0))
+    return StoredJob(
+        job_id,
+        learner,
+        tag,
+        state,
+        json.loads(labels),
+        configs,
+        runs,
+        submitted,
+        started,
+        finished,
+        elapsed,
+        note or "",
+        int(priority or 0),
+    )
 
 
 def _interrupted(runs: list[HistorySnapshot]) -> list[HistorySnapshot]:
     failed = interrupted_message()
-    return [r if r.final is not None else
-            HistorySnapshot(r.events + (failed,), r.config, r.times + (r.times[-1] if r.times else 0.0,) * bool(r.times))
-            for r in runs]
+    return [
+        r
+        if r.final is not None
+        else HistorySnapshot(r.events + (failed,), r.config, r.times + (r.times[-1] if r.times else 0.0,) * bool(r.times))
+        for r in runs
+    ]
 
 
 def as_interrupted(job: StoredJob) -> StoredJob:
@@ -689,24 +756,46 @@ def export_rows(job: StoredJob) -> list[dict[str, Any]]:
     rows = []
     for i, (label, snap) in enumerate(zip(job.labels, job.runs)):
         final, result = snap.final, snap.result or {}
-        rows.append({
-            "job": job.id, "run": i, "learner": job.learner[:12], "tag": job.tag, "job_state": job.state,
-            "note": job.note, "priority": job.priority, "label": label, "outcome": type(final).__name__ if final else "",
-            "message": getattr(final, "message", ""),
-            "submitted": _iso(job.submitted_at), "started": _iso(job.started_at), "finished": _iso(job.finished_at),
-            "elapsed_s": job.elapsed_s,
-            "val_acc": result.get("val_acc"), "best_val_acc": result.get("best_val_acc"),
-            "steps": len(snap.steps), "config": json.dumps(snap.config or {}, ensure_ascii=False, sort_keys=True),
-        })
+        rows.append(
+            {
+                "job": job.id,
+                "run": i,
+                "learner": job.learner[:12],
+                "tag": job.tag,
+                "job_state": job.state,
+                "note": job.note,
+                "priority": job.priority,
+                "label": label,
+                "outcome": type(final).__name__ if final else "",
+                "message": getattr(final, "message", ""),
+                "submitted": _iso(job.submitted_at),
+                "started": _iso(job.started_at),
+                "finished": _iso(job.finished_at),
+                "elapsed_s": job.elapsed_s,
+                "val_acc": result.get("val_acc"),
+                "best_val_acc": result.get("best_val_acc"),
+                "steps": len(snap.steps),
+                "config": json.dumps(snap.config or {}, ensure_ascii=False, sort_keys=True),
+            }
+        )
     return rows
 
 
 def export_record(job: StoredJob) -> dict[str, Any]:
     """The whole job (the JSONL form): everything in `export_rows`, plus each run's events."""
     return {
-        "job": job.id, "learner": job.learner[:12], "tag": job.tag, "state": job.state, "labels": job.labels,
-        "submitted": _iso(job.submitted_at), "started": _iso(job.started_at), "finished": _iso(job.finished_at),
-        "elapsed_s": job.elapsed_s, "note": job.note, "priority": job.priority, "configs": job.configs,
+        "job": job.id,
+        "learner": job.learner[:12],
+        "tag": job.tag,
+        "state": job.state,
+        "labels": job.labels,
+        "submitted": _iso(job.submitted_at),
+        "started": _iso(job.started_at),
+        "finished": _iso(job.finished_at),
+        "elapsed_s": job.elapsed_s,
+        "note": job.note,
+        "priority": job.priority,
+        "configs": job.configs,
         "runs": [json_safe(snap.to_dict()) for snap in job.runs],
     }
 
@@ -731,8 +820,9 @@ def read_only(path: str | os.PathLike) -> Iterator[StoredJob]:
         columns = _columns(db)
         after = (-1.0, "")
         while True:
-            rows = db.execute(f"SELECT {columns} FROM jobs WHERE (submitted_at, id) > (?, ?) "
-                              "ORDER BY submitted_at, id LIMIT 100", after).fetchall()
+            rows = db.execute(
+                f"SELECT {columns} FROM jobs WHERE (submitted_at, id) > (?, ?) ORDER BY submitted_at, id LIMIT 100", after
+            ).fetchall()
             if not rows:
                 return
             for row in rows:
@@ -764,12 +854,18 @@ def export(source: RunStore | str | os.PathLike, out, counted: list[int] | None 
 
 
 def register_cli(sub) -> None:
-    p = sub.add_parser("runs", help="the class server's stored runs (SQLite): export them",
-                       description="Runs the class server finished (and those a restart interrupted) are kept in "
-                                   "SQLite ($TLS_STATE_DIR/runs.sqlite). Learners appear as a short hash of their id.")
+    p = sub.add_parser(
+        "runs",
+        help="the class server's stored runs (SQLite): export them",
+        description="Runs the class server finished (and those a restart interrupted) are kept in "
+        "SQLite ($TLS_STATE_DIR/runs.sqlite). Learners appear as a short hash of their id.",
+    )
     runs = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
-    e = runs.add_parser("export", help="write every stored run to a .jsonl (whole jobs, events included) or .csv "
-                                       "(one row per run) file; the store is opened read-only")
+    e = runs.add_parser(
+        "export",
+        help="write every stored run to a .jsonl (whole jobs, events included) or .csv "
+        "(one row per run) file; the store is opened read-only",
+    )
     e.add_argument("--out", required=True, help="output file; .csv for a table, anything else for JSON lines")
     e.add_argument("--db", default="", help="the SQLite file (default: $TLS_STATE_DIR/runs.sqlite)")
     e.set_defaults(func=_cmd_export)

@@ -56,8 +56,9 @@ class Loaded:
         """Top-k (class, probability) for each image (path or (H, W, 3) array) or sentence."""
         probs = probabilities(self, inputs)
         top = probs.topk(min(k, probs.shape[1]), dim=1)
-        return [[(self.classes[i], float(p)) for p, i in zip(ps.tolist(), ix.tolist())]
-                for ps, ix in zip(top.values, top.indices)]
+        return [
+            [(self.classes[i], float(p)) for p, i in zip(ps.tolist(), ix.tolist())] for ps, ix in zip(top.values, top.indices)
+        ]
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -105,8 +106,14 @@ def describe(entry) -> dict:
     from tlcore.train.config import RunConfig
 
     config = entry.config or {}
-    meta = {"format": FORMAT, "task": entry.task, "backbone": entry.backbone, "classes": list(entry.classes),
-            "image_size": entry.image_size, "config": config}
+    meta = {
+        "format": FORMAT,
+        "task": entry.task,
+        "backbone": entry.backbone,
+        "classes": list(entry.classes),
+        "image_size": entry.image_size,
+        "config": config,
+    }
     if config:
         meta["cli"] = RunConfig.from_dict(config).to_cli()
     if entry.task == "text":
@@ -162,18 +169,34 @@ def export_onnx(entry, path: Path) -> None:
             batch = text_batch(model.tokenizer, ["a short sentence", "and another one"], 16)
             before = _attention(hf, "eager")
             try:  # the wrapper in eval mode: the exporter restores its mode, and with it hf's, afterwards
-                torch.onnx.export(_TextLogits(hf).eval(), (batch["input_ids"], batch["attention_mask"]), str(path),
-                                  input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                                  dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                                "attention_mask": {0: "batch", 1: "tokens"}, "logits": {0: "batch"}},
-                                  opset_version=OPSET, dynamo=False)
+                torch.onnx.export(
+                    _TextLogits(hf).eval(),
+                    (batch["input_ids"], batch["attention_mask"]),
+                    str(path),
+                    input_names=["input_ids", "attention_mask"],
+                    output_names=["logits"],
+                    dynamic_axes={
+                        "input_ids": {0: "batch", 1: "tokens"},
+                        "attention_mask": {0: "batch", 1: "tokens"},
+                        "logits": {0: "batch"},
+                    },
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
             finally:
                 _attention(hf, before)
         else:
             x = torch.zeros(1, 3, entry.image_size, entry.image_size, dtype=torch.uint8)
-            torch.onnx.export(model, (x,), str(path), input_names=["pixels"], output_names=["logits"],
-                              dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET,
-                              dynamo=False)
+            torch.onnx.export(
+                model,
+                (x,),
+                str(path),
+                input_names=["pixels"],
+                output_names=["logits"],
+                dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
 
 
 class _TextLogits(torch.nn.Module):
@@ -208,44 +231,80 @@ def zip_bytes(entry, *, parts: tuple[str, ...] = PARTS) -> bytes:
             for p in sorted(Path(tmp).rglob("*")):
                 if p.is_file():
                     binary = p.suffix in (".safetensors", ".onnx")  # floats barely compress: store them
-                    z.write(p, f"model/{p.relative_to(tmp)}", compress_type=zipfile.ZIP_STORED if binary else zipfile.ZIP_DEFLATED)
+                    z.write(
+                        p, f"model/{p.relative_to(tmp)}", compress_type=zipfile.ZIP_STORED if binary else zipfile.ZIP_DEFLATED
+                    )
         return buffer.getvalue()
 
 
 def readme(meta: dict, parts: tuple[str, ...]) -> str:
     onnx = "onnx" in parts
     classes = ", ".join(meta["classes"])
-    lines = [f"# {meta['backbone']} fine-tuned by Transfer Learning Studio", "",
-             f"Task: {meta['task']}. Classes, in output order: {classes}.", ""]
+    lines = [
+        f"# {meta['backbone']} fine-tuned by Transfer Learning Studio",
+        "",
+        f"Task: {meta['task']}. Classes, in output order: {classes}.",
+        "",
+    ]
     if meta.get("cli"):
         lines += ["Trained with:", "", "```bash", meta["cli"], "```", ""]
     sample = '"photo.jpg"' if meta["task"] == "image" else '"a sentence to classify"'
     if "weights" in parts:
-        lines += ["## With the studio's engine (tlcore)", "", "```python", "from tlcore import takehome", "",
-                  'model = takehome.load("model.safetensors")  # or this folder', f"print(model.predict([{sample}]))",
-                  "```", "", f"or: `python -m tlcore predict --model model.safetensors {sample}`", ""]
+        lines += [
+            "## With the studio's engine (tlcore)",
+            "",
+            "```python",
+            "from tlcore import takehome",
+            "",
+            'model = takehome.load("model.safetensors")  # or this folder',
+            f"print(model.predict([{sample}]))",
+            "```",
+            "",
+            f"or: `python -m tlcore predict --model model.safetensors {sample}`",
+            "",
+        ]
     if onnx and meta["task"] == "image":
         size = meta["image_size"]
-        lines += ["## Without the studio: onnxruntime, numpy and Pillow", "", "```python", "import json",
-                  "import numpy as np, onnxruntime as ort", "from PIL import Image", "",
-                  'classes = json.load(open("model.json"))["classes"]', 'image = Image.open("photo.jpg").convert("RGB")',
-                  "side = min(image.size)  # the centre square, as the studio crops",
-                  "left, top = (image.width - side) // 2, (image.height - side) // 2",
-                  f"image = image.crop((left, top, left + side, top + side)).resize(({size}, {size}), Image.BILINEAR)",
-                  "pixels = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)[None]  # (1, 3, S, S) uint8",
-                  'logits = ort.InferenceSession("model.onnx").run(None, {"pixels": pixels})[0]',
-                  "print(classes[int(logits.argmax())])", "```", ""]
+        lines += [
+            "## Without the studio: onnxruntime, numpy and Pillow",
+            "",
+            "```python",
+            "import json",
+            "import numpy as np, onnxruntime as ort",
+            "from PIL import Image",
+            "",
+            'classes = json.load(open("model.json"))["classes"]',
+            'image = Image.open("photo.jpg").convert("RGB")',
+            "side = min(image.size)  # the centre square, as the studio crops",
+            "left, top = (image.width - side) // 2, (image.height - side) // 2",
+            f"image = image.crop((left, top, left + side, top + side)).resize(({size}, {size}), Image.BILINEAR)",
+            "pixels = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)[None]  # (1, 3, S, S) uint8",
+            'logits = ort.InferenceSession("model.onnx").run(None, {"pixels": pixels})[0]',
+            "print(classes[int(logits.argmax())])",
+            "```",
+            "",
+        ]
     elif onnx:
         length = meta["config"].get("max_length", 128)
-        lines += ["## Without the studio: onnxruntime and tokenizers", "", "```python", "import json",
-                  "import numpy as np, onnxruntime as ort", "from tokenizers import Tokenizer", "",
-                  'classes = json.load(open("model.json"))["classes"]',
-                  'tokenizer = Tokenizer.from_file("tokenizer/tokenizer.json")',
-                  f"tokenizer.enable_truncation({length})", 'enc = tokenizer.encode("a sentence to classify")',
-                  'feed = {"input_ids": np.array([enc.ids], dtype=np.int64),',
-                  '        "attention_mask": np.array([enc.attention_mask], dtype=np.int64)}',
-                  'logits = ort.InferenceSession("model.onnx").run(None, feed)[0]',
-                  "print(classes[int(logits.argmax())])", "```", ""]
+        lines += [
+            "## Without the studio: onnxruntime and tokenizers",
+            "",
+            "```python",
+            "import json",
+            "import numpy as np, onnxruntime as ort",
+            "from tokenizers import Tokenizer",
+            "",
+            'classes = json.load(open("model.json"))["classes"]',
+            'tokenizer = Tokenizer.from_file("tokenizer/tokenizer.json")',
+            f"tokenizer.enable_truncation({length})",
+            'enc = tokenizer.encode("a sentence to classify")',
+            'feed = {"input_ids": np.array([enc.ids], dtype=np.int64),',
+            '        "attention_mask": np.array([enc.attention_mask], dtype=np.int64)}',
+            'logits = ort.InferenceSession("model.onnx").run(None, feed)[0]',
+            "print(classes[int(logits.argmax())])",
+            "```",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -346,12 +405,20 @@ def check(config, folder: str | Path) -> dict:
         else:
             mine, theirs = entry.model(data.val_x), loaded.model(data.val_x)
     onnx = onnx_logits(folder, loaded, inputs)
-    return {"task": config.task, "backbone": entry.backbone, "strategy": config.strategy, "val_examples": len(inputs),
-            "val_acc": round(result["val_acc"], 3), "reload_identical": bool(torch.equal(mine, theirs)),
-            "onnx_top1_agreement": float((onnx.argmax(1) == mine.argmax(1).numpy()).mean()),
-            "onnx_max_abs_diff": float(np.abs(onnx - mine.numpy()).max()),
-            "safetensors_mb": round(sizes[WEIGHTS] / 2**20, 1), "onnx_mb": round(sizes[ONNX] / 2**20, 1),
-            "save_s": round(save_s, 1), "cli": config.to_cli()}
+    return {
+        "task": config.task,
+        "backbone": entry.backbone,
+        "strategy": config.strategy,
+        "val_examples": len(inputs),
+        "val_acc": round(result["val_acc"], 3),
+        "reload_identical": bool(torch.equal(mine, theirs)),
+        "onnx_top1_agreement": float((onnx.argmax(1) == mine.argmax(1).numpy()).mean()),
+        "onnx_max_abs_diff": float(np.abs(onnx - mine.numpy()).max()),
+        "safetensors_mb": round(sizes[WEIGHTS] / 2**20, 1),
+        "onnx_mb": round(sizes[ONNX] / 2**20, 1),
+        "save_s": round(save_s, 1),
+        "cli": config.to_cli(),
+    }
 
 
 def cmd_export_check(args) -> int:
@@ -373,17 +440,23 @@ def cmd_export_check(args) -> int:
 
 
 def register_cli(sub) -> None:
-    p = sub.add_parser("export-check", help="the default image and text demos: save, reload, ONNX vs PyTorch on validation",
-                       description="Train the app's default image and text runs, write each model as the download does, "
-                                   "and check it: reloaded logits identical, ONNX top class = PyTorch's on the validation split.")
+    p = sub.add_parser(
+        "export-check",
+        help="the default image and text demos: save, reload, ONNX vs PyTorch on validation",
+        description="Train the app's default image and text runs, write each model as the download does, "
+        "and check it: reloaded logits identical, ONNX top class = PyTorch's on the validation split.",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
     p.add_argument("--image-only", action="store_true", help="skip the text model")
     p.add_argument("--out", default="", help="CSV file for the table, e.g. assets/results/takehome.csv")
     p.set_defaults(func=cmd_export_check)
 
-    p = sub.add_parser("predict", help="classify images (or sentences) with a model downloaded from the studio",
-                       description="Print the top classes of a fine-tuned model (a folder from the studio's download, "
-                                   "or its model.safetensors) for each image file, or for each sentence of a text model.")
+    p = sub.add_parser(
+        "predict",
+        help="classify images (or sentences) with a model downloaded from the studio",
+        description="Print the top classes of a fine-tuned model (a folder from the studio's download, "
+        "or its model.safetensors) for each image file, or for each sentence of a text model.",
+    )
     p.add_argument("--model", required=True, help="the downloaded folder, or its model.safetensors")
     p.add_argument("--top", type=int, default=3, help="classes shown per input (default: %(default)s)")
     p.add_argument("inputs", nargs="+", help="image files (image model) or sentences (text model)")

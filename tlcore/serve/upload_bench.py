@@ -41,8 +41,7 @@ def _image(array: np.ndarray, fmt: str, **kw) -> bytes:
 
 def _tiny() -> bytes:
     rng = np.random.default_rng(0)
-    return _zip({f"{'ab'[i % 2]}/{i}.png": _image(rng.integers(0, 255, (4, 4, 3), dtype=np.uint8), "PNG")
-                 for i in range(4998)})
+    return _zip({f"{'ab'[i % 2]}/{i}.png": _image(rng.integers(0, 255, (4, 4, 3), dtype=np.uint8), "PNG") for i in range(4998)})
 
 
 def _huge() -> bytes:
@@ -84,8 +83,7 @@ def _case(name: str, out) -> None:
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     done.set()
     sampler.join()
-    out.put(f"{name:6s} zip {len(data) / 1e6:5.1f} MB  cpu {cpu:5.1f} s  wall {wall:5.1f} s  "
-            f"peak +{peak[0]:6.0f} MB  {verdict}")
+    out.put(f"{name:6s} zip {len(data) / 1e6:5.1f} MB  cpu {cpu:5.1f} s  wall {wall:5.1f} s  peak +{peak[0]:6.0f} MB  {verdict}")
 
 
 def _rss_mb() -> float:
@@ -94,8 +92,7 @@ def _rss_mb() -> float:
 
 
 def register_cli(sub) -> None:
-    p = sub.add_parser("upload-bench", help="CPU, time and memory of heavy and hostile uploads",
-                       description=__doc__)
+    p = sub.add_parser("upload-bench", help="CPU, time and memory of heavy and hostile uploads", description=__doc__)
     p.add_argument("--cases", default="tiny,huge,phone", help="comma-separated: tiny, huge, phone")
     p.set_defaults(func=_cmd)
 

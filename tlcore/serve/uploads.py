@@ -101,14 +101,21 @@ def read_zip(
         try:
             check_class_count(len(files_by_class), limits.max_classes, "zip")
             if len(files_by_class) < 2 or not all(files_by_class.values()):
-                check_classes(list(files_by_class), np.array([len(f) for f in files_by_class.values()]),
-                              _skipped_hint(skipped))
-            data = images_from_files(files_by_class, per_class=per_class, val_per_class=val_per_class,
-                                     image_size=image_size, seed=seed, max_pixels=limits.max_pixels)
+                check_classes(list(files_by_class), np.array([len(f) for f in files_by_class.values()]), _skipped_hint(skipped))
+            data = images_from_files(
+                files_by_class,
+                per_class=per_class,
+                val_per_class=val_per_class,
+                image_size=image_size,
+                seed=seed,
+                max_pixels=limits.max_pixels,
+            )
         except LearnerError as error:  # said with the zip's own names, never the server's paths
             decoded_skips = _skipped_hint(skipped + _named(getattr(error, "skipped", []), names))
-            raise UploadError(error.message.key, **{**error.message.values, **(
-                {"hint": decoded_skips} if "hint" in error.message.values else {})}) from None
+            raise UploadError(
+                error.message.key,
+                **{**error.message.values, **({"hint": decoded_skips} if "hint" in error.message.values else {})},
+            ) from None
     for path, _ in data.skipped:  # the folder keeps only what the run can use
         Path(path).unlink(missing_ok=True)
     data.skipped = skipped + _named(data.skipped, names)
@@ -169,8 +176,9 @@ def _check_entries(archive: zipfile.ZipFile, limits: UploadLimits) -> list[_Entr
     # `_read_capped` checks the real size again while reading.
     declared = sum(info.file_size for info in infos)
     if declared > limits.max_total_bytes:
-        raise UploadError("upload.too_many_bytes", mb=f"{declared / 1024**2:.1f}",
-                          limit=f"{limits.max_total_bytes / 1024**2:.0f}")
+        raise UploadError(
+            "upload.too_many_bytes", mb=f"{declared / 1024**2:.1f}", limit=f"{limits.max_total_bytes / 1024**2:.0f}"
+        )
     entries = []
     for info in infos:
         name = _decoded_name(info)
@@ -279,10 +287,14 @@ def _check_budget(archive: zipfile.ZipFile, entries: list[_Entry], image_size: i
     """Refuse a zip whose images could not fit in memory once decoded, before reading any of
     them (from the names, then the image headers); returns the depth of the class folders."""
     candidates = sum(1 for e in entries if not e.info.is_dir() and "/".join(e.parts).lower().endswith(IMAGE_SUFFIXES))
-    if candidates * 3 * image_size ** 2 > MAX_DECODED_BYTES:  # before reading anything
-        raise UploadError("upload.too_big", images=f"{candidates:,}", size=image_size,
-                          gib=f"{candidates * 3 * image_size ** 2 / 1024 ** 3:.1f}",
-                          limit=f"{MAX_DECODED_BYTES / 1024 ** 3:.1f}")
+    if candidates * 3 * image_size**2 > MAX_DECODED_BYTES:  # before reading anything
+        raise UploadError(
+            "upload.too_big",
+            images=f"{candidates:,}",
+            size=image_size,
+            gib=f"{candidates * 3 * image_size**2 / 1024**3:.1f}",
+            limit=f"{MAX_DECODED_BYTES / 1024**3:.1f}",
+        )
     depth = _class_depth(entries)
     planned = _planned_pixels(archive, entries, depth, image_size, limits)
     if planned > limits.max_total_pixels:  # from the headers, before decoding anything
@@ -325,16 +337,14 @@ def _store(class_folder: Path, n: int, entry: _Entry, data: bytes) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     except OSError as error:  # a full disk, an odd name: say so, never the server's path
-        raise UploadError("upload.cannot_store", error=errno.errorcode.get(error.errno or 0,
-                                                                            type(error).__name__)) from None
+        raise UploadError("upload.cannot_store", error=errno.errorcode.get(error.errno or 0, type(error).__name__)) from None
     return target
 
 
 HEADER_BYTES = 128 * 1024  # enough for any image header (a JPEG's EXIF block is at most 64 KB)
 
 
-def _planned_pixels(archive: zipfile.ZipFile, entries: list[_Entry], depth: int, image_size: int,
-                    limits: UploadLimits) -> int:
+def _planned_pixels(archive: zipfile.ZipFile, entries: list[_Entry], depth: int, image_size: int, limits: UploadLimits) -> int:
     """Pixels that decoding the zip's images would take (JPEGs at their reduced draft size),
     read from the first bytes of each file: 200 photos of 40 megapixels are refused in a
     fraction of a second instead of after seconds of decoding. A header that cannot be read
@@ -342,10 +352,16 @@ def _planned_pixels(archive: zipfile.ZipFile, entries: list[_Entry], depth: int,
     total = 0
     for entry in entries:
         info = entry.info
-        if (info.is_dir() or len(entry.parts) <= depth + 1 or any(p.startswith(".") for p in entry.parts)
-                or _is_symlink(info) or not entry.parts[-1].lower().endswith(IMAGE_SUFFIXES)
-                or info.file_size > limits.max_file_bytes or info.flag_bits & 0x1
-                or info.file_size > limits.max_ratio * max(info.compress_size, 1)):
+        if (
+            info.is_dir()
+            or len(entry.parts) <= depth + 1
+            or any(p.startswith(".") for p in entry.parts)
+            or _is_symlink(info)
+            or not entry.parts[-1].lower().endswith(IMAGE_SUFFIXES)
+            or info.file_size > limits.max_file_bytes
+            or info.flag_bits & 0x1
+            or info.file_size > limits.max_ratio * max(info.compress_size, 1)
+        ):
             continue
         try:
             with archive.open(info) as handle:
@@ -379,22 +395,17 @@ def _class_depth(entries: list[_Entry]) -> int:
     entries (skipped anyway) do not count: they must not turn the wrapper into a class."""
     entries = [e for e in entries if not _is_stray(e)]
     tops = {e.parts[0] for e in entries}
-    wrapped = len(tops) == 1 and all(
-        len(e.parts) >= 2 or e.info.is_dir() for e in entries
-    )
+    wrapped = len(tops) == 1 and all(len(e.parts) >= 2 or e.info.is_dir() for e in entries)
     # A single top folder that directly holds images is itself a class (one class
     # only, refused later with that reason), not a wrapper.
-    holds_files = any(
-        len(e.parts) == 2 and e.parts[1].lower().endswith(IMAGE_SUFFIXES) for e in entries
-    )
+    holds_files = any(len(e.parts) == 2 and e.parts[1].lower().endswith(IMAGE_SUFFIXES) for e in entries)
     return 1 if wrapped and not holds_files else 0
 
 
 def _is_stray(entry: _Entry) -> bool:
     """A file at the top that is not an image (README.txt), or anything hidden."""
     top_file = len(entry.parts) == 1 and not entry.info.is_dir()
-    return (top_file and not entry.parts[0].lower().endswith(IMAGE_SUFFIXES)) or any(
-        part.startswith(".") for part in entry.parts)
+    return (top_file and not entry.parts[0].lower().endswith(IMAGE_SUFFIXES)) or any(part.startswith(".") for part in entry.parts)
 
 
 def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
@@ -455,8 +466,7 @@ def _process_start(pid: int) -> float | None:
     """The wall-clock time the process `pid` started (Linux), or None."""
     identity = process_identity(pid)
     try:
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
         return boot + int(identity.rsplit(":", 1)[1]) / os.sysconf("SC_CLK_TCK") if identity else None
     except (OSError, StopIteration, ValueError):
         return None
@@ -478,8 +488,9 @@ class UploadFolder:
     def __init__(self, base: str | Path | None = None):
         self.path = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=base))
         (self.path / ".owner").write_text(str(os.getpid()), encoding="ascii")
-        (self.path / ".server").write_text(json.dumps(
-            {"server": SERVER_ID, "pid": os.getpid(), "process": process_identity(os.getpid())}), encoding="ascii")
+        (self.path / ".server").write_text(
+            json.dumps({"server": SERVER_ID, "pid": os.getpid(), "process": process_identity(os.getpid())}), encoding="ascii"
+        )
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
         self._measured: tuple[float, int] | None = None  # (when, bytes): see size()
 
@@ -561,9 +572,17 @@ class UploadFolders:
 
     OTHERS_MAX_AGE_S = 10.0  # other sessions' folders are measured again at most this often
 
-    def __init__(self, *, is_connected: Callable[[str], bool], is_busy: Callable[[str], bool] = lambda _owner: False,
-                 grace_s: float = 120.0, base: str | Path | None = None, clock: Callable[[], float] = time.monotonic,
-                 session_mb: float = UPLOAD_MB_PER_SESSION, total_mb: float = UPLOAD_MB_TOTAL):
+    def __init__(
+        self,
+        *,
+        is_connected: Callable[[str], bool],
+        is_busy: Callable[[str], bool] = lambda _owner: False,
+        grace_s: float = 120.0,
+        base: str | Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        session_mb: float = UPLOAD_MB_PER_SESSION,
+        total_mb: float = UPLOAD_MB_TOTAL,
+    ):
         self.is_connected, self.is_busy, self.grace_s, self.base, self.clock = is_connected, is_busy, grace_s, base, clock
         self.session_mb, self.total_mb = session_mb, total_mb  # the byte budgets (tlcore.serve.caps, class.toml [limits])
         self._folders: dict[str, tuple[UploadFolder, str]] = {}  # session -> (folder, owner)
@@ -581,8 +600,7 @@ class UploadFolders:
     def __len__(self) -> int:
         return len(self._folders)
 
-    def check_room(self, session: str, incoming: int, *, session_mb: float | None = None,
-                   total_mb: float | None = None) -> None:
+    def check_room(self, session: str, incoming: int, *, session_mb: float | None = None, total_mb: float | None = None) -> None:
         """Raise UploadError when `incoming` more bytes in this session's folder would pass its
         budget or the server's (`incoming` 0: is what it holds now over either?). The session's
         own folder is measured now, the others' at most OTHERS_MAX_AGE_S old."""
@@ -612,8 +630,9 @@ class UploadFolders:
                     self._gone_since.pop(session, None)
                 else:
                     self._gone_since.setdefault(session, now)
-            over = [(s, owner) for s, (_, owner) in items
-                    if not connected[s] and now - self._gone_since.get(s, now) >= self.grace_s]
+            over = [
+                (s, owner) for s, (_, owner) in items if not connected[s] and now - self._gone_since.get(s, now) >= self.grace_s
+            ]
         ended = [session for session, owner in over if not self.is_busy(owner)]
         with self._lock:
             closing = [self._folders.pop(s)[0] for s in ended if s in self._folders]

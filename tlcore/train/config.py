@@ -35,20 +35,41 @@ def _f(default, help: str, choices: tuple | None = None, lo=None, hi=None):
 class RunConfig:
     # --- what to train ---
     task: str = _f("image", "image or text: which kind of model and data", ("image", "text"))
-    backbone: str = _f("efficientnet_lite0", "backbone from the registry (python -m tlcore list); the default, EfficientNet-Lite0 with ImageNet weights, installs with pip and works offline")
-    pretrained: str = _f("auto", "start from pretrained weights: auto (if available, else the offline backbone), yes (fail if unavailable), no (random init)", PRETRAINED)
-    dataset: str = _f("fashion_mnist", "dataset from the registry (python -m tlcore list), or 'folder' with --data-root; the default, Fashion-MNIST, reads Debian's dataset-fashion-mnist offline")
+    backbone: str = _f(
+        "efficientnet_lite0",
+        "backbone from the registry (python -m tlcore list); the default, EfficientNet-Lite0 with ImageNet weights, installs with pip and works offline",
+    )
+    pretrained: str = _f(
+        "auto",
+        "start from pretrained weights: auto (if available, else the offline backbone), yes (fail if unavailable), no (random init)",
+        PRETRAINED,
+    )
+    dataset: str = _f(
+        "fashion_mnist",
+        "dataset from the registry (python -m tlcore list), or 'folder' with --data-root; the default, Fashion-MNIST, reads Debian's dataset-fashion-mnist offline",
+    )
     data_root: str = _f("", "folder with one sub-folder per class (dataset 'folder'), or a CSV file for text")
     per_class: int = _f(20, "training examples per class (the dataset-size axis of the matrix)", lo=1, hi=100_000)
     val_per_class: int = _f(30, "held-out validation examples per class", lo=1, hi=100_000)
-    image_size: int = _f(96, "images are resized to this many pixels square (96: ImageNet features still work and a CPU demo takes seconds; the synthetic backbone was pretrained at 32)", lo=8, hi=512)
+    image_size: int = _f(
+        96,
+        "images are resized to this many pixels square (96: ImageNet features still work and a CPU demo takes seconds; the synthetic backbone was pretrained at 32)",
+        lo=8,
+        hi=512,
+    )
     # --- how to transfer ---
-    strategy: str = _f("partial", "scratch | linear_probe (frozen body) | partial (freeze first k groups) | full | full_llrd (layer-wise lr decay) | gradual (unfreeze one group per epoch) | lora (text)", STRATEGIES)
+    strategy: str = _f(
+        "partial",
+        "scratch | linear_probe (frozen body) | partial (freeze first k groups) | full | full_llrd (layer-wise lr decay) | gradual (unfreeze one group per epoch) | lora (text)",
+        STRATEGIES,
+    )
     freeze_depth: int = _f(2, "partial: number of leading layer groups frozen (0 = none)", lo=0, hi=100)
     lr: float = _f(1e-3, "base learning rate of the body (0 < lr <= 1)", lo=1e-7, hi=1.0)
     head_lr_mult: float = _f(10.0, "the new head learns this many times faster than the body", lo=0.01, hi=1000.0)
     layer_decay: float = _f(0.7, "full_llrd: each group one step shallower gets lr times this (0 < d <= 1)", lo=0.01, hi=1.0)
-    bn_frozen_eval: bool = _f(True, "keep BatchNorm in frozen groups in eval mode (off shows the trap: statistics drift although weights are frozen)")
+    bn_frozen_eval: bool = _f(
+        True, "keep BatchNorm in frozen groups in eval mode (off shows the trap: statistics drift although weights are frozen)"
+    )
     # --- the optimisation ---
     epochs: int = _f(3, "passes over the training set", lo=1, hi=500)
     batch_size: int = _f(64, "examples per optimiser step", lo=1, hi=4096)
@@ -57,7 +78,9 @@ class RunConfig:
     augment: str = _f("flip", "on-device augmentation: none | flip | crop_flip (crop_flip disables feature caching)", AUGMENTS)
     seed: int = _f(0, "seed for data split, init and batch order", lo=0, hi=2**31 - 1)
     device: str = _f("auto", "auto picks cuda > mps > cpu", DEVICES)
-    precision: str = _f("auto", "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16", ("auto", "fp32", "bf16"))
+    precision: str = _f(
+        "auto", "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16", ("auto", "fp32", "bf16")
+    )
     cache_features: bool = _f(True, "compute a frozen prefix's features once and train only the rest")
     log_every: int = _f(0, "log loss and gradient norms every N steps (0 = about 200 points per run)", lo=0, hi=100_000)
     # --- text models ---
@@ -89,8 +112,9 @@ class RunConfig:
         if spec_task != self.task:
             raise LearnerError("config.backbone_task", backbone=repr(self.backbone), family=spec_task, task=repr(self.task))
         if catalog.dataset(self.dataset).task != self.task:
-            raise LearnerError("config.dataset_task", dataset=repr(self.dataset), family=catalog.dataset(self.dataset).task,
-                               task=repr(self.task))
+            raise LearnerError(
+                "config.dataset_task", dataset=repr(self.dataset), family=catalog.dataset(self.dataset).task, task=repr(self.task)
+            )
         if self.strategy == "lora" and self.task != "text":
             raise LearnerError("config.lora_images")
 

@@ -35,6 +35,7 @@ def describe_device(device: torch.device | str | None = None) -> str:
         return "Apple GPU (MPS)"
     return f"CPU ({torch.get_num_threads()} threads of {os.cpu_count()} cores)"
 
+
 def lower_thread_priority(by: int) -> bool:
     """Lower the calling thread's CPU priority (its nice value) by `by`; False where the system
     has no per-thread priority (Linux has: setpriority on a thread id changes that thread only)."""

@@ -133,8 +133,11 @@ def pretrained_top1(backbone: str, device: str = "cpu") -> tuple[int, ...]:
 
 def _batchnorms(model) -> dict[str, torch.nn.Module]:
     """The body's BatchNorm layers by name (the head has none worth keeping)."""
-    return {n: m for n, m in model.named_modules()
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not n.startswith("groups.head")}
+    return {
+        n: m
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not n.startswith("groups.head")
+    }
 
 
 @contextlib.contextmanager
@@ -165,8 +168,11 @@ def _same_statistics(model, backbone: str) -> bool:
     from tlcore.models.imagenet import imagenet_model
 
     pretrained = _batchnorms(imagenet_model(backbone, SIZE))
-    return all(torch.equal(m.running_mean.cpu(), pretrained[n].running_mean) and
-               torch.equal(m.running_var.cpu(), pretrained[n].running_var) for n, m in _batchnorms(model).items())
+    return all(
+        torch.equal(m.running_mean.cpu(), pretrained[n].running_mean)
+        and torch.equal(m.running_var.cpu(), pretrained[n].running_var)
+        for n, m in _batchnorms(model).items()
+    )
 
 
 @torch.no_grad()
@@ -192,10 +198,24 @@ def measure(model, backbone: str) -> dict:
                 after_bn = top1(model, head)
     _, items = photo_batch(SIZE)
     names = categories()
-    rows = [{"photo": p.name, "answer": names[p.accept[0]], "before": names[b], "after": names[a],
-             "right_before": b in p.accept, "right_after": a in p.accept}
-            for p, b, a in zip(items, before, after, strict=True)]
-    return {"backbone": backbone, "total": len(rows), "size": SIZE,
-            "before": sum(r["right_before"] for r in rows), "after": sum(r["right_after"] for r in rows),
-            "after_bn": None if after_bn is None else sum(a in p.accept for a, p in zip(after_bn, items)),
-            "photos": rows, "seconds": round(time.perf_counter() - t0, 3)}
+    rows = [
+        {
+            "photo": p.name,
+            "answer": names[p.accept[0]],
+            "before": names[b],
+            "after": names[a],
+            "right_before": b in p.accept,
+            "right_after": a in p.accept,
+        }
+        for p, b, a in zip(items, before, after, strict=True)
+    ]
+    return {
+        "backbone": backbone,
+        "total": len(rows),
+        "size": SIZE,
+        "before": sum(r["right_before"] for r in rows),
+        "after": sum(r["right_after"] for r in rows),
+        "after_bn": None if after_bn is None else sum(a in p.accept for a, p in zip(after_bn, items)),
+        "photos": rows,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }

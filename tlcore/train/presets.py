@@ -39,14 +39,37 @@ def image() -> RunConfig:
     backbone = catalog.offline_default()
     real = backbone == "efficientnet_lite0"
     dataset = ("fashion_mnist" if datasets.fashion_available() else "digits") if real else "synthetic_novel"
-    return RunConfig(backbone=backbone, dataset=dataset, strategy="partial", freeze_depth=2, lr=1e-3,
-                     head_lr_mult=10.0, layer_decay=0.7, per_class=20, val_per_class=VAL_PER_CLASS,
-                     image_size=96 if real else 32, epochs=3)
+    return RunConfig(
+        backbone=backbone,
+        dataset=dataset,
+        strategy="partial",
+        freeze_depth=2,
+        lr=1e-3,
+        head_lr_mult=10.0,
+        layer_decay=0.7,
+        per_class=20,
+        val_per_class=VAL_PER_CLASS,
+        image_size=96 if real else 32,
+        epochs=3,
+    )
 
 
 @functools.cache
 def text() -> RunConfig:
     """The offline MiniLM on the English sample, a linear probe: seconds on a CPU."""
-    return RunConfig(task="text", backbone=catalog.OFFLINE_TEXT_BACKBONE, dataset="sentiment_en",
-                     strategy="linear_probe", freeze_depth=3, lr=1e-4, head_lr_mult=30.0, layer_decay=0.8,
-                     lora_r=8, per_class=96, val_per_class=24, epochs=5, batch_size=16, max_length=64)
+    return RunConfig(
+        task="text",
+        backbone=catalog.OFFLINE_TEXT_BACKBONE,
+        dataset="sentiment_en",
+        strategy="linear_probe",
+        freeze_depth=3,
+        lr=1e-4,
+        head_lr_mult=30.0,
+        layer_decay=0.8,
+        lora_r=8,
+        per_class=96,
+        val_per_class=24,
+        epochs=5,
+        batch_size=16,
+        max_length=64,
+    )

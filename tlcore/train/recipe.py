@@ -25,8 +25,7 @@ from tlcore.train.trainer import FitOptions, fit, seed_everything
 Emit = Callable[[object], None]
 
 
-def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
-        data=None) -> dict | None:
+def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda: False, data=None) -> dict | None:
     """One run; returns the result dict (also sent as Done), or None when cancelled or failed.
 
     The returned dict also holds the trained model under "model" (a tlcore.train.finetuned.Finetuned,
@@ -79,24 +78,53 @@ def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
     groups = model.group_names
     if config.strategy == "partial" and config.freeze_depth > len(groups) - 1:
         raise LearnerError("run.freeze_depth", backbone=name, body=len(groups) - 1)
-    plan = strategies.make_plan(config.strategy, groups, lr=config.lr, head_lr_mult=config.head_lr_mult,
-                                freeze_depth=config.freeze_depth, layer_decay=config.layer_decay)
+    plan = strategies.make_plan(
+        config.strategy,
+        groups,
+        lr=config.lr,
+        head_lr_mult=config.head_lr_mult,
+        freeze_depth=config.freeze_depth,
+        layer_decay=config.layer_decay,
+    )
     model, source = task.source(config, model, data, device)
-    result = fit(model, plan, source, fit_options(config), device=device, emit=emit, should_stop=should_stop,
-                 generator=generator, classes=tuple(data.classes),
-                 started_extra={"pretrained": model.pretrained_from + (f" ({note})" if note else "")})
+    result = fit(
+        model,
+        plan,
+        source,
+        fit_options(config),
+        device=device,
+        emit=emit,
+        should_stop=should_stop,
+        generator=generator,
+        classes=tuple(data.classes),
+        started_extra={"pretrained": model.pretrained_from + (f" ({note})" if note else "")},
+    )
     if result is None:
         return None
-    result.update(backbone=name, strategy=config.strategy, classes=list(data.classes), note=str(note or ""),
-                  note_message={"key": note.key, "values": note.values} if isinstance(note, Message) else None,
-                  pretrained=model.pretrained_from, misclassified=task.mistakes(data, source, result))
+    result.update(
+        backbone=name,
+        strategy=config.strategy,
+        classes=list(data.classes),
+        note=str(note or ""),
+        note_message={"key": note.key, "values": note.values} if isinstance(note, Message) else None,
+        pretrained=model.pretrained_from,
+        misclassified=task.mistakes(data, source, result),
+    )
     result.update(task.extras(config, model, source, data, name))
     return result
 
 
 def fit_options(config: RunConfig) -> FitOptions:
-    return FitOptions(config.epochs, config.batch_size, config.optimizer, config.weight_decay, config.bn_frozen_eval,
-                      config.cache_features, config.log_every, precision=config.precision)
+    return FitOptions(
+        config.epochs,
+        config.batch_size,
+        config.optimizer,
+        config.weight_decay,
+        config.bn_frozen_eval,
+        config.cache_features,
+        config.log_every,
+        precision=config.precision,
+    )
 
 
 def load_run_data(config: RunConfig):

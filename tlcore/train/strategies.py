@@ -125,6 +125,7 @@ def make_plan(name: str, groups: list[str], **settings) -> Plan:
 
 # ----------------------------------------------------------------------------- applying a plan
 
+
 def set_frozen(model: nn.Module, frozen: tuple[str, ...], *, bn_frozen_eval: bool = True) -> None:
     """requires_grad off for frozen groups, on for the rest; frozen BatchNorm to eval mode.
 
@@ -151,8 +152,10 @@ def param_groups(model: nn.Module, plan: Plan, weight_decay: float) -> list[dict
         params = [p for p in module.parameters()]
         decay = [p for p in params if p.ndim > 1]  # no weight decay on biases and norm scales
         rest = [p for p in params if p.ndim <= 1]
-        out += [{"params": decay, "lr": plan.lrs[name], "weight_decay": weight_decay, "group": name},
-                {"params": rest, "lr": plan.lrs[name], "weight_decay": 0.0, "group": name}]
+        out += [
+            {"params": decay, "lr": plan.lrs[name], "weight_decay": weight_decay, "group": name},
+            {"params": rest, "lr": plan.lrs[name], "weight_decay": 0.0, "group": name},
+        ]
     return [g for g in out if g["params"]]
 
 
@@ -187,18 +190,38 @@ def recommend(similarity: str, size: str, num_groups: int = 6) -> Recommendation
         raise ValueError("similarity must be 'similar' or 'different' and size 'small' or 'large'")
     body = num_groups - 1
     table = {
-        ("similar", "small"): ("linear_probe", body, 1e-3, 10.0,
+        ("similar", "small"): (
+            "linear_probe",
+            body,
+            1e-3,
+            10.0,
             "The pretrained features already fit and a few examples would overfit anything more: freeze the whole body, train only the new head.",
-            "사전 학습된 특징이 이미 잘 맞고 예시가 적어 더 학습하면 과적합되므로, 본체 전체를 고정하고 새 헤드만 학습합니다."),
-        ("similar", "large"): ("partial", max(body - 1, 0), 3e-4, 10.0,
+            "사전 학습된 특징이 이미 잘 맞고 예시가 적어 더 학습하면 과적합되므로, 본체 전체를 고정하고 새 헤드만 학습합니다.",
+        ),
+        ("similar", "large"): (
+            "partial",
+            max(body - 1, 0),
+            3e-4,
+            10.0,
             "The features fit and there is enough data to adjust the most specific ones: freeze most of the body, fine-tune the last stage and the head with a small rate.",
-            "특징이 잘 맞고 데이터도 넉넉해 가장 구체적인 특징을 다듬을 수 있으므로, 본체 대부분을 고정하고 마지막 단계와 헤드를 작은 학습률로 미세 조정합니다."),
-        ("different", "small"): ("partial", max(body // 2, 1), 3e-4, 10.0,
+            "특징이 잘 맞고 데이터도 넉넉해 가장 구체적인 특징을 다듬을 수 있으므로, 본체 대부분을 고정하고 마지막 단계와 헤드를 작은 학습률로 미세 조정합니다.",
+        ),
+        ("different", "small"): (
+            "partial",
+            max(body // 2, 1),
+            3e-4,
+            10.0,
             "Only the shallow, general features (edges, textures) carry over and data is scarce: freeze the early groups, retrain the deeper ones.",
-            "얕고 일반적인 특징(경계, 질감)만 옮겨 오고 데이터는 부족하므로, 앞쪽 그룹은 고정하고 깊은 그룹을 다시 학습합니다."),
-        ("different", "large"): ("full", 0, 1e-3, 10.0,
+            "얕고 일반적인 특징(경계, 질감)만 옮겨 오고 데이터는 부족하므로, 앞쪽 그룹은 고정하고 깊은 그룹을 다시 학습합니다.",
+        ),
+        ("different", "large"): (
+            "full",
+            0,
+            1e-3,
+            10.0,
             "The data differs and there is plenty of it: train the whole model, starting from the pretrained weights.",
-            "데이터가 다르고 충분히 많으므로, 사전 학습된 가중치에서 출발해 모델 전체를 학습합니다."),
+            "데이터가 다르고 충분히 많으므로, 사전 학습된 가중치에서 출발해 모델 전체를 학습합니다.",
+        ),
     }
     strategy, k, lr, mult, en, ko = table[(similarity, size)]
     return Recommendation(similarity, size, strategy, k, lr, mult, en, ko)

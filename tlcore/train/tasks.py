@@ -36,8 +36,14 @@ def _wrong(result: dict, limit: int = MISTAKES_SHOWN):
 
 
 def _load(config: RunConfig):
-    return catalog.load_dataset(config.dataset, per_class=config.per_class, image_size=config.image_size,
-                                seed=config.seed, val_per_class=config.val_per_class, root=config.data_root)
+    return catalog.load_dataset(
+        config.dataset,
+        per_class=config.per_class,
+        image_size=config.image_size,
+        seed=config.seed,
+        val_per_class=config.val_per_class,
+        root=config.data_root,
+    )
 
 
 class ImageTask:
@@ -57,8 +63,10 @@ class ImageTask:
 
     @staticmethod
     def mistakes(data, _source, result: dict) -> list[dict]:
-        return [{"image": data.val_x[i].permute(1, 2, 0).numpy(), "true": data.classes[t], "pred": data.classes[p]}
-                for i, t, p in _wrong(result)]
+        return [
+            {"image": data.val_x[i].permute(1, 2, 0).numpy(), "true": data.classes[t], "pred": data.classes[p]}
+            for i, t, p in _wrong(result)
+        ]
 
     @staticmethod
     def extras(config: RunConfig, model, _source, data, name: str) -> dict:
@@ -88,8 +96,9 @@ class TextTask:
     def build(config: RunConfig, name: str, num_classes: int, pretrained: bool):
         from tlcore.models.text import build_text_model
 
-        return build_text_model(name, num_classes, pretrained=pretrained,
-                                lora_r=config.lora_r if config.strategy == "lora" else 0)
+        return build_text_model(
+            name, num_classes, pretrained=pretrained, lora_r=config.lora_r if config.strategy == "lora" else 0
+        )
 
     @staticmethod
     def source(config: RunConfig, model, data, device: torch.device):
@@ -100,14 +109,18 @@ class TextTask:
 
     @staticmethod
     def mistakes(data, source, result: dict) -> list[dict]:
-        return [{"text": data.val_texts[source.val_order[i]], "true": data.classes[t], "pred": data.classes[p]}
-                for i, t, p in _wrong(result)]
+        return [
+            {"text": data.val_texts[source.val_order[i]], "true": data.classes[t], "pred": data.classes[p]}
+            for i, t, p in _wrong(result)
+        ]
 
     @staticmethod
     def extras(config: RunConfig, model, source, data, name: str) -> dict:
         # returned, not kept: the server keeps a learner's own run for the download (tlcore.serve.shelf)
-        return {"padding_share": source.padding_share,
-                "model": Finetuned(model.eval(), tuple(data.classes), 0, name, config.to_dict(), task="text")}
+        return {
+            "padding_share": source.padding_share,
+            "model": Finetuned(model.eval(), tuple(data.classes), 0, name, config.to_dict(), task="text"),
+        }
 
 
 TASKS = {"image": ImageTask, "text": TextTask}

@@ -88,13 +88,28 @@ class Steps:
         extra = {"momentum": 0.9, "nesterov": True} if opts.optimizer == "sgd" else {}
         optimizer = optimizer_cls(strategies.param_groups(model, plan, opts.weight_decay), lr=1.0, **extra)
         total = steps_per_epoch * opts.epochs
-        return cls(optimizer, [g["lr"] for g in optimizer.param_groups], total,
-                   opts.warmup_steps or max(1, int(total * opts.warmup_frac)), opts.log_every or max(1, total // 200))
+        return cls(
+            optimizer,
+            [g["lr"] for g in optimizer.param_groups],
+            total,
+            opts.warmup_steps or max(1, int(total * opts.warmup_frac)),
+            opts.log_every or max(1, total // 200),
+        )
 
 
-def fit(model: LayerGroups, plan: strategies.Plan, source: BatchSource, opts: FitOptions, *, device: torch.device,
-        emit: Emit, should_stop: Callable[[], bool] = lambda: False, generator: torch.Generator | None = None,
-        classes: tuple[str, ...] = (), started_extra: dict | None = None) -> dict | None:
+def fit(
+    model: LayerGroups,
+    plan: strategies.Plan,
+    source: BatchSource,
+    opts: FitOptions,
+    *,
+    device: torch.device,
+    emit: Emit,
+    should_stop: Callable[[], bool] = lambda: False,
+    generator: torch.Generator | None = None,
+    classes: tuple[str, ...] = (),
+    started_extra: dict | None = None,
+) -> dict | None:
     """Train `model` by `plan` on `source`; returns the result dict, or None if cancelled."""
     generator = generator or torch.Generator().manual_seed(0)
     autocast = autocast_for(device, opts.precision)  # no-grad passes: cached features, evaluation
@@ -105,8 +120,7 @@ def fit(model: LayerGroups, plan: strategies.Plan, source: BatchSource, opts: Fi
 
     # A prefix frozen for the whole run (with BN in eval mode) gives the same features every
     # epoch: compute them once and train only the suffix (the rule: tlcore.data.sources).
-    prefix = frozen_prefix(groups, plan.always_frozen, cache_features=opts.cache_features,
-                           bn_frozen_eval=opts.bn_frozen_eval)
+    prefix = frozen_prefix(groups, plan.always_frozen, cache_features=opts.cache_features, bn_frozen_eval=opts.bn_frozen_eval)
     t_cache = time.perf_counter()
     cached = source.prepare(model, prefix, opts.batch_size, autocast)
     timing = {"cache_s": time.perf_counter() - t_cache, "train_s": [], "eval_s": []}
@@ -118,14 +132,39 @@ def fit(model: LayerGroups, plan: strategies.Plan, source: BatchSource, opts: Fi
     if opts.average_bn_short_runs and steps.total <= SHORT_RUN_STEPS:
         average_batchnorm(model, [g for g in groups if g not in plan.always_frozen])
     counts = metrics.count_trainable(model, frozen0)
-    emit(Started(steps.total, opts.epochs, tuple(groups), tuple(frozen0), counts.trainable, counts.total,
-                 describe_device(device), source.n_train, source.n_val, tuple(classes), cached, **(started_extra or {})))
+    emit(
+        Started(
+            steps.total,
+            opts.epochs,
+            tuple(groups),
+            tuple(frozen0),
+            counts.trainable,
+            counts.total,
+            describe_device(device),
+            source.n_train,
+            source.n_val,
+            tuple(classes),
+            cached,
+            **(started_extra or {}),
+        )
+    )
 
     best_acc, epoch_rates = 0.0, []
     for epoch in range(1, opts.epochs + 1):
         t_epoch = time.perf_counter()
-        train_acc = train_one_epoch(model, plan, source, steps, epoch, opts=opts, emit=emit, should_stop=should_stop,
-                                    generator=generator, autocast=train_autocast, device=device)
+        train_acc = train_one_epoch(
+            model,
+            plan,
+            source,
+            steps,
+            epoch,
+            opts=opts,
+            emit=emit,
+            should_stop=should_stop,
+            generator=generator,
+            autocast=train_autocast,
+            device=device,
+        )
         if train_acc is None:
             return None
         timing["train_s"].append(time.perf_counter() - t_epoch)
@@ -139,22 +178,41 @@ def fit(model: LayerGroups, plan: strategies.Plan, source: BatchSource, opts: Fi
 
     seconds = time.perf_counter() - t0
     result = {
-        "val_acc": val_acc, "best_val_acc": best_acc, "val_loss": val_loss, "seconds": seconds,
-        "examples_per_s": source.n_train * opts.epochs / seconds, "trainable_params": counts.trainable,
+        "val_acc": val_acc,
+        "best_val_acc": best_acc,
+        "val_loss": val_loss,
+        "seconds": seconds,
+        "examples_per_s": source.n_train * opts.epochs / seconds,
+        "trainable_params": counts.trainable,
         # training throughput of the part that trains (a cached prefix is not re-run), the
         # median epoch: comparable between strategies where whole-run seconds are not
         "train_per_s": float(np.median(epoch_rates)),
-        "total_params": counts.total, "cached_depth": cached, "steps": steps.done,
-        "predictions": last_preds.tolist(), "targets": source.val_y.tolist(),
-        "weight_drift": metrics.weight_drift(model, initial) if initial else {}, "timing": timing,
+        "total_params": counts.total,
+        "cached_depth": cached,
+        "steps": steps.done,
+        "predictions": last_preds.tolist(),
+        "targets": source.val_y.tolist(),
+        "weight_drift": metrics.weight_drift(model, initial) if initial else {},
+        "timing": timing,
     }
     result["confusion"] = metrics.confusion_matrix(result["targets"], result["predictions"], len(classes) or None)
     return result
 
 
-def train_one_epoch(model: LayerGroups, plan: strategies.Plan, source: BatchSource, steps: Steps, epoch: int, *, opts: FitOptions, emit: Emit,
-                    should_stop: Callable[[], bool], generator: torch.Generator, autocast,
-                    device: torch.device) -> float | None:
+def train_one_epoch(
+    model: LayerGroups,
+    plan: strategies.Plan,
+    source: BatchSource,
+    steps: Steps,
+    epoch: int,
+    *,
+    opts: FitOptions,
+    emit: Emit,
+    should_stop: Callable[[], bool],
+    generator: torch.Generator,
+    autocast,
+    device: torch.device,
+) -> float | None:
     """One pass over the training batches: a StepEvent every `steps.log_every` steps (mean loss,
     gradient norm per trainable group, rates). Returns the training accuracy, or None when
     Stop was asked for (Cancelled is emitted)."""
@@ -185,8 +243,7 @@ def train_one_epoch(model: LayerGroups, plan: strategies.Plan, source: BatchSour
         if steps.done % steps.log_every == 0 or steps.done == steps.total:
             values = torch.cat([(loss_sum / logged).view(1), norms.float()]).tolist()  # one transfer
             rates = {g["group"]: g["lr"] for g in steps.optimizer.param_groups if g["group"] in live}
-            emit(StepEvent(steps.done, epoch, values[0], plan.lr * factor, dict(zip(live, values[1:])),
-                           tuple(frozen), rates))
+            emit(StepEvent(steps.done, epoch, values[0], plan.lr * factor, dict(zip(live, values[1:])), tuple(frozen), rates))
             loss_sum.zero_()
             logged = 0
     return correct.item() / source.n_train
@@ -221,5 +278,3 @@ def evaluate(model: LayerGroups, source: BatchSource, batch_size: int, autocast)
     acc = (preds == source.val_y).float().mean()
     loss, acc = torch.stack([loss_sum / source.n_val, acc]).tolist()
     return loss, acc, preds.cpu()
-
-
