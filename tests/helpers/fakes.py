@@ -28,14 +28,7 @@ def fake_run(config, emit, should_stop, *, steps=4, delay=0.0, gate: threading.E
     `delay` seconds a step, after `gate` opens): the one fake run of the suite."""
     if gate is not None:
         gate.wait(5)
-    plan = strategies.make_plan(
-        config.strategy,
-        GROUPS,
-        lr=config.lr,
-        head_lr_mult=config.head_lr_mult,
-        freeze_depth=config.freeze_depth,
-        layer_decay=config.layer_decay,
-    )
+    plan = strategies.plan_for(config, GROUPS)
     emit(Started(steps, 2, tuple(GROUPS), plan.frozen, 100, 200, "CPU (test)", 20, 10, ("cat", "dog")))
     for step in range(1, steps + 1):
         if should_stop():

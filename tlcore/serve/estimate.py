@@ -107,14 +107,7 @@ def frozen_prefix(config: RunConfig, groups: list[str]) -> tuple[int, set[str]]:
 
     if config.strategy == "lora":
         return 0, {groups[0]}
-    plan = strategies.make_plan(
-        config.strategy,
-        groups,
-        lr=config.lr,
-        head_lr_mult=config.head_lr_mult,
-        freeze_depth=config.freeze_depth,
-        layer_decay=config.layer_decay,
-    )
+    plan = strategies.plan_for(config, groups)
     always = set(plan.always_frozen)
     # The trainer's and the sources' one rule (tlcore.data.sources): what fit asks to cache,
     # and what the source really caches.

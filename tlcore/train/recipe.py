@@ -78,14 +78,7 @@ def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
     groups = model.group_names
     if config.strategy == "partial" and config.freeze_depth > len(groups) - 1:
         raise LearnerError("run.freeze_depth", backbone=name, body=len(groups) - 1)
-    plan = strategies.make_plan(
-        config.strategy,
-        groups,
-        lr=config.lr,
-        head_lr_mult=config.head_lr_mult,
-        freeze_depth=config.freeze_depth,
-        layer_decay=config.layer_decay,
-    )
+    plan = strategies.plan_for(config, groups)
     model, source = task.source(config, model, data, device)
     result = fit(
         model,

@@ -117,6 +117,18 @@ def frozen_at_start(strategy: str, groups: list[str], freeze_depth: int = 0) -> 
     return make_plan(strategy, groups, lr=1.0, head_lr_mult=1.0, freeze_depth=freeze_depth, layer_decay=1.0).frozen
 
 
+def plan_for(config, groups: list[str]) -> Plan:
+    """The plan a run's settings (a tlcore.train.config.RunConfig) ask for on these groups."""
+    return make_plan(
+        config.strategy,
+        groups,
+        lr=config.lr,
+        head_lr_mult=config.head_lr_mult,
+        freeze_depth=config.freeze_depth,
+        layer_decay=config.layer_decay,
+    )
+
+
 def make_plan(name: str, groups: list[str], **settings) -> Plan:
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r} for this model; choose one of: {', '.join(STRATEGIES)}")
