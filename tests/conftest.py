@@ -70,41 +70,17 @@ def server():
     share out ports), stopped (by its pid) after the module: the browser tests' one server
     (tests.helpers.browser; skipped without Playwright)."""
     import socket
-    import subprocess
 
-    from tests.helpers.browser import ARTIFACTS, ROOT, wait_healthy
+    from tests.helpers.browser import ARTIFACTS, start_server, stop_server, wait_healthy
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", int(os.environ.get("TLS_TEST_PORT", "0"))))
         port = s.getsockname()[1]
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_server(port, ARTIFACTS / "streamlit.log", dict(os.environ))
     url = f"http://127.0.0.1:{port}"
     if not wait_healthy(url):
         proc.kill()
         pytest.fail("streamlit did not start; see test-artifacts/streamlit.log")
     yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop_server(proc)

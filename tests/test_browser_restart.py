@@ -9,13 +9,11 @@ import os
 import re
 import secrets
 import socket
-import subprocess
-import sys
 from contextlib import contextmanager
 
 import pytest
 
-from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, error_count, playwright_api, wait_healthy
+from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, error_count, playwright_api, start_server, wait_healthy
 from tests.helpers.fakes import fake_run, wait_for
 from tlcore.serve.jobs import JobQueue
 from tlcore.serve.store import RunStore
@@ -25,30 +23,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @contextmanager
-def streamlit(state_dir, port: int):
-    """A Streamlit server on `port` keeping its state (the run store) in `state_dir`."""
-    log = open(ARTIFACTS / f"streamlit-restart-{port}.log", "a")
+def streamlit(state_dir, port: int, name: str):
+    """A Streamlit server on `port` keeping its state (the run store) in `state_dir`; its log is
+    test-artifacts/streamlit-restart-<name>.log. Killed, not stopped, if the test left it running."""
     env = dict(os.environ, TLS_STATE_DIR=str(state_dir))
     env.pop("TLS_RAY_ADDRESS", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_server(port, ARTIFACTS / f"streamlit-restart-{name}.log", env)
     try:
         assert wait_healthy(f"http://127.0.0.1:{port}"), "streamlit did not start; see test-artifacts"
         yield proc
@@ -56,7 +36,7 @@ def streamlit(state_dir, port: int):
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)
-        log.close()
+        proc._tls_log.close()
 
 
 def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted(tmp_path):
@@ -84,7 +64,7 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
             context.add_cookies([{"name": "tls_learner", "value": learner, "url": url}])
             page = context.new_page()
             page.set_default_timeout(60_000)
-            with streamlit(tmp_path, port) as server:
+            with streamlit(tmp_path, port, "crashed") as server:
                 page.goto(f"{url}/?lang=en")
                 page.get_by_role("link", name="3 · Fine-tune").click()
                 page.get_by_role("button", name="Start").click()
@@ -92,7 +72,7 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
                 server.kill()  # a crash mid-run: no clean shutdown, nothing flushed
                 server.wait(timeout=30)
 
-            with streamlit(tmp_path, port):
+            with streamlit(tmp_path, port, "restarted"):
                 page.goto(f"{url}/?lang=en")
                 page.get_by_role("link", name="3 · Fine-tune").click()
                 told = page.get_by_text(re.compile("The run failed: the server restarted while this run was waiting or training"))
