@@ -71,6 +71,24 @@ def test_a_full_fine_tune_changes_what_the_body_answers(data):
     assert f["after_bn"] is not None  # Lite0's body has BatchNorm: scored with ImageNet's statistics too
 
 
+def test_a_partial_run_scores_its_frozen_part_once_with_the_answers_of_a_whole_pass(data):
+    import torch
+
+    from tlcore.models import imagenet
+
+    result = run(BASE.replace(strategy="partial", freeze_depth=3, lr=3e-2), lambda e: None, data=data)
+    model = result["model"].model
+    assert forgetting.unchanged_prefix(model, "efficientnet_lite0") == 3  # stem, stage1, stage2: frozen all run
+    head = forgetting.imagenet_head("efficientnet_lite0")
+    whole = forgetting.top1(model, head)  # every group run on the photos
+    names = imagenet.categories()
+    assert [p["after"] for p in result["forgetting"]["photos"]] == [names[i] for i in whole]
+    # a body changed in its first group is scored from the photos themselves
+    with torch.no_grad():
+        next(model.groups["stem"].parameters()).add_(0.01)
+    assert forgetting.unchanged_prefix(model, "efficientnet_lite0") == 0
+
+
 def test_imagenet_statistics_are_put_back_and_restored():
     import torch
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from typing_extensions import override
 
-from tlcore.data import datasets
+from tlcore.data import datasets, feature_cache
 
 CACHE_BUDGET_BYTES = 2 * 1024**3  # cached features larger than this are not kept
 
@@ -132,8 +132,23 @@ class TensorSource(BatchSource):
         if need > CACHE_BUDGET_BYTES:
             model.train(was_training)
             return 0
-        train, val = features(self.train_x), features(self.val_x)
-        flipped = features(self.train_x.flip(-1)) if self.augment == "flip" else None
+        # the same weights on the same images: computed once per process (tlcore.data.feature_cache)
+        key = feature_cache.digest(
+            "image",
+            feature_cache.prefix_digest(model, depth),
+            self.augment,
+            feature_cache.autocast_digest(autocast),
+            str(self.device),
+            self.train_x,
+            self.val_x,
+        )
+        found = feature_cache.shared.get(key)
+        if found is None:
+            train, val = features(self.train_x), features(self.val_x)
+            flipped = features(self.train_x.flip(-1)) if self.augment == "flip" else None
+            feature_cache.shared.put(key, (train, val, flipped))
+        else:
+            train, val, flipped = found
         self.train_x, self.val_x, self.train_flipped, self.depth = train, val, flipped, depth
         model.train(was_training)
         return depth

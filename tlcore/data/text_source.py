@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import torch
 from typing_extensions import override
 
+from tlcore.data import feature_cache
 from tlcore.data.sources import BatchSource, cache_depth
 from tlcore.data.text import TextData
 
@@ -72,12 +73,25 @@ class TextSource(BatchSource):
                     outs.append(model.encode_cls(self.collate(ids[i : i + batch_size * 2])).float())
             return torch.cat(outs)
 
-        # Sorted by length, so the one pass over the data pads as little as possible.
-        order = sorted(range(self.n_train), key=lambda i: len(self.train_ids[i]))
-        feats = features([self.train_ids[i] for i in order])
-        self.train_feats = torch.empty_like(feats)
-        self.train_feats[torch.tensor(order, device=feats.device)] = feats
-        self.val_feats = features(self.val_ids)
+        # the same encoder on the same sentences: computed once per process (tlcore.data.feature_cache)
+        key = feature_cache.digest(
+            "text",
+            feature_cache.prefix_digest(model, body),
+            str(self.device),
+            feature_cache.autocast_digest(autocast),
+            self.train_ids,
+            self.val_ids,
+        )
+        found = feature_cache.shared.get(key)
+        if found is None:
+            # Sorted by length, so the one pass over the data pads as little as possible.
+            order = sorted(range(self.n_train), key=lambda i: len(self.train_ids[i]))
+            feats = features([self.train_ids[i] for i in order])
+            train_feats = torch.empty_like(feats)
+            train_feats[torch.tensor(order, device=feats.device)] = feats
+            found = (train_feats, features(self.val_ids))
+            feature_cache.shared.put(key, found)
+        self.train_feats, self.val_feats = found
         model.train(was_training)
         self.cached = True
         return body

@@ -103,32 +103,66 @@ def applies(backbone: str, strategy: str, pretrained: bool) -> bool:
 
 
 @torch.no_grad()
-def top1(model, head: torch.nn.Module, size: int = SIZE) -> list[int]:
+def top1(model, head: torch.nn.Module, size: int = SIZE, *, start: int = 0, features: torch.Tensor | None = None) -> list[int]:
     """The ImageNet class each photo gets from `model`'s body (every group but its own head)
-    followed by `head`: (N, 3, S, S) -> (N, 1280, S/32, S/32) -> (N, 1000) -> N class ids."""
-    images, _ = photo_batch(size)
-    images = images.contiguous(memory_format=torch.channels_last)
+    followed by `head`: (N, 3, S, S) -> (N, 1280, S/32, S/32) -> (N, 1000) -> N class ids.
+    With `features` (the photos after the first `start` groups), only the groups after them run."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     head = head.to(device).eval()
     try:
-        body_depth = len(model.groups) - 1
-        features = model.forward_to(images.to(device), body_depth)
-        return head(features.float()).argmax(-1).tolist()
+        body = list(model.groups.values())[:-1]
+        if features is None:
+            images, _ = photo_batch(size)
+            x = model.forward_to(images.contiguous(memory_format=torch.channels_last).to(device), 0)
+            start = 0
+        else:
+            x = features
+        for module in body[start:]:
+            x = module(x)
+        return head(x.float()).argmax(-1).tolist()
     finally:
         model.train(was_training)
 
 
 @functools.lru_cache(maxsize=4)
-def pretrained_top1(backbone: str, device: str = "cpu") -> tuple[int, ...]:
-    """What the untouched pretrained network answers for each photo (once per backbone, device
-    and process), computed the way `measure` scores a fine-tuned body (same device, same
-    memory layout), so an unchanged body gets the very same answers."""
+def _pretrained(backbone: str, device: str):
+    """The pretrained network with its ImageNet head, on `device`, laid out as `measure` lays
+    out a fine-tuned body (channels_last), so an unchanged body gets the very same answers."""
     from tlcore.models.imagenet import imagenet_model
 
-    model = copy.deepcopy(imagenet_model(backbone, SIZE)).to(device, memory_format=torch.channels_last)
+    return copy.deepcopy(imagenet_model(backbone, SIZE)).to(device, memory_format=torch.channels_last).eval()
+
+
+@functools.lru_cache(maxsize=4)
+def pretrained_top1(backbone: str, device: str = "cpu") -> tuple[int, ...]:
+    """What the untouched pretrained network answers for each photo (once per backbone, device
+    and process), computed the way `measure` scores a fine-tuned body."""
+    model = _pretrained(backbone, device)
     return tuple(top1(model, model.groups["head"]))
+
+
+@functools.lru_cache(maxsize=8)
+@torch.no_grad()
+def _pretrained_features(backbone: str, device: str, depth: int) -> torch.Tensor:
+    """The photos after the pretrained network's first `depth` groups (once per process)."""
+    images, _ = photo_batch(SIZE)
+    return _pretrained(backbone, device).forward_to(images.contiguous(memory_format=torch.channels_last).to(device), depth)
+
+
+def unchanged_prefix(model, backbone: str) -> int:
+    """How many leading groups of the body are still the pretrained network's, bit for bit
+    (weights and BatchNorm statistics): a part frozen for the whole run. Their output on the
+    photos is the pretrained network's, so it is computed once per process, not per run."""
+    reference = _pretrained(backbone, str(next(model.parameters()).device))
+    depth = 0
+    for name in list(model.groups)[:-1]:
+        mine, theirs = model.groups[name].state_dict(), reference.groups[name].state_dict()
+        if mine.keys() != theirs.keys() or not all(torch.equal(mine[k], theirs[k].to(mine[k].device)) for k in mine):
+            break
+        depth += 1
+    return depth
 
 
 def _batchnorms(model) -> dict[str, torch.nn.Module]:
@@ -188,14 +222,17 @@ def measure(model, backbone: str) -> dict:
     # channels_last: about twice as fast for these convolutions on a CPU (measured, 24 photos:
     # 0.45 s against 1.0 s); the run's model is kept (tlcore.train.finetuned) in the usual layout after.
     model.to(memory_format=torch.channels_last)
-    after = top1(model, head)
+    device = str(next(model.parameters()).device)
+    start = unchanged_prefix(model, backbone)  # the frozen part's output: the pretrained network's
+    features = _pretrained_features(backbone, device, start) if start else None
+    after = top1(model, head, start=start, features=features)
     after_bn = None
     if _batchnorms(model):
         if _same_statistics(model, backbone):  # a frozen body (linear probe): nothing to put back
             after_bn = after
         else:
             with imagenet_statistics(model, backbone):
-                after_bn = top1(model, head)
+                after_bn = top1(model, head, start=start, features=features)
     _, items = photo_batch(SIZE)
     names = categories()
     rows = [
