@@ -113,7 +113,7 @@ def warm_up(config: RunConfig) -> bool:
     prefix's features computed (tlcore.data.feature_cache) and the forgetting photos scored.
     A server does this for its default demo: the class's first Start then costs what every
     later one does (measured: 7.4 s click to done cold, 4.4 s warm). True when it ran."""
-    return run(config, lambda event: None) is not None
+    return run(config, lambda _event: None) is not None
 
 
 def fit_options(config: RunConfig) -> FitOptions:
