@@ -13,7 +13,7 @@ import streamlit as st
 
 from tlcore.serve import cores
 
-cores.wait_passively()  # before torch is imported: its threads sleep while they wait (tlcore.serve.cores)
+cores.wait_briefly()  # before torch is imported: its threads spin briefly, then sleep, while they wait (tlcore.serve.cores)
 
 from studio import frame  # noqa: E402 -- after the line above
 from studio.state import page_running  # noqa: E402

@@ -29,7 +29,10 @@ from tlcore.serve import estimate
 from tlcore.serve.jobs import AddressLimitError, JobLimitError, JobView
 from tlcore.train.config import RunConfig
 
-POLL_S = 1.0  # seconds between redraws; a Stop click reruns at once, so it need not be short
+# Seconds between redraws of a running job: the curve moves and the end shows within half a
+# second (the default demo trains for about 3 s). Only the runs going poll this fast (one or
+# two at a time on a CPU server); a Stop click reruns at once whatever the pace.
+POLL_S = 1.0
 # While waiting, only the queue position can change: a class of 30 waiting would otherwise
 # cost the server 30 script runs a second for nothing (measured: python -m tools.loadtest).
 QUEUED_POLL_S = 2.0
@@ -202,6 +205,9 @@ def job_panel(
             @st.fragment(run_every=poll_every(view))
             def poll() -> None:
                 latest = _view(current)
+                if latest is not None and latest.state == "running" and _ends_within(latest, POLL_S):
+                    queue().wait_until_ended(current, owner(), POLL_S)  # the result at once, not a poll later
+                    latest = _view(current)
                 if latest is None or not latest.active:
                     st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
                     st.rerun()  # once, to draw the final state outside the polling fragment
@@ -218,6 +224,14 @@ def job_panel(
             _draw_end(view)
             (results or draw_results)(view)
     return view
+
+
+def _ends_within(view: JobView, seconds: float) -> bool:
+    """Will the job (its last run going) end within `seconds`, by its measured pace?"""
+    if view.current < len(view.runs) - 1:
+        return False
+    left = job_time_left(view)
+    return left is not None and left <= seconds
 
 
 def _view(job: str | None, *, heartbeat: bool = True) -> JobView | None:
@@ -439,6 +453,10 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
     left, right = st.columns(2)
     with left:
         chart(figs[0], "caption.loss", f"{key}:loss")
+    if key.startswith("live:"):
+        with right:
+            chart(figs[2], "caption.grad_heatmap", f"{key}:grad")
+        return
     with right:
         chart(figs[1], "caption.acc", f"{key}:acc")
     left, right = st.columns([3, 2])

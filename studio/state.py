@@ -35,8 +35,9 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from tlcore.models import catalog
 from tlcore.serve import caps, estimate, server_queue, store, uploads
 from tlcore.serve.jobs import JobQueue, return_freed_memory, shared_queue, shared_queue_made
-from tlcore.train import forgetting, presets
+from tlcore.train import presets, recipe
 from tlcore.train.config import RunConfig
+from tlcore.train.device import lower_thread_priority
 
 VAL_PER_CLASS = presets.VAL_PER_CLASS
 # Widget keys shared across pages, with their first values: the engine's image preset
@@ -117,19 +118,12 @@ def _start_warm_up() -> None:
 
 
 def _warm_up() -> None:
-    """Load the default sample data and the offline backbone once, in the background, so
-    the class's first Start does not wait for them (the data loader caches its result)."""
+    """Run the default demo once, in the background at low priority, so the class's first Start
+    costs what every later one does: its data, the pretrained network, the frozen part's
+    features and the forgetting photos' answers are then ready (tlcore.train.recipe.warm_up)."""
     try:
-        catalog.load_dataset(
-            str(DEFAULTS["dataset"]),
-            per_class=int(DEFAULTS["per_class"]),
-            val_per_class=VAL_PER_CLASS,
-            image_size=int(DEFAULTS["image_size"]),
-            seed=0,
-        )
-        catalog.build_model(str(DEFAULTS["backbone"]), 10, pretrained=True, image_size=int(DEFAULTS["image_size"]))
-        if forgetting.applies(str(DEFAULTS["backbone"]), "partial", True):  # the photos and the pretrained answers
-            forgetting.pretrained_top1(str(DEFAULTS["backbone"]))
+        lower_thread_priority(10)  # pages first, while the server starts
+        recipe.warm_up(presets.image())
         default = RunConfig(backbone=str(DEFAULTS["backbone"]), image_size=int(DEFAULTS["image_size"]))
         text = presets.text()
         for config in (default, text):  # a first rate of this machine's own for each task, for the first estimates

@@ -112,3 +112,19 @@ def test_a_queue_without_a_cpu_plan_leaves_threads_alone():
     job = q.submit(RunConfig(strategy="full"), "anna")
     assert wait_for(lambda: q.get(job, "anna").state == "done")
     assert q.cpu is None and torch.get_num_threads() == before
+
+
+def test_the_server_spins_briefly_unless_the_environment_chose():
+    import os
+    import subprocess
+    import sys
+
+    probe = "from tlcore.serve import cores; print(cores.wait_briefly(), __import__('os').environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    run = lambda extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", probe], env={**env, **extra}, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert run({}) == ["True", cores.SPIN_COUNT]
+    assert run({"OMP_WAIT_POLICY": "PASSIVE"}) == ["False", "None"]  # the operator's choice stands
+    assert run({"GOMP_SPINCOUNT": "0"}) == ["False", "0"]
+    assert cores.wait_briefly() is False  # torch is already loaded here: too late to matter

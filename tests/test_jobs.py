@@ -25,6 +25,21 @@ def test_submit_runs_in_background_and_finishes():
     assert isinstance(view.runs[0].final, Done) and view.runs[0].progress == 1.0
 
 
+def test_a_page_can_wait_for_its_job_to_end_and_is_woken_at_once():
+    gate = threading.Event()
+    q = JobQueue(make_run(steps=5, delay=0, gate=gate))
+    job = q.submit(RunConfig(), owner="s1")
+    assert wait_for(lambda: q.get(job, "s1").state == "running")
+    t = time.monotonic()
+    assert q.wait_until_ended(job, "s1", 0.2) is False  # still running: back after the timeout
+    assert 0.2 <= time.monotonic() - t < 1.0
+    threading.Timer(0.3, gate.set).start()
+    t = time.monotonic()
+    assert q.wait_until_ended(job, "s1", 5.0) is True
+    assert time.monotonic() - t < 2.0 and q.get(job, "s1").state == "done"  # woken by the end, not the timeout
+    assert q.wait_until_ended(job, "someone else", 5.0) is True  # another's job: nothing to wait for
+
+
 def test_one_active_job_per_owner_and_queue_positions():
     gate = threading.Event()
     q = JobQueue(make_run(steps=5, delay=0, gate=gate))

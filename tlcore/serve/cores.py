@@ -30,8 +30,17 @@ the others burn the time slice: measured on the shared 2-core box at load averag
 training steps of a small CNN took 1.6-4.4 s on 1 thread, 6.6-36 s on 2 spinning threads and
 3.1-3.6 s on 2 threads that sleep while they wait (OMP_WAIT_POLICY=PASSIVE; whole runs:
 `python -m tools.queuebench --spin`). A class server is never only
-training (pages, other runs, other programs), so it waits passively: `wait_passively()`, before
-torch is first imported (app.py does; set OMP_WAIT_POLICY yourself to choose otherwise).
+training (pages, other runs, other programs), so it never spins for long.
+
+But sleeping at every barrier is slow too: a default fine-tune's three epochs took 3.53 s on 2
+sleeping threads against 2.54 s spinning on a quiet box. libgomp spins `GOMP_SPINCOUNT` times
+before it sleeps; measured on the quiet 2-core box (train time of the default demo, 2 threads):
+0 (passive) 3.53 s, 1,000 3.17 s, 10,000 2.79 s, 100,000 2.59 s, libgomp's default 2.54 s; with
+two busy programs beside it: passive 5.0-5.6 s, 10,000 6.4-7.8 s, default 8.1 s. The default demo
+in Chromium, click to Finished: 3.6-4.4 s passive, 3.1-3.6 s at 10,000. So app.py spins briefly,
+then sleeps (`wait_briefly()`, before torch is first imported): a lone run is fast, and a busy
+server's runs drop to one thread while pages are drawn (`threads_now`), where nothing waits.
+Set OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself to choose otherwise.
 
 Not for: GPUs (one worker per GPU, tlcore.serve.jobs) or the Ray cluster (tlcore.serve.ray_jobs).
 """
@@ -51,6 +60,21 @@ def wait_passively() -> bool:
     if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
         return False
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
+
+
+SPIN_COUNT = "10000"  # see above
+
+
+def wait_briefly() -> bool:
+    """torch's threads spin a short while (SPIN_COUNT), then sleep, while they wait for each other
+    (see above). Only before torch is imported; False when it is too late or the environment
+    already chose."""
+    import sys
+
+    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return False
+    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
     return True
 
 

@@ -198,6 +198,7 @@ class JobQueue:
         self._jobs: dict[str, Job] = {}
         self._waiting: list[str] = []
         self._lock = threading.Lock()
+        self._ended = threading.Condition(self._lock)  # notified whenever a job ends (wait_until_ended)
         self._queue: queue.Queue[str] = queue.Queue()
         self.stale_after_s = stale_after_s
         self.max_finished = max_finished
@@ -421,6 +422,23 @@ class JobQueue:
             return None
         return job
 
+    def wait_until_ended(self, job_id: str, owner: str, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the owner's job to end; True when it has ended (or is
+        not this owner's). A live panel whose run is about to finish waits here, so the result
+        shows when it is ready instead of at the next poll (a poll a second apart left the default
+        demo's result up to a second on the server). No page is being drawn meanwhile."""
+        deadline = time.monotonic() + timeout
+        with self._ended:
+            job = self._jobs.get(job_id)
+            if job is None or not secrets.compare_digest(job.owner, owner):
+                return True
+            while job.active:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._ended.wait(left)
+            return True
+
     @contextlib.contextmanager
     def drawing(self):
         """Around a page's run: while pages are drawn, CPU runs use fewer threads (tlcore.serve.cores)."""
@@ -559,6 +577,7 @@ class JobQueue:
         job.state, job.finished = state, time.monotonic()
         if job.id in self._waiting:
             self._waiting.remove(job.id)
+        self._ended.notify_all()
 
     # --- on disk (when the queue has a store) ---
     def _pack(self, job: Job) -> bytes | None:
