@@ -470,7 +470,7 @@ def draw_race(view: JobView, *, key: str) -> None:
     """Several runs of one job: validation curves overlaid, one per label."""
     tr = translator()
     runs = {label: snap for label, snap in zip(run_labels(view), view.runs, strict=False) if snap.started is not None}
-    version = tuple(snap_version(snap) for snap in runs.values())
+    version = tuple(len(snap.evals) for snap in runs.values())  # the curves move once an epoch, not every step
     figs = figures(key, version, lambda: (plots.race_figure(runs, "val/acc", tr), plots.race_figure(runs, "val/loss", tr)))
     left, right = st.columns(2)
     with left:

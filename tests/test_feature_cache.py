@@ -80,3 +80,27 @@ def test_the_cache_keeps_within_its_bytes_dropping_the_least_recently_used():
     assert cache.bytes <= cache.budget
     cache.put("huge", (torch.zeros(10_000),))  # larger than the whole budget: not kept, nothing dropped
     assert cache.get("huge") is None and cache.get("c") is not None
+
+
+def test_a_text_linear_probe_reuses_the_encoders_sentence_features(tmp_path):
+    from tlcore.models.text_tiny import save_tiny_model
+
+    model_dir = str(save_tiny_model(tmp_path / "bert", family="bert"))
+    config = RunConfig(
+        task="text",
+        backbone=model_dir,
+        dataset="sentiment_en",
+        strategy="linear_probe",
+        per_class=12,
+        val_per_class=4,
+        epochs=1,
+        batch_size=8,
+        lr=1e-2,
+        device="cpu",
+    )
+    feature_cache.shared.clear()
+    first, second = _run(config), _run(config)
+    assert (feature_cache.shared.hits, feature_cache.shared.misses) == (1, 1)
+    assert second["predictions"] == first["predictions"] and second["cached_depth"] == first["cached_depth"] > 0
+    _run(config.replace(seed=1))  # other sentences: computed anew
+    assert feature_cache.shared.misses == 2

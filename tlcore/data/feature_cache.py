@@ -19,7 +19,9 @@ Not for: models (tlcore.serve.shelf) or the feature-space views (tlcore.lab.embe
 
 from __future__ import annotations
 
+import array
 import hashlib
+import itertools
 import os
 import threading
 from collections import OrderedDict
@@ -34,6 +36,11 @@ def _update(h, value) -> None:
         t = value.detach()
         h.update(f"{t.dtype}{tuple(t.shape)}".encode())
         h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+    elif isinstance(value, list) and value and all(isinstance(v, list) and all(type(i) is int for i in v) for v in value):
+        # token ids: a list of lists of ints, hashed as two arrays (lengths, then every id)
+        h.update(b"ids")
+        h.update(array.array("q", map(len, value)).tobytes())
+        h.update(array.array("q", itertools.chain.from_iterable(value)).tobytes())
     elif isinstance(value, (list, tuple)):
         h.update(f"[{len(value)}".encode())
         for v in value:

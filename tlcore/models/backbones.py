@@ -489,7 +489,8 @@ def _pretrained_template(spec: BackboneSpec, size: int) -> GroupedModel:
         if found is not None:
             _TEMPLATES.move_to_end(key)
             return found
-    model = spec.build(spec=spec, num_classes=1, pretrained=True, image_size=size).eval()
+    with torch.random.fork_rng(devices=[]):  # building draws random numbers: a seeded run's head must not depend on it
+        model = spec.build(spec=spec, num_classes=1, pretrained=True, image_size=size).eval()
     with _templates_lock:
         _TEMPLATES[key] = model
         while len(_TEMPLATES) > _TEMPLATES_KEPT:
