@@ -4,6 +4,7 @@ file), a lone run on every core, giving them back when a second run starts or pa
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -128,3 +129,30 @@ def test_the_server_spins_briefly_unless_the_environment_chose():
     assert run({"OMP_WAIT_POLICY": "PASSIVE"}) == ["False", "None"]  # the operator's choice stands
     assert run({"GOMP_SPINCOUNT": "0"}) == ["False", "0"]
     assert cores.wait_briefly() is False  # torch is already loaded here: too late to matter
+
+
+def test_a_race_on_a_cpu_server_runs_two_at_a_time_longest_first_one_thread_each():
+    seen: dict[str, list[int]] = {}
+    going: list[str] = []
+    overlap = []
+
+    def run(config, emit, should_stop):
+        going.append(config.strategy)
+        overlap.append(tuple(going))
+        for _ in range(20):
+            should_stop()  # sets this run's threads, as a real run does every step
+            seen.setdefault(config.strategy, []).append(torch.get_num_threads())
+            time.sleep(0.005)
+        going.remove(config.strategy)
+        emit(Done({"val_acc": 0.5}))
+        return {}
+
+    q = JobQueue(run, cpu=cores.plan(2))
+    base = RunConfig(backbone="efficientnet_lite0", dataset="fashion_mnist", image_size=96, per_class=20, freeze_depth=4)
+    job = q.submit([base.replace(strategy=s) for s in ("scratch", "linear_probe", "partial", "full")], owner="anna")
+    assert wait_for(lambda: q.get(job, "anna").state == "done")
+    assert overlap[0] == ("scratch",) and overlap[1] == ("scratch", "full")  # the two longest first, side by side
+    assert max(len(o) for o in overlap) == 2  # never more runs than cores
+    assert set(seen["full"][:5]) == {1}  # beside another run: one thread each
+    assert all(isinstance(r.final, Done) for r in q.get(job, "anna").runs)
+    assert q.get(job, "anna").labels and q._running == 0

@@ -27,6 +27,7 @@ training on a Ray cluster; `tlcore.serve.server_queue()` picks one of the two fr
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
@@ -513,34 +514,28 @@ class JobQueue:
         return True
 
     def _run_job(self, job: Job) -> None:
-        state = "done"
-        for config, history in zip(job.configs, job.histories):
-            run_events = HeldDone(history)  # the run's Done waits for the model's id (or none)
-            trained = None
+        width = self._runs_at_once(job)
+        if width == 1:
+            ends = []
+            for config, history in zip(job.configs, job.histories):
+                ends.append(self._run_config(job, config, history))
+                if job.stop_requested:
+                    break
+        else:  # the runs going count for the threads each gets (`_pace`), not the job that holds them
+            with self._lock:
+                self._running -= 1
             try:
-                trained = self._run_one(job, config, run_events)
-            except BaseException as e:  # noqa: BLE001 -- run() reports its own errors; this guards a broken run_fn
-                # BaseException too: in a worker thread a SystemExit (sys.exit in a library) or a
-                # KeyboardInterrupt raised by code (the signal goes to the main thread only) means
-                # "this run cannot go on", never "stop the server"; letting one through would end
-                # the thread and leave every later job waiting forever.
-                if run_events.snapshot().final is None:
-                    run_events.append(Failed(f"{type(e).__name__}: {e}"))
-            last = config is job.configs[-1]
-            run_events.release(self._keep(job, trained if last and run_events.done is not None else None))
-            del trained  # a model nobody keeps is freed now, not when the next run replaces it
-            snap = history.snapshot()
-            final = snap.final
-            if self.on_run_done is not None and snap.result is not None:
-                try:
-                    self.on_run_done(config, snap)
-                except Exception:  # noqa: BLE001 -- learning from a run must never fail the job
-                    logging.getLogger(__name__).exception("on_run_done failed")
-            if job.stop_requested:
-                state = "cancelled"
-                break
-            if isinstance(final, Failed) or final is None:
-                state = "failed"
+                name = f"{threading.current_thread().name}-run"
+                order = sorted(range(len(job.configs)), key=lambda i: -_work(job.configs[i]))  # the longest first
+                ends = [None] * len(job.configs)
+                with concurrent.futures.ThreadPoolExecutor(width, thread_name_prefix=name) as pool:
+                    futures = {i: pool.submit(self._parallel_run, job, job.configs[i], job.histories[i]) for i in order}
+                    for i, future in futures.items():
+                        ends[i] = future.result()
+            finally:
+                with self._lock:
+                    self._running += 1
+        state = "cancelled" if job.stop_requested else "failed" if "failed" in ends else "done"
         # Serialising a race's events takes a while: done before taking the lock (pages keep
         # polling). The ended job's row goes to the store first, and while the store is healthy
         # the job is shown as ended once its row is on disk (a restart then finds it); a store
@@ -555,6 +550,60 @@ class JobQueue:
                 logging.getLogger(__name__).exception("waiting for the store failed")
         with self._lock:
             self._finish(job, state)
+
+    def _runs_at_once(self, job: Job) -> int:
+        """How many of a job's runs train at the same time: on a CPU server, one per core (a race
+        of four on 2 cores: two at a time, one thread each; each run's threads follow the runs
+        going, `_pace`), else one after the other (a GPU's worker, a Ray cluster's queue).
+
+        Two one-thread runs side by side beat one two-thread run after the other where anything
+        else wants the CPU: a thread of a two-thread run that loses its core stalls its partner
+        at every barrier, a lone thread only itself. The default race in Chromium on the 2-core
+        box: 26-27 s one after the other, see docs/demo-speed.md for two at a time."""
+        if self.cpu is None or len(job.configs) < 2:
+            return 1
+        return max(1, min(len(job.configs), self.cpu.cores))
+
+    def _run_config(self, job: Job, config: RunConfig, history: History) -> str | None:
+        """One run of the job, in the calling thread: "failed" when it failed, else None. Not
+        started when the job was stopped before its turn."""
+        if job.stop_requested:
+            return None
+        return self._run_and_learn(job, config, history)
+
+    def _parallel_run(self, job: Job, config: RunConfig, history: History) -> str | None:
+        """A run beside others of its job, counted among the runs going while it trains."""
+        with self._lock:
+            self._running += 1
+        try:
+            return self._run_config(job, config, history)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _run_and_learn(self, job: Job, config: RunConfig, history: History) -> str | None:
+        self._pace()
+        run_events = HeldDone(history)  # the run's Done waits for the model's id (or none)
+        trained = None
+        try:
+            trained = self._run_one(job, config, run_events)
+        except BaseException as e:  # noqa: BLE001 -- run() reports its own errors; this guards a broken run_fn
+            # BaseException too: in a worker thread a SystemExit (sys.exit in a library) or a
+            # KeyboardInterrupt raised by code (the signal goes to the main thread only) means
+            # "this run cannot go on", never "stop the server"; letting one through would end
+            # the thread and leave every later job waiting forever.
+            if run_events.snapshot().final is None:
+                run_events.append(Failed(f"{type(e).__name__}: {e}"))
+        last = config is job.configs[-1]
+        run_events.release(self._keep(job, trained if last and run_events.done is not None else None))
+        del trained  # a model nobody keeps is freed now, not when the next run replaces it
+        snap = history.snapshot()
+        if self.on_run_done is not None and snap.result is not None:
+            try:
+                self.on_run_done(config, snap)
+            except Exception:  # noqa: BLE001 -- learning from a run must never fail the job
+                logging.getLogger(__name__).exception("on_run_done failed")
+        return "failed" if isinstance(snap.final, Failed) or snap.final is None else None
 
     def _run_one(self, job: Job, config: RunConfig, history: History) -> Finetuned | None:
         """Run one config of the job here, in this worker thread (a Ray queue runs it on a cluster);
@@ -634,6 +683,18 @@ class JobQueue:
         done = [j for j in self._jobs.values() if not j.active and j.id not in keep]
         for j in sorted(done, key=lambda j: j.finished or 0)[: max(0, len(done) - self.max_finished)]:
             del self._jobs[j.id]
+
+
+def _work(config: RunConfig) -> float:
+    """A run's work in GFLOP by the time estimate's count (0 when it cannot say): a job's runs side
+    by side start longest first, so the short ones fill in beside them (a race of four on 2 cores:
+    scratch beside full, then the linear probe and partial)."""
+    from tlcore.serve import estimate
+
+    try:
+        return estimate.work_of(config, *estimate.run_sizes(config, estimate.num_classes(config))).total_gflop
+    except Exception:  # noqa: BLE001 -- an order is a courtesy; an unknown backbone just goes in its place
+        return 0.0
 
 
 class HeldDone:
