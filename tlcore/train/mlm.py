@@ -40,13 +40,13 @@ class MlmConfig:
     intermediate: int = 1024  # feed-forward width, 4 x hidden as in BERT
     seq_len: int = 64  # word pieces per block, [CLS] and [SEP] included (8..512)
     batch_size: int = 64  # blocks per step
-    steps: int = 5000  # optimiser steps
+    steps: int = 3000  # optimiser steps
     lr: float = 2e-3  # AdamW peak; linear warm-up, then cosine to zero
     warmup: int = 200  # steps of linear warm-up from 0 to lr
     weight_decay: float = 0.01  # on matrices only (not biases, not LayerNorm)
     mask_prob: float = 0.15  # share of pieces chosen for guessing (BERT: 0.15)
     dropout: float = 0.0  # hidden and attention dropout; 0 for a small model trained briefly
-    eval_every: int = 500  # steps between held-out checks (and checkpoints)
+    eval_every: int = 250  # steps between held-out checks (and checkpoints)
     eval_blocks: int = 256  # held-out blocks for masked-token accuracy
     seed: int = 0  # model init, masking and batch order
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
