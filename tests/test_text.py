@@ -19,9 +19,9 @@ from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, History, Star
 from tlcore.data import datasets
 from tlcore.data import text as text_data
 from tlcore.data.text_source import TextSource
-from tlcore.lab.fill_mask import fill_mask
 from tlcore.models import catalog
 from tlcore.models import text as models
+from tlcore.models.fill_mask import fill_mask
 from tlcore.models.text_tiny import save_tiny_model
 from tlcore.train import recipe, strategies, trainer
 from tlcore.train.config import RunConfig
@@ -426,7 +426,7 @@ def test_downloadable_sets_fail_clearly_offline(monkeypatch, tmp_path):
 
 def test_the_masked_word_box_is_bounded_before_any_model_runs():
     from tlcore.core.messages import LearnerError
-    from tlcore.lab.fill_mask import MAX_CHARS, MAX_MASKS, fill_mask
+    from tlcore.models.fill_mask import MAX_CHARS, MAX_MASKS, fill_mask
 
     class NoModel:  # nothing may run: the limits are checked first
         def parameters(self):

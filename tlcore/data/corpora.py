@@ -209,6 +209,25 @@ PRETRAIN_FILES = (
 )
 
 
+# The live pretraining's small corpora (task mlm, the text page): stories and book excerpts, about
+# 200,000 words with capitals and punctuation, so a sentence like the seed's reads like the text.
+MLM_CORPORA = {
+    "stories": (("grimm-tales.tab", "Content"), ("andersen.tab", "Content"), ("book-excerpts.tab", "Text")),
+}
+
+
+def mlm_documents(corpus: str, words: int = 120) -> list[str]:
+    """The documents of a live pretraining corpus: its texts cut into paragraphs of `words` words
+    (stories are long; paragraphs make documents to hold out)."""
+    docs = []
+    for name, col in MLM_CORPORA[corpus]:
+        texts, _ = read_columns(tab_file(name), col)
+        for t in texts:
+            split = t.split()
+            docs += [" ".join(split[i : i + words]) for i in range(0, len(split), words)]
+    return docs
+
+
 def pretraining_documents() -> list[tuple[str, list[str]]]:
     """[(file, documents)] of the pretraining corpus. Friends' lines are joined by scene-sized
     runs of 20, so a document is more than one short line."""

@@ -11,7 +11,7 @@ import sys
 
 
 def cmd_fill_mask(args) -> int:
-    from tlcore.lab.fill_mask import fill_mask
+    from tlcore.models.fill_mask import fill_mask
     from tlcore.models.text import TextModelUnavailable, load_masked_lm
 
     try:
@@ -42,6 +42,8 @@ def register_cli(subparsers) -> None:
 
     from tlcore.lab import text_bench as bench
     from tlcore.lab import text_pretrain as pretrain
+    from tlcore.lab import text_scale as scale
 
     bench.register_cli(subparsers)
     pretrain.register_cli(subparsers)
+    scale.register_cli(subparsers)

