@@ -274,9 +274,9 @@ def _seeded(seed: int):
 def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable[[], torch.nn.Module]]]:
     """(kind, backbone that really runs, builder) for the pretrained and the random body."""
     if request.task == "text":
-        from tlcore.models.text import build_text_model, resolve_text_pretrained
+        from tlcore.models.text import build_text_model
 
-        name, pretrained, _ = resolve_text_pretrained(request.backbone, "auto")
+        name, pretrained, _ = catalog.resolve_pretrained(request.backbone, "auto")
 
         def text_body(flag: bool):
             with _seeded(request.seed):
