@@ -384,30 +384,22 @@ def feature_view(request: Request, *, finetuned: Finetuned | None = None, device
         project_s, probe_s = project_s + t2 - t1, probe_s + t3 - t2
         spaces[kind] = Space(kind, coords, logistic, ncm, int(train.shape[1]), explained, seconds, name)
     timings.update(embed_s=embed_s, project_s=project_s, probe_s=probe_s, total_s=time.perf_counter() - t0)
-    if request.task == "text":
-        texts = tuple(s if len(s) <= MAX_SENTENCE_CHARS else s[: MAX_SENTENCE_CHARS - 1] + "…" for s in data.train_texts)
-        return FeatureView(
-            "text",
-            request.dataset,
-            tuple(data.classes),
-            train_y,
-            spaces,
-            request.method,
-            len(data.val_y),
-            texts=texts,
-            timings=timings,
-        )
-    thumbs = datasets.resize_batch(data.train_x, THUMB_PX).permute(0, 2, 3, 1).contiguous().numpy()
+    if request.task == "text":  # each point's sentence, shortened, for its hover
+        shown = {
+            "texts": tuple(s if len(s) <= MAX_SENTENCE_CHARS else s[: MAX_SENTENCE_CHARS - 1] + "…" for s in data.train_texts)
+        }
+    else:  # each point's picture: (N, H, W, C) thumbnails
+        shown = {"thumbs": datasets.resize_batch(data.train_x, THUMB_PX).permute(0, 2, 3, 1).contiguous().numpy()}
     return FeatureView(
-        "image",
+        request.task,
         request.dataset,
         tuple(data.classes),
         train_y,
         spaces,
         request.method,
         len(data.val_y),
-        thumbs=thumbs,
         timings=timings,
+        **shown,
     )
 
 
