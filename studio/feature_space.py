@@ -150,25 +150,30 @@ def feature_space_panel(
                 help=t("features.show_help"),
             )
             return
-        method_col, hide_col = st.columns([2, 1], vertical_alignment="bottom")
-        with method_col:
-            st.segmented_control(
-                t("features.method"),
-                embedding.methods_available(),
-                format_func=lambda m: t(f"features.method.{m}"),
-                help=t("features.method_help"),
-                **bound(SETTING),
-            )
-        with hide_col:  # beside the picker, not at the chart's top right where its toolbar appears
-            st.button(
-                t("features.hide"),
-                key=f"features_hide:{key}",
-                on_click=_want,
-                args=(key, False),
-                icon=":material/visibility_off:",
-                type="tertiary",
-            )
+        _method_and_hide(key)
         _view_or_progress(key, request_for(config, finetune_slots))
+
+
+def _method_and_hide(key: str) -> None:
+    """The projection picker, and the button that hides the view again beside it."""
+    method_col, hide_col = st.columns([2, 1], vertical_alignment="bottom")
+    with method_col:
+        st.segmented_control(
+            t("features.method"),
+            embedding.methods_available(),
+            format_func=lambda m: t(f"features.method.{m}"),
+            help=t("features.method_help"),
+            **bound(SETTING),
+        )
+    with hide_col:  # beside the picker, not at the chart's top right where its toolbar appears
+        st.button(
+            t("features.hide"),
+            key=f"features_hide:{key}",
+            on_click=_want,
+            args=(key, False),
+            icon=":material/visibility_off:",
+            type="tertiary",
+        )
 
 
 def _start(request: embedding.Request) -> embedding.Status:

@@ -25,13 +25,14 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from studio.choices import CHOICES, RANGES, Steps, _valid, holds, register_choices, register_ranges  # noqa: F401 -- state.Steps etc. stay importable
+from studio.feedback import held_messages, replay_messages, say  # noqa: F401 -- state.say etc. stay importable
 from tlcore.models import catalog
 from tlcore.serve import caps, estimate, server_queue, store, uploads
 from tlcore.serve.jobs import JobQueue, return_freed_memory, shared_queue, shared_queue_made
@@ -391,66 +392,6 @@ def set_job_id(slot: str, value: str | None) -> None:
     remember_job(slot, value)
 
 
-# --- choices that must hold one of their options ------------------------------------
-
-# setting key -> the options it may hold (a function: registries can grow while the
-# server runs). Widget groups register theirs (studio.widgets, studio.text_ui).
-CHOICES: dict[str, Callable[[], Sequence]] = {}
-
-
-def register_choices(options: dict[str, Callable[[], Sequence]]) -> None:
-    CHOICES.update(options)
-
-
-def _valid(value, options: Sequence) -> bool:
-    if isinstance(value, list):
-        return all(v in options for v in value)
-    return value in options
-
-
-# --- numbers that must be a value their slider can hold --------------------------------
-
-
-@dataclass(frozen=True)
-class Steps:
-    """The values a slider holds: lo, lo + step, ..., hi."""
-
-    lo: float
-    hi: float
-    step: float = 1
-
-    def holds(self, value) -> bool:
-        """Is `value` one of them? (A finite number, in range, on a step.)"""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            return False
-        if not self.lo <= value <= self.hi:
-            return False
-        steps = (value - self.lo) / self.step
-        return abs(steps - round(steps)) < 1e-6
-
-    def nearest(self, value) -> float:
-        """The held value closest to a finite `value` (an int where the slider counts)."""
-        steps = round((min(max(value, self.lo), self.hi) - self.lo) / self.step)
-        near = min(self.lo + steps * self.step, self.hi)
-        return int(near) if isinstance(self.step, int) and isinstance(self.lo, int) else round(near, 9)
-
-
-# setting key -> the Steps of its slider, given the settings (some ranges depend on another
-# setting: the backbone's layer groups, the dataset's size) and the class's limits. Widget
-# groups register theirs and draw their sliders from the same functions (studio.widgets).
-RANGES: dict[str, Callable[[Mapping], Steps]] = {}
-
-
-def register_ranges(ranges: dict[str, Callable[[Mapping], Steps]]) -> None:
-    RANGES.update(ranges)
-
-
-def holds(key: str, value, settings: Mapping) -> bool:
-    """Can the widget of `key` hold `value` (with these other settings)? True for a key
-    without a registered range."""
-    return key not in RANGES or RANGES[key](settings).holds(value)
-
-
 def settle() -> None:
     """Put every choice setting back on one of its options.
 
@@ -484,34 +425,6 @@ def settle() -> None:
 
 # The first values of every setting group keep_settings has seen (images, text).
 _all_defaults: dict[str, object] = dict(DEFAULTS)
-
-
-_HELD = "_held_messages"
-
-
-def say(kind: str, text: str) -> None:
-    """st.error / st.warning / st.info, or, inside `held_messages`, kept to be said later
-    (a callback's own elements land at the top of the page, far from the button clicked)."""
-    held = st.session_state.get(_HELD)
-    if held is not None:
-        held.append((kind, text))
-    else:
-        getattr(st, kind)(text)
-
-
-@contextlib.contextmanager
-def held_messages(where: str):
-    """Keep what `say` is asked to say until `replay_messages(where)` draws it in place."""
-    st.session_state[_HELD] = []
-    try:
-        yield
-    finally:
-        st.session_state[f"_said:{where}"] = st.session_state.pop(_HELD, [])
-
-
-def replay_messages(where: str) -> None:
-    for kind, text in st.session_state.pop(f"_said:{where}", []):
-        getattr(st, kind)(text)
 
 
 def callback(fn: Callable[..., None]) -> Callable[..., None]:

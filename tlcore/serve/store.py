@@ -139,6 +139,17 @@ class StoredJob:
 
 
 @dataclass(frozen=True)
+class JobTimes:
+    """A stored job's clocks (Unix times), read without its histories (RunStore.times)."""
+
+    id: str
+    learner: str  # learner_key of the owner
+    submitted_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
 class StoreHealth:
     """What the Class page tells the teacher about the store."""
 
@@ -597,6 +608,17 @@ class RunStore:
         )
         found = max([*waiting, *rows], default=None)
         return found[1] if found else None
+
+    def times(self, since: float = 0.0) -> list[JobTimes]:
+        """Every job on disk submitted at or after `since` (Unix time), oldest first: its id,
+        learner key and clock values, no history decoded (for load tests and timing tools).
+        Empty when the file cannot be read now."""
+        rows = self._read(
+            "SELECT id, learner, submitted_at, started_at, finished_at FROM jobs WHERE submitted_at >= ?"
+            " ORDER BY submitted_at, id",
+            (since,),
+        )
+        return [JobTimes(*row) for row in rows or []]
 
     def count(self, owner: str | None = None) -> int:
         """Jobs on disk, everyone's or one learner's (0 when the file cannot be read)."""

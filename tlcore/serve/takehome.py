@@ -238,7 +238,8 @@ def zip_bytes(entry, *, parts: tuple[str, ...] = PARTS) -> bytes:
 
 
 def readme(meta: dict, parts: tuple[str, ...]) -> str:
-    onnx = "onnx" in parts
+    """The download's README.md: what the model is, how it was trained, and how to run it
+    with the studio's engine and (when the ONNX file is in the download) without it."""
     classes = ", ".join(meta["classes"])
     lines = [
         f"# {meta['backbone']} fine-tuned by Transfer Learning Studio",
@@ -248,64 +249,74 @@ def readme(meta: dict, parts: tuple[str, ...]) -> str:
     ]
     if meta.get("cli"):
         lines += ["Trained with:", "", "```bash", meta["cli"], "```", ""]
-    sample = '"photo.jpg"' if meta["task"] == "image" else '"a sentence to classify"'
     if "weights" in parts:
-        lines += [
-            "## With the studio's engine (tlcore)",
-            "",
-            "```python",
-            "from tlcore import takehome",
-            "",
-            'model = takehome.load("model.safetensors")  # or this folder',
-            f"print(model.predict([{sample}]))",
-            "```",
-            "",
-            f"or: `python -m tlcore predict --model model.safetensors {sample}`",
-            "",
-        ]
-    if onnx and meta["task"] == "image":
-        size = meta["image_size"]
-        lines += [
-            "## Without the studio: onnxruntime, numpy and Pillow",
-            "",
-            "```python",
-            "import json",
-            "import numpy as np, onnxruntime as ort",
-            "from PIL import Image",
-            "",
-            'classes = json.load(open("model.json"))["classes"]',
-            'image = Image.open("photo.jpg").convert("RGB")',
-            "side = min(image.size)  # the centre square, as the studio crops",
-            "left, top = (image.width - side) // 2, (image.height - side) // 2",
-            f"image = image.crop((left, top, left + side, top + side)).resize(({size}, {size}), Image.BILINEAR)",
-            "pixels = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)[None]  # (1, 3, S, S) uint8",
-            'logits = ort.InferenceSession("model.onnx").run(None, {"pixels": pixels})[0]',
-            "print(classes[int(logits.argmax())])",
-            "```",
-            "",
-        ]
-    elif onnx:
-        length = meta["config"].get("max_length", 128)
-        lines += [
-            "## Without the studio: onnxruntime and tokenizers",
-            "",
-            "```python",
-            "import json",
-            "import numpy as np, onnxruntime as ort",
-            "from tokenizers import Tokenizer",
-            "",
-            'classes = json.load(open("model.json"))["classes"]',
-            'tokenizer = Tokenizer.from_file("tokenizer/tokenizer.json")',
-            f"tokenizer.enable_truncation({length})",
-            'enc = tokenizer.encode("a sentence to classify")',
-            'feed = {"input_ids": np.array([enc.ids], dtype=np.int64),',
-            '        "attention_mask": np.array([enc.attention_mask], dtype=np.int64)}',
-            'logits = ort.InferenceSession("model.onnx").run(None, feed)[0]',
-            "print(classes[int(logits.argmax())])",
-            "```",
-            "",
-        ]
+        lines += _with_engine('"photo.jpg"' if meta["task"] == "image" else '"a sentence to classify"')
+    if "onnx" in parts:
+        lines += _onnx_image(meta["image_size"]) if meta["task"] == "image" else _onnx_text(meta["config"].get("max_length", 128))
     return "\n".join(lines)
+
+
+def _with_engine(sample: str) -> list[str]:
+    """Running the model with tlcore."""
+    return [
+        "## With the studio's engine (tlcore)",
+        "",
+        "```python",
+        "from tlcore import takehome",
+        "",
+        'model = takehome.load("model.safetensors")  # or this folder',
+        f"print(model.predict([{sample}]))",
+        "```",
+        "",
+        f"or: `python -m tlcore predict --model model.safetensors {sample}`",
+        "",
+    ]
+
+
+def _onnx_image(size: int) -> list[str]:
+    """Running the ONNX image model with onnxruntime, numpy and Pillow (the studio's centre crop)."""
+    return [
+        "## Without the studio: onnxruntime, numpy and Pillow",
+        "",
+        "```python",
+        "import json",
+        "import numpy as np, onnxruntime as ort",
+        "from PIL import Image",
+        "",
+        'classes = json.load(open("model.json"))["classes"]',
+        'image = Image.open("photo.jpg").convert("RGB")',
+        "side = min(image.size)  # the centre square, as the studio crops",
+        "left, top = (image.width - side) // 2, (image.height - side) // 2",
+        f"image = image.crop((left, top, left + side, top + side)).resize(({size}, {size}), Image.BILINEAR)",
+        "pixels = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)[None]  # (1, 3, S, S) uint8",
+        'logits = ort.InferenceSession("model.onnx").run(None, {"pixels": pixels})[0]',
+        "print(classes[int(logits.argmax())])",
+        "```",
+        "",
+    ]
+
+
+def _onnx_text(length: int) -> list[str]:
+    """Running the ONNX text model with onnxruntime and the saved tokenizer."""
+    return [
+        "## Without the studio: onnxruntime and tokenizers",
+        "",
+        "```python",
+        "import json",
+        "import numpy as np, onnxruntime as ort",
+        "from tokenizers import Tokenizer",
+        "",
+        'classes = json.load(open("model.json"))["classes"]',
+        'tokenizer = Tokenizer.from_file("tokenizer/tokenizer.json")',
+        f"tokenizer.enable_truncation({length})",
+        'enc = tokenizer.encode("a sentence to classify")',
+        'feed = {"input_ids": np.array([enc.ids], dtype=np.int64),',
+        '        "attention_mask": np.array([enc.attention_mask], dtype=np.int64)}',
+        'logits = ort.InferenceSession("model.onnx").run(None, feed)[0]',
+        "print(classes[int(logits.argmax())])",
+        "```",
+        "",
+    ]
 
 
 # ----------------------------------------------------------------------------- reading

@@ -86,11 +86,7 @@ class TextTask:
     name = "text"
     load = staticmethod(_load)
 
-    @staticmethod
-    def weights(name: str, choice: str):
-        from tlcore.models.text import resolve_text_pretrained
-
-        return resolve_text_pretrained(name, choice)
+    weights = staticmethod(catalog.resolve_pretrained)  # the one fallback rule; text falls back to MiniLM
 
     @staticmethod
     def build(config: RunConfig, name: str, num_classes: int, pretrained: bool):

@@ -1,0 +1,128 @@
+"""Chromium: its settings (shared with the browser tests), reading a page's state, and the
+fresh visitor whose time to interactive is the figure."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from tools.loadtest.texts import APP_ERRORS, DONE, FAILED, RUNNING, STOPPED, WAITING
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+ERRORS_JS = """(prefixes) => document.querySelectorAll('[data-testid="stException"]').length
+    + [...document.querySelectorAll('[data-testid="stAlert"]')].filter(
+        a => prefixes.some(p => a.innerText.includes(p))).length"""
+
+STUDENT_IDLE = True  # see idle_chromium
+
+
+def idle_chromium(idle: bool, folder: Path) -> str:
+    """A Chromium whose processes run under Linux's SCHED_IDLE policy: the simulated students'
+    (and the teacher's) browsers.
+
+    In a class every student's browser runs on the student's own machine; here they share the
+    server's two cores with it. Their own work (parsing Streamlit's scripts, redrawing four
+    plotly charts every second) is not the server's and would not slow it in a class, so it
+    gets only the CPU that the server and the fresh visitor leave. (`nice` does not hold:
+    Chromium sets its processes' nice values itself; the policy is inherited and kept.) The
+    fresh visitor's browser, whose page is what is timed, and the server keep the normal
+    policy. `--students-compete` measures with every browser at the server's priority."""
+    if not idle:
+        return CHROMIUM
+    wrapper = folder / "chromium-idle"
+    wrapper.write_text(f'#!/bin/sh\nexec chrt --idle 0 {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def error_count(page) -> int:
+    """Exception boxes and the app's 'something went wrong' lines on a Playwright page."""
+    return page.evaluate(ERRORS_JS, APP_ERRORS)
+
+
+STATUS_JS = """([waiting, running, done, stopped, failed, errors]) => {
+    const txt = document.body.innerText;
+    const m = txt.match(new RegExp(waiting));
+    return {position: m ? +m[1] : null, running: new RegExp(running).test(txt),
+            curve: [...document.querySelectorAll('.js-plotly-plot')].some(
+                el => (el.data || []).some(d => d.x && d.x.length > 0)),
+            done: new RegExp(done).test(txt), stopped: new RegExp(stopped).test(txt), failed: txt.includes(failed),
+            exceptions: (ERRORS)(errors)};
+}""".replace("ERRORS", ERRORS_JS)
+PATTERNS = [WAITING.pattern, RUNNING.pattern, DONE.pattern, STOPPED, FAILED, APP_ERRORS]
+
+
+def wait_interactive(page, timeout_ms: int = 120_000) -> None:
+    """Start is on the page and enabled, and Streamlit has finished the script run."""
+    page.get_by_role("button", name="Start").first.wait_for(timeout=timeout_ms)
+    page.wait_for_function(
+        """() => {
+            const b = [...document.querySelectorAll('button')].find(b => b.innerText.includes('Start'));
+            const status = document.querySelector('[data-testid="stStatusWidget"]');
+            return b && !b.disabled && !(status && status.innerText.includes('Running'))
+                   && !document.querySelector('[data-stale="true"]');
+        }""",
+        timeout=timeout_ms,
+    )
+
+
+def read_status(page) -> dict:
+    status = page.evaluate(STATUS_JS, PATTERNS)
+    end = "failed" if status["failed"] else "done" if status["done"] else "stopped" if status["stopped"] else None
+    return {
+        "position": status["position"],
+        "running": status["running"],
+        "curve": status["curve"],
+        "end": end,
+        "exceptions": status["exceptions"],
+    }
+
+
+class Visitor(threading.Thread):
+    """A fresh visitor every `every` s: a new context (no cookie), page 3, time to interactive."""
+
+    def __init__(self, url: str, every: float):
+        super().__init__(daemon=True)
+        self.url, self.every, self.stop_flag = url, every, threading.Event()
+        # Chromium is up before the class starts: the first visit begins with the Start clicks,
+        # in the burst they cause, not a browser launch later.
+        self.ready, self.go = threading.Event(), threading.Event()
+        self.times: list[tuple[float, float | None]] = []  # (when, seconds or None = timed out)
+        self.exceptions = 0
+
+    def run(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            self.ready.set()
+            self.go.wait()
+            try:
+                while not self.stop_flag.is_set():
+                    begun = time.monotonic()
+                    context = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US")
+                    page = context.new_page()
+                    try:
+                        page.goto(f"{self.url}/finetune?lang=en", timeout=60_000)
+                        wait_interactive(page, timeout_ms=60_000)
+                        self.times.append((begun, time.monotonic() - begun))
+                        self.exceptions += error_count(page)
+                    except Exception:  # noqa: BLE001 -- a timeout is a figure, not a crash
+                        self.times.append((begun, None))
+                    finally:
+                        context.close()
+                    self.stop_flag.wait(max(0.0, self.every - (time.monotonic() - begun)))
+            finally:
+                browser.close()
+
+
+# --- websocket students --------------------------------------------------------------------

@@ -1,0 +1,56 @@
+"""The server's memory and CPU from /proc, and the machine's load average."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+
+class Sampler(threading.Thread):
+    """The server's resident memory (MB) and CPU seconds, every 0.5 s, from /proc."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.samples, self.stop_flag = pid, [], threading.Event()
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def read(self) -> tuple[float, float, float]:
+        with open(f"/proc/{self.pid}/status") as f:
+            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+        with open(f"/proc/{self.pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        cpu = (int(parts[11]) + int(parts[12])) / self.tick  # utime + stime
+        return time.monotonic(), rss, cpu
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                self.samples.append(self.read())
+            except (OSError, StopIteration):
+                return
+            self.stop_flag.wait(0.5)
+
+    def cpu_between(self, t0: float, t1: float) -> float | None:
+        inside = [s for s in self.samples if t0 <= s[0] <= t1]
+        if len(inside) < 2:
+            return None
+        return (inside[-1][2] - inside[0][2]) / max(inside[-1][0] - inside[0][0], 1e-9)
+
+    def wait_idle(self, at_least: float, at_most: float, window: float = 3.0, busy: float = 0.1) -> float:
+        """Sleep `at_least` s, then until the server used under `busy` CPU-s per s over `window` s
+        (the closed tabs' jobs cancelled, the queue empty), or `at_most` s in all; the seconds waited."""
+        t0 = time.monotonic()
+        time.sleep(at_least)
+        while time.monotonic() - t0 < at_most:
+            now = time.monotonic()
+            used = self.cpu_between(now - window, now)
+            if used is not None and used < busy:
+                break
+            time.sleep(0.5)
+        return time.monotonic() - t0
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
