@@ -218,8 +218,7 @@ class JobQueue:
             workers = cpu.workers
         self.cpu = cpu if not gpus else None
         self._running = 0  # runs going now (read without the lock: one int)
-        self._pages = 0  # page runs being drawn now (see drawing())
-        self._pages_lock = threading.Lock()
+        self._pages, self._pages_lock = 0, threading.Lock()  # page runs being drawn now (see drawing())
         self._thread = threading.local()  # each worker's torch thread count, as it last set it
         self.pinned: dict[int, int] = {}  # worker -> GPU, once pinned
         self.nice = nice

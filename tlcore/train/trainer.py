@@ -118,36 +118,14 @@ def fit(
     groups = list(model.groups.keys())
     initial = {n: p.detach().clone() for n, p in model.named_parameters()} if plan.pretrained else None
 
-    # A prefix frozen for the whole run (with BN in eval mode) gives the same features every
-    # epoch: compute them once and train only the suffix (the rule: tlcore.data.sources).
-    prefix = frozen_prefix(groups, plan.always_frozen, cache_features=opts.cache_features, bn_frozen_eval=opts.bn_frozen_eval)
-    t_cache = time.perf_counter()
-    cached = source.prepare(model, prefix, opts.batch_size, autocast)
-    timing = {"cache_s": time.perf_counter() - t_cache, "train_s": [], "eval_s": []}
-    if cached and not use_bf16(device, opts.precision, train_model=model):
-        source.features_to_float()  # bf16 features from the no-grad pass, trained in fp32
-
+    cached, timing = _prepare_source(model, plan, source, opts, device, autocast)
     steps = Steps.start(model, plan, opts, math.ceil(source.n_train / opts.batch_size))
     frozen0 = plan.frozen_at(1)
     if opts.average_bn_short_runs and steps.total <= SHORT_RUN_STEPS:
         average_batchnorm(model, [g for g in groups if g not in plan.always_frozen])
     counts = metrics.count_trainable(model, frozen0)
-    emit(
-        Started(
-            steps.total,
-            opts.epochs,
-            tuple(groups),
-            tuple(frozen0),
-            counts.trainable,
-            counts.total,
-            describe_device(device),
-            source.n_train,
-            source.n_val,
-            tuple(classes),
-            cached,
-            **(started_extra or {}),
-        )
-    )
+    shape = (tuple(groups), tuple(frozen0), counts.trainable, counts.total, describe_device(device))
+    emit(Started(steps.total, opts.epochs, *shape, source.n_train, source.n_val, tuple(classes), cached, **(started_extra or {})))
 
     best_acc, epoch_rates = 0.0, []
     for epoch in range(1, opts.epochs + 1):
@@ -172,10 +150,30 @@ def fit(
         t_eval = time.perf_counter()
         val_loss, val_acc, last_preds = evaluate(model, source, opts.batch_size, autocast)
         timing["eval_s"].append(time.perf_counter() - t_eval)
-        timing["last_eval_at"] = time.perf_counter()
+        timing["last_eval_at"], timing["last_val"] = time.perf_counter(), (val_loss, val_acc)
         best_acc = max(best_acc, val_acc)
         emit(EvalEvent(epoch, steps.done, val_loss, val_acc, train_acc, time.perf_counter() - t0, epoch_rates[-1]))
 
+    return _result(model, source, opts, counts, steps, timing, initial, cached, classes, t0, best_acc, epoch_rates, last_preds)
+
+
+def _prepare_source(model, plan, source: BatchSource, opts: FitOptions, device: torch.device, autocast) -> tuple[int, dict]:
+    """A prefix frozen for the whole run (with BN in eval mode) gives the same features every
+    epoch: computed once, so only the suffix trains (the rule: tlcore.data.sources). Returns the
+    depth cached and the run's timing record so far."""
+    groups = list(model.groups.keys())
+    prefix = frozen_prefix(groups, plan.always_frozen, cache_features=opts.cache_features, bn_frozen_eval=opts.bn_frozen_eval)
+    t_cache = time.perf_counter()
+    cached = source.prepare(model, prefix, opts.batch_size, autocast)
+    timing = {"cache_s": time.perf_counter() - t_cache, "train_s": [], "eval_s": []}
+    if cached and not use_bf16(device, opts.precision, train_model=model):
+        source.features_to_float()  # bf16 features from the no-grad pass, trained in fp32
+    return cached, timing
+
+
+def _result(model, source, opts, counts, steps, timing, initial, cached, classes, t0, best_acc, epoch_rates, last_preds) -> dict:
+    """The finished run's result: accuracies, speed, predictions, confusion and weight drift."""
+    val_loss, val_acc = timing.pop("last_val")
     seconds = time.perf_counter() - t0
     result = {
         "val_acc": val_acc,

@@ -6,12 +6,16 @@ import statistics
 import sys
 from dataclasses import dataclass, field
 
+from tlcore.serve.caps import Caps
 from tools.loadtest.students import Student
 
 # Targets of issue 11 (a 2-core server, a class of 30).
 TTI_TARGET_S = 5.0
 PEAK_TARGET_MB = 3072
 AFTER_TARGET_MB = 300
+# What the server keeps after a class by design, on top: each learner's own fine-tuned model for
+# Try it and the download (tlcore.serve.shelf, bounded in all by the class's kept_mb_total).
+KEPT_MB = Caps().kept_mb_total
 PRESS_WINDOW_S = 2.0
 LAST_TARGET_S = 180.0  # issue 22: with full-length default jobs, the last student's run ends within 3 min
 
@@ -75,8 +79,8 @@ class Report:
                     f"{self.rss_peak:.0f} MB (ratio {self.rss_peak / PEAK_TARGET_MB:.2f})",
                 ),
                 (
-                    f"memory after the class within {AFTER_TARGET_MB} MB of its start",
-                    self.rss_after - self.rss_start < AFTER_TARGET_MB,
+                    f"memory after the class within {AFTER_TARGET_MB} MB of its start, beyond the kept models ({KEPT_MB:.0f} MB)",
+                    self.rss_after - self.rss_start < AFTER_TARGET_MB + KEPT_MB,
                     f"start {self.rss_start:.0f} MB, after {self.rss_after:.0f} MB (+{self.rss_after - self.rss_start:.0f} MB)",
                 ),
                 ("no error boxes", exceptions == 0, f"{exceptions}"),
