@@ -121,10 +121,12 @@ def _start_warm_up() -> None:
 def _warm_up() -> None:
     """Run the default demo once, in the background at low priority, so the class's first Start
     costs what every later one does: its data, the pretrained network, the frozen part's
-    features and the forgetting photos' answers are then ready (tlcore.train.recipe.warm_up)."""
+    features and the forgetting photos' answers are then ready (tlcore.train.recipe.warm_up);
+    and its linear probe (the whole body's features: the race's and the matrix's cached run)."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
         recipe.warm_up(presets.image())
+        recipe.warm_up(presets.image().replace(strategy="linear_probe"))
         default = RunConfig(backbone=str(DEFAULTS["backbone"]), image_size=int(DEFAULTS["image_size"]))
         text = presets.text()
         for config in (default, text):  # a first rate of this machine's own for each task, for the first estimates
