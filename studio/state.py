@@ -113,9 +113,18 @@ def _start_warm_up() -> None:
         _warm_up_started = True
     warm_up = threading.Thread(target=lambda: _warm_up(), name="tlstudio-warm-up", daemon=True)
     warm_up.start()
+
     # torch code still running in a daemon thread when the interpreter exits aborts the
-    # process ("terminate called without an active exception"): let the warm-up finish first.
-    atexit.register(warm_up.join, 60)
+    # process ("terminate called without an active exception"): the warm-up's runs stop at
+    # their next step and the exit waits for that (a server stopped while it warms up exits at once).
+    def stop_warm_up() -> None:
+        _warm_up_stop.set()
+        warm_up.join(60)
+
+    atexit.register(stop_warm_up)
+
+
+_warm_up_stop = threading.Event()
 
 
 def _warm_up() -> None:
@@ -125,11 +134,13 @@ def _warm_up() -> None:
     and its linear probe (the whole body's features: the race's and the matrix's cached run)."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
-        recipe.warm_up(presets.image())
-        recipe.warm_up(presets.image().replace(strategy="linear_probe"))
+        for config in (presets.image(), presets.image().replace(strategy="linear_probe")):
+            recipe.warm_up(config, should_stop=_warm_up_stop.is_set)
         default = RunConfig(backbone=str(DEFAULTS["backbone"]), image_size=int(DEFAULTS["image_size"]))
         text = presets.text()
         for config in (default, text):  # a first rate of this machine's own for each task, for the first estimates
+            if _warm_up_stop.is_set():
+                return
             if not estimate.shared_estimator().knows_device(config) and catalog.weights_cached(config.backbone):
                 estimate.calibrate(config)
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems

@@ -109,7 +109,8 @@ def moment(url, page):
     snap(page, "class_done_ko")
 
     # A backbone whose weights are not on this machine (offline): said before Start.
-    page.get_by_text("English").click()
+    # the sidebar's language choice (a result table may name an ImageNet "English setter")
+    page.get_by_test_id("stSidebarUserContent").get_by_text("English", exact=True).click()
     page.get_by_role("heading", name="Fine-tune").first.wait_for()
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Backbone")
     choose(page, box, re.compile("ResNet-18"))

@@ -108,13 +108,13 @@ def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
     return result
 
 
-def warm_up(config: RunConfig) -> bool:
+def warm_up(config: RunConfig, should_stop: Callable[[], bool] = lambda: False) -> bool:
     """Run `config` once and drop its result, so that the next run of it starts warm: the data
     loaded, the pretrained network built (tlcore.models.backbones keeps one to copy), its frozen
     prefix's features computed (tlcore.data.feature_cache) and the forgetting photos scored.
     A server does this for its default demo: the class's first Start then costs what every
     later one does (measured: 7.4 s click to done cold, 4.4 s warm). True when it ran."""
-    return run(config, lambda _event: None) is not None
+    return run(config, lambda _event: None, should_stop) is not None
 
 
 def fit_options(config: RunConfig) -> FitOptions:
