@@ -76,7 +76,9 @@ def second_photo(key: str):
 # page path, Start's key, the job's slot, set-up before Start, the click elsewhere
 PAGES = [
     ("", "exp_start", "experiment", None, second_photo("try-pretraining")),
-    ("finetune", "start", "finetune", None, second_photo("try-finetune")),
+    # The default fine-tune is over in about 3 s: full fine-tuning for more epochs keeps it
+    # going through the pause.
+    ("finetune", "start", "finetune", lambda page: longer_image_run(page), second_photo("try-finetune")),
     ("compare", "race_start", "race", None, lambda page: slider_keys(page, "Epochs", "ArrowLeft")),
     # The text demo's default run (a linear probe) is over in a few seconds: full fine-tuning
     # keeps it going through the pause.
@@ -88,6 +90,12 @@ PAGES = [
         lambda page: slider_keys(page, "Training examples per class", "ArrowLeft"),
     ),
 ]
+
+
+def longer_image_run(page) -> None:
+    choose_strategy(page, "Full fine-tuning")
+    for _ in range(3):  # 3 -> 6 epochs
+        slider_keys(page, "Epochs", "ArrowRight")
 
 
 def choose_strategy(page, name: str) -> None:
