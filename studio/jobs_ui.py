@@ -272,7 +272,7 @@ def _draw_live(slot: str, view: JobView, live_charts: bool) -> None:
     if len(view.runs) > 1:
         draw_race(view, key=f"live:{slot}")
     else:
-        draw_run_charts(snap, key=f"live:{slot}")
+        draw_run_charts(snap, key=f"live:{slot}", live=True)
 
 
 def _progress(view: JobView, snap: HistorySnapshot) -> None:
@@ -429,8 +429,10 @@ def chart(fig, caption_key: str, key: str) -> None:
     st.caption(t(caption_key))
 
 
-def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
-    """Loss and accuracy curves, gradient-norm heatmap and bars, throughput."""
+def draw_run_charts(snap: HistorySnapshot, *, key: str, live: bool = False) -> None:
+    """Loss and accuracy curves, gradient-norm heatmap and bars, throughput. While the run
+    trains (`live`), only the loss curve and the heatmap are built and drawn: redrawing four
+    charts every second took the training's CPU (docs/demo-speed.md)."""
     tr = translator()
     evals = snap.evals
     cols = st.columns(3)
@@ -440,6 +442,14 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
     cols[1].metric(t("metric.val_acc"), f"{evals[-1].val_acc:.1%}" if evals else "–")
     unit = "sentences" if (snap.config or {}).get("task") == "text" else "images"  # per task
     cols[2].metric(t(f"metric.{unit}_per_s"), f"{evals[-1].examples_per_s:.0f}" if evals else "–", help=t(f"help.{unit}_per_s"))
+    if live:
+        loss, heatmap = figures(key, snap_version(snap), lambda: (plots.loss_figure(snap, tr), plots.grad_norm_heatmap(snap, tr)))
+        left, right = st.columns(2)
+        with left:
+            chart(loss, "caption.loss", f"{key}:loss")
+        with right:
+            chart(heatmap, "caption.grad_heatmap", f"{key}:grad")
+        return
     figs = figures(
         key,
         snap_version(snap),
@@ -453,10 +463,6 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str) -> None:
     left, right = st.columns(2)
     with left:
         chart(figs[0], "caption.loss", f"{key}:loss")
-    if key.startswith("live:"):
-        with right:
-            chart(figs[2], "caption.grad_heatmap", f"{key}:grad")
-        return
     with right:
         chart(figs[1], "caption.acc", f"{key}:acc")
     left, right = st.columns([3, 2])
