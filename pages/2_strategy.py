@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio import plots
+from studio.blocks_ui import frozen_blocks
 from studio.frame import ensure_frame
 from studio.i18n import current_lang, lesson, lesson_text, t, translated
-from studio.jobs_ui import translator
 from studio.widgets import (
     apply_recommendation,
     backbone_title,
@@ -18,7 +17,6 @@ from studio.widgets import (
     reason,
     strategy_ui,
 )
-from tlcore.core import metrics
 from tlcore.models import catalog
 from tlcore.train import strategies
 
@@ -90,11 +88,8 @@ with settings:
     counts = group_counts(backbone)
     groups = list(counts)
     strategy, depth = strategy_ui(groups)
-frozen = strategies.frozen_at_start(strategy, groups, depth)
 with diagram:  # the PEFT-style readout: parameters in groups that receive updates / all parameters
-    st.markdown("### " + t("trainable.readout", **metrics.Trainable.of(counts, frozen).values()))
-    st.plotly_chart(plots.block_diagram(counts, frozen, translator()), width="stretch", key="blocks")
-    st.caption(t("caption.blocks"))
+    frozen_blocks(backbone, strategy, depth, key="blocks")
 
 st.divider()
 st.subheader(t("page2.lr_title"))

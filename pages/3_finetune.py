@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio.blocks_ui import frozen_blocks
 from studio.feature_space import feature_space_panel
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
@@ -33,7 +34,8 @@ with settings:
     with run_col:
         st.subheader(t("page3.model"))
         backbone = backbone_ui()
-        strategy_ui(group_names(backbone))
+        strategy, depth = strategy_ui(group_names(backbone))
+        frozen_blocks(backbone, strategy, depth, key="blocks3", compact=True)
         s = st.session_state
         st.caption(t("page3.rates", lr=f"{s['lr']:g}", mult=f"{s['head_lr_mult']:g}", decay=f"{s['layer_decay']:g}"))
     data_preview(choice.dataset, choice.data_root, ready=choice.ready)

@@ -49,12 +49,13 @@ def error_count(page) -> int:
     return page.evaluate(ERRORS_JS, APP_ERRORS)
 
 
+# "curve": a line chart with points (the loss curve); not page 3's block diagram (bars) drawn before Start.
 STATUS_JS = """([waiting, running, done, stopped, failed, errors]) => {
     const txt = document.body.innerText;
     const m = txt.match(new RegExp(waiting));
     return {position: m ? +m[1] : null, running: new RegExp(running).test(txt),
             curve: [...document.querySelectorAll('.js-plotly-plot')].some(
-                el => (el.data || []).some(d => d.x && d.x.length > 0)),
+                el => (el.data || []).some(d => (d.type || 'scatter') === 'scatter' && d.x && d.x.length > 0)),
             done: new RegExp(done).test(txt), stopped: new RegExp(stopped).test(txt), failed: txt.includes(failed),
             exceptions: (ERRORS)(errors)};
 }""".replace("ERRORS", ERRORS_JS)
