@@ -130,11 +130,11 @@ _warm_up_stop = threading.Event()
 def _warm_up() -> None:
     """Run the default demo once, in the background at low priority, so the class's first Start
     costs what every later one does: its data, the pretrained network, the frozen part's
-    features and the forgetting photos' answers are then ready (tlcore.train.recipe.warm_up);
-    and its linear probe (the whole body's features: the race's and the matrix's cached run)."""
+    features and the forgetting photos' answers are then ready; and the race's runs
+    (tlcore.train.presets.warm_ups)."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
-        for config in (presets.image(), presets.image().replace(strategy="linear_probe")):
+        for config in presets.warm_ups():
             recipe.warm_up(config, should_stop=_warm_up_stop.is_set)
         default = RunConfig(backbone=str(DEFAULTS["backbone"]), image_size=int(DEFAULTS["image_size"]))
         text = presets.text()

@@ -18,8 +18,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from studio import plots
+from studio.feedback import say
 from studio.i18n import current_lang, explain_error, t
-from studio.state import job_id, owner, queue
+from studio.state import callback, job_id, owner, queue
 
 LIVE_SLOT = "mlm_live"
 
@@ -119,25 +120,25 @@ def loss_figure(steps: list[tuple[int, float]], total: int) -> go.Figure:
 def live_pretraining_ui() -> None:
     """Start / Stop a minute of pretraining from random weights (a job of the one queue, task mlm),
     and watch it learn."""
-    from studio.jobs_ui import submit
+    from studio.jobs_ui import start_button
     from tlcore.train.mlm import SEED_SENTENCE
-    from tlcore.train.pretraining import LIVE, live_config
+    from tlcore.train.pretraining import LIVE
 
     st.markdown(t("mlmlive.intro", steps=LIVE.steps, layers=LIVE.layers, hidden=LIVE.hidden))
-    sentence = st.text_input(t("mlmlive.sentence"), value=SEED_SENTENCE, key="mlm_live_sentence", max_chars=200)
+    st.text_input(t("mlmlive.sentence"), value=SEED_SENTENCE, key="mlm_live_sentence", max_chars=200)
     job = job_id(LIVE_SLOT)
     view = queue().get(job, owner()) if job else None
     running = view is not None and view.state in ("queued", "running")
     left, right = st.columns(2)
+    # Both buttons act in their callbacks, before the script runs (as every Start does): the
+    # one script run a click causes already draws the run, and no click is lost to a rerun.
     if not running:
-        if left.button(t("mlmlive.start"), key="mlm_live_start", type="primary", icon=":material/play_arrow:"):
-            if sentence.count("[MASK]") != 1:
-                st.warning(t("mlmlive.one_mask"))
-            elif submit(LIVE_SLOT, live_config(LIVE.steps, sentence)):
-                st.rerun()
-    elif right.button(t("mlmlive.stop"), key="mlm_live_stop", icon=":material/stop:"):
-        queue().cancel(job, owner())
-        st.rerun()
+        with left:
+            start_button(
+                LIVE_SLOT, t("mlmlive.start"), _live_config, type="primary", icon=":material/play_arrow:", key="mlm_live_start"
+            )
+    else:
+        right.button(t("mlmlive.stop"), key="mlm_live_stop", icon=":material/stop:", on_click=_stop_live, args=(job,))
     if view is None or view.configs[0].task != "mlm":
         _committed_curve()
         return
@@ -155,6 +156,22 @@ def live_pretraining_ui() -> None:
         poll()
     else:
         _draw_live(view)
+
+
+def _live_config():
+    """The live run for the sentence in the box, or None (and why) when it has no single [MASK]."""
+    from tlcore.train.pretraining import LIVE, live_config
+
+    sentence = st.session_state.get("mlm_live_sentence", "")
+    if sentence.count("[MASK]") != 1:
+        say("warning", t("mlmlive.one_mask"))
+        return None
+    return live_config(LIVE.steps, sentence)
+
+
+@callback
+def _stop_live(job: str) -> None:
+    queue().cancel(job, owner())
 
 
 def _draw_live(view) -> None:

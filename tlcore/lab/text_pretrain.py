@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 from tlcore.train.mlm import (
+    EVAL_MASK_PROB,
     SEED_SENTENCE,
     MlmConfig,
     hf_tokenizer,
@@ -229,7 +230,7 @@ def prepare_corpus(cfg: MlmConfig, log: Callable[[str], None] = print) -> tuple:
     held_blocks = make_blocks(held_docs, tok, cfg.seq_len)
     pick = torch.randperm(len(held_blocks), generator=torch.Generator().manual_seed(12345))[: cfg.eval_blocks]
     eval_inputs, eval_targets = mask_blocks(
-        held_blocks[pick], tok, cfg.mask_prob, torch.Generator().manual_seed(54321), always_mask=True
+        held_blocks[pick], tok, EVAL_MASK_PROB, torch.Generator().manual_seed(54321), always_mask=True
     )
     log(f"blocks: {len(train_blocks):,} for training, {len(held_blocks):,} held out ({time.perf_counter() - started:.0f} s)")
     corpus = {

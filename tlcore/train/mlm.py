@@ -26,6 +26,9 @@ import torch
 
 SEED_SENTENCE = "The cat is on the [MASK]."
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# The held-out test masks BERT's 15% whatever share training masks, so accuracies of models
+# trained with different shares are comparable (more masks = less context = a harder test).
+EVAL_MASK_PROB = 0.15
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class MlmConfig:
     lr: float = 2e-3  # AdamW peak; linear warm-up, then cosine to zero
     warmup: int = 200  # steps of linear warm-up from 0 to lr
     weight_decay: float = 0.01  # on matrices only (not biases, not LayerNorm)
-    mask_prob: float = 0.15  # share of pieces chosen for guessing (BERT: 0.15)
+    mask_prob: float = 0.4  # share of pieces chosen for guessing in training (BERT: 0.15; 0.4 learned faster here)
     dropout: float = 0.0  # hidden and attention dropout; 0 for a small model trained briefly
     eval_every: int = 250  # steps between held-out checks (and checkpoints)
     eval_blocks: int = 256  # held-out blocks for masked-token accuracy

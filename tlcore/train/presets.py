@@ -1,7 +1,7 @@
 """The studio's starting settings, one place: a RunConfig per task that pages start from.
 
 RunConfig's field defaults are the CLI's; a preset is what a classroom run starts with
-(fast on a 2-core CPU: the default image demo finishes in about 15 s). The pages build
+(fast on a 2-core CPU: the default image demo finishes in about 3 s, docs/demo-speed.md). The pages build
 their widgets' first values from these, and keep the learner's changes on top.
 
 The text rate rule lives here too: LoRA's adapters start at zero and a from-scratch model
@@ -54,6 +54,19 @@ def image() -> RunConfig:
         image_size=96 if real else 32,
         epochs=3,
     )
+
+
+def warm_ups() -> tuple[RunConfig, ...]:
+    """What a server runs once when it starts (tlcore.train.recipe.warm_up), so that a class's
+    first press costs what later ones do:
+    1. the default demo: its data, the pretrained network to copy, the frozen part's features,
+       the forgetting photos' answers;
+    2. its linear probe: the whole body's features (the race's and the matrix's cached run);
+    3. one epoch of full fine-tuning: the first backward pass through every layer builds the
+       CPU's kernels for these shapes (the race's first full and scratch runs took about 1.4x
+       and 1.7x their second without it)."""
+    default = image()
+    return default, default.replace(strategy="linear_probe"), default.replace(strategy="full", epochs=1)
 
 
 @functools.cache

@@ -28,7 +28,7 @@ import torch
 
 from tlcore.core.events import Cancelled, Guesses, Started, StepEvent
 from tlcore.train.config import RunConfig
-from tlcore.train.mlm import MlmConfig, hf_tokenizer, lr_at, make_blocks, mask_blocks, new_model, train_mlm
+from tlcore.train.mlm import EVAL_MASK_PROB, MlmConfig, hf_tokenizer, lr_at, make_blocks, mask_blocks, new_model, train_mlm
 
 LIVE = MlmConfig(
     vocab_size=3000,
@@ -79,7 +79,7 @@ def live_corpus(corpus: str = "stories", vocab_size: int = LIVE.vocab_size, seq_
     tok = hf_tokenizer(train_wordpiece(train, vocab_size), seq_len)
     blocks = make_blocks(train, tok, seq_len)
     held_blocks = make_blocks(held, tok, seq_len)[: LIVE.eval_blocks]
-    inputs, targets = mask_blocks(held_blocks, tok, LIVE.mask_prob, torch.Generator().manual_seed(7), always_mask=True)
+    inputs, targets = mask_blocks(held_blocks, tok, EVAL_MASK_PROB, torch.Generator().manual_seed(7), always_mask=True)
     return tok, blocks, inputs, targets
 
 

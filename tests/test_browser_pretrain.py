@@ -1,0 +1,66 @@
+"""The text page's live masked-word pretraining in Chromium, as a class watches it: the
+"Guess the hidden word" tab, Start, the loss curve and the sentence's guesses while it
+trains, a teacher's pause, Stop, and the page saying where it stopped.
+
+What AppTest cannot see: the fragment polling every second, the curve growing between two
+looks with no click, the guesses table changing, Stop reaching the queue's worker.
+Screenshots: test-artifacts/pretrain_live_en.png, pretrain_stopped_en.png.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.helpers.browser import ARTIFACTS, chromium_page, error_count, wait_idle
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # Chromium against a real server
+
+PAUSE_MS = 5_000  # a teacher explaining before the next click
+
+# The live run as the page draws it: the loss curve's points and the guesses table's cells
+# (Streamlit's data grid keeps an accessible table of its cells beside the canvas).
+LIVE_JS = """() => {
+    const plot = document.querySelector('[class*="st-key-mlm_live_loss"] .js-plotly-plot');
+    const trace = plot && plot.data && plot.data[0];
+    const cells = [...document.querySelectorAll('[data-testid="stDataFrame"] [role="gridcell"]')]
+        .map(c => c.innerText.trim()).filter(Boolean);
+    return {points: trace && trace.x ? trace.x.length : 0, cells: cells};
+}"""
+
+
+def live(page) -> dict:
+    return page.evaluate(LIVE_JS)
+
+
+def test_live_pretraining_draws_its_curve_and_guesses_while_it_trains_and_stops(server):  # noqa: F811
+    with chromium_page(1280, 720) as page:
+        page.goto(f"{server}/text?lang=en")
+        page.get_by_role("tab", name="Guess the hidden word").click()
+        start = page.locator(".st-key-mlm_live_start button").first
+        start.wait_for(timeout=60_000)
+        wait_idle(page)
+        clicked = time.monotonic()
+        start.click()
+        page.wait_for_function(f"() => ({LIVE_JS})().points > 0", timeout=90_000)
+        first_curve = time.monotonic() - clicked
+        stop = page.locator(".st-key-mlm_live_stop button").first
+        try:
+            before = live(page)
+            page.wait_for_timeout(PAUSE_MS)  # no click: the page polls on its own
+            after = live(page)
+            page.screenshot(path=str(ARTIFACTS / "pretrain_live_en.png"))
+            assert after["points"] > before["points"], (before, after)  # the curve grew by itself
+            page.wait_for_function(f"() => ({LIVE_JS})().cells.length >= 6", timeout=60_000)  # two checks: step 0 and a later one
+            cells = live(page)["cells"]
+            assert any("," in c for c in cells), cells  # a check's top-5 guesses, "word 12%, ..."
+            assert error_count(page) == 0
+        finally:
+            if stop.count():
+                stop.click()
+        page.get_by_text("Stopped at step").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "pretrain_stopped_en.png"))
+        assert error_count(page) == 0
+        assert page.locator(".st-key-mlm_live_start button").count() == 1  # Start is back for another go
+    print(f"live pretraining: first curve {first_curve:.1f} s after Start")
