@@ -108,5 +108,7 @@ with table_col:
     )
     st.caption(t("caption.lr_table"))
 
-if st.button(t("page2.to_finetune"), type="primary", help=t("help.to_finetune")):
-    st.switch_page("pages/3_finetune.py")
+# A link, not `if st.button(...): st.switch_page(...)`: that click was lost in Chromium (the
+# script run it caused saw the button unpressed, studio.text_ui._guess); the settings live in
+# session state, so page 3 opens with them either way.
+st.page_link("pages/3_finetune.py", label=t("page2.to_finetune"), help=t("help.to_finetune"))

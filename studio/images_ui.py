@@ -332,6 +332,13 @@ def folder_clash(names: list[str]) -> tuple[list[str], str] | None:
     return None
 
 
+@callback
+def _clear_shots() -> None:
+    """In the button's callback: a plain button's click could be lost in Chromium (see text_ui._guess)."""
+    st.session_state["cam_shots"] = {}
+    st.session_state["cam_seen"] = set()
+
+
 def camera_classes_ui() -> tuple[str, int]:
     """Name a few classes, take shots for each; returns (folder for the run, images in the
     smallest class), or ("", 0) while there is not enough to train on yet.
@@ -369,10 +376,7 @@ def camera_classes_ui() -> tuple[str, int]:
             st.markdown(f"**{name}**: {t_count('cam.count', len(own))}")
             if own:
                 st.image([_thumb(b) for b in own[-4:]], width=56)
-    if st.button(t("cam.clear"), key="cam_clear", icon=":material/delete:"):
-        st.session_state["cam_shots"] = {}
-        st.session_state["cam_seen"] = set()
-        st.rerun()
+    st.button(t("cam.clear"), key="cam_clear", icon=":material/delete:", on_click=_clear_shots)
     counts = [len(shots.get(n, [])) for n in names]
     if min(counts) < MIN_SHOTS:
         st.info(t("cam.need_shots", n=MIN_SHOTS))

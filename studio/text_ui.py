@@ -15,10 +15,12 @@ from pathlib import Path
 import streamlit as st
 
 from studio import plots, widgets
+from studio.feedback import held_messages, replay_messages, say
 from studio.i18n import current_lang, explain_error, t, t_count, translated
 from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
 from studio.settings import bound
 from studio.state import (
+    callback,
     check_upload_room,
     drop_upload_slot,
     keep_settings,
@@ -428,9 +430,25 @@ def masked_lm(name: str):
     return load_masked_lm(name)
 
 
+@callback
+def _guess() -> None:
+    """Fill the [MASK]s of the sentence in the box with the chosen model; why not, when it cannot."""
+    from tlcore.models.fill_mask import fill_mask
+    from tlcore.models.text import TextModelUnavailable
+
+    name, sentence = st.session_state["mask_model"], st.session_state.get("mask_sentence", "")
+    with held_messages("mask_go"):
+        try:
+            model, tokenizer = masked_lm(name)
+            st.session_state["mask_result"] = (name, sentence, fill_mask(model, tokenizer, sentence, top_k=5))
+        except (TextModelUnavailable, ValueError) as error:
+            st.session_state.pop("mask_result", None)
+            say("warning", t("mask.error", message=explain_error(error)))
+
+
 def fill_mask_ui() -> None:
-    from tlcore.models.fill_mask import MAX_CHARS, fill_mask
-    from tlcore.models.text import MLM_DEMO_MODEL, TextModelUnavailable
+    from tlcore.models.fill_mask import MAX_CHARS
+    from tlcore.models.text import MLM_DEMO_MODEL
 
     st.markdown(t("mask.intro"))
     ready = cached_models()
@@ -460,15 +478,10 @@ def fill_mask_ui() -> None:
         return
     # The last guesses stay on the page (a language switch or another click re-runs it) while
     # the sentence and model are the ones they were made for.
-    if st.button(t("mask.go"), key="mask_go", type="primary"):
-        try:
-            with st.spinner(t("mask.loading", name=name)):
-                model, tokenizer = masked_lm(name)
-            st.session_state["mask_result"] = (name, sentence, fill_mask(model, tokenizer, sentence, top_k=5))
-        except (TextModelUnavailable, ValueError) as error:
-            st.session_state.pop("mask_result", None)
-            st.warning(t("mask.error", message=explain_error(error)))
-            return
+    # The guess is made in the button's callback (as every Start is): a plain button's click was
+    # lost in Chromium on this page (the script run it caused saw the button unpressed).
+    st.button(t("mask.go"), key="mask_go", type="primary", on_click=_guess)
+    replay_messages("mask_go")
     kept = st.session_state.get("mask_result")
     if not kept or kept[:2] != (name, sentence):
         return

@@ -1,4 +1,4 @@
-"""The text page's live masked-word pretraining in Chromium, as a class watches it: the
+"""The text page's masked-word parts in Chromium (and page 2's way to page 3): live pretraining as a class watches it: the
 "Guess the hidden word" tab, Start, the loss curve and the sentence's guesses while it
 trains, a teacher's pause, Stop, and the page saying where it stopped.
 
@@ -64,3 +64,36 @@ def test_live_pretraining_draws_its_curve_and_guesses_while_it_trains_and_stops(
         assert error_count(page) == 0
         assert page.locator(".st-key-mlm_live_start button").count() == 1  # Start is back for another go
     print(f"live pretraining: first curve {first_curve:.1f} s after Start")
+
+
+def test_guess_fills_the_mask_in_the_browser(server):  # noqa: F811
+    """The fill-mask demo's Guess, clicked as a learner clicks it (a plain button's click used to
+    be lost on this page: the script run it caused saw the button unpressed)."""
+    with chromium_page(1280, 720) as page:
+        page.goto(f"{server}/text?lang=en")
+        page.get_by_role("tab", name="Guess the hidden word").click()
+        guess = page.locator(".st-key-mask_go button").first
+        guess.wait_for(timeout=60_000)
+        wait_idle(page)
+        page.wait_for_timeout(2_000)
+        guess.click()
+        # a row of the guesses table: the sentence with a guess in the [MASK]'s place
+        page.wait_for_function(
+            f"() => ({LIVE_JS})().cells.some(c => c.startsWith('The cat is on the ') && !c.includes('[MASK]'))",
+            timeout=30_000,
+        )
+        assert error_count(page) == 0
+
+
+def test_page2_goes_to_fine_tune_with_its_settings(server):  # noqa: F811
+    """Page 2's "Fine-tune with these settings" opens page 3 with the strategy chosen on page 2."""
+    with chromium_page(1280, 720) as page:
+        page.goto(f"{server}/strategy?lang=en")
+        link = page.get_by_role("link", name="Fine-tune with these settings").first
+        link.wait_for(timeout=60_000)
+        wait_idle(page)
+        page.wait_for_timeout(2_000)
+        link.click()
+        page.wait_for_url("**/finetune**", timeout=30_000)
+        page.locator(".st-key-start button").first.wait_for(timeout=60_000)
+        assert error_count(page) == 0

@@ -109,7 +109,8 @@ def _summary_rows(card: dict) -> list[str]:
         )
     recipe = (
         [
-            f"| recipe | AdamW, peak rate {t['lr']:g} after {t['warmup']} warm-up steps, cosine to zero, dropout {t['dropout']:g}, {t['precision']} |"
+            f"| recipe | AdamW, peak rate {t['lr']:g} after {t['warmup']} warm-up steps, cosine to zero, dropout {t['dropout']:g}, {t['precision']}, "
+            f"{t.get('mask_prob', 0.15):.0%} of the pieces masked (the held-out test masks {EVAL_MASK_PROB:.0%}) |"
         ]
         if "dropout" in t
         else []
