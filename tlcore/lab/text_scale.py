@@ -33,7 +33,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "assets" / "results"
 # (row key, backbone, pretrained?, words of pretraining text in words, for the table)
 STARTS = (
     ("random", "studio_bert", False, "none (random weights)"),
-    ("studio_bert", "studio_bert", True, "~4.5 million words (this project, 1 CPU hour)"),
+    ("studio_bert", "studio_bert", True, "~4.5 million words (this project, half a CPU hour)"),
     ("minilm", "minilm_l6", True, "billions of words (BERT-family teacher) + 1 billion sentence pairs"),
 )
 # (column key, strategy with pretrained weights, strategy from random weights)
