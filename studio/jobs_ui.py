@@ -205,6 +205,8 @@ def job_panel(
             @st.fragment(run_every=poll_every(view))
             def poll() -> None:
                 latest = _view(current)
+                if latest is not None and latest.state == "running" and not any(r.steps for r in latest.runs):
+                    latest = _first_step(current, 0.8 * POLL_S) or latest  # the first curve when it exists, not a poll later
                 if latest is not None and latest.state == "running" and _ends_within(latest, POLL_S):
                     queue().wait_until_ended(current, owner(), POLL_S)  # the result at once, not a poll later
                     latest = _view(current)
@@ -224,6 +226,18 @@ def job_panel(
             _draw_end(view)
             (results or draw_results)(view)
     return view
+
+
+def _first_step(job: str, seconds: float) -> JobView | None:
+    """A job running with no step yet: its view once the first step is in (or `seconds` on).
+    Waits in this session's script thread, drawing nothing (a second's poll left the default
+    demo's first point up to a second on the server)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        view = _view(job, heartbeat=False)
+        if view is None or not view.active or any(r.steps for r in view.runs) or time.monotonic() >= deadline:
+            return view
+        time.sleep(0.05)
 
 
 def _ends_within(view: JobView, seconds: float) -> bool:

@@ -151,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--race", action="store_true", help="page 4's race of four (default: page 3's fine-tune)")
     ap.add_argument("--runs", type=int, default=3, help="presses of Start, one after the other (default %(default)s)")
-    ap.add_argument("--settle", type=float, default=20, help="seconds to let the warm-up finish before the first press")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=40,
+        help="seconds to let the server's warm-up (presets.warm_ups, about 30 s on 2 cores) finish before the first press",
+    )
     ap.add_argument("--screenshot", default="", help="a PNG of the page when the last run finished")
     ap.add_argument("--nice", type=int, default=None, help="the training threads' nice (TLS_WORKER_NICE; app default 10)")
     args = ap.parse_args(argv)
