@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "--settle",
         type=float,
         default=40,
-        help="seconds to let the server's warm-up (presets.warm_ups, about 30 s on 2 cores) finish before the first press",
+        help="seconds to let the server's warm-up (presets.warm_ups: about 13 s of work on 2 idle cores, longer while pages load) finish before the first press",
     )
     ap.add_argument("--screenshot", default="", help="a PNG of the page when the last run finished")
     ap.add_argument("--nice", type=int, default=None, help="the training threads' nice (TLS_WORKER_NICE; app default 10)")
