@@ -136,6 +136,7 @@ def _warm_up() -> None:
         lower_thread_priority(10)  # pages first, while the server starts
         for config in presets.warm_ups():
             recipe.warm_up(config, should_stop=_warm_up_stop.is_set)
+        catalog.group_param_counts(presets.image().backbone)  # pages 2 and 3 draw the groups on a first visit
         default = RunConfig(backbone=str(DEFAULTS["backbone"]), image_size=int(DEFAULTS["image_size"]))
         text = presets.text()
         for config in (default, text):  # a first rate of this machine's own for each task, for the first estimates

@@ -98,13 +98,10 @@ register_ranges(
 # --- the backbone and its layer groups ------------------------------------------------
 
 
-@st.cache_resource(show_spinner=False)
 def group_counts(backbone: str) -> dict[str, int]:
-    """Parameters per layer group (with a 10-class head), from a randomly initialised
-    copy: counting needs no weights, so this is instant after the first call."""
-    spec = catalog.backbone(backbone)
-    model = catalog.build_model(backbone, 10, pretrained=False, image_size=spec.default_size)
-    return model.param_counts()
+    """Parameters per layer group (with a 10-class head); counted once per process
+    (tlcore.models.catalog.group_param_counts; the server's warm-up counts the default's)."""
+    return dict(catalog.group_param_counts(backbone))
 
 
 def group_names(backbone: str) -> list[str]:

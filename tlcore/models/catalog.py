@@ -16,7 +16,10 @@ process sees the complete registries whatever it imports first.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+
+import torch
 
 from tlcore.core import offline
 from tlcore.core.messages import Message
@@ -71,6 +74,16 @@ def build_model(
 ) -> GroupedModel:
     """A registered vision backbone with a fresh head for `num_classes` classes."""
     return backbones.build(backbone(name), num_classes, pretrained=pretrained, image_size=image_size, imagenet_head=imagenet_head)
+
+
+@functools.lru_cache(maxsize=32)
+def group_param_counts(name: str, num_classes: int = 10) -> dict[str, int]:
+    """Parameters per layer group of a vision backbone with a `num_classes` head, counted on a
+    randomly initialised copy (no weights needed; about 0.3 s for EfficientNet-Lite0, then
+    kept for the process). Do not modify the returned dict."""
+    spec = backbone(name)
+    with torch.random.fork_rng():  # counting must not move anyone's seeded random state
+        return build_model(name, num_classes, pretrained=False, image_size=spec.default_size).param_counts()
 
 
 def offline_default(family: str = "vision") -> str:
