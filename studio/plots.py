@@ -85,6 +85,12 @@ _BLUE, _ORANGE, _GREY = "#2563eb", "#ea580c", "#cbd5e1"
 _PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04")
 
 
+def empty_figure() -> go.Figure:
+    """A chart with nothing in it: the frame draws one, hidden, so the browser loads Plotly's code
+    before a page needs it (studio.frame.load_charts_early)."""
+    return go.Figure(layout=dict(height=10, margin=dict(l=0, r=0, t=0, b=0)))
+
+
 def _english(key: str) -> str:
     return LABELS.get(key, key)
 

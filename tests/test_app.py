@@ -11,7 +11,6 @@ the session), so these tests take seconds and check the app, not the trainer.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.helpers.apptest import (
     app,
     buttons,
     camera_page,
+    charts,
     counts,
     job_of,
     ok,
@@ -183,7 +183,7 @@ def test_page3_shows_what_start_will_train_before_any_run(depth):
     at = app("pages/3_finetune.py")
     at.slider(key="w:freeze_depth").set_value(depth).run()
     ok(at)
-    assert not at.get("plotly_chart")
+    assert not charts(at)
     row = next(m.value for m in at.markdown if 'class="tls-blocks"' in m.value)
     names = re.findall(r"<b>([^<]+)</b>", row)
     frozen = [n for n, block in zip(names, row.split("<b>")[1:]) if "frozen" in block]
@@ -208,8 +208,8 @@ def test_start_submits_a_job_and_results_appear_after_polling():
     at.run()
     ok(at)
     assert at.success and "0." in at.success[0].value  # "Finished in 0.x s."
-    charts = at.get("plotly_chart")
-    assert len(charts) >= 6  # loss, accuracy, heatmap, bars, confusion, drift
+    drawn = charts(at)
+    assert len(drawn) >= 6  # loss, accuracy, heatmap, bars, confusion, drift
     assert at.code[0].value.startswith("python -m tlcore finetune")
     mistakes = [i for images in at.get("image") for i in images.proto.imgs if i.caption.startswith("true")]
     assert len(mistakes) == 1  # the one misclassified example
@@ -690,7 +690,7 @@ def test_a_learner_never_sees_or_stops_another_learners_run():
     bob.session_state["job:finetune"] = job  # Bob has got hold of Alice's job id
     bob.run()
     ok(bob)
-    assert not buttons(bob, "stop:finetune") and not bob.get("plotly_chart")  # nothing of Alice's run
+    assert not buttons(bob, "stop:finetune") and not charts(bob)  # nothing of Alice's run
     assert bob.session_state["job:finetune"] is None
 
     def bob_presses_stop(job_id: str) -> None:
@@ -808,11 +808,11 @@ def test_the_two_depth_experiments_are_named_apart_and_never_share_an_axis():
     at.button(key="sweep_start").click().run()
     assert wait_until_done(at, "sweep") == "done"
     at.run()
-    charts = {c.key: c for c in at.get("plotly_chart")}
+    by_key = {c.key: c for c in charts(at)}
     import json as _json
 
     def x_title(key):
-        return _json.loads(charts[key].proto.spec)["layout"]["xaxis"]["title"]["text"]
+        return _json.loads(by_key[key].proto.spec)["layout"]["xaxis"]["title"]["text"]
 
     assert x_title("sweep") == en["plot.freeze_depth.x"]
     assert x_title("transfer_depth:transfer_depth.json") == en["plot.transfer_depth.x"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.apptest import PAGES, app, english_in, wait_until_done
+from tests.helpers.apptest import PAGES, app, charts, english_in, wait_until_done
 from tests.helpers.fakes import fake_run, png, zip_of
 from tlcore.core.events import Done, Failed, Started
 
@@ -202,6 +202,6 @@ def test_a_finished_race_names_its_strategies_in_korean():
     assert wait_until_done(english, "race") == "done"
     at = app("pages/4_compare.py", lang="ko", queue=queue, owner="racer")  # the same learner, in Korean
     assert english_in(at) == []
-    charts = " ".join(c.proto.spec for c in at.get("plotly_chart"))
-    assert "선형 탐색" in charts or "미세 조정" in charts, charts[:300]
-    assert '"name":"linear_probe"' not in charts.replace(" ", "") and '"name":"full"' not in charts.replace(" ", "")
+    specs = " ".join(c.proto.spec for c in charts(at))
+    assert "선형 탐색" in specs or "미세 조정" in specs, specs[:300]
+    assert '"name":"linear_probe"' not in specs.replace(" ", "") and '"name":"full"' not in specs.replace(" ", "")

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.helpers.apptest import SECRET, app, buttons, ok, page, unlock
+from tests.helpers.apptest import SECRET, app, buttons, charts, ok, page, unlock
 from tests.helpers.fakes import make_run, wait_for
 from tlcore import cli
 from tlcore.core.events import Done, Failed, Started, StepEvent
@@ -145,7 +145,7 @@ def test_after_a_restart_the_page_finds_the_learners_last_run(tmp_path):
     at = app("pages/3_finetune.py", queue=JobQueue(make_run(), store=RunStore(path)), owner="alice")
     ok(at)
     assert any("Finished in" in s.value for s in at.success)
-    assert at.get("plotly_chart") and buttons(at, "start")  # her curves again, and Start for a new run
+    assert charts(at) and buttons(at, "start")  # her curves again, and Start for a new run
     stranger = app("pages/3_finetune.py", queue=JobQueue(make_run(), store=RunStore(path)), owner="bob")
     ok(stranger)
     assert not stranger.success and stranger.session_state["job:finetune"] is None

@@ -105,6 +105,11 @@ def strings(lang: str) -> dict:
     return json.loads((ROOT / "assets" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
 
 
+def charts(at: AppTest) -> list:
+    """The page's Plotly charts, without the frame's hidden empty one (studio.frame.load_charts_early)."""
+    return [c for c in at.get("plotly_chart") if c.key != "charts_early"]
+
+
 def buttons(at: AppTest, key: str) -> list:
     return [b for b in at.button if b.key == key]
 
@@ -217,6 +222,7 @@ ENGLISH = {
 IDENTIFIER = re.compile(r"\b[a-z]+_[a-z_]+\b")  # a raw key (val_acc_mean) where a learner should read words
 WORD = re.compile(r"[A-Za-z][A-Za-z']+")
 KEEP_AS_WRITTEN = [
+    re.compile(r"<[^>]+>"),  # HTML tags are markup, not text a learner reads
     re.compile(r"`[^`]*`"),
     re.compile(r"```.*?```", re.S),
     re.compile(r'"[^"]*"'),
