@@ -181,7 +181,10 @@ def hold_class(setup: Setup, sampler: Sampler, parts: dict) -> tuple[Watch, floa
             warm = open_page(browser, setup.url, "finetune")
             wait_interactive(warm)
             warm.context.close()
-            time.sleep(2)
+            # The server's own warm-up (tlcore.train.presets.warm_ups, about 13 s of work on 2
+            # cores) done: a class meets a server at rest, and the students' idle-priority
+            # browsers are not starved behind it.
+            sampler.wait_idle(2, 90)
             rss_start = sampler.read()[1]
             say(
                 f"server up, {rss_start:.0f} MB; opening {browsers} browser students and {len(roster) - browsers} websocket students"
