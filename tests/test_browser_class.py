@@ -41,7 +41,7 @@ def in_view(page, title: str) -> bool:
     """Is the plotly chart with this title at least half inside the 1280x720 window?"""
     return page.evaluate(
         """(title) => [...document.querySelectorAll('.js-plotly-plot')].some(el => {
-            const t = el.layout && el.layout.title && (el.layout.title.text || '');
+            const t = (el.layout && el.layout.title && el.layout.title.text) || '';  // the frame's hidden chart has none
             if (!t.includes(title)) return false;
             const r = el.getBoundingClientRect();
             return r.top >= 0 && r.top + r.height / 2 <= window.innerHeight;
@@ -79,7 +79,7 @@ def moment(url, page):
     page.get_by_role("button", name="Start").click()
     page.get_by_text(re.compile(r"Run 1 of 1 \(.*\): \d+%")).first.wait_for(timeout=60_000)
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.js-plotly-plot')].some(el => (el.layout.title.text || '').includes('Loss'))",
+        "() => [...document.querySelectorAll('.js-plotly-plot')].some(el => ((el.layout && el.layout.title && el.layout.title.text) || '').includes('Loss'))",
         timeout=60_000,
     )
     page.wait_for_timeout(1500)
