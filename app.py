@@ -16,7 +16,7 @@ from tlcore.serve import cores
 cores.wait_briefly()  # before torch is imported: its threads spin briefly, then sleep, while they wait (tlcore.serve.cores)
 
 from studio import frame  # noqa: E402 -- after the line above
-from studio.state import page_running  # noqa: E402
+from studio.server import page_running  # noqa: E402
 
 frame.start()
 navigation = st.navigation(frame.pages())

@@ -9,8 +9,10 @@ from studio.feature_space import feature_space_panel
 from studio.frame import ensure_frame
 from studio.i18n import current_lang, lesson, t
 from studio.images_ui import try_image_panel
-from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, is_running, job_panel, start_button, translator
+from studio.jobs_ui import active_elsewhere, is_running, job_panel, start_button
+from studio.results import draw_race_results, translator
 from studio.state import DEFAULTS
+from studio.timing_ui import estimate_note
 from studio.widgets import translated
 from tlcore.train.config import RunConfig
 

@@ -13,7 +13,8 @@ from studio.feature_space import feature_space_panel
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.images_ui import data_preview, try_image_panel
-from studio.jobs_ui import active_elsewhere, estimate_note, job_panel, live_panel, start_button
+from studio.jobs_ui import active_elsewhere, job_panel, live_panel, start_button
+from studio.timing_ui import estimate_note
 from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_names, strategy_ui, training_ui
 
 ensure_frame()

@@ -7,7 +7,8 @@ import streamlit as st
 from studio.feature_space import feature_space_panel
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
-from studio.jobs_ui import active_elsewhere, draw_race_results, estimate_note, job_panel, live_panel, start_button
+from studio.jobs_ui import active_elsewhere, job_panel, live_panel, start_button
+from studio.results import draw_race_results
 from studio.settings import bound
 from studio.text_ui import (
     STRATEGIES,
@@ -25,6 +26,7 @@ from studio.text_ui import (
     training_ui,
 )
 from studio.textbert_ui import live_pretraining_ui, scale_table
+from studio.timing_ui import estimate_note
 
 ensure_frame()
 init_state()

@@ -22,10 +22,13 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 from studio import plots
+from studio.choices import register_choices
 from studio.i18n import current_lang, lesson, t, translated
 from studio.images_ui import class_title, encoded
+from studio.learner import owner
+from studio.server import kept_model, queue
 from studio.settings import bound
-from studio.state import callback, job_id, keep_settings, kept_model, owner, queue, register_choices
+from studio.state import callback, job_id, keep_settings
 from tlcore.lab import embedding
 from tlcore.models import catalog
 from tlcore.train.config import RunConfig

@@ -16,7 +16,9 @@ import streamlit as st
 
 from studio import i18n, plots, teacher
 from studio.i18n import t
-from studio.state import keep_settings, owner, queue, remember_learner
+from studio.learner import owner, remember_learner
+from studio.server import queue
+from studio.state import keep_settings
 from tlcore.core import offline
 from tlcore.models.catalog import backbone as get_backbone
 from tlcore.models.catalog import offline_default, weights_cached

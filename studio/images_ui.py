@@ -16,7 +16,10 @@ import numpy as np
 import streamlit as st
 
 from studio.i18n import current_lang, explain_error, t, t_count, translated
-from studio.state import callback, check_upload_room, drop_upload_slot, job_id, kept_model, new_upload_slot, owner, queue
+from studio.learner import owner
+from studio.server import kept_model, queue
+from studio.state import callback, job_id
+from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
 from tlcore.data import datasets
 from tlcore.models import catalog, imagenet
 from tlcore.serve.uploads import UploadError

@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from studio.state import CHOICES, _valid, callback
+from studio.choices import CHOICES, _valid
+from studio.state import callback
 
 PREFIX = "w:"
 

@@ -21,7 +21,8 @@ from collections import OrderedDict
 import streamlit as st
 
 from studio.i18n import explain_error, t
-from studio.state import kept_model, owner
+from studio.learner import owner
+from studio.server import kept_model
 from tlcore.core.events import HistorySnapshot
 from tlcore.core.messages import LearnerError
 from tlcore.serve import takehome

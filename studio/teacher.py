@@ -28,8 +28,12 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from studio import learner
+from studio.choices import CHOICES, _valid, holds
 from studio.i18n import t, translated
-from studio.state import CHOICES, DEFAULTS, _session_id, _valid, callback, holds, learners, owner, queue
+from studio.learner import owner, session_id
+from studio.server import queue
+from studio.state import DEFAULTS, callback
 from tlcore.core.messages import LearnerError
 from tlcore.models import catalog
 from tlcore.serve import caps
@@ -104,7 +108,7 @@ def is_teacher() -> bool:
         if grant is not None and time.monotonic() >= grant.until:
             del _grants[token]
             grant = None
-    if grant is None or grant.learner != owner() or grant.session != _session_id():
+    if grant is None or grant.learner != owner() or grant.session != session_id():
         st.session_state.pop(_GRANT, None)
         return False
     return True
@@ -131,7 +135,7 @@ def unlock(secret: str) -> tuple[str, float]:
             del _grants[old]
         while len(_grants) >= MAX_GRANTS:
             del _grants[min(_grants, key=lambda k: _grants[k].until)]
-        _grants[token] = Grant(owner(), _session_id(), now + GRANT_S)
+        _grants[token] = Grant(owner(), session_id(), now + GRANT_S)
     st.session_state[_GRANT] = token
     queue().promote(owner(), priority())  # a Start pressed before unlocking goes to the front too
     return "ok", 0.0
@@ -180,7 +184,7 @@ def apply_link_settings() -> tuple[list[str], list[tuple[str, str]]] | None:
     link wrote them), or None without a link.
 
     A setting is applied only when its widget can hold it (a choice among its options, a
-    number within its slider's range and steps: studio.state.CHOICES and RANGES, which the
+    number within its slider's range and steps: studio.choices.CHOICES and RANGES, which the
     widgets draw from) and the run it leaves is one this class allows (RunConfig, the class's
     limits); else the learner's own value stays."""
     raw = st.query_params.get("settings")
@@ -221,7 +225,7 @@ def apply_link_settings() -> tuple[list[str], list[tuple[str, str]]] | None:
     if "dataset" in found:
         found["data_source"] = "offline"
     st.session_state.update(found)
-    learners.save(owner(), found)
+    learner.learners.save(owner(), found)
     return sorted(k for k in found if k != "data_source"), ignored
 
 

@@ -15,19 +15,13 @@ from pathlib import Path
 import streamlit as st
 
 from studio import plots, widgets
+from studio.choices import register_choices, register_ranges
 from studio.feedback import held_messages, replay_messages, say
 from studio.i18n import current_lang, explain_error, t, t_count, translated
-from studio.jobs_ui import chart, draw_downloads, draw_result_header, translator
+from studio.results import chart, draw_downloads, draw_result_header, translator
 from studio.settings import bound
-from studio.state import (
-    callback,
-    check_upload_room,
-    drop_upload_slot,
-    keep_settings,
-    new_upload_slot,
-    register_choices,
-    register_ranges,
-)
+from studio.state import callback, keep_settings
+from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
 from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
 from tlcore.core import metrics
 from tlcore.models import catalog

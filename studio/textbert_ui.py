@@ -20,7 +20,9 @@ import streamlit as st
 from studio import plots
 from studio.feedback import say
 from studio.i18n import current_lang, explain_error, t
-from studio.state import callback, job_id, owner, queue
+from studio.learner import owner
+from studio.server import queue
+from studio.state import callback, job_id
 
 LIVE_SLOT = "mlm_live"
 

@@ -15,25 +15,19 @@ from pathlib import Path
 
 import streamlit as st
 
+from studio.choices import Steps, register_choices, register_ranges
+from studio.feedback import say
 from studio.i18n import current_lang, explain_error, t, t_count, translated
 from studio.settings import bound
-from studio.state import (
-    VAL_PER_CLASS,
-    Steps,
-    callback,
-    check_upload_room,
-    drop_upload_slot,
-    new_upload_slot,
-    register_choices,
-    register_ranges,
-    say,
-)
+from studio.state import callback
+from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
 from tlcore.data import datasets
 from tlcore.models import catalog
 from tlcore.serve import caps
 from tlcore.serve.uploads import UploadError, UploadLimits, declared_bytes, read_zip
 from tlcore.train import strategies
 from tlcore.train.config import RunConfig
+from tlcore.train.presets import VAL_PER_CLASS
 
 STRATEGY_CHOICES = strategies.IMAGE_STRATEGIES
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -42,7 +36,7 @@ IMAGE_SIZES = (32, 48, 64, 96, 128, 224)
 DATA_SOURCES = ("offline", "download", "upload", "camera")
 RACE_CHOICES = tuple(s for s in strategies.IMAGE_STRATEGIES if s != "gradual")  # gradual needs an epoch per group
 # The sliders' ranges: the widgets draw from these, and a teacher's link and a restored
-# setting are checked against them (studio.state.RANGES), so no value reaches a slider
+# setting are checked against them (studio.choices.RANGES), so no value reaches a slider
 # that cannot hold it.
 LAYER_DECAY = Steps(0.3, 1.0, 0.05)  # 1.0: every group the same rate; at 0.3 the stem of a 6-group model gets 0.3^5 = 0.2%
 EPOCHS_MOST = 20  # the image pages' epochs slider; the class's max_epochs may lower it

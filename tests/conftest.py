@@ -38,12 +38,13 @@ def fresh_learners(monkeypatch):
     """Every AppTest has the same Streamlit session id: give each test an empty learner
     store and its own upload folders, so no test finds the settings, runs or uploads of another."""
     folders = None
-    if "studio.state" in sys.modules:
-        from studio import state
+    if "studio.server" in sys.modules:
+        from studio import learner, server
+        from tlcore.serve import uploads
 
-        monkeypatch.setattr(state, "learners", state.LearnerStore())
-        folders = state.uploads.UploadFolders(is_connected=lambda session: True)
-        monkeypatch.setattr(state, "upload_folders", folders)
+        monkeypatch.setattr(learner, "learners", learner.LearnerStore())
+        folders = uploads.UploadFolders(is_connected=lambda session: True)
+        monkeypatch.setattr(server, "upload_folders", folders)
     yield
     if folders is not None:
         folders.close_all()

@@ -262,7 +262,7 @@ def test_race_table_shows_training_throughput_and_what_was_cached_not_seconds():
     """Two runs whose seconds say the opposite of their speed (17.9 s for the fast probe on a
     busy machine): the table shows no time at all, but each run's training throughput (the
     median epoch, through the trained part) and the frozen groups computed once."""
-    from studio.jobs_ui import race_table
+    from studio.results import race_table
     from tlcore.core.events import History
     from tlcore.serve.jobs import JobView
     from tlcore.train.config import RunConfig
@@ -652,22 +652,22 @@ def send_clear_cache(at: AppTest) -> None:
 
 
 def test_a_clear_cache_message_drops_neither_the_queue_nor_the_runs(monkeypatch):
-    from studio import state
+    from studio import server
     from tlcore.serve import jobs
     from tlcore.serve.jobs import JobLimitError
 
     monkeypatch.setattr(jobs, "_shared", None)  # a fresh server, training replaced by the stub
-    monkeypatch.setattr(state, "_start_server_queue", lambda: JobQueue(slow_run))
+    monkeypatch.setattr(server, "_start_server_queue", lambda: JobQueue(slow_run))
     at = app("pages/3_finetune.py", use_server_queue=True)
     at.button(key="start").click().run()
     ok(at)
-    server_queue, me, job = state.job_queue(), at.session_state["owner"], at.session_state["job:finetune"]
+    server_queue, me, job = server.job_queue(), at.session_state["owner"], at.session_state["job:finetune"]
     assert server_queue.get(job, me).state in ("queued", "running")
     workers = worker_threads()
 
     send_clear_cache(at)
     ok(at)
-    assert state.job_queue() is server_queue and worker_threads() == workers  # no new queue, no new worker
+    assert server.job_queue() is server_queue and worker_threads() == workers  # no new queue, no new worker
     assert server_queue.get(job, me).state in ("queued", "running")  # the run is still there, still watched
     assert at.session_state["owner"] == me  # the same learner: the one-run limit still holds
     with pytest.raises(JobLimitError):
@@ -725,9 +725,9 @@ def test_settings_survive_pages_and_a_language_switch():
 
 def test_a_reload_finds_the_learners_settings_and_run_again(monkeypatch):
     """F5 or a second tab: a new Streamlit session whose browser sends the learner cookie."""
-    from studio import state
+    from studio import learner
 
-    monkeypatch.setattr(state, "_cookie", lambda name: "a-learner-cookie-0123456789")
+    monkeypatch.setattr(learner, "_cookie", lambda name: "a-learner-cookie-0123456789")
     server_queue = JobQueue(slow_run)
     first = app("pages/3_finetune.py", queue=server_queue)
     first.slider(key="w:epochs").set_value(6).run()
@@ -735,7 +735,7 @@ def test_a_reload_finds_the_learners_settings_and_run_again(monkeypatch):
     job = first.session_state["job:finetune"]
     assert first.session_state["owner"] == "a-learner-cookie-0123456789"
 
-    monkeypatch.setattr(state.learners, "token_of_session", lambda session: None)  # a new session
+    monkeypatch.setattr(learner.learners, "token_of_session", lambda session: None)  # a new session
     again = app("pages/3_finetune.py", queue=server_queue)
     ok(again)
     assert again.session_state["job:finetune"] == job and buttons(again, "stop:finetune")  # re-attached
@@ -747,15 +747,16 @@ def test_a_reload_finds_the_learners_settings_and_run_again(monkeypatch):
 def test_a_new_browser_is_not_someone_elses_learner(monkeypatch):
     """Without the cookie (another browser, or a link copied from the teacher's address bar)
     a session is a new learner with defaults and no runs."""
-    from studio import state
+    from studio import learner
+    from studio.state import DEFAULTS
 
     server_queue = JobQueue(slow_run)
     teacher = app("pages/3_finetune.py", queue=server_queue)
     teacher.slider(key="w:epochs").set_value(9).run()
-    monkeypatch.setattr(state.learners, "token_of_session", lambda session: None)
+    monkeypatch.setattr(learner.learners, "token_of_session", lambda session: None)
     student = app("pages/3_finetune.py", queue=server_queue)
     assert student.session_state["owner"] != teacher.session_state["owner"]
-    assert student.slider(key="w:epochs").value == state.DEFAULTS["epochs"]
+    assert student.slider(key="w:epochs").value == DEFAULTS["epochs"]
 
 
 def test_a_stale_label_from_the_browser_after_a_language_switch_is_settled():

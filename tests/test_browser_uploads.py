@@ -1,9 +1,9 @@
 """Upload folders in Streamlit's real runtime: a closed tab's private folder is deleted once
 its session has ended, while an open tab keeps its own.
 
-A small app (studio.state.upload_folder(), nothing else) on a real `streamlit run` server
+A small app (studio.upload_slots.upload_folder(), nothing else) on a real `streamlit run` server
 with a short disconnected-session TTL, driven by headless Chromium. Without the janitor
-(studio.state.upload_folders), a closed tab's folder stayed until a full garbage collection.
+(studio.server.upload_folders), a closed tab's folder stayed until a full garbage collection.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ APP = f"""
 import sys
 sys.path.insert(0, {str(ROOT)!r})
 import streamlit as st
-from studio.state import upload_folder
+from studio.upload_slots import upload_folder
 
 folder = upload_folder()
 (folder.slot("images") / "cat.png").write_bytes(b"x")

@@ -374,10 +374,10 @@ def test_the_link_message_names_settings_as_their_widgets_do(class_file):
 @pytest.fixture
 def addresses(monkeypatch):
     """Each learner's client address, as `st.context.ip_address` would give it on a class server."""
-    from studio import state
+    from studio.learner import owner
 
     where: dict[str, str | None] = {}
-    monkeypatch.setattr(teacher, "network_address", lambda: where.get(state.owner()))
+    monkeypatch.setattr(teacher, "network_address", lambda: where.get(owner()))
     return where
 
 

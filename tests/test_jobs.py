@@ -302,7 +302,8 @@ def test_the_teacher_sees_every_job_by_nickname_and_can_cancel_any():
 def test_a_closed_tabs_run_is_cancelled_but_a_background_tab_or_a_reload_keeps_it():
     """The signal is the learner's websocket, not the page's polling (a background tab may be
     polled once a minute): connected sessions keep their learner's run alive."""
-    from studio.state import LearnerStore, keep_connected_runs_alive
+    from studio.learner import LearnerStore
+    from studio.server import keep_connected_runs_alive
 
     def endless(config, emit, should_stop):
         while not should_stop():

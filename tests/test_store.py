@@ -291,7 +291,7 @@ def test_a_start_with_the_store_locked_returns_at_once_and_the_run_is_saved_when
 
 @pytest.mark.parametrize("fault", ["damaged", "locked", "not_sqlite"])
 def test_pages_serve_and_the_class_page_says_why_runs_are_not_saved(fault, tmp_path, monkeypatch):
-    from studio import state
+    from studio import server
     from tlcore.serve import jobs
 
     path = tmp_path / "runs.sqlite"
@@ -307,11 +307,11 @@ def test_pages_serve_and_the_class_page_says_why_runs_are_not_saved(fault, tmp_p
     monkeypatch.setenv("TLS_STATE_DIR", str(tmp_path))
     monkeypatch.delenv("TLS_TEACHER_SECRET", raising=False)
     monkeypatch.setattr(jobs, "_shared", None)  # a fresh server process ...
-    monkeypatch.setattr(state, "_warm_up_started", False, raising=False)
+    monkeypatch.setattr(server, "_warm_up_started", False, raising=False)
     warm_ups, starts = [], []
-    monkeypatch.setattr(state, "_warm_up", lambda: warm_ups.append(1))  # ... whose warm-up is counted, not run
-    real_start = state._start_server_queue
-    monkeypatch.setattr(state, "_start_server_queue", lambda: starts.append(1) or real_start())
+    monkeypatch.setattr(server, "_warm_up", lambda: warm_ups.append(1))  # ... whose warm-up is counted, not run
+    real_start = server._start_server_queue
+    monkeypatch.setattr(server, "_start_server_queue", lambda: starts.append(1) or real_start())
     try:
         for page in ("pages/3_finetune.py", "pages/6_class.py", "pages/3_finetune.py"):
             at = app(page, owner="learner", use_server_queue=True)
@@ -353,6 +353,27 @@ def test_a_damaged_store_is_never_written_and_one_moved_aside_is_replaced(tmp_pa
     assert q.store.flush(10) and q.store_health().state == "ok"
     fresh = RunStore(path)
     assert fresh.load(second).state == "done" and fresh.load(job).state == "done"  # what waited is saved too
+
+
+def test_a_store_damaged_mid_class_is_noticed_at_the_next_write_and_never_written(tmp_path):
+    """Another program overwrites pages of the open file: the writer's connection still holds the
+    good pages in its cache, so only a check on the file itself finds the damage."""
+    path = tmp_path / "runs.sqlite"
+    filled_store(path)
+    q = JobQueue(make_run(steps=2, delay=0), store=RunStore(path))
+    first = finished_job(q, "alice", RunConfig(), "finetune")
+    assert q.store.flush(10) and q.store_health().state == "ok"
+    page = 4096
+    with open(path, "r+b") as f:  # every page but the first (the schema) overwritten
+        for n in range(1, path.stat().st_size // page):
+            f.seek(n * page)
+            f.write(random.Random(n).randbytes(page))
+    before = path.read_bytes()
+    second = finished_job(q, "bob", RunConfig(), "finetune")
+    assert wait_for(lambda: q.store_health().state == "damaged")
+    assert q.get(second, "bob").state == "done" and q.get(first, "alice").state == "done"  # the class goes on
+    time.sleep(0.3)
+    assert path.read_bytes() == before  # nothing more written into the damaged file
 
 
 def test_a_file_that_is_not_sqlite_is_left_as_it_is(tmp_path):

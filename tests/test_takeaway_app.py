@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from studio import state
+from studio import server
 from tests.helpers.apptest import app, english_in, ok, text_app, wait_until_done
 from tests.helpers.fakes import fake_run, fake_text_run
 from tlcore.models import catalog
@@ -129,7 +129,7 @@ def test_a_click_builds_a_zip_that_loads_back(tmp_path, monkeypatch):
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
     queue = JobQueue(workers=0)
     model_id = queue.shelf.keep("learner-a", Finetuned(model, ("cat", "dog"), 32, "studio_resnet"))
-    monkeypatch.setattr(state, "queue", lambda: queue)
+    monkeypatch.setattr(server, "queue", lambda: queue)
     data = takeaway.bundle("learner-a", model_id, "weights")
     assert takeaway.bundle("learner-a", model_id, "weights") is data  # a second click: the same bytes, not built again
     zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)

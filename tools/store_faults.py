@@ -10,9 +10,9 @@ Faults, each on a fresh `runs.sqlite` in a temporary folder:
   was A's run saved?
 - locked-at-start, damaged, not-sqlite: the file is locked / has one 4 KB page overwritten
   with random bytes / is not SQLite when the server starts; pages 3 and 6 are loaded through
-  the server's own queue start (studio.state.job_queue): seconds and error boxes.
+  the server's own queue start (studio.server.job_queue): seconds and error boxes.
 
-Training is a stub (tests.test_app.fake_run): what is timed is the store and the queue.
+Training is a stub (tests.helpers.fakes.fake_run): what is timed is the store and the queue.
 """
 
 from __future__ import annotations
@@ -32,17 +32,9 @@ os.environ.setdefault("TLS_STATE_DIR", tempfile.mkdtemp(prefix="tlstudio-faults-
 
 
 def _page(path: str, queue=None, owner: str = "learner"):
-    from streamlit.testing.v1 import AppTest
+    from tests.helpers.apptest import page
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.query_params["lang"] = "en"
-    if queue is not None:
-        at.session_state["_queue_override"] = queue
-    at.session_state["owner"] = owner
-    at.run()
-    at.switch_page(path)
-    at.run()
-    return at
+    return page(path, queue=queue, owner=owner, timeout=120)
 
 
 def _errors(at) -> int:
@@ -51,8 +43,7 @@ def _errors(at) -> int:
 
 def _filled(path: Path) -> None:
     """A store with a few finished runs, as an earlier class left it."""
-    from test_app import fake_run
-
+    from tests.helpers.fakes import fake_run
     from tlcore.serve.jobs import JobQueue
     from tlcore.serve.store import RunStore
     from tlcore.train.config import RunConfig
@@ -69,9 +60,8 @@ def _filled(path: Path) -> None:
 
 
 def locked_during_class(hold: float) -> str:
-    from test_app import fake_run
-
-    from studio import state
+    from studio import learner
+    from tests.helpers.fakes import fake_run
     from tlcore.serve.jobs import JobQueue
     from tlcore.serve.store import RunStore
 
@@ -113,7 +103,7 @@ def locked_during_class(hold: float) -> str:
     check = sqlite3.connect(path)
     saved = check.execute("SELECT state FROM jobs WHERE id=?", (job,)).fetchone()
     check.close()
-    state.learners = state.LearnerStore()
+    learner.learners = learner.LearnerStore()
     return (
         f"locked-during-class (lock held {hold:.0f} s): Start click {start_s:.2f} s, another learner's page "
         f"{page_s:.2f} s, error boxes {_errors(a) + _errors(b)}, run saved after the lock: "
@@ -121,9 +111,57 @@ def locked_during_class(hold: float) -> str:
     )
 
 
+def changed_during_class(fault: str) -> str:
+    """The file changes under a running class: one 4 KB page of it overwritten ("damaged-during-class"),
+    or another file put in its place ("replaced-during-class"). Then a Start, another learner's page,
+    the Class page: seconds, error boxes, whether the run finished and what the teacher was told."""
+    from studio import learner
+    from tests.helpers.fakes import fake_run
+    from tlcore.serve.jobs import JobQueue
+    from tlcore.serve.store import RunStore
+
+    path = Path(tempfile.mkdtemp(prefix="tls-faults-")) / "runs.sqlite"
+    _filled(path)
+    q = JobQueue(fake_run, store=RunStore(path))
+    a = _page("pages/3_finetune.py", q, "learner-a")  # a page open before the change
+    if fault == "damaged-during-class":
+        _damage(path)
+    else:
+        notes = path.with_name("notes.txt")
+        notes.write_text("the teacher's notes, not a database\n" * 200)
+        notes.replace(path)
+    t0 = time.monotonic()
+    a.button(key="start").click().run()
+    start_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    b = _page("pages/3_finetune.py", q, "learner-b")
+    page_s = time.monotonic() - t0
+    job = a.session_state["job:finetune"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and q.get(job, "learner-a").state != "done":
+        time.sleep(0.05)
+    q.store.flush(5)
+    told = _told(_page("pages/6_class.py", q, "teacher"))
+    learner.learners = learner.LearnerStore()
+    return (
+        f"{fault}: Start click {start_s:.2f} s, another learner's page {page_s:.2f} s, error boxes "
+        f"{_errors(a) + _errors(b)}, the run {q.get(job, 'learner-a').state}; the Class page said: {told or '(nothing)'}"
+    )
+
+
+def _damage(path: Path) -> None:
+    """The runs table's root page overwritten with random bytes."""
+    db = sqlite3.connect(path)
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name='jobs'").fetchone()[0]
+    db.close()
+    with open(path, "r+b") as f:
+        f.seek(4096 * (root - 1))
+        f.write(os.urandom(4096))
+
+
 def at_start(fault: str) -> str:
-    """The server starts on a faulty file: its own queue (studio.state.job_queue)."""
-    from studio import state
+    """The server starts on a faulty file: its own queue (studio.server.job_queue)."""
+    from studio import learner, server
     from tlcore.serve import jobs
 
     folder = Path(tempfile.mkdtemp(prefix="tls-faults-"))
@@ -135,19 +173,14 @@ def at_start(fault: str) -> str:
     else:
         _filled(path)
         if fault == "damaged":
-            db = sqlite3.connect(path)
-            root = db.execute("SELECT rootpage FROM sqlite_master WHERE name='jobs'").fetchone()[0]
-            db.close()
-            with open(path, "r+b") as f:
-                f.seek(4096 * (root - 1))  # the runs table's root page
-                f.write(os.urandom(4096))
+            _damage(path)
         elif fault == "locked-at-start":
             other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             other.execute("BEGIN EXCLUSIVE")
     jobs._shared = None
-    state._warm_up_started = False  # a new server process, as far as the queue's start goes
+    server._warm_up_started = False  # a new server process, as far as the queue's start goes
     warmups = []
-    state._warm_up = lambda: warmups.append(1)  # counted, not run: what is timed is the store
+    server._warm_up = lambda: warmups.append(1)  # counted, not run: what is timed is the store
     out = []
     errors = 0
     told = ""
@@ -157,10 +190,10 @@ def at_start(fault: str) -> str:
         out.append(f"{Path(page).stem} {time.monotonic() - t0:.2f} s")
         errors += _errors(at)
         told = told or _told(at)
-        state.learners = state.LearnerStore()
+        learner.learners = learner.LearnerStore()
     time.sleep(2.0)  # a write attempt waits up to tlcore.serve.store.BUSY_S for a lock before it says "locked"
     told = told or _told(_page("pages/6_class.py", None, "teacher"))
-    state.learners = state.LearnerStore()
+    learner.learners = learner.LearnerStore()
     if other is not None:
         other.rollback()
     jobs._shared = None
@@ -176,17 +209,27 @@ def _told(at) -> str:
     return said[0][:110] + "..." if said else ""
 
 
+DURING = ("locked-during-class", "damaged-during-class", "replaced-during-class")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="", help="one fault: locked-during-class, locked-at-start, damaged, not-sqlite")
+    p.add_argument(
+        "--only",
+        default="",
+        help="one fault: locked-during-class, damaged-during-class, replaced-during-class, locked-at-start, damaged, not-sqlite",
+    )
     p.add_argument("--hold", type=float, default=25.0, help="seconds the other process holds its lock")
     args = p.parse_args(argv)
     import logging
 
     logging.disable(logging.CRITICAL)  # the store's own warnings are expected here
-    faults = [args.only] if args.only else ["locked-during-class", "locked-at-start", "damaged", "not-sqlite"]
+    faults = [args.only] if args.only else [*DURING, "locked-at-start", "damaged", "not-sqlite"]
     for fault in faults:
-        line = locked_during_class(args.hold) if fault == "locked-during-class" else at_start(fault)
+        if fault == "locked-during-class":
+            line = locked_during_class(args.hold)
+        else:
+            line = changed_during_class(fault) if fault in DURING else at_start(fault)
         print(line, flush=True)
     return 0
 

@@ -36,7 +36,7 @@ def app(
 
     queue: a queue shared with another AppTest (two learners on one server); owner: the
     session's owner id (every AppTest has the same Streamlit session id); use_server_queue:
-    no test queue in the session, the page uses the server's own (`studio.state.job_queue`).
+    no test queue in the session, the page uses the server's own (`studio.server.job_queue`).
     """
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params["lang"] = lang
@@ -51,12 +51,14 @@ def app(
     return at
 
 
-def page(path: str, *, queue: JobQueue, owner: str, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+def page(path: str, *, queue: JobQueue | None, owner: str, query: dict | None = None, timeout: float = 60) -> AppTest:
+    """The app on `path` as learner `owner`, with a test's `queue` (None: the server's own)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
     at.query_params["lang"] = "en"
     for key, value in (query or {}).items():
         at.query_params[key] = value
-    at.session_state["_queue_override"] = queue
+    if queue is not None:
+        at.session_state["_queue_override"] = queue
     at.session_state["owner"] = owner
     at.run()
     at.switch_page(path)
@@ -84,7 +86,7 @@ def ok(at: AppTest) -> None:
 
 def job_of(at: AppTest, slot: str):
     """The view of the session's job in `slot`, asked for as the session itself."""
-    from studio.state import job_queue
+    from studio.server import job_queue
 
     queue = at.session_state["_queue_override"] if "_queue_override" in at.session_state else job_queue()
     return queue.get(at.session_state[f"job:{slot}"], at.session_state["owner"])

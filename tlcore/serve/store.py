@@ -17,8 +17,9 @@ No fault of the file may stop a class: persistence is a convenience, the class i
   file another program holds locked is written once the lock is gone).
 - Reads (a page after a restart) wait at most `READ_BUSY_S` and never raise: a read that
   fails is "not stored", and a row still waiting to be written is read from the list.
-- A damaged file (SQLite finds a bad page), a file that is not SQLite or was written by a
-  newer version is never written to; `health()` says what is wrong (the Class page tells the
+- A damaged file (SQLite finds a bad page, when the file is opened and again whenever another
+  program has written it since this store's last write), a file that is not SQLite or was
+  written by a newer version is never written to; `health()` says what is wrong (the Class page tells the
   teacher) until the file is moved aside or replaced, which the writer notices by itself.
 - Python's own `sqlite3` in WAL mode, so the writer's transactions do not block reads; one
   connection for the writer thread and one for readers, which every page shares behind one
@@ -221,6 +222,16 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """When the file was last written, and its size: another program's write changes it (this
+    store's own writes go to the WAL, and its checkpoints are noted after each transaction)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 def _columns(db: sqlite3.Connection) -> str:
     """The SELECT list for a file of any version (an unversioned file has no note or priority)."""
     have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
@@ -303,6 +314,7 @@ class RunStore:
         self._rounds = 0  # write attempts made (flush waits for one more)
         self._closed = False
         self._checked = False  # PRAGMA quick_check done on the open file (in the writer thread)
+        self._stamp: tuple[int, int] | None = None  # the file's (mtime, size) after this store last wrote or checked it
         self._open()  # a page may read at once; a file that cannot be opened now is opened by the writer later
         self._writer = threading.Thread(target=self._write_forever, name="tlcore-store-writer", daemon=True)
         self._writer.start()
@@ -447,6 +459,9 @@ class RunStore:
         with self._cv:
             reopen = self._db is None or _identity(self.path) != self._opened  # moved aside or replaced
             stuck = self._state in _STUCK
+            # Another program wrote the file since this store last did (a damaged page?): open it
+            # again, so that the check reads the file and not this connection's cached pages.
+            reopen = reopen or (not stuck and self._stamp is not None and _stamp(self.path) != self._stamp)
         if reopen:
             if not self._open():
                 return False
@@ -464,6 +479,7 @@ class RunStore:
                 if answer != "ok":
                     self._fail(answer if isinstance(answer, sqlite3.Error) else StoreError(DAMAGED, str(answer)))
                     return False
+                self._stamp = _stamp(self.path)
         if not batch:
             return True
         finished: set[str] = set()  # learners with a finished job in this batch
@@ -488,6 +504,7 @@ class RunStore:
                     (*UNFINISHED, *UNFINISHED, self.max_runs),
                 )
             db.execute("COMMIT")
+            stamp = _stamp(self.path)  # a checkpoint may have written the file: that change is ours
         except (sqlite3.Error, OSError) as error:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
@@ -495,6 +512,7 @@ class RunStore:
                 self._fail(error)
             return False
         with self._cv:
+            self._stamp = stamp
             if self._state != OK:
                 logging.getLogger(__name__).warning("run store %s: writing again", self.path)
             self._state, self._detail = OK, ""
@@ -545,6 +563,7 @@ class RunStore:
                 self._db, self._reader, self._checked = db, reader, False
                 if db is not None:
                     self._columns, self._opened = columns or self._columns, _identity(self.path)
+                    self._stamp = _stamp(self.path)
                     if self._state in (*_STUCK, UNWRITABLE) or not self._waiting:
                         if self._state != OK:
                             logging.getLogger(__name__).warning("run store %s: usable again", self.path)

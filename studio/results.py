@@ -1,0 +1,250 @@
+"""A run's results on screen: its charts (live and final), a race's curves and table, the
+finished run's confusion matrix, mistakes, weight drift and downloads.
+
+Everything drawn comes from the job's HistorySnapshots (tlcore.core.events); figures are built
+by studio.plots and kept per session until the run moves on (`figures`). Not for: polling a
+running job or its Stop button (studio.jobs_ui), times (studio.timing_ui).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from studio import plots, takeaway
+from studio.i18n import current_lang, explain, run_labels, t
+from tlcore.core import metrics
+from tlcore.core.events import HistorySnapshot
+from tlcore.serve.jobs import JobView
+from tlcore.train.config import RunConfig
+
+
+def translator() -> Callable[[str], str]:
+    lang = current_lang()
+    return lambda key: t(key, lang=lang)
+
+
+FIGURES_KEPT = 4  # chart sets kept per session (live panel, finished run, a race, one spare)
+
+
+def snap_version(snap: HistorySnapshot) -> int:
+    """A run's history only grows: its length says whether anything new arrived."""
+    return len(snap.events)
+
+
+def figures(key: str, version, build: Callable[[], tuple]) -> tuple:
+    """The figures `build()` makes, rebuilt only when `version` (or the language) changed.
+
+    Building the four plotly figures of a run costs about 100 ms of server CPU (plotly
+    validates every trace and layout property); serialising ready ones about 5 ms. The live
+    panel redraws every second, and on a full page (a click, a finished run) every chart is
+    redrawn too, mostly with nothing new: measured with `python -m tools.loadtest`, this is
+    the server time a class of pollers spends for nothing. Kept in session state (this
+    learner's own figures), a few sets at most."""
+    store = st.session_state.setdefault("_figures", {})
+    stamp = (version, current_lang())
+    hit = store.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    figs = build()
+    store.pop(key, None)
+    store[key] = (stamp, figs)
+    while len(store) > FIGURES_KEPT:
+        store.pop(next(iter(store)))
+    return figs
+
+
+def chart(fig, caption_key: str, key: str) -> None:
+    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+    st.caption(t(caption_key))
+
+
+def draw_run_charts(snap: HistorySnapshot, *, key: str, live: bool = False) -> None:
+    """Loss and accuracy curves, gradient-norm heatmap and bars, throughput. While the run
+    trains (`live`), only the loss curve and the heatmap are built and drawn: redrawing four
+    charts every second took the training's CPU (docs/demo-speed.md)."""
+    tr = translator()
+    evals = snap.evals
+    cols = st.columns(3)
+    cols[0].metric(
+        t("metric.step"), f"{snap.steps[-1].step if snap.steps else 0} / {snap.started.total_steps if snap.started else '?'}"
+    )
+    cols[1].metric(t("metric.val_acc"), f"{evals[-1].val_acc:.1%}" if evals else "–")
+    unit = "sentences" if (snap.config or {}).get("task") == "text" else "images"  # per task
+    cols[2].metric(t(f"metric.{unit}_per_s"), f"{evals[-1].examples_per_s:.0f}" if evals else "–", help=t(f"help.{unit}_per_s"))
+    if live:
+        loss, heatmap = figures(key, snap_version(snap), lambda: (plots.loss_figure(snap, tr), plots.grad_norm_heatmap(snap, tr)))
+        left, right = st.columns(2)
+        with left:
+            chart(loss, "caption.loss", f"{key}:loss")
+        with right:
+            chart(heatmap, "caption.grad_heatmap", f"{key}:grad")
+        return
+    figs = figures(
+        key,
+        snap_version(snap),
+        lambda: (
+            plots.loss_figure(snap, tr),
+            plots.accuracy_figure(snap, tr),
+            plots.grad_norm_heatmap(snap, tr),
+            plots.grad_norm_bars(snap, tr),
+        ),
+    )
+    left, right = st.columns(2)
+    with left:
+        chart(figs[0], "caption.loss", f"{key}:loss")
+    with right:
+        chart(figs[1], "caption.acc", f"{key}:acc")
+    left, right = st.columns([3, 2])
+    with left:
+        chart(figs[2], "caption.grad_heatmap", f"{key}:grad")
+    with right:
+        chart(figs[3], "caption.grad_bars", f"{key}:bars")
+
+
+def draw_race(view: JobView, *, key: str) -> None:
+    """Several runs of one job: validation curves overlaid, one per label."""
+    tr = translator()
+    runs = {label: snap for label, snap in zip(run_labels(view), view.runs, strict=False) if snap.started is not None}
+    version = tuple(len(snap.evals) for snap in runs.values())  # the curves move once an epoch, not every step
+    figs = figures(key, version, lambda: (plots.race_figure(runs, "val/acc", tr), plots.race_figure(runs, "val/loss", tr)))
+    left, right = st.columns(2)
+    with left:
+        chart(figs[0], "caption.race_acc", f"{key}:race_acc")
+    with right:
+        chart(figs[1], "caption.race_loss", f"{key}:race_loss")
+
+
+def race_table(view: JobView) -> list[dict]:
+    """One row per finished run: final and best validation accuracy, training throughput,
+    the frozen groups whose features were computed once (cached), trainable share.
+
+    No seconds: on a shared machine the same run's time swings several-fold with the load,
+    so wall times of different runs teach nothing. Throughput is per example through the
+    part that trains, which is what caching a frozen prefix speeds up."""
+    rows = []
+    text = bool(view.configs) and view.configs[0].task == "text"
+    for label, snap in zip(run_labels(view), view.runs, strict=False):
+        result = snap.result
+        if result is None:
+            continue
+        share = metrics.Trainable(result["trainable_params"], result["total_params"]).values()
+        rows.append(
+            {
+                t("race.col.strategy"): label,
+                t("race.col.val_acc"): round(result["val_acc"], 3),
+                t("race.col.best_acc"): round(result["best_val_acc"], 3),
+                **({} if text else {t("race.col.imagenet"): takeaway.forgetting_cell(result)}),
+                t("race.col.throughput_text" if text else "race.col.throughput"): round(train_throughput(snap)),
+                t("race.col.cached"): cached_groups(snap),
+                t("race.col.trainable"): f"{share['trainable']} / {share['total']}",
+                t("race.col.share"): f"{share['percent']}%",
+            }
+        )
+    return rows
+
+
+def train_throughput(snap: HistorySnapshot) -> float:
+    """Examples per second through the trained part, median epoch (the engine's `train_per_s`;
+    for a run recorded before it existed, the median of its epochs' own rates)."""
+    result = snap.result or {}
+    if result.get("train_per_s"):
+        return float(result["train_per_s"])
+    rates = sorted(e.examples_per_s for e in snap.evals)
+    if not rates:
+        return float(result.get("examples_per_s", 0.0))
+    mid = len(rates) // 2
+    return rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2
+
+
+def cached_groups(snap: HistorySnapshot) -> str:
+    """'stem → stage2': the frozen groups run once over the data, their outputs kept; '–' if none."""
+    depth = int((snap.result or {}).get("cached_depth") or (snap.started.cached_depth if snap.started else 0) or 0)
+    groups = list(snap.started.groups) if snap.started else []
+    if depth <= 0 or not groups:
+        return "–"
+    names = groups[:depth]
+    return names[0] if len(names) == 1 else f"{names[0]} → {names[-1]}"
+
+
+def draw_race_results(view: JobView) -> None:
+    """A finished job of several runs: overlaid curves and the results table."""
+    draw_race(view, key=f"end:{view.id}")
+    rows = race_table(view)
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch")
+        text = bool(view.configs) and view.configs[0].task == "text"
+        st.caption(
+            t("caption.race_table", unit=t("race.unit.sentences" if text else "race.unit.images"), cached=t("race.col.cached"))
+        )
+        takeaway.race_caption([snap.result for snap in view.runs])
+
+
+def draw_result_header(view: JobView) -> dict | None:
+    """The finished run's curves, its note and the results heading; returns the result (None if it did not finish)."""
+    snap = view.runs[0]
+    if snap.started is not None:
+        draw_run_charts(snap, key=f"end:{view.id}")
+    result = snap.result
+    if result is None:
+        return None
+    if result.get("note"):
+        note = result.get("note_message") or {}
+        st.info(explain(note.get("key"), note.get("values"), result["note"]))
+    st.subheader(t("results.title"))
+    return result
+
+
+def draw_results(view: JobView) -> None:
+    """The finished single run: curves, confusion matrix, mistakes, weight drift, downloads."""
+    snap, config = view.runs[0], view.configs[0]
+    result = draw_result_header(view)
+    if result is None:
+        return
+    tr = translator()
+    classes = result.get("classes") or list(snap.started.classes)
+    left, right = st.columns(2)
+    with left:
+        if result.get("confusion"):
+            chart(plots.confusion_figure(result["confusion"], classes, tr), "caption.confusion", f"end:{view.id}:confusion")
+    with right:
+        if result.get("weight_drift"):
+            frozen = snap.started.frozen if snap.started else ()
+            chart(plots.drift_figure(result["weight_drift"], frozen, tr), "caption.drift", f"end:{view.id}:drift")
+        else:
+            st.caption(t("results.no_drift"))
+    # A run read back from the server's store (tlcore.serve.store) has its images back as PNG decodes;
+    # one whose image could not be kept is left out rather than drawn as a broken image.
+    wrong = [item for item in result.get("misclassified") or [] if item.get("image") is not None]
+    st.markdown(f"**{t('results.mistakes')}**")
+    if wrong:
+        cols = st.columns(6)
+        for i, item in enumerate(wrong):
+            cols[i % 6].image(
+                item["image"], caption=t("results.true_pred", true=item["true"], pred=item["pred"]), width="stretch", clamp=True
+            )
+        st.caption(t("caption.mistakes"))
+    else:
+        st.caption(t("results.no_mistakes"))
+    takeaway.forgetting_panel(result)
+    draw_downloads(snap, config, key=view.id)
+
+
+def draw_downloads(snap: HistorySnapshot, config: RunConfig, *, key: str) -> None:
+    st.markdown(f"**{t('results.downloads')}**")
+    cols = st.columns(2)
+    cols[0].download_button(
+        t("results.csv"), snap.to_csv(), file_name="history.csv", mime="text/csv", key=f"csv:{key}", help=t("help.csv")
+    )
+    cols[1].download_button(
+        t("results.json"),
+        config.to_json(),
+        file_name="config.json",
+        mime="application/json",
+        key=f"json:{key}",
+        help=t("help.json"),
+    )
+    st.caption(t("results.cli"))
+    st.code(config.to_cli(), language="bash")
+    takeaway.model_download(snap, config, key=key)

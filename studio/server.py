@@ -1,0 +1,205 @@
+"""What the class server starts once per process: the job queue, its warm-up, the janitor.
+
+- One `JobQueue` per server process (`tlcore.serve.jobs.shared_queue`, a module global: any
+  browser can send Streamlit's "clear cache" message, so nothing the class depends on may
+  live in `st.cache_resource`), shared by every browser; a test may put its own in a
+  session under `_queue_override` (`queue()`).
+- The warm-up runs the default demo once in the background, so the class's first Start costs
+  what every later one does.
+- The janitor keeps connected learners' runs alive and deletes ended sessions' uploads.
+Not for: who a browser is (studio.learner) or a session's upload slots (studio.upload_slots).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import threading
+import time
+
+import streamlit as st
+
+from studio import learner
+from studio.learner import LearnerStore, owner
+from tlcore.models import catalog
+from tlcore.serve import caps, estimate, server_queue, store, uploads
+from tlcore.serve.jobs import JobQueue, return_freed_memory, shared_queue, shared_queue_made
+from tlcore.train import presets, recipe
+from tlcore.train.config import RunConfig
+from tlcore.train.device import lower_thread_priority
+
+# Training runs at a lower CPU priority than the pages (nice +10, TLS_WORKER_NICE to change, 0 to
+# turn off): a class's clicks and a fresh visitor's page are answered first, training takes the rest.
+WORKER_NICE = int(os.environ.get("TLS_WORKER_NICE", "10"))
+REAP_EVERY_S = float(os.environ.get("TLS_UPLOAD_REAP_S", "30"))  # how often ended sessions' uploads are deleted
+# A closed tab's run is cancelled after this long (a reload re-attaches well within it). The
+# page's own polling is not the signal: a browser may slow a background tab's timers to once
+# a minute. The websocket is: while any tab of the learner is connected (background tabs
+# included), the janitor below keeps their runs alive.
+CLOSED_TAB_S = float(os.environ.get("TLS_CLOSED_TAB_S", "45"))
+KEEP_ALIVE_EVERY_S = min(REAP_EVERY_S, CLOSED_TAB_S / 4)
+
+
+def job_queue() -> JobQueue:
+    """The server's one queue, started by the first page that asks for it."""
+    return shared_queue(_start_server_queue)
+
+
+def queue() -> JobQueue:
+    """The queue this session's pages use: the server's, or a test's own (`_queue_override`)."""
+    return st.session_state.get("_queue_override") or job_queue()
+
+
+def _start_server_queue() -> JobQueue:
+    """Runs once per server process, when the first page asks for the queue (again only if
+    it raised: nothing here may, a store that cannot be used included; see tlcore.serve.store).
+
+    On a CPU the queue's workers and each run's torch threads come from the core count or the
+    class file (tlcore.serve.cores): a lone run uses every core and gives them back while pages are
+    drawn (`page_running`) or other runs start. Measured on a shared 2-core machine before:
+    torch on every core while the web server worked made a step of the default demo take
+    4.8 s instead of 0.2 s (its threads wait on each other when one is descheduled).
+    """
+    server_started()
+    _start_warm_up()
+    # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.serve.server_queue);
+    # every finished run improves the time estimates and is kept on disk (tlcore.serve.store).
+    limits = caps.load()  # the class's limits and quotas per learner (stored runs, queue places)
+    return server_queue(
+        on_run_done=estimate.learn_from,
+        store=store.open_default(limits),
+        caps=limits,
+        stale_after_s=CLOSED_TAB_S,
+        nice=WORKER_NICE,
+    )
+
+
+@contextlib.contextmanager
+def page_running():
+    """Around a page's run (app.py, the live panel's timer): training on a CPU server leaves
+    the pages a core while they are drawn (tlcore.serve.cores)."""
+    with queue().drawing():
+        yield
+
+
+def kept_model(model_id: str | None, learner_id: str | None = None):
+    """This learner's fine-tuned model on the server's shelf (tlcore.serve.shelf), or None: gone, or
+    another learner's (an id from someone else's result finds nothing here)."""
+    return queue().shelf.get(learner_id or owner(), model_id)
+
+
+# --- the warm-up ---------------------------------------------------------------------
+
+_started = threading.Lock()
+_warm_up_started = False
+_warm_up_stop = threading.Event()
+
+
+def _start_warm_up() -> None:
+    """Once per process, even should the queue's start be tried again."""
+    global _warm_up_started
+    with _started:
+        if _warm_up_started:
+            return
+        _warm_up_started = True
+    warm_up = threading.Thread(target=lambda: _warm_up(), name="tlstudio-warm-up", daemon=True)
+    warm_up.start()
+
+    # torch code still running in a daemon thread when the interpreter exits aborts the
+    # process ("terminate called without an active exception"): the warm-up's runs stop at
+    # their next step and the exit waits for that (a server stopped while it warms up exits at once).
+    def stop_warm_up() -> None:
+        _warm_up_stop.set()
+        warm_up.join(60)
+
+    atexit.register(stop_warm_up)
+
+
+def _warm_up() -> None:
+    """Run the default demo once, in the background at low priority, so the class's first Start
+    costs what every later one does: its data, the pretrained network, the frozen part's
+    features and the forgetting photos' answers are then ready; and the race's runs
+    (tlcore.train.presets.warm_ups)."""
+    try:
+        lower_thread_priority(10)  # pages first, while the server starts
+        for config in presets.warm_ups():
+            recipe.warm_up(config, should_stop=_warm_up_stop.is_set)
+        image = presets.image()
+        catalog.group_param_counts(image.backbone)  # pages 2 and 3 draw the groups on a first visit
+        default = RunConfig(backbone=image.backbone, image_size=image.image_size)
+        for config in (default, presets.text()):  # a first rate of this machine's own for each task
+            if _warm_up_stop.is_set():
+                return
+            if not estimate.shared_estimator().knows_device(config) and catalog.weights_cached(config.backbone):
+                estimate.calibrate(config)
+    except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
+        logging.getLogger(__name__).info("warm-up skipped: %s", error)
+    try:  # "what it looks at" (tlcore.lab.explain): grad-cam imports OpenCV and matplotlib, seconds on a busy CPU
+        import pytorch_grad_cam  # noqa: F401
+    except ImportError as error:  # the page says how to install it
+        logging.getLogger(__name__).info("grad-cam not warmed up: %s", error)
+
+
+# --- the janitor: connected learners' runs kept alive, ended sessions' uploads deleted ---------
+
+
+def session_connected(session: str) -> bool:
+    """Is this browser session connected to the server now? (True when no server runs: tests.)"""
+    from streamlit.runtime import Runtime
+
+    return not Runtime.exists() or Runtime.instance().is_active_session(session)
+
+
+def _disconnected_ttl() -> float:
+    """How long Streamlit keeps a closed tab's session for a reconnect (then it has ended)."""
+    try:
+        return float(st.get_option("server.disconnectedSessionTTL"))
+    except Exception:  # noqa: BLE001 -- an older Streamlit without the option
+        return 120.0
+
+
+upload_folders = uploads.UploadFolders(  # process-level, like the job queue: no client message can drop it
+    is_connected=session_connected, is_busy=lambda who: job_queue().active_for(who) is not None, grace_s=_disconnected_ttl()
+)
+
+
+def keep_connected_runs_alive(q: JobQueue, store: LearnerStore, is_connected=None) -> int:
+    """Heartbeat every active job whose learner has a connected tab; returns how many."""
+    is_connected = is_connected or session_connected
+    alive = 0
+    for job, who in q.active_jobs():
+        if any(is_connected(s) for s in store.sessions_of(who)):
+            q.heartbeat(job, who)
+            alive += 1
+    return alive
+
+
+def _reap_forever() -> None:
+    last_reap = time.monotonic()
+    while True:
+        time.sleep(KEEP_ALIVE_EVERY_S)
+        try:
+            if shared_queue_made():
+                keep_connected_runs_alive(job_queue(), learner.learners)
+            if time.monotonic() - last_reap >= REAP_EVERY_S:
+                last_reap = time.monotonic()
+                upload_folders.reap()
+                return_freed_memory()  # pages' renders leave freed heap behind too (jobs trim their own)
+        except Exception as error:  # noqa: BLE001 -- a janitor must not die; the next round retries
+            logging.getLogger(__name__).warning("clean-up failed: %s", error)
+
+
+_swept = False
+
+
+def server_started() -> None:
+    """Once per server process: delete upload folders a crashed or killed server left behind,
+    and start deleting those of sessions that end from now on."""
+    global _swept
+    with _started:
+        if not _swept:
+            uploads.sweep_stale()
+            threading.Thread(target=_reap_forever, name="tlstudio-upload-janitor", daemon=True).start()
+            _swept = True

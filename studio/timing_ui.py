@@ -1,0 +1,83 @@
+"""How long a run takes, said to the learner: before Start (`estimate_note`, with the class's
+time limit) and while it runs (`job_time_left`, from the run's own epoch times).
+
+The numbers come from tlcore.serve.estimate (this machine's measured rates); this module only
+words them. Not for: the live panel itself (studio.jobs_ui).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import streamlit as st
+
+from studio.i18n import duration, t
+from tlcore.serve import estimate
+from tlcore.serve.jobs import JobView
+from tlcore.train.config import RunConfig
+
+
+def job_time_left(view: JobView) -> float | None:
+    now = time.monotonic()
+    current = view.runs[view.current]
+    estimator = estimate.shared_estimator()
+    guesses = [_estimate(estimator, c) for c in view.configs]
+    scale = 1.0
+    finished = [(snap, guess) for snap, guess in zip(view.runs[: view.current], guesses, strict=False) if snap.times and guess]
+    if finished:  # how long this job's runs really took, against their estimates
+        scale = sum(s.times[-1] - s.times[0] for s, _ in finished) / sum(g for _, g in finished)
+    left = estimate.time_left(current, current.times, now, finish_s=estimator.finish_s(view.configs[view.current]))
+    if left is None:
+        return None
+    return left + scale * sum(g or 0.0 for g in guesses[view.current + 1 :])
+
+
+def _estimate(estimator, config: RunConfig) -> float | None:
+    try:
+        return estimator.estimate(config, estimate.num_classes(config))
+    except Exception:  # noqa: BLE001 -- an estimate is a courtesy; never break the page for it
+        return None
+
+
+LONG_RUN_S = float(os.environ.get("TLS_LONG_RUN_S", "120"))  # a class-friendly length for one demo
+
+
+def estimate_note(make: Callable[[], RunConfig | list[RunConfig] | None]) -> float | None:
+    """Before Start: how long the run(s) that `make()` describes should take on this machine,
+    and a warning when that is longer than a class demo should be. (`make` may draw an
+    "invalid settings" message; that is left to the Start click, so it is drawn and dropped.)"""
+    holder = st.empty()
+    with holder.container():
+        configs = make()
+    holder.empty()
+    if configs is None:
+        return None
+    configs = [configs] if isinstance(configs, RunConfig) else configs
+    if not all(configs):
+        return None
+    estimator = estimate.shared_estimator()
+    guesses = [_estimate(estimator, c) for c in configs]
+    if not configs or any(g is None for g in guesses):
+        return None
+    total = sum(guesses)
+    measured = all(estimator.measured(c) for c in configs)
+    about = (
+        t("estimate.under_second", device=t("estimate.here"))
+        if total < 0.5
+        else t("estimate.about", time=duration(total), device=t("estimate.here"))
+    )
+    text = about + " " + (t("estimate.measured") if measured else t("estimate.first"))
+    from studio import teacher
+
+    limit = teacher.limits().max_seconds
+    text += " " + t("caps.time", limit=duration(limit))  # said before Start, enforced by the queue
+    if total > limit:
+        st.warning(text + " " + t("caps.over_time", limit=duration(limit)), icon=":material/timer_off:")
+        return total
+    if total > LONG_RUN_S:
+        st.warning(text + " " + t("estimate.long", limit=duration(LONG_RUN_S)), icon=":material/schedule:")
+    else:
+        st.caption(":material/schedule: " + text)
+    return total
