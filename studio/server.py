@@ -25,7 +25,8 @@ from studio import learner
 from studio.learner import LearnerStore, owner
 from tlcore.models import catalog
 from tlcore.serve import caps, estimate, server_queue, store, uploads
-from tlcore.serve.jobs import JobQueue, return_freed_memory, shared_queue, shared_queue_made
+from tlcore.serve.jobs import JobQueue, shared_queue, shared_queue_made
+from tlcore.serve.process import return_freed_memory
 from tlcore.train import presets, recipe
 from tlcore.train.config import RunConfig
 from tlcore.train.device import lower_thread_priority

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -37,7 +38,7 @@ from studio.state import DEFAULTS, callback
 from tlcore.core.messages import LearnerError
 from tlcore.models import catalog
 from tlcore.serve import caps
-from tlcore.serve.jobs import JobSummary, nickname
+from tlcore.serve.jobs import JobSummary
 from tlcore.serve.limiter import GuessLimiter
 from tlcore.train.config import RunConfig
 
@@ -75,6 +76,11 @@ LABELS = {
     "epochs": "train.epochs",
 }
 LINK_KEYS = tuple(LABELS)
+
+
+def nickname(learner_id: str) -> str:
+    """A short name for a learner that says nothing of their secret id: 'student-3f2a9c'."""
+    return "student-" + hashlib.sha256(f"tls-nickname:{learner_id}".encode()).hexdigest()[:6]
 
 
 def limits() -> caps.Caps:

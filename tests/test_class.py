@@ -11,11 +11,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from studio import teacher
+from studio.teacher import nickname
 from tests.helpers.apptest import ROOT, SECRET, ok, page, strings, unlock
 from tests.helpers.fakes import fake_run, wait_for
 from tlcore.core.events import Cancelled, Done
 from tlcore.serve import caps
-from tlcore.serve.jobs import JobQueue, nickname
+from tlcore.serve.jobs import JobQueue
 from tlcore.serve.limiter import GuessLimiter
 
 
@@ -70,6 +71,11 @@ def test_a_broken_class_file_is_an_error_the_teacher_sees_at_start(class_file):
     class_file("[limits]\nmax_epocs = 4\n")
     with pytest.raises(ValueError, match="unknown limits max_epocs"):
         caps.load()
+
+
+def test_a_nickname_is_the_same_for_one_learner_different_between_learners_and_hides_the_id():
+    assert nickname("secret-owner-a") != nickname("secret-owner-b")
+    assert "secret" not in nickname("secret-owner-a") and nickname("x") == nickname("x")
 
 
 def test_teacher_mode_unlocks_with_the_secret_only_and_shows_every_run_by_nickname(class_file):

@@ -22,7 +22,7 @@ def server_queue(**kwargs) -> JobQueue:
     see tlcore.serve.ray_jobs), else the embedded local queue. Returns at once: the Ray queue joins
     its cluster in the background, and a run that finds none trains here (its page and the
     Class page say so). Ray not installed is logged and the class goes on with the local queue."""
-    from tlcore.serve import cores, jobs
+    from tlcore.serve import cores, jobs, process
 
     address = os.environ.get("TLS_RAY_ADDRESS", "").strip()
     if address:
@@ -37,7 +37,7 @@ def server_queue(**kwargs) -> JobQueue:
                 type(error).__name__,
                 error,
             )
-    gpus = jobs.local_gpus()
+    gpus = process.local_gpus()
     if gpus:
         return jobs.JobQueue(gpus=gpus, **kwargs)  # N GPUs: N workers, one per GPU
     limits = kwargs.get("caps")

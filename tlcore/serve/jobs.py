@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import ctypes
-import ctypes.util
 import dataclasses
 import logging
 import queue
@@ -41,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tlcore.core.events import Done, Failed, History, HistorySnapshot
-from tlcore.serve import cores
+from tlcore.serve import cores, process
 from tlcore.serve.caps import Caps
 from tlcore.serve.shelf import Shelf
 from tlcore.serve.store import FINAL_WAIT_S, RunStore, StoredJob, StoreHealth, as_interrupted, learner_key, pack
@@ -65,25 +63,6 @@ class JobLimitError(RuntimeError):
 class AddressLimitError(JobLimitError):
     """Another learner (cookie) at the same client address already has a job waiting or running,
     and the class allows one per address (tlcore.serve.caps.Caps.one_run_per_address)."""
-
-
-def _libc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim  # glibc only
-    except (OSError, AttributeError):
-        return None
-
-
-_MALLOC_TRIM = _libc_trim()
-
-
-def return_freed_memory() -> None:
-    """Give the C heap's freed pages back to the system after a job. Without it glibc keeps a
-    finished run's freed tensors resident (measured: about 650 MB after one default fine-tune),
-    and a class server that ran many jobs holds its peak forever."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 @dataclass
@@ -141,7 +120,7 @@ class JobView:
 @dataclass(frozen=True)
 class JobSummary:
     """One row of the teacher's view of the queue (the owner id is the learner's secret: a page
-    shows `nickname(owner)`, never the id)."""
+    shows `studio.teacher.nickname(owner)`, never the id)."""
 
     id: str
     owner: str
@@ -158,13 +137,6 @@ class JobSummary:
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
-
-
-def nickname(owner: str) -> str:
-    """A short name for a learner that says nothing of their secret id: 'student-3f2a9c'."""
-    import hashlib
-
-    return "student-" + hashlib.sha256(f"tls-nickname:{owner}".encode()).hexdigest()[:6]
 
 
 class JobQueue:
@@ -213,7 +185,7 @@ class JobQueue:
             except Exception:  # noqa: BLE001 -- a store's fault must never stop the queue from starting
                 logging.getLogger(__name__).exception("marking interrupted runs failed")
         if gpus:
-            workers, pin = gpus, pin or _pin_cuda_device
+            workers, pin = gpus, pin or process.pin_cuda_device
         elif cpu is not None:
             workers = cpu.workers
         self.cpu = cpu if not gpus else None
@@ -491,7 +463,7 @@ class JobQueue:
             finally:
                 with self._lock:
                     self._running -= 1
-            return_freed_memory()
+            process.return_freed_memory()
 
     def _should_stop(self, job: Job) -> bool:
         """Asked by the run every step: read without the lock (a flag and two clock values),
@@ -756,19 +728,6 @@ def job_from_stored(stored: StoredJob, owner: str) -> Job | None:
         note=stored.note,
         priority=stored.priority,
     )
-
-
-def _pin_cuda_device(index: int) -> None:
-    import torch
-
-    torch.cuda.set_device(index)
-
-
-def local_gpus() -> int:
-    """GPUs this machine can train on (0 on a CPU-only machine)."""
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 _shared: JobQueue | None = None
