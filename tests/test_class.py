@@ -8,11 +8,10 @@ import threading
 import time
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from studio import teacher
 from studio.teacher import nickname
-from tests.helpers.apptest import ROOT, SECRET, ok, page, strings, unlock
+from tests.helpers.apptest import SECRET, app, ok, page, strings, unlock
 from tests.helpers.fakes import fake_run, wait_for
 from tlcore.core.events import Cancelled, Done
 from tlcore.serve import caps
@@ -327,24 +326,14 @@ def test_an_unknown_key_in_a_link_is_named_as_plain_text_never_a_link(class_file
 def test_a_setting_a_slider_cannot_hold_is_moved_into_its_range_on_the_next_run(class_file):
     class_file("")
     """A value kept from before links were checked (layer_decay 0.01) broke page 2 on every reload."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["lang"] = "en"
-    at.session_state["_queue_override"] = JobQueue(fake_run)
-    at.session_state["layer_decay"] = 0.01
-    at.session_state["epochs"] = 10**9
-    at.run()
-    at.switch_page("pages/2_strategy.py").run()
+    at = app("pages/2_strategy.py", state={"layer_decay": 0.01, "epochs": 10**9})
     ok(at)
     assert (at.session_state["layer_decay"], at.session_state["epochs"]) == (0.3, 20)
 
 
 def frame_warning(link: str) -> str:
     """The frame's 'left out from the link' line (drawn on the first run only, see test_app.app)."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["lang"] = "en"
-    at.query_params["settings"] = link
-    at.session_state["_queue_override"] = JobQueue(fake_run)
-    at.run()
+    at = app(query={"settings": link})
     ok(at)
     warnings = [w.value for w in at.warning if w.value.startswith("Left out from the link")]
     assert len(warnings) == 1, [w.value for w in at.warning]
@@ -364,11 +353,7 @@ def test_the_teachers_link_is_built_from_the_teachers_settings(class_file):
 
 def test_the_link_message_names_settings_as_their_widgets_do(class_file):
     class_file("")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["lang"] = "en"
-    at.query_params["settings"] = "epochs:5,image_size:999"
-    at.session_state["_queue_override"] = JobQueue(fake_run)
-    at.run()  # the frame draws its messages on the first run
+    at = app(query={"settings": "epochs:5,image_size:999"})  # the frame draws its messages on the first run
     ok(at)
     assert any(s.value == "Settings from your teacher's link: Epochs." for s in at.success), [s.value for s in at.success]
     assert any("Image size (pixels)" in w.value for w in at.warning)

@@ -321,17 +321,13 @@ def to(at, lang: str):
 
 def page(monkeypatch):
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
+
+    from tests.helpers.apptest import app
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: name in ("studio_bert", "minilm_l6"))
     st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["_queue_override"] = JobQueue(fake_live)
-    at.run()
-    at.switch_page("pages/5_text.py")
-    at.run()
-    return at
+    return app("pages/5_text.py", run_fn=fake_live, timeout=120)
 
 
 def strings(lang: str) -> dict:

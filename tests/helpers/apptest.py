@@ -30,16 +30,24 @@ def app(
     queue: JobQueue | None = None,
     owner: str | None = None,
     use_server_queue: bool = False,
+    query: dict | None = None,
+    state: dict | None = None,
+    timeout: float = 60,
 ) -> AppTest:
     """The app on `page`. Note: AppTest runs app.py (the frame) on the first run only;
     later runs execute the page alone, so frame checks look at the first run.
 
     queue: a queue shared with another AppTest (two learners on one server); owner: the
     session's owner id (every AppTest has the same Streamlit session id); use_server_queue:
-    no test queue in the session, the page uses the server's own (`studio.server.job_queue`).
+    no test queue in the session, the page uses the server's own (`studio.server.job_queue`);
+    query: more query parameters (a teacher's `settings` link); state: session values before the first run.
     """
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
     at.query_params["lang"] = lang
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
     if not use_server_queue:
         at.session_state["_queue_override"] = queue or JobQueue(run_fn)
     if owner is not None:
