@@ -1,0 +1,61 @@
+"""The engine's speed-ups change how fast a run goes, never what it computes (docs/demo-speed.md)."""
+
+from __future__ import annotations
+
+import copy
+import resource
+
+import pytest
+import torch
+
+from tlcore.data import datasets, sources
+from tlcore.models import catalog
+from tlcore.serve import jobs
+from tlcore.train import forgetting, trainer
+from tlcore.train.precision import autocast_for
+
+
+def lite0(pretrained: bool = False, size: int = 32):
+    return catalog.build_model("efficientnet_lite0", 5, pretrained=pretrained, image_size=size)
+
+
+def images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_evaluation_in_training_batches_gives_the_answers_of_one_pass():
+    torch.manual_seed(0)
+    model = lite0().eval()
+    x, y = images(20), torch.arange(20) % 5
+    data = datasets.ImageData([f"c{i}" for i in range(5)], x, y, x, y)
+    source = sources.TensorSource(data, torch.device("cpu"), "none")
+    assert [len(b) for b, _ in source.eval_batches(8)] == [8, 8, 4]
+    autocast = autocast_for(torch.device("cpu"), "fp32")
+    loss, acc, preds = trainer.evaluate(model, source, 8, autocast)
+    with torch.no_grad():
+        logits = model(x)
+    assert torch.equal(preds, logits.argmax(1))
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    assert acc == pytest.approx((logits.argmax(1) == y).float().mean().item())
+
+
+def test_forgetting_scores_photos_in_small_batches_with_the_answers_of_one_pass(monkeypatch):
+    model = copy.deepcopy(forgetting._pretrained("efficientnet_lite0", "cpu"))
+    head = model.groups["head"]
+    chunked = forgetting.top1(model, head)
+    monkeypatch.setattr(forgetting, "PHOTOS_AT_ONCE", 1000)
+    assert forgetting.top1(model, head) == chunked
+
+
+def test_freed_tensor_memory_is_reused_without_faulting_pages_in_again():
+    if not jobs.keep_freed_memory():
+        pytest.skip("not glibc: nothing to set")
+    pages, faults = 48 * 2**20 // resource.getpagesize(), []
+    for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        block = torch.ones(48 * 2**20 // 4)  # 48 MB: glibc would map it fresh every time (over 32 MB)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        del block
+    # the first time faults its pages in, later ones reuse them (the queue's worker threads keep
+    # part of this: their heaps are smaller, see keep_freed_memory)
+    assert faults[2] < pages // 10, (faults, pages)
