@@ -39,6 +39,23 @@ def test_evaluation_in_training_batches_gives_the_answers_of_one_pass():
     assert acc == pytest.approx((logits.argmax(1) == y).float().mean().item())
 
 
+def test_lite0_activations_out_of_place_give_the_same_gradients():
+    torch.manual_seed(0)
+    model = lite0().train()
+    acts = [m for m in model.modules() if isinstance(m, torch.nn.ReLU6)]
+    assert acts and not any(m.inplace for m in acts)  # no copy of every activation's input for autograd
+    in_place = copy.deepcopy(model)
+    for m in in_place.modules():
+        if isinstance(m, torch.nn.ReLU6):
+            m.inplace = True
+    x = images(4)
+    for net in (model, in_place):
+        torch.manual_seed(1)  # the head's dropout draws the same mask for both
+        net(x).square().sum().backward()
+    for (name, a), b in zip(model.named_parameters(), in_place.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-6), name
+
+
 def test_forgetting_scores_photos_in_small_batches_with_the_answers_of_one_pass(monkeypatch):
     model = copy.deepcopy(forgetting._pretrained("efficientnet_lite0", "cpu"))
     head = model.groups["head"]
