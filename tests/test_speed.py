@@ -11,7 +11,8 @@ import torch
 from tlcore.data import datasets, sources
 from tlcore.models import catalog
 from tlcore.serve import jobs
-from tlcore.train import forgetting, trainer
+from tlcore.train import forgetting, strategies, trainer
+from tlcore.train.config import RunConfig
 from tlcore.train.precision import autocast_for
 
 
@@ -54,6 +55,26 @@ def test_lite0_activations_out_of_place_give_the_same_gradients():
         net(x).square().sum().backward()
     for (name, a), b in zip(model.named_parameters(), in_place.parameters()):
         assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-6), name
+
+
+def test_adamw_is_fused_on_the_cpu_and_moves_the_weights_as_the_loop_does():
+    torch.manual_seed(0)
+    model = lite0()
+    plan = strategies.plan_for(RunConfig(strategy="full", backbone="efficientnet_lite0"), model.group_names)
+    steps = trainer.Steps.start(model, plan, trainer.FitOptions(epochs=1, batch_size=8), steps_per_epoch=3)
+    assert steps.optimizer.defaults["fused"] is True
+    looped = copy.deepcopy(model)
+    groups = strategies.param_groups(looped, plan, 1e-4)
+    loop = torch.optim.AdamW(groups, lr=1.0)
+    assert not loop.defaults["fused"]
+    for step in range(3):
+        for a, b in zip(model.parameters(), looped.parameters()):
+            a.grad = torch.randn(a.shape, generator=torch.Generator().manual_seed(step)) * 1e-2
+            b.grad = a.grad.clone()
+        steps.optimizer.step()
+        loop.step()
+    for (name, a), b in zip(model.named_parameters(), looped.parameters()):
+        assert torch.allclose(a, b, atol=1e-6), name
 
 
 def test_forgetting_scores_photos_in_small_batches_with_the_answers_of_one_pass(monkeypatch):
