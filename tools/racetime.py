@@ -4,6 +4,7 @@
     python -m tools.racetime --demo --races 5        # the default demo (partial, depth 4) instead
     python -m tools.racetime --base main --rounds 3  # this tree against `main`, alternating processes
     python -m tools.racetime --rounds 3 --env MALLOC_ARENA_MAX=1   # this tree with and without a setting
+    python -m tools.racetime --base HEAD~2 --this HEAD~1           # two commits (temporary worktrees)
 
 Each measurement is a fresh process (as a server is): the app's thread setting (GOMP_SPINCOUNT,
 before torch), the server's warm-up (tlcore.train.presets.warm_ups), then `--races` jobs through
@@ -82,7 +83,7 @@ def tree_at(rev: str | None):
         yield ROOT
         return
     with tempfile.TemporaryDirectory(prefix="racetime-") as tmp:
-        path = Path(tmp) / "base"
+        path = Path(tmp) / "tree"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev], check=True, capture_output=True)
         try:
             yield path
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--races", type=int, default=2, help="jobs per process (default %(default)s)")
     ap.add_argument("--rounds", type=int, default=0, help="alternating processes per variant (with --base or --env)")
     ap.add_argument("--base", help="a git revision to compare this tree with (a temporary worktree)")
+    ap.add_argument("--this", help="a git revision in place of this tree (a temporary worktree)")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for this tree's processes only")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -123,18 +125,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     what = "default demo" if args.demo else "race of four"
     print(f"{what}, {args.races} per process; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
-    if not (args.base or args.env):
+    if not (args.base or args.this or args.env):
         show("this", measure(args.demo, args.races))
         return 0
     results: dict[str, list[dict]] = {"base": [], "this": []}
-    with tree_at(args.base) as base_tree:
+    with tree_at(args.base) as base_tree, tree_at(args.this) as this_tree:
         for _ in range(max(1, args.rounds)):
-            for label, tree, env in (("base", base_tree, {}), ("this", ROOT, parse_env(args.env))):
+            for label, tree, env in (("base", base_tree, {}), ("this", this_tree, parse_env(args.env))):
                 rows = child(tree, args, env)
                 show(label, rows)
                 results[label] += rows
     base, this = summary(results["base"]), summary(results["this"])
-    print(f"medians (base {args.base or 'this tree'}, this {'with ' + ' '.join(args.env) if args.env else 'tree'}):")
+    this_name = (args.this or "this tree") + (" with " + " ".join(args.env) if args.env else "")
+    print(f"medians (base {args.base or 'this tree'}, this {this_name}):")
     for key in base:
         print(f"  {key:13s} base {base[key]:6.2f} s   this {this[key]:6.2f} s   ratio {this[key] / base[key]:.3f}")
     return 0
