@@ -89,11 +89,49 @@ def test_freed_tensor_memory_is_reused_without_faulting_pages_in_again():
     if not jobs.keep_freed_memory():
         pytest.skip("not glibc: nothing to set")
     pages, faults = 48 * 2**20 // resource.getpagesize(), []
-    for _ in range(3):
+    for _ in range(6):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         block = torch.ones(48 * 2**20 // 4)  # 48 MB: glibc would map it fresh every time (over 32 MB)
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
         del block
-    # the first time faults its pages in, later ones reuse them (the queue's worker threads keep
-    # part of this: their heaps are smaller, see keep_freed_memory)
-    assert faults[2] < pages // 10, (faults, pages)
+    # the first time faults its pages in, later ones mostly reuse them (another allocation may
+    # land in the freed block; the queue's worker threads keep part of this, see keep_freed_memory)
+    assert sorted(faults[1:])[2] < pages // 10, (faults, pages)
+
+
+@pytest.mark.parametrize(("channels", "size", "stride"), [(16, 12, 1), (16, 12, 2), (32, 3, 1)])
+def test_the_5x5_depthwise_weight_gradient_is_pytorchs_to_float_tolerance(channels, size, stride):
+    from tlcore.models import depthwise
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, channels, size, size, generator=g).contiguous(memory_format=torch.channels_last)
+    padding = 2 if stride == 1 else 0
+    weight = torch.randn(channels, 1, 5, 5, generator=g)
+    out = torch.nn.functional.conv2d(x, weight, None, stride, padding, 1, channels)
+    grad_out = torch.randn(out.shape, generator=g).contiguous(memory_format=torch.channels_last)
+    args = (grad_out, x, weight, None, [stride] * 2, [padding] * 2, [1, 1], False, [0, 0], channels, [False, True, False])
+    expected = torch.ops.aten.convolution_backward(*args)[1]
+    assert torch.allclose(depthwise.weight_grad(x, grad_out, 5, stride, padding), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_lite0_trains_its_5x5_depthwise_layers_with_the_same_gradients_and_answers_as_before():
+    from tlcore.models import depthwise
+
+    torch.manual_seed(0)
+    model = lite0(size=64).train()
+    fast = [m for m in model.modules() if isinstance(m, (depthwise.FastConv2d, depthwise.FastConv2dSame))]
+    assert len(fast) == 9  # Lite0's 5x5 depthwise layers: stage 3 (2), stage 5 (3), stage 6 (4)
+    plain = copy.deepcopy(model)
+    for m in plain.modules():
+        if type(m) in (depthwise.FastConv2d, depthwise.FastConv2dSame):
+            m.__class__ = type(m).__mro__[1]
+    x = images(4, size=64)
+    outs = []
+    for net in (model, plain):
+        torch.manual_seed(1)  # the head's dropout draws the same mask for both
+        outs.append(net(x))
+        outs[-1].square().sum().backward()
+    assert torch.equal(outs[0], outs[1])  # the forward pass is PyTorch's own
+    for (name, a), b in zip(model.named_parameters(), plain.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-5), name
+    assert list(model.state_dict()) == list(plain.state_dict())  # the same names: checkpoints load as before
