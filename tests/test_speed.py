@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import resource
+import time
 
 import pytest
 import torch
@@ -135,3 +136,27 @@ def test_lite0_trains_its_5x5_depthwise_layers_with_the_same_gradients_and_answe
     for (name, a), b in zip(model.named_parameters(), plain.parameters()):
         assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-5), name
     assert list(model.state_dict()) == list(plain.state_dict())  # the same names: checkpoints load as before
+
+
+def test_a_cpu_queue_keeps_freed_memory_while_it_trains_and_gives_glibc_its_own_values_back_when_idle(monkeypatch):
+    from tests.helpers.fakes import make_run
+    from tlcore.serve import cores
+    from tlcore.serve.jobs import JobQueue
+
+    calls, trims = [], []
+    monkeypatch.setattr(process, "keep_freed_memory", lambda keep=True: calls.append(keep) or True)
+    monkeypatch.setattr(process, "return_freed_memory", lambda: trims.append(len(calls)))
+    q = JobQueue(make_run(steps=3, delay=0.01), cpu=cores.plan(2, workers=1, threads=1))
+    for owner in ("a", "b"):
+        job = q.submit(RunConfig(), owner=owner)
+        q.wait_until_ended(job, owner, 10)
+        deadline = time.monotonic() + 5
+        while len(trims) < (1 if owner == "a" else 2) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert calls == [True, False, True, False]  # kept while each job trains, glibc's own once the queue is idle
+    assert trims == [2, 4]  # and the freed memory given back after each job, once the setting is off
+    gpu = JobQueue(make_run(steps=1, delay=0), gpus=1, pin=lambda i: None)
+    calls.clear()
+    job = gpu.submit(RunConfig(), owner="c")
+    gpu.wait_until_ended(job, "c", 10)
+    assert calls == []  # a GPU's tensors are not the C heap's

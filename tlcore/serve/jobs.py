@@ -189,8 +189,6 @@ class JobQueue:
         elif cpu is not None:
             workers = cpu.workers
         self.cpu = cpu if not gpus else None
-        if self.cpu is not None:
-            process.keep_freed_memory()  # training on the CPU: its tensors' memory is reused, not faulted in again
         self._running = 0  # runs going now (read without the lock: one int)
         self._pages, self._pages_lock = 0, threading.Lock()  # page runs being drawn now (see drawing())
         self._thread = threading.local()  # each worker's torch thread count, as it last set it
@@ -453,6 +451,8 @@ class JobQueue:
                 job.state, job.started = "running", time.monotonic()
                 self._running += 1
                 self._persist(job)
+            if self.cpu is not None:  # training on the CPU: its tensors' memory is reused, not faulted in again
+                process.keep_freed_memory()
             try:
                 self._pace()
                 self._run_job(job)
@@ -465,6 +465,9 @@ class JobQueue:
             finally:
                 with self._lock:
                     self._running -= 1
+                    idle = self._running == 0
+            if self.cpu is not None and idle:
+                process.keep_freed_memory(False)
             process.return_freed_memory()
 
     def _should_stop(self, job: Job) -> bool:

@@ -25,19 +25,25 @@ _MALLOPT = _libc_function("mallopt")
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 
 
-def keep_freed_memory() -> bool:
-    """Training's large tensors come from the C heap and are reused step after step, instead of
-    being mapped fresh from the system at every allocation (glibc maps any block over 32 MB, and
-    gives back a heap's free top past its trim threshold). A fresh mapping is zeroed page by page
-    on first touch: one epoch of Lite0's full fine-tune at 96 px on one thread faulted 0.8 million
-    pages (1 s of its 5 s in the kernel); with this, 0.05-0.1 million. The queue's worker threads
-    allocate from glibc's per-thread heaps (64 MB each), which still hand back a heap that empties:
-    a race of four faulted 0.6-1.0 million pages instead of 2.7-3.3 million (tools.racetime).
-    What a job freed is still given back when it ends (`return_freed_memory`). False where it
-    cannot be set (not glibc)."""
+GLIBC_DEFAULTS = {M_MMAP_MAX: 65536, M_TRIM_THRESHOLD: 128 * 1024}  # mallopt's values when nothing set them
+KEEP = {M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 1 << 30}
+
+
+def keep_freed_memory(keep: bool = True) -> bool:
+    """While runs train (`keep`): their large tensors come from the C heap and are reused step after
+    step, instead of being mapped fresh from the system at every allocation (glibc maps any block
+    over 32 MB, and gives back a heap's free top past its trim threshold). A fresh mapping is zeroed
+    page by page on first touch: one epoch of Lite0's full fine-tune at 96 px on one thread faulted
+    0.8 million pages (1 s of its 5 s in the kernel); with this, 0.05-0.1 million. The queue's worker
+    threads allocate from glibc's per-thread heaps (64 MB each), which still hand back a heap that
+    empties: a race of four faulted 0.6-1.0 million pages instead of 2.7-3.3 million (tools.racetime).
+
+    Not `keep` (the queue has nothing left to train): glibc's own values again, so what pages and
+    sessions free goes back to the system as before (kept on, a class of 30 ended 869 MB above its
+    start instead of about 680). False where it cannot be set (not glibc)."""
     if _MALLOPT is None:
         return False
-    return bool(_MALLOPT(M_MMAP_MAX, 0)) and bool(_MALLOPT(M_TRIM_THRESHOLD, 1 << 30))
+    return all(bool(_MALLOPT(param, value)) for param, value in (KEEP if keep else GLIBC_DEFAULTS).items())
 
 
 def return_freed_memory() -> None:
