@@ -8,6 +8,10 @@ Faults, each on a fresh `runs.sqlite` in a temporary folder:
   connection) holds a write lock (BEGIN EXCLUSIVE) for `--hold` seconds. Learner A clicks
   Start on page 3 (timed), learner B then loads page 3 (timed); after the lock is released,
   was A's run saved?
+- read-during-class: the store in a server process of its own finishes a run every 10 ms while
+  this process, another program (a teacher's sqlite3, a backup script), opens the file, reads a
+  row count and closes it 20 times a second; then the server dies (kill -9) or stops: how many
+  of its runs are in the file after a restart.
 - locked-at-start, damaged, not-sqlite: the file is locked / has one 4 KB page overwritten
   with random bytes / is not SQLite when the server starts; pages 3 and 6 are loaded through
   the server's own queue start (studio.server.job_queue): seconds and error boxes.
@@ -20,8 +24,10 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
+import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -203,6 +209,72 @@ def at_start(fault: str) -> str:
     )
 
 
+# The class server's store in its own process: a finished run every 10 ms for `seconds`, then
+# it prints how many it saved and dies without closing anything ("crash") or closes the store.
+_SERVER = textwrap.dedent(
+    """
+    import os, sys, time
+    from tlcore.serve.jobs import Job
+    from tlcore.serve.store import RunStore, pack
+    from tlcore.train.config import RunConfig
+
+    path, seconds, ending = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    store = RunStore(path, runs_per_learner=100_000)
+    print("ready", flush=True)
+    n, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        job = Job(f"job-{n}", "amy", [RunConfig()], ["partial"], [], state="done", submitted=n, started=n, finished=n + 1)
+        store.save(job, pack([], None))
+        n += 1
+        store.flush()
+        time.sleep(0.01)
+    print(n, flush=True)
+    if ending == "crash":
+        os._exit(0)
+    store.close()
+    """
+)
+
+
+def read_during_class(path: Path, seconds: float = 2.5, ending: str = "crash") -> tuple[int, int, int]:
+    """The server writes runs while this process opens the file, reads one row count and closes
+    it, 20 times a second (the moment a careless reader checkpointed and deleted the server's
+    WAL). Returns (runs the server saved, reads made, runs in the file after a restart)."""
+    from tlcore.serve.store import RunStore
+
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(path), str(seconds), ending], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    if server.stdout.readline().strip() != "ready":
+        raise RuntimeError("the store's server process did not start")
+    reads = 0
+    while server.poll() is None:
+        db = sqlite3.connect(path, timeout=1.0)
+        try:
+            db.execute("SELECT COUNT(*) FROM jobs").fetchone()
+            reads += 1
+        except sqlite3.OperationalError:
+            pass  # the table may not exist yet
+        finally:
+            db.close()
+        time.sleep(0.05)
+    saved = int(server.stdout.readline())
+    server.wait()
+    restarted = RunStore(path)
+    after = restarted.count() if restarted.health().state == "ok" else 0
+    restarted.close()
+    return saved, reads, after
+
+
+def _read_line() -> str:
+    out = []
+    for ending in ("crash", "stop"):
+        path = Path(tempfile.mkdtemp(prefix="tls-faults-")) / "runs.sqlite"
+        saved, reads, after = read_during_class(path, 2.5, ending)
+        out.append(f"{ending}: {after} of {saved} runs in the file after a restart ({reads} reads)")
+    return "read-during-class: " + "; ".join(out)
+
+
 def _told(at) -> str:
     """What the Class page warns about the store (teacher mode is off here: the line shows)."""
     said = [w.value for w in at.warning if "not being saved" in w.value]
@@ -210,6 +282,7 @@ def _told(at) -> str:
 
 
 DURING = ("locked-during-class", "damaged-during-class", "replaced-during-class")
+AT_START = ("locked-at-start", "damaged", "not-sqlite")
 
 
 def main(argv=None) -> int:
@@ -217,16 +290,18 @@ def main(argv=None) -> int:
     p.add_argument(
         "--only",
         default="",
-        help="one fault: locked-during-class, damaged-during-class, replaced-during-class, locked-at-start, damaged, not-sqlite",
+        help="one fault: read-during-class, " + ", ".join((*DURING, *AT_START)),
     )
     p.add_argument("--hold", type=float, default=25.0, help="seconds the other process holds its lock")
     args = p.parse_args(argv)
     import logging
 
     logging.disable(logging.CRITICAL)  # the store's own warnings are expected here
-    faults = [args.only] if args.only else [*DURING, "locked-at-start", "damaged", "not-sqlite"]
+    faults = [args.only] if args.only else ["read-during-class", *DURING, *AT_START]
     for fault in faults:
-        if fault == "locked-during-class":
+        if fault == "read-during-class":
+            line = _read_line()
+        elif fault == "locked-during-class":
             line = locked_during_class(args.hold)
         else:
             line = changed_during_class(fault) if fault in DURING else at_start(fault)

@@ -33,8 +33,13 @@ No fault of the file may stop a class: persistence is a convenience, the class i
   at most `mb_per_learner` MB of them (the class's quotas, tlcore.serve.caps); past either, the
   learner's own oldest go, never another learner's (their newest of each page always stays,
   whatever its size). One cookie posting 2,000 tiny runs keeps 50 and flushes no one else's.
-- Bounded in all, as a backstop: the latest `max_runs` finished jobs of everyone are kept
-  (`$TLS_MAX_STORED_RUNS`, 2000).
+- Bounded in all, as a backstop: at most `max_runs` finished jobs of everyone are kept
+  (`$TLS_MAX_STORED_RUNS`, 2000), taken from the learner with the most (`fair_keep`), never
+  first-in-first-out across learners.
+- Readers elsewhere are safe: the file is never opened outside SQLite while a connection holds
+  it (see `_private`), so another program's `sqlite3` cannot checkpoint and delete the WAL under
+  the server. A copy while the server runs: `python -m tlcore runs backup --out copy.sqlite`
+  (SQLite's online backup API, one consistent snapshot; never copy the file with `cp`).
 - The file is `$TLS_STATE_DIR/runs.sqlite` (default `~/.cache/tlstudio/`, beside the time
   estimator's `timings.json`).
 """
@@ -46,6 +51,7 @@ import contextlib
 import csv
 import dataclasses
 import hashlib
+import heapq
 import io
 import json
 import logging
@@ -196,16 +202,21 @@ def fault_of(error: BaseException) -> str:
     return UNWRITABLE  # read-only, cannot open, disk I/O, disk full, permissions
 
 
+def _create(path: Path) -> None:
+    """A missing file made 0600 before SQLite opens it (SQLite then gives its -wal and -shm
+    the same mode). Only a file that does not exist yet is opened here: see `_private`."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _private(path: Path) -> None:
-    """The file 0600 before SQLite opens it (its -wal and -shm are then made 0600 too), and
-    companions an older version left readable made private. A file that is not SQLite is
-    left exactly as it is (StoreError): it may be anyone's."""
-    if not path.exists():
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if head and head != b"SQLite format 3\x00":
-        raise StoreError(NOT_SQLITE, "file is not a database")
+    """Companions an older version left readable made private (by their names: chmod opens
+    nothing). Never open the database itself while a connection holds it: closing any
+    descriptor of a file drops every POSIX lock this process holds on it, SQLite's shared lock
+    included, and then a reader in another program (a teacher's sqlite3, a backup) took itself
+    for the last connection, checkpointed and deleted the WAL under the server: every run
+    written after it was lost. Whether the file is SQLite at all, SQLite says (`_open`; it reads a
+    non-empty file shorter than one page, 512 bytes, as an empty database, so its size says)."""
     for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
         try:
             if name.exists() and name.stat().st_mode & 0o077:
@@ -275,6 +286,7 @@ _PRUNE_LEARNER = (
     " WINDOW newest AS (ORDER BY finished_at DESC, submitted_at DESC ROWS UNBOUNDED PRECEDING))"
     " WHERE of_tag > 1 AND (n > ? OR running > ?))"
 )
+_ANY_SIZE = 2**62  # _PRUNE_LEARNER's byte bound when only the count matters
 _INTERRUPT = "*interrupt"  # the waiting list's key for "mark the last server's unfinished jobs"
 
 
@@ -498,11 +510,7 @@ class RunStore:
             for learner in sorted(finished):  # each learner's quota: their own oldest go
                 db.execute(_PRUNE_LEARNER, (learner, *UNFINISHED, self.runs_per_learner, self.bytes_per_learner))
             if finished:
-                db.execute(
-                    "DELETE FROM jobs WHERE state NOT IN (?, ?) AND id NOT IN (SELECT id FROM jobs WHERE state NOT IN"
-                    " (?, ?) ORDER BY finished_at DESC LIMIT ?)",
-                    (*UNFINISHED, *UNFINISHED, self.max_runs),
-                )
+                _backstop(db, self.max_runs)
             db.execute("COMMIT")
             stamp = _stamp(self.path)  # a checkpoint may have written the file: that change is ours
         except (sqlite3.Error, OSError) as error:
@@ -525,8 +533,12 @@ class RunStore:
         db = reader = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            _private(self.path)
+            _create(self.path)
+            if 0 < self.path.stat().st_size < 512:  # SQLite would take it for an empty database
+                raise StoreError(NOT_SQLITE, "file is not a database (shorter than one page)")
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=self.busy_s, isolation_level=None)
+            # The first read: a file that is not SQLite fails here (SQLITE_NOTADB) and is left exactly
+            # as it is, its mode included (it may be anyone's).
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(NEWER, f"schema version {version}; this version of the app writes {SCHEMA_VERSION}")
@@ -541,7 +553,7 @@ class RunStore:
             reader = sqlite3.connect(self.path, check_same_thread=False, timeout=READ_BUSY_S, isolation_level=None)
             reader.execute("PRAGMA query_only=ON")
             columns = _columns(reader)
-            _private(self.path)  # its -wal and -shm exist now
+            _private(self.path)  # a run store: it and its -wal and -shm private
         except (sqlite3.Error, OSError, StoreError) as error:
             for conn in (db, reader):
                 if conn is not None:
@@ -650,6 +662,37 @@ class RunStore:
 
 
 _OPEN_STORES: weakref.WeakSet[RunStore] = weakref.WeakSet()
+
+
+def fair_keep(counts: dict[str, int], limit: int) -> dict[str, int]:
+    """How many finished jobs each learner keeps so that at most `limit` stay in all, taking one
+    at a time from whoever has the most (a class's quiet learners keep theirs while one who posts
+    thousands loses their own oldest). `counts`: learner -> finished jobs."""
+    keep = dict(counts)
+    most = [(-n, learner) for learner, n in counts.items()]
+    heapq.heapify(most)
+    for _ in range(max(0, sum(counts.values()) - limit)):
+        n, learner = heapq.heappop(most)
+        keep[learner] = -n - 1
+        heapq.heappush(most, (n + 1, learner))
+    return keep
+
+
+def _backstop(db: sqlite3.Connection, max_runs: int) -> None:
+    """Everyone's finished jobs past `max_runs` (the backstop under the quotas per learner): each
+    learner's share by `fair_keep`, their own oldest going first; then, only if every learner's
+    newest of each page (always kept by the share) is still too many, the oldest of everyone."""
+    counts = dict(db.execute("SELECT learner, COUNT(*) FROM jobs WHERE state NOT IN (?, ?) GROUP BY learner", UNFINISHED))
+    if sum(counts.values()) <= max_runs:
+        return
+    for learner, keep in fair_keep(counts, max_runs).items():
+        if keep < counts[learner]:
+            db.execute(_PRUNE_LEARNER, (learner, *UNFINISHED, keep, _ANY_SIZE))
+    db.execute(
+        "DELETE FROM jobs WHERE state NOT IN (?, ?) AND id NOT IN (SELECT id FROM jobs WHERE state NOT IN"
+        " (?, ?) ORDER BY finished_at DESC LIMIT ?)",
+        (*UNFINISHED, *UNFINISHED, max_runs),
+    )
 
 
 @atexit.register
@@ -845,9 +888,8 @@ def _iso(stamp: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp)) if stamp else ""
 
 
-def read_only(path: str | os.PathLike) -> Iterator[StoredJob]:
-    """Every job stored in the file at `path`, oldest first, read in pages of 100 (the file can
-    be large) from a read-only connection: nothing in the file, nor its mode, changes."""
+def _read_only_connection(path: str | os.PathLike) -> sqlite3.Connection:
+    """A connection that changes nothing in the file, nor its mode."""
     path = Path(path).resolve()
     if not path.is_file():
         raise StoreError(UNWRITABLE, "no such file")
@@ -856,7 +898,37 @@ def read_only(path: str | os.PathLike) -> Iterator[StoredJob]:
     # by an admin's export could leave the server unable to open its own file). With a -wal:
     # a server may be writing, read as a reader of a live database.
     live = Path(f"{path}-wal").exists()
-    db = sqlite3.connect(f"{uri}?mode=ro" if live else f"{uri}?immutable=1", uri=True, timeout=5.0)
+    return sqlite3.connect(f"{uri}?mode=ro" if live else f"{uri}?immutable=1", uri=True, timeout=5.0)
+
+
+def backup(source: RunStore | str | os.PathLike, out: str | os.PathLike) -> int:
+    """Copy the store to `out` (a new file, 0600, one file without -wal) with SQLite's online
+    backup API: one consistent snapshot, taken while a server may be writing (WAL: the copy's
+    read never blocks the server's writes). Returns the jobs in the copy. An existing `out` is
+    never overwritten (FileExistsError)."""
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists")
+    src = _read_only_connection(source.path if isinstance(source, RunStore) else source)
+    try:
+        _columns(src)  # a run store at all: a jobs table
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _create(out)
+        dst = sqlite3.connect(out)
+        try:
+            src.backup(dst)  # every page in one step: one read transaction, one snapshot
+            dst.execute("PRAGMA journal_mode=DELETE")  # a copy is one file
+            return dst.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def read_only(path: str | os.PathLike) -> Iterator[StoredJob]:
+    """Every job stored in the file at `path`, oldest first, read in pages of 100 (the file can
+    be large) from a read-only connection: nothing in the file, nor its mode, changes."""
+    db = _read_only_connection(path)
     try:
         columns = _columns(db)
         after = (-1.0, "")
@@ -897,7 +969,7 @@ def export(source: RunStore | str | os.PathLike, out, counted: list[int] | None 
 def register_cli(sub) -> None:
     p = sub.add_parser(
         "runs",
-        help="the class server's stored runs (SQLite): export them",
+        help="the class server's stored runs (SQLite): export them, or back them up",
         description="Runs the class server finished (and those a restart interrupted) are kept in "
         "SQLite ($TLS_STATE_DIR/runs.sqlite). Learners appear as a short hash of their id.",
     )
@@ -910,6 +982,14 @@ def register_cli(sub) -> None:
     e.add_argument("--out", required=True, help="output file; .csv for a table, anything else for JSON lines")
     e.add_argument("--db", default="", help="the SQLite file (default: $TLS_STATE_DIR/runs.sqlite)")
     e.set_defaults(func=_cmd_export)
+    b = runs.add_parser(
+        "backup",
+        help="copy the store to a new SQLite file while the server runs (SQLite's online backup "
+        "API: one consistent snapshot; the server's file is only read)",
+    )
+    b.add_argument("--out", required=True, help="the copy: a new file (an existing one is never overwritten)")
+    b.add_argument("--db", default="", help="the SQLite file (default: $TLS_STATE_DIR/runs.sqlite)")
+    b.set_defaults(func=_cmd_backup)
 
 
 _EXPORT_FAULTS = {
@@ -941,6 +1021,29 @@ def _cmd_export(args) -> int:
     partial = f"; {counted[0]} job(s) read before it are in {args.out}" if counted[0] else ""
     print(f"error: {path}: {why} ({detail}){partial}".replace("\n", " "), file=sys.stderr)
     return 1
+
+
+def _cmd_backup(args) -> int:
+    """One line on stderr and exit status 1 when no copy can be made: no traceback."""
+    path = Path(args.db) if args.db else default_path()
+    if not path.exists():
+        print(f"error: no stored runs at {path}", file=sys.stderr)
+        return 1
+    try:
+        jobs = backup(path, args.out)
+    except FileExistsError:
+        print(f"error: {args.out} exists; name a new file (a backup never overwrites one)", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, StoreError) as error:
+        Path(args.out).unlink(missing_ok=True)
+        why = _EXPORT_FAULTS.get(fault_of(error), "it cannot be read")
+        print(f"error: {path}: {why} ({error})".replace("\n", " "), file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"error: cannot write {args.out} ({error})", file=sys.stderr)
+        return 1
+    print(f"copied {jobs} job(s) to {args.out}")
+    return 0
 
 
 def open_default(limits=None) -> RunStore | None:
