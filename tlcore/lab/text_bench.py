@@ -166,7 +166,11 @@ def register_cli(subparsers) -> None:
     p = subparsers.add_parser(
         "text-bench", help="time text fine-tuning against transformers' Trainer", description=__doc__.split("\n\n")[0]
     )
-    p.add_argument("--backbone", default="distilbert_base", help="text backbone or saved folder (default: %(default)s)")
+    p.add_argument(
+        "--backbone",
+        default="minilm_l6",
+        help="text backbone or saved folder (default: %(default)s, installed with pip: offline)",
+    )
     p.add_argument("--dataset", default="sentiment_en", help="text dataset (default: %(default)s)")
     p.add_argument("--data-root", default="", help="CSV file for dataset text_csv")
     p.add_argument("--per-class", type=int, default=96, help="training sentences per label (default: %(default)s)")

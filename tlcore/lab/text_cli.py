@@ -12,10 +12,10 @@ import sys
 
 def cmd_fill_mask(args) -> int:
     from tlcore.models.fill_mask import fill_mask
-    from tlcore.models.text import TextModelUnavailable, load_masked_lm
+    from tlcore.models.text import TextModelUnavailable, default_masked_lm, load_masked_lm
 
     try:
-        model, tokenizer = load_masked_lm(args.model)
+        model, tokenizer = load_masked_lm(args.model or default_masked_lm())
     except TextModelUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -35,7 +35,10 @@ def register_cli(subparsers) -> None:
     )
     p.add_argument("sentence", help="a sentence with one or more [MASK]")
     p.add_argument(
-        "--model", default="bert_base", help="text backbone with a masked-word head, or a saved folder (default: %(default)s)"
+        "--model",
+        default="",
+        help="text backbone with a masked-word head, or a saved folder (default: the first of bert_base, distilbert_base, "
+        "bert_tiny, bert_multilingual, klue_bert already on this machine, else the studio's own studio_bert, offline)",
     )
     p.add_argument("--top-k", type=int, default=5, help="guesses per mask (default: %(default)s)")
     p.set_defaults(func=cmd_fill_mask)

@@ -157,6 +157,14 @@ def load_masked_lm(name: str):
 
 
 MLM_DEMO_MODEL = "bert_base"  # the model the masked-word demo asks for when none is cached
+HUB_MASKED_LMS = ("bert_base", "distilbert_base", "bert_tiny", "bert_multilingual", "klue_bert")  # with their MLM head
+
+
+def default_masked_lm() -> str:
+    """The masked-word demo's model when none is named: the first hub BERT already on this
+    machine (prefetched), else the studio's own `studio_bert` (shipped in the repository: the
+    demo works offline as written)."""
+    return next((name for name in HUB_MASKED_LMS if is_cached(name)), "studio_bert")
 
 
 def _quiet(load):
