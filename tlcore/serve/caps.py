@@ -26,7 +26,7 @@ ranges and say them.
     threads_per_job = 0      # ... and torch threads each (0: from the core count)
 
     [teacher]
-    secret = "..."           # or $TLS_TEACHER_SECRET; none: no teacher mode
+    secret = "..."           # or $TLS_TEACHER_SECRET, or a file named by $TLS_TEACHER_SECRET_FILE; none: no teacher mode
 
 Quotas per learner (what one cookie or one browser session may keep on the server) come
 from the class file's [limits], else from the environment (the deployment's default), else
@@ -105,7 +105,7 @@ class Caps:
     cpu_workers: int = 0
     threads_per_job: int = 0
     teacher_secret: str = field(default="", repr=False)  # empty: no teacher mode; never shown
-    problems: tuple[str, ...] = field(default=(), compare=False)  # "secret_short", "secret_misplaced"
+    problems: tuple[str, ...] = field(default=(), compare=False)  # "secret_short", "secret_misplaced", "secret_file"
 
     def check(self, config) -> None:
         """Refuse a RunConfig that passes a limit, saying which and what to choose instead."""
@@ -168,6 +168,8 @@ def load(file: str | None = None) -> Caps:
             values["teacher_secret"] = values["teacher_secret"] or str(misplaced)
     if os.environ.get("TLS_TEACHER_SECRET"):
         values["teacher_secret"] = os.environ["TLS_TEACHER_SECRET"]
+    elif os.environ.get("TLS_TEACHER_SECRET_FILE"):  # a mounted secret (compose.yaml, Docker secrets)
+        values["teacher_secret"] = _secret_file(os.environ["TLS_TEACHER_SECRET_FILE"], problems)
     secret = values.get("teacher_secret", "")
     if secret and len(secret) < MIN_SECRET_CHARS:
         problems.append("secret_short")
@@ -178,6 +180,18 @@ def load(file: str | None = None) -> Caps:
             MIN_SECRET_CHARS,
         )
     return Caps(**values, problems=tuple(problems))
+
+
+def _secret_file(name: str, problems: list[str]) -> str:
+    """The secret in a file (its first line; a trailing newline is not part of it). A file that
+    cannot be read leaves teacher mode off and says so, never the file's contents."""
+    try:
+        lines = Path(name).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append("secret_file")
+        log.error("TLS_TEACHER_SECRET_FILE: cannot read %s (%s): teacher mode is OFF", name, type(error).__name__)
+        return ""
+    return lines[0].strip() if lines else ""
 
 
 def _typed(name: str, value):
