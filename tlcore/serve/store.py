@@ -974,22 +974,26 @@ def register_cli(sub) -> None:
         "SQLite ($TLS_STATE_DIR/runs.sqlite). Learners appear as a short hash of their id.",
     )
     runs = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
-    e = runs.add_parser(
-        "export",
-        help="write every stored run to a .jsonl (whole jobs, events included) or .csv "
-        "(one row per run) file; the store is opened read-only",
-    )
-    e.add_argument("--out", required=True, help="output file; .csv for a table, anything else for JSON lines")
-    e.add_argument("--db", default="", help="the SQLite file (default: $TLS_STATE_DIR/runs.sqlite)")
-    e.set_defaults(func=_cmd_export)
-    b = runs.add_parser(
-        "backup",
-        help="copy the store to a new SQLite file while the server runs (SQLite's online backup "
-        "API: one consistent snapshot; the server's file is only read)",
-    )
-    b.add_argument("--out", required=True, help="the copy: a new file (an existing one is never overwritten)")
-    b.add_argument("--db", default="", help="the SQLite file (default: $TLS_STATE_DIR/runs.sqlite)")
-    b.set_defaults(func=_cmd_backup)
+    for name, func, out_help, action_help in (
+        (
+            "export",
+            _cmd_export,
+            "output file; .csv for a table, anything else for JSON lines",
+            "write every stored run to a .jsonl (whole jobs, events included) or .csv (one row per run) file; "
+            "the store is opened read-only",
+        ),
+        (
+            "backup",
+            _cmd_backup,
+            "the copy: a new file (an existing one is never overwritten)",
+            "copy the store to a new SQLite file while the server runs (SQLite's online backup API: one "
+            "consistent snapshot; the server's file is only read)",
+        ),
+    ):
+        action = runs.add_parser(name, help=action_help)
+        action.add_argument("--out", required=True, help=out_help)
+        action.add_argument("--db", default="", help="the SQLite file (default: $TLS_STATE_DIR/runs.sqlite)")
+        action.set_defaults(func=func)
 
 
 _EXPORT_FAULTS = {
