@@ -104,6 +104,7 @@ class Caps:
     # A CPU server's runs at a time and torch threads per run; 0: chosen from the core count (tlcore.cpu).
     cpu_workers: int = 0
     threads_per_job: int = 0
+    class_size: int = 60  # learners who may join the teacher's class by its code (tlcore.serve.classroom)
     teacher_secret: str = field(default="", repr=False)  # empty: no teacher mode; never shown
     problems: tuple[str, ...] = field(default=(), compare=False)  # "secret_short", "secret_misplaced", "secret_file"
 

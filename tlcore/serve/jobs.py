@@ -173,6 +173,7 @@ class JobQueue:
         self._lock = threading.Lock()
         self._ended = threading.Condition(self._lock)  # notified whenever a job ends (wait_until_ended)
         self._queue: queue.Queue[str] = queue.Queue()
+        self._held: Callable[[Job], bool] | None = None  # waiting jobs held back (hold())
         self.stale_after_s = stale_after_s
         self.max_finished = max_finished
         self.on_run_done = on_run_done  # e.g. the time estimator learning from every finished run
@@ -245,6 +246,7 @@ class JobQueue:
             )
             ahead = sum(1 for w in self._waiting if self._jobs[w].priority >= priority)
             self._waiting.insert(ahead, job_id)
+            self._ended.notify_all()  # a worker waiting on a held line may take this one (hold())
             self._forget_old()
             self._persist(self._jobs[job_id])
         self._queue.put(job_id)
@@ -445,9 +447,11 @@ class JobQueue:
         while True:
             self._queue.get()  # one token per submitted job; which job runs is the line's head
             with self._lock:
-                if not self._waiting:  # its job was cancelled while waiting
+                job_id = self._next_unheld()
+                if job_id is None:  # its job was cancelled while waiting
                     continue
-                job = self._jobs[self._waiting.pop(0)]
+                self._waiting.remove(job_id)
+                job = self._jobs[job_id]
                 job.state, job.started = "running", time.monotonic()
                 self._running += 1
                 self._persist(job)
@@ -469,6 +473,24 @@ class JobQueue:
             if self.cpu is not None and idle:
                 process.keep_freed_memory(False)
             process.return_freed_memory()
+
+    def hold(self, held: Callable[[Job], bool] | None) -> None:
+        """Hold the waiting jobs for which `held(job)` is true (a teacher's "pause all": the
+        learners' jobs wait, the teacher's still run); None lets every job go again. A running job
+        is never touched."""
+        with self._lock:
+            self._held = held
+            self._ended.notify_all()
+
+    def _next_unheld(self) -> str | None:  # caller holds the lock
+        """The first waiting job not held; while every waiting job is held, wait for a release."""
+        while self._waiting:
+            held = self._held
+            job_id = next((w for w in self._waiting if held is None or not held(self._jobs[w])), None)
+            if job_id is not None:
+                return job_id
+            self._ended.wait(timeout=1.0)  # notified by hold(), a submit and every job's end
+        return None
 
     def _should_stop(self, job: Job) -> bool:
         """Asked by the run every step: read without the lock (a flag and two clock values),

@@ -1,0 +1,279 @@
+"""The class as one experiment, engine side (tlcore.serve.classroom): codes, joining, the
+assignment of cells, the statistics, persistence, and the queue's hold for "pause all"."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+
+import pytest
+
+from tlcore.core.events import Done, EvalEvent, Failed, History, Started, StepEvent
+from tlcore.serve import classroom
+from tlcore.serve.classroom import Cell, Classroom, JoinRefused, assign, level_stats, make_cells
+from tlcore.serve.jobs import JobQueue
+from tlcore.serve.store import learner_key
+from tlcore.train.config import RunConfig
+
+BASE = RunConfig(backbone="studio_resnet", dataset="synthetic_novel", image_size=32, per_class=5, epochs=1)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def snapshot(acc: float, grads=None, frozen=("stem",)):
+    h = History({})
+    h.append(Started(3, 1, ("stem", "stage1", "head"), tuple(frozen), 10, 20, "cpu", 10, 10, ("a", "b")))
+    h.append(StepEvent(1, 1, 0.5, 1e-3, grads or {"stage1": 2.0, "head": 4.0}))
+    h.append(StepEvent(2, 1, 0.4, 1e-3, grads or {"stage1": 4.0, "head": 2.0}))
+    h.append(EvalEvent(1, 2, 0.4, acc, 0.9, 1.5, 100.0))
+    h.append(Done({"val_acc": acc}))
+    return h.snapshot()
+
+
+def test_join_codes_are_six_unambiguous_characters():
+    codes = {classroom.new_code() for _ in range(300)}
+    assert all(len(c) == 6 for c in codes)
+    assert not set("".join(codes)) & set("0O1IL2Z5S8B")
+    assert len(codes) > 290  # random, not a counter
+    assert classroom.normal_code(" abc-d3f ") == "ABCD3F"
+
+
+def test_join_by_code_with_a_nickname_or_a_given_one_and_a_second_tab_is_the_same_member():
+    room = Classroom(clock=Clock())
+    code = room.open()
+    me = room.join(code.lower(), "learner-a", "  Mina\x1b[31m ")
+    assert me.nickname == "Mina [31m" and me.number == 1
+    again = room.join(code, "learner-a")  # a second tab of the same browser
+    assert again.number == 1 and room.count()[0] == 1
+    other = room.join(code, "learner-b")
+    assert other.number == 2 and len(other.nickname.split()) == 3  # "Blue Otter 7"
+
+
+def test_wrong_expired_and_full_codes_are_refused_with_their_reason():
+    room = Classroom(size=2, clock=Clock())
+    with pytest.raises(JoinRefused) as no_class:
+        room.join("ABCDEF", "a")
+    assert no_class.value.reason == "wrong"
+    old = room.open()
+    room.join(old, "a")
+    new = room.rotate()
+    assert new != old and room.count()[0] == 1  # who joined stays
+    with pytest.raises(JoinRefused) as expired:
+        room.join(old, "b")
+    assert expired.value.reason == "expired"
+    room.join(new, "b")
+    with pytest.raises(JoinRefused) as full:
+        room.join(new, "c")
+    assert full.value.reason == "full"
+
+
+def test_a_flood_of_join_attempts_from_one_address_is_limited_and_never_fills_the_class():
+    clock = Clock()
+    room = Classroom(size=500, clock=clock)
+    code = room.open()
+    refused = joined = 0
+    for i in range(200):  # 200 attempts in a minute, each with a fresh cookie
+        try:
+            room.join(code, f"bot-{i}", address="10.0.0.9")
+            joined += 1
+        except JoinRefused as e:
+            assert e.reason == "too_many" and e.wait_s > 0
+            refused += 1
+        clock.now += 0.3
+    assert joined == classroom.JOINS_PER_ADDRESS and refused == 200 - joined
+    room.join(code, "classmate", address="10.0.0.10")  # another address is not slowed
+    wrong = 0
+    for _ in range(classroom.WRONG_CODES + 3):
+        try:
+            room.join("QQQQQQ", "guesser", address="10.0.0.11")
+        except JoinRefused as e:
+            wrong += e.reason == "wrong"
+    assert wrong == classroom.WRONG_CODES  # then it must wait, right code or not
+
+
+def test_assignment_is_balanced_as_learners_join_and_a_leavers_open_cell_goes_to_the_next():
+    cells = make_cells(3, [1, 2])
+    assign(cells, ["a", "b"])
+    assert [c.learner for c in cells] == ["a", "b", None, None, None, None]  # two levels of seed 1 first
+    assign(cells, ["a", "b", "c", "d"])
+    assert {c.level for c in cells if c.learner} == {0, 1, 2}
+    assert [c.learner for c in cells][:4] == ["a", "b", "c", "d"]
+    # b leaves before starting: their cell goes to the next learner without one
+    assign(cells, ["a", "c", "d", "e"])
+    assert cells[1].learner == "e"
+    # d has a run going when they leave: the cell stays theirs until it ends
+    cells[3].job = "job-d"
+    assign(cells, ["a", "c", "e"])
+    assert cells[3].learner == "d"
+
+
+def test_rejoin_keeps_ones_cell_and_more_learners_than_cells_leaves_the_rest_watching():
+    cells = make_cells(2, [1])
+    assign(cells, ["a", "b", "c"])
+    assert [c.learner for c in cells] == ["a", "b"]
+    assign(cells, ["b", "a", "c"])  # order of polling changes nothing
+    assert [c.learner for c in cells] == ["a", "b"]
+    cells[0].result = classroom.CellResult(0.5, [0.5], {}, [], 1.0, "a", 1)
+    assign(cells, ["b", "c"])  # a finished cell is never taken from its learner
+    assert cells[0].learner == "a"
+
+
+def test_the_classroom_assigns_cells_and_reassigns_when_a_learner_is_away():
+    clock = Clock()
+    room = Classroom(clock=clock)
+    code = room.open()
+    for name in "abc":
+        room.join(code, name)
+    exp = room.start_experiment("strategy", ["full", "linear_probe"], 2, BASE)
+    assert exp.levels == ["linear_probe", "full"]  # the factor's own order
+    mine = room.assignment("a")
+    assert (mine.level, mine.seed, mine.config.strategy, mine.config.seed) == ("linear_probe", 1, "linear_probe", 1)
+    assert room.assignment("b").level == "full" and room.assignment("c").seed == 2
+    clock.now += classroom.PRESENT_S + 1
+    room.seen("a")
+    room.seen("c")
+    room.join(code, "d")
+    holders = {c.learner for c in room.latest().cells if c.learner}
+    assert holders == {learner_key(x) for x in "acd"}  # b, away, holds no cell; d took one of the first three
+    room.seen("b")
+    assert room.assignment("d").cell < 3 and room.assignment("b") is not None  # b back: a free cell again
+
+
+def test_the_run_uses_the_assignment_and_results_fill_cells_and_failures_reopen_them():
+    room = Classroom(clock=Clock())
+    code = room.open()
+    room.join(code, "a", "Ann")
+    room.join(code, "b", "Ben")
+    room.start_experiment("freeze_depth", [0, 2], 1, BASE.replace(strategy="full"))
+    a, b = room.assignment("a"), room.assignment("b")
+    assert a.config.strategy == "partial" and a.config.freeze_depth == 0 and b.config.freeze_depth == 2
+    assert room.started("a", a.experiment, a.cell, "job-a")
+    assert not room.started("a", a.experiment, b.cell, "job-x")  # not a's cell
+    assert room.started("b", b.experiment, b.cell, "job-b")
+    outcomes = {"job-a": snapshot(0.75), "job-b": "failed"}
+    assert room.collect(lambda job, learner: outcomes[job]) == 2
+    exp = room.latest()
+    assert exp.cells[0].result.acc == 0.75 and exp.cells[0].result.nickname == "Ann"
+    assert exp.cells[0].result.grads == {"stage1": 3.0, "head": 3.0} and exp.cells[0].result.frozen == ["stem"]
+    assert exp.cells[1].result is None and exp.cells[1].job is None and exp.cells[1].failed == "failed"
+    assert room.assignment("b").cell == 1  # Ben may press Start again
+
+
+def test_level_stats_give_mean_sd_and_a_t_interval_and_count_pending_cells():
+    exp = classroom.Experiment("e", "strategy", ["linear_probe", "full"], [1, 2, 3], BASE.to_dict(), make_cells(2, [1, 2, 3]), 0.0)
+    for cell, acc in zip([c for c in exp.cells if c.level == 0], (0.70, 0.72, 0.74)):
+        cell.result = classroom.CellResult(acc, [acc], {"head": 1.0}, ["stem"], 1.0, "x", 1)
+    exp.cells[1].result = classroom.CellResult(0.8, [0.8], {"head": 3.0, "stem": 1.0}, [], 1.0, "y", 2)
+    probe, full = level_stats(exp)
+    assert probe.n == 3 and probe.mean == pytest.approx(0.72) and probe.sd == pytest.approx(0.02)
+    assert probe.ci95 == pytest.approx(4.303 * 0.02 / 3**0.5)
+    assert full.n == 1 and full.sd is None and full.pending == 2
+    groups, rows = classroom.grad_table(exp)
+    assert groups == ["stem", "head"]
+    assert rows == [[None, 1.0], [1.0, 3.0]]  # stem frozen in every probe run: no value, not a zero
+
+
+def test_a_cell_identical_to_a_finished_one_is_filled_without_training():
+    room = Classroom(clock=Clock())
+    code = room.open()
+    room.join(code, "a")
+    first = room.start_experiment("lr", [1e-3], 1, BASE)
+    room.started("a", first.id, 0, "job-a")
+    room.collect(lambda job, learner: snapshot(0.6))
+    # the same settings again in a new experiment (same seed: lr levels and seeds given explicitly)
+    room.stop_experiment()
+    room.experiment = classroom.Experiment("e2", "lr", [1e-3], [1], BASE.to_dict(), make_cells(1, [1]), 0.0)
+    room.join(code, "b")
+    room.experiment.cells[0].learner = learner_key("b")
+    reused = room.reuse("b")
+    assert reused is not None and reused.reused and reused.acc == 0.6 and room.latest().filled() == 1
+
+
+def test_a_rerun_takes_new_seeds():
+    room = Classroom(clock=Clock())
+    room.open()
+    first = room.start_experiment("strategy", ["linear_probe", "partial"], 3, BASE)
+    again = room.rerun()
+    assert first.seeds == [1, 2, 3] and again.seeds == [4, 5, 6] and again.round == 2
+
+
+def test_the_class_survives_a_restart_in_a_private_file(tmp_path):
+    path = tmp_path / "class.json"
+    room = Classroom(path, clock=Clock())
+    code = room.open()
+    room.join(code, "a", "Ann")
+    exp = room.start_experiment("strategy", ["linear_probe", "full"], 1, BASE)
+    room.started("a", exp.id, 0, "job-a")
+    room.collect(lambda job, learner: snapshot(0.7))
+    room.push("3_finetune", {"epochs": 5})
+    room.set_paused(True)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    back = Classroom(path, clock=Clock())
+    assert back.code == code and back.member("a").nickname == "Ann" and back.paused
+    assert back.push_state.settings == {"epochs": 5} and back.latest().cells[0].result.acc == 0.7
+    path.write_text("{not json")
+    fresh = Classroom(path, clock=Clock())
+    assert fresh.code is None and (tmp_path / "class.damaged").exists()
+
+
+def test_one_lock_many_threads_joining_at_once_give_distinct_numbers():
+    room = Classroom(size=100, clock=Clock())
+    code = room.open()
+    room.start_experiment("strategy", ["linear_probe", "partial"], 25, BASE)  # 20 seeds at most: 40 cells
+    threads = [threading.Thread(target=room.join, args=(code, f"l{i}"), kwargs={"address": f"a{i}"}) for i in range(50)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    exp = room.latest()
+    assert sorted(m.number for m in room.members.values()) == list(range(1, 51))
+    holders = [c.learner for c in exp.cells]
+    assert len(holders) == 40 and None not in holders and len(set(holders)) == 40  # one cell each, none twice
+
+
+def test_pause_holds_the_learners_waiting_jobs_and_the_teachers_still_run():
+    release, busy = threading.Event(), threading.Event()
+    order = []
+
+    def run(config, emit, should_stop):
+        order.append(config.seed)
+        if config.seed == 1:
+            busy.set()
+            release.wait(10)
+        emit(Done({}))
+
+    queue = JobQueue(run, workers=1)
+    first = queue.submit(BASE.replace(seed=1), "busy")  # occupies the worker
+    assert busy.wait(10)
+    queue.hold(lambda job: job.priority == 0)
+    student = queue.submit(BASE.replace(seed=2), "student")
+    teacher = queue.submit(BASE.replace(seed=3), "teacher", priority=1)
+    release.set()
+    assert queue.wait_until_ended(teacher, "teacher", 10)
+    assert queue.get(student, "student").state == "queued"  # held after the teacher's ran
+    queue.hold(None)
+    assert queue.wait_until_ended(student, "student", 10)
+    assert order == [1, 3, 2] and queue.get(first, "busy").state == "done"
+
+
+def test_class_state_file_keeps_no_learner_id_only_its_hash(tmp_path):
+    room = Classroom(tmp_path / "class.json", clock=Clock())
+    room.join(room.open(), "cookie-1", "Ann")
+    text = (tmp_path / "class.json").read_text()
+    assert "cookie-1" not in text  # the id is the learner's cookie: a secret
+    assert json.loads(text)["members"][learner_key("cookie-1")]["nickname"] == "Ann"
+
+
+def test_failed_snapshot_is_not_a_result():
+    h = History({})
+    h.append(Failed("x", "boom"))
+    assert classroom.summarize(h.snapshot(), nickname="a", number=1) is None
+    assert Cell(0, 1).done is False
