@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio import plots
+from studio import classroom_ui, plots
 from studio.feature_space import feature_space_panel
 from studio.frame import ensure_frame
 from studio.i18n import current_lang, lesson, t
@@ -19,6 +19,7 @@ from tlcore.train.config import RunConfig
 ensure_frame()
 st.title(t("page1.title"))
 st.caption(t("page1.subtitle"))
+classroom_ui.join_box("start")  # while the teacher's class is open: its code and a nickname
 
 left, right = st.columns(2)
 with left:

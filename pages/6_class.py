@@ -1,10 +1,11 @@
-"""The class: the teacher's view of every run, Cancel for any, and a link with the demo's settings."""
+"""The class: join by code and run one's cell of the class experiment; for the teacher, the code and
+its QR, who joined, push and pause, the experiment and its projected result, every run with Cancel."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from studio import teacher
+from studio import classroom_ui, teacher
 from studio.frame import ensure_frame
 from studio.i18n import duration, t
 from studio.teacher import class_runs
@@ -30,6 +31,7 @@ if not limits.teacher_mode:
     teacher.store_notice()  # finished runs not being saved: what happened and what to do
     st.info(t("class.no_teacher_mode"))
 elif not teacher.is_teacher():
+    classroom_ui.learner_panel()
     with st.form("unlock"):
         secret = st.text_input(t("class.secret"), type="password", key="teacher_secret")
         if st.form_submit_button(t("class.unlock")):
@@ -41,6 +43,7 @@ if limits.teacher_mode and teacher.is_teacher():
     st.button(t("class.leave"), key="leave_teacher", on_click=teacher.leave)
     teacher.store_notice()
     teacher.cluster_line()
+    classroom_ui.teacher_panel()
     st.subheader(t("class.jobs"))
     class_runs()
     st.subheader(t("class.share"))

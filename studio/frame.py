@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import i18n, plots, teacher
+from studio import classroom_ui, i18n, plots, teacher
 from studio.i18n import t
 from studio.learner import owner, remember_learner
 from studio.server import queue
@@ -95,6 +95,8 @@ def start() -> None:
             st.success(t("link.applied", names=teacher.link_names(applied)))
         if ignored:
             st.warning(t("link.ignored", names=teacher.left_out_names(ignored)))
+    classroom_ui.join_from_link()  # a class's join link (its QR): join, say so, drop the parameter
+    classroom_ui.banner()  # the teacher brought this learner here (studio.classroom_ui.follow_teacher)
     st.session_state[_SEEN] = True
     failed = st.session_state.pop("_callback_error", None)
     if failed:
@@ -102,6 +104,7 @@ def start() -> None:
 
 
 def sidebar() -> None:
+    classroom_ui.follow_teacher()  # after the teacher's push: their settings and page, before anything is drawn
     i18n.language_picker()
     with st.sidebar:
         remember_learner()
@@ -118,6 +121,7 @@ def sidebar() -> None:
         if not status["offline_backbone"]:
             st.caption(t("side.no_offline_backbone", name=get_backbone(offline_default()).title))
         queue_status()
+        classroom_ui.sidebar()
 
 
 @st.fragment(run_every=3)

@@ -22,7 +22,7 @@ from studio.feedback import held_messages, replay_messages, say
 from studio.i18n import duration, explain, explain_error, run_labels, t
 from studio.learner import owner
 from studio.results import draw_race, draw_results, draw_run_charts
-from studio.server import page_running, queue
+from studio.server import class_room, page_running, queue
 from studio.state import callback, job_id, set_job_id
 from studio.timing_ui import job_time_left
 from tlcore.core.events import Cancelled, Done, Failed, HistorySnapshot
@@ -64,6 +64,9 @@ def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | 
     """Send runs to the queue for this session; if the queue refuses, say why. True when queued."""
     from studio import teacher
 
+    if paused_for_me():  # the teacher paused the class: nothing new starts (a page drawn before may still offer Start)
+        say("warning", t("class.paused_start"))
+        return False
     try:
         new_id = queue().submit(
             configs,
@@ -104,8 +107,19 @@ def start_button(
             if configs and (isinstance(configs, RunConfig) or all(configs)):
                 submit(slot, configs, labels)
 
-    st.button(label, on_click=start, **button)
+    paused = paused_for_me()
+    st.button(label, on_click=start, **(button | ({"disabled": True} if paused else {})))
+    if paused:
+        st.caption(t("class.paused_start"))
     replay_messages(f"start:{slot}")
+
+
+def paused_for_me() -> bool:
+    """Has the teacher paused the class this learner joined (the teacher's own Start stays on)?"""
+    from studio import teacher
+
+    room = class_room()
+    return room.paused and room.is_member(owner()) and not teacher.is_teacher()
 
 
 # The page follows its live panel: on every full run of the script while a job goes (Start,

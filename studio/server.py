@@ -24,7 +24,7 @@ import streamlit as st
 from studio import learner
 from studio.learner import LearnerStore, owner
 from tlcore.models import catalog
-from tlcore.serve import caps, estimate, server_queue, store, uploads
+from tlcore.serve import caps, classroom, estimate, server_queue, store, uploads
 from tlcore.serve.jobs import JobQueue, shared_queue, shared_queue_made
 from tlcore.serve.process import return_freed_memory
 from tlcore.train import presets, recipe
@@ -53,6 +53,17 @@ def queue() -> JobQueue:
     return st.session_state.get("_queue_override") or job_queue()
 
 
+def class_room() -> classroom.Classroom:
+    """The server's one class (tlcore.serve.classroom), or a test's own (`_classroom_override`)."""
+    return st.session_state.get("_classroom_override") or classroom.shared(size=caps.load().class_size)
+
+
+def hold_class_jobs(q: JobQueue, room: classroom.Classroom) -> None:
+    """The teacher's "pause all": the class members' waiting jobs are held (the teacher's, and
+    those of anyone not in the class, still run); resumed, they go in their order."""
+    q.hold((lambda job: job.priority == 0 and room.is_member(job.owner)) if room.paused else None)
+
+
 def _start_server_queue() -> JobQueue:
     """Runs once per server process, when the first page asks for the queue (again only if
     it raised: nothing here may, a store that cannot be used included; see tlcore.serve.store).
@@ -68,13 +79,15 @@ def _start_server_queue() -> JobQueue:
     # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.serve.server_queue);
     # every finished run improves the time estimates and is kept on disk (tlcore.serve.store).
     limits = caps.load()  # the class's limits and quotas per learner (stored runs, queue places)
-    return server_queue(
+    made = server_queue(
         on_run_done=estimate.learn_from,
         store=store.open_default(limits),
         caps=limits,
         stale_after_s=CLOSED_TAB_S,
         nice=WORKER_NICE,
     )
+    hold_class_jobs(made, classroom.shared(size=limits.class_size))  # a class paused before a restart stays paused
+    return made
 
 
 @contextlib.contextmanager

@@ -167,8 +167,7 @@ def priority() -> int:
 
 def settings_link(base: str = "") -> str:
     """The current image settings as a link for students (the page, its language, the settings)."""
-    pairs = ",".join(f"{k}:{st.session_state[k]}" for k in LINK_KEYS if k in st.session_state)
-    query = urllib.parse.urlencode({"lang": st.session_state.get("lang", "en"), "settings": pairs})
+    query = urllib.parse.urlencode({"lang": st.session_state.get("lang", "en"), "settings": current_settings()})
     return f"{base}?{query}"
 
 
@@ -197,10 +196,21 @@ def apply_link_settings() -> tuple[list[str], list[tuple[str, str]]] | None:
     if not raw:
         return None
     del st.query_params["settings"]
+    return apply_settings(str(raw))
+
+
+def current_settings() -> str:
+    """This session's image settings as a link writes them ("strategy:partial,epochs:3,...")."""
+    return ",".join(f"{k}:{st.session_state[k]}" for k in LINK_KEYS if k in st.session_state)
+
+
+def apply_settings(raw: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """Settings written as a link writes them, applied to this learner where valid (see
+    `apply_link_settings`; the teacher's push to the class uses it too)."""
     found: dict[str, object] = {}
     written: dict[str, str] = {}
     ignored: list[tuple[str, str]] = []
-    for pair in str(raw).split(",")[: len(LINK_KEYS) * 2]:
+    for pair in raw.split(",")[: len(LINK_KEYS) * 2]:
         key, _, text = pair.partition(":")
         if key not in LINK_KEYS:
             ignored.append((key, text))

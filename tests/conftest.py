@@ -43,6 +43,9 @@ def fresh_learners(monkeypatch):
         from tlcore.serve import uploads
 
         monkeypatch.setattr(learner, "learners", learner.LearnerStore())
+        from tlcore.serve import classroom
+
+        monkeypatch.setattr(classroom, "_shared", classroom.Classroom())  # no class open, none kept on disk
         folders = uploads.UploadFolders(is_connected=lambda session: True)
         monkeypatch.setattr(server, "upload_folders", folders)
     yield

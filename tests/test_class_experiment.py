@@ -168,7 +168,9 @@ def test_the_run_uses_the_assignment_and_results_fill_cells_and_failures_reopen_
 
 
 def test_level_stats_give_mean_sd_and_a_t_interval_and_count_pending_cells():
-    exp = classroom.Experiment("e", "strategy", ["linear_probe", "full"], [1, 2, 3], BASE.to_dict(), make_cells(2, [1, 2, 3]), 0.0)
+    exp = classroom.Experiment(
+        "e", "strategy", ["linear_probe", "full"], [1, 2, 3], BASE.to_dict(), make_cells(2, [1, 2, 3]), 0.0
+    )
     for cell, acc in zip([c for c in exp.cells if c.level == 0], (0.70, 0.72, 0.74)):
         cell.result = classroom.CellResult(acc, [acc], {"head": 1.0}, ["stem"], 1.0, "x", 1)
     exp.cells[1].result = classroom.CellResult(0.8, [0.8], {"head": 3.0, "stem": 1.0}, [], 1.0, "y", 2)

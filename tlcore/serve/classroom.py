@@ -501,6 +501,11 @@ class Classroom:
             self._save()
             return name
 
+    def is_member(self, learner: str) -> bool:
+        key = learner_key(learner)
+        with self._lock:
+            return key in self.members
+
     def member(self, learner: str) -> Member | None:
         with self._lock:
             m = self.members.get(learner_key(learner))
@@ -519,7 +524,6 @@ class Classroom:
             if was_away:
                 self._assign_locked()
             return dataclasses.replace(m)
-
 
     def count(self) -> tuple[int, int]:
         """(joined, here now)."""
@@ -568,7 +572,7 @@ class Classroom:
                 return None
             mine = exp.config(cell)
             for other in [c for e in (*self.past, exp) for c in e.cells]:
-                if other.result is not None and other is not cell and _same_run(self._config_of(other), mine):
+                if other.result is not None and other is not cell and same_run(self._config_of(other), mine):
                     m = self.members.get(key)
                     cell.result = dataclasses.replace(
                         other.result,
@@ -599,16 +603,21 @@ class Classroom:
             self._save()
             return True
 
-    def collect(self, read: Callable[[str, str], HistorySnapshot | str | None]) -> int:
+    def collect(self, read: Callable[[str, str], HistorySnapshot | str | None], only: str | None = None) -> int:
         """Fill cells whose run has ended: `read(job, learner)` (the learner's id, the job's owner)
         gives the run's final snapshot, a state ("failed", "cancelled", "interrupted", "gone") or
         None while it goes on. Returns how many cells changed. Called by the pages' timer
-        fragments; cheap when nothing ended."""
+        fragments; cheap when nothing ended. only: one learner's cells (their own page's poll)."""
+        mine = learner_key(only) if only is not None else None
         with self._lock:
             exp = self.experiment
             if exp is None:
                 return 0
-            waiting = [(i, c.job, c.learner) for i, c in enumerate(exp.cells) if c.job and not c.done and c.learner]
+            waiting = [
+                (i, c.job, c.learner)
+                for i, c in enumerate(exp.cells)
+                if c.job and not c.done and c.learner and (mine is None or c.learner == mine)
+            ]
         changed = 0
         for i, job, key in waiting:
             owner = self._ids.get(key)
@@ -724,7 +733,7 @@ class ClassView:
     experiment: Experiment | None
 
 
-def _same_run(a: RunConfig | None, b: RunConfig) -> bool:
+def same_run(a: RunConfig | None, b: RunConfig) -> bool:
     """Would these settings train the very same model (device and logging aside)?"""
     if a is None:
         return False

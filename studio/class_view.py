@@ -1,0 +1,219 @@
+"""The class experiment's projected view: every seed a dot, each level's mean with its spread, the
+cells still running, the teacher's own run and what the matrix predicts; the class-wide
+gradient-norm map; the same in words and as a table; the export (CSV of every run, the chart as HTML).
+
+Built from the class's cell summaries (tlcore.serve.classroom), never from live sessions. Not for:
+joining or leading the class (studio.classroom_ui).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+from studio.i18n import current_lang, t
+from studio.plots import _fonts, _layout
+from studio.widgets import backbone_title
+from tlcore.serve import classroom
+from tlcore.serve.classroom import Experiment, LevelStats
+
+DOT = "#2563eb"  # a seed's run
+MEAN = "#0f172a"  # a level's mean and its bar
+YOU = "#ea580c"  # the learner's own dot
+TEACHER = "#16a34a"  # the teacher's own run
+PREDICTED = "rgba(22, 163, 74, 0.10)"  # the level the matrix would choose
+
+
+def level_label(factor: str, level: Any) -> str:
+    """A level as the pages name it: "Full fine-tuning", "k = 4", "20 per class", "lr 1e-3", a backbone's title."""
+    if factor == "strategy":
+        return t(f"strategy.{level}")
+    if factor == "freeze_depth":
+        return t("class.level.freeze_depth", k=level)
+    if factor == "per_class":
+        return t("class.level.per_class", n=level)
+    if factor == "lr":
+        return t("class.level.lr", lr=f"{level:g}")
+    if factor == "backbone":
+        return backbone_title(str(level))
+    return str(level)
+
+
+def factor_label(factor: str) -> str:
+    return t(f"class.factor.{factor}")
+
+
+def result_figure(
+    exp: Experiment,
+    *,
+    mine: int | None = None,
+    teacher_run: tuple[int, float] | None = None,
+    spread: str = "sd",
+) -> go.Figure:
+    """Accuracy (%) per level: a dot per finished seed (slightly spread sideways so equal values
+    stay visible), the mean as a bar with its standard deviation (or 95% interval), n and the
+    cells still running under each level. mine: the cell index of this learner (an orange dot);
+    teacher_run: (level index, accuracy) of the teacher's own run (a green diamond)."""
+    stats = classroom.level_stats(exp)
+    labels = [level_label(exp.factor, s.level) for s in stats]
+    fig = go.Figure()
+    jitter = random.Random(7)
+    xs, ys, texts = [], [], []
+    for cell in exp.cells:
+        if cell.result is None:
+            continue
+        xs.append(cell.level + jitter.uniform(-0.12, 0.12))
+        ys.append(100 * cell.result.acc)
+        texts.append(t("class.view.dot", seed=cell.seed, acc=f"{100 * cell.result.acc:.1f}"))
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=t("class.view.seeds"), text=texts, hoverinfo="text",
+                             marker=dict(size=11, color=DOT, opacity=0.75, line=dict(width=1, color="white"))))  # fmt: skip
+    means = [(i, s) for i, s in enumerate(stats) if s.mean is not None]
+    if means:
+        bars = [_bar(s, spread) for _, s in means]
+        fig.add_trace(
+            go.Scatter(
+                x=[i for i, _ in means],
+                y=[100 * s.mean for _, s in means],
+                mode="markers",
+                name=t(f"class.view.mean_{spread}"),
+                marker=dict(symbol="line-ew", size=44, color=MEAN, line=dict(width=4, color=MEAN)),
+                error_y=dict(type="data", array=bars, visible=True, color=MEAN, thickness=2, width=14),
+                hovertemplate="%{y:.1f}%<extra></extra>",
+            )
+        )
+    if mine is not None and exp.cells[mine].result is not None:
+        cell = exp.cells[mine]
+        fig.add_trace(go.Scatter(x=[cell.level], y=[100 * cell.result.acc], mode="markers+text", name=t("class.view.you"),
+                                 text=[t("class.view.you")], textposition="middle right",
+                                 marker=dict(size=16, color=YOU, line=dict(width=2, color="white"))))  # fmt: skip
+    if teacher_run is not None:
+        fig.add_trace(go.Scatter(x=[teacher_run[0]], y=[100 * teacher_run[1]], mode="markers", name=t("class.view.teacher"),
+                                 marker=dict(symbol="diamond", size=15, color=TEACHER, line=dict(width=1, color="white"))))  # fmt: skip
+    predicted = classroom.predicted(exp)["level"]
+    if predicted in exp.levels:
+        k = exp.levels.index(predicted)
+        fig.add_vrect(x0=k - 0.45, x1=k + 0.45, fillcolor=PREDICTED, line_width=0, layer="below")
+        fig.add_annotation(x=k, y=1.0, yref="paper", yanchor="bottom", text=t("class.view.predicted"), showarrow=False)
+    ticks = [
+        f"{label}<br>n = {s.n}" + (f" · {t('class.view.pending', n=s.pending)}" if s.pending else "")
+        for label, s in zip(labels, stats)
+    ]
+    fig.update_xaxes(tickmode="array", tickvals=list(range(len(labels))), ticktext=ticks, range=[-0.6, len(labels) - 0.4])
+    fig.update_yaxes(rangemode="tozero", ticksuffix="%")
+    title = t("class.view.title", factor=factor_label(exp.factor), filled=exp.filled(), cells=len(exp.cells))
+    fig = _layout(fig, title, "", t("class.view.acc"), height=420)
+    fig.update_layout(margin=dict(l=60, r=20, t=70, b=90), legend=dict(orientation="h", y=-0.28))
+    return fig
+
+
+def _bar(s: LevelStats, spread: str) -> float:
+    value = s.ci95 if spread == "ci" else s.sd
+    return 100 * value if value is not None else 0.0
+
+
+def grad_figure(exp: Experiment) -> go.Figure | None:
+    """Layer groups (shallow at the bottom) x levels: each level's mean gradient norm over its
+    class runs, log10 colour; a group frozen in every run of a level is grey and says so."""
+    groups, rows = classroom.grad_table(exp)
+    if not groups:
+        return None
+    labels = [level_label(exp.factor, lv) for lv in exp.levels]
+    z = [[math.log10(v) if v else None for v in row] for row in rows]
+    text = [[f"{v:.2g}" if v else t("class.view.frozen") for v in row] for row in rows]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=labels,
+            y=groups,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Viridis",
+            colorbar=dict(title=dict(text="log10 ‖g‖")),
+            hovertemplate="%{y} · %{x}: %{text}<extra></extra>",
+        )
+    )
+    fig.update_layout(plot_bgcolor="#e2e8f0")
+    fig = _layout(fig, t("class.view.grads_title"), "", t("class.view.groups"), height=120 + 28 * len(groups))
+    return _fonts(fig)
+
+
+def summary(exp: Experiment, spread: str = "sd") -> str:
+    """The chart in one sentence per level, for a screen reader and the projector's back row."""
+    parts = []
+    for s in classroom.level_stats(exp):
+        label = level_label(exp.factor, s.level)
+        if s.mean is None:
+            parts.append(t("class.view.level_none", level=label, pending=s.pending))
+            continue
+        value = s.ci95 if spread == "ci" else s.sd
+        spread_text = f" ± {100 * value:.1f}" if value is not None else ""
+        parts.append(t("class.view.level_line", level=label, mean=f"{100 * s.mean:.1f}", spread=spread_text, n=s.n))
+    best = max((s for s in classroom.level_stats(exp) if s.mean is not None), key=lambda s: s.mean, default=None)
+    head = t("class.view.best", level=level_label(exp.factor, best.level)) if best is not None else ""
+    return " ".join([head, "; ".join(parts) + "."]).strip()
+
+
+def claim(exp: Experiment) -> str:
+    """What the seeds' matrix says for this data, in the class's words."""
+    p = classroom.predicted(exp)
+    words = {
+        "similarity": t(f"matrix.{p['similarity']}"),
+        "size": t(f"matrix.{p['size']}"),
+        "strategy": t(f"strategy.{p['strategy']}"),
+        "k": p["freeze_depth"],
+    }
+    return t(f"class.claim.{exp.factor}", **words)
+
+
+def rows(exp: Experiment, name_of: Callable[[str | None], str]) -> list[dict[str, Any]]:
+    """Every cell as a row: what it ran, who filled it (as the projector names them), its results."""
+    out = []
+    for i, cell in enumerate(exp.cells):
+        r = cell.result
+        out.append(
+            {
+                "experiment": exp.id,
+                "round": exp.round,
+                "factor": exp.factor,
+                "level": exp.levels[cell.level],
+                "seed": cell.seed,
+                "cell": i,
+                "learner": name_of(cell.learner) if cell.learner else "",
+                "state": "done" if r else ("running" if cell.job else ("open" if not cell.learner else "assigned")),
+                "val_acc": round(r.acc, 4) if r else None,
+                "val_acc_per_epoch": " ".join(f"{a:.4f}" for a in r.accs) if r else "",
+                "seconds": round(r.seconds, 2) if r else None,
+                "reused": r.reused if r else None,
+            }
+        )
+    return out
+
+
+def to_csv(table: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    if table:
+        writer = csv.DictWriter(buffer, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    return buffer.getvalue()
+
+
+def to_html(exp: Experiment, teacher_run: tuple[int, float] | None = None) -> str:
+    """The result chart, the gradient map and the summary as one page that opens offline."""
+    figures = [result_figure(exp, teacher_run=teacher_run)]
+    grads = grad_figure(exp)
+    if grads is not None:
+        figures.append(grads)
+    body = [figures[0].to_html(full_html=False, include_plotlyjs=True)]
+    body += [f.to_html(full_html=False, include_plotlyjs=False) for f in figures[1:]]
+    text = summary(exp).replace("&", "&amp;").replace("<", "&lt;")
+    return (
+        f'<!doctype html><html lang="{current_lang()}"><head><meta charset="utf-8"><title>{exp.id}</title></head>'
+        f"<body><p>{text}</p>{''.join(body)}</body></html>"
+    )

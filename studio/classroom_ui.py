@@ -1,0 +1,511 @@
+"""The class in the pages: join by code, follow the teacher, run one's cell of the class experiment,
+and the teacher's controls (code and QR, who joined, push, pause, the experiment).
+
+Streamlit cannot push to a session: every joined learner's sidebar runs `class_pulse`, a timer
+fragment (PULSE_S) that reads the server's class (tlcore.serve.classroom, one lock, microseconds)
+and, when the teacher pushed a newer version, reruns the app once so that `follow_teacher` applies
+the settings and switches the page. A learner who has not joined runs no such fragment and sees
+no difference (docs/class-experiment.md: what it costs per session).
+Not for: the projected view's figures and export (studio.class_view).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from studio import class_view, teacher
+from studio.feedback import held_messages, replay_messages, say
+from studio.i18n import duration, t
+from studio.jobs_ui import is_running, job_panel, paused_for_me, submit
+from studio.learner import owner
+from studio.server import class_room, hold_class_jobs, queue
+from studio.state import DEFAULTS, callback, job_id
+from tlcore.core.events import HistorySnapshot
+from tlcore.core.messages import LearnerError
+from tlcore.serve import classroom
+from tlcore.serve.classroom import Assignment, Experiment, JoinRefused
+from tlcore.train import presets
+from tlcore.train.config import RunConfig
+
+PULSE_S = 2.0  # a joined learner's page reads the class this often: a push lands within PULSE_S + a page run
+VIEW_S = 2.0  # the projected view redraws this often while cells are open
+SLOT = "class"  # the queue tag and the session's job slot of one's cell
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+_FOLLOWED, _PENDING, _BANNER, _PAUSED = "_class_followed", "_class_pending", "_class_banner", "_class_paused_seen"
+
+
+# --- joining ------------------------------------------------------------------------------
+
+
+def join_from_link() -> None:
+    """The join link (`?join=CODE`, from the QR): join once, then the parameter leaves the address."""
+    code = st.query_params.get("join")
+    if not code:
+        return
+    del st.query_params["join"]
+    _join(str(code), "")
+
+
+def _join(code: str, nickname: str) -> bool:
+    room = class_room()
+    try:
+        member = room.join(code, owner(), nickname, teacher.network_address())
+    except JoinRefused as refused:
+        say("error", t(f"class.join.{refused.reason}", wait=duration(max(1.0, refused.wait_s)), size=room.size))
+        return False
+    st.session_state[_FOLLOWED] = room.view().push.version  # what was pushed before one joined is not followed
+    say("success", t("class.join.ok", name=member.nickname, number=member.number))
+    return True
+
+
+def join_box(where: str) -> None:
+    """Code and nickname fields with Join, while a class is open and this learner is not in it."""
+    room = class_room()
+    if room.code is None or room.is_member(owner()):
+        replay_messages(f"join:{where}")
+        return
+    with st.container(border=True, key=f"join-box-{where}"):
+        st.markdown(f"**{t('class.join.title')}**")
+        code_col, name_col, go_col = st.columns([1, 1.2, 0.8], vertical_alignment="bottom")
+        code_col.text_input(t("class.join.code"), key=f"join_code:{where}", max_chars=12, placeholder="ABC123")
+        name_col.text_input(
+            t("class.join.nick"), key=f"join_nick:{where}", max_chars=classroom.NICKNAME_MAX, help=t("class.join.nick_help")
+        )
+        go_col.button(t("class.join.button"), key=f"join:{where}", type="primary", on_click=_join_clicked, args=(where,))
+    replay_messages(f"join:{where}")
+
+
+@callback
+def _join_clicked(where: str) -> None:
+    with held_messages(f"join:{where}"):
+        _join(st.session_state.get(f"join_code:{where}", ""), st.session_state.get(f"join_nick:{where}", ""))
+
+
+# --- following the teacher ----------------------------------------------------------------
+
+
+def sidebar() -> None:
+    """In the sidebar: the class line and its timer, for a learner in the class (nothing otherwise)."""
+    if class_room().is_member(owner()):
+        class_pulse()
+
+
+@st.fragment(run_every=PULSE_S)
+def class_pulse() -> None:
+    room, me = class_room(), owner()
+    member = room.seen(me)
+    if member is None:  # left the class (another tab, or the teacher's class was reset)
+        st.rerun()
+    view = room.view()
+    st.markdown(t("class.side.member", code=view.code or "—", name=member.nickname))
+    paused = view.paused and not teacher.is_teacher()
+    if paused:
+        st.warning(t("class.side.paused"), icon=":material/pause_circle:")
+    if st.session_state.get(_PAUSED, paused) != paused:  # Start buttons drawn before the change: redraw them
+        st.session_state[_PAUSED] = paused
+        st.rerun()
+    st.session_state[_PAUSED] = paused
+    if view.experiment is not None and view.experiment.running:
+        mine = room.assignment(me)
+        if mine is not None:
+            st.caption(t("class.side.cell", what=cell_words(mine)))
+            st.page_link(str(PAGES / "6_class.py"), label=t("class.side.open"), icon=":material/science:")
+            room.collect(read_job, only=me)
+    followed = st.session_state.get(_FOLLOWED)
+    if followed is None:
+        st.session_state[_FOLLOWED] = view.push.version
+    elif view.push.version > followed and not teacher.is_teacher():
+        st.session_state[_PENDING] = view.push.version
+        st.rerun()  # the whole app, once: follow_teacher switches the page before it is drawn
+
+
+def follow_teacher() -> None:
+    """After a push: the teacher's settings applied (where valid), then their page. Runs in the
+    frame before any page is drawn; a running job is not touched, the learner's runs are kept."""
+    if st.session_state.pop(_PENDING, None) is None:
+        return
+    push = class_room().view().push
+    st.session_state[_FOLLOWED] = push.version
+    applied = teacher.apply_settings(push.settings.get("settings", ""))[0] if push.settings else []
+    st.session_state[_BANNER] = (push.page, applied)
+    target = PAGES / f"{push.page}.py"
+    if push.page and target.exists():
+        st.switch_page(str(target))
+
+
+def banner() -> None:
+    """Once, on the page the teacher brought this learner to."""
+    shown = st.session_state.pop(_BANNER, None)
+    if shown is None:
+        return
+    page, applied = shown
+    text = t("class.followed", page=page_title(page)) if page else t("class.followed_settings")
+    if applied:
+        text += " " + t("link.applied", names=teacher.link_names(applied))
+    st.info(text, icon=":material/campaign:")
+
+
+def page_title(stem: str) -> str:
+    key = f"nav.{stem.split('_', 1)[-1]}" if stem[:1].isdigit() else f"nav.{stem}"
+    title = t(key)
+    return title if title != key else t(f"nav.{stem}")
+
+
+def start_blocked() -> str | None:
+    """Why this learner's Start is off now (the teacher paused the class), or None."""
+    return t("class.paused_start") if paused_for_me() else None
+
+
+# --- one's cell -----------------------------------------------------------------------------
+
+
+def cell_words(a: Assignment) -> str:
+    return t(
+        "class.exp.cell", factor=class_view.factor_label(a.factor), level=class_view.level_label(a.factor, a.level), seed=a.seed
+    )
+
+
+def read_job(job: str, learner: str) -> HistorySnapshot | str | None:
+    """A cell's run as the class needs it: the final snapshot, how it ended, or None while it goes."""
+    view = queue().get(job, learner, heartbeat=False)
+    if view is None:
+        return "gone"
+    if view.active:
+        return None
+    return view.runs[-1] if view.state == "done" and view.runs else view.state
+
+
+def learner_panel() -> None:
+    """The Class page for a learner: join, or one's class, one's cell with its Start, the class's result."""
+    room, me = class_room(), owner()
+    if room.seen(me) is None:
+        if room.code is None:
+            st.info(t("class.join.no_class"))
+        join_box("class")
+        return
+    member = room.member(me)
+    st.markdown(t("class.you_are", name=member.nickname, number=member.number, code=room.code or "—"))
+    with st.expander(t("class.rename"), expanded=False):
+        st.text_input(t("class.join.nick"), key="class_rename", max_chars=classroom.NICKNAME_MAX)
+        st.button(t("class.rename_button"), key="class_rename_go", on_click=_rename)
+        st.button(t("class.leave_class"), key="class_leave", on_click=_leave)
+    exp = room.latest()
+    if exp is None or not exp.running:
+        st.info(t("class.exp.none_yet"))
+    else:
+        my_cell()
+    if exp is not None:
+        projected(mine=True)
+
+
+@callback
+def _rename() -> None:
+    class_room().rename(owner(), st.session_state.get("class_rename", ""))
+
+
+@callback
+def _leave() -> None:
+    class_room().leave(owner())
+
+
+def my_cell() -> None:
+    room, me = class_room(), owner()
+    a = room.assignment(me)
+    if a is None:
+        st.info(t("class.exp.no_cell"))
+        return
+    st.markdown(t("class.exp.you_run", what=cell_words(a)))
+    st.caption(t("class.exp.uses_assignment"))
+    if a.result is not None:
+        st.success(
+            t("class.exp.your_dot", acc=f"{100 * a.result.acc:.1f}") + (" " + t("class.exp.reused") if a.result.reused else "")
+        )
+    elif a.job is not None and (is_running(SLOT) or job_id(SLOT) == a.job):
+        job_panel(SLOT)
+    else:
+        blocked = start_blocked()
+        st.button(t("class.exp.start"), key="class_start", type="primary", icon=":material/play_arrow:",
+                  disabled=blocked is not None, on_click=_start_cell)  # fmt: skip
+        if blocked:
+            st.caption(blocked)
+        replay_messages(f"start:{SLOT}")
+
+
+@callback
+def _start_cell() -> None:
+    with held_messages(f"start:{SLOT}"):
+        room, me = class_room(), owner()
+        a = room.assignment(me)
+        if a is None:
+            say("warning", t("class.exp.no_cell"))
+            return
+        if room.reuse(me) is not None:  # the very same run finished already: its result, no training
+            say("success", t("class.exp.reused"))
+            return
+        if submit(SLOT, [a.config], [class_view.level_label(a.factor, a.level)]) and not room.started(
+            me, a.experiment, a.cell, job_id(SLOT)
+        ):
+            queue().cancel(job_id(SLOT), me)  # the cell went to someone else meanwhile
+            say("warning", t("class.exp.moved"))
+
+
+# --- the projected view -------------------------------------------------------------------
+
+
+def projected(*, mine: bool = False) -> None:
+    """The class's one result, redrawn every VIEW_S while the experiment runs."""
+    exp = class_room().latest()
+    live = exp is not None and exp.running
+
+    @st.fragment(run_every=VIEW_S if live else None)
+    def view() -> None:
+        room = class_room()
+        room.collect(read_job)
+        exp = room.latest()
+        if exp is None:
+            return
+        if exp.running != live:
+            st.rerun()
+        me = _my_cell_index(exp) if mine else None
+        reference = teacher_reference(exp) if teacher.is_teacher() else None
+        st.plotly_chart(class_view.result_figure(exp, mine=me, teacher_run=reference), key="class_result",
+                        config={"displaylogo": False})  # fmt: skip
+        st.markdown(class_view.summary(exp))
+        st.caption(class_view.claim(exp))
+        grads = class_view.grad_figure(exp)
+        if grads is not None:
+            st.plotly_chart(grads, key="class_grads", config={"displaylogo": False})
+        with st.expander(t("class.view.table"), expanded=False):
+            st.dataframe(class_view.rows(exp, room.shown_name), hide_index=True)
+
+    view()
+
+
+def _my_cell_index(exp: Experiment) -> int | None:
+    key = classroom.learner_key(owner())
+    return next((i for i, c in enumerate(exp.cells) if c.learner == key and c.done), None)
+
+
+def teacher_reference(exp: Experiment) -> tuple[int, float] | None:
+    """(level, accuracy) of the teacher's own latest Fine-tune run when it is one of the levels with
+    the experiment's other settings (seed aside)."""
+    job = job_id("finetune")
+    view = queue().get(job, owner(), heartbeat=False) if job else None
+    if view is None or view.state != "done" or not view.runs or not view.runs[-1].evals:
+        return None
+    ran = view.configs[-1]
+    base = RunConfig.from_dict(exp.base)
+    for i, level in enumerate(exp.levels):
+        want = classroom.cell_config(base, exp.factor, level, ran.seed)
+        if classroom.same_run(ran, want):
+            return i, float(view.runs[-1].evals[-1].val_acc)
+    return None
+
+
+# --- the teacher ----------------------------------------------------------------------------
+
+
+def teacher_panel() -> None:
+    room = class_room()
+    code = room.open()
+    st.subheader(t("class.join.heading"))
+    link = join_link(code)
+    left, right = st.columns([1.3, 1], gap="large")
+    with left:
+        spaced = " ".join(code[i : i + 3] for i in range(0, len(code), 3))
+        st.markdown(
+            f'<p class="class-code" aria-label="{t("class.join.code")}: {" ".join(code)}">{spaced}</p>', unsafe_allow_html=True
+        )
+        st.markdown(t("class.join.how", link=link))
+        joined_count()
+        st.button(t("class.join.rotate"), key="class_rotate", on_click=callback(room.rotate), icon=":material/autorenew:")
+        st.toggle(
+            t("class.hide_names"),
+            value=room.hide_names,
+            key="class_hide",
+            on_change=_hide_changed,
+            help=t("class.hide_names_help"),
+        )
+    with right:
+        st.markdown(qr_html(link), unsafe_allow_html=True)
+    lead_controls()
+    experiment_controls()
+    if room.latest() is not None:
+        projected()
+        export_buttons()
+
+
+CODE_CSS = """<style>
+.class-code { font-size: clamp(3rem, 9vw, 6.5rem); font-weight: 700; letter-spacing: 0.12em; line-height: 1.1;
+  font-family: ui-monospace, 'DejaVu Sans Mono', monospace; margin: 0 0 0.5rem 0; color: #0f172a; }
+.class-qr img { width: min(100%, 420px); height: auto; background: white; padding: 12px; }
+</style>"""
+
+
+def join_link(code: str) -> str:
+    here = (getattr(st.context, "url", None) or "").split("?")[0]
+    root = here.rsplit("/", 1)[0] if here.count("/") > 2 else here.rstrip("/")
+    return f"{root or 'http://localhost:8501'}/?join={code}"
+
+
+def qr_html(link: str) -> str:
+    """The join link as a QR code (SVG, drawn here: no service reached), large enough for the back row."""
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(link, image_factory=qrcode.image.svg.SvgPathImage, box_size=20, border=2)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return (
+        CODE_CSS
+        + f'<div class="class-qr"><img src="data:image/svg+xml;base64,{data}" alt="{t("class.join.qr_alt", link=link)}"></div>'
+    )
+
+
+@st.fragment(run_every=VIEW_S)
+def joined_count() -> None:
+    room = class_room()
+    joined, here = room.count()
+    st.markdown(t("class.joined", joined=joined, here=here, size=room.size))
+
+
+@callback
+def _hide_changed() -> None:
+    class_room().set_hide_names(bool(st.session_state.get("class_hide")))
+
+
+LEAD_PAGES = ("1_pretraining", "2_strategy", "3_finetune", "4_compare", "5_text", "6_class")
+
+
+def lead_controls() -> None:
+    room = class_room()
+    st.subheader(t("class.lead.heading"))
+    pages = [p for p in LEAD_PAGES if (PAGES / f"{p}.py").exists()]
+    page_col, push_col = st.columns([2, 1.2], vertical_alignment="bottom")
+    page_col.selectbox(t("class.lead.page"), pages, format_func=page_title, key="class_push_page")
+    push_col.button(t("class.lead.push"), key="class_push", on_click=_push, icon=":material/campaign:")
+    replay_messages("class:push")
+    if room.paused:
+        st.warning(t("class.lead.paused_now"), icon=":material/pause_circle:")
+        st.button(t("class.lead.resume"), key="class_resume", on_click=_pause, args=(False,), icon=":material/play_circle:")
+    else:
+        st.button(t("class.lead.pause"), key="class_pause", on_click=_pause, args=(True,), icon=":material/pause_circle:")
+
+
+@callback
+def _push() -> None:
+    with held_messages("class:push"):
+        page = st.session_state.get("class_push_page") or "3_finetune"
+        version = class_room().push(page, {"settings": teacher.current_settings()})
+        joined, here = class_room().count()
+        say("success", t("class.lead.pushed", page=page_title(page), here=here, version=version))
+
+
+@callback
+def _pause(paused: bool) -> None:
+    room = class_room()
+    room.set_paused(paused)
+    hold_class_jobs(queue(), room)
+
+
+def experiment_base() -> RunConfig:
+    """The teacher's current image settings on offline data (a class runs samples every machine has)."""
+    s = st.session_state
+    preset = presets.image()
+    values = {k: s.get(k, DEFAULTS[k]) for k in teacher.LINK_KEYS}
+    if s.get("data_source", "offline") != "offline":
+        values["dataset"] = preset.dataset
+    return RunConfig(**values, val_per_class=presets.VAL_PER_CLASS)
+
+
+def experiment_controls() -> None:
+    room = class_room()
+    st.subheader(t("class.exp.heading"))
+    exp = room.latest()
+    if exp is not None and exp.running:
+        st.markdown(t("class.exp.running", factor=class_view.factor_label(exp.factor), levels=len(exp.levels),
+                      seeds=len(exp.seeds), filled=exp.filled(), cells=len(exp.cells)))  # fmt: skip
+        stop_col, rerun_col = st.columns(2)
+        stop_col.button(
+            t("class.exp.stop"), key="class_exp_stop", on_click=callback(room.stop_experiment), icon=":material/stop_circle:"
+        )
+        rerun_col.button(t("class.exp.rerun"), key="class_exp_rerun", on_click=_rerun, icon=":material/replay:")
+        replay_messages("class:exp")
+        return
+    try:
+        base = experiment_base()
+    except (ValueError, LearnerError) as error:
+        st.warning(t("class.exp.bad_base", error=str(error)))
+        return
+    factor = st.selectbox(t("class.exp.factor"), list(classroom.FACTORS), format_func=class_view.factor_label, key="class_factor")
+    spec = classroom.FACTORS[factor]
+    options = list(spec.options(base))
+    first = [lv for lv in spec.first(base) if lv in options]
+    levels_key = f"class_levels:{factor}"
+    if levels_key not in st.session_state:
+        st.session_state[levels_key] = first
+    st.multiselect(t("class.exp.levels"), options, key=levels_key, format_func=lambda lv: class_view.level_label(factor, lv))
+    st.number_input(t("class.exp.seeds"), min_value=1, max_value=classroom.MAX_SEEDS, value=5, step=1, key="class_seeds",
+                    help=t("class.exp.seeds_help"))  # fmt: skip
+    st.caption(t("class.exp.fixed", settings=teacher.link_names([k for k in teacher.LINK_KEYS if k != factor])))
+    st.button(
+        t("class.exp.start_exp"), key="class_exp_start", type="primary", on_click=_start_experiment, icon=":material/science:"
+    )
+    if exp is not None:
+        st.button(t("class.exp.rerun"), key="class_exp_rerun", on_click=_rerun, icon=":material/replay:")
+    replay_messages("class:exp")
+
+
+@callback
+def _start_experiment() -> None:
+    with held_messages("class:exp"):
+        factor = st.session_state.get("class_factor", "strategy")
+        levels = st.session_state.get(f"class_levels:{factor}") or []
+        try:
+            exp = class_room().start_experiment(factor, levels, int(st.session_state.get("class_seeds", 5)), experiment_base())
+        except (ValueError, LearnerError) as error:
+            say("error", t("class.exp.refused", error=str(error)))
+            return
+        logging.getLogger(__name__).info("class experiment %s started at %s", exp.id, time.strftime("%H:%M:%S"))
+        say("success", t("class.exp.started", cells=len(exp.cells), here=class_room().count()[1]))
+
+
+@callback
+def _rerun() -> None:
+    with held_messages("class:exp"):
+        exp = class_room().rerun()
+        if exp is not None:
+            say("success", t("class.exp.started", cells=len(exp.cells), here=class_room().count()[1]))
+
+
+def export_buttons() -> None:
+    room = class_room()
+    exp = room.latest()
+    if exp is None:
+        return
+    csv_col, html_col = st.columns(2)
+    csv_col.download_button(
+        t("class.export.csv"),
+        data=lambda: class_view.to_csv(class_view.rows(class_room().latest() or exp, class_room().shown_name)),
+        file_name=f"class-{exp.id}.csv",
+        mime="text/csv",
+        key="class_csv",
+        icon=":material/table:",
+        on_click="ignore",
+    )
+    html_col.download_button(
+        t("class.export.html"),
+        data=lambda: class_view.to_html(class_room().latest() or exp, teacher_reference(exp)),
+        file_name=f"class-{exp.id}.html",
+        mime="text/html",
+        key="class_html",
+        icon=":material/bar_chart:",
+        on_click="ignore",
+    )
