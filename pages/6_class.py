@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import classroom_ui, teacher
+from studio.feedback import replay_messages
 from studio.frame import ensure_frame
 from studio.i18n import duration, t
 from studio.teacher import class_runs
@@ -33,11 +34,10 @@ if not limits.teacher_mode:
 elif not teacher.is_teacher():
     classroom_ui.learner_panel()
     with st.form("unlock"):
-        secret = st.text_input(t("class.secret"), type="password", key="teacher_secret")
-        if st.form_submit_button(t("class.unlock")):
-            answer, wait = teacher.unlock(secret)
-            if answer != "ok":
-                st.error(t(f"class.unlock.{answer}", tries=teacher.TRIES, wait=duration(max(1.0, wait))))
+        st.text_input(t("class.secret"), type="password", key="teacher_secret")
+        # acted on in its callback: a plain `if st.form_submit_button(...)` lost clicks in Chromium here
+        st.form_submit_button(t("class.unlock"), on_click=teacher.unlock_clicked)
+    replay_messages("unlock")
 if limits.teacher_mode and teacher.is_teacher():
     st.success(t("class.unlocked", hours=f"{teacher.GRANT_S / 3600:g}"))
     st.button(t("class.leave"), key="leave_teacher", on_click=teacher.leave)

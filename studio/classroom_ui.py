@@ -136,7 +136,7 @@ def follow_teacher() -> None:
     st.session_state[_BANNER] = (push.page, applied)
     target = PAGES / f"{push.page}.py"
     if push.page and target.exists():
-        st.switch_page(str(target))
+        st.switch_page(str(target), query_params={"lang": st.session_state.get("lang", "en")})
 
 
 def banner() -> None:
@@ -431,7 +431,7 @@ def experiment_controls() -> None:
     exp = room.latest()
     if exp is not None and exp.running:
         st.markdown(t("class.exp.running", factor=class_view.factor_label(exp.factor), levels=len(exp.levels),
-                      seeds=len(exp.seeds), filled=exp.filled(), cells=len(exp.cells)))  # fmt: skip
+                      seeds=len(exp.seeds), cells=len(exp.cells)))  # fmt: skip
         stop_col, rerun_col = st.columns(2)
         stop_col.button(
             t("class.exp.stop"), key="class_exp_stop", on_click=callback(room.stop_experiment), icon=":material/stop_circle:"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from studio import learner
 from studio.settings import bound
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -27,9 +28,10 @@ _SECTION = re.compile(r"^## (?P<title>.+?)\s*\{#(?P<key>[\w-]+)\}\s*$", re.MULTI
 
 
 def current_lang() -> str:
-    """The session's language; the URL wins on first load (a shared ?lang=ko link)."""
+    """The session's language; the URL wins on first load (a shared ?lang=ko link), then the
+    language this learner last used (a new tab or a typed address without ?lang)."""
     if "lang" not in st.session_state:
-        wanted = st.query_params.get("lang", DEFAULT_LANG)
+        wanted = st.query_params.get("lang") or learner.learners.load(learner.owner()).get("lang", DEFAULT_LANG)
         st.session_state["lang"] = wanted if wanted in LANGS else DEFAULT_LANG
     return st.session_state["lang"]
 

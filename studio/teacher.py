@@ -31,7 +31,8 @@ import streamlit as st
 
 from studio import learner
 from studio.choices import CHOICES, _valid, holds
-from studio.i18n import t, translated
+from studio.feedback import held_messages, say
+from studio.i18n import duration, t, translated
 from studio.learner import owner, session_id
 from studio.server import queue
 from studio.state import DEFAULTS, callback
@@ -145,6 +146,14 @@ def unlock(secret: str) -> tuple[str, float]:
     st.session_state[_GRANT] = token
     queue().promote(owner(), priority())  # a Start pressed before unlocking goes to the front too
     return "ok", 0.0
+
+
+def unlock_clicked() -> None:
+    """The unlock form's callback: the secret from its field; a refusal said under the form."""
+    with held_messages("unlock"):
+        answer, wait = unlock(st.session_state.get("teacher_secret", ""))
+        if answer != "ok":
+            say("error", t(f"class.unlock.{answer}", tries=TRIES, wait=duration(max(1.0, wait))))
 
 
 def leave() -> None:
@@ -333,7 +342,7 @@ def _address_text(address: str | None) -> str:
 
 
 def _run_row(row: JobSummary) -> None:
-    from studio.i18n import duration, run_labels
+    from studio.i18n import run_labels
     from studio.widgets import backbone_title
 
     first = row.configs[0]

@@ -127,7 +127,11 @@ def buttons(at: AppTest, key: str) -> list:
 def unlock(at: AppTest, secret: str) -> None:
     """Type the secret and submit the form in one run (a form sends its fields on submit)."""
     at.text_input(key="teacher_secret").input(secret)
-    at.button[0].click()
+    labels = {
+        json.loads((ROOT / "assets" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))["class.unlock"]
+        for lang in ("en", "ko")
+    }
+    next(b for b in at.button if b.label in labels).click()  # not the class's Join button above it
     at.run()
 
 

@@ -238,6 +238,7 @@ class LevelStats:
     ci95: float | None  # half-width of the 95% interval of the mean (Student's t, n >= 2)
     accs: tuple[float, ...]
     pending: int  # cells of this level not finished yet
+    running: int = 0  # ... of which a run is queued or going
 
 
 # Student's t, two-sided 95%, by degrees of freedom (1..30); 1.96 past that.
@@ -259,7 +260,8 @@ def level_stats(experiment: Experiment) -> list[LevelStats]:
         mean = statistics.fmean(accs) if n else None
         sd = statistics.stdev(accs) if n >= 2 else None
         ci = t95(n - 1) * sd / math.sqrt(n) if sd is not None else None
-        out.append(LevelStats(level, n, mean, sd, ci, accs, len(cells) - n))
+        running = sum(1 for c in cells if c.job and c.result is None)
+        out.append(LevelStats(level, n, mean, sd, ci, accs, len(cells) - n, running))
     return out
 
 
