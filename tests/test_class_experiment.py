@@ -279,3 +279,26 @@ def test_failed_snapshot_is_not_a_result():
     h.append(Failed("x", "boom"))
     assert classroom.summarize(h.snapshot(), nickname="a", number=1) is None
     assert Cell(0, 1).done is False
+
+
+def test_the_cli_runs_the_same_experiment_alone_and_prints_each_levels_spread(tmp_path, capsys):
+    from tlcore import cli
+
+    out = tmp_path / "cells.csv"
+    code = cli.main(["class-experiment", "--factor", "strategy", "--levels", "linear_probe,partial", "--seeds", "2",
+                     "--backbone", "studio_resnet", "--dataset", "synthetic_novel", "--image-size", "32",
+                     "--per-class", "5", "--epochs", "1", "--out", str(out)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "cell 4/4" in printed and "linear_probe" in printed and "95% CI" in printed
+    rows = out.read_text().splitlines()
+    assert len(rows) == 5 and rows[0].startswith("cell,level,seed,val_acc")
+    assert {r.split(",")[2] for r in rows[1:]} == {"1", "2"}  # two seeds per level
+    assert all(0.0 <= float(r.split(",")[3]) <= 1.0 for r in rows[1:])
+
+
+def test_the_cli_refuses_a_level_the_factor_does_not_have(capsys):
+    from tlcore import cli
+
+    assert cli.main(["class-experiment", "--factor", "strategy", "--levels", "bogus"]) == 2
+    assert "levels of strategy must be among" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """`python -m tlcore <command>`: the engine from a terminal, same configs, same events.
 
-Commands here: finetune, compare, prefetch, list. Other modules add theirs (pretrain,
+Commands here: finetune, compare, class-experiment, prefetch, list. Other modules add theirs (pretrain,
 matrix, sweep, bench, ...) by defining `register_cli(subparsers)` and being listed in
 COMMAND_MODULES.
 """
@@ -174,6 +174,60 @@ def cmd_list(_args) -> int:
     return 0
 
 
+def _preset_defaults() -> dict:
+    from tlcore.train import presets
+
+    return {k: v for k, v in presets.image().to_dict().items() if k != "seed"}
+
+
+def cmd_class_experiment(args) -> int:
+    import csv
+    import statistics
+
+    from tlcore.serve import classroom
+
+    factor = args.factor
+    if factor not in classroom.FACTORS:
+        raise ValueError(f"unknown factor {factor!r}; known: {', '.join(classroom.FACTORS)}")
+    base = config_from_args(args, seed=0)
+    kind = type(getattr(base, factor))
+    levels = [kind(v) for v in _split_list(args.levels)] if args.levels else list(classroom.FACTORS[factor].first(base))
+    offered = classroom.FACTORS[factor].options(base)
+    if any(lv not in offered for lv in levels):
+        raise ValueError(f"levels of {factor} must be among {', '.join(map(str, offered))}")
+
+    def progress(exp, cell: int) -> None:
+        c = exp.cells[cell]
+        acc = f"{100 * c.result.acc:.1f}%" if c.result else "failed"
+        print(f"cell {cell + 1}/{len(exp.cells)}: {factor}={exp.levels[c.level]} seed {c.seed}: {acc}", flush=True)
+
+    exp = classroom.run_alone(base, factor, levels, args.seeds, on_cell=progress)
+    print(f"\n{factor:>14}  {'n':>3}  {'mean':>7}  {'sd':>6}  {'95% CI':>7}  seeds")
+    for s in classroom.level_stats(exp):
+        mean = f"{100 * s.mean:6.1f}%" if s.mean is not None else "      -"
+        sd = f"{100 * s.sd:5.1f}" if s.sd is not None else "    -"
+        ci = f"±{100 * s.ci95:5.1f}" if s.ci95 is not None else "      -"
+        print(f"{s.level!s:>14}  {s.n:>3}  {mean}  {sd}  {ci}  " + " ".join(f"{100 * a:.1f}" for a in s.accs))
+    done = [s for s in classroom.level_stats(exp) if s.mean is not None]
+    if len(done) >= 2:
+        best, runner = sorted(done, key=lambda s: s.mean, reverse=True)[:2]
+        spread = statistics.fmean([s.sd for s in done if s.sd is not None] or [0.0])
+        print(
+            f"best {best.level} by {100 * (best.mean - runner.mean):.1f} points over {runner.level}; mean seed sd {100 * spread:.1f} points"
+        )
+    print(f"the matrix predicts: {classroom.predicted(exp)}")
+    if args.out:
+        with open(args.out, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["cell", "level", "seed", "val_acc", "val_acc_per_epoch", "seconds", "reused"])
+            for i, c in enumerate(exp.cells):
+                r = c.result
+                writer.writerow([i, exp.levels[c.level], c.seed, r.acc if r else "", " ".join(f"{a:.4f}" for a in r.accs) if r else "",
+                                 r.seconds if r else "", r.reused if r else ""])  # fmt: skip
+        print(f"wrote {args.out}")
+    return 0 if exp.filled() == len(exp.cells) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tlcore", description="Transfer Learning Studio's engine.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -213,6 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbones", default="", help="comma-separated backbones, e.g. resnet18,vit_b_16")
     p.add_argument("--datasets", default="", help="comma-separated datasets, e.g. cifar10,eurosat")
     p.set_defaults(func=cmd_prefetch)
+
+    p = sub.add_parser(
+        "class-experiment",
+        help="the class experiment alone: one factor at several levels, several seeds, mean and spread",
+        description="Run every cell (level x seed) of a class experiment one after the other, as a class would fill "
+        "them, and print each level's accuracy: every seed, the mean, its standard deviation and 95%% interval. "
+        "The other settings start from the app's default demo (the flags below change them).",
+    )
+    p.add_argument(
+        "--factor", default="strategy", help="strategy | freeze_depth | per_class | lr | backbone (default %(default)s)"
+    )
+    p.add_argument("--levels", default="", help="comma-separated levels (default: the ones the Class page offers first)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per level (default %(default)s)")
+    add_config_args(p, skip=("seed",))
+    p.set_defaults(func=cmd_class_experiment, **_preset_defaults())
+    p.add_argument("--out", default="", help="CSV file for every run (cell, level, seed, accuracy per epoch, seconds)")
 
     p = sub.add_parser("list", help="list registered backbones and datasets")
     p.set_defaults(func=cmd_list)

@@ -809,3 +809,39 @@ def shared(size: int = 60) -> Classroom:
         if _shared is None:
             _shared = Classroom(offline.state_dir() / "class.json", size=size)
         return _shared
+
+
+def run_alone(
+    base: RunConfig,
+    factor: str,
+    levels: Sequence[Any],
+    seeds: int,
+    *,
+    run: Callable[..., dict | None] | None = None,
+    on_cell: Callable[[Experiment, int], None] | None = None,
+) -> Experiment:
+    """The class experiment without a class (`python -m tlcore class-experiment`): one virtual
+    learner per cell, each cell's run one after the other, filled through the same assignment,
+    collection and reuse as in class, so its figures reproduce the projected view's."""
+    from tlcore.core.events import History
+
+    if run is None:
+        from tlcore.train.recipe import run
+    room = Classroom(size=MAX_SEEDS * max(len(levels), 1))
+    code = room.open()
+    exp = room.start_experiment(factor, levels, seeds, base)
+    learners = [f"cli-learner-{i:03d}" for i in range(len(exp.cells))]
+    for name in learners:
+        room.join(code, name, name.removeprefix("cli-"))
+    for name in learners:
+        mine = room.assignment(name)
+        if mine is None or mine.result is not None:
+            continue
+        if room.reuse(name) is None:
+            history = History(mine.config.to_dict())
+            run(mine.config, history.append)
+            room.started(name, exp.id, mine.cell, f"cli-{mine.cell}")
+            room.collect(lambda _job, _owner, snap=history.snapshot(): snap if snap.final is not None else "failed", only=name)
+        if on_cell is not None:
+            on_cell(room.latest(), mine.cell)
+    return room.latest()
