@@ -38,6 +38,7 @@ VIEW_S = 2.0  # the projected view redraws this often while cells are open
 SLOT = "class"  # the queue tag and the session's job slot of one's cell
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 _FOLLOWED, _PENDING, _BANNER, _PAUSED = "_class_followed", "_class_pending", "_class_banner", "_class_paused_seen"
+_PART = "_class_part_seen"  # (experiment, cell) the page was last drawn with
 
 
 # --- joining ------------------------------------------------------------------------------
@@ -111,12 +112,16 @@ def class_pulse() -> None:
         st.session_state[_PAUSED] = paused
         st.rerun()
     st.session_state[_PAUSED] = paused
-    if view.experiment is not None and view.experiment.running:
-        mine = room.assignment(me)
-        if mine is not None:
-            st.caption(t("class.side.cell", what=cell_words(mine)))
-            st.page_link(str(PAGES / "6_class.py"), label=t("class.side.open"), icon=":material/science:")
-            room.collect(read_job, only=me)
+    mine = room.assignment(me) if view.experiment is not None and view.experiment.running else None
+    if mine is not None:
+        st.caption(t("class.side.cell", what=cell_words(mine)))
+        st.page_link(str(PAGES / "6_class.py"), label=t("class.side.open"), icon=":material/science:")
+        room.collect(read_job, only=me)
+    part = (mine.experiment, mine.cell) if mine is not None else None
+    if st.session_state.get(_PART, part) != part:  # an experiment started or stopped, or one's part moved: redraw the page
+        st.session_state[_PART] = part
+        st.rerun()
+    st.session_state[_PART] = part
     followed = st.session_state.get(_FOLLOWED)
     if followed is None:
         st.session_state[_FOLLOWED] = view.push.version

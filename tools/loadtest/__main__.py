@@ -69,6 +69,12 @@ def parser() -> argparse.ArgumentParser:
         default=0,
         help="torch threads per run when all are busy (class.toml threads_per_job; default 0: from the cores)",
     )
+    ap.add_argument(
+        "--class-experiment",
+        action="store_true",
+        help="the class as one experiment: students join by the code, the teacher starts an experiment, every "
+        "student presses Start on their part (tools.loadtest.experiment); --browsers defaults to 3 there",
+    )
     return ap
 
 
@@ -77,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the server and browsers
     args = parser().parse_args(argv)
+    if args.class_experiment:
+        from tools.loadtest.experiment import TARGETS, run_experiment
+
+        browsers = 3 if "--browsers" not in (argv if argv is not None else sys.argv) else args.browsers
+        result = run_experiment(args.students, browsers, args.timeout, args.probe_every)
+        return 0 if all(check(result) for check in TARGETS.values()) else 1
     report = run_class(
         args.students,
         args.browsers,
