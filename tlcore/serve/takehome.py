@@ -279,10 +279,17 @@ def model_card(meta: dict) -> str:
 
     config, metrics = meta.get("config") or {}, meta.get("metrics") or {}
     classes = meta["classes"]
-    data = catalog.dataset(config.get("dataset", ""))
-    data_title, data_note = (data.title, data.reason_en) if data else (config.get("dataset", "unknown"), "")
+    try:
+        data = catalog.dataset(config.get("dataset", ""))
+        data_title, data_note = data.title, data.reason_en
+    except ValueError:  # saved without settings (or a dataset this version does not know)
+        data_title, data_note = config.get("dataset") or "data not recorded", ""
     start = metrics.get("pretrained") or (
-        "random init" if config.get("strategy") == "scratch" or config.get("pretrained") == "no" else "pretrained weights"
+        "weights not recorded"
+        if not config
+        else "random init"
+        if config.get("strategy") == "scratch" or config.get("pretrained") == "no"
+        else "pretrained weights"
     )
     groups = meta.get("groups") or []
     frozen = strategies.frozen_at_start(config["strategy"], groups, config.get("freeze_depth", 0)) if groups and config else ()
@@ -297,10 +304,13 @@ def model_card(meta: dict) -> str:
         f"- Strategy: `{config.get('strategy', '?')}`"
         + (f"; layer groups {', '.join(groups)}; frozen: {', '.join(frozen) or 'none'}" if groups else "")
         + ".",
-        f"- Learning rate {config.get('lr')} (the new head x{config.get('head_lr_mult')}), {config.get('optimizer')}, "
-        f"{config.get('epochs')} epochs, batch {config.get('batch_size')}, augmentation {config.get('augment')}, "
-        f"seed {config.get('seed')}.",
     ]
+    if config:
+        lines.append(
+            f"- Learning rate {config.get('lr')} (the new head x{config.get('head_lr_mult')}), {config.get('optimizer')}, "
+            f"{config.get('epochs')} epochs, batch {config.get('batch_size')}, augmentation {config.get('augment')}, "
+            f"seed {config.get('seed')}."
+        )
     if metrics.get("trainable_params") and metrics.get("total_params"):
         lines.append(f"- Trainable parameters: {metrics['trainable_params']:,} of {metrics['total_params']:,}.")
     if meta.get("cli"):
@@ -311,8 +321,12 @@ def model_card(meta: dict) -> str:
         "",
         f"- Data: {data_title}" + (f" ({data_note})" if data_note else "") + ".",
         f"- Classes ({len(classes)}, in output order): {', '.join(classes)}.",
-        f"- Up to {config.get('per_class')} training and {config.get('val_per_class')} validation examples per class, "
-        "drawn with the seed (validation first, so the training size never changes the test)"
+        (
+            f"- Up to {config.get('per_class')} training and {config.get('val_per_class')} validation examples per class, "
+            "drawn with the seed (validation first, so the training size never changes the test)"
+            if config
+            else "- Examples per class not recorded"
+        )
         + (f"; images {meta['image_size']} x {meta['image_size']} px, centre square." if meta["task"] == "image" else "."),
         "",
         "## Metrics (the run's own validation split)",
