@@ -72,6 +72,7 @@ def _run_in_process(sources: list[str]) -> dict:
     return scope
 
 
+@pytest.mark.slow  # a Jupyter kernel, and a second run of the model: about a minute
 def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run, tmp_path):
     from nbclient import NotebookClient
 
@@ -92,6 +93,7 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
     assert any("image/png" in o.get("data", {}) for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
 
 
+@pytest.mark.slow
 def test_with_the_studios_depthwise_gradient_it_is_the_studios_run_step_for_step(studio_run):
     result, evals, _, meta = studio_run
     sources = _cells(notebook.build(meta, metrics=result))
