@@ -53,16 +53,7 @@ def studio_run():
 
 def _cells(nb, **settings) -> list[str]:
     """The notebook's code, with settings changed in its settings cell and its plot left out."""
-    out = []
-    for cell in nb.cells:
-        if cell.cell_type != "code" or "if history:" in cell.source:
-            continue
-        source = cell.source
-        for name, value in settings.items():
-            for line in [x for x in source.splitlines() if x.startswith(f"{name} = ")]:  # the settings cell's
-                source = source.replace(line, f"{name} = {value!r}")
-        out.append(source)
-    return out
+    return _cells_of([c.source for c in nb.cells if c.cell_type == "code" and "if history:" not in c.source], **settings)
 
 
 def _run_in_process(sources: list[str]) -> dict:
@@ -150,3 +141,51 @@ def test_the_cli_writes_the_notebook_beside_a_saved_model(studio_run, tmp_path, 
     nb = nbformat.read(tmp_path / notebook.NAME, as_version=4)
     nbformat.validate(nb)
     assert nb.metadata.tlcore["lang"] == "ko" and f"STUDIO_VAL_ACC = {result['val_acc']!r}" in nb.cells[3].source
+
+
+def _images(tmp_path):
+    """A folder of two classes, 9 pictures each (PNG and JPEG, odd sizes), a non-image file and a hidden one."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(("cats", "dogs")):
+        (tmp_path / name).mkdir()
+        for i in range(9):
+            pixels = rng.integers(0, 256, (30 + 7 * i, 41, 3), dtype=np.uint8) // (c + 1)
+            Image.fromarray(pixels).save(tmp_path / name / f"{i}.{'png' if i % 2 else 'jpg'}")
+        (tmp_path / name / "notes.txt").write_text("not a picture")
+        Image.fromarray(pixels).save(tmp_path / name / ".hidden.png")
+    return tmp_path
+
+
+@pytest.mark.parametrize("dataset", ["digits", "fashion_mnist", "folder"])
+def test_the_notebook_reads_the_studios_very_images_and_split(dataset, tmp_path):
+    """The data cell alone, against the studio's loader: the same pixels, labels and split."""
+    import torch
+
+    from tlcore.data import datasets
+    from tlcore.models import catalog
+
+    if dataset == "fashion_mnist" and not datasets.fashion_available():
+        pytest.skip("Fashion-MNIST is not on this machine (Debian's dataset-fashion-mnist)")
+    root = str(_images(tmp_path)) if dataset == "folder" else ""
+    config = TINY.replace(dataset=dataset, data_root=root, per_class=5, val_per_class=3, seed=7)
+    data = catalog.load_dataset(dataset, per_class=5, val_per_class=3, image_size=32, seed=7, root=root)
+    meta = {"task": "image", "backbone": "efficientnet_lite0", "classes": list(data.classes), "image_size": 32}
+    nb = notebook.build({**meta, "config": config.to_dict()})
+    data_cell = next(i for i, c in enumerate(nb.cells) if "load_images()" in c.source and "train_idx" in c.source)
+    sources = [c.source for c in nb.cells[: data_cell + 1] if c.cell_type == "code"]
+    scope = _run_in_process(_cells_of(sources, DATA_ROOT=root))
+    assert torch.equal(scope["train_x"], data.train_x) and torch.equal(scope["val_x"], data.val_x)
+    assert torch.equal(scope["train_y"], data.train_y) and torch.equal(scope["val_y"], data.val_y)
+
+
+def _cells_of(sources: list[str], **settings) -> list[str]:
+    out = []
+    for source in sources:
+        for name, value in settings.items():
+            for line in [x for x in source.splitlines() if x.startswith(f"{name} = ")]:
+                source = source.replace(line, f"{name} = {value!r}")
+        out.append(source)
+    return out

@@ -167,7 +167,11 @@ def _settings(meta: dict, val_acc: float | None) -> str:
         f"BACKBONE = {meta['backbone']!r}",
         f"PRETRAINED = {pretrained}  # start from the ImageNet weights (False: random weights, 'scratch')",
         f"DATASET = {c['dataset']!r}",
-        f"DATA_ROOT = {c.get('data_root', '')!r}  # dataset 'folder': a folder with one sub-folder per class",
+        (
+            'DATA_ROOT = "my_images"  # the folder you uploaded as a zip, unzipped here: one sub-folder per class'
+            if c["dataset"] == "folder"  # (the server's own copy of it is not the learner's path)
+            else "DATA_ROOT = ''  # only for the dataset 'folder'"
+        ),
         f"CLASSES = {list(meta['classes'])!r}",
         f"PER_CLASS = {c['per_class']}  # training examples per class",
         f"VAL_PER_CLASS = {c['val_per_class']}  # validation examples per class",
@@ -265,11 +269,12 @@ def load_images():
     (the studio reads them the same way; files it could not read are left out here too).\"\"\"
     from PIL import Image, ImageOps
 
+    SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
     images, labels = [], []
     folders = sorted(d for d in Path(DATA_ROOT).iterdir() if d.is_dir() and not d.name.startswith("."))
     for label, folder in enumerate(folders):
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            if any(part.startswith(".") for part in path.relative_to(folder).parts):
+        for path in sorted((p for p in folder.rglob("*") if p.is_file()), key=str):
+            if any(part.startswith(".") for part in path.relative_to(folder).parts) or path.suffix.lower() not in SUFFIXES:
                 continue
             try:
                 image = Image.open(path)
