@@ -150,10 +150,6 @@ def _warm_up() -> None:
                 estimate.calibrate(config)
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         logging.getLogger(__name__).info("warm-up skipped: %s", error)
-    try:  # "what it looks at" (tlcore.lab.explain): grad-cam imports OpenCV and matplotlib, seconds on a busy CPU
-        import pytorch_grad_cam  # noqa: F401
-    except ImportError as error:  # the page says how to install it
-        logging.getLogger(__name__).info("grad-cam not warmed up: %s", error)
     # The C heap keeps what a CPU server's training frees, for its next run (tlcore.serve.process):
     # the warm-up's runs left about 700 MB of it resident, at rest, before the class came.
     return_freed_memory()

@@ -20,12 +20,12 @@ from collections import OrderedDict
 
 import streamlit as st
 
-from studio.i18n import explain_error, t
+from studio.i18n import current_lang, explain_error, t
 from studio.learner import owner
 from studio.server import kept_model
 from tlcore.core.events import HistorySnapshot
 from tlcore.core.messages import LearnerError
-from tlcore.serve import takehome
+from tlcore.serve import notebook, takehome
 from tlcore.train import finetuned
 from tlcore.train.config import RunConfig
 
@@ -89,7 +89,7 @@ _bundles: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
 _lock = threading.Lock()
 
 
-def bundle(learner: str, model_id: str, part: str) -> bytes:
+def bundle(learner: str, model_id: str, part: str, metrics: dict | None = None) -> bytes:
     """The zip for one of the learner's shelf models and one part ("weights" or "onnx"), built
     on the first click and kept (bounded) for the next. The id is the run's own, unguessable
     one, and the shelf gives a model to its owner only. `learner` is taken when the button is
@@ -103,7 +103,7 @@ def bundle(learner: str, model_id: str, part: str) -> bytes:
     if entry is None:
         return _note_zip(str(LearnerError("takehome.gone")))
     try:
-        data = takehome.zip_bytes(entry, parts=(part,))
+        data = takehome.zip_bytes(entry, parts=(part,), metrics=metrics)  # metrics: for the model card
     except LearnerError as error:
         return _note_zip(str(error))
     with _lock:
@@ -141,10 +141,11 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
         return
     mb = max(1, round(finetuned.model_bytes(entry.model) / 2**20))
     name = f"{entry.backbone}-{config.strategy}"
+    card = takehome.card_metrics(result)
     cols = st.columns(2)
     cols[0].download_button(
         t("takehome.weights", mb=mb),
-        data=lambda: bundle(learner, model_id, "weights"),
+        data=lambda: bundle(learner, model_id, "weights", card),
         file_name=f"{name}.zip",
         mime="application/zip",
         key=f"model:{key}",
@@ -154,7 +155,7 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
     )
     cols[1].download_button(
         t("takehome.onnx", mb=mb),
-        data=lambda: bundle(learner, model_id, "onnx"),
+        data=lambda: bundle(learner, model_id, "onnx", card),
         file_name=f"{name}-onnx.zip",
         mime="application/zip",
         key=f"onnx:{key}",
@@ -162,6 +163,18 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
         help=t("help.takehome_onnx"),
         icon=":material/download:",
     )
+    meta, lang = takehome.describe(entry, card), current_lang()
+    if notebook.supported(meta):  # the same run in plain PyTorch, built on click (milliseconds)
+        st.download_button(
+            t("takehome.notebook"),
+            data=lambda: notebook.to_bytes(meta, lang=lang, metrics=card),
+            file_name=f"{name}.ipynb",
+            mime="application/x-ipynb+json",
+            key=f"notebook:{key}",
+            on_click="ignore",
+            help=t("help.takehome_notebook"),
+            icon=":material/download:",
+        )
     st.caption(t("takehome.caption_text" if entry.task == "text" else "takehome.caption"))
     sample = '"a sentence to classify"' if entry.task == "text" else '"photo.jpg"'
     st.code(

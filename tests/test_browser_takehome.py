@@ -64,7 +64,7 @@ def test_download_the_fine_tuned_model_and_predict_with_it(server, tmp_path):  #
         page.screenshot(path=str(ARTIFACTS / "3_finetune_forgetting_ko.png"))
     assert saved.name == "efficientnet_lite0-partial.zip"
     with zipfile.ZipFile(saved) as z:
-        assert sorted(z.namelist()) == ["model/README.md", "model/model.json", "model/model.safetensors"]
+        assert sorted(z.namelist()) == ["model/MODEL_CARD.md", "model/README.md", "model/model.json", "model/model.safetensors"]
         z.extractall(tmp_path)
     # a picture of the default data set's validation split, classified from the downloaded files alone
     from PIL import Image

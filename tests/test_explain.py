@@ -148,3 +148,14 @@ def test_a_one_cell_feature_map_gives_a_flat_map_not_nan():
     cam = explain.class_map(model, np.full((20, 20, 3), 128, np.uint8), size=16)
     assert cam.grid == (1, 1) and cam.heat.shape == (16, 16)
     assert np.isfinite(cam.heat).all() and cam.heat.max() == 0
+
+
+def test_the_map_needs_no_package_beyond_torch(finder, monkeypatch):
+    """Grad-CAM is the engine's own few lines (grad-cam's OpenCV, matplotlib and ttach, about
+    230 MB, are not installed for it): blocked imports of them change nothing."""
+    import sys
+
+    for name in ("pytorch_grad_cam", "cv2", "matplotlib", "ttach", "captum"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import name` now raises ImportError
+    cam = explain.class_map(finder, picture(np.random.default_rng(5), (12, 6)), size=SIZE)
+    assert cam.target == 1 and cam.heat.max() > 0.99

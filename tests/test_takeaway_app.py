@@ -173,3 +173,25 @@ def test_a_text_run_offers_its_model_in_both_languages():
     ok(at)
     assert any(label.startswith("ONNX Runtime용 모델") for label in download_labels(at))
     assert english_in(at) == []
+
+
+def kept_lite0_run(config, emit, should_stop):
+    """kept_run with the default backbone on the shelf: a run the take-home notebook can rebuild."""
+    out = kept_run(config, emit, should_stop)
+    model = catalog.build_model("efficientnet_lite0", 10, pretrained=False, image_size=32)
+    classes = tuple(str(i) for i in range(10))
+    return {**out, "model": Finetuned(model, classes, 32, "efficientnet_lite0", config.to_dict())}
+
+
+def test_a_run_the_notebook_can_rebuild_offers_it_in_the_learners_language():
+    at = app("pages/3_finetune.py", run_fn=kept_lite0_run)
+    at.button(key="start").click().run()
+    assert wait_until_done(at, "finetune") == "done"
+    at.run()
+    ok(at)
+    assert any(label.startswith("Notebook: this run in plain PyTorch") for label in download_labels(at))
+    at.radio(key="w:lang").set_value("ko").run()
+    assert any(label.startswith("노트북: 이 실행을 순수 PyTorch로") for label in download_labels(at))
+    # the studio's own synthetic-pretrained ResNet has no plain-PyTorch notebook: no button for it
+    other = finished("pages/3_finetune.py", "start", "finetune")
+    assert not any("Notebook" in label for label in download_labels(other))

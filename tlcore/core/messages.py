@@ -45,6 +45,8 @@ EN: dict[str, str] = {
     "takehome.not_found": "no model at {path}: give the folder from the studio's download, or its model.safetensors",
     "takehome.not_ours": "{path} was not written by Transfer Learning Studio (no tlcore metadata)",
     "takehome.no_image": "{path} is not an image file; an image model classifies image files",
+    "notebook.unsupported": "no notebook for this run: the notebook rebuilds image runs of {backbones} on {datasets} "
+    "in plain PyTorch, and this one is {backbone} on {dataset}; its model download and CLI command still reproduce it",
     # A zip of class folders (tlcore.serve.uploads): why it was refused as a whole ...
     "upload.not_zip": "This file is not a zip archive (or it is damaged). Put one folder per class in a folder, "
     "compress it to .zip, and upload that.",

@@ -3,8 +3,12 @@
 Grad-CAM (Selvaraju et al., 2017) asks the deepest feature map that still has a layout,
 (B, C, h, w), which of its cells raised one class's score: each channel is weighted by the
 mean gradient of that score with respect to it, the weighted channels are summed, negative
-evidence is cut (ReLU), and the (h, w) map is scaled up to the picture. The method comes from
-the maintained `grad-cam` package (import name pytorch_grad_cam), not written here.
+evidence is cut (ReLU), and the (h, w) map is scaled up to the picture. It is written here, in a
+few lines over the layer groups the engine already splits a model at (`forward_to` /
+`forward_from`), not taken from the `grad-cam` package: that package computes the same map
+(the same channel weights, ReLU and min-max scaling, checked against it) but brings OpenCV,
+matplotlib and ttach, about 230 MB installed and 1.5-3 s of imports, for this one map. Captum
+would bring matplotlib too, and its LayerGradCam needs the same hand-made split of the model.
 
 Which layer: the backbone registry's layer groups, not a per-model choice. The map is taken
 where the last body group (the one before "head") hands its features to the head: for a CNN
@@ -28,7 +32,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import nn
-from typing_extensions import override
 
 from tlcore.models.backbones import GroupedModel
 
@@ -42,26 +45,18 @@ class ClassMap(NamedTuple):
     grid: tuple[int, int]  # that output's (h, w) cells, before scaling up to the picture
 
 
-class _Tail(nn.Module):
-    """The groups after the map's layer, run on features already computed for the picture,
-    with a tap in front of them for Grad-CAM's hooks.
+def _tail(groups: list[nn.Module]) -> nn.Module:
+    """The groups after the map's layer as a private copy whose weights need no gradient: the model
+    itself is shared with every learner's page runs and is never touched (no hook, no gradient,
+    no mode change), and backward runs through these last groups only (the body below needs no
+    gradient: the map is made of that layer's activations and their gradients)."""
+    return nn.Sequential(*copy.deepcopy(groups)).requires_grad_(False).eval()
 
-    The groups are a private copy whose weights need no gradient: the model itself is shared
-    with every learner's page runs and is never touched (no hook, no gradient, no mode
-    change), and backward runs through these last groups only (the body below the tap needs
-    no gradient: the map is made of the tap's activations and their gradients). Grad-CAM
-    calls it with the picture, whose size it scales the map up to; the body has already seen it.
-    """
 
-    def __init__(self, groups: list[nn.Module], features: torch.Tensor):
-        super().__init__()
-        self.tap = nn.Identity()
-        self.rest = nn.Sequential(*copy.deepcopy(groups)).requires_grad_(False).eval()
-        self.features = features  # (1, C, h, w), or (1, 1 + P, D) for a transformer
-
-    @override
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (1, 3, size, size), already seen by the body
-        return self.rest(self.tap(self.features.detach().requires_grad_()))
+def jet(heat: np.ndarray) -> np.ndarray:
+    """(H, W) in [0, 1] -> (H, W, 3) float RGB in the jet colours: dark blue (0), cyan, yellow, dark red (1)."""
+    x = 4.0 * heat[..., None]
+    return np.clip(1.5 - np.abs(x - np.array([3.0, 2.0, 1.0], np.float32)), 0.0, 1.0)
 
 
 def _tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
@@ -82,10 +77,6 @@ def class_map(
     `size` as the model sees it; `target` is the class to explain (None: the model's top class).
     The overlay blends the picture (weight `image_weight`) with the map in the jet colours
     (red: strong evidence, blue: none)."""
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.image import show_cam_on_image
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
     from tlcore.models.imagenet import to_input
 
     x = to_input(image, size).to(_device(model))  # (1, 3, size, size) uint8
@@ -99,14 +90,20 @@ def class_map(
         probs = model.forward_from(features, k).float().softmax(-1)[0]  # (num_classes,)
     grid = tuple((reshape(features) if reshape else features).shape[-2:])
     target = int(probs.argmax()) if target is None else int(target)
-    tail = _Tail(list(model.groups.values())[k:], features)
-    cam = GradCAM(tail, [tail.tap], reshape_transform=reshape)
-    try:  # (not `with cam`: its __exit__ swallows an IndexError)
-        with torch.enable_grad():
-            heat = cam(x, [ClassifierOutputTarget(target)])[0]  # (size, size) float32, min-max scaled to [0, 1]
-    finally:
-        cam.activations_and_grads.release()
+    tail = _tail(list(model.groups.values())[k:])
+    with torch.enable_grad():
+        acts = features.detach().float().requires_grad_()
+        score = tail(acts)[0, target]  # the class's logit, before the softmax
+        (grads,) = torch.autograd.grad(score, acts)
+    if reshape:
+        acts, grads = reshape(acts.detach()), reshape(grads)  # tokens -> (1, D, side, side)
+    weights = grads.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1): how much each channel raised the score
+    cam = torch.relu((weights * acts.detach()).sum(dim=1, keepdim=True))  # (1, 1, h, w): positive evidence only
+    cam = torch.nn.functional.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+    cam = cam - cam.min()
+    heat = (cam / (cam.max() + 1e-7)).cpu().numpy()  # min-max to [0, 1]; a flat map stays 0, never NaN
     heat = np.clip(np.nan_to_num(heat), 0.0, 1.0).astype(np.float32)
     picture = x[0].permute(1, 2, 0).cpu().numpy().astype(np.float32) / 255  # (size, size, 3) in [0, 1]
-    overlay = show_cam_on_image(picture, heat, use_rgb=True, image_weight=image_weight)
+    blend = (1 - image_weight) * jet(heat) + image_weight * picture
+    overlay = np.uint8(255 * blend / blend.max())
     return ClassMap(heat, overlay, target, float(probs[target]), model.group_names[k - 1], grid)

@@ -10,6 +10,9 @@ A finished run's model (kept on the server's shelf, tlcore.serve.shelf) becomes 
                         (B, 3, S, S) uint8, text in as token ids + attention mask; logits out
     tokenizer/          text models: the tokenizer's files, for the ONNX model
     README.md           two short snippets: load with tlcore, predict with onnxruntime
+    MODEL_CARD.md       what was trained, on what, its metrics on the run's validation split, its limits
+
+The take-home notebook (the same run in plain PyTorch) is tlcore.serve.notebook.
 
     python -m tlcore predict --model DIR_OR_FILE photo.jpg ...        (image model)
     python -m tlcore predict --model DIR_OR_FILE "a sentence" ...     (text model)
@@ -35,7 +38,7 @@ import torch
 from tlcore.core.messages import LearnerError
 
 FORMAT = "tlcore-model-1"
-WEIGHTS, META, ONNX, README = "model.safetensors", "model.json", "model.onnx", "README.md"
+WEIGHTS, META, ONNX, README, CARD = "model.safetensors", "model.json", "model.onnx", "README.md", "MODEL_CARD.md"
 MAX_MODEL_BYTES = 128 * 2**20  # ResNet-50, ConvNeXt-Tiny and MiniLM fit; BERT-base and ViT-B/16 do not
 OPSET = 17
 
@@ -101,8 +104,8 @@ def _state(entry) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
 
 
-def describe(entry) -> dict:
-    """model.json: what the files are and how they were made."""
+def describe(entry, metrics: dict | None = None) -> dict:
+    """model.json: what the files are and how they were made (and, given the run's result, its metrics)."""
     from tlcore.train.config import RunConfig
 
     config = entry.config or {}
@@ -120,8 +123,21 @@ def describe(entry) -> dict:
         meta["input"] = {"input_ids": "(B, T) int64 token ids from tokenizer/", "attention_mask": "(B, T) int64"}
     else:
         meta["input"] = {"pixels": f"(B, 3, {entry.image_size}, {entry.image_size}) uint8 RGB, centre square resized"}
+        groups = getattr(entry.model, "group_names", None)  # layer groups, shallow to deep (the last is the head)
+        if groups:
+            meta["groups"] = list(groups)
     meta["output"] = "logits (B, num_classes), classes in the order of 'classes'"
+    if metrics:
+        meta["metrics"] = card_metrics(metrics)
     return meta
+
+
+CARD_METRICS = ("val_acc", "best_val_acc", "val_loss", "trainable_params", "total_params", "pretrained", "confusion", "seconds")
+
+
+def card_metrics(result: dict | None) -> dict:
+    """The part of a run's result a model card reports (small: no predictions, no events)."""
+    return {k: result[k] for k in CARD_METRICS if (result or {}).get(k) is not None}
 
 
 def check_size(entry) -> None:
@@ -135,17 +151,18 @@ def check_size(entry) -> None:
 PARTS = ("weights", "onnx")  # the app offers each as its own download: a text model's are 90 MB each
 
 
-def save(entry, folder: str | Path, *, parts: tuple[str, ...] = PARTS) -> dict[str, int]:
+def save(entry, folder: str | Path, *, parts: tuple[str, ...] = PARTS, metrics: dict | None = None) -> dict[str, int]:
     """Write a fine-tuned model (tlcore.train.finetuned.Finetuned) as files; returns {file name: bytes}.
 
-    parts: "weights" (model.safetensors) and/or "onnx" (model.onnx); model.json, README.md
-    and a text model's tokenizer/ come with either."""
+    parts: "weights" (model.safetensors) and/or "onnx" (model.onnx); model.json, README.md,
+    MODEL_CARD.md and a text model's tokenizer/ come with either. metrics: the run's result
+    (recipe.run's dict), for the card."""
     from safetensors.torch import save_file
 
     check_size(entry)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    meta = describe(entry)
+    meta = describe(entry, metrics)
     if "weights" in parts:
         save_file(_state(entry), str(folder / WEIGHTS), metadata={"tlcore": json.dumps(meta, ensure_ascii=False)})
     if "onnx" in parts:
@@ -154,6 +171,7 @@ def save(entry, folder: str | Path, *, parts: tuple[str, ...] = PARTS) -> dict[s
     if entry.task == "text":
         entry.model.tokenizer.save_pretrained(str(folder / "tokenizer"))
     (folder / README).write_text(readme(meta, parts), encoding="utf-8")
+    (folder / CARD).write_text(model_card(meta), encoding="utf-8")
     return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
@@ -222,10 +240,10 @@ def _attention(hf, implementation: str | None) -> str | None:
     return before
 
 
-def zip_bytes(entry, *, parts: tuple[str, ...] = PARTS) -> bytes:
+def zip_bytes(entry, *, parts: tuple[str, ...] = PARTS, metrics: dict | None = None) -> bytes:
     """The folder `save` writes, as one zip in memory (the temporary folder is removed)."""
     with tempfile.TemporaryDirectory(prefix="tlcore-model-") as tmp:
-        save(entry, tmp, parts=parts)
+        save(entry, tmp, parts=parts, metrics=metrics)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as z:
             for p in sorted(Path(tmp).rglob("*")):
@@ -254,6 +272,104 @@ def readme(meta: dict, parts: tuple[str, ...]) -> str:
     if "onnx" in parts:
         lines += _onnx_image(meta["image_size"]) if meta["task"] == "image" else _onnx_text(meta["config"].get("max_length", 128))
     return "\n".join(lines)
+
+
+def model_card(meta: dict) -> str:
+    """MODEL_CARD.md: what was trained, on what, the metrics it reached, and what it is not for."""
+    from tlcore.models import catalog
+    from tlcore.train import strategies
+
+    config, metrics = meta.get("config") or {}, meta.get("metrics") or {}
+    classes = meta["classes"]
+    try:
+        data = catalog.dataset(config.get("dataset", ""))
+        data_title, data_note = data.title, data.reason_en
+    except ValueError:  # saved without settings (or a dataset this version does not know)
+        data_title, data_note = config.get("dataset") or "data not recorded", ""
+    start = metrics.get("pretrained") or (
+        "weights not recorded"
+        if not config
+        else "random init"
+        if config.get("strategy") == "scratch" or config.get("pretrained") == "no"
+        else "pretrained weights"
+    )
+    groups = meta.get("groups") or []
+    frozen = strategies.frozen_at_start(config["strategy"], groups, config.get("freeze_depth", 0)) if groups and config else ()
+    lines = [
+        f"# Model card: {meta['backbone']} fine-tuned on {data_title}",
+        "",
+        "Made by Transfer Learning Studio, a teaching tool: a short fine-tune run by a learner.",
+        "",
+        "## What was trained",
+        "",
+        f"- Backbone: `{meta['backbone']}`, started from {start}.",
+        f"- Strategy: `{config.get('strategy', '?')}`"
+        + (f"; layer groups {', '.join(groups)}; frozen: {', '.join(frozen) or 'none'}" if groups else "")
+        + ".",
+    ]
+    if config:
+        lines.append(
+            f"- Learning rate {config.get('lr')} (the new head x{config.get('head_lr_mult')}), {config.get('optimizer')}, "
+            f"{config.get('epochs')} epochs, batch {config.get('batch_size')}, augmentation {config.get('augment')}, "
+            f"seed {config.get('seed')}."
+        )
+    if metrics.get("trainable_params") and metrics.get("total_params"):
+        lines.append(f"- Trainable parameters: {metrics['trainable_params']:,} of {metrics['total_params']:,}.")
+    if meta.get("cli"):
+        lines.append(f"- The command that trains it again: `{meta['cli']}`")
+    lines += [
+        "",
+        "## On what",
+        "",
+        f"- Data: {data_title}" + (f" ({data_note})" if data_note else "") + ".",
+        f"- Classes ({len(classes)}, in output order): {', '.join(classes)}.",
+        (
+            f"- Up to {config.get('per_class')} training and {config.get('val_per_class')} validation examples per class, "
+            "drawn with the seed (validation first, so the training size never changes the test)"
+            if config
+            else "- Examples per class not recorded"
+        )
+        + (f"; images {meta['image_size']} x {meta['image_size']} px, centre square." if meta["task"] == "image" else "."),
+        "",
+        "## Metrics (the run's own validation split)",
+        "",
+    ]
+    if "val_acc" in metrics:
+        confusion = metrics.get("confusion") or []
+        n = sum(map(sum, confusion)) if confusion else 0
+        lines.append(
+            f"- Accuracy {metrics['val_acc']:.1%}"
+            + (f" on {n} examples" if n else "")
+            + (f"; best epoch {metrics['best_val_acc']:.1%}" if "best_val_acc" in metrics else "")
+            + (f"; loss {metrics['val_loss']:.3f}" if "val_loss" in metrics else "")
+            + "."
+        )
+        if confusion and len(confusion) == len(classes):
+            per = [(c, row[i] / sum(row)) for i, (c, row) in enumerate(zip(classes, confusion, strict=True)) if sum(row)]
+            lines.append("- Per class: " + ", ".join(f"{c} {acc:.0%}" for c, acc in per) + ".")
+        if n:
+            half = 1.96 * (metrics["val_acc"] * (1 - metrics["val_acc"]) / n) ** 0.5
+            lines.append(f"- With {n} examples the accuracy is known to about +/- {half:.0%} (95%, normal approximation).")
+    else:
+        lines.append("- Not recorded with this file (saved without the run's result).")
+    lines += [
+        "",
+        "## Limits",
+        "",
+        "- Trained in minutes on a few examples per class for a lesson: not tested for any real use, "
+        "for fairness between groups of people, or against inputs made to fool it.",
+        f"- It knows only these {len(classes)} classes: anything else is still given one of them.",
+    ]
+    if meta["task"] == "image":
+        lines.append(
+            "- It expects pictures like its data, centre-cropped to a square and resized; other kinds of pictures "
+            "(lighting, background, colour or greyscale) may lower its accuracy well below the figure above."
+        )
+    else:
+        lines.append(
+            f"- It reads at most {config.get('max_length', 128)} tokens of a sentence, in the language it was trained on."
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _with_engine(sample: str) -> list[str]:
