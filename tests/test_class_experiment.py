@@ -302,3 +302,96 @@ def test_the_cli_refuses_a_level_the_factor_does_not_have(capsys):
 
     assert cli.main(["class-experiment", "--factor", "strategy", "--levels", "bogus"]) == 2
     assert "levels of strategy must be among" in capsys.readouterr().err
+
+
+# --- in the pages (AppTest) -----------------------------------------------------------------
+
+
+@pytest.fixture
+def class_app(monkeypatch):
+    """A class with its own Classroom and queue, a teacher's secret, and a way to open pages in it."""
+    from studio import teacher as teacher_ui
+    from tests.helpers.apptest import SECRET, app, unlock
+    from tests.helpers.fakes import fake_run
+    from tlcore.serve import caps
+
+    monkeypatch.setenv("TLS_TEACHER_SECRET", SECRET)
+    caps.load.cache_clear()
+    room, queue = Classroom(), JobQueue(fake_run)
+
+    def open_page(page, owner, state=None, **kw):
+        return app(page, queue=queue, owner=owner, state={"_classroom_override": room, **(state or {})}, **kw)
+
+    def as_teacher():
+        at = open_page("pages/6_class.py", "teacher-cookie-0001")
+        unlock(at, SECRET)
+        assert teacher_ui.is_teacher_id("teacher-cookie-0001")
+        return at
+
+    yield room, queue, open_page, as_teacher
+    caps.load.cache_clear()
+
+
+def test_a_learner_not_in_a_class_sees_no_join_box_until_a_class_is_open(class_app):
+    room, _, open_page, _ = class_app
+    at = open_page(None, "learner-0001")
+    assert not [w for w in at.text_input if w.key == "join_code:start"]
+    room.open()
+    at = open_page(None, "learner-0002")
+    assert at.text_input(key="join_code:start").label == "Class code"
+
+
+def test_join_by_the_link_and_by_the_code_in_korean_with_clear_messages(class_app):
+    room, _, open_page, as_teacher = class_app
+    teacher = as_teacher()
+    code = room.code
+    assert code and code in "".join(m.value for m in teacher.markdown)  # the code on the projector
+    by_link = open_page(None, "learner-0001", query={"join": code})
+    assert any("You joined the class as" in s.value for s in by_link.success)
+    ko = open_page(None, "learner-0002", lang="ko")
+    ko.text_input(key="join_code:start").set_value("QQQQQQ")
+    ko.button(key="join:start").click().run()
+    assert any("이 수업의 코드가 아닙니다" in e.value for e in ko.error)
+    ko.text_input(key="join_code:start").set_value(code.lower())
+    ko.text_input(key="join_nick:start").set_value("미나")
+    ko.button(key="join:start").click().run()
+    assert any("미나" in s.value for s in ko.success) and room.count()[0] == 2
+
+
+def test_pause_all_turns_a_class_members_start_off_and_says_why(class_app):
+    room, queue, open_page, as_teacher = class_app
+    teacher = as_teacher()
+    member = open_page("pages/3_finetune.py", "learner-0001", query={"join": room.code})
+    outsider = open_page("pages/3_finetune.py", "learner-0002")
+    teacher.button(key="class_pause").click().run()
+    assert room.paused
+    member.run()
+    assert member.button(key="start").disabled
+    assert any("The teacher paused the class" in c.value for c in member.caption)
+    outsider.run()
+    assert not outsider.button(key="start").disabled  # not in the class: no difference
+    teacher.button(key="class_resume").click().run()
+    member.run()
+    assert not member.button(key="start").disabled
+
+
+def test_a_learners_part_runs_the_assignment_not_their_own_settings(class_app):
+    room, queue, open_page, as_teacher = class_app
+    teacher = as_teacher()
+    learner = open_page("pages/6_class.py", "learner-0001", query={"join": room.code}, state={"epochs": 7})
+    teacher.selectbox(key="class_factor").set_value("lr").run()
+    teacher.number_input(key="class_seeds").set_value(1).run()
+    teacher.button(key="class_exp_start").click().run()
+    assert room.latest().levels == [1e-4, 1e-3, 1e-2]
+    learner.run()
+    assert any("Your part of the class experiment" in m.value for m in learner.markdown)
+    assert any("whatever you chose on the other pages" in c.value for c in learner.caption)
+    learner.button(key="class_start").click().run()
+    job = learner.session_state["job:class"]
+    ran = queue.get(job, "learner-0001").configs[0]
+    mine = room.assignment("learner-0001")
+    assert ran == mine.config and ran.lr == 1e-4 and ran.seed == 1 and ran.epochs != 7
+    assert queue.wait_until_ended(job, "learner-0001", 30)
+    teacher.run()
+    assert room.latest().filled() == 1  # the projected view collected it
+    assert "1 of 3" in teacher.get("plotly_chart")[0].proto.spec
