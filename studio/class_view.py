@@ -107,8 +107,8 @@ def result_figure(
     fig.update_xaxes(tickmode="array", tickvals=list(range(len(labels))), ticktext=ticks, range=[-0.6, len(labels) - 0.4])
     fig.update_yaxes(rangemode="tozero", ticksuffix="%")
     title = t("class.view.title", factor=factor_label(exp.factor), filled=exp.filled(), cells=len(exp.cells))
-    fig = _layout(fig, title, "", t("class.view.acc"), height=420)
-    fig.update_layout(margin=dict(l=60, r=20, t=70, b=90), legend=dict(orientation="h", y=-0.28))
+    fig = _layout(fig, title, factor_label(exp.factor), t("class.view.acc"), height=440)
+    fig.update_layout(margin=dict(l=60, r=20, t=70, b=110), legend=dict(orientation="h", y=-0.34))
     return fig
 
 
