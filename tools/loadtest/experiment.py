@@ -293,6 +293,9 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
             teacher.screenshot(path=str(log_dir / "projected.png"), full_page=True)
             browser.close()
         tti = [t for _, t in visitor.times if t is not None]
+        polls = sorted(
+            t for c in members.clients for t in c.poll_times
+        )  # a fragment poll's round trip (the class pulse among them)
         rss_peak = max(s[1] for s in sampler.samples if s[0] >= t0)
         result = {
             "filled": filled,
@@ -308,6 +311,9 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
             "errors": errors + sum(s.exceptions for s in roster) + visitor.exceptions,
             "broke": [s.error for s in roster if s.error],
             "screenshot": str(log_dir / "projected.png"),
+            "poll_median": polls[len(polls) // 2] if polls else float("nan"),
+            "poll_p95": polls[int(len(polls) * 0.95)] if polls else float("nan"),
+            "polls": len(polls),
         }
         say(f"cells filled: {filled} of {cells} in {elapsed:.1f} s")
         say(
@@ -317,6 +323,9 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
             f"fresh visitor, page 3 interactive: worst {result['tti_max']:.1f} s of {result['tti_n']} visits ({result['tti_timeouts']} timed out)"
         )
         say(f"server memory: {rss_start:.0f} MB at rest, peak {rss_peak:.0f} MB during the class")
+        say(
+            f"a student's fragment poll (class pulse, live panel): {result['poll_median'] * 1000:.0f} ms median, {result['poll_p95'] * 1000:.0f} ms p95 of {result['polls']}"
+        )
         say(f"error boxes: {result['errors']}; clients broken: {len(result['broke'])} {result['broke'][:3]}")
         say(f"the projected view: {result['screenshot']}")
         for name, check in TARGETS.items():
