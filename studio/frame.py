@@ -65,6 +65,10 @@ CSS = """<style>
 [data-testid="stHeaderActionElements"]:focus-within, [data-testid="stHeaderActionElements"] a:focus {
   opacity: 1 !important; visibility: visible !important; transition: none !important;
 }
+.tls-table { max-width: 100%; overflow-x: auto; }
+.tls-table table { border-collapse: collapse; font-size: 0.875rem; }
+.tls-table :is(th, td) { border: 1px solid #cbd5e1; padding: 0.25rem 0.5rem; text-align: right; white-space: nowrap; }
+.tls-table th[scope="row"], .tls-table thead th:first-child { text-align: left; }
 .tls-sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .tls-figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(6.5rem, 1fr)); gap: 0.75rem; margin: 0.25rem 0 0.75rem; }
 .tls-figures figure { margin: 0; }
@@ -75,10 +79,12 @@ CSS = """<style>
   [data-testid="stMain"] :is(button, [role="tab"], summary, [data-testid="stPageLink"] a),
   [data-testid="stSidebar"] :is(button, a, label), [data-testid="stRadio"] label { min-height: 44px; }
   [data-testid="stRadio"] label { display: flex; align-items: center; }
+  [class*="st-key-cell-"] button :is(p, div) { white-space: normal !important; text-overflow: clip !important; overflow: visible !important; }
   [data-testid="stMarkdownContainer"] :is(td, th) { word-break: normal; overflow-wrap: anywhere; }
   [data-testid="stMarkdownContainer"] table { max-width: 100%; }
   .st-key-start, .st-key-exp_start, .st-key-race_start, .st-key-text_start {
-    position: sticky; bottom: 0; z-index: 20; background: #ffffff; padding: 0.5rem 0;
+    position: sticky; bottom: 0; z-index: 20; background: #ffffff; padding: 0.5rem 0; width: 100% !important;
+    box-shadow: 0 -6px 8px -6px rgba(15, 23, 42, 0.25);
   }
 }
 </style>"""  # set by the frame, consumed by the page, in the same run

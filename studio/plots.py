@@ -130,13 +130,22 @@ def _fonts(fig: go.Figure) -> go.Figure:
     return fig
 
 
+# The title sits under the band where Plotly's toolbar (modebar) is drawn, so on a narrow
+# screen (a phone, a tablet's half column) the toolbar never covers it.
+TOOLBAR_PX = 56  # the toolbar Streamlit draws is 44 px tall, 2 px from the top; the title text starts ~5 px under the pad
+
+
+def _title(text: str) -> dict:
+    return dict(text=text, yref="container", y=1, yanchor="top", pad=dict(t=TOOLBAR_PX))
+
+
 def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 320) -> go.Figure:
     fig.update_layout(
-        title=title,
+        title=_title(title),
         xaxis_title=x,
         yaxis_title=y,
-        height=height,
-        margin=dict(l=60, r=20, t=50, b=50),
+        height=height + TOOLBAR_PX,
+        margin=dict(l=60, r=20, t=50 + TOOLBAR_PX, b=50),
         legend=dict(orientation="h", y=-0.3),
         template="plotly_white",
     )
@@ -508,7 +517,12 @@ def filters_figure(pretrained: np.ndarray | None, random: np.ndarray, t: Transla
         fig.add_trace(go.Image(z=tile_grid(tiles, zoom), hoverinfo="skip"), row=1, col=i)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(title=t("plot.filters.title"), height=300, margin=dict(l=10, r=10, t=70, b=10), template="plotly_white")
+    fig.update_layout(
+        title=_title(t("plot.filters.title")),
+        height=300 + TOOLBAR_PX,
+        margin=dict(l=10, r=10, t=70 + TOOLBAR_PX, b=10),
+        template="plotly_white",
+    )
     return _fonts(fig)
 
 
@@ -634,9 +648,11 @@ def bars_text(snapshot: HistorySnapshot, t: Translate = _english) -> ChartText:
 
 
 def confusion_text(confusion: Sequence[Sequence[int]], classes: Sequence[str], t: Translate = _english) -> ChartText:
-    classes = [str(c) for c in classes]
+    # (a matrix and a class list of different lengths, as a hand-made run can give: named by place)
+    size = len(confusion)
+    classes = [str(classes[i]) if i < len(classes) else str(i) for i in range(size)]
     total = sum(sum(row) for row in confusion)
-    correct = sum(confusion[i][i] for i in range(len(classes)))
+    correct = sum(confusion[i][i] for i in range(size) if i < len(confusion[i]))
     values = {"correct": correct, "total": total, "percent": _p(correct / total) if total else "–"}
     wrong = [(n, i, j) for i, row in enumerate(confusion) for j, n in enumerate(row) if i != j and n > 0]
     if wrong:
@@ -646,7 +662,7 @@ def confusion_text(confusion: Sequence[Sequence[int]], classes: Sequence[str], t
         summary = t("alt.confusion_clean").format(**values)
     table = {f"{t('plot.confusion.y')} \\ {t('plot.confusion.x')}": classes}
     for j, name in enumerate(classes):
-        table[name] = [row[j] for row in confusion]
+        table[name] = [row[j] if j < len(row) else "" for row in confusion]
     return ChartText(summary, table)
 
 

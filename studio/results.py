@@ -8,6 +8,7 @@ running job or its Stop button (studio.jobs_ui), times (studio.timing_ui).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 import numpy as np
@@ -73,7 +74,28 @@ def chart_text(text: plots.ChartText) -> None:
     st.markdown(text.summary)
     if text.table:
         with st.expander(t("chart.table"), expanded=False):
-            st.table({name: [str(v) for v in column] for name, column in text.table.items()})
+            st.html(table_html(text.table, t("chart.table")))
+
+
+def table_html(table: dict[str, list], label: str) -> str:
+    """Columns as an HTML table with header cells, in a box a keyboard can scroll (a wide table
+    on a phone scrolls inside it, not the page; st.table's scrolling box took no focus)."""
+    names = list(table)
+    rows = zip(*(table[n] for n in names), strict=False)
+    head = "".join(f'<th scope="col">{html.escape(str(n))}</th>' for n in names)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            (f'<th scope="row">{html.escape(str(v))}</th>' if i == 0 else f"<td>{html.escape(str(v))}</td>")
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        f'<div class="tls-table" tabindex="0" role="region" aria-label="{html.escape(label)}">'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
 
 
 def draw_run_charts(snap: HistorySnapshot, *, key: str, live: bool = False) -> None:

@@ -68,7 +68,8 @@ SMALL_TARGETS_JS = """(least) => {
     for (const el of document.querySelectorAll('[data-testid="stMain"] :is(button, [role="tab"], summary, a[href])')) {
         const r = el.getBoundingClientRect();
         if (!r.width || !r.height) continue;  // not drawn (a closed expander's content)
-        if (el.closest('.js-plotly-plot, [data-testid="stElementToolbar"], [data-testid="stTable"]')) continue;  // Streamlit's and Plotly's own
+        // Streamlit's and Plotly's own: a chart's toolbar, a heading's "Link to heading" (shown on hover only)
+        if (el.closest('.js-plotly-plot, [data-testid="stElementToolbar"], [data-testid="stHeaderActionElements"]')) continue;
         if (el.closest('[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"]')) continue;  // a link inside a sentence (WCAG 2.5.5's inline exception)
         if (r.height < least) found.push(`${Math.round(r.height)} px: ${(el.innerText || el.getAttribute('aria-label') || el.tagName).slice(0, 40)}`);
     }
@@ -111,6 +112,6 @@ def tabs_to(page, key: str, most: int = 150) -> tuple[int, list[str]]:
         now = focused(page)
         if now["key"] == key:
             return presses, invisible
-        if not now["visible"]:
+        if not now["visible"] and now["text"] not in ("", "BODY"):  # (the browser's own stop after the page's last)
             invisible.append(now["text"])
     return most + 1, invisible
