@@ -10,7 +10,7 @@ from studio.frame import ensure_frame
 from studio.i18n import current_lang, lesson, t
 from studio.images_ui import try_image_panel
 from studio.jobs_ui import active_elsewhere, is_running, job_panel, start_button
-from studio.results import draw_race_results, translator
+from studio.results import chart, draw_race_results, translator
 from studio.state import DEFAULTS
 from studio.timing_ui import estimate_note
 from studio.widgets import translated
@@ -51,8 +51,7 @@ def first_layer_filters() -> None:
     except Exception as error:  # noqa: BLE001 -- keep the lesson going without the picture
         st.info(t("page1.filters_unavailable", reason=str(error)))
         return
-    st.plotly_chart(plots.filters_figure(pretrained, random, translator()), width="stretch", key="filters")
-    st.caption(t("caption.filters"))
+    chart(plots.filters_figure(pretrained, random, translator()), "caption.filters", "filters", plots.filters_text(translator()))
     if missing:
         st.info(t("page1.filters_unavailable", reason=missing))
 

@@ -36,8 +36,15 @@ with matrix_col:
         row = st.columns([1, 2, 2])
         row[0].markdown(f"**{t(f'matrix.row.{size}')}**")
         for col, similarity in zip(row[1:], ("similar", "different"), strict=False):
+            # The label names the cell's row and column too: on a phone the grid stacks into one
+            # column, and a screen reader reads a button alone (the headers are not read with it).
             col.button(
-                t(f"matrix.cell.{size}_{similarity}"),
+                t(
+                    "matrix.cell_label",
+                    size=t(f"matrix.row.{size}"),
+                    similarity=t(f"matrix.col.{similarity}"),
+                    action=t(f"matrix.cell.{size}_{similarity}"),
+                ),
                 key=f"cell:{size}:{similarity}",
                 type="primary" if chosen == (similarity, size) else "secondary",
                 on_click=apply_recommendation,

@@ -8,7 +8,7 @@ from studio import plots
 from studio.frame import ensure_frame
 from studio.i18n import device_text, lesson, t
 from studio.jobs_ui import active_elsewhere, job_panel, live_panel, start_button
-from studio.results import draw_race_results, translator
+from studio.results import chart, draw_race_results, translator
 from studio.settings import bound
 from studio.timing_ui import estimate_note
 from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, training_ui
@@ -46,7 +46,7 @@ def draw_setup(matrix: report.MeasuredMatrix) -> None:
 
 def draw_chart(matrix: report.MeasuredMatrix, key: str) -> None:
     """The verdicts per cell (full width: the cell text is projector-sized), then the numbers."""
-    st.plotly_chart(plots.matrix_figure(matrix.verdicts, translator()), width="stretch", key=key)
+    chart(plots.matrix_figure(matrix.verdicts, translator()), "", key, plots.matrix_text(matrix.verdicts, translator()))
     st.caption(
         t("caption.matrix_measured", command="; ".join(f"`{c}`" for c in matrix.commands), device=device_text(matrix.device))
     )
@@ -126,8 +126,7 @@ with tab_sweep:
         ]
         if finished:
             series = {t("page4.sweep_this"): ([d for d, _ in finished], [a for _, a in finished])}
-            st.plotly_chart(plots.depth_figure(series, translator()), width="stretch", key="sweep")
-            st.caption(t("caption.sweep"))
+            chart(plots.depth_figure(series, translator()), "caption.sweep", "sweep", plots.depth_text(series, translator()))
         draw_race_results(view)
 
     if live != "sweep":
@@ -151,10 +150,11 @@ with tab_sweep:
         with col:
             st.markdown(f"**{t(key)}**")
             series = report.transfer_depth_series(result, t)
-            st.plotly_chart(
+            chart(
                 plots.depth_figure(series, translator(), depth="transfer_depth"),
-                width="stretch",
-                key=f"transfer_depth:{name}.json",
+                "",
+                f"transfer_depth:{name}.json",
+                plots.depth_text(series, translator()),
             )
             st.caption(
                 t("caption.transfer_depth", command=result.get("command", "?"), device=device_text(result.get("device", "?")))

@@ -15,6 +15,7 @@ import streamlit as st
 
 from studio import plots
 from studio.i18n import current_lang, t
+from studio.results import chart
 from studio.widgets import group_counts
 from tlcore.core import metrics
 from tlcore.core.metrics import human
@@ -58,5 +59,4 @@ def frozen_blocks(backbone: str, strategy: str, depth: int, *, key: str, compact
     st.markdown("### " + readout)
     lang = current_lang()
     fig = plots.block_diagram(counts, frozen, lambda k: t(k, lang=lang))
-    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
-    st.caption(t("caption.blocks"))
+    chart(fig, "caption.blocks", key, plots.blocks_text(counts, frozen, lambda k: t(k, lang=lang)))

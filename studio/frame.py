@@ -45,7 +45,84 @@ CSS = """<style>
   word-break: keep-all; overflow-wrap: break-word;
 }
 .st-key-charts-early { display: none; }
+/* Accessibility (WCAG 2.1 AA, docs/accessibility.md). Captions carry content (the similarity
+   verdict, "trainable: N of M", how to read a chart): Streamlit's grey at 0.6 opacity was
+   3.88:1 on white, this is 7.6:1. Pills' text 4.48:1 -> 7:1 and more. */
+[data-testid="stCaptionContainer"] { opacity: 1 !important; }
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] * { color: #4b5563 !important; }
+[data-testid="stButtonGroup"] button p { color: #1f2937; }
+[data-testid="stButtonGroup"] button[kind$="Active"] p { color: #1e3a8a; }
+/* A code block wraps instead of scrolling: a scrolling box that no key can reach hid the end of
+   the CLI command from keyboard users (and made phones scroll sideways). */
+[data-testid="stCode"] pre, [data-testid="stCode"] code { white-space: pre-wrap !important; overflow-wrap: anywhere; }
+/* The focus ring on every control, always visible (a keyboard learner must see where they are). */
+:is(a, button, summary, input, textarea, [role="tab"], [role="slider"], [role="option"], [tabindex]:not([tabindex="-1"])):focus-visible {
+  outline: 3px solid #1d4ed8 !important; outline-offset: 2px;
+}
+/* An element's toolbar (a chart's fullscreen) is a tab stop: shown whenever it holds focus. */
+[data-testid="stElementToolbar"]:focus-within { opacity: 1 !important; }
+/* A heading's "Link to heading" anchor is a tab stop too, shown only on hover: shown on focus. */
+[data-testid="stHeaderActionElements"]:focus-within, [data-testid="stHeaderActionElements"] a:focus {
+  opacity: 1 !important; visibility: visible !important; transition: none !important;
+}
+.tls-table { max-width: 100%; overflow-x: auto; }
+.tls-table table { border-collapse: collapse; font-size: 0.875rem; }
+.tls-table :is(th, td) { border: 1px solid #cbd5e1; padding: 0.25rem 0.5rem; text-align: right; white-space: nowrap; }
+.tls-table th[scope="row"], .tls-table thead th:first-child { text-align: left; }
+.tls-sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+.tls-figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(6.5rem, 1fr)); gap: 0.75rem; margin: 0.25rem 0 0.75rem; }
+.tls-figures figure { margin: 0; }
+.tls-figures img, .tls-figure img { width: 100%; height: auto; image-rendering: pixelated; display: block; }
+.tls-figures figcaption, .tls-figure figcaption { font-size: 0.875rem; color: #4b5563; overflow-wrap: anywhere; }
+/* Phones and tablets: nothing wider than the screen, touch targets of 44 px, Start always in reach. */
+@media (max-width: 1024px), (pointer: coarse) {
+  [data-testid="stMain"] :is(button, [role="tab"], summary, [data-testid="stPageLink"] a),
+  [data-testid="stSidebar"] :is(button, a, label), [data-testid="stRadio"] label { min-height: 44px; }
+  [data-testid="stRadio"] label { display: flex; align-items: center; }
+  [class*="st-key-cell-"] button :is(p, div) { white-space: normal !important; text-overflow: clip !important; overflow: visible !important; }
+  [data-testid="stMarkdownContainer"] :is(td, th) { word-break: normal; overflow-wrap: anywhere; }
+  [data-testid="stMarkdownContainer"] table { max-width: 100%; }
+  .st-key-start, .st-key-exp_start, .st-key-race_start, .st-key-text_start {
+    position: sticky; bottom: 0; z-index: 20; background: #ffffff; padding: 0.5rem 0; width: 100% !important;
+    box-shadow: 0 -6px 8px -6px rgba(15, 23, 42, 0.25);
+  }
+}
 </style>"""  # set by the frame, consumed by the page, in the same run
+# Set once per language by the frame (st.html runs a script again only when its text changes):
+# <html lang> follows the page's language (a screen reader reads Korean with a Korean voice), one
+# polite and one assertive live region that outlive Streamlit's redraws (a region drawn by a
+# script run is replaced with it, and a new region's text is not read out: studio.jobs_ui.announce
+# writes into these), and focus kept on the control used when a rerun redraws it (a matrix
+# cell), or moved to the control that took its place (Start -> Stop -> Start).
+PAGE_JS = """<script>
+(() => {
+  document.documentElement.lang = 'LANG';
+  if (window.__tlsA11y) return;
+  window.__tlsA11y = true;
+  for (const [id, level] of [['tls-live', 'polite'], ['tls-alert', 'assertive']]) {
+    const region = document.createElement('div');
+    region.id = id; region.className = 'tls-sr';
+    region.setAttribute('aria-live', level); region.setAttribute('role', level === 'polite' ? 'status' : 'alert');
+    document.body.appendChild(region);
+  }
+  let last = null, lastEl = null;  // the Streamlit key class (st-key-...) and element that last had focus
+  const keyOf = (el) => { for (let p = el; p && p.classList; p = p.parentElement)
+    for (const c of p.classList) if (c.startsWith('st-key-')) return c; return null; };
+  document.addEventListener('focusin', (e) => { const k = keyOf(e.target); if (k) { last = k; lastEl = e.target; } }, true);
+  const focusable = (box) => box && box.querySelector('button:not([disabled]), a[href], input, [role="tab"], [tabindex]:not([tabindex="-1"])');
+  const restore = () => {  // only when the redraw took focus away (the control gone or disabled), not a click elsewhere
+    const el = document.activeElement;
+    if (!last || (el && el !== document.body) || (lastEl && lastEl.isConnected && !lastEl.disabled)) return;
+    let target = focusable(document.querySelector('.' + CSS.escape(last)));
+    if (!target && /^st-key-(start|exp_start|race_start|sweep_start|text_start|text_race_start)$/.test(last))
+      target = focusable(document.querySelector('[class*="st-key-stop-"]'));
+    if (!target && last.startsWith('st-key-stop-'))
+      target = focusable(document.querySelector('.st-key-start, .st-key-exp_start, .st-key-race_start, .st-key-sweep_start, .st-key-text_start, .st-key-text_race_start'));
+    if (target) { target.focus({preventScroll: true}); last = keyOf(target); }
+  };
+  new MutationObserver(() => setTimeout(restore, 50)).observe(document.body, {childList: true, subtree: true});
+})();
+</script>"""
 
 
 @st.cache_resource(show_spinner=False)
@@ -85,8 +162,8 @@ def start() -> None:
     """Per-run set-up before any page: page config, language, shared settings, the
     'frame ran' mark."""
     st.set_page_config(page_title="Transfer Learning Studio", page_icon=str(ICON), layout="wide")
-    i18n.current_lang()
-    st.html(CSS)
+    lang = i18n.current_lang()
+    st.html(CSS + PAGE_JS.replace("LANG", lang), unsafe_allow_javascript=True)
     keep_settings()
     shared = teacher.apply_link_settings()  # a link from the teacher: its settings, once
     if shared is not None:

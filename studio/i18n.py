@@ -166,6 +166,11 @@ def duration(seconds: float) -> str:
 def run_labels(view) -> list[str]:
     """Each run's name on screen (`view`: a tlcore.serve.jobs.JobView or JobSummary): a strategy's key (`linear_probe`) by its name in this language."""
     return [
-        t(f"strategy.{label}") if label == config.strategy else label
+        t(f"strategy.{config.strategy}") if label in _strategy_names(config.strategy) else label
         for label, config in zip(view.labels, view.configs, strict=False)
     ]
+
+
+def _strategy_names(strategy: str) -> set[str]:
+    """A strategy's key and its name in every language (a race started in English, shown in Korean)."""
+    return {strategy} | {strings(lang).get(f"strategy.{strategy}", strategy) for lang in LANGS}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import html
 import os
 from pathlib import Path
 
@@ -56,6 +57,27 @@ def encoded(image: np.ndarray, fmt: str = "PNG") -> bytes:
     return out.getvalue()
 
 
+def pictures(items: list[tuple[bytes, str, str]], *, fmt: str = "PNG", column: str = "6.5rem", most: str = "") -> None:
+    """Images with a text alternative: each (encoded bytes, alt text, visible caption), in a grid
+    whose columns are at least `column` wide (as many as fit: one or two on a phone), each image
+    at most `most` wide.
+
+    Drawn as HTML, not `st.image`: Streamlit's image has no alt text (a screen reader said
+    nothing for a picture) and puts an unseen "Fullscreen" button before each one, a tab stop a
+    keyboard learner cannot see (10 of the 43 stops before Start on page 3)."""
+    import base64
+
+    mime = "image/jpeg" if fmt == "JPEG" else "image/png"
+    style = f' style="max-width:{most}"' if most else ""
+    cells = "".join(
+        f'<figure{style}><img src="data:{mime};base64,{base64.b64encode(data).decode()}" alt="{html.escape(alt)}">'
+        + (f"<figcaption>{html.escape(caption)}</figcaption>" if caption else "")
+        + "</figure>"
+        for data, alt, caption in items
+    )
+    st.html(f'<div class="tls-figures" style="grid-template-columns:repeat(auto-fill,minmax({column},1fr))">{cells}</div>')
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def _preview(dataset: str, root: str) -> list[tuple[str, bytes]]:
     """Thumbnail strips per class, as PNG bytes."""
@@ -73,9 +95,13 @@ def data_preview(dataset: str, root: str = "", *, ready: bool = True) -> None:
         except Exception as error:  # noqa: BLE001 -- e.g. a download set while offline: say why, keep the page
             st.info(t("preview.unavailable", reason=str(error)))
             return
-        cols = st.columns(5)
-        for i, (name, strip) in enumerate(strips):
-            cols[i % 5].image(strip, caption=class_title(dataset, name), width="stretch", output_format="PNG")
+        pictures(
+            [
+                (strip, t("alt.preview", n=PREVIEW_PER_CLASS, cls=class_title(dataset, name)), class_title(dataset, name))
+                for name, strip in strips
+            ],
+            column="10rem",
+        )
 
 
 def class_title(dataset: str, name: str) -> str:
@@ -173,10 +199,9 @@ def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",)
     image, caption, ready = _image_input(key)  # the picker across the page: every photo's name in view at 1280 px
     picture_col, before_col, after_col = st.columns([2, 3, 3], gap="medium")
     with picture_col:
-        if ready is not None:
-            st.image(ready, caption=caption, width="stretch", output_format="JPEG")
-        elif image is not None:
-            st.image(image, caption=caption, width="stretch")
+        if image is not None:
+            shown = ready if ready is not None else encoded(image, "JPEG")
+            pictures([(shown, t("alt.photo", name=caption), caption)], fmt="JPEG", column="8rem")
     if image is None:
         return
     name = catalog.offline_default()
@@ -255,7 +280,13 @@ def _class_maps(image: np.ndarray, imagenet_name: str, found: tuple[finetuned.Fi
                 continue
             text = t(caption, cls=class_name(target), p=p, group=group, h=h, w=w)
             # A flat map (Grad-CAM keeps positive evidence only): say so, or a blue square looks like a fault
-            st.image(overlay, width=MAP_WIDTH, output_format="JPEG", caption=f"{text}. {t('try.map_flat')}" if flat else text)
+            alt = t("alt.map", cls=class_name(target))
+            pictures(
+                [(overlay, alt, f"{text}. {t('try.map_flat')}" if flat else text)],
+                fmt="JPEG",
+                column="8rem",
+                most=f"{MAP_WIDTH}px",
+            )
 
 
 def _map_shown(cam) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
@@ -378,7 +409,12 @@ def camera_classes_ui() -> tuple[str, int]:
             own = shots.get(name, [])
             st.markdown(f"**{name}**: {t_count('cam.count', len(own))}")
             if own:
-                st.image([_thumb(b) for b in own[-4:]], width=56)
+                start = len(own) - len(own[-4:])
+                pictures(
+                    [(encoded(_thumb(b)), t("alt.shot", i=start + j + 1, cls=name), "") for j, b in enumerate(own[-4:])],
+                    column="3.5rem",
+                    most="56px",
+                )
     st.button(t("cam.clear"), key="cam_clear", icon=":material/delete:", on_click=_clear_shots)
     counts = [len(shots.get(n, [])) for n in names]
     if min(counts) < MIN_SHOTS:

@@ -171,6 +171,42 @@ def follow(target: str, *, reserve: bool = False) -> None:
     st.html(html.replace("RUN", str(runs)), unsafe_allow_javascript=True)
 
 
+# The page's live regions are the frame's (studio.frame.PAGE_JS): made once, outside Streamlit's
+# redraws, so a screen reader hears each new sentence. Each sentence is said once (its key: the
+# job and what happened), however often the script draws it again.
+ANNOUNCE = """<script>
+(() => {
+  const said = window.__tlsSaid || (window.__tlsSaid = new Set());
+  if (said.has(KEY)) return;
+  said.add(KEY);
+  const region = document.getElementById(REGION);
+  if (!region) return;
+  region.textContent = '';
+  setTimeout(() => { region.textContent = TEXT; }, 120);  // emptied first: the same words again are read again
+})();
+</script>"""
+
+
+def announce(text: str, key: str, *, assertive: bool = False) -> None:
+    """Say `text` once to a screen reader: politely (progress, the end of a run) or, for an
+    error, at once (WCAG 4.1.3: status messages)."""
+    import json
+
+    script = ANNOUNCE.replace("KEY", json.dumps(key)).replace("TEXT", json.dumps(text))
+    st.html(script.replace("REGION", json.dumps("tls-alert" if assertive else "tls-live")), unsafe_allow_javascript=True)
+
+
+def _announce_live(view: JobView, snap: HistorySnapshot) -> None:
+    """One sentence when a run starts and after each epoch (not every step)."""
+    label = run_labels(view)[view.current]
+    evals = snap.evals
+    if evals:
+        text = t("live.epoch", label=label, epoch=evals[-1].epoch, epochs=snap.started.epochs, acc=f"{evals[-1].val_acc:.0%}")
+    else:
+        text = t("live.started", label=label, run=view.current + 1, runs=len(view.runs))
+    announce(text, f"{view.id}:{view.current}:{len(evals)}")
+
+
 def is_running(slot: str) -> bool:
     """True while the slot's job is queued or running (its Start button is hidden then)."""
     view = _view(job_id(slot), heartbeat=False)
@@ -296,9 +332,12 @@ def _stop_control(slot: str, job: str) -> None:
 def _draw_live(slot: str, view: JobView, live_charts: bool) -> None:
     if view.state == "queued":
         st.info(t("job.waiting", position=view.position))
+        announce(t("job.waiting", position=view.position), f"{view.id}:queued:{view.position}")
         return
     snap = view.runs[view.current]
     _progress(view, snap)
+    if snap.started is not None:
+        _announce_live(view, snap)
     where_line(view)
     if not live_charts:
         return
@@ -340,16 +379,23 @@ def _draw_end(view: JobView) -> None:
     where_line(view)
     final = [s.final for s in view.runs]
     failed = next((f for f in final if isinstance(f, Failed)), None)
+    said = f"{view.id}:end"
     if failed is not None:
         st.error(t("job.failed", message=explain(failed.key, failed.values, failed.message)))
+        announce(t("job.failed", message=explain(failed.key, failed.values, failed.message)), said, assertive=True)
     elif view.state == "cancelled" or any(isinstance(f, Cancelled) for f in final):
         if view.note == "time_limit":
             from studio import teacher
 
-            st.warning(t("job.note.time_limit", limit=duration(teacher.limits().max_seconds)))
+            text = t("job.note.time_limit", limit=duration(teacher.limits().max_seconds))
         elif view.note:
-            st.warning(t(f"job.note.{view.note}"))
+            text = t(f"job.note.{view.note}")
         else:
-            st.warning(t("job.cancelled"))
+            text = t("job.cancelled")
+        st.warning(text)
+        announce(text, said)
     elif all(isinstance(f, Done) for f in final):
         st.success(t("job.done", seconds=f"{view.elapsed_s:.1f}"))
+        accs = [s.result["val_acc"] for s in view.runs if s.result and "val_acc" in s.result]
+        done = t("job.done", seconds=f"{view.elapsed_s:.1f}")
+        announce(done + (" " + t("live.done_acc", acc=f"{max(accs):.0%}") if accs else ""), said)

@@ -8,12 +8,15 @@ running job or its Stop button (studio.jobs_ui), times (studio.timing_ui).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
+import numpy as np
 import streamlit as st
 
 from studio import plots, takeaway
 from studio.i18n import current_lang, explain, run_labels, t
+from studio.images_ui import class_title, encoded, pictures
 from tlcore.core import metrics
 from tlcore.core.events import HistorySnapshot
 from tlcore.serve.jobs import JobView
@@ -55,9 +58,44 @@ def figures(key: str, version, build: Callable[[], tuple]) -> tuple:
     return figs
 
 
-def chart(fig, caption_key: str, key: str) -> None:
+def chart(fig, caption_key: str, key: str, text: plots.ChartText | None = None) -> None:
+    """A chart, what it shows now in one sentence and its data as a table (folded), then how to read it."""
     st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
-    st.caption(t(caption_key))
+    if text is not None:
+        chart_text(text)
+    if caption_key:
+        st.caption(t(caption_key))
+
+
+def chart_text(text: plots.ChartText) -> None:
+    """A chart's text alternative (WCAG 1.1.1): the sentence, and the numbers behind the chart
+    as a real table in a folded expander (a screen reader reads a table cell by cell; the chart's
+    SVG says nothing)."""
+    st.markdown(text.summary)
+    if text.table:
+        with st.expander(t("chart.table"), expanded=False):
+            st.html(table_html(text.table, t("chart.table")))
+
+
+def table_html(table: dict[str, list], label: str) -> str:
+    """Columns as an HTML table with header cells, in a box a keyboard can scroll (a wide table
+    on a phone scrolls inside it, not the page; st.table's scrolling box took no focus)."""
+    names = list(table)
+    rows = zip(*(table[n] for n in names), strict=False)
+    head = "".join(f'<th scope="col">{html.escape(str(n))}</th>' for n in names)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            (f'<th scope="row">{html.escape(str(v))}</th>' if i == 0 else f"<td>{html.escape(str(v))}</td>")
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        f'<div class="tls-table" tabindex="0" role="region" aria-label="{html.escape(label)}">'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
 
 
 def draw_run_charts(snap: HistorySnapshot, *, key: str, live: bool = False) -> None:
@@ -77,9 +115,9 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str, live: bool = False) -> N
         loss, heatmap = figures(key, snap_version(snap), lambda: (plots.loss_figure(snap, tr), plots.grad_norm_heatmap(snap, tr)))
         left, right = st.columns(2)
         with left:
-            chart(loss, "caption.loss", f"{key}:loss")
+            chart(loss, "caption.loss", f"{key}:loss", plots.loss_text(snap, tr))
         with right:
-            chart(heatmap, "caption.grad_heatmap", f"{key}:grad")
+            chart(heatmap, "caption.grad_heatmap", f"{key}:grad", plots.grad_text(snap, tr))
         return
     figs = figures(
         key,
@@ -93,14 +131,14 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str, live: bool = False) -> N
     )
     left, right = st.columns(2)
     with left:
-        chart(figs[0], "caption.loss", f"{key}:loss")
+        chart(figs[0], "caption.loss", f"{key}:loss", plots.loss_text(snap, tr))
     with right:
-        chart(figs[1], "caption.acc", f"{key}:acc")
+        chart(figs[1], "caption.acc", f"{key}:acc", plots.accuracy_text(snap, tr))
     left, right = st.columns([3, 2])
     with left:
-        chart(figs[2], "caption.grad_heatmap", f"{key}:grad")
+        chart(figs[2], "caption.grad_heatmap", f"{key}:grad", plots.grad_text(snap, tr))
     with right:
-        chart(figs[3], "caption.grad_bars", f"{key}:bars")
+        chart(figs[3], "caption.grad_bars", f"{key}:bars", plots.bars_text(snap, tr))
 
 
 def draw_race(view: JobView, *, key: str) -> None:
@@ -111,9 +149,9 @@ def draw_race(view: JobView, *, key: str) -> None:
     figs = figures(key, version, lambda: (plots.race_figure(runs, "val/acc", tr), plots.race_figure(runs, "val/loss", tr)))
     left, right = st.columns(2)
     with left:
-        chart(figs[0], "caption.race_acc", f"{key}:race_acc")
+        chart(figs[0], "caption.race_acc", f"{key}:race_acc", plots.race_text(runs, "val/acc", tr))
     with right:
-        chart(figs[1], "caption.race_loss", f"{key}:race_loss")
+        chart(figs[1], "caption.race_loss", f"{key}:race_loss", plots.race_text(runs, "val/loss", tr))
 
 
 def race_table(view: JobView) -> list[dict]:
@@ -203,15 +241,27 @@ def draw_results(view: JobView) -> None:
     if result is None:
         return
     tr = translator()
-    classes = result.get("classes") or list(snap.started.classes)
+    # Class names in the learner's language, as the data preview above names them.
+    name = lambda c: class_title(config.dataset, str(c))  # noqa: E731
+    classes = [name(c) for c in (result.get("classes") or list(snap.started.classes))]
     left, right = st.columns(2)
     with left:
         if result.get("confusion"):
-            chart(plots.confusion_figure(result["confusion"], classes, tr), "caption.confusion", f"end:{view.id}:confusion")
+            chart(
+                plots.confusion_figure(result["confusion"], classes, tr),
+                "caption.confusion",
+                f"end:{view.id}:confusion",
+                plots.confusion_text(result["confusion"], classes, tr),
+            )
     with right:
         if result.get("weight_drift"):
             frozen = snap.started.frozen if snap.started else ()
-            chart(plots.drift_figure(result["weight_drift"], frozen, tr), "caption.drift", f"end:{view.id}:drift")
+            chart(
+                plots.drift_figure(result["weight_drift"], frozen, tr),
+                "caption.drift",
+                f"end:{view.id}:drift",
+                plots.drift_text(result["weight_drift"], frozen, tr),
+            )
         else:
             st.caption(t("results.no_drift"))
     # A run read back from the server's store (tlcore.serve.store) has its images back as PNG decodes;
@@ -219,16 +269,29 @@ def draw_results(view: JobView) -> None:
     wrong = [item for item in result.get("misclassified") or [] if item.get("image") is not None]
     st.markdown(f"**{t('results.mistakes')}**")
     if wrong:
-        cols = st.columns(6)
-        for i, item in enumerate(wrong):
-            cols[i % 6].image(
-                item["image"], caption=t("results.true_pred", true=item["true"], pred=item["pred"]), width="stretch", clamp=True
-            )
+        pictures(
+            [
+                (
+                    encoded(picture(item["image"])),
+                    t("alt.mistake", true=name(item["true"]), pred=name(item["pred"])),
+                    t("results.true_pred", true=name(item["true"]), pred=name(item["pred"])),
+                )
+                for item in wrong
+            ]
+        )
         st.caption(t("caption.mistakes"))
     else:
         st.caption(t("results.no_mistakes"))
     takeaway.forgetting_panel(result)
     draw_downloads(snap, config, key=view.id)
+
+
+def picture(image) -> np.ndarray:
+    """A misclassified example as an (H, W[, 3]) uint8 array (a grey image may come as (H, W, 1))."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        array = np.clip(array * (255 if array.max() <= 1.0 else 1), 0, 255).astype(np.uint8)
+    return array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array
 
 
 def draw_downloads(snap: HistorySnapshot, config: RunConfig, *, key: str) -> None:

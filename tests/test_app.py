@@ -211,7 +211,7 @@ def test_start_submits_a_job_and_results_appear_after_polling():
     drawn = charts(at)
     assert len(drawn) >= 6  # loss, accuracy, heatmap, bars, confusion, drift
     assert at.code[0].value.startswith("python -m tlcore finetune")
-    mistakes = [i for images in at.get("image") for i in images.proto.imgs if i.caption.startswith("true")]
+    mistakes = [c for c in image_captions(at) if c.startswith("true")]
     assert len(mistakes) == 1  # the one misclassified example
 
 
@@ -626,7 +626,11 @@ def test_a_page_that_fails_says_so_without_the_servers_folders(monkeypatch):
 
 
 def image_captions(at: AppTest) -> list[str]:
-    return [i.caption for images in at.get("image") for i in images.proto.imgs]
+    """The pictures' captions: drawn as HTML figures with alt text (studio.images_ui.pictures)."""
+    import html
+
+    bodies = [e.proto.body for e in at.get("html")]
+    return [html.unescape(c) for body in bodies for c in re.findall(r"<figcaption>(.*?)</figcaption>", body)]
 
 
 # --- one class server, many learners ------------------------------------------------------

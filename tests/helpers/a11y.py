@@ -1,0 +1,117 @@
+"""Accessibility checks in Chromium: axe-core's WCAG 2.1 A/AA rules on a page with every
+expander and tab opened, the Tab presses to a control, sideways scroll, touch-target sizes.
+
+axe-core comes inside the `axe-playwright-python` wheel (requirements-dev.txt), injected into
+the page: nothing is fetched. Not for: starting the server or the browser (tests.helpers.browser).
+"""
+
+from __future__ import annotations
+
+from axe_playwright_python.sync_playwright import Axe
+
+from tests.helpers.browser import wait_idle
+
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"]}
+_AXE = Axe()
+
+
+def open_everything(page) -> None:
+    """Open every closed expander (twice: one may hold another)."""
+    for _pass in range(2):
+        closed = page.locator('[data-testid="stExpander"] details:not([open]) > summary')
+        for _ in range(closed.count()):
+            try:
+                closed.nth(0).click(timeout=3_000)
+            except Exception:  # noqa: BLE001 -- one that a rerun replaced: the next pass finds it again
+                break
+        wait_idle(page)
+
+
+def failing_nodes(page) -> list[str]:
+    """axe's failing nodes (WCAG 2.1 A/AA) on the page as it is, one line each: rule, impact, what."""
+    response = _AXE.run(page, options=AXE_OPTIONS).response
+    return [
+        f"{v['id']} ({v['impact']}): {n['html'][:160]} -- {(n['any'] or n['all'] or n['none'] or [{'message': ''}])[0]['message']}"
+        for v in response["violations"]
+        for n in v["nodes"]
+    ]
+
+
+def failing_nodes_everywhere(page) -> list[str]:
+    """axe on the page with every expander open, in each of its tabs."""
+    open_everything(page)
+    found = failing_nodes(page)
+    tabs = page.locator('[data-testid="stMain"] [role="tab"]')
+    for i in range(tabs.count()):
+        tabs.nth(i).click()
+        wait_idle(page)
+        open_everything(page)
+        found += [f"tab {i + 1}: {line}" for line in failing_nodes(page)]
+    return found
+
+
+SIDEWAYS_JS = """() => {
+    const boxes = [document.documentElement, document.body,
+        ...document.querySelectorAll('[data-testid="stApp"], [data-testid="stAppViewContainer"], [data-testid="stMain"], .stMainBlockContainer')];
+    return Math.max(0, ...boxes.map(b => b.scrollWidth - b.clientWidth));
+}"""
+
+
+def sideways_px(page) -> int:
+    """How far the page can be scrolled sideways (0: it fits the screen's width)."""
+    return page.evaluate(SIDEWAYS_JS)
+
+
+SMALL_TARGETS_JS = """(least) => {
+    const found = [];
+    for (const el of document.querySelectorAll('[data-testid="stMain"] :is(button, [role="tab"], summary, a[href])')) {
+        const r = el.getBoundingClientRect();
+        if (!r.width || !r.height) continue;  // not drawn (a closed expander's content)
+        // Streamlit's and Plotly's own: a chart's toolbar, a heading's "Link to heading" (shown on hover only)
+        if (el.closest('.js-plotly-plot, [data-testid="stElementToolbar"], [data-testid="stHeaderActionElements"]')) continue;
+        if (el.closest('[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"]')) continue;  // a link inside a sentence (WCAG 2.5.5's inline exception)
+        if (r.height < least) found.push(`${Math.round(r.height)} px: ${(el.innerText || el.getAttribute('aria-label') || el.tagName).slice(0, 40)}`);
+    }
+    return found;
+}"""
+
+
+def small_targets(page, least: int = 44) -> list[str]:
+    """The app's controls shorter than `least` px (touch targets)."""
+    return page.evaluate(SMALL_TARGETS_JS, least)
+
+
+FOCUS_JS = """() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return {key: '', visible: false, text: ''};
+    let key = '';
+    for (let p = el; p && p.classList; p = p.parentElement)
+        for (const c of p.classList) if (!key && c.startsWith('st-key-')) key = c;
+    const r = el.getBoundingClientRect();
+    let visible = r.width > 0 && r.height > 0;
+    for (let p = el; p && p.nodeType === 1 && visible; p = p.parentElement) {
+        const s = getComputedStyle(p);
+        if (s.visibility === 'hidden' || s.display === 'none' || parseFloat(s.opacity) === 0) visible = false;
+    }
+    return {key, visible, text: (el.innerText || el.getAttribute('aria-label') || el.tagName).slice(0, 60)};
+}"""
+
+
+def focused(page) -> dict:
+    """The focused element: its Streamlit key class (st-key-...), whether it can be seen, its text."""
+    return page.evaluate(FOCUS_JS)
+
+
+def tabs_to(page, key: str, most: int = 150) -> tuple[int, list[str]]:
+    """Press Tab from where the focus is until the control with Streamlit key class `key` has
+    it: (presses, the stops on the way that could not be seen). (most + 1, ...) if never."""
+    invisible = []
+    for presses in range(1, most + 1):
+        page.keyboard.press("Tab")
+        now = focused(page)
+        if now["key"] == key:
+            return presses, invisible
+        if not now["visible"] and now["text"] not in ("", "BODY"):  # (the browser's own stop after the page's last)
+            invisible.append(now["text"])
+    return most + 1, invisible
