@@ -100,8 +100,11 @@ def class_map(
     weights = grads.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1): how much each channel raised the score
     cam = torch.relu((weights * acts.detach()).sum(dim=1, keepdim=True))  # (1, 1, h, w): positive evidence only
     cam = torch.nn.functional.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[0, 0]
-    cam = cam - cam.min()
-    heat = (cam / (cam.max() + 1e-7)).cpu().numpy()  # min-max to [0, 1]; a flat map stays 0, never NaN
+    span = cam.max() - cam.min()
+    # min-max to [0, 1]; a flat map (a 1x1 grid, or no positive evidence: the upsampling's rounding
+    # aside) stays 0, never NaN nor rounding noise stretched to full scale
+    flat = span <= 1e-3 * cam.abs().max() or span <= 1e-12
+    heat = (torch.zeros_like(cam) if flat else (cam - cam.min()) / span).cpu().numpy()
     heat = np.clip(np.nan_to_num(heat), 0.0, 1.0).astype(np.float32)
     picture = x[0].permute(1, 2, 0).cpu().numpy().astype(np.float32) / 255  # (size, size, 3) in [0, 1]
     blend = (1 - image_weight) * jet(heat) + image_weight * picture
