@@ -162,8 +162,16 @@ def duration(seconds: float) -> str:
 
 
 def run_labels(view) -> list[str]:
-    """Each run's name on screen (`view`: a tlcore.serve.jobs.JobView or JobSummary): a strategy's key (`linear_probe`) by its name in this language."""
+    """Each run's name on screen (`view`: a tlcore.serve.jobs.JobView or JobSummary): a strategy's key (`linear_probe`) by its name in this language.
+
+    A race is submitted with its strategies' keys; a run stored before that carries the name
+    in the language it was started in ("From scratch"), which is translated too."""
     return [
-        t(f"strategy.{label}") if label == config.strategy else label
+        t(f"strategy.{config.strategy}") if _names_strategy(label, config.strategy) else label
         for label, config in zip(view.labels, view.configs, strict=False)
     ]
+
+
+def _names_strategy(label: str, strategy: str) -> bool:
+    """Whether a run's label is its strategy's key or that strategy's name in any language."""
+    return label == strategy or any(label == t(f"strategy.{strategy}", lang=lang) for lang in LANGS)
