@@ -222,19 +222,25 @@ def _attention(hf, implementation: str | None) -> str | None:
     return before
 
 
-def zip_bytes(entry, *, parts: tuple[str, ...] = PARTS) -> bytes:
-    """The folder `save` writes, as one zip in memory (the temporary folder is removed)."""
+def write_zip(entry, target, *, parts: tuple[str, ...] = PARTS) -> None:
+    """The folder `save` writes, as one zip into `target` (a path or a binary file), copied from
+    disk file by file: a 90 MB model is never held twice in memory (the temporary folder is removed)."""
     with tempfile.TemporaryDirectory(prefix="tlcore-model-") as tmp:
         save(entry, tmp, parts=parts)
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as z:
+        with zipfile.ZipFile(target, "w") as z:
             for p in sorted(Path(tmp).rglob("*")):
                 if p.is_file():
                     binary = p.suffix in (".safetensors", ".onnx")  # floats barely compress: store them
                     z.write(
                         p, f"model/{p.relative_to(tmp)}", compress_type=zipfile.ZIP_STORED if binary else zipfile.ZIP_DEFLATED
                     )
-        return buffer.getvalue()
+
+
+def zip_bytes(entry, *, parts: tuple[str, ...] = PARTS) -> bytes:
+    """The zip `write_zip` makes, in memory."""
+    buffer = io.BytesIO()
+    write_zip(entry, buffer, parts=parts)
+    return buffer.getvalue()
 
 
 def readme(meta: dict, parts: tuple[str, ...]) -> str:
