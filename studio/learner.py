@@ -92,6 +92,17 @@ def session_id() -> str | None:
     return ctx.session_id if ctx is not None else None
 
 
+def network_address() -> str | None:
+    """The address this browser connects from: Streamlit's view of the websocket's peer, or
+    None where it is unknown (a connection from this machine itself, which Streamlit reports as
+    None; no request context; AppTest's stand-in object)."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 -- no request context
+        address = None
+    return address if isinstance(address, str) and address else None
+
+
 def _cookie(name: str) -> str | None:
     try:
         value = st.context.cookies.get(name)

@@ -89,14 +89,8 @@ def limits() -> caps.Caps:
 
 
 def network_address() -> str | None:
-    """The address this browser connects from: Streamlit's view of the websocket's peer, or
-    None where it is unknown (a connection from this machine itself, which Streamlit reports as
-    None; no request context; AppTest's stand-in object)."""
-    try:
-        address = st.context.ip_address
-    except Exception:  # noqa: BLE001 -- no request context
-        address = None
-    return address if isinstance(address, str) and address else None
+    """The address this browser connects from (studio.learner.network_address)."""
+    return learner.network_address()
 
 
 def client_address() -> str:
