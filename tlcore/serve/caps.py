@@ -39,7 +39,7 @@ from the values here:
     upload_mb_per_address    $TLS_UPLOAD_MB_PER_ADDRESS    ... and one client address's (0: none; a class behind one NAT)
     kept_models_per_learner  $TLS_KEPT_MODELS_PER_LEARNER  fine-tuned models on the shelf (tlcore.serve.shelf)
     kept_mb_per_learner      $TLS_KEPT_MB_PER_LEARNER      ... and their megabytes; the learner's own oldest go
-    kept_mb_total            $TLS_KEPT_MB_TOTAL            every learner's together; then the oldest of anyone's
+    kept_mb_total            $TLS_KEPT_MB_TOTAL            every learner's together; then the keeper's own, then who holds most
 
 The store's server-wide row cap ($TLS_MAX_STORED_RUNS, tlcore.serve.store) stays as a backstop.
 
