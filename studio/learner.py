@@ -30,11 +30,17 @@ class LearnerStore:
     a link the teacher copies from the address bar carries no one's identity.
     """
 
-    def __init__(self, max_learners: int = 5000):
+    def __init__(self, max_learners: int = 5000, busy=lambda _learner: False):
         self._data: OrderedDict[str, dict] = OrderedDict()
         self._sessions: OrderedDict[str, str] = OrderedDict()  # Streamlit session id -> learner
         self._lock = threading.Lock()
         self.max_learners = max_learners
+        # busy(learner): has a run waiting or going (studio.server sets it). Such a learner's
+        # sessions are never the ones dropped when too many were seen: a background tab draws
+        # nothing, so its session is the oldest, and the janitor keeps a run alive only while it
+        # finds a connected session of the learner (20,000 new sessions once ended a background
+        # tab's run as "tab closed").
+        self.busy = busy
 
     def load(self, learner: str) -> dict:
         with self._lock:
@@ -45,8 +51,18 @@ class LearnerStore:
             with self._lock:
                 self._sessions[session] = learner
                 self._sessions.move_to_end(session)
-                while len(self._sessions) > 4 * self.max_learners:
-                    self._sessions.popitem(last=False)
+                over = len(self._sessions) - 4 * self.max_learners
+                if over > 0:
+                    spared: dict[str, bool] = {}
+                    for old in list(self._sessions):
+                        if over <= 0:
+                            break
+                        who = self._sessions[old]
+                        if who not in spared:
+                            spared[who] = bool(self.busy(who))
+                        if not spared[who]:
+                            del self._sessions[old]
+                            over -= 1
 
     def token_of_session(self, session: str | None) -> str | None:
         with self._lock:
