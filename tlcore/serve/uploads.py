@@ -92,7 +92,7 @@ def read_zip(
         so the run can be handed to the job queue (and the CLI) by path.
     Raises `UploadError` when the upload must be refused as a whole.
     """
-    archive = _open_zip(source)
+    archive = _open_zip(source, limits.max_files)
     with archive, _folder(keep_files_in) as folder:
         entries = _check_entries(archive, limits)
         files, skipped, folders, names = _extract(archive, entries, image_size, limits, folder)
@@ -152,13 +152,33 @@ def _named(skipped: list[tuple[str, str]], names: dict[str, str]) -> list[tuple[
 # --- the archive as a whole -------------------------------------------------------
 
 
-def _open_zip(source: bytes | str | Path | BinaryIO) -> zipfile.ZipFile:
+def _open_zip(source: bytes | str | Path | BinaryIO, max_entries: int | None = None) -> zipfile.ZipFile:
+    """The zip, refused by its entry count (`max_entries`, default UploadLimits' max_files) before
+    its directory is parsed: Python builds an object for every entry when it opens a zip (a 48 MB
+    zip of 560,000 empty entries cost 5.5 CPU-s before the count was looked at)."""
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
+    limit = UploadLimits().max_files if max_entries is None else max_entries
     try:
+        declared = _declared_entries(source)
+        if declared is not None and declared > limit:
+            raise UploadError("upload.too_many_entries", count=declared, limit=limit)
         return zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise UploadError("upload.not_zip") from error
+
+
+def _declared_entries(source: str | Path | BinaryIO) -> int | None:
+    """The entry count the zip's end record declares (zip64 included), read from its last bytes
+    only; None when there is no end record (zipfile then says why it is no zip)."""
+    with contextlib.ExitStack() as stack:
+        f = source if hasattr(source, "seek") else stack.enter_context(open(source, "rb"))  # noqa: SIM115
+        start = f.tell()
+        try:
+            end = zipfile._EndRecData(f)  # the standard library's own reader of the end record
+        finally:
+            f.seek(start)
+        return None if not end else int(end[zipfile._ECD_ENTRIES_TOTAL])
 
 
 @dataclass(frozen=True)
