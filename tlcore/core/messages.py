@@ -40,6 +40,8 @@ EN: dict[str, str] = {
     # Taking a model home (tlcore.serve.takehome)
     "takehome.too_big": "this model has {mb} MB of weights; downloads from the class server stop at {limit} MB: "
     "train it with the command line instead (python -m tlcore finetune ... --save-model DIR)",
+    "takehome.file_too_big": "{path} is {mb} MB; a model this studio saves is at most {limit} MB of weights, so this "
+    "file is not one of them: nothing was read",
     "takehome.gone": "this run's model is no longer kept on the server (the newest runs push out older ones); "
     "run it again to download it",
     "takehome.not_found": "no model at {path}: give the folder from the studio's download, or its model.safetensors",
