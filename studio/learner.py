@@ -129,7 +129,12 @@ def _cookie(name: str) -> str | None:
 
 def remember_learner() -> None:
     """Once per session, when the browser did not send the learner cookie, set it (a year,
-    this site only, never sent to other sites)."""
+    this site only, never sent to other sites).
+
+    Not HttpOnly: Streamlit gives a page no HTTP response of its own to set a cookie in, so the
+    page's script sets it, and a script can read it. What it holds is this browser's learner id
+    (its own runs, settings and uploads), never teacher mode: that is a grant kept by the
+    server for the tab that unlocked it (studio.teacher)."""
     me = owner()
     if st.session_state.get("_cookie_set") or _cookie(LEARNER_COOKIE) == me:
         return
