@@ -112,40 +112,34 @@ def start_button(
 # any click, a page change), the panel's container (`st.container(key="live-<slot>")`, which
 # Streamlit gives the class `st-key-live-<slot>`) is scrolled to the top of the view, under
 # Streamlit's header, on any page and wherever the page draws it. It is tried again for a
-# few seconds, as the rest of the page is redrawn around it (each change of the page's height
-# brings it back, not only a timer: a finished run's results, drawn at the end of a long page,
-# were pushed below the fold by the settings and pictures redrawn above them after the last
-# timer), until the learner (or anything else: a test's click scrolls too) scrolls, clicks or
-# types. Only those say the learner took over: the browser's own scroll adjustments while the
-# page is rebuilt (scroll anchoring, a shorter page) are not the learner.
+# few seconds, as the rest of the page is redrawn around it, until the learner (or anything
+# else: a test's click scrolls too) scrolls, clicks or types.
 # A running job's panel reserves a view's height, so that even at the very end of a page it
 # can come to the top, and the charts that arrive later grow into the space in view.
 FOLLOW = """<style>.st-key-TARGET { min-height: RESERVE; }</style>
 <script>
 (() => {  // run RUN of this session's script: a new text, so the browser runs it again
-  const FOR_MS = 4000;  // how long after the script run the page keeps the target in view
-  let stopped = false, frame = 0;
+  let left = null;  // [scrolling element, its scrollTop] as this script last left them
+  const scroller = (el) => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const overflow = getComputedStyle(p).overflowY;
+      if ((overflow === 'auto' || overflow === 'scroll') && p.scrollHeight > p.clientHeight) return p;
+    }
+    return document.scrollingElement;
+  };
   const show = () => {
-    frame = 0;
-    if (stopped) return;
     const el = document.querySelector('.st-key-TARGET');
     if (!el || !el.getClientRects().length) return;  // not drawn yet, or in a hidden tab
+    if (left && Math.abs(left[0].scrollTop - left[1]) > 2) return stop();  // someone else scrolled since
     const header = document.querySelector('[data-testid="stHeader"]');
     el.style.scrollMarginTop = ((header ? header.offsetHeight : 0) + 8) + 'px';
     el.scrollIntoView({block: 'start'});
+    const box = scroller(el);
+    left = [box, box.scrollTop];
   };
-  const timers = [0, 150, 400, 800, 1500, 2500, FOR_MS].map(ms => setTimeout(show, ms));
-  const page = document.querySelector('[data-testid="stMainBlockContainer"]') || document.body;
-  const resized = new ResizeObserver(() => { if (!frame) frame = requestAnimationFrame(show); });
-  resized.observe(page);
+  const timers = [0, 150, 400, 800, 1500, 2500].map(ms => setTimeout(show, ms));
   const STOP_ON = ['wheel', 'touchmove', 'keydown', 'mousedown'];
-  function stop() {
-    stopped = true;
-    timers.forEach(clearTimeout);
-    resized.disconnect();
-    for (const e of STOP_ON) window.removeEventListener(e, stop, true);
-  }
-  timers.push(setTimeout(stop, FOR_MS + 100));
+  function stop() { timers.forEach(clearTimeout); for (const e of STOP_ON) window.removeEventListener(e, stop, true); }
   for (const e of STOP_ON) window.addEventListener(e, stop, {capture: true, once: true});
 })();
 </script>"""
