@@ -90,7 +90,7 @@ with tab_race:
             "race",
             t("page4.race_start"),
             lambda: [config_from_state(choice, strategy=s, freeze_depth=depth) for s in picked],
-            [t(f"strategy.{s}") for s in picked],
+            list(picked),  # keys: each page names them in its own language (studio.i18n.run_labels)
             type="primary",
             disabled=not (picked and choice.ready),
             help=t("help.race_start"),

@@ -23,7 +23,7 @@ from studio import class_view, teacher
 from studio.feedback import held_messages, replay_messages, say
 from studio.i18n import duration, t
 from studio.jobs_ui import is_running, job_panel, paused_for_me, submit
-from studio.learner import owner
+from studio.learner import network_address, owner
 from studio.server import class_room, hold_class_jobs, queue
 from studio.state import DEFAULTS, callback, job_id
 from tlcore.core.events import HistorySnapshot
@@ -56,7 +56,7 @@ def join_from_link() -> None:
 def _join(code: str, nickname: str) -> bool:
     room = class_room()
     try:
-        member = room.join(code, owner(), nickname, teacher.network_address())
+        member = room.join(code, owner(), nickname, network_address())
     except JoinRefused as refused:
         say("error", t(f"class.join.{refused.reason}", wait=duration(max(1.0, refused.wait_s)), size=room.size))
         return False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import threading
 from collections.abc import Callable, Sequence
 
 import streamlit as st
@@ -179,13 +180,41 @@ def _method_and_hide(key: str) -> None:
         )
 
 
+class OneAtATime(embedding.Busy):
+    """This learner's other view is still being computed: theirs first, then this one."""
+
+
+# One waiting view per learner: the worker's places (8) go round the class, not to one learner's
+# tabs (one learner filled all 8 and a classmate had no chart after 240 s). Process-level.
+_asked: dict[str, embedding.Request] = {}  # learner -> the view they wait for
+_asked_lock = threading.Lock()
+
+
+def start_for(learner: str, request: embedding.Request, finetuned, spaces: embedding.FeatureSpaces) -> embedding.Status:
+    """Start `request` for `learner` unless another view of theirs is still computed (OneAtATime);
+    the same view as a classmate's shares its computation, and costs this learner nothing."""
+    with _asked_lock:
+        mine = _asked.get(learner)
+        if mine is not None and mine != request and spaces.status(mine).state == "running":
+            raise OneAtATime(f"{learner}'s other feature view is still being computed")
+        status = spaces.start(request, finetuned)
+        if status.state == "running":
+            _asked[learner] = request
+        else:
+            _asked.pop(learner, None)
+        if len(_asked) > 4 * spaces.max_waiting:  # only the running ones matter: forget the rest
+            for who in [w for w, r in _asked.items() if spaces.status(r).state != "running"]:
+                del _asked[who]
+    return status
+
+
 def _start(request: embedding.Request) -> embedding.Status:
     """Start the view in the background with this learner's fine-tuned model (from the shelf,
     tlcore.serve.shelf) when it names one; gone from the shelf: failed, and said why."""
     finetuned = kept_model(request.finetuned_id) if request.finetuned_id else None
     if request.finetuned_id and finetuned is None:
         return embedding.Status("failed", error=embedding.FinetunedGone(request.finetuned_id))
-    return embedding.shared_spaces().start(request, finetuned)
+    return start_for(owner(), request, finetuned, embedding.shared_spaces())
 
 
 def _prefetch(request: embedding.Request) -> None:
@@ -204,8 +233,10 @@ def _view_or_progress(key: str, request: embedding.Request) -> None:
     if status.state == "missing":
         try:
             status = _start(request)
-        except embedding.Busy:
-            st.info(t("features.busy"), icon=":material/hourglass_top:")
+        except embedding.Busy as busy:
+            st.info(
+                t("features.one_at_a_time" if isinstance(busy, OneAtATime) else "features.busy"), icon=":material/hourglass_top:"
+            )
             return
     if status.state == "running":
 

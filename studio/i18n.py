@@ -164,7 +164,10 @@ def duration(seconds: float) -> str:
 
 
 def run_labels(view) -> list[str]:
-    """Each run's name on screen (`view`: a tlcore.serve.jobs.JobView or JobSummary): a strategy's key (`linear_probe`) by its name in this language."""
+    """Each run's name on screen (`view`: a tlcore.serve.jobs.JobView or JobSummary): a strategy's key (`linear_probe`) by its name in this language.
+
+    A race is submitted with its strategies' keys; a run stored before that carries the name
+    in the language it was started in ("From scratch"), which is translated too."""
     return [
         t(f"strategy.{config.strategy}") if label in _strategy_names(config.strategy) else label
         for label, config in zip(view.labels, view.configs, strict=False)

@@ -30,11 +30,17 @@ class LearnerStore:
     a link the teacher copies from the address bar carries no one's identity.
     """
 
-    def __init__(self, max_learners: int = 5000):
+    def __init__(self, max_learners: int = 5000, busy=lambda _learner: False):
         self._data: OrderedDict[str, dict] = OrderedDict()
         self._sessions: OrderedDict[str, str] = OrderedDict()  # Streamlit session id -> learner
         self._lock = threading.Lock()
         self.max_learners = max_learners
+        # busy(learner): has a run waiting or going (studio.server sets it). Such a learner's
+        # sessions are never the ones dropped when too many were seen: a background tab draws
+        # nothing, so its session is the oldest, and the janitor keeps a run alive only while it
+        # finds a connected session of the learner (20,000 new sessions once ended a background
+        # tab's run as "tab closed").
+        self.busy = busy
 
     def load(self, learner: str) -> dict:
         with self._lock:
@@ -45,8 +51,18 @@ class LearnerStore:
             with self._lock:
                 self._sessions[session] = learner
                 self._sessions.move_to_end(session)
-                while len(self._sessions) > 4 * self.max_learners:
-                    self._sessions.popitem(last=False)
+                over = len(self._sessions) - 4 * self.max_learners
+                if over > 0:
+                    spared: dict[str, bool] = {}
+                    for old in list(self._sessions):
+                        if over <= 0:
+                            break
+                        who = self._sessions[old]
+                        if who not in spared:
+                            spared[who] = bool(self.busy(who))
+                        if not spared[who]:
+                            del self._sessions[old]
+                            over -= 1
 
     def token_of_session(self, session: str | None) -> str | None:
         with self._lock:
@@ -92,6 +108,17 @@ def session_id() -> str | None:
     return ctx.session_id if ctx is not None else None
 
 
+def network_address() -> str | None:
+    """The address this browser connects from: Streamlit's view of the websocket's peer, or
+    None where it is unknown (a connection from this machine itself, which Streamlit reports as
+    None; no request context; AppTest's stand-in object)."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 -- no request context
+        address = None
+    return address if isinstance(address, str) and address else None
+
+
 def _cookie(name: str) -> str | None:
     try:
         value = st.context.cookies.get(name)
@@ -102,7 +129,12 @@ def _cookie(name: str) -> str | None:
 
 def remember_learner() -> None:
     """Once per session, when the browser did not send the learner cookie, set it (a year,
-    this site only, never sent to other sites)."""
+    this site only, never sent to other sites).
+
+    Not HttpOnly: Streamlit gives a page no HTTP response of its own to set a cookie in, so the
+    page's script sets it, and a script can read it. What it holds is this browser's learner id
+    (its own runs, settings and uploads), never teacher mode: that is a grant kept by the
+    server for the tab that unlocked it (studio.teacher)."""
     me = owner()
     if st.session_state.get("_cookie_set") or _cookie(LEARNER_COOKIE) == me:
         return

@@ -173,6 +173,7 @@ def _disconnected_ttl() -> float:
         return 120.0
 
 
+learner.learners.busy = lambda who: job_queue().active_for(who) is not None  # their tabs' sessions are kept
 upload_folders = uploads.UploadFolders(  # process-level, like the job queue: no client message can drop it
     is_connected=session_connected, is_busy=lambda who: job_queue().active_for(who) is not None, grace_s=_disconnected_ttl()
 )

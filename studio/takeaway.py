@@ -5,18 +5,23 @@
   head (measured in the worker, tlcore.train.forgetting; stored with the run).
 - `forgetting_cell(result)`: the same as one race-table cell.
 - `model_download(snap, config, key=...)`: the run's model as a zip of safetensors + settings,
-  or of ONNX, built only when the learner clicks (tlcore.serve.takehome); the last few bundles are
-  kept in memory, a bounded number of bytes, so a second click does not build again.
+  or of ONNX, built when the learner first clicks (tlcore.serve.takehome), once per run, into
+  a file on disk (a bounded folder) that every later click reads: nothing kept in memory.
 
 Not for: computing any of it (tlcore.train.forgetting, tlcore.serve.takehome).
 """
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import io
+import os
+import shutil
+import tempfile
 import threading
 import zipfile
-from collections import OrderedDict
+from pathlib import Path
 
 import streamlit as st
 
@@ -84,34 +89,68 @@ def forgetting_panel(result: dict) -> None:
 
 # --- the model to take home ---------------------------------------------------------------
 
-CACHE_BYTES = 64 * 2**20  # bundles kept for a second click; a bigger one is built again each time
-_bundles: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
-_lock = threading.Lock()
+DISK_BYTES = int(os.environ.get("TLS_DOWNLOAD_BYTES", str(2 * 2**30)))  # built zips kept on disk; the oldest go past it
+_folder: Path | None = None  # this server's built zips (a temporary folder, removed at exit)
+# One build at a time, server-wide: the ONNX exporter traces with process-wide state (two
+# simultaneous ONNX downloads: one failed, 3 of 3), and a build holds a model's copy in memory.
+_build = threading.Lock()
+
+
+def _downloads() -> Path:
+    global _folder
+    if _folder is None:
+        _folder = Path(tempfile.mkdtemp(prefix="tls-downloads-"))
+        atexit.register(shutil.rmtree, _folder, True)
+    return _folder
+
+
+def bundle_file(learner: str, model_id: str, part: str, metrics: dict | None = None) -> Path | None:
+    """The zip for one of the learner's shelf models and one part ("weights" or "onnx"), built
+    once per run and part, on disk; None when the shelf has no such model of theirs. The id is
+    the run's own, unguessable one, and the shelf gives a model to its owner only: asked on
+    every call, so a zip outlives neither its owner's right to it nor its model on the shelf."""
+    entry = kept_model(model_id, learner)
+    if entry is None:
+        return None
+    path = _downloads() / f"{hashlib.sha256(model_id.encode()).hexdigest()[:32]}-{part}.zip"
+    with _build:
+        if not path.exists():
+            partial = path.with_suffix(".part")
+            try:
+                takehome.write_zip(entry, partial, parts=(part,), metrics=metrics)  # metrics: for the model card
+            except BaseException:
+                partial.unlink(missing_ok=True)  # a half-written zip is never served
+                raise
+            partial.replace(path)
+            _trim(keep=path)
+    return path
+
+
+def _trim(keep: Path) -> None:
+    """Remove the oldest built zips until those left fit DISK_BYTES (`keep`, just built, stays)."""
+    files = sorted((p for p in _downloads().glob("*.zip") if p != keep), key=lambda p: p.stat().st_mtime)
+    total = keep.stat().st_size + sum(p.stat().st_size for p in files)
+    for old in files:
+        if total <= DISK_BYTES:
+            break
+        total -= old.stat().st_size
+        old.unlink(missing_ok=True)
 
 
 def bundle(learner: str, model_id: str, part: str, metrics: dict | None = None) -> bytes:
-    """The zip for one of the learner's shelf models and one part ("weights" or "onnx"), built
-    on the first click and kept (bounded) for the next. The id is the run's own, unguessable
-    one, and the shelf gives a model to its owner only. `learner` is taken when the button is
+    """The download's bytes: the zip built once (bundle_file), read from disk for each click.
+
+    Streamlit keeps a download's bytes in memory under a hash of them: the same bytes on every
+    click are one stored copy, where a zip built again per click (a new timestamp inside) was a
+    new 87 MB copy each time (28 clicks: 2.7 -> 6.1 GB). `learner` is taken when the button is
     drawn: the file is asked for later, outside the page's run."""
-    key = (learner, model_id, part)
-    with _lock:
-        if key in _bundles:
-            _bundles.move_to_end(key)
-            return _bundles[key]
-    entry = kept_model(model_id, learner)
-    if entry is None:
-        return _note_zip(str(LearnerError("takehome.gone")))
     try:
-        data = takehome.zip_bytes(entry, parts=(part,), metrics=metrics)  # metrics: for the model card
+        path = bundle_file(learner, model_id, part, metrics)
     except LearnerError as error:
         return _note_zip(str(error))
-    with _lock:
-        if len(data) <= CACHE_BYTES:
-            _bundles[key] = data
-        while sum(len(b) for b in _bundles.values()) > CACHE_BYTES:
-            _bundles.popitem(last=False)
-    return data
+    if path is None:
+        return _note_zip(str(LearnerError("takehome.gone")))
+    return path.read_bytes()
 
 
 def _note_zip(text: str) -> bytes:

@@ -54,9 +54,10 @@ _GRANT = "_teacher_grant"  # session-state key of this tab's grant
 class Grant:
     learner: str  # the learner id (cookie) that unlocked
     session: str | None  # the Streamlit session (browser tab) that unlocked
-    until: float  # time.monotonic() after which the secret is asked again
+    until: float  # clock() after which the secret is asked again
 
 
+clock = time.monotonic  # the grants' clock (a test moves it on instead of waiting)
 # Process-level, like the queue: no client message can reset them.
 guard = GuessLimiter(free=TRIES, per_minute=SERVER_TRIES)
 _grants: dict[str, Grant] = {}  # grant token -> who holds it
@@ -89,14 +90,8 @@ def limits() -> caps.Caps:
 
 
 def network_address() -> str | None:
-    """The address this browser connects from: Streamlit's view of the websocket's peer, or
-    None where it is unknown (a connection from this machine itself, which Streamlit reports as
-    None; no request context; AppTest's stand-in object)."""
-    try:
-        address = st.context.ip_address
-    except Exception:  # noqa: BLE001 -- no request context
-        address = None
-    return address if isinstance(address, str) and address else None
+    """The address this browser connects from (studio.learner.network_address)."""
+    return learner.network_address()
 
 
 def client_address() -> str:
@@ -112,7 +107,7 @@ def is_teacher() -> bool:
         return False
     with _lock:
         grant = _grants.get(token)
-        if grant is not None and time.monotonic() >= grant.until:
+        if grant is not None and clock() >= grant.until:
             del _grants[token]
             grant = None
     if grant is None or grant.learner != owner() or grant.session != session_id():
@@ -136,7 +131,7 @@ def unlock(secret: str) -> tuple[str, float]:
             guard.wrong(address)
         return "wrong", 0.0
     guard.right(address)
-    token, now = secrets.token_urlsafe(32), time.monotonic()
+    token, now = secrets.token_urlsafe(32), clock()
     with _lock:
         for old in [k for k, g in _grants.items() if g.until <= now]:
             del _grants[old]
@@ -165,7 +160,7 @@ def leave() -> None:
 
 def is_teacher_id(learner: str) -> bool:
     """Is this learner id (a job's owner) one with a tab in teacher mode now?"""
-    now = time.monotonic()
+    now = clock()
     with _lock:
         return any(g.learner == learner and now < g.until for g in _grants.values())
 

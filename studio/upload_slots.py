@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import server
-from studio.learner import owner, session_id
+from studio.learner import network_address, owner, session_id
 from tlcore.serve import caps, uploads
 
 
@@ -22,7 +22,7 @@ def upload_folder() -> uploads.UploadFolder:
     """This session's private folder for uploads (0700, random name): replaced uploads are
     deleted at once, the folder itself once the session has ended (see UploadFolders)."""
     server.server_started()
-    folder = server.upload_folders.get(session_id() or owner(), owner())
+    folder = server.upload_folders.get(session_id() or owner(), owner(), network_address() or "")
     st.session_state["_uploads"] = folder  # for a look from tests; the process-level registry owns it
     return folder
 
@@ -52,12 +52,17 @@ def new_upload_slot(kind: str, digest: str, reuse: Callable[[Path, Path], None] 
 
 def check_upload_room(incoming: int) -> None:
     """Raise tlcore.serve.uploads.UploadError (saying what to do) when `incoming` more bytes would pass
-    what this session's uploads or everyone's may keep (tlcore.serve.caps: upload_mb_per_session,
-    upload_mb_total); 0: is what the session holds now over it (a zip may understate its size)."""
+    what this session's, this learner's, this address's or everyone's uploads may keep
+    (tlcore.serve.caps: upload_mb_per_session, upload_mb_per_address, upload_mb_total); 0: is what
+    the session holds now over it (a zip may understate its size)."""
     limits = caps.load()
     upload_folder()  # this session's folder, known to the registry
     server.upload_folders.check_room(
-        session_id() or owner(), incoming, session_mb=limits.upload_mb_per_session, total_mb=limits.upload_mb_total
+        session_id() or owner(),
+        incoming,
+        session_mb=limits.upload_mb_per_session,
+        total_mb=limits.upload_mb_total,
+        address_mb=limits.upload_mb_per_address,
     )
 
 

@@ -703,9 +703,10 @@ def test_a_learner_never_sees_or_stops_another_learners_run():
     stop = AppTest.from_function(bob_presses_stop, args=(job,), default_timeout=30)
     stop.session_state["_queue_override"] = server_queue
     stop.session_state["owner"] = "bob"
-    stop.run()
-    time.sleep(0.2)
-    assert server_queue.get(job, "alice").state in ("queued", "running")  # Bob's Stop did nothing
+    stop.run()  # the Stop's queue call is over when the run returns: nothing is left to happen later
+    assert f"stopping:{job}" not in stop.session_state  # the queue refused Bob's Stop
+    assert not server_queue._jobs[job].stop_requested  # Bob's Stop flagged nothing for Alice's run to see
+    assert server_queue.get(job, "alice").state in ("queued", "running")
     alice.button(key="stop:finetune").click().run()
     assert wait_until_done(alice, "finetune", timeout=5) == "cancelled"
 

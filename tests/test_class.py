@@ -95,9 +95,7 @@ def test_teacher_mode_unlocks_with_the_secret_only_and_shows_every_run_by_nickna
     assert nickname("student-secret-id-1") in text and "student-secret-id-1" not in text
     job = student.session_state["job:finetune"]
     at.button(key=f"cancel:{job}").click().run()
-    deadline = time.monotonic() + 10
-    while queue.get(job, "student-secret-id-1").state == "running" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    queue.wait_until_ended(job, "student-secret-id-1", 10)
     assert queue.get(job, "student-secret-id-1").state == "cancelled"
     assert queue.get(job, "student-secret-id-1").note == "teacher"
     gate.set()
@@ -134,10 +132,14 @@ def test_teacher_mode_belongs_to_the_tab_that_unlocked_not_to_its_cookie(class_f
     at.button(key="leave_teacher").click().run()
     ok(at)
     assert at.text_input(key="teacher_secret") and not teacher.is_teacher_id("teachers-cookie")
-    monkeypatch.setattr(teacher, "GRANT_S", 0.3)
+    now = [1000.0]
+    monkeypatch.setattr(teacher, "clock", lambda: now[0])
     unlock(at, SECRET)
     assert any("Teacher mode:" in s.value for s in at.success)
-    time.sleep(0.4)
+    now[0] += teacher.GRANT_S - 1
+    at.run()
+    assert any("Teacher mode:" in s.value for s in at.success)  # a second before GRANT_S: still the teacher
+    now[0] += 1
     at.run()
     assert at.text_input(key="teacher_secret") and not any("Teacher mode:" in s.value for s in at.success)
 

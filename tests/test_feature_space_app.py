@@ -224,3 +224,24 @@ def test_a_failed_view_is_said_in_words_and_can_be_tried_again(stub_worker, monk
         time.sleep(0.05)
         at.run()
     ok(at)
+
+
+def test_one_learner_holds_one_place_in_the_feature_worker_and_a_classmate_gets_theirs():
+    """One learner's tabs filled all 8 of the worker's places and a classmate had no chart after
+    240 s: now each learner waits for one view at a time."""
+    import threading
+
+    from studio.feature_space import OneAtATime, start_for
+
+    gate = threading.Event()
+    spaces = embedding.FeatureSpaces(lambda request: gate.wait(30) and None, max_waiting=2, nice=0)
+    views = [embedding.Request("image", "studio_resnet", "digits", per_class, 2, 16) for per_class in (3, 4, 5)]
+    assert start_for("hog", views[0], None, spaces).state == "running"
+    assert start_for("hog", views[0], None, spaces).state == "running"  # the same view again: no new place
+    with pytest.raises(OneAtATime):
+        start_for("hog", views[1], None, spaces)
+    assert start_for("classmate", views[2], None, spaces).state == "running"
+    assert start_for("friend", views[0], None, spaces).state == "running"  # a shared view costs no place
+    gate.set()
+    spaces.wait(views[0])
+    spaces.wait(views[2])

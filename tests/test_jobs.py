@@ -329,6 +329,27 @@ def test_a_closed_tabs_run_is_cancelled_but_a_background_tab_or_a_reload_keeps_i
     assert view.state == "cancelled" and view.note == "closed"
 
 
+def test_twenty_thousand_new_sessions_do_not_end_a_background_tabs_run_as_closed():
+    """A background tab draws nothing, so its session is the oldest the server has seen; a flood
+    of new sessions (20,000) once pushed it out of the learner store, the janitor found no
+    connected tab of its learner, and the run ended as "tab closed"."""
+    from studio.learner import LearnerStore
+    from studio.server import keep_connected_runs_alive
+
+    gate = threading.Event()
+    q = JobQueue(lambda config, emit, should_stop: gate.wait(30) and None)
+    store = LearnerStore(max_learners=100, busy=lambda who: q.active_for(who) is not None)
+    store.bind_session("background-tab", "learner-a")
+    job = q.submit(RunConfig(), owner="learner-a")
+    for i in range(20_000):
+        store.bind_session(f"flood-{i}", f"flooder-{i}")
+    assert store.sessions_of("learner-a") == ["background-tab"]
+    assert len(store.sessions_of("flooder-19999")) == 1 and not store.sessions_of("flooder-0")  # still bounded
+    assert keep_connected_runs_alive(q, store, is_connected=lambda s: s == "background-tab") == 1
+    gate.set()
+    q.wait_until_ended(job, "learner-a", 10)
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024

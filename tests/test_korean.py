@@ -202,6 +202,8 @@ def test_a_finished_race_names_its_strategies_in_korean():
     assert wait_until_done(english, "race") == "done"
     at = app("pages/4_compare.py", lang="ko", queue=queue, owner="racer")  # the same learner, in Korean
     assert english_in(at) == []
-    specs = " ".join(c.proto.spec for c in charts(at))
-    assert "선형 탐색" in specs or "미세 조정" in specs, specs[:300]
-    assert '"name":"linear_probe"' not in specs.replace(" ", "") and '"name":"full"' not in specs.replace(" ", "")
+    # The legend: each trace's name, read from the chart's JSON (which may escape non-ASCII as \uXXXX)
+    names = {trace.get("name") for c in charts(at) for trace in json.loads(c.proto.spec)["data"]}
+    ko = json.loads((ROOT / "assets" / "i18n" / "ko.json").read_text(encoding="utf-8"))
+    assert {ko["strategy.scratch"], ko["strategy.linear_probe"], ko["strategy.full"]} <= names, names
+    assert not names & {"From scratch", "Linear probe (head only)", "linear_probe", "full"}, names

@@ -35,3 +35,21 @@ def test_the_layout_table_names_every_module_of_each_package_and_nothing_gone(pa
     source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / package).rglob("*.py"))
     gone = {n for n in named - on_disk if not re.search(rf"^\s*(def|class) {n}\b|^{n}\b\s*[:=]", source, re.M)}
     assert gone == set(), f"README's row for {package}/ names what is gone: {sorted(gone)}"
+
+
+def test_tests_is_a_package_that_an_installed_tests_package_cannot_shadow(tmp_path):
+    """A package that ships a top-level `tests` (some wheels do) sits in site-packages. Were this
+    folder a namespace package (no __init__.py), Python would take that regular package instead,
+    wherever it is on the path, and every `from tests.helpers ...` would fail."""
+    import os
+    import subprocess
+    import sys
+
+    shadow = tmp_path / "site" / "tests"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("SHADOW = True\n")
+    code = "import tests, tests.helpers.fakes; print(tests.__file__)"
+    env = {"PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path / 'site'}", "PATH": ""}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-800:]
+    assert Path(out.stdout.strip()) == ROOT / "tests" / "__init__.py"

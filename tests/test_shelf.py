@@ -101,16 +101,29 @@ def test_each_learner_keeps_their_newest_within_their_bytes():
     assert big.get("anna", big.keep("anna", linear(2**14))) is not None  # one too big still stays: the newest
 
 
-def test_all_learners_together_stay_within_the_servers_bytes_the_oldest_of_anyone_going():
+def test_all_learners_together_stay_within_the_servers_bytes_the_one_holding_most_giving_first():
     size = model_bytes(linear(2**14).model)
     shelf = Shelf(per_learner=2, learner_mb=100, total_mb=3.5 * size / 2**20)
     anna = shelf.keep("anna", linear(2**14))
     ben = [shelf.keep("ben", linear(2**14)) for _ in range(2)]
     assert shelf.usage()["models"] == 3
     cleo = shelf.keep("cleo", linear(2**14))
-    assert shelf.get("anna", anna) is None  # the oldest of anyone, past the server's bound
-    assert all(shelf.get("ben", k) for k in ben) and shelf.get("cleo", cleo)
+    assert shelf.get("ben", ben[0]) is None  # past the server's bound: the oldest of who holds most
+    assert shelf.get("anna", anna) and shelf.get("ben", ben[1]) and shelf.get("cleo", cleo)
     assert shelf.usage()["bytes"] <= 3.5 * size
+    again = shelf.keep("cleo", linear(2**14))  # the keeper's own older model goes before anyone else's
+    assert shelf.get("cleo", cleo) is None and shelf.get("cleo", again) and shelf.get("anna", anna)
+
+
+def test_two_big_runs_from_two_cookies_never_push_a_classmates_small_model_off():
+    """Measured before: two from-scratch ViT runs from two cookies evicted a classmate's kept model."""
+    small, big = linear(2**10), linear(2**15)  # 8 KB, 256 KB
+    shelf = Shelf(per_learner=2, learner_mb=100, total_mb=1.5 * model_bytes(big.model) / 2**20)
+    classmate = shelf.keep("classmate", small)
+    first = shelf.keep("cookie-1", big)
+    second = shelf.keep("cookie-2", linear(2**15))
+    assert shelf.get("classmate", classmate) is not None
+    assert shelf.get("cookie-2", second) is not None and shelf.get("cookie-1", first) is None
 
 
 def test_a_learner_cannot_get_another_learners_model_by_its_id():

@@ -345,8 +345,8 @@ def test_a_damaged_store_is_never_written_and_one_moved_aside_is_replaced(tmp_pa
     job = finished_job(q, "alice", RunConfig(), "finetune")
     assert wait_for(lambda: q.store_health().state == "damaged")
     assert q.get(job, "alice").state == "done"  # the class goes on, from memory
-    time.sleep(0.3)
-    assert path.read_bytes() == before  # nothing written into a damaged file
+    assert not q.store.flush(5)  # returns after the writer's next attempt: the run still waits
+    assert path.read_bytes() == before  # after that attempt, nothing written into a damaged file
 
     path.rename(tmp_path / "runs.sqlite.damaged")  # what the Class page tells the teacher to do
     second = finished_job(q, "bob", RunConfig(), "finetune")
@@ -372,8 +372,8 @@ def test_a_store_damaged_mid_class_is_noticed_at_the_next_write_and_never_writte
     second = finished_job(q, "bob", RunConfig(), "finetune")
     assert wait_for(lambda: q.store_health().state == "damaged")
     assert q.get(second, "bob").state == "done" and q.get(first, "alice").state == "done"  # the class goes on
-    time.sleep(0.3)
-    assert path.read_bytes() == before  # nothing more written into the damaged file
+    assert not q.store.flush(5)  # returns after the writer's next attempt: the run still waits
+    assert path.read_bytes() == before  # after that attempt, nothing more written into the damaged file
 
 
 def test_a_file_that_is_not_sqlite_is_left_as_it_is(tmp_path):

@@ -110,6 +110,26 @@ def test_a_file_not_written_by_the_studio_is_refused(tmp_path):
         takehome.load(tmp_path / "missing")
 
 
+def test_predict_prints_no_terminal_escape_from_a_models_class_names(monkeypatch, capsys, tmp_path):
+    """Class names are written by whoever made the model: an escape sequence in one would colour,
+    move or retitle the learner's terminal."""
+    loaded = takehome.Loaded(None, ("cat\x1b]0;owned\x07", "dog\x1b[2J"), "image", "studio_resnet", 16, {})
+    monkeypatch.setattr(takehome, "load", lambda path: loaded)
+    monkeypatch.setattr(takehome.Loaded, "predict", lambda self, inputs, k=3: [[("cat\x1b]0;owned\x07", 0.9)]])
+    (tmp_path / "x.png").write_bytes(b"")
+    assert cli.main(["predict", "--model", str(tmp_path), str(tmp_path / "x.png")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "cat]0;owned 90.0%" in out
+
+
+def test_a_model_file_of_any_size_is_refused_before_it_is_read(tmp_path):
+    big = tmp_path / "model.safetensors"
+    with open(big, "wb") as f:
+        f.truncate(takehome.MAX_MODEL_BYTES + 2 * 2**20)  # sparse: no disk used
+    with pytest.raises(LearnerError, match="nothing was read"):
+        takehome.load(big)
+
+
 def test_the_zip_for_the_app_has_one_part_each(image_run):
     entry, _ = image_run
     for part, big in (("weights", "model/model.safetensors"), ("onnx", "model/model.onnx")):

@@ -40,6 +40,8 @@ EN: dict[str, str] = {
     # Taking a model home (tlcore.serve.takehome)
     "takehome.too_big": "this model has {mb} MB of weights; downloads from the class server stop at {limit} MB: "
     "train it with the command line instead (python -m tlcore finetune ... --save-model DIR)",
+    "takehome.file_too_big": "{path} is {mb} MB; a model this studio saves is at most {limit} MB of weights, so this "
+    "file is not one of them: nothing was read",
     "takehome.gone": "this run's model is no longer kept on the server (the newest runs push out older ones); "
     "run it again to download it",
     "takehome.not_found": "no model at {path}: give the folder from the studio's download, or its model.safetensors",
@@ -65,6 +67,9 @@ EN: dict[str, str] = {
     "upload.session_full": "your uploads would take {mb} MB on the class server; each learner keeps at most {limit} MB "
     "(zip images, CSV files and camera pictures together): upload fewer or smaller files, or "
     "remove your camera pictures, and try again",
+    "upload.address_full": "the uploads from your network address have reached what one address may keep on the class "
+    "server ({limit} MB): close other tabs or windows with uploads, or wait a few minutes after closing them; "
+    "a class behind one shared address: ask your teacher to raise upload_mb_per_address",
     "upload.server_full": "the class server's space for uploads is full ({limit} MB for everyone together): use a "
     "sample dataset for now, or ask your teacher to free space (uploads of closed tabs are "
     "deleted a few minutes after they close)",

@@ -36,9 +36,10 @@ from the values here:
     stored_mb_per_learner    $TLS_STORED_MB_PER_LEARNER    ... and their bytes; the learner's own oldest go
     upload_mb_per_session    $TLS_UPLOAD_MB_PER_SESSION    files a session keeps for its runs (zip, CSV, camera)
     upload_mb_total          $TLS_UPLOAD_MB_TOTAL          the same, all sessions together
+    upload_mb_per_address    $TLS_UPLOAD_MB_PER_ADDRESS    ... and one client address's (0: none; a class behind one NAT)
     kept_models_per_learner  $TLS_KEPT_MODELS_PER_LEARNER  fine-tuned models on the shelf (tlcore.serve.shelf)
     kept_mb_per_learner      $TLS_KEPT_MB_PER_LEARNER      ... and their megabytes; the learner's own oldest go
-    kept_mb_total            $TLS_KEPT_MB_TOTAL            every learner's together; then the oldest of anyone's
+    kept_mb_total            $TLS_KEPT_MB_TOTAL            every learner's together; then the keeper's own, then who holds most
 
 The store's server-wide row cap ($TLS_MAX_STORED_RUNS, tlcore.serve.store) stays as a backstop.
 
@@ -68,12 +69,14 @@ STORED_MB_PER_LEARNER = 32.0  # a default fine-tune is about 60 KB, a sweep up t
 # Upload folders (tlcore.serve.uploads.UploadFolders): a 4 MB zip kept about 190 MB per session.
 UPLOAD_MB_PER_SESSION = 300.0  # one browser session's zip images, CSV and camera shots together
 UPLOAD_MB_TOTAL = 2048.0  # every session's together: a class of 30 cannot fill the server's disk
+UPLOAD_MB_PER_ADDRESS = 1024.0  # one address's (many cookies, many tabs): half the total; 0 where a class shares one NAT
 # Where no class file sets them, these environment variables do (a deployment's default).
 ENVIRONMENT = {
     "stored_runs_per_learner": "TLS_STORED_RUNS_PER_LEARNER",
     "stored_mb_per_learner": "TLS_STORED_MB_PER_LEARNER",
     "upload_mb_per_session": "TLS_UPLOAD_MB_PER_SESSION",
     "upload_mb_total": "TLS_UPLOAD_MB_TOTAL",
+    "upload_mb_per_address": "TLS_UPLOAD_MB_PER_ADDRESS",
     "kept_models_per_learner": "TLS_KEPT_MODELS_PER_LEARNER",
     "kept_mb_per_learner": "TLS_KEPT_MB_PER_LEARNER",
     "kept_mb_total": "TLS_KEPT_MB_TOTAL",
@@ -97,6 +100,7 @@ class Caps:
     stored_mb_per_learner: float = STORED_MB_PER_LEARNER
     upload_mb_per_session: float = UPLOAD_MB_PER_SESSION
     upload_mb_total: float = UPLOAD_MB_TOTAL
+    upload_mb_per_address: float = UPLOAD_MB_PER_ADDRESS
     # The shelf of fine-tuned models (tlcore.serve.shelf): a learner's own runs, for Try it and the download.
     kept_models_per_learner: int = 2
     kept_mb_per_learner: float = 200.0

@@ -6,8 +6,10 @@ a job submitted with `keep_model`); training only returns the model (tlcore.trai
 sweeps and experiments keep nothing, so another learner's three sweeps cannot push a model off.
 
 Each learner keeps their newest `per_learner` models within `learner_bytes` (their own oldest
-go first; the newest always stays), and all learners together stay within `total_bytes`: only
-past that does the oldest model of anyone go (never the one just kept). A model is found by
+go first; the newest always stays), and all learners together stay within `total_bytes`: past
+that, the keeper's own older models go first, then the oldest of whoever holds the most bytes
+(never the one just kept): two from-scratch ViT runs from two cookies once pushed a classmate's
+model off. A model is found by
 its owner and its id (random, in the run's result); anyone else asking gets nothing.
 
     EfficientNet-Lite0 (the default image run)  about 13 MB of weights
@@ -77,5 +79,18 @@ class Shelf:
         while len(mine) > 1 and (len(mine) > self.per_learner or sum(self._kept[k].nbytes for k in mine) > self.learner_bytes):
             del self._kept[mine.pop(0)]
         while len(self._kept) > 1 and sum(v.nbytes for v in self._kept.values()) > self.total_bytes:
-            oldest = next(k for k in self._kept if k != newest)
-            del self._kept[oldest]
+            del self._kept[self._to_drop(owner, newest)]
+
+    def _to_drop(self, owner: str, newest: str) -> str:  # caller holds the lock
+        """Past the total: the newest model's owner's own older ones first, then the oldest of the
+        learner who holds the most bytes (two big runs from two cookies push each other off, not a
+        classmate's small model); never the one just kept."""
+        mine = [k for k, v in self._kept.items() if v.owner == owner and k != newest]
+        if mine:
+            return mine[0]
+        held: dict[str, int] = {}
+        for k, v in self._kept.items():
+            if k != newest:
+                held[v.owner] = held.get(v.owner, 0) + v.nbytes
+        most = max(held, key=held.__getitem__)
+        return next(k for k, v in self._kept.items() if v.owner == most and k != newest)

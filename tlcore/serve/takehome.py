@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,19 +241,26 @@ def _attention(hf, implementation: str | None) -> str | None:
     return before
 
 
-def zip_bytes(entry, *, parts: tuple[str, ...] = PARTS, metrics: dict | None = None) -> bytes:
-    """The folder `save` writes, as one zip in memory (the temporary folder is removed)."""
+def write_zip(entry, target, *, parts: tuple[str, ...] = PARTS, metrics: dict | None = None) -> None:
+    """The folder `save` writes (with `metrics` for the model card), as one zip into `target` (a path
+    or a binary file), copied from disk file by file: a 90 MB model is never held twice in memory
+    (the temporary folder is removed)."""
     with tempfile.TemporaryDirectory(prefix="tlcore-model-") as tmp:
         save(entry, tmp, parts=parts, metrics=metrics)
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as z:
+        with zipfile.ZipFile(target, "w") as z:
             for p in sorted(Path(tmp).rglob("*")):
                 if p.is_file():
                     binary = p.suffix in (".safetensors", ".onnx")  # floats barely compress: store them
                     z.write(
                         p, f"model/{p.relative_to(tmp)}", compress_type=zipfile.ZIP_STORED if binary else zipfile.ZIP_DEFLATED
                     )
-        return buffer.getvalue()
+
+
+def zip_bytes(entry, *, parts: tuple[str, ...] = PARTS, metrics: dict | None = None) -> bytes:
+    """The zip `write_zip` makes, in memory."""
+    buffer = io.BytesIO()
+    write_zip(entry, buffer, parts=parts, metrics=metrics)
+    return buffer.getvalue()
 
 
 def readme(meta: dict, parts: tuple[str, ...]) -> str:
@@ -446,6 +454,11 @@ def read_meta(path: str | Path) -> tuple[Path, dict]:
     weights = path / WEIGHTS if path.is_dir() else path
     if not weights.is_file():
         raise LearnerError("takehome.not_found", path=str(path))
+    size = weights.stat().st_size  # before anything is read: a file of any size was read whole
+    if size > MAX_MODEL_BYTES + 2**20:  # the weights and their metadata (model.json's text, a few KB)
+        raise LearnerError(
+            "takehome.file_too_big", path=str(weights), mb=round(size / 2**20), limit=round(MAX_MODEL_BYTES / 2**20)
+        )
     with safe_open(str(weights), framework="pt") as f:
         meta = json.loads((f.metadata() or {}).get("tlcore", "null") or "null")
     if not meta or meta.get("format") != FORMAT:
@@ -502,8 +515,14 @@ def cmd_predict(args) -> int:
         if missing:
             raise LearnerError("takehome.no_image", path=missing[0])
     for item, top in zip(args.inputs, loaded.predict(args.inputs, k=args.top), strict=True):
-        print(f"{item}: " + ", ".join(f"{name} {p:.1%}" for name, p in top))
+        print(printable(f"{item}: " + ", ".join(f"{name} {p:.1%}" for name, p in top)))
     return 0
+
+
+def printable(text: str) -> str:
+    """`text` without control characters: a class name (or a file name) is written by whoever made
+    the model, and a terminal obeys escape sequences (colours, a moved cursor, a changed title)."""
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
 
 
 def check(config, folder: str | Path) -> dict:

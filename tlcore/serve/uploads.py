@@ -48,7 +48,7 @@ import numpy as np
 from tlcore.core.messages import LearnerError, Reason
 from tlcore.data.datasets import MAX_DECODED_BYTES, ImageData, check_class_count, check_classes, images_from_files
 from tlcore.data.images import IMAGE_SUFFIXES, open_image
-from tlcore.serve.caps import UPLOAD_MB_PER_SESSION, UPLOAD_MB_TOTAL
+from tlcore.serve.caps import UPLOAD_MB_PER_ADDRESS, UPLOAD_MB_PER_SESSION, UPLOAD_MB_TOTAL
 
 # Files that operating systems add to archives by themselves; ignored without a word.
 _SYSTEM_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
@@ -92,7 +92,7 @@ def read_zip(
         so the run can be handed to the job queue (and the CLI) by path.
     Raises `UploadError` when the upload must be refused as a whole.
     """
-    archive = _open_zip(source)
+    archive = _open_zip(source, limits.max_files)
     with archive, _folder(keep_files_in) as folder:
         entries = _check_entries(archive, limits)
         files, skipped, folders, names = _extract(archive, entries, image_size, limits, folder)
@@ -152,13 +152,33 @@ def _named(skipped: list[tuple[str, str]], names: dict[str, str]) -> list[tuple[
 # --- the archive as a whole -------------------------------------------------------
 
 
-def _open_zip(source: bytes | str | Path | BinaryIO) -> zipfile.ZipFile:
+def _open_zip(source: bytes | str | Path | BinaryIO, max_entries: int | None = None) -> zipfile.ZipFile:
+    """The zip, refused by its entry count (`max_entries`, default UploadLimits' max_files) before
+    its directory is parsed: Python builds an object for every entry when it opens a zip (a 48 MB
+    zip of 560,000 empty entries cost 5.5 CPU-s before the count was looked at)."""
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
+    limit = UploadLimits().max_files if max_entries is None else max_entries
     try:
+        declared = _declared_entries(source)
+        if declared is not None and declared > limit:
+            raise UploadError("upload.too_many_entries", count=declared, limit=limit)
         return zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise UploadError("upload.not_zip") from error
+
+
+def _declared_entries(source: str | Path | BinaryIO) -> int | None:
+    """The entry count the zip's end record declares (zip64 included), read from its last bytes
+    only; None when there is no end record (zipfile then says why it is no zip)."""
+    with contextlib.ExitStack() as stack:
+        f = source if hasattr(source, "seek") else stack.enter_context(open(source, "rb"))  # noqa: SIM115
+        start = f.tell()
+        try:
+            end = zipfile._EndRecData(f)  # the standard library's own reader of the end record
+        finally:
+            f.seek(start)
+        return None if not end else int(end[zipfile._ECD_ENTRIES_TOTAL])
 
 
 @dataclass(frozen=True)
@@ -554,9 +574,13 @@ class UploadFolders:
     happens to run.
 
     Bounded in bytes (`check_room`): a session keeps at most `session_mb` (its zip's images,
-    its CSV, its camera pictures together), all sessions together `total_mb`; a new upload
-    that would pass either is refused with what to do. Measured: without a bound a 4 MB zip
-    kept about 190 MB per session, and six sessions held 1.1 GB.
+    its CSV, its camera pictures together), and so does a learner across all their tabs; one
+    client address at most `address_mb` (0: no bound, for a class behind one NAT), all sessions
+    together `total_mb`, whose last RESERVE share only a learner with nothing uploaded yet may
+    use (a classmate's first small upload still gets in); a new upload that would pass any is
+    refused with what to do. Measured: without a bound a 4 MB zip kept about 190 MB per session,
+    and six sessions held 1.1 GB; bounded per session only, one person with many tabs filled the
+    2 GB in 18 s and a classmate was refused.
 
     Streamlit keeps a closed tab's session for `server.disconnectedSessionTTL` seconds (a
     network blip may resume it) and then drops it without a hook; its session state, which
@@ -571,6 +595,7 @@ class UploadFolders:
     """
 
     OTHERS_MAX_AGE_S = 10.0  # other sessions' folders are measured again at most this often
+    RESERVE = 0.1  # the share of `total_mb` kept for learners with no upload yet
 
     def __init__(
         self,
@@ -582,38 +607,61 @@ class UploadFolders:
         clock: Callable[[], float] = time.monotonic,
         session_mb: float = UPLOAD_MB_PER_SESSION,
         total_mb: float = UPLOAD_MB_TOTAL,
+        address_mb: float = UPLOAD_MB_PER_ADDRESS,
     ):
         self.is_connected, self.is_busy, self.grace_s, self.base, self.clock = is_connected, is_busy, grace_s, base, clock
-        self.session_mb, self.total_mb = session_mb, total_mb  # the byte budgets (tlcore.serve.caps, class.toml [limits])
-        self._folders: dict[str, tuple[UploadFolder, str]] = {}  # session -> (folder, owner)
+        # the byte budgets (tlcore.serve.caps, class.toml [limits])
+        self.session_mb, self.total_mb, self.address_mb = session_mb, total_mb, address_mb
+        self._folders: dict[str, tuple[UploadFolder, str, str]] = {}  # session -> (folder, owner, client address)
         self._gone_since: dict[str, float] = {}  # session -> when it was first seen disconnected
         self._lock = threading.Lock()
 
-    def get(self, session: str, owner: str = "") -> UploadFolder:
-        """The session's folder, made on first use."""
+    def get(self, session: str, owner: str = "", address: str = "") -> UploadFolder:
+        """The session's folder, made on first use (`address`: the client's, "" when unknown)."""
         with self._lock:
             if session not in self._folders:
-                self._folders[session] = (UploadFolder(self.base), owner)
+                self._folders[session] = (UploadFolder(self.base), owner, address)
+            elif address and not self._folders[session][2]:
+                self._folders[session] = (*self._folders[session][:2], address)
             self._gone_since.pop(session, None)
             return self._folders[session][0]
 
     def __len__(self) -> int:
         return len(self._folders)
 
-    def check_room(self, session: str, incoming: int, *, session_mb: float | None = None, total_mb: float | None = None) -> None:
+    def check_room(
+        self,
+        session: str,
+        incoming: int,
+        *,
+        session_mb: float | None = None,
+        total_mb: float | None = None,
+        address_mb: float | None = None,
+    ) -> None:
         """Raise UploadError when `incoming` more bytes in this session's folder would pass its
-        budget or the server's (`incoming` 0: is what it holds now over either?). The session's
-        own folder is measured now, the others' at most OTHERS_MAX_AGE_S old."""
+        budget, its learner's (all their sessions), its address's or the server's (`incoming` 0:
+        is what it holds now over one?). The session's own folder is measured now, the others'
+        at most OTHERS_MAX_AGE_S old."""
         session_mb = self.session_mb if session_mb is None else session_mb
         total_mb = self.total_mb if total_mb is None else total_mb
+        address_mb = self.address_mb if address_mb is None else address_mb
         with self._lock:
-            mine = self._folders.get(session, (None, ""))[0]
-            others = [folder for s, (folder, _) in self._folders.items() if s != session]
+            mine, owner, address = self._folders.get(session, (None, "", ""))
+            others = [(folder, o, a) for s, (folder, o, a) in self._folders.items() if s != session]
         own = mine.size() if mine is not None else 0
-        if own + incoming > session_mb * 2**20:
-            raise UploadError("upload.session_full", mb=_mb((own + incoming) / 2**20), limit=_mb(session_mb))
-        everyone = own + sum(folder.size(self.OTHERS_MAX_AGE_S) for folder in others)
-        if everyone + incoming > total_mb * 2**20:
+        sizes = [(folder.size(self.OTHERS_MAX_AGE_S), o, a) for folder, o, a in others]
+        learner = own + sum(size for size, o, _ in sizes if owner and o == owner)
+        for held in (own, learner):  # this tab's, then all the learner's tabs together
+            if held + incoming > session_mb * 2**20:
+                raise UploadError("upload.session_full", mb=_mb((held + incoming) / 2**20), limit=_mb(session_mb))
+        if address and address_mb > 0:
+            at_address = own + sum(size for size, _, a in sizes if a == address)
+            if at_address + incoming > address_mb * 2**20:
+                raise UploadError("upload.address_full", limit=_mb(address_mb))
+        everyone = own + sum(size for size, _, _ in sizes)
+        first = learner < 2**16  # nothing uploaded yet (a folder holds only its small marker file)
+        room = total_mb * 2**20 * (1 if first else 1 - self.RESERVE)  # the reserve: for a first upload only
+        if everyone + incoming > room:
             raise UploadError("upload.server_full", limit=_mb(total_mb))
 
     def reap(self) -> int:
@@ -631,7 +679,9 @@ class UploadFolders:
                 else:
                     self._gone_since.setdefault(session, now)
             over = [
-                (s, owner) for s, (_, owner) in items if not connected[s] and now - self._gone_since.get(s, now) >= self.grace_s
+                (s, owner)
+                for s, (_, owner, _) in items
+                if not connected[s] and now - self._gone_since.get(s, now) >= self.grace_s
             ]
         ended = [session for session, owner in over if not self.is_busy(owner)]
         with self._lock:
@@ -644,7 +694,7 @@ class UploadFolders:
 
     def close_all(self) -> None:
         with self._lock:
-            folders, self._folders = [f for f, _ in self._folders.values()], {}
+            folders, self._folders = [f for f, _, _ in self._folders.values()], {}
         for folder in folders:
             folder.close()
 
