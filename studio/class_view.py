@@ -159,6 +159,31 @@ def summary(exp: Experiment, spread: str = "sd") -> str:
     return " ".join([head, "; ".join(parts) + "."]).strip()
 
 
+def grad_summary(exp: Experiment) -> str:
+    """The gradient map in one sentence: for each level, the layer group whose gradients were largest."""
+    groups, rows = classroom.grad_table(exp)
+    places = []
+    for j, level in enumerate(exp.levels):
+        column = [(row[j], g) for g, row in zip(groups, rows, strict=True) if row[j] is not None]
+        if column:
+            places.append(f"{level_label(exp.factor, level)}: {max(column)[1]}")
+    return t("alt.class_grads", places="; ".join(places)) if places else ""
+
+
+def table(exp: Experiment, name_of: Callable[[str | None], str]) -> dict[str, list]:
+    """The runs as columns for an HTML table (a screen reader reads it cell by cell)."""
+    out: dict[str, list] = {}
+    for row in rows(exp, name_of):
+        for key in ("level", "seed", "learner", "state", "val_acc", "seconds"):
+            value = row[key]
+            if key == "level":
+                value = level_label(exp.factor, value)
+            elif key == "val_acc" and value is not None:
+                value = f"{100 * value:.1f}%"
+            out.setdefault(t(f"class.col.{key}"), []).append("" if value is None else value)
+    return out
+
+
 def claim(exp: Experiment) -> str:
     """What the seeds' matrix says for this data, in the class's words."""
     p = classroom.predicted(exp)

@@ -1,8 +1,8 @@
 """The class in the pages: join by code, follow the teacher, run one's cell of the class experiment,
 and the teacher's controls (code and QR, who joined, push, pause, the experiment).
 
-Streamlit cannot push to a session: every joined learner's sidebar runs `class_pulse`, a timer
-fragment (PULSE_S) that reads the server's class (tlcore.serve.classroom, one lock, microseconds)
+Streamlit cannot push to a session: every joined learner's sidebar runs `pulse` in its timer
+fragment (PULSE_S, studio.frame.class_status) that reads the server's class (tlcore.serve.classroom, one lock, microseconds)
 and, when the teacher pushed a newer version, reruns the app once so that `follow_teacher` applies
 the settings and switches the page. A learner who has not joined runs no such fragment and sees
 no difference (docs/class-experiment.md: what it costs per session).
@@ -24,6 +24,7 @@ from studio.feedback import held_messages, replay_messages, say
 from studio.i18n import duration, t
 from studio.jobs_ui import is_running, job_panel, paused_for_me, submit
 from studio.learner import network_address, owner
+from studio.results import table_html
 from studio.server import class_room, hold_class_jobs, queue
 from studio.state import DEFAULTS, callback, job_id
 from tlcore.core.events import HistorySnapshot
@@ -91,14 +92,16 @@ def _join_clicked(where: str) -> None:
 # --- following the teacher ----------------------------------------------------------------
 
 
-def sidebar() -> None:
-    """In the sidebar: the class line and its timer, for a learner in the class (nothing otherwise)."""
-    if class_room().is_member(owner()):
-        class_pulse()
+def joined() -> bool:
+    """Is this learner in the teacher's class (their sidebar then polls every PULSE_S, with `pulse`)?"""
+    return class_room().is_member(owner())
 
 
-@st.fragment(run_every=PULSE_S)
-def class_pulse() -> None:
+def pulse() -> None:
+    """In the sidebar's timer fragment (studio.frame.class_status), for a learner in the class:
+    the class line, the pause, one's part; a newer push reruns the app once to follow it. One
+    fragment for the queue line and the class: a second timer per learner cost a 2-core server
+    the CPU its runs needed (30 learners: 45 fragment runs a second)."""
     room, me = class_room(), owner()
     member = room.seen(me)
     if member is None:  # left the class (another tab, or the teacher's class was reset)
@@ -117,7 +120,9 @@ def class_pulse() -> None:
         st.caption(t("class.side.cell", what=cell_words(mine)))
         st.page_link(str(PAGES / "6_class.py"), label=t("class.side.open"), icon=":material/science:")
         room.collect(read_job, only=me)
-    part = (mine.experiment, mine.cell) if mine is not None else None
+    # (experiment, cell, finished): the page redraws when an experiment starts or stops, one's part
+    # moves, or one's run is in (its dot then shows); not for every classmate's run (the projector has those)
+    part = (mine.experiment, mine.cell, mine.result is not None) if mine is not None else None
     if st.session_state.get(_PART, part) != part:  # an experiment started or stopped, or one's part moved: redraw the page
         st.session_state[_PART] = part
         st.rerun()
@@ -264,19 +269,25 @@ def _start_cell() -> None:
 
 
 def projected(*, mine: bool = False) -> None:
-    """The class's one result, redrawn every VIEW_S while the experiment runs."""
+    """The class's one result: on the teacher's page redrawn every VIEW_S while the experiment runs
+    (and collecting every finished run); on a learner's page drawn with the page (their sidebar's
+    pulse redraws it when their own run is in). Thirty learners' pages redrawing two charts every
+    2 s kept a 2-core server too busy to train (measured: 1 of 30 cells filled in 190 s)."""
     exp = class_room().latest()
-    live = exp is not None and exp.running
+    live = exp is not None and exp.running and not mine
 
     @st.fragment(run_every=VIEW_S if live else None)
     def view() -> None:
         room = class_room()
-        room.collect(read_job)
+        if not mine:
+            room.collect(read_job)
         exp = room.latest()
         if exp is None:
             return
-        if exp.running != live:
-            st.rerun()
+        if not mine and exp.running != live:
+            st.rerun()  # once: start or stop redrawing
+        if mine and exp.running:
+            st.button(t("class.view.refresh"), key="class_view_refresh", icon=":material/refresh:")  # reruns this view only
         me = _my_cell_index(exp) if mine else None
         reference = teacher_reference(exp) if teacher.is_teacher() else None
         st.plotly_chart(class_view.result_figure(exp, mine=me, teacher_run=reference), key="class_result",
@@ -286,8 +297,9 @@ def projected(*, mine: bool = False) -> None:
         grads = class_view.grad_figure(exp)
         if grads is not None:
             st.plotly_chart(grads, key="class_grads", config={"displaylogo": False})
+            st.markdown(class_view.grad_summary(exp))
         with st.expander(t("class.view.table"), expanded=False):
-            st.dataframe(class_view.rows(exp, room.shown_name), hide_index=True)
+            st.html(table_html(class_view.table(exp, room.shown_name), t("class.view.table")))
 
     view()
 

@@ -197,12 +197,25 @@ def sidebar() -> None:
             st.markdown(t("side.offline"))
         if not status["offline_backbone"]:
             st.caption(t("side.no_offline_backbone", name=get_backbone(offline_default()).title))
-        queue_status()
-        classroom_ui.sidebar()
+        if classroom_ui.joined():
+            class_status()  # the queue line and the class, every PULSE_S
+        else:
+            queue_status()
 
 
 @st.fragment(run_every=3)
 def queue_status() -> None:
+    queue_line()
+
+
+@st.fragment(run_every=classroom_ui.PULSE_S)
+def class_status() -> None:
+    """A class member's sidebar: the queue line and the class (a push lands within PULSE_S)."""
+    queue_line()
+    classroom_ui.pulse()
+
+
+def queue_line() -> None:
     # While this browser tab is open, on any page, its run counts as watched: the queue
     # cancels only runs whose tab has gone (no heartbeat for minutes).
     me = owner()

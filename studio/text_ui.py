@@ -395,6 +395,7 @@ def draw_text_results(view: JobView) -> None:
                 plots.confusion_figure(result["confusion"], classes, translator()),
                 "caption.confusion",
                 f"end:{view.id}:confusion",
+                plots.confusion_text(result["confusion"], classes, translator()),
             )
     with right:
         st.markdown(f"**{t('text.results.mistakes')}**")

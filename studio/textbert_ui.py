@@ -21,6 +21,7 @@ from studio import plots
 from studio.feedback import say
 from studio.i18n import current_lang, explain_error, t
 from studio.learner import owner
+from studio.results import chart_text
 from studio.server import queue
 from studio.state import callback, job_id
 
@@ -116,6 +117,30 @@ def loss_figure(steps: list[tuple[int, float]], total: int) -> go.Figure:
     return fig
 
 
+def loss_text(steps: list[tuple[int, float]]) -> plots.ChartText:
+    """The live loss chart in words (WCAG 1.1.1): where the loss started and where it is now."""
+    if not steps:
+        return plots.ChartText(t("mlmlive.waiting"))
+    summary = t("alt.mlm_loss", first=f"{steps[0][1]:.2f}", last=f"{steps[-1][1]:.2f}", step=steps[-1][0])
+    return plots.ChartText(
+        summary, {t("mlmlive.steps"): [s for s, _ in steps], t("mlmlive.loss"): [f"{v:.3f}" for _, v in steps]}
+    )
+
+
+def curve_text(points: list[dict], checks=()) -> plots.ChartText:
+    """The full pretraining's curve in words, and the live run's checks beside it."""
+    last = points[-1]
+    summary = t("alt.mlm_curve", top1=f"{last['top1']:.0%}", top5=f"{last['top5']:.0%}", step=last["step"])
+    if checks:
+        summary += " " + t("alt.mlm_live", top1=f"{checks[-1].top1:.0%}", step=checks[-1].step)
+    table = {
+        t("mlmlive.steps"): [p["step"] for p in points],
+        t("mlmlive.top1"): [f"{p['top1']:.1%}" for p in points],
+        t("mlmlive.top5"): [f"{p['top5']:.1%}" for p in points],
+    }
+    return plots.ChartText(summary, table)
+
+
 # --- live pretraining -----------------------------------------------------------------
 
 
@@ -197,6 +222,7 @@ def _draw_live(view) -> None:
     live_col, full_col = st.columns(2)
     with live_col:
         st.plotly_chart(loss_figure(steps, total), key=f"mlm_live_loss_{len(steps)}_{view.state}")
+        chart_text(loss_text(steps))
         if checks:
             rows = {t("mlmlive.col.step"): [], t("mlmlive.col.top1"): [], t("mlmlive.col.guesses"): []}
             for c in checks[::-1][:8]:
@@ -219,6 +245,7 @@ def _committed_curve(checks=()) -> None:
     if checks:
         fig.add_scatter(x=[c.step for c in checks], y=[c.top1 for c in checks], mode="lines+markers", name=t("mlmlive.live_top1"))
     st.plotly_chart(fig, key=f"mlm_full_curve_{len(checks)}")
+    chart_text(curve_text(card["curve"], checks))
     st.caption(
         t(
             "mlmlive.full_caption",
