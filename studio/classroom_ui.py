@@ -34,7 +34,9 @@ from tlcore.serve.classroom import Assignment, Experiment, JoinRefused
 from tlcore.train import presets
 from tlcore.train.config import RunConfig
 
-PULSE_S = 3.0  # a joined learner's page reads the class this often (the queue line's pace): a push lands within PULSE_S + a page run
+PULSE_S = (
+    3.0  # a joined learner's page reads the class this often (the queue line's pace): a push lands within PULSE_S + a page run
+)
 VIEW_S = 2.0  # the projected view redraws this often while cells are open
 SLOT = "class"  # the queue tag and the session's job slot of one's cell
 PAGES = Path(__file__).resolve().parent.parent / "pages"

@@ -12,6 +12,7 @@ import pytest
 
 from tests.helpers.apptest import SECRET
 from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, choose, error_count, playwright_api, wait_idle
+from tools.loadtest.experiment import dots
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -53,17 +54,6 @@ def tab(browser, width=1280, height=720):
     page = browser.new_context(viewport={"width": width, "height": height}).new_page()
     page.set_default_timeout(60_000)
     return page
-
-
-def dots(page) -> int:
-    """Finished runs drawn on the projected view: the points of its first trace."""
-    return page.evaluate(
-        """() => {
-            const el = [...document.querySelectorAll('.js-plotly-plot')]
-                .find(e => ((e.layout && e.layout.title && e.layout.title.text) || '').includes("class's result"));
-            return el && el.data && el.data[0].x ? el.data[0].x.length : -1;
-        }"""
-    )
 
 
 def test_join_follow_and_a_class_experiment_fills_the_projected_view(class_server, browser):
@@ -145,3 +135,8 @@ def run_class(url, browser, teacher, learners):
     mina.screenshot(path=str(ARTIFACTS / "class_experiment_learner_ko.png"), full_page=True)
     for page in (teacher, ann, ben, mina):
         assert error_count(page) == 0
+    # WCAG 2.1 A/AA (axe-core) on the teacher's class view and a Korean learner's, every expander open
+    from tests.helpers.a11y import failing_nodes_everywhere
+
+    for page in (teacher, mina):
+        assert failing_nodes_everywhere(page) == []

@@ -77,22 +77,8 @@ class WsMember(WsStudent):
                 self.joined = True
                 joined.set()
                 await experiment.wait()
-                previous = None
-                for _ in range(8):  # until "Start my part" has the same id twice in a row
-                    self.finished.clear()
-                    await self.send_rerun(ws)
-                    await asyncio.wait_for(self.finished.wait(), timeout=180)
-                    if self.start_id and self.start_id == previous:
-                        break
-                    previous = self.start_id
-                self.ready.set()
-                await go.wait()
-                await self.press(ws)
-                poller = asyncio.create_task(self.poll_fragments(ws))
-                while time.monotonic() < deadline and self.s.outcome is None and not self.closing:
-                    await asyncio.sleep(0.5)
-                self.closing = True
-                poller.cancel()
+                await self.load_until_start(ws, tries=8)  # until "Start my part" has the same id twice in a row
+                await self.press_and_watch(ws, go, deadline)
                 reader.cancel()
         except Exception as exc:  # noqa: BLE001 -- a client that broke is a figure
             self.s.error = f"{type(exc).__name__}: {exc}"[:200]

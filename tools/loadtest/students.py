@@ -152,27 +152,34 @@ class WsStudent:
                 ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=120, ping_interval=None
             ) as ws:
                 reader = asyncio.create_task(self.read(ws))
-                # Load page 3 until the Start widget's id is the same in two runs in a row (the
-                # first run sees no cookie and no settings yet, and its widget ids differ).
-                previous = None
-                for _ in range(6):
-                    self.finished.clear()
-                    await self.send_rerun(ws)
-                    await asyncio.wait_for(self.finished.wait(), timeout=180)
-                    if self.start_id and self.start_id == previous:
-                        break
-                    previous = self.start_id
-                self.ready.set()
-                await go.wait()
-                await self.press(ws)
-                poller = asyncio.create_task(self.poll_fragments(ws))
-                while time.monotonic() < deadline and self.s.outcome is None and not self.closing:
-                    await asyncio.sleep(0.5)
-                self.closing = True
-                poller.cancel()
+                await self.load_until_start(ws)
+                await self.press_and_watch(ws, go, deadline)
                 reader.cancel()
         except Exception as exc:  # noqa: BLE001 -- a client that broke is a figure
             self.s.error = f"{type(exc).__name__}: {exc}"[:200]
+
+    async def load_until_start(self, ws, tries: int = 6) -> None:
+        """Load the page until the Start widget's id is the same in two runs in a row (the first
+        run sees no cookie and no settings yet, and its widget ids differ); then ready."""
+        previous = None
+        for _ in range(tries):
+            self.finished.clear()
+            await self.send_rerun(ws)
+            await asyncio.wait_for(self.finished.wait(), timeout=180)
+            if self.start_id and self.start_id == previous:
+                break
+            previous = self.start_id
+        self.ready.set()
+
+    async def press_and_watch(self, ws, go: asyncio.Event, deadline: float) -> None:
+        """On `go`, press Start, then run the fragments the server asks for until the run ends."""
+        await go.wait()
+        await self.press(ws)
+        poller = asyncio.create_task(self.poll_fragments(ws))
+        while time.monotonic() < deadline and self.s.outcome is None and not self.closing:
+            await asyncio.sleep(0.5)
+        self.closing = True
+        poller.cancel()
 
     async def read(self, ws) -> None:
         async for raw in ws:
