@@ -50,4 +50,4 @@ if limits.teacher_mode and teacher.is_teacher():
     st.caption(t("class.share_help"))
     here = (getattr(st.context, "url", None) or "").split("?")[0]
     link = teacher.settings_link((here.rsplit("/", 1)[0] if here else "") + "/finetune")
-    st.code(link, language=None)
+    st.markdown(f"`{link}`")  # wraps in the column (a code block's scrolling box took no keyboard focus: WCAG 2.1.1)

@@ -95,7 +95,7 @@ def camera_classes(url, page):
     page.screenshot(path=str(ARTIFACTS / "camera_shots_en.png"))
 
     page.get_by_role("button", name="Start").click()
-    page.get_by_text("Finished in").wait_for(timeout=180_000)
+    page.get_by_text("Finished in").first.wait_for(timeout=180_000)
     wait_idle(page)
     # Try it: the fine-tuned column ranks the learner's own classes.
     page.locator('[data-testid="stProgress"]', has_text="thumbs down").first.wait_for(state="attached")

@@ -81,7 +81,7 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
                 told.scroll_into_view_if_needed()
                 page.screenshot(path=str(ARTIFACTS / "restart_interrupted.png"))
                 page.get_by_role("link", name="4 · Compare strategies").click()
-                page.get_by_text("Finished in").wait_for()
+                page.get_by_text("Finished in").first.wait_for()
                 table = page.locator('[data-testid="stDataFrame"]').first
                 try:
                     table.wait_for(timeout=120_000)  # the race's results table

@@ -349,7 +349,7 @@ def test_the_teachers_link_is_built_from_the_teachers_settings(class_file):
     at.switch_page("pages/6_class.py").run()
     unlock(at, SECRET)
     ok(at)
-    link = at.code[0].value
+    link = next(m.value for m in at.markdown if "settings=" in m.value).strip("`")
     assert "settings=" in link and "strategy%3Afull" in link and link.split("?")[0].endswith("/finetune")
 
 
