@@ -211,4 +211,3 @@ def test_phone_and_tablet_fit_the_screen_with_start_in_reach(server, width, heig
             assert overlap == 0
         finally:
             browser.close()
-

@@ -75,7 +75,9 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
             with streamlit(tmp_path, port, "restarted"):
                 page.goto(f"{url}/?lang=en")
                 page.get_by_role("link", name="3 · Fine-tune").click()
-                told = page.get_by_text(re.compile("The run failed: the server restarted while this run was waiting or training")).first
+                told = page.get_by_text(
+                    re.compile("The run failed: the server restarted while this run was waiting or training")
+                ).first
                 told.wait_for()
                 page.get_by_role("button", name="Start").wait_for()  # and a new run can start
                 told.scroll_into_view_if_needed()
