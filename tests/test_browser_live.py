@@ -56,7 +56,11 @@ def assert_in_view(page, slot: str, when: str) -> None:
 
 def wait_live(page, slot: str) -> None:
     """Until the slot's panel shows a chart (the run started; the page's script run is over)."""
-    page.wait_for_function(f"() => !!document.querySelector('.st-key-live-{slot} .js-plotly-plot')", timeout=90_000)
+    # drawn, not only in the page: Plotly lays a chart out after it is added (a busy box: seconds)
+    page.wait_for_function(
+        f"() => {{ const c = document.querySelector('.st-key-live-{slot} .js-plotly-plot'); return !!c && c.getBoundingClientRect().height > 0; }}",
+        timeout=90_000,
+    )
     wait_idle(page)
     page.wait_for_timeout(1_000)
 
