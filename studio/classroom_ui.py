@@ -335,6 +335,7 @@ def teacher_panel() -> None:
     code = room.open()
     st.subheader(t("class.join.heading"))
     link = join_link(code)
+    st.html(CODE_CSS)  # the code's and the QR's size (styles, not text: never inside markdown)
     left, right = st.columns([1.3, 1], gap="large")
     with left:
         spaced = " ".join(code[i : i + 3] for i in range(0, len(code), 3))
@@ -382,10 +383,7 @@ def qr_html(link: str) -> str:
     buffer = io.BytesIO()
     image.save(buffer)
     data = base64.b64encode(buffer.getvalue()).decode()
-    return (
-        CODE_CSS
-        + f'<div class="class-qr"><img src="data:image/svg+xml;base64,{data}" alt="{t("class.join.qr_alt", link=link)}"></div>'
-    )
+    return f'<div class="class-qr"><img src="data:image/svg+xml;base64,{data}" alt="{t("class.join.qr_alt", link=link)}"></div>'
 
 
 @st.fragment(run_every=VIEW_S)
