@@ -64,8 +64,12 @@ def _run_in_process(sources: list[str]) -> dict:
 
 
 @pytest.mark.slow  # a Jupyter kernel, and a second run of the model: about a minute
-def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run, tmp_path):
+def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run, tmp_path, monkeypatch):
     from nbclient import NotebookClient
+
+    # Importing streamlit (any AppTest earlier in this process) sets MPLBACKEND=Agg, and the kernel
+    # inherits it: its plot would then draw nowhere. A learner's Jupyter starts without it.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
 
     result, _, _, meta = studio_run
     nb = notebook.build(meta, lang="en", metrics=result)

@@ -103,15 +103,33 @@ def focused(page) -> dict:
     return page.evaluate(FOCUS_JS)
 
 
-def tabs_to(page, key: str, most: int = 150) -> tuple[int, list[str]]:
+def tabs_to(page, key: str, most: int = 150, trail: list | None = None) -> tuple[int, list[str]]:
     """Press Tab from where the focus is until the control with Streamlit key class `key` has
-    it: (presses, the stops on the way that could not be seen). (most + 1, ...) if never."""
+    it: (presses, the stops on the way that could not be seen). (most + 1, ...) if never.
+    `trail`, when given, collects every stop's text (for a failure's message)."""
     invisible = []
     for presses in range(1, most + 1):
         page.keyboard.press("Tab")
         now = focused(page)
+        if trail is not None:
+            trail.append(now["key"] or now["text"][:30])
         if now["key"] == key:
             return presses, invisible
         if not now["visible"] and now["text"] not in ("", "BODY"):  # (the browser's own stop after the page's last)
             invisible.append(now["text"])
     return most + 1, invisible
+
+
+def from_the_top(page, key: str) -> None:
+    """Wait until the control with key class `key` is drawn, then put the browser's focus
+    starting point back at the top of the document, as a fresh page load has it (a focus a
+    late redraw moved, or Chromium's remembered starting point, would count from elsewhere)."""
+    page.locator(f".{key}").first.wait_for()
+    # The sidebar's timer re-runs its fragment 3 s after the page is up (and draws the hidden chart
+    # that loads Plotly): let that pass first, as a learner reading the page would, so a redraw
+    # does not land mid-count (a count of 40-52 instead of 15 was seen twice in a full module run).
+    page.wait_for_timeout(3_500)
+    page.evaluate(
+        """() => { const b = document.body; b.setAttribute('tabindex', '-1'); b.focus();
+                   b.removeAttribute('tabindex'); window.scrollTo(0, 0); }"""
+    )
