@@ -296,6 +296,7 @@ def projected(*, mine: bool = False) -> None:
                         config={"displaylogo": False})  # fmt: skip
         st.markdown(class_view.summary(exp))
         st.caption(class_view.claim(exp))
+        st.caption(t("class.view.same_examples" if exp.same_examples else "class.view.new_examples"))
         grads = class_view.grad_figure(exp)
         if grads is not None:
             st.plotly_chart(grads, key="class_grads", config={"displaylogo": False})
@@ -471,6 +472,7 @@ def experiment_controls() -> None:
     st.multiselect(t("class.exp.levels"), options, key=levels_key, format_func=lambda lv: class_view.level_label(factor, lv))
     st.number_input(t("class.exp.seeds"), min_value=1, max_value=classroom.MAX_SEEDS, value=5, step=1, key="class_seeds",
                     help=t("class.exp.seeds_help"))  # fmt: skip
+    st.checkbox(t("class.exp.same_examples"), value=True, key="class_same_examples", help=t("class.exp.same_examples_help"))
     st.caption(t("class.exp.fixed", settings=teacher.link_names([k for k in teacher.LINK_KEYS if k != factor])))
     st.button(
         t("class.exp.start_exp"), key="class_exp_start", type="primary", on_click=_start_experiment, icon=":material/science:"
@@ -486,7 +488,13 @@ def _start_experiment() -> None:
         factor = st.session_state.get("class_factor", "strategy")
         levels = st.session_state.get(f"class_levels:{factor}") or []
         try:
-            exp = class_room().start_experiment(factor, levels, int(st.session_state.get("class_seeds", 5)), experiment_base())
+            exp = class_room().start_experiment(
+                factor,
+                levels,
+                int(st.session_state.get("class_seeds", 5)),
+                experiment_base(),
+                same_examples=bool(st.session_state.get("class_same_examples", True)),
+            )
         except (ValueError, LearnerError) as error:
             say("error", t("class.exp.refused", error=str(error)))
             return

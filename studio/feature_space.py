@@ -65,7 +65,7 @@ def request_for(config: RunConfig, finetune_slots: Sequence[str] = ()) -> embedd
         config.per_class,
         config.val_per_class,
         config.image_size if config.task == "image" else 0,
-        config.seed,
+        config.data_seed,
         config.data_root,
         st.session_state.get(SETTING, "pca"),
         "",
@@ -94,7 +94,7 @@ def _finetuned_id(base: embedding.Request, slots: Sequence[str]) -> str:
             and config.dataset == base.dataset
             and config.data_root == base.root
             and config.val_per_class == base.val_per_class
-            and config.seed == base.seed
+            and config.data_seed == base.seed
             and (base.task == "text" or config.image_size == base.image_size)
         )
         entry = kept_model(model_id) if same and model_id else None

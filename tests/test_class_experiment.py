@@ -192,7 +192,7 @@ def test_a_cell_identical_to_a_finished_one_is_filled_without_training():
     room.collect(lambda job, learner: snapshot(0.6))
     # the same settings again in a new experiment (same seed: lr levels and seeds given explicitly)
     room.stop_experiment()
-    room.experiment = classroom.Experiment("e2", "lr", [1e-3], [1], BASE.to_dict(), make_cells(1, [1]), 0.0)
+    room.experiment = classroom.Experiment("e2", "lr", [1e-3], [1], first.base, make_cells(1, [1]), 0.0)
     room.join(code, "b")
     room.experiment.cells[0].learner = learner_key("b")
     reused = room.reuse("b")
@@ -205,6 +205,35 @@ def test_a_rerun_takes_new_seeds():
     first = room.start_experiment("strategy", ["linear_probe", "partial"], 3, BASE)
     again = room.rerun()
     assert first.seeds == [1, 2, 3] and again.seeds == [4, 5, 6] and again.round == 2
+
+
+def test_an_experiments_seeds_share_its_examples_unless_the_teacher_asks_for_new_ones():
+    room = Classroom(clock=Clock())
+    room.open()
+    base = BASE.replace(seed=7)
+    same = room.start_experiment("lr", [1e-3, 1e-2], 2, base)
+    configs = [same.config(c) for c in same.cells]
+    assert same.same_examples and {c.split_seed for c in configs} == {7} and {c.data_seed for c in configs} == {7}
+    assert len({c.seed for c in configs}) == 2  # the seeds still differ: the head's start, the order, the flips
+    assert room.rerun().same_examples  # a rerun keeps the choice
+    own = room.start_experiment("lr", [1e-3, 1e-2], 2, base, same_examples=False)
+    assert not own.same_examples and [own.config(c).data_seed for c in own.cells] == [c.seed for c in own.cells]
+
+
+def test_cells_on_the_same_examples_draw_the_same_split_and_compute_the_frozen_features_once():
+    from tlcore.data import feature_cache
+    from tlcore.train import tasks
+    from tlcore.train.recipe import run
+
+    base = BASE.replace(strategy="partial", freeze_depth=1, augment="none", split_seed=3)
+    one, two = (tasks.of(base.replace(seed=s)).load(base.replace(seed=s)) for s in (1, 2))
+    assert one.train_x.equal(two.train_x) and one.val_x.equal(two.val_x)
+    other = tasks.of(base).load(base.replace(seed=1, split_seed=-1))  # its own draw: other examples
+    assert not other.train_x.equal(one.train_x)
+    feature_cache.shared.clear()
+    first, second = (run(base.replace(seed=s), lambda e: None) for s in (1, 2))
+    assert (feature_cache.shared.misses, feature_cache.shared.hits) == (1, 1)
+    assert first["val_loss"] != second["val_loss"]  # seeds still matter
 
 
 def test_the_class_survives_a_restart_in_a_private_file(tmp_path):

@@ -202,7 +202,7 @@ def cmd_class_experiment(args) -> int:
         acc = f"{100 * c.result.acc:.1f}%" if c.result else "failed"
         print(f"cell {cell + 1}/{len(exp.cells)}: {factor}={exp.levels[c.level]} seed {c.seed}: {acc}", flush=True)
 
-    exp = classroom.run_alone(base, factor, levels, args.seeds, on_cell=progress)
+    exp = classroom.run_alone(base, factor, levels, args.seeds, on_cell=progress, same_examples=not args.new_examples_per_seed)
     print(f"\n{factor:>14}  {'n':>3}  {'mean':>7}  {'sd':>6}  {'95% CI':>7}  seeds")
     for s in classroom.level_stats(exp):
         mean = f"{100 * s.mean:6.1f}%" if s.mean is not None else "      -"
@@ -281,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--levels", default="", help="comma-separated levels (default: the ones the Class page offers first)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per level (default %(default)s)")
+    p.add_argument(
+        "--new-examples-per-seed",
+        action="store_true",
+        help="each seed draws its own training and validation examples too (default: every cell trains and is "
+        "measured on the examples --seed draws, so the seeds vary the training only and cells share features)",
+    )
     add_config_args(p, skip=("seed",))
     p.set_defaults(func=cmd_class_experiment, **_preset_defaults())
     p.add_argument("--out", default="", help="CSV file for every run (cell, level, seed, accuracy per epoch, seconds)")

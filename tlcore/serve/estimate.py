@@ -151,7 +151,7 @@ def text_tokens(config: RunConfig) -> tuple[float, float]:
         config.val_per_class,
         config.max_length,
         config.batch_size,
-        config.seed,
+        config.data_seed,
     )
 
 

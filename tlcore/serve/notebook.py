@@ -158,12 +158,19 @@ from torch import nn
 """
 
 
+def _split_seed(config: dict) -> int:
+    """The seed that drew the run's examples (RunConfig.data_seed; older runs had none apart)."""
+    split = int(config.get("split_seed", -1))
+    return split if split >= 0 else int(config["seed"])
+
+
 def _settings(meta: dict, val_acc: float | None) -> str:
     c = meta["config"]
     pretrained = c["strategy"] != "scratch" and c.get("pretrained", "auto") != "no"
     lines = [
         "# The run's settings, as the studio saved them (its RunConfig). Change one, then Run All.",
-        f"SEED = {c['seed']}  # data split, the head's random start, batch order and flips",
+        f"SEED = {c['seed']}  # the head's random start, batch order and flips",
+        f"SPLIT_SEED = {_split_seed(c)}  # which examples are drawn for training and validation",
         f"BACKBONE = {meta['backbone']!r}",
         f"PRETRAINED = {pretrained}  # start from the ImageNet weights (False: random weights, 'scratch')",
         f"DATASET = {c['dataset']!r}",
@@ -295,7 +302,7 @@ DATA_LOADERS = {"fashion_mnist": _FASHION, "digits": _DIGITS, "folder": _FOLDER}
 
 DATA_END = """
 images, labels = load_images()
-train_idx, val_idx = split_per_class(labels, PER_CLASS, VAL_PER_CLASS, SEED)
+train_idx, val_idx = split_per_class(labels, PER_CLASS, VAL_PER_CLASS, SPLIT_SEED)
 train_x, val_x = resize(images[train_idx], IMAGE_SIZE), resize(images[val_idx], IMAGE_SIZE)  # (N, 3, S, S) uint8
 train_y = torch.as_tensor(labels[train_idx], dtype=torch.int64)
 val_y = torch.as_tensor(labels[val_idx], dtype=torch.int64)

@@ -84,6 +84,12 @@ class RunConfig:
     weight_decay: float = _f(1e-4, "L2 penalty on trainable weights", lo=0.0, hi=1.0)
     augment: str = _f("flip", "on-device augmentation: none | flip | crop_flip (crop_flip disables feature caching)", AUGMENTS)
     seed: int = _f(0, "seed for data split, init and batch order", lo=0, hi=2**31 - 1)
+    split_seed: int = _f(
+        -1,
+        "seed for which examples are drawn into the training and validation splits (-1: the seed above); a class experiment fixes it, so its seeds train on the same examples and share their features",
+        lo=-1,
+        hi=2**31 - 1,
+    )
     device: str = _f("auto", "auto picks cuda > mps > cpu", DEVICES)
     precision: str = _f(
         "auto", "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16", ("auto", "fp32", "bf16")
@@ -158,6 +164,11 @@ class RunConfig:
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
         return cls.from_dict(json.loads(text))
+
+    @property
+    def data_seed(self) -> int:
+        """The seed that draws the examples: split_seed when set, else the run's seed."""
+        return self.split_seed if self.split_seed >= 0 else self.seed
 
     def replace(self, **changes) -> RunConfig:
         return replace(self, **changes)

@@ -40,7 +40,7 @@ def _load(config: RunConfig):
         config.dataset,
         per_class=config.per_class,
         image_size=config.image_size,
-        seed=config.seed,
+        seed=config.data_seed,
         val_per_class=config.val_per_class,
         root=config.data_root,
     )

@@ -170,12 +170,18 @@ def teacher_opens_class(browser, url: str, secret: str):
 
 def teacher_starts_experiment(page, seeds: int) -> None:
     select = page.locator('[data-testid="stSelectbox"]').filter(has_text="What the class varies")
-    for _ in range(5):
-        select.click()
-        page.get_by_role("option", name=LEVELS).first.click(timeout=10_000)
+    for _ in range(8):  # (a redraw while 30 students join can close the list under the click)
+        try:
+            select.locator("input").click(timeout=10_000)
+            page.keyboard.type(LEVELS)
+            page.keyboard.press("Enter")
+        except Exception:  # noqa: BLE001 -- playwright's TimeoutError: try again
+            pass
         page.wait_for_timeout(1500)
         if select.locator("input").input_value() == LEVELS:
             break
+    else:
+        raise RuntimeError(f"the teacher could not choose the factor {LEVELS!r}")
     box = page.get_by_role("spinbutton", name="Seeds per level")
     box.fill(str(seeds))
     box.press("Enter")
