@@ -12,6 +12,8 @@ import csv
 import io
 import math
 import random
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,6 +49,61 @@ def level_label(factor: str, level: Any) -> str:
 
 def factor_label(factor: str) -> str:
     return t(f"class.factor.{factor}")
+
+
+# ----------------------------------------------------------------------------- figures, drawn once per state
+# The teacher's projector redraws every 2 s and each learner's Class page on every rerun, but the
+# experiment changes only when a cell is taken, started or filled: a figure is built once for each
+# state of the experiment (and language, viewer's dot, teacher's diamond) and handed out again.
+# Building the two charts cost about 0.1 s of a 2-core server's CPU each time (tools.loadtest).
+_FIGURES: OrderedDict[tuple, go.Figure] = OrderedDict()
+_FIGURES_LOCK = threading.Lock()
+FIGURES_KEPT = 64
+
+
+def state_of(exp: Experiment) -> tuple:
+    """Everything of an experiment its charts show: its cells' takers, jobs and results."""
+    return (
+        exp.id,
+        exp.round,
+        exp.stopped,
+        tuple(
+            (
+                c.level,
+                c.seed,
+                c.learner is not None,
+                c.job,
+                None if c.result is None else (c.result.acc, tuple(sorted(c.result.grads.items()))),
+            )
+            for c in exp.cells
+        ),
+    )
+
+
+def _drawn_once(key: tuple, build: Callable[[], go.Figure | None]) -> go.Figure | None:
+    key = (*key, current_lang())
+    with _FIGURES_LOCK:
+        if key in _FIGURES:
+            _FIGURES.move_to_end(key)
+            return _FIGURES[key]
+    fig = build()
+    with _FIGURES_LOCK:
+        _FIGURES[key] = fig
+        while len(_FIGURES) > FIGURES_KEPT:
+            _FIGURES.popitem(last=False)
+    return fig
+
+
+def result_chart(exp: Experiment, *, mine: int | None = None, teacher_run: tuple[int, float] | None = None) -> go.Figure:
+    """result_figure, built once per state of the experiment (see above)."""
+    return _drawn_once(
+        ("result", state_of(exp), mine, teacher_run), lambda: result_figure(exp, mine=mine, teacher_run=teacher_run)
+    )
+
+
+def grad_chart(exp: Experiment) -> go.Figure | None:
+    """grad_figure, built once per state of the experiment (see above)."""
+    return _drawn_once(("grads", state_of(exp)), lambda: grad_figure(exp))
 
 
 def result_figure(

@@ -292,12 +292,12 @@ def projected(*, mine: bool = False) -> None:
             st.button(t("class.view.refresh"), key="class_view_refresh", icon=":material/refresh:")  # reruns this view only
         me = _my_cell_index(exp) if mine else None
         reference = teacher_reference(exp) if teacher.is_teacher() else None
-        st.plotly_chart(class_view.result_figure(exp, mine=me, teacher_run=reference), key="class_result",
+        st.plotly_chart(class_view.result_chart(exp, mine=me, teacher_run=reference), key="class_result",
                         config={"displaylogo": False})  # fmt: skip
         st.markdown(class_view.summary(exp))
         st.caption(class_view.claim(exp))
         st.caption(t("class.view.same_examples" if exp.same_examples else "class.view.new_examples"))
-        grads = class_view.grad_figure(exp)
+        grads = class_view.grad_chart(exp)
         if grads is not None:
             st.plotly_chart(grads, key="class_grads", config={"displaylogo": False})
             st.markdown(class_view.grad_summary(exp))

@@ -424,3 +424,20 @@ def test_a_learners_part_runs_the_assignment_not_their_own_settings(class_app):
     teacher.run()
     assert room.latest().filled() == 1  # the projected view collected it
     assert "1 of 3" in teacher.get("plotly_chart")[0].proto.spec
+
+
+def test_the_projected_charts_are_built_once_per_state_of_the_experiment():
+    from studio import class_view
+
+    room = Classroom(clock=Clock())
+    code = room.open()
+    room.join(code, "a")
+    exp = room.start_experiment("lr", [1e-3, 1e-2], 2, BASE)
+    first = class_view.result_chart(exp)
+    assert class_view.result_chart(exp) is first  # the projector's next redraw: nothing new, nothing built
+    assert class_view.result_chart(exp, mine=0) is not first  # another viewer's dot: its own figure
+    room.started("a", exp.id, 0, "job-a")
+    room.collect(lambda job, learner: snapshot(0.6))
+    after = class_view.result_chart(room.latest())
+    assert after is not first and "(1 of 4 runs)" in after.layout.title.text
+    assert class_view.grad_chart(room.latest()) is class_view.grad_chart(room.latest())
