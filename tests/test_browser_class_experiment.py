@@ -86,7 +86,7 @@ def run_class(url, browser, teacher, learners):
     ben.get_by_role("textbox", name="Nickname (optional)").fill("Ben")
     ben.get_by_role("button", name="Join", exact=True).click()
     ben.get_by_text("You joined the class as Ben").first.wait_for()
-    mina = tab(browser)  # in Korean, a wrong code first
+    mina = tab(browser, 390, 844)  # on a phone, in Korean, a wrong code first
     learners += [ann, ben, mina]
     mina.goto(f"{url}/?lang=ko")
     mina.get_by_role("textbox", name="수업 코드").fill("QQQQQQ")
@@ -118,10 +118,19 @@ def run_class(url, browser, teacher, learners):
     teacher.get_by_role("button", name="Start the experiment").click()
     teacher.get_by_text("Experiment started: 3 parts").first.wait_for()
 
+    from tests.helpers.a11y import from_the_top, sideways_px, small_targets, tabs_to
+
     for learner, start in ((ann, "Start my part"), (ben, "Start my part"), (mina, "내 부분 시작")):
         learner.goto(f"{url}/class")
         learner.get_by_text(re.compile("Your part of the class experiment|수업 실험에서 내 부분")).first.wait_for()
-        learner.get_by_role("button", name=start).click()
+        learner.get_by_role("button", name=start).wait_for()
+        if learner is ben:  # by keyboard only: Tab from the top of the page to the one Start, then Enter
+            from_the_top(ben, "st-key-class_start")
+            presses, invisible = tabs_to(ben, "st-key-class_start")
+            assert presses <= 40 and not invisible, (presses, invisible)
+            ben.keyboard.press("Enter")
+        else:
+            learner.get_by_role("button", name=start).click()
         learner.wait_for_timeout(1000)
     for learner, done in ((ann, "Your run finished"), (ben, "Your run finished"), (mina, "내 실행이 끝났습니다")):
         learner.get_by_text(done).first.wait_for(timeout=120_000)
@@ -135,6 +144,8 @@ def run_class(url, browser, teacher, learners):
     mina.screenshot(path=str(ARTIFACTS / "class_experiment_learner_ko.png"), full_page=True)
     for page in (teacher, ann, ben, mina):
         assert error_count(page) == 0
+    # The phone: the Class page fits its width and every control is a 44 px touch target.
+    assert sideways_px(mina) == 0 and small_targets(mina) == [], (sideways_px(mina), small_targets(mina))
     # WCAG 2.1 A/AA (axe-core) on the teacher's class view and a Korean learner's, every expander open
     from tests.helpers.a11y import failing_nodes_everywhere
 
