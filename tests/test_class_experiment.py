@@ -420,10 +420,12 @@ def test_a_learners_part_runs_the_assignment_not_their_own_settings(class_app):
     ran = queue.get(job, "learner-0001").configs[0]
     mine = room.assignment("learner-0001")
     assert ran == mine.config and ran.lr == 1e-4 and ran.seed == 1 and ran.epochs != 7
+    assert ran.split_seed == room.latest().config(room.latest().cells[1]).split_seed >= 0  # the same examples for all
     assert queue.wait_until_ended(job, "learner-0001", 30)
     teacher.run()
     assert room.latest().filled() == 1  # the projected view collected it
     assert "1 of 3" in teacher.get("plotly_chart")[0].proto.spec
+    assert any("Every dot trained and was measured on the same examples" in c.value for c in teacher.caption)
 
 
 def test_the_projected_charts_are_built_once_per_state_of_the_experiment():
@@ -441,3 +443,14 @@ def test_the_projected_charts_are_built_once_per_state_of_the_experiment():
     after = class_view.result_chart(room.latest())
     assert after is not first and "(1 of 4 runs)" in after.layout.title.text
     assert class_view.grad_chart(room.latest()) is class_view.grad_chart(room.latest())
+
+
+def test_the_teacher_can_give_each_seed_its_own_examples(class_app):
+    room, _, _, as_teacher = class_app
+    teacher = as_teacher()
+    teacher.selectbox(key="class_factor").set_value("lr").run()
+    teacher.checkbox(key="class_same_examples").uncheck().run()
+    teacher.button(key="class_exp_start").click().run()
+    exp = room.latest()
+    assert not exp.same_examples and all(exp.config(c).data_seed == c.seed for c in exp.cells)
+    assert any("Each seed drew its own training and validation examples" in c.value for c in teacher.caption)
