@@ -147,7 +147,8 @@ def result_figure(
     if mine is not None and exp.cells[mine].result is not None:
         cell = exp.cells[mine]
         fig.add_trace(go.Scatter(x=[cell.level], y=[100 * cell.result.acc], mode="markers+text", name=t("class.view.you"),
-                                 text=[t("class.view.you")], textposition="middle right",
+                                 text=[t("class.view.you")],  # (beside the dot, on the side with room)
+                                 textposition="middle left" if cell.level == len(exp.levels) - 1 else "middle right",
                                  marker=dict(size=16, color=YOU, line=dict(width=2, color="white"))))  # fmt: skip
     if teacher_run is not None:
         fig.add_trace(go.Scatter(x=[teacher_run[0]], y=[100 * teacher_run[1]], mode="markers", name=t("class.view.teacher"),
