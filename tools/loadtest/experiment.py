@@ -29,7 +29,7 @@ from tools.loadtest.browser import CHROMIUM_ARGS, Visitor, at_normal_priority, e
 from tools.loadtest.classroom import VIEWPORT, class_toml
 from tools.loadtest.sampler import Sampler
 from tools.loadtest.server import free_port, start_server, stop_server, wait_healthy
-from tools.loadtest.students import Student, WsStudent
+from tools.loadtest.students import Student, WsClass, WsStudent
 from tools.loadtest.texts import EN
 
 START = EN["class.exp.start"]
@@ -84,49 +84,24 @@ class WsMember(WsStudent):
             self.s.error = f"{type(exc).__name__}: {exc}"[:200]
 
 
-class WsMembers(threading.Thread):
+class WsMembers(WsClass):
     """Every websocket student in one asyncio loop: join, wait for the experiment, press together."""
 
     def __init__(self, students: list[Student], url: str, code: str, deadline: float):
-        super().__init__(daemon=True)
-        self.clients = [WsMember(s, url, code) for s in students]
-        self.deadline = deadline
-        self.loop = asyncio.new_event_loop()
+        self.code = code
+        super().__init__(students, url, deadline)
         self.joined = [threading.Event() for _ in self.clients]
-        self.all_ready = threading.Event()
         self._experiment: asyncio.Event | None = None
-        self._go: asyncio.Event | None = None
+
+    def make_clients(self, students: list[Student], url: str) -> list:
+        return [WsMember(s, url, self.code) for s in students]
+
+    def runs(self) -> list:
+        self._experiment, self.go = asyncio.Event(), asyncio.Event()
+        return [c.run_member(j, self._experiment, self.go, self.deadline) for c, j in zip(self.clients, self.joined, strict=True)]
 
     def experiment_started(self) -> None:
         self.loop.call_soon_threadsafe(self._experiment.set)
-
-    def release(self) -> None:
-        self.loop.call_soon_threadsafe(self._go.set)
-
-    def stop(self) -> None:
-        for c in self.clients:
-            c.closing = True
-
-    def run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-
-        async def main():
-            self._experiment, self._go = asyncio.Event(), asyncio.Event()
-            tasks = [
-                asyncio.create_task(c.run_member(j, self._experiment, self._go, self.deadline))
-                for c, j in zip(self.clients, self.joined, strict=True)
-            ]
-
-            async def readiness():
-                await asyncio.gather(*(c.ready.wait() for c in self.clients))
-                self.all_ready.set()
-
-            ready = asyncio.create_task(readiness())
-            await asyncio.gather(*tasks)
-            ready.cancel()
-            self.all_ready.set()
-
-        self.loop.run_until_complete(main())
 
 
 def dots(page) -> int:

@@ -192,11 +192,19 @@ class WsClass(threading.Thread):
 
     def __init__(self, students: list[Student], url: str, deadline: float):
         super().__init__(daemon=True)
-        self.clients = [WsStudent(s, url) for s in students]
+        self.clients = self.make_clients(students, url)
         self.deadline = deadline
         self.loop = asyncio.new_event_loop()
         self.go = asyncio.Event()
         self.all_ready = threading.Event()
+
+    def make_clients(self, students: list[Student], url: str) -> list:
+        return [WsStudent(s, url) for s in students]
+
+    def runs(self) -> list:
+        """Each client's coroutine (called inside the loop, where its events must be made)."""
+        self.go = asyncio.Event()
+        return [c.run(self.go, self.deadline) for c in self.clients]
 
     def release(self) -> None:
         self.loop.call_soon_threadsafe(self.go.set)
@@ -209,8 +217,7 @@ class WsClass(threading.Thread):
         asyncio.set_event_loop(self.loop)
 
         async def main():
-            self.go = asyncio.Event()
-            tasks = [asyncio.create_task(c.run(self.go, self.deadline)) for c in self.clients]
+            tasks = [asyncio.create_task(run) for run in self.runs()]
 
             async def readiness():
                 await asyncio.gather(*(c.ready.wait() for c in self.clients))
