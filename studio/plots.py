@@ -134,7 +134,9 @@ def _fonts(fig: go.Figure) -> go.Figure:
         hoverlabel_font_size=least(size(layout, "hoverlabel", "font", "size")),
         uniformtext=dict(minsize=least(size(layout, "uniformtext", "minsize")), mode="show"),
     )
-    axes = [k for k in layout if k.startswith(("xaxis", "yaxis"))] or ["xaxis", "yaxis"]
+    axes = sorted(
+        {"xaxis", "yaxis", *(k for k in layout if k.startswith(("xaxis", "yaxis")))}
+    )  # (as for_each_xaxis: always the first)
     for name in axes:
         axis = layout.get(name) or {}
         changes[name] = dict(
