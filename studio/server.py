@@ -85,6 +85,7 @@ def _start_server_queue() -> JobQueue:
         caps=limits,
         stale_after_s=CLOSED_TAB_S,
         nice=WORKER_NICE,
+        warm=True,  # a queue that trains in worker processes warms its first one up (tlcore.serve.process_jobs)
     )
     hold_class_jobs(made, classroom.shared(size=limits.class_size))  # a class paused before a restart stays paused
     return made
@@ -138,8 +139,9 @@ def _warm_up() -> None:
     (tlcore.train.presets.warm_ups)."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
-        for config in presets.warm_ups():
-            recipe.warm_up(config, should_stop=_warm_up_stop.is_set)
+        if not getattr(job_queue(), "warms_itself", False):  # else its training process does
+            for config in presets.warm_ups():
+                recipe.warm_up(config, should_stop=_warm_up_stop.is_set)
         image = presets.image()
         catalog.group_param_counts(image.backbone)  # pages 2 and 3 draw the groups on a first visit
         default = RunConfig(backbone=image.backbone, image_size=image.image_size)

@@ -146,3 +146,36 @@ def png_claiming(width: int, height: int) -> bytes:
     data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height ...
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # ... and its checksum
     return bytes(data)
+
+
+# --- runs for the worker-process queue (tlcore.serve.process_jobs): module-level, so a worker
+# process can import them by name ---
+
+
+def where_run(config, emit, should_stop, *, steps=4, delay=0.0):
+    """The fake run, its result also saying which process ran it and on how many torch threads
+    (read at the last step: the server may change them while it runs)."""
+    import os
+
+    import torch
+
+    def emit_where(event):
+        if isinstance(event, Done):
+            event = Done({**event.result, "pid": os.getpid(), "threads": torch.get_num_threads()})
+        emit(event)
+
+    return fake_run(config, emit_where, should_stop, steps=steps, delay=delay)
+
+
+def deaf_run(config, emit, should_stop):
+    """A run that never asks whether to stop (a hung native call, say)."""
+    emit(Started(1, 1, tuple(GROUPS), (), 100, 200, "CPU (test)", 20, 10, ("cat", "dog")))
+    time.sleep(600)
+
+
+def dying_run(config, emit, should_stop):
+    """A run whose process dies under it (the kernel's out-of-memory killer, a crash in native code)."""
+    import os
+
+    emit(Started(1, 1, tuple(GROUPS), (), 100, 200, "CPU (test)", 20, 10, ("cat", "dog")))
+    os._exit(3)

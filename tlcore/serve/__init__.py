@@ -16,12 +16,17 @@ if TYPE_CHECKING:
     from tlcore.serve.jobs import JobQueue
 
 
-def server_queue(**kwargs) -> JobQueue:
+def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
     """The queue a class server runs: on a Ray cluster when `$TLS_RAY_ADDRESS` names one
     ("auto", "HEAD_IP:6379", "ray://head:10001", or "local" for a Ray instance on this machine;
     see tlcore.serve.ray_jobs), else the embedded local queue. Returns at once: the Ray queue joins
     its cluster in the background, and a run that finds none trains here (its page and the
-    Class page say so). Ray not installed is logged and the class goes on with the local queue."""
+    Class page say so). Ray not installed is logged and the class goes on with the local queue.
+
+    On a CPU server the real trainer's runs train in worker processes (tlcore.serve.process_jobs:
+    the pages and the training do not share one interpreter), `warm`: the first one runs the
+    server's warm-up. `$TLS_TRAIN_IN_PROCESS=0`, or a `run_fn` of a test's own, trains in the
+    server's threads instead."""
     from tlcore.serve import cores, jobs, process
 
     address = os.environ.get("TLS_RAY_ADDRESS", "").strip()
@@ -45,4 +50,8 @@ def server_queue(**kwargs) -> JobQueue:
     logging.getLogger(__name__).info(
         "CPU server: %d cores, %d runs at a time, %d threads each when all are busy", cpu.cores, cpu.workers, cpu.threads
     )
+    if kwargs.get("run_fn") is None and os.environ.get("TLS_TRAIN_IN_PROCESS", "1") != "0":
+        from tlcore.serve.process_jobs import ProcessJobQueue
+
+        return ProcessJobQueue(cpu=cpu, warm=warm, **kwargs)
     return jobs.JobQueue(cpu=cpu, **kwargs)

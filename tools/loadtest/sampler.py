@@ -7,8 +7,25 @@ import threading
 import time
 
 
+def family(pid: int) -> list[int]:
+    """A process and all its descendants (a CPU server's training processes, tlcore.serve.process_jobs)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return found
+
+
 class Sampler(threading.Thread):
-    """The server's resident memory (MB) and CPU seconds, every 0.5 s, from /proc."""
+    """The server's resident memory (MB) and CPU seconds, every 0.5 s, from /proc: the server
+    process and its training processes together (their RSS summed: the libraries both map count
+    twice, so the figure errs high)."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -16,12 +33,23 @@ class Sampler(threading.Thread):
         self.tick = os.sysconf("SC_CLK_TCK")
 
     def read(self) -> tuple[float, float, float]:
-        with open(f"/proc/{self.pid}/status") as f:
-            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
-        with open(f"/proc/{self.pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        cpu = (int(parts[11]) + int(parts[12])) / self.tick  # utime + stime
+        rss = cpu = 0.0
+        for pid in family(self.pid):
+            try:
+                one_rss, one_cpu = self._one(pid)
+            except (OSError, StopIteration):
+                if pid == self.pid:
+                    raise
+                continue  # a training process that just ended
+            rss, cpu = rss + one_rss, cpu + one_cpu
         return time.monotonic(), rss, cpu
+
+    def _one(self, pid: int) -> tuple[float, float]:
+        with open(f"/proc/{pid}/status") as f:
+            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return rss, (int(parts[11]) + int(parts[12])) / self.tick  # utime + stime
 
     def run(self) -> None:
         while not self.stop_flag.is_set():
