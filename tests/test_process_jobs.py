@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.helpers.fakes import deaf_run, dying_run, wait_for, where_run
-from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, Started, StepEvent
+from tlcore.core.events import Cancelled, Done, Failed, Started
 from tlcore.serve import cores
 from tlcore.serve.process_jobs import ProcessJobQueue
 from tlcore.train.config import RunConfig
@@ -126,3 +126,23 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_the_server_trains_in_processes_only_when_asked(monkeypatch):
+    from tlcore import serve
+    from tlcore.serve.jobs import JobQueue
+
+    monkeypatch.delenv("TLS_RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(serve.process, "local_gpus", lambda: 0)
+    monkeypatch.delenv("TLS_TRAIN_IN_PROCESS", raising=False)
+    plain = serve.server_queue()
+    assert type(plain) is JobQueue and plain.trains_here
+    monkeypatch.setenv("TLS_TRAIN_IN_PROCESS", "1")
+    in_processes = serve.server_queue()
+    try:
+        assert isinstance(in_processes, ProcessJobQueue) and not in_processes.trains_here
+        assert in_processes.pool.size == in_processes.cpu.cores
+        fake = serve.server_queue(run_fn=functools.partial(where_run, steps=1))  # a test's own run: in threads
+        assert type(fake) is JobQueue
+    finally:
+        in_processes.close()

@@ -3,6 +3,8 @@
     python -m tools.queuebench                         # six default jobs: 1x1, 1x2, 2x1 and this machine's plan
     python -m tools.queuebench --jobs 6 --plans 1x1,1x2,2x1,1x4,auto
     python -m tools.queuebench --lone                  # one default job alone, each plan (a demo's speed)
+    python -m tools.queuebench --where thread,process --busy 2 --plans auto   # in the server's threads vs
+                                                       # worker processes, while 2 threads of "page scripts" run
 
 A plan WxT is W workers, each run on T torch threads, fixed; "auto" is tlcore.serve.cores' plan for
 this machine (a lone run on every core, the cores shared as runs start). Every plan runs the
@@ -11,6 +13,14 @@ with `tlcore.train.recipe.run`, submitted together by as many learners; the data
 loaded once before (the server's warm-up does that too). Prints wall time, jobs per minute, the
 mean time from submit to end, and each figure's ratio to the first plan's, measured in the
 same run (a shared machine's other work moves absolute times; the load average is printed).
+
+`--where`: the runs train in the queue's threads (`JobQueue`, in this process) or in worker processes
+(`tlcore.serve.process_jobs.ProcessJobQueue`, what a CPU server runs); `--busy N` keeps N threads of
+this process busy with pure-Python work meanwhile (30 ms of work, 10 ms asleep, over and over): a
+class's page scripts, which hold the interpreter a training thread in the same process needs. The
+jobs then are a class experiment's cells: seeds 1..N on the same examples (their frozen features
+found after the first), after the server's warm-up (tlcore.train.presets.warm_ups) in the process
+that trains.
 
 Not for: the pages (tools.loadtest drives a whole class through the app).
 """
@@ -41,10 +51,17 @@ class _Fixed(CpuPlan):
         return self.threads
 
 
-def run_plan(plan: CpuPlan, configs: list) -> dict:
+def run_plan(plan: CpuPlan, configs: list, where: str = "thread") -> dict:
     from tlcore.serve.jobs import JobQueue
 
-    q = JobQueue(cpu=plan)
+    if where == "process":
+        from tlcore.serve.process_jobs import ProcessJobQueue
+
+        q = ProcessJobQueue(cpu=plan, warm=True)
+        q.pool.take().wait_ready(600)  # its warm-up done before the clock starts (returned below)
+        q.pool.give_back(q.pool._keeper, True)
+    else:
+        q = JobQueue(cpu=plan)
     t0 = time.perf_counter()
     ids = [(q.submit(c, owner=f"learner-{i}"), f"learner-{i}") for i, c in enumerate(configs)]
     while any(q.get(j, o).state in ("queued", "running") for j, o in ids):
@@ -53,6 +70,8 @@ def run_plan(plan: CpuPlan, configs: list) -> dict:
     views = [q.get(j, o) for j, o in ids]
     failed = [v.state for v in views if v.state != "done"]
     ends = [v.runs[0].times[-1] - t0_mono for v, t0_mono in zip(views, [_submitted(q, j) for j, _ in ids])]
+    if hasattr(q, "close"):
+        q.close()
     return {"wall": wall, "per_min": 60 * len(configs) / wall, "mean_end": statistics.mean(ends), "failed": failed}
 
 
@@ -73,17 +92,40 @@ def main(argv: list[str] | None = None) -> int:
         help="torch's threads spin while they wait (OpenMP's default); without it they sleep, as the "
         "app's server makes them (tlcore.serve.cores.wait_passively)",
     )
+    ap.add_argument("--where", default="thread", help="thread, process or both comma-separated (see above)")
+    ap.add_argument("--busy", type=int, default=0, help="threads of pure-Python work beside the queue (see above)")
     args = ap.parse_args(argv)
     if not args.spin:
         cores.wait_passively()
     from tlcore.models import catalog
-    from tlcore.train import presets
+    from tlcore.train import presets, recipe
 
     config = presets.image()
     if args.epochs:
         config = config.replace(epochs=args.epochs)
     n = 1 if args.lone else args.jobs
     n_cores = args.cores or cores.count()
+    wheres = [w.strip() for w in args.where.split(",")]
+    cells = [config.replace(seed=i + 1, split_seed=config.seed) for i in range(n)]
+    if "thread" in wheres and (len(wheres) > 1 or args.busy):
+        for warm in presets.warm_ups():  # the same warm start as a worker process gets
+            recipe.warm_up(warm)
+    if args.busy:
+        _start_busy(args.busy)
+    if len(wheres) > 1 or args.busy:
+        print(f"{n} class-experiment cells per plan, where: {', '.join(wheres)}; {args.busy} busy threads beside")
+        rows = []
+        for where in wheres:
+            for text in args.plans.split(","):
+                name, plan = parse_plan(text.strip(), n_cores)
+                row = run_plan(plan, cells, where)
+                rows.append((f"{where} {name}", row))
+                print(
+                    f"  {where:8s} {name:22s} wall {row['wall']:6.1f} s   per cell {row['wall'] / n:5.1f} s   mean submit->end "
+                    f"{row['mean_end']:5.1f} s   failed {len(row['failed'])}   load {os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
+        return _ratios(rows)
     catalog.load_dataset(
         config.dataset,
         per_class=config.per_class,
@@ -108,11 +150,33 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['mean_end']:5.1f} s   failed {len(row['failed'])}   load {os.getloadavg()[0]:.2f}",
             flush=True,
         )
+    return _ratios(rows)
+
+
+def _ratios(rows: list) -> int:
     base = rows[0][1]
     print(f"ratios to {rows[0][0]} (wall, mean submit->end; below 1 is faster):")
     for name, row in rows:
-        print(f"  {name:22s} {row['wall'] / base['wall']:.2f}  {row['mean_end'] / base['mean_end']:.2f}")
+        print(f"  {name:31s} {row['wall'] / base['wall']:.2f}  {row['mean_end'] / base['mean_end']:.2f}")
     return 0 if not any(row["failed"] for _, row in rows) else 1
+
+
+def _start_busy(count: int) -> None:
+    """Threads that hold the interpreter as a class's page scripts do: 30 ms of Python, 10 ms asleep."""
+    import json
+    import threading
+
+    page = {"rows": [{"cell": i, "acc": i / 7, "name": f"learner {i}"} for i in range(200)]}
+
+    def busy() -> None:
+        while True:
+            end = time.perf_counter() + 0.03
+            while time.perf_counter() < end:
+                json.loads(json.dumps(page))
+            time.sleep(0.01)
+
+    for i in range(count):
+        threading.Thread(target=busy, name=f"busy-{i}", daemon=True).start()
 
 
 if __name__ == "__main__":

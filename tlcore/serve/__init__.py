@@ -23,10 +23,12 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
     its cluster in the background, and a run that finds none trains here (its page and the
     Class page say so). Ray not installed is logged and the class goes on with the local queue.
 
-    On a CPU server the real trainer's runs train in worker processes (tlcore.serve.process_jobs:
-    the pages and the training do not share one interpreter), `warm`: the first one runs the
-    server's warm-up. `$TLS_TRAIN_IN_PROCESS=0`, or a `run_fn` of a test's own, trains in the
-    server's threads instead."""
+    `$TLS_TRAIN_IN_PROCESS=1`: on a CPU server the real trainer's runs train in worker processes
+    (tlcore.serve.process_jobs: the pages and the training do not share one interpreter; `warm`:
+    the first one runs the server's warm-up). Off by default: on the 2-core box it was measured on,
+    a class's pages and its training compete for the cores more than for the interpreter, and the
+    warm process costs about 750 MB (docs/class-experiment.md). A `run_fn` of a test's own always
+    trains in the server's threads."""
     from tlcore.serve import cores, jobs, process
 
     address = os.environ.get("TLS_RAY_ADDRESS", "").strip()
@@ -50,7 +52,7 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
     logging.getLogger(__name__).info(
         "CPU server: %d cores, %d runs at a time, %d threads each when all are busy", cpu.cores, cpu.workers, cpu.threads
     )
-    if kwargs.get("run_fn") is None and os.environ.get("TLS_TRAIN_IN_PROCESS", "1") != "0":
+    if kwargs.get("run_fn") is None and os.environ.get("TLS_TRAIN_IN_PROCESS", "0") == "1":
         from tlcore.serve.process_jobs import ProcessJobQueue
 
         return ProcessJobQueue(cpu=cpu, warm=warm, **kwargs)

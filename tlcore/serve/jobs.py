@@ -140,6 +140,8 @@ class JobSummary:
 
 
 class JobQueue:
+    trains_here = True  # its runs train in this process (not in worker processes, not on a cluster)
+
     def __init__(
         self,
         run_fn: RunFn | None = None,
@@ -455,7 +457,9 @@ class JobQueue:
                 job.state, job.started = "running", time.monotonic()
                 self._running += 1
                 self._persist(job)
-            if self.cpu is not None:  # training on the CPU: its tensors' memory is reused, not faulted in again
+            if (
+                self.cpu is not None and self.trains_here
+            ):  # training on the CPU: its tensors' memory is reused, not faulted in again
                 process.keep_freed_memory()
             try:
                 self._pace()
@@ -470,7 +474,7 @@ class JobQueue:
                 with self._lock:
                     self._running -= 1
                     idle = self._running == 0
-            if self.cpu is not None and idle:
+            if self.cpu is not None and self.trains_here and idle:
                 process.keep_freed_memory(False)
             process.return_freed_memory()
 

@@ -239,6 +239,8 @@ class ProcessPool:
 class ProcessJobQueue(JobQueue):
     """The base queue, with every run trained in a worker process (see the module's docstring)."""
 
+    trains_here = False
+
     def __init__(
         self,
         run_fn: RunFn | None = None,

@@ -251,7 +251,8 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
                     break
                 time.sleep(max(0.0, 0.5 - (time.monotonic() - now)))
             elapsed = (max(seen_fill.values()) - t0) if seen_fill else float("nan")
-            ends = sorted(j.finished_at for j in _jobs(state_dir, wall0) if j.finished_at)
+            stored = _jobs(state_dir, wall0)
+            ends = sorted(j.finished_at for j in stored if j.finished_at)
             lag = [seen_view[k] - (t0 + (ends[k - 1] - wall0)) for k in range(1, min(len(ends), len(seen_view)) + 1)]
             errors = sum(error_count(pg) for _, pg in pages) + error_count(teacher)
             members.stop()
@@ -281,6 +282,7 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
             "poll_median": polls[len(polls) // 2] if polls else float("nan"),
             "poll_p95": polls[int(len(polls) * 0.95)] if polls else float("nan"),
             "polls": len(polls),
+            **run_times(stored),
         }
         say(f"cells filled: {filled} of {cells} in {elapsed:.1f} s")
         say(
@@ -289,7 +291,13 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
         say(
             f"fresh visitor, page 3 interactive: worst {result['tti_max']:.1f} s of {result['tti_n']} visits ({result['tti_timeouts']} timed out)"
         )
-        say(f"server memory: {rss_start:.0f} MB at rest, peak {rss_peak:.0f} MB during the class")
+        say(
+            f"server memory: {rss_start:.0f} MB at rest, peak {rss_peak:.0f} MB during the class (its training processes included)"
+        )
+        say(
+            f"each run, start to end: {result['run_median']:.1f} s (median), {result['run_max']:.1f} s (max); "
+            f"between one run's end and the next's start: {result['gap_median']:.2f} s (median), {result['gap_max']:.2f} s (max)"
+        )
         say(
             f"a student's fragment poll (class pulse, live panel): {result['poll_median'] * 1000:.0f} ms median, {result['poll_p95'] * 1000:.0f} ms p95 of {result['polls']}"
         )
@@ -307,6 +315,21 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
         if sampler is not None:
             sampler.stop_flag.set()
         stop_server(server)
+
+
+def run_times(stored) -> dict:
+    """Each run's time from its start to its end, and the queue's idle time between runs (one run at
+    a time: the next starts when one ends), from the run store's clock values."""
+    ran = sorted((j.started_at, j.finished_at) for j in stored if j.started_at and j.finished_at)
+    runs = sorted(end - start for start, end in ran)
+    gaps = sorted(max(0.0, b[0] - a[1]) for a, b in zip(ran, ran[1:]))
+    nan = float("nan")
+    return {
+        "run_median": runs[len(runs) // 2] if runs else nan,
+        "run_max": runs[-1] if runs else nan,
+        "gap_median": gaps[len(gaps) // 2] if gaps else nan,
+        "gap_max": gaps[-1] if gaps else nan,
+    }
 
 
 def _jobs(state_dir: Path, since: float):
