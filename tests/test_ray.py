@@ -311,6 +311,22 @@ def test_a_lost_hub_fails_one_run_with_a_message_and_the_next_run_works(make_que
     assert wait_for(lambda: q.get(third, "alice").state == "done", timeout=60), q.get(third, "alice").runs[0].final
 
 
+def test_a_cluster_given_up_as_lost_is_tried_again_and_used_when_it_answers(make_queue, monkeypatch):
+    from tlcore.serve import ray_jobs
+
+    q = make_queue(make_run(steps=2, delay=0))
+    assert q.wait_joined(60).state == "connected"
+    joined = q.cluster_status()
+    q._status, q._lost_at = ray_jobs.ClusterStatus("lost", "cluster"), time.monotonic()  # as after a hub that did not answer
+    here = q.submit(RunConfig(), owner="alice")
+    assert wait_for(lambda: q.get(here, "alice").state == "done", timeout=60)
+    assert q.get(here, "alice").where == "local" and q.cluster_status().state == "lost"  # within RETRY_S: not tried
+    monkeypatch.setattr(ray_jobs, "RETRY_S", 0.0)  # RETRY_S later
+    back = q.submit(RunConfig(), owner="alice")
+    assert wait_for(lambda: q.get(back, "alice").state == "done", timeout=60), q.get(back, "alice").runs[0].final
+    assert q.get(back, "alice").where == "" and q.cluster_status() == joined  # on the cluster again, said so
+
+
 DRIVER = """
 import json, os, sys, time
 sys.path.insert(0, {root!r})

@@ -26,7 +26,9 @@ cluster as a Ray task and relays its events.
 - Joining the cluster never holds up a page: the queue is made at once and connects in a
   thread of its own (at most CONNECT_S). A run that finds no cluster (not reached, its
   token refused, or lost since) trains on this server instead, one at a time, and its page
-  says so in a line; the Class page tells the teacher why (`cluster_status()`).
+  says so in a line; the Class page tells the teacher why (`cluster_status()`). A cluster lost
+  during the class (no new hub answered: seen on a box whose cores were all busy) is tried again
+  by the first run RETRY_S later, and used again when it answers.
 - Ray 2.60 clusters ask for a token (`RAY_AUTH_MODE=token`): the server sends the one in
   `$RAY_AUTH_TOKEN`, `$RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token` (README, "Past one machine").
 - The EventHub restarts when its process dies (`max_restarts`), and is made again when it is
@@ -66,6 +68,7 @@ STOP_POLL_S = 0.5  # how often a worker asks whether Stop was pressed (should_st
 CANCEL_AFTER_S = float(os.environ.get("TLS_RAY_CANCEL_AFTER_S", "20"))  # Stop ignored this long: kill the task
 CONNECT_S = float(os.environ.get("TLS_RAY_CONNECT_S", "30"))  # joining the cluster: then runs train here
 HUB_S = 10.0  # an EventHub that does not answer a call in this long is taken as lost
+RETRY_S = float(os.environ.get("TLS_RAY_RETRY_S", "60"))  # a cluster given up as lost is tried again after this long
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 log = logging.getLogger(__name__)
 
@@ -270,6 +273,8 @@ class RayJobQueue(JobQueue):
         self._local_fn = run_fn  # a run that finds no cluster trains here (None: tlcore.train.recipe.run)
         self._local = threading.Semaphore(1)  # ... one at a time: this server was not sized for the cluster's load
         self._status = ClusterStatus("connecting")
+        self._connected: ClusterStatus | None = None  # the status once joined (a lost cluster that answers again gets it back)
+        self._lost_at = 0.0
         self._joined = threading.Event()
         self._hub = None
         self._hub_lock = threading.Lock()
@@ -288,7 +293,7 @@ class RayJobQueue(JobQueue):
             self.cluster_gpus = int(resources.get("GPU", 0))
             cpus = int(resources.get("CPU", 0))
             self._ensure_hub()
-            self._status = ClusterStatus("connected", gpus=self.cluster_gpus, cpus=cpus)
+            self._status = self._connected = ClusterStatus("connected", gpus=self.cluster_gpus, cpus=cpus)
             self._grow(self._wanted or self.cluster_gpus or max(1, cpus // 2))
         except ClusterError as error:
             log.error("TLS_RAY_ADDRESS=%s: the Ray cluster cannot be used (%s); runs train on this server", self.address, error)
@@ -334,12 +339,17 @@ class RayJobQueue(JobQueue):
     def _run_one(self, job: Job, config: RunConfig, history: History) -> Finetuned | None:
         self._joined.wait(self.connect_s + 5)
         hub = None
-        if self._status.state == "connected":
+        status = self._status
+        retry = status.state == "lost" and time.monotonic() - self._lost_at > RETRY_S
+        if status.state == "connected" or retry:
             try:
                 hub = self._ensure_hub()
-            except Exception as error:  # noqa: BLE001 -- no hub can be made: the cluster is gone
+                if retry:  # a hub answers again (the load that kept it from answering is over): back on the cluster
+                    log.info("the Ray cluster answers again; runs train on it")
+                    self._status = self._connected or ClusterStatus("connected")
+            except Exception as error:  # noqa: BLE001 -- no hub can be made: the cluster is gone (for now)
                 log.error("the Ray cluster is lost (%s: %s); runs train on this server", type(error).__name__, error)
-                self._status = ClusterStatus("lost", "cluster")
+                self._status, self._lost_at = ClusterStatus("lost", "cluster"), time.monotonic()
         if hub is None:
             return self._run_here(job, config, history)
         return self._run_remote(job, config, history, hub)
