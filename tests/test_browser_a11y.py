@@ -2,7 +2,8 @@
 
 In Chromium against `streamlit run app.py` (one server for the module):
 - axe-core (WCAG 2.1 A/AA rules) finds no failing node on any page before a run, with every
-  expander and tab open, nor on the Fine-tune page after the default run, in English and Korean;
+  expander and tab open, nor on the Fine-tune page after the default run, in English and Korean,
+  nor on pages 1, 4 and 5 after their own runs;
 - a run is announced in one polite live region (a sentence when it starts, after each epoch and
   at the end, not every step), Start hands focus to Stop and gets it back, every chart has its
   sentence and its data as a table, the pictures have alt text;
@@ -141,6 +142,31 @@ def test_korean_pages_say_ko_and_name_the_classes_in_korean_after_a_run(server):
         assert labels and not set(labels) & set(FASHION_EN), labels
         shot(page, "finetune_done_ko")
         found = failing_nodes_everywhere(page)
+        assert not found, found
+
+
+# The other pages with a Start of their own: page 1's experiment ("Run both"), page 4's race,
+# page 5's text run; their results draw other charts, tables and pictures than page 3's.
+OWN_RUNS = [("", "exp_start"), ("compare", "race_start"), ("text", "text_start")]
+
+
+@pytest.mark.parametrize(("path", "start"), OWN_RUNS, ids=["p1", "p4", "p5"])
+def test_axe_finds_nothing_after_each_pages_own_run(server, path, start):
+    with chromium_page(1280, 900) as page:
+        open_page(page, server, path or "pretraining")
+        button = page.locator(f".st-key-{start} button").first
+        button.wait_for()
+        button.click()
+        try:  # a race of four on a busy 2-core box: minutes
+            page.get_by_text("Finished in").first.wait_for(timeout=6 * DEMO_LIMIT_S * 1000)
+        except playwright_api.TimeoutError:
+            shot(page, f"own_run_failure_{path or 'pretraining'}")
+            raise
+        wait_idle(page)
+        page.wait_for_timeout(1_000)
+        wait_idle(page)
+        found = failing_nodes_everywhere(page)
+        shot(page, f"own_run_done_{path or 'pretraining'}")
         assert not found, found
 
 

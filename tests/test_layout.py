@@ -53,3 +53,47 @@ def test_tests_is_a_package_that_an_installed_tests_package_cannot_shadow(tmp_pa
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-800:]
     assert Path(out.stdout.strip()) == ROOT / "tests" / "__init__.py"
+
+
+# The files whose paths a newcomer or a tool follows (issue 33, item 6).
+PATH_FILES = ["README.md", "pyproject.toml", ".streamlit/config.toml", "Dockerfile", "compose.yaml", ".ci/run"]
+
+
+def named_paths(text: str) -> set[str]:
+    """Every path in `text` that starts at one of the repository's top-level entries
+    (`tlcore/serve/jobs.py`, `docs/`, `.ci/run`), as written (no trailing dot or slash)."""
+    tops = sorted((p.name for p in ROOT.iterdir() if p.name not in (".git", ".venv")), key=len, reverse=True)
+    alternatives = "|".join(re.escape(t) for t in tops)
+    pattern = re.compile(rf"(?<![\w/.:~$-])((?:{alternatives})(?:/[\w.*-]+)*/?)")
+    return {m.group(1).rstrip("./") or m.group(1) for m in pattern.finditer(text)}
+
+
+def resolves(path: str) -> bool:
+    """On disk, as a file, a folder, a glob's match, a prefix of files a command writes
+    (`--out assets/results/forgetting`: forgetting.csv, ...), or a module's attribute
+    (`tlcore/train/recipe.run`)."""
+    if "*" in path:
+        return any(ROOT.glob(path))
+    target = ROOT / path
+    if target.exists() or any(target.parent.glob(target.name + "*")):
+        return True
+    module, _, _attr = path.rpartition(".")
+    return bool(module) and (ROOT / f"{module}.py").exists()
+
+
+def test_every_path_the_readme_and_the_settings_name_exists():
+    files = PATH_FILES + sorted(p.name for p in ROOT.glob("requirements*.txt"))
+    missing = [
+        f"{name}: {path}"
+        for name in files
+        if (ROOT / name).exists()
+        for path in sorted(named_paths((ROOT / name).read_text(encoding="utf-8")))
+        if not resolves(path)
+    ]
+    assert missing == [], missing
+
+
+def test_the_path_check_sees_a_stale_path():
+    assert named_paths("see `tools/loadtest.py` and tlcore/serve/jobs.py.") == {"tools/loadtest.py", "tlcore/serve/jobs.py"}
+    assert not resolves("tools/loadtest.py") and resolves("tools/loadtest") and resolves("tlcore/train/recipe.run")
+    assert not resolves("tlcore/serve/nothing.here")
