@@ -55,5 +55,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read() != b'ok')"]
 
 # The teacher's secret: TLS_TEACHER_SECRET, or TLS_TEACHER_SECRET_FILE naming a mounted secret.
-# The class's host names: --server.allowedHosts NAME (repeat), or STREAMLIT_SERVER_ALLOWED_HOSTS="a b" (space-separated).
+# The class's host names: --server.allowedHosts NAME (repeat), or STREAMLIT_SERVER_ALLOWED_HOSTS="a b" (space-separated;
+# compose.yaml sets it). The app's own list (studio/hosts.py: this machine's names) would be the container's, not the
+# host's that students type: the image alone accepts every Host until you set the list.
+ENV TLS_ALLOWED_HOSTS="*"
 CMD ["streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=8501"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import classroom_ui, i18n, plots, teacher
+from studio import classroom_ui, hosts, i18n, plots, teacher
 from studio.i18n import t
 from studio.learner import owner, remember_learner
 from studio.server import queue
@@ -162,6 +162,7 @@ def start() -> None:
     """Per-run set-up before any page: page config, language, shared settings, the
     'frame ran' mark."""
     st.set_page_config(page_title="Transfer Learning Studio", page_icon=str(ICON), layout="wide")
+    hosts.guard()  # once per server: websockets for this machine's own names only (studio.hosts)
     lang = i18n.current_lang()
     st.html(CSS + PAGE_JS.replace("LANG", lang), unsafe_allow_javascript=True)
     keep_settings()
