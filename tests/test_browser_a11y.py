@@ -51,8 +51,10 @@ LISTEN_JS = """() => {
 
 
 def open_page(page, server: str, name: str, lang: str = "en") -> None:
-    page.goto(f"{server}/{name}?lang={lang}")
+    path = "" if name == "pretraining" else name  # page 1 is the app's main page: /pretraining is "Page not found"
+    page.goto(f"{server}/{path}?lang={lang}")
     page.locator("h1").first.wait_for()
+    assert page.get_by_text("Page not found").count() == 0, name
     wait_idle(page)
     page.wait_for_timeout(1_000)  # the sidebar's fragment and the page's late elements
     wait_idle(page)
