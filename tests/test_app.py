@@ -34,7 +34,7 @@ from tests.helpers.apptest import (
     wait_until_done,
 )
 from tests.helpers.fakes import GROUPS, fake_run, png, png_claiming, slow_run, zip_of
-from tlcore.core.events import Done, EvalEvent, Started
+from tlcore.core.events import Done, EvalEvent, Failed, Started
 from tlcore.models import catalog
 from tlcore.serve.jobs import JobQueue
 from tlcore.train import strategies
@@ -983,3 +983,25 @@ def test_page_1_what_transfers_table_shows_all_its_columns():
     tables = [m.value for m in at.markdown if all(h in m.value for h in heads)]
     assert len(tables) == 1 and tables[0].count("\n") == 1 + len(transfer_contrast())
     assert not [d for d in at.dataframe if en["page1.contrast.backbone"] in d.value.columns]
+
+
+def failing_run(config, emit, should_stop):
+    """A run that fails after it started (out of memory, say), said in the engine's words."""
+    emit(Started(4, 2, tuple(GROUPS), (), 100, 200, "CPU (test)", 20, 10, ("cat", "dog")))
+    emit(Failed("out of memory while training"))
+
+
+def test_a_failed_run_is_said_in_the_assertive_region():
+    """Issue 31, item 2: the end of a failed run reaches a screen reader at once (tls-alert),
+    not in the polite one (tls-live) that progress goes to (tests/test_browser_a11y.py)."""
+    import json
+
+    at = app("pages/3_finetune.py", run_fn=failing_run)
+    at.button(key="start").click().run()
+    assert wait_until_done(at, "finetune") == "failed"
+    at.run()
+    assert at.error and "out of memory while training" in at.error[0].value
+    scripts = [e.proto.body for e in at.get("html") if "tls-alert" in e.proto.body or "tls-live" in e.proto.body]
+    said = [s for s in scripts if "out of memory while training" in s]
+    assert said and all('"tls-alert"' in s for s in said), said  # the failure: the assertive region
+    assert json.dumps("tls-live") not in "".join(said)
