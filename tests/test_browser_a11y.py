@@ -74,16 +74,22 @@ def run_default_demo(page, server: str, lang: str) -> list[str]:
     assert presses <= 150 and not invisible, (presses, invisible)
     print(f"{lang}: {presses} Tab presses from page load to Start; invisible stops: {len(invisible)}")
     page.keyboard.press("Enter")
+    # (the server's first run also warms it up: on a busy 2-core box, minutes)
+    wait_finished(page, lang, 4 * DEMO_LIMIT_S, f"run_failure_{lang}")
+    return page.evaluate("window.__said")
+
+
+def wait_finished(page, lang: str, limit_s: float, failure_shot: str) -> None:
+    """Until the page says its run finished ("Finished in", in `lang`) and has settled."""
     done = "Finished in" if lang == "en" else "초 만에 끝났습니다"
-    try:  # (the server's first run also warms it up: on a busy 2-core box, minutes)
-        page.get_by_text(done).first.wait_for(timeout=4 * DEMO_LIMIT_S * 1000)
+    try:
+        page.get_by_text(done).first.wait_for(timeout=limit_s * 1000)
     except playwright_api.TimeoutError:
-        shot(page, f"run_failure_{lang}")
+        shot(page, failure_shot)
         raise
     wait_idle(page)
     page.wait_for_timeout(1_000)
     wait_idle(page)
-    return page.evaluate("window.__said")
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
@@ -161,15 +167,7 @@ def test_axe_finds_nothing_after_each_pages_own_run(server, path, start, lang):
         button = page.locator(f".st-key-{start} button").first
         button.wait_for()
         button.click()
-        done = "Finished in" if lang == "en" else "초 만에 끝났습니다"
-        try:  # a race of four on a busy 2-core box: minutes
-            page.get_by_text(done).first.wait_for(timeout=6 * DEMO_LIMIT_S * 1000)
-        except playwright_api.TimeoutError:
-            shot(page, f"own_run_failure_{name}_{lang}")
-            raise
-        wait_idle(page)
-        page.wait_for_timeout(1_000)
-        wait_idle(page)
+        wait_finished(page, lang, 6 * DEMO_LIMIT_S, f"own_run_failure_{name}_{lang}")  # a race on a busy box: minutes
         assert page.evaluate("document.documentElement.lang") == lang
         found = failing_nodes_everywhere(page)
         shot(page, f"own_run_done_{name}_{lang}")
