@@ -13,6 +13,8 @@ the test costs the few seconds of training it watches. Screenshots: test-artifac
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from tests.helpers.browser import (
@@ -20,6 +22,7 @@ from tests.helpers.browser import (
     choose,
     chromium_page,
     error_count,
+    playwright_api,
     wait_idle,
 )
 
@@ -40,10 +43,20 @@ BOXES_JS = """(slot) => {
 }"""
 
 
+CHART_DRAWN_JS = """(slot) => {
+    const c = document.querySelector('.st-key-live-' + slot + ' .js-plotly-plot');
+    return !!c && c.getBoundingClientRect().height > 0;
+}"""
+
+
 def assert_in_view(page, slot: str, when: str) -> None:
     """The panel starts in view under the header and is inside the viewport, or, taller
     than the view (page 3's four charts), starts at its top and fills it; its first chart
     is wholly inside the viewport."""
+    # Plotly draws the live chart anew once an epoch (a new element each time: seen in
+    # Chromium, about 0.3 s without one on a busy box): measure a drawn one.
+    with contextlib.suppress(playwright_api.TimeoutError):  # none at all: the boxes below say so
+        page.wait_for_function(CHART_DRAWN_JS, arg=slot, timeout=15_000)
     b = page.evaluate(BOXES_JS, slot)
     panel, chart, top, height = b["panel"], b["chart"], b["header"], b["height"]
     assert panel is not None, f"{when}: no live panel for {slot}"
@@ -57,10 +70,7 @@ def assert_in_view(page, slot: str, when: str) -> None:
 def wait_live(page, slot: str) -> None:
     """Until the slot's panel shows a chart (the run started; the page's script run is over)."""
     # drawn, not only in the page: Plotly lays a chart out after it is added (a busy box: seconds)
-    page.wait_for_function(
-        f"() => {{ const c = document.querySelector('.st-key-live-{slot} .js-plotly-plot'); return !!c && c.getBoundingClientRect().height > 0; }}",
-        timeout=90_000,
-    )
+    page.wait_for_function(CHART_DRAWN_JS, arg=slot, timeout=90_000)
     wait_idle(page)
     page.wait_for_timeout(1_000)
 
