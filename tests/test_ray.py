@@ -228,11 +228,15 @@ def test_a_worker_that_dies_mid_run_fails_the_job_with_a_message(make_queue):
 
 
 def test_a_run_waiting_for_a_gpu_can_be_stopped(make_queue):
-    q = make_queue(make_run(steps=3, delay=0))
+    q = make_queue(make_run(steps=3, delay=0), workers=2)
     q.cluster_gpus = 1  # as if the cluster had a GPU: the run asks for one, which this instance never has
     job = q.submit(RunConfig(), owner="alice")
     assert wait_for(lambda: q.get(job, "alice").state == "running", timeout=10)
-    time.sleep(0.5)
+    # A CPU run sent after it starts and finishes on the same cluster (no fixed sleep): the
+    # scheduler has had its chance, and the GPU run is still waiting in it.
+    cpu_job = q.submit(RunConfig(device="cpu"), owner="bob")
+    assert wait_for(lambda: q.get(cpu_job, "bob").state == "done", timeout=60)
+    assert q.get(job, "alice").state == "running"
     assert q.get(job, "alice").runs[0].events == ()  # still waiting in Ray's scheduler
     assert q.cancel(job, "alice")
     assert wait_for(lambda: q.get(job, "alice").state == "cancelled", timeout=5)
