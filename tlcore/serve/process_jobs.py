@@ -152,13 +152,11 @@ class ProcessPool:
 
     def __init__(self, size: int, nice: int = 0, warm: bool = False, idle_s: float = IDLE_S):
         self.size, self.nice, self.idle_s = max(1, size), nice, idle_s
-        self._idle: list[WorkerProcess] = []
-        self._started = 0
         self._lock = threading.Condition()
         self._closed = False
         self._keeper: WorkerProcess | None = WorkerProcess(nice, warm)  # the one kept warm
-        self._idle.append(self._keeper)
-        self._started = 1
+        self._idle: list[WorkerProcess] = [self._keeper]
+        self._started = 1  # processes alive (idle or training)
         threading.Thread(target=self._end_idle_extras, name="tlcore-process-reaper", daemon=True).start()
 
     def take(self) -> WorkerProcess:
