@@ -13,8 +13,6 @@ the test costs the few seconds of training it watches. Screenshots: test-artifac
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 from tests.helpers.browser import (
@@ -43,6 +41,13 @@ BOXES_JS = """(slot) => {
 }"""
 
 
+# The boxes once the panel's chart is drawn (laid out with a height), else nothing.
+BOXES_WITH_CHART_JS = f"""(slot) => {{
+    const b = ({BOXES_JS})(slot);
+    return b.chart && b.chart.height > 0 ? b : null;
+}}"""
+
+
 CHART_DRAWN_JS = """(slot) => {
     const c = document.querySelector('.st-key-live-' + slot + ' .js-plotly-plot');
     return !!c && c.getBoundingClientRect().height > 0;
@@ -54,10 +59,12 @@ def assert_in_view(page, slot: str, when: str) -> None:
     than the view (page 3's four charts), starts at its top and fills it; its first chart
     is wholly inside the viewport."""
     # Plotly draws the live chart anew once an epoch (a new element each time: seen in
-    # Chromium, about 0.3 s without one on a busy box): measure a drawn one.
-    with contextlib.suppress(playwright_api.TimeoutError):  # none at all: the boxes below say so
-        page.wait_for_function(CHART_DRAWN_JS, arg=slot, timeout=15_000)
-    b = page.evaluate(BOXES_JS, slot)
+    # Chromium, about 0.3 s without one on a busy box). The boxes are read in the same
+    # JavaScript turn that finds a drawn chart, so a redraw cannot fall between the two.
+    try:
+        b = page.wait_for_function(BOXES_WITH_CHART_JS, arg=slot, timeout=15_000).json_value()
+    except playwright_api.TimeoutError:  # no drawn chart at all: the boxes below say so
+        b = page.evaluate(BOXES_JS, slot)
     panel, chart, top, height = b["panel"], b["chart"], b["header"], b["height"]
     assert panel is not None, f"{when}: no live panel for {slot}"
     assert top - 2 <= panel["top"] < height, (when, b)
