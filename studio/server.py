@@ -6,7 +6,8 @@
   session under `_queue_override` (`queue()`).
 - The warm-up runs the default demo once in the background, so the class's first Start costs
   what every later one does.
-- The janitor keeps connected learners' runs alive and deletes ended sessions' uploads.
+- The janitor keeps connected learners' runs alive, deletes ended sessions' uploads and lets
+  fetched downloads' bytes go (studio.download_hold).
 Not for: who a browser is (studio.learner) or a session's upload slots (studio.upload_slots).
 """
 
@@ -21,7 +22,7 @@ import time
 
 import streamlit as st
 
-from studio import learner
+from studio import download_hold, learner
 from studio.learner import LearnerStore, owner
 from tlcore.models import catalog
 from tlcore.serve import caps, classroom, estimate, server_queue, store, uploads
@@ -199,6 +200,7 @@ def _reap_forever() -> None:
         try:
             if shared_queue_made():
                 keep_connected_runs_alive(job_queue(), learner.learners)
+            download_hold.release_on_server()  # downloads fetched: their bytes go (none run a page)
             if time.monotonic() - last_reap >= REAP_EVERY_S:
                 last_reap = time.monotonic()
                 upload_folders.reap()
@@ -216,6 +218,7 @@ def server_started() -> None:
     global _swept
     with _started:
         if not _swept:
+            download_hold.install_on_server()
             uploads.sweep_stale()
             threading.Thread(target=_reap_forever, name="tlstudio-upload-janitor", daemon=True).start()
             _swept = True
