@@ -16,6 +16,7 @@ from tlcore.serve import cores
 cores.wait_briefly()  # before torch is imported: its threads spin briefly, then sleep, while they wait (tlcore.serve.cores)
 
 from studio import frame  # noqa: E402 -- after the line above
+from studio.feedback import error as show_error  # noqa: E402
 from studio.server import page_running  # noqa: E402
 
 frame.start()
@@ -26,4 +27,4 @@ try:
         navigation.run()
 except Exception as error:  # noqa: BLE001 -- a class must never see a raw traceback
     logging.getLogger("tlstudio").exception("page failed")  # the server's log keeps it for whoever fixes it
-    st.error(frame.error_text(error))
+    show_error(frame.error_text(error))

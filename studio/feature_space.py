@@ -24,8 +24,8 @@ import streamlit as st
 
 from studio import plots
 from studio.choices import register_choices
-from studio.i18n import current_lang, lesson, t, translated
-from studio.images_ui import class_title, encoded
+from studio.i18n import class_title, current_lang, lesson, t, translated
+from studio.images_ui import encoded
 from studio.learner import owner
 from studio.server import kept_model, queue
 from studio.settings import bound

@@ -15,6 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import classroom_ui, hosts, i18n, plots, teacher
+from studio.feedback import error as show_error
 from studio.i18n import t
 from studio.learner import owner, remember_learner
 from studio.server import queue
@@ -91,7 +92,7 @@ CSS = """<style>
 # Set once per language by the frame (st.html runs a script again only when its text changes):
 # <html lang> follows the page's language (a screen reader reads Korean with a Korean voice), one
 # polite and one assertive live region that outlive Streamlit's redraws (a region drawn by a
-# script run is replaced with it, and a new region's text is not read out: studio.jobs_ui.announce
+# script run is replaced with it, and a new region's text is not read out: studio.feedback.announce
 # writes into these), and focus kept on the control used when a rerun redraws it (a matrix
 # cell), or moved to the control that took its place (Start -> Stop -> Start).
 PAGE_JS = """<script>
@@ -178,7 +179,7 @@ def start() -> None:
     st.session_state[_SEEN] = True
     failed = st.session_state.pop("_callback_error", None)
     if failed:
-        st.error(t("error.callback", message=failed))
+        show_error(t("error.callback", message=failed))
 
 
 def sidebar() -> None:

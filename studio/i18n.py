@@ -177,3 +177,10 @@ def run_labels(view) -> list[str]:
 def _strategy_names(strategy: str) -> set[str]:
     """A strategy's key and its name in every language (a race started in English, shown in Korean)."""
     return {strategy} | {strings(lang).get(f"strategy.{strategy}", strategy) for lang in LANGS}
+
+
+def class_title(dataset: str, name: str) -> str:
+    """A class name in the learner's language where the i18n files have one."""
+    key = f"class.{dataset}.{name}"
+    text = t(key)
+    return name if text == key else text

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from studio.i18n import current_lang, explain_error, t, t_count, translated
+from studio.feedback import error as show_error
+from studio.i18n import class_title, current_lang, explain_error, t, t_count, translated
 from studio.learner import owner
 from studio.server import kept_model, queue
 from studio.state import callback, job_id
@@ -104,13 +105,6 @@ def data_preview(dataset: str, root: str = "", *, ready: bool = True) -> None:
         )
 
 
-def class_title(dataset: str, name: str) -> str:
-    """A class name in the learner's language where the i18n files have one."""
-    key = f"class.{dataset}.{name}"
-    text = t(key)
-    return name if text == key else text
-
-
 # --- try it on a new image ---------------------------------------------------------------
 
 
@@ -118,7 +112,7 @@ def _decode(data: bytes) -> np.ndarray | None:
     """An uploaded or camera image -> (H, W, 3) uint8, or None with a message on screen."""
     image, problem = _read_picture(data)
     if problem:
-        st.error(problem)
+        show_error(problem)
     return image
 
 
@@ -503,7 +497,7 @@ def _write_folder(shots: dict[str, list[bytes]]) -> str:
             fill(folder, None)
     except OSError as error:  # a full disk: said in words, never with the server's path
         drop_upload_slot("camera")
-        st.error(t("cam.cannot_store", error=errno.errorcode.get(error.errno or 0, type(error).__name__)))
+        show_error(t("cam.cannot_store", error=errno.errorcode.get(error.errno or 0, type(error).__name__)))
         return ""
     st.session_state.update(cam_folder=str(folder), cam_folder_digest=digest)
     return str(folder)

@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from studio.feedback import held_messages, replay_messages, say
+from studio.feedback import announce, held_messages, replay_messages, say
+from studio.feedback import error as show_error
 from studio.i18n import duration, explain, explain_error, run_labels, t
 from studio.learner import owner
 from studio.results import draw_race, draw_results, draw_run_charts
@@ -169,31 +170,6 @@ def follow(target: str, *, reserve: bool = False) -> None:
     runs = st.session_state["_follow_runs"] = st.session_state.get("_follow_runs", 0) + 1
     html = FOLLOW.replace("TARGET", target).replace("RESERVE", "calc(100vh - 7rem)" if reserve else "0")
     st.html(html.replace("RUN", str(runs)), unsafe_allow_javascript=True)
-
-
-# The page's live regions are the frame's (studio.frame.PAGE_JS): made once, outside Streamlit's
-# redraws, so a screen reader hears each new sentence. Each sentence is said once (its key: the
-# job and what happened), however often the script draws it again.
-ANNOUNCE = """<script>
-(() => {
-  const said = window.__tlsSaid || (window.__tlsSaid = new Set());
-  if (said.has(KEY)) return;
-  said.add(KEY);
-  const region = document.getElementById(REGION);
-  if (!region) return;
-  region.textContent = '';
-  setTimeout(() => { region.textContent = TEXT; }, 120);  // emptied first: the same words again are read again
-})();
-</script>"""
-
-
-def announce(text: str, key: str, *, assertive: bool = False) -> None:
-    """Say `text` once to a screen reader: politely (progress, the end of a run) or, for an
-    error, at once (WCAG 4.1.3: status messages)."""
-    import json
-
-    script = ANNOUNCE.replace("KEY", json.dumps(key)).replace("TEXT", json.dumps(text))
-    st.html(script.replace("REGION", json.dumps("tls-alert" if assertive else "tls-live")), unsafe_allow_javascript=True)
 
 
 def _announce_live(view: JobView, snap: HistorySnapshot) -> None:
@@ -381,8 +357,7 @@ def _draw_end(view: JobView) -> None:
     failed = next((f for f in final if isinstance(f, Failed)), None)
     said = f"{view.id}:end"
     if failed is not None:
-        st.error(t("job.failed", message=explain(failed.key, failed.values, failed.message)))
-        announce(t("job.failed", message=explain(failed.key, failed.values, failed.message)), said, assertive=True)
+        show_error(t("job.failed", message=explain(failed.key, failed.values, failed.message)), said)
     elif view.state == "cancelled" or any(isinstance(f, Cancelled) for f in final):
         if view.note == "time_limit":
             from studio import teacher

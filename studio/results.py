@@ -15,8 +15,8 @@ import numpy as np
 import streamlit as st
 
 from studio import plots, takeaway
-from studio.i18n import current_lang, explain, run_labels, t
-from studio.images_ui import class_title, encoded, pictures
+from studio.i18n import class_title, current_lang, explain, run_labels, t
+from studio.images_ui import encoded, pictures
 from tlcore.core import metrics
 from tlcore.core.events import HistorySnapshot
 from tlcore.serve.jobs import JobView

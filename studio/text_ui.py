@@ -16,8 +16,9 @@ import streamlit as st
 
 from studio import plots, widgets
 from studio.choices import register_choices, register_ranges
+from studio.feedback import error as show_error
 from studio.feedback import held_messages, replay_messages, say
-from studio.i18n import current_lang, explain_error, t, t_count, translated
+from studio.i18n import class_title, current_lang, explain_error, t, t_count, translated
 from studio.results import chart, draw_downloads, draw_result_header, translator
 from studio.settings import bound
 from studio.state import callback, keep_settings
@@ -319,7 +320,7 @@ def _upload_ui() -> TextDataChoice:
             table = parse_text_csv(raw, name=uploaded.name, max_classes=caps.load().max_classes)
         except ValueError as error:
             drop_upload_slot("text")  # the last CSV was replaced (unless a run of this learner's reads it)
-            st.error(t("text.upload_refused", reason=explain_error(error)))
+            show_error(t("text.upload_refused", reason=explain_error(error)))
             return TextDataChoice("text_csv", ready=False)
         st.session_state["text_upload_table"] = (digest, table)
     counts = Counter(table.labels)
@@ -339,7 +340,7 @@ def _upload_ui() -> TextDataChoice:
         except UploadError as error:
             drop_upload_slot("text")
             st.session_state.pop("text_upload_table", None)
-            st.error(t("text.upload_refused", reason=explain_error(error)))
+            show_error(t("text.upload_refused", reason=explain_error(error)))
             return TextDataChoice("text_csv", ready=False)
         path.write_bytes(raw)  # the session's private folder; a new upload replaces the last
         st.session_state["text_upload_path"] = stored = (digest, str(path))
@@ -390,7 +391,7 @@ def draw_text_results(view: JobView) -> None:
     left, right = st.columns(2)
     with left:
         if result.get("confusion"):
-            classes = result.get("classes") or list(snap.started.classes)
+            classes = [class_title(config.dataset, str(c)) for c in result.get("classes") or snap.started.classes]
             chart(
                 plots.confusion_figure(result["confusion"], classes, translator()),
                 "caption.confusion",
@@ -404,8 +405,8 @@ def draw_text_results(view: JobView) -> None:
             st.dataframe(
                 {
                     t("text.col.sentence"): [m["text"] for m in wrong],
-                    t("text.col.true"): [m["true"] for m in wrong],
-                    t("text.col.pred"): [m["pred"] for m in wrong],
+                    t("text.col.true"): [class_title(config.dataset, str(m["true"])) for m in wrong],
+                    t("text.col.pred"): [class_title(config.dataset, str(m["pred"])) for m in wrong],
                 },
                 hide_index=True,
                 width="stretch",

@@ -18,7 +18,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from studio import plots
-from studio.feedback import say
+from studio.feedback import announce, say
+from studio.feedback import error as show_error
 from studio.i18n import current_lang, explain_error, t
 from studio.learner import owner
 from studio.results import chart_text
@@ -209,16 +210,21 @@ def _draw_live(view) -> None:
     steps = [(e.step, e.loss) for e in snap.steps]
     total = snap.started.total_steps if snap.started else 0
     final = snap.final
+    said = f"{view.id}:mlm"  # a screen reader hears one sentence when it waits, at each check and at the end
     if view.state == "queued":
-        st.info(t("mlmlive.queued"))
+        st.info(text := t("mlmlive.queued"))
+        announce(text, f"{said}:queued")
     elif isinstance(final, Failed):
-        st.error(t("mlmlive.failed", message=explain_error(final)))
+        show_error(t("mlmlive.failed", message=explain_error(final)), f"{said}:end")
     elif isinstance(final, Cancelled):
-        st.caption(t("mlmlive.cancelled", step=final.step))
+        st.caption(text := t("mlmlive.cancelled", step=final.step))
+        announce(text, f"{said}:end")
     elif isinstance(final, Done):
-        st.success(t("mlmlive.done", seconds=final.result["seconds"], steps=final.result["steps"]))
+        st.success(text := t("mlmlive.done", seconds=final.result["seconds"], steps=final.result["steps"]))
+        announce(text, f"{said}:end")
     elif checks:
-        st.caption(t("mlmlive.progress", step=checks[-1].step, total=total, seconds=round(checks[-1].seconds)))
+        st.caption(text := t("mlmlive.progress", step=checks[-1].step, total=total, seconds=round(checks[-1].seconds)))
+        announce(text, f"{said}:{len(checks)}")
     live_col, full_col = st.columns(2)
     with live_col:
         st.plotly_chart(loss_figure(steps, total), key=f"mlm_live_loss_{len(steps)}_{view.state}")

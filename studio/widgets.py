@@ -16,6 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio.choices import Steps, register_choices, register_ranges
+from studio.feedback import error as show_error
 from studio.feedback import say
 from studio.i18n import current_lang, explain_error, t, t_count, translated
 from studio.settings import bound
@@ -366,7 +367,7 @@ def _upload_ui() -> DataChoice:
         except UploadError as error:
             drop_upload_slot("images")  # a refused upload leaves nothing on disk
             st.session_state.pop("upload_summary", None)
-            st.error(t("upload.refused", reason=explain_error(error)))
+            show_error(t("upload.refused", reason=explain_error(error)))
             return DataChoice("folder", ready=False)
         st.session_state["upload_summary"] = (digest, folder, summary)
     classes, counts, skipped = summary

@@ -387,6 +387,8 @@ def test_a_bad_upload_gets_a_clear_message_and_no_start(content, reason):
     at = upload_page(content)
     assert not at.exception
     assert any(reason in e.value for e in at.error), [e.value for e in at.error]
+    alerts = [e.proto.body for e in at.get("html") if '"tls-alert"' in e.proto.body]  # heard at once too (issue 31)
+    assert any(reason in a for a in alerts), alerts
     assert at.button(key="start").disabled
     folder = at.session_state["_uploads"].path  # the session's private folder: the refused upload left nothing
     assert sorted(p.name for p in folder.iterdir()) == [".owner", ".server"]  # only the folder's markers

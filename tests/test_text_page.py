@@ -114,6 +114,23 @@ def test_start_runs_a_text_job_and_shows_the_mistakes():
     assert any("300 sentences/s" in c.value for c in at.caption)
 
 
+def test_a_korean_text_run_names_its_classes_in_korean():
+    """Issue 31, item 5: the confusion matrix and the sentences it got wrong say 부정 / 긍정,
+    not the data's own negative / positive, on a Korean page."""
+    at = text_app()  # AppTest sets widgets by their English labels: run in English, then switch
+    at.selectbox(key="w:text_dataset").set_value("sentiment_en").run()
+    at.button(key="text_start").click().run()
+    wait_done(at, "text")
+    at.radio(key="w:lang").set_value("ko").run()
+    ok(at)
+    mistakes = next(df.value for df in at.dataframe if "Not bad at all, honestly." in df.value.to_string())
+    assert list(mistakes.iloc[0])[1:] == ["긍정", "부정"], mistakes
+    traces = [trace for c in at.get("plotly_chart") for trace in json.loads(c.proto.spec)["data"]]
+    heatmaps = [trace for trace in traces if trace.get("type") == "heatmap" and trace.get("z") == [[3, 1], [1, 3]]]
+    assert heatmaps and all(h["x"] == ["부정", "긍정"] and h["y"] == ["부정", "긍정"] for h in heatmaps), heatmaps
+    assert "negative" not in json.dumps(heatmaps)
+
+
 def wait_done(at: AppTest, slot: str) -> None:
     queue, me = at.session_state["_queue_override"], at.session_state["owner"]
     deadline = time.monotonic() + 20
