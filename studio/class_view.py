@@ -228,6 +228,20 @@ def grad_summary(exp: Experiment) -> str:
     return t("alt.class_grads", places="; ".join(places)) if places else ""
 
 
+def grad_columns(exp: Experiment) -> dict[str, list]:
+    """The gradient map's numbers as table columns: a row per layer group (shallow first), a
+    column per level with its mean gradient norm, "frozen", or a dash while the level has no
+    finished run (the map's text alternative)."""
+    groups, rows = classroom.grad_table(exp)
+    out: dict[str, list] = {t("class.view.groups"): list(groups)}
+    for j, level in enumerate(exp.levels):
+        ran = any(c.level == j and c.result is not None for c in exp.cells)
+        out[level_label(exp.factor, level)] = [
+            f"{row[j]:.3g}" if row[j] else (t("class.view.frozen") if ran else "–") for row in rows
+        ]
+    return out if groups else {}
+
+
 def table(exp: Experiment, name_of: Callable[[str | None], str]) -> dict[str, list]:
     """The runs as columns for an HTML table (a screen reader reads it cell by cell)."""
     out: dict[str, list] = {}

@@ -24,7 +24,8 @@ from studio.feedback import held_messages, replay_messages, say
 from studio.i18n import duration, t
 from studio.jobs_ui import is_running, job_panel, paused_for_me, submit
 from studio.learner import network_address, owner
-from studio.results import table_html
+from studio.plots import ChartText
+from studio.results import chart_text, table_html
 from studio.server import class_room, hold_class_jobs, queue
 from studio.state import DEFAULTS, callback, job_id
 from tlcore.core.events import HistorySnapshot
@@ -300,7 +301,7 @@ def projected(*, mine: bool = False) -> None:
         grads = class_view.grad_chart(exp)
         if grads is not None:
             st.plotly_chart(grads, key="class_grads", config={"displaylogo": False})
-            st.markdown(class_view.grad_summary(exp))
+            chart_text(ChartText(class_view.grad_summary(exp), class_view.grad_columns(exp)))
         with st.expander(t("class.view.table"), expanded=False):
             st.html(table_html(class_view.table(exp, room.shown_name), t("class.view.table")))
 

@@ -445,6 +445,24 @@ def test_the_projected_charts_are_built_once_per_state_of_the_experiment():
     assert class_view.grad_chart(room.latest()) is class_view.grad_chart(room.latest())
 
 
+def test_the_class_gradient_map_has_its_numbers_as_a_table():
+    """Issue 31, item 3: the projected gradient map's text alternative, a row per layer group."""
+    from studio import class_view
+
+    room = Classroom(clock=Clock())
+    code = room.open()
+    room.join(code, "a")
+    exp = room.start_experiment("lr", [1e-3, 1e-2], 1, BASE)
+    room.started("a", exp.id, 0, "job-a")
+    room.collect(lambda job, learner: snapshot(0.6))
+    columns = class_view.grad_columns(room.latest())
+    assert list(columns) == ["Layer group", class_view.level_label("lr", 1e-3), class_view.level_label("lr", 1e-2)]
+    assert columns["Layer group"] == ["stem", "stage1", "head"]
+    assert list(columns.values())[1] == ["frozen", "3", "3"]  # stem frozen; the two steps' mean norms
+    assert list(columns.values())[2] == ["–", "–", "–"]  # no run of that level yet
+    assert "stage1" in class_view.grad_summary(room.latest()) or "head" in class_view.grad_summary(room.latest())
+
+
 def test_the_teacher_can_give_each_seed_its_own_examples(class_app):
     room, _, _, as_teacher = class_app
     teacher = as_teacher()
