@@ -104,3 +104,37 @@ def test_a_text_linear_probe_reuses_the_encoders_sentence_features(tmp_path):
     assert second["predictions"] == first["predictions"] and second["cached_depth"] == first["cached_depth"] > 0
     _run(config.replace(seed=1))  # other sentences: computed anew
     assert feature_cache.shared.misses == 2
+
+
+def test_on_a_cpu_the_prefix_is_computed_a_bounded_number_of_pixels_at_a_time(monkeypatch):
+    """Issue 29 (the server's peak memory): 256 images at 96 px through Lite0 at once held about
+    800 MB of activations; on a CPU a pass takes at most CPU_PREFIX_PIXELS, and the features are
+    the same as those of one big pass."""
+    from tlcore.data import datasets, sources
+    from tlcore.models import catalog
+
+    feature_cache.shared.clear()
+    n, size = 50, 48
+    data = datasets.ImageData(
+        ["a", "b"],
+        torch.randint(0, 255, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)),
+        torch.arange(n) % 2,
+        torch.randint(0, 255, (10, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)),
+        torch.arange(10) % 2,
+    )
+    model = catalog.build_model("efficientnet_lite0", 2, pretrained=False, image_size=size).eval()
+    passes = []
+    forward_to = model.forward_to
+    monkeypatch.setattr(model, "forward_to", lambda x, depth: (passes.append(len(x)), forward_to(x, depth))[1])
+    monkeypatch.setattr(sources, "CPU_PREFIX_PIXELS", 16 * size * size)
+    chunked = sources.TensorSource(data, torch.device("cpu"), augment="none")
+    assert chunked.prepare(model, 3, 64, lambda: torch.no_grad()) == 3
+    assert passes[1:] == [16, 16, 16, 2, 10]  # (the first: a one-image probe of the features' size)
+    feature_cache.shared.clear()
+    monkeypatch.setattr(sources, "CPU_PREFIX_PIXELS", 1_000 * size * size)
+    passes.clear()
+    whole = sources.TensorSource(data, torch.device("cpu"), augment="none")
+    whole.prepare(model, 3, 64, lambda: torch.no_grad())
+    assert passes[1:] == [50, 10]
+    torch.testing.assert_close(chunked.train_x, whole.train_x)
+    torch.testing.assert_close(chunked.val_x, whole.val_x)

@@ -20,6 +20,11 @@ from typing_extensions import override
 from tlcore.data import datasets, feature_cache
 
 CACHE_BUDGET_BYTES = 2 * 1024**3  # cached features larger than this are not kept
+# On a CPU, a frozen prefix's features are computed this many pixels' worth of images at a time
+# (64 images at 96 px; fewer as they grow): the activations of 4 batches at once (256 images of
+# Fashion-MNIST at 96 px through Lite0) held about 800 MB at their peak, on the class server that
+# also serves every page (issue 29: the server's peak memory), for no gain in speed.
+CPU_PREFIX_PIXELS = 64 * 96 * 96
 
 
 class BatchSource(Protocol):
@@ -119,11 +124,15 @@ class TensorSource(BatchSource):
         was_training = model.training
         model.eval()
 
+        chunk = batch_size * 4
+        if self.device.type == "cpu":
+            chunk = max(1, min(chunk, CPU_PREFIX_PIXELS // max(1, self.train_x.shape[-1] * self.train_x.shape[-2])))
+
         def features(x):
             outs = []
-            for i in range(0, len(x), batch_size * 4):
+            for i in range(0, len(x), chunk):
                 with autocast():
-                    outs.append(model.forward_to(self._layout(x[i : i + batch_size * 4]), depth))
+                    outs.append(model.forward_to(self._layout(x[i : i + chunk]), depth))
             return torch.cat(outs)
 
         probe = features(self.train_x[:1])
