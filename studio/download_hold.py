@@ -11,11 +11,11 @@ quiet server no script run comes at all, so an 87 MB text model stayed in memory
 as nobody clicked anything.
 
 `install(manager)` wraps the manager's `execute_deferred`: each file it makes is held (kept
-referenced, under a session id no browser has) for `HOLD_S`, long enough for the browser's
-request, which follows the URL at once and reads the bytes whole. `release_expired()` lets go
-of the older ones and collects them; the janitor (studio.server) calls it every few seconds,
-so a download's bytes leave the server within about `HOLD_S` plus two janitor rounds even when
-no page runs.
+referenced, under a session id no browser has) until the browser has asked for it (the media
+route reads the bytes whole, then sends them), or for `HOLD_S` at most. `release_expired()`
+lets go of those and collects them; the janitor (studio.server) calls it every few seconds, so
+a download's bytes leave the server a few seconds after their request (at most `HOLD_S` after
+the click) even when no page runs.
 
 It reaches into Streamlit's media manager (its lock and its per-session file map): where a
 Streamlit version lacks them, `install` says so once in the log and leaves Streamlit's own
@@ -30,7 +30,8 @@ import threading
 import time
 from collections.abc import Callable
 
-HOLD_S = float(os.environ.get("TLS_DOWNLOAD_HOLD_S", "30"))  # from the click to the browser's request
+HOLD_S = float(os.environ.get("TLS_DOWNLOAD_HOLD_S", "60"))  # at most, from the click (a request that never came)
+FETCHED_S = 2.0  # held this long after its request (another request for it, a retry, finds it)
 HOLDER = "tlstudio-download-hold"  # the session id the held files are filed under (no browser has it)
 
 _log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class _Hold:
         self.clock = clock
         self.lock = threading.Lock()
         self.made: dict[str, float] = {}
+        self.fetched: dict[str, float] = {}  # file id -> when its bytes were first asked for
 
 
 def _file_id(url: str) -> str:
@@ -55,7 +57,8 @@ def install(manager, clock: Callable[[], float] = time.monotonic) -> bool:
     it could (once per manager: a second call changes nothing)."""
     if getattr(manager, "_tlstudio_hold", None) is not None:
         return True
-    if not all(hasattr(manager, name) for name in ("execute_deferred", "_files_by_session_and_coord", "_lock")):
+    needs = ("execute_deferred", "_files_by_session_and_coord", "_lock", "_storage")
+    if not all(hasattr(manager, name) for name in needs) or not hasattr(manager._storage, "get_file"):  # noqa: SLF001
         _log.warning("this Streamlit's media manager has no place to hold a download: downloads are not held")
         return False
     execute, hold = manager.execute_deferred, _Hold(clock)
@@ -67,25 +70,43 @@ def install(manager, clock: Callable[[], float] = time.monotonic) -> bool:
             manager._files_by_session_and_coord[HOLDER][made] = made  # noqa: SLF001
         with hold.lock:
             hold.made[made] = hold.clock()
+            hold.fetched.pop(made, None)  # a new click: held until its own request
         return url
 
+    storage = manager._storage  # noqa: SLF001
+    get_file = storage.get_file
+
+    def get_and_note(filename: str):
+        found = get_file(filename)  # what the media route calls for each request
+        made = filename.split(".", 1)[0]
+        with hold.lock:
+            if made in hold.made:
+                hold.fetched.setdefault(made, hold.clock())
+        return found
+
     manager.execute_deferred = execute_and_hold
+    storage.get_file = get_and_note
     manager._tlstudio_hold = hold  # noqa: SLF001
     return True
 
 
 def release_expired(manager, now: float | None = None) -> int:
-    """Let go of the files held for longer than HOLD_S and collect what no session uses; returns
-    how many were let go. Streamlit deletes a download on the second collection after it is
+    """Let go of the files asked for FETCHED_S ago, or held for HOLD_S, and collect what no session
+    uses; returns how many were let go. Streamlit deletes a download on the second collection after it is
     let go (the first marks it)."""
     hold: _Hold | None = getattr(manager, "_tlstudio_hold", None)
     if hold is None:
         return 0
     now = hold.clock() if now is None else now
     with hold.lock:
-        expired = [made for made, at in hold.made.items() if now - at >= HOLD_S]
+        expired = [
+            made
+            for made, at in hold.made.items()
+            if now - at >= HOLD_S or (made in hold.fetched and now - hold.fetched[made] >= FETCHED_S)
+        ]
         for made in expired:
             del hold.made[made]
+            hold.fetched.pop(made, None)
     if expired:
         with manager._lock:  # noqa: SLF001
             held = manager._files_by_session_and_coord.get(HOLDER, {})  # noqa: SLF001

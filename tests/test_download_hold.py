@@ -47,18 +47,24 @@ def test_without_the_hold_two_other_script_runs_delete_a_download_before_its_fet
         fetch(manager, url)
 
 
+def stored(manager: MediaFileManager, url: str) -> bool:
+    """Is the download's file still in the store (without asking for it as a browser would)?"""
+    return url.rsplit("/", 1)[-1].split(".", 1)[0] in manager._storage._files_by_id
+
+
 def test_a_held_download_outlives_a_busy_class_until_it_is_fetched_then_goes():
     manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
     assert download_hold.install(manager, clock)
     assert download_hold.install(manager, clock)  # once per manager
     url = click(manager)
     other_sessions_finish_runs(manager, runs=50)
+    clock.now += 5  # the browser's request, seconds later on a busy server
     assert fetch(manager, url) == b"PK model bytes"
     assert download_hold.held(manager) == 1
 
-    clock.now += download_hold.HOLD_S - 1  # the janitor's round before the hold is over
+    clock.now += download_hold.FETCHED_S - 1  # the janitor's round right after the request
     assert download_hold.release_expired(manager) == 0
-    assert fetch(manager, url) == b"PK model bytes"
+    assert fetch(manager, url) == b"PK model bytes"  # a second request (a retry) still finds it
 
     clock.now += 1
     assert download_hold.release_expired(manager) == 1  # let go and marked ...
@@ -68,14 +74,29 @@ def test_a_held_download_outlives_a_busy_class_until_it_is_fetched_then_goes():
         fetch(manager, url)
 
 
+def test_a_download_never_asked_for_goes_after_the_longest_hold():
+    manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
+    download_hold.install(manager, clock)
+    url = click(manager)
+    clock.now += download_hold.HOLD_S - 1
+    assert download_hold.release_expired(manager) == 0
+    other_sessions_finish_runs(manager)
+    assert stored(manager, url)
+    clock.now += 1
+    assert download_hold.release_expired(manager) == 1
+    download_hold.release_expired(manager)
+    assert not stored(manager, url)
+
+
 def test_clicked_again_the_same_bytes_are_held_from_the_new_click():
     manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
     download_hold.install(manager, clock)
     first = click(manager)
-    clock.now += download_hold.HOLD_S - 1
-    second = click(manager)  # same bytes: same stored file
+    fetch(manager, first)
+    clock.now += download_hold.FETCHED_S - 1
+    second = click(manager)  # same bytes: same stored file, held again until its own request
     assert first == second
-    clock.now += 2
+    clock.now += download_hold.FETCHED_S
     assert download_hold.release_expired(manager) == 0
     other_sessions_finish_runs(manager)
     assert fetch(manager, second) == b"PK model bytes"
@@ -90,8 +111,7 @@ def test_the_buttons_own_and_other_files_are_left_to_streamlit():
     download_hold.release_expired(manager)
     download_hold.release_expired(manager)
     assert fetch(manager, image) == b"\x89PNG picture"
-    with pytest.raises(MediaFileStorageError):
-        fetch(manager, url)
+    assert not stored(manager, url)
     assert click(manager) == url  # the button still works: its callable is kept for the next click
 
 
