@@ -16,8 +16,9 @@ state folder):
   projection each round), picks the next sample photo in "Try it" (two Grad-CAM maps),
   downloads the model's weights and its ONNX export; page 5 downloads the text model's weights
   and ONNX (87 MB each for MiniLM);
-- then the tabs stay open `--settle` s (Streamlit drops a download's bytes on its own clock)
-  and memory is read again, and once more after the tabs are closed.
+- then the tabs stay open `--settle` s (the janitor lets a download's bytes go a few seconds
+  after the browser asked for them: studio.download_hold) and memory is read again, and once
+  more after the tabs are closed.
 
 The server's RSS (its training processes' included, tools.loadtest.sampler) is sampled every
 0.5 s. Targets (issue 29, item 2): peak < 3 GB; after the burst within 10% of the start.
