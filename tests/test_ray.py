@@ -283,36 +283,75 @@ def test_the_real_trainer_on_a_ray_worker_and_the_learners_model_back_on_the_ser
 # --- the hub, the token, a cluster that does not answer -------------------------------------
 
 
-def test_a_lost_hub_fails_one_run_with_a_message_and_the_next_run_works(make_queue):
-    q = make_queue(make_run(steps=10_000, delay=0.01))
-    job = q.submit(RunConfig(), owner="alice")
-    assert wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > 3, timeout=30)
-    ray.kill(q._hub, no_restart=True)  # gone for good (its node lost, say)
-    assert wait_for(lambda: q.get(job, "alice").state == "failed", timeout=30)
-    final = q.get(job, "alice").runs[0].final
-    assert isinstance(final, Failed) and final.key == "run.hub_lost", final
-    assert not re.search(r"\d+\.\d+\.\d+\.\d+|pid|Actor", final.message), final.message  # no raw Ray error on a page
-    q._remote_fn = make_run(steps=3, delay=0)
-    again = q.submit(RunConfig(), owner="alice")
-    assert wait_for(lambda: q.get(again, "alice").state == "done", timeout=60), q.get(again, "alice").runs[0].final
-    assert q.get(again, "alice").where == ""  # on the cluster, through a new hub
-    # A hub whose process dies restarts (max_restarts): the same handle answers again.
-    hub = q._hub
-    ray.kill(hub, no_restart=False)
+LOST_HUB = """
+import json, re, sys, time
+sys.path.insert(0, {root!r})
+import ray
+from tlcore.train.config import RunConfig
+from tlcore.serve.ray_jobs import RayJobQueue
+from tests.helpers.fakes import make_run, wait_for
+q = RayJobQueue(make_run(steps=10_000, delay=0.01), address={address!r})
+assert q.wait_joined(60).state == "connected", q.cluster_status()
+out = {{}}
+job = q.submit(RunConfig(), owner="alice")
+out["stepped"] = wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > 3, timeout=30)
+ray.kill(q._hub, no_restart=True)  # gone for good (its node lost, say)
+out["failed"] = wait_for(lambda: q.get(job, "alice").state == "failed", timeout=30)
+final = q.get(job, "alice").runs[0].final
+out["key"], out["message"] = getattr(final, "key", None), getattr(final, "message", "")
+q._remote_fn = make_run(steps=3, delay=0)
+again = q.submit(RunConfig(), owner="alice")
+out["again"] = wait_for(lambda: q.get(again, "alice").state == "done", timeout=60) and q.get(again, "alice").where
+# A hub whose process dies restarts (max_restarts): the same handle answers again.
+hub = q._hub
+ray.kill(hub, no_restart=False)
 
-    def answers() -> bool:
-        try:
-            return ray.get(hub.ping.remote(), timeout=5) is not None
-        except (ray.exceptions.RayError, TimeoutError):
-            return False
+def answers():
+    try:
+        return ray.get(hub.ping.remote(), timeout=5) is not None
+    except (ray.exceptions.RayError, TimeoutError):
+        return False
 
-    assert wait_for(answers, timeout=60)  # restarted: the same handle answers again (a run during
-    third = q.submit(RunConfig(), owner="alice")  # the restart itself fails, as a lost hub does)
-    assert wait_for(lambda: q.get(third, "alice").state in ("done", "failed"), timeout=60)
-    if q.get(third, "alice").state == "failed":  # it met the restart's last moments (seen under load in CI):
-        assert q.get(third, "alice").runs[0].final.key == "run.hub_lost"  # one run fails, said in words ...
-        third = q.submit(RunConfig(), owner="alice")  # ... and the next one works
-    assert wait_for(lambda: q.get(third, "alice").state == "done", timeout=60), q.get(third, "alice").runs[0].final
+out["restarted"] = wait_for(answers, timeout=60)
+third = q.submit(RunConfig(), owner="alice")
+wait_for(lambda: q.get(third, "alice").state in ("done", "failed"), timeout=60)
+out["third"] = [q.get(third, "alice").state, getattr(q.get(third, "alice").runs[0].final, "key", None)]
+if out["third"][0] == "failed":  # it met the restart's last moments (seen under load in CI) ...
+    third = q.submit(RunConfig(), owner="alice")  # ... and the next one works
+out["after"] = wait_for(lambda: q.get(third, "alice").state == "done", timeout=60)
+print(json.dumps(out), flush=True)
+"""
+
+
+def run_driver(head, script: str, timeout: float) -> dict:
+    """A class server's Ray driver in a process of its own (its own `RayJobQueue` on the head);
+    its one JSON line. Ray's driver can abort in its own task manager when a task's cancel races
+    with the task's end (ray-project/ray#54527, "Tried to complete task that was not pending"):
+    that crash, and only that, makes the test an expected failure, said as such (xfail), not a pass."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(head.token_path), "PYTHONPATH": ROOT}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    stdout, stderr = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        logs = head.token_path.parent / "r" / "session_latest" / "logs"
+        driver_log = "".join(p.read_text(errors="replace") for p in logs.glob(f"python-core-driver-*_{proc.pid}.log"))
+        if "submissible_tasks_.end()" in stderr + driver_log:
+            pytest.xfail("Ray's own task-manager race (ray-project/ray#54527) aborted the driver after a hub kill")
+    assert proc.returncode == 0, stderr[-3000:]
+    return json.loads(next(line for line in reversed(stdout.splitlines()) if line.startswith("{")))
+
+
+def test_a_lost_hub_fails_one_run_with_a_message_and_the_next_run_works(head):
+    """The hub killed under a run (a driver process of its own: see run_driver)."""
+    got = run_driver(head, LOST_HUB.format(root=ROOT, address=head.address), timeout=400)
+    assert got["stepped"] and got["failed"] and got["key"] == "run.hub_lost", got
+    assert not re.search(r"\d+\.\d+\.\d+\.\d+|pid|Actor", got["message"]), got["message"]  # no raw Ray error on a page
+    assert got["again"] == "", got  # done, on the cluster, through a new hub
+    assert got["restarted"], got  # restarted: the same handle answers again
+    assert got["third"][0] == "done" or got["third"] == ["failed", "run.hub_lost"], got  # one run fails, said in words
+    assert got["after"], got
 
 
 def test_a_cluster_given_up_as_lost_is_tried_again_and_used_when_it_answers(make_queue, monkeypatch):
@@ -435,18 +474,7 @@ def test_a_hub_killed_again_and_again_under_load_costs_one_run_each_time_and_nev
     each killed run ends (failed with the hub's message, or done when it finished first), none polls
     forever, and a run after the last kill trains: on the cluster, or here when the queue gave the
     cluster up (a new hub did not answer within HUB_S on the loaded box: seen), which it then says."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(head.token_path), "PYTHONPATH": ROOT}
-    driver = subprocess.run(
-        [sys.executable, "-c", HUB_KILLER.format(root=ROOT, address=head.address, rounds=3)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert driver.returncode == 0, driver.stderr[-3000:]
-    got = json.loads(next(line for line in reversed(driver.stdout.splitlines()) if line.startswith("{")))
+    got = run_driver(head, HUB_KILLER.format(root=ROOT, address=head.address, rounds=3), timeout=900)
     assert len(got["rounds"]) == 3
     for one in got["rounds"]:
         if one["where"] == "":  # killed under it: ended, said in words (or done first); no page polls forever

@@ -161,6 +161,17 @@ def train_remote(run_fn: RunFn | None, config: RunConfig, key: str, hub, keep_mo
     return trained.on_cpu() if keep_model and trained is not None else None
 
 
+def _cancel_unless_it_ends(ref, wait_s: float = STOP_POLL_S + 2.0) -> None:
+    """Force-cancel a task that is still running once it had the time to end on its own. A task
+    whose hub is gone for good ends at its next stop poll (its question to the hub raises); a
+    cancel that lands while a task ends can abort Ray's driver in its own task manager ("Tried to
+    complete task that was not pending", ray-project/ray#54527: seen here, and the driver is the
+    class server), so the task is given that chance first."""
+    done, _ = ray.wait([ref], timeout=wait_s)
+    if not done:
+        ray.cancel(ref, force=True)
+
+
 def worker_lost(error: BaseException) -> Failed:
     """The worker or its node went away. Ray's own words (addresses, process ids) go to the
     server's log, not to a learner's page."""
@@ -417,7 +428,7 @@ class RayJobQueue(JobQueue):
                     history.append(hub_lost(lost))
         finally:
             if not ended:  # this thread failed while relaying (the hub lost, say): no run left orphaned
-                ray.cancel(ref, force=True)
+                _cancel_unless_it_ends(ref)
             hub.forget.remote(key)
         if history.snapshot().final is None:
             snap = history.snapshot()
