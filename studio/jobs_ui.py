@@ -176,10 +176,12 @@ def _announce_live(view: JobView, snap: HistorySnapshot) -> None:
     """One sentence when a run starts and after each epoch (not every step)."""
     label = run_labels(view)[view.current]
     evals = snap.evals
+    text = t("live.started", label=label, run=view.current + 1, runs=len(view.runs))
+    said_start = f"_said_start:{view.id}:{view.current}"  # the start is said even when a poll missed it
     if evals:
-        text = t("live.epoch", label=label, epoch=evals[-1].epoch, epochs=snap.started.epochs, acc=f"{evals[-1].val_acc:.0%}")
-    else:
-        text = t("live.started", label=label, run=view.current + 1, runs=len(view.runs))
+        epoch = t("live.epoch", label=label, epoch=evals[-1].epoch, epochs=snap.started.epochs, acc=f"{evals[-1].val_acc:.0%}")
+        text = epoch if st.session_state.get(said_start) else f"{text} {epoch}"
+    st.session_state[said_start] = True
     announce(text, f"{view.id}:{view.current}:{len(evals)}")
 
 
