@@ -1,0 +1,129 @@
+"""What each request-time service costs the server's memory, one at a time, in one process:
+the peak above its start and what stays after (C heap given back, as the server's janitor does).
+
+    python -m tools.loadtest.services                 # image: feature space, Grad-CAM, ONNX, the zip
+    python -m tools.loadtest.services --parts         # the feature space's steps: data, each body, its features
+    python -m tools.loadtest.services --text          # the text model's ONNX export, zips, feature space
+
+No server and no browser (tools.loadtest.hammer drives those): this says which service holds
+what, so a change to one can be measured against its own figure. RSS is sampled every 5 ms.
+Issue 29, item 2; figures in docs/class-load.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def measure(name: str, fn) -> None:
+    """Run fn() once; print the peak RSS above the start and what stays after."""
+    from tlcore.serve.process import return_freed_memory
+
+    gc.collect()
+    return_freed_memory()
+    start, stop = rss_mb(), threading.Event()
+    peak = [start]
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            stop.wait(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
+    out = fn()
+    seconds = time.perf_counter() - t0
+    stop.set()
+    sampler.join()
+    del out
+    gc.collect()
+    return_freed_memory()
+    print(
+        f"{name:30s} start {start:6.0f} MB  peak +{peak[0] - start:5.0f} MB  after +{rss_mb() - start:5.0f} MB  {seconds:5.1f} s",
+        flush=True,
+    )
+
+
+def image_services(parts: bool) -> None:
+    from skimage import data as photos
+
+    from tlcore.lab import embedding, explain
+    from tlcore.models import catalog
+    from tlcore.serve import takehome
+    from tlcore.train import presets
+    from tlcore.train.finetuned import Finetuned
+
+    config = presets.image()
+    model = catalog.build_model(config.backbone, 10, pretrained=True, image_size=config.image_size).eval()
+    entry = Finetuned(model, tuple(str(i) for i in range(10)), config.image_size, config.backbone, config.to_dict())
+    request = embedding.Request(
+        "image", config.backbone, config.dataset, config.per_class, config.val_per_class, config.image_size, 0
+    )
+    if parts:
+        data = embedding.load_data(request)
+        for kind, _name, build in embedding._bodies(request, data.num_classes):
+            body = build()
+            measure(f"features, {kind} body", lambda body=body: embedding.image_features(body, data))
+        return
+    measure("feature space (PCA)", lambda: embedding.feature_view(request))
+    measure("feature space (t-SNE)", lambda: embedding.feature_view(embedding.Request(**{**vars(request), "method": "tsne"})))
+    measure(
+        "feature space + fine-tuned",
+        lambda: embedding.feature_view(embedding.Request(**{**vars(request), "finetuned_id": "x"}), finetuned=entry),
+    )
+    photo = photos.astronaut()
+    measure("Grad-CAM (the run's size)", lambda: explain.class_map(model, photo, size=config.image_size))
+    measure("Grad-CAM (224 px)", lambda: explain.class_map(model, photo, size=224))
+    folder = Path(tempfile.mkdtemp())
+    measure("ONNX export", lambda: takehome.export_onnx(entry, folder / "model.onnx"))
+    measure("zip: weights and ONNX", lambda: takehome.zip_bytes(entry))
+
+
+def text_services() -> None:
+    from tlcore.lab import embedding
+    from tlcore.models.text import build_text_model
+    from tlcore.serve import takehome
+    from tlcore.train import presets
+    from tlcore.train.finetuned import Finetuned
+
+    config = presets.text()
+    model = build_text_model(config.backbone, 2, pretrained=True)
+    entry = Finetuned(model, ("a", "b"), 0, config.backbone, config.to_dict(), task="text")
+    folder = Path(tempfile.mkdtemp())
+    measure("text ONNX export", lambda: takehome.export_onnx(entry, folder / "model.onnx"))
+    measure("text zip: weights", lambda: takehome.zip_bytes(entry, parts=("weights",)))
+    measure("text zip: ONNX", lambda: takehome.zip_bytes(entry, parts=("onnx",)))
+    request = embedding.Request("text", config.backbone, config.dataset, config.per_class, config.val_per_class, 0, 0)
+    measure("text feature space", lambda: embedding.feature_view(request))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parts", action="store_true", help="the feature space's steps one by one")
+    ap.add_argument("--text", action="store_true", help="the text model's services")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a busy server's share)")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.text:
+        text_services()
+    else:
+        image_services(args.parts)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
