@@ -48,7 +48,7 @@ class _Hold:
 
 
 def _file_id(url: str) -> str:
-    """The stored file's id from its URL ("/media/<id>.zip")."""
+    """The stored file's id from its URL ("/media/<id>.zip") or its file name ("<id>.zip")."""
     return url.rsplit("/", 1)[-1].split(".", 1)[0]
 
 
@@ -77,8 +77,8 @@ def install(manager, clock: Callable[[], float] = time.monotonic) -> bool:
     get_file = storage.get_file
 
     def get_and_note(filename: str):
-        found = get_file(filename)  # what the media route calls for each request
-        made = filename.split(".", 1)[0]
+        found = get_file(filename)  # what the media route calls for each request ("<id>.zip")
+        made = _file_id(filename)
         with hold.lock:
             if made in hold.made:
                 hold.fetched.setdefault(made, hold.clock())
