@@ -252,10 +252,17 @@ def test_a_run_asks_for_a_gpu_only_where_there_is_one(make_queue):
 
 def test_the_server_picks_ray_from_its_configuration(cluster, monkeypatch):
     from tlcore import serve
+    from tlcore.serve.ray_driver import RayDriverQueue
     from tlcore.serve.ray_jobs import RayJobQueue
 
     monkeypatch.setenv("TLS_RAY_ADDRESS", "local")
+    monkeypatch.setenv("TLS_RAY_DRIVER", "here")
     assert isinstance(serve.server_queue(run_fn=make_run(steps=1, delay=0)), RayJobQueue)
+    monkeypatch.delenv("TLS_RAY_DRIVER")  # the default: the driver in a process of its own
+    monkeypatch.setenv("TLS_RAY_ADDRESS", f"127.0.0.1:{free_port()}")  # (no second Ray instance for it to start)
+    by_default = serve.server_queue(run_fn=make_run(steps=1, delay=0))
+    assert isinstance(by_default, RayDriverQueue) and not isinstance(by_default, RayJobQueue)
+    by_default.close()
     monkeypatch.delenv("TLS_RAY_ADDRESS")
     local = serve.server_queue(run_fn=make_run(steps=1, delay=0))
     assert type(local) is JobQueue
@@ -487,3 +494,52 @@ def test_a_hub_killed_again_and_again_under_load_costs_one_run_each_time_and_nev
         assert got["status"] == {"state": "lost", "reason": "cluster", "gpus": 0, "cpus": 0}, got
     else:
         assert got["status"]["state"] == "connected", got
+
+
+# --- the driver in a process of its own: Ray's own abort costs a run, never the server ----------
+
+
+@pytest.fixture
+def driver_env(head, monkeypatch):
+    """The server's environment as the README gives it (its driver process inherits it)."""
+    for name in [k for k in os.environ if k.startswith("RAY_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(head.token_path))
+    return head
+
+
+def test_a_crashed_ray_driver_costs_its_run_never_the_server_and_the_class_trains_on(driver_env):
+    """Issue 29, item 7: Ray's own check can abort its driver (ray-project/ray#54527). The class
+    server's driver is a process of its own (tlcore.serve.ray_driver); it is aborted here as Ray
+    aborts it (SIGABRT) under a run. The server lives; that run fails with a message; the teacher
+    reads why; the next run trains on the server; a new driver joins and runs go to the cluster
+    again, where Stop still stops them."""
+    from tlcore.serve.ray_driver import RayDriverQueue
+
+    q = RayDriverQueue(make_run(steps=10_000, delay=0.01), address=driver_env.address)
+    try:
+        assert q.wait_joined(90).state == "connected", q.cluster_status()
+        job = q.submit(RunConfig(), owner="alice")
+        assert wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > 3, timeout=60)
+        first_driver = q.driver_pid()
+        os.kill(first_driver, signal.SIGABRT)  # what a failed RAY_CHECK does
+        assert wait_for(lambda: q.get(job, "alice").state == "failed", timeout=30), q.get(job, "alice").state
+        view = q.get(job, "alice")
+        assert view.runs[0].final.key == "run.driver_lost" and len(view.runs[0].steps) > 3  # what it had sent is kept
+        assert "start it again" in view.runs[0].final.message
+        assert q.cluster_status().state == "lost" and q.cluster_status().reason == "driver"
+        q._local_fn = make_run(steps=3, delay=0)
+        here = q.submit(RunConfig(), owner="bob")  # while a new driver joins: trained on the server
+        assert wait_for(lambda: q.get(here, "bob").state == "done", timeout=60), q.get(here, "bob").runs[0].final
+        assert q.get(here, "bob").where == "local"
+        assert wait_for(lambda: q.cluster_status().state == "connected", timeout=90), q.cluster_status()
+        assert q.driver_pid() not in (None, first_driver)
+        back = q.submit(RunConfig(), owner="alice")  # on the cluster again
+        assert wait_for(lambda: len(q.get(back, "alice").runs[0].steps) > 3, timeout=60)
+        assert q.get(back, "alice").where == ""
+        assert q.cancel(back, "alice")
+        assert wait_for(lambda: q.get(back, "alice").state == "cancelled", timeout=10)
+        assert isinstance(q.get(back, "alice").runs[0].final, Cancelled)
+    finally:
+        q.close()

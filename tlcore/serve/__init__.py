@@ -22,6 +22,9 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
     see tlcore.serve.ray_jobs), else the embedded local queue. Returns at once: the Ray queue joins
     its cluster in the background, and a run that finds none trains here (its page and the
     Class page say so). Ray not installed is logged and the class goes on with the local queue.
+    The server itself never joins the cluster: a driver process of its own does
+    (tlcore.serve.ray_driver; Ray's own abort there costs the runs it relays, never the server).
+    `$TLS_RAY_DRIVER=here` joins from the server's process instead.
 
     `$TLS_TRAIN_IN_PROCESS=1`: on a CPU server the real trainer's runs train in worker processes
     (tlcore.serve.process_jobs: the pages and the training do not share one interpreter; `warm`:
@@ -34,9 +37,17 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
     address = os.environ.get("TLS_RAY_ADDRESS", "").strip()
     if address:
         try:
-            from tlcore.serve.ray_jobs import RayJobQueue
+            if os.environ.get("TLS_RAY_DRIVER", "process") == "here":
+                from tlcore.serve.ray_jobs import RayJobQueue
 
-            return RayJobQueue(address=address, **kwargs)
+                return RayJobQueue(address=address, **kwargs)
+            import importlib.util
+
+            if importlib.util.find_spec("ray") is None:  # the driver process needs it; the server never imports it
+                raise ImportError("Ray is not installed (pip install 'ray>=2.52')")
+            from tlcore.serve.ray_driver import RayDriverQueue
+
+            return RayDriverQueue(address=address, **kwargs)
         except Exception as error:  # noqa: BLE001 -- ImportError, ConnectionError, ...
             logging.getLogger(__name__).error(
                 "TLS_RAY_ADDRESS=%s: Ray not usable (%s: %s); training on this machine instead",

@@ -79,11 +79,14 @@ class WorkerProcess:
     """One training process and the server's end of its connection. Used by one thread at a time
     (the pool hands it out)."""
 
-    def __init__(self, nice: int = 0, warm: bool = False):
+    def __init__(self, nice: int = 0, warm: bool = False, module: str = "tlcore.serve.process_jobs", args: tuple = ()):
+        """A new process running `python -m module FD *args` (FD: its end of the connection); by
+        default a training process (its nice and whether it warms up)."""
         parent, child = socket.socketpair()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
-        command = [sys.executable, "-m", "tlcore.serve.process_jobs", str(child.fileno()), str(nice), "1" if warm else "0"]
+        args = args or (str(nice), "1" if warm else "0")
+        command = [sys.executable, "-m", module, str(child.fileno()), *map(str, args)]
         try:
             self.popen = subprocess.Popen(command, pass_fds=(child.fileno(),), env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
         finally:
@@ -289,7 +292,7 @@ class ProcessJobQueue(JobQueue):
                     log.info("job %s: its training process was gone before the run began (%s); trying a new one", job.id, gone)
                     continue
                 if history.snapshot().final is None:
-                    history.append(Cancelled(_last_step(history)) if job.stop_requested else worker_lost(str(gone)))
+                    history.append(Cancelled(last_step(history)) if job.stop_requested else worker_lost(str(gone)))
                 return None
             finally:
                 with self._lock:
@@ -319,7 +322,7 @@ class ProcessJobQueue(JobQueue):
                     log.warning("job %s ignored Stop for %.0f s; killing its training process", job.id, self.cancel_after_s)
                     worker.kill()
                     if history.snapshot().final is None:
-                        history.append(Cancelled(_last_step(history)))
+                        history.append(Cancelled(last_step(history)))
                     return None, False
             threads = self._threads_now()
             if threads != worker.threads:
@@ -333,7 +336,7 @@ class ProcessJobQueue(JobQueue):
         pass
 
 
-def _last_step(history: History) -> int:
+def last_step(history: History) -> int:
     steps = history.snapshot().steps
     return steps[-1].step if steps else 0
 

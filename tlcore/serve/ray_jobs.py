@@ -48,10 +48,12 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import secrets
+import sys
 import threading
 import time
-from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import ray
@@ -59,28 +61,16 @@ import ray
 from tlcore.core.events import FINAL_EVENTS, Cancelled, Failed, History, Started
 from tlcore.core.messages import Message
 from tlcore.serve.jobs import Job, JobQueue, RunFn
+from tlcore.serve.ray_driver import CANCEL_AFTER_S, CONNECT_S, RETRY_S, ClusterStatus, Relayed, train_here
 from tlcore.train.config import RunConfig
 from tlcore.train.finetuned import Finetuned
 
 POLL_S = 0.2  # how often the server pulls a running job's events (the page redraws every second)
 FLUSH_S = 0.25  # how often a worker sends its buffered events
 STOP_POLL_S = 0.5  # how often a worker asks whether Stop was pressed (should_stop is called every step)
-CANCEL_AFTER_S = float(os.environ.get("TLS_RAY_CANCEL_AFTER_S", "20"))  # Stop ignored this long: kill the task
-CONNECT_S = float(os.environ.get("TLS_RAY_CONNECT_S", "30"))  # joining the cluster: then runs train here
 HUB_S = 10.0  # an EventHub that does not answer a call in this long is taken as lost
-RETRY_S = float(os.environ.get("TLS_RAY_RETRY_S", "60"))  # a cluster given up as lost is tried again after this long
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ClusterStatus:
-    """What the teacher's Class page says about the cluster (no addresses: a page may be projected)."""
-
-    state: str  # connecting | connected | unreachable | lost
-    reason: str = ""  # unreachable: timeout | auth | error; lost: hub | cluster
-    gpus: int = 0
-    cpus: int = 0
 
 
 class ClusterError(ConnectionError):
@@ -367,17 +357,7 @@ class RayJobQueue(JobQueue):
 
     def _run_here(self, job: Job, config: RunConfig, history: History) -> Finetuned | None:
         """No cluster: the run trains in this server, and its page says so (JobView.where)."""
-        job.where = "local"
-        run_fn = self._local_fn
-        if run_fn is None:
-            from tlcore.train.recipe import run as run_fn
-        returned = None
-        with self._local:
-            if not self._should_stop(job):
-                returned = run_fn(config, history.append, lambda: self._should_stop(job))
-        if history.snapshot().final is None and self._should_stop(job):
-            history.append(Cancelled(0))
-        return returned.get("model") if isinstance(returned, dict) else None
+        return train_here(job, config, history, self._local_fn, self._local, lambda: self._should_stop(job))
 
     def _run_remote(self, job: Job, config: RunConfig, history: History, hub) -> Finetuned | None:
         """`history` holds the run's Done back (jobs.HeldDone) until the model the task returns is kept."""
@@ -441,3 +421,72 @@ class RayJobQueue(JobQueue):
 
 def _unused(*_args, **_kwargs):  # pragma: no cover -- RayJobQueue never runs a job locally
     raise RuntimeError("RayJobQueue runs jobs on the cluster")
+
+
+# --- the driver process of tlcore.serve.ray_driver.RayDriverQueue --------------------------------
+
+
+def _driver(fd: int, address: str, workers: int, cancel_after_s: float, connect_s: float) -> None:
+    """A driver process's life: join the cluster (a RayJobQueue of its own does), say its state
+    whenever it changes, and relay each "run" in a thread of its own through that queue's
+    `_run_one`, until "exit" or the server is gone."""
+    conn = Connection(fd)
+    send_lock = threading.Lock()
+
+    def send(*message) -> None:
+        with send_lock:
+            conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    # stale_after_s: the server watches its learners and says "stop"; this process never decides it.
+    relay = RayJobQueue(
+        None,
+        address=address,
+        workers=workers or None,
+        cancel_after_s=cancel_after_s,
+        connect_s=connect_s,
+        stale_after_s=float("inf"),
+    )
+    jobs: dict[str, Job] = {}
+
+    def say_status() -> None:
+        said = None
+        while True:
+            now = relay.cluster_status()
+            if now != said:
+                send("status", now)
+                said = now
+            time.sleep(0.2)
+
+    def run(run_id: str, run_fn: RunFn | None, config: RunConfig, keep_model: bool) -> None:
+        job = jobs[run_id]
+        relay._remote_fn = relay._local_fn = run_fn  # read per run
+        history, model = Relayed(lambda event: send("event", run_id, event)), None
+        try:
+            model = relay._run_one(job, config, history)
+        except Exception as error:  # noqa: BLE001 -- this run fails, said; the driver serves the next
+            if history.snapshot().final is None:
+                history.append(Failed.of(error))
+        finally:
+            jobs.pop(run_id, None)
+            send("done", run_id, model.on_cpu() if keep_model and isinstance(model, Finetuned) else None, job.where)
+
+    threading.Thread(target=say_status, name="tlcore-ray-driver-status", daemon=True).start()
+    while True:
+        try:
+            message = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return  # the server is gone
+        if message[0] == "run":
+            _, run_id, run_fn, config, keep_model = message
+            jobs[run_id] = Job(run_id, "", [config], [""], [History()], keep_model=keep_model)
+            threading.Thread(
+                target=run, args=(run_id, run_fn, config, keep_model), name=f"tlcore-ray-run-{run_id}", daemon=True
+            ).start()
+        elif message[0] == "stop" and message[1] in jobs:
+            jobs[message[1]].stop_requested = True
+        elif message[0] == "exit":
+            return
+
+
+if __name__ == "__main__":
+    _driver(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
