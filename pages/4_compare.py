@@ -11,7 +11,7 @@ from studio.jobs_ui import active_elsewhere, job_panel, live_panel, start_button
 from studio.results import chart, draw_race_results, translator
 from studio.settings import bound
 from studio.timing_ui import estimate_note
-from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, training_ui
+from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, kept_tabs, training_ui
 from tlcore.lab import report
 from tlcore.serve.jobs import JobView
 from tlcore.train import strategies
@@ -78,7 +78,7 @@ with model_col:
     depth = strategies.partial_depth(st.session_state["freeze_depth"], len(groups) - 1)
     st.caption(t("page4.partial_depth", depth=depth))
 
-tab_race, tab_sweep, tab_matrix = st.tabs([t("page4.tab.race"), t("page4.tab.sweep"), t("page4.tab.matrix")])
+tab_race, tab_sweep, tab_matrix = kept_tabs("compare_tab", [t("page4.tab.race"), t("page4.tab.sweep"), t("page4.tab.matrix")])
 
 with tab_race:
     if active_elsewhere("race"):

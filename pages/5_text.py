@@ -27,6 +27,7 @@ from studio.text_ui import (
 )
 from studio.textbert_ui import live_pretraining_ui, scale_table
 from studio.timing_ui import estimate_note
+from studio.widgets import kept_tabs
 
 ensure_frame()
 init_state()
@@ -36,7 +37,7 @@ live = live_panel("text", "text_race")
 lesson("text", "intro", level=3)
 online = st.session_state.get("online", False)
 
-finetune_tab, compare_tab, mask_tab = st.tabs([t("text.tab.finetune"), t("text.tab.compare"), t("text.tab.mask")])
+finetune_tab, compare_tab, mask_tab = kept_tabs("text_tab", [t("text.tab.finetune"), t("text.tab.compare"), t("text.tab.mask")])
 
 with finetune_tab:
     data_col, model_col = st.columns(2, gap="large")

@@ -173,12 +173,13 @@ def follow(target: str, *, reserve: bool = False) -> None:
 
 
 def _announce_live(view: JobView, snap: HistorySnapshot) -> None:
-    """One sentence when a run starts and after each epoch (not every step)."""
+    """One sentence when a run starts (as soon as the page sees it running: a text run prepares its
+    data for seconds before its first event) and after each epoch (not every step)."""
     label = run_labels(view)[view.current]
     evals = snap.evals
     text = t("live.started", label=label, run=view.current + 1, runs=len(view.runs))
     said_start = f"_said_start:{view.id}:{view.current}"  # the start is said even when a poll missed it
-    if evals:
+    if evals and snap.started is not None:
         epoch = t("live.epoch", label=label, epoch=evals[-1].epoch, epochs=snap.started.epochs, acc=f"{evals[-1].val_acc:.0%}")
         text = epoch if st.session_state.get(said_start) else f"{text} {epoch}"
     st.session_state[said_start] = True
@@ -314,8 +315,7 @@ def _draw_live(slot: str, view: JobView, live_charts: bool) -> None:
         return
     snap = view.runs[view.current]
     _progress(view, snap)
-    if snap.started is not None:
-        _announce_live(view, snap)
+    _announce_live(view, snap)
     where_line(view)
     if not live_charts:
         return

@@ -56,6 +56,19 @@ register_choices(
 )
 
 
+def kept_tabs(key: str, labels: list[str]):
+    """`st.tabs` that stay on the learner's tab. Plain tabs went back to the first whenever the page
+    above them changed: a Start inside the second tab puts the run's live panel above the tabs, and
+    the learner landed on the first tab while their sweep's result was drawn in the hidden second.
+    Kept by label in `st.session_state[key]`, and by place in `key + ":index"`, so a language switch
+    (new labels) and a visit to another page keep it too. Every tab's content is still drawn."""
+    place = f"{key}:index"
+    chosen = st.session_state.get(key)
+    if chosen in labels:
+        st.session_state[place] = labels.index(chosen)
+    return st.tabs(labels, key=key, on_change="rerun", default=labels[min(st.session_state.get(place, 0), len(labels) - 1)])
+
+
 def epochs_steps(most: int = EPOCHS_MOST) -> Steps:
     """1..most epochs, or fewer where the class's limit is lower (tlcore.serve.caps)."""
     return Steps(1, max(1, min(most, caps.load().max_epochs)))

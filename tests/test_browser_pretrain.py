@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.helpers.a11y import failing_nodes, open_everything
 from tests.helpers.browser import ARTIFACTS, chromium_page, error_count, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # Chromium against a real server
@@ -61,12 +62,18 @@ def test_live_pretraining_draws_its_curve_and_guesses_while_it_trains_and_stops(
             cells = live(page)["cells"]
             assert any("," in c for c in cells), cells  # a check's top-5 guesses, "word 12%, ..."
             assert error_count(page) == 0
+            found = failing_nodes(page)  # axe (WCAG 2.1 A/AA) while the live run draws (issue 31)
+            assert not found, found
         finally:
             if stop.count():
                 stop.click()
         page.get_by_text("Stopped at step").first.wait_for(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "pretrain_stopped_en.png"))
         assert error_count(page) == 0
+        wait_idle(page)
+        open_everything(page)
+        found = failing_nodes(page)  # and after it, every expander of the tab open
+        assert not found, found
         assert page.locator(".st-key-mlm_live_start button").count() == 1  # Start is back for another go
     print(f"live pretraining: first curve {first_curve:.1f} s after Start")
 

@@ -16,16 +16,23 @@ AXE_OPTIONS = {"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": [
 _AXE = Axe()
 
 
+CLOSED = '[data-testid="stExpander"] details:not([open]) > summary:visible'  # in the tab shown now
+
+
 def open_everything(page) -> None:
-    """Open every closed expander (twice: one may hold another)."""
-    for _pass in range(2):
-        closed = page.locator('[data-testid="stExpander"] details:not([open]) > summary')
-        for _ in range(closed.count()):
-            try:
-                closed.nth(0).click(timeout=3_000)
-            except Exception:  # noqa: BLE001 -- one that a rerun replaced: the next pass finds it again
-                break
+    """Open every closed expander that can be seen (in the tab shown now; one may hold another).
+    Fails when one stays closed: a check said to cover every expander must have opened it."""
+    closed = page.locator(CLOSED)
+    for _ in range(60):
+        if not closed.count():
+            break
+        try:
+            closed.first.click(timeout=3_000)
+        except Exception:  # noqa: BLE001 -- one that a rerun replaced: looked for again
+            pass
         wait_idle(page)
+    left = closed.all_inner_texts()
+    assert not left, f"expanders still closed: {left}"
 
 
 def failing_nodes(page) -> list[str]:
@@ -94,18 +101,22 @@ FOCUS_JS = """() => {
         const s = getComputedStyle(p);
         if (s.visibility === 'hidden' || s.display === 'none' || parseFloat(s.opacity) === 0) visible = false;
     }
-    return {key, visible, text: (el.innerText || el.getAttribute('aria-label') || el.tagName).slice(0, 60)};
+    const style = getComputedStyle(el);  // the focus ring: an outline of 2 px or more, or a box-shadow ring
+    const ring = (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2) || style.boxShadow !== 'none';
+    return {key, visible, ring, text: (el.innerText || el.getAttribute('aria-label') || el.tagName).slice(0, 60)};
 }"""
 
 
 def focused(page) -> dict:
-    """The focused element: its Streamlit key class (st-key-...), whether it can be seen, its text."""
+    """The focused element: its Streamlit key class (st-key-...), whether it can be seen, whether
+    its focus ring shows, its text."""
     return page.evaluate(FOCUS_JS)
 
 
 def tabs_to(page, key: str, most: int = 150, trail: list | None = None) -> tuple[int, list[str]]:
     """Press Tab from where the focus is until the control with Streamlit key class `key` has
-    it: (presses, the stops on the way that could not be seen). (most + 1, ...) if never.
+    it: (presses, the stops on the way that could not be seen, or whose focus ring could not,
+    the target's own included). (most + 1, ...) if never.
     `trail`, when given, collects every stop's text (for a failure's message)."""
     invisible = []
     for presses in range(1, most + 1):
@@ -113,10 +124,14 @@ def tabs_to(page, key: str, most: int = 150, trail: list | None = None) -> tuple
         now = focused(page)
         if trail is not None:
             trail.append(now["key"] or now["text"][:30])
+        if now["text"] in ("", "BODY"):  # (the browser's own stop after the page's last)
+            continue
+        if not now["visible"]:
+            invisible.append(now["text"])
+        elif not now["ring"]:
+            invisible.append(f"no focus ring: {now['text']}")
         if now["key"] == key:
             return presses, invisible
-        if not now["visible"] and now["text"] not in ("", "BODY"):  # (the browser's own stop after the page's last)
-            invisible.append(now["text"])
     return most + 1, invisible
 
 
