@@ -439,6 +439,13 @@ class JobQueue:
             self._thread.threads = threads
 
     # --- the worker ---
+    def _grow(self, workers: int) -> None:
+        """Up to `workers` worker threads (a queue on a cluster grows once it knows the cluster's size)."""
+        for i in range(len(self._threads), workers):
+            thread = threading.Thread(target=self._work, name=f"tlcore-worker-{i}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
     def _work(self, gpu: int | None = None, pin: Callable[[int], None] | None = None) -> None:
         if self.nice:
             lower_thread_priority(self.nice)

@@ -192,7 +192,7 @@ class RayDriverQueue(JobQueue):
         self.cancel_after_s = CANCEL_AFTER_S if cancel_after_s is None else cancel_after_s
         self.connect_s = CONNECT_S if connect_s is None else connect_s
         self._wanted = workers or 0
-        self._run_fn_sent = run_fn
+        self._remote_fn = run_fn
         self._local_fn = run_fn
         self._local = threading.Semaphore(1)
         self._status = ClusterStatus("connecting")
@@ -261,12 +261,6 @@ class RayDriverQueue(JobQueue):
         self._joined.wait(timeout_s)
         return self._status
 
-    def _grow(self, workers: int) -> None:
-        for i in range(len(self._threads), workers):
-            thread = threading.Thread(target=self._work, name=f"tlcore-worker-{i}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
     # --- one run ---
     def _run_one(self, job: Job, config: RunConfig, history: History) -> Finetuned | None:
         self._joined.wait(self.connect_s + START_S)
@@ -284,7 +278,7 @@ class RayDriverQueue(JobQueue):
 
     def _relay(self, driver: _Driver, inbox: queue.Queue, job: Job, config: RunConfig, history: History) -> Finetuned | None:
         try:
-            driver.send("run", job.id, self._run_fn_sent, config, job.keep_model)
+            driver.send("run", job.id, self._remote_fn, config, job.keep_model)
         except WorkerGone:
             history.append(driver_lost())
             return None

@@ -293,7 +293,9 @@ class RayJobQueue(JobQueue):
             resources = ray.cluster_resources()
             self.cluster_gpus = int(resources.get("GPU", 0))
             cpus = int(resources.get("CPU", 0))
-            self._ensure_hub()
+            self._ensure_hub(
+                new_s=max(HUB_S, self.connect_s)
+            )  # the cluster's first actor starts a worker process: slow on a busy box
             self._status = self._connected = ClusterStatus("connected", gpus=self.cluster_gpus, cpus=cpus)
             self._grow(self._wanted or self.cluster_gpus or max(1, cpus // 2))
         except ClusterError as error:
@@ -312,15 +314,9 @@ class RayJobQueue(JobQueue):
         self._joined.wait(timeout_s)
         return self._status
 
-    def _grow(self, workers: int) -> None:
-        for i in range(len(self._threads), workers):
-            thread = threading.Thread(target=self._work, name=f"tlcore-worker-{i}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _ensure_hub(self):
+    def _ensure_hub(self, new_s: float = HUB_S):
         """The EventHub, answering: the one we have, restarted by Ray if its process died, else a
-        new one. Raises when none answers (the cluster itself is gone)."""
+        new one (given `new_s` to answer). Raises when none answers (the cluster itself is gone)."""
         with self._hub_lock:
             if self._hub is not None:
                 try:
@@ -329,7 +325,7 @@ class RayJobQueue(JobQueue):
                 except (ray.exceptions.RayError, TimeoutError) as error:
                     log.warning("the EventHub does not answer (%s); making a new one", type(error).__name__)
             self._hub = EventHub.options(**_near_the_server()).remote()
-            ray.get(self._hub.ping.remote(), timeout=HUB_S)
+            ray.get(self._hub.ping.remote(), timeout=new_s)
             return self._hub
 
     def num_gpus(self, config: RunConfig) -> int:
