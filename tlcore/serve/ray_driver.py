@@ -309,7 +309,6 @@ class RayDriverQueue(JobQueue):
                     # The driver cancels a task that ignores Stop after cancel_after_s; one that
                     # does not answer at all is not waited for: the learner's run ends here.
                     log.warning("job %s: the Ray driver did not end it after Stop; ending it here", job.id)
-                    driver.send("stop", job.id)
                     if history.snapshot().final is None:
                         history.append(Cancelled(last_step(history)))
                     return None
