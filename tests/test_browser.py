@@ -145,7 +145,7 @@ def walk_through(server, page):
     stop.click()
     page.get_by_text(re.compile("Stopping at the next training step|The run was stopped")).first.wait_for(timeout=5_000)
     print(f"stop: acknowledged on screen {time.monotonic() - clicked:.1f} s after the click")
-    page.get_by_text("The run was stopped.").wait_for(timeout=30_000)
+    page.get_by_test_id("stAlertContentWarning").get_by_text("The run was stopped.").wait_for(timeout=30_000)
     print(f"stop: {time.monotonic() - clicked:.1f} s from click to 'stopped' on screen")
     shot(page, "3_finetune_stopped_en")
 

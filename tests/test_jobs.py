@@ -165,11 +165,15 @@ def test_the_server_trains_here_when_ray_is_not_usable(monkeypatch, caplog):
     import sys
 
     monkeypatch.setenv("TLS_RAY_ADDRESS", "auto")
-    monkeypatch.setitem(sys.modules, "tlcore.serve.ray_jobs", None)  # as if Ray were not installed
-    q = serve.server_queue(run_fn=make_run(steps=1, delay=0))
-    assert type(q) is JobQueue and "training on this machine instead" in caplog.text
-    job = q.submit(RunConfig(), owner="s1")
-    assert wait_for(lambda: q.get(job, "s1").state == "done")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    monkeypatch.setitem(sys.modules, "tlcore.serve.ray_jobs", None)
+    for driver in ("process", "here"):  # the default driver process, and the server as driver
+        monkeypatch.setenv("TLS_RAY_DRIVER", driver)
+        caplog.clear()
+        q = serve.server_queue(run_fn=make_run(steps=1, delay=0))
+        assert type(q) is JobQueue and "training on this machine instead" in caplog.text, driver
+        job = q.submit(RunConfig(), owner="s1")
+        assert wait_for(lambda: q.get(job, "s1").state == "done")
 
 
 def test_one_worker_per_gpu_each_pinned_to_its_own_and_running_at_once(monkeypatch):
