@@ -14,8 +14,9 @@ loaded once before (the server's warm-up does that too). Prints wall time, jobs 
 mean time from submit to end, and each figure's ratio to the first plan's, measured in the
 same run (a shared machine's other work moves absolute times; the load average is printed).
 
-`--where`: the runs train in the queue's threads (`JobQueue`, in this process) or in worker processes
-(`tlcore.serve.process_jobs.ProcessJobQueue`, what a CPU server runs); `--busy N` keeps N threads of
+`--where`: the runs train in the queue's threads (`JobQueue`, in this process), in worker processes
+(`tlcore.serve.process_jobs.ProcessJobQueue`), or in the queue a class server would start here
+(`server`: `tlcore.serve.server_queue()`, one worker per GPU on a GPU machine; the plans do not apply); `--busy N` keeps N threads of
 this process busy with pure-Python work meanwhile (30 ms of work, 10 ms asleep, over and over): a
 class's page scripts, which hold the interpreter a training thread in the same process needs. The
 jobs then are a class experiment's cells: seeds 1..N on the same examples (their frozen features
@@ -60,6 +61,10 @@ def run_plan(plan: CpuPlan, configs: list, where: str = "thread") -> dict:
         q = ProcessJobQueue(cpu=plan, warm=True)
         q.pool.take().wait_ready(600)  # its warm-up done before the clock starts (returned below)
         q.pool.give_back(q.pool._keeper, True)
+    elif where == "server":
+        from tlcore import serve
+
+        q = serve.server_queue()  # what a class server runs here: one worker per GPU where there are GPUs
     else:
         q = JobQueue(cpu=plan)
     t0 = time.perf_counter()
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         help="torch's threads spin while they wait (OpenMP's default); without it they sleep, as the "
         "app's server makes them (tlcore.serve.cores.wait_passively)",
     )
-    ap.add_argument("--where", default="thread", help="thread, process or both comma-separated (see above)")
+    ap.add_argument("--where", default="thread", help="thread, process, server, comma-separated (see above)")
     ap.add_argument("--busy", type=int, default=0, help="threads of pure-Python work beside the queue (see above)")
     args = ap.parse_args(argv)
     if not args.spin:
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     n_cores = args.cores or cores.count()
     wheres = [w.strip() for w in args.where.split(",")]
     cells = [config.replace(seed=i + 1, split_seed=config.seed) for i in range(n)]
-    if "thread" in wheres and (len(wheres) > 1 or args.busy):
+    if ("thread" in wheres or "server" in wheres) and (len(wheres) > 1 or args.busy):
         for warm in presets.warm_ups():  # the same warm start as a worker process gets
             recipe.warm_up(warm)
     if args.busy:
@@ -116,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n} class-experiment cells per plan, where: {', '.join(wheres)}; {args.busy} busy threads beside")
         rows = []
         for where in wheres:
-            for text in args.plans.split(","):
-                name, plan = parse_plan(text.strip(), n_cores)
+            for text in ["server"] if where == "server" else args.plans.split(","):
+                name, plan = ("queue", None) if where == "server" else parse_plan(text.strip(), n_cores)
                 row = run_plan(plan, cells, where)
                 rows.append((f"{where} {name}", row))
                 print(
