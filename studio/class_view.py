@@ -12,8 +12,6 @@ import csv
 import io
 import math
 import random
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +20,7 @@ import plotly.graph_objects as go
 from studio.i18n import current_lang, t
 from studio.plots import _fonts, _layout
 from studio.widgets import backbone_title
+from tlcore.core.bounded import LRU
 from tlcore.serve import classroom
 from tlcore.serve.classroom import Experiment, LevelStats
 
@@ -56,9 +55,8 @@ def factor_label(factor: str) -> str:
 # experiment changes only when a cell is taken, started or filled: a figure is built once for each
 # state of the experiment (and language, viewer's dot, teacher's diamond) and handed out again.
 # Building the two charts cost about 0.1 s of a 2-core server's CPU each time (tools.loadtest).
-_FIGURES: OrderedDict[tuple, go.Figure] = OrderedDict()
-_FIGURES_LOCK = threading.Lock()
 FIGURES_KEPT = 64
+_FIGURES: LRU[tuple, go.Figure | None] = LRU(FIGURES_KEPT)
 
 
 def state_of(exp: Experiment) -> tuple:
@@ -81,17 +79,7 @@ def state_of(exp: Experiment) -> tuple:
 
 
 def _drawn_once(key: tuple, build: Callable[[], go.Figure | None]) -> go.Figure | None:
-    key = (*key, current_lang())
-    with _FIGURES_LOCK:
-        if key in _FIGURES:
-            _FIGURES.move_to_end(key)
-            return _FIGURES[key]
-    fig = build()
-    with _FIGURES_LOCK:
-        _FIGURES[key] = fig
-        while len(_FIGURES) > FIGURES_KEPT:
-            _FIGURES.popitem(last=False)
-    return fig
+    return _FIGURES.get_or_make((*key, current_lang()), build)
 
 
 def result_chart(exp: Experiment, *, mine: int | None = None, teacher_run: tuple[int, float] | None = None) -> go.Figure:

@@ -18,6 +18,7 @@ from studio import plots, takeaway
 from studio.i18n import class_title, current_lang, explain, run_labels, t
 from studio.images_ui import encoded, pictures
 from tlcore.core import metrics
+from tlcore.core.bounded import LRU
 from tlcore.core.events import HistorySnapshot
 from tlcore.serve.jobs import JobView
 from tlcore.train.config import RunConfig
@@ -45,16 +46,15 @@ def figures(key: str, version, build: Callable[[], tuple]) -> tuple:
     redrawn too, mostly with nothing new: measured with `python -m tools.loadtest`, this is
     the server time a class of pollers spends for nothing. Kept in session state (this
     learner's own figures), a few sets at most."""
-    store = st.session_state.setdefault("_figures", {})
+    store = st.session_state.get("_figures")
+    if not isinstance(store, LRU):
+        store = st.session_state["_figures"] = LRU(FIGURES_KEPT)
     stamp = (version, current_lang())
     hit = store.get(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]
     figs = build()
-    store.pop(key, None)
-    store[key] = (stamp, figs)
-    while len(store) > FIGURES_KEPT:
-        store.pop(next(iter(store)))
+    store.put(key, (stamp, figs))
     return figs
 
 

@@ -69,7 +69,9 @@ def test_the_digest_follows_the_weights_not_the_names():
 
 
 def test_the_cache_keeps_within_its_bytes_dropping_the_least_recently_used():
-    cache = feature_cache.FeatureCache(budget=3 * 4000)
+    from tlcore.core.bounded import LRU, tensor_bytes
+
+    cache = LRU(3 * 4000, weigh=tensor_bytes)  # feature_cache.shared's shape
     one = lambda: (torch.zeros(1000),)  # noqa: E731 -- 4000 bytes each
     cache.put("a", one())
     cache.put("b", one())
@@ -77,7 +79,7 @@ def test_the_cache_keeps_within_its_bytes_dropping_the_least_recently_used():
     assert cache.get("a") is not None  # a is now the most recent
     cache.put("d", one())
     assert cache.get("b") is None and cache.get("a") is not None and cache.get("d") is not None
-    assert cache.bytes <= cache.budget
+    assert cache.total <= cache.limit
     cache.put("huge", (torch.zeros(10_000),))  # larger than the whole budget: not kept, nothing dropped
     assert cache.get("huge") is None and cache.get("c") is not None
 

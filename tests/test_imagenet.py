@@ -125,7 +125,7 @@ def test_fashion_mnist_reads_debian_style_idx_files(tmp_path, monkeypatch, no_ne
         _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
     monkeypatch.setenv("TLCORE_FASHION_MNIST", str(tmp_path))
     datasets.fashion_arrays.cache_clear()
-    datasets._data_cache.cache_clear()
+    datasets._data_cache.clear()
     try:
         data = catalog.load_dataset("fashion_mnist", per_class=3, val_per_class=2, image_size=32, seed=0)
         assert data.classes[0] == "T-shirt/top" and data.classes[9] == "Ankle boot"
@@ -133,7 +133,7 @@ def test_fashion_mnist_reads_debian_style_idx_files(tmp_path, monkeypatch, no_ne
         assert sorted(torch.bincount(data.val_y).tolist()) == [2] * 10
     finally:
         datasets.fashion_arrays.cache_clear()
-        datasets._data_cache.cache_clear()
+        datasets._data_cache.clear()
 
 
 def test_fashion_mnist_absent_and_offline_says_how_to_get_it(tmp_path, monkeypatch):

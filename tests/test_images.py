@@ -114,7 +114,9 @@ def test_a_deflate64_entry_is_named_for_what_it_is():
 
 
 def test_loaded_datasets_are_kept_within_a_byte_budget(monkeypatch):
-    cache = datasets._DataCache(max_bytes=2 * 3 * 16 * 16 * 40)  # two small digit sets' worth
+    from tlcore.core.bounded import LRU, tensor_bytes
+
+    cache = LRU(2 * 3 * 16 * 16 * 40, weigh=tensor_bytes, keep_newest=True)  # two small digit sets' worth
     loads = []
 
     def load(seed):
@@ -124,12 +126,13 @@ def test_loaded_datasets_are_kept_within_a_byte_budget(monkeypatch):
 
         return go
 
-    first = cache.get(("digits", 0), load(0))
-    assert cache.get(("digits", 0), load(0)) is first and loads == [0]  # a race reuses one copy
+    first = cache.get_or_make(("digits", 0), load(0))
+    assert cache.get_or_make(("digits", 0), load(0)) is first and loads == [0]  # a race reuses one copy
     for seed in (1, 2, 3):
-        cache.get(("digits", seed), load(seed))
-    held = sum(n for _, n in cache._items.values())
-    assert held <= cache.max_bytes and ("digits", 0) not in cache._items  # the oldest went first
+        cache.get_or_make(("digits", seed), load(seed))
+    held = sum(tensor_bytes(data) for _, data in cache.items())
+    assert held == cache.total <= cache.limit and ("digits", 0) not in cache  # the oldest went first
+    assert tensor_bytes(first) >= 3 * 16 * 16 * 40  # the images' bytes are counted (train and validation)
 
 
 def test_an_upload_is_refused_once_it_has_decoded_its_pixel_budget():
@@ -165,13 +168,13 @@ def test_every_image_dataset_is_capped_before_anything_is_decoded_or_drawn(name,
 
     if name == "fashion_mnist" and not datasets.fashion_available():
         pytest.skip("Fashion-MNIST is not installed")
-    datasets._data_cache.cache_clear()
+    datasets._data_cache.clear()
     monkeypatch.setattr(datasets, "MAX_DECODED_BYTES", 3 * 16 * 16 * 100)  # a hundred 16 px images
     with pytest.raises(LearnerError, match="GiB") as refused:  # 10 classes x 12 images at 32 px: too many
         catalog.load_dataset(name, per_class=10, val_per_class=2, image_size=32, seed=0)
     assert refused.value.message.key == "data.too_big"
     assert catalog.load_dataset(name, per_class=5, val_per_class=2, image_size=16, seed=0).train_x.shape == (50, 3, 16, 16)
-    datasets._data_cache.cache_clear()
+    datasets._data_cache.clear()
 
 
 def test_large_procedural_sets_are_drawn_in_chunks_and_small_ones_in_one_go(monkeypatch):

@@ -173,7 +173,7 @@ def test_the_server_trains_here_when_ray_is_not_usable(monkeypatch, caplog):
         q = serve.server_queue(run_fn=make_run(steps=1, delay=0))
         assert type(q) is JobQueue and "training on this machine instead" in caplog.text, driver
         job = q.submit(RunConfig(), owner="s1")
-        assert wait_for(lambda: q.get(job, "s1").state == "done")
+        assert wait_for(lambda q=q, job=job: q.get(job, "s1").state == "done")
 
 
 def test_one_worker_per_gpu_each_pinned_to_its_own_and_running_at_once(monkeypatch):

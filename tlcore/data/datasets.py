@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -27,6 +24,7 @@ import numpy as np
 import torch
 
 from tlcore.core import offline
+from tlcore.core.bounded import LRU, tensor_bytes
 from tlcore.data.images import IMAGE_SUFFIXES
 
 CACHE_DIR = offline.DATA_CACHE
@@ -83,36 +81,12 @@ class DatasetSpec:
     max_per_class: int = 0  # 0 = no known limit
 
 
-class _DataCache:
-    """Loaded datasets kept for reuse (a race loads its data once), bounded by the bytes their
-    tensors hold rather than by a count: eight large datasets would not fit a class server.
-    The newest entry is kept even when it alone is over the bound."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple, load: Callable[[], object]):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key][0]
-        data = load()  # outside the lock: other sessions' cache hits need not wait
-        size = sum(v.element_size() * v.numel() for v in vars(data).values() if isinstance(v, torch.Tensor))
-        with self._lock:
-            self._items[key] = (data, size)
-            self._items.move_to_end(key)
-            while len(self._items) > 1 and sum(n for _, n in self._items.values()) > self.max_bytes:
-                self._items.popitem(last=False)
-        return data
-
-    def cache_clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-_data_cache = _DataCache(int(os.environ.get("TLS_DATA_CACHE_BYTES", str(512 * 1024**2))))
+# Loaded datasets kept for reuse (a race loads its data once), bounded by the bytes their tensors
+# hold rather than by a count: eight large datasets would not fit a class server. The newest is
+# kept even when it alone is over the bound.
+_data_cache: LRU[tuple, object] = LRU(
+    int(os.environ.get("TLS_DATA_CACHE_BYTES", str(512 * 1024**2))), weigh=tensor_bytes, keep_newest=True
+)
 
 
 def load(spec: DatasetSpec, *, per_class: int, image_size: int, seed: int = 0, val_per_class: int = 30, root: str = ""):
@@ -120,7 +94,7 @@ def load(spec: DatasetSpec, *, per_class: int, image_size: int, seed: int = 0, v
     if per_class < 1 or val_per_class < 1:
         raise ValueError("examples per class and validation examples per class must be at least 1")
     root = str(root or "")
-    return _data_cache.get(
+    return _data_cache.get_or_make(
         (spec.name, per_class, val_per_class, image_size, seed, root),
         lambda: spec.load(per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed, root=root),
     )

@@ -23,10 +23,10 @@ import array
 import hashlib
 import itertools
 import os
-import threading
-from collections import OrderedDict
 
 import torch
+
+from tlcore.core.bounded import LRU, tensor_bytes
 
 BUDGET_BYTES = int(float(os.environ.get("TLS_FEATURE_CACHE_MB", "256")) * 2**20)
 
@@ -83,48 +83,6 @@ def autocast_digest(autocast) -> tuple:
     return (str(getattr(ctx, "device", "")), str(getattr(ctx, "fast_dtype", "")), bool(getattr(ctx, "_enabled", False)))
 
 
-class FeatureCache:
-    """Tuples of tensors by key, least recently used dropped first beyond `budget` bytes."""
-
-    def __init__(self, budget: int = BUDGET_BYTES):
-        self.budget = budget
-        self._items: OrderedDict[str, tuple[torch.Tensor, ...]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    @staticmethod
-    def size(tensors) -> int:
-        return sum(t.element_size() * t.numel() for t in tensors if t is not None)
-
-    @property
-    def bytes(self) -> int:
-        with self._lock:
-            return sum(self.size(v) for v in self._items.values())
-
-    def get(self, key: str) -> tuple | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return found
-
-    def put(self, key: str, tensors: tuple) -> None:
-        size = self.size(tensors)
-        if size > self.budget:
-            return
-        with self._lock:
-            self._items[key] = tuple(tensors)
-            self._items.move_to_end(key)
-            while sum(self.size(v) for v in self._items.values()) > self.budget:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self.hits = self.misses = 0
-
-
-shared = FeatureCache()
+# Tuples of tensors by key, the least recently used dropped first beyond the budget; a tuple
+# larger than the whole budget is not kept.
+shared: LRU[str, tuple] = LRU(BUDGET_BYTES, weigh=tensor_bytes)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from typing_extensions import override
 
+from tlcore.core.bounded import tensor_bytes
 from tlcore.data import datasets, feature_cache
 
 CACHE_BUDGET_BYTES = 2 * 1024**3  # cached features larger than this are not kept
@@ -137,7 +138,7 @@ class TensorSource(BatchSource):
 
         probe = features(self.train_x[:1])
         copies = 2 if self.augment == "flip" else 1
-        need = probe.element_size() * probe[0].numel() * (self.n_train * copies + self.n_val)
+        need = tensor_bytes(probe[0]) * (self.n_train * copies + self.n_val)  # one example's features, times all
         if need > CACHE_BUDGET_BYTES:
             model.train(was_training)
             return 0

@@ -31,7 +31,6 @@ import contextlib
 import importlib.util
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from tlcore.core.bounded import LRU
 from tlcore.data import datasets
 from tlcore.models import catalog
 from tlcore.train.device import lower_thread_priority
@@ -294,33 +294,9 @@ def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable
     return ([("pretrained", name, lambda: image_body(True))] if pretrained else []) + bodies
 
 
-class _Features:
-    """Frozen features kept for reuse (changing only the projection re-embeds nothing),
-    bounded by count: each entry is a few MB (300 x 1280 floats, twice)."""
-
-    def __init__(self, max_entries: int = 8):
-        self.max_entries = max_entries
-        self._items: OrderedDict[tuple, tuple] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple, make: Callable[[], tuple]) -> tuple:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = make()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-_features = _Features()
+# Frozen features kept for reuse (changing only the projection re-embeds nothing), bounded by
+# count: each entry is a few MB (300 x 1280 floats, twice).
+_features: LRU[tuple, tuple] = LRU(8)
 
 
 def _embed(
@@ -339,7 +315,7 @@ def _embed(
         return train, val, val_y, time.perf_counter() - t0
 
     key = (kind, name, request.finetuned_id if kind == "finetuned" else "", request.max_length, *request.data_key())
-    return _features.get(key, make)
+    return _features.get_or_make(key, make)
 
 
 def load_data(request: Request):
@@ -441,8 +417,8 @@ class FeatureSpaces:
     ):
         self._compute = compute
         self.max_kept, self.max_waiting, self.nice = max_kept, max_waiting, nice
-        self._done: OrderedDict[Request, FeatureView] = OrderedDict()
-        self._failed: OrderedDict[Request, BaseException] = OrderedDict()
+        self._done: LRU[Request, FeatureView] = LRU(max_kept)
+        self._failed: LRU[Request, BaseException] = LRU(max_kept)
         self._running: dict[Request, Future] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-features", initializer=self._lower_priority)
@@ -453,13 +429,14 @@ class FeatureSpaces:
 
     def status(self, request: Request) -> Status:
         with self._lock:
-            if request in self._done:
-                self._done.move_to_end(request)
-                return Status("done", self._done[request])
+            view = self._done.get(request)
+            if view is not None:
+                return Status("done", view)
             if request in self._running:
                 return Status("running")
-            if request in self._failed:
-                return Status("failed", error=self._failed[request])
+            error = self._failed.get(request)
+            if error is not None:
+                return Status("failed", error=error)
         return Status("missing")
 
     def start(self, request: Request, finetuned: Finetuned | None = None) -> Status:
@@ -467,8 +444,9 @@ class FeatureSpaces:
         tried again. `finetuned`: the model its `finetuned_id` names (looked up by the caller).
         Raises Busy when `max_waiting` other views are waiting already."""
         with self._lock:
-            if request in self._done:
-                return Status("done", self._done[request])
+            view = self._done.get(request)
+            if view is not None:
+                return Status("done", view)
             if request in self._running:
                 return Status("running")
             if len(self._running) >= self.max_waiting:
@@ -483,15 +461,11 @@ class FeatureSpaces:
         except Exception as error:  # noqa: BLE001 -- kept for the page to explain, never raised in a thread
             with self._lock:
                 self._running.pop(request, None)
-                self._failed[request] = error
-                while len(self._failed) > self.max_kept:
-                    self._failed.popitem(last=False)
+                self._failed.put(request, error)
             return
         with self._lock:
             self._running.pop(request, None)
-            self._done[request] = view
-            while len(self._done) > self.max_kept:
-                self._done.popitem(last=False)
+            self._done.put(request, view)
 
     def wait(self, request: Request, timeout: float = 120.0) -> Status:
         """Block until `request` is done or failed (the CLI and tests; never a page)."""

@@ -18,9 +18,7 @@ from __future__ import annotations
 import copy
 import os
 import socket
-import threading
 import urllib.parse
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch
 from torch import nn
 
 from tlcore.core import offline
+from tlcore.core.bounded import LRU
 from tlcore.core.messages import EN, Message
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -483,27 +482,18 @@ VISION_BACKBONES: tuple[BackboneSpec, ...] = (
 )
 
 
-_TEMPLATES: OrderedDict[tuple[str, int], GroupedModel] = OrderedDict()
-_TEMPLATES_KEPT = 2  # the backbones of the last runs (a class mostly runs the default)
-_templates_lock = threading.Lock()
+_TEMPLATES: LRU[tuple[str, int], GroupedModel] = LRU(2)  # the backbones of the last runs (a class mostly runs the default)
 
 
 def _pretrained_template(spec: BackboneSpec, size: int) -> GroupedModel:
     """A pretrained network built once per process; a run copies it (Lite0's build, mostly timm's
     random initialisation and the checkpoint's load, took 0.29 s of a 2 s demo; a copy 0.02 s)."""
-    key = (spec.name, size)
-    with _templates_lock:
-        found = _TEMPLATES.get(key)
-        if found is not None:
-            _TEMPLATES.move_to_end(key)
-            return found
-    with torch.random.fork_rng(devices=[]):  # building draws random numbers: a seeded run's head must not depend on it
-        model = spec.build(spec=spec, num_classes=1, pretrained=True, image_size=size).eval()
-    with _templates_lock:
-        _TEMPLATES[key] = model
-        while len(_TEMPLATES) > _TEMPLATES_KEPT:
-            _TEMPLATES.popitem(last=False)
-    return model
+
+    def build() -> GroupedModel:
+        with torch.random.fork_rng(devices=[]):  # building draws random numbers: a seeded run's head must not depend on it
+            return spec.build(spec=spec, num_classes=1, pretrained=True, image_size=size).eval()
+
+    return _TEMPLATES.get_or_make((spec.name, size), build)
 
 
 def with_new_head(model: GroupedModel, num_classes: int) -> GroupedModel:

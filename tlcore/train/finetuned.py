@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from tlcore.core.bounded import tensor_bytes
+
 
 @dataclass(frozen=True)
 class Finetuned:
@@ -33,7 +35,7 @@ class Finetuned:
 
 def model_bytes(model: torch.nn.Module) -> int:
     """Bytes of a model's weights (parameters shared between modules counted once)."""
-    return sum(t.numel() * t.element_size() for t in {id(p): p for p in model.parameters()}.values())
+    return tensor_bytes(list({id(p): p for p in model.parameters()}.values()))
 
 
 def class_probabilities(entry: Finetuned, image: np.ndarray) -> list[tuple[str, float]]:
