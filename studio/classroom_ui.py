@@ -20,7 +20,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import class_view, teacher
-from studio.feedback import held_messages, replay_messages, say
+from studio.feedback import announce, held_messages, replay_messages, say
 from studio.i18n import duration, t
 from studio.jobs_ui import is_running, job_panel, paused_for_me, submit
 from studio.learner import network_address, owner
@@ -236,9 +236,9 @@ def my_cell() -> None:
     st.markdown(t("class.exp.you_run", what=cell_words(a)))
     st.caption(t("class.exp.uses_assignment"))
     if a.result is not None:
-        st.success(
-            t("class.exp.your_dot", acc=f"{100 * a.result.acc:.1f}") + (" " + t("class.exp.reused") if a.result.reused else "")
-        )
+        text = t("class.exp.your_dot", acc=f"{100 * a.result.acc:.1f}") + (" " + t("class.exp.reused") if a.result.reused else "")
+        st.success(text)
+        announce(text.replace("**", ""), f"class-dot:{a.experiment}:{a.cell}")  # the page may never show the run's end
     elif a.job is not None and (is_running(SLOT) or job_id(SLOT) == a.job):
         job_panel(SLOT)
     else:

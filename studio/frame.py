@@ -91,7 +91,7 @@ CSS = """<style>
   [class*="st-key-cell-"] button :is(p, div) { white-space: normal !important; text-overflow: clip !important; overflow: visible !important; }
   [data-testid="stMarkdownContainer"] :is(td, th) { word-break: normal; overflow-wrap: anywhere; }
   [data-testid="stMarkdownContainer"] table { max-width: 100%; }
-  .st-key-start, .st-key-exp_start, .st-key-race_start, .st-key-text_start {
+  .st-key-start, .st-key-exp_start, .st-key-race_start, .st-key-sweep_start, .st-key-text_start, .st-key-text_race_start {
     position: sticky; bottom: 0; z-index: 20; background: #ffffff; padding: 0.5rem 0; width: 100% !important;
     box-shadow: 0 -6px 8px -6px rgba(15, 23, 42, 0.25);
   }

@@ -24,7 +24,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.a11y import failing_nodes_everywhere, from_the_top, open_everything, sideways_px, small_targets, tabs_to
+from tests.helpers.a11y import (
+    LISTEN_JS,
+    failing_nodes_everywhere,
+    from_the_top,
+    open_everything,
+    sideways_px,
+    small_targets,
+    tabs_to,
+)
 from tests.helpers.browser import ARTIFACTS, CHROMIUM, DEMO_LIMIT_S, chromium_page, playwright_api, wait_idle
 
 pytestmark = [
@@ -36,22 +44,9 @@ PAGES = ("pretraining", "strategy", "finetune", "compare", "text", "class")
 # Tab presses from page load: never more than the issue found (43 to Start, with 10 invisible
 # stops; 13 to a matrix cell, with invisible heading anchors). docs/accessibility.md: 33 and 15.
 START_TABS_MOST, CELL_TABS_MOST = 43, 20
+# Each page's main Start (its key): in the first screen on a phone and a tablet (sticky at the bottom)
+STARTS = (("pretraining", "exp_start"), ("compare", "race_start"), ("text", "text_start"), ("finetune", "start"))
 FASHION_EN = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-
-# Every sentence put in the page's live regions, in order (studio.frame.PAGE_JS makes them).
-LISTEN_JS = """() => {
-    window.__said = [];
-    for (const id of ['tls-live', 'tls-alert']) {
-        const region = document.getElementById(id);
-        new MutationObserver(() => { if (region.textContent) window.__said.push(id + ': ' + region.textContent); })
-            .observe(region, {childList: true, characterData: true, subtree: true});
-    }
-    window.__focusKeys = [];
-    document.addEventListener('focusin', (e) => {
-        for (let p = e.target; p && p.classList; p = p.parentElement)
-            for (const c of p.classList) if (c.startsWith('st-key-')) { window.__focusKeys.push(c); return; }
-    }, true);
-}"""
 
 
 def open_page(page, server: str, name: str, lang: str = "en") -> None:
@@ -240,6 +235,25 @@ def words(lang: str) -> dict:
     return json.loads((Path(__file__).resolve().parents[1] / "assets" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
 
 
+def charts_legible(page) -> None:
+    """Every chart on the page: its text 12 px and more, Plotly's toolbar clear of the title."""
+    page.locator(".js-plotly-plot").first.wait_for()
+    sizes = page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot text')].map(t => parseFloat(getComputedStyle(t).fontSize))"
+    )
+    assert sizes and min(sizes) >= 12, sorted(sizes)[:5]
+    overlap = page.evaluate(
+        """() => [...document.querySelectorAll('.js-plotly-plot')].filter(el => {
+            const bar = el.querySelector('.modebar-container'), title = el.querySelector('.gtitle');
+            if (!bar || !title) return false;
+            const a = bar.querySelector('.modebar') ? bar.querySelector('.modebar').getBoundingClientRect() : bar.getBoundingClientRect();
+            const b = title.getBoundingClientRect();
+            return a.width && a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+        }).length"""
+    )
+    assert overlap == 0
+
+
 @pytest.mark.parametrize("lang", ["en", "ko"])
 @pytest.mark.parametrize("width, height", [(390, 844), (820, 1180)], ids=["phone", "tablet"])
 def test_phone_and_tablet_fit_the_screen_with_start_in_reach(server, width, height, lang):
@@ -262,17 +276,23 @@ def test_phone_and_tablet_fit_the_screen_with_start_in_reach(server, width, heig
                 if wide or small:
                     problems[name] = (wide, small)
             assert not problems, problems
-            # Start on page 3 within the first screen, without scrolling.
-            open_page(page, server, "finetune", lang)
-            start = page.locator(".st-key-start").get_by_role("button", name=words(lang)["page3.start"], exact=True)
-            box = start.bounding_box()
-            assert box and box["y"] + box["height"] <= height, box
+            # Every page's Start within the first screen, without scrolling (page 3's the last: its run follows).
+            far = {}
+            for name, key in STARTS:
+                open_page(page, server, name, lang)
+                start = page.locator(f".st-key-{key} button").first
+                box = start.bounding_box()
+                if not (box and box["y"] + box["height"] <= height):
+                    far[name] = box
+                    shot(page, f"start_far_{name}_{width}_{lang}")
+            assert not far, far
             if width < 800:  # and after the default run: its charts, tables and pictures fit the phone too
                 start.click()
                 wait_finished(page, lang, 4 * DEMO_LIMIT_S, f"phone_run_failure_{lang}")
                 open_everything(page)
                 shot(page, f"finetune_done_{width}_{lang}")
                 assert sideways_px(page) == 0 and not small_targets(page), (sideways_px(page), small_targets(page))
+                charts_legible(page)  # the run's loss curve, gradient map and confusion matrix
             # Matrix cells that say which they are, whatever the layout.
             open_page(page, server, "strategy", lang)
             page.locator('[class*="st-key-cell-"] button').first.wait_for(state="attached")
@@ -286,21 +306,6 @@ def test_phone_and_tablet_fit_the_screen_with_start_in_reach(server, width, heig
             rows = "|".join(re.escape(w[f"matrix.row.{r}"]) for r in ("small", "large"))
             cols = "|".join(re.escape(w[f"matrix.col.{c}"]) for c in ("similar", "different"))
             assert len(names) == 4 and all(re.search(f"({rows}).*({cols})", n) for n in names), names
-            # Charts: text 12 px and more, the toolbar clear of the title.
-            page.locator(".js-plotly-plot").first.wait_for()
-            sizes = page.evaluate(
-                "() => [...document.querySelectorAll('.js-plotly-plot text')].map(t => parseFloat(getComputedStyle(t).fontSize))"
-            )
-            assert sizes and min(sizes) >= 12, sorted(sizes)[:5]
-            overlap = page.evaluate(
-                """() => [...document.querySelectorAll('.js-plotly-plot')].filter(el => {
-                    const bar = el.querySelector('.modebar-container'), title = el.querySelector('.gtitle');
-                    if (!bar || !title) return false;
-                    const a = bar.querySelector('.modebar') ? bar.querySelector('.modebar').getBoundingClientRect() : bar.getBoundingClientRect();
-                    const b = title.getBoundingClientRect();
-                    return a.width && a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
-                }).length"""
-            )
-            assert overlap == 0
+            charts_legible(page)  # page 2's charts
         finally:
             browser.close()

@@ -118,11 +118,12 @@ def run_class(url, browser, teacher, learners):
     teacher.get_by_role("button", name="Start the experiment").click()
     teacher.get_by_text("Experiment started: 3 parts").first.wait_for()
 
-    from tests.helpers.a11y import from_the_top, sideways_px, small_targets, tabs_to
+    from tests.helpers.a11y import LISTEN_JS, from_the_top, sideways_px, small_targets, tabs_to
 
     for learner, start in ((ann, "Start my part"), (ben, "Start my part"), (mina, "내 부분 시작")):
         learner.goto(f"{url}/class")
         learner.get_by_text(re.compile("Your part of the class experiment|수업 실험에서 내 부분")).first.wait_for()
+        learner.evaluate(LISTEN_JS)  # what the page's live regions say from here on
         learner.get_by_role("button", name=start).wait_for()
         if learner is ben:  # by keyboard only: Tab from the top of the page to the one Start, then Enter
             from_the_top(ben, "st-key-class_start")
@@ -134,6 +135,10 @@ def run_class(url, browser, teacher, learners):
         learner.wait_for_timeout(1000)
     for learner, done in ((ann, "Your run finished"), (ben, "Your run finished"), (mina, "내 실행이 끝났습니다")):
         learner.get_by_text(done).first.wait_for(timeout=120_000)
+        # ... and a screen reader hears it: the polite region says the result (the dot's sentence)
+        learner.wait_for_function(
+            "done => window.__said.some(s => s.startsWith('tls-live: ') && s.includes(done))", arg=done, timeout=10_000
+        )
     deadline = time.monotonic() + 30
     while dots(teacher) != 3 and time.monotonic() < deadline:
         teacher.wait_for_timeout(500)

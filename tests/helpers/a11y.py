@@ -148,3 +148,19 @@ def from_the_top(page, key: str) -> None:
         """() => { const b = document.body; b.setAttribute('tabindex', '-1'); b.focus();
                    b.removeAttribute('tabindex'); window.scrollTo(0, 0); }"""
     )
+
+
+# Every sentence put in the page's live regions, in order (studio.frame.PAGE_JS makes them).
+LISTEN_JS = """() => {
+    window.__said = [];
+    for (const id of ['tls-live', 'tls-alert']) {
+        const region = document.getElementById(id);
+        new MutationObserver(() => { if (region.textContent) window.__said.push(id + ': ' + region.textContent); })
+            .observe(region, {childList: true, characterData: true, subtree: true});
+    }
+    window.__focusKeys = [];
+    document.addEventListener('focusin', (e) => {
+        for (let p = e.target; p && p.classList; p = p.parentElement)
+            for (const c of p.classList) if (c.startsWith('st-key-')) { window.__focusKeys.push(c); return; }
+    }, true);
+}"""

@@ -51,6 +51,9 @@ IDLE_JS = """() => {
 T0 = time.monotonic()
 
 
+DOWNLOAD_S = 300  # a round's downloads must have ended this long after the first was clicked
+
+
 def say(text: str) -> None:
     """One line of progress, with the seconds since the start."""
     print(f"[{time.monotonic() - T0:6.1f} s] {text}", flush=True)
@@ -73,9 +76,22 @@ class Learner:
         self.method = ""  # the feature-space projection asked for last
         self.times: dict[str, list[float]] = {}
         self.errors = 0
+        # Each download's end, as Chromium tells it (Playwright's download.failure() waits without
+        # a bound: a download that starts and never ends hung the whole tool for good)
+        self.begun: dict[str, str] = {}  # guid -> url
+        self.ended: dict[str, tuple[str, float]] = {}  # guid -> (completed | canceled, when)
+        self.timed: set[str] = set()  # guids whose time is in self.times already
         for tab in self.tabs():
             tab.set_default_timeout(180_000)
             tab.on("download", lambda d, tab=tab: self.downloads.append((tab, d)))
+            cdp = self.context.new_cdp_session(tab)
+            cdp.send("Page.enable")
+            cdp.on("Page.downloadWillBegin", lambda e: self.begun.__setitem__(e["guid"], e["url"]))
+            cdp.on("Page.downloadProgress", self._progress)
+
+    def _progress(self, event: dict) -> None:
+        if event["state"] != "inProgress":
+            self.ended.setdefault(event["guid"], (event["state"], time.monotonic()))
 
     def tabs(self) -> list:
         return [p for p in (self.image, self.text) if p is not None]
@@ -148,14 +164,24 @@ class Learner:
             self.image.screenshot(path=str(self.folder / f"features-{self.index}.png"), full_page=True)
         wait_idle(page, 240_000)
         self.times.setdefault("page idle again (Grad-CAM drawn)", []).append(time.monotonic() - sent["Grad-CAM"])
-        deadline = time.monotonic() + 300
-        while len(self.downloads) < expected_downloads and time.monotonic() < deadline:
+        deadline = time.monotonic() + DOWNLOAD_S
+        while time.monotonic() < deadline and (len(self.downloads) < expected_downloads or set(self.begun) - set(self.ended)):
             page.wait_for_timeout(250)
+        unfinished = {url for guid, url in self.begun.items() if guid not in self.ended}
+        for guid, (_state, when) in self.ended.items():
+            if guid not in self.timed:
+                self.timed.add(guid)
+                self.times.setdefault("download (all of a round's)", []).append(when - sent["downloads"])
         for _tab, download in self.downloads[self.checked :]:
-            problem = download.failure()  # waits for the file
+            if download.url in unfinished:
+                failed.append(
+                    f"learner {self.index}: {download.suggested_filename} ({download.url}) not finished after {DOWNLOAD_S} s"
+                )
+                download.cancel()
+                continue
+            problem = download.failure()  # the download has ended: answers at once
             if problem:
                 failed.append(f"learner {self.index}: {download.suggested_filename}: {problem}")
-            self.times.setdefault("download (all of a round's)", []).append(time.monotonic() - sent["downloads"])
         self.checked = len(self.downloads)
         got = len(self.downloads)
         if got < expected_downloads:
