@@ -39,7 +39,7 @@ elif not teacher.is_teacher():
         st.form_submit_button(t("class.unlock"), on_click=teacher.unlock_clicked)
     replay_messages("unlock")
 if limits.teacher_mode and teacher.is_teacher():
-    st.success(t("class.unlocked", hours=f"{teacher.GRANT_S / 3600:g}"))
+    st.success(t("class.unlocked", hours=f"{teacher.grant_s() / 3600:g}"))
     st.button(t("class.leave"), key="leave_teacher", on_click=teacher.leave)
     teacher.store_notice()
     teacher.cluster_line()

@@ -12,9 +12,9 @@ as nobody clicked anything.
 
 `install(manager)` wraps the manager's `execute_deferred`: each file it makes is held (kept
 referenced, under a session id no browser has) until the browser has asked for it (the media
-route reads the bytes whole, then sends them), or for `HOLD_S` at most. `release_expired()`
+route reads the bytes whole, then sends them), or for `hold_s()` at most. `release_expired()`
 lets go of those and collects them; the janitor (studio.server) calls it every few seconds, so
-a download's bytes leave the server a few seconds after their request (at most `HOLD_S` after
+a download's bytes leave the server a few seconds after their request (at most `hold_s()` after
 the click) even when no page runs.
 
 It reaches into Streamlit's media manager (its lock and its per-session file map): where a
@@ -25,12 +25,19 @@ behaviour in place (tests/test_download_hold.py fails on such a version).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 
-HOLD_S = float(os.environ.get("TLS_DOWNLOAD_HOLD_S", "60"))  # at most, from the click (a request that never came)
+from tlcore.core import settings
+
+
+def hold_s() -> float:
+    """A download's bytes are held at most this long from the click, for a request that never
+    came ($TLS_DOWNLOAD_HOLD_S, 60 s)."""
+    return settings.get("TLS_DOWNLOAD_HOLD_S")
+
+
 FETCHED_S = 2.0  # held this long after its request (another request for it, a retry, finds it)
 HOLDER = "tlstudio-download-hold"  # the session id the held files are filed under (no browser has it)
 
@@ -91,18 +98,19 @@ def install(manager, clock: Callable[[], float] = time.monotonic) -> bool:
 
 
 def release_expired(manager, now: float | None = None) -> int:
-    """Let go of the files asked for FETCHED_S ago, or held for HOLD_S, and collect what no session
+    """Let go of the files asked for FETCHED_S ago, or held for hold_s(), and collect what no session
     uses; returns how many were let go. Streamlit deletes a download on the second collection after it is
     let go (the first marks it)."""
     hold: _Hold | None = getattr(manager, "_tlstudio_hold", None)
     if hold is None:
         return 0
     now = hold.clock() if now is None else now
+    longest = hold_s()
     with hold.lock:
         expired = [
             made
             for made, at in hold.made.items()
-            if now - at >= HOLD_S or (made in hold.fetched and now - hold.fetched[made] >= FETCHED_S)
+            if now - at >= longest or (made in hold.fetched and now - hold.fetched[made] >= FETCHED_S)
         ]
         for made in expired:
             del hold.made[made]

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import socket
 import struct
 import threading
+
+from tlcore.core import settings
 
 log = logging.getLogger(__name__)
 _done = threading.Lock()
@@ -69,7 +70,7 @@ def machine_names() -> list[str]:
             except OSError:
                 pass
     names |= interface_addresses()
-    names |= {n.strip().lower() for n in os.environ.get("TLS_ALLOWED_HOSTS", "").split(",") if n.strip()}
+    names |= {n.strip().lower() for n in settings.get("TLS_ALLOWED_HOSTS").split(",") if n.strip()}
     return sorted(n.split("%", 1)[0] for n in names)  # an IPv6 link-local address without its zone
 
 
@@ -83,7 +84,7 @@ def guard() -> list[str] | None:
         _guarded = True
     from streamlit import config
 
-    if os.environ.get("TLS_ALLOWED_HOSTS", "").strip() == "*" or config.get_option("server.allowedHosts"):
+    if settings.get("TLS_ALLOWED_HOSTS") == "*" or config.get_option("server.allowedHosts"):
         return None
     names = machine_names()
     config.set_option("server.allowedHosts", names)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import os
 import threading
 import time
 
@@ -24,6 +23,7 @@ import streamlit as st
 
 from studio import download_hold, learner
 from studio.learner import LearnerStore, owner
+from tlcore.core import settings
 from tlcore.models import catalog
 from tlcore.serve import caps, classroom, estimate, server_queue, store, uploads
 from tlcore.serve.jobs import JobQueue, shared_queue, shared_queue_made
@@ -34,14 +34,11 @@ from tlcore.train.device import lower_thread_priority
 
 # Training runs at a lower CPU priority than the pages (nice +10, TLS_WORKER_NICE to change, 0 to
 # turn off): a class's clicks and a fresh visitor's page are answered first, training takes the rest.
-WORKER_NICE = int(os.environ.get("TLS_WORKER_NICE", "10"))
-REAP_EVERY_S = float(os.environ.get("TLS_UPLOAD_REAP_S", "30"))  # how often ended sessions' uploads are deleted
 # A closed tab's run is cancelled after this long (a reload re-attaches well within it). The
 # page's own polling is not the signal: a browser may slow a background tab's timers to once
 # a minute. The websocket is: while any tab of the learner is connected (background tabs
 # included), the janitor below keeps their runs alive.
-CLOSED_TAB_S = float(os.environ.get("TLS_CLOSED_TAB_S", "45"))
-KEEP_ALIVE_EVERY_S = min(REAP_EVERY_S, CLOSED_TAB_S / 4)
+# ($TLS_CLOSED_TAB_S, 45 s; ended sessions' uploads are deleted every $TLS_UPLOAD_REAP_S, 30 s)
 
 
 def job_queue() -> JobQueue:
@@ -84,8 +81,8 @@ def _start_server_queue() -> JobQueue:
         on_run_done=estimate.learn_from,
         store=store.open_default(limits),
         caps=limits,
-        stale_after_s=CLOSED_TAB_S,
-        nice=WORKER_NICE,
+        stale_after_s=settings.get("TLS_CLOSED_TAB_S"),
+        nice=settings.get("TLS_WORKER_NICE"),
         warm=True,  # a queue that trains in worker processes warms its first one up (tlcore.serve.process_jobs)
     )
     hold_class_jobs(made, classroom.shared(size=limits.class_size))  # a class paused before a restart stays paused
@@ -196,12 +193,12 @@ def keep_connected_runs_alive(q: JobQueue, store: LearnerStore, is_connected=Non
 def _reap_forever() -> None:
     last_reap = time.monotonic()
     while True:
-        time.sleep(KEEP_ALIVE_EVERY_S)
+        time.sleep(min(settings.get("TLS_UPLOAD_REAP_S"), settings.get("TLS_CLOSED_TAB_S") / 4))
         try:
             if shared_queue_made():
                 keep_connected_runs_alive(job_queue(), learner.learners)
             download_hold.release_on_server()  # downloads fetched: their bytes go (none run a page)
-            if time.monotonic() - last_reap >= REAP_EVERY_S:
+            if time.monotonic() - last_reap >= settings.get("TLS_UPLOAD_REAP_S"):
                 last_reap = time.monotonic()
                 upload_folders.reap()
                 return_freed_memory()  # pages' renders leave freed heap behind too (jobs trim their own)

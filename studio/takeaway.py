@@ -16,7 +16,6 @@ from __future__ import annotations
 import atexit
 import hashlib
 import io
-import os
 import shutil
 import tempfile
 import threading
@@ -28,6 +27,7 @@ import streamlit as st
 from studio.i18n import current_lang, explain_error, t
 from studio.learner import owner
 from studio.server import kept_model
+from tlcore.core import settings
 from tlcore.core.events import HistorySnapshot
 from tlcore.core.messages import LearnerError
 from tlcore.serve import notebook, takehome
@@ -89,7 +89,7 @@ def forgetting_panel(result: dict) -> None:
 
 # --- the model to take home ---------------------------------------------------------------
 
-DISK_BYTES = int(os.environ.get("TLS_DOWNLOAD_BYTES", str(2 * 2**30)))  # built zips kept on disk; the oldest go past it
+# Built zips kept on disk ($TLS_DOWNLOAD_BYTES, 2 GiB); the oldest go past it
 _folder: Path | None = None  # this server's built zips (a temporary folder, removed at exit)
 # One build at a time, server-wide: the ONNX exporter traces with process-wide state (two
 # simultaneous ONNX downloads: one failed, 3 of 3), and a build holds a model's copy in memory.
@@ -127,11 +127,11 @@ def bundle_file(learner: str, model_id: str, part: str, metrics: dict | None = N
 
 
 def _trim(keep: Path) -> None:
-    """Remove the oldest built zips until those left fit DISK_BYTES (`keep`, just built, stays)."""
+    """Remove the oldest built zips until those left fit $TLS_DOWNLOAD_BYTES (`keep`, just built, stays)."""
     files = sorted((p for p in _downloads().glob("*.zip") if p != keep), key=lambda p: p.stat().st_mtime)
     total = keep.stat().st_size + sum(p.stat().st_size for p in files)
     for old in files:
-        if total <= DISK_BYTES:
+        if total <= settings.get("TLS_DOWNLOAD_BYTES"):
             break
         total -= old.stat().st_size
         old.unlink(missing_ok=True)

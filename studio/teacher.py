@@ -7,7 +7,7 @@
 - Teacher mode belongs to the browser tab that unlocked it: a random grant kept on the
   server and in that session's state (which no client message can write), checked against
   the learner and the Streamlit session on every use. A copied cookie carries neither; a
-  reload or a new tab asks for the secret again, and so does the tab after GRANT_S. The
+  reload or a new tab asks for the secret again, and so does the tab after grant_s(). The
   Class page has a button to leave teacher mode.
 - The teacher's runs go first in the queue; the Class page lists every job by nickname and
   cancels any.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
 import secrets
 import threading
@@ -36,6 +35,7 @@ from studio.i18n import duration, t, translated
 from studio.learner import owner, session_id
 from studio.server import queue
 from studio.state import DEFAULTS, callback
+from tlcore.core import settings
 from tlcore.core.messages import LearnerError
 from tlcore.models import catalog
 from tlcore.serve import caps
@@ -45,7 +45,13 @@ from tlcore.train.config import RunConfig
 
 TRIES = 5  # wrong secrets from one address before it must wait (60 s, then twice as long each time)
 SERVER_TRIES = 10  # wrong secrets the whole server takes in any minute, from anyone
-GRANT_S = float(os.environ.get("TLS_TEACHER_HOURS", "4")) * 3600  # then the secret is asked again
+
+
+def grant_s() -> float:
+    """How long a tab stays unlocked; then the secret is asked again ($TLS_TEACHER_HOURS, 4 hours)."""
+    return settings.get("TLS_TEACHER_HOURS") * 3600
+
+
 MAX_GRANTS = 64  # tabs in teacher mode at once (the oldest is dropped past it)
 _GRANT = "_teacher_grant"  # session-state key of this tab's grant
 
@@ -101,7 +107,7 @@ def client_address() -> str:
 
 
 def is_teacher() -> bool:
-    """Has this tab unlocked teacher mode (and not left it, and not for longer than GRANT_S)?"""
+    """Has this tab unlocked teacher mode (and not left it, and not for longer than grant_s())?"""
     token = st.session_state.get(_GRANT)
     if not token:
         return False
@@ -137,7 +143,7 @@ def unlock(secret: str) -> tuple[str, float]:
             del _grants[old]
         while len(_grants) >= MAX_GRANTS:
             del _grants[min(_grants, key=lambda k: _grants[k].until)]
-        _grants[token] = Grant(owner(), session_id(), now + GRANT_S)
+        _grants[token] = Grant(owner(), session_id(), now + grant_s())
     st.session_state[_GRANT] = token
     queue().promote(owner(), priority())  # a Start pressed before unlocking goes to the front too
     return "ok", 0.0

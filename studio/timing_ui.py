@@ -7,13 +7,13 @@ words them. Not for: the live panel itself (studio.jobs_ui).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
 import streamlit as st
 
 from studio.i18n import duration, t
+from tlcore.core import settings
 from tlcore.serve import estimate
 from tlcore.serve.jobs import JobView
 from tlcore.train.config import RunConfig
@@ -39,9 +39,6 @@ def _estimate(estimator, config: RunConfig) -> float | None:
         return estimator.estimate(config, estimate.num_classes(config))
     except Exception:  # noqa: BLE001 -- an estimate is a courtesy; never break the page for it
         return None
-
-
-LONG_RUN_S = float(os.environ.get("TLS_LONG_RUN_S", "120"))  # a class-friendly length for one demo
 
 
 def estimate_note(make: Callable[[], RunConfig | list[RunConfig] | None]) -> float | None:
@@ -76,8 +73,9 @@ def estimate_note(make: Callable[[], RunConfig | list[RunConfig] | None]) -> flo
     if total > limit:
         st.warning(text + " " + t("caps.over_time", limit=duration(limit)), icon=":material/timer_off:")
         return total
-    if total > LONG_RUN_S:
-        st.warning(text + " " + t("estimate.long", limit=duration(LONG_RUN_S)), icon=":material/schedule:")
+    long_run_s = settings.get("TLS_LONG_RUN_S")  # a class-friendly length for one demo
+    if total > long_run_s:
+        st.warning(text + " " + t("estimate.long", limit=duration(long_run_s)), icon=":material/schedule:")
     else:
         st.caption(":material/schedule: " + text)
     return total

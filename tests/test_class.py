@@ -119,7 +119,7 @@ def test_wrong_secrets_are_rate_limited_whatever_cookie_they_come_with(class_fil
 
 def test_teacher_mode_belongs_to_the_tab_that_unlocked_not_to_its_cookie(class_file, monkeypatch):
     """A copied cookie (the same learner id in another browser) gets no teacher mode; the tab
-    leaves it with a button, and after GRANT_S it is asked for the secret again."""
+    leaves it with a button, and after grant_s() it is asked for the secret again."""
     class_file(f'[teacher]\nsecret = "{SECRET}"\n')
     queue = JobQueue(fake_run)
     at = page("pages/6_class.py", queue=queue, owner="teachers-cookie")
@@ -136,9 +136,9 @@ def test_teacher_mode_belongs_to_the_tab_that_unlocked_not_to_its_cookie(class_f
     monkeypatch.setattr(teacher, "clock", lambda: now[0])
     unlock(at, SECRET)
     assert any("Teacher mode:" in s.value for s in at.success)
-    now[0] += teacher.GRANT_S - 1
+    now[0] += teacher.grant_s() - 1
     at.run()
-    assert any("Teacher mode:" in s.value for s in at.success)  # a second before GRANT_S: still the teacher
+    assert any("Teacher mode:" in s.value for s in at.success)  # a second before grant_s(): still the teacher
     now[0] += 1
     at.run()
     assert at.text_input(key="teacher_secret") and not any("Teacher mode:" in s.value for s in at.success)

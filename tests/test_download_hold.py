@@ -78,7 +78,7 @@ def test_a_download_never_asked_for_goes_after_the_longest_hold():
     manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
     download_hold.install(manager, clock)
     url = click(manager)
-    clock.now += download_hold.HOLD_S - 1
+    clock.now += download_hold.hold_s() - 1
     assert download_hold.release_expired(manager) == 0
     other_sessions_finish_runs(manager)
     assert stored(manager, url)
@@ -107,7 +107,7 @@ def test_the_buttons_own_and_other_files_are_left_to_streamlit():
     download_hold.install(manager, clock)
     image = manager.add(b"\x89PNG picture", "image/png", "4.5")  # shown by a session: kept while it shows it
     url = click(manager)
-    clock.now += download_hold.HOLD_S
+    clock.now += download_hold.hold_s()
     download_hold.release_expired(manager)
     download_hold.release_expired(manager)
     assert fetch(manager, image) == b"\x89PNG picture"

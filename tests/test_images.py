@@ -73,7 +73,7 @@ def test_16_bit_and_float_images_keep_their_contrast():
 
 
 def test_a_folder_too_big_to_decode_is_refused_before_decoding(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "MAX_DECODED_BYTES", 3 * 64 * 64 * 5)  # five 64 px images
+    monkeypatch.setenv("TLS_MAX_DATASET_BYTES", str(3 * 64 * 64 * 5))  # five 64 px images
     for cls in ("a", "b"):
         (tmp_path / cls).mkdir()
         for i in range(3):
@@ -84,9 +84,8 @@ def test_a_folder_too_big_to_decode_is_refused_before_decoding(tmp_path, monkeyp
 
 
 def test_an_upload_too_big_to_decode_is_refused(monkeypatch):
-    from tlcore.serve import uploads
 
-    monkeypatch.setattr(uploads, "MAX_DECODED_BYTES", 3 * 32 * 32 * 5)
+    monkeypatch.setenv("TLS_MAX_DATASET_BYTES", str(3 * 32 * 32 * 5))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for cls in ("cats", "dogs"):
@@ -169,7 +168,7 @@ def test_every_image_dataset_is_capped_before_anything_is_decoded_or_drawn(name,
     if name == "fashion_mnist" and not datasets.fashion_available():
         pytest.skip("Fashion-MNIST is not installed")
     datasets._data_cache.clear()
-    monkeypatch.setattr(datasets, "MAX_DECODED_BYTES", 3 * 16 * 16 * 100)  # a hundred 16 px images
+    monkeypatch.setenv("TLS_MAX_DATASET_BYTES", str(3 * 16 * 16 * 100))  # a hundred 16 px images
     with pytest.raises(LearnerError, match="GiB") as refused:  # 10 classes x 12 images at 32 px: too many
         catalog.load_dataset(name, per_class=10, val_per_class=2, image_size=32, seed=0)
     assert refused.value.message.key == "data.too_big"

@@ -371,7 +371,7 @@ def test_a_cluster_given_up_as_lost_is_tried_again_and_used_when_it_answers(make
     here = q.submit(RunConfig(), owner="alice")
     assert wait_for(lambda: q.get(here, "alice").state == "done", timeout=60)
     assert q.get(here, "alice").where == "local" and q.cluster_status().state == "lost"  # within RETRY_S: not tried
-    monkeypatch.setattr(ray_jobs, "RETRY_S", 0.0)  # RETRY_S later
+    monkeypatch.setenv("TLS_RAY_RETRY_S", "0")  # TLS_RAY_RETRY_S later (read when used)
     back = q.submit(RunConfig(), owner="alice")
     assert wait_for(lambda: q.get(back, "alice").state == "done", timeout=60), q.get(back, "alice").runs[0].final
     assert q.get(back, "alice").where == "" and q.cluster_status() == joined  # on the cluster again, said so

@@ -1,6 +1,6 @@
 """`python -m tlcore <command>`: the engine from a terminal, same configs, same events.
 
-Commands here: finetune, compare, class-experiment, prefetch, list. Other modules add theirs (pretrain,
+Commands here: finetune, compare, class-experiment, prefetch, list, settings. Other modules add theirs (pretrain,
 matrix, sweep, bench, ...) by defining `register_cli(subparsers)` and being listed in
 COMMAND_MODULES.
 """
@@ -160,6 +160,18 @@ def cmd_prefetch(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_settings(_args) -> int:
+    from tlcore.core import settings
+
+    print(settings.table())
+    set_now = [s for s in settings.SETTINGS if settings.raw(s.name)]
+    print("\nset now:" if set_now else "\nnone set now: every default holds")
+    for s in set_now:
+        shown = "(set, not shown)" if "SECRET" in s.name and "FILE" not in s.name else repr(settings.get(s.name))
+        print(f"  {s.name} = {shown}")
+    return 0
+
+
 def cmd_list(_args) -> int:
     from tlcore.models import catalog
 
@@ -293,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered backbones and datasets")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "settings",
+        help="the server's TLS_* environment variables: defaults, meanings, and what is set now",
+        description="Every TLS_* environment variable the studio reads (tlcore.core.settings), as a Markdown table; "
+        "then the ones set in this environment, with the value each is read as.",
+    )
+    p.set_defaults(func=cmd_settings)
 
     for module in COMMAND_MODULES:
         importlib.import_module(module).register_cli(sub)

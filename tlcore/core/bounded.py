@@ -41,19 +41,26 @@ def tensor_bytes(value) -> int:
 class LRU(Generic[K, V]):
     """Entries by key, least recently used dropped first once their weights add up past `limit`.
 
-    `weigh(value)` is an entry's weight (1 by default: `limit` is a count). An entry heavier than
+    `weigh(value)` is an entry's weight (1 by default: `limit` is a count). `limit` may be a
+    function, asked at every put (a setting read when used, tlcore.core.settings). An entry heavier than
     `limit` on its own is refused, unless `keep_newest`: then it stays, alone (a dataset bigger
     than the bound is still kept for the race that loads it). Thread-safe; `get_or_make` runs its
     `make` outside the lock, so other callers' hits never wait for a slow make."""
 
-    def __init__(self, limit: float, *, weigh: Callable[[V], float] = lambda _v: 1, keep_newest: bool = False):
-        self.limit = limit
+    def __init__(
+        self, limit: float | Callable[[], float], *, weigh: Callable[[V], float] = lambda _v: 1, keep_newest: bool = False
+    ):
+        self._limit = limit
         self.weigh = weigh
         self.keep_newest = keep_newest
         self._items: OrderedDict[K, tuple[V, float]] = OrderedDict()
         self._total = 0.0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
+
+    @property
+    def limit(self) -> float:
+        return self._limit() if callable(self._limit) else self._limit
 
     def get(self, key: K, default: V | None = None) -> V | None:
         with self._lock:
@@ -67,8 +74,8 @@ class LRU(Generic[K, V]):
 
     def put(self, key: K, value: V) -> bool:
         """Keep `value` under `key` (the newest); False when it alone is over the limit and refused."""
-        weight = self.weigh(value)
-        if weight > self.limit and not self.keep_newest:
+        weight, limit = self.weigh(value), self.limit
+        if weight > limit and not self.keep_newest:
             return False
         with self._lock:
             old = self._items.pop(key, None)
@@ -76,7 +83,7 @@ class LRU(Generic[K, V]):
                 self._total -= old[1]
             self._items[key] = (value, weight)
             self._total += weight
-            while len(self._items) > 1 and self._total > self.limit:
+            while len(self._items) > 1 and self._total > limit:
                 _, (_, dropped) = self._items.popitem(last=False)
                 self._total -= dropped
         return True

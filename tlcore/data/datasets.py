@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from tlcore.core import offline
+from tlcore.core import offline, settings
 from tlcore.core.bounded import LRU, tensor_bytes
 from tlcore.data.images import IMAGE_SUFFIXES
 
@@ -84,9 +84,7 @@ class DatasetSpec:
 # Loaded datasets kept for reuse (a race loads its data once), bounded by the bytes their tensors
 # hold rather than by a count: eight large datasets would not fit a class server. The newest is
 # kept even when it alone is over the bound.
-_data_cache: LRU[tuple, object] = LRU(
-    int(os.environ.get("TLS_DATA_CACHE_BYTES", str(512 * 1024**2))), weigh=tensor_bytes, keep_newest=True
-)
+_data_cache: LRU[tuple, object] = LRU(lambda: settings.get("TLS_DATA_CACHE_BYTES"), weigh=tensor_bytes, keep_newest=True)
 
 
 def load(spec: DatasetSpec, *, per_class: int, image_size: int, seed: int = 0, val_per_class: int = 30, root: str = ""):
@@ -163,21 +161,24 @@ def pil_to_uint8(img, size: int) -> torch.Tensor:
 # Decoded images of one dataset (N x 3 x S x S bytes) above this are refused before any
 # decoding or drawing, whatever the source: a small zip of many tiny images, or Fashion-MNIST
 # at 6,000 per class and 224 px (9 GB), must not fill a shared server's memory.
-MAX_DECODED_BYTES = int(os.environ.get("TLS_MAX_DATASET_BYTES", str(1024**3)))
+def max_decoded_bytes() -> int:
+    """Decoded images one dataset may hold ($TLS_MAX_DATASET_BYTES, 1 GiB)."""
+    return settings.get("TLS_MAX_DATASET_BYTES")
 
 
 def check_decoded_bytes(images: int, image_size: int) -> None:
-    """Refuse, before anything is decoded, a dataset whose uint8 images would pass MAX_DECODED_BYTES."""
+    """Refuse, before anything is decoded, a dataset whose uint8 images would pass max_decoded_bytes()."""
     from tlcore.core.messages import LearnerError
 
     need = images * 3 * image_size * image_size
-    if need > MAX_DECODED_BYTES:
+    limit = max_decoded_bytes()
+    if need > limit:
         raise LearnerError(
             "data.too_big",
             images=f"{images:,}",
             size=image_size,
             gib=f"{need / 1024**3:.1f}",
-            limit=f"{MAX_DECODED_BYTES / 1024**3:.1f}",
+            limit=f"{limit / 1024**3:.1f}",
         )
 
 

@@ -22,13 +22,11 @@ from __future__ import annotations
 import array
 import hashlib
 import itertools
-import os
 
 import torch
 
+from tlcore.core import settings
 from tlcore.core.bounded import LRU, tensor_bytes
-
-BUDGET_BYTES = int(float(os.environ.get("TLS_FEATURE_CACHE_MB", "256")) * 2**20)
 
 
 def _update(h, value) -> None:
@@ -85,4 +83,4 @@ def autocast_digest(autocast) -> tuple:
 
 # Tuples of tensors by key, the least recently used dropped first beyond the budget; a tuple
 # larger than the whole budget is not kept.
-shared: LRU[str, tuple] = LRU(BUDGET_BYTES, weigh=tensor_bytes)
+shared: LRU[str, tuple] = LRU(lambda: settings.get("TLS_FEATURE_CACHE_MB") * 2**20, weigh=tensor_bytes)

@@ -9,8 +9,9 @@ Not for: training itself (tlcore.train) or anything Streamlit (studio/).
 from __future__ import annotations
 
 import logging
-import os
 from typing import TYPE_CHECKING
+
+from tlcore.core import settings
 
 if TYPE_CHECKING:
     from tlcore.serve.jobs import JobQueue
@@ -34,10 +35,10 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
     trains in the server's threads."""
     from tlcore.serve import cores, jobs, process
 
-    address = os.environ.get("TLS_RAY_ADDRESS", "").strip()
+    address = settings.get("TLS_RAY_ADDRESS")
     if address:
         try:
-            if os.environ.get("TLS_RAY_DRIVER", "process") == "here":
+            if settings.get("TLS_RAY_DRIVER") == "here":
                 from tlcore.serve.ray_jobs import RayJobQueue
 
                 return RayJobQueue(address=address, **kwargs)
@@ -63,7 +64,7 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
     logging.getLogger(__name__).info(
         "CPU server: %d cores, %d runs at a time, %d threads each when all are busy", cpu.cores, cpu.workers, cpu.threads
     )
-    if kwargs.get("run_fn") is None and os.environ.get("TLS_TRAIN_IN_PROCESS", "0") == "1":
+    if kwargs.get("run_fn") is None and settings.get("TLS_TRAIN_IN_PROCESS"):
         from tlcore.serve.process_jobs import ProcessJobQueue
 
         return ProcessJobQueue(cpu=cpu, warm=warm, **kwargs)

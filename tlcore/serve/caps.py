@@ -51,11 +51,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from tlcore.core import settings
 from tlcore.core.messages import LearnerError
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "class.toml"
@@ -145,7 +145,7 @@ log = logging.getLogger(__name__)
 
 
 def path() -> Path:
-    return Path(os.environ.get("TLS_CLASS_CONFIG") or DEFAULT_FILE)
+    return Path(settings.get("TLS_CLASS_CONFIG") or DEFAULT_FILE)
 
 
 @functools.cache
@@ -154,7 +154,7 @@ def load(file: str | None = None) -> Caps:
     the defaults; the secret from the environment wins over the file's. A broken file (or a
     quota in the environment that is no number) is an error the teacher sees at start."""
     where = Path(file) if file else path()
-    values: dict = {k: _typed(k, os.environ[var]) for k, var in ENVIRONMENT.items() if os.environ.get(var)}
+    values: dict = {k: _typed(k, settings.raw(var)) for k, var in ENVIRONMENT.items() if settings.raw(var)}
     problems: list[str] = []
     if where.exists():
         with open(where, "rb") as fh:
@@ -171,10 +171,10 @@ def load(file: str | None = None) -> Caps:
             problems.append("secret_misplaced")
             log.warning('%s: the teacher\'s secret is under [limits]; it belongs under [teacher] as secret = "..."', where)
             values["teacher_secret"] = values["teacher_secret"] or str(misplaced)
-    if os.environ.get("TLS_TEACHER_SECRET"):
-        values["teacher_secret"] = os.environ["TLS_TEACHER_SECRET"]
-    elif os.environ.get("TLS_TEACHER_SECRET_FILE"):  # a mounted secret (compose.yaml, Docker secrets)
-        values["teacher_secret"] = _secret_file(os.environ["TLS_TEACHER_SECRET_FILE"], problems)
+    if settings.raw("TLS_TEACHER_SECRET"):
+        values["teacher_secret"] = settings.raw("TLS_TEACHER_SECRET")
+    elif settings.raw("TLS_TEACHER_SECRET_FILE"):  # a mounted secret (compose.yaml, Docker secrets)
+        values["teacher_secret"] = _secret_file(settings.raw("TLS_TEACHER_SECRET_FILE"), problems)
     secret = values.get("teacher_secret", "")
     if secret and len(secret) < MIN_SECRET_CHARS:
         problems.append("secret_short")

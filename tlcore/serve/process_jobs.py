@@ -21,7 +21,7 @@ interpreter of its own: the pages and the training use a core each.
 - The processes: at most one run each, at most one per core (`ProcessPool`). The first is
   started with the queue and runs the server's warm-up (the default demo's data, network and
   features: its cache is the one the class's runs find); a second starts when two runs go at
-  once (a race of four on 2 cores) and ends after IDLE_S without a run, giving its memory back.
+  once (a race of four on 2 cores) and ends after $TLS_PROCESS_IDLE_S without a run, giving its memory back.
 - A worker that dies mid-run (killed, out of memory, a crash in native code) ends that job as
   failed with a message that says so; the next run gets a new process. A run that ignores Stop
   for `cancel_after_s` has its process killed: Stop always works.
@@ -48,6 +48,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from tlcore.core import settings
 from tlcore.core.events import Cancelled, Failed, History
 from tlcore.core.messages import Message
 from tlcore.serve.jobs import Job, JobQueue, RunFn
@@ -55,8 +56,6 @@ from tlcore.train.config import RunConfig
 from tlcore.train.finetuned import Finetuned
 
 POLL_S = 0.2  # the relay's wait for the next event before it checks Stop and the threads again
-CANCEL_AFTER_S = float(os.environ.get("TLS_PROCESS_CANCEL_AFTER_S", "20"))  # Stop ignored this long: kill
-IDLE_S = float(os.environ.get("TLS_PROCESS_IDLE_S", "120"))  # an extra process without a run this long ends
 START_S = 120.0  # a new process that has not said it is ready in this long is taken as broken
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 log = logging.getLogger(__name__)
@@ -151,10 +150,12 @@ class WorkerProcess:
 
 class ProcessPool:
     """At most `size` worker processes, each training one run at a time. The first is started at
-    once (warming up when asked) and kept; the others start when needed and end after `idle_s`."""
+    once (warming up when asked) and kept; the others start when needed and end after `idle_s`
+    ($TLS_PROCESS_IDLE_S)."""
 
-    def __init__(self, size: int, nice: int = 0, warm: bool = False, idle_s: float = IDLE_S):
-        self.size, self.nice, self.idle_s = max(1, size), nice, idle_s
+    def __init__(self, size: int, nice: int = 0, warm: bool = False, idle_s: float | None = None):
+        self.size, self.nice = max(1, size), nice
+        self.idle_s = settings.get("TLS_PROCESS_IDLE_S") if idle_s is None else idle_s
         self._lock = threading.Condition()
         self._closed = False
         self._keeper: WorkerProcess | None = WorkerProcess(nice, warm)  # the one kept warm
@@ -247,8 +248,8 @@ class ProcessJobQueue(JobQueue):
         run_fn: RunFn | None = None,
         *,
         warm: bool = False,
-        cancel_after_s: float = CANCEL_AFTER_S,
-        idle_s: float = IDLE_S,
+        cancel_after_s: float | None = None,
+        idle_s: float | None = None,
         **kwargs,
     ):
         """run_fn: what the worker runs, a module-level function it can import (pickled by name);
@@ -256,7 +257,8 @@ class ProcessJobQueue(JobQueue):
         (tlcore.train.presets.warm_ups) before its first run. A CPU plan (`cpu`) sizes the pool: one
         process per core at most, as many runs as the base queue lets go at once."""
         self._child_fn = run_fn
-        self.cancel_after_s = cancel_after_s
+        # a run that ignores Stop this long has its process killed ($TLS_PROCESS_CANCEL_AFTER_S)
+        self.cancel_after_s = settings.get("TLS_PROCESS_CANCEL_AFTER_S") if cancel_after_s is None else cancel_after_s
         self._busy: dict[int, WorkerProcess] = {}
         cpu = kwargs.get("cpu")
         size = cpu.cores if cpu is not None else kwargs.get("workers", 1)

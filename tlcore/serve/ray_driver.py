@@ -18,12 +18,12 @@ driver *is* the class server: every page goes with it. Here the server never joi
 - Everything a page relies on stays the base queue's (tlcore.serve.jobs.JobQueue): the line, one
   job per learner, ownership, quotas, the store, the shelf, pause. In the driver process the runs
   go through `tlcore.serve.ray_jobs.RayJobQueue._run_one` unchanged: joining, the EventHub, Stop,
-  lost workers and hubs, the cluster tried again after RETRY_S, runs trained there when no cluster
+  lost workers and hubs, the cluster tried again after $TLS_RAY_RETRY_S, runs trained there when no cluster
   answers.
 - The driver process dies (Ray's abort, killed, out of memory): each run it was relaying ends as
   failed with a message that says so (`run.driver_lost`), the Class page says the cluster is lost
   for now (reason `driver`), runs train on this server, one at a time, and a new driver process is
-  started at once (then after 5 s, 10 s, ... up to RETRY_S when it keeps dying); once it has joined,
+  started at once (then after 5 s, 10 s, ... up to $TLS_RAY_RETRY_S when it keeps dying); once it has joined,
   runs go to the cluster again.
 - Costs: one more process (Ray's core worker and the engine's imports, about 300 MB), and each
   event crosses one more pipe (a few hundred a run).
@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tlcore.core import settings
 from tlcore.core.events import Cancelled, Failed, History
 from tlcore.core.messages import Message
 from tlcore.serve.jobs import Job, JobQueue, RunFn
@@ -52,9 +52,6 @@ from tlcore.train.finetuned import Finetuned
 POLL_S = 0.2  # a relayed run's wait for its next message before it checks Stop again
 START_S = 20.0  # a driver process's own start (Ray's and the engine's imports: 4-5 s on a busy 2-core box)
 RESTART_S = 5.0  # a driver that died is replaced at once, then after this long times the deaths in a row
-CANCEL_AFTER_S = float(os.environ.get("TLS_RAY_CANCEL_AFTER_S", "20"))  # Stop ignored this long: kill the task
-CONNECT_S = float(os.environ.get("TLS_RAY_CONNECT_S", "30"))  # joining the cluster: then runs train here
-RETRY_S = float(os.environ.get("TLS_RAY_RETRY_S", "60"))  # a cluster given up as lost is tried again after this long
 log = logging.getLogger(__name__)
 
 
@@ -189,8 +186,8 @@ class RayDriverQueue(JobQueue):
         process). run_fn: what the runs call, a module-level function the driver (and Ray's workers)
         can import; None: tlcore.train.recipe.run."""
         self.address = address
-        self.cancel_after_s = CANCEL_AFTER_S if cancel_after_s is None else cancel_after_s
-        self.connect_s = CONNECT_S if connect_s is None else connect_s
+        self.cancel_after_s = settings.get("TLS_RAY_CANCEL_AFTER_S") if cancel_after_s is None else cancel_after_s
+        self.connect_s = settings.get("TLS_RAY_CONNECT_S") if connect_s is None else connect_s
         self._wanted = workers or 0
         self._remote_fn = run_fn
         self._local_fn = run_fn
@@ -225,7 +222,7 @@ class RayDriverQueue(JobQueue):
                 return
             self._driver = None
             self._deaths += 1
-            wait_s = 0.0 if self._deaths == 1 else min(RESTART_S * (self._deaths - 1), RETRY_S)
+            wait_s = 0.0 if self._deaths == 1 else min(RESTART_S * (self._deaths - 1), settings.get("TLS_RAY_RETRY_S"))
         self._status = ClusterStatus("lost", "driver")
         self._joined.set()
         threading.Thread(target=self._restart, args=(wait_s,), name="tlcore-ray-driver-restart", daemon=True).start()
@@ -240,7 +237,8 @@ class RayDriverQueue(JobQueue):
             except OSError as error:
                 log.error("a new Ray driver process could not start: %s", error)
                 self._deaths += 1
-                threading.Thread(target=self._restart, args=(min(RESTART_S * self._deaths, RETRY_S),), daemon=True).start()
+                wait_s = min(RESTART_S * self._deaths, settings.get("TLS_RAY_RETRY_S"))
+                threading.Thread(target=self._restart, args=(wait_s,), daemon=True).start()
 
     def driver_pid(self) -> int | None:
         driver = self._driver

@@ -10,7 +10,7 @@ cluster as a Ray task and relays its events.
     JobQueue worker thread --- task(config) ----->  GPU worker: recipe.run(config, emit, should_stop)
        | every POLL_S: pull events  <---- EventHub actor <---- emit() pushes batches of events
        | Stop / nobody watching ------> EventHub.stop(key) ----> should_stop() reads it
-       | still running CANCEL_AFTER_S later: ray.cancel(force=True)
+       | still running $TLS_RAY_CANCEL_AFTER_S later: ray.cancel(force=True)
        v
     the job's History (the page polls it as for a local run)
 
@@ -24,11 +24,11 @@ cluster as a Ray task and relays its events.
 - The worker imports `tlcore`: every node runs the same checkout (same path) and the same
   requirements; `connect()` puts that path on the workers' PYTHONPATH (see README).
 - Joining the cluster never holds up a page: the queue is made at once and connects in a
-  thread of its own (at most CONNECT_S). A run that finds no cluster (not reached, its
+  thread of its own (at most $TLS_RAY_CONNECT_S). A run that finds no cluster (not reached, its
   token refused, or lost since) trains on this server instead, one at a time, and its page
   says so in a line; the Class page tells the teacher why (`cluster_status()`). A cluster lost
   during the class (no new hub answered: seen on a box whose cores were all busy) is tried again
-  by the first run RETRY_S later, and used again when it answers.
+  by the first run $TLS_RAY_RETRY_S later, and used again when it answers.
 - Ray 2.60 clusters ask for a token (`RAY_AUTH_MODE=token`): the server sends the one in
   `$RAY_AUTH_TOKEN`, `$RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token` (README, "Past one machine").
 - The EventHub restarts when its process dies (`max_restarts`), and is made again when it is
@@ -58,10 +58,11 @@ from pathlib import Path
 
 import ray
 
+from tlcore.core import settings
 from tlcore.core.events import FINAL_EVENTS, Cancelled, Failed, History, Started
 from tlcore.core.messages import Message
 from tlcore.serve.jobs import Job, JobQueue, RunFn
-from tlcore.serve.ray_driver import CANCEL_AFTER_S, CONNECT_S, RETRY_S, ClusterStatus, Relayed, train_here
+from tlcore.serve.ray_driver import ClusterStatus, Relayed, train_here
 from tlcore.train.config import RunConfig
 from tlcore.train.finetuned import Finetuned
 
@@ -260,16 +261,18 @@ class RayJobQueue(JobQueue):
         *,
         address: str = "auto",
         workers: int | None = None,
-        cancel_after_s: float = CANCEL_AFTER_S,
-        connect_s: float = CONNECT_S,
+        cancel_after_s: float | None = None,
+        connect_s: float | None = None,
         **kwargs,
     ):
-        """Made at once: the cluster is joined in the background (at most `connect_s`). Until
-        it is, one worker waits for it; then the queue grows to the cluster's size."""
-        self.address, self.connect_s = address, connect_s
-        self.cancel_after_s = cancel_after_s
+        """Made at once: the cluster is joined in the background (at most `connect_s`,
+        $TLS_RAY_CONNECT_S). Until it is, one worker waits for it; then the queue grows to the
+        cluster's size."""
+        self.address = address
+        self.connect_s = settings.get("TLS_RAY_CONNECT_S") if connect_s is None else connect_s
+        self.cancel_after_s = settings.get("TLS_RAY_CANCEL_AFTER_S") if cancel_after_s is None else cancel_after_s
         self.cluster_gpus = 0
-        self._wanted = workers or int(os.environ.get("TLS_RAY_WORKERS", "0")) or None
+        self._wanted = workers or settings.get("TLS_RAY_WORKERS") or None
         self._remote_fn = run_fn  # None: the worker imports tlcore.train.recipe.run itself
         self._local_fn = run_fn  # a run that finds no cluster trains here (None: tlcore.train.recipe.run)
         self._local = threading.Semaphore(1)  # ... one at a time: this server was not sized for the cluster's load
@@ -337,7 +340,7 @@ class RayJobQueue(JobQueue):
         self._joined.wait(self.connect_s + 5)
         hub = None
         status = self._status
-        retry = status.state == "lost" and time.monotonic() - self._lost_at > RETRY_S
+        retry = status.state == "lost" and time.monotonic() - self._lost_at > settings.get("TLS_RAY_RETRY_S")
         if status.state == "connected" or retry:
             try:
                 hub = self._ensure_hub()

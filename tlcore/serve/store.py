@@ -68,19 +68,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tlcore.core import offline
+from tlcore.core import offline, settings
 from tlcore.core.events import Done, Failed, HistorySnapshot, json_safe
 from tlcore.core.messages import Message
 from tlcore.serve.caps import STORED_MB_PER_LEARNER, STORED_RUNS_PER_LEARNER
 
-MAX_RUNS = int(os.environ.get("TLS_MAX_STORED_RUNS", "2000"))  # a default fine-tune is about 60 KB
+# The backstop, everyone's finished jobs together: $TLS_MAX_STORED_RUNS (2000; a default fine-tune is about 60 KB)
 UNFINISHED = ("queued", "running")
 INTERRUPTED = "interrupted"
 SCHEMA_VERSION = 1  # PRAGMA user_version; 0 is the first, unversioned schema (no note, no priority)
 BUSY_S = 1.0  # one write attempt waits at most this long for another program's lock
 READ_BUSY_S = 0.3  # a page's read waits at most this long
 RETRY_S, RETRY_MAX_S = 1.0, 30.0  # a failed write is tried again after 1, 2, 4, ... 30 s
-WAITING_MB = float(os.environ.get("TLS_STORE_WAITING_MB", "64"))  # rows kept for a file that cannot be written
+# Rows kept in memory for a file that cannot be written: $TLS_STORE_WAITING_MB (64)
 FINAL_WAIT_S = 2.0  # a healthy store: the worker waits this long at most for a finished job's row
 
 # The store's states, as `health()` reports them (the Class page has a line for each but ok).
@@ -298,19 +298,19 @@ class RunStore:
         self,
         path: str | os.PathLike | None = None,
         *,
-        max_runs: int = MAX_RUNS,
+        max_runs: int | None = None,
         busy_s: float = BUSY_S,
         retry_s: float = RETRY_S,
-        waiting_mb: float = WAITING_MB,
+        waiting_mb: float | None = None,
         runs_per_learner: int = STORED_RUNS_PER_LEARNER,
         mb_per_learner: float = STORED_MB_PER_LEARNER,
     ):
         self.path = Path(path) if path is not None else default_path()
-        self.max_runs = max_runs  # everyone's finished jobs together: the backstop
+        self.max_runs = settings.get("TLS_MAX_STORED_RUNS") if max_runs is None else max_runs  # the backstop
         self.runs_per_learner = runs_per_learner  # one learner's finished jobs ...
         self.bytes_per_learner = int(mb_per_learner * 2**20)  # ... and their bytes (the quotas, tlcore.serve.caps)
         self.busy_s, self.retry_s = busy_s, retry_s
-        self.waiting_bytes = int(waiting_mb * 2**20)
+        self.waiting_bytes = int((settings.get("TLS_STORE_WAITING_MB") if waiting_mb is None else waiting_mb) * 2**20)
         self._read_lock = threading.Lock()  # the readers' connection, one page at a time
         self._cv = threading.Condition()  # guards everything below
         self._db: sqlite3.Connection | None = None  # the writer thread's

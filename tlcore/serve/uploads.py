@@ -46,7 +46,7 @@ from typing import BinaryIO
 import numpy as np
 
 from tlcore.core.messages import LearnerError, Reason
-from tlcore.data.datasets import MAX_DECODED_BYTES, ImageData, check_class_count, check_classes, images_from_files
+from tlcore.data.datasets import ImageData, check_class_count, check_classes, images_from_files, max_decoded_bytes
 from tlcore.data.images import IMAGE_SUFFIXES, open_image
 from tlcore.serve.caps import UPLOAD_MB_PER_ADDRESS, UPLOAD_MB_PER_SESSION, UPLOAD_MB_TOTAL
 
@@ -307,13 +307,14 @@ def _check_budget(archive: zipfile.ZipFile, entries: list[_Entry], image_size: i
     """Refuse a zip whose images could not fit in memory once decoded, before reading any of
     them (from the names, then the image headers); returns the depth of the class folders."""
     candidates = sum(1 for e in entries if not e.info.is_dir() and "/".join(e.parts).lower().endswith(IMAGE_SUFFIXES))
-    if candidates * 3 * image_size**2 > MAX_DECODED_BYTES:  # before reading anything
+    limit = max_decoded_bytes()
+    if candidates * 3 * image_size**2 > limit:  # before reading anything
         raise UploadError(
             "upload.too_big",
             images=f"{candidates:,}",
             size=image_size,
             gib=f"{candidates * 3 * image_size**2 / 1024**3:.1f}",
-            limit=f"{MAX_DECODED_BYTES / 1024**3:.1f}",
+            limit=f"{limit / 1024**3:.1f}",
         )
     depth = _class_depth(entries)
     planned = _planned_pixels(archive, entries, depth, image_size, limits)
