@@ -50,6 +50,11 @@ EN: dict[str, str] = {
     "takehome.no_image": "{path} is not an image file; an image model classifies image files",
     "notebook.unsupported": "no notebook for this run: the notebook rebuilds image runs of {backbones} on {datasets} "
     "in plain PyTorch, and this one is {backbone} on {dataset}; its model download and CLI command still reproduce it",
+    "notebook.text_too_big": "no notebook for this run: a text run's notebook carries its sentences inside, at most "
+    "{limit}, and this run has up to {count}; fewer sentences per class make one (its model download and CLI command "
+    "still reproduce this run)",
+    "notebook.text_data_gone": "no notebook for this run: a text run's notebook carries the run's sentences, and "
+    "{dataset} ({path}) can no longer be read here; its model download and CLI command still reproduce it",
     # A zip of class folders (tlcore.serve.uploads): why it was refused as a whole ...
     "upload.not_zip": "This file is not a zip archive (or it is damaged). Put one folder per class in a folder, "
     "compress it to .zip, and upload that.",

@@ -14,38 +14,45 @@ schedule, BatchNorm averaged over a short run. What it leaves out on purpose (th
 frozen features, fused kernels, bf16) changes only rounding: tests/test_notebook.py runs it
 headless and compares its accuracy with the studio's on the same seed.
 
+A text run's notebook (plain PyTorch + transformers) is tlcore.serve.notebook_text; `supported`,
+`check`, `build` and the command line here answer for both. The cells both share (the plans of
+the strategies, the curves) and the lesson reader are tlcore.serve.notebook_cells.
+
 Not for: the model files (tlcore.serve.takehome) or training in the studio (tlcore.train).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import textwrap
 from pathlib import Path
 from string import Template
 
 from tlcore.core.messages import LearnerError
+from tlcore.serve import notebook_text
+from tlcore.serve.notebook_cells import CURVES, frozen_names, plan, sections, split_seed
 
-LESSONS = Path(__file__).resolve().parents[2] / "assets" / "lessons"
-_SECTION = re.compile(r"^## (?P<title>.+?)\s*\{#(?P<key>[\w-]+)\}\s*$", re.MULTILINE)
 NAME = "notebook.ipynb"
 
-# What the notebook can rebuild without the studio. Other backbones (the studio's own
-# synthetic-pretrained ResNet, ViT, text models) and datasets (drawn by the studio, or
-# downloaded by torchvision) get no notebook, with the reason (tlcore.core.messages).
+# What the notebook can rebuild without the studio. Other image backbones (the studio's own
+# synthetic-pretrained ResNet, ViT) and datasets (drawn by the studio, or downloaded by
+# torchvision) get no notebook, with the reason (tlcore.core.messages). Text runs: notebook_text.
 BACKBONES = ("efficientnet_lite0", "resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")
 DATASETS = ("fashion_mnist", "digits", "folder")
 
 
 def supported(meta: dict) -> bool:
+    if meta.get("task") == "text":
+        return notebook_text.supported(meta)
     config = meta.get("config") or {}
     return meta.get("task") == "image" and meta.get("backbone") in BACKBONES and config.get("dataset") in DATASETS
 
 
 def check(meta: dict) -> None:
     """A clear refusal for a run the notebook cannot rebuild in plain code."""
-    if not supported(meta):
+    if meta.get("task") == "text":
+        notebook_text.check(meta)
+    elif not supported(meta):
         config = meta.get("config") or {}
         raise LearnerError(
             "notebook.unsupported",
@@ -56,28 +63,17 @@ def check(meta: dict) -> None:
         )
 
 
-def sections(lang: str) -> dict[str, tuple[str, str]]:
-    """key -> (title, body) of assets/lessons/<lang>/notebook.md (English for an unknown language)."""
-    path = LESSONS / lang / "notebook.md"
-    if not path.is_file():
-        path = LESSONS / "en" / "notebook.md"
-    text = path.read_text(encoding="utf-8")
-    found = list(_SECTION.finditer(text))
-    return {
-        m["key"]: (m["title"], text[m.end() : found[i + 1].start() if i + 1 < len(found) else len(text)].strip())
-        for i, m in enumerate(found)
-    }
-
-
 def build(meta: dict, *, lang: str = "en", metrics: dict | None = None):
     """The notebook (an nbformat NotebookNode) for one run; `meta` is takehome.describe's dict,
-    `metrics` the studio's result (val_acc) to compare with."""
+    `metrics` the studio's result (val_acc) to compare with. A text run: notebook_text.build."""
+    if meta.get("task") == "text":
+        return notebook_text.build(meta, lang=lang, metrics=metrics)
     import nbformat.v4 as nbf
 
     check(meta)
     config = meta["config"]
     groups = tuple(meta.get("groups") or GROUPS[meta["backbone"]])
-    frozen = _frozen_names(config, groups)
+    frozen = frozen_names(config, groups)
     val_acc = (metrics or {}).get("val_acc")
     words = {
         "backbone": meta["backbone"],
@@ -107,7 +103,7 @@ def build(meta: dict, *, lang: str = "en", metrics: dict | None = None):
         md("model"),
         code(NET + BODIES[meta["backbone"]] + HEADS[meta["backbone"]]),
         md("freeze"),
-        code(_plan(config["strategy"]) + FREEZE),
+        code(plan(config["strategy"]) + FREEZE),
         md("optimizer"),
         code(OPTIMIZER),
         md("loop"),
@@ -134,12 +130,6 @@ def to_bytes(meta: dict, *, lang: str = "en", metrics: dict | None = None) -> by
     return nbformat.writes(build(meta, lang=lang, metrics=metrics)).encode("utf-8")
 
 
-def _frozen_names(config: dict, groups: tuple[str, ...]) -> list[str]:
-    from tlcore.train import strategies
-
-    return list(strategies.frozen_at_start(config["strategy"], list(groups), config.get("freeze_depth", 0)))
-
-
 # ----------------------------------------------------------------------------- the cells
 
 IMPORTS = """
@@ -158,19 +148,13 @@ from torch import nn
 """
 
 
-def _split_seed(config: dict) -> int:
-    """The seed that drew the run's examples (RunConfig.data_seed; older runs had none apart)."""
-    split = int(config.get("split_seed", -1))
-    return split if split >= 0 else int(config["seed"])
-
-
 def _settings(meta: dict, val_acc: float | None) -> str:
     c = meta["config"]
     pretrained = c["strategy"] != "scratch" and c.get("pretrained", "auto") != "no"
     lines = [
         "# The run's settings, as the studio saved them (its RunConfig). Change one, then Run All.",
         f"SEED = {c['seed']}  # the head's random start, batch order and flips",
-        f"SPLIT_SEED = {_split_seed(c)}  # which examples are drawn for training and validation",
+        f"SPLIT_SEED = {split_seed(c)}  # which examples are drawn for training and validation",
         f"BACKBONE = {meta['backbone']!r}",
         f"PRETRAINED = {pretrained}  # start from the ImageNet weights (False: random weights, 'scratch')",
         f"DATASET = {c['dataset']!r}",
@@ -432,62 +416,6 @@ print("layer groups, shallow to deep:", GROUPS)
 # The layer groups each notebook backbone has (the registry's, tlcore.models.backbones).
 GROUPS = {name: ("stem", "stage1", "stage2", "stage3", "stage4", "head") for name in BACKBONES}
 
-_PLANS = {
-    "scratch": """
-# scratch: random weights, every group trains at one rate (the baseline transfer has to beat)
-def frozen_at(epoch):
-    return []
-
-
-LRS = {g: LR for g in GROUPS}
-""",
-    "linear_probe": """
-# linear probe: the whole pretrained body frozen, only the new head learns
-def frozen_at(epoch):
-    return BODY
-
-
-LRS = {HEAD: LR * HEAD_LR_MULT}
-""",
-    "partial": """
-# partial: the first FREEZE_DEPTH groups frozen (general features), the rest fine-tuned
-def frozen_at(epoch):
-    return BODY[: min(FREEZE_DEPTH, len(BODY))]
-
-
-LRS = {g: LR for g in BODY[min(FREEZE_DEPTH, len(BODY)) :]} | {HEAD: LR * HEAD_LR_MULT}
-""",
-    "full": """
-# full: every group trains, the new head faster than the pretrained body
-def frozen_at(epoch):
-    return []
-
-
-LRS = {g: LR for g in BODY} | {HEAD: LR * HEAD_LR_MULT}
-""",
-    "full_llrd": """
-# full with layer-wise decay: the deepest body group gets LR, each one shallower LAYER_DECAY times less
-def frozen_at(epoch):
-    return []
-
-
-LRS = {g: LR * LAYER_DECAY ** (len(BODY) - 1 - i) for i, g in enumerate(BODY)} | {HEAD: LR * HEAD_LR_MULT}
-""",
-    "gradual": """
-# gradual unfreezing: the head first, then one more body group per epoch, deep to shallow
-def frozen_at(epoch):
-    return BODY[: max(0, len(BODY) - (epoch - 1))]
-
-
-LRS = {g: LR for g in BODY} | {HEAD: LR * HEAD_LR_MULT}
-""",
-}
-
-
-def _plan(strategy: str) -> str:
-    return "*BODY, HEAD = GROUPS\n" + _PLANS[strategy]
-
-
 FREEZE = """
 for name, rate in LRS.items():
     print(f"{name:>8}: learning rate {rate:g}")
@@ -654,29 +582,6 @@ else:
     val_acc = history["val/acc"][-1]
 """
 
-CURVES = """
-if history:
-    fig, (ax_loss, ax_acc, ax_norm) = plt.subplots(1, 3, figsize=(15, 4))
-    ax_loss.plot(history["step"], history["train/loss"], label="train/loss")
-    steps_per_epoch = len(history["step"]) // len(history["epoch"])
-    ax_loss.plot([e * steps_per_epoch for e in history["epoch"]], history["val/loss"], "o-", label="val/loss")
-    ax_loss.set_xlabel("step")
-    ax_loss.legend()
-    ax_acc.plot(history["epoch"], history["val/acc"], "o-", label="val/acc")
-    if STUDIO_VAL_ACC is not None:
-        ax_acc.axhline(STUDIO_VAL_ACC, color="grey", linestyle="--", label="the studio's run")
-    ax_acc.set_xlabel("epoch")
-    ax_acc.legend()
-    for g in GROUPS:
-        ax_norm.plot(history["step"], history[f"grad_norm/{g}"], label=g)
-    ax_norm.set_yscale("log")
-    ax_norm.set_xlabel("step")
-    ax_norm.set_title("grad_norm per layer group")
-    ax_norm.legend()
-    plt.tight_layout()
-    plt.show()
-"""
-
 COMPARE = """
 print(json.dumps({"val_acc": val_acc, "studio_val_acc": STUDIO_VAL_ACC, "val_examples": len(val_y)}))
 """
@@ -704,7 +609,7 @@ def cmd_notebook(args) -> int:
 def register_cli(sub) -> None:
     p = sub.add_parser(
         "notebook",
-        help="a Jupyter notebook that trains a saved model's run again in plain PyTorch",
+        help="a Jupyter notebook that trains a saved model's run again in plain PyTorch (+ timm or transformers)",
         description="Write the take-home notebook for a model saved with `finetune --save-model` (or downloaded "
         "from the studio): data, freeze, learning rates, the loop with per-group gradient norms, the curves.",
     )

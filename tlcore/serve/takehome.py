@@ -124,9 +124,9 @@ def describe(entry, metrics: dict | None = None) -> dict:
         meta["input"] = {"input_ids": "(B, T) int64 token ids from tokenizer/", "attention_mask": "(B, T) int64"}
     else:
         meta["input"] = {"pixels": f"(B, 3, {entry.image_size}, {entry.image_size}) uint8 RGB, centre square resized"}
-        groups = getattr(entry.model, "group_names", None)  # layer groups, shallow to deep (the last is the head)
-        if groups:
-            meta["groups"] = list(groups)
+    groups = getattr(entry.model, "group_names", None)  # layer groups, shallow to deep (the last is the head)
+    if groups:
+        meta["groups"] = list(groups)
     meta["output"] = "logits (B, num_classes), classes in the order of 'classes'"
     if metrics:
         meta["metrics"] = card_metrics(metrics)

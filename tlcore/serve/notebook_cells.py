@@ -1,0 +1,135 @@
+"""What both take-home notebooks share: the lessons' sections, the strategies' plan cells, the curves.
+
+The image notebook (tlcore.serve.notebook) and the text notebook (tlcore.serve.notebook_text)
+teach the same strategies with the same loop, so the code a learner reads for a freeze and its
+learning rates, and for the curves, is written once, here, as notebook cell text. Each plan
+cell defines `frozen_at(epoch)` (the groups frozen during an epoch) and `LRS` (the rate of every
+group that ever trains), the notebook's side of tlcore.train.strategies.
+
+Not for: building a notebook (those two modules) or training in the studio (tlcore.train).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+LESSONS = Path(__file__).resolve().parents[2] / "assets" / "lessons"
+_SECTION = re.compile(r"^## (?P<title>.+?)\s*\{#(?P<key>[\w-]+)\}\s*$", re.MULTILINE)
+
+
+def sections(lang: str, lesson: str = "notebook") -> dict[str, tuple[str, str]]:
+    """key -> (title, body) of assets/lessons/<lang>/<lesson>.md (English for an unknown language)."""
+    path = LESSONS / lang / f"{lesson}.md"
+    if not path.is_file():
+        path = LESSONS / "en" / f"{lesson}.md"
+    text = path.read_text(encoding="utf-8")
+    found = list(_SECTION.finditer(text))
+    return {
+        m["key"]: (m["title"], text[m.end() : found[i + 1].start() if i + 1 < len(found) else len(text)].strip())
+        for i, m in enumerate(found)
+    }
+
+
+def split_seed(config: dict) -> int:
+    """The seed that drew the run's examples (RunConfig.data_seed; older runs had none apart)."""
+    split = int(config.get("split_seed", -1))
+    return split if split >= 0 else int(config["seed"])
+
+
+def frozen_names(config: dict, groups) -> list[str]:
+    """The groups the run's strategy freezes at its first step (the studio's own answer)."""
+    from tlcore.train import strategies
+
+    return list(strategies.frozen_at_start(config["strategy"], list(groups), config.get("freeze_depth", 0)))
+
+
+# ----------------------------------------------------------------------------- the cells
+
+PLANS = {
+    "scratch": """
+# scratch: random weights, every group trains at one rate (the baseline transfer has to beat)
+def frozen_at(epoch):
+    return []
+
+
+LRS = {g: LR for g in GROUPS}
+""",
+    "linear_probe": """
+# linear probe: the whole pretrained body frozen, only the new head learns
+def frozen_at(epoch):
+    return BODY
+
+
+LRS = {HEAD: LR * HEAD_LR_MULT}
+""",
+    "partial": """
+# partial: the first FREEZE_DEPTH groups frozen (general features), the rest fine-tuned
+def frozen_at(epoch):
+    return BODY[: min(FREEZE_DEPTH, len(BODY))]
+
+
+LRS = {g: LR for g in BODY[min(FREEZE_DEPTH, len(BODY)) :]} | {HEAD: LR * HEAD_LR_MULT}
+""",
+    "full": """
+# full: every group trains, the new head faster than the pretrained body
+def frozen_at(epoch):
+    return []
+
+
+LRS = {g: LR for g in BODY} | {HEAD: LR * HEAD_LR_MULT}
+""",
+    "full_llrd": """
+# full with layer-wise decay: the deepest body group gets LR, each one shallower LAYER_DECAY times less
+def frozen_at(epoch):
+    return []
+
+
+LRS = {g: LR * LAYER_DECAY ** (len(BODY) - 1 - i) for i, g in enumerate(BODY)} | {HEAD: LR * HEAD_LR_MULT}
+""",
+    "gradual": """
+# gradual unfreezing: the head first, then one more body group per epoch, deep to shallow
+def frozen_at(epoch):
+    return BODY[: max(0, len(BODY) - (epoch - 1))]
+
+
+LRS = {g: LR for g in BODY} | {HEAD: LR * HEAD_LR_MULT}
+""",
+    "lora": """
+# lora (text): every pretrained weight frozen; each layer's adapters and the new head learn
+def frozen_at(epoch):
+    return ["pretrained"]
+
+
+LRS = {g: LR for g in BODY[1:]} | {HEAD: LR * HEAD_LR_MULT}
+""",
+}
+
+
+def plan(strategy: str) -> str:
+    """The plan cell's start: the layer groups split into body and head, then the strategy's freeze and rates."""
+    return "*BODY, HEAD = GROUPS\n" + PLANS[strategy]
+
+
+CURVES = """
+if history:
+    fig, (ax_loss, ax_acc, ax_norm) = plt.subplots(1, 3, figsize=(15, 4))
+    ax_loss.plot(history["step"], history["train/loss"], label="train/loss")
+    steps_per_epoch = len(history["step"]) // len(history["epoch"])
+    ax_loss.plot([e * steps_per_epoch for e in history["epoch"]], history["val/loss"], "o-", label="val/loss")
+    ax_loss.set_xlabel("step")
+    ax_loss.legend()
+    ax_acc.plot(history["epoch"], history["val/acc"], "o-", label="val/acc")
+    if STUDIO_VAL_ACC is not None:
+        ax_acc.axhline(STUDIO_VAL_ACC, color="grey", linestyle="--", label="the studio's run")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.legend()
+    for g in GROUPS:
+        ax_norm.plot(history["step"], history[f"grad_norm/{g}"], label=g)
+    ax_norm.set_yscale("log")
+    ax_norm.set_xlabel("step")
+    ax_norm.set_title("grad_norm per layer group")
+    ax_norm.legend()
+    plt.tight_layout()
+    plt.show()
+"""
