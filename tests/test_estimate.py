@@ -150,8 +150,8 @@ def test_the_estimate_counts_the_cached_prefix_the_run_really_caches(strategy, a
 
 @pytest.mark.parametrize("strategy", ["linear_probe", "partial"])
 def test_the_estimate_counts_what_a_text_run_really_caches(strategy, tmp_path):
+    from tests.helpers.text_tiny import save_tiny_model
     from tlcore.core.events import Started
-    from tlcore.models.text_tiny import save_tiny_model
     from tlcore.train import presets
 
     folder = str(save_tiny_model(tmp_path / "tiny"))

@@ -85,7 +85,7 @@ def test_the_cache_keeps_within_its_bytes_dropping_the_least_recently_used():
 
 
 def test_a_text_linear_probe_reuses_the_encoders_sentence_features(tmp_path):
-    from tlcore.models.text_tiny import save_tiny_model
+    from tests.helpers.text_tiny import save_tiny_model
 
     model_dir = str(save_tiny_model(tmp_path / "bert", family="bert"))
     config = RunConfig(

@@ -30,7 +30,7 @@ from tlcore.train.recipe import load_run_data, run
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory):
     """The tiny saved BERT and DistilBERT (random weights, real loading code), once per module."""
-    from tlcore.models.text_tiny import save_tiny_model
+    from tests.helpers.text_tiny import save_tiny_model
 
     root = tmp_path_factory.mktemp("tiny")
     return {family: str(save_tiny_model(root / family, family=family)) for family in ("bert", "distilbert")}

@@ -171,7 +171,9 @@ def test_a_text_run_offers_its_model_in_both_languages():
     at.run()
     ok(at)
     assert any(label.startswith("Model for ONNX Runtime") for label in download_labels(at))
-    assert any(label.startswith("Notebook: this run in plain PyTorch") for label in download_labels(at))  # transformers' text notebook
+    assert any(
+        label.startswith("Notebook: this run in plain PyTorch") for label in download_labels(at)
+    )  # transformers' text notebook
     assert any("tokenizer" in c.value for c in at.caption)
     assert not any("ImageNet photos" in m.value for m in at.markdown)  # no forgetting line for text
     at.radio(key="w:lang").set_value("ko").run()

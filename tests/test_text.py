@@ -1,7 +1,7 @@
 """Text models: frozen means frozen (LoRA too), groups are right, loading works offline, data errors are clear.
 
 Every model here is a tiny randomly initialised BERT or DistilBERT saved into a temporary
-folder (tlcore.models.text_tiny) and loaded through the same code path a hub id takes.
+folder (tests.helpers.text_tiny) and loaded through the same code path a hub id takes.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import textwrap
 import pytest
 import torch
 
+from tests.helpers.text_tiny import save_tiny_model
 from tlcore.core import offline
 from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, History, Started, StepEvent
 from tlcore.data import datasets
@@ -22,7 +23,6 @@ from tlcore.data.text_source import TextSource
 from tlcore.models import catalog
 from tlcore.models import text as models
 from tlcore.models.fill_mask import fill_mask
-from tlcore.models.text_tiny import save_tiny_model
 from tlcore.train import recipe, strategies, trainer
 from tlcore.train.config import RunConfig
 

@@ -80,8 +80,8 @@ def test_strategy_widgets_name_the_frozen_groups():
 
 
 def test_trainable_readout_matches_the_models_groups(monkeypatch, tmp_path):
+    from tests.helpers.text_tiny import save_tiny_model
     from tlcore.models import text as models
-    from tlcore.models.text_tiny import save_tiny_model
 
     folder = save_tiny_model(tmp_path / "tiny")
     monkeypatch.setattr(models, "resolve_source", lambda name: str(folder))
@@ -167,8 +167,8 @@ def test_the_text_page_counts_sentences_not_images(lang):
 
 
 def test_fill_mask_demo_shows_guesses(monkeypatch, tmp_path):
+    from tests.helpers.text_tiny import save_tiny_model
     from tlcore.models import text as models
-    from tlcore.models.text_tiny import save_tiny_model
 
     folder = save_tiny_model(tmp_path / "tiny")
     real = models.load_masked_lm

@@ -1,6 +1,6 @@
 """Tiny randomly initialised BERT and DistilBERT models, saved like real ones.
 
-The tests (and anyone without a network) use them to run the real loading code: a folder
+A test helper (it ships with the tests, not the engine): tests use them to run the real loading code: a folder
 holding config.json, the weights and a WordPiece vocabulary is loaded through exactly the
 path a hub id takes once it is cached. Their predictions mean nothing; their plumbing
 (layer groups, freezing, LoRA, batching) is the same as bert-base's.
