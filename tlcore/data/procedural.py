@@ -30,7 +30,7 @@ image_size, seed) -> (classes, train_x, train_y, val_x, val_y)``, images uint8
 - ``textured_digits``: scikit-learn's real 8x8 handwritten digits pasted on textured,
   coloured backgrounds (different from the source, and a domain shift from plain digits).
 
-Not for: registering datasets (``tlcore.data.datasets``) or training (``tlcore.lab.pretrain``).
+Not for: registering datasets (``tlcore.data.datasets``) or training (``tlcore.lab.pretrain_vision``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@
 Results go to ``assets/results/`` as CSV, JSON and Markdown with the command that made
 them; the app reads them from there.
 
-Not for: training loops (``tlcore.train.trainer``) or pretraining (``tlcore.lab.pretrain``).
+Not for: training loops (``tlcore.train.trainer``) or pretraining (``tlcore.lab.pretrain_vision``).
 """
 
 from __future__ import annotations
@@ -408,7 +408,7 @@ def filters_image(path: Path | str = RESULTS_DIR / "filters.png", *, zoom: int =
 
 
 def _provenance(command: str, seconds: float, settings) -> dict:
-    from tlcore.lab.pretrain import read_card
+    from tlcore.lab.pretrain_vision import read_card
     from tlcore.train.device import describe_device
 
     card = (read_card() or {}) if settings.backbone == "studio_resnet" else {}

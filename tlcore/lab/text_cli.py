@@ -43,8 +43,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--top-k", type=int, default=5, help="guesses per mask (default: %(default)s)")
     p.set_defaults(func=cmd_fill_mask)
 
+    from tlcore.lab import pretrain_text as pretrain
     from tlcore.lab import text_bench as bench
-    from tlcore.lab import text_pretrain as pretrain
     from tlcore.lab import text_scale as scale
 
     bench.register_cli(subparsers)

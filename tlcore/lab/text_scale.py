@@ -3,7 +3,7 @@
 Three starting points for the same few-shot task (20 Newsgroups, 10 posts per class):
 
 - random weights: studio_bert's architecture and vocabulary, no pretraining at all,
-- studio_bert: this project's own small BERT, pretrained on ~4.5 million words (tlcore.lab.text_pretrain),
+- studio_bert: this project's own small BERT, pretrained on ~4.5 million words (tlcore.lab.pretrain_text),
 - MiniLM (all-MiniLM-L6-v2, offline): distilled from a large BERT-family model trained on
   billions of words, then tuned on about a billion sentence pairs,
 
@@ -14,7 +14,7 @@ each seed draws its own few-shot sample, and every model of a seed sees the same
 
 Writes assets/results/<name>.json (settings, one row per run, the table) and <name>.md.
 
-Not for: timing (tlcore.lab.text_bench) or the pretraining itself (tlcore.lab.text_pretrain).
+Not for: timing (tlcore.lab.text_bench) or the pretraining itself (tlcore.lab.pretrain_text).
 """
 
 from __future__ import annotations

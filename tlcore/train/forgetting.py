@@ -21,7 +21,7 @@ Photos are scored at 224 px, the resolution ImageNet was learned at, whatever si
 fine-tune used: the question is what the network still knows of its first task.
 
 Not for: training (tlcore.train.trainer), the Try-it panel's top-5 (tlcore.models.imagenet.top_k) or
-the experiment over strategies and seeds (tlcore.lab.forgetting).
+the experiment over strategies and seeds (tlcore.lab.forgetting_experiment).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ The pieces, in the order a run uses them:
 4. `train_mlm`: AdamW, linear warm-up then cosine (`lr_at`), and every `eval_every` steps
    masked-token accuracy on held-out blocks (`evaluate`) and a sentence's top-5 (`guesses`).
 
-Used by the full pretraining of studio_bert (tlcore.lab.text_pretrain, a command) and by the
-live pretraining the text page runs through the job queue (tlcore.train.pretraining).
+Used by the full pretraining of studio_bert (tlcore.lab.pretrain_text, a command) and by the
+live pretraining the text page runs through the job queue (tlcore.train.mlm_live).
 
 Not for: fine-tuning (tlcore.train.trainer) or the fill-mask demo (tlcore.models.fill_mask).
 """

