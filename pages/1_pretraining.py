@@ -112,7 +112,7 @@ try_image_panel("try:pretraining", finetune_slots=("experiment", "finetune"), wa
 
 @st.cache_data(show_spinner=False)
 def backbone_card(lang: str) -> str:
-    from tlcore.lab.pretrain import card_markdown, read_card
+    from tlcore.lab.pretrain_vision import card_markdown, read_card
 
     card = read_card()
     return card_markdown(card, lang) if card else ""

