@@ -24,13 +24,11 @@ Not for: the model files (tlcore.serve.takehome) or training in the studio (tlco
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
-from string import Template
 
 from tlcore.core.messages import LearnerError
 from tlcore.serve import notebook_text
-from tlcore.serve.notebook_cells import CURVES, frozen_names, plan, sections, split_seed
+from tlcore.serve.notebook_cells import CURVES, Writer, assemble, plan, split_seed, words
 
 NAME = "notebook.ipynb"
 
@@ -68,31 +66,13 @@ def build(meta: dict, *, lang: str = "en", metrics: dict | None = None):
     `metrics` the studio's result (val_acc) to compare with. A text run: notebook_text.build."""
     if meta.get("task") == "text":
         return notebook_text.build(meta, lang=lang, metrics=metrics)
-    import nbformat.v4 as nbf
 
     check(meta)
     config = meta["config"]
     groups = tuple(meta.get("groups") or GROUPS[meta["backbone"]])
-    frozen = frozen_names(config, groups)
     val_acc = (metrics or {}).get("val_acc")
-    words = {
-        "backbone": meta["backbone"],
-        "dataset": config["dataset"],
-        "strategy": config["strategy"],
-        "seed": config["seed"],
-        "val_acc": f"{val_acc:.1%}" if val_acc is not None else "–",
-        "groups": ", ".join(groups),
-        "frozen": ", ".join(frozen) or "–",
-    }
-    text = sections(lang)
-
-    def md(key: str):
-        title, body = text[key]
-        return nbf.new_markdown_cell(f"## {title}\n\n" + Template(body).safe_substitute(words))
-
-    def code(source: str, tag: str = ""):
-        return nbf.new_code_cell(textwrap.dedent(source).strip(), metadata={"tags": [tag]} if tag else {})
-
+    w = Writer(lang, "notebook", words(meta, config, groups, val_acc))
+    md, code = w.md, w.code
     cells = [
         md("intro"),
         code(IMPORTS),
@@ -114,13 +94,7 @@ def build(meta: dict, *, lang: str = "en", metrics: dict | None = None):
         md("compare"),
         code(COMPARE, "result"),
     ]
-    notebook = nbf.new_notebook(cells=cells)
-    notebook.metadata.update(
-        kernelspec={"name": "python3", "display_name": "Python 3", "language": "python"},
-        language_info={"name": "python"},
-        tlcore={"backbone": meta["backbone"], "config": config, "lang": lang},
-    )
-    return notebook
+    return assemble(cells, {"backbone": meta["backbone"], "config": config, "lang": lang})
 
 
 def to_bytes(meta: dict, *, lang: str = "en", metrics: dict | None = None) -> bytes:

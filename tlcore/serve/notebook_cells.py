@@ -12,7 +12,9 @@ Not for: building a notebook (those two modules) or training in the studio (tlco
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
+from string import Template
 
 LESSONS = Path(__file__).resolve().parents[2] / "assets" / "lessons"
 _SECTION = re.compile(r"^## (?P<title>.+?)\s*\{#(?P<key>[\w-]+)\}\s*$", re.MULTILINE)
@@ -42,6 +44,55 @@ def frozen_names(config: dict, groups) -> list[str]:
     from tlcore.train import strategies
 
     return list(strategies.frozen_at_start(config["strategy"], list(groups), config.get("freeze_depth", 0)))
+
+
+def words(meta: dict, config: dict, groups, val_acc: float | None, **more) -> dict:
+    """What a notebook's explanations fill in ($backbone, $val_acc, ...): the run's, in words."""
+    return {
+        "backbone": meta["backbone"],
+        "dataset": config["dataset"],
+        "strategy": config["strategy"],
+        "seed": config["seed"],
+        "val_acc": f"{val_acc:.1%}" if val_acc is not None else "–",
+        "groups": ", ".join(groups),
+        "frozen": ", ".join(frozen_names(config, groups)) or "–",
+        **more,
+    }
+
+
+class Writer:
+    """A notebook's cells: explanations from a lesson in the learner's language, with the run's
+    words filled in, and code cells (tagged for the tests, folded where long)."""
+
+    def __init__(self, lang: str, lesson: str, filled: dict):
+        self.text, self.filled = sections(lang, lesson), filled
+
+    def md(self, key: str):
+        import nbformat.v4 as nbf
+
+        title, body = self.text[key]
+        return nbf.new_markdown_cell(f"## {title}\n\n" + Template(body).safe_substitute(self.filled))
+
+    def code(self, source: str, tag: str = "", hidden: bool = False):
+        import nbformat.v4 as nbf
+
+        metadata: dict = {"tags": [tag]} if tag else {}
+        if hidden:  # a long list (a text run's sentences): folded in Jupyter, one click shows it
+            metadata["jupyter"] = {"source_hidden": True}
+        return nbf.new_code_cell(textwrap.dedent(source).strip(), metadata=metadata)
+
+
+def assemble(cells: list, tlcore: dict):
+    """The notebook of `cells` for a Python 3 kernel; `tlcore`: what the studio records of the run."""
+    import nbformat.v4 as nbf
+
+    notebook = nbf.new_notebook(cells=cells)
+    notebook.metadata.update(
+        kernelspec={"name": "python3", "display_name": "Python 3", "language": "python"},
+        language_info={"name": "python"},
+        tlcore=tlcore,
+    )
+    return notebook
 
 
 # ----------------------------------------------------------------------------- the cells

@@ -27,12 +27,10 @@ training in the studio (tlcore.train).
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
-from string import Template
 
 from tlcore.core.messages import LearnerError
-from tlcore.serve.notebook_cells import CURVES, frozen_names, plan, sections, split_seed
+from tlcore.serve.notebook_cells import CURVES, Writer, assemble, plan, split_seed, words
 
 LESSON = "notebook_text"
 # The notebook carries its sentences inside: a run of more (an upper bound from its settings)
@@ -84,37 +82,24 @@ def build(meta: dict, *, lang: str = "en", metrics: dict | None = None, data=Non
     """The notebook (an nbformat NotebookNode) for one text run; `meta` is takehome.describe's
     dict, `metrics` the studio's result (val_acc), `data` the run's TextData (loaded from its
     settings when not given: the same seeded draw)."""
-    import nbformat.v4 as nbf
 
     check(meta)
     config = meta["config"]
     data = data if data is not None else load_data(meta)
     groups = _groups(meta)
     val_acc = (metrics or meta.get("metrics") or {}).get("val_acc")
-    words = {
-        "backbone": _title(meta["backbone"]),
-        "dataset": config["dataset"],
-        "strategy": config["strategy"],
-        "seed": config["seed"],
-        "val_acc": f"{val_acc:.1%}" if val_acc is not None else "–",
-        "groups": ", ".join(groups),
-        "frozen": ", ".join(frozen_names(config, groups)) or "–",
-        "n_train": len(data.train_texts),
-        "n_val": len(data.val_texts),
-        "max_length": config.get("max_length", 128),
-    }
-    text = sections(lang, LESSON)
-
-    def md(key: str):
-        title, body = text[key]
-        return nbf.new_markdown_cell(f"## {title}\n\n" + Template(body).safe_substitute(words))
-
-    def code(source: str, tag: str = "", hidden: bool = False):
-        metadata = {"tags": [tag]} if tag else {}
-        if hidden:  # a long list of sentences: folded in Jupyter, one click shows it
-            metadata["jupyter"] = {"source_hidden": True}
-        return nbf.new_code_cell(textwrap.dedent(source).strip(), metadata=metadata)
-
+    filled = words(
+        meta,
+        config,
+        groups,
+        val_acc,
+        backbone=_title(meta["backbone"]),
+        n_train=len(data.train_texts),
+        n_val=len(data.val_texts),
+        max_length=config.get("max_length", 128),
+    )
+    w = Writer(lang, LESSON, filled)
+    md, code = w.md, w.code
     cells = [
         md("intro"),
         code(IMPORTS),
@@ -138,13 +123,7 @@ def build(meta: dict, *, lang: str = "en", metrics: dict | None = None, data=Non
         md("compare"),
         code(COMPARE, "result"),
     ]
-    notebook = nbf.new_notebook(cells=cells)
-    notebook.metadata.update(
-        kernelspec={"name": "python3", "display_name": "Python 3", "language": "python"},
-        language_info={"name": "python"},
-        tlcore={"task": "text", "backbone": meta["backbone"], "config": config, "lang": lang},
-    )
-    return notebook
+    return assemble(cells, {"task": "text", "backbone": meta["backbone"], "config": config, "lang": lang})
 
 
 def load_data(meta: dict):
