@@ -19,7 +19,7 @@ import pytest
 from tlcore import cli
 from tlcore.core.events import EvalEvent
 from tlcore.core.messages import LearnerError
-from tlcore.serve import notebook, takehome
+from tlcore.serve import notebook, notebook_cells, takehome
 from tlcore.train.config import RunConfig
 from tlcore.train.recipe import run
 
@@ -126,7 +126,7 @@ def test_a_korean_learner_gets_the_explanations_in_korean_and_the_same_code(stud
 
 
 def test_the_lessons_have_the_same_sections_in_both_languages():
-    assert list(notebook.sections("en")) == list(notebook.sections("ko"))
+    assert list(notebook_cells.sections("en")) == list(notebook_cells.sections("ko"))
 
 
 @pytest.mark.parametrize("backbone, dataset", [("studio_resnet", "digits"), ("efficientnet_lite0", "synthetic_novel")])

@@ -22,7 +22,7 @@ from tests.test_notebook import _cells_of, _run_in_process
 from tlcore import cli
 from tlcore.core.events import EvalEvent
 from tlcore.core.messages import LearnerError
-from tlcore.serve import notebook, notebook_text, takehome
+from tlcore.serve import notebook, notebook_cells, notebook_text, takehome
 from tlcore.train.config import RunConfig
 from tlcore.train.recipe import load_run_data, run
 
@@ -175,7 +175,7 @@ def test_a_korean_learner_gets_the_explanations_in_korean_and_the_same_code(stud
 
 
 def test_the_text_lessons_have_the_same_sections_in_both_languages():
-    assert list(notebook.sections("en", "notebook_text")) == list(notebook.sections("ko", "notebook_text"))
+    assert list(notebook_cells.sections("en", "notebook_text")) == list(notebook_cells.sections("ko", "notebook_text"))
 
 
 def test_a_text_run_it_cannot_carry_is_refused_in_words(studio_run, tmp_path):
