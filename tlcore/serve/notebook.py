@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tlcore.core.messages import LearnerError
 from tlcore.serve import notebook_text
-from tlcore.serve.notebook_cells import CURVES, Writer, assemble, plan, split_seed, words
+from tlcore.serve.notebook_cells import CURVES, Writer, assemble, optimizer, plan, split_seed, words
 
 NAME = "notebook.ipynb"
 
@@ -85,7 +85,7 @@ def build(meta: dict, *, lang: str = "en", metrics: dict | None = None):
         md("freeze"),
         code(plan(config["strategy"]) + FREEZE),
         md("optimizer"),
-        code(OPTIMIZER),
+        code(optimizer("{name: group.parameters() for name, group in model.groups.items()}")),
         md("loop"),
         code(LOOP),
         code(RUN, "run"),
@@ -412,33 +412,6 @@ total = sum(p.numel() for p in model.parameters())
 print(f"frozen at the start: {frozen_at(1) or 'nothing'}; trainable: {trainable:,} of {total:,} ({trainable / total:.1%})")
 """
 
-OPTIMIZER = """
-def param_groups(model):
-    \"\"\"One optimiser group per layer group that ever trains, with its own rate; no weight decay on
-    biases and normalisation scales.\"\"\"
-    out = []
-    for name, group in model.groups.items():
-        if name in LRS:
-            params = list(group.parameters())
-            out.append({"params": [p for p in params if p.ndim > 1], "lr": LRS[name], "weight_decay": WEIGHT_DECAY})
-            out.append({"params": [p for p in params if p.ndim <= 1], "lr": LRS[name], "weight_decay": 0.0})
-    return [g for g in out if g["params"]]
-
-
-def lr_factor(step, total, warmup):
-    \"\"\"1. linear warm-up over the first `warmup` steps; 2. cosine decay towards 0 over the rest.\"\"\"
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-if OPTIMIZER == "adamw":  # fused: one pass over all parameters per step (faster; the studio's choice)
-    optimizer = torch.optim.AdamW(param_groups(model), lr=1.0, fused=DEVICE.type in ("cpu", "cuda"))
-else:
-    optimizer = torch.optim.SGD(param_groups(model), lr=1.0, momentum=0.9, nesterov=True)
-base_lrs = [g["lr"] for g in optimizer.param_groups]
-"""
 
 LOOP = """
 def batches(order, batch_size):

@@ -162,6 +162,41 @@ def plan(strategy: str) -> str:
     return "*BODY, HEAD = GROUPS\n" + PLANS[strategy]
 
 
+_OPTIMIZER = """
+def param_groups(groups):
+    \"\"\"One optimiser group per layer group that ever trains, with its own rate; no weight decay on
+    biases and normalisation scales. `groups`: each layer group's name and its parameters.\"\"\"
+    out = []
+    for name, params in groups.items():
+        if name in LRS:
+            params = list(params)
+            out.append({"params": [p for p in params if p.ndim > 1], "lr": LRS[name], "weight_decay": WEIGHT_DECAY})
+            out.append({"params": [p for p in params if p.ndim <= 1], "lr": LRS[name], "weight_decay": 0.0})
+    return [g for g in out if g["params"]]
+
+
+def lr_factor(step, total, warmup):
+    \"\"\"1. linear warm-up over the first `warmup` steps; 2. cosine decay towards 0 over the rest.\"\"\"
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+if OPTIMIZER == "adamw":  # fused: one pass over all parameters per step (faster; the studio's choice)
+    optimizer = torch.optim.AdamW(param_groups(GROUP_PARAMS), lr=1.0, fused=DEVICE.type in ("cpu", "cuda"))
+else:
+    optimizer = torch.optim.SGD(param_groups(GROUP_PARAMS), lr=1.0, momentum=0.9, nesterov=True)
+base_lrs = [g["lr"] for g in optimizer.param_groups]
+"""
+
+
+def optimizer(group_params: str) -> str:
+    """The optimiser cell, the same in every notebook; `group_params` is the notebook's expression for
+    {layer group name: its parameters}."""
+    return _OPTIMIZER.replace("GROUP_PARAMS", group_params)
+
+
 CURVES = """
 if history:
     fig, (ax_loss, ax_acc, ax_norm) = plt.subplots(1, 3, figsize=(15, 4))

@@ -30,7 +30,7 @@ import json
 from pathlib import Path
 
 from tlcore.core.messages import LearnerError
-from tlcore.serve.notebook_cells import CURVES, Writer, assemble, plan, split_seed, words
+from tlcore.serve.notebook_cells import CURVES, Writer, assemble, optimizer, plan, split_seed, words
 
 LESSON = "notebook_text"
 # The notebook carries its sentences inside: a run of more (an upper bound from its settings)
@@ -114,7 +114,7 @@ def build(meta: dict, *, lang: str = "en", metrics: dict | None = None, data=Non
         md("freeze"),
         code(plan(config["strategy"]) + FREEZE),
         md("optimizer"),
-        code(OPTIMIZER),
+        code(optimizer("groups")),
         md("loop"),
         code(LOOP),
         code(RUN, "run"),
@@ -383,32 +383,6 @@ total = sum(p.numel() for params in groups.values() for p in params)
 print(f"frozen at the start: {frozen_at(1) or 'nothing'}; trainable: {trainable:,} of {total:,} ({trainable / total:.2%})")
 """
 
-OPTIMIZER = """
-def param_groups():
-    \"\"\"One optimiser group per layer group that ever trains, with its own rate; no weight decay on
-    biases and LayerNorm scales.\"\"\"
-    out = []
-    for name, params in groups.items():
-        if name in LRS:
-            out.append({"params": [p for p in params if p.ndim > 1], "lr": LRS[name], "weight_decay": WEIGHT_DECAY})
-            out.append({"params": [p for p in params if p.ndim <= 1], "lr": LRS[name], "weight_decay": 0.0})
-    return [g for g in out if g["params"]]
-
-
-def lr_factor(step, total, warmup):
-    \"\"\"1. linear warm-up over the first `warmup` steps; 2. cosine decay towards 0 over the rest.\"\"\"
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-if OPTIMIZER == "adamw":  # fused: one pass over all parameters per step (faster; the studio's choice)
-    optimizer = torch.optim.AdamW(param_groups(), lr=1.0, fused=DEVICE.type in ("cpu", "cuda"))
-else:
-    optimizer = torch.optim.SGD(param_groups(), lr=1.0, momentum=0.9, nesterov=True)
-base_lrs = [g["lr"] for g in optimizer.param_groups]
-"""
 
 LOOP = """
 # Feature extraction: with the whole encoder frozen for the whole run (a linear probe), the head only ever
