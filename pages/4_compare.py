@@ -120,7 +120,7 @@ with tab_sweep:
 
     def sweep_results(view: JobView) -> None:
         finished = [
-            (config.freeze_depth, snap.result["val_acc"])
+            (config.freeze_depth, snap.result.val_acc)
             for config, snap in zip(view.configs, view.runs, strict=True)
             if snap.result is not None
         ]

@@ -86,8 +86,8 @@ def _finetuned_id(base: embedding.Request, slots: Sequence[str]) -> str:
         view = queue().get(current, owner(), heartbeat=False) if current else None
         if view is None or not view.runs or view.state != "done":
             continue
-        config, result = view.configs[-1], view.runs[-1].result or {}
-        model_id = result.get("model_id")
+        config, result = view.configs[-1], view.runs[-1].result
+        model_id = result.model_id if result else None
         same = (
             config.task == base.task
             and config.backbone == base.backbone

@@ -330,9 +330,9 @@ def _finetuned_model(slot: str) -> tuple[finetuned.Finetuned, str, str] | None:
     view = queue().get(current, owner(), heartbeat=False) if current else None
     if view is None or not view.runs:
         return None
-    result = view.runs[-1].result or {}
-    entry = kept_model(result.get("model_id"))
-    return (entry, view.configs[-1].dataset, result["model_id"]) if entry is not None else None
+    model_id = view.runs[-1].result.model_id if view.runs[-1].result else None
+    entry = kept_model(model_id)
+    return (entry, view.configs[-1].dataset, model_id) if entry is not None else None
 
 
 # --- your own classes from the camera ----------------------------------------------------

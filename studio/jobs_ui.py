@@ -373,6 +373,6 @@ def _draw_end(view: JobView) -> None:
         announce(text, said)
     elif all(isinstance(f, Done) for f in final):
         st.success(t("job.done", seconds=f"{view.elapsed_s:.1f}"))
-        accs = [s.result["val_acc"] for s in view.runs if s.result and "val_acc" in s.result]
+        accs = [s.result.val_acc for s in view.runs if s.result and s.result.val_acc is not None]
         done = t("job.done", seconds=f"{view.elapsed_s:.1f}")
         announce(done + (" " + t("live.done_acc", acc=f"{max(accs):.0%}") if accs else ""), said)

@@ -19,7 +19,7 @@ from studio.i18n import class_title, current_lang, explain, run_labels, t
 from studio.images_ui import encoded, pictures
 from tlcore.core import metrics
 from tlcore.core.bounded import LRU
-from tlcore.core.events import HistorySnapshot
+from tlcore.core.events import HistorySnapshot, RunResult
 from tlcore.serve.jobs import JobView
 from tlcore.train.config import RunConfig
 
@@ -167,12 +167,12 @@ def race_table(view: JobView) -> list[dict]:
         result = snap.result
         if result is None:
             continue
-        share = metrics.Trainable(result["trainable_params"], result["total_params"]).values()
+        share = metrics.Trainable(result.trainable_params, result.total_params).values()
         rows.append(
             {
                 t("race.col.strategy"): label,
-                t("race.col.val_acc"): round(result["val_acc"], 3),
-                t("race.col.best_acc"): round(result["best_val_acc"], 3),
+                t("race.col.val_acc"): round(result.val_acc, 3),
+                t("race.col.best_acc"): round(result.best_val_acc, 3),
                 **({} if text else {t("race.col.imagenet"): takeaway.forgetting_cell(result)}),
                 t("race.col.throughput_text" if text else "race.col.throughput"): round(train_throughput(snap)),
                 t("race.col.cached"): cached_groups(snap),
@@ -186,19 +186,19 @@ def race_table(view: JobView) -> list[dict]:
 def train_throughput(snap: HistorySnapshot) -> float:
     """Examples per second through the trained part, median epoch (the engine's `train_per_s`;
     for a run recorded before it existed, the median of its epochs' own rates)."""
-    result = snap.result or {}
-    if result.get("train_per_s"):
-        return float(result["train_per_s"])
+    result = snap.result
+    if result and result.train_per_s:
+        return float(result.train_per_s)
     rates = sorted(e.examples_per_s for e in snap.evals)
     if not rates:
-        return float(result.get("examples_per_s", 0.0))
+        return float(result.examples_per_s or 0.0) if result else 0.0
     mid = len(rates) // 2
     return rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2
 
 
 def cached_groups(snap: HistorySnapshot) -> str:
     """'stem → stage2': the frozen groups run once over the data, their outputs kept; '–' if none."""
-    depth = int((snap.result or {}).get("cached_depth") or (snap.started.cached_depth if snap.started else 0) or 0)
+    depth = int((snap.result.cached_depth if snap.result else 0) or (snap.started.cached_depth if snap.started else 0) or 0)
     groups = list(snap.started.groups) if snap.started else []
     if depth <= 0 or not groups:
         return "–"
@@ -219,7 +219,7 @@ def draw_race_results(view: JobView) -> None:
         takeaway.race_caption([snap.result for snap in view.runs])
 
 
-def draw_result_header(view: JobView) -> dict | None:
+def draw_result_header(view: JobView) -> RunResult | None:
     """The finished run's curves, its note and the results heading; returns the result (None if it did not finish)."""
     snap = view.runs[0]
     if snap.started is not None:
@@ -227,9 +227,9 @@ def draw_result_header(view: JobView) -> dict | None:
     result = snap.result
     if result is None:
         return None
-    if result.get("note"):
-        note = result.get("note_message") or {}
-        st.info(explain(note.get("key"), note.get("values"), result["note"]))
+    if result.note:
+        note = result.note_message or {}
+        st.info(explain(note.get("key"), note.get("values"), result.note))
     st.subheader(t("results.title"))
     return result
 
@@ -243,30 +243,30 @@ def draw_results(view: JobView) -> None:
     tr = translator()
     # Class names in the learner's language, as the data preview above names them.
     name = lambda c: class_title(config.dataset, str(c))  # noqa: E731
-    classes = [name(c) for c in (result.get("classes") or list(snap.started.classes))]
+    classes = [name(c) for c in (result.classes or list(snap.started.classes))]
     left, right = st.columns(2)
     with left:
-        if result.get("confusion"):
+        if result.confusion:
             chart(
-                plots.confusion_figure(result["confusion"], classes, tr),
+                plots.confusion_figure(result.confusion, classes, tr),
                 "caption.confusion",
                 f"end:{view.id}:confusion",
-                plots.confusion_text(result["confusion"], classes, tr),
+                plots.confusion_text(result.confusion, classes, tr),
             )
     with right:
-        if result.get("weight_drift"):
+        if result.weight_drift:
             frozen = snap.started.frozen if snap.started else ()
             chart(
-                plots.drift_figure(result["weight_drift"], frozen, tr),
+                plots.drift_figure(result.weight_drift, frozen, tr),
                 "caption.drift",
                 f"end:{view.id}:drift",
-                plots.drift_text(result["weight_drift"], frozen, tr),
+                plots.drift_text(result.weight_drift, frozen, tr),
             )
         else:
             st.caption(t("results.no_drift"))
     # A run read back from the server's store (tlcore.serve.store) has its images back as PNG decodes;
     # one whose image could not be kept is left out rather than drawn as a broken image.
-    wrong = [item for item in result.get("misclassified") or [] if item.get("image") is not None]
+    wrong = [item for item in result.misclassified if item.get("image") is not None]
     st.markdown(f"**{t('results.mistakes')}**")
     if wrong:
         pictures(

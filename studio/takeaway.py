@@ -28,7 +28,7 @@ from studio.i18n import current_lang, explain_error, t
 from studio.learner import owner
 from studio.server import kept_model
 from tlcore.core import settings
-from tlcore.core.events import HistorySnapshot
+from tlcore.core.events import HistorySnapshot, RunResult
 from tlcore.core.messages import LearnerError
 from tlcore.serve import notebook, takehome
 from tlcore.train import finetuned
@@ -39,26 +39,26 @@ from tlcore.train.config import RunConfig
 CHANGED_SHOWN = 8  # photos listed whose answer changed
 
 
-def forgetting_cell(result: dict | None) -> str:
+def forgetting_cell(result: RunResult | None) -> str:
     """'17 / 24' ImageNet photos recognised after the run, '0 / 24 (20)' with the number recognised
     with ImageNet's BatchNorm statistics put back where that differs; '–' where it does not apply."""
-    f = (result or {}).get("forgetting")
+    f = result.forgetting if result else None
     if not f:
         return "–"
     bn = f.get("after_bn")
     return f"{f['after']} / {f['total']}" + (f" ({bn})" if bn is not None and bn != f["after"] else "")
 
 
-def race_caption(results: list[dict | None]) -> None:
+def race_caption(results: list[RunResult | None]) -> None:
     """What the race table's ImageNet column means, with the pretrained network's own score."""
-    first = next((r["forgetting"] for r in results if r and r.get("forgetting")), None)
+    first = next((r.forgetting for r in results if r and r.forgetting), None)
     if first:
         st.caption(t("caption.race_imagenet", column=t("race.col.imagenet"), before=f"{first['before']} / {first['total']}"))
 
 
-def forgetting_panel(result: dict) -> None:
+def forgetting_panel(result: RunResult) -> None:
     """The line (before, after) and a small table of the photos whose answer changed."""
-    f = result.get("forgetting")
+    f = result.forgetting
     if not f:
         return
     st.markdown(f"**{t('forget.title')}**")
@@ -163,8 +163,8 @@ def _note_zip(text: str) -> bytes:
 
 def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> None:
     """Two download buttons (weights + settings, ONNX), a tlcore snippet, and how it was checked."""
-    result = snap.result or {}
-    model_id = result.get("model_id")
+    result = snap.result
+    model_id = result.model_id if result else None
     if not model_id:
         return
     st.markdown(f"**{t('takehome.title')}**")

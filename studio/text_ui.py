@@ -385,22 +385,22 @@ def draw_text_results(view: JobView) -> None:
     result = draw_result_header(view)
     if result is None:
         return
-    if "train_per_s" in result:
-        st.caption(t("text.speed", rate=result["train_per_s"], padding=result.get("padding_share", 0.0)))
-    st.caption(t("trainable.readout", **metrics.Trainable(result["trainable_params"], result["total_params"]).values()))
+    if result.train_per_s is not None:
+        st.caption(t("text.speed", rate=result.train_per_s, padding=result.padding_share or 0.0))
+    st.caption(t("trainable.readout", **metrics.Trainable(result.trainable_params, result.total_params).values()))
     left, right = st.columns(2)
     with left:
-        if result.get("confusion"):
-            classes = [class_title(config.dataset, str(c)) for c in result.get("classes") or snap.started.classes]
+        if result.confusion:
+            classes = [class_title(config.dataset, str(c)) for c in result.classes or snap.started.classes]
             chart(
-                plots.confusion_figure(result["confusion"], classes, translator()),
+                plots.confusion_figure(result.confusion, classes, translator()),
                 "caption.confusion",
                 f"end:{view.id}:confusion",
-                plots.confusion_text(result["confusion"], classes, translator()),
+                plots.confusion_text(result.confusion, classes, translator()),
             )
     with right:
         st.markdown(f"**{t('text.results.mistakes')}**")
-        wrong = [m for m in result.get("misclassified") or [] if "text" in m]
+        wrong = [m for m in result.misclassified if "text" in m]
         if wrong:
             st.dataframe(
                 {

@@ -220,7 +220,7 @@ def _draw_live(view) -> None:
         st.caption(text := t("mlmlive.cancelled", step=final.step))
         announce(text, f"{said}:end")
     elif isinstance(final, Done):
-        st.success(text := t("mlmlive.done", seconds=final.result["seconds"], steps=final.result["steps"]))
+        st.success(text := t("mlmlive.done", seconds=final.result.seconds, steps=final.result.steps))
         announce(text, f"{said}:end")
     elif checks:
         st.caption(text := t("mlmlive.progress", step=checks[-1].step, total=total, seconds=round(checks[-1].seconds)))

@@ -11,6 +11,7 @@ the session), so these tests take seconds and check the app, not the trainer.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -921,7 +922,7 @@ def run_keeping_a_model(config, emit, should_stop):
 
     result = fake_run(config, emit, should_stop)
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=16)  # random weights, tiny
-    return {**result, "model": Finetuned(model, ("cat", "dog"), 16, "studio_resnet")}
+    return dataclasses.replace(result, model=Finetuned(model, ("cat", "dog"), 16, "studio_resnet"))
 
 
 def test_page_1_after_column_fills_from_the_pages_own_experiment():

@@ -233,7 +233,7 @@ def test_cells_on_the_same_examples_draw_the_same_split_and_compute_the_frozen_f
     feature_cache.shared.clear()
     first, second = (run(base.replace(seed=s), lambda e: None) for s in (1, 2))
     assert (feature_cache.shared.misses, feature_cache.shared.hits) == (1, 1)
-    assert first["val_loss"] != second["val_loss"]  # seeds still matter
+    assert first.val_loss != second.val_loss  # seeds still matter
 
 
 def test_the_class_survives_a_restart_in_a_private_file(tmp_path):

@@ -88,7 +88,7 @@ def test_partial_freeze_contract(depth):
         weights = [k for k in before if k.startswith(f"groups.{group}.") and k.endswith("weight")]
         assert any(not torch.equal(model.state_dict()[k], before[k]) for k in weights), f"{group} did not train"
     trainable = sum(n for g, n in model.param_counts().items() if g not in frozen)
-    assert snap.started.trainable_params == result["trainable_params"] == trainable
+    assert snap.started.trainable_params == result.trainable_params == trainable
     assert trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -117,10 +117,10 @@ def test_grad_norms_present_for_trainable_absent_for_frozen_and_events_in_order(
     evals = snap.evals
     assert [e.epoch for e in evals] == [1, 2]
     assert all(evals[0].step <= s.step for s in steps if s.epoch == 2)
-    assert result["cached_depth"] == 3  # the frozen prefix ran once, not every epoch
+    assert result.cached_depth == 3  # the frozen prefix ran once, not every epoch
     # throughput of the trained part, the median epoch (what the race table compares)
     rates = sorted(e.examples_per_s for e in evals)
-    assert result["train_per_s"] == pytest.approx((rates[0] + rates[1]) / 2)
+    assert result.train_per_s == pytest.approx((rates[0] + rates[1]) / 2)
     df = snap.to_dataframe()
     assert {"train/loss", "val/loss", "val/acc", "lr", "grad_norm/head"} <= set(df.columns)
     assert "grad_norm/stem" not in df.columns
@@ -181,9 +181,9 @@ def test_tiny_fit_on_real_digits_beats_stated_accuracy():
     )
     result = recipe.run(cfg, history.append)
     assert result is not None, history.snapshot().final
-    assert result["val_acc"] >= 0.7
+    assert result.val_acc >= 0.7
     assert isinstance(history.snapshot().final, Done)
-    assert sum(map(sum, result["confusion"])) == 200
+    assert sum(map(sum, result.confusion)) == 200
 
 
 def test_same_seed_same_run():
@@ -199,7 +199,7 @@ def test_same_seed_same_run():
         batch_size=16,
     )
     a, b = recipe.run(cfg, lambda e: None), recipe.run(cfg, lambda e: None)
-    assert a["predictions"] == b["predictions"] and a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+    assert a.predictions == b.predictions and a.val_loss == pytest.approx(b.val_loss, rel=1e-5)
 
 
 def test_lr_schedule_warms_up_then_decays():
@@ -680,7 +680,7 @@ def test_freeze_contract_for_every_vision_backbone(name):
     for group in model.group_names[depth:]:
         keys = [k for k in before if k.startswith(f"groups.{group}.") and before[k].is_floating_point()]
         assert any(not torch.equal(model.state_dict()[k], before[k]) for k in keys), f"{group} did not train"
-    assert result["trainable_params"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert result.trainable_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def test_cached_features_with_flips_equal_the_uncached_forward():

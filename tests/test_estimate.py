@@ -30,7 +30,7 @@ def test_a_finished_run_teaches_the_estimator_and_it_remembers(tmp_path):
     config = RunConfig(strategy="partial", freeze_depth=2, **SMALL)
     history = History(config.to_dict())
     result = run(config, history.append)
-    timing = result["timing"]
+    timing = result.timing
     assert set(timing) == {"setup_s", "cache_s", "train_s", "eval_s", "finish_s"} and len(timing["train_s"]) == 2
     estimator = Estimator(tmp_path / "timings.json")
     cold = estimator.estimate(config, 10)

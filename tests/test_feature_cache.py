@@ -39,8 +39,8 @@ def test_a_second_run_on_the_same_frozen_prefix_reuses_its_features_and_trains_t
     assert (feature_cache.shared.hits, feature_cache.shared.misses) == (0, 1)
     second = _run(BASE.replace(lr=BASE.lr))  # another learner, the same settings
     assert (feature_cache.shared.hits, feature_cache.shared.misses) == (1, 1)
-    assert second["predictions"] == first["predictions"] and second["val_loss"] == first["val_loss"]
-    assert second["cached_depth"] == 3
+    assert second.predictions == first.predictions and second.val_loss == first.val_loss
+    assert second.cached_depth == 3
 
 
 def test_other_examples_or_another_depth_never_get_someone_elses_features():
@@ -103,7 +103,7 @@ def test_a_text_linear_probe_reuses_the_encoders_sentence_features(tmp_path):
     feature_cache.shared.clear()
     first, second = _run(config), _run(config)
     assert (feature_cache.shared.hits, feature_cache.shared.misses) == (1, 1)
-    assert second["predictions"] == first["predictions"] and second["cached_depth"] == first["cached_depth"] > 0
+    assert second.predictions == first.predictions and second.cached_depth == first.cached_depth > 0
     _run(config.replace(seed=1))  # other sentences: computed anew
     assert feature_cache.shared.misses == 2
 

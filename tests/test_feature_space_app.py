@@ -13,6 +13,7 @@ tests/test_embedding.py), so these tests check the page, in seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -184,14 +185,16 @@ def test_after_a_fine_tune_on_the_same_data_its_body_is_the_third_panel():
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
 
     def run_keeping_a_model(config, emit, should_stop):  # a run returns its model; the queue keeps it
-        return {**fake_run(config, emit, should_stop), "model": finetuned.Finetuned(model, ("cat", "dog"), 32, "studio_resnet")}
+        return dataclasses.replace(
+            fake_run(config, emit, should_stop), model=finetuned.Finetuned(model, ("cat", "dog"), 32, "studio_resnet")
+        )
 
     at = app("pages/3_finetune.py", queue=JobQueue(run_keeping_a_model))
     at.button(key="start").click().run()
     assert wait_until_done(at, "finetune") == "done"
     at.run()
     spec = show(at, "finetune")
-    kept_id = job_of(at, "finetune").runs[-1].result["model_id"]  # the queue kept the learner's model
+    kept_id = job_of(at, "finetune").runs[-1].result.model_id  # the queue kept the learner's model
     assert kept_id and ASKED[-1].finetuned_id == kept_id
     assert titles(spec) == [strings("en")[f"features.kind.{k}"] for k in ("pretrained", "random", "finetuned")]
     assert any(c.value == strings("en")["features.finetuned_note"] for c in at.caption)

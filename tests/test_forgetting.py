@@ -56,7 +56,7 @@ def test_the_pretrained_network_recognises_most_photos():
 
 def test_a_linear_probe_forgets_nothing_photo_by_photo(data):
     result = run(BASE.replace(strategy="linear_probe", lr=1e-2), lambda e: None, data=data)
-    f = result["forgetting"]
+    f = result.forgetting
     assert f["total"] == len(forgetting.photos()) and f["before"] >= 1
     assert f["after"] == f["before"] == f["after_bn"]
     assert [p["after"] for p in f["photos"]] == [p["before"] for p in f["photos"]]
@@ -64,7 +64,7 @@ def test_a_linear_probe_forgets_nothing_photo_by_photo(data):
 
 def test_a_full_fine_tune_changes_what_the_body_answers(data):
     result = run(BASE.replace(strategy="full", lr=3e-2, head_lr_mult=1.0), lambda e: None, data=data)
-    f = result["forgetting"]
+    f = result.forgetting
     changed = [p for p in f["photos"] if p["after"] != p["before"]]
     assert changed, "a full fine-tune at a high rate left every ImageNet answer as it was"
     assert f["after"] < f["before"]
@@ -77,12 +77,12 @@ def test_a_partial_run_scores_its_frozen_part_once_with_the_answers_of_a_whole_p
     from tlcore.models import imagenet
 
     result = run(BASE.replace(strategy="partial", freeze_depth=3, lr=3e-2), lambda e: None, data=data)
-    model = result["model"].model
+    model = result.model.model
     assert forgetting.unchanged_prefix(model, "efficientnet_lite0") == 3  # stem, stage1, stage2: frozen all run
     head = forgetting.imagenet_head("efficientnet_lite0")
     whole = forgetting.top1(model, head)  # every group run on the photos
     names = imagenet.categories()
-    assert [p["after"] for p in result["forgetting"]["photos"]] == [names[i] for i in whole]
+    assert [p["after"] for p in result.forgetting["photos"]] == [names[i] for i in whole]
     # a body changed in its first group is scored from the photos themselves
     with torch.no_grad():
         next(model.groups["stem"].parameters()).add_(0.01)

@@ -78,7 +78,7 @@ def test_lite0_freeze_contract_and_cached_features_match():
         emit=lambda e: None,
         classes=("a", "b", "c"),
     )
-    assert result["cached_depth"] == 3
+    assert result.cached_depth == 3
     for key, value in model.state_dict().items():
         group = key.split(".")[1]
         if group in model.group_names[:3] and not key.endswith("num_batches_tracked"):
@@ -180,9 +180,9 @@ def test_a_finished_run_returns_its_model_for_new_images():
     )
     history = History()
     result = recipe.run(cfg, history.append)
-    entry = result["model"]  # returned, kept nowhere: the caller (the server's queue) decides
+    entry = result.model  # returned, kept nowhere: the caller (the server's queue) decides
     assert entry is not None and entry.classes == tuple(str(i) for i in range(10))
-    assert "model" not in history.snapshot().result and "model_id" not in result  # never in the event stream
+    assert history.snapshot().result.model is None and result.model_id is None  # never in the event stream
     rows = finetuned.class_probabilities(entry, imagenet.sample_photo("coffee"))
     assert len(rows) == 10 and abs(sum(p for _, p in rows) - 1) < 1e-4 and rows[0][1] >= rows[-1][1]
 
@@ -197,4 +197,4 @@ def test_transfer_beats_scratch_on_real_fashion_mnist():
     )
     probe = recipe.run(RunConfig(strategy="linear_probe", **common), History().append)
     scratch = recipe.run(RunConfig(strategy="scratch", lr=3e-3, **common), History().append)
-    assert probe["val_acc"] >= scratch["val_acc"] + 0.15, (probe["val_acc"], scratch["val_acc"])
+    assert probe.val_acc >= scratch.val_acc + 0.15, (probe.val_acc, scratch.val_acc)

@@ -79,7 +79,7 @@ def test_a_race_runs_every_config_in_order():
     configs = [RunConfig(backbone="studio_resnet", strategy=s) for s in ("scratch", "linear_probe", "full")]
     job = q.submit(configs, owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state == "done")
-    assert [r.result["strategy"] for r in q.get(job, "s1").runs] == ["scratch", "linear_probe", "full"]
+    assert [r.result.strategy for r in q.get(job, "s1").runs] == ["scratch", "linear_probe", "full"]
     assert q.get(job, "s1").labels == ("scratch", "linear_probe", "full")
 
 

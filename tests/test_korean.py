@@ -10,6 +10,7 @@ are not common words, so they pass.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -174,11 +175,11 @@ def fashion_run(config, emit, should_stop):
     events = []
     fake_run(config, events.append, should_stop)
     done = events.pop()
-    result = {**done.result, "classes": list(FASHION)}
+    result = dataclasses.replace(done.result, classes=list(FASHION))
     for event in events:
         emit(event)
     emit(Done(result))
-    return {**result, "model": Finetuned(model, FASHION, 32, config.backbone)}
+    return dataclasses.replace(result, model=Finetuned(model, FASHION, 32, config.backbone))
 
 
 def test_the_fine_tuned_models_classes_in_try_it_are_korean_like_the_preview():

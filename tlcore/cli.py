@@ -73,16 +73,16 @@ def cmd_finetune(args) -> int:
     if result is None:
         return 1
     print(
-        f"val/acc {result['val_acc']:.4f}  best {result['best_val_acc']:.4f}  "
-        f"seconds {result['seconds']:.1f}  examples_per_s {result['examples_per_s']:.0f}"
+        f"val/acc {result.val_acc:.4f}  best {result.best_val_acc:.4f}  "
+        f"seconds {result.seconds:.1f}  examples_per_s {result.examples_per_s:.0f}"
     )
-    if result.get("forgetting"):
-        f = result["forgetting"]
+    if result.forgetting:
+        f = result.forgetting
         print(f"ImageNet photos recognised through the old head: {f['before']}/{f['total']} pretrained, {f['after']} now")
     if args.save_model:
         from tlcore.serve import takehome
 
-        sizes = takehome.save(result["model"].on_cpu(), args.save_model, metrics=result)  # no server: the run's own model
+        sizes = takehome.save(result.model.on_cpu(), args.save_model, metrics=result)  # no server: the run's own model
         print(f"wrote {args.save_model}: " + ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in sizes.items()))
     if args.out:
         out = Path(args.out)
@@ -107,8 +107,10 @@ def compare(base: RunConfig, strategies: list[str], *, quiet: bool = False) -> l
         result = run(config, printer, data=data)
         row = {"strategy": name, "val_acc": None, "best_val_acc": None, "seconds": None, "trainable_params": None}
         if result:
-            row.update({k: result[k] for k in ("val_acc", "best_val_acc", "seconds", "trainable_params", "total_params")})
-            row["examples_per_s"] = result["examples_per_s"]
+            row.update(
+                {k: getattr(result, k) for k in ("val_acc", "best_val_acc", "seconds", "trainable_params", "total_params")}
+            )
+            row["examples_per_s"] = result.examples_per_s
         else:
             row["error"] = next((getattr(e, "message", "") for e in printer.history[::-1]), "cancelled")
         rows.append(row)

@@ -68,7 +68,7 @@ def breakdown(job, clicked: float) -> list[tuple[str, float]]:
         done = next((e for e in snap.events if isinstance(e, Done)), None)
         if start is None or done is None:
             continue
-        timing = done.result.get("timing", {})
+        timing = done.result.timing
         label = f"run {i + 1} ({snap.config.get('strategy')})" if len(job.runs) > 1 else "run"
         first = next((e for e in snap.events if isinstance(e, (StepEvent, EvalEvent))), None)
         rows += [
@@ -89,7 +89,7 @@ def breakdown(job, clicked: float) -> list[tuple[str, float]]:
             (f"{label}: finish, after the last evaluation (timing.finish_s)", timing.get("finish_s", float("nan"))),
             (
                 f"{label}:   of it, forgetting measured (ImageNet photos)",
-                (done.result.get("forgetting") or {}).get("seconds", float("nan")),
+                (done.result.forgetting or {}).get("seconds", float("nan")),
             ),
             (f"{label}: job start -> Started event", times[id(start)] if i == 0 else float("nan")),
             (f"{label}: Started -> first step event", times[id(first)] - times[id(start)] if first else float("nan")),

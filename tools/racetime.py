@@ -54,7 +54,7 @@ def measure(demo: bool, races: int) -> list[dict]:
         queue.wait_until_ended(job, f"bench-{i}", 600)
         view = queue.get(job, f"bench-{i}")
         runs = {c.strategy: _run_seconds(snap) for c, snap in zip(view.configs, view.runs)}
-        accs = {c.strategy: (snap.result or {}).get("val_acc") for c, snap in zip(view.configs, view.runs)}
+        accs = {c.strategy: snap.result.val_acc if snap.result else None for c, snap in zip(view.configs, view.runs)}
         after = resource.getrusage(resource.RUSAGE_SELF)
         cpu = {"user": after.ru_utime - before.ru_utime, "sys": after.ru_stime - before.ru_stime}
         cpu["faults"] = after.ru_minflt - before.ru_minflt

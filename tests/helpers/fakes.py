@@ -6,6 +6,7 @@ Not for: anything a test checks the engine with (those tests run the real thing)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import struct
@@ -16,7 +17,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from tlcore.core.events import Cancelled, Done, EvalEvent, Started, StepEvent
+from tlcore.core.events import Cancelled, Done, EvalEvent, RunResult, Started, StepEvent
 from tlcore.train import strategies
 
 GROUPS = ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
@@ -39,22 +40,22 @@ def fake_run(config, emit, should_stop, *, steps=4, delay=0.0, gate: threading.E
         emit(StepEvent(step, (step + 1) // 2, 1.0 / step, config.lr, norms, plan.frozen))
         if step % 2 == 0:
             emit(EvalEvent(step // 2, step, 0.9 / step, 0.6, 0.7, 0.1 * step, 123.0))
-    result = {
-        "val_acc": 0.75,
-        "best_val_acc": 0.75,
-        "val_loss": 0.4,
-        "seconds": 0.2,
-        "examples_per_s": 123.0,
-        "trainable_params": 100,
-        "total_params": 200,
-        "classes": ["cat", "dog"],
-        "confusion": [[4, 1], [1, 4]],
-        "predictions": [0, 1],
-        "targets": [0, 0],
-        "weight_drift": {g: 0.0 if g in plan.frozen else 0.01 for g in GROUPS[:-1]},
-        "misclassified": [{"image": np.zeros((8, 8, 3), np.uint8), "true": "cat", "pred": "dog"}],
-        "strategy": config.strategy,
-    }
+    result = RunResult(
+        val_acc=0.75,
+        best_val_acc=0.75,
+        val_loss=0.4,
+        seconds=0.2,
+        examples_per_s=123.0,
+        trainable_params=100,
+        total_params=200,
+        classes=["cat", "dog"],
+        confusion=[[4, 1], [1, 4]],
+        predictions=[0, 1],
+        targets=[0, 0],
+        weight_drift={g: 0.0 if g in plan.frozen else 0.01 for g in GROUPS[:-1]},
+        misclassified=[{"image": np.zeros((8, 8, 3), np.uint8), "true": "cat", "pred": "dog"}],
+        strategy=config.strategy,
+    )
     emit(Done(result))
     return result
 
@@ -76,24 +77,24 @@ def fake_text_run(config, emit, should_stop):
         emit(StepEvent(step, (step + 1) // 2, 1.0 / step, config.lr, {g: 0.1 for g in TEXT_GROUPS if g not in frozen}, frozen))
         if step % 2 == 0:
             emit(EvalEvent(step // 2, step, 0.5, 0.75, 0.8, 0.1 * step, 300.0))
-    result = {
-        "val_acc": 0.75,
-        "best_val_acc": 0.75,
-        "val_loss": 0.5,
-        "seconds": 0.4,
-        "examples_per_s": 300.0,
-        "train_per_s": 300.0,
-        "padding_share": 0.05,
-        "trainable_params": 100,
-        "total_params": 4000,
-        "classes": ["negative", "positive"],
-        "confusion": [[3, 1], [1, 3]],
-        "predictions": [0, 1],
-        "targets": [1, 1],
-        "weight_drift": {},
-        "note": "",
-        "misclassified": [{"text": "Not bad at all, honestly.", "true": "positive", "pred": "negative"}],
-    }
+    result = RunResult(
+        val_acc=0.75,
+        best_val_acc=0.75,
+        val_loss=0.5,
+        seconds=0.4,
+        examples_per_s=300.0,
+        train_per_s=300.0,
+        padding_share=0.05,
+        trainable_params=100,
+        total_params=4000,
+        classes=["negative", "positive"],
+        confusion=[[3, 1], [1, 3]],
+        predictions=[0, 1],
+        targets=[1, 1],
+        weight_drift={},
+        note="",
+        misclassified=[{"text": "Not bad at all, honestly.", "true": "positive", "pred": "negative"}],
+    )
     emit(Done(result))
     return result
 
@@ -161,7 +162,7 @@ def where_run(config, emit, should_stop, *, steps=4, delay=0.0):
 
     def emit_where(event):
         if isinstance(event, Done):
-            event = Done({**event.result, "pid": os.getpid(), "threads": torch.get_num_threads()})
+            event = Done(dataclasses.replace(event.result, extra={"pid": os.getpid(), "threads": torch.get_num_threads()}))
         emit(event)
 
     return fake_run(config, emit_where, should_stop, steps=steps, delay=delay)

@@ -69,8 +69,73 @@ class Guesses:
 
 
 @dataclass(frozen=True)
+class RunResult:
+    """What a finished run measured: built once, by tlcore.train.trainer.fit and tlcore.train.recipe
+    (task mlm: tlcore.train.mlm_live), and read by every page, the store, the CLI and the class.
+
+    A field a run's task has no value for keeps its default (a masked-word pretraining has no
+    accuracy; an older stored run may lack a field added later). `model` is the trained network
+    (a tlcore.train.finetuned.Finetuned) as `recipe.run` returns it; the Done event never carries
+    it (events are stored and sent between processes)."""
+
+    # accuracy and loss on the validation split (0..1), at the end and at the best epoch
+    val_acc: float | None = None
+    best_val_acc: float | None = None
+    val_loss: float | None = None
+    # time and speed
+    seconds: float = 0.0  # the whole run, set-up included
+    examples_per_s: float | None = None  # training examples per second over the run
+    train_per_s: float | None = None  # the median epoch's throughput of the part that trains
+    steps: int = 0  # optimiser steps done
+    timing: dict[str, Any] = field(default_factory=dict)  # cache_s, setup_s, train_s [...], eval_s [...], finish_s
+    # the network
+    backbone: str = ""
+    strategy: str = ""
+    pretrained: str = ""  # where the starting weights came from, in words
+    trainable_params: int | None = None
+    total_params: int | None = None
+    cached_depth: int = 0  # leading frozen groups whose features were computed once
+    weight_drift: dict[str, float] = field(default_factory=dict)  # relative change of each group's weights
+    # the validation split, example by example
+    classes: list[str] = field(default_factory=list)
+    predictions: list[int] = field(default_factory=list)
+    targets: list[int] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)  # [true][predicted]
+    misclassified: list[dict[str, Any]] = field(default_factory=list)  # {"image" | "text", "true", "pred"}
+    # what else a task or a lesson measured
+    note: str = ""  # why other weights than asked for were used, in words ("" when none)
+    note_message: dict[str, Any] | None = None  # the same as a translatable message {"key", "values"}
+    forgetting: dict[str, Any] | None = None  # images: the old ImageNet head on the new body
+    padding_share: float | None = None  # text: the share of padding in the batches
+    curve: list[dict[str, Any]] = field(default_factory=list)  # mlm: the held-out checks
+    blocks: int | None = None  # mlm: training blocks
+    params: int | None = None  # mlm: the model's parameters
+    sentence: str | None = None  # mlm: the sentence whose guesses were shown
+    model_id: str | None = None  # the server's id of the kept model (tlcore.serve.shelf)
+    extra: dict[str, Any] = field(default_factory=dict)  # anything else (tests, older stored runs)
+    model: Any = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (tlcore.serve.store, between processes): every field but the model, what JSON
+        cannot hold (image arrays) dropped; `extra`'s keys at the top level, as they came."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "extra")}
+        return json_safe(self.extra | out)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        """The inverse of `to_dict`; keys it does not know go to `extra`."""
+        names = {f.name for f in fields(cls)} - {"extra"}
+        known = {k: v for k, v in data.items() if k in names}
+        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+
+
+@dataclass(frozen=True)
 class Done:
-    result: dict[str, Any]
+    result: RunResult
+
+    def __post_init__(self):  # a dict (a stored or sent run) becomes the typed result
+        if isinstance(self.result, dict):
+            object.__setattr__(self, "result", RunResult.from_dict(self.result))
 
 
 @dataclass(frozen=True)
@@ -126,7 +191,7 @@ class HistorySnapshot:
         return last if isinstance(last, FINAL_EVENTS) else None
 
     @property
-    def result(self) -> dict[str, Any] | None:
+    def result(self) -> RunResult | None:
         final = self.final
         return final.result if isinstance(final, Done) else None
 
@@ -175,9 +240,7 @@ class HistorySnapshot:
     def to_dict(self) -> dict[str, Any]:
         events = []
         for e in self.events:
-            d = asdict(e)
-            if isinstance(e, Done):
-                d["result"] = json_safe(e.result)
+            d = {"result": e.result.to_dict()} if isinstance(e, Done) else asdict(e)
             events.append({"type": type(e).__name__, **d})
         return {"config": self.config, "events": events}
 

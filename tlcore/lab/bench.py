@@ -172,7 +172,7 @@ def bench(
                     "reference_img_s": ref,
                     "ours_img_s": rate,
                     "ratio": rate / ref,
-                    "ours_val_acc": result["val_acc"],
+                    "ours_val_acc": result.val_acc,
                 }
             )
     return rows

@@ -176,13 +176,13 @@ def run_matrix(settings: MatrixSettings, *, cells: tuple[str, ...] = (), log=pri
                         "strategy": strategy,
                         "freeze_depth": cfg.freeze_depth,
                         "seed": seed,
-                        "val_acc": result["val_acc"],
-                        "seconds": result["seconds"],
+                        "val_acc": result.val_acc,
+                        "seconds": result.seconds,
                     }
                 )
                 log(
                     f"{sim:>9} {size:>5} {dataset:>16} seed {seed} {strategy:>12} k={cfg.freeze_depth}: "
-                    f"val/acc {result['val_acc']:.3f} ({result['seconds']:.1f} s)"
+                    f"val/acc {result.val_acc:.3f} ({result.seconds:.1f} s)"
                 )
     return pd.DataFrame(rows)
 
@@ -342,10 +342,10 @@ def run_transfer_depth(settings: TransferDepthSettings, *, log=print) -> pd.Data
                         "k": k,
                         "transferred": ", ".join(groups[:k]) or "-",
                         "seed": seed,
-                        "val_acc": result["val_acc"],
+                        "val_acc": result.val_acc,
                     }
                 )
-                log(f"seed {seed} k={k} {mode:>10}: val/acc {result['val_acc']:.3f}")
+                log(f"seed {seed} k={k} {mode:>10}: val/acc {result.val_acc:.3f}")
     return pd.DataFrame(rows)
 
 

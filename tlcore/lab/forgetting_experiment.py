@@ -32,18 +32,18 @@ def experiment(base=None, *, seeds=(0, 1, 2), strategies=STRATEGIES, quiet: bool
             result = run(config, ProgressPrinter(f"{name} seed {seed}", quiet=quiet), data=data)
             if result is None or "forgetting" not in result:
                 raise RuntimeError(f"{name} seed {seed}: no forgetting measurement (did the run fail?)")
-            f = result["forgetting"]
+            f = result.forgetting
             rows.append(
                 {
                     "strategy": name,
                     "seed": seed,
-                    "val_acc": round(result["val_acc"], 4),
+                    "val_acc": round(result.val_acc, 4),
                     "before": f["before"],
                     "after": f["after"],
                     "after_bn": f["after_bn"],
                     "photos": f["total"],
                     "measure_s": f["seconds"],
-                    "run_s": round(result["seconds"], 2),
+                    "run_s": round(result.seconds, 2),
                 }
             )
     return rows

@@ -45,7 +45,7 @@ def run_ours(name: str, data, *, epochs: int, batch_size: int, lr: float, device
     )
     _sync(device)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "val_acc": result["val_acc"]}
+    return {"seconds": seconds, "val_acc": result.val_acc}
 
 
 def run_trainer(name: str, data, *, epochs: int, batch_size: int, lr: float, device, seed: int) -> dict:

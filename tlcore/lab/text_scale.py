@@ -93,7 +93,7 @@ def run_scale(settings: ScaleSettings, *, starts: tuple[str, ...] = (), log=prin
                 t0 = time.perf_counter()
                 result = _run_quiet(config, data)
                 row = {"seed": seed, "start": start, "method": method, "strategy": config.strategy}
-                row |= {"val_acc": round(result["val_acc"], 4), "seconds": round(time.perf_counter() - t0, 1)}
+                row |= {"val_acc": round(result.val_acc, 4), "seconds": round(time.perf_counter() - t0, 1)}
                 rows.append(row)
                 log(f"seed {seed}  {start:<12} {method:<9} val_acc {row['val_acc']:.3f}  {row['seconds']:.0f} s")
     return rows

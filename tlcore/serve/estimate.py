@@ -267,7 +267,7 @@ class Estimator:
         return self._rate(config, "finish_s", 0.0)
 
     def record(self, config: RunConfig, timing: dict, n_train: int, n_val: int) -> None:
-        """Learn from a finished run's measured phases (result["timing"], see recipe.run): the
+        """Learn from a finished run's measured phases (result.timing, see recipe.run): the
         cached pass's rate apart from the epochs' (a no-grad pass runs faster per FLOP)."""
         work = work_of(config, n_train, n_val)
         steps = work.epochs * work.steps_per_epoch
@@ -427,8 +427,8 @@ def num_classes(config: RunConfig) -> int:
 def learn_from(config: RunConfig, snap, estimator: Estimator | None = None) -> None:
     """A JobQueue hook: record a finished run's timing."""
     result, started = snap.result, snap.started
-    if result and started and "timing" in result and "setup_s" in result["timing"]:
-        (estimator or shared_estimator()).record(config, result["timing"], started.train_size, started.val_size)
+    if result and started and "setup_s" in result.timing:
+        (estimator or shared_estimator()).record(config, result.timing, started.train_size, started.val_size)
 
 
 # ----------------------------------------------------------------------------- the check

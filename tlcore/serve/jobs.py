@@ -618,7 +618,7 @@ class JobQueue:
         """Run one config of the job here, in this worker thread (a Ray queue runs it on a cluster);
         returns the trained model when the run returned one."""
         returned = self._run_fn(config, history.append, lambda: self._should_stop(job))
-        return returned.get("model") if isinstance(returned, dict) else None
+        return getattr(returned, "model", None)  # a RunResult (recipe.run), or None
 
     def _keep(self, job: Job, trained: Finetuned | None) -> str | None:
         """The server's choice: the model of a learner's own run goes on the shelf (its id goes in
@@ -729,7 +729,7 @@ class HeldDone:
         """The held Done into the History, with the kept model's id in its result."""
         done, self.done = self.done, None
         if done is not None:
-            self.history.append(Done({**done.result, "model_id": model_id}) if model_id else done)
+            self.history.append(Done(dataclasses.replace(done.result, model_id=model_id)) if model_id else done)
 
     def snapshot(self) -> HistorySnapshot:
         snap = self.history.snapshot()

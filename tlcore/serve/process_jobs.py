@@ -403,7 +403,7 @@ def _child(fd: int, nice: int, warm: bool) -> None:
         trained = returned = None
         try:
             returned = (run_fn or recipe.run)(config, lambda event: send("event", event), should_stop)
-            trained = returned.get("model") if isinstance(returned, dict) else None
+            trained = getattr(returned, "model", None)  # a RunResult (recipe.run), or None
         except SystemExit:
             raise
         except BaseException as error:  # noqa: BLE001 -- run() reports its own errors; this guards a broken run_fn

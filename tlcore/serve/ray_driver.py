@@ -89,7 +89,7 @@ def train_here(
             returned = run_fn(config, history.append, should_stop)
     if history.snapshot().final is None and should_stop():
         history.append(Cancelled(0))
-    return returned.get("model") if isinstance(returned, dict) else None
+    return getattr(returned, "model", None)  # a RunResult (recipe.run), or None
 
 
 class Relayed:

@@ -148,7 +148,7 @@ def train_remote(run_fn: RunFn | None, config: RunConfig, key: str, hub, keep_mo
         flush()
         if state["last"] is not None:
             ray.get(state["last"])  # the last events are in the hub before the task counts as done
-    trained = returned.get("model") if isinstance(returned, dict) else None
+    trained = getattr(returned, "model", None)  # a RunResult (recipe.run), or None
     return trained.on_cpu() if keep_model and trained is not None else None
 
 

@@ -750,7 +750,7 @@ def _mistake_images(snap: HistorySnapshot) -> list[str | None]:
     from PIL import Image
 
     out = []
-    for item in (snap.result or {}).get("misclassified") or []:
+    for item in snap.result.misclassified if snap.result else []:
         image = item.get("image") if isinstance(item, dict) else None
         if image is None or getattr(image, "ndim", 0) != 3:
             out.append(None)
@@ -769,11 +769,11 @@ def _with_images(snap: HistorySnapshot, images: list[str | None]) -> HistorySnap
     import numpy as np
     from PIL import Image
 
-    items = [dict(item) for item in snap.final.result.get("misclassified") or []]
+    items = [dict(item) for item in snap.final.result.misclassified]
     for item, png in zip(items, images):
         if png:
             item["image"] = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB"))
-    final = Done(snap.final.result | {"misclassified": items})
+    final = Done(dataclasses.replace(snap.final.result, misclassified=items))
     return HistorySnapshot(snap.events[:-1] + (final,), snap.config, snap.times)
 
 
@@ -839,7 +839,7 @@ def export_rows(job: StoredJob) -> list[dict[str, Any]]:
     """One flat row per run of a job (the CSV form): who (hashed), when, settings, outcome."""
     rows = []
     for i, (label, snap) in enumerate(zip(job.labels, job.runs)):
-        final, result = snap.final, snap.result or {}
+        final, result = snap.final, snap.result
         rows.append(
             {
                 "job": job.id,
@@ -856,8 +856,8 @@ def export_rows(job: StoredJob) -> list[dict[str, Any]]:
                 "started": _iso(job.started_at),
                 "finished": _iso(job.finished_at),
                 "elapsed_s": job.elapsed_s,
-                "val_acc": result.get("val_acc"),
-                "best_val_acc": result.get("best_val_acc"),
+                "val_acc": result.val_acc if result else None,
+                "best_val_acc": result.best_val_acc if result else None,
                 "steps": len(snap.steps),
                 "config": json.dumps(snap.config or {}, ensure_ascii=False, sort_keys=True),
             }

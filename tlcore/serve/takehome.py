@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from tlcore.core.events import RunResult
 from tlcore.core.messages import LearnerError
 
 FORMAT = "tlcore-model-1"
@@ -136,9 +137,14 @@ def describe(entry, metrics: dict | None = None) -> dict:
 CARD_METRICS = ("val_acc", "best_val_acc", "val_loss", "trainable_params", "total_params", "pretrained", "confusion", "seconds")
 
 
-def card_metrics(result: dict | None) -> dict:
-    """The part of a run's result a model card reports (small: no predictions, no events)."""
-    return {k: result[k] for k in CARD_METRICS if (result or {}).get(k) is not None}
+def card_metrics(result: RunResult | dict | None) -> dict:
+    """The part of a run's result a model card reports (small: no predictions, no events); what the
+    run did not measure is left out. A card's own dict passes through unchanged."""
+    if isinstance(result, dict):
+        values = {k: result.get(k) for k in CARD_METRICS}
+    else:
+        values = {k: getattr(result, k) for k in CARD_METRICS} if result is not None else {}
+    return {k: v for k, v in values.items() if v is not None and v != [] and v != ""}
 
 
 def check_size(entry) -> None:
@@ -538,7 +544,7 @@ def check(config, folder: str | Path) -> dict:
 
     data = load_run_data(config)
     result = run(config, ProgressPrinter(f"{config.task} {config.strategy}"), data=data)
-    entry = result["model"].on_cpu()
+    entry = result.model.on_cpu()
     t0 = time.perf_counter()
     sizes = save(entry, folder)
     save_s = time.perf_counter() - t0
@@ -556,7 +562,7 @@ def check(config, folder: str | Path) -> dict:
         "backbone": entry.backbone,
         "strategy": config.strategy,
         "val_examples": len(inputs),
-        "val_acc": round(result["val_acc"], 3),
+        "val_acc": round(result.val_acc, 3),
         "reload_identical": bool(torch.equal(mine, theirs)),
         "onnx_top1_agreement": float((onnx.argmax(1) == mine.argmax(1).numpy()).mean()),
         "onnx_max_abs_diff": float(np.abs(onnx - mine.numpy()).max()),

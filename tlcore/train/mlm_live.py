@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import torch
 
-from tlcore.core.events import Cancelled, Guesses, Started, StepEvent
+from tlcore.core.events import Cancelled, Guesses, RunResult, Started, StepEvent
 from tlcore.train.config import RunConfig
 from tlcore.train.mlm import EVAL_MASK_PROB, MlmConfig, hf_tokenizer, lr_at, make_blocks, mask_blocks, new_model, train_mlm
 
@@ -102,7 +102,7 @@ def _reporters(cfg: MlmConfig, emit, t0: float):
     return on_step, on_eval
 
 
-def run(config: RunConfig, emit, should_stop=lambda: False, _data=None) -> dict | None:
+def run(config: RunConfig, emit, should_stop=lambda: False, _data=None) -> RunResult | None:
     """The live pretraining of `config` (task mlm): returns the result for tlcore.train.recipe.run to
     send as Done, or None when stopped (after a Cancelled). Errors are left to recipe.run (Failed).
     `_data` is unused (the corpus is the config's dataset)."""
@@ -132,12 +132,11 @@ def run(config: RunConfig, emit, should_stop=lambda: False, _data=None) -> dict 
     if should_stop():
         emit(Cancelled(curve[-1]["step"]))
         return None
-    result = {
-        "curve": curve,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "steps": curve[-1]["step"],
-        "blocks": len(blocks),
-        "params": n_params,
-        "sentence": config.mlm_sentence,
-    }
-    return result
+    return RunResult(
+        curve=curve,
+        seconds=round(time.perf_counter() - t0, 1),
+        steps=curve[-1]["step"],
+        blocks=len(blocks),
+        params=n_params,
+        sentence=config.mlm_sentence,
+    )

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
-from tlcore.core.events import Cancelled, Done, Failed, Started
+from tlcore.core.events import Cancelled, Done, Failed, RunResult, Started
 from tlcore.core.messages import LearnerError, Message
 from tlcore.data.datasets import DatasetUnavailable
 from tlcore.models.backbones import WeightsUnavailable
@@ -25,10 +26,10 @@ from tlcore.train.trainer import FitOptions, fit, seed_everything
 Emit = Callable[[object], None]
 
 
-def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda: False, data=None) -> dict | None:
-    """One run; returns the result dict (also sent as Done), or None when cancelled or failed.
+def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda: False, data=None) -> RunResult | None:
+    """One run; returns its result (also sent as Done), or None when cancelled or failed.
 
-    The returned dict also holds the trained model under "model" (a tlcore.train.finetuned.Finetuned,
+    The returned result also holds the trained model as `model` (a tlcore.train.finetuned.Finetuned,
     on the run's device); the Done event does not (events are stored and sent between
     processes). Training keeps nothing: the caller keeps the model or drops it.
     Errors become one Failed event a learner can act on, never a traceback.
@@ -43,8 +44,8 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
     try:
         recipe = mlm_live.run if config.task == "mlm" else _recipe  # mlm: the live masked-word pretraining
         result = recipe(config, timed_emit, should_stop, data)
-        if result is not None and started_at and "timing" in result:
-            timing = result["timing"]
+        if result is not None and started_at and result.timing:
+            timing = result.timing
             # set-up: data and model, before the cache and the first step (measured for estimates)
             timing["setup_s"] = max(0.0, started_at[0] - t_run - timing["cache_s"])
             # finishing: confusion matrix, weight drift, examples
@@ -60,12 +61,11 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
         return None
     if result is None:
         return None
-    model = result.pop("model", None)
-    emit(Done(result))
-    return {**result, "model": model}
+    emit(Done(replace(result, model=None)))
+    return result
 
 
-def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
+def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> RunResult | None:
     task = tasks.of(config)
     device = pick_device(config.device)
     generator = seed_everything(config.seed)
@@ -95,7 +95,8 @@ def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
     )
     if result is None:
         return None
-    result.update(
+    return replace(
+        result,
         backbone=name,
         strategy=config.strategy,
         classes=list(data.classes),
@@ -103,9 +104,8 @@ def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> dict | None:
         note_message={"key": note.key, "values": note.values} if isinstance(note, Message) else None,
         pretrained=model.pretrained_from,
         misclassified=task.mistakes(data, source, result),
+        **task.extras(config, model, source, data, name),
     )
-    result.update(task.extras(config, model, source, data, name))
-    return result
 
 
 def warm_up(config: RunConfig, should_stop: Callable[[], bool] = lambda: False) -> bool:

@@ -19,6 +19,7 @@ import logging
 
 import torch
 
+from tlcore.core.events import RunResult
 from tlcore.data.sources import TensorSource
 from tlcore.models import catalog
 from tlcore.train import forgetting
@@ -29,9 +30,9 @@ from tlcore.train.precision import prefers_channels_last
 MISTAKES_SHOWN = 12
 
 
-def _wrong(result: dict, limit: int = MISTAKES_SHOWN):
+def _wrong(result: RunResult, limit: int = MISTAKES_SHOWN):
     """(position, true class, predicted class) of the first `limit` wrong validation predictions."""
-    wrong = [(i, t, p) for i, (t, p) in enumerate(zip(result["targets"], result["predictions"], strict=True)) if t != p]
+    wrong = [(i, t, p) for i, (t, p) in enumerate(zip(result.targets, result.predictions, strict=True)) if t != p]
     return wrong[:limit]
 
 
@@ -62,7 +63,7 @@ class ImageTask:
         return model, TensorSource(data, device, config.augment, channels_last)
 
     @staticmethod
-    def mistakes(data, _source, result: dict) -> list[dict]:
+    def mistakes(data, _source, result: RunResult) -> list[dict]:
         return [
             {"image": data.val_x[i].permute(1, 2, 0).numpy(), "true": data.classes[t], "pred": data.classes[p]}
             for i, t, p in _wrong(result)
@@ -104,7 +105,7 @@ class TextTask:
         return model, TextSource(data, model.tokenizer, device, config.max_length)
 
     @staticmethod
-    def mistakes(data, source, result: dict) -> list[dict]:
+    def mistakes(data, source, result: RunResult) -> list[dict]:
         return [
             {"text": data.val_texts[source.val_order[i]], "true": data.classes[t], "pred": data.classes[p]}
             for i, t, p in _wrong(result)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from tlcore.core import metrics
-from tlcore.core.events import Cancelled, EvalEvent, Started, StepEvent
+from tlcore.core.events import Cancelled, EvalEvent, RunResult, Started, StepEvent
 from tlcore.data.sources import BatchSource, frozen_prefix
 from tlcore.models.groups import LayerGroups
 from tlcore.train import strategies
@@ -118,8 +118,8 @@ def fit(
     generator: torch.Generator | None = None,
     classes: tuple[str, ...] = (),
     started_extra: dict | None = None,
-) -> dict | None:
-    """Train `model` by `plan` on `source`; returns the result dict, or None if cancelled."""
+) -> RunResult | None:
+    """Train `model` by `plan` on `source`; returns its result, or None if cancelled."""
     generator = generator or torch.Generator().manual_seed(0)
     autocast = autocast_for(device, opts.precision)  # no-grad passes: cached features, evaluation
     train_autocast = autocast_for(device, opts.precision, train_model=model)
@@ -180,30 +180,32 @@ def _prepare_source(model, plan, source: BatchSource, opts: FitOptions, device: 
     return cached, timing
 
 
-def _result(model, source, opts, counts, steps, timing, initial, cached, classes, t0, best_acc, epoch_rates, last_preds) -> dict:
+def _result(
+    model, source, opts, counts, steps, timing, initial, cached, classes, t0, best_acc, epoch_rates, last_preds
+) -> RunResult:
     """The finished run's result: accuracies, speed, predictions, confusion and weight drift."""
     val_loss, val_acc = timing.pop("last_val")
     seconds = time.perf_counter() - t0
-    result = {
-        "val_acc": val_acc,
-        "best_val_acc": best_acc,
-        "val_loss": val_loss,
-        "seconds": seconds,
-        "examples_per_s": source.n_train * opts.epochs / seconds,
-        "trainable_params": counts.trainable,
+    predictions, targets = last_preds.tolist(), source.val_y.tolist()
+    return RunResult(
+        val_acc=val_acc,
+        best_val_acc=best_acc,
+        val_loss=val_loss,
+        seconds=seconds,
+        examples_per_s=source.n_train * opts.epochs / seconds,
         # training throughput of the part that trains (a cached prefix is not re-run), the
         # median epoch: comparable between strategies where whole-run seconds are not
-        "train_per_s": float(np.median(epoch_rates)),
-        "total_params": counts.total,
-        "cached_depth": cached,
-        "steps": steps.done,
-        "predictions": last_preds.tolist(),
-        "targets": source.val_y.tolist(),
-        "weight_drift": metrics.weight_drift(model, initial) if initial else {},
-        "timing": timing,
-    }
-    result["confusion"] = metrics.confusion_matrix(result["targets"], result["predictions"], len(classes) or None)
-    return result
+        train_per_s=float(np.median(epoch_rates)),
+        steps=steps.done,
+        timing=timing,
+        trainable_params=counts.trainable,
+        total_params=counts.total,
+        cached_depth=cached,
+        weight_drift=metrics.weight_drift(model, initial) if initial else {},
+        predictions=predictions,
+        targets=targets,
+        confusion=metrics.confusion_matrix(targets, predictions, len(classes) or None),
+    )
 
 
 def train_one_epoch(
