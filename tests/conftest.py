@@ -21,6 +21,25 @@ if str(ROOT) not in sys.path:  # `pytest` (not only `python -m pytest`) can impo
     sys.path.insert(0, str(ROOT))
 
 
+FAST_TIER = ROOT / "tests" / "fast_tier.txt"  # made by `python -m tools.fast_tier` from measured durations
+
+
+def fast_tier() -> set[str]:
+    """The node ids of the fast tier (tests/fast_tier.txt; '#' lines are comments)."""
+    if not FAST_TIER.exists():
+        return set()
+    lines = FAST_TIER.read_text(encoding="utf-8").splitlines()
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
+def pytest_collection_modifyitems(config, items):
+    """`pytest -m fast`: the listed tests, never one marked slow, browser or ray."""
+    listed = fast_tier()
+    for item in items:
+        if item.nodeid in listed and not any(item.get_closest_marker(m) for m in ("slow", "browser", "ray")):
+            item.add_marker(pytest.mark.fast)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT

@@ -97,3 +97,48 @@ def test_the_path_check_sees_a_stale_path():
     assert named_paths("see `tools/loadtest.py` and tlcore/serve/jobs.py.") == {"tools/loadtest.py", "tlcore/serve/jobs.py"}
     assert not resolves("tools/loadtest.py") and resolves("tools/loadtest") and resolves("tlcore/train/recipe.run")
     assert not resolves("tlcore/serve/nothing.here")
+
+
+PACKAGES = {
+    "tlcore.core": r"tlcore\.core\b|from tlcore import core",
+    "tlcore.data": r"tlcore\.data\b",
+    "tlcore.models": r"tlcore\.models\b",
+    "tlcore.train": r"tlcore\.train\b",
+    "tlcore.serve": r"tlcore\.serve\b",
+    "tlcore.lab": r"tlcore\.lab\b",
+    "studio": r"^\s*(from|import) studio\b",
+    "pages": r"pages/\d_\w+\.py",
+}
+
+
+def test_the_fast_tier_reaches_every_package():
+    """`pytest -m fast` (tests/fast_tier.txt) holds tests from modules that use each package of the
+    engine, the studio and the pages (read from the modules' sources)."""
+    from tests.conftest import fast_tier
+
+    modules = {node.split("::")[0] for node in fast_tier()}
+    assert modules, "tests/fast_tier.txt is empty: python -m tools.fast_tier makes it"
+    sources = "\n".join((ROOT / m).read_text(encoding="utf-8") for m in modules if (ROOT / m).exists())
+    missing = [p for p, pattern in PACKAGES.items() if not re.search(pattern, sources, re.M)]
+    assert missing == [], f"the fast tier reaches no test of {missing}: add one to tests/fast_tier.txt"
+
+
+def test_the_fast_tier_is_chosen_from_measured_durations_quickest_first_within_its_budget():
+    from tools import fast_tier
+
+    log = """
+0.20s call     tests/test_a.py::test_one
+0.05s setup    tests/test_a.py::test_one
+0.01s call     tests/test_a.py::test_two
+2.00s call     tests/test_b.py::test_slow[x]
+0.10s call     tests/test_b.py::test_three
+"""
+    seconds = fast_tier.durations(log)
+    assert seconds == pytest.approx({"tests/test_a.py::test_one": 0.25, "tests/test_a.py::test_two": 0.01,
+                                     "tests/test_b.py::test_slow[x]": 2.0, "tests/test_b.py::test_three": 0.1})  # fmt: skip
+    assert fast_tier.choose(seconds, max_s=0.3, budget_s=10) == [
+        "tests/test_a.py::test_one",
+        "tests/test_a.py::test_two",
+        "tests/test_b.py::test_three",
+    ]
+    assert fast_tier.choose(seconds, max_s=0.3, budget_s=0.2) == ["tests/test_a.py::test_two", "tests/test_b.py::test_three"]

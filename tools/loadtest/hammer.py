@@ -134,6 +134,7 @@ class Learner:
         say(f"learner {self.index}: feature space ({self.method}) asked for")
         wait_idle(page)  # the picker is redrawn by the click above
         samples = page.locator(".st-key-try-finetune-sample button")
+        samples.first.wait_for(timeout=120_000)  # the picker may still be on its way after the redraw
         samples.nth((round_no + 1) % samples.count()).click()
         sent["Grad-CAM"] = time.monotonic()
         say(f"learner {self.index}: photo {(round_no + 1) % samples.count() + 1} picked (Grad-CAM)")
