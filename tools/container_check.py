@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from tools.loadtest.server import free_port
@@ -73,18 +72,23 @@ def wait_healthy(engine: str, name: str, timeout: float = 180) -> float:
 
 
 def websocket_status(port: int, host: str) -> int:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/_stcore/stream", headers={
-        "Host": host, "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})  # fmt: skip
+    """The status of a websocket upgrade of Streamlit's stream with this Host header (101: let in)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.putrequest("GET", "/_stcore/stream", skip_host=True)
+    for name, value in (("Host", host), ("Connection", "Upgrade"), ("Upgrade", "websocket"),
+                        ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")):  # fmt: skip
+        conn.putheader(name, value)
+    conn.endheaders()
     try:
-        with urllib.request.urlopen(request, timeout=5) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
+        return conn.getresponse().status
+    finally:
+        conn.close()
 
 
-def in_chromium(base: str) -> tuple[float, int, bool]:
-    """(Start to Finished on page 3 in s, error boxes, teacher mode unlocked with the file's secret)."""
+def in_chromium(base: str) -> tuple[list[float], int, bool]:
+    """(Start to Finished on page 3 in s, twice, error boxes, teacher mode unlocked with the file's secret)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -93,11 +97,15 @@ def in_chromium(base: str) -> tuple[float, int, bool]:
         page.goto(f"{base}/finetune", wait_until="networkidle")
         start_button = page.get_by_role("button", name="Start").first
         start_button.wait_for(timeout=120_000)
-        time.sleep(2)  # a teacher's pause before the click
-        start_button.click()
-        t0 = time.perf_counter()
-        page.get_by_text(DONE).first.wait_for(timeout=300_000)
-        run_s = time.perf_counter() - t0
+        run_s = []
+        for i in range(2):  # the first run right after the server's start, then one more
+            time.sleep(3)  # a teacher's pause before the click
+            start_button.click()
+            t0 = time.perf_counter()
+            if i:  # the last run's "Finished" line goes while the new one runs
+                page.get_by_text(DONE).first.wait_for(state="hidden", timeout=60_000)
+            page.get_by_text(DONE).first.wait_for(timeout=300_000)
+            run_s.append(time.perf_counter() - t0)
         errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
         page.goto(f"{base}/class", wait_until="networkidle")
         page.get_by_label(EN["class.secret"]).fill(SECRET)
@@ -145,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"health check passed {wait_healthy(engine, 'tls-check-1'):.0f} s after the start")
             checks.append(("runs as uid 10001, not root", sh(engine, "exec", "tls-check-1", "id", "-u") == UID))
             run_s, errors, unlocked = in_chromium(f"http://localhost:{port}")
-            print(f"page 3's default fine-tune in Chromium: Start to Finished {run_s:.1f} s (the first run: cold)")
+            print("page 3's default fine-tune in Chromium, Start to Finished: " + ", ".join(f"{x:.1f} s" for x in run_s))
             checks.append(("no error box on page 3", errors == 0))
             checks.append(("teacher mode unlocked with the secret from the file", unlocked))
             checks.append(("a websocket with a stranger's Host refused (403)", websocket_status(port, "evil.example") == 403))
