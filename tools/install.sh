@@ -73,7 +73,8 @@ cat <<DONE
 Installed in $VENV. Start the app:
   $VENV/bin/streamlit run app.py
 Then open http://localhost:8501 on this machine; students open http://${address:-THIS-MACHINE}:8501
-(add that name or address to server.allowedHosts in .streamlit/config.toml: README, "Only the class's host names").
+(the server accepts this machine's own names and addresses; another name students type, a DNS alias or a
+proxy, goes in TLS_ALLOWED_HOSTS: README, "Only the class's host names").
 With a teacher's secret set (class.toml or TLS_TEACHER_SECRET), unlock the Class page: it shows the class
 code and a QR code of the join link; students type the code on the start page or scan the QR.
 DONE
