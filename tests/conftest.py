@@ -73,6 +73,19 @@ def fresh_learners(monkeypatch):
 
 
 @pytest.fixture
+def no_warm_up():
+    """Wait for the studio's warm-up (studio.server: the default demo trained once in a background
+    thread after an AppTest first started the server's queue): a test that counts the engine's cache
+    hits counts only its own runs then, whichever module ran before it."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "tlstudio-warm-up":
+            thread.join(600)
+    yield
+
+
+@pytest.fixture
 def pinned_numerics(monkeypatch):
     """Numbers that do not depend on the CPU: one thread and fp32 (no bf16 autocast on CPUs
     that have native bf16), for the experiment tests that assert accuracies."""

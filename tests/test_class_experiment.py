@@ -220,6 +220,7 @@ def test_an_experiments_seeds_share_its_examples_unless_the_teacher_asks_for_new
     assert not own.same_examples and [own.config(c).data_seed for c in own.cells] == [c.seed for c in own.cells]
 
 
+@pytest.mark.usefixtures("no_warm_up")  # the cache counts below are this test's runs' alone
 def test_cells_on_the_same_examples_draw_the_same_split_and_compute_the_frozen_features_once():
     from tlcore.data import feature_cache
     from tlcore.train import tasks

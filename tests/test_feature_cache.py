@@ -7,11 +7,14 @@ examples, the prefix's weights, its depth) makes a new entry; the cache stays wi
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tlcore.data import feature_cache
 from tlcore.train.config import RunConfig
 from tlcore.train.recipe import load_run_data, run
+
+pytestmark = pytest.mark.usefixtures("no_warm_up")  # the hit counts are this module's runs' alone
 
 BASE = RunConfig(
     backbone="efficientnet_lite0",
