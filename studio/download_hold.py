@@ -17,19 +17,35 @@ lets go of those and collects them; the janitor (studio.server) calls it every f
 a download's bytes leave the server a few seconds after their request (at most `hold_s()` after
 the click) even when no page runs.
 
-It reaches into Streamlit's media manager (its lock and its per-session file map): where a
-Streamlit version lacks them, `install` says so once in the log and leaves Streamlit's own
-behaviour in place (tests/test_download_hold.py fails on such a version).
+A file that is on disk already (a model's zip, `FromDisk`) never enters memory at all: its click
+gives the browser a /media URL with a random one-time name, and Streamlit's media route, wrapped
+by `serve_from_disk(app)`, streams that file from disk (Starlette's FileResponse: 64 KB at a time,
+as fast as the browser reads, Range requests included). Why: Streamlit's media route answers with
+the whole file as one body, and Python 3.11's asyncio copies what the socket has not yet taken
+into a buffer of its own, so every request for an 87 MB text model held up to 87 MB more until
+that browser had read it, and the browser asks twice (a check, then the download). Over a class's
+Wi-Fi that is seconds per learner: 30 learners, 5 GB. Streamed, a request holds 64 KB.
+
+It reaches into Streamlit's media manager (its lock and its per-session file map) and its web
+app's media route: where a Streamlit version lacks them, `install` or `serve_from_disk` says so
+once in the log and leaves Streamlit's own behaviour in place (downloads then go through memory;
+tests/test_download_hold.py fails on such a version).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
+import mimetypes
+import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from tlcore.core import settings
+from tlcore.core.bounded import LRU
 
 
 def hold_s() -> float:
@@ -40,6 +56,31 @@ def hold_s() -> float:
 
 FETCHED_S = 2.0  # held this long after its request (another request for it, a retry, finds it)
 HOLDER = "tlstudio-download-hold"  # the session id the held files are filed under (no browser has it)
+ON_DISK_S = 600.0  # a streamed download's URL answers this long after its click (retries, a slow start)
+ON_DISK_URLS = 2000  # and at most this many such URLs are kept (the oldest go first): a few bytes each
+
+
+class FromDisk:
+    """A download button's `data` whose bytes are a file on disk: `make()` returns the file's path
+    (built on the click if need be), or the bytes to send instead (a note, when there is no file).
+    Streamed from disk where `serve_from_disk` is in place; otherwise called as Streamlit calls any
+    `data` callable, and the file is read into memory."""
+
+    def __init__(self, make: Callable[[], Path | bytes]):
+        self.make = make
+
+    def __call__(self) -> bytes:
+        made = self.make()
+        return made.read_bytes() if isinstance(made, Path) else made
+
+
+@dataclass(frozen=True)
+class _OnDisk:
+    path: Path
+    filename: str  # the name the browser saves it under
+    mimetype: str
+    made: float  # clock seconds of the click
+
 
 _log = logging.getLogger(__name__)
 
@@ -52,6 +93,8 @@ class _Hold:
         self.lock = threading.Lock()
         self.made: dict[str, float] = {}
         self.fetched: dict[str, float] = {}  # file id -> when its bytes were first asked for
+        self.streaming = False  # the media route streams FromDisk files (serve_from_disk)
+        self.on_disk: LRU[str, _OnDisk] = LRU(ON_DISK_URLS)  # one-time name -> its file, for the media route
 
 
 def _file_id(url: str) -> str:
@@ -71,6 +114,12 @@ def install(manager, clock: Callable[[], float] = time.monotonic) -> bool:
     execute, hold = manager.execute_deferred, _Hold(clock)
 
     def execute_and_hold(file_id: str) -> str:
+        with manager._lock:  # noqa: SLF001
+            entry = manager._deferred_callables.get(file_id)  # noqa: SLF001
+        if hold.streaming and entry is not None and isinstance(entry["callable"], FromDisk):
+            made = entry["callable"].make()
+            if isinstance(made, Path):
+                return _stream_url(manager, hold, made, entry["filename"] or made.name, entry["mimetype"])
         url = execute(file_id)
         made = _file_id(url)
         with manager._lock:  # noqa: SLF001 -- see the module's docstring
@@ -115,6 +164,9 @@ def release_expired(manager, now: float | None = None) -> int:
         for made in expired:
             del hold.made[made]
             hold.fetched.pop(made, None)
+    for name, item in hold.on_disk.items():
+        if now - item.made >= ON_DISK_S:
+            hold.on_disk.pop(name)
     if expired:
         with manager._lock:  # noqa: SLF001
             held = manager._files_by_session_and_coord.get(HOLDER, {})  # noqa: SLF001
@@ -139,7 +191,8 @@ def install_on_server() -> bool:
 
     if not Runtime.exists():
         return False
-    return install(Runtime.instance().media_file_mgr)
+    manager = Runtime.instance().media_file_mgr
+    return install(manager) and serve_from_disk(manager, web_app())
 
 
 def release_on_server() -> int:
@@ -149,3 +202,73 @@ def release_on_server() -> int:
     if not Runtime.exists():
         return 0
     return release_expired(Runtime.instance().media_file_mgr)
+
+
+# --- streamed from disk ------------------------------------------------------------------------
+
+
+def _stream_url(manager, hold: _Hold, path: Path, filename: str, mimetype: str) -> str:
+    """A one-time /media URL for a file on disk (random: it is the capability to fetch it)."""
+    name = secrets.token_hex(16)
+    hold.on_disk.put(name, _OnDisk(path, filename, mimetype or "application/octet-stream", hold.clock()))
+    extension = mimetypes.guess_extension(mimetype or "") or Path(filename).suffix
+    return f"{manager._storage._media_endpoint}/{name}{extension}"  # noqa: SLF001 -- Streamlit's own URL form
+
+
+def streamed(manager) -> int:
+    """How many streamed-download URLs this manager answers now."""
+    hold: _Hold | None = getattr(manager, "_tlstudio_hold", None)
+    return len(hold.on_disk) if hold else 0
+
+
+def serve_from_disk(manager, app) -> bool:
+    """Make the web app's media route stream this manager's FromDisk downloads from disk (others
+    go on to Streamlit's own answer); True when it could. `install(manager)` first."""
+    from starlette.responses import FileResponse, PlainTextResponse
+
+    hold: _Hold | None = getattr(manager, "_tlstudio_hold", None)
+    route = next(
+        (
+            r
+            for r in getattr(getattr(app, "router", None), "routes", [])
+            if "/media/{file_id" in getattr(r, "path", "") and "GET" in (getattr(r, "methods", None) or ())
+        ),
+        None,
+    )
+    if hold is None or route is None:
+        _log.warning("this Streamlit's web app has no media route to stream from: downloads go through memory")
+        return False
+    if getattr(route.app, "_tlstudio_streams", False):
+        hold.streaming = True
+        return True
+    streamlit_answer = route.app
+
+    async def answer(scope, receive, send) -> None:
+        name = str(scope.get("path_params", {}).get("file_id", "")).split(".", 1)[0]
+        item = hold.on_disk.get(name)
+        if item is None:
+            await streamlit_answer(scope, receive, send)
+            return
+        if not item.path.is_file():  # trimmed from the disk since the click: click again
+            await PlainTextResponse("This download has expired: click its button again.", status_code=404)(scope, receive, send)
+            return
+        response = FileResponse(
+            item.path, media_type=item.mimetype, filename=item.filename, content_disposition_type="attachment"
+        )
+        await response(scope, receive, send)
+
+    answer._tlstudio_streams = True  # type: ignore[attr-defined]
+    route.app = answer
+    hold.streaming = True
+    return True
+
+
+def web_app():
+    """The running server's Starlette app (Streamlit keeps no handle to it: found among the
+    objects the garbage collector tracks, once), or None."""
+    try:
+        from starlette.applications import Starlette
+    except ImportError:
+        return None
+    found = [o for o in gc.get_objects() if isinstance(o, Starlette)]
+    return found[0] if len(found) == 1 else None

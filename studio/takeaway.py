@@ -24,6 +24,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from studio import download_hold
 from studio.i18n import current_lang, explain_error, t
 from studio.learner import owner
 from studio.server import kept_model
@@ -137,20 +138,22 @@ def _trim(keep: Path) -> None:
         old.unlink(missing_ok=True)
 
 
-def bundle(learner: str, model_id: str, part: str, metrics: dict | None = None) -> bytes:
-    """The download's bytes: the zip built once (bundle_file), read from disk for each click.
-
-    Streamlit keeps a download's bytes in memory under a hash of them: the same bytes on every
-    click are one stored copy, where a zip built again per click (a new timestamp inside) was a
-    new 87 MB copy each time (28 clicks: 2.7 -> 6.1 GB). `learner` is taken when the button is
-    drawn: the file is asked for later, outside the page's run."""
+def bundle_or_note(learner: str, model_id: str, part: str, metrics: dict | None = None) -> Path | bytes:
+    """The download: the zip built once (bundle_file), on disk; or a small zip saying why there is
+    none. `learner` is taken when the button is drawn: the file is asked for later, outside the page's run."""
     try:
         path = bundle_file(learner, model_id, part, metrics)
     except LearnerError as error:
         return _note_zip(str(error))
-    if path is None:
-        return _note_zip(str(LearnerError("takehome.gone")))
-    return path.read_bytes()
+    return path if path is not None else _note_zip(str(LearnerError("takehome.gone")))
+
+
+def bundle(learner: str, model_id: str, part: str, metrics: dict | None = None) -> bytes:
+    """The download's bytes, where they must go through memory (download_hold.FromDisk streams
+    the file from disk instead). Built once: Streamlit keeps a download's bytes under a hash of
+    them, and a zip built again per click (a new timestamp inside) was a new 87 MB copy each time
+    (28 clicks: 2.7 -> 6.1 GB)."""
+    return download_hold.FromDisk(lambda: bundle_or_note(learner, model_id, part, metrics))()
 
 
 def _note_zip(text: str) -> bytes:
@@ -184,7 +187,7 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
     cols = st.columns(2)
     cols[0].download_button(
         t("takehome.weights", mb=mb),
-        data=lambda: bundle(learner, model_id, "weights", card),
+        data=download_hold.FromDisk(lambda: bundle_or_note(learner, model_id, "weights", card)),
         file_name=f"{name}.zip",
         mime="application/zip",
         key=f"model:{key}",
@@ -194,7 +197,7 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
     )
     cols[1].download_button(
         t("takehome.onnx", mb=mb),
-        data=lambda: bundle(learner, model_id, "onnx", card),
+        data=download_hold.FromDisk(lambda: bundle_or_note(learner, model_id, "onnx", card)),
         file_name=f"{name}-onnx.zip",
         mime="application/zip",
         key=f"onnx:{key}",

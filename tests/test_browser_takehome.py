@@ -56,6 +56,10 @@ def test_download_the_fine_tuned_model_and_predict_with_it(server, tmp_path):  #
             button.click()
         saved = tmp_path / download.value.suggested_filename
         download.value.save_as(saved)
+        # streamed from the zip on disk (studio.download_hold): Starlette's file answer, which names the
+        # file's version (ETag); Streamlit's in-memory media answer does not
+        again = page.request.get(download.value.url, headers={"Range": "bytes=0-1"})
+        assert again.status == 206 and again.body() == b"PK" and again.headers.get("etag")
         page.get_by_text("한국어").click()  # the same results in Korean, for a look at the layout
         korean = page.get_by_text("망각, 직접 재기")
         korean.first.wait_for(timeout=30_000)

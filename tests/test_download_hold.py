@@ -125,3 +125,125 @@ def test_a_manager_without_the_places_it_needs_is_left_as_it_is(caplog):
     assert other.execute_deferred("a") == "/media/x.zip"
     assert download_hold.release_expired(other) == 0
     assert "not held" in caplog.text
+
+
+# --- streamed from disk: the model's zip never enters memory -------------------------------------
+
+
+def media_app(manager: MediaFileManager):
+    """Streamlit's own media routes in a web app, as its server builds them."""
+    from starlette.applications import Starlette
+    from streamlit.web.server.starlette.starlette_routes import create_media_routes
+
+    return Starlette(routes=create_media_routes(manager._storage, None))
+
+
+def get(app, url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], list[bytes]]:
+    """One GET through the web app (no network): status, headers and the body's pieces as sent."""
+    import asyncio
+
+    sent: list[dict] = []
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": url,
+        "raw_path": url.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 5000),
+        "http_version": "1.1",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+    }
+
+    asked = []
+
+    async def receive():  # the request, then a browser that stays connected until the answer ends
+        if not asked:
+            asked.append(1)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    pieces = [m.get("body", b"") for m in sent if m["type"] == "http.response.body" and m.get("body")]
+    return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, pieces
+
+
+def click_disk(manager: MediaFileManager, path, filename: str = "model.zip") -> str:
+    placeholder = manager.add_deferred(download_hold.FromDisk(lambda: path), "application/zip", "1.2.3", filename)
+    return manager.execute_deferred(placeholder)
+
+
+def test_a_zip_on_disk_is_streamed_in_small_pieces_and_never_stored_in_memory(tmp_path):
+    manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
+    app = media_app(manager)
+    assert download_hold.install(manager, clock) and download_hold.serve_from_disk(manager, app)
+    zipped = tmp_path / "model.zip"
+    zipped.write_bytes(bytes(range(256)) * 4096)  # 1 MB
+    url = click_disk(manager, zipped, "resnet-partial.zip")
+    assert url.startswith("/media/") and url.endswith(".zip")
+    assert manager._storage._files_by_id == {}  # no copy of the bytes in the server's memory
+    status, headers, pieces = get(app, url)
+    assert status == 200 and b"".join(pieces) == zipped.read_bytes()
+    assert 'attachment; filename="resnet-partial.zip"' == headers["content-disposition"]
+    assert len(pieces) >= 16 and max(map(len, pieces)) <= 64 * 1024  # sent as the browser reads, 64 KB at most
+    status, headers, pieces = get(app, url, {"Range": "bytes=10-19"})  # a resumed download
+    assert status == 206 and b"".join(pieces) == zipped.read_bytes()[10:20]
+
+
+def test_a_streamed_url_answers_for_minutes_then_is_gone_and_other_media_stay_streamlits(tmp_path):
+    manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
+    app = media_app(manager)
+    download_hold.install(manager, clock)
+    download_hold.serve_from_disk(manager, app)
+    zipped = tmp_path / "model.zip"
+    zipped.write_bytes(b"PK on disk")
+    url = click_disk(manager, zipped)
+    picture = manager.add(b"\x89PNG picture", "image/png", "4.5")  # a session's picture: Streamlit's answer
+    clock.now += download_hold.ON_DISK_S - 1
+    download_hold.release_expired(manager)
+    assert get(app, url)[2] == [b"PK on disk"]  # a retry minutes later
+    assert get(app, picture)[2] == [b"\x89PNG picture"]
+    clock.now += 1
+    download_hold.release_expired(manager)
+    assert download_hold.streamed(manager) == 0
+    assert get(app, url)[0] == 404
+
+
+def test_a_zip_trimmed_from_the_disk_after_the_click_says_to_click_again(tmp_path):
+    manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
+    app = media_app(manager)
+    download_hold.install(manager, clock)
+    download_hold.serve_from_disk(manager, app)
+    zipped = tmp_path / "model.zip"
+    zipped.write_bytes(b"PK")
+    url = click_disk(manager, zipped)
+    zipped.unlink()
+    status, _headers, pieces = get(app, url)
+    assert status == 404 and b"click its button again" in b"".join(pieces)
+
+
+def test_without_the_stream_a_file_on_disk_goes_through_memory_as_before_and_notes_always_do(tmp_path):
+    manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
+    download_hold.install(manager, clock)  # no web app to stream from (AppTest, another Streamlit)
+    zipped = tmp_path / "model.zip"
+    zipped.write_bytes(b"PK on disk")
+    assert fetch(manager, click_disk(manager, zipped)) == b"PK on disk"
+    app = media_app(manager)
+    download_hold.serve_from_disk(manager, app)
+    assert fetch(manager, click_disk(manager, b"PK a note: no model")) == b"PK a note: no model"  # bytes: stored as ever
+
+
+def test_a_web_app_without_a_media_route_is_left_as_it_is(caplog):
+    from starlette.applications import Starlette
+
+    manager = MediaFileManager(MemoryMediaFileStorage("/media"))
+    download_hold.install(manager)
+    assert not download_hold.serve_from_disk(manager, Starlette(routes=[]))
+    assert not download_hold.serve_from_disk(manager, None)
+    assert "through memory" in caplog.text

@@ -88,6 +88,18 @@ class Learner:
             cdp.send("Page.enable")
             cdp.on("Page.downloadWillBegin", lambda e: self.begun.__setitem__(e["guid"], e["url"]))
             cdp.on("Page.downloadProgress", self._progress)
+            # every /media request and its answer, to tell a download the server never answered from one
+            # the browser never started (printed for a round with a download missing)
+            cdp.send("Network.enable")
+            cdp.on("Network.requestWillBeSent", lambda e, tab=tab: self._media(tab, e["request"]["url"], "asked"))
+            cdp.on("Network.responseReceived", lambda e, tab=tab: self._media(tab, e["response"]["url"], e["response"]["status"]))
+            tab.on("console", lambda m, tab=tab: m.type in ("error", "warning") and self._media(tab, m.text[:160], "console"))
+        self.media: list[str] = []  # "<seconds> <tab> <what> <url>", this round's
+
+    def _media(self, tab, url: str, what) -> None:
+        if "/media/" in url or what == "console":
+            name = "text" if tab is self.text else "image"
+            self.media.append(f"{time.monotonic() - T0:6.1f} s {name} {what} {url.rsplit('/', 1)[-1][:70]}")
 
     def _progress(self, event: dict) -> None:
         if event["state"] != "inProgress":
@@ -183,10 +195,15 @@ class Learner:
             problem = download.failure()  # the download has ended: answers at once
             if problem:
                 failed.append(f"learner {self.index}: {download.suggested_filename}: {problem}")
+        came = sorted(download.suggested_filename for _tab, download in self.downloads[self.checked :])
         self.checked = len(self.downloads)
         got = len(self.downloads)
         if got < expected_downloads:
-            failed.append(f"learner {self.index}: {expected_downloads - got} download(s) never came")
+            failed.append(
+                f"learner {self.index}: {expected_downloads - got} download(s) never came (this round: {', '.join(came) or 'none'})"
+            )
+            print(f"learner {self.index}, this round's /media requests and console errors:", *self.media, sep="\n  ", flush=True)
+        self.media = []
         for tab in self.tabs():
             wait_idle(tab, 240_000)
             self.errors += error_count(tab)
@@ -219,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         if not wait_healthy(url):
             print(f"the server did not start: {state / 'streamlit.log'}", file=sys.stderr)
             return 2
-        sampler = Sampler(server.pid)
+        sampler = Sampler(server.pid, trace=str(state / "rss.csv"))  # each process's RSS and PSS, for a look after
+        print(f"each process's memory every 0.5 s: {state / 'rss.csv'} (clock: time.monotonic, as T0={T0:.2f})", flush=True)
         sampler.start()
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

@@ -27,10 +27,27 @@ class Sampler(threading.Thread):
     process and its training processes together (their RSS summed: the libraries both map count
     twice, so the figure errs high)."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, trace: str | None = None):
         super().__init__(daemon=True)
         self.pid, self.samples, self.stop_flag = pid, [], threading.Event()
         self.tick = os.sysconf("SC_CLK_TCK")
+        self.trace = open(trace, "w") if trace else None  # noqa: SIM115 -- closed when the thread ends
+        if self.trace:
+            self.trace.write("t,pid,name,rss_mb,pss_mb\n")
+
+    def _write_trace(self) -> None:
+        """Each process of the family's RSS and PSS (shared pages split between their users)."""
+        now = time.monotonic()
+        for pid in family(self.pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    name = f.read().replace(b"\0", b" ").decode(errors="replace")[:60].replace(",", " ")
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    fields = {line.split(":")[0]: int(line.split()[1]) for line in f if line.split()[-1:] == ["kB"]}
+            except OSError:
+                continue
+            self.trace.write(f"{now:.2f},{pid},{name},{fields['Rss'] / 1024:.0f},{fields['Pss'] / 1024:.0f}\n")
+        self.trace.flush()
 
     def read(self) -> tuple[float, float, float]:
         rss = cpu = 0.0
@@ -55,6 +72,8 @@ class Sampler(threading.Thread):
         while not self.stop_flag.is_set():
             try:
                 self.samples.append(self.read())
+                if self.trace:
+                    self._write_trace()
             except (OSError, StopIteration):
                 return
             self.stop_flag.wait(0.5)
