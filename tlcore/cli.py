@@ -1,8 +1,19 @@
 """`python -m tlcore <command>`: the engine from a terminal, same configs, same events.
 
-Commands here: finetune, compare, class-experiment, prefetch, list, settings. Other modules add theirs (pretrain,
-matrix, sweep, bench, ...) by defining `register_cli(subparsers)` and being listed in
-COMMAND_MODULES.
+One convention for every command:
+1. The module that holds a command defines `register_cli(subparsers)`, which adds its own
+   commands only (`add_parser`, then `set_defaults(func=...)` with a function of that
+   module), and is listed once in COMMAND_MODULES. This module is the first: finetune,
+   compare, prefetch, class-experiment, list and settings.
+2. A flag that is a RunConfig field is declared only through `add_config_args(parser,
+   only=(...), defaults={...})`: its help, type, range and choices are the field's, only the
+   default may be the command's own. A dataclass of a command's own (pretrain's
+   PretrainConfig, pretrain-text's MlmConfig) becomes flags through the same helper,
+   tlcore.core.fields.add_flags.
+3. Other flags keep one spelling for one meaning: --out (where results go), --threads (CPU
+   threads for torch, 0 = torch's default), --seeds (a count or a comma-separated list:
+   each command's help says which).
+A bad setting is one `error: ...` line and exit code 2 (`main`), not a traceback.
 """
 
 from __future__ import annotations
@@ -13,11 +24,15 @@ import sys
 from pathlib import Path
 
 from tlcore.core.progress import ProgressPrinter
-from tlcore.train.config import RunConfig, config_fields
+from tlcore.train.config import RunConfig, add_config_args, config_from_args
 
 COMMAND_MODULES = [
+    "tlcore.cli",  # finetune, compare, prefetch, class-experiment, list, settings
     "tlcore.lab.bench",
     "tlcore.lab.text_cli",
+    "tlcore.lab.text_bench",
+    "tlcore.lab.pretrain_text",
+    "tlcore.lab.text_scale",
     "tlcore.lab.pretrain_vision",
     "tlcore.lab.experiments",
     "tlcore.serve.estimate",
@@ -26,34 +41,7 @@ COMMAND_MODULES = [
     "tlcore.serve.takehome",
     "tlcore.serve.notebook",
     "tlcore.lab.forgetting_experiment",
-]  # modules that add subcommands through register_cli(subparsers)
-
-
-# ----------------------------------------------------------------------------- shared pieces
-
-
-def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One --flag per RunConfig field, with its help text, range and default."""
-    group = parser.add_argument_group("run settings (RunConfig)")
-    for name, default, meta in config_fields():
-        if name in skip:
-            continue
-        flag = "--" + name.replace("_", "-")
-        help_text = meta["help"]
-        if meta.get("lo") is not None:
-            help_text += f" [{meta['lo']:g}..{meta['hi']:g}]"
-        if isinstance(default, bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        else:
-            group.add_argument(
-                flag, type=type(default), default=default, choices=meta.get("choices"), help=help_text + " (default: %(default)s)"
-            )
-
-
-def config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:
-    values = {name: getattr(args, name) for name, _, _ in config_fields() if hasattr(args, name)}
-    values.update(overrides)
-    return RunConfig(**values)
+]  # every module with a register_cli(subparsers), once each; `python -m tlcore --help` lists in this order
 
 
 def _split_list(text: str) -> list[str]:
@@ -243,9 +231,8 @@ def cmd_class_experiment(args) -> int:
     return 0 if exp.filled() == len(exp.cells) else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tlcore", description="Transfer Learning Studio's engine.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    """This module's commands: finetune, compare, prefetch, class-experiment, list, settings."""
 
     p = sub.add_parser(
         "finetune",
@@ -294,15 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--factor", default="strategy", help="strategy | freeze_depth | per_class | lr | backbone (default %(default)s)"
     )
     p.add_argument("--levels", default="", help="comma-separated levels (default: the ones the Class page offers first)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per level (default %(default)s)")
+    p.add_argument("--seeds", type=int, default=3, help="how many seeds per level, a count (default %(default)s)")
     p.add_argument(
         "--new-examples-per-seed",
         action="store_true",
         help="each seed draws its own training and validation examples too (default: every cell trains and is "
         "measured on the examples --seed draws, so the seeds vary the training only and cells share features)",
     )
-    add_config_args(p, skip=("seed",))
-    p.set_defaults(func=cmd_class_experiment, **_preset_defaults())
+    add_config_args(p, skip=("seed",), defaults=_preset_defaults())
+    p.set_defaults(func=cmd_class_experiment)
     p.add_argument("--out", default="", help="CSV file for every run (cell, level, seed, accuracy per epoch, seconds)")
 
     p = sub.add_parser("list", help="list registered backbones and datasets")
@@ -316,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_settings)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tlcore", description="Transfer Learning Studio's engine.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(module).register_cli(sub)
     return parser
@@ -323,8 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)  # a setting out of its range raises here (tlcore.core.fields)
         return args.func(args)
     except ValueError as e:  # bad settings: one clear line, no traceback
         print(f"error: {e}", file=sys.stderr)

@@ -36,7 +36,7 @@ import torch
 
 from tlcore.models import catalog
 from tlcore.train import strategies
-from tlcore.train.config import RunConfig
+from tlcore.train.config import RunConfig, add_config_args
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "assets" / "results"
 MATRIX_STRATEGIES = ("scratch", "linear_probe", "partial", "full")
@@ -656,9 +656,13 @@ def register_cli(subparsers) -> None:
     """The lab's experiments on the command line: matrix, transfer-depth, filters."""
     _register_matrix(subparsers)
     _register_transfer_depth(subparsers)
-    p = subparsers.add_parser("filters", help="first-layer filters, pretrained vs random, as a PNG")
+    p = subparsers.add_parser(
+        "filters",
+        help="first-layer filters, pretrained vs random, as a PNG",
+        description="Draw the first-layer filters of --backbone's stem, pretrained and randomly initialised, as one PNG.",
+    )
     p.add_argument("--out", default=str(RESULTS_DIR / "filters.png"), help="PNG path (default %(default)s)")
-    p.add_argument("--backbone", default="studio_resnet", help="backbone whose stem is drawn (default %(default)s)")
+    add_config_args(p, only=("backbone",), defaults={"backbone": "studio_resnet"})
     p.set_defaults(func=lambda args: print(f"wrote {filters_image(args.out, backbone=args.backbone)}") or 0)
 
 
@@ -668,29 +672,33 @@ def _register_matrix(subparsers) -> None:
         "matrix",
         help="reproduce the similarity x size matrix by experiment",
         description="Race scratch, linear probe, partial and full fine-tuning in the four "
-        "cells (similar/different x small/large) over several seeds.",
+        "cells (similar/different x small/large) over several seeds. Without --freeze-depth, partial "
+        "freezes the rule's depth for each column (strategies.recommend for this backbone).",
     )
     p.add_argument("--similar", default=d.similar, help="target similar to the pretraining data (default %(default)s)")
     p.add_argument("--different", default=d.different, help="target different from it (default %(default)s)")
     p.add_argument("--small", type=int, default=d.small, help="examples per class, small cells (default %(default)s)")
     p.add_argument("--large", type=int, default=d.large, help="examples per class, large cells (default %(default)s)")
-    p.add_argument("--val-per-class", type=int, default=d.val_per_class, help="validation images per class")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default %(default)s)")
+    p.add_argument("--seeds", default="0,1,2", help="which seeds, a comma-separated list (default %(default)s)")
     p.add_argument("--small-epochs", type=int, default=d.small_epochs, help="epochs in small cells")
     p.add_argument("--large-epochs", type=int, default=d.large_epochs, help="epochs in large cells")
     p.add_argument("--cells", default="", help="only these cells, e.g. different/small,similar/large (default: all four)")
-    p.add_argument("--backbone", default=d.backbone, help="pretrained backbone (default %(default)s)")
-    p.add_argument("--image-size", type=int, default=d.image_size, help="pixels square (default %(default)s)")
-    p.add_argument(
-        "--freeze-depth",
-        type=int,
-        default=d.freeze_depth,
-        help="partial: groups frozen in every cell (default: the rule's depth for each column, "
-        "as strategies.recommend gives it for this backbone)",
+    add_config_args(
+        p,
+        only=("backbone", "val_per_class", "image_size", "freeze_depth", "device"),
+        defaults={
+            "backbone": d.backbone,
+            "val_per_class": d.val_per_class,
+            "image_size": d.image_size,
+            "freeze_depth": d.freeze_depth,  # None: the rule's depth for each column
+            "device": d.device,
+        },
     )
-    p.add_argument("--device", default=d.device, help="cpu | cuda | auto (default %(default)s)")
     p.add_argument(
-        "--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default (1 is faster on a busy machine)"
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for torch, 0 = torch's default (default: %(default)s; 1 is faster on a busy machine)",
     )
     p.add_argument("--out", default=str(RESULTS_DIR), help="folder for the results (default %(default)s)")
     p.add_argument("--name", default="matrix", help="file stem: <name>.csv/.json/.md (default %(default)s)")
@@ -711,15 +719,21 @@ def _register_transfer_depth(subparsers) -> None:
         "the copied groups frozen, or fine-tuned too. (The app's freeze-depth sweep is different: "
         "every group starts pretrained and the first k are frozen.)",
     )
-    p.add_argument("--dataset", default=s.dataset, help="target dataset (default %(default)s)")
-    p.add_argument("--per-class", type=int, default=s.per_class, help="examples per class (default %(default)s)")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default %(default)s)")
-    p.add_argument("--epochs", type=int, default=s.epochs, help="epochs per run (default %(default)s)")
-    p.add_argument("--backbone", default=s.backbone, help="pretrained backbone (default %(default)s)")
-    p.add_argument("--image-size", type=int, default=s.image_size, help="pixels square (default %(default)s)")
+    add_config_args(
+        p,
+        only=("backbone", "dataset", "per_class", "image_size", "epochs", "device"),
+        defaults={
+            "backbone": s.backbone,
+            "dataset": s.dataset,
+            "per_class": s.per_class,
+            "image_size": s.image_size,
+            "epochs": s.epochs,
+            "device": s.device,
+        },
+    )
+    p.add_argument("--seeds", default="0,1,2", help="which seeds, a comma-separated list (default %(default)s)")
     p.add_argument("--name", default="transfer_depth", help="file stem: <name>.csv/.json/.md (default %(default)s)")
-    p.add_argument("--device", default=s.device, help="cpu | cuda | auto (default %(default)s)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default (default: %(default)s)")
     p.add_argument("--out", default=str(RESULTS_DIR), help="folder for <name>.csv/.json/.md")
     p.set_defaults(func=_cli_transfer_depth)
 

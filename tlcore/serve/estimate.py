@@ -39,7 +39,7 @@ import torch
 
 from tlcore.core import offline
 from tlcore.data import sources
-from tlcore.train.config import RunConfig
+from tlcore.train.config import RunConfig, add_config_args
 
 DEFAULT_S_PER_GFLOP = 0.02  # a slow CPU core: only until this machine has measured its own
 DEFAULT_STEP_S = 0.005
@@ -480,15 +480,19 @@ def register_cli(sub) -> None:
         help="check the run-time estimate and time-left against real runs",
         description="Run the given configs twice over (a cold estimator, then one that has learnt "
         "from the first pass) and print estimate vs actual seconds and the largest "
-        "time-left error after the first epoch.",
+        "time-left error after the first epoch. Without --backbone: the offline default backbone; "
+        "without --dataset: the app's default dataset (fashion_mnist, else digits).",
     )
-    p.add_argument("--backbone", default="", help="default: the offline default backbone")
-    p.add_argument("--dataset", default="", help="default: the app's default dataset")
-    p.add_argument("--strategies", default="partial,linear_probe,full")
-    p.add_argument("--image-size", type=int, default=96)
-    p.add_argument("--per-class", type=int, default=20)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (the app's worker uses cores - 1)")
+    p.add_argument("--strategies", default="partial,linear_probe,full", help="comma-separated strategies (default: %(default)s)")
+    add_config_args(
+        p, only=("backbone", "dataset", "per_class", "image_size", "epochs"), defaults={"backbone": None, "dataset": None}
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for torch, 0 = torch's default (default: %(default)s; the app's worker uses cores - 1)",
+    )
     p.set_defaults(func=_cmd_estimate)
 
 

@@ -592,13 +592,15 @@ def cmd_export_check(args) -> int:
 
 
 def register_cli(sub) -> None:
+    from tlcore.train.config import add_config_args
+
     p = sub.add_parser(
         "export-check",
         help="the default image and text demos: save, reload, ONNX vs PyTorch on validation",
         description="Train the app's default image and text runs, write each model as the download does, "
         "and check it: reloaded logits identical, ONNX top class = PyTorch's on the validation split.",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
+    add_config_args(p, only=("device",))
     p.add_argument("--image-only", action="store_true", help="skip the text model")
     p.add_argument("--out", default="", help="CSV file for the table, e.g. assets/results/takehome.csv")
     p.set_defaults(func=cmd_export_check)

@@ -1,20 +1,23 @@
 """RunConfig: every setting of one fine-tuning run, validated on creation.
 
 One frozen dataclass owns a run's settings. Each field carries its help text and range,
-which become the CLI's --help and its checks (the app's tooltips are translated lessons in
-assets/i18n, written for learners). A config round-trips through JSON (saved with the
-results) and prints as the equivalent `python -m tlcore finetune ...` command, which the
-CLI parses back into the same config (tested). Starting values for the app: tlcore.train.presets.
+which become its checks and, through add_config_args, every command's flag for it: its
+--help, type, range and choices (the app's tooltips are translated lessons in assets/i18n,
+written for learners). A config round-trips through JSON (saved with the results) and prints
+as the equivalent `python -m tlcore finetune ...` command, which the CLI parses back into the
+same config (tested). Starting values for the app: tlcore.train.presets.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from tlcore.core import offline
+from tlcore.core.fields import add_flags, check, setting, values
 from tlcore.core.messages import LearnerError
 from tlcore.data.corpora import MLM_CORPORA
 from tlcore.models import catalog
@@ -29,9 +32,7 @@ PRETRAINED = ("auto", "yes", "no")
 TASKS = ("image", "text", "mlm")
 
 
-def _f(default, help: str, choices: tuple | None = None, lo=None, hi=None):
-    """A dataclass field with its help text (and range) kept beside it."""
-    return field(default=default, metadata={"help": help, "choices": choices, "lo": lo, "hi": hi})
+_f = setting  # a dataclass field with its help text (and range, choices) kept beside it (tlcore.core.fields)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class RunConfig:
     )
     backbone: str = _f(
         "efficientnet_lite0",
-        "backbone from the registry (python -m tlcore list); the default, EfficientNet-Lite0 with ImageNet weights, installs with pip and works offline",
+        "backbone from the registry (python -m tlcore list); efficientnet_lite0, finetune's default, has ImageNet weights, installs with pip and works offline",
     )
     pretrained: str = _f(
         "auto",
@@ -53,7 +54,7 @@ class RunConfig:
     )
     dataset: str = _f(
         "fashion_mnist",
-        "dataset from the registry (python -m tlcore list), or 'folder' with --data-root; the default, Fashion-MNIST, reads Debian's dataset-fashion-mnist offline",
+        "dataset from the registry (python -m tlcore list), or 'folder' with --data-root; fashion_mnist, finetune's default, reads Debian's dataset-fashion-mnist offline",
     )
     data_root: str = _f("", "folder with one sub-folder per class (dataset 'folder'), or a CSV file for text")
     per_class: int = _f(20, "training examples per class (the dataset-size axis of the matrix)", lo=1, hi=100_000)
@@ -105,21 +106,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value, meta = getattr(self, f.name), f.metadata
-            if isinstance(f.default, bool):
-                if not isinstance(value, bool):
-                    raise LearnerError("config.bool", name=f.name, value=repr(value))
-                continue
-            if isinstance(f.default, (int, float)) and not isinstance(value, bool):
-                if not isinstance(value, (int, float)):
-                    raise LearnerError("config.number", name=f.name, value=repr(value))
-                if isinstance(f.default, int) and not isinstance(f.default, bool) and int(value) != value:
-                    raise LearnerError("config.whole", name=f.name, value=repr(value))
-                lo, hi = meta.get("lo"), meta.get("hi")
-                if lo is not None and not (lo <= value <= hi):
-                    raise LearnerError("config.range", name=f.name, lo=f"{lo:g}", hi=f"{hi:g}", value=repr(value))
-            if meta.get("choices") and value not in meta["choices"]:
-                raise LearnerError("config.choice", name=f.name, choices=", ".join(meta["choices"]), value=repr(value))
+            check(f, getattr(self, f.name))  # its kind, range and choices
         if self.backbone not in catalog.backbone_names() and not offline.is_model_dir(self.backbone):
             raise LearnerError("config.unknown_backbone", value=repr(self.backbone), choices=", ".join(catalog.backbone_names()))
         if self.task == "mlm":
@@ -193,6 +180,19 @@ class RunConfig:
         return shlex.join(parts)
 
 
-def config_fields():
-    """(name, default, metadata) of every field, for building CLIs and forms."""
-    return [(f.name, f.default if f.default is not MISSING else None, f.metadata) for f in fields(RunConfig)]
+def add_config_args(
+    parser: argparse.ArgumentParser,
+    *,
+    only: tuple[str, ...] | None = None,
+    skip: tuple[str, ...] = (),
+    defaults: dict[str, Any] | None = None,
+) -> None:
+    """The one way a command takes run settings: one --flag per RunConfig field (those in `only`,
+    if given, less `skip`) with the field's help text, range, choices and default. `defaults`
+    gives a command its own (bench: resnet18 on digits at 64 px); None there means "not given"."""
+    add_flags(parser, RunConfig, title="run settings (RunConfig)", only=only, skip=skip, defaults=defaults)
+
+
+def config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:
+    """The RunConfig of parsed flags (fields without a flag keep RunConfig's default)."""
+    return RunConfig(**{**values(args, RunConfig), **overrides})

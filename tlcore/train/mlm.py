@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from tlcore.core.fields import setting
+
 SEED_SENTENCE = "The cat is on the [MASK]."
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # The held-out test masks BERT's 15% whatever share training masks, so accuracies of models
@@ -36,24 +38,26 @@ class MlmConfig:
     """One masked-word pretraining. The defaults are studio_bert's recipe: short blocks, a high
     peak rate and no dropout move a small BERT off the "always guess 'the'" plateau early."""
 
-    vocab_size: int = 8192  # WordPiece vocabulary trained on the corpus
-    hidden: int = 256  # width of every layer
-    layers: int = 4  # transformer blocks
-    heads: int = 4  # attention heads (hidden must be a multiple)
-    intermediate: int = 1024  # feed-forward width, 4 x hidden as in BERT
-    seq_len: int = 64  # word pieces per block, [CLS] and [SEP] included (8..512)
-    batch_size: int = 64  # blocks per step
-    steps: int = 3000  # optimiser steps
-    lr: float = 2e-3  # AdamW peak; linear warm-up, then cosine to zero
-    warmup: int = 200  # steps of linear warm-up from 0 to lr
-    weight_decay: float = 0.01  # on matrices only (not biases, not LayerNorm)
-    mask_prob: float = 0.4  # share of pieces chosen for guessing in training (BERT: 0.15; 0.4 learned faster here)
-    dropout: float = 0.0  # hidden and attention dropout; 0 for a small model trained briefly
-    eval_every: int = 250  # steps between held-out checks (and checkpoints)
-    eval_blocks: int = 256  # held-out blocks for masked-token accuracy
-    seed: int = 0  # model init, masking and batch order
-    threads: int = 0  # torch CPU threads; 0 keeps torch's default
-    precision: str = "bf16"  # bf16: matrix products in bfloat16 (autocast; weights stay float32), 2x faster on CPU
+    vocab_size: int = setting(8192, "WordPiece vocabulary trained on the corpus")
+    hidden: int = setting(256, "width of every layer")
+    layers: int = setting(4, "transformer blocks")
+    heads: int = setting(4, "attention heads (hidden must be a multiple)")
+    intermediate: int = setting(1024, "feed-forward width, 4 x hidden as in BERT")
+    seq_len: int = setting(64, "word pieces per block, [CLS] and [SEP] included (8..512)")
+    batch_size: int = setting(64, "blocks per step")
+    steps: int = setting(3000, "optimiser steps")
+    lr: float = setting(2e-3, "AdamW peak learning rate; linear warm-up, then cosine to zero")
+    warmup: int = setting(200, "steps of linear warm-up from 0 to lr")
+    weight_decay: float = setting(0.01, "weight decay on matrices only (not biases, not LayerNorm)")
+    mask_prob: float = setting(0.4, "share of pieces chosen for guessing in training (BERT: 0.15; 0.4 learned faster here)")
+    dropout: float = setting(0.0, "hidden and attention dropout; 0 for a small model trained briefly")
+    eval_every: int = setting(250, "steps between held-out checks (and checkpoints)")
+    eval_blocks: int = setting(256, "held-out blocks for masked-token accuracy")
+    seed: int = setting(0, "seed of model init, masking and batch order")
+    threads: int = setting(0, "CPU threads for torch, 0 = torch's default")
+    precision: str = setting(
+        "bf16", "bf16: matrix products in bfloat16 (autocast; weights stay float32), 2x faster on CPU; or fp32", ("fp32", "bf16")
+    )
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
