@@ -270,5 +270,5 @@ def web_app():
         from starlette.applications import Starlette
     except ImportError:
         return None
-    found = [o for o in gc.get_objects() if isinstance(o, Starlette)]
+    found = [o for o in gc.get_objects() if issubclass(type(o), Starlette)]  # type(): no attribute lookups on the object
     return found[0] if len(found) == 1 else None
