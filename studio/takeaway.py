@@ -5,10 +5,10 @@
   head (measured in the worker, tlcore.train.forgetting; stored with the run).
 - `forgetting_cell(result)`: the same as one race-table cell.
 - `model_download(snap, config, key=...)`: the run's model as a zip of safetensors + settings,
-  or of ONNX, built when the learner first clicks (tlcore.serve.takehome), once per run, into
+  or of ONNX, built when the learner first clicks (tlcore.takehome.model_files), once per run, into
   a file on disk (a bounded folder) that every later click reads: nothing kept in memory.
 
-Not for: computing any of it (tlcore.train.forgetting, tlcore.serve.takehome).
+Not for: computing any of it (tlcore.train.forgetting, tlcore.takehome.model_files).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from studio.server import kept_model
 from tlcore.core import settings
 from tlcore.core.events import HistorySnapshot, RunResult
 from tlcore.core.messages import LearnerError
-from tlcore.serve import notebook, takehome
+from tlcore.takehome import model_files, notebook
 from tlcore.train import finetuned
 from tlcore.train.config import RunConfig
 
@@ -117,7 +117,7 @@ def bundle_file(learner: str, model_id: str, part: str, metrics: dict | None = N
         if not path.exists():
             partial = path.with_suffix(".part")
             try:
-                takehome.write_zip(entry, partial, parts=(part,), metrics=metrics)  # metrics: for the model card
+                model_files.write_zip(entry, partial, parts=(part,), metrics=metrics)  # metrics: for the model card
             except BaseException:
                 partial.unlink(missing_ok=True)  # a half-written zip is never served
                 raise
@@ -174,13 +174,13 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
         st.caption(explain_error(LearnerError("takehome.gone")))
         return
     try:
-        takehome.check_size(entry)
+        model_files.check_size(entry)
     except LearnerError as error:
         st.caption(explain_error(error))
         return
     mb = max(1, round(finetuned.model_bytes(entry.model) / 2**20))
     name = f"{entry.backbone}-{config.strategy}"
-    card = takehome.card_metrics(result)
+    card = model_files.card_metrics(result)
     cols = st.columns(2)
     cols[0].download_button(
         t("takehome.weights", mb=mb),
@@ -202,7 +202,7 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
         help=t("help.takehome_onnx"),
         icon=":material/download:",
     )
-    meta, lang = takehome.describe(entry, card), current_lang()
+    meta, lang = model_files.describe(entry, card), current_lang()
     if notebook.supported(meta):  # the same run in plain PyTorch, built on click (milliseconds)
         st.download_button(
             t("takehome.notebook"),

@@ -17,8 +17,8 @@ from studio import server
 from tests.helpers.apptest import app, english_in, ok, text_app, wait_until_done
 from tests.helpers.fakes import fake_run, fake_text_run
 from tlcore.models import catalog
-from tlcore.serve import takehome
 from tlcore.serve.jobs import JobQueue
+from tlcore.takehome import model_files
 from tlcore.train.finetuned import Finetuned
 
 FORGETTING = {
@@ -132,13 +132,13 @@ def test_a_click_builds_a_zip_that_loads_back(tmp_path, monkeypatch):
     model_id = queue.shelf.keep("learner-a", Finetuned(model, ("cat", "dog"), 32, "studio_resnet"))
     monkeypatch.setattr(server, "queue", lambda: queue)
     builds = []
-    real = takehome.write_zip
-    monkeypatch.setattr(takehome, "write_zip", lambda *a, **k: (builds.append(a[0]), real(*a, **k))[1])
+    real = model_files.write_zip
+    monkeypatch.setattr(model_files, "write_zip", lambda *a, **k: (builds.append(a[0]), real(*a, **k))[1])
     data = takeaway.bundle("learner-a", model_id, "weights")
     # a second click: the same bytes (Streamlit stores a download once per distinct bytes), not built again
     assert takeaway.bundle("learner-a", model_id, "weights") == data and len(builds) == 1
     zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
-    loaded = takehome.load(tmp_path / "model")
+    loaded = model_files.load(tmp_path / "model")
     assert loaded.classes == ("cat", "dog") and loaded.backbone == "studio_resnet"
     gone = zipfile.ZipFile(io.BytesIO(takeaway.bundle("learner-a", "no-such-model", "onnx")))
     assert gone.namelist() == ["model/NOTE.txt"] and b"no longer kept" in gone.read("model/NOTE.txt")

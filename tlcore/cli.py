@@ -23,8 +23,8 @@ COMMAND_MODULES = [
     "tlcore.serve.estimate",
     "tlcore.serve.store",
     "tlcore.serve.upload_bench",
-    "tlcore.serve.takehome",
-    "tlcore.serve.notebook",
+    "tlcore.takehome.model_files",
+    "tlcore.takehome.notebook",
     "tlcore.lab.forgetting_experiment",
 ]  # modules that add subcommands through register_cli(subparsers)
 
@@ -80,7 +80,7 @@ def cmd_finetune(args) -> int:
         f = result.forgetting
         print(f"ImageNet photos recognised through the old head: {f['before']}/{f['total']} pretrained, {f['after']} now")
     if args.save_model:
-        from tlcore.serve import takehome
+        from tlcore.takehome import model_files as takehome
 
         sizes = takehome.save(result.model.on_cpu(), args.save_model, metrics=result)  # no server: the run's own model
         print(f"wrote {args.save_model}: " + ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in sizes.items()))

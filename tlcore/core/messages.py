@@ -38,7 +38,7 @@ EN: dict[str, str] = {
     "run.worker_lost": "the machine running this job stopped before it finished ({error}); start it again",
     "run.hub_lost": "the connection to the training cluster was lost while this run trained; start it again",
     "run.driver_lost": "the server's link to the training cluster stopped while this run trained (a new one is being made); start it again",
-    # Taking a model home (tlcore.serve.takehome)
+    # Taking a model home (tlcore.takehome.model_files)
     "takehome.too_big": "this model has {mb} MB of weights; downloads from the class server stop at {limit} MB: "
     "train it with the command line instead (python -m tlcore finetune ... --save-model DIR)",
     "takehome.file_too_big": "{path} is {mb} MB; a model this studio saves is at most {limit} MB of weights, so this "

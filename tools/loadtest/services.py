@@ -61,7 +61,7 @@ def image_services(parts: bool) -> None:
 
     from tlcore.lab import embedding, explain
     from tlcore.models import catalog
-    from tlcore.serve import takehome
+    from tlcore.takehome import model_files
     from tlcore.train import presets
     from tlcore.train.finetuned import Finetuned
 
@@ -87,14 +87,14 @@ def image_services(parts: bool) -> None:
     measure("Grad-CAM (the run's size)", lambda: explain.class_map(model, photo, size=config.image_size))
     measure("Grad-CAM (224 px)", lambda: explain.class_map(model, photo, size=224))
     folder = Path(tempfile.mkdtemp())
-    measure("ONNX export", lambda: takehome.export_onnx(entry, folder / "model.onnx"))
-    measure("zip: weights and ONNX", lambda: takehome.zip_bytes(entry))
+    measure("ONNX export", lambda: model_files.export_onnx(entry, folder / "model.onnx"))
+    measure("zip: weights and ONNX", lambda: model_files.zip_bytes(entry))
 
 
 def text_services() -> None:
     from tlcore.lab import embedding
     from tlcore.models.text import build_text_model
-    from tlcore.serve import takehome
+    from tlcore.takehome import model_files
     from tlcore.train import presets
     from tlcore.train.finetuned import Finetuned
 
@@ -102,9 +102,9 @@ def text_services() -> None:
     model = build_text_model(config.backbone, 2, pretrained=True)
     entry = Finetuned(model, ("a", "b"), 0, config.backbone, config.to_dict(), task="text")
     folder = Path(tempfile.mkdtemp())
-    measure("text ONNX export", lambda: takehome.export_onnx(entry, folder / "model.onnx"))
-    measure("text zip: weights", lambda: takehome.zip_bytes(entry, parts=("weights",)))
-    measure("text zip: ONNX", lambda: takehome.zip_bytes(entry, parts=("onnx",)))
+    measure("text ONNX export", lambda: model_files.export_onnx(entry, folder / "model.onnx"))
+    measure("text zip: weights", lambda: model_files.zip_bytes(entry, parts=("weights",)))
+    measure("text zip: ONNX", lambda: model_files.zip_bytes(entry, parts=("onnx",)))
     request = embedding.Request("text", config.backbone, config.dataset, config.per_class, config.val_per_class, 0, 0)
     measure("text feature space", lambda: embedding.feature_view(request))
 

@@ -12,7 +12,7 @@ A finished run's model (kept on the server's shelf, tlcore.serve.shelf) becomes 
     README.md           two short snippets: load with tlcore, predict with onnxruntime
     MODEL_CARD.md       what was trained, on what, its metrics on the run's validation split, its limits
 
-The take-home notebook (the same run in plain PyTorch) is tlcore.serve.notebook.
+The take-home notebook (the same run in plain PyTorch) is tlcore.takehome.notebook.
 
     python -m tlcore predict --model DIR_OR_FILE photo.jpg ...        (image model)
     python -m tlcore predict --model DIR_OR_FILE "a sentence" ...     (text model)
