@@ -116,6 +116,7 @@ PACKAGES = {
     "tlcore.serve": r"tlcore\.serve\b",
     "tlcore.lab": r"tlcore\.lab\b",
     "tlcore.takehome": r"tlcore\.takehome\b",
+    "tlcore.explain": r"tlcore\.explain\b",
     "studio": r"^\s*(from|import) studio\b",
     "pages": r"pages/\d_\w+\.py",
 }

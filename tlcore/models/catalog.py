@@ -129,7 +129,7 @@ def resolve_pretrained(name: str, choice: str, *, online: bool | None = None) ->
     scratch, so "no" still asks for a cached (or downloadable) model and fails without one;
     a vision backbone with no weights at all trains from random init with a note.
     online: what the caller already knows of the network (the app probes once per session);
-    None probes the weights' host. A run (tlcore.train.tasks), the embedding lab and the
+    None probes the weights' host. A run (tlcore.train.tasks), the feature space (tlcore.explain) and the
     pickers' "this will run instead" line (studio.widgets.weights_fallback) all ask here.
     A saved model folder (a path) counts as a text model that is here.
     """

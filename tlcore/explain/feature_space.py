@@ -494,7 +494,7 @@ def shared_spaces() -> FeatureSpaces:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m tlcore.lab.embedding`: the figures of a feature view, for the README and the note.
+    """`python -m tlcore.explain.feature_space`: the figures of a feature view, for the README and the note.
 
     Per seed: both probes for the pretrained and the random body, and the time of a cold view
     (data, both bodies built, forward passes, projection, probes; wall and CPU seconds, the CPU
@@ -504,7 +504,7 @@ def main(argv: list[str] | None = None) -> None:
     pretrained model over the same images: a busy machine slows both alike."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m tlcore.lab.embedding", description=main.__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tlcore.explain.feature_space", description=main.__doc__.split("\n")[0])
     parser.add_argument("--task", default="image", choices=("image", "text"), help="image or text")
     parser.add_argument("--backbone", default="", help="registry name (default: the offline default of the task)")
     parser.add_argument("--dataset", default="", help="registry name (default: the app's default of the task)")
