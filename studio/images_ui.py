@@ -23,8 +23,8 @@ from studio.server import kept_model, queue
 from studio.state import callback, job_id
 from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
 from tlcore.data import datasets
+from tlcore.data.image_zip import UploadError
 from tlcore.models import catalog, imagenet
-from tlcore.serve.uploads import UploadError
 from tlcore.train import finetuned
 
 PREVIEW_PER_CLASS = 4

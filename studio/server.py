@@ -25,9 +25,10 @@ from studio import download_hold, learner
 from studio.learner import LearnerStore, owner
 from tlcore.core import settings
 from tlcore.models import catalog
-from tlcore.serve import caps, classroom, estimate, server_queue, store, uploads
+from tlcore.serve import caps, classroom, estimate, server_queue, store
 from tlcore.serve.jobs import JobQueue, shared_queue, shared_queue_made
 from tlcore.serve.process import return_freed_memory
+from tlcore.serve.upload_folders import UploadFolders, sweep_stale
 from tlcore.train import presets, recipe
 from tlcore.train.config import RunConfig
 from tlcore.train.device import lower_thread_priority
@@ -174,7 +175,7 @@ def _disconnected_ttl() -> float:
 
 
 learner.learners.busy = lambda who: job_queue().active_for(who) is not None  # their tabs' sessions are kept
-upload_folders = uploads.UploadFolders(  # process-level, like the job queue: no client message can drop it
+upload_folders = UploadFolders(  # process-level, like the job queue: no client message can drop it
     is_connected=session_connected, is_busy=lambda who: job_queue().active_for(who) is not None, grace_s=_disconnected_ttl()
 )
 
@@ -216,6 +217,6 @@ def server_started() -> None:
     with _started:
         if not _swept:
             download_hold.install_on_server()
-            uploads.sweep_stale()
+            sweep_stale()
             threading.Thread(target=_reap_forever, name="tlstudio-upload-janitor", daemon=True).start()
             _swept = True

@@ -25,10 +25,10 @@ from studio.state import callback, keep_settings
 from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
 from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
 from tlcore.core import metrics
+from tlcore.data.image_zip import UploadError
 from tlcore.models import catalog
 from tlcore.serve import caps
 from tlcore.serve.jobs import JobView
-from tlcore.serve.uploads import UploadError
 from tlcore.train import presets, strategies
 from tlcore.train.config import RunConfig
 

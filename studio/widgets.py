@@ -23,9 +23,9 @@ from studio.settings import bound
 from studio.state import callback
 from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
 from tlcore.data import datasets
+from tlcore.data.image_zip import UploadError, UploadLimits, declared_bytes, read_zip
 from tlcore.models import catalog
 from tlcore.serve import caps
-from tlcore.serve.uploads import UploadError, UploadLimits, declared_bytes, read_zip
 from tlcore.train import strategies
 from tlcore.train.config import RunConfig
 from tlcore.train.presets import VAL_PER_CLASS

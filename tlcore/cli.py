@@ -22,7 +22,7 @@ COMMAND_MODULES = [
     "tlcore.lab.experiments",
     "tlcore.serve.estimate",
     "tlcore.serve.store",
-    "tlcore.serve.upload_bench",
+    "tlcore.lab.upload_bench",
     "tlcore.takehome.model_files",
     "tlcore.takehome.notebook",
     "tlcore.lab.forgetting_experiment",

@@ -187,7 +187,7 @@ def decode_files(
 ) -> tuple[list[str], torch.Tensor, np.ndarray, list[tuple[str, str]]]:
     """Decode image files grouped by class: (classes, x (N,3,S,S) uint8, labels, skipped).
 
-    The one decoder for image folders and uploaded zips (tlcore.serve.uploads extracts a zip's
+    The one decoder for image folders and uploaded zips (tlcore.data.image_zip extracts a zip's
     checked files into a folder and comes here). files_by_class: class name -> paths (or names
     that `open_file` opens as a binary file). Corrupt and non-image files are listed in
     `skipped` with the reason; check_classes then says whether what is left can train.

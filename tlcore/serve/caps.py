@@ -66,7 +66,7 @@ MIN_SECRET_CHARS = 12  # shorter secrets are refused: guessed or shoulder-surfed
 # learner's finished runs are bounded by rows and by bytes, the learner's own oldest going first.
 STORED_RUNS_PER_LEARNER = 50  # a class of 40 stays under the store's server-wide 2,000 rows
 STORED_MB_PER_LEARNER = 32.0  # a default fine-tune is about 60 KB, a sweep up to 5.5 MB
-# Upload folders (tlcore.serve.uploads.UploadFolders): a 4 MB zip kept about 190 MB per session.
+# Upload folders (tlcore.serve.upload_folders.UploadFolders): a 4 MB zip kept about 190 MB per session.
 UPLOAD_MB_PER_SESSION = 300.0  # one browser session's zip images, CSV and camera shots together
 UPLOAD_MB_TOTAL = 2048.0  # every session's together: a class of 30 cannot fill the server's disk
 UPLOAD_MB_PER_ADDRESS = 1024.0  # one address's (many cookies, many tabs): half the total; 0 where a class shares one NAT
