@@ -25,11 +25,11 @@ from studio import download_hold, learner
 from studio.learner import LearnerStore, owner
 from tlcore.core import settings
 from tlcore.models import catalog
-from tlcore.serve import caps, classroom, estimate, server_queue, store
+from tlcore.serve import caps, classroom, server_queue, store
 from tlcore.serve.jobs import JobQueue, shared_queue, shared_queue_made
 from tlcore.serve.process import return_freed_memory
 from tlcore.serve.upload_folders import UploadFolders, sweep_stale
-from tlcore.train import presets, recipe
+from tlcore.train import presets, recipe, time_estimate
 from tlcore.train.config import RunConfig
 from tlcore.train.device import lower_thread_priority
 
@@ -79,7 +79,7 @@ def _start_server_queue() -> JobQueue:
     # every finished run improves the time estimates and is kept on disk (tlcore.serve.store).
     limits = caps.load()  # the class's limits and quotas per learner (stored runs, queue places)
     made = server_queue(
-        on_run_done=estimate.learn_from,
+        on_run_done=time_estimate.learn_from,
         store=store.open_default(limits),
         caps=limits,
         stale_after_s=settings.get("TLS_CLOSED_TAB_S"),
@@ -147,8 +147,8 @@ def _warm_up() -> None:
         for config in (default, presets.text()):  # a first rate of this machine's own for each task
             if _warm_up_stop.is_set():
                 return
-            if not estimate.shared_estimator().knows_device(config) and catalog.weights_cached(config.backbone):
-                estimate.calibrate(config)
+            if not time_estimate.shared_estimator().knows_device(config) and catalog.weights_cached(config.backbone):
+                time_estimate.calibrate(config)
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         logging.getLogger(__name__).info("warm-up skipped: %s", error)
     # The C heap keeps what a CPU server's training frees, for its next run (tlcore.serve.process):

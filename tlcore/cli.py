@@ -20,7 +20,7 @@ COMMAND_MODULES = [
     "tlcore.lab.text_cli",
     "tlcore.lab.pretrain_vision",
     "tlcore.lab.experiments",
-    "tlcore.serve.estimate",
+    "tlcore.train.time_estimate",
     "tlcore.serve.store",
     "tlcore.lab.upload_bench",
     "tlcore.takehome.model_files",

@@ -698,10 +698,10 @@ def _work(config: RunConfig) -> float:
     """A run's work in GFLOP by the time estimate's count (0 when it cannot say): a job's runs side
     by side start longest first, so the short ones fill in beside them (a race of four on 2 cores:
     scratch beside full, then the linear probe and partial)."""
-    from tlcore.serve import estimate
+    from tlcore.train import time_estimate
 
     try:
-        return estimate.work_of(config, *estimate.run_sizes(config, estimate.num_classes(config))).total_gflop
+        return time_estimate.work_of(config, *time_estimate.run_sizes(config, time_estimate.num_classes(config))).total_gflop
     except Exception:  # noqa: BLE001 -- an order is a courtesy; an unknown backbone just goes in its place
         return 0.0
 
