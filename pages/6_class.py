@@ -10,7 +10,7 @@ from studio.feedback import replay_messages
 from studio.frame import ensure_frame
 from studio.i18n import duration, t
 from studio.teacher import class_runs
-from tlcore.serve import caps
+from tlcore.serve import class_limits
 
 ensure_frame()
 st.title(t("class.title"))
@@ -27,7 +27,7 @@ st.markdown(
 )
 
 for problem in limits.problems:  # a secret too short (teacher mode off) or in the wrong table
-    st.warning(t(f"class.secret.{problem}", chars=caps.MIN_SECRET_CHARS))
+    st.warning(t(f"class.secret.{problem}", chars=class_limits.MIN_SECRET_CHARS))
 if not limits.teacher_mode:
     teacher.store_notice()  # finished runs not being saved: what happened and what to do
     st.info(t("class.no_teacher_mode"))

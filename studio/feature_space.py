@@ -212,7 +212,7 @@ def start_for(
 
 def _start(request: feature_space.Request) -> feature_space.Status:
     """Start the view in the background with this learner's fine-tuned model (from the shelf,
-    tlcore.serve.shelf) when it names one; gone from the shelf: failed, and said why."""
+    tlcore.serve.kept_models) when it names one; gone from the shelf: failed, and said why."""
     finetuned = kept_model(request.finetuned_id) if request.finetuned_id else None
     if request.finetuned_id and finetuned is None:
         return feature_space.Status("failed", error=feature_space.FinetunedGone(request.finetuned_id))

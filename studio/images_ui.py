@@ -451,7 +451,7 @@ def _keep_shot(data: bytes, own: list[bytes]) -> str:
     if digest in seen:  # each photo is added once, to the class chosen
         return t("cam.same")
     try:
-        check_upload_room(len(data))  # on disk it counts with the session's uploads (tlcore.serve.caps)
+        check_upload_room(len(data))  # on disk it counts with the session's uploads (tlcore.serve.class_limits)
     except UploadError as error:
         return explain_error(error)
     seen.add(digest)

@@ -55,7 +55,7 @@ def poll_every(view: JobView) -> float:
     return QUEUED_POLL_S if view.position <= NEAR else FAR_POLL_S
 
 
-# The learner's own run, whose model the server keeps for Try it and the download (tlcore.serve.shelf):
+# The learner's own run, whose model the server keeps for Try it and the download (tlcore.serve.kept_models):
 # the Fine-tune page's, the Text page's, and page 1's two-run experiment (its last run, fine-tuned
 # from the pretrained weights, fills that page's Try it). Races, sweeps and the matrix keep none.
 KEEPS_MODEL = ("finetune", "text", "experiment")

@@ -25,9 +25,9 @@ from studio import download_hold, learner
 from studio.learner import LearnerStore, owner
 from tlcore.core import settings
 from tlcore.models import catalog
-from tlcore.serve import caps, classroom, server_queue, store
+from tlcore.serve import class_limits, classroom, server_queue, store
 from tlcore.serve.jobs import JobQueue, shared_queue, shared_queue_made
-from tlcore.serve.process import return_freed_memory
+from tlcore.serve.machine import return_freed_memory
 from tlcore.serve.upload_folders import UploadFolders, sweep_stale
 from tlcore.train import presets, recipe, time_estimate
 from tlcore.train.config import RunConfig
@@ -54,7 +54,7 @@ def queue() -> JobQueue:
 
 def class_room() -> classroom.Classroom:
     """The server's one class (tlcore.serve.classroom), or a test's own (`_classroom_override`)."""
-    return st.session_state.get("_classroom_override") or classroom.shared(size=caps.load().class_size)
+    return st.session_state.get("_classroom_override") or classroom.shared(size=class_limits.load().class_size)
 
 
 def hold_class_jobs(q: JobQueue, room: classroom.Classroom) -> None:
@@ -77,7 +77,7 @@ def _start_server_queue() -> JobQueue:
     _start_warm_up()
     # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.serve.server_queue);
     # every finished run improves the time estimates and is kept on disk (tlcore.serve.store).
-    limits = caps.load()  # the class's limits and quotas per learner (stored runs, queue places)
+    limits = class_limits.load()  # the class's limits and quotas per learner (stored runs, queue places)
     made = server_queue(
         on_run_done=time_estimate.learn_from,
         store=store.open_default(limits),
@@ -99,7 +99,7 @@ def page_running():
 
 
 def kept_model(model_id: str | None, learner_id: str | None = None):
-    """This learner's fine-tuned model on the server's shelf (tlcore.serve.shelf), or None: gone, or
+    """This learner's fine-tuned model on the server's shelf (tlcore.serve.kept_models), or None: gone, or
     another learner's (an id from someone else's result finds nothing here)."""
     return queue().shelf.get(learner_id or owner(), model_id)
 
@@ -151,7 +151,7 @@ def _warm_up() -> None:
                 time_estimate.calibrate(config)
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         logging.getLogger(__name__).info("warm-up skipped: %s", error)
-    # The C heap keeps what a CPU server's training frees, for its next run (tlcore.serve.process):
+    # The C heap keeps what a CPU server's training frees, for its next run (tlcore.serve.machine):
     # the warm-up's runs left about 700 MB of it resident, at rest, before the class came.
     return_freed_memory()
 

@@ -27,7 +27,7 @@ from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
 from tlcore.core import metrics
 from tlcore.data.image_zip import UploadError
 from tlcore.models import catalog
-from tlcore.serve import caps
+from tlcore.serve import class_limits
 from tlcore.serve.jobs import JobView
 from tlcore.train import presets, strategies
 from tlcore.train.config import RunConfig
@@ -317,7 +317,7 @@ def _upload_ui() -> TextDataChoice:
         table = known[1]  # parsed on an earlier run: not again on every click
     else:
         try:
-            table = parse_text_csv(raw, name=uploaded.name, max_classes=caps.load().max_classes)
+            table = parse_text_csv(raw, name=uploaded.name, max_classes=class_limits.load().max_classes)
         except ValueError as error:
             drop_upload_slot("text")  # the last CSV was replaced (unless a run of this learner's reads it)
             show_error(t("text.upload_refused", reason=explain_error(error)))

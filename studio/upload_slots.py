@@ -15,7 +15,7 @@ import streamlit as st
 
 from studio import server
 from studio.learner import network_address, owner, session_id
-from tlcore.serve import caps
+from tlcore.serve import class_limits
 from tlcore.serve.upload_folders import UploadFolder
 
 
@@ -54,9 +54,9 @@ def new_upload_slot(kind: str, digest: str, reuse: Callable[[Path, Path], None] 
 def check_upload_room(incoming: int) -> None:
     """Raise tlcore.data.image_zip.UploadError (saying what to do) when `incoming` more bytes would pass
     what this session's, this learner's, this address's or everyone's uploads may keep
-    (tlcore.serve.caps: upload_mb_per_session, upload_mb_per_address, upload_mb_total); 0: is what
+    (tlcore.serve.class_limits: upload_mb_per_session, upload_mb_per_address, upload_mb_total); 0: is what
     the session holds now over it (a zip may understate its size)."""
-    limits = caps.load()
+    limits = class_limits.load()
     upload_folder()  # this session's folder, known to the registry
     server.upload_folders.check_room(
         session_id() or owner(),

@@ -852,7 +852,7 @@ def test_start_queues_in_its_callback_so_a_click_costs_one_page_run(monkeypatch)
 
 
 def test_a_refused_start_is_said_under_the_button():
-    from tlcore.serve.caps import Caps
+    from tlcore.serve.class_limits import Caps
 
     at = app("pages/3_finetune.py", queue=JobQueue(fake_run, caps=Caps(max_epochs=1)))
     at.button(key="start").click().run()

@@ -494,7 +494,7 @@ def test_a_csv_with_more_labels_than_the_class_allows_is_refused():
 
 def test_the_queue_refuses_a_folder_with_more_classes_than_the_class_allows(tmp_path):
     from tlcore.core.messages import LearnerError
-    from tlcore.serve.caps import Caps
+    from tlcore.serve.class_limits import Caps
     from tlcore.train.config import RunConfig
 
     for i in range(7):
@@ -568,11 +568,11 @@ def test_one_person_with_many_tabs_or_cookies_cannot_fill_the_uploads_and_a_clas
 
 
 def test_a_zip_over_the_sessions_upload_budget_is_refused_in_words_and_leaves_nothing(tmp_path, monkeypatch):
-    from tlcore.serve import caps
+    from tlcore.serve import class_limits
 
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.05\n", encoding="utf-8")
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
     try:
         rng = np.random.default_rng(0)
         files = {
@@ -587,7 +587,7 @@ def test_a_zip_over_the_sessions_upload_budget_is_refused_in_words_and_leaves_no
         folder = at.session_state["_uploads"].path
         assert not list(folder.glob("images-*"))  # refused before anything was written
     finally:
-        caps.load.cache_clear()
+        class_limits.load.cache_clear()
 
 
 def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
@@ -612,11 +612,11 @@ def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
 
 
 def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_told(tmp_path, monkeypatch):
-    from tlcore.serve import caps
+    from tlcore.serve import class_limits
 
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.0001\n", encoding="utf-8")  # 105 bytes
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
     try:
         at = camera_page()
         shoot(at, (200, 120, 40))
@@ -626,19 +626,19 @@ def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_tol
             i.value for i in at.info
         ]
     finally:
-        caps.load.cache_clear()
+        class_limits.load.cache_clear()
 
 
 def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_written(tmp_path, monkeypatch):
     from tests.helpers.apptest import text_app
     from tlcore.models import text as models
-    from tlcore.serve import caps
+    from tlcore.serve import class_limits
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: False)
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.01\n", encoding="utf-8")  # 10 KB
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
     try:
         at = text_app()
         at.radio(key="w:text_source").set_value("upload").run()
@@ -652,7 +652,7 @@ def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_writt
         assert "at most 0.01 MB" in said[0]
         assert not list(at.session_state["_uploads"].path.glob("text-*"))  # nothing written
     finally:
-        caps.load.cache_clear()
+        class_limits.load.cache_clear()
 
 
 def test_a_zip_of_very_many_empty_entries_is_refused_before_its_directory_is_read(monkeypatch):

@@ -33,7 +33,7 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
     a class's pages and its training compete for the cores more than for the interpreter, and the
     warm process costs about 750 MB (docs/class-experiment.md). A `run_fn` of a test's own always
     trains in the server's threads."""
-    from tlcore.serve import cores, jobs, process
+    from tlcore.serve import cores, jobs, machine
 
     address = settings.get("TLS_RAY_ADDRESS")
     if address:
@@ -56,7 +56,7 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
                 type(error).__name__,
                 error,
             )
-    gpus = process.local_gpus()
+    gpus = machine.local_gpus()
     if gpus:
         return jobs.JobQueue(gpus=gpus, **kwargs)  # N GPUs: N workers, one per GPU
     limits = kwargs.get("caps")

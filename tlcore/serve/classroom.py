@@ -9,7 +9,7 @@ nothing it can measure (docs/class-experiment.md).
 - Join: a 6-character code from an alphabet without look-alikes (no 0/O, 1/I/L, 2/Z, 5/S, 8/B),
   typed on the start page or carried by the join link (its QR on the projector). A learner joins
   with a nickname of their own or one given ("Blue Otter 7"); the class has a size limit
-  (class.toml `class_size`). Wrong codes are limited per address (tlcore.serve.limiter), and so are
+  (class.toml `class_size`). Wrong codes are limited per address (tlcore.serve.guess_limiter), and so are
   join attempts of any kind, so one address cannot flood the teacher's count. Rotating the code
   keeps who joined; the old code is then "expired".
 - Lead: the teacher pushes "page X with these settings" (a version number: each learner's page
@@ -49,7 +49,7 @@ from typing import Any
 from tlcore.core import offline
 from tlcore.core.events import Done, HistorySnapshot
 from tlcore.models import catalog
-from tlcore.serve.limiter import GuessLimiter
+from tlcore.serve.guess_limiter import GuessLimiter
 from tlcore.serve.store import learner_key
 from tlcore.train import strategies
 from tlcore.train.config import RunConfig

@@ -2,7 +2,7 @@
 
 Each browser session gets a private folder (`UploadFolder`: mode 0700, a random name, marked with
 the server that made it); `UploadFolders` keeps them for the process, bounds them in bytes per
-session, learner, client address and in all (the class's limits, tlcore.serve.caps), and deletes
+session, learner, client address and in all (the class's limits, tlcore.serve.class_limits), and deletes
 a folder once its session has ended and no run of its learner still reads it; `sweep_stale`
 deletes what a crashed server left behind.
 
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tlcore.data.image_zip import UploadError
-from tlcore.serve.caps import UPLOAD_MB_PER_ADDRESS, UPLOAD_MB_PER_SESSION, UPLOAD_MB_TOTAL
+from tlcore.serve.class_limits import UPLOAD_MB_PER_ADDRESS, UPLOAD_MB_PER_SESSION, UPLOAD_MB_TOTAL
 
 # --- where uploads live on disk --------------------------------------------------------
 
@@ -178,7 +178,7 @@ class UploadFolders:
         address_mb: float = UPLOAD_MB_PER_ADDRESS,
     ):
         self.is_connected, self.is_busy, self.grace_s, self.base, self.clock = is_connected, is_busy, grace_s, base, clock
-        # the byte budgets (tlcore.serve.caps, class.toml [limits])
+        # the byte budgets (tlcore.serve.class_limits, class.toml [limits])
         self.session_mb, self.total_mb, self.address_mb = session_mb, total_mb, address_mb
         self._folders: dict[str, tuple[UploadFolder, str, str]] = {}  # session -> (folder, owner, client address)
         self._gone_since: dict[str, float] = {}  # session -> when it was first seen disconnected

@@ -1,6 +1,6 @@
 """Take the model home: a fine-tuned model as files a learner can use without the studio.
 
-A finished run's model (kept on the server's shelf, tlcore.serve.shelf) becomes a folder, or a zip of it:
+A finished run's model (kept on the server's shelf, tlcore.serve.kept_models) becomes a folder, or a zip of it:
 
     model.safetensors   the weights; its metadata holds the run's settings and class names,
                         so this one file is enough for `load` and `python -m tlcore predict`
@@ -21,7 +21,7 @@ Files are written to a temporary folder and, for the app, zipped into memory; no
 on disk. Models bigger than `MAX_MODEL_BYTES` of weights are refused (a class server builds
 the zip in memory).
 
-Not for: keeping models on the server (tlcore.serve.shelf) or training (tlcore.train.recipe).
+Not for: keeping models on the server (tlcore.serve.kept_models) or training (tlcore.train.recipe).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def rss_mb() -> float:
 
 def measure(name: str, fn) -> None:
     """Run fn() once; print the peak RSS above the start and what stays after."""
-    from tlcore.serve.process import return_freed_memory
+    from tlcore.serve.machine import return_freed_memory
 
     gc.collect()
     return_freed_memory()
