@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio.bound_widgets import bound
 from studio.feature_space import feature_space_panel
 from studio.frame import ensure_frame
 from studio.i18n import lesson, t
 from studio.jobs_ui import active_elsewhere, job_panel, live_panel, start_button
 from studio.results import draw_race_results
-from studio.settings import bound
 from studio.text_ui import (
     STRATEGIES,
     backbone_ui,

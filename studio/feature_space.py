@@ -23,12 +23,12 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 from studio import plots
+from studio.bound_widgets import bound
 from studio.choices import register_choices
 from studio.i18n import class_title, current_lang, lesson, t, translated
 from studio.images_ui import encoded
 from studio.learner import owner
 from studio.server import kept_model, queue
-from studio.settings import bound
 from studio.state import callback, job_id, keep_settings
 from tlcore.explain import feature_space
 from tlcore.models import catalog

@@ -1,7 +1,7 @@
 """Widget groups shared by the pages; each draws its widgets and returns the choice.
 
 The values live in session state under the keys of `studio.state.DEFAULTS` (the settings;
-each widget is drawn from its setting by `studio.settings.bound`), so the strategy picked on
+each widget is drawn from its setting by `studio.bound_widgets.bound`), so the strategy picked on
 "Choose a strategy" is the one "Fine-tune" starts with.
 `config_from_state()` turns them into a validated RunConfig.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from studio.bound_widgets import bound
 from studio.choices import Steps, register_choices, register_ranges
 from studio.feedback import error as show_error
 from studio.feedback import say
 from studio.i18n import current_lang, explain_error, t, t_count, translated
-from studio.settings import bound
 from studio.state import callback
 from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
 from tlcore.data import datasets

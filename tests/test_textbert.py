@@ -23,7 +23,7 @@ from tlcore.data import corpora
 from tlcore.data.text import TextDataUnavailable
 from tlcore.lab import pretrain_text as pretrain
 from tlcore.models import catalog
-from tlcore.models import text as models
+from tlcore.models import text_backbones as models
 from tlcore.models.fill_mask import fill_mask
 from tlcore.serve.jobs import JobQueue
 from tlcore.train import mlm, recipe, strategies

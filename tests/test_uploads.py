@@ -631,7 +631,7 @@ def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_tol
 
 def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_written(tmp_path, monkeypatch):
     from tests.helpers.apptest import text_app
-    from tlcore.models import text as models
+    from tlcore.models import text_backbones as models
     from tlcore.serve import class_limits
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -142,7 +142,7 @@ def cmd_prefetch(args) -> int:
         try:
             spec = catalog.backbone(name)
             if spec.family == "text":
-                from tlcore.models.text import prefetch_text
+                from tlcore.models.text_backbones import prefetch_text
 
                 print(prefetch_text([name]))
             elif spec.pretrained_on == "synthetic":

@@ -274,7 +274,7 @@ def _seeded(seed: int):
 def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable[[], torch.nn.Module]]]:
     """(kind, backbone that really runs, builder) for the pretrained and the random body."""
     if request.task == "text":
-        from tlcore.models.text import build_text_model
+        from tlcore.models.text_backbones import build_text_model
 
         name, pretrained, _ = catalog.resolve_pretrained(request.backbone, "auto")
 

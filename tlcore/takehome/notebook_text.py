@@ -197,7 +197,7 @@ transformers.logging.disable_progress_bar()
 
 
 def _model_lines(backbone: str) -> list[str]:
-    """Where the model comes from, as the studio resolved it (tlcore.models.text.resolve_source)."""
+    """Where the model comes from, as the studio resolved it (tlcore.models.text_backbones.resolve_source)."""
     from tlcore.core import offline
     from tlcore.models.text_specs import TEXT_SPEC
 

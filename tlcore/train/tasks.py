@@ -91,7 +91,7 @@ class TextTask:
 
     @staticmethod
     def build(config: RunConfig, name: str, num_classes: int, pretrained: bool):
-        from tlcore.models.text import build_text_model
+        from tlcore.models.text_backbones import build_text_model
 
         return build_text_model(
             name, num_classes, pretrained=pretrained, lora_r=config.lora_r if config.strategy == "lora" else 0
