@@ -6,11 +6,11 @@ import streamlit as st
 
 from studio import plots
 from studio.bound_widgets import bound
-from studio.frame import ensure_frame
 from studio.i18n import device_text, lesson, t
-from studio.jobs_ui import active_elsewhere, job_panel, live_panel, start_button
+from studio.job_panel import active_elsewhere, job_panel, live_panel, start_button
+from studio.page_frame import ensure_frame
 from studio.results import chart, draw_race_results, translator
-from studio.timing_ui import estimate_note
+from studio.time_notes import estimate_note
 from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, kept_tabs, training_ui
 from tlcore.lab import report
 from tlcore.serve.jobs import JobView

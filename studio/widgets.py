@@ -323,7 +323,7 @@ def dataset_ui(online: bool) -> DataChoice:
     if source == "upload":
         return _upload_ui()
     if source == "camera":
-        from studio.images_ui import camera_classes_ui
+        from studio.image_panels import camera_classes_ui
 
         folder, smallest = camera_classes_ui()
         return DataChoice("folder", folder, max_per_class=max(1, smallest - 1), ready=bool(folder))

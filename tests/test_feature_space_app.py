@@ -234,7 +234,7 @@ def test_one_learner_holds_one_place_in_the_feature_worker_and_a_classmate_gets_
     240 s: now each learner waits for one view at a time."""
     import threading
 
-    from studio.feature_space import OneAtATime, start_for
+    from studio.feature_space_panel import OneAtATime, start_for
 
     gate = threading.Event()
     spaces = feature_space.FeatureSpaces(lambda request: gate.wait(30) and None, max_waiting=2, nice=0)

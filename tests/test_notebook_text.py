@@ -180,7 +180,7 @@ def test_the_text_lessons_have_the_same_sections_in_both_languages():
 
 def test_a_text_run_it_cannot_carry_is_refused_in_words(studio_run, tmp_path):
     meta = studio_run[3]
-    assert notebook.supported(meta)  # what the download offers the button by (studio.takeaway)
+    assert notebook.supported(meta)  # what the download offers the button by (studio.takehome)
     many = dict(meta, config=dict(meta["config"], per_class=5000), metrics={})
     gone = dict(meta, config=dict(meta["config"], dataset="text_csv", data_root=str(tmp_path / "deleted.csv")))
     for refused, key in ((many, "notebook.text_too_big"), (gone, "notebook.text_data_gone")):

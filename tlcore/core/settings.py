@@ -54,11 +54,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TLS_DATA_CACHE_BYTES", int, str(512 * 2**20), "loaded datasets kept for reuse, in bytes", "tlcore.data.datasets"),
     Setting("TLS_MAX_DATASET_BYTES", int, str(2**30), "decoded images one dataset may hold; larger is refused", "tlcore.data.datasets"),
     Setting("TLS_FEATURE_CACHE_MB", float, "256", "frozen layers' features kept for reuse", "tlcore.data.feature_cache"),
-    Setting("TLS_DOWNLOAD_BYTES", int, str(2 * 2**30), "built model zips kept on disk", "studio.takeaway"),
+    Setting("TLS_DOWNLOAD_BYTES", int, str(2 * 2**30), "built model zips kept on disk", "studio.takehome"),
     Setting("TLS_DOWNLOAD_HOLD_S", float, "60", "seconds a download's bytes wait for the browser, at most", "studio.download_hold"),
     Setting("TLS_UPLOAD_REAP_S", float, "30", "how often ended sessions' uploads are deleted", "studio.server"),
     # runs
-    Setting("TLS_LONG_RUN_S", float, "120", "a run estimated longer than this is warned about", "studio.timing_ui"),
+    Setting("TLS_LONG_RUN_S", float, "120", "a run estimated longer than this is warned about", "studio.time_notes"),
     Setting("TLS_CLOSED_TAB_S", float, "45", "a run whose learner has no open tab this long is cancelled", "studio.server"),
     Setting("TLS_WORKER_NICE", int, "10", "the training threads' nice (pages are answered first)", "studio.server"),
     Setting("TLS_TRAIN_IN_PROCESS", bool, "0", "1: a CPU server trains each run in a worker process", "tlcore.serve"),

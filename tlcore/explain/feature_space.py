@@ -22,7 +22,7 @@ on a 2-core CPU for a few hundred examples) runs on one background thread (`Feat
 cached per backbone, dataset, size and seed, so no page waits for it.
 
 Returns plain data (coordinates, labels, class names, accuracies, timings): no plotting here.
-Not for: training (tlcore.train.recipe) or showing the picture (studio.feature_space).
+Not for: training (tlcore.train.recipe) or showing the picture (studio.feature_space_panel).
 """
 
 from __future__ import annotations

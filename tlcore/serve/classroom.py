@@ -2,7 +2,7 @@
 a pause, and one experiment whose cells the learners' own runs fill.
 
 Streamlit cannot push to a session, so this is one process-level object behind one lock that
-every page reads from the timer fragment it already runs (studio.classroom_ui). A read copies a
+every page reads from the timer fragment it already runs (studio.class_panels). A read copies a
 few small fields under the lock (microseconds): 30 learners polling every 3 s cost the server
 nothing it can measure (docs/class-experiment.md).
 
@@ -24,7 +24,7 @@ nothing it can measure (docs/class-experiment.md).
   the runs themselves are jobs in the run store (tlcore.serve.store). A restart loses neither;
   a cell whose run was cut by the restart is open again.
 
-Not for: drawing (studio.classroom_ui), running jobs (tlcore.serve.jobs), statistics beyond a
+Not for: drawing (studio.class_panels), running jobs (tlcore.serve.jobs), statistics beyond a
 level's mean and spread (`level_stats`).
 """
 

@@ -2,7 +2,7 @@
 time limit) and while it runs (`job_time_left`, from the run's own epoch times).
 
 The numbers come from tlcore.train.time_estimate (this machine's measured rates); this module only
-words them. Not for: the live panel itself (studio.jobs_ui).
+words them. Not for: the live panel itself (studio.job_panel).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from studio.learner import owner
 from studio.results import draw_race, draw_results, draw_run_charts
 from studio.server import class_room, page_running, queue
 from studio.state import callback, job_id, set_job_id
-from studio.timing_ui import job_time_left
+from studio.time_notes import job_time_left
 from tlcore.core.events import Cancelled, Done, Failed, HistorySnapshot
 from tlcore.core.messages import LearnerError
 from tlcore.serve.jobs import AddressLimitError, JobLimitError, JobView

@@ -26,7 +26,7 @@ from studio import plots
 from studio.bound_widgets import bound
 from studio.choices import register_choices
 from studio.i18n import class_title, current_lang, lesson, t, translated
-from studio.images_ui import encoded
+from studio.image_panels import encoded
 from studio.learner import owner
 from studio.server import kept_model, queue
 from studio.state import callback, job_id, keep_settings
