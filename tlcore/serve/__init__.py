@@ -1,9 +1,14 @@
-"""The class server's back end: the job queue (here or on Ray), the run store, the class's
-limits, the shelf of fine-tuned models, time estimates, uploads and take-home files.
+"""The class server: the job queue (`jobs`; its runs in worker processes, `process_jobs`, or on a
+Ray cluster, `ray_jobs` and `ray_driver`), the run store (`store`), the class and its limits
+(`classroom`, `class_limits`, `guess_limiter`), what the server keeps for each learner (the
+fine-tuned models, `kept_models`; the upload folders, `upload_folders`) and how it shares its
+machine (`cores`, `machine`).
 
     server_queue(**kwargs)   the queue a class server runs: local, or on Ray ($TLS_RAY_ADDRESS)
 
-Not for: training itself (tlcore.train) or anything Streamlit (studio/).
+Not for: training itself or its time estimate (tlcore.train), reading an upload (tlcore.data),
+the take-home files (tlcore.takehome), the feature space and Grad-CAM (tlcore.explain) or
+anything Streamlit (studio/).
 """
 
 from __future__ import annotations
