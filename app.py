@@ -1,7 +1,7 @@
 """Transfer Learning Studio: the frame around the pages.
 
 Run with `streamlit run app.py`. This file sets up the page, draws the sidebar (language,
-device, online or offline, the job queue; see studio.frame) and runs `st.navigation` over
+device, online or offline, the job queue; see studio.page_frame) and runs `st.navigation` over
 `pages/`. Each page is one lesson and stays thin (widgets in, tlcore calls, charts out).
 """
 
@@ -15,16 +15,16 @@ from tlcore.serve import cores
 
 cores.wait_briefly()  # before torch is imported: its threads spin briefly, then sleep, while they wait (tlcore.serve.cores)
 
-from studio import frame  # noqa: E402 -- after the line above
+from studio import page_frame  # noqa: E402 -- after the line above
 from studio.feedback import error as show_error  # noqa: E402
 from studio.server import page_running  # noqa: E402
 
-frame.start()
-navigation = st.navigation(frame.pages())
-frame.sidebar()
+page_frame.start()
+navigation = st.navigation(page_frame.pages())
+page_frame.sidebar()
 try:
     with page_running():  # a CPU server's training leaves the page a core meanwhile (tlcore.serve.cores)
         navigation.run()
 except Exception as error:  # noqa: BLE001 -- a class must never see a raw traceback
     logging.getLogger("tlstudio").exception("page failed")  # the server's log keeps it for whoever fixes it
-    show_error(frame.error_text(error))
+    show_error(page_frame.error_text(error))

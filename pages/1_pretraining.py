@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio import classroom_ui, plots
-from studio.feature_space import feature_space_panel
-from studio.frame import ensure_frame
+from studio import class_panels, plots
+from studio.feature_space_panel import feature_space_panel
 from studio.i18n import current_lang, lesson, t
-from studio.images_ui import try_image_panel
-from studio.jobs_ui import active_elsewhere, is_running, job_panel, start_button
+from studio.image_panels import try_image_panel
+from studio.job_panel import active_elsewhere, is_running, job_panel, start_button
+from studio.page_frame import ensure_frame
 from studio.results import chart, draw_race_results, translator
 from studio.state import DEFAULTS
-from studio.timing_ui import estimate_note
+from studio.time_notes import estimate_note
 from studio.widgets import translated
 from tlcore.train.config import RunConfig
 
 ensure_frame()
 st.title(t("page1.title"))
 st.caption(t("page1.subtitle"))
-classroom_ui.join_box("start")  # while the teacher's class is open: its code and a nickname
+class_panels.join_box("start")  # while the teacher's class is open: its code and a nickname
 
 left, right = st.columns(2)
 with left:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio.blocks_ui import frozen_blocks
-from studio.frame import ensure_frame
+from studio.frozen_blocks import frozen_blocks
 from studio.i18n import current_lang, lesson, lesson_text, t, translated
+from studio.page_frame import ensure_frame
 from studio.widgets import (
     apply_recommendation,
     backbone_title,
@@ -116,6 +116,6 @@ with table_col:
     st.caption(t("caption.lr_table"))
 
 # A link, not `if st.button(...): st.switch_page(...)`: that click was lost in Chromium (the
-# script run it caused saw the button unpressed, studio.text_ui._guess); the settings live in
+# script run it caused saw the button unpressed, studio.text_widgets._guess); the settings live in
 # session state, so page 3 opens with them either way.
 st.page_link("pages/3_finetune.py", label=t("page2.to_finetune"), help=t("help.to_finetune"))

@@ -1,6 +1,6 @@
 """Lesson 3: fine-tune live: data in, Start, curves and gradient norms while it trains.
 
-While a run is going its live panel comes first, under the title (studio.jobs_ui.live_panel),
+While a run is going its live panel comes first, under the title (studio.job_panel.live_panel),
 and the settings fold into an expander: on a 1280x720 projector the curves are in view.
 """
 
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio.blocks_ui import frozen_blocks
-from studio.feature_space import feature_space_panel
-from studio.frame import ensure_frame
+from studio.feature_space_panel import feature_space_panel
+from studio.frozen_blocks import frozen_blocks
 from studio.i18n import lesson, t
-from studio.images_ui import data_preview, try_image_panel
-from studio.jobs_ui import active_elsewhere, job_panel, live_panel, start_button
-from studio.timing_ui import estimate_note
+from studio.image_panels import data_preview, try_image_panel
+from studio.job_panel import active_elsewhere, job_panel, live_panel, start_button
+from studio.page_frame import ensure_frame
+from studio.time_notes import estimate_note
 from studio.widgets import backbone_ui, config_from_state, dataset_ui, group_names, strategy_ui, training_ui
 
 ensure_frame()

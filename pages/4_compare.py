@@ -5,14 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import plots
-from studio.frame import ensure_frame
+from studio.bound_widgets import bound
 from studio.i18n import device_text, lesson, t
-from studio.jobs_ui import active_elsewhere, job_panel, live_panel, start_button
+from studio.job_panel import active_elsewhere, job_panel, live_panel, start_button
+from studio.page_frame import ensure_frame
 from studio.results import chart, draw_race_results, translator
-from studio.settings import bound
-from studio.timing_ui import estimate_note
+from studio.time_notes import estimate_note
 from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, kept_tabs, training_ui
-from tlcore.lab import report
+from tlcore.lab import committed_results
 from tlcore.serve.jobs import JobView
 from tlcore.train import strategies
 
@@ -27,31 +27,31 @@ lesson("compare", "race", level=3)
 @st.cache_data(show_spinner=False)
 def read_result(name: str) -> dict | None:
     """A committed experiment result (assets/results/<name>.json), or None if absent or unreadable."""
-    return report.read(name)
+    return committed_results.read(name)
 
 
 @st.cache_data(show_spinner=False)
-def measured(names: tuple[str, ...]) -> report.MeasuredMatrix | None:
+def measured(names: tuple[str, ...]) -> committed_results.MeasuredMatrix | None:
     """Committed matrix files as one measurement, with what it was measured with."""
-    return report.measured_matrix(*names)
+    return committed_results.measured_matrix(*names)
 
 
-def draw_setup(matrix: report.MeasuredMatrix) -> None:
+def draw_setup(matrix: committed_results.MeasuredMatrix) -> None:
     """What a measured matrix was measured with, from its own file."""
     st.markdown(f"**{t('page4.measured', backbone=matrix.backbone, size=matrix.image_size)}**")
-    st.caption(report.setup_text(matrix, t))
-    if not report.at_rule_depths(matrix):
+    st.caption(committed_results.setup_text(matrix, t))
+    if not committed_results.at_rule_depths(matrix):
         st.warning(t("page4.measured_not_rule"))
 
 
-def draw_chart(matrix: report.MeasuredMatrix, key: str) -> None:
+def draw_chart(matrix: committed_results.MeasuredMatrix, key: str) -> None:
     """The verdicts per cell (full width: the cell text is projector-sized), then the numbers."""
     chart(plots.matrix_figure(matrix.verdicts, translator()), "", key, plots.matrix_text(matrix.verdicts, translator()))
     st.caption(
         t("caption.matrix_measured", command="; ".join(f"`{c}`" for c in matrix.commands), device=device_text(matrix.device))
     )
     with st.expander(t("page4.matrix_details")):
-        st.dataframe(report.results_rows(matrix.table, t), hide_index=True, width="stretch")
+        st.dataframe(committed_results.results_rows(matrix.table, t), hide_index=True, width="stretch")
 
 
 # --- settings shared by the race and the sweep ---
@@ -149,7 +149,7 @@ with tab_sweep:
     for col, (name, key, result) in zip(st.columns(max(1, len(committed))), committed, strict=False):
         with col:
             st.markdown(f"**{t(key)}**")
-            series = report.transfer_depth_series(result, t)
+            series = committed_results.transfer_depth_series(result, t)
             chart(
                 plots.depth_figure(series, translator(), depth="transfer_depth"),
                 "",
@@ -166,7 +166,7 @@ with tab_matrix:
     seeds_col, measured_col = st.columns(2, gap="large")
     with seeds_col:
         st.markdown(f"**{t('page4.recommended')}**")
-        st.markdown(report.recommended_markdown(len(groups), t), unsafe_allow_html=True)
+        st.markdown(committed_results.recommended_markdown(len(groups), t), unsafe_allow_html=True)
         st.caption(t("caption.matrix_recommended"))
     with measured_col:
         if matrix:

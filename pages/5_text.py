@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio.feature_space import feature_space_panel
-from studio.frame import ensure_frame
+from studio.bound_widgets import bound
+from studio.feature_space_panel import feature_space_panel
 from studio.i18n import lesson, t
-from studio.jobs_ui import active_elsewhere, job_panel, live_panel, start_button
+from studio.job_panel import active_elsewhere, job_panel, live_panel, start_button
+from studio.page_frame import ensure_frame
 from studio.results import draw_race_results
-from studio.settings import bound
-from studio.text_ui import (
+from studio.text_pretraining import live_pretraining_ui, scale_table
+from studio.text_widgets import (
     STRATEGIES,
     backbone_ui,
     data_ui,
@@ -25,8 +26,7 @@ from studio.text_ui import (
     strategy_ui,
     training_ui,
 )
-from studio.textbert_ui import live_pretraining_ui, scale_table
-from studio.timing_ui import estimate_note
+from studio.time_notes import estimate_note
 from studio.widgets import kept_tabs
 
 ensure_frame()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio import classroom_ui, teacher
+from studio import class_panels, teacher
 from studio.feedback import replay_messages
-from studio.frame import ensure_frame
 from studio.i18n import duration, t
+from studio.page_frame import ensure_frame
 from studio.teacher import class_runs
-from tlcore.serve import caps
+from tlcore.serve import class_limits
 
 ensure_frame()
 st.title(t("class.title"))
@@ -27,12 +27,12 @@ st.markdown(
 )
 
 for problem in limits.problems:  # a secret too short (teacher mode off) or in the wrong table
-    st.warning(t(f"class.secret.{problem}", chars=caps.MIN_SECRET_CHARS))
+    st.warning(t(f"class.secret.{problem}", chars=class_limits.MIN_SECRET_CHARS))
 if not limits.teacher_mode:
     teacher.store_notice()  # finished runs not being saved: what happened and what to do
     st.info(t("class.no_teacher_mode"))
 elif not teacher.is_teacher():
-    classroom_ui.learner_panel()
+    class_panels.learner_panel()
     with st.form("unlock"):
         st.text_input(t("class.secret"), type="password", key="teacher_secret")
         # acted on in its callback: a plain `if st.form_submit_button(...)` lost clicks in Chromium here
@@ -43,7 +43,7 @@ if limits.teacher_mode and teacher.is_teacher():
     st.button(t("class.leave"), key="leave_teacher", on_click=teacher.leave)
     teacher.store_notice()
     teacher.cluster_line()
-    classroom_ui.teacher_panel()
+    class_panels.teacher_panel()
     st.subheader(t("class.jobs"))
     class_runs()
     st.subheader(t("class.share"))

@@ -3,7 +3,7 @@
 Widget groups register their settings' options (register_choices) and slider ranges
 (register_ranges) here, and draw their widgets from the same functions; studio.state.settle
 puts a setting that holds none of them back on one that it can. Not for: a learner's saved
-values (studio.state) or the widgets themselves (studio.widgets, studio.settings).
+values (studio.state) or the widgets themselves (studio.widgets, studio.bound_widgets).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 # --- choices that must hold one of their options ------------------------------------
 
 # setting key -> the options it may hold (a function: registries can grow while the
-# server runs). Widget groups register theirs (studio.widgets, studio.text_ui).
+# server runs). Widget groups register theirs (studio.widgets, studio.text_widgets).
 CHOICES: dict[str, Callable[[], Sequence]] = {}
 
 

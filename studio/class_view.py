@@ -3,7 +3,7 @@ cells still running, the teacher's own run and what the matrix predicts; the cla
 gradient-norm map; the same in words and as a table; the export (CSV of every run, the chart as HTML).
 
 Built from the class's cell summaries (tlcore.serve.classroom), never from live sessions. Not for:
-joining or leading the class (studio.classroom_ui).
+joining or leading the class (studio.class_panels).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What a page says in words: st.error / warning / info, or held by a callback and said in place;
-and what a screen reader is told (the frame's two live regions, studio.frame.PAGE_JS).
+and what a screen reader is told (the frame's two live regions, studio.page_frame.PAGE_JS).
 
 A callback's own elements land at the top of the page, far from the button clicked: inside
 `held_messages(where)` what `say` is asked to say is kept, and `replay_messages(where)` draws
@@ -15,7 +15,7 @@ import streamlit as st
 
 _HELD = "_held_messages"
 
-# The page's live regions are the frame's (studio.frame.PAGE_JS): made once, outside Streamlit's
+# The page's live regions are the frame's (studio.page_frame.PAGE_JS): made once, outside Streamlit's
 # redraws, so a screen reader hears each new sentence. Each sentence is said once (its key: the
 # job and what happened), however often the script draws it again.
 ANNOUNCE = """<script>

@@ -19,7 +19,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import learner
-from studio.settings import bound
+from studio.bound_widgets import bound
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 LANGS = {"en": "English", "ko": "한국어"}

@@ -89,7 +89,7 @@ _PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#
 
 def empty_figure() -> go.Figure:
     """A chart with nothing in it: the frame draws one, hidden, so the browser loads Plotly's code
-    before a page needs it (studio.frame.load_charts_early)."""
+    before a page needs it (studio.page_frame.load_charts_early)."""
     return go.Figure(layout=dict(height=10, margin=dict(l=0, r=0, t=0, b=0)))
 
 

@@ -3,7 +3,7 @@ finished run's confusion matrix, mistakes, weight drift and downloads.
 
 Everything drawn comes from the job's HistorySnapshots (tlcore.core.events); figures are built
 by studio.plots and kept per session until the run moves on (`figures`). Not for: polling a
-running job or its Stop button (studio.jobs_ui), times (studio.timing_ui).
+running job or its Stop button (studio.job_panel), times (studio.time_notes).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from studio import plots, takeaway
+from studio import forgetting_panel, plots, takehome
 from studio.i18n import class_title, current_lang, explain, run_labels, t
-from studio.images_ui import encoded, pictures
+from studio.image_panels import encoded, pictures
 from tlcore.core import metrics
 from tlcore.core.bounded import LRU
 from tlcore.core.events import HistorySnapshot, RunResult
@@ -173,7 +173,7 @@ def race_table(view: JobView) -> list[dict]:
                 t("race.col.strategy"): label,
                 t("race.col.val_acc"): round(result.val_acc, 3),
                 t("race.col.best_acc"): round(result.best_val_acc, 3),
-                **({} if text else {t("race.col.imagenet"): takeaway.forgetting_cell(result)}),
+                **({} if text else {t("race.col.imagenet"): forgetting_panel.forgetting_cell(result)}),
                 t("race.col.throughput_text" if text else "race.col.throughput"): round(train_throughput(snap)),
                 t("race.col.cached"): cached_groups(snap),
                 t("race.col.trainable"): f"{share['trainable']} / {share['total']}",
@@ -216,7 +216,7 @@ def draw_race_results(view: JobView) -> None:
         st.caption(
             t("caption.race_table", unit=t("race.unit.sentences" if text else "race.unit.images"), cached=t("race.col.cached"))
         )
-        takeaway.race_caption([snap.result for snap in view.runs])
+        forgetting_panel.race_caption([snap.result for snap in view.runs])
 
 
 def draw_result_header(view: JobView) -> RunResult | None:
@@ -282,7 +282,7 @@ def draw_results(view: JobView) -> None:
         st.caption(t("caption.mistakes"))
     else:
         st.caption(t("results.no_mistakes"))
-    takeaway.forgetting_panel(result)
+    forgetting_panel.forgetting_panel(result)
     draw_downloads(snap, config, key=view.id)
 
 
@@ -310,4 +310,4 @@ def draw_downloads(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
     )
     st.caption(t("results.cli"))
     st.code(config.to_cli(), language="bash")
-    takeaway.model_download(snap, config, key=key)
+    takehome.model_download(snap, config, key=key)

@@ -25,10 +25,11 @@ from studio import download_hold, learner
 from studio.learner import LearnerStore, owner
 from tlcore.core import settings
 from tlcore.models import catalog
-from tlcore.serve import caps, classroom, estimate, server_queue, store, uploads
+from tlcore.serve import class_limits, classroom, server_queue, store
 from tlcore.serve.jobs import JobQueue, shared_queue, shared_queue_made
-from tlcore.serve.process import return_freed_memory
-from tlcore.train import presets, recipe
+from tlcore.serve.machine import return_freed_memory
+from tlcore.serve.upload_folders import UploadFolders, sweep_stale
+from tlcore.train import presets, recipe, time_estimate
 from tlcore.train.config import RunConfig
 from tlcore.train.device import lower_thread_priority
 
@@ -53,7 +54,7 @@ def queue() -> JobQueue:
 
 def class_room() -> classroom.Classroom:
     """The server's one class (tlcore.serve.classroom), or a test's own (`_classroom_override`)."""
-    return st.session_state.get("_classroom_override") or classroom.shared(size=caps.load().class_size)
+    return st.session_state.get("_classroom_override") or classroom.shared(size=class_limits.load().class_size)
 
 
 def hold_class_jobs(q: JobQueue, room: classroom.Classroom) -> None:
@@ -76,9 +77,9 @@ def _start_server_queue() -> JobQueue:
     _start_warm_up()
     # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.serve.server_queue);
     # every finished run improves the time estimates and is kept on disk (tlcore.serve.store).
-    limits = caps.load()  # the class's limits and quotas per learner (stored runs, queue places)
+    limits = class_limits.load()  # the class's limits and quotas per learner (stored runs, queue places)
     made = server_queue(
-        on_run_done=estimate.learn_from,
+        on_run_done=time_estimate.learn_from,
         store=store.open_default(limits),
         caps=limits,
         stale_after_s=settings.get("TLS_CLOSED_TAB_S"),
@@ -98,7 +99,7 @@ def page_running():
 
 
 def kept_model(model_id: str | None, learner_id: str | None = None):
-    """This learner's fine-tuned model on the server's shelf (tlcore.serve.shelf), or None: gone, or
+    """This learner's fine-tuned model on the server's shelf (tlcore.serve.kept_models), or None: gone, or
     another learner's (an id from someone else's result finds nothing here)."""
     return queue().shelf.get(learner_id or owner(), model_id)
 
@@ -146,11 +147,11 @@ def _warm_up() -> None:
         for config in (default, presets.text()):  # a first rate of this machine's own for each task
             if _warm_up_stop.is_set():
                 return
-            if not estimate.shared_estimator().knows_device(config) and catalog.weights_cached(config.backbone):
-                estimate.calibrate(config)
+            if not time_estimate.shared_estimator().knows_device(config) and catalog.weights_cached(config.backbone):
+                time_estimate.calibrate(config)
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         logging.getLogger(__name__).info("warm-up skipped: %s", error)
-    # The C heap keeps what a CPU server's training frees, for its next run (tlcore.serve.process):
+    # The C heap keeps what a CPU server's training frees, for its next run (tlcore.serve.machine):
     # the warm-up's runs left about 700 MB of it resident, at rest, before the class came.
     return_freed_memory()
 
@@ -174,7 +175,7 @@ def _disconnected_ttl() -> float:
 
 
 learner.learners.busy = lambda who: job_queue().active_for(who) is not None  # their tabs' sessions are kept
-upload_folders = uploads.UploadFolders(  # process-level, like the job queue: no client message can drop it
+upload_folders = UploadFolders(  # process-level, like the job queue: no client message can drop it
     is_connected=session_connected, is_busy=lambda who: job_queue().active_for(who) is not None, grace_s=_disconnected_ttl()
 )
 
@@ -216,6 +217,6 @@ def server_started() -> None:
     with _started:
         if not _swept:
             download_hold.install_on_server()
-            uploads.sweep_stale()
+            sweep_stale()
             threading.Thread(target=_reap_forever, name="tlstudio-upload-janitor", daemon=True).start()
             _swept = True

@@ -1,7 +1,7 @@
 """What this session chose and runs: the shared settings and the job shown in each slot.
 
 - Settings shared between pages (the strategy chosen on page 2 is used on page 3) live in
-  session state under their own keys (widgets are views of them, studio.settings);
+  session state under their own keys (widgets are views of them, studio.bound_widgets);
   `keep_settings()` gives them first values and saves them for the learner (studio.learner),
   `settle()` puts a setting that holds no option of its widget back on one.
 - The job ids a session started live in session state under a slot name ("finetune",
@@ -134,7 +134,7 @@ def keep_settings(defaults: dict[str, object] | None = None, *, group: str = "im
     """Give every shared setting a value and keep it for this learner across reloads.
 
     Settings are ordinary session values, never widget keys (each widget is drawn from its
-    setting: `studio.settings.bound`), so neither a page that does not draw a widget nor a
+    setting: `studio.bound_widgets.bound`), so neither a page that does not draw a widget nor a
     fragment's re-run can drop one. A new session (a reload, another tab) starts from what
     this learner had, then the defaults.
     """

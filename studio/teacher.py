@@ -1,8 +1,8 @@
 """Teacher mode and settings links: the teacher's side of a class.
 
 - The teacher unlocks teacher mode with the secret from the class file or the server's
-  environment (tlcore.serve.caps; never a built-in password, at least 12 characters). Wrong
-  secrets are limited per client address and for the whole server (tlcore.serve.limiter), never
+  environment (tlcore.serve.class_limits; never a built-in password, at least 12 characters). Wrong
+  secrets are limited per client address and for the whole server (tlcore.serve.guess_limiter), never
   per cookie: a browser chooses its cookies.
 - Teacher mode belongs to the browser tab that unlocked it: a random grant kept on the
   server and in that session's state (which no client message can write), checked against
@@ -38,9 +38,9 @@ from studio.state import DEFAULTS, callback
 from tlcore.core import settings
 from tlcore.core.messages import LearnerError
 from tlcore.models import catalog
-from tlcore.serve import caps
+from tlcore.serve import class_limits
+from tlcore.serve.guess_limiter import GuessLimiter
 from tlcore.serve.jobs import JobSummary
-from tlcore.serve.limiter import GuessLimiter
 from tlcore.train.config import RunConfig
 
 TRIES = 5  # wrong secrets from one address before it must wait (60 s, then twice as long each time)
@@ -91,8 +91,8 @@ def nickname(learner_id: str) -> str:
     return "student-" + hashlib.sha256(f"tls-nickname:{learner_id}".encode()).hexdigest()[:6]
 
 
-def limits() -> caps.Caps:
-    return caps.load()
+def limits() -> class_limits.Caps:
+    return class_limits.load()
 
 
 def network_address() -> str | None:

@@ -2,8 +2,8 @@
 of upload ("images", "text", "camera"), bounded in bytes.
 
 The folders themselves and their clean-up belong to the server (`studio.server.upload_folders`,
-tlcore.serve.uploads); this module is what a page asks of them for its session. Not for:
-reading an upload's content (tlcore.data.images, tlcore.serve.uploads).
+tlcore.serve.upload_folders); this module is what a page asks of them for its session. Not for:
+reading an upload's content (tlcore.data.images, tlcore.data.image_zip).
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import streamlit as st
 
 from studio import server
 from studio.learner import network_address, owner, session_id
-from tlcore.serve import caps, uploads
+from tlcore.serve import class_limits
+from tlcore.serve.upload_folders import UploadFolder
 
 
-def upload_folder() -> uploads.UploadFolder:
+def upload_folder() -> UploadFolder:
     """This session's private folder for uploads (0700, random name): replaced uploads are
     deleted at once, the folder itself once the session has ended (see UploadFolders)."""
     server.server_started()
@@ -51,11 +52,11 @@ def new_upload_slot(kind: str, digest: str, reuse: Callable[[Path, Path], None] 
 
 
 def check_upload_room(incoming: int) -> None:
-    """Raise tlcore.serve.uploads.UploadError (saying what to do) when `incoming` more bytes would pass
+    """Raise tlcore.data.image_zip.UploadError (saying what to do) when `incoming` more bytes would pass
     what this session's, this learner's, this address's or everyone's uploads may keep
-    (tlcore.serve.caps: upload_mb_per_session, upload_mb_per_address, upload_mb_total); 0: is what
+    (tlcore.serve.class_limits: upload_mb_per_session, upload_mb_per_address, upload_mb_total); 0: is what
     the session holds now over it (a zip may understate its size)."""
-    limits = caps.load()
+    limits = class_limits.load()
     upload_folder()  # this session's folder, known to the registry
     server.upload_folders.check_room(
         session_id() or owner(),

@@ -1,7 +1,7 @@
 """Widget groups shared by the pages; each draws its widgets and returns the choice.
 
 The values live in session state under the keys of `studio.state.DEFAULTS` (the settings;
-each widget is drawn from its setting by `studio.settings.bound`), so the strategy picked on
+each widget is drawn from its setting by `studio.bound_widgets.bound`), so the strategy picked on
 "Choose a strategy" is the one "Fine-tune" starts with.
 `config_from_state()` turns them into a validated RunConfig.
 """
@@ -15,17 +15,17 @@ from pathlib import Path
 
 import streamlit as st
 
+from studio.bound_widgets import bound
 from studio.choices import Steps, register_choices, register_ranges
 from studio.feedback import error as show_error
 from studio.feedback import say
 from studio.i18n import current_lang, explain_error, t, t_count, translated
-from studio.settings import bound
 from studio.state import callback
 from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
 from tlcore.data import datasets
+from tlcore.data.image_zip import UploadError, UploadLimits, declared_bytes, read_zip
 from tlcore.models import catalog
-from tlcore.serve import caps
-from tlcore.serve.uploads import UploadError, UploadLimits, declared_bytes, read_zip
+from tlcore.serve import class_limits
 from tlcore.train import strategies
 from tlcore.train.config import RunConfig
 from tlcore.train.presets import VAL_PER_CLASS
@@ -70,13 +70,13 @@ def kept_tabs(key: str, labels: list[str]):
 
 
 def epochs_steps(most: int = EPOCHS_MOST) -> Steps:
-    """1..most epochs, or fewer where the class's limit is lower (tlcore.serve.caps)."""
-    return Steps(1, max(1, min(most, caps.load().max_epochs)))
+    """1..most epochs, or fewer where the class's limit is lower (tlcore.serve.class_limits)."""
+    return Steps(1, max(1, min(most, class_limits.load().max_epochs)))
 
 
 def per_class_steps(limit: int) -> Steps:
     """1..limit examples per class (what the data has), or fewer where the class's limit is lower."""
-    return Steps(1, max(1, min(limit, caps.load().max_per_class)))
+    return Steps(1, max(1, min(limit, class_limits.load().max_per_class)))
 
 
 def depth_steps(backbone: str) -> Steps:
@@ -88,7 +88,7 @@ def data_limit(settings) -> int:
     """Examples per class the chosen sample dataset offers; an upload's own count is known
     only once it is read (size_ui clamps to it), so here the class's limit stands for it."""
     if settings.get("data_source", "offline") != "offline":
-        return caps.load().max_per_class
+        return class_limits.load().max_per_class
     spec = catalog.dataset(settings.get("dataset", ""))
     return (spec.max_per_class if spec is not None else 0) or SIZE_UNKNOWN
 
@@ -323,7 +323,7 @@ def dataset_ui(online: bool) -> DataChoice:
     if source == "upload":
         return _upload_ui()
     if source == "camera":
-        from studio.images_ui import camera_classes_ui
+        from studio.image_panels import camera_classes_ui
 
         folder, smallest = camera_classes_ui()
         return DataChoice("folder", folder, max_per_class=max(1, smallest - 1), ready=bool(folder))
@@ -398,7 +398,11 @@ def _upload_ui() -> DataChoice:
 def _read_upload(data: bytes, folder: str) -> tuple[list[str], list[int], list[tuple[str, str]]]:
     """Check the zip; keep its usable images as a folder for the run."""
     images = read_zip(
-        data, image_size=32, val_per_class=1, keep_files_in=folder, limits=UploadLimits(max_classes=caps.load().max_classes)
+        data,
+        image_size=32,
+        val_per_class=1,
+        keep_files_in=folder,
+        limits=UploadLimits(max_classes=class_limits.load().max_classes),
     )
     counts = [int((images.train_y == i).sum() + (images.val_y == i).sum()) for i in range(len(images.classes))]
     return images.classes, counts, images.skipped
@@ -414,8 +418,8 @@ def training_ui(choice: DataChoice) -> None:
 
 
 def image_sizes() -> tuple[int, ...]:
-    """The image sizes this class allows (tlcore.serve.caps: the teacher's limit)."""
-    cap = caps.load().max_image_size
+    """The image sizes this class allows (tlcore.serve.class_limits: the teacher's limit)."""
+    cap = class_limits.load().max_image_size
     return tuple(s for s in IMAGE_SIZES if s <= cap) or IMAGE_SIZES[:1]
 
 

@@ -59,13 +59,13 @@ def fresh_learners(monkeypatch):
     folders = None
     if "studio.server" in sys.modules:
         from studio import learner, server
-        from tlcore.serve import uploads
+        from tlcore.serve.upload_folders import UploadFolders
 
         monkeypatch.setattr(learner, "learners", learner.LearnerStore())
         from tlcore.serve import classroom
 
         monkeypatch.setattr(classroom, "_shared", classroom.Classroom())  # no class open, none kept on disk
-        folders = uploads.UploadFolders(is_connected=lambda session: True)
+        folders = UploadFolders(is_connected=lambda session: True)
         monkeypatch.setattr(server, "upload_folders", folders)
     yield
     if folders is not None:

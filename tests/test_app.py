@@ -456,7 +456,7 @@ def test_an_open_tab_keeps_its_run_alive_on_any_page():
     job = queue.submit(RunConfig(backbone="studio_resnet", epochs=1), "owner-1")
 
     def page():
-        from studio.frame import queue_status
+        from studio.page_frame import queue_status
 
         queue_status()
 
@@ -586,10 +586,10 @@ def test_a_black_shot_is_not_kept_and_the_learner_is_told(grey, kept):
 
 
 def test_shots_stop_at_the_caps_per_class_and_per_learner_and_the_page_says_so(monkeypatch):
-    from studio import images_ui
+    from studio import image_panels
 
-    monkeypatch.setattr(images_ui, "MAX_SHOTS_PER_CLASS", 2)
-    monkeypatch.setattr(images_ui, "MAX_SHOTS", 3)
+    monkeypatch.setattr(image_panels, "MAX_SHOTS_PER_CLASS", 2)
+    monkeypatch.setattr(image_panels, "MAX_SHOTS", 3)
     at = camera_page()
     shoot(at, (200, 0, 0))
     shoot(at, (0, 200, 0))
@@ -615,12 +615,12 @@ def test_class_names_that_would_share_a_folder_are_refused_in_one_line(names):
 
 
 def test_a_page_that_fails_says_so_without_the_servers_folders(monkeypatch):
-    from studio import images_ui
+    from studio import image_panels
 
     def fails(*args, **kwargs):
         raise FileExistsError(17, "File exists", "/tmp/tlstudio-up-k2x9/camera-5e1f/a")
 
-    monkeypatch.setattr(images_ui, "try_image_panel", fails)
+    monkeypatch.setattr(image_panels, "try_image_panel", fails)
     at = app()  # the first run goes through app.py, whose handler draws the line
     assert not at.exception
     assert [e.value for e in at.error] == [
@@ -629,7 +629,7 @@ def test_a_page_that_fails_says_so_without_the_servers_folders(monkeypatch):
 
 
 def image_captions(at: AppTest) -> list[str]:
-    """The pictures' captions: drawn as HTML figures with alt text (studio.images_ui.pictures)."""
+    """The pictures' captions: drawn as HTML figures with alt text (studio.image_panels.pictures)."""
     import html
 
     bodies = [e.proto.body for e in at.get("html")]
@@ -685,7 +685,7 @@ def test_a_clear_cache_message_drops_neither_the_queue_nor_the_runs(monkeypatch)
 
 
 def test_a_learner_never_sees_or_stops_another_learners_run():
-    from studio.jobs_ui import _request_stop
+    from studio.job_panel import _request_stop
 
     server_queue = JobQueue(slow_run)
     alice = app("pages/3_finetune.py", queue=server_queue, owner="alice")
@@ -836,11 +836,11 @@ def _in_order(node) -> list:
 
 
 def test_start_queues_in_its_callback_so_a_click_costs_one_page_run(monkeypatch):
-    import studio.frame
+    import studio.page_frame
 
     at = app("pages/3_finetune.py", run_fn=slow_run)
-    runs, real = [], studio.frame.ensure_frame
-    monkeypatch.setattr(studio.frame, "ensure_frame", lambda *a, **k: (runs.append(1), real(*a, **k))[1])
+    runs, real = [], studio.page_frame.ensure_frame
+    monkeypatch.setattr(studio.page_frame, "ensure_frame", lambda *a, **k: (runs.append(1), real(*a, **k))[1])
     at.run()
     plain = len(runs)
     at.button(key="start").click().run()
@@ -852,7 +852,7 @@ def test_start_queues_in_its_callback_so_a_click_costs_one_page_run(monkeypatch)
 
 
 def test_a_refused_start_is_said_under_the_button():
-    from tlcore.serve.caps import Caps
+    from tlcore.serve.class_limits import Caps
 
     at = app("pages/3_finetune.py", queue=JobQueue(fake_run, caps=Caps(max_epochs=1)))
     at.button(key="start").click().run()
@@ -867,7 +867,7 @@ def test_a_refused_start_is_said_under_the_button():
 
 
 def test_far_back_in_the_line_the_panel_polls_less_often():
-    from studio.jobs_ui import FAR_POLL_S, POLL_S, QUEUED_POLL_S, poll_every
+    from studio.job_panel import FAR_POLL_S, POLL_S, QUEUED_POLL_S, poll_every
     from tlcore.serve.jobs import JobView
 
     def view(state, position):
@@ -880,7 +880,7 @@ def test_far_back_in_the_line_the_panel_polls_less_often():
 
 def _live_first(at: AppTest, slot: str) -> None:
     """The slot's live panel comes first under the title, before any tab or setting, and
-    carries the script that brings it into view (studio.jobs_ui.follow)."""
+    carries the script that brings it into view (studio.job_panel.follow)."""
     order = _in_order(at.main)
     title = next(i for i, e in enumerate(order) if getattr(e, "type", None) == "title")
     stop = next(i for i, e in enumerate(order) if getattr(e, "key", None) == f"stop:{slot}")

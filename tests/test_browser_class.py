@@ -49,7 +49,7 @@ IN_VIEW_JS = """(titles) => [...document.querySelectorAll('.js-plotly-plot')].so
 def in_view(page, *titles: str, within_ms: int = 5_000) -> bool:
     """Is a plotly chart with one of these titles at least half inside the 1280x720 window,
     by `within_ms` after the call (the page settles its scroll a few seconds after a script
-    run: studio.jobs_ui.follow)? A fixed pause before one look passed or failed with the load."""
+    run: studio.job_panel.follow)? A fixed pause before one look passed or failed with the load."""
     try:
         page.wait_for_function(IN_VIEW_JS, arg=list(titles), timeout=within_ms)
         return True

@@ -3,7 +3,7 @@ Start (1, 3, 4, 5), and the page comes back to it after a click elsewhere.
 
 Seen before in Chromium: after "Run both" on page 1 the live charts were about 2,850 px down
 the page; race (page 4) about 1,380 px; text Start (page 5) about 1,765 px. One mechanism
-(studio.jobs_ui.live_panel / follow) scrolls the panel's own container into view after
+(studio.job_panel.live_panel / follow) scrolls the panel's own container into view after
 every full script run while a job goes; on pages with tabs the panel is above the tabs.
 
 Each page: Start, check, click another widget (which scrolls the page away from the panel

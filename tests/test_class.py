@@ -14,27 +14,27 @@ from studio.teacher import nickname
 from tests.helpers.apptest import SECRET, app, ok, page, strings, unlock
 from tests.helpers.fakes import fake_run, wait_for
 from tlcore.core.events import Cancelled, Done
-from tlcore.serve import caps
+from tlcore.serve import class_limits
+from tlcore.serve.guess_limiter import GuessLimiter
 from tlcore.serve.jobs import JobQueue
-from tlcore.serve.limiter import GuessLimiter
 
 
 @pytest.fixture
 def class_file(tmp_path, monkeypatch):
-    """Write a class.toml and make the server read it (caps.load is cached per process)."""
+    """Write a class.toml and make the server read it (class_limits.load is cached per process)."""
 
     def write(text: str):
         path = tmp_path / "class.toml"
         path.write_text(text, encoding="utf-8")
         monkeypatch.setenv("TLS_CLASS_CONFIG", str(path))
-        caps.load.cache_clear()
+        class_limits.load.cache_clear()
         return path
 
     monkeypatch.delenv("TLS_TEACHER_SECRET", raising=False)
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
     monkeypatch.setattr(teacher, "guard", GuessLimiter(free=teacher.TRIES, per_minute=teacher.SERVER_TRIES))
     yield write
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
 
 
 def stoppable(gate: threading.Event):
@@ -69,7 +69,7 @@ def test_the_class_files_limits_shape_the_widgets_and_are_said(class_file):
 def test_a_broken_class_file_is_an_error_the_teacher_sees_at_start(class_file):
     class_file("[limits]\nmax_epocs = 4\n")
     with pytest.raises(ValueError, match="unknown limits max_epocs"):
-        caps.load()
+        class_limits.load()
 
 
 def test_a_nickname_is_the_same_for_one_learner_different_between_learners_and_hides_the_id():
@@ -146,14 +146,14 @@ def test_teacher_mode_belongs_to_the_tab_that_unlocked_not_to_its_cookie(class_f
 
 def test_a_weak_or_misplaced_secret_is_said_and_never_shown(class_file):
     class_file('[teacher]\nsecret = "short"\n')
-    limits = caps.load()
+    limits = class_limits.load()
     assert not limits.teacher_mode and limits.problems == ("secret_short",)
     at = page("pages/6_class.py", queue=JobQueue(fake_run), owner="anyone")
     ok(at)
-    assert any("too short" in w.value and str(caps.MIN_SECRET_CHARS) in w.value for w in at.warning)
+    assert any("too short" in w.value and str(class_limits.MIN_SECRET_CHARS) in w.value for w in at.warning)
     assert not at.text_input  # no form to guess at
     class_file(f'[limits]\nmax_epochs = 5\nteacher_secret = "{SECRET}"\n')
-    limits = caps.load()
+    limits = class_limits.load()
     assert limits.teacher_mode and limits.problems == ("secret_misplaced",) and limits.max_epochs == 5
     assert SECRET not in repr(limits) and SECRET not in str(limits)
     at = page("pages/6_class.py", queue=JobQueue(fake_run), owner="anyone")
@@ -404,7 +404,7 @@ def test_with_one_run_per_address_a_second_cookie_from_one_address_is_refused_in
     class_file("[limits]\none_run_per_address = true\n")
     addresses.update({"cookie-1": "10.0.0.5", "cookie-2": "10.0.0.5", "cookie-3": "10.0.0.9"})
     gate = threading.Event()
-    queue = JobQueue(stoppable(gate), caps=caps.load())  # as the server makes it (studio.state)
+    queue = JobQueue(stoppable(gate), caps=class_limits.load())  # as the server makes it (studio.state)
     first = page("pages/3_finetune.py", queue=queue, owner="cookie-1")
     first.button(key="start").click().run()
     second = page("pages/3_finetune.py", queue=queue, owner="cookie-2")

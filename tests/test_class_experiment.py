@@ -343,10 +343,10 @@ def class_app(monkeypatch):
     from studio import teacher as teacher_ui
     from tests.helpers.apptest import SECRET, app, unlock
     from tests.helpers.fakes import fake_run
-    from tlcore.serve import caps
+    from tlcore.serve import class_limits
 
     monkeypatch.setenv("TLS_TEACHER_SECRET", SECRET)
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
     room, queue = Classroom(), JobQueue(fake_run)
 
     def open_page(page, owner, state=None, **kw):
@@ -359,7 +359,7 @@ def class_app(monkeypatch):
         return at
 
     yield room, queue, open_page, as_teacher
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
 
 
 def test_a_learner_not_in_a_class_sees_no_join_box_until_a_class_is_open(class_app):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tlcore.serve import caps
+from tlcore.serve import class_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
@@ -50,24 +50,24 @@ def test_compose_builds_this_image_with_the_secret_from_a_file_and_a_state_volum
 def no_secret_env(monkeypatch, tmp_path):
     monkeypatch.delenv("TLS_TEACHER_SECRET", raising=False)
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "none.toml"))
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
     yield
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
 
 
 def test_the_teachers_secret_comes_from_a_mounted_file(no_secret_env, monkeypatch, tmp_path):
     secret = tmp_path / "teacher_secret"
     secret.write_text("correct horse battery\n", encoding="utf-8")
     monkeypatch.setenv("TLS_TEACHER_SECRET_FILE", str(secret))
-    limits = caps.load()
+    limits = class_limits.load()
     assert limits.teacher_secret == "correct horse battery" and limits.problems == ()
     monkeypatch.setenv("TLS_TEACHER_SECRET", "from the environment wins")
-    caps.load.cache_clear()
-    assert caps.load().teacher_secret == "from the environment wins"
+    class_limits.load.cache_clear()
+    assert class_limits.load().teacher_secret == "from the environment wins"
 
 
 def test_a_secret_file_that_cannot_be_read_leaves_teacher_mode_off_and_says_so(no_secret_env, monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("TLS_TEACHER_SECRET_FILE", str(tmp_path / "missing"))
-    limits = caps.load()
+    limits = class_limits.load()
     assert limits.teacher_secret == "" and limits.problems == ("secret_file",)
     assert "teacher mode is OFF" in caplog.text

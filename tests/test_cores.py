@@ -12,7 +12,7 @@ import torch
 from tests.helpers.fakes import wait_for
 from tlcore.core.events import Done, Started
 from tlcore.serve import cores
-from tlcore.serve.caps import Caps
+from tlcore.serve.class_limits import Caps
 from tlcore.serve.cores import CpuPlan
 from tlcore.serve.jobs import JobQueue
 from tlcore.train.config import RunConfig

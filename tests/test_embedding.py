@@ -1,4 +1,4 @@
-"""The feature space before any training (tlcore.lab.embedding).
+"""The feature space before any training (tlcore.explain.feature_space).
 
 Contracts: the projection is 2-D, centred and scaled, and PCA says how much variation it
 keeps; the probes are fitted on training features only and score validation examples (a
@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from tlcore.data import datasets
-from tlcore.lab import embedding
+from tlcore.explain import feature_space
 from tlcore.models import catalog
 from tlcore.train import finetuned
 
@@ -33,7 +33,7 @@ def blobs(classes=3, per_class=20, dim=40, spread=0.3, seed=0):
 
 def test_pca_projection_is_two_d_centred_and_says_what_it_keeps():
     x, _ = blobs()
-    coords, explained = embedding.project(x, "pca")
+    coords, explained = feature_space.project(x, "pca")
     assert coords.shape == (len(x), 2) and coords.dtype == np.float32
     assert np.allclose(coords.mean(axis=0), 0, atol=1e-5)
     assert np.sqrt((coords.astype(np.float64) ** 2).sum(axis=1).mean()) == pytest.approx(1.0, rel=1e-4)
@@ -44,30 +44,30 @@ def test_pca_projection_is_two_d_centred_and_says_what_it_keeps():
 
 def test_tsne_keeps_clusters_apart_and_an_unknown_method_is_refused():
     x, y = blobs(per_class=15)
-    coords, explained = embedding.project(x, "tsne")
+    coords, explained = feature_space.project(x, "tsne")
     assert coords.shape == (len(x), 2) and explained is None
     centres = np.stack([coords[y == c].mean(axis=0) for c in range(3)])
     within = np.mean([np.linalg.norm(coords[y == c] - centres[c], axis=1).mean() for c in range(3)])
     between = min(np.linalg.norm(centres[i] - centres[j]) for i in range(3) for j in range(i + 1, 3))
     assert between > 2 * within
     with pytest.raises(ValueError, match="unknown projection"):
-        embedding.project(x, "sammon")
-    assert "pca" in embedding.methods_available() and "tsne" in embedding.methods_available()
+        feature_space.project(x, "sammon")
+    assert "pca" in feature_space.methods_available() and "tsne" in feature_space.methods_available()
 
 
 def test_probes_score_validation_examples_from_training_features_only():
     x, y = blobs(per_class=30)
     train, val = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
-    logistic, ncm = embedding.probe_accuracy(x[train], y[train], x[val], y[val])
+    logistic, ncm = feature_space.probe_accuracy(x[train], y[train], x[val], y[val])
     assert logistic == 1.0 and ncm == 1.0
     # labels that say nothing about the features: about chance (1/3), never near perfect
     rng = np.random.default_rng(1)
     noise = rng.normal(size=(300, 20))
     labels = rng.integers(0, 3, 300)
-    logistic, ncm = embedding.probe_accuracy(noise[:200], labels[:200], noise[200:], labels[200:])
+    logistic, ncm = feature_space.probe_accuracy(noise[:200], labels[:200], noise[200:], labels[200:])
     assert logistic < 0.55 and ncm < 0.55
     with pytest.raises(ValueError, match="two classes"):
-        embedding.probe_accuracy(x[:5], np.zeros(5), x[5:10], np.zeros(5))
+        feature_space.probe_accuracy(x[:5], np.zeros(5), x[5:10], np.zeros(5))
 
 
 def test_image_features_are_what_the_head_reads():
@@ -81,7 +81,7 @@ def test_image_features_are_what_the_head_reads():
         torch.randint(0, 255, (3, 3, 32, 32), dtype=torch.uint8),
         torch.tensor([0, 1, 2]),
     )
-    train, val = embedding.image_features(model, data)
+    train, val = feature_space.image_features(model, data)
     assert train.shape == (6, 256) and val.shape == (3, 256)
     head = model.groups["head"][-1]  # AdaptiveAvgPool -> Flatten -> Linear
     with torch.no_grad():
@@ -93,19 +93,19 @@ def test_pretrained_features_beat_random_ones_on_real_digits():
     """scikit-learn's real handwritten digits through the studio's pretrained backbone and the
     same architecture with random weights: the frozen pretrained features separate the classes
     better, by both probes (measured: 92% vs 78% linear probe, 85% vs 73% nearest mean)."""
-    request = embedding.Request("image", "studio_resnet", "digits", per_class=10, val_per_class=10, image_size=32)
-    view = embedding.feature_view(request)
+    request = feature_space.Request("image", "studio_resnet", "digits", per_class=10, val_per_class=10, image_size=32)
+    view = feature_space.feature_view(request)
     pre, rand = view.spaces["pretrained"], view.spaces["random"]
     assert pre.probe_acc > rand.probe_acc + 0.05 and pre.ncm_acc > rand.ncm_acc + 0.05
     assert pre.probe_acc > 0.8
     assert view.gap == pytest.approx(pre.probe_acc - rand.probe_acc)
     assert view.labels.shape == (100,) and pre.coords.shape == (100, 2) and view.n_val == 100
-    assert view.thumbs.shape == (100, embedding.THUMB_PX, embedding.THUMB_PX, 3) and view.thumbs.dtype == np.uint8
+    assert view.thumbs.shape == (100, feature_space.THUMB_PX, feature_space.THUMB_PX, 3) and view.thumbs.dtype == np.uint8
     assert view.classes == tuple(str(i) for i in range(10)) and pre.backbone == "studio_resnet"
     assert set(view.timings) >= {"load_s", "embed_s", "project_s", "probe_s", "total_s"}
     # the random body is the same draw every time (seeded): the same numbers again
-    embedding._features.clear()
-    again = embedding.feature_view(request)
+    feature_space._features.clear()
+    again = feature_space.feature_view(request)
     assert again.spaces["random"].probe_acc == rand.probe_acc
     assert np.allclose(again.spaces["random"].coords, rand.coords, atol=1e-4)
 
@@ -114,28 +114,28 @@ def test_a_fine_tuned_model_adds_a_third_view():
     torch.manual_seed(1)
     model = catalog.build_model("studio_resnet", 10, pretrained=True, image_size=32)
     entry = finetuned.Finetuned(model, tuple(str(i) for i in range(10)), 32, "studio_resnet")
-    request = embedding.Request(
+    request = feature_space.Request(
         "image", "studio_resnet", "digits", per_class=5, val_per_class=5, image_size=32, finetuned_id="a-kept-model"
     )
-    view = embedding.feature_view(request, finetuned=entry)
+    view = feature_space.feature_view(request, finetuned=entry)
     assert list(view.spaces) == ["pretrained", "random", "finetuned"]
     # an untrained copy of the pretrained body: the same features as the pretrained view
     assert view.spaces["finetuned"].probe_acc == view.spaces["pretrained"].probe_acc
-    with pytest.raises(embedding.FinetunedGone):  # the id names a model the caller no longer has
-        embedding.feature_view(request)
+    with pytest.raises(feature_space.FinetunedGone):  # the id names a model the caller no longer has
+        feature_space.feature_view(request)
 
 
 def test_views_are_limited_to_a_few_hundred_examples():
-    request = embedding.Request("image", "studio_resnet", "digits", per_class=500, val_per_class=5, image_size=16)
-    assert request.shown_per_class == embedding.MAX_PER_CLASS["image"]
-    assert embedding.Request("text", "minilm_l6", "sentiment_en", 500, 24).shown_per_class == 100
+    request = feature_space.Request("image", "studio_resnet", "digits", per_class=500, val_per_class=5, image_size=16)
+    assert request.shown_per_class == feature_space.MAX_PER_CLASS["image"]
+    assert feature_space.Request("text", "minilm_l6", "sentiment_en", 500, 24).shown_per_class == 100
 
 
 @pytest.mark.skipif(not catalog.weights_cached("minilm_l6"), reason="the offline MiniLM package is not installed")
 def test_pretrained_minilm_beats_its_random_twin_on_english_sentences():
     """The offline MiniLM's first-token features against the same architecture at random weights
     (measured: 69% vs 52% linear probe on the 48 validation sentences)."""
-    view = embedding.feature_view(embedding.Request("text", "minilm_l6", "sentiment_en", per_class=96, val_per_class=24))
+    view = feature_space.feature_view(feature_space.Request("text", "minilm_l6", "sentiment_en", per_class=96, val_per_class=24))
     pre, rand = view.spaces["pretrained"], view.spaces["random"]
     assert pre.probe_acc > rand.probe_acc + 0.05
     assert pre.dim == 384 and view.thumbs is None and len(view.texts) == len(view.labels) == 192
@@ -145,12 +145,14 @@ def test_pretrained_minilm_beats_its_random_twin_on_english_sentences():
 # --- the background worker ------------------------------------------------------------------
 
 
-def fake_view(request: embedding.Request) -> embedding.FeatureView:
-    space = embedding.Space("pretrained", np.zeros((2, 2), np.float32), 1.0, 1.0, 4, None, 0.0, request.backbone)
-    return embedding.FeatureView("image", request.dataset, ("a", "b"), np.array([0, 1]), {"pretrained": space}, request.method, 2)
+def fake_view(request: feature_space.Request) -> feature_space.FeatureView:
+    space = feature_space.Space("pretrained", np.zeros((2, 2), np.float32), 1.0, 1.0, 4, None, 0.0, request.backbone)
+    return feature_space.FeatureView(
+        "image", request.dataset, ("a", "b"), np.array([0, 1]), {"pretrained": space}, request.method, 2
+    )
 
 
-def wait_done(spaces: embedding.FeatureSpaces, request, timeout=10.0) -> embedding.Status:
+def wait_done(spaces: feature_space.FeatureSpaces, request, timeout=10.0) -> feature_space.Status:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = spaces.status(request)
@@ -168,8 +170,8 @@ def test_the_worker_computes_each_view_once_for_everyone():
         gate.wait(5)
         return fake_view(request)
 
-    spaces = embedding.FeatureSpaces(compute, nice=0)
-    request = embedding.Request("image", "studio_resnet", "digits", 10, 10, 32)
+    spaces = feature_space.FeatureSpaces(compute, nice=0)
+    request = feature_space.Request("image", "studio_resnet", "digits", 10, 10, 32)
     assert spaces.status(request).state == "missing"
     assert spaces.start(request).state == "running"  # returns at once: the page does not wait
     assert spaces.start(request).state == "running"  # a second learner joins the same computation
@@ -188,8 +190,8 @@ def test_a_failure_is_kept_for_the_page_and_can_be_tried_again():
             raise ValueError("no such data")
         return fake_view(request)
 
-    spaces = embedding.FeatureSpaces(compute, nice=0)
-    request = embedding.Request("image", "studio_resnet", "digits", 10, 10, 32)
+    spaces = feature_space.FeatureSpaces(compute, nice=0)
+    request = feature_space.Request("image", "studio_resnet", "digits", 10, 10, 32)
     spaces.start(request)
     status = wait_done(spaces, request)
     assert status.state == "failed" and "no such data" in str(status.error)
@@ -199,11 +201,11 @@ def test_a_failure_is_kept_for_the_page_and_can_be_tried_again():
 
 def test_the_worker_refuses_more_waiting_views_than_it_allows_and_keeps_a_bounded_number():
     gate = threading.Event()
-    spaces = embedding.FeatureSpaces(lambda r: (gate.wait(5), fake_view(r))[1], max_waiting=2, max_kept=2, nice=0)
-    requests = [embedding.Request("image", "studio_resnet", "digits", n, 10, 32) for n in (1, 2, 3, 4)]
+    spaces = feature_space.FeatureSpaces(lambda r: (gate.wait(5), fake_view(r))[1], max_waiting=2, max_kept=2, nice=0)
+    requests = [feature_space.Request("image", "studio_resnet", "digits", n, 10, 32) for n in (1, 2, 3, 4)]
     spaces.start(requests[0])
     spaces.start(requests[1])
-    with pytest.raises(embedding.Busy):
+    with pytest.raises(feature_space.Busy):
         spaces.start(requests[2])
     gate.set()
     for r in requests[:2]:

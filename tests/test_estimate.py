@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tlcore.core.events import EvalEvent, History, HistorySnapshot, Started, StepEvent
-from tlcore.serve import estimate
-from tlcore.serve.estimate import Estimator
+from tlcore.train import time_estimate
 from tlcore.train.config import RunConfig
 from tlcore.train.recipe import run
+from tlcore.train.time_estimate import Estimator
 
 SMALL = dict(backbone="studio_resnet", dataset="digits", image_size=32, per_class=8, val_per_class=4, epochs=2)
 
@@ -16,13 +16,13 @@ SMALL = dict(backbone="studio_resnet", dataset="digits", image_size=32, per_clas
 def test_frozen_and_cached_groups_cost_less_than_trained_ones():
     n_train, n_val = 100, 50
     work = {
-        s: estimate.work_of(RunConfig(strategy=s, freeze_depth=2, **SMALL), n_train, n_val)
+        s: time_estimate.work_of(RunConfig(strategy=s, freeze_depth=2, **SMALL), n_train, n_val)
         for s in ("linear_probe", "partial", "full")
     }
     assert work["linear_probe"].total_gflop < work["partial"].total_gflop < work["full"].total_gflop
     assert work["full"].cache_gflop == 0 and work["partial"].cache_gflop > 0
     # bigger images, more work: a 4x area costs about 4x
-    big = estimate.work_of(RunConfig(strategy="full", **{**SMALL, "image_size": 64}), n_train, n_val)
+    big = time_estimate.work_of(RunConfig(strategy="full", **{**SMALL, "image_size": 64}), n_train, n_val)
     assert 3.0 < big.total_gflop / work["full"].total_gflop < 5.0
 
 
@@ -35,7 +35,7 @@ def test_a_finished_run_teaches_the_estimator_and_it_remembers(tmp_path):
     estimator = Estimator(tmp_path / "timings.json")
     cold = estimator.estimate(config, 10)
     assert not estimator.measured(config)
-    estimate.learn_from(config, history.snapshot(), estimator)
+    time_estimate.learn_from(config, history.snapshot(), estimator)
     assert estimator.measured(config)
     measured = timing["setup_s"] + timing["cache_s"] + sum(timing["train_s"]) + sum(timing["eval_s"]) + timing["finish_s"]
     learnt = estimator.estimate(config, 10)
@@ -62,27 +62,27 @@ def _snapshot(epochs: int, epoch_s: float, done_epochs: int, steps_per_epoch: in
 
 def test_time_left_after_the_first_epoch_uses_the_measured_epoch_time():
     snap = _snapshot(epochs=4, epoch_s=10.0, done_epochs=1)
-    assert estimate.time_left(snap, snap.times, now=112.0) == pytest.approx(3 * 10.0 - 2.0)
+    assert time_estimate.time_left(snap, snap.times, now=112.0) == pytest.approx(3 * 10.0 - 2.0)
     later = _snapshot(epochs=4, epoch_s=10.0, done_epochs=3)
-    assert estimate.time_left(later, later.times, now=131.0) == pytest.approx(9.0)
+    assert time_estimate.time_left(later, later.times, now=131.0) == pytest.approx(9.0)
     # what runs of this kind take after their last evaluation is added; after the last epoch it is all that is left
-    assert estimate.time_left(later, later.times, now=131.0, finish_s=2.0) == pytest.approx(11.0)
+    assert time_estimate.time_left(later, later.times, now=131.0, finish_s=2.0) == pytest.approx(11.0)
     last = _snapshot(epochs=3, epoch_s=10.0, done_epochs=3)
-    assert estimate.time_left(last, last.times, now=130.5, finish_s=2.0) == pytest.approx(1.5)
+    assert time_estimate.time_left(last, last.times, now=130.5, finish_s=2.0) == pytest.approx(1.5)
 
 
 def test_time_left_in_the_first_epoch_follows_the_step_rate():
     snap = _snapshot(epochs=2, epoch_s=10.0, done_epochs=1)
     first_steps = HistorySnapshot(snap.events[:6], None, snap.times[:6])  # Started + 5 steps at 0.9 s each
-    assert estimate.time_left(first_steps, first_steps.times, now=snap.times[5]) == pytest.approx(15 * 0.9)
-    assert estimate.time_left(HistorySnapshot(snap.events[:1], None, snap.times[:1]), snap.times[:1]) is None
+    assert time_estimate.time_left(first_steps, first_steps.times, now=snap.times[5]) == pytest.approx(15 * 0.9)
+    assert time_estimate.time_left(HistorySnapshot(snap.events[:1], None, snap.times[:1]), snap.times[:1]) is None
 
 
 def test_number_of_classes_of_an_upload_is_its_folders(tmp_path):
     for name in ("cats", "dogs", "birds", ".hidden"):
         (tmp_path / name).mkdir()
-    assert estimate.num_classes(RunConfig(dataset="folder", data_root=str(tmp_path))) == 3
-    assert estimate.num_classes(RunConfig(**SMALL)) == 10
+    assert time_estimate.num_classes(RunConfig(dataset="folder", data_root=str(tmp_path))) == 3
+    assert time_estimate.num_classes(RunConfig(**SMALL)) == 10
 
 
 TEXT = dict(backbone="minilm_l6", dataset="sentiment_en", per_class=40, val_per_class=10, epochs=5)
@@ -95,13 +95,13 @@ def _text(strategy: str) -> RunConfig:
 
 
 def test_text_counts_what_the_text_trainer_caches_and_what_lora_trains():
-    groups = [g for g, _ in estimate.group_gflops("minilm_l6", 64)]
-    assert estimate.frozen_prefix(_text("linear_probe"), groups)[0] == len(groups) - 1  # the whole encoder, once
-    assert estimate.frozen_prefix(_text("partial"), groups)[0] == 0  # text caches the whole encoder or nothing
-    n = estimate.run_sizes(_text("full"), 2)
-    work = {s: estimate.work_of(_text(s), *n) for s in ("linear_probe", "lora", "full")}
+    groups = [g for g, _ in time_estimate.group_gflops("minilm_l6", 64)]
+    assert time_estimate.frozen_prefix(_text("linear_probe"), groups)[0] == len(groups) - 1  # the whole encoder, once
+    assert time_estimate.frozen_prefix(_text("partial"), groups)[0] == 0  # text caches the whole encoder or nothing
+    n = time_estimate.run_sizes(_text("full"), 2)
+    work = {s: time_estimate.work_of(_text(s), *n) for s in ("linear_probe", "lora", "full")}
     assert work["linear_probe"].total_gflop < work["lora"].total_gflop < work["full"].total_gflop
-    sentence, padded = estimate.text_tokens(_text("full"))
+    sentence, padded = time_estimate.text_tokens(_text("full"))
     assert 3 < sentence < padded <= _text("full").max_length  # the sample sentences are short, batches padded
 
 
@@ -111,7 +111,7 @@ def test_a_cached_text_run_does_not_teach_the_rate_of_training_steps(tmp_path):
     task_key = estimator._keys(full)[2]
     estimator.rates[task_key] = {"s_per_gflop": 0.01, "step_s": 0.005, "setup_s": 0.5}
     before = estimator.estimate(full, 2)
-    n_train, n_val = estimate.run_sizes(probe, 2)
+    n_train, n_val = time_estimate.run_sizes(probe, 2)
     timing = {"setup_s": 0.4, "cache_s": 0.3, "train_s": [0.02] * 5, "eval_s": [0.005] * 5, "finish_s": 0.1}
     estimator.record(probe, timing, n_train, n_val)
     measured = 0.4 + 0.3 + 0.1 + 5 * 0.025
@@ -124,7 +124,7 @@ def test_calibrating_text_gives_the_text_rates_of_this_machine(tmp_path):
     estimator = Estimator(tmp_path / "timings.json")
     config = _text("full")
     assert not estimator.knows_device(config)
-    estimate.calibrate(config, estimator, steps=1)
+    time_estimate.calibrate(config, estimator, steps=1)
     assert estimator.knows_device(config)
     rates = estimator.rates[estimator._keys(config)[2]]
     assert {"s_per_gflop", "cache_s_per_gflop", "setup_s"} <= set(rates) and rates["setup_s"] < 10
@@ -143,8 +143,8 @@ def test_the_estimate_counts_the_cached_prefix_the_run_really_caches(strategy, a
     events = []
     run(config, events.append)
     started = next(e for e in events if isinstance(e, Started))
-    groups = [g for g, _ in estimate.group_gflops(config.backbone, config.image_size)]
-    assert estimate.frozen_prefix(config, groups)[0] == started.cached_depth
+    groups = [g for g, _ in time_estimate.group_gflops(config.backbone, config.image_size)]
+    assert time_estimate.frozen_prefix(config, groups)[0] == started.cached_depth
     assert (started.cached_depth > 0) == (strategy != "full" and augment != "crop_flip")
 
 
@@ -171,5 +171,5 @@ def test_the_estimate_counts_what_a_text_run_really_caches(strategy, tmp_path):
     run(config, events.append)
     started = next(e for e in events if isinstance(e, Started))
     groups = list(started.groups)
-    assert estimate.frozen_prefix(config, groups)[0] == started.cached_depth
+    assert time_estimate.frozen_prefix(config, groups)[0] == started.cached_depth
     assert (started.cached_depth == len(groups) - 1) == (strategy == "linear_probe")

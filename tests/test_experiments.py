@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
+from tlcore.lab import committed_results
 from tlcore.lab import experiments as X
-from tlcore.lab import report
 from tlcore.models import backbones, catalog
 from tlcore.train import strategies
 
@@ -352,14 +352,14 @@ def test_a_measured_matrix_names_what_it_was_measured_with(tmp_path):
         for seed in (0, 1)
     ]
     X.write_matrix(pd.DataFrame(rows), settings, tmp_path, "python -m tlcore matrix --image-size 40", 1.0, "m")
-    m = report.measured_matrix("m", out_dir=tmp_path)
+    m = committed_results.measured_matrix("m", out_dir=tmp_path)
     assert (m.backbone, m.image_size, m.seeds) == ("studio_resnet", 40, 2)
     assert m.partial_depths == {"similar": [4], "different": [2]} and len(m.groups) == 6
     assert m.datasets == {"similar": "synthetic_novel", "different": "digits"}
-    assert report.at_rule_depths(m) and m.commands == ["python -m tlcore matrix --image-size 40"]
-    text = report.setup_text(m, lambda key, **v: f"{key}:{sorted(v.items())}")
+    assert committed_results.at_rule_depths(m) and m.commands == ["python -m tlcore matrix --image-size 40"]
+    text = committed_results.setup_text(m, lambda key, **v: f"{key}:{sorted(v.items())}")
     assert "('size', 40)" in text and "k = 4" in text and "k = 2" in text
-    assert "partial (k=4)" in {r["strategy"] for r in report.results_rows(m.table, lambda k, **v: k.split(".")[-1])}
+    assert "partial (k=4)" in {r["strategy"] for r in committed_results.results_rows(m.table, lambda k, **v: k.split(".")[-1])}
 
     # a file from before each row carried its depth: the depth from its own settings, and the cells
     # where the rule's depth was not raced say so
@@ -371,7 +371,7 @@ def test_a_measured_matrix_names_what_it_was_measured_with(tmp_path):
     (tmp_path / "old.json").write_text(json.dumps(old))
     pd.DataFrame(rows).drop(columns="freeze_depth").to_csv(tmp_path / "old_runs.csv", index=False)
     again = X.resummarise_matrix("old", tmp_path)
-    assert report.measured_matrix("old", out_dir=tmp_path).partial_depths == {"similar": [3], "different": [3]}
+    assert committed_results.measured_matrix("old", out_dir=tmp_path).partial_depths == {"similar": [3], "different": [3]}
     verdicts = {(v["similarity"], v["size"]): v for v in again["verdicts"]}
     assert not verdicts[("similar", "large")]["measured"] and not verdicts[("different", "small")]["measured"]
     assert verdicts[("different", "large")]["measured"]  # full: no depth to get wrong
@@ -380,8 +380,8 @@ def test_a_measured_matrix_names_what_it_was_measured_with(tmp_path):
 def test_the_committed_matrix_was_measured_at_the_rules_depths():
     """Page 4's measured matrix (assets/results/matrix.json) races the rule's own configuration
     in every cell: strategies.recommend's depths for the backbone it names."""
-    m = report.measured_matrix("matrix")
-    assert m is not None and report.at_rule_depths(m), m.partial_depths
+    m = committed_results.measured_matrix("matrix")
+    assert m is not None and committed_results.at_rule_depths(m), m.partial_depths
     for v in m.verdicts:
         rule = strategies.recommend(v["similarity"], v["size"], num_groups=len(m.groups))
         assert (v["expected"], v["expected_depth"]) == (rule.strategy, rule.freeze_depth)

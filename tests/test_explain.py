@@ -1,4 +1,4 @@
-"""What a model looks at (tlcore.lab.explain): Grad-CAM over one picture.
+"""What a model looks at (tlcore.explain.gradcam): Grad-CAM over one picture.
 
 Contracts: the heat map is (size, size) in [0, 1] and the overlay (size, size, 3) uint8; the
 map is taken at the registry's last body group for the offline backbone and torchvision's;
@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from tlcore.lab import explain
+from tlcore.explain import gradcam
 from tlcore.models import catalog
 from tlcore.models.backbones import GroupedModel
 
@@ -75,7 +75,7 @@ def finder() -> GroupedModel:
 @pytest.mark.parametrize("corner", [(2, 3), (22, 21), (3, 22)])
 def test_the_map_lies_on_the_bright_square(finder, corner):
     image = picture(np.random.default_rng(2), corner)
-    cam = explain.class_map(finder, image, size=SIZE)
+    cam = gradcam.class_map(finder, image, size=SIZE)
     assert cam.target == 1 and cam.probability > 0.9  # "a square", sure of it
     assert cam.group == "stage1" and cam.grid == (16, 16)
     y, x = corner
@@ -89,7 +89,7 @@ def test_the_map_lies_on_the_bright_square(finder, corner):
 
 def test_the_overlay_is_the_picture_with_the_map_in_colour(finder):
     image = picture(np.random.default_rng(3), (4, 4))
-    cam = explain.class_map(finder, image, size=SIZE)
+    cam = gradcam.class_map(finder, image, size=SIZE)
     assert cam.heat.shape == (SIZE, SIZE) and cam.heat.dtype == np.float32
     assert cam.heat.min() >= 0 and cam.heat.max() <= 1 and cam.heat.max() > 0.99  # scaled to fill [0, 1]
     assert cam.overlay.shape == (SIZE, SIZE, 3) and cam.overlay.dtype == np.uint8
@@ -101,7 +101,7 @@ def test_the_overlay_is_the_picture_with_the_map_in_colour(finder):
 
 def test_asking_for_another_class_explains_that_class(finder):
     image = picture(np.random.default_rng(4), (10, 10))
-    square, nothing = (explain.class_map(finder, image, size=SIZE, target=c) for c in (1, 0))
+    square, nothing = (gradcam.class_map(finder, image, size=SIZE, target=c) for c in (1, 0))
     assert (square.target, nothing.target) == (1, 0)
     assert square.probability + nothing.probability == pytest.approx(1, abs=1e-5)
     assert not np.allclose(square.heat, nothing.heat)
@@ -119,7 +119,7 @@ def test_cnn_backbones_are_mapped_at_their_last_body_group(name, size, group, gr
     image = np.random.default_rng(0).integers(0, 256, (80, 120, 3), dtype=np.uint8)
     with torch.no_grad():
         before = model(torch.zeros(1, 3, size, size))
-    cam = explain.class_map(model, image, size=size, target=2)
+    cam = gradcam.class_map(model, image, size=size, target=2)
     assert (cam.group, cam.grid, cam.target) == (group, grid, 2)
     assert cam.heat.shape == (size, size) and 0 <= cam.heat.min() <= cam.heat.max() <= 1
     assert cam.overlay.shape == (size, size, 3) and cam.overlay.dtype == np.uint8
@@ -136,7 +136,7 @@ def test_a_transformer_is_mapped_where_its_patch_tokens_still_count():
     gradient (an all-zero map); one group earlier they do, laid out as the patch grid."""
     model = catalog.build_model("vit_b_16", 2, pretrained=False, image_size=64).eval()
     image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    cam = explain.class_map(model, image, size=64)
+    cam = gradcam.class_map(model, image, size=64)
     assert cam.group == "blocks6-8" and cam.grid == (4, 4)
     assert cam.heat.shape == (64, 64) and cam.heat.max() > 0.99
 
@@ -145,7 +145,7 @@ def test_a_one_cell_feature_map_gives_a_flat_map_not_nan():
     """studio_resnet at 16 px ends in a 1 x 1 feature map: nothing can stand out, and the map
     says so by being zero everywhere (the page then calls it flat), never NaN."""
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=16).eval()
-    cam = explain.class_map(model, np.full((20, 20, 3), 128, np.uint8), size=16)
+    cam = gradcam.class_map(model, np.full((20, 20, 3), 128, np.uint8), size=16)
     assert cam.grid == (1, 1) and cam.heat.shape == (16, 16)
     assert np.isfinite(cam.heat).all() and cam.heat.max() == 0
 
@@ -157,5 +157,5 @@ def test_the_map_needs_no_package_beyond_torch(finder, monkeypatch):
 
     for name in ("pytorch_grad_cam", "cv2", "matplotlib", "ttach", "captum"):
         monkeypatch.setitem(sys.modules, name, None)  # `import name` now raises ImportError
-    cam = explain.class_map(finder, picture(np.random.default_rng(5), (12, 6)), size=SIZE)
+    cam = gradcam.class_map(finder, picture(np.random.default_rng(5), (12, 6)), size=SIZE)
     assert cam.target == 1 and cam.heat.max() > 0.99

@@ -7,7 +7,7 @@ learner's language with the probes' accuracies, and the gap between pretrained a
 features said in words; after a fine-tune on the same data the fine-tuned body is the third
 panel; a failure is said in words with a way to try again, never a traceback.
 
-The forward passes are replaced by a stub view (tlcore.lab.embedding is tested for real in
+The forward passes are replaced by a stub view (tlcore.explain.feature_space is tested for real in
 tests/test_embedding.py), so these tests check the page, in seconds.
 """
 
@@ -24,17 +24,17 @@ from streamlit.testing.v1 import AppTest
 
 from tests.helpers.apptest import app, job_of, ok, wait_until_done
 from tests.helpers.fakes import fake_run
-from tlcore.lab import embedding
+from tlcore.explain import feature_space
 from tlcore.models import catalog
 from tlcore.serve.jobs import JobQueue
 from tlcore.train import finetuned
 
 ROOT = Path(__file__).resolve().parent.parent
 FASHION = ("T-shirt/top", "Trouser", "Pullover")
-ASKED: list[embedding.Request] = []
+ASKED: list[feature_space.Request] = []
 
 
-def stub_view(request: embedding.Request, finetuned=None) -> embedding.FeatureView:
+def stub_view(request: feature_space.Request, finetuned=None) -> feature_space.FeatureView:
     """A view with the shape of the real one: 3 classes x 4 examples, PCA, 2 or 3 bodies."""
     ASKED.append(request)
     rng = np.random.default_rng(0)
@@ -42,7 +42,7 @@ def stub_view(request: embedding.Request, finetuned=None) -> embedding.FeatureVi
     assert (finetuned is not None) == bool(request.finetuned_id)  # the page passes the learner's model along
     kinds = {"pretrained": 0.8, "random": 0.5} | ({"finetuned": 0.9} if request.finetuned_id else {})
     spaces = {
-        kind: embedding.Space(
+        kind: feature_space.Space(
             kind,
             rng.normal(size=(12, 2)).astype(np.float32),
             acc,
@@ -55,7 +55,7 @@ def stub_view(request: embedding.Request, finetuned=None) -> embedding.FeatureVi
         for kind, acc in kinds.items()
     }
     if request.task == "text":
-        return embedding.FeatureView(
+        return feature_space.FeatureView(
             "text",
             request.dataset,
             ("negative", "positive", "neutral"),
@@ -66,16 +66,16 @@ def stub_view(request: embedding.Request, finetuned=None) -> embedding.FeatureVi
             texts=tuple(f"sentence {i}" for i in range(12)),
             timings={"total_s": 1.5},
         )
-    thumbs = np.full((12, embedding.THUMB_PX, embedding.THUMB_PX, 3), 128, np.uint8)
-    return embedding.FeatureView(
+    thumbs = np.full((12, feature_space.THUMB_PX, feature_space.THUMB_PX, 3), 128, np.uint8)
+    return feature_space.FeatureView(
         "image", request.dataset, FASHION, labels, spaces, request.method, 6, thumbs=thumbs, timings={"total_s": 1.5}
     )
 
 
 @pytest.fixture(autouse=True)
 def stub_worker(monkeypatch):
-    spaces = embedding.FeatureSpaces(stub_view, nice=0)
-    monkeypatch.setattr(embedding, "shared_spaces", lambda: spaces)
+    spaces = feature_space.FeatureSpaces(stub_view, nice=0)
+    monkeypatch.setattr(feature_space, "shared_spaces", lambda: spaces)
     ASKED.clear()
     yield spaces
 
@@ -206,7 +206,7 @@ def test_a_failed_view_is_said_in_words_and_can_be_tried_again(stub_worker, monk
     def failing_once(request):
         calls.append(request)
         if len(calls) == 1:
-            raise embedding.FinetunedGone("gone")
+            raise feature_space.FinetunedGone("gone")
         return stub_view(request)
 
     monkeypatch.setattr(stub_worker, "_compute", failing_once)
@@ -234,11 +234,11 @@ def test_one_learner_holds_one_place_in_the_feature_worker_and_a_classmate_gets_
     240 s: now each learner waits for one view at a time."""
     import threading
 
-    from studio.feature_space import OneAtATime, start_for
+    from studio.feature_space_panel import OneAtATime, start_for
 
     gate = threading.Event()
-    spaces = embedding.FeatureSpaces(lambda request: gate.wait(30) and None, max_waiting=2, nice=0)
-    views = [embedding.Request("image", "studio_resnet", "digits", per_class, 2, 16) for per_class in (3, 4, 5)]
+    spaces = feature_space.FeatureSpaces(lambda request: gate.wait(30) and None, max_waiting=2, nice=0)
+    views = [feature_space.Request("image", "studio_resnet", "digits", per_class, 2, 16) for per_class in (3, 4, 5)]
     assert start_for("hog", views[0], None, spaces).state == "running"
     assert start_for("hog", views[0], None, spaces).state == "running"  # the same view again: no new place
     with pytest.raises(OneAtATime):

@@ -14,8 +14,8 @@ from PIL import Image
 
 from tests.helpers.fakes import png_claiming
 from tlcore.data import datasets, images
+from tlcore.data.image_zip import UploadError, read_zip
 from tlcore.models import catalog
-from tlcore.serve.uploads import UploadError, read_zip
 
 POSTSCRIPT = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\nshowpage\n"
 
@@ -135,7 +135,7 @@ def test_loaded_datasets_are_kept_within_a_byte_budget(monkeypatch):
 
 
 def test_an_upload_is_refused_once_it_has_decoded_its_pixel_budget():
-    from tlcore.serve.uploads import UploadLimits
+    from tlcore.data.image_zip import UploadLimits
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:

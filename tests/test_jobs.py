@@ -11,7 +11,7 @@ import pytest
 from tests.helpers.fakes import make_run, wait_for
 from tlcore import serve
 from tlcore.core.events import Cancelled, Done
-from tlcore.serve import jobs, process
+from tlcore.serve import jobs, machine
 from tlcore.serve.jobs import JobLimitError, JobQueue
 from tlcore.train.config import RunConfig
 from tlcore.train.device import lower_thread_priority
@@ -191,7 +191,7 @@ def test_one_worker_per_gpu_each_pinned_to_its_own_and_running_at_once(monkeypat
             both.set()
         both.wait(10)  # returns at once when two runs train at the same time
 
-    monkeypatch.setattr(process, "local_gpus", lambda: 2)
+    monkeypatch.setattr(machine, "local_gpus", lambda: 2)
     queue = serve.server_queue(run_fn=run, pin=pin)
     assert len(queue._threads) == 2
     a, b = queue.submit(RunConfig(), owner="a"), queue.submit(RunConfig(), owner="b")
@@ -252,7 +252,7 @@ def test_100_queued_jobs_run_first_in_first_out_apart_from_the_teachers():
 
 def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
     from tlcore.core.messages import LearnerError
-    from tlcore.serve.caps import Caps
+    from tlcore.serve.class_limits import Caps
 
     q = JobQueue(lambda *a: None, caps=Caps(max_epochs=5, max_image_size=96))
     with pytest.raises(LearnerError, match="up to 5") as refused:
@@ -264,7 +264,7 @@ def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
 
 
 def test_a_run_past_the_time_limit_is_stopped_and_says_why():
-    from tlcore.serve.caps import Caps
+    from tlcore.serve.class_limits import Caps
 
     def endless(config, emit, should_stop):
         step = 0
@@ -359,7 +359,7 @@ def _rss_mb() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
-@pytest.mark.skipif(process._MALLOC_TRIM is None, reason="glibc's malloc_trim is what gives freed heap back")
+@pytest.mark.skipif(machine._MALLOC_TRIM is None, reason="glibc's malloc_trim is what gives freed heap back")
 def test_a_finished_job_gives_its_freed_heap_back_to_the_system():
     import numpy as np
 
@@ -491,7 +491,7 @@ def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
 def test_one_run_per_client_address_where_the_class_file_says_so():
     """Three cookies from one address held three places; with `one_run_per_address` the second
     is refused. An unknown address (None: this machine, no request) is allowed, and so is the teacher."""
-    from tlcore.serve.caps import Caps
+    from tlcore.serve.class_limits import Caps
     from tlcore.serve.jobs import AddressLimitError
 
     gate = threading.Event()

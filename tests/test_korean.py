@@ -131,10 +131,10 @@ def test_a_refused_upload_and_its_skipped_files_are_explained_in_korean():
 
 def test_the_class_page_is_korean_for_the_teacher_too(monkeypatch):
     """Locked and unlocked (the job list, the share link's explanation), with a run listed."""
-    from tlcore.serve import caps
+    from tlcore.serve import class_limits
 
     monkeypatch.setenv("TLS_TEACHER_SECRET", "a-teacher-secret")
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
     try:
         at = app("pages/3_finetune.py")
         at.button(key="start").click().run()
@@ -150,7 +150,7 @@ def test_the_class_page_is_korean_for_the_teacher_too(monkeypatch):
         assert any("교사 모드" in s.value for s in at.success)
         assert english_in(at) == []
     finally:
-        caps.load.cache_clear()
+        class_limits.load.cache_clear()
 
 
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["tlcore/core", "tlcore/data", "tlcore/models", "tlcore/train", "tlcore/lab", "tlcore/serve", "studio"]
+PACKAGES = [
+    "tlcore/core",
+    "tlcore/data",
+    "tlcore/models",
+    "tlcore/train",
+    "tlcore/lab",
+    "tlcore/serve",
+    "tlcore/takehome",
+    "studio",
+]
 
 
 def layout_rows() -> dict[str, str]:
@@ -106,6 +115,8 @@ PACKAGES = {
     "tlcore.train": r"tlcore\.train\b",
     "tlcore.serve": r"tlcore\.serve\b",
     "tlcore.lab": r"tlcore\.lab\b",
+    "tlcore.takehome": r"tlcore\.takehome\b",
+    "tlcore.explain": r"tlcore\.explain\b",
     "studio": r"^\s*(from|import) studio\b",
     "pages": r"pages/\d_\w+\.py",
 }

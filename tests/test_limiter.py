@@ -1,9 +1,9 @@
-"""The teacher's secret cannot be guessed at speed (tlcore.serve.limiter): the count is per client
+"""The teacher's secret cannot be guessed at speed (tlcore.serve.guess_limiter): the count is per client
 address and per server, never per cookie, waits grow, and memory stays bounded."""
 
 from __future__ import annotations
 
-from tlcore.serve.limiter import GuessLimiter
+from tlcore.serve.guess_limiter import GuessLimiter
 
 
 class Clock:

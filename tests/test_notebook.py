@@ -1,4 +1,4 @@
-"""The take-home notebook (tlcore.serve.notebook): the learner's run again, in plain PyTorch.
+"""The take-home notebook (tlcore.takehome.notebook): the learner's run again, in plain PyTorch.
 
 Contracts: executed headless (nbclient, a real Jupyter kernel) on a tiny run it trains, draws
 its curves and reaches the studio's accuracy on the same seed; with the studio's one special
@@ -19,7 +19,7 @@ import pytest
 from tlcore import cli
 from tlcore.core.events import EvalEvent
 from tlcore.core.messages import LearnerError
-from tlcore.serve import notebook, notebook_cells, takehome
+from tlcore.takehome import model_files, notebook, notebook_cells
 from tlcore.train.config import RunConfig
 from tlcore.train.recipe import run
 
@@ -48,7 +48,7 @@ def studio_run():
     events = []
     result = run(TINY, events.append)
     entry = result.model.on_cpu()
-    return result, [e for e in events if isinstance(e, EvalEvent)], entry, takehome.describe(entry, result)
+    return result, [e for e in events if isinstance(e, EvalEvent)], entry, model_files.describe(entry, result)
 
 
 def _cells(nb, **settings) -> list[str]:
@@ -72,7 +72,7 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
     monkeypatch.delenv("MPLBACKEND", raising=False)
 
     result, _, _, meta = studio_run
-    nb = notebook.build(meta, lang="en", metrics=takehome.card_metrics(result))
+    nb = notebook.build(meta, lang="en", metrics=model_files.card_metrics(result))
     nbformat.validate(nb)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = {tag: cell.outputs for cell in nb.cells for tag in cell.metadata.get("tags", [])}
@@ -91,7 +91,7 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
 @pytest.mark.slow
 def test_with_the_studios_depthwise_gradient_it_is_the_studios_run_step_for_step(studio_run):
     result, evals, _, meta = studio_run
-    sources = _cells(notebook.build(meta, metrics=takehome.card_metrics(result)))
+    sources = _cells(notebook.build(meta, metrics=model_files.card_metrics(result)))
     model_cell = next(i for i, s in enumerate(sources) if "# The new head" in s)
     sources[model_cell] = sources[model_cell].replace(
         "\n# The new head", "\nfrom tlcore.models import depthwise\ndepthwise.speed_up(net)\n# The new head"
@@ -107,7 +107,7 @@ def test_with_the_studios_depthwise_gradient_it_is_the_studios_run_step_for_step
 
 def test_it_evaluates_the_downloaded_weights_to_the_studios_accuracy(studio_run, tmp_path):
     result, _, entry, meta = studio_run
-    takehome.save(entry, tmp_path, parts=("weights",))
+    model_files.save(entry, tmp_path, parts=("weights",))
     weights = str(tmp_path / "model.safetensors")
     scope = _run_in_process(_cells(notebook.build(meta), USE_EXPORTED_WEIGHTS=True, WEIGHTS=weights))
     assert scope["history"] is None  # nothing trained
@@ -116,7 +116,7 @@ def test_it_evaluates_the_downloaded_weights_to_the_studios_accuracy(studio_run,
 
 def test_a_korean_learner_gets_the_explanations_in_korean_and_the_same_code(studio_run):
     result, _, _, meta = studio_run
-    en, ko = (notebook.build(meta, lang=lang, metrics=takehome.card_metrics(result)) for lang in ("en", "ko"))
+    en, ko = (notebook.build(meta, lang=lang, metrics=model_files.card_metrics(result)) for lang in ("en", "ko"))
     assert [c.source for c in en.cells if c.cell_type == "code"] == [c.source for c in ko.cells if c.cell_type == "code"]
     korean = [c.source for c in ko.cells if c.cell_type == "markdown"]
     assert len(korean) == len([c for c in en.cells if c.cell_type == "markdown"]) == 9
@@ -140,7 +140,7 @@ def test_a_run_it_cannot_rebuild_is_refused_in_words(studio_run, backbone, datas
 
 def test_the_cli_writes_the_notebook_beside_a_saved_model(studio_run, tmp_path, capsys):
     result, _, entry, _ = studio_run
-    takehome.save(entry, tmp_path, parts=("weights",), metrics=result)
+    model_files.save(entry, tmp_path, parts=("weights",), metrics=result)
     assert cli.main(["notebook", "--model", str(tmp_path), "--lang", "ko"]) == 0
     nb = nbformat.read(tmp_path / notebook.NAME, as_version=4)
     nbformat.validate(nb)

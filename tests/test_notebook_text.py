@@ -1,4 +1,4 @@
-"""The take-home notebook of a text run (tlcore.serve.notebook_text): the run again in plain
+"""The take-home notebook of a text run (tlcore.takehome.notebook_text): the run again in plain
 PyTorch + transformers (+ peft for LoRA).
 
 Contracts: executed headless (nbclient, a real Jupyter kernel) it trains a tiny BERT run, draws
@@ -22,7 +22,7 @@ from tests.test_notebook import _cells_of, _run_in_process
 from tlcore import cli
 from tlcore.core.events import EvalEvent
 from tlcore.core.messages import LearnerError
-from tlcore.serve import notebook, notebook_cells, notebook_text, takehome
+from tlcore.takehome import model_files, notebook, notebook_cells, notebook_text
 from tlcore.train.config import RunConfig
 from tlcore.train.recipe import load_run_data, run
 
@@ -66,7 +66,7 @@ def _studio(config: RunConfig):
     result = run(config, events.append)
     assert result is not None, events[-1]
     entry = result.model.on_cpu()
-    return result, [e for e in events if isinstance(e, EvalEvent)], entry, takehome.describe(entry, result)
+    return result, [e for e in events if isinstance(e, EvalEvent)], entry, model_files.describe(entry, result)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
 
     monkeypatch.delenv("MPLBACKEND", raising=False)  # as in tests/test_notebook.py: a learner's Jupyter has none
     result, _, _, meta = studio_run
-    nb = notebook.build(meta, lang="en", metrics=takehome.card_metrics(result))
+    nb = notebook.build(meta, lang="en", metrics=model_files.card_metrics(result))
     nbformat.validate(nb)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = {tag: cell.outputs for cell in nb.cells for tag in cell.metadata.get("tags", [])}
@@ -120,7 +120,7 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
 def test_in_process_it_is_the_studios_run_bit_for_bit(model_dirs, family, strategy):
     config = _tiny(model_dirs[family], strategy)
     result, evals, _, meta = _studio(config)
-    scope = _run_in_process(_cells(notebook.build(meta, metrics=takehome.card_metrics(result))))
+    scope = _run_in_process(_cells(notebook.build(meta, metrics=model_files.card_metrics(result))))
     history = scope["history"]
     # Exactly: the same operations on the same numbers in the same order (one kernel, one thread count).
     assert history["val/loss"] == [e.val_loss for e in evals]
@@ -141,21 +141,21 @@ def test_in_process_it_is_the_studios_run_bit_for_bit(model_dirs, family, strate
 def test_lora_adapters_are_the_studios_too(model_dirs, family, tmp_path):
     pytest.importorskip("peft")
     result, evals, entry, meta = _studio(_tiny(model_dirs[family], "lora"))
-    scope = _run_in_process(_cells(notebook.build(meta, metrics=takehome.card_metrics(result))))
+    scope = _run_in_process(_cells(notebook.build(meta, metrics=model_files.card_metrics(result))))
     assert scope["history"]["val/loss"] == [e.val_loss for e in evals]
     assert scope["GROUPS"] == ["pretrained", "layer0", "layer1", "head"]
     assert all(n != n for n in scope["history"]["grad_norm/pretrained"])  # the pretrained weights never train
     assert all(n > 0 for n in scope["history"]["grad_norm/layer1"])  # the adapters do
     assert scope["trainable"] == result.trainable_params and scope["total"] == result.total_params
     # the downloaded weights, adapters included, load by name into the notebook's model
-    takehome.save(entry, tmp_path, parts=("weights",))
+    model_files.save(entry, tmp_path, parts=("weights",))
     scope = _run_in_process(_cells(notebook.build(meta), USE_EXPORTED_WEIGHTS=True, WEIGHTS=str(tmp_path / "model.safetensors")))
     assert scope["history"] is None and scope["val_acc"] == pytest.approx(result.val_acc, abs=1e-6)
 
 
 def test_it_evaluates_the_downloaded_weights_to_the_studios_accuracy(studio_run, tmp_path):
     result, _, entry, meta = studio_run
-    takehome.save(entry, tmp_path, parts=("weights",))
+    model_files.save(entry, tmp_path, parts=("weights",))
     scope = _run_in_process(_cells(notebook.build(meta), USE_EXPORTED_WEIGHTS=True, WEIGHTS=str(tmp_path / "model.safetensors")))
     assert scope["history"] is None  # nothing trained
     assert scope["val_acc"] == pytest.approx(result.val_acc, abs=1e-6)
@@ -164,7 +164,7 @@ def test_it_evaluates_the_downloaded_weights_to_the_studios_accuracy(studio_run,
 
 def test_a_korean_learner_gets_the_explanations_in_korean_and_the_same_code(studio_run):
     result, _, _, meta = studio_run
-    en, ko = (notebook.build(meta, lang=lang, metrics=takehome.card_metrics(result)) for lang in ("en", "ko"))
+    en, ko = (notebook.build(meta, lang=lang, metrics=model_files.card_metrics(result)) for lang in ("en", "ko"))
     assert [c.source for c in en.cells if c.cell_type == "code"] == [c.source for c in ko.cells if c.cell_type == "code"]
     korean = [c.source for c in ko.cells if c.cell_type == "markdown"]
     assert len(korean) == len([c for c in en.cells if c.cell_type == "markdown"]) == 10
@@ -180,7 +180,7 @@ def test_the_text_lessons_have_the_same_sections_in_both_languages():
 
 def test_a_text_run_it_cannot_carry_is_refused_in_words(studio_run, tmp_path):
     meta = studio_run[3]
-    assert notebook.supported(meta)  # what the download offers the button by (studio.takeaway)
+    assert notebook.supported(meta)  # what the download offers the button by (studio.takehome)
     many = dict(meta, config=dict(meta["config"], per_class=5000), metrics={})
     gone = dict(meta, config=dict(meta["config"], dataset="text_csv", data_root=str(tmp_path / "deleted.csv")))
     for refused, key in ((many, "notebook.text_too_big"), (gone, "notebook.text_data_gone")):
@@ -194,7 +194,7 @@ def test_a_text_run_it_cannot_carry_is_refused_in_words(studio_run, tmp_path):
 
 def test_the_cli_writes_a_text_runs_notebook_beside_its_saved_model(studio_run, tmp_path):
     result, _, entry, _ = studio_run
-    takehome.save(entry, tmp_path, parts=("weights",), metrics=result)
+    model_files.save(entry, tmp_path, parts=("weights",), metrics=result)
     assert cli.main(["notebook", "--model", str(tmp_path), "--lang", "ko"]) == 0
     nb = nbformat.read(tmp_path / notebook.NAME, as_version=4)
     nbformat.validate(nb)

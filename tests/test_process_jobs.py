@@ -133,7 +133,7 @@ def test_the_server_trains_in_processes_only_when_asked(monkeypatch):
     from tlcore.serve.jobs import JobQueue
 
     monkeypatch.delenv("TLS_RAY_ADDRESS", raising=False)
-    monkeypatch.setattr(serve.process, "local_gpus", lambda: 0)
+    monkeypatch.setattr(serve.machine, "local_gpus", lambda: 0)
     monkeypatch.delenv("TLS_TRAIN_IN_PROCESS", raising=False)
     plain = serve.server_queue()
     assert type(plain) is JobQueue and plain.trains_here

@@ -11,9 +11,9 @@ import torch
 from tests.helpers.fakes import wait_for
 from tlcore.core.events import Done, RunResult, Started
 from tlcore.models import catalog
-from tlcore.serve.caps import Caps
+from tlcore.serve.class_limits import Caps
 from tlcore.serve.jobs import JobQueue
-from tlcore.serve.shelf import Shelf
+from tlcore.serve.kept_models import Shelf
 from tlcore.train.config import RunConfig
 from tlcore.train.finetuned import Finetuned, model_bytes
 

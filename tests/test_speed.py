@@ -11,7 +11,7 @@ import torch
 
 from tlcore.data import datasets, sources
 from tlcore.models import catalog
-from tlcore.serve import process
+from tlcore.serve import machine
 from tlcore.train import forgetting, strategies, trainer
 from tlcore.train.config import RunConfig
 from tlcore.train.precision import autocast_for
@@ -87,7 +87,7 @@ def test_forgetting_scores_photos_in_small_batches_with_the_answers_of_one_pass(
 
 
 def test_freed_tensor_memory_is_reused_without_faulting_pages_in_again():
-    if not process.keep_freed_memory():
+    if not machine.keep_freed_memory():
         pytest.skip("not glibc: nothing to set")
     pages, faults = 48 * 2**20 // resource.getpagesize(), []
     for _ in range(6):
@@ -144,8 +144,8 @@ def test_a_cpu_queue_keeps_freed_memory_while_it_trains_and_gives_glibc_its_own_
     from tlcore.serve.jobs import JobQueue
 
     calls, trims = [], []
-    monkeypatch.setattr(process, "keep_freed_memory", lambda keep=True: calls.append(keep) or True)
-    monkeypatch.setattr(process, "return_freed_memory", lambda: trims.append(len(calls)))
+    monkeypatch.setattr(machine, "keep_freed_memory", lambda keep=True: calls.append(keep) or True)
+    monkeypatch.setattr(machine, "return_freed_memory", lambda: trims.append(len(calls)))
     q = JobQueue(make_run(steps=3, delay=0.01), cpu=cores.plan(2, workers=1, threads=1))
     for owner in ("a", "b"):
         job = q.submit(RunConfig(), owner=owner)

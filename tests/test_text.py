@@ -21,7 +21,7 @@ from tlcore.data import datasets
 from tlcore.data import text as text_data
 from tlcore.data.text_source import TextSource
 from tlcore.models import catalog
-from tlcore.models import text as models
+from tlcore.models import text_backbones as models
 from tlcore.models.fill_mask import fill_mask
 from tlcore.train import recipe, strategies, trainer
 from tlcore.train.config import RunConfig
@@ -87,7 +87,7 @@ def test_registry_has_the_required_text_backbones_and_datasets():
         assert required in names
     assert {"sentiment_en", "sentiment_ko", "text_csv", "sst2", "nsmc"} <= set(catalog.dataset_names(task="text"))
     assert catalog.backbone("bert_tiny").extra["hub_id"] == "prajjwal1/bert-tiny"
-    with pytest.raises(ValueError, match="through tlcore.models.text"):
+    with pytest.raises(ValueError, match="through tlcore.models.text_backbones"):
         catalog.build_model("bert_tiny", 2, pretrained=False)
 
 
@@ -301,7 +301,7 @@ def test_saved_folder_and_prefilled_cache_load_offline(tiny_dirs, tmp_path):
     (tmp_path / "hub" / "models--prajjwal1--bert-tiny" / "refs").mkdir()
     (tmp_path / "hub" / "models--prajjwal1--bert-tiny" / "refs" / "main").write_text("0" * 40)
     code = textwrap.dedent("""
-        from tlcore.models import text as models
+        from tlcore.models import text_backbones as models
         m = models.build_text_model("bert_tiny", 2, pretrained=True)
         print("groups", ",".join(m.group_names), models.is_cached("bert_tiny"), models.is_cached("bert_base"))
         try:

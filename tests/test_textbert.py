@@ -23,7 +23,7 @@ from tlcore.data import corpora
 from tlcore.data.text import TextDataUnavailable
 from tlcore.lab import pretrain_text as pretrain
 from tlcore.models import catalog
-from tlcore.models import text as models
+from tlcore.models import text_backbones as models
 from tlcore.models.fill_mask import fill_mask
 from tlcore.serve.jobs import JobQueue
 from tlcore.train import mlm, recipe, strategies
@@ -326,10 +326,10 @@ def page(monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: name in ("studio_bert", "minilm_l6"))
-    from studio import text_ui
+    from studio import text_widgets
 
     st.cache_data.clear()
-    for cached in (text_ui.masked_lm, text_ui.tokenizer_of, text_ui.param_counts):
+    for cached in (text_widgets.masked_lm, text_widgets.tokenizer_of, text_widgets.param_counts):
         cached.clear()  # cache_resource: another test's model under the same name would answer
     return app("pages/5_text.py", run_fn=fake_live, timeout=120)
 

@@ -1,4 +1,4 @@
-"""Contracts of the zip upload reader (tlcore.serve.uploads): what it refuses, what it skips.
+"""Contracts of the zip upload reader (tlcore.data.image_zip): what it refuses, what it skips.
 
 Every zip here is built in memory from tiny images, so the file runs in a second.
 """
@@ -17,7 +17,7 @@ from PIL import Image
 
 from tests.helpers.apptest import camera_page, counts, shoot, strings, upload_page
 from tests.helpers.fakes import png_claiming, zip_of
-from tlcore.serve.uploads import UploadError, UploadLimits, read_zip
+from tlcore.data.image_zip import UploadError, UploadLimits, read_zip
 
 
 def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (12, 10)) -> bytes:
@@ -120,11 +120,11 @@ def test_a_header_that_understates_the_size_is_caught_while_reading():
     # Edit the central directory so cats/0.png claims to be 10 bytes long.
     with zipfile.ZipFile(io.BytesIO(archive_bytes)) as archive:
         info = archive.getinfo("cats/0.png")
-        from tlcore.serve import uploads
+        from tlcore.data import image_zip
 
         info.file_size = 10
-        with pytest.raises(uploads._SkipImage):
-            uploads._read_capped(archive, info, cap=1024)
+        with pytest.raises(image_zip._SkipImage):
+            image_zip._read_capped(archive, info, cap=1024)
 
 
 def test_skips_and_lists_corrupt_and_non_image_files():
@@ -248,7 +248,7 @@ def test_an_upload_folder_is_private_random_and_cleaned_up(tmp_path):
     import gc
     import stat as st_mode
 
-    from tlcore.serve.uploads import UploadFolder
+    from tlcore.serve.upload_folders import UploadFolder
 
     a, b = UploadFolder(tmp_path), UploadFolder(tmp_path)
     assert a.path != b.path and a.path.name.startswith("tlstudio-up-")
@@ -269,7 +269,7 @@ def test_server_start_sweeps_folders_of_servers_that_are_gone(tmp_path):
     import subprocess
     import sys
 
-    from tlcore.serve.uploads import UploadFolder, sweep_stale
+    from tlcore.serve.upload_folders import UploadFolder, sweep_stale
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / "tlstudio-up-crashed"
@@ -296,7 +296,7 @@ def test_hidden_folders_are_skipped_as_the_run_skips_them_and_long_names_are_exp
 
 
 def test_a_session_folder_is_deleted_once_the_session_has_ended_and_its_run_is_done(tmp_path):
-    from tlcore.serve.uploads import UploadFolders
+    from tlcore.serve.upload_folders import UploadFolders
 
     now, connected, busy = [0.0], {"s1", "s2"}, set()
     folders = UploadFolders(
@@ -402,7 +402,7 @@ def test_a_killed_servers_folders_are_swept_even_when_a_restart_reuses_its_pid(t
     import sys
     import time
 
-    from tlcore.serve.uploads import UploadFolder, sweep_stale
+    from tlcore.serve.upload_folders import UploadFolder, sweep_stale
 
     me = os.getpid()
 
@@ -443,7 +443,7 @@ def test_a_killed_servers_folders_are_swept_even_when_a_restart_reuses_its_pid(t
 def test_a_closed_sessions_time_is_written_under_the_lock(tmp_path):
     import threading
 
-    from tlcore.serve.uploads import UploadFolders
+    from tlcore.serve.upload_folders import UploadFolders
 
     asked, holding = threading.Event(), threading.Event()
 
@@ -467,11 +467,10 @@ def test_a_closed_sessions_time_is_written_under_the_lock(tmp_path):
 
 
 def test_refuses_more_classes_than_the_class_allows_before_decoding_anything(monkeypatch):
-    from tlcore.data import datasets
-    from tlcore.serve import uploads
+    from tlcore.data import datasets, image_zip
 
     decoded = []
-    monkeypatch.setattr(uploads, "images_from_files", lambda *a, **k: decoded.append(1))
+    monkeypatch.setattr(image_zip, "images_from_files", lambda *a, **k: decoded.append(1))
     files = {f"c{i:03d}/x.png": png_bytes((i, 0, 0)) for i in range(101)}
     with pytest.raises(UploadError) as refused:
         read_zip(make_zip(files), image_size=16)
@@ -495,7 +494,7 @@ def test_a_csv_with_more_labels_than_the_class_allows_is_refused():
 
 def test_the_queue_refuses_a_folder_with_more_classes_than_the_class_allows(tmp_path):
     from tlcore.core.messages import LearnerError
-    from tlcore.serve.caps import Caps
+    from tlcore.serve.class_limits import Caps
     from tlcore.train.config import RunConfig
 
     for i in range(7):
@@ -514,7 +513,7 @@ def test_upload_bytes_are_bounded_per_session_and_for_the_whole_server(tmp_path)
     """Without a bound a 4 MB zip kept about 190 MB per session and six sessions held 1.1 GB."""
     import os
 
-    from tlcore.serve.uploads import UploadFolders
+    from tlcore.serve.upload_folders import UploadFolders
 
     folders = UploadFolders(is_connected=lambda s: True, base=tmp_path, session_mb=1.0, total_mb=2.5)
     one = folders.get("s1", "learner-1")
@@ -541,7 +540,7 @@ def test_one_person_with_many_tabs_or_cookies_cannot_fill_the_uploads_and_a_clas
     of the total is for a learner's first upload."""
     import os
 
-    from tlcore.serve.uploads import UploadFolders
+    from tlcore.serve.upload_folders import UploadFolders
 
     folders = UploadFolders(is_connected=lambda s: True, base=tmp_path, session_mb=1.5, total_mb=4.0, address_mb=2.0)
     mb = 2**20
@@ -569,11 +568,11 @@ def test_one_person_with_many_tabs_or_cookies_cannot_fill_the_uploads_and_a_clas
 
 
 def test_a_zip_over_the_sessions_upload_budget_is_refused_in_words_and_leaves_nothing(tmp_path, monkeypatch):
-    from tlcore.serve import caps
+    from tlcore.serve import class_limits
 
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.05\n", encoding="utf-8")
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
     try:
         rng = np.random.default_rng(0)
         files = {
@@ -588,7 +587,7 @@ def test_a_zip_over_the_sessions_upload_budget_is_refused_in_words_and_leaves_no
         folder = at.session_state["_uploads"].path
         assert not list(folder.glob("images-*"))  # refused before anything was written
     finally:
-        caps.load.cache_clear()
+        class_limits.load.cache_clear()
 
 
 def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
@@ -613,11 +612,11 @@ def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
 
 
 def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_told(tmp_path, monkeypatch):
-    from tlcore.serve import caps
+    from tlcore.serve import class_limits
 
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.0001\n", encoding="utf-8")  # 105 bytes
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
     try:
         at = camera_page()
         shoot(at, (200, 120, 40))
@@ -627,19 +626,19 @@ def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_tol
             i.value for i in at.info
         ]
     finally:
-        caps.load.cache_clear()
+        class_limits.load.cache_clear()
 
 
 def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_written(tmp_path, monkeypatch):
     from tests.helpers.apptest import text_app
-    from tlcore.models import text as models
-    from tlcore.serve import caps
+    from tlcore.models import text_backbones as models
+    from tlcore.serve import class_limits
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: False)
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.01\n", encoding="utf-8")  # 10 KB
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-    caps.load.cache_clear()
+    class_limits.load.cache_clear()
     try:
         at = text_app()
         at.radio(key="w:text_source").set_value("upload").run()
@@ -653,7 +652,7 @@ def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_writt
         assert "at most 0.01 MB" in said[0]
         assert not list(at.session_state["_uploads"].path.glob("text-*"))  # nothing written
     finally:
-        caps.load.cache_clear()
+        class_limits.load.cache_clear()
 
 
 def test_a_zip_of_very_many_empty_entries_is_refused_before_its_directory_is_read(monkeypatch):
@@ -662,7 +661,7 @@ def test_a_zip_of_very_many_empty_entries_is_refused_before_its_directory_is_rea
     import io
     import zipfile
 
-    from tlcore.serve.uploads import declared_bytes, read_zip
+    from tlcore.data.image_zip import declared_bytes, read_zip
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:

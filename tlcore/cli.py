@@ -35,11 +35,11 @@ COMMAND_MODULES = [
     "tlcore.lab.text_scale",
     "tlcore.lab.pretrain_vision",
     "tlcore.lab.experiments",
-    "tlcore.serve.estimate",
+    "tlcore.train.time_estimate",
     "tlcore.serve.store",
-    "tlcore.serve.upload_bench",
-    "tlcore.serve.takehome",
-    "tlcore.serve.notebook",
+    "tlcore.lab.upload_bench",
+    "tlcore.takehome.model_files",
+    "tlcore.takehome.notebook",
     "tlcore.lab.forgetting_experiment",
 ]  # every module with a register_cli(subparsers), once each; `python -m tlcore --help` lists in this order
 
@@ -68,7 +68,7 @@ def cmd_finetune(args) -> int:
         f = result.forgetting
         print(f"ImageNet photos recognised through the old head: {f['before']}/{f['total']} pretrained, {f['after']} now")
     if args.save_model:
-        from tlcore.serve import takehome
+        from tlcore.takehome import model_files as takehome
 
         sizes = takehome.save(result.model.on_cpu(), args.save_model, metrics=result)  # no server: the run's own model
         print(f"wrote {args.save_model}: " + ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in sizes.items()))
@@ -130,7 +130,7 @@ def cmd_prefetch(args) -> int:
         try:
             spec = catalog.backbone(name)
             if spec.family == "text":
-                from tlcore.models.text import prefetch_text
+                from tlcore.models.text_backbones import prefetch_text
 
                 print(prefetch_text([name]))
             elif spec.pretrained_on == "synthetic":

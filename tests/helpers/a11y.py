@@ -150,7 +150,7 @@ def from_the_top(page, key: str) -> None:
     )
 
 
-# Every sentence put in the page's live regions, in order (studio.frame.PAGE_JS makes them).
+# Every sentence put in the page's live regions, in order (studio.page_frame.PAGE_JS makes them).
 LISTEN_JS = """() => {
     window.__said = [];
     for (const id of ['tls-live', 'tls-alert']) {

@@ -116,7 +116,7 @@ def strings(lang: str) -> dict:
 
 
 def charts(at: AppTest) -> list:
-    """The page's Plotly charts, without the frame's hidden empty one (studio.frame.load_charts_early)."""
+    """The page's Plotly charts, without the frame's hidden empty one (studio.page_frame.load_charts_early)."""
     return [c for c in at.get("plotly_chart") if c.key != "charts_early"]
 
 

@@ -5,7 +5,7 @@ features, pretrained templates, charts, feature spaces) must have a bound, and t
 goes first. `LRU` is that one shape, thread-safe, bounded by a count (each entry weighs 1) or by
 bytes (`weigh=tensor_bytes`); `tensor_bytes` is the one place tensors' sizes are added up.
 
-Not for: what a learner keeps with rules of their own (tlcore.serve.shelf: per learner and in all).
+Not for: what a learner keeps with rules of their own (tlcore.serve.kept_models: per learner and in all).
 """
 
 from __future__ import annotations

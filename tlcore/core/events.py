@@ -111,7 +111,7 @@ class RunResult:
     blocks: int | None = None  # mlm: training blocks
     params: int | None = None  # mlm: the model's parameters
     sentence: str | None = None  # mlm: the sentence whose guesses were shown
-    model_id: str | None = None  # the server's id of the kept model (tlcore.serve.shelf)
+    model_id: str | None = None  # the server's id of the kept model (tlcore.serve.kept_models)
     extra: dict[str, Any] = field(default_factory=dict)  # anything else (tests, older stored runs)
     model: Any = field(default=None, repr=False, compare=False)
 

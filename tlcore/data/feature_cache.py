@@ -14,7 +14,7 @@ Bounded by bytes (`TLS_FEATURE_CACHE_MB`, 256 MB by default; least recently used
 the tensors are shared read-only by the runs that use them (sources index into them, never
 write). Hashing costs about 1 ms per MB (the default demo: 11 MB of images, 0.2 MB of weights).
 
-Not for: models (tlcore.serve.shelf) or the feature-space views (tlcore.lab.embedding).
+Not for: models (tlcore.serve.kept_models) or the feature-space views (tlcore.explain.feature_space).
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ class BatchSource(Protocol):
 
 # ----------------------------------------------------------------------------- the cached-prefix rule
 # One rule, read by the trainer (what it asks a source to cache), by the sources (what they
-# cache) and by the time estimate (tlcore.serve.estimate: what a run will cost).
+# cache) and by the time estimate (tlcore.train.time_estimate: what a run will cost).
 
 
 def frozen_prefix(groups: list[str], frozen_all_run, *, cache_features: bool = True, bn_frozen_eval: bool = True) -> int:

@@ -11,7 +11,7 @@ The order inside an epoch stays random (each chunk is a random sample) while the
 per batch is close to none. Implements the batch-source contract of tlcore.train.trainer:
 n_train, n_val, val_y, prepare, train_batches, eval_batches, forward.
 
-Not for: reading files (tlcore.data.text) or models (tlcore.models.text).
+Not for: reading files (tlcore.data.text) or models (tlcore.models.text_backbones).
 """
 
 from __future__ import annotations

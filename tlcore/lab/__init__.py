@@ -1,6 +1,7 @@
-"""Experiments and measurements that turn the lessons' claims into numbers (`experiments`,
-`forgetting_experiment`, the benchmarks, the offline pretraining of the studio's own models, the
-committed results as page 4 reads them: `report`). Two of its modules also answer pages at request
-time: the feature space (`embedding`) and Grad-CAM (`explain`); issue 33 asks for them to move
-beside the server's other request-time work.
+"""Experiments and measurements that turn the lessons' claims into numbers: the matrix and
+transfer depth (`experiments`), forgetting over strategies and seeds (`forgetting_experiment`), the
+benchmarks (`bench`, `text_bench`, `text_scale`), the offline pretraining of the studio's own models
+(`pretrain_vision`, `pretrain_text`) and the committed results as page 4 reads them (`committed_results`).
+Each is a command (`python -m tlcore ...`) with committed results; none answers a page at request
+time (tlcore.explain, tlcore.serve).
 """

@@ -24,7 +24,7 @@ from tlcore.train.device import describe_device, pick_device
 
 def run_ours(name: str, data, *, epochs: int, batch_size: int, lr: float, device, seed: int) -> dict:
     from tlcore.data.text_source import TextSource
-    from tlcore.models.text import build_text_model
+    from tlcore.models.text_backbones import build_text_model
     from tlcore.train.strategies import full
     from tlcore.train.trainer import FitOptions, fit
 
@@ -52,7 +52,7 @@ def run_ours(name: str, data, *, epochs: int, batch_size: int, lr: float, device
 def run_trainer(name: str, data, *, epochs: int, batch_size: int, lr: float, device, seed: int) -> dict:
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
 
-    from tlcore.models.text import load_classifier
+    from tlcore.models.text_backbones import load_classifier
 
     torch.manual_seed(seed)
     model, tokenizer = load_classifier(name, data.num_classes, pretrained=True)

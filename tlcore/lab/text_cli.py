@@ -16,7 +16,7 @@ import sys
 
 def cmd_fill_mask(args) -> int:
     from tlcore.models.fill_mask import fill_mask
-    from tlcore.models.text import TextModelUnavailable, default_masked_lm, load_masked_lm
+    from tlcore.models.text_backbones import TextModelUnavailable, default_masked_lm, load_masked_lm
 
     try:
         model, tokenizer = load_masked_lm(args.model or default_masked_lm())

@@ -52,7 +52,7 @@ class BackboneSpec:
     family: str  # "vision" or "text"
     title: str  # one line for pickers
     # keyword-only: (num_classes, pretrained, image_size) -> model; None for text models, which
-    # tlcore.models.text.build_text_model builds (they need a tokenizer, not an image size)
+    # tlcore.models.text_backbones.build_text_model builds (they need a tokenizer, not an image size)
     build: Callable[..., nn.Module] | None
     pretrained_on: str  # "imagenet", "synthetic" (the studio's own), or a corpus name for text
     default_size: int = 224  # input size the weights were trained at
@@ -513,7 +513,7 @@ def build(
     imagenet_head=True, its pretrained 1000-class ImageNet classifier)."""
     name = spec.name
     if spec.family != "vision":
-        raise ValueError(f"{name} is a {spec.family} model; build it through tlcore.models.text")
+        raise ValueError(f"{name} is a {spec.family} model; build it through tlcore.models.text_backbones")
     size = image_size or spec.default_size
     if size < spec.min_size or size % spec.size_multiple:
         raise ValueError(f"{name} needs an image size >= {spec.min_size} and a multiple of {spec.size_multiple}; got {size}")

@@ -63,7 +63,7 @@ def weights_cached(name: str) -> bool:
     """Are the backbone's pretrained weights on this machine (no download needed)?"""
     spec = backbone(name)
     if spec.family == "text":
-        from tlcore.models.text import is_cached
+        from tlcore.models.text_backbones import is_cached
 
         return is_cached(name)
     return backbones.weights_ready(spec)
@@ -99,7 +99,7 @@ def _weights_here(name: str, family: str, online: bool | None) -> bool:
     """Can `name`'s pretrained weights be had now: on this machine, or downloadable?
     online: what the caller already knows of the network; None probes the weights' host."""
     if family == "text":
-        from tlcore.models.text import hub_reachable
+        from tlcore.models.text_backbones import hub_reachable
 
         return offline.is_model_dir(name) or weights_cached(name) or (online if online is not None else hub_reachable())
     if weights_cached(name):
@@ -110,7 +110,7 @@ def _weights_here(name: str, family: str, online: bool | None) -> bool:
 
 def _unavailable(name: str, family: str, fallback: str) -> WeightsUnavailable:
     if family == "text":
-        from tlcore.models.text import TextModelUnavailable
+        from tlcore.models.text_backbones import TextModelUnavailable
 
         return TextModelUnavailable(
             f"{name} is not cached: run `python -m tlcore prefetch --backbones {name}` on a connected machine, "
@@ -129,7 +129,7 @@ def resolve_pretrained(name: str, choice: str, *, online: bool | None = None) ->
     scratch, so "no" still asks for a cached (or downloadable) model and fails without one;
     a vision backbone with no weights at all trains from random init with a note.
     online: what the caller already knows of the network (the app probes once per session);
-    None probes the weights' host. A run (tlcore.train.tasks), the embedding lab and the
+    None probes the weights' host. A run (tlcore.train.tasks), the feature space (tlcore.explain) and the
     pickers' "this will run instead" line (studio.widgets.weights_fallback) all ask here.
     A saved model folder (a path) counts as a text model that is here.
     """

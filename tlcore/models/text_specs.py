@@ -6,7 +6,7 @@ the modules the specs point to, loaded on first use:
 
     tlcore.data.text          the offline sentiment samples (en, ko), the user's CSV, SST-2 and NSMC
     tlcore.data.text_source   batches: dynamic padding and length-sorted buckets
-    tlcore.models.text        loading through transformers' Auto classes, layer groups, LoRA adapters
+    tlcore.models.text_backbones        loading through transformers' Auto classes, layer groups, LoRA adapters
     tlcore.models.fill_mask   the masked-word demo
     tlcore.lab.text_cli       `python -m tlcore fill-mask` (text weights: `prefetch --backbones`)
     tlcore.lab.text_bench     `python -m tlcore text-bench`: ours against transformers' Trainer

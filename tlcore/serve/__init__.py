@@ -1,9 +1,14 @@
-"""The class server's back end: the job queue (here or on Ray), the run store, the class's
-limits, the shelf of fine-tuned models, time estimates, uploads and take-home files.
+"""The class server: the job queue (`jobs`; its runs in worker processes, `process_jobs`, or on a
+Ray cluster, `ray_jobs` and `ray_driver`), the run store (`store`), the class and its limits
+(`classroom`, `class_limits`, `guess_limiter`), what the server keeps for each learner (the
+fine-tuned models, `kept_models`; the upload folders, `upload_folders`) and how it shares its
+machine (`cores`, `machine`).
 
     server_queue(**kwargs)   the queue a class server runs: local, or on Ray ($TLS_RAY_ADDRESS)
 
-Not for: training itself (tlcore.train) or anything Streamlit (studio/).
+Not for: training itself or its time estimate (tlcore.train), reading an upload (tlcore.data),
+the take-home files (tlcore.takehome), the feature space and Grad-CAM (tlcore.explain) or
+anything Streamlit (studio/).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
     a class's pages and its training compete for the cores more than for the interpreter, and the
     warm process costs about 750 MB (docs/class-experiment.md). A `run_fn` of a test's own always
     trains in the server's threads."""
-    from tlcore.serve import cores, jobs, process
+    from tlcore.serve import cores, jobs, machine
 
     address = settings.get("TLS_RAY_ADDRESS")
     if address:
@@ -56,7 +61,7 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
                 type(error).__name__,
                 error,
             )
-    gpus = process.local_gpus()
+    gpus = machine.local_gpus()
     if gpus:
         return jobs.JobQueue(gpus=gpus, **kwargs)  # N GPUs: N workers, one per GPU
     limits = kwargs.get("caps")

@@ -2,14 +2,14 @@
 a pause, and one experiment whose cells the learners' own runs fill.
 
 Streamlit cannot push to a session, so this is one process-level object behind one lock that
-every page reads from the timer fragment it already runs (studio.classroom_ui). A read copies a
+every page reads from the timer fragment it already runs (studio.class_panels). A read copies a
 few small fields under the lock (microseconds): 30 learners polling every 3 s cost the server
 nothing it can measure (docs/class-experiment.md).
 
 - Join: a 6-character code from an alphabet without look-alikes (no 0/O, 1/I/L, 2/Z, 5/S, 8/B),
   typed on the start page or carried by the join link (its QR on the projector). A learner joins
   with a nickname of their own or one given ("Blue Otter 7"); the class has a size limit
-  (class.toml `class_size`). Wrong codes are limited per address (tlcore.serve.limiter), and so are
+  (class.toml `class_size`). Wrong codes are limited per address (tlcore.serve.guess_limiter), and so are
   join attempts of any kind, so one address cannot flood the teacher's count. Rotating the code
   keeps who joined; the old code is then "expired".
 - Lead: the teacher pushes "page X with these settings" (a version number: each learner's page
@@ -24,7 +24,7 @@ nothing it can measure (docs/class-experiment.md).
   the runs themselves are jobs in the run store (tlcore.serve.store). A restart loses neither;
   a cell whose run was cut by the restart is open again.
 
-Not for: drawing (studio.classroom_ui), running jobs (tlcore.serve.jobs), statistics beyond a
+Not for: drawing (studio.class_panels), running jobs (tlcore.serve.jobs), statistics beyond a
 level's mean and spread (`level_stats`).
 """
 
@@ -49,7 +49,7 @@ from typing import Any
 from tlcore.core import offline
 from tlcore.core.events import Done, HistorySnapshot
 from tlcore.models import catalog
-from tlcore.serve.limiter import GuessLimiter
+from tlcore.serve.guess_limiter import GuessLimiter
 from tlcore.serve.store import learner_key
 from tlcore.train import strategies
 from tlcore.train.config import RunConfig

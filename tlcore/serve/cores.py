@@ -13,7 +13,7 @@ checked: a worker that sets 1 runs on 1 core while another thread runs on 2); a 
 never set it takes the last value anyone set. So each worker sets its own.
 
 Workers and threads come from the core count, or from the class file (`cpu_workers`,
-`threads_per_job` in class.toml, tlcore.serve.caps); 0 means "from the core count":
+`threads_per_job` in class.toml, tlcore.serve.class_limits); 0 means "from the core count":
 
     cores      runs at a time   threads per run when all are busy   a lone run
     1-3        1                cores                               every core

@@ -4,7 +4,7 @@ A Streamlit rerun (any click) would kill a loop running in the script thread, so
 only submit jobs and poll snapshots. One queue per server process, one worker per GPU (on a
 CPU server, workers and each run's threads as tlcore.serve.cores plans them): jobs beyond wait and
 can see their place in the line. A job's run returns its model; the queue keeps it on its
-shelf (tlcore.serve.shelf) only for a learner's own run (`keep_model`). Each owner (browser session) has
+shelf (tlcore.serve.kept_models) only for a learner's own run (`keep_model`). Each owner (browser session) has
 at most one active job (and, where the class file says `one_run_per_address`, each client
 address at most one: a learner cannot hold three places with three cookies). Stop is a flag the trainer checks every step. A job whose page has
 stopped polling (no heartbeat for `stale_after_s`) is cancelled, so a closed laptop lid
@@ -39,9 +39,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tlcore.core.events import Done, Failed, History, HistorySnapshot
-from tlcore.serve import cores, process
-from tlcore.serve.caps import Caps
-from tlcore.serve.shelf import Shelf
+from tlcore.serve import cores, machine
+from tlcore.serve.class_limits import Caps
+from tlcore.serve.kept_models import Shelf
 from tlcore.serve.store import FINAL_WAIT_S, RunStore, StoredJob, StoreHealth, as_interrupted, learner_key, pack
 from tlcore.serve.store import UNFINISHED as ACTIVE_STATES  # a job in one of these states has not ended
 from tlcore.train.config import RunConfig
@@ -62,7 +62,7 @@ class JobLimitError(RuntimeError):
 
 class AddressLimitError(JobLimitError):
     """Another learner (cookie) at the same client address already has a job waiting or running,
-    and the class allows one per address (tlcore.serve.caps.Caps.one_run_per_address)."""
+    and the class allows one per address (tlcore.serve.class_limits.Caps.one_run_per_address)."""
 
 
 @dataclass
@@ -163,7 +163,7 @@ class JobQueue:
         does the pinning (torch.cuda.set_device by default). nice: the workers' CPU priority
         is lowered by this much (Linux, per thread; torch's threads a worker starts inherit
         it), so that a server's pages are answered first and training takes the rest. shelf: where
-        the models of jobs submitted with `keep_model` are kept (tlcore.serve.shelf; bounded per learner
+        the models of jobs submitted with `keep_model` are kept (tlcore.serve.kept_models; bounded per learner
         and in all by the class's limits when there are `caps`). cpu: a CPU server's plan
         (tlcore.serve.cores): its workers, and each run's torch threads set by its worker at the run's
         start and at every step from the runs going and the pages being drawn (`drawing()`)."""
@@ -179,7 +179,7 @@ class JobQueue:
         self.stale_after_s = stale_after_s
         self.max_finished = max_finished
         self.on_run_done = on_run_done  # e.g. the time estimator learning from every finished run
-        self.caps = caps  # the class's limits (tlcore.serve.caps): checked at submit, time enforced while running
+        self.caps = caps  # the class's limits (tlcore.serve.class_limits): checked at submit, time enforced while running
         self.store = store  # finished runs on disk: a restart loses none (tlcore.serve.store)
         self.shelf = shelf if shelf is not None else (caps.shelf() if caps is not None else Shelf())
         if store is not None:
@@ -188,7 +188,7 @@ class JobQueue:
             except Exception:  # noqa: BLE001 -- a store's fault must never stop the queue from starting
                 logging.getLogger(__name__).exception("marking interrupted runs failed")
         if gpus:
-            workers, pin = gpus, pin or process.pin_cuda_device
+            workers, pin = gpus, pin or machine.pin_cuda_device
         elif cpu is not None:
             workers = cpu.workers
         self.cpu = cpu if not gpus else None
@@ -467,7 +467,7 @@ class JobQueue:
             if (
                 self.cpu is not None and self.trains_here
             ):  # training on the CPU: its tensors' memory is reused, not faulted in again
-                process.keep_freed_memory()
+                machine.keep_freed_memory()
             try:
                 self._pace()
                 self._run_job(job)
@@ -482,8 +482,8 @@ class JobQueue:
                     self._running -= 1
                     idle = self._running == 0
             if self.cpu is not None and self.trains_here and idle:
-                process.keep_freed_memory(False)
-            process.return_freed_memory()
+                machine.keep_freed_memory(False)
+            machine.return_freed_memory()
 
     def hold(self, held: Callable[[Job], bool] | None) -> None:
         """Hold the waiting jobs for which `held(job)` is true (a teacher's "pause all": the
@@ -698,10 +698,10 @@ def _work(config: RunConfig) -> float:
     """A run's work in GFLOP by the time estimate's count (0 when it cannot say): a job's runs side
     by side start longest first, so the short ones fill in beside them (a race of four on 2 cores:
     scratch beside full, then the linear probe and partial)."""
-    from tlcore.serve import estimate
+    from tlcore.train import time_estimate
 
     try:
-        return estimate.work_of(config, *estimate.run_sizes(config, estimate.num_classes(config))).total_gflop
+        return time_estimate.work_of(config, *time_estimate.run_sizes(config, time_estimate.num_classes(config))).total_gflop
     except Exception:  # noqa: BLE001 -- an order is a courtesy; an unknown backbone just goes in its place
         return 0.0
 

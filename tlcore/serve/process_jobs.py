@@ -359,7 +359,7 @@ def _child(fd: int, nice: int, warm: bool) -> None:
             os.nice(nice)
         except OSError:
             pass
-    from tlcore.serve import cores, process
+    from tlcore.serve import cores, machine
 
     cores.wait_briefly()  # before torch is imported (the server's own choice, tlcore.serve.cores)
     import torch  # noqa: F401 -- imported once, before the first run is timed
@@ -399,7 +399,7 @@ def _child(fd: int, nice: int, warm: bool) -> None:
         state["stop"] = False
         if threads > 0:
             torch.set_num_threads(threads)
-        process.keep_freed_memory(True)
+        machine.keep_freed_memory(True)
         trained = returned = None
         try:
             returned = (run_fn or recipe.run)(config, lambda event: send("event", event), should_stop)
@@ -412,13 +412,13 @@ def _child(fd: int, nice: int, warm: bool) -> None:
         del trained, returned
         send("done", model)
         del model
-        process.keep_freed_memory(False)
-        process.return_freed_memory()
+        machine.keep_freed_memory(False)
+        machine.return_freed_memory()
 
 
 def _warm_up(recipe, should_stop: Callable[[], bool]) -> None:
     """The server's warm-up, here where the runs will find its caches (see studio.server)."""
-    from tlcore.serve import process
+    from tlcore.serve import machine
     from tlcore.train import presets
 
     try:
@@ -426,7 +426,7 @@ def _warm_up(recipe, should_stop: Callable[[], bool]) -> None:
             recipe.warm_up(config, should_stop=should_stop)
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         log.info("warm-up skipped: %s", error)
-    process.return_freed_memory()
+    machine.return_freed_memory()
 
 
 if __name__ == "__main__":

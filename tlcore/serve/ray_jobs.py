@@ -38,7 +38,7 @@ cluster as a Ray task and relays its events.
 - A learner's own run (a job submitted with `keep_model`) sends its trained model back as the
   task's return value (through Ray's object store, never in the event stream), moved to the
   CPU on the worker; the server holds the run's Done until it has it, keeps it on its shelf
-  (tlcore.serve.shelf) and puts its id in the result: "Try it" and the download work as for a local
+  (tlcore.serve.kept_models) and puts its id in the result: "Try it" and the download work as for a local
   run. Any other run's model stays on the worker and is dropped there.
 
 Not for: scheduling policy (the base queue's).

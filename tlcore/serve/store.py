@@ -30,7 +30,7 @@ No fault of the file may stop a class: persistence is a convenience, the class i
 - Versioned: `PRAGMA user_version` holds the schema's version; an older file is migrated
   when it is opened (version 0, the first unversioned schema, gains `note` and `priority`).
 - Bounded per learner: each learner keeps their latest `runs_per_learner` finished jobs and
-  at most `mb_per_learner` MB of them (the class's quotas, tlcore.serve.caps); past either, the
+  at most `mb_per_learner` MB of them (the class's quotas, tlcore.serve.class_limits); past either, the
   learner's own oldest go, never another learner's (their newest of each page always stays,
   whatever its size). One cookie posting 2,000 tiny runs keeps 50 and flushes no one else's.
 - Bounded in all, as a backstop: at most `max_runs` finished jobs of everyone are kept
@@ -71,7 +71,7 @@ from typing import Any
 from tlcore.core import offline, settings
 from tlcore.core.events import Done, Failed, HistorySnapshot, json_safe
 from tlcore.core.messages import Message
-from tlcore.serve.caps import STORED_MB_PER_LEARNER, STORED_RUNS_PER_LEARNER
+from tlcore.serve.class_limits import STORED_MB_PER_LEARNER, STORED_RUNS_PER_LEARNER
 
 # The backstop, everyone's finished jobs together: $TLS_MAX_STORED_RUNS (2000; a default fine-tune is about 60 KB)
 UNFINISHED = ("queued", "running")
@@ -308,7 +308,7 @@ class RunStore:
         self.path = Path(path) if path is not None else default_path()
         self.max_runs = settings.get("TLS_MAX_STORED_RUNS") if max_runs is None else max_runs  # the backstop
         self.runs_per_learner = runs_per_learner  # one learner's finished jobs ...
-        self.bytes_per_learner = int(mb_per_learner * 2**20)  # ... and their bytes (the quotas, tlcore.serve.caps)
+        self.bytes_per_learner = int(mb_per_learner * 2**20)  # ... and their bytes (the quotas, tlcore.serve.class_limits)
         self.busy_s, self.retry_s = busy_s, retry_s
         self.waiting_bytes = int((settings.get("TLS_STORE_WAITING_MB") if waiting_mb is None else waiting_mb) * 2**20)
         self._read_lock = threading.Lock()  # the readers' connection, one page at a time
@@ -1051,7 +1051,7 @@ def _cmd_backup(args) -> int:
 
 
 def open_default(limits=None) -> RunStore | None:
-    """The server's store, with the class's quotas per learner (`limits`: a tlcore.serve.caps.Caps;
+    """The server's store, with the class's quotas per learner (`limits`: a tlcore.serve.class_limits.Caps;
     None: the defaults). A file that cannot be used now (locked, damaged, not SQLite, an
     unwritable folder) still gives a store: it says so in `health()` and writes once it can.
     None only when the store itself cannot be made (logged): the class goes on without it."""

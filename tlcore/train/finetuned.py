@@ -2,10 +2,10 @@
 
 A finished image or text run returns one (`recipe.run`'s result, under "model"): training
 keeps nothing. Who keeps it is the caller's choice: the class server keeps a learner's own
-Fine-tune run on its shelf (tlcore.serve.shelf) for "Try it" and the download (tlcore.serve.takehome);
+Fine-tune run on its shelf (tlcore.serve.kept_models) for "Try it" and the download (tlcore.takehome.model_files);
 the CLI saves it (`--save-model`); a race, a sweep or an experiment drops it.
 
-Not for: keeping models (tlcore.serve.shelf) or persisting runs (tlcore.serve.store).
+Not for: keeping models (tlcore.serve.kept_models) or persisting runs (tlcore.serve.store).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ import torch
 
 SIZE = 224  # ImageNet's resolution
 # photos scored at a time: the same answers, and no activation over 64 MB (24 at once made
-# 115 MB blocks, which the C heap maps fresh from the system every time: tlcore.serve.process.keep_freed_memory)
+# 115 MB blocks, which the C heap maps fresh from the system every time: tlcore.serve.machine.keep_freed_memory)
 PHOTOS_AT_ONCE = 8
 FOOLBOX_NAME = re.compile(r"imagenet_(\d+)_(\d+)\.jpe?g$")
 

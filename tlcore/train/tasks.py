@@ -78,7 +78,7 @@ class ImageTask:
                 out["forgetting"] = forgetting.measure(model, name)
             except Exception:  # noqa: BLE001 -- a lesson extra: the learner's run must not be lost to it
                 logging.getLogger(__name__).exception("forgetting: could not measure %s", name)
-        # returned, not kept: the server keeps a learner's own run for "Try it" and the download (tlcore.serve.shelf)
+        # returned, not kept: the server keeps a learner's own run for "Try it" and the download (tlcore.serve.kept_models)
         out["model"] = Finetuned(model.eval(), tuple(data.classes), config.image_size, name, config.to_dict())
         return out
 
@@ -91,7 +91,7 @@ class TextTask:
 
     @staticmethod
     def build(config: RunConfig, name: str, num_classes: int, pretrained: bool):
-        from tlcore.models.text import build_text_model
+        from tlcore.models.text_backbones import build_text_model
 
         return build_text_model(
             name, num_classes, pretrained=pretrained, lora_r=config.lora_r if config.strategy == "lora" else 0
@@ -113,7 +113,7 @@ class TextTask:
 
     @staticmethod
     def extras(config: RunConfig, model, source, data, name: str) -> dict:
-        # returned, not kept: the server keeps a learner's own run for the download (tlcore.serve.shelf)
+        # returned, not kept: the server keeps a learner's own run for the download (tlcore.serve.kept_models)
         return {
             "padding_share": source.padding_share,
             "model": Finetuned(model.eval(), tuple(data.classes), 0, name, config.to_dict(), task="text"),

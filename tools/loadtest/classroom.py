@@ -205,7 +205,7 @@ def hold_class(setup: Setup, sampler: Sampler, parts: dict) -> tuple[Watch, floa
             for _, pg in pages:
                 wait_interactive(pg)
             # ... and past what a page loads after it is interactive (Plotly's code, 3 s on:
-            # studio.frame.load_charts_early), or the idle-priority browsers press Start late.
+            # studio.page_frame.load_charts_early), or the idle-priority browsers press Start late.
             time.sleep(5)
             teacher_page = unlock_teacher(browser, setup.url, setup.teacher_id, setup.secret) if setup.secret else None
             deadline = time.monotonic() + setup.timeout

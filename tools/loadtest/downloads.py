@@ -1,12 +1,12 @@
 """Model downloads hammered from several tabs, through Streamlit's own download machinery;
 prints the process's resident memory before, at its peak and after.
 
-    python -m tools.loadtest.downloads                      # this tree's studio/takeaway.py
+    python -m tools.loadtest.downloads                      # this tree's studio/takehome.py
     python -m tools.loadtest.downloads --rev 8f67fa9~1      # the same burst on an older one
 
 A learner's model the size of a text model's (87 MB of float32 weights) is kept on a shelf;
 `--tabs` threads each click its "weights" download `--clicks` times, as a browser's click
-does: Streamlit's MediaFileManager runs the button's deferred callable (studio.takeaway.bundle)
+does: Streamlit's MediaFileManager runs the button's deferred callable (studio.takehome.bundle)
 and stores what it returns (MemoryMediaFileStorage, as `streamlit run` does). Then the
 server's periodic clean-up runs twice (a download is marked, then dropped) and memory is read
 again. Memory is this process's VmRSS, sampled every 0.05 s: the server's code path, in one
@@ -32,16 +32,21 @@ def rss_mb() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
-def takeaway_at(rev: str | None) -> types.ModuleType:
-    """studio.takeaway as this tree has it, or as commit `rev` had it (read with git show)."""
-    from studio import takeaway
+def takehome_at(rev: str | None) -> types.ModuleType:
+    """studio.takehome as this tree has it, or as commit `rev` had it (read with git show; before
+    the file's rename it was studio/takeaway.py)."""
+    from studio import takehome
 
     if rev is None:
-        return takeaway
-    source = subprocess.run(["git", "show", f"{rev}:studio/takeaway.py"], cwd=ROOT, capture_output=True, text=True, check=True)
-    module = types.ModuleType("takeaway_at_rev")
-    module.__file__ = takeaway.__file__
-    exec(compile(source.stdout, f"{rev}:studio/takeaway.py", "exec"), module.__dict__)  # noqa: S102 -- our own file
+        return takehome
+    for path in ("studio/takehome.py", "studio/takeaway.py"):
+        source = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True)
+        if source.returncode == 0:
+            break
+    source.check_returncode()
+    module = types.ModuleType("takehome_at_rev")
+    module.__file__ = takehome.__file__
+    exec(compile(source.stdout, f"{rev}:{path}", "exec"), module.__dict__)  # noqa: S102 -- our own file
     return module
 
 
@@ -50,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tabs", type=int, default=4, help="tabs clicking at once (default 4)")
     ap.add_argument("--clicks", type=int, default=7, help="clicks per tab (default 7: 28 in all, as measured on a server)")
     ap.add_argument("--mb", type=int, default=87, help="the model's size in MB (default 87: a text model)")
-    ap.add_argument("--rev", default=None, help="take studio/takeaway.py from this commit instead")
+    ap.add_argument("--rev", default=None, help="take studio/takehome.py from this commit instead")
     args = ap.parse_args(argv)
 
     import torch
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from tlcore.serve.jobs import JobQueue
     from tlcore.train.finetuned import Finetuned
 
-    takeaway = takeaway_at(args.rev)
+    takehome = takehome_at(args.rev)
     side = int((args.mb * 2**20 / 4) ** 0.5)
     model = torch.nn.Sequential(torch.nn.Linear(side, side, bias=False))  # (side x side) float32 = args.mb MB
     queue = JobQueue(workers=0)
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     def tab(i: int) -> None:
         for c in range(args.clicks):
             file_id = manager.add_deferred(
-                lambda: takeaway.bundle("learner", model_id, "weights"), "application/zip", f"tab{i}-{c}", "model.zip"
+                lambda: takehome.bundle("learner", model_id, "weights"), "application/zip", f"tab{i}-{c}", "model.zip"
             )
             try:
                 manager.execute_deferred(file_id)

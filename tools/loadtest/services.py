@@ -28,7 +28,7 @@ def rss_mb() -> float:
 
 def measure(name: str, fn) -> None:
     """Run fn() once; print the peak RSS above the start and what stays after."""
-    from tlcore.serve.process import return_freed_memory
+    from tlcore.serve.machine import return_freed_memory
 
     gc.collect()
     return_freed_memory()
@@ -59,42 +59,44 @@ def measure(name: str, fn) -> None:
 def image_services(parts: bool) -> None:
     from skimage import data as photos
 
-    from tlcore.lab import embedding, explain
+    from tlcore.explain import feature_space, gradcam
     from tlcore.models import catalog
-    from tlcore.serve import takehome
+    from tlcore.takehome import model_files
     from tlcore.train import presets
     from tlcore.train.finetuned import Finetuned
 
     config = presets.image()
     model = catalog.build_model(config.backbone, 10, pretrained=True, image_size=config.image_size).eval()
     entry = Finetuned(model, tuple(str(i) for i in range(10)), config.image_size, config.backbone, config.to_dict())
-    request = embedding.Request(
+    request = feature_space.Request(
         "image", config.backbone, config.dataset, config.per_class, config.val_per_class, config.image_size, 0
     )
     if parts:
-        data = embedding.load_data(request)
-        for kind, _name, build in embedding._bodies(request, data.num_classes):
+        data = feature_space.load_data(request)
+        for kind, _name, build in feature_space._bodies(request, data.num_classes):
             body = build()
-            measure(f"features, {kind} body", lambda body=body: embedding.image_features(body, data))
+            measure(f"features, {kind} body", lambda body=body: feature_space.image_features(body, data))
         return
-    measure("feature space (PCA)", lambda: embedding.feature_view(request))
-    measure("feature space (t-SNE)", lambda: embedding.feature_view(embedding.Request(**{**vars(request), "method": "tsne"})))
+    measure("feature space (PCA)", lambda: feature_space.feature_view(request))
+    measure(
+        "feature space (t-SNE)", lambda: feature_space.feature_view(feature_space.Request(**{**vars(request), "method": "tsne"}))
+    )
     measure(
         "feature space + fine-tuned",
-        lambda: embedding.feature_view(embedding.Request(**{**vars(request), "finetuned_id": "x"}), finetuned=entry),
+        lambda: feature_space.feature_view(feature_space.Request(**{**vars(request), "finetuned_id": "x"}), finetuned=entry),
     )
     photo = photos.astronaut()
-    measure("Grad-CAM (the run's size)", lambda: explain.class_map(model, photo, size=config.image_size))
-    measure("Grad-CAM (224 px)", lambda: explain.class_map(model, photo, size=224))
+    measure("Grad-CAM (the run's size)", lambda: gradcam.class_map(model, photo, size=config.image_size))
+    measure("Grad-CAM (224 px)", lambda: gradcam.class_map(model, photo, size=224))
     folder = Path(tempfile.mkdtemp())
-    measure("ONNX export", lambda: takehome.export_onnx(entry, folder / "model.onnx"))
-    measure("zip: weights and ONNX", lambda: takehome.zip_bytes(entry))
+    measure("ONNX export", lambda: model_files.export_onnx(entry, folder / "model.onnx"))
+    measure("zip: weights and ONNX", lambda: model_files.zip_bytes(entry))
 
 
 def text_services() -> None:
-    from tlcore.lab import embedding
-    from tlcore.models.text import build_text_model
-    from tlcore.serve import takehome
+    from tlcore.explain import feature_space
+    from tlcore.models.text_backbones import build_text_model
+    from tlcore.takehome import model_files
     from tlcore.train import presets
     from tlcore.train.finetuned import Finetuned
 
@@ -102,11 +104,11 @@ def text_services() -> None:
     model = build_text_model(config.backbone, 2, pretrained=True)
     entry = Finetuned(model, ("a", "b"), 0, config.backbone, config.to_dict(), task="text")
     folder = Path(tempfile.mkdtemp())
-    measure("text ONNX export", lambda: takehome.export_onnx(entry, folder / "model.onnx"))
-    measure("text zip: weights", lambda: takehome.zip_bytes(entry, parts=("weights",)))
-    measure("text zip: ONNX", lambda: takehome.zip_bytes(entry, parts=("onnx",)))
-    request = embedding.Request("text", config.backbone, config.dataset, config.per_class, config.val_per_class, 0, 0)
-    measure("text feature space", lambda: embedding.feature_view(request))
+    measure("text ONNX export", lambda: model_files.export_onnx(entry, folder / "model.onnx"))
+    measure("text zip: weights", lambda: model_files.zip_bytes(entry, parts=("weights",)))
+    measure("text zip: ONNX", lambda: model_files.zip_bytes(entry, parts=("onnx",)))
+    request = feature_space.Request("text", config.backbone, config.dataset, config.per_class, config.val_per_class, 0, 0)
+    measure("text feature space", lambda: feature_space.feature_view(request))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Widget groups about single images: see the data first, try a model on a new image,
 and build a dataset of your own classes with the camera (Teachable-Machine style).
 
-Everything computed here comes from tlcore (datasets.preview, imagenet, finetuned, shelf, explain);
+Everything computed here comes from tlcore (datasets.preview, imagenet, finetuned, shelf, gradcam);
 this module only draws and keeps the learner's shots in session state.
 """
 
@@ -23,8 +23,8 @@ from studio.server import kept_model, queue
 from studio.state import callback, job_id
 from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
 from tlcore.data import datasets
+from tlcore.data.image_zip import UploadError
 from tlcore.models import catalog, imagenet
-from tlcore.serve.uploads import UploadError
 from tlcore.train import finetuned
 
 PREVIEW_PER_CLASS = 4
@@ -230,7 +230,7 @@ def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",)
         _class_maps(image, name if pretrained else "", found)
 
 
-# --- what it looks at: class activation maps (tlcore.lab.explain) ----------------------------
+# --- what it looks at: class activation maps (tlcore.explain.gradcam) ----------------------------
 
 MAP_WIDTH = 240  # px: both maps and the bars above them fit a 1280 x 720 screen
 
@@ -293,9 +293,9 @@ def _map_shown(cam) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
 def _imagenet_map(name: str, digest: str, _image: np.ndarray) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
     """The pretrained model's Grad-CAM for its top class, computed once per picture (keyed by the
     picture's hash, not on every page run: a map is a forward and a backward pass)."""
-    from tlcore.lab import explain
+    from tlcore.explain import gradcam
 
-    return _map_shown(explain.class_map(_imagenet_model(name), _image, size=224))
+    return _map_shown(gradcam.class_map(_imagenet_model(name), _image, size=224))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -303,9 +303,9 @@ def _finetuned_map(
     model_id: str, digest: str, _entry: finetuned.Finetuned, _image: np.ndarray
 ) -> tuple[bytes, int, float, str, tuple[int, int], bool]:
     """The fine-tuned model's Grad-CAM for its predicted class, once per model and picture."""
-    from tlcore.lab import explain
+    from tlcore.explain import gradcam
 
-    return _map_shown(explain.class_map(_entry.model, _image, size=_entry.image_size))
+    return _map_shown(gradcam.class_map(_entry.model, _image, size=_entry.image_size))
 
 
 @st.cache_resource(show_spinner=False)
@@ -362,7 +362,7 @@ def folder_clash(names: list[str]) -> tuple[list[str], str] | None:
 
 @callback
 def _clear_shots() -> None:
-    """In the button's callback: a plain button's click could be lost in Chromium (see text_ui._guess)."""
+    """In the button's callback: a plain button's click could be lost in Chromium (see text_widgets._guess)."""
     st.session_state["cam_shots"] = {}
     st.session_state["cam_seen"] = set()
 
@@ -451,7 +451,7 @@ def _keep_shot(data: bytes, own: list[bytes]) -> str:
     if digest in seen:  # each photo is added once, to the class chosen
         return t("cam.same")
     try:
-        check_upload_room(len(data))  # on disk it counts with the session's uploads (tlcore.serve.caps)
+        check_upload_room(len(data))  # on disk it counts with the session's uploads (tlcore.serve.class_limits)
     except UploadError as error:
         return explain_error(error)
     seen.add(digest)

@@ -19,10 +19,10 @@ ranges and say them.
     stored_mb_per_learner = 32
     upload_mb_per_session = 300
     upload_mb_total = 2048
-    kept_models_per_learner = 2  # fine-tuned models kept in memory for Try it / download (tlcore.serve.shelf)
+    kept_models_per_learner = 2  # fine-tuned models kept in memory for Try it / download (tlcore.serve.kept_models)
     kept_mb_per_learner = 200
     kept_mb_total = 512
-    cpu_workers = 0          # CPU server: runs at a time (0: from the core count, tlcore.cpu)
+    cpu_workers = 0          # CPU server: runs at a time (0: from the core count, tlcore.serve.cores)
     threads_per_job = 0      # ... and torch threads each (0: from the core count)
 
     [teacher]
@@ -37,7 +37,7 @@ from the values here:
     upload_mb_per_session    $TLS_UPLOAD_MB_PER_SESSION    files a session keeps for its runs (zip, CSV, camera)
     upload_mb_total          $TLS_UPLOAD_MB_TOTAL          the same, all sessions together
     upload_mb_per_address    $TLS_UPLOAD_MB_PER_ADDRESS    ... and one client address's (0: none; a class behind one NAT)
-    kept_models_per_learner  $TLS_KEPT_MODELS_PER_LEARNER  fine-tuned models on the shelf (tlcore.serve.shelf)
+    kept_models_per_learner  $TLS_KEPT_MODELS_PER_LEARNER  fine-tuned models on the shelf (tlcore.serve.kept_models)
     kept_mb_per_learner      $TLS_KEPT_MB_PER_LEARNER      ... and their megabytes; the learner's own oldest go
     kept_mb_total            $TLS_KEPT_MB_TOTAL            every learner's together; then the keeper's own, then who holds most
 
@@ -66,7 +66,7 @@ MIN_SECRET_CHARS = 12  # shorter secrets are refused: guessed or shoulder-surfed
 # learner's finished runs are bounded by rows and by bytes, the learner's own oldest going first.
 STORED_RUNS_PER_LEARNER = 50  # a class of 40 stays under the store's server-wide 2,000 rows
 STORED_MB_PER_LEARNER = 32.0  # a default fine-tune is about 60 KB, a sweep up to 5.5 MB
-# Upload folders (tlcore.serve.uploads.UploadFolders): a 4 MB zip kept about 190 MB per session.
+# Upload folders (tlcore.serve.upload_folders.UploadFolders): a 4 MB zip kept about 190 MB per session.
 UPLOAD_MB_PER_SESSION = 300.0  # one browser session's zip images, CSV and camera shots together
 UPLOAD_MB_TOTAL = 2048.0  # every session's together: a class of 30 cannot fill the server's disk
 UPLOAD_MB_PER_ADDRESS = 1024.0  # one address's (many cookies, many tabs): half the total; 0 where a class shares one NAT
@@ -101,11 +101,11 @@ class Caps:
     upload_mb_per_session: float = UPLOAD_MB_PER_SESSION
     upload_mb_total: float = UPLOAD_MB_TOTAL
     upload_mb_per_address: float = UPLOAD_MB_PER_ADDRESS
-    # The shelf of fine-tuned models (tlcore.serve.shelf): a learner's own runs, for Try it and the download.
+    # The shelf of fine-tuned models (tlcore.serve.kept_models): a learner's own runs, for Try it and the download.
     kept_models_per_learner: int = 2
     kept_mb_per_learner: float = 200.0
     kept_mb_total: float = 512.0
-    # A CPU server's runs at a time and torch threads per run; 0: chosen from the core count (tlcore.cpu).
+    # A CPU server's runs at a time and torch threads per run; 0: chosen from the core count (tlcore.serve.cores).
     cpu_workers: int = 0
     threads_per_job: int = 0
     class_size: int = 60  # learners who may join the teacher's class by its code (tlcore.serve.classroom)
@@ -130,8 +130,8 @@ class Caps:
             )
 
     def shelf(self):
-        """A shelf of fine-tuned models within these limits (tlcore.serve.shelf)."""
-        from tlcore.serve.shelf import Shelf
+        """A shelf of fine-tuned models within these limits (tlcore.serve.kept_models)."""
+        from tlcore.serve.kept_models import Shelf
 
         return Shelf(self.kept_models_per_learner, self.kept_mb_per_learner, self.kept_mb_total)
 

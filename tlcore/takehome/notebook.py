@@ -1,6 +1,6 @@
 """The take-home notebook: a finished image run as a Jupyter notebook in plain PyTorch.
 
-`build(meta, lang=...)` turns a run's description (takehome.describe: the settings, the
+`build(meta, lang=...)` turns a run's description (model_files.describe: the settings, the
 backbone that really ran, the classes) into a notebook (nbformat) that trains the same run
 again without the studio: the data loading and the studio's split, the backbone cut into the
 registry's layer groups (timm or torchvision), the freeze, the optimiser with the run's
@@ -14,11 +14,11 @@ schedule, BatchNorm averaged over a short run. What it leaves out on purpose (th
 frozen features, fused kernels, bf16) changes only rounding: tests/test_notebook.py runs it
 headless and compares its accuracy with the studio's on the same seed.
 
-A text run's notebook (plain PyTorch + transformers) is tlcore.serve.notebook_text; `supported`,
+A text run's notebook (plain PyTorch + transformers) is tlcore.takehome.notebook_text; `supported`,
 `check`, `build` and the command line here answer for both. The cells both share (the plans of
-the strategies, the curves) and the lesson reader are tlcore.serve.notebook_cells.
+the strategies, the curves) and the lesson reader are tlcore.takehome.notebook_cells.
 
-Not for: the model files (tlcore.serve.takehome) or training in the studio (tlcore.train).
+Not for: the model files (tlcore.takehome.model_files) or training in the studio (tlcore.train).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import json
 from pathlib import Path
 
 from tlcore.core.messages import LearnerError
-from tlcore.serve import notebook_text
-from tlcore.serve.notebook_cells import CURVES, Writer, assemble, optimizer, plan, split_seed, words
+from tlcore.takehome import notebook_text
+from tlcore.takehome.notebook_cells import CURVES, Writer, assemble, optimizer, plan, split_seed, words
 
 NAME = "notebook.ipynb"
 
@@ -62,7 +62,7 @@ def check(meta: dict) -> None:
 
 
 def build(meta: dict, *, lang: str = "en", metrics: dict | None = None):
-    """The notebook (an nbformat NotebookNode) for one run; `meta` is takehome.describe's dict,
+    """The notebook (an nbformat NotebookNode) for one run; `meta` is model_files.describe's dict,
     `metrics` the studio's result (val_acc) to compare with. A text run: notebook_text.build."""
     if meta.get("task") == "text":
         return notebook_text.build(meta, lang=lang, metrics=metrics)
@@ -539,14 +539,14 @@ print(json.dumps({"val_acc": val_acc, "studio_val_acc": STUDIO_VAL_ACC, "val_exa
 
 def cmd_notebook(args) -> int:
     """python -m tlcore notebook --model DIR: the notebook for a saved model (finetune --save-model)."""
-    from tlcore.serve import takehome
+    from tlcore.takehome import model_files
 
     path = Path(args.model)
-    meta_file = path / takehome.META if path.is_dir() else path.with_name(takehome.META)
+    meta_file = path / model_files.META if path.is_dir() else path.with_name(model_files.META)
     if meta_file.is_file():
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
     else:
-        meta = takehome.read_meta(path)[1]
+        meta = model_files.read_meta(path)[1]
     out = Path(args.out or (path if path.is_dir() else path.parent) / NAME)
     out.write_bytes(to_bytes(meta, lang=args.lang, metrics=meta.get("metrics")))
     print(f"wrote {out}")

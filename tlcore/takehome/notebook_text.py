@@ -1,6 +1,6 @@
 """The take-home notebook for a text run: a BERT-family fine-tune in plain PyTorch + transformers.
 
-`build(meta, lang=...)` turns a finished text run's description (takehome.describe) into a
+`build(meta, lang=...)` turns a finished text run's description (model_files.describe) into a
 notebook (nbformat) that trains it again without the studio: the run's own sentences and
 labels (carried inside the notebook, as the studio drew them), tokenisation with the run's
 max_length, dynamic padding and length-sorted buckets, the same model (hub id, local folder
@@ -20,7 +20,7 @@ studio's feature cache does. On the same machine and precision it is the studio'
 last bit (tests/test_notebook_text.py); bf16 autocast (the studio's choice on some
 processors) and a GPU's kernels change only rounding.
 
-Not for: image runs (tlcore.serve.notebook), the model files (tlcore.serve.takehome) or
+Not for: image runs (tlcore.takehome.notebook), the model files (tlcore.takehome.model_files) or
 training in the studio (tlcore.train).
 """
 
@@ -30,7 +30,7 @@ import json
 from pathlib import Path
 
 from tlcore.core.messages import LearnerError
-from tlcore.serve.notebook_cells import CURVES, Writer, assemble, optimizer, plan, split_seed, words
+from tlcore.takehome.notebook_cells import CURVES, Writer, assemble, optimizer, plan, split_seed, words
 
 LESSON = "notebook_text"
 # The notebook carries its sentences inside: a run of more (an upper bound from its settings)
@@ -79,7 +79,7 @@ def sentence_bound(meta: dict) -> int:
 
 
 def build(meta: dict, *, lang: str = "en", metrics: dict | None = None, data=None):
-    """The notebook (an nbformat NotebookNode) for one text run; `meta` is takehome.describe's
+    """The notebook (an nbformat NotebookNode) for one text run; `meta` is model_files.describe's
     dict, `metrics` the studio's result (val_acc), `data` the run's TextData (loaded from its
     settings when not given: the same seeded draw)."""
 
@@ -158,7 +158,7 @@ def _title(backbone: str) -> str:
 
 
 def _groups(meta: dict) -> list[str]:
-    """The run's layer groups, shallow to deep (takehome.describe's; older files: from the depth)."""
+    """The run's layer groups, shallow to deep (model_files.describe's; older files: from the depth)."""
     if meta.get("groups"):
         return list(meta["groups"])
     from tlcore.models.text_specs import TEXT_SPEC
@@ -197,7 +197,7 @@ transformers.logging.disable_progress_bar()
 
 
 def _model_lines(backbone: str) -> list[str]:
-    """Where the model comes from, as the studio resolved it (tlcore.models.text.resolve_source)."""
+    """Where the model comes from, as the studio resolved it (tlcore.models.text_backbones.resolve_source)."""
     from tlcore.core import offline
     from tlcore.models.text_specs import TEXT_SPEC
 

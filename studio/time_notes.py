@@ -1,8 +1,8 @@
 """How long a run takes, said to the learner: before Start (`estimate_note`, with the class's
 time limit) and while it runs (`job_time_left`, from the run's own epoch times).
 
-The numbers come from tlcore.serve.estimate (this machine's measured rates); this module only
-words them. Not for: the live panel itself (studio.jobs_ui).
+The numbers come from tlcore.train.time_estimate (this machine's measured rates); this module only
+words them. Not for: the live panel itself (studio.job_panel).
 """
 
 from __future__ import annotations
@@ -14,21 +14,21 @@ import streamlit as st
 
 from studio.i18n import duration, t
 from tlcore.core import settings
-from tlcore.serve import estimate
 from tlcore.serve.jobs import JobView
+from tlcore.train import time_estimate
 from tlcore.train.config import RunConfig
 
 
 def job_time_left(view: JobView) -> float | None:
     now = time.monotonic()
     current = view.runs[view.current]
-    estimator = estimate.shared_estimator()
+    estimator = time_estimate.shared_estimator()
     guesses = [_estimate(estimator, c) for c in view.configs]
     scale = 1.0
     finished = [(snap, guess) for snap, guess in zip(view.runs[: view.current], guesses, strict=False) if snap.times and guess]
     if finished:  # how long this job's runs really took, against their estimates
         scale = sum(s.times[-1] - s.times[0] for s, _ in finished) / sum(g for _, g in finished)
-    left = estimate.time_left(current, current.times, now, finish_s=estimator.finish_s(view.configs[view.current]))
+    left = time_estimate.time_left(current, current.times, now, finish_s=estimator.finish_s(view.configs[view.current]))
     if left is None:
         return None
     return left + scale * sum(g or 0.0 for g in guesses[view.current + 1 :])
@@ -36,7 +36,7 @@ def job_time_left(view: JobView) -> float | None:
 
 def _estimate(estimator, config: RunConfig) -> float | None:
     try:
-        return estimator.estimate(config, estimate.num_classes(config))
+        return estimator.estimate(config, time_estimate.num_classes(config))
     except Exception:  # noqa: BLE001 -- an estimate is a courtesy; never break the page for it
         return None
 
@@ -54,7 +54,7 @@ def estimate_note(make: Callable[[], RunConfig | list[RunConfig] | None]) -> flo
     configs = [configs] if isinstance(configs, RunConfig) else configs
     if not all(configs):
         return None
-    estimator = estimate.shared_estimator()
+    estimator = time_estimate.shared_estimator()
     guesses = [_estimate(estimator, c) for c in configs]
     if not configs or any(g is None for g in guesses):
         return None

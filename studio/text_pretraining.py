@@ -148,7 +148,7 @@ def curve_text(points: list[dict], checks=()) -> plots.ChartText:
 def live_pretraining_ui() -> None:
     """Start / Stop a minute of pretraining from random weights (a job of the one queue, task mlm),
     and watch it learn."""
-    from studio.jobs_ui import start_button
+    from studio.job_panel import start_button
     from tlcore.train.mlm import SEED_SENTENCE
     from tlcore.train.mlm_live import LIVE
 

@@ -25,7 +25,7 @@ from studio.learner import owner
 from studio.results import draw_race, draw_results, draw_run_charts
 from studio.server import class_room, page_running, queue
 from studio.state import callback, job_id, set_job_id
-from studio.timing_ui import job_time_left
+from studio.time_notes import job_time_left
 from tlcore.core.events import Cancelled, Done, Failed, HistorySnapshot
 from tlcore.core.messages import LearnerError
 from tlcore.serve.jobs import AddressLimitError, JobLimitError, JobView
@@ -55,7 +55,7 @@ def poll_every(view: JobView) -> float:
     return QUEUED_POLL_S if view.position <= NEAR else FAR_POLL_S
 
 
-# The learner's own run, whose model the server keeps for Try it and the download (tlcore.serve.shelf):
+# The learner's own run, whose model the server keeps for Try it and the download (tlcore.serve.kept_models):
 # the Fine-tune page's, the Text page's, and page 1's two-run experiment (its last run, fine-tuned
 # from the pretrained weights, fills that page's Try it). Races, sweeps and the matrix keep none.
 KEEPS_MODEL = ("finetune", "text", "experiment")

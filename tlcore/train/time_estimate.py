@@ -80,7 +80,7 @@ def group_gflops(backbone: str, image_size: int) -> tuple[tuple[str, float], ...
 def _text_group_gflops(backbone: str, max_length: int) -> tuple[tuple[str, float], ...]:
     """Transformers: about 2 FLOPs per parameter per token (attention's extra is small at
     these lengths); sentences are padded per batch to about half the maximum length."""
-    from tlcore.models.text import build_text_model
+    from tlcore.models.text_backbones import build_text_model
 
     counts = build_text_model(backbone, 2, pretrained=False).param_counts()
     tokens = max(8, max_length // 2)
@@ -181,7 +181,7 @@ def _text_tokens(
 
 @functools.lru_cache(maxsize=8)
 def _tokenizer(backbone: str):
-    from tlcore.models.text import build_text_model
+    from tlcore.models.text_backbones import build_text_model
 
     return build_text_model(backbone, 2, pretrained=False).tokenizer
 
@@ -327,7 +327,7 @@ def calibrate(config: RunConfig, estimator: Estimator | None = None, steps: int 
     y = torch.randint(0, 2, (config.batch_size,))
     t_build = time.perf_counter()
     if config.task == "text":
-        from tlcore.models.text import build_text_model
+        from tlcore.models.text_backbones import build_text_model
 
         build_text_model(config.backbone, 2, pretrained=False)  # first: imports and file reads a server has done
         t_build = time.perf_counter()

@@ -1,14 +1,10 @@
-"""What a finished run leaves the learner: forgetting, measured, and the model to take home.
+"""The model to take home, on the Fine-tune and Text pages: `model_download(snap, config, key=...)`
+offers the run's model as a zip of safetensors + settings, or of ONNX, built when the learner
+first clicks (tlcore.takehome.model_files), once per run, into a file on disk (a bounded folder)
+that every later click reads: nothing kept in memory; and the take-home notebook
+(tlcore.takehome.notebook).
 
-- `forgetting_panel(result)`: how many offline ImageNet photos the network recognised before
-  the fine-tune and how many its fine-tuned body still recognises through the old ImageNet
-  head (measured in the worker, tlcore.train.forgetting; stored with the run).
-- `forgetting_cell(result)`: the same as one race-table cell.
-- `model_download(snap, config, key=...)`: the run's model as a zip of safetensors + settings,
-  or of ONNX, built when the learner first clicks (tlcore.serve.takehome), once per run, into
-  a file on disk (a bounded folder) that every later click reads: nothing kept in memory.
-
-Not for: computing any of it (tlcore.train.forgetting, tlcore.serve.takehome).
+Not for: building any of it (tlcore.takehome) or forgetting (studio.forgetting_panel).
 """
 
 from __future__ import annotations
@@ -29,66 +25,11 @@ from studio.i18n import current_lang, explain_error, t
 from studio.learner import owner
 from studio.server import kept_model
 from tlcore.core import settings
-from tlcore.core.events import HistorySnapshot, RunResult
+from tlcore.core.events import HistorySnapshot
 from tlcore.core.messages import LearnerError
-from tlcore.serve import notebook, takehome
+from tlcore.takehome import model_files, notebook
 from tlcore.train import finetuned
 from tlcore.train.config import RunConfig
-
-# --- forgetting ---------------------------------------------------------------------------
-
-CHANGED_SHOWN = 8  # photos listed whose answer changed
-
-
-def forgetting_cell(result: RunResult | None) -> str:
-    """'17 / 24' ImageNet photos recognised after the run, '0 / 24 (20)' with the number recognised
-    with ImageNet's BatchNorm statistics put back where that differs; '–' where it does not apply."""
-    f = result.forgetting if result else None
-    if not f:
-        return "–"
-    bn = f.get("after_bn")
-    return f"{f['after']} / {f['total']}" + (f" ({bn})" if bn is not None and bn != f["after"] else "")
-
-
-def race_caption(results: list[RunResult | None]) -> None:
-    """What the race table's ImageNet column means, with the pretrained network's own score."""
-    first = next((r.forgetting for r in results if r and r.forgetting), None)
-    if first:
-        st.caption(t("caption.race_imagenet", column=t("race.col.imagenet"), before=f"{first['before']} / {first['total']}"))
-
-
-def forgetting_panel(result: RunResult) -> None:
-    """The line (before, after) and a small table of the photos whose answer changed."""
-    f = result.forgetting
-    if not f:
-        return
-    st.markdown(f"**{t('forget.title')}**")
-    st.markdown(t("forget.line", before=f["before"], total=f["total"], after=f["after"]))
-    bn = f.get("after_bn")
-    if bn is not None and bn > f["after"]:  # putting ImageNet's statistics back brings photos back
-        lost = f["before"] - f["after"]
-        if bn >= f["before"]:
-            st.markdown(t("forget.bn_all", after_bn=bn))
-        else:
-            st.markdown(t("forget.bn_part", after_bn=bn, lost=lost, back=bn - f["after"], rest=f["before"] - bn))
-    changed = [p for p in f["photos"] if p["right_before"] != p["right_after"] or p["before"] != p["after"]]
-    if changed:
-        mark = {True: "✓", False: "✗"}
-        st.dataframe(
-            {
-                t("forget.col.answer"): [p["answer"] for p in changed[:CHANGED_SHOWN]],
-                t("forget.col.before"): [f"{mark[p['right_before']]} {p['before']}" for p in changed[:CHANGED_SHOWN]],
-                t("forget.col.after"): [f"{mark[p['right_after']]} {p['after']}" for p in changed[:CHANGED_SHOWN]],
-            },
-            hide_index=True,
-            width="stretch",
-        )
-        st.caption(t("forget.caption", changed=len(changed), total=f["total"]))
-    else:
-        st.caption(t("forget.unchanged", total=f["total"]))
-
-
-# --- the model to take home ---------------------------------------------------------------
 
 # Built zips kept on disk ($TLS_DOWNLOAD_BYTES, 2 GiB); the oldest go past it
 _folder: Path | None = None  # this server's built zips (a temporary folder, removed at exit)
@@ -118,7 +59,7 @@ def bundle_file(learner: str, model_id: str, part: str, metrics: dict | None = N
         if not path.exists():
             partial = path.with_suffix(".part")
             try:
-                takehome.write_zip(entry, partial, parts=(part,), metrics=metrics)  # metrics: for the model card
+                model_files.write_zip(entry, partial, parts=(part,), metrics=metrics)  # metrics: for the model card
             except BaseException:
                 partial.unlink(missing_ok=True)  # a half-written zip is never served
                 raise
@@ -177,13 +118,13 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
         st.caption(explain_error(LearnerError("takehome.gone")))
         return
     try:
-        takehome.check_size(entry)
+        model_files.check_size(entry)
     except LearnerError as error:
         st.caption(explain_error(error))
         return
     mb = max(1, round(finetuned.model_bytes(entry.model) / 2**20))
     name = f"{entry.backbone}-{config.strategy}"
-    card = takehome.card_metrics(result)
+    card = model_files.card_metrics(result)
     cols = st.columns(2)
     cols[0].download_button(
         t("takehome.weights", mb=mb),
@@ -205,7 +146,7 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
         help=t("help.takehome_onnx"),
         icon=":material/download:",
     )
-    meta, lang = takehome.describe(entry, card), current_lang()
+    meta, lang = model_files.describe(entry, card), current_lang()
     if notebook.supported(meta):  # the same run in plain PyTorch, built on click (milliseconds)
         st.download_button(
             t("takehome.notebook"),

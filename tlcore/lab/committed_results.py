@@ -5,11 +5,11 @@ from the result file's own metadata, never from text written beside it. Words co
 through a `translate(key, **values)` function the page passes in (the app's `t`), so this
 module needs no streamlit.
 
-    matrix = report.measured_matrix("matrix")            None when not committed
+    matrix = committed_results.measured_matrix("matrix")    None when not committed
     matrix.backbone, matrix.image_size, matrix.partial_depths, matrix.verdicts
-    report.results_rows(matrix.table, t)                 the details table, translated
-    report.recommended_markdown(num_groups, t)           the rule of thumb for a backbone
-    report.transfer_depth_series(result, t)              curves for plots.depth_figure
+    committed_results.results_rows(matrix.table, t)         the details table, translated
+    committed_results.recommended_markdown(num_groups, t)   the rule of thumb for a backbone
+    committed_results.transfer_depth_series(result, t)      curves for plots.depth_figure
 
 Not for: running experiments (tlcore.lab.experiments) or drawing (studio.plots).
 """

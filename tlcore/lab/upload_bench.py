@@ -56,7 +56,7 @@ def _phone() -> bytes:
 
 def _case(name: str, out) -> None:
     from tlcore.data import datasets
-    from tlcore.serve.uploads import UploadError, read_zip
+    from tlcore.data.image_zip import UploadError, read_zip
 
     data = {"tiny": _tiny, "huge": _huge, "phone": _phone}[name]()
     gc.collect()

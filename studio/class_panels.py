@@ -2,7 +2,7 @@
 and the teacher's controls (code and QR, who joined, push, pause, the experiment).
 
 Streamlit cannot push to a session: every joined learner's sidebar runs `pulse` in its timer
-fragment (PULSE_S, studio.frame.class_status) that reads the server's class (tlcore.serve.classroom, one lock, microseconds)
+fragment (PULSE_S, studio.page_frame.class_status) that reads the server's class (tlcore.serve.classroom, one lock, microseconds)
 and, when the teacher pushed a newer version, reruns the app once so that `follow_teacher` applies
 the settings and switches the page. A learner who has not joined runs no such fragment and sees
 no difference (docs/class-experiment.md: what it costs per session).
@@ -22,7 +22,7 @@ import streamlit as st
 from studio import class_view, teacher
 from studio.feedback import announce, held_messages, replay_messages, say
 from studio.i18n import duration, t
-from studio.jobs_ui import is_running, job_panel, paused_for_me, submit
+from studio.job_panel import is_running, job_panel, paused_for_me, submit
 from studio.learner import network_address, owner
 from studio.plots import ChartText
 from studio.results import chart_text, table_html
@@ -101,7 +101,7 @@ def joined() -> bool:
 
 
 def pulse() -> None:
-    """In the sidebar's timer fragment (studio.frame.class_status), for a learner in the class:
+    """In the sidebar's timer fragment (studio.page_frame.class_status), for a learner in the class:
     the class line, the pause, one's part; a newer push reruns the app once to follow it. One
     fragment for the queue line and the class: a second timer per learner cost a 2-core server
     the CPU its runs needed (30 learners: 45 fragment runs a second)."""

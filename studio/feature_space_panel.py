@@ -3,7 +3,7 @@ body of the same architecture and (after a fine-tune) the fine-tuned body see th
 one colour per class, each point's picture (or sentence) on hover, and beside each the
 accuracy a probe reaches on those frozen features.
 
-The work (a few seconds of forward passes) is done by tlcore.lab.embedding on its own background
+The work (a few seconds of forward passes) is done by tlcore.explain.feature_space on its own background
 thread and kept there per backbone, dataset, size and seed: a page run only asks for it and
 draws what is ready. The learner starts it once with a button; while it is computed a
 fragment looks every second and the page is redrawn once when it is done. Changing the data
@@ -23,19 +23,19 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 from studio import plots
+from studio.bound_widgets import bound
 from studio.choices import register_choices
 from studio.i18n import class_title, current_lang, lesson, t, translated
-from studio.images_ui import encoded
+from studio.image_panels import encoded
 from studio.learner import owner
 from studio.server import kept_model, queue
-from studio.settings import bound
 from studio.state import callback, job_id, keep_settings
-from tlcore.lab import embedding
+from tlcore.explain import feature_space
 from tlcore.models import catalog
 from tlcore.train.config import RunConfig
 
 SETTING = "features_method"
-register_choices({SETTING: embedding.methods_available})
+register_choices({SETTING: feature_space.methods_available})
 POLL_S = 1.0  # seconds between looks while a view is computed
 PANEL_PX = {2: 300, 3: 200}  # one panel's plot width for 2 or 3 panels: all fit the page at 1280 x 720
 PLOT_PX = 260  # plot height
@@ -54,11 +54,11 @@ def _wanted_key(key: str) -> str:
     return f"features_wanted:{key}"
 
 
-def request_for(config: RunConfig, finetune_slots: Sequence[str] = ()) -> embedding.Request:
+def request_for(config: RunConfig, finetune_slots: Sequence[str] = ()) -> feature_space.Request:
     """The view of the data a run with `config` would train on: its backbone (the offline
     fallback already applied by the page), dataset, split and size, in the learner's projection;
     with the fine-tuned body of the first of `finetune_slots` that trained on the same data."""
-    base = embedding.Request(
+    base = feature_space.Request(
         config.task,
         config.backbone,
         config.dataset,
@@ -75,7 +75,7 @@ def request_for(config: RunConfig, finetune_slots: Sequence[str] = ()) -> embedd
     return dataclasses.replace(base, finetuned_id=model_id) if model_id else base
 
 
-def _finetuned_id(base: embedding.Request, slots: Sequence[str]) -> str:
+def _finetuned_id(base: feature_space.Request, slots: Sequence[str]) -> str:
     """The model id of the first slot's finished run that trained on this view's data (same
     backbone, dataset, validation split and size) and is still on the shelf; else "".
 
@@ -139,7 +139,7 @@ def feature_space_panel(
         st.caption(
             t(
                 "features.intro_text" if task == "text" else "features.intro",
-                n=min(config.per_class, embedding.MAX_PER_CLASS[task]),
+                n=min(config.per_class, feature_space.MAX_PER_CLASS[task]),
             )
         )
         if not st.session_state.get(_wanted_key(key), False):
@@ -164,7 +164,7 @@ def _method_and_hide(key: str) -> None:
     with method_col:
         st.segmented_control(
             t("features.method"),
-            embedding.methods_available(),
+            feature_space.methods_available(),
             format_func=lambda m: t(f"features.method.{m}"),
             help=t("features.method_help"),
             **bound(SETTING),
@@ -180,17 +180,19 @@ def _method_and_hide(key: str) -> None:
         )
 
 
-class OneAtATime(embedding.Busy):
+class OneAtATime(feature_space.Busy):
     """This learner's other view is still being computed: theirs first, then this one."""
 
 
 # One waiting view per learner: the worker's places (8) go round the class, not to one learner's
 # tabs (one learner filled all 8 and a classmate had no chart after 240 s). Process-level.
-_asked: dict[str, embedding.Request] = {}  # learner -> the view they wait for
+_asked: dict[str, feature_space.Request] = {}  # learner -> the view they wait for
 _asked_lock = threading.Lock()
 
 
-def start_for(learner: str, request: embedding.Request, finetuned, spaces: embedding.FeatureSpaces) -> embedding.Status:
+def start_for(
+    learner: str, request: feature_space.Request, finetuned, spaces: feature_space.FeatureSpaces
+) -> feature_space.Status:
     """Start `request` for `learner` unless another view of theirs is still computed (OneAtATime);
     the same view as a classmate's shares its computation, and costs this learner nothing."""
     with _asked_lock:
@@ -208,32 +210,32 @@ def start_for(learner: str, request: embedding.Request, finetuned, spaces: embed
     return status
 
 
-def _start(request: embedding.Request) -> embedding.Status:
+def _start(request: feature_space.Request) -> feature_space.Status:
     """Start the view in the background with this learner's fine-tuned model (from the shelf,
-    tlcore.serve.shelf) when it names one; gone from the shelf: failed, and said why."""
+    tlcore.serve.kept_models) when it names one; gone from the shelf: failed, and said why."""
     finetuned = kept_model(request.finetuned_id) if request.finetuned_id else None
     if request.finetuned_id and finetuned is None:
-        return embedding.Status("failed", error=embedding.FinetunedGone(request.finetuned_id))
-    return start_for(owner(), request, finetuned, embedding.shared_spaces())
+        return feature_space.Status("failed", error=feature_space.FinetunedGone(request.finetuned_id))
+    return start_for(owner(), request, finetuned, feature_space.shared_spaces())
 
 
-def _prefetch(request: embedding.Request) -> None:
+def _prefetch(request: feature_space.Request) -> None:
     """Start the view in the background if nobody has (returns at once; a busy worker is left alone)."""
-    spaces = embedding.shared_spaces()
+    spaces = feature_space.shared_spaces()
     if spaces.status(request).state == "missing":
         try:
             _start(request)
-        except embedding.Busy:
+        except feature_space.Busy:
             pass
 
 
-def _view_or_progress(key: str, request: embedding.Request) -> None:
-    spaces = embedding.shared_spaces()
+def _view_or_progress(key: str, request: feature_space.Request) -> None:
+    spaces = feature_space.shared_spaces()
     status = spaces.status(request)
     if status.state == "missing":
         try:
             status = _start(request)
-        except embedding.Busy as busy:
+        except feature_space.Busy as busy:
             st.info(
                 t("features.one_at_a_time" if isinstance(busy, OneAtATime) else "features.busy"), icon=":material/hourglass_top:"
             )
@@ -256,17 +258,17 @@ def _view_or_progress(key: str, request: embedding.Request) -> None:
 
 
 @callback
-def _retry(request: embedding.Request) -> None:
+def _retry(request: feature_space.Request) -> None:
     try:
         _start(request)
-    except embedding.Busy:  # the next page run asks again (and says so if the worker is still full)
+    except feature_space.Busy:  # the next page run asks again (and says so if the worker is still full)
         pass
 
 
 def _why(error: BaseException | None) -> str:
     from studio.i18n import explain_error
 
-    if isinstance(error, embedding.FinetunedGone):
+    if isinstance(error, feature_space.FinetunedGone):
         return t("features.finetuned_gone")
     return t("features.failed", reason=explain_error(error) if error is not None else "")
 
@@ -274,19 +276,19 @@ def _why(error: BaseException | None) -> str:
 # --- the picture --------------------------------------------------------------------------
 
 
-def _axis(space: embedding.Space, method: str, i: int) -> str:
+def _axis(space: feature_space.Space, method: str, i: int) -> str:
     if space.explained is not None:
         return t("features.axis_pca", i=i + 1, share=round(100 * space.explained[i]))
     return t(f"features.axis.{method}", i=i + 1)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _thumbnails(data_key: tuple, _view: embedding.FeatureView) -> list[str]:
+def _thumbnails(data_key: tuple, _view: feature_space.FeatureView) -> list[str]:
     """Each training image as a PNG data URL (the tooltip's picture), encoded once per data set."""
     return ["data:image/png;base64," + base64.b64encode(encoded(image)).decode("ascii") for image in _view.thumbs]
 
 
-def chart_spec(view: embedding.FeatureView, request: embedding.Request, lang_class) -> object:
+def chart_spec(view: feature_space.FeatureView, request: feature_space.Request, lang_class) -> object:
     """The Altair chart: one scatter per body side by side over one table (the thumbnails are sent
     once), colours by class shared by every panel; clicking a class in the legend lights it up
     in each panel."""
@@ -347,14 +349,14 @@ def chart_spec(view: embedding.FeatureView, request: embedding.Request, lang_cla
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _spec(request: embedding.Request, lang: str, _view: embedding.FeatureView) -> dict:
+def _spec(request: feature_space.Request, lang: str, _view: feature_space.FeatureView) -> dict:
     """The chart as a Vega-Lite dict, built once per view and language: building and validating it
     took 0.3 s of a page run (500 points, three panels, a busy 2-core CPU), on every click while
     the view is shown."""
     return chart_spec(_view, request, lambda c: class_title(_view.dataset, c)).to_dict()
 
 
-def draw_view(view: embedding.FeatureView, request: embedding.Request) -> None:
+def draw_view(view: feature_space.FeatureView, request: feature_space.Request) -> None:
     """The panels, a line of what was measured, and what the picture means."""
     if "pretrained" not in view.spaces:
         st.info(t("features.no_pretrained"))
@@ -385,7 +387,7 @@ def draw_view(view: embedding.FeatureView, request: embedding.Request) -> None:
             lesson("features", section, level=4)
 
 
-def _measured_line(view: embedding.FeatureView) -> str:
+def _measured_line(view: feature_space.FeatureView) -> str:
     seconds = view.timings.get("total_s", 0.0)
     return t(
         "features.measured",

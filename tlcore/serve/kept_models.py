@@ -1,7 +1,7 @@
 """The class server's shelf of fine-tuned models: each learner's own last runs, bounded by bytes.
 
 A learner's Fine-tune run (and the Text page's single run) leaves its model here, for "Try it"
-and the download (tlcore.serve.takehome). The job queue decides what goes on the shelf (tlcore.serve.jobs:
+and the download (tlcore.takehome.model_files). The job queue decides what goes on the shelf (tlcore.serve.jobs:
 a job submitted with `keep_model`); training only returns the model (tlcore.train.finetuned). Races,
 sweeps and experiments keep nothing, so another learner's three sweeps cannot push a model off.
 

@@ -1,6 +1,6 @@
 """Take the model home: a fine-tuned model as files a learner can use without the studio.
 
-A finished run's model (kept on the server's shelf, tlcore.serve.shelf) becomes a folder, or a zip of it:
+A finished run's model (kept on the server's shelf, tlcore.serve.kept_models) becomes a folder, or a zip of it:
 
     model.safetensors   the weights; its metadata holds the run's settings and class names,
                         so this one file is enough for `load` and `python -m tlcore predict`
@@ -12,7 +12,7 @@ A finished run's model (kept on the server's shelf, tlcore.serve.shelf) becomes 
     README.md           two short snippets: load with tlcore, predict with onnxruntime
     MODEL_CARD.md       what was trained, on what, its metrics on the run's validation split, its limits
 
-The take-home notebook (the same run in plain PyTorch) is tlcore.serve.notebook.
+The take-home notebook (the same run in plain PyTorch) is tlcore.takehome.notebook.
 
     python -m tlcore predict --model DIR_OR_FILE photo.jpg ...        (image model)
     python -m tlcore predict --model DIR_OR_FILE "a sentence" ...     (text model)
@@ -21,7 +21,7 @@ Files are written to a temporary folder and, for the app, zipped into memory; no
 on disk. Models bigger than `MAX_MODEL_BYTES` of weights are refused (a class server builds
 the zip in memory).
 
-Not for: keeping models on the server (tlcore.serve.shelf) or training (tlcore.train.recipe).
+Not for: keeping models on the server (tlcore.serve.kept_models) or training (tlcore.train.recipe).
 """
 
 from __future__ import annotations
@@ -482,7 +482,7 @@ def load(path: str | Path) -> Loaded:
     classes, config, backbone = tuple(meta["classes"]), meta.get("config") or {}, meta["backbone"]
     state = load_file(str(weights))
     if meta["task"] == "text":
-        from tlcore.models.text import build_text_model
+        from tlcore.models.text_backbones import build_text_model
 
         lora_r = int(config.get("lora_r", 0)) if config.get("strategy") == "lora" else 0
         model = build_text_model(backbone, len(classes), pretrained=False, lora_r=lora_r)

@@ -22,7 +22,7 @@ on a 2-core CPU for a few hundred examples) runs on one background thread (`Feat
 cached per backbone, dataset, size and seed, so no page waits for it.
 
 Returns plain data (coordinates, labels, class names, accuracies, timings): no plotting here.
-Not for: training (tlcore.train.recipe) or showing the picture (studio.feature_space).
+Not for: training (tlcore.train.recipe) or showing the picture (studio.feature_space_panel).
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def _seeded(seed: int):
 def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable[[], torch.nn.Module]]]:
     """(kind, backbone that really runs, builder) for the pretrained and the random body."""
     if request.task == "text":
-        from tlcore.models.text import build_text_model
+        from tlcore.models.text_backbones import build_text_model
 
         name, pretrained, _ = catalog.resolve_pretrained(request.backbone, "auto")
 
@@ -494,7 +494,7 @@ def shared_spaces() -> FeatureSpaces:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m tlcore.lab.embedding`: the figures of a feature view, for the README and the note.
+    """`python -m tlcore.explain.feature_space`: the figures of a feature view, for the README and the note.
 
     Per seed: both probes for the pretrained and the random body, and the time of a cold view
     (data, both bodies built, forward passes, projection, probes; wall and CPU seconds, the CPU
@@ -504,7 +504,7 @@ def main(argv: list[str] | None = None) -> None:
     pretrained model over the same images: a busy machine slows both alike."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m tlcore.lab.embedding", description=main.__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tlcore.explain.feature_space", description=main.__doc__.split("\n")[0])
     parser.add_argument("--task", default="image", choices=("image", "text"), help="image or text")
     parser.add_argument("--backbone", default="", help="registry name (default: the offline default of the task)")
     parser.add_argument("--dataset", default="", help="registry name (default: the app's default of the task)")

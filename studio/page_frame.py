@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import classroom_ui, hosts, i18n, plots, teacher
+from studio import class_panels, hosts, i18n, plots, teacher
 from studio.feedback import error as show_error
 from studio.i18n import t
 from studio.learner import owner, remember_learner
@@ -182,8 +182,8 @@ def start() -> None:
             st.success(t("link.applied", names=teacher.link_names(applied)))
         if ignored:
             st.warning(t("link.ignored", names=teacher.left_out_names(ignored)))
-    classroom_ui.join_from_link()  # a class's join link (its QR): join, say so, drop the parameter
-    classroom_ui.banner()  # the teacher brought this learner here (studio.classroom_ui.follow_teacher)
+    class_panels.join_from_link()  # a class's join link (its QR): join, say so, drop the parameter
+    class_panels.banner()  # the teacher brought this learner here (studio.class_panels.follow_teacher)
     st.session_state[_SEEN] = True
     failed = st.session_state.pop("_callback_error", None)
     if failed:
@@ -191,7 +191,7 @@ def start() -> None:
 
 
 def sidebar() -> None:
-    classroom_ui.follow_teacher()  # after the teacher's push: their settings and page, before anything is drawn
+    class_panels.follow_teacher()  # after the teacher's push: their settings and page, before anything is drawn
     i18n.language_picker()
     with st.sidebar:
         remember_learner()
@@ -207,7 +207,7 @@ def sidebar() -> None:
             st.markdown(t("side.offline"))
         if not status["offline_backbone"]:
             st.caption(t("side.no_offline_backbone", name=get_backbone(offline_default()).title))
-        if classroom_ui.joined():
+        if class_panels.joined():
             class_status()  # the queue line and the class, every PULSE_S
         else:
             queue_status()
@@ -218,11 +218,11 @@ def queue_status() -> None:
     queue_line()
 
 
-@st.fragment(run_every=classroom_ui.PULSE_S)
+@st.fragment(run_every=class_panels.PULSE_S)
 def class_status() -> None:
     """A class member's sidebar: the queue line and the class (a push lands within PULSE_S)."""
     queue_line()
-    classroom_ui.pulse()
+    class_panels.pulse()
 
 
 def queue_line() -> None:

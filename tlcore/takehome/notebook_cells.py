@@ -1,6 +1,6 @@
 """What both take-home notebooks share: the lessons' sections, the strategies' plan cells, the curves.
 
-The image notebook (tlcore.serve.notebook) and the text notebook (tlcore.serve.notebook_text)
+The image notebook (tlcore.takehome.notebook) and the text notebook (tlcore.takehome.notebook_text)
 teach the same strategies with the same loop, so the code a learner reads for a freeze and its
 learning rates, and for the curves, is written once, here, as notebook cell text. Each plan
 cell defines `frozen_at(epoch)` (the groups frozen during an epoch) and `LRS` (the rate of every

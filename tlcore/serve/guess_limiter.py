@@ -20,7 +20,7 @@ The cost: a script that guesses from a few addresses no longer holds up the teac
 before: 7 of 8 of the real teacher's tries refused over 106 s while a script guessed); one that
 makes up a new address for every guess can make a fresh address wait up to `fresh_every_s`.
 
-Not for: the secret itself (tlcore.serve.caps) or who is the teacher (studio.teacher).
+Not for: the secret itself (tlcore.serve.class_limits) or who is the teacher (studio.teacher).
 """
 
 from __future__ import annotations

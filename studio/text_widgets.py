@@ -15,20 +15,20 @@ from pathlib import Path
 import streamlit as st
 
 from studio import plots, widgets
+from studio.bound_widgets import bound
 from studio.choices import register_choices, register_ranges
 from studio.feedback import error as show_error
 from studio.feedback import held_messages, replay_messages, say
 from studio.i18n import class_title, current_lang, explain_error, t, t_count, translated
 from studio.results import chart, draw_downloads, draw_result_header, translator
-from studio.settings import bound
 from studio.state import callback, keep_settings
 from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
 from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
 from tlcore.core import metrics
+from tlcore.data.image_zip import UploadError
 from tlcore.models import catalog
-from tlcore.serve import caps
+from tlcore.serve import class_limits
 from tlcore.serve.jobs import JobView
-from tlcore.serve.uploads import UploadError
 from tlcore.train import presets, strategies
 from tlcore.train.config import RunConfig
 
@@ -73,14 +73,14 @@ def init_state() -> None:
 @st.cache_data(ttl=60, show_spinner=False)
 def cached_models() -> dict[str, bool]:
     """Which text backbones are on this machine (HF cache, or shipped in a package)."""
-    from tlcore.models.text import is_cached
+    from tlcore.models.text_backbones import is_cached
 
     return {name: is_cached(name) for name in catalog.backbone_names("text")}
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def hub_online() -> bool:
-    from tlcore.models.text import hub_reachable
+    from tlcore.models.text_backbones import hub_reachable
 
     return hub_reachable(timeout=1.5)
 
@@ -104,14 +104,14 @@ def default_dataset() -> str:
     itself (said on the page, beside the chance line of the accuracy chart)."""
     if current_lang() == "ko":
         return "sentiment_ko"
-    from studio.textbert_ui import orange_available
+    from studio.text_pretraining import orange_available
 
     return "newsgroups20" if orange_available() else str(DEFAULTS["text_dataset"])
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def tokenizer_of(backbone: str):
-    from tlcore.models.text import build_text_model
+    from tlcore.models.text_backbones import build_text_model
 
     return build_text_model(backbone, 2, pretrained=False).tokenizer
 
@@ -163,7 +163,7 @@ def layer_groups(backbone: str, strategy: str, lora_r: int = 8) -> list[str]:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def param_counts(backbone: str, lora_r: int) -> dict[str, int]:
     """Parameters per group, counted on a randomly initialised copy (no weights needed, only the config)."""
-    from tlcore.models.text import build_text_model
+    from tlcore.models.text_backbones import build_text_model
 
     return build_text_model(backbone, 2, pretrained=False, lora_r=lora_r).param_counts()
 
@@ -297,7 +297,7 @@ def data_ui(online: bool) -> TextDataChoice:
         )
     )
     vocabulary_note(st.session_state["text_backbone"], spec.name)
-    from studio.textbert_ui import dataset_card
+    from studio.text_pretraining import dataset_card
 
     dataset_card(spec.name)
     return TextDataChoice(spec.name, "", spec.max_per_class or 500)
@@ -317,7 +317,7 @@ def _upload_ui() -> TextDataChoice:
         table = known[1]  # parsed on an earlier run: not again on every click
     else:
         try:
-            table = parse_text_csv(raw, name=uploaded.name, max_classes=caps.load().max_classes)
+            table = parse_text_csv(raw, name=uploaded.name, max_classes=class_limits.load().max_classes)
         except ValueError as error:
             drop_upload_slot("text")  # the last CSV was replaced (unless a run of this learner's reads it)
             show_error(t("text.upload_refused", reason=explain_error(error)))
@@ -421,7 +421,7 @@ def draw_text_results(view: JobView) -> None:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def masked_lm(name: str):
-    from tlcore.models.text import load_masked_lm
+    from tlcore.models.text_backbones import load_masked_lm
 
     return load_masked_lm(name)
 
@@ -430,7 +430,7 @@ def masked_lm(name: str):
 def _guess() -> None:
     """Fill the [MASK]s of the sentence in the box with the chosen model; why not, when it cannot."""
     from tlcore.models.fill_mask import fill_mask
-    from tlcore.models.text import TextModelUnavailable
+    from tlcore.models.text_backbones import TextModelUnavailable
 
     name, sentence = st.session_state["mask_model"], st.session_state.get("mask_sentence", "")
     with held_messages("mask_go"):
@@ -444,7 +444,7 @@ def _guess() -> None:
 
 def fill_mask_ui() -> None:
     from tlcore.models.fill_mask import MAX_CHARS
-    from tlcore.models.text import MLM_DEMO_MODEL
+    from tlcore.models.text_backbones import MLM_DEMO_MODEL
 
     st.markdown(t("mask.intro"))
     ready = cached_models()
@@ -464,7 +464,7 @@ def fill_mask_ui() -> None:
     )
     st.caption(t("mask.no_head"))
     if name == "studio_bert":
-        from studio.textbert_ui import studio_bert_card
+        from studio.text_pretraining import studio_bert_card
 
         studio_bert_card()
     if not ready.get(name) and (name == "studio_bert" or not hub_online()):
