@@ -37,6 +37,7 @@ from tlcore.train.config import RunConfig
 SETTING = "features_method"
 register_choices({SETTING: feature_space.methods_available})
 POLL_S = 1.0  # seconds between looks while a view is computed
+TURN_S = 2.0  # seconds between asks while the worker has no place for the view
 PANEL_PX = {2: 300, 3: 200}  # one panel's plot width for 2 or 3 panels: all fit the page at 1280 x 720
 PLOT_PX = 260  # plot height
 # One colour per class, the same in every panel (studio.plots' palette first, then three more).
@@ -236,9 +237,7 @@ def _view_or_progress(key: str, request: feature_space.Request) -> None:
         try:
             status = _start(request)
         except feature_space.Busy as busy:
-            st.info(
-                t("features.one_at_a_time" if isinstance(busy, OneAtATime) else "features.busy"), icon=":material/hourglass_top:"
-            )
+            _wait_turn(request, t("features.one_at_a_time" if isinstance(busy, OneAtATime) else "features.busy"))
             return
     if status.state == "running":
 
@@ -255,6 +254,24 @@ def _view_or_progress(key: str, request: feature_space.Request) -> None:
         st.button(t("features.retry"), key=f"features_retry:{key}", on_click=_retry, args=(request,))
         return
     draw_view(status.view, request)
+
+
+def _wait_turn(request: feature_space.Request, message: str) -> None:
+    """The worker has no place for this view yet (the learner's other view first, or the class's
+    views fill it): say so and ask again every TURN_S, without a click; once it has started, the
+    whole page runs again and shows its progress. (Said "starts when it is ready" and then waited
+    for a click that nobody knew to make: a learner's first view never came in 240 s.)"""
+
+    @st.fragment(run_every=TURN_S)
+    def wait_turn() -> None:
+        try:
+            _start(request)
+        except feature_space.Busy:
+            st.info(message, icon=":material/hourglass_top:")
+            return
+        st.rerun()
+
+    wait_turn()
 
 
 @callback
