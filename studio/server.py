@@ -24,6 +24,7 @@ import streamlit as st
 from studio import download_hold, learner
 from studio.learner import LearnerStore, owner
 from tlcore.core import settings
+from tlcore.explain import feature_space
 from tlcore.models import catalog
 from tlcore.serve import class_limits, classroom, server_queue, store
 from tlcore.serve.jobs import JobQueue, shared_queue, shared_queue_made
@@ -143,6 +144,7 @@ def _warm_up() -> None:
                 recipe.warm_up(config, should_stop=_warm_up_stop.is_set)
         image = presets.image()
         catalog.group_param_counts(image.backbone)  # pages 2 and 3 draw the groups on a first visit
+        feature_space.load_libraries()  # the first feature view's scikit-learn, loaded once here
         default = RunConfig(backbone=image.backbone, image_size=image.image_size)
         for config in (default, presets.text()):  # a first rate of this machine's own for each task
             if _warm_up_stop.is_set():

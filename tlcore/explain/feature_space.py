@@ -57,6 +57,15 @@ def methods_available() -> tuple[str, ...]:
     return tuple(m for m in METHODS if m != "umap" or importlib.util.find_spec("umap") is not None)
 
 
+def load_libraries() -> None:
+    """Import what a first view needs from scikit-learn (projections, the probe): about 140 MB
+    resident and a second or two, once per process. The class server's warm-up calls it, so the
+    first learner's view does not wait for it and a burst of views leaves memory where it began."""
+    import sklearn.decomposition  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.manifold  # noqa: F401
+
+
 # ----------------------------------------------------------------------------- results
 
 
