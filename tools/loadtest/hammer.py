@@ -174,8 +174,14 @@ class Learner:
             )  # drawn when scrolled to
             self.times.setdefault("feature space", []).append(time.monotonic() - sent["feature space"])
         except Exception as error:  # noqa: BLE001 -- a view that never came is a failure, not a crash
-            failed.append(f"learner {self.index}: no feature-space chart for {self.method} ({str(error).splitlines()[0]})")
-            self.image.screenshot(path=str(self.folder / f"features-{self.index}.png"), full_page=True)
+            try:  # what the learner sees there instead
+                shown = " | ".join(self.feature_panel().inner_text(timeout=5_000).split("\n"))[:400]
+                self.feature_panel().screenshot(path=str(self.folder / f"features-{self.index}.png"), timeout=10_000)
+            except Exception as other:  # noqa: BLE001
+                shown = f"(the panel could not be read: {str(other).splitlines()[0]})"
+            failed.append(
+                f"learner {self.index}: no feature-space chart for {self.method} ({str(error).splitlines()[0]}); shown: {shown}"
+            )
         wait_idle(page, 240_000)
         self.times.setdefault("page idle again (Grad-CAM drawn)", []).append(time.monotonic() - sent["Grad-CAM"])
         deadline = time.monotonic() + DOWNLOAD_S
