@@ -191,8 +191,18 @@ def install_on_server() -> bool:
 
     if not Runtime.exists():
         return False
-    manager = Runtime.instance().media_file_mgr
-    return install(manager) and serve_from_disk(manager, web_app())
+    return install(Runtime.instance().media_file_mgr)
+
+
+def stream_on_server() -> bool:
+    """Stream the running server's FromDisk downloads from disk (`install_on_server` first). It
+    looks through every object the garbage collector tracks, about a second once: the janitor's
+    thread calls it, not a page."""
+    from streamlit.runtime import Runtime
+
+    if not Runtime.exists():
+        return False
+    return serve_from_disk(Runtime.instance().media_file_mgr, web_app())
 
 
 def release_on_server() -> int:

@@ -194,6 +194,10 @@ def keep_connected_runs_alive(q: JobQueue, store: LearnerStore, is_connected=Non
 
 
 def _reap_forever() -> None:
+    try:  # model downloads streamed from disk: found among the server's objects, off the first page's run
+        download_hold.stream_on_server()
+    except Exception as error:  # noqa: BLE001 -- downloads then go through memory, as Streamlit's own do
+        logging.getLogger(__name__).warning("downloads not streamed: %s", error)
     last_reap = time.monotonic()
     while True:
         time.sleep(min(settings.get("TLS_UPLOAD_REAP_S"), settings.get("TLS_CLOSED_TAB_S") / 4))
