@@ -234,7 +234,7 @@ def streamed(manager) -> int:
 def serve_from_disk(manager, app) -> bool:
     """Make the web app's media route stream this manager's FromDisk downloads from disk (others
     go on to Streamlit's own answer); True when it could. `install(manager)` first."""
-    from starlette.responses import FileResponse, PlainTextResponse
+    from starlette.responses import FileResponse, PlainTextResponse, Response
 
     hold: _Hold | None = getattr(manager, "_tlstudio_hold", None)
     route = next(
@@ -258,6 +258,15 @@ def serve_from_disk(manager, app) -> bool:
         item = hold.on_disk.get(name)
         if item is None:
             await streamlit_answer(scope, receive, send)
+            return
+        if dict(scope.get("headers", ())).get(b"sec-fetch-mode", b"navigate") != b"navigate":
+            # a script's fetch, not the download: Streamlit's page asks for every download's URL once
+            # (`fetch(url)`, only to check its status) and never reads the answer. An unread 87 MB
+            # answer holds one of the browser's six connections to the server until the page's
+            # garbage is collected: after a few downloads, the next download and the page's pictures
+            # waited for minutes (one learner of three lost a download a round, tools/loadtest/hammer).
+            # "No content" answers the check at once; the download itself (a navigation) gets the file.
+            await Response(status_code=204)(scope, receive, send)
             return
         if not item.path.is_file():  # trimmed from the disk since the click: click again
             await PlainTextResponse("This download has expired: click its button again.", status_code=404)(scope, receive, send)

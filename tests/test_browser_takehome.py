@@ -60,6 +60,21 @@ def test_download_the_fine_tuned_model_and_predict_with_it(server, tmp_path):  #
         # file's version (ETag); Streamlit's in-memory media answer does not
         again = page.request.get(download.value.url, headers={"Range": "bytes=0-1"})
         assert again.status == 206 and again.body() == b"PK" and again.headers.get("etag")
+        # a learner who downloads again and again: every download arrives (Streamlit's page also
+        # fetches each URL to check it and never reads the answer; unread, 13 MB answers held the
+        # browser's six connections to the server and the third or fourth download never began)
+        onnx = page.get_by_role("button", name=re.compile(r"Model for ONNX Runtime \(\d+ MB\)"))
+        page.evaluate("() => { performance.clearResourceTimings(); performance.setResourceTimingBufferSize(5000); }")
+        for i in range(6):
+            with page.expect_download(timeout=60_000) as more:
+                (onnx if i % 2 else button).click()
+            assert more.value.failure() is None, f"download {i + 2} failed"
+        # each of those checks was answered at once, with no content left for the page to read
+        checks = page.evaluate(
+            "() => performance.getEntriesByType('resource')"
+            ".filter(e => e.name.includes('/media/') && e.name.endsWith('.zip')).map(e => [e.responseStatus, e.encodedBodySize])"
+        )
+        assert len(checks) == 6 and all(check == [204, 0] for check in checks), checks
         page.get_by_text("한국어").click()  # the same results in Korean, for a look at the layout
         korean = page.get_by_text("망각, 직접 재기")
         korean.first.wait_for(timeout=30_000)

@@ -196,6 +196,22 @@ def test_a_zip_on_disk_is_streamed_in_small_pieces_and_never_stored_in_memory(tm
     assert status == 206 and b"".join(pieces) == zipped.read_bytes()[10:20]
 
 
+def test_the_pages_own_check_of_a_download_url_is_answered_without_the_file(tmp_path):
+    """Streamlit's page fetches each download's URL to check it and never reads the answer; unread,
+    a big answer held one of the browser's six connections to the server (the next downloads waited)."""
+    manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
+    app = media_app(manager)
+    download_hold.install(manager, clock)
+    download_hold.serve_from_disk(manager, app)
+    zipped = tmp_path / "model.zip"
+    zipped.write_bytes(b"PK" * 100_000)
+    url = click_disk(manager, zipped)
+    status, _headers, pieces = get(app, url, {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"})
+    assert status == 204 and pieces == []  # ok for the check; nothing left unread
+    status, _headers, pieces = get(app, url, {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "empty"})
+    assert status == 200 and b"".join(pieces) == zipped.read_bytes()  # the download itself
+
+
 def test_a_streamed_url_answers_for_minutes_then_is_gone_and_other_media_stay_streamlits(tmp_path):
     manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
     app = media_app(manager)
