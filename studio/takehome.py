@@ -125,27 +125,22 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
     mb = max(1, round(finetuned.model_bytes(entry.model) / 2**20))
     name = f"{entry.backbone}-{config.strategy}"
     card = model_files.card_metrics(result)
-    cols = st.columns(2)
-    cols[0].download_button(
-        t("takehome.weights", mb=mb),
-        data=download_hold.FromDisk(lambda: bundle_or_note(learner, model_id, "weights", card)),
-        file_name=f"{name}.zip",
-        mime="application/zip",
-        key=f"model:{key}",
-        on_click="ignore",
-        help=t("help.takehome_weights"),
-        icon=":material/download:",
+    # (part, its label and help, the key's prefix, the file's suffix): the two zips side by side
+    parts = (
+        ("weights", "takehome.weights", "help.takehome_weights", "model", ""),
+        ("onnx", "takehome.onnx", "help.takehome_onnx", "onnx", "-onnx"),
     )
-    cols[1].download_button(
-        t("takehome.onnx", mb=mb),
-        data=download_hold.FromDisk(lambda: bundle_or_note(learner, model_id, "onnx", card)),
-        file_name=f"{name}-onnx.zip",
-        mime="application/zip",
-        key=f"onnx:{key}",
-        on_click="ignore",
-        help=t("help.takehome_onnx"),
-        icon=":material/download:",
-    )
+    for col, (part, label, help_key, prefix, suffix) in zip(st.columns(2), parts, strict=True):
+        col.download_button(
+            t(label, mb=mb),
+            data=download_hold.FromDisk(lambda part=part: bundle_or_note(learner, model_id, part, card)),
+            file_name=f"{name}{suffix}.zip",
+            mime="application/zip",
+            key=f"{prefix}:{key}",
+            on_click="ignore",
+            help=t(help_key),
+            icon=":material/download:",
+        )
     meta, lang = model_files.describe(entry, card), current_lang()
     if notebook.supported(meta):  # the same run in plain PyTorch, built on click (milliseconds)
         st.download_button(
