@@ -125,6 +125,28 @@ def test_a_fine_tuned_model_adds_a_third_view():
         feature_space.feature_view(request)
 
 
+def test_only_the_pretrained_bodys_features_are_kept_for_the_class_runs(monkeypatch):
+    """A random or fine-tuned body's features would only fill the runs' feature cache (no run
+    trains from those weights): about 20 MB a learner stayed after a burst of feature views."""
+    from tlcore.core.bounded import LRU, tensor_bytes
+    from tlcore.data import feature_cache
+
+    monkeypatch.setattr(feature_cache, "shared", LRU(2**30, weigh=tensor_bytes))  # this test's own, empty
+    monkeypatch.setattr(feature_space, "_features", LRU(8))
+    torch.manual_seed(2)
+    model = catalog.build_model("studio_resnet", 10, pretrained=True, image_size=32)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)  # fine-tuned: weights of its own
+    entry = finetuned.Finetuned(model, tuple(str(i) for i in range(10)), 32, "studio_resnet")
+    request = feature_space.Request(
+        "image", "studio_resnet", "digits", per_class=5, val_per_class=5, image_size=32, finetuned_id="m"
+    )
+    view = feature_space.feature_view(request, finetuned=entry)
+    assert list(view.spaces) == ["pretrained", "random", "finetuned"]
+    assert len(feature_cache.shared) == 1  # the pretrained body's: a linear probe's cached prefix on this data
+
+
 def test_views_are_limited_to_a_few_hundred_examples():
     request = feature_space.Request("image", "studio_resnet", "digits", per_class=500, val_per_class=5, image_size=16)
     assert request.shown_per_class == feature_space.MAX_PER_CLASS["image"]

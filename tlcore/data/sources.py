@@ -117,8 +117,10 @@ class TensorSource(BatchSource):
         return cache_depth("image", 1, 2, augment=self.augment) > 0
 
     @torch.no_grad()
-    def prepare(self, model, depth: int, batch_size: int, autocast) -> int:
-        """Run the frozen prefix once over all images; returns the depth actually cached."""
+    def prepare(self, model, depth: int, batch_size: int, autocast, *, share: bool = True) -> int:
+        """Run the frozen prefix once over all images; returns the depth actually cached. `share`:
+        found in and kept for the process (tlcore.data.feature_cache); not for weights no run will
+        train from again (a random or a fine-tuned body shown in the feature space)."""
         depth = cache_depth("image", depth, len(model.groups), augment=self.augment)
         if depth == 0 or not hasattr(model, "forward_to"):
             return 0
@@ -152,11 +154,12 @@ class TensorSource(BatchSource):
             self.train_x,
             self.val_x,
         )
-        found = feature_cache.shared.get(key)
+        found = feature_cache.shared.get(key) if share else None
         if found is None:
             train, val = features(self.train_x), features(self.val_x)
             flipped = features(self.train_x.flip(-1)) if self.augment == "flip" else None
-            feature_cache.shared.put(key, (train, val, flipped))
+            if share:
+                feature_cache.shared.put(key, (train, val, flipped))
         else:
             train, val, flipped = found
         self.train_x, self.val_x, self.train_flipped, self.depth = train, val, flipped, depth

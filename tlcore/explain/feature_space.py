@@ -121,7 +121,7 @@ def _pooled(features: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def image_features(
-    model, data: datasets.ImageData, *, device: torch.device | None = None, batch_size: int = 64
+    model, data: datasets.ImageData, *, device: torch.device | None = None, batch_size: int = 64, share: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train (N, D), validation (M, D)) float32 features of a vision model's frozen body, made
     by the same extractor a run's cached frozen prefix uses (`TensorSource.prepare`, every group
@@ -132,7 +132,7 @@ def image_features(
     model = model.to(device).eval()
     source = TensorSource(data, device, augment="none")
     body = len(model.group_names) - 1
-    done = source.prepare(model, body, batch_size, contextlib.nullcontext)
+    done = source.prepare(model, body, batch_size, contextlib.nullcontext, share=share)
     if done != body:  # only when the features would pass the source's memory budget
         raise ValueError(f"the features of {len(data.train_y)} images do not fit the feature cache")
     return _pooled(source.train_x).cpu().numpy(), _pooled(source.val_x).cpu().numpy()
@@ -319,7 +319,9 @@ def _embed(
         if request.task == "text":
             train, val, val_y = text_features(model, data, device=device, max_length=request.max_length)
         else:
-            train, val = image_features(model, data, device=device)
+            # the pretrained body's features are a linear probe's cached prefix too: kept for the class's
+            # runs; a random or fine-tuned body's would only fill that cache (about 20 MB a learner)
+            train, val = image_features(model, data, device=device, share=kind == "pretrained")
             val_y = data.val_y.numpy()
         return train, val, val_y, time.perf_counter() - t0
 
