@@ -4,6 +4,7 @@ the peak above its start and what stays after (C heap given back, as the server'
     python -m tools.loadtest.services                 # image: feature space, Grad-CAM, ONNX, the zip
     python -m tools.loadtest.services --parts         # the feature space's steps: data, each body, its features
     python -m tools.loadtest.services --text          # the text model's ONNX export, zips, feature space
+    python -m tools.loadtest.services --learners 3    # what 3 learners' feature views leave behind
 
 No server and no browser (tools.loadtest.hammer drives those): this says which service holds
 what, so a change to one can be measured against its own figure. RSS is sampled every 5 ms.
@@ -111,16 +112,50 @@ def text_services() -> None:
     measure("text feature space", lambda: feature_space.feature_view(request))
 
 
+def learners_views(learners: int) -> None:
+    """What a burst of feature views leaves behind: `learners` default fine-tunes (the hammer's
+    set-up), then each learner's PCA and t-SNE views with their own fine-tuned body; the resident
+    memory after each, the C heap given back (as the server's janitor does)."""
+    import dataclasses
+
+    from tlcore.explain import feature_space
+    from tlcore.serve.machine import return_freed_memory
+    from tlcore.train import presets
+    from tlcore.train.recipe import run
+
+    def settle(label: str) -> float:
+        gc.collect()
+        return_freed_memory()
+        print(f"{label:44s} {rss_mb():6.0f} MB", flush=True)
+        return rss_mb()
+
+    feature_space.load_libraries()  # as the server's warm-up does
+    config = presets.image()
+    models = [run(config.replace(seed=seed), lambda _event: None).model for seed in range(learners)]
+    start = settle(f"after {learners} default fine-tunes (the start)")
+    request = feature_space.Request(
+        "image", config.backbone, config.dataset, config.per_class, config.val_per_class, config.image_size, config.data_seed
+    )
+    for i, model in enumerate(models):
+        for method in ("pca", "tsne"):
+            feature_space.feature_view(dataclasses.replace(request, finetuned_id=f"m{i}", method=method), finetuned=model)
+        after = settle(f"learner {i + 1}'s PCA and t-SNE views")
+    print(f"left behind by {learners} learners' views: {after - start:+.0f} MB")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", action="store_true", help="the feature space's steps one by one")
     ap.add_argument("--text", action="store_true", help="the text model's services")
+    ap.add_argument("--learners", type=int, default=0, help="instead: what N learners' feature views leave behind")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a busy server's share)")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.text:
+    if args.learners:
+        learners_views(args.learners)
+    elif args.text:
         text_services()
     else:
         image_services(args.parts)
