@@ -174,15 +174,21 @@ def get(app, url: str, headers: dict[str, str] | None = None) -> tuple[int, dict
     return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, pieces
 
 
+def streaming() -> tuple[MediaFileManager, Clock, object]:
+    """A media manager that holds downloads and the web app that streams its zips from disk."""
+    manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
+    app = media_app(manager)
+    assert download_hold.install(manager, clock) and download_hold.serve_from_disk(manager, app)
+    return manager, clock, app
+
+
 def click_disk(manager: MediaFileManager, path, filename: str = "model.zip") -> str:
     placeholder = manager.add_deferred(download_hold.FromDisk(lambda: path), "application/zip", "1.2.3", filename)
     return manager.execute_deferred(placeholder)
 
 
 def test_a_zip_on_disk_is_streamed_in_small_pieces_and_never_stored_in_memory(tmp_path):
-    manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
-    app = media_app(manager)
-    assert download_hold.install(manager, clock) and download_hold.serve_from_disk(manager, app)
+    manager, clock, app = streaming()
     zipped = tmp_path / "model.zip"
     zipped.write_bytes(bytes(range(256)) * 4096)  # 1 MB
     url = click_disk(manager, zipped, "resnet-partial.zip")
@@ -199,10 +205,7 @@ def test_a_zip_on_disk_is_streamed_in_small_pieces_and_never_stored_in_memory(tm
 def test_the_pages_own_check_of_a_download_url_is_answered_without_the_file(tmp_path):
     """Streamlit's page fetches each download's URL to check it and never reads the answer; unread,
     a big answer held one of the browser's six connections to the server (the next downloads waited)."""
-    manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
-    app = media_app(manager)
-    download_hold.install(manager, clock)
-    download_hold.serve_from_disk(manager, app)
+    manager, clock, app = streaming()
     zipped = tmp_path / "model.zip"
     zipped.write_bytes(b"PK" * 100_000)
     url = click_disk(manager, zipped)
@@ -213,10 +216,7 @@ def test_the_pages_own_check_of_a_download_url_is_answered_without_the_file(tmp_
 
 
 def test_a_streamed_url_answers_for_minutes_then_is_gone_and_other_media_stay_streamlits(tmp_path):
-    manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
-    app = media_app(manager)
-    download_hold.install(manager, clock)
-    download_hold.serve_from_disk(manager, app)
+    manager, clock, app = streaming()
     zipped = tmp_path / "model.zip"
     zipped.write_bytes(b"PK on disk")
     url = click_disk(manager, zipped)
@@ -232,10 +232,7 @@ def test_a_streamed_url_answers_for_minutes_then_is_gone_and_other_media_stay_st
 
 
 def test_a_zip_trimmed_from_the_disk_after_the_click_says_to_click_again(tmp_path):
-    manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
-    app = media_app(manager)
-    download_hold.install(manager, clock)
-    download_hold.serve_from_disk(manager, app)
+    manager, clock, app = streaming()
     zipped = tmp_path / "model.zip"
     zipped.write_bytes(b"PK")
     url = click_disk(manager, zipped)
