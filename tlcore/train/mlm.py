@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from tlcore.core.fields import setting
+from tlcore.train.precision import use_bf16
 
 SEED_SENTENCE = "The cat is on the [MASK]."
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -56,7 +57,10 @@ class MlmConfig:
     seed: int = setting(0, "seed of model init, masking and batch order")
     threads: int = setting(0, "CPU threads for torch, 0 = torch's default")
     precision: str = setting(
-        "bf16", "bf16: matrix products in bfloat16 (autocast; weights stay float32), 2x faster on CPU; or fp32", ("fp32", "bf16")
+        "auto",
+        "bf16: matrix products in bfloat16 (autocast; weights stay float32), 2x faster on a CPU with native bf16 "
+        "(AVX512-BF16 or AMX) and about 15x slower on one without; fp32; auto: bf16 where native (tlcore.train.precision)",
+        ("auto", "fp32", "bf16"),
     )
 
     def __post_init__(self) -> None:
@@ -66,8 +70,8 @@ class MlmConfig:
             raise ValueError("steps and batch_size must be positive and seq_len at least 8")
         if self.eval_every < 1:
             raise ValueError("eval_every must be positive")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
 
 
 # ----------------------------------------------------------------------------- vocabulary and blocks
@@ -249,7 +253,7 @@ def train_step(model, opt, cfg: MlmConfig, step: int, inputs: torch.Tensor, targ
     """One optimiser step on a masked batch; returns its loss."""
     for group in opt.param_groups:
         group["lr"] = lr_at(step, cfg)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16(torch.device("cpu"), cfg.precision)):
         logits, y = masked_logits(model, inputs, targets)
     loss = torch.nn.functional.cross_entropy(logits.float(), y)
     opt.zero_grad(set_to_none=True)
