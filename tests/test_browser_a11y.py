@@ -199,7 +199,8 @@ def test_axe_finds_nothing_after_each_pages_own_run_in_both_languages(server, pa
         open_tab(page, other, tab)
         wait_finished(page, other, 60, f"own_run_failure_{name}_{other}")
         found[other] = clean_in(page, other, f"own_run_done_{name}_{start}_{other}")
-        print(f"{name} after its run: {({k: len(v) for k, v in found.items()})} failing nodes")
+        counts = {k: len(v) for k, v in found.items()}
+        print(f"{name} after its run: {counts} failing nodes")
         assert not any(found.values()), found
 
 
@@ -210,7 +211,8 @@ def fewest_epochs(page, setting: str) -> None:
     thumb.focus()
     thumb.press("Home")
     page.wait_for_function(
-        "(sel) => document.querySelector(sel).innerText.trim() === '1'", arg=f".st-key-w-{setting} [data-testid='stSliderThumbValue']"
+        "(sel) => document.querySelector(sel).innerText.trim() === '1'",
+        arg=f".st-key-w-{setting} [data-testid='stSliderThumbValue']",
     )
     page.wait_for_timeout(1_500)  # the slider sends its value when it settles
     wait_idle(page)
