@@ -313,27 +313,32 @@ def test_phone_and_tablet_fit_the_screen_with_start_in_reach(server, width, heig
             )
             page = context.new_page()
             page.set_default_timeout(30_000)
-            problems = {}
-            for name in PAGES:
+            # Each page once, page 3 last (its run follows): it fits the screen; its main Start is reachable in
+            # one screen from the settings above it (page 3's, sticky, in the first screen); page 2's matrix
+            # cells say which they are, whatever the layout.
+            problems, far = {}, {}
+            starts = dict(STARTS)
+            for name in sorted(PAGES, key=lambda n: n == "finetune"):
                 open_page(page, server, name, lang)
                 shot(page, f"{name}_{width}_{lang}")
                 wide, small = sideways_px(page), small_targets(page)
                 if wide or small:
                     problems[name] = (wide, small)
+                if name in starts:
+                    start = page.locator(f".st-key-{starts[name]}").get_by_role("button").first  # the visible one
+                    start.wait_for()
+                    page.wait_for_timeout(500)
+                    box = start.bounding_box()
+                    reach = page.evaluate(
+                        REACH_JS, f".st-key-{starts[name]}"
+                    )  # its bottom's distance from the nearest setting's top
+                    if not box or reach > height or (name == "finetune" and box["y"] + box["height"] > height):
+                        far[name] = (box, reach)
+                        shot(page, f"start_far_{name}_{width}_{lang}")
+                if name == "strategy":
+                    matrix_cells_say_which(page, lang)
+                    charts_legible(page)  # page 2's charts
             assert not problems, problems
-            # Every page's main Start reachable in one screen from the settings above it (page 3's, sticky, in
-            # the first screen: the last is page 3, whose run follows).
-            far = {}
-            for name, key in STARTS:
-                open_page(page, server, name, lang)
-                start = page.locator(f".st-key-{key}").get_by_role("button").first  # the visible one
-                start.wait_for()
-                page.wait_for_timeout(500)
-                box = start.bounding_box()
-                reach = page.evaluate(REACH_JS, f".st-key-{key}")  # its bottom's distance from the nearest setting's top
-                if not box or reach > height or (name == "finetune" and box["y"] + box["height"] > height):
-                    far[name] = (box, reach)
-                    shot(page, f"start_far_{name}_{width}_{lang}")
             assert not far, far
             if width < 800:  # and after the default run: its charts, tables and pictures fit the phone too
                 start.click()
@@ -342,19 +347,20 @@ def test_phone_and_tablet_fit_the_screen_with_start_in_reach(server, width, heig
                 shot(page, f"finetune_done_{width}_{lang}")
                 assert sideways_px(page) == 0 and not small_targets(page), (sideways_px(page), small_targets(page))
                 charts_legible(page)  # the run's loss curve, gradient map and confusion matrix
-            # Matrix cells that say which they are, whatever the layout.
-            open_page(page, server, "strategy", lang)
-            page.locator('[class*="st-key-cell-"] button').first.wait_for(state="attached")
-            names = set(
-                page.evaluate(
-                    """() => [...document.querySelectorAll('[class*="st-key-cell-"] button')]
-                        .map(b => b.textContent.trim()).filter(Boolean)"""
-                )
-            )
-            w = words(lang)
-            rows = "|".join(re.escape(w[f"matrix.row.{r}"]) for r in ("small", "large"))
-            cols = "|".join(re.escape(w[f"matrix.col.{c}"]) for c in ("similar", "different"))
-            assert len(names) == 4 and all(re.search(f"({rows}).*({cols})", n) for n in names), names
-            charts_legible(page)  # page 2's charts
         finally:
             browser.close()
+
+
+def matrix_cells_say_which(page, lang: str) -> None:
+    """Page 2's four matrix cells each name their row and column (size, similarity) in `lang`."""
+    page.locator('[class*="st-key-cell-"] button').first.wait_for(state="attached")
+    names = set(
+        page.evaluate(
+            """() => [...document.querySelectorAll('[class*="st-key-cell-"] button')]
+                .map(b => b.textContent.trim()).filter(Boolean)"""
+        )
+    )
+    w = words(lang)
+    rows = "|".join(re.escape(w[f"matrix.row.{r}"]) for r in ("small", "large"))
+    cols = "|".join(re.escape(w[f"matrix.col.{c}"]) for c in ("similar", "different"))
+    assert len(names) == 4 and all(re.search(f"({rows}).*({cols})", n) for n in names), names
