@@ -27,11 +27,10 @@ import pytest
 from tests.helpers.a11y import (
     LISTEN_JS,
     failing_nodes_everywhere,
-    from_the_top,
     open_everything,
     sideways_px,
     small_targets,
-    tabs_to,
+    tabs_from_the_top,
 )
 from tests.helpers.browser import ARTIFACTS, CHROMIUM, DEMO_LIMIT_S, chromium_page, playwright_api, wait_idle
 
@@ -69,8 +68,7 @@ def run_default_demo(page, server: str, lang: str) -> list[str]:
     open_page(page, server, "finetune", lang)
     page.evaluate(LISTEN_JS)
     page.locator(".st-key-start").get_by_role("button", name=re.compile("Start|시작")).and_(page.locator(":enabled")).wait_for()
-    from_the_top(page, "st-key-start")
-    presses, invisible = tabs_to(page, "st-key-start")
+    presses, invisible = tabs_from_the_top(page, "st-key-start", START_TABS_MOST)
     assert presses <= START_TABS_MOST and not invisible, (presses, invisible)
     print(f"{lang}: {presses} Tab presses from page load to Start; invisible stops: {len(invisible)}")
     page.keyboard.press("Enter")
@@ -242,9 +240,8 @@ def clean_in(page, lang: str, name: str) -> list[str]:
 def test_a_matrix_cell_keeps_the_focus_and_is_reached_in_few_tabs(server):
     with chromium_page(1280, 900) as page:
         open_page(page, server, "strategy")
-        from_the_top(page, "st-key-cell-small-similar")
         trail = []
-        presses, invisible = tabs_to(page, "st-key-cell-small-similar", trail=trail)
+        presses, invisible = tabs_from_the_top(page, "st-key-cell-small-similar", CELL_TABS_MOST, trail=trail)
         print(f"{presses} Tab presses from page load to the matrix cell 'small, similar'")
         assert presses <= CELL_TABS_MOST and not invisible, (presses, invisible, trail, page.url)
         page.keyboard.press("Enter")

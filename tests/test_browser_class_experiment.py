@@ -118,7 +118,7 @@ def run_class(url, browser, teacher, learners):
     teacher.get_by_role("button", name="Start the experiment").click()
     teacher.get_by_text("Experiment started: 3 parts").first.wait_for()
 
-    from tests.helpers.a11y import LISTEN_JS, from_the_top, sideways_px, small_targets, tabs_to
+    from tests.helpers.a11y import LISTEN_JS, sideways_px, small_targets, tabs_from_the_top
 
     for learner, start in ((ann, "Start my part"), (ben, "Start my part"), (mina, "내 부분 시작")):
         learner.goto(f"{url}/class")
@@ -126,8 +126,7 @@ def run_class(url, browser, teacher, learners):
         learner.evaluate(LISTEN_JS)  # what the page's live regions say from here on
         learner.get_by_role("button", name=start).wait_for()
         if learner is ben:  # by keyboard only: Tab from the top of the page to the one Start, then Enter
-            from_the_top(ben, "st-key-class_start")
-            presses, invisible = tabs_to(ben, "st-key-class_start")
+            presses, invisible = tabs_from_the_top(ben, "st-key-class_start", 40)
             assert presses <= 40 and not invisible, (presses, invisible)
             ben.keyboard.press("Enter")
         else:
