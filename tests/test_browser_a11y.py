@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.a11y import (
-    LISTEN_JS,
     failing_nodes_everywhere,
+    listen,
     open_everything,
     sideways_px,
     small_targets,
@@ -66,7 +66,7 @@ def shot(page, name: str) -> None:
 def run_default_demo(page, server: str, lang: str) -> list[str]:
     """Page 3 in `lang`: Start by keyboard, wait for the end; returns what the live regions said."""
     open_page(page, server, "finetune", lang)
-    page.evaluate(LISTEN_JS)
+    listen(page)
     page.locator(".st-key-start").get_by_role("button", name=re.compile("Start|시작")).and_(page.locator(":enabled")).wait_for()
     presses, invisible = tabs_from_the_top(page, "st-key-start", START_TABS_MOST)
     assert presses <= START_TABS_MOST and not invisible, (presses, invisible)
@@ -176,7 +176,7 @@ def test_axe_finds_nothing_after_each_pages_own_run_in_both_languages(server, pa
         open_tab(page, lang, tab)
         button = page.locator(f".st-key-{start} button").first
         button.wait_for(state="visible")
-        page.evaluate(LISTEN_JS)
+        listen(page)
         button.click()
         wait_finished(page, lang, 6 * DEMO_LIMIT_S, f"own_run_failure_{name}_{lang}")  # a race on a busy box: minutes
         # Said in the page's one polite region, in its language: the end, and the start unless the run

@@ -118,12 +118,12 @@ def run_class(url, browser, teacher, learners):
     teacher.get_by_role("button", name="Start the experiment").click()
     teacher.get_by_text("Experiment started: 3 parts").first.wait_for()
 
-    from tests.helpers.a11y import LISTEN_JS, sideways_px, small_targets, tabs_from_the_top
+    from tests.helpers.a11y import listen, sideways_px, small_targets, tabs_from_the_top
 
     for learner, start in ((ann, "Start my part"), (ben, "Start my part"), (mina, "내 부분 시작")):
         learner.goto(f"{url}/class")
         learner.get_by_text(re.compile("Your part of the class experiment|수업 실험에서 내 부분")).first.wait_for()
-        learner.evaluate(LISTEN_JS)  # what the page's live regions say from here on
+        listen(learner)  # what the page's live regions say from here on
         learner.get_by_role("button", name=start).wait_for()
         if learner is ben:  # by keyboard only: Tab from the top of the page to the one Start, then Enter
             presses, invisible = tabs_from_the_top(ben, "st-key-class_start", 40)

@@ -179,3 +179,11 @@ LISTEN_JS = """() => {
             for (const c of p.classList) if (c.startsWith('st-key-')) { window.__focusKeys.push(c); return; }
     }, true);
 }"""
+
+
+def listen(page) -> None:
+    """Collect what the page's live regions say from now on (`window.__said`), once the page
+    frame has put both regions in the page: they come with its script, which can land after the
+    page's text on a busy box (seen once in a fresh clone's run: no region to observe yet)."""
+    page.wait_for_function("() => document.getElementById('tls-live') && document.getElementById('tls-alert')")
+    page.evaluate(LISTEN_JS)
