@@ -20,6 +20,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import class_view, teacher
+from studio.bound_widgets import bound
 from studio.feedback import announce, held_messages, replay_messages, say
 from studio.i18n import duration, t
 from studio.job_panel import is_running, job_panel, paused_for_me, submit
@@ -463,17 +464,13 @@ def experiment_controls() -> None:
     except (ValueError, LearnerError) as error:
         st.warning(t("class.exp.bad_base", error=str(error)))
         return
-    factor = st.selectbox(t("class.exp.factor"), list(classroom.FACTORS), format_func=class_view.factor_label, key="class_factor")
-    spec = classroom.FACTORS[factor]
-    options = list(spec.options(base))
-    first = [lv for lv in spec.first(base) if lv in options]
-    levels_key = f"class_levels:{factor}"
-    if levels_key not in st.session_state:
-        st.session_state[levels_key] = first
-    st.multiselect(t("class.exp.levels"), options, key=levels_key, format_func=lambda lv: class_view.level_label(factor, lv))
-    st.number_input(t("class.exp.seeds"), min_value=1, max_value=classroom.MAX_SEEDS, value=5, step=1, key="class_seeds",
-                    help=t("class.exp.seeds_help"))  # fmt: skip
-    st.checkbox(t("class.exp.same_examples"), value=True, key="class_same_examples", help=t("class.exp.same_examples_help"))
+    factor, levels_setting, options = design_settings(base)
+    st.selectbox(t("class.exp.factor"), list(classroom.FACTORS), format_func=class_view.factor_label, **bound(_FACTOR))
+    st.multiselect(t("class.exp.levels"), options, format_func=lambda lv: class_view.level_label(factor, lv),
+                   **bound(levels_setting))  # fmt: skip
+    st.number_input(t("class.exp.seeds"), min_value=1, max_value=classroom.MAX_SEEDS, step=1, help=t("class.exp.seeds_help"),
+                    **bound(_SEEDS))  # fmt: skip
+    st.checkbox(t("class.exp.same_examples"), help=t("class.exp.same_examples_help"), **bound(_SAME))
     st.caption(t("class.exp.fixed", settings=teacher.link_names([k for k in teacher.LINK_KEYS if k != factor])))
     st.button(
         t("class.exp.start_exp"), key="class_exp_start", type="primary", on_click=_start_experiment, icon=":material/science:"
@@ -483,18 +480,43 @@ def experiment_controls() -> None:
     replay_messages("class:exp")
 
 
+# The experiment's design is the teacher's setting, its widgets a view (studio.bound_widgets): a
+# widget's own value was dropped by a timer fragment's re-run or a page change, and Start then
+# read no levels while the page still showed three ("could not start: choose at least one level").
+_FACTOR, _SEEDS, _SAME = "class_factor", "class_seeds", "class_same_examples"
+
+
+def _levels(factor: str) -> str:
+    return f"class_levels:{factor}"
+
+
+def design_settings(base: RunConfig) -> tuple[str, str, list]:
+    """The factor, the key of its levels and the levels offered, each setting given its first value
+    (levels: the factor's first ones; those no longer offered, as after a change of backbone, left out)."""
+    s = st.session_state
+    s.setdefault(_FACTOR, "strategy")
+    s.setdefault(_SEEDS, 5)
+    s.setdefault(_SAME, True)
+    factor = s[_FACTOR] = s[_FACTOR] if s[_FACTOR] in classroom.FACTORS else "strategy"
+    spec = classroom.FACTORS[factor]
+    options = list(spec.options(base))
+    key = _levels(factor)
+    s[key] = [lv for lv in s.get(key, spec.first(base)) if lv in options]
+    return factor, key, options
+
+
 @callback
 def _start_experiment() -> None:
     with held_messages("class:exp"):
-        factor = st.session_state.get("class_factor", "strategy")
-        levels = st.session_state.get(f"class_levels:{factor}") or []
+        s = st.session_state
+        factor = s.get(_FACTOR, "strategy")
         try:
             exp = class_room().start_experiment(
                 factor,
-                levels,
-                int(st.session_state.get("class_seeds", 5)),
+                s.get(_levels(factor)) or [],
+                int(s.get(_SEEDS, 5)),
                 experiment_base(),
-                same_examples=bool(st.session_state.get("class_same_examples", True)),
+                same_examples=bool(s.get(_SAME, True)),
             )
         except (ValueError, LearnerError) as error:
             say("error", t("class.exp.refused", error=str(error)))

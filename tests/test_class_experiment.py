@@ -409,8 +409,8 @@ def test_a_learners_part_runs_the_assignment_not_their_own_settings(class_app):
     room, queue, open_page, as_teacher = class_app
     teacher = as_teacher()
     learner = open_page("pages/6_class.py", "learner-0001", query={"join": room.code}, state={"epochs": 7})
-    teacher.selectbox(key="class_factor").set_value("lr").run()
-    teacher.number_input(key="class_seeds").set_value(1).run()
+    teacher.selectbox(key="w:class_factor").set_value("lr").run()
+    teacher.number_input(key="w:class_seeds").set_value(1).run()
     teacher.button(key="class_exp_start").click().run()
     assert room.latest().levels == [1e-4, 1e-3, 1e-2]
     learner.run()
@@ -464,11 +464,31 @@ def test_the_class_gradient_map_has_its_numbers_as_a_table():
     assert "stage1" in class_view.grad_summary(room.latest()) or "head" in class_view.grad_summary(room.latest())
 
 
+def test_the_class_experiment_design_survives_a_page_change_and_start_uses_it(class_app):
+    """Streamlit drops a widget's own value when a run does not draw it (a page change, a timer
+    fragment's re-run): the design is the teacher's setting, so Start uses what the page shows."""
+    room, _, _, as_teacher = class_app
+    teacher = as_teacher()
+    teacher.selectbox(key="w:class_factor").set_value("lr").run()
+    teacher.multiselect(key="w:class_levels:lr").unselect(0.01).run()
+    teacher.number_input(key="w:class_seeds").set_value(2).run()
+    teacher.checkbox(key="w:class_same_examples").uncheck().run()
+    teacher.switch_page("pages/3_finetune.py").run()
+    teacher.switch_page("pages/6_class.py").run()
+    assert teacher.selectbox(key="w:class_factor").value == "lr"
+    assert teacher.multiselect(key="w:class_levels:lr").value == [1e-4, 1e-3]
+    assert teacher.number_input(key="w:class_seeds").value == 2
+    assert teacher.checkbox(key="w:class_same_examples").value is False
+    teacher.button(key="class_exp_start").click().run()
+    exp = room.latest()
+    assert (exp.factor, exp.levels, len(exp.seeds), exp.same_examples) == ("lr", [1e-4, 1e-3], 2, False)
+
+
 def test_the_teacher_can_give_each_seed_its_own_examples(class_app):
     room, _, _, as_teacher = class_app
     teacher = as_teacher()
-    teacher.selectbox(key="class_factor").set_value("lr").run()
-    teacher.checkbox(key="class_same_examples").uncheck().run()
+    teacher.selectbox(key="w:class_factor").set_value("lr").run()
+    teacher.checkbox(key="w:class_same_examples").uncheck().run()
     teacher.button(key="class_exp_start").click().run()
     exp = room.latest()
     assert not exp.same_examples and all(exp.config(c).data_seed == c.seed for c in exp.cells)
