@@ -401,6 +401,7 @@ def _hide_changed() -> None:
     class_room().set_hide_names(bool(st.session_state.get("class_hide")))
 
 
+_PUSH_PAGE = "class_push_page"  # the page the teacher will bring everyone to: a setting (see _FACTOR below)
 LEAD_PAGES = ("1_pretraining", "2_strategy", "3_finetune", "4_compare", "5_text", "6_class")
 
 
@@ -409,7 +410,9 @@ def lead_controls() -> None:
     st.subheader(t("class.lead.heading"))
     pages = [p for p in LEAD_PAGES if (PAGES / f"{p}.py").exists()]
     page_col, push_col = st.columns([2, 1.2], vertical_alignment="bottom")
-    page_col.selectbox(t("class.lead.page"), pages, format_func=page_title, key="class_push_page")
+    if st.session_state.get(_PUSH_PAGE) not in pages:
+        st.session_state[_PUSH_PAGE] = pages[0]
+    page_col.selectbox(t("class.lead.page"), pages, format_func=page_title, **bound(_PUSH_PAGE))
     push_col.button(t("class.lead.push"), key="class_push", on_click=_push, icon=":material/campaign:")
     replay_messages("class:push")
     if room.paused:
@@ -422,7 +425,7 @@ def lead_controls() -> None:
 @callback
 def _push() -> None:
     with held_messages("class:push"):
-        page = st.session_state.get("class_push_page") or "3_finetune"
+        page = st.session_state.get(_PUSH_PAGE) or "3_finetune"
         version = class_room().push(page, {"settings": teacher.current_settings()})
         joined, here = class_room().count()
         say("success", t("class.lead.pushed", page=page_title(page), here=here, version=version))

@@ -484,6 +484,17 @@ def test_the_class_experiment_design_survives_a_page_change_and_start_uses_it(cl
     assert (exp.factor, exp.levels, len(exp.seeds), exp.same_examples) == ("lr", [1e-4, 1e-3], 2, False)
 
 
+def test_the_push_goes_to_the_page_the_teacher_chose_after_a_page_change(class_app):
+    room, _, _, as_teacher = class_app
+    teacher = as_teacher()
+    teacher.selectbox(key="w:class_push_page").set_value("5_text").run()
+    teacher.switch_page("pages/3_finetune.py").run()
+    teacher.switch_page("pages/6_class.py").run()
+    assert teacher.selectbox(key="w:class_push_page").value == "5_text"
+    teacher.button(key="class_push").click().run()
+    assert (room.push_state.version, room.push_state.page) == (1, "5_text")
+
+
 def test_the_teacher_can_give_each_seed_its_own_examples(class_app):
     room, _, _, as_teacher = class_app
     teacher = as_teacher()
