@@ -52,6 +52,19 @@ CSS = """<style>
 [data-testid="stCaptionContainer"] { opacity: 1 !important; }
 [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] * { color: #4b5563 !important; }
 [data-testid="stButtonGroup"] button p { color: #1f2937; }
+/* A redraw keeps the page readable: Streamlit fades what a running script has not drawn again
+   yet to 0.33 opacity (body text 1.9:1), and on a busy class server a timer's redraw can take
+   seconds, every few seconds. Instead, a redraw that lasts over a second shows a moving bar along
+   the top of the window (a quick one shows nothing: the timers redraw every few seconds). */
+[data-stale="true"] { opacity: 1 !important; transition: none !important; }
+body:has([data-stale="true"])::before {
+  content: ""; position: fixed; top: 0; left: 0; right: 0; height: 4px; z-index: 1000000; pointer-events: none;
+  background: repeating-linear-gradient(90deg, #1d4ed8 0 40px, #93c5fd 40px 80px); background-size: 80px 4px;
+  opacity: 0; animation: tls-redraw-shown 0s linear 1s forwards, tls-redraw-moves 1s linear infinite;
+}
+@keyframes tls-redraw-shown { to { opacity: 1; } }
+@keyframes tls-redraw-moves { to { background-position: 80px 0; } }
+@media (prefers-reduced-motion: reduce) { body:has([data-stale="true"])::before { animation: tls-redraw-shown 0s linear 1s forwards; } }
 [data-testid="stButtonGroup"] button[kind$="Active"] p { color: #1e3a8a; }
 /* A code block wraps instead of scrolling: a scrolling box that no key can reach hid the end of
    the CLI command from keyboard users (and made phones scroll sideways). */
