@@ -32,7 +32,7 @@ from tests.helpers.a11y import (
     small_targets,
     tabs_from_the_top,
 )
-from tests.helpers.browser import ARTIFACTS, CHROMIUM, DEMO_LIMIT_S, chromium_page, playwright_api, wait_idle
+from tests.helpers.browser import ARTIFACTS, CHROMIUM, DEMO_LIMIT_S, chromium_page, playwright_api, wait_idle, within
 
 pytestmark = [
     pytest.mark.browser,
@@ -73,7 +73,7 @@ def run_default_demo(page, server: str, lang: str) -> list[str]:
     print(f"{lang}: {presses} Tab presses from page load to Start; invisible stops: {len(invisible)}")
     page.keyboard.press("Enter")
     # (the server's first run also warms it up: on a busy 2-core box, minutes)
-    wait_finished(page, lang, 4 * DEMO_LIMIT_S, f"run_failure_{lang}")
+    wait_finished(page, lang, within(4 * DEMO_LIMIT_S), f"run_failure_{lang}")
     return page.evaluate("window.__said")
 
 
@@ -178,7 +178,7 @@ def test_axe_finds_nothing_after_each_pages_own_run_in_both_languages(server, pa
         button.wait_for(state="visible")
         listen(page)
         button.click()
-        wait_finished(page, lang, 6 * DEMO_LIMIT_S, f"own_run_failure_{name}_{lang}")  # a race on a busy box: minutes
+        wait_finished(page, lang, within(6 * DEMO_LIMIT_S), f"own_run_failure_{name}_{lang}")  # a race on a busy box: minutes
         # Said in the page's one polite region, in its language: the end, and the start unless the run
         # was over before the page's next look (a run of a few seconds with its features found), nothing assertive.
         said = page.evaluate("window.__said")
@@ -339,7 +339,7 @@ def test_phone_and_tablet_fit_the_screen_with_start_in_reach(server, width, heig
             assert not far, far
             if width < 800:  # and after the default run: its charts, tables and pictures fit the phone too
                 start.click()
-                wait_finished(page, lang, 4 * DEMO_LIMIT_S, f"phone_run_failure_{lang}")
+                wait_finished(page, lang, within(4 * DEMO_LIMIT_S), f"phone_run_failure_{lang}")
                 open_everything(page)
                 shot(page, f"finetune_done_{width}_{lang}")
                 assert sideways_px(page) == 0 and not small_targets(page), (sideways_px(page), small_targets(page))

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.helpers.apptest import SECRET
-from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, choose, error_count, playwright_api, wait_idle
+from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, choose, error_count, playwright_api, wait_idle, within
 from tools.loadtest.experiment import dots
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -133,7 +133,7 @@ def run_class(url, browser, teacher, learners):
             learner.get_by_role("button", name=start).click()
         learner.wait_for_timeout(1000)
     for learner, done in ((ann, "Your run finished"), (ben, "Your run finished"), (mina, "내 실행이 끝났습니다")):
-        learner.get_by_text(done).first.wait_for(timeout=120_000)
+        learner.get_by_text(done).first.wait_for(timeout=within(120) * 1000)
         # ... and a screen reader hears it: the polite region says the result (the dot's sentence)
         learner.wait_for_function(
             "done => window.__said.some(s => s.startsWith('tls-live: ') && s.includes(done))", arg=done, timeout=10_000

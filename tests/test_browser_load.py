@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.browser import ARTIFACTS, CHROMIUM
+from tests.helpers.browser import ARTIFACTS, CHROMIUM, within
 
 pytest.importorskip("playwright.sync_api")
 pytest.importorskip("websockets")
@@ -36,7 +36,7 @@ def test_a_class_of_five_presses_start_together(monkeypatch):
         students=5,
         browsers=3,
         max_seconds=4,
-        timeout=90,
+        timeout=within(90),
         probe_every=8,
         settle=12,
         teacher=False,

@@ -23,6 +23,7 @@ from tests.helpers.browser import (
     ROOT,
     chromium_page,
     wait_idle,
+    within,
 )
 
 pytest.importorskip("playwright.sync_api")
@@ -42,7 +43,7 @@ def test_download_the_fine_tuned_model_and_predict_with_it(server, tmp_path):  #
         page.get_by_role("link", name="3 · Fine-tune").click()
         page.get_by_role("heading", name="Fine-tune").first.wait_for()
         page.get_by_role("button", name="Start").click()
-        page.get_by_text("Finished in").first.wait_for(timeout=DEMO_LIMIT_S * 1000)
+        page.get_by_text("Finished in").first.wait_for(timeout=within(DEMO_LIMIT_S) * 1000)
         forgot = page.get_by_text(re.compile(r"Before this run the pretrained network recognised \d+ of \d+ ImageNet photos"))
         forgot.first.wait_for(timeout=30_000)
         forgot.first.scroll_into_view_if_needed()

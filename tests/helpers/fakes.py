@@ -19,6 +19,7 @@ from PIL import Image
 
 from tlcore.core.events import Cancelled, Done, EvalEvent, RunResult, Started, StepEvent
 from tlcore.train import strategies
+from tools import pace
 
 GROUPS = ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
 TEXT_GROUPS = ("embeddings", "layer0", "layer1", "head")
@@ -100,12 +101,9 @@ def fake_text_run(config, emit, should_stop):
 
 
 def wait_for(pred, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
+    """Until `pred()` is true, for at most `timeout` seconds of an idle box (tools.pace: a bound
+    that says "not hung" grows on a busy box)."""
+    return pace.wait_for(pred, timeout)
 
 
 def zip_of(files: dict[str, bytes]) -> bytes:
