@@ -113,12 +113,12 @@ def walk_through(server, page):
     page.get_by_role("button", name="Start").click()
     started = time.monotonic()
     # The first step is on screen when the progress shows a percentage (or the run is over).
-    page.get_by_text(re.compile(r"Run 1 of 1 \(.*\): \d+%|Finished in")).first.wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"Run 1 of 1 \(.*\): \d+%|Finished in")).first.wait_for(timeout=within(60) * 1000)
     first_step_s = time.monotonic() - started
     page.wait_for_function(
         "() => [...document.querySelectorAll('.js-plotly-plot')].some(el => el.layout && el.layout.title"
         " && (el.layout.title.text || '').includes('Gradient norm per layer group'))",
-        timeout=120_000,
+        timeout=within(120) * 1000,
     )
     page.get_by_text("Finished in").first.wait_for(timeout=within(DEMO_LIMIT_S) * 1000)
     demo_s = time.monotonic() - started
@@ -141,12 +141,12 @@ def walk_through(server, page):
     wait_idle(page)
     page.get_by_role("button", name="Start").click()
     stop = page.get_by_role("button", name="Stop")
-    stop.wait_for(timeout=30_000)
+    stop.wait_for(timeout=within(30) * 1000)
     clicked = time.monotonic()
     stop.click()
     page.get_by_text(re.compile("Stopping at the next training step|The run was stopped")).first.wait_for(timeout=5_000)
     print(f"stop: acknowledged on screen {time.monotonic() - clicked:.1f} s after the click")
-    page.get_by_test_id("stAlertContentWarning").get_by_text("The run was stopped.").wait_for(timeout=30_000)
+    page.get_by_test_id("stAlertContentWarning").get_by_text("The run was stopped.").wait_for(timeout=within(30) * 1000)
     print(f"stop: {time.monotonic() - clicked:.1f} s from click to 'stopped' on screen")
     shot(page, "3_finetune_stopped_en")
 

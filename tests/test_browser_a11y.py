@@ -309,7 +309,7 @@ def test_phone_and_tablet_fit_the_screen_with_start_in_reach(server, width, heig
                 viewport={"width": width, "height": height}, locale=f"{lang}-KR" if lang == "ko" else "en-US", **args
             )
             page = context.new_page()
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(within(30) * 1000)
             # Each page once, page 3 last (its run follows): it fits the screen; its main Start is reachable in
             # one screen from the settings above it (page 3's, sticky, in the first screen); page 2's matrix
             # cells say which they are, whatever the layout.

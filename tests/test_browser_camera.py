@@ -15,6 +15,7 @@ from tests.helpers.browser import (
     chromium_page,
     error_count,
     wait_idle,
+    within,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -79,7 +80,7 @@ def camera_classes(url, page):
             if count(page, name) >= 3:
                 break
             take = page.get_by_role("button", name="Take Photo")
-            take.wait_for(timeout=30_000)  # (a fresh camera: its stream starts before the button shows)
+            take.wait_for(timeout=within(30) * 1000)  # (a fresh camera: its stream starts before the button shows)
             take.click()
             clicks += 1
             wait_idle(page)
@@ -95,7 +96,7 @@ def camera_classes(url, page):
     page.screenshot(path=str(ARTIFACTS / "camera_shots_en.png"))
 
     page.get_by_role("button", name="Start").click()
-    page.get_by_text("Finished in").first.wait_for(timeout=180_000)
+    page.get_by_text("Finished in").first.wait_for(timeout=within(180) * 1000)
     wait_idle(page)
     # Try it: the fine-tuned column ranks the learner's own classes.
     page.locator('[data-testid="stProgress"]', has_text="thumbs down").first.wait_for(state="attached")

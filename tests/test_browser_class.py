@@ -16,6 +16,7 @@ from tests.helpers.browser import (
     error_count,
     playwright_api,
     wait_idle,
+    within,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -84,10 +85,10 @@ def moment(url, page):
     snap(page, "class_estimate_en")
 
     page.get_by_role("button", name="Start").click()
-    page.get_by_text(re.compile(r"Run 1 of 1 \(.*\): \d+%")).first.wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"Run 1 of 1 \(.*\): \d+%")).first.wait_for(timeout=within(60) * 1000)
     page.wait_for_function(
         "() => [...document.querySelectorAll('.js-plotly-plot')].some(el => ((el.layout && el.layout.title && el.layout.title.text) || '').includes('Loss'))",
-        timeout=60_000,
+        timeout=within(60) * 1000,
     )
     assert in_view(page, "Loss"), "the live loss curve is below the fold at 1280x720"
     snap(page, "class_running_en")
@@ -95,7 +96,7 @@ def moment(url, page):
     # Korean mid-run: no raw error box, the run still on screen.
     page.get_by_text("한국어").click()
     page.get_by_role("heading", name="미세 조정 실습").first.wait_for()
-    page.get_by_text(re.compile(r"1개 중 1번째 실행")).first.wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"1개 중 1번째 실행")).first.wait_for(timeout=within(30) * 1000)
     page.wait_for_timeout(2000)
     assert error_count(page) == 0
     assert page.get_by_text("This app has encountered an error").count() == 0
@@ -104,10 +105,10 @@ def moment(url, page):
     # F5 mid-run: the same learner, the same run, the same settings.
     page.reload()
     page.get_by_role("heading", name="미세 조정 실습").first.wait_for()
-    page.get_by_text(re.compile(r"1개 중 1번째 실행|끝났습니다")).first.wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"1개 중 1번째 실행|끝났습니다")).first.wait_for(timeout=within(30) * 1000)
     assert error_count(page) == 0
     snap(page, "class_reloaded_ko")
-    page.get_by_text(re.compile("초 만에 끝났습니다")).first.wait_for(timeout=180_000)
+    page.get_by_text(re.compile("초 만에 끝났습니다")).first.wait_for(timeout=within(180) * 1000)
     wait_idle(page)
     assert in_view(page, "손실", "Loss"), "the finished run's curves are not in view"
     assert thumb(page, "에포크") == "8"  # the reload kept the learner's setting

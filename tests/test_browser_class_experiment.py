@@ -52,7 +52,7 @@ def browser():
 
 def tab(browser, width=1280, height=720):
     page = browser.new_context(viewport={"width": width, "height": height}).new_page()
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(within(60) * 1000)
     return page
 
 
@@ -72,7 +72,7 @@ def run_class(url, browser, teacher, learners):
     wait_idle(teacher)
     teacher.get_by_label("Teacher's secret").fill(SECRET)
     teacher.get_by_role("button", name="Unlock teacher mode").click()
-    code_text = teacher.locator(".class-code").inner_text(timeout=60_000)
+    code_text = teacher.locator(".class-code").inner_text(timeout=within(60) * 1000)
     code = code_text.replace(" ", "")
     assert re.fullmatch(r"[ACDEFGHJKMNPQRTUVWXY3467]{6}", code)
     assert teacher.locator('.class-qr img[alt^="QR code of the join link"]').count() == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.browser import ARTIFACTS, chromium_page, wait_idle
+from tests.helpers.browser import ARTIFACTS, chromium_page, wait_idle, within
 from tlcore.train import presets
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -35,10 +35,10 @@ def test_hovering_a_dot_shows_its_image_in_both_languages(server):  # noqa: F811
     with chromium_page(1280, 720) as page:
         page.goto(f"{server}/?lang=en")
         show = page.get_by_role("button", name="Show the feature space")
-        show.wait_for(timeout=60_000)
+        show.wait_for(timeout=within(60) * 1000)
         show.click()
         chart = page.locator("[data-testid='stVegaLiteChart']").first
-        chart.wait_for(timeout=300_000)  # computed in the background: tens of seconds on a busy 2-core CPU
+        chart.wait_for(timeout=within(300) * 1000)  # computed in the background: tens of seconds on a busy 2-core CPU
         chart.scroll_into_view_if_needed()
         wait_idle(page)
         box = chart.bounding_box()
@@ -63,7 +63,7 @@ def test_hovering_a_dot_shows_its_image_in_both_languages(server):  # noqa: F811
 
         page.mouse.move(0, 0)
         page.get_by_text("한국어").click()
-        page.get_by_text("학습하기 전의 특징 공간").first.wait_for(timeout=60_000)
+        page.get_by_text("학습하기 전의 특징 공간").first.wait_for(timeout=within(60) * 1000)
         wait_idle(page)
         chart = page.locator("[data-testid='stVegaLiteChart']").first
         chart.scroll_into_view_if_needed()

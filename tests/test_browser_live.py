@@ -22,6 +22,7 @@ from tests.helpers.browser import (
     error_count,
     playwright_api,
     wait_idle,
+    within,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # Chromium against a real server
@@ -77,7 +78,7 @@ def assert_in_view(page, slot: str, when: str) -> None:
 def wait_live(page, slot: str) -> None:
     """Until the slot's panel shows a chart (the run started; the page's script run is over)."""
     # drawn, not only in the page: Plotly lays a chart out after it is added (a busy box: seconds)
-    page.wait_for_function(CHART_DRAWN_JS, arg=slot, timeout=90_000)
+    page.wait_for_function(CHART_DRAWN_JS, arg=slot, timeout=within(90) * 1000)
     wait_idle(page)
     page.wait_for_timeout(1_000)
 
@@ -155,5 +156,5 @@ def test_the_live_panel_stays_in_view_while_a_run_goes(server, projector, path, 
         stop = page.locator(f".st-key-live-{slot}").get_by_role("button", name="Stop")
         if stop.count():
             stop.first.click()
-            page.get_by_text(STOPPED).first.wait_for(timeout=30_000)
+            page.get_by_text(STOPPED).first.wait_for(timeout=within(30) * 1000)
         page.screenshot(path=str(ARTIFACTS / f"live_{path or 'pretraining'}_stopped_en.png"))

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.helpers.a11y import failing_nodes, open_everything
-from tests.helpers.browser import ARTIFACTS, chromium_page, error_count, wait_idle
+from tests.helpers.browser import ARTIFACTS, chromium_page, error_count, wait_idle, within
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # Chromium against a real server
 
@@ -40,15 +40,15 @@ def test_live_pretraining_draws_its_curve_and_guesses_while_it_trains_and_stops(
         page.goto(f"{server}/text?lang=en")
         page.get_by_role("tab", name="Guess the hidden word").click()
         start = page.locator(".st-key-mlm_live_start button").first
-        start.wait_for(timeout=60_000)
+        start.wait_for(timeout=within(60) * 1000)
         wait_idle(page)
         clicked = time.monotonic()
         start.click()
-        page.wait_for_function(f"() => ({LIVE_JS})().points > 0", timeout=90_000)
+        page.wait_for_function(f"() => ({LIVE_JS})().points > 0", timeout=within(90) * 1000)
         first_curve = time.monotonic() - clicked
         # the first steps load the corpus and the tokenizer (seconds on a slower CPU): the pause
         # below starts once training has begun, so it measures the page redrawing by itself
-        page.wait_for_function(f"() => ({LIVE_JS})().points > 1", timeout=180_000)
+        page.wait_for_function(f"() => ({LIVE_JS})().points > 1", timeout=within(180) * 1000)
         stop = page.locator(".st-key-mlm_live_stop button").first
         try:
             before = live(page)
@@ -57,7 +57,7 @@ def test_live_pretraining_draws_its_curve_and_guesses_while_it_trains_and_stops(
             page.wait_for_function(f"() => ({LIVE_JS})().points > {before['points']}", timeout=max(PAUSE_MS, 90_000))
             page.screenshot(path=str(ARTIFACTS / "pretrain_live_en.png"))
             page.wait_for_function(
-                f"() => ({LIVE_JS})().cells.length >= 6", timeout=240_000
+                f"() => ({LIVE_JS})().cells.length >= 6", timeout=within(240) * 1000
             )  # two checks: step 0 and a later one
             cells = live(page)["cells"]
             assert any("," in c for c in cells), cells  # a check's top-5 guesses, "word 12%, ..."
@@ -67,7 +67,7 @@ def test_live_pretraining_draws_its_curve_and_guesses_while_it_trains_and_stops(
         finally:
             if stop.count():
                 stop.click()
-        page.get_by_text("Stopped at step").first.wait_for(timeout=30_000)
+        page.get_by_text("Stopped at step").first.wait_for(timeout=within(30) * 1000)
         page.screenshot(path=str(ARTIFACTS / "pretrain_stopped_en.png"))
         assert error_count(page) == 0
         wait_idle(page)
@@ -85,14 +85,14 @@ def test_guess_fills_the_mask_in_the_browser(server):  # noqa: F811
         page.goto(f"{server}/text?lang=en")
         page.get_by_role("tab", name="Guess the hidden word").click()
         guess = page.locator(".st-key-mask_go button").first
-        guess.wait_for(timeout=60_000)
+        guess.wait_for(timeout=within(60) * 1000)
         wait_idle(page)
         page.wait_for_timeout(2_000)
         guess.click()
         # a row of the guesses table: the sentence with a guess in the [MASK]'s place
         page.wait_for_function(
             f"() => ({LIVE_JS})().cells.some(c => c.startsWith('The cat is on the ') && !c.includes('[MASK]'))",
-            timeout=30_000,
+            timeout=within(30) * 1000,
         )
         assert error_count(page) == 0
 
@@ -102,10 +102,10 @@ def test_page2_goes_to_fine_tune_with_its_settings(server):  # noqa: F811
     with chromium_page(1280, 720) as page:
         page.goto(f"{server}/strategy?lang=en")
         link = page.get_by_role("link", name="Fine-tune with these settings").first
-        link.wait_for(timeout=60_000)
+        link.wait_for(timeout=within(60) * 1000)
         wait_idle(page)
         page.wait_for_timeout(2_000)
         link.click()
-        page.wait_for_url("**/finetune**", timeout=30_000)
-        page.locator(".st-key-start button").first.wait_for(timeout=60_000)
+        page.wait_for_url("**/finetune**", timeout=within(30) * 1000)
+        page.locator(".st-key-start button").first.wait_for(timeout=within(60) * 1000)
         assert error_count(page) == 0

@@ -13,7 +13,16 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, error_count, playwright_api, start_server, wait_healthy
+from tests.helpers.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    error_count,
+    playwright_api,
+    start_server,
+    wait_healthy,
+    within,
+)
 from tests.helpers.fakes import fake_run, wait_for
 from tlcore.serve.jobs import JobQueue
 from tlcore.serve.store import RunStore
@@ -63,12 +72,12 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
             context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
             context.add_cookies([{"name": "tls_learner", "value": learner, "url": url}])
             page = context.new_page()
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(within(60) * 1000)
             with streamlit(tmp_path, port, "crashed") as server:
                 page.goto(f"{url}/?lang=en")
                 page.get_by_role("link", name="3 · Fine-tune").click()
                 page.get_by_role("button", name="Start").click()
-                page.get_by_text(re.compile(r"Run 1 of 1 \(.*\): \d+%")).first.wait_for(timeout=120_000)
+                page.get_by_text(re.compile(r"Run 1 of 1 \(.*\): \d+%")).first.wait_for(timeout=within(120) * 1000)
                 server.kill()  # a crash mid-run: no clean shutdown, nothing flushed
                 server.wait(timeout=30)
 
@@ -86,7 +95,7 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
                 page.get_by_text("Finished in").first.wait_for()
                 table = page.locator('[data-testid="stDataFrame"]').first
                 try:
-                    table.wait_for(timeout=120_000)  # the race's results table
+                    table.wait_for(timeout=within(120) * 1000)  # the race's results table
                 except Exception:  # noqa: BLE001 -- keep what the page showed for whoever reads the failure
                     page.screenshot(path=str(ARTIFACTS / "restart_race_missing.png"), full_page=True)
                     (ARTIFACTS / "restart_race_missing.txt").write_text(page.inner_text("body"))

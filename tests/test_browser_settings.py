@@ -24,6 +24,7 @@ from tests.helpers.browser import (
     chromium_page,
     error_count,
     wait_idle,
+    within,
 )
 from tlcore.serve.store import learner_key
 
@@ -101,10 +102,10 @@ def press_start(page) -> dict:
 def stop_run(page) -> None:
     """Stop the run just started (its Stop button may take a moment to be drawn), or let it end."""
     stop, start = page.get_by_role("button", name="Stop"), page.get_by_role("button", name="Start")
-    stop.or_(start).first.wait_for(timeout=30_000)
+    stop.or_(start).first.wait_for(timeout=within(30) * 1000)
     if stop.count():
         stop.first.click()
-    start.first.wait_for(timeout=60_000)
+    start.first.wait_for(timeout=within(60) * 1000)
     wait_idle(page)
 
 
@@ -119,7 +120,7 @@ def test_settings_stick_across_pauses_pages_reloads_and_start(server, projector)
 
 def walk(url: str, page) -> None:
     page.goto(f"{url}/finetune")
-    page.get_by_role("button", name="Start").first.wait_for(timeout=120_000)
+    page.get_by_role("button", name="Start").first.wait_for(timeout=within(120) * 1000)
     wait_idle(page)
 
     # Page 3: every setting changed through its widget, a few seconds apart, as a teacher would.
@@ -156,7 +157,7 @@ def walk(url: str, page) -> None:
     assert now == want, "page 3's settings changed after a pause and a page change"
 
     page.reload()  # F5: the same learner (cookie), the same settings
-    page.get_by_role("button", name="Start").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Start").first.wait_for(timeout=within(60) * 1000)
     wait_idle(page)
     assert selected(page, "Strategy") == want["strategy"] and shown(page, "Epochs") == want["epochs"]
 
@@ -194,19 +195,19 @@ def walk(url: str, page) -> None:
 
     # The text page's own settings, the same way.
     go(page, "5 · Text models")
-    page.get_by_role("button", name="Start").first.wait_for(timeout=120_000)
+    page.get_by_role("button", name="Start").first.wait_for(timeout=within(120) * 1000)
     wait_idle(page)
     nudge(page, "Epochs", 2)
     text_epochs = shown(page, "Epochs")
     page.wait_for_timeout(PAUSE_S * 1000)
     go(page, "3 · Fine-tune")
     go(page, "5 · Text models")
-    page.get_by_role("button", name="Start").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Start").first.wait_for(timeout=within(60) * 1000)
     assert shown(page, "Epochs") == text_epochs, "the text page's epochs reverted"
 
     # A teacher's link: its settings hold after a pause and a page change, like the learner's own.
     page.goto(f"{url}/finetune?settings=epochs:5")
-    page.get_by_role("button", name="Start").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Start").first.wait_for(timeout=within(60) * 1000)
     wait_idle(page)
     assert shown(page, "Epochs") == "5"
     page.wait_for_timeout(PAUSE_S * 1000)

@@ -45,7 +45,7 @@ def test_download_the_fine_tuned_model_and_predict_with_it(server, tmp_path):  #
         page.get_by_role("button", name="Start").click()
         page.get_by_text("Finished in").first.wait_for(timeout=within(DEMO_LIMIT_S) * 1000)
         forgot = page.get_by_text(re.compile(r"Before this run the pretrained network recognised \d+ of \d+ ImageNet photos"))
-        forgot.first.wait_for(timeout=30_000)
+        forgot.first.wait_for(timeout=within(30) * 1000)
         forgot.first.scroll_into_view_if_needed()
         wait_idle(page)
         page.screenshot(path=str(ARTIFACTS / "3_finetune_forgetting_en.png"))
@@ -53,7 +53,7 @@ def test_download_the_fine_tuned_model_and_predict_with_it(server, tmp_path):  #
         button.scroll_into_view_if_needed()
         wait_idle(page)
         page.screenshot(path=str(ARTIFACTS / "3_finetune_takehome_en.png"))
-        with page.expect_download(timeout=60_000) as download:
+        with page.expect_download(timeout=within(60) * 1000) as download:
             button.click()
         saved = tmp_path / download.value.suggested_filename
         download.value.save_as(saved)
@@ -67,7 +67,7 @@ def test_download_the_fine_tuned_model_and_predict_with_it(server, tmp_path):  #
         onnx = page.get_by_role("button", name=re.compile(r"Model for ONNX Runtime \(\d+ MB\)"))
         page.evaluate("() => { performance.clearResourceTimings(); performance.setResourceTimingBufferSize(5000); }")
         for i in range(6):
-            with page.expect_download(timeout=60_000) as more:
+            with page.expect_download(timeout=within(60) * 1000) as more:
                 (onnx if i % 2 else button).click()
             assert more.value.failure() is None, f"download {i + 2} failed"
         # each of those checks was answered at once, with no content left for the page to read
@@ -78,7 +78,7 @@ def test_download_the_fine_tuned_model_and_predict_with_it(server, tmp_path):  #
         assert len(checks) == 6 and all(check == [204, 0] for check in checks), checks
         page.get_by_text("한국어").click()  # the same results in Korean, for a look at the layout
         korean = page.get_by_text("망각, 직접 재기")
-        korean.first.wait_for(timeout=30_000)
+        korean.first.wait_for(timeout=within(30) * 1000)
         korean.first.scroll_into_view_if_needed()
         wait_idle(page)
         page.screenshot(path=str(ARTIFACTS / "3_finetune_forgetting_ko.png"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, wait_healthy
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, wait_healthy, within
 
 ROOT = Path(__file__).resolve().parent.parent
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -78,7 +78,7 @@ def test_a_closed_tabs_upload_folder_is_deleted_and_an_open_tabs_kept(tmp_path, 
                 context = browser.new_context()
                 page = context.new_page()
                 page.goto(url)
-                name = page.get_by_text("FOLDER").inner_text(timeout=60_000).split()[-1]
+                name = page.get_by_text("FOLDER").inner_text(timeout=within(60) * 1000).split()[-1]
                 return context, name
 
             closing, gone = open_tab()

@@ -37,6 +37,10 @@ ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A run that needs a new worker process (the module's first, or the first after Ray killed one)
+# waits for it to start and import this module with torch: seconds when idle, a minute beside two
+# busy loops (session 21). A "not hung" bound, in idle seconds (tools.pace).
+WORKER_START_S = 60
 
 
 @dataclass
@@ -177,7 +181,7 @@ def test_a_run_trains_on_a_worker_and_its_events_stream_to_the_page(make_queue, 
     q = make_queue(make_run(steps=40, delay=0.05), store=RunStore(tmp_path / "runs.sqlite"))
     job = q.submit(RunConfig(), owner="alice", tag="finetune")
     # While it trains: some steps have arrived, the end has not (events stream, not one batch at the end).
-    assert wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > 0, timeout=30)
+    assert wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > 0, timeout=WORKER_START_S)
     live = q.get(job, "alice").runs[0]
     assert live.final is None and len(live.steps) < 40
     assert wait_for(lambda: q.get(job, "alice").state == "done", timeout=30)
@@ -216,7 +220,7 @@ def test_a_run_that_ignores_stop_is_cancelled_by_ray(make_queue):
 def test_a_worker_that_dies_mid_run_fails_the_job_with_a_message(make_queue):
     q = make_queue(dies_mid_run)
     job = q.submit(RunConfig(), owner="alice")
-    assert wait_for(lambda: q.get(job, "alice").state not in ("queued", "running"), timeout=30)
+    assert wait_for(lambda: q.get(job, "alice").state not in ("queued", "running"), timeout=WORKER_START_S)
     view = q.get(job, "alice")
     final = view.runs[0].final
     assert view.state == "failed" and isinstance(final, Failed) and final.key == "run.worker_lost"
@@ -225,7 +229,7 @@ def test_a_worker_that_dies_mid_run_fails_the_job_with_a_message(make_queue):
     # The queue goes on: the same learner can start again, and it runs.
     q._remote_fn = make_run(steps=3, delay=0)
     again = q.submit(RunConfig(), owner="alice")
-    assert wait_for(lambda: q.get(again, "alice").state == "done", timeout=30)
+    assert wait_for(lambda: q.get(again, "alice").state == "done", timeout=WORKER_START_S)  # a new worker again
 
 
 def test_a_run_waiting_for_a_gpu_can_be_stopped(make_queue):
@@ -298,6 +302,7 @@ import ray
 from tlcore.train.config import RunConfig
 from tlcore.serve.ray_jobs import RayJobQueue
 from tests.helpers.fakes import make_run, wait_for
+from tools.pace import within
 q = RayJobQueue(make_run(steps=10_000, delay=0.01), address={address!r})
 assert q.wait_joined(within(60)).state == "connected", q.cluster_status()
 out = {{}}

@@ -36,7 +36,7 @@ def chromium_page(width: int, height: int, *, args: tuple[str, ...] = (), camera
             if camera_for:
                 context.grant_permissions(["camera"], origin=camera_for)
             pg = context.new_page()
-            pg.set_default_timeout(30_000)
+            pg.set_default_timeout(within(30) * 1000)
             yield pg
         finally:
             browser.close()
@@ -50,7 +50,7 @@ def wait_idle(page) -> None:
             const running = status && status.innerText.includes('Running');
             return !running && !document.querySelector('[data-stale="true"]');
         }""",
-        timeout=30_000,
+        timeout=within(30) * 1000,
     )
 
 
