@@ -307,7 +307,9 @@ q = RayJobQueue(make_run(steps=10_000, delay=0.01), address={address!r})
 assert q.wait_joined(within(60)).state == "connected", q.cluster_status()
 out = {{}}
 job = q.submit(RunConfig(), owner="alice")
-out["stepped"] = wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > 3, timeout=30)
+t = time.monotonic()
+out["stepped"] = wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > 3, timeout=120)  # a new driver's first worker
+out["stepped_s"], out["load"] = round(time.monotonic() - t, 1), open("/proc/loadavg").read().split()[0]
 ray.kill(q._hub, no_restart=True)  # gone for good (its node lost, say)
 out["failed"] = wait_for(lambda: q.get(job, "alice").state == "failed", timeout=30)
 final = q.get(job, "alice").runs[0].final
@@ -359,6 +361,7 @@ def run_driver(head, script: str, timeout: float) -> dict:
 def test_a_lost_hub_fails_one_run_with_a_message_and_the_next_run_works(head):
     """The hub killed under a run (a driver process of its own: see run_driver)."""
     got = run_driver(head, LOST_HUB.format(root=ROOT, address=head.address), timeout=within(400))
+    print(f"the driver's first steps after {got['stepped_s']} s (load average {got['load']})")
     assert got["stepped"] and got["failed"] and got["key"] == "run.hub_lost", got
     assert not re.search(r"\d+\.\d+\.\d+\.\d+|pid|Actor", got["message"]), got["message"]  # no raw Ray error on a page
     assert got["again"] == "", got  # done, on the cluster, through a new hub
