@@ -18,15 +18,9 @@ import os
 import time
 from collections.abc import Callable
 
+from tlcore.serve.cores import count as cpus  # the cores this process may run on
+
 MOST = 4.0  # never more than four times a bound
-
-
-def cpus() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def slower() -> float:
