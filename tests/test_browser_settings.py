@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.helpers.browser import (
     ARTIFACTS,
@@ -72,17 +73,18 @@ def go(page, title: str) -> None:
     wait_idle(page)
 
 
-def latest_job(page) -> tuple[str, dict] | None:
-    """(id, settings) of this browser's newest run, as the server stored it when it was submitted."""
+def latest_job(page) -> tuple[str, dict, str] | None:
+    """(id, settings, state) of this browser's newest run, as the server stored it."""
     cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "tls_learner")
     path = Path(os.environ["TLS_STATE_DIR"]) / "runs.sqlite"
     if not path.exists():
         return None
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
         row = db.execute(
-            "SELECT id, configs FROM jobs WHERE learner=? ORDER BY submitted_at DESC LIMIT 1", (learner_key(cookie),)
+            "SELECT id, configs, state FROM jobs WHERE learner=? ORDER BY submitted_at DESC LIMIT 1",
+            (learner_key(cookie),),
         ).fetchone()
-    return (row[0], json.loads(row[1])[0]) if row else None
+    return (row[0], json.loads(row[1])[0], row[2]) if row else None
 
 
 def press_start(page) -> dict:
@@ -100,11 +102,20 @@ def press_start(page) -> dict:
 
 
 def stop_run(page) -> None:
-    """Stop the run just started (its Stop button may take a moment to be drawn), or let it end."""
+    """Stop the run just started, or let it end: its Stop button may take a moment to be drawn,
+    and a short run may end (and take Stop away) between a look and a click."""
     stop, start = page.get_by_role("button", name="Stop"), page.get_by_role("button", name="Start")
-    stop.or_(start).first.wait_for(timeout=within(30) * 1000)
-    if stop.count():
-        stop.first.click()
+    deadline = time.monotonic() + within(60)
+    while time.monotonic() < deadline:
+        with contextlib.suppress(sqlite3.OperationalError):
+            if latest_job(page)[2] not in ("queued", "running"):
+                break
+        if stop.count():
+            with contextlib.suppress(PlaywrightTimeout):
+                stop.first.click(timeout=2_000)
+        page.wait_for_timeout(500)
+    else:
+        raise AssertionError(f"the run did not stop or end in {within(60):.0f} s")
     start.first.wait_for(timeout=within(60) * 1000)
     wait_idle(page)
 
