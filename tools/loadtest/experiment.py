@@ -282,7 +282,7 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
             "poll_median": polls[len(polls) // 2] if polls else float("nan"),
             "poll_p95": polls[int(len(polls) * 0.95)] if polls else float("nan"),
             "polls": len(polls),
-            **run_times(stored),
+            **run_times(stored, wall0),
         }
         say(f"cells filled: {filled} of {cells} in {elapsed:.1f} s")
         say(
@@ -297,6 +297,10 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
         say(
             f"each run, start to end: {result['run_median']:.1f} s (median), {result['run_max']:.1f} s (max); "
             f"between one run's end and the next's start: {result['gap_median']:.2f} s (median), {result['gap_max']:.2f} s (max)"
+        )
+        say(
+            f"after the presses: {result['submitted']} runs queued by {result['last_submit']:.1f} s, the first began at "
+            f"{result['first_start']:.1f} s, the last ended at {result['last_end']:.1f} s; {result['busy']:.0f} s of runs in all"
         )
         say(
             f"a student's fragment poll (class pulse, live panel): {result['poll_median'] * 1000:.0f} ms median, {result['poll_p95'] * 1000:.0f} ms p95 of {result['polls']}"
@@ -317,18 +321,26 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
         stop_server(server)
 
 
-def run_times(stored) -> dict:
+def run_times(stored, since: float) -> dict:
     """Each run's time from its start to its end, and the queue's idle time between runs (one run at
-    a time: the next starts when one ends), from the run store's clock values."""
+    a time: the next starts when one ends), from the run store's clock values; when the Start
+    presses reached the queue and the runs began and ended, in seconds after `since` (Unix time)."""
     ran = sorted((j.started_at, j.finished_at) for j in stored if j.started_at and j.finished_at)
     runs = sorted(end - start for start, end in ran)
     gaps = sorted(max(0.0, b[0] - a[1]) for a, b in zip(ran, ran[1:]))
     nan = float("nan")
+    submits = sorted(j.submitted_at for j in stored)
     return {
         "run_median": runs[len(runs) // 2] if runs else nan,
         "run_max": runs[-1] if runs else nan,
         "gap_median": gaps[len(gaps) // 2] if gaps else nan,
         "gap_max": gaps[-1] if gaps else nan,
+        # where the class's time went: Start presses reaching the queue, then the queue's training
+        "submitted": len(submits),
+        "last_submit": (submits[-1] - since) if submits else nan,
+        "first_start": (ran[0][0] - since) if ran else nan,
+        "last_end": (ran[-1][1] - since) if ran else nan,
+        "busy": sum(runs),
     }
 
 

@@ -1,0 +1,32 @@
+"""The class-experiment load test's report splits a class's time from the run store's clock
+values: when the Start presses reached the queue, when runs began and ended, how long they ran."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tlcore.serve.store import JobTimes
+from tools.loadtest.experiment import run_times
+
+
+def test_run_times_reads_presses_runs_and_gaps_from_the_store_clock():
+    t0 = 1000.0
+    stored = [  # id, learner, submitted, started, finished; one after the other, a gap of 0.5 s
+        JobTimes("a", "x", t0 + 0.2, t0 + 0.3, t0 + 2.3),
+        JobTimes("b", "y", t0 + 0.4, t0 + 2.8, t0 + 5.8),
+        JobTimes("c", "z", t0 + 1.1, t0 + 5.8, t0 + 6.8),
+    ]
+    r = run_times(stored, t0)
+    assert r["submitted"] == 3 and r["last_submit"] == pytest.approx(1.1)
+    assert r["first_start"] == pytest.approx(0.3) and r["last_end"] == pytest.approx(6.8)
+    assert r["busy"] == pytest.approx(2.0 + 3.0 + 1.0)
+    assert r["run_median"] == pytest.approx(2.0) and r["run_max"] == pytest.approx(3.0)
+    assert r["gap_max"] == pytest.approx(0.5) and r["gap_median"] == pytest.approx(0.5)
+
+
+def test_run_times_of_a_class_whose_runs_never_began_are_not_numbers():
+    r = run_times([JobTimes("a", "x", 1000.5, None, None)], 1000.0)
+    assert r["submitted"] == 1 and r["last_submit"] == pytest.approx(0.5)
+    assert all(math.isnan(r[k]) for k in ("first_start", "last_end", "run_median", "gap_max")) and r["busy"] == 0
