@@ -108,7 +108,8 @@ def stop_run(page) -> None:
     deadline = time.monotonic() + within(60)
     while time.monotonic() < deadline:
         with contextlib.suppress(sqlite3.OperationalError):
-            if latest_job(page)[2] not in ("queued", "running"):
+            job = latest_job(page)
+            if job is None or job[2] not in ("queued", "running"):
                 break
         if stop.count():
             with contextlib.suppress(PlaywrightTimeout):

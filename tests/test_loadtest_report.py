@@ -30,3 +30,9 @@ def test_run_times_of_a_class_whose_runs_never_began_are_not_numbers():
     r = run_times([JobTimes("a", "x", 1000.5, None, None)], 1000.0)
     assert r["submitted"] == 1 and r["last_submit"] == pytest.approx(0.5)
     assert all(math.isnan(r[k]) for k in ("first_start", "last_end", "run_median", "gap_max")) and r["busy"] == 0
+
+
+def test_the_last_end_is_the_latest_finish_when_two_runs_overlap():
+    t0 = 1000.0
+    stored = [JobTimes("a", "x", t0, t0 + 0.1, t0 + 9.0), JobTimes("b", "y", t0, t0 + 0.2, t0 + 3.0)]
+    assert run_times(stored, t0)["last_end"] == pytest.approx(9.0)

@@ -339,7 +339,7 @@ def run_times(stored, since: float) -> dict:
         "submitted": len(submits),
         "last_submit": (submits[-1] - since) if submits else nan,
         "first_start": (ran[0][0] - since) if ran else nan,
-        "last_end": (ran[-1][1] - since) if ran else nan,
+        "last_end": (max(end for _, end in ran) - since) if ran else nan,
         "busy": sum(runs),
     }
 
