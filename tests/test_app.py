@@ -1008,3 +1008,33 @@ def test_a_failed_run_is_said_in_the_assertive_region():
     said = [s for s in scripts if "out of memory while training" in s]
     assert said and all('"tls-alert"' in s for s in said), said  # the failure: the assertive region
     assert json.dumps("tls-live") not in "".join(said)
+
+
+def test_a_run_the_page_sees_going_is_said_to_have_started_and_its_end_is_said():
+    """The polite region says a run started as soon as the page sees it running (before any epoch
+    ends), then its end. (In Chromium a 2 s run can end between two polls: the page then says only
+    that it waited and that it finished; tests/test_browser_a11y.py.)"""
+    import threading
+
+    gate = threading.Event()
+
+    def held_run(config, emit, should_stop):  # started, then holds until the test has looked
+        emit(Started(4, 2, tuple(GROUPS), (), 100, 200, "CPU (test)", 20, 10, ("cat", "dog")))
+        while not gate.is_set() and not should_stop():
+            time.sleep(0.02)
+        return fake_run(config, emit, should_stop)
+
+    def said(at) -> str:
+        return "".join(e.proto.body for e in at.get("html") if "tls-live" in e.proto.body)
+
+    at = app("pages/3_finetune.py", run_fn=held_run)
+    at.button(key="start").click().run()
+    deadline = time.monotonic() + 20
+    while job_of(at, "finetune").state != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.run()
+    assert "started" in said(at), said(at)
+    gate.set()
+    assert wait_until_done(at, "finetune") == "done"
+    at.run()
+    assert "Finished in" in said(at), said(at)
