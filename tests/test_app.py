@@ -34,7 +34,7 @@ from tests.helpers.apptest import (
     upload_page,
     wait_until_done,
 )
-from tests.helpers.fakes import GROUPS, fake_run, png, png_claiming, slow_run, zip_of
+from tests.helpers.fakes import GROUPS, fake_run, png, png_claiming, slow_run, wait_for, zip_of
 from tlcore.core.events import Done, EvalEvent, Failed, Started
 from tlcore.models import catalog
 from tlcore.serve.jobs import JobQueue
@@ -1029,9 +1029,7 @@ def test_a_run_the_page_sees_going_is_said_to_have_started_and_its_end_is_said()
 
     at = app("pages/3_finetune.py", run_fn=held_run)
     at.button(key="start").click().run()
-    deadline = time.monotonic() + 20
-    while job_of(at, "finetune").state != "running" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert wait_for(lambda: job_of(at, "finetune").state == "running", timeout=20)
     at.run()
     assert "started" in said(at), said(at)
     gate.set()
