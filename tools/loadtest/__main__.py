@@ -87,7 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         from tools.loadtest.experiment import TARGETS, run_experiment
 
         browsers = 3 if "--browsers" not in (argv if argv is not None else sys.argv) else args.browsers
-        result = run_experiment(args.students, browsers, args.timeout, args.probe_every)
+        result = run_experiment(
+            args.students,
+            browsers,
+            args.timeout,
+            args.probe_every,
+            workers=args.workers,
+            threads=args.threads,
+            students_idle=not args.students_compete,
+        )
         return 0 if all(check(result) for check in TARGETS.values()) else 1
     report = run_class(
         args.students,

@@ -25,8 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-from tools.loadtest.browser import CHROMIUM_ARGS, Visitor, at_normal_priority, error_count
-from tools.loadtest.classroom import VIEWPORT, class_toml
+from tools.loadtest.browser import CHROMIUM_ARGS, Visitor, at_normal_priority, error_count, idle_chromium
+from tools.loadtest.classroom import VIEWPORT, class_toml, cpu_plan
 from tools.loadtest.sampler import Sampler
 from tools.loadtest.server import free_port, start_server, stop_server, wait_healthy
 from tools.loadtest.students import Student, WsClass, WsStudent
@@ -176,8 +176,23 @@ TARGETS = {
 }
 
 
-def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0, probe_every: float = 10.0, say=print) -> dict:
-    """Start a server, hold the class experiment, stop everything; return the figures."""
+def run_experiment(
+    students: int = 30,
+    browsers: int = 3,
+    timeout: float = 600.0,
+    probe_every: float = 10.0,
+    say=print,
+    *,
+    workers: int = 0,
+    threads: int = 0,
+    students_idle: bool = True,
+) -> dict:
+    """Start a server, hold the class experiment, stop everything; return the figures. `workers`
+    and `threads`: the class file's cpu_workers and threads_per_job (0: the server's own plan).
+    `students_idle`: the students' and the teacher's browsers get only idle CPU, as in the page-3
+    class (tools.loadtest.browser.idle_chromium: in a class they run on their own machines); they
+    act (join, unlock, start, press) at the normal policy. The fresh visitor, whose page is timed,
+    always runs at the normal policy."""
     from playwright.sync_api import sync_playwright
 
     browsers = min(browsers, students)
@@ -185,7 +200,7 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
     state_dir = Path(tempfile.mkdtemp(prefix="tls-loadtest-exp-state-"))
     secret = "loadtest-" + os.urandom(6).hex()
     env = dict(os.environ, TLS_STATE_DIR=str(state_dir))
-    env["TLS_CLASS_CONFIG"] = str(class_toml(log_dir, max_seconds=None, workers=0, threads=0, secret=secret))
+    env["TLS_CLASS_CONFIG"] = str(class_toml(log_dir, max_seconds=None, workers=workers, threads=threads, secret=secret))
     env.pop("TLS_TEACHER_SECRET", None)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -199,10 +214,19 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
         sampler = Sampler(server.pid)
         sampler.start()
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-            teacher, code = teacher_opens_class(browser, url, secret)
+            exe = idle_chromium(students_idle, log_dir)
+            browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+            with at_normal_priority():
+                teacher, code = teacher_opens_class(browser, url, secret)
             sampler.wait_idle(2, 120)  # the server's warm-up done: the class meets it at rest
             rss_start = sampler.read()[1]
+            say(cpu_plan(workers, threads))
+            say(
+                "the students' and the teacher's browsers on idle CPU only (SCHED_IDLE: in a class they run on their own "
+                "machines), the timed fresh visitor's at the normal priority"
+                if students_idle
+                else "every browser at the server's CPU priority (--students-compete)"
+            )
             say(
                 f"class code {code}; server at rest {rss_start:.0f} MB; {browsers} browsers and {students - browsers} websocket students join"
             )
@@ -219,7 +243,8 @@ def run_experiment(students: int = 30, browsers: int = 3, timeout: float = 600.0
                 j.wait(180)
             teacher.get_by_text(f"Joined: {students}").first.wait_for(timeout=60_000)
             seeds = math.ceil(students / 3)
-            teacher_starts_experiment(teacher, seeds)
+            with at_normal_priority():
+                teacher_starts_experiment(teacher, seeds)
             members.experiment_started()
             for _, pg in pages:
                 pg.get_by_role("button", name=START).wait_for(timeout=60_000)
