@@ -107,6 +107,39 @@ def test_a_race_trains_its_runs_side_by_side_in_two_processes(make_queue):
     assert len(pids) == 2 and os.getpid() not in pids  # one process per core, never the server's
 
 
+def test_every_training_process_runs_at_the_queues_nice_the_second_one_too(make_queue):
+    """The second process is started by a queue worker whose thread is already at the queue's nice:
+    it takes that nice, not that nice added again (it was 19 for a nice of 10: the lowest priority)."""
+    q = make_queue(functools.partial(where_run, steps=10, delay=0.05), nice=5)
+    view = finished(q, q.submit([RunConfig(strategy=s) for s in ("scratch", "linear_probe", "partial", "full")], "alice"))
+    ran = {r.result.extra["pid"]: r.result.extra["nice"] for r in view.runs}
+    assert len(ran) == 2 and set(ran.values()) == {os.getpriority(os.PRIO_PROCESS, 0) + 5}, ran
+
+
+def test_nice_at_least_raises_a_threads_nice_to_the_floor_and_never_adds():
+    import threading
+
+    from tlcore.train.device import lower_thread_priority, nice_at_least
+
+    seen = []
+
+    def in_a_thread():
+        me = threading.get_native_id()
+        start = os.getpriority(os.PRIO_PROCESS, me)
+        lower_thread_priority(3)
+        nice_at_least(start + 3)  # already there: unchanged
+        seen.append(os.getpriority(os.PRIO_PROCESS, me) - start)
+        nice_at_least(start + 6)
+        seen.append(os.getpriority(os.PRIO_PROCESS, me) - start)
+        nice_at_least(start + 1)  # below it: unchanged
+        seen.append(os.getpriority(os.PRIO_PROCESS, me) - start)
+
+    t = threading.Thread(target=in_a_thread)
+    t.start()
+    t.join()
+    assert seen == [3, 6, 6]
+
+
 def test_a_learners_own_run_sends_its_model_back_to_the_shelf(make_queue):
     from tlcore.train import presets
 

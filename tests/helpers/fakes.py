@@ -153,14 +153,18 @@ def png_claiming(width: int, height: int) -> bytes:
 
 def where_run(config, emit, should_stop, *, steps=4, delay=0.0):
     """The fake run, its result also saying which process ran it and on how many torch threads
-    (read at the last step: the server may change them while it runs)."""
+    (read at the last step: the server may change them while it runs) and at what nice."""
     import os
+    import threading
 
     import torch
 
     def emit_where(event):
         if isinstance(event, Done):
-            event = Done(dataclasses.replace(event.result, extra={"pid": os.getpid(), "threads": torch.get_num_threads()}))
+            nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            event = Done(
+                dataclasses.replace(event.result, extra={"pid": os.getpid(), "threads": torch.get_num_threads(), "nice": nice})
+            )
         emit(event)
 
     return fake_run(config, emit_where, should_stop, steps=steps, delay=delay)

@@ -74,6 +74,17 @@ class WorkerGone(ConnectionError):
     """The worker process ended or its connection broke."""
 
 
+def _absolute_nice(nice: int) -> int:
+    """The nice a training process should have: the server's own (its main thread's) plus `nice`,
+    whichever thread starts it (a queue worker's thread is already lowered by `nice`)."""
+    if not nice:
+        return 0
+    try:
+        return min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + nice)
+    except OSError:
+        return nice
+
+
 class WorkerProcess:
     """One training process and the server's end of its connection. Used by one thread at a time
     (the pool hands it out)."""
@@ -84,7 +95,7 @@ class WorkerProcess:
         parent, child = socket.socketpair()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
-        args = args or (str(nice), "1" if warm else "0")
+        args = args or (str(_absolute_nice(nice)), "1" if warm else "0")
         command = [sys.executable, "-m", module, str(child.fileno()), *map(str, args)]
         try:
             self.popen = subprocess.Popen(command, pass_fds=(child.fileno(),), env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
@@ -354,11 +365,10 @@ def _child(fd: int, nice: int, warm: bool) -> None:
     """The worker process's life: set up, say ready, then one run per "run" message until "exit"
     or the server's end of the connection closes."""
     conn = Connection(fd)
-    if nice:
-        try:
-            os.nice(nice)
-        except OSError:
-            pass
+    if nice:  # its nice (absolute: _absolute_nice), whatever the thread that started it had
+        from tlcore.train.device import nice_at_least
+
+        nice_at_least(nice)
     from tlcore.serve import cores, machine
 
     cores.wait_briefly()  # before torch is imported (the server's own choice, tlcore.serve.cores)

@@ -36,6 +36,19 @@ def describe_device(device: torch.device | str | None = None) -> str:
     return f"CPU ({torch.get_num_threads()} threads of {os.cpu_count()} cores)"
 
 
+def nice_at_least(nice: int) -> bool:
+    """The calling thread's nice value raised to `nice` where it is lower, never added to: a process
+    started from a thread already at nice 10 and asked for 10 stays at 10 (os.nice(10) would make it
+    19, the lowest priority there is). False where the system refuses."""
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, nice))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
 def lower_thread_priority(by: int) -> bool:
     """Lower the calling thread's CPU priority (its nice value) by `by`; False where the system
     has no per-thread priority (Linux has: setpriority on a thread id changes that thread only)."""
