@@ -190,9 +190,9 @@ def run_experiment(
     """Start a server, hold the class experiment, stop everything; return the figures. `workers`
     and `threads`: the class file's cpu_workers and threads_per_job (0: the server's own plan).
     `students_idle`: the students' and the teacher's browsers get only idle CPU, as in the page-3
-    class (tools.loadtest.browser.idle_chromium: in a class they run on their own machines); they
-    act (join, unlock, start, press) at the normal policy. The fresh visitor, whose page is timed,
-    always runs at the normal policy."""
+    class (tools.loadtest.browser.idle_chromium: in a class they run on their own machines); the
+    teacher unlocks and starts and the students press Start at the normal policy (at_normal_priority).
+    The fresh visitor, whose page is timed, always runs at the normal policy."""
     from playwright.sync_api import sync_playwright
 
     browsers = min(browsers, students)
