@@ -46,6 +46,16 @@ def idle_chromium(idle: bool, folder: Path) -> str:
     return str(wrapper)
 
 
+def priorities_said(idle: bool) -> str:
+    """The report's line on who ran at which CPU priority (see idle_chromium)."""
+    if not idle:
+        return "every browser ran at the server's CPU priority (--students-compete)"
+    return (
+        "the students' and the teacher's browsers ran on idle CPU only (SCHED_IDLE: in a class they run on their "
+        "own machines); the timed fresh visitor's browser and the server at the normal priority"
+    )
+
+
 @contextlib.contextmanager
 def at_normal_priority():
     """The idle-priority browsers (idle_chromium) at the normal policy for a moment: a student's

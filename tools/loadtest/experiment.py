@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from tools.loadtest.browser import CHROMIUM_ARGS, Visitor, at_normal_priority, error_count, idle_chromium
+from tools.loadtest.browser import CHROMIUM_ARGS, Visitor, at_normal_priority, error_count, idle_chromium, priorities_said
 from tools.loadtest.classroom import VIEWPORT, class_toml, cpu_plan
 from tools.loadtest.sampler import Sampler
 from tools.loadtest.server import free_port, start_server, stop_server, wait_healthy
@@ -221,12 +221,7 @@ def run_experiment(
             sampler.wait_idle(2, 120)  # the server's warm-up done: the class meets it at rest
             rss_start = sampler.read()[1]
             say(cpu_plan(workers, threads))
-            say(
-                "the students' and the teacher's browsers on idle CPU only (SCHED_IDLE: in a class they run on their own "
-                "machines), the timed fresh visitor's at the normal priority"
-                if students_idle
-                else "every browser at the server's CPU priority (--students-compete)"
-            )
+            say(priorities_said(students_idle))
             say(
                 f"class code {code}; server at rest {rss_start:.0f} MB; {browsers} browsers and {students - browsers} websocket students join"
             )

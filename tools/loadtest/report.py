@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, field
 
 from tlcore.serve.class_limits import Caps
+from tools.loadtest.browser import priorities_said
 from tools.loadtest.students import Student
 
 # Targets of issue 11 (a 2-core server, a class of 30).
@@ -176,12 +177,7 @@ class Report:
             "clients speaking Streamlit's protocol to the same server (page 3 loaded, the real Start widget "
             "pressed, the live panel's fragment re-run whenever the server asks, as the frontend does)"
         )
-        p(
-            "the students' and the teacher's browsers ran on idle CPU only (SCHED_IDLE: in a class they run on their "
-            "own machines); the timed fresh visitor's browser and the server at the normal priority"
-            if self.students_idle
-            else "every browser ran at the server's CPU priority (--students-compete)"
-        )
+        p(priorities_said(self.students_idle))
         p(
             f"load average before: {self.load_before}   after: {self.load_after}   (2 cores shared with other work "
             "make these figures pessimistic)"
