@@ -62,3 +62,53 @@ def test_the_class_file_carries_the_plan(tmp_path):
     assert plan["limits"] == {"cpu_workers": 2, "threads_per_job": 1} and plan["teacher"]["secret"] == "s"
     default = tomllib.loads(class_toml(tmp_path, max_seconds=None, workers=0, threads=0, secret="s").read_text())
     assert default["limits"] == {}
+
+
+def _forward(kind: str, **fields) -> bytes:
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    msg = ForwardMsg()
+    if kind == "auto_rerun":
+        msg.auto_rerun.fragment_id, msg.auto_rerun.interval = fields["fragment"], fields["interval"]
+    elif kind == "new_session":
+        msg.new_session.name = "app"
+        msg.metadata.run.script_run_id = "run"
+        msg.metadata.run.fragment_ids.extend(fields.get("fragments", []))
+    return msg.SerializeToString()
+
+
+def test_a_websocket_student_reruns_each_fragment_on_its_own_timer_as_the_frontend_does():
+    """A class member's 0.3 s and 0.9 s fragments rerun at their own paces (the old client reran
+    both at the shorter one); a fragment's own run keeps the timers, a full run clears them."""
+    import asyncio
+
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    from tools.loadtest.students import Student, WsStudent
+
+    sent: list[str] = []
+
+    class FakeSocket:
+        async def send(self, raw: bytes) -> None:
+            msg = BackMsg()
+            msg.ParseFromString(raw)
+            sent.append(msg.rerun_script.fragment_id)
+
+    async def scenario() -> tuple[dict, list]:
+        client, ws = WsStudent(Student("s", "websocket"), "http://x"), FakeSocket()
+        client.handle(_forward("auto_rerun", fragment="fast", interval=0.3))
+        client.handle(_forward("auto_rerun", fragment="slow", interval=0.9))
+        poller = asyncio.create_task(client.poll_fragments(ws))
+        await asyncio.sleep(1.9)
+        client.handle(_forward("new_session", fragments=["fast"]))  # a fragment's own run: timers stay
+        before = dict((f, sent.count(f)) for f in ("fast", "slow"))
+        client.handle(_forward("new_session"))  # a full run: every timer cleared until the server asks again
+        sent.clear()
+        await asyncio.sleep(0.8)
+        client.closing = True
+        poller.cancel()
+        return before, list(sent)
+
+    before, after_full_run = asyncio.run(scenario())
+    assert 4 <= before["fast"] <= 7 and 1 <= before["slow"] <= 2, before  # not 6 and 6, as the old client sent
+    assert after_full_run == []

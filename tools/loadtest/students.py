@@ -59,6 +59,7 @@ class WsStudent:
         self.start_id: str | None = None
         self.page_hash = ""
         self.fragments: dict[str, float] = {}  # fragment id -> interval the server asked for
+        self.fragment_epoch = 0  # counts the full runs that cleared the fragments' timers
         self.script_running = False
         self.closing = False
         self.finished = asyncio.Event()
@@ -85,14 +86,36 @@ class WsStudent:
         await self.send_rerun(ws, widget_states=WidgetStates(widgets=[WidgetState(id=self.start_id, trigger_value=True)]))
 
     async def poll_fragments(self, ws) -> None:
+        """Rerun each fragment on its own timer, as the frontend does (streamlit's App.handleAutoRerun:
+        one setInterval per fragment id at the interval the server asked for, kept while the interval
+        stays the same, all cleared by a full run; a timer fires whether or not a run is going).
+        Until session 24 this reran every fragment at the shortest interval, whenever no run was
+        going: a class member's 3 s class pulse then ran at its job panel's 1-2 s pace."""
+        timers: dict[str, tuple[float, asyncio.Task]] = {}
+        epoch = self.fragment_epoch
+        try:
+            while not self.closing:
+                if epoch != self.fragment_epoch:  # a full run cleared every timer
+                    epoch = self.fragment_epoch
+                    for _, task in timers.values():
+                        task.cancel()
+                    timers.clear()
+                for fragment in [f for f, (interval, _) in timers.items() if self.fragments.get(f) != interval]:
+                    timers.pop(fragment)[1].cancel()
+                for fragment, interval in list(self.fragments.items()):
+                    if fragment not in timers:
+                        timers[fragment] = (interval, asyncio.create_task(self._timer(ws, fragment, interval)))
+                await asyncio.sleep(0.1)
+        finally:
+            for _, task in timers.values():
+                task.cancel()
+
+    async def _timer(self, ws, fragment: str, interval: float) -> None:
         while not self.closing:
-            interval = min(self.fragments.values(), default=1.0)
             await asyncio.sleep(interval)
-            if self.script_running:
-                continue  # the frontend, too, waits for the run in progress
-            for fragment in list(self.fragments):
+            if self.poll_sent is None:
                 self.poll_sent = time.monotonic()
-                await self.send_rerun(ws, fragment_id=fragment, is_auto_rerun=True)
+            await self.send_rerun(ws, fragment_id=fragment, is_auto_rerun=True)
 
     def handle(self, raw: bytes) -> None:
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -103,6 +126,9 @@ class WsStudent:
         now = time.monotonic()
         if kind == "new_session":
             self.script_running = True
+            if not msg.metadata.run.fragment_ids:  # a full run: the frontend clears every fragment's timer
+                self.fragments.clear()
+                self.fragment_epoch += 1
         elif kind == "navigation":
             self.page_hash = msg.navigation.page_script_hash or self.page_hash  # page 3's, as the frontend keeps it
         elif kind == "script_finished":
