@@ -26,7 +26,7 @@ from studio.learner import LearnerStore, owner
 from tlcore.core import settings
 from tlcore.explain import feature_space
 from tlcore.models import catalog
-from tlcore.serve import class_limits, classroom, server_queue, store
+from tlcore.serve import class_limits, classroom, cores, server_queue, store
 from tlcore.serve.jobs import JobQueue, shared_queue, shared_queue_made
 from tlcore.serve.machine import return_freed_memory
 from tlcore.serve.upload_folders import UploadFolders, sweep_stale
@@ -79,6 +79,8 @@ def _start_server_queue() -> JobQueue:
     # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.serve.server_queue);
     # every finished run improves the time estimates and is kept on disk (tlcore.serve.store).
     limits = class_limits.load()  # the class's limits and quotas per learner (stored runs, queue places)
+    # training and pages share this interpreter: a waiting thread gets it within 1 ms, not 5 (tlcore.serve.cores)
+    cores.hand_over_interpreter(settings.get("TLS_SWITCH_INTERVAL_MS"))
     made = server_queue(
         on_run_done=time_estimate.learn_from,
         store=store.open_default(limits),

@@ -131,6 +131,31 @@ def test_the_server_spins_briefly_unless_the_environment_chose():
     assert cores.wait_briefly() is False  # torch is already loaded here: too late to matter
 
 
+@pytest.mark.parametrize(("setting", "expected"), [(None, 0.001), ("2.5", 0.0025), ("0", 0.005)])
+def test_the_server_hands_the_interpreter_over_after_its_setting(monkeypatch, setting, expected):
+    """The server's training thread and its pages share one interpreter: a waiting thread gets it
+    within TLS_SWITCH_INTERVAL_MS (1 by default; 0 keeps Python's own 5 ms)."""
+    import sys
+
+    from studio import server
+
+    before = sys.getswitchinterval()
+    if setting is None:
+        monkeypatch.delenv("TLS_SWITCH_INTERVAL_MS", raising=False)
+    else:
+        monkeypatch.setenv("TLS_SWITCH_INTERVAL_MS", setting)
+    for quiet in ("server_started", "_start_warm_up", "hold_class_jobs"):
+        monkeypatch.setattr(server, quiet, lambda *a: None)
+    monkeypatch.setattr(server.store, "open_default", lambda limits: None)
+    monkeypatch.setattr(server, "server_queue", lambda **kw: "queue")
+    sys.setswitchinterval(0.005)  # Python's own
+    try:
+        assert server._start_server_queue() == "queue"
+        assert sys.getswitchinterval() == pytest.approx(expected)
+    finally:
+        sys.setswitchinterval(before)
+
+
 def test_a_race_on_a_cpu_server_runs_two_at_a_time_longest_first_one_thread_each():
     seen: dict[str, list[int]] = {}
     going: list[str] = []

@@ -5,6 +5,8 @@
     python -m tools.queuebench --lone                  # one default job alone, each plan (a demo's speed)
     python -m tools.queuebench --where thread,process --busy 2 --plans auto   # in the server's threads vs
                                                        # worker processes, while 2 threads of "page scripts" run
+    python -m tools.queuebench --where thread --busy 1 --switch-ms 5,1        # the interpreter handed over
+                                                       # after 5 ms (Python's default) vs 1 ms (the server's)
 
 A plan WxT is W workers, each run on T torch threads, fixed; "auto" is tlcore.serve.cores' plan for
 this machine (a lone run on every core, the cores shared as runs start). Every plan runs the
@@ -99,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--where", default="thread", help="thread, process, server, comma-separated (see above)")
     ap.add_argument("--busy", type=int, default=0, help="threads of pure-Python work beside the queue (see above)")
+    ap.add_argument(
+        "--switch-ms",
+        default="",
+        help="comma-separated switch intervals (ms) to run each in-thread plan at, e.g. 5,1: how soon a thread "
+        "waiting for the interpreter gets it (tlcore.serve.cores.hand_over_interpreter); Python's default is 5",
+    )
     args = ap.parse_args(argv)
     if not args.spin:
         cores.wait_passively()
@@ -120,16 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     if len(wheres) > 1 or args.busy:
         print(f"{n} class-experiment cells per plan, where: {', '.join(wheres)}; {args.busy} busy threads beside")
         rows = []
+        switches = [float(v) for v in args.switch_ms.split(",")] if args.switch_ms else [5.0]
         for where in wheres:
             for text in ["server"] if where == "server" else args.plans.split(","):
                 name, plan = ("queue", None) if where == "server" else parse_plan(text.strip(), n_cores)
-                row = run_plan(plan, cells, where)
-                rows.append((f"{where} {name}", row))
-                print(
-                    f"  {where:8s} {name:22s} wall {row['wall']:6.1f} s   per cell {row['wall'] / n:5.1f} s   mean submit->end "
-                    f"{row['mean_end']:5.1f} s   failed {len(row['failed'])}   load {os.getloadavg()[0]:.2f}",
-                    flush=True,
-                )
+                for ms in [5.0] if where == "process" else switches:  # a worker process shares no interpreter
+                    cores.hand_over_interpreter(ms)
+                    label = f"{name}, switch {ms:g} ms" if args.switch_ms and where != "process" else name
+                    row = run_plan(plan, cells, where)
+                    rows.append((f"{where} {label}", row))
+                    print(
+                        f"  {where:8s} {label:34s} wall {row['wall']:6.1f} s   per cell {row['wall'] / n:5.1f} s   mean "
+                        f"submit->end {row['mean_end']:5.1f} s   failed {len(row['failed'])}   load {os.getloadavg()[0]:.2f}",
+                        flush=True,
+                    )
         return _ratios(rows)
     catalog.load_dataset(
         config.dataset,
@@ -162,7 +174,7 @@ def _ratios(rows: list) -> int:
     base = rows[0][1]
     print(f"ratios to {rows[0][0]} (wall, mean submit->end; below 1 is faster):")
     for name, row in rows:
-        print(f"  {name:31s} {row['wall'] / base['wall']:.2f}  {row['mean_end'] / base['mean_end']:.2f}")
+        print(f"  {name:43s} {row['wall'] / base['wall']:.2f}  {row['mean_end'] / base['mean_end']:.2f}")
     return 0 if not any(row["failed"] for _, row in rows) else 1
 
 

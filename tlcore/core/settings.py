@@ -62,6 +62,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TLS_CLOSED_TAB_S", float, "45", "a run whose learner has no open tab this long is cancelled", "studio.server"),
     Setting("TLS_WORKER_NICE", int, "10", "the training threads' nice (pages are answered first)", "studio.server"),
     Setting("TLS_TRAIN_IN_PROCESS", bool, "0", "1: a CPU server trains each run in a worker process", "tlcore.serve"),
+    Setting("TLS_SWITCH_INTERVAL_MS", float, "1", "a thread waiting for the interpreter gets it after this long (0: Python's 5)", "studio.server"),
     Setting("TLS_PROCESS_CANCEL_AFTER_S", float, "20", "a worker process that ignores Stop this long is killed", "tlcore.serve.process_jobs"),
     Setting("TLS_PROCESS_IDLE_S", float, "120", "an extra worker process without a run this long ends", "tlcore.serve.process_jobs"),
     # a Ray cluster

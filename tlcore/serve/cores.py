@@ -78,6 +78,27 @@ def wait_briefly() -> bool:
     return True
 
 
+def hand_over_interpreter(ms: float) -> float:
+    """A thread that waits for the interpreter gets it after `ms` milliseconds, not Python's 5
+    (sys.setswitchinterval); 0 keeps Python's own. Returns the interval now in force, in seconds.
+
+    A server that trains in its own threads shares one interpreter between the training thread
+    and the pages' script threads. Each torch operation lets the interpreter go and must take it
+    back when it returns; while a page script holds it, the training thread waits until the
+    holder is asked to let go, which Python does only after the switch interval. A default fine-tune
+    dispatches a few thousand operations, so at 5 ms those waits outgrow the arithmetic: six
+    class-experiment cells beside one busy Python thread (`python -m tools.queuebench --where thread
+    --busy 1 --switch-ms 5,1,5,1`, the 2-core box) took 44-46 s at 5 ms and 30 s at 1 ms (0.67-0.68);
+    a class of 30 filling a class experiment, 118 s (mean of 6) against 108 s (mean of 5), within
+    run-to-run noise (docs/class-experiment.md, session 24). The pages lose nothing measurable: the
+    interval only matters while two threads want the interpreter, and handing it over costs microseconds."""
+    import sys
+
+    if ms > 0:
+        sys.setswitchinterval(ms / 1000)
+    return sys.getswitchinterval()
+
+
 def count() -> int:
     """The cores this process may run on (its affinity mask: a container's or taskset's limit)."""
     try:
