@@ -89,7 +89,7 @@ def hand_over_interpreter(ms: float) -> float:
     dispatches a few thousand operations, so at 5 ms those waits outgrow the arithmetic: six
     class-experiment cells beside one busy Python thread (`python -m tools.queuebench --where thread
     --busy 1 --switch-ms 5,1,5,1`, the 2-core box) took 44-46 s at 5 ms and 30 s at 1 ms (0.67-0.68);
-    a class of 30 filling a class experiment, 118 s (mean of 6) against 108 s (mean of 5), within
+    a class of 30 filling a class experiment, 115 s (mean of 8) against 108 s (mean of 7), within
     run-to-run noise (docs/class-experiment.md, session 24). The pages lose nothing measurable: the
     interval only matters while two threads want the interpreter, and handing it over costs microseconds."""
     import sys
