@@ -60,7 +60,6 @@ class WsStudent:
         self.page_hash = ""
         self.fragments: dict[str, float] = {}  # fragment id -> interval the server asked for
         self.fragment_epoch = 0  # counts the full runs that cleared the fragments' timers
-        self.script_running = False
         self.closing = False
         self.finished = asyncio.Event()
         self.poll_sent: float | None = None
@@ -76,7 +75,6 @@ class WsStudent:
 
         msg = BackMsg()
         msg.rerun_script.CopyFrom(self.client_state(**kw))
-        self.script_running = True
         await ws.send(msg.SerializeToString())
 
     async def press(self, ws) -> None:
@@ -125,14 +123,12 @@ class WsStudent:
         kind = msg.WhichOneof("type")
         now = time.monotonic()
         if kind == "new_session":
-            self.script_running = True
             if not msg.metadata.run.fragment_ids:  # a full run: the frontend clears every fragment's timer
                 self.fragments.clear()
                 self.fragment_epoch += 1
         elif kind == "navigation":
             self.page_hash = msg.navigation.page_script_hash or self.page_hash  # page 3's, as the frontend keeps it
         elif kind == "script_finished":
-            self.script_running = False
             self.finished.set()
             if self.poll_sent is not None:  # a poll's round trip: how long the server took to answer it
                 self.poll_times.append(now - self.poll_sent)
