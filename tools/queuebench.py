@@ -120,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     n_cores = args.cores or cores.count()
     wheres = [w.strip() for w in args.where.split(",")]
     cells = [config.replace(seed=i + 1, split_seed=config.seed) for i in range(n)]
-    if ("thread" in wheres or "server" in wheres) and (len(wheres) > 1 or args.busy):
+    if ("thread" in wheres or "server" in wheres) and (len(wheres) > 1 or args.busy or args.switch_ms):
         for warm in presets.warm_ups():  # the same warm start as a worker process gets
             recipe.warm_up(warm)
     if args.busy:
         _start_busy(args.busy)
-    if len(wheres) > 1 or args.busy:
+    if len(wheres) > 1 or args.busy or args.switch_ms:  # the class-experiment cells
         print(f"{n} class-experiment cells per plan, where: {', '.join(wheres)}; {args.busy} busy threads beside")
         rows = []
         switches = [float(v) for v in args.switch_ms.split(",")] if args.switch_ms else [5.0]
