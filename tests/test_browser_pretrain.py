@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.helpers.a11y import failing_nodes, open_everything
-from tests.helpers.browser import ARTIFACTS, chromium_page, error_count, wait_idle, within
+from tests.helpers.browser import ARTIFACTS, chromium_page, error_count, playwright_api, wait_idle, within
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # Chromium against a real server
 
@@ -90,10 +90,14 @@ def test_guess_fills_the_mask_in_the_browser(server):  # noqa: F811
         page.wait_for_timeout(2_000)
         guess.click()
         # a row of the guesses table: the sentence with a guess in the [MASK]'s place
-        page.wait_for_function(
-            f"() => ({LIVE_JS})().cells.some(c => c.startsWith('The cat is on the ') && !c.includes('[MASK]'))",
-            timeout=within(30) * 1000,
-        )
+        try:
+            page.wait_for_function(
+                f"() => ({LIVE_JS})().cells.some(c => c.startsWith('The cat is on the ') && !c.includes('[MASK]'))",
+                timeout=within(30) * 1000,
+            )
+        except playwright_api.TimeoutError:  # what the page said instead (a refused model: see test_text)
+            page.screenshot(path=str(ARTIFACTS / "pretrain_guess_failure.png"), full_page=True)
+            raise
         assert error_count(page) == 0
 
 

@@ -356,6 +356,42 @@ def test_fill_mask_refuses_a_model_without_an_mlm_head(tmp_path, tiny_dirs):
     assert models.prefetch_text([tiny_dirs["bert"]]) == f"{tiny_dirs['bert']}: ready ({tiny_dirs['bert']})"
 
 
+def test_models_built_by_threads_at_once_leave_transformers_as_it_was():
+    """A class server builds text models in several threads (a race's parallel runs, a page's
+    parameter count, the Guess button). transformers patches process-wide functions while it
+    builds; unguarded, two builds at once left PreTrainedModel.tie_weights emptied for good and
+    the masked-word demo refused studio_bert until a restart."""
+    import threading
+
+    from transformers.modeling_utils import PreTrainedModel
+
+    from tlcore.train.mlm import MlmConfig, new_model
+
+    tie_weights, failed = PreTrainedModel.tie_weights, []
+
+    def build(kind: int) -> None:
+        for n in range(3):
+            try:
+                if kind == 0:
+                    models.load_masked_lm("studio_bert")
+                elif kind == 1:  # a pretrained classifier, then one from random weights
+                    models.load_classifier("studio_bert", 3, pretrained=n % 2 == 0)
+                else:
+                    new_model(MlmConfig(), vocab_size=500)
+            except Exception as error:  # noqa: BLE001 -- every failure is the finding
+                failed.append(repr(error))
+
+    threads = [threading.Thread(target=build, args=(i % 3,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failed, failed[:3]
+    assert PreTrainedModel.tie_weights is tie_weights
+    model, _ = models.load_masked_lm("studio_bert")
+    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+
+
 # ----------------------------------------------------------------------------- data
 
 

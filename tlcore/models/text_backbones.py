@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from pathlib import Path
 
 import torch
@@ -119,6 +120,19 @@ def _from_pretrained(loader, source: str, name: str, **kwargs):
         ) from e
 
 
+# transformers 5 builds every model under process-wide patches: PreTrainedModel.tie_weights
+# emptied, torch's init functions swapped, the default dtype set; each is put back as it was
+# found. Two threads building at once put back each other's patches for good: after a text
+# race's parallel runs every masked-LM head came up untied ("ships without a trained
+# masked-word head") until the server restarted. So one build at a time in this process.
+_BUILDING = threading.RLock()
+
+
+def building():
+    """Hold while a transformers model is built or loaded (reentrant)."""
+    return _BUILDING
+
+
 def load_classifier(name: str, num_classes: int, *, pretrained: bool):
     """(model, tokenizer): a sequence classifier with a fresh head of `num_classes` outputs.
 
@@ -128,12 +142,13 @@ def load_classifier(name: str, num_classes: int, *, pretrained: bool):
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     source = resolve_source(name)
-    tokenizer = _from_pretrained(AutoTokenizer, source, name)
-    if pretrained:
-        model = _quiet(lambda: _from_pretrained(AutoModelForSequenceClassification, source, name, num_labels=num_classes))
-    else:
-        config = _from_pretrained(AutoConfig, source, name, num_labels=num_classes)
-        model = AutoModelForSequenceClassification.from_config(config)
+    with building():
+        tokenizer = _from_pretrained(AutoTokenizer, source, name)
+        if pretrained:
+            model = _quiet(lambda: _from_pretrained(AutoModelForSequenceClassification, source, name, num_labels=num_classes))
+        else:
+            config = _from_pretrained(AutoConfig, source, name, num_labels=num_classes)
+            model = AutoModelForSequenceClassification.from_config(config)
     return model, tokenizer
 
 
@@ -146,8 +161,9 @@ def load_masked_lm(name: str):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     source = resolve_source(name)
-    tokenizer = _from_pretrained(AutoTokenizer, source, name)
-    model, info = _quiet(lambda: _from_pretrained(AutoModelForMaskedLM, source, name, output_loading_info=True))
+    with building():
+        tokenizer = _from_pretrained(AutoTokenizer, source, name)
+        model, info = _quiet(lambda: _from_pretrained(AutoModelForMaskedLM, source, name, output_loading_info=True))
     if info["missing_keys"]:
         raise TextModelUnavailable(
             f"{name} ships without a trained masked-word head (missing {sorted(info['missing_keys'])[0]}, ...); "

@@ -161,6 +161,8 @@ def new_model(cfg: MlmConfig, vocab_size: int):
     """A BertForMaskedLM from random weights (seeded by cfg.seed)."""
     from transformers import BertConfig, BertForMaskedLM
 
+    from tlcore.models.text_backbones import building
+
     torch.manual_seed(cfg.seed)
     config = BertConfig(
         vocab_size=vocab_size,
@@ -173,7 +175,8 @@ def new_model(cfg: MlmConfig, vocab_size: int):
         hidden_dropout_prob=cfg.dropout,
         attention_probs_dropout_prob=cfg.dropout,
     )
-    return BertForMaskedLM(config)
+    with building():  # see tlcore.models.text_backbones.building
+        return BertForMaskedLM(config)
 
 
 def masked_logits(model, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
