@@ -33,11 +33,20 @@ def fast_tier() -> set[str]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """`pytest -m fast`: the listed tests, never one marked slow, browser or ray."""
+    """`pytest -m fast`: the listed tests, never one marked slow, browser or ray.
+
+    Under pytest-xdist (`-n 2 --dist loadgroup`, as .ci/run and the README run the suite) the
+    browser tests run one after another on one worker, as one class would use the server (they
+    share it: the `server` fixture), and the Ray tests one after another on the other; every
+    other test fills in beside them."""
     listed = fast_tier()
     for item in items:
         if item.nodeid in listed and not any(item.get_closest_marker(m) for m in ("slow", "browser", "ray")):
             item.add_marker(pytest.mark.fast)
+        if item.get_closest_marker("browser") or "server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+        elif item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
 
 
 @pytest.fixture(scope="session")
@@ -100,11 +109,16 @@ def pinned_numerics(monkeypatch):
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server():
     """A real Streamlit server on a free port (or $TLS_TEST_PORT, on a machine whose users
-    share out ports), stopped (by its pid) after the module: the browser tests' one server
-    (tests.helpers.browser; skipped without Playwright)."""
+    share out ports), stopped (by its pid) after the last test: the browser tests' one server
+    (tests.helpers.browser; skipped without Playwright). One for the whole session, as a class
+    has one: each test is a new browser (a new learner). A server per module cost its start
+    (Streamlit, torch, the warm-up's runs) each time: the 11 modules' tests took 950 CPU-seconds
+    of a 2-core box with a server each, 683 with one (issue 33, item 7; docs/suite-time.md).
+    A module that needs a server of its own (a teacher's secret, a class state of its own)
+    starts one."""
     import socket
 
     from tests.helpers.browser import ARTIFACTS, start_server, stop_server, wait_healthy

@@ -33,14 +33,18 @@ def test_a_finished_run_teaches_the_estimator_and_it_remembers(tmp_path):
     timing = result.timing
     assert set(timing) == {"setup_s", "cache_s", "train_s", "eval_s", "finish_s"} and len(timing["train_s"]) == 2
     estimator = Estimator(tmp_path / "timings.json")
-    cold = estimator.estimate(config, 10)
     assert not estimator.measured(config)
     time_estimate.learn_from(config, history.snapshot(), estimator)
     assert estimator.measured(config)
     measured = timing["setup_s"] + timing["cache_s"] + sum(timing["train_s"]) + sum(timing["eval_s"]) + timing["finish_s"]
     learnt = estimator.estimate(config, 10)
     assert learnt == pytest.approx(measured, rel=0.01)  # the same run, predicted from its own rates
-    assert learnt != pytest.approx(cold, rel=0.01)
+    # it follows what it measured, not its first guess (which can be right by chance): the same run
+    # measured three times slower is predicted three times longer
+    slower, started = Estimator(tmp_path / "slower.json"), history.snapshot().started
+    tripled = {k: [3 * s for s in v] if isinstance(v, list) else 3 * v for k, v in timing.items()}
+    slower.record(config, tripled, started.train_size, started.val_size)
+    assert slower.estimate(config, 10) == pytest.approx(3 * measured, rel=0.01)
     # a new server process reads the rates back
     assert Estimator(tmp_path / "timings.json").estimate(config, 10) == pytest.approx(learnt)
     # and a longer run of the same kind is predicted longer, in proportion to its epochs
