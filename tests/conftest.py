@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# The time estimator learns into a file; tests must not write into the user's home.
-os.environ.setdefault("TLS_STATE_DIR", tempfile.mkdtemp(prefix="tlstudio-test-state-"))
+# The time estimator learns into a file; tests must not write into the user's home. Each pytest-xdist
+# worker has a folder of its own (it would inherit the controller's): its browser lane's server (the
+# `server` fixture, below) keeps its run store and class there, beside the worker's own tests.
+if os.environ.get("PYTEST_XDIST_WORKER") or "TLS_STATE_DIR" not in os.environ:
+    os.environ["TLS_STATE_DIR"] = tempfile.mkdtemp(prefix="tlstudio-test-state-")
 if str(ROOT) not in sys.path:  # `pytest` (not only `python -m pytest`) can import tlcore and studio
     sys.path.insert(0, str(ROOT))
 
@@ -36,15 +39,19 @@ def pytest_collection_modifyitems(config, items):
     """`pytest -m fast`: the listed tests, never one marked slow, browser or ray.
 
     Under pytest-xdist (`-n 2 --dist loadgroup`, as .ci/run and the README run the suite) the
-    browser tests run one after another on one worker, as one class would use the server (they
-    share it: the `server` fixture), and the Ray tests one after another on the other; every
-    other test fills in beside them."""
+    tests that share a Streamlit server (the `server` fixture: one per worker process) run in two
+    lanes of about equal length, each one test after another as a class uses its server: the
+    accessibility module, and the other browser modules. The Ray tests (one head) run one after
+    another too; every other test, the browser tests with a server of their own among them, fills
+    in beside them. (One lane for every browser test was the suite's critical path: the other
+    worker waited minutes for it: issue 33, item 7, docs/suite-time.md.)"""
     listed = fast_tier()
     for item in items:
         if item.nodeid in listed and not any(item.get_closest_marker(m) for m in ("slow", "browser", "ray")):
             item.add_marker(pytest.mark.fast)
-        if item.get_closest_marker("browser") or "server" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("browser"))
+        if "server" in getattr(item, "fixturenames", ()):
+            lane = "browser-a11y" if item.module.__name__.endswith("test_browser_a11y") else "browser"
+            item.add_marker(pytest.mark.xdist_group(lane))
         elif item.get_closest_marker("ray"):
             item.add_marker(pytest.mark.xdist_group("ray"))
 
@@ -112,25 +119,28 @@ def pinned_numerics(monkeypatch):
 @pytest.fixture(scope="session")
 def server():
     """A real Streamlit server on a free port (or $TLS_TEST_PORT, on a machine whose users
-    share out ports), stopped (by its pid) after the last test: the browser tests' one server
-    (tests.helpers.browser; skipped without Playwright). One for the whole session, as a class
-    has one: each test is a new browser (a new learner). A server per module cost its start
-    (Streamlit, torch, the warm-up's runs) each time: the 11 modules' tests took 950 CPU-seconds
-    of a 2-core box with a server each, 683 with one (issue 33, item 7; docs/suite-time.md).
-    A module that needs a server of its own (a teacher's secret, a class state of its own)
-    starts one."""
+    share out ports; under pytest-xdist, worker gwN's the port N above it), stopped (by its pid) after the last test: the browser tests' server
+    (tests.helpers.browser; skipped without Playwright). One for the whole session (one per
+    pytest-xdist worker), as a class has one: each test is a new browser (a new learner). A
+    server per module cost its start (Streamlit, torch, the warm-up's runs) each time: the 11
+    modules' tests took 950 CPU-seconds of a 2-core box with a server each, 683 with one (issue
+    33, item 7; docs/suite-time.md). Its state (run store, class) is the worker's TLS_STATE_DIR. A
+    module that needs a server of its own (a teacher's secret, a class state of its own) starts one."""
     import socket
 
     from tests.helpers.browser import ARTIFACTS, start_server, stop_server, wait_healthy
 
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    given = int(os.environ.get("TLS_TEST_PORT", "0"))  # worker gwN: the port N above it
     with socket.socket() as s:
-        s.bind(("127.0.0.1", int(os.environ.get("TLS_TEST_PORT", "0"))))
+        s.bind(("127.0.0.1", given + int(worker.removeprefix("gw")) if given and worker != "main" else given))
         port = s.getsockname()[1]
     ARTIFACTS.mkdir(exist_ok=True)
-    proc = start_server(port, ARTIFACTS / "streamlit.log", dict(os.environ))
+    log = ARTIFACTS / f"streamlit-{worker}.log"
+    proc = start_server(port, log, dict(os.environ))
     url = f"http://127.0.0.1:{port}"
     if not wait_healthy(url):
         proc.kill()
-        pytest.fail("streamlit did not start; see test-artifacts/streamlit.log")
+        pytest.fail(f"streamlit did not start; see {log.relative_to(ROOT)}")
     yield url
     stop_server(proc)

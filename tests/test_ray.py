@@ -453,7 +453,7 @@ from tests.helpers.fakes import make_run
 from tools.pace import within
 q = RayJobQueue(make_run(steps=10_000, delay=0.01), address={address!r})
 assert q.wait_joined(within(60)).state == "connected", q.cluster_status()
-busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]  # both cores busy from now on
+busy = []
 rounds = []
 for i in range({rounds}):
     owner = f"learner-{{i}}"
@@ -461,6 +461,8 @@ for i in range({rounds}):
     t = time.monotonic()
     while len(q.get(job, owner).runs[0].steps) < 3 and time.monotonic() - t < within(30):
         time.sleep(0.05)
+    if not busy:  # both cores busy from the first kill on (the first run's worker started on a quiet box)
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     where = q.get(job, owner).where
     if where == "":  # on the cluster: its hub goes, for good or to be restarted by Ray
         ray.kill(q._hub, no_restart=(i % 2 == 0))
@@ -473,13 +475,13 @@ for i in range({rounds}):
         q.cancel(job, owner)
     final = view.runs[0].final
     rounds.append({{"state": view.state, "where": where, "key": getattr(final, "key", None), "s": round(time.monotonic() - t, 1)}})
+for p in busy:
+    p.kill()
 q._remote_fn = make_run(steps=3, delay=0)
 last = q.submit(RunConfig(), owner="after")
 t = time.monotonic()
 while q.get(last, "after").state in ("queued", "running") and time.monotonic() - t < within(120):
     time.sleep(0.1)
-for p in busy:
-    p.kill()
 print(json.dumps({{"rounds": rounds, "last": q.get(last, "after").state, "where": q.get(last, "after").where,
                   "status": vars(q.cluster_status())}}), flush=True)
 """
@@ -487,13 +489,21 @@ print(json.dumps({{"rounds": rounds, "last": q.get(last, "after").state, "where"
 
 def test_a_hub_killed_again_and_again_under_load_costs_one_run_each_time_and_never_the_server(head, tmp_path):
     """Issue 29, item 7: the EventHub killed again and again, restarted by Ray or gone for good, while
-    runs go and both cores are busy. The class server (a driver process of its own here, so that a
-    crash in Ray's task manager would show as its exit, not take the test with it) keeps serving:
-    each killed run ends (failed with the hub's message, or done when it finished first), none polls
-    forever, and a run after the last kill trains: on the cluster, or here when the queue gave the
-    cluster up (a new hub did not answer within HUB_S on the loaded box: seen), which it then says."""
-    got = run_driver(head, HUB_KILLER.format(root=ROOT, address=head.address, rounds=3), timeout=within(900))
-    assert len(got["rounds"]) == 3
+    runs go and both cores are busy (two busy loops from the first kill to the last killed run's end).
+    The class server (a driver process of its own here, so that a crash in Ray's task manager would
+    show as its exit, not take the test with it) keeps serving: each killed run ends (failed with
+    the hub's message, or done when it finished first), none polls forever, and a run after the last
+    kill trains: on the cluster, or here when the queue gave the cluster up (a new hub did not answer
+    within HUB_S: seen on a loaded box), which it then says.
+
+    The busy loops were on from the first run's start to the last run's end: 100-200 core-seconds of
+    the suite's two cores, most of it spent waiting for Ray to start a worker under them, which
+    proves nothing about a kill (issue 33, item 7). Giving up a cluster whose new hub does not
+    answer has its own test (test_a_cluster_given_up_as_lost_is_tried_again_and_used_when_it_answers)."""
+    # Two kills: the first for good (the queue makes a new hub), the second one that Ray restarts. A
+    # third (for good again) proved nothing new for its 40-50 s of two busy cores (issue 33, item 7).
+    got = run_driver(head, HUB_KILLER.format(root=ROOT, address=head.address, rounds=2), timeout=within(600))
+    assert len(got["rounds"]) == 2
     for one in got["rounds"]:
         if one["where"] == "":  # killed under it: ended, said in words (or done first); no page polls forever
             assert one["state"] == "done" or (one["state"] == "failed" and one["key"] == "run.hub_lost"), got["rounds"]
