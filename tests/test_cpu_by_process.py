@@ -18,6 +18,8 @@ def test_the_kinds_are_told_apart_by_their_command_lines():
     assert kind_of("/x/.venv/bin/python -m streamlit run app.py --server.port 8501") == "streamlit server"
     assert kind_of("/x/.venv/bin/python -u -c import sys;exec(eval(sys.stdin.readline()))") == "pytest-xdist worker"
     assert kind_of("/x/.venv/bin/python -m tlcore.serve.process_jobs 27") == "training worker"
+    spin = "/x/.venv/bin/python -c import os parent = os.getppid() while os.getppid() == parent: pass"
+    assert kind_of(spin) == kind_of("python -c while True: pass") == "busy loop (a test's load)"
     assert kind_of("/usr/bin/make -j2 all") == "other: /usr/bin/make -j2 all"
 
 

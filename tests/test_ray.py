@@ -453,6 +453,7 @@ from tests.helpers.fakes import make_run
 from tools.pace import within
 q = RayJobQueue(make_run(steps=10_000, delay=0.01), address={address!r})
 assert q.wait_joined(within(60)).state == "connected", q.cluster_status()
+SPIN = "import os\\nparent = os.getppid()\\nwhile os.getppid() == parent: pass"
 busy = []
 rounds = []
 for i in range({rounds}):
@@ -461,8 +462,9 @@ for i in range({rounds}):
     t = time.monotonic()
     while len(q.get(job, owner).runs[0].steps) < 3 and time.monotonic() - t < within(30):
         time.sleep(0.05)
-    if not busy:  # both cores busy from the first kill on (the first run's worker started on a quiet box)
-        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    if not busy:  # both cores busy from the first kill on (the first run's worker started on a quiet box);
+        # each loop ends with this driver, should Ray abort it (ray-project/ray#54527): none spins on after
+        busy = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(2)]
     where = q.get(job, owner).where
     if where == "":  # on the cluster: its hub goes, for good or to be restarted by Ray
         ray.kill(q._hub, no_restart=(i % 2 == 0))

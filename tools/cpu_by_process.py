@@ -33,6 +33,7 @@ KINDS = (  # (kind, what its command line holds), first match wins
     ("pytest-xdist worker", ("import sys;exec(eval(sys.stdin",)),
     ("pytest", ("pytest",)),
     ("busy loop (a test's load)", ("while True: pass",)),
+    ("busy loop (a test's load)", ("while os.getppid() == parent: pass",)),  # tests/test_ray.py's
 )
 
 
