@@ -119,8 +119,8 @@ def pinned_numerics(monkeypatch):
 @pytest.fixture(scope="session")
 def server():
     """A real Streamlit server on a free port (or $TLS_TEST_PORT, on a machine whose users
-    share out ports; under pytest-xdist, worker gwN's the port N above it), stopped (by its pid) after the last test: the browser tests' server
-    (tests.helpers.browser; skipped without Playwright). One for the whole session (one per
+    share out ports; under pytest-xdist, worker gwN's the port N above it), stopped (by its pid)
+    after the last test: the browser tests' server (tests.helpers.browser; skipped without Playwright). One for the whole session (one per
     pytest-xdist worker), as a class has one: each test is a new browser (a new learner). A
     server per module cost its start (Streamlit, torch, the warm-up's runs) each time: the 11
     modules' tests took 950 CPU-seconds of a 2-core box with a server each, 683 with one (issue
@@ -131,9 +131,10 @@ def server():
     from tests.helpers.browser import ARTIFACTS, start_server, stop_server, wait_healthy
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    given = int(os.environ.get("TLS_TEST_PORT", "0"))  # worker gwN: the port N above it
+    given = int(os.environ.get("TLS_TEST_PORT", "0"))
+    above = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0  # worker gwN: the port N above it
     with socket.socket() as s:
-        s.bind(("127.0.0.1", given + int(worker.removeprefix("gw")) if given and worker != "main" else given))
+        s.bind(("127.0.0.1", given + above if given else 0))
         port = s.getsockname()[1]
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / f"streamlit-{worker}.log"
