@@ -33,7 +33,14 @@ def build_vocab(texts: list[str], size: int = 600) -> list[str]:
 
 
 def save_tiny_model(
-    folder: str | Path, *, family: str = "bert", texts: list[str] | None = None, hidden: int = 32, layers: int = 2, seed: int = 0
+    folder: str | Path,
+    *,
+    family: str = "bert",
+    texts: list[str] | None = None,
+    hidden: int = 32,
+    layers: int = 2,
+    seed: int = 0,
+    init_range: float = 0.02,
 ) -> Path:
     """Save a random tiny masked LM (config, safetensors weights, tokenizer) into `folder`."""
     from transformers import BertConfig, BertForMaskedLM, BertTokenizer, DistilBertConfig, DistilBertForMaskedLM
@@ -57,11 +64,18 @@ def save_tiny_model(
             num_attention_heads=2,
             intermediate_size=hidden * 2,
             max_position_embeddings=128,
+            initializer_range=init_range,
         )
         model = BertForMaskedLM(config)
     elif family == "distilbert":
         config = DistilBertConfig(
-            vocab_size=len(vocab), dim=hidden, n_layers=layers, n_heads=2, hidden_dim=hidden * 2, max_position_embeddings=128
+            vocab_size=len(vocab),
+            dim=hidden,
+            n_layers=layers,
+            n_heads=2,
+            hidden_dim=hidden * 2,
+            max_position_embeddings=128,
+            initializer_range=init_range,
         )
         model = DistilBertForMaskedLM(config)
     else:
