@@ -75,7 +75,9 @@ def _start_server_queue() -> JobQueue:
     4.8 s instead of 0.2 s (its threads wait on each other when one is descheduled).
     """
     server_started()
-    _start_warm_up()
+    warm = settings.get("TLS_WARM_UP")
+    if warm:
+        _start_warm_up()
     # Trains here, or on a Ray cluster when $TLS_RAY_ADDRESS is set (tlcore.serve.server_queue);
     # every finished run improves the time estimates and is kept on disk (tlcore.serve.store).
     limits = class_limits.load()  # the class's limits and quotas per learner (stored runs, queue places)
@@ -87,7 +89,7 @@ def _start_server_queue() -> JobQueue:
         caps=limits,
         stale_after_s=settings.get("TLS_CLOSED_TAB_S"),
         nice=settings.get("TLS_WORKER_NICE"),
-        warm=True,  # a queue that trains in worker processes warms its first one up (tlcore.serve.process_jobs)
+        warm=warm,  # a queue that trains in worker processes warms its first one up (tlcore.serve.process_jobs)
     )
     hold_class_jobs(made, classroom.shared(size=limits.class_size))  # a class paused before a restart stays paused
     return made

@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def streamlit(state_dir, port: int, name: str):
     """A Streamlit server on `port` keeping its state (the run store) in `state_dir`; its log is
     test-artifacts/streamlit-restart-<name>.log. Killed, not stopped, if the test left it running."""
-    env = dict(os.environ, TLS_STATE_DIR=str(state_dir))
+    env = dict(os.environ, TLS_STATE_DIR=str(state_dir), TLS_WARM_UP="0")  # one run, its own features: no head start
     env.pop("TLS_RAY_ADDRESS", None)
     proc = start_server(port, ARTIFACTS / f"streamlit-restart-{name}.log", env)
     try:

@@ -156,6 +156,27 @@ def test_the_server_hands_the_interpreter_over_after_its_setting(monkeypatch, se
         sys.setswitchinterval(before)
 
 
+@pytest.mark.parametrize(("setting", "warms"), [(None, True), ("1", True), ("0", False)])
+def test_the_server_warms_up_unless_told_not_to(monkeypatch, setting, warms):
+    """TLS_WARM_UP=0: a server that starts without the default demo's head start (its warm-up thread,
+    and a worker-process queue's first process) -- a script or a test that never trains pays nothing."""
+    from studio import server
+
+    if setting is None:
+        monkeypatch.delenv("TLS_WARM_UP", raising=False)
+    else:
+        monkeypatch.setenv("TLS_WARM_UP", setting)
+    started, asked = [], {}
+    monkeypatch.setattr(server, "_start_warm_up", lambda: started.append(1))
+    for quiet in ("server_started", "hold_class_jobs"):
+        monkeypatch.setattr(server, quiet, lambda *a: None)
+    monkeypatch.setattr(server.cores, "hand_over_interpreter", lambda ms: None)
+    monkeypatch.setattr(server.store, "open_default", lambda limits: None)
+    monkeypatch.setattr(server, "server_queue", lambda **kw: asked.update(kw) or "queue")
+    assert server._start_server_queue() == "queue"
+    assert (len(started), asked["warm"]) == ((1, True) if warms else (0, False))
+
+
 def test_a_race_on_a_cpu_server_runs_two_at_a_time_longest_first_one_thread_each():
     seen: dict[str, list[int]] = {}
     going: list[str] = []

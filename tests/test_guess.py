@@ -24,6 +24,7 @@ def test_eight_scripts_rotating_cookies_get_a_handful_of_guesses(tmp_path):
         "TLS_TEACHER_SECRET": secrets.token_urlsafe(16),
         "TLS_STATE_DIR": str(tmp_path),
         "TLS_CLASS_CONFIG": str(tmp_path / "none.toml"),
+        "TLS_WARM_UP": "0",  # nothing here trains: no head start to pay for (~40 CPU-seconds)
     }
     proc = start_server(port, tmp_path / "streamlit.log", env)
     try:
