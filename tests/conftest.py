@@ -24,6 +24,20 @@ if str(ROOT) not in sys.path:  # `pytest` (not only `python -m pytest`) can impo
     sys.path.insert(0, str(ROOT))
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, a worker's own torch work (the in-process tests' training) gets its share
+    of the cores, not all of them: two workers on 2 cores with 2 threads each kept 4 threads on 2
+    cores, whose barriers wait on a descheduled thread. Measured (test_engine, test_experiments,
+    test_imagenet, test_text, test_class with `-n 2`): 96 s and 157 worker core-s on 2 threads each,
+    70 s and 104 on 1. Only this process's main thread: servers and subprocesses choose as shipped,
+    and the queue still sets each run's threads (tlcore.serve.cores)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if os.environ.get("PYTEST_XDIST_WORKER") and workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 FAST_TIER = ROOT / "tests" / "fast_tier.txt"  # made by `python -m tools.fast_tier` from measured durations
 
 
