@@ -294,6 +294,7 @@ def run_experiment(
             "tti_max": max(tti) if tti else float("nan"),
             "tti_n": len(visitor.times),
             "tti_timeouts": sum(1 for _, t in visitor.times if t is None),
+            "tti_each": [(begun - t0, t) for begun, t in visitor.times],  # (s after the presses, s or None)
             "rss_start": rss_start,
             "rss_peak": rss_peak,
             "errors": errors + sum(s.exceptions for s in roster) + visitor.exceptions,
@@ -309,7 +310,9 @@ def run_experiment(
             f"projected view: each finished run drawn {result['view_lag_median']:.1f} s (median), {result['view_lag_max']:.1f} s (max) after its run ended"
         )
         say(
-            f"fresh visitor, page 3 interactive: worst {result['tti_max']:.1f} s of {result['tti_n']} visits ({result['tti_timeouts']} timed out)"
+            f"fresh visitor, page 3 interactive: worst {result['tti_max']:.1f} s of {result['tti_n']} visits ({result['tti_timeouts']} timed out); "
+            "each, at its start after the presses: "
+            + ", ".join(f"{at:.0f} s: {'timed out' if t is None else f'{t:.1f}'}" for at, t in result["tti_each"])
         )
         say(
             f"server memory: {rss_start:.0f} MB at rest, peak {rss_peak:.0f} MB during the class (its training processes included)"
