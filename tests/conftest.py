@@ -29,13 +29,13 @@ def pytest_configure(config):
     of the cores, not all of them: two workers on 2 cores with 2 threads each kept 4 threads on 2
     cores, whose barriers wait on a descheduled thread. Measured (test_engine, test_experiments,
     test_imagenet, test_text, test_class with `-n 2`): 96 s and 157 worker core-s on 2 threads each,
-    70 s and 104 on 1. Only this process's main thread: servers and subprocesses choose as shipped,
-    and the queue still sets each run's threads (tlcore.serve.cores)."""
+    67 s and 101 on 1 (docs/suite-time.md, session 27). Only this process's main thread: servers
+    and subprocesses choose as shipped, and the queue still sets each run's threads (tlcore.serve.cores)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if os.environ.get("PYTEST_XDIST_WORKER") and workers > 1:
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))  # the cores this process may use
 
 
 FAST_TIER = ROOT / "tests" / "fast_tier.txt"  # made by `python -m tools.fast_tier` from measured durations
