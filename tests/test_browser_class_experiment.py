@@ -30,7 +30,9 @@ def class_server(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ARTIFACTS.mkdir(exist_ok=True)
-    env = dict(os.environ, TLS_TEACHER_SECRET=SECRET, TLS_STATE_DIR=str(tmp_path_factory.mktemp("class-state")))
+    # No warm-up (TLS_WARM_UP=0): the first cell pays its own data and features; the head start's other runs
+    # (the race's linear probe and full epoch, the time estimator's calibration) are nothing these cells use.
+    env = dict(os.environ, TLS_TEACHER_SECRET=SECRET, TLS_STATE_DIR=str(tmp_path_factory.mktemp("class-state")), TLS_WARM_UP="0")
     proc = start_server(port, ARTIFACTS / "streamlit-class.log", env)
     url = f"http://127.0.0.1:{port}"
     if not wait_healthy(url):
