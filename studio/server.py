@@ -140,7 +140,7 @@ def _warm_up() -> None:
     """Run the default demo once, in the background at low priority, so the class's first Start
     costs what every later one does: its data, the pretrained network, the frozen part's
     features and the forgetting photos' answers are then ready; and the race's runs
-    (tlcore.train.presets.warm_ups)."""
+    (tlcore.train.presets.warm_ups). Off with TLS_WARM_UP=0 (tlcore.core.settings)."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
         if not getattr(job_queue(), "warms_itself", False):  # else its training process does

@@ -35,7 +35,9 @@ def pytest_configure(config):
     if os.environ.get("PYTEST_XDIST_WORKER") and workers > 1:
         import torch
 
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))  # the cores this process may use
+        from tlcore.serve import cores
+
+        torch.set_num_threads(max(1, cores.count() // workers))
 
 
 FAST_TIER = ROOT / "tests" / "fast_tier.txt"  # made by `python -m tools.fast_tier` from measured durations

@@ -131,23 +131,33 @@ def test_the_server_spins_briefly_unless_the_environment_chose():
     assert cores.wait_briefly() is False  # torch is already loaded here: too late to matter
 
 
+def quiet_server_start(monkeypatch, name: str, setting: str | None):
+    """studio.server's queue start with the environment variable `name` unset (None) or set, and nothing
+    around it running: no store, no class, no queue (`server_queue` records what it was asked), the warm-up
+    thread counted, not started. Returns (the server module, server_queue's arguments, warm-up starts)."""
+    from studio import server
+
+    if setting is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, setting)
+    asked, warm_ups = {}, []
+    for quiet in ("server_started", "hold_class_jobs"):
+        monkeypatch.setattr(server, quiet, lambda *a: None)
+    monkeypatch.setattr(server, "_start_warm_up", lambda: warm_ups.append(1))
+    monkeypatch.setattr(server.store, "open_default", lambda limits: None)
+    monkeypatch.setattr(server, "server_queue", lambda **kw: asked.update(kw) or "queue")
+    return server, asked, warm_ups
+
+
 @pytest.mark.parametrize(("setting", "expected"), [(None, 0.001), ("2.5", 0.0025), ("0", 0.005)])
 def test_the_server_hands_the_interpreter_over_after_its_setting(monkeypatch, setting, expected):
     """The server's training thread and its pages share one interpreter: a waiting thread gets it
     within TLS_SWITCH_INTERVAL_MS (1 by default; 0 keeps Python's own 5 ms)."""
     import sys
 
-    from studio import server
-
+    server, _, _ = quiet_server_start(monkeypatch, "TLS_SWITCH_INTERVAL_MS", setting)
     before = sys.getswitchinterval()
-    if setting is None:
-        monkeypatch.delenv("TLS_SWITCH_INTERVAL_MS", raising=False)
-    else:
-        monkeypatch.setenv("TLS_SWITCH_INTERVAL_MS", setting)
-    for quiet in ("server_started", "_start_warm_up", "hold_class_jobs"):
-        monkeypatch.setattr(server, quiet, lambda *a: None)
-    monkeypatch.setattr(server.store, "open_default", lambda limits: None)
-    monkeypatch.setattr(server, "server_queue", lambda **kw: "queue")
     sys.setswitchinterval(0.005)  # Python's own
     try:
         assert server._start_server_queue() == "queue"
@@ -160,21 +170,10 @@ def test_the_server_hands_the_interpreter_over_after_its_setting(monkeypatch, se
 def test_the_server_warms_up_unless_told_not_to(monkeypatch, setting, warms):
     """TLS_WARM_UP=0: a server that starts without the default demo's head start (its warm-up thread,
     and a worker-process queue's first process) -- a script or a test that never trains pays nothing."""
-    from studio import server
-
-    if setting is None:
-        monkeypatch.delenv("TLS_WARM_UP", raising=False)
-    else:
-        monkeypatch.setenv("TLS_WARM_UP", setting)
-    started, asked = [], {}
-    monkeypatch.setattr(server, "_start_warm_up", lambda: started.append(1))
-    for quiet in ("server_started", "hold_class_jobs"):
-        monkeypatch.setattr(server, quiet, lambda *a: None)
+    server, asked, warm_ups = quiet_server_start(monkeypatch, "TLS_WARM_UP", setting)
     monkeypatch.setattr(server.cores, "hand_over_interpreter", lambda ms: None)
-    monkeypatch.setattr(server.store, "open_default", lambda limits: None)
-    monkeypatch.setattr(server, "server_queue", lambda **kw: asked.update(kw) or "queue")
     assert server._start_server_queue() == "queue"
-    assert (len(started), asked["warm"]) == ((1, True) if warms else (0, False))
+    assert (len(warm_ups), asked["warm"]) == ((1, True) if warms else (0, False))
 
 
 def test_a_race_on_a_cpu_server_runs_two_at_a_time_longest_first_one_thread_each():
