@@ -154,7 +154,11 @@ def server():
         port = s.getsockname()[1]
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / f"streamlit-{worker}.log"
-    proc = start_server(port, log, dict(os.environ))
+    # No warm-up (TLS_WARM_UP=0): its linear probe and full epoch are runs no browser test looks at, and the
+    # default demo's features are computed by the first test that starts it. ~20 core-seconds a server
+    # (each lane's modules alone, session 28: 144 -> 125 and 135 -> 115); the warm-up has its own test
+    # (tests/test_cores.py) and the class of five keeps it, as the shipped server does.
+    proc = start_server(port, log, dict(os.environ, TLS_WARM_UP="0"))
     url = f"http://127.0.0.1:{port}"
     if not wait_healthy(url):
         proc.kill()

@@ -50,13 +50,34 @@ FASHION_EN = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "
 
 
 def open_page(page, server: str, name: str, lang: str = "en") -> None:
+    """The page `name` in `lang`: a learner already on the app in that language goes there by the
+    sidebar's link (the same session, as a learner does), else the address is loaded. A load costs
+    Chromium ~1.5 core-seconds (Streamlit's frontend parsed and drawn again), a link ~0.3 on this
+    2-core box (docs/suite-time.md, session 28)."""
     path = "" if name == "pretraining" else name  # page 1 is the app's main page: /pretraining is "Page not found"
-    page.goto(f"{server}/{path}?lang={lang}")
+    here = page.url.split("?")
+    elsewhere_in_app = here[0].startswith(server) and here[0] != f"{server}/{path}"
+    if elsewhere_in_app and here[1:] == [f"lang={lang}"] and page.locator("h1").count():
+        before = page.locator("h1").first.inner_text()
+        page.evaluate(SIDEBAR_LINK_JS, path)
+        page.wait_for_url(f"{server}/{path}?lang={lang}")
+        page.wait_for_function("(before) => (document.querySelector('h1') || {}).innerText !== before", arg=before)
+    else:
+        page.goto(f"{server}/{path}?lang={lang}")
     page.locator("h1").first.wait_for()
     assert page.get_by_text("Page not found").count() == 0, name
     wait_idle(page)
     page.wait_for_timeout(1_000)  # the sidebar's fragment and the page's late elements
     wait_idle(page)
+
+
+# The sidebar's link to a page, clicked (on a phone the sidebar is folded away; its links are there,
+# as the tap after opening it finds them).
+SIDEBAR_LINK_JS = """(path) => {
+    const link = [...document.querySelectorAll('[data-testid="stSidebarNav"] a')]
+        .find(a => new URL(a.href).pathname.replace(/^\\//, '') === path);
+    link.click();
+}"""
 
 
 def shot(page, name: str) -> None:
