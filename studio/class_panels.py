@@ -501,11 +501,19 @@ def design_settings(base: RunConfig) -> tuple[str, str, list]:
     s.setdefault(_SEEDS, 5)
     s.setdefault(_SAME, True)
     factor = s[_FACTOR] = s[_FACTOR] if s[_FACTOR] in classroom.FACTORS else "strategy"
+    options = list(classroom.FACTORS[factor].options(base))
+    s[_levels(factor)] = chosen_levels(factor, base)
+    return factor, _levels(factor), options
+
+
+def chosen_levels(factor: str, base: RunConfig) -> list:
+    """The levels the teacher has for `factor`: those set, else the factor's first ones, either only
+    where still offered. Start reads them here, not from what the page's last run left: a teacher
+    who picks a factor and presses Start before the page has redrawn (seconds on a busy server) got
+    "could not start: choose at least one level" (seen in Chromium, session 28)."""
     spec = classroom.FACTORS[factor]
     options = list(spec.options(base))
-    key = _levels(factor)
-    s[key] = [lv for lv in s.get(key, spec.first(base)) if lv in options]
-    return factor, key, options
+    return [lv for lv in st.session_state.get(_levels(factor), spec.first(base)) if lv in options]
 
 
 @callback
@@ -514,11 +522,12 @@ def _start_experiment() -> None:
         s = st.session_state
         factor = s.get(_FACTOR, "strategy")
         try:
+            base = experiment_base()
             exp = class_room().start_experiment(
                 factor,
-                s.get(_levels(factor)) or [],
+                chosen_levels(factor, base) if factor in classroom.FACTORS else [],
                 int(s.get(_SEEDS, 5)),
-                experiment_base(),
+                base,
                 same_examples=bool(s.get(_SAME, True)),
             )
         except (ValueError, LearnerError) as error:

@@ -429,6 +429,19 @@ def test_a_learners_part_runs_the_assignment_not_their_own_settings(class_app):
     assert any("Every dot trained and was measured on the same examples" in c.value for c in teacher.caption)
 
 
+def test_a_class_experiment_started_before_the_page_redrew_for_a_new_factor_uses_its_first_levels(class_app):
+    """In Chromium on a busy server: the teacher picked a factor and pressed Start before any run of
+    the page had drawn that factor's levels (the runs in between were cut short by the next click);
+    Start said "could not start: choose at least one level" while the page went on to show three."""
+    room, _, _, as_teacher = class_app
+    teacher = as_teacher()
+    assert "class_levels:per_class" not in teacher.session_state
+    teacher.session_state["class_factor"] = "per_class"  # what the factor's own callback set; no run drew it since
+    teacher.button(key="class_exp_start").click().run()
+    assert not [e.value for e in teacher.error]
+    assert room.latest().factor == "per_class" and room.latest().levels == [5, 20, 50]
+
+
 def test_the_projected_charts_are_built_once_per_state_of_the_experiment():
     from studio import class_view
 
