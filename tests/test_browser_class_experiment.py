@@ -11,7 +11,17 @@ import time
 import pytest
 
 from tests.helpers.apptest import SECRET
-from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, choose, error_count, playwright_api, wait_idle, within
+from tests.helpers.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    choose,
+    error_count,
+    playwright_api,
+    set_number,
+    wait_idle,
+    within,
+)
 from tools.loadtest.experiment import dots
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -113,10 +123,7 @@ def run_class(url, browser, teacher, learners):
 
     # A 3-cell experiment: the learning rate at three levels, one seed each.
     choose(teacher, teacher.locator('[data-testid="stSelectbox"]').filter(has_text="What the class varies"), "Learning rate")
-    seeds = teacher.get_by_role("spinbutton", name="Seeds per level")
-    seeds.fill("1")
-    seeds.press("Enter")
-    wait_idle(teacher)
+    set_number(teacher, teacher.get_by_role("spinbutton", name="Seeds per level"), 1)
     teacher.get_by_role("button", name="Start the experiment").click()
     teacher.get_by_text("Experiment started: 3 parts").first.wait_for()
 

@@ -67,3 +67,18 @@ def choose(page, selectbox, option) -> None:
         value = selectbox.locator("input").input_value()
         if option.search(value) if hasattr(option, "search") else value == option:
             return
+
+
+def set_number(page, spinbutton, value: int) -> None:
+    """Type a number into a number input and send it (Enter); check that it took. A run that began
+    before the typing (the last click's, on a busy box) can redraw the input with the value it had
+    and replace what was typed (seen once: seeds 1 typed, the class experiment started with 5)."""
+    for _ in range(5):
+        spinbutton.fill(str(value))
+        spinbutton.press("Enter")
+        wait_idle(page)
+        page.wait_for_timeout(1_000)  # a run that was already on its way
+        wait_idle(page)
+        if spinbutton.input_value() == str(value):
+            return
+    raise AssertionError(f"the number input kept {spinbutton.input_value()!r}, not {value}")
