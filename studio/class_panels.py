@@ -507,8 +507,8 @@ def design_settings(base: RunConfig) -> tuple[str, str, list]:
 
 
 def chosen_levels(factor: str, base: RunConfig) -> list:
-    """The levels the teacher has for `factor`: those set, else the factor's first ones, either only
-    where still offered. Start reads them here, not from what the page's last run left: a teacher
+    """The levels the teacher has for `factor`: those set, else the factor's first ones; only those
+    still offered. Start reads them here, not from what the page's last run left: a teacher
     who picks a factor and presses Start before the page has redrawn (seconds on a busy server) got
     "could not start: choose at least one level" (seen in Chromium, session 28)."""
     spec = classroom.FACTORS[factor]
