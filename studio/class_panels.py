@@ -502,17 +502,17 @@ def design_settings(base: RunConfig) -> tuple[str, str, list]:
     s.setdefault(_SAME, True)
     factor = s[_FACTOR] = s[_FACTOR] if s[_FACTOR] in classroom.FACTORS else "strategy"
     options = list(classroom.FACTORS[factor].options(base))
-    s[_levels(factor)] = chosen_levels(factor, base)
+    s[_levels(factor)] = chosen_levels(factor, base, options)
     return factor, _levels(factor), options
 
 
-def chosen_levels(factor: str, base: RunConfig) -> list:
+def chosen_levels(factor: str, base: RunConfig, options: list | None = None) -> list:
     """The levels the teacher has for `factor`: those set, else the factor's first ones; only those
     still offered. Start reads them here, not from what the page's last run left: a teacher
     who picks a factor and presses Start before the page has redrawn (seconds on a busy server) got
     "could not start: choose at least one level" (seen in Chromium, session 28)."""
     spec = classroom.FACTORS[factor]
-    options = list(spec.options(base))
+    options = list(spec.options(base)) if options is None else options  # (the backbones': a look at the disk each)
     return [lv for lv in st.session_state.get(_levels(factor), spec.first(base)) if lv in options]
 
 
