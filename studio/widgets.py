@@ -61,12 +61,20 @@ def kept_tabs(key: str, labels: list[str]):
     above them changed: a Start inside the second tab puts the run's live panel above the tabs, and
     the learner landed on the first tab while their sweep's result was drawn in the hidden second.
     Kept by label in `st.session_state[key]`, and by place in `key + ":index"`, so a language switch
-    (new labels) and a visit to another page keep it too. Every tab's content is still drawn."""
+    (new labels) and a visit to another page keep it too. Every tab's content is still drawn.
+
+    The tab shown is set through the session state, never through `default`: that is part of the
+    tabs' identity in Streamlit, and a new identity is a new element, so the browser drew the tabs
+    and everything in them anew at every tab click (every chart redrawn, every expander shut: one
+    opened just after the click snapped shut when the click's run came back). Written back on every
+    run: a run that gives the page another identity (the first through st.navigation after a deep
+    link, studio.page_frame) makes the tabs new ones, and they start from it."""
     place = f"{key}:index"
     chosen = st.session_state.get(key)
     if chosen in labels:
         st.session_state[place] = labels.index(chosen)
-    return st.tabs(labels, key=key, on_change="rerun", default=labels[min(st.session_state.get(place, 0), len(labels) - 1)])
+    st.session_state[key] = labels[min(st.session_state.get(place, 0), len(labels) - 1)]
+    return st.tabs(labels, key=key, on_change="rerun")
 
 
 def epochs_steps(most: int = EPOCHS_MOST) -> Steps:

@@ -21,6 +21,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.helpers.browser import (
     ARTIFACTS,
+    FullRuns,
     choose,
     chromium_page,
     error_count,
@@ -228,3 +229,48 @@ def walk(url: str, page) -> None:
     assert shown(page, "Epochs") == "5"
     assert error_count(page) == 0
     page.screenshot(path=str(ARTIFACTS / "settings_after_pauses.png"))
+
+
+# The visible expanders' <details>, in the order drawn (those of the tab shown now).
+SEEN_DETAILS_JS = (
+    """() => [...document.querySelectorAll('[data-testid="stExpander"] details')].filter(d => d.checkVisibility())"""
+)
+
+
+def test_a_tab_click_keeps_what_the_tabs_hold_and_the_tab_stays_after_another_page(server):
+    """Page 4's tabs hold charts with their data folded under them. A tab click used to give the tabs
+    a new identity in Streamlit (their `default` followed the learner's tab), so the browser drew all
+    of it anew: every chart redrawn, every "chart's data" shut, and one opened just after the click
+    shut again when the click's run came back. Checked on the elements themselves: a marked one is
+    still the same element after the learner leaves the tab and comes back."""
+    with chromium_page(1280, 900) as page:
+        runs = FullRuns(page)
+        page.goto(f"{server}/compare?lang=en")
+        page.locator("h1").first.wait_for()
+        wait_idle(page)
+        race, sweep = (page.get_by_role("tab", name=n, exact=True) for n in ("Race", "Freeze-depth sweep"))
+        runs.after(page, sweep.click)
+        first = page.evaluate_handle(f"() => ({SEEN_DETAILS_JS})()[0]")
+        first.evaluate("d => d.querySelector('summary').click()")
+        page.wait_for_function("d => d.open", arg=first)
+
+        runs.after(page, race.click)
+        runs.after(page, sweep.click)
+        assert first.evaluate("d => d.isConnected && d.open"), "the sweep tab's content was drawn anew: the chart's data shut"
+
+        # One opened right after the click, before the click's run is back, stays open when it is.
+        runs.after(page, race.click)
+
+        def back_and_open():
+            sweep.click()
+            page.evaluate(f"() => ({SEEN_DETAILS_JS})().filter(d => !d.open).forEach(d => d.querySelector('summary').click())")
+
+        runs.after(page, back_and_open)
+        page.wait_for_timeout(500)
+        assert page.evaluate(f"() => ({SEEN_DETAILS_JS})().every(d => d.open)"), (
+            "an expander shut when the tab click's run came back"
+        )
+
+        go(page, "2 · Choose a strategy")
+        go(page, "4 · Compare strategies")
+        assert sweep.get_attribute("aria-selected") == "true", "the learner's tab was not kept across a page visit"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,33 @@ def set_number(page, spinbutton, value: int) -> None:
         if spinbutton.input_value() == str(value):
             return
     raise AssertionError(f"the number input kept {spinbutton.input_value()!r}, not {value}")
+
+
+class FullRuns:
+    """The page's finished full script runs, counted from what the server sends (each run ends with
+    a ForwardMsg `script_finished`; a fragment's run, the sidebar's timer, ends with another status).
+    `wait_idle` sees only what the page shows, and a click's run may not have begun when it looks;
+    this waits for the run itself. Made before the page loads (its websocket is opened then)."""
+
+    def __init__(self, page) -> None:
+        self.count = 0
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+
+    def _frame(self, payload) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        if isinstance(payload, str):
+            return
+        msg = ForwardMsg.FromString(payload)
+        if msg.WhichOneof("type") == "script_finished" and msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
+            self.count += 1
+
+    def after(self, page, action) -> None:
+        """Do `action()` and wait until a full run has finished since (the one it caused)."""
+        before = self.count
+        action()
+        deadline = time.monotonic() + within(60)
+        while self.count == before:
+            assert time.monotonic() < deadline, "no full run finished after the action"
+            page.wait_for_timeout(50)
+        wait_idle(page)
