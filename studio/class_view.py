@@ -52,27 +52,23 @@ def factor_label(factor: str) -> str:
 
 # ----------------------------------------------------------------------------- figures, drawn once per state
 # The teacher's projector redraws every 2 s and each learner's Class page on every rerun, but the
-# experiment changes only when a cell is taken, started or filled: a figure is built once for each
-# state of the experiment (and language, viewer's dot, teacher's diamond) and handed out again.
-# Building the two charts cost about 0.1 s of a 2-core server's CPU each time (tools.loadtest).
+# charts change only when a cell is filled: a figure is built once for each set of results (and
+# language, viewer's dot, teacher's diamond) and handed out again. Building the two charts cost
+# about 0.1 s of a 2-core server's CPU each time (tools.loadtest). Who took a cell and its run's id
+# are not drawn: keyed on them, the 30 presses of a class's Start built the chart 30 times, each
+# in its learner's page run, 9% of the server's interpreter in that burst (py-spy, session 29).
 FIGURES_KEPT = 64
 _FIGURES: LRU[tuple, go.Figure | None] = LRU(FIGURES_KEPT)
 
 
 def state_of(exp: Experiment) -> tuple:
-    """Everything of an experiment its charts show: its cells' takers, jobs and results."""
+    """Everything of an experiment its charts show: its design and its cells' results (a cell not
+    finished is one of its level's "still running")."""
     return (
         exp.id,
         exp.round,
-        exp.stopped,
         tuple(
-            (
-                c.level,
-                c.seed,
-                c.learner is not None,
-                c.job,
-                None if c.result is None else (c.result.acc, tuple(sorted(c.result.grads.items()))),
-            )
+            (c.level, c.seed, None if c.result is None else (c.result.acc, tuple(sorted(c.result.grads.items()))))
             for c in exp.cells
         ),
     )

@@ -453,6 +453,10 @@ def test_the_projected_charts_are_built_once_per_state_of_the_experiment():
     assert class_view.result_chart(exp) is first  # the projector's next redraw: nothing new, nothing built
     assert class_view.result_chart(exp, mine=0) is not first  # another viewer's dot: its own figure
     room.started("a", exp.id, 0, "job-a")
+    # A cell taken and started changes nothing drawn (its level's "still running" counted it already):
+    # the burst of a class's Start presses builds nothing.
+    assert class_view.result_chart(room.latest()) is first
+    assert "(0 of 4 runs)" in first.layout.title.text
     room.collect(lambda job, learner: snapshot(0.6))
     after = class_view.result_chart(room.latest())
     assert after is not first and "(1 of 4 runs)" in after.layout.title.text
