@@ -62,12 +62,15 @@ with data_col:
 with model_col:
     backbone = backbone_ui()
     groups = group_names(backbone)
-    # Pills, not a multiselect: every strategy in view and clickable (a multiselect's chips were clipped)
+    # Pills, not a multiselect: every strategy in view and clickable (a multiselect's chips were clipped).
+    # wrap: straight in a column, Streamlit keeps them on one row that scrolls sideways (the last two
+    # were out of sight at 1280 px).
     picked = (
         st.pills(
             t("page4.strategies"),
             RACE_CHOICES,
             selection_mode="multi",
+            wrap=True,
             **bound("race_strategies"),
             format_func=lambda s: t(f"strategy.{s}"),
             help=t("help.race_strategies"),

@@ -26,6 +26,7 @@ import pytest
 
 from tests.helpers.a11y import (
     failing_nodes_everywhere,
+    hidden_options,
     listen,
     open_everything,
     sideways_px,
@@ -342,9 +343,9 @@ def test_phone_and_tablet_fit_the_screen_with_start_in_reach(server, width, heig
             for name in sorted(PAGES, key=lambda n: n == "finetune"):
                 open_page(page, server, name, lang)
                 shot(page, f"{name}_{width}_{lang}")
-                wide, small = sideways_px(page), small_targets(page)
-                if wide or small:
-                    problems[name] = (wide, small)
+                wide, small, hidden = sideways_px(page), small_targets(page), hidden_options(page)
+                if wide or small or hidden:
+                    problems[name] = (wide, small, hidden)
                 if name in starts:
                     start = page.locator(f".st-key-{starts[name]}").get_by_role("button").first  # the visible one
                     start.wait_for()

@@ -59,16 +59,43 @@ def failing_nodes(page) -> list[str]:
 
 
 def failing_nodes_everywhere(page) -> list[str]:
-    """axe on the page with every expander open, in each of its tabs."""
+    """axe on the page with every expander open, in each of its tabs; and the options that the
+    page's pills and segmented controls hide (which axe does not see)."""
     open_everything(page)
-    found = failing_nodes(page)
+    found = failing_nodes(page) + hidden_options(page)
     tabs = page.locator('[data-testid="stMain"] [role="tab"]')
     for i in range(tabs.count()):
         tabs.nth(i).click()
         wait_idle(page)
         open_everything(page)
-        found += [f"tab {i + 1}: {line}" for line in failing_nodes(page)]
+        found += [f"tab {i + 1}: {line}" for line in failing_nodes(page) + hidden_options(page)]
     return found
+
+
+# Options of a pills row or a segmented control (a button group) drawn outside the box that shows
+# them: Streamlit keeps a group placed straight in a column on one row that scrolls sideways, and
+# page 4's last two strategies were out of sight at 1280 px (and on a projector) until scrolled to.
+HIDDEN_OPTIONS_JS = """() => {
+    const out = [];
+    for (const group of document.querySelectorAll('[data-testid="stMain"] [data-testid="stButtonGroup"]')) {
+        if (!group.checkVisibility()) continue;
+        for (const b of group.querySelectorAll('button')) {
+            if (b.closest('[data-testid="stTooltipIcon"]')) continue;  // the label's help
+            const r = b.getBoundingClientRect();
+            for (let box = b.parentElement; box && box !== group.parentElement; box = box.parentElement) {
+                if (getComputedStyle(box).overflowX === 'visible') continue;
+                const o = box.getBoundingClientRect();
+                if (r.left < o.left - 1 || r.right > o.right + 1) { out.push(b.innerText.trim().slice(0, 40)); break; }
+            }
+        }
+    }
+    return out;
+}"""
+
+
+def hidden_options(page) -> list[str]:
+    """'option out of sight: <its text>' for each option of a visible button group outside its row's box."""
+    return [f"option out of sight: {text}" for text in page.evaluate(HIDDEN_OPTIONS_JS)]
 
 
 SIDEWAYS_JS = """() => {
