@@ -237,13 +237,17 @@ SEEN_DETAILS_JS = (
 )
 
 
-def test_a_tab_click_keeps_what_the_tabs_hold_and_the_tab_stays_after_another_page(server):
+def test_a_tab_click_keeps_what_the_tabs_hold_and_the_tab_stays_after_another_page(server, projector):
     """Page 4's tabs hold charts with their data folded under them. A tab click used to give the tabs
     a new identity in Streamlit (their `default` followed the learner's tab), so the browser drew all
     of it anew: every chart redrawn, every "chart's data" shut, and one opened just after the click
     shut again when the click's run came back. Checked on the elements themselves: a marked one is
     still the same element after the learner leaves the tab and comes back."""
-    with chromium_page(1280, 900) as page:
+    # A learner of their own, in the module's browser (a second Playwright in one thread is refused).
+    context = projector.context.browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(within(30) * 1000)
         runs = FullRuns(page)
         page.goto(f"{server}/compare?lang=en")
         page.locator("h1").first.wait_for()
@@ -274,3 +278,5 @@ def test_a_tab_click_keeps_what_the_tabs_hold_and_the_tab_stays_after_another_pa
         go(page, "2 · Choose a strategy")
         go(page, "4 · Compare strategies")
         assert sweep.get_attribute("aria-selected") == "true", "the learner's tab was not kept across a page visit"
+    finally:
+        context.close()
