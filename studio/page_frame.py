@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import streamlit as st
+from streamlit import config as st_config
 
 from studio import class_panels, hosts, i18n, plots, teacher
 from studio.feedback import error as show_error
@@ -39,6 +40,7 @@ LESSONS = [
 ]
 ICONS = {"6_class": ":material/groups:"}  # pages after the lessons (the text page keeps text_fields)
 _SEEN = "_frame_seen"
+_SWITCHED = "_frame_switched"  # this session asked the server to run app.py first
 # Korean breaks lines between words, not inside them (keep-all); a long unbroken token (a
 # file name, a model id) may still wrap anywhere rather than overflow its column.
 CSS = """<style>
@@ -277,10 +279,20 @@ def error_text(error: BaseException) -> str:
 
 
 def ensure_frame() -> None:
-    """Draw the frame if app.py did not run before this page (see the module docstring)."""
+    """Switch the server to app.py and run again if app.py did not run before this page (see the
+    module docstring). Nothing is drawn by such a run: Streamlit names a widget after the page that
+    draws it, and a page run alone has another name than the same page under st.navigation, so every
+    widget drawn here was a new one at the next run and the visitor's first click on it was lost
+    (seen in Chromium: the "Upload" of page 3's picture panel took two clicks; a tab went back)."""
     if st.session_state.pop(_SEEN, False):
         return
-    start()
+    # Streamlit's AppTest runs every page alone (a new page manager each run): there the frame is
+    # always drawn here, so that one run names the page's widgets as the next does.
+    if not st.session_state.get(_SWITCHED) and not st_config.get_option("global.appTest"):  # (st.get_option: False there)
+        st.session_state[_SWITCHED] = True
+        st.navigation(pages())  # from now on the server runs app.py first, as designed
+        st.rerun()
+    start()  # a page run alone (AppTest; a Streamlit that did not switch): the frame is drawn here
     st.session_state.pop(_SEEN, None)
-    st.navigation(pages())  # from now on the server runs app.py first, as designed
+    st.navigation(pages())
     sidebar()

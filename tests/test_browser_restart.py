@@ -21,6 +21,7 @@ from tests.helpers.browser import (
     playwright_api,
     start_server,
     wait_healthy,
+    wait_idle,
     within,
 )
 from tests.helpers.fakes import fake_run, wait_for
@@ -111,5 +112,38 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
                 stranger.wait_for_timeout(2000)
                 assert stranger.get_by_text("Finished in").count() == 0
                 assert error_count(stranger) == 0
+        finally:
+            browser.close()
+
+
+def test_the_first_learner_back_by_a_pages_address_has_their_first_click_count(tmp_path):
+    """A server's first visitor who comes by a page's address (a bookmark; after a restart, every open
+    tab reconnects to its page) makes Streamlit run that page alone, once. Widgets drawn by that run had
+    another name in Streamlit than the same page gets under st.navigation ever after, so the visitor's
+    first click on any of them was lost: page 3's picture panel went back to "Sample photos" when
+    "Upload" was clicked, and took a second click (studio.page_frame.ensure_frame now runs the page
+    again before drawing anything)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US").new_page()
+            page.set_default_timeout(within(60) * 1000)
+            with streamlit(tmp_path, port, "first-by-address"):
+                page.goto(f"{url}/finetune?lang=en")
+                page.get_by_role("button", name="Start").first.wait_for()
+                wait_idle(page)
+                source = page.locator('[data-testid="stButtonGroup"]').filter(has_text="Sample photos").first
+                source.locator("button").filter(has_text="Upload").first.click()
+                try:
+                    page.locator('[data-testid="stFileUploader"]').first.wait_for(timeout=within(20) * 1000)
+                except playwright_api.TimeoutError:
+                    page.screenshot(path=str(ARTIFACTS / "first_click_lost.png"))
+                    raise AssertionError("the first click of the server's first visitor was lost") from None
+                assert page.get_by_role("heading", name="Fine-tune", exact=False).count()
+                assert error_count(page) == 0
         finally:
             browser.close()
