@@ -4,7 +4,8 @@ the page list for `st.navigation`.
 `app.py` draws the frame on every run. A page calls `ensure_frame()` first: when the
 frame did not run (Streamlit started with a `pages/` folder and the first visitor came
 in through a deep link such as /finetune, so Streamlit ran the page file alone), the
-page draws the frame itself and switches the server to `st.navigation` for all later runs.
+page switches the server to `st.navigation` for all later runs and runs again at once, drawing
+nothing (under Streamlit's AppTest, which runs every page alone, it draws the frame itself).
 """
 
 from __future__ import annotations
