@@ -17,7 +17,9 @@ from tests.helpers.browser import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
+    chromium_page,
     error_count,
+    free_port,
     playwright_api,
     start_server,
     wait_healthy,
@@ -123,27 +125,18 @@ def test_the_first_learner_back_by_a_pages_address_has_their_first_click_count(t
     first click on any of them was lost: page 3's picture panel went back to "Sample photos" when
     "Upload" was clicked, and took a second click (studio.page_frame.ensure_frame now runs the page
     again before drawing anything)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium_page(1280, 900) as page, streamlit(tmp_path, port, "first-by-address"):
+        page.goto(f"{url}/finetune?lang=en")
+        page.get_by_role("button", name="Start").first.wait_for(timeout=within(60) * 1000)
+        wait_idle(page)
+        source = page.locator('[data-testid="stButtonGroup"]').filter(has_text="Sample photos").first
+        source.locator("button").filter(has_text="Upload").first.click()
         try:
-            page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US").new_page()
-            page.set_default_timeout(within(60) * 1000)
-            with streamlit(tmp_path, port, "first-by-address"):
-                page.goto(f"{url}/finetune?lang=en")
-                page.get_by_role("button", name="Start").first.wait_for()
-                wait_idle(page)
-                source = page.locator('[data-testid="stButtonGroup"]').filter(has_text="Sample photos").first
-                source.locator("button").filter(has_text="Upload").first.click()
-                try:
-                    page.locator('[data-testid="stFileUploader"]').first.wait_for(timeout=within(20) * 1000)
-                except playwright_api.TimeoutError:
-                    page.screenshot(path=str(ARTIFACTS / "first_click_lost.png"))
-                    raise AssertionError("the first click of the server's first visitor was lost") from None
-                assert page.get_by_role("heading", name="Fine-tune", exact=False).count()
-                assert error_count(page) == 0
-        finally:
-            browser.close()
+            page.locator('[data-testid="stFileUploader"]').first.wait_for(timeout=within(20) * 1000)
+        except playwright_api.TimeoutError:
+            page.screenshot(path=str(ARTIFACTS / "first_click_lost.png"))
+            raise AssertionError("the first click of the server's first visitor was lost") from None
+        assert page.get_by_role("heading", name="Fine-tune", exact=False).count()
+        assert error_count(page) == 0
