@@ -51,6 +51,7 @@ def fast_tier() -> set[str]:
     return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the xdist_group marks given here
 def pytest_collection_modifyitems(config, items):
     """`pytest -m fast`: the listed tests, never one marked slow, browser or ray.
 
