@@ -25,7 +25,15 @@ import threading
 import time
 from pathlib import Path
 
-from tools.loadtest.browser import CHROMIUM_ARGS, Visitor, at_normal_priority, error_count, idle_chromium, priorities_said
+from tools.loadtest.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Visitor,
+    at_normal_priority,
+    error_count,
+    idle_chromium,
+    priorities_said,
+)
 from tools.loadtest.classroom import VIEWPORT, class_toml, cpu_plan
 from tools.loadtest.sampler import Sampler
 from tools.loadtest.server import free_port, start_server, stop_server, wait_healthy
@@ -189,10 +197,11 @@ def run_experiment(
 ) -> dict:
     """Start a server, hold the class experiment, stop everything; return the figures. `workers`
     and `threads`: the class file's cpu_workers and threads_per_job (0: the server's own plan).
-    `students_idle`: the students' and the teacher's browsers get only idle CPU, as in the page-3
-    class (tools.loadtest.browser.idle_chromium: in a class they run on their own machines); the
-    teacher unlocks and starts and the students press Start at the normal policy (at_normal_priority).
-    The fresh visitor, whose page is timed, always runs at the normal policy."""
+    `students_idle`: the students' browsers get only idle CPU, as in the page-3 class
+    (tools.loadtest.browser.idle_chromium: in a class they run on their own machines); they press
+    Start at the normal policy (at_normal_priority). The teacher's projector, whose page the
+    projected view's delay is read from, and the fresh visitor, whose page is timed, run at the
+    normal policy, each in a browser of its own."""
     from playwright.sync_api import sync_playwright
 
     browsers = min(browsers, students)
@@ -216,12 +225,14 @@ def run_experiment(
         with sync_playwright() as p:
             exe = idle_chromium(students_idle, log_dir)
             browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
-            with at_normal_priority():
-                teacher, code = teacher_opens_class(browser, url, secret)
+            # The teacher's projector: a browser of its own at the normal priority (the projected view's
+            # delay is read from its page; in a class it runs on the teacher's machine, not on idle CPU)
+            projector = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            teacher, code = teacher_opens_class(projector, url, secret)
             sampler.wait_idle(2, 120)  # the server's warm-up done: the class meets it at rest
             rss_start = sampler.read()[1]
             say(cpu_plan(workers, threads))
-            say(priorities_said(students_idle))
+            say(priorities_said(students_idle, teacher_idle=False))
             say(
                 f"class code {code}; server at rest {rss_start:.0f} MB; {browsers} browsers and {students - browsers} websocket students join"
             )
@@ -238,8 +249,7 @@ def run_experiment(
                 j.wait(180)
             teacher.get_by_text(f"Joined: {students}").first.wait_for(timeout=60_000)
             seeds = math.ceil(students / 3)
-            with at_normal_priority():
-                teacher_starts_experiment(teacher, seeds)
+            teacher_starts_experiment(teacher, seeds)
             members.experiment_started()
             for _, pg in pages:
                 pg.get_by_role("button", name=START).wait_for(timeout=60_000)
@@ -280,6 +290,7 @@ def run_experiment(
             visitor.join(90)
             teacher.screenshot(path=str(log_dir / "projected.png"), full_page=True)
             browser.close()
+            projector.close()
         tti = [t for _, t in visitor.times if t is not None]
         polls = sorted(
             t for c in members.clients for t in c.poll_times
