@@ -47,8 +47,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--students-compete",
         action="store_true",
-        help="run the simulated students' and the teacher's browsers at the server's CPU priority (by "
-        "default they get only idle CPU: in a class they run on their own machines)",
+        help="run the simulated students' browsers at the server's CPU priority (by default they get only "
+        "idle CPU: in a class they run on their own machines; the teacher's is always at the normal priority)",
     )
     ap.add_argument(
         "--until",

@@ -31,7 +31,7 @@ LEAST_GROUP = "[ -w /proc/self/autogroup ] && echo 19 > /proc/self/autogroup 2>/
 
 def idle_chromium(idle: bool, folder: Path) -> str:
     """A Chromium whose processes run under Linux's SCHED_IDLE policy: the simulated students'
-    (and the teacher's) browsers.
+    browsers (the teacher's projector is a browser of its own at the normal priority).
 
     In a class every student's browser runs on the student's own machine; here they share the
     server's two cores with it. Their own work (parsing Streamlit's scripts, redrawing four
@@ -56,19 +56,13 @@ def idle_chromium(idle: bool, folder: Path) -> str:
     return str(wrapper)
 
 
-def priorities_said(idle: bool, *, teacher_idle: bool = True) -> str:
+def priorities_said(idle: bool) -> str:
     """The report's line on who ran at which CPU priority (see idle_chromium)."""
     if not idle:
         return "every browser ran at the server's CPU priority (--students-compete)"
-    if not teacher_idle:
-        return (
-            "the students' browsers ran on idle CPU only (SCHED_IDLE, their scheduler group at nice 19: in a class "
-            "they run on their own machines); the teacher's projector, the timed fresh visitor's browser and the "
-            "server at the normal priority"
-        )
     return (
-        "the students' and the teacher's browsers ran on idle CPU only (SCHED_IDLE, their scheduler group at nice 19: "
-        "in a class they run on their own machines); the timed fresh visitor's browser and the server at the normal priority"
+        "the students' browsers ran on idle CPU only (SCHED_IDLE, their scheduler group at nice 19: in a class they run "
+        "on their own machines); the teacher's projector, the timed fresh visitor's browser and the server at the normal priority"
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.loadtest.browser import (
+    CHROMIUM,
     CHROMIUM_ARGS,
     STUDENT_IDLE,
     Visitor,
@@ -208,7 +209,9 @@ def hold_class(setup: Setup, sampler: Sampler, parts: dict) -> tuple[Watch, floa
             # ... and past what a page loads after it is interactive (Plotly's code, 3 s on:
             # studio.page_frame.load_charts_early), or the idle-priority browsers press Start late.
             time.sleep(5)
-            teacher_page = unlock_teacher(browser, setup.url, setup.teacher_id, setup.secret) if setup.secret else None
+            # The teacher: a browser of its own at the normal priority (in a class it runs on the teacher's machine)
+            projector = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True) if setup.secret else None
+            teacher_page = unlock_teacher(projector, setup.url, setup.teacher_id, setup.secret) if projector else None
             deadline = time.monotonic() + setup.timeout
             ws_class = parts["ws_class"] = WsClass(roster[browsers:], setup.url, deadline)
             ws_class.start()
@@ -228,8 +231,8 @@ def hold_class(setup: Setup, sampler: Sampler, parts: dict) -> tuple[Watch, floa
             for _, pg in pages:
                 pg.context.close()
             note = teacher_note(teacher_page, watch)
-            if teacher_page is not None:
-                teacher_page.context.close()
+            if projector is not None:
+                projector.close()
         finally:
             browser.close()
     return watch, rss_start, note

@@ -232,7 +232,7 @@ def run_experiment(
             sampler.wait_idle(2, 120)  # the server's warm-up done: the class meets it at rest
             rss_start = sampler.read()[1]
             say(cpu_plan(workers, threads))
-            say(priorities_said(students_idle, teacher_idle=False))
+            say(priorities_said(students_idle))
             say(
                 f"class code {code}; server at rest {rss_start:.0f} MB; {browsers} browsers and {students - browsers} websocket students join"
             )
