@@ -1,6 +1,6 @@
 """The suite's lanes under pytest-xdist (`-n 2 --dist loadgroup`, as .ci/run runs it): the tests that
 share a Streamlit server or the Ray head run one after another on one worker (tests/conftest.py gives
-them their xdist_group). Checked in a pytest of its own, on three throwaway tests marked `ray`: with
+them their xdist_group). Checked in a pytest of its own, on four throwaway tests marked `ray`: with
 the groups lost (pytest 9.2 with xdist 3.8, or the conftest's marks given after xdist read them) they
 went to both workers, silently."""
 
