@@ -383,6 +383,7 @@ def test_a_good_upload_with_korean_names_is_summarised_and_trains():
         (zip_of({f"cats/{i}.png": png((1, 2, 3)) for i in range(3)}), "one class"),
         (zip_of({"../escape.png": png((1, 2, 3)), "a/1.png": png((1, 2, 3))}), "outside its folder"),
     ],
+    ids=["not-a-zip", "one-class", "outside-its-folder"],
 )
 def test_a_bad_upload_gets_a_clear_message_and_no_start(content, reason):
     at = upload_page(content)

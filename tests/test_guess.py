@@ -30,7 +30,10 @@ def test_eight_scripts_rotating_cookies_get_a_handful_of_guesses(tmp_path):
     try:
         url = f"http://127.0.0.1:{port}"
         assert wait_healthy(url), (tmp_path / "streamlit.log").read_text()[-2000:]
-        guessers = asyncio.run(attack(url, clients=8, seconds=20, per_cookie=5, fake_addresses=False))
+        # 8 s: the address's first wait after its free tries is 60 s, so 8 s or 20 s of guessing is
+        # the same test (measured here: 82 cookies, 5 compared, 390 refused in 8 s); 12 s fewer of
+        # eight clients at the server (issue 33, item 7)
+        guessers = asyncio.run(attack(url, clients=8, seconds=8, per_cookie=5, fake_addresses=False))
         compared, refused = sum(g.compared for g in guessers), sum(g.refused for g in guessers)
         cookies = sum(g.cookies for g in guessers)
         assert cookies > 16 and refused > 50, (cookies, compared, refused, [g.errors[:2] for g in guessers])

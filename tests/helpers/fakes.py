@@ -107,13 +107,15 @@ def wait_for(pred, timeout=5.0):
 
 
 def zip_of(files: dict[str, bytes]) -> bytes:
+    """The same bytes every time (each entry dated 1980-01-01, not now): a test parametrized with
+    one has the same id in every pytest-xdist worker, whichever second each collected it in."""
     import io
     import zipfile
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, content in files.items():
-            archive.writestr(name, content)
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
     return buffer.getvalue()
 
 
