@@ -50,11 +50,12 @@ STARTS = (("pretraining", "exp_start"), ("compare", "race_start"), ("text", "tex
 FASHION_EN = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
-def open_page(page, server: str, name: str, lang: str = "en") -> None:
+def open_page(page, server: str, name: str, lang: str = "en", settings: str = "") -> None:
     """The page `name` in `lang`: a learner already on the app in that language goes there by the
     sidebar's link (the same session, as a learner does), else the address is loaded. A load costs
     Chromium ~1.5 core-seconds (Streamlit's frontend parsed and drawn again), a link ~0.3 on this
-    2-core box (docs/suite-time.md, session 28)."""
+    2-core box (docs/suite-time.md, session 28). `settings`: a settings link's (studio.teacher), on a
+    page loaded by its address."""
     path = "" if name == "pretraining" else name  # page 1 is the app's main page: /pretraining is "Page not found"
     here = page.url.split("?")
     elsewhere_in_app = here[0].startswith(server) and here[0] != f"{server}/{path}"
@@ -64,7 +65,7 @@ def open_page(page, server: str, name: str, lang: str = "en") -> None:
         page.wait_for_url(f"{server}/{path}?lang={lang}")
         page.wait_for_function("(before) => (document.querySelector('h1') || {}).innerText !== before", arg=before)
     else:
-        page.goto(f"{server}/{path}?lang={lang}")
+        page.goto(f"{server}/{path}?lang={lang}" + (f"&settings={settings}" if settings else ""))
     page.locator("h1").first.wait_for()
     assert page.get_by_text("Page not found").count() == 0, name
     wait_idle(page)
@@ -182,10 +183,13 @@ def test_korean_pages_say_ko_and_name_the_classes_in_korean_after_a_run(server):
 # language given here (both languages are run, page by page), at one epoch where the page has an
 # epochs slider (what is checked is the finished page, not the run's size); then the same learner
 # opens the page in the other language, where the finished run is drawn again, and axe looks again.
+# Page 4's runs are made small by a settings link (the teacher's, studio.teacher): one epoch, 5
+# images a class of 32 px; the text page's epochs slider is set by keyboard (links carry image settings).
+SMALLEST_RUN = "settings=epochs:1,per_class:5,image_size:32"
 OWN_RUNS = [
     ("", "exp_start", "", "", "en"),
-    ("compare", "race_start", "", "epochs", "ko"),
-    ("compare", "sweep_start", "page4.tab.sweep", "epochs", "en"),
+    ("compare", "race_start", "", SMALLEST_RUN, "ko"),
+    ("compare", "sweep_start", "page4.tab.sweep", SMALLEST_RUN, "en"),
     ("text", "text_start", "", "text_epochs", "ko"),
     ("text", "text_race_start", "text.tab.compare", "text_epochs", "en"),
 ]
@@ -195,8 +199,9 @@ OWN_RUNS = [
 def test_axe_finds_nothing_after_each_pages_own_run_in_both_languages(server, path, start, tab, epochs, lang):
     name = path or "pretraining"
     with chromium_page(1280, 900) as page:
-        open_page(page, server, name, lang)
-        if epochs:
+        link = epochs.removeprefix("settings=") if epochs.startswith("settings=") else ""
+        open_page(page, server, name, lang, settings=link)
+        if epochs and not link:
             fewest_epochs(page, epochs)
         open_tab(page, lang, tab)
         button = page.locator(f".st-key-{start} button").first

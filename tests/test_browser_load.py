@@ -38,7 +38,7 @@ def test_a_class_of_five_presses_start_together(monkeypatch):
         max_seconds=4,
         timeout=within(90),
         probe_every=8,
-        settle=12,
+        settle=6,  # past TLS_CLOSED_TAB_S (5): then the server idle 3 s (Sampler.wait_idle) before memory is read
         teacher=False,
         until="ok",
         log_dir=ARTIFACTS,
