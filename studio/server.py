@@ -144,8 +144,9 @@ def _warm_up() -> None:
     try:
         lower_thread_priority(10)  # pages first, while the server starts
         if not getattr(job_queue(), "warms_itself", False):  # else its training process does
+            queue = job_queue()  # its torch threads as a run's: fewer while pages are drawn or other programs are busy
             for config in presets.warm_ups():
-                recipe.warm_up(config, should_stop=_warm_up_stop.is_set)
+                recipe.warm_up(config, should_stop=lambda: queue.pace_this_thread() or _warm_up_stop.is_set())
         image = presets.image()
         catalog.group_param_counts(image.backbone)  # pages 2 and 3 draw the groups on a first visit
         feature_space.load_libraries()  # the first feature view's scikit-learn, loaded once here

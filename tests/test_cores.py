@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from tests.helpers.fakes import wait_for
+from tests.helpers.fakes import BusyElsewhere, wait_for
 from tlcore.core.events import Done, Started
 from tlcore.serve import cores
 from tlcore.serve.class_limits import Caps
@@ -40,6 +40,96 @@ def test_a_lone_run_takes_every_core_and_shares_them_with_runs_and_pages():
     two = cores.plan(2, workers=2)
     assert (two.threads_now(1), two.threads_now(2), two.threads_now(1, pages=1), two.threads_now(1, pages=9)) == (2, 1, 1, 1)
     assert cores.plan(2).threads_now(1, pages=1) == 1  # the default on 2 cores: one run, a core back to the pages
+
+
+def test_a_core_other_programs_keep_busy_is_left_to_them():
+    two, sixteen = cores.plan(2), cores.plan(16)
+    assert two.threads_now(1, elsewhere=0.3) == 2  # a browser drawing now and then: both cores
+    assert two.threads_now(1, elsewhere=0.6) == 1  # a busy program: its core left alone
+    assert two.threads_now(1, pages=1, elsewhere=1.8) == 1  # one core always stays with training
+    assert sixteen.threads_now(1, elsewhere=3.6) == 12 and sixteen.threads_now(2, pages=2, elsewhere=4.0) == 5
+    assert sixteen.threads_now(1, elsewhere=-1.0) == 16  # (a clock's hiccup never adds cores)
+
+
+class Ticks:
+    """Readings a test sets: the machine's busy seconds, this process's own, its children's."""
+
+    def __init__(self):
+        self.now, self.box, self.own, self.children = 0.0, 100.0, 10.0, {}
+
+    def meter(self, own_pids=None, every_s=0.5):
+        return cores.BusyElsewhere(
+            own_pids or (lambda: list(self.children)),
+            every_s,
+            box=lambda: self.box,
+            process=lambda pid: self.children.get(pid),
+            own=lambda: self.own,
+            clock=lambda: self.now,
+        )
+
+
+def test_busy_elsewhere_is_the_machines_cpu_less_this_servers_own_and_its_training_processes():
+    t = Ticks()
+    t.children = {501: 3.0}
+    meter = t.meter()
+    assert meter.cores() == 0.0  # one reading: nothing to compare yet
+    # 1 s later: the machine did 2.5 core-s, this process 0.8 and its training process 0.6: 1.1 elsewhere
+    t.now, t.box, t.own, t.children = 1.0, 102.5, 10.8, {501: 3.6}
+    assert meter.cores() == pytest.approx(1.1)
+    t.now, t.box = 1.2, 109.0  # asked again within every_s: the last figure, nothing read
+    assert meter.cores() == pytest.approx(1.1)
+    # a training process that started meanwhile (no earlier reading): its time counts as elsewhere this once
+    t.now, t.box, t.own, t.children = 2.0, 110.0, 11.0, {501: 3.6, 502: 0.5}
+    assert meter.cores() == pytest.approx((110.0 - 102.5 - 0.2) / 1.0)
+    t.now, t.box, t.own, t.children = 3.0, 111.5, 11.5, {501: 3.6, 502: 1.4}  # then it is ours
+    assert meter.cores() == pytest.approx(1.5 - 0.5 - 0.9)
+    t.now, t.box, t.own = 4.0, 112.0, 12.0  # only this process busy
+    assert meter.cores() == 0.0
+
+
+def test_busy_elsewhere_is_zero_where_the_machine_does_not_say():
+    meter = cores.BusyElsewhere(box=lambda: None)
+    assert meter.cores() == 0.0 and meter.cores() == 0.0
+
+
+@pytest.mark.skipif(not cores.Path("/proc/stat").exists(), reason="Linux's /proc")
+def test_a_busy_program_is_seen_elsewhere_unless_it_is_one_of_ours():
+    """Real readings: a busy loop in a child process, counted once as another program's, once as
+    this server's own training process, over the same second (the box's other work is in both)."""
+    import subprocess
+    import sys
+
+    loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        other, ours = cores.BusyElsewhere(every_s=0.0), cores.BusyElsewhere(lambda: [loop.pid], every_s=0.0)
+        other.cores(), ours.cores()
+        time.sleep(1.0)
+        seen_other, seen_ours = other.cores(), ours.cores()
+    finally:
+        loop.kill()
+        loop.wait()
+    assert seen_other >= 0.5 and seen_other - seen_ours >= 0.5, (seen_other, seen_ours)
+
+
+def test_the_queue_leaves_a_core_that_another_program_keeps_busy():
+    gates = {"full": threading.Event()}
+    seen: dict[str, list[int]] = {"full": []}
+    q = JobQueue(recording(gates, seen), cpu=cores.plan(2))
+    q.elsewhere = BusyElsewhere(0.0)
+    job = q.submit(RunConfig(strategy="full"), "anna")
+    assert wait_for(lambda: len(seen["full"]) > 3)
+    assert seen["full"][-1] == 2
+    q.elsewhere.value = 1.0  # a program starts beside it: the run drops to one thread at its next step
+    mark = len(seen["full"])
+    assert wait_for(lambda: len(seen["full"]) > mark + 3)
+    assert seen["full"][-1] == 1
+    q.elsewhere.value = 0.1  # ... and takes the core back when it is free again
+    mark = len(seen["full"])
+    assert wait_for(lambda: len(seen["full"]) > mark + 3)
+    assert seen["full"][-1] == 2
+    gates["full"].set()
+    assert wait_for(lambda: q.get(job, "anna").state == "done")
 
 
 def test_torch_threads_are_per_calling_thread():
@@ -82,6 +172,7 @@ def test_the_queue_sets_each_runs_threads_at_every_step():
     gates = {s: threading.Event() for s in ("full", "partial")}
     seen: dict[str, list[int]] = {s: [] for s in gates}
     q = JobQueue(recording(gates, seen), cpu=CpuPlan(cores=4, workers=2, threads=2))
+    q.elsewhere = BusyElsewhere(0.0)  # no other program busy (the suite's other worker is)
     first = q.submit(RunConfig(strategy="full"), "anna")
     assert wait_for(lambda: len(seen["full"]) > 3)
     assert set(seen["full"]) == {4}  # alone: every core
@@ -174,6 +265,38 @@ def test_the_server_warms_up_unless_told_not_to(monkeypatch, setting, warms):
     monkeypatch.setattr(server.cores, "hand_over_interpreter", lambda ms: None)
     assert server._start_server_queue() == "queue"
     assert (len(warm_ups), asked["warm"]) == ((1, True) if warms else (0, False))
+
+
+def test_the_warm_up_leaves_a_core_that_another_program_keeps_busy(monkeypatch):
+    """The warm-up trains in a thread of its own, at every step with the threads a run would have now:
+    beside one busy program on 2 cores, 2 threads took 20.0 s and 19.9 core-s for the warm-up's runs,
+    paced 11.7 s and 11.6 (quiet: 7.0 s either way; docs/suite-time.md, session 32)."""
+    from studio import server
+    from tlcore.train import presets, recipe
+
+    q = JobQueue(cpu=cores.plan(2))
+    q.elsewhere = BusyElsewhere(1.0)
+    seen = []
+
+    def warm_up(config, should_stop):
+        should_stop()  # a step
+        seen.append(torch.get_num_threads())
+        return True
+
+    monkeypatch.setattr(server, "job_queue", lambda: q)
+    monkeypatch.setattr(recipe, "warm_up", warm_up)
+    monkeypatch.setattr(server.catalog, "group_param_counts", lambda backbone: None)
+    monkeypatch.setattr(server.feature_space, "load_libraries", lambda: None)
+    monkeypatch.setattr(server.time_estimate.shared_estimator(), "knows_device", lambda config: True)
+    monkeypatch.setattr(server, "return_freed_memory", lambda: None)
+    monkeypatch.setattr(server, "lower_thread_priority", lambda by: True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        server._warm_up()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1] * len(presets.warm_ups())
 
 
 def test_a_race_on_a_cpu_server_runs_two_at_a_time_longest_first_one_thread_each():

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.helpers.fakes import deaf_run, dying_run, wait_for, where_run
+from tests.helpers.fakes import BusyElsewhere, deaf_run, dying_run, wait_for, where_run
 from tlcore.core.events import Cancelled, Done, Failed, Started
 from tlcore.serve import cores
 from tlcore.serve.process_jobs import ProcessJobQueue
@@ -91,11 +91,15 @@ def test_after_a_lost_process_the_next_run_trains_in_a_new_one(make_queue):
 
 def test_the_torch_threads_in_the_process_follow_the_pages_being_drawn(make_queue):
     q = make_queue(functools.partial(where_run, steps=15, delay=0.1))
+    q.elsewhere = BusyElsewhere(0.0)  # no other program busy (the suite's other worker is)
     alone = finished(q, q.submit(RunConfig(), "alice"))
     assert alone.runs[0].result.extra["threads"] == 2  # a lone run on an idle 2-core server: both cores
     with q.drawing():  # a page is being drawn the whole time: training leaves it a core
         busy = finished(q, q.submit(RunConfig(), "bob"), "bob")
     assert busy.runs[0].result.extra["threads"] == 1
+    q.elsewhere = BusyElsewhere(0.9)  # another program keeps a core busy: training leaves it that core
+    shared = finished(q, q.submit(RunConfig(), "cleo"), "cleo")
+    assert shared.runs[0].result.extra["threads"] == 1
 
 
 def test_a_race_trains_its_runs_side_by_side_in_two_processes(make_queue):

@@ -7,6 +7,8 @@
                                                        # worker processes, while 2 threads of "page scripts" run
     python -m tools.queuebench --where thread --busy 1 --switch-ms 5,1        # the interpreter handed over
                                                        # after 5 ms (Python's default) vs 1 ms (the server's)
+    python -m tools.queuebench --jobs 2 --strategy full --elsewhere 1 --plans 1x2,1x1,auto   # while another
+                                                       # program keeps a core busy
 
 A plan WxT is W workers, each run on T torch threads, fixed; "auto" is tlcore.serve.cores' plan for
 this machine (a lone run on every core, the cores shared as runs start). Every plan runs the
@@ -23,7 +25,10 @@ this process busy with pure-Python work meanwhile (30 ms of work, 10 ms asleep, 
 class's page scripts, which hold the interpreter a training thread in the same process needs. The
 jobs then are a class experiment's cells: seeds 1..N on the same examples (their frozen features
 found after the first), after the server's warm-up (tlcore.train.presets.warm_ups) in the process
-that trains.
+that trains. `--elsewhere N` keeps N other programs busy meanwhile (each a loop of pure Python in a
+process of its own, at the normal priority: a browser drawing, another service), and the queue's
+runs train at the server's nice ($TLS_WORKER_NICE), as a class server's do; the CPU time the
+training used is printed too.
 
 Not for: the pages (tools.loadtest drives a whole class through the app).
 """
@@ -50,11 +55,11 @@ def parse_plan(text: str, n_cores: int) -> tuple[str, CpuPlan]:
 
 
 class _Fixed(CpuPlan):
-    def threads_now(self, running: int, pages: int = 0) -> int:  # noqa: ARG002 -- the plan's signature, fixed answer
+    def threads_now(self, running: int, pages: int = 0, elsewhere: float = 0.0) -> int:  # noqa: ARG002 -- the plan's signature, fixed answer
         return self.threads
 
 
-def run_plan(plan: CpuPlan, configs: list, where: str = "thread") -> dict:
+def run_plan(plan: CpuPlan, configs: list, where: str = "thread", nice: int = 0) -> dict:
     from tlcore.serve.jobs import JobQueue
 
     if where == "process":
@@ -68,18 +73,18 @@ def run_plan(plan: CpuPlan, configs: list, where: str = "thread") -> dict:
 
         q = serve.server_queue()  # what a class server runs here: one worker per GPU where there are GPUs
     else:
-        q = JobQueue(cpu=plan)
-    t0 = time.perf_counter()
+        q = JobQueue(cpu=plan, nice=nice)
+    cpu0, t0 = sum(os.times()[:2]), time.perf_counter()
     ids = [(q.submit(c, owner=f"learner-{i}"), f"learner-{i}") for i, c in enumerate(configs)]
     while any(q.get(j, o).state in ("queued", "running") for j, o in ids):
         time.sleep(0.05)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, sum(os.times()[:2]) - cpu0
     views = [q.get(j, o) for j, o in ids]
     failed = [v.state for v in views if v.state != "done"]
     ends = [v.runs[0].times[-1] - t0_mono for v, t0_mono in zip(views, [_submitted(q, j) for j, _ in ids])]
     if hasattr(q, "close"):
         q.close()
-    return {"wall": wall, "per_min": 60 * len(configs) / wall, "mean_end": statistics.mean(ends), "failed": failed}
+    return {"wall": wall, "cpu": cpu, "per_min": 60 * len(configs) / wall, "mean_end": statistics.mean(ends), "failed": failed}
 
 
 def _submitted(q, job_id: str) -> float:
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plans", default="1x1,1x2,2x1,auto", help="comma-separated WxT or auto (default %(default)s)")
     ap.add_argument("--lone", action="store_true", help="one job alone per plan (--jobs 1)")
     ap.add_argument("--epochs", type=int, default=0, help="override the default run's epochs")
+    ap.add_argument("--strategy", default="", help="override the default run's strategy (e.g. full)")
     ap.add_argument("--cores", type=int, default=0, help="cores the plans may use (default: this machine's)")
     ap.add_argument(
         "--spin",
@@ -101,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--where", default="thread", help="thread, process, server, comma-separated (see above)")
     ap.add_argument("--busy", type=int, default=0, help="threads of pure-Python work beside the queue (see above)")
+    ap.add_argument("--elsewhere", type=int, default=0, help="other programs kept busy beside the queue (see above)")
     ap.add_argument(
         "--switch-ms",
         default="",
@@ -110,12 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.spin:
         cores.wait_passively()
-    from tlcore.models import catalog
     from tlcore.train import presets, recipe
 
     config = presets.image()
     if args.epochs:
         config = config.replace(epochs=args.epochs)
+    if args.strategy:
+        config = config.replace(strategy=args.strategy)
     n = 1 if args.lone else args.jobs
     n_cores = args.cores or cores.count()
     wheres = [w.strip() for w in args.where.split(",")]
@@ -125,7 +133,13 @@ def main(argv: list[str] | None = None) -> int:
             recipe.warm_up(warm)
     if args.busy:
         _start_busy(args.busy)
+    nice = 0
+    if args.elsewhere:
+        from tlcore.core import settings
+
+        nice = settings.get("TLS_WORKER_NICE")
     if len(wheres) > 1 or args.busy or args.switch_ms:  # the class-experiment cells
+        _start_elsewhere(args.elsewhere)
         print(f"{n} class-experiment cells per plan, where: {', '.join(wheres)}; {args.busy} busy threads beside")
         rows = []
         switches = [float(v) for v in args.switch_ms.split(",")] if args.switch_ms else [5.0]
@@ -143,28 +157,25 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
         return _ratios(rows)
-    catalog.load_dataset(
-        config.dataset,
-        per_class=config.per_class,
-        image_size=config.image_size,
-        seed=config.seed,
-        val_per_class=config.val_per_class,
-    )  # warm, as the server's warm-up does
-    catalog.build_model(config.backbone, 10, pretrained=True, image_size=config.image_size)
+    recipe.warm_up(config)  # its data, its model and its frozen features ready, as the server's warm-up leaves them
+    _start_elsewhere(args.elsewhere)
     print(
         f"{n} x the default image run ({config.backbone}, {config.dataset}, {config.per_class}/class, "
         f"{config.image_size} px, {config.epochs} epochs) per plan; {n_cores} cores; load average before "
         f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(spin)')}",
         flush=True,
     )
+    if args.elsewhere:
+        print(f"{args.elsewhere} other programs busy beside; the runs at nice {nice}")
     rows = []
     for text in args.plans.split(","):
         name, plan = parse_plan(text.strip(), n_cores)
-        row = run_plan(plan, [config] * n)
+        row = run_plan(plan, [config] * n, nice=nice)
         rows.append((name, row))
         print(
             f"  {name:22s} wall {row['wall']:6.1f} s   jobs/min {row['per_min']:5.1f}   mean submit->end "
-            f"{row['mean_end']:5.1f} s   failed {len(row['failed'])}   load {os.getloadavg()[0]:.2f}",
+            f"{row['mean_end']:5.1f} s   training CPU {row['cpu']:5.1f} s   failed {len(row['failed'])}   "
+            f"load {os.getloadavg()[0]:.2f}",
             flush=True,
         )
     return _ratios(rows)
@@ -194,6 +205,16 @@ def _start_busy(count: int) -> None:
 
     for i in range(count):
         threading.Thread(target=busy, name=f"busy-{i}", daemon=True).start()
+
+
+def _start_elsewhere(count: int) -> None:
+    """`count` other programs, each a process that keeps a core busy (ended with this one)."""
+    import atexit
+    import subprocess
+
+    loop = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    procs = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(count)]
+    atexit.register(lambda: [p.kill() for p in procs])
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ Small models gain little from many threads (a default fine-tune: 1 thread 30.6 s
 with many cores runs several jobs at once with a few threads each, not one job on all of them.
 But a lone run on an otherwise idle server should not leave cores idle: each run's threads
 are decided again at its start and at every step (`JobQueue` asks `threads_now` with the
-number of runs going and of pages being drawn), so a lone run uses every core and gives
-them back as soon as a second run starts or pages need the CPU.
+number of runs going, of pages being drawn and of cores other programs keep busy:
+`BusyElsewhere`), so a lone run uses every core and gives them back as soon as a second run
+starts, pages need the CPU or another program on the machine does.
 
 torch's thread count is per calling thread for the work it runs (OpenMP's per-thread setting,
 checked: a worker that sets 1 runs on 1 core while another thread runs on 2); a thread that
@@ -48,7 +49,11 @@ Not for: GPUs (one worker per GPU, tlcore.serve.jobs) or the Ray cluster (tlcore
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 def wait_passively() -> bool:
@@ -113,10 +118,13 @@ class CpuPlan:
     workers: int  # runs at a time
     threads: int  # torch threads per run when every worker is busy
 
-    def threads_now(self, running: int, pages: int = 0) -> int:
+    def threads_now(self, running: int, pages: int = 0, elsewhere: float = 0.0) -> int:
         """A run's torch threads now: the cores shared among the `running` runs, less one for each
-        page being drawn (the pages are answered first; one core always stays with training)."""
-        free = self.cores - min(max(0, pages), self.cores - 1)
+        page being drawn (the pages are answered first) and one for each core that other programs
+        keep busy (`elsewhere`, in cores: `BusyElsewhere`; half a core counts); one core always
+        stays with training."""
+        taken = max(0, pages) + int(max(0.0, elsewhere) + 0.5)
+        free = self.cores - min(taken, self.cores - 1)
         return max(1, free // max(1, running))
 
 
@@ -132,3 +140,79 @@ def plan(cores: int | None = None, *, workers: int = 0, threads: int = 0) -> Cpu
     threads = threads if threads > 0 else (max(1, cores // workers) if workers > 0 else per_job(cores))
     workers = workers if workers > 0 else max(1, cores // threads)
     return CpuPlan(cores, workers, min(threads, cores))
+
+
+HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def box_busy_s() -> float | None:
+    """The machine's busy CPU seconds since boot, every core together (Linux's /proc/stat: user to
+    steal, less idle and iowait; guest time is in user already); None where there is no /proc/stat."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / HZ if len(ticks) >= 5 else None
+
+
+def process_busy_s(pid: int) -> float | None:
+    """A process's CPU seconds so far (Linux's /proc/PID/stat), None when it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+class BusyElsewhere:
+    """How many cores other programs kept busy lately: the machine's busy time less this process's
+    own and its training processes' (`own_pids`), over the last `every_s` or more. A run's torch
+    threads wait for each other at every step, so a thread that shares its core with another
+    program holds the others back (and spins a while: GOMP_SPINCOUNT above); at nice 10 the
+    training threads lose that core almost wholly. Measured on a 2-core box with one busy loop
+    (a program at the normal priority) beside it: the server's warm-up runs (the default demo, the
+    race's linear probe and full epoch, in a thread at nice 10) took 20.0 s and 19.9 core-s on 2
+    threads, 9.9 s and 9.8 on 1, 11.7 s and 11.6 paced by this (7.0 s either way on the quiet box);
+    `nice -n 10 python -m tlcore finetune --strategy full --epochs 3 --no-cache-features`, 22.4 s on
+    2 threads and 12.1 on 1 (8.8 and 12.3 quiet). Warm runs whose data, model and features were
+    ready lost little (`python -m tools.queuebench --jobs 2 --strategy full --elsewhere 1`: 12.8 s
+    on 2 threads, 12.4 on 1). So a run leaves such a core alone (`CpuPlan.threads_now`) and takes
+    it back when it is free again.
+
+    Read at most every `every_s` (a run asks at every step); 0.0 until two reads are `every_s` apart
+    and where the machine has no /proc. Thread-safe."""
+
+    def __init__(
+        self,
+        own_pids: Callable[[], Iterable[int]] = tuple,
+        every_s: float = 0.5,
+        *,
+        box: Callable[[], float | None] = box_busy_s,
+        process: Callable[[int], float | None] = process_busy_s,
+        own: Callable[[], float] = lambda: sum(os.times()[:2]),
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.own_pids, self.every_s = own_pids, every_s
+        self._box, self._process, self._own, self._clock = box, process, own, clock
+        self._lock = threading.Lock()
+        self._last: tuple[float, float, float, dict[int, float]] | None = None  # (when, box, own, pid -> busy)
+        self._cores = 0.0
+
+    def cores(self) -> float:
+        """Cores kept busy by other programs in the last window (0.0 when unknown)."""
+        now = self._clock()
+        with self._lock:
+            if self._last is not None and now - self._last[0] < self.every_s:
+                return self._cores
+            box = self._box()
+            if box is None:
+                return 0.0
+            children = {pid: busy for pid in self.own_pids() if (busy := self._process(pid)) is not None}
+            own = self._own()
+            if self._last is not None:
+                when, box0, own0, children0 = self._last
+                # a training process's time counts as ours only where it was seen both times
+                ours = own - own0 + sum(busy - children0[pid] for pid, busy in children.items() if pid in children0)
+                self._cores = max(0.0, (box - box0 - ours) / (now - when))
+            self._last = (now, box, own, children)
+            return self._cores

@@ -195,6 +195,8 @@ class JobQueue:
         self._running = 0  # runs going now (read without the lock: one int)
         self._pages, self._pages_lock = 0, threading.Lock()  # page runs being drawn now (see drawing())
         self._thread = threading.local()  # each worker's torch thread count, as it last set it
+        # the cores other programs keep busy: its own training processes' (ProcessJobQueue) are ours
+        self.elsewhere = cores.BusyElsewhere(getattr(self, "process_ids", tuple))
         self.pinned: dict[int, int] = {}  # worker -> GPU, once pinned
         self.nice = nice
         self._threads = [
@@ -426,12 +428,17 @@ class JobQueue:
             with self._pages_lock:
                 self._pages -= 1
 
+    def pace_this_thread(self) -> None:
+        """The calling thread's torch threads as a run's now (`_pace`), whatever trains the queue's own
+        runs: the server's warm-up, training in its own thread, asks at each of its steps."""
+        JobQueue._pace(self)
+
     def _pace(self) -> None:
         """In a worker thread: its torch threads for the runs and pages going now (a CPU plan only).
         Setting them costs microseconds and is done only when the number changes."""
         if self.cpu is None:
             return
-        threads = self.cpu.threads_now(self._running, self._pages)
+        threads = self.cpu.threads_now(self._running, self._pages, self.elsewhere.cores())
         if getattr(self._thread, "threads", None) != threads:
             import torch
 

@@ -343,7 +343,7 @@ class ProcessJobQueue(JobQueue):
                 worker.threads = threads
 
     def _threads_now(self) -> int:
-        return self.cpu.threads_now(self._running, self._pages) if self.cpu is not None else 0
+        return self.cpu.threads_now(self._running, self._pages, self.elsewhere.cores()) if self.cpu is not None else 0
 
     def _pace(self) -> None:  # the worker process sets its own threads (the "threads" message)
         pass
