@@ -21,6 +21,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from tlcore.serve.cores import box_busy_s  # the whole box's busy seconds (/proc/stat)
+
 HZ = os.sysconf("SC_CLK_TCK")
 KINDS = (  # (kind, what its command line holds), first match wins
     ("chromium renderer", ("chromium", "--type=renderer")),
@@ -53,12 +55,6 @@ def _read(pid: str) -> tuple[str, int, str] | None:
     except OSError:
         return None
     return stat[19], int(stat[11]) + int(stat[12]), cmdline
-
-
-def box_busy_s() -> float:
-    """The whole box's busy CPU seconds since boot (/proc/stat: all but idle and iowait)."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / HZ
 
 
 def watch(command: list[str], every_s: float = 0.5) -> tuple[int, Counter, float, float]:
