@@ -143,9 +143,9 @@ def _warm_up() -> None:
     (tlcore.train.presets.warm_ups). Off with TLS_WARM_UP=0 (tlcore.core.settings)."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
-        if not getattr(job_queue(), "warms_itself", False):  # else its training process does
-            queue = job_queue()  # its torch threads as a run's: fewer while pages are drawn or other programs are busy
-            for config in presets.warm_ups():
+        queue = job_queue()
+        if not getattr(queue, "warms_itself", False):  # else its training process does
+            for config in presets.warm_ups():  # on a run's torch threads: fewer while pages are drawn or other programs are busy
                 recipe.warm_up(config, should_stop=lambda: queue.pace_this_thread() or _warm_up_stop.is_set())
         image = presets.image()
         catalog.group_param_counts(image.backbone)  # pages 2 and 3 draw the groups on a first visit

@@ -21,9 +21,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tlcore.serve.cores import box_busy_s  # the whole box's busy seconds (/proc/stat)
+from tlcore.serve.cores import HZ, box_busy_s  # the whole box's busy seconds (/proc/stat)
 
-HZ = os.sysconf("SC_CLK_TCK")
 KINDS = (  # (kind, what its command line holds), first match wins
     ("chromium renderer", ("chromium", "--type=renderer")),
     ("chromium gpu", ("chromium", "--type=gpu-process")),
