@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio import class_panels, teacher
+from studio import class_panels, projector, teacher
 from studio.feedback import replay_messages
 from studio.i18n import duration, t
 from studio.page_frame import ensure_frame
@@ -13,6 +13,9 @@ from studio.teacher import class_runs
 from tlcore.serve import class_limits
 
 ensure_frame()
+if projector.requested():  # the room's window: only the class's shared state, no controls
+    projector.page()
+    st.stop()
 st.title(t("class.title"))
 limits = teacher.limits()
 st.markdown(
@@ -33,7 +36,8 @@ if not limits.teacher_mode:
     st.info(t("class.no_teacher_mode"))
 elif not teacher.is_teacher():
     class_panels.learner_panel()
-    with st.form("unlock"):
+    # a student has no use for the secret: it waits behind a "Teacher" fold (open at once where no class is open)
+    with st.expander(t("class.teacher_fold"), expanded=class_panels.class_room().code is None), st.form("unlock"):
         st.text_input(t("class.secret"), type="password", key="teacher_secret")
         # acted on in its callback: a plain `if st.form_submit_button(...)` lost clicks in Chromium here
         st.form_submit_button(t("class.unlock"), on_click=teacher.unlock_clicked)

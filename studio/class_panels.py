@@ -11,28 +11,25 @@ Not for: the projected view's figures and export (studio.class_view).
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import time
 from pathlib import Path
 
 import streamlit as st
 
-from studio import class_view, teacher
+from studio import class_view, projector, teacher
 from studio.bound_widgets import bound
 from studio.feedback import announce, held_messages, replay_messages, say
-from studio.i18n import duration, t
+from studio.i18n import current_lang, duration, t
 from studio.job_panel import is_running, job_panel, paused_for_me, submit
 from studio.learner import network_address, owner
 from studio.plots import ChartText
 from studio.results import chart_text, table_html
-from studio.server import class_room, hold_class_jobs, queue
+from studio.server import class_room, hold_class_jobs, queue, read_job
 from studio.state import DEFAULTS, callback, job_id
-from tlcore.core.events import HistorySnapshot
 from tlcore.core.messages import LearnerError
 from tlcore.serve import classroom
-from tlcore.serve.classroom import Assignment, Experiment, JoinRefused
+from tlcore.serve.classroom import Assignment, Experiment, JoinRefused, RosterRow
 from tlcore.train import presets
 from tlcore.train.config import RunConfig
 
@@ -50,18 +47,23 @@ _PART = "_class_part_seen"  # (experiment, cell) the page was last drawn with
 
 
 def join_from_link() -> None:
-    """The join link (`?join=CODE`, from the QR): join once, then the parameter leaves the address."""
+    """The join link (`?join=CODE`, from the QR): one scan joins (with a given name), then the join
+    box offers the learner their own nickname; the parameter leaves the address."""
     code = st.query_params.get("join")
     if not code:
         return
     del st.query_params["join"]
-    _join(str(code), "")
+    if _join(str(code), ""):
+        st.session_state[_FROM_LINK] = True
+
+
+_FROM_LINK = "_class_from_link"
 
 
 def _join(code: str, nickname: str) -> bool:
     room = class_room()
     try:
-        member = room.join(code, owner(), nickname, network_address())
+        member = room.join(code, owner(), nickname, network_address(), lang=current_lang())
     except JoinRefused as refused:
         say("error", t(f"class.join.{refused.reason}", wait=duration(max(1.0, refused.wait_s)), size=room.size))
         return False
@@ -73,17 +75,24 @@ def _join(code: str, nickname: str) -> bool:
 def join_box(where: str) -> None:
     """Code and nickname fields with Join, while a class is open and this learner is not in it."""
     room = class_room()
+    if room.code is not None and st.session_state.get(_FROM_LINK) and room.is_member(owner()):
+        replay_messages(f"join:{where}")
+        name_offer(where)  # joined by the QR: a name of their own, here
+        return
     if room.code is None or room.is_member(owner()):
         replay_messages(f"join:{where}")
         return
     with st.container(border=True, key=f"join-box-{where}"):
         st.markdown(f"**{t('class.join.title')}**")
-        code_col, name_col, go_col = st.columns([1, 1.2, 0.8], vertical_alignment="bottom")
-        code_col.text_input(t("class.join.code"), key=f"join_code:{where}", max_chars=12, placeholder="ABC123")
-        name_col.text_input(
-            t("class.join.nick"), key=f"join_nick:{where}", max_chars=classroom.NICKNAME_MAX, help=t("class.join.nick_help")
-        )
-        go_col.button(t("class.join.button"), key=f"join:{where}", type="primary", on_click=_join_clicked, args=(where,))
+        # one form: Tab goes code -> nickname -> Join (no help icon between), Enter joins, focus stays here
+        with st.form(f"join-form-{where}", border=False, enter_to_submit=True):
+            code_col, name_col, go_col = st.columns([1, 1.2, 0.8], vertical_alignment="bottom")
+            code_col.text_input(t("class.join.code"), key=f"join_code:{where}", max_chars=12, placeholder="ABC123")
+            name_col.text_input(t("class.join.nick"), key=f"join_nick:{where}", max_chars=classroom.NICKNAME_MAX,
+                                placeholder=t("class.join.nick_placeholder"))  # fmt: skip
+            go_col.form_submit_button(t("class.join.button"), type="primary", on_click=_join_clicked, args=(where,),
+                                      key=f"join:{where}")  # fmt: skip
+        st.caption(t("class.join.nick_help"))
     replay_messages(f"join:{where}")
 
 
@@ -91,6 +100,25 @@ def join_box(where: str) -> None:
 def _join_clicked(where: str) -> None:
     with held_messages(f"join:{where}"):
         _join(st.session_state.get(f"join_code:{where}", ""), st.session_state.get(f"join_nick:{where}", ""))
+
+
+def name_offer(where: str) -> None:
+    """After joining by the QR (no nickname asked): "your name in class" with Save, once."""
+    with st.form(f"name-offer-{where}", border=True, enter_to_submit=True):
+        st.markdown(t("class.join.from_link"))
+        col, go = st.columns([2, 1], vertical_alignment="bottom")
+        col.text_input(t("class.join.nick"), key=f"offer_nick:{where}", max_chars=classroom.NICKNAME_MAX,
+                       placeholder=t("class.join.nick_placeholder"))  # fmt: skip
+        go.form_submit_button(t("class.rename_button"), on_click=_name_offered, args=(where,), key=f"offer:{where}")
+
+
+@callback
+def _name_offered(where: str) -> None:
+    st.session_state.pop(_FROM_LINK, None)
+    with held_messages(f"join:{where}"):
+        name = class_room().rename(owner(), st.session_state.get(f"offer_nick:{where}", ""))
+        if name:
+            say("success", t("class.renamed", name=name))
 
 
 # --- following the teacher ----------------------------------------------------------------
@@ -185,16 +213,6 @@ def cell_words(a: Assignment) -> str:
     )
 
 
-def read_job(job: str, learner: str) -> HistorySnapshot | str | None:
-    """A cell's run as the class needs it: the final snapshot, how it ended, or None while it goes."""
-    view = queue().get(job, learner, heartbeat=False)
-    if view is None:
-        return "gone"
-    if view.active:
-        return None
-    return view.runs[-1] if view.state == "done" and view.runs else view.state
-
-
 def learner_panel() -> None:
     """The Class page for a learner: join, or one's class, one's cell with its Start, the class's result."""
     room, me = class_room(), owner()
@@ -235,7 +253,10 @@ def my_cell() -> None:
         st.info(t("class.exp.no_cell"))
         return
     st.markdown(t("class.exp.you_run", what=cell_words(a)))
-    st.caption(t("class.exp.uses_assignment"))
+    exp = room.latest()
+    if exp is not None:
+        st.markdown(t("class.exp.question_line", question=class_view.question(exp)))
+    st.caption(t("class.exp.seed_is") + " " + t("class.exp.uses_assignment"))
     if a.result is not None:
         text = t("class.exp.your_dot", acc=f"{100 * a.result.acc:.1f}") + (" " + t("class.exp.reused") if a.result.reused else "")
         st.success(text)
@@ -244,10 +265,10 @@ def my_cell() -> None:
         job_panel(SLOT)
     else:
         blocked = start_blocked()
+        if blocked:  # the reason where the grey Start is, before it
+            st.warning(blocked, icon=":material/pause_circle:")
         st.button(t("class.exp.start"), key="class_start", type="primary", icon=":material/play_arrow:",
-                  disabled=blocked is not None, on_click=_start_cell)  # fmt: skip
-        if blocked:
-            st.caption(blocked)
+                  disabled=blocked is not None, on_click=_start_cell, help=blocked)  # fmt: skip
         replay_messages(f"start:{SLOT}")
 
 
@@ -336,27 +357,25 @@ def teacher_reference(exp: Experiment) -> tuple[int, float] | None:
 def teacher_panel() -> None:
     room = class_room()
     code = room.open()
+    if room.file_problem:  # the class file could not be read: moved aside, a fresh class (runs kept)
+        st.warning(t("class.file_problem", problem=room.file_problem), icon=":material/report:")
     st.subheader(t("class.join.heading"))
-    link = join_link(code)
-    st.html(CODE_CSS)  # the code's and the QR's size (styles, not text: never inside markdown)
+    link, reachable = projector.join_link(code)
+    st.html(projector.CODE_CSS)  # the code's and the QR's size (styles, not text: never inside markdown)
     left, right = st.columns([1.3, 1], gap="large")
     with left:
-        spaced = " ".join(code[i : i + 3] for i in range(0, len(code), 3))
-        st.markdown(
-            f'<p class="class-code" aria-label="{t("class.join.code")}: {" ".join(code)}">{spaced}</p>', unsafe_allow_html=True
-        )
+        st.html(projector.code_html(code))
         st.markdown(t("class.join.how", link=link))
+        if not reachable:
+            st.warning(t("class.join.loopback", link=link), icon=":material/wifi_off:")
         joined_count()
-        st.button(t("class.join.rotate"), key="class_rotate", on_click=callback(room.rotate), icon=":material/autorenew:")
-        st.toggle(
-            t("class.hide_names"),
-            value=room.hide_names,
-            key="class_hide",
-            on_change=_hide_changed,
-            help=t("class.hide_names_help"),
-        )
+        st.link_button(t("class.projector.open_button"), projector.projector_link(room.projector_key),
+                       icon=":material/tv:", type="primary")  # fmt: skip
+        st.caption(t("class.projector.help"))
     with right:
-        st.markdown(qr_html(link), unsafe_allow_html=True)
+        st.html(projector.qr_html(link))
+    with st.expander(t("class.seats.heading"), expanded=False):
+        seat_controls()
     lead_controls()
     experiment_controls()
     if room.latest() is not None:
@@ -364,36 +383,75 @@ def teacher_panel() -> None:
         export_buttons()
 
 
-CODE_CSS = """<style>
-.class-code { font-size: clamp(3rem, 9vw, 6.5rem); font-weight: 700; letter-spacing: 0.12em; line-height: 1.1;
-  font-family: ui-monospace, 'DejaVu Sans Mono', monospace; margin: 0 0 0.5rem 0; color: #0f172a; }
-.class-qr img { width: min(100%, 420px); height: auto; background: white; padding: 12px; }
-</style>"""
+def seat_controls() -> None:
+    """New code, hide names, lock the class; who waits at a locked class."""
+    room = class_room()
+    st.button(t("class.join.rotate"), key="class_rotate", on_click=callback(room.rotate), icon=":material/autorenew:")
+    st.toggle(t("class.hide_names"), value=room.hide_names, key="class_hide", on_change=_hide_changed,
+              help=t("class.hide_names_help"))  # fmt: skip
+    st.toggle(t("class.lock"), value=room.locked, key="class_lock", on_change=_lock_changed, help=t("class.lock_help"))
 
 
-def join_link(code: str) -> str:
-    here = (getattr(st.context, "url", None) or "").split("?")[0]
-    root = here.rsplit("/", 1)[0] if here.count("/") > 2 else here.rstrip("/")
-    return f"{root or 'http://localhost:8501'}/?join={code}"
-
-
-def qr_html(link: str) -> str:
-    """The join link as a QR code (SVG, drawn here: no service reached), large enough for the back row."""
-    import qrcode
-    import qrcode.image.svg
-
-    image = qrcode.make(link, image_factory=qrcode.image.svg.SvgPathImage, box_size=20, border=2)
-    buffer = io.BytesIO()
-    image.save(buffer)
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return f'<div class="class-qr"><img src="data:image/svg+xml;base64,{data}" alt="{t("class.join.qr_alt", link=link)}"></div>'
+@callback
+def _lock_changed() -> None:
+    class_room().set_locked(bool(st.session_state.get("class_lock")))
 
 
 @st.fragment(run_every=VIEW_S)
 def joined_count() -> None:
+    """The count, and the roster: who joined, here now or not, their part and their run's state."""
     room = class_room()
     joined, here = room.count()
     st.markdown(t("class.joined", joined=joined, here=here, size=room.size))
+    rows = room.roster()
+    if not rows:
+        return
+    with st.expander(t("class.roster.heading", n=joined), expanded=False):
+        st.html(table_html(roster_table(rows, room.hide_names), t("class.roster.heading", n=joined)))
+        waiting = [r for r in rows if r.state == "waiting"]
+        for r in waiting:
+            st.button(t("class.roster.admit", name=r.nickname), key=f"admit:{r.key}", on_click=callback(room.admit),
+                      args=(r.key,), icon=":material/how_to_reg:")  # fmt: skip
+        members = {r.key: r for r in rows if r.state != "waiting"}
+        if members:
+            pick, go = st.columns([2, 1], vertical_alignment="bottom")
+            chosen = pick.selectbox(t("class.roster.remove_who"), list(members), key="class_remove_who",
+                                    format_func=lambda k: f"#{members[k].number} {members[k].nickname}")  # fmt: skip
+            go.button(t("class.roster.remove"), key="class_remove", on_click=_remove, args=(chosen,),
+                      icon=":material/person_remove:")  # fmt: skip
+            replay_messages("class:roster")
+
+
+def roster_table(rows: list[RosterRow], hide: bool) -> dict[str, list]:
+    """The roster as table columns (a screen reader reads it cell by cell)."""
+    out: dict[str, list] = {}
+    exp = class_room().latest()
+    for r in rows:
+        part = ""
+        if r.part is not None and exp is not None:
+            level, seed, rnd = r.part
+            part = t("class.roster.part", level=class_view.level_label(exp.factor, level), seed=seed, round=rnd)
+        values = {
+            "who": f"#{r.number}" if hide or r.state == "waiting" and not r.number else f"#{r.number} {r.nickname}",
+            "joined": time.strftime("%H:%M", time.localtime(r.joined)) if r.joined else "–",
+            "here": t("class.roster.yes") if r.here else t("class.roster.no"),
+            "part_col": part or "–",
+            "state": t(f"class.cellstate.{r.state}"),
+        }
+        if r.state == "waiting":
+            values["who"] = r.nickname
+        for key, value in values.items():
+            out.setdefault(t(f"class.roster.{key}"), []).append(value)
+    return out
+
+
+@callback
+def _remove(key: str) -> None:
+    with held_messages("class:roster"):
+        room = class_room()
+        name = room.shown_name(key, hide=False)
+        if room.remove(key):
+            say("success", t("class.roster.removed", name=name))
 
 
 @callback
@@ -455,13 +513,19 @@ def experiment_controls() -> None:
     if exp is not None and exp.running:
         st.markdown(t("class.exp.running", factor=class_view.factor_label(exp.factor), levels=len(exp.levels),
                       seeds=len(exp.seeds), cells=len(exp.cells)))  # fmt: skip
+        st.caption(t("class.exp.fixed_values", settings=class_view.fixed_text(exp)))
         stop_col, rerun_col = st.columns(2)
         stop_col.button(
             t("class.exp.stop"), key="class_exp_stop", on_click=callback(room.stop_experiment), icon=":material/stop_circle:"
         )
-        rerun_col.button(t("class.exp.rerun"), key="class_exp_rerun", on_click=_rerun, icon=":material/replay:")
+        rerun_col.button(t("class.exp.rerun", seeds=exp.seeds_per_round), key="class_exp_rerun", on_click=_rerun,
+                         icon=":material/add_circle:", help=t("class.exp.rerun_help"))  # fmt: skip
         replay_messages("class:exp")
         return
+    if exp is not None:  # stopped: more seeds for it, or (below) a new design
+        st.button(t("class.exp.rerun", seeds=exp.seeds_per_round), key="class_exp_rerun", on_click=_rerun,
+                  icon=":material/add_circle:", help=t("class.exp.rerun_help"))  # fmt: skip
+        st.markdown(f"**{t('class.exp.new_heading')}**")
     try:
         base = experiment_base()
     except (ValueError, LearnerError) as error:
@@ -474,12 +538,11 @@ def experiment_controls() -> None:
     st.number_input(t("class.exp.seeds"), min_value=1, max_value=classroom.MAX_SEEDS, step=1, help=t("class.exp.seeds_help"),
                     **bound(_SEEDS))  # fmt: skip
     st.checkbox(t("class.exp.same_examples"), help=t("class.exp.same_examples_help"), **bound(_SAME))
-    st.caption(t("class.exp.fixed", settings=teacher.link_names([k for k in teacher.LINK_KEYS if k != factor])))
+    fixed = class_view.fixed_of(base.to_dict(), factor, options[0] if options else None)
+    st.caption(t("class.exp.fixed_values", settings=" · ".join(f"{label}: {value}" for _k, label, value in fixed)))
     st.button(
         t("class.exp.start_exp"), key="class_exp_start", type="primary", on_click=_start_experiment, icon=":material/science:"
     )
-    if exp is not None:
-        st.button(t("class.exp.rerun"), key="class_exp_rerun", on_click=_rerun, icon=":material/replay:")
     replay_messages("class:exp")
 
 
@@ -540,9 +603,12 @@ def _start_experiment() -> None:
 @callback
 def _rerun() -> None:
     with held_messages("class:exp"):
-        exp = class_room().rerun()
-        if exp is not None:
-            say("success", t("class.exp.started", cells=len(exp.cells), here=class_room().count()[1]))
+        exp = class_room().add_round()
+        if exp is None:
+            say("warning", t("class.exp.no_more_rounds", most=classroom.MAX_ROUNDS))
+            return
+        say("success", t("class.exp.round_added", round=exp.round, seeds=exp.seeds_per_round,
+                         cells=sum(1 for c in exp.cells if c.round == exp.round)))  # fmt: skip
 
 
 def export_buttons() -> None:
@@ -562,7 +628,7 @@ def export_buttons() -> None:
     )
     html_col.download_button(
         t("class.export.html"),
-        data=lambda: class_view.to_html(class_room().latest() or exp, teacher_reference(exp)),
+        data=lambda: class_view.to_html(class_room().latest() or exp, teacher_reference(exp), class_room().shown_name),
         file_name=f"class-{exp.id}.html",
         mime="text/html",
         key="class_html",

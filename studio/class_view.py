@@ -8,8 +8,7 @@ joining or leading the class (studio.class_panels).
 
 from __future__ import annotations
 
-import csv
-import io
+import html
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ import plotly.graph_objects as go
 from studio.i18n import current_lang, t
 from studio.plots import _fonts, _layout
 from studio.widgets import backbone_title
+from tlcore.core import spreadsheet
 from tlcore.core.bounded import LRU
 from tlcore.serve import classroom
 from tlcore.serve.classroom import Experiment, LevelStats
@@ -68,7 +68,12 @@ def state_of(exp: Experiment) -> tuple:
         exp.id,
         exp.round,
         tuple(
-            (c.level, c.seed, None if c.result is None else (c.result.acc, tuple(sorted(c.result.grads.items()))))
+            (
+                c.level,
+                c.seed,
+                c.round,
+                None if c.result is None else (c.result.acc, tuple(sorted(c.result.grads.items()))),
+            )
             for c in exp.cells
         ),
     )
@@ -78,10 +83,13 @@ def _drawn_once(key: tuple, build: Callable[[], go.Figure | None]) -> go.Figure 
     return _FIGURES.get_or_make((*key, current_lang()), build)
 
 
-def result_chart(exp: Experiment, *, mine: int | None = None, teacher_run: tuple[int, float] | None = None) -> go.Figure:
+def result_chart(
+    exp: Experiment, *, mine: int | None = None, teacher_run: tuple[int, float] | None = None, height: int = 440
+) -> go.Figure:
     """result_figure, built once per state of the experiment (see above)."""
     return _drawn_once(
-        ("result", state_of(exp), mine, teacher_run), lambda: result_figure(exp, mine=mine, teacher_run=teacher_run)
+        ("result", state_of(exp), mine, teacher_run, height),
+        lambda: result_figure(exp, mine=mine, teacher_run=teacher_run, height=height),
     )
 
 
@@ -96,6 +104,7 @@ def result_figure(
     mine: int | None = None,
     teacher_run: tuple[int, float] | None = None,
     spread: str = "sd",
+    height: int = 440,
 ) -> go.Figure:
     """Accuracy (%) per level: a dot per finished seed (slightly spread sideways so equal values
     stay visible), the mean as a bar with its standard deviation (or 95% interval), n and the
@@ -142,16 +151,20 @@ def result_figure(
         k = exp.levels.index(predicted)
         fig.add_vrect(x0=k - 0.45, x1=k + 0.45, fillcolor=PREDICTED, line_width=0, layer="below")
         fig.add_annotation(x=k, y=1.0, yref="paper", yanchor="bottom", text=t("class.view.predicted"), showarrow=False)
-    ticks = [
-        f"{label}<br>n = {s.n}" + (f" · {t('class.view.pending', n=s.pending)}" if s.pending else "")
-        for label, s in zip(labels, stats)
-    ]
+    ticks = [f"{label}<br>n = {s.n}" + _pending_text(s) for label, s in zip(labels, stats)]
     fig.update_xaxes(tickmode="array", tickvals=list(range(len(labels))), ticktext=ticks, range=[-0.6, len(labels) - 0.4])
     fig.update_yaxes(rangemode="tozero", ticksuffix="%")
     title = t("class.view.title", factor=factor_label(exp.factor), filled=exp.filled(), cells=len(exp.cells))
-    fig = _layout(fig, title, factor_label(exp.factor), t("class.view.acc"), height=440)
+    fig = _layout(fig, title, factor_label(exp.factor), t("class.view.acc"), height=height)
     fig.update_layout(margin=dict(l=60, r=20, t=70, b=110), legend=dict(orientation="h", y=-0.34))
     return fig
+
+
+def _pending_text(s: LevelStats) -> str:
+    """ " · 2 to go": the level's runs not finished (never "running" before anyone pressed Start; who
+    runs what now is in the teacher's roster). Not keyed on Start presses: a class's burst of Starts
+    builds no chart."""
+    return f" · {t('class.view.to_go', n=s.pending)}" if s.pending else ""
 
 
 def _bar(s: LevelStats, spread: str) -> float:
@@ -230,7 +243,7 @@ def table(exp: Experiment, name_of: Callable[[str | None], str]) -> dict[str, li
     """The runs as columns for an HTML table (a screen reader reads it cell by cell)."""
     out: dict[str, list] = {}
     for row in rows(exp, name_of):
-        for key in ("level", "seed", "learner", "state", "val_acc", "seconds"):
+        for key in ("level", "round", "seed", "learner", "state", "val_acc", "seconds"):
             value = row[key]
             if key == "level":
                 value = level_label(exp.factor, value)
@@ -241,15 +254,71 @@ def table(exp: Experiment, name_of: Callable[[str | None], str]) -> dict[str, li
 
 
 def claim(exp: Experiment) -> str:
-    """What the seeds' matrix says for this data, in the class's words."""
+    """What the seeds' matrix and the advice say for this design, in the class's words (the run's
+    epochs included: in 3 epochs the smallest rate has not moved far enough yet)."""
     p = classroom.predicted(exp)
+    base = exp.base
     words = {
         "similarity": t(f"matrix.{p['similarity']}"),
         "size": t(f"matrix.{p['size']}"),
         "strategy": t(f"strategy.{p['strategy']}"),
         "k": p["freeze_depth"],
+        "epochs": base.get("epochs", 3),
     }
+    if exp.factor == "lr":
+        words["low"] = f"{min(exp.levels):g}"
+        words["high"] = f"{max(exp.levels):g}"
     return t(f"class.claim.{exp.factor}", **words)
+
+
+def question(exp: Experiment) -> str:
+    """The question the class tests: does the factor change accuracy more than the seed does?"""
+    return t("class.question", factor=factor_label(exp.factor).lower() if current_lang() == "en" else factor_label(exp.factor))
+
+
+FIXED_KEYS = ("backbone", "strategy", "freeze_depth", "lr", "head_lr_mult", "layer_decay", "dataset", "per_class",
+              "image_size", "epochs", "batch_size")  # fmt: skip
+FIXED_LABELS = {"batch_size": "train.batch_size"}
+
+
+def fixed_settings(exp: Experiment) -> list[tuple[str, str, str]]:
+    """Every setting the experiment holds fixed, as (key, label, value): what the room must know
+    to read the result (the factor's own setting left out, and those its levels set)."""
+    return fixed_of(exp.base, exp.factor, exp.levels[0] if exp.levels else None)
+
+
+def fixed_of(base: dict[str, Any], factor: str, level: Any) -> list[tuple[str, str, str]]:
+    """fixed_settings for a design not started yet (the teacher's form)."""
+    from studio.teacher import LABELS  # (the settings' widget labels, one table for the pages)
+
+    base = dict(base)
+    varied = {factor, *classroom.FACTORS[factor].fixed(None, level)}
+    out = []
+    for key in FIXED_KEYS:
+        if key in varied or key not in base:
+            continue
+        if key == "freeze_depth" and base.get("strategy") != "partial":
+            continue
+        if key == "layer_decay" and base.get("strategy") != "full_llrd":
+            continue
+        value = base[key]
+        if key == "backbone":
+            text = backbone_title(str(value))
+        elif key == "strategy":
+            text = t(f"strategy.{value}")
+        elif key == "dataset":
+            text = t(f"dataset.{value}") if t(f"dataset.{value}") != f"dataset.{value}" else str(value)
+        elif isinstance(value, float):
+            text = f"{value:g}"
+        else:
+            text = str(value)
+        label = t(LABELS.get(key) or FIXED_LABELS.get(key, key))
+        out.append((key, label, text))
+    return out
+
+
+def fixed_text(exp: Experiment) -> str:
+    return " · ".join(f"{label}: {value}" for _k, label, value in fixed_settings(exp))
 
 
 def rows(exp: Experiment, name_of: Callable[[str | None], str]) -> list[dict[str, Any]]:
@@ -260,7 +329,7 @@ def rows(exp: Experiment, name_of: Callable[[str | None], str]) -> list[dict[str
         out.append(
             {
                 "experiment": exp.id,
-                "round": exp.round,
+                "round": cell.round,
                 "factor": exp.factor,
                 "level": exp.levels[cell.level],
                 "seed": cell.seed,
@@ -271,30 +340,36 @@ def rows(exp: Experiment, name_of: Callable[[str | None], str]) -> list[dict[str
                 "val_acc_per_epoch": " ".join(f"{a:.4f}" for a in r.accs) if r else "",
                 "seconds": round(r.seconds, 2) if r else None,
                 "reused": r.reused if r else None,
+                **{f"fixed_{key}": exp.base.get(key) for key, _label, _value in fixed_settings(exp)},
             }
         )
     return out
 
 
 def to_csv(table: Sequence[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    if table:
-        writer = csv.DictWriter(buffer, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
-    return buffer.getvalue()
+    """The rows as CSV, every cell a spreadsheet would run as a formula escaped (tlcore.core.spreadsheet)."""
+    return spreadsheet.to_csv(table)
 
 
-def to_html(exp: Experiment, teacher_run: tuple[int, float] | None = None) -> str:
-    """The result chart, the gradient map and the summary as one page that opens offline."""
+def to_html(
+    exp: Experiment, teacher_run: tuple[int, float] | None = None, name_of: Callable[[str | None], str] | None = None
+) -> str:
+    """The question, the fixed settings, the result chart, the claim, the gradient map, the summary
+    and every run as a table, as one page that opens offline. Every text is escaped."""
     figures = [result_figure(exp, teacher_run=teacher_run)]
     grads = grad_figure(exp)
     if grads is not None:
         figures.append(grads)
     body = [figures[0].to_html(full_html=False, include_plotlyjs=True)]
     body += [f.to_html(full_html=False, include_plotlyjs=False) for f in figures[1:]]
-    text = summary(exp).replace("&", "&amp;").replace("<", "&lt;")
+    from studio.results import table_html
+
+    esc = html.escape
+    fixed = "".join(f"<li>{esc(label)}: {esc(value)}</li>" for _k, label, value in fixed_settings(exp))
+    runs = table_html(table(exp, name_of or (lambda _key: "")), t("class.view.table"))
     return (
-        f'<!doctype html><html lang="{current_lang()}"><head><meta charset="utf-8"><title>{exp.id}</title></head>'
-        f"<body><p>{text}</p>{''.join(body)}</body></html>"
+        f'<!doctype html><html lang="{current_lang()}"><head><meta charset="utf-8"><title>{esc(exp.id)}</title></head>'
+        f"<body><h1>{esc(question(exp))}</h1><h2>{esc(t('class.view.fixed_heading'))}</h2><ul>{fixed}</ul>"
+        f"<p>{esc(summary(exp).replace('**', ''))}</p><p>{esc(claim(exp))}</p>{''.join(body)}"
+        f"<h2>{esc(t('class.view.table'))}</h2>{runs}</body></html>"
     )

@@ -90,3 +90,54 @@ def guard() -> list[str] | None:
     config.set_option("server.allowedHosts", names)
     log.info("websockets accepted for these host names only (server.allowedHosts): %s", ", ".join(names))
     return names
+
+
+# --- the address students open (the join link and its QR) -----------------------------------
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "[::1]"}
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    return host in LOOPBACK or host.startswith("127.") or host.endswith(".localhost")
+
+
+def lan_address() -> str | None:
+    """This machine's address on its network, as a student's device reaches it: the first private
+    IPv4 address of an interface (192.168.x, 10.x, 172.16-31.x), else any non-loopback IPv4 one."""
+    import ipaddress
+
+    found = []
+    for text in interface_addresses():
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            continue
+        if address.version == 4 and not address.is_loopback and not address.is_link_local:
+            found.append(address)
+    found.sort(key=lambda a: (not a.is_private, a.packed))
+    return str(found[0]) if found else None
+
+
+def public_root(opened: str) -> tuple[str, bool]:
+    """The root URL students open, and whether a student's device can reach it.
+
+    `opened`: the URL the teacher's browser opened (st.context.url). In order: $TLS_PUBLIC_URL
+    (a configured name, e.g. behind a proxy); the host the teacher opened when it is not a loopback
+    name; this machine's LAN address with the same port and scheme; else the loopback address
+    itself, said as unreachable (the Class page then says how to fix it)."""
+    from urllib.parse import urlsplit
+
+    configured = settings.get("TLS_PUBLIC_URL").strip().rstrip("/")
+    if configured:
+        return configured, True
+    parts = urlsplit(opened or "http://localhost:8501")
+    scheme, host, port = parts.scheme or "http", parts.hostname or "localhost", parts.port
+    path = parts.path.rstrip("/").rsplit("/", 1)[0]  # the page's own name off ("/class" -> "")
+    suffix = f":{port}" if port else ""
+    if not _is_loopback(host):
+        return f"{scheme}://{parts.netloc}{path}", True
+    lan = lan_address()
+    if lan is not None:
+        return f"{scheme}://{lan}{suffix}{path}", True
+    return f"{scheme}://{parts.netloc}{path}", False

@@ -31,9 +31,16 @@ def current_lang() -> str:
     """The session's language; the URL wins on first load (a shared ?lang=ko link), then the
     language this learner last used (a new tab or a typed address without ?lang)."""
     if "lang" not in st.session_state:
-        wanted = st.query_params.get("lang") or learner.learners.load(learner.owner()).get("lang", DEFAULT_LANG)
+        stored = learner.learners.load(learner.owner()).get("lang")
+        wanted = st.query_params.get("lang") or stored or browser_lang()
         st.session_state["lang"] = wanted if wanted in LANGS else DEFAULT_LANG
     return st.session_state["lang"]
+
+
+def browser_lang() -> str:
+    """The browser's own language where we have it (a Korean phone's ko-KR opens Korean)."""
+    locale = str(getattr(st.context, "locale", None) or "").lower()
+    return next((lang for lang in LANGS if locale.startswith(lang)), DEFAULT_LANG)
 
 
 def sync_url() -> None:

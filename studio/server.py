@@ -24,6 +24,7 @@ import streamlit as st
 from studio import download_hold, learner
 from studio.learner import LearnerStore, owner
 from tlcore.core import settings
+from tlcore.core.events import HistorySnapshot
 from tlcore.explain import feature_space
 from tlcore.models import catalog
 from tlcore.serve import class_limits, classroom, cores, server_queue, store
@@ -56,6 +57,16 @@ def queue() -> JobQueue:
 def class_room() -> classroom.Classroom:
     """The server's one class (tlcore.serve.classroom), or a test's own (`_classroom_override`)."""
     return st.session_state.get("_classroom_override") or classroom.shared(size=class_limits.load().class_size)
+
+
+def read_job(job: str, learner: str) -> HistorySnapshot | str | None:
+    """A class cell's run as the class needs it: the final snapshot, how it ended, or None while it goes."""
+    view = queue().get(job, learner, heartbeat=False)
+    if view is None:
+        return "gone"
+    if view.active:
+        return None
+    return view.runs[-1] if view.state == "done" and view.runs else view.state
 
 
 def hold_class_jobs(q: JobQueue, room: classroom.Classroom) -> None:

@@ -91,6 +91,17 @@ def nickname(learner_id: str) -> str:
     return "student-" + hashlib.sha256(f"tls-nickname:{learner_id}".encode()).hexdigest()[:6]
 
 
+def class_name(learner_id: str) -> str:
+    """How the teacher's list names a learner: their class nickname (or #n when names are hidden),
+    else the short hash of one who never joined the class."""
+    from studio.server import class_room
+    from tlcore.serve.store import learner_key
+
+    room = class_room()
+    member = room.member(learner_id)
+    return room.shown_name(learner_key(learner_id)) if member is not None else nickname(learner_id)
+
+
 def limits() -> class_limits.Caps:
     return class_limits.load()
 
@@ -306,13 +317,12 @@ ENDED_SHOWN = 20  # ended runs listed, newest first (each learner's latest are k
 def class_runs() -> None:
     """Every run on the server, active ones first, each with Cancel; redrawn every REFRESH_S
     while any is active, so a cancelled or finished run changes state without a click."""
-    active = any(row.active for row in queue().list_all())
 
-    @st.fragment(run_every=REFRESH_S if active else None)
+    # Always redrawn: a list drawn when nothing ran said "No runs yet" after the class's runs had
+    # finished (one teacher's fragment every REFRESH_S costs the server nothing it can measure).
+    @st.fragment(run_every=REFRESH_S)
     def runs() -> None:
         rows = queue().list_all()
-        if any(row.active for row in rows) != active:
-            st.rerun()  # once: start or stop refreshing
         if not rows:
             st.caption(t("class.no_jobs"))
         places_per_address()
@@ -362,7 +372,7 @@ def _run_row(row: JobSummary) -> None:
         epochs=first.epochs,
     )
     cols = st.columns([2, 2, 4, 1.2, 1.2])
-    who = t("class.teacher_name") if is_teacher_id(row.owner) else nickname(row.owner)
+    who = t("class.teacher_name") if is_teacher_id(row.owner) else class_name(row.owner)
     if row.owner == owner():
         who += f" ({t('class.you')})"
     cols[0].markdown(f"**{who}**" + (" · " + t("class.teacher_job") if row.priority and who.startswith("student") else ""))

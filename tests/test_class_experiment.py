@@ -176,7 +176,7 @@ def test_level_stats_give_mean_sd_and_a_t_interval_and_count_pending_cells():
     exp.cells[1].result = classroom.CellResult(0.8, [0.8], {"head": 3.0, "stem": 1.0}, [], 1.0, "y", 2)
     probe, full = level_stats(exp)
     assert probe.n == 3 and probe.mean == pytest.approx(0.72) and probe.sd == pytest.approx(0.02)
-    assert probe.ci95 == pytest.approx(4.303 * 0.02 / 3**0.5)
+    assert probe.ci95 == pytest.approx(4.303 * 0.02 / 3**0.5, rel=1e-4)  # t(0.975, 2) = 4.3027 (scipy)
     assert full.n == 1 and full.sd is None and full.pending == 2
     groups, rows = classroom.grad_table(exp)
     assert groups == ["stem", "head"]
@@ -199,12 +199,26 @@ def test_a_cell_identical_to_a_finished_one_is_filled_without_training():
     assert reused is not None and reused.reused and reused.acc == 0.6 and room.latest().filled() == 1
 
 
-def test_a_rerun_takes_new_seeds():
+def test_run_it_again_adds_a_round_of_new_seeds_to_the_same_experiment():
     room = Classroom(clock=Clock())
-    room.open()
-    first = room.start_experiment("strategy", ["linear_probe", "partial"], 3, BASE)
-    again = room.rerun()
-    assert first.seeds == [1, 2, 3] and again.seeds == [4, 5, 6] and again.round == 2
+    code = room.open()
+    room.join(code, "a")
+    first = room.start_experiment("strategy", ["linear_probe", "partial"], 1, BASE)
+    a = room.assignment("a")
+    room.started("a", first.id, a.cell, "job-a")
+    room.collect(lambda job, learner: snapshot(0.7))
+    again = room.add_round()
+    assert again.id == first.id and again.seeds == [1, 2] and again.round == 2
+    assert [(c.level, c.seed, c.round) for c in again.cells] == [(0, 1, 1), (1, 1, 1), (0, 2, 2), (1, 2, 2)]
+    assert again.cells[0].result.acc == 0.7  # the first round's run is kept: n grows round by round
+    room.stop_experiment()  # stopped: "Run it again" reopens it with a third round
+    third = room.add_round()
+    assert third.id == first.id and third.running and third.seeds == [1, 2, 3] and len(third.cells) == 6
+    stats = level_stats(third)
+    assert stats[0].n == 1 and stats[0].pending == 2 and stats[0].running == 0
+    # a new design is its own experiment; the same design started anew goes on from its seeds
+    other = room.start_experiment("strategy", ["linear_probe", "partial"], 2, BASE)
+    assert other.id != first.id and other.seeds == [4, 5] and other.round == 1
 
 
 def test_an_experiments_seeds_share_its_examples_unless_the_teacher_asks_for_new_ones():
@@ -253,7 +267,8 @@ def test_the_class_survives_a_restart_in_a_private_file(tmp_path):
     assert back.push_state.settings == {"epochs": 5} and back.latest().cells[0].result.acc == 0.7
     path.write_text("{not json")
     fresh = Classroom(path, clock=Clock())
-    assert fresh.code is None and (tmp_path / "class.damaged").exists()
+    assert fresh.code is None and (tmp_path / "class.json.damaged").exists()
+    assert "not JSON" in fresh.file_problem and "class.json.damaged" in fresh.file_problem
 
 
 def test_one_lock_many_threads_joining_at_once_give_distinct_numbers():

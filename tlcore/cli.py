@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from tlcore.core.progress import ProgressPrinter
+from tlcore.core.spreadsheet import safe_cell, safe_frame
 from tlcore.train.config import RunConfig, add_config_args, config_from_args
 
 COMMAND_MODULES = [
@@ -116,7 +117,7 @@ def cmd_compare(args) -> int:
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.out, index=False)
+        safe_frame(table).to_csv(args.out, index=False)  # an error message is text
         print(f"wrote {args.out}")
     return 0 if "error" not in table else 1
 
@@ -225,8 +226,8 @@ def cmd_class_experiment(args) -> int:
             writer.writerow(["cell", "level", "seed", "val_acc", "val_acc_per_epoch", "seconds", "reused"])
             for i, c in enumerate(exp.cells):
                 r = c.result
-                writer.writerow([i, exp.levels[c.level], c.seed, r.acc if r else "", " ".join(f"{a:.4f}" for a in r.accs) if r else "",
-                                 r.seconds if r else "", r.reused if r else ""])  # fmt: skip
+                writer.writerow(map(safe_cell, [i, exp.levels[c.level], c.seed, r.acc if r else "", " ".join(f"{a:.4f}" for a in r.accs) if r else "",
+                                 r.seconds if r else "", r.reused if r else ""]))  # fmt: skip
         print(f"wrote {args.out}")
     return 0 if exp.filled() == len(exp.cells) else 1
 

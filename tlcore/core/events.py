@@ -231,7 +231,11 @@ class HistorySnapshot:
         return pd.DataFrame(rows)
 
     def to_csv(self, path=None) -> str:
-        text = self.to_dataframe().to_csv(index=False)
+        """`to_dataframe` as CSV text (written to `path` too, when given); layer group names in
+        the headers, and any text cell, never start a formula (tlcore.core.spreadsheet)."""
+        from tlcore.core.spreadsheet import safe_frame
+
+        text = safe_frame(self.to_dataframe()).to_csv(index=False)
         if path is not None:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(text)

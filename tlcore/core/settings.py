@@ -37,6 +37,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TLS_TEACHER_SECRET_FILE", str, "", "a file whose first line is the secret (a mounted secret)", "tlcore.serve.class_limits"),
     Setting("TLS_TEACHER_HOURS", float, "4", "hours a tab stays unlocked before the secret is asked again", "studio.teacher"),
     Setting("TLS_ALLOWED_HOSTS", str, "", "more host names students type (comma-separated; * accepts any)", "studio.hosts"),
+    Setting("TLS_PUBLIC_URL", str, "", "the address students open, for the join link and its QR (http://class.school:8501)", "studio.hosts"),
     # quotas per learner and in all (class.toml's [limits] wins)
     Setting("TLS_STORED_RUNS_PER_LEARNER", int, CLASS_FILE, "finished runs kept per learner (default 50)", "tlcore.serve.class_limits"),
     Setting("TLS_STORED_MB_PER_LEARNER", float, CLASS_FILE, "... and their megabytes (default 32)", "tlcore.serve.class_limits"),

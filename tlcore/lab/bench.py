@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tlcore.core.spreadsheet import safe_frame
 from tlcore.data import datasets, sources
 from tlcore.models import backbones, catalog
 from tlcore.train import precision, strategies, trainer
@@ -205,7 +206,7 @@ def cmd_bench(args) -> int:
             f"= {row['ratio']:.2f}x"
         )
     if args.out:
-        table.to_csv(args.out, index=False)
+        safe_frame(table).to_csv(args.out, index=False)
     return 0
 
 

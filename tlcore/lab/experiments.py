@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tlcore.core.spreadsheet import safe_frame
 from tlcore.models import catalog
 from tlcore.train import strategies
 from tlcore.train.config import RunConfig, add_config_args
@@ -434,8 +435,8 @@ def write_matrix(
     groups = settings.groups()
     table = summarise_matrix(runs)
     verdicts = cell_verdicts(table, num_groups=len(groups))
-    runs.to_csv(out_dir / f"{name}_runs.csv", index=False)
-    table.to_csv(out_dir / f"{name}.csv", index=False)
+    safe_frame(runs).to_csv(out_dir / f"{name}_runs.csv", index=False)
+    safe_frame(table).to_csv(out_dir / f"{name}.csv", index=False)
     payload = {
         **_provenance(command, seconds, settings),
         "groups": groups,
@@ -560,8 +561,8 @@ def resummarise_matrix(name: str = "matrix", out_dir: Path | str = RESULTS_DIR) 
     groups = old.get("groups") or backbone_groups(settings["backbone"], settings["image_size"])
     table = summarise_matrix(runs)
     verdicts = cell_verdicts(table, num_groups=len(groups))
-    runs.to_csv(out_dir / f"{name}_runs.csv", index=False)
-    table.to_csv(out_dir / f"{name}.csv", index=False)
+    safe_frame(runs).to_csv(out_dir / f"{name}_runs.csv", index=False)
+    safe_frame(table).to_csv(out_dir / f"{name}.csv", index=False)
     keep = {k: v for k, v in old.items() if k not in ("groups", "table", "verdicts", "runs")}
     payload = {**keep, "groups": groups, "table": table.to_dict("records"), "verdicts": verdicts, "runs": runs.to_dict("records")}
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
@@ -584,8 +585,8 @@ def write_transfer_depth(
     out_dir.mkdir(parents=True, exist_ok=True)
     table = summarise_transfer_depth(runs)
     groups = catalog.build_model(settings.backbone, 2, pretrained=False, image_size=settings.image_size).group_names
-    runs.to_csv(out_dir / f"{name}_runs.csv", index=False)
-    table.to_csv(out_dir / f"{name}.csv", index=False)
+    safe_frame(runs).to_csv(out_dir / f"{name}_runs.csv", index=False)
+    safe_frame(table).to_csv(out_dir / f"{name}.csv", index=False)
     payload = {**_provenance(command, seconds, settings), "groups": groups, "table": table.to_dict("records")}
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
     lines = [

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tlcore.core.spreadsheet import safe_frame
 from tlcore.train import forgetting
 from tlcore.train.config import add_config_args
 
@@ -85,8 +86,8 @@ def cmd_forgetting(args) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(out.with_name(out.stem + "_runs.csv"), index=False)
-        table.to_csv(out.with_suffix(".csv"), index=False)
+        safe_frame(pd.DataFrame(rows)).to_csv(out.with_name(out.stem + "_runs.csv"), index=False)
+        safe_frame(table).to_csv(out.with_suffix(".csv"), index=False)
         out.with_suffix(".json").write_text(
             json.dumps(
                 {"config": base.to_dict(), "seeds": list(seeds), "photos": [p.name for p in forgetting.photos()]}, indent=1

@@ -71,6 +71,7 @@ from typing import Any
 from tlcore.core import offline, settings
 from tlcore.core.events import Done, Failed, HistorySnapshot, json_safe
 from tlcore.core.messages import Message
+from tlcore.core.spreadsheet import safe_cell, safe_row
 from tlcore.serve.class_limits import STORED_MB_PER_LEARNER, STORED_RUNS_PER_LEARNER
 
 # The backstop, everyone's finished jobs together: $TLS_MAX_STORED_RUNS (2000; a default fine-tune is about 60 KB)
@@ -957,9 +958,9 @@ def export(source: RunStore | str | os.PathLike, out, counted: list[int] | None 
             if out.suffix.lower() == ".csv":
                 for row in export_rows(job):
                     if writer is None:
-                        writer = csv.DictWriter(f, fieldnames=list(row))
+                        writer = csv.DictWriter(f, fieldnames=[safe_cell(k) for k in row])
                         writer.writeheader()
-                    writer.writerow(row)
+                    writer.writerow(safe_row(row))  # labels, tags, messages: no cell runs as a formula
             else:
                 f.write(json.dumps(export_record(job), ensure_ascii=False, default=_plain) + "\n")
             counted[0] += 1

@@ -38,6 +38,7 @@ import torch
 
 from tlcore.core.events import RunResult
 from tlcore.core.messages import LearnerError
+from tlcore.core.spreadsheet import safe_frame
 
 FORMAT = "tlcore-model-1"
 WEIGHTS, META, ONNX, README, CARD = "model.safetensors", "model.json", "model.onnx", "README.md", "MODEL_CARD.md"
@@ -586,7 +587,7 @@ def cmd_export_check(args) -> int:
     print(table.drop(columns=["cli"]).to_string(index=False))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.out, index=False)
+        safe_frame(table).to_csv(args.out, index=False)  # the `cli` column is text
         print(f"wrote {args.out}")
     return 0 if all(r["onnx_top1_agreement"] == 1.0 and r["reload_identical"] for r in rows) else 1
 
