@@ -18,6 +18,8 @@ if projector.requested():  # the room's window: only the class's shared state, n
     st.stop()
 st.title(t("class.title"))
 limits = teacher.limits()
+if limits.teacher_mode and teacher.is_teacher():  # the code and its QR first: the projector's first screen
+    class_panels.teacher_header()
 st.markdown(
     t(
         "class.limits",
@@ -47,7 +49,7 @@ if limits.teacher_mode and teacher.is_teacher():
     st.button(t("class.leave"), key="leave_teacher", on_click=teacher.leave)
     teacher.store_notice()
     teacher.cluster_line()
-    class_panels.teacher_panel()
+    class_panels.teacher_controls()
     st.subheader(t("class.jobs"))
     class_runs()
     st.subheader(t("class.share"))

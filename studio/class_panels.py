@@ -354,7 +354,8 @@ def teacher_reference(exp: Experiment) -> tuple[int, float] | None:
 # --- the teacher ----------------------------------------------------------------------------
 
 
-def teacher_panel() -> None:
+def teacher_header() -> None:
+    """The code and its QR, large, at the top of the teacher's page; who joined; the projector view."""
     room = class_room()
     code = room.open()
     if room.file_problem:  # the class file could not be read: moved aside, a fresh class (runs kept)
@@ -374,6 +375,11 @@ def teacher_panel() -> None:
         st.caption(t("class.projector.help"))
     with right:
         st.html(projector.qr_html(link))
+
+
+def teacher_controls() -> None:
+    """Seats, leading, the experiment and its result, under the teacher's unlock line."""
+    room = class_room()
     with st.expander(t("class.seats.heading"), expanded=False):
         seat_controls()
     lead_controls()

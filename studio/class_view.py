@@ -24,6 +24,7 @@ from tlcore.core.bounded import LRU
 from tlcore.serve import classroom
 from tlcore.serve.classroom import Experiment, LevelStats
 
+PROJECTOR_PX = 470  # a chart this tall or taller is the projector's (studio.projector): larger type
 DOT = "#2563eb"  # a seed's run
 MEAN = "#0f172a"  # a level's mean and its bar
 YOU = "#ea580c"  # the learner's own dot
@@ -157,6 +158,10 @@ def result_figure(
     title = t("class.view.title", factor=factor_label(exp.factor), filled=exp.filled(), cells=len(exp.cells))
     fig = _layout(fig, title, factor_label(exp.factor), t("class.view.acc"), height=height)
     fig.update_layout(margin=dict(l=60, r=20, t=70, b=110), legend=dict(orientation="h", y=-0.34))
+    if height >= PROJECTOR_PX:  # the projector's chart: read from the back row
+        fig.update_layout(font=dict(size=17), title_font_size=20, margin=dict(l=70, r=20, t=60, b=130))
+        fig.update_xaxes(tickfont_size=17)
+        fig.update_yaxes(tickfont_size=16)
     return fig
 
 

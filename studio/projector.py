@@ -25,7 +25,7 @@ from studio.i18n import current_lang, t
 from studio.server import class_room, read_job
 
 VIEW_S = 2.0  # the projector redraws this often
-CHART_PX = 470  # the result chart's height on the projector: fits 720 px high with the question above it
+CHART_PX = class_view.PROJECTOR_PX  # the result chart's height on the projector: fits 720 px high with the question above it
 
 # Streamlit's own `p { font-size: inherit }` is more specific than a class on a <p> inside markdown:
 # the code is a <div> of its own (st.html), sized here.
@@ -44,8 +44,8 @@ PROJECTOR_CSS = """<style>
 .projector-line { font-size: clamp(1.05rem, 1.4vw, 1.7rem); line-height: 1.35; margin: 0.2rem 0; color: #1e293b; }
 .projector-small { font-size: clamp(0.95rem, 1.1vw, 1.35rem); line-height: 1.35; margin: 0.2rem 0; color: #334155; }
 .projector-count { font-size: clamp(2rem, 4vw, 4.5rem); font-weight: 700; margin: 0.3rem 0; color: #0f172a; }
-.projector .class-code { font-size: clamp(4rem, 11vw, 10rem) !important; }
-.projector .class-qr img { width: min(100%, 62vh); }
+.st-key-projector .class-code { font-size: clamp(4rem, 10vw, 12rem) !important; }
+.st-key-projector .class-qr img { width: min(100%, 64vh); }
 </style>"""
 
 

@@ -1,0 +1,225 @@
+"""The class's seats and its file (tlcore.serve.classroom): the roster, remove and lock, nicknames
+in the learner's language, a class file that cannot break the app (any shape thrown at the loader
+loads as a clean class or is moved aside with a line for the teacher), and the join link's address
+(studio.hosts.public_root)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.test_class_experiment import BASE, Clock, snapshot
+from tlcore.serve import classroom
+from tlcore.serve.classroom import Classroom, JoinRefused, class_file
+from tlcore.serve.store import learner_key
+
+
+def a_class(tmp_path=None):
+    room = Classroom(tmp_path / "class.json" if tmp_path else None, clock=Clock())
+    return room, room.open()
+
+
+# ----------------------------------------------------------------------------- the roster, remove and lock
+
+
+def test_the_roster_names_each_member_with_their_part_and_their_runs_state():
+    room, code = a_class()
+    room.join(code, "a", "Ann")
+    room.join(code, "b", "Ben")
+    exp = room.start_experiment("lr", [1e-3, 1e-2], 1, BASE)
+    rows = room.roster()
+    assert [(r.nickname, r.number, r.here, r.state) for r in rows] == [("Ann", 1, True, "open"), ("Ben", 2, True, "open")]
+    assert rows[0].part == (1e-3, 1, 1) and rows[1].part == (1e-2, 1, 1)
+    room.started("a", exp.id, room.assignment("a").cell, "job-a")
+    room.collect(lambda job, learner: snapshot(0.7) if job == "job-a" else None)
+    room.started("b", exp.id, room.assignment("b").cell, "job-b")
+    assert [r.state for r in room.roster()] == ["done", "running"]
+    room._clock.now += classroom.PRESENT_S + 1  # Ben's page stopped polling
+    room.seen("a")
+    assert [r.here for r in room.roster()] == [True, False]
+
+
+def test_a_removed_member_loses_their_seat_and_open_cell_and_cannot_join_again_even_after_a_restart(tmp_path):
+    room, code = a_class(tmp_path)
+    room.join(code, "a", "Ann")
+    room.join(code, "b", "Ben")
+    room.start_experiment("lr", [1e-3, 1e-2], 1, BASE)
+    assert room.remove(learner_key("b"))
+    assert room.count()[0] == 1 and room.assignment("b") is None
+    assert room.latest().cells[1].learner is None  # Ben's part is free for someone else
+    with pytest.raises(JoinRefused) as refused:
+        room.join(code, "b", "Ben again")
+    assert refused.value.reason == "removed"
+    back = Classroom(tmp_path / "class.json", clock=Clock())
+    with pytest.raises(JoinRefused):
+        back.join(code, "b")
+    room.join(code, "c", "Cleo")  # a new learner still joins
+    assert room.latest().cells[1].learner == learner_key("c")
+
+
+def test_lock_the_class_keeps_members_and_holds_a_late_student_until_the_teacher_admits_them():
+    room, code = a_class()
+    room.join(code, "a", "Ann")
+    room.set_locked(True)
+    room.join(code, "a")  # a member's second tab is still theirs
+    with pytest.raises(JoinRefused) as refused:
+        room.join(code, "late", "Lee")
+    assert refused.value.reason == "locked" and room.count()[0] == 1
+    waiting = [r for r in room.roster() if r.state == "waiting"]
+    assert [r.nickname for r in waiting] == ["Lee"]
+    assert room.admit(waiting[0].key) and room.is_member("late") and room.member("late").nickname == "Lee"
+    assert not room.admit(waiting[0].key)  # once
+
+
+def test_a_given_nickname_follows_the_learners_language_and_nobody_passes_for_the_teacher():
+    room, code = a_class()
+    ko = room.join(code, "k", "", lang="ko")
+    adjective, animal, number = ko.nickname.split(" ")
+    assert adjective in classroom.codes.ADJECTIVES["ko"] and animal in classroom.codes.ANIMALS["ko"] and number.isdigit()
+    assert room.join(code, "t", "Teacher").nickname != "Teacher"
+    assert classroom.clean_nickname(" teacher ") == "" and classroom.clean_nickname("선생님") == ""
+
+
+# ----------------------------------------------------------------------------- the class file
+
+
+def kept_class(tmp_path) -> dict:
+    room, code = a_class(tmp_path)
+    room.join(code, "a", "Ann")
+    exp = room.start_experiment("lr", [1e-3, 1e-2], 1, BASE)
+    room.started("a", exp.id, 0, "job-a")
+    room.collect(lambda job, learner: snapshot(0.7))
+    room.add_round()
+    return json.loads((tmp_path / "class.json").read_text())
+
+
+def test_a_kept_class_reads_back_with_its_rounds_roster_lock_and_projector_key(tmp_path):
+    data = kept_class(tmp_path)
+    assert data["version"] == class_file.VERSION
+    back = Classroom(tmp_path / "class.json", clock=Clock())
+    exp = back.latest()
+    assert back.file_problem == "" and exp.round == 2 and [c.round for c in exp.cells] == [1, 1, 2, 2]
+    assert exp.cells[0].result.acc == 0.7 and back.projector_key == data["projector"]
+
+
+def test_a_version_1_class_file_still_loads(tmp_path):
+    data = kept_class(tmp_path)
+    data["version"] = 1
+    data.pop("projector")
+    data["experiment"]["round"] = 2
+    for cell in data["experiment"]["cells"]:
+        cell.pop("round")
+    (tmp_path / "class.json").write_text(json.dumps(data))
+    back = Classroom(tmp_path / "class.json", clock=Clock())
+    assert back.file_problem == "" and {c.round for c in back.latest().cells} == {2}
+    back.open()
+    assert back.projector_key  # made on opening
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "null",
+        "[]",
+        '"class"',
+        '{"members": []}',
+        '{"members": {"k": null}}',
+        '{"members": {"k": {"nickname": "A", "number": "1", "joined": 0}}}',
+        '{"push": {"version": "x"}}',
+        '{"experiment": {"factor": "lr", "levels": [0.001], "cells": [{"level": 5, "seed": 1}]}}',
+        '{"paused": "yes"}',
+        "[" * 100_000 + "]" * 100_000,  # deep nesting
+        '{"code": "ABCDEF", "old_codes": "ABCDEF"}',
+    ],
+)
+def test_class_json_of_a_wrong_shape_starts_a_clean_class_and_says_so(tmp_path, text):
+    path = tmp_path / "class.json"
+    path.write_text(text)
+    room = Classroom(path, clock=Clock())
+    assert room.code is None and room.members == {} and room.experiment is None
+    assert room.file_problem and (tmp_path / "class.json.damaged").exists()
+    code = room.open()  # and the class goes on
+    room.join(code, "a")
+    assert Classroom(path, clock=Clock()).file_problem == ""
+
+
+def test_class_json_with_an_out_of_range_level_is_moved_aside(tmp_path):
+    data = kept_class(tmp_path)
+    data["experiment"]["cells"][0]["level"] = 7
+    (tmp_path / "class.json").write_text(json.dumps(data))
+    room = Classroom(tmp_path / "class.json", clock=Clock())
+    assert "level is out of range" in room.file_problem and room.latest() is None
+
+
+def test_class_json_too_large_is_moved_aside(tmp_path):
+    path = tmp_path / "class.json"
+    path.write_text(json.dumps({"old_codes": ["X" * 30] * (class_file.MAX_BYTES // 30)}))
+    assert "larger than" in Classroom(path, clock=Clock()).file_problem
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=30,
+)
+KEYS = ["version", "code", "old_codes", "members", "push", "paused", "hide_names", "locked", "removed", "experiment", "past"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    shape=st.dictionaries(st.sampled_from(KEYS), json_values, max_size=6) | json_values,
+    cell=st.dictionaries(st.sampled_from(["level", "seed", "learner", "job", "result", "round"]), json_values, max_size=6),
+)
+def test_class_json_any_shape_loads_as_a_clean_class_or_is_moved_aside(tmp_path, shape, cell):
+    """Hypothesis throws JSON shapes at the loader (the whole file, and a cell inside a real kept
+    experiment): never an exception; either a class that works or a fresh one with a line."""
+    path = tmp_path / "class.json"
+    for text in (json.dumps(shape), _with_cell(cell)):
+        path.write_text(text)
+        room = Classroom(path, clock=Clock())
+        code = room.open()
+        room.join(code, "probe")
+        room.view()
+        room.roster()
+        exp = room.latest()
+        if exp is not None:
+            classroom.level_stats(exp)
+            room.assignment("probe")
+        path.unlink(missing_ok=True)
+        (tmp_path / "class.json.damaged").unlink(missing_ok=True)
+
+
+_KEPT: dict = {}
+
+
+def _with_cell(cell: dict) -> str:
+    if not _KEPT:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as folder:
+            _KEPT.update(kept_class(Path(folder)))
+    data = json.loads(json.dumps(_KEPT))
+    data["experiment"]["cells"][0] = cell
+    return json.dumps(data)
+
+
+# ----------------------------------------------------------------------------- the join link's address
+
+
+def test_the_join_link_uses_the_lan_address_when_the_teacher_opened_localhost(monkeypatch):
+    from studio import hosts
+
+    monkeypatch.delenv("TLS_PUBLIC_URL", raising=False)
+    monkeypatch.setattr(hosts, "interface_addresses", lambda: {"127.0.0.1", "::1", "169.254.3.4", "192.168.1.20"})
+    assert hosts.public_root("http://localhost:8501/class") == ("http://192.168.1.20:8501", True)
+    assert hosts.public_root("http://127.0.0.1:8501/class") == ("http://192.168.1.20:8501", True)
+    # a name students can type is kept as the teacher opened it
+    assert hosts.public_root("http://class.school.example:8501/class") == ("http://class.school.example:8501", True)
+    monkeypatch.setattr(hosts, "interface_addresses", lambda: {"127.0.0.1", "::1"})
+    assert hosts.public_root("http://127.0.0.1:8501/class") == ("http://127.0.0.1:8501", False)
+    monkeypatch.setenv("TLS_PUBLIC_URL", "https://studio.school.example/")
+    assert hosts.public_root("http://127.0.0.1:8501/class") == ("https://studio.school.example", True)
