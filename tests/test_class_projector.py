@@ -8,8 +8,10 @@ from __future__ import annotations
 import csv
 import io
 
+from tests import test_class_experiment
 from tests.helpers.fakes import wait_for
-from tests.test_class_experiment import class_app, snapshot  # noqa: F401 -- the fixture
+
+class_app = test_class_experiment.class_app  # the fixture: a class with its own Classroom, queue and teacher
 
 
 def html_of(at) -> str:
