@@ -252,8 +252,14 @@ def my_cell() -> None:
     if a is None:
         st.info(t("class.exp.no_cell"))
         return
-    st.markdown(t("class.exp.you_run", what=cell_words(a)))
     exp = room.latest()
+    key = classroom.learner_key(me)
+    done = [i for i, c in enumerate(exp.cells) if c.learner == key and c.done and i != a.cell] if exp else []
+    if done and a.result is None:  # a part finished, and a next one (fewer learners than parts)
+        text = t("class.exp.your_dot", acc=f"{100 * exp.cells[done[-1]].result.acc:.1f}")
+        st.success(text + " " + t("class.exp.next_part"))
+        announce(text.replace("**", ""), f"class-dot:{a.experiment}:{done[-1]}")
+    st.markdown(t("class.exp.you_run", what=cell_words(a)))
     if exp is not None:
         st.markdown(t("class.exp.question_line", question=class_view.question(exp)))
     st.caption(t("class.exp.seed_is") + " " + t("class.exp.uses_assignment"))

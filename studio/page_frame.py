@@ -122,6 +122,12 @@ body:has([data-stale="true"])::before {
 PAGE_JS = """<script>
 (() => {
   document.documentElement.lang = 'LANG';
+  window.__tlsSkip = 'SKIP';  // Streamlit's own skip link, in the page's language (kept on every redraw)
+  const skip = () => { const a = document.querySelector('[data-testid="stSkipToContent"]');
+    if (a && a.textContent !== window.__tlsSkip) a.textContent = window.__tlsSkip; };
+  skip();
+  if (!window.__tlsSkipWatch) { window.__tlsSkipWatch = new MutationObserver(skip);
+    window.__tlsSkipWatch.observe(document.body, { childList: true, subtree: true }); }
   if (window.__tlsA11y) return;
   window.__tlsA11y = true;
   for (const [id, level] of [['tls-live', 'polite'], ['tls-alert', 'assertive']]) {
@@ -189,7 +195,7 @@ def start() -> None:
     st.set_page_config(page_title="Transfer Learning Studio", page_icon=str(ICON), layout="wide")
     hosts.guard()  # once per server: websockets for this machine's own names only (studio.hosts)
     lang = i18n.current_lang()
-    st.html(CSS + PAGE_JS.replace("LANG", lang), unsafe_allow_javascript=True)
+    st.html(CSS + PAGE_JS.replace("LANG", lang).replace("SKIP", i18n.t("a11y.skip")), unsafe_allow_javascript=True)
     keep_settings()
     shared = teacher.apply_link_settings()  # a link from the teacher: its settings, once
     if shared is not None:

@@ -223,3 +223,18 @@ def test_the_join_link_uses_the_lan_address_when_the_teacher_opened_localhost(mo
     assert hosts.public_root("http://127.0.0.1:8501/class") == ("http://127.0.0.1:8501", False)
     monkeypatch.setenv("TLS_PUBLIC_URL", "https://studio.school.example/")
     assert hosts.public_root("http://127.0.0.1:8501/class") == ("https://studio.school.example", True)
+
+
+def test_with_fewer_learners_than_parts_a_learner_whose_run_is_done_takes_the_next_part():
+    room, code = a_class()
+    room.join(code, "a", "Ann")
+    room.join(code, "b", "Ben")
+    exp = room.start_experiment("lr", [1e-3, 1e-2], 2, BASE)  # 4 parts, 2 learners
+    first = room.assignment("a")
+    assert (first.cell, room.assignment("b").cell) == (0, 1)
+    room.started("a", exp.id, first.cell, "job-a")
+    room.collect(lambda job, learner: snapshot(0.7))
+    second = room.assignment("a")
+    assert second.cell == 2 and second.result is None and second.seed == 2  # the next free part, seed-major
+    assert room.assignment("b").cell == 1  # Ben keeps his
+    assert [r.state for r in room.roster()] == ["open", "open"]

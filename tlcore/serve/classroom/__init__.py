@@ -5,6 +5,7 @@ the pages, the CLI and the tests use (`classroom.Classroom`, `classroom.FACTORS`
 - design: the experiment's factor, levels, seeds, rounds and cells, and their assignment
 - stats: a level's mean and spread (scipy's Student's t), the class-wide gradient-norm map
 - class_file: the class as kept on disk, read back strictly (a damaged file moves aside)
+- questions: predict, run, reveal (a question's answers beside the runs) and the exit ticket
 - state: the Classroom (one lock): joining, the roster and seats, leading, the cells' runs
 
 Not for: drawing (studio.class_panels, studio.class_view), running jobs (tlcore.serve.jobs).
@@ -43,6 +44,17 @@ from tlcore.serve.classroom.design import (
     same_run,
     summarize,
 )
+from tlcore.serve.classroom.questions import (
+    Answer,
+    Personal,
+    Question,
+    QuestionRefused,
+    Reveal,
+    TicketQuestion,
+    exit_ticket,
+    personal,
+    reveal,
+)
 from tlcore.serve.classroom.state import (
     JOINS_PER_ADDRESS,
     PRESENT_S,
@@ -56,10 +68,12 @@ from tlcore.serve.classroom.state import (
     cell_state,
     run_alone,
 )
-from tlcore.serve.classroom.stats import LevelStats, grad_table, level_stats, t95
+from tlcore.serve.classroom.stats import LevelStats, TopTwo, grad_table, level_stats, t95, top_two
 from tlcore.serve.store import learner_key
 
 __all__ = [
+    "Answer", "Personal", "Question", "QuestionRefused", "Reveal", "TicketQuestion", "TopTwo", "exit_ticket",
+    "personal", "reveal", "top_two",
     "ALPHABET", "CODE_LENGTH", "FACTORS", "JOINS_PER_ADDRESS", "MAX_ROUNDS", "MAX_SEEDS", "NICKNAME_MAX",
     "PRESENT_S", "SEED_BASE", "TAG", "WRONG_CODES", "Assignment", "Cell", "CellResult", "ClassFileError",
     "ClassView", "Classroom", "Experiment", "Factor", "JoinRefused", "LevelStats", "Member", "Push", "RosterRow",

@@ -24,6 +24,7 @@ from typing import Any
 
 from tlcore.serve.classroom.codes import NICKNAME_MAX, Member, clean_nickname
 from tlcore.serve.classroom.design import FACTORS, MAX_ROUNDS, MAX_SEEDS, Cell, CellResult, Experiment
+from tlcore.serve.classroom.questions import CONFIDENCE, KINDS, MAX_VOTES, Answer, Question
 from tlcore.train.config import RunConfig
 
 VERSION = 2
@@ -31,6 +32,7 @@ MAX_BYTES = 4 * 2**20  # a class of 60 with five experiments' summaries is about
 MAX_MEMBERS = 1000
 MAX_LEVELS = 50
 MAX_PAST = 5
+MAX_QUESTIONS = 20
 
 
 class ClassFileError(ValueError):
@@ -52,6 +54,10 @@ class Saved:
     removed: list[str] = field(default_factory=list)  # learner keys the teacher removed (they may not join again)
     experiment: Experiment | None = None
     past: list[Experiment] = field(default_factory=list)
+    questions: list[Question] = field(default_factory=list)
+    wait_for_predictions: bool = True
+    tickets_for: str = ""
+    tickets: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -76,6 +82,10 @@ def encode(saved: Saved) -> str:
             "removed": saved.removed[-MAX_MEMBERS:],
             "experiment": exp_dict(saved.experiment),
             "past": [exp_dict(e) for e in saved.past[-MAX_PAST:]],
+            "questions": [dataclasses.asdict(q) for q in saved.questions[-MAX_QUESTIONS:]],
+            "wait_for_predictions": saved.wait_for_predictions,
+            "tickets_for": saved.tickets_for,
+            "tickets": saved.tickets,
         },
         separators=(",", ":"),
     )
@@ -220,6 +230,43 @@ def decode_experiment(value: Any, what: str = "the experiment") -> Experiment | 
     )
 
 
+def _answer(value: Any, what: str) -> Answer:
+    a = _obj(value, what)
+    number = a.get("number")
+    confidence = _int(a.get("confidence", 0), f"{what}'s confidence", 0, max(CONFIDENCE))
+    return Answer(
+        choice=_str(a.get("choice", ""), f"{what}'s choice", 100),
+        number=None if number is None else _num(number, f"{what}'s number"),
+        confidence=confidence,
+        at=_num(a.get("at", 0.0), f"{what}'s time"),
+    )
+
+
+def _question(value: Any, what: str = "a question") -> Question:
+    q = _obj(value, what)
+    kind = _str(q.get("kind"), f"{what}'s kind")
+    _need(kind in KINDS, f"{what}'s kind {kind!r} is unknown")
+    votes = _list(q.get("votes", [{}]), f"{what}'s votes", MAX_VOTES)
+    _need(bool(votes), f"{what} has no vote")
+    level = q.get("level")
+    return Question(
+        id=_str(q.get("id"), f"{what}'s id", 64),
+        kind=kind,
+        choices=[_str(c, f"{what}'s choice", 100) for c in _list(q.get("choices", []), f"{what}'s choices", 50)],
+        labels=[_str(c, f"{what}'s label") for c in _list(q.get("labels", []), f"{what}'s labels", 50)],
+        text=_str(q.get("text", ""), f"{what}'s text", 400),
+        experiment=_str(q.get("experiment", ""), f"{what}'s experiment", 64),
+        level=None if level is None else _int(level, f"{what}'s level", 0, MAX_LEVELS),
+        votes=[
+            {_str(k, "a learner"): _answer(a, f"{what}'s answer") for k, a in _obj(v, f"{what}'s vote").items()} for v in votes
+        ],
+        open=_bool(q.get("open", False), f"{what}'s open"),
+        revealed=_bool(q.get("revealed", False), f"{what}'s revealed"),
+        asked=_num(q.get("asked", 0.0), f"{what}'s time"),
+        answer=_str(q.get("answer", ""), f"{what}'s answer", 100),
+    )
+
+
 def decode(text: str) -> Saved:
     """A class file's text as a class, or ClassFileError saying what is wrong."""
     _need(len(text) <= MAX_BYTES, f"the file is larger than {MAX_BYTES // 2**20} MB")
@@ -250,6 +297,15 @@ def decode(text: str) -> Saved:
         removed=[_str(k, "a removed learner") for k in _list(d.get("removed", []), "the removed learners", MAX_MEMBERS * 10)],
         experiment=experiment,
         past=[e for e in past if e is not None][-MAX_PAST:],
+        questions=[_question(q) for q in _list(d.get("questions", []), "the questions", MAX_QUESTIONS)],
+        wait_for_predictions=_bool(d.get("wait_for_predictions", True), "wait_for_predictions"),
+        tickets_for=_str(d.get("tickets_for", ""), "tickets_for", 64),
+        tickets={
+            _str(k, "a learner"): {
+                _str(q, "a ticket question", 40): _str(a, "a ticket answer", 100) for q, a in _obj(v, "a ticket").items()
+            }
+            for k, v in _obj(d.get("tickets", {}), "the tickets").items()
+        },
     )
 
 

@@ -167,10 +167,12 @@ def make_cells(levels: int, seeds: Iterable[int], round: int = 1) -> list[Cell]:
 
 
 def assign(cells: list[Cell], present: Sequence[str], running: Callable[[Cell], bool] = lambda c: c.job is not None) -> None:
-    """Give every present learner one cell, in place: a learner keeps their cell; a cell whose
+    """Give every present learner one open cell, in place: a learner keeps their cell; a cell whose
     learner is gone is free again unless its run is going or done; each learner without a cell
     takes the first free cell in seed-major order, so levels stay balanced as learners join and
-    leave. More learners than cells: the rest have none (they watch the projected view)."""
+    leave; then learners whose run is done take the next free cells (fewer learners than cells:
+    each runs several parts, one after the other). More learners than cells: the rest have none
+    (they watch the projected view)."""
     here = set(present)
     for cell in cells:
         if cell.learner is not None and cell.learner not in here and not cell.done and not running(cell):
@@ -178,9 +180,9 @@ def assign(cells: list[Cell], present: Sequence[str], running: Callable[[Cell], 
     holding = {c.learner for c in cells if c.learner is not None and not c.done}
     finished = {c.learner for c in cells if c.learner is not None and c.done}
     free = iter([c for c in cells if c.learner is None and not c.done])
-    for learner in present:
-        if learner in holding or learner in finished:
-            continue
+    newcomers = [learner for learner in present if learner not in holding and learner not in finished]
+    again = [learner for learner in present if learner not in holding and learner in finished]
+    for learner in [*newcomers, *again]:  # first a part for everyone, then a next part for those done
         cell = next(free, None)
         if cell is None:
             return

@@ -68,3 +68,42 @@ def grad_table(experiment: Experiment) -> tuple[list[str], list[list[float | Non
             row.append(statistics.fmean(values) if values else None)
         rows.append(row)
     return groups, rows
+
+
+@dataclass(frozen=True)
+class TopTwo:
+    """The measured best level, the runner-up, and whether the gap is beyond the seed noise."""
+
+    order: tuple[int, ...]  # levels with a finished run, best mean first
+    means: dict[int, float]  # level -> mean accuracy (0..1)
+    best: int | None
+    second: int | None
+    gap: float | None  # best mean - runner-up mean (0..1)
+    noise: float | None  # the pooled standard deviation between seeds of a level (0..1)
+    p: float | None  # Welch's t-test of best vs runner-up (scipy); None with fewer than 2 seeds in either
+    beyond: bool | None  # p < 0.05: the gap is beyond the seed noise (None: not enough seeds to tell)
+
+
+def pooled_sd(stats: list[LevelStats]) -> float | None:
+    """The seeds' standard deviation pooled over the levels with 2 or more finished seeds."""
+    parts = [(s.n - 1, s.sd) for s in stats if s.sd is not None and s.n >= 2]
+    df = sum(d for d, _ in parts)
+    return math.sqrt(sum(d * sd * sd for d, sd in parts) / df) if df else None
+
+
+def top_two(experiment: Experiment) -> TopTwo:
+    stats = level_stats(experiment)
+    means = {i: s.mean for i, s in enumerate(stats) if s.mean is not None}
+    order = tuple(sorted(means, key=lambda i: -means[i]))
+    best = order[0] if order else None
+    second = order[1] if len(order) > 1 else None
+    gap = means[best] - means[second] if second is not None else None
+    p = beyond = None
+    if second is not None and stats[best].n >= 2 and stats[second].n >= 2:
+        a, b = stats[best].accs, stats[second].accs
+        if statistics.pstdev(a) == 0 and statistics.pstdev(b) == 0:  # no noise at all: any gap is beyond it
+            p = 0.0 if gap else 1.0
+        else:
+            p = float(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+        beyond = p < 0.05
+    return TopTwo(order, means, best, second, gap, pooled_sd(stats), p, beyond)
