@@ -9,7 +9,7 @@ import pytest
 
 from tests.test_class_experiment import BASE, Clock, snapshot
 from tlcore.serve import classroom
-from tlcore.serve.classroom import Classroom, CellResult, QuestionRefused, exit_ticket, personal, reveal, top_two
+from tlcore.serve.classroom import CellResult, Classroom, QuestionRefused, exit_ticket, personal, reveal, top_two
 
 
 def a_class(tmp_path=None, learners=("a", "b", "c")):
