@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import class_view, projector, teacher
+from studio import class_view, predictions, projector, teacher
 from studio.bound_widgets import bound
 from studio.feedback import announce, held_messages, replay_messages, say
 from studio.i18n import current_lang, duration, t
@@ -154,7 +154,11 @@ def pulse() -> None:
         room.collect(read_job, only=me)
     # (experiment, cell, finished): the page redraws when an experiment starts or stops, one's part
     # moves, or one's run is in (its dot then shows); not for every classmate's run (the projector has those)
-    part = (mine.experiment, mine.cell, mine.result is not None) if mine is not None else None
+    part = (
+        (mine.experiment, mine.cell, mine.result is not None) if mine is not None else None,
+        room.question_state(),  # a question opened, closed, revealed or opened again: the box above the page
+        room.tickets_for,
+    )
     if st.session_state.get(_PART, part) != part:  # an experiment started or stopped, or one's part moved: redraw the page
         st.session_state[_PART] = part
         st.rerun()
@@ -204,6 +208,15 @@ def start_blocked() -> str | None:
     return t("class.paused_start") if paused_for_me() else None
 
 
+def part_blocked() -> str | None:
+    """Why this learner's part may not start now: paused, or the class predicts first."""
+    if teacher.is_teacher():
+        return None
+    if class_room().predictions_block_start():
+        return t("class.ask.wait_start")
+    return start_blocked()
+
+
 # --- one's cell -----------------------------------------------------------------------------
 
 
@@ -232,6 +245,7 @@ def learner_panel() -> None:
         st.info(t("class.exp.none_yet"))
     else:
         my_cell()
+    predictions.exit_ticket_box()
     if exp is not None:
         projected(mine=True)
 
@@ -270,7 +284,7 @@ def my_cell() -> None:
     elif a.job is not None and (is_running(SLOT) or job_id(SLOT) == a.job):
         job_panel(SLOT)
     else:
-        blocked = start_blocked()
+        blocked = part_blocked()
         if blocked:  # the reason where the grey Start is, before it
             st.warning(blocked, icon=":material/pause_circle:")
         st.button(t("class.exp.start"), key="class_start", type="primary", icon=":material/play_arrow:",
@@ -285,6 +299,10 @@ def _start_cell() -> None:
         a = room.assignment(me)
         if a is None:
             say("warning", t("class.exp.no_cell"))
+            return
+        blocked = part_blocked()
+        if blocked:  # (a click that raced the teacher's question or pause)
+            say("warning", blocked)
             return
         if room.reuse(me) is not None:  # the very same run finished already: its result, no training
             say("success", t("class.exp.reused"))
@@ -390,6 +408,7 @@ def teacher_controls() -> None:
         seat_controls()
     lead_controls()
     experiment_controls()
+    predictions.teacher_panel()
     if room.latest() is not None:
         projected()
         export_buttons()
@@ -638,9 +657,20 @@ def export_buttons() -> None:
         icon=":material/table:",
         on_click="ignore",
     )
+    st.download_button(
+        t("class.export.answers"),
+        data=predictions.answers_csv,
+        file_name=f"class-{exp.id}-answers.csv",
+        mime="text/csv",
+        key="class_answers_csv",
+        icon=":material/how_to_vote:",
+        on_click="ignore",
+    )
     html_col.download_button(
         t("class.export.html"),
-        data=lambda: class_view.to_html(class_room().latest() or exp, teacher_reference(exp), class_room().shown_name),
+        data=lambda: class_view.to_html(
+            class_room().latest() or exp, teacher_reference(exp), class_room().shown_name, predictions.html_summary()
+        ),
         file_name=f"class-{exp.id}.html",
         mime="text/html",
         key="class_html",

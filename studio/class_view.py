@@ -357,7 +357,10 @@ def to_csv(table: Sequence[dict[str, Any]]) -> str:
 
 
 def to_html(
-    exp: Experiment, teacher_run: tuple[int, float] | None = None, name_of: Callable[[str | None], str] | None = None
+    exp: Experiment,
+    teacher_run: tuple[int, float] | None = None,
+    name_of: Callable[[str | None], str] | None = None,
+    extra: str = "",
 ) -> str:
     """The question, the fixed settings, the result chart, the claim, the gradient map, the summary
     and every run as a table, as one page that opens offline. Every text is escaped."""
@@ -376,5 +379,5 @@ def to_html(
         f'<!doctype html><html lang="{current_lang()}"><head><meta charset="utf-8"><title>{esc(exp.id)}</title></head>'
         f"<body><h1>{esc(question(exp))}</h1><h2>{esc(t('class.view.fixed_heading'))}</h2><ul>{fixed}</ul>"
         f"<p>{esc(summary(exp).replace('**', ''))}</p><p>{esc(claim(exp))}</p>{''.join(body)}"
-        f"<h2>{esc(t('class.view.table'))}</h2>{runs}</body></html>"
+        f"<h2>{esc(t('class.view.table'))}</h2>{runs}{extra}</body></html>"
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit import config as st_config
 
-from studio import class_panels, hosts, i18n, plots, teacher
+from studio import class_panels, hosts, i18n, plots, predictions, teacher
 from studio.feedback import error as show_error
 from studio.i18n import t
 from studio.learner import owner, remember_learner
@@ -206,6 +206,7 @@ def start() -> None:
             st.warning(t("link.ignored", names=teacher.left_out_names(ignored)))
     class_panels.join_from_link()  # a class's join link (its QR): join, say so, drop the parameter
     class_panels.banner()  # the teacher brought this learner here (studio.class_panels.follow_teacher)
+    predictions.learner_box()  # the class's open question (or its reveal), above every page
     st.session_state[_SEEN] = True
     failed = st.session_state.pop("_callback_error", None)
     if failed:

@@ -99,11 +99,40 @@ def view() -> None:
     room = class_room()
     room.collect(read_job)
     exp = room.latest()
+    q = room.current_question()
     with st.container(key="projector"):
-        if exp is None:
+        if q is not None and (q.open or q.revealed):
+            _question_screen(room, q)
+        elif exp is None:
             _join_screen(room)
         else:
             _result_screen(room, exp)
+
+
+def _question_screen(room, q) -> None:
+    """While open: the question and "Answered: 23 of 28", nothing of the answers; revealed: the
+    class's predictions (every vote) beside what was measured, and the sentence."""
+    from studio import predictions
+
+    exp = room.latest() if q.experiment else None
+    exp = exp if exp is not None and exp.id == q.experiment else None
+    answered, joined = room.answered()
+    head, corner = st.columns([4, 1.1], vertical_alignment="top")
+    head.html(f'<p class="projector-question">{html.escape(predictions.question_text(q, exp))}</p>')
+    corner.html(
+        f'<p class="projector-small">{html.escape(t("class.projector.code_corner", code=room.code or "", joined=joined))}</p>'
+    )
+    if q.revealed:
+        predictions.revealed(q, exp, key="projector", height=CHART_PX)
+        return
+    if q.kind != "accuracy":
+        st.html(
+            '<p class="projector-line">'
+            + " · ".join(html.escape(predictions.choice_label(q, c, exp)) for c in q.choices)
+            + "</p>"
+        )
+    state = "class.projector.answered" if q.open else "class.projector.closed"
+    st.html(f'<p class="projector-count">{html.escape(t(state, answered=answered, joined=joined, vote=q.vote))}</p>')
 
 
 def _join_screen(room) -> None:

@@ -408,6 +408,11 @@ class Classroom:
             self._save()
             return copy.deepcopy(q)
 
+    def all_questions(self) -> list[Question]:
+        """Every kept question, oldest first (copies: the export reads them)."""
+        with self._lock:
+            return copy.deepcopy(self.questions)
+
     def current_question(self) -> Question | None:
         """The latest question (open, closed or revealed), a copy; None before any."""
         with self._lock:
