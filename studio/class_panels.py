@@ -58,6 +58,7 @@ def join_from_link() -> None:
 
 
 _FROM_LINK = "_class_from_link"
+_JUST_JOINED = "_class_just_joined"
 
 
 def _join(code: str, nickname: str) -> bool:
@@ -80,6 +81,11 @@ def join_box(where: str) -> None:
         name_offer(where)  # joined by the QR: a name of their own, here
         return
     if room.code is None or room.is_member(owner()):
+        if st.session_state.pop(_JUST_JOINED, None) == where:  # where the keyboard's focus goes after Join
+            with st.container(key=f"joined-{where}"):
+                replay_messages(f"join:{where}")
+                st.page_link(str(PAGES / "6_class.py"), label=t("class.join.go_class"), icon=":material/groups:")
+            return
         replay_messages(f"join:{where}")
         return
     with st.container(border=True, key=f"join-box-{where}"):
@@ -99,7 +105,8 @@ def join_box(where: str) -> None:
 @callback
 def _join_clicked(where: str) -> None:
     with held_messages(f"join:{where}"):
-        _join(st.session_state.get(f"join_code:{where}", ""), st.session_state.get(f"join_nick:{where}", ""))
+        if _join(st.session_state.get(f"join_code:{where}", ""), st.session_state.get(f"join_nick:{where}", "")):
+            st.session_state[_JUST_JOINED] = where
 
 
 def name_offer(where: str) -> None:

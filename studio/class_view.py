@@ -155,6 +155,8 @@ def result_figure(
     ticks = [f"{label}<br>n = {s.n}" + _pending_text(s) for label, s in zip(labels, stats)]
     fig.update_xaxes(tickmode="array", tickvals=list(range(len(labels))), ticktext=ticks, range=[-0.6, len(labels) - 0.4])
     fig.update_yaxes(rangemode="tozero", ticksuffix="%")
+    if not ys:  # no run finished yet: the whole scale, not plotly's 0..4 of nothing
+        fig.update_yaxes(range=[0, 100])
     title = t("class.view.title", factor=factor_label(exp.factor), filled=exp.filled(), cells=len(exp.cells))
     fig = _layout(fig, title, factor_label(exp.factor), t("class.view.acc"), height=height)
     fig.update_layout(margin=dict(l=60, r=20, t=70, b=110), legend=dict(orientation="h", y=-0.34))

@@ -147,6 +147,8 @@ PAGE_JS = """<script>
     let target = focusable(document.querySelector('.' + CSS.escape(last)));
     if (!target && /^st-key-(start|exp_start|race_start|sweep_start|text_start|text_race_start)$/.test(last))
       target = focusable(document.querySelector('[class*="st-key-stop-"]'));
+    if (!target && last.startsWith('st-key-join'))  // joined: the join box made way for the "joined" line
+      target = focusable(document.querySelector('[class*="st-key-joined-"]'));
     if (!target && last.startsWith('st-key-stop-'))
       target = focusable(document.querySelector('.st-key-start, .st-key-exp_start, .st-key-race_start, .st-key-sweep_start, .st-key-text_start, .st-key-text_race_start'));
     if (target) { target.focus({preventScroll: true}); last = keyOf(target); }

@@ -374,7 +374,14 @@ def tickets_panel() -> None:
     on = bool(room.tickets_for)
     st.button(t("class.ticket.close" if on else "class.ticket.open"), key="ticket_toggle",
               on_click=callback(room.open_tickets), args=(not on,), icon=":material/assignment:")  # fmt: skip
-    report = room.ticket_report()
+    if on:
+        ticket_report()
+
+
+@st.fragment(run_every=3.0)
+def ticket_report() -> None:
+    """The exit tickets' results, live while students answer: share right, the most common wrong answer."""
+    report = class_room().ticket_report()
     if report:
         lines = []
         for qid, (answered, right, wrong) in report.items():

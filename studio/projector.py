@@ -30,7 +30,7 @@ CHART_PX = class_view.PROJECTOR_PX  # the result chart's height on the projector
 # Streamlit's own `p { font-size: inherit }` is more specific than a class on a <p> inside markdown:
 # the code is a <div> of its own (st.html), sized here.
 CODE_CSS = """<style>
-.class-code { font-size: clamp(3.5rem, 8vw, 7rem) !important; font-weight: 700; letter-spacing: 0.12em;
+.class-code { font-size: clamp(3.2rem, 6vw, 6rem) !important; font-weight: 700; letter-spacing: 0.12em;
   line-height: 1.1; font-family: ui-monospace, 'DejaVu Sans Mono', monospace; margin: 0 0 0.25rem 0; color: #0f172a;
   white-space: nowrap; }
 .class-qr img { width: min(100%, 360px, 46vh); height: auto; background: white; padding: 10px; }

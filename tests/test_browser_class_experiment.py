@@ -1,6 +1,9 @@
-"""The class as one experiment in Chromium: a teacher and 3 learners (their own browser contexts,
-one in Korean) join by the code and by the join link, follow the teacher's push to page 3, run a
-3-cell class experiment, and the projected view shows 3 dots. Screenshots go to test-artifacts/."""
+"""The class as one experiment in Chromium, walked as a teacher with three students would: Ann on a
+desktop, Ben by keyboard only, Mina on a Korean phone (by the QR's link, her browser in Korean).
+They join, follow the teacher's push to page 3, are paused and resumed, predict which level wins
+before the runs (the projector counts, their Start waits), run a 3-cell class experiment (the
+projected view shows 3 dots), see the reveal in their own words, vote again, get a second round of
+seeds, the exports, and an exit ticket. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -92,22 +95,26 @@ def run_class(url, browser, teacher, learners):
     ann = tab(browser)  # the join link (the QR's)
     ann.goto(f"{url}/?join={code}&lang=en")
     ann.get_by_text("You joined the class as").first.wait_for()
-    ben = tab(browser)  # the code typed on the start page
+    ben = tab(browser)  # by keyboard only: the code, Tab to the nickname (no help icon between), Enter
     ben.goto(f"{url}/?lang=en")
-    ben.get_by_role("textbox", name="Class code").fill(code.lower())
-    ben.get_by_role("textbox", name="Nickname (optional)").fill("Ben")
-    ben.get_by_role("button", name="Join", exact=True).click()
+    ben.get_by_role("textbox", name="Class code").focus()
+    ben.keyboard.type(code.lower(), delay=40)
+    ben.keyboard.press("Tab")
+    assert ben.evaluate("document.activeElement.getAttribute('aria-label')") == "Nickname (optional)"
+    ben.keyboard.type("Ben", delay=40)
+    ben.keyboard.press("Enter")
     ben.get_by_text("You joined the class as Ben").first.wait_for()
-    mina = tab(browser, 390, 844)  # on a phone, in Korean, a wrong code first
+    ben.wait_for_function("document.activeElement && document.activeElement !== document.body", timeout=5000)
+    assert ben.evaluate("document.activeElement.closest('[class*=st-key-joined-]') !== null")  # focus kept where Join was
+    # Mina: a Korean phone scanning the QR (a link without ?lang): Korean, joined, then her own name
+    mina = browser.new_context(viewport={"width": 390, "height": 844}, locale="ko-KR").new_page()
+    mina.set_default_timeout(within(60) * 1000)
     learners += [ann, ben, mina]
-    mina.goto(f"{url}/?lang=ko")
-    mina.get_by_role("textbox", name="수업 코드").fill("QQQQQQ")
-    mina.get_by_role("button", name="참여", exact=True).click()
-    mina.get_by_text("이 수업의 코드가 아닙니다").first.wait_for()
-    mina.get_by_role("textbox", name="수업 코드").fill(code)
+    mina.goto(f"{url}/?join={code}")
+    mina.get_by_text("링크로 참여해 이름을 하나 받았습니다").first.wait_for()
     mina.get_by_role("textbox", name="별명 (선택)").fill("미나")
-    mina.get_by_role("button", name="참여", exact=True).click()
-    mina.get_by_text("미나").first.wait_for()
+    mina.get_by_role("button", name="별명 바꾸기").click()
+    mina.get_by_text("이제 수업에서 내 이름은").first.wait_for()
     teacher.get_by_text("Joined: 3").first.wait_for(timeout=15_000)
 
     # The push: every learner lands on page 3 on their next poll, with a banner.
@@ -121,6 +128,12 @@ def run_class(url, browser, teacher, learners):
     landed = time.monotonic() - pushed
     assert landed <= PUSH_LIMIT_S, f"the last learner landed {landed:.1f} s after the push"
 
+    # Pause all: a learner's Start turns grey and says why, where it is; Resume gives it back.
+    teacher.get_by_role("button", name="Pause all").click()
+    ann.get_by_text("The teacher paused the class").first.wait_for(timeout=15_000)
+    teacher.get_by_role("button", name="Resume").click()
+    ann.get_by_text("The teacher paused the class").first.wait_for(state="hidden", timeout=15_000)
+
     # A 3-cell experiment: the learning rate at three levels, one seed each.
     choose(teacher, teacher.locator('[data-testid="stSelectbox"]').filter(has_text="What the class varies"), "Learning rate")
     set_number(teacher, teacher.get_by_role("spinbutton", name="Seeds per level"), 1)
@@ -128,6 +141,31 @@ def run_class(url, browser, teacher, learners):
     teacher.get_by_text("Experiment started: 3 parts").first.wait_for()
 
     from tests.helpers.a11y import listen, sideways_px, small_targets, tabs_from_the_top
+
+    # Predict first: one click for the teacher; every learner sees it on the page they are on
+    # (page 3) within a poll; the projector counts, shows no answer; the parts wait meanwhile.
+    projector = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    projector.goto(teacher.get_by_role("link", name="Open the projector view").get_attribute("href"))
+    teacher.get_by_role("button", name="Ask: which level wins?").click()
+    asked = time.monotonic()
+    for learner, question in ((ann, "Which level will reach"), (ben, "Which level will reach"), (mina, "어느 수준이")):
+        learner.get_by_text(question).first.wait_for(timeout=15_000)
+    seen = time.monotonic() - asked
+    ann.get_by_role("button", name="0.01", exact=True).click()  # a tap (0.01 wins, says Ann)
+    ann.get_by_text("Your answer is in").first.wait_for()
+    ben.get_by_role("button", name="0.001", exact=True).focus()  # the keyboard: focus and Enter
+    ben.keyboard.press("Enter")
+    ben.get_by_text("Your answer: 0.001").first.wait_for()
+    mina.get_by_role("button", name="0.001", exact=True).click()
+    mina.get_by_text("답이 들어갔습니다").first.wait_for()
+    projector.get_by_text("Answered: 3 of 3").first.wait_for(timeout=10_000)
+    assert projector.get_by_text("Vote 1").count() == 0  # nothing of the answers before the reveal
+    assert seen <= PUSH_LIMIT_S, f"the question reached the last learner {seen:.1f} s after it was asked"
+    ann.goto(f"{url}/class")
+    ann.get_by_text("collecting predictions first").first.wait_for()
+    assert ann.get_by_role("button", name="Start my part").is_disabled()
+    teacher.get_by_role("button", name="Close answers").click()
+    teacher.get_by_text("Closed:").first.wait_for()
 
     for learner, start in ((ann, "Start my part"), (ben, "Start my part"), (mina, "내 부분 시작")):
         learner.goto(f"{url}/class")
@@ -164,3 +202,36 @@ def run_class(url, browser, teacher, learners):
 
     for page in (teacher, mina):
         assert failing_nodes_everywhere(page) == []
+
+    # The reveal: the class's predictions beside the measured levels; each learner in their words.
+    teacher.get_by_role("button", name="Reveal", exact=True).click()
+    projector.get_by_text("The class expected").first.wait_for(timeout=15_000)
+    for learner, words in ((ann, "You predicted 0.01"), (ben, "You predicted 0.001"), (mina, "을(를) 예측했")):
+        learner.get_by_text(words).first.wait_for(timeout=15_000)
+    projector.screenshot(path=str(ARTIFACTS / "class_walk_reveal_projector.png"))
+    # Vote again (peer instruction): a second vote beside the first.
+    teacher.get_by_role("button", name="Vote again").click()
+    ann.get_by_text("Vote 2").first.wait_for(timeout=15_000)
+    ann.get_by_role("button", name="0.001", exact=True).click()
+    ann.get_by_text("Your answer is in").first.wait_for()
+    teacher.get_by_role("button", name="Reveal", exact=True).click()
+    projector.get_by_text("Vote 2").first.wait_for(timeout=15_000)
+    # Run it again: a second round of seeds in the same experiment, the chart keeps the first.
+    teacher.get_by_role("button", name=re.compile("Run it again")).click()
+    teacher.get_by_text("Round 2 added").first.wait_for()
+    teacher.get_by_text("3 of 6").first.wait_for(timeout=15_000)
+    # The exports: every round and the fixed settings in the CSV; the HTML with its table and claim.
+    with teacher.expect_download() as got:
+        teacher.get_by_role("button", name="Every run (CSV)").click()
+    text = open(got.value.path(), encoding="utf-8").read()
+    header = text.splitlines()[0]
+    assert "round" in header and "fixed_epochs" in header and text.count("\n") == 7, text
+    # The exit ticket, from Ann's own run.
+    teacher.get_by_role("button", name="Open exit tickets").click()
+    ann.goto(f"{url}/class")
+    ann.get_by_text("Your exit ticket").first.wait_for()
+    ann.get_by_role("button", name="They were frozen: no gradient is computed for them").click()
+    ann.get_by_text("Freezing turns gradients off").first.wait_for()
+    teacher.get_by_text("1 of 1 right").first.wait_for(timeout=15_000)
+    teacher.screenshot(path=str(ARTIFACTS / "class_walk_teacher.png"), full_page=True)
+    projector.close()
