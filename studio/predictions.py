@@ -329,11 +329,16 @@ def _vote_again(qid: str) -> None:
             say("warning", t(f"class.ask.refused.{refused.reason}"))
 
 
-def revealed(q: Question, exp: Experiment | None, *, key: str, height: int = 380) -> None:
-    """The class's predictions beside the measured outcome, and the sentence saying what happened."""
+def revealed(q: Question, exp: Experiment | None, *, key: str, height: int = 380, big: bool = False) -> None:
+    """The class's predictions beside the measured outcome, and the sentence saying what happened
+    (big: the projector's type)."""
     out = classroom.reveal(q, exp)
     st.plotly_chart(reveal_figure(q, out, exp, height=height), key=f"reveal:{key}", config={"displayModeBar": False})
-    st.markdown(_plain(class_sentence(q, out, exp)))
+    sentence = class_sentence(q, out, exp)
+    if big:
+        st.html(f'<p class="projector-line">{html.escape(sentence)}</p>')
+    else:
+        st.markdown(_plain(sentence))
 
 
 def reveal_figure(q: Question, out: Reveal, exp: Experiment | None, *, height: int = 380) -> go.Figure:
@@ -363,9 +368,9 @@ def reveal_figure(q: Question, out: Reveal, exp: Experiment | None, *, height: i
                                  name=t("class.reveal.measured"), marker=dict(symbol="line-ew", size=36, line=dict(width=4, color="#0f172a")),
                                  error_y=dict(type="data", array=[100 * (s.sd or 0) for s in stats if s.mean is not None],
                                               color="#0f172a")))  # fmt: skip
-        fig.update_layout(yaxis2=dict(overlaying="y", side="right", range=[0, 100], ticksuffix="%", title=t("class.view.acc")))
-    fig.update_layout(barmode="group")
-    fig.update_yaxes(range=[0, 110], ticksuffix="%", selector=dict(anchor="x"))
+        fig.update_layout(yaxis2=dict(overlaying="y", side="right", range=[0, 110], dtick=20, ticksuffix="%",
+                                      title=t("class.view.acc"), showgrid=False))  # fmt: skip
+    fig.update_layout(barmode="group", yaxis=dict(range=[0, 110], dtick=20, ticksuffix="%"))
     return _layout(fig, t("class.reveal.title"), "", t("class.reveal.share"), height=height)
 
 

@@ -123,7 +123,7 @@ def _question_screen(room, q) -> None:
         f'<p class="projector-small">{html.escape(t("class.projector.code_corner", code=room.code or "", joined=joined))}</p>'
     )
     if q.revealed:
-        predictions.revealed(q, exp, key="projector", height=CHART_PX)
+        predictions.revealed(q, exp, key="projector", height=CHART_PX, big=True)
         return
     if q.kind != "accuracy":
         st.html(
