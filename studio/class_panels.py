@@ -457,6 +457,14 @@ def joined_count() -> None:
                                     format_func=lambda k: f"#{members[k].number} {members[k].nickname}")  # fmt: skip
             go.button(t("class.roster.remove"), key="class_remove", on_click=_remove, args=(chosen,),
                       icon=":material/person_remove:")  # fmt: skip
+            exp = room.latest()
+            open_parts = [i for i, c in enumerate(exp.cells) if not c.done] if exp is not None and exp.running else []
+            if open_parts:
+                part, give = st.columns([2, 1], vertical_alignment="bottom")
+                index = part.selectbox(t("class.roster.give_which"), open_parts, key="class_give_part",
+                                       format_func=lambda i: _part_words(exp, i))  # fmt: skip
+                give.button(t("class.roster.give", name=members[chosen].nickname), key="class_give", on_click=_give,
+                            args=(index, chosen), icon=":material/swap_horiz:")  # fmt: skip
             replay_messages("class:roster")
 
 
@@ -481,6 +489,21 @@ def roster_table(rows: list[RosterRow], hide: bool) -> dict[str, list]:
         for key, value in values.items():
             out.setdefault(t(f"class.roster.{key}"), []).append(value)
     return out
+
+
+def _part_words(exp: Experiment, i: int) -> str:
+    cell = exp.cells[i]
+    holder = class_room().shown_name(cell.learner) if cell.learner else t("class.roster.nobody")
+    level = class_view.level_label(exp.factor, exp.levels[cell.level])
+    return t("class.roster.part", level=level, seed=cell.seed, round=cell.round) + f" · {holder}"
+
+
+@callback
+def _give(index: int, key: str) -> None:
+    with held_messages("class:roster"):
+        room = class_room()
+        if room.reassign(index, key):
+            say("success", t("class.roster.given", name=room.shown_name(key, hide=False)))
 
 
 @callback

@@ -130,6 +130,12 @@ PAGE_JS = """<script>
     window.__tlsSkipWatch.observe(document.body, { childList: true, subtree: true }); }
   if (window.__tlsA11y) return;
   window.__tlsA11y = true;
+  // On a phone the sidebar lies over the page: a link in it ("Open your part") closes it on the way.
+  document.addEventListener('click', (e) => {
+    if (innerWidth >= 768 || !e.target.closest('[data-testid="stSidebar"] [data-testid="stPageLink-NavLink"]')) return;
+    const close = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+    if (close) setTimeout(() => close.click(), 0);
+  }, true);
   for (const [id, level] of [['tls-live', 'polite'], ['tls-alert', 'assertive']]) {
     const region = document.createElement('div');
     region.id = id; region.className = 'tls-sr';

@@ -167,8 +167,16 @@ def run_class(url, browser, teacher, learners):
     teacher.get_by_role("button", name="Close answers").click()
     teacher.get_by_text("Closed:").first.wait_for()
 
+    # Mina's phone: "Open your part" in her sidebar takes her there and closes the sidebar on the way.
+    mina.get_by_test_id("stExpandSidebarButton").click()
+    mina.get_by_role("link", name="내 부분 열기").click()
+    mina.get_by_text("수업 실험에서 내 부분").first.wait_for()
+    mina.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stSidebar\"]').getAttribute('data-collapsed') === 'true'", timeout=5000
+    )
     for learner, start in ((ann, "Start my part"), (ben, "Start my part"), (mina, "내 부분 시작")):
-        learner.goto(f"{url}/class")
+        if learner is not mina:
+            learner.goto(f"{url}/class")
         learner.get_by_text(re.compile("Your part of the class experiment|수업 실험에서 내 부분")).first.wait_for()
         listen(learner)  # what the page's live regions say from here on
         learner.get_by_role("button", name=start).wait_for()

@@ -85,10 +85,10 @@ def test_a_flood_of_join_attempts_from_one_address_is_limited_and_never_fills_th
             room.join(code, f"bot-{i}", address="10.0.0.9")
             joined += 1
         except JoinRefused as e:
-            assert e.reason == "too_many" and e.wait_s > 0
+            assert e.reason in ("busy", "too_many") and e.wait_s > 0
             refused += 1
         clock.now += 0.3
-    assert joined == classroom.JOINS_PER_ADDRESS and refused == 200 - joined
+    assert joined == classroom.state.NEW_PER_ADDRESS.amount and refused == 200 - joined  # 30 a minute: a room typing
     room.join(code, "classmate", address="10.0.0.10")  # another address is not slowed
     wrong = 0
     for _ in range(classroom.WRONG_CODES + 3):
@@ -96,7 +96,43 @@ def test_a_flood_of_join_attempts_from_one_address_is_limited_and_never_fills_th
             room.join("QQQQQQ", "guesser", address="10.0.0.11")
         except JoinRefused as e:
             wrong += e.reason == "wrong"
-    assert wrong == classroom.WRONG_CODES  # then it must wait, right code or not
+    assert wrong == classroom.WRONG_CODES  # then this learner must wait, right code or not
+    with pytest.raises(JoinRefused) as waits:
+        room.join(code, "guesser", address="10.0.0.11")
+    assert waits.value.reason == "too_many"
+
+
+def test_nobody_behind_one_nat_is_locked_out_for_a_neighbours_typos_but_a_scripts_cookies_are():
+    room = Classroom(size=100, clock=Clock())
+    code = room.open()
+    for _ in range(classroom.WRONG_CODES + 2):  # one classmate mistypes, again and again
+        with pytest.raises(JoinRefused):
+            room.join("QQQQQQ", "typo", address="192.168.0.1")
+    for i in range(5):  # the rest of the class behind the same address joins with the right code
+        room.join(code, f"student-{i}", address="192.168.0.1")
+    assert room.count()[0] == 5
+    refused = [None]
+    for i in range(classroom.state.WRONG_CODES_PER_ADDRESS + 5):  # a script: a new cookie for every guess
+        try:
+            room.join("QQQQQQ", f"bot-{i}", address="10.9.9.9")
+        except JoinRefused as e:
+            refused.append(e.reason)
+    # stopped by the address's attempts (60 in a row) before its wrong codes (100) ran out
+    assert refused.count("wrong") == classroom.JOINS_PER_ADDRESS and refused[-1] == "too_many"
+
+
+def test_members_who_never_came_back_hold_no_seat():
+    clock = Clock()
+    room = Classroom(size=2, clock=clock)
+    code = room.open()
+    room.join(code, "a", address="1.1.1.1")
+    room.join(code, "b", address="1.1.1.2")
+    with pytest.raises(JoinRefused):
+        room.join(code, "c", address="1.1.1.3")
+    clock.now += classroom.state.SEAT_S + 1
+    room.seen("a")  # Ann is still here; Ben never came back
+    room.join(code, "c", address="1.1.1.3")
+    assert room.count()[0] == 3
 
 
 def test_assignment_is_balanced_as_learners_join_and_a_leavers_open_cell_goes_to_the_next():

@@ -238,3 +238,26 @@ def test_with_fewer_learners_than_parts_a_learner_whose_run_is_done_takes_the_ne
     assert second.cell == 2 and second.result is None and second.seed == 2  # the next free part, seed-major
     assert room.assignment("b").cell == 1  # Ben keeps his
     assert [r.state for r in room.roster()] == ["open", "open"]
+
+
+def test_one_address_many_cookies_gets_a_second_part_only_after_every_other_address_has_one():
+    room, code = a_class()
+    for i in range(4):  # a script: four cookies on one address, joining first
+        room.join(code, f"bot-{i}", address="10.0.0.66")
+    room.join(code, "ann", "Ann", address="10.0.0.1")
+    room.join(code, "ben", "Ben", address="10.0.0.2")
+    room.start_experiment("lr", [1e-3, 1e-2], 1, BASE)  # 2 parts
+    holders = {c.learner for c in room.latest().cells}
+    assert holders == {learner_key("bot-0"), learner_key("ann")}  # one for the script's address, one for Ann
+    assert room.assignment("ben") is None and room.assignment("bot-1") is None
+
+
+def test_the_teacher_reassigns_a_part():
+    room, code = a_class()
+    room.join(code, "a", "Ann", address="1.1.1.1")
+    room.join(code, "b", "Ben", address="1.1.1.2")
+    room.start_experiment("lr", [1e-3], 1, BASE)  # one part, Ann has it
+    assert room.assignment("a") is not None and room.assignment("b") is None
+    assert room.reassign(0, learner_key("b"))
+    assert room.latest().cells[0].learner == learner_key("b") and room.assignment("a") is None
+    assert not room.reassign(5, learner_key("b")) and not room.reassign(0, "nobody")

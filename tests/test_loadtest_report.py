@@ -51,6 +51,8 @@ def test_the_class_experiment_mode_runs_the_plan_and_browsers_it_is_given(monkey
     assert cli.main(["--class-experiment", "--students-compete"]) == 0
     assert seen[0]["workers"] == 2 and seen[0]["threads"] == 1 and seen[0]["students_idle"] is True
     assert seen[1]["workers"] == 0 and seen[1]["threads"] == 0 and seen[1]["students_idle"] is False
+    assert seen[0]["predict"] is True  # the class predicts first unless told not to
+    assert cli.main(["--class-experiment", "--no-predictions"]) == 0 and seen[2]["predict"] is False
 
 
 def test_the_class_file_carries_the_plan(tmp_path):

@@ -75,6 +75,12 @@ def parser() -> argparse.ArgumentParser:
         help="the class as one experiment: students join by the code, the teacher starts an experiment, every "
         "student presses Start on their part (tools.loadtest.experiment); --browsers defaults to 3 there",
     )
+    ap.add_argument(
+        "--no-predictions",
+        action="store_true",
+        help="with --class-experiment: no question before the runs (by default the teacher asks which level wins, "
+        "every student answers, the projector counts, then the answers close and the parts start)",
+    )
     return ap
 
 
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             threads=args.threads,
             students_idle=not args.students_compete,
+            predict=not args.no_predictions,
         )
         return 0 if all(check(result) for check in TARGETS.values()) else 1
     report = run_class(

@@ -42,6 +42,7 @@ from tools.loadtest.texts import EN
 
 START = EN["class.exp.start"]
 LEVELS = "Learning rate"  # the factor the teacher picks (its label on the Class page)
+LEVEL_LABELS = ("0.0001", "0.001", "0.01")  # its levels, as the question's answer buttons name them
 
 
 class WsMember(WsStudent):
@@ -51,6 +52,10 @@ class WsMember(WsStudent):
     def __init__(self, student: Student, url: str, code: str):
         super().__init__(student, url)
         self.code, self.joined = code, False
+        self.answer_ids: dict[str, str] = {}  # the open question's buttons: level label -> widget id
+        self.seen_question: float | None = None  # when the question's buttons reached this student
+        self.answered: float | None = None  # when the student pressed an answer ...
+        self.counted: float | None = None  # ... and when that page run ended (the answer counted)
 
     def client_state(self, **kw):
         from streamlit.proto.ClientState_pb2 import ClientState
@@ -67,6 +72,10 @@ class WsMember(WsStudent):
             el = msg.delta.new_element
             if el.WhichOneof("type") == "button" and el.button.label == START:
                 self.start_id = el.button.id
+            elif el.WhichOneof("type") == "button" and el.button.label.removeprefix("✓ ") in LEVEL_LABELS:
+                self.answer_ids[el.button.label.removeprefix("✓ ")] = el.button.id
+                if self.seen_question is None:
+                    self.seen_question = time.monotonic()
         super().handle(raw)
 
     async def run_member(self, joined: threading.Event, experiment: asyncio.Event, go: asyncio.Event, deadline: float) -> None:
@@ -85,11 +94,39 @@ class WsMember(WsStudent):
                 self.joined = True
                 joined.set()
                 await experiment.wait()
+                if self.predict is not None:
+                    await self.predict_first(ws, *self.predict, deadline)
                 await self.load_until_start(ws, tries=8)  # until "Start my part" has the same id twice in a row
                 await self.press_and_watch(ws, go, deadline)
                 reader.cancel()
         except Exception as exc:  # noqa: BLE001 -- a client that broke is a figure
             self.s.error = f"{type(exc).__name__}: {exc}"[:200]
+
+    predict: tuple[asyncio.Event, asyncio.Event] | None = None  # (asked, closed): the class predicts first
+
+    async def predict_first(self, ws, asked: asyncio.Event, closed: asyncio.Event, deadline: float) -> None:
+        """Wait on the page with its fragments running (the class pulse reruns the page when the
+        teacher asks); press one answer as soon as its buttons arrive; wait for the close."""
+        poller = asyncio.create_task(self.poll_fragments(ws))
+        try:
+            await asked.wait()
+            while not self.answer_ids and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if not self.answer_ids:
+                return
+            from streamlit.proto.WidgetStates_pb2 import WidgetState, WidgetStates
+
+            choice = LEVEL_LABELS[sum(map(ord, self.s.name)) % len(LEVEL_LABELS)]
+            self.finished.clear()
+            self.answered = time.monotonic()
+            await self.send_rerun(
+                ws, widget_states=WidgetStates(widgets=[WidgetState(id=self.answer_ids[choice], trigger_value=True)])
+            )
+            await asyncio.wait_for(self.finished.wait(), timeout=120)
+            self.counted = time.monotonic()
+            await closed.wait()
+        finally:
+            poller.cancel()
 
 
 class WsMembers(WsClass):
@@ -106,10 +143,78 @@ class WsMembers(WsClass):
 
     def runs(self) -> list:
         self._experiment, self.go = asyncio.Event(), asyncio.Event()
+        self._asked, self._closed = asyncio.Event(), asyncio.Event()
+        for c in self.clients:
+            c.predict = (self._asked, self._closed) if self.predict else None
         return [c.run_member(j, self._experiment, self.go, self.deadline) for c, j in zip(self.clients, self.joined, strict=True)]
+
+    predict = True  # the class predicts before the runs (issue 53)
 
     def experiment_started(self) -> None:
         self.loop.call_soon_threadsafe(self._experiment.set)
+
+    def question_asked(self) -> None:
+        self.loop.call_soon_threadsafe(self._asked.set)
+
+    def question_closed(self) -> None:
+        self.loop.call_soon_threadsafe(self._closed.set)
+
+
+def answers_counted(state_dir: Path) -> int:
+    """Answers to the latest question's current vote, as the server last wrote its class file."""
+    try:
+        questions = json.loads((state_dir / "class.json").read_text()).get("questions") or []
+    except (OSError, ValueError):
+        return 0
+    return len(questions[-1]["votes"][-1]) if questions else 0
+
+
+def class_predicts(teacher, projector_browser, pages, members, state_dir: Path, students: int, say) -> dict:
+    """The teacher asks which level wins; every student answers (websocket students on their
+    pulse, browsers by a click); the projector's count; then the teacher closes the answers."""
+    room = projector_browser.new_context(viewport=VIEWPORT, locale="en-US").new_page()
+    room.goto(teacher.get_by_role("link", name="Open the projector view").get_attribute("href"), timeout=120_000)
+    room.get_by_text("Joined:").first.wait_for(timeout=60_000)
+    teacher.get_by_role("button", name="Ask: which level wins?").click()
+    asked = time.monotonic()
+    members.question_asked()
+    seen = []
+    for i, (_s, pg) in enumerate(pages):
+        button = pg.get_by_role("button", name=LEVEL_LABELS[i % 3], exact=True)
+        button.wait_for(timeout=60_000)
+        seen.append(time.monotonic() - asked)
+        button.click()
+    counted = shown = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (counted is None or shown is None):
+        if counted is None and answers_counted(state_dir) >= students:
+            counted = time.monotonic()
+        if shown is None and room.get_by_text(f"Answered: {students} of {students}").count():
+            shown = time.monotonic()
+        time.sleep(0.2)
+    ws = [c for c in members.clients if c.answered is not None]
+    seen += [c.seen_question - asked for c in members.clients if c.seen_question is not None]
+    lags = sorted(c.counted - c.answered for c in ws if c.counted is not None)
+    last_answer = max([c.counted for c in ws if c.counted is not None] or [asked])
+    teacher.get_by_role("button", name="Close answers").click()
+    members.question_closed()
+    room.close()
+    result = {
+        "answers": answers_counted(state_dir),
+        "question_seen_max": max(seen) if seen else float("nan"),
+        "question_seen_median": sorted(seen)[len(seen) // 2] if seen else float("nan"),
+        "answer_counted_max": lags[-1] if lags else float("nan"),
+        "answer_counted_median": lags[len(lags) // 2] if lags else float("nan"),
+        "projector_count_lag": (shown - max(last_answer, counted or last_answer)) if shown else float("nan"),
+    }
+    say(f"predictions counted: {result['answers']} of {students}")
+    say(
+        f"the question reached each student {result['question_seen_median']:.1f} s (median), {result['question_seen_max']:.1f} s (max) "
+        f"after it was asked (their pulse polls every 3 s); an answer counted {result['answer_counted_median']:.2f} s (median), "
+        f"{result['answer_counted_max']:.2f} s (max) after its press; the projector's count {result['projector_count_lag']:.1f} s "
+        "after the last answer"
+    )
+    return result
 
 
 def dots(page) -> int:
@@ -181,6 +286,9 @@ TARGETS = {
     "a fresh visitor's page < 3 s": lambda r: r["tti_max"] < 3.0,
     "server memory < 3 GB": lambda r: r["rss_peak"] < 3072,
     "no error box": lambda r: r["errors"] == 0,
+    "predictions counted: N of N": lambda r: "answers" not in r or r["answers"] == r["students"],
+    "every answer counted within 2 s of its press": lambda r: "answers" not in r or r["answer_counted_max"] <= 2.0,
+    "the projector's count within 2 s of the last answer": lambda r: "answers" not in r or r["projector_count_lag"] <= 2.0,
 }
 
 
@@ -194,6 +302,7 @@ def run_experiment(
     workers: int = 0,
     threads: int = 0,
     students_idle: bool = True,
+    predict: bool = True,
 ) -> dict:
     """Start a server, hold the class experiment, stop everything; return the figures. `workers`
     and `threads`: the class file's cpu_workers and threads_per_job (0: the server's own plan).
@@ -238,6 +347,7 @@ def run_experiment(
             )
             deadline = time.monotonic() + timeout
             members = WsMembers(roster[browsers:], url, code, deadline)
+            members.predict = predict
             members.start()
             pages = []
             for s in roster[:browsers]:
@@ -253,6 +363,9 @@ def run_experiment(
             members.experiment_started()
             for _, pg in pages:
                 pg.get_by_role("button", name=START).wait_for(timeout=60_000)
+            predicted = class_predicts(teacher, projector, pages, members, state_dir, students, say) if predict else {}
+            for _, pg in pages:  # (the parts' Start opens when the answers close)
+                pg.get_by_role("button", name=START).and_(pg.locator(":enabled")).wait_for(timeout=60_000)
             if not members.all_ready.wait(180):
                 raise RuntimeError("the websocket students did not see their part in 180 s")
             visitor = Visitor(url, probe_every)
@@ -297,6 +410,7 @@ def run_experiment(
         )  # a fragment poll's round trip (the class pulse among them)
         rss_peak = max(s[1] for s in sampler.samples if s[0] >= t0)
         result = {
+            "students": students,
             "filled": filled,
             "cells": cells,
             "seconds": elapsed,
@@ -315,6 +429,7 @@ def run_experiment(
             "poll_p95": polls[int(len(polls) * 0.95)] if polls else float("nan"),
             "polls": len(polls),
             **run_times(stored, wall0),
+            **predicted,
         }
         say(f"cells filled: {filled} of {cells} in {elapsed:.1f} s")
         say(

@@ -58,3 +58,4 @@ class Member:
     number: int  # 1, 2, ... in joining order: what the projector shows when names are hidden
     joined: float  # wall clock
     seen: float = field(default_factory=time.monotonic)  # last poll (not kept: a restart sees everyone anew)
+    address: str | None = None  # where they joined from (not kept): one open part per address while others wait

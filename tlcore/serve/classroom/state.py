@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from limits import parse, storage, strategies
+
 from tlcore.core.events import HistorySnapshot
 from tlcore.serve.classroom import class_file, questions
 from tlcore.serve.classroom.codes import Member, clean_nickname, given_nickname, new_code, normal_code
@@ -62,7 +64,11 @@ from tlcore.train.config import RunConfig
 ANSWER_SAVE_S = 1.0  # answers are written to the class file at most this often (the rest on the next poll)
 PRESENT_S = 30.0  # a member unseen for this long has left: their open cell goes to someone else
 JOINS_PER_ADDRESS = 60  # join attempts one address makes before it must wait (a class behind one NAT: 30)
-WRONG_CODES = 10  # wrong codes one address types before it must wait (60 s, then twice as long)
+WRONG_CODES = 10  # wrong codes one learner types before they must wait (60 s, then twice as long)
+WRONG_CODES_PER_ADDRESS = 100  # ... one address, every learner on it together (a class of 30 behind one NAT, 3 typos each)
+NEW_PER_ADDRESS = parse("30/minute")  # new members from one address (a room of 30 typing the code behind one NAT)
+NEW_PER_SERVER = parse("90/minute")  # ... from every address together
+SEAT_S = 600.0  # a member unseen this long (and without a part) holds no seat
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,20 @@ class RosterRow:
     state: str  # "none", "open" (to start), "running", "failed", "done", "waiting" (knocking at a locked class)
 
 
+def by_address(members: list[tuple[str, Member]]) -> list[str]:
+    """Learner keys in joining order, taken round-robin over their addresses: the first member of
+    each address, then the second of each, ... so that a part goes to a second cookie of one address
+    only once every other address's waiting member has one (a script's many cookies on one address
+    wait behind the class; a class behind one NAT is one address and keeps its joining order)."""
+    rank: dict[str | None, int] = {}
+    order = []
+    for i, (key, m) in enumerate(members):
+        where = m.address if m.address is not None else f"unknown-{key}"
+        rank[where] = rank.get(where, -1) + 1
+        order.append((rank[where], i, key))
+    return [key for _r, _i, key in sorted(order)]
+
+
 def cell_state(cell: Cell) -> str:
     if cell.done:
         return "done"
@@ -149,8 +169,10 @@ class Classroom:
         self.tickets_for = ""  # the experiment whose exit tickets are open ("" = none)
         self.tickets: dict[str, dict[str, str]] = {}  # learner key -> ticket question id -> their answer
         self.file_problem = ""  # the class file could not be read (class_file.load): a line for the teacher
-        self._wrong = GuessLimiter(free=WRONG_CODES, per_minute=10**9, forget_s=600.0, clock=clock)
+        self._wrong = GuessLimiter(free=WRONG_CODES_PER_ADDRESS, per_minute=10**9, forget_s=600.0, clock=clock)
         self._tries = GuessLimiter(free=JOINS_PER_ADDRESS, per_minute=10**9, forget_s=60.0, clock=clock)
+        self._wrong_mine = GuessLimiter(free=WRONG_CODES, per_minute=10**9, forget_s=600.0, clock=clock)
+        self._rates = strategies.MovingWindowRateLimiter(storage.MemoryStorage())  # new members (the `limits` library)
         self._load()
 
     # --- the teacher ---
@@ -278,17 +300,20 @@ class Classroom:
         """Join with a code: the member (a second tab of the same learner is the same member).
         lang: the language of a given nickname ("파란 수달 7" on a Korean page)."""
         where = address or "local"
-        wait = max(self._tries.wait_s(where), self._wrong.wait_s(where))
+        key = learner_key(learner)
+        # wrong codes count per learner (a classmate's typos never lock out the rest of a class behind
+        # one NAT) and, far more loosely, per address (a script's many cookies on one address)
+        wait = max(self._tries.wait_s(where), self._wrong.wait_s(where), self._wrong_mine.wait_s(key))
         if wait > 0:
             raise JoinRefused("too_many", wait)
         self._tries.wrong(where)  # every attempt counts towards the address's rate
         typed = normal_code(code)
-        key = learner_key(learner)
         with self._lock:
             if self.code is None or typed != self.code:
                 known = self.code is not None and typed in self._old_codes
                 if not known:
                     self._wrong.wrong(where)
+                    self._wrong_mine.wrong(key)
                 raise JoinRefused("expired" if known else "wrong")
             member = self.members.get(key)
             if member is None:
@@ -298,17 +323,39 @@ class Classroom:
                     if len(self.waiting) < self.size:  # the teacher sees who waits and may let them in
                         self.waiting[key] = (clean_nickname(nickname) or given_nickname(lang=lang), learner)
                     raise JoinRefused("locked")
-                if len(self.members) >= self.size:
+                if self._seated_locked() >= self.size:
                     raise JoinRefused("full")
+                wait = self._new_member_wait(where)
+                if wait > 0:  # new members come no faster than a room of students can type
+                    raise JoinRefused("busy", wait)
                 member = self._add_locked(key, learner, clean_nickname(nickname) or given_nickname(lang=lang))
+                member.address = where
+                self._rates.hit(NEW_PER_ADDRESS, "join", where)
+                self._rates.hit(NEW_PER_SERVER, "join", "server")
             elif clean_nickname(nickname):
                 member.nickname = clean_nickname(nickname)
             member.seen = self._clock()
             self._ids[key] = learner
-            self._wrong.right(where)
+            self._wrong_mine.right(key)
             self._assign_locked()
             self._save()
             return dataclasses.replace(member)
+
+    def _new_member_wait(self, where: str) -> float:
+        """Seconds before a new member from `where` may join (0: now): NEW_PER_ADDRESS, NEW_PER_SERVER."""
+        waits = [
+            self._rates.get_window_stats(limit, "join", who).reset_time - time.time()
+            for limit, who in ((NEW_PER_ADDRESS, where), (NEW_PER_SERVER, "server"))
+            if not self._rates.test(limit, "join", who)
+        ]
+        return max([0.0, *waits])
+
+    def _seated_locked(self) -> int:
+        """Seats taken: members seen in the last SEAT_S, or with a part of the running experiment
+        (a member who never came back holds no seat: a script's made-up learners cannot keep a class full)."""
+        now = self._clock()
+        parts = {c.learner for c in self.experiment.cells} if self.experiment is not None else set()
+        return sum(1 for k, m in self.members.items() if now - m.seen <= SEAT_S or k in parts)
 
     # --- the teacher's seats ---
     def set_locked(self, locked: bool) -> None:
@@ -681,8 +728,23 @@ class Classroom:
         if self.experiment is None or self.experiment.stopped is not None:
             return
         now = self._clock()
-        present = [k for k, m in sorted(self.members.items(), key=lambda kv: kv[1].number) if now - m.seen <= PRESENT_S]
-        assign(self.experiment.cells, present)
+        here = [(k, m) for k, m in sorted(self.members.items(), key=lambda kv: kv[1].number) if now - m.seen <= PRESENT_S]
+        assign(self.experiment.cells, by_address(here))
+
+    def reassign(self, index: int, key: str) -> bool:
+        """The teacher gives an unfinished part to a member (`key`: their learner key); a run going
+        for it is left to finish for its learner's record but no longer fills the part."""
+        with self._lock:
+            exp = self.experiment
+            if exp is None or not 0 <= index < len(exp.cells) or key not in self.members or exp.cells[index].done:
+                return False
+            for cell in exp.cells:  # one open part at a time: the member's other open part is freed
+                if cell.learner == key and not cell.done:
+                    cell.learner, cell.job = None, None
+            exp.cells[index].learner, exp.cells[index].job, exp.cells[index].failed = key, None, ""
+            self._assign_locked()
+            self._save()
+            return True
 
     # --- reading it all (the projected view, the sidebar) ---
     def view(self) -> ClassView:
