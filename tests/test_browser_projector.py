@@ -12,8 +12,8 @@ import time
 import pytest
 
 from tests.helpers.apptest import SECRET
-from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, choose, playwright_api, set_number, wait_idle, within
-from tests.test_browser_class_experiment import class_server  # noqa: F401 -- the fixture
+from tests.helpers.browser import ARTIFACTS, choose, set_number, wait_idle, within
+from tests.test_browser_class_experiment import browser, class_server  # noqa: F401 -- the fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SIZES = ((1280, 720), (1920, 1080))
@@ -41,16 +41,6 @@ def boxes(page):
 
 def in_first_screen_side_by_side(code, qr, height) -> bool:
     return code["y"] + code["height"] <= height and qr["y"] + qr["height"] <= height and qr["x"] >= code["x"] + code["width"] - 1
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def test_the_code_reads_from_the_back_row_and_the_projector_view_fits_every_screen(class_server, browser):  # noqa: F811
