@@ -440,6 +440,10 @@ def joined_count() -> None:
     """The count, and the roster: who joined, here now or not, their part and their run's state."""
     room = class_room()
     joined, here = room.count()
+    if (st.session_state.get("_class_had_members", joined > 0)) != (joined > 0):  # the first joined: the runs list starts polling
+        st.session_state["_class_had_members"] = joined > 0
+        st.rerun()
+    st.session_state["_class_had_members"] = joined > 0
     st.markdown(t("class.joined", joined=joined, here=here, size=room.size))
     rows = room.roster()
     if not rows:
@@ -492,10 +496,10 @@ def roster_table(rows: list[RosterRow], hide: bool) -> dict[str, list]:
 
 
 def _part_words(exp: Experiment, i: int) -> str:
+    """A part as the teacher picks it (stable across the roster's redraws: who holds it is in the table)."""
     cell = exp.cells[i]
-    holder = class_room().shown_name(cell.learner) if cell.learner else t("class.roster.nobody")
     level = class_view.level_label(exp.factor, exp.levels[cell.level])
-    return t("class.roster.part", level=level, seed=cell.seed, round=cell.round) + f" · {holder}"
+    return t("class.roster.part", level=level, seed=cell.seed, round=cell.round)
 
 
 @callback

@@ -142,6 +142,7 @@ def learner_box() -> None:
             return
         if q.vote > 1:
             st.caption(t("class.ask.vote_again", vote=q.vote))
+        announce(f"{t('class.ask.heading')} {question_text(q, exp)}", f"ask:{q.id}:{q.vote}")  # a screen reader hears it
         answer_buttons(q, exp, mine)
         replay_messages("class:answer")
 
@@ -268,7 +269,8 @@ def teacher_panel() -> None:
     st.toggle(t("class.ask.wait"), value=room.wait_for_predictions, key="ask_wait", on_change=_wait_changed,
               help=t("class.ask.wait_help"))  # fmt: skip
     replay_messages("class:ask")
-    question_status()
+    if room.current_question() is not None:  # (asking reruns the page: the status then starts its timer)
+        question_status()
     tickets_panel()
 
 

@@ -318,11 +318,17 @@ def class_runs() -> None:
     """Every run on the server, active ones first, each with Cancel; redrawn every REFRESH_S
     while any is active, so a cancelled or finished run changes state without a click."""
 
-    # Always redrawn: a list drawn when nothing ran said "No runs yet" after the class's runs had
-    # finished (one teacher's fragment every REFRESH_S costs the server nothing it can measure).
-    @st.fragment(run_every=REFRESH_S)
+    # Redrawn while a run is active or a class has members (their runs may start any moment): a list
+    # drawn when nothing ran once said "No runs yet" after the class's three runs had finished.
+    from studio.server import class_room
+
+    live = any(row.active for row in queue().list_all()) or class_room().count()[0] > 0
+
+    @st.fragment(run_every=REFRESH_S if live else None)
     def runs() -> None:
         rows = queue().list_all()
+        if live and not any(row.active for row in rows) and class_room().count()[0] == 0:
+            st.rerun()  # once: stop refreshing (the class's count starts it again: studio.class_panels.joined_count)
         if not rows:
             st.caption(t("class.no_jobs"))
         places_per_address()

@@ -61,7 +61,7 @@ def test_reveal_after_the_class_predicted_on_another_page_and_the_runs_came_in(c
     said = [i.value for i in learner.info]
     assert any(s.startswith("You predicted lr 0.01") or "You predicted" in s for s in said), said
     view.run()
-    assert "The class expected" in "".join(m.value for m in view.markdown)
+    assert "The class expected" in html_of(view)  # the projector's sentence, in its large type
 
 
 def test_vote_again_opens_a_second_vote_shown_beside_the_first(class_app):

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from scipy import stats as scipy_stats
-
 from tlcore.serve.classroom.design import Experiment
 
 
@@ -33,6 +31,8 @@ class LevelStats:
 @cache
 def t95(df: int) -> float:
     """Student's t, two-sided 95%, for `df` degrees of freedom (12.706 at 1, 1.96 as df grows)."""
+    from scipy import stats as scipy_stats  # (1.7 s to import on a 2-core box: only when a level has 2 seeds)
+
     return float(scipy_stats.t.ppf(0.975, df)) if df >= 1 else math.inf
 
 
@@ -104,6 +104,8 @@ def top_two(experiment: Experiment) -> TopTwo:
         if statistics.pstdev(a) == 0 and statistics.pstdev(b) == 0:  # no noise at all: any gap is beyond it
             p = 0.0 if gap else 1.0
         else:
+            from scipy import stats as scipy_stats  # (heavy: imported when a reveal needs it)
+
             p = float(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
         beyond = p < 0.05
     return TopTwo(order, means, best, second, gap, pooled_sd(stats), p, beyond)
