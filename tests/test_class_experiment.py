@@ -265,7 +265,7 @@ def test_an_experiments_seeds_share_its_examples_unless_the_teacher_asks_for_new
     configs = [same.config(c) for c in same.cells]
     assert same.same_examples and {c.split_seed for c in configs} == {7} and {c.data_seed for c in configs} == {7}
     assert len({c.seed for c in configs}) == 2  # the seeds still differ: the head's start, the order, the flips
-    assert room.rerun().same_examples  # a rerun keeps the choice
+    assert room.add_round().same_examples  # another round keeps the choice
     own = room.start_experiment("lr", [1e-3, 1e-2], 2, base, same_examples=False)
     assert not own.same_examples and [own.config(c).data_seed for c in own.cells] == [c.seed for c in own.cells]
 

@@ -101,6 +101,7 @@ class WsMember(WsStudent):
                 reader.cancel()
         except Exception as exc:  # noqa: BLE001 -- a client that broke is a figure
             self.s.error = f"{type(exc).__name__}: {exc}"[:200]
+            self.ready.set()  # (counted in "clients broken", never holding the class up)
 
     predict: tuple[asyncio.Event, asyncio.Event] | None = None  # (asked, closed): the class predicts first
 
@@ -174,7 +175,7 @@ def class_predicts(teacher, projector_browser, pages, members, state_dir: Path, 
     pulse, browsers by a click); the projector's count; then the teacher closes the answers."""
     room = projector_browser.new_context(viewport=VIEWPORT, locale="en-US").new_page()
     room.goto(teacher.get_by_role("link", name="Open the projector view").get_attribute("href"), timeout=120_000)
-    room.get_by_text("Joined:").first.wait_for(timeout=60_000)
+    room.locator(".st-key-projector").first.wait_for(timeout=60_000)
     teacher.get_by_role("button", name="Ask: which level wins?").click()
     asked = time.monotonic()
     members.question_asked()

@@ -113,7 +113,9 @@ class WsStudent:
             await asyncio.sleep(interval)
             if self.poll_sent is None:
                 self.poll_sent = time.monotonic()
-            await self.send_rerun(ws, fragment_id=fragment, is_auto_rerun=True)
+            # shielded: a timer cancelled mid-send (a full run clears every timer) left half a frame on
+            # the socket, and the connection died with 1011 (seen once in 30 students, session 33)
+            await asyncio.shield(self.send_rerun(ws, fragment_id=fragment, is_auto_rerun=True))
 
     def handle(self, raw: bytes) -> None:
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg

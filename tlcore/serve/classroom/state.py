@@ -275,8 +275,6 @@ class Classroom:
             self._save()
             return copy.deepcopy(exp)
 
-    rerun = add_round  # (the CLI's and older tests' name)
-
     def stop_experiment(self) -> None:
         with self._lock:
             self._stop_locked()
