@@ -115,6 +115,9 @@ def run_class(url, browser, teacher, learners):
     mina.get_by_role("textbox", name="별명 (선택)").fill("미나")
     mina.get_by_role("button", name="별명 바꾸기").click()
     mina.get_by_text("이제 수업에서 내 이름은").first.wait_for()
+    mina.wait_for_function(  # Korean from her browser's language, Streamlit's own skip link included
+        "() => document.querySelector('[data-testid=\"stSkipToContent\"]')?.textContent === '본문으로 건너뛰기'", timeout=10_000
+    )
     teacher.get_by_text("Joined: 3").first.wait_for(timeout=15_000)
 
     # The push: every learner lands on page 3 on their next poll, with a banner.
