@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from studio import class_view
+from studio import class_view, predictions
 from studio.hosts import public_root
 from studio.i18n import current_lang, t
 from studio.server import class_room, read_job
@@ -112,8 +112,6 @@ def view() -> None:
 def _question_screen(room, q) -> None:
     """While open: the question and "Answered: 23 of 28", nothing of the answers; revealed: the
     class's predictions (every vote) beside what was measured, and the sentence."""
-    from studio import predictions
-
     exp = room.latest() if q.experiment else None
     exp = exp if exp is not None and exp.id == q.experiment else None
     answered, joined = room.answered()

@@ -33,7 +33,7 @@ from studio.choices import CHOICES, _valid, holds
 from studio.feedback import held_messages, say
 from studio.i18n import duration, t, translated
 from studio.learner import owner, session_id
-from studio.server import queue
+from studio.server import class_room, queue
 from studio.state import DEFAULTS, callback
 from tlcore.core import settings
 from tlcore.core.messages import LearnerError
@@ -41,6 +41,7 @@ from tlcore.models import catalog
 from tlcore.serve import class_limits
 from tlcore.serve.guess_limiter import GuessLimiter
 from tlcore.serve.jobs import JobSummary
+from tlcore.serve.store import learner_key
 from tlcore.train.config import RunConfig
 
 TRIES = 5  # wrong secrets from one address before it must wait (60 s, then twice as long each time)
@@ -94,9 +95,6 @@ def nickname(learner_id: str) -> str:
 def class_name(learner_id: str) -> str:
     """How the teacher's list names a learner: their class nickname (or #n when names are hidden),
     else the short hash of one who never joined the class."""
-    from studio.server import class_room
-    from tlcore.serve.store import learner_key
-
     room = class_room()
     member = room.member(learner_id)
     return room.shown_name(learner_key(learner_id)) if member is not None else nickname(learner_id)
@@ -320,8 +318,6 @@ def class_runs() -> None:
 
     # Redrawn while a run is active or a class has members (their runs may start any moment): a list
     # drawn when nothing ran once said "No runs yet" after the class's three runs had finished.
-    from studio.server import class_room
-
     live = any(row.active for row in queue().list_all()) or class_room().count()[0] > 0
 
     @st.fragment(run_every=REFRESH_S if live else None)
