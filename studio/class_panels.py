@@ -20,7 +20,7 @@ import streamlit as st
 from studio import class_view, predictions, projector, teacher
 from studio.bound_widgets import bound
 from studio.feedback import announce, held_messages, replay_messages, say
-from studio.i18n import current_lang, duration, t
+from studio.i18n import as_text, current_lang, duration, t
 from studio.job_panel import is_running, job_panel, paused_for_me, submit
 from studio.learner import network_address, owner
 from studio.plots import ChartText
@@ -69,7 +69,7 @@ def _join(code: str, nickname: str) -> bool:
         say("error", t(f"class.join.{refused.reason}", wait=duration(max(1.0, refused.wait_s)), size=room.size))
         return False
     st.session_state[_FOLLOWED] = room.view().push.version  # what was pushed before one joined is not followed
-    say("success", t("class.join.ok", name=member.nickname, number=member.number))
+    say("success", t("class.join.ok", name=as_text(member.nickname), number=member.number))
     return True
 
 
@@ -125,7 +125,7 @@ def _name_offered(where: str) -> None:
     with held_messages(f"join:{where}"):
         name = class_room().rename(owner(), st.session_state.get(f"offer_nick:{where}", ""))
         if name:
-            say("success", t("class.renamed", name=name))
+            say("success", t("class.renamed", name=as_text(name)))
 
 
 # --- following the teacher ----------------------------------------------------------------
@@ -146,7 +146,7 @@ def pulse() -> None:
     if member is None:  # left the class (another tab, or the teacher's class was reset)
         st.rerun()
     view = room.view()
-    st.markdown(t("class.side.member", code=view.code or "—", name=member.nickname))
+    st.markdown(t("class.side.member", code=view.code or "—", name=as_text(member.nickname)))
     paused = view.paused and not teacher.is_teacher()
     if paused:
         st.warning(t("class.side.paused"), icon=":material/pause_circle:")
@@ -242,10 +242,11 @@ def learner_panel() -> None:
         join_box("class")
         return
     member = room.member(me)
-    st.markdown(t("class.you_are", name=member.nickname, number=member.number, code=room.code or "—"))
+    st.markdown(t("class.you_are", name=as_text(member.nickname), number=member.number, code=room.code or "—"))
     with st.expander(t("class.rename"), expanded=False):
         st.text_input(t("class.join.nick"), key="class_rename", max_chars=classroom.NICKNAME_MAX)
         st.button(t("class.rename_button"), key="class_rename_go", on_click=_rename)
+        replay_messages("class:rename")
         st.button(t("class.leave_class"), key="class_leave", on_click=_leave)
     exp = room.latest()
     if exp is None or not exp.running:
@@ -259,7 +260,12 @@ def learner_panel() -> None:
 
 @callback
 def _rename() -> None:
-    class_room().rename(owner(), st.session_state.get("class_rename", ""))
+    with held_messages("class:rename"):
+        name = class_room().rename(owner(), st.session_state.get("class_rename", ""))
+        if name:
+            say("success", t("class.renamed", name=as_text(name)))
+        else:
+            say("warning", t("class.rename_refused", most=classroom.MAX_RENAMES))
 
 
 @callback
@@ -452,7 +458,7 @@ def joined_count() -> None:
         st.html(table_html(roster_table(rows, room.hide_names), t("class.roster.heading", n=joined)))
         waiting = [r for r in rows if r.state == "waiting"]
         for r in waiting:
-            st.button(t("class.roster.admit", name=r.nickname), key=f"admit:{r.key}", on_click=callback(room.admit),
+            st.button(t("class.roster.admit", name=as_text(r.nickname)), key=f"admit:{r.key}", on_click=callback(room.admit),
                       args=(r.key,), icon=":material/how_to_reg:")  # fmt: skip
         members = {r.key: r for r in rows if r.state != "waiting"}
         if members:
@@ -467,7 +473,7 @@ def joined_count() -> None:
                 part, give = st.columns([2, 1], vertical_alignment="bottom")
                 index = part.selectbox(t("class.roster.give_which"), open_parts, key="class_give_part",
                                        format_func=lambda i: _part_words(exp, i))  # fmt: skip
-                give.button(t("class.roster.give", name=members[chosen].nickname), key="class_give", on_click=_give,
+                give.button(t("class.roster.give", name=as_text(members[chosen].nickname)), key="class_give", on_click=_give,
                             args=(index, chosen), icon=":material/swap_horiz:")  # fmt: skip
             replay_messages("class:roster")
 
@@ -507,7 +513,7 @@ def _give(index: int, key: str) -> None:
     with held_messages("class:roster"):
         room = class_room()
         if room.reassign(index, key):
-            say("success", t("class.roster.given", name=room.shown_name(key, hide=False)))
+            say("success", t("class.roster.given", name=as_text(room.shown_name(key, hide=False))))
 
 
 @callback

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio.i18n import t
+from studio.i18n import imagenet_title, t
 from tlcore.core.events import RunResult
 
 CHANGED_SHOWN = 8  # photos listed whose answer changed
@@ -52,11 +52,12 @@ def forgetting_panel(result: RunResult) -> None:
     changed = [p for p in f["photos"] if p["right_before"] != p["right_after"] or p["before"] != p["after"]]
     if changed:
         mark = {True: "✓", False: "✗"}
+        shown = [_titles(p) for p in changed[:CHANGED_SHOWN]]
         st.dataframe(
             {
-                t("forget.col.answer"): [p["answer"] for p in changed[:CHANGED_SHOWN]],
-                t("forget.col.before"): [f"{mark[p['right_before']]} {p['before']}" for p in changed[:CHANGED_SHOWN]],
-                t("forget.col.after"): [f"{mark[p['right_after']]} {p['after']}" for p in changed[:CHANGED_SHOWN]],
+                t("forget.col.answer"): [answer for answer, _, _ in shown],
+                t("forget.col.before"): [f"{mark[p['right_before']]} {before}" for p, (_, before, _) in zip(changed, shown)],
+                t("forget.col.after"): [f"{mark[p['right_after']]} {after}" for p, (_, _, after) in zip(changed, shown)],
             },
             hide_index=True,
             width="stretch",
@@ -64,3 +65,12 @@ def forgetting_panel(result: RunResult) -> None:
         st.caption(t("forget.caption", changed=len(changed), total=f["total"]))
     else:
         st.caption(t("forget.unchanged", total=f["total"]))
+
+
+def _titles(photo: dict) -> tuple[str, str, str]:
+    """(answer, before, after) in the learner's language: by class id where the result has them
+    (results from before the ids were kept name the classes in English)."""
+    ids = photo.get("ids")
+    if isinstance(ids, list) and len(ids) == 3:
+        return tuple(imagenet_title(i) for i in ids)  # type: ignore[return-value]
+    return photo["answer"], photo["before"], photo["after"]

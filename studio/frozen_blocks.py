@@ -35,7 +35,7 @@ def blocks_html(counts: dict[str, int], frozen: list[str]) -> str:
         _BLOCK.format(
             bg=plots._GREY if g in frozen else plots._BLUE,
             fg="#0f172a" if g in frozen else "#ffffff",
-            name=html.escape(g),
+            name=html.escape(plots.group_label(g, t)),
             count=human(n),
             frozen=f"<br>❄ {html.escape(t('plot.frozen'))}" if g in frozen else "",
         )

@@ -186,6 +186,33 @@ def _strategy_names(strategy: str) -> set[str]:
     return {strategy} | {strings(lang).get(f"strategy.{strategy}", strategy) for lang in LANGS}
 
 
+@functools.cache
+def _imagenet_names(lang: str) -> tuple[str, ...]:
+    """ImageNet's 1000 class names in `lang`, by class id (assets/i18n/imagenet_<lang>.json; the
+    English are torchvision's own)."""
+    path = ASSETS / "i18n" / f"imagenet_{lang}.json"
+    if not path.exists():
+        from tlcore.models.imagenet import categories
+
+        return categories()
+    return tuple(json.loads(path.read_text(encoding="utf-8")))
+
+
+def imagenet_title(class_id: int) -> str:
+    """An ImageNet class's name in the learner's language ("tabby" -> "줄무늬 고양이")."""
+    return _imagenet_names(current_lang())[class_id]
+
+
+_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-!|~<>$:&=^.])")  # what markdown, LaTeX, colours, icons or HTML read
+
+
+def as_text(text: str) -> str:
+    """Anyone's text (a nickname, a teacher's own question) inside markdown, shown as it was typed:
+    every mark markdown reads escaped (no emphasis, link, heading, list, colour, LaTeX, icon or HTML),
+    a zero-width space before each dot (no "www." autolink, which escaping alone did not stop)."""
+    return _MARKUP.sub(lambda m: "\u200b." if m[1] == "." else "\\" + m[1], str(text))
+
+
 def class_title(dataset: str, name: str) -> str:
     """A class name in the learner's language where the i18n files have one."""
     key = f"class.{dataset}.{name}"

@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 
 from studio.feedback import error as show_error
-from studio.i18n import class_title, current_lang, explain_error, t, t_count, translated
+from studio.i18n import class_title, current_lang, explain_error, imagenet_title, t, t_count, translated
 from studio.learner import owner
 from studio.server import kept_model, queue
 from studio.state import callback, job_id
@@ -208,10 +208,8 @@ def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",)
         else:
             with st.spinner(t("try.thinking")):
                 top = _imagenet_top(name, image)
-            _ranked(top)
+            _ranked([(imagenet_title(i), p) for i, p in top])
             st.caption(t("try.before_caption", model=translated(f"backbone.title.{name}", catalog.backbone(name).title)))
-            if current_lang() != "en":
-                st.caption(t("try.labels_english"))  # the names of ImageNet's classes, as the data has them
     with after_col:
         st.markdown(f"**{t('try.after')}**")
         if found is None:
@@ -247,7 +245,7 @@ def _class_maps(image: np.ndarray, imagenet_name: str, found: tuple[finetuned.Fi
             (
                 before_col,
                 lambda: _imagenet_map(imagenet_name, digest, image),
-                lambda target: imagenet.categories()[target],
+                imagenet_title,
                 "try.map_before",
             )
         )
@@ -314,11 +312,11 @@ def _imagenet_model(name: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _imagenet_top(name: str, image: np.ndarray) -> list[tuple[str, float]]:
+def _imagenet_top(name: str, image: np.ndarray) -> list[tuple[int, float]]:
     """The pretrained model's top 5 for a picture, computed once per picture: the page reruns
     on every click of every learner, and most look at the same sample photos; 30 learners
     pressing Start at once were 30 forward passes of the ImageNet model (tools/loadtest.py)."""
-    return imagenet.top_k(_imagenet_model(name), image, k=5)
+    return imagenet.top_k_ids(_imagenet_model(name), image, k=5)
 
 
 def _finetuned_model(slot: str) -> tuple[finetuned.Finetuned, str, str] | None:

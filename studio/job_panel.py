@@ -120,7 +120,7 @@ def paused_for_me() -> bool:
     from studio import teacher
 
     room = class_room()
-    return room.paused and room.is_member(owner()) and not teacher.is_teacher()
+    return room.under_pause(owner()) and not teacher.is_teacher()
 
 
 # The page follows its live panel: on every full run of the script while a job goes (Start,

@@ -14,6 +14,7 @@ Not for: computing metrics (tlcore.train.trainer, tlcore.core.events) or any Str
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -79,6 +80,15 @@ LABELS: dict[str, str] = {
     "plot.large": "large",
     "plot.waiting_epoch": "waiting for the first epoch…",
     "plot.waiting_step": "waiting for the first step…",
+    # layer groups (tlcore.models): the English is the group's own name, other languages say it in words
+    "group.stem": "stem",
+    "group.stage": "stage{a}",
+    "group.head": "head",
+    "group.embed": "embed",
+    "group.blocks": "blocks{a}-{b}",
+    "group.embeddings": "embeddings",
+    "group.layer": "layer{a}",
+    "group.pretrained": "pretrained",
 }
 
 Translate = Callable[[str], str]
@@ -95,6 +105,20 @@ def empty_figure() -> go.Figure:
 
 def _english(key: str) -> str:
     return LABELS.get(key, key)
+
+
+_GROUP_NAME = re.compile(r"(?P<kind>[a-z]+)(?P<a>\d+)?(?:-(?P<b>\d+))?")
+
+
+def group_label(name: str, t: Translate = _english) -> str:
+    """A layer group's name in the chart's language ("stage2" -> "2단계" in Korean); a name
+    the labels do not know is shown as it is."""
+    match = _GROUP_NAME.fullmatch(name)
+    if match is None:
+        return name
+    key = f"group.{match['kind']}"
+    text = t(key)
+    return name if text == key else text.format(a=match["a"] or "", b=match["b"] or "")
 
 
 # The smallest text on any chart, in CSS px: readable from the back of a classroom on a
@@ -281,7 +305,8 @@ def _log10(value: float) -> float:
 def grad_norm_heatmap(snapshot: HistorySnapshot, t: Translate = _english) -> go.Figure:
     """Layer groups x steps, colour = log10 of the gradient norm; frozen cells are grey and
     labelled "frozen" (a frozen group has no gradient, which is not the same as zero)."""
-    groups, steps, z = grad_norm_matrix(snapshot)
+    names, steps, z = grad_norm_matrix(snapshot)
+    groups = [group_label(g, t) for g in names]
     frozen_label = t("plot.frozen")
     frozen = [[1 if v is None else None for v in row] for row in z]
     hover = [[frozen_label if v is None else f"{10**v:.3g}" for v in row] for row in z]
@@ -296,7 +321,7 @@ def grad_norm_heatmap(snapshot: HistorySnapshot, t: Translate = _english) -> go.
         colorscale="Viridis",
         customdata=hover,
         colorbar=dict(title=t("plot.grad.colour")),
-        hovertemplate="%{y} · step %{x}: %{customdata}<extra></extra>",
+        hovertemplate="%{y} · " + t("plot.step") + " %{x}: %{customdata}<extra></extra>",
     )
     # Name the frozen rows on the chart itself, not only in the hover text.
     for g, row in zip(groups, z, strict=False):
@@ -321,9 +346,10 @@ def grad_norm_bars(snapshot: HistorySnapshot, t: Translate = _english) -> go.Fig
     (the caption says "each gridline x10"), and leaves room right of the largest dot for
     its value."""
     started, steps = snapshot.started, snapshot.steps
-    groups = list(started.groups) if started else []
+    names = list(started.groups) if started else []
     latest = steps[-1].grad_norms if steps else {}
-    values = [latest.get(g) for g in groups]
+    values = [latest.get(g) for g in names]
+    groups = [group_label(g, t) for g in names]
     live = [(g, v) for g, v in zip(groups, values, strict=False) if v is not None]
     fig = go.Figure()
     fig.add_scatter(
@@ -394,7 +420,7 @@ def drift_figure(drift: Mapping[str, float], frozen: Sequence[str] = (), t: Tran
     groups = list(drift)
     fig = go.Figure()
     fig.add_bar(
-        x=groups,
+        x=[group_label(g, t) for g in groups],
         y=[drift[g] for g in groups],
         marker_color=[_GREY if g in frozen else _BLUE for g in groups],
         text=[t("plot.frozen") if g in frozen else f"{drift[g]:.3f}" for g in groups],
@@ -417,11 +443,14 @@ def block_diagram(counts: Mapping[str, int], frozen: Sequence[str], t: Translate
     groups = list(counts)
     fig = go.Figure()
     fig.add_bar(
-        x=groups,
+        x=[group_label(g, t) for g in groups],
         y=[1.0] * len(groups),
         base=[-0.5] * len(groups),
         marker=dict(color=[_GREY if g in frozen else _BLUE for g in groups], line=dict(color="#334155", width=1)),
-        text=[f"<b>{g}</b><br>{human(counts[g])}" + (f"<br>❄ {t('plot.frozen')}" if g in frozen else "") for g in groups],
+        text=[
+            f"<b>{group_label(g, t)}</b><br>{human(counts[g])}" + (f"<br>❄ {t('plot.frozen')}" if g in frozen else "")
+            for g in groups
+        ],
         textposition="inside",
         insidetextanchor="middle",
         hovertemplate="%{x}: %{customdata} " + t("plot.params") + "<extra></extra>",
@@ -731,14 +760,16 @@ def race_text(runs: Mapping[str, HistorySnapshot], metric: str = "val/acc", t: T
 
 
 def blocks_text(counts: Mapping[str, int], frozen: Sequence[str], t: Translate = _english) -> ChartText:
-    groups = list(counts)
-    trained = [g for g in groups if g not in frozen]
+    names = list(counts)
+    groups = [group_label(g, t) for g in names]
+    trained = [group_label(g, t) for g in names if g not in frozen]
+    frozen = [group_label(g, t) for g in frozen]
     summary = t("alt.blocks").format(
         trained=len(trained), n=len(groups), groups=", ".join(trained) or t("alt.none"), frozen=", ".join(frozen) or t("alt.none")
     )
     table = {
         t("alt.col.group"): groups,
-        t("alt.col.params"): [f"{counts[g]:,}" for g in groups],
+        t("alt.col.params"): [f"{counts[g]:,}" for g in names],
         t("alt.col.frozen"): ["❄ " + t("plot.frozen") if g in frozen else "" for g in groups],
     }
     return ChartText(summary, table)

@@ -20,9 +20,9 @@ import streamlit as st
 
 from studio import class_view
 from studio.feedback import announce, held_messages, replay_messages, say
-from studio.i18n import t
+from studio.i18n import as_text, t
 from studio.learner import owner
-from studio.plots import _layout
+from studio.plots import _layout, group_label
 from studio.server import class_room
 from studio.state import callback
 from tlcore.core import spreadsheet
@@ -57,7 +57,7 @@ def choice_label(q: Question, choice: str, exp: Experiment | None) -> str:
         return class_view.level_label(exp.factor, exp.levels[int(choice)])
     if q.kind == "beyond_noise":
         return t(f"class.ask.{choice}")
-    return choice  # a layer group's name
+    return group_label(choice, t)  # a layer group's name
 
 
 def _experiment_of(q: Question, room: classroom.Classroom | None = None) -> Experiment | None:
@@ -123,13 +123,24 @@ def own_sentence(q: Question, out: Reveal, mine: Personal, exp: Experiment | Non
 def learner_box() -> None:
     """Above every page, for a joined learner: the open question with its answers, or the reveal."""
     room, me = class_room(), owner()
+    if room.current_question() is not None and room.is_member(me):
+        _question_box()
+
+
+@st.fragment
+def _question_box() -> None:
+    """The question as a fragment of its own: an answer's press reruns this box, not the whole
+    page (30 students answering at once were 30 page runs queued on the training's cores: an
+    answer took up to 4.4 s to be counted; tools.loadtest --class-experiment). The class pulse
+    reruns the page when the question changes (asked, closed, revealed)."""
+    room, me = class_room(), owner()
     q = room.current_question()
-    if q is None or not room.is_member(me):
+    if q is None:
         return
     exp = _experiment_of(q)
     key = classroom.learner_key(me)
     with st.container(border=True, key="class-question"):
-        st.markdown(f"**{t('class.ask.heading')}** {_plain(question_text(q, exp))}")
+        st.markdown(f"**{t('class.ask.heading')}** {as_text(question_text(q, exp))}")
         if q.revealed:
             out = classroom.reveal(q, exp)
             text = own_sentence(q, out, classroom.personal(q, out, key), exp)
@@ -151,11 +162,6 @@ def _answer_text(q: Question, mine, exp) -> str:
     return f"{mine.number:.0f}%" if q.kind == "accuracy" and mine.number is not None else choice_label(q, mine.choice, exp)
 
 
-def _plain(text: str) -> str:
-    """A teacher's or a student's text shown as text, never as markdown or HTML."""
-    return html.escape(text).replace("*", "\\*").replace("_", "\\_").replace("[", "\\[").replace("`", "\\`")
-
-
 def answer_buttons(q: Question, exp: Experiment | None, mine) -> None:
     if q.kind == "accuracy":
         st.slider(t("class.ask.accuracy.slider"), 0, 100, key=f"ask_number:{q.id}",
@@ -166,7 +172,7 @@ def answer_buttons(q: Question, exp: Experiment | None, mine) -> None:
         for i, choice in enumerate(q.choices):
             chosen = mine is not None and mine.choice == choice
             columns[i % len(columns)].button(
-                ("✓ " if chosen else "") + _plain(choice_label(q, choice, exp)),
+                ("✓ " if chosen else "") + as_text(choice_label(q, choice, exp)),
                 key=f"ask:{q.id}:{choice}",
                 type="primary" if chosen else "secondary",
                 on_click=_answered,
@@ -209,7 +215,8 @@ def exit_ticket_box() -> None:
     st.subheader(t("class.ticket.heading"))
     for tq in ticket:
         params = {
-            k: (f"{v:.1f}" if isinstance(v, float) else ", ".join(v) if isinstance(v, list) else v) for k, v in tq.params.items()
+            k: (f"{v:.1f}" if isinstance(v, float) else ", ".join(group_label(g, t) for g in v) if isinstance(v, list) else v)
+            for k, v in tq.params.items()
         }
         st.markdown(t(f"class.ticket.{tq.id}.q", **params))
         given = answers.get(tq.id)
@@ -228,7 +235,7 @@ def exit_ticket_box() -> None:
 
 
 def _ticket_choice(qid: str, choice: str) -> str:
-    return choice if qid == "moved" else t(f"class.ticket.{qid}.{choice}")
+    return group_label(choice, t) if qid == "moved" else t(f"class.ticket.{qid}.{choice}")
 
 
 @callback
@@ -309,7 +316,7 @@ def question_status() -> None:
     exp = _experiment_of(q)
     answered, joined = room.answered()
     state = "open" if q.open else "revealed" if q.revealed else "closed"
-    st.markdown(t(f"class.ask.status.{state}", question=_plain(question_text(q, exp)), answered=answered, joined=joined,
+    st.markdown(t(f"class.ask.status.{state}", question=as_text(question_text(q, exp)), answered=answered, joined=joined,
                   vote=q.vote))  # fmt: skip
     cols = st.columns(3)
     cols[0].button(t("class.ask.close"), key="ask_close", on_click=callback(room.close_question), args=(q.id,),
@@ -340,7 +347,7 @@ def revealed(q: Question, exp: Experiment | None, *, key: str, height: int = 380
     if big:
         st.html(f'<p class="projector-line">{html.escape(sentence)}</p>')
     else:
-        st.markdown(_plain(sentence))
+        st.markdown(as_text(sentence))
 
 
 def reveal_figure(q: Question, out: Reveal, exp: Experiment | None, *, height: int = 380) -> go.Figure:
@@ -394,7 +401,7 @@ def ticket_report() -> None:
         for qid, (answered, right, wrong) in report.items():
             common = _ticket_choice(qid, wrong) if wrong else "–"
             lines.append(t("class.ticket.report", question=t(f"class.ticket.{qid}.name"), right=right, answered=answered,
-                           share=round(100 * right / max(1, answered)), wrong=_plain(common)))  # fmt: skip
+                           share=round(100 * right / max(1, answered)), wrong=as_text(common)))  # fmt: skip
         st.markdown("\n".join(f"- {line}" for line in lines))
 
 

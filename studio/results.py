@@ -202,7 +202,7 @@ def cached_groups(snap: HistorySnapshot) -> str:
     groups = list(snap.started.groups) if snap.started else []
     if depth <= 0 or not groups:
         return "–"
-    names = groups[:depth]
+    names = [plots.group_label(g, t) for g in groups[:depth]]
     return names[0] if len(names) == 1 else f"{names[0]} → {names[-1]}"
 
 

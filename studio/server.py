@@ -72,7 +72,7 @@ def read_job(job: str, learner: str) -> HistorySnapshot | str | None:
 def hold_class_jobs(q: JobQueue, room: classroom.Classroom) -> None:
     """The teacher's "pause all": the class members' waiting jobs are held (the teacher's, and
     those of anyone not in the class, still run); resumed, they go in their order."""
-    q.hold((lambda job: job.priority == 0 and room.is_member(job.owner)) if room.paused else None)
+    q.hold((lambda job: job.priority == 0 and room.under_pause(job.owner)) if room.paused else None)
 
 
 def _start_server_queue() -> JobQueue:

@@ -210,7 +210,9 @@ def strategy_ui(backbone: str) -> StrategyChoice:
         st.select_slider(t("text.lora_r"), (1, 2, 4, 8, 16, 32, 64), **bound("text_lora_r"), help=t("help.text_lora_r"))
         lora_r = st.session_state["text_lora_r"]
     frozen = strategies.frozen_at_start(strategy, layer_groups(backbone, strategy, lora_r), depth)
-    st.caption(t("text.frozen_list", groups=", ".join(frozen)) if frozen else t("text.frozen_none"))
+    st.caption(
+        t("text.frozen_list", groups=", ".join(plots.group_label(g, t) for g in frozen)) if frozen else t("text.frozen_none")
+    )
     return StrategyChoice(strategy, depth, lora_r, frozen)
 
 

@@ -572,3 +572,21 @@ def test_the_teacher_can_give_each_seed_its_own_examples(class_app):
     exp = room.latest()
     assert not exp.same_examples and all(exp.config(c).data_seed == c.seed for c in exp.cells)
     assert any("Each seed drew its own training and validation examples" in c.value for c in teacher.caption)
+
+
+def test_the_class_experiment_alone_fills_every_cell_however_long_its_runs_take(monkeypatch):
+    """`python -m tlcore class-experiment` runs the cells one after the other: a virtual learner whose
+    turn comes after more than PRESENT_S of others' runs still holds their part (it once lost it to a
+    learner who had finished, and the experiment ended a cell short)."""
+    import time
+
+    from tests.helpers.fakes import fake_run
+
+    monkeypatch.setattr(classroom.state, "PRESENT_S", 0.05)
+
+    def slow_run(config, emit):
+        time.sleep(0.02)  # six cells: 0.12 s in all, longer than PRESENT_S
+        return fake_run(config, emit, lambda: False)
+
+    exp = classroom.run_alone(RunConfig(), "lr", [1e-4, 1e-3, 1e-2], 2, run=slow_run)
+    assert exp.filled() == len(exp.cells) == 6

@@ -83,6 +83,39 @@ def test_a_given_nickname_follows_the_learners_language_and_nobody_passes_for_th
     assert classroom.clean_nickname(" teacher ") == "" and classroom.clean_nickname("선생님") == ""
 
 
+def test_renames_are_limited_and_written_at_most_once_a_second(tmp_path):
+    room, code = a_class(tmp_path)
+    room.join(code, "a", "Ann")
+    writes = []
+    room._save = lambda: writes.append(1)  # the class file's writes, counted
+    names = [room.rename("a", f"Ann {i}") for i in range(classroom.MAX_RENAMES + 5)]
+    assert names[: classroom.MAX_RENAMES] == [f"Ann {i}" for i in range(classroom.MAX_RENAMES)]
+    assert names[classroom.MAX_RENAMES :] == [None] * 5  # refused: the panel says why
+    assert room.member("a").nickname == f"Ann {classroom.MAX_RENAMES - 1}"
+    assert len(writes) <= 2  # ten renames in a moment: one write now, the rest with the next (ANSWER_SAVE_S)
+
+
+def test_leaving_the_class_is_no_way_around_pause_all():
+    room, code = a_class()
+    room.join(code, "a", "Ann")
+    room.set_paused(True)
+    assert room.under_pause("a")
+    room.leave("a")
+    assert not room.is_member("a") and room.under_pause("a")  # still held while the class is paused
+    assert not room.under_pause("never-joined")
+    room.set_paused(False)
+    assert not room.under_pause("a")
+
+
+def test_a_nickname_is_shown_as_typed_never_as_markdown():
+    from studio.i18n import as_text
+
+    shown = as_text("**Ann** [x](http://e.io) www.evil.io :red[hi] $x$ <b>")
+    assert "**" not in shown.replace("\\*", "") and "](" not in shown and ":red[" not in shown and "$x$" not in shown
+    assert "www." not in shown  # a zero-width space breaks the autolink
+    assert as_text("Ben 7") == "Ben 7" and as_text("파란 수달 7") == "파란 수달 7"
+
+
 # ----------------------------------------------------------------------------- the class file
 
 

@@ -208,3 +208,34 @@ def test_a_finished_race_names_its_strategies_in_korean():
     ko = json.loads((ROOT / "assets" / "i18n" / "ko.json").read_text(encoding="utf-8"))
     assert {ko["strategy.scratch"], ko["strategy.linear_probe"], ko["strategy.full"]} <= names, names
     assert not names & {"From scratch", "Linear probe (head only)", "linear_probe", "full"}, names
+
+
+def test_the_korean_charts_name_the_layer_groups_in_korean():
+    """The gradient-norm map, the latest norms and the drift bars say "2단계", not "stage2"."""
+    at, state = korean_after_a_run(fake_run)
+    assert state == "done" and not at.exception
+    shown = json.dumps([json.loads(c.proto.spec) for c in charts(at)], ensure_ascii=False)
+    assert "단계" in shown and "출력 헤드" in shown, shown[:400]
+    assert not re.search(r'"(stem|stage\d|head)"', shown), re.findall(r'"(?:stem|stage\d|head)"', shown)[:5]
+
+
+def test_the_korean_imagenet_names_are_a_korean_name_for_every_class():
+    from tlcore.models.imagenet import SAMPLE_PHOTOS, categories
+
+    names = json.loads((ROOT / "assets" / "i18n" / "imagenet_ko.json").read_text(encoding="utf-8"))
+    assert len(names) == len(categories()) == 1000
+    assert len(set(names)) == 1000  # the two "crane"s (bird, machine) and "maillot"s stay apart in Korean
+    assert all(re.search(r"[가-힣]", n) and not re.search(r"[A-Za-z]", n) for n in names), [
+        n for n in names if re.search(r"[A-Za-z]", n)
+    ]
+    cat = SAMPLE_PHOTOS[0]
+    assert all("고양이" in names[i] for i in cat.accept[:2]), [names[i] for i in cat.accept]  # tabby, tiger cat
+
+
+def test_the_pretrained_models_guesses_in_try_it_are_korean():
+    """Page 3's "what the pretrained model already knows" names ImageNet's classes in Korean."""
+    at = app("pages/3_finetune.py", lang="ko")
+    assert not at.exception
+    shown = [str(p.proto.text) for p in at.get("progress")]
+    assert len(shown) == 5, shown
+    assert all(re.search(r"[가-힣]", s) and not re.search(r"[A-Za-z]", s) for s in shown), shown

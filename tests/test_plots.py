@@ -428,3 +428,18 @@ def test_accuracy_charts_draw_the_line_of_guessing():
     assert not plots.race_figure({"a": snap}, "val/loss").layout.shapes  # no chance on a loss chart
     empty = History(config={})
     assert not plots.accuracy_figure(empty.snapshot()).layout.shapes  # classes unknown yet: no line
+
+
+def test_a_layer_group_is_named_in_the_charts_language():
+    from studio.i18n import strings
+
+    def korean(key: str) -> str:
+        return strings("ko").get(key, key)
+
+    assert [plots.group_label(g) for g in ("stem", "stage2", "blocks3-5", "layer11", "head")] == [
+        "stem", "stage2", "blocks3-5", "layer11", "head"
+    ]  # fmt: skip
+    assert [plots.group_label(g, korean) for g in ("stem", "stage2", "blocks3-5", "layer11", "head")] == [
+        "입력부", "2단계", "블록 3-5", "11층", "출력 헤드"
+    ]  # fmt: skip
+    assert plots.group_label("lora_extra", korean) == "lora_extra"  # a name the labels do not know stays as it is

@@ -82,12 +82,17 @@ def probabilities(model, image: np.ndarray, size: int) -> torch.Tensor:
     return model(to_input(image, size).to(device)).float().softmax(-1)[0].cpu()
 
 
+def top_k_ids(model, image: np.ndarray, *, size: int = 224, k: int = 5) -> list[tuple[int, float]]:
+    """The ImageNet classifier's k best guesses by class id: [(id, probability), ...] (an id, not a
+    name: ImageNet has two classes named "crane", the bird and the machine, and two "maillot")."""
+    values, indices = probabilities(model, image, size).topk(k)
+    return [(int(i), float(v)) for v, i in zip(values.tolist(), indices.tolist())]
+
+
 def top_k(model, image: np.ndarray, *, size: int = 224, k: int = 5) -> list[tuple[str, float]]:
     """The ImageNet classifier's k best guesses: [(class name, probability), ...]."""
-    probs = probabilities(model, image, size)
-    values, indices = probs.topk(k)
     names = categories()
-    return [(names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
+    return [(names[i], p) for i, p in top_k_ids(model, image, size=size, k=k)]
 
 
 @functools.lru_cache(maxsize=2)

@@ -245,6 +245,7 @@ def measure(model, backbone: str) -> dict:
             "answer": names[p.accept[0]],
             "before": names[b],
             "after": names[a],
+            "ids": [p.accept[0], b, a],  # answer, before, after as class ids (names can repeat: "crane")
             "right_before": b in p.accept,
             "right_after": a in p.accept,
         }

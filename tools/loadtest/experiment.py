@@ -53,9 +53,11 @@ class WsMember(WsStudent):
         super().__init__(student, url)
         self.code, self.joined = code, False
         self.answer_ids: dict[str, str] = {}  # the open question's buttons: level label -> widget id
+        self.answer_fragment = ""  # the fragment the buttons are drawn in (a press reruns only it, as in a browser)
+        self.confirmed = asyncio.Event()  # the page drew the pressed answer with its ✓
         self.seen_question: float | None = None  # when the question's buttons reached this student
         self.answered: float | None = None  # when the student pressed an answer ...
-        self.counted: float | None = None  # ... and when that page run ended (the answer counted)
+        self.counted: float | None = None  # ... and when the page drew it chosen (the answer counted)
 
     def client_state(self, **kw):
         from streamlit.proto.ClientState_pb2 import ClientState
@@ -74,8 +76,12 @@ class WsMember(WsStudent):
                 self.start_id = el.button.id
             elif el.WhichOneof("type") == "button" and el.button.label.removeprefix("✓ ") in LEVEL_LABELS:
                 self.answer_ids[el.button.label.removeprefix("✓ ")] = el.button.id
+                self.answer_fragment = msg.delta.fragment_id
                 if self.seen_question is None:
                     self.seen_question = time.monotonic()
+                if el.button.label.startswith("✓ ") and self.answered is not None and self.counted is None:
+                    self.counted = time.monotonic()
+                    self.confirmed.set()
         super().handle(raw)
 
     async def run_member(self, joined: threading.Event, experiment: asyncio.Event, go: asyncio.Event, deadline: float) -> None:
@@ -118,13 +124,13 @@ class WsMember(WsStudent):
             from streamlit.proto.WidgetStates_pb2 import WidgetState, WidgetStates
 
             choice = LEVEL_LABELS[sum(map(ord, self.s.name)) % len(LEVEL_LABELS)]
-            self.finished.clear()
             self.answered = time.monotonic()
             await self.send_rerun(
-                ws, widget_states=WidgetStates(widgets=[WidgetState(id=self.answer_ids[choice], trigger_value=True)])
+                ws,
+                widget_states=WidgetStates(widgets=[WidgetState(id=self.answer_ids[choice], trigger_value=True)]),
+                fragment_id=self.answer_fragment,
             )
-            await asyncio.wait_for(self.finished.wait(), timeout=120)
-            self.counted = time.monotonic()
+            await asyncio.wait_for(self.confirmed.wait(), timeout=120)
             await closed.wait()
         finally:
             poller.cancel()

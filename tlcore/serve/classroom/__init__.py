@@ -20,6 +20,7 @@ from tlcore.serve.classroom.class_file import ClassFileError, write_private
 from tlcore.serve.classroom.codes import (
     ALPHABET,
     CODE_LENGTH,
+    MAX_RENAMES,
     NICKNAME_MAX,
     Member,
     clean_nickname,
@@ -74,7 +75,7 @@ from tlcore.serve.store import learner_key
 __all__ = [
     "Answer", "Personal", "Question", "QuestionRefused", "Reveal", "TicketQuestion", "TopTwo", "exit_ticket",
     "personal", "reveal", "top_two",
-    "ALPHABET", "CODE_LENGTH", "FACTORS", "JOINS_PER_ADDRESS", "MAX_ROUNDS", "MAX_SEEDS", "NICKNAME_MAX",
+    "ALPHABET", "CODE_LENGTH", "FACTORS", "JOINS_PER_ADDRESS", "MAX_RENAMES", "MAX_ROUNDS", "MAX_SEEDS", "NICKNAME_MAX",
     "PRESENT_S", "SEED_BASE", "TAG", "WRONG_CODES", "Assignment", "Cell", "CellResult", "ClassFileError",
     "ClassView", "Classroom", "Experiment", "Factor", "JoinRefused", "LevelStats", "Member", "Push", "RosterRow",
     "assign", "cell_config", "cell_state", "clean_nickname", "given_nickname", "grad_table", "learner_key",

@@ -24,6 +24,7 @@ ANIMALS = {
     "en": ("Otter", "Fox", "Owl", "Panda", "Tiger", "Heron", "Lynx", "Koala", "Seal", "Whale", "Crane", "Hare"),
     "ko": ("수달", "여우", "부엉이", "판다", "호랑이", "왜가리", "스라소니", "코알라", "물범", "고래", "두루미", "토끼"),
 }
+MAX_RENAMES = 10  # a learner's name changes in one class (each is shown to the teacher and written to the class file)
 RESERVED_NAMES = {"teacher", "선생님", "교사", "admin"}  # a learner may not pass for the teacher
 
 
@@ -59,3 +60,4 @@ class Member:
     joined: float  # wall clock
     seen: float = field(default_factory=time.monotonic)  # last poll (not kept: a restart sees everyone anew)
     address: str | None = None  # where they joined from (not kept): one open part per address while others wait
+    renames: int = 0  # name changes so far (not kept): at most MAX_RENAMES

@@ -41,7 +41,7 @@ from limits import parse, storage, strategies
 
 from tlcore.core.events import HistorySnapshot
 from tlcore.serve.classroom import class_file, questions
-from tlcore.serve.classroom.codes import Member, clean_nickname, given_nickname, new_code, normal_code
+from tlcore.serve.classroom.codes import MAX_RENAMES, Member, clean_nickname, given_nickname, new_code, normal_code
 from tlcore.serve.classroom.design import (
     FACTORS,
     MAX_ROUNDS,
@@ -163,6 +163,7 @@ class Classroom:
         self.past: list[Experiment] = []  # stopped experiments, newest last (export and reruns)
         self.locked = False  # no new joins (members stay; the teacher admits a late student)
         self.removed: set[str] = set()  # learner keys the teacher removed: they may not join again
+        self.left: set[str] = set()  # learner keys that left this class (in memory): "Pause all" still holds them
         self.waiting: dict[str, tuple[str, str]] = {}  # a locked class: key -> (nickname, learner id), in memory
         self.questions: list[Question] = []  # asked, oldest first (the last MAX_QUESTIONS kept)
         self.wait_for_predictions = True  # a part's Start waits while a question is open
@@ -563,18 +564,29 @@ class Classroom:
 
     def leave(self, learner: str) -> None:
         with self._lock:
-            if self.members.pop(learner_key(learner), None) is not None:
+            key = learner_key(learner)
+            if self.members.pop(key, None) is not None:
+                self.left.add(key)  # leaving is no way around "Pause all"
                 self._assign_locked()
                 self._save()
 
+    def under_pause(self, learner: str) -> bool:
+        """Is this learner held by the teacher's "Pause all" (a member, or one who left the class)?"""
+        key = learner_key(learner)
+        with self._lock:
+            return self.paused and (key in self.members or key in self.left)
+
     def rename(self, learner: str, nickname: str) -> str | None:
+        """The learner's new name as the class shows it; None when it is empty, names the teacher,
+        or the learner already changed their name MAX_RENAMES times."""
         name = clean_nickname(nickname)
         with self._lock:
             member = self.members.get(learner_key(learner))
-            if member is None or not name:
+            if member is None or not name or member.renames >= MAX_RENAMES:
                 return None
-            member.nickname = name
-            self._save()
+            if name != member.nickname:
+                member.nickname, member.renames = name, member.renames + 1
+                self._save_soon()
             return name
 
     def is_member(self, learner: str) -> bool:
@@ -849,6 +861,8 @@ def run_alone(
     for name in learners:
         room.join(code, name, name.removeprefix("cli-"))
     for name in learners:
+        for present in learners:  # every virtual learner is still here: none of their parts goes to another
+            room.seen(present)
         mine = room.assignment(name)
         if mine is None or mine.result is not None:
             continue
