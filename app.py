@@ -21,7 +21,7 @@ from studio.server import page_running  # noqa: E402
 
 page_frame.start()
 navigation = st.navigation(page_frame.pages())
-page_frame.sidebar()
+page_frame.sidebar(navigation.url_path)
 try:
     with page_running():  # a CPU server's training leaves the page a core meanwhile (tlcore.serve.cores)
         navigation.run()

@@ -16,7 +16,7 @@ ensure_frame()
 if projector.requested():  # the room's window: only the class's shared state, no controls
     projector.page()
     st.stop()
-st.title(t("class.title"))
+st.title(t("class.title"), anchor=False)  # no link icon: one Tab stop less before a learner's Start
 limits = teacher.limits()
 if limits.teacher_mode and teacher.is_teacher():  # the code and its QR first: the projector's first screen
     class_panels.teacher_header()

@@ -44,6 +44,7 @@ _PART = "_class_part_seen"  # (experiment, cell) the page was last drawn with
 
 
 # --- joining ------------------------------------------------------------------------------
+CURRENT_PAGE = "_current_page"  # the URL path of the page the last full run drew ("class", "finetune", ...)
 
 
 def join_from_link() -> None:
@@ -157,7 +158,8 @@ def pulse() -> None:
     mine = room.assignment(me) if view.experiment is not None and view.experiment.running else None
     if mine is not None:
         st.caption(t("class.side.cell", what=cell_words(mine)))
-        st.page_link(str(PAGES / "6_class.py"), label=t("class.side.open"), icon=":material/science:")
+        if st.session_state.get(CURRENT_PAGE) != "class":  # (on the Class page the part is right there)
+            st.page_link(str(PAGES / "6_class.py"), label=t("class.side.open"), icon=":material/science:")
         room.collect(read_job, only=me)
     # (experiment, cell, finished): the page redraws when an experiment starts or stops, one's part
     # moves, or one's run is in (its dot then shows); not for every classmate's run (the projector has those)
@@ -243,16 +245,16 @@ def learner_panel() -> None:
         return
     member = room.member(me)
     st.markdown(t("class.you_are", name=as_text(member.nickname), number=member.number, code=room.code or "—"))
+    exp = room.latest()
+    if exp is None or not exp.running:
+        st.info(t("class.exp.none_yet"))
+    else:
+        my_cell()  # the part first: its Start within a few Tabs of the page's top
     with st.expander(t("class.rename"), expanded=False):
         st.text_input(t("class.join.nick"), key="class_rename", max_chars=classroom.NICKNAME_MAX)
         st.button(t("class.rename_button"), key="class_rename_go", on_click=_rename)
         replay_messages("class:rename")
         st.button(t("class.leave_class"), key="class_leave", on_click=_leave)
-    exp = room.latest()
-    if exp is None or not exp.running:
-        st.info(t("class.exp.none_yet"))
-    else:
-        my_cell()
     predictions.exit_ticket_box()
     if exp is not None:
         projected(mine=True)

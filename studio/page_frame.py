@@ -202,6 +202,8 @@ def start() -> None:
     'frame ran' mark."""
     st.set_page_config(page_title="Transfer Learning Studio", page_icon=str(ICON), layout="wide")
     hosts.guard()  # once per server: websockets for this machine's own names only (studio.hosts)
+    if teacher.limits().teacher_mode:
+        teacher.one_time_code()  # in the server's log from its first page on (studio.teacher)
     lang = i18n.current_lang()
     st.html(CSS + PAGE_JS.replace("LANG", lang).replace("SKIP", i18n.t("a11y.skip")), unsafe_allow_javascript=True)
     keep_settings()
@@ -221,7 +223,9 @@ def start() -> None:
         show_error(t("error.callback", message=failed))
 
 
-def sidebar() -> None:
+def sidebar(page: str = "") -> None:
+    """The sidebar; `page`: the URL path of the page this run draws (its fragments read it later)."""
+    st.session_state[class_panels.CURRENT_PAGE] = page
     class_panels.follow_teacher()  # after the teacher's push: their settings and page, before anything is drawn
     i18n.language_picker()
     with st.sidebar:

@@ -9,6 +9,11 @@
   the learner and the Streamlit session on every use. A copied cookie carries neither; a
   reload or a new tab asks for the secret again, and so does the tab after grant_s(). The
   Class page has a button to leave teacher mode.
+- While scripts guess (from many forged addresses, the limiter then holding every new address
+  back), the teacher still gets in: the server's log has a one-time code (`one_time_code`) that
+  unlocks in place of the secret, never held back by the limiter (12 characters of 24: a script
+  guessing thousands a minute would need longer than the universe has had); used once, a new
+  one is logged.
 - The teacher's runs go first in the queue; the Class page lists every job by nickname and
   cancels any.
 - A settings link carries the teacher's demo settings (`?settings=strategy:partial,...`):
@@ -18,6 +23,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 import secrets
@@ -39,6 +45,7 @@ from tlcore.core import settings
 from tlcore.core.messages import LearnerError
 from tlcore.models import catalog
 from tlcore.serve import class_limits
+from tlcore.serve.classroom import ALPHABET
 from tlcore.serve.guess_limiter import GuessLimiter
 from tlcore.serve.jobs import JobSummary
 from tlcore.serve.store import learner_key
@@ -131,21 +138,56 @@ def is_teacher() -> bool:
     return True
 
 
+ONE_TIME_LENGTH = 12  # characters of classroom.ALPHABET: about 55 bits
+_one_time = {"code": ""}  # the one-time code now in the server's log ("" until the first page)
+log = logging.getLogger("tlstudio.teacher")
+
+
+def one_time_code() -> str:
+    """The code the server's log shows now (made and logged on first use, and again after each use)."""
+    with _lock:
+        if not _one_time["code"]:
+            _one_time["code"] = _new_one_time()
+        return _one_time["code"]
+
+
+def _new_one_time() -> str:
+    code = "".join(secrets.choice(ALPHABET) for _ in range(ONE_TIME_LENGTH))
+    log.warning("teacher mode: one-time code %s (type it in place of the secret; it works once, "
+                "even while wrong guesses make others wait; a new one is logged after use)", code)  # fmt: skip
+    return code
+
+
+def _is_one_time(typed: str) -> bool:
+    """Is `typed` the one-time code? If so it is used up (a new one goes to the log)."""
+    code = one_time_code()
+    given = "".join(typed.split()).upper()
+    if len(given) != ONE_TIME_LENGTH or not secrets.compare_digest(given.encode(), code.encode()):
+        return False
+    with _lock:
+        if _one_time["code"] != code:  # another tab used it a moment ago
+            return False
+        _one_time["code"] = _new_one_time()
+    return True
+
+
 def unlock(secret: str) -> tuple[str, float]:
     """('ok' | 'wrong' | 'wait' | 'off', seconds to wait). 'wait': this address, or the whole
-    server, made too many wrong guesses lately; the secret is then not even compared."""
+    server, made too many wrong guesses lately; the secret is then not even compared. The
+    one-time code from the server's log unlocks whatever the limiter says."""
     expected = limits().teacher_secret if limits().teacher_mode else ""
     if not expected:
         return "off", 0.0
     address = client_address()
-    wait = guard.wait_s(address)
-    if wait > 0:
-        return "wait", wait
-    if not secrets.compare_digest(secret.encode(), expected.encode()):
-        if secret:  # an empty field (Unlock pressed by mistake) tells nothing: not counted
-            guard.wrong(address)
-        return "wrong", 0.0
-    guard.right(address)
+    if not _is_one_time(secret):
+        wait = guard.wait_s(address)
+        if wait > 0:
+            return "wait", wait
+        if not secrets.compare_digest(secret.encode(), expected.encode()):
+            if secret:  # an empty field (Unlock pressed by mistake) tells nothing: not counted
+                guard.wrong(address)
+            return "wrong", 0.0
+        guard.right(address)
     token, now = secrets.token_urlsafe(32), clock()
     with _lock:
         for old in [k for k, g in _grants.items() if g.until <= now]:

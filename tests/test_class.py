@@ -117,6 +117,32 @@ def test_wrong_secrets_are_rate_limited_whatever_cookie_they_come_with(class_fil
     assert not any("Teacher mode:" in s.value for s in fresh.success)
 
 
+def test_the_teacher_unlocks_with_the_logs_one_time_code_while_forged_addresses_guess(class_file, caplog, monkeypatch):
+    """Scripts from ever new (forged) addresses spend the server's budget, so new addresses wait
+    too; the one-time code in the server's log still unlocks, once, and a new one is logged."""
+    import logging
+
+    class_file(f'[teacher]\nsecret = "{SECRET}"\n')
+    monkeypatch.setattr(teacher, "_one_time", {"code": ""})
+    queue = JobQueue(fake_run)
+    with caplog.at_level(logging.WARNING, logger="tlstudio.teacher"):
+        for i in range(teacher.SERVER_TRIES + 5):  # one wrong guess from each of many addresses
+            monkeypatch.setattr(teacher, "network_address", lambda i=i: f"203.0.113.{i}")
+            at = page("pages/6_class.py", queue=queue, owner=f"script-{i}")
+            unlock(at, f"guess-{i}")
+        monkeypatch.setattr(teacher, "network_address", lambda: "198.51.100.7")  # the teacher's laptop
+        at = page("pages/6_class.py", queue=queue, owner="the-teacher")
+        unlock(at, SECRET)
+        assert any("Too many wrong tries" in e.value and "one-time code" in e.value for e in at.error)
+        logged = re.findall(r"one-time code ([A-Z0-9]{12})", caplog.text)
+        assert logged, caplog.text
+        unlock(at, logged[-1].lower())  # typed as it reads, in any case
+        assert any("Teacher mode:" in s.value for s in at.success), [e.value for e in at.error]
+        again = page("pages/6_class.py", queue=queue, owner="someone-else")
+        unlock(again, logged[-1])  # used up
+        assert not any("Teacher mode:" in s.value for s in again.success)
+        assert len(set(re.findall(r"one-time code ([A-Z0-9]{12})", caplog.text))) == 2  # a new one logged after use
+
 def test_teacher_mode_belongs_to_the_tab_that_unlocked_not_to_its_cookie(class_file, monkeypatch):
     """A copied cookie (the same learner id in another browser) gets no teacher mode; the tab
     leaves it with a button, and after grant_s() it is asked for the secret again."""
@@ -417,3 +443,12 @@ def test_with_one_run_per_address_a_second_cookie_from_one_address_is_refused_in
     other.button(key="start").click().run()
     assert queue.active_for("cookie-3") is not None
     gate.set()
+
+
+def test_the_shipped_class_example_loads_and_gives_each_address_one_place(class_file, monkeypatch):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "class.example.toml"
+    class_file(example.read_text(encoding="utf-8"))
+    caps = class_limits.load()
+    assert caps.one_run_per_address and not caps.teacher_mode  # (its secret is left for the teacher to set)
