@@ -143,6 +143,7 @@ def test_the_teacher_unlocks_with_the_logs_one_time_code_while_forged_addresses_
         assert not any("Teacher mode:" in s.value for s in again.success)
         assert len(set(re.findall(r"one-time code ([A-Z0-9]{12})", caplog.text))) == 2  # a new one logged after use
 
+
 def test_teacher_mode_belongs_to_the_tab_that_unlocked_not_to_its_cookie(class_file, monkeypatch):
     """A copied cookie (the same learner id in another browser) gets no teacher mode; the tab
     leaves it with a button, and after grant_s() it is asked for the secret again."""
