@@ -20,11 +20,11 @@ import streamlit as st
 
 from studio import class_view
 from studio.feedback import announce, held_messages, replay_messages, say
-from studio.i18n import as_text, t
+from studio.i18n import as_text, t, translated
 from studio.learner import owner
 from studio.plots import _layout, group_label
-from studio.server import class_room
-from studio.state import callback
+from studio.server import class_room, queue
+from studio.state import DEFAULTS, callback, job_id
 from tlcore.core import spreadsheet
 from tlcore.serve import classroom
 from tlcore.serve.classroom import Experiment, Personal, Question, QuestionRefused, Reveal
@@ -42,6 +42,8 @@ def question_text(q: Question, exp: Experiment | None) -> str:
         return q.text
     if q.kind == "claim":
         return t(f"class.bank.{q.text}.q")
+    if q.kind in classroom.questions.DEMO_KINDS:
+        return t(f"class.ask.{q.kind}.q")
     factor = class_view.factor_label(exp.factor).lower() if exp is not None else ""
     if q.kind == "accuracy" and exp is not None and q.level is not None:
         return t("class.ask.accuracy.q", level=class_view.level_label(exp.factor, exp.levels[q.level]))
@@ -57,6 +59,8 @@ def choice_label(q: Question, choice: str, exp: Experiment | None) -> str:
         return class_view.level_label(exp.factor, exp.levels[int(choice)])
     if q.kind == "beyond_noise":
         return t(f"class.ask.{choice}")
+    if q.kind == "race":
+        return translated(f"strategy.{choice}", choice)
     return group_label(choice, t)  # a layer group's name
 
 
@@ -80,12 +84,13 @@ def class_sentence(q: Question, out: Reveal, exp: Experiment | None) -> str:
                   sd=f"{100 * top.noise:.1f}" if top.noise is not None else "?")  # fmt: skip
         return t("class.reveal.winner", expected=expected, share=share, best=best, gap=f"{100 * top.gap:.1f}",
                  second=second, noise=noise)  # fmt: skip
-    if q.kind == "accuracy":
+    if q.kind in ("accuracy", "demo"):
         if out.measured is None:
-            return t("class.reveal.no_runs")
+            return t("class.reveal.no_runs" if q.kind == "accuracy" else "class.reveal.no_demo")
         numbers = out.numbers[-1] if out.numbers else []
         mean = sum(numbers) / len(numbers) if numbers else None
-        return t("class.reveal.accuracy", predicted=f"{mean:.0f}" if mean is not None else "–", measured=f"{out.measured:.1f}",
+        return t("class.reveal.accuracy" if q.kind == "accuracy" else "class.reveal.demo",
+                 predicted=f"{mean:.0f}" if mean is not None else "–", measured=f"{out.measured:.1f}",
                  sd=f"{out.spread:.1f}" if out.spread is not None else "?")  # fmt: skip
     if out.right is None:
         return t("class.reveal.undecided", expected=expected, share=share)
@@ -96,9 +101,12 @@ def own_sentence(q: Question, out: Reveal, mine: Personal, exp: Experiment | Non
     """This learner's prediction against the result, in words."""
     if not mine.answered:
         return t("class.reveal.you_none")
-    if q.kind == "accuracy":
+    if q.kind in ("accuracy", "demo"):
         if mine.off_by is None:
             return t("class.reveal.you_number", number=f"{mine.number:.0f}")
+        if q.kind == "demo":  # one run: no seed noise to compare with
+            return t("class.reveal.you_demo", number=f"{mine.number:.0f}", measured=f"{out.measured:.1f}",
+                     off=f"{abs(mine.off_by):.1f}")  # fmt: skip
         where = "within" if mine.within_noise else "outside"
         return t(f"class.reveal.you_accuracy.{where}", number=f"{mine.number:.0f}", measured=f"{out.measured:.1f}",
                  off=f"{abs(mine.off_by):.1f}", sd=f"{out.spread:.1f}" if out.spread is not None else "?")  # fmt: skip
@@ -159,11 +167,11 @@ def _question_box() -> None:
 
 
 def _answer_text(q: Question, mine, exp) -> str:
-    return f"{mine.number:.0f}%" if q.kind == "accuracy" and mine.number is not None else choice_label(q, mine.choice, exp)
+    return f"{mine.number:.0f}%" if mine.number is not None else choice_label(q, mine.choice, exp)
 
 
 def answer_buttons(q: Question, exp: Experiment | None, mine) -> None:
-    if q.kind == "accuracy":
+    if q.kind in ("accuracy", "demo"):
         st.slider(t("class.ask.accuracy.slider"), 0, 100, key=f"ask_number:{q.id}",
                   value=int(mine.number) if mine and mine.number is not None else 50, format="%d%%")  # fmt: skip
         st.button(t("class.ask.send"), key=f"ask_send:{q.id}", type="primary", on_click=_answered, args=(q.id, None))
@@ -194,7 +202,7 @@ def _answered(qid: str, choice: str | None, confidence: int | None = None) -> No
         room, me = class_room(), owner()
         q = room.current_question()
         mine = q.current().get(classroom.learner_key(me)) if q is not None else None
-        number = st.session_state.get(f"ask_number:{qid}") if q is not None and q.kind == "accuracy" else None
+        number = st.session_state.get(f"ask_number:{qid}") if q is not None and q.kind in ("accuracy", "demo") else None
         if number is None and mine is not None:
             number = mine.number
         conf = confidence if confidence is not None else (mine.confidence if mine is not None else 0)
@@ -264,6 +272,10 @@ def teacher_panel() -> None:
     if exp is not None:
         st.selectbox(t("class.ask.accuracy.which"), list(range(len(exp.levels))), key="ask_level",
                      format_func=lambda i: class_view.level_label(exp.factor, exp.levels[i]))  # fmt: skip
+    st.caption(t("class.ask.demo_help"))
+    demo = st.columns(2)
+    for i, kind in enumerate(classroom.questions.DEMO_KINDS):
+        demo[i].button(t(f"class.ask.{kind}.button"), key=f"ask_{kind}", on_click=_ask, args=(kind,), use_container_width=True)
     claims = [c for c, spec in classroom.questions.BANK.items() if exp is None or exp.factor in spec["factors"]]
     if claims:
         bank, go_ = st.columns([3, 1], vertical_alignment="bottom")
@@ -290,6 +302,10 @@ def _ask(kind: str) -> None:
             what["level"] = int(s.get("ask_level", 0) or 0)
         elif kind == "claim":
             what["text"] = s.get("ask_claim", "")
+        elif kind in DEMO_SLOTS:  # the teacher's demo: the job in its slot now is not the one asked about
+            what["text"] = job_id(DEMO_SLOTS[kind]) or ""
+            if kind == "race":
+                what["choices"] = list(s.get("race_strategies") or DEFAULTS["race_strategies"])
         elif kind == "own":
             what["text"] = s.get("ask_own_text", "")
             what["choices"] = [line for line in str(s.get("ask_own_choices", "")).splitlines() if line.strip()]
@@ -321,12 +337,40 @@ def question_status() -> None:
     cols = st.columns(3)
     cols[0].button(t("class.ask.close"), key="ask_close", on_click=callback(room.close_question), args=(q.id,),
                    disabled=not q.open, icon=":material/lock:")  # fmt: skip
-    cols[1].button(t("class.ask.reveal"), key="ask_reveal", on_click=callback(room.reveal_question), args=(q.id,),
+    cols[1].button(t("class.ask.reveal"), key="ask_reveal", on_click=_reveal, args=(q.id,),
                    disabled=q.revealed, icon=":material/visibility:", type="primary")  # fmt: skip
     cols[2].button(t("class.ask.again"), key="ask_again", on_click=_vote_again, args=(q.id,),
                    disabled=q.open or q.vote >= classroom.questions.MAX_VOTES, icon=":material/how_to_vote:")  # fmt: skip
     if q.revealed:
         revealed(q, exp, key="teacher")
+
+
+DEMO_SLOTS = {"race": "race", "demo": "finetune"}  # where the teacher's demo runs (pages 4 and 3)
+
+
+@callback
+def _reveal(qid: str) -> None:
+    room = class_room()
+    q = room.current_question()
+    if q is not None and q.id == qid and q.kind in DEMO_SLOTS:
+        room.set_outcome(qid, demo_outcome(q))
+    room.reveal_question(qid)
+
+
+def demo_outcome(q: Question) -> dict[str, float]:
+    """What the teacher's demo measured, from this tab's run that finished after the question was
+    asked: each strategy's validation accuracy (a race), or the run's (a fine-tune). Empty: none yet."""
+    job = job_id(DEMO_SLOTS[q.kind])
+    if not job or job == q.text:
+        return {}
+    view = queue().get(job, owner(), heartbeat=False)
+    if view is None or view.active:
+        return {}
+    done = [(config.strategy, snap.result.val_acc) for config, snap in zip(view.configs, view.runs, strict=False)
+            if snap.result is not None]  # fmt: skip
+    if q.kind == "race":
+        return dict(done)
+    return {"acc": done[-1][1]} if done else {}
 
 
 @callback
@@ -354,12 +398,14 @@ def reveal_figure(q: Question, out: Reveal, exp: Experiment | None, *, height: i
     """Predicted choices as bars per vote (share of answers) beside the measured levels' mean ± SD
     (a second axis), or the predicted accuracies as a strip beside the level's measured seeds."""
     fig = go.Figure()
-    if q.kind == "accuracy":
+    if q.kind in ("accuracy", "demo"):
         for v, numbers in enumerate(out.numbers):
             fig.add_trace(go.Box(y=numbers, name=t("class.reveal.vote", vote=v + 1), boxpoints="all", jitter=0.4,
                                  marker_color=VOTE_COLORS[v % 3], line_color=VOTE_COLORS[v % 3]))  # fmt: skip
-        if exp is not None and q.level is not None:
+        seeds = [out.measured] if q.kind == "demo" and out.measured is not None else []
+        if q.kind == "accuracy" and exp is not None and q.level is not None:
             seeds = [100 * c.result.acc for c in exp.cells if c.level == q.level and c.result is not None]
+        if seeds:
             fig.add_trace(go.Box(y=seeds, name=t("class.reveal.measured"), boxpoints="all", jitter=0.4,
                                  marker_color="#0f172a", line_color="#0f172a"))  # fmt: skip
         fig.update_yaxes(range=[0, 100], ticksuffix="%")
@@ -370,13 +416,16 @@ def reveal_figure(q: Question, out: Reveal, exp: Experiment | None, *, height: i
         fig.add_trace(go.Bar(x=labels, y=[100 * counts.get(c, 0) / total for c in q.choices],
                              name=t("class.reveal.vote", vote=v + 1), marker_color=VOTE_COLORS[v % 3],
                              text=[counts.get(c, 0) for c in q.choices], textposition="outside"))  # fmt: skip
+    measured = []  # (label, mean %, SD %): beside each choice, what the runs measured
     if q.kind == "winner" and exp is not None:
         stats = classroom.level_stats(exp)
-        xs = [labels[i] for i, s in enumerate(stats) if s.mean is not None]
-        fig.add_trace(go.Scatter(x=xs, y=[100 * s.mean for s in stats if s.mean is not None], yaxis="y2", mode="markers",
+        measured = [(labels[i], 100 * s.mean, 100 * (s.sd or 0)) for i, s in enumerate(stats) if s.mean is not None]
+    elif q.kind == "race":
+        measured = [(labels[i], 100 * q.outcome[c], 0.0) for i, c in enumerate(q.choices) if c in q.outcome]
+    if measured:
+        fig.add_trace(go.Scatter(x=[m[0] for m in measured], y=[m[1] for m in measured], yaxis="y2", mode="markers",
                                  name=t("class.reveal.measured"), marker=dict(symbol="line-ew", size=36, line=dict(width=4, color="#0f172a")),
-                                 error_y=dict(type="data", array=[100 * (s.sd or 0) for s in stats if s.mean is not None],
-                                              color="#0f172a")))  # fmt: skip
+                                 error_y=dict(type="data", array=[m[2] for m in measured], color="#0f172a")))  # fmt: skip
         fig.update_layout(yaxis2=dict(overlaying="y", side="right", range=[0, 110], dtick=20, ticksuffix="%",
                                       title=t("class.view.acc"), showgrid=False))  # fmt: skip
     fig.update_layout(barmode="group", yaxis=dict(range=[0, 110], dtick=20, ticksuffix="%"))

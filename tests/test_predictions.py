@@ -192,3 +192,49 @@ def test_questions_answers_votes_and_exit_tickets_survive_a_restart(tmp_path):
     assert kept.votes[0][classroom.learner_key("a")].confidence == 2 and classroom.learner_key("b") in kept.votes[1]
     assert not back.wait_for_predictions and back.tickets_for == room.experiment.id
     assert "a" not in kept.votes[0] and "b" not in kept.votes[1]  # learner ids kept as hashes, never the cookie
+
+
+def test_a_race_prediction_is_revealed_against_the_teachers_race_and_kept(tmp_path):
+    """Before the teacher's race on page 4 (no class experiment needed): which strategy wins?"""
+    room = a_class(tmp_path)
+    with pytest.raises(QuestionRefused) as one:
+        room.ask("race", choices=["full"], text="job-before")
+    assert one.value.reason == "race_count"
+    q = room.ask("race", choices=["linear_probe", "partial", "full", "partial"], text="job-before")
+    assert q.choices == ["linear_probe", "partial", "full"] and q.text == "job-before"  # twice is once
+    room.answer("a", q.id, "full")
+    room.answer("b", q.id, "linear_probe")
+    assert reveal(room.current_question(), None).right is None  # no race has run since the question
+    room.set_outcome(q.id, {"linear_probe": 0.61, "partial": 0.72, "full": 0.69})
+    room.reveal_question(q.id)
+    again = Classroom(tmp_path / "class.json", clock=Clock()).current_question()  # a restart keeps it
+    out = reveal(again, None)
+    assert out.right == "partial" and out.counts[0] == {"linear_probe": 1, "partial": 0, "full": 1}
+    assert personal(again, out, classroom.learner_key("a")).right is False
+
+
+def test_a_fine_tune_prediction_is_a_number_compared_with_the_teachers_run():
+    room = a_class()
+    q = room.ask("demo", text="")
+    assert q.kind == "demo" and q.choices == []
+    room.answer("a", q.id, None, 70.0)
+    with pytest.raises(QuestionRefused):
+        room.answer("b", q.id, None, 140.0)
+    room.set_outcome(q.id, {"acc": 0.745})
+    out = reveal(room.current_question(), None)
+    assert out.measured == pytest.approx(74.5) and out.numbers == [[70.0]]
+    mine = personal(room.current_question(), out, classroom.learner_key("a"))
+    assert mine.off_by == pytest.approx(-4.5)
+
+
+def test_class_json_with_a_demo_outcome_too_large_is_moved_aside(tmp_path):
+    import json
+
+    room = a_class(tmp_path)
+    q = room.ask("race", choices=["linear_probe", "full"])
+    data = json.loads((tmp_path / "class.json").read_text())
+    data["questions"][-1]["outcome"] = {f"s{i}": 0.5 for i in range(classroom.questions.MAX_OUTCOMES + 1)}
+    (tmp_path / "class.json").write_text(json.dumps(data))
+    fresh = Classroom(tmp_path / "class.json", clock=Clock())
+    assert fresh.file_problem and not fresh.all_questions()
+    assert q.id  # (the first class's question)

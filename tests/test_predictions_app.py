@@ -123,3 +123,59 @@ def test_markup_and_formulas_in_a_question_are_plain_text_and_escaped_in_the_ans
     rows = list(csv.DictReader(io.StringIO(predictions.answers_csv(room))))
     assert rows[0]["question"].startswith("'=HYPERLINK") and rows[0]["answer"] == "'@SUM(1+1)"
     assert rows[0]["learner"] == "Ann"
+
+
+def test_a_race_on_the_projector_is_predicted_then_revealed_against_the_teachers_race(class_app):
+    """No class experiment needed: the teacher asks which of their race's strategies wins, the class
+    answers, the teacher runs the race (page 4), and the reveal reads that race."""
+    import dataclasses
+
+    from tlcore.train.config import RunConfig
+
+    room, queue, open_page, as_teacher = class_app
+    teacher = as_teacher()
+    learner = open_page("pages/4_compare.py", "learner-0001", query={"join": room.code})
+    teacher.session_state["race_strategies"] = ["linear_probe", "full"]
+    teacher.button(key="ask_race").click().run()
+    q = room.current_question()
+    assert q.kind == "race" and q.choices == ["linear_probe", "full"]
+    learner.run()
+    assert any("Which strategy will reach the highest validation accuracy" in m.value for m in learner.markdown)
+    learner.button(key=f"ask:{q.id}:full").click().run()
+    assert any("Your answer is in" in s.value for s in learner.success)
+    teacher.run()
+    teacher.button(key="ask_reveal").click().run()  # before the race: nothing measured yet
+    assert room.current_question().outcome == {}
+    configs = [dataclasses.replace(RunConfig(), strategy=s, lr=lr) for s, lr in (("linear_probe", 0.5), ("full", 0.001))]
+    job = queue.submit(configs, "teacher-cookie-0001", labels=["linear_probe", "full"], tag="race", priority=1)
+    assert wait_for(lambda: not queue.get(job, "teacher-cookie-0001").active)
+    teacher.session_state["job:race"] = job
+    teacher.button(key="ask_again").click().run()  # (a second vote, then reveal again with the race in)
+    teacher.button(key="ask_reveal").click().run()
+    outcome = room.current_question().outcome
+    assert set(outcome) == {"linear_probe", "full"}, outcome
+    learner.run()
+    said = " ".join(i.value for i in learner.info)
+    assert said.startswith("You answered Full fine-tuning"), said  # (the fake race ties: no winner to name)
+
+
+def test_a_fine_tune_on_the_projector_is_predicted_with_a_slider_and_revealed_against_the_teachers_run(class_app):
+    from tlcore.train.config import RunConfig
+
+    room, queue, open_page, as_teacher = class_app
+    teacher = as_teacher()
+    learner = open_page("pages/3_finetune.py", "learner-0001", query={"join": room.code})
+    teacher.button(key="ask_demo").click().run()
+    q = room.current_question()
+    assert q.kind == "demo"
+    learner.run()
+    assert learner.slider(key=f"ask_number:{q.id}").max == 100  # the slider (moved and sent in Chromium: see the note)
+    room.answer("learner-0001", q.id, None, 60.0)
+    job = queue.submit(RunConfig(), "teacher-cookie-0001", tag="finetune", priority=1)
+    assert wait_for(lambda: not queue.get(job, "teacher-cookie-0001").active)
+    teacher.session_state["job:finetune"] = job
+    teacher.button(key="ask_reveal").click().run()
+    assert room.current_question().outcome == {"acc": 0.75}
+    learner.run()
+    said = " ".join(i.value for i in learner.info)
+    assert "You predicted 60%; the run reached 75.0%, 15.0 points from your prediction." in said, said

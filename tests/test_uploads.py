@@ -675,3 +675,29 @@ def test_a_zip_of_very_many_empty_entries_is_refused_before_its_directory_is_rea
         read_zip(data, image_size=32)
     assert refused.value.message.key == "upload.too_many_entries" and "6000" in str(refused.value)
     assert declared_bytes(data) == 0 and made == []
+
+
+def test_a_zip_whose_end_record_understates_its_entries_is_refused_without_reading_them_all(monkeypatch):
+    """The end record says 1 entry; the central directory holds 6000: zipfile would parse all of
+    them whatever the record says. Counted header by header, the zip is refused past the limit."""
+    import io
+    import struct
+    import zipfile
+
+    from tlcore.data.image_zip import declared_bytes, read_zip
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for i in range(6000):
+            z.writestr(f"a/{i}", b"")
+    data = bytearray(buffer.getvalue())
+    end = data.rfind(zipfile.stringEndArchive)
+    struct.pack_into("<HH", data, end + 8, 1, 1)  # entries on this disk, entries in all: "1"
+    data = bytes(data)
+    made = []
+    real = zipfile.ZipInfo.__init__
+    monkeypatch.setattr(zipfile.ZipInfo, "__init__", lambda self, *a, **k: (made.append(1), real(self, *a, **k))[1])
+    with pytest.raises(UploadError) as refused:
+        read_zip(data, image_size=32)
+    assert refused.value.message.key == "upload.too_many_entries"
+    assert declared_bytes(data) == 0 and made == []

@@ -28,6 +28,7 @@ import contextlib
 import errno
 import io
 import stat
+import struct
 import tempfile
 import unicodedata
 import zipfile
@@ -151,7 +152,7 @@ def _open_zip(source: bytes | str | Path | BinaryIO, max_entries: int | None = N
         source = io.BytesIO(source)
     limit = UploadLimits().max_files if max_entries is None else max_entries
     try:
-        declared = _declared_entries(source)
+        declared = _declared_entries(source, limit)
         if declared is not None and declared > limit:
             raise UploadError("upload.too_many_entries", count=declared, limit=limit)
         return zipfile.ZipFile(source)
@@ -159,17 +160,49 @@ def _open_zip(source: bytes | str | Path | BinaryIO, max_entries: int | None = N
         raise UploadError("upload.not_zip") from error
 
 
-def _declared_entries(source: str | Path | BinaryIO) -> int | None:
-    """The entry count the zip's end record declares (zip64 included), read from its last bytes
-    only; None when there is no end record (zipfile then says why it is no zip)."""
+_CENTRAL_ENTRY = struct.Struct("<4s42x")  # a central directory entry's fixed 46 bytes (its signature first)
+_NAME_LENGTHS = struct.Struct("<HHH")  # file name, extra field and comment lengths, at offset 28
+
+
+def _declared_entries(source: str | Path | BinaryIO, limit: int) -> int | None:
+    """How many entries the zip has (zip64 included), or limit + 1 once it has more: the larger of
+    what its end record declares and what its central directory holds, counted header by header and
+    no further than limit + 1 (an end record can understate the count: zipfile reads the whole
+    directory whatever it says, 0.8 CPU-s for 150,000 entries). None when there is no end record
+    (zipfile then says why it is no zip)."""
     with contextlib.ExitStack() as stack:
         f = source if hasattr(source, "seek") else stack.enter_context(open(source, "rb"))  # noqa: SIM115
         start = f.tell()
         try:
             end = zipfile._EndRecData(f)  # the standard library's own reader of the end record
+            if not end:
+                return None
+            declared = int(end[zipfile._ECD_ENTRIES_TOTAL])
+            if declared > limit:
+                return declared
+            return max(declared, _entries_in_directory(f, end, limit))
         finally:
             f.seek(start)
-        return None if not end else int(end[zipfile._ECD_ENTRIES_TOTAL])
+
+
+def _entries_in_directory(f: BinaryIO, end: list, limit: int) -> int:
+    """The central directory's entries, counted from their headers as zipfile finds them (the same
+    start, data before the zip allowed), stopping at limit + 1."""
+    size, offset = int(end[zipfile._ECD_SIZE]), int(end[zipfile._ECD_OFFSET])
+    concat = int(end[zipfile._ECD_LOCATION]) - size - offset
+    if end[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
+        concat -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+    f.seek(offset + concat)
+    directory = f.read(size)
+    count = position = 0
+    while position + _CENTRAL_ENTRY.size <= len(directory) and count <= limit:
+        (signature,) = _CENTRAL_ENTRY.unpack_from(directory, position)
+        if signature != zipfile.stringCentralDir:
+            break  # zipfile will say what is wrong with it
+        name, extra, comment = _NAME_LENGTHS.unpack_from(directory, position + 28)
+        position += _CENTRAL_ENTRY.size + name + extra + comment
+        count += 1
+    return count
 
 
 @dataclass(frozen=True)

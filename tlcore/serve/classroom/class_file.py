@@ -24,7 +24,7 @@ from typing import Any
 
 from tlcore.serve.classroom.codes import NICKNAME_MAX, Member, clean_nickname
 from tlcore.serve.classroom.design import FACTORS, MAX_ROUNDS, MAX_SEEDS, Cell, CellResult, Experiment
-from tlcore.serve.classroom.questions import CONFIDENCE, KINDS, MAX_VOTES, Answer, Question
+from tlcore.serve.classroom.questions import CONFIDENCE, KINDS, MAX_OUTCOMES, MAX_VOTES, Answer, Question
 from tlcore.train.config import RunConfig
 
 VERSION = 2
@@ -264,7 +264,14 @@ def _question(value: Any, what: str = "a question") -> Question:
         revealed=_bool(q.get("revealed", False), f"{what}'s revealed"),
         asked=_num(q.get("asked", 0.0), f"{what}'s time"),
         answer=_str(q.get("answer", ""), f"{what}'s answer", 100),
+        outcome=_outcome(q.get("outcome", {}), f"{what}'s outcome"),
     )
+
+
+def _outcome(value: Any, what: str) -> dict[str, float]:
+    found = _obj(value, what)
+    _need(len(found) <= MAX_OUTCOMES, f"{what} has more than {MAX_OUTCOMES} entries")
+    return {_str(k, what, 100): _num(v, what) for k, v in found.items()}
 
 
 def decode(text: str) -> Saved:

@@ -25,7 +25,12 @@ from typing import Any
 from tlcore.serve.classroom.design import Experiment
 from tlcore.serve.classroom.stats import TopTwo, level_stats, top_two
 
-KINDS = ("winner", "accuracy", "beyond_noise", "groups", "own", "claim")
+KINDS = ("winner", "accuracy", "beyond_noise", "groups", "own", "claim", "race", "demo")
+# About the teacher's own demo on the projector, not the class experiment: which strategy wins the
+# race on page 4 ("race"), the accuracy the fine-tune on page 3 reaches ("demo"). Their outcome is
+# the teacher's run that finished after the question was asked (set_outcome at the reveal).
+DEMO_KINDS = ("race", "demo")
+MAX_OUTCOMES = 16
 MAX_CHOICES = 8  # a teacher's own question: 2..8 choices
 MAX_TEXT = 200  # ... its text, in characters
 MAX_CHOICE_TEXT = 80
@@ -74,6 +79,7 @@ class Question:
     revealed: bool = False
     asked: float = 0.0
     answer: str = ""  # "claim": the claim's answer; "own": the teacher's right choice if they gave one
+    outcome: dict[str, float] = field(default_factory=dict)  # DEMO_KINDS: "race": strategy -> accuracy; "demo": {"acc": ...}
 
     @property
     def vote(self) -> int:
@@ -125,6 +131,13 @@ def make_question(
         return Question(
             qid, kind, list(BANK[text]["choices"]), text=text, experiment=exp_id, asked=asked, answer=BANK[text]["answer"]
         )
+    if kind == "race":  # the race's strategies, as the teacher set them on page 4
+        names = list(dict.fromkeys(c for c in (clean_text(c, MAX_CHOICE_TEXT) for c in choices or []) if c))
+        if not 2 <= len(names) <= MAX_CHOICES:
+            raise QuestionRefused("race_count")
+        return Question(qid, kind, names, text=clean_text(text, 64), asked=asked)
+    if kind == "demo":  # (text: the teacher's job in the slot when asked; the outcome is a later one)
+        return Question(qid, kind, [], text=clean_text(text, 64), asked=asked)
     if experiment is None:
         raise QuestionRefused("no_experiment")
     if kind == "winner":
@@ -151,7 +164,7 @@ def check_answer(q: Question, choice: str | None, number: float | None, confiden
         raise QuestionRefused("closed")
     if confidence not in CONFIDENCE:
         raise QuestionRefused("bad_confidence")
-    if q.kind == "accuracy":
+    if q.kind in ("accuracy", "demo"):
         try:
             value = float(number)  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -197,9 +210,14 @@ def reveal(q: Question, experiment: Experiment | None) -> Reveal:
     top = top_two(experiment) if experiment is not None and experiment.id == q.experiment else None
     right: str | None = None
     measured = spread = None
-    top_group = None
+    top_group = None  # (set below for "groups")
     if q.kind in ("claim", "own"):
         right = q.answer or None
+    elif q.kind == "race" and q.outcome:  # the best strategy; a tie for first decides nothing
+        ranked = sorted(q.outcome.items(), key=lambda kv: kv[1], reverse=True)
+        right = ranked[0][0] if len(ranked) == 1 or ranked[0][1] > ranked[1][1] else None
+    elif q.kind == "demo" and "acc" in q.outcome:
+        measured = 100 * q.outcome["acc"]
     elif top is not None:
         if q.kind == "winner" and top.best is not None:
             right = str(top.best)
@@ -239,7 +257,7 @@ def personal(q: Question, outcome: Reveal, learner_key: str) -> Personal:
     mine = q.current().get(learner_key) or next((v[learner_key] for v in reversed(q.votes) if learner_key in v), None)
     if mine is None:
         return Personal(False)
-    if q.kind == "accuracy":
+    if q.kind in ("accuracy", "demo"):
         if outcome.measured is None or mine.number is None:
             return Personal(True, number=mine.number)
         off = mine.number - outcome.measured

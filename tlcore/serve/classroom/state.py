@@ -430,6 +430,14 @@ class Classroom:
             q.current()[key] = given
             self._save_soon()
 
+    def set_outcome(self, qid: str, outcome: dict[str, float]) -> None:
+        """What the teacher's demo measured, for a question about it (questions.DEMO_KINDS)."""
+        with self._lock:
+            q = self._question(qid)
+            if q.kind in questions.DEMO_KINDS:
+                q.outcome = {str(k): float(v) for k, v in list(outcome.items())[: questions.MAX_OUTCOMES]}
+                self._save()
+
     def close_question(self, qid: str) -> None:
         with self._lock:
             self._question(qid).open = False
