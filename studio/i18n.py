@@ -202,14 +202,16 @@ def imagenet_title(class_id: int) -> str:
     return _imagenet_names(current_lang())[class_id]
 
 
-_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-!|~<>$:&=^.])")  # what markdown, LaTeX, colours, icons or HTML read
+_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-!|~<>$:&=^.@])")  # what markdown, LaTeX, colours, icons or HTML read
+_WWW = re.compile(r"(www)(\\\.)", re.IGNORECASE)
 
 
 def as_text(text: str) -> str:
     """Anyone's text (a nickname, a teacher's own question) inside markdown, shown as it was typed:
-    every mark markdown reads escaped (no emphasis, link, heading, list, colour, LaTeX, icon or HTML),
-    a zero-width space before each dot (no "www." autolink, which escaping alone did not stop)."""
-    return _MARKUP.sub(lambda m: "\u200b." if m[1] == "." else "\\" + m[1], str(text))
+    every mark markdown reads escaped (no emphasis, link, heading, list, colour, LaTeX, icon or HTML;
+    "http://" and "a@b" lose their autolink with their ":" and "@"), and a zero-width space after
+    "www" (its autolink, which escaping alone did not stop). Numbers stay as typed ("0.001")."""
+    return _WWW.sub("\\1\u200b\\2", _MARKUP.sub(r"\\\1", str(text)))
 
 
 def class_title(dataset: str, name: str) -> str:

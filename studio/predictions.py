@@ -64,6 +64,12 @@ def choice_label(q: Question, choice: str, exp: Experiment | None) -> str:
     return group_label(choice, t)  # a layer group's name
 
 
+def shown(q: Question, text: str) -> str:
+    """Text for markdown: the teacher's own question and choices as typed (studio.i18n.as_text),
+    the app's own words (levels, strategies, sentences) as they are."""
+    return as_text(text) if q.kind == "own" else text
+
+
 def _experiment_of(q: Question, room: classroom.Classroom | None = None) -> Experiment | None:
     exp = (room or class_room()).latest()
     return exp if exp is not None and exp.id == q.experiment else exp if not q.experiment else None
@@ -148,7 +154,7 @@ def _question_box() -> None:
     exp = _experiment_of(q)
     key = classroom.learner_key(me)
     with st.container(border=True, key="class-question"):
-        st.markdown(f"**{t('class.ask.heading')}** {as_text(question_text(q, exp))}")
+        st.markdown(f"**{t('class.ask.heading')}** {shown(q, question_text(q, exp))}")
         if q.revealed:
             out = classroom.reveal(q, exp)
             text = own_sentence(q, out, classroom.personal(q, out, key), exp)
@@ -180,7 +186,7 @@ def answer_buttons(q: Question, exp: Experiment | None, mine) -> None:
         for i, choice in enumerate(q.choices):
             chosen = mine is not None and mine.choice == choice
             columns[i % len(columns)].button(
-                ("✓ " if chosen else "") + as_text(choice_label(q, choice, exp)),
+                ("✓ " if chosen else "") + shown(q, choice_label(q, choice, exp)),
                 key=f"ask:{q.id}:{choice}",
                 type="primary" if chosen else "secondary",
                 on_click=_answered,
@@ -332,7 +338,7 @@ def question_status() -> None:
     exp = _experiment_of(q)
     answered, joined = room.answered()
     state = "open" if q.open else "revealed" if q.revealed else "closed"
-    st.markdown(t(f"class.ask.status.{state}", question=as_text(question_text(q, exp)), answered=answered, joined=joined,
+    st.markdown(t(f"class.ask.status.{state}", question=shown(q, question_text(q, exp)), answered=answered, joined=joined,
                   vote=q.vote))  # fmt: skip
     cols = st.columns(3)
     cols[0].button(t("class.ask.close"), key="ask_close", on_click=callback(room.close_question), args=(q.id,),
@@ -391,7 +397,7 @@ def revealed(q: Question, exp: Experiment | None, *, key: str, height: int = 380
     if big:
         st.html(f'<p class="projector-line">{html.escape(sentence)}</p>')
     else:
-        st.markdown(as_text(sentence))
+        st.markdown(shown(q, sentence))
 
 
 def reveal_figure(q: Question, out: Reveal, exp: Experiment | None, *, height: int = 380) -> go.Figure:
@@ -450,7 +456,7 @@ def ticket_report() -> None:
         for qid, (answered, right, wrong) in report.items():
             common = _ticket_choice(qid, wrong) if wrong else "–"
             lines.append(t("class.ticket.report", question=t(f"class.ticket.{qid}.name"), right=right, answered=answered,
-                           share=round(100 * right / max(1, answered)), wrong=as_text(common)))  # fmt: skip
+                           share=round(100 * right / max(1, answered)), wrong=common))  # fmt: skip
         st.markdown("\n".join(f"- {line}" for line in lines))
 
 

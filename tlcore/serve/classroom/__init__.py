@@ -7,6 +7,8 @@ the pages, the CLI and the tests use (`classroom.Classroom`, `classroom.FACTORS`
 - class_file: the class as kept on disk, read back strictly (a damaged file moves aside)
 - questions: predict, run, reveal (a question's answers beside the runs) and the exit ticket
 - state: the Classroom (one lock): joining, the roster and seats, leading, the cells' runs
+- asking: the Classroom's questions and exit tickets (a mixin: the same lock and class file)
+- alone: the class experiment without a class (`python -m tlcore class-experiment`)
 
 Not for: drawing (studio.class_panels, studio.class_view), running jobs (tlcore.serve.jobs).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import threading
 
 from tlcore.core import offline
+from tlcore.serve.classroom.alone import run_alone
 from tlcore.serve.classroom.class_file import ClassFileError, write_private
 from tlcore.serve.classroom.codes import (
     ALPHABET,
@@ -67,7 +70,6 @@ from tlcore.serve.classroom.state import (
     Push,
     RosterRow,
     cell_state,
-    run_alone,
 )
 from tlcore.serve.classroom.stats import LevelStats, TopTwo, grad_table, level_stats, t95, top_two
 from tlcore.serve.store import learner_key

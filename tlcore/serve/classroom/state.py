@@ -40,7 +40,8 @@ from typing import Any
 from limits import parse, storage, strategies
 
 from tlcore.core.events import HistorySnapshot
-from tlcore.serve.classroom import class_file, questions
+from tlcore.serve.classroom import class_file
+from tlcore.serve.classroom.asking import ClassQuestions
 from tlcore.serve.classroom.codes import MAX_RENAMES, Member, clean_nickname, given_nickname, new_code, normal_code
 from tlcore.serve.classroom.design import (
     FACTORS,
@@ -56,12 +57,11 @@ from tlcore.serve.classroom.design import (
     same_run,
     summarize,
 )
-from tlcore.serve.classroom.questions import Question, QuestionRefused, TicketQuestion
+from tlcore.serve.classroom.questions import Question
 from tlcore.serve.guess_limiter import GuessLimiter
 from tlcore.serve.store import learner_key
 from tlcore.train.config import RunConfig
 
-ANSWER_SAVE_S = 1.0  # answers are written to the class file at most this often (the rest on the next poll)
 PRESENT_S = 30.0  # a member unseen for this long has left: their open cell goes to someone else
 JOINS_PER_ADDRESS = 60  # join attempts one address makes before it must wait (a class behind one NAT: 30)
 WRONG_CODES = 10  # wrong codes one learner types before they must wait (60 s, then twice as long)
@@ -90,16 +90,6 @@ class Assignment:
     config: RunConfig
     job: str | None
     result: CellResult | None
-
-
-def _trained_groups(exp: Experiment) -> list[str]:
-    """The layer groups a "which group moves most" question offers: the backbone's, shallow to deep."""
-    from tlcore.models import catalog
-
-    try:
-        return list(catalog.group_param_counts(exp.base.get("backbone", "")))
-    except Exception:  # noqa: BLE001 -- a text model or an unknown backbone: no such question
-        return []
 
 
 @dataclass(frozen=True)
@@ -145,7 +135,7 @@ class JoinRefused(Exception):
         self.reason, self.wait_s = reason, wait_s
 
 
-class Classroom:
+class Classroom(ClassQuestions):
     """The teacher's class: one per server process (`shared()`), every method behind one lock."""
 
     def __init__(self, path: Path | None = None, *, size: int = 60, clock: Callable[[], float] = time.monotonic):
@@ -396,166 +386,6 @@ class Classroom:
         self.members[key] = member
         self._ids[key] = learner
         return member
-
-    # --- predict, run, reveal (tlcore.serve.classroom.questions) ---
-    def ask(self, kind: str, **what: Any) -> Question:
-        """A new question for the class (the open one, if any, closes): built from the running (or
-        latest) experiment's setup, or the teacher's own (`text`, `choices`). QuestionRefused: why not."""
-        with self._lock:
-            exp = self.experiment or (self.past[-1] if self.past else None)
-            groups = _trained_groups(exp) if kind == "groups" and exp is not None else None
-            q = questions.make_question(kind, exp, groups=groups, asked=time.time(), **what)
-            for old in self.questions:
-                old.open = False
-            self.questions.append(q)
-            del self.questions[: -class_file.MAX_QUESTIONS]
-            self._save()
-            return copy.deepcopy(q)
-
-    def _question(self, qid: str) -> Question:
-        q = next((q for q in self.questions if q.id == qid), None)
-        if q is None:
-            raise QuestionRefused("unknown")
-        return q
-
-    def answer(self, learner: str, qid: str, choice: str | None = None, number: float | None = None, confidence: int = 0) -> None:
-        """A member's answer to the open question (a later one replaces it until the teacher closes)."""
-        key = learner_key(learner)
-        with self._lock:
-            if key not in self.members:
-                raise QuestionRefused("not_member")
-            q = self._question(qid)
-            given = questions.check_answer(q, choice, number, confidence)
-            given.at = time.time()
-            q.current()[key] = given
-            self._save_soon()
-
-    def set_outcome(self, qid: str, outcome: dict[str, float]) -> None:
-        """What the teacher's demo measured, for a question about it (questions.DEMO_KINDS)."""
-        with self._lock:
-            q = self._question(qid)
-            if q.kind in questions.DEMO_KINDS:
-                q.outcome = {str(k): float(v) for k, v in list(outcome.items())[: questions.MAX_OUTCOMES]}
-                self._save()
-
-    def close_question(self, qid: str) -> None:
-        with self._lock:
-            self._question(qid).open = False
-            self._save()
-
-    def reveal_question(self, qid: str) -> None:
-        with self._lock:
-            q = self._question(qid)
-            q.open, q.revealed = False, True
-            self._save()
-
-    def vote_again(self, qid: str) -> Question:
-        """Peer instruction: the same question opens for a new vote (the first is kept beside it)."""
-        with self._lock:
-            q = self._question(qid)
-            if q.vote >= questions.MAX_VOTES:
-                raise QuestionRefused("votes")
-            for other in self.questions:
-                other.open = False
-            q.votes.append({})
-            q.open, q.revealed = True, False
-            self._save()
-            return copy.deepcopy(q)
-
-    def all_questions(self) -> list[Question]:
-        """Every kept question, oldest first (copies: the export reads them)."""
-        with self._lock:
-            return copy.deepcopy(self.questions)
-
-    def current_question(self) -> Question | None:
-        """The latest question (open, closed or revealed), a copy; None before any."""
-        with self._lock:
-            return copy.deepcopy(self.questions[-1]) if self.questions else None
-
-    def question_state(self) -> tuple[str, int, bool, bool] | None:
-        """(id, vote, open, revealed) of the latest question: what a learner's poll compares (no copy)."""
-        with self._lock:
-            q = self.questions[-1] if self.questions else None
-            return (q.id, q.vote, q.open, q.revealed) if q is not None else None
-
-    def answered(self) -> tuple[int, int]:
-        """(answered, joined) for the open question's current vote: the projector's count."""
-        with self._lock:
-            if self._dirty:  # answers held back by _save_soon: the projector's poll writes them
-                self._save()
-            q = self.questions[-1] if self.questions else None
-            return (len(q.current()) if q is not None else 0), len(self.members)
-
-    def predictions_block_start(self) -> bool:
-        """Does a part's Start wait now (a question is open and the teacher did not let runs go first)?"""
-        with self._lock:
-            return self.wait_for_predictions and any(q.open for q in self.questions[-1:])
-
-    def set_wait_for_predictions(self, wait: bool) -> None:
-        with self._lock:
-            self.wait_for_predictions = bool(wait)
-            self._save()
-
-    def open_tickets(self, open_: bool = True) -> None:
-        """Exit tickets for the latest experiment: each learner with a finished run gets theirs."""
-        with self._lock:
-            exp = self.experiment or (self.past[-1] if self.past else None)
-            self.tickets_for = exp.id if open_ and exp is not None else ""
-            self._save()
-
-    def ticket(self, learner: str) -> tuple[list[TicketQuestion], dict[str, str]]:
-        """This learner's exit ticket (built from their own run) and their answers so far."""
-        key = learner_key(learner)
-        with self._lock:
-            exp = self._ticket_experiment()
-            if exp is None or key not in self.members:
-                return [], {}
-            return questions.exit_ticket(exp, key), dict(self.tickets.get(key, {}))
-
-    def answer_ticket(self, learner: str, qid: str, choice: str) -> bool:
-        """Keep a ticket answer (the first one counts: it is checked at once); True when right."""
-        key = learner_key(learner)
-        with self._lock:
-            exp = self._ticket_experiment()
-            mine = {t.id: t for t in questions.exit_ticket(exp, key)} if exp is not None and key in self.members else {}
-            asked = mine.get(qid)
-            if asked is None:
-                raise QuestionRefused("unknown")
-            if str(choice) not in asked.choices:
-                raise QuestionRefused("bad_choice")
-            answers = self.tickets.setdefault(key, {})
-            answers.setdefault(qid, str(choice))
-            self._save()
-            return answers[qid] == asked.right
-
-    def ticket_report(self) -> dict[str, tuple[int, int, str | None]]:
-        """Per ticket question: (answered, right, the most common wrong answer): the teacher's view."""
-        with self._lock:
-            exp = self._ticket_experiment()
-            if exp is None:
-                return {}
-            rights = {k: {t.id: t.right for t in questions.exit_ticket(exp, k)} for k in self.tickets}
-            return questions.ticket_summary(self.tickets, rights)
-
-    def _ticket_experiment(self) -> Experiment | None:
-        if not self.tickets_for:
-            return None
-        return next((e for e in (self.experiment, *self.past) if e is not None and e.id == self.tickets_for), None)
-
-    def _save_soon(self) -> None:
-        """An answer: saved at most every ANSWER_SAVE_S (thirty answers in a second rewrite the file once)."""
-        now = self._clock()
-        if now - self._answers_saved >= ANSWER_SAVE_S:
-            self._answers_saved = now
-            self._save()
-        else:
-            self._dirty = True
-
-    def flush(self) -> None:
-        """Write answers held back by _save_soon (the teacher's and the projector's polls call it)."""
-        with self._lock:
-            if self._dirty:
-                self._save()
 
     def roster(self) -> list[RosterRow]:
         """Who joined, in joining order: here now or not, their part of the experiment and its run's state."""
@@ -843,42 +673,3 @@ class ClassView:
     paused: bool
     hide_names: bool
     experiment: Experiment | None
-
-
-def run_alone(
-    base: RunConfig,
-    factor: str,
-    levels: Sequence[Any],
-    seeds: int,
-    *,
-    run: Callable[..., dict | None] | None = None,
-    on_cell: Callable[[Experiment, int], None] | None = None,
-    same_examples: bool = True,
-) -> Experiment:
-    """The class experiment without a class (`python -m tlcore class-experiment`): one virtual
-    learner per cell, each cell's run one after the other, filled through the same assignment,
-    collection and reuse as in class, so its figures reproduce the projected view's."""
-    from tlcore.core.events import History
-
-    if run is None:
-        from tlcore.train.recipe import run
-    room = Classroom(size=MAX_SEEDS * max(len(levels), 1))
-    code = room.open()
-    exp = room.start_experiment(factor, levels, seeds, base, same_examples=same_examples)
-    learners = [f"cli-learner-{i:03d}" for i in range(len(exp.cells))]
-    for name in learners:
-        room.join(code, name, name.removeprefix("cli-"))
-    for name in learners:
-        for present in learners:  # every virtual learner is still here: none of their parts goes to another
-            room.seen(present)
-        mine = room.assignment(name)
-        if mine is None or mine.result is not None:
-            continue
-        if room.reuse(name) is None:
-            history = History(mine.config.to_dict())
-            run(mine.config, history.append)
-            room.started(name, exp.id, mine.cell, f"cli-{mine.cell}")
-            room.collect(lambda _job, _owner, snap=history.snapshot(): snap if snap.final is not None else "failed", only=name)
-        if on_cell is not None:
-            on_cell(room.latest(), mine.cell)
-    return room.latest()
