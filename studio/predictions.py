@@ -90,7 +90,7 @@ def class_sentence(q: Question, out: Reveal, exp: Experiment | None) -> str:
                   sd=f"{100 * top.noise:.1f}" if top.noise is not None else "?")  # fmt: skip
         return t("class.reveal.winner", expected=expected, share=share, best=best, gap=f"{100 * top.gap:.1f}",
                  second=second, noise=noise)  # fmt: skip
-    if q.kind in ("accuracy", "demo"):
+    if q.kind in classroom.questions.NUMBER_KINDS:
         if out.measured is None:
             return t("class.reveal.no_runs" if q.kind == "accuracy" else "class.reveal.no_demo")
         numbers = out.numbers[-1] if out.numbers else []
@@ -107,7 +107,7 @@ def own_sentence(q: Question, out: Reveal, mine: Personal, exp: Experiment | Non
     """This learner's prediction against the result, in words."""
     if not mine.answered:
         return t("class.reveal.you_none")
-    if q.kind in ("accuracy", "demo"):
+    if q.kind in classroom.questions.NUMBER_KINDS:
         if mine.off_by is None:
             return t("class.reveal.you_number", number=f"{mine.number:.0f}")
         if q.kind == "demo":  # one run: no seed noise to compare with
@@ -144,9 +144,8 @@ def learner_box() -> None:
 @st.fragment
 def _question_box() -> None:
     """The question as a fragment of its own: an answer's press reruns this box, not the whole
-    page (30 students answering at once were 30 page runs queued on the training's cores: an
-    answer took up to 4.4 s to be counted; tools.loadtest --class-experiment). The class pulse
-    reruns the page when the question changes (asked, closed, revealed)."""
+    page (30 students answering at once were 30 page runs queued on the training's cores). The
+    class pulse reruns the page when the question changes (asked, closed, revealed)."""
     room, me = class_room(), owner()
     q = room.current_question()
     if q is None:
@@ -177,7 +176,7 @@ def _answer_text(q: Question, mine, exp) -> str:
 
 
 def answer_buttons(q: Question, exp: Experiment | None, mine) -> None:
-    if q.kind in ("accuracy", "demo"):
+    if q.kind in classroom.questions.NUMBER_KINDS:
         st.slider(t("class.ask.accuracy.slider"), 0, 100, key=f"ask_number:{q.id}",
                   value=int(mine.number) if mine and mine.number is not None else 50, format="%d%%")  # fmt: skip
         st.button(t("class.ask.send"), key=f"ask_send:{q.id}", type="primary", on_click=_answered, args=(q.id, None))
@@ -208,7 +207,9 @@ def _answered(qid: str, choice: str | None, confidence: int | None = None) -> No
         room, me = class_room(), owner()
         q = room.current_question()
         mine = q.current().get(classroom.learner_key(me)) if q is not None else None
-        number = st.session_state.get(f"ask_number:{qid}") if q is not None and q.kind in ("accuracy", "demo") else None
+        number = (
+            st.session_state.get(f"ask_number:{qid}") if q is not None and q.kind in classroom.questions.NUMBER_KINDS else None
+        )
         if number is None and mine is not None:
             number = mine.number
         conf = confidence if confidence is not None else (mine.confidence if mine is not None else 0)
@@ -404,7 +405,7 @@ def reveal_figure(q: Question, out: Reveal, exp: Experiment | None, *, height: i
     """Predicted choices as bars per vote (share of answers) beside the measured levels' mean ± SD
     (a second axis), or the predicted accuracies as a strip beside the level's measured seeds."""
     fig = go.Figure()
-    if q.kind in ("accuracy", "demo"):
+    if q.kind in classroom.questions.NUMBER_KINDS:
         for v, numbers in enumerate(out.numbers):
             fig.add_trace(go.Box(y=numbers, name=t("class.reveal.vote", vote=v + 1), boxpoints="all", jitter=0.4,
                                  marker_color=VOTE_COLORS[v % 3], line_color=VOTE_COLORS[v % 3]))  # fmt: skip

@@ -30,6 +30,7 @@ KINDS = ("winner", "accuracy", "beyond_noise", "groups", "own", "claim", "race",
 # race on page 4 ("race"), the accuracy the fine-tune on page 3 reaches ("demo"). Their outcome is
 # the teacher's run that finished after the question was asked (set_outcome at the reveal).
 DEMO_KINDS = ("race", "demo")
+NUMBER_KINDS = ("accuracy", "demo")  # answered with a number (a predicted accuracy), not a choice
 MAX_OUTCOMES = 16
 MAX_CHOICES = 8  # a teacher's own question: 2..8 choices
 MAX_TEXT = 200  # ... its text, in characters
@@ -164,7 +165,7 @@ def check_answer(q: Question, choice: str | None, number: float | None, confiden
         raise QuestionRefused("closed")
     if confidence not in CONFIDENCE:
         raise QuestionRefused("bad_confidence")
-    if q.kind in ("accuracy", "demo"):
+    if q.kind in NUMBER_KINDS:
         try:
             value = float(number)  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -257,7 +258,7 @@ def personal(q: Question, outcome: Reveal, learner_key: str) -> Personal:
     mine = q.current().get(learner_key) or next((v[learner_key] for v in reversed(q.votes) if learner_key in v), None)
     if mine is None:
         return Personal(False)
-    if q.kind in ("accuracy", "demo"):
+    if q.kind in NUMBER_KINDS:
         if outcome.measured is None or mine.number is None:
             return Personal(True, number=mine.number)
         off = mine.number - outcome.measured
