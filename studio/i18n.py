@@ -59,6 +59,7 @@ def language_picker() -> None:
         format_func=LANGS.get,
         **bound("lang"),
         horizontal=True,
+        help="Switch the whole app between English and Korean. / 앱 전체를 영어와 한국어 사이에서 바꿉니다.",
     )
     sync_url()
 

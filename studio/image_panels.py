@@ -19,6 +19,7 @@ import streamlit as st
 from studio.feedback import error as show_error
 from studio.i18n import class_title, current_lang, explain_error, imagenet_title, t, t_count, translated
 from studio.learner import owner
+from studio.plots import group_label
 from studio.server import kept_model, queue
 from studio.state import callback, job_id
 from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
@@ -270,7 +271,7 @@ def _class_maps(image: np.ndarray, imagenet_name: str, found: tuple[finetuned.Fi
             except Exception as error:  # noqa: BLE001 -- a model the map cannot be taken of: say why, keep the page
                 st.info(t("try.map_failed", reason=str(error)))
                 continue
-            text = t(caption, cls=class_name(target), p=p, group=group, h=h, w=w)
+            text = t(caption, cls=class_name(target), p=p, group=group_label(group, t), h=h, w=w)
             # A flat map (Grad-CAM keeps positive evidence only): say so, or a blue square looks like a fault
             alt = t("alt.map", cls=class_name(target))
             pictures(

@@ -123,8 +123,12 @@ PAGE_JS = """<script>
 (() => {
   document.documentElement.lang = 'LANG';
   window.__tlsSkip = 'SKIP';  // Streamlit's own skip link, in the page's language (kept on every redraw)
+  // ... and the main area it jumps to is its target, not one more Tab stop on every page (Streamlit
+  // gives it tabindex 0; at -1 the skip link still lands there and the keys still scroll it)
   const skip = () => { const a = document.querySelector('[data-testid="stSkipToContent"]');
-    if (a && a.textContent !== window.__tlsSkip) a.textContent = window.__tlsSkip; };
+    if (a && a.textContent !== window.__tlsSkip) a.textContent = window.__tlsSkip;
+    const main = document.getElementById('stMain');
+    if (main && main.getAttribute('tabindex') !== '-1') main.setAttribute('tabindex', '-1'); };
   skip();
   if (!window.__tlsSkipWatch) { window.__tlsSkipWatch = new MutationObserver(skip);
     window.__tlsSkipWatch.observe(document.body, { childList: true, subtree: true }); }

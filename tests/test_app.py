@@ -961,8 +961,10 @@ def test_try_it_shows_what_each_model_looks_at_side_by_side(lang):
     shown = image_captions(at)
     assert not [c for c in shown if after.match(c)], shown
     cat = [c for c in shown if before.match(c)]
-    assert len(cat) == 1 and any(name in cat[0] for name in ("Egyptian cat", "tiger cat", "tabby")), shown
-    assert "stage4, 7×7" in cat[0] and text["try.map_flat"] not in cat[0], cat  # the cat's map has a place that counts
+    names = ("Egyptian cat", "tiger cat", "tabby") if lang == "en" else ("이집트 고양이", "호랑무늬 고양이", "줄무늬 고양이")
+    assert len(cat) == 1 and any(name in cat[0] for name in names), shown  # ImageNet's names in the learner's language
+    group = "stage4" if lang == "en" else "4단계"
+    assert f"{group}, 7×7" in cat[0] and text["try.map_flat"] not in cat[0], cat  # the cat's map has a place that counts
     at.button(key="exp_start").click().run()
     assert wait_until_done(at, "experiment") == "done"
     at.run()
@@ -972,7 +974,7 @@ def test_try_it_shows_what_each_model_looks_at_side_by_side(lang):
     assert [c for c in shown if before.match(c)] and len(mapped) == 1, shown
     assert "“cat”" in mapped[0] or "“dog”" in mapped[0], mapped
     # The stand-in model: studio_resnet at 16 px, whose last feature map is one cell: nothing can stand out
-    assert "stage4, 1×1" in mapped[0] and mapped[0].endswith(text["try.map_flat"]), mapped
+    assert f"{group}, 1×1" in mapped[0] and mapped[0].endswith(text["try.map_flat"]), mapped
 
 
 def test_page_1_what_transfers_table_shows_all_its_columns():

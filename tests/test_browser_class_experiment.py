@@ -104,7 +104,7 @@ def run_class(url, browser, teacher, learners):
     ben.keyboard.type("Ben", delay=40)
     ben.keyboard.press("Enter")
     ben.get_by_text("You joined the class as Ben").first.wait_for()
-    ben.wait_for_function("document.activeElement && document.activeElement !== document.body", timeout=5000)
+    ben.wait_for_function("document.activeElement && document.activeElement !== document.body", timeout=within(5) * 1000)
     assert ben.evaluate("document.activeElement.closest('[class*=st-key-joined-]') !== null")  # focus kept where Join was
     # Mina: a Korean phone scanning the QR (a link without ?lang): Korean, joined, then her own name
     mina = browser.new_context(viewport={"width": 390, "height": 844}, locale="ko-KR").new_page()
@@ -116,9 +116,10 @@ def run_class(url, browser, teacher, learners):
     mina.get_by_role("button", name="별명 바꾸기").click()
     mina.get_by_text("이제 수업에서 내 이름은").first.wait_for()
     mina.wait_for_function(  # Korean from her browser's language, Streamlit's own skip link included
-        "() => document.querySelector('[data-testid=\"stSkipToContent\"]')?.textContent === '본문으로 건너뛰기'", timeout=10_000
+        "() => document.querySelector('[data-testid=\"stSkipToContent\"]')?.textContent === '본문으로 건너뛰기'",
+        timeout=within(10) * 1000,
     )
-    teacher.get_by_text("Joined: 3").first.wait_for(timeout=15_000)
+    teacher.get_by_text("Joined: 3").first.wait_for(timeout=within(15) * 1000)
 
     # The push: every learner lands on page 3 on their next poll, with a banner.
     choose(teacher, teacher.locator('[data-testid="stSelectbox"]').filter(has_text="Page"), "3 · Fine-tune")
@@ -127,15 +128,15 @@ def run_class(url, browser, teacher, learners):
     pushed = time.monotonic()
     for learner, banner in ((ann, "Your teacher brought you to"), (ben, "Your teacher brought you to"), (mina, "선생님이")):
         learner.get_by_text(banner).first.wait_for(timeout=PUSH_LIMIT_S * 1000 + 10_000)
-        learner.wait_for_url(re.compile(r"/finetune(\?|$)"), timeout=10_000)
+        learner.wait_for_url(re.compile(r"/finetune(\?|$)"), timeout=within(10) * 1000)
     landed = time.monotonic() - pushed
     assert landed <= PUSH_LIMIT_S, f"the last learner landed {landed:.1f} s after the push"
 
     # Pause all: a learner's Start turns grey and says why, where it is; Resume gives it back.
     teacher.get_by_role("button", name="Pause all").click()
-    ann.get_by_text("The teacher paused the class").first.wait_for(timeout=15_000)
+    ann.get_by_text("The teacher paused the class").first.wait_for(timeout=within(15) * 1000)
     teacher.get_by_role("button", name="Resume").click()
-    ann.get_by_text("The teacher paused the class").first.wait_for(state="hidden", timeout=15_000)
+    ann.get_by_text("The teacher paused the class").first.wait_for(state="hidden", timeout=within(15) * 1000)
 
     # A 3-cell experiment: the learning rate at three levels, one seed each.
     choose(teacher, teacher.locator('[data-testid="stSelectbox"]').filter(has_text="What the class varies"), "Learning rate")
@@ -152,7 +153,7 @@ def run_class(url, browser, teacher, learners):
     teacher.get_by_role("button", name="Ask: which level wins?").click()
     asked = time.monotonic()
     for learner, question in ((ann, "Which level will reach"), (ben, "Which level will reach"), (mina, "어느 수준이")):
-        learner.get_by_text(question).first.wait_for(timeout=15_000)
+        learner.get_by_text(question).first.wait_for(timeout=within(15) * 1000)
     seen = time.monotonic() - asked
     ann.get_by_role("button", name="0.01", exact=True).click()  # a tap (0.01 wins, says Ann)
     ann.get_by_text("Your answer is in").first.wait_for()
@@ -161,7 +162,7 @@ def run_class(url, browser, teacher, learners):
     ben.get_by_text("Your answer: 0.001").first.wait_for()
     mina.get_by_role("button", name="0.001", exact=True).click()
     mina.get_by_text("답이 들어갔습니다").first.wait_for()
-    projector.get_by_text("Answered: 3 of 3").first.wait_for(timeout=10_000)
+    projector.get_by_text("Answered: 3 of 3").first.wait_for(timeout=within(10) * 1000)
     assert projector.get_by_text("Vote 1").count() == 0  # nothing of the answers before the reveal
     assert seen <= PUSH_LIMIT_S, f"the question reached the last learner {seen:.1f} s after it was asked"
     ann.goto(f"{url}/class")
@@ -195,7 +196,7 @@ def run_class(url, browser, teacher, learners):
         learner.get_by_text(done).first.wait_for(timeout=within(120) * 1000)
         # ... and a screen reader hears it: the polite region says the result (the dot's sentence)
         learner.wait_for_function(
-            "done => window.__said.some(s => s.startsWith('tls-live: ') && s.includes(done))", arg=done, timeout=10_000
+            "done => window.__said.some(s => s.startsWith('tls-live: ') && s.includes(done))", arg=done, timeout=within(10) * 1000
         )
     deadline = time.monotonic() + 30
     while dots(teacher) != 3 and time.monotonic() < deadline:
@@ -217,21 +218,21 @@ def run_class(url, browser, teacher, learners):
 
     # The reveal: the class's predictions beside the measured levels; each learner in their words.
     teacher.get_by_role("button", name="Reveal", exact=True).click()
-    projector.get_by_text("The class expected").first.wait_for(timeout=15_000)
+    projector.get_by_text("The class expected").first.wait_for(timeout=within(15) * 1000)
     for learner, words in ((ann, "You predicted 0.01"), (ben, "You predicted 0.001"), (mina, "을(를) 예측했")):
-        learner.get_by_text(words).first.wait_for(timeout=15_000)
+        learner.get_by_text(words).first.wait_for(timeout=within(15) * 1000)
     projector.screenshot(path=str(ARTIFACTS / "class_walk_reveal_projector.png"))
     # Vote again (peer instruction): a second vote beside the first.
     teacher.get_by_role("button", name="Vote again").click()
-    ann.get_by_text("Vote 2").first.wait_for(timeout=15_000)
+    ann.get_by_text("Vote 2").first.wait_for(timeout=within(15) * 1000)
     ann.get_by_role("button", name="0.001", exact=True).click()
     ann.get_by_text("Your answer is in").first.wait_for()
     teacher.get_by_role("button", name="Reveal", exact=True).click()
-    projector.get_by_text("Vote 2").first.wait_for(timeout=15_000)
+    projector.get_by_text("Vote 2").first.wait_for(timeout=within(15) * 1000)
     # Run it again: a second round of seeds in the same experiment, the chart keeps the first.
     teacher.get_by_role("button", name=re.compile("Run it again")).click()
     teacher.get_by_text("Round 2 added").first.wait_for()
-    teacher.get_by_text("3 of 6").first.wait_for(timeout=15_000)
+    teacher.get_by_text("3 of 6").first.wait_for(timeout=within(15) * 1000)
     # The exports: every round and the fixed settings in the CSV; the HTML with its table and claim.
     with teacher.expect_download() as got:
         teacher.get_by_role("button", name="Every run (CSV)").click()
@@ -244,7 +245,7 @@ def run_class(url, browser, teacher, learners):
     ann.get_by_text("Your exit ticket").first.wait_for()
     ann.get_by_role("button", name="They were frozen: no gradient is computed for them").click()
     ann.get_by_text("Freezing turns gradients off").first.wait_for()
-    teacher.get_by_text("1 of 1 right").first.wait_for(timeout=15_000)
+    teacher.get_by_text("1 of 1 right").first.wait_for(timeout=within(15) * 1000)
     teacher.screenshot(path=str(ARTIFACTS / "class_walk_teacher.png"), full_page=True)
     # The teacher's Class page in Korean (the language switch keeps teacher mode; a reload would not): axe finds nothing.
     teacher.get_by_text("한국어", exact=True).click()
