@@ -90,7 +90,9 @@ def run_class(url, browser, teacher, learners):
     code_text = teacher.locator(".class-code").inner_text(timeout=within(60) * 1000)
     code = code_text.replace(" ", "")
     assert re.fullmatch(r"[ACDEFGHJKMNPQRTUVWXY3467]{6}", code)
-    assert teacher.locator('.class-qr img[alt^="QR code of the join link"]').count() == 1
+    qr = teacher.locator('.class-qr img[alt^="QR code of the join link"]')
+    qr.first.wait_for()  # (drawn beside the code, a moment after it on a loaded box)
+    assert qr.count() == 1
 
     ann = tab(browser)  # the join link (the QR's)
     ann.goto(f"{url}/?join={code}&lang=en")
