@@ -117,7 +117,7 @@ def _remove(key: str) -> None:
         room = class_room()
         name = room.shown_name(key, hide=False)
         if room.remove(key):
-            say("success", t("class.roster.removed", name=name))
+            say("success", t("class.roster.removed", name=as_text(name)))
 
 
 @callback
