@@ -1,30 +1,19 @@
-"""Transfer Learning Studio: the frame around the pages.
+"""Transfer Learning Studio's server: run it with `streamlit run app.py`.
 
-Run with `streamlit run app.py`. This file sets up the page, draws the sidebar (language,
-device, online or offline, the job queue; see studio.page_frame) and runs `st.navigation` over
-`pages/`. Each page is one lesson and stays thin (widgets in, tlcore calls, charts out).
+Streamlit finds `app` below and serves `frame.py` (the frame around the lesson pages, run once per
+browser tab) through it, with two HTTP rules of the studio's own (studio.asgi): the learner
+cookie is set by the server, HttpOnly, and `/_stcore/metrics` answers this machine only.
 """
 
 from __future__ import annotations
 
-import logging
-
 import streamlit as st
+from starlette.middleware import Middleware
 
 from tlcore.serve import cores
 
-cores.wait_briefly()  # before torch is imported: its threads spin briefly, then sleep, while they wait (tlcore.serve.cores)
+cores.wait_briefly()  # before torch is imported (by studio): its threads then sleep while they wait (tlcore.serve.cores)
 
-from studio import page_frame  # noqa: E402 -- after the line above
-from studio.feedback import error as show_error  # noqa: E402
-from studio.server import page_running  # noqa: E402
+from studio.asgi import LearnerCookie, MetricsForThisMachine  # noqa: E402 -- after the line above
 
-page_frame.start()
-navigation = st.navigation(page_frame.pages())
-page_frame.sidebar(navigation.url_path)
-try:
-    with page_running():  # a CPU server's training leaves the page a core meanwhile (tlcore.serve.cores)
-        navigation.run()
-except Exception as error:  # noqa: BLE001 -- a class must never see a raw traceback
-    logging.getLogger("tlstudio").exception("page failed")  # the server's log keeps it for whoever fixes it
-    show_error(page_frame.error_text(error))
+app = st.App("frame.py", middleware=[Middleware(MetricsForThisMachine), Middleware(LearnerCookie)])

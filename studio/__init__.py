@@ -1,7 +1,7 @@
 """Streamlit helpers shared by the pages; all of it is UI, so no module carries a `_ui` suffix (a
 function that draws a widget group and returns the choice does, `backbone_ui()`). By area:
 
-- the server and the learner: server, learner, hosts, download_hold, upload_slots
+- the server and the learner: server, learner, hosts, asgi, download_hold, upload_slots
 - what a learner chose: state, bound_widgets, choices, widgets, text_widgets
 - a run on screen: job_panel, time_notes, results, plots, forgetting_panel, takehome,
   frozen_blocks, image_panels, feature_space_panel, text_pretraining

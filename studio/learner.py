@@ -19,7 +19,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 LEARNER_COOKIE = "tls_learner"
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 class LearnerStore:
@@ -87,13 +87,13 @@ def owner() -> str:
     """A secret id for this learner (the queue's unit of 'one job each').
 
     It comes from the learner cookie when the browser sent one (a reload or another tab of
-    the same browser), else it is new and `remember_learner()` writes the cookie. It is
-    kept in session state too; should a "clear cache" message empty that, the cookie,
+    the same browser), else it is new. The server sets the cookie on its HTTP answers, HttpOnly
+    (studio.asgi), so a page opened in a browser always sends one. It is kept in session state too; should a "clear cache" message empty that, the cookie,
     fixed for the session's life, gives the same id back.
     """
     if "owner" not in st.session_state:
         token = _cookie(LEARNER_COOKIE)
-        if not (token and _TOKEN.fullmatch(token)):
+        if not (token and TOKEN_PATTERN.fullmatch(token)):
             # No cookie yet (a first visit): Streamlit's session id, random and kept through
             # the "clear cache" message, finds the id this session was given before.
             token = learners.token_of_session(session_id()) or secrets.token_urlsafe(16)
@@ -125,21 +125,3 @@ def _cookie(name: str) -> str | None:
     except Exception:  # noqa: BLE001 -- no request context (tests): no cookie
         return None
     return value if isinstance(value, str) else None
-
-
-def remember_learner() -> None:
-    """Once per session, when the browser did not send the learner cookie, set it (a year,
-    this site only, never sent to other sites).
-
-    Not HttpOnly: Streamlit gives a page no HTTP response of its own to set a cookie in, so the
-    page's script sets it, and a script can read it. What it holds is this browser's learner id
-    (its own runs, settings and uploads), never teacher mode: that is a grant kept by the
-    server for the tab that unlocked it (studio.teacher)."""
-    me = owner()
-    if st.session_state.get("_cookie_set") or _cookie(LEARNER_COOKIE) == me:
-        return
-    st.session_state["_cookie_set"] = True
-    st.html(
-        f"<script>document.cookie = '{LEARNER_COOKIE}={me}; path=/; max-age=31536000; SameSite=Strict';</script>",
-        unsafe_allow_javascript=True,
-    )

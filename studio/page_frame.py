@@ -19,7 +19,7 @@ from streamlit import config as st_config
 from studio import class_panels, hosts, i18n, plots, predictions, teacher
 from studio.feedback import error as show_error
 from studio.i18n import t
-from studio.learner import owner, remember_learner
+from studio.learner import owner
 from studio.server import queue
 from studio.state import keep_settings
 from tlcore.core import offline
@@ -232,8 +232,6 @@ def sidebar(page: str = "") -> None:
     st.session_state[class_panels.CURRENT_PAGE] = page
     class_panels.follow_teacher()  # after the teacher's push: their settings and page, before anything is drawn
     i18n.language_picker()
-    with st.sidebar:
-        remember_learner()
     status = online_status()
     st.session_state["online"] = status["internet"]
     with st.sidebar:

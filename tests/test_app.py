@@ -328,7 +328,7 @@ def test_ui_strings_have_the_same_keys_in_both_languages():
 
 def test_every_static_ui_key_used_in_the_code_exists():
     used = set()
-    for path in [ROOT / "app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("studio/*.py")]:
+    for path in [ROOT / "app.py", ROOT / "frame.py", *ROOT.glob("pages/*.py"), *ROOT.glob("studio/*.py")]:
         used |= set(re.findall(r"""\bt\(\s*["']([\w]+\.[\w.]+)["']""", path.read_text(encoding="utf-8")))
     assert used, "the scan found no keys"
     missing = sorted(used - set(strings("en")))
@@ -622,7 +622,7 @@ def test_a_page_that_fails_says_so_without_the_servers_folders(monkeypatch):
         raise FileExistsError(17, "File exists", "/tmp/tlstudio-up-k2x9/camera-5e1f/a")
 
     monkeypatch.setattr(image_panels, "try_image_panel", fails)
-    at = app()  # the first run goes through app.py, whose handler draws the line
+    at = app()  # the first run goes through frame.py, whose handler draws the line
     assert not at.exception
     assert [e.value for e in at.error] == [
         strings("en")["error.page"].format(kind="FileExistsError", message="[Errno 17] File exists: '…/a'")

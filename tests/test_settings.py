@@ -11,7 +11,7 @@ from tlcore import cli
 from tlcore.core import settings
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE = [*ROOT.glob("tlcore/**/*.py"), *ROOT.glob("studio/**/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app.py"]
+CODE = [*ROOT.glob("tlcore/**/*.py"), *ROOT.glob("studio/**/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app.py", ROOT / "frame.py"]
 
 
 def _names_in_code() -> dict[str, set[str]]:

@@ -42,7 +42,7 @@ def app(
     no test queue in the session, the page uses the server's own (`studio.server.job_queue`);
     query: more query parameters (a teacher's `settings` link); state: session values before the first run.
     """
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    at = AppTest.from_file(str(ROOT / "frame.py"), default_timeout=timeout)
     at.query_params["lang"] = lang
     for key, value in (query or {}).items():
         at.query_params[key] = value
@@ -61,7 +61,7 @@ def app(
 
 def page(path: str, *, queue: JobQueue | None, owner: str, query: dict | None = None, timeout: float = 60) -> AppTest:
     """The app on `path` as learner `owner`, with a test's `queue` (None: the server's own)."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    at = AppTest.from_file(str(ROOT / "frame.py"), default_timeout=timeout)
     at.query_params["lang"] = "en"
     for key, value in (query or {}).items():
         at.query_params[key] = value
@@ -78,7 +78,7 @@ def text_app(*, lang: str = "en", cached=()) -> AppTest:
     """The app on the Text page, training with the fake text run; `cached`: the text models it
     pretends are on this machine (with the `offline_machine` fixture of tests/test_text_page.py)."""
     CACHED.update(cached)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at = AppTest.from_file(str(ROOT / "frame.py"), default_timeout=90)
     at.query_params["lang"] = lang
     at.session_state["_queue_override"] = JobQueue(fake_text_run)
     at.run()
