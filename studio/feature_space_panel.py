@@ -27,11 +27,12 @@ from studio.bound_widgets import bound
 from studio.choices import register_choices
 from studio.i18n import class_title, current_lang, lesson, t, translated
 from studio.image_panels import encoded
-from studio.learner import owner
+from studio.learner import network_address, owner
 from studio.server import kept_model, queue
 from studio.state import callback, job_id, keep_settings
 from tlcore.explain import feature_space
 from tlcore.models import catalog
+from tlcore.serve import class_limits
 from tlcore.train.config import RunConfig
 
 SETTING = "features_method"
@@ -186,8 +187,10 @@ class OneAtATime(feature_space.Busy):
 
 
 # One waiting view per learner: the worker's places (8) go round the class, not to one learner's
-# tabs (one learner filled all 8 and a classmate had no chart after 240 s). Process-level.
-_asked: dict[str, feature_space.Request] = {}  # learner -> the view they wait for
+# tabs (one learner filled all 8 and a classmate had no chart after 240 s); per client address
+# where the class file says each device has its own (`one_run_per_address`), so that twenty
+# cookies of one script are one learner here too. Process-level.
+_asked: dict[str, feature_space.Request] = {}  # learner (or "address:...") -> the view they wait for
 _asked_lock = threading.Lock()
 
 
@@ -217,7 +220,17 @@ def _start(request: feature_space.Request) -> feature_space.Status:
     finetuned = kept_model(request.finetuned_id) if request.finetuned_id else None
     if request.finetuned_id and finetuned is None:
         return feature_space.Status("failed", error=feature_space.FinetunedGone(request.finetuned_id))
-    return start_for(owner(), request, finetuned, feature_space.shared_spaces())
+    return start_for(waiter(), request, finetuned, feature_space.shared_spaces())
+
+
+def waiter() -> str:
+    """Who holds a place in the feature worker's line: this learner, or this learner's address
+    where the class file says `one_run_per_address` (as the job queue counts; this machine's own
+    tabs, whose address is unknown, count by learner)."""
+    address = network_address()
+    if address is not None and class_limits.load().one_run_per_address:
+        return f"address:{address}"
+    return owner()
 
 
 def _prefetch(request: feature_space.Request) -> None:

@@ -54,7 +54,7 @@ def new_upload_slot(kind: str, digest: str, reuse: Callable[[Path, Path], None] 
 def check_upload_room(incoming: int) -> None:
     """Raise tlcore.data.image_zip.UploadError (saying what to do) when `incoming` more bytes would pass
     what this session's, this learner's, this address's or everyone's uploads may keep
-    (tlcore.serve.class_limits: upload_mb_per_session, upload_mb_per_address, upload_mb_total); 0: is what
+    (tlcore.serve.class_limits: upload_mb_per_session, address_upload_mb, upload_mb_total); 0: is what
     the session holds now over it (a zip may understate its size)."""
     limits = class_limits.load()
     upload_folder()  # this session's folder, known to the registry
@@ -63,7 +63,7 @@ def check_upload_room(incoming: int) -> None:
         incoming,
         session_mb=limits.upload_mb_per_session,
         total_mb=limits.upload_mb_total,
-        address_mb=limits.upload_mb_per_address,
+        address_mb=limits.address_upload_mb,
     )
 
 

@@ -248,3 +248,43 @@ def test_one_learner_holds_one_place_in_the_feature_worker_and_a_classmate_gets_
     gate.set()
     spaces.wait(views[0])
     spaces.wait(views[2])
+
+
+def test_where_each_device_has_its_own_address_its_cookies_hold_one_place_in_the_feature_worker(monkeypatch):
+    """Issue 54: one learner holds one place, but twenty cookies from one script were twenty
+    learners. Where the class file says `one_run_per_address`, an address holds one place (as in
+    the job queue); behind one NAT (off) each cookie keeps its own; this machine's own tabs
+    (address unknown) count by learner."""
+    import threading
+
+    from studio import feature_space_panel
+    from studio.feature_space_panel import OneAtATime, start_for, waiter
+    from tlcore.serve.class_limits import Caps
+
+    per_device = {"value": Caps(one_run_per_address=True)}
+    monkeypatch.setattr(feature_space_panel.class_limits, "load", lambda: per_device["value"])
+    me = {"cookie": "script-1", "address": "192.0.2.9"}
+    monkeypatch.setattr(feature_space_panel, "owner", lambda: me["cookie"])
+    monkeypatch.setattr(feature_space_panel, "network_address", lambda: me["address"])
+
+    gate = threading.Event()
+    spaces = feature_space.FeatureSpaces(lambda request: gate.wait(30) and None, max_waiting=4, nice=0)
+    views = [feature_space.Request("image", "studio_resnet", "digits", per_class, 2, 16) for per_class in (3, 4, 5, 6)]
+    try:
+        assert start_for(waiter(), views[0], None, spaces).state == "running"
+        me["cookie"] = "script-2"  # a second cookie, the same device
+        with pytest.raises(OneAtATime):
+            start_for(waiter(), views[1], None, spaces)
+        me.update(cookie="classmate", address="192.0.2.10")
+        assert start_for(waiter(), views[1], None, spaces).state == "running"
+        per_device["value"] = Caps(one_run_per_address=False)  # behind one NAT: each cookie its own place
+        me.update(cookie="script-3", address="192.0.2.9")
+        assert waiter() == "script-3"
+        assert start_for(waiter(), views[2], None, spaces).state == "running"
+        per_device["value"] = Caps(one_run_per_address=True)
+        me.update(cookie="teacher", address=None)  # this machine's own tab
+        assert waiter() == "teacher"
+    finally:
+        gate.set()
+        for view in views[:3]:
+            spaces.wait(view)

@@ -701,3 +701,30 @@ def test_a_zip_whose_end_record_understates_its_entries_is_refused_without_readi
         read_zip(data, image_size=32)
     assert refused.value.message.key == "upload.too_many_entries"
     assert declared_bytes(data) == 0 and made == []
+
+
+def test_where_each_device_has_its_own_address_many_cookies_of_one_address_upload_one_sessions_worth(tmp_path):
+    """Issue 54: twenty cookies of one script on one address each had a session's room (300 MB)
+    up to the address's 1 GB. With `one_run_per_address` (each device its own address, as the
+    shipped class.example.toml says), one address holds what one session may."""
+    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.upload_folders import UploadFolders
+
+    assert Caps().address_upload_mb == Caps().upload_mb_per_address  # a class behind one NAT: as before
+    per_device = Caps(one_run_per_address=True, upload_mb_per_session=1.0, upload_mb_per_address=0.0)
+    assert per_device.address_upload_mb == 1.0  # no address bound of its own: a session's
+    assert Caps(one_run_per_address=True, upload_mb_per_session=3.0, upload_mb_per_address=2.0).address_upload_mb == 2.0
+    assert Caps(one_run_per_address=True, upload_mb_per_session=0.0, upload_mb_per_address=0.0).address_upload_mb == 0.0
+
+    mb = 2**20
+    folders = UploadFolders(is_connected=lambda _s: True, base=tmp_path, session_mb=1.0, total_mb=100.0)
+    for cookie in ("script-1", "script-2"):
+        folders.get(cookie, cookie, "192.0.2.9")
+    (folders.get("script-1").slot("images-a") / "x.bin").write_bytes(b"\0" * int(0.8 * mb))
+    folders.check_room("script-2", int(0.8 * mb), address_mb=Caps().address_upload_mb)  # per cookie: room
+    with pytest.raises(UploadError) as refused:
+        folders.check_room("script-2", int(0.8 * mb), address_mb=per_device.address_upload_mb)
+    assert refused.value.message.key == "upload.address_full"
+    folders.get("classmate", "classmate", "192.0.2.10")
+    folders.check_room("classmate", int(0.8 * mb), address_mb=per_device.address_upload_mb)  # another device: room
+    folders.close_all()

@@ -14,7 +14,8 @@ ranges and say them.
     max_image_size = 224     # pixels
     max_text_length = 128    # tokens per sentence
     max_classes = 100        # labels a dataset may have (an upload, a CSV)
-    one_run_per_address = false  # true: one waiting or running job per client address
+    one_run_per_address = false  # true: per client address, not per cookie: one waiting or running job,
+                                 # one waiting feature view, one session's uploads (upload_mb_per_session)
     stored_runs_per_learner = 50 # quotas per learner: see below
     stored_mb_per_learner = 32
     upload_mb_per_session = 300
@@ -128,6 +129,16 @@ class Caps:
             check_class_count(
                 sum(1 for d in Path(config.data_root).iterdir() if d.is_dir()), self.max_classes, Path(config.data_root).name
             )
+
+    @property
+    def address_upload_mb(self) -> float:
+        """What one client address's uploads may hold (0: no bound): `upload_mb_per_address`, and
+        where each device has an address of its own (`one_run_per_address`), no more than one
+        session may (`upload_mb_per_session`): one device, one person's worth, however many cookies."""
+        if not self.one_run_per_address:
+            return self.upload_mb_per_address
+        bounds = [mb for mb in (self.upload_mb_per_address, self.upload_mb_per_session) if mb > 0]
+        return min(bounds) if bounds else 0.0
 
     def shelf(self):
         """A shelf of fine-tuned models within these limits (tlcore.serve.kept_models)."""
