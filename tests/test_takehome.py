@@ -111,6 +111,40 @@ def test_a_file_not_written_by_the_studio_is_refused(tmp_path):
         model_files.load(tmp_path / "missing")
 
 
+@pytest.mark.parametrize(
+    ("change", "setting"),
+    [
+        ({"classes": [f"c{i}" for i in range(5_000)]}, "classes"),  # a head of 5,000 x 1,280 before any check
+        ({"classes": ["only one"]}, "classes"),
+        ({"classes": ["cat", 7]}, "classes"),
+        ({"classes": ["cat", "x" * 201]}, "classes"),
+        ({"backbone": "/etc"}, "backbone"),  # a folder's path: transformers would read what it names
+        ({"backbone": "vit_huge_unknown"}, "backbone"),
+        ({"backbone": "minilm_l6"}, "backbone"),  # a text backbone for an image model
+        ({"task": "mlm"}, "task"),
+        ({"image_size": 100_000}, "image_size"),
+        ({"image_size": "96"}, "image_size"),
+        ({"config": {"epochs": -3}}, "config"),
+        ({"config": {"not_a_setting": 1}}, "config"),
+    ],
+)
+def test_predict_refuses_metadata_it_cannot_build_a_model_from_and_says_which_setting(image_folder, tmp_path, change, setting):
+    """Issue 54: `predict` built a model from whatever the file's metadata said."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    weights = image_folder[0] / model_files.WEIGHTS
+    with safe_open(str(weights), framework="pt") as f:
+        meta = json.loads(f.metadata()["tlcore"])
+    meta.update(change)
+    forged = tmp_path / "forged.safetensors"
+    save_file(load_file(str(weights)), str(forged), metadata={"tlcore": json.dumps(meta)})
+    with pytest.raises(LearnerError, match=f"its '{setting}' is wrong") as refused:
+        model_files.load(forged)
+    assert refused.value.message.key == "takehome.bad_meta"
+    assert cli.main(["predict", "--model", str(forged), str(tmp_path / "forged.safetensors")]) != 0
+
+
 def test_predict_prints_no_terminal_escape_from_a_models_class_names(monkeypatch, capsys, tmp_path):
     """Class names are written by whoever made the model: an escape sequence in one would colour,
     move or retitle the learner's terminal."""

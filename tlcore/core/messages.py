@@ -47,6 +47,8 @@ EN: dict[str, str] = {
     "run it again to download it",
     "takehome.not_found": "no model at {path}: give the folder from the studio's download, or its model.safetensors",
     "takehome.not_ours": "{path} was not written by Transfer Learning Studio (no tlcore metadata)",
+    "takehome.bad_meta": "{path} names a model this studio cannot build (its '{setting}' is wrong or out of range); "
+    "download the model from the studio again",
     "takehome.no_image": "{path} is not an image file; an image model classifies image files",
     "notebook.unsupported": "no notebook for this run: the notebook rebuilds image runs of {backbones} on {datasets} "
     "in plain PyTorch, and this one is {backbone} on {dataset}; its model download and CLI command still reproduce it",

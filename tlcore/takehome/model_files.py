@@ -43,6 +43,8 @@ from tlcore.core.spreadsheet import safe_frame
 FORMAT = "tlcore-model-1"
 WEIGHTS, META, ONNX, README, CARD = "model.safetensors", "model.json", "model.onnx", "README.md", "MODEL_CARD.md"
 MAX_MODEL_BYTES = 128 * 2**20  # ResNet-50, ConvNeXt-Tiny and MiniLM fit; BERT-base and ViT-B/16 do not
+MAX_MODEL_CLASSES = 1000  # a head this studio trains has at most the class's max_classes (100); ImageNet's 1000
+MAX_CLASS_NAME = 200  # characters
 OPSET = 17
 
 
@@ -468,9 +470,40 @@ def read_meta(path: str | Path) -> tuple[Path, dict]:
         )
     with safe_open(str(weights), framework="pt") as f:
         meta = json.loads((f.metadata() or {}).get("tlcore", "null") or "null")
-    if not meta or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise LearnerError("takehome.not_ours", path=str(weights))
-    return weights, meta
+    return weights, checked_meta(meta, weights)
+
+
+def checked_meta(meta: dict, weights: Path) -> dict:
+    """`meta` when a model can be built from it as this studio would, else LearnerError naming
+    the first setting that is wrong. Whoever made the file wrote it: a list of ten million class
+    names would build a head of billions of weights before the weights are even compared, an
+    unknown backbone or a folder's path would load what the file names, not a model of ours."""
+    from tlcore.models import catalog
+    from tlcore.train.config import RunConfig
+
+    def wrong(setting: str) -> LearnerError:
+        return LearnerError("takehome.bad_meta", path=str(weights), setting=setting)
+
+    task, backbone, classes = meta.get("task"), meta.get("backbone"), meta.get("classes")
+    if task not in ("image", "text"):
+        raise wrong("task")
+    if not isinstance(backbone, str) or backbone not in catalog.backbone_names() or catalog.task_of(backbone) != task:
+        raise wrong("backbone")
+    if not isinstance(classes, list) or not 2 <= len(classes) <= MAX_MODEL_CLASSES:
+        raise wrong("classes")
+    if not all(isinstance(name, str) and 0 < len(name) <= MAX_CLASS_NAME for name in classes):
+        raise wrong("classes")
+    size = meta.get("image_size")
+    if task == "image" and (type(size) is not int or not 8 <= size <= 512):  # RunConfig.image_size's range
+        raise wrong("image_size")
+    config = meta.get("config") or {}
+    try:
+        RunConfig.from_dict(config) if config else None
+    except (LearnerError, TypeError, ValueError):
+        raise wrong("config") from None
+    return meta
 
 
 def load(path: str | Path) -> Loaded:
