@@ -193,3 +193,34 @@ def _cells_of(sources: list[str], **settings) -> list[str]:
                 source = source.replace(line, f"{name} = {value!r}")
         out.append(source)
     return out
+
+
+def test_no_take_home_file_carries_the_servers_upload_folder(tmp_path):
+    """Issue 54: a downloaded model's settings and its notebook carried the path of the learner's
+    upload on the server (`data_root`: its private upload folder). The files now name the learner's
+    own folder (`my_images`), as the notebook's data cell already did; the pages keep the real path."""
+    from tlcore.models import catalog
+    from tlcore.takehome import model_files
+    from tlcore.train.recipe import load_run_data, run
+
+    server_copy = tmp_path / "uploads" / "session-4f2a" / "images-9b1c"
+    server_copy.mkdir(parents=True)
+    _images(server_copy)
+    config = TINY.replace(dataset="folder", data_root=str(server_copy), per_class=5, val_per_class=3, epochs=1)
+    result = run(config, lambda e: None, data=load_run_data(config))
+    entry = result.model.on_cpu()
+    assert entry.config["data_root"] == str(server_copy)  # the page's record keeps it
+    folder = tmp_path / "download"
+    model_files.save(entry, folder, parts=("weights",))
+    meta = model_files.describe(entry)
+    nb = notebook.build(meta)
+    written = {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    written["notebook.ipynb"] = json.dumps(nb).encode()
+    leaks = [name for name, data in written.items() if b"session-4f2a" in data or str(tmp_path).encode() in data]
+    assert not leaks, leaks
+    assert json.loads(written["model.json"])["config"]["data_root"] == "my_images"
+    assert "--data-root my_images" in json.loads(written["model.json"])["cli"]
+    assert nb.metadata["tlcore"]["config"]["data_root"] == "my_images"
+    assert model_files.load(folder).classes == tuple(
+        catalog.load_dataset("folder", per_class=5, image_size=32, root=str(server_copy)).classes
+    )

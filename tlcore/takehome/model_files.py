@@ -137,6 +137,30 @@ def describe(entry, metrics: dict | None = None) -> dict:
     return meta
 
 
+# What a take-home file calls the learner's own data: the server's copy sits in a private upload
+# folder whose path means nothing on the learner's machine and tells them how the server is laid out.
+LEARNER_DATA = {"folder": "my_images", "text_csv": "my_sentences.csv"}
+
+
+def shareable(config: dict) -> dict:
+    """The run's settings as a file the learner takes home records them: an upload's path on the
+    server replaced by the name the README and notebook use (`LEARNER_DATA`; "" for a dataset the
+    studio finds itself). The pages keep the real path: a text notebook reads the sentences from it."""
+    if not config.get("data_root"):
+        return config
+    return {**config, "data_root": LEARNER_DATA.get(config.get("dataset"), "")}
+
+
+def for_files(meta: dict) -> dict:
+    """`describe`'s record as the written files carry it: settings and command `shareable`."""
+    from tlcore.train.config import RunConfig
+
+    config = shareable(meta.get("config") or {})
+    if config is meta.get("config") or not config:
+        return meta
+    return {**meta, "config": config, "cli": RunConfig.from_dict(config).to_cli()}
+
+
 CARD_METRICS = ("val_acc", "best_val_acc", "val_loss", "trainable_params", "total_params", "pretrained", "confusion", "seconds")
 
 
@@ -172,7 +196,7 @@ def save(entry, folder: str | Path, *, parts: tuple[str, ...] = PARTS, metrics: 
     check_size(entry)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    meta = describe(entry, metrics)
+    meta = for_files(describe(entry, metrics))
     if "weights" in parts:
         save_file(_state(entry), str(folder / WEIGHTS), metadata={"tlcore": json.dumps(meta, ensure_ascii=False)})
     if "onnx" in parts:

@@ -83,8 +83,13 @@ class Writer:
 
 
 def assemble(cells: list, tlcore: dict):
-    """The notebook of `cells` for a Python 3 kernel; `tlcore`: what the studio records of the run."""
+    """The notebook of `cells` for a Python 3 kernel; `tlcore`: what the studio records of the run
+    (its settings as a take-home file shows them: no upload path on the server, model_files.shareable)."""
     import nbformat.v4 as nbf
+
+    from tlcore.takehome.model_files import shareable
+
+    tlcore = {**tlcore, "config": shareable(tlcore["config"])} if "config" in tlcore else tlcore
 
     notebook = nbf.new_notebook(cells=cells)
     notebook.metadata.update(
