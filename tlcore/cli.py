@@ -35,7 +35,7 @@ COMMAND_MODULES = [
     "tlcore.lab.pretrain_text",
     "tlcore.lab.text_scale",
     "tlcore.lab.pretrain_vision",
-    "tlcore.lab.experiments",
+    "tlcore.lab.experiments.cli",
     "tlcore.train.time_estimate",
     "tlcore.serve.store",
     "tlcore.lab.upload_bench",

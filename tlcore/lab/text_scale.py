@@ -78,7 +78,7 @@ class ScaleSettings:
 
 def run_scale(settings: ScaleSettings, *, starts: tuple[str, ...] = (), log=print) -> list[dict]:
     """One row per (seed, start, method): val_acc and seconds."""
-    from tlcore.lab.experiments import _run_quiet
+    from tlcore.lab.experiments.matrix import _run_quiet
 
     rows = []
     for seed in settings.seeds:
