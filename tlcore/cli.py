@@ -37,7 +37,7 @@ COMMAND_MODULES = [
     "tlcore.lab.pretrain_vision",
     "tlcore.lab.experiments.cli",
     "tlcore.train.time_estimate",
-    "tlcore.serve.store",
+    "tlcore.serve.store.cli",
     "tlcore.lab.upload_bench",
     "tlcore.takehome.model_files",
     "tlcore.takehome.notebook",

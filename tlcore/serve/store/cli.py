@@ -1,0 +1,102 @@
+"""`python -m tlcore runs export|backup`: the run store's commands (tlcore.cli lists this module in
+COMMAND_MODULES). A file that cannot be read or copied is one `error:` line on stderr and exit
+status 1, never a traceback; a backup never overwrites a file.
+
+Not for: the export and the copy themselves (tlcore.serve.store.exports), the server's store
+(tlcore.serve.store.run_store).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import zlib
+from pathlib import Path
+
+from tlcore.serve.store.exports import backup, export
+from tlcore.serve.store.faults import DAMAGED, LOCKED, NOT_SQLITE, UNWRITABLE, StoreError, fault_of
+from tlcore.serve.store.files import default_path
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser(
+        "runs",
+        help="the class server's stored runs (SQLite): export them, or back them up",
+        description="Runs the class server finished (and those a restart interrupted) are kept in "
+        "SQLite ($TLS_STATE_DIR/runs.sqlite). Learners appear as a short hash of their id.",
+    )
+    runs = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    for name, func, out_help, action_help in (
+        (
+            "export",
+            _cmd_export,
+            "output file; .csv for a table, anything else for JSON lines",
+            "write every stored run to a .jsonl (whole jobs, events included) or .csv (one row per run) file; "
+            "the store is opened read-only",
+        ),
+        (
+            "backup",
+            _cmd_backup,
+            "the copy: a new file (an existing one is never overwritten)",
+            "copy the store to a new SQLite file while the server runs (SQLite's online backup API: one "
+            "consistent snapshot; the server's file is only read)",
+        ),
+    ):
+        action = runs.add_parser(name, help=action_help)
+        action.add_argument("--out", required=True, help=out_help)
+        action.add_argument("--db", default="", help="the SQLite file (default: $TLS_STATE_DIR/runs.sqlite)")
+        action.set_defaults(func=func)
+
+
+_EXPORT_FAULTS = {
+    LOCKED: "it is locked by another program; try again in a moment",
+    DAMAGED: "the file is damaged",
+    NOT_SQLITE: "it is not a run store (not an SQLite file, or no jobs table)",
+    UNWRITABLE: "it cannot be read",
+}
+
+
+def _cmd_export(args) -> int:
+    """One line on stderr and exit status 1 for a file that cannot be read: no traceback."""
+    path = Path(args.db) if args.db else default_path()
+    if not path.exists():
+        print(f"error: no stored runs at {path}", file=sys.stderr)
+        return 1
+    counted = [0]
+    try:
+        jobs = export(path, args.out, counted)
+    except (sqlite3.Error, StoreError) as error:
+        why, detail = _EXPORT_FAULTS.get(fault_of(error), "it cannot be read"), str(error)
+    except (ValueError, zlib.error) as error:  # a row whose contents cannot be decoded
+        why, detail = _EXPORT_FAULTS[DAMAGED], str(error)
+    except OSError as error:
+        why, detail = f"cannot write {args.out}", str(error)
+    else:
+        print(f"wrote {jobs} job(s) to {args.out}")
+        return 0
+    partial = f"; {counted[0]} job(s) read before it are in {args.out}" if counted[0] else ""
+    print(f"error: {path}: {why} ({detail}){partial}".replace("\n", " "), file=sys.stderr)
+    return 1
+
+
+def _cmd_backup(args) -> int:
+    """One line on stderr and exit status 1 when no copy can be made: no traceback."""
+    path = Path(args.db) if args.db else default_path()
+    if not path.exists():
+        print(f"error: no stored runs at {path}", file=sys.stderr)
+        return 1
+    try:
+        jobs = backup(path, args.out)
+    except FileExistsError:
+        print(f"error: {args.out} exists; name a new file (a backup never overwrites one)", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, StoreError) as error:
+        Path(args.out).unlink(missing_ok=True)
+        why = _EXPORT_FAULTS.get(fault_of(error), "it cannot be read")
+        print(f"error: {path}: {why} ({error})".replace("\n", " "), file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"error: cannot write {args.out} ({error})", file=sys.stderr)
+        return 1
+    print(f"copied {jobs} job(s) to {args.out}")
+    return 0
