@@ -285,6 +285,34 @@ def test_one_address_many_cookies_gets_a_second_part_only_after_every_other_addr
     assert room.assignment("ben") is None and room.assignment("bot-1") is None
 
 
+def test_a_script_that_took_every_part_before_the_class_came_gives_them_back_as_classmates_arrive():
+    """Issue 54: 20 cookies of one address took all 15 parts of a running experiment in 2.5 s and
+    classmates were told every part had a learner. A classmate from another address who never had
+    a part now takes an unstarted one from an address that holds more than one; a started run is
+    never taken, and a class behind one NAT keeps its joining order."""
+    room, code = a_class()
+    room.start_experiment("lr", [1e-3, 1e-2], 2, BASE)  # 4 parts, nobody here yet
+    for i in range(6):
+        room.join(code, f"bot-{i}", address="10.0.0.66")
+    bots = {learner_key(f"bot-{i}") for i in range(6)}
+    assert all(c.learner in bots for c in room.latest().cells)  # the script came first: every part is its
+    exp = room.latest()
+    room.started("bot-0", exp.id, room.assignment("bot-0").cell, "job-bot-0")  # one of the script's runs is going
+    for name, address in (("ann", "10.0.0.1"), ("ben", "10.0.0.2"), ("cy", "10.0.0.3"), ("di", "10.0.0.4")):
+        room.join(code, name, name.title(), address=address)
+    holders = [c.learner for c in room.latest().cells]
+    assert learner_key("bot-0") in holders  # its run is going: kept
+    assert {learner_key("ann"), learner_key("ben"), learner_key("cy")} <= set(holders)
+    assert room.assignment("di") is None  # the script's last part is a started run: nothing more to give
+    assert sum(1 for h in holders if h in bots) == 1
+
+    nat, code = a_class()  # one address for everyone: the first to join keep their parts
+    nat.start_experiment("lr", [1e-3], 1, BASE)
+    nat.join(code, "first", address="10.0.0.9")
+    nat.join(code, "second", address="10.0.0.9")
+    assert nat.latest().cells[0].learner == learner_key("first") and nat.assignment("second") is None
+
+
 def test_the_teacher_reassigns_a_part():
     room, code = a_class()
     room.join(code, "a", "Ann", address="1.1.1.1")

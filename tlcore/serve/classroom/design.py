@@ -190,6 +190,35 @@ def assign(cells: list[Cell], present: Sequence[str], running: Callable[[Cell], 
         holding.add(learner)
 
 
+def share(cells: list[Cell], here: Sequence[tuple[str, str]]) -> int:
+    """After `assign`: a present learner who never had a part, from an address that holds none,
+    takes an unstarted part from an address that holds more than one (the last such part first),
+    in place; the number of parts moved. `here`: (learner, address) of the present learners in
+    joining order. So a script's many cookies on one address, joined before the class, give their
+    parts back as classmates arrive; a started run is never taken (its learner keeps it), and a
+    class behind one NAT (one address) keeps its order."""
+    address_of = dict(here)
+    ever = {c.learner for c in cells if c.learner is not None}
+    held: dict[str | None, list[Cell]] = {}
+    for cell in cells:
+        if cell.learner is not None and not cell.done:
+            held.setdefault(address_of.get(cell.learner), []).append(cell)
+    moved = 0
+    for learner, address in here:
+        if learner in ever or held.get(address):
+            continue
+        donor = next((group for group in sorted(held.values(), key=len, reverse=True) if len(group) > 1), None)
+        spare = next((c for c in reversed(donor) if c.job is None), None) if donor else None
+        if spare is None:
+            break
+        donor.remove(spare)
+        spare.learner, spare.failed = learner, ""
+        held.setdefault(address, []).append(spare)
+        ever.add(learner)
+        moved += 1
+    return moved
+
+
 def summarize(snapshot: HistorySnapshot, *, nickname: str, number: int) -> CellResult | None:
     """A finished run's summary, or None when it did not finish (failed, cancelled, still going)."""
     if not isinstance(snapshot.final, Done):

@@ -55,6 +55,7 @@ from tlcore.serve.classroom.design import (
     cell_config,
     make_cells,
     same_run,
+    share,
     summarize,
 )
 from tlcore.serve.classroom.questions import Question
@@ -578,6 +579,7 @@ class Classroom(ClassQuestions):
         now = self._clock()
         here = [(k, m) for k, m in sorted(self.members.items(), key=lambda kv: kv[1].number) if now - m.seen <= PRESENT_S]
         assign(self.experiment.cells, by_address(here))
+        share(self.experiment.cells, [(k, m.address if m.address is not None else f"unknown-{k}") for k, m in here])
 
     def reassign(self, index: int, key: str) -> bool:
         """The teacher gives an unfinished part to a member (`key`: their learner key); a run going

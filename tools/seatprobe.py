@@ -1,0 +1,128 @@
+"""Can one script take a class's seats or its cells? (issue 54: a script joined 38 made-up
+learners in 2.1 s and filled the seats; 20 cookies took all 15 cells of an experiment)
+
+    python -m tools.seatprobe --url http://127.0.0.1:8501 --code ABC234 [--joins 40]
+                              [--address 10.9.0.66] [--clients 4]
+
+Each join is a new learner cookie opening `/?join=CODE` (the QR's link) over Streamlit's
+websocket, as tools/guessbench.py speaks it, from `--address` (sent as X-Forwarded-For, which
+uvicorn believes from this machine only: FORWARDED_ALLOW_IPS). Then each joined cookie opens the
+Class page once more, as a member's pulse does, and the server gives it a part if one is free. It
+prints what the server answered each join (joined, too many, busy, full, ...), the seconds taken,
+and how many parts the script's cookies hold; read the class file for the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+# The first words of the server's answers to a join (assets/i18n/en.json, class.join.*)
+ANSWERS = {
+    "You joined the class": "joined",
+    "Too many tries": "too_many",
+    "Many students are joining": "busy",
+    "This class is full": "full",
+    "The class is locked": "locked",
+    "That code is not": "wrong",
+    "Your teacher removed you": "removed",
+}
+PART = "Your part of the class experiment"  # the Class page's line for a member who holds one (class.exp.you_run)
+
+
+@dataclass
+class Visit:
+    """What one page run drew: its alerts' and markdown's texts."""
+
+    texts: list[str] = field(default_factory=list)
+
+    def answer(self) -> str:
+        for text in self.texts:
+            for start, name in ANSWERS.items():
+                if start in text:
+                    return name
+        return "other"
+
+
+async def visit(url: str, *, cookie: str, address: str | None, query: str, page: str = "class") -> Visit:
+    """One full run of `page` for the learner `cookie` from `address` (None: this machine)."""
+    import websockets
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ClientState_pb2 import ClientState
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    headers = {"Cookie": f"tls_learner={cookie}"}
+    if address:
+        headers["X-Forwarded-For"] = address
+    ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
+    seen = Visit()
+    async with websockets.connect(
+        ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=60, ping_interval=None, additional_headers=headers
+    ) as ws:
+        msg = BackMsg()
+        msg.rerun_script.CopyFrom(ClientState(query_string=query, page_name=page))
+        await ws.send(msg.SerializeToString())
+        while True:
+            fwd = ForwardMsg()
+            fwd.ParseFromString(await asyncio.wait_for(ws.recv(), timeout=120))
+            kind = fwd.WhichOneof("type")
+            if kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
+                element = fwd.delta.new_element
+                which = element.WhichOneof("type")
+                if which == "alert":
+                    seen.texts.append(element.alert.body)
+                elif which == "markdown":
+                    seen.texts.append(element.markdown.body)
+            elif kind == "script_finished":
+                return seen
+
+
+async def flood(url: str, code: str, joins: int, address: str | None, clients: int = 4) -> tuple[Counter, list[str]]:
+    """`joins` new cookies join from `address`, `clients` at a time: (answers counted, the joined cookies)."""
+    answers: Counter = Counter()
+    joined: list[str] = []
+    todo = iter(range(joins))
+
+    async def client() -> None:
+        for _ in todo:
+            cookie = secrets.token_urlsafe(16)
+            answer = (await visit(url, cookie=cookie, address=address, query=f"join={code}&lang=en")).answer()
+            answers[answer] += 1
+            if answer == "joined":
+                joined.append(cookie)
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return answers, joined
+
+
+async def parts_held(url: str, cookies: list[str], address: str | None) -> int:
+    """Each cookie opens the Class page once: how many of them are shown a part of their own."""
+    held = 0
+    for cookie in cookies:
+        if any(PART in text for text in (await visit(url, cookie=cookie, address=address, query="lang=en")).texts):
+            held += 1
+    return held
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8501")
+    parser.add_argument("--code", required=True, help="the class code on the teacher's page")
+    parser.add_argument("--joins", type=int, default=40)
+    parser.add_argument("--address", default="10.9.0.66", help="the script's address (X-Forwarded-For); '' for this machine")
+    parser.add_argument("--clients", type=int, default=4, help="joins at a time")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    answers, joined = asyncio.run(flood(args.url, args.code, args.joins, args.address or None, args.clients))
+    took = time.monotonic() - started
+    print(f"{args.joins} joins from {args.address or 'this machine'} in {took:.1f} s: " + ", ".join(f"{k} {v}" for k, v in answers.most_common()))
+    held = asyncio.run(parts_held(args.url, joined, args.address or None))
+    print(f"parts held by the script's {len(joined)} members: {held}")
+
+
+if __name__ == "__main__":
+    main()
