@@ -112,8 +112,17 @@ def result_figure(
     cells still running under each level. mine: the cell index of this learner (an orange dot);
     teacher_run: (level index, accuracy) of the teacher's own run (a green diamond)."""
     stats = classroom.level_stats(exp)
-    labels = [level_label(exp.factor, s.level) for s in stats]
     fig = go.Figure()
+    any_finished = _seed_dots(fig, exp)
+    _level_means(fig, stats, spread)
+    _own_runs(fig, exp, mine, teacher_run)
+    _predicted_level(fig, exp)
+    return _result_layout(fig, exp, stats, any_finished, height)
+
+
+def _seed_dots(fig: go.Figure, exp: Experiment) -> bool:
+    """A dot per finished seed, spread sideways by a fixed draw (the same chart for the same
+    results); False while no run has finished."""
     jitter = random.Random(7)
     xs, ys, texts = [], [], []
     for cell in exp.cells:
@@ -124,20 +133,30 @@ def result_figure(
         texts.append(t("class.view.dot", seed=cell.seed, acc=f"{100 * cell.result.acc:.1f}"))
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=t("class.view.seeds"), text=texts, hoverinfo="text",
                              marker=dict(size=11, color=DOT, opacity=0.75, line=dict(width=1, color="white"))))  # fmt: skip
+    return bool(ys)
+
+
+def _level_means(fig: go.Figure, stats: Sequence[LevelStats], spread: str) -> None:
+    """Each level's mean as a bar, its spread (SD, or the 95% interval) as an error bar."""
     means = [(i, s) for i, s in enumerate(stats) if s.mean is not None]
-    if means:
-        bars = [_bar(s, spread) for _, s in means]
-        fig.add_trace(
-            go.Scatter(
-                x=[i for i, _ in means],
-                y=[100 * s.mean for _, s in means],
-                mode="markers",
-                name=t(f"class.view.mean_{spread}"),
-                marker=dict(symbol="line-ew", size=44, color=MEAN, line=dict(width=4, color=MEAN)),
-                error_y=dict(type="data", array=bars, visible=True, color=MEAN, thickness=2, width=14),
-                hovertemplate="%{y:.1f}%<extra></extra>",
-            )
+    if not means:
+        return
+    bars = [_bar(s, spread) for _, s in means]
+    fig.add_trace(
+        go.Scatter(
+            x=[i for i, _ in means],
+            y=[100 * s.mean for _, s in means],
+            mode="markers",
+            name=t(f"class.view.mean_{spread}"),
+            marker=dict(symbol="line-ew", size=44, color=MEAN, line=dict(width=4, color=MEAN)),
+            error_y=dict(type="data", array=bars, visible=True, color=MEAN, thickness=2, width=14),
+            hovertemplate="%{y:.1f}%<extra></extra>",
         )
+    )
+
+
+def _own_runs(fig: go.Figure, exp: Experiment, mine: int | None, teacher_run: tuple[int, float] | None) -> None:
+    """The learner's own dot (orange, named beside it) and the teacher's own run (a green diamond)."""
     if mine is not None and exp.cells[mine].result is not None:
         cell = exp.cells[mine]
         fig.add_trace(go.Scatter(x=[cell.level], y=[100 * cell.result.acc], mode="markers+text", name=t("class.view.you"),
@@ -147,15 +166,25 @@ def result_figure(
     if teacher_run is not None:
         fig.add_trace(go.Scatter(x=[teacher_run[0]], y=[100 * teacher_run[1]], mode="markers", name=t("class.view.teacher"),
                                  marker=dict(symbol="diamond", size=15, color=TEACHER, line=dict(width=1, color="white"))))  # fmt: skip
+
+
+def _predicted_level(fig: go.Figure, exp: Experiment) -> None:
+    """A band behind the level the matrix would choose, named above it."""
     predicted = classroom.predicted(exp)["level"]
     if predicted in exp.levels:
         k = exp.levels.index(predicted)
         fig.add_vrect(x0=k - 0.45, x1=k + 0.45, fillcolor=PREDICTED, line_width=0, layer="below")
         fig.add_annotation(x=k, y=1.0, yref="paper", yanchor="bottom", text=t("class.view.predicted"), showarrow=False)
+
+
+def _result_layout(fig: go.Figure, exp: Experiment, stats: Sequence[LevelStats], any_finished: bool, height: int) -> go.Figure:
+    """The levels named under the axis with n and the runs to go, the accuracy axis from zero,
+    the title; larger type on the projector's chart."""
+    labels = [level_label(exp.factor, s.level) for s in stats]
     ticks = [f"{label}<br>n = {s.n}" + _pending_text(s) for label, s in zip(labels, stats)]
     fig.update_xaxes(tickmode="array", tickvals=list(range(len(labels))), ticktext=ticks, range=[-0.6, len(labels) - 0.4])
     fig.update_yaxes(rangemode="tozero", ticksuffix="%")
-    if not ys:  # no run finished yet: the whole scale, not plotly's 0..4 of nothing
+    if not any_finished:  # no run finished yet: the whole scale, not plotly's 0..4 of nothing
         fig.update_yaxes(range=[0, 100])
     title = t("class.view.title", factor=factor_label(exp.factor), filled=exp.filled(), cells=len(exp.cells))
     fig = _layout(fig, title, factor_label(exp.factor), t("class.view.acc"), height=height)

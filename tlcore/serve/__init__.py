@@ -1,5 +1,6 @@
-"""The class server: the job queue (`jobs`; its runs in worker processes, `process_jobs`, or on a
-Ray cluster, `ray_jobs` and `ray_driver`), the run store (`store`), the class and its limits
+"""The class server: the job queue (`jobs`; a job's record and views, `job_records`; what a queue
+is built from, `queue_options`; its runs in worker processes, `process_jobs`, or on a Ray cluster,
+`ray_jobs` and `ray_driver`), the run store (`store`), the class and its limits
 (`classroom`, `class_limits`, `guess_limiter`), what the server keeps for each learner (the
 fine-tuned models, `kept_models`; the upload folders, `upload_folders`) and how it shares its
 machine (`cores`, `machine`).

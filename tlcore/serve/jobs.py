@@ -23,6 +23,11 @@ With a `store` (tlcore.serve.store, SQLite) every job is also written to disk, s
 loses no finished run: `get` and `latest` read a job back for its owner when memory no longer
 holds it. Past one machine, `tlcore.serve.ray_jobs.RayJobQueue` is this queue with `_run_one`
 training on a Ray cluster; `tlcore.serve.server_queue()` picks one of the two from the environment.
+
+The queue is built from `QueueOptions` (tlcore.serve.queue_options), given whole or as keywords.
+
+Not for: a job's record and the views pages draw (tlcore.serve.job_records) or what a queue is
+built from (tlcore.serve.queue_options), both re-exported here; the rows on disk (tlcore.serve.store).
 """
 
 from __future__ import annotations
@@ -36,24 +41,24 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from tlcore.core.events import Done, Failed, History, HistorySnapshot
+from tlcore.core.events import Failed, History
 from tlcore.serve import cores, machine
-from tlcore.serve.class_limits import Caps
-from tlcore.serve.kept_models import Shelf
-from tlcore.serve.store import FINAL_WAIT_S, RunStore, StoredJob, StoreHealth, as_interrupted, learner_key, pack
-from tlcore.serve.store import UNFINISHED as ACTIVE_STATES  # a job in one of these states has not ended
+from tlcore.serve.job_records import ACTIVE_STATES, HeldDone, Job, JobSummary, JobView, job_from_stored, new_job_id
+from tlcore.serve.queue_options import QueueOptions
+from tlcore.serve.store import FINAL_WAIT_S, StoreHealth, learner_key, pack
 from tlcore.train.config import RunConfig
 from tlcore.train.device import lower_thread_priority
 from tlcore.train.finetuned import Finetuned
 
 RunFn = Callable[..., object]  # (config, emit, should_stop) -> result
 
-
-def new_job_id() -> str:
-    """128 random bits: one learner's job ids say nothing about another's."""
-    return f"job-{secrets.token_urlsafe(16)}"
+# The job's record and views (job_records) and the queue's options (queue_options) live beside
+# this module; their names stay importable from here, as before.
+__all__ = [
+    "ACTIVE_STATES", "AddressLimitError", "HeldDone", "Job", "JobLimitError", "JobQueue", "JobSummary", "JobView",
+    "QueueOptions", "RunFn", "job_from_stored", "new_job_id", "shared_queue", "shared_queue_made",
+]  # fmt: skip
 
 
 class JobLimitError(RuntimeError):
@@ -65,144 +70,60 @@ class AddressLimitError(JobLimitError):
     and the class allows one per address (tlcore.serve.class_limits.Caps.one_run_per_address)."""
 
 
-@dataclass
-class Job:
-    id: str
-    owner: str
-    configs: list[RunConfig]
-    labels: list[str]
-    histories: list[History]
-    state: str = "queued"  # queued | running | done | failed | cancelled | interrupted (by a server restart)
-    submitted: float = field(default_factory=time.monotonic)
-    started: float | None = None
-    finished: float | None = None
-    last_seen: float = field(default_factory=time.monotonic)
-    stop_requested: bool = False
-    tag: str = ""  # what the owner calls this job (the page's slot: "finetune", "race", ...)
-    priority: int = 0  # the teacher's jobs (1) go before the students' (0); FIFO within
-    note: str = ""  # why it was stopped when the learner did not stop it: time_limit | closed | teacher
-    where: str = ""  # "local": a Ray queue's run that found no cluster and trained on the server
-    address: str | None = None  # the client address it was started from (None: unknown); never stored
-    keep_model: bool = False  # the learner's own run (Fine-tune, Text): its (last run's) model goes on the shelf
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-
-@dataclass(frozen=True)
-class JobView:
-    """What a page needs to draw a job, taken under the queue's lock."""
-
-    id: str
-    state: str
-    position: int  # 0 = running or done; 1 = next in line; ...
-    labels: tuple[str, ...]
-    runs: tuple[HistorySnapshot, ...]
-    configs: tuple[RunConfig, ...]
-    elapsed_s: float
-    note: str = ""  # why it was stopped, when the learner did not stop it (see Job.note)
-    where: str = ""  # see Job.where
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-    @property
-    def current(self) -> int:
-        """Index of the run in progress (or the last one)."""
-        for i, snap in enumerate(self.runs):
-            if snap.final is None:
-                return i
-        return len(self.runs) - 1
-
-
-@dataclass(frozen=True)
-class JobSummary:
-    """One row of the teacher's view of the queue (the owner id is the learner's secret: a page
-    shows `studio.teacher.nickname(owner)`, never the id)."""
-
-    id: str
-    owner: str
-    state: str
-    position: int
-    labels: tuple[str, ...]
-    configs: tuple[RunConfig, ...]
-    elapsed_s: float
-    priority: int
-    note: str
-    submitted: float
-    address: str | None = None  # the client address it was started from (the teacher's view only)
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-
 class JobQueue:
     trains_here = True  # its runs train in this process (not in worker processes, not on a cluster)
 
-    def __init__(
-        self,
-        run_fn: RunFn | None = None,
-        *,
-        workers: int = 1,
-        stale_after_s: float = 300.0,
-        max_finished: int = 500,
-        on_run_done: Callable[[RunConfig, HistorySnapshot], None] | None = None,
-        store: RunStore | None = None,
-        gpus: int = 0,
-        pin: Callable[[int], None] | None = None,
-        caps: Caps | None = None,
-        nice: int = 0,
-        shelf: Shelf | None = None,
-        cpu: cores.CpuPlan | None = None,
-    ):
-        """workers: runs at a time. gpus: with N GPUs, one worker per GPU, worker i pinned to
-        GPU i (its thread's current CUDA device, so "cuda" in its runs means that GPU); `pin`
-        does the pinning (torch.cuda.set_device by default). nice: the workers' CPU priority
-        is lowered by this much (Linux, per thread; torch's threads a worker starts inherit
-        it), so that a server's pages are answered first and training takes the rest. shelf: where
-        the models of jobs submitted with `keep_model` are kept (tlcore.serve.kept_models; bounded per learner
-        and in all by the class's limits when there are `caps`). cpu: a CPU server's plan
-        (tlcore.serve.cores): its workers, and each run's torch threads set by its worker at the run's
-        start and at every step from the runs going and the pages being drawn (`drawing()`)."""
+    def __init__(self, run_fn: RunFn | None = None, *, options: QueueOptions | None = None, **keywords):
+        """The queue built from `options`, or from its settings as keywords (`JobQueue(run_fn,
+        workers=2, caps=caps)`: QueueOptions's fields, each explained there); its workers start at
+        once. run_fn: (config, emit, should_stop) -> result; None: tlcore.train.recipe.run."""
+        if options is None:
+            options = QueueOptions(**keywords)
+        elif keywords:
+            raise TypeError(f"JobQueue: options or keywords, not both ({', '.join(keywords)})")
         if run_fn is None:
             from tlcore.train.recipe import run as run_fn
         self._run_fn = run_fn
+        self.options = options
         self._jobs: dict[str, Job] = {}
         self._waiting: list[str] = []
         self._lock = threading.Lock()
         self._ended = threading.Condition(self._lock)  # notified whenever a job ends (wait_until_ended)
         self._queue: queue.Queue[str] = queue.Queue()
         self._held: Callable[[Job], bool] | None = None  # waiting jobs held back (hold())
-        self.stale_after_s = stale_after_s
-        self.max_finished = max_finished
-        self.on_run_done = on_run_done  # e.g. the time estimator learning from every finished run
-        self.caps = caps  # the class's limits (tlcore.serve.class_limits): checked at submit, time enforced while running
-        self.store = store  # finished runs on disk: a restart loses none (tlcore.serve.store)
-        self.shelf = shelf if shelf is not None else (caps.shelf() if caps is not None else Shelf())
-        if store is not None:
-            try:  # what was queued or running belonged to a server that stopped (written when the file allows)
-                store.interrupt_unfinished()
-            except Exception:  # noqa: BLE001 -- a store's fault must never stop the queue from starting
-                logging.getLogger(__name__).exception("marking interrupted runs failed")
-        if gpus:
-            workers, pin = gpus, pin or machine.pin_cuda_device
-        elif cpu is not None:
-            workers = cpu.workers
-        self.cpu = cpu if not gpus else None
+        self.stale_after_s = options.stale_after_s
+        self.max_finished = options.max_finished
+        self.on_run_done = options.on_run_done  # e.g. the time estimator learning from every finished run
+        self.caps = options.caps  # the class's limits (tlcore.serve.class_limits): checked at submit, time enforced while running
+        self.store = options.store  # finished runs on disk: a restart loses none (tlcore.serve.store)
+        self.shelf = options.the_shelf()
+        self._interrupt_unfinished()
+        self.cpu = options.cpu_plan()
         self._running = 0  # runs going now (read without the lock: one int)
         self._pages, self._pages_lock = 0, threading.Lock()  # page runs being drawn now (see drawing())
         self._thread = threading.local()  # each worker's torch thread count, as it last set it
         # the cores other programs keep busy: its own training processes' (ProcessJobQueue) are ours
         self.elsewhere = cores.BusyElsewhere(getattr(self, "process_ids", tuple))
         self.pinned: dict[int, int] = {}  # worker -> GPU, once pinned
-        self.nice = nice
-        self._threads = [
-            threading.Thread(target=self._work, args=((i, pin) if gpus else ()), name=f"tlcore-worker-{i}", daemon=True)
-            for i in range(workers)
-        ]
+        self.nice = options.nice
+        self._threads: list[threading.Thread] = []
+        self._start_workers(options.worker_count(), options.pinning())
+
+    def _interrupt_unfinished(self) -> None:
+        """What the store holds as queued or running belonged to a server that stopped: marked
+        interrupted (written when the file allows)."""
+        if self.store is None:
+            return
+        try:
+            self.store.interrupt_unfinished()
+        except Exception:  # noqa: BLE001 -- a store's fault must never stop the queue from starting
+            logging.getLogger(__name__).exception("marking interrupted runs failed")
+
+    def _start_workers(self, workers: int, pin: Callable[[int], None] | None) -> None:
+        """`workers` worker threads; with `pin` (GPUs), worker i is pinned to GPU i."""
+        for i in range(workers):
+            args = (i, pin) if pin is not None else ()
+            self._threads.append(threading.Thread(target=self._work, args=args, name=f"tlcore-worker-{i}", daemon=True))
         for t in self._threads:
             t.start()
 
@@ -711,68 +632,6 @@ def _work(config: RunConfig) -> float:
         return time_estimate.work_of(config, *time_estimate.run_sizes(config, time_estimate.num_classes(config))).total_gflop
     except Exception:  # noqa: BLE001 -- an order is a courtesy; an unknown backbone just goes in its place
         return 0.0
-
-
-class HeldDone:
-    """A run's event stream into its History, holding back the final Done until the server has
-    decided about the run's model: the page then sees the result with the model's id in it, or
-    without, never one and then the other. Reads (snapshot, len) see the held Done."""
-
-    def __init__(self, history: History):
-        self.history = history
-        self.done: Done | None = None
-        self._at = 0.0
-
-    def append(self, event) -> None:
-        if isinstance(event, Done) and self.done is None:
-            self.done, self._at = event, time.monotonic()
-            return
-        self.release()  # anything after a Done (there should be nothing): in order
-        self.history.append(event)
-
-    __call__ = append
-
-    def release(self, model_id: str | None = None) -> None:
-        """The held Done into the History, with the kept model's id in its result."""
-        done, self.done = self.done, None
-        if done is not None:
-            self.history.append(Done(dataclasses.replace(done.result, model_id=model_id)) if model_id else done)
-
-    def snapshot(self) -> HistorySnapshot:
-        snap = self.history.snapshot()
-        if self.done is None:
-            return snap
-        return HistorySnapshot(snap.events + (self.done,), snap.config, snap.times + (self._at,))
-
-    def __len__(self) -> int:
-        return len(self.history) + (self.done is not None)
-
-
-def job_from_stored(stored: StoredJob, owner: str) -> Job | None:
-    """A finished Job again, from its stored row (None if its settings no longer load)."""
-    try:
-        configs = [RunConfig.from_dict(c) for c in stored.configs]
-    except (ValueError, TypeError):
-        logging.getLogger(__name__).warning("stored job %s has settings this version cannot load", stored.id)
-        return None
-    stored = as_interrupted(stored)  # queued or running on disk, unknown here: a stopped server's
-    to_mono = time.monotonic() - time.time()  # Unix time -> this process's monotonic clock
-    histories = [History(snap.config, list(snap.events), list(snap.times)) for snap in stored.runs]
-    finished = stored.finished_at or (stored.started_at or stored.submitted_at)
-    return Job(
-        stored.id,
-        owner,
-        configs,
-        list(stored.labels),
-        histories,
-        state=stored.state,
-        submitted=stored.submitted_at + to_mono,
-        started=(stored.started_at + to_mono) if stored.started_at else None,
-        finished=(finished + to_mono) if finished else None,
-        tag=stored.tag,
-        note=stored.note,
-        priority=stored.priority,
-    )
 
 
 _shared: JobQueue | None = None
