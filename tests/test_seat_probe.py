@@ -15,13 +15,16 @@ import pytest
 
 from tests.helpers.browser import free_port, start_server, stop_server, wait_healthy
 from tests.test_class_experiment import BASE
-from tlcore.serve.classroom import state as class_state
 from tlcore.serve.classroom import Classroom
+from tlcore.serve.classroom import state as class_state
 from tools import seatprobe
 
 pytest.importorskip("websockets")
 
-SCRIPT = "10.9.0.66"  # the script's address, as X-Forwarded-For (uvicorn believes it from this machine only)
+SCRIPT = "10.9.0.66"  # the script's address, as X-Forwarded-For (uvicorn believes it from a proxy it trusts)
+# This machine as the trusted proxy: a dual-stack server sees a local client as ::ffff:127.0.0.1,
+# which uvicorn's default (127.0.0.1,::1) does not name.
+PROXY = "127.0.0.1,::1,::ffff:127.0.0.1"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,9 @@ def class_server(tmp_path_factory):
     code = room.open()
     room.start_experiment("lr", [1e-3, 1e-2], 2, BASE)  # 4 parts
     port = free_port()
-    proc = start_server(port, state / "streamlit.log", dict(os.environ, TLS_STATE_DIR=str(state), TLS_WARM_UP="0"))
+    proc = start_server(
+        port, state / "streamlit.log", dict(os.environ, TLS_STATE_DIR=str(state), TLS_WARM_UP="0", FORWARDED_ALLOW_IPS=PROXY)
+    )
     url = f"http://127.0.0.1:{port}"
     if not wait_healthy(url):
         proc.kill()

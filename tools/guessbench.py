@@ -7,7 +7,8 @@ Each client speaks Streamlit's websocket protocol as tools/loadtest.py's WsStude
 opens the Class page with a new learner cookie, types a wrong secret into the unlock form and
 submits it, `--per-cookie` times, then starts over with a new cookie (new cookies for free are
 the attack: a browser chooses its own). `--fake-addresses` also sends a new X-Forwarded-For
-with every connection, which uvicorn believes from 127.0.0.1. It prints how many guesses the
+with every connection, which uvicorn believes only from a proxy in FORWARDED_ALLOW_IPS (this machine
+arrives as ::ffff:127.0.0.1 on the dual-stack socket: add it to play many addresses from here). It prints how many guesses the
 server compared ("That is not the secret") and how many it refused unseen ("Too many wrong
 tries"), and the compared ones per minute: the figure to keep at 10 or under.
 

@@ -6,8 +6,10 @@ learners in 2.1 s and filled the seats; 20 cookies took all 15 cells of an exper
 
 Each join is a new learner cookie opening `/?join=CODE` (the QR's link) over Streamlit's
 websocket, as tools/guessbench.py speaks it, from `--address` (sent as X-Forwarded-For, which
-uvicorn believes from this machine only: FORWARDED_ALLOW_IPS). Then each joined cookie opens the
-Class page once more, as a member's pulse does, and the server gives it a part if one is free. It
+uvicorn believes only from a proxy listed in FORWARDED_ALLOW_IPS: start the server with
+FORWARDED_ALLOW_IPS=127.0.0.1,::1,::ffff:127.0.0.1, since a dual-stack server sees this machine as
+::ffff:127.0.0.1; without it every join counts as this machine's). Then each joined cookie opens the
+Class page once more, as a member's pulse does, and the server gives it a part if one is free (the sidebar says which). It
 prints what the server answered each join (joined, too many, busy, full, ...), the seconds taken,
 and how many parts the script's cookies hold; read the class file for the rest.
 """
@@ -31,7 +33,7 @@ ANSWERS = {
     "That code is not": "wrong",
     "Your teacher removed you": "removed",
 }
-PART = "Your part of the class experiment"  # the Class page's line for a member who holds one (class.exp.you_run)
+PART = "Class experiment: you run"  # the sidebar's line for a member who holds a part (class.side.cell)
 
 
 @dataclass
@@ -53,32 +55,45 @@ async def visit(url: str, *, cookie: str, address: str | None, query: str, page:
     import websockets
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ClientState_pb2 import ClientState
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
     headers = {"Cookie": f"tls_learner={cookie}"}
     if address:
         headers["X-Forwarded-For"] = address
     ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
-    seen = Visit()
     async with websockets.connect(
         ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=60, ping_interval=None, additional_headers=headers
     ) as ws:
-        msg = BackMsg()
-        msg.rerun_script.CopyFrom(ClientState(query_string=query, page_name=page))
-        await ws.send(msg.SerializeToString())
-        while True:
-            fwd = ForwardMsg()
-            fwd.ParseFromString(await asyncio.wait_for(ws.recv(), timeout=120))
-            kind = fwd.WhichOneof("type")
-            if kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
-                element = fwd.delta.new_element
-                which = element.WhichOneof("type")
-                if which == "alert":
-                    seen.texts.append(element.alert.body)
-                elif which == "markdown":
-                    seen.texts.append(element.markdown.body)
-            elif kind == "script_finished":
-                return seen
+        page_hash = ""
+        for _ in range(2):  # a session's very first run may end before its page is known: then once more
+            msg = BackMsg()
+            msg.rerun_script.CopyFrom(ClientState(query_string=query, page_name=page, page_script_hash=page_hash))
+            await ws.send(msg.SerializeToString())
+            seen, page_hash = await _one_run(ws, page_hash)
+            if seen.texts:
+                break
+        return seen
+
+
+async def _one_run(ws, page_hash: str) -> tuple[Visit, str]:
+    """Read one script run's messages: what it drew, and the page's hash (navigation)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    seen = Visit()
+    while True:
+        fwd = ForwardMsg()
+        fwd.ParseFromString(await asyncio.wait_for(ws.recv(), timeout=120))
+        kind = fwd.WhichOneof("type")
+        if kind == "navigation":
+            page_hash = fwd.navigation.page_script_hash or page_hash
+        elif kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
+            element = fwd.delta.new_element
+            which = element.WhichOneof("type")
+            if which == "alert":
+                seen.texts.append(element.alert.body)
+            elif which == "markdown":
+                seen.texts.append(element.markdown.body)
+        elif kind == "script_finished":
+            return seen, page_hash
 
 
 async def flood(url: str, code: str, joins: int, address: str | None, clients: int = 4) -> tuple[Counter, list[str]]:
@@ -119,7 +134,10 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     answers, joined = asyncio.run(flood(args.url, args.code, args.joins, args.address or None, args.clients))
     took = time.monotonic() - started
-    print(f"{args.joins} joins from {args.address or 'this machine'} in {took:.1f} s: " + ", ".join(f"{k} {v}" for k, v in answers.most_common()))
+    print(
+        f"{args.joins} joins from {args.address or 'this machine'} in {took:.1f} s: "
+        + ", ".join(f"{k} {v}" for k, v in answers.most_common())
+    )
     held = asyncio.run(parts_held(args.url, joined, args.address or None))
     print(f"parts held by the script's {len(joined)} members: {held}")
 
