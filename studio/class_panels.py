@@ -299,12 +299,19 @@ def my_cell() -> None:
     elif a.job is not None and (is_running(SLOT) or job_id(SLOT) == a.job):
         job_panel(SLOT)
     else:
+        ended = exp.cells[a.cell].failed if exp is not None and exp.id == a.experiment else ""
+        if ended:  # their run ended without a result: why, before Start
+            st.warning(t(f"class.exp.ended.{ENDED.get(ended, 'failed')}"), icon=":material/restart_alt:")
         blocked = part_blocked()
         if blocked:  # the reason where the grey Start is, before it
             st.warning(blocked, icon=":material/pause_circle:")
         st.button(t("class.exp.start"), key="class_start", type="primary", icon=":material/play_arrow:",
                   disabled=blocked is not None, on_click=_start_cell, help=blocked)  # fmt: skip
         replay_messages(f"start:{SLOT}")
+
+
+# Why a part's run ended without a result (Cell.failed, from the queue's state) -> what the learner reads
+ENDED = {"interrupted": "restart", "gone": "restart", "cancelled": "stopped", "failed": "failed"}
 
 
 @callback

@@ -590,3 +590,34 @@ def test_the_class_experiment_alone_fills_every_cell_however_long_its_runs_take(
 
     exp = classroom.run_alone(RunConfig(), "lr", [1e-4, 1e-3, 1e-2], 2, run=slow_run)
     assert exp.filled() == len(exp.cells) == 6
+
+
+def test_a_part_whose_run_a_restart_cut_tells_its_learner_why_and_starts_again(class_app, tmp_path):
+    """Issue 54: students whose class run a restart cut were not told; their part just showed Start."""
+    # The engine: the restarted server's class reads the run that was going as interrupted
+    kept = Classroom(tmp_path / "class.json")
+    kept.join(kept.open(), "ann")
+    exp = kept.start_experiment("lr", [1e-3], 1, BASE)
+    kept.started("ann", exp.id, 0, "job-before-restart")
+    back = Classroom(tmp_path / "class.json")
+    assert (back.latest().cells[0].job, back.latest().cells[0].failed) == (None, "interrupted")
+
+    # The page: the learner reads why, then Start runs the part again
+    room, queue, open_page, as_teacher = class_app
+    teacher = as_teacher()
+    learner = open_page("pages/6_class.py", "learner-0001", query={"join": room.code})
+    teacher.selectbox(key="w:class_factor").set_value("lr").run()
+    teacher.button(key="class_exp_start").click().run()
+    learner.run()
+    assert not [w for w in learner.warning if "restarted" in w.value]
+    part = room.assignment("learner-0001")
+    room.started("learner-0001", part.experiment, part.cell, "job-cut")
+    assert room.collect(lambda job, learner: "interrupted") == 1
+    learner.run()
+    said = [w.value for w in learner.warning if "server restarted while your run was going" in w.value]
+    assert said and "Start my part" in said[0]
+    learner.button(key="class_start").click().run()
+    assert room.latest().cells[part.cell].job == learner.session_state["job:class"]
+    assert room.latest().cells[part.cell].failed == ""
+    learner.run()
+    assert not [w for w in learner.warning if "restarted" in w.value]
