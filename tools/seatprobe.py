@@ -3,6 +3,7 @@ learners in 2.1 s and filled the seats; 20 cookies took all 15 cells of an exper
 
     python -m tools.seatprobe --url http://127.0.0.1:8501 --code ABC234 [--joins 40]
                               [--address 10.9.0.66] [--clients 4]
+    python -m tools.seatprobe --url http://127.0.0.1:8501 --code - --guess 300
 
 Each join is a new learner cookie opening `/?join=CODE` (the QR's link) over Streamlit's
 websocket, as tools/guessbench.py speaks it, from `--address` (sent as X-Forwarded-For, which
@@ -11,7 +12,9 @@ FORWARDED_ALLOW_IPS=127.0.0.1,::1,::ffff:127.0.0.1, since a dual-stack server se
 ::ffff:127.0.0.1; without it every join counts as this machine's). Then each joined cookie opens the
 Class page once more, as a member's pulse does, and the server gives it a part if one is free (the sidebar says which). It
 prints what the server answered each join (joined, too many, busy, full, ...), the seconds taken,
-and how many parts the script's cookies hold; read the class file for the rest.
+and how many parts the script's cookies hold; read the class file for the rest. `--guess N`
+instead tries N random codes, each with a new cookie and a new forged address, and prints how many
+the server compared (a wrong code) and how many it refused unseen.
 """
 
 from __future__ import annotations
@@ -114,6 +117,27 @@ async def flood(url: str, code: str, joins: int, address: str | None, clients: i
     return answers, joined
 
 
+async def guess(url: str, tries: int, *, forged: bool, clients: int = 4) -> Counter:
+    """`tries` join attempts with random wrong codes, a new cookie each, and (`forged`) a new
+    X-Forwarded-For each: what the server answered (wrong: compared; too_many: refused unseen)."""
+    import random
+
+    from tlcore.serve.classroom.codes import ALPHABET, CODE_LENGTH
+
+    answers: Counter = Counter()
+    todo = iter(range(tries))
+
+    async def client() -> None:
+        for _ in todo:
+            code = "".join(random.choice(ALPHABET) for _ in range(CODE_LENGTH))
+            address = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}" if forged else None
+            seen = await visit(url, cookie=secrets.token_urlsafe(16), address=address, query=f"join={code}&lang=en")
+            answers[seen.answer()] += 1
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return answers
+
+
 async def parts_held(url: str, cookies: list[str], address: str | None) -> int:
     """Each cookie opens the Class page once: how many of them are shown a part of their own."""
     held = 0
@@ -130,8 +154,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--joins", type=int, default=40)
     parser.add_argument("--address", default="10.9.0.66", help="the script's address (X-Forwarded-For); '' for this machine")
     parser.add_argument("--clients", type=int, default=4, help="joins at a time")
+    parser.add_argument("--guess", type=int, default=0, help="instead: this many wrong codes, each from a forged address")
     args = parser.parse_args(argv)
     started = time.monotonic()
+    if args.guess:
+        answers = asyncio.run(guess(args.url, args.guess, forged=True, clients=args.clients))
+        took = time.monotonic() - started
+        print(
+            f"{args.guess} guesses from forged addresses in {took:.1f} s: "
+            + ", ".join(f"{k} {v}" for k, v in answers.most_common())
+        )
+        print(f"codes compared per minute: {answers['wrong'] / took * 60:.0f}")
+        return
     answers, joined = asyncio.run(flood(args.url, args.code, args.joins, args.address or None, args.clients))
     took = time.monotonic() - started
     print(
