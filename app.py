@@ -14,6 +14,8 @@ from tlcore.serve import cores
 
 cores.wait_briefly()  # before torch is imported (by studio): its threads then sleep while they wait (tlcore.serve.cores)
 
-from studio.asgi import LearnerCookie, MetricsForThisMachine  # noqa: E402 -- after the line above
+from studio import preload  # noqa: E402 -- after the line above
+from studio.asgi import LearnerCookie, MetricsForThisMachine  # noqa: E402
 
+preload()  # every page's modules before the server answers: the first student's page does not wait for them
 app = st.App("frame.py", middleware=[Middleware(MetricsForThisMachine), Middleware(LearnerCookie)])

@@ -29,12 +29,13 @@ def wait_healthy(url: str, timeout: float = 90.0) -> bool:
     return False
 
 
-def start_server(port: int, log_path: Path, env: dict) -> subprocess.Popen:
+def start_server(port: int, log_path: Path, env: dict, script: str = "app.py") -> subprocess.Popen:
     """`streamlit run app.py` with only the port given on the command line: the rest of the
-    settings come from .streamlit/config.toml, as when the teacher starts it."""
+    settings come from .streamlit/config.toml, as when the teacher starts it (`script`: another
+    entry point, e.g. frame.py alone, without app.py's server around it: tools.firstpage's baseline)."""
     log = open(log_path, "w")  # noqa: SIM115 -- closed with the process by stop_server
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port)],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

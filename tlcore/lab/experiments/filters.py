@@ -8,6 +8,7 @@ Not for: drawing the app's chart (studio.plots.filters_figure), the command line
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,13 @@ def first_layer_filters(*, pretrained: bool = True, backbone: str = "studio_resn
 
     Each filter is scaled on its own (symmetric around grey), so its pattern shows, not
     its size. With pretrained=False the same architecture starts from a fixed random init.
+    Kept for the process (two models built, about 1 s on the 2-core box): a copy each call.
     """
+    return _filters(pretrained, backbone).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _filters(pretrained: bool, backbone: str) -> np.ndarray:
     torch.manual_seed(0)
     model = catalog.build_model(backbone, 2, pretrained=pretrained)
     conv = next(m for m in model.groups[model.group_names[0]].modules() if isinstance(m, torch.nn.Conv2d))

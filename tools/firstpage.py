@@ -1,0 +1,118 @@
+"""A fresh server's first page, as the first student sees it: how long until the server answers,
+and from then until the page is drawn with its real page names.
+
+    python -m tools.firstpage [--trials 3]
+
+Each trial starts a server in a fresh state folder with the shipped settings, opens Chromium at
+1280x720 on `/` as soon as `/_stcore/health` answers, and polls the page every 50 ms until the
+sidebar lists the lessons by their titles ("1 · Pretraining vs fine-tuning") and the page's title
+is drawn. It notes what the sidebar showed meanwhile (Streamlit's raw file names, e.g.
+"pretraining", before the frame's navigation replaces them). The baseline runs in the same call:
+`streamlit run frame.py`, the frame alone (what `streamlit run app.py` served before app.py became
+an st.App that imports the heavy libraries before the server answers, issue 56 item 4).
+
+Not for: the default demo (tools.demotime) or a class (tools.loadtest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from tools.loadtest import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_server
+
+TITLE = "Pretraining vs fine-tuning"
+NAV_JS = """() => [...document.querySelectorAll('[data-testid="stSidebarNav"] a')].map(a => a.innerText.trim())"""
+DRAWN_JS = """(title) => [...document.querySelectorAll('h1')].some(h => h.innerText.includes(title))"""
+
+
+def wait_answering(url: str, timeout: float = 180.0) -> float | None:
+    """Seconds until /_stcore/health answers "ok" (None: it never did)."""
+    import urllib.request
+
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return time.monotonic() - start
+        except OSError:
+            time.sleep(0.05)
+    return None
+
+
+def one_trial(browser, script: str) -> dict:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="tls-first-") as state:
+        env = dict(os.environ, TLS_STATE_DIR=state)
+        proc = start_server(port, Path(state) / "streamlit.log", env, script=script)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            answered = wait_answering(url)
+            if answered is None:
+                return {"script": script, "failed": "never answered"}
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            opened = time.monotonic()
+            page.goto(url + "/?lang=en", wait_until="commit")
+            seen: list[str] = []
+            drawn = None
+            while time.monotonic() - opened < 120:
+                names = page.evaluate(NAV_JS)
+                if names and names != (seen[-1:] or [None])[0]:
+                    seen.append(" | ".join(names))
+                if any(TITLE in n for n in names) and page.evaluate(DRAWN_JS, TITLE):
+                    drawn = time.monotonic() - opened
+                    break
+                time.sleep(0.05)
+            page.close()
+            return {
+                "script": script,
+                "answer_s": answered,
+                "drawn_s": drawn,
+                "from_spawn_s": answered + drawn if drawn is not None else None,
+                "raw_names": [s for s in seen if TITLE not in s][:1],
+            }
+        finally:
+            stop_server(proc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trials", type=int, default=3, help="fresh servers per entry point (default %(default)s)")
+    args = ap.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    results: dict[str, list[dict]] = {"frame.py": [], "app.py": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for _ in range(args.trials):  # interleaved: a busier minute of the box falls on both
+            for script in results:
+                r = one_trial(browser, script)
+                results[script].append(r)
+                print(
+                    f"{script:9s} answers {r.get('answer_s', 0):5.1f} s, first page drawn {r.get('drawn_s') or float('nan'):5.1f} s "
+                    f"after (from start {r.get('from_spawn_s') or float('nan'):5.1f} s); raw names seen: {r.get('raw_names') or '-'}",
+                    flush=True,
+                )
+        browser.close()
+    medians = {}
+    for script, rs in results.items():
+        ok = [r for r in rs if r.get("drawn_s") is not None]
+        if not ok:
+            print(f"{script}: no trial drew the page")
+            return 1
+        medians[script] = (statistics.median(r["drawn_s"] for r in ok), statistics.median(r["from_spawn_s"] for r in ok))
+        print(f"{script:9s} median: drawn {medians[script][0]:.2f} s after it answers, {medians[script][1]:.2f} s from start")
+    (before_drawn, before_all), (after_drawn, after_all) = medians["frame.py"], medians["app.py"]
+    print(f"ratio app.py / frame.py: after answering {after_drawn / before_drawn:.2f}, from start {after_all / before_all:.2f}")
+    print(
+        f"goal (issue 56): drawn <= 2 s after the server answers: {'PASS' if after_drawn <= 2.0 else 'FAIL'} ({after_drawn:.2f} s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
