@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import ast
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -158,3 +160,44 @@ def test_the_fast_tier_is_chosen_from_measured_durations_quickest_first_within_i
         "tests/test_b.py::test_three",
     ]
     assert fast_tier.choose(seconds, max_s=0.3, budget_s=0.2) == ["tests/test_a.py::test_two", "tests/test_b.py::test_three"]
+
+
+# Issue 55: a module a newcomer reads in one sitting, a function that fits on a screen.
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 700, 60
+
+
+def product_files() -> list[Path]:
+    """The product's Python: the engine, the studio's helpers, the pages, the app and its frame (not tests or tools)."""
+    globs = ("tlcore/**/*.py", "studio/**/*.py", "pages/*.py", "app.py", "frame.py")
+    return sorted(p for pattern in globs for p in ROOT.glob(pattern))
+
+
+def too_long(path: Path) -> list[str]:
+    """The module if it is over MAX_MODULE_LINES, and every function over MAX_FUNCTION_LINES (methods,
+    async and nested ones too), counted from its `def` line to its last: 'path:line name: n lines'."""
+    text = path.read_text(encoding="utf-8")
+    name = path.relative_to(ROOT).as_posix()
+    count = len(text.splitlines())
+    found = [f"{name}: {count} lines"] if count > MAX_MODULE_LINES else []
+    for node in functions(ast.parse(text, filename=name).body):
+        lines = node.end_lineno - node.lineno + 1
+        if lines > MAX_FUNCTION_LINES:
+            found.append(f"{name}:{node.lineno} {node.name}: {lines} lines")
+    return found
+
+
+def functions(body: list) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Every function among these statements and in their bodies. A def is always a statement, so
+    the expressions (most of a tree's nodes) are never visited: ast.walk took as long as the parse."""
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):  # if/for/while/with/try/match/class/def
+            yield from functions(getattr(node, field, []))
+
+
+def test_no_product_module_over_700_lines_and_no_function_over_60():
+    files = product_files()
+    assert ROOT / "app.py" in files and ROOT / "tlcore" / "cli.py" in files
+    found = [line for path in files for line in too_long(path)]
+    assert found == [], f"over {MAX_MODULE_LINES} lines a module or {MAX_FUNCTION_LINES} a function, split: {found}"

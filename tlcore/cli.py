@@ -234,7 +234,15 @@ def cmd_class_experiment(args) -> int:
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     """This module's commands: finetune, compare, prefetch, class-experiment, list, settings."""
+    # in this order: `python -m tlcore --help` lists them as they are added
+    _register_runs(sub)
+    _register_prefetch(sub)
+    _register_class_experiment(sub)
+    _register_info(sub)
 
+
+def _register_runs(sub: argparse._SubParsersAction) -> None:
+    """finetune (one run) and compare (several strategies' runs)."""
     p = sub.add_parser(
         "finetune",
         help="fine-tune one backbone on one dataset with one strategy",
@@ -262,6 +270,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="", help="CSV file for the results table")
     p.set_defaults(func=cmd_compare)
 
+
+def _register_prefetch(sub: argparse._SubParsersAction) -> None:
+    """prefetch: weights and datasets into the caches."""
     p = sub.add_parser(
         "prefetch",
         help="download weights and datasets into the caches before class",
@@ -271,6 +282,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--datasets", default="", help="comma-separated datasets, e.g. cifar10,eurosat")
     p.set_defaults(func=cmd_prefetch)
 
+
+def _register_class_experiment(sub: argparse._SubParsersAction) -> None:
+    """class-experiment: a class experiment's every cell, one after the other."""
     p = sub.add_parser(
         "class-experiment",
         help="the class experiment alone: one factor at several levels, several seeds, mean and spread",
@@ -293,6 +307,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_class_experiment)
     p.add_argument("--out", default="", help="CSV file for every run (cell, level, seed, accuracy per epoch, seconds)")
 
+
+def _register_info(sub: argparse._SubParsersAction) -> None:
+    """list (backbones and datasets) and settings (the server's TLS_* variables): nothing runs."""
     p = sub.add_parser("list", help="list registered backbones and datasets")
     p.set_defaults(func=cmd_list)
 

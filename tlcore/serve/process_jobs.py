@@ -365,13 +365,7 @@ def _child(fd: int, nice: int, warm: bool) -> None:
     """The worker process's life: set up, say ready, then one run per "run" message until "exit"
     or the server's end of the connection closes."""
     conn = Connection(fd)
-    if nice:  # its nice (absolute: _absolute_nice), whatever the thread that started it had
-        from tlcore.train.device import nice_at_least
-
-        nice_at_least(nice)
-    from tlcore.serve import cores, machine
-
-    cores.wait_briefly()  # before torch is imported (the server's own choice, tlcore.serve.cores)
+    _set_up(nice)
     import torch  # noqa: F401 -- imported once, before the first run is timed
 
     from tlcore.train import recipe
@@ -405,25 +399,47 @@ def _child(fd: int, nice: int, warm: bool) -> None:
         if message[0] != "run":
             read(message)
             continue
-        _, run_fn, config, keep_model, threads = message
         state["stop"] = False
-        if threads > 0:
-            torch.set_num_threads(threads)
-        machine.keep_freed_memory(True)
-        trained = returned = None
-        try:
-            returned = (run_fn or recipe.run)(config, lambda event: send("event", event), should_stop)
-            trained = getattr(returned, "model", None)  # a RunResult (recipe.run), or None
-        except SystemExit:
-            raise
-        except BaseException as error:  # noqa: BLE001 -- run() reports its own errors; this guards a broken run_fn
-            send("event", Failed.of(error))
-        model = trained.on_cpu() if keep_model and isinstance(trained, Finetuned) else None
-        del trained, returned
-        send("done", model)
-        del model
-        machine.keep_freed_memory(False)
-        machine.return_freed_memory()
+        _one_run(message, send, should_stop)
+
+
+def _set_up(nice: int) -> None:
+    """The worker's nice, and how torch's threads will wait: both before torch is imported."""
+    if nice:  # its nice (absolute: _absolute_nice), whatever the thread that started it had
+        from tlcore.train.device import nice_at_least
+
+        nice_at_least(nice)
+    from tlcore.serve import cores
+
+    cores.wait_briefly()  # before torch is imported (the server's own choice, tlcore.serve.cores)
+
+
+def _one_run(message: tuple, send: Callable[..., None], should_stop: Callable[[], bool]) -> None:
+    """One "run" message: the run, each of its events sent as it comes, then "done" with its model
+    (on the CPU, when the server keeps it; else None)."""
+    import torch
+
+    from tlcore.serve import machine
+    from tlcore.train import recipe
+
+    _, run_fn, config, keep_model, threads = message
+    if threads > 0:
+        torch.set_num_threads(threads)
+    machine.keep_freed_memory(True)
+    trained = returned = None
+    try:
+        returned = (run_fn or recipe.run)(config, lambda event: send("event", event), should_stop)
+        trained = getattr(returned, "model", None)  # a RunResult (recipe.run), or None
+    except SystemExit:
+        raise
+    except BaseException as error:  # noqa: BLE001 -- run() reports its own errors; this guards a broken run_fn
+        send("event", Failed.of(error))
+    model = trained.on_cpu() if keep_model and isinstance(trained, Finetuned) else None
+    del trained, returned
+    send("done", model)
+    del model
+    machine.keep_freed_memory(False)
+    machine.return_freed_memory()
 
 
 def _warm_up(recipe, should_stop: Callable[[], bool]) -> None:

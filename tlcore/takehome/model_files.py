@@ -11,6 +11,7 @@ A finished run's model (kept on the server's shelf, tlcore.serve.kept_models) be
     tokenizer/          text models: the tokenizer's files, for the ONNX model
     README.md           two short snippets: load with tlcore, predict with onnxruntime
     MODEL_CARD.md       what was trained, on what, its metrics on the run's validation split, its limits
+                        (tlcore.takehome.card)
 
 The take-home notebook (the same run in plain PyTorch) is tlcore.takehome.notebook.
 
@@ -39,6 +40,7 @@ import torch
 from tlcore.core.events import RunResult
 from tlcore.core.messages import LearnerError
 from tlcore.core.spreadsheet import safe_frame
+from tlcore.takehome.card import model_card
 
 FORMAT = "tlcore-model-1"
 WEIGHTS, META, ONNX, README, CARD = "model.safetensors", "model.json", "model.onnx", "README.md", "MODEL_CARD.md"
@@ -313,104 +315,6 @@ def readme(meta: dict, parts: tuple[str, ...]) -> str:
     if "onnx" in parts:
         lines += _onnx_image(meta["image_size"]) if meta["task"] == "image" else _onnx_text(meta["config"].get("max_length", 128))
     return "\n".join(lines)
-
-
-def model_card(meta: dict) -> str:
-    """MODEL_CARD.md: what was trained, on what, the metrics it reached, and what it is not for."""
-    from tlcore.models import catalog
-    from tlcore.train import strategies
-
-    config, metrics = meta.get("config") or {}, meta.get("metrics") or {}
-    classes = meta["classes"]
-    try:
-        data = catalog.dataset(config.get("dataset", ""))
-        data_title, data_note = data.title, data.reason_en
-    except ValueError:  # saved without settings (or a dataset this version does not know)
-        data_title, data_note = config.get("dataset") or "data not recorded", ""
-    start = metrics.get("pretrained") or (
-        "weights not recorded"
-        if not config
-        else "random init"
-        if config.get("strategy") == "scratch" or config.get("pretrained") == "no"
-        else "pretrained weights"
-    )
-    groups = meta.get("groups") or []
-    frozen = strategies.frozen_at_start(config["strategy"], groups, config.get("freeze_depth", 0)) if groups and config else ()
-    lines = [
-        f"# Model card: {meta['backbone']} fine-tuned on {data_title}",
-        "",
-        "Made by Transfer Learning Studio, a teaching tool: a short fine-tune run by a learner.",
-        "",
-        "## What was trained",
-        "",
-        f"- Backbone: `{meta['backbone']}`, started from {start}.",
-        f"- Strategy: `{config.get('strategy', '?')}`"
-        + (f"; layer groups {', '.join(groups)}; frozen: {', '.join(frozen) or 'none'}" if groups else "")
-        + ".",
-    ]
-    if config:
-        lines.append(
-            f"- Learning rate {config.get('lr')} (the new head x{config.get('head_lr_mult')}), {config.get('optimizer')}, "
-            f"{config.get('epochs')} epochs, batch {config.get('batch_size')}, augmentation {config.get('augment')}, "
-            f"seed {config.get('seed')}."
-        )
-    if metrics.get("trainable_params") and metrics.get("total_params"):
-        lines.append(f"- Trainable parameters: {metrics['trainable_params']:,} of {metrics['total_params']:,}.")
-    if meta.get("cli"):
-        lines.append(f"- The command that trains it again: `{meta['cli']}`")
-    lines += [
-        "",
-        "## On what",
-        "",
-        f"- Data: {data_title}" + (f" ({data_note})" if data_note else "") + ".",
-        f"- Classes ({len(classes)}, in output order): {', '.join(classes)}.",
-        (
-            f"- Up to {config.get('per_class')} training and {config.get('val_per_class')} validation examples per class, "
-            "drawn with the seed (validation first, so the training size never changes the test)"
-            if config
-            else "- Examples per class not recorded"
-        )
-        + (f"; images {meta['image_size']} x {meta['image_size']} px, centre square." if meta["task"] == "image" else "."),
-        "",
-        "## Metrics (the run's own validation split)",
-        "",
-    ]
-    if "val_acc" in metrics:
-        confusion = metrics.get("confusion") or []
-        n = sum(map(sum, confusion)) if confusion else 0
-        lines.append(
-            f"- Accuracy {metrics['val_acc']:.1%}"
-            + (f" on {n} examples" if n else "")
-            + (f"; best epoch {metrics['best_val_acc']:.1%}" if "best_val_acc" in metrics else "")
-            + (f"; loss {metrics['val_loss']:.3f}" if "val_loss" in metrics else "")
-            + "."
-        )
-        if confusion and len(confusion) == len(classes):
-            per = [(c, row[i] / sum(row)) for i, (c, row) in enumerate(zip(classes, confusion, strict=True)) if sum(row)]
-            lines.append("- Per class: " + ", ".join(f"{c} {acc:.0%}" for c, acc in per) + ".")
-        if n:
-            half = 1.96 * (metrics["val_acc"] * (1 - metrics["val_acc"]) / n) ** 0.5
-            lines.append(f"- With {n} examples the accuracy is known to about +/- {half:.0%} (95%, normal approximation).")
-    else:
-        lines.append("- Not recorded with this file (saved without the run's result).")
-    lines += [
-        "",
-        "## Limits",
-        "",
-        "- Trained in minutes on a few examples per class for a lesson: not tested for any real use, "
-        "for fairness between groups of people, or against inputs made to fool it.",
-        f"- It knows only these {len(classes)} classes: anything else is still given one of them.",
-    ]
-    if meta["task"] == "image":
-        lines.append(
-            "- It expects pictures like its data, centre-cropped to a square and resized; other kinds of pictures "
-            "(lighting, background, colour or greyscale) may lower its accuracy well below the figure above."
-        )
-    else:
-        lines.append(
-            f"- It reads at most {config.get('max_length', 128)} tokens of a sentence, in the language it was trained on."
-        )
-    return "\n".join(lines) + "\n"
 
 
 def _with_engine(sample: str) -> list[str]:
