@@ -285,11 +285,37 @@ def test_one_address_many_cookies_gets_a_second_part_only_after_every_other_addr
     assert room.assignment("ben") is None and room.assignment("bot-1") is None
 
 
+def test_parts_go_first_to_members_here_for_a_while_then_to_those_who_just_joined():
+    """Issue 54 item 2: parts go first to members present for a while. Two students behind the
+    school's one address joined minutes ago; three fresh cookies, each from an address of its own,
+    join just before the teacher starts 2 parts: round-robin over addresses alone gave them the
+    second part ahead of the second student."""
+    from tlcore.serve.classroom.state import SETTLE_S
+
+    room, code = a_class()
+    room.join(code, "ann", "Ann", address="10.0.0.1")
+    room.join(code, "ben", "Ben", address="10.0.0.1")
+    room._clock.now += SETTLE_S + 1
+    room.seen("ann")
+    room.seen("ben")
+    for i in range(3):
+        room.join(code, f"bot-{i}", address=f"10.0.9.{i}")
+    room.start_experiment("lr", [1e-3, 1e-2], 1, BASE)  # 2 parts
+    assert {c.learner for c in room.latest().cells} == {learner_key("ann"), learner_key("ben")}
+    room._clock.now += SETTLE_S + 1  # the newcomers settle in: the next experiment's 6 parts reach all five
+    for who in ("ann", "ben", "bot-0", "bot-1", "bot-2"):
+        room.seen(who)
+    room.start_experiment("lr", [1e-3, 1e-2], 3, BASE)  # 6 parts
+    assert all(room.assignment(who) is not None for who in ("ann", "ben", "bot-0", "bot-1", "bot-2"))
+
+
 def test_a_script_that_took_every_part_before_the_class_came_gives_them_back_as_classmates_arrive():
     """Issue 54: 20 cookies of one address took all 15 parts of a running experiment in 2.5 s and
-    classmates were told every part had a learner. A classmate from another address who never had
-    a part now takes an unstarted one from an address that holds more than one; a started run is
-    never taken, and a class behind one NAT keeps its joining order."""
+    classmates were told every part had a learner. A classmate from another address, here a while,
+    who never had a part now takes an unstarted one from an address that holds more than one; a
+    started run is never taken, and a class behind one NAT keeps its joining order."""
+    from tlcore.serve.classroom.state import SETTLE_S
+
     room, code = a_class()
     room.start_experiment("lr", [1e-3, 1e-2], 2, BASE)  # 4 parts, nobody here yet
     for i in range(6):
@@ -298,8 +324,14 @@ def test_a_script_that_took_every_part_before_the_class_came_gives_them_back_as_
     assert all(c.learner in bots for c in room.latest().cells)  # the script came first: every part is its
     exp = room.latest()
     room.started("bot-0", exp.id, room.assignment("bot-0").cell, "job-bot-0")  # one of the script's runs is going
-    for name, address in (("ann", "10.0.0.1"), ("ben", "10.0.0.2"), ("cy", "10.0.0.3"), ("di", "10.0.0.4")):
+    classmates = (("ann", "10.0.0.1"), ("ben", "10.0.0.2"), ("cy", "10.0.0.3"), ("di", "10.0.0.4"))
+    for name, address in classmates:
         room.join(code, name, name.title(), address=address)
+    assert room.assignment("ann") is None  # just joined: a fresh cookie takes no part from anyone
+    room._clock.now += SETTLE_S + 1  # here a while now (and the script's cookies still polling)
+    for who in [f"bot-{i}" for i in range(6)] + [name for name, _ in classmates]:
+        room.seen(who)
+    room.assignment("ann")
     holders = [c.learner for c in room.latest().cells]
     assert learner_key("bot-0") in holders  # its run is going: kept
     assert {learner_key("ann"), learner_key("ben"), learner_key("cy")} <= set(holders)

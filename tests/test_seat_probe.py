@@ -2,14 +2,15 @@
 tools/guessbench.py does) against the real `streamlit run app.py`, with a class open and an
 experiment of 4 parts running. One address joins 36 new cookies through the QR's link as fast as
 it can, then classmates come from their own addresses. Before: the script filled the seats and
-took every part. Now: 30 new members a minute from one address, and a classmate who never had a
-part takes an unstarted one back from the address that holds several."""
+took every part. Now: 30 new members a minute from one address, and a classmate here a while who
+never had a part takes an unstarted one back from the address that holds several."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import time
 
 import pytest
 
@@ -17,6 +18,7 @@ from tests.helpers.browser import free_port, start_server, stop_server, wait_hea
 from tests.test_class_experiment import BASE
 from tlcore.serve.classroom import Classroom
 from tlcore.serve.classroom import state as class_state
+from tlcore.serve.classroom.state import SETTLE_S
 from tools import seatprobe
 
 pytest.importorskip("websockets")
@@ -61,7 +63,10 @@ def test_a_script_on_one_address_can_neither_fill_the_seats_nor_keep_the_parts_r
     for i, cookie in enumerate(classmates):
         seen = asyncio.run(seatprobe.visit(url, cookie=cookie, address=f"10.9.1.{i + 1}", query=f"join={code}&lang=en"))
         assert seen.answer() == "joined", seen.texts
-    # Each classmate is shown a part of their own, taken back from the script's address
+    # Once here a while (a fresh cookie takes no part from anyone), each classmate is shown a part
+    # of their own, taken back from the script's address while its cookies still poll
+    time.sleep(SETTLE_S + 1)
+    assert asyncio.run(seatprobe.parts_held(url, joined[:6], SCRIPT)) == 4  # still polling, still holding
     for i, cookie in enumerate(classmates):
         assert asyncio.run(seatprobe.parts_held(url, [cookie], f"10.9.1.{i + 1}")) == 1
     assert asyncio.run(seatprobe.parts_held(url, joined, SCRIPT)) == 1

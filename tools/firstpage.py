@@ -58,12 +58,18 @@ def one_trial(browser, script: str) -> dict:
             opened = time.monotonic()
             page.goto(url + "/?lang=en", wait_until="commit")
             seen: list[str] = []
-            drawn = None
+            drawn = raw_from = raw_until = None
             while time.monotonic() - opened < 120:
                 names = page.evaluate(NAV_JS)
-                if names and names != (seen[-1:] or [None])[0]:
-                    seen.append(" | ".join(names))
-                if any(TITLE in n for n in names) and page.evaluate(DRAWN_JS, TITLE):
+                shown = " | ".join(names)
+                if names and (not seen or seen[-1] != shown):
+                    seen.append(shown)
+                real = any(TITLE in n for n in names)
+                if names and not real and raw_from is None:
+                    raw_from = time.monotonic() - opened
+                if real and raw_from is not None and raw_until is None:
+                    raw_until = time.monotonic() - opened
+                if real and page.evaluate(DRAWN_JS, TITLE):
                     drawn = time.monotonic() - opened
                     break
                 time.sleep(0.05)
@@ -74,6 +80,7 @@ def one_trial(browser, script: str) -> dict:
                 "drawn_s": drawn,
                 "from_spawn_s": answered + drawn if drawn is not None else None,
                 "raw_names": [s for s in seen if TITLE not in s][:1],
+                "raw_s": (raw_until or drawn or 0.0) - raw_from if raw_from is not None else 0.0,
             }
         finally:
             stop_server(proc)
@@ -94,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[script].append(r)
                 print(
                     f"{script:9s} answers {r.get('answer_s', 0):5.1f} s, first page drawn {r.get('drawn_s') or float('nan'):5.1f} s "
-                    f"after (from start {r.get('from_spawn_s') or float('nan'):5.1f} s); raw names seen: {r.get('raw_names') or '-'}",
+                    f"after (from start {r.get('from_spawn_s') or float('nan'):5.1f} s); raw names {r.get('raw_s', 0):.2f} s: "
+                    f"{r.get('raw_names') or '-'}",
                     flush=True,
                 )
         browser.close()

@@ -61,3 +61,4 @@ class Member:
     seen: float = field(default_factory=time.monotonic)  # last poll (not kept: a restart sees everyone anew)
     address: str | None = None  # where they joined from (not kept): one open part per address while others wait
     renames: int = 0  # name changes so far (not kept): at most MAX_RENAMES
+    arrived: float = float("-inf")  # when they joined, on the class's clock (not kept: loaded members arrived long ago)

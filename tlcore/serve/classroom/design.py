@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,13 +190,14 @@ def assign(cells: list[Cell], present: Sequence[str], running: Callable[[Cell], 
         holding.add(learner)
 
 
-def share(cells: list[Cell], here: Sequence[tuple[str, str]]) -> int:
-    """After `assign`: a present learner who never had a part, from an address that holds none,
-    takes an unstarted part from an address that holds more than one (the last such part first),
-    in place; the number of parts moved. `here`: (learner, address) of the present learners in
-    joining order. So a script's many cookies on one address, joined before the class, give their
-    parts back as classmates arrive; a started run is never taken (its learner keeps it), and a
-    class behind one NAT (one address) keeps its order."""
+def share(cells: list[Cell], here: Sequence[tuple[str, str]], settled: Collection[str] = ()) -> int:
+    """After `assign`: a settled learner (`settled`: here for a while) who never had a part, from
+    an address that holds none, takes an unstarted part from an address that holds more than one
+    (the last such part first), in place; the number of parts moved. `here`: (learner, address)
+    of the present learners in joining order. So a script's many cookies on one address, joined
+    before the class, give their parts back to classmates who have been here a while; fresh cookies
+    never take a part from anyone (a class behind one NAT keeps what it has), and a started run is
+    never taken (its learner keeps it)."""
     address_of = dict(here)
     ever = {c.learner for c in cells if c.learner is not None}
     held: dict[str | None, list[Cell]] = {}
@@ -205,7 +206,7 @@ def share(cells: list[Cell], here: Sequence[tuple[str, str]]) -> int:
             held.setdefault(address_of.get(cell.learner), []).append(cell)
     moved = 0
     for learner, address in here:
-        if learner in ever or held.get(address):
+        if learner not in settled or learner in ever or held.get(address):
             continue
         donor = next((group for group in sorted(held.values(), key=len, reverse=True) if len(group) > 1), None)
         spare = next((c for c in reversed(donor) if c.job is None), None) if donor else None

@@ -64,6 +64,7 @@ from tlcore.serve.store import learner_key
 from tlcore.train.config import RunConfig
 
 PRESENT_S = 30.0  # a member unseen for this long has left: their open cell goes to someone else
+SETTLE_S = 20.0  # a member who joined this recently gets a part after those here longer (a script's fresh cookies wait)
 JOINS_PER_ADDRESS = 60  # join attempts one address makes before it must wait (a class behind one NAT: 30)
 WRONG_CODES = 10  # wrong codes one learner types before they must wait (60 s, then twice as long)
 WRONG_CODES_PER_ADDRESS = 100  # ... one address, every learner on it together (a class of 30 behind one NAT, 3 typos each)
@@ -383,7 +384,8 @@ class Classroom(ClassQuestions):
             return True
 
     def _add_locked(self, key: str, learner: str, name: str) -> Member:
-        member = Member(name, max((m.number for m in self.members.values()), default=0) + 1, time.time(), self._clock())
+        number = max((m.number for m in self.members.values()), default=0) + 1
+        member = Member(name, number, time.time(), self._clock(), arrived=self._clock())
         self.members[key] = member
         self._ids[key] = learner
         return member
@@ -578,8 +580,11 @@ class Classroom(ClassQuestions):
             return
         now = self._clock()
         here = [(k, m) for k, m in sorted(self.members.items(), key=lambda kv: kv[1].number) if now - m.seen <= PRESENT_S]
-        assign(self.experiment.cells, by_address(here))
-        share(self.experiment.cells, [(k, m.address if m.address is not None else f"unknown-{k}") for k, m in here])
+        settled = [(k, m) for k, m in here if now - m.arrived >= SETTLE_S]  # here a while: parts go to them first
+        fresh = [(k, m) for k, m in here if now - m.arrived < SETTLE_S]
+        assign(self.experiment.cells, by_address(settled) + by_address(fresh))
+        addresses = [(k, m.address if m.address is not None else f"unknown-{k}") for k, m in here]
+        share(self.experiment.cells, addresses, {k for k, _ in settled})
 
     def reassign(self, index: int, key: str) -> bool:
         """The teacher gives an unfinished part to a member (`key`: their learner key); a run going
