@@ -345,6 +345,16 @@ def test_a_script_that_took_every_part_before_the_class_came_gives_them_back_as_
     assert nat.latest().cells[0].learner == learner_key("first") and nat.assignment("second") is None
 
 
+def test_a_part_comes_back_from_the_address_with_an_unstarted_one_even_when_another_holds_more_running():
+    from tlcore.serve.classroom.design import Cell, share
+
+    running = [Cell(0, s, learner=f"x{s}", job=f"job-{s}") for s in range(3)]  # one address: three runs going
+    idle = [Cell(1, s, learner=f"y{s}") for s in range(2)]  # another: two parts not started
+    here = [*[(f"x{s}", "10.0.0.7") for s in range(3)], *[(f"y{s}", "10.0.0.8") for s in range(2)], ("ann", "10.0.0.1")]
+    assert share([*running, *idle], here, {"ann"}) == 1
+    assert idle[1].learner == "ann" and all(c.learner.startswith("x") for c in running)
+
+
 def test_the_teacher_reassigns_a_part():
     room, code = a_class()
     room.join(code, "a", "Ann", address="1.1.1.1")

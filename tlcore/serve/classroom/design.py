@@ -208,10 +208,11 @@ def share(cells: list[Cell], here: Sequence[tuple[str, str]], settled: Collectio
     for learner, address in here:
         if learner not in settled or learner in ever or held.get(address):
             continue
-        donor = next((group for group in sorted(held.values(), key=len, reverse=True) if len(group) > 1), None)
-        spare = next((c for c in reversed(donor) if c.job is None), None) if donor else None
-        if spare is None:
+        donors = [group for group in held.values() if len(group) > 1 and any(c.job is None for c in group)]
+        if not donors:
             break
+        donor = max(donors, key=len)  # the address holding the most, of those with an unstarted part
+        spare = next(c for c in reversed(donor) if c.job is None)
         donor.remove(spare)
         spare.learner, spare.failed = learner, ""
         held.setdefault(address, []).append(spare)
