@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tlcore.serve.classroom.codes import NICKNAME_MAX, Member, clean_nickname
+from tlcore.serve.classroom.codes import NICKNAME_MAX, Member, clean_nickname, normal_code
 from tlcore.serve.classroom.design import FACTORS, MAX_ROUNDS, MAX_SEEDS, Cell, CellResult, Experiment
 from tlcore.serve.classroom.questions import CONFIDENCE, KINDS, MAX_OUTCOMES, MAX_VOTES, Answer, Question
 from tlcore.train.config import RunConfig
@@ -288,8 +288,11 @@ def decode(text: str) -> Saved:
     _need(len(members) <= MAX_MEMBERS, f"more than {MAX_MEMBERS} members")
     experiment = decode_experiment(d.get("experiment"))
     past = [decode_experiment(e, "a past experiment") for e in _list(d.get("past", []), "the past experiments", 50)]
+    code = _opt_str(d.get("code"), "the code")
+    # a code nobody can type (" ", "abc"): whatever a learner types is normalised first, so it would never match
+    _need(code is None or (code != "" and normal_code(code) == code), "the code is not one a learner can type")
     return Saved(
-        code=_opt_str(d.get("code"), "the code"),
+        code=code,
         projector=_str(d.get("projector", ""), "the projector's key", 64),
         old_codes=[_str(c, "an old code", 32) for c in _list(d.get("old_codes", []), "the old codes", 1000)],
         members={_str(k, "a member's key"): _member(v, "a member") for k, v in members.items()},
