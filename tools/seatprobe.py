@@ -99,22 +99,26 @@ async def _one_run(ws, page_hash: str) -> tuple[Visit, str]:
             return seen, page_hash
 
 
-async def flood(url: str, code: str, joins: int, address: str | None, clients: int = 4) -> tuple[Counter, list[str]]:
-    """`joins` new cookies join from `address`, `clients` at a time: (answers counted, the joined cookies)."""
-    answers: Counter = Counter()
-    joined: list[str] = []
-    todo = iter(range(joins))
+async def _joins(url: str, count: int, clients: int, code_of, address_of) -> list[tuple[str, str]]:
+    """`count` join attempts, each with a new cookie, `clients` at a time: (cookie, answer) each.
+    code_of() and address_of() give each attempt's code and address."""
+    done: list[tuple[str, str]] = []
+    todo = iter(range(count))
 
     async def client() -> None:
         for _ in todo:
             cookie = secrets.token_urlsafe(16)
-            answer = (await visit(url, cookie=cookie, address=address, query=f"join={code}&lang=en")).answer()
-            answers[answer] += 1
-            if answer == "joined":
-                joined.append(cookie)
+            seen = await visit(url, cookie=cookie, address=address_of(), query=f"join={code_of()}&lang=en")
+            done.append((cookie, seen.answer()))
 
     await asyncio.gather(*(client() for _ in range(clients)))
-    return answers, joined
+    return done
+
+
+async def flood(url: str, code: str, joins: int, address: str | None, clients: int = 4) -> tuple[Counter, list[str]]:
+    """`joins` new cookies join from `address`, `clients` at a time: (answers counted, the joined cookies)."""
+    done = await _joins(url, joins, clients, lambda: code, lambda: address)
+    return Counter(answer for _, answer in done), [cookie for cookie, answer in done if answer == "joined"]
 
 
 async def guess(url: str, tries: int, *, forged: bool, clients: int = 4) -> Counter:
@@ -124,18 +128,13 @@ async def guess(url: str, tries: int, *, forged: bool, clients: int = 4) -> Coun
 
     from tlcore.serve.classroom.codes import ALPHABET, CODE_LENGTH
 
-    answers: Counter = Counter()
-    todo = iter(range(tries))
+    def code() -> str:
+        return "".join(random.choice(ALPHABET) for _ in range(CODE_LENGTH))
 
-    async def client() -> None:
-        for _ in todo:
-            code = "".join(random.choice(ALPHABET) for _ in range(CODE_LENGTH))
-            address = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}" if forged else None
-            seen = await visit(url, cookie=secrets.token_urlsafe(16), address=address, query=f"join={code}&lang=en")
-            answers[seen.answer()] += 1
+    def address() -> str | None:
+        return f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}" if forged else None
 
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return answers
+    return Counter(answer for _, answer in await _joins(url, tries, clients, code, address))
 
 
 async def parts_held(url: str, cookies: list[str], address: str | None) -> int:
