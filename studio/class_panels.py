@@ -37,10 +37,12 @@ from tlcore.train.config import RunConfig
 PULSE_S = (
     3.0  # a joined learner's page reads the class this often (the queue line's pace): a push lands within PULSE_S + a page run
 )
+FAST_PULSE_S = 1.0  # ... and this often while the class predicts (`pace`): nothing trains then, and a question lands within it
 SLOT = "class"  # the queue tag and the session's job slot of one's cell
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 _FOLLOWED, _PENDING, _BANNER, _PAUSED = "_class_followed", "_class_pending", "_class_banner", "_class_paused_seen"
 _PART = "_class_part_seen"  # (experiment, cell) the page was last drawn with
+_GREY_START = "_class_start_grey"  # the page drew one's part's Start grey (paused, or the class predicts first)
 
 
 # --- joining ------------------------------------------------------------------------------
@@ -137,6 +139,14 @@ def joined() -> bool:
     return class_room().is_member(owner())
 
 
+def pace() -> float:
+    """How often a joined learner's pulse runs: FAST_PULSE_S while the class predicts (a question
+    open, or an experiment whose parts have not started: the teacher is about to ask), else PULSE_S.
+    Read when the page is drawn (a fragment's timer is set then): a change of pace waits for the
+    learner's next page run and never causes one (30 pages at once would be the very stall it saves)."""
+    return FAST_PULSE_S if class_room().predicting() else PULSE_S
+
+
 def pulse() -> None:
     """In the sidebar's timer fragment (studio.page_frame.class_status), for a learner in the class:
     the class line, the pause, one's part; a newer push reruns the app once to follow it. One
@@ -163,11 +173,11 @@ def pulse() -> None:
         room.collect(read_job, only=me)
     # (experiment, cell, finished): the page redraws when an experiment starts or stops, one's part
     # moves, or one's run is in (its dot then shows); not for every classmate's run (the projector has those)
-    part = (
-        (mine.experiment, mine.cell, mine.result is not None) if mine is not None else None,
-        room.question_state(),  # a question opened, closed, revealed or opened again: the box above the page
-        room.tickets_for,
-    )
+    part = ((mine.experiment, mine.cell, mine.result is not None) if mine is not None else None, room.tickets_for)
+    # (the question needs no page run: the pulse draws it above the page, studio.page_frame.class_status)
+    if st.session_state.get(_GREY_START) and part_blocked() is None:  # the answers closed: the grey Start opens
+        st.session_state[_GREY_START] = False
+        st.rerun()
     if st.session_state.get(_PART, part) != part:  # an experiment started or stopped, or one's part moved: redraw the page
         st.session_state[_PART] = part
         st.rerun()
@@ -303,6 +313,7 @@ def my_cell() -> None:
         if ended:  # their run ended without a result: why, before Start
             st.warning(t(f"class.exp.ended.{ENDED.get(ended, 'failed')}"), icon=":material/restart_alt:")
         blocked = part_blocked()
+        st.session_state[_GREY_START] = blocked is not None  # (the pulse opens it when that ends)
         if blocked:  # the reason where the grey Start is, before it
             st.warning(blocked, icon=":material/pause_circle:")
         st.button(t("class.exp.start"), key="class_start", type="primary", icon=":material/play_arrow:",

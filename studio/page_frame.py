@@ -41,6 +41,7 @@ LESSONS = [
 ]
 ICONS = {"6_class": ":material/groups:"}  # pages after the lessons (the text page keeps text_fields)
 _SEEN = "_frame_seen"
+_QUESTION_SLOT = "_question_slot"  # this run's place above the page for the class's question (None: not in the class)
 _SWITCHED = "_frame_switched"  # this session asked the server to run app.py first
 # Korean breaks lines between words, not inside them (keep-all); a long unbroken token (a
 # file name, a model id) may still wrap anywhere rather than overflow its column.
@@ -203,7 +204,7 @@ def pages() -> list:
 
 def start() -> None:
     """Per-run set-up before any page: page config, language, shared settings, the
-    'frame ran' mark."""
+    'frame ran' mark, and the place above the page where a joined learner's question goes."""
     st.set_page_config(page_title="Transfer Learning Studio", page_icon=str(ICON), layout="wide")
     hosts.guard()  # once per server: websockets for this machine's own names only (studio.hosts)
     if teacher.limits().teacher_mode:
@@ -220,7 +221,8 @@ def start() -> None:
             st.warning(t("link.ignored", names=teacher.left_out_names(ignored)))
     class_panels.join_from_link()  # a class's join link (its QR): join, say so, drop the parameter
     class_panels.banner()  # the teacher brought this learner here (studio.class_panels.follow_teacher)
-    predictions.learner_box()  # the class's open question (or its reveal), above every page
+    # the class's question, above every page: a joined learner's pulse draws it there (class_status)
+    st.session_state[_QUESTION_SLOT] = st.container() if class_panels.joined() else None
     st.session_state[_SEEN] = True
     failed = st.session_state.pop("_callback_error", None)
     if failed:
@@ -244,8 +246,10 @@ def sidebar(page: str = "") -> None:
             st.markdown(t("side.offline"))
         if not status["offline_backbone"]:
             st.caption(t("side.no_offline_backbone", name=get_backbone(offline_default()).title))
-        if class_panels.joined():
-            class_status()  # the queue line and the class, every PULSE_S
+        question_slot = st.session_state.get(_QUESTION_SLOT)  # (made by `start` in this run)
+        if question_slot is not None:
+            # the queue line, the class and its question, every PULSE_S (FAST_PULSE_S while the class predicts)
+            st.fragment(class_status, run_every=class_panels.pace())(question_slot)
         else:
             queue_status()
 
@@ -255,11 +259,15 @@ def queue_status() -> None:
     queue_line()
 
 
-@st.fragment(run_every=class_panels.PULSE_S)
-def class_status() -> None:
-    """A class member's sidebar: the queue line and the class (a push lands within PULSE_S)."""
+def class_status(question_slot) -> None:
+    """A class member's sidebar (a fragment on the member's pace, `class_panels.pace`): the queue
+    line and the class (a push lands within one pulse), and the class's question drawn above the
+    page into `question_slot` (a container outside this fragment: an answer's press reruns this
+    fragment only, and a question reaches every member at their next pulse with no page run)."""
     queue_line()
     class_panels.pulse()
+    with question_slot:
+        predictions.question_box()
 
 
 def queue_line() -> None:

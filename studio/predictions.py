@@ -2,11 +2,13 @@
 whatever page they are on, the projector counts and then reveals, the teacher opens a second vote,
 and each learner gets an exit ticket from their own run.
 
-The learner's box is drawn by the frame above every page (`learner_box`); a learner's sidebar poll
-(studio.class_panels.pulse) reruns the page once when the question opens, closes, is revealed or
-opens again, so a question reaches a student within one poll without a second timer. Answers are
-buttons (one tap on a phone, Tab and Enter on a keyboard, a named button for a screen reader): a
-button has no value that a timer's rerun could drop (streamlit#10805). The numbers and the rules
+The learner's box (`question_box`) is drawn above every page by the learner's own pulse, the one
+timer fragment every joined learner runs (studio.page_frame.class_status), into a container the
+frame made above the page: a question reaches a student at their next pulse with no page run, and
+an answer's press reruns that fragment only (30 students answering at once were 30 page runs on
+the training's cores). The pulse is quicker while the class predicts (studio.class_panels.pace).
+Answers are buttons (one tap on a phone, Tab and Enter on a keyboard, a named button for a screen
+reader): a button has no value that a timer's rerun could drop (streamlit#10805). The numbers and the rules
 are the engine's (tlcore.serve.classroom.questions); this module words and draws them.
 Not for: the experiment's own chart (studio.class_view), the projector's frame (studio.projector).
 """
@@ -134,21 +136,13 @@ def own_sentence(q: Question, out: Reveal, mine: Personal, exp: Experiment | Non
 # ----------------------------------------------------------------------------- the learner
 
 
-def learner_box() -> None:
-    """Above every page, for a joined learner: the open question with its answers, or the reveal."""
-    room, me = class_room(), owner()
-    if room.current_question() is not None and room.is_member(me):
-        _question_box()
-
-
-@st.fragment
-def _question_box() -> None:
-    """The question as a fragment of its own: an answer's press reruns this box, not the whole
-    page (30 students answering at once were 30 page runs queued on the training's cores). The
-    class pulse reruns the page when the question changes (asked, closed, revealed)."""
+def question_box() -> None:
+    """Above every page, for a joined learner (drawn by their pulse): the open question with its
+    answers, the closed one with theirs, or the reveal; nothing while there is no question."""
     room, me = class_room(), owner()
     q = room.current_question()
-    if q is None:
+    if q is None or not room.is_member(me):
+        st.empty()  # (the pulse writes here on every run: the place stays its own)
         return
     exp = _experiment_of(q)
     key = classroom.learner_key(me)

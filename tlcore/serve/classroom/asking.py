@@ -147,6 +147,16 @@ class ClassQuestions:
         with self._lock:
             return self.wait_for_predictions and any(q.open for q in self.questions[-1:])
 
+    def predicting(self) -> bool:
+        """Is the class in its predict phase: a question open, or a running experiment none of
+        whose parts has started yet (the teacher is about to ask)? A joined learner's page then
+        looks for the question more often (studio.class_panels.pace): nothing trains meanwhile."""
+        with self._lock:
+            if any(q.open for q in self.questions[-1:]):
+                return True
+            exp = self.experiment
+            return exp is not None and exp.running and not any(c.job or c.result for c in exp.cells)
+
     def set_wait_for_predictions(self, wait: bool) -> None:
         with self._lock:
             self.wait_for_predictions = bool(wait)
