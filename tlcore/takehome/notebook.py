@@ -73,7 +73,7 @@ def require_supported(record: TakeHome) -> None:
 
 
 def build(record: TakeHome, *, lang: str = "en"):
-    """The notebook (an nbformat NotebookNode) for one run; its `metrics` give the studio's
+    """The notebook (an nbformat NotebookNode) for one run; `record.metrics` give the studio's
     val_acc to compare with. A text run: notebook_text.build."""
     if record.task == "text":
         return notebook_text.build(record, lang=lang)
