@@ -152,7 +152,7 @@ def test_predict_refuses_metadata_it_cannot_build_a_model_from_and_says_which_se
 def test_predict_prints_no_terminal_escape_from_a_models_class_names(monkeypatch, capsys, tmp_path):
     """Class names are written by whoever made the model: an escape sequence in one would colour,
     move or retitle the learner's terminal."""
-    loaded = model_files.Loaded(None, ("cat\x1b]0;owned\x07", "dog\x1b[2J"), "image", "studio_resnet", 16, {})
+    loaded = model_files.Loaded(None, ("cat\x1b]0;owned\x07", "dog\x1b[2J"), "image", "studio_resnet", 16, None)
     monkeypatch.setattr(model_files, "load", lambda path: loaded)
     monkeypatch.setattr(model_files.Loaded, "predict", lambda self, inputs, k=3: [[("cat\x1b]0;owned\x07", 0.9)]])
     (tmp_path / "x.png").write_bytes(b"")
@@ -221,7 +221,7 @@ def test_finetune_on_the_command_line_saves_the_model_for_predict(tmp_path, caps
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert "ImageNet photos recognised through the old head" in out and "model.onnx" in out
-    assert model_files.load(tmp_path / "m").config["strategy"] == "linear_probe"
+    assert model_files.load(tmp_path / "m").config.strategy == "linear_probe"
 
 
 def test_the_model_card_says_what_was_trained_on_what_its_metrics_and_limits(image_run, tmp_path):

@@ -72,8 +72,13 @@ class Loaded:
     task: str  # "image" or "text"
     backbone: str
     image_size: int
-    config: dict
+    config: RunConfig | None  # None: saved without settings
     tokenizer: object = None
+
+    @property
+    def max_length(self) -> int:
+        """A text model's longest sentence in tokens (RunConfig's default when saved without settings)."""
+        return self.config.max_length if self.config else RunConfig.max_length
 
     def predict(self, inputs: list, k: int = 3) -> list[list[tuple[str, float]]]:
         """Top-k (class, probability) for each image (path or (H, W, 3) array) or sentence."""
@@ -103,7 +108,7 @@ def text_batch(tokenizer, sentences: list[str], max_length: int) -> dict[str, to
 def probabilities(loaded: Loaded, inputs: list) -> torch.Tensor:
     """(B, num_classes) softmax of the loaded model for a list of images or sentences."""
     if loaded.task == "text":
-        batch = text_batch(loaded.tokenizer, inputs, int(loaded.config.get("max_length", 128)))
+        batch = text_batch(loaded.tokenizer, inputs, loaded.max_length)
     else:
         batch = image_batch(inputs, loaded.image_size)
     return loaded.model(batch).float().softmax(-1)
@@ -387,11 +392,10 @@ def load(path: str | Path) -> Loaded:
     from safetensors.torch import load_file  # a compiled extension: loaded when a model is read
 
     weights, record = read_meta(path)
-    config = record.config.to_dict() if record.config else {}
-    classes, backbone = record.classes, record.backbone
+    classes, backbone, config = record.classes, record.backbone, record.config
     state = load_file(str(weights))
     if record.task == "text":
-        lora_r = record.config.lora_r if record.config and record.config.strategy == "lora" else 0
+        lora_r = config.lora_r if config and config.strategy == "lora" else 0
         model = build_text_model(backbone, len(classes), pretrained=False, lora_r=lora_r)
         model.hf.load_state_dict(state, strict=True)
         return Loaded(model.eval(), classes, "text", backbone, 0, config, model.tokenizer)
@@ -407,7 +411,7 @@ def onnx_logits(path: str | Path, loaded: Loaded, inputs: list):
     path = Path(path)
     session = ort.InferenceSession(str(path / ONNX if path.is_dir() else path), providers=["CPUExecutionProvider"])
     if loaded.task == "text":
-        batch = text_batch(loaded.tokenizer, inputs, int(loaded.config.get("max_length", 128)))
+        batch = text_batch(loaded.tokenizer, inputs, loaded.max_length)
         feed = {k: v.numpy() for k, v in batch.items()}
     else:
         feed = {"pixels": image_batch(inputs, loaded.image_size).numpy()}
