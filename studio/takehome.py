@@ -28,6 +28,7 @@ from tlcore.core import settings
 from tlcore.core.events import HistorySnapshot
 from tlcore.core.messages import LearnerError
 from tlcore.takehome import model_files, notebook
+from tlcore.takehome.record import RunMetrics, TakeHome
 from tlcore.train import finetuned
 from tlcore.train.config import RunConfig
 
@@ -46,7 +47,7 @@ def _downloads() -> Path:
     return _folder
 
 
-def bundle_file(learner: str, model_id: str, part: str, metrics: dict | None = None) -> Path | None:
+def bundle_file(learner: str, model_id: str, part: str, metrics: RunMetrics | None = None) -> Path | None:
     """The zip for one of the learner's shelf models and one part ("weights" or "onnx"), built
     once per run and part, on disk; None when the shelf has no such model of theirs. The id is
     the run's own, unguessable one, and the shelf gives a model to its owner only: asked on
@@ -79,7 +80,7 @@ def _trim(keep: Path) -> None:
         old.unlink(missing_ok=True)
 
 
-def bundle_or_note(learner: str, model_id: str, part: str, metrics: dict | None = None) -> Path | bytes:
+def bundle_or_note(learner: str, model_id: str, part: str, metrics: RunMetrics | None = None) -> Path | bytes:
     """The download: the zip built once (bundle_file), on disk; or a small zip saying why there is
     none. `learner` is taken when the button is drawn: the file is asked for later, outside the page's run."""
     try:
@@ -89,7 +90,7 @@ def bundle_or_note(learner: str, model_id: str, part: str, metrics: dict | None 
     return path if path is not None else _note_zip(str(LearnerError("takehome.gone")))
 
 
-def bundle(learner: str, model_id: str, part: str, metrics: dict | None = None) -> bytes:
+def bundle(learner: str, model_id: str, part: str, metrics: RunMetrics | None = None) -> bytes:
     """The download's bytes, where they must go through memory (download_hold.FromDisk streams
     the file from disk instead). Built once: Streamlit keeps a download's bytes under a hash of
     them, and a zip built again per click (a new timestamp inside) was a new 87 MB copy each time
@@ -124,7 +125,7 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
         return
     mb = max(1, round(finetuned.model_bytes(entry.model) / 2**20))
     name = f"{entry.backbone}-{config.strategy}"
-    card = model_files.card_metrics(result)
+    card = RunMetrics.of(result)  # small: what the card reports, kept by the buttons' callbacks
     # (part, its label and help, the key's prefix, the file's suffix): the two zips side by side
     parts = (
         ("weights", "takehome.weights", "help.takehome_weights", "model", ""),
@@ -141,11 +142,11 @@ def model_download(snap: HistorySnapshot, config: RunConfig, *, key: str) -> Non
             help=t(help_key),
             icon=":material/download:",
         )
-    meta, lang = model_files.describe(entry, card), current_lang()
-    if notebook.supported(meta):  # the same run in plain PyTorch, built on click (milliseconds)
+    record, lang = TakeHome.of(entry, card), current_lang()
+    if notebook.supported(record):  # the same run in plain PyTorch, built on click (milliseconds)
         st.download_button(
             t("takehome.notebook"),
-            data=lambda: notebook.to_bytes(meta, lang=lang, metrics=card),
+            data=lambda: notebook.to_bytes(record, lang=lang),
             file_name=f"{name}.ipynb",
             mime="application/x-ipynb+json",
             key=f"notebook:{key}",

@@ -12,6 +12,7 @@ it explains in Korean for a Korean learner; a run it cannot rebuild is refused i
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import nbformat
 import pytest
@@ -20,6 +21,7 @@ from tlcore import cli
 from tlcore.core.events import EvalEvent
 from tlcore.core.messages import LearnerError
 from tlcore.takehome import model_files, notebook, notebook_cells
+from tlcore.takehome.record import TakeHome
 from tlcore.train.config import RunConfig
 from tlcore.train.recipe import run
 
@@ -44,11 +46,11 @@ TINY = RunConfig(
 
 @pytest.fixture(scope="module")
 def studio_run():
-    """The app's own run of TINY: its result, events and the model description the download holds."""
+    """The app's own run of TINY: its result, events and the record the download carries."""
     events = []
     result = run(TINY, events.append)
     entry = result.model.on_cpu()
-    return result, [e for e in events if isinstance(e, EvalEvent)], entry, model_files.describe(entry, result)
+    return result, [e for e in events if isinstance(e, EvalEvent)], entry, TakeHome.of(entry, result)
 
 
 def _cells(nb, **settings) -> list[str]:
@@ -71,8 +73,8 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
     # inherits it: its plot would then draw nowhere. A learner's Jupyter starts without it.
     monkeypatch.delenv("MPLBACKEND", raising=False)
 
-    result, _, _, meta = studio_run
-    nb = notebook.build(meta, lang="en", metrics=model_files.card_metrics(result))
+    result, _, _, record = studio_run
+    nb = notebook.build(record, lang="en")
     nbformat.validate(nb)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = {tag: cell.outputs for cell in nb.cells for tag in cell.metadata.get("tags", [])}
@@ -90,8 +92,8 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
 
 @pytest.mark.slow
 def test_with_the_studios_depthwise_gradient_it_is_the_studios_run_step_for_step(studio_run):
-    result, evals, _, meta = studio_run
-    sources = _cells(notebook.build(meta, metrics=model_files.card_metrics(result)))
+    result, evals, _, record = studio_run
+    sources = _cells(notebook.build(record))
     model_cell = next(i for i, s in enumerate(sources) if "# The new head" in s)
     sources[model_cell] = sources[model_cell].replace(
         "\n# The new head", "\nfrom tlcore.models import depthwise\ndepthwise.speed_up(net)\n# The new head"
@@ -106,17 +108,17 @@ def test_with_the_studios_depthwise_gradient_it_is_the_studios_run_step_for_step
 
 
 def test_it_evaluates_the_downloaded_weights_to_the_studios_accuracy(studio_run, tmp_path):
-    result, _, entry, meta = studio_run
+    result, _, entry, record = studio_run
     model_files.save(entry, tmp_path, parts=("weights",))
     weights = str(tmp_path / "model.safetensors")
-    scope = _run_in_process(_cells(notebook.build(meta), USE_EXPORTED_WEIGHTS=True, WEIGHTS=weights))
+    scope = _run_in_process(_cells(notebook.build(record), USE_EXPORTED_WEIGHTS=True, WEIGHTS=weights))
     assert scope["history"] is None  # nothing trained
     assert scope["val_acc"] == pytest.approx(result.val_acc, abs=1e-6)
 
 
 def test_a_korean_learner_gets_the_explanations_in_korean_and_the_same_code(studio_run):
-    result, _, _, meta = studio_run
-    en, ko = (notebook.build(meta, lang=lang, metrics=model_files.card_metrics(result)) for lang in ("en", "ko"))
+    result, _, _, record = studio_run
+    en, ko = (notebook.build(record, lang=lang) for lang in ("en", "ko"))
     assert [c.source for c in en.cells if c.cell_type == "code"] == [c.source for c in ko.cells if c.cell_type == "code"]
     korean = [c.source for c in ko.cells if c.cell_type == "markdown"]
     assert len(korean) == len([c for c in en.cells if c.cell_type == "markdown"]) == 9
@@ -131,10 +133,11 @@ def test_the_lessons_have_the_same_sections_in_both_languages():
 
 @pytest.mark.parametrize("backbone, dataset", [("studio_resnet", "digits"), ("efficientnet_lite0", "synthetic_novel")])
 def test_a_run_it_cannot_rebuild_is_refused_in_words(studio_run, backbone, dataset):
-    meta = dict(studio_run[3], backbone=backbone, config=dict(studio_run[3]["config"], dataset=dataset))
-    assert not notebook.supported(meta)
+    run_record = studio_run[3]
+    record = replace(run_record, backbone=backbone, config=run_record.config.replace(dataset=dataset))
+    assert not notebook.supported(record)
     with pytest.raises(LearnerError) as caught:
-        notebook.build(meta)
+        notebook.build(record)
     assert caught.value.message.key == "notebook.unsupported" and backbone in str(caught.value)
 
 
@@ -176,8 +179,7 @@ def test_the_notebook_reads_the_studios_very_images_and_split(dataset, tmp_path)
     root = str(_images(tmp_path)) if dataset == "folder" else ""
     config = TINY.replace(dataset=dataset, data_root=root, per_class=5, val_per_class=3, seed=7)
     data = catalog.load_dataset(dataset, per_class=5, val_per_class=3, image_size=32, seed=7, root=root)
-    meta = {"task": "image", "backbone": "efficientnet_lite0", "classes": list(data.classes), "image_size": 32}
-    nb = notebook.build({**meta, "config": config.to_dict()})
+    nb = notebook.build(TakeHome("image", "efficientnet_lite0", tuple(data.classes), 32, config))
     data_cell = next(i for i, c in enumerate(nb.cells) if "load_images()" in c.source and "train_idx" in c.source)
     sources = [c.source for c in nb.cells[: data_cell + 1] if c.cell_type == "code"]
     scope = _run_in_process(_cells_of(sources, DATA_ROOT=root))
@@ -212,8 +214,7 @@ def test_no_take_home_file_carries_the_servers_upload_folder(tmp_path):
     assert entry.config["data_root"] == str(server_copy)  # the page's record keeps it
     folder = tmp_path / "download"
     model_files.save(entry, folder, parts=("weights",))
-    meta = model_files.describe(entry)
-    nb = notebook.build(meta)
+    nb = notebook.build(TakeHome.of(entry))
     written = {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     written["notebook.ipynb"] = json.dumps(nb).encode()
     leaks = [name for name, data in written.items() if b"session-4f2a" in data or str(tmp_path).encode() in data]

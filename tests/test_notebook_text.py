@@ -14,6 +14,7 @@ the same code; a run it cannot carry is refused in words; the CLI writes it besi
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import nbformat
 import pytest
@@ -23,6 +24,7 @@ from tlcore import cli
 from tlcore.core.events import EvalEvent
 from tlcore.core.messages import LearnerError
 from tlcore.takehome import model_files, notebook, notebook_cells, notebook_text
+from tlcore.takehome.record import RunMetrics, TakeHome
 from tlcore.train.config import RunConfig
 from tlcore.train.recipe import load_run_data, run
 
@@ -61,12 +63,12 @@ def _tiny(model_dir: str, strategy: str = "full") -> RunConfig:
 
 
 def _studio(config: RunConfig):
-    """The app's own run: its result, its EvalEvents, the kept model and the download's description."""
+    """The app's own run: its result, its EvalEvents, the kept model and the download's record."""
     events = []
     result = run(config, events.append)
     assert result is not None, events[-1]
     entry = result.model.on_cpu()
-    return result, [e for e in events if isinstance(e, EvalEvent)], entry, model_files.describe(entry, result)
+    return result, [e for e in events if isinstance(e, EvalEvent)], entry, TakeHome.of(entry, result)
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +97,8 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
     from nbclient import NotebookClient
 
     monkeypatch.delenv("MPLBACKEND", raising=False)  # as in tests/test_notebook.py: a learner's Jupyter has none
-    result, _, _, meta = studio_run
-    nb = notebook.build(meta, lang="en", metrics=model_files.card_metrics(result))
+    result, _, _, record = studio_run
+    nb = notebook.build(record, lang="en")
     nbformat.validate(nb)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = {tag: cell.outputs for cell in nb.cells for tag in cell.metadata.get("tags", [])}
@@ -119,8 +121,8 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
 )
 def test_in_process_it_is_the_studios_run_bit_for_bit(model_dirs, family, strategy):
     config = _tiny(model_dirs[family], strategy)
-    result, evals, _, meta = _studio(config)
-    scope = _run_in_process(_cells(notebook.build(meta, metrics=model_files.card_metrics(result))))
+    result, evals, _, record = _studio(config)
+    scope = _run_in_process(_cells(notebook.build(record)))
     history = scope["history"]
     # Exactly: the same operations on the same numbers in the same order (one kernel, one thread count).
     assert history["val/loss"] == [e.val_loss for e in evals]
@@ -130,7 +132,7 @@ def test_in_process_it_is_the_studios_run_bit_for_bit(model_dirs, family, strate
     assert [t for _, t in scope["val_sentences"]] == data.val_texts
     assert scope["train_y"].tolist() == data.train_y.tolist()
     assert scope["FEATURES_ONCE"] == (strategy == "linear_probe")  # the studio's feature cache, computed once
-    assert scope["GROUPS"] == meta["groups"] == ["embeddings", "layer0", "layer1", "head"]
+    assert scope["GROUPS"] == list(record.groups) == ["embeddings", "layer0", "layer1", "head"]
     norms = history["grad_norm/head"]
     assert len(norms) == 6 and all(n > 0 for n in norms)  # a trained group: a norm every step
     if strategy == "linear_probe":
@@ -140,8 +142,8 @@ def test_in_process_it_is_the_studios_run_bit_for_bit(model_dirs, family, strate
 @pytest.mark.parametrize("family", ["bert", "distilbert"])
 def test_lora_adapters_are_the_studios_too(model_dirs, family, tmp_path):
     pytest.importorskip("peft")
-    result, evals, entry, meta = _studio(_tiny(model_dirs[family], "lora"))
-    scope = _run_in_process(_cells(notebook.build(meta, metrics=model_files.card_metrics(result))))
+    result, evals, entry, record = _studio(_tiny(model_dirs[family], "lora"))
+    scope = _run_in_process(_cells(notebook.build(record)))
     assert scope["history"]["val/loss"] == [e.val_loss for e in evals]
     assert scope["GROUPS"] == ["pretrained", "layer0", "layer1", "head"]
     assert all(n != n for n in scope["history"]["grad_norm/pretrained"])  # the pretrained weights never train
@@ -149,22 +151,26 @@ def test_lora_adapters_are_the_studios_too(model_dirs, family, tmp_path):
     assert scope["trainable"] == result.trainable_params and scope["total"] == result.total_params
     # the downloaded weights, adapters included, load by name into the notebook's model
     model_files.save(entry, tmp_path, parts=("weights",))
-    scope = _run_in_process(_cells(notebook.build(meta), USE_EXPORTED_WEIGHTS=True, WEIGHTS=str(tmp_path / "model.safetensors")))
+    scope = _run_in_process(
+        _cells(notebook.build(record), USE_EXPORTED_WEIGHTS=True, WEIGHTS=str(tmp_path / "model.safetensors"))
+    )
     assert scope["history"] is None and scope["val_acc"] == pytest.approx(result.val_acc, abs=1e-6)
 
 
 def test_it_evaluates_the_downloaded_weights_to_the_studios_accuracy(studio_run, tmp_path):
-    result, _, entry, meta = studio_run
+    result, _, entry, record = studio_run
     model_files.save(entry, tmp_path, parts=("weights",))
-    scope = _run_in_process(_cells(notebook.build(meta), USE_EXPORTED_WEIGHTS=True, WEIGHTS=str(tmp_path / "model.safetensors")))
+    scope = _run_in_process(
+        _cells(notebook.build(record), USE_EXPORTED_WEIGHTS=True, WEIGHTS=str(tmp_path / "model.safetensors"))
+    )
     assert scope["history"] is None  # nothing trained
     assert scope["val_acc"] == pytest.approx(result.val_acc, abs=1e-6)
     assert scope["val_loss"] == pytest.approx(result.val_loss, abs=1e-6)
 
 
 def test_a_korean_learner_gets_the_explanations_in_korean_and_the_same_code(studio_run):
-    result, _, _, meta = studio_run
-    en, ko = (notebook.build(meta, lang=lang, metrics=model_files.card_metrics(result)) for lang in ("en", "ko"))
+    result, _, _, record = studio_run
+    en, ko = (notebook.build(record, lang=lang) for lang in ("en", "ko"))
     assert [c.source for c in en.cells if c.cell_type == "code"] == [c.source for c in ko.cells if c.cell_type == "code"]
     korean = [c.source for c in ko.cells if c.cell_type == "markdown"]
     assert len(korean) == len([c for c in en.cells if c.cell_type == "markdown"]) == 10
@@ -179,17 +185,17 @@ def test_the_text_lessons_have_the_same_sections_in_both_languages():
 
 
 def test_a_text_run_it_cannot_carry_is_refused_in_words(studio_run, tmp_path):
-    meta = studio_run[3]
-    assert notebook.supported(meta)  # what the download offers the button by (studio.takehome)
-    many = dict(meta, config=dict(meta["config"], per_class=5000), metrics={})
-    gone = dict(meta, config=dict(meta["config"], dataset="text_csv", data_root=str(tmp_path / "deleted.csv")))
+    record = studio_run[3]
+    assert notebook.supported(record)  # what the download offers the button by (studio.takehome)
+    many = replace(record, config=record.config.replace(per_class=5000), metrics=RunMetrics())
+    gone = replace(record, config=record.config.replace(dataset="text_csv", data_root=str(tmp_path / "deleted.csv")))
     for refused, key in ((many, "notebook.text_too_big"), (gone, "notebook.text_data_gone")):
         assert not notebook.supported(refused)
         with pytest.raises(LearnerError) as caught:
             notebook.build(refused)
         assert caught.value.message.key == key
     with pytest.raises(LearnerError, match=f"at most {notebook_text.MAX_SENTENCES}"):
-        notebook.check(many)
+        notebook.require_supported(many)
 
 
 def test_the_cli_writes_a_text_runs_notebook_beside_its_saved_model(studio_run, tmp_path):

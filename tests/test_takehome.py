@@ -20,6 +20,7 @@ from tlcore import cli
 from tlcore.core.events import RunResult
 from tlcore.core.messages import LearnerError
 from tlcore.takehome import model_files
+from tlcore.takehome.record import RunMetrics, TakeHome
 from tlcore.train.config import RunConfig
 from tlcore.train.recipe import load_run_data, run
 
@@ -126,6 +127,9 @@ def test_a_file_not_written_by_the_studio_is_refused(tmp_path):
         ({"image_size": "96"}, "image_size"),
         ({"config": {"epochs": -3}}, "config"),
         ({"config": {"not_a_setting": 1}}, "config"),
+        ({"config": ["epochs", 3]}, "config"),
+        ({"groups": "stem"}, "groups"),
+        ({"metrics": [0.9]}, "metrics"),
     ],
 )
 def test_predict_refuses_metadata_it_cannot_build_a_model_from_and_says_which_setting(image_folder, tmp_path, change, setting):
@@ -148,7 +152,7 @@ def test_predict_refuses_metadata_it_cannot_build_a_model_from_and_says_which_se
 def test_predict_prints_no_terminal_escape_from_a_models_class_names(monkeypatch, capsys, tmp_path):
     """Class names are written by whoever made the model: an escape sequence in one would colour,
     move or retitle the learner's terminal."""
-    loaded = model_files.Loaded(None, ("cat\x1b]0;owned\x07", "dog\x1b[2J"), "image", "studio_resnet", 16, {})
+    loaded = model_files.Loaded(None, ("cat\x1b]0;owned\x07", "dog\x1b[2J"), "image", "studio_resnet", 16, None)
     monkeypatch.setattr(model_files, "load", lambda path: loaded)
     monkeypatch.setattr(model_files.Loaded, "predict", lambda self, inputs, k=3: [[("cat\x1b]0;owned\x07", 0.9)]])
     (tmp_path / "x.png").write_bytes(b"")
@@ -217,7 +221,7 @@ def test_finetune_on_the_command_line_saves_the_model_for_predict(tmp_path, caps
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert "ImageNet photos recognised through the old head" in out and "model.onnx" in out
-    assert model_files.load(tmp_path / "m").config["strategy"] == "linear_probe"
+    assert model_files.load(tmp_path / "m").config.strategy == "linear_probe"
 
 
 def test_the_model_card_says_what_was_trained_on_what_its_metrics_and_limits(image_run, tmp_path):
@@ -237,3 +241,37 @@ def test_the_model_card_says_what_was_trained_on_what_its_metrics_and_limits(ima
     # saved without a result (an older caller): the card says the metrics are not recorded, never invents them
     model_files.save(entry, tmp_path / "bare", parts=("weights",))
     assert "Not recorded" in (tmp_path / "bare" / "MODEL_CARD.md").read_text()
+
+
+def test_the_record_is_the_files_json_and_reads_back_from_it(image_folder):
+    """model.json is one TakeHome record's JSON: read back, it writes the very same JSON (keys and order)."""
+    written = json.loads((image_folder[0] / model_files.META).read_text())
+    record = TakeHome.from_dict(written)
+    assert record.to_dict() == written and list(record.to_dict()) == list(written)
+    assert record.backbone == "efficientnet_lite0" and record.config == IMAGE and record.cli == IMAGE.to_cli()
+    assert TakeHome.from_json(record.to_json()) == record
+
+
+def test_a_file_written_before_groups_and_metrics_still_loads(image_folder, tmp_path):
+    """The first take-home files had no layer groups and no metrics, and a partial config: they load."""
+    from safetensors.torch import load_file, save_file
+
+    old = {
+        "format": "tlcore-model-1",
+        "task": "image",
+        "backbone": "efficientnet_lite0",
+        "classes": [str(i) for i in range(10)],
+        "image_size": 32,
+        "config": {"backbone": "efficientnet_lite0", "dataset": "digits", "image_size": 32, "strategy": "partial"},
+    }
+    weights = tmp_path / "old.safetensors"
+    save_file(load_file(str(image_folder[0] / model_files.WEIGHTS)), str(weights), metadata={"tlcore": json.dumps(old)})
+    _, record = model_files.read_meta(weights)
+    assert record.groups == () and record.metrics == RunMetrics() and record.config.strategy == "partial"
+    assert model_files.load(weights).classes == tuple(old["classes"])
+
+
+def test_the_cards_figures_leave_out_what_the_run_did_not_measure():
+    figures = RunMetrics.of(RunResult(val_acc=0.5, confusion=[], pretrained=""))
+    assert figures.to_dict() == {"val_acc": 0.5, "seconds": 0.0} and RunMetrics.of(figures.to_dict()) == figures
+    assert not RunMetrics.of(None)

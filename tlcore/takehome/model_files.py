@@ -5,7 +5,8 @@ A finished run's model (kept on the server's shelf, tlcore.serve.kept_models) be
     model.safetensors   the weights; its metadata holds the run's settings and class names,
                         so this one file is enough for `load` and `python -m tlcore predict`
     model.json          the same settings (RunConfig.to_dict), the CLI command that trains
-                        it again, the class names, the input it expects
+                        it again, the class names, the input it expects: the JSON of one
+                        `TakeHome` record (tlcore.takehome.record), what every file here reads
     model.onnx          the same network for onnxruntime (no torch, no studio); images in as
                         (B, 3, S, S) uint8, text in as token ids + attention mask; logits out
     tokenizer/          text models: the tokenizer's files, for the ONNX model
@@ -30,19 +31,31 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import time
 import unicodedata
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from tlcore.core.events import RunResult
 from tlcore.core.messages import LearnerError
+from tlcore.core.progress import ProgressPrinter
 from tlcore.core.spreadsheet import safe_frame
+from tlcore.models import catalog
+from tlcore.models.imagenet import to_input
+from tlcore.models.text_backbones import build_text_model
 from tlcore.takehome.card import model_card
+from tlcore.takehome.record import FORMAT, RunMetrics, TakeHome
+from tlcore.train import presets
+from tlcore.train.config import RunConfig, add_config_args
+from tlcore.train.finetuned import model_bytes
+from tlcore.train.recipe import load_run_data, run
 
-FORMAT = "tlcore-model-1"
 WEIGHTS, META, ONNX, README, CARD = "model.safetensors", "model.json", "model.onnx", "README.md", "MODEL_CARD.md"
 MAX_MODEL_BYTES = 128 * 2**20  # ResNet-50, ConvNeXt-Tiny and MiniLM fit; BERT-base and ViT-B/16 do not
 MAX_MODEL_CLASSES = 1000  # a head this studio trains has at most the class's max_classes (100); ImageNet's 1000
@@ -59,8 +72,13 @@ class Loaded:
     task: str  # "image" or "text"
     backbone: str
     image_size: int
-    config: dict
+    config: RunConfig | None  # None: saved without settings
     tokenizer: object = None
+
+    @property
+    def max_length(self) -> int:
+        """A text model's longest sentence in tokens (RunConfig's default when saved without settings)."""
+        return self.config.max_length if self.config else RunConfig.max_length
 
     def predict(self, inputs: list, k: int = 3) -> list[list[tuple[str, float]]]:
         """Top-k (class, probability) for each image (path or (H, W, 3) array) or sentence."""
@@ -77,11 +95,6 @@ class Loaded:
 def image_batch(images: list, size: int) -> torch.Tensor:
     """Paths or (H, W, 3) arrays -> (B, 3, size, size) uint8: the studio's own preprocessing
     (centre square, resized), which the ONNX model expects too."""
-    import numpy as np
-    from PIL import Image
-
-    from tlcore.models.imagenet import to_input
-
     arrays = [np.asarray(Image.open(x).convert("RGB")) if isinstance(x, (str, Path)) else x for x in images]
     return torch.cat([to_input(a, size) for a in arrays])
 
@@ -95,7 +108,7 @@ def text_batch(tokenizer, sentences: list[str], max_length: int) -> dict[str, to
 def probabilities(loaded: Loaded, inputs: list) -> torch.Tensor:
     """(B, num_classes) softmax of the loaded model for a list of images or sentences."""
     if loaded.task == "text":
-        batch = text_batch(loaded.tokenizer, inputs, int(loaded.config.get("max_length", 128)))
+        batch = text_batch(loaded.tokenizer, inputs, loaded.max_length)
     else:
         batch = image_batch(inputs, loaded.image_size)
     return loaded.model(batch).float().softmax(-1)
@@ -111,74 +124,7 @@ def _state(entry) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
 
 
-def describe(entry, metrics: dict | None = None) -> dict:
-    """model.json: what the files are and how they were made (and, given the run's result, its metrics)."""
-    from tlcore.train.config import RunConfig
-
-    config = entry.config or {}
-    meta = {
-        "format": FORMAT,
-        "task": entry.task,
-        "backbone": entry.backbone,
-        "classes": list(entry.classes),
-        "image_size": entry.image_size,
-        "config": config,
-    }
-    if config:
-        meta["cli"] = RunConfig.from_dict(config).to_cli()
-    if entry.task == "text":
-        meta["input"] = {"input_ids": "(B, T) int64 token ids from tokenizer/", "attention_mask": "(B, T) int64"}
-    else:
-        meta["input"] = {"pixels": f"(B, 3, {entry.image_size}, {entry.image_size}) uint8 RGB, centre square resized"}
-    groups = getattr(entry.model, "group_names", None)  # layer groups, shallow to deep (the last is the head)
-    if groups:
-        meta["groups"] = list(groups)
-    meta["output"] = "logits (B, num_classes), classes in the order of 'classes'"
-    if metrics:
-        meta["metrics"] = card_metrics(metrics)
-    return meta
-
-
-# What a take-home file calls the learner's own data: the server's copy sits in a private upload
-# folder whose path means nothing on the learner's machine and tells them how the server is laid out.
-LEARNER_DATA = {"folder": "my_images", "text_csv": "my_sentences.csv"}
-
-
-def shareable(config: dict) -> dict:
-    """The run's settings as a file the learner takes home records them: an upload's path on the
-    server replaced by the name the README and notebook use (`LEARNER_DATA`; "" for a dataset the
-    studio finds itself). The pages keep the real path: a text notebook reads the sentences from it."""
-    if not config.get("data_root"):
-        return config
-    return {**config, "data_root": LEARNER_DATA.get(config.get("dataset"), "")}
-
-
-def for_files(meta: dict) -> dict:
-    """`describe`'s record as the written files carry it: settings and command `shareable`."""
-    from tlcore.train.config import RunConfig
-
-    config = shareable(meta.get("config") or {})
-    if config is meta.get("config") or not config:
-        return meta
-    return {**meta, "config": config, "cli": RunConfig.from_dict(config).to_cli()}
-
-
-CARD_METRICS = ("val_acc", "best_val_acc", "val_loss", "trainable_params", "total_params", "pretrained", "confusion", "seconds")
-
-
-def card_metrics(result: RunResult | dict | None) -> dict:
-    """The part of a run's result a model card reports (small: no predictions, no events); what the
-    run did not measure is left out. A card's own dict passes through unchanged."""
-    if isinstance(result, dict):
-        values = {k: result.get(k) for k in CARD_METRICS}
-    else:
-        values = {k: getattr(result, k) for k in CARD_METRICS} if result is not None else {}
-    return {k: v for k, v in values.items() if v is not None and v != [] and v != ""}
-
-
 def check_size(entry) -> None:
-    from tlcore.train.finetuned import model_bytes
-
     size = model_bytes(entry.model)
     if size > MAX_MODEL_BYTES:
         raise LearnerError("takehome.too_big", mb=round(size / 2**20), limit=round(MAX_MODEL_BYTES / 2**20))
@@ -187,34 +133,35 @@ def check_size(entry) -> None:
 PARTS = ("weights", "onnx")  # the app offers each as its own download: a text model's are 90 MB each
 
 
-def save(entry, folder: str | Path, *, parts: tuple[str, ...] = PARTS, metrics: dict | None = None) -> dict[str, int]:
+def save(
+    entry, folder: str | Path, *, parts: tuple[str, ...] = PARTS, metrics: RunResult | RunMetrics | None = None
+) -> dict[str, int]:
     """Write a fine-tuned model (tlcore.train.finetuned.Finetuned) as files; returns {file name: bytes}.
 
     parts: "weights" (model.safetensors) and/or "onnx" (model.onnx); model.json, README.md,
     MODEL_CARD.md and a text model's tokenizer/ come with either. metrics: the run's result
-    (recipe.run's dict), for the card."""
-    from safetensors.torch import save_file
+    (or its card's figures), for the card. The files carry the record `shareable`: no upload path
+    of the server's."""
+    from safetensors.torch import save_file  # a compiled extension: loaded when a model is saved, not with the page
 
     check_size(entry)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    meta = for_files(describe(entry, metrics))
+    record = TakeHome.of(entry, metrics).shareable()
     if "weights" in parts:
-        save_file(_state(entry), str(folder / WEIGHTS), metadata={"tlcore": json.dumps(meta, ensure_ascii=False)})
+        save_file(_state(entry), str(folder / WEIGHTS), metadata={"tlcore": record.to_json()})
     if "onnx" in parts:
         export_onnx(entry, folder / ONNX)
-    (folder / META).write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
+    (folder / META).write_text(record.to_json(indent=1), encoding="utf-8")
     if entry.task == "text":
         entry.model.tokenizer.save_pretrained(str(folder / "tokenizer"))
-    (folder / README).write_text(readme(meta, parts), encoding="utf-8")
-    (folder / CARD).write_text(model_card(meta), encoding="utf-8")
+    (folder / README).write_text(readme(record, parts), encoding="utf-8")
+    (folder / CARD).write_text(model_card(record), encoding="utf-8")
     return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def export_onnx(entry, path: Path) -> None:
     """The same network as ONNX (TorchScript exporter, dynamic batch; text: dynamic length too)."""
-    import warnings
-
     model = entry.model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
@@ -276,7 +223,7 @@ def _attention(hf, implementation: str | None) -> str | None:
     return before
 
 
-def write_zip(entry, target, *, parts: tuple[str, ...] = PARTS, metrics: dict | None = None) -> None:
+def write_zip(entry, target, *, parts: tuple[str, ...] = PARTS, metrics: RunResult | RunMetrics | None = None) -> None:
     """The folder `save` writes (with `metrics` for the model card), as one zip into `target` (a path
     or a binary file), copied from disk file by file: a 90 MB model is never held twice in memory
     (the temporary folder is removed)."""
@@ -291,29 +238,29 @@ def write_zip(entry, target, *, parts: tuple[str, ...] = PARTS, metrics: dict | 
                     )
 
 
-def zip_bytes(entry, *, parts: tuple[str, ...] = PARTS, metrics: dict | None = None) -> bytes:
+def zip_bytes(entry, *, parts: tuple[str, ...] = PARTS, metrics: RunResult | RunMetrics | None = None) -> bytes:
     """The zip `write_zip` makes, in memory."""
     buffer = io.BytesIO()
     write_zip(entry, buffer, parts=parts, metrics=metrics)
     return buffer.getvalue()
 
 
-def readme(meta: dict, parts: tuple[str, ...]) -> str:
+def readme(record: TakeHome, parts: tuple[str, ...]) -> str:
     """The download's README.md: what the model is, how it was trained, and how to run it
     with the studio's engine and (when the ONNX file is in the download) without it."""
-    classes = ", ".join(meta["classes"])
     lines = [
-        f"# {meta['backbone']} fine-tuned by Transfer Learning Studio",
+        f"# {record.backbone} fine-tuned by Transfer Learning Studio",
         "",
-        f"Task: {meta['task']}. Classes, in output order: {classes}.",
+        f"Task: {record.task}. Classes, in output order: {', '.join(record.classes)}.",
         "",
     ]
-    if meta.get("cli"):
-        lines += ["Trained with:", "", "```bash", meta["cli"], "```", ""]
+    if record.cli:
+        lines += ["Trained with:", "", "```bash", record.cli, "```", ""]
+    image = record.task == "image"
     if "weights" in parts:
-        lines += _with_engine('"photo.jpg"' if meta["task"] == "image" else '"a sentence to classify"')
+        lines += _with_engine('"photo.jpg"' if image else '"a sentence to classify"')
     if "onnx" in parts:
-        lines += _onnx_image(meta["image_size"]) if meta["task"] == "image" else _onnx_text(meta["config"].get("max_length", 128))
+        lines += _onnx_image(record.image_size) if image else _onnx_text(record.config.max_length if record.config else 128)
     return "\n".join(lines)
 
 
@@ -383,9 +330,9 @@ def _onnx_text(length: int) -> list[str]:
 # ----------------------------------------------------------------------------- reading
 
 
-def read_meta(path: str | Path) -> tuple[Path, dict]:
-    """(weights file, its metadata) for a folder written by `save` or its model.safetensors."""
-    from safetensors import safe_open
+def read_meta(path: str | Path) -> tuple[Path, TakeHome]:
+    """(weights file, its record) for a folder written by `save` or its model.safetensors."""
+    from safetensors import safe_open  # a compiled extension: loaded when a model is read
 
     path = Path(path)
     weights = path / WEIGHTS if path.is_dir() else path
@@ -403,13 +350,12 @@ def read_meta(path: str | Path) -> tuple[Path, dict]:
     return weights, checked_meta(meta, weights)
 
 
-def checked_meta(meta: dict, weights: Path) -> dict:
-    """`meta` when a model can be built from it as this studio would, else LearnerError naming
-    the first setting that is wrong. Whoever made the file wrote it: a list of ten million class
-    names would build a head of billions of weights before the weights are even compared, an
-    unknown backbone or a folder's path would load what the file names, not a model of ours."""
-    from tlcore.models import catalog
-    from tlcore.train.config import RunConfig
+def checked_meta(meta: dict, weights: Path) -> TakeHome:
+    """The record `meta` (a file's JSON) holds when a model can be built from it as this studio
+    would, else LearnerError naming the first setting that is wrong. Whoever made the file wrote
+    it: a list of ten million class names would build a head of billions of weights before the
+    weights are even compared, an unknown backbone or a folder's path would load what the file
+    names, not a model of ours."""
 
     def wrong(setting: str) -> LearnerError:
         return LearnerError("takehome.bad_meta", path=str(weights), setting=setting)
@@ -427,42 +373,45 @@ def checked_meta(meta: dict, weights: Path) -> dict:
     if task == "image" and (type(size) is not int or not 8 <= size <= 512):  # RunConfig.image_size's range
         raise wrong("image_size")
     config = meta.get("config") or {}
+    if not isinstance(config, dict):
+        raise wrong("config")
     try:
         RunConfig.from_dict(config) if config else None
     except (LearnerError, TypeError, ValueError):
         raise wrong("config") from None
-    return meta
+    groups = meta.get("groups") or []
+    if not isinstance(groups, list) or not all(isinstance(name, str) for name in groups):
+        raise wrong("groups")
+    if not isinstance(meta.get("metrics") or {}, dict):
+        raise wrong("metrics")
+    return TakeHome.from_dict(meta)
 
 
 def load(path: str | Path) -> Loaded:
     """A folder written by `save` (or its model.safetensors) -> the same model, ready to predict."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # a compiled extension: loaded when a model is read
 
-    from tlcore.models import catalog
-
-    weights, meta = read_meta(path)
-    classes, config, backbone = tuple(meta["classes"]), meta.get("config") or {}, meta["backbone"]
+    weights, record = read_meta(path)
+    classes, backbone, config = record.classes, record.backbone, record.config
     state = load_file(str(weights))
-    if meta["task"] == "text":
-        from tlcore.models.text_backbones import build_text_model
-
-        lora_r = int(config.get("lora_r", 0)) if config.get("strategy") == "lora" else 0
+    if record.task == "text":
+        lora_r = config.lora_r if config and config.strategy == "lora" else 0
         model = build_text_model(backbone, len(classes), pretrained=False, lora_r=lora_r)
         model.hf.load_state_dict(state, strict=True)
         return Loaded(model.eval(), classes, "text", backbone, 0, config, model.tokenizer)
-    model = catalog.build_model(backbone, len(classes), pretrained=False, image_size=meta["image_size"])
+    model = catalog.build_model(backbone, len(classes), pretrained=False, image_size=record.image_size)
     model.load_state_dict(state, strict=True)
-    return Loaded(model.eval(), classes, "image", backbone, int(meta["image_size"]), config)
+    return Loaded(model.eval(), classes, "image", backbone, record.image_size, config)
 
 
 def onnx_logits(path: str | Path, loaded: Loaded, inputs: list):
     """The ONNX model's logits for the same inputs, through onnxruntime (numpy (B, num_classes))."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # heavy, and only the export check needs it
 
     path = Path(path)
     session = ort.InferenceSession(str(path / ONNX if path.is_dir() else path), providers=["CPUExecutionProvider"])
     if loaded.task == "text":
-        batch = text_batch(loaded.tokenizer, inputs, int(loaded.config.get("max_length", 128)))
+        batch = text_batch(loaded.tokenizer, inputs, loaded.max_length)
         feed = {k: v.numpy() for k, v in batch.items()}
     else:
         feed = {"pixels": image_batch(inputs, loaded.image_size).numpy()}
@@ -493,17 +442,10 @@ def printable(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
 
 
-def check(config, folder: str | Path) -> dict:
+def verify_export(config, folder: str | Path) -> dict:
     """Train `config`, save its model to `folder`, and compare on its validation split: the
     reloaded model's logits with the trained one's (identical?) and the ONNX model's top class
     with PyTorch's (agreement). The figures behind assets/results/takehome.md."""
-    import time
-
-    import numpy as np
-
-    from tlcore.core.progress import ProgressPrinter
-    from tlcore.train.recipe import load_run_data, run
-
     data = load_run_data(config)
     result = run(config, ProgressPrinter(f"{config.task} {config.strategy}"), data=data)
     entry = result.model.on_cpu()
@@ -536,14 +478,12 @@ def check(config, folder: str | Path) -> dict:
 
 
 def cmd_export_check(args) -> int:
-    import pandas as pd
-
-    from tlcore.train import presets
+    import pandas as pd  # heavy: only the export check's table
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for config in (presets.image(), presets.text())[: 1 if args.image_only else 2]:
-            rows.append(check(config.replace(device=args.device), Path(tmp) / config.task))
+            rows.append(verify_export(config.replace(device=args.device), Path(tmp) / config.task))
     table = pd.DataFrame(rows)
     print(table.drop(columns=["cli"]).to_string(index=False))
     if args.out:
@@ -554,8 +494,6 @@ def cmd_export_check(args) -> int:
 
 
 def register_cli(sub) -> None:
-    from tlcore.train.config import add_config_args
-
     p = sub.add_parser(
         "export-check",
         help="the default image and text demos: save, reload, ONNX vs PyTorch on validation",

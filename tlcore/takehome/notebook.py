@@ -1,7 +1,7 @@
 """The take-home notebook: a finished image run as a Jupyter notebook in plain PyTorch.
 
-`build(meta, lang=...)` turns a run's description (model_files.describe: the settings, the
-backbone that really ran, the classes) into a notebook (nbformat) that trains the same run
+`build(record, lang=...)` turns a run's record (tlcore.takehome.record.TakeHome: the settings,
+the backbone that really ran, the classes, what it reached) into a notebook (nbformat) that trains the same run
 again without the studio: the data loading and the studio's split, the backbone cut into the
 registry's layer groups (timm or torchvision), the freeze, the optimiser with the run's
 learning rates (head multiplier, layer-wise decay), the loop with per-group gradient norms,
@@ -15,20 +15,32 @@ frozen features, fused kernels, bf16) changes only rounding: tests/test_notebook
 headless and compares its accuracy with the studio's on the same seed.
 
 A text run's notebook (plain PyTorch + transformers) is tlcore.takehome.notebook_text; `supported`,
-`check`, `build` and the command line here answer for both. The cells both share (the plans of
-the strategies, the curves) and the lesson reader are tlcore.takehome.notebook_cells.
+`require_supported`, `build` and the command line here answer for both. What both share (the
+order of the cells, the settings both have, the plans of the strategies, the optimiser, the
+curves) and the lesson reader are tlcore.takehome.notebook_cells.
 
 Not for: the model files (tlcore.takehome.model_files) or training in the studio (tlcore.train).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tlcore.core.messages import LearnerError
-from tlcore.takehome import notebook_text
-from tlcore.takehome.notebook_cells import CURVES, Writer, assemble, optimizer, plan, split_seed, words
+from tlcore.takehome import model_files, notebook_text
+from tlcore.takehome.notebook_cells import (
+    SETTINGS_HEAD,
+    WARMUP,
+    Writer,
+    assemble,
+    cells,
+    ending_lines,
+    schedule_lines,
+    starts_pretrained,
+    strategy_lines,
+    words,
+)
+from tlcore.takehome.record import TakeHome
 
 NAME = "notebook.ipynb"
 
@@ -39,69 +51,66 @@ BACKBONES = ("efficientnet_lite0", "resnet18", "resnet50", "mobilenet_v3_large",
 DATASETS = ("fashion_mnist", "digits", "folder")
 
 
-def supported(meta: dict) -> bool:
-    if meta.get("task") == "text":
-        return notebook_text.supported(meta)
-    config = meta.get("config") or {}
-    return meta.get("task") == "image" and meta.get("backbone") in BACKBONES and config.get("dataset") in DATASETS
+def supported(record: TakeHome) -> bool:
+    if record.task == "text":
+        return notebook_text.supported(record)
+    config = record.config
+    return record.task == "image" and record.backbone in BACKBONES and config is not None and config.dataset in DATASETS
 
 
-def check(meta: dict) -> None:
+def require_supported(record: TakeHome) -> None:
     """A clear refusal for a run the notebook cannot rebuild in plain code."""
-    if meta.get("task") == "text":
-        notebook_text.check(meta)
-    elif not supported(meta):
-        config = meta.get("config") or {}
+    if record.task == "text":
+        notebook_text.require_supported(record)
+    elif not supported(record):
         raise LearnerError(
             "notebook.unsupported",
-            backbone=meta.get("backbone", "?"),
-            dataset=config.get("dataset", "?"),
+            backbone=record.backbone or "?",
+            dataset=record.config.dataset if record.config else "?",
             backbones=", ".join(BACKBONES),
             datasets=", ".join(DATASETS),
         )
 
 
-def build(meta: dict, *, lang: str = "en", metrics: dict | None = None):
-    """The notebook (an nbformat NotebookNode) for one run; `meta` is model_files.describe's dict,
-    `metrics` the studio's result (val_acc) to compare with. A text run: notebook_text.build."""
-    if meta.get("task") == "text":
-        return notebook_text.build(meta, lang=lang, metrics=metrics)
+def build(record: TakeHome, *, lang: str = "en"):
+    """The notebook (an nbformat NotebookNode) for one run; `record.metrics` give the studio's
+    val_acc to compare with. A text run: notebook_text.build."""
+    if record.task == "text":
+        return notebook_text.build(record, lang=lang)
 
-    check(meta)
-    config = meta["config"]
-    groups = tuple(meta.get("groups") or GROUPS[meta["backbone"]])
-    val_acc = (metrics or {}).get("val_acc")
-    w = Writer(lang, "notebook", words(meta, config, groups, val_acc))
-    md, code = w.md, w.code
-    cells = [
-        md("intro"),
-        code(IMPORTS),
-        md("settings"),
-        code(_settings(meta, val_acc), "settings"),
-        md("data"),
-        code(DATA_SPLIT + DATA_LOADERS[config["dataset"]] + DATA_END),
-        md("model"),
-        code(NET + BODIES[meta["backbone"]] + HEADS[meta["backbone"]]),
-        md("freeze"),
-        code(plan(config["strategy"]) + FREEZE),
-        md("optimizer"),
-        code(optimizer("{name: group.parameters() for name, group in model.groups.items()}")),
-        md("loop"),
-        code(LOOP),
-        code(RUN, "run"),
-        md("curves"),
-        code(CURVES),
-        md("compare"),
-        code(COMPARE, "result"),
+    require_supported(record)
+    config = record.config
+    groups = record.groups or GROUPS[record.backbone]
+    w = Writer(lang, "notebook", words(record, groups))
+    middle = [
+        w.md("data"),
+        w.code(DATA_SPLIT + DATA_LOADERS[config.dataset] + DATA_END),
+        w.md("model"),
+        w.code(NET + BODIES[record.backbone] + HEADS[record.backbone]),
     ]
-    return assemble(cells, {"backbone": meta["backbone"], "config": config, "lang": lang})
+    return assemble(
+        cells(
+            w,
+            record,
+            imports=IMPORTS,
+            settings=_settings(record),
+            middle=middle,
+            freeze=FREEZE,
+            group_params="{name: group.parameters() for name, group in model.groups.items()}",
+            loop=LOOP,
+            run=RUN,
+            compare=COMPARE,
+        ),
+        record,
+        lang,
+    )
 
 
-def to_bytes(meta: dict, *, lang: str = "en", metrics: dict | None = None) -> bytes:
+def to_bytes(record: TakeHome, *, lang: str = "en") -> bytes:
     """The .ipynb file's bytes (UTF-8 JSON)."""
-    import nbformat
+    import nbformat  # heavy (jsonschema): only when a notebook is built
 
-    return nbformat.writes(build(meta, lang=lang, metrics=metrics)).encode("utf-8")
+    return nbformat.writes(build(record, lang=lang)).encode("utf-8")
 
 
 # ----------------------------------------------------------------------------- the cells
@@ -122,43 +131,31 @@ from torch import nn
 """
 
 
-def _settings(meta: dict, val_acc: float | None) -> str:
-    c = meta["config"]
-    pretrained = c["strategy"] != "scratch" and c.get("pretrained", "auto") != "no"
+def _settings(record: TakeHome) -> str:
+    c = record.config
     lines = [
-        "# The run's settings, as the studio saved them (its RunConfig). Change one, then Run All.",
-        f"SEED = {c['seed']}  # the head's random start, batch order and flips",
-        f"SPLIT_SEED = {split_seed(c)}  # which examples are drawn for training and validation",
-        f"BACKBONE = {meta['backbone']!r}",
-        f"PRETRAINED = {pretrained}  # start from the ImageNet weights (False: random weights, 'scratch')",
-        f"DATASET = {c['dataset']!r}",
+        SETTINGS_HEAD,
+        f"SEED = {c.seed}  # the head's random start, batch order and flips",
+        f"SPLIT_SEED = {c.data_seed}  # which examples are drawn for training and validation",
+        f"BACKBONE = {record.backbone!r}",
+        f"PRETRAINED = {starts_pretrained(c)}  # start from the ImageNet weights (False: random weights, 'scratch')",
+        f"DATASET = {c.dataset!r}",
         (
             'DATA_ROOT = "my_images"  # the folder you uploaded as a zip, unzipped here: one sub-folder per class'
-            if c["dataset"] == "folder"  # (the server's own copy of it is not the learner's path)
+            if c.dataset == "folder"  # (the server's own copy of it is not the learner's path)
             else "DATA_ROOT = ''  # only for the dataset 'folder'"
         ),
-        f"CLASSES = {list(meta['classes'])!r}",
-        f"PER_CLASS = {c['per_class']}  # training examples per class",
-        f"VAL_PER_CLASS = {c['val_per_class']}  # validation examples per class",
-        f"IMAGE_SIZE = {c['image_size']}  # pixels, square",
-        f"STRATEGY = {c['strategy']!r}",
-        f"FREEZE_DEPTH = {c['freeze_depth']}  # partial: the first k layer groups frozen",
-        f"LR = {c['lr']!r}  # the pretrained body's learning rate",
-        f"HEAD_LR_MULT = {c['head_lr_mult']!r}  # the new head learns this many times faster",
-        f"LAYER_DECAY = {c['layer_decay']!r}  # full_llrd: each group one step shallower learns this times slower",
-        f"BN_FROZEN_EVAL = {bool(c['bn_frozen_eval'])}  # BatchNorm of frozen groups in eval mode",
-        f"EPOCHS = {c['epochs']}",
-        f"BATCH_SIZE = {c['batch_size']}",
-        f"OPTIMIZER = {c['optimizer']!r}  # adamw, or sgd (momentum 0.9)",
-        f"WEIGHT_DECAY = {c['weight_decay']!r}",
-        f"AUGMENT = {c['augment']!r}  # none | flip | crop_flip",
-        "WARMUP_FRAC = 0.1  # the first 10% of the steps warm the learning rate up",
+        f"CLASSES = {list(record.classes)!r}",
+        f"PER_CLASS = {c.per_class}  # training examples per class",
+        f"VAL_PER_CLASS = {c.val_per_class}  # validation examples per class",
+        f"IMAGE_SIZE = {c.image_size}  # pixels, square",
+        *strategy_lines(c),
+        f"BN_FROZEN_EVAL = {bool(c.bn_frozen_eval)}  # BatchNorm of frozen groups in eval mode",
+        *schedule_lines(c),
+        f"AUGMENT = {c.augment!r}  # none | flip | crop_flip",
+        WARMUP,
         "SHORT_RUN_STEPS = 300  # runs this short average BatchNorm statistics over all their batches",
-        "",
-        f"STUDIO_VAL_ACC = {val_acc!r}  # what the studio's run reached",
-        'WEIGHTS = "model.safetensors"  # the model you downloaded (the zip\'s model/ folder)',
-        "USE_EXPORTED_WEIGHTS = False  # True: evaluate the downloaded model instead of training",
-        'DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")',
+        *ending_lines(record.val_acc),
         "LAYOUT = torch.channels_last  # channels last in memory: faster convolutions on CPUs and GPUs (the studio's choice)",
     ]
     return "\n".join(lines)
@@ -539,16 +536,14 @@ print(json.dumps({"val_acc": val_acc, "studio_val_acc": STUDIO_VAL_ACC, "val_exa
 
 def cmd_notebook(args) -> int:
     """python -m tlcore notebook --model DIR: the notebook for a saved model (finetune --save-model)."""
-    from tlcore.takehome import model_files
-
     path = Path(args.model)
     meta_file = path / model_files.META if path.is_dir() else path.with_name(model_files.META)
     if meta_file.is_file():
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        record = TakeHome.from_json(meta_file.read_text(encoding="utf-8"))
     else:
-        meta = model_files.read_meta(path)[1]
+        record = model_files.read_meta(path)[1]
     out = Path(args.out or (path if path.is_dir() else path.parent) / NAME)
-    out.write_bytes(to_bytes(meta, lang=args.lang, metrics=meta.get("metrics")))
+    out.write_bytes(to_bytes(record, lang=args.lang))
     print(f"wrote {out}")
     return 0
 

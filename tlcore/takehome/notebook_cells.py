@@ -1,10 +1,12 @@
-"""What both take-home notebooks share: the lessons' sections, the strategies' plan cells, the curves.
+"""What both take-home notebooks share: the order of their cells, the settings both have, the
+lessons' sections, the strategies' plan cells, the optimiser, the curves.
 
 The image notebook (tlcore.takehome.notebook) and the text notebook (tlcore.takehome.notebook_text)
 teach the same strategies with the same loop, so the code a learner reads for a freeze and its
-learning rates, and for the curves, is written once, here, as notebook cell text. Each plan
-cell defines `frozen_at(epoch)` (the groups frozen during an epoch) and `LRS` (the rate of every
-group that ever trains), the notebook's side of tlcore.train.strategies.
+learning rates, and for the curves, is written once, here, as notebook cell text; `cells` lays
+out both notebooks, so each builder holds only what differs (its data, its model, its loop). Each
+plan cell defines `frozen_at(epoch)` (the groups frozen during an epoch) and `LRS` (the rate of
+every group that ever trains), the notebook's side of tlcore.train.strategies.
 
 Not for: building a notebook (those two modules) or training in the studio (tlcore.train).
 """
@@ -15,6 +17,10 @@ import re
 import textwrap
 from pathlib import Path
 from string import Template
+
+from tlcore.takehome.record import TakeHome
+from tlcore.train import strategies
+from tlcore.train.config import RunConfig
 
 LESSONS = Path(__file__).resolve().parents[2] / "assets" / "lessons"
 _SECTION = re.compile(r"^## (?P<title>.+?)\s*\{#(?P<key>[\w-]+)\}\s*$", re.MULTILINE)
@@ -33,26 +39,19 @@ def sections(lang: str, lesson: str = "notebook") -> dict[str, tuple[str, str]]:
     }
 
 
-def split_seed(config: dict) -> int:
-    """The seed that drew the run's examples (RunConfig.data_seed; older runs had none apart)."""
-    split = int(config.get("split_seed", -1))
-    return split if split >= 0 else int(config["seed"])
-
-
-def frozen_names(config: dict, groups) -> list[str]:
+def frozen_names(config: RunConfig, groups) -> list[str]:
     """The groups the run's strategy freezes at its first step (the studio's own answer)."""
-    from tlcore.train import strategies
-
-    return list(strategies.frozen_at_start(config["strategy"], list(groups), config.get("freeze_depth", 0)))
+    return list(strategies.frozen_at_start(config.strategy, list(groups), config.freeze_depth))
 
 
-def words(meta: dict, config: dict, groups, val_acc: float | None, **more) -> dict:
+def words(record: TakeHome, groups, **more) -> dict:
     """What a notebook's explanations fill in ($backbone, $val_acc, ...): the run's, in words."""
+    config, val_acc = record.config, record.val_acc
     return {
-        "backbone": meta["backbone"],
-        "dataset": config["dataset"],
-        "strategy": config["strategy"],
-        "seed": config["seed"],
+        "backbone": record.backbone,
+        "dataset": config.dataset,
+        "strategy": config.strategy,
+        "seed": config.seed,
         "val_acc": f"{val_acc:.1%}" if val_acc is not None else "–",
         "groups": ", ".join(groups),
         "frozen": ", ".join(frozen_names(config, groups)) or "–",
@@ -68,13 +67,13 @@ class Writer:
         self.text, self.filled = sections(lang, lesson), filled
 
     def md(self, key: str):
-        import nbformat.v4 as nbf
+        import nbformat.v4 as nbf  # heavy (jsonschema): only when a notebook is built
 
         title, body = self.text[key]
         return nbf.new_markdown_cell(f"## {title}\n\n" + Template(body).safe_substitute(self.filled))
 
     def code(self, source: str, tag: str = "", hidden: bool = False):
-        import nbformat.v4 as nbf
+        import nbformat.v4 as nbf  # heavy (jsonschema): only when a notebook is built
 
         metadata: dict = {"tags": [tag]} if tag else {}
         if hidden:  # a long list (a text run's sentences): folded in Jupyter, one click shows it
@@ -82,15 +81,50 @@ class Writer:
         return nbf.new_code_cell(textwrap.dedent(source).strip(), metadata=metadata)
 
 
-def assemble(cells: list, tlcore: dict):
-    """The notebook of `cells` for a Python 3 kernel; `tlcore`: what the studio records of the run
-    (its settings as a take-home file shows them: no upload path on the server, model_files.shareable)."""
-    import nbformat.v4 as nbf
+def cells(
+    w: Writer,
+    record: TakeHome,
+    *,
+    imports: str,
+    settings: str,
+    middle: list,
+    freeze: str,
+    group_params: str,
+    loop: str,
+    run: str,
+    compare: str,
+) -> list:
+    """Both notebooks' cells in order: what it is, imports, the settings, what differs (`middle`:
+    the data and the model, each a lesson's section with its code), the freeze, the optimiser, the
+    loop and the run, the curves, the comparison with the studio's run."""
+    md, code = w.md, w.code
+    return [
+        md("intro"),
+        code(imports),
+        md("settings"),
+        code(settings, "settings"),
+        *middle,
+        md("freeze"),
+        code(plan(record.config.strategy) + freeze),
+        md("optimizer"),
+        code(optimizer(group_params)),
+        md("loop"),
+        code(loop),
+        code(run, "run"),
+        md("curves"),
+        code(CURVES),
+        md("compare"),
+        code(compare, "result"),
+    ]
 
-    from tlcore.takehome.model_files import shareable
 
-    tlcore = {**tlcore, "config": shareable(tlcore["config"])} if "config" in tlcore else tlcore
+def assemble(cells: list, record: TakeHome, lang: str):
+    """The notebook of `cells` for a Python 3 kernel; its metadata records the run as the studio
+    saw it (its settings as a take-home file shows them: no upload path on the server, `TakeHome.shareable`)."""
+    import nbformat.v4 as nbf  # heavy (jsonschema): only when a notebook is built
 
+    text = {"task": "text"} if record.task == "text" else {}  # (an image notebook's metadata never said "image")
+    tlcore = text | {"backbone": record.backbone, "config": record.shareable().config.to_dict(), "lang": lang}
     notebook = nbf.new_notebook(cells=cells)
     notebook.metadata.update(
         kernelspec={"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -224,3 +258,46 @@ if history:
     plt.tight_layout()
     plt.show()
 """
+
+
+# ----------------------------------------------------------------------------- the settings both have
+
+SETTINGS_HEAD = "# The run's settings, as the studio saved them (its RunConfig). Change one, then Run All."
+WARMUP = "WARMUP_FRAC = 0.1  # the first 10% of the steps warm the learning rate up"
+
+
+def starts_pretrained(config: RunConfig) -> bool:
+    """Whether the run started from pretrained weights (False: random weights, 'scratch')."""
+    return config.strategy != "scratch" and config.pretrained != "no"
+
+
+def strategy_lines(config: RunConfig) -> list[str]:
+    """The strategy and its learning rates."""
+    return [
+        f"STRATEGY = {config.strategy!r}",
+        f"FREEZE_DEPTH = {config.freeze_depth}  # partial: the first k layer groups frozen",
+        f"LR = {config.lr!r}  # the pretrained body's learning rate",
+        f"HEAD_LR_MULT = {config.head_lr_mult!r}  # the new head learns this many times faster",
+        f"LAYER_DECAY = {config.layer_decay!r}  # full_llrd: each group one step shallower learns this times slower",
+    ]
+
+
+def schedule_lines(config: RunConfig) -> list[str]:
+    """How long and with which optimiser."""
+    return [
+        f"EPOCHS = {config.epochs}",
+        f"BATCH_SIZE = {config.batch_size}",
+        f"OPTIMIZER = {config.optimizer!r}  # adamw, or sgd (momentum 0.9)",
+        f"WEIGHT_DECAY = {config.weight_decay!r}",
+    ]
+
+
+def ending_lines(val_acc: float | None) -> list[str]:
+    """What to compare with, the downloaded weights instead of training, the device."""
+    return [
+        "",
+        f"STUDIO_VAL_ACC = {val_acc!r}  # what the studio's run reached",
+        'WEIGHTS = "model.safetensors"  # the model you downloaded (the zip\'s model/ folder)',
+        "USE_EXPORTED_WEIGHTS = False  # True: evaluate the downloaded model instead of training",
+        'DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")',
+    ]

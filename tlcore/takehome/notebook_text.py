@@ -1,6 +1,6 @@
 """The take-home notebook for a text run: a BERT-family fine-tune in plain PyTorch + transformers.
 
-`build(meta, lang=...)` turns a finished text run's description (model_files.describe) into a
+`build(record, lang=...)` turns a finished text run's record (tlcore.takehome.record.TakeHome) into a
 notebook (nbformat) that trains it again without the studio: the run's own sentences and
 labels (carried inside the notebook, as the studio drew them), tokenisation with the run's
 max_length, dynamic padding and length-sorted buckets, the same model (hub id, local folder
@@ -29,8 +29,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tlcore.core import offline
 from tlcore.core.messages import LearnerError
-from tlcore.takehome.notebook_cells import CURVES, Writer, assemble, optimizer, plan, split_seed, words
+from tlcore.data.datasets import DatasetUnavailable
+from tlcore.data.text import DOWNLOADS
+from tlcore.models import catalog
+from tlcore.models.text_specs import TEXT_SPEC
+from tlcore.takehome.notebook_cells import (
+    SETTINGS_HEAD,
+    WARMUP,
+    Writer,
+    assemble,
+    cells,
+    ending_lines,
+    schedule_lines,
+    starts_pretrained,
+    strategy_lines,
+    words,
+)
+from tlcore.takehome.record import TakeHome
+from tlcore.train.config import RunConfig
 
 LESSON = "notebook_text"
 # The notebook carries its sentences inside: a run of more (an upper bound from its settings)
@@ -38,24 +56,23 @@ LESSON = "notebook_text"
 MAX_SENTENCES = 3000
 
 
-def supported(meta: dict) -> bool:
-    return _refusal(meta) is None
+def supported(record: TakeHome) -> bool:
+    return _refusal(record) is None
 
 
-def check(meta: dict) -> None:
+def require_supported(record: TakeHome) -> None:
     """A clear refusal for a text run the notebook cannot carry."""
-    refusal = _refusal(meta)
+    refusal = _refusal(record)
     if refusal is not None:
         raise refusal
 
 
-def _refusal(meta: dict) -> LearnerError | None:
+def _refusal(record: TakeHome) -> LearnerError | None:
     """Why this text run gets no notebook (None: it gets one). Cheap: nothing is loaded."""
-    from tlcore.data.text import DOWNLOADS
-    from tlcore.models import catalog
-
-    config = meta.get("config") or {}
-    dataset, root = config.get("dataset", "?"), config.get("data_root", "")
+    config = record.config
+    if config is None:
+        return _gone(None)
+    dataset, root = config.dataset, config.data_root
     gone = (
         dataset not in catalog.dataset_names(task="text")
         or (dataset == "text_csv" and not Path(root).is_file())  # the uploaded file: the session's folder was cleared
@@ -63,93 +80,79 @@ def _refusal(meta: dict) -> LearnerError | None:
     )
     if gone:
         return _gone(config)
-    count = sentence_bound(meta)
+    count = sentence_bound(record)
     if count > MAX_SENTENCES:
         return LearnerError("notebook.text_too_big", count=count, limit=MAX_SENTENCES)
     return None
 
 
-def sentence_bound(meta: dict) -> int:
+def sentence_bound(record: TakeHome) -> int:
     """At most this many sentences: classes x per_class for training, and the validation
     examples the run's confusion matrix counted (classes x val_per_class without it)."""
-    config, classes = meta["config"], len(meta.get("classes") or ()) or 2
-    confusion = (meta.get("metrics") or {}).get("confusion")
-    val = sum(map(sum, confusion)) if confusion else classes * int(config.get("val_per_class", 0))
-    return classes * int(config.get("per_class", 0)) + val
+    config, classes = record.config, len(record.classes) or 2
+    confusion = record.metrics.confusion
+    val = sum(map(sum, confusion)) if confusion else classes * config.val_per_class
+    return classes * config.per_class + val
 
 
-def build(meta: dict, *, lang: str = "en", metrics: dict | None = None, data=None):
-    """The notebook (an nbformat NotebookNode) for one text run; `meta` is model_files.describe's
-    dict, `metrics` the studio's result (val_acc), `data` the run's TextData (loaded from its
-    settings when not given: the same seeded draw)."""
-
-    check(meta)
-    config = meta["config"]
-    data = data if data is not None else load_data(meta)
-    groups = _groups(meta)
-    val_acc = (metrics or meta.get("metrics") or {}).get("val_acc")
-    filled = words(
-        meta,
-        config,
-        groups,
-        val_acc,
-        backbone=_title(meta["backbone"]),
-        n_train=len(data.train_texts),
-        n_val=len(data.val_texts),
-        max_length=config.get("max_length", 128),
-    )
-    w = Writer(lang, LESSON, filled)
-    md, code = w.md, w.code
-    cells = [
-        md("intro"),
-        code(IMPORTS),
-        md("settings"),
-        code(_settings(meta, val_acc), "settings"),
-        md("data"),
-        code(_sentences(data, config), "data", hidden=True),
-        md("tokens"),
-        code(TOKENS),
-        md("model"),
-        code(MODEL),
-        md("freeze"),
-        code(plan(config["strategy"]) + FREEZE),
-        md("optimizer"),
-        code(optimizer("groups")),
-        md("loop"),
-        code(LOOP),
-        code(RUN, "run"),
-        md("curves"),
-        code(CURVES),
-        md("compare"),
-        code(COMPARE, "result"),
+def build(record: TakeHome, *, lang: str = "en", data=None):
+    """The notebook (an nbformat NotebookNode) for one text run; `record.metrics` give the studio's
+    val_acc to compare with, `data` is the run's TextData (loaded from its settings when not given:
+    the same seeded draw)."""
+    require_supported(record)
+    config = record.config
+    data = data if data is not None else load_data(record)
+    groups = _groups(record)
+    more = {"n_train": len(data.train_texts), "n_val": len(data.val_texts), "max_length": config.max_length}
+    w = Writer(lang, LESSON, words(record, groups, backbone=_title(record.backbone), **more))
+    middle = [
+        w.md("data"),
+        w.code(_sentences(data, config), "data", hidden=True),
+        w.md("tokens"),
+        w.code(TOKENS),
+        w.md("model"),
+        w.code(MODEL),
     ]
-    return assemble(cells, {"task": "text", "backbone": meta["backbone"], "config": config, "lang": lang})
+    return assemble(
+        cells(
+            w,
+            record,
+            imports=IMPORTS,
+            settings=_settings(record),
+            middle=middle,
+            freeze=FREEZE,
+            group_params="groups",
+            loop=LOOP,
+            run=RUN,
+            compare=COMPARE,
+        ),
+        record,
+        lang,
+    )
 
 
-def load_data(meta: dict):
+def load_data(record: TakeHome):
     """The run's sentences: its dataset drawn with its seed, as tlcore.train.tasks loads it."""
-    from tlcore.data.datasets import DatasetUnavailable
-    from tlcore.models import catalog
-
-    config = meta["config"]
+    config = record.config
     try:
         data = catalog.load_dataset(
-            config["dataset"],
-            per_class=config["per_class"],
-            image_size=config.get("image_size", 96),
-            seed=split_seed(config),
-            val_per_class=config["val_per_class"],
-            root=config.get("data_root", ""),
+            config.dataset,
+            per_class=config.per_class,
+            image_size=config.image_size,
+            seed=config.data_seed,
+            val_per_class=config.val_per_class,
+            root=config.data_root,
         )
     except (DatasetUnavailable, ValueError, OSError):  # the file went, or the data package did
         raise _gone(config) from None
-    if list(data.classes) != list(meta["classes"]):  # a CSV changed since the run: not its sentences
+    if list(data.classes) != list(record.classes):  # a CSV changed since the run: not its sentences
         raise _gone(config)
     return data
 
 
-def _gone(config: dict) -> LearnerError:
-    return LearnerError("notebook.text_data_gone", dataset=config.get("dataset", "?"), path=config.get("data_root") or "-")
+def _gone(config: RunConfig | None) -> LearnerError:
+    dataset, root = (config.dataset, config.data_root) if config else ("?", "")
+    return LearnerError("notebook.text_data_gone", dataset=dataset, path=root or "-")
 
 
 def _title(backbone: str) -> str:
@@ -157,15 +160,13 @@ def _title(backbone: str) -> str:
     return Path(backbone).name if Path(backbone).is_absolute() else backbone
 
 
-def _groups(meta: dict) -> list[str]:
-    """The run's layer groups, shallow to deep (model_files.describe's; older files: from the depth)."""
-    if meta.get("groups"):
-        return list(meta["groups"])
-    from tlcore.models.text_specs import TEXT_SPEC
-
-    spec = TEXT_SPEC.get(meta["backbone"])
-    layers = int(spec.extra.get("layers", 0)) if spec else _folder_layers(meta["backbone"])
-    first = "pretrained" if meta["config"].get("strategy") == "lora" else "embeddings"
+def _groups(record: TakeHome) -> list[str]:
+    """The run's layer groups, shallow to deep (the record's; older files: from the depth)."""
+    if record.groups:
+        return list(record.groups)
+    spec = TEXT_SPEC.get(record.backbone)
+    layers = int(spec.extra.get("layers", 0)) if spec else _folder_layers(record.backbone)
+    first = "pretrained" if record.config.strategy == "lora" else "embeddings"
     return [first, *(f"layer{i}" for i in range(layers)), "head"]
 
 
@@ -198,9 +199,6 @@ transformers.logging.disable_progress_bar()
 
 def _model_lines(backbone: str) -> list[str]:
     """Where the model comes from, as the studio resolved it (tlcore.models.text_backbones.resolve_source)."""
-    from tlcore.core import offline
-    from tlcore.models.text_specs import TEXT_SPEC
-
     spec = TEXT_SPEC.get(backbone)
     extra = spec.extra if spec else {}
     if extra.get("package"):
@@ -218,41 +216,29 @@ def _model_lines(backbone: str) -> list[str]:
     return [f"MODEL = {backbone!r}  # a Hugging Face hub id (downloaded once, then cached)"]
 
 
-def _settings(meta: dict, val_acc: float | None) -> str:
-    c = meta["config"]
-    pretrained = c["strategy"] != "scratch" and c.get("pretrained", "auto") != "no"
+def _settings(record: TakeHome) -> str:
+    c = record.config
     lines = [
-        "# The run's settings, as the studio saved them (its RunConfig). Change one, then Run All.",
-        f"SEED = {c['seed']}  # the new head's random start (and LoRA's), dropout and the batch order",
-        *_model_lines(meta["backbone"]),
-        f"PRETRAINED = {pretrained}  # start from the model's pretrained weights (False: random weights, 'scratch')",
-        f"DATASET = {c['dataset']!r}  # the sentences below are this run's own draw from it",
-        f"CLASSES = {list(meta['classes'])!r}",
-        f"MAX_LENGTH = {c.get('max_length', 128)}  # tokens kept per sentence; longer ones are cut",
-        f"STRATEGY = {c['strategy']!r}",
-        f"FREEZE_DEPTH = {c['freeze_depth']}  # partial: the first k layer groups frozen",
-        f"LR = {c['lr']!r}  # the pretrained body's learning rate",
-        f"HEAD_LR_MULT = {c['head_lr_mult']!r}  # the new head learns this many times faster",
-        f"LAYER_DECAY = {c['layer_decay']!r}  # full_llrd: each group one step shallower learns this times slower",
-        f"LORA_R = {c.get('lora_r', 8)}  # lora: rank of the adapter matrices (alpha 2 * r, dropout 0.1)",
-        f"EPOCHS = {c['epochs']}",
-        f"BATCH_SIZE = {c['batch_size']}",
-        f"OPTIMIZER = {c['optimizer']!r}  # adamw, or sgd (momentum 0.9)",
-        f"WEIGHT_DECAY = {c['weight_decay']!r}",
-        f"CACHE_FEATURES = {bool(c.get('cache_features', True) and c.get('bn_frozen_eval', True))}"
+        SETTINGS_HEAD,
+        f"SEED = {c.seed}  # the new head's random start (and LoRA's), dropout and the batch order",
+        *_model_lines(record.backbone),
+        f"PRETRAINED = {starts_pretrained(c)}  # start from the model's pretrained weights (False: random weights, 'scratch')",
+        f"DATASET = {c.dataset!r}  # the sentences below are this run's own draw from it",
+        f"CLASSES = {list(record.classes)!r}",
+        f"MAX_LENGTH = {c.max_length}  # tokens kept per sentence; longer ones are cut",
+        *strategy_lines(c),
+        f"LORA_R = {c.lora_r}  # lora: rank of the adapter matrices (alpha 2 * r, dropout 0.1)",
+        *schedule_lines(c),
+        f"CACHE_FEATURES = {bool(c.cache_features and c.bn_frozen_eval)}"
         "  # a frozen encoder runs once over the sentences (the studio's feature cache)",
-        "WARMUP_FRAC = 0.1  # the first 10% of the steps warm the learning rate up",
+        WARMUP,
         "BUCKET_BATCHES = 16  # batches per length-sorted bucket: bigger = less padding, less randomness",
-        "",
-        f"STUDIO_VAL_ACC = {val_acc!r}  # what the studio's run reached",
-        'WEIGHTS = "model.safetensors"  # the model you downloaded (the zip\'s model/ folder)',
-        "USE_EXPORTED_WEIGHTS = False  # True: evaluate the downloaded model instead of training",
-        'DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")',
+        *ending_lines(record.val_acc),
     ]
     return "\n".join(lines)
 
 
-def _sentences(data, config: dict) -> str:
+def _sentences(data, config: RunConfig) -> str:
     """The run's own training and validation sentences as (class, sentence) pairs, in the
     studio's order (the batch order picks from it by position)."""
 
@@ -261,7 +247,7 @@ def _sentences(data, config: dict) -> str:
 
     return "\n".join(
         [
-            f"# The run's own sentences, drawn by the studio from {config['dataset']!r} with seed {split_seed(config)}:",
+            f"# The run's own sentences, drawn by the studio from {config.dataset!r} with seed {config.data_seed}:",
             "# per class, the validation sentences first, then the training ones. (class, sentence), in the studio's order.",
             "train_sentences = [",
             *pairs(data.train_texts, data.train_y),
