@@ -231,6 +231,20 @@ def run_class(url, browser, teacher, learners):
     ann.get_by_text("Your answer is in").first.wait_for()
     teacher.get_by_role("button", name="Reveal", exact=True).click()
     projector.get_by_text("Vote 2").first.wait_for(timeout=within(15) * 1000)
+    # How accurate? The slider lives in the box the learner's pulse redraws every second while the
+    # class predicts: moved by keyboard, it keeps its value through several pulses until Send.
+    teacher.get_by_role("button", name="Ask: how accurate?").click()
+    slider = ben.get_by_role("slider", name=re.compile("Your prediction"))
+    slider.wait_for(timeout=within(15) * 1000)
+    slider.focus()
+    for _ in range(7):  # 50 % -> 57 %, a key a third of a second apart
+        ben.keyboard.press("ArrowRight")
+        ben.wait_for_timeout(300)
+    ben.wait_for_timeout(3500)  # three pulses or more redraw the box meanwhile
+    assert slider.get_attribute("aria-valuenow") == "57", slider.get_attribute("aria-valuenow")
+    ben.get_by_role("button", name="Send my answer").click()
+    ben.get_by_text("Your answer: 57%").first.wait_for(timeout=within(10) * 1000)
+    teacher.get_by_role("button", name="Close answers").click()
     # Run it again: a second round of seeds in the same experiment, the chart keeps the first.
     teacher.get_by_role("button", name=re.compile("Run it again")).click()
     teacher.get_by_text("Round 2 added").first.wait_for()
