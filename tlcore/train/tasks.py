@@ -9,6 +9,10 @@
     mistakes(data, source, result)        -> up to 12 wrong validation predictions to show
     extras(config, model, source, data, name) -> what only this task reports, and the model
 
+A task that is not a fine-tune gives instead its own `run(config, emit, should_stop, data)`, with
+the same events and result as the recipe's: MlmTask, the text page's live masked-word pretraining
+from random weights (tlcore.train.mlm_live).
+
 Text imports (transformers, peft) happen inside TextTask's methods: an image run never
 pays for them.
 """
@@ -120,7 +124,17 @@ class TextTask:
         }
 
 
-TASKS = {"image": ImageTask, "text": TextTask}
+class MlmTask:
+    name = "mlm"
+
+    @staticmethod
+    def run(config: RunConfig, emit, should_stop, data) -> RunResult | None:
+        from tlcore.train import mlm_live
+
+        return mlm_live.run(config, emit, should_stop, data)
+
+
+TASKS = {"image": ImageTask, "text": TextTask, "mlm": MlmTask}
 
 
 def of(config: RunConfig):
