@@ -444,7 +444,7 @@ def load(path: str | Path) -> Loaded:
     classes, config, backbone = tuple(meta["classes"]), meta.get("config") or {}, meta["backbone"]
     state = load_file(str(weights))
     if meta["task"] == "text":
-        from tlcore.models.text_backbones import build_text_model
+        from tlcore.text.bert import build_text_model
 
         lora_r = int(config.get("lora_r", 0)) if config.get("strategy") == "lora" else 0
         model = build_text_model(backbone, len(classes), pretrained=False, lora_r=lora_r)

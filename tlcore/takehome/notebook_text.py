@@ -13,7 +13,7 @@ evaluation every epoch and the curves (matplotlib). Or it loads the downloaded
 explanations come from assets/lessons/<lang>/notebook_text.md.
 
 The loop follows the studio's run step for step (tlcore.train.trainer.fit over a
-tlcore.data.text_source.TextSource): the head's and LoRA's random start and the dropout from
+tlcore.text.batches.TextSource): the head's and LoRA's random start and the dropout from
 the seed, the batch order from its own generator, the same batches padded the same way, and
 for a linear probe the frozen encoder's [CLS] vectors computed once, in eval mode, as the
 studio's feature cache does. On the same machine and precision it is the studio's run to the
@@ -51,8 +51,8 @@ def check(meta: dict) -> None:
 
 def _refusal(meta: dict) -> LearnerError | None:
     """Why this text run gets no notebook (None: it gets one). Cheap: nothing is loaded."""
-    from tlcore.data.text import DOWNLOADS
     from tlcore.models import catalog
+    from tlcore.text.sentences import DOWNLOADS
 
     config = meta.get("config") or {}
     dataset, root = config.get("dataset", "?"), config.get("data_root", "")
@@ -161,7 +161,7 @@ def _groups(meta: dict) -> list[str]:
     """The run's layer groups, shallow to deep (model_files.describe's; older files: from the depth)."""
     if meta.get("groups"):
         return list(meta["groups"])
-    from tlcore.models.text_specs import TEXT_SPEC
+    from tlcore.text.specs import TEXT_SPEC
 
     spec = TEXT_SPEC.get(meta["backbone"])
     layers = int(spec.extra.get("layers", 0)) if spec else _folder_layers(meta["backbone"])
@@ -197,9 +197,9 @@ transformers.logging.disable_progress_bar()
 
 
 def _model_lines(backbone: str) -> list[str]:
-    """Where the model comes from, as the studio resolved it (tlcore.models.text_backbones.resolve_source)."""
+    """Where the model comes from, as the studio resolved it (tlcore.text.bert.resolve_source)."""
     from tlcore.core import offline
-    from tlcore.models.text_specs import TEXT_SPEC
+    from tlcore.text.specs import TEXT_SPEC
 
     spec = TEXT_SPEC.get(backbone)
     extra = spec.extra if spec else {}

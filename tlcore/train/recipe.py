@@ -66,6 +66,15 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
     return result
 
 
+def run_or_raise(config: RunConfig, data=None) -> RunResult:
+    """One run through the app's code path, quiet; raises if it failed (an experiment must not hide it)."""
+    failures = []
+    result = run(config, lambda e: failures.append(e.message) if isinstance(e, Failed) else None, data=data)
+    if result is None:
+        raise RuntimeError(f"run failed: {failures[-1] if failures else 'cancelled'} ({config.to_cli()})")
+    return result
+
+
 def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> RunResult | None:
     task = tasks.of(config)
     device = pick_device(config.device)
