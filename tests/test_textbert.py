@@ -347,7 +347,7 @@ def page(monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: name in ("studio_bert", "minilm_l6"))
-    from studio import text_widgets
+    from studio.text import widgets as text_widgets
 
     st.cache_data.clear()
     for cached in (text_widgets.masked_lm, text_widgets.tokenizer_of, text_widgets.param_counts):

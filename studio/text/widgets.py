@@ -104,7 +104,7 @@ def default_dataset() -> str:
     itself (said on the page, beside the chance line of the accuracy chart)."""
     if current_lang() == "ko":
         return "sentiment_ko"
-    from studio.text_pretraining import orange_available
+    from studio.text.pretraining import orange_available
 
     return "newsgroups20" if orange_available() else str(DEFAULTS["text_dataset"])
 
@@ -299,7 +299,7 @@ def data_ui(online: bool) -> TextDataChoice:
         )
     )
     vocabulary_note(st.session_state["text_backbone"], spec.name)
-    from studio.text_pretraining import dataset_card
+    from studio.text.pretraining import dataset_card
 
     dataset_card(spec.name)
     return TextDataChoice(spec.name, "", spec.max_per_class or 500)
@@ -466,7 +466,7 @@ def fill_mask_ui() -> None:
     )
     st.caption(t("mask.no_head"))
     if name == "studio_bert":
-        from studio.text_pretraining import studio_bert_card
+        from studio.text.pretraining import studio_bert_card
 
         studio_bert_card()
     if not ready.get(name) and (name == "studio_bert" or not hub_online()):
