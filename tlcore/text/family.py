@@ -21,13 +21,14 @@ def _unavailable(name: str, fallback: str) -> bert.TextModelUnavailable:
     )
 
 
+# bert's functions are looked up when called, as its other callers do (one stand-in for the cache serves all)
 FAMILY = catalog.Family(
     name="text",
     offline_backbone=specs.OFFLINE_TEXT_BACKBONE,
-    weights_cached=bert.is_cached,
-    hub_reachable=bert.hub_reachable,
+    weights_cached=lambda name: bert.is_cached(name),
+    hub_reachable=lambda: bert.hub_reachable(),
     unavailable=_unavailable,
-    build=bert.build_text_model,
+    build=lambda name, num_classes, *, pretrained: bert.build_text_model(name, num_classes, pretrained=pretrained),
     needs_files=True,  # a text model needs its tokenizer even from random init
     saved_folders=True,  # a saved model folder is a text model
 )
