@@ -116,6 +116,6 @@ with table_col:
     st.caption(t("caption.lr_table"))
 
 # A link, not `if st.button(...): st.switch_page(...)`: that click was lost in Chromium (the
-# script run it caused saw the button unpressed, studio.text_widgets._guess); the settings live in
+# script run it caused saw the button unpressed, studio.text.widgets._guess); the settings live in
 # session state, so page 3 opens with them either way.
 st.page_link("pages/3_finetune.py", label=t("page2.to_finetune"), help=t("help.to_finetune"))

@@ -10,8 +10,8 @@ from studio.i18n import lesson, t
 from studio.job_panel import active_elsewhere, job_panel, live_panel, start_button
 from studio.page_frame import ensure_frame
 from studio.results import draw_race_results
-from studio.text_pretraining import live_pretraining_ui, scale_table
-from studio.text_widgets import (
+from studio.text.pretraining import live_pretraining_ui, scale_table
+from studio.text.widgets import (
     STRATEGIES,
     backbone_ui,
     data_ui,

@@ -2,9 +2,10 @@
 function that draws a widget group and returns the choice does, `backbone_ui()`). By area:
 
 - the server and the learner: server, learner, hosts, asgi, download_hold, upload_slots
-- what a learner chose: state, bound_widgets, choices, widgets, text_widgets
+- what a learner chose: state, bound_widgets, choices, widgets
 - a run on screen: job_panel, time_notes, results, plots, forgetting_panel, takehome,
-  frozen_blocks, image_panels, feature_space_panel, text_pretraining
+  frozen_blocks, image_panels, feature_space_panel
+- the Text page: text (its pickers and its real-text parts)
 - the class: teacher, class_panels, class_view
 - around every page: page_frame, i18n, feedback
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 # --- choices that must hold one of their options ------------------------------------
 
 # setting key -> the options it may hold (a function: registries can grow while the
-# server runs). Widget groups register theirs (studio.widgets, studio.text_widgets).
+# server runs). Widget groups register theirs (studio.widgets, studio.text.widgets).
 CHOICES: dict[str, Callable[[], Sequence]] = {}
 
 

@@ -361,7 +361,7 @@ def folder_clash(names: list[str]) -> tuple[list[str], str] | None:
 
 @callback
 def _clear_shots() -> None:
-    """In the button's callback: a plain button's click could be lost in Chromium (see text_widgets._guess)."""
+    """In the button's callback: a plain button's click could be lost in Chromium (see studio.text.widgets._guess)."""
     st.session_state["cam_shots"] = {}
     st.session_state["cam_seen"] = set()
 

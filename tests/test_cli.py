@@ -19,8 +19,8 @@ import pytest
 from tlcore import cli
 from tlcore.core import fields as setting_fields
 from tlcore.lab.pretrain_vision import PretrainConfig
+from tlcore.text.mlm import MlmConfig
 from tlcore.train.config import RunConfig
-from tlcore.train.mlm import MlmConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_SETTINGS = {f.name: f for f in fields(RunConfig)}

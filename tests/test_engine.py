@@ -485,7 +485,8 @@ def test_no_engine_module_imports_streamlit_or_plotly():
     [
         "tlcore.data.datasets",
         "tlcore.models.backbones",
-        "tlcore.models.text_specs",
+        "tlcore.text.specs",
+        "tlcore.text.tasks",
         "tlcore.train.config",
         "tlcore.train.trainer",
         "tlcore.models.catalog",

@@ -16,6 +16,7 @@ PACKAGES = [
     "tlcore/data",
     "tlcore/models",
     "tlcore/train",
+    "tlcore/text",
     "tlcore/lab",
     "tlcore/serve",
     "tlcore/takehome",

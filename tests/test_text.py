@@ -20,11 +20,11 @@ from tests.helpers.text_tiny import save_tiny_model
 from tlcore.core import offline
 from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, History, Started, StepEvent
 from tlcore.data import datasets
-from tlcore.data import text as text_data
-from tlcore.data.text_source import TextSource
 from tlcore.models import catalog
-from tlcore.models import text_backbones as models
-from tlcore.models.fill_mask import fill_mask
+from tlcore.text import bert as models
+from tlcore.text import sentences as text_data
+from tlcore.text.batches import TextSource
+from tlcore.text.fill_mask import fill_mask
 from tlcore.train import recipe, strategies, trainer
 from tlcore.train.config import RunConfig
 
@@ -89,7 +89,7 @@ def test_registry_has_the_required_text_backbones_and_datasets():
         assert required in names
     assert {"sentiment_en", "sentiment_ko", "text_csv", "sst2", "nsmc"} <= set(catalog.dataset_names(task="text"))
     assert catalog.backbone("bert_tiny").extra["hub_id"] == "prajjwal1/bert-tiny"
-    with pytest.raises(ValueError, match="through tlcore.models.text_backbones"):
+    with pytest.raises(ValueError, match="through tlcore.text.bert"):
         catalog.build_model("bert_tiny", 2, pretrained=False)
 
 
@@ -278,7 +278,7 @@ def test_cli_fill_mask(tiny_dirs, capsys):
 
 
 def test_text_bench_times_both_loops_on_the_same_data(tiny_dirs):
-    from tlcore.lab.text_bench import bench
+    from tlcore.text.bench import bench
 
     r = bench(tiny_dirs["bert"], "sentiment_en", per_class=8, epochs=1, batch_size=8, lr=1e-3, device="cpu", repeats=1)
     assert r["sentences"] == 16 and r["epochs"] == 1
@@ -316,7 +316,7 @@ def test_saved_folder_and_prefilled_cache_load_offline(tiny_dirs, tmp_path):
     (tmp_path / "hub" / "models--prajjwal1--bert-tiny" / "refs").mkdir()
     (tmp_path / "hub" / "models--prajjwal1--bert-tiny" / "refs" / "main").write_text("0" * 40)
     code = textwrap.dedent("""
-        from tlcore.models import text_backbones as models
+        from tlcore.text import bert as models
         m = models.build_text_model("bert_tiny", 2, pretrained=True)
         print("groups", ",".join(m.group_names), models.is_cached("bert_tiny"), models.is_cached("bert_base"))
         try:
@@ -380,7 +380,7 @@ def test_models_built_by_threads_at_once_leave_transformers_as_it_was():
 
     from transformers.modeling_utils import PreTrainedModel
 
-    from tlcore.train.mlm import MlmConfig, new_model
+    from tlcore.text.mlm import MlmConfig, new_model
 
     tie_weights, failed = PreTrainedModel.tie_weights, []
 
@@ -477,7 +477,7 @@ def test_downloadable_sets_fail_clearly_offline(monkeypatch, tmp_path):
 
 def test_the_masked_word_box_is_bounded_before_any_model_runs():
     from tlcore.core.messages import LearnerError
-    from tlcore.models.fill_mask import MAX_CHARS, MAX_MASKS, fill_mask
+    from tlcore.text.fill_mask import MAX_CHARS, MAX_MASKS, fill_mask
 
     class NoModel:  # nothing may run: the limits are checked first
         def parameters(self):
@@ -492,7 +492,7 @@ def test_the_masked_word_box_is_bounded_before_any_model_runs():
 
 
 def test_a_csv_field_over_the_csv_limit_is_explained():
-    from tlcore.data.text import parse_text_csv
+    from tlcore.text.sentences import parse_text_csv
 
     huge = b'text,label\n"' + b"a" * 200_000 + b'",pos\nnice,neg\n'
     with pytest.raises(ValueError, match="longer than 128 KB.*unclosed quote") as refused:

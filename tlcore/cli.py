@@ -30,10 +30,10 @@ from tlcore.train.config import RunConfig, add_config_args, config_from_args
 COMMAND_MODULES = [
     "tlcore.cli",  # finetune, compare, prefetch, class-experiment, list, settings
     "tlcore.lab.bench",
-    "tlcore.lab.text_cli",
-    "tlcore.lab.text_bench",
-    "tlcore.lab.pretrain_text",
-    "tlcore.lab.text_scale",
+    "tlcore.text.cli",
+    "tlcore.text.bench",
+    "tlcore.text.pretrain",
+    "tlcore.text.scale",
     "tlcore.lab.pretrain_vision",
     "tlcore.lab.experiments.cli",
     "tlcore.train.time_estimate",
@@ -131,7 +131,7 @@ def cmd_prefetch(args) -> int:
         try:
             spec = catalog.backbone(name)
             if spec.family == "text":
-                from tlcore.models.text_backbones import prefetch_text
+                from tlcore.text.bert import prefetch_text
 
                 print(prefetch_text([name]))
             elif spec.pretrained_on == "synthetic":

@@ -71,5 +71,5 @@ __all__ = [
     "filters_text", "grad_text", "loss_text", "matrix_text", "race_text",
 ]  # fmt: skip
 # The underscored helpers that the studio's own chart code takes from here (class_view,
-# text_pretraining, predictions, frozen_blocks, feature_space_panel), as before the split.
+# text.pretraining, predictions, frozen_blocks, feature_space_panel), as before the split.
 __all__ += ["_BLUE", "_GREY", "_PALETTE", "_fonts", "_layout", "_waiting"]

@@ -5,7 +5,7 @@ holding config.json, the weights and a WordPiece vocabulary is loaded through ex
 path a hub id takes once it is cached. Their predictions mean nothing; their plumbing
 (layer groups, freezing, LoRA, batching) is the same as bert-base's.
 
-Not for: teaching results (use a pretrained model; see tlcore.models.text_specs for the registry).
+Not for: teaching results (use a pretrained model; see tlcore.text.specs for the registry).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def save_tiny_model(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if texts is None:
-        from tlcore.data.text import SAMPLES, read_text_csv
+        from tlcore.text.sentences import SAMPLES, read_text_csv
 
         texts = read_text_csv(SAMPLES["en"]).texts
     vocab = build_vocab(texts)

@@ -71,7 +71,7 @@ class Guesses:
 @dataclass(frozen=True)
 class RunResult:
     """What a finished run measured: built once, by tlcore.train.trainer.fit and tlcore.train.recipe
-    (task mlm: tlcore.train.mlm_live), and read by every page, the store, the CLI and the class.
+    (task mlm: tlcore.text.mlm_live), and read by every page, the store, the CLI and the class.
 
     A field a run's task has no value for keeps its default (a masked-word pretraining has no
     accuracy; an older stored run may lack a field added later). `model` is the trained network

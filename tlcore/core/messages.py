@@ -106,7 +106,7 @@ EN: dict[str, str] = {
     "image.pixels": "too many pixels ({width}x{height}; at most {limit})",
     "image.pixels_claimed": "too many pixels (its header claims {pixels}; at most {limit})",
     "image.broken": "cannot be read as an image (the file is damaged or cut short)",
-    # A text CSV (tlcore.data.text).
+    # A text CSV (tlcore.text.sentences).
     "csv.field_too_large": "{name}: one field is longer than {kb} KB; a text column holds sentences or short "
     'paragraphs: split the long text, or check for an unclosed quote (") that swallows the '
     "rest of the file",

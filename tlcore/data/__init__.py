@@ -1,7 +1,7 @@
-"""Data in: every dataset the studio trains on, read, checked and split once (`datasets`, `text`,
-`corpora`, `procedural`, `vocabulary`), the two doors for a stranger's files (`images`: one image
-file; `image_zip`: a zip of class folders, what it refuses and what it skips), and the batch
-sources the training loop reads (`sources`, `text_source`) with the frozen features kept between
-runs (`feature_cache`). Models, training and the server are not here; where a session's uploads
-live on the server is tlcore.serve.
+"""Data in: every image dataset the studio trains on, read, checked and split once (`datasets`,
+`procedural`), the two doors for a stranger's files (`images`: one image file; `image_zip`: a zip
+of class folders, what it refuses and what it skips), and the batch sources the training loop reads
+(`sources`) with the frozen features kept between runs (`feature_cache`). Models, training and the
+server are not here; sentences are the text family's (tlcore.text); where a session's uploads live
+on the server is tlcore.serve.
 """

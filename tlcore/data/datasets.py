@@ -9,7 +9,7 @@ Each entry is tagged with its similarity to each pretraining source ("imagenet" 
 torchvision's weights, "synthetic" for the studio's own backbone) and a one-line reason:
 that tag is the similarity axis of the strategy matrix.
 
-Not for: augmentation or batching (tlcore.train.trainer), text data (tlcore.models.text_specs registers its own).
+Not for: augmentation or batching (tlcore.train.trainer), text data (tlcore.text, which registers its own).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class DatasetUnavailable(RuntimeError):
 
 
 class SplitData(Protocol):
-    """What every dataset loader returns (ImageData here, tlcore.data.text.TextData): class
+    """What every dataset loader returns (ImageData here, tlcore.text.sentences.TextData): class
     names and labelled train and validation splits, drawn per class with a seed."""
 
     classes: list[str]
@@ -383,7 +383,7 @@ def prefetch(spec: DatasetSpec) -> str:
     name = spec.name
     if name == "fashion_mnist" and not fashion_available():
         return f"{name}: ready ({len(fashion_arrays()[0])} images) in {CACHE_DIR}"
-    if spec.kind not in ("torchvision", "download"):  # "download": SST-2, NSMC (tlcore.models.text_specs)
+    if spec.kind not in ("torchvision", "download"):  # "download": SST-2, NSMC (tlcore.text.specs)
         return f"{name}: offline, nothing to fetch"
     data = spec.load(per_class=1, val_per_class=1, image_size=32, seed=0, root="")
     return f"{name}: ready ({data.num_classes} classes) in {CACHE_DIR}"

@@ -3,7 +3,7 @@
 `StreamSource` serves batches drawn fresh from an endless stream (pretraining on procedural
 images). Data lives on the device as uint8; augmentation (flips, random crops) runs there too; a
 frozen prefix's features can be computed once (`prepare`) so only the trained suffix runs
-every step. Text batches are `tlcore.data.text_source.TextSource`, with the same contract:
+every step. Text batches are `tlcore.text.batches.TextSource`, with the same contract:
 n_train, n_val, val_y, prepare, train_batches, eval_batches, forward.
 """
 
@@ -30,7 +30,7 @@ CPU_PREFIX_PIXELS = 64 * 96 * 96
 
 class BatchSource(Protocol):
     """What trainer.fit reads of its data: TensorSource (images on the device), StreamSource
-    (pretraining's endless images) and tlcore.data.text_source.TextSource (sentences)."""
+    (pretraining's endless images) and tlcore.text.batches.TextSource (sentences)."""
 
     n_train: int  # training examples per epoch
     n_val: int

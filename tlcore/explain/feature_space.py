@@ -146,7 +146,7 @@ def text_features(
     the first-token vector of its last layer, which its classifier head reads, made by the same
     pass a linear-probe run caches (`TextSource.prepare`). The validation rows come in the
     source's length order, hence their own labels."""
-    from tlcore.data.text_source import TextSource
+    from tlcore.text.batches import TextSource
 
     device = device or torch.device("cpu")
     model = model.to(device).eval()
@@ -283,7 +283,7 @@ def _seeded(seed: int):
 def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable[[], torch.nn.Module]]]:
     """(kind, backbone that really runs, builder) for the pretrained and the random body."""
     if request.task == "text":
-        from tlcore.models.text_backbones import build_text_model
+        from tlcore.text.bert import build_text_model
 
         name, pretrained, _ = catalog.resolve_pretrained(request.backbone, "auto")
 

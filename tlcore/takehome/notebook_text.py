@@ -13,7 +13,7 @@ evaluation every epoch and the curves (matplotlib). Or it loads the downloaded
 explanations come from assets/lessons/<lang>/notebook_text.md.
 
 The loop follows the studio's run step for step (tlcore.train.trainer.fit over a
-tlcore.data.text_source.TextSource): the head's and LoRA's random start and the dropout from
+tlcore.text.batches.TextSource): the head's and LoRA's random start and the dropout from
 the seed, the batch order from its own generator, the same batches padded the same way, and
 for a linear probe the frozen encoder's [CLS] vectors computed once, in eval mode, as the
 studio's feature cache does. On the same machine and precision it is the studio's run to the
@@ -32,9 +32,7 @@ from pathlib import Path
 from tlcore.core import offline
 from tlcore.core.messages import LearnerError
 from tlcore.data.datasets import DatasetUnavailable
-from tlcore.data.text import DOWNLOADS
 from tlcore.models import catalog
-from tlcore.models.text_specs import TEXT_SPEC
 from tlcore.takehome.notebook_cells import (
     SETTINGS_HEAD,
     WARMUP,
@@ -48,6 +46,8 @@ from tlcore.takehome.notebook_cells import (
     words,
 )
 from tlcore.takehome.record import TakeHome
+from tlcore.text.sentences import DOWNLOADS
+from tlcore.text.specs import TEXT_SPEC
 from tlcore.train.config import RunConfig
 
 LESSON = "notebook_text"
@@ -198,7 +198,7 @@ transformers.logging.disable_progress_bar()
 
 
 def _model_lines(backbone: str) -> list[str]:
-    """Where the model comes from, as the studio resolved it (tlcore.models.text_backbones.resolve_source)."""
+    """Where the model comes from, as the studio resolved it (tlcore.text.bert.resolve_source)."""
     spec = TEXT_SPEC.get(backbone)
     extra = spec.extra if spec else {}
     if extra.get("package"):

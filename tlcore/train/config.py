@@ -13,16 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from tlcore.core import offline
 from tlcore.core.fields import add_flags, check, setting, values
 from tlcore.core.messages import LearnerError
-from tlcore.data.corpora import MLM_CORPORA
 from tlcore.models import catalog
 from tlcore.train import strategies
-from tlcore.train.mlm import SEED_SENTENCE
 
 STRATEGIES = tuple(strategies.STRATEGIES)  # the one list, in tlcore.train.strategies
 AUGMENTS = ("none", "flip", "crop_flip")
@@ -30,6 +29,11 @@ OPTIMIZERS = ("adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRETRAINED = ("auto", "yes", "no")
 TASKS = ("image", "text", "mlm")
+SEED_SENTENCE = "The cat is on the [MASK]."  # task mlm: the sentence whose guesses a live pretraining shows
+
+# A task's own rule for its settings, registered by the family that owns the task (tlcore.text.family:
+# "mlm", the live pretraining); a task with a rule of its own skips the fine-tune checks below.
+TASK_RULES: dict[str, Callable[[RunConfig], None]] = {}
 
 
 _f = setting  # a dataclass field with its help text (and range, choices) kept beside it (tlcore.core.fields)
@@ -100,7 +104,7 @@ class RunConfig:
     # --- text models ---
     max_length: int = _f(128, "text: longest tokenised sentence kept", lo=8, hi=4096)
     lora_r: int = _f(8, "text, strategy lora: rank of the adapter matrices", lo=1, hi=512)
-    # --- masked-word pretraining (task mlm: a 2-layer miniature of studio_bert on a corpus of MLM_CORPORA) ---
+    # --- masked-word pretraining (task mlm: a 2-layer miniature of studio_bert on a live corpus, tlcore.text.corpora) ---
     mlm_steps: int = _f(200, "task mlm: optimiser steps of the live masked-word pretraining", lo=1, hi=2000)
     mlm_sentence: str = _f(SEED_SENTENCE, "task mlm: a sentence with one [MASK]; its top-5 guesses are reported at every check")
 
@@ -109,8 +113,10 @@ class RunConfig:
             check(f, getattr(self, f.name))  # its kind, range and choices
         if self.backbone not in catalog.backbone_names() and not offline.is_model_dir(self.backbone):
             raise LearnerError("config.unknown_backbone", value=repr(self.backbone), choices=", ".join(catalog.backbone_names()))
-        if self.task == "mlm":
-            self._check_mlm()
+        catalog.load_families()  # the families' tasks and their rules (tlcore.text: mlm), registered
+        rule = TASK_RULES.get(self.task)
+        if rule is not None:
+            rule(self)
             return
         if self.dataset not in catalog.dataset_names():
             raise LearnerError("config.unknown_dataset", value=repr(self.dataset), choices=", ".join(catalog.dataset_names()))
@@ -123,15 +129,6 @@ class RunConfig:
             )
         if self.strategy == "lora" and self.task != "text":
             raise LearnerError("config.lora_images")
-
-    def _check_mlm(self) -> None:
-        """Task mlm: the studio's BERT from random weights, on one of the live corpora, one [MASK]."""
-        if self.dataset not in MLM_CORPORA:
-            raise LearnerError("config.mlm_corpus", value=repr(self.dataset), choices=", ".join(MLM_CORPORA))
-        if self.backbone != "studio_bert" or self.pretrained != "no":
-            raise LearnerError("config.mlm_backbone")
-        if self.mlm_sentence.count("[MASK]") != 1:
-            raise LearnerError("config.mlm_sentence", sentence=repr(self.mlm_sentence[:80]))
 
     # --- round trips ---
     def to_dict(self) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def text() -> RunConfig:
     """The offline MiniLM on the English sample, a linear probe: seconds on a CPU."""
     return RunConfig(
         task="text",
-        backbone=catalog.OFFLINE_TEXT_BACKBONE,
+        backbone=catalog.offline_default("text"),
         dataset="sentiment_en",
         strategy="linear_probe",
         freeze_depth=3,

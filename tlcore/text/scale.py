@@ -3,7 +3,7 @@
 Three starting points for the same few-shot task (20 Newsgroups, 10 posts per class):
 
 - random weights: studio_bert's architecture and vocabulary, no pretraining at all,
-- studio_bert: this project's own small BERT, pretrained on ~4.5 million words (tlcore.lab.pretrain_text),
+- studio_bert: this project's own small BERT, pretrained on ~4.5 million words (tlcore.text.pretrain),
 - MiniLM (all-MiniLM-L6-v2, offline): distilled from a large BERT-family model trained on
   billions of words, then tuned on about a billion sentence pairs,
 
@@ -14,7 +14,7 @@ each seed draws its own few-shot sample, and every model of a seed sees the same
 
 Writes assets/results/<name>.json (settings, one row per run, the table) and <name>.md.
 
-Not for: timing (tlcore.lab.text_bench) or the pretraining itself (tlcore.lab.pretrain_text).
+Not for: timing (tlcore.text.bench) or the pretraining itself (tlcore.text.pretrain).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tlcore.models import catalog
 from tlcore.train.config import RunConfig, add_config_args
+from tlcore.train.recipe import run_or_raise
 
 RESULTS = Path(__file__).resolve().parents[2] / "assets" / "results"
 
@@ -78,8 +79,6 @@ class ScaleSettings:
 
 def run_scale(settings: ScaleSettings, *, starts: tuple[str, ...] = (), log=print) -> list[dict]:
     """One row per (seed, start, method): val_acc and seconds."""
-    from tlcore.lab.experiments.matrix import _run_quiet
-
     rows = []
     for seed in settings.seeds:
         data = catalog.load_dataset(
@@ -91,7 +90,7 @@ def run_scale(settings: ScaleSettings, *, starts: tuple[str, ...] = (), log=prin
             for method, *_ in METHODS:
                 config = settings.config(start, method, seed)
                 t0 = time.perf_counter()
-                result = _run_quiet(config, data)
+                result = run_or_raise(config, data)
                 row = {"seed": seed, "start": start, "method": method, "strategy": config.strategy}
                 row |= {"val_acc": round(result.val_acc, 4), "seconds": round(time.perf_counter() - t0, 1)}
                 rows.append(row)

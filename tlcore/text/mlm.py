@@ -9,10 +9,10 @@ The pieces, in the order a run uses them:
 4. `train_mlm`: AdamW, linear warm-up then cosine (`lr_at`), and every `eval_every` steps
    masked-token accuracy on held-out blocks (`evaluate`) and a sentence's top-5 (`guesses`).
 
-Used by the full pretraining of studio_bert (tlcore.lab.pretrain_text, a command) and by the
-live pretraining the text page runs through the job queue (tlcore.train.mlm_live).
+Used by the full pretraining of studio_bert (tlcore.text.pretrain, a command) and by the
+live pretraining the text page runs through the job queue (tlcore.text.mlm_live).
 
-Not for: fine-tuning (tlcore.train.trainer) or the fill-mask demo (tlcore.models.fill_mask).
+Not for: fine-tuning (tlcore.train.trainer) or the fill-mask demo (tlcore.text.fill_mask).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 
 from tlcore.core.fields import setting
+from tlcore.train.config import SEED_SENTENCE
 from tlcore.train.precision import use_bf16
 
-SEED_SENTENCE = "The cat is on the [MASK]."
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # The held-out test masks BERT's 15% whatever share training masks, so accuracies of models
 # trained with different shares are comparable (more masks = less context = a harder test).
@@ -161,7 +161,7 @@ def new_model(cfg: MlmConfig, vocab_size: int):
     """A BertForMaskedLM from random weights (seeded by cfg.seed)."""
     from transformers import BertConfig, BertForMaskedLM
 
-    from tlcore.models.text_backbones import building
+    from tlcore.text.bert import building
 
     torch.manual_seed(cfg.seed)
     config = BertConfig(
@@ -175,7 +175,7 @@ def new_model(cfg: MlmConfig, vocab_size: int):
         hidden_dropout_prob=cfg.dropout,
         attention_probs_dropout_prob=cfg.dropout,
     )
-    with building():  # see tlcore.models.text_backbones.building
+    with building():  # see tlcore.text.bert.building
         return BertForMaskedLM(config)
 
 
@@ -208,7 +208,7 @@ def evaluate(model, inputs: torch.Tensor, targets: torch.Tensor, batch: int = 64
 @torch.no_grad()
 def guesses(model, tokenizer, sentence: str = SEED_SENTENCE, k: int = 5) -> list[tuple[str, float]]:
     """The top-k (word, probability) for the first [MASK] of `sentence`."""
-    from tlcore.models.fill_mask import fill_mask
+    from tlcore.text.fill_mask import fill_mask
 
     was = model.training
     model.eval()

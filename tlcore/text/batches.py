@@ -11,7 +11,7 @@ The order inside an epoch stays random (each chunk is a random sample) while the
 per batch is close to none. Implements the batch-source contract of tlcore.train.trainer:
 n_train, n_val, val_y, prepare, train_batches, eval_batches, forward.
 
-Not for: reading files (tlcore.data.text) or models (tlcore.models.text_backbones).
+Not for: reading files (tlcore.text.sentences) or models (tlcore.text.bert).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing_extensions import override
 
 from tlcore.data import feature_cache
 from tlcore.data.sources import BatchSource, cache_depth
-from tlcore.data.text import TextData
+from tlcore.text.sentences import TextData
 
 BUCKET_BATCHES = 16  # batches per length-sorted bucket: bigger = less padding, less randomness
 

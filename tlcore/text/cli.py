@@ -1,8 +1,8 @@
 """`python -m tlcore fill-mask`: the masked-word demo.
 
 The other text commands register themselves beside their work: text-bench
-(tlcore.lab.text_bench), pretrain-text (tlcore.lab.pretrain_text) and text-scale
-(tlcore.lab.text_scale).
+(tlcore.text.bench), pretrain-text (tlcore.text.pretrain) and text-scale
+(tlcore.text.scale).
 
 Fine-tuning text models needs no command of its own: `python -m tlcore finetune --task text
 --backbone bert_tiny --dataset sentiment_en ...` goes through tlcore.train.recipe.run, and
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import sys
 
+from tlcore.text.bert import TextModelUnavailable, default_masked_lm, load_masked_lm
+from tlcore.text.fill_mask import fill_mask
+
 
 def cmd_fill_mask(args) -> int:
-    from tlcore.models.fill_mask import fill_mask
-    from tlcore.models.text_backbones import TextModelUnavailable, default_masked_lm, load_masked_lm
-
     try:
         model, tokenizer = load_masked_lm(args.model or default_masked_lm())
     except TextModelUnavailable as e:

