@@ -192,7 +192,11 @@ def answer_buttons(q: Question, exp: Experiment | None, mine) -> None:
         for i, name in enumerate(CONFIDENCE_KEYS, start=1):
             sure[i].button(("✓ " if mine.confidence == i else "") + t(f"class.ask.sure.{name}"), key=f"sure:{q.id}:{i}",
                            on_click=_answered, args=(q.id, mine.choice or None, i))  # fmt: skip
-        st.caption(t("class.ask.yours", answer=_answer_text(q, mine, exp)) + " " + t("class.ask.change"))
+        # kept in view while the answer stands (the pulse redraws the box every second or three: a
+        # message said once would be gone before a student had read it); heard once per answer
+        st.success(t("class.ask.counted"), icon=":material/check_circle:")
+        st.caption(t("class.ask.yours", answer=_answer_text(q, mine, exp)))
+        announce(t("class.ask.counted"), f"counted:{q.id}:{q.vote}:{mine.choice}:{mine.number}:{mine.confidence}")
 
 
 @callback
@@ -211,8 +215,6 @@ def _answered(qid: str, choice: str | None, confidence: int | None = None) -> No
             room.answer(me, qid, choice, number, conf)
         except QuestionRefused as refused:
             say("warning", t(f"class.ask.refused.{refused.reason}"))
-            return
-        say("success", t("class.ask.counted"))
 
 
 def exit_ticket_box() -> None:
