@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from tests.helpers.fakes import make_run, wait_for
+from tests.helpers.fakes import Clock, fake_run, make_run, wait_for
 from tlcore import serve
-from tlcore.core.events import Cancelled, Done
+from tlcore.core.events import Cancelled, Done, StepEvent
 from tlcore.serve import jobs, machine
 from tlcore.serve.jobs import JobLimitError, JobQueue
 from tlcore.train.config import RunConfig
@@ -32,11 +32,14 @@ def test_a_page_can_wait_for_its_job_to_end_and_is_woken_at_once():
     assert wait_for(lambda: q.get(job, "s1").state == "running")
     t = time.monotonic()
     assert q.wait_until_ended(job, "s1", 0.2) is False  # still running: back after the timeout
-    assert 0.2 <= time.monotonic() - t < 1.0
-    threading.Timer(0.3, gate.set).start()
-    t = time.monotonic()
-    assert q.wait_until_ended(job, "s1", 5.0) is True
-    assert time.monotonic() - t < 2.0 and q.get(job, "s1").state == "done"  # woken by the end, not the timeout
+    assert time.monotonic() - t >= 0.2
+    ended = []
+    waiting = threading.Thread(target=lambda: ended.append(q.wait_until_ended(job, "s1", 600.0)))
+    waiting.start()
+    gate.set()
+    waiting.join(60)  # a page that slept out its 600 s would still be waiting here
+    assert not waiting.is_alive() and ended == [True], "the wait was not woken by the job's end"
+    assert q.get(job, "s1").state == "done"
     assert q.wait_until_ended(job, "someone else", 5.0) is True  # another's job: nothing to wait for
 
 
@@ -57,15 +60,26 @@ def test_one_active_job_per_owner_and_queue_positions():
     assert q.active_for("s1") is None
 
 
-def test_stop_takes_effect_within_a_second():
-    q = JobQueue(make_run(steps=10_000, delay=0.005))
+def test_stop_takes_effect_at_the_runs_next_step():
+    at_step_3, go_on = threading.Event(), threading.Event()
+
+    def held_at_step_3(config, emit, should_stop):  # the run pauses after its third step until the test has pressed Stop
+        def emit_and_hold(event):
+            emit(event)
+            if isinstance(event, StepEvent) and event.step == 3:
+                at_step_3.set()
+                go_on.wait(60)
+
+        return fake_run(config, emit_and_hold, should_stop, steps=10_000)
+
+    q = JobQueue(held_at_step_3)
     job = q.submit(RunConfig(), owner="s1")
-    assert wait_for(lambda: len(q.get(job, "s1").runs[0].steps) > 3)
-    t = time.monotonic()
-    q.cancel(job, "s1")
-    assert wait_for(lambda: q.get(job, "s1").state == "cancelled", timeout=1.0)
-    assert time.monotonic() - t < 1.0
-    assert isinstance(q.get(job, "s1").runs[0].final, Cancelled)
+    assert at_step_3.wait(60)
+    assert q.cancel(job, "s1")
+    go_on.set()
+    assert wait_for(lambda: q.get(job, "s1").state == "cancelled", timeout=60)
+    final = q.get(job, "s1").runs[0].final
+    assert isinstance(final, Cancelled) and final.step == 3  # not one step more
 
 
 def test_unwatched_job_is_cancelled():
@@ -104,8 +118,9 @@ def test_another_owner_can_neither_see_nor_stop_a_run():
     assert wait_for(lambda: q.get(job, "alice").state == "running")
     assert q.get(job, "bob") is None and q.get(job, "") is None
     assert q.cancel(job, "bob") is False
-    time.sleep(0.05)
-    assert q.get(job, "alice").state == "running"  # Bob's Stop did nothing
+    steps = len(q.get(job, "alice").runs[0].steps)  # each of its next steps asks whether to stop
+    assert wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > steps + 2)
+    assert q.get(job, "alice").state == "running"  # Bob's Stop did nothing: two steps later, still running
     q._jobs[job].last_seen -= 100
     before = q._jobs[job].last_seen
     q.heartbeat(job, "bob")  # nor can Bob keep Alice's abandoned run alive
@@ -275,11 +290,9 @@ def test_a_run_past_the_time_limit_is_stopped_and_says_why():
 
     q = JobQueue(endless, caps=Caps(max_seconds=0.3))
     job = q.submit(RunConfig(), owner="a")
-    deadline = time.monotonic() + 10
-    while q.get(job, "a").state in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert wait_for(lambda: q.get(job, "a").state not in ("queued", "running"), timeout=60)  # endless, but for the limit
     view = q.get(job, "a")
-    assert view.state == "cancelled" and view.note == "time_limit" and view.elapsed_s < 3
+    assert view.state == "cancelled" and view.note == "time_limit" and view.elapsed_s >= 0.3
 
 
 def test_the_teacher_sees_every_job_by_nickname_and_can_cancel_any():
@@ -299,26 +312,37 @@ def test_the_teacher_sees_every_job_by_nickname_and_can_cancel_any():
     gate.set()
 
 
-def test_a_closed_tabs_run_is_cancelled_but_a_background_tab_or_a_reload_keeps_it():
+def test_a_closed_tabs_run_is_cancelled_but_a_background_tab_or_a_reload_keeps_it(monkeypatch):
     """The signal is the learner's websocket, not the page's polling (a background tab may be
-    polled once a minute): connected sessions keep their learner's run alive."""
+    polled once a minute): connected sessions keep their learner's run alive. Seconds are the
+    queue's clock's, moved by the test: the run has asked whether to stop after each tick."""
     from studio.learner import LearnerStore
     from studio.server import keep_connected_runs_alive
 
+    clock = Clock()
+    monkeypatch.setattr(jobs, "time", clock)
+    asked = []
+
     def endless(config, emit, should_stop):
-        while not should_stop():
+        while True:
+            now = clock.now  # read before asking: the queue's answer is of this time or later
+            if should_stop():
+                break
+            asked.append(now)
             time.sleep(0.01)
         emit(Cancelled(0))
 
     q, store, connected = JobQueue(endless, stale_after_s=0.6), LearnerStore(), {"tab-1"}
     store.bind_session("tab-1", "learner-a")
     job = q.submit(RunConfig(), owner="learner-a")
+    assert wait_for(lambda: asked, timeout=60)
 
-    def janitor(seconds):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
+    def janitor(seconds):  # the server's janitor, a tenth of a second apart
+        for _ in range(round(seconds / 0.1)):
             keep_connected_runs_alive(q, store, is_connected=lambda s: s in connected)
-            time.sleep(0.1)
+            clock.advance(0.1)
+            now = clock.now
+            assert wait_for(lambda: (asked and asked[-1] >= now) or not q.get(job, "learner-a", heartbeat=False).active, 60)
 
     janitor(1.5)  # a background tab: connected, never polling
     assert q.get(job, "learner-a", heartbeat=False).state == "running"
@@ -469,19 +493,23 @@ def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
     q = JobQueue(make_run(steps=2, delay=0), store=store)
     real_load = store.load
 
-    def slow_load(job_id):  # a store that takes a while: a slow disk, 60 runs' images to decode
-        time.sleep(1.0)
+    loading, loaded = threading.Event(), threading.Event()
+
+    def slow_load(job_id):  # a store that takes a while (a slow disk, 60 runs' images to decode): until the test says
+        loading.set()
+        loaded.wait(60)
         return real_load(job_id)
 
     store.load = slow_load
     restoring = threading.Thread(target=q.get, args=(old, "alice"))
     restoring.start()
-    time.sleep(0.1)
-    t = time.monotonic()
-    q.snapshot()  # another page's poll
-    waited = time.monotonic() - t
-    restoring.join()
-    assert waited < 0.3, waited
+    assert loading.wait(60)
+    poll = threading.Thread(target=q.snapshot)  # another page's poll, while the stored run is still being read
+    poll.start()
+    poll.join(60)
+    assert not poll.is_alive() and restoring.is_alive(), "the poll waited for the stored run's read"
+    loaded.set()
+    restoring.join(60)
     assert q.get(old, "alice").state == "done" and len([j for j in q._jobs if j == old]) == 1
 
 

@@ -112,6 +112,30 @@ class BusyElsewhere:
         return self.value
 
 
+class Clock:
+    """A clock the test moves by hand, in place of a module's `time` (`monkeypatch.setattr(jobs,
+    "time", Clock())`): `monotonic()` reads it, `sleep(s)` moves it on without waiting (`real_sleep`
+    waits too, for code whose loop must let another thread run), anything else is the time module's.
+    A test that asserts what a limit or a wait did counts in this clock's seconds, not the box's."""
+
+    def __init__(self, now: float = 1000.0, *, real_sleep: bool = False):
+        self.now, self.real_sleep = now, real_sleep
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        if self.real_sleep:
+            time.sleep(seconds)
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
 def wait_for(pred, timeout=5.0):
     """Until `pred()` is true, for at most `timeout` seconds of an idle box (tools.pace: a bound
     that says "not hung" grows on a busy box)."""
