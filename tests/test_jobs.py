@@ -341,8 +341,9 @@ def test_a_closed_tabs_run_is_cancelled_but_a_background_tab_or_a_reload_keeps_i
         for _ in range(round(seconds / 0.1)):
             keep_connected_runs_alive(q, store, is_connected=lambda s: s in connected)
             clock.advance(0.1)
-            now = clock.now
-            assert wait_for(lambda: (asked and asked[-1] >= now) or not q.get(job, "learner-a", heartbeat=False).active, 60)
+            assert wait_for(
+                lambda now=clock.now: (asked and asked[-1] >= now) or not q.get(job, "learner-a", heartbeat=False).active, 60
+            )
 
     janitor(1.5)  # a background tab: connected, never polling
     assert q.get(job, "learner-a", heartbeat=False).state == "running"
