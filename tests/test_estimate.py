@@ -131,7 +131,7 @@ def test_calibrating_text_gives_the_text_rates_of_this_machine(tmp_path):
     time_estimate.calibrate(config, estimator, steps=1)
     assert estimator.knows_device(config)
     rates = estimator.rates[estimator._keys(config)[2]]
-    assert {"s_per_gflop", "cache_s_per_gflop", "setup_s"} <= set(rates) and rates["setup_s"] < 10
+    assert {"s_per_gflop", "cache_s_per_gflop", "setup_s"} <= set(rates) and rates["setup_s"] > 0  # the model's build, measured
     assert not estimator.knows_device(RunConfig(**SMALL))  # images keep a rate of their own
 
 
