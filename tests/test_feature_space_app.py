@@ -232,6 +232,7 @@ def test_a_failed_view_is_said_in_words_and_can_be_tried_again(stub_worker, monk
     ok(at)
 
 
+@pytest.mark.fast
 def test_one_learner_holds_one_place_in_the_feature_worker_and_a_classmate_gets_theirs():
     """One learner's tabs filled all 8 of the worker's places and a classmate had no chart after
     240 s: now each learner waits for one view at a time."""

@@ -17,6 +17,7 @@ from tlcore.train.config import RunConfig
 from tlcore.train.device import lower_thread_priority
 
 
+@pytest.mark.fast
 def test_submit_runs_in_background_and_finishes():
     q = JobQueue(make_run(steps=5, delay=0))
     job = q.submit(RunConfig(), owner="s1")
@@ -43,6 +44,7 @@ def test_a_page_can_wait_for_its_job_to_end_and_is_woken_at_once():
     assert q.wait_until_ended(job, "someone else", 5.0) is True  # another's job: nothing to wait for
 
 
+@pytest.mark.fast
 def test_one_active_job_per_owner_and_queue_positions():
     gate = threading.Event()
     q = JobQueue(make_run(steps=5, delay=0, gate=gate))
@@ -60,6 +62,7 @@ def test_one_active_job_per_owner_and_queue_positions():
     assert q.active_for("s1") is None
 
 
+@pytest.mark.fast
 def test_stop_takes_effect_at_the_runs_next_step():
     at_step_3, go_on = threading.Event(), threading.Event()
 
@@ -82,12 +85,14 @@ def test_stop_takes_effect_at_the_runs_next_step():
     assert isinstance(final, Cancelled) and final.step == 3  # not one step more
 
 
+@pytest.mark.fast
 def test_unwatched_job_is_cancelled():
     q = JobQueue(make_run(steps=10_000, delay=0.005), stale_after_s=0.2)
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1", heartbeat=False).state == "cancelled", timeout=3.0)
 
 
+@pytest.mark.fast
 def test_a_race_runs_every_config_in_order():
     q = JobQueue(make_run(steps=3, delay=0))
     configs = [RunConfig(backbone="studio_resnet", strategy=s) for s in ("scratch", "linear_probe", "full")]
@@ -97,6 +102,7 @@ def test_a_race_runs_every_config_in_order():
     assert q.get(job, "s1").labels == ("scratch", "linear_probe", "full")
 
 
+@pytest.mark.fast
 def test_real_trainer_through_the_queue():
     q = JobQueue()
     cfg = RunConfig(backbone="studio_resnet", pretrained="no", per_class=3, val_per_class=3, image_size=16, epochs=1)
@@ -112,6 +118,7 @@ def worker_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("tlcore-worker")]
 
 
+@pytest.mark.fast
 def test_another_owner_can_neither_see_nor_stop_a_run():
     q = JobQueue(make_run(steps=10_000, delay=0.005))
     job = q.submit(RunConfig(), owner="alice")
@@ -130,6 +137,7 @@ def test_another_owner_can_neither_see_nor_stop_a_run():
     assert wait_for(lambda: q.get(job, "alice").state == "cancelled")
 
 
+@pytest.mark.fast
 def test_job_ids_are_unguessable():
     q = JobQueue(make_run(steps=1, delay=0))
     first, second = q.submit(RunConfig(), owner="s1"), q.submit(RunConfig(), owner="s2")
@@ -141,6 +149,7 @@ def test_job_ids_are_unguessable():
     assert len({i[4:8] for i in ids}) > 1500  # no shared, counter-like prefix
 
 
+@pytest.mark.fast
 def test_the_shared_queue_is_made_once_and_adds_no_worker_when_asked_again(monkeypatch):
     monkeypatch.setattr(jobs, "_shared", None)
     made = []
@@ -161,6 +170,7 @@ def test_the_shared_queue_is_made_once_and_adds_no_worker_when_asked_again(monke
     assert len(worker_threads()) == before + 1  # one device, one worker
 
 
+@pytest.mark.fast
 def test_old_finished_jobs_are_forgotten_but_never_a_learners_latest_of_each_kind():
     q = JobQueue(make_run(steps=1, delay=0.0), max_finished=3)
     kept = q.submit(RunConfig(), "alice", tag="finetune")
@@ -176,6 +186,7 @@ def test_old_finished_jobs_are_forgotten_but_never_a_learners_latest_of_each_kin
     assert q.get(race, "alice") is not None
 
 
+@pytest.mark.fast
 def test_the_server_trains_here_when_ray_is_not_usable(monkeypatch, caplog):
     import sys
 
@@ -191,6 +202,7 @@ def test_the_server_trains_here_when_ray_is_not_usable(monkeypatch, caplog):
         assert wait_for(lambda q=q, job=job: q.get(job, "s1").state == "done")
 
 
+@pytest.mark.fast
 def test_one_worker_per_gpu_each_pinned_to_its_own_and_running_at_once(monkeypatch):
     """A class server with N GPUs trains N learners' runs at once, each worker on its own GPU."""
     import threading
@@ -265,6 +277,7 @@ def test_100_queued_jobs_run_first_in_first_out_apart_from_the_teachers():
     assert len(q._jobs) <= 102 + 50 + 1
 
 
+@pytest.mark.fast
 def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
     from tlcore.core.messages import LearnerError
     from tlcore.serve.class_limits import Caps
@@ -295,6 +308,7 @@ def test_a_run_past_the_time_limit_is_stopped_and_says_why():
     assert view.state == "cancelled" and view.note == "time_limit" and view.elapsed_s >= 0.3
 
 
+@pytest.mark.fast
 def test_the_teacher_sees_every_job_by_nickname_and_can_cancel_any():
     gate = threading.Event()
     q = JobQueue(gated_run(gate))
@@ -358,6 +372,7 @@ def test_a_closed_tabs_run_is_cancelled_but_a_background_tab_or_a_reload_keeps_i
     assert view.state == "cancelled" and view.note == "closed"
 
 
+@pytest.mark.fast
 def test_twenty_thousand_new_sessions_do_not_end_a_background_tabs_run_as_closed():
     """A background tab draws nothing, so its session is the oldest the server has seen; a flood
     of new sessions (20,000) once pushed it out of the learner store, the janitor found no
@@ -384,6 +399,7 @@ def _rss_mb() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
+@pytest.mark.fast
 @pytest.mark.skipif(machine._MALLOC_TRIM is None, reason="glibc's malloc_trim is what gives freed heap back")
 def test_a_finished_job_gives_its_freed_heap_back_to_the_system():
     import numpy as np
@@ -405,6 +421,7 @@ def test_a_finished_job_gives_its_freed_heap_back_to_the_system():
     assert wait_for(lambda: _rss_mb() < peak["rss"] - 150, timeout=10), (peak, _rss_mb())
 
 
+@pytest.mark.fast
 @pytest.mark.skipif(not lower_thread_priority(0), reason="no per-thread CPU priority on this system")
 def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
     import os
@@ -424,6 +441,7 @@ def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # pages keep theirs
 
 
+@pytest.mark.fast
 def test_a_teacher_who_unlocks_after_pressing_start_moves_to_the_front():
     gate = threading.Event()
     q = JobQueue(gated_run(gate))
@@ -444,6 +462,7 @@ class Interrupted(BaseException):
     """A BaseException no `except Exception` catches (as a library's own may be)."""
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "error", [SystemExit(3), KeyboardInterrupt(), Interrupted("stop")], ids=["SystemExit", "KeyboardInterrupt", "BaseException"]
 )
@@ -517,6 +536,7 @@ def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
 # --- one queue place per person where the class says so (issue 22, item 4) ----------------
 
 
+@pytest.mark.fast
 def test_one_run_per_client_address_where_the_class_file_says_so():
     """Three cookies from one address held three places; with `one_run_per_address` the second
     is refused. An unknown address (None: this machine, no request) is allowed, and so is the teacher."""

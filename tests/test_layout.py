@@ -35,6 +35,7 @@ def layout_rows() -> dict[str, str]:
     return rows
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("package", PACKAGES)
 def test_the_layout_table_names_every_module_of_each_package_and_nothing_gone(package):
     rows = layout_rows()
@@ -97,6 +98,7 @@ def resolves(path: str) -> bool:
     return bool(module) and (ROOT / f"{module}.py").exists()
 
 
+@pytest.mark.fast
 def test_every_path_the_readme_and_the_settings_name_exists():
     files = PATH_FILES + sorted(p.name for p in ROOT.glob("requirements*.txt"))
     missing = [
@@ -109,13 +111,15 @@ def test_every_path_the_readme_and_the_settings_name_exists():
     assert missing == [], missing
 
 
+@pytest.mark.fast
 def test_the_path_check_sees_a_stale_path():
     assert named_paths("see `tools/loadtest.py` and tlcore/serve/jobs.py.") == {"tools/loadtest.py", "tlcore/serve/jobs.py"}
     assert not resolves("tools/loadtest.py") and resolves("tools/loadtest") and resolves("tlcore/train/recipe.run")
     assert not resolves("tlcore/serve/nothing.here")
 
 
-PACKAGES = {
+# What the fast tier must reach: a pattern each package's users write.
+TIER_REACHES = {
     "tlcore.core": r"tlcore\.core\b|from tlcore import core",
     "tlcore.data": r"tlcore\.data\b",
     "tlcore.models": r"tlcore\.models\b",
@@ -127,21 +131,97 @@ PACKAGES = {
     "studio": r"^\s*(from|import) studio\b",
     "pages": r"pages/\d_\w+\.py",
 }
+NOT_FAST = {"slow", "browser", "ray"}  # a test with one of these marks is never in the fast tier
 
 
+def marks_in(node: ast.AST, aliases: dict[str, set[str]]) -> set[str]:
+    """The `pytest.mark.X` names written in an expression (a decorator, a `pytestmark`, a case's
+    `marks=`), a module-level alias (`needs_checkpoint = pytest.mark.skipif(...)`) read through."""
+    found = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Attribute) and n.value.attr == "mark":
+            found.add(n.attr)
+        elif isinstance(n, ast.Name) and n.id in aliases:
+            found |= aliases[n.id]
+    return found
+
+
+def fast_tests(path: Path) -> dict[str, set[str]]:
+    """The tests of a module that are in the fast tier, each with every mark it carries: 'name' for
+    a function marked fast (or a module whose `pytestmark` is), 'name[case]' for a parametrized case
+    marked fast with `pytest.param(..., marks=pytest.mark.fast)`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    aliases: dict[str, set[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            aliases[node.targets[0].id] = marks_in(node.value, aliases)
+    module = aliases.get("pytestmark", set())
+    found = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_")):
+            continue
+        marks = set(module)
+        cases = []
+        for deco in node.decorator_list:
+            params = [c for c in ast.walk(deco) if isinstance(c, ast.Call) and getattr(c.func, "attr", "") == "param"]
+            if params:
+                cases += [marks_in(k.value, aliases) for c in params for k in c.keywords if k.arg == "marks"]
+            else:
+                marks |= marks_in(deco, aliases)
+        if "fast" in marks:
+            found[node.name] = marks | set().union(*cases)
+        for i, case in enumerate(cases):
+            if "fast" in case:
+                found[f"{node.name}[{i}]"] = marks | case
+    return found
+
+
+@pytest.mark.fast
+def test_no_fast_test_is_also_slow_browser_or_ray():
+    both = [
+        f"{path.name}::{name}: {sorted(marks & NOT_FAST)}"
+        for path in sorted((ROOT / "tests").glob("test_*.py"))
+        for name, marks in fast_tests(path).items()
+        if marks & NOT_FAST
+    ]
+    assert both == [], f"a fast test (pytest -m fast) is never slow, browser or ray: {both}"
+
+
+@pytest.mark.fast
+def test_the_fast_tier_check_reads_every_way_of_marking(tmp_path):
+    module = tmp_path / "test_example.py"
+    module.write_text(
+        "import pytest\n"
+        "heavy = pytest.mark.slow\n"
+        "@pytest.mark.fast\n"
+        "def test_quick(): pass\n"
+        "@heavy\n"
+        "@pytest.mark.fast\n"
+        "def test_both(): pass\n"
+        "@pytest.mark.parametrize('n', [1, pytest.param(2, marks=[pytest.mark.fast, pytest.mark.ray])])\n"
+        "def test_cases(n): pass\n"
+        "def test_not_fast(): pass\n"
+    )
+    found = fast_tests(module)
+    assert set(found) == {"test_quick", "test_both", "test_cases[0]"}
+    assert found["test_both"] & NOT_FAST == {"slow"} and found["test_cases[0]"] & NOT_FAST == {"ray"}
+    module.write_text("import pytest\npytestmark = [pytest.mark.fast]\ndef test_a(): pass\n")
+    assert set(fast_tests(module)) == {"test_a"}
+
+
+@pytest.mark.fast
 def test_the_fast_tier_reaches_every_package():
-    """`pytest -m fast` (tests/fast_tier.txt) holds tests from modules that use each package of the
-    engine, the studio and the pages (read from the modules' sources)."""
-    from tests.conftest import fast_tier
-
-    modules = {node.split("::")[0] for node in fast_tier()}
-    assert modules, "tests/fast_tier.txt is empty: python -m tools.fast_tier makes it"
-    sources = "\n".join((ROOT / m).read_text(encoding="utf-8") for m in modules if (ROOT / m).exists())
-    missing = [p for p, pattern in PACKAGES.items() if not re.search(pattern, sources, re.M)]
-    assert missing == [], f"the fast tier reaches no test of {missing}: add one to tests/fast_tier.txt"
+    """`pytest -m fast` holds tests from modules that use each package of the engine, the studio
+    and the pages (read from the modules' sources)."""
+    modules = [path for path in sorted((ROOT / "tests").glob("test_*.py")) if fast_tests(path)]
+    assert len(modules) > 10, modules
+    sources = "\n".join(path.read_text(encoding="utf-8") for path in modules)
+    missing = [p for p, pattern in TIER_REACHES.items() if not re.search(pattern, sources, re.M)]
+    assert missing == [], f"the fast tier reaches no test of {missing}: mark one `@pytest.mark.fast`"
 
 
-def test_the_fast_tier_is_chosen_from_measured_durations_quickest_first_within_its_budget():
+@pytest.mark.fast
+def test_the_fast_tier_is_measured_against_its_budget_and_says_which_marks_to_change():
     from tools import fast_tier
 
     log = """
@@ -160,6 +240,14 @@ def test_the_fast_tier_is_chosen_from_measured_durations_quickest_first_within_i
         "tests/test_b.py::test_three",
     ]
     assert fast_tier.choose(seconds, max_s=0.3, budget_s=0.2) == ["tests/test_a.py::test_two", "tests/test_b.py::test_three"]
+    marked = fast_tier.node_ids("tests/test_a.py::test_two\ntests/test_b.py::test_slow[x]\n\n2/5 tests collected in 0.1s\n")
+    assert marked == {"tests/test_a.py::test_two", "tests/test_b.py::test_slow[x]"}
+    lines = fast_tier.report(seconds, marked, max_s=0.3, budget_s=0.3)
+    assert lines[0] == "the fast tier: 2 tests marked, 2.0 s of measured test time (budget 0 s)"
+    assert lines[1:] == [
+        "  take the mark off (over 0.3 s): tests/test_b.py::test_slow[x] (2.00 s)",
+        "  mark (fits the budget): tests/test_b.py::test_three (0.10 s)",
+    ]
 
 
 # Issue 55: a module a newcomer reads in one sitting, a function that fits on a screen.

@@ -10,6 +10,8 @@ import pytest
 from tlcore.serve.store import JobTimes
 from tools.loadtest.experiment import run_times
 
+pytestmark = pytest.mark.fast  # every test of this module is in the fast tier (`pytest -m fast`)
+
 
 def test_run_times_reads_presses_runs_and_gaps_from_the_store_clock():
     t0 = 1000.0

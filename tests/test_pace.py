@@ -7,6 +7,8 @@ import pytest
 from tests.helpers.fakes import Clock
 from tools import pace
 
+pytestmark = pytest.mark.fast  # every test of this module is in the fast tier (`pytest -m fast`)
+
 
 @pytest.fixture
 def two_cpus(monkeypatch):

@@ -119,6 +119,7 @@ def test_every_training_process_runs_at_the_queues_nice_the_second_one_too(make_
     assert len(ran) == 2 and set(ran.values()) == {os.getpriority(os.PRIO_PROCESS, 0) + 5}, ran
 
 
+@pytest.mark.fast
 def test_nice_at_least_raises_a_threads_nice_to_the_floor_and_never_adds():
     import threading
 
