@@ -72,16 +72,43 @@ def test_tests_is_a_package_that_an_installed_tests_package_cannot_shadow(tmp_pa
     assert Path(out.stdout.strip()) == ROOT / "tests" / "__init__.py"
 
 
-# The files whose paths a newcomer or a tool follows (issue 33, item 6).
+# The files whose paths and dotted names a newcomer or a tool follows (issue 33, item 6; issue 55, item 4).
 PATH_FILES = ["README.md", "pyproject.toml", ".streamlit/config.toml", "Dockerfile", "compose.yaml", ".ci/run"]
+DOCSTRING_PACKAGES = ("tlcore", "studio", "tools")
+
+
+def written_texts() -> dict[str, str]:
+    """Where paths and names are written for a reader: PATH_FILES, requirements*.txt, docs/*.md,
+    assets/**/*.json and the docstrings (each module's, class's and function's) of tlcore/, studio/
+    and tools/: 'where' -> its text."""
+    files = PATH_FILES + sorted(p.name for p in ROOT.glob("requirements*.txt"))
+    files += sorted(p.relative_to(ROOT).as_posix() for pattern in ("docs/*.md", "assets/**/*.json") for p in ROOT.glob(pattern))
+    texts = {name: (ROOT / name).read_text(encoding="utf-8") for name in files if (ROOT / name).exists()}
+    for package in DOCSTRING_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            kinds = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+            docs = [ast.get_docstring(n, clean=False) for n in [tree, *functions_and_classes(tree.body)] if isinstance(n, kinds)]
+            texts[f"{path.relative_to(ROOT).as_posix()} (docstrings)"] = "\n".join(d for d in docs if d)
+    return texts
+
+
+def functions_and_classes(body: list) -> Iterator[ast.AST]:
+    """Every def and class among these statements and inside them (where a docstring can be)."""
+    for node in body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            yield from functions_and_classes(getattr(node, field, []))
 
 
 def named_paths(text: str) -> set[str]:
     """Every path in `text` that starts at one of the repository's top-level entries
-    (`tlcore/serve/jobs.py`, `docs/`, `.ci/run`), as written (no trailing dot or slash)."""
+    (`tlcore/serve/jobs.py`, `docs/`, `.ci/run`), as written (no trailing dot or slash; a word of
+    another script after it, Korean's `assets/results/에`, is not part of it)."""
     tops = sorted((p.name for p in ROOT.iterdir() if p.name not in (".git", ".venv")), key=len, reverse=True)
     alternatives = "|".join(re.escape(t) for t in tops)
-    pattern = re.compile(rf"(?<![\w/.:~$-])((?:{alternatives})(?:/[\w.*-]+)*/?)")
+    pattern = re.compile(rf"(?<![\w/.:~$-])((?:{alternatives})(?:/[A-Za-z0-9_.*-]+)*/?)")
     return {m.group(1).rstrip("./") or m.group(1) for m in pattern.finditer(text)}
 
 
@@ -99,16 +126,11 @@ def resolves(path: str) -> bool:
 
 
 @pytest.mark.fast
-def test_every_path_the_readme_and_the_settings_name_exists():
-    files = PATH_FILES + sorted(p.name for p in ROOT.glob("requirements*.txt"))
+def test_every_path_the_readme_the_docs_the_settings_the_assets_and_the_docstrings_name_exists():
     missing = [
-        f"{name}: {path}"
-        for name in files
-        if (ROOT / name).exists()
-        for path in sorted(named_paths((ROOT / name).read_text(encoding="utf-8")))
-        if not resolves(path)
+        f"{where}: {path}" for where, text in written_texts().items() for path in sorted(named_paths(text)) if not resolves(path)
     ]
-    assert missing == [], missing
+    assert missing == [], f"paths written that do not exist (where: path): {missing}"
 
 
 @pytest.mark.fast
@@ -116,6 +138,67 @@ def test_the_path_check_sees_a_stale_path():
     assert named_paths("see `tools/loadtest.py` and tlcore/serve/jobs.py.") == {"tools/loadtest.py", "tlcore/serve/jobs.py"}
     assert not resolves("tools/loadtest.py") and resolves("tools/loadtest") and resolves("tlcore/train/recipe.run")
     assert not resolves("tlcore/serve/nothing.here")
+    assert named_paths("assets/results/에 있습니다") == {"assets/results"}
+
+
+DOTTED = re.compile(r"(?<![\w./-])((?:tlcore|studio|tools)(?:\.[A-Za-z_]\w*)+)")
+
+
+def dotted_names(text: str) -> set[str]:
+    """Every dotted name of the repository's packages in `text` (`tlcore.serve.jobs.JobQueue`,
+    `python -m tools.fast_tier`), as written (a sentence's last dot is not part of it)."""
+    return set(DOTTED.findall(text))
+
+
+def importable(name: str) -> str:
+    """'' when importlib finds the module `name`, or its longest module prefix has the rest as
+    attributes (`tlcore.serve.jobs.JobQueue`, `tlcore.core.events.RunResult.val_acc`); else why not."""
+    import importlib
+    import importlib.util
+
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        module = ".".join(parts[:i])
+        try:
+            if importlib.util.find_spec(module) is None:
+                continue
+        except ImportError:
+            continue
+        if i == len(parts):
+            return ""  # a module (never imported: `tlcore.__main__` would run)
+        try:
+            obj = importlib.import_module(module)
+        except Exception as error:  # noqa: BLE001 -- said in the failure, whatever it is
+            return f"{module} does not import: {error!r}"
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return f"{module} has no {'.'.join(parts[i:])}"
+            obj = getattr(obj, attr)
+        return ""
+    return "no such module"
+
+
+def test_every_dotted_name_the_readme_the_docs_the_settings_the_assets_and_the_docstrings_write_resolves():
+    stale = [
+        f"{where}: {name} ({why})"
+        for where, text in written_texts().items()
+        for name in sorted(dotted_names(text))
+        if (why := importable(name))
+    ]
+    assert stale == [], f"dotted names written that do not resolve (where: name (why)): {stale}"
+
+
+@pytest.mark.fast
+def test_the_name_check_sees_a_stale_dotted_name():
+    text = "see tlcore.ray_jobs, `tlcore.serve.jobs.JobQueue`, python -m tools.fast_tier and tlcore.serve."
+    assert dotted_names(text) == {"tlcore.ray_jobs", "tlcore.serve.jobs.JobQueue", "tools.fast_tier", "tlcore.serve"}
+    assert dotted_names("assets/backbones/studio_resnet.json, tlcore/serve.py") == set()
+    assert importable("tlcore.serve.jobs.JobQueue") == importable("tools.fast_tier") == importable("tlcore.__main__") == ""
+    assert (
+        importable("tlcore.ray_jobs") == "tlcore has no ray_jobs"
+        and importable("studio.nothing.here") == "studio has no nothing.here"
+    )
+    assert importable("tlcore.serve.jobs.keep_freed_memory") == "tlcore.serve.jobs has no keep_freed_memory"
 
 
 # What the fast tier must reach: a pattern each package's users write.
