@@ -1,5 +1,6 @@
 """The suite's stand-ins: one fake run (the event contract of tlcore.train.recipe.run,
-instantly), the text page's, files a learner would upload, and a wait.
+instantly), the text page's, files a learner would upload, a wait, and clocks a test moves
+(`Clock` for a module's `time`, `VirtualTimeLoop` for asyncio).
 
 Not for: anything a test checks the engine with (those tests run the real thing).
 """
@@ -115,12 +116,12 @@ class BusyElsewhere:
 
 class Clock:
     """A clock the test moves by hand, in place of a module's `time` (`monkeypatch.setattr(jobs,
-    "time", Clock())`): `monotonic()` reads it, `sleep(s)` moves it on without waiting (`real_sleep`
-    waits too, for code whose loop must let another thread run), anything else is the time module's.
-    A test that asserts what a limit or a wait did counts in this clock's seconds, not the box's."""
+    "time", Clock())`): `monotonic()` reads it, `sleep(s)` moves it on without waiting, anything else
+    is the time module's. A test that asserts what a limit or a wait did counts in this clock's
+    seconds, not the box's."""
 
-    def __init__(self, now: float = 1000.0, *, real_sleep: bool = False):
-        self.now, self.real_sleep = now, real_sleep
+    def __init__(self, now: float = 1000.0):
+        self.now = now
 
     def monotonic(self) -> float:
         return self.now
@@ -130,8 +131,6 @@ class Clock:
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
-        if self.real_sleep:
-            time.sleep(seconds)
 
     def __getattr__(self, name):
         return getattr(time, name)
