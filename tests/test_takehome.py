@@ -175,8 +175,7 @@ def test_the_zip_for_the_app_has_one_part_each(image_run):
         assert sorted(names) == sorted([big, "model/model.json", "model/README.md", "model/MODEL_CARD.md"])
 
 
-@pytest.mark.fast
-def test_models_over_the_bound_are_refused(image_run, monkeypatch):
+def test_models_over_the_bound_are_refused(image_run, monkeypatch):  # not fast: the module's training run is its set-up
     monkeypatch.setattr(model_files, "MAX_MODEL_BYTES", 1_000_000)
     with pytest.raises(LearnerError) as caught:
         model_files.zip_bytes(image_run[0])
