@@ -102,11 +102,22 @@ def functions_and_classes(body: list) -> Iterator[ast.AST]:
             yield from functions_and_classes(getattr(node, field, []))
 
 
+def top_level_entries() -> set[str]:
+    """The repository's own top-level files and folders: what git tracks (not .venv, nor what a run
+    leaves, test-artifacts/), or what is on disk outside a git checkout."""
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode == 0 and listed.stdout:
+        return {name.split("/", 1)[0] for name in listed.stdout.split("\0") if name}
+    return {p.name for p in ROOT.iterdir() if p.name not in (".git", ".venv")}
+
+
 def named_paths(text: str) -> set[str]:
     """Every path in `text` that starts at one of the repository's top-level entries
     (`tlcore/serve/jobs.py`, `docs/`, `.ci/run`), as written (no trailing dot or slash; a word of
     another script after it, Korean's `assets/results/에`, is not part of it)."""
-    tops = sorted((p.name for p in ROOT.iterdir() if p.name not in (".git", ".venv")), key=len, reverse=True)
+    tops = sorted(top_level_entries(), key=len, reverse=True)
     alternatives = "|".join(re.escape(t) for t in tops)
     pattern = re.compile(rf"(?<![\w/.:~$-])((?:{alternatives})(?:/[A-Za-z0-9_.*-]+)*/?)")
     return {m.group(1).rstrip("./") or m.group(1) for m in pattern.finditer(text)}
