@@ -316,7 +316,7 @@ def _imagenet_model(name: str):
 def _imagenet_top(name: str, image: np.ndarray) -> list[tuple[int, float]]:
     """The pretrained model's top 5 for a picture, computed once per picture: the page reruns
     on every click of every learner, and most look at the same sample photos; 30 learners
-    pressing Start at once were 30 forward passes of the ImageNet model (tools/loadtest.py)."""
+    pressing Start at once were 30 forward passes of the ImageNet model (tools/loadtest)."""
     return imagenet.top_k_ids(_imagenet_model(name), image, k=5)
 
 

@@ -40,32 +40,16 @@ def pytest_configure(config):
         torch.set_num_threads(max(1, cores.count() // workers))
 
 
-FAST_TIER = ROOT / "tests" / "fast_tier.txt"  # made by `python -m tools.fast_tier` from measured durations
-
-
-def fast_tier() -> set[str]:
-    """The node ids of the fast tier (tests/fast_tier.txt; '#' lines are comments)."""
-    if not FAST_TIER.exists():
-        return set()
-    lines = FAST_TIER.read_text(encoding="utf-8").splitlines()
-    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
-
-
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the xdist_group marks given here
 def pytest_collection_modifyitems(config, items):
-    """`pytest -m fast`: the listed tests, never one marked slow, browser or ray.
-
-    Under pytest-xdist (`-n 2 --dist loadgroup`, as .ci/run and the README run the suite) the
+    """Under pytest-xdist (`-n 2 --dist loadgroup`, as .ci/run and the README run the suite) the
     tests that share a Streamlit server (the `server` fixture: one per worker process) run in two
     lanes of about equal length, each one test after another as a class uses its server: the
     accessibility module, and the other browser modules. The Ray tests (one head) run one after
     another too; every other test, the browser tests with a server of their own among them, fills
     in beside them. (One lane for every browser test was the suite's critical path: the other
     worker waited minutes for it: issue 33, item 7, docs/suite-time.md.)"""
-    listed = fast_tier()
     for item in items:
-        if item.nodeid in listed and not any(item.get_closest_marker(m) for m in ("slow", "browser", "ray")):
-            item.add_marker(pytest.mark.fast)
         if "server" in getattr(item, "fixturenames", ()):
             lane = "browser-a11y" if item.module.__name__.endswith("test_browser_a11y") else "browser"
             item.add_marker(pytest.mark.xdist_group(lane))

@@ -259,6 +259,7 @@ def test_race_runs_the_chosen_strategies_and_shows_a_table():
     assert any("cached" in c.value and "images per second" in c.value for c in at.caption)
 
 
+@pytest.mark.fast
 def test_race_table_shows_training_throughput_and_what_was_cached_not_seconds():
     """Two runs whose seconds say the opposite of their speed (17.9 s for the fast probe on a
     busy machine): the table shows no time at all, but each run's training throughput (the
@@ -320,12 +321,14 @@ def test_pretraining_experiment_runs_scratch_and_pretrained():
 # --- the text assets the pages read ---------------------------------------------------
 
 
+@pytest.mark.fast
 def test_ui_strings_have_the_same_keys_in_both_languages():
     # engine.* keys translate tlcore.core.messages, whose English lives in the engine (see test_korean)
     assert set(strings("en")) == {k for k in strings("ko") if not k.startswith("engine.")}
     assert all(strings("ko").values())
 
 
+@pytest.mark.fast
 def test_every_static_ui_key_used_in_the_code_exists():
     used = set()
     for path in [ROOT / "app.py", ROOT / "frame.py", *ROOT.glob("pages/*.py"), *ROOT.glob("studio/*.py")]:
@@ -335,6 +338,7 @@ def test_every_static_ui_key_used_in_the_code_exists():
     assert not missing, missing
 
 
+@pytest.mark.fast
 def test_lessons_have_the_same_sections_in_both_languages():
     from studio.i18n import lesson_sections
 
@@ -867,6 +871,7 @@ def test_a_refused_start_is_said_under_the_button():
     assert not at.error  # said once, for the click that was refused
 
 
+@pytest.mark.fast
 def test_far_back_in_the_line_the_panel_polls_less_often():
     from studio.job_panel import FAR_POLL_S, POLL_S, QUEUED_POLL_S, poll_every
     from tlcore.serve.jobs import JobView

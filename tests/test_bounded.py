@@ -5,9 +5,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import pytest
 import torch
 
 from tlcore.core.bounded import LRU, tensor_bytes
+
+pytestmark = pytest.mark.fast  # every test of this module is in the fast tier (`pytest -m fast`)
 
 
 def test_a_count_bound_drops_the_least_recently_used_first():

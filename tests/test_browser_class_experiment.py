@@ -29,7 +29,9 @@ from tools.loadtest.experiment import dots
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PUSH_LIMIT_S = float(os.environ.get("TLS_PUSH_LIMIT_S", "8"))  # target 3 s on an idle 2-core box (docs/class-experiment.md)
+# A push or a question reaches a learner on their next poll: target 3 s on an idle 2-core box (docs/class-experiment.md).
+# A speed, printed here (the question's, for a class of 30, by `python -m tools.loadtest --class-experiment`); the waits only say "not hung".
+PUSH_TARGET_S = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +131,10 @@ def run_class(url, browser, teacher, learners):
     teacher.get_by_role("button", name="Bring everyone there with my settings").click()
     pushed = time.monotonic()
     for learner, banner in ((ann, "Your teacher brought you to"), (ben, "Your teacher brought you to"), (mina, "선생님이")):
-        learner.get_by_text(banner).first.wait_for(timeout=PUSH_LIMIT_S * 1000 + 10_000)
+        learner.get_by_text(banner).first.wait_for(timeout=within(30) * 1000)
         learner.wait_for_url(re.compile(r"/finetune(\?|$)"), timeout=within(10) * 1000)
     landed = time.monotonic() - pushed
-    assert landed <= PUSH_LIMIT_S, f"the last learner landed {landed:.1f} s after the push"
+    print(f"push: the last learner landed {landed:.1f} s after it (target {PUSH_TARGET_S:.0f} s)")
 
     # Pause all: a learner's Start turns grey and says why, where it is; Resume gives it back.
     teacher.get_by_role("button", name="Pause all").click()
@@ -166,7 +168,7 @@ def run_class(url, browser, teacher, learners):
     mina.get_by_text("답이 들어갔습니다").first.wait_for()
     projector.get_by_text("Answered: 3 of 3").first.wait_for(timeout=within(10) * 1000)
     assert projector.get_by_text("Vote 1").count() == 0  # nothing of the answers before the reveal
-    assert seen <= PUSH_LIMIT_S, f"the question reached the last learner {seen:.1f} s after it was asked"
+    print(f"predict: the question reached the last learner {seen:.1f} s after it was asked (target {PUSH_TARGET_S:.0f} s)")
     ann.goto(f"{url}/class")
     ann.get_by_text("collecting predictions first").first.wait_for()
     assert ann.get_by_role("button", name="Start my part").is_disabled()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.fast  # every test of this module is in the fast tier (`pytest -m fast`)
 
 
 def test_group_param_counts_are_the_models_and_leave_the_random_state_alone():

@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from studio import plots
 from studio.results import table_html
 from tests.test_plots import GROUPS, fake_history
+
+pytestmark = pytest.mark.fast  # every test of this module is in the fast tier (`pytest -m fast`)
 
 
 def test_the_curves_sentences_give_the_first_and_last_values_and_the_tables_the_rest():

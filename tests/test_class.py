@@ -66,12 +66,14 @@ def test_the_class_files_limits_shape_the_widgets_and_are_said(class_file):
     assert any("up to **30 s**" in m.value and "**4** epochs" in m.value for m in at.markdown)
 
 
+@pytest.mark.fast
 def test_a_broken_class_file_is_an_error_the_teacher_sees_at_start(class_file):
     class_file("[limits]\nmax_epocs = 4\n")
     with pytest.raises(ValueError, match="unknown limits max_epocs"):
         class_limits.load()
 
 
+@pytest.mark.fast
 def test_a_nickname_is_the_same_for_one_learner_different_between_learners_and_hides_the_id():
     assert nickname("secret-owner-a") != nickname("secret-owner-b")
     assert "secret" not in nickname("secret-owner-a") and nickname("x") == nickname("x")

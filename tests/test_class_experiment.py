@@ -38,6 +38,7 @@ def snapshot(acc: float, grads=None, frozen=("stem",)):
     return h.snapshot()
 
 
+@pytest.mark.fast
 def test_join_codes_are_six_unambiguous_characters():
     codes = {classroom.new_code() for _ in range(300)}
     assert all(len(c) == 6 for c in codes)
@@ -46,6 +47,7 @@ def test_join_codes_are_six_unambiguous_characters():
     assert classroom.normal_code(" abc-d3f ") == "ABCD3F"
 
 
+@pytest.mark.fast
 def test_join_by_code_with_a_nickname_or_a_given_one_and_a_second_tab_is_the_same_member():
     room = Classroom(clock=Clock())
     code = room.open()
@@ -57,6 +59,7 @@ def test_join_by_code_with_a_nickname_or_a_given_one_and_a_second_tab_is_the_sam
     assert other.number == 2 and len(other.nickname.split()) == 3  # "Blue Otter 7"
 
 
+@pytest.mark.fast
 def test_wrong_expired_and_full_codes_are_refused_with_their_reason():
     room = Classroom(size=2, clock=Clock())
     with pytest.raises(JoinRefused) as no_class:
@@ -75,6 +78,7 @@ def test_wrong_expired_and_full_codes_are_refused_with_their_reason():
     assert full.value.reason == "full"
 
 
+@pytest.mark.fast
 def test_a_flood_of_join_attempts_from_one_address_is_limited_and_never_fills_the_class():
     clock = Clock()
     room = Classroom(size=500, clock=clock)
@@ -135,6 +139,7 @@ def test_members_who_never_came_back_hold_no_seat():
     assert room.count()[0] == 3
 
 
+@pytest.mark.fast
 def test_assignment_is_balanced_as_learners_join_and_a_leavers_open_cell_goes_to_the_next():
     cells = make_cells(3, [1, 2])
     assign(cells, ["a", "b"])
@@ -151,6 +156,7 @@ def test_assignment_is_balanced_as_learners_join_and_a_leavers_open_cell_goes_to
     assert cells[3].learner == "d"
 
 
+@pytest.mark.fast
 def test_rejoin_keeps_ones_cell_and_more_learners_than_cells_leaves_the_rest_watching():
     cells = make_cells(2, [1])
     assign(cells, ["a", "b", "c"])
@@ -162,6 +168,7 @@ def test_rejoin_keeps_ones_cell_and_more_learners_than_cells_leaves_the_rest_wat
     assert cells[0].learner == "a"
 
 
+@pytest.mark.fast
 def test_the_classroom_assigns_cells_and_reassigns_when_a_learner_is_away():
     clock = Clock()
     room = Classroom(clock=clock)
@@ -183,6 +190,7 @@ def test_the_classroom_assigns_cells_and_reassigns_when_a_learner_is_away():
     assert room.assignment("d").cell < 3 and room.assignment("b") is not None  # b back: a free cell again
 
 
+@pytest.mark.fast
 def test_the_run_uses_the_assignment_and_results_fill_cells_and_failures_reopen_them():
     room = Classroom(clock=Clock())
     code = room.open()
@@ -203,6 +211,7 @@ def test_the_run_uses_the_assignment_and_results_fill_cells_and_failures_reopen_
     assert room.assignment("b").cell == 1  # Ben may press Start again
 
 
+@pytest.mark.fast
 def test_level_stats_give_mean_sd_and_a_t_interval_and_count_pending_cells():
     exp = classroom.Experiment(
         "e", "strategy", ["linear_probe", "full"], [1, 2, 3], BASE.to_dict(), make_cells(2, [1, 2, 3]), 0.0
@@ -219,6 +228,7 @@ def test_level_stats_give_mean_sd_and_a_t_interval_and_count_pending_cells():
     assert rows == [[None, 1.0], [1.0, 3.0]]  # stem frozen in every probe run: no value, not a zero
 
 
+@pytest.mark.fast
 def test_a_cell_identical_to_a_finished_one_is_filled_without_training():
     room = Classroom(clock=Clock())
     code = room.open()
@@ -257,6 +267,7 @@ def test_run_it_again_adds_a_round_of_new_seeds_to_the_same_experiment():
     assert other.id != first.id and other.seeds == [4, 5] and other.round == 1
 
 
+@pytest.mark.fast
 def test_an_experiments_seeds_share_its_examples_unless_the_teacher_asks_for_new_ones():
     room = Classroom(clock=Clock())
     room.open()
@@ -287,6 +298,7 @@ def test_cells_on_the_same_examples_draw_the_same_split_and_compute_the_frozen_f
     assert first.val_loss != second.val_loss  # seeds still matter
 
 
+@pytest.mark.fast
 def test_the_class_survives_a_restart_in_a_private_file(tmp_path):
     path = tmp_path / "class.json"
     room = Classroom(path, clock=Clock())
@@ -307,6 +319,7 @@ def test_the_class_survives_a_restart_in_a_private_file(tmp_path):
     assert "not JSON" in fresh.file_problem and "class.json.damaged" in fresh.file_problem
 
 
+@pytest.mark.fast
 def test_one_lock_many_threads_joining_at_once_give_distinct_numbers():
     room = Classroom(size=100, clock=Clock())
     code = room.open()
@@ -322,6 +335,7 @@ def test_one_lock_many_threads_joining_at_once_give_distinct_numbers():
     assert len(holders) == 40 and None not in holders and len(set(holders)) == 40  # one cell each, none twice
 
 
+@pytest.mark.fast
 def test_pause_holds_the_learners_waiting_jobs_and_the_teachers_still_run():
     release, busy = threading.Event(), threading.Event()
     order = []
@@ -347,6 +361,7 @@ def test_pause_holds_the_learners_waiting_jobs_and_the_teachers_still_run():
     assert order == [1, 3, 2] and queue.get(first, "busy").state == "done"
 
 
+@pytest.mark.fast
 def test_class_state_file_keeps_no_learner_id_only_its_hash(tmp_path):
     room = Classroom(tmp_path / "class.json", clock=Clock())
     room.join(room.open(), "cookie-1", "Ann")
@@ -355,6 +370,7 @@ def test_class_state_file_keeps_no_learner_id_only_its_hash(tmp_path):
     assert json.loads(text)["members"][learner_key("cookie-1")]["nickname"] == "Ann"
 
 
+@pytest.mark.fast
 def test_failed_snapshot_is_not_a_result():
     h = History({})
     h.append(Failed("x", "boom"))
@@ -378,6 +394,7 @@ def test_the_cli_runs_the_same_experiment_alone_and_prints_each_levels_spread(tm
     assert all(0.0 <= float(r.split(",")[3]) <= 1.0 for r in rows[1:])
 
 
+@pytest.mark.fast
 def test_the_cli_refuses_a_level_the_factor_does_not_have(capsys):
     from tlcore import cli
 
@@ -493,6 +510,7 @@ def test_a_class_experiment_started_before_the_page_redrew_for_a_new_factor_uses
     assert room.latest().factor == "per_class" and room.latest().levels == [5, 20, 50]
 
 
+@pytest.mark.fast
 def test_the_projected_charts_are_built_once_per_state_of_the_experiment():
     from studio import class_view
 
@@ -514,6 +532,7 @@ def test_the_projected_charts_are_built_once_per_state_of_the_experiment():
     assert class_view.grad_chart(room.latest()) is class_view.grad_chart(room.latest())
 
 
+@pytest.mark.fast
 def test_the_class_gradient_map_has_its_numbers_as_a_table():
     """Issue 31, item 3: the projected gradient map's text alternative, a row per layer group."""
     from studio import class_view

@@ -16,6 +16,8 @@ import pytest
 from tlcore import cli
 from tlcore.models import catalog
 
+pytestmark = pytest.mark.fast  # every test of this module is in the fast tier (`pytest -m fast`)
+
 # run for real (the network closed): extra arguments (only where the default writes into the repository) and words the output holds
 RUN_HERE = {
     "list": ([], "backbones:"),

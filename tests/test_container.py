@@ -15,6 +15,8 @@ import yaml
 
 from tlcore.serve import class_limits
 
+pytestmark = pytest.mark.fast  # every test of this module is in the fast tier (`pytest -m fast`)
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 

@@ -18,6 +18,7 @@ from tlcore.serve.jobs import JobQueue
 from tlcore.train.config import RunConfig
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("n", "workers", "threads"), [(1, 1, 1), (2, 1, 2), (3, 1, 3), (4, 2, 2), (8, 4, 2), (16, 4, 4), (64, 16, 4)]
 )
@@ -25,6 +26,7 @@ def test_workers_and_threads_from_the_core_count(n, workers, threads):
     assert cores.plan(n) == CpuPlan(n, workers, threads)
 
 
+@pytest.mark.fast
 def test_the_class_file_overrides_workers_or_threads():
     assert cores.plan(16, workers=1) == CpuPlan(16, 1, 16)  # one run at a time, on every core
     assert cores.plan(16, threads=8) == CpuPlan(16, 2, 8)
@@ -33,6 +35,7 @@ def test_the_class_file_overrides_workers_or_threads():
     assert Caps().cpu_workers == 0 and Caps().threads_per_job == 0  # 0: from the core count
 
 
+@pytest.mark.fast
 def test_a_lone_run_takes_every_core_and_shares_them_with_runs_and_pages():
     plan = cores.plan(16)
     assert plan.threads_now(1) == 16 and plan.threads_now(2) == 8 and plan.threads_now(4) == 4
@@ -132,6 +135,7 @@ def test_the_queue_leaves_a_core_that_another_program_keeps_busy():
     assert wait_for(lambda: q.get(job, "anna").state == "done")
 
 
+@pytest.mark.fast
 def test_torch_threads_are_per_calling_thread():
     """What the plan relies on: a worker that sets its count does not change another thread's."""
     before = torch.get_num_threads()
@@ -168,6 +172,7 @@ def recording(gates: dict[str, threading.Event], seen: dict[str, list[int]]):
     return run
 
 
+@pytest.mark.fast
 def test_the_queue_sets_each_runs_threads_at_every_step():
     gates = {s: threading.Event() for s in ("full", "partial")}
     seen: dict[str, list[int]] = {s: [] for s in gates}
@@ -195,6 +200,7 @@ def test_the_queue_sets_each_runs_threads_at_every_step():
     assert len(q._threads) == 2
 
 
+@pytest.mark.fast
 def test_a_queue_without_a_cpu_plan_leaves_threads_alone():
     gates = {"full": threading.Event()}
     seen: dict[str, list[int]] = {"full": []}
@@ -206,6 +212,7 @@ def test_a_queue_without_a_cpu_plan_leaves_threads_alone():
     assert q.cpu is None and torch.get_num_threads() == before
 
 
+@pytest.mark.fast
 def test_the_server_spins_briefly_unless_the_environment_chose():
     import os
     import subprocess
@@ -241,6 +248,7 @@ def quiet_server_start(monkeypatch, name: str, setting: str | None):
     return server, asked, warm_ups
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(("setting", "expected"), [(None, 0.001), ("2.5", 0.0025), ("0", 0.005)])
 def test_the_server_hands_the_interpreter_over_after_its_setting(monkeypatch, setting, expected):
     """The server's training thread and its pages share one interpreter: a waiting thread gets it
@@ -299,6 +307,7 @@ def test_the_warm_up_leaves_a_core_that_another_program_keeps_busy(monkeypatch):
     assert seen == [1] * len(presets.warm_ups())
 
 
+@pytest.mark.fast
 def test_a_race_on_a_cpu_server_runs_two_at_a_time_longest_first_one_thread_each():
     seen: dict[str, list[int]] = {}
     going: list[str] = []

@@ -8,7 +8,7 @@ import pytest
 
 from tools.cpu_by_process import kind_of, main, watch
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"), pytest.mark.fast]
 
 
 def test_the_kinds_are_told_apart_by_their_command_lines():

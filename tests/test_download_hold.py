@@ -39,6 +39,7 @@ def other_sessions_finish_runs(manager: MediaFileManager, runs: int = 2) -> None
         manager.remove_orphaned_files()
 
 
+@pytest.mark.fast
 def test_without_the_hold_two_other_script_runs_delete_a_download_before_its_fetch():
     manager = MediaFileManager(MemoryMediaFileStorage("/media"))
     url = click(manager)
@@ -52,6 +53,7 @@ def stored(manager: MediaFileManager, url: str) -> bool:
     return url.rsplit("/", 1)[-1].split(".", 1)[0] in manager._storage._files_by_id
 
 
+@pytest.mark.fast
 def test_a_held_download_outlives_a_busy_class_until_it_is_fetched_then_goes():
     manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
     assert download_hold.install(manager, clock)
@@ -74,6 +76,7 @@ def test_a_held_download_outlives_a_busy_class_until_it_is_fetched_then_goes():
         fetch(manager, url)
 
 
+@pytest.mark.fast
 def test_a_download_never_asked_for_goes_after_the_longest_hold():
     manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
     download_hold.install(manager, clock)
@@ -88,6 +91,7 @@ def test_a_download_never_asked_for_goes_after_the_longest_hold():
     assert not stored(manager, url)
 
 
+@pytest.mark.fast
 def test_clicked_again_the_same_bytes_are_held_from_the_new_click():
     manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
     download_hold.install(manager, clock)
@@ -102,6 +106,7 @@ def test_clicked_again_the_same_bytes_are_held_from_the_new_click():
     assert fetch(manager, second) == b"PK model bytes"
 
 
+@pytest.mark.fast
 def test_the_buttons_own_and_other_files_are_left_to_streamlit():
     manager, clock = MediaFileManager(MemoryMediaFileStorage("/media")), Clock()
     download_hold.install(manager, clock)
@@ -115,6 +120,7 @@ def test_the_buttons_own_and_other_files_are_left_to_streamlit():
     assert click(manager) == url  # the button still works: its callable is kept for the next click
 
 
+@pytest.mark.fast
 def test_a_manager_without_the_places_it_needs_is_left_as_it_is(caplog):
     class Other:
         def execute_deferred(self, file_id):

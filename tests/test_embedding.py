@@ -31,6 +31,7 @@ def blobs(classes=3, per_class=20, dim=40, spread=0.3, seed=0):
     return centres[y] + rng.normal(0, spread, (len(y), dim)), y
 
 
+@pytest.mark.fast
 def test_pca_projection_is_two_d_centred_and_says_what_it_keeps():
     x, _ = blobs()
     coords, explained = feature_space.project(x, "pca")
@@ -55,6 +56,7 @@ def test_tsne_keeps_clusters_apart_and_an_unknown_method_is_refused():
     assert "pca" in feature_space.methods_available() and "tsne" in feature_space.methods_available()
 
 
+@pytest.mark.fast
 def test_probes_score_validation_examples_from_training_features_only():
     x, y = blobs(per_class=30)
     train, val = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
@@ -70,6 +72,7 @@ def test_probes_score_validation_examples_from_training_features_only():
         feature_space.probe_accuracy(x[:5], np.zeros(5), x[5:10], np.zeros(5))
 
 
+@pytest.mark.fast
 def test_image_features_are_what_the_head_reads():
     """The body's output pooled over its map is exactly what the classifier head sees."""
     torch.manual_seed(0)
@@ -147,6 +150,7 @@ def test_only_the_pretrained_bodys_features_are_kept_for_the_class_runs(monkeypa
     assert len(feature_cache.shared) == 1  # the pretrained body's: a linear probe's cached prefix on this data
 
 
+@pytest.mark.fast
 def test_views_are_limited_to_a_few_hundred_examples():
     request = feature_space.Request("image", "studio_resnet", "digits", per_class=500, val_per_class=5, image_size=16)
     assert request.shown_per_class == feature_space.MAX_PER_CLASS["image"]
@@ -184,6 +188,7 @@ def wait_done(spaces: feature_space.FeatureSpaces, request, timeout=10.0) -> fea
     raise AssertionError(f"{request} still {status.state}")
 
 
+@pytest.mark.fast
 def test_the_worker_computes_each_view_once_for_everyone():
     calls, gate = [], threading.Event()
 
@@ -203,6 +208,7 @@ def test_the_worker_computes_each_view_once_for_everyone():
     assert spaces.start(request).state == "done" and len(calls) == 1
 
 
+@pytest.mark.fast
 def test_a_failure_is_kept_for_the_page_and_can_be_tried_again():
     attempts = []
 
@@ -221,6 +227,7 @@ def test_a_failure_is_kept_for_the_page_and_can_be_tried_again():
     assert wait_done(spaces, request).state == "done"
 
 
+@pytest.mark.fast
 def test_the_worker_refuses_more_waiting_views_than_it_allows_and_keeps_a_bounded_number():
     gate = threading.Event()
     spaces = feature_space.FeatureSpaces(lambda r: (gate.wait(5), fake_view(r))[1], max_waiting=2, max_kept=2, nice=0)

@@ -17,6 +17,7 @@ from tlcore.train import recipe, strategies, trainer
 from tlcore.train.config import RunConfig
 
 VISION = catalog.backbone_names("vision")
+SMALL_VISION = ("studio_resnet", "efficientnet_lite0", "mobilenet_v3_large", "resnet18")  # built in the fast tier's time
 
 
 def tiny_data(classes=3, per_class=8, size=32, seed=0) -> datasets.ImageData:
@@ -42,7 +43,7 @@ def fit_plan(model, plan, data, epochs=2, **kw):
     return history.snapshot(), result
 
 
-@pytest.mark.parametrize("name", VISION)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.fast) if n in SMALL_VISION else n for n in VISION])
 def test_every_vision_backbone_gives_batch_by_classes(name):
     size = 32
     model = catalog.build_model(name, 7, pretrained=False, image_size=size).eval()
@@ -60,6 +61,7 @@ def test_every_vision_backbone_gives_batch_by_classes(name):
         assert torch.allclose(model.forward_from(model.forward_to(x, k), k), model(x), atol=1e-4)
 
 
+@pytest.mark.fast
 def test_registry_refuses_duplicates_and_unknown_names():
     with pytest.raises(ValueError, match="twice"):
         catalog.BACKBONES.register(catalog.backbone("resnet18"))
@@ -69,7 +71,7 @@ def test_registry_refuses_duplicates_and_unknown_names():
         catalog.DATASETS.register(catalog.dataset("digits"))
 
 
-@pytest.mark.parametrize("depth", [0, 2, 4, 5])
+@pytest.mark.parametrize("depth", [0, 2, pytest.param(4, marks=pytest.mark.fast), pytest.param(5, marks=pytest.mark.fast)])
 def test_partial_freeze_contract(depth):
     """Frozen groups (weights and BN statistics) do not move; every trainable group does."""
     torch.manual_seed(0)
@@ -92,6 +94,7 @@ def test_partial_freeze_contract(depth):
     assert trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+@pytest.mark.fast
 def test_bn_trap_switch_lets_frozen_statistics_drift():
     torch.manual_seed(0)
     model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32)
@@ -102,6 +105,7 @@ def test_bn_trap_switch_lets_frozen_statistics_drift():
     assert not model.groups["stem"][1].weight.requires_grad  # the weights stayed frozen all along
 
 
+@pytest.mark.fast
 def test_grad_norms_present_for_trainable_absent_for_frozen_and_events_in_order():
     model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32)
     plan = strategies.partial(model.group_names, lr=1e-2, head_lr_mult=1.0, freeze_depth=3)
@@ -134,11 +138,13 @@ def test_gradual_unfreezing_unfreezes_one_group_per_epoch():
     assert by_epoch[1] == {"head"} and by_epoch[2] == {"stage4", "head"} and by_epoch[3] == {"stage3", "stage4", "head"}
 
 
+@pytest.mark.fast
 def test_layerwise_decay_rates_shrink_towards_the_input():
     plan = strategies.full_llrd(["stem", "s1", "s2", "head"], lr=1.0, head_lr_mult=10.0, layer_decay=0.5)
     assert plan.lrs == {"stem": 0.25, "s1": 0.5, "s2": 1.0, "head": 10.0}
 
 
+@pytest.mark.fast
 def test_cancel_stops_within_one_step():
     model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32)
     plan = strategies.full(model.group_names, lr=1e-2, head_lr_mult=1.0)
@@ -202,12 +208,14 @@ def test_same_seed_same_run():
     assert a.predictions == b.predictions and a.val_loss == pytest.approx(b.val_loss, rel=1e-5)
 
 
+@pytest.mark.fast
 def test_lr_schedule_warms_up_then_decays():
     f = [trainer.lr_factor(s, 100, 10) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(f[9:], f[10:])) and f[-1] < 0.01
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "sim,size,strategy",
     [
@@ -233,11 +241,13 @@ def test_matrix_recommendations(sim, size, strategy):
         strategies.recommend("alike", "small")
 
 
+@pytest.mark.fast
 def test_trainable_readout():
     assert str(metrics.Trainable(1_200_000, 11_200_000)) == "trainable: 1.2M of 11.2M (10.7%)"
     assert metrics.Trainable(66_000, 110_000_000).values()["percent"] == "0.06"  # LoRA-sized shares keep two decimals
 
 
+@pytest.mark.fast
 def test_config_validates_and_round_trips():
     cfg = RunConfig(backbone="studio_resnet", strategy="full", lr=3e-4, epochs=5)
     assert RunConfig.from_json(cfg.to_json()) == cfg
@@ -259,6 +269,7 @@ def test_config_validates_and_round_trips():
         RunConfig.from_dict({"lr": 0.1, "speed": 3})
 
 
+@pytest.mark.fast
 def test_run_reports_bad_freeze_depth_as_failed_event():
     history = History()
     cfg = RunConfig(
@@ -288,6 +299,7 @@ def test_imagenet_weights_load_from_a_prefilled_cache_without_network(tmp_path, 
     assert model.pretrained_from.startswith("ImageNet")
 
 
+@pytest.mark.fast
 def test_missing_weights_offline_give_one_clear_line_and_a_fallback(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(offline, "reachable", lambda *a, **k: False)
@@ -310,6 +322,7 @@ def test_missing_weights_offline_give_one_clear_line_and_a_fallback(tmp_path, mo
     assert catalog.resolve_pretrained("resnet50", "auto", online=True)[:2] == ("resnet50", True)
 
 
+@pytest.mark.fast
 def test_torchvision_dataset_from_a_prefilled_cache(tmp_path, monkeypatch):
     """FashionMNIST's real loader reads idx files we write; no download is attempted."""
     import numpy as np
@@ -328,6 +341,7 @@ def test_torchvision_dataset_from_a_prefilled_cache(tmp_path, monkeypatch):
     assert data.train_x.dtype == torch.uint8
 
 
+@pytest.mark.fast
 def test_offline_datasets_split_per_class_with_a_seed():
     a = catalog.load_dataset("digits", per_class=5, val_per_class=10, image_size=24, seed=1)
     b = catalog.load_dataset("digits", per_class=50, val_per_class=10, image_size=24, seed=1)
@@ -345,6 +359,7 @@ def _png(path, color):
     Image.new("RGB", (12, 10), color).save(path)
 
 
+@pytest.mark.fast
 def test_image_folder_skips_corrupt_and_non_image_files(tmp_path):
     for cls, color in (("cat", (200, 0, 0)), ("고양이", (0, 200, 0))):
         (tmp_path / cls).mkdir()
@@ -358,6 +373,7 @@ def test_image_folder_skips_corrupt_and_non_image_files(tmp_path):
     assert "not an image in an accepted format" in reasons["broken.png"] and "not an image" in reasons["notes.txt"]
 
 
+@pytest.mark.fast
 def test_image_folder_refuses_empty_class_and_single_class(tmp_path):
     (tmp_path / "a").mkdir()
     _png(tmp_path / "a" / "1.png", (1, 2, 3))
@@ -556,6 +572,7 @@ EXPECTED_RATES = {
 }
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("strategy", sorted(EXPECTED_RATES))
 def test_each_groups_learning_rate_reaches_the_optimizer(strategy):
     """Measured on the weights, not read from the plan: Adam's first step moves each weight
@@ -582,6 +599,7 @@ def test_each_groups_learning_rate_reaches_the_optimizer(strategy):
     assert step.lrs == pytest.approx(expected)  # and every trained group's own rate
 
 
+@pytest.mark.fast
 def test_history_table_has_every_groups_rate():
     model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=16)
     plan = strategies.make_plan("full_llrd", model.group_names, lr=L, head_lr_mult=M, layer_decay=D)
@@ -594,6 +612,7 @@ def test_history_table_has_every_groups_rate():
 # ----------------------------------------------------------------------------- the command line
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "config",
     [
@@ -641,6 +660,7 @@ def readme_commands() -> list[str]:
     return commands
 
 
+@pytest.mark.fast
 def test_every_tlcore_command_in_the_readme_parses():
     """Each README command line parses with the real parser (a wrong flag fails here); '...' stands
     for 'see the command's help' and is checked as `--help`."""
@@ -664,7 +684,7 @@ def test_every_tlcore_command_in_the_readme_parses():
 # ----------------------------------------------------------------------------- contracts of every backbone and batch source
 
 
-@pytest.mark.parametrize("name", VISION)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.fast) if n == "studio_resnet" else n for n in VISION])
 def test_freeze_contract_for_every_vision_backbone(name):
     """Tiny inputs, one partial fine-tune: the frozen half (weights and BN statistics) does not
     move, every trained group does, and the count of trainable parameters is the truth."""
@@ -684,6 +704,7 @@ def test_freeze_contract_for_every_vision_backbone(name):
     assert result.trainable_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+@pytest.mark.fast
 def test_cached_features_with_flips_equal_the_uncached_forward():
     """The frozen prefix run once (and once more on the flipped images) gives exactly the
     features the model computes on the fly, for training images, flipped ones and validation."""
@@ -708,6 +729,7 @@ def test_cached_features_with_flips_equal_the_uncached_forward():
         )
 
 
+@pytest.mark.fast
 def test_crop_flip_zooms_and_shifts_each_image_on_the_device():
     g = torch.Generator().manual_seed(0)
     x = torch.zeros(8, 3, 32, 32, dtype=torch.uint8)
@@ -742,6 +764,7 @@ def test_short_runs_average_batchnorm_statistics_with_a_switch(average):
         assert bn.momentum == 0.1 and not torch.allclose(bn.running_mean, plain_average, atol=1e-3)
 
 
+@pytest.mark.fast
 def test_no_batch_of_one_example_is_made():
     """9 images in batches of 8 once made a last batch of one, which BatchNorm cannot train on
     at 1x1 (EfficientNet-Lite0 at 32 px crashed); the step count stays ceil(n / batch)."""
@@ -752,6 +775,7 @@ def test_no_batch_of_one_example_is_made():
     assert torch.equal(torch.cat(sources.split_batches(order, 8)), order)  # every example once, in order
 
 
+@pytest.mark.fast
 def test_the_one_freeze_depth_rule():
     """What the widgets write: a strategy's own depth, kept within the body (strategies.depth_for),
     and a depth that really is partial for 'partial' (strategies.partial_depth)."""

@@ -13,6 +13,7 @@ from tlcore.train.time_estimate import Estimator
 SMALL = dict(backbone="studio_resnet", dataset="digits", image_size=32, per_class=8, val_per_class=4, epochs=2)
 
 
+@pytest.mark.fast
 def test_frozen_and_cached_groups_cost_less_than_trained_ones():
     n_train, n_val = 100, 50
     work = {
@@ -64,6 +65,7 @@ def _snapshot(epochs: int, epoch_s: float, done_epochs: int, steps_per_epoch: in
     return HistorySnapshot(tuple(events), None, tuple(times))
 
 
+@pytest.mark.fast
 def test_time_left_after_the_first_epoch_uses_the_measured_epoch_time():
     snap = _snapshot(epochs=4, epoch_s=10.0, done_epochs=1)
     assert time_estimate.time_left(snap, snap.times, now=112.0) == pytest.approx(3 * 10.0 - 2.0)
@@ -75,6 +77,7 @@ def test_time_left_after_the_first_epoch_uses_the_measured_epoch_time():
     assert time_estimate.time_left(last, last.times, now=130.5, finish_s=2.0) == pytest.approx(1.5)
 
 
+@pytest.mark.fast
 def test_time_left_in_the_first_epoch_follows_the_step_rate():
     snap = _snapshot(epochs=2, epoch_s=10.0, done_epochs=1)
     first_steps = HistorySnapshot(snap.events[:6], None, snap.times[:6])  # Started + 5 steps at 0.9 s each
@@ -82,6 +85,7 @@ def test_time_left_in_the_first_epoch_follows_the_step_rate():
     assert time_estimate.time_left(HistorySnapshot(snap.events[:1], None, snap.times[:1]), snap.times[:1]) is None
 
 
+@pytest.mark.fast
 def test_number_of_classes_of_an_upload_is_its_folders(tmp_path):
     for name in ("cats", "dogs", "birds", ".hidden"):
         (tmp_path / name).mkdir()
@@ -98,6 +102,7 @@ def _text(strategy: str) -> RunConfig:
     return RunConfig(**{**presets.text().to_dict(), **TEXT, "strategy": strategy})
 
 
+@pytest.mark.fast
 def test_text_counts_what_the_text_trainer_caches_and_what_lora_trains():
     groups = [g for g, _ in time_estimate.group_gflops("minilm_l6", 64)]
     assert time_estimate.frozen_prefix(_text("linear_probe"), groups)[0] == len(groups) - 1  # the whole encoder, once
@@ -109,6 +114,7 @@ def test_text_counts_what_the_text_trainer_caches_and_what_lora_trains():
     assert 3 < sentence < padded <= _text("full").max_length  # the sample sentences are short, batches padded
 
 
+@pytest.mark.fast
 def test_a_cached_text_run_does_not_teach_the_rate_of_training_steps(tmp_path):
     estimator = Estimator(tmp_path / "timings.json")
     probe, full = _text("linear_probe"), _text("full")
@@ -131,10 +137,11 @@ def test_calibrating_text_gives_the_text_rates_of_this_machine(tmp_path):
     time_estimate.calibrate(config, estimator, steps=1)
     assert estimator.knows_device(config)
     rates = estimator.rates[estimator._keys(config)[2]]
-    assert {"s_per_gflop", "cache_s_per_gflop", "setup_s"} <= set(rates) and rates["setup_s"] < 10
+    assert {"s_per_gflop", "cache_s_per_gflop", "setup_s"} <= set(rates) and rates["setup_s"] > 0  # the model's build, measured
     assert not estimator.knows_device(RunConfig(**SMALL))  # images keep a rate of their own
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("strategy", "augment"),
     [("linear_probe", "flip"), ("partial", "none"), ("partial", "crop_flip"), ("full", "flip"), ("linear_probe", "crop_flip")],
@@ -152,6 +159,7 @@ def test_the_estimate_counts_the_cached_prefix_the_run_really_caches(strategy, a
     assert (started.cached_depth > 0) == (strategy != "full" and augment != "crop_flip")
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("strategy", ["linear_probe", "partial"])
 def test_the_estimate_counts_what_a_text_run_really_caches(strategy, tmp_path):
     from tests.helpers.text_tiny import save_tiny_model

@@ -53,6 +53,7 @@ def test_transfer_beats_scratch_on_small_digits_for_every_seed():
     assert gain.mean() > 0.05, acc
 
 
+@pytest.mark.fast
 def test_verdicts_follow_the_stated_reading_of_the_matrix():
     import pandas as pd
 
@@ -98,6 +99,7 @@ def test_transfer_depth_covers_every_k(tmp_path):
     assert (tmp_path / "transfer_depth.md").read_text().count("\n| ") == len(groups) + 1
 
 
+@pytest.mark.fast
 def test_first_layer_filters_pretrained_differ_from_random(tmp_path):
     random = X.first_layer_filters(pretrained=False)
     assert random.ndim == 4 and random.shape[1:] == (3, 3, 3)
@@ -113,6 +115,7 @@ def test_first_layer_filters_pretrained_differ_from_random(tmp_path):
             assert im.size[0] > im.size[1] > 20
 
 
+@pytest.mark.fast
 def test_a_verdict_agrees_only_when_the_numbers_shown_say_so():
     """The seeds' matrix says 'full' for different + large. A winner other than full agrees
     only by a tie within the spread over seeds; a clear gap does not agree."""
@@ -149,6 +152,7 @@ def test_a_verdict_agrees_only_when_the_numbers_shown_say_so():
     assert win["winner"] == "full" and win["agrees"] is True and win["tie"] is False
 
 
+@pytest.mark.fast
 def test_a_verdict_differing_from_the_rule_by_more_than_the_spread_does_not_agree():
     """A small hand-made table, three seeds per strategy: in every cell the winner is not
     the rule's strategy. Only the cell where the gap is inside the seeds' spread may agree
@@ -209,6 +213,7 @@ def test_a_verdict_differing_from_the_rule_by_more_than_the_spread_does_not_agre
     assert tie["winner_std"] == pytest.approx(0.01) and tie["expected_std"] == pytest.approx(0.01)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "name", ["matrix", "matrix_textured", "matrix_synthetic_fashion", "matrix_imagenet_small", "matrix_imagenet_large"]
 )
@@ -235,6 +240,7 @@ def test_committed_verdicts_are_read_from_the_committed_runs(name, tmp_path):
 # --------------------------------------------------------------------------- matrix cells and their data
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("backbone", ["efficientnet_lite0", "studio_resnet"])
 @pytest.mark.parametrize("dataset", ["fashion_mnist", "digits", "synthetic_novel"])
 @pytest.mark.parametrize("similarity", ["similar", "different"])
@@ -256,6 +262,7 @@ def test_a_matrix_cell_gets_a_backbone_and_data_that_really_are_that_similar(sim
         assert (pair.backbone, pair.dataset) == ("studio_resnet", "synthetic_novel") and pair.switched
 
 
+@pytest.mark.fast
 def test_the_learners_own_photos_count_as_similar_to_imagenet_and_are_kept():
     pair = catalog.pair_for_cell("similar", backbone="efficientnet_lite0", dataset="fashion_mnist", data_source="camera")
     assert (pair.backbone, pair.dataset, pair.data_source, pair.switched) == ("efficientnet_lite0", "folder", "camera", False)
@@ -263,6 +270,7 @@ def test_the_learners_own_photos_count_as_similar_to_imagenet_and_are_kept():
     assert other.data_source == "offline" and other.similarity == "different"
 
 
+@pytest.mark.fast
 def test_no_similar_pair_keeps_the_learners_and_says_what_it_is(monkeypatch):
     """With only the ImageNet backbone's weights here, a "similar" cell cannot keep its word:
     the pair it returns says it is "different" (the page then says so), it does not pretend."""
@@ -274,6 +282,7 @@ def test_no_similar_pair_keeps_the_learners_and_says_what_it_is(monkeypatch):
 # --------------------------------------------------------------------------- the matrix at the rule's depths
 
 
+@pytest.mark.fast
 def test_the_matrix_races_partial_at_the_depths_the_rule_states():
     settings = X.MatrixSettings()
     groups = settings.groups()
@@ -308,6 +317,7 @@ def _table(cell: dict[tuple[str, int], tuple[float, float]], sim: str = "similar
     )
 
 
+@pytest.mark.fast
 def test_a_verdict_compares_outcomes_not_names():
     # similar + large: the rule says partial with k = 4 (6 groups)
     base = {("scratch", 0): (0.40, 0.01), ("linear_probe", 5): (0.90, 0.01), ("full", 0): (0.85, 0.01)}
@@ -377,6 +387,7 @@ def test_a_measured_matrix_names_what_it_was_measured_with(tmp_path):
     assert verdicts[("different", "large")]["measured"]  # full: no depth to get wrong
 
 
+@pytest.mark.fast
 def test_the_committed_matrix_was_measured_at_the_rules_depths():
     """Page 4's measured matrix (assets/results/matrix.json) races the rule's own configuration
     in every cell: strategies.recommend's depths for the backbone it names."""

@@ -72,7 +72,9 @@ def finder() -> GroupedModel:
     return model
 
 
-@pytest.mark.parametrize("corner", [(2, 3), (22, 21), (3, 22)])
+@pytest.mark.parametrize(
+    "corner", [(2, 3), pytest.param((22, 21), marks=pytest.mark.fast), pytest.param((3, 22), marks=pytest.mark.fast)]
+)
 def test_the_map_lies_on_the_bright_square(finder, corner):
     image = picture(np.random.default_rng(2), corner)
     cam = gradcam.class_map(finder, image, size=SIZE)
@@ -87,6 +89,7 @@ def test_the_map_lies_on_the_bright_square(finder, corner):
     assert around[peak], f"the map peaks at {peak}, off the square at {corner}"
 
 
+@pytest.mark.fast
 def test_the_overlay_is_the_picture_with_the_map_in_colour(finder):
     image = picture(np.random.default_rng(3), (4, 4))
     cam = gradcam.class_map(finder, image, size=SIZE)
@@ -99,6 +102,7 @@ def test_the_overlay_is_the_picture_with_the_map_in_colour(finder):
     assert cam.overlay[cold][2] > cam.overlay[cold][0]  # blue where there is none
 
 
+@pytest.mark.fast
 def test_asking_for_another_class_explains_that_class(finder):
     image = picture(np.random.default_rng(4), (10, 10))
     square, nothing = (gradcam.class_map(finder, image, size=SIZE, target=c) for c in (1, 0))
@@ -107,6 +111,7 @@ def test_asking_for_another_class_explains_that_class(finder):
     assert not np.allclose(square.heat, nothing.heat)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "name, size, group, grid",
     [
@@ -141,6 +146,7 @@ def test_a_transformer_is_mapped_where_its_patch_tokens_still_count():
     assert cam.heat.shape == (64, 64) and cam.heat.max() > 0.99
 
 
+@pytest.mark.fast
 def test_a_one_cell_feature_map_gives_a_flat_map_not_nan():
     """studio_resnet at 16 px ends in a 1 x 1 feature map: nothing can stand out, and the map
     says so by being zero everywhere (the page then calls it flat), never NaN."""
@@ -150,6 +156,7 @@ def test_a_one_cell_feature_map_gives_a_flat_map_not_nan():
     assert np.isfinite(cam.heat).all() and cam.heat.max() == 0
 
 
+@pytest.mark.fast
 def test_the_map_needs_no_package_beyond_torch(finder, monkeypatch):
     """Grad-CAM is the engine's own few lines (grad-cam's OpenCV, matplotlib and ttach, about
     230 MB, are not installed for it): blocked imports of them change nothing."""

@@ -55,6 +55,7 @@ def test_other_examples_or_another_depth_never_get_someone_elses_features():
     assert (feature_cache.shared.hits, feature_cache.shared.misses) == (0, 4)
 
 
+@pytest.mark.fast
 def test_the_digest_follows_the_weights_not_the_names():
     from tlcore.models import catalog
 
@@ -71,6 +72,7 @@ def test_the_digest_follows_the_weights_not_the_names():
     assert feature_cache.prefix_digest(a, 2) != feature_cache.prefix_digest(b, 2)
 
 
+@pytest.mark.fast
 def test_the_cache_keeps_within_its_bytes_dropping_the_least_recently_used():
     from tlcore.core.bounded import LRU, tensor_bytes
 

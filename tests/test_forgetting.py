@@ -89,6 +89,7 @@ def test_a_partial_run_scores_its_frozen_part_once_with_the_answers_of_a_whole_p
     assert forgetting.unchanged_prefix(model, "efficientnet_lite0") == 0
 
 
+@pytest.mark.fast
 def test_imagenet_statistics_are_put_back_and_restored():
     import torch
 
@@ -102,6 +103,7 @@ def test_imagenet_statistics_are_put_back_and_restored():
     assert torch.all(bn.running_mean == 5.0)  # the fine-tuned model's own again after
 
 
+@pytest.mark.fast
 def test_scratch_and_the_synthetic_backbone_have_no_imagenet_head_to_measure():
     assert forgetting.applies("efficientnet_lite0", "partial", True)
     assert not forgetting.applies("efficientnet_lite0", "scratch", True)
@@ -110,6 +112,7 @@ def test_scratch_and_the_synthetic_backbone_have_no_imagenet_head_to_measure():
     assert not forgetting.applies("minilm_l6", "full", True)
 
 
+@pytest.mark.fast
 def test_the_lesson_quotes_the_committed_measurement():
     import csv
     from pathlib import Path

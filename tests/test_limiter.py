@@ -3,6 +3,8 @@ address and per server, never per cookie, waits grow, and memory stays bounded."
 
 from __future__ import annotations
 
+import pytest
+
 from tlcore.serve.guess_limiter import GuessLimiter
 
 
@@ -49,6 +51,7 @@ def test_eight_scripts_rotating_addresses_get_at_most_ten_guesses_a_minute_and_m
     assert len(limiter) <= 1000
 
 
+@pytest.mark.fast
 def test_the_right_secret_starts_an_address_over_and_a_quiet_one_is_forgiven():
     clock = Clock()
     limiter = GuessLimiter(free=2, per_minute=100, forget_s=600, clock=clock)
@@ -63,6 +66,7 @@ def test_the_right_secret_starts_an_address_over_and_a_quiet_one_is_forgiven():
     assert limiter.wait_s("a") == 0  # forgiven after 10 quiet minutes: one miss counted
 
 
+@pytest.mark.fast
 def test_a_script_guessing_from_a_few_addresses_never_keeps_the_teacher_out():
     """The server's budget is spent by a script on three addresses (its own back-off aside, it
     keeps guessing); the teacher types the right secret from a fresh address: compared at once,
@@ -78,6 +82,7 @@ def test_a_script_guessing_from_a_few_addresses_never_keeps_the_teacher_out():
         assert limiter.wait_s(f"teacher-{start}") <= 10, start
 
 
+@pytest.mark.fast
 def test_the_server_budget_still_slows_the_addresses_that_spent_it():
     clock = Clock()
     limiter = GuessLimiter(free=100, per_minute=10, clock=clock)  # no per-address back-off in the way

@@ -10,6 +10,8 @@ import pytest
 from tlcore.serve.store import JobTimes
 from tools.loadtest.experiment import run_times
 
+pytestmark = pytest.mark.fast  # every test of this module is in the fast tier (`pytest -m fast`)
+
 
 def test_run_times_reads_presses_runs_and_gaps_from_the_store_clock():
     t0 = 1000.0
@@ -81,11 +83,13 @@ def _forward(kind: str, **fields) -> bytes:
 
 def test_a_websocket_student_reruns_each_fragment_on_its_own_timer_as_the_frontend_does():
     """A class member's 0.3 s and 0.9 s fragments rerun at their own paces (the old client reran
-    both at the shorter one); a fragment's own run keeps the timers, a full run clears them."""
+    both at the shorter one); a fragment's own run keeps the timers, a full run clears them. The
+    seconds are the event loop's own (`VirtualTimeLoop`): counts, not a box's speed."""
     import asyncio
 
     from streamlit.proto.BackMsg_pb2 import BackMsg
 
+    from tests.helpers.fakes import VirtualTimeLoop
     from tools.loadtest.students import Student, WsStudent
 
     sent: list[str] = []
@@ -106,11 +110,12 @@ def test_a_websocket_student_reruns_each_fragment_on_its_own_timer_as_the_fronte
         before = dict((f, sent.count(f)) for f in ("fast", "slow"))
         client.handle(_forward("new_session"))  # a full run: every timer cleared until the server asks again
         sent.clear()
-        await asyncio.sleep(0.8)
+        await asyncio.sleep(0.8)  # more than twice the fast timer's interval, on the loop's clock
         client.closing = True
         poller.cancel()
         return before, list(sent)
 
-    before, after_full_run = asyncio.run(scenario())
-    assert 4 <= before["fast"] <= 7 and 1 <= before["slow"] <= 2, before  # not 6 and 6, as the old client sent
-    assert after_full_run == []
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        before, after_full_run = runner.run(scenario())
+    assert before == {"fast": 6, "slow": 2}, before  # in 1.9 s: not 6 and 6, as the old client sent
+    assert after_full_run == []  # nothing in the 0.8 s after the full run

@@ -117,7 +117,13 @@ def test_the_notebook_runs_headless_and_reaches_the_studios_accuracy(studio_run,
 
 @pytest.mark.parametrize(
     "family, strategy",
-    [("bert", "full"), ("bert", "linear_probe"), ("distilbert", "linear_probe"), ("bert", "gradual"), ("bert", "full_llrd")],
+    [
+        ("bert", "full"),
+        ("bert", "linear_probe"),
+        pytest.param("distilbert", "linear_probe", marks=pytest.mark.fast),
+        ("bert", "gradual"),
+        ("bert", "full_llrd"),
+    ],
 )
 def test_in_process_it_is_the_studios_run_bit_for_bit(model_dirs, family, strategy):
     config = _tiny(model_dirs[family], strategy)
@@ -168,6 +174,7 @@ def test_it_evaluates_the_downloaded_weights_to_the_studios_accuracy(studio_run,
     assert scope["val_loss"] == pytest.approx(result.val_loss, abs=1e-6)
 
 
+@pytest.mark.fast
 def test_a_korean_learner_gets_the_explanations_in_korean_and_the_same_code(studio_run):
     result, _, _, record = studio_run
     en, ko = (notebook.build(record, lang=lang) for lang in ("en", "ko"))
@@ -180,10 +187,12 @@ def test_a_korean_learner_gets_the_explanations_in_korean_and_the_same_code(stud
     assert "24" in korean[2] and "layer0, layer1" in korean[4]
 
 
+@pytest.mark.fast
 def test_the_text_lessons_have_the_same_sections_in_both_languages():
     assert list(notebook_cells.sections("en", "notebook_text")) == list(notebook_cells.sections("ko", "notebook_text"))
 
 
+@pytest.mark.fast
 def test_a_text_run_it_cannot_carry_is_refused_in_words(studio_run, tmp_path):
     record = studio_run[3]
     assert notebook.supported(record)  # what the download offers the button by (studio.takehome)
@@ -198,6 +207,7 @@ def test_a_text_run_it_cannot_carry_is_refused_in_words(studio_run, tmp_path):
         notebook.require_supported(many)
 
 
+@pytest.mark.fast
 def test_the_cli_writes_a_text_runs_notebook_beside_its_saved_model(studio_run, tmp_path):
     result, _, entry, _ = studio_run
     model_files.save(entry, tmp_path, parts=("weights",), metrics=result)

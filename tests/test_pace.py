@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from tests.helpers.fakes import Clock
 from tools import pace
+
+pytestmark = pytest.mark.fast  # every test of this module is in the fast tier (`pytest -m fast`)
 
 
 @pytest.fixture
@@ -22,20 +23,25 @@ def test_a_box_is_as_many_times_slower_as_it_has_runnable_work_per_cpu(monkeypat
 
 
 def test_a_wait_on_a_busy_box_counts_its_seconds_as_fewer(monkeypatch, two_cpus):
-    """On a box twice as busy as it has cores, 0.3 idle seconds are about 0.6 seconds of waiting."""
+    """On a box twice as busy as it has cores, 0.3 idle seconds are about 0.6 seconds of waiting
+    (on a clock the wait's own sleeps move: `Clock`)."""
     monkeypatch.setattr(pace.os, "getloadavg", lambda: (4.0, 0.0, 0.0))
-    t = time.monotonic()
+    clock = Clock()
+    monkeypatch.setattr(pace, "time", clock)
+    t = clock.now
     assert pace.wait_for(lambda: False, 0.3) is False
-    waited = time.monotonic() - t
-    assert 0.55 <= waited < 0.6 + 0.5, waited
+    assert clock.now - t == pytest.approx(0.6, abs=0.011)  # to within one poll
 
 
 def test_a_wait_ends_as_soon_as_its_condition_holds(monkeypatch, two_cpus):
     monkeypatch.setattr(pace.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    clock = Clock()
+    monkeypatch.setattr(pace, "time", clock)
     calls = iter([False, False, True])
-    t = time.monotonic()
+    t = clock.now
     assert pace.wait_for(lambda: next(calls), 30) is True
-    assert time.monotonic() - t < 1
+    assert clock.now - t == pytest.approx(0.02)  # two polls, and not one more
+    assert next(calls, "asked no more") == "asked no more"
 
 
 def test_without_a_load_average_the_box_counts_as_idle(monkeypatch):

@@ -39,6 +39,7 @@ def all_titled(fig) -> bool:
     return bool(fig.layout.title.text)
 
 
+@pytest.mark.fast
 def test_loss_figure_plots_train_steps_and_val_epochs():
     snap = fake_history().snapshot()
     fig = plots.loss_figure(snap)
@@ -48,12 +49,14 @@ def test_loss_figure_plots_train_steps_and_val_epochs():
     assert all_titled(fig) and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
 
 
+@pytest.mark.fast
 def test_accuracy_figure_per_epoch():
     fig = plots.accuracy_figure(fake_history().snapshot())
     assert list(fig.data[1].y) == pytest.approx([0.4, 0.8])
     assert fig.layout.yaxis.title.text == plots.LABELS["plot.acc.y"]
 
 
+@pytest.mark.fast
 def test_grad_norm_heatmap_marks_frozen_groups_instead_of_zero():
     snap = fake_history().snapshot()
     groups, steps, z = plots.grad_norm_matrix(snap)
@@ -68,6 +71,7 @@ def test_grad_norm_heatmap_marks_frozen_groups_instead_of_zero():
     assert all_titled(fig) and fig.layout.yaxis.title.text
 
 
+@pytest.mark.fast
 def test_grad_norm_heatmap_of_an_empty_run_does_not_crash():
     history = History()
     history.append(Started(4, 2, GROUPS, (), 1, 1, "CPU", 1, 1, ("a", "b")))
@@ -75,6 +79,7 @@ def test_grad_norm_heatmap_of_an_empty_run_does_not_crash():
     assert all_titled(fig)
 
 
+@pytest.mark.fast
 def test_latest_gradient_norms_are_dots_on_a_log_axis_with_frozen_named():
     """Bars on a log axis lie (their length depends on where the axis starts): dots instead,
     every value written, frozen groups named at the axis."""
@@ -87,6 +92,7 @@ def test_latest_gradient_norms_are_dots_on_a_log_axis_with_frozen_named():
     assert any(a.text == "frozen" and a.y == GROUPS[0] for a in fig.layout.annotations)  # ... but named
 
 
+@pytest.mark.fast
 def test_every_bar_chart_starts_at_zero():
     """A bar's length is its value only when the axis starts at zero: no bar chart of values
     may use a log axis or a range that starts elsewhere."""
@@ -100,6 +106,7 @@ def test_every_bar_chart_starts_at_zero():
         assert axis.rangemode == "tozero" and (axis.range is None or axis.range[0] == 0)  # ... that shows zero
 
 
+@pytest.mark.fast
 def test_block_diagram_heights_encode_nothing():
     """The block diagram is a drawing with no value axis: its blocks are all the same size
     (log-scaled heights made a group 10,000x bigger look under twice as tall); the counts
@@ -112,17 +119,20 @@ def test_block_diagram_heights_encode_nothing():
     assert "11.2M" in blocks.text[2] and "928" in blocks.text[0]
 
 
+@pytest.mark.fast
 def test_confusion_figure_counts_and_labels():
     fig = plots.confusion_figure([[3, 1], [0, 4]], ["cat", "dog"])
     assert [list(r) for r in fig.data[0].z] == [[3, 1], [0, 4]] and list(fig.data[0].x) == ["cat", "dog"]
     assert fig.layout.xaxis.title.text == "predicted class"
 
 
+@pytest.mark.fast
 def test_drift_figure_greys_frozen_groups():
     fig = plots.drift_figure({"stem": 0.0, "stage1": 0.2}, frozen=("stem",))
     assert fig.data[0].text == ("frozen", "0.200")
 
 
+@pytest.mark.fast
 def test_block_diagram_greys_frozen_groups():
     counts = {"stem": 900, "stage1": 70_000, "head": 2_570}
     fig = plots.block_diagram(counts, frozen=("stem",))
@@ -131,10 +141,12 @@ def test_block_diagram_greys_frozen_groups():
     assert "70K" in fig.data[0].text[1]
 
 
+@pytest.mark.fast
 def test_human_counts_keep_three_digits():
     assert [metrics.human(n) for n in (928, 70_000, 1_228_970, 11_200_000)] == ["928", "70K", "1.23M", "11.2M"]
 
 
+@pytest.mark.fast
 def test_race_and_sweep_figures():
     runs = {"full": fake_history().snapshot(), "linear_probe": fake_history(GROUPS[:3]).snapshot()}
     fig = plots.race_figure(runs)
@@ -148,6 +160,7 @@ def test_race_and_sweep_figures():
     assert high.layout.yaxis.range[0] == pytest.approx(0.8)
 
 
+@pytest.mark.fast
 def test_matrix_figure_places_each_verdict_in_its_cell():
     verdicts = [
         {"similarity": "similar", "size": "small", "winner": "linear_probe", "winner_acc": 0.9, "agrees": True},
@@ -168,6 +181,7 @@ def test_matrix_figure_places_each_verdict_in_its_cell():
     assert "✗" in heat.text[0][1] and "rule: full, 81.0%" in heat.text[0][1]  # the rule's number beside the verdict
 
 
+@pytest.mark.fast
 def test_matrix_figure_shows_the_spread_behind_a_tie():
     """A tie is claimed from the spread over seeds, so the chart shows that spread: the
     winner's and the rule's accuracy, each ± its standard deviation, and the tie named."""
@@ -187,6 +201,7 @@ def test_matrix_figure_shows_the_spread_behind_a_tie():
     assert "linear probe<br>94.9 ± 1.4% ✓ (tie)" in text and "rule: partial, 94.0 ± 0.7%" in text
 
 
+@pytest.mark.fast
 def test_matrix_figure_is_readable_on_a_projector_and_names_depths():
     """Cell text and labels >= 14 px; partial names its depth; a rule not measured at its
     depth shows as such, neither a tick nor a cross."""
@@ -224,6 +239,7 @@ def test_matrix_figure_is_readable_on_a_projector_and_names_depths():
     assert agrees.startswith("partial k=2<br>90.0%") and "✓" in agrees
 
 
+@pytest.mark.fast
 def test_filters_figure_tiles_every_filter():
     rng = np.random.default_rng(0)
     pretrained, random = rng.random((32, 3, 3, 3)), rng.random((32, 3, 3, 3))
@@ -236,11 +252,13 @@ def test_filters_figure_tiles_every_filter():
     assert len(plots.filters_figure(None, random).data) == 1  # no weights: random only
 
 
+@pytest.mark.fast
 def test_translation_function_is_used():
     fig = plots.loss_figure(fake_history().snapshot(), t=lambda key: "KO:" + key)
     assert fig.layout.title.text == "KO:plot.loss.title"
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_every_chart_label_is_translated_in_the_app(lang):
     path = Path(__file__).resolve().parent.parent / "assets" / "i18n" / f"{lang}.json"
@@ -270,6 +288,7 @@ def test_every_chart_has_a_title_and_axis_labels():
     assert blocks.layout.title.text and blocks.layout.xaxis.title.text
 
 
+@pytest.mark.fast
 def test_matrix_figure_reads_the_experiments_verdicts():
     """Guards the format the committed results use (tlcore.lab.experiments)."""
     import pandas as pd
@@ -357,6 +376,7 @@ def test_every_chart_text_is_projector_sized(snap):
                 assert trace.colorbar.tickfont.size >= least, name
 
 
+@pytest.mark.fast
 def test_gradient_norm_axis_has_one_gridline_per_decade_and_room_for_the_values():
     """The caption says "each gridline x10": ticks only at powers of ten (plotly's own log
     ticks put 4, 6, 8, 10, 12 inside one decade), the axis from one power of ten to another,
@@ -373,6 +393,7 @@ def test_gradient_norm_axis_has_one_gridline_per_decade_and_room_for_the_values(
     assert hi - math.log10(max(dots.x)) >= plots.LABEL_ROOM * (hi - lo)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("values", [[1.6], [0.4, 0.8, 1.2], [1e-5, 3.0], [0.05, 0.09], [10.0], [9.9, 0.011]])
 def test_decades_cover_the_values_in_whole_powers_of_ten(values):
     lo, hi = plots.decades(values)
@@ -400,6 +421,7 @@ def test_empty_charts_start_at_zero_and_say_what_they_wait_for():
     assert [a.text for a in bars.layout.annotations] == [plots.LABELS["plot.waiting_step"]]
 
 
+@pytest.mark.fast
 def test_charts_with_data_keep_the_whole_run_on_the_axis_from_zero():
     snap = fake_history().snapshot()  # 4 steps, 2 epochs
     acc = plots.accuracy_figure(snap)
@@ -419,6 +441,7 @@ def test_durations_never_say_zero_seconds(seconds, en, ko, monkeypatch):
         assert i18n.duration(seconds) == said
 
 
+@pytest.mark.fast
 def test_accuracy_charts_draw_the_line_of_guessing():
     snap = fake_history().snapshot()  # two classes: chance is 50%
     for fig in (plots.accuracy_figure(snap), plots.race_figure({"Linear probe": snap}, "val/acc")):

@@ -13,6 +13,7 @@ SHIPPED = backbones.STUDIO_CHECKPOINT
 needs_checkpoint = pytest.mark.skipif(not SHIPPED.exists(), reason="checkpoint not pretrained yet")
 
 
+@pytest.mark.fast
 @needs_checkpoint
 def test_shipped_checkpoint_loads_into_its_registered_architecture():
     from safetensors.torch import load_file
@@ -30,6 +31,7 @@ def test_shipped_checkpoint_loads_into_its_registered_architecture():
     assert model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2, 7)
 
 
+@pytest.mark.fast
 @needs_checkpoint
 def test_card_matches_the_file():
     from safetensors.torch import load_file
@@ -48,6 +50,7 @@ def test_card_matches_the_file():
     assert 1 / card["source"]["classes"] < card["source_accuracy"]["top1"] <= 1
 
 
+@pytest.mark.fast
 @needs_checkpoint
 def test_card_says_plainly_it_is_not_imagenet():
     card = pretrain.read_card()
@@ -57,6 +60,7 @@ def test_card_says_plainly_it_is_not_imagenet():
     assert card["statement_en"] in md and card["command"] in md
 
 
+@pytest.mark.fast
 @needs_checkpoint
 def test_card_command_parses_back_to_the_recorded_settings():
     card = pretrain.read_card()
@@ -92,6 +96,7 @@ def test_pretraining_runs_through_fit_with_its_warm_up_and_cosine_schedule(monke
     assert lrs == pytest.approx([0.2 * factors[9], 0.2 * factors[19]])
 
 
+@pytest.mark.fast
 def test_config_is_validated():
     with pytest.raises(ValueError, match="classes"):
         pretrain.PretrainConfig(classes=1)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 
 import pytest
 
@@ -50,14 +49,14 @@ def test_a_run_trains_in_a_process_of_its_own_and_every_event_arrives_in_order(m
 
 
 def test_stop_reaches_the_run_in_its_process(make_queue):
-    q = make_queue(functools.partial(where_run, steps=400, delay=0.02))
+    q = make_queue(functools.partial(where_run, steps=100_000, delay=0.02))  # 2,000 s unless stopped
     job = q.submit(RunConfig(), "alice")
     assert wait_for(lambda: len(q.get(job, "alice").runs[0].steps) >= 3, 60)
-    t0 = time.monotonic()
     assert q.cancel(job, "alice")
-    view = finished(q, job, timeout=10)
-    assert view.state == "cancelled" and isinstance(view.runs[0].final, Cancelled)
-    assert time.monotonic() - t0 < 3  # within a few of its steps
+    view = finished(q, job, timeout=60)
+    run = view.runs[0]
+    assert view.state == "cancelled" and isinstance(run.final, Cancelled)
+    assert run.final.step == run.steps[-1].step < 100_000  # the run's own Cancelled, after the step it was on
 
 
 def test_a_run_that_ignores_stop_has_its_process_killed_and_the_next_run_gets_a_new_one(make_queue):
@@ -120,6 +119,7 @@ def test_every_training_process_runs_at_the_queues_nice_the_second_one_too(make_
     assert len(ran) == 2 and set(ran.values()) == {os.getpriority(os.PRIO_PROCESS, 0) + 5}, ran
 
 
+@pytest.mark.fast
 def test_nice_at_least_raises_a_threads_nice_to_the_floor_and_never_adds():
     import threading
 

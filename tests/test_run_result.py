@@ -7,8 +7,11 @@ import json
 import pickle
 
 import numpy as np
+import pytest
 
 from tlcore.core.events import Done, History, HistorySnapshot, RunResult
+
+pytestmark = pytest.mark.fast  # every test of this module is in the fast tier (`pytest -m fast`)
 
 
 def stored_and_read_back(result: RunResult) -> RunResult:

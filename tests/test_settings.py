@@ -10,6 +10,8 @@ import pytest
 from tlcore import cli
 from tlcore.core import settings
 
+pytestmark = pytest.mark.fast  # every test of this module is in the fast tier (`pytest -m fast`)
+
 ROOT = Path(__file__).resolve().parent.parent
 CODE = [*ROOT.glob("tlcore/**/*.py"), *ROOT.glob("studio/**/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app.py", ROOT / "frame.py"]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+import pytest
 import torch
 
 from tests.helpers.fakes import wait_for
@@ -16,6 +17,8 @@ from tlcore.serve.jobs import JobQueue
 from tlcore.serve.kept_models import Shelf
 from tlcore.train.config import RunConfig
 from tlcore.train.finetuned import Finetuned, model_bytes
+
+pytestmark = pytest.mark.fast  # every test of this module is in the fast tier (`pytest -m fast`)
 
 TINY = RunConfig(
     backbone="studio_resnet",

@@ -86,6 +86,7 @@ def test_forgetting_scores_photos_in_small_batches_with_the_answers_of_one_pass(
     assert forgetting.top1(model, head) == chunked
 
 
+@pytest.mark.fast
 def test_freed_tensor_memory_is_reused_without_faulting_pages_in_again():
     if not machine.keep_freed_memory():
         pytest.skip("not glibc: nothing to set")
@@ -100,6 +101,7 @@ def test_freed_tensor_memory_is_reused_without_faulting_pages_in_again():
     assert sorted(faults[1:])[2] < pages // 10, (faults, pages)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(("channels", "size", "stride"), [(16, 12, 1), (16, 12, 2), (32, 3, 1)])
 def test_the_5x5_depthwise_weight_gradient_is_pytorchs_to_float_tolerance(channels, size, stride):
     from tlcore.models import depthwise
@@ -138,6 +140,7 @@ def test_lite0_trains_its_5x5_depthwise_layers_with_the_same_gradients_and_answe
     assert list(model.state_dict()) == list(plain.state_dict())  # the same names: checkpoints load as before
 
 
+@pytest.mark.fast
 def test_a_cpu_queue_keeps_freed_memory_while_it_trains_and_gives_glibc_its_own_values_back_when_idle(monkeypatch):
     from tests.helpers.fakes import make_run
     from tlcore.serve import cores

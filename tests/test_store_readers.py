@@ -8,6 +8,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers.fakes import wait_for
 from tlcore import cli
 from tlcore.serve.jobs import Job
@@ -33,6 +35,7 @@ def ended(job_id: str, owner: str, at: float, tag: str = "finetune") -> Job:
     return Job(job_id, owner, [RunConfig()], ["partial"], [], state="done", submitted=at, started=at, finished=at + 1, tag=tag)
 
 
+@pytest.mark.fast
 def test_fair_keep_takes_one_at_a_time_from_whoever_has_the_most():
     assert fair_keep({"a": 30, "b": 5, "c": 5}, 20) == {"a": 10, "b": 5, "c": 5}
     assert fair_keep({"a": 8, "b": 6, "c": 1}, 9) == {"a": 4, "b": 4, "c": 1}
@@ -40,6 +43,7 @@ def test_fair_keep_takes_one_at_a_time_from_whoever_has_the_most():
     assert sum(fair_keep({f"l{i}": 7 for i in range(9)}, 40).values()) == 40
 
 
+@pytest.mark.fast
 def test_the_backstop_takes_from_the_learner_with_the_most_not_the_oldest_runs(tmp_path):
     """Before: the backstop deleted everyone's oldest first, so the quiet learners who ran first
     in the morning lost their runs to one learner's afternoon of runs."""
@@ -56,6 +60,7 @@ def test_the_backstop_takes_from_the_learner_with_the_most_not_the_oldest_runs(t
     store.close()
 
 
+@pytest.mark.fast
 def test_runs_backup_copies_a_live_store_into_one_private_file(tmp_path, capsys):
     path = tmp_path / "runs.sqlite"
     store = RunStore(path)
@@ -81,6 +86,7 @@ def test_runs_backup_copies_a_live_store_into_one_private_file(tmp_path, capsys)
     store.close()
 
 
+@pytest.mark.fast
 def test_runs_backup_of_a_file_that_is_not_a_store_says_so_in_one_line(tmp_path, capsys):
     bad = tmp_path / "notes.sqlite"
     bad.write_text("not a database\n" * 50)
@@ -92,6 +98,7 @@ def test_runs_backup_of_a_file_that_is_not_a_store_says_so_in_one_line(tmp_path,
     assert "no stored runs" in capsys.readouterr().err
 
 
+@pytest.mark.fast
 def test_a_store_opened_twice_in_one_process_keeps_its_wal_while_another_program_reads(tmp_path):
     """The mechanism itself: while the store is open, another program's connection closing must
     find a connection still there (SQLite's shared lock held): the WAL stays."""

@@ -13,6 +13,8 @@ import dataclasses
 import io
 import zipfile
 
+import pytest
+
 from studio import server
 from tests.helpers.apptest import app, english_in, ok, text_app, wait_until_done
 from tests.helpers.fakes import fake_run, fake_text_run
@@ -124,6 +126,7 @@ def test_the_race_table_has_the_imagenet_column():
     assert english_in(at) == []
 
 
+@pytest.mark.fast
 def test_a_click_builds_a_zip_that_loads_back(tmp_path, monkeypatch):
     from studio import takehome
 

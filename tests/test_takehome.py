@@ -102,6 +102,7 @@ def test_predict_prints_the_top_class_of_an_image_file(image_run, image_folder, 
     assert cli.main(["predict", "--model", str(image_folder[0]), "not-a-file.jpg"]) == 2  # one clear line
 
 
+@pytest.mark.fast
 def test_a_file_not_written_by_the_studio_is_refused(tmp_path):
     from safetensors.torch import save_file
 
@@ -149,6 +150,7 @@ def test_predict_refuses_metadata_it_cannot_build_a_model_from_and_says_which_se
     assert cli.main(["predict", "--model", str(forged), str(tmp_path / "forged.safetensors")]) != 0
 
 
+@pytest.mark.fast
 def test_predict_prints_no_terminal_escape_from_a_models_class_names(monkeypatch, capsys, tmp_path):
     """Class names are written by whoever made the model: an escape sequence in one would colour,
     move or retitle the learner's terminal."""
@@ -161,6 +163,7 @@ def test_predict_prints_no_terminal_escape_from_a_models_class_names(monkeypatch
     assert "\x1b" not in out and "\x07" not in out and "cat]0;owned 90.0%" in out
 
 
+@pytest.mark.fast
 def test_a_model_file_of_any_size_is_refused_before_it_is_read(tmp_path):
     big = tmp_path / "model.safetensors"
     with open(big, "wb") as f:
@@ -176,7 +179,7 @@ def test_the_zip_for_the_app_has_one_part_each(image_run):
         assert sorted(names) == sorted([big, "model/model.json", "model/README.md", "model/MODEL_CARD.md"])
 
 
-def test_models_over_the_bound_are_refused(image_run, monkeypatch):
+def test_models_over_the_bound_are_refused(image_run, monkeypatch):  # not fast: the module's training run is its set-up
     monkeypatch.setattr(model_files, "MAX_MODEL_BYTES", 1_000_000)
     with pytest.raises(LearnerError) as caught:
         model_files.zip_bytes(image_run[0])
@@ -224,6 +227,7 @@ def test_finetune_on_the_command_line_saves_the_model_for_predict(tmp_path, caps
     assert model_files.load(tmp_path / "m").config.strategy == "linear_probe"
 
 
+@pytest.mark.fast
 def test_the_model_card_says_what_was_trained_on_what_its_metrics_and_limits(image_run, tmp_path):
     entry, data = image_run
     confusion = [[6 if i == j else 0 for j in range(10)] for i in range(10)]

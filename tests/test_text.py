@@ -83,6 +83,7 @@ def config_for(model_dir, **kw) -> RunConfig:
 # ----------------------------------------------------------------------------- registry and groups
 
 
+@pytest.mark.fast
 def test_registry_has_the_required_text_backbones_and_datasets():
     names = catalog.backbone_names("text")
     for required in ("bert_tiny", "distilbert_base", "bert_base", "klue_bert", "bert_multilingual", "minilm_l6"):
@@ -101,6 +102,7 @@ def test_importing_the_registries_does_not_import_transformers():
     assert out.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("family", FAMILIES)
 def test_layer_groups_cover_every_parameter_once(tiny_dirs, family):
     model = models.build_text_model(tiny_dirs[family], 3, pretrained=True)
@@ -196,6 +198,7 @@ def test_run_text_emits_the_shared_event_stream(tiny_dirs):
     assert {"train/loss", "val/acc", "grad_norm/layer1"} <= set(df.columns)
 
 
+@pytest.mark.fast
 def test_linear_probe_extracts_features_once_and_learns(tmp_path, sample):
     # BERT's own init (std 0.02) gives a random tiny model first-token vectors that barely differ from
     # sentence to sentence (std 0.003 across sentences): nothing a probe could learn, and its step
@@ -225,6 +228,7 @@ def test_linear_probe_extracts_features_once_and_learns(tmp_path, sample):
     assert after < train_loss()  # held for each of 40 seeds tried, by 0.025 at the least
 
 
+@pytest.mark.fast
 def test_cancel_stops_within_a_step(tiny_dirs):
     history = History()
     calls = iter(range(1000))
@@ -233,6 +237,7 @@ def test_cancel_stops_within_a_step(tiny_dirs):
     assert isinstance(events[-1], Cancelled) and events[-1].step <= 3
 
 
+@pytest.mark.fast
 def test_bad_settings_fail_with_a_message(tiny_dirs):
     history = History()
     recipe.run(config_for(tiny_dirs["bert"], strategy="partial", freeze_depth=9), history.append)
@@ -242,6 +247,7 @@ def test_bad_settings_fail_with_a_message(tiny_dirs):
         RunConfig(task="image", backbone="bert_tiny", dataset="digits")
 
 
+@pytest.mark.fast
 def test_cli_finetune_text(tiny_dirs, capsys):
     from tlcore.cli import main
 
@@ -269,6 +275,7 @@ def test_cli_finetune_text(tiny_dirs, capsys):
     assert code == 0 and "val/acc" in capsys.readouterr().out
 
 
+@pytest.mark.fast
 def test_cli_fill_mask(tiny_dirs, capsys):
     from tlcore.cli import main
 
@@ -288,6 +295,7 @@ def test_text_bench_times_both_loops_on_the_same_data(tiny_dirs):
 # ----------------------------------------------------------------------------- batches
 
 
+@pytest.mark.fast
 def test_batches_pad_to_their_own_longest_sentence(sample, tiny_dirs):
     tok = models.build_text_model(tiny_dirs["bert"], 2, pretrained=True).tokenizer
     source = TextSource(sample, tok, CPU)
@@ -338,6 +346,7 @@ def test_saved_folder_and_prefilled_cache_load_offline(tiny_dirs, tmp_path):
     assert "python -m tlcore prefetch --backbones bert_base" in out.stdout
 
 
+@pytest.mark.fast
 def test_a_folder_without_a_model_is_refused(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ValueError):
@@ -347,6 +356,7 @@ def test_a_folder_without_a_model_is_refused(tmp_path):
 # ----------------------------------------------------------------------------- fill-mask
 
 
+@pytest.mark.fast
 def test_fill_mask_on_a_tiny_model(tiny_dirs):
     model, tok = models.load_masked_lm(tiny_dirs["bert"])
     (guesses,) = fill_mask(model, tok, "The cat is on the [MASK].", top_k=4)
@@ -410,6 +420,7 @@ def test_models_built_by_threads_at_once_leave_transformers_as_it_was():
 # ----------------------------------------------------------------------------- data
 
 
+@pytest.mark.fast
 def test_offline_samples_are_balanced_with_a_fixed_split():
     for lang in ("en", "ko"):
         table = text_data.read_text_csv(text_data.SAMPLES[lang])
@@ -421,6 +432,7 @@ def test_offline_samples_are_balanced_with_a_fixed_split():
     assert data.classes == ["negative", "positive"] and len(data.train_texts) == 20 and len(data.val_texts) == 48
 
 
+@pytest.mark.fast
 def test_csv_reader_refuses_missing_columns_and_single_labels():
     with pytest.raises(ValueError, match="no text column.*'review_text', 'label'"):
         text_data.parse_text_csv("review_text,label\nnice,1\n", name="x.csv")
@@ -434,6 +446,7 @@ def test_csv_reader_refuses_missing_columns_and_single_labels():
         text_data.read_text_csv("/no/such/file.csv")
 
 
+@pytest.mark.fast
 def test_csv_reader_skips_empty_rows_and_reads_korean_encodings():
     content = "문장,label\n정말 좋아요,긍정\n   ,부정\n별로예요,\n최악이에요,부정\n\n".replace("문장", "text")
     for raw in (content.encode("utf-8"), content.encode("utf-8-sig"), content.encode("cp949")):
@@ -444,6 +457,7 @@ def test_csv_reader_skips_empty_rows_and_reads_korean_encodings():
     assert tsv.texts == ['"quoted" text', "bad"]  # NSMC's layout; quotes are plain characters
 
 
+@pytest.mark.fast
 def test_csv_sampling_keeps_a_split_column_and_numeric_label_order():
     rows = "".join(f"s{i},{i % 3 * 5},{'val' if i % 4 == 0 else 'train'}\n" for i in range(60))
     table = text_data.parse_text_csv("text,label,split\n" + rows)
@@ -461,6 +475,7 @@ def test_csv_sampling_keeps_a_split_column_and_numeric_label_order():
         )
 
 
+@pytest.mark.fast
 def test_downloadable_sets_fail_clearly_offline(monkeypatch, tmp_path):
     monkeypatch.setattr(text_data, "CACHE_DIR", tmp_path)
     monkeypatch.setattr(offline, "reachable", lambda url, timeout=3.0: False)
@@ -475,6 +490,7 @@ def test_downloadable_sets_fail_clearly_offline(monkeypatch, tmp_path):
     assert data.classes == ["negative", "positive"] and len(data.train_texts) == 8 and len(data.val_texts) == 4
 
 
+@pytest.mark.fast
 def test_the_masked_word_box_is_bounded_before_any_model_runs():
     from tlcore.core.messages import LearnerError
     from tlcore.text.fill_mask import MAX_CHARS, MAX_MASKS, fill_mask
@@ -491,6 +507,7 @@ def test_the_masked_word_box_is_bounded_before_any_model_runs():
     assert many.value.message.key == "mask.too_many"
 
 
+@pytest.mark.fast
 def test_a_csv_field_over_the_csv_limit_is_explained():
     from tlcore.text.sentences import parse_text_csv
 
@@ -500,7 +517,10 @@ def test_a_csv_field_over_the_csv_limit_is_explained():
     assert refused.value.message.key == "csv.field_too_large"  # told in Korean too (engine.csv.*)
 
 
-@pytest.mark.parametrize("name", catalog.backbone_names("text"))
+@pytest.mark.parametrize(
+    "name",
+    [n if n in ("studio_bert", "minilm_l6") else pytest.param(n, marks=pytest.mark.fast) for n in catalog.backbone_names("text")],
+)
 def test_freeze_contract_for_every_registered_text_backbone(name, tiny_dirs, sample):
     """Every registered text backbone freezes as the lesson says. The offline MiniLM is tested
     with its real weights; a hub model (not on this offline machine) through a tiny random

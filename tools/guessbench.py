@@ -3,7 +3,7 @@
     python -m tools.guessbench --url http://127.0.0.1:8661 [--clients 8] [--seconds 60]
                                [--per-cookie 5] [--fake-addresses]
 
-Each client speaks Streamlit's websocket protocol as tools/loadtest.py's WsStudent does: it
+Each client speaks Streamlit's websocket protocol as tools/loadtest's WsStudent does: it
 opens the Class page with a new learner cookie, types a wrong secret into the unlock form and
 submits it, `--per-cookie` times, then starts over with a new cookie (new cookies for free are
 the attack: a browser chooses its own). `--fake-addresses` also sends a new X-Forwarded-For

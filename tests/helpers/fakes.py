@@ -1,11 +1,13 @@
 """The suite's stand-ins: one fake run (the event contract of tlcore.train.recipe.run,
-instantly), the text page's, files a learner would upload, and a wait.
+instantly), the text page's, files a learner would upload, a wait, and clocks a test moves
+(`Clock` for a module's `time`, `VirtualTimeLoop` for asyncio).
 
 Not for: anything a test checks the engine with (those tests run the real thing).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import io
@@ -110,6 +112,46 @@ class BusyElsewhere:
 
     def cores(self) -> float:
         return self.value
+
+
+class Clock:
+    """A clock the test moves by hand, in place of a module's `time` (`monkeypatch.setattr(jobs,
+    "time", Clock())`): `monotonic()` reads it, `sleep(s)` moves it on without waiting, anything else
+    is the time module's. A test that asserts what a limit or a wait did counts in this clock's
+    seconds, not the box's."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop on a clock of its own that jumps to the next timer whenever nothing else is
+    ready (`asyncio.Runner(loop_factory=VirtualTimeLoop)`): `await asyncio.sleep(1.9)` takes no wall
+    time, and what the loop's timers did in 1.9 s is counted on that clock, the same on any box."""
+
+    def __init__(self):
+        super().__init__()
+        self._virtual_now = 0.0
+
+    def time(self) -> float:
+        return self._virtual_now
+
+    def _run_once(self) -> None:  # asyncio's own step: the next timer is due when nothing is ready
+        if not self._ready and self._scheduled:
+            self._virtual_now = max(self._virtual_now, self._scheduled[0].when())
+        super()._run_once()
 
 
 def wait_for(pred, timeout=5.0):

@@ -6,7 +6,7 @@
   classes a person would accept as right (the cat is one of ImageNet's five domestic cats).
 - `top_k(model, image)`: the pretrained classifier's best guesses for one image.
 - `measure_preprocessing(...)`: which input scaling a checkpoint expects, measured on the
-  real photos instead of guessed (see assets/backbones/efficientnet_lite0.md).
+  real photos instead of guessed (see the note on `LITE_MEAN` in tlcore.models.backbones).
 
 Not for: fine-tuning (tlcore.train.trainer) or the backbone registry (tlcore.models.backbones).
 """

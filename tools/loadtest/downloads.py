@@ -34,7 +34,7 @@ def rss_mb() -> float:
 
 def takehome_at(rev: str | None) -> types.ModuleType:
     """studio.takehome as this tree has it, or as commit `rev` had it (read with git show; before
-    the file's rename it was studio/takeaway.py)."""
+    the file's rename it was `takeaway.py` in studio/)."""
     from studio import takehome
 
     if rev is None:
