@@ -107,7 +107,7 @@ def class_name(learner_id: str) -> str:
     return room.shown_name(learner_key(learner_id)) if member is not None else nickname(learner_id)
 
 
-def limits() -> class_limits.Caps:
+def limits() -> class_limits.ClassLimits:
     return class_limits.load()
 
 
@@ -310,7 +310,7 @@ def _allowed(key: str, settings: dict) -> bool:
     if not holds(key, settings[key], settings):
         return False
     try:
-        limits().check(RunConfig(**{k: settings[k] for k in LINK_KEYS}))
+        limits().check_within_limits(RunConfig(**{k: settings[k] for k in LINK_KEYS}))
     except LearnerError:
         return False
     return True

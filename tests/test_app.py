@@ -853,9 +853,9 @@ def test_start_queues_in_its_callback_so_a_click_costs_one_page_run(monkeypatch)
 
 
 def test_a_refused_start_is_said_under_the_button():
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
 
-    at = app("pages/3_finetune.py", queue=JobQueue(fake_run, caps=Caps(max_epochs=1)))
+    at = app("pages/3_finetune.py", queue=JobQueue(fake_run, limits=ClassLimits(max_epochs=1)))
     at.button(key="start").click().run()
     assert "job:finetune" not in at.session_state or at.session_state["job:finetune"] is None
     assert len(at.error) == 1

@@ -431,7 +431,7 @@ def test_with_one_run_per_address_a_second_cookie_from_one_address_is_refused_in
     class_file("[limits]\none_run_per_address = true\n")
     addresses.update({"cookie-1": "10.0.0.5", "cookie-2": "10.0.0.5", "cookie-3": "10.0.0.9"})
     gate = threading.Event()
-    queue = JobQueue(stoppable(gate), caps=class_limits.load())  # as the server makes it (studio.state)
+    queue = JobQueue(stoppable(gate), limits=class_limits.load())  # as the server makes it (studio.state)
     first = page("pages/3_finetune.py", queue=queue, owner="cookie-1")
     first.button(key="start").click().run()
     second = page("pages/3_finetune.py", queue=queue, owner="cookie-2")
@@ -451,5 +451,5 @@ def test_the_shipped_class_example_loads_and_gives_each_address_one_place(class_
 
     example = Path(__file__).resolve().parent.parent / "class.example.toml"
     class_file(example.read_text(encoding="utf-8"))
-    caps = class_limits.load()
-    assert caps.one_run_per_address and not caps.teacher_mode  # (its secret is left for the teacher to set)
+    limits = class_limits.load()
+    assert limits.one_run_per_address and not limits.teacher_mode  # (its secret is left for the teacher to set)

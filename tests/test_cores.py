@@ -12,7 +12,7 @@ import torch
 from tests.helpers.fakes import BusyElsewhere, wait_for
 from tlcore.core.events import Done, Started
 from tlcore.serve import cores
-from tlcore.serve.class_limits import Caps
+from tlcore.serve.class_limits import ClassLimits
 from tlcore.serve.cores import CpuPlan
 from tlcore.serve.jobs import JobQueue
 from tlcore.train.config import RunConfig
@@ -30,7 +30,7 @@ def test_the_class_file_overrides_workers_or_threads():
     assert cores.plan(16, threads=8) == CpuPlan(16, 2, 8)
     assert cores.plan(2, workers=1, threads=1) == CpuPlan(2, 1, 1)
     assert cores.plan(2, threads=4) == CpuPlan(2, 1, 2)  # never more threads than cores
-    assert Caps().cpu_workers == 0 and Caps().threads_per_job == 0  # 0: from the core count
+    assert ClassLimits().cpu_workers == 0 and ClassLimits().threads_per_job == 0  # 0: from the core count
 
 
 def test_a_lone_run_takes_every_core_and_shares_them_with_runs_and_pages():

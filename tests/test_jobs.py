@@ -252,9 +252,9 @@ def test_100_queued_jobs_run_first_in_first_out_apart_from_the_teachers():
 
 def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
     from tlcore.core.messages import LearnerError
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
 
-    q = JobQueue(lambda *a: None, caps=Caps(max_epochs=5, max_image_size=96))
+    q = JobQueue(lambda *a: None, limits=ClassLimits(max_epochs=5, max_image_size=96))
     with pytest.raises(LearnerError, match="up to 5") as refused:
         q.submit(RunConfig(epochs=6), owner="a")
     assert refused.value.message.key == "caps.over" and refused.value.message.values["setting"] == "epochs"
@@ -264,7 +264,7 @@ def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
 
 
 def test_a_run_past_the_time_limit_is_stopped_and_says_why():
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
 
     def endless(config, emit, should_stop):
         step = 0
@@ -273,7 +273,7 @@ def test_a_run_past_the_time_limit_is_stopped_and_says_why():
             step += 1
         emit(Cancelled(step))
 
-    q = JobQueue(endless, caps=Caps(max_seconds=0.3))
+    q = JobQueue(endless, limits=ClassLimits(max_seconds=0.3))
     job = q.submit(RunConfig(), owner="a")
     deadline = time.monotonic() + 10
     while q.get(job, "a").state in ("queued", "running") and time.monotonic() < deadline:
@@ -491,7 +491,7 @@ def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
 def test_one_run_per_client_address_where_the_class_file_says_so():
     """Three cookies from one address held three places; with `one_run_per_address` the second
     is refused. An unknown address (None: this machine, no request) is allowed, and so is the teacher."""
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
     from tlcore.serve.jobs import AddressLimitError
 
     gate = threading.Event()
@@ -501,7 +501,7 @@ def test_one_run_per_client_address_where_the_class_file_says_so():
             time.sleep(0.01)
         emit(Done({}))
 
-    q = JobQueue(run, caps=Caps(one_run_per_address=True))
+    q = JobQueue(run, limits=ClassLimits(one_run_per_address=True))
     first = q.submit(RunConfig(), owner="cookie-1", address="10.0.0.5")
     with pytest.raises(AddressLimitError):
         q.submit(RunConfig(), owner="cookie-2", address="10.0.0.5")
@@ -515,7 +515,7 @@ def test_one_run_per_client_address_where_the_class_file_says_so():
     assert wait_for(lambda: q.active_for("cookie-1") is None)
     q.submit(RunConfig(), owner="cookie-2", address="10.0.0.5")  # ... nor counts: the place is free again
 
-    plain = JobQueue(run, caps=Caps())  # off by default: a class behind one NAT shares an address
+    plain = JobQueue(run, limits=ClassLimits())  # off by default: a class behind one NAT shares an address
     for i in range(3):
         plain.submit(RunConfig(), owner=f"cookie-{i}", address="10.0.0.5")
     assert plain.learners_by_address() == {"10.0.0.5": 3}

@@ -494,15 +494,15 @@ def test_a_csv_with_more_labels_than_the_class_allows_is_refused():
 
 def test_the_queue_refuses_a_folder_with_more_classes_than_the_class_allows(tmp_path):
     from tlcore.core.messages import LearnerError
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
     from tlcore.train.config import RunConfig
 
     for i in range(7):
         (tmp_path / f"class{i}").mkdir()
     config = RunConfig(dataset="folder", data_root=str(tmp_path))
-    Caps(max_classes=10).check(config)
+    ClassLimits(max_classes=10).check_within_limits(config)
     with pytest.raises(LearnerError) as refused:
-        Caps(max_classes=6).check(config)
+        ClassLimits(max_classes=6).check_within_limits(config)
     assert refused.value.message.key == "caps.classes"
 
 
@@ -707,21 +707,21 @@ def test_where_each_device_has_its_own_address_many_cookies_of_one_address_uploa
     """Issue 54: twenty cookies of one script on one address each had a session's room (300 MB)
     up to the address's 1 GB. With `one_run_per_address` (each device its own address, as the
     shipped class.example.toml says), one address holds what one session may."""
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
     from tlcore.serve.upload_folders import UploadFolders
 
-    assert Caps().address_upload_mb == Caps().upload_mb_per_address  # a class behind one NAT: as before
-    per_device = Caps(one_run_per_address=True, upload_mb_per_session=1.0, upload_mb_per_address=0.0)
+    assert ClassLimits().address_upload_mb == ClassLimits().upload_mb_per_address  # a class behind one NAT: as before
+    per_device = ClassLimits(one_run_per_address=True, upload_mb_per_session=1.0, upload_mb_per_address=0.0)
     assert per_device.address_upload_mb == 1.0  # no address bound of its own: a session's
-    assert Caps(one_run_per_address=True, upload_mb_per_session=3.0, upload_mb_per_address=2.0).address_upload_mb == 2.0
-    assert Caps(one_run_per_address=True, upload_mb_per_session=0.0, upload_mb_per_address=0.0).address_upload_mb == 0.0
+    assert ClassLimits(one_run_per_address=True, upload_mb_per_session=3.0, upload_mb_per_address=2.0).address_upload_mb == 2.0
+    assert ClassLimits(one_run_per_address=True, upload_mb_per_session=0.0, upload_mb_per_address=0.0).address_upload_mb == 0.0
 
     mb = 2**20
     folders = UploadFolders(is_connected=lambda _s: True, base=tmp_path, session_mb=1.0, total_mb=100.0)
     for cookie in ("script-1", "script-2"):
         folders.get(cookie, cookie, "192.0.2.9")
     (folders.get("script-1").slot("images-a") / "x.bin").write_bytes(b"\0" * int(0.8 * mb))
-    folders.check_room("script-2", int(0.8 * mb), address_mb=Caps().address_upload_mb)  # per cookie: room
+    folders.check_room("script-2", int(0.8 * mb), address_mb=ClassLimits().address_upload_mb)  # per cookie: room
     with pytest.raises(UploadError) as refused:
         folders.check_room("script-2", int(0.8 * mb), address_mb=per_device.address_upload_mb)
     assert refused.value.message.key == "upload.address_full"

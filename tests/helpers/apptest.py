@@ -18,7 +18,7 @@ from tlcore.serve.jobs import JobQueue
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 PAGES = ["pages/1_pretraining.py", "pages/2_strategy.py", "pages/3_finetune.py", "pages/4_compare.py"]
-SECRET = "correct horse battery"  # long enough (caps.MIN_SECRET_CHARS)
+SECRET = "correct horse battery"  # long enough (class_limits.MIN_SECRET_CHARS)
 CACHED: set[str] = set()  # the text models a test pretends are on this machine
 
 

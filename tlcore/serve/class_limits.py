@@ -55,9 +55,13 @@ import logging
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tlcore.core import settings
 from tlcore.core.messages import LearnerError
+
+if TYPE_CHECKING:
+    from tlcore.serve.kept_models import KeptModels
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "class.toml"
 MIN_SECRET_CHARS = 12  # shorter secrets are refused: guessed or shoulder-surfed too easily
@@ -87,7 +91,10 @@ ENVIRONMENT = {
 
 
 @dataclass(frozen=True)
-class Caps:
+class ClassLimits:
+    """The class's limits on a run and on what each learner keeps, and the teacher's secret:
+    what `load()` reads from class.toml (each field's meaning in the module's docstring)."""
+
     max_seconds: float = 600.0
     max_epochs: int = 20
     max_per_class: int = 500
@@ -113,7 +120,7 @@ class Caps:
     teacher_secret: str = field(default="", repr=False)  # empty: no teacher mode; never shown
     problems: tuple[str, ...] = field(default=(), compare=False)  # "secret_short", "secret_misplaced", "secret_file"
 
-    def check(self, config) -> None:
+    def check_within_limits(self, config) -> None:
         """Refuse a RunConfig that passes a limit, saying which and what to choose instead."""
         for name, value, cap in (
             ("epochs", config.epochs, self.max_epochs),
@@ -140,11 +147,11 @@ class Caps:
         bounds = [mb for mb in (self.upload_mb_per_address, self.upload_mb_per_session) if mb > 0]
         return min(bounds) if bounds else 0.0
 
-    def shelf(self):
+    def kept_models(self) -> KeptModels:
         """A shelf of fine-tuned models within these limits (tlcore.serve.kept_models)."""
-        from tlcore.serve.kept_models import Shelf
+        from tlcore.serve.kept_models import KeptModels  # here: it imports torch, which the pages' limits never need
 
-        return Shelf(self.kept_models_per_learner, self.kept_mb_per_learner, self.kept_mb_total)
+        return KeptModels(self.kept_models_per_learner, self.kept_mb_per_learner, self.kept_mb_total)
 
     @property
     def teacher_mode(self) -> bool:
@@ -160,7 +167,7 @@ def path() -> Path:
 
 
 @functools.cache
-def load(file: str | None = None) -> Caps:
+def load(file: str | None = None) -> ClassLimits:
     """The limits in force: the class file's, over the environment's quotas (ENVIRONMENT), over
     the defaults; the secret from the environment wins over the file's. A broken file (or a
     quota in the environment that is no number) is an error the teacher sees at start."""
@@ -170,7 +177,7 @@ def load(file: str | None = None) -> Caps:
     if where.exists():
         with open(where, "rb") as fh:
             data = tomllib.load(fh)
-        known = {f.name for f in fields(Caps)} - {"teacher_secret", "problems"}
+        known = {f.name for f in fields(ClassLimits)} - {"teacher_secret", "problems"}
         limits = dict(data.get("limits", {}))
         misplaced = limits.pop("teacher_secret", None) or limits.pop("secret", None)
         unknown = sorted(set(limits) - known)
@@ -195,7 +202,7 @@ def load(file: str | None = None) -> Caps:
             len(secret),
             MIN_SECRET_CHARS,
         )
-    return Caps(**values, problems=tuple(problems))
+    return ClassLimits(**values, problems=tuple(problems))
 
 
 def _secret_file(name: str, problems: list[str]) -> str:
@@ -212,7 +219,7 @@ def _secret_file(name: str, problems: list[str]) -> str:
 
 def _typed(name: str, value):
     """A limit's value as its field's type ("25" from the environment, 25 for a float field)."""
-    kind = type(getattr(Caps, name))
+    kind = type(getattr(ClassLimits, name))
     if kind is bool and not isinstance(value, bool):
         raise ValueError(f"limit {name} is true or false, not {value!r}")
     return kind(value)

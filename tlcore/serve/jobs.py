@@ -67,7 +67,7 @@ class JobLimitError(RuntimeError):
 
 class AddressLimitError(JobLimitError):
     """Another learner (cookie) at the same client address already has a job waiting or running,
-    and the class allows one per address (tlcore.serve.class_limits.Caps.one_run_per_address)."""
+    and the class allows one per address (tlcore.serve.class_limits.ClassLimits.one_run_per_address)."""
 
 
 class JobQueue:
@@ -75,7 +75,7 @@ class JobQueue:
 
     def __init__(self, run_fn: RunFn | None = None, *, options: QueueOptions | None = None, **keywords):
         """The queue built from `options`, or from its settings as keywords (`JobQueue(run_fn,
-        workers=2, caps=caps)`: QueueOptions's fields, each explained there); its workers start at
+        workers=2, limits=limits)`: QueueOptions's fields, each explained there); its workers start at
         once. run_fn: (config, emit, should_stop) -> result; None: tlcore.train.recipe.run."""
         if options is None:
             options = QueueOptions(**keywords)
@@ -94,7 +94,7 @@ class JobQueue:
         self.stale_after_s = options.stale_after_s
         self.max_finished = options.max_finished
         self.on_run_done = options.on_run_done  # e.g. the time estimator learning from every finished run
-        self.caps = options.caps  # the class's limits (tlcore.serve.class_limits): checked at submit, time enforced while running
+        self.limits = options.limits  # the class's limits (tlcore.serve.class_limits): checked at submit, time enforced
         self.store = options.store  # finished runs on disk: a restart loses none (tlcore.serve.store)
         self.shelf = options.the_shelf()
         self._interrupt_unfinished()
@@ -148,9 +148,9 @@ class JobQueue:
         configs = [configs] if isinstance(configs, RunConfig) else list(configs)
         if not configs:
             raise ValueError("nothing to run")
-        if self.caps is not None:
+        if self.limits is not None:
             for config in configs:
-                self.caps.check(config)
+                self.limits.check_within_limits(config)
         labels = labels or [c.strategy for c in configs]
         with self._lock:
             if any(j.owner == owner and j.active for j in self._jobs.values()):
@@ -178,7 +178,7 @@ class JobQueue:
         return job_id
 
     def _address_taken(self, address: str | None, priority: int) -> bool:  # caller holds the lock
-        if self.caps is None or not self.caps.one_run_per_address or address is None or priority > 0:
+        if self.limits is None or not self.limits.one_run_per_address or address is None or priority > 0:
             return False
         return any(j.active and j.address == address and j.priority == 0 for j in self._jobs.values())
 
@@ -441,7 +441,7 @@ class JobQueue:
         now = time.monotonic()
         if now - job.last_seen > self.stale_after_s:
             note = "closed"  # nobody is watching: free the device for others
-        elif self.caps is not None and job.started is not None and now - job.started > self.caps.max_seconds:
+        elif self.limits is not None and job.started is not None and now - job.started > self.limits.max_seconds:
             note = "time_limit"  # the class's limit: others are waiting
         else:
             return False

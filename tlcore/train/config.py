@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from tlcore.core import offline
-from tlcore.core.fields import add_flags, check, setting, values
+from tlcore.core.fields import add_flags, check_value, setting, values
 from tlcore.core.messages import LearnerError
 from tlcore.data.corpora import MLM_CORPORA
 from tlcore.models import catalog
@@ -106,7 +106,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            check(f, getattr(self, f.name))  # its kind, range and choices
+            check_value(f, getattr(self, f.name))  # its kind, range and choices
         if self.backbone not in catalog.backbone_names() and not offline.is_model_dir(self.backbone):
             raise LearnerError("config.unknown_backbone", value=repr(self.backbone), choices=", ".join(catalog.backbone_names()))
         if self.task == "mlm":

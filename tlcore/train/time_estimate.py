@@ -434,7 +434,7 @@ def learn_from(config: RunConfig, snap, estimator: Estimator | None = None) -> N
 # ----------------------------------------------------------------------------- the check
 
 
-def check(configs: list[RunConfig], estimator: Estimator, print_fn=print) -> list[dict]:
+def check_against_runs(configs: list[RunConfig], estimator: Estimator, print_fn=print) -> list[dict]:
     """Run each config for real and compare: the estimate before it, and time left at
     every epoch's end against the true remaining time. Returns one row per run."""
     from tlcore.core.events import EvalEvent, History
@@ -522,7 +522,7 @@ def _cmd_estimate(args) -> int:
         estimator = Estimator(Path(tmp) / "timings.json")
         calibrate(configs[0], estimator)
         print("pass 1: rates from a 3-step calibration only")
-        check(configs, estimator)
+        check_against_runs(configs, estimator)
         print("pass 2: rates learnt from pass 1")
-        check(configs, estimator)
+        check_against_runs(configs, estimator)
     return 0
