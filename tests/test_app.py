@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.helpers.apptest import (
     PAGES,
+    QUEUE,
     ROOT,
     app,
     buttons,
@@ -29,6 +30,7 @@ from tests.helpers.apptest import (
     counts,
     job_of,
     ok,
+    queue_of,
     shoot,
     strings,
     upload_page,
@@ -462,7 +464,7 @@ def test_an_open_tab_keeps_its_run_alive_on_any_page():
         queue_status()
 
     at = AppTest.from_function(page, default_timeout=30)
-    at.session_state["_queue_override"] = queue
+    at.session_state[QUEUE] = queue
     at.session_state["owner"] = "owner-1"
     with queue._lock:
         queue._jobs[job].last_seen -= 500  # as if nobody had looked for 500 s
@@ -475,7 +477,7 @@ def test_an_open_tab_keeps_its_run_alive_on_any_page():
 
 def test_a_second_learner_sees_their_place_in_the_queue():
     at = app("pages/3_finetune.py", run_fn=slow_run)
-    queue = at.session_state["_queue_override"]
+    queue = queue_of(at)
     other = queue.submit(RunConfig(backbone="studio_resnet", epochs=1), "another-browser")  # takes the one worker
     at.button(key="start").click().run()
     ok(at)
@@ -705,7 +707,7 @@ def test_a_learner_never_sees_or_stops_another_learners_run():
         _request_stop(job_id)
 
     stop = AppTest.from_function(bob_presses_stop, args=(job,), default_timeout=30)
-    stop.session_state["_queue_override"] = server_queue
+    stop.session_state[QUEUE] = server_queue
     stop.session_state["owner"] = "bob"
     stop.run()  # the Stop's queue call is over when the run returns: nothing is left to happen later
     assert f"stopping:{job}" not in stop.session_state  # the queue refused Bob's Stop

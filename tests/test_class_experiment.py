@@ -392,7 +392,7 @@ def test_the_cli_refuses_a_level_the_factor_does_not_have(capsys):
 def class_app(monkeypatch):
     """A class with its own Classroom and queue, a teacher's secret, and a way to open pages in it."""
     from studio import teacher as teacher_ui
-    from tests.helpers.apptest import SECRET, app, unlock
+    from tests.helpers.apptest import CLASSROOM, SECRET, app, unlock
     from tests.helpers.fakes import fake_run
     from tlcore.serve import class_limits
 
@@ -401,7 +401,7 @@ def class_app(monkeypatch):
     room, queue = Classroom(), JobQueue(fake_run)
 
     def open_page(page, owner, state=None, **kw):
-        return app(page, queue=queue, owner=owner, state={"_classroom_override": room, **(state or {})}, **kw)
+        return app(page, queue=queue, owner=owner, state={CLASSROOM: room, **(state or {})}, **kw)
 
     def as_teacher():
         at = open_page("pages/6_class.py", "teacher-cookie-0001")

@@ -14,7 +14,7 @@ import io
 import zipfile
 
 from studio import server
-from tests.helpers.apptest import app, english_in, ok, text_app, wait_until_done
+from tests.helpers.apptest import QUEUE, app, english_in, ok, text_app, wait_until_done
 from tests.helpers.fakes import fake_run, fake_text_run
 from tlcore.models import catalog
 from tlcore.serve.jobs import JobQueue
@@ -166,7 +166,7 @@ def test_a_text_run_offers_its_model_in_both_languages():
     from tlcore.serve.jobs import JobQueue
 
     at = text_app()
-    at.session_state["_queue_override"] = JobQueue(kept_text_run)
+    at.session_state[QUEUE] = JobQueue(kept_text_run)
     at.button(key="text_start").click().run()
     assert wait_until_done(at, "text") == "done"
     at.run()

@@ -382,6 +382,7 @@ def test_the_masked_word_demo_runs_offline_on_the_studio_bert(lang, monkeypatch)
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_the_live_pretraining_runs_as_a_job_and_shows_its_guesses(lang, monkeypatch):
+    from tests.helpers.apptest import queue_of
     from tests.test_app import ok
 
     at = page(monkeypatch)
@@ -389,7 +390,7 @@ def test_the_live_pretraining_runs_as_a_job_and_shows_its_guesses(lang, monkeypa
     at.text_input(key="mlm_live_sentence").set_value("The cat is on the [MASK].").run()
     at.button(key="mlm_live_start").click().run()
     ok(at)
-    queue = at.session_state["_queue_override"]
+    queue = queue_of(at)
     job = at.session_state["job:mlm_live"]
     deadline = time.monotonic() + 30
     while queue.get(job, at.session_state["owner"]).state != "done" and time.monotonic() < deadline:
@@ -403,11 +404,13 @@ def test_the_live_pretraining_runs_as_a_job_and_shows_its_guesses(lang, monkeypa
 
 
 def test_two_masks_are_refused_before_any_job(monkeypatch):
+    from tests.helpers.apptest import queue_of
+
     at = page(monkeypatch)
     at.text_input(key="mlm_live_sentence").set_value("The [MASK] is on the [MASK].").run()
     at.button(key="mlm_live_start").click().run()
     assert any(strings("en")["mlmlive.one_mask"] in w.value for w in at.warning)
-    assert at.session_state["_queue_override"].active_for(at.session_state["owner"]) is None
+    assert queue_of(at).active_for(at.session_state["owner"]) is None
 
 
 @real_files
