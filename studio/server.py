@@ -92,7 +92,7 @@ def _start_server_queue() -> JobQueue:
     made = server_queue(
         on_run_done=time_estimate.learn_from,
         store=store.open_default(limits),
-        limits=limits,
+        limits=class_limits.load,  # read when used: a teacher's edit holds from the next Start
         stale_after_s=settings.get("TLS_CLOSED_TAB_S"),
         nice=settings.get("TLS_WORKER_NICE"),
         warm=warm,  # a queue that trains in worker processes warms its first one up (tlcore.serve.process_jobs)

@@ -27,14 +27,11 @@ def class_file(tmp_path, monkeypatch):
         path = tmp_path / "class.toml"
         path.write_text(text, encoding="utf-8")
         monkeypatch.setenv("TLS_CLASS_CONFIG", str(path))
-        class_limits.load.cache_clear()
         return path
 
     monkeypatch.delenv("TLS_TEACHER_SECRET", raising=False)
-    class_limits.load.cache_clear()
     monkeypatch.setattr(teacher, "guard", GuessLimiter(free=teacher.TRIES, per_minute=teacher.SERVER_TRIES))
     yield write
-    class_limits.load.cache_clear()
 
 
 def stoppable(gate: threading.Event):
@@ -169,6 +166,14 @@ def test_teacher_mode_belongs_to_the_tab_that_unlocked_not_to_its_cookie(class_f
     now[0] += 1
     at.run()
     assert at.text_input(key="teacher_secret") and not any("Teacher mode:" in s.value for s in at.success)
+
+
+def test_a_teachers_edit_to_the_class_file_holds_from_the_next_read_without_a_restart(class_file):
+    class_file("[limits]\nmax_epochs = 5\n")
+    first = class_limits.load()
+    assert first.max_epochs == 5 and class_limits.load() is first  # parsed once while the file stays as it is
+    class_file("[limits]\nmax_epochs = 12\nmax_per_class = 40\n")  # the same file, edited
+    assert (class_limits.load().max_epochs, class_limits.load().max_per_class) == (12, 40)
 
 
 def test_a_weak_or_misplaced_secret_is_said_and_never_shown(class_file):

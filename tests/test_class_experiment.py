@@ -394,10 +394,8 @@ def class_app(monkeypatch):
     from studio import teacher as teacher_ui
     from tests.helpers.apptest import CLASSROOM, SECRET, app, unlock
     from tests.helpers.fakes import fake_run
-    from tlcore.serve import class_limits
 
     monkeypatch.setenv("TLS_TEACHER_SECRET", SECRET)
-    class_limits.load.cache_clear()
     room, queue = Classroom(), JobQueue(fake_run)
 
     def open_page(page, owner, state=None, **kw):
@@ -410,7 +408,6 @@ def class_app(monkeypatch):
         return at
 
     yield room, queue, open_page, as_teacher
-    class_limits.load.cache_clear()
 
 
 def test_a_learner_not_in_a_class_sees_no_join_box_until_a_class_is_open(class_app):

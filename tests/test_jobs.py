@@ -263,6 +263,21 @@ def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
     assert q.active_for("a") is None  # nothing was queued
 
 
+def test_a_queue_given_a_function_for_its_limits_checks_each_start_against_them_as_they_are_then():
+    """The server's queue reads the class file when used (class_limits.load): a teacher's edit holds
+    from the next Start, no restart."""
+    from tlcore.core.messages import LearnerError
+    from tlcore.serve.class_limits import ClassLimits
+
+    now = {"limits": ClassLimits(max_epochs=5)}
+    q = JobQueue(lambda *a: None, limits=lambda: now["limits"])
+    with pytest.raises(LearnerError, match="up to 5"):
+        q.submit(RunConfig(epochs=6), owner="a")
+    now["limits"] = ClassLimits(max_epochs=8)  # the teacher raised it
+    q.submit(RunConfig(epochs=6), owner="a")
+    assert q.limits.max_epochs == 8
+
+
 def test_a_run_past_the_time_limit_is_stopped_and_says_why():
     from tlcore.serve.class_limits import ClassLimits
 

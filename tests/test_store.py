@@ -431,28 +431,23 @@ def test_runs_export_reads_without_changing_the_file_and_fails_in_one_line(tmp_p
 def test_with_teacher_mode_on_only_the_unlocked_teacher_sees_the_store_line(tmp_path, monkeypatch):
 
     from studio import teacher
-    from tlcore.serve import class_limits
     from tlcore.serve.guess_limiter import GuessLimiter
 
     (tmp_path / "class.toml").write_text(f'[teacher]\nsecret = "{SECRET}"\n', encoding="utf-8")
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
     monkeypatch.delenv("TLS_TEACHER_SECRET", raising=False)
     monkeypatch.setattr(teacher, "guard", GuessLimiter(free=teacher.TRIES, per_minute=teacher.SERVER_TRIES))
-    class_limits.load.cache_clear()
-    try:
-        path = tmp_path / "runs.sqlite"
-        path.write_text("not a database\n")
-        q = JobQueue(make_run(), store=RunStore(path))
-        student = page("pages/6_class.py", queue=q, owner="student")
-        ok(student)
-        assert not [w for w in student.warning if "not being saved" in w.value]
-        at = page("pages/6_class.py", queue=q, owner="teacher")
-        unlock(at, SECRET)
-        ok(at)
-        said = [w.value for w in at.warning if "not being saved" in w.value]
-        assert len(said) == 1 and str(path) in said[0] and "not a run store" in said[0]
-    finally:
-        class_limits.load.cache_clear()  # the next test reads its own class file
+    path = tmp_path / "runs.sqlite"
+    path.write_text("not a database\n")
+    q = JobQueue(make_run(), store=RunStore(path))
+    student = page("pages/6_class.py", queue=q, owner="student")
+    ok(student)
+    assert not [w for w in student.warning if "not being saved" in w.value]
+    at = page("pages/6_class.py", queue=q, owner="teacher")
+    unlock(at, SECRET)
+    ok(at)
+    said = [w.value for w in at.warning if "not being saved" in w.value]
+    assert len(said) == 1 and str(path) in said[0] and "not a run store" in said[0]
 
 
 # --- quotas per learner (issue 22, item 4) --------------------------------------------------
@@ -513,21 +508,16 @@ def test_the_quotas_per_learner_come_from_the_class_file_or_the_environment(tmp_
     monkeypatch.setenv("TLS_STORED_RUNS_PER_LEARNER", "7")
     monkeypatch.setenv("TLS_STORED_MB_PER_LEARNER", "2.5")
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "none.toml"))
-    class_limits.load.cache_clear()
-    try:
-        limits = class_limits.load()
-        assert (limits.stored_runs_per_learner, limits.stored_mb_per_learner) == (7, 2.5)
-        (tmp_path / "class.toml").write_text("[limits]\nstored_runs_per_learner = 3\n", encoding="utf-8")
-        monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-        class_limits.load.cache_clear()
-        limits = class_limits.load()
-        assert (limits.stored_runs_per_learner, limits.stored_mb_per_learner) == (3, 2.5)  # the file's, then the env's
-        monkeypatch.setenv("TLS_STATE_DIR", str(tmp_path))
-        store = store_module.open_default(limits)
-        assert (store.runs_per_learner, store.bytes_per_learner) == (3, int(2.5 * 2**20))
-        store.close()
-    finally:
-        class_limits.load.cache_clear()
+    limits = class_limits.load()
+    assert (limits.stored_runs_per_learner, limits.stored_mb_per_learner) == (7, 2.5)
+    (tmp_path / "class.toml").write_text("[limits]\nstored_runs_per_learner = 3\n", encoding="utf-8")
+    monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
+    limits = class_limits.load()
+    assert (limits.stored_runs_per_learner, limits.stored_mb_per_learner) == (3, 2.5)  # the file's, then the env's
+    monkeypatch.setenv("TLS_STATE_DIR", str(tmp_path))
+    store = store_module.open_default(limits)
+    assert (store.runs_per_learner, store.bytes_per_learner) == (3, int(2.5 * 2**20))
+    store.close()
 
 
 def test_times_reads_every_jobs_clocks_oldest_first_without_histories(tmp_path):

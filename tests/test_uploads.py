@@ -568,26 +568,21 @@ def test_one_person_with_many_tabs_or_cookies_cannot_fill_the_uploads_and_a_clas
 
 
 def test_a_zip_over_the_sessions_upload_budget_is_refused_in_words_and_leaves_nothing(tmp_path, monkeypatch):
-    from tlcore.serve import class_limits
 
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.05\n", encoding="utf-8")
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-    class_limits.load.cache_clear()
-    try:
-        rng = np.random.default_rng(0)
-        files = {
-            f"{c}/{i}.png": png_bytes((200 * (c == "cats"), 9 * i, 0)) + rng.bytes(8000)  # trailing bytes:
-            for c in ("cats", "dogs")
-            for i in range(4)
-        }  # still a PNG; about 64 KB unpacked, over 0.05 MB
-        at = upload_page(zip_of(files))
-        said = [e.value for e in at.error]
-        assert len(said) == 1 and said[0].startswith(strings("en")["upload.refused"].split("{")[0]), said
-        assert "at most 0.05 MB" in said[0] and "remove your camera pictures" in said[0]
-        folder = at.session_state["_uploads"].path
-        assert not list(folder.glob("images-*"))  # refused before anything was written
-    finally:
-        class_limits.load.cache_clear()
+    rng = np.random.default_rng(0)
+    files = {
+        f"{c}/{i}.png": png_bytes((200 * (c == "cats"), 9 * i, 0)) + rng.bytes(8000)  # trailing bytes:
+        for c in ("cats", "dogs")
+        for i in range(4)
+    }  # still a PNG; about 64 KB unpacked, over 0.05 MB
+    at = upload_page(zip_of(files))
+    said = [e.value for e in at.error]
+    assert len(said) == 1 and said[0].startswith(strings("en")["upload.refused"].split("{")[0]), said
+    assert "at most 0.05 MB" in said[0] and "remove your camera pictures" in said[0]
+    folder = at.session_state["_uploads"].path
+    assert not list(folder.glob("images-*"))  # refused before anything was written
 
 
 def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
@@ -612,47 +607,37 @@ def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
 
 
 def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_told(tmp_path, monkeypatch):
-    from tlcore.serve import class_limits
 
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.0001\n", encoding="utf-8")  # 105 bytes
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-    class_limits.load.cache_clear()
-    try:
-        at = camera_page()
-        shoot(at, (200, 120, 40))
-        assert not at.exception and not at.error
-        assert counts(at)[0] == "**thumbs up**: 0 pictures"
-        assert any("at most 0.0001 MB" in i.value and "remove your camera pictures" in i.value for i in at.info), [
-            i.value for i in at.info
-        ]
-    finally:
-        class_limits.load.cache_clear()
+    at = camera_page()
+    shoot(at, (200, 120, 40))
+    assert not at.exception and not at.error
+    assert counts(at)[0] == "**thumbs up**: 0 pictures"
+    assert any("at most 0.0001 MB" in i.value and "remove your camera pictures" in i.value for i in at.info), [
+        i.value for i in at.info
+    ]
 
 
 def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_written(tmp_path, monkeypatch):
     from tests.helpers.apptest import text_app
     from tlcore.models import text_backbones as models
-    from tlcore.serve import class_limits
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: False)
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.01\n", encoding="utf-8")  # 10 KB
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-    class_limits.load.cache_clear()
-    try:
-        at = text_app()
-        at.radio(key="w:text_source").set_value("upload").run()
-        rows = "".join(
-            f"{'good' if i % 2 else 'bad'} film number {i} {'x' * 40},{'pos' if i % 2 else 'neg'}\n" for i in range(400)
-        )  # about 24 KB
-        at.file_uploader(key="text_upload").set_value(("reviews.csv", ("text,label\n" + rows).encode(), "text/csv"))
-        at.run()
-        said = [e.value for e in at.error]
-        assert len(said) == 1 and said[0].startswith(strings("en")["text.upload_refused"].split("{")[0]), said
-        assert "at most 0.01 MB" in said[0]
-        assert not list(at.session_state["_uploads"].path.glob("text-*"))  # nothing written
-    finally:
-        class_limits.load.cache_clear()
+    at = text_app()
+    at.radio(key="w:text_source").set_value("upload").run()
+    rows = "".join(
+        f"{'good' if i % 2 else 'bad'} film number {i} {'x' * 40},{'pos' if i % 2 else 'neg'}\n" for i in range(400)
+    )  # about 24 KB
+    at.file_uploader(key="text_upload").set_value(("reviews.csv", ("text,label\n" + rows).encode(), "text/csv"))
+    at.run()
+    said = [e.value for e in at.error]
+    assert len(said) == 1 and said[0].startswith(strings("en")["text.upload_refused"].split("{")[0]), said
+    assert "at most 0.01 MB" in said[0]
+    assert not list(at.session_state["_uploads"].path.glob("text-*"))  # nothing written
 
 
 def test_a_zip_of_very_many_empty_entries_is_refused_before_its_directory_is_read(monkeypatch):

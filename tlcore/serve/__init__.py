@@ -65,7 +65,7 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
     gpus = machine.local_gpus()
     if gpus:
         return jobs.JobQueue(gpus=gpus, **kwargs)  # N GPUs: N workers, one per GPU
-    limits = kwargs.get("limits")
+    limits = jobs.QueueOptions(limits=kwargs.get("limits")).limits_now()  # as the class file says now
     cpu = cores.plan(workers=limits.cpu_workers if limits else 0, threads=limits.threads_per_job if limits else 0)
     logging.getLogger(__name__).info(
         "CPU server: %d cores, %d runs at a time, %d threads each when all are busy", cpu.cores, cpu.workers, cpu.threads

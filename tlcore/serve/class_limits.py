@@ -5,7 +5,9 @@ memory. The teacher writes the limits (and the teacher-mode secret) in a TOML fi
 path in `$TLS_CLASS_CONFIG`, else `class.toml` beside app.py (see class.example.toml).
 Without a file the defaults below hold. `JobQueue` checks every run against them when it is
 submitted and stops a run that passes `max_seconds`; the pages read them for their widgets'
-ranges and say them.
+ranges and say them. `load()` reads the file when used: an edit holds from the next page drawn,
+except what the server sizes when it starts (its workers and threads, the store's and the
+shelf's quotas, the class's size), which waits for a restart.
 
     [limits]
     max_seconds = 300        # one job (a race counts as one), then it is stopped
@@ -88,6 +90,7 @@ ENVIRONMENT = {
     "cpu_workers": "TLS_CPU_WORKERS",
     "threads_per_job": "TLS_THREADS_PER_JOB",
 }
+READS = (*ENVIRONMENT.values(), "TLS_TEACHER_SECRET", "TLS_TEACHER_SECRET_FILE")  # every variable load() reads
 
 
 @dataclass(frozen=True)
@@ -166,12 +169,33 @@ def path() -> Path:
     return Path(settings.get("TLS_CLASS_CONFIG") or DEFAULT_FILE)
 
 
-@functools.cache
 def load(file: str | None = None) -> ClassLimits:
-    """The limits in force: the class file's, over the environment's quotas (ENVIRONMENT), over
+    """The limits in force now: the class file's, over the environment's quotas (ENVIRONMENT), over
     the defaults; the secret from the environment wins over the file's. A broken file (or a
-    quota in the environment that is no number) is an error the teacher sees at start."""
+    quota in the environment that is no number) is an error the teacher sees.
+
+    Read when used: a call looks at the file's identity (inode, size, modification time) and at
+    the variables it reads (a few microseconds) and parses again only when one changed, so a
+    teacher's edit holds from the next page drawn, without a restart (a page reads the limits
+    several times a run: parsing each time cost about 1.3 ms)."""
     where = Path(file) if file else path()
+    environment = tuple(settings.raw(var) for var in READS)
+    secret_file = settings.raw("TLS_TEACHER_SECRET_FILE")
+    return _parsed(where, _identity(where), environment, _identity(Path(secret_file)) if secret_file else None)
+
+
+def _identity(file: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is written or replaced: inode, size, modification time (None: no file)."""
+    try:
+        stat = file.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(where: Path, _file_id: tuple | None, _environment: tuple, _secret_id: tuple | None) -> ClassLimits:
+    """The limits from `where` and the environment; the other arguments are the cache's key only."""
     values: dict = {k: _typed(k, settings.raw(var)) for k, var in ENVIRONMENT.items() if settings.raw(var)}
     problems: list[str] = []
     if where.exists():

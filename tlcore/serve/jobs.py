@@ -44,6 +44,7 @@ from collections.abc import Callable
 
 from tlcore.core.events import Failed, History
 from tlcore.serve import cores, machine
+from tlcore.serve.class_limits import ClassLimits
 from tlcore.serve.job_records import ACTIVE_STATES, HeldDone, Job, JobSummary, JobView, job_from_stored, new_job_id
 from tlcore.serve.queue_options import QueueOptions
 from tlcore.serve.store import FINAL_WAIT_S, StoreHealth, learner_key, pack
@@ -94,7 +95,6 @@ class JobQueue:
         self.stale_after_s = options.stale_after_s
         self.max_finished = options.max_finished
         self.on_run_done = options.on_run_done  # e.g. the time estimator learning from every finished run
-        self.limits = options.limits  # the class's limits (tlcore.serve.class_limits): checked at submit, time enforced
         self.store = options.store  # finished runs on disk: a restart loses none (tlcore.serve.store)
         self.shelf = options.the_shelf()
         self._interrupt_unfinished()
@@ -108,6 +108,12 @@ class JobQueue:
         self.nice = options.nice
         self._threads: list[threading.Thread] = []
         self._start_workers(options.worker_count(), options.pinning())
+
+    @property
+    def limits(self) -> ClassLimits | None:
+        """The class's limits now (tlcore.serve.class_limits): checked at submit, the time limit
+        enforced while running; read when used where the options give a function (the server's)."""
+        return self.options.limits_now()
 
     def _interrupt_unfinished(self) -> None:
         """What the store holds as queued or running belonged to a server that stopped: marked
@@ -148,9 +154,10 @@ class JobQueue:
         configs = [configs] if isinstance(configs, RunConfig) else list(configs)
         if not configs:
             raise ValueError("nothing to run")
-        if self.limits is not None:
+        limits = self.limits
+        if limits is not None:
             for config in configs:
-                self.limits.check_within_limits(config)
+                limits.check_within_limits(config)
         labels = labels or [c.strategy for c in configs]
         with self._lock:
             if any(j.owner == owner and j.active for j in self._jobs.values()):
@@ -178,7 +185,8 @@ class JobQueue:
         return job_id
 
     def _address_taken(self, address: str | None, priority: int) -> bool:  # caller holds the lock
-        if self.limits is None or not self.limits.one_run_per_address or address is None or priority > 0:
+        limits = self.limits
+        if limits is None or not limits.one_run_per_address or address is None or priority > 0:
             return False
         return any(j.active and j.address == address and j.priority == 0 for j in self._jobs.values())
 
@@ -441,7 +449,7 @@ class JobQueue:
         now = time.monotonic()
         if now - job.last_seen > self.stale_after_s:
             note = "closed"  # nobody is watching: free the device for others
-        elif self.limits is not None and job.started is not None and now - job.started > self.limits.max_seconds:
+        elif job.started is not None and (limits := self.limits) is not None and now - job.started > limits.max_seconds:
             note = "time_limit"  # the class's limit: others are waiting
         else:
             return False

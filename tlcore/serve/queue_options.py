@@ -32,8 +32,9 @@ class QueueOptions:
     (tlcore.serve.store). gpus: with N GPUs, one worker per GPU, worker i pinned to GPU i (its
     thread's current CUDA device, so "cuda" in its runs means that GPU); `pin` does the pinning
     (torch.cuda.set_device by default). limits: the class's limits (tlcore.serve.class_limits),
-    checked at submit, the time limit enforced while running. nice: the workers' CPU priority is
-    lowered by this much (Linux, per thread; torch's threads a worker starts inherit it), so that
+    checked at submit, the time limit enforced while running; or a function that reads them when
+    used (the server's: class_limits.load, so a teacher's edit holds from the next Start). nice:
+    the workers' CPU priority is lowered by this much (Linux, per thread; torch's threads a worker starts inherit it), so that
     a server's pages are answered first and training takes the rest. shelf: where the models of
     jobs submitted with `keep_model` are kept (tlcore.serve.kept_models; bounded per learner and
     in all by the class's limits when there are `limits`). cpu: a CPU server's plan
@@ -47,7 +48,7 @@ class QueueOptions:
     store: RunStore | None = None
     gpus: int = 0
     pin: Callable[[int], None] | None = None
-    limits: ClassLimits | None = None
+    limits: ClassLimits | Callable[[], ClassLimits] | None = None
     nice: int = 0
     shelf: KeptModels | None = None
     cpu: cores.CpuPlan | None = None
@@ -70,8 +71,14 @@ class QueueOptions:
         """The CPU plan the workers follow: none on a GPU server."""
         return self.cpu if not self.gpus else None
 
+    def limits_now(self) -> ClassLimits | None:
+        """The class's limits as they are now: `limits`, called when it is a function."""
+        return self.limits() if callable(self.limits) else self.limits
+
     def the_shelf(self) -> KeptModels:
-        """`shelf`, else one bounded by the class's limits, else a shelf of its own defaults."""
+        """`shelf`, else one bounded by the class's limits (as they are when the queue is made),
+        else a shelf of its own defaults."""
         if self.shelf is not None:
             return self.shelf
-        return self.limits.kept_models() if self.limits is not None else KeptModels()
+        limits = self.limits_now()
+        return limits.kept_models() if limits is not None else KeptModels()
