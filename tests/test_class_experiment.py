@@ -333,7 +333,7 @@ def test_pause_holds_the_learners_waiting_jobs_and_the_teachers_still_run():
             release.wait(10)
         emit(Done({}))
 
-    queue = JobQueue(run, workers=1)
+    queue = JobQueue.started(run, workers=1)
     first = queue.submit(BASE.replace(seed=1), "busy")  # occupies the worker
     assert busy.wait(10)
     queue.hold(lambda job: job.priority == 0)
@@ -396,7 +396,7 @@ def class_app(monkeypatch):
     from tests.helpers.fakes import fake_run
 
     monkeypatch.setenv("TLS_TEACHER_SECRET", SECRET)
-    room, queue = Classroom(), JobQueue(fake_run)
+    room, queue = Classroom(), JobQueue.started(fake_run)
 
     def open_page(page, owner, state=None, **kw):
         return app(page, queue=queue, owner=owner, state={CLASSROOM: room, **(state or {})}, **kw)

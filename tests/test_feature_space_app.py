@@ -189,7 +189,7 @@ def test_after_a_fine_tune_on_the_same_data_its_body_is_the_third_panel():
             fake_run(config, emit, should_stop), model=finetuned.Finetuned(model, ("cat", "dog"), 32, "studio_resnet")
         )
 
-    at = app("pages/3_finetune.py", queue=JobQueue(run_keeping_a_model))
+    at = app("pages/3_finetune.py", queue=JobQueue.started(run_keeping_a_model))
     at.button(key="start").click().run()
     assert wait_until_done(at, "finetune") == "done"
     at.run()

@@ -18,7 +18,7 @@ from tlcore.train.device import lower_thread_priority
 
 
 def test_submit_runs_in_background_and_finishes():
-    q = JobQueue(make_run(steps=5, delay=0))
+    q = JobQueue.started(make_run(steps=5, delay=0))
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state == "done")
     view = q.get(job, "s1")
@@ -27,7 +27,7 @@ def test_submit_runs_in_background_and_finishes():
 
 def test_a_page_can_wait_for_its_job_to_end_and_is_woken_at_once():
     gate = threading.Event()
-    q = JobQueue(make_run(steps=5, delay=0, gate=gate))
+    q = JobQueue.started(make_run(steps=5, delay=0, gate=gate))
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state == "running")
     t = time.monotonic()
@@ -42,7 +42,7 @@ def test_a_page_can_wait_for_its_job_to_end_and_is_woken_at_once():
 
 def test_one_active_job_per_owner_and_queue_positions():
     gate = threading.Event()
-    q = JobQueue(make_run(steps=5, delay=0, gate=gate))
+    q = JobQueue.started(make_run(steps=5, delay=0, gate=gate))
     first = q.submit(RunConfig(), owner="s1")
     with pytest.raises(JobLimitError):
         q.submit(RunConfig(), owner="s1")
@@ -58,7 +58,7 @@ def test_one_active_job_per_owner_and_queue_positions():
 
 
 def test_stop_takes_effect_within_a_second():
-    q = JobQueue(make_run(steps=10_000, delay=0.005))
+    q = JobQueue.started(make_run(steps=10_000, delay=0.005))
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: len(q.get(job, "s1").runs[0].steps) > 3)
     t = time.monotonic()
@@ -69,13 +69,13 @@ def test_stop_takes_effect_within_a_second():
 
 
 def test_unwatched_job_is_cancelled():
-    q = JobQueue(make_run(steps=10_000, delay=0.005), stale_after_s=0.2)
+    q = JobQueue.started(make_run(steps=10_000, delay=0.005), stale_after_s=0.2)
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1", heartbeat=False).state == "cancelled", timeout=3.0)
 
 
 def test_a_race_runs_every_config_in_order():
-    q = JobQueue(make_run(steps=3, delay=0))
+    q = JobQueue.started(make_run(steps=3, delay=0))
     configs = [RunConfig(backbone="studio_resnet", strategy=s) for s in ("scratch", "linear_probe", "full")]
     job = q.submit(configs, owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state == "done")
@@ -84,7 +84,7 @@ def test_a_race_runs_every_config_in_order():
 
 
 def test_real_trainer_through_the_queue():
-    q = JobQueue()
+    q = JobQueue.started()
     cfg = RunConfig(backbone="studio_resnet", pretrained="no", per_class=3, val_per_class=3, image_size=16, epochs=1)
     job = q.submit(cfg, owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state in ("done", "failed"), timeout=60)
@@ -99,7 +99,7 @@ def worker_threads() -> list[threading.Thread]:
 
 
 def test_another_owner_can_neither_see_nor_stop_a_run():
-    q = JobQueue(make_run(steps=10_000, delay=0.005))
+    q = JobQueue.started(make_run(steps=10_000, delay=0.005))
     job = q.submit(RunConfig(), owner="alice")
     assert wait_for(lambda: q.get(job, "alice").state == "running")
     assert q.get(job, "bob") is None and q.get(job, "") is None
@@ -116,7 +116,7 @@ def test_another_owner_can_neither_see_nor_stop_a_run():
 
 
 def test_job_ids_are_unguessable():
-    q = JobQueue(make_run(steps=1, delay=0))
+    q = JobQueue.started(make_run(steps=1, delay=0))
     first, second = q.submit(RunConfig(), owner="s1"), q.submit(RunConfig(), owner="s2")
     assert {first, second}.isdisjoint({"job-1", "job-2", "job-0"})
     ids = {jobs.new_job_id() for _ in range(2000)}
@@ -131,7 +131,7 @@ def test_the_shared_queue_is_made_once_and_adds_no_worker_when_asked_again(monke
     made = []
 
     def make():
-        made.append(JobQueue(make_run(steps=1, delay=0)))
+        made.append(JobQueue.started(make_run(steps=1, delay=0)))
         return made[-1]
 
     before = len(worker_threads())
@@ -147,7 +147,7 @@ def test_the_shared_queue_is_made_once_and_adds_no_worker_when_asked_again(monke
 
 
 def test_old_finished_jobs_are_forgotten_but_never_a_learners_latest_of_each_kind():
-    q = JobQueue(make_run(steps=1, delay=0.0), max_finished=3)
+    q = JobQueue.started(make_run(steps=1, delay=0.0), max_finished=3)
     kept = q.submit(RunConfig(), "alice", tag="finetune")
     wait_for(lambda: q.get(kept, "alice").state == "done")
     others = []
@@ -225,7 +225,7 @@ def test_100_queued_jobs_run_first_in_first_out_apart_from_the_teachers():
         emit(Done({}))
         return {}
 
-    q = JobQueue(run, max_finished=50)
+    q = JobQueue.started(run, max_finished=50)
     first = q.submit(RunConfig(seed=0), owner="s0")  # takes the worker
     while q.get(first, "s0").state != "running":
         time.sleep(0.01)
@@ -254,7 +254,7 @@ def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
     from tlcore.core.messages import LearnerError
     from tlcore.serve.class_limits import ClassLimits
 
-    q = JobQueue(lambda *a: None, limits=ClassLimits(max_epochs=5, max_image_size=96))
+    q = JobQueue.started(lambda *a: None, limits=ClassLimits(max_epochs=5, max_image_size=96))
     with pytest.raises(LearnerError, match="up to 5") as refused:
         q.submit(RunConfig(epochs=6), owner="a")
     assert refused.value.message.key == "caps.over" and refused.value.message.values["setting"] == "epochs"
@@ -270,7 +270,7 @@ def test_a_queue_given_a_function_for_its_limits_checks_each_start_against_them_
     from tlcore.serve.class_limits import ClassLimits
 
     now = {"limits": ClassLimits(max_epochs=5)}
-    q = JobQueue(lambda *a: None, limits=lambda: now["limits"])
+    q = JobQueue.started(lambda *a: None, limits=lambda: now["limits"])
     with pytest.raises(LearnerError, match="up to 5"):
         q.submit(RunConfig(epochs=6), owner="a")
     now["limits"] = ClassLimits(max_epochs=8)  # the teacher raised it
@@ -288,7 +288,7 @@ def test_a_run_past_the_time_limit_is_stopped_and_says_why():
             step += 1
         emit(Cancelled(step))
 
-    q = JobQueue(endless, limits=ClassLimits(max_seconds=0.3))
+    q = JobQueue.started(endless, limits=ClassLimits(max_seconds=0.3))
     job = q.submit(RunConfig(), owner="a")
     deadline = time.monotonic() + 10
     while q.get(job, "a").state in ("queued", "running") and time.monotonic() < deadline:
@@ -299,7 +299,7 @@ def test_a_run_past_the_time_limit_is_stopped_and_says_why():
 
 def test_the_teacher_sees_every_job_by_nickname_and_can_cancel_any():
     gate = threading.Event()
-    q = JobQueue(gated_run(gate))
+    q = JobQueue.started(gated_run(gate))
     a = q.submit(RunConfig(), owner="secret-owner-a")
     while q.get(a, "secret-owner-a").state != "running":
         time.sleep(0.01)
@@ -325,7 +325,7 @@ def test_a_closed_tabs_run_is_cancelled_but_a_background_tab_or_a_reload_keeps_i
             time.sleep(0.01)
         emit(Cancelled(0))
 
-    q, store, connected = JobQueue(endless, stale_after_s=0.6), LearnerStore(), {"tab-1"}
+    q, store, connected = JobQueue.started(endless, stale_after_s=0.6), LearnerStore(), {"tab-1"}
     store.bind_session("tab-1", "learner-a")
     job = q.submit(RunConfig(), owner="learner-a")
 
@@ -356,7 +356,7 @@ def test_twenty_thousand_new_sessions_do_not_end_a_background_tabs_run_as_closed
     from studio.server import keep_connected_runs_alive
 
     gate = threading.Event()
-    q = JobQueue(lambda config, emit, should_stop: gate.wait(30) and None)
+    q = JobQueue.started(lambda config, emit, should_stop: gate.wait(30) and None)
     store = LearnerStore(max_learners=100, busy=lambda who: q.active_for(who) is not None)
     store.bind_session("background-tab", "learner-a")
     job = q.submit(RunConfig(), owner="learner-a")
@@ -388,7 +388,7 @@ def test_a_finished_job_gives_its_freed_heap_back_to_the_system():
         emit(Done({"val_acc": 1.0}))
         return {}
 
-    q = JobQueue(run)
+    q = JobQueue.started(run)
     q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: "rss" in peak)
     # Freed memory goes back once the job is over (measured: a default fine-tune left ~650 MB resident).
@@ -407,7 +407,7 @@ def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
         return {}
 
     here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    q = JobQueue(run, nice=5)
+    q = JobQueue.started(run, nice=5)
     q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: "worker" in seen)
     assert seen["worker"] == min(19, here + 5)  # the worker thread only
@@ -416,7 +416,7 @@ def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
 
 def test_a_teacher_who_unlocks_after_pressing_start_moves_to_the_front():
     gate = threading.Event()
-    q = JobQueue(gated_run(gate))
+    q = JobQueue.started(gated_run(gate))
     running = q.submit(RunConfig(), owner="s0")
     while q.get(running, "s0").state != "running":
         time.sleep(0.01)
@@ -443,7 +443,7 @@ def test_a_base_exception_in_a_run_fails_that_job_and_the_worker_serves_the_next
             raise error
         return make_run(steps=2, delay=0)(config, emit, should_stop)
 
-    q = JobQueue(raising)
+    q = JobQueue.started(raising)
     workers = [t for t in threading.enumerate() if t.name == "tlcore-worker-0" and t in q._threads]
     bad = q.submit(RunConfig(strategy="full"), "alice")
     assert wait_for(lambda: q.get(bad, "alice").state == "failed")
@@ -455,7 +455,7 @@ def test_a_base_exception_in_a_run_fails_that_job_and_the_worker_serves_the_next
 
 def test_a_stop_reason_is_written_under_the_queue_lock():
     gate = threading.Event()
-    q = JobQueue(make_run(steps=5, delay=0, gate=gate), stale_after_s=60)
+    q = JobQueue.started(make_run(steps=5, delay=0, gate=gate), stale_after_s=60)
     job_id = q.submit(RunConfig(), "alice")
     assert wait_for(lambda: q.get(job_id, "alice").state == "running")
     job = q._jobs[job_id]
@@ -476,12 +476,12 @@ def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
     from tlcore.serve.store import RunStore
 
     path = tmp_path / "runs.sqlite"
-    first = JobQueue(make_run(steps=2, delay=0), store=RunStore(path))
+    first = JobQueue.started(make_run(steps=2, delay=0), store=RunStore(path))
     old = first.submit(RunConfig(), "alice", tag="finetune")
     assert wait_for(lambda: first.get(old, "alice").state == "done")
 
     store = RunStore(path)
-    q = JobQueue(make_run(steps=2, delay=0), store=store)
+    q = JobQueue.started(make_run(steps=2, delay=0), store=store)
     real_load = store.load
 
     def slow_load(job_id):  # a store that takes a while: a slow disk, 60 runs' images to decode
@@ -516,7 +516,7 @@ def test_one_run_per_client_address_where_the_class_file_says_so():
             time.sleep(0.01)
         emit(Done({}))
 
-    q = JobQueue(run, limits=ClassLimits(one_run_per_address=True))
+    q = JobQueue.started(run, limits=ClassLimits(one_run_per_address=True))
     first = q.submit(RunConfig(), owner="cookie-1", address="10.0.0.5")
     with pytest.raises(AddressLimitError):
         q.submit(RunConfig(), owner="cookie-2", address="10.0.0.5")
@@ -530,7 +530,7 @@ def test_one_run_per_client_address_where_the_class_file_says_so():
     assert wait_for(lambda: q.active_for("cookie-1") is None)
     q.submit(RunConfig(), owner="cookie-2", address="10.0.0.5")  # ... nor counts: the place is free again
 
-    plain = JobQueue(run, limits=ClassLimits())  # off by default: a class behind one NAT shares an address
+    plain = JobQueue.started(run, limits=ClassLimits())  # off by default: a class behind one NAT shares an address
     for i in range(3):
         plain.submit(RunConfig(), owner=f"cookie-{i}", address="10.0.0.5")
     assert plain.learners_by_address() == {"10.0.0.5": 3}

@@ -192,7 +192,7 @@ def test_the_fine_tuned_models_classes_in_try_it_are_korean_like_the_preview():
 def test_a_finished_race_names_its_strategies_in_korean():
     from tlcore.serve.jobs import JobQueue
 
-    queue = JobQueue(fake_run)
+    queue = JobQueue.started(fake_run)
     english = app("pages/4_compare.py", queue=queue, owner="racer")
     english.button(key="race_start").click().run()
     assert wait_until_done(english, "race") == "done"

@@ -54,7 +54,7 @@ def finished(q: JobQueue, job: str, owner: str, timeout: float = 10.0):
 
 
 def test_a_learners_model_survives_another_learners_sweeps_and_races():
-    q = JobQueue(returning_a_model(), shelf=KeptModels(per_learner=2, learner_mb=1, total_mb=1))
+    q = JobQueue.started(returning_a_model(), shelf=KeptModels(per_learner=2, learner_mb=1, total_mb=1))
     mine = finished(q, q.submit(TINY, "anna", tag="finetune", keep_model=True), "anna")
     model_id = mine.runs[0].result.model_id
     for _ in range(3):  # another learner's three sweeps (8 runs each) and races (4 runs)
@@ -65,7 +65,7 @@ def test_a_learners_model_survives_another_learners_sweeps_and_races():
 
 
 def test_a_race_or_an_experiment_keeps_nothing():
-    q = JobQueue(returning_a_model())
+    q = JobQueue.started(returning_a_model())
     view = finished(q, q.submit([TINY] * 3, "anna", tag="race"), "anna")
     assert all(run.result.model_id is None for run in view.runs)
     view = finished(q, q.submit(TINY, "anna", tag="matrix"), "anna")  # one run, but not the learner's own
@@ -73,7 +73,7 @@ def test_a_race_or_an_experiment_keeps_nothing():
 
 
 def test_the_learners_own_two_run_experiment_keeps_its_last_run_only():
-    q = JobQueue(returning_a_model())
+    q = JobQueue.started(returning_a_model())
     view = finished(q, q.submit([TINY.replace(strategy="scratch"), TINY], "anna", tag="experiment", keep_model=True), "anna")
     assert view.runs[0].result.model_id is None and view.runs[1].result.model_id
     assert q.shelf.usage()["models"] == 1
@@ -81,7 +81,7 @@ def test_the_learners_own_two_run_experiment_keeps_its_last_run_only():
 
 def test_the_page_sees_done_with_the_models_id_never_before_it_is_kept():
     gate = threading.Event()
-    q = JobQueue(returning_a_model(gate))
+    q = JobQueue.started(returning_a_model(gate))
     job = q.submit(TINY, "anna", tag="finetune", keep_model=True)
     assert wait_for(lambda: q.get(job, "anna").runs[0].started is not None)
     assert q.get(job, "anna").runs[0].final is None  # the run said Done; its model is not kept yet
@@ -137,11 +137,11 @@ def test_a_learner_cannot_get_another_learners_model_by_its_id():
 def test_the_class_file_bounds_the_shelf():
     shelf = ClassLimits(kept_models_per_learner=1, kept_mb_per_learner=5, kept_mb_total=50).kept_models()
     assert (shelf.per_learner, shelf.learner_bytes, shelf.total_bytes) == (1, 5 * 2**20, 50 * 2**20)
-    assert JobQueue(returning_a_model(), limits=ClassLimits(kept_models_per_learner=1)).shelf.per_learner == 1
+    assert JobQueue.started(returning_a_model(), limits=ClassLimits(kept_models_per_learner=1)).shelf.per_learner == 1
 
 
 def test_a_real_fine_tune_through_the_queue_is_kept_on_the_cpu_for_its_owner():
-    q = JobQueue()  # tlcore.train.recipe.run
+    q = JobQueue.started()  # tlcore.train.recipe.run
     view = finished(q, q.submit(TINY, "anna", tag="finetune", keep_model=True), "anna", timeout=120)
     entry = q.shelf.get("anna", view.runs[0].result.model_id)
     assert entry.classes == tuple(str(i) for i in range(10)) and entry.backbone == "studio_resnet"

@@ -284,7 +284,7 @@ def test_the_live_pretraining_learns_and_reports_its_guesses():
 
 @real_files
 def test_the_live_pretraining_is_a_job_of_the_one_queue_that_stops_when_asked():
-    queue = JobQueue(workers=1)  # the server's queue: recipe.run for every task
+    queue = JobQueue.started(workers=1)  # the server's queue: recipe.run for every task
     job = queue.submit(live.live_config(2000, mlm.SEED_SENTENCE), "learner-a", ["pretrain"], tag="mlm_live")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

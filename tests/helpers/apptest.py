@@ -77,7 +77,7 @@ def app(
     for key, value in (state or {}).items():
         at.session_state[key] = value
     if not use_server_queue:
-        at.session_state[QUEUE] = queue or JobQueue(run_fn)
+        at.session_state[QUEUE] = queue or JobQueue.started(run_fn)
     if owner is not None:
         at.session_state["owner"] = owner
     at.run()
@@ -108,7 +108,7 @@ def text_app(*, lang: str = "en", cached=()) -> AppTest:
     CACHED.update(cached)
     at = AppTest.from_file(str(ROOT / "frame.py"), default_timeout=90)
     at.query_params["lang"] = lang
-    at.session_state[QUEUE] = JobQueue(fake_text_run)
+    at.session_state[QUEUE] = JobQueue.started(fake_text_run)
     at.run()
     at.switch_page("pages/5_text.py")
     at.run()

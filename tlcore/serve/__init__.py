@@ -47,14 +47,14 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
             if settings.get("TLS_RAY_DRIVER") == "here":
                 from tlcore.serve.ray_jobs import RayJobQueue
 
-                return RayJobQueue(address=address, **kwargs)
+                return RayJobQueue.started(address=address, **kwargs)
             import importlib.util
 
             if importlib.util.find_spec("ray") is None:  # the driver process needs it; the server never imports it
                 raise ImportError("Ray is not installed (pip install 'ray>=2.52')")
             from tlcore.serve.ray_driver import RayDriverQueue
 
-            return RayDriverQueue(address=address, **kwargs)
+            return RayDriverQueue.started(address=address, **kwargs)
         except Exception as error:  # noqa: BLE001 -- ImportError, ConnectionError, ...
             logging.getLogger(__name__).error(
                 "TLS_RAY_ADDRESS=%s: Ray not usable (%s: %s); training on this machine instead",
@@ -64,7 +64,7 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
             )
     gpus = machine.local_gpus()
     if gpus:
-        return jobs.JobQueue(gpus=gpus, **kwargs)  # N GPUs: N workers, one per GPU
+        return jobs.JobQueue.started(gpus=gpus, **kwargs)  # N GPUs: N workers, one per GPU
     limits = jobs.QueueOptions(limits=kwargs.get("limits")).limits_now()  # as the class file says now
     cpu = cores.plan(workers=limits.cpu_workers if limits else 0, threads=limits.threads_per_job if limits else 0)
     logging.getLogger(__name__).info(
@@ -73,5 +73,5 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
     if kwargs.get("run_fn") is None and settings.get("TLS_TRAIN_IN_PROCESS"):
         from tlcore.serve.process_jobs import ProcessJobQueue
 
-        return ProcessJobQueue(cpu=cpu, warm=warm, **kwargs)
-    return jobs.JobQueue(cpu=cpu, **kwargs)
+        return ProcessJobQueue.started(cpu=cpu, warm=warm, **kwargs)
+    return jobs.JobQueue.started(cpu=cpu, **kwargs)

@@ -24,7 +24,8 @@ loses no finished run: `get` and `latest` read a job back for its owner when mem
 holds it. Past one machine, `tlcore.serve.ray_jobs.RayJobQueue` is this queue with `_run_one`
 training on a Ray cluster; `tlcore.serve.server_queue()` picks one of the two from the environment.
 
-The queue is built from `QueueOptions` (tlcore.serve.queue_options), given whole or as keywords.
+The queue is built from `QueueOptions` (tlcore.serve.queue_options), given whole; `JobQueue.started`
+builds one from keywords and starts its workers (a constructor starts nothing: `start()`).
 
 Not for: a job's record and the views pages draw (tlcore.serve.job_records) or what a queue is
 built from (tlcore.serve.queue_options), both re-exported here; the rows on disk (tlcore.serve.store).
@@ -35,12 +36,14 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import inspect
 import logging
 import queue
 import secrets
 import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
 from tlcore.core.events import Failed, History
 from tlcore.serve import cores, machine
@@ -74,18 +77,14 @@ class AddressLimitError(JobLimitError):
 class JobQueue:
     trains_here = True  # its runs train in this process (not in worker processes, not on a cluster)
 
-    def __init__(self, run_fn: RunFn | None = None, *, options: QueueOptions | None = None, **keywords):
-        """The queue built from `options`, or from its settings as keywords (`JobQueue(run_fn,
-        workers=2, limits=limits)`: QueueOptions's fields, each explained there); its workers start at
-        once. run_fn: (config, emit, should_stop) -> result; None: tlcore.train.recipe.run."""
-        if options is None:
-            options = QueueOptions(**keywords)
-        elif keywords:
-            raise TypeError(f"JobQueue: options or keywords, not both ({', '.join(keywords)})")
+    def __init__(self, run_fn: RunFn | None = None, options: QueueOptions | None = None):
+        """The queue built from `options` (QueueOptions: each setting explained there); nothing runs
+        until `start()`. `JobQueue.started(run_fn, workers=2)` builds one from keywords and starts it.
+        run_fn: (config, emit, should_stop) -> result; None: tlcore.train.recipe.run."""
         if run_fn is None:
             from tlcore.train.recipe import run as run_fn
         self._run_fn = run_fn
-        self.options = options
+        self.options = options = options or QueueOptions()
         self._jobs: dict[str, Job] = {}
         self._waiting: list[str] = []
         self._lock = threading.Lock()
@@ -97,7 +96,6 @@ class JobQueue:
         self.on_run_done = options.on_run_done  # e.g. the time estimator learning from every finished run
         self.store = options.store  # finished runs on disk: a restart loses none (tlcore.serve.store)
         self.shelf = options.the_shelf()
-        self._interrupt_unfinished()
         self.cpu = options.cpu_plan()
         self._running = 0  # runs going now (read without the lock: one int)
         self._pages, self._pages_lock = 0, threading.Lock()  # page runs being drawn now (see drawing())
@@ -107,7 +105,23 @@ class JobQueue:
         self.pinned: dict[int, int] = {}  # worker -> GPU, once pinned
         self.nice = options.nice
         self._threads: list[threading.Thread] = []
-        self._start_workers(options.worker_count(), options.pinning())
+
+    @classmethod
+    def started(cls, run_fn: RunFn | None = None, **settings) -> Self:
+        """A queue of this class built from keywords and started: a subclass's own keywords (such as
+        ProcessJobQueue's `warm`, RayJobQueue's `workers`) go to its constructor, the rest are QueueOptions's."""
+        own = inspect.signature(cls.__init__).parameters.keys() - {"self", "run_fn", "options"}
+        options = QueueOptions(**{k: v for k, v in settings.items() if k not in own})
+        return cls(run_fn, options, **{k: v for k, v in settings.items() if k in own}).start()
+
+    def start(self) -> Self:
+        """Begin: what the store holds as unfinished is marked interrupted, and the workers start
+        (one per GPU, else the CPU plan's, else `workers`). Returns the queue."""
+        if self._threads:
+            raise RuntimeError("this queue has started already")
+        self._interrupt_unfinished()
+        self._start_workers(self.options.worker_count(), self.options.pinning())
+        return self
 
     @property
     def limits(self) -> ClassLimits | None:
@@ -650,7 +664,7 @@ def shared_queue_made() -> bool:
     return _shared is not None
 
 
-def shared_queue(make: Callable[[], JobQueue] = JobQueue) -> JobQueue:
+def shared_queue(make: Callable[[], JobQueue] = JobQueue.started) -> JobQueue:
     """The server's one queue, made on first use and kept for the life of the process.
 
     A module global rather than `st.cache_resource`: any browser can send Streamlit's

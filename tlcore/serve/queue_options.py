@@ -23,7 +23,7 @@ from tlcore.train.config import RunConfig
 
 @dataclass(frozen=True)
 class QueueOptions:
-    """A queue's settings; `JobQueue(run_fn, workers=2, limits=limits)` builds this from its keywords.
+    """A queue's settings; `JobQueue.started(run_fn, workers=2, limits=limits)` builds this from its keywords.
 
     workers: runs at a time. stale_after_s: a job whose page has not polled this long is
     cancelled (a closed laptop lid does not hold the class's GPU). max_finished: ended jobs kept
