@@ -134,7 +134,7 @@ class ClassLimits:
             if value > cap:
                 raise LearnerError("caps.over", setting=name, value=value, cap=cap)
         if config.dataset == "folder" and config.data_root and Path(config.data_root).is_dir():
-            from tlcore.data.datasets import check_class_count
+            from tlcore.data.datasets import check_class_count  # here: datasets imports torch
 
             check_class_count(
                 sum(1 for d in Path(config.data_root).iterdir() if d.is_dir()), self.max_classes, Path(config.data_root).name

@@ -51,6 +51,7 @@ from tlcore.serve.class_limits import ClassLimits
 from tlcore.serve.job_records import ACTIVE_STATES, HeldDone, Job, JobSummary, JobView, job_from_stored, new_job_id
 from tlcore.serve.queue_options import QueueOptions
 from tlcore.serve.store import FINAL_WAIT_S, StoreHealth, learner_key, pack
+from tlcore.train import recipe, time_estimate
 from tlcore.train.config import RunConfig
 from tlcore.train.device import lower_thread_priority
 from tlcore.train.finetuned import Finetuned
@@ -81,9 +82,7 @@ class JobQueue:
         """The queue built from `options` (QueueOptions: each setting explained there); nothing runs
         until `start()`. `JobQueue.started(run_fn, workers=2)` builds one from keywords and starts it.
         run_fn: (config, emit, should_stop) -> result; None: tlcore.train.recipe.run."""
-        if run_fn is None:
-            from tlcore.train.recipe import run as run_fn
-        self._run_fn = run_fn
+        self._run_fn = run_fn or recipe.run
         self.options = options = options or QueueOptions()
         self._jobs: dict[str, Job] = {}
         self._waiting: list[str] = []
@@ -648,8 +647,6 @@ def _work(config: RunConfig) -> float:
     """A run's work in GFLOP by the time estimate's count (0 when it cannot say): a job's runs side
     by side start longest first, so the short ones fill in beside them (a race of four on 2 cores:
     scratch beside full, then the linear probe and partial)."""
-    from tlcore.train import time_estimate
-
     try:
         return time_estimate.work_of(config, *time_estimate.run_sizes(config, time_estimate.num_classes(config))).total_gflop
     except Exception:  # noqa: BLE001 -- an order is a courtesy; an unknown backbone just goes in its place

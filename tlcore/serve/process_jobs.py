@@ -377,7 +377,7 @@ def _child(fd: int, nice: int, warm: bool) -> None:
     _set_up(nice)
     import torch  # noqa: F401 -- imported once, before the first run is timed
 
-    from tlcore.train import recipe
+    from tlcore.train import recipe  # here: in the worker, after _set_up (its nice, torch's thread wait)
 
     def send(*message) -> None:
         conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -415,10 +415,10 @@ def _child(fd: int, nice: int, warm: bool) -> None:
 def _set_up(nice: int) -> None:
     """The worker's nice, and how torch's threads will wait: both before torch is imported."""
     if nice:  # its nice (absolute: _absolute_nice), whatever the thread that started it had
-        from tlcore.train.device import nice_at_least
+        from tlcore.train.device import nice_at_least  # here: before torch is imported
 
         nice_at_least(nice)
-    from tlcore.serve import cores
+    from tlcore.serve import cores  # here: before torch is imported
 
     cores.wait_briefly()  # before torch is imported (the server's own choice, tlcore.serve.cores)
 
@@ -428,7 +428,7 @@ def _one_run(message: tuple, send: Callable[..., None], should_stop: Callable[[]
     (on the CPU, when the server keeps it; else None)."""
     import torch
 
-    from tlcore.serve import machine
+    from tlcore.serve import machine  # here and below: the worker's modules, loaded after _set_up
     from tlcore.train import recipe
 
     _, run_fn, config, keep_model, threads = message
@@ -453,7 +453,7 @@ def _one_run(message: tuple, send: Callable[..., None], should_stop: Callable[[]
 
 def _warm_up(recipe, should_stop: Callable[[], bool]) -> None:
     """The server's warm-up, here where the runs will find its caches (see studio.server)."""
-    from tlcore.serve import machine
+    from tlcore.serve import machine  # here: in the worker, after _set_up
     from tlcore.train import presets
 
     try:

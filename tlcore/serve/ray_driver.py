@@ -48,6 +48,7 @@ from tlcore.core.events import Cancelled, Failed, History
 from tlcore.core.messages import Message
 from tlcore.serve.jobs import Job, JobQueue, QueueOptions, RunFn
 from tlcore.serve.process_jobs import WorkerGone, WorkerProcess, last_step
+from tlcore.train import recipe
 from tlcore.train.config import RunConfig
 from tlcore.train.finetuned import Finetuned
 
@@ -83,8 +84,7 @@ def train_here(
     """A Ray queue's run that finds no cluster (or no driver) trains in this process, one at a
     time (the server was not sized for the cluster's load), and its page says so (JobView.where)."""
     job.where = "local"
-    if run_fn is None:
-        from tlcore.train.recipe import run as run_fn
+    run_fn = run_fn or recipe.run
     returned = None
     with one_at_a_time:
         if not should_stop():

@@ -65,6 +65,7 @@ from tlcore.core.events import FINAL_EVENTS, Cancelled, Failed, History, Started
 from tlcore.core.messages import Message
 from tlcore.serve.jobs import Job, JobQueue, QueueOptions, RunFn
 from tlcore.serve.ray_driver import ClusterStatus, Relayed, train_here
+from tlcore.train import recipe
 from tlcore.train.config import RunConfig
 from tlcore.train.finetuned import Finetuned
 
@@ -118,9 +119,7 @@ class EventHub:
 def train_remote(run_fn: RunFn | None, config: RunConfig, key: str, hub, keep_model: bool = False):
     """One run on a Ray worker: the trainer's emit and should_stop talk to the EventHub. Returns
     the trained model on the CPU when the server keeps it (`keep_model`), else None."""
-    if run_fn is None:
-        from tlcore.train.recipe import run as run_fn
-
+    run_fn = run_fn or recipe.run
     buffer: list = []
     state = {"flushed": time.monotonic(), "asked": 0.0, "stop": False, "last": None}
 
