@@ -26,7 +26,7 @@ from studio.job_panel import is_running, job_panel, paused_for_me, submit
 from studio.learner import network_address, owner
 from studio.plots import ChartText
 from studio.results import chart_text, table_html
-from studio.server import class_room, hold_class_jobs, queue, read_job
+from studio.server import class_room, hold_class_jobs, job_queue, read_job
 from studio.state import DEFAULTS, callback, job_id
 from tlcore.core.messages import LearnerError
 from tlcore.serve import classroom
@@ -343,7 +343,7 @@ def _start_cell() -> None:
         if submit(SLOT, [a.config], [class_view.level_label(a.factor, a.level)]) and not room.started(
             me, a.experiment, a.cell, job_id(SLOT)
         ):
-            queue().cancel(job_id(SLOT), me)  # the cell went to someone else meanwhile
+            job_queue().cancel(job_id(SLOT), me)  # the cell went to someone else meanwhile
             say("warning", t("class.exp.moved"))
 
 
@@ -396,7 +396,7 @@ def teacher_reference(exp: Experiment) -> tuple[int, float] | None:
     """(level, accuracy) of the teacher's own latest Fine-tune run when it is one of the levels with
     the experiment's other settings (seed aside)."""
     job = job_id("finetune")
-    view = queue().get(job, owner(), heartbeat=False) if job else None
+    view = job_queue().get(job, owner(), heartbeat=False) if job else None
     if view is None or view.state != "done" or not view.runs or not view.runs[-1].evals:
         return None
     ran = view.configs[-1]
@@ -481,7 +481,7 @@ def _push() -> None:
 def _pause(paused: bool) -> None:
     room = class_room()
     room.set_paused(paused)
-    hold_class_jobs(queue(), room)
+    hold_class_jobs(job_queue(), room)
 
 
 def experiment_base() -> RunConfig:

@@ -28,7 +28,7 @@ from studio.choices import register_choices
 from studio.i18n import class_title, current_lang, lesson, t, translated
 from studio.image_panels import encoded
 from studio.learner import network_address, owner
-from studio.server import kept_model, queue
+from studio.server import job_queue, kept_model
 from studio.state import callback, job_id, keep_settings
 from tlcore.explain import feature_space
 from tlcore.models import catalog
@@ -85,7 +85,7 @@ def _finetuned_id(base: feature_space.Request, slots: Sequence[str]) -> str:
     validation examples are then the run's own held-out ones, never trained on."""
     for slot in slots:
         current = job_id(slot)
-        view = queue().get(current, owner(), heartbeat=False) if current else None
+        view = job_queue().get(current, owner(), heartbeat=False) if current else None
         if view is None or not view.runs or view.state != "done":
             continue
         config, result = view.configs[-1], view.runs[-1].result

@@ -20,7 +20,7 @@ from studio.feedback import error as show_error
 from studio.i18n import class_title, current_lang, explain_error, imagenet_title, t, t_count, translated
 from studio.learner import owner
 from studio.plots import group_label
-from studio.server import kept_model, queue
+from studio.server import job_queue, kept_model
 from studio.state import callback, job_id
 from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
 from tlcore.data import datasets
@@ -326,7 +326,7 @@ def _finetuned_model(slot: str) -> tuple[finetuned.Finetuned, str, str] | None:
     language) and the model's id; of a race, its last run (page 1: fine-tuned from the
     pretrained weights)."""
     current = job_id(slot)
-    view = queue().get(current, owner(), heartbeat=False) if current else None
+    view = job_queue().get(current, owner(), heartbeat=False) if current else None
     if view is None or not view.runs:
         return None
     model_id = view.runs[-1].result.model_id if view.runs[-1].result else None

@@ -23,7 +23,7 @@ from studio.feedback import error as show_error
 from studio.i18n import duration, explain, explain_error, run_labels, t
 from studio.learner import owner
 from studio.results import draw_race, draw_results, draw_run_charts
-from studio.server import class_room, page_running, queue
+from studio.server import class_room, job_queue, page_running
 from studio.state import callback, job_id, set_job_id
 from studio.time_notes import job_time_left
 from tlcore.core.events import Cancelled, Done, Failed, HistorySnapshot
@@ -69,7 +69,7 @@ def submit(slot: str, configs: RunConfig | list[RunConfig], labels: list[str] | 
         say("warning", t("class.paused_start"))
         return False
     try:
-        new_id = queue().submit(
+        new_id = job_queue().submit(
             configs,
             owner(),
             labels,
@@ -194,7 +194,7 @@ def is_running(slot: str) -> bool:
 
 def active_elsewhere(slot: str) -> bool:
     """True when this session has a job going that another page started."""
-    active = queue().active_for(owner())
+    active = job_queue().active_for(owner())
     return active is not None and active != job_id(slot)
 
 
@@ -242,7 +242,7 @@ def job_panel(
                 if latest is not None and latest.state == "running" and not any(r.steps for r in latest.runs):
                     latest = _first_step(current, 0.8 * POLL_S) or latest  # the first curve when it exists, not a poll later
                 if latest is not None and latest.state == "running" and _ends_within(latest, POLL_S):
-                    queue().wait_until_ended(current, owner(), POLL_S)  # the result at once, not a poll later
+                    job_queue().wait_until_ended(current, owner(), POLL_S)  # the result at once, not a poll later
                     latest = _view(current)
                 if latest is None or not latest.active:
                     st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
@@ -284,11 +284,11 @@ def _ends_within(view: JobView, seconds: float) -> bool:
 
 def _view(job: str | None, *, heartbeat: bool = True) -> JobView | None:
     """This session's job (None when it is gone, or, whatever the id, not this session's)."""
-    return queue().get(job, owner(), heartbeat=heartbeat) if job else None
+    return job_queue().get(job, owner(), heartbeat=heartbeat) if job else None
 
 
 def _request_stop(job: str) -> None:
-    if queue().cancel(job, owner()):
+    if job_queue().cancel(job, owner()):
         st.session_state[f"stopping:{job}"] = True
 
 

@@ -20,7 +20,7 @@ from studio import class_panels, hosts, i18n, plots, predictions, teacher
 from studio.feedback import error as show_error
 from studio.i18n import t
 from studio.learner import owner
-from studio.server import queue
+from studio.server import job_queue
 from studio.state import keep_settings
 from tlcore.core import offline
 from tlcore.models.catalog import backbone as get_backbone
@@ -274,10 +274,10 @@ def queue_line() -> None:
     # While this browser tab is open, on any page, its run counts as watched: the queue
     # cancels only runs whose tab has gone (no heartbeat for minutes).
     me = owner()
-    active = queue().active_for(me)
+    active = job_queue().active_for(me)
     if active is not None:
-        queue().heartbeat(active, me)
-    counts = queue().snapshot()
+        job_queue().heartbeat(active, me)
+    counts = job_queue().snapshot()
     st.markdown(t("side.queue", running=counts["running"], waiting=counts["waiting"]))
     load_charts_early()
 

@@ -25,7 +25,7 @@ from studio.feedback import announce, held_messages, replay_messages, say
 from studio.i18n import as_text, t, translated
 from studio.learner import owner
 from studio.plots import _layout, group_label
-from studio.server import class_room, queue
+from studio.server import class_room, job_queue
 from studio.state import DEFAULTS, callback, job_id
 from tlcore.core import spreadsheet
 from tlcore.serve import classroom
@@ -366,7 +366,7 @@ def demo_outcome(q: Question) -> dict[str, float]:
     job = job_id(DEMO_SLOTS[q.kind])
     if not job or job == q.text:
         return {}
-    view = queue().get(job, owner(), heartbeat=False)
+    view = job_queue().get(job, owner(), heartbeat=False)
     if view is None or view.active:
         return {}
     done = [(config.strategy, snap.result.val_acc) for config, snap in zip(view.configs, view.runs, strict=False)

@@ -2,8 +2,8 @@
 
 - One `JobQueue` per server process (`tlcore.serve.jobs.shared_queue`, a module global: any
   browser can send Streamlit's "clear cache" message, so nothing the class depends on may
-  live in `st.cache_resource`), shared by every browser; a test may put its own in a
-  session under `_queue_override` (`queue()`).
+  live in `st.cache_resource`), shared by every browser: `job_queue()`; and one class,
+  `class_room()` (tlcore.serve.classroom.shared).
 - The warm-up runs the default demo once in the background, so the class's first Start costs
   what every later one does.
 - The janitor keeps connected learners' runs alive, deletes ended sessions' uploads and lets
@@ -27,8 +27,8 @@ from tlcore.core import settings
 from tlcore.core.events import HistorySnapshot
 from tlcore.explain import feature_space
 from tlcore.models import catalog
-from tlcore.serve import class_limits, classroom, cores, server_queue, store
-from tlcore.serve.jobs import JobQueue, shared_queue, shared_queue_made
+from tlcore.serve import class_limits, classroom, cores, jobs, server_queue, store
+from tlcore.serve.jobs import JobQueue
 from tlcore.serve.machine import return_freed_memory
 from tlcore.serve.upload_folders import UploadFolders, sweep_stale
 from tlcore.train import presets, recipe, time_estimate
@@ -45,23 +45,18 @@ from tlcore.train.device import lower_thread_priority
 
 
 def job_queue() -> JobQueue:
-    """The server's one queue, started by the first page that asks for it."""
-    return shared_queue(_start_server_queue)
-
-
-def queue() -> JobQueue:
-    """The queue this session's pages use: the server's, or a test's own (`_queue_override`)."""
-    return st.session_state.get("_queue_override") or job_queue()
+    """The server's one queue (tlcore.serve.jobs.shared_queue), started by the first page that asks for it."""
+    return jobs.shared_queue(_start_server_queue)
 
 
 def class_room() -> classroom.Classroom:
-    """The server's one class (tlcore.serve.classroom), or a test's own (`_classroom_override`)."""
-    return st.session_state.get("_classroom_override") or classroom.shared(size=class_limits.load().class_size)
+    """The server's one class (tlcore.serve.classroom.shared)."""
+    return classroom.shared(size=class_limits.load().class_size)
 
 
 def read_job(job: str, learner: str) -> HistorySnapshot | str | None:
     """A class cell's run as the class needs it: the final snapshot, how it ended, or None while it goes."""
-    view = queue().get(job, learner, heartbeat=False)
+    view = job_queue().get(job, learner, heartbeat=False)
     if view is None:
         return "gone"
     if view.active:
@@ -97,7 +92,7 @@ def _start_server_queue() -> JobQueue:
     made = server_queue(
         on_run_done=time_estimate.learn_from,
         store=store.open_default(limits),
-        caps=limits,
+        limits=class_limits.load,  # read when used: a teacher's edit holds from the next Start
         stale_after_s=settings.get("TLS_CLOSED_TAB_S"),
         nice=settings.get("TLS_WORKER_NICE"),
         warm=warm,  # a queue that trains in worker processes warms its first one up (tlcore.serve.process_jobs)
@@ -110,14 +105,14 @@ def _start_server_queue() -> JobQueue:
 def page_running():
     """Around a page's run (app.py, the live panel's timer): training on a CPU server leaves
     the pages a core while they are drawn (tlcore.serve.cores)."""
-    with queue().drawing():
+    with job_queue().drawing():
         yield
 
 
 def kept_model(model_id: str | None, learner_id: str | None = None):
     """This learner's fine-tuned model on the server's shelf (tlcore.serve.kept_models), or None: gone, or
     another learner's (an id from someone else's result finds nothing here)."""
-    return queue().shelf.get(learner_id or owner(), model_id)
+    return job_queue().shelf.get(learner_id or owner(), model_id)
 
 
 # --- the warm-up ---------------------------------------------------------------------
@@ -218,7 +213,7 @@ def _reap_forever() -> None:
     while True:
         time.sleep(min(settings.get("TLS_UPLOAD_REAP_S"), settings.get("TLS_CLOSED_TAB_S") / 4))
         try:
-            if shared_queue_made():
+            if jobs.shared_queue_made():
                 keep_connected_runs_alive(job_queue(), learner.learners)
             download_hold.release_on_server()  # downloads fetched: their bytes go (none run a page)
             if time.monotonic() - last_reap >= settings.get("TLS_UPLOAD_REAP_S"):

@@ -22,7 +22,7 @@ import streamlit as st
 from studio import learner
 from studio.choices import CHOICES, RANGES, _valid
 from studio.learner import owner
-from studio.server import queue
+from studio.server import job_queue
 from tlcore.train import presets
 
 # Settings shared across pages, with their first values: the engine's image preset
@@ -57,7 +57,7 @@ def job_id(slot: str) -> str | None:
     learner's latest job of that kind, which the run store keeps across restarts."""
     key = f"job:{slot}"
     if key not in st.session_state:
-        latest = getattr(queue(), "latest", None)
+        latest = getattr(job_queue(), "latest", None)
         st.session_state[key] = latest(owner(), slot) if latest is not None else None
     return st.session_state[key]
 

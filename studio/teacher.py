@@ -39,7 +39,7 @@ from studio.choices import CHOICES, _valid, holds
 from studio.feedback import held_messages, say
 from studio.i18n import duration, t, translated
 from studio.learner import owner, session_id
-from studio.server import class_room, queue
+from studio.server import class_room, job_queue
 from studio.state import DEFAULTS, callback
 from tlcore.core import settings
 from tlcore.core.messages import LearnerError
@@ -107,7 +107,7 @@ def class_name(learner_id: str) -> str:
     return room.shown_name(learner_key(learner_id)) if member is not None else nickname(learner_id)
 
 
-def limits() -> class_limits.Caps:
+def limits() -> class_limits.ClassLimits:
     return class_limits.load()
 
 
@@ -196,7 +196,7 @@ def unlock(secret: str) -> tuple[str, float]:
             del _grants[min(_grants, key=lambda k: _grants[k].until)]
         _grants[token] = Grant(owner(), session_id(), now + grant_s())
     st.session_state[_GRANT] = token
-    queue().promote(owner(), priority())  # a Start pressed before unlocking goes to the front too
+    job_queue().promote(owner(), priority())  # a Start pressed before unlocking goes to the front too
     return "ok", 0.0
 
 
@@ -310,7 +310,7 @@ def _allowed(key: str, settings: dict) -> bool:
     if not holds(key, settings[key], settings):
         return False
     try:
-        limits().check(RunConfig(**{k: settings[k] for k in LINK_KEYS}))
+        limits().check_within_limits(RunConfig(**{k: settings[k] for k in LINK_KEYS}))
     except LearnerError:
         return False
     return True
@@ -338,7 +338,7 @@ def plain(text: str, most: int = 30) -> str:
 
 def cluster_line() -> None:
     """The Ray cluster's state for the teacher (nothing when the server trains here by design)."""
-    status = getattr(queue(), "cluster_status", None)
+    status = getattr(job_queue(), "cluster_status", None)
     if status is None:
         return
     now = status()
@@ -360,11 +360,11 @@ def class_runs() -> None:
 
     # Redrawn while a run is active or a class has members (their runs may start any moment): a list
     # drawn when nothing ran once said "No runs yet" after the class's three runs had finished.
-    live = any(row.active for row in queue().list_all()) or class_room().count()[0] > 0
+    live = any(row.active for row in job_queue().list_all()) or class_room().count()[0] > 0
 
     @st.fragment(run_every=REFRESH_S if live else None)
     def runs() -> None:
-        rows = queue().list_all()
+        rows = job_queue().list_all()
         if live and not any(row.active for row in rows) and class_room().count()[0] == 0:
             st.rerun()  # once: stop refreshing (the class's count starts it again: studio.class_panels.joined_count)
         if not rows:
@@ -382,7 +382,7 @@ def class_runs() -> None:
 def places_per_address() -> None:
     """How many learners (cookies) hold a place in the line from each client address: one person
     with three browsers holds three places unless the class file allows one per address."""
-    counts = getattr(queue(), "learners_by_address", lambda: {})()
+    counts = getattr(job_queue(), "learners_by_address", lambda: {})()
     if not counts:
         return
     st.caption(t("class.addresses", places=" · ".join(f"{_address_text(a)}: {n}" for a, n in counts.items())))
@@ -426,7 +426,7 @@ def _run_row(row: JobSummary) -> None:
     cols[2].caption(what)
     cols[3].markdown(duration(row.elapsed_s) if row.elapsed_s else "–")
     if row.active:
-        cols[4].button(t("class.cancel"), key=f"cancel:{row.id}", on_click=callback(queue().cancel_any), args=(row.id,))
+        cols[4].button(t("class.cancel"), key=f"cancel:{row.id}", on_click=callback(job_queue().cancel_any), args=(row.id,))
 
 
 # --- the run store, for the teacher ----------------------------------------------------
@@ -436,7 +436,7 @@ def store_notice() -> None:
     """One line when finished runs are not being saved (the store's file is locked, damaged,
     not SQLite, newer or unwritable: tlcore.serve.store), saying what happened and what to do; nothing
     while all is well. The class goes on either way."""
-    health_of = getattr(queue(), "store_health", None)
+    health_of = getattr(job_queue(), "store_health", None)
     health = health_of() if health_of is not None else None
     if health is None or health.state == "ok":
         return

@@ -75,7 +75,7 @@ def drop_upload_slot(kind: str) -> None:
 
 
 def _read_by_a_run(folder: Path) -> bool:
-    q = server.queue()
+    q = server.job_queue()
     job = q.active_for(owner())
     view = q.get(job, owner(), heartbeat=False) if job else None
     return view is not None and any(c.data_root and Path(c.data_root).is_relative_to(folder) for c in view.configs)

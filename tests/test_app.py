@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.helpers.apptest import (
     PAGES,
+    QUEUE,
     ROOT,
     app,
     buttons,
@@ -29,6 +30,7 @@ from tests.helpers.apptest import (
     counts,
     job_of,
     ok,
+    queue_of,
     shoot,
     strings,
     upload_page,
@@ -457,7 +459,7 @@ def test_a_new_upload_replaces_the_last_one_but_never_under_a_waiting_run():
 
 def test_an_open_tab_keeps_its_run_alive_on_any_page():
     """The sidebar's queue fragment (on every page) sends the heartbeat for the session's run."""
-    queue = JobQueue(slow_run, stale_after_s=600)
+    queue = JobQueue.started(slow_run, stale_after_s=600)
     job = queue.submit(RunConfig(backbone="studio_resnet", epochs=1), "owner-1")
 
     def page():
@@ -466,7 +468,7 @@ def test_an_open_tab_keeps_its_run_alive_on_any_page():
         queue_status()
 
     at = AppTest.from_function(page, default_timeout=30)
-    at.session_state["_queue_override"] = queue
+    at.session_state[QUEUE] = queue
     at.session_state["owner"] = "owner-1"
     with queue._lock:
         queue._jobs[job].last_seen -= 500  # as if nobody had looked for 500 s
@@ -479,7 +481,7 @@ def test_an_open_tab_keeps_its_run_alive_on_any_page():
 
 def test_a_second_learner_sees_their_place_in_the_queue():
     at = app("pages/3_finetune.py", run_fn=slow_run)
-    queue = at.session_state["_queue_override"]
+    queue = queue_of(at)
     other = queue.submit(RunConfig(backbone="studio_resnet", epochs=1), "another-browser")  # takes the one worker
     at.button(key="start").click().run()
     ok(at)
@@ -669,7 +671,7 @@ def test_a_clear_cache_message_drops_neither_the_queue_nor_the_runs(monkeypatch)
     from tlcore.serve.jobs import JobLimitError
 
     monkeypatch.setattr(jobs, "_shared", None)  # a fresh server, training replaced by the stub
-    monkeypatch.setattr(server, "_start_server_queue", lambda: JobQueue(slow_run))
+    monkeypatch.setattr(server, "_start_server_queue", lambda: JobQueue.started(slow_run))
     at = app("pages/3_finetune.py", use_server_queue=True)
     at.button(key="start").click().run()
     ok(at)
@@ -692,7 +694,7 @@ def test_a_clear_cache_message_drops_neither_the_queue_nor_the_runs(monkeypatch)
 def test_a_learner_never_sees_or_stops_another_learners_run():
     from studio.job_panel import _request_stop
 
-    server_queue = JobQueue(slow_run)
+    server_queue = JobQueue.started(slow_run)
     alice = app("pages/3_finetune.py", queue=server_queue, owner="alice")
     alice.button(key="start").click().run()
     job = alice.session_state["job:finetune"]
@@ -709,7 +711,7 @@ def test_a_learner_never_sees_or_stops_another_learners_run():
         _request_stop(job_id)
 
     stop = AppTest.from_function(bob_presses_stop, args=(job,), default_timeout=30)
-    stop.session_state["_queue_override"] = server_queue
+    stop.session_state[QUEUE] = server_queue
     stop.session_state["owner"] = "bob"
     stop.run()  # the Stop's queue call is over when the run returns: nothing is left to happen later
     assert f"stopping:{job}" not in stop.session_state  # the queue refused Bob's Stop
@@ -741,7 +743,7 @@ def test_a_reload_finds_the_learners_settings_and_run_again(monkeypatch):
     from studio import learner
 
     monkeypatch.setattr(learner, "_cookie", lambda name: "a-learner-cookie-0123456789")
-    server_queue = JobQueue(slow_run)
+    server_queue = JobQueue.started(slow_run)
     first = app("pages/3_finetune.py", queue=server_queue)
     first.slider(key="w:epochs").set_value(6).run()
     first.button(key="start").click().run()
@@ -763,7 +765,7 @@ def test_a_new_browser_is_not_someone_elses_learner(monkeypatch):
     from studio import learner
     from studio.state import DEFAULTS
 
-    server_queue = JobQueue(slow_run)
+    server_queue = JobQueue.started(slow_run)
     teacher = app("pages/3_finetune.py", queue=server_queue)
     teacher.slider(key="w:epochs").set_value(9).run()
     monkeypatch.setattr(learner.learners, "token_of_session", lambda session: None)
@@ -857,9 +859,9 @@ def test_start_queues_in_its_callback_so_a_click_costs_one_page_run(monkeypatch)
 
 
 def test_a_refused_start_is_said_under_the_button():
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
 
-    at = app("pages/3_finetune.py", queue=JobQueue(fake_run, caps=Caps(max_epochs=1)))
+    at = app("pages/3_finetune.py", queue=JobQueue.started(fake_run, limits=ClassLimits(max_epochs=1)))
     at.button(key="start").click().run()
     assert "job:finetune" not in at.session_state or at.session_state["job:finetune"] is None
     assert len(at.error) == 1

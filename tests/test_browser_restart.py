@@ -55,7 +55,7 @@ def test_a_killed_server_loses_no_finished_run_and_says_which_run_it_interrupted
     ARTIFACTS.mkdir(exist_ok=True)
     learner = secrets.token_urlsafe(16)
     # Before: this learner finished a race on an earlier server (written as that server writes it).
-    earlier = JobQueue(fake_run, store=RunStore(tmp_path / "runs.sqlite"))
+    earlier = JobQueue.started(fake_run, store=RunStore(tmp_path / "runs.sqlite"))
     race = earlier.submit(
         [RunConfig(strategy="linear_probe"), RunConfig(strategy="full")],
         learner,

@@ -27,14 +27,11 @@ def class_file(tmp_path, monkeypatch):
         path = tmp_path / "class.toml"
         path.write_text(text, encoding="utf-8")
         monkeypatch.setenv("TLS_CLASS_CONFIG", str(path))
-        class_limits.load.cache_clear()
         return path
 
     monkeypatch.delenv("TLS_TEACHER_SECRET", raising=False)
-    class_limits.load.cache_clear()
     monkeypatch.setattr(teacher, "guard", GuessLimiter(free=teacher.TRIES, per_minute=teacher.SERVER_TRIES))
     yield write
-    class_limits.load.cache_clear()
 
 
 def stoppable(gate: threading.Event):
@@ -54,7 +51,7 @@ def stoppable(gate: threading.Event):
 
 def test_the_class_files_limits_shape_the_widgets_and_are_said(class_file):
     class_file("[limits]\nmax_seconds = 30\nmax_epochs = 4\nmax_image_size = 64\nmax_per_class = 15\n")
-    at = page("pages/3_finetune.py", queue=JobQueue(fake_run), owner="student")
+    at = page("pages/3_finetune.py", queue=JobQueue.started(fake_run), owner="student")
     ok(at)
     assert at.slider(key="w:epochs").max == 4 and at.slider(key="w:epochs").value <= 4
     assert max(at.select_slider(key="w:image_size").options, key=int) == "64"
@@ -82,7 +79,7 @@ def test_a_nickname_is_the_same_for_one_learner_different_between_learners_and_h
 def test_teacher_mode_unlocks_with_the_secret_only_and_shows_every_run_by_nickname(class_file):
     class_file(f'[teacher]\nsecret = "{SECRET}"\n')
     gate = threading.Event()
-    queue = JobQueue(stoppable(gate))
+    queue = JobQueue.started(stoppable(gate))
     student = page("pages/3_finetune.py", queue=queue, owner="student-secret-id-1")
     student.button(key="start").click().run()
     ok(student)
@@ -107,7 +104,7 @@ def test_wrong_secrets_are_rate_limited_whatever_cookie_they_come_with(class_fil
     """A script makes a new cookie (learner id) for every guess: the count is per address and
     per server, so the new cookies wait as the old one does."""
     class_file(f'[teacher]\nsecret = "{SECRET}"\n')
-    queue = JobQueue(fake_run)
+    queue = JobQueue.started(fake_run)
     for i in range(teacher.TRIES):
         at = page("pages/6_class.py", queue=queue, owner=f"guesser-cookie-{i}")
         unlock(at, f"nope-{i}")
@@ -126,7 +123,7 @@ def test_the_teacher_unlocks_with_the_logs_one_time_code_while_forged_addresses_
 
     class_file(f'[teacher]\nsecret = "{SECRET}"\n')
     monkeypatch.setattr(teacher, "_one_time", {"code": ""})
-    queue = JobQueue(fake_run)
+    queue = JobQueue.started(fake_run)
     with caplog.at_level(logging.WARNING, logger="tlstudio.teacher"):
         for i in range(teacher.SERVER_TRIES + 5):  # one wrong guess from each of many addresses
             monkeypatch.setattr(teacher, "network_address", lambda i=i: f"203.0.113.{i}")
@@ -150,7 +147,7 @@ def test_teacher_mode_belongs_to_the_tab_that_unlocked_not_to_its_cookie(class_f
     """A copied cookie (the same learner id in another browser) gets no teacher mode; the tab
     leaves it with a button, and after grant_s() it is asked for the secret again."""
     class_file(f'[teacher]\nsecret = "{SECRET}"\n')
-    queue = JobQueue(fake_run)
+    queue = JobQueue.started(fake_run)
     at = page("pages/6_class.py", queue=queue, owner="teachers-cookie")
     unlock(at, SECRET)
     assert any("Teacher mode:" in s.value for s in at.success)
@@ -173,11 +170,19 @@ def test_teacher_mode_belongs_to_the_tab_that_unlocked_not_to_its_cookie(class_f
     assert at.text_input(key="teacher_secret") and not any("Teacher mode:" in s.value for s in at.success)
 
 
+def test_a_teachers_edit_to_the_class_file_holds_from_the_next_read_without_a_restart(class_file):
+    class_file("[limits]\nmax_epochs = 5\n")
+    first = class_limits.load()
+    assert first.max_epochs == 5 and class_limits.load() is first  # parsed once while the file stays as it is
+    class_file("[limits]\nmax_epochs = 12\nmax_per_class = 40\n")  # the same file, edited
+    assert (class_limits.load().max_epochs, class_limits.load().max_per_class) == (12, 40)
+
+
 def test_a_weak_or_misplaced_secret_is_said_and_never_shown(class_file):
     class_file('[teacher]\nsecret = "short"\n')
     limits = class_limits.load()
     assert not limits.teacher_mode and limits.problems == ("secret_short",)
-    at = page("pages/6_class.py", queue=JobQueue(fake_run), owner="anyone")
+    at = page("pages/6_class.py", queue=JobQueue.started(fake_run), owner="anyone")
     ok(at)
     assert any("too short" in w.value and str(class_limits.MIN_SECRET_CHARS) in w.value for w in at.warning)
     assert not at.text_input  # no form to guess at
@@ -185,7 +190,7 @@ def test_a_weak_or_misplaced_secret_is_said_and_never_shown(class_file):
     limits = class_limits.load()
     assert limits.teacher_mode and limits.problems == ("secret_misplaced",) and limits.max_epochs == 5
     assert SECRET not in repr(limits) and SECRET not in str(limits)
-    at = page("pages/6_class.py", queue=JobQueue(fake_run), owner="anyone")
+    at = page("pages/6_class.py", queue=JobQueue.started(fake_run), owner="anyone")
     assert any("belongs under `[teacher]`" in w.value for w in at.warning)
 
 
@@ -203,7 +208,7 @@ def test_a_cluster_that_cannot_be_used_is_said_to_the_teacher_and_to_a_learner_w
             super()._run_one(job, config, history)
 
     class_file(f'[teacher]\nsecret = "{SECRET}"\n')
-    queue = NoCluster(fake_run)
+    queue = NoCluster.started(fake_run)
     learner = page("pages/3_finetune.py", queue=queue, owner="learner-1")
     learner.button(key="start").click().run()
     job = learner.session_state["job:finetune"]
@@ -217,14 +222,14 @@ def test_a_cluster_that_cannot_be_used_is_said_to_the_teacher_and_to_a_learner_w
     ok(at)
     said = [w.value for w in at.warning if "Training cluster (Ray)" in w.value]
     assert len(said) == 1 and "not reached" in said[0] and "RAY_AUTH_MODE=token" in said[0], said
-    plain = page("pages/6_class.py", queue=JobQueue(fake_run), owner="the-teacher")
+    plain = page("pages/6_class.py", queue=JobQueue.started(fake_run), owner="the-teacher")
     unlock(plain, SECRET)
     assert not any("Training cluster" in x.value for x in [*plain.warning, *plain.success, *plain.info])
 
 
 def test_without_a_secret_there_is_no_teacher_mode(class_file):
     class_file("[limits]\nmax_epochs = 10\n")
-    at = page("pages/6_class.py", queue=JobQueue(fake_run), owner="anyone")
+    at = page("pages/6_class.py", queue=JobQueue.started(fake_run), owner="anyone")
     ok(at)
     assert any("Teacher mode is off" in i.value for i in at.info)
     assert not at.text_input
@@ -239,7 +244,7 @@ def test_the_teachers_run_goes_first_in_the_line(class_file):
         emit(Done({}))
         return {}
 
-    queue = JobQueue(gated)
+    queue = JobQueue.started(gated)
     for who in ("s1", "s2"):
         at = page("pages/3_finetune.py", queue=queue, owner=who)
         at.button(key="start").click().run()
@@ -256,7 +261,7 @@ def test_the_teachers_run_goes_first_in_the_line(class_file):
 def test_a_teacher_who_started_before_unlocking_goes_first_and_is_listed_as_the_teacher(class_file):
     class_file(f'[teacher]\nsecret = "{SECRET}"\n')
     gate = threading.Event()
-    queue = JobQueue(stoppable(gate))
+    queue = JobQueue.started(stoppable(gate))
     for who in ("s1", "s2"):
         page("pages/3_finetune.py", queue=queue, owner=who).button(key="start").click().run()
     teacher = page("pages/3_finetune.py", queue=queue, owner="late-teacher")
@@ -276,12 +281,12 @@ def test_a_teacher_who_started_before_unlocking_goes_first_and_is_listed_as_the_
 def test_a_settings_link_applies_the_valid_settings_and_names_the_rest(class_file):
     class_file("[limits]\nmax_epochs = 8\n")
     link = "strategy:full_llrd,epochs:7,lr:0.0003,layer_decay:0.5,image_size:999,dataset:folder,bogus:1,per_class:x"
-    at = page("pages/3_finetune.py", queue=JobQueue(fake_run), owner="new-student", query={"settings": link})
+    at = page("pages/3_finetune.py", queue=JobQueue.started(fake_run), owner="new-student", query={"settings": link})
     ok(at)
     s = at.session_state
     assert (s["strategy"], s["epochs"], s["lr"], s["layer_decay"]) == ("full_llrd", 7, 3e-4, 0.5)
     assert s["image_size"] != 999 and s["dataset"] != "folder"
-    over = page("pages/3_finetune.py", queue=JobQueue(fake_run), owner="other", query={"settings": "epochs:9"})
+    over = page("pages/3_finetune.py", queue=JobQueue.started(fake_run), owner="other", query={"settings": "epochs:9"})
     assert over.session_state["epochs"] != 9  # over the class's limit: left out
 
 
@@ -305,8 +310,8 @@ def test_a_settings_link_applies_the_valid_settings_and_names_the_rest(class_fil
 )
 def test_a_link_value_no_widget_can_hold_is_named_and_left_out_and_every_page_still_works(class_file, link, key):
     class_file("")
-    at = page("pages/3_finetune.py", queue=JobQueue(fake_run), owner=f"student-{key}", query={"settings": link})
-    before = page("pages/3_finetune.py", queue=JobQueue(fake_run), owner="untouched").session_state[key]
+    at = page("pages/3_finetune.py", queue=JobQueue.started(fake_run), owner=f"student-{key}", query={"settings": link})
+    before = page("pages/3_finetune.py", queue=JobQueue.started(fake_run), owner="untouched").session_state[key]
     ok(at)
     assert at.session_state[key] == before  # the learner's own value stays
     label, value = strings("en")[teacher.LABELS[key]], link.rsplit(":", 1)[1]
@@ -321,7 +326,7 @@ def test_a_link_value_a_widget_can_hold_is_applied(class_file):
     class_file("")
     at = page(
         "pages/2_strategy.py",
-        queue=JobQueue(fake_run),
+        queue=JobQueue.started(fake_run),
         owner="applied",
         query={"settings": "layer_decay:0.45,lr:1e-4,dataset:digits,per_class:140,freeze_depth:1,epochs:20"},
     )
@@ -373,7 +378,7 @@ def frame_warning(link: str) -> str:
 
 def test_the_teachers_link_is_built_from_the_teachers_settings(class_file):
     class_file(f'[teacher]\nsecret = "{SECRET}"\n')
-    at = page("pages/2_strategy.py", queue=JobQueue(fake_run), owner="teacher2")
+    at = page("pages/2_strategy.py", queue=JobQueue.started(fake_run), owner="teacher2")
     at.button(key="cell:large:different").click().run()
     at.switch_page("pages/6_class.py").run()
     unlock(at, SECRET)
@@ -407,7 +412,7 @@ def test_the_teacher_sees_how_many_learners_hold_a_place_from_each_address(class
     class_file(f'[teacher]\nsecret = "{SECRET}"\n')
     addresses.update({"cookie-1": "10.0.0.5", "cookie-2": "10.0.0.5", "cookie-3": "10.0.0.9"})
     gate = threading.Event()
-    queue = JobQueue(stoppable(gate))
+    queue = JobQueue.started(stoppable(gate))
     for who in ("cookie-1", "cookie-2", "cookie-3", "cookie-4"):  # one person, two browsers; cookie-4: unknown
         student = page("pages/3_finetune.py", queue=queue, owner=who)
         student.button(key="start").click().run()
@@ -433,7 +438,7 @@ def test_with_one_run_per_address_a_second_cookie_from_one_address_is_refused_in
     class_file("[limits]\none_run_per_address = true\n")
     addresses.update({"cookie-1": "10.0.0.5", "cookie-2": "10.0.0.5", "cookie-3": "10.0.0.9"})
     gate = threading.Event()
-    queue = JobQueue(stoppable(gate), caps=class_limits.load())  # as the server makes it (studio.state)
+    queue = JobQueue.started(stoppable(gate), limits=class_limits.load())  # as the server makes it (studio.state)
     first = page("pages/3_finetune.py", queue=queue, owner="cookie-1")
     first.button(key="start").click().run()
     second = page("pages/3_finetune.py", queue=queue, owner="cookie-2")
@@ -453,5 +458,5 @@ def test_the_shipped_class_example_loads_and_gives_each_address_one_place(class_
 
     example = Path(__file__).resolve().parent.parent / "class.example.toml"
     class_file(example.read_text(encoding="utf-8"))
-    caps = class_limits.load()
-    assert caps.one_run_per_address and not caps.teacher_mode  # (its secret is left for the teacher to set)
+    limits = class_limits.load()
+    assert limits.one_run_per_address and not limits.teacher_mode  # (its secret is left for the teacher to set)

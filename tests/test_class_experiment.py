@@ -347,7 +347,7 @@ def test_pause_holds_the_learners_waiting_jobs_and_the_teachers_still_run():
             release.wait(10)
         emit(Done({}))
 
-    queue = JobQueue(run, workers=1)
+    queue = JobQueue.started(run, workers=1)
     first = queue.submit(BASE.replace(seed=1), "busy")  # occupies the worker
     assert busy.wait(10)
     queue.hold(lambda job: job.priority == 0)
@@ -409,16 +409,14 @@ def test_the_cli_refuses_a_level_the_factor_does_not_have(capsys):
 def class_app(monkeypatch):
     """A class with its own Classroom and queue, a teacher's secret, and a way to open pages in it."""
     from studio import teacher as teacher_ui
-    from tests.helpers.apptest import SECRET, app, unlock
+    from tests.helpers.apptest import CLASSROOM, SECRET, app, unlock
     from tests.helpers.fakes import fake_run
-    from tlcore.serve import class_limits
 
     monkeypatch.setenv("TLS_TEACHER_SECRET", SECRET)
-    class_limits.load.cache_clear()
-    room, queue = Classroom(), JobQueue(fake_run)
+    room, queue = Classroom(), JobQueue.started(fake_run)
 
     def open_page(page, owner, state=None, **kw):
-        return app(page, queue=queue, owner=owner, state={"_classroom_override": room, **(state or {})}, **kw)
+        return app(page, queue=queue, owner=owner, state={CLASSROOM: room, **(state or {})}, **kw)
 
     def as_teacher():
         at = open_page("pages/6_class.py", "teacher-cookie-0001")
@@ -427,7 +425,6 @@ def class_app(monkeypatch):
         return at
 
     yield room, queue, open_page, as_teacher
-    class_limits.load.cache_clear()
 
 
 def test_a_learner_not_in_a_class_sees_no_join_box_until_a_class_is_open(class_app):

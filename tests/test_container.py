@@ -52,9 +52,7 @@ def test_compose_builds_this_image_with_the_secret_from_a_file_and_a_state_volum
 def no_secret_env(monkeypatch, tmp_path):
     monkeypatch.delenv("TLS_TEACHER_SECRET", raising=False)
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "none.toml"))
-    class_limits.load.cache_clear()
     yield
-    class_limits.load.cache_clear()
 
 
 def test_the_teachers_secret_comes_from_a_mounted_file(no_secret_env, monkeypatch, tmp_path):
@@ -64,7 +62,6 @@ def test_the_teachers_secret_comes_from_a_mounted_file(no_secret_env, monkeypatc
     limits = class_limits.load()
     assert limits.teacher_secret == "correct horse battery" and limits.problems == ()
     monkeypatch.setenv("TLS_TEACHER_SECRET", "from the environment wins")
-    class_limits.load.cache_clear()
     assert class_limits.load().teacher_secret == "from the environment wins"
 
 

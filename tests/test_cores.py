@@ -12,7 +12,7 @@ import torch
 from tests.helpers.fakes import BusyElsewhere, wait_for
 from tlcore.core.events import Done, Started
 from tlcore.serve import cores
-from tlcore.serve.class_limits import Caps
+from tlcore.serve.class_limits import ClassLimits
 from tlcore.serve.cores import CpuPlan
 from tlcore.serve.jobs import JobQueue
 from tlcore.train.config import RunConfig
@@ -32,7 +32,7 @@ def test_the_class_file_overrides_workers_or_threads():
     assert cores.plan(16, threads=8) == CpuPlan(16, 2, 8)
     assert cores.plan(2, workers=1, threads=1) == CpuPlan(2, 1, 1)
     assert cores.plan(2, threads=4) == CpuPlan(2, 1, 2)  # never more threads than cores
-    assert Caps().cpu_workers == 0 and Caps().threads_per_job == 0  # 0: from the core count
+    assert ClassLimits().cpu_workers == 0 and ClassLimits().threads_per_job == 0  # 0: from the core count
 
 
 @pytest.mark.fast
@@ -118,7 +118,7 @@ def test_a_busy_program_is_seen_elsewhere_unless_it_is_one_of_ours():
 def test_the_queue_leaves_a_core_that_another_program_keeps_busy():
     gates = {"full": threading.Event()}
     seen: dict[str, list[int]] = {"full": []}
-    q = JobQueue(recording(gates, seen), cpu=cores.plan(2))
+    q = JobQueue.started(recording(gates, seen), cpu=cores.plan(2))
     q.elsewhere = BusyElsewhere(0.0)
     job = q.submit(RunConfig(strategy="full"), "anna")
     assert wait_for(lambda: len(seen["full"]) > 3)
@@ -176,7 +176,7 @@ def recording(gates: dict[str, threading.Event], seen: dict[str, list[int]]):
 def test_the_queue_sets_each_runs_threads_at_every_step():
     gates = {s: threading.Event() for s in ("full", "partial")}
     seen: dict[str, list[int]] = {s: [] for s in gates}
-    q = JobQueue(recording(gates, seen), cpu=CpuPlan(cores=4, workers=2, threads=2))
+    q = JobQueue.started(recording(gates, seen), cpu=CpuPlan(cores=4, workers=2, threads=2))
     q.elsewhere = BusyElsewhere(0.0)  # no other program busy (the suite's other worker is)
     first = q.submit(RunConfig(strategy="full"), "anna")
     assert wait_for(lambda: len(seen["full"]) > 3)
@@ -205,7 +205,7 @@ def test_a_queue_without_a_cpu_plan_leaves_threads_alone():
     gates = {"full": threading.Event()}
     seen: dict[str, list[int]] = {"full": []}
     before = torch.get_num_threads()
-    q = JobQueue(recording(gates, seen))
+    q = JobQueue.started(recording(gates, seen))
     gates["full"].set()
     job = q.submit(RunConfig(strategy="full"), "anna")
     assert wait_for(lambda: q.get(job, "anna").state == "done")
@@ -282,7 +282,7 @@ def test_the_warm_up_leaves_a_core_that_another_program_keeps_busy(monkeypatch):
     from studio import server
     from tlcore.train import presets, recipe
 
-    q = JobQueue(cpu=cores.plan(2))
+    q = JobQueue.started(cpu=cores.plan(2))
     q.elsewhere = BusyElsewhere(1.0)
     seen = []
 
@@ -324,7 +324,7 @@ def test_a_race_on_a_cpu_server_runs_two_at_a_time_longest_first_one_thread_each
         emit(Done({"val_acc": 0.5}))
         return {}
 
-    q = JobQueue(run, cpu=cores.plan(2))
+    q = JobQueue.started(run, cpu=cores.plan(2))
     base = RunConfig(backbone="efficientnet_lite0", dataset="fashion_mnist", image_size=96, per_class=20, freeze_depth=4)
     job = q.submit([base.replace(strategy=s) for s in ("scratch", "linear_probe", "partial", "full")], owner="anna")
     assert wait_for(lambda: q.get(job, "anna").state == "done")

@@ -192,7 +192,7 @@ def test_after_a_fine_tune_on_the_same_data_its_body_is_the_third_panel():
             fake_run(config, emit, should_stop), model=finetuned.Finetuned(model, ("cat", "dog"), 32, "studio_resnet")
         )
 
-    at = app("pages/3_finetune.py", queue=JobQueue(run_keeping_a_model))
+    at = app("pages/3_finetune.py", queue=JobQueue.started(run_keeping_a_model))
     at.button(key="start").click().run()
     assert wait_until_done(at, "finetune") == "done"
     at.run()
@@ -263,9 +263,9 @@ def test_where_each_device_has_its_own_address_its_cookies_hold_one_place_in_the
 
     from studio import feature_space_panel
     from studio.feature_space_panel import OneAtATime, start_for, waiter
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
 
-    per_device = {"value": Caps(one_run_per_address=True)}
+    per_device = {"value": ClassLimits(one_run_per_address=True)}
     monkeypatch.setattr(feature_space_panel.class_limits, "load", lambda: per_device["value"])
     me = {"cookie": "script-1", "address": "192.0.2.9"}
     monkeypatch.setattr(feature_space_panel, "owner", lambda: me["cookie"])
@@ -281,11 +281,11 @@ def test_where_each_device_has_its_own_address_its_cookies_hold_one_place_in_the
             start_for(waiter(), views[1], None, spaces)
         me.update(cookie="classmate", address="192.0.2.10")
         assert start_for(waiter(), views[1], None, spaces).state == "running"
-        per_device["value"] = Caps(one_run_per_address=False)  # behind one NAT: each cookie its own place
+        per_device["value"] = ClassLimits(one_run_per_address=False)  # behind one NAT: each cookie its own place
         me.update(cookie="script-3", address="192.0.2.9")
         assert waiter() == "script-3"
         assert start_for(waiter(), views[2], None, spaces).state == "running"
-        per_device["value"] = Caps(one_run_per_address=True)
+        per_device["value"] = ClassLimits(one_run_per_address=True)
         me.update(cookie="teacher", address=None)  # this machine's own tab
         assert waiter() == "teacher"
     finally:

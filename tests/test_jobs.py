@@ -19,7 +19,7 @@ from tlcore.train.device import lower_thread_priority
 
 @pytest.mark.fast
 def test_submit_runs_in_background_and_finishes():
-    q = JobQueue(make_run(steps=5, delay=0))
+    q = JobQueue.started(make_run(steps=5, delay=0))
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state == "done")
     view = q.get(job, "s1")
@@ -28,7 +28,7 @@ def test_submit_runs_in_background_and_finishes():
 
 def test_a_page_can_wait_for_its_job_to_end_and_is_woken_at_once():
     gate = threading.Event()
-    q = JobQueue(make_run(steps=5, delay=0, gate=gate))
+    q = JobQueue.started(make_run(steps=5, delay=0, gate=gate))
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state == "running")
     t = time.monotonic()
@@ -47,7 +47,7 @@ def test_a_page_can_wait_for_its_job_to_end_and_is_woken_at_once():
 @pytest.mark.fast
 def test_one_active_job_per_owner_and_queue_positions():
     gate = threading.Event()
-    q = JobQueue(make_run(steps=5, delay=0, gate=gate))
+    q = JobQueue.started(make_run(steps=5, delay=0, gate=gate))
     first = q.submit(RunConfig(), owner="s1")
     with pytest.raises(JobLimitError):
         q.submit(RunConfig(), owner="s1")
@@ -75,7 +75,7 @@ def test_stop_takes_effect_at_the_runs_next_step():
 
         return fake_run(config, emit_and_hold, should_stop, steps=10_000)
 
-    q = JobQueue(held_at_step_3)
+    q = JobQueue.started(held_at_step_3)
     job = q.submit(RunConfig(), owner="s1")
     assert at_step_3.wait(60)
     assert q.cancel(job, "s1")
@@ -87,14 +87,14 @@ def test_stop_takes_effect_at_the_runs_next_step():
 
 @pytest.mark.fast
 def test_unwatched_job_is_cancelled():
-    q = JobQueue(make_run(steps=10_000, delay=0.005), stale_after_s=0.2)
+    q = JobQueue.started(make_run(steps=10_000, delay=0.005), stale_after_s=0.2)
     job = q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: q.get(job, "s1", heartbeat=False).state == "cancelled", timeout=3.0)
 
 
 @pytest.mark.fast
 def test_a_race_runs_every_config_in_order():
-    q = JobQueue(make_run(steps=3, delay=0))
+    q = JobQueue.started(make_run(steps=3, delay=0))
     configs = [RunConfig(backbone="studio_resnet", strategy=s) for s in ("scratch", "linear_probe", "full")]
     job = q.submit(configs, owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state == "done")
@@ -104,7 +104,7 @@ def test_a_race_runs_every_config_in_order():
 
 @pytest.mark.fast
 def test_real_trainer_through_the_queue():
-    q = JobQueue()
+    q = JobQueue.started()
     cfg = RunConfig(backbone="studio_resnet", pretrained="no", per_class=3, val_per_class=3, image_size=16, epochs=1)
     job = q.submit(cfg, owner="s1")
     assert wait_for(lambda: q.get(job, "s1").state in ("done", "failed"), timeout=60)
@@ -120,7 +120,7 @@ def worker_threads() -> list[threading.Thread]:
 
 @pytest.mark.fast
 def test_another_owner_can_neither_see_nor_stop_a_run():
-    q = JobQueue(make_run(steps=10_000, delay=0.005))
+    q = JobQueue.started(make_run(steps=10_000, delay=0.005))
     job = q.submit(RunConfig(), owner="alice")
     assert wait_for(lambda: q.get(job, "alice").state == "running")
     assert q.get(job, "bob") is None and q.get(job, "") is None
@@ -139,7 +139,7 @@ def test_another_owner_can_neither_see_nor_stop_a_run():
 
 @pytest.mark.fast
 def test_job_ids_are_unguessable():
-    q = JobQueue(make_run(steps=1, delay=0))
+    q = JobQueue.started(make_run(steps=1, delay=0))
     first, second = q.submit(RunConfig(), owner="s1"), q.submit(RunConfig(), owner="s2")
     assert {first, second}.isdisjoint({"job-1", "job-2", "job-0"})
     ids = {jobs.new_job_id() for _ in range(2000)}
@@ -155,7 +155,7 @@ def test_the_shared_queue_is_made_once_and_adds_no_worker_when_asked_again(monke
     made = []
 
     def make():
-        made.append(JobQueue(make_run(steps=1, delay=0)))
+        made.append(JobQueue.started(make_run(steps=1, delay=0)))
         return made[-1]
 
     before = len(worker_threads())
@@ -172,7 +172,7 @@ def test_the_shared_queue_is_made_once_and_adds_no_worker_when_asked_again(monke
 
 @pytest.mark.fast
 def test_old_finished_jobs_are_forgotten_but_never_a_learners_latest_of_each_kind():
-    q = JobQueue(make_run(steps=1, delay=0.0), max_finished=3)
+    q = JobQueue.started(make_run(steps=1, delay=0.0), max_finished=3)
     kept = q.submit(RunConfig(), "alice", tag="finetune")
     wait_for(lambda: q.get(kept, "alice").state == "done")
     others = []
@@ -252,7 +252,7 @@ def test_100_queued_jobs_run_first_in_first_out_apart_from_the_teachers():
         emit(Done({}))
         return {}
 
-    q = JobQueue(run, max_finished=50)
+    q = JobQueue.started(run, max_finished=50)
     first = q.submit(RunConfig(seed=0), owner="s0")  # takes the worker
     while q.get(first, "s0").state != "running":
         time.sleep(0.01)
@@ -280,9 +280,9 @@ def test_100_queued_jobs_run_first_in_first_out_apart_from_the_teachers():
 @pytest.mark.fast
 def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
     from tlcore.core.messages import LearnerError
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
 
-    q = JobQueue(lambda *a: None, caps=Caps(max_epochs=5, max_image_size=96))
+    q = JobQueue.started(lambda *a: None, limits=ClassLimits(max_epochs=5, max_image_size=96))
     with pytest.raises(LearnerError, match="up to 5") as refused:
         q.submit(RunConfig(epochs=6), owner="a")
     assert refused.value.message.key == "caps.over" and refused.value.message.values["setting"] == "epochs"
@@ -291,8 +291,23 @@ def test_a_run_over_the_class_limits_is_refused_with_the_limit_named():
     assert q.active_for("a") is None  # nothing was queued
 
 
+def test_a_queue_given_a_function_for_its_limits_checks_each_start_against_them_as_they_are_then():
+    """The server's queue reads the class file when used (class_limits.load): a teacher's edit holds
+    from the next Start, no restart."""
+    from tlcore.core.messages import LearnerError
+    from tlcore.serve.class_limits import ClassLimits
+
+    now = {"limits": ClassLimits(max_epochs=5)}
+    q = JobQueue.started(lambda *a: None, limits=lambda: now["limits"])
+    with pytest.raises(LearnerError, match="up to 5"):
+        q.submit(RunConfig(epochs=6), owner="a")
+    now["limits"] = ClassLimits(max_epochs=8)  # the teacher raised it
+    q.submit(RunConfig(epochs=6), owner="a")
+    assert q.limits.max_epochs == 8
+
+
 def test_a_run_past_the_time_limit_is_stopped_and_says_why():
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
 
     def endless(config, emit, should_stop):
         step = 0
@@ -301,7 +316,7 @@ def test_a_run_past_the_time_limit_is_stopped_and_says_why():
             step += 1
         emit(Cancelled(step))
 
-    q = JobQueue(endless, caps=Caps(max_seconds=0.3))
+    q = JobQueue.started(endless, limits=ClassLimits(max_seconds=0.3))
     job = q.submit(RunConfig(), owner="a")
     assert wait_for(lambda: q.get(job, "a").state not in ("queued", "running"), timeout=60)  # endless, but for the limit
     view = q.get(job, "a")
@@ -311,7 +326,7 @@ def test_a_run_past_the_time_limit_is_stopped_and_says_why():
 @pytest.mark.fast
 def test_the_teacher_sees_every_job_by_nickname_and_can_cancel_any():
     gate = threading.Event()
-    q = JobQueue(gated_run(gate))
+    q = JobQueue.started(gated_run(gate))
     a = q.submit(RunConfig(), owner="secret-owner-a")
     while q.get(a, "secret-owner-a").state != "running":
         time.sleep(0.01)
@@ -346,7 +361,7 @@ def test_a_closed_tabs_run_is_cancelled_but_a_background_tab_or_a_reload_keeps_i
             time.sleep(0.01)
         emit(Cancelled(0))
 
-    q, store, connected = JobQueue(endless, stale_after_s=0.6), LearnerStore(), {"tab-1"}
+    q, store, connected = JobQueue.started(endless, stale_after_s=0.6), LearnerStore(), {"tab-1"}
     store.bind_session("tab-1", "learner-a")
     job = q.submit(RunConfig(), owner="learner-a")
     assert wait_for(lambda: asked, timeout=60)
@@ -381,7 +396,7 @@ def test_twenty_thousand_new_sessions_do_not_end_a_background_tabs_run_as_closed
     from studio.server import keep_connected_runs_alive
 
     gate = threading.Event()
-    q = JobQueue(lambda config, emit, should_stop: gate.wait(30) and None)
+    q = JobQueue.started(lambda config, emit, should_stop: gate.wait(30) and None)
     store = LearnerStore(max_learners=100, busy=lambda who: q.active_for(who) is not None)
     store.bind_session("background-tab", "learner-a")
     job = q.submit(RunConfig(), owner="learner-a")
@@ -414,7 +429,7 @@ def test_a_finished_job_gives_its_freed_heap_back_to_the_system():
         emit(Done({"val_acc": 1.0}))
         return {}
 
-    q = JobQueue(run)
+    q = JobQueue.started(run)
     q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: "rss" in peak)
     # Freed memory goes back once the job is over (measured: a default fine-tune left ~650 MB resident).
@@ -434,7 +449,7 @@ def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
         return {}
 
     here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    q = JobQueue(run, nice=5)
+    q = JobQueue.started(run, nice=5)
     q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: "worker" in seen)
     assert seen["worker"] == min(19, here + 5)  # the worker thread only
@@ -444,7 +459,7 @@ def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
 @pytest.mark.fast
 def test_a_teacher_who_unlocks_after_pressing_start_moves_to_the_front():
     gate = threading.Event()
-    q = JobQueue(gated_run(gate))
+    q = JobQueue.started(gated_run(gate))
     running = q.submit(RunConfig(), owner="s0")
     while q.get(running, "s0").state != "running":
         time.sleep(0.01)
@@ -472,7 +487,7 @@ def test_a_base_exception_in_a_run_fails_that_job_and_the_worker_serves_the_next
             raise error
         return make_run(steps=2, delay=0)(config, emit, should_stop)
 
-    q = JobQueue(raising)
+    q = JobQueue.started(raising)
     workers = [t for t in threading.enumerate() if t.name == "tlcore-worker-0" and t in q._threads]
     bad = q.submit(RunConfig(strategy="full"), "alice")
     assert wait_for(lambda: q.get(bad, "alice").state == "failed")
@@ -484,7 +499,7 @@ def test_a_base_exception_in_a_run_fails_that_job_and_the_worker_serves_the_next
 
 def test_a_stop_reason_is_written_under_the_queue_lock():
     gate = threading.Event()
-    q = JobQueue(make_run(steps=5, delay=0, gate=gate), stale_after_s=60)
+    q = JobQueue.started(make_run(steps=5, delay=0, gate=gate), stale_after_s=60)
     job_id = q.submit(RunConfig(), "alice")
     assert wait_for(lambda: q.get(job_id, "alice").state == "running")
     job = q._jobs[job_id]
@@ -505,12 +520,12 @@ def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
     from tlcore.serve.store import RunStore
 
     path = tmp_path / "runs.sqlite"
-    first = JobQueue(make_run(steps=2, delay=0), store=RunStore(path))
+    first = JobQueue.started(make_run(steps=2, delay=0), store=RunStore(path))
     old = first.submit(RunConfig(), "alice", tag="finetune")
     assert wait_for(lambda: first.get(old, "alice").state == "done")
 
     store = RunStore(path)
-    q = JobQueue(make_run(steps=2, delay=0), store=store)
+    q = JobQueue.started(make_run(steps=2, delay=0), store=store)
     real_load = store.load
 
     loading, loaded = threading.Event(), threading.Event()
@@ -540,7 +555,7 @@ def test_restoring_a_stored_run_reads_and_decodes_off_the_queue_lock(tmp_path):
 def test_one_run_per_client_address_where_the_class_file_says_so():
     """Three cookies from one address held three places; with `one_run_per_address` the second
     is refused. An unknown address (None: this machine, no request) is allowed, and so is the teacher."""
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
     from tlcore.serve.jobs import AddressLimitError
 
     gate = threading.Event()
@@ -550,7 +565,7 @@ def test_one_run_per_client_address_where_the_class_file_says_so():
             time.sleep(0.01)
         emit(Done({}))
 
-    q = JobQueue(run, caps=Caps(one_run_per_address=True))
+    q = JobQueue.started(run, limits=ClassLimits(one_run_per_address=True))
     first = q.submit(RunConfig(), owner="cookie-1", address="10.0.0.5")
     with pytest.raises(AddressLimitError):
         q.submit(RunConfig(), owner="cookie-2", address="10.0.0.5")
@@ -564,7 +579,7 @@ def test_one_run_per_client_address_where_the_class_file_says_so():
     assert wait_for(lambda: q.active_for("cookie-1") is None)
     q.submit(RunConfig(), owner="cookie-2", address="10.0.0.5")  # ... nor counts: the place is free again
 
-    plain = JobQueue(run, caps=Caps())  # off by default: a class behind one NAT shares an address
+    plain = JobQueue.started(run, limits=ClassLimits())  # off by default: a class behind one NAT shares an address
     for i in range(3):
         plain.submit(RunConfig(), owner=f"cookie-{i}", address="10.0.0.5")
     assert plain.learners_by_address() == {"10.0.0.5": 3}

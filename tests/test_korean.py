@@ -133,26 +133,21 @@ def test_a_refused_upload_and_its_skipped_files_are_explained_in_korean():
 
 def test_the_class_page_is_korean_for_the_teacher_too(monkeypatch):
     """Locked and unlocked (the job list, the share link's explanation), with a run listed."""
-    from tlcore.serve import class_limits
 
     monkeypatch.setenv("TLS_TEACHER_SECRET", "a-teacher-secret")
-    class_limits.load.cache_clear()
-    try:
-        at = app("pages/3_finetune.py")
-        at.button(key="start").click().run()
-        wait_until_done(at, "finetune")
-        at.switch_page("pages/6_class.py").run()
-        at.text_input(key="teacher_secret").input("a-teacher-secret")
-        at.button[0].click()
-        at.run()
-        at.query_params["lang"] = "ko"
-        at.session_state["lang"] = "ko"
-        at.run()
-        assert not at.exception
-        assert any("교사 모드" in s.value for s in at.success)
-        assert english_in(at) == []
-    finally:
-        class_limits.load.cache_clear()
+    at = app("pages/3_finetune.py")
+    at.button(key="start").click().run()
+    wait_until_done(at, "finetune")
+    at.switch_page("pages/6_class.py").run()
+    at.text_input(key="teacher_secret").input("a-teacher-secret")
+    at.button[0].click()
+    at.run()
+    at.query_params["lang"] = "ko"
+    at.session_state["lang"] = "ko"
+    at.run()
+    assert not at.exception
+    assert any("교사 모드" in s.value for s in at.success)
+    assert english_in(at) == []
 
 
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -199,7 +194,7 @@ def test_the_fine_tuned_models_classes_in_try_it_are_korean_like_the_preview():
 def test_a_finished_race_names_its_strategies_in_korean():
     from tlcore.serve.jobs import JobQueue
 
-    queue = JobQueue(fake_run)
+    queue = JobQueue.started(fake_run)
     english = app("pages/4_compare.py", queue=queue, owner="racer")
     english.button(key="race_start").click().run()
     assert wait_until_done(english, "race") == "done"

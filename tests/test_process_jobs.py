@@ -22,7 +22,7 @@ def make_queue():
 
     def make(run_fn, **kwargs):
         kwargs.setdefault("cpu", cores.plan(2))
-        q = ProcessJobQueue(run_fn, **kwargs)
+        q = ProcessJobQueue.started(run_fn, **kwargs)
         made.append(q)
         return q
 

@@ -153,7 +153,7 @@ def make_queue(cluster):
     made = []
 
     def make(run_fn, **kwargs):
-        made.append(RayJobQueue(run_fn, **kwargs))
+        made.append(RayJobQueue.started(run_fn, **kwargs))
         return made[-1]
 
     yield make
@@ -195,7 +195,7 @@ def test_a_run_trains_on_a_worker_and_its_events_stream_to_the_page(make_queue, 
     # Same interface, same rules: nobody else sees it, and the store has it for after a restart.
     assert q.get(job, "bob") is None and q.cancel(job, "bob") is False
     assert q.snapshot() == {"running": 0, "waiting": 0} and q.active_for("alice") is None
-    restarted = JobQueue(make_run(), store=RunStore(tmp_path / "runs.sqlite"))
+    restarted = JobQueue.started(make_run(), store=RunStore(tmp_path / "runs.sqlite"))
     assert restarted.get(job, "alice").runs[0].events[:-1] == run.events[:-1]
 
 
@@ -304,7 +304,7 @@ from tlcore.train.config import RunConfig
 from tlcore.serve.ray_jobs import RayJobQueue
 from tests.helpers.fakes import make_run, wait_for
 from tools.pace import within
-q = RayJobQueue(make_run(steps=10_000, delay=0.01), address={address!r})
+q = RayJobQueue.started(make_run(steps=10_000, delay=0.01), address={address!r})
 assert q.wait_joined(within(60)).state == "connected", q.cluster_status()
 out = {{}}
 job = q.submit(RunConfig(), owner="alice")
@@ -455,7 +455,7 @@ from tlcore.train.config import RunConfig
 from tlcore.serve.ray_jobs import RayJobQueue
 from tests.helpers.fakes import make_run
 from tools.pace import within
-q = RayJobQueue(make_run(steps=10_000, delay=0.01), address={address!r})
+q = RayJobQueue.started(make_run(steps=10_000, delay=0.01), address={address!r})
 assert q.wait_joined(within(60)).state == "connected", q.cluster_status()
 SPIN = "import os\\nparent = os.getppid()\\nwhile os.getppid() == parent: pass"
 busy = []
@@ -544,7 +544,7 @@ def test_a_crashed_ray_driver_costs_its_run_never_the_server_and_the_class_train
     again, where Stop still stops them."""
     from tlcore.serve.ray_driver import RayDriverQueue
 
-    q = RayDriverQueue(make_run(steps=10_000, delay=0.01), address=driver_env.address)
+    q = RayDriverQueue.started(make_run(steps=10_000, delay=0.01), address=driver_env.address)
     try:
         assert q.wait_joined(90).state == "connected", q.cluster_status()
         job = q.submit(RunConfig(), owner="alice")

@@ -48,7 +48,7 @@ def test_a_setting_is_read_when_used_parsed_as_its_kind_and_a_bad_value_says_wha
     monkeypatch.setenv("TLS_TRAIN_IN_PROCESS", "yes")
     assert settings.get("TLS_TRAIN_IN_PROCESS") is True
     monkeypatch.delenv("TLS_STORED_RUNS_PER_LEARNER", raising=False)
-    assert settings.get("TLS_STORED_RUNS_PER_LEARNER") is None  # the class file's, else caps' own default
+    assert settings.get("TLS_STORED_RUNS_PER_LEARNER") is None  # the class file's, else ClassLimits' own default
     monkeypatch.setenv("TLS_WORKER_NICE", "ten")
     with pytest.raises(ValueError, match=r"TLS_WORKER_NICE='ten' is not a whole number; .* e\.g\. TLS_WORKER_NICE=10"):
         settings.get("TLS_WORKER_NICE")

@@ -149,7 +149,7 @@ def test_a_cpu_queue_keeps_freed_memory_while_it_trains_and_gives_glibc_its_own_
     calls, trims = [], []
     monkeypatch.setattr(machine, "keep_freed_memory", lambda keep=True: calls.append(keep) or True)
     monkeypatch.setattr(machine, "return_freed_memory", lambda: trims.append(len(calls)))
-    q = JobQueue(make_run(steps=3, delay=0.01), cpu=cores.plan(2, workers=1, threads=1))
+    q = JobQueue.started(make_run(steps=3, delay=0.01), cpu=cores.plan(2, workers=1, threads=1))
     for owner in ("a", "b"):
         job = q.submit(RunConfig(), owner=owner)
         q.wait_until_ended(job, owner, 10)
@@ -158,7 +158,7 @@ def test_a_cpu_queue_keeps_freed_memory_while_it_trains_and_gives_glibc_its_own_
             time.sleep(0.01)
     assert calls == [True, False, True, False]  # kept while each job trains, glibc's own once the queue is idle
     assert trims == [2, 4]  # and the freed memory given back after each job, once the setting is off
-    gpu = JobQueue(make_run(steps=1, delay=0), gpus=1, pin=lambda i: None)
+    gpu = JobQueue.started(make_run(steps=1, delay=0), gpus=1, pin=lambda i: None)
     calls.clear()
     job = gpu.submit(RunConfig(), owner="c")
     gpu.wait_until_ended(job, "c", 10)

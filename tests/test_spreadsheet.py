@@ -68,7 +68,7 @@ def test_formula_cells_and_column_names_of_a_frame_are_escaped_and_numbers_kept(
 
 def test_formula_in_a_run_name_or_tag_is_escaped_in_the_runs_export(tmp_path):
     path = tmp_path / "runs.sqlite"
-    q = JobQueue(make_run(steps=1, delay=0), store=RunStore(path))
+    q = JobQueue.started(make_run(steps=1, delay=0), store=RunStore(path))
     job = q.submit(RunConfig(), "alice-secret", labels=[LINK], tag="@SUM(1+1)")
     assert wait_for(lambda: q.get(job, "alice-secret").state == "done")
 

@@ -58,11 +58,11 @@ def finished_job(q: JobQueue, owner: str, configs, tag: str) -> str:
 
 def test_a_restart_loses_no_finished_run_and_shows_it_only_to_its_learner(tmp_path):
     path = tmp_path / "runs.sqlite"
-    before = JobQueue(run_with_mistakes, store=RunStore(path))
+    before = JobQueue.started(run_with_mistakes, store=RunStore(path))
     race = finished_job(before, "alice-secret-cookie", RACE, "race")
     seen = before.get(race, "alice-secret-cookie")
 
-    after = JobQueue(make_run(), store=RunStore(path))  # the server restarted: nothing in memory
+    after = JobQueue.started(make_run(), store=RunStore(path))  # the server restarted: nothing in memory
     assert after.latest("alice-secret-cookie", "race") == race
     assert after.latest("alice-secret-cookie", "finetune") is None and after.latest("bob", "race") is None
     back = after.get(race, "alice-secret-cookie")
@@ -84,12 +84,12 @@ def test_a_restart_loses_no_finished_run_and_shows_it_only_to_its_learner(tmp_pa
 def test_runs_queued_or_running_at_a_restart_come_back_interrupted(tmp_path):
     path = tmp_path / "runs.sqlite"
     gate = threading.Event()
-    old = JobQueue(make_run(steps=5, delay=0, gate=gate), store=RunStore(path))
+    old = JobQueue.started(make_run(steps=5, delay=0, gate=gate), store=RunStore(path))
     running = old.submit(RunConfig(), "alice", tag="finetune")
     waiting = old.submit(RACE, "bob", tag="race")
     assert wait_for(lambda: old.get(running, "alice").state == "running")
 
-    new = JobQueue(make_run(steps=5, delay=0), store=RunStore(path))  # the old server died here
+    new = JobQueue.started(make_run(steps=5, delay=0), store=RunStore(path))  # the old server died here
     for job, owner, runs in ((running, "alice", 1), (waiting, "bob", 2)):
         view = new.get(job, owner)
         assert view.state == "interrupted" and len(view.runs) == runs
@@ -103,7 +103,7 @@ def test_runs_queued_or_running_at_a_restart_come_back_interrupted(tmp_path):
 @pytest.mark.fast
 def test_the_store_keeps_only_the_latest_runs(tmp_path):
     store = RunStore(tmp_path / "runs.sqlite", max_runs=3)
-    q = JobQueue(make_run(steps=1, delay=0), store=store)
+    q = JobQueue.started(make_run(steps=1, delay=0), store=store)
     jobs = [finished_job(q, f"learner-{i}", RunConfig(), "finetune") for i in range(5)]
     assert store.count() == 3
     assert [store.load(j) is not None for j in jobs] == [False, False, True, True, True]
@@ -112,7 +112,7 @@ def test_the_store_keeps_only_the_latest_runs(tmp_path):
 @pytest.mark.fast
 def test_export_lists_every_stored_run_without_learner_secrets(tmp_path, capsys):
     path = tmp_path / "runs.sqlite"
-    q = JobQueue(run_with_mistakes, store=RunStore(path))
+    q = JobQueue.started(run_with_mistakes, store=RunStore(path))
     race = finished_job(q, "alice-secret", RACE, "race")
     single = finished_job(q, "bob-secret", RunConfig(strategy="full"), "finetune")
 
@@ -142,14 +142,14 @@ def test_export_lists_every_stored_run_without_learner_secrets(tmp_path, capsys)
 
 def test_after_a_restart_the_page_finds_the_learners_last_run(tmp_path):
     path = tmp_path / "runs.sqlite"
-    finished_job(JobQueue(run_with_mistakes, store=RunStore(path)), "alice", RunConfig(), "finetune")
+    finished_job(JobQueue.started(run_with_mistakes, store=RunStore(path)), "alice", RunConfig(), "finetune")
 
     # A new server process: a new queue on the same file, an empty LearnerStore (conftest), Alice's cookie.
-    at = app("pages/3_finetune.py", queue=JobQueue(make_run(), store=RunStore(path)), owner="alice")
+    at = app("pages/3_finetune.py", queue=JobQueue.started(make_run(), store=RunStore(path)), owner="alice")
     ok(at)
     assert any("Finished in" in s.value for s in at.success)
     assert charts(at) and buttons(at, "start")  # her curves again, and Start for a new run
-    stranger = app("pages/3_finetune.py", queue=JobQueue(make_run(), store=RunStore(path)), owner="bob")
+    stranger = app("pages/3_finetune.py", queue=JobQueue.started(make_run(), store=RunStore(path)), owner="bob")
     ok(stranger)
     assert not stranger.success and stranger.session_state["job:finetune"] is None
 
@@ -167,7 +167,7 @@ CREATE INDEX jobs_finished ON jobs (finished_at);
 
 def filled_store(path, learners=6) -> list[str]:
     """A store an earlier class left: finished runs of a few learners (the file closed)."""
-    q = JobQueue(run_with_mistakes, store=RunStore(path))
+    q = JobQueue.started(run_with_mistakes, store=RunStore(path))
     jobs = [finished_job(q, f"earlier-{i}", RunConfig(), "finetune") for i in range(learners)]
     q.store.close()
     return jobs
@@ -196,7 +196,7 @@ def test_the_store_and_its_wal_and_shm_files_are_private(tmp_path):
     os.umask(0o022)  # the usual umask: files would be 0644
     try:
         path = tmp_path / "runs.sqlite"
-        q = JobQueue(run_with_mistakes, store=RunStore(path))
+        q = JobQueue.started(run_with_mistakes, store=RunStore(path))
         finished_job(q, "alice", RunConfig(), "finetune")
         names = [path, tmp_path / "runs.sqlite-wal", tmp_path / "runs.sqlite-shm"]
         assert all(p.exists() for p in names)
@@ -244,14 +244,14 @@ def test_an_unversioned_store_is_migrated_and_keeps_its_runs(tmp_path):
     db.close()
     back = store.load("job-old")
     assert back.state == "done" and back.labels == ["full"] and (back.note, back.priority) == ("", 0)
-    assert JobQueue(make_run(), store=store).get("job-old", "alice").configs[0].strategy == "full"
+    assert JobQueue.started(make_run(), store=store).get("job-old", "alice").configs[0].strategy == "full"
 
 
 @pytest.mark.fast
 def test_why_a_run_was_stopped_and_its_priority_are_stored(tmp_path, capsys):
     path = tmp_path / "runs.sqlite"
     gate = threading.Event()
-    q = JobQueue(make_run(steps=5, delay=0, gate=gate), store=RunStore(path))
+    q = JobQueue.started(make_run(steps=5, delay=0, gate=gate), store=RunStore(path))
     job = q.submit(RunConfig(), "teacher-cookie", tag="finetune", priority=1)
     assert wait_for(lambda: q.get(job, "teacher-cookie").state == "running")
     q.cancel_any(job, "time_limit")
@@ -261,7 +261,7 @@ def test_why_a_run_was_stopped_and_its_priority_are_stored(tmp_path, capsys):
 
     stored = RunStore(path).load(job)
     assert (stored.state, stored.note, stored.priority) == ("cancelled", "time_limit", 1)
-    restarted = JobQueue(make_run(), store=RunStore(path))
+    restarted = JobQueue.started(make_run(), store=RunStore(path))
     assert restarted.get(job, "teacher-cookie").note == "time_limit"
     assert cli.main(["runs", "export", "--db", str(path), "--out", str(tmp_path / "runs.jsonl")]) == 0
     record = json.loads((tmp_path / "runs.jsonl").read_text(encoding="utf-8"))
@@ -270,7 +270,7 @@ def test_why_a_run_was_stopped_and_its_priority_are_stored(tmp_path, capsys):
 
 def test_a_start_with_the_store_locked_goes_on_and_the_run_is_saved_when_the_lock_clears(tmp_path):
     path = tmp_path / "runs.sqlite"
-    q = JobQueue(run_with_mistakes, store=RunStore(path))
+    q = JobQueue.started(run_with_mistakes, store=RunStore(path))
     alice = app("pages/3_finetune.py", queue=q, owner="alice")
     other = hold_lock(path)  # taken during class, after the server opened the file
     try:
@@ -348,7 +348,7 @@ def test_a_damaged_store_is_never_written_and_one_moved_aside_is_replaced(tmp_pa
     filled_store(path)
     damage(path)
     before = path.read_bytes()
-    q = JobQueue(make_run(steps=2, delay=0), store=RunStore(path))
+    q = JobQueue.started(make_run(steps=2, delay=0), store=RunStore(path))
     job = finished_job(q, "alice", RunConfig(), "finetune")
     assert wait_for(lambda: q.store_health().state == "damaged")
     assert q.get(job, "alice").state == "done"  # the class goes on, from memory
@@ -368,7 +368,7 @@ def test_a_store_damaged_mid_class_is_noticed_at_the_next_write_and_never_writte
     good pages in its cache, so only a check on the file itself finds the damage."""
     path = tmp_path / "runs.sqlite"
     filled_store(path)
-    q = JobQueue(make_run(steps=2, delay=0), store=RunStore(path))
+    q = JobQueue.started(make_run(steps=2, delay=0), store=RunStore(path))
     first = finished_job(q, "alice", RunConfig(), "finetune")
     assert q.store.flush(10) and q.store_health().state == "ok"
     page = 4096
@@ -389,7 +389,7 @@ def test_a_file_that_is_not_sqlite_is_left_as_it_is(tmp_path):
     path = tmp_path / "runs.sqlite"
     path.write_text("somebody's notes\n")
     path.chmod(0o644)
-    q = JobQueue(make_run(steps=2, delay=0), store=RunStore(path))
+    q = JobQueue.started(make_run(steps=2, delay=0), store=RunStore(path))
     job = finished_job(q, "alice", RunConfig(), "finetune")
     assert q.store_health().state == "not_sqlite" and q.get(job, "alice").state == "done"
     assert q.latest("alice", "finetune") == job
@@ -400,7 +400,7 @@ def test_a_file_that_is_not_sqlite_is_left_as_it_is(tmp_path):
 @pytest.mark.fast
 def test_a_store_replaced_mid_class_is_noticed_and_a_fresh_one_used_once_it_is_gone(tmp_path):
     path = tmp_path / "runs.sqlite"
-    q = JobQueue(make_run(steps=2, delay=0), store=RunStore(path))
+    q = JobQueue.started(make_run(steps=2, delay=0), store=RunStore(path))
     first = finished_job(q, "alice", RunConfig(), "finetune")
     notes = tmp_path / "notes.txt"
     notes.write_text("not a database\n")
@@ -442,28 +442,23 @@ def test_runs_export_reads_without_changing_the_file_and_fails_in_one_line(tmp_p
 def test_with_teacher_mode_on_only_the_unlocked_teacher_sees_the_store_line(tmp_path, monkeypatch):
 
     from studio import teacher
-    from tlcore.serve import class_limits
     from tlcore.serve.guess_limiter import GuessLimiter
 
     (tmp_path / "class.toml").write_text(f'[teacher]\nsecret = "{SECRET}"\n', encoding="utf-8")
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
     monkeypatch.delenv("TLS_TEACHER_SECRET", raising=False)
     monkeypatch.setattr(teacher, "guard", GuessLimiter(free=teacher.TRIES, per_minute=teacher.SERVER_TRIES))
-    class_limits.load.cache_clear()
-    try:
-        path = tmp_path / "runs.sqlite"
-        path.write_text("not a database\n")
-        q = JobQueue(make_run(), store=RunStore(path))
-        student = page("pages/6_class.py", queue=q, owner="student")
-        ok(student)
-        assert not [w for w in student.warning if "not being saved" in w.value]
-        at = page("pages/6_class.py", queue=q, owner="teacher")
-        unlock(at, SECRET)
-        ok(at)
-        said = [w.value for w in at.warning if "not being saved" in w.value]
-        assert len(said) == 1 and str(path) in said[0] and "not a run store" in said[0]
-    finally:
-        class_limits.load.cache_clear()  # the next test reads its own class file
+    path = tmp_path / "runs.sqlite"
+    path.write_text("not a database\n")
+    q = JobQueue.started(make_run(), store=RunStore(path))
+    student = page("pages/6_class.py", queue=q, owner="student")
+    ok(student)
+    assert not [w for w in student.warning if "not being saved" in w.value]
+    at = page("pages/6_class.py", queue=q, owner="teacher")
+    unlock(at, SECRET)
+    ok(at)
+    said = [w.value for w in at.warning if "not being saved" in w.value]
+    assert len(said) == 1 and str(path) in said[0] and "not a run store" in said[0]
 
 
 # --- quotas per learner (issue 22, item 4) --------------------------------------------------
@@ -527,21 +522,16 @@ def test_the_quotas_per_learner_come_from_the_class_file_or_the_environment(tmp_
     monkeypatch.setenv("TLS_STORED_RUNS_PER_LEARNER", "7")
     monkeypatch.setenv("TLS_STORED_MB_PER_LEARNER", "2.5")
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "none.toml"))
-    class_limits.load.cache_clear()
-    try:
-        limits = class_limits.load()
-        assert (limits.stored_runs_per_learner, limits.stored_mb_per_learner) == (7, 2.5)
-        (tmp_path / "class.toml").write_text("[limits]\nstored_runs_per_learner = 3\n", encoding="utf-8")
-        monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-        class_limits.load.cache_clear()
-        limits = class_limits.load()
-        assert (limits.stored_runs_per_learner, limits.stored_mb_per_learner) == (3, 2.5)  # the file's, then the env's
-        monkeypatch.setenv("TLS_STATE_DIR", str(tmp_path))
-        store = store_module.open_default(limits)
-        assert (store.runs_per_learner, store.bytes_per_learner) == (3, int(2.5 * 2**20))
-        store.close()
-    finally:
-        class_limits.load.cache_clear()
+    limits = class_limits.load()
+    assert (limits.stored_runs_per_learner, limits.stored_mb_per_learner) == (7, 2.5)
+    (tmp_path / "class.toml").write_text("[limits]\nstored_runs_per_learner = 3\n", encoding="utf-8")
+    monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
+    limits = class_limits.load()
+    assert (limits.stored_runs_per_learner, limits.stored_mb_per_learner) == (3, 2.5)  # the file's, then the env's
+    monkeypatch.setenv("TLS_STATE_DIR", str(tmp_path))
+    store = store_module.open_default(limits)
+    assert (store.runs_per_learner, store.bytes_per_learner) == (3, int(2.5 * 2**20))
+    store.close()
 
 
 @pytest.mark.fast

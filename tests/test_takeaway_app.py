@@ -16,7 +16,7 @@ import zipfile
 import pytest
 
 from studio import server
-from tests.helpers.apptest import app, english_in, ok, text_app, wait_until_done
+from tests.helpers.apptest import QUEUE, app, english_in, ok, text_app, wait_until_done
 from tests.helpers.fakes import fake_run, fake_text_run
 from tlcore.models import catalog
 from tlcore.serve.jobs import JobQueue
@@ -131,7 +131,7 @@ def test_a_click_builds_a_zip_that_loads_back(tmp_path, monkeypatch):
     from studio import takehome
 
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
-    queue = JobQueue(workers=0)
+    queue = JobQueue.started(workers=0)
     model_id = queue.shelf.keep("learner-a", Finetuned(model, ("cat", "dog"), 32, "studio_resnet"))
     monkeypatch.setattr(server, "queue", lambda: queue)
     builds = []
@@ -169,7 +169,7 @@ def test_a_text_run_offers_its_model_in_both_languages():
     from tlcore.serve.jobs import JobQueue
 
     at = text_app()
-    at.session_state["_queue_override"] = JobQueue(kept_text_run)
+    at.session_state[QUEUE] = JobQueue.started(kept_text_run)
     at.button(key="text_start").click().run()
     assert wait_until_done(at, "text") == "done"
     at.run()
@@ -216,7 +216,7 @@ def test_two_onnx_downloads_at_once_both_deliver_the_model(monkeypatch):
 
     from studio import takehome
 
-    queue = JobQueue(workers=0)
+    queue = JobQueue.started(workers=0)
     ids = [
         queue.shelf.keep(
             f"learner-{i}",

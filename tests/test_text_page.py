@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers.apptest import CACHED, ok, text_app
+from tests.helpers.apptest import CACHED, ok, queue_of, text_app
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/5_text.py"
@@ -100,7 +100,7 @@ def test_start_runs_a_text_job_and_shows_the_mistakes():
     at = text_app()
     at.button(key="text_start").click().run()
     ok(at)
-    queue = at.session_state["_queue_override"]
+    queue = queue_of(at)
     job = at.session_state["job:text"]
     deadline = time.monotonic() + 20
     while queue.get(job, at.session_state["owner"]).state in ("queued", "running") and time.monotonic() < deadline:
@@ -132,7 +132,7 @@ def test_a_korean_text_run_names_its_classes_in_korean():
 
 
 def wait_done(at: AppTest, slot: str) -> None:
-    queue, me = at.session_state["_queue_override"], at.session_state["owner"]
+    queue, me = queue_of(at), at.session_state["owner"]
     deadline = time.monotonic() + 20
     while queue.get(at.session_state[f"job:{slot}"], me).state in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -190,7 +190,7 @@ def test_compare_races_the_picked_strategies_on_the_same_data():
     at.pills(key="w:text_race_strategies").set_value(["linear_probe", "partial", "lora"]).run()
     at.button(key="text_race_start").click().run()
     ok(at)
-    view = at.session_state["_queue_override"].get(at.session_state["job:text_race"], at.session_state["owner"])
+    view = queue_of(at).get(at.session_state["job:text_race"], at.session_state["owner"])
     assert view.labels == ("linear_probe", "partial", "lora")
     configs = view.configs
     assert [c.strategy for c in configs] == ["linear_probe", "partial", "lora"]
@@ -205,7 +205,7 @@ def test_lora_trains_at_one_rate_on_the_fine_tune_tab_and_in_the_race():
     at.selectbox(key="w:text_strategy").set_value("lora").run()
     at.button(key="text_start").click().run()
     ok(at)
-    queue, me = at.session_state["_queue_override"], at.session_state["owner"]
+    queue, me = queue_of(at), at.session_state["owner"]
     tab = queue.get(at.session_state["job:text"], me).configs[0]
     queue.cancel(at.session_state["job:text"], me)
     from tlcore.train.presets import text_rates as strategy_rates
@@ -240,7 +240,7 @@ def test_the_text_page_uses_the_image_pages_widget_groups():
     at.slider(key="w:text_layer_decay").set_value(0.5).run()
     at.button(key="text_start").click().run()
     ok(at)
-    config = at.session_state["_queue_override"].get(at.session_state["job:text"], at.session_state["owner"]).configs[0]
+    config = queue_of(at).get(at.session_state["job:text"], at.session_state["owner"]).configs[0]
     assert (config.strategy, config.layer_decay, config.freeze_depth) == ("full_llrd", 0.5, 0)
     assert at.slider(key="w:text_layer_decay").label == strings("en")["decay.label"]  # one set of labels
 

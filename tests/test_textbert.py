@@ -293,7 +293,7 @@ def test_the_live_pretraining_learns_and_reports_its_guesses():
 
 @real_files
 def test_the_live_pretraining_is_a_job_of_the_one_queue_that_stops_when_asked():
-    queue = JobQueue(workers=1)  # the server's queue: recipe.run for every task
+    queue = JobQueue.started(workers=1)  # the server's queue: recipe.run for every task
     job = queue.submit(live.live_config(2000, SEED_SENTENCE), "learner-a", ["pretrain"], tag="mlm_live")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -392,6 +392,7 @@ def test_the_masked_word_demo_runs_offline_on_the_studio_bert(lang, monkeypatch)
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_the_live_pretraining_runs_as_a_job_and_shows_its_guesses(lang, monkeypatch):
+    from tests.helpers.apptest import queue_of
     from tests.test_app import ok
 
     at = page(monkeypatch)
@@ -399,7 +400,7 @@ def test_the_live_pretraining_runs_as_a_job_and_shows_its_guesses(lang, monkeypa
     at.text_input(key="mlm_live_sentence").set_value("The cat is on the [MASK].").run()
     at.button(key="mlm_live_start").click().run()
     ok(at)
-    queue = at.session_state["_queue_override"]
+    queue = queue_of(at)
     job = at.session_state["job:mlm_live"]
     deadline = time.monotonic() + 30
     while queue.get(job, at.session_state["owner"]).state != "done" and time.monotonic() < deadline:
@@ -413,11 +414,13 @@ def test_the_live_pretraining_runs_as_a_job_and_shows_its_guesses(lang, monkeypa
 
 
 def test_two_masks_are_refused_before_any_job(monkeypatch):
+    from tests.helpers.apptest import queue_of
+
     at = page(monkeypatch)
     at.text_input(key="mlm_live_sentence").set_value("The [MASK] is on the [MASK].").run()
     at.button(key="mlm_live_start").click().run()
     assert any(strings("en")["mlmlive.one_mask"] in w.value for w in at.warning)
-    assert at.session_state["_queue_override"].active_for(at.session_state["owner"]) is None
+    assert queue_of(at).active_for(at.session_state["owner"]) is None
 
 
 @real_files

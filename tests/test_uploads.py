@@ -528,15 +528,15 @@ def test_a_csv_with_more_labels_than_the_class_allows_is_refused():
 @pytest.mark.fast
 def test_the_queue_refuses_a_folder_with_more_classes_than_the_class_allows(tmp_path):
     from tlcore.core.messages import LearnerError
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
     from tlcore.train.config import RunConfig
 
     for i in range(7):
         (tmp_path / f"class{i}").mkdir()
     config = RunConfig(dataset="folder", data_root=str(tmp_path))
-    Caps(max_classes=10).check(config)
+    ClassLimits(max_classes=10).check_within_limits(config)
     with pytest.raises(LearnerError) as refused:
-        Caps(max_classes=6).check(config)
+        ClassLimits(max_classes=6).check_within_limits(config)
     assert refused.value.message.key == "caps.classes"
 
 
@@ -604,26 +604,21 @@ def test_one_person_with_many_tabs_or_cookies_cannot_fill_the_uploads_and_a_clas
 
 
 def test_a_zip_over_the_sessions_upload_budget_is_refused_in_words_and_leaves_nothing(tmp_path, monkeypatch):
-    from tlcore.serve import class_limits
 
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.05\n", encoding="utf-8")
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-    class_limits.load.cache_clear()
-    try:
-        rng = np.random.default_rng(0)
-        files = {
-            f"{c}/{i}.png": png_bytes((200 * (c == "cats"), 9 * i, 0)) + rng.bytes(8000)  # trailing bytes:
-            for c in ("cats", "dogs")
-            for i in range(4)
-        }  # still a PNG; about 64 KB unpacked, over 0.05 MB
-        at = upload_page(zip_of(files))
-        said = [e.value for e in at.error]
-        assert len(said) == 1 and said[0].startswith(strings("en")["upload.refused"].split("{")[0]), said
-        assert "at most 0.05 MB" in said[0] and "remove your camera pictures" in said[0]
-        folder = at.session_state["_uploads"].path
-        assert not list(folder.glob("images-*"))  # refused before anything was written
-    finally:
-        class_limits.load.cache_clear()
+    rng = np.random.default_rng(0)
+    files = {
+        f"{c}/{i}.png": png_bytes((200 * (c == "cats"), 9 * i, 0)) + rng.bytes(8000)  # trailing bytes:
+        for c in ("cats", "dogs")
+        for i in range(4)
+    }  # still a PNG; about 64 KB unpacked, over 0.05 MB
+    at = upload_page(zip_of(files))
+    said = [e.value for e in at.error]
+    assert len(said) == 1 and said[0].startswith(strings("en")["upload.refused"].split("{")[0]), said
+    assert "at most 0.05 MB" in said[0] and "remove your camera pictures" in said[0]
+    folder = at.session_state["_uploads"].path
+    assert not list(folder.glob("images-*"))  # refused before anything was written
 
 
 def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
@@ -648,47 +643,37 @@ def test_a_new_camera_shot_writes_one_file_and_links_the_others(monkeypatch):
 
 
 def test_a_camera_shot_over_the_upload_budget_is_not_kept_and_the_learner_is_told(tmp_path, monkeypatch):
-    from tlcore.serve import class_limits
 
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.0001\n", encoding="utf-8")  # 105 bytes
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-    class_limits.load.cache_clear()
-    try:
-        at = camera_page()
-        shoot(at, (200, 120, 40))
-        assert not at.exception and not at.error
-        assert counts(at)[0] == "**thumbs up**: 0 pictures"
-        assert any("at most 0.0001 MB" in i.value and "remove your camera pictures" in i.value for i in at.info), [
-            i.value for i in at.info
-        ]
-    finally:
-        class_limits.load.cache_clear()
+    at = camera_page()
+    shoot(at, (200, 120, 40))
+    assert not at.exception and not at.error
+    assert counts(at)[0] == "**thumbs up**: 0 pictures"
+    assert any("at most 0.0001 MB" in i.value and "remove your camera pictures" in i.value for i in at.info), [
+        i.value for i in at.info
+    ]
 
 
 def test_a_csv_over_the_sessions_upload_budget_is_refused_in_words_and_not_written(tmp_path, monkeypatch):
     from tests.helpers.apptest import text_app
-    from tlcore.serve import class_limits
     from tlcore.text import bert as models
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "is_cached", lambda name: False)
     (tmp_path / "class.toml").write_text("[limits]\nupload_mb_per_session = 0.01\n", encoding="utf-8")  # 10 KB
     monkeypatch.setenv("TLS_CLASS_CONFIG", str(tmp_path / "class.toml"))
-    class_limits.load.cache_clear()
-    try:
-        at = text_app()
-        at.radio(key="w:text_source").set_value("upload").run()
-        rows = "".join(
-            f"{'good' if i % 2 else 'bad'} film number {i} {'x' * 40},{'pos' if i % 2 else 'neg'}\n" for i in range(400)
-        )  # about 24 KB
-        at.file_uploader(key="text_upload").set_value(("reviews.csv", ("text,label\n" + rows).encode(), "text/csv"))
-        at.run()
-        said = [e.value for e in at.error]
-        assert len(said) == 1 and said[0].startswith(strings("en")["text.upload_refused"].split("{")[0]), said
-        assert "at most 0.01 MB" in said[0]
-        assert not list(at.session_state["_uploads"].path.glob("text-*"))  # nothing written
-    finally:
-        class_limits.load.cache_clear()
+    at = text_app()
+    at.radio(key="w:text_source").set_value("upload").run()
+    rows = "".join(
+        f"{'good' if i % 2 else 'bad'} film number {i} {'x' * 40},{'pos' if i % 2 else 'neg'}\n" for i in range(400)
+    )  # about 24 KB
+    at.file_uploader(key="text_upload").set_value(("reviews.csv", ("text,label\n" + rows).encode(), "text/csv"))
+    at.run()
+    said = [e.value for e in at.error]
+    assert len(said) == 1 and said[0].startswith(strings("en")["text.upload_refused"].split("{")[0]), said
+    assert "at most 0.01 MB" in said[0]
+    assert not list(at.session_state["_uploads"].path.glob("text-*"))  # nothing written
 
 
 @pytest.mark.fast
@@ -744,21 +729,21 @@ def test_where_each_device_has_its_own_address_many_cookies_of_one_address_uploa
     """Issue 54: twenty cookies of one script on one address each had a session's room (300 MB)
     up to the address's 1 GB. With `one_run_per_address` (each device its own address, as the
     shipped class.example.toml says), one address holds what one session may."""
-    from tlcore.serve.class_limits import Caps
+    from tlcore.serve.class_limits import ClassLimits
     from tlcore.serve.upload_folders import UploadFolders
 
-    assert Caps().address_upload_mb == Caps().upload_mb_per_address  # a class behind one NAT: as before
-    per_device = Caps(one_run_per_address=True, upload_mb_per_session=1.0, upload_mb_per_address=0.0)
+    assert ClassLimits().address_upload_mb == ClassLimits().upload_mb_per_address  # a class behind one NAT: as before
+    per_device = ClassLimits(one_run_per_address=True, upload_mb_per_session=1.0, upload_mb_per_address=0.0)
     assert per_device.address_upload_mb == 1.0  # no address bound of its own: a session's
-    assert Caps(one_run_per_address=True, upload_mb_per_session=3.0, upload_mb_per_address=2.0).address_upload_mb == 2.0
-    assert Caps(one_run_per_address=True, upload_mb_per_session=0.0, upload_mb_per_address=0.0).address_upload_mb == 0.0
+    assert ClassLimits(one_run_per_address=True, upload_mb_per_session=3.0, upload_mb_per_address=2.0).address_upload_mb == 2.0
+    assert ClassLimits(one_run_per_address=True, upload_mb_per_session=0.0, upload_mb_per_address=0.0).address_upload_mb == 0.0
 
     mb = 2**20
     folders = UploadFolders(is_connected=lambda _s: True, base=tmp_path, session_mb=1.0, total_mb=100.0)
     for cookie in ("script-1", "script-2"):
         folders.get(cookie, cookie, "192.0.2.9")
     (folders.get("script-1").slot("images-a") / "x.bin").write_bytes(b"\0" * int(0.8 * mb))
-    folders.check_room("script-2", int(0.8 * mb), address_mb=Caps().address_upload_mb)  # per cookie: room
+    folders.check_room("script-2", int(0.8 * mb), address_mb=ClassLimits().address_upload_mb)  # per cookie: room
     with pytest.raises(UploadError) as refused:
         folders.check_room("script-2", int(0.8 * mb), address_mb=per_device.address_upload_mb)
     assert refused.value.message.key == "upload.address_full"

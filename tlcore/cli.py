@@ -23,9 +23,15 @@ import importlib
 import sys
 from pathlib import Path
 
+from tlcore.core import settings
+from tlcore.core.events import History
 from tlcore.core.progress import ProgressPrinter
 from tlcore.core.spreadsheet import safe_cell, safe_frame
+from tlcore.data import datasets
+from tlcore.models import backbones, catalog
+from tlcore.train import presets
 from tlcore.train.config import RunConfig, add_config_args, config_from_args
+from tlcore.train.recipe import load_run_data, run
 
 COMMAND_MODULES = [
     "tlcore.cli",  # finetune, compare, prefetch, class-experiment, list, settings
@@ -53,9 +59,6 @@ def _split_list(text: str) -> list[str]:
 
 
 def cmd_finetune(args) -> int:
-    from tlcore.core.events import History
-    from tlcore.train.recipe import run
-
     config = config_from_args(args)
     history, printer = History(config.to_dict()), ProgressPrinter(config.strategy)
     result = run(config, lambda e: (history.append(e), printer(e)))
@@ -69,7 +72,7 @@ def cmd_finetune(args) -> int:
         f = result.forgetting
         print(f"ImageNet photos recognised through the old head: {f['before']}/{f['total']} pretrained, {f['after']} now")
     if args.save_model:
-        from tlcore.takehome import model_files as takehome
+        from tlcore.takehome import model_files as takehome  # here: its file formats load only for --save-model
 
         sizes = takehome.save(result.model.on_cpu(), args.save_model, metrics=result)  # no server: the run's own model
         print(f"wrote {args.save_model}: " + ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in sizes.items()))
@@ -86,8 +89,6 @@ def cmd_finetune(args) -> int:
 
 def compare(base: RunConfig, strategies: list[str], *, quiet: bool = False) -> list[dict]:
     """Run several strategies on the same data and seed; one row per strategy."""
-    from tlcore.train.recipe import load_run_data, run
-
     data = load_run_data(base)  # load once: every strategy sees exactly the same examples
     rows = []
     for name in strategies:
@@ -123,15 +124,12 @@ def cmd_compare(args) -> int:
 
 
 def cmd_prefetch(args) -> int:
-    from tlcore.data import datasets
-    from tlcore.models import backbones, catalog
-
     failures = 0
     for name in _split_list(args.backbones):
         try:
             spec = catalog.backbone(name)
             if spec.family == "text":
-                from tlcore.text.bert import prefetch_text
+                from tlcore.text.bert import prefetch_text  # here: it imports transformers
 
                 print(prefetch_text([name]))
             elif spec.pretrained_on == "synthetic":
@@ -152,8 +150,6 @@ def cmd_prefetch(args) -> int:
 
 
 def cmd_settings(_args) -> int:
-    from tlcore.core import settings
-
     print(settings.table())
     set_now = [s for s in settings.SETTINGS if settings.raw(s.name)]
     print("\nset now:" if set_now else "\nnone set now: every default holds")
@@ -164,8 +160,6 @@ def cmd_settings(_args) -> int:
 
 
 def cmd_list(_args) -> int:
-    from tlcore.models import catalog
-
     print("backbones:")
     for name in catalog.backbone_names():
         spec = catalog.backbone(name)
@@ -179,8 +173,6 @@ def cmd_list(_args) -> int:
 
 
 def _preset_defaults() -> dict:
-    from tlcore.train import presets
-
     return {k: v for k, v in presets.image().to_dict().items() if k != "seed"}
 
 
@@ -188,7 +180,7 @@ def cmd_class_experiment(args) -> int:
     import csv
     import statistics
 
-    from tlcore.serve import classroom
+    from tlcore.serve import classroom  # here: the class server's package, for this one command
 
     factor = args.factor
     if factor not in classroom.FACTORS:

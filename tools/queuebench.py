@@ -65,7 +65,7 @@ def run_plan(plan: CpuPlan, configs: list, where: str = "thread", nice: int = 0)
     if where == "process":
         from tlcore.serve.process_jobs import ProcessJobQueue
 
-        q = ProcessJobQueue(cpu=plan, warm=True)
+        q = ProcessJobQueue.started(cpu=plan, warm=True)
         q.pool.take().wait_ready(600)  # its warm-up done before the clock starts (returned below)
         q.pool.give_back(q.pool._keeper, True)
     elif where == "server":
@@ -73,7 +73,7 @@ def run_plan(plan: CpuPlan, configs: list, where: str = "thread", nice: int = 0)
 
         q = serve.server_queue()  # what a class server runs here: one worker per GPU where there are GPUs
     else:
-        q = JobQueue(cpu=plan, nice=nice)
+        q = JobQueue.started(cpu=plan, nice=nice)
     cpu0, t0 = sum(os.times()[:2]), time.perf_counter()
     ids = [(q.submit(c, owner=f"learner-{i}"), f"learner-{i}") for i, c in enumerate(configs)]
     while any(q.get(j, o).state in ("queued", "running") for j, o in ids):

@@ -46,7 +46,7 @@ def measure(demo: bool, races: int) -> list[dict]:
         recipe.warm_up(config)
     default = presets.image()
     configs = [default] if demo else [default.replace(strategy=s) for s in RACE]
-    queue = JobQueue(cpu=cores.plan())
+    queue = JobQueue.started(cpu=cores.plan())
     rows = []
     for i in range(races):
         before = resource.getrusage(resource.RUSAGE_SELF)

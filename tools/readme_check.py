@@ -66,7 +66,7 @@ def _page_looks_right(url: str) -> str:
     return "" if errors == 0 and title else f"title {title!r}, {errors} error box(es)"
 
 
-def check(clone: Path, tests: bool, wait_s: float) -> int:
+def check_commands(clone: Path, tests: bool, wait_s: float) -> int:
     run_cmd, test_cmd = readme_commands((ROOT / "README.md").read_text(encoding="utf-8"))
     t0 = time.monotonic()
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     p.add_argument("--wait", type=float, default=1800, help="seconds the install and start may take (default %(default)s)")
     args = p.parse_args(argv)
     clone = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="tls-readme-")) / "studio"
-    return check(clone, args.tests, args.wait)
+    return check_commands(clone, args.tests, args.wait)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def _filled(path: Path) -> None:
     from tlcore.train.config import RunConfig
 
     store = RunStore(path)
-    q = JobQueue(fake_run, store=store)
+    q = JobQueue.started(fake_run, store=store)
     for i in range(12):
         job = q.submit(RunConfig(), f"earlier-{i}", tag="finetune")
         while q.get(job, f"earlier-{i}").state != "done":
@@ -73,7 +73,7 @@ def locked_during_class(hold: float) -> str:
 
     path = Path(tempfile.mkdtemp(prefix="tls-faults-")) / "runs.sqlite"
     store = RunStore(path)
-    q = JobQueue(fake_run, store=store)
+    q = JobQueue.started(fake_run, store=store)
     a = _page("pages/3_finetune.py", q, "learner-a")  # a page open before the lock
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN EXCLUSIVE")
@@ -128,7 +128,7 @@ def changed_during_class(fault: str) -> str:
 
     path = Path(tempfile.mkdtemp(prefix="tls-faults-")) / "runs.sqlite"
     _filled(path)
-    q = JobQueue(fake_run, store=RunStore(path))
+    q = JobQueue.started(fake_run, store=RunStore(path))
     a = _page("pages/3_finetune.py", q, "learner-a")  # a page open before the change
     if fault == "damaged-during-class":
         _damage(path)

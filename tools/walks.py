@@ -163,7 +163,7 @@ def finished_run():
 
     config = RunConfig(dataset="digits", val_per_class=6, batch_size=20, **SMALL)
     result = run(config, lambda _event: None, data=load_run_data(config))
-    queue = JobQueue(workers=0)
+    queue = JobQueue()  # (not started: it only keeps the model)
     learner = "walker"
     model_id = queue.shelf.keep(learner, result.model.on_cpu())
     return queue, learner, replace(result, model_id=model_id)
@@ -176,7 +176,7 @@ def download_walk() -> Walk:
     from tlcore.takehome.record import RunMetrics, TakeHome
 
     queue, learner, result = finished_run()
-    server_queue, server.queue = server.queue, lambda: queue  # the server's queue: the one that ran it
+    server_queue, server.job_queue = server.job_queue, lambda: queue  # the server's queue: the one that ran it
     walk = Walk("download")
     try:
         with tempfile.TemporaryDirectory() as tmp, Tracer(walk) as tracer:
@@ -190,7 +190,7 @@ def download_walk() -> Walk:
             for part in ("weights", "onnx"):
                 takehome.bundle_or_note(learner, result.model_id, part, card)
     finally:
-        server.queue, takehome._folder = server_queue, None
+        server.job_queue, takehome._folder = server_queue, None
     return walk
 
 
@@ -205,7 +205,7 @@ def run_walk() -> Walk:
         st.session_state[key] = value
     walk = Walk("run")
     with Tracer(walk, until=("tlcore.train.strategies", "set_frozen")) as tracer:
-        queue = JobQueue(workers=1)  # its worker thread starts under the tracer
+        queue = JobQueue.started(workers=1)  # its worker thread starts under the tracer
         tracer.recording = True
         config = widgets.config_from_state(widgets.DataChoice("digits"))
         job = queue.submit(config, "walker", tag="finetune", keep_model=True)

@@ -23,7 +23,7 @@ from studio.feedback import error as show_error
 from studio.i18n import current_lang, explain_error, t
 from studio.learner import owner
 from studio.results import chart_text
-from studio.server import queue
+from studio.server import job_queue
 from studio.state import callback, job_id
 
 LIVE_SLOT = "mlm_live"
@@ -155,7 +155,7 @@ def live_pretraining_ui() -> None:
     st.markdown(t("mlmlive.intro", steps=LIVE.steps, layers=LIVE.layers, hidden=LIVE.hidden))
     st.text_input(t("mlmlive.sentence"), value=SEED_SENTENCE, key="mlm_live_sentence", max_chars=200)
     job = job_id(LIVE_SLOT)
-    view = queue().get(job, owner()) if job else None
+    view = job_queue().get(job, owner()) if job else None
     running = view is not None and view.state in ("queued", "running")
     left, right = st.columns(2)
     # Both buttons act in their callbacks, before the script runs (as every Start does): the
@@ -174,7 +174,7 @@ def live_pretraining_ui() -> None:
 
         @st.fragment(run_every=1.0)
         def poll():
-            current = queue().get(job, owner())
+            current = job_queue().get(job, owner())
             if current is None:
                 return
             _draw_live(current)
@@ -199,7 +199,7 @@ def _live_config():
 
 @callback
 def _stop_live(job: str) -> None:
-    queue().cancel(job, owner())
+    job_queue().cancel(job, owner())
 
 
 def _draw_live(view) -> None:

@@ -1,25 +1,53 @@
 """The app without a browser (streamlit.testing.v1.AppTest): one factory for a page with a
 test queue in its session, and what the tests read back from it.
 
+The pages use the server's one queue and class (studio.server.job_queue and class_room, from
+tlcore.serve.jobs.shared_queue and tlcore.serve.classroom.shared). Importing this module patches
+those two for the test process: inside an AppTest run whose session holds a queue under `QUEUE`
+(or a class under `CLASSROOM`), that one is the server's for the session; anywhere else the real
+one. So each AppTest may have a queue of its own, and two may share one (two learners, one server).
+
 Not for: the app in Chromium (tests.helpers.browser).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
 from pathlib import Path
 
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.testing.v1 import AppTest
 
 from tests.helpers.fakes import fake_run, fake_text_run, jpeg
+from tlcore.serve import classroom, jobs
 from tlcore.serve.jobs import JobQueue
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 PAGES = ["pages/1_pretraining.py", "pages/2_strategy.py", "pages/3_finetune.py", "pages/4_compare.py"]
-SECRET = "correct horse battery"  # long enough (caps.MIN_SECRET_CHARS)
+SECRET = "correct horse battery"  # long enough (class_limits.MIN_SECRET_CHARS)
 CACHED: set[str] = set()  # the text models a test pretends are on this machine
+QUEUE, CLASSROOM = "test:queue", "test:classroom"  # a session's own queue and class, given by its test
+
+
+def _the_sessions_own(real, key: str):
+    """`real`, except inside an AppTest run whose session holds an object under `key`: that one."""
+
+    @functools.wraps(real)
+    def shared(*args, **kwargs):
+        if get_script_run_ctx() is not None and key in st.session_state:
+            return st.session_state[key]
+        return real(*args, **kwargs)
+
+    return shared
+
+
+if not hasattr(jobs.shared_queue, "__wrapped__"):  # once per process
+    jobs.shared_queue = _the_sessions_own(jobs.shared_queue, QUEUE)
+    classroom.shared = _the_sessions_own(classroom.shared, CLASSROOM)
 
 
 def app(
@@ -49,7 +77,7 @@ def app(
     for key, value in (state or {}).items():
         at.session_state[key] = value
     if not use_server_queue:
-        at.session_state["_queue_override"] = queue or JobQueue(run_fn)
+        at.session_state[QUEUE] = queue or JobQueue.started(run_fn)
     if owner is not None:
         at.session_state["owner"] = owner
     at.run()
@@ -66,7 +94,7 @@ def page(path: str, *, queue: JobQueue | None, owner: str, query: dict | None = 
     for key, value in (query or {}).items():
         at.query_params[key] = value
     if queue is not None:
-        at.session_state["_queue_override"] = queue
+        at.session_state[QUEUE] = queue
     at.session_state["owner"] = owner
     at.run()
     at.switch_page(path)
@@ -80,7 +108,7 @@ def text_app(*, lang: str = "en", cached=()) -> AppTest:
     CACHED.update(cached)
     at = AppTest.from_file(str(ROOT / "frame.py"), default_timeout=90)
     at.query_params["lang"] = lang
-    at.session_state["_queue_override"] = JobQueue(fake_text_run)
+    at.session_state[QUEUE] = JobQueue.started(fake_text_run)
     at.run()
     at.switch_page("pages/5_text.py")
     at.run()
@@ -92,12 +120,16 @@ def ok(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
-def job_of(at: AppTest, slot: str):
-    """The view of the session's job in `slot`, asked for as the session itself."""
+def queue_of(at: AppTest) -> JobQueue:
+    """The queue the session's pages use: its test's own, else the server's."""
     from studio.server import job_queue
 
-    queue = at.session_state["_queue_override"] if "_queue_override" in at.session_state else job_queue()
-    return queue.get(at.session_state[f"job:{slot}"], at.session_state["owner"])
+    return at.session_state[QUEUE] if QUEUE in at.session_state else job_queue()
+
+
+def job_of(at: AppTest, slot: str):
+    """The view of the session's job in `slot`, asked for as the session itself."""
+    return queue_of(at).get(at.session_state[f"job:{slot}"], at.session_state["owner"])
 
 
 def wait_until_done(at: AppTest, slot: str, timeout: float = 20.0) -> str:

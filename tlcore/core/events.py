@@ -14,6 +14,9 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from tlcore.core.messages import message_of
+from tlcore.core.spreadsheet import safe_frame
+
 
 @dataclass(frozen=True)
 class Started:
@@ -146,8 +149,6 @@ class Failed:
 
     @classmethod
     def of(cls, error: BaseException) -> Failed:
-        from tlcore.core.messages import message_of
-
         message = message_of(error)
         return cls(str(error), message.key, dict(message.values)) if message else cls(str(error))
 
@@ -233,8 +234,6 @@ class HistorySnapshot:
     def to_csv(self, path=None) -> str:
         """`to_dataframe` as CSV text (written to `path` too, when given); layer group names in
         the headers, and any text cell, never start a formula (tlcore.core.spreadsheet)."""
-        from tlcore.core.spreadsheet import safe_frame
-
         text = safe_frame(self.to_dataframe()).to_csv(index=False)
         if path is not None:
             with open(path, "w", encoding="utf-8") as f:

@@ -2,7 +2,7 @@
 
 A settings dataclass (RunConfig, PretrainConfig, MlmConfig) declares each setting once with
 `setting(default, help, choices, lo, hi)`. From that one declaration come the value checks
-(`check`) and the command-line flags (`add_flags`: one --flag per field, its help, type,
+(`check_value`) and the command-line flags (`add_flags`: one --flag per field, its help, type,
 choices, range and default), so a flag's help cannot drift from the field's. Not for: the
 app's widgets (their tooltips are translated lessons) nor flags that are no field (--out).
 """
@@ -21,7 +21,7 @@ def setting(default, help: str, choices: tuple | None = None, lo=None, hi=None):
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "lo": lo, "hi": hi})
 
 
-def check(field: dataclasses.Field, value: Any) -> None:
+def check_value(field: dataclasses.Field, value: Any) -> None:
     """Raise LearnerError (a ValueError) when `value` is not of the field's kind, in its range
     [lo..hi] or among its choices."""
     meta = field.metadata
@@ -51,7 +51,7 @@ def help_text(field: dataclasses.Field) -> str:
 
 
 class _Checked(argparse.Action):
-    """Stores a flag's value after `check`: a value out of range raises LearnerError, which
+    """Stores a flag's value after `check_value`: a value out of range raises LearnerError, which
     tlcore.cli.main prints as one `error: ...` line before the command starts."""
 
     def __init__(self, option_strings, dest, *, field: dataclasses.Field, **kwargs):
@@ -59,7 +59,7 @@ class _Checked(argparse.Action):
         self.field = field
 
     def __call__(self, _parser, namespace, value, _option_string=None) -> None:
-        check(self.field, value)
+        check_value(self.field, value)
         setattr(namespace, self.dest, value)
 
 

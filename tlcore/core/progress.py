@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, Started, StepEvent
+
 
 class ProgressPrinter:
     """An `emit` that draws a tqdm progress bar from the event stream."""
@@ -20,8 +22,6 @@ class ProgressPrinter:
     def __call__(self, event) -> None:
         from tqdm import tqdm
 
-        from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, Started, StepEvent
-
         self.history.append(event)
         if self.quiet:
             return
@@ -29,7 +29,7 @@ class ProgressPrinter:
             self.bar = tqdm(
                 total=event.total_steps, desc=self.label or "train", unit="step", leave=True, dynamic_ncols=True, file=sys.stderr
             )
-            from tlcore.core.metrics import Trainable
+            from tlcore.core.metrics import Trainable  # here: metrics imports torch
 
             tqdm.write(
                 f"{self.label} on {event.device}: {event.train_size} train / {event.val_size} val, "

@@ -219,7 +219,7 @@ def decode_files(
 
 def check_class_count(n: int, cap: int, name: str) -> None:
     """Refuse a dataset with more than `cap` classes, before anything is decoded or trained
-    (the class's limit, tlcore.serve.class_limits.Caps.max_classes: a results page grows with its square)."""
+    (the class's limit, tlcore.serve.class_limits.ClassLimits.max_classes: a results page grows with its square)."""
     from tlcore.core.messages import LearnerError
 
     if n > cap:

@@ -61,7 +61,7 @@ class UploadLimits:
     max_ratio: int = 200  # uncompressed / compressed; real images compress < 10x
     max_pixels: int = 40_000_000  # one decoded image (width * height)
     max_total_pixels: int = 250_000_000  # decoded by all images together (JPEGs decode reduced): bounds CPU time
-    max_classes: int = 100  # class folders (the class's limit, tlcore.serve.class_limits.Caps.max_classes, where a page reads it)
+    max_classes: int = 100  # class folders (the class's limit: tlcore.serve.class_limits.ClassLimits.max_classes)
 
 
 def read_zip(

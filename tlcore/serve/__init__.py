@@ -39,22 +39,22 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
     a class's pages and its training compete for the cores more than for the interpreter, and the
     warm process costs about 750 MB (docs/class-experiment.md). A `run_fn` of a test's own always
     trains in the server's threads."""
-    from tlcore.serve import cores, jobs, machine
+    from tlcore.serve import cores, jobs, machine  # here: the package's own import must stay light (jobs loads torch)
 
     address = settings.get("TLS_RAY_ADDRESS")
     if address:
         try:
             if settings.get("TLS_RAY_DRIVER") == "here":
-                from tlcore.serve.ray_jobs import RayJobQueue
+                from tlcore.serve.ray_jobs import RayJobQueue  # here: it imports ray
 
-                return RayJobQueue(address=address, **kwargs)
+                return RayJobQueue.started(address=address, **kwargs)
             import importlib.util
 
             if importlib.util.find_spec("ray") is None:  # the driver process needs it; the server never imports it
                 raise ImportError("Ray is not installed (pip install 'ray>=2.52')")
-            from tlcore.serve.ray_driver import RayDriverQueue
+            from tlcore.serve.ray_driver import RayDriverQueue  # here: only with a cluster
 
-            return RayDriverQueue(address=address, **kwargs)
+            return RayDriverQueue.started(address=address, **kwargs)
         except Exception as error:  # noqa: BLE001 -- ImportError, ConnectionError, ...
             logging.getLogger(__name__).error(
                 "TLS_RAY_ADDRESS=%s: Ray not usable (%s: %s); training on this machine instead",
@@ -64,14 +64,14 @@ def server_queue(*, warm: bool = False, **kwargs) -> JobQueue:
             )
     gpus = machine.local_gpus()
     if gpus:
-        return jobs.JobQueue(gpus=gpus, **kwargs)  # N GPUs: N workers, one per GPU
-    limits = kwargs.get("caps")
+        return jobs.JobQueue.started(gpus=gpus, **kwargs)  # N GPUs: N workers, one per GPU
+    limits = jobs.QueueOptions(limits=kwargs.get("limits")).limits_now()  # as the class file says now
     cpu = cores.plan(workers=limits.cpu_workers if limits else 0, threads=limits.threads_per_job if limits else 0)
     logging.getLogger(__name__).info(
         "CPU server: %d cores, %d runs at a time, %d threads each when all are busy", cpu.cores, cpu.workers, cpu.threads
     )
     if kwargs.get("run_fn") is None and settings.get("TLS_TRAIN_IN_PROCESS"):
-        from tlcore.serve.process_jobs import ProcessJobQueue
+        from tlcore.serve.process_jobs import ProcessJobQueue  # here: only with TLS_TRAIN_IN_PROCESS
 
-        return ProcessJobQueue(cpu=cpu, warm=warm, **kwargs)
-    return jobs.JobQueue(cpu=cpu, **kwargs)
+        return ProcessJobQueue.started(cpu=cpu, warm=warm, **kwargs)
+    return jobs.JobQueue.started(cpu=cpu, **kwargs)

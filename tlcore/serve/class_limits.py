@@ -5,7 +5,9 @@ memory. The teacher writes the limits (and the teacher-mode secret) in a TOML fi
 path in `$TLS_CLASS_CONFIG`, else `class.toml` beside app.py (see class.example.toml).
 Without a file the defaults below hold. `JobQueue` checks every run against them when it is
 submitted and stops a run that passes `max_seconds`; the pages read them for their widgets'
-ranges and say them.
+ranges and say them. `load()` reads the file when used: an edit holds from the next page drawn,
+except what the server sizes when it starts (its workers and threads, the store's and the
+shelf's quotas, the class's size), which waits for a restart.
 
     [limits]
     max_seconds = 300        # one job (a race counts as one), then it is stopped
@@ -55,9 +57,13 @@ import logging
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tlcore.core import settings
 from tlcore.core.messages import LearnerError
+
+if TYPE_CHECKING:
+    from tlcore.serve.kept_models import KeptModels
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "class.toml"
 MIN_SECRET_CHARS = 12  # shorter secrets are refused: guessed or shoulder-surfed too easily
@@ -84,10 +90,14 @@ ENVIRONMENT = {
     "cpu_workers": "TLS_CPU_WORKERS",
     "threads_per_job": "TLS_THREADS_PER_JOB",
 }
+READS = (*ENVIRONMENT.values(), "TLS_TEACHER_SECRET", "TLS_TEACHER_SECRET_FILE")  # every variable load() reads
 
 
 @dataclass(frozen=True)
-class Caps:
+class ClassLimits:
+    """The class's limits on a run and on what each learner keeps, and the teacher's secret:
+    what `load()` reads from class.toml (each field's meaning in the module's docstring)."""
+
     max_seconds: float = 600.0
     max_epochs: int = 20
     max_per_class: int = 500
@@ -113,7 +123,7 @@ class Caps:
     teacher_secret: str = field(default="", repr=False)  # empty: no teacher mode; never shown
     problems: tuple[str, ...] = field(default=(), compare=False)  # "secret_short", "secret_misplaced", "secret_file"
 
-    def check(self, config) -> None:
+    def check_within_limits(self, config) -> None:
         """Refuse a RunConfig that passes a limit, saying which and what to choose instead."""
         for name, value, cap in (
             ("epochs", config.epochs, self.max_epochs),
@@ -124,7 +134,7 @@ class Caps:
             if value > cap:
                 raise LearnerError("caps.over", setting=name, value=value, cap=cap)
         if config.dataset == "folder" and config.data_root and Path(config.data_root).is_dir():
-            from tlcore.data.datasets import check_class_count
+            from tlcore.data.datasets import check_class_count  # here: datasets imports torch
 
             check_class_count(
                 sum(1 for d in Path(config.data_root).iterdir() if d.is_dir()), self.max_classes, Path(config.data_root).name
@@ -140,11 +150,11 @@ class Caps:
         bounds = [mb for mb in (self.upload_mb_per_address, self.upload_mb_per_session) if mb > 0]
         return min(bounds) if bounds else 0.0
 
-    def shelf(self):
+    def kept_models(self) -> KeptModels:
         """A shelf of fine-tuned models within these limits (tlcore.serve.kept_models)."""
-        from tlcore.serve.kept_models import Shelf
+        from tlcore.serve.kept_models import KeptModels  # here: it imports torch, which the pages' limits never need
 
-        return Shelf(self.kept_models_per_learner, self.kept_mb_per_learner, self.kept_mb_total)
+        return KeptModels(self.kept_models_per_learner, self.kept_mb_per_learner, self.kept_mb_total)
 
     @property
     def teacher_mode(self) -> bool:
@@ -159,18 +169,39 @@ def path() -> Path:
     return Path(settings.get("TLS_CLASS_CONFIG") or DEFAULT_FILE)
 
 
-@functools.cache
-def load(file: str | None = None) -> Caps:
-    """The limits in force: the class file's, over the environment's quotas (ENVIRONMENT), over
+def load(file: str | None = None) -> ClassLimits:
+    """The limits in force now: the class file's, over the environment's quotas (ENVIRONMENT), over
     the defaults; the secret from the environment wins over the file's. A broken file (or a
-    quota in the environment that is no number) is an error the teacher sees at start."""
+    quota in the environment that is no number) is an error the teacher sees.
+
+    Read when used: a call looks at the file's identity (inode, size, modification time) and at
+    the variables it reads (a few microseconds) and parses again only when one changed, so a
+    teacher's edit holds from the next page drawn, without a restart (a page reads the limits
+    several times a run: parsing each time cost about 1.3 ms)."""
     where = Path(file) if file else path()
+    environment = tuple(settings.raw(var) for var in READS)
+    secret_file = settings.raw("TLS_TEACHER_SECRET_FILE")
+    return _parsed(where, _identity(where), environment, _identity(Path(secret_file)) if secret_file else None)
+
+
+def _identity(file: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is written or replaced: inode, size, modification time (None: no file)."""
+    try:
+        stat = file.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(where: Path, _file_id: tuple | None, _environment: tuple, _secret_id: tuple | None) -> ClassLimits:
+    """The limits from `where` and the environment; the other arguments are the cache's key only."""
     values: dict = {k: _typed(k, settings.raw(var)) for k, var in ENVIRONMENT.items() if settings.raw(var)}
     problems: list[str] = []
     if where.exists():
         with open(where, "rb") as fh:
             data = tomllib.load(fh)
-        known = {f.name for f in fields(Caps)} - {"teacher_secret", "problems"}
+        known = {f.name for f in fields(ClassLimits)} - {"teacher_secret", "problems"}
         limits = dict(data.get("limits", {}))
         misplaced = limits.pop("teacher_secret", None) or limits.pop("secret", None)
         unknown = sorted(set(limits) - known)
@@ -195,7 +226,7 @@ def load(file: str | None = None) -> Caps:
             len(secret),
             MIN_SECRET_CHARS,
         )
-    return Caps(**values, problems=tuple(problems))
+    return ClassLimits(**values, problems=tuple(problems))
 
 
 def _secret_file(name: str, problems: list[str]) -> str:
@@ -212,7 +243,7 @@ def _secret_file(name: str, problems: list[str]) -> str:
 
 def _typed(name: str, value):
     """A limit's value as its field's type ("25" from the environment, 25 for a float field)."""
-    kind = type(getattr(Caps, name))
+    kind = type(getattr(ClassLimits, name))
     if kind is bool and not isinstance(value, bool):
         raise ValueError(f"limit {name} is true or false, not {value!r}")
     return kind(value)

@@ -24,7 +24,8 @@ loses no finished run: `get` and `latest` read a job back for its owner when mem
 holds it. Past one machine, `tlcore.serve.ray_jobs.RayJobQueue` is this queue with `_run_one`
 training on a Ray cluster; `tlcore.serve.server_queue()` picks one of the two from the environment.
 
-The queue is built from `QueueOptions` (tlcore.serve.queue_options), given whole or as keywords.
+The queue is built from `QueueOptions` (tlcore.serve.queue_options), given whole; `JobQueue.started`
+builds one from keywords and starts its workers (a constructor starts nothing: `start()`).
 
 Not for: a job's record and the views pages draw (tlcore.serve.job_records) or what a queue is
 built from (tlcore.serve.queue_options), both re-exported here; the rows on disk (tlcore.serve.store).
@@ -35,18 +36,22 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import inspect
 import logging
 import queue
 import secrets
 import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
 from tlcore.core.events import Failed, History
 from tlcore.serve import cores, machine
+from tlcore.serve.class_limits import ClassLimits
 from tlcore.serve.job_records import ACTIVE_STATES, HeldDone, Job, JobSummary, JobView, job_from_stored, new_job_id
 from tlcore.serve.queue_options import QueueOptions
 from tlcore.serve.store import FINAL_WAIT_S, StoreHealth, learner_key, pack
+from tlcore.train import recipe, time_estimate
 from tlcore.train.config import RunConfig
 from tlcore.train.device import lower_thread_priority
 from tlcore.train.finetuned import Finetuned
@@ -67,24 +72,18 @@ class JobLimitError(RuntimeError):
 
 class AddressLimitError(JobLimitError):
     """Another learner (cookie) at the same client address already has a job waiting or running,
-    and the class allows one per address (tlcore.serve.class_limits.Caps.one_run_per_address)."""
+    and the class allows one per address (tlcore.serve.class_limits.ClassLimits.one_run_per_address)."""
 
 
 class JobQueue:
     trains_here = True  # its runs train in this process (not in worker processes, not on a cluster)
 
-    def __init__(self, run_fn: RunFn | None = None, *, options: QueueOptions | None = None, **keywords):
-        """The queue built from `options`, or from its settings as keywords (`JobQueue(run_fn,
-        workers=2, caps=caps)`: QueueOptions's fields, each explained there); its workers start at
-        once. run_fn: (config, emit, should_stop) -> result; None: tlcore.train.recipe.run."""
-        if options is None:
-            options = QueueOptions(**keywords)
-        elif keywords:
-            raise TypeError(f"JobQueue: options or keywords, not both ({', '.join(keywords)})")
-        if run_fn is None:
-            from tlcore.train.recipe import run as run_fn
-        self._run_fn = run_fn
-        self.options = options
+    def __init__(self, run_fn: RunFn | None = None, options: QueueOptions | None = None):
+        """The queue built from `options` (QueueOptions: each setting explained there); nothing runs
+        until `start()`. `JobQueue.started(run_fn, workers=2)` builds one from keywords and starts it.
+        run_fn: (config, emit, should_stop) -> result; None: tlcore.train.recipe.run."""
+        self._run_fn = run_fn or recipe.run
+        self.options = options = options or QueueOptions()
         self._jobs: dict[str, Job] = {}
         self._waiting: list[str] = []
         self._lock = threading.Lock()
@@ -94,10 +93,8 @@ class JobQueue:
         self.stale_after_s = options.stale_after_s
         self.max_finished = options.max_finished
         self.on_run_done = options.on_run_done  # e.g. the time estimator learning from every finished run
-        self.caps = options.caps  # the class's limits (tlcore.serve.class_limits): checked at submit, time enforced while running
         self.store = options.store  # finished runs on disk: a restart loses none (tlcore.serve.store)
         self.shelf = options.the_shelf()
-        self._interrupt_unfinished()
         self.cpu = options.cpu_plan()
         self._running = 0  # runs going now (read without the lock: one int)
         self._pages, self._pages_lock = 0, threading.Lock()  # page runs being drawn now (see drawing())
@@ -107,7 +104,29 @@ class JobQueue:
         self.pinned: dict[int, int] = {}  # worker -> GPU, once pinned
         self.nice = options.nice
         self._threads: list[threading.Thread] = []
-        self._start_workers(options.worker_count(), options.pinning())
+
+    @classmethod
+    def started(cls, run_fn: RunFn | None = None, **settings) -> Self:
+        """A queue of this class built from keywords and started: a subclass's own keywords (such as
+        ProcessJobQueue's `warm`, RayJobQueue's `workers`) go to its constructor, the rest are QueueOptions's."""
+        own = inspect.signature(cls.__init__).parameters.keys() - {"self", "run_fn", "options"}
+        options = QueueOptions(**{k: v for k, v in settings.items() if k not in own})
+        return cls(run_fn, options, **{k: v for k, v in settings.items() if k in own}).start()
+
+    def start(self) -> Self:
+        """Begin: what the store holds as unfinished is marked interrupted, and the workers start
+        (one per GPU, else the CPU plan's, else `workers`). Returns the queue."""
+        if self._threads:
+            raise RuntimeError("this queue has started already")
+        self._interrupt_unfinished()
+        self._start_workers(self.options.worker_count(), self.options.pinning())
+        return self
+
+    @property
+    def limits(self) -> ClassLimits | None:
+        """The class's limits now (tlcore.serve.class_limits): checked at submit, the time limit
+        enforced while running; read when used where the options give a function (the server's)."""
+        return self.options.limits_now()
 
     def _interrupt_unfinished(self) -> None:
         """What the store holds as queued or running belonged to a server that stopped: marked
@@ -148,9 +167,10 @@ class JobQueue:
         configs = [configs] if isinstance(configs, RunConfig) else list(configs)
         if not configs:
             raise ValueError("nothing to run")
-        if self.caps is not None:
+        limits = self.limits
+        if limits is not None:
             for config in configs:
-                self.caps.check(config)
+                limits.check_within_limits(config)
         labels = labels or [c.strategy for c in configs]
         with self._lock:
             if any(j.owner == owner and j.active for j in self._jobs.values()):
@@ -178,7 +198,8 @@ class JobQueue:
         return job_id
 
     def _address_taken(self, address: str | None, priority: int) -> bool:  # caller holds the lock
-        if self.caps is None or not self.caps.one_run_per_address or address is None or priority > 0:
+        limits = self.limits
+        if limits is None or not limits.one_run_per_address or address is None or priority > 0:
             return False
         return any(j.active and j.address == address and j.priority == 0 for j in self._jobs.values())
 
@@ -441,7 +462,7 @@ class JobQueue:
         now = time.monotonic()
         if now - job.last_seen > self.stale_after_s:
             note = "closed"  # nobody is watching: free the device for others
-        elif self.caps is not None and job.started is not None and now - job.started > self.caps.max_seconds:
+        elif job.started is not None and (limits := self.limits) is not None and now - job.started > limits.max_seconds:
             note = "time_limit"  # the class's limit: others are waiting
         else:
             return False
@@ -626,8 +647,6 @@ def _work(config: RunConfig) -> float:
     """A run's work in GFLOP by the time estimate's count (0 when it cannot say): a job's runs side
     by side start longest first, so the short ones fill in beside them (a race of four on 2 cores:
     scratch beside full, then the linear probe and partial)."""
-    from tlcore.train import time_estimate
-
     try:
         return time_estimate.work_of(config, *time_estimate.run_sizes(config, time_estimate.num_classes(config))).total_gflop
     except Exception:  # noqa: BLE001 -- an order is a courtesy; an unknown backbone just goes in its place
@@ -642,7 +661,7 @@ def shared_queue_made() -> bool:
     return _shared is not None
 
 
-def shared_queue(make: Callable[[], JobQueue] = JobQueue) -> JobQueue:
+def shared_queue(make: Callable[[], JobQueue] = JobQueue.started) -> JobQueue:
     """The server's one queue, made on first use and kept for the life of the process.
 
     A module global rather than `st.cache_resource`: any browser can send Streamlit's

@@ -39,7 +39,10 @@ class _Kept:
     nbytes: int
 
 
-class Shelf:
+class KeptModels:
+    """Each learner's own fine-tuned models, in memory: the newest `per_learner` within
+    `learner_mb`, everyone's within `total_mb` (the module's docstring says who goes first)."""
+
     def __init__(self, per_learner: int = PER_LEARNER, learner_mb: float = LEARNER_MB, total_mb: float = TOTAL_MB):
         self.per_learner = max(1, int(per_learner))
         self.learner_bytes = int(learner_mb * 2**20)

@@ -47,11 +47,12 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Self
 
 from tlcore.core import settings
 from tlcore.core.events import Cancelled, Failed, History
 from tlcore.core.messages import Message
-from tlcore.serve.jobs import Job, JobQueue, RunFn
+from tlcore.serve.jobs import Job, JobQueue, QueueOptions, RunFn
 from tlcore.train.config import RunConfig
 from tlcore.train.finetuned import Finetuned
 
@@ -257,35 +258,43 @@ class ProcessJobQueue(JobQueue):
     def __init__(
         self,
         run_fn: RunFn | None = None,
+        options: QueueOptions | None = None,
         *,
         warm: bool = False,
         cancel_after_s: float | None = None,
         idle_s: float | None = None,
-        **kwargs,
     ):
         """run_fn: what the worker runs, a module-level function it can import (pickled by name);
         None: tlcore.train.recipe.run. warm: the first process runs the server's warm-up
         (tlcore.train.presets.warm_ups) before its first run. A CPU plan (`cpu`) sizes the pool: one
-        process per core at most, as many runs as the base queue lets go at once."""
+        process per core at most, as many runs as the base queue lets go at once. The pool's first
+        process starts with the queue (`start()`)."""
         self._child_fn = run_fn
         # a run that ignores Stop this long has its process killed ($TLS_PROCESS_CANCEL_AFTER_S)
         self.cancel_after_s = settings.get("TLS_PROCESS_CANCEL_AFTER_S") if cancel_after_s is None else cancel_after_s
         self._busy: dict[int, WorkerProcess] = {}
-        cpu = kwargs.get("cpu")
-        size = cpu.cores if cpu is not None else kwargs.get("workers", 1)
         self.warms_itself = warm  # studio.server then leaves the warm-up to the process
-        self.pool = ProcessPool(size, nice=kwargs.get("nice", 0), warm=warm, idle_s=idle_s)
+        self._warm, self._idle_s = warm, idle_s
+        self.pool: ProcessPool | None = None
+        super().__init__(run_fn or _unused, options)
+
+    def start(self) -> Self:
+        """The pool of training processes (its first one started, warming up when asked), then the queue."""
+        cpu = self.options.cpu
+        size = cpu.cores if cpu is not None else self.options.workers
+        self.pool = ProcessPool(size, nice=self.options.nice, warm=self._warm, idle_s=self._idle_s)
         atexit.register(self.pool.close)
-        super().__init__(run_fn or _unused, **kwargs)
+        return super().start()
 
     def process_ids(self) -> list[int]:
         """Every training process's id (idle or training): the server's memory is theirs too."""
         with self._lock:
             busy = [w.pid for w in self._busy.values()]
-        return sorted({*busy, *self.pool.pids()})
+        return sorted({*busy, *(self.pool.pids() if self.pool else ())})
 
     def close(self) -> None:
-        self.pool.close()
+        if self.pool is not None:
+            self.pool.close()
 
     def _run_one(self, job: Job, config: RunConfig, history: History) -> Finetuned | None:
         """The run in a process of the pool. A process found dead before the run's first event (it
@@ -368,7 +377,7 @@ def _child(fd: int, nice: int, warm: bool) -> None:
     _set_up(nice)
     import torch  # noqa: F401 -- imported once, before the first run is timed
 
-    from tlcore.train import recipe
+    from tlcore.train import recipe  # here: in the worker, after _set_up (its nice, torch's thread wait)
 
     def send(*message) -> None:
         conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -406,10 +415,10 @@ def _child(fd: int, nice: int, warm: bool) -> None:
 def _set_up(nice: int) -> None:
     """The worker's nice, and how torch's threads will wait: both before torch is imported."""
     if nice:  # its nice (absolute: _absolute_nice), whatever the thread that started it had
-        from tlcore.train.device import nice_at_least
+        from tlcore.train.device import nice_at_least  # here: before torch is imported
 
         nice_at_least(nice)
-    from tlcore.serve import cores
+    from tlcore.serve import cores  # here: before torch is imported
 
     cores.wait_briefly()  # before torch is imported (the server's own choice, tlcore.serve.cores)
 
@@ -419,7 +428,7 @@ def _one_run(message: tuple, send: Callable[..., None], should_stop: Callable[[]
     (on the CPU, when the server keeps it; else None)."""
     import torch
 
-    from tlcore.serve import machine
+    from tlcore.serve import machine  # here and below: the worker's modules, loaded after _set_up
     from tlcore.train import recipe
 
     _, run_fn, config, keep_model, threads = message
@@ -444,7 +453,7 @@ def _one_run(message: tuple, send: Callable[..., None], should_stop: Callable[[]
 
 def _warm_up(recipe, should_stop: Callable[[], bool]) -> None:
     """The server's warm-up, here where the runs will find its caches (see studio.server)."""
-    from tlcore.serve import machine
+    from tlcore.serve import machine  # here: in the worker, after _set_up
     from tlcore.train import presets
 
     try:

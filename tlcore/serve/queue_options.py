@@ -15,15 +15,15 @@ from dataclasses import dataclass
 
 from tlcore.core.events import HistorySnapshot
 from tlcore.serve import cores, machine
-from tlcore.serve.class_limits import Caps
-from tlcore.serve.kept_models import Shelf
+from tlcore.serve.class_limits import ClassLimits
+from tlcore.serve.kept_models import KeptModels
 from tlcore.serve.store import RunStore
 from tlcore.train.config import RunConfig
 
 
 @dataclass(frozen=True)
 class QueueOptions:
-    """A queue's settings; `JobQueue(run_fn, workers=2, caps=caps)` builds this from its keywords.
+    """A queue's settings; `JobQueue.started(run_fn, workers=2, limits=limits)` builds this from its keywords.
 
     workers: runs at a time. stale_after_s: a job whose page has not polled this long is
     cancelled (a closed laptop lid does not hold the class's GPU). max_finished: ended jobs kept
@@ -31,12 +31,13 @@ class QueueOptions:
     run (the time estimator learns from it). store: finished runs on disk, so a restart loses none
     (tlcore.serve.store). gpus: with N GPUs, one worker per GPU, worker i pinned to GPU i (its
     thread's current CUDA device, so "cuda" in its runs means that GPU); `pin` does the pinning
-    (torch.cuda.set_device by default). caps: the class's limits (tlcore.serve.class_limits),
-    checked at submit, the time limit enforced while running. nice: the workers' CPU priority is
-    lowered by this much (Linux, per thread; torch's threads a worker starts inherit it), so that
+    (torch.cuda.set_device by default). limits: the class's limits (tlcore.serve.class_limits),
+    checked at submit, the time limit enforced while running; or a function that reads them when
+    used (the server's: class_limits.load, so a teacher's edit holds from the next Start). nice:
+    the workers' CPU priority is lowered by this much (Linux, per thread; torch's threads a worker starts inherit it), so that
     a server's pages are answered first and training takes the rest. shelf: where the models of
     jobs submitted with `keep_model` are kept (tlcore.serve.kept_models; bounded per learner and
-    in all by the class's limits when there are `caps`). cpu: a CPU server's plan
+    in all by the class's limits when there are `limits`). cpu: a CPU server's plan
     (tlcore.serve.cores): its workers, and each run's torch threads set by its worker at the
     run's start and at every step from the runs going and the pages being drawn."""
 
@@ -47,9 +48,9 @@ class QueueOptions:
     store: RunStore | None = None
     gpus: int = 0
     pin: Callable[[int], None] | None = None
-    caps: Caps | None = None
+    limits: ClassLimits | Callable[[], ClassLimits] | None = None
     nice: int = 0
-    shelf: Shelf | None = None
+    shelf: KeptModels | None = None
     cpu: cores.CpuPlan | None = None
 
     def worker_count(self) -> int:
@@ -70,8 +71,14 @@ class QueueOptions:
         """The CPU plan the workers follow: none on a GPU server."""
         return self.cpu if not self.gpus else None
 
-    def the_shelf(self) -> Shelf:
-        """`shelf`, else one bounded by the class's limits, else a shelf of its own defaults."""
+    def limits_now(self) -> ClassLimits | None:
+        """The class's limits as they are now: `limits`, called when it is a function."""
+        return self.limits() if callable(self.limits) else self.limits
+
+    def the_shelf(self) -> KeptModels:
+        """`shelf`, else one bounded by the class's limits (as they are when the queue is made),
+        else a shelf of its own defaults."""
         if self.shelf is not None:
             return self.shelf
-        return self.caps.shelf() if self.caps is not None else Shelf()
+        limits = self.limits_now()
+        return limits.kept_models() if limits is not None else KeptModels()

@@ -34,18 +34,21 @@ driver *is* the class server: every page goes with it. Here the server never joi
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
 
 from tlcore.core import settings
 from tlcore.core.events import Cancelled, Failed, History
 from tlcore.core.messages import Message
-from tlcore.serve.jobs import Job, JobQueue, RunFn
+from tlcore.serve.jobs import Job, JobQueue, QueueOptions, RunFn
 from tlcore.serve.process_jobs import WorkerGone, WorkerProcess, last_step
+from tlcore.train import recipe
 from tlcore.train.config import RunConfig
 from tlcore.train.finetuned import Finetuned
 
@@ -81,8 +84,7 @@ def train_here(
     """A Ray queue's run that finds no cluster (or no driver) trains in this process, one at a
     time (the server was not sized for the cluster's load), and its page says so (JobView.where)."""
     job.where = "local"
-    if run_fn is None:
-        from tlcore.train.recipe import run as run_fn
+    run_fn = run_fn or recipe.run
     returned = None
     with one_at_a_time:
         if not should_stop():
@@ -175,14 +177,14 @@ class RayDriverQueue(JobQueue):
     def __init__(
         self,
         run_fn: RunFn | None = None,
+        options: QueueOptions | None = None,
         *,
         address: str = "auto",
         workers: int | None = None,
         cancel_after_s: float | None = None,
         connect_s: float | None = None,
-        **kwargs,
     ):
-        """As `RayJobQueue`: made at once, the cluster joined in the background (by the driver
+        """As `RayJobQueue`: made at once; started, the cluster joined in the background (by the driver
         process). run_fn: what the runs call, a module-level function the driver (and Ray's workers)
         can import; None: tlcore.train.recipe.run."""
         self.address = address
@@ -197,10 +199,16 @@ class RayDriverQueue(JobQueue):
         self._deaths = 0
         self._closed = False
         self._driver_lock = threading.Lock()
-        super().__init__(run_fn or _unused, workers=self._wanted or 1, **kwargs)
+        self._driver: _Driver | None = None
+        super().__init__(run_fn or _unused, dataclasses.replace(options or QueueOptions(), workers=self._wanted or 1))
+
+    def start(self) -> Self:
+        """The queue's workers, then its driver process (which joins the cluster)."""
+        super().start()
         with self._driver_lock:  # a driver that dies at once finds itself the current one
-            self._driver: _Driver | None = self._start_driver()
+            self._driver = self._start_driver()
         atexit.register(self.close)
+        return self
 
     # --- its driver process ---
     def _start_driver(self) -> _Driver:

@@ -46,6 +46,7 @@ Not for: scheduling policy (the base queue's).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -55,14 +56,16 @@ import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Self
 
 import ray
 
 from tlcore.core import settings
 from tlcore.core.events import FINAL_EVENTS, Cancelled, Failed, History, Started
 from tlcore.core.messages import Message
-from tlcore.serve.jobs import Job, JobQueue, RunFn
+from tlcore.serve.jobs import Job, JobQueue, QueueOptions, RunFn
 from tlcore.serve.ray_driver import ClusterStatus, Relayed, train_here
+from tlcore.train import recipe
 from tlcore.train.config import RunConfig
 from tlcore.train.finetuned import Finetuned
 
@@ -116,9 +119,7 @@ class EventHub:
 def train_remote(run_fn: RunFn | None, config: RunConfig, key: str, hub, keep_model: bool = False):
     """One run on a Ray worker: the trainer's emit and should_stop talk to the EventHub. Returns
     the trained model on the CPU when the server keeps it (`keep_model`), else None."""
-    if run_fn is None:
-        from tlcore.train.recipe import run as run_fn
-
+    run_fn = run_fn or recipe.run
     buffer: list = []
     state = {"flushed": time.monotonic(), "asked": 0.0, "stop": False, "last": None}
 
@@ -258,16 +259,16 @@ class RayJobQueue(JobQueue):
     def __init__(
         self,
         run_fn: RunFn | None = None,
+        options: QueueOptions | None = None,
         *,
         address: str = "auto",
         workers: int | None = None,
         cancel_after_s: float | None = None,
         connect_s: float | None = None,
-        **kwargs,
     ):
-        """Made at once: the cluster is joined in the background (at most `connect_s`,
-        $TLS_RAY_CONNECT_S). Until it is, one worker waits for it; then the queue grows to the
-        cluster's size."""
+        """Made at once; started (`start()`), the cluster is joined in the background (at most
+        `connect_s`, $TLS_RAY_CONNECT_S). Until it is, one worker waits for it; then the queue grows
+        to the cluster's size."""
         self.address = address
         self.connect_s = settings.get("TLS_RAY_CONNECT_S") if connect_s is None else connect_s
         self.cancel_after_s = settings.get("TLS_RAY_CANCEL_AFTER_S") if cancel_after_s is None else cancel_after_s
@@ -283,11 +284,16 @@ class RayJobQueue(JobQueue):
         self._hub = None
         self._hub_lock = threading.Lock()
         # The base class wants a run_fn for its local path; runs go through _run_one here.
-        super().__init__(run_fn or _unused, workers=self._wanted or 1, **kwargs)
+        super().__init__(run_fn or _unused, dataclasses.replace(options or QueueOptions(), workers=self._wanted or 1))
+
+    def start(self) -> Self:
+        """The queue's workers, then the cluster joined (in the background unless already in one)."""
+        super().start()
         if ray.is_initialized():
             self._join()  # already in a cluster (a second queue, the tests): nothing to wait for
         else:
             threading.Thread(target=self._join, name="tlcore-ray-join", daemon=True).start()
+        return self
 
     # --- the cluster ---
     def _join(self) -> None:
@@ -437,7 +443,7 @@ def _driver(fd: int, address: str, workers: int, cancel_after_s: float, connect_
             conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     # stale_after_s: the server watches its learners and says "stop"; this process never decides it.
-    relay = RayJobQueue(
+    relay = RayJobQueue.started(
         None,
         address=address,
         workers=workers or None,

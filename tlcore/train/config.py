@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from tlcore.core import offline
-from tlcore.core.fields import add_flags, check, setting, values
+from tlcore.core.fields import add_flags, check_value, setting, values
 from tlcore.core.messages import LearnerError
 from tlcore.models import catalog
 from tlcore.train import strategies
@@ -110,7 +110,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            check(f, getattr(self, f.name))  # its kind, range and choices
+            check_value(f, getattr(self, f.name))  # its kind, range and choices
         if self.backbone not in catalog.backbone_names() and not offline.is_model_dir(self.backbone):
             raise LearnerError("config.unknown_backbone", value=repr(self.backbone), choices=", ".join(catalog.backbone_names()))
         catalog.load_families()  # the families' tasks and their rules (tlcore.text: mlm), registered

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from tlcore.core.bounded import tensor_bytes
+from tlcore.models.imagenet import probabilities
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,5 @@ def model_bytes(model: torch.nn.Module) -> int:
 
 def class_probabilities(entry: Finetuned, image: np.ndarray) -> list[tuple[str, float]]:
     """The fine-tuned model's probability for each of its task's classes, highest first."""
-    from tlcore.models.imagenet import probabilities
-
     probs = probabilities(entry.model, image, entry.image_size).tolist()
     return sorted(zip(entry.classes, probs), key=lambda item: -item[1])

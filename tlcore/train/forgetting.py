@@ -37,6 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tlcore.models import catalog
+from tlcore.models.imagenet import SAMPLE_PHOTOS, categories, imagenet_model, sample_photo, to_input
+
 SIZE = 224  # ImageNet's resolution
 # photos scored at a time: the same answers, and no activation over 64 MB (24 at once made
 # 115 MB blocks, which the C heap maps fresh from the system every time: tlcore.serve.machine.keep_freed_memory)
@@ -65,8 +68,6 @@ def foolbox_files() -> list[Path]:
 
 def photos() -> tuple[Photo, ...]:
     """Every offline ImageNet photo with a known answer: scikit-image's, then foolbox's."""
-    from tlcore.models.imagenet import SAMPLE_PHOTOS
-
     own = tuple(Photo(p.name, p.accept) for p in SAMPLE_PHOTOS if p.accept)
     validation = tuple(Photo(f.stem, (int(FOOLBOX_NAME.search(f.name).group(2)),), str(f)) for f in foolbox_files())
     return own + validation
@@ -76,8 +77,6 @@ def photos() -> tuple[Photo, ...]:
 def photo_batch(size: int = SIZE) -> tuple[torch.Tensor, tuple[Photo, ...]]:
     """(N, 3, size, size) uint8: every photo, centre square resized, decoded once per process."""
     from PIL import Image
-
-    from tlcore.models.imagenet import sample_photo, to_input
 
     items = photos()
     images = []
@@ -89,15 +88,11 @@ def photo_batch(size: int = SIZE) -> tuple[torch.Tensor, tuple[Photo, ...]]:
 
 def imagenet_head(backbone: str) -> torch.nn.Module:
     """A copy of the backbone's pretrained 1000-class head (pooling + classifier), on the CPU."""
-    from tlcore.models.imagenet import imagenet_model
-
     return copy.deepcopy(imagenet_model(backbone, SIZE).groups["head"]).eval()
 
 
 def applies(backbone: str, strategy: str, pretrained: bool) -> bool:
     """Only an ImageNet-pretrained vision body has an ImageNet head to go back to."""
-    from tlcore.models import catalog
-
     try:
         spec = catalog.backbone(backbone)
     except ValueError:
@@ -134,8 +129,6 @@ def top1(model, head: torch.nn.Module, size: int = SIZE, *, start: int = 0, feat
 def _pretrained(backbone: str, device: str):
     """The pretrained network with its ImageNet head, on `device`, laid out as `measure` lays
     out a fine-tuned body (channels_last), so an unchanged body gets the very same answers."""
-    from tlcore.models.imagenet import imagenet_model
-
     return copy.deepcopy(imagenet_model(backbone, SIZE)).to(device, memory_format=torch.channels_last).eval()
 
 
@@ -187,8 +180,6 @@ def imagenet_statistics(model, backbone: str):
     (short runs average them over the run: tlcore.train.trainer), so a body can fail on ImageNet
     photos because its normalisation now expects grey clothes, with weights that still know
     ImageNet. Scoring both ways tells the two apart."""
-    from tlcore.models.imagenet import imagenet_model
-
     mine, pretrained = _batchnorms(model), _batchnorms(imagenet_model(backbone, SIZE))
     saved = {n: (m.running_mean.clone(), m.running_var.clone()) for n, m in mine.items()}
     try:
@@ -203,8 +194,6 @@ def imagenet_statistics(model, backbone: str):
 
 
 def _same_statistics(model, backbone: str) -> bool:
-    from tlcore.models.imagenet import imagenet_model
-
     pretrained = _batchnorms(imagenet_model(backbone, SIZE))
     return all(
         torch.equal(m.running_mean.cpu(), pretrained[n].running_mean)
@@ -218,8 +207,6 @@ def measure(model, backbone: str) -> dict:
     """The photos the pretrained network recognised and the ones the fine-tuned body recognises
     through the old ImageNet head (after_bn: the same with ImageNet's BatchNorm statistics put
     back, None for a body without BatchNorm). JSON-safe: stored with the run's result."""
-    from tlcore.models.imagenet import categories
-
     t0 = time.perf_counter()
     before = pretrained_top1(backbone, str(next(model.parameters()).device))
     head = imagenet_head(backbone)

@@ -38,7 +38,10 @@ from pathlib import Path
 import torch
 
 from tlcore.core import offline
-from tlcore.data import sources
+from tlcore.core.events import EvalEvent, History, StepEvent
+from tlcore.data import datasets, sources
+from tlcore.models import catalog
+from tlcore.train import recipe, strategies
 from tlcore.train.config import RunConfig, add_config_args
 
 DEFAULT_S_PER_GFLOP = 0.02  # a slow CPU core: only until this machine has measured its own
@@ -58,8 +61,6 @@ def state_file() -> Path:
 def group_gflops(backbone: str, image_size: int) -> tuple[tuple[str, float], ...]:
     """Forward GFLOPs per example of each layer group (a random-init copy: the same compute)."""
     from torch.utils.flop_counter import FlopCounterMode
-
-    from tlcore.models import catalog
 
     spec = catalog.backbone(backbone)
     if spec.family == "text":
@@ -103,8 +104,6 @@ class Work:
 
 def frozen_prefix(config: RunConfig, groups: list[str]) -> tuple[int, set[str]]:
     """(groups cached once, groups frozen for the whole run) for a config's strategy."""
-    from tlcore.train import strategies
-
     if config.strategy == "lora":
         return 0, {groups[0]}
     plan = strategies.plan_for(config, groups)
@@ -159,8 +158,6 @@ def text_tokens(config: RunConfig) -> tuple[float, float]:
 def _text_tokens(
     backbone: str, dataset: str, root: str, per_class: int, val_per_class: int, max_length: int, batch_size: int, seed: int
 ) -> tuple[float, float]:
-    from tlcore.models import catalog
-
     try:
         data = catalog.load_dataset(dataset, per_class=per_class, image_size=0, seed=seed, val_per_class=val_per_class, root=root)
         tokenizer = _tokenizer(backbone)
@@ -321,8 +318,6 @@ def calibrate(config: RunConfig, estimator: Estimator | None = None, steps: int 
     the device's rates for that task: the first estimate is then this machine's own. A text
     model's build time stands for a text run's set-up (its data are a few hundred sentences).
     Returns seconds per GFLOP-unit."""
-    from tlcore.models import catalog
-
     estimator = estimator or shared_estimator()
     y = torch.randint(0, 2, (config.batch_size,))
     t_build = time.perf_counter()
@@ -385,8 +380,6 @@ def time_left(
     the measured epoch time (the mean of the epochs so far), less the time into this one,
     plus `finish_s`, what runs of this kind take after their last evaluation.
     """
-    from tlcore.core.events import EvalEvent, StepEvent
-
     now = time.monotonic() if now is None else now
     started = snap.started
     if started is None or snap.final is not None:
@@ -433,12 +426,9 @@ def learn_from(config: RunConfig, snap, estimator: Estimator | None = None) -> N
 # ----------------------------------------------------------------------------- the check
 
 
-def check(configs: list[RunConfig], estimator: Estimator, print_fn=print) -> list[dict]:
+def check_against_runs(configs: list[RunConfig], estimator: Estimator, print_fn=print) -> list[dict]:
     """Run each config for real and compare: the estimate before it, and time left at
     every epoch's end against the true remaining time. Returns one row per run."""
-    from tlcore.core.events import EvalEvent, History
-    from tlcore.train.recipe import run
-
     rows = []
     for config in configs:
         guess = estimator.estimate(config, num_classes(config))
@@ -452,7 +442,7 @@ def check(configs: list[RunConfig], estimator: Estimator, print_fn=print) -> lis
                 marks.append((snap.times[-1], time_left(snap, snap.times, snap.times[-1], finish_s=estimator.finish_s(config))))
 
         t0 = time.monotonic()
-        result = run(config, emit)
+        result = recipe.run(config, emit)
         end = time.monotonic()
         if result is None:
             raise RuntimeError(f"the run failed: {history.snapshot().final}")
@@ -498,9 +488,6 @@ def register_cli(sub) -> None:
 def _cmd_estimate(args) -> int:
     import tempfile
 
-    from tlcore.data import datasets
-    from tlcore.models import catalog
-
     if args.threads:
         torch.set_num_threads(args.threads)
     backbone = args.backbone or catalog.offline_default()
@@ -521,7 +508,7 @@ def _cmd_estimate(args) -> int:
         estimator = Estimator(Path(tmp) / "timings.json")
         calibrate(configs[0], estimator)
         print("pass 1: rates from a 3-step calibration only")
-        check(configs, estimator)
+        check_against_runs(configs, estimator)
         print("pass 2: rates learnt from pass 1")
-        check(configs, estimator)
+        check_against_runs(configs, estimator)
     return 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -106,6 +106,46 @@ def fused_adamw(model) -> dict:
     return {"fused": True} if params and fits else {}
 
 
+@dataclass
+class Measured:
+    """What `fit` measures on its way, by name: set up before the first epoch, filled in by each,
+    turned into the run's result (tlcore.core.events.RunResult) at the end."""
+
+    started: float  # time.perf_counter() when the run began
+    initial: dict[str, torch.Tensor] | None  # the weights before training (None: no drift to measure)
+    counts: metrics.Trainable
+    cached_depth: int
+    timing: dict  # cache_s, train_s [...], eval_s [...], last_val (val_loss, val_acc)
+    best_val_acc: float = 0.0
+    epoch_rates: list[float] = field(default_factory=list)  # training examples per second, each epoch
+    predictions: torch.Tensor | None = None  # (n_val,) the last evaluation's predicted classes
+
+    def result(self, model: LayerGroups, source: BatchSource, *, steps: int, epochs: int, num_classes: int) -> RunResult:
+        """The finished run's result: accuracies, speed, predictions, confusion and weight drift."""
+        val_loss, val_acc = self.timing.pop("last_val")
+        seconds = time.perf_counter() - self.started
+        predictions, targets = self.predictions.tolist(), source.val_y.tolist()
+        return RunResult(
+            val_acc=val_acc,
+            best_val_acc=self.best_val_acc,
+            val_loss=val_loss,
+            seconds=seconds,
+            examples_per_s=source.n_train * epochs / seconds,
+            # training throughput of the part that trains (a cached prefix is not re-run), the
+            # median epoch: comparable between strategies where whole-run seconds are not
+            train_per_s=float(np.median(self.epoch_rates)),
+            steps=steps,
+            timing=self.timing,
+            trainable_params=self.counts.trainable,
+            total_params=self.counts.total,
+            cached_depth=self.cached_depth,
+            weight_drift=metrics.weight_drift(model, self.initial) if self.initial else {},
+            predictions=predictions,
+            targets=targets,
+            confusion=metrics.confusion_matrix(targets, predictions, num_classes or None),
+        )
+
+
 def fit(
     model: LayerGroups,
     plan: strategies.Plan,
@@ -136,7 +176,7 @@ def fit(
     shape = (tuple(groups), tuple(frozen0), counts.trainable, counts.total, describe_device(device))
     emit(Started(steps.total, opts.epochs, *shape, source.n_train, source.n_val, tuple(classes), cached, **(started_extra or {})))
 
-    best_acc, epoch_rates = 0.0, []
+    seen = Measured(started=t0, initial=initial, counts=counts, cached_depth=cached, timing=timing)
     for epoch in range(1, opts.epochs + 1):
         t_epoch = time.perf_counter()
         train_acc = train_one_epoch(
@@ -155,15 +195,15 @@ def fit(
         if train_acc is None:
             return None
         timing["train_s"].append(time.perf_counter() - t_epoch)
-        epoch_rates.append(source.n_train / timing["train_s"][-1])
+        seen.epoch_rates.append(source.n_train / timing["train_s"][-1])
         t_eval = time.perf_counter()
-        val_loss, val_acc, last_preds = evaluate(model, source, opts.batch_size, autocast)
+        val_loss, val_acc, seen.predictions = evaluate(model, source, opts.batch_size, autocast)
         timing["eval_s"].append(time.perf_counter() - t_eval)
         timing["last_eval_at"], timing["last_val"] = time.perf_counter(), (val_loss, val_acc)
-        best_acc = max(best_acc, val_acc)
-        emit(EvalEvent(epoch, steps.done, val_loss, val_acc, train_acc, time.perf_counter() - t0, epoch_rates[-1]))
+        seen.best_val_acc = max(seen.best_val_acc, val_acc)
+        emit(EvalEvent(epoch, steps.done, val_loss, val_acc, train_acc, time.perf_counter() - t0, seen.epoch_rates[-1]))
 
-    return _result(model, source, opts, counts, steps, timing, initial, cached, classes, t0, best_acc, epoch_rates, last_preds)
+    return seen.result(model, source, steps=steps.done, epochs=opts.epochs, num_classes=len(classes))
 
 
 def _prepare_source(model, plan, source: BatchSource, opts: FitOptions, device: torch.device, autocast) -> tuple[int, dict]:
@@ -178,34 +218,6 @@ def _prepare_source(model, plan, source: BatchSource, opts: FitOptions, device: 
     if cached and not use_bf16(device, opts.precision, train_model=model):
         source.features_to_float()  # bf16 features from the no-grad pass, trained in fp32
     return cached, timing
-
-
-def _result(
-    model, source, opts, counts, steps, timing, initial, cached, classes, t0, best_acc, epoch_rates, last_preds
-) -> RunResult:
-    """The finished run's result: accuracies, speed, predictions, confusion and weight drift."""
-    val_loss, val_acc = timing.pop("last_val")
-    seconds = time.perf_counter() - t0
-    predictions, targets = last_preds.tolist(), source.val_y.tolist()
-    return RunResult(
-        val_acc=val_acc,
-        best_val_acc=best_acc,
-        val_loss=val_loss,
-        seconds=seconds,
-        examples_per_s=source.n_train * opts.epochs / seconds,
-        # training throughput of the part that trains (a cached prefix is not re-run), the
-        # median epoch: comparable between strategies where whole-run seconds are not
-        train_per_s=float(np.median(epoch_rates)),
-        steps=steps.done,
-        timing=timing,
-        trainable_params=counts.trainable,
-        total_params=counts.total,
-        cached_depth=cached,
-        weight_drift=metrics.weight_drift(model, initial) if initial else {},
-        predictions=predictions,
-        targets=targets,
-        confusion=metrics.confusion_matrix(targets, predictions, len(classes) or None),
-    )
 
 
 def train_one_epoch(

@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     takehome = takehome_at(args.rev)
     side = int((args.mb * 2**20 / 4) ** 0.5)
     model = torch.nn.Sequential(torch.nn.Linear(side, side, bias=False))  # (side x side) float32 = args.mb MB
-    queue = JobQueue(workers=0)
+    queue = JobQueue.started(workers=0)
     model_id = queue.shelf.keep("learner", Finetuned(model, ("a", "b"), 32, "studio_resnet"))
-    server.queue = lambda: queue  # the page's server queue, with this shelf
+    server.job_queue = lambda: queue  # the server's queue as the page asks for it (kept_model), with this shelf
     manager = MediaFileManager(MemoryMediaFileStorage("/media"))
     gc.collect()
     start = rss_mb()

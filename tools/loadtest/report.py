@@ -6,7 +6,7 @@ import statistics
 import sys
 from dataclasses import dataclass, field
 
-from tlcore.serve.class_limits import Caps
+from tlcore.serve.class_limits import ClassLimits
 from tools.loadtest.browser import priorities_said
 from tools.loadtest.students import Student
 
@@ -16,7 +16,7 @@ PEAK_TARGET_MB = 3072
 AFTER_TARGET_MB = 300
 # What the server keeps after a class by design, on top: each learner's own fine-tuned model for
 # Try it and the download (tlcore.serve.kept_models, bounded in all by the class's kept_mb_total).
-KEPT_MB = Caps().kept_mb_total
+KEPT_MB = ClassLimits().kept_mb_total
 PRESS_WINDOW_S = 2.0
 LAST_TARGET_S = 180.0  # issue 22: with full-length default jobs, the last student's run ends within 3 min
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tlcore.core.events import History
 from tlcore.serve.classroom.design import MAX_SEEDS, Experiment
 from tlcore.serve.classroom.state import Classroom
+from tlcore.train import recipe
 from tlcore.train.config import RunConfig
 
 
@@ -28,10 +30,7 @@ def run_alone(
     """The class experiment without a class (`python -m tlcore class-experiment`): one virtual
     learner per cell, each cell's run one after the other, filled through the same assignment,
     collection and reuse as in class, so its figures reproduce the projected view's."""
-    from tlcore.core.events import History
-
-    if run is None:
-        from tlcore.train.recipe import run
+    run = run or recipe.run
     room = Classroom(size=MAX_SEEDS * max(len(levels), 1))
     code = room.open()
     exp = room.start_experiment(factor, levels, seeds, base, same_examples=same_examples)

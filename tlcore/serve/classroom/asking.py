@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from tlcore.models import catalog
 from tlcore.serve.classroom import class_file, questions
 from tlcore.serve.classroom.design import Experiment
 from tlcore.serve.classroom.questions import Question, QuestionRefused, TicketQuestion
@@ -30,8 +31,6 @@ ANSWER_SAVE_S = 1.0  # answers are written to the class file at most this often 
 
 def _trained_groups(exp: Experiment) -> list[str]:
     """The layer groups a "which group moves most" question offers: the backbone's, shallow to deep."""
-    from tlcore.models import catalog
-
     try:
         return list(catalog.group_param_counts(exp.base.get("backbone", "")))
     except Exception:  # noqa: BLE001 -- a text model or an unknown backbone: no such question

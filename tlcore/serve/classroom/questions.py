@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tlcore.serve.classroom.design import Experiment
-from tlcore.serve.classroom.stats import TopTwo, level_stats, top_two
+from tlcore.serve.classroom.stats import TopTwo, grad_table, level_stats, top_two
 
 KINDS = ("winner", "accuracy", "beyond_noise", "groups", "own", "claim", "race", "demo")
 # About the teacher's own demo on the projector, not the class experiment: which strategy wins the
@@ -229,8 +229,6 @@ def reveal(q: Question, experiment: Experiment | None) -> Reveal:
         measured = 100 * s.mean if s.mean is not None else None
         spread = 100 * s.sd if s.sd is not None else None
     if q.kind == "groups" and experiment is not None and experiment.id == q.experiment:
-        from tlcore.serve.classroom.stats import grad_table
-
         groups, rows = grad_table(experiment)
         means = {g: max((v for v in row if v is not None), default=None) for g, row in zip(groups, rows, strict=True)}
         means = {g: v for g, v in means.items() if v is not None and g in q.choices}

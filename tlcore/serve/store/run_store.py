@@ -423,7 +423,7 @@ def _size(row: tuple) -> int:
 
 
 def open_default(limits=None) -> RunStore | None:
-    """The server's store, with the class's quotas per learner (`limits`: a tlcore.serve.class_limits.Caps;
+    """The server's store, with the class's quotas per learner (`limits`: a tlcore.serve.class_limits.ClassLimits;
     None: the defaults). A file that cannot be used now (locked, damaged, not SQLite, an
     unwritable folder) still gives a store: it says so in `health()` and writes once it can.
     None only when the store itself cannot be made (logged): the class goes on without it."""
