@@ -71,11 +71,16 @@ class WsStudent:
         return ClientState(query_string="lang=en", page_script_hash=self.page_hash, page_name="finetune", **kw)
 
     async def send_rerun(self, ws, **kw) -> None:
+        import websockets
         from streamlit.proto.BackMsg_pb2 import BackMsg
 
         msg = BackMsg()
         msg.rerun_script.CopyFrom(self.client_state(**kw))
-        await ws.send(msg.SerializeToString())
+        try:
+            await ws.send(msg.SerializeToString())
+        except websockets.ConnectionClosed:
+            if not self.closing:  # a timer's send after the class ended and the socket closed is no figure
+                raise
 
     async def press(self, ws) -> None:
         from streamlit.proto.WidgetStates_pb2 import WidgetState, WidgetStates
