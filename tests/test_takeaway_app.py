@@ -133,7 +133,7 @@ def test_a_click_builds_a_zip_that_loads_back(tmp_path, monkeypatch):
     model = catalog.build_model("studio_resnet", 2, pretrained=False, image_size=32)
     queue = JobQueue.started(workers=0)
     model_id = queue.shelf.keep("learner-a", Finetuned(model, ("cat", "dog"), 32, "studio_resnet"))
-    monkeypatch.setattr(server, "queue", lambda: queue)
+    monkeypatch.setattr(server, "job_queue", lambda: queue)
     builds = []
     real = model_files.write_zip
     monkeypatch.setattr(model_files, "write_zip", lambda *a, **k: (builds.append(a[0]), real(*a, **k))[1])
@@ -226,7 +226,7 @@ def test_two_onnx_downloads_at_once_both_deliver_the_model(monkeypatch):
         )
         for i in range(2)
     ]
-    monkeypatch.setattr(server, "queue", lambda: queue)
+    monkeypatch.setattr(server, "job_queue", lambda: queue)
     got: dict[int, list[str]] = {}
     start = threading.Barrier(4)
 
