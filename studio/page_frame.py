@@ -273,11 +273,11 @@ def class_status(question_slot) -> None:
 def queue_line() -> None:
     # While this browser tab is open, on any page, its run counts as watched: the queue
     # cancels only runs whose tab has gone (no heartbeat for minutes).
-    me = owner()
-    active = job_queue().active_for(me)
+    me, queue = owner(), job_queue()
+    active = queue.active_for(me)
     if active is not None:
-        job_queue().heartbeat(active, me)
-    counts = job_queue().snapshot()
+        queue.heartbeat(active, me)
+    counts = queue.snapshot()
     st.markdown(t("side.queue", running=counts["running"], waiting=counts["waiting"]))
     load_charts_early()
 

@@ -141,7 +141,7 @@ def question_box() -> None:
     answers, the closed one with theirs, or the reveal; nothing while there is no question."""
     room, me = class_room(), owner()
     q = room.current_question()
-    if q is None or not room.is_member(me):
+    if q is None:  # (a learner who left never gets here: the pulse reruns the app first)
         st.empty()  # (the pulse writes here on every run: the place stays its own)
         return
     exp = _experiment_of(q)

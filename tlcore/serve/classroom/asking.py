@@ -127,12 +127,6 @@ class ClassQuestions:
         with self._lock:
             return copy.deepcopy(self.questions[-1]) if self.questions else None
 
-    def question_state(self) -> tuple[str, int, bool, bool] | None:
-        """(id, vote, open, revealed) of the latest question: what a learner's poll compares (no copy)."""
-        with self._lock:
-            q = self.questions[-1] if self.questions else None
-            return (q.id, q.vote, q.open, q.revealed) if q is not None else None
-
     def answered(self) -> tuple[int, int]:
         """(answered, joined) for the open question's current vote: the projector's count."""
         with self._lock:
