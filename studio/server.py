@@ -37,6 +37,8 @@ from tlcore.train.device import lower_thread_priority
 
 # Training runs at a lower CPU priority than the pages (nice +10, TLS_WORKER_NICE to change, 0 to
 # turn off): a class's clicks and a fresh visitor's page are answered first, training takes the rest.
+# A run that starts while other programs keep a core busy trains as their equal instead
+# (tlcore.serve.cores.pages_first): a nice weighs against them too, not only against the pages.
 # A closed tab's run is cancelled after this long (a reload re-attaches well within it). The
 # page's own polling is not the signal: a browser may slow a background tab's timers to once
 # a minute. The websocket is: while any tab of the learner is connected (background tabs

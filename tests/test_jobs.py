@@ -8,13 +8,15 @@ import time
 
 import pytest
 
-from tests.helpers.fakes import Clock, fake_run, make_run, wait_for
+from tests.helpers.fakes import BusyElsewhere, Clock, fake_run, make_run, wait_for
 from tlcore import serve
 from tlcore.core.events import Cancelled, Done, StepEvent
-from tlcore.serve import jobs, machine
+from tlcore.serve import cores, jobs, machine
 from tlcore.serve.jobs import JobLimitError, JobQueue
+from tlcore.serve.queue_options import QueueOptions
 from tlcore.train.config import RunConfig
 from tlcore.train.device import lower_thread_priority
+from tools.pace import within
 
 
 @pytest.mark.fast
@@ -453,6 +455,33 @@ def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
     q.submit(RunConfig(), owner="s1")
     assert wait_for(lambda: "worker" in seen)
     assert seen["worker"] == min(19, here + 5)  # the worker thread only
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # pages keep theirs
+
+
+@pytest.mark.fast
+@pytest.mark.skipif(not lower_thread_priority(0), reason="no per-thread CPU priority on this system")
+def test_on_a_cpu_each_job_starts_behind_the_pages_unless_other_programs_keep_a_core_busy():
+    """Issue 56 item 5: a nice value weighs against every program of the server's scheduler group,
+    so a run beside busy programs trains as their equal; the next quiet one is behind the pages again
+    (a thread cannot raise its own priority back: each job has a thread of its own)."""
+    import os
+
+    seen = []
+
+    def run(config, emit, should_stop):
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        emit(Done({"val_acc": 1.0}))
+        return {}
+
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    q = JobQueue(run, QueueOptions(nice=5, cpu=cores.plan(2)))
+    q.elsewhere = BusyElsewhere(0.0)
+    q.start()
+    for busy, owner in ((0.0, "s1"), (2.0, "s2"), (0.0, "s3"), (0.6, "s4"), (0.4, "s5")):
+        q.elsewhere.value = busy
+        job = q.submit(RunConfig(), owner=owner)
+        assert q.wait_until_ended(job, owner, timeout=within(30))
+    assert seen == [min(19, here + 5), here, min(19, here + 5), here, min(19, here + 5)]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # pages keep theirs
 
 

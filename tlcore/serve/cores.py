@@ -128,6 +128,21 @@ class CpuPlan:
         return max(1, free // max(1, running))
 
 
+def pages_first(elsewhere: float) -> bool:
+    """Does a CPU run start behind the server's pages (its nice raised), with `elsewhere` cores kept
+    busy by other programs (`BusyElsewhere`)? Only while they keep under half a core busy.
+
+    Inside the server, pages first: a class's clicks and a fresh visitor's page are answered
+    while training takes the rest. But a nice value weighs against every program of the same
+    scheduler group (Linux's autogroup puts a terminal session's programs in one), not only the
+    pages: beside two busy loops started from the server's own terminal, a run at nice 10 got
+    about a tenth of a core (tools/neighbours.py). So where other programs keep a core busy the
+    run starts at the server's own priority, an equal of theirs, on fewer threads (`threads_now`).
+    Programs in other groups (other sessions, containers) share the cores with the server's
+    group as a whole, whatever the nice inside it."""
+    return elsewhere < 0.5
+
+
 def per_job(cores: int) -> int:
     """Threads per run when every worker is busy (the table above)."""
     return cores if cores < 4 else 2 if cores < 16 else 4

@@ -75,6 +75,9 @@ class AddressLimitError(JobLimitError):
     and the class allows one per address (tlcore.serve.class_limits.ClassLimits.one_run_per_address)."""
 
 
+IDLE_READ_S = 0.5  # an idle CPU worker reads how busy other programs keep the cores this often (BusyElsewhere)
+
+
 class JobQueue:
     trains_here = True  # its runs train in this process (not in worker processes, not on a cluster)
 
@@ -396,14 +399,20 @@ class JobQueue:
             thread.start()
 
     def _work(self, gpu: int | None = None, pin: Callable[[int], None] | None = None) -> None:
-        if self.nice:
+        nice_per_job = self._nice_per_job()
+        if self.nice and not nice_per_job:
             lower_thread_priority(self.nice)
         if gpu is not None and pin is not None:
             pin(gpu)  # CUDA's current device is per thread: this worker's runs use this GPU
             with self._lock:
                 self.pinned[gpu] = gpu
         while True:
-            self._queue.get()  # one token per submitted job; which job runs is the line's head
+            try:  # one token per submitted job; which job runs is the line's head
+                self._queue.get(timeout=IDLE_READ_S)
+            except queue.Empty:
+                if nice_per_job:
+                    self.elsewhere.cores()  # read while idle too: the next job's start needs a fresh reading
+                continue
             with self._lock:
                 job_id = self._next_unheld()
                 if job_id is None:  # its job was cancelled while waiting
@@ -418,8 +427,11 @@ class JobQueue:
             ):  # training on the CPU: its tensors' memory is reused, not faulted in again
                 machine.keep_freed_memory()
             try:
-                self._pace()
-                self._run_job(job)
+                if nice_per_job:
+                    on_a_thread_of_its_own(self._train, job, name=f"{threading.current_thread().name}-job")
+                else:
+                    self._pace()
+                    self._run_job(job)
             except BaseException as error:  # noqa: BLE001 -- whatever escapes one job, the worker serves the next
                 logging.getLogger(__name__).exception("job %s: the worker caught %s", job.id, type(error).__name__)
                 with self._lock:
@@ -433,6 +445,20 @@ class JobQueue:
             if self.cpu is not None and self.trains_here and idle:
                 machine.keep_freed_memory(False)
             machine.return_freed_memory()
+
+    def _nice_per_job(self) -> bool:
+        """On a CPU, each job's nice is chosen at its start (`_train`); elsewhere the worker's holds."""
+        return bool(self.nice) and self.cpu is not None and self.trains_here
+
+    def _train(self, job: Job) -> None:
+        """A job on a CPU, in a thread of its own (torch's threads it starts inherit its nice): behind
+        the pages (nice +`self.nice`) while no other program keeps a core busy, else an equal of
+        those programs (see tlcore.serve.cores.pages_first). Linux lets a thread lower its priority
+        but not raise it again, so the next job starts from the worker's priority in a new thread."""
+        if cores.pages_first(self.elsewhere.cores()):
+            lower_thread_priority(self.nice)
+        self._pace()
+        self._run_job(job)
 
     def hold(self, held: Callable[[Job], bool] | None) -> None:
         """Hold the waiting jobs for which `held(job)` is true (a teacher's "pause all": the
@@ -674,3 +700,20 @@ def shared_queue(make: Callable[[], JobQueue] = JobQueue.started) -> JobQueue:
         if _shared is None:
             _shared = make()
         return _shared
+
+
+def on_a_thread_of_its_own(fn: Callable[..., object], *args, name: str) -> None:
+    """fn(*args) in a new thread, waited for; what it raises is raised here."""
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            fn(*args)
+        except BaseException as error:  # noqa: BLE001 -- handed to the caller, who decides
+            raised.append(error)
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    thread.join()
+    if raised:
+        raise raised[0]

@@ -35,7 +35,8 @@ class QueueOptions:
     checked at submit, the time limit enforced while running; or a function that reads them when
     used (the server's: class_limits.load, so a teacher's edit holds from the next Start). nice:
     the workers' CPU priority is lowered by this much (Linux, per thread; torch's threads a worker starts inherit it), so that
-    a server's pages are answered first and training takes the rest. shelf: where the models of
+    a server's pages are answered first and training takes the rest; on a CPU, each job's own thread, and only while no
+    other program keeps a core busy (tlcore.serve.cores.pages_first). shelf: where the models of
     jobs submitted with `keep_model` are kept (tlcore.serve.kept_models; bounded per learner and
     in all by the class's limits when there are `limits`). cpu: a CPU server's plan
     (tlcore.serve.cores): its workers, and each run's torch threads set by its worker at the
