@@ -9,9 +9,10 @@ One convention for every command (tlcore.core.commands):
    defaults={...})` (its help, type, range and choices are RunConfig's, only the default may be
    the command's own), and the command's other flags as a small dataclass of its own
    (`Flags(BenchOptions)`, pretrain's PretrainConfig, pretrain-text's MlmConfig).
-3. One spelling for one meaning, made once in tlcore.core.commands: --out (where results go),
-   --threads (CPU threads for torch, 0 = torch's default), --seeds (a count, or a comma-separated
-   list: each command's help says which).
+3. One spelling for one meaning: --out (where the results go; its help says what it is),
+   --threads (CPU threads for torch, 0 = torch's default) and --seeds (a count, or a
+   comma-separated list: each command's help says which), the last two made once in
+   tlcore.core.commands.
 A bad command line or setting is one `error: ...` line and exit code 2, not a traceback.
 """
 
@@ -216,14 +217,14 @@ def cmd_class_experiment(args) -> int:
 
 @dataclass(frozen=True)
 class FinetuneOptions:
-    out: str = commands.out("", "folder for history.csv, history.json and config.json")
+    out: str = setting("", "folder for history.csv, history.json and config.json")
     save_model: str = setting("", "folder for the trained model: safetensors, ONNX, settings (see python -m tlcore predict)")
 
 
 @dataclass(frozen=True)
 class CompareOptions:
     strategies: str = setting("scratch,linear_probe,partial,full", "comma-separated strategies")
-    out: str = commands.out("", "CSV file for the results table")
+    out: str = setting("", "CSV file for the results table")
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,7 @@ class ClassExperimentOptions:
         "each seed draws its own training and validation examples too (off: every cell trains and is "
         "measured on the examples --seed draws, so the seeds vary the training only and cells share features)",
     )
-    out: str = commands.out("", "CSV file for every run (cell, level, seed, accuracy per epoch, seconds)")
+    out: str = setting("", "CSV file for every run (cell, level, seed, accuracy per epoch, seconds)")
 
 
 FINETUNE = Command(

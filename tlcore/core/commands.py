@@ -13,8 +13,8 @@ checked before the command starts. A command lives beside its work and registers
 itself: tlcore.cli lists every command in one place. A bad command line is one `error: ...`
 line and exit code 2 (`Parser`), never a traceback; `run(args) -> int` is the exit code.
 
-Flags that mean the same in several commands are made here, spelled once: `out`, `threads`,
-`seed_count`, `seeds` (a list). Not for: the commands' work, nor tools/ scripts (not the product).
+Flags that mean the same in several commands are made here, once: `threads`, `seed_count` and
+`seeds` (a list). Not for: the commands' work, nor tools/ scripts (not the product's command line).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class Parser(argparse.ArgumentParser):
 
 def add_commands(parser: argparse.ArgumentParser, commands, *, dest: str = "command", metavar: str = "COMMAND") -> None:
     """Each of `commands` as a subcommand of `parser`, in order (`--help` lists them so)."""
-    sub = parser.add_subparsers(dest=dest, required=True, metavar=metavar, help="one of these:")
+    sub = parser.add_subparsers(dest=dest, required=True, metavar=metavar, help=f"one of the {metavar.lower()}s below")
     seen = set()
     for command in commands:
         if command.name in seen:
@@ -113,11 +113,6 @@ def main(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
 
 
 # ----------------------------------------------------------------------------- flags spelled once
-
-
-def out(default: str, help: str):
-    """--out: where the command writes its results (`help` says what: a file, a folder, a stem)."""
-    return setting(default, help)
 
 
 def threads(default: int = 0, why: str = ""):

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tlcore.core import commands
 from tlcore.core.commands import Command, Flags
 from tlcore.core.fields import setting
 from tlcore.core.spreadsheet import safe_frame
@@ -217,7 +216,7 @@ def cmd_bench(args) -> int:
 class BenchOptions:
     modes: str = setting("full,linear_probe", "full and/or linear_probe, comma-separated")
     workers: int | None = setting(None, "reference DataLoader workers (None: min(4, cores))", kind=int, lo=0, hi=256)
-    out: str = commands.out("", "CSV file for the table")
+    out: str = setting("", "CSV file for the table")
 
 
 BENCH = Command(

@@ -14,6 +14,7 @@ import numpy as np
 
 from tlcore.core import commands
 from tlcore.core.commands import Command, Flags
+from tlcore.core.fields import setting
 from tlcore.core.spreadsheet import safe_frame
 from tlcore.train import forgetting
 from tlcore.train.config import run_flags
@@ -104,7 +105,7 @@ def cmd_forgetting(args) -> int:
 @dataclass(frozen=True)
 class ForgettingOptions:
     seeds: tuple[int, ...] = commands.seeds((0, 1, 2))
-    out: str = commands.out("", "results file stem, e.g. assets/results/forgetting (writes .csv, _runs.csv, .json)")
+    out: str = setting("", "results file stem, e.g. assets/results/forgetting (writes .csv, _runs.csv, .json)")
 
 
 FORGETTING = Command(

@@ -42,7 +42,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tlcore.core import commands
 from tlcore.core.commands import Command, Flags
 from tlcore.core.events import RunResult
 from tlcore.core.fields import setting
@@ -499,7 +498,7 @@ def cmd_export_check(args) -> int:
 @dataclass(frozen=True)
 class ExportCheckOptions:
     image_only: bool = setting(False, "skip the text model")
-    out: str = commands.out("", "CSV file for the table, e.g. assets/results/takehome.csv")
+    out: str = setting("", "CSV file for the table, e.g. assets/results/takehome.csv")
 
 
 @dataclass(frozen=True)

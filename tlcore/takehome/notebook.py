@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlcore.core import commands
 from tlcore.core.commands import Command, Flags
 from tlcore.core.fields import setting
 from tlcore.core.messages import LearnerError
@@ -556,7 +555,7 @@ def cmd_notebook(args) -> int:
 class NotebookOptions:
     model: str = setting("", "the saved folder, or its model.safetensors", required=True)
     lang: str = setting("en", "language of the explanations", ("en", "ko"))
-    out: str = commands.out("", f"where to write it (empty: {NAME} beside the model)")
+    out: str = setting("", f"where to write it (empty: {NAME} beside the model)")
 
 
 NOTEBOOK = Command(

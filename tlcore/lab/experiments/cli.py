@@ -103,7 +103,7 @@ class MatrixOptions:
     large_epochs: int = setting(_M.large_epochs, "epochs in large cells", lo=1, hi=500)
     cells: str = setting("", "only these cells, e.g. different/small,similar/large (empty: all four)")
     threads: int = commands.threads(0, "1 is faster on a busy machine")
-    out: str = commands.out(str(RESULTS_DIR), "folder for the results")
+    out: str = setting(str(RESULTS_DIR), "folder for the results")
     name: str = setting("matrix", "file stem: <name>.csv/.json/.md")
     resummarise: bool = setting(False, "train nothing: rewrite <name>.csv/.json/.md from the committed <name>_runs.csv")
 
@@ -113,12 +113,12 @@ class TransferDepthOptions:
     seeds: tuple[int, ...] = commands.seeds(_T.seeds)
     name: str = setting("transfer_depth", "file stem: <name>.csv/.json/.md")
     threads: int = commands.threads(0)
-    out: str = commands.out(str(RESULTS_DIR), "folder for <name>.csv/.json/.md")
+    out: str = setting(str(RESULTS_DIR), "folder for <name>.csv/.json/.md")
 
 
 @dataclass(frozen=True)
 class FiltersOptions:
-    out: str = commands.out(str(RESULTS_DIR / "filters.png"), "PNG path")
+    out: str = setting(str(RESULTS_DIR / "filters.png"), "PNG path")
 
 
 MATRIX = Command(
