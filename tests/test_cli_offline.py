@@ -29,7 +29,7 @@ RUN_HERE = {
 # minutes with their defaults: checked by what they need
 EXPERIMENTS = (
     "finetune", "compare", "class-experiment", "bench", "text-bench", "pretrain-text", "text-scale", "pretrain",
-    "matrix", "transfer-depth", "estimate", "upload-bench", "export-check", "forgetting",
+    "matrix", "transfer-depth", "estimate", "upload-bench", "export-check", "forgetting", "feature-space",
 )  # fmt: skip
 # act on the learner's own files: no default to work from
 OWN_FILES = {

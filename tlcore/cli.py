@@ -1,54 +1,47 @@
 """`python -m tlcore <command>`: the engine from a terminal, same configs, same events.
 
-One convention for every command:
-1. The module that holds a command defines `register_cli(subparsers)`, which adds its own
-   commands only (`add_parser`, then `set_defaults(func=...)` with a function of that
-   module), and is listed once in COMMAND_MODULES. This module is the first: finetune,
-   compare, prefetch, class-experiment, list and settings.
-2. A flag that is a RunConfig field is declared only through `add_config_args(parser,
-   only=(...), defaults={...})`: its help, type, range and choices are the field's, only the
-   default may be the command's own. A dataclass of a command's own (pretrain's
-   PretrainConfig, pretrain-text's MlmConfig) becomes flags through the same helper,
-   tlcore.core.fields.add_flags.
-3. Other flags keep one spelling for one meaning: --out (where results go), --threads (CPU
-   threads for torch, 0 = torch's default), --seeds (a count or a comma-separated list:
-   each command's help says which).
-A bad setting is one `error: ...` line and exit code 2 (`main`), not a traceback.
+One convention for every command (tlcore.core.commands):
+1. A command is one declaration, `Command(name, help, run, flags=...)`, beside the work it runs;
+   nothing registers itself. COMMANDS below lists every one, in the order `python -m tlcore
+   --help` shows them; this module declares the first six: finetune, compare, prefetch,
+   class-experiment, list and settings.
+2. Every flag is a field of a settings dataclass: a run setting through `run_flags(only=...,
+   defaults={...})` (its help, type, range and choices are RunConfig's, only the default may be
+   the command's own), and the command's other flags as a small dataclass of its own
+   (`Flags(BenchOptions)`, pretrain's PretrainConfig, pretrain-text's MlmConfig).
+3. One spelling for one meaning: --out (where the results go; its help says what it is),
+   --threads (CPU threads for torch, 0 = torch's default) and --seeds (a count, or a
+   comma-separated list: each command's help says which), the last two made once in
+   tlcore.core.commands.
+A bad command line or setting is one `error: ...` line and exit code 2, not a traceback.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from tlcore.core import settings
+from tlcore.core import commands, settings
+from tlcore.core.commands import Command, Flags
 from tlcore.core.events import History
+from tlcore.core.fields import setting
 from tlcore.core.progress import ProgressPrinter
 from tlcore.core.spreadsheet import safe_cell, safe_frame
 from tlcore.data import datasets
+from tlcore.explain import feature_space
+from tlcore.lab import bench, forgetting_experiment, pretrain_vision, upload_bench
+from tlcore.lab.experiments import cli as experiments
 from tlcore.models import backbones, catalog
-from tlcore.train import presets
-from tlcore.train.config import RunConfig, add_config_args, config_from_args
+from tlcore.serve.store import cli as store
+from tlcore.takehome import model_files, notebook
+from tlcore.text import bench as text_bench
+from tlcore.text import cli as text_cli
+from tlcore.text import pretrain as text_pretrain
+from tlcore.text import scale as text_scale
+from tlcore.train import presets, time_estimate
+from tlcore.train.config import RunConfig, config_from_args, run_flags
 from tlcore.train.recipe import load_run_data, run
-
-COMMAND_MODULES = [
-    "tlcore.cli",  # finetune, compare, prefetch, class-experiment, list, settings
-    "tlcore.lab.bench",
-    "tlcore.text.cli",
-    "tlcore.text.bench",
-    "tlcore.text.pretrain",
-    "tlcore.text.scale",
-    "tlcore.lab.pretrain_vision",
-    "tlcore.lab.experiments.cli",
-    "tlcore.train.time_estimate",
-    "tlcore.serve.store.cli",
-    "tlcore.lab.upload_bench",
-    "tlcore.takehome.model_files",
-    "tlcore.takehome.notebook",
-    "tlcore.lab.forgetting_experiment",
-]  # every module with a register_cli(subparsers), once each; `python -m tlcore --help` lists in this order
 
 
 def _split_list(text: str) -> list[str]:
@@ -72,9 +65,7 @@ def cmd_finetune(args) -> int:
         f = result.forgetting
         print(f"ImageNet photos recognised through the old head: {f['before']}/{f['total']} pretrained, {f['after']} now")
     if args.save_model:
-        from tlcore.takehome import model_files as takehome  # here: its file formats load only for --save-model
-
-        sizes = takehome.save(result.model.on_cpu(), args.save_model, metrics=result)  # no server: the run's own model
+        sizes = model_files.save(result.model.on_cpu(), args.save_model, metrics=result)  # no server: the run's own model
         print(f"wrote {args.save_model}: " + ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in sizes.items()))
     if args.out:
         out = Path(args.out)
@@ -224,112 +215,109 @@ def cmd_class_experiment(args) -> int:
     return 0 if exp.filled() == len(exp.cells) else 1
 
 
-def register_cli(sub: argparse._SubParsersAction) -> None:
-    """This module's commands: finetune, compare, prefetch, class-experiment, list, settings."""
-    # in this order: `python -m tlcore --help` lists them as they are added
-    _register_runs(sub)
-    _register_prefetch(sub)
-    _register_class_experiment(sub)
-    _register_info(sub)
+@dataclass(frozen=True)
+class FinetuneOptions:
+    out: str = setting("", "folder for history.csv, history.json and config.json")
+    save_model: str = setting("", "folder for the trained model: safetensors, ONNX, settings (see python -m tlcore predict)")
 
 
-def _register_runs(sub: argparse._SubParsersAction) -> None:
-    """finetune (one run) and compare (several strategies' runs)."""
-    p = sub.add_parser(
-        "finetune",
-        help="fine-tune one backbone on one dataset with one strategy",
-        description="Fine-tune one backbone on one dataset with one strategy; prints progress and the result.",
-    )
-    add_config_args(p)
-    p.add_argument("--out", default="", help="folder for history.csv, history.json and config.json")
-    p.add_argument(
-        "--save-model",
-        default="",
-        metavar="DIR",
-        help="folder for the trained model: safetensors, ONNX, settings (see python -m tlcore predict)",
-    )
-    p.set_defaults(func=cmd_finetune)
-
-    p = sub.add_parser(
-        "compare",
-        help="race several strategies on the same data and seed",
-        description="Race several strategies on the same data and seed; prints one results table.",
-    )
-    p.add_argument(
-        "--strategies", default="scratch,linear_probe,partial,full", help="comma-separated strategies (default: %(default)s)"
-    )
-    add_config_args(p, skip=("strategy",))
-    p.add_argument("--out", default="", help="CSV file for the results table")
-    p.set_defaults(func=cmd_compare)
+@dataclass(frozen=True)
+class CompareOptions:
+    strategies: str = setting("scratch,linear_probe,partial,full", "comma-separated strategies")
+    out: str = setting("", "CSV file for the results table")
 
 
-def _register_prefetch(sub: argparse._SubParsersAction) -> None:
-    """prefetch: weights and datasets into the caches."""
-    p = sub.add_parser(
-        "prefetch",
-        help="download weights and datasets into the caches before class",
-        description="Fill the standard caches (torchvision/Hugging Face weights, datasets) so a class works without internet.",
-    )
-    p.add_argument("--backbones", default="", help="comma-separated backbones, e.g. resnet18,vit_b_16")
-    p.add_argument("--datasets", default="", help="comma-separated datasets, e.g. cifar10,eurosat")
-    p.set_defaults(func=cmd_prefetch)
+@dataclass(frozen=True)
+class PrefetchOptions:
+    backbones: str = setting("", "comma-separated backbones, e.g. resnet18,vit_b_16")
+    datasets: str = setting("", "comma-separated datasets, e.g. cifar10,eurosat")
 
 
-def _register_class_experiment(sub: argparse._SubParsersAction) -> None:
-    """class-experiment: a class experiment's every cell, one after the other."""
-    p = sub.add_parser(
-        "class-experiment",
-        help="the class experiment alone: one factor at several levels, several seeds, mean and spread",
-        description="Run every cell (level x seed) of a class experiment one after the other, as a class would fill "
-        "them, and print each level's accuracy: every seed, the mean, its standard deviation and 95%% interval. "
-        "The other settings start from the app's default demo (the flags below change them).",
-    )
-    p.add_argument(
-        "--factor", default="strategy", help="strategy | freeze_depth | per_class | lr | backbone (default %(default)s)"
-    )
-    p.add_argument("--levels", default="", help="comma-separated levels (default: the ones the Class page offers first)")
-    p.add_argument("--seeds", type=int, default=3, help="how many seeds per level, a count (default %(default)s)")
-    p.add_argument(
-        "--new-examples-per-seed",
-        action="store_true",
-        help="each seed draws its own training and validation examples too (default: every cell trains and is "
+@dataclass(frozen=True)
+class ClassExperimentOptions:
+    factor: str = setting("strategy", "strategy | freeze_depth | per_class | lr | backbone")
+    levels: str = setting("", "comma-separated levels (empty: the ones the Class page offers first)")
+    seeds: int = commands.seed_count(3)
+    new_examples_per_seed: bool = setting(
+        False,
+        "each seed draws its own training and validation examples too (off: every cell trains and is "
         "measured on the examples --seed draws, so the seeds vary the training only and cells share features)",
     )
-    add_config_args(p, skip=("seed",), defaults=_preset_defaults())
-    p.set_defaults(func=cmd_class_experiment)
-    p.add_argument("--out", default="", help="CSV file for every run (cell, level, seed, accuracy per epoch, seconds)")
+    out: str = setting("", "CSV file for every run (cell, level, seed, accuracy per epoch, seconds)")
 
 
-def _register_info(sub: argparse._SubParsersAction) -> None:
-    """list (backbones and datasets) and settings (the server's TLS_* variables): nothing runs."""
-    p = sub.add_parser("list", help="list registered backbones and datasets")
-    p.set_defaults(func=cmd_list)
+FINETUNE = Command(
+    "finetune",
+    "fine-tune one backbone on one dataset with one strategy",
+    cmd_finetune,
+    flags=(run_flags(), Flags(FinetuneOptions)),
+    description="Fine-tune one backbone on one dataset with one strategy; prints progress and the result.",
+)
+COMPARE = Command(
+    "compare",
+    "race several strategies on the same data and seed",
+    cmd_compare,
+    flags=(Flags(CompareOptions), run_flags(skip=("strategy",))),
+    description="Race several strategies on the same data and seed; prints one results table.",
+)
+PREFETCH = Command(
+    "prefetch",
+    "download weights and datasets into the caches before class",
+    cmd_prefetch,
+    flags=(Flags(PrefetchOptions),),
+    description="Fill the standard caches (torchvision/Hugging Face weights, datasets) so a class works without internet.",
+)
+CLASS_EXPERIMENT = Command(
+    "class-experiment",
+    "the class experiment alone: one factor at several levels, several seeds, mean and spread",
+    cmd_class_experiment,
+    flags=(Flags(ClassExperimentOptions), run_flags(skip=("seed",), defaults=_preset_defaults())),
+    description="Run every cell (level x seed) of a class experiment one after the other, as a class would fill "
+    "them, and print each level's accuracy: every seed, the mean, its standard deviation and 95% interval. "
+    "The other settings start from the app's default demo (the flags below change them).",
+)
+LIST = Command("list", "list registered backbones and datasets", cmd_list)
+SETTINGS = Command(
+    "settings",
+    "the server's TLS_* environment variables: defaults, meanings, and what is set now",
+    cmd_settings,
+    description="Every TLS_* environment variable the studio reads (tlcore.core.settings), as a Markdown table; "
+    "then the ones set in this environment, with the value each is read as.",
+)
 
-    p = sub.add_parser(
-        "settings",
-        help="the server's TLS_* environment variables: defaults, meanings, and what is set now",
-        description="Every TLS_* environment variable the studio reads (tlcore.core.settings), as a Markdown table; "
-        "then the ones set in this environment, with the value each is read as.",
-    )
-    p.set_defaults(func=cmd_settings)
+# Every command, once, in the order `python -m tlcore --help` lists them. Each is declared beside its work
+# and listed only here (this module sits above lab, serve, takehome and explain in the layers).
+COMMANDS: tuple[Command, ...] = (
+    FINETUNE,
+    COMPARE,
+    PREFETCH,
+    CLASS_EXPERIMENT,
+    LIST,
+    SETTINGS,
+    bench.BENCH,
+    text_cli.FILL_MASK,
+    text_bench.TEXT_BENCH,
+    text_pretrain.PRETRAIN_TEXT,
+    text_scale.TEXT_SCALE,
+    pretrain_vision.PRETRAIN,
+    experiments.MATRIX,
+    experiments.TRANSFER_DEPTH,
+    experiments.FILTERS,
+    time_estimate.ESTIMATE,
+    store.RUNS,
+    upload_bench.UPLOAD_BENCH,
+    model_files.EXPORT_CHECK,
+    model_files.PREDICT,
+    notebook.NOTEBOOK,
+    forgetting_experiment.FORGETTING,
+    feature_space.FEATURE_SPACE,
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tlcore", description="Transfer Learning Studio's engine.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register_cli(sub)
-    return parser
+def build_parser() -> commands.Parser:
+    return commands.parser_of(COMMANDS, prog="python -m tlcore", description="Transfer Learning Studio's engine.")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)  # a setting out of its range raises here (tlcore.core.fields)
-        return args.func(args)
-    except ValueError as e:  # bad settings: one clear line, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    """Run one command line: a bad one is one `error: ...` line and exit code 2 (tlcore.core.commands)."""
+    return commands.main(build_parser(), argv)

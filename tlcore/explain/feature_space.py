@@ -38,9 +38,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from tlcore.core import commands
 from tlcore.core.bounded import LRU
+from tlcore.core.commands import Command, Flags
+from tlcore.core.fields import setting
 from tlcore.data import datasets
 from tlcore.models import catalog
+from tlcore.train.config import run_flags
 from tlcore.train.device import lower_thread_priority
 from tlcore.train.finetuned import Finetuned
 
@@ -504,8 +508,8 @@ def shared_spaces() -> FeatureSpaces:
 # ----------------------------------------------------------------------------- from a terminal
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m tlcore.explain.feature_space`: the figures of a feature view, for the README and the note.
+def cmd_feature_space(args) -> int:
+    """The figures of a feature view, for the README and the note.
 
     Per seed: both probes for the pretrained and the random body, and the time of a cold view
     (data, both bodies built, forward passes, projection, probes; wall and CPU seconds, the CPU
@@ -513,27 +517,14 @@ def main(argv: list[str] | None = None) -> None:
     its features kept (projection and probes only), and of a view the worker has kept (a
     lookup). The baseline, measured in the same process, is one plain forward pass of the
     pretrained model over the same images: a busy machine slows both alike."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m tlcore.explain.feature_space", description=main.__doc__.split("\n")[0])
-    parser.add_argument("--task", default="image", choices=("image", "text"), help="image or text")
-    parser.add_argument("--backbone", default="", help="registry name (default: the offline default of the task)")
-    parser.add_argument("--dataset", default="", help="registry name (default: the app's default of the task)")
-    parser.add_argument("--per-class", type=int, default=30, help="training examples per class shown")
-    parser.add_argument("--val-per-class", type=int, default=20, help="validation examples per class scored")
-    parser.add_argument("--image-size", type=int, default=96, help="images: pixels a side")
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds (data split and random body)")
-    parser.add_argument("--method", default="pca", choices=METHODS, help="2-D projection")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads (1: what the app's server gives work beside pages on a 2-core CPU)"
-    )
-    args = parser.parse_args(argv)
+    if args.task not in VIEW_TASKS:
+        raise ValueError(f"a feature view is of task {' or '.join(VIEW_TASKS)}; got {args.task!r}")
     torch.set_num_threads(args.threads)
     from tlcore.train import presets
 
     preset = presets.image() if args.task == "image" else presets.text()
     backbone, dataset = args.backbone or preset.backbone, args.dataset or preset.dataset
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in args.seeds:
         request = Request(
             args.task,
             backbone,
@@ -546,6 +537,32 @@ def main(argv: list[str] | None = None) -> None:
         )
         view, timing = _timed_view(request)
         _print_view(view, timing, backbone=backbone, dataset=dataset, seed=seed, method=args.method)
+    return 0
+
+
+VIEW_TASKS = ("image", "text")
+
+
+@dataclass(frozen=True)
+class FeatureSpaceOptions:
+    seeds: tuple[int, ...] = commands.seeds((0,))
+    method: str = setting("pca", "2-D projection", METHODS)
+    threads: int = commands.threads(1, "1: what the app's server gives work beside pages on a 2-core CPU")
+
+
+FEATURE_SPACE = Command(
+    "feature-space",
+    "a feature view's figures: probes of the pretrained and the random body, and its times",
+    cmd_feature_space,
+    flags=(
+        run_flags(
+            only=("task", "backbone", "dataset", "per_class", "val_per_class", "image_size"),
+            defaults={"backbone": None, "dataset": None, "per_class": 30, "val_per_class": 20},
+        ),
+        Flags(FeatureSpaceOptions),
+    ),
+    description=" ".join(cmd_feature_space.__doc__.split()) + " Without --backbone, --dataset: the task's app defaults.",
+)
 
 
 def _timed_view(request: Request):
@@ -603,5 +620,5 @@ def _forward_baseline(request: Request) -> float:
     return time.perf_counter() - t0
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the same command as `python -m tlcore feature-space`
+    raise SystemExit(commands.main(commands.parser_alone(FEATURE_SPACE, prog="python -m tlcore.explain.feature_space")))

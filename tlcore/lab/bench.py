@@ -11,20 +11,22 @@ On a GPU, measure at --image-size 224.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from tlcore.core.commands import Command, Flags
+from tlcore.core.fields import setting
 from tlcore.core.spreadsheet import safe_frame
 from tlcore.data import datasets, sources
 from tlcore.models import backbones, catalog
 from tlcore.train import precision, strategies, trainer
-from tlcore.train.config import add_config_args
+from tlcore.train.config import run_flags
 from tlcore.train.device import describe_device, pick_device
 
 
@@ -210,19 +212,24 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def register_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bench",
-        help="our trainer vs a tutorial-style loop: images/s and the ratio",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_config_args(
-        p,
-        only=("backbone", "dataset", "per_class", "image_size", "epochs", "batch_size", "device"),
-        defaults={"backbone": "resnet18", "dataset": "digits", "per_class": 60, "image_size": 64},
-    )
-    p.add_argument("--modes", default="full,linear_probe", help="full and/or linear_probe (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=None, help="reference DataLoader workers (default: min(4, cores))")
-    p.add_argument("--out", default="", help="CSV file for the table")
-    p.set_defaults(func=cmd_bench)
+@dataclass(frozen=True)
+class BenchOptions:
+    modes: str = setting("full,linear_probe", "full and/or linear_probe, comma-separated")
+    workers: int | None = setting(None, "reference DataLoader workers (None: min(4, cores))", kind=int, lo=0, hi=256)
+    out: str = setting("", "CSV file for the table")
+
+
+BENCH = Command(
+    "bench",
+    "our trainer vs a tutorial-style loop: images/s and the ratio",
+    cmd_bench,
+    flags=(
+        run_flags(
+            only=("backbone", "dataset", "per_class", "image_size", "epochs", "batch_size", "device"),
+            defaults={"backbone": "resnet18", "dataset": "digits", "per_class": 60, "image_size": 64},
+        ),
+        Flags(BenchOptions),
+    ),
+    description=__doc__,
+    as_written=True,
+)

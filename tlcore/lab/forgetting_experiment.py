@@ -7,13 +7,17 @@ and after. The measurement itself, which every image run also makes, is tlcore.t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tlcore.core import commands
+from tlcore.core.commands import Command, Flags
+from tlcore.core.fields import setting
 from tlcore.core.spreadsheet import safe_frame
 from tlcore.train import forgetting
-from tlcore.train.config import add_config_args
+from tlcore.train.config import run_flags
 
 STRATEGIES = ("linear_probe", "partial", "full")
 
@@ -79,7 +83,7 @@ def cmd_forgetting(args) -> int:
     from tlcore.train import presets
 
     base = presets.image().replace(device=args.device)
-    seeds = tuple(int(s) for s in args.seeds.split(","))
+    seeds = args.seeds
     rows = experiment(base, seeds=seeds, quiet=False)
     table = pd.DataFrame(summary(rows))
     print(table.to_string(index=False))
@@ -98,14 +102,17 @@ def cmd_forgetting(args) -> int:
     return 0
 
 
-def register_cli(sub) -> None:
-    p = sub.add_parser(
-        "forgetting",
-        help="ImageNet photos recognised before and after fine-tuning (the default demo)",
-        description="Fine-tune the default demo with a linear probe, partial and full fine-tuning, and "
-        "score each fine-tuned body with the original ImageNet head on offline ImageNet photos.",
-    )
-    p.add_argument("--seeds", default="0,1,2", help="which seeds, a comma-separated list (default: %(default)s)")
-    add_config_args(p, only=("device",))
-    p.add_argument("--out", default="", help="results file stem, e.g. assets/results/forgetting (writes .csv, _runs.csv, .json)")
-    p.set_defaults(func=cmd_forgetting)
+@dataclass(frozen=True)
+class ForgettingOptions:
+    seeds: tuple[int, ...] = commands.seeds((0, 1, 2))
+    out: str = setting("", "results file stem, e.g. assets/results/forgetting (writes .csv, _runs.csv, .json)")
+
+
+FORGETTING = Command(
+    "forgetting",
+    "ImageNet photos recognised before and after fine-tuning (the default demo)",
+    cmd_forgetting,
+    flags=(Flags(ForgettingOptions), run_flags(only=("device",))),
+    description="Fine-tune the default demo with a linear probe, partial and full fine-tuning, and "
+    "score each fine-tuned body with the original ImageNet head on offline ImageNet photos.",
+)

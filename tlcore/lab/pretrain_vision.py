@@ -31,7 +31,8 @@ from pathlib import Path
 
 import torch
 
-from tlcore.core.fields import add_flags, setting, values
+from tlcore.core.commands import Command, Flags
+from tlcore.core.fields import setting, values
 from tlcore.data import procedural
 from tlcore.models import catalog
 from tlcore.models.backbones import STUDIO_CARD, STUDIO_CHECKPOINT, STUDIO_WIDTHS, GroupedModel
@@ -432,21 +433,24 @@ def card_markdown(card: dict, lang: str = "en") -> str:
 # --------------------------------------------------------------------------- CLI
 
 
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "pretrain",
-        help="pretrain studio_resnet on procedural images (offline) and write checkpoint + card",
-        description=__doc__.split("\n\n")[0],
-    )
-    add_flags(p, PretrainConfig, title="pretraining settings (PretrainConfig)")
-    p.add_argument("--out", default=str(STUDIO_CHECKPOINT), help="checkpoint path; the card is written beside it")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cli_pretrain)
-
-
 def _cli_pretrain(args: argparse.Namespace) -> int:
     cfg = PretrainConfig(**values(args, PretrainConfig))
-    model, card = pretrain(cfg, progress=not args.no_progress)
+    model, card = pretrain(cfg, progress=args.progress)
     card = save_checkpoint(model, card, args.out)
     print(f"wrote {args.out} ({card['file']['bytes'] / 1e6:.2f} MB) and its card; source acc {card['source_accuracy']['top1']}")
     return 0
+
+
+@dataclass(frozen=True)
+class PretrainOptions:
+    out: str = setting(str(STUDIO_CHECKPOINT), "checkpoint path; the card is written beside it")
+    progress: bool = setting(True, "a progress bar while it trains")
+
+
+PRETRAIN = Command(
+    "pretrain",
+    "pretrain studio_resnet on procedural images (offline) and write checkpoint + card",
+    _cli_pretrain,
+    flags=(Flags(PretrainConfig, "pretraining settings (PretrainConfig)"), Flags(PretrainOptions)),
+    description=__doc__.split("\n\n")[0],
+)

@@ -19,8 +19,12 @@ import tempfile
 import threading
 import time
 import zipfile
+from dataclasses import dataclass
 
 import numpy as np
+
+from tlcore.core.commands import Command, Flags
+from tlcore.core.fields import setting
 
 
 def _zip(files: dict[str, bytes], method=zipfile.ZIP_DEFLATED) -> bytes:
@@ -91,12 +95,6 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 1024**2
 
 
-def register_cli(sub) -> None:
-    p = sub.add_parser("upload-bench", help="CPU, time and memory of heavy and hostile uploads", description=__doc__)
-    p.add_argument("--cases", default="tiny,huge,phone", help="comma-separated: tiny, huge, phone")
-    p.set_defaults(func=_cmd)
-
-
 def _cmd(args) -> int:
     ctx = multiprocessing.get_context("spawn")
     for name in args.cases.split(","):
@@ -106,3 +104,17 @@ def _cmd(args) -> int:
         proc.join()
         print(out.get() if not out.empty() else f"{name}: the case failed (exit {proc.exitcode})")
     return 0
+
+
+@dataclass(frozen=True)
+class UploadBenchOptions:
+    cases: str = setting("tiny,huge,phone", "comma-separated: tiny, huge, phone")
+
+
+UPLOAD_BENCH = Command(
+    "upload-bench",
+    "CPU, time and memory of heavy and hostile uploads",
+    _cmd,
+    flags=(Flags(UploadBenchOptions),),
+    description=__doc__,
+)

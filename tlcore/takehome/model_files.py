@@ -42,7 +42,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tlcore.core.commands import Command, Flags
 from tlcore.core.events import RunResult
+from tlcore.core.fields import setting
 from tlcore.core.messages import LearnerError
 from tlcore.core.progress import ProgressPrinter
 from tlcore.core.spreadsheet import safe_frame
@@ -52,7 +54,7 @@ from tlcore.takehome.card import model_card
 from tlcore.takehome.record import FORMAT, RunMetrics, TakeHome
 from tlcore.text.bert import build_text_model
 from tlcore.train import presets
-from tlcore.train.config import RunConfig, add_config_args
+from tlcore.train.config import RunConfig, run_flags
 from tlcore.train.finetuned import model_bytes
 from tlcore.train.recipe import load_run_data, run
 
@@ -493,25 +495,32 @@ def cmd_export_check(args) -> int:
     return 0 if all(r["onnx_top1_agreement"] == 1.0 and r["reload_identical"] for r in rows) else 1
 
 
-def register_cli(sub) -> None:
-    p = sub.add_parser(
-        "export-check",
-        help="the default image and text demos: save, reload, ONNX vs PyTorch on validation",
-        description="Train the app's default image and text runs, write each model as the download does, "
-        "and check it: reloaded logits identical, ONNX top class = PyTorch's on the validation split.",
-    )
-    add_config_args(p, only=("device",))
-    p.add_argument("--image-only", action="store_true", help="skip the text model")
-    p.add_argument("--out", default="", help="CSV file for the table, e.g. assets/results/takehome.csv")
-    p.set_defaults(func=cmd_export_check)
+@dataclass(frozen=True)
+class ExportCheckOptions:
+    image_only: bool = setting(False, "skip the text model")
+    out: str = setting("", "CSV file for the table, e.g. assets/results/takehome.csv")
 
-    p = sub.add_parser(
-        "predict",
-        help="classify images (or sentences) with a model downloaded from the studio",
-        description="Print the top classes of a fine-tuned model (a folder from the studio's download, "
-        "or its model.safetensors) for each image file, or for each sentence of a text model.",
-    )
-    p.add_argument("--model", required=True, help="the downloaded folder, or its model.safetensors")
-    p.add_argument("--top", type=int, default=3, help="classes shown per input (default: %(default)s)")
-    p.add_argument("inputs", nargs="+", help="image files (image model) or sentences (text model)")
-    p.set_defaults(func=cmd_predict)
+
+@dataclass(frozen=True)
+class PredictOptions:
+    model: str = setting("", "the downloaded folder, or its model.safetensors", required=True)
+    top: int = setting(3, "classes shown per input", lo=1, hi=1000)
+    inputs: tuple[str, ...] = setting((), "image files (image model) or sentences (text model)", nargs="+", positional=True)
+
+
+EXPORT_CHECK = Command(
+    "export-check",
+    "the default image and text demos: save, reload, ONNX vs PyTorch on validation",
+    cmd_export_check,
+    flags=(run_flags(only=("device",)), Flags(ExportCheckOptions)),
+    description="Train the app's default image and text runs, write each model as the download does, "
+    "and check it: reloaded logits identical, ONNX top class = PyTorch's on the validation split.",
+)
+PREDICT = Command(
+    "predict",
+    "classify images (or sentences) with a model downloaded from the studio",
+    cmd_predict,
+    flags=(Flags(PredictOptions),),
+    description="Print the top classes of a fine-tuned model (a folder from the studio's download, "
+    "or its model.safetensors) for each image file, or for each sentence of a text model.",
+)

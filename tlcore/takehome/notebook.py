@@ -24,8 +24,11 @@ Not for: the model files (tlcore.takehome.model_files) or training in the studio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from tlcore.core.commands import Command, Flags
+from tlcore.core.fields import setting
 from tlcore.core.messages import LearnerError
 from tlcore.takehome import model_files, notebook_text
 from tlcore.takehome.notebook_cells import (
@@ -548,14 +551,18 @@ def cmd_notebook(args) -> int:
     return 0
 
 
-def register_cli(sub) -> None:
-    p = sub.add_parser(
-        "notebook",
-        help="a Jupyter notebook that trains a saved model's run again in plain PyTorch (+ timm or transformers)",
-        description="Write the take-home notebook for a model saved with `finetune --save-model` (or downloaded "
-        "from the studio): data, freeze, learning rates, the loop with per-group gradient norms, the curves.",
-    )
-    p.add_argument("--model", required=True, help="the saved folder, or its model.safetensors")
-    p.add_argument("--lang", default="en", choices=("en", "ko"), help="language of the explanations (default: %(default)s)")
-    p.add_argument("--out", default="", help=f"where to write it (default: {NAME} beside the model)")
-    p.set_defaults(func=cmd_notebook)
+@dataclass(frozen=True)
+class NotebookOptions:
+    model: str = setting("", "the saved folder, or its model.safetensors", required=True)
+    lang: str = setting("en", "language of the explanations", ("en", "ko"))
+    out: str = setting("", f"where to write it (empty: {NAME} beside the model)")
+
+
+NOTEBOOK = Command(
+    "notebook",
+    "a Jupyter notebook that trains a saved model's run again in plain PyTorch (+ timm or transformers)",
+    cmd_notebook,
+    flags=(Flags(NotebookOptions),),
+    description="Write the take-home notebook for a model saved with `finetune --save-model` (or downloaded "
+    "from the studio): data, freeze, learning rates, the loop with per-group gradient norms, the curves.",
+)

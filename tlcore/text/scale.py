@@ -25,8 +25,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tlcore.core import commands
+from tlcore.core.commands import Command, Flags
+from tlcore.core.fields import setting
 from tlcore.models import catalog
-from tlcore.train.config import RunConfig, add_config_args
+from tlcore.train.config import RunConfig, run_flags
 from tlcore.train.recipe import run_or_raise
 
 RESULTS = Path(__file__).resolve().parents[2] / "assets" / "results"
@@ -170,16 +173,19 @@ def cmd_text_scale(args) -> int:
     return 0
 
 
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "text-scale",
-        help="random weights vs studio_bert vs MiniLM on 20 Newsgroups few-shot (how much pretraining buys)",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("--seeds", type=int, default=3, help="how many seeds, a count: seeds 0..N-1 (default: %(default)s)")
-    add_config_args(p, only=("per_class",), defaults={"per_class": ScaleSettings.per_class})
-    p.add_argument("--starts", nargs="*", default=[], help="only these rows (random, studio_bert, minilm)")
-    p.add_argument("--merge", action="store_true", help="keep the other rows of an earlier run of the same name")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch, 0 = torch's default (default: %(default)s)")
-    p.add_argument("--name", default="text_scale", help="assets/results/<name>.json and .md")
-    p.set_defaults(func=cmd_text_scale)
+@dataclass(frozen=True)
+class TextScaleOptions:
+    seeds: int = commands.seed_count(3)
+    starts: tuple[str, ...] = setting((), "only these rows (none given: all)", tuple(s[0] for s in STARTS), kind=str, nargs="*")
+    merge: bool = setting(False, "keep the other rows of an earlier run of the same name")
+    threads: int = commands.threads(0)
+    name: str = setting("text_scale", "results file stem: assets/results/<name>.json and .md")
+
+
+TEXT_SCALE = Command(
+    "text-scale",
+    "random weights vs studio_bert vs MiniLM on 20 Newsgroups few-shot (how much pretraining buys)",
+    cmd_text_scale,
+    flags=(Flags(TextScaleOptions), run_flags(only=("per_class",), defaults={"per_class": ScaleSettings.per_class})),
+    description=__doc__.split("\n\n")[0],
+)

@@ -1,7 +1,7 @@
 """RunConfig: every setting of one fine-tuning run, validated on creation.
 
 One frozen dataclass owns a run's settings. Each field carries its help text and range,
-which become its checks and, through add_config_args, every command's flag for it: its
+which become its checks and, through run_flags, every command's flag for it: its
 --help, type, range and choices (the app's tooltips are translated lessons in assets/i18n,
 written for learners). A config round-trips through JSON (saved with the results) and prints
 as the equivalent `python -m tlcore finetune ...` command, which the CLI parses back into the
@@ -11,6 +11,7 @@ same config (tested). Starting values for the app: tlcore.train.presets.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shlex
 from collections.abc import Callable
@@ -18,7 +19,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from tlcore.core import offline
-from tlcore.core.fields import add_flags, check_value, setting, values
+from tlcore.core.commands import Flags
+from tlcore.core.fields import check_value, setting, values
 from tlcore.core.messages import LearnerError
 from tlcore.models import catalog
 from tlcore.train import strategies
@@ -28,7 +30,6 @@ AUGMENTS = ("none", "flip", "crop_flip")
 OPTIMIZERS = ("adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRETRAINED = ("auto", "yes", "no")
-TASKS = ("image", "text", "mlm")
 SEED_SENTENCE = "The cat is on the [MASK]."  # task mlm: the sentence whose guesses a live pretraining shows
 
 # A task's own rule for its settings, registered by the family that owns the task (tlcore.text.family:
@@ -39,13 +40,21 @@ TASK_RULES: dict[str, Callable[[RunConfig], None]] = {}
 _f = setting  # a dataclass field with its help text (and range, choices) kept beside it (tlcore.core.fields)
 
 
+def task_names() -> tuple[str, ...]:
+    """The registered tasks ("image", and the families' "text", "mlm"): the one list is the task
+    registry, tlcore.train.tasks.TASKS. Asked when a config is checked or a parser built, not at
+    import: the registry's module imports this one (and torch), and loads the families on first
+    read; by name here, as the catalog names its families, so no import runs in a circle."""
+    return tuple(importlib.import_module("tlcore.train.tasks").TASKS.names())
+
+
 @dataclass(frozen=True)
 class RunConfig:
     # --- what to train ---
     task: str = _f(
         "image",
         "image or text: which kind of model and data; mlm: masked-word pretraining from random weights (the text page's live demo)",
-        TASKS,
+        task_names,
     )
     backbone: str = _f(
         "efficientnet_lite0",
@@ -177,17 +186,17 @@ class RunConfig:
         return shlex.join(parts)
 
 
-def add_config_args(
-    parser: argparse.ArgumentParser,
+def run_flags(
     *,
     only: tuple[str, ...] | None = None,
     skip: tuple[str, ...] = (),
     defaults: dict[str, Any] | None = None,
-) -> None:
-    """The one way a command takes run settings: one --flag per RunConfig field (those in `only`,
-    if given, less `skip`) with the field's help text, range, choices and default. `defaults`
-    gives a command its own (bench: resnet18 on digits at 64 px); None there means "not given"."""
-    add_flags(parser, RunConfig, title="run settings (RunConfig)", only=only, skip=skip, defaults=defaults)
+) -> Flags:
+    """The one way a command takes run settings (a Command's `flags`): one --flag per RunConfig
+    field (those in `only`, if given, less `skip`) with the field's help text, range, choices and
+    default. `defaults` gives a command its own (bench: resnet18 on digits at 64 px); None there
+    means "not given"."""
+    return Flags(RunConfig, "run settings (RunConfig)", only=only, skip=skip, defaults=defaults)
 
 
 def config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:

@@ -37,12 +37,14 @@ from pathlib import Path
 
 import torch
 
-from tlcore.core import offline
+from tlcore.core import commands, offline
+from tlcore.core.commands import Command, Flags
 from tlcore.core.events import EvalEvent, History, StepEvent
+from tlcore.core.fields import setting
 from tlcore.data import datasets, sources
 from tlcore.models import catalog
 from tlcore.train import recipe, strategies
-from tlcore.train.config import RunConfig, add_config_args
+from tlcore.train.config import RunConfig, run_flags
 
 DEFAULT_S_PER_GFLOP = 0.02  # a slow CPU core: only until this machine has measured its own
 DEFAULT_STEP_S = 0.005
@@ -463,28 +465,6 @@ def check_against_runs(configs: list[RunConfig], estimator: Estimator, print_fn=
     return rows
 
 
-def register_cli(sub) -> None:
-    p = sub.add_parser(
-        "estimate",
-        help="check the run-time estimate and time-left against real runs",
-        description="Run the given configs twice over (a cold estimator, then one that has learnt "
-        "from the first pass) and print estimate vs actual seconds and the largest "
-        "time-left error after the first epoch. Without --backbone: the offline default backbone; "
-        "without --dataset: the app's default dataset (fashion_mnist, else digits).",
-    )
-    p.add_argument("--strategies", default="partial,linear_probe,full", help="comma-separated strategies (default: %(default)s)")
-    add_config_args(
-        p, only=("backbone", "dataset", "per_class", "image_size", "epochs"), defaults={"backbone": None, "dataset": None}
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="CPU threads for torch, 0 = torch's default (default: %(default)s; the app's worker uses cores - 1)",
-    )
-    p.set_defaults(func=_cmd_estimate)
-
-
 def _cmd_estimate(args) -> int:
     import tempfile
 
@@ -512,3 +492,26 @@ def _cmd_estimate(args) -> int:
         print("pass 2: rates learnt from pass 1")
         check_against_runs(configs, estimator)
     return 0
+
+
+@dataclass(frozen=True)
+class EstimateOptions:
+    strategies: str = setting("partial,linear_probe,full", "comma-separated strategies")
+    threads: int = commands.threads(1, "the app's worker uses cores - 1")
+
+
+ESTIMATE = Command(
+    "estimate",
+    "check the run-time estimate and time-left against real runs",
+    _cmd_estimate,
+    flags=(
+        Flags(EstimateOptions),
+        run_flags(
+            only=("backbone", "dataset", "per_class", "image_size", "epochs"), defaults={"backbone": None, "dataset": None}
+        ),
+    ),
+    description="Run the given configs twice over (a cold estimator, then one that has learnt "
+    "from the first pass) and print estimate vs actual seconds and the largest "
+    "time-left error after the first epoch. Without --backbone: the offline default backbone; "
+    "without --dataset: the app's default dataset (fashion_mnist, else digits).",
+)

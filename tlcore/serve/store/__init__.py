@@ -24,7 +24,6 @@ query for science; rows are whole jobs, histories compressed JSON.
 
 from __future__ import annotations
 
-from tlcore.serve.store.cli import register_cli
 from tlcore.serve.store.codec import JobTimes, StoredJob, as_interrupted, interrupted_message, learner_key, pack
 from tlcore.serve.store.exports import backup, export, export_record, export_rows, read_only
 from tlcore.serve.store.faults import (
@@ -55,5 +54,5 @@ __all__ = [
     "BUSY_S", "DAMAGED", "FINAL_WAIT_S", "INTERRUPTED", "LOCKED", "NEWER", "NOT_SQLITE", "OK", "READ_BUSY_S",
     "RETRY_MAX_S", "RETRY_S", "SCHEMA_VERSION", "UNFINISHED", "UNWRITABLE", "JobTimes", "RunStore", "StoreError",
     "StoreHealth", "StoredJob", "as_interrupted", "backup", "default_path", "export", "export_record", "export_rows",
-    "fair_keep", "fault_of", "interrupted_message", "learner_key", "open_default", "pack", "read_only", "register_cli",
+    "fair_keep", "fault_of", "interrupted_message", "learner_key", "open_default", "pack", "read_only",
 ]  # fmt: skip

@@ -1,6 +1,6 @@
-"""`python -m tlcore runs export|backup`: the run store's commands (tlcore.cli lists this module in
-COMMAND_MODULES). A file that cannot be read or copied is one `error:` line on stderr and exit
-status 1, never a traceback; a backup never overwrites a file.
+"""`python -m tlcore runs export|backup`: the run store's commands (`RUNS`, listed in tlcore.cli).
+A file that cannot be read or copied is one `error:` line on stderr and exit status 1, never a
+traceback; a backup never overwrites a file.
 
 Not for: the export and the copy themselves (tlcore.serve.store.exports), the server's store
 (tlcore.serve.store.run_store).
@@ -11,42 +11,14 @@ from __future__ import annotations
 import sqlite3
 import sys
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
+from tlcore.core.commands import Command, Flags
+from tlcore.core.fields import setting
 from tlcore.serve.store.exports import backup, export
 from tlcore.serve.store.faults import DAMAGED, LOCKED, NOT_SQLITE, UNWRITABLE, StoreError, fault_of
 from tlcore.serve.store.files import default_path
-
-
-def register_cli(sub) -> None:
-    p = sub.add_parser(
-        "runs",
-        help="the class server's stored runs (SQLite): export them, or back them up",
-        description="Runs the class server finished (and those a restart interrupted) are kept in "
-        "SQLite ($TLS_STATE_DIR/runs.sqlite). Learners appear as a short hash of their id.",
-    )
-    runs = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
-    for name, func, out_help, action_help in (
-        (
-            "export",
-            _cmd_export,
-            "output file; .csv for a table, anything else for JSON lines",
-            "write every stored run to a .jsonl (whole jobs, events included) or .csv (one row per run) file; "
-            "the store is opened read-only",
-        ),
-        (
-            "backup",
-            _cmd_backup,
-            "the copy: a new file (an existing one is never overwritten)",
-            "copy the store to a new SQLite file while the server runs (SQLite's online backup API: one "
-            "consistent snapshot; the server's file is only read)",
-        ),
-    ):
-        action = runs.add_parser(name, help=action_help)
-        action.add_argument("--out", required=True, help=out_help)
-        action.add_argument("--db", default="", help="the SQLite file (default: $TLS_STATE_DIR/runs.sqlite)")
-        action.set_defaults(func=func)
-
 
 _EXPORT_FAULTS = {
     LOCKED: "it is locked by another program; try again in a moment",
@@ -100,3 +72,44 @@ def _cmd_backup(args) -> int:
         return 1
     print(f"copied {jobs} job(s) to {args.out}")
     return 0
+
+
+def _db():
+    return setting("", "the SQLite file (empty: $TLS_STATE_DIR/runs.sqlite)")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    out: str = setting("", "output file; .csv for a table, anything else for JSON lines", required=True)
+    db: str = _db()
+
+
+@dataclass(frozen=True)
+class BackupOptions:
+    out: str = setting("", "the copy: a new file (an existing one is never overwritten)", required=True)
+    db: str = _db()
+
+
+RUNS = Command(
+    "runs",
+    "the class server's stored runs (SQLite): export them, or back them up",
+    None,
+    description="Runs the class server finished (and those a restart interrupted) are kept in "
+    "SQLite ($TLS_STATE_DIR/runs.sqlite). Learners appear as a short hash of their id.",
+    actions=(
+        Command(
+            "export",
+            "write every stored run to a .jsonl (whole jobs, events included) or .csv (one row per run) file; "
+            "the store is opened read-only",
+            _cmd_export,
+            flags=(Flags(ExportOptions),),
+        ),
+        Command(
+            "backup",
+            "copy the store to a new SQLite file while the server runs (SQLite's online backup API: one "
+            "consistent snapshot; the server's file is only read)",
+            _cmd_backup,
+            flags=(Flags(BackupOptions),),
+        ),
+    ),
+)
