@@ -231,3 +231,21 @@ class BusyElsewhere:
                 self._cores = max(0.0, (box - box0 - ours) / (now - when))
             self._last = (now, box, own, children)
             return self._cores
+
+
+def on_a_thread_of_its_own(fn: Callable[..., object], *args, name: str) -> None:
+    """fn(*args) in a new thread, waited for; what it raises is raised here. The thread starts at the
+    caller's priority (the one a job's own thread lowers for itself: tlcore.serve.jobs)."""
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            fn(*args)
+        except BaseException as error:  # noqa: BLE001 -- handed to the caller, who decides
+            raised.append(error)
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    thread.join()
+    if raised:
+        raise raised[0]

@@ -428,7 +428,7 @@ class JobQueue:
                 machine.keep_freed_memory()
             try:
                 if nice_per_job:
-                    on_a_thread_of_its_own(self._train, job, name=f"{threading.current_thread().name}-job")
+                    cores.on_a_thread_of_its_own(self._train, job, name=f"{threading.current_thread().name}-job")
                 else:
                     self._pace()
                     self._run_job(job)
@@ -446,15 +446,12 @@ class JobQueue:
                 machine.keep_freed_memory(False)
             machine.return_freed_memory()
 
-    def _nice_per_job(self) -> bool:
-        """On a CPU, each job's nice is chosen at its start (`_train`); elsewhere the worker's holds."""
+    def _nice_per_job(self) -> bool:  # on a CPU each job's nice is chosen at its start (`_train`)
         return bool(self.nice) and self.cpu is not None and self.trains_here
 
     def _train(self, job: Job) -> None:
-        """A job on a CPU, in a thread of its own (torch's threads it starts inherit its nice): behind
-        the pages (nice +`self.nice`) while no other program keeps a core busy, else an equal of
-        those programs (see tlcore.serve.cores.pages_first). Linux lets a thread lower its priority
-        but not raise it again, so the next job starts from the worker's priority in a new thread."""
+        """A CPU job in a thread of its own (a thread's nice cannot go back up): behind the pages
+        unless other programs keep a core busy (tlcore.serve.cores.pages_first)."""
         if cores.pages_first(self.elsewhere.cores()):
             lower_thread_priority(self.nice)
         self._pace()
@@ -700,20 +697,3 @@ def shared_queue(make: Callable[[], JobQueue] = JobQueue.started) -> JobQueue:
         if _shared is None:
             _shared = make()
         return _shared
-
-
-def on_a_thread_of_its_own(fn: Callable[..., object], *args, name: str) -> None:
-    """fn(*args) in a new thread, waited for; what it raises is raised here."""
-    raised: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            fn(*args)
-        except BaseException as error:  # noqa: BLE001 -- handed to the caller, who decides
-            raised.append(error)
-
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    thread.join()
-    if raised:
-        raise raised[0]
