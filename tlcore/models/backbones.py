@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tlcore.core import offline
+from tlcore.core import metrics, offline
 from tlcore.core.bounded import LRU
 from tlcore.core.messages import EN, Message
 
@@ -111,7 +111,7 @@ class GroupedModel(nn.Module):
         return self.forward_from(self.forward_to(x, 0), 0)
 
     def param_counts(self) -> dict[str, int]:
-        return {g: sum(p.numel() for p in m.parameters()) for g, m in self.groups.items()}
+        return metrics.param_counts(self)
 
 
 # ----------------------------------------------------------------------------- weights
