@@ -3,13 +3,13 @@
 Every image dataset loads into one shape, ImageData: uint8 tensors (N, 3, S, S) for a
 train and a validation split, drawn per class with a seed, so that "5 examples per class"
 means the same thing for every source. Small sets then live on the device whole and
-batches are index slices (see tlcore.train.trainer).
+batches are index slices (see tlcore.train.image_batches).
 
 Each entry is tagged with its similarity to each pretraining source ("imagenet" for
 torchvision's weights, "synthetic" for the studio's own backbone) and a one-line reason:
 that tag is the similarity axis of the strategy matrix.
 
-Not for: augmentation or batching (tlcore.train.trainer), text data (tlcore.text, which registers its own).
+Not for: augmentation or batching (tlcore.train.image_batches), text data (tlcore.text, which registers its own).
 """
 
 from __future__ import annotations
