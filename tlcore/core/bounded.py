@@ -4,8 +4,9 @@ A class server runs for a day: whatever it keeps between requests (loaded datase
 features, pretrained templates, charts, feature spaces) must have a bound, and the oldest use
 goes first. `LRU` is that one shape, thread-safe, bounded by a count (each entry weighs 1) or by
 bytes (`weigh=tensor_bytes`), the bound a number or a setting read at every put; `tensor_bytes` is
-the one place tensors' sizes are added up. A store only keeps what its owner built: the owner asks
-`get`, builds on a miss and `put`s, so the store never calls back into the layer that owns it.
+the one place tensors' sizes are added up. A store keeps what its owner built: the owner asks
+`get`, builds on a miss and `put`s (tlcore.data.datasets, tlcore.models.backbones), so the store
+never calls back up into the layer that owns it.
 
 Not for: what a learner keeps with rules of their own (tlcore.serve.kept_models: per learner and in all).
 """
