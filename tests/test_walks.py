@@ -1,6 +1,6 @@
 """tools/walks.py's measure on a made-up call path (the modules in the order entered, and what counts as a
 climb back), and issue 55's limit on climbs held by the two real walks. (They cross more than issue 55's 8
-modules: `python -m tools.walks` prints how many, and the README's "How a run flows" says why.)"""
+modules: `python -m tools.walks` prints how many, and the README, below "How a download flows", says why.)"""
 
 from __future__ import annotations
 

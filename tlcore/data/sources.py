@@ -1,12 +1,12 @@
 """What the training loop reads of its data: the batch-source contract, and the one cached-prefix rule.
 
 `BatchSource` is what tlcore.train.trainer.fit asks of a run's batches (n_train, n_val, val_y,
-prepare, train_batches, eval_batches, forward); the sources that keep it run the model, so they
-live in the layers that may: images in tlcore.train.image_batches, sentences in
+prepare, train_batches, eval_batches, forward); the sources that implement it run the model, so
+they live in layers that may call it: images in tlcore.train.image_batches, sentences in
 tlcore.text.batches. `frozen_prefix` and `cache_depth` say which leading groups a source computes
 once, read alike by the trainer, the sources and the time estimate.
 
-Not for: the sources themselves (above), or datasets (tlcore.data.datasets).
+Not for: the sources themselves (named above), or datasets (tlcore.data.datasets).
 """
 
 from __future__ import annotations
