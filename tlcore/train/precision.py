@@ -57,8 +57,8 @@ def autocast_for(device: torch.device, precision: str = "auto", train_model=None
     (pass `train_model` for the contexts of training steps; see use_bf16).
 
     The choice is made here, once, and handed down as a plain value: torch.autocast with its
-    arguments bound, so the batch sources and the feature cache below open the context (and read
-    how it computes) without calling back into the training layer."""
+    arguments bound, so the batch sources and the feature cache (tlcore.data.feature_cache) open
+    the context, and read how it computes, without calling back into this module."""
     enabled = use_bf16(device, precision, train_model)
     kind = device.type if device.type in ("cuda", "cpu") else "cpu"
     return functools.partial(torch.autocast, kind, dtype=torch.bfloat16, enabled=enabled and device.type in ("cuda", "cpu"))
