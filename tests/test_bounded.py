@@ -43,6 +43,14 @@ def test_an_entry_over_the_whole_bound_is_refused_unless_the_newest_is_kept():
     assert keeping.put("huge", torch.zeros(1000)) is True and keeping.items() == [("huge", keeping.get("huge"))]
 
 
+def test_a_bound_named_by_a_setting_is_read_at_every_put_in_its_unit(monkeypatch):
+    cache = LRU("TLS_FEATURE_CACHE_MB", unit=2**20, weigh=tensor_bytes)
+    monkeypatch.setenv("TLS_FEATURE_CACHE_MB", "1")
+    assert cache.limit == 2**20 and cache.put("big", torch.zeros(2**19)) is False  # 2 MB: over a 1 MB bound
+    monkeypatch.setenv("TLS_FEATURE_CACHE_MB", "4")
+    assert cache.limit == 4 * 2**20 and cache.put("big", torch.zeros(2**19)) is True  # no new store needed
+
+
 def test_get_or_make_makes_once_and_never_holds_the_lock_while_making():
     cache = LRU(4)
     inside, release = threading.Event(), threading.Event()

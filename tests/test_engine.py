@@ -11,9 +11,9 @@ import torch
 from tlcore import cli
 from tlcore.core import metrics, offline
 from tlcore.core.events import Cancelled, Done, EvalEvent, Failed, History, Started
-from tlcore.data import datasets, sources
+from tlcore.data import datasets
 from tlcore.models import backbones, catalog
-from tlcore.train import recipe, strategies, trainer
+from tlcore.train import image_batches, recipe, strategies, trainer
 from tlcore.train.config import RunConfig
 
 VISION = catalog.backbone_names("vision")
@@ -37,7 +37,7 @@ def tiny_data(classes=3, per_class=8, size=32, seed=0) -> datasets.ImageData:
 
 def fit_plan(model, plan, data, epochs=2, **kw):
     history = History()
-    source = sources.TensorSource(data, torch.device("cpu"), kw.pop("augment", "flip"))
+    source = image_batches.TensorSource(data, torch.device("cpu"), kw.pop("augment", "flip"))
     opts = trainer.FitOptions(epochs=epochs, batch_size=8, log_every=1, **kw)
     result = trainer.fit(model, plan, source, opts, device=torch.device("cpu"), emit=history.append, classes=tuple(data.classes))
     return history.snapshot(), result
@@ -154,7 +154,7 @@ def test_cancel_stops_within_one_step():
         calls["n"] += 1
         return calls["n"] > 3
 
-    source = sources.TensorSource(tiny_data(per_class=40), torch.device("cpu"))
+    source = image_batches.TensorSource(tiny_data(per_class=40), torch.device("cpu"))
     result = trainer.fit(
         model,
         plan,
@@ -711,7 +711,7 @@ def test_cached_features_with_flips_equal_the_uncached_forward():
     torch.manual_seed(0)
     model = catalog.build_model("studio_resnet", 3, pretrained=False, image_size=32).eval()
     data = tiny_data(per_class=4)
-    source = sources.TensorSource(data, torch.device("cpu"), "flip")
+    source = image_batches.TensorSource(data, torch.device("cpu"), "flip")
     assert source.prepare(model, 3, batch_size=4, autocast=lambda: torch.autocast("cpu", enabled=False)) == 3
     with torch.no_grad():
         assert torch.allclose(source.train_x, model.forward_to(data.train_x, 3), atol=1e-5)
@@ -734,15 +734,15 @@ def test_crop_flip_zooms_and_shifts_each_image_on_the_device():
     g = torch.Generator().manual_seed(0)
     x = torch.zeros(8, 3, 32, 32, dtype=torch.uint8)
     x[:, :, 8:24, 8:24] = 200  # a bright square in the middle
-    out = sources.random_resized_crop(x, g)
+    out = image_batches.random_resized_crop(x, g)
     assert out.shape == x.shape and out.dtype == torch.uint8
     bright = (out[:, 0] > 100).flatten(1).sum(1).float()
     assert (bright >= 16 * 16).all()  # a crop of 70..100% zooms in: the square never shrinks
     assert len(set(bright.tolist())) > 1  # each image gets its own crop
     flat = torch.full((2, 3, 16, 16), 77, dtype=torch.uint8)
-    assert torch.equal(sources.random_resized_crop(flat, g), flat)  # no new colours, no black borders
-    same = sources.random_resized_crop(x, torch.Generator().manual_seed(5))
-    assert torch.equal(same, sources.random_resized_crop(x, torch.Generator().manual_seed(5)))  # seeded
+    assert torch.equal(image_batches.random_resized_crop(flat, g), flat)  # no new colours, no black borders
+    same = image_batches.random_resized_crop(x, torch.Generator().manual_seed(5))
+    assert torch.equal(same, image_batches.random_resized_crop(x, torch.Generator().manual_seed(5)))  # seeded
 
 
 @pytest.mark.parametrize("average", [True, False])
@@ -769,10 +769,10 @@ def test_no_batch_of_one_example_is_made():
     """9 images in batches of 8 once made a last batch of one, which BatchNorm cannot train on
     at 1x1 (EfficientNet-Lite0 at 32 px crashed); the step count stays ceil(n / batch)."""
     for n, batch in [(9, 8), (17, 8), (16, 8), (65, 64), (5, 4)]:
-        sizes = [len(b) for b in sources.split_batches(torch.randperm(n), batch)]
+        sizes = [len(b) for b in image_batches.split_batches(torch.randperm(n), batch)]
         assert sum(sizes) == n and len(sizes) == -(-n // batch) and min(sizes) >= 2, (n, batch, sizes)
     order = torch.randperm(9)
-    assert torch.equal(torch.cat(sources.split_batches(order, 8)), order)  # every example once, in order
+    assert torch.equal(torch.cat(image_batches.split_batches(order, 8)), order)  # every example once, in order
 
 
 @pytest.mark.fast

@@ -117,8 +117,9 @@ def test_on_a_cpu_the_prefix_is_computed_a_bounded_number_of_pixels_at_a_time(mo
     """Issue 29 (the server's peak memory): 256 images at 96 px through Lite0 at once held about
     800 MB of activations; on a CPU a pass takes at most CPU_PREFIX_PIXELS, and the features are
     the same as those of one big pass."""
-    from tlcore.data import datasets, sources
+    from tlcore.data import datasets
     from tlcore.models import catalog
+    from tlcore.train import image_batches
 
     feature_cache.shared.clear()
     n, size = 50, 48
@@ -133,14 +134,14 @@ def test_on_a_cpu_the_prefix_is_computed_a_bounded_number_of_pixels_at_a_time(mo
     passes = []
     forward_to = model.forward_to
     monkeypatch.setattr(model, "forward_to", lambda x, depth: (passes.append(len(x)), forward_to(x, depth))[1])
-    monkeypatch.setattr(sources, "CPU_PREFIX_PIXELS", 16 * size * size)
-    chunked = sources.TensorSource(data, torch.device("cpu"), augment="none")
+    monkeypatch.setattr(image_batches, "CPU_PREFIX_PIXELS", 16 * size * size)
+    chunked = image_batches.TensorSource(data, torch.device("cpu"), augment="none")
     assert chunked.prepare(model, 3, 64, lambda: torch.no_grad()) == 3
     assert passes[1:] == [16, 16, 16, 2, 10]  # (the first: a one-image probe of the features' size)
     feature_cache.shared.clear()
-    monkeypatch.setattr(sources, "CPU_PREFIX_PIXELS", 1_000 * size * size)
+    monkeypatch.setattr(image_batches, "CPU_PREFIX_PIXELS", 1_000 * size * size)
     passes.clear()
-    whole = sources.TensorSource(data, torch.device("cpu"), augment="none")
+    whole = image_batches.TensorSource(data, torch.device("cpu"), augment="none")
     whole.prepare(model, 3, 64, lambda: torch.no_grad())
     assert passes[1:] == [50, 10]
     torch.testing.assert_close(chunked.train_x, whole.train_x)

@@ -12,9 +12,9 @@ import torch
 
 from tlcore.core import offline
 from tlcore.core.events import History
-from tlcore.data import datasets, procedural, sources
+from tlcore.data import datasets, procedural
 from tlcore.models import backbones, catalog, imagenet
-from tlcore.train import finetuned, recipe, strategies, trainer
+from tlcore.train import finetuned, image_batches, recipe, strategies, trainer
 from tlcore.train.config import RunConfig
 
 
@@ -69,7 +69,7 @@ def test_lite0_freeze_contract_and_cached_features_match():
     x = torch.randint(0, 255, (12, 3, 32, 32), dtype=torch.uint8, generator=g)
     y = torch.arange(12) % 3
     data = datasets.ImageData(["a", "b", "c"], x, y, x[:6], y[:6])
-    source = sources.TensorSource(data, torch.device("cpu"), "flip")
+    source = image_batches.TensorSource(data, torch.device("cpu"), "flip")
     result = trainer.fit(
         model,
         plan,

@@ -9,10 +9,10 @@ import time
 import pytest
 import torch
 
-from tlcore.data import datasets, sources
+from tlcore.data import datasets
 from tlcore.models import catalog
 from tlcore.serve import machine
-from tlcore.train import forgetting, strategies, trainer
+from tlcore.train import forgetting, image_batches, strategies, trainer
 from tlcore.train.config import RunConfig
 from tlcore.train.precision import autocast_for
 
@@ -30,7 +30,7 @@ def test_evaluation_in_training_batches_gives_the_answers_of_one_pass():
     model = lite0().eval()
     x, y = images(20), torch.arange(20) % 5
     data = datasets.ImageData([f"c{i}" for i in range(5)], x, y, x, y)
-    source = sources.TensorSource(data, torch.device("cpu"), "none")
+    source = image_batches.TensorSource(data, torch.device("cpu"), "none")
     assert [len(b) for b, _ in source.eval_batches(8)] == [8, 8, 4]
     autocast = autocast_for(torch.device("cpu"), "fp32")
     loss, acc, preds = trainer.evaluate(model, source, 8, autocast)

@@ -3,7 +3,10 @@
 A class server runs for a day: whatever it keeps between requests (loaded datasets, frozen
 features, pretrained templates, charts, feature spaces) must have a bound, and the oldest use
 goes first. `LRU` is that one shape, thread-safe, bounded by a count (each entry weighs 1) or by
-bytes (`weigh=tensor_bytes`); `tensor_bytes` is the one place tensors' sizes are added up.
+bytes (`weigh=tensor_bytes`), the bound a number or a setting read at every put; `tensor_bytes` is
+the one place tensors' sizes are added up. A store keeps what its owner built: the owner asks
+`get`, builds on a miss and `put`s (tlcore.data.datasets, tlcore.models.backbones), so the store
+never calls back up into the layer that owns it.
 
 Not for: what a learner keeps with rules of their own (tlcore.serve.kept_models: per learner and in all).
 """
@@ -17,6 +20,8 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 import torch
+
+from tlcore.core import settings
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -42,15 +47,22 @@ class LRU(Generic[K, V]):
     """Entries by key, least recently used dropped first once their weights add up past `limit`.
 
     `weigh(value)` is an entry's weight (1 by default: `limit` is a count). `limit` may be a
-    function, asked at every put (a setting read when used, tlcore.core.settings). An entry heavier than
-    `limit` on its own is refused, unless `keep_newest`: then it stays, alone (a dataset bigger
-    than the bound is still kept for the race that loads it). Thread-safe; `get_or_make` runs its
-    `make` outside the lock, so other callers' hits never wait for a slow make."""
+    setting's name (tlcore.core.settings), read at every put, so an admin's change takes effect
+    without a restart; `unit` is what one of its units weighs (2**20: a setting in MB bounding
+    bytes). An entry heavier than `limit` on its own is refused, unless `keep_newest`: then it
+    stays, alone (a dataset bigger than the bound is still kept for the race that loads it).
+    Thread-safe; `get_or_make` runs its `make` outside the lock, so other callers' hits never wait
+    for a slow make (where `make` is a higher layer's, its owner asks `get` and `put`s instead)."""
 
     def __init__(
-        self, limit: float | Callable[[], float], *, weigh: Callable[[V], float] = lambda _v: 1, keep_newest: bool = False
+        self,
+        limit: float | str,
+        *,
+        unit: float = 1,
+        weigh: Callable[[V], float] = lambda _v: 1,
+        keep_newest: bool = False,
     ):
-        self._limit = limit
+        self._limit, self.unit = limit, unit
         self.weigh = weigh
         self.keep_newest = keep_newest
         self._items: OrderedDict[K, tuple[V, float]] = OrderedDict()
@@ -60,7 +72,7 @@ class LRU(Generic[K, V]):
 
     @property
     def limit(self) -> float:
-        return self._limit() if callable(self._limit) else self._limit
+        return (settings.get(self._limit) if isinstance(self._limit, str) else self._limit) * self.unit
 
     def get(self, key: K, default: V | None = None) -> V | None:
         with self._lock:

@@ -59,9 +59,15 @@ def human(n: int) -> str:
     return f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n / 1e3:.3g}K" if n >= 1e3 else str(n)
 
 
+def param_counts(model: nn.Module) -> dict[str, int]:
+    """Parameters per layer group, in group order (what `model.param_counts()` answers), read from
+    the model's `groups` as the other measures here read them."""
+    return {g: sum(p.numel() for p in m.parameters()) for g, m in model.groups.items()}
+
+
 def count_trainable(model: nn.Module, frozen: tuple[str, ...]) -> Trainable:
-    """The readout for a model (it has `param_counts()`) with `frozen` groups frozen."""
-    return Trainable.of(model.param_counts(), frozen)
+    """The readout for a grouped model (tlcore.models.groups.LayerGroups) with `frozen` groups frozen."""
+    return Trainable.of(param_counts(model), frozen)
 
 
 def grad_norms_by_group(model: nn.Module, names: list[str]) -> torch.Tensor:

@@ -3,13 +3,13 @@
 Every image dataset loads into one shape, ImageData: uint8 tensors (N, 3, S, S) for a
 train and a validation split, drawn per class with a seed, so that "5 examples per class"
 means the same thing for every source. Small sets then live on the device whole and
-batches are index slices (see tlcore.train.trainer).
+batches are index slices (see tlcore.train.image_batches).
 
 Each entry is tagged with its similarity to each pretraining source ("imagenet" for
 torchvision's weights, "synthetic" for the studio's own backbone) and a one-line reason:
 that tag is the similarity axis of the strategy matrix.
 
-Not for: augmentation or batching (tlcore.train.trainer), text data (tlcore.text, which registers its own).
+Not for: augmentation or batching (tlcore.train.image_batches), text data (tlcore.text, which registers its own).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class DatasetSpec:
 # Loaded datasets kept for reuse (a race loads its data once), bounded by the bytes their tensors
 # hold rather than by a count: eight large datasets would not fit a class server. The newest is
 # kept even when it alone is over the bound.
-_data_cache: LRU[tuple, object] = LRU(lambda: settings.get("TLS_DATA_CACHE_BYTES"), weigh=tensor_bytes, keep_newest=True)
+_data_cache: LRU[tuple, object] = LRU("TLS_DATA_CACHE_BYTES", weigh=tensor_bytes, keep_newest=True)
 
 
 def load(spec: DatasetSpec, *, per_class: int, image_size: int, seed: int = 0, val_per_class: int = 30, root: str = ""):
@@ -92,10 +92,12 @@ def load(spec: DatasetSpec, *, per_class: int, image_size: int, seed: int = 0, v
     if per_class < 1 or val_per_class < 1:
         raise ValueError("examples per class and validation examples per class must be at least 1")
     root = str(root or "")
-    return _data_cache.get_or_make(
-        (spec.name, per_class, val_per_class, image_size, seed, root),
-        lambda: spec.load(per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed, root=root),
-    )
+    key = (spec.name, per_class, val_per_class, image_size, seed, root)
+    data = _data_cache.get(key)
+    if data is None:
+        data = spec.load(per_class=per_class, val_per_class=val_per_class, image_size=image_size, seed=seed, root=root)
+        _data_cache.put(key, data)
+    return data
 
 
 # ----------------------------------------------------------------------------- shared pieces

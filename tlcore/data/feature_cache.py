@@ -25,7 +25,6 @@ import itertools
 
 import torch
 
-from tlcore.core import settings
 from tlcore.core.bounded import LRU, tensor_bytes
 
 
@@ -83,4 +82,4 @@ def autocast_digest(autocast) -> tuple:
 
 # Tuples of tensors by key, the least recently used dropped first beyond the budget; a tuple
 # larger than the whole budget is not kept.
-shared: LRU[str, tuple] = LRU(lambda: settings.get("TLS_FEATURE_CACHE_MB") * 2**20, weigh=tensor_bytes)
+shared: LRU[str, tuple] = LRU("TLS_FEATURE_CACHE_MB", unit=2**20, weigh=tensor_bytes)

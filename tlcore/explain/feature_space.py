@@ -130,7 +130,7 @@ def image_features(
     """(train (N, D), validation (M, D)) float32 features of a vision model's frozen body, made
     by the same extractor a run's cached frozen prefix uses (`TensorSource.prepare`, every group
     but the head, in eval mode), then pooled as the head pools them."""
-    from tlcore.data.sources import TensorSource
+    from tlcore.train.image_batches import TensorSource
 
     device = device or torch.device("cpu")
     model = model.to(device).eval()

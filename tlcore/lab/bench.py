@@ -23,9 +23,9 @@ from torch import nn
 from tlcore.core.commands import Command, Flags
 from tlcore.core.fields import setting
 from tlcore.core.spreadsheet import safe_frame
-from tlcore.data import datasets, sources
+from tlcore.data import datasets
 from tlcore.models import backbones, catalog
-from tlcore.train import precision, strategies, trainer
+from tlcore.train import image_batches, precision, strategies, trainer
 from tlcore.train.config import run_flags
 from tlcore.train.device import describe_device, pick_device
 
@@ -125,7 +125,7 @@ def ours(
     )
     channels_last = precision.prefers_channels_last(device) if channels_last is None else channels_last
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
-    source = sources.TensorSource(data, device, "flip", channels_last)
+    source = image_batches.TensorSource(data, device, "flip", channels_last)
     opts = trainer.FitOptions(epochs, batch_size, "sgd", 0.0, log_every=10**9)
     result = trainer.fit(model, plan, source, opts, device=device, emit=lambda _e: None)
     n_train = source.n_train

@@ -141,7 +141,7 @@ def pretrain(
 def _stream_source(cfg: PretrainConfig, spec: procedural.SourceSpec, device: torch.device):
     """Freshly drawn images to train on, and held-out *images* of the source classes to
     measure on, drawn once from a stream of their own."""
-    from tlcore.data.sources import StreamSource
+    from tlcore.train.image_batches import StreamSource
 
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)
     eval_y = torch.arange(cfg.eval_images) % cfg.classes

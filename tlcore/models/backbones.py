@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tlcore.core import offline
+from tlcore.core import metrics, offline
 from tlcore.core.bounded import LRU
 from tlcore.core.messages import EN, Message
 
@@ -111,7 +111,7 @@ class GroupedModel(nn.Module):
         return self.forward_from(self.forward_to(x, 0), 0)
 
     def param_counts(self) -> dict[str, int]:
-        return {g: sum(p.numel() for p in m.parameters()) for g, m in self.groups.items()}
+        return metrics.param_counts(self)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -489,12 +489,12 @@ _TEMPLATES: LRU[tuple[str, int], GroupedModel] = LRU(2)  # the backbones of the 
 def _pretrained_template(spec: BackboneSpec, size: int) -> GroupedModel:
     """A pretrained network built once per process; a run copies it (Lite0's build, mostly timm's
     random initialisation and the checkpoint's load, took 0.29 s of a 2 s demo; a copy 0.02 s)."""
-
-    def build() -> GroupedModel:
+    template = _TEMPLATES.get((spec.name, size))
+    if template is None:
         with torch.random.fork_rng(devices=[]):  # building draws random numbers: a seeded run's head must not depend on it
-            return spec.build(spec=spec, num_classes=1, pretrained=True, image_size=size).eval()
-
-    return _TEMPLATES.get_or_make((spec.name, size), build)
+            template = spec.build(spec=spec, num_classes=1, pretrained=True, image_size=size).eval()
+        _TEMPLATES.put((spec.name, size), template)
+    return template
 
 
 def with_new_head(model: GroupedModel, num_classes: int) -> GroupedModel:

@@ -52,9 +52,13 @@ def prefers_channels_last(device: torch.device) -> bool:
     return device.type in ("cuda", "cpu")
 
 
-def autocast_for(device: torch.device, precision: str = "auto", train_model=None):
+def autocast_for(device: torch.device, precision: str = "auto", train_model=None) -> functools.partial:
     """A factory of autocast contexts: weights stay fp32, activations run in bf16 where it pays
-    (pass `train_model` for the contexts of training steps; see use_bf16)."""
+    (pass `train_model` for the contexts of training steps; see use_bf16).
+
+    The choice is made here, once, and handed down as a plain value: torch.autocast with its
+    arguments bound, so the batch sources and the feature cache (tlcore.data.feature_cache) open
+    the context, and read how it computes, without calling back into this module."""
     enabled = use_bf16(device, precision, train_model)
     kind = device.type if device.type in ("cuda", "cpu") else "cpu"
-    return lambda: torch.autocast(kind, dtype=torch.bfloat16, enabled=enabled and device.type in ("cuda", "cpu"))
+    return functools.partial(torch.autocast, kind, dtype=torch.bfloat16, enabled=enabled and device.type in ("cuda", "cpu"))

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import torch
 
-from tlcore.core.events import Cancelled, Done, Failed, RunResult, Started
+from tlcore.core.events import Cancelled, Done, Failed, RunResult
 from tlcore.core.messages import LearnerError, Message
 from tlcore.data.datasets import DatasetUnavailable
 from tlcore.models.backbones import WeightsUnavailable
@@ -34,23 +34,10 @@ def run(config: RunConfig, emit: Emit, should_stop: Callable[[], bool] = lambda:
     processes). Training keeps nothing: the caller keeps the model or drops it.
     Errors become one Failed event a learner can act on, never a traceback.
     """
-    t_run, started_at = time.perf_counter(), []
-
-    def timed_emit(event) -> None:
-        if isinstance(event, Started):
-            started_at.append(time.perf_counter())
-        emit(event)
-
     try:
         task = tasks.of(config)
         own_run = getattr(task, "run", None)  # a task that is not a fine-tune (mlm: pretraining) runs itself
-        result = (own_run or _recipe)(config, timed_emit, should_stop, data)
-        if result is not None and started_at and result.timing:
-            timing = result.timing
-            # set-up: data and model, before the cache and the first step (measured for estimates)
-            timing["setup_s"] = max(0.0, started_at[0] - t_run - timing["cache_s"])
-            # finishing: confusion matrix, weight drift, examples
-            timing["finish_s"] = time.perf_counter() - timing.pop("last_eval_at", time.perf_counter())
+        result = (own_run or _recipe)(config, emit, should_stop, data)
     except (WeightsUnavailable, DatasetUnavailable, ValueError) as e:  # LearnerError is a ValueError
         emit(Failed.of(e))
         return None
@@ -76,6 +63,7 @@ def run_or_raise(config: RunConfig, data=None) -> RunResult:
 
 
 def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> RunResult | None:
+    t_run = time.perf_counter()
     task = tasks.of(config)
     device = pick_device(config.device)
     generator = seed_everything(config.seed)
@@ -91,6 +79,7 @@ def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> RunResult | Non
         raise LearnerError("run.freeze_depth", backbone=name, body=len(groups) - 1)
     plan = strategies.plan_for(config, groups)
     model, source = task.source(config, model, data, device)
+    t_fit = time.perf_counter()
     result = fit(
         model,
         plan,
@@ -105,7 +94,7 @@ def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> RunResult | Non
     )
     if result is None:
         return None
-    return replace(
+    result = replace(
         result,
         backbone=name,
         strategy=config.strategy,
@@ -116,6 +105,11 @@ def _recipe(config: RunConfig, emit: Emit, should_stop, data) -> RunResult | Non
         misclassified=task.mistakes(data, source, result),
         **task.extras(config, model, source, data, name),
     )
+    # measured for the estimates (tlcore.train.time_estimate): the set-up, data, weights, model
+    # and plan until fit starts; and the finish, confusion, drift, examples after the last evaluation
+    result.timing["setup_s"] = t_fit - t_run
+    result.timing["finish_s"] = time.perf_counter() - result.timing.pop("last_eval_at")
+    return result
 
 
 def warm_up(config: RunConfig, should_stop: Callable[[], bool] = lambda: False) -> bool:

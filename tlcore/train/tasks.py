@@ -23,11 +23,11 @@ import torch
 
 from tlcore.core.events import RunResult
 from tlcore.core.registry import Registry
-from tlcore.data.sources import TensorSource
 from tlcore.models import catalog
 from tlcore.train import forgetting
 from tlcore.train.config import RunConfig
 from tlcore.train.finetuned import Finetuned
+from tlcore.train.image_batches import TensorSource
 from tlcore.train.precision import prefers_channels_last
 
 MISTAKES_SHOWN = 12

@@ -60,9 +60,9 @@ def run_transfer_depth(settings: TransferDepthSettings, *, log=print) -> pd.Data
     - "fine-tuned": every group trains (k = all is a full fine-tune).
     k = 0 is training from scratch in both. The runs use the engine's own `fit` loop.
     """
-    from tlcore.data.sources import TensorSource
     from tlcore.train import strategies
     from tlcore.train.device import pick_device
+    from tlcore.train.image_batches import TensorSource
     from tlcore.train.trainer import FitOptions, fit, seed_everything
 
     device = pick_device(settings.device)
