@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from tlcore.core.messages import LearnerError
 def setting(
     default,
     help: str,
-    choices: tuple | Callable[[], tuple] | None = None,
+    choices: tuple | Registered | Callable[[], tuple] | None = None,
     lo=None,
     hi=None,
     *,
@@ -39,9 +40,25 @@ def setting(
     return dataclasses.field(default=default, metadata={**meta, "positional": positional, "required": required})
 
 
+@dataclasses.dataclass(frozen=True)
+class Registered:
+    """Choices that are the names in a registry, named by its module and attribute
+    (`Registered("tlcore.train.tasks", "TASKS")`) and read when first asked: a field of a low module
+    can offer what a higher one registers without importing it, nor being handed a function of its
+    to call back (tools/walks.py counts such calls as climbs)."""
+
+    module: str
+    attribute: str
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(getattr(importlib.import_module(self.module), self.attribute).names())
+
+
 def choices_of(field: dataclasses.Field) -> tuple | None:
-    """The field's choices; a function there is asked now (a registry read when first needed)."""
+    """The field's choices; a registry's names, or a function's answer, asked now (read when first needed)."""
     choices = field.metadata.get("choices")
+    if isinstance(choices, Registered):
+        return choices.names()
     return tuple(choices()) if callable(choices) else choices
 
 

@@ -11,7 +11,6 @@ same config (tested). Starting values for the app: tlcore.train.presets.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import shlex
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from typing import Any
 
 from tlcore.core import offline
 from tlcore.core.commands import Flags
-from tlcore.core.fields import check_value, setting, values
+from tlcore.core.fields import Registered, check_value, setting, values
 from tlcore.core.messages import LearnerError
 from tlcore.models import catalog
 from tlcore.train import strategies
@@ -40,12 +39,15 @@ TASK_RULES: dict[str, Callable[[RunConfig], None]] = {}
 _f = setting  # a dataclass field with its help text (and range, choices) kept beside it (tlcore.core.fields)
 
 
+# The registered tasks ("image", and the families' "text", "mlm"): the one list is the task registry,
+# tlcore.train.tasks.TASKS, read when a config is checked or a parser built, not at import (the
+# registry's module imports this one, and loads the families on first read): named, not imported.
+TASK_CHOICES = Registered("tlcore.train.tasks", "TASKS")
+
+
 def task_names() -> tuple[str, ...]:
-    """The registered tasks ("image", and the families' "text", "mlm"): the one list is the task
-    registry, tlcore.train.tasks.TASKS. Asked when a config is checked or a parser built, not at
-    import: the registry's module imports this one (and torch), and loads the families on first
-    read; by name here, as the catalog names its families, so no import runs in a circle."""
-    return tuple(importlib.import_module("tlcore.train.tasks").TASKS.names())
+    """The registered tasks (TASK_CHOICES)."""
+    return TASK_CHOICES.names()
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class RunConfig:
     task: str = _f(
         "image",
         "image or text: which kind of model and data; mlm: masked-word pretraining from random weights (the text page's live demo)",
-        task_names,
+        TASK_CHOICES,
     )
     backbone: str = _f(
         "efficientnet_lite0",
