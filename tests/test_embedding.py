@@ -10,6 +10,7 @@ who asks, never raises into a page, and refuses rather than queues without bound
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -107,7 +108,7 @@ def test_pretrained_features_beat_random_ones_on_real_digits():
     assert view.classes == tuple(str(i) for i in range(10)) and pre.backbone == "studio_resnet"
     assert set(view.timings) >= {"load_s", "embed_s", "project_s", "probe_s", "total_s"}
     # the random body is the same draw every time (seeded): the same numbers again
-    feature_space._features.clear()
+    feature_space._rows.clear()
     again = feature_space.feature_view(request)
     assert again.spaces["random"].probe_acc == rand.probe_acc
     assert np.allclose(again.spaces["random"].coords, rand.coords, atol=1e-4)
@@ -135,7 +136,7 @@ def test_only_the_pretrained_bodys_features_are_kept_for_the_class_runs(monkeypa
     from tlcore.data import feature_cache
 
     monkeypatch.setattr(feature_cache, "shared", LRU(2**30, weigh=tensor_bytes))  # this test's own, empty
-    monkeypatch.setattr(feature_space, "_features", LRU(8))
+    monkeypatch.setattr(feature_space, "_rows", LRU(2**30, weigh=lambda row: row.nbytes))  # none seen yet
     torch.manual_seed(2)
     model = catalog.build_model("studio_resnet", 10, pretrained=True, image_size=32)
     with torch.no_grad():
@@ -148,6 +149,59 @@ def test_only_the_pretrained_bodys_features_are_kept_for_the_class_runs(monkeypa
     view = feature_space.feature_view(request, finetuned=entry)
     assert list(view.spaces) == ["pretrained", "random", "finetuned"]
     assert len(feature_cache.shared) == 1  # the pretrained body's: a linear probe's cached prefix on this data
+
+
+def _rows_kept(monkeypatch, limit_bytes=2**30):
+    """This test's own, empty store of feature rows; returned for its counts."""
+    from tlcore.core.bounded import LRU
+
+    rows = LRU(limit_bytes, weigh=lambda row: row.nbytes)
+    monkeypatch.setattr(feature_space, "_rows", rows)
+    return rows
+
+
+def test_a_view_over_images_another_view_showed_runs_no_body_and_shows_the_same(monkeypatch):
+    """Page 3's default split (20 per class) is the first part of page 1's (30 per class) over the
+    same validation images (`datasets.split_per_class`): after page 1's view every row of page 3's
+    is found, none is computed, and the view is the one a cold server computes."""
+    rows = _rows_kept(monkeypatch)
+    big = feature_space.Request("image", "studio_resnet", "digits", per_class=8, val_per_class=5, image_size=32)
+    small = dataclasses.replace(big, per_class=4)
+    feature_space.feature_view(big)
+    assert rows.misses == 2 * (80 + 50)  # two bodies, every image once
+    found = feature_space.feature_view(small)
+    assert rows.misses == 2 * (80 + 50) and rows.hits == 2 * (40 + 50)
+    rows.clear()
+    cold = feature_space.feature_view(small)
+    for kind in ("pretrained", "random"):
+        assert np.allclose(found.spaces[kind].coords, cold.spaces[kind].coords, atol=1e-4)
+        assert found.spaces[kind].probe_acc == cold.spaces[kind].probe_acc
+        assert found.spaces[kind].ncm_acc == cold.spaces[kind].ncm_acc
+
+
+def test_a_view_with_more_images_computes_only_the_new_ones_and_shows_what_a_cold_one_does(monkeypatch):
+    rows = _rows_kept(monkeypatch)
+    small = feature_space.Request("image", "studio_resnet", "digits", per_class=4, val_per_class=5, image_size=32)
+    big = dataclasses.replace(small, per_class=8)
+    feature_space.feature_view(small)
+    before = rows.misses
+    grown = feature_space.feature_view(big)
+    assert rows.misses - before == 2 * 40  # two bodies, the 40 training images page 3 did not show
+    rows.clear()
+    cold = feature_space.feature_view(big)
+    for kind in ("pretrained", "random"):
+        assert np.allclose(grown.spaces[kind].coords, cold.spaces[kind].coords, atol=1e-4)
+        assert grown.spaces[kind].probe_acc == cold.spaces[kind].probe_acc
+
+
+def test_the_kept_feature_rows_stay_within_their_bytes(monkeypatch):
+    """studio_resnet's rows are 256 floats (1 KB): a 50-row bound keeps the newest 50 of 260."""
+    rows = _rows_kept(monkeypatch, limit_bytes=50 * 256 * 4)
+    view = feature_space.feature_view(
+        feature_space.Request("image", "studio_resnet", "digits", per_class=8, val_per_class=5, image_size=32)
+    )
+    assert len(rows) == 50 and rows.total <= 50 * 256 * 4
+    assert view.spaces["random"].coords.shape == (80, 2)  # the view itself is whole
 
 
 @pytest.mark.fast

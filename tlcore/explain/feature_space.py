@@ -19,7 +19,9 @@ Features come from the runs' own extractors: `TensorSource.prepare` (images: eve
 group, then the average over the feature map the head pools) and `TextSource.prepare` (text:
 the last layer's first-token vector the classifier head reads). The heavy part (a few seconds
 on a 2-core CPU for a few hundred examples) runs on one background thread (`FeatureSpaces`),
-cached per backbone, dataset, size and seed, so no page waits for it.
+so no page waits for it; each body's features are kept per image, so a view over images another
+view showed (page 3's default split is inside page 1's) runs no body again. A server's warm-up
+computes the pages' default views before the class comes (studio.feature_space_panel.warm_up).
 
 Returns plain data (coordinates, labels, class names, accuracies, timings): no plotting here.
 Not for: training (tlcore.train.recipe) or showing the picture (studio.feature_space_panel).
@@ -303,26 +305,88 @@ def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable
     return ([("pretrained", name, lambda: image_body(True))] if pretrained else []) + bodies
 
 
-# Frozen features kept for reuse (changing only the projection re-embeds nothing), bounded by
-# count: each entry is a few MB (300 x 1280 floats, twice).
+# Frozen features kept for reuse, per body and per image: changing only the projection re-embeds
+# nothing, and a view whose images another view already showed (page 3's default 20 per class are
+# the first 20 of page 1's 30, over the same validation images: `datasets.split_per_class`) runs
+# the body over none of them. Keyed by the body ("pretrained" and its backbone, "random" and its
+# seed, "finetuned" and its shelf id) and by the image's own bytes, so no other image or body is
+# ever served. Bounded by bytes: 64 MB is about 13,000 rows of Lite0's 1280 features (25 views of
+# 500 images); the first view held 500 rows, 2.6 MB, per body.
+FEATURE_ROWS_MB = 64
+_rows: LRU[tuple, np.ndarray] = LRU(FEATURE_ROWS_MB * 2**20, weigh=lambda row: row.nbytes)
+# Text views whole (a sentence costs far less than an image's forward pass), bounded by count.
 _features: LRU[tuple, tuple] = LRU(8)
+
+
+def image_digest(image: torch.Tensor) -> bytes:
+    """A digest of one (3, S, S) uint8 image's shape and bytes: what its features depend on."""
+    import hashlib
+
+    h = hashlib.blake2b(repr(tuple(image.shape)).encode(), digest_size=16)
+    h.update(image.contiguous().numpy().data)
+    return h.digest()
+
+
+def _body_key(request: Request, kind: str, name: str, num_classes: int) -> tuple:
+    """What a body's weights are drawn from: the pretrained weights of `name`, the random draw of
+    `seed` (the head is drawn too, so the class count is part of it), or one fine-tuned model."""
+    if kind == "pretrained":
+        return (kind, name)
+    if kind == "random":
+        return (kind, name, request.seed, num_classes, request.image_size)
+    return (kind, name, request.finetuned_id)
+
+
+@torch.no_grad()
+def _pooled_rows(model, images: torch.Tensor, device: torch.device) -> np.ndarray:
+    """(N, 3, S, S) uint8 -> (N, D) float32: the body's pooled output for some images, computed as
+    `TensorSource.prepare` computes a frozen prefix (eval mode, no gradients, on a CPU a bounded
+    number of pixels at a time) and pooled per chunk, as the head pools it."""
+    from tlcore.data.sources import CPU_PREFIX_PIXELS
+
+    model = model.to(device).eval()
+    body = len(model.group_names) - 1
+    chunk = max(1, CPU_PREFIX_PIXELS // (images.shape[-1] * images.shape[-2])) if device.type == "cpu" else 256
+    out = [_pooled(model.forward_to(images[i : i + chunk].to(device), body)) for i in range(0, len(images), chunk)]
+    return torch.cat(out).cpu().numpy()
+
+
+def _embed_images(
+    request: Request, kind: str, name: str, build: Callable[[], torch.nn.Module], data, device: torch.device
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(train features, validation features, validation labels, seconds) of one body over the
+    view's images; only the images this body has not seen yet go through it."""
+    t0 = time.perf_counter()
+    body = _body_key(request, kind, name, data.num_classes)
+    images = torch.cat((data.train_x, data.val_x))
+    keys = [(body, image_digest(image)) for image in images]
+    found = [_rows.get(key) for key in keys]
+    missing = [i for i, row in enumerate(found) if row is None]
+    if len(missing) == len(keys):  # none seen: the whole split, as a linear probe's run caches it
+        # the pretrained body's features are a linear probe's cached prefix too: kept for the class's
+        # runs; a random or fine-tuned body's would only fill that cache (about 20 MB a learner)
+        train, val = image_features(build(), data, device=device, share=kind == "pretrained")
+        made = np.concatenate((train, val))
+    elif missing:
+        made = _pooled_rows(build(), images[missing], device)
+    for i, row in zip(missing, made if missing else ()):
+        found[i] = row.copy()  # its own copy: a kept row holds no whole batch alive
+        _rows.put(keys[i], found[i])
+    rows = np.stack(found)
+    n = len(data.train_x)
+    return rows[:n], rows[n:], data.val_y.numpy(), time.perf_counter() - t0
 
 
 def _embed(
     request: Request, kind: str, name: str, build: Callable[[], torch.nn.Module], data, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(train features, validation features, validation labels, seconds) of one body, cached."""
+    if request.task != "text":
+        return _embed_images(request, kind, name, build, data, device)
 
     def make():
         t0 = time.perf_counter()
-        model = build()
-        if request.task == "text":
-            train, val, val_y = text_features(model, data, device=device, max_length=request.max_length)
-        else:
-            # the pretrained body's features are a linear probe's cached prefix too: kept for the class's
-            # runs; a random or fine-tuned body's would only fill that cache (about 20 MB a learner)
-            train, val = image_features(model, data, device=device, share=kind == "pretrained")
-            val_y = data.val_y.numpy()
+        train, val, val_y = text_features(build(), data, device=device, max_length=request.max_length)
         return train, val, val_y, time.perf_counter() - t0
 
     key = (kind, name, request.finetuned_id if kind == "finetuned" else "", request.max_length, *request.data_key())
