@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import class_panels, plots
-from studio.feature_space_panel import feature_space_panel
+from studio.feature_space_panel import feature_space_panel, pretraining_config
 from studio.i18n import current_lang, lesson, t
 from studio.image_panels import try_image_panel
 from studio.job_panel import active_elsewhere, is_running, job_panel, start_button
@@ -61,13 +61,7 @@ first_layer_filters()
 # fine-tuned body too (same data, validation split and size: val_per_class as EXPERIMENT's).
 feature_space_panel(
     "pretraining",
-    lambda: RunConfig(
-        backbone=DEFAULTS["backbone"],
-        dataset=DEFAULTS["dataset"],
-        per_class=30,
-        val_per_class=20,
-        image_size=DEFAULTS["image_size"],
-    ),
+    pretraining_config,
     finetune_slots=("experiment",),
     expander=False,
     prefetch=True,

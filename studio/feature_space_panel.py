@@ -16,6 +16,7 @@ draws a tooltip field titled `image` as a picture, and one titled `title` as its
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Sequence
@@ -33,13 +34,14 @@ from studio.state import callback, job_id, keep_settings
 from tlcore.explain import feature_space
 from tlcore.models import catalog
 from tlcore.serve import class_limits
+from tlcore.train import presets
 from tlcore.train.config import RunConfig
 
 SETTING = "features_method"
 register_choices({SETTING: feature_space.methods_available})
 POLL_S = 1.0  # seconds between looks while a view is computed
 TURN_S = 2.0  # seconds between asks while the worker has no place for the view
-PANEL_PX = {2: 300, 3: 200}  # one panel's plot width for 2 or 3 panels: all fit the page at 1280 x 720
+PANEL_PX = {1: 300, 2: 300, 3: 200}  # one panel's plot width for 1 to 3 panels: all fit the page at 1280 x 720
 PLOT_PX = 260  # plot height
 # One colour per class, the same in every panel (studio.plots' palette first, then three more).
 CLASS_COLOURS = (*plots._PALETTE, "#db2777", "#65a30d", "#475569")
@@ -56,11 +58,10 @@ def _wanted_key(key: str) -> str:
     return f"features_wanted:{key}"
 
 
-def request_for(config: RunConfig, finetune_slots: Sequence[str] = ()) -> feature_space.Request:
+def request_of(config: RunConfig, method: str = "pca") -> feature_space.Request:
     """The view of the data a run with `config` would train on: its backbone (the offline
-    fallback already applied by the page), dataset, split and size, in the learner's projection;
-    with the fine-tuned body of the first of `finetune_slots` that trained on the same data."""
-    base = feature_space.Request(
+    fallback already applied by the page), dataset, split and size, in projection `method`."""
+    return feature_space.Request(
         config.task,
         config.backbone,
         config.dataset,
@@ -69,10 +70,16 @@ def request_for(config: RunConfig, finetune_slots: Sequence[str] = ()) -> featur
         config.image_size if config.task == "image" else 0,
         config.data_seed,
         config.data_root,
-        st.session_state.get(SETTING, "pca"),
+        method,
         "",
         config.max_length,
     )
+
+
+def request_for(config: RunConfig, finetune_slots: Sequence[str] = ()) -> feature_space.Request:
+    """`request_of(config)` in the learner's projection, with the fine-tuned body of the first of
+    `finetune_slots` that trained on the same data."""
+    base = request_of(config, st.session_state.get(SETTING, "pca"))
     model_id = _finetuned_id(base, finetune_slots)
     return dataclasses.replace(base, finetuned_id=model_id) if model_id else base
 
@@ -104,6 +111,30 @@ def _finetuned_id(base: feature_space.Request, slots: Sequence[str]) -> str:
         if entry is not None and getattr(entry.model, "can_cache_features", lambda: True)():
             return model_id
     return ""
+
+
+def pretraining_config() -> RunConfig:
+    """Page 1's view: the default data under the default backbone, 30 training examples per class
+    and the validation split of page 1's experiment (20 per class, as `presets.image()`)."""
+    preset = presets.image()
+    return RunConfig(
+        backbone=preset.backbone,
+        dataset=preset.dataset,
+        per_class=30,
+        val_per_class=preset.val_per_class,
+        image_size=preset.image_size,
+    )
+
+
+def warm_up() -> None:
+    """Start the views pages 1 and 3 show first (page 3's is its default run's data), on the
+    feature worker, while the server warms up (studio.server): a class's first view is then a
+    lookup, not the bodies' forward passes. Page 3's default split (20 per class) is inside page
+    1's (30), so its bodies run over no image of their own (tlcore.explain.feature_space)."""
+    spaces = feature_space.shared_spaces()
+    for config in (pretraining_config(), presets.image()):
+        with contextlib.suppress(feature_space.Busy):  # a worker already full: the pages ask again
+            spaces.start(request_of(config))
 
 
 @callback
@@ -253,12 +284,16 @@ def _view_or_progress(key: str, request: feature_space.Request) -> None:
             _wait_turn(request, t("features.one_at_a_time" if isinstance(busy, OneAtATime) else "features.busy"))
             return
     if status.state == "running":
+        shown = status.view is not None
+        if shown:  # the bodies done so far (the pretrained panel first), the rest as it arrives
+            draw_view(status.view, request)
 
         @st.fragment(run_every=POLL_S)
         def wait() -> None:
-            if spaces.status(request).state != "running":
-                st.rerun()  # once: draw the view (or why not) outside the polling fragment
-            st.info(t("features.computing"), icon=":material/hourglass_top:")
+            now = spaces.status(request)
+            if now.state != "running" or (now.view is not None) != shown:
+                st.rerun()  # once per step: draw what is new outside the polling fragment
+            st.info(t("features.computing_rest" if shown else "features.computing"), icon=":material/hourglass_top:")
 
         wait()
         return
@@ -346,7 +381,7 @@ def chart_spec(view: feature_space.FeatureView, request: feature_space.Request, 
         scale=alt.Scale(domain=names, range=[CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(len(names))]),
         legend=alt.Legend(orient="bottom", columns=min(5, len(names)), symbolSize=160),
     )
-    width = PANEL_PX[3 if len(kinds) == 3 else 2]
+    width = PANEL_PX[len(kinds)]
     # The numbers on the axes mean nothing (only which points are near which): no tick labels;
     # a margin inside the frame keeps every dot in it (a dot over the edge pushed its title up).
     bare, inside = alt.Axis(labels=False, ticks=False), alt.Scale(zero=False, nice=False, padding=10)
@@ -379,10 +414,10 @@ def chart_spec(view: feature_space.FeatureView, request: feature_space.Request, 
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _spec(request: feature_space.Request, lang: str, _view: feature_space.FeatureView) -> dict:
-    """The chart as a Vega-Lite dict, built once per view and language: building and validating it
-    took 0.3 s of a page run (500 points, three panels, a busy 2-core CPU), on every click while
-    the view is shown."""
+def _spec(request: feature_space.Request, lang: str, kinds: tuple[str, ...], _view: feature_space.FeatureView) -> dict:
+    """The chart as a Vega-Lite dict, built once per view, bodies shown and language: building and
+    validating it took 0.3 s of a page run (500 points, three panels, a busy 2-core CPU), on every
+    click while the view is shown."""
     return chart_spec(_view, request, lambda c: class_title(_view.dataset, c)).to_dict()
 
 
@@ -392,7 +427,7 @@ def draw_view(view: feature_space.FeatureView, request: feature_space.Request) -
         st.info(t("features.no_pretrained"))
     st.html(TOOLTIP_CSS)
     st.vega_lite_chart(
-        spec=_spec(request, current_lang(), view),
+        spec=_spec(request, current_lang(), tuple(view.spaces), view),
         width="content",
         theme=None,
         key=f"features_chart:{request.task}:{request.dataset}:{len(view.spaces)}",

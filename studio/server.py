@@ -146,9 +146,13 @@ def _warm_up() -> None:
     """Run the default demo once, in the background at low priority, so the class's first Start
     costs what every later one does: its data, the pretrained network, the frozen part's
     features and the forgetting photos' answers are then ready; and the race's runs
-    (tlcore.train.presets.warm_ups). Off with TLS_WARM_UP=0 (tlcore.core.settings)."""
+    (tlcore.train.presets.warm_ups); and pages 1 and 3's first feature views. Off with
+    TLS_WARM_UP=0 (tlcore.core.settings)."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
+        from studio import feature_space_panel  # here: that module draws with this one's queue
+
+        feature_space_panel.warm_up()  # pages 1 and 3's first feature views, on their own worker
         queue = job_queue()
         if not getattr(queue, "warms_itself", False):  # else its training process does
             for config in presets.warm_ups():  # on a run's torch threads: fewer while pages are drawn or other programs are busy

@@ -204,6 +204,20 @@ def test_the_kept_feature_rows_stay_within_their_bytes(monkeypatch):
     assert view.spaces["random"].coords.shape == (80, 2)  # the view itself is whole
 
 
+def test_the_pretrained_panel_is_given_whole_before_the_random_body_runs(monkeypatch):
+    """`on_space` gets the view after each body but the last: the pretrained panel as the whole
+    view will show it (the same points and probes), while the random body is still to run."""
+    _rows_kept(monkeypatch)
+    so_far = []
+    request = feature_space.Request("image", "studio_resnet", "digits", per_class=5, val_per_class=5, image_size=32)
+    view = feature_space.feature_view(request, on_space=so_far.append)
+    assert [list(v.spaces) for v in so_far] == [["pretrained"]]
+    first = so_far[0]
+    assert np.array_equal(first.spaces["pretrained"].coords, view.spaces["pretrained"].coords)
+    assert first.spaces["pretrained"].probe_acc == view.spaces["pretrained"].probe_acc
+    assert np.array_equal(first.labels, view.labels) and first.thumbs.shape == view.thumbs.shape
+
+
 @pytest.mark.fast
 def test_views_are_limited_to_a_few_hundred_examples():
     request = feature_space.Request("image", "studio_resnet", "digits", per_class=500, val_per_class=5, image_size=16)
@@ -246,7 +260,7 @@ def wait_done(spaces: feature_space.FeatureSpaces, request, timeout=10.0) -> fea
 def test_the_worker_computes_each_view_once_for_everyone():
     calls, gate = [], threading.Event()
 
-    def compute(request):
+    def compute(request, **_):
         calls.append(request)
         gate.wait(5)
         return fake_view(request)
@@ -266,7 +280,7 @@ def test_the_worker_computes_each_view_once_for_everyone():
 def test_a_failure_is_kept_for_the_page_and_can_be_tried_again():
     attempts = []
 
-    def compute(request):
+    def compute(request, **_):
         attempts.append(1)
         if len(attempts) == 1:
             raise ValueError("no such data")
@@ -284,7 +298,7 @@ def test_a_failure_is_kept_for_the_page_and_can_be_tried_again():
 @pytest.mark.fast
 def test_the_worker_refuses_more_waiting_views_than_it_allows_and_keeps_a_bounded_number():
     gate = threading.Event()
-    spaces = feature_space.FeatureSpaces(lambda r: (gate.wait(5), fake_view(r))[1], max_waiting=2, max_kept=2, nice=0)
+    spaces = feature_space.FeatureSpaces(lambda r, **_: (gate.wait(5), fake_view(r))[1], max_waiting=2, max_kept=2, nice=0)
     requests = [feature_space.Request("image", "studio_resnet", "digits", n, 10, 32) for n in (1, 2, 3, 4)]
     spaces.start(requests[0])
     spaces.start(requests[1])
@@ -297,3 +311,27 @@ def test_the_worker_refuses_more_waiting_views_than_it_allows_and_keeps_a_bounde
     wait_done(spaces, requests[2])
     kept = [r for r in requests[:3] if spaces.status(r).state == "done"]
     assert kept == requests[1:3]  # the oldest view went first
+
+
+@pytest.mark.fast
+def test_a_running_views_status_carries_the_bodies_done_so_far():
+    partial_given, gate = threading.Event(), threading.Event()
+
+    def compute(request, *, finetuned=None, on_space=None):
+        partial = fake_view(request)
+        on_space(partial)
+        partial_given.set()
+        gate.wait(5)
+        return dataclasses.replace(partial, spaces={**partial.spaces, "random": partial.spaces["pretrained"]})
+
+    spaces = feature_space.FeatureSpaces(compute, nice=0)
+    request = feature_space.Request("image", "studio_resnet", "digits", 10, 10, 32)
+    assert spaces.start(request).view is None  # nothing done yet
+    assert partial_given.wait(5)
+    status = spaces.status(request)
+    assert status.state == "running" and list(status.view.spaces) == ["pretrained"]
+    assert list(spaces.start(request).view.spaces) == ["pretrained"]  # a classmate joining sees it too
+    gate.set()
+    done = wait_done(spaces, request)
+    assert done.state == "done" and list(done.view.spaces) == ["pretrained", "random"]
+    assert spaces._partial == {}  # nothing of a finished view is kept twice

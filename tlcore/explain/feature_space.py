@@ -406,10 +406,19 @@ def load_data(request: Request):
     )
 
 
-def feature_view(request: Request, *, finetuned: Finetuned | None = None, device: torch.device | None = None) -> FeatureView:
+def feature_view(
+    request: Request,
+    *,
+    finetuned: Finetuned | None = None,
+    device: torch.device | None = None,
+    on_space: Callable[[FeatureView], None] | None = None,
+) -> FeatureView:
     """Embed the request's training split with the pretrained body and the random one (and the
     fine-tuned one, `finetuned`, the model that `finetuned_id` names: the caller looks it up on
-    its shelf), project each to 2-D, and score both probes on the validation split."""
+    its shelf), project each to 2-D, and score both probes on the validation split.
+
+    on_space: called with the view so far after each body but the last (the pretrained body's
+    panel, whole, while the random body runs: half a cold view's wait on a page)."""
     if request.method not in methods_available():
         raise ValueError(f"unknown projection {request.method!r}; choose one of {', '.join(methods_available())}")
     device = device or torch.device("cpu")
@@ -422,8 +431,28 @@ def feature_view(request: Request, *, finetuned: Finetuned | None = None, device
         if finetuned is None:
             raise FinetunedGone(request.finetuned_id)
         bodies.append(("finetuned", finetuned.backbone, lambda: finetuned.model))
+    if request.task == "text":  # each point's sentence, shortened, for its hover
+        shown = {
+            "texts": tuple(s if len(s) <= MAX_SENTENCE_CHARS else s[: MAX_SENTENCE_CHARS - 1] + "…" for s in data.train_texts)
+        }
+    else:  # each point's picture: (N, H, W, C) thumbnails
+        shown = {"thumbs": datasets.resize_batch(data.train_x, THUMB_PX).permute(0, 2, 3, 1).contiguous().numpy()}
     spaces, project_s, probe_s, embed_s = {}, 0.0, 0.0, 0.0
     train_y = data.train_y.numpy()
+
+    def view_so_far() -> FeatureView:
+        return FeatureView(
+            request.task,
+            request.dataset,
+            tuple(data.classes),
+            train_y,
+            dict(spaces),
+            request.method,
+            len(data.val_y),
+            timings={**timings, "embed_s": embed_s, "project_s": project_s, "probe_s": probe_s, "total_s": time.perf_counter() - t0},
+            **shown,
+        )
+
     for kind, name, build in bodies:
         train, val, val_y, seconds = _embed(request, kind, name, build, data, device)
         embed_s += seconds
@@ -434,24 +463,9 @@ def feature_view(request: Request, *, finetuned: Finetuned | None = None, device
         t3 = time.perf_counter()
         project_s, probe_s = project_s + t2 - t1, probe_s + t3 - t2
         spaces[kind] = Space(kind, coords, logistic, ncm, int(train.shape[1]), explained, seconds, name)
-    timings.update(embed_s=embed_s, project_s=project_s, probe_s=probe_s, total_s=time.perf_counter() - t0)
-    if request.task == "text":  # each point's sentence, shortened, for its hover
-        shown = {
-            "texts": tuple(s if len(s) <= MAX_SENTENCE_CHARS else s[: MAX_SENTENCE_CHARS - 1] + "…" for s in data.train_texts)
-        }
-    else:  # each point's picture: (N, H, W, C) thumbnails
-        shown = {"thumbs": datasets.resize_batch(data.train_x, THUMB_PX).permute(0, 2, 3, 1).contiguous().numpy()}
-    return FeatureView(
-        request.task,
-        request.dataset,
-        tuple(data.classes),
-        train_y,
-        spaces,
-        request.method,
-        len(data.val_y),
-        timings=timings,
-        **shown,
-    )
+        if on_space is not None and len(spaces) < len(bodies):
+            on_space(view_so_far())
+    return view_so_far()
 
 
 class FinetunedGone(LookupError):
@@ -468,7 +482,7 @@ class Busy(RuntimeError):
 @dataclass(frozen=True)
 class Status:
     state: str  # "missing" (never asked), "running" (queued or computing), "done", "failed"
-    view: FeatureView | None = None
+    view: FeatureView | None = None  # running: the bodies done so far (None before the first); done: all
     error: BaseException | None = None
 
 
@@ -476,7 +490,9 @@ class FeatureSpaces:
     """Feature views computed on one background thread and kept, newest `max_kept`.
 
     A page asks with `start(request)` (returns at once) and reads `status(request)` on its
-    next runs: a page's script never waits for a body's forward passes. Learners asking for
+    next runs: a page's script never waits for a body's forward passes, and while a view is
+    computed its status carries the bodies done so far (the pretrained panel first).
+    `compute(request, finetuned=..., on_space=...)`: `feature_view`'s signature. Learners asking for
     the same view share one computation and one result (a class on page 1 asks for the same
     default view). At most `max_waiting` different views wait at once; more are refused
     (`Busy`) rather than queued for minutes. The thread runs at a lower CPU priority
@@ -495,6 +511,7 @@ class FeatureSpaces:
         self._done: LRU[Request, FeatureView] = LRU(max_kept)
         self._failed: LRU[Request, BaseException] = LRU(max_kept)
         self._running: dict[Request, Future] = {}
+        self._partial: dict[Request, FeatureView] = {}  # running views' bodies done so far
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-features", initializer=self._lower_priority)
 
@@ -508,7 +525,7 @@ class FeatureSpaces:
             if view is not None:
                 return Status("done", view)
             if request in self._running:
-                return Status("running")
+                return Status("running", self._partial.get(request))
             error = self._failed.get(request)
             if error is not None:
                 return Status("failed", error=error)
@@ -523,7 +540,7 @@ class FeatureSpaces:
             if view is not None:
                 return Status("done", view)
             if request in self._running:
-                return Status("running")
+                return Status("running", self._partial.get(request))
             if len(self._running) >= self.max_waiting:
                 raise Busy(f"{len(self._running)} feature views are being computed; try again in a moment")
             self._failed.pop(request, None)
@@ -531,15 +548,21 @@ class FeatureSpaces:
         return Status("running")
 
     def _work(self, request: Request, finetuned: Finetuned | None) -> None:
+        def so_far(view: FeatureView) -> None:
+            with self._lock:
+                self._partial[request] = view
+
         try:
-            view = self._compute(request) if finetuned is None else self._compute(request, finetuned=finetuned)
+            view = self._compute(request, finetuned=finetuned, on_space=so_far)
         except Exception as error:  # noqa: BLE001 -- kept for the page to explain, never raised in a thread
             with self._lock:
                 self._running.pop(request, None)
+                self._partial.pop(request, None)
                 self._failed.put(request, error)
             return
         with self._lock:
             self._running.pop(request, None)
+            self._partial.pop(request, None)
             self._done.put(request, view)
 
     def wait(self, request: Request, timeout: float = 120.0) -> Status:
