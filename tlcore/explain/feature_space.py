@@ -449,7 +449,13 @@ def feature_view(
             dict(spaces),
             request.method,
             len(data.val_y),
-            timings={**timings, "embed_s": embed_s, "project_s": project_s, "probe_s": probe_s, "total_s": time.perf_counter() - t0},
+            timings={
+                **timings,
+                "embed_s": embed_s,
+                "project_s": project_s,
+                "probe_s": probe_s,
+                "total_s": time.perf_counter() - t0,
+            },
             **shown,
         )
 

@@ -5,6 +5,7 @@ the peak above its start and what stays after (C heap given back, as the server'
     python -m tools.loadtest.services --parts         # the feature space's steps: data, each body, its features
     python -m tools.loadtest.services --text          # the text model's ONNX export, zips, feature space
     python -m tools.loadtest.services --learners 3    # what 3 learners' feature views leave behind
+    python -m tools.loadtest.services --first-views   # pages 1 and 3's first feature views: cold, first panel, kept rows
     python -m tools.loadtest.services --session       # the server's memory after a text run, the
                                                       # masked-word demo and a freeze-depth sweep
 
@@ -146,8 +147,8 @@ def learners_views(learners: int) -> None:
 
 
 def heap() -> dict[str, float]:
-    """glibc's own count of its heap (mallinfo2), MB: in use by the program, and freed but still
-    held (what `return_freed_memory` can give back); {} where it is not glibc."""
+    """glibc's own count of its heap over every arena (mallinfo2), MB: in use by the program, and in
+    free chunks (resident until `return_freed_memory` gives their whole pages back); {} where it is not glibc."""
     import ctypes
 
     class MallInfo2(ctypes.Structure):
@@ -161,7 +162,8 @@ def heap() -> dict[str, float]:
     except (OSError, AttributeError):
         return {}
     info = libc.mallinfo2()
-    return {"in use": (info.uordblks + info.hblkhd) / 2**20, "freed, held": info.fordblks / 2**20}
+    # free chunks: after a trim their whole pages are given back, so this is not all resident
+    return {"in use": (info.uordblks + info.hblkhd) / 2**20, "free chunks": info.fordblks / 2**20}
 
 
 def resident() -> dict[str, float]:
@@ -173,7 +175,11 @@ def resident() -> dict[str, float]:
             name, _, rest = line.partition(":")
             if rest.strip().endswith("kB"):
                 fields[name] = int(rest.split()[0]) / 1024
-    return {"rss": fields.get("Rss", 0.0), "anonymous": fields.get("Anonymous", 0.0), "files": fields.get("Rss", 0.0) - fields.get("Anonymous", 0.0)}
+    return {
+        "rss": fields.get("Rss", 0.0),
+        "anonymous": fields.get("Anonymous", 0.0),
+        "files": fields.get("Rss", 0.0) - fields.get("Anonymous", 0.0),
+    }
 
 
 def kept() -> dict[str, float]:
@@ -216,8 +222,10 @@ def session(warm: bool) -> None:
             flush=True,
         )
         print(
-            "    heap: " + ", ".join(f"{k} {v:.0f}" for k, v in heap().items())
-            + "  kept: " + ", ".join(f"{k} {v:.0f}" for k, v in kept().items()),
+            "    heap: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in heap().items())
+            + "  kept: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in kept().items()),
             flush=True,
         )
         return now["rss"]
@@ -257,17 +265,69 @@ def session(warm: bool) -> None:
         )
 
 
+def first_views(rounds: int) -> None:
+    """Pages 1 and 3's first feature views (the default data: 30 and 20 per class, the same 20 per
+    class for validation), in one process, each `rounds` times:
+    - page 1 cold: wall and CPU seconds to the whole view and to its first (pretrained) panel;
+    - page 3 cold (no rows kept: what every first view of page 3 cost before) and page 3 after
+      page 1 (its rows kept), alternating, so a busy machine slows both alike."""
+    import numpy as np
+
+    from studio.feature_space_panel import pretraining_config, request_of
+    from tlcore.data import feature_cache
+    from tlcore.explain import feature_space
+    from tlcore.train import presets
+
+    feature_space.load_libraries()  # as the server's warm-up does
+    page1, page3 = request_of(pretraining_config()), request_of(presets.image())
+    feature_space.load_data(page1), feature_space.load_data(page3)  # the data, as the warm-up's runs leave it
+
+    def timed(request) -> tuple[float, float, float, feature_space.FeatureView]:
+        first = []
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        view = feature_space.feature_view(request, on_space=lambda _v: first.append(time.perf_counter() - t0))
+        return time.perf_counter() - t0, time.process_time() - cpu0, first[0] if first else float("nan"), view
+
+    def forget() -> None:  # nothing computed kept: the views' rows, nor the runs' prefix features
+        feature_space._rows.clear()
+        feature_cache.shared.clear()
+
+    for i in range(rounds):
+        forget()
+        cold3, cpu3, _f, view3 = timed(page3)
+        forget()
+        cold1, cpu1, first1, _view = timed(page1)
+        kept3, kcpu3, _f, again3 = timed(page3)
+        same = all(
+            np.allclose(view3.spaces[k].coords, again3.spaces[k].coords, atol=1e-4)
+            and view3.spaces[k].probe_acc == again3.spaces[k].probe_acc
+            for k in view3.spaces
+        )
+        print(
+            f"round {i + 1}: page 1 cold {cold1:5.2f} s ({cpu1:5.2f} s CPU), its pretrained panel at {first1:5.2f} s; "
+            f"page 3 cold {cold3:5.2f} s ({cpu3:5.2f} s CPU), page 3 after page 1 {kept3:5.2f} s ({kcpu3:5.2f} s CPU, "
+            f"{'the same view' if same else 'A DIFFERENT VIEW'})",
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", action="store_true", help="the feature space's steps one by one")
     ap.add_argument("--text", action="store_true", help="the text model's services")
     ap.add_argument("--learners", type=int, default=0, help="instead: what N learners' feature views leave behind")
+    ap.add_argument("--first-views", action="store_true", help="instead: pages 1 and 3's first feature views")
+    ap.add_argument("--rounds", type=int, default=2, help="--first-views: how many times")
     ap.add_argument("--session", action="store_true", help="instead: a text run, the masked-word demo and a sweep")
     ap.add_argument("--cold", action="store_true", help="--session without the server's warm-up first")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a busy server's share)")
     args = ap.parse_args(argv)
     import torch
 
+    if args.first_views:
+        torch.set_num_threads(args.threads)
+        first_views(args.rounds)
+        return 0
     if args.session:  # the queue sets each run's threads, as on the server
         session(warm=not args.cold)
         return 0
