@@ -240,8 +240,12 @@ def session(warm: bool) -> None:
     def job(label: str, configs, **options):
         t0 = time.perf_counter()
         job_id = queue.submit(configs, "session-learner", labels=[label] * len(configs), **options)
-        if not queue.wait_until_ended(job_id, "session-learner", timeout=3600):
-            raise SystemExit(f"{label}: not done in an hour")
+        deadline = time.monotonic() + 3600
+        # the page's poll: each look is the job's heartbeat (a job nobody looks at for 300 s is stopped)
+        while not queue.wait_until_ended(job_id, "session-learner", timeout=5):
+            queue.get(job_id, "session-learner")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{label}: not done in an hour")
         seconds = time.perf_counter() - t0
         view = queue.get(job_id, "session-learner", heartbeat=False)
         if view.state != "done":
