@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import class_panels, plots
-from studio.feature_space_panel import feature_space_panel, pretraining_config
+from studio.feature_space_panel import feature_space_panel
 from studio.i18n import current_lang, lesson, t
 from studio.image_panels import try_image_panel
 from studio.job_panel import active_elsewhere, is_running, job_panel, start_button
@@ -14,6 +14,8 @@ from studio.results import chart, draw_race_results, translator
 from studio.state import DEFAULTS
 from studio.time_notes import estimate_note
 from studio.widgets import translated
+from tlcore.explain import feature_space
+from tlcore.train import presets
 from tlcore.train.config import RunConfig
 
 ensure_frame()
@@ -61,7 +63,7 @@ first_layer_filters()
 # fine-tuned body too (same data, validation split and size: val_per_class as EXPERIMENT's).
 feature_space_panel(
     "pretraining",
-    pretraining_config,
+    lambda: presets.image().replace(per_class=feature_space.FIRST_PER_CLASS),
     finetune_slots=("experiment",),
     expander=False,
     prefetch=True,

@@ -16,7 +16,6 @@ draws a tooltip field titled `image` as a picture, and one titled `title` as its
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Sequence
@@ -34,7 +33,6 @@ from studio.state import callback, job_id, keep_settings
 from tlcore.explain import feature_space
 from tlcore.models import catalog
 from tlcore.serve import class_limits
-from tlcore.train import presets
 from tlcore.train.config import RunConfig
 
 SETTING = "features_method"
@@ -58,28 +56,11 @@ def _wanted_key(key: str) -> str:
     return f"features_wanted:{key}"
 
 
-def request_of(config: RunConfig, method: str = "pca") -> feature_space.Request:
-    """The view of the data a run with `config` would train on: its backbone (the offline
-    fallback already applied by the page), dataset, split and size, in projection `method`."""
-    return feature_space.Request(
-        config.task,
-        config.backbone,
-        config.dataset,
-        config.per_class,
-        config.val_per_class,
-        config.image_size if config.task == "image" else 0,
-        config.data_seed,
-        config.data_root,
-        method,
-        "",
-        config.max_length,
-    )
-
-
 def request_for(config: RunConfig, finetune_slots: Sequence[str] = ()) -> feature_space.Request:
-    """`request_of(config)` in the learner's projection, with the fine-tuned body of the first of
-    `finetune_slots` that trained on the same data."""
-    base = request_of(config, st.session_state.get(SETTING, "pca"))
+    """The view of the data a run with `config` would train on (its backbone: the offline fallback
+    already applied by the page), in the learner's projection, with the fine-tuned body of the first
+    of `finetune_slots` that trained on the same data."""
+    base = feature_space.Request.of(config, st.session_state.get(SETTING, "pca"))
     model_id = _finetuned_id(base, finetune_slots)
     return dataclasses.replace(base, finetuned_id=model_id) if model_id else base
 
@@ -111,30 +92,6 @@ def _finetuned_id(base: feature_space.Request, slots: Sequence[str]) -> str:
         if entry is not None and getattr(entry.model, "can_cache_features", lambda: True)():
             return model_id
     return ""
-
-
-def pretraining_config() -> RunConfig:
-    """Page 1's view: the default data under the default backbone, 30 training examples per class
-    and the validation split of page 1's experiment (20 per class, as `presets.image()`)."""
-    preset = presets.image()
-    return RunConfig(
-        backbone=preset.backbone,
-        dataset=preset.dataset,
-        per_class=30,
-        val_per_class=preset.val_per_class,
-        image_size=preset.image_size,
-    )
-
-
-def warm_up() -> None:
-    """Start the views pages 1 and 3 show first (page 3's is its default run's data), on the
-    feature worker, while the server warms up (studio.server): a class's first view is then a
-    lookup, not the bodies' forward passes. Page 3's default split (20 per class) is inside page
-    1's (30), so its bodies run over no image of their own (tlcore.explain.feature_space)."""
-    spaces = feature_space.shared_spaces()
-    for config in (pretraining_config(), presets.image()):
-        with contextlib.suppress(feature_space.Busy):  # a worker already full: the pages ask again
-            spaces.start(request_of(config))
 
 
 @callback

@@ -150,9 +150,9 @@ def _warm_up() -> None:
     TLS_WARM_UP=0 (tlcore.core.settings)."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
-        from studio import feature_space_panel  # here: that module draws with this one's queue
-
-        feature_space_panel.warm_up()  # pages 1 and 3's first feature views, on their own worker
+        for view in feature_space.first_views():  # pages 1 and 3's first feature views, on their own worker
+            with contextlib.suppress(feature_space.Busy):
+                feature_space.shared_spaces().start(view)
         queue = job_queue()
         if not getattr(queue, "warms_itself", False):  # else its training process does
             for config in presets.warm_ups():  # on a run's torch threads: fewer while pages are drawn or other programs are busy

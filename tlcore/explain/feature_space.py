@@ -19,9 +19,8 @@ Features come from the runs' own extractors: `TensorSource.prepare` (images: eve
 group, then the average over the feature map the head pools) and `TextSource.prepare` (text:
 the last layer's first-token vector the classifier head reads). The heavy part (a few seconds
 on a 2-core CPU for a few hundred examples) runs on one background thread (`FeatureSpaces`),
-so no page waits for it; each body's features are kept per image, so a view over images another
-view showed (page 3's default split is inside page 1's) runs no body again. A server's warm-up
-computes the pages' default views before the class comes (studio.feature_space_panel.warm_up).
+so no page waits for it; each body's features are kept per image, and a server's warm-up computes
+the views a class sees first (`first_views`).
 
 Returns plain data (coordinates, labels, class names, accuracies, timings): no plotting here.
 Not for: training (tlcore.train.recipe) or showing the picture (studio.feature_space_panel).
@@ -30,6 +29,7 @@ Not for: training (tlcore.train.recipe) or showing the picture (studio.feature_s
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import threading
 import time
@@ -271,6 +271,26 @@ class Request:
     def shown_per_class(self) -> int:
         return min(self.per_class, MAX_PER_CLASS[self.task])
 
+    @classmethod
+    def of(cls, config, method: str = "pca") -> Request:
+        """The view of the data a run with `config` (a RunConfig) trains on, in projection `method`."""
+        c, size = config, config.image_size if config.task == "image" else 0
+        return cls(
+            c.task, c.backbone, c.dataset, c.per_class, c.val_per_class, size, c.data_seed, c.data_root, method, "", c.max_length
+        )
+
+
+FIRST_PER_CLASS = 30  # page 1's view: the default data, 30 training examples per class
+
+
+def first_views() -> tuple[Request, Request]:
+    """The views a class sees first: page 1's, and page 3's on its default settings (the default run's
+    data: 20 per class, inside page 1's 30). A server computes both while it warms up (studio.server)."""
+    from tlcore.train import presets
+
+    image = presets.image()
+    return Request.of(image.replace(per_class=FIRST_PER_CLASS)), Request.of(image)
+
 
 @contextlib.contextmanager
 def _seeded(seed: int):
@@ -305,13 +325,9 @@ def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable
     return ([("pretrained", name, lambda: image_body(True))] if pretrained else []) + bodies
 
 
-# Frozen features kept for reuse, per body and per image: changing only the projection re-embeds
-# nothing, and a view whose images another view already showed (page 3's default 20 per class are
-# the first 20 of page 1's 30, over the same validation images: `datasets.split_per_class`) runs
-# the body over none of them. Keyed by the body ("pretrained" and its backbone, "random" and its
-# seed, "finetuned" and its shelf id) and by the image's own bytes, so no other image or body is
-# ever served. Bounded by bytes: 64 MB is about 13,000 rows of Lite0's 1280 features (25 views of
-# 500 images); the first view held 500 rows, 2.6 MB, per body.
+# Frozen features kept per body and per image (keyed by the image's bytes): a new projection re-embeds
+# nothing, and a view over images another view showed (page 3's default split is inside page 1's:
+# `datasets.split_per_class`) runs no body. 64 MB: about 13,000 rows of Lite0's 1280 features.
 FEATURE_ROWS_MB = 64
 _rows: LRU[tuple, np.ndarray] = LRU(FEATURE_ROWS_MB * 2**20, weigh=lambda row: row.nbytes)
 # Text views whole (a sentence costs far less than an image's forward pass), bounded by count.
@@ -320,16 +336,14 @@ _features: LRU[tuple, tuple] = LRU(8)
 
 def image_digest(image: torch.Tensor) -> bytes:
     """A digest of one (3, S, S) uint8 image's shape and bytes: what its features depend on."""
-    import hashlib
-
     h = hashlib.blake2b(repr(tuple(image.shape)).encode(), digest_size=16)
     h.update(image.contiguous().numpy().data)
     return h.digest()
 
 
 def _body_key(request: Request, kind: str, name: str, num_classes: int) -> tuple:
-    """What a body's weights are drawn from: the pretrained weights of `name`, the random draw of
-    `seed` (the head is drawn too, so the class count is part of it), or one fine-tuned model."""
+    """What a body's weights come from: `name`'s pretrained ones, the seed's random draw (the head's
+    too: the class count), or one fine-tuned model."""
     if kind == "pretrained":
         return (kind, name)
     if kind == "random":
@@ -339,9 +353,8 @@ def _body_key(request: Request, kind: str, name: str, num_classes: int) -> tuple
 
 @torch.no_grad()
 def _pooled_rows(model, images: torch.Tensor, device: torch.device) -> np.ndarray:
-    """(N, 3, S, S) uint8 -> (N, D) float32: the body's pooled output for some images, computed as
-    `TensorSource.prepare` computes a frozen prefix (eval mode, no gradients, on a CPU a bounded
-    number of pixels at a time) and pooled per chunk, as the head pools it."""
+    """(N, 3, S, S) uint8 -> (N, D) float32: some images' pooled body output, as `TensorSource.prepare`
+    computes a frozen prefix (eval mode, on a CPU a bounded number of pixels at a time)."""
     from tlcore.data.sources import CPU_PREFIX_PIXELS
 
     model = model.to(device).eval()
@@ -363,8 +376,7 @@ def _embed_images(
     found = [_rows.get(key) for key in keys]
     missing = [i for i, row in enumerate(found) if row is None]
     if len(missing) == len(keys):  # none seen: the whole split, as a linear probe's run caches it
-        # the pretrained body's features are a linear probe's cached prefix too: kept for the class's
-        # runs; a random or fine-tuned body's would only fill that cache (about 20 MB a learner)
+        # kept for a linear probe's run only from the pretrained body (others' would fill that cache)
         train, val = image_features(build(), data, device=device, share=kind == "pretrained")
         made = np.concatenate((train, val))
     elif missing:
@@ -431,47 +443,35 @@ def feature_view(
         if finetuned is None:
             raise FinetunedGone(request.finetuned_id)
         bodies.append(("finetuned", finetuned.backbone, lambda: finetuned.model))
-    if request.task == "text":  # each point's sentence, shortened, for its hover
-        shown = {
-            "texts": tuple(s if len(s) <= MAX_SENTENCE_CHARS else s[: MAX_SENTENCE_CHARS - 1] + "…" for s in data.train_texts)
-        }
-    else:  # each point's picture: (N, H, W, C) thumbnails
-        shown = {"thumbs": datasets.resize_batch(data.train_x, THUMB_PX).permute(0, 2, 3, 1).contiguous().numpy()}
-    spaces, project_s, probe_s, embed_s = {}, 0.0, 0.0, 0.0
-    train_y = data.train_y.numpy()
+    shown = _hovers(request, data)
+    spaces, train_y = {}, data.train_y.numpy()
+    timings.update(embed_s=0.0, project_s=0.0, probe_s=0.0)
 
     def view_so_far() -> FeatureView:
-        return FeatureView(
-            request.task,
-            request.dataset,
-            tuple(data.classes),
-            train_y,
-            dict(spaces),
-            request.method,
-            len(data.val_y),
-            timings={
-                **timings,
-                "embed_s": embed_s,
-                "project_s": project_s,
-                "probe_s": probe_s,
-                "total_s": time.perf_counter() - t0,
-            },
-            **shown,
-        )
+        head = (request.task, request.dataset, tuple(data.classes), train_y, dict(spaces), request.method, len(data.val_y))
+        return FeatureView(*head, timings={**timings, "total_s": time.perf_counter() - t0}, **shown)
 
     for kind, name, build in bodies:
         train, val, val_y, seconds = _embed(request, kind, name, build, data, device)
-        embed_s += seconds
         t1 = time.perf_counter()
         coords, explained = project(train, request.method, request.seed)
         t2 = time.perf_counter()
         logistic, ncm = probe_accuracy(train, train_y, val, val_y, request.seed)
-        t3 = time.perf_counter()
-        project_s, probe_s = project_s + t2 - t1, probe_s + t3 - t2
+        timings["embed_s"] += seconds
+        timings["project_s"] += t2 - t1
+        timings["probe_s"] += time.perf_counter() - t2
         spaces[kind] = Space(kind, coords, logistic, ncm, int(train.shape[1]), explained, seconds, name)
         if on_space is not None and len(spaces) < len(bodies):
             on_space(view_so_far())
     return view_so_far()
+
+
+def _hovers(request: Request, data) -> dict:
+    """Each point's sentence, shortened, or its picture, (N, H, W, C) thumbnails, for its hover."""
+    if request.task == "text":
+        n = MAX_SENTENCE_CHARS
+        return {"texts": tuple(t if len(t) <= n else t[: n - 1] + "…" for t in data.train_texts)}
+    return {"thumbs": datasets.resize_batch(data.train_x, THUMB_PX).permute(0, 2, 3, 1).contiguous().numpy()}
 
 
 class FinetunedGone(LookupError):
@@ -600,12 +600,9 @@ def shared_spaces() -> FeatureSpaces:
 def main(argv: list[str] | None = None) -> None:
     """`python -m tlcore.explain.feature_space`: the figures of a feature view, for the README and the note.
 
-    Per seed: both probes for the pretrained and the random body, and the time of a cold view
-    (data, both bodies built, forward passes, projection, probes; wall and CPU seconds, the CPU
-    seconds being what one thread needs on an idle core), of the same view again with
-    its features kept (projection and probes only), and of a view the worker has kept (a
-    lookup). The baseline, measured in the same process, is one plain forward pass of the
-    pretrained model over the same images: a busy machine slows both alike."""
+    Per seed: both probes for both bodies, and the time of a cold view (wall and CPU seconds: what
+    one thread needs on an idle core), of the view again with its features kept, and of a view the
+    worker kept; against one plain forward pass over the same images, in the same process."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m tlcore.explain.feature_space", description=main.__doc__.split("\n")[0])
@@ -626,17 +623,9 @@ def main(argv: list[str] | None = None) -> None:
 
     preset = presets.image() if args.task == "image" else presets.text()
     backbone, dataset = args.backbone or preset.backbone, args.dataset or preset.dataset
+    size = args.image_size if args.task == "image" else 0
     for seed in (int(s) for s in args.seeds.split(",")):
-        request = Request(
-            args.task,
-            backbone,
-            dataset,
-            args.per_class,
-            args.val_per_class,
-            args.image_size if args.task == "image" else 0,
-            seed,
-            method=args.method,
-        )
+        request = Request(args.task, backbone, dataset, args.per_class, args.val_per_class, size, seed, method=args.method)
         view, timing = _timed_view(request)
         _print_view(view, timing, backbone=backbone, dataset=dataset, seed=seed, method=args.method)
 

@@ -277,13 +277,11 @@ def first_views(rounds: int) -> None:
       page 1 (its rows kept), alternating, so a busy machine slows both alike."""
     import numpy as np
 
-    from studio.feature_space_panel import pretraining_config, request_of
     from tlcore.data import feature_cache
     from tlcore.explain import feature_space
-    from tlcore.train import presets
 
     feature_space.load_libraries()  # as the server's warm-up does
-    page1, page3 = request_of(pretraining_config()), request_of(presets.image())
+    page1, page3 = feature_space.first_views()
     feature_space.load_data(page1), feature_space.load_data(page3)  # the data, as the warm-up's runs leave it
 
     def timed(request) -> tuple[float, float, float, feature_space.FeatureView]:
