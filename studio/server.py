@@ -150,9 +150,10 @@ def _warm_up() -> None:
     TLS_WARM_UP=0 (tlcore.core.settings)."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
-        for view in feature_space.first_views():  # pages 1 and 3's first feature views, on their own worker
+        views, spaces = feature_space.first_views(), feature_space.shared_spaces()
+        for view in views:  # pages 1 and 3's first feature views, on the feature worker beside the runs below
             with contextlib.suppress(feature_space.Busy):
-                feature_space.shared_spaces().start(view)
+                spaces.start(view)
         queue = job_queue()
         if not getattr(queue, "warms_itself", False):  # else its training process does
             for config in presets.warm_ups():  # on a run's torch threads: fewer while pages are drawn or other programs are busy
@@ -166,6 +167,9 @@ def _warm_up() -> None:
                 return
             if not time_estimate.shared_estimator().knows_device(config) and catalog.weights_cached(config.backbone):
                 time_estimate.calibrate(config)
+        for view in views:  # the warm-up ends when they are done (its freed memory is given back below)
+            if not _warm_up_stop.is_set():
+                spaces.wait(view, timeout=600)
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         logging.getLogger(__name__).info("warm-up skipped: %s", error)
     # The C heap keeps what a CPU server's training frees, for its next run (tlcore.serve.machine):
