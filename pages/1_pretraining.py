@@ -14,6 +14,8 @@ from studio.results import chart, draw_race_results, translator
 from studio.state import DEFAULTS
 from studio.time_notes import estimate_note
 from studio.widgets import translated
+from tlcore.explain import feature_space
+from tlcore.train import presets
 from tlcore.train.config import RunConfig
 
 ensure_frame()
@@ -61,13 +63,7 @@ first_layer_filters()
 # fine-tuned body too (same data, validation split and size: val_per_class as EXPERIMENT's).
 feature_space_panel(
     "pretraining",
-    lambda: RunConfig(
-        backbone=DEFAULTS["backbone"],
-        dataset=DEFAULTS["dataset"],
-        per_class=30,
-        val_per_class=20,
-        image_size=DEFAULTS["image_size"],
-    ),
+    lambda: presets.image().replace(per_class=feature_space.FIRST_PER_CLASS),
     finetune_slots=("experiment",),
     expander=False,
     prefetch=True,

@@ -39,7 +39,7 @@ SETTING = "features_method"
 register_choices({SETTING: feature_space.methods_available})
 POLL_S = 1.0  # seconds between looks while a view is computed
 TURN_S = 2.0  # seconds between asks while the worker has no place for the view
-PANEL_PX = {2: 300, 3: 200}  # one panel's plot width for 2 or 3 panels: all fit the page at 1280 x 720
+PANEL_PX = {1: 300, 2: 300, 3: 200}  # one panel's plot width for 1 to 3 panels: all fit the page at 1280 x 720
 PLOT_PX = 260  # plot height
 # One colour per class, the same in every panel (studio.plots' palette first, then three more).
 CLASS_COLOURS = (*plots._PALETTE, "#db2777", "#65a30d", "#475569")
@@ -57,22 +57,10 @@ def _wanted_key(key: str) -> str:
 
 
 def request_for(config: RunConfig, finetune_slots: Sequence[str] = ()) -> feature_space.Request:
-    """The view of the data a run with `config` would train on: its backbone (the offline
-    fallback already applied by the page), dataset, split and size, in the learner's projection;
-    with the fine-tuned body of the first of `finetune_slots` that trained on the same data."""
-    base = feature_space.Request(
-        config.task,
-        config.backbone,
-        config.dataset,
-        config.per_class,
-        config.val_per_class,
-        config.image_size if config.task == "image" else 0,
-        config.data_seed,
-        config.data_root,
-        st.session_state.get(SETTING, "pca"),
-        "",
-        config.max_length,
-    )
+    """The view of the data a run with `config` would train on (its backbone: the offline fallback
+    already applied by the page), in the learner's projection, with the fine-tuned body of the first
+    of `finetune_slots` that trained on the same data."""
+    base = feature_space.Request.of(config, st.session_state.get(SETTING, "pca"))
     model_id = _finetuned_id(base, finetune_slots)
     return dataclasses.replace(base, finetuned_id=model_id) if model_id else base
 
@@ -253,12 +241,16 @@ def _view_or_progress(key: str, request: feature_space.Request) -> None:
             _wait_turn(request, t("features.one_at_a_time" if isinstance(busy, OneAtATime) else "features.busy"))
             return
     if status.state == "running":
+        shown = status.view is not None
+        if shown:  # the bodies done so far (the pretrained panel first), the rest as it arrives
+            draw_view(status.view, request)
 
         @st.fragment(run_every=POLL_S)
         def wait() -> None:
-            if spaces.status(request).state != "running":
-                st.rerun()  # once: draw the view (or why not) outside the polling fragment
-            st.info(t("features.computing"), icon=":material/hourglass_top:")
+            now = spaces.status(request)
+            if now.state != "running" or (now.view is not None) != shown:
+                st.rerun()  # once per step: draw what is new outside the polling fragment
+            st.info(t("features.computing_rest" if shown else "features.computing"), icon=":material/hourglass_top:")
 
         wait()
         return
@@ -346,7 +338,7 @@ def chart_spec(view: feature_space.FeatureView, request: feature_space.Request, 
         scale=alt.Scale(domain=names, range=[CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(len(names))]),
         legend=alt.Legend(orient="bottom", columns=min(5, len(names)), symbolSize=160),
     )
-    width = PANEL_PX[3 if len(kinds) == 3 else 2]
+    width = PANEL_PX[len(kinds)]
     # The numbers on the axes mean nothing (only which points are near which): no tick labels;
     # a margin inside the frame keeps every dot in it (a dot over the edge pushed its title up).
     bare, inside = alt.Axis(labels=False, ticks=False), alt.Scale(zero=False, nice=False, padding=10)
@@ -379,10 +371,10 @@ def chart_spec(view: feature_space.FeatureView, request: feature_space.Request, 
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _spec(request: feature_space.Request, lang: str, _view: feature_space.FeatureView) -> dict:
-    """The chart as a Vega-Lite dict, built once per view and language: building and validating it
-    took 0.3 s of a page run (500 points, three panels, a busy 2-core CPU), on every click while
-    the view is shown."""
+def _spec(request: feature_space.Request, lang: str, kinds: tuple[str, ...], _view: feature_space.FeatureView) -> dict:
+    """The chart as a Vega-Lite dict, built once per view, bodies shown and language: building and
+    validating it took 0.3 s of a page run (500 points, three panels, a busy 2-core CPU), on every
+    click while the view is shown."""
     return chart_spec(_view, request, lambda c: class_title(_view.dataset, c)).to_dict()
 
 
@@ -392,7 +384,7 @@ def draw_view(view: feature_space.FeatureView, request: feature_space.Request) -
         st.info(t("features.no_pretrained"))
     st.html(TOOLTIP_CSS)
     st.vega_lite_chart(
-        spec=_spec(request, current_lang(), view),
+        spec=_spec(request, current_lang(), tuple(view.spaces), view),
         width="content",
         theme=None,
         key=f"features_chart:{request.task}:{request.dataset}:{len(view.spaces)}",

@@ -148,9 +148,14 @@ def _warm_up() -> None:
     """Run the default demo once, in the background at low priority, so the class's first Start
     costs what every later one does: its data, the pretrained network, the frozen part's
     features and the forgetting photos' answers are then ready; and the race's runs
-    (tlcore.train.presets.warm_ups). Off with TLS_WARM_UP=0 (tlcore.core.settings)."""
+    (tlcore.train.presets.warm_ups); and pages 1 and 3's first feature views. Off with
+    TLS_WARM_UP=0 (tlcore.core.settings)."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
+        views, spaces = feature_space.first_views(), feature_space.shared_spaces()
+        for view in views:  # pages 1 and 3's first feature views, on the feature worker beside the runs below
+            with contextlib.suppress(feature_space.Busy):
+                spaces.start(view)
         queue = job_queue()
         if not getattr(queue, "warms_itself", False):  # else its training process does
             for config in presets.warm_ups():  # on a run's torch threads: fewer while pages are drawn or other programs are busy
@@ -164,6 +169,9 @@ def _warm_up() -> None:
                 return
             if not time_estimate.shared_estimator().knows_device(config) and catalog.weights_cached(config.backbone):
                 time_estimate.calibrate(config)
+        for view in views:  # the warm-up ends when they are done (its freed memory is given back below)
+            if not _warm_up_stop.is_set():
+                spaces.wait(view, timeout=600)
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         logging.getLogger(__name__).info("warm-up skipped: %s", error)
     # The C heap keeps what a CPU server's training frees, for its next run (tlcore.serve.machine):

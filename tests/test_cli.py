@@ -214,10 +214,10 @@ def test_lists_and_counts_parse_to_what_the_command_uses():
 
 
 def test_the_feature_view_runs_on_its_own_with_the_same_flags():
-    """`python -m tlcore.explain.feature_space` and `python -m tlcore feature-space`: one declaration."""
-    from tlcore.explain import feature_space
+    """`python -m tlcore.explain.feature_figures` and `python -m tlcore feature-space`: one declaration."""
+    from tlcore.explain import feature_figures
 
-    alone = commands.parser_alone(feature_space.FEATURE_SPACE, prog="python -m tlcore.explain.feature_space")
+    alone = commands.parser_alone(feature_figures.FEATURE_SPACE, prog="python -m tlcore.explain.feature_figures")
     argv = ["--per-class", "30", "--val-per-class", "20", "--seeds", "0,1,2"]  # docs/timings.md's command
     together = vars(cli.build_parser().parse_args(["feature-space", *argv]))
     assert vars(alone.parse_args(argv)) == {k: v for k, v in together.items() if k != "command"}

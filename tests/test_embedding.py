@@ -10,6 +10,7 @@ who asks, never raises into a page, and refuses rather than queues without bound
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -107,7 +108,7 @@ def test_pretrained_features_beat_random_ones_on_real_digits():
     assert view.classes == tuple(str(i) for i in range(10)) and pre.backbone == "studio_resnet"
     assert set(view.timings) >= {"load_s", "embed_s", "project_s", "probe_s", "total_s"}
     # the random body is the same draw every time (seeded): the same numbers again
-    feature_space._features.clear()
+    feature_space._rows.clear()
     again = feature_space.feature_view(request)
     assert again.spaces["random"].probe_acc == rand.probe_acc
     assert np.allclose(again.spaces["random"].coords, rand.coords, atol=1e-4)
@@ -135,7 +136,7 @@ def test_only_the_pretrained_bodys_features_are_kept_for_the_class_runs(monkeypa
     from tlcore.data import feature_cache
 
     monkeypatch.setattr(feature_cache, "shared", LRU(2**30, weigh=tensor_bytes))  # this test's own, empty
-    monkeypatch.setattr(feature_space, "_features", LRU(8))
+    monkeypatch.setattr(feature_space, "_rows", LRU(2**30, weigh=lambda row: row.nbytes))  # none seen yet
     torch.manual_seed(2)
     model = catalog.build_model("studio_resnet", 10, pretrained=True, image_size=32)
     with torch.no_grad():
@@ -148,6 +149,73 @@ def test_only_the_pretrained_bodys_features_are_kept_for_the_class_runs(monkeypa
     view = feature_space.feature_view(request, finetuned=entry)
     assert list(view.spaces) == ["pretrained", "random", "finetuned"]
     assert len(feature_cache.shared) == 1  # the pretrained body's: a linear probe's cached prefix on this data
+
+
+def _rows_kept(monkeypatch, limit_bytes=2**30):
+    """This test's own, empty store of feature rows; returned for its counts."""
+    from tlcore.core.bounded import LRU
+
+    rows = LRU(limit_bytes, weigh=lambda row: row.nbytes)
+    monkeypatch.setattr(feature_space, "_rows", rows)
+    return rows
+
+
+def test_a_view_over_images_another_view_showed_runs_no_body_and_shows_the_same(monkeypatch):
+    """Page 3's default split (20 per class) is the first part of page 1's (30 per class) over the
+    same validation images (`datasets.split_per_class`): after page 1's view every row of page 3's
+    is found, none is computed, and the view is the one a cold server computes."""
+    rows = _rows_kept(monkeypatch)
+    big = feature_space.Request("image", "studio_resnet", "digits", per_class=8, val_per_class=5, image_size=32)
+    small = dataclasses.replace(big, per_class=4)
+    feature_space.feature_view(big)
+    assert rows.misses == 2 * (80 + 50)  # two bodies, every image once
+    found = feature_space.feature_view(small)
+    assert rows.misses == 2 * (80 + 50) and rows.hits == 2 * (40 + 50)
+    rows.clear()
+    cold = feature_space.feature_view(small)
+    for kind in ("pretrained", "random"):
+        assert np.allclose(found.spaces[kind].coords, cold.spaces[kind].coords, atol=1e-4)
+        assert found.spaces[kind].probe_acc == cold.spaces[kind].probe_acc
+        assert found.spaces[kind].ncm_acc == cold.spaces[kind].ncm_acc
+
+
+def test_a_view_with_more_images_computes_only_the_new_ones_and_shows_what_a_cold_one_does(monkeypatch):
+    rows = _rows_kept(monkeypatch)
+    small = feature_space.Request("image", "studio_resnet", "digits", per_class=4, val_per_class=5, image_size=32)
+    big = dataclasses.replace(small, per_class=8)
+    feature_space.feature_view(small)
+    before = rows.misses
+    grown = feature_space.feature_view(big)
+    assert rows.misses - before == 2 * 40  # two bodies, the 40 training images page 3 did not show
+    rows.clear()
+    cold = feature_space.feature_view(big)
+    for kind in ("pretrained", "random"):
+        assert np.allclose(grown.spaces[kind].coords, cold.spaces[kind].coords, atol=1e-4)
+        assert grown.spaces[kind].probe_acc == cold.spaces[kind].probe_acc
+
+
+def test_the_kept_feature_rows_stay_within_their_bytes(monkeypatch):
+    """studio_resnet's rows are 256 floats (1 KB): a 50-row bound keeps the newest 50 of 260."""
+    rows = _rows_kept(monkeypatch, limit_bytes=50 * 256 * 4)
+    view = feature_space.feature_view(
+        feature_space.Request("image", "studio_resnet", "digits", per_class=8, val_per_class=5, image_size=32)
+    )
+    assert len(rows) == 50 and rows.total <= 50 * 256 * 4
+    assert view.spaces["random"].coords.shape == (80, 2)  # the view itself is whole
+
+
+def test_the_pretrained_panel_is_given_whole_before_the_random_body_runs(monkeypatch):
+    """`on_space` gets the view after each body but the last: the pretrained panel as the whole
+    view will show it (the same points and probes), while the random body is still to run."""
+    _rows_kept(monkeypatch)
+    so_far = []
+    request = feature_space.Request("image", "studio_resnet", "digits", per_class=5, val_per_class=5, image_size=32)
+    view = feature_space.feature_view(request, on_space=so_far.append)
+    assert [list(v.spaces) for v in so_far] == [["pretrained"]]
+    first = so_far[0]
+    assert np.array_equal(first.spaces["pretrained"].coords, view.spaces["pretrained"].coords)
+    assert first.spaces["pretrained"].probe_acc == view.spaces["pretrained"].probe_acc
+    assert np.array_equal(first.labels, view.labels) and first.thumbs.shape == view.thumbs.shape
 
 
 @pytest.mark.fast
@@ -192,7 +260,7 @@ def wait_done(spaces: feature_space.FeatureSpaces, request, timeout=10.0) -> fea
 def test_the_worker_computes_each_view_once_for_everyone():
     calls, gate = [], threading.Event()
 
-    def compute(request):
+    def compute(request, **_):
         calls.append(request)
         gate.wait(5)
         return fake_view(request)
@@ -212,7 +280,7 @@ def test_the_worker_computes_each_view_once_for_everyone():
 def test_a_failure_is_kept_for_the_page_and_can_be_tried_again():
     attempts = []
 
-    def compute(request):
+    def compute(request, **_):
         attempts.append(1)
         if len(attempts) == 1:
             raise ValueError("no such data")
@@ -230,7 +298,7 @@ def test_a_failure_is_kept_for_the_page_and_can_be_tried_again():
 @pytest.mark.fast
 def test_the_worker_refuses_more_waiting_views_than_it_allows_and_keeps_a_bounded_number():
     gate = threading.Event()
-    spaces = feature_space.FeatureSpaces(lambda r: (gate.wait(5), fake_view(r))[1], max_waiting=2, max_kept=2, nice=0)
+    spaces = feature_space.FeatureSpaces(lambda r, **_: (gate.wait(5), fake_view(r))[1], max_waiting=2, max_kept=2, nice=0)
     requests = [feature_space.Request("image", "studio_resnet", "digits", n, 10, 32) for n in (1, 2, 3, 4)]
     spaces.start(requests[0])
     spaces.start(requests[1])
@@ -243,3 +311,27 @@ def test_the_worker_refuses_more_waiting_views_than_it_allows_and_keeps_a_bounde
     wait_done(spaces, requests[2])
     kept = [r for r in requests[:3] if spaces.status(r).state == "done"]
     assert kept == requests[1:3]  # the oldest view went first
+
+
+@pytest.mark.fast
+def test_a_running_views_status_carries_the_bodies_done_so_far():
+    partial_given, gate = threading.Event(), threading.Event()
+
+    def compute(request, *, finetuned=None, on_space=None):
+        partial = fake_view(request)
+        on_space(partial)
+        partial_given.set()
+        gate.wait(5)
+        return dataclasses.replace(partial, spaces={**partial.spaces, "random": partial.spaces["pretrained"]})
+
+    spaces = feature_space.FeatureSpaces(compute, nice=0)
+    request = feature_space.Request("image", "studio_resnet", "digits", 10, 10, 32)
+    assert spaces.start(request).view is None  # nothing done yet
+    assert partial_given.wait(5)
+    status = spaces.status(request)
+    assert status.state == "running" and list(status.view.spaces) == ["pretrained"]
+    assert list(spaces.start(request).view.spaces) == ["pretrained"]  # a classmate joining sees it too
+    gate.set()
+    done = wait_done(spaces, request)
+    assert done.state == "done" and list(done.view.spaces) == ["pretrained", "random"]
+    assert spaces._partial == {}  # nothing of a finished view is kept twice

@@ -35,7 +35,7 @@ ASKED: list[feature_space.Request] = []  # computed, on the worker's thread
 STARTED: list[feature_space.Request] = []  # asked for, in the page's run (`FeatureSpaces.start`)
 
 
-def stub_view(request: feature_space.Request, finetuned=None) -> feature_space.FeatureView:
+def stub_view(request: feature_space.Request, finetuned=None, on_space=None) -> feature_space.FeatureView:
     """A view with the shape of the real one: 3 classes x 4 examples, PCA, 2 or 3 bodies."""
     ASKED.append(request)
     rng = np.random.default_rng(0)
@@ -206,7 +206,7 @@ def test_after_a_fine_tune_on_the_same_data_its_body_is_the_third_panel():
 def test_a_failed_view_is_said_in_words_and_can_be_tried_again(stub_worker, monkeypatch):
     calls = []
 
-    def failing_once(request):
+    def failing_once(request, **_):
         calls.append(request)
         if len(calls) == 1:
             raise feature_space.FinetunedGone("gone")
@@ -232,6 +232,61 @@ def test_a_failed_view_is_said_in_words_and_can_be_tried_again(stub_worker, monk
     ok(at)
 
 
+@pytest.mark.parametrize("page,key", PANELS[:2])
+def test_the_server_warm_up_computes_the_very_views_pages_1_and_3_show_first(page, key, stub_worker):
+    """studio.server's warm-up starts `feature_space.first_views()` before any page is opened: a
+    learner's first view on page 1 or 3 (the default settings) is then a lookup, nothing more computed."""
+    for view in feature_space.first_views():  # as studio.server._warm_up starts them
+        feature_space.shared_spaces().start(view)
+    warmed = list(STARTED)
+    assert len(warmed) == 2 and all(r.method == "pca" and not r.finetuned_id for r in warmed)
+    for request in warmed:
+        stub_worker.wait(request, timeout=20)
+    at = app(page)
+    show(at, key)
+    assert ASKED == warmed  # the page's view was one of the two: computed once, before it was opened
+
+
+def test_the_pretrained_panel_is_drawn_while_the_random_body_runs(stub_worker, monkeypatch):
+    """A cold view's first half: the pretrained body's panel is drawn as soon as it is done, with a
+    line saying the next is coming; the random body's panel joins it when it is done."""
+    import threading
+
+    gate = threading.Event()
+
+    def pretrained_first(request, *, finetuned=None, on_space=None):
+        view = stub_view(request)
+        if len(ASKED) == 1:  # page 1's own view, started when AppTest opened it first: at once
+            return view
+        on_space(dataclasses.replace(view, spaces={"pretrained": view.spaces["pretrained"]}))
+        gate.wait(30)
+        return view
+
+    monkeypatch.setattr(stub_worker, "_compute", pretrained_first)
+    text = strings("en")
+    at = app("pages/3_finetune.py")
+    try:
+        at.button(key="features_show:finetune").click().run()
+        deadline = time.monotonic() + 20
+        while not charts(at):
+            assert time.monotonic() < deadline, "no pretrained panel while the random body runs"
+            time.sleep(0.05)
+            at.run()
+        ok(at)
+        assert titles(charts(at)[-1]) == [text["features.kind.pretrained"]]
+        assert any(i.value == text["features.computing_rest"] for i in at.info)
+    finally:
+        gate.set()
+    deadline = time.monotonic() + 20
+    while len(titles(charts(at)[-1])) < 2:
+        assert time.monotonic() < deadline, "the random body's panel never joined"
+        time.sleep(0.05)
+        at.run()
+    ok(at)
+    assert titles(charts(at)[-1]) == [text["features.kind.pretrained"], text["features.kind.random"]]
+    assert not any(i.value == text["features.computing_rest"] for i in at.info)
+
+
 @pytest.mark.fast
 def test_one_learner_holds_one_place_in_the_feature_worker_and_a_classmate_gets_theirs():
     """One learner's tabs filled all 8 of the worker's places and a classmate had no chart after
@@ -241,7 +296,7 @@ def test_one_learner_holds_one_place_in_the_feature_worker_and_a_classmate_gets_
     from studio.feature_space_panel import OneAtATime, start_for
 
     gate = threading.Event()
-    spaces = feature_space.FeatureSpaces(lambda request: gate.wait(30) and None, max_waiting=2, nice=0)
+    spaces = feature_space.FeatureSpaces(lambda request, **_: gate.wait(30) and None, max_waiting=2, nice=0)
     views = [feature_space.Request("image", "studio_resnet", "digits", per_class, 2, 16) for per_class in (3, 4, 5)]
     assert start_for("hog", views[0], None, spaces).state == "running"
     assert start_for("hog", views[0], None, spaces).state == "running"  # the same view again: no new place
@@ -272,7 +327,7 @@ def test_where_each_device_has_its_own_address_its_cookies_hold_one_place_in_the
     monkeypatch.setattr(feature_space_panel, "network_address", lambda: me["address"])
 
     gate = threading.Event()
-    spaces = feature_space.FeatureSpaces(lambda request: gate.wait(30) and None, max_waiting=4, nice=0)
+    spaces = feature_space.FeatureSpaces(lambda request, **_: gate.wait(30) and None, max_waiting=4, nice=0)
     views = [feature_space.Request("image", "studio_resnet", "digits", per_class, 2, 16) for per_class in (3, 4, 5, 6)]
     try:
         assert start_for(waiter(), views[0], None, spaces).state == "running"

@@ -29,7 +29,7 @@ from tlcore.core.fields import setting
 from tlcore.core.progress import ProgressPrinter
 from tlcore.core.spreadsheet import safe_cell, safe_frame
 from tlcore.data import datasets
-from tlcore.explain import feature_space
+from tlcore.explain import feature_figures
 from tlcore.lab import bench, forgetting_experiment, pretrain_vision, upload_bench
 from tlcore.lab.experiments import cli as experiments
 from tlcore.models import backbones, catalog
@@ -310,7 +310,7 @@ COMMANDS: tuple[Command, ...] = (
     model_files.PREDICT,
     notebook.NOTEBOOK,
     forgetting_experiment.FORGETTING,
-    feature_space.FEATURE_SPACE,
+    feature_figures.FEATURE_SPACE,
 )
 
 

@@ -91,7 +91,7 @@ def parser_of(commands, *, prog: str, description: str) -> Parser:
 
 
 def parser_alone(command: Command, *, prog: str) -> Parser:
-    """The parser of one command run on its own (`python -m tlcore.explain.feature_space`)."""
+    """The parser of one command run on its own (`python -m tlcore.explain.feature_figures`)."""
     formatter = argparse.RawDescriptionHelpFormatter if command.as_written else argparse.HelpFormatter
     parser = Parser(prog=prog, description=command.description or command.help, formatter_class=formatter)
     command.add_to(parser)

@@ -19,7 +19,8 @@ Features come from the runs' own extractors: `TensorSource.prepare` (images: eve
 group, then the average over the feature map the head pools) and `TextSource.prepare` (text:
 the last layer's first-token vector the classifier head reads). The heavy part (a few seconds
 on a 2-core CPU for a few hundred examples) runs on one background thread (`FeatureSpaces`),
-cached per backbone, dataset, size and seed, so no page waits for it.
+so no page waits for it; each body's features are kept per image, and a server's warm-up computes
+the views a class sees first (`first_views`).
 
 Returns plain data (coordinates, labels, class names, accuracies, timings): no plotting here.
 Not for: training (tlcore.train.recipe) or showing the picture (studio.feature_space_panel).
@@ -28,6 +29,7 @@ Not for: training (tlcore.train.recipe) or showing the picture (studio.feature_s
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import threading
 import time
@@ -38,13 +40,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tlcore.core import commands
 from tlcore.core.bounded import LRU
-from tlcore.core.commands import Command, Flags
-from tlcore.core.fields import setting
 from tlcore.data import datasets
 from tlcore.models import catalog
-from tlcore.train.config import run_flags
 from tlcore.train.device import lower_thread_priority
 from tlcore.train.finetuned import Finetuned
 
@@ -273,6 +271,26 @@ class Request:
     def shown_per_class(self) -> int:
         return min(self.per_class, MAX_PER_CLASS[self.task])
 
+    @classmethod
+    def of(cls, config, method: str = "pca") -> Request:
+        """The view of the data a run with `config` (a RunConfig) trains on, in projection `method`."""
+        c, size = config, config.image_size if config.task == "image" else 0
+        return cls(
+            c.task, c.backbone, c.dataset, c.per_class, c.val_per_class, size, c.data_seed, c.data_root, method, "", c.max_length
+        )
+
+
+FIRST_PER_CLASS = 30  # page 1's view: the default data, 30 training examples per class
+
+
+def first_views() -> tuple[Request, Request]:
+    """The views a class sees first: page 1's, and page 3's on its default settings (the default run's
+    data: 20 per class, inside page 1's 30). A server computes both while it warms up (studio.server)."""
+    from tlcore.train import presets
+
+    image = presets.image()
+    return Request.of(image.replace(per_class=FIRST_PER_CLASS)), Request.of(image)
+
 
 @contextlib.contextmanager
 def _seeded(seed: int):
@@ -307,26 +325,80 @@ def _bodies(request: Request, num_classes: int) -> list[tuple[str, str, Callable
     return ([("pretrained", name, lambda: image_body(True))] if pretrained else []) + bodies
 
 
-# Frozen features kept for reuse (changing only the projection re-embeds nothing), bounded by
-# count: each entry is a few MB (300 x 1280 floats, twice).
+# Frozen features kept per body and per image (keyed by the image's bytes): a new projection re-embeds
+# nothing, and a view over images another view showed (page 3's default split is inside page 1's:
+# `datasets.split_per_class`) runs no body. 64 MB: about 13,000 rows of Lite0's 1280 features.
+FEATURE_ROWS_MB = 64
+_rows: LRU[tuple, np.ndarray] = LRU(FEATURE_ROWS_MB * 2**20, weigh=lambda row: row.nbytes)
+# Text views whole (a sentence costs far less than an image's forward pass), bounded by count.
 _features: LRU[tuple, tuple] = LRU(8)
+
+
+def image_digest(image: torch.Tensor) -> bytes:
+    """A digest of one (3, S, S) uint8 image's shape and bytes: what its features depend on."""
+    h = hashlib.blake2b(repr(tuple(image.shape)).encode(), digest_size=16)
+    h.update(image.contiguous().numpy().data)
+    return h.digest()
+
+
+def _body_key(request: Request, kind: str, name: str, num_classes: int) -> tuple:
+    """What a body's weights come from: `name`'s pretrained ones, the seed's random draw (the head's
+    too: the class count), or one fine-tuned model."""
+    if kind == "pretrained":
+        return (kind, name)
+    if kind == "random":
+        return (kind, name, request.seed, num_classes, request.image_size)
+    return (kind, name, request.finetuned_id)
+
+
+@torch.no_grad()
+def _pooled_rows(model, images: torch.Tensor, device: torch.device) -> np.ndarray:
+    """(N, 3, S, S) uint8 -> (N, D) float32: some images' pooled body output, as `TensorSource.prepare`
+    computes a frozen prefix (eval mode, on a CPU a bounded number of pixels at a time)."""
+    from tlcore.data.sources import CPU_PREFIX_PIXELS
+
+    model = model.to(device).eval()
+    body = len(model.group_names) - 1
+    chunk = max(1, CPU_PREFIX_PIXELS // (images.shape[-1] * images.shape[-2])) if device.type == "cpu" else 256
+    out = [_pooled(model.forward_to(images[i : i + chunk].to(device), body)) for i in range(0, len(images), chunk)]
+    return torch.cat(out).cpu().numpy()
+
+
+def _embed_images(
+    request: Request, kind: str, name: str, build: Callable[[], torch.nn.Module], data, device: torch.device
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(train features, validation features, validation labels, seconds) of one body over the
+    view's images; only the images this body has not seen yet go through it."""
+    t0 = time.perf_counter()
+    body = _body_key(request, kind, name, data.num_classes)
+    images = torch.cat((data.train_x, data.val_x))
+    keys = [(body, image_digest(image)) for image in images]
+    found = [_rows.get(key) for key in keys]
+    missing = [i for i, row in enumerate(found) if row is None]
+    if len(missing) == len(keys):  # none seen: the whole split, as a linear probe's run caches it
+        # kept for a linear probe's run only from the pretrained body (others' would fill that cache)
+        train, val = image_features(build(), data, device=device, share=kind == "pretrained")
+        made = np.concatenate((train, val))
+    elif missing:
+        made = _pooled_rows(build(), images[missing], device)
+    for i, row in zip(missing, made if missing else ()):
+        found[i] = row.copy()  # its own copy: a kept row holds no whole batch alive
+        _rows.put(keys[i], found[i])
+    rows = np.stack(found)
+    n = len(data.train_x)
+    return rows[:n], rows[n:], data.val_y.numpy(), time.perf_counter() - t0
 
 
 def _embed(
     request: Request, kind: str, name: str, build: Callable[[], torch.nn.Module], data, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(train features, validation features, validation labels, seconds) of one body, cached."""
+    if request.task != "text":
+        return _embed_images(request, kind, name, build, data, device)
 
     def make():
         t0 = time.perf_counter()
-        model = build()
-        if request.task == "text":
-            train, val, val_y = text_features(model, data, device=device, max_length=request.max_length)
-        else:
-            # the pretrained body's features are a linear probe's cached prefix too: kept for the class's
-            # runs; a random or fine-tuned body's would only fill that cache (about 20 MB a learner)
-            train, val = image_features(model, data, device=device, share=kind == "pretrained")
-            val_y = data.val_y.numpy()
+        train, val, val_y = text_features(build(), data, device=device, max_length=request.max_length)
         return train, val, val_y, time.perf_counter() - t0
 
     key = (kind, name, request.finetuned_id if kind == "finetuned" else "", request.max_length, *request.data_key())
@@ -346,10 +418,19 @@ def load_data(request: Request):
     )
 
 
-def feature_view(request: Request, *, finetuned: Finetuned | None = None, device: torch.device | None = None) -> FeatureView:
+def feature_view(
+    request: Request,
+    *,
+    finetuned: Finetuned | None = None,
+    device: torch.device | None = None,
+    on_space: Callable[[FeatureView], None] | None = None,
+) -> FeatureView:
     """Embed the request's training split with the pretrained body and the random one (and the
     fine-tuned one, `finetuned`, the model that `finetuned_id` names: the caller looks it up on
-    its shelf), project each to 2-D, and score both probes on the validation split."""
+    its shelf), project each to 2-D, and score both probes on the validation split.
+
+    on_space: called with the view so far after each body but the last (the pretrained body's
+    panel, whole, while the random body runs: half a cold view's wait on a page)."""
     if request.method not in methods_available():
         raise ValueError(f"unknown projection {request.method!r}; choose one of {', '.join(methods_available())}")
     device = device or torch.device("cpu")
@@ -362,36 +443,35 @@ def feature_view(request: Request, *, finetuned: Finetuned | None = None, device
         if finetuned is None:
             raise FinetunedGone(request.finetuned_id)
         bodies.append(("finetuned", finetuned.backbone, lambda: finetuned.model))
-    spaces, project_s, probe_s, embed_s = {}, 0.0, 0.0, 0.0
-    train_y = data.train_y.numpy()
+    shown = _hovers(request, data)
+    spaces, train_y = {}, data.train_y.numpy()
+    timings.update(embed_s=0.0, project_s=0.0, probe_s=0.0)
+
+    def view_so_far() -> FeatureView:
+        head = (request.task, request.dataset, tuple(data.classes), train_y, dict(spaces), request.method, len(data.val_y))
+        return FeatureView(*head, timings={**timings, "total_s": time.perf_counter() - t0}, **shown)
+
     for kind, name, build in bodies:
         train, val, val_y, seconds = _embed(request, kind, name, build, data, device)
-        embed_s += seconds
         t1 = time.perf_counter()
         coords, explained = project(train, request.method, request.seed)
         t2 = time.perf_counter()
         logistic, ncm = probe_accuracy(train, train_y, val, val_y, request.seed)
-        t3 = time.perf_counter()
-        project_s, probe_s = project_s + t2 - t1, probe_s + t3 - t2
+        timings["embed_s"] += seconds
+        timings["project_s"] += t2 - t1
+        timings["probe_s"] += time.perf_counter() - t2
         spaces[kind] = Space(kind, coords, logistic, ncm, int(train.shape[1]), explained, seconds, name)
-    timings.update(embed_s=embed_s, project_s=project_s, probe_s=probe_s, total_s=time.perf_counter() - t0)
-    if request.task == "text":  # each point's sentence, shortened, for its hover
-        shown = {
-            "texts": tuple(s if len(s) <= MAX_SENTENCE_CHARS else s[: MAX_SENTENCE_CHARS - 1] + "…" for s in data.train_texts)
-        }
-    else:  # each point's picture: (N, H, W, C) thumbnails
-        shown = {"thumbs": datasets.resize_batch(data.train_x, THUMB_PX).permute(0, 2, 3, 1).contiguous().numpy()}
-    return FeatureView(
-        request.task,
-        request.dataset,
-        tuple(data.classes),
-        train_y,
-        spaces,
-        request.method,
-        len(data.val_y),
-        timings=timings,
-        **shown,
-    )
+        if on_space is not None and len(spaces) < len(bodies):
+            on_space(view_so_far())
+    return view_so_far()
+
+
+def _hovers(request: Request, data) -> dict:
+    """Each point's sentence, shortened, or its picture, (N, H, W, C) thumbnails, for its hover."""
+    if request.task == "text":
+        n = MAX_SENTENCE_CHARS
+        return {"texts": tuple(t if len(t) <= n else t[: n - 1] + "…" for t in data.train_texts)}
+    return {"thumbs": datasets.resize_batch(data.train_x, THUMB_PX).permute(0, 2, 3, 1).contiguous().numpy()}
 
 
 class FinetunedGone(LookupError):
@@ -408,7 +488,7 @@ class Busy(RuntimeError):
 @dataclass(frozen=True)
 class Status:
     state: str  # "missing" (never asked), "running" (queued or computing), "done", "failed"
-    view: FeatureView | None = None
+    view: FeatureView | None = None  # running: the bodies done so far (None before the first); done: all
     error: BaseException | None = None
 
 
@@ -416,7 +496,9 @@ class FeatureSpaces:
     """Feature views computed on one background thread and kept, newest `max_kept`.
 
     A page asks with `start(request)` (returns at once) and reads `status(request)` on its
-    next runs: a page's script never waits for a body's forward passes. Learners asking for
+    next runs: a page's script never waits for a body's forward passes, and while a view is
+    computed its status carries the bodies done so far (the pretrained panel first).
+    `compute(request, finetuned=..., on_space=...)`: `feature_view`'s signature. Learners asking for
     the same view share one computation and one result (a class on page 1 asks for the same
     default view). At most `max_waiting` different views wait at once; more are refused
     (`Busy`) rather than queued for minutes. The thread runs at a lower CPU priority
@@ -435,6 +517,7 @@ class FeatureSpaces:
         self._done: LRU[Request, FeatureView] = LRU(max_kept)
         self._failed: LRU[Request, BaseException] = LRU(max_kept)
         self._running: dict[Request, Future] = {}
+        self._partial: dict[Request, FeatureView] = {}  # running views' bodies done so far
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-features", initializer=self._lower_priority)
 
@@ -448,7 +531,7 @@ class FeatureSpaces:
             if view is not None:
                 return Status("done", view)
             if request in self._running:
-                return Status("running")
+                return Status("running", self._partial.get(request))
             error = self._failed.get(request)
             if error is not None:
                 return Status("failed", error=error)
@@ -463,7 +546,7 @@ class FeatureSpaces:
             if view is not None:
                 return Status("done", view)
             if request in self._running:
-                return Status("running")
+                return Status("running", self._partial.get(request))
             if len(self._running) >= self.max_waiting:
                 raise Busy(f"{len(self._running)} feature views are being computed; try again in a moment")
             self._failed.pop(request, None)
@@ -471,15 +554,21 @@ class FeatureSpaces:
         return Status("running")
 
     def _work(self, request: Request, finetuned: Finetuned | None) -> None:
+        def so_far(view: FeatureView) -> None:
+            with self._lock:
+                self._partial[request] = view
+
         try:
-            view = self._compute(request) if finetuned is None else self._compute(request, finetuned=finetuned)
+            view = self._compute(request, finetuned=finetuned, on_space=so_far)
         except Exception as error:  # noqa: BLE001 -- kept for the page to explain, never raised in a thread
             with self._lock:
                 self._running.pop(request, None)
+                self._partial.pop(request, None)
                 self._failed.put(request, error)
             return
         with self._lock:
             self._running.pop(request, None)
+            self._partial.pop(request, None)
             self._done.put(request, view)
 
     def wait(self, request: Request, timeout: float = 120.0) -> Status:
@@ -503,122 +592,3 @@ def shared_spaces() -> FeatureSpaces:
         if _shared is None:
             _shared = FeatureSpaces()
         return _shared
-
-
-# ----------------------------------------------------------------------------- from a terminal
-
-
-def cmd_feature_space(args) -> int:
-    """The figures of a feature view, for the README and the note.
-
-    Per seed: both probes for the pretrained and the random body, and the time of a cold view
-    (data, both bodies built, forward passes, projection, probes; wall and CPU seconds, the CPU
-    seconds being what one thread needs on an idle core), of the same view again with
-    its features kept (projection and probes only), and of a view the worker has kept (a
-    lookup). The baseline, measured in the same process, is one plain forward pass of the
-    pretrained model over the same images: a busy machine slows both alike."""
-    if args.task not in VIEW_TASKS:
-        raise ValueError(f"a feature view is of task {' or '.join(VIEW_TASKS)}; got {args.task!r}")
-    torch.set_num_threads(args.threads)
-    from tlcore.train import presets
-
-    preset = presets.image() if args.task == "image" else presets.text()
-    backbone, dataset = args.backbone or preset.backbone, args.dataset or preset.dataset
-    for seed in args.seeds:
-        request = Request(
-            args.task,
-            backbone,
-            dataset,
-            args.per_class,
-            args.val_per_class,
-            args.image_size if args.task == "image" else 0,
-            seed,
-            method=args.method,
-        )
-        view, timing = _timed_view(request)
-        _print_view(view, timing, backbone=backbone, dataset=dataset, seed=seed, method=args.method)
-    return 0
-
-
-VIEW_TASKS = ("image", "text")
-
-
-@dataclass(frozen=True)
-class FeatureSpaceOptions:
-    seeds: tuple[int, ...] = commands.seeds((0,))
-    method: str = setting("pca", "2-D projection", METHODS)
-    threads: int = commands.threads(1, "1: what the app's server gives work beside pages on a 2-core CPU")
-
-
-FEATURE_SPACE = Command(
-    "feature-space",
-    "a feature view's figures: probes of the pretrained and the random body, and its times",
-    cmd_feature_space,
-    flags=(
-        run_flags(
-            only=("task", "backbone", "dataset", "per_class", "val_per_class", "image_size"),
-            defaults={"backbone": None, "dataset": None, "per_class": 30, "val_per_class": 20},
-        ),
-        Flags(FeatureSpaceOptions),
-    ),
-    description=" ".join(cmd_feature_space.__doc__.split()) + " Without --backbone, --dataset: the task's app defaults.",
-)
-
-
-def _timed_view(request: Request):
-    """The view and its times: cold (wall, CPU), with features kept, kept whole; the baseline."""
-    spaces = FeatureSpaces(nice=0)
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    spaces.start(request)
-    status = spaces.wait(request, timeout=3600)
-    cold, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    if status.state != "done":
-        raise SystemExit(f"failed: {status.error}")
-    view = status.view
-    t1 = time.perf_counter()
-    feature_view(request)  # the features are kept: projection and probes again
-    warm = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    spaces.status(request)
-    kept = time.perf_counter() - t2
-    baseline = _forward_baseline(request) if request.task == "image" else float("nan")
-    return view, (cold, cpu, warm, kept, baseline)
-
-
-def _print_view(view, timing, *, backbone: str, dataset: str, seed: int, method: str) -> None:
-    """Both bodies' probes, their gap, and the times, as main prints them."""
-    cold, cpu, warm, kept, baseline = timing
-    pre, rand = view.spaces.get("pretrained"), view.spaces["random"]
-    print(f"seed {seed}: {backbone} on {dataset}, {len(view.labels)} train / {view.n_val} val, {method}")
-    for space in filter(None, (pre, rand)):
-        print(
-            f"  {space.kind:10s} linear probe {space.probe_acc:.3f}  nearest class mean {space.ncm_acc:.3f}  "
-            f"({space.dim} features, embedded in {space.embed_s:.2f} s)"
-        )
-    if pre is not None:
-        print(
-            f"  gap (pretrained - random): linear probe {100 * (pre.probe_acc - rand.probe_acc):+.1f} points, "
-            f"nearest class mean {100 * (pre.ncm_acc - rand.ncm_acc):+.1f} points"
-        )
-    print(
-        f"  cold view {cold:.2f} s, {cpu:.2f} s of CPU ({', '.join(f'{k} {v:.2f}' for k, v in view.timings.items())}); "
-        f"features kept {warm:.2f} s; view kept {1000 * kept:.3f} ms; "
-        f"baseline forward pass {baseline:.2f} s (cold / baseline {cold / baseline:.1f}x)"
-    )
-
-
-def _forward_baseline(request: Request) -> float:
-    """Seconds of one plain forward pass of the pretrained model over the view's train + val images."""
-    data = load_data(request)
-    name, pretrained, _ = catalog.resolve_pretrained(request.backbone, "auto")
-    model = catalog.build_model(name, data.num_classes, pretrained=pretrained, image_size=request.image_size).eval()
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for x in (data.train_x, data.val_x):
-            for i in range(0, len(x), 256):
-                model(x[i : i + 256])
-    return time.perf_counter() - t0
-
-
-if __name__ == "__main__":  # the same command as `python -m tlcore feature-space`
-    raise SystemExit(commands.main(commands.parser_alone(FEATURE_SPACE, prog="python -m tlcore.explain.feature_space")))
