@@ -355,7 +355,7 @@ def _body_key(request: Request, kind: str, name: str, num_classes: int) -> tuple
 def _pooled_rows(model, images: torch.Tensor, device: torch.device) -> np.ndarray:
     """(N, 3, S, S) uint8 -> (N, D) float32: some images' pooled body output, as `TensorSource.prepare`
     computes a frozen prefix (eval mode, on a CPU a bounded number of pixels at a time)."""
-    from tlcore.data.sources import CPU_PREFIX_PIXELS
+    from tlcore.train.image_batches import CPU_PREFIX_PIXELS
 
     model = model.to(device).eval()
     body = len(model.group_names) - 1
