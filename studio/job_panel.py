@@ -3,7 +3,9 @@
 `job_panel(slot)` is the one entry point a page needs after submitting a job with
 `submit(slot, configs)`. While the job is queued or running, a fragment polls the queue
 every `POLL_S` seconds (which also tells the queue someone is still watching); when the
-job ends, one full rerun draws the final state without polling. Any page can use it,
+job ends, one full rerun draws the final state without polling. Near the end (every run past
+its last epoch, or due to end within a poll by its pace) a poll, once drawn, waits on the job's
+end for the rest of its period: the end is drawn the moment it happens, not a poll later. Any page can use it,
 for any job of the queue (image or text): everything drawn comes from the job's
 HistorySnapshots.
 
@@ -238,19 +240,21 @@ def job_panel(
 
             @st.fragment(run_every=poll_every(view))
             def poll() -> None:
+                began = time.monotonic()
                 latest = _view(current)
                 if latest is not None and latest.state == "running" and not any(r.steps for r in latest.runs):
                     latest = _first_step(current, 0.8 * POLL_S) or latest  # the first curve when it exists, not a poll later
-                if latest is not None and latest.state == "running" and _ends_within(latest, POLL_S):
-                    job_queue().wait_until_ended(current, owner(), POLL_S)  # the result at once, not a poll later
-                    latest = _view(current)
                 if latest is None or not latest.active:
-                    st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
-                    st.rerun()  # once, to draw the final state outside the polling fragment
+                    _show_end(slot)
                 if poll_every(latest) != poll_every(view):
                     st.rerun()  # near the front, or running: once, to poll at the new pace
                 with page_running():
                     _draw_live(slot, latest, live_charts)
+                if latest.state == "running" and (_finishing(latest) or _ends_within(latest, POLL_S)):
+                    # The end is near: the rest of this poll's period waits on it, drawing nothing, and
+                    # the result is drawn the moment the job ends, not a poll later.
+                    if job_queue().wait_until_ended(current, owner(), POLL_S - (time.monotonic() - began)):
+                        _show_end(slot)
 
             poll()
     else:
@@ -272,6 +276,20 @@ def _first_step(job: str, seconds: float) -> JobView | None:
         if view is None or not view.active or any(r.steps for r in view.runs) or time.monotonic() >= deadline:
             return view
         time.sleep(0.05)
+
+
+def _show_end(slot: str) -> None:
+    """The job has ended: one full run draws its final state outside the polling fragment."""
+    st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
+    st.rerun()
+
+
+def _finishing(view: JobView) -> bool:
+    """Has every run of the job trained its last epoch? What is left (forgetting, the confusion
+    matrix, the store's write) ends the job in a second or two whatever the estimates say."""
+    return all(
+        snap.final is not None or (snap.started is not None and len(snap.evals) >= snap.started.epochs) for snap in view.runs
+    )
 
 
 def _ends_within(view: JobView, seconds: float) -> bool:
