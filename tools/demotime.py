@@ -129,9 +129,9 @@ def page_parts(job, clicked: float, seen: dict, got: dict) -> list[tuple[str, fl
     snap = job.runs[0] if job.runs else None
     times = dict(zip((id(e) for e in snap.events), snap.times)) if snap else {}
     first = next((e for e in snap.events if isinstance(e, StepEvent)), None) if snap else None
-    if first is not None and "curve" in got:
+    if first is not None and "curve" in got and job.started_at:  # event times count from the job's start
         rows += [
-            ("first step event -> its curve received (poll, page's script)", got["curve"] - times[id(first)]),
+            ("first step event -> its curve received (poll, page's script)", got["curve"] - job.started_at - times[id(first)]),
             ("first curve received -> on screen (the browser)", clicked + seen.get("curve", nan) - got["curve"]),
         ]
     if job.finished_at and "finished" in got:
@@ -244,8 +244,8 @@ def parts(results: list, jobs: list) -> dict[str, list[float]]:
         if not (first and job.started_at and job.finished_at and "end" in seen):
             continue
         out["click -> picked up"].append(job.started_at - clicked)
-        out["picked up -> first step"].append(first[0] - job.started_at)
-        out["first step -> job end"].append(job.finished_at - first[0])
+        out["picked up -> first step"].append(first[0])  # event times count from the job's start
+        out["first step -> job end"].append(job.finished_at - job.started_at - first[0])
         out["job end -> Finished on screen"].append(clicked + seen["end"] - job.finished_at)
         out["click -> Finished on screen"].append(seen["end"])
     return out
