@@ -39,6 +39,13 @@ from tlcore.train.config import RunConfig
 POLL_S = 1.0
 
 
+# Past the last epoch a poll waits this long on the job's end before it draws again: the finish
+# (forgetting, confusion matrix) takes 0.1-0.3 s on a class server, 1-3.5 s on a loaded 2-core box,
+# where a redraw each second took 0.3-0.5 s in which the end went unseen. A click meanwhile (Stop
+# has nothing left to stop) is answered when the wait ends.
+FINISH_WAIT_S = 3 * POLL_S
+
+
 # While waiting, only the queue position can change: a class of 30 waiting would otherwise
 # cost the server 30 script runs a second for nothing (measured: python -m tools.loadtest).
 QUEUED_POLL_S = 2.0
@@ -251,9 +258,11 @@ def job_panel(
                 with page_running():
                     _draw_live(slot, latest, live_charts)
                 if latest.state == "running" and (_finishing(latest) or _ends_within(latest, POLL_S)):
-                    # The end is near: the rest of this poll's period waits on it, drawing nothing, and
-                    # the result is drawn the moment the job ends, not a poll later.
-                    if job_queue().wait_until_ended(current, owner(), POLL_S - (time.monotonic() - began)):
+                    # The end is near: this poll, once drawn, waits on it (drawing nothing) and the result
+                    # is drawn the moment the job ends, not a poll later. Past the last epoch nothing
+                    # new comes before the end, so the wait is not cut into polls that redraw the same.
+                    wait = FINISH_WAIT_S if _finishing(latest) else POLL_S - (time.monotonic() - began)
+                    if job_queue().wait_until_ended(current, owner(), wait):
                         _show_end(slot)
 
             poll()

@@ -61,11 +61,11 @@ def clock(monkeypatch):
 
 
 def test_a_finishing_run_is_drawn_finished_by_the_poll_that_sees_it_end(clock, monkeypatch):
-    """After the run's last epoch, the poll waits on the job's end (at most a poll's period) and the
+    """After the run's last epoch, the poll waits on the job's end (FINISH_WAIT_S at most) and the
     same script run draws "Finished": no second poll, no extra period. Whatever the estimate says:
     here this machine's record has runs of this kind finish a minute after their last evaluation
     (on a loaded server the forgetting scores took 1-2.6 s against an estimate under one)."""
-    from studio.job_panel import POLL_S
+    from studio.job_panel import FINISH_WAIT_S
     from tlcore.train import time_estimate
 
     monkeypatch.setattr(time_estimate.shared_estimator(), "finish_s", lambda config: 60.0)
@@ -83,7 +83,7 @@ def test_a_finishing_run_is_drawn_finished_by_the_poll_that_sees_it_end(clock, m
     at.run()  # one poll of the live panel: it sees the run past its last epoch
 
     ok(at)
-    assert len(queue.waits) == 1 and 0 < queue.waits[0] <= POLL_S, queue.waits
+    assert queue.waits == [FINISH_WAIT_S]
     assert job_of(at, "finetune").state == "done"
     done = strings("en")["job.done"].split("{")[0]
     assert at.success and at.success[0].value.startswith(done), [s.value for s in at.success]
