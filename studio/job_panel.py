@@ -5,9 +5,9 @@
 every `POLL_S` seconds (which also tells the queue someone is still watching); when the
 job ends, one full rerun draws the final state without polling. Near the end (every run past
 its last epoch, or due to end within a poll by its pace) a poll, once drawn, waits on the job's
-end for the rest of its period: the end is drawn the moment it happens, not a poll later. Any page can use it,
-for any job of the queue (image or text): everything drawn comes from the job's
-HistorySnapshots.
+end (`FINISH_WAIT_S`, or the rest of its period): the end is drawn the moment it happens, not a
+poll later. Any page can use it, for any job of the queue (image or text): everything drawn
+comes from the job's HistorySnapshots.
 
 Every read and Stop goes through `_view` and `_request_stop`, which name this session as
 the owner: the queue shows a job only to the session that started it.
