@@ -3,9 +3,11 @@
 `job_panel(slot)` is the one entry point a page needs after submitting a job with
 `submit(slot, configs)`. While the job is queued or running, a fragment polls the queue
 every `POLL_S` seconds (which also tells the queue someone is still watching); when the
-job ends, one full rerun draws the final state without polling. Any page can use it,
-for any job of the queue (image or text): everything drawn comes from the job's
-HistorySnapshots.
+job ends, one full rerun draws the final state without polling. Near the end (every run past
+its last epoch, or due to end within a poll by its pace) a poll, once drawn, waits on the job's
+end (`FINISH_WAIT_S`, or the rest of its period): the end is drawn the moment it happens, not a
+poll later. Any page can use it, for any job of the queue (image or text): everything drawn
+comes from the job's HistorySnapshots.
 
 Every read and Stop goes through `_view` and `_request_stop`, which name this session as
 the owner: the queue shows a job only to the session that started it.
@@ -35,6 +37,13 @@ from tlcore.train.config import RunConfig
 # second (the default demo trains for about 3 s). Only the runs going poll this fast (one or
 # two at a time on a CPU server); a Stop click reruns at once whatever the pace.
 POLL_S = 1.0
+
+
+# Past the last epoch a poll waits this long on the job's end before it draws again: the finish
+# (forgetting, confusion matrix) takes 0.1-0.3 s on a class server, 1-3.5 s on a loaded 2-core box,
+# where a redraw each second took 0.3-0.5 s in which the end went unseen. A click meanwhile (Stop
+# has nothing left to stop) is answered when the wait ends.
+FINISH_WAIT_S = 3 * POLL_S
 
 
 # While waiting, only the queue position can change: a class of 30 waiting would otherwise
@@ -238,19 +247,23 @@ def job_panel(
 
             @st.fragment(run_every=poll_every(view))
             def poll() -> None:
+                began = time.monotonic()
                 latest = _view(current)
                 if latest is not None and latest.state == "running" and not any(r.steps for r in latest.runs):
                     latest = _first_step(current, 0.8 * POLL_S) or latest  # the first curve when it exists, not a poll later
-                if latest is not None and latest.state == "running" and _ends_within(latest, POLL_S):
-                    job_queue().wait_until_ended(current, owner(), POLL_S)  # the result at once, not a poll later
-                    latest = _view(current)
                 if latest is None or not latest.active:
-                    st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
-                    st.rerun()  # once, to draw the final state outside the polling fragment
+                    _show_end(slot)
                 if poll_every(latest) != poll_every(view):
                     st.rerun()  # near the front, or running: once, to poll at the new pace
                 with page_running():
                     _draw_live(slot, latest, live_charts)
+                if latest.state == "running" and (_finishing(latest) or _ends_within(latest, POLL_S)):
+                    # The end is near: this poll, once drawn, waits on it (drawing nothing) and the result
+                    # is drawn the moment the job ends, not a poll later. Past the last epoch nothing
+                    # new comes before the end, so the wait is not cut into polls that redraw the same.
+                    wait = FINISH_WAIT_S if _finishing(latest) else POLL_S - (time.monotonic() - began)
+                    if job_queue().wait_until_ended(current, owner(), wait):
+                        _show_end(slot)
 
             poll()
     else:
@@ -272,6 +285,20 @@ def _first_step(job: str, seconds: float) -> JobView | None:
         if view is None or not view.active or any(r.steps for r in view.runs) or time.monotonic() >= deadline:
             return view
         time.sleep(0.05)
+
+
+def _show_end(slot: str) -> None:
+    """The job has ended: one full run draws its final state outside the polling fragment."""
+    st.session_state[f"scroll_end:{slot}"] = True  # bring the results into view
+    st.rerun()
+
+
+def _finishing(view: JobView) -> bool:
+    """Has every run of the job trained its last epoch? What is left (forgetting, the confusion
+    matrix, the store's write) ends the job in a second or two whatever the estimates say."""
+    return all(
+        snap.final is not None or (snap.started is not None and len(snap.evals) >= snap.started.epochs) for snap in view.runs
+    )
 
 
 def _ends_within(view: JobView, seconds: float) -> bool:

@@ -13,6 +13,14 @@ the frozen prefix's features, each epoch's training and evaluation, the finish (
 matrix, examples), and the end to "Finished" on screen (the page's polling and drawing). With
 the load average: a shared machine's other work moves every figure.
 
+The page's side is split by what the browser received, and when (every websocket message is
+stamped by the page itself, and decoded here as Streamlit's ForwardMsg): the first step to the
+first curve's message and to the curve on screen; the job's end to the script run that drew the
+result (polling), to the "Finished" message (the page's script), to "Finished" on screen (the
+browser). Then, in the same call, the engine alone (`tools.racetime --demo`: the same warm-up and
+queue, no browser) runs the same job `--runs` times: "browser path / engine path" is the figure,
+and the difference is what the pages add to a run.
+
 Training runs at nice +10 in the app (TLS_WORKER_NICE): on a machine shared with other people's
 programs at nice 0 it gets a tenth of their share each; `--nice 0` measures the server as if it
 had the machine to itself (a class server does), and says so.
@@ -23,7 +31,11 @@ Not for: a class (tools.loadtest) or the queue alone (tools.queuebench).
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +53,8 @@ from tools.loadtest import (
 )
 
 GOALS = {"finetune": (4.0, 1.5), "race": (20.0, None)}  # issue 22: Finished, first curve (s after the click)
+ROOT = Path(__file__).resolve().parent.parent
+DONE_TEXT = json.loads((ROOT / "assets" / "i18n" / "en.json").read_text(encoding="utf-8"))["job.done"].split("{")[0]
 
 
 def _stored_runs(state_dir: Path):
@@ -51,6 +65,83 @@ def _stored_runs(state_dir: Path):
         return [store.load(job.id) for job in store.times()]  # oldest first
     finally:
         store.close()
+
+
+# Every websocket message the page receives, stamped by the page's own clock (Date.now(): the same
+# machine's wall clock as the server's time.time()); read back and emptied per press.
+RECORD_FRAMES = """(() => {
+  const Real = window.WebSocket;
+  window.__tlsFrames = [];
+  window.WebSocket = class extends Real {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (e) => {
+        if (e.data instanceof ArrayBuffer) window.__tlsFrames.push([Date.now() / 1000, e.data]);
+      });
+    }
+  };
+})();"""
+TAKE_FRAMES = """() => window.__tlsFrames.splice(0).map(([t, buf]) => {
+  const u = new Uint8Array(buf);
+  let s = '';
+  for (let i = 0; i < u.length; i += 0x8000) s += String.fromCharCode.apply(null, u.subarray(i, i + 0x8000));
+  return [t, btoa(s)];
+})"""
+
+
+def received(frames: list, done_text: str) -> dict[str, float]:
+    """When the page received what matters (Unix times): `runs`, each script run's start (a
+    new_session message: a full run or a poll of a fragment); `curve`, the first loss curve with a
+    point; `finished`, the "Finished" line."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    out: dict = {"runs": []}
+    for stamp, data in frames:
+        msg = ForwardMsg.FromString(base64.b64decode(data))
+        kind = msg.WhichOneof("type")
+        if kind == "new_session":
+            out["runs"].append(stamp)
+        elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            element = msg.delta.new_element
+            what = element.WhichOneof("type")
+            if what == "alert" and element.alert.body.startswith(done_text):
+                out.setdefault("finished", stamp)
+            elif what == "plotly_chart" and "curve" not in out and _has_points(element.plotly_chart.spec):
+                out["curve"] = stamp
+    return out
+
+
+def _has_points(spec: str) -> bool:
+    """A line chart with a point, as tools.loadtest's STATUS_JS sees a curve on screen."""
+    try:
+        traces = json.loads(spec).get("data", [])
+    except ValueError:
+        return False
+    return any(t.get("type", "scatter") == "scatter" and t.get("x") for t in traces)
+
+
+def page_parts(job, clicked: float, seen: dict, got: dict) -> list[tuple[str, float]]:
+    """The page's share of a press, from what the browser received and when."""
+    from tlcore.core.events import StepEvent
+
+    nan = float("nan")
+    rows = []
+    snap = job.runs[0] if job.runs else None
+    times = dict(zip((id(e) for e in snap.events), snap.times)) if snap else {}
+    first = next((e for e in snap.events if isinstance(e, StepEvent)), None) if snap else None
+    if first is not None and "curve" in got and job.started_at:  # event times count from the job's start
+        rows += [
+            ("first step event -> its curve received (poll, page's script)", got["curve"] - job.started_at - times[id(first)]),
+            ("first curve received -> on screen (the browser)", clicked + seen.get("curve", nan) - got["curve"]),
+        ]
+    if job.finished_at and "finished" in got:
+        began = max((t for t in got["runs"] if t <= got["finished"]), default=nan)
+        rows += [
+            ("job finished -> the run that drew it began (polling)", began - job.finished_at),
+            ("that run began -> Finished received (page's script)", got["finished"] - began),
+            ("Finished received -> on screen (the browser)", clicked + seen.get("end", nan) - got["finished"]),
+        ]
+    return rows
 
 
 def breakdown(job, clicked: float) -> list[tuple[str, float]]:
@@ -123,7 +214,7 @@ def time_one_press(page, button: str, *, first: bool) -> dict:
 
 def print_breakdowns(results: list, jobs: list) -> None:
     """Each press beside the server's record of its job: where the seconds went."""
-    for (clicked, seen, load), job in zip(results, jobs):
+    for (clicked, seen, load, got), job in zip(results, jobs):
         print(
             f"\npress at load {load:.2f}: Finished on screen {seen.get('end', float('nan')):.2f} s, first curve "
             f"{seen.get('curve', float('nan')):.2f} s after the click"
@@ -135,12 +226,69 @@ def print_breakdowns(results: list, jobs: list) -> None:
                 f"  {'job finished (server) -> Finished on screen (polling, drawing)':62s} "
                 f"{clicked + seen['end'] - job.finished_at:6.2f} s"
             )
+        for name, value in page_parts(job, clicked, seen, got):
+            print(f"  {name:62s} {value:6.2f} s")
+
+
+def parts(results: list, jobs: list) -> dict[str, list[float]]:
+    """Each press cut in four: waiting in the queue (click to a worker's pickup), to the first step
+    (set-up and the first step), the run (first step to the job's end), the end to Finished on
+    screen. Seconds, one value per press."""
+    from tlcore.core.events import StepEvent
+
+    out: dict[str, list[float]] = {"click -> picked up": [], "picked up -> first step": [], "first step -> job end": []}
+    out["job end -> Finished on screen"], out["click -> Finished on screen"] = [], []
+    for (clicked, seen, _load, _got), job in zip(results, jobs):
+        snap = job.runs[0] if job.runs else None
+        first = [t for e, t in zip(snap.events, snap.times) if isinstance(e, StepEvent)][:1] if snap else []
+        if not (first and job.started_at and job.finished_at and "end" in seen):
+            continue
+        out["click -> picked up"].append(job.started_at - clicked)
+        out["picked up -> first step"].append(first[0])  # event times count from the job's start
+        out["first step -> job end"].append(job.finished_at - job.started_at - first[0])
+        out["job end -> Finished on screen"].append(clicked + seen["end"] - job.finished_at)
+        out["click -> Finished on screen"].append(seen["end"])
+    return out
+
+
+def engine_alone(race: bool, runs: int, env: dict) -> list[dict]:
+    """The same job `runs` times through the same queue, in a fresh process after the server's
+    warm-up, no browser (tools.racetime's child): each job's start to end and its runs' own times."""
+    cmd = [sys.executable, "-m", "tools.racetime", "--child", "--races", str(runs)] + ([] if race else ["--demo"])
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def print_against_engine(split: dict[str, list[float]], engine: list[dict]) -> None:
+    """Medians of the parts, and the browser path against the engine path."""
+    med = {k: statistics.median(v) for k, v in split.items() if v}
+    walls = [r["wall"] for r in engine]
+    if not med or not walls:
+        return
+    print("\nmedians per press (the page's parts around the run, and the run)")
+    for name, value in med.items():
+        print(f"  {name:40s} {value:6.2f} s")
+    runs = [next(iter(r["runs"].values())) for r in engine] if len(engine[0]["runs"]) == 1 else []
+    loads = " ".join(f"{r['load']:.2f}" for r in engine)
+    print(
+        f"engine alone ({len(walls)} jobs, load {loads}): job start -> end "
+        + ", ".join(f"{w:.2f}" for w in walls)
+        + " s"
+        + (f"; the run's first event -> last {', '.join(f'{r:.2f}' for r in runs)} s" if runs else "")
+    )
+    browser = med["click -> Finished on screen"]
+    engine_s = statistics.median(walls)
+    print(
+        f"browser path / engine path: {browser:.2f} / {engine_s:.2f} s = {browser / engine_s:.2f} "
+        f"(the pages add {browser - engine_s:+.2f} s; of it around the run: queue {med['click -> picked up']:.2f} s, "
+        f"end to Finished {med['job end -> Finished on screen']:.2f} s)"
+    )
 
 
 def print_goals(slot: str, results: list) -> None:
     goal_end, goal_curve = GOALS[slot]
-    ends = [s["end"] for _, s, _ in results if "end" in s]
-    curves = [s["curve"] for _, s, _ in results if "curve" in s]
+    ends = [s["end"] for _, s, _, _ in results if "end" in s]
+    curves = [s["curve"] for _, s, _, _ in results if "curve" in s]
     print(
         f"\n{slot}: Finished {', '.join(f'{e:.2f}' for e in ends)} s (goal <= {goal_end:g} s)"
         + (f"; first curve {', '.join(f'{c:.2f}' for c in curves)} s (goal <= {goal_curve:g} s)" if goal_curve else "")
@@ -159,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--screenshot", default="", help="a PNG of the page when the last run finished")
     ap.add_argument("--nice", type=int, default=None, help="the training threads' nice (TLS_WORKER_NICE; app default 10)")
+    ap.add_argument("--no-engine", action="store_true", help="leave out the engine-alone baseline (tools.racetime's child)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -178,15 +327,17 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             page = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US").new_page()
+            page.add_init_script(RECORD_FRAMES)
             page.goto(f"{url}/{path}?lang=en", timeout=120_000)
             page.get_by_role("button", name=button).first.wait_for(timeout=120_000)
             time.sleep(args.settle)  # the server's warm-up: the default data and model loaded
             for n in range(args.runs):
                 wait_interactive(page) if not args.race else page.wait_for_timeout(500)
                 load = os.getloadavg()[0]
+                page.evaluate(TAKE_FRAMES)  # what came before this press
                 clicked = time.time()
                 seen = time_one_press(page, button, first=n == 0)
-                results.append((clicked, seen, load))
+                results.append((clicked, seen, load, received(page.evaluate(TAKE_FRAMES), DONE_TEXT)))
                 print(
                     f"press {n + 1}: first curve {seen.get('curve', float('nan')):.2f} s, {seen.get('outcome')} "
                     f"{seen.get('end', float('nan')):.2f} s after the click (load average {load:.2f})",
@@ -198,8 +349,15 @@ def main(argv: list[str] | None = None) -> int:
             browser.close()
     finally:
         stop_server(server)
-    print_breakdowns(results, _stored_runs(state))
+    jobs = _stored_runs(state)
+    print_breakdowns(results, jobs)
     print_goals(slot, results)
+    if not args.no_engine:
+        print(
+            f"\nthe engine alone: tools.racetime's queue, its threads at nice 0 (the server's: {env.get('TLS_WORKER_NICE', '10')})",
+            flush=True,
+        )
+        print_against_engine(parts(results, jobs), engine_alone(args.race, args.runs, env))
     return 0
 
 
