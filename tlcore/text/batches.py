@@ -16,6 +16,7 @@ Not for: reading files (tlcore.text.sentences) or models (tlcore.text.bert).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import torch
@@ -43,7 +44,10 @@ class TextSource(BatchSource):
         self.val_order = sorted(range(len(val_ids)), key=lambda i: len(val_ids[i]))
         self.val_ids = [val_ids[i] for i in self.val_order]
         self.val_y = data.val_y[self.val_order].to(device)
-        self.cached = False  # True once prepare() has stored the [CLS] features
+        self.cached = False  # True once prepare() has found the [CLS] features, or will compute them
+        self.encode_s = 0.0  # seconds the encoder ran for the cached features (0: found in the cache)
+        self._feats: tuple[torch.Tensor, torch.Tensor] | None = None  # (n_train, D), (n_val, D in val_order)
+        self._encoder: _Encoder | None = None  # while the features are still to compute
         self.padded_tokens = 0  # tokens actually sent to the model, padding included
         self.real_tokens = 0
 
@@ -55,26 +59,21 @@ class TextSource(BatchSource):
     def n_val(self) -> int:
         return len(self.val_ids)
 
-    @torch.no_grad()
     def prepare(self, model, depth: int, batch_size: int, autocast) -> int:
-        """Feature extraction once: with every group but the head frozen, run the encoder
-        over all sentences a single time and keep each one's [CLS] vector, (N, D).
-        Returns the depth cached (0: not cached, every batch runs the whole model)."""
+        """Feature extraction, once: with every group but the head frozen, each sentence's [CLS]
+        vector of the last layer, (N, D), is all the head ever reads. Returns the depth cached
+        (0: not cached, every batch runs the whole model).
+
+        The vectors are found in the process's cache (tlcore.data.feature_cache) or computed
+        during the first epoch, batch by batch, as that epoch trains (`train_batches`): the head
+        takes its first step after one batch of the encoder, not after all of them, so a run's
+        curves grow while the encoder reads. The cost is the same: one pass over every sentence.
+        """
         body, cls_features = len(model.groups) - 1, getattr(model, "can_cache_features", lambda: False)()
         if cache_depth("text", depth, len(model.groups), cls_features=cls_features) == 0:
             return 0
-        was_training = model.training
-        model.eval()  # no dropout: the cached features are the encoder's clean output
-
-        def features(ids):
-            outs = []
-            for i in range(0, len(ids), batch_size * 2):
-                with autocast():
-                    outs.append(model.encode_cls(self.collate(ids[i : i + batch_size * 2])).float())
-            return torch.cat(outs)
-
         # the same encoder on the same sentences: computed once per process (tlcore.data.feature_cache)
-        key = feature_cache.digest(
+        self._cache_key = feature_cache.digest(
             "text",
             feature_cache.prefix_digest(model, body),
             str(self.device),
@@ -82,24 +81,59 @@ class TextSource(BatchSource):
             self.train_ids,
             self.val_ids,
         )
-        found = feature_cache.shared.get(key)
-        if found is None:
-            # Sorted by length, so the one pass over the data pads as little as possible.
-            order = sorted(range(self.n_train), key=lambda i: len(self.train_ids[i]))
-            feats = features([self.train_ids[i] for i in order])
-            train_feats = torch.empty_like(feats)
-            train_feats[torch.tensor(order, device=feats.device)] = feats
-            found = (train_feats, features(self.val_ids))
-            feature_cache.shared.put(key, found)
-        self.train_feats, self.val_feats = found
-        model.train(was_training)
+        self._feats = feature_cache.shared.get(self._cache_key)
+        self._encoder = None if self._feats is not None else _Encoder(model, autocast, self.collate, batch_size * 2)
         self.cached = True
         return body
 
+    @property
+    def train_feats(self) -> torch.Tensor:
+        """(n_train, D) the [CLS] vector of every training sentence (computed now if still to do)."""
+        return self._features()[0]
+
+    @property
+    def val_feats(self) -> torch.Tensor:
+        """(n_val, D) the same for the validation sentences, in `val_order`."""
+        return self._features()[1]
+
+    def _features(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The features, from one pass over all sentences when no first epoch computed them."""
+        if self._feats is None:
+            order = sorted(range(self.n_train), key=lambda i: len(self.train_ids[i]))  # little padding
+            feats = self._encoder.chunked([self.train_ids[i] for i in order])
+            train = torch.empty_like(feats)
+            train[torch.tensor(order, device=feats.device)] = feats
+            self._keep(train, self._encoder.chunked(self.val_ids))
+        return self._feats
+
+    def _keep(self, train: torch.Tensor, val: torch.Tensor) -> None:
+        self._feats, self.encode_s, self._encoder = (train, val), self._encoder.seconds, None
+        feature_cache.shared.put(self._cache_key, self._feats)
+
     def features_to_float(self) -> None:
-        """Cached features from a bf16 no-grad pass, for a head that trains in fp32."""
-        if self.cached:
-            self.train_feats, self.val_feats = self.train_feats.float(), self.val_feats.float()
+        """Cached features from a bf16 no-grad pass, for a head that trains in fp32 (the encoder's
+        output is kept in fp32 already: see _Encoder)."""
+        if self._feats is not None:
+            self._feats = (self._feats[0].float(), self._feats[1].float())
+
+    def _encoding_epoch(self, batch_size: int, generator: torch.Generator) -> Iterator:
+        """The first epoch while the features are still to compute: length-bucketed batches (little
+        padding for the encoder), each encoded, kept and yielded as (B, D) rows. A matching share of
+        the validation sentences is encoded after each batch, so the first evaluation finds its
+        features ready: no pass over the whole validation split stalls the curves after the epoch."""
+        batches = self.length_bucketed(batch_size, generator)
+        val_parts = torch.arange(self.n_val).tensor_split(max(1, len(batches)))
+        train, val = [], []
+        for idx, part in zip(batches, val_parts, strict=True):
+            train.append(self._encoder([self.train_ids[i] for i in idx.tolist()]))
+            if len(part):
+                val.append(self._encoder(self.val_ids[int(part[0]) : int(part[-1]) + 1]))
+            yield train[-1], self.train_y[idx.to(self.device)]
+        # every sentence read: the rows put back in the data's order, for later epochs and runs
+        rows = torch.cat(train)
+        feats = torch.empty_like(rows)
+        feats[torch.cat(batches).to(rows.device)] = rows
+        self._keep(feats, torch.cat(val) if val else rows[:0])
 
     def collate(self, seqs: list[list[int]]) -> dict[str, torch.Tensor]:
         """Pad to the longest sequence of this batch: -> input_ids, attention_mask (B, T_max)."""
@@ -128,6 +162,9 @@ class TextSource(BatchSource):
 
     @override
     def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator:
+        if self.cached and self._feats is None and self.n_train:  # the first epoch computes them (see prepare)
+            yield from self._encoding_epoch(batch_size, generator)
+            return
         if self.cached:  # (B, D) feature rows: no padding, plain shuffled slices
             order = torch.randperm(self.n_train, generator=generator).to(self.device)
             for i in range(0, self.n_train, batch_size):
@@ -150,3 +187,31 @@ class TextSource(BatchSource):
     def padding_share(self) -> float:
         """Fraction of the tokens sent to the model that were padding (lower is better)."""
         return 1.0 - self.real_tokens / max(self.padded_tokens, 1)
+
+
+class _Encoder:
+    """The frozen encoder's [CLS] vectors for a list of token-id lists, (B, D) in fp32, computed as
+    a cached pass must be: in eval mode (no dropout), without gradients, under the no-grad pass's
+    autocast, whatever mode the training loop has the model in (each module's is put back after)."""
+
+    def __init__(self, model, autocast, collate, chunk: int):
+        self.model, self.autocast, self.collate, self.chunk = model, autocast, collate, chunk
+        self.seconds = 0.0  # time spent encoding, all calls
+
+    @torch.no_grad()
+    def __call__(self, seqs: list[list[int]]) -> torch.Tensor:
+        t0 = time.perf_counter()
+        modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        try:
+            with self.autocast():
+                out = self.model.encode_cls(self.collate(seqs)).float()
+        finally:
+            for m, training in modes:
+                m.training = training
+        self.seconds += time.perf_counter() - t0
+        return out
+
+    def chunked(self, seqs: list[list[int]]) -> torch.Tensor:
+        """All of `seqs` in chunks, (len(seqs), D)."""
+        return torch.cat([self(seqs[i : i + self.chunk]) for i in range(0, len(seqs), self.chunk)])
