@@ -8,7 +8,9 @@ of short sentences does not pay for the longest one in the data set:
     length -> cut into batches -> shuffle the batch order
 
 The order inside an epoch stays random (each chunk is a random sample) while the padding
-per batch is close to none. Implements the batch-source contract of tlcore.train.trainer:
+per batch is close to none. A linear probe's cached [CLS] vectors are served in the same batches,
+and computed in them during the first epoch (`prepare`), so its curves move from the first batch.
+Implements the batch-source contract of tlcore.train.trainer:
 n_train, n_val, val_y, prepare, train_batches, eval_batches, forward.
 
 Not for: reading files (tlcore.text.sentences) or models (tlcore.text.bert).
@@ -165,14 +167,14 @@ class TextSource(BatchSource):
         if self.cached and self._feats is None and self.n_train:  # the first epoch computes them (see prepare)
             yield from self._encoding_epoch(batch_size, generator)
             return
-        if self.cached:  # (B, D) feature rows: no padding, plain shuffled slices
-            order = torch.randperm(self.n_train, generator=generator).to(self.device)
-            for i in range(0, self.n_train, batch_size):
-                idx = order[i : i + batch_size]
-                yield self.train_feats[idx], self.train_y[idx]
-            return
+        # The same batches with features cached or not, computed now or found: a run's result
+        # does not depend on what ran before it in the process.
         for idx in self.length_bucketed(batch_size, generator):
-            yield self.collate([self.train_ids[i] for i in idx.tolist()]), self.train_y[idx.to(self.device)]
+            targets = self.train_y[idx.to(self.device)]
+            if self.cached:  # (B, D) feature rows
+                yield self.train_feats[idx.to(self.device)], targets
+            else:
+                yield self.collate([self.train_ids[i] for i in idx.tolist()]), targets
 
     def eval_batches(self, batch_size: int) -> Iterator:
         step = batch_size * 2
