@@ -20,7 +20,7 @@ import pytest
 
 from tests.helpers.apptest import app, charts, job_of, ok, wait_until_done
 from tests.helpers.text_tiny import save_tiny_model
-from tlcore.core.events import Done, EvalEvent, History, Started, StepEvent
+from tlcore.core.events import Done, EvalEvent, Started, StepEvent
 from tlcore.data import feature_cache
 from tlcore.text import bert as models
 from tlcore.train import recipe
@@ -145,3 +145,23 @@ def test_the_text_page_draws_the_curve_of_a_text_run_still_going(tiny, monkeypat
     at.run()
     ok(at)
     assert job_of(at, "text").runs[0].result.val_acc is not None
+
+
+@pytest.mark.fast
+def test_long_texts_get_the_ids_of_the_whole_text(tiny):
+    """The text run tokenises a long text cut at a space (tlcore.text.batches.token_ids): the same
+    ids as the whole text, whatever the lengths, spaces and lines, and texts with no space to cut at."""
+    from tlcore.text.batches import token_ids
+
+    tokenizer = models.load_classifier(tiny, 2, pretrained=False)[1]
+    words = "the food was great but the service was slow and the room was cold".split()
+    texts = [" ".join(words[i % len(words)] for i in range(n)) for n in (3, 40, 300, 3000)] + [
+        "x" * 5000,  # no space at all
+        " " * 2000 + "the food was great",  # the words after the cut
+        "\n\n".join(["great", "service"] * 400),
+        "word," * 900 + " end",
+        "",
+    ]
+    for max_length in (8, 32, 128):
+        whole = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        assert token_ids(tokenizer, texts, max_length) == whole
