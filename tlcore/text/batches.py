@@ -154,16 +154,17 @@ class TextSource(BatchSource):
     def _encoding_epoch(self, batch_size: int, generator: torch.Generator) -> Iterator:
         """The first epoch while the features are still to compute: length-bucketed batches (little
         padding for the encoder), each encoded, kept and yielded as (B, D) rows. A matching share of
-        the validation sentences is encoded after each batch, so the first evaluation finds its
-        features ready: no pass over the whole validation split stalls the curves after the epoch."""
+        the validation sentences is encoded after each batch's step, so the first evaluation finds
+        its features ready: no pass over the whole validation split stalls the curves after the
+        epoch, and none delays the first step."""
         batches = self.length_bucketed(batch_size, generator)
         val_parts = torch.arange(self.n_val).tensor_split(max(1, len(batches)))
         train, val = [], []
         for idx, part in zip(batches, val_parts, strict=True):
             train.append(self._encoder([self.train_ids[i] for i in idx.tolist()]))
-            if len(part):
-                val.append(self._encoder(self.val_ids[int(part[0]) : int(part[-1]) + 1]))
             yield train[-1], self.train_y[idx.to(self.device)]
+            if len(part):  # after the step: the curve moves first
+                val.append(self._encoder(self.val_ids[int(part[0]) : int(part[-1]) + 1]))
         # every sentence read: the rows put back in the data's order, for later epochs and runs
         rows = torch.cat(train)
         feats = torch.empty_like(rows)
