@@ -164,3 +164,20 @@ def test_long_texts_get_the_ids_of_the_whole_text(tiny):
     for max_length in (8, 32, 128):
         whole = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
         assert token_ids(tokenizer, texts, max_length) == whole
+
+
+@pytest.mark.fast
+def test_the_time_estimate_counts_the_first_epochs_encoding_as_the_cached_pass(tmp_path):
+    """A linear probe's encoder pass now runs inside its first epoch (`encode_s` of its result):
+    the estimate learns it as the cached pass, once a run, not as the cost of each training step."""
+    from tlcore.train import presets, time_estimate
+
+    estimator = time_estimate.Estimator(tmp_path / "timings.json")
+    probe = RunConfig(**{**presets.text().to_dict(), "strategy": "linear_probe", "epochs": 5})
+    n_train, n_val = time_estimate.run_sizes(probe, 2)
+    # 6 s of encoding in the first epoch and its evaluation, 0.1 s an epoch of head steps
+    timing = {"setup_s": 0.5, "cache_s": 0.2, "train_s": [5.1, 0.1, 0.1, 0.1, 0.1], "eval_s": [1.0] + [0.0] * 4}
+    estimator.record(probe, timing | {"finish_s": 0.1, "encode_s": 6.0}, n_train, n_val)
+    assert estimator.estimate(probe, 2) == pytest.approx(0.5 + 0.2 + 6.0 + 5 * 0.1 + 0.1, rel=0.01)
+    # ten epochs cost five more epochs of head steps, not five more encoder passes
+    assert estimator.estimate(probe.replace(epochs=10), 2) == pytest.approx(0.5 + 6.2 + 10 * 0.1 + 0.1, rel=0.01)
