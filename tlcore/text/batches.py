@@ -29,16 +29,14 @@ from tlcore.data.sources import BatchSource, cache_depth
 from tlcore.text.sentences import TextData
 
 BUCKET_BATCHES = 16  # batches per length-sorted bucket: bigger = less padding, less randomness
-
-
 CHARS_PER_TOKEN = 12  # a text cut at a space after this many characters per token still fills max_length (20 Newsgroups: 4-5)
 
 
 def token_ids(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     """Each text's token ids, truncated to `max_length` (special tokens included), as the tokenizer
     gives them for the whole text, without tokenising all of a long one (a 20 Newsgroups post runs
-    to 46,000 characters, 1,560 on average, of which 64 tokens are kept: 2.2-3.3 s for the default
-    run's 680 posts on the shared 2-core box, 0.8 s cut).
+    to 46,000 characters, 1,560 on average, of which 64 tokens are kept: the default run's 680 posts
+    took 2.2-3.4 s whole and 1.3-1.9 s cut on the shared 2-core box at a load average of 9-10).
 
     Exact for BERT's pre-tokenizer, which splits at whitespace before anything else: a text cut at
     a whitespace keeps every word before the cut whole, so its pieces are the whole text's; the
