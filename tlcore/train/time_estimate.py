@@ -270,13 +270,16 @@ class Estimator:
         cached pass's rate apart from the epochs' (a no-grad pass runs faster per FLOP)."""
         work = work_of(config, n_train, n_val)
         steps = work.epochs * work.steps_per_epoch
-        compute_s = sum(timing["train_s"]) + sum(timing["eval_s"])
+        # a frozen pass that a batch source runs inside its first epoch (text: tlcore.text.batches) is
+        # the cached pass, whenever it runs
+        encode_s = timing.get("encode_s", 0.0)
+        compute_s = sum(timing["train_s"]) + sum(timing["eval_s"]) - encode_s
         step_s = self._rate(config, "step_s", DEFAULT_STEP_S)
         s_per = self._rate(config, "s_per_gflop", DEFAULT_S_PER_GFLOP)
         units = work.epochs * work.epoch_gflop
         new = {"setup_s": timing["setup_s"], "finish_s": timing.get("finish_s", 0.0)}
-        if work.cache_gflop > 1e-6 and timing["cache_s"] > 0:
-            new["cache_s_per_gflop"] = timing["cache_s"] / work.cache_gflop
+        if work.cache_gflop > 1e-6 and timing["cache_s"] + encode_s > 0:
+            new["cache_s_per_gflop"] = (timing["cache_s"] + encode_s) / work.cache_gflop
         # Epochs whose FLOPs explain at least half their time teach the rate per FLOP; epochs of
         # a small head on cached features are mostly the fixed cost of each step, and teach that.
         if units > 1e-6 and compute_s > steps * step_s and units * s_per >= 0.5 * compute_s:
@@ -422,7 +425,8 @@ def learn_from(config: RunConfig, snap, estimator: Estimator | None = None) -> N
     """A JobQueue hook: record a finished run's timing."""
     result, started = snap.result, snap.started
     if result and started and "setup_s" in result.timing:
-        (estimator or shared_estimator()).record(config, result.timing, started.train_size, started.val_size)
+        timing = result.timing | ({"encode_s": result.extra["encode_s"]} if "encode_s" in result.extra else {})
+        (estimator or shared_estimator()).record(config, timing, started.train_size, started.val_size)
 
 
 # ----------------------------------------------------------------------------- the check
