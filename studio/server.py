@@ -148,14 +148,13 @@ def _warm_up() -> None:
     """Run the default demo once, in the background at low priority, so the class's first Start
     costs what every later one does: its data, the pretrained network, the frozen part's
     features and the forgetting photos' answers are then ready; and the race's runs
-    (tlcore.train.presets.warm_ups); and pages 1 and 3's first feature views. Off with
-    TLS_WARM_UP=0 (tlcore.core.settings)."""
+    (tlcore.train.presets.warm_ups). Off with TLS_WARM_UP=0 (tlcore.core.settings).
+
+    Not pages 1 and 3's first feature views (`feature_space.first_views`): the feature worker's
+    thread is joined when the process exits, so a server stopped while it computed them waited
+    for them (30 s and more on the 2-core box): they start when a page first asks."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
-        views, spaces = feature_space.first_views(), feature_space.shared_spaces()
-        for view in views:  # pages 1 and 3's first feature views, on the feature worker beside the runs below
-            with contextlib.suppress(feature_space.Busy):
-                spaces.start(view)
         queue = job_queue()
         if not getattr(queue, "warms_itself", False):  # else its training process does
             for config in presets.warm_ups():  # on a run's torch threads: fewer while pages are drawn or other programs are busy
@@ -169,9 +168,6 @@ def _warm_up() -> None:
                 return
             if not time_estimate.shared_estimator().knows_device(config) and catalog.weights_cached(config.backbone):
                 time_estimate.calibrate(config)
-        for view in views:  # the warm-up ends when they are done (its freed memory is given back below)
-            if not _warm_up_stop.is_set():
-                spaces.wait(view, timeout=600)
     except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
         logging.getLogger(__name__).info("warm-up skipped: %s", error)
     # The C heap keeps what a CPU server's training frees, for its next run (tlcore.serve.machine):

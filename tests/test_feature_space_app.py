@@ -233,10 +233,11 @@ def test_a_failed_view_is_said_in_words_and_can_be_tried_again(stub_worker, monk
 
 
 @pytest.mark.parametrize("page,key", PANELS[:2])
-def test_the_server_warm_up_computes_the_very_views_pages_1_and_3_show_first(page, key, stub_worker):
-    """studio.server's warm-up starts `feature_space.first_views()` before any page is opened: a
-    learner's first view on page 1 or 3 (the default settings) is then a lookup, nothing more computed."""
-    for view in feature_space.first_views():  # as studio.server._warm_up starts them
+def test_first_views_are_the_very_views_pages_1_and_3_show_first(page, key, stub_worker):
+    """`feature_space.first_views()` started before any page is opened (tools.loadtest.services
+    --first-views times them): a learner's first view on page 1 or 3 (the default settings) is then a
+    lookup, nothing more computed."""
+    for view in feature_space.first_views():
         feature_space.shared_spaces().start(view)
     warmed = list(STARTED)
     assert len(warmed) == 2 and all(r.method == "pca" and not r.finetuned_id for r in warmed)

@@ -382,16 +382,14 @@ FEATURES_ONCE = (
 
 
 @torch.no_grad()
-def cls_vectors(ids):
-    \"\"\"(N, D): the frozen encoder's last-layer vector at [CLS] of each sentence, in eval mode (no dropout),
-    in batches of 2 * BATCH_SIZE sentences of similar length.\"\"\"
+def cls_rows(ids):
+    \"\"\"(B, D): the frozen encoder's last-layer vector at [CLS] of these sentences, in eval mode (no dropout);
+    the model's mode is put back after (the studio reads them between the first epoch's steps).\"\"\"
+    was_training = model.training
     model.eval()
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    chunks = [order[i : i + 2 * BATCH_SIZE] for i in range(0, len(order), 2 * BATCH_SIZE)]
-    vectors = torch.cat([model.base_model(**pad([ids[i] for i in c])).last_hidden_state[:, 0] for c in chunks])
-    out = torch.empty_like(vectors)
-    out[torch.tensor(order, device=vectors.device)] = vectors  # back in the sentences' order
-    return out
+    rows = model.base_model(**pad(ids)).last_hidden_state[:, 0]
+    model.train(was_training)
+    return rows
 
 
 def head(cls):
@@ -431,9 +429,7 @@ def train():
     steps_per_epoch = math.ceil(len(train_ids) / BATCH_SIZE)
     total = steps_per_epoch * EPOCHS
     warmup = max(1, int(total * WARMUP_FRAC))
-    if FEATURES_ONCE:
-        train_vectors, val_vectors = cls_vectors(train_ids), cls_vectors(val_ids)
-        print(f"features once: {tuple(train_vectors.shape)} [CLS] vectors; only the head trains on them")
+    train_vectors = val_vectors = None  # FEATURES_ONCE: read during the first epoch, a batch at a time
     history = {"step": [], "train/loss": [], "lr": [], "epoch": [], "val/loss": [], "val/acc": []}
     history.update({f"grad_norm/{g}": [] for g in GROUPS})
     step = 0
@@ -442,17 +438,21 @@ def train():
         model.train()  # dropout on
         set_frozen(frozen)
         live = [g for g in GROUPS if g not in frozen]
-        if FEATURES_ONCE:  # (N, D) vectors: nothing left to pad, plain shuffled slices
-            batches = list(torch.randperm(len(train_ids), generator=generator).split(BATCH_SIZE))
-        else:
-            batches = bucketed_batches(generator)
-        for idx in batches:
+        batches = bucketed_batches(generator)
+        # The first epoch of a linear probe reads each batch's sentences as it trains (its curve moves from
+        # the first batch), and a share of the validation sentences after each step, as the studio does.
+        reading = FEATURES_ONCE and train_vectors is None
+        val_parts = torch.arange(len(val_ids)).tensor_split(max(1, len(batches)))
+        rows, val_rows = [], []
+        for idx, part in zip(batches, val_parts):
             y = train_y[idx].to(DEVICE)
             factor = lr_factor(step, total, warmup)
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * factor
             if FEATURES_ONCE:
-                logits = head(train_vectors[idx.to(DEVICE)])
+                x = cls_rows([train_ids[i] for i in idx.tolist()]) if reading else train_vectors[idx.to(DEVICE)]
+                rows += [x] if reading else []
+                logits = head(x)
             else:
                 logits = model(**pad([train_ids[i] for i in idx.tolist()])).logits  # (B, num_classes)
             loss = F.cross_entropy(logits.float(), y)
@@ -466,6 +466,13 @@ def train():
             history["lr"].append(LR * factor)
             for g in GROUPS:
                 history[f"grad_norm/{g}"].append(norms.get(g, float("nan")))  # frozen: no value, not zero
+            if reading and len(part):
+                val_rows.append(cls_rows(val_ids[int(part[0]) : int(part[-1]) + 1]))
+        if reading:  # every sentence read: the rows back in the sentences' order, for the later epochs
+            train_vectors = torch.empty_like(torch.cat(rows))
+            train_vectors[torch.cat(batches).to(DEVICE)] = torch.cat(rows)
+            val_vectors = torch.cat(val_rows)
+            print(f"features once: {tuple(train_vectors.shape)} [CLS] vectors; only the head trains on them")
         val_loss, val_acc = evaluate(val_vectors if FEATURES_ONCE else None)
         history["epoch"].append(epoch)
         history["val/loss"].append(val_loss)
