@@ -20,6 +20,7 @@ import pytest
 
 from tests.helpers.apptest import app, charts, job_of, ok, wait_until_done
 from tests.helpers.text_tiny import save_tiny_model
+from tests.test_text import config_for
 from tlcore.core.events import Done, EvalEvent, Started, StepEvent
 from tlcore.data import feature_cache
 from tlcore.text import bert as models
@@ -35,21 +36,7 @@ def tiny(tmp_path_factory):
 
 def probe(model_dir: str, **kw) -> RunConfig:
     """A linear probe of the tiny model on the English samples: 48 sentences in 6 batches, 16 to check."""
-    base = dict(
-        task="text",
-        backbone=model_dir,
-        dataset="sentiment_en",
-        strategy="linear_probe",
-        per_class=24,
-        val_per_class=8,
-        epochs=3,
-        batch_size=8,
-        lr=1e-3,
-        head_lr_mult=10.0,
-        device="cpu",
-        log_every=1,
-    )
-    return RunConfig(**(base | kw))
+    return config_for(model_dir, **({"strategy": "linear_probe", "epochs": 3} | kw))
 
 
 @pytest.fixture
