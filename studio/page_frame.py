@@ -114,6 +114,7 @@ body:has([data-stale="true"])::before {
   }
 }
 </style>"""  # set by the frame, consumed by the page, in the same run
+CSS = CSS.replace("</style>", plots.LIVE_CSS + "</style>")  # a run's live charts (studio.plots.live)
 # Set once per language by the frame (st.html runs a script again only when its text changes):
 # <html lang> follows the page's language (a screen reader reads Korean with a Korean voice), one
 # polite and one assertive live region that outlive Streamlit's redraws (a region drawn by a

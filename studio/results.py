@@ -67,6 +67,14 @@ def chart(fig, caption_key: str, key: str, text: plots.ChartText | None = None) 
         st.caption(t(caption_key))
 
 
+def live_chart(drawn: str, caption_key: str, text: plots.ChartText) -> None:
+    """A live chart (studio.plots.live: HTML, cheap for the browser to redraw every poll), what it
+    shows now in one sentence and its data as a table (folded), then how to read it."""
+    st.html(drawn)
+    chart_text(text)
+    st.caption(t(caption_key))
+
+
 def chart_text(text: plots.ChartText) -> None:
     """A chart's text alternative (WCAG 1.1.1): the sentence, and the numbers behind the chart
     as a real table in a folded expander (a screen reader reads a table cell by cell; the chart's
@@ -100,8 +108,8 @@ def table_html(table: dict[str, list], label: str) -> str:
 
 def draw_run_charts(snap: HistorySnapshot, *, key: str, live: bool = False) -> None:
     """Loss and accuracy curves, gradient-norm heatmap and bars, throughput. While the run
-    trains (`live`), only the loss curve and the heatmap are built and drawn: redrawing four
-    charts every second took the training's CPU (docs/demo-speed.md)."""
+    trains (`live`), only the loss curve and the heatmap are drawn, as HTML (studio.plots.live):
+    plotly redrawing charts every second took the training's CPU (docs/demo-speed.md)."""
     tr = translator()
     evals = snap.evals
     cols = st.columns(3)
@@ -112,12 +120,12 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str, live: bool = False) -> N
     unit = "sentences" if (snap.config or {}).get("task") == "text" else "images"  # per task
     cols[2].metric(t(f"metric.{unit}_per_s"), f"{evals[-1].examples_per_s:.0f}" if evals else "–", help=t(f"help.{unit}_per_s"))
     if live:
-        loss, heatmap = figures(key, snap_version(snap), lambda: (plots.loss_figure(snap, tr), plots.grad_norm_heatmap(snap, tr)))
+        loss, heatmap = figures(key, snap_version(snap), lambda: (plots.live_loss(snap, tr), plots.live_heatmap(snap, tr)))
         left, right = st.columns(2)
         with left:
-            chart(loss, "caption.loss", f"{key}:loss", plots.loss_text(snap, tr))
+            live_chart(loss, "caption.loss", plots.loss_text(snap, tr))
         with right:
-            chart(heatmap, "caption.grad_heatmap", f"{key}:grad", plots.grad_text(snap, tr))
+            live_chart(heatmap, "caption.grad_heatmap", plots.grad_text(snap, tr))
         return
     figs = figures(
         key,

@@ -28,10 +28,24 @@ def job_time_left(view: JobView) -> float | None:
     finished = [(snap, guess) for snap, guess in zip(view.runs[: view.current], guesses, strict=False) if snap.times and guess]
     if finished:  # how long this job's runs really took, against their estimates
         scale = sum(s.times[-1] - s.times[0] for s, _ in finished) / sum(g for _, g in finished)
-    left = time_estimate.time_left(current, current.times, now, finish_s=estimator.finish_s(view.configs[view.current]))
+    config = view.configs[view.current]
+    left = time_estimate.time_left(
+        current, current.times, now, finish_s=estimator.finish_s(config), later_epoch_s=_later_epoch_s(estimator, config, current)
+    )
     if left is None:
         return None
     return left + scale * sum(g or 0.0 for g in guesses[view.current + 1 :])
+
+
+def _later_epoch_s(estimator, config: RunConfig, snap) -> float | None:
+    """A text run whose features are cached computes them in its first epoch (tlcore.text.batches):
+    the estimator's guess of a later epoch, for `time_left`; None for every other run."""
+    if config.task != "text" or snap.started is None or not snap.started.cached_depth:
+        return None
+    try:
+        return estimator.epoch_s(config, time_estimate.num_classes(config))
+    except Exception:  # noqa: BLE001 -- an estimate is a courtesy; never break the page for it
+        return None
 
 
 def _estimate(estimator, config: RunConfig) -> float | None:

@@ -39,8 +39,9 @@ def thumb(page, label: str) -> str:
     return slider.locator('[data-testid="stSliderThumbValue"]').inner_text()
 
 
-IN_VIEW_JS = """(titles) => [...document.querySelectorAll('.js-plotly-plot')].some(el => {
-    const t = (el.layout && el.layout.title && el.layout.title.text) || '';  // the frame's hidden chart has none
+IN_VIEW_JS = """(titles) => [...document.querySelectorAll('.js-plotly-plot, .tls-live')].some(el => {
+    // a plotly chart's title (the frame's hidden chart has none), or a running run's live chart's (studio.plots.live)
+    const t = (el.layout && el.layout.title && el.layout.title.text) || el.getAttribute('aria-label') || '';
     if (!titles.some(title => t.includes(title))) return false;
     const r = el.getBoundingClientRect();
     return r.top >= 0 && r.top + r.height / 2 <= window.innerHeight;
@@ -48,7 +49,7 @@ IN_VIEW_JS = """(titles) => [...document.querySelectorAll('.js-plotly-plot')].so
 
 
 def in_view(page, *titles: str, within_ms: int = 5_000) -> bool:
-    """Is a plotly chart with one of these titles at least half inside the 1280x720 window,
+    """Is a chart (plotly's, or a running run's live one) with one of these titles at least half inside the 1280x720 window,
     by `within_ms` after the call (the page settles its scroll a few seconds after a script
     run: studio.job_panel.follow)? A fixed pause before one look passed or failed with the load."""
     try:
@@ -90,7 +91,8 @@ def moment(url, page):
     page.get_by_role("button", name="Start").click()
     page.get_by_text(re.compile(r"Run 1 of 1 \(.*\): \d+%")).first.wait_for(timeout=within(60) * 1000)
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.js-plotly-plot')].some(el => ((el.layout && el.layout.title && el.layout.title.text) || '').includes('Loss'))",
+        IN_VIEW_JS.replace("r.top >= 0 && r.top + r.height / 2 <= window.innerHeight", "true"),  # drawn, in view or not
+        arg=["Loss"],
         timeout=within(60) * 1000,
     )
     assert in_view(page, "Loss"), "the live loss curve is below the fold at 1280x720"

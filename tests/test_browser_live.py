@@ -37,9 +37,9 @@ BOXES_JS = """(slot) => {
                           return {top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height}; };
     const panel = document.querySelector('.st-key-live-' + slot);
     const header = document.querySelector('[data-testid="stHeader"]');
-    return {panel: box(panel), chart: box(panel && panel.querySelector('.js-plotly-plot')),
+    return {panel: box(panel), chart: box(panel && panel.querySelector(CHARTS)),
             header: header ? header.getBoundingClientRect().bottom : 0, width: innerWidth, height: innerHeight};
-}"""
+}""".replace("CHARTS", "'.js-plotly-plot, .tls-live'")  # a race's plotly charts, one run's live ones (studio.plots.live)
 
 
 # The boxes once the panel's chart is drawn (laid out with a height), else nothing.
@@ -50,9 +50,9 @@ BOXES_WITH_CHART_JS = f"""(slot) => {{
 
 
 CHART_DRAWN_JS = """(slot) => {
-    const c = document.querySelector('.st-key-live-' + slot + ' .js-plotly-plot');
+    const panel = document.querySelector('.st-key-live-' + slot), c = panel && panel.querySelector(CHARTS);
     return !!c && c.getBoundingClientRect().height > 0;
-}"""
+}""".replace("CHARTS", "'.js-plotly-plot, .tls-live'")
 
 
 def assert_in_view(page, slot: str, when: str) -> None:

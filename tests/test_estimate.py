@@ -86,6 +86,27 @@ def test_time_left_in_the_first_epoch_follows_the_step_rate():
 
 
 @pytest.mark.fast
+def test_a_first_epoch_that_encodes_is_not_taken_for_every_epoch():
+    """A text probe computes its features in its first epoch (tlcore.text.batches): 10 s of it,
+    then epochs of 1 s. Its first epoch's rate carries only to that epoch's end; later epochs
+    take the estimator's guess until one is timed, and then their own time, not the first's."""
+    snap = _snapshot(epochs=4, epoch_s=10.0, done_epochs=1)
+    first_steps = HistorySnapshot(snap.events[:6], None, snap.times[:6])  # 5 of 10 steps at 0.9 s
+    said = time_estimate.time_left(first_steps, first_steps.times, now=snap.times[5], later_epoch_s=1.0, finish_s=0.5)
+    assert said == pytest.approx(5 * 0.9 + 3 * 1.0 + 0.5)  # not 35 * 0.9 + 0.5 as if all epochs were the first
+    after_first = time_estimate.time_left(snap, snap.times, now=snap.times[-1], later_epoch_s=1.0)
+    assert after_first == pytest.approx(3 * 1.0)  # not 3 * 10
+    events, times = list(snap.events), list(snap.times)
+    for s in range(11, 21):  # the second epoch: 1.2 s in all
+        events.append(StepEvent(s, 2, 1.0, 1e-3, {"a": 1.0}))
+        times.append(110.0 + (s - 10) * 0.1)
+    events.append(EvalEvent(2, 20, 1.0, 0.5, 0.5, 11.2, 10.0))
+    times.append(111.2)
+    second = HistorySnapshot(tuple(events), None, tuple(times))
+    assert time_estimate.time_left(second, second.times, now=111.2, later_epoch_s=1.0) == pytest.approx(2 * 1.2)
+
+
+@pytest.mark.fast
 def test_number_of_classes_of_an_upload_is_its_folders(tmp_path):
     for name in ("cats", "dogs", "birds", ".hidden"):
         (tmp_path / name).mkdir()

@@ -13,12 +13,11 @@ real recipe; nothing here waits on a clock, only on the run's own events.
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 
-from tests.helpers.apptest import app, charts, job_of, ok, wait_until_done
+from tests.helpers.apptest import app, job_of, ok, wait_until_done
 from tests.helpers.text_tiny import save_tiny_model
 from tests.test_text import config_for
 from tlcore.core.events import Done, EvalEvent, Started, StepEvent
@@ -122,9 +121,9 @@ def test_the_text_page_draws_the_curve_of_a_text_run_still_going(tiny, monkeypat
         at.run()
         ok(at)
         assert job_of(at, "text").state == "running"
-        traces = [trace for c in charts(at) for trace in json.loads(c.proto.spec)["data"]]
-        train = [tr for tr in traces if tr.get("name") == "train" and tr.get("mode") == "lines"]
-        assert train and train[0]["x"] == [1, 2, 3], traces
+        drawn = [h.proto.body for h in at.get("html") if 'class="tls-live" data-chart="loss"' in h.proto.body]
+        assert drawn and 'data-points="3"' in drawn[0], drawn  # the live loss curve (studio.plots.live), 3 steps
+        assert any("over 3 steps" in m.value for m in at.markdown), [m.value for m in at.markdown]  # its words
     finally:
         release.set()
     assert wait_until_done(at, "text", timeout=120) == "done"

@@ -34,6 +34,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -108,7 +109,12 @@ def received(frames: list, done_text: str) -> dict[str, float]:
                 out.setdefault("finished", stamp)
             elif what == "plotly_chart" and "curve" not in out and _has_points(element.plotly_chart.spec):
                 out["curve"] = stamp
+            elif what == "html" and "curve" not in out and LIVE_CURVE.search(element.html.body):
+                out["curve"] = stamp  # a running run's loss curve (studio.plots.live)
     return out
+
+
+LIVE_CURVE = re.compile(r'data-chart="loss" data-points="[1-9]')  # a live loss curve with a point
 
 
 def _has_points(spec: str) -> bool:

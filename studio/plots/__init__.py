@@ -11,6 +11,7 @@ translation function to get Korean labels; the default gives the English in `LAB
 - style: what every chart shares: `LABELS`, colours, `group_label`, `FONT_PX`, the layout
 - one_run: one run's curves, its confusion matrix and weight drift, the backbone's blocks
 - comparisons: a race, accuracy against a depth, the 2x2 matrix, first-layer filters
+- live: a run's two charts while it trains, as HTML (plotly redrew every poll: the training's CPU)
 - chart_text: every chart as words (`ChartText`, `*_text`, `ALT_LABELS`)
 
 Not for: computing metrics (tlcore.train.trainer, tlcore.core.events) or any Streamlit code.
@@ -34,6 +35,8 @@ from studio.plots.chart_text import (
     race_text,
 )
 from studio.plots.comparisons import MATRIX_TEXT_PX, depth_figure, filters_figure, matrix_figure, race_figure
+from studio.plots.live import CSS as LIVE_CSS
+from studio.plots.live import live_heatmap, live_loss
 from studio.plots.one_run import (
     LABEL_ROOM,
     accuracy_figure,
@@ -69,6 +72,7 @@ __all__ = [
     "MATRIX_TEXT_PX", "depth_figure", "filters_figure", "matrix_figure", "race_figure",
     "ALT_LABELS", "ChartText", "accuracy_text", "bars_text", "blocks_text", "confusion_text", "depth_text", "drift_text",
     "filters_text", "grad_text", "loss_text", "matrix_text", "race_text",
+    "LIVE_CSS", "live_heatmap", "live_loss",
 ]  # fmt: skip
 # The underscored helpers that the studio's own chart code takes from here (class_view,
 # text.pretraining, predictions, frozen_blocks, feature_space_panel), as before the split.

@@ -261,6 +261,13 @@ class Estimator:
             + self.finish_s(config)
         )
 
+    def epoch_s(self, config: RunConfig, num_classes: int) -> float:
+        """Seconds one epoch should take here (training and evaluation), the cached pass left out."""
+        n_train, n_val = run_sizes(config, num_classes)
+        work = work_of(config, n_train, n_val)
+        s_per = self._rate(config, "s_per_gflop", DEFAULT_S_PER_GFLOP)
+        return work.epoch_gflop * s_per + work.steps_per_epoch * self._rate(config, "step_s", DEFAULT_STEP_S)
+
     def finish_s(self, config: RunConfig) -> float:
         """Seconds a run of this kind takes after its last evaluation (results, mistakes, drift)."""
         return self._rate(config, "finish_s", 0.0)
@@ -377,13 +384,25 @@ def calibrate(config: RunConfig, estimator: Estimator | None = None, steps: int 
 
 
 def time_left(
-    snap, times: tuple[float, ...], now: float | None = None, eval_guess_s: float = 0.0, finish_s: float = 0.0
+    snap,
+    times: tuple[float, ...],
+    now: float | None = None,
+    eval_guess_s: float = 0.0,
+    finish_s: float = 0.0,
+    later_epoch_s: float | None = None,
 ) -> float | None:
     """Seconds left in one run from its events and their arrival times (History.times).
 
     None before the first step has been timed. After the first epoch: epochs left times
     the measured epoch time (the mean of the epochs so far), less the time into this one,
     plus `finish_s`, what runs of this kind take after their last evaluation.
+
+    `later_epoch_s`: the first epoch does work once that later ones do not (a text run's
+    encoder pass, computed batch by batch as that epoch trains: tlcore.text.batches), and this
+    is the estimator's guess of a later epoch (`Estimator.epoch_s`). Then the first epoch's
+    rate is carried only to its own end, later epochs take the guess until one of them has
+    been timed, and the first is left out of the measured epoch time. Without it a text
+    probe's page said about 60 s left where 5 were.
     """
     now = time.monotonic() if now is None else now
     started = snap.started
@@ -392,16 +411,25 @@ def time_left(
     t_start = next(t for e, t in zip(snap.events, times) if e is started)
     eval_times = [t for e, t in zip(snap.events, times) if isinstance(e, EvalEvent)]
     if eval_times:
-        per_epoch = (eval_times[-1] - t_start) / len(eval_times)
         epochs_left = started.epochs - len(eval_times)
         if epochs_left == 0:
             return max(finish_s - (now - eval_times[-1]), 0.0)
+        if later_epoch_s is None:
+            per_epoch = (eval_times[-1] - t_start) / len(eval_times)
+        elif len(eval_times) > 1:
+            per_epoch = (eval_times[-1] - eval_times[0]) / (len(eval_times) - 1)
+        else:
+            per_epoch = later_epoch_s
         return max(epochs_left * per_epoch - (now - eval_times[-1]), 0.0) + finish_s
     steps = [(e, t) for e, t in zip(snap.events, times) if isinstance(e, StepEvent)]
     if not steps:
         return None
     last, t_last = steps[-1]
     rate = (t_last - t_start) / last.step
+    if later_epoch_s is not None:
+        first_epoch = math.ceil(started.total_steps / max(1, started.epochs))
+        rest = (started.epochs - 1) * later_epoch_s
+        return max((first_epoch - last.step) * rate - (now - t_last), 0.0) + rest + eval_guess_s + finish_s
     return max((started.total_steps - last.step) * rate - (now - t_last), 0.0) + started.epochs * eval_guess_s + finish_s
 
 

@@ -134,7 +134,8 @@ STATUS_JS = """([waiting, running, done, stopped, failed, errors]) => {
     const m = txt.match(new RegExp(waiting));
     return {position: m ? +m[1] : null, running: new RegExp(running).test(txt),
             curve: [...document.querySelectorAll('.js-plotly-plot')].some(
-                el => (el.data || []).some(d => (d.type || 'scatter') === 'scatter' && d.x && d.x.length > 0)),
+                el => (el.data || []).some(d => (d.type || 'scatter') === 'scatter' && d.x && d.x.length > 0))
+                || [...document.querySelectorAll('.tls-live[data-chart="loss"]')].some(el => +el.dataset.points > 0),
             done: new RegExp(done).test(txt), stopped: new RegExp(stopped).test(txt), failed: txt.includes(failed),
             exceptions: (ERRORS)(errors)};
 }""".replace("ERRORS", ERRORS_JS)
