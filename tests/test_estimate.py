@@ -206,3 +206,21 @@ def test_the_estimate_counts_what_a_text_run_really_caches(strategy, tmp_path):
     groups = list(started.groups)
     assert time_estimate.frozen_prefix(config, groups)[0] == started.cached_depth
     assert (started.cached_depth == len(groups) - 1) == (strategy == "linear_probe")
+
+
+@pytest.mark.fast
+def test_the_page_treats_only_a_text_run_with_cached_features_as_encoding_in_its_first_epoch(tmp_path):
+    """studio.time_notes gives time_left a later epoch's guess only for a text run whose features are
+    cached (computed in its first epoch); an image run's prefix is computed before its first step."""
+    from studio.time_notes import _later_epoch_s
+
+    estimator = Estimator(tmp_path / "timings.json")
+
+    def started(depth: int) -> HistorySnapshot:
+        return HistorySnapshot((Started(10, 5, ("a", "head"), ("a",), 1, 2, "cpu", 80, 20, ("x", "y"), depth),), None, (0.0,))
+
+    probe = _text("linear_probe")
+    guess = _later_epoch_s(estimator, probe, started(1))
+    assert guess == pytest.approx(estimator.epoch_s(probe, 2)) and 0 < guess < estimator.estimate(probe, 2)
+    assert _later_epoch_s(estimator, probe, started(0)) is None
+    assert _later_epoch_s(estimator, RunConfig(**SMALL), started(1)) is None

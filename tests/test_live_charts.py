@@ -45,6 +45,7 @@ def test_the_loss_chart_draws_each_logged_step_and_each_epoch_on_a_fixed_step_ax
     assert train[0][1] == pytest.approx(1000 * (1 - 2.0 / (2.0 * 1.05)), abs=0.1)
     assert all(y1 < y2 for (_, y1), (_, y2) in zip(train, train[1:]))  # the loss falls: the line goes down the page
     assert drawn.count('class="tls-live-dot"') == 2  # a dot per epoch, as plotly's markers
+    assert drawn.count('class="tls-live-dot tls-live-head"') == 1  # and the curve's newest point (one step is seen)
     assert ">0<" in drawn and ">2<" in drawn  # tick labels of the loss axis
     assert "waiting for the first step" not in drawn
 

@@ -115,6 +115,12 @@ def live_loss(snapshot: HistorySnapshot, t: Translate = _english) -> str:
         for e in evals
         if math.isfinite(e.val_loss)
     )
+    head = [e for e in steps if math.isfinite(e.loss)][-1:]  # the curve's newest point: seen from the first step on
+    dots += "".join(
+        f'<i class="tls-live-dot tls-live-head" style="left:{_pct(e.step, 0, x_max):.2f}%;'
+        f'top:{100 - _pct(e.loss, 0, y_max):.2f}%;background:{_BLUE}"></i>'
+        for e in head
+    )
     waiting = "" if steps else f'<div class="tls-live-note">{html.escape(t("plot.waiting_step"))}</div>'
     y_labels = "".join(f'<span style="top:{100 - _pct(v, 0, y_max):.2f}%">{_label(v)}</span>' for v in ticks)
     body = (
@@ -195,6 +201,7 @@ CSS = f"""
 .tls-live-plot {{ position: relative; border-left: 1px solid #94a3b8; border-bottom: 1px solid #94a3b8; }}
 .tls-live-plot .tls-live-svg {{ position: absolute; inset: 0; width: 100%; height: 100%; max-width: none; }}
 .tls-live-dot {{ position: absolute; width: 9px; height: 9px; border-radius: 50%; transform: translate(-50%, -50%); }}
+.tls-live-head {{ width: 7px; height: 7px; }}
 .tls-live-note, .tls-live-frozen {{ position: absolute; left: 0; right: 0; text-align: center; color: #475569; }}
 .tls-live-note {{ top: 50%; transform: translateY(-50%); }}
 .tls-live-frozen {{ transform: translateY(-50%); }}
