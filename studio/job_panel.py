@@ -347,7 +347,7 @@ def _draw_live(slot: str, view: JobView, live_charts: bool) -> None:
     if not live_charts:
         return
     if len(view.runs) > 1:
-        draw_race(view, key=f"live:{slot}")
+        draw_race(view, key=f"live:{slot}", live=True)
     else:
         draw_run_charts(snap, key=f"live:{slot}", live=True)
 

@@ -149,11 +149,20 @@ def draw_run_charts(snap: HistorySnapshot, *, key: str, live: bool = False) -> N
         chart(figs[3], "caption.grad_bars", f"{key}:bars", plots.bars_text(snap, tr))
 
 
-def draw_race(view: JobView, *, key: str) -> None:
-    """Several runs of one job: validation curves overlaid, one per label."""
+def draw_race(view: JobView, *, key: str, live: bool = False) -> None:
+    """Several runs of one job: validation curves overlaid, one per label (as HTML while they
+    train, `live`: studio.plots.live)."""
     tr = translator()
     runs = {label: snap for label, snap in zip(run_labels(view), view.runs, strict=False) if snap.started is not None}
     version = tuple(len(snap.evals) for snap in runs.values())  # the curves move once an epoch, not every step
+    if live:
+        drawn = figures(key, version, lambda: (plots.live_race(runs, "val/acc", tr), plots.live_race(runs, "val/loss", tr)))
+        left, right = st.columns(2)
+        with left:
+            live_chart(drawn[0], "caption.race_acc", plots.race_text(runs, "val/acc", tr))
+        with right:
+            live_chart(drawn[1], "caption.race_loss", plots.race_text(runs, "val/loss", tr))
+        return
     figs = figures(key, version, lambda: (plots.race_figure(runs, "val/acc", tr), plots.race_figure(runs, "val/loss", tr)))
     left, right = st.columns(2)
     with left:

@@ -27,9 +27,7 @@ def svg_of(drawn: str) -> str:
 
 def points(svg: str) -> list[list[tuple[float, float]]]:
     """Each polyline's points, in the drawing's units (0..1000 across and down)."""
-    return [
-        [tuple(map(float, p.split(","))) for p in line.split()] for line in re.findall(r'<polyline points="([^"]*)"', svg)
-    ]
+    return [[tuple(map(float, p.split(","))) for p in line.split()] for line in re.findall(r'<polyline points="([^"]*)"', svg)]
 
 
 def test_the_loss_chart_draws_each_logged_step_and_each_epoch_on_a_fixed_step_axis():
@@ -108,3 +106,20 @@ def test_a_huge_loss_stays_inside_the_chart():
     (train,) = points(svg_of(plots.live_loss(history.snapshot())))
     assert len(train) == 3  # the NaN step is left out, not drawn at an edge
     assert all(0 <= y <= 1000 for _, y in train)
+
+
+def test_a_race_draws_a_curve_per_run_with_dots_per_epoch_and_the_chance_line():
+    full, partial = fake_history().snapshot(), fake_history(frozen=("stem",)).snapshot()
+    drawn = plots.live_race({"full": full, "partial": partial}, "val/acc")
+    assert 'data-chart="race_acc"' in drawn and 'data-points="4"' in drawn  # 2 epochs each
+    lines = points(svg_of(drawn))
+    assert [len(line) for line in lines] == [2, 2]
+    end = 2 + 0.25  # epochs 0 .. the last, as plotly's epoch axis
+    assert lines[0][1][0] == pytest.approx(1000 * 2 / end, abs=0.1)
+    assert lines[0][1][1] == pytest.approx(1000 * (1 - 0.8 / 1.02), abs=0.1)  # 80% on an axis to 102%
+    assert drawn.count('class="tls-live-dot"') == 4 and ">100%<" in drawn and ">full<" in drawn
+    assert "chance (50%)" in drawn and 'stroke-dasharray="6 4"' in svg_of(drawn)  # two classes
+    loss = plots.live_race({"full": full}, "val/loss")
+    assert 'data-chart="race_loss"' in loss and "chance" not in loss
+    waiting = plots.live_race({}, "val/acc")
+    assert 'data-points="0"' in waiting and "waiting for the first epoch" in waiting

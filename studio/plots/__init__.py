@@ -36,7 +36,7 @@ from studio.plots.chart_text import (
 )
 from studio.plots.comparisons import MATRIX_TEXT_PX, depth_figure, filters_figure, matrix_figure, race_figure
 from studio.plots.live import CSS as LIVE_CSS
-from studio.plots.live import live_heatmap, live_loss
+from studio.plots.live import live_heatmap, live_loss, live_race
 from studio.plots.one_run import (
     LABEL_ROOM,
     accuracy_figure,
@@ -72,7 +72,7 @@ __all__ = [
     "MATRIX_TEXT_PX", "depth_figure", "filters_figure", "matrix_figure", "race_figure",
     "ALT_LABELS", "ChartText", "accuracy_text", "bars_text", "blocks_text", "confusion_text", "depth_text", "drift_text",
     "filters_text", "grad_text", "loss_text", "matrix_text", "race_text",
-    "LIVE_CSS", "live_heatmap", "live_loss",
+    "LIVE_CSS", "live_heatmap", "live_loss", "live_race",
 ]  # fmt: skip
 # The underscored helpers that the studio's own chart code takes from here (class_view,
 # text.pretraining, predictions, frozen_blocks, feature_space_panel), as before the split.

@@ -24,12 +24,13 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from plotly.colors import sample_colorscale, sequential
 
 from studio.plots.one_run import grad_norm_matrix
-from studio.plots.style import _BLUE, _GREY, _ORANGE, FONT_PX, Translate, _english, group_label
+from studio.plots.style import _BLUE, _GREY, _ORANGE, _PALETTE, FONT_PX, Translate, _english, group_label
 from tlcore.core.events import HistorySnapshot
 
 PLOT_PX = 240  # the plotting area's height (plotly's live charts: 320 and 300 px with their margins)
@@ -58,7 +59,9 @@ def _pct(value: float, low: float, high: float) -> float:
     return 100 * min(1.0, max(0.0, (value - low) / (high - low))) if high > low else 0.0
 
 
-def _frame(chart: str, points: int, title: str, y_title: str, x_title: str, body: str, x_ticks: str, extra: str = "", legend: str = "") -> str:
+def _frame(
+    chart: str, points: int, title: str, y_title: str, x_title: str, body: str, x_ticks: str, extra: str = "", legend: str = ""
+) -> str:
     """The parts every live chart has around its plotting area: title, axis titles, x tick labels
     (and what is beside the area, `extra`, and under it, `legend`)."""
     return (
@@ -71,10 +74,10 @@ def _frame(chart: str, points: int, title: str, y_title: str, x_title: str, body
     )
 
 
-def _x_ticks(total: float) -> str:
-    return "".join(
-        f'<span style="left:{_pct(v, 0, total):.2f}%">{_label(v)}</span>' for v in nice_ticks(0, total) if v <= total
-    )
+def _x_ticks(total: float, step: float | None = None) -> str:
+    """Tick labels under the plotting area, 0 .. `total` (every `step` when given: whole epochs)."""
+    ticks = [i * step for i in range(int(total // step) + 1)] if step else nice_ticks(0, total)
+    return "".join(f'<span style="left:{_pct(v, 0, total):.2f}%">{_label(v)}</span>' for v in ticks if v <= total)
 
 
 def _svg(view_box: str, content: str, attributes: str = "") -> str:
@@ -84,54 +87,121 @@ def _svg(view_box: str, content: str, attributes: str = "") -> str:
     return f'<img class="tls-live-svg" alt="" src="data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()}">'
 
 
-def _polyline(points: Sequence[tuple[float, float]], x_max: float, y_max: float, colour: str) -> str:
-    xy = " ".join(f"{_VIEW * x / x_max:.1f},{_VIEW * (1 - min(y, y_max) / y_max):.1f}" for x, y in points)
-    return (
-        f'<polyline points="{xy}" fill="none" stroke="{colour}" stroke-width="2.5" '
-        'vector-effect="non-scaling-stroke" stroke-linejoin="round"/>'
+@dataclass(frozen=True)
+class Line:
+    """One curve: its name in the legend, colour, points (x, y), and where it has dots: at every
+    point (`dots`, plotly's lines+markers) or at its newest point only (`head`)."""
+
+    label: str
+    colour: str
+    points: list[tuple[float, float]]
+    dots: bool = True
+    head: bool = False
+
+
+def _drawing(lines: Sequence[Line], ticks: Sequence[float], guide: tuple[float, str] | None, x_max: float, y_max: float) -> str:
+    """The SVG of a line chart: a grid line at each tick, the dashed guide, each curve."""
+
+    def level(y: float) -> str:
+        return f"{_VIEW * (1 - min(y, y_max) / y_max):.1f}"
+
+    def rule(y: float, colour: str, extra: str = "") -> str:
+        return f'<line x1="0" x2="{_VIEW}" y1="{level(y)}" y2="{level(y)}" stroke="{colour}" vector-effect="non-scaling-stroke"{extra}/>'
+
+    drawn = "".join(rule(v, "#e2e8f0") for v in ticks)
+    if guide is not None:
+        drawn += rule(guide[0], "#64748b", ' stroke-width="1.5" stroke-dasharray="6 4"')
+    for ln in lines:
+        if ln.points:
+            xy = " ".join(f"{_VIEW * x / x_max:.1f},{level(y)}" for x, y in ln.points)
+            drawn += (
+                f'<polyline points="{xy}" fill="none" stroke="{ln.colour}" stroke-width="2.5" '
+                'vector-effect="non-scaling-stroke" stroke-linejoin="round"/>'
+            )
+    return drawn
+
+
+def _line_chart(
+    chart: str,
+    points: int,
+    titles: tuple[str, str, str],
+    lines: Sequence[Line],
+    x_axis: tuple[str, float],
+    waiting: str,
+    *,
+    percent: bool = False,
+    guide: tuple[float, str] | None = None,
+) -> str:
+    """Curves on an x axis from 0 to `x_axis`'s end (its tick labels first) and a y axis from 0
+    (to 102% for a `percent` axis, else to just over the highest point), a legend under them, a
+    note while there is no point, and a dashed `guide` line (y, its words): plotly's chance line."""
+    lines = [Line(ln.label, ln.colour, [(x, y) for x, y in ln.points if math.isfinite(y)], ln.dots, ln.head) for ln in lines]
+    x_ticks, x_max = x_axis
+    values = [y for ln in lines for _, y in ln.points]
+    y_max = 1.02 if percent else max(values) * 1.05 if values and max(values) > 0 else 1.0
+    ticks = [i / 5 for i in range(6)] if percent else nice_ticks(0, y_max)
+
+    def at(x: float, y: float) -> str:
+        return f"left:{_pct(x, 0, x_max):.2f}%;top:{100 - _pct(y, 0, y_max):.2f}%"
+
+    drawn = _drawing(lines, ticks, guide, x_max, y_max)
+    marks = "".join(
+        f'<i class="tls-live-dot{"" if ln.dots else " tls-live-head"}" style="{at(x, y)};background:{ln.colour}"></i>'
+        for ln in lines
+        for x, y in (ln.points if ln.dots else ln.points[-1:] if ln.head else [])
     )
+    if guide is not None:
+        marks += f'<div class="tls-live-guide" style="top:{100 - _pct(guide[0], 0, y_max):.2f}%">{html.escape(guide[1])}</div>'
+    note = "" if values else f'<div class="tls-live-note">{html.escape(waiting)}</div>'
+    y_labels = "".join(
+        f'<span style="top:{100 - _pct(v, 0, y_max):.2f}%">{f"{v:.0%}" if percent else _label(v)}</span>' for v in ticks
+    )
+    body = (
+        f'<div class="tls-live-yticks">{y_labels}</div>'
+        f'<div class="tls-live-plot">{_svg(f"0 0 {_VIEW} {_VIEW}", drawn)}{marks}{note}</div>'
+    )
+    legend = (
+        '<div class="tls-live-legend">'
+        + "".join(f'<span><i style="background:{ln.colour}"></i>{html.escape(ln.label)}</span>' for ln in lines)
+        + "</div>"
+    )
+    title, x_title, y_title = titles
+    return _frame(chart, points, title, y_title, x_title, body, x_ticks, legend=legend)
 
 
 def live_loss(snapshot: HistorySnapshot, t: Translate = _english) -> str:
-    """Train loss per logged step and validation loss per epoch (dots), one step axis from 0 to
-    the run's last step, the loss axis from 0: plotly's `loss_figure`, drawn as HTML."""
+    """Train loss per logged step (its newest point a dot) and validation loss per epoch (dots),
+    one step axis from 0 to the run's last step, the loss axis from 0: plotly's `loss_figure`."""
     steps, evals = snapshot.steps, snapshot.evals
-    total = max([snapshot.started.total_steps if snapshot.started else 0] + [e.step for e in steps] + [1])
-    x_max = total * 1.02
-    losses = [e.loss for e in steps] + [e.val_loss for e in evals]
-    finite = [v for v in losses if math.isfinite(v)]
-    y_max = max(finite) * 1.05 if finite and max(finite) > 0 else 1.0
-    ticks = nice_ticks(0, y_max)
-    grid = "".join(
-        f'<line x1="0" x2="{_VIEW}" y1="{_VIEW * (1 - v / y_max):.1f}" y2="{_VIEW * (1 - v / y_max):.1f}" '
-        'stroke="#e2e8f0" stroke-width="1" vector-effect="non-scaling-stroke"/>'
-        for v in ticks
+    end = 1.02 * max([snapshot.started.total_steps if snapshot.started else 0] + [e.step for e in steps] + [1])
+    lines = (
+        Line(t("plot.train"), _BLUE, [(e.step, e.loss) for e in steps], dots=False, head=True),
+        Line(t("plot.val"), _ORANGE, [(e.step, e.val_loss) for e in evals]),
     )
-    train = _polyline([(e.step, e.loss) for e in steps if math.isfinite(e.loss)], x_max, y_max, _BLUE) if steps else ""
-    val = _polyline([(e.step, e.val_loss) for e in evals if math.isfinite(e.val_loss)], x_max, y_max, _ORANGE) if evals else ""
-    dots = "".join(
-        f'<i class="tls-live-dot" style="left:{_pct(e.step, 0, x_max):.2f}%;top:{100 - _pct(e.val_loss, 0, y_max):.2f}%;'
-        f'background:{_ORANGE}"></i>'
-        for e in evals
-        if math.isfinite(e.val_loss)
-    )
-    head = [e for e in steps if math.isfinite(e.loss)][-1:]  # the curve's newest point: seen from the first step on
-    dots += "".join(
-        f'<i class="tls-live-dot tls-live-head" style="left:{_pct(e.step, 0, x_max):.2f}%;'
-        f'top:{100 - _pct(e.loss, 0, y_max):.2f}%;background:{_BLUE}"></i>'
-        for e in head
-    )
-    waiting = "" if steps else f'<div class="tls-live-note">{html.escape(t("plot.waiting_step"))}</div>'
-    y_labels = "".join(f'<span style="top:{100 - _pct(v, 0, y_max):.2f}%">{_label(v)}</span>' for v in ticks)
-    body = (
-        f'<div class="tls-live-yticks">{y_labels}</div>'
-        f'<div class="tls-live-plot">{_svg(f"0 0 {_VIEW} {_VIEW}", grid + train + val)}{dots}{waiting}</div>'
-    )
-    legend = (
-        f'<div class="tls-live-legend"><span><i style="background:{_BLUE}"></i>{html.escape(t("plot.train"))}</span>'
-        f'<span><i style="background:{_ORANGE}"></i>{html.escape(t("plot.val"))}</span></div>'
-    )
-    return _frame("loss", len(steps), t("plot.loss.title"), t("plot.loss.y"), t("plot.step"), body, _x_ticks(x_max), legend=legend)
+    titles = (t("plot.loss.title"), t("plot.step"), t("plot.loss.y"))
+    return _line_chart("loss", len(steps), titles, lines, (_x_ticks(end), end), t("plot.waiting_step"))
+
+
+def live_race(runs: Mapping[str, HistorySnapshot], metric: str = "val/acc", t: Translate = _english) -> str:
+    """One curve per run of validation accuracy or loss per epoch, epochs 0 .. the last, accuracy
+    from 0 to 100% with the chance line: plotly's `race_figure` (studio.plots.comparisons)."""
+    snaps = list(runs.values())
+    end = 0.25 + max([s.started.epochs for s in snaps if s.started] + [e.epoch for s in snaps for e in s.evals] + [1])
+    accuracy = metric == "val/acc"
+    lines = [
+        Line(label, _PALETTE[i % len(_PALETTE)], [(e.epoch, e.val_acc if accuracy else e.val_loss) for e in snap.evals])
+        for i, (label, snap) in enumerate(runs.items())
+    ]
+    classes = {len(s.started.classes) for s in snaps if s.started and s.started.classes}
+    guide = None
+    if accuracy and len(classes) == 1:
+        chance = 1 / classes.pop()
+        guide = (chance, t("plot.chance").format(percent=round(100 * chance)))
+    kind = "acc" if accuracy else "loss"
+    titles = (t(f"plot.race.{kind}.title"), t("plot.epoch"), t(f"plot.{kind}.y"))
+    points = sum(len(s.evals) for s in snaps)
+    axis = (_x_ticks(end, 1), end)
+    return _line_chart(f"race_{kind}", points, titles, lines, axis, t("plot.waiting_epoch"), percent=accuracy, guide=guide)
 
 
 def _viridis(fraction: float) -> str:
@@ -204,6 +274,7 @@ CSS = f"""
 .tls-live-head {{ width: 7px; height: 7px; }}
 .tls-live-note, .tls-live-frozen {{ position: absolute; left: 0; right: 0; text-align: center; color: #475569; }}
 .tls-live-note {{ top: 50%; transform: translateY(-50%); }}
+.tls-live-guide {{ position: absolute; right: 0.25rem; transform: translateY(-115%); color: #475569; }}
 .tls-live-frozen {{ transform: translateY(-50%); }}
 .tls-live-xticks {{ position: relative; }}
 .tls-live-xticks span {{ position: absolute; top: 0.15rem; transform: translateX(-50%); color: #334155; }}
