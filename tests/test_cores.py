@@ -98,7 +98,9 @@ def test_busy_elsewhere_is_zero_where_the_machine_does_not_say():
 @pytest.mark.skipif(not cores.Path("/proc/stat").exists(), reason="Linux's /proc")
 def test_a_busy_program_is_seen_elsewhere_unless_it_is_one_of_ours():
     """Real readings: a busy loop in a child process, counted once as another program's, once as
-    this server's own training process, over the same second (the box's other work is in both)."""
+    this server's own training process, over the same second (the box's other work is in both).
+    What the loop got of the cores is read apart (its own /proc time): on a box the suite's other
+    worker keeps busy it gets less than a core (0.4 seen), and that share is what the two differ by."""
     import subprocess
     import sys
 
@@ -106,13 +108,17 @@ def test_a_busy_program_is_seen_elsewhere_unless_it_is_one_of_ours():
     try:
         time.sleep(0.3)
         other, ours = cores.BusyElsewhere(every_s=0.0), cores.BusyElsewhere(lambda: [loop.pid], every_s=0.0)
+        began, loop_began = time.monotonic(), cores.process_busy_s(loop.pid)
         other.cores(), ours.cores()
         time.sleep(1.0)
         seen_other, seen_ours = other.cores(), ours.cores()
+        share = (cores.process_busy_s(loop.pid) - loop_began) / (time.monotonic() - began)
     finally:
         loop.kill()
         loop.wait()
-    assert seen_other >= 0.5 and seen_other - seen_ours >= 0.5, (seen_other, seen_ours)
+    assert share >= 0.2, share  # the loop ran
+    assert seen_other >= share - 0.2, (seen_other, share)  # another program's: seen
+    assert seen_other - seen_ours == pytest.approx(share, abs=0.2), (seen_other, seen_ours, share)  # ours: left out
 
 
 def test_the_queue_leaves_a_core_that_another_program_keeps_busy():
