@@ -38,18 +38,14 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from tools.loadtest import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    free_port,
+    fresh_server,
     read_status,
-    start_server,
-    stop_server,
-    wait_healthy,
     wait_interactive,
 )
 
@@ -318,49 +314,40 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     slot, path, button = ("race", "compare", "Start the race") if args.race else ("finetune", "finetune", "Start")
-    state = Path(tempfile.mkdtemp(prefix="tls-demotime-"))
-    env = dict(os.environ, TLS_STATE_DIR=str(state), TLS_CLASS_CONFIG=str(state / "class.toml"))
-    if args.nice is not None:
-        env["TLS_WORKER_NICE"] = str(args.nice)
-    print(f"training at nice {env.get('TLS_WORKER_NICE', '10')}; {os.cpu_count()} cores", flush=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start_server(port, state / "streamlit.log", env)
+    settings = {} if args.nice is None else {"TLS_WORKER_NICE": str(args.nice)}
+    nice = settings.get("TLS_WORKER_NICE", os.environ.get("TLS_WORKER_NICE", "10"))
+    print(f"training at nice {nice}; {os.cpu_count()} cores", flush=True)
     results = []
-    try:
-        if not wait_healthy(url):
-            raise RuntimeError(f"streamlit did not start; see {state / 'streamlit.log'}")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            page = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US").new_page()
-            page.add_init_script(RECORD_FRAMES)
-            page.goto(f"{url}/{path}?lang=en", timeout=120_000)
-            page.get_by_role("button", name=button).first.wait_for(timeout=120_000)
-            time.sleep(args.settle)  # the server's warm-up: the default data and model loaded
-            for n in range(args.runs):
-                wait_interactive(page) if not args.race else page.wait_for_timeout(500)
-                load = os.getloadavg()[0]
-                page.evaluate(TAKE_FRAMES)  # what came before this press
-                clicked = time.time()
-                seen = time_one_press(page, button, first=n == 0)
-                results.append((clicked, seen, load, received(page.evaluate(TAKE_FRAMES), DONE_TEXT)))
-                print(
-                    f"press {n + 1}: first curve {seen.get('curve', float('nan')):.2f} s, {seen.get('outcome')} "
-                    f"{seen.get('end', float('nan')):.2f} s after the click (load average {load:.2f})",
-                    flush=True,
-                )
-                page.wait_for_timeout(1500)
-            if args.screenshot:
-                page.screenshot(path=args.screenshot)
-            browser.close()
-    finally:
-        stop_server(server)
+    with fresh_server("tls-demotime-", **settings) as (url, state, server), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US").new_page()
+        page.add_init_script(RECORD_FRAMES)
+        page.goto(f"{url}/{path}?lang=en", timeout=120_000)
+        page.get_by_role("button", name=button).first.wait_for(timeout=120_000)
+        time.sleep(args.settle)  # the server's warm-up: the default data and model loaded
+        for n in range(args.runs):
+            wait_interactive(page) if not args.race else page.wait_for_timeout(500)
+            load = os.getloadavg()[0]
+            page.evaluate(TAKE_FRAMES)  # what came before this press
+            clicked = time.time()
+            seen = time_one_press(page, button, first=n == 0)
+            results.append((clicked, seen, load, received(page.evaluate(TAKE_FRAMES), DONE_TEXT)))
+            print(
+                f"press {n + 1}: first curve {seen.get('curve', float('nan')):.2f} s, {seen.get('outcome')} "
+                f"{seen.get('end', float('nan')):.2f} s after the click (load average {load:.2f})",
+                flush=True,
+            )
+            page.wait_for_timeout(1500)
+        if args.screenshot:
+            page.screenshot(path=args.screenshot)
+        browser.close()
+    env = dict(os.environ, TLS_STATE_DIR=str(state), TLS_CLASS_CONFIG=str(state / "class.toml"), **settings)
     jobs = _stored_runs(state)
     print_breakdowns(results, jobs)
     print_goals(slot, results)
     if not args.no_engine:
         print(
-            f"\nthe engine alone: tools.racetime's queue, its threads at nice 0 (the server's: {env.get('TLS_WORKER_NICE', '10')})",
+            f"\nthe engine alone: tools.racetime's queue, its threads at nice 0 (the server's: {nice})",
             flush=True,
         )
         print_against_engine(parts(results, jobs), engine_alone(args.race, args.runs, env))

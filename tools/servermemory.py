@@ -16,14 +16,12 @@ docs/class-load.md; `tools.loadtest.services --session` measures the engine alon
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from tlcore.serve.cores import process_busy_s
-from tools.loadtest import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_server, wait_healthy
+from tools.loadtest import CHROMIUM, CHROMIUM_ARGS, fresh_server
 
 GOAL_MB = 3 * 1024
 # (what, page path, the button's key, a tab to open first or "")
@@ -75,37 +73,26 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    state = Path(tempfile.mkdtemp(prefix="tls-servermemory-"))
-    env = dict(os.environ, TLS_STATE_DIR=str(state), TLS_CLASS_CONFIG=str(state / "class.toml"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start_server(port, state / "streamlit.log", env)
-    try:
-        if not wait_healthy(url):
-            raise RuntimeError(f"streamlit did not start; see {state / 'streamlit.log'}")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            page = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US").new_page()
-            page.goto(f"{url}/finetune?lang=en", timeout=120_000)
-            page.locator(".st-key-start").first.wait_for(timeout=120_000)
-            time.sleep(args.settle)
-            wait_idle(server.pid)
-            rest, peak = memory_mb(server.pid)
-            print(f"{'at rest after the warm-up':34s} {rest:6.0f} MB   peak so far {peak:6.0f} MB", flush=True)
-            for what, path, key, tab in DEMOS:
-                press(page, url, path, key, tab)
-                took = wait_idle(server.pid)
-                now, peak = memory_mb(server.pid)
-                print(
-                    f"{what:34s} {now:6.0f} MB   peak so far {peak:6.0f} MB   (+{now - rest:5.0f} MB on rest; "
-                    f"busy {took:5.1f} s)",
-                    flush=True,
-                )
-            browser.close()
-        verdict = "within" if peak < GOAL_MB else "over"
-        print(f"\nthe server's peak {peak:.0f} MB, after all four {now:.0f} MB: {verdict} the goal of {GOAL_MB} MB")
-    finally:
-        stop_server(server)
+    with fresh_server("tls-servermemory-") as (url, _, server), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US").new_page()
+        page.goto(f"{url}/finetune?lang=en", timeout=120_000)
+        page.locator(".st-key-start").first.wait_for(timeout=120_000)
+        time.sleep(args.settle)
+        wait_idle(server.pid)
+        rest, peak = memory_mb(server.pid)
+        print(f"{'at rest after the warm-up':34s} {rest:6.0f} MB   peak so far {peak:6.0f} MB", flush=True)
+        for what, path, key, tab in DEMOS:
+            press(page, url, path, key, tab)
+            took = wait_idle(server.pid)
+            now, peak = memory_mb(server.pid)
+            print(
+                f"{what:34s} {now:6.0f} MB   peak so far {peak:6.0f} MB   (+{now - rest:5.0f} MB on rest; busy {took:5.1f} s)",
+                flush=True,
+            )
+        browser.close()
+    verdict = "within" if peak < GOAL_MB else "over"
+    print(f"\nthe server's peak {peak:.0f} MB, after all four {now:.0f} MB: {verdict} the goal of {GOAL_MB} MB")
     return 0
 
 

@@ -42,7 +42,7 @@ from tools.loadtest.browser import (
 from tools.loadtest.classroom import run_class
 from tools.loadtest.report import AFTER_TARGET_MB, LAST_TARGET_S, PEAK_TARGET_MB, PRESS_WINDOW_S, TTI_TARGET_S, Report
 from tools.loadtest.sampler import Sampler, loadavg
-from tools.loadtest.server import free_port, read_server_jobs, start_server, stop_server, wait_healthy
+from tools.loadtest.server import free_port, fresh_server, read_server_jobs, start_server, stop_server, wait_healthy
 from tools.loadtest.students import Student, WsClass, WsStudent
 from tools.loadtest.texts import EN, KO, ROOT
 
@@ -66,6 +66,7 @@ __all__ = [
     "WsStudent",
     "error_count",
     "free_port",
+    "fresh_server",
     "idle_chromium",
     "loadavg",
     "read_server_jobs",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from tools.loadtest.texts import ROOT
@@ -53,6 +57,23 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.kill()
         proc.wait()
     proc._tls_log.close()  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def fresh_server(prefix: str, **settings: str) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+    """`streamlit run app.py` on a free port with a fresh state folder (and these TLS_* settings),
+    answering: (its URL, the state folder, the process); stopped on the way out."""
+    state = Path(tempfile.mkdtemp(prefix=prefix))
+    env = dict(os.environ, TLS_STATE_DIR=str(state), TLS_CLASS_CONFIG=str(state / "class.toml"), **settings)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(port, state / "streamlit.log", env)
+    try:
+        if not wait_healthy(url):
+            raise RuntimeError(f"streamlit did not start; see {state / 'streamlit.log'}")
+        yield url, state, server
+    finally:
+        stop_server(server)
 
 
 def read_server_jobs(path: Path, teacher_id: str, since: float) -> list[tuple[bool, float, float | None, float | None]]:
