@@ -42,15 +42,13 @@ def _later_epoch_s(estimator, config: RunConfig, snap) -> float | None:
     the estimator's guess of a later epoch, for `time_left`; None for every other run."""
     if config.task != "text" or snap.started is None or not snap.started.cached_depth:
         return None
-    try:
-        return estimator.epoch_s(config, time_estimate.num_classes(config))
-    except Exception:  # noqa: BLE001 -- an estimate is a courtesy; never break the page for it
-        return None
+    return _estimate(estimator, config, estimator.epoch_s)
 
 
-def _estimate(estimator, config: RunConfig) -> float | None:
+def _estimate(estimator, config: RunConfig, guess=None) -> float | None:
+    """`guess` (the estimator's whole run by default) for a config, or None when it cannot say."""
     try:
-        return estimator.estimate(config, time_estimate.num_classes(config))
+        return (guess or estimator.estimate)(config, time_estimate.num_classes(config))
     except Exception:  # noqa: BLE001 -- an estimate is a courtesy; never break the page for it
         return None
 

@@ -247,24 +247,17 @@ class Estimator:
 
     def estimate(self, config: RunConfig, num_classes: int) -> float:
         """Seconds the whole run should take here, set-up included."""
-        n_train, n_val = run_sizes(config, num_classes)
-        work = work_of(config, n_train, n_val)
+        work = work_of(config, *run_sizes(config, num_classes))
         s_per = self._rate(config, "s_per_gflop", DEFAULT_S_PER_GFLOP)
         cache_per = self._rate(config, "cache_s_per_gflop", s_per)  # a no-grad pass: its own rate once seen
-        step_s = self._rate(config, "step_s", DEFAULT_STEP_S)
         setup = self._rate(config, "setup_s", DEFAULT_SETUP_S)
-        return (
-            setup
-            + work.cache_gflop * cache_per
-            + work.epochs * work.epoch_gflop * s_per
-            + work.epochs * work.steps_per_epoch * step_s
-            + self.finish_s(config)
-        )
+        return setup + work.cache_gflop * cache_per + work.epochs * self._epoch_s(config, work) + self.finish_s(config)
 
     def epoch_s(self, config: RunConfig, num_classes: int) -> float:
         """Seconds one epoch should take here (training and evaluation), the cached pass left out."""
-        n_train, n_val = run_sizes(config, num_classes)
-        work = work_of(config, n_train, n_val)
+        return self._epoch_s(config, work_of(config, *run_sizes(config, num_classes)))
+
+    def _epoch_s(self, config: RunConfig, work: Work) -> float:
         s_per = self._rate(config, "s_per_gflop", DEFAULT_S_PER_GFLOP)
         return work.epoch_gflop * s_per + work.steps_per_epoch * self._rate(config, "step_s", DEFAULT_STEP_S)
 
