@@ -148,13 +148,14 @@ def _warm_up() -> None:
     """Run the default demo once, in the background at low priority, so the class's first Start
     costs what every later one does: its data, the pretrained network, the frozen part's
     features and the forgetting photos' answers are then ready; and the race's runs
-    (tlcore.train.presets.warm_ups). Off with TLS_WARM_UP=0 (tlcore.core.settings).
-
-    Not pages 1 and 3's first feature views (`feature_space.first_views`): the feature worker's
-    thread is joined when the process exits, so a server stopped while it computed them waited
-    for them (30 s and more on the 2-core box): they start when a page first asks."""
+    (tlcore.train.presets.warm_ups); and pages 1 and 3's first feature views, on the feature
+    worker beside them (`feature_space.first_views`: a class's first view is then a lookup; the
+    worker stops at the server's exit within a layer). Off with TLS_WARM_UP=0 (tlcore.core.settings)."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
+        spaces = feature_space.shared_spaces()
+        for view in feature_space.first_views():
+            spaces.start(view)
         queue = job_queue()
         if not getattr(queue, "warms_itself", False):  # else its training process does
             for config in presets.warm_ups():  # on a run's torch threads: fewer while pages are drawn or other programs are busy

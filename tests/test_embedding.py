@@ -317,7 +317,7 @@ def test_the_worker_refuses_more_waiting_views_than_it_allows_and_keeps_a_bounde
 def test_a_running_views_status_carries_the_bodies_done_so_far():
     partial_given, gate = threading.Event(), threading.Event()
 
-    def compute(request, *, finetuned=None, on_space=None):
+    def compute(request, *, finetuned=None, on_space=None, should_stop=None):
         partial = fake_view(request)
         on_space(partial)
         partial_given.set()
@@ -335,3 +335,60 @@ def test_a_running_views_status_carries_the_bodies_done_so_far():
     done = wait_done(spaces, request)
     assert done.state == "done" and list(done.view.spaces) == ["pretrained", "random"]
     assert spaces._partial == {}  # nothing of a finished view is kept twice
+
+
+@pytest.mark.fast
+def test_stop_ends_the_view_under_way_at_its_next_layer_and_begins_no_other():
+    """The server's exit (`shared_spaces` registers `stop` at exit): the worker is a daemon thread,
+    so nothing waits for it but `stop`, which ends the running view within a layer, not a view."""
+    layers, begun = threading.Event(), []
+    net = torch.nn.Sequential(*(torch.nn.Linear(8, 8) for _ in range(4)))
+
+    def compute(request, *, finetuned=None, on_space=None, should_stop=None):
+        begun.append(request)
+        with feature_space._stops_when(should_stop) as stoppable:
+            model = stoppable(net)
+            while True:  # a body's forward passes that would go on for minutes
+                model(torch.zeros(2, 8))
+                layers.set()
+
+    spaces = feature_space.FeatureSpaces(compute, nice=0)
+    first, second = (feature_space.Request("image", "studio_resnet", "digits", n, 10, 32) for n in (1, 2))
+    spaces.start(first)
+    spaces.start(second)
+    assert layers.wait(5)
+    t0 = time.perf_counter()
+    spaces.stop()
+    assert time.perf_counter() - t0 < 1.0 and not spaces._thread.is_alive()
+    status = spaces.status(first)
+    assert status.state == "failed" and isinstance(status.error, feature_space.Stopped)
+    assert begun == [first]  # the waiting one never began
+    assert not any(m._forward_pre_hooks for m in net.modules())  # the layers' checks taken off again
+    with pytest.raises(feature_space.Busy):
+        spaces.start(feature_space.Request("image", "studio_resnet", "digits", 3, 10, 32))
+
+
+def test_a_process_exits_at_once_while_a_real_view_is_computed():
+    """The server's own worker (`shared_spaces`) in a process that exits in the middle of page 1's
+    first view (the server's warm-up starts it): it exits cleanly within seconds of its last line,
+    not at the view's end (a pool's thread was joined at exit, to the view's end; a daemon
+    thread still in torch at the interpreter's end aborts the process)."""
+    import subprocess
+    import sys
+
+    code = """
+import threading, time
+from tlcore.explain import feature_space as fs
+embedding, embed = threading.Event(), fs.image_features
+fs.image_features = lambda *a, **k: (embedding.set(), embed(*a, **k))[1]
+request = fs.first_views()[0]
+fs.shared_spaces().start(request)
+embedding.wait(120)
+time.sleep(1.0)  # in the pretrained body's forward passes
+print(fs.shared_spaces().status(request).state, time.time(), flush=True)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    ended = time.time()
+    assert out.returncode == 0 and "terminate called" not in out.stderr, out.stderr[-2000:]
+    state, last_line = out.stdout.split()
+    assert state == "running" and ended - float(last_line) < 3.0

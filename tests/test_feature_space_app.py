@@ -35,7 +35,7 @@ ASKED: list[feature_space.Request] = []  # computed, on the worker's thread
 STARTED: list[feature_space.Request] = []  # asked for, in the page's run (`FeatureSpaces.start`)
 
 
-def stub_view(request: feature_space.Request, finetuned=None, on_space=None) -> feature_space.FeatureView:
+def stub_view(request: feature_space.Request, finetuned=None, on_space=None, should_stop=None) -> feature_space.FeatureView:
     """A view with the shape of the real one: 3 classes x 4 examples, PCA, 2 or 3 bodies."""
     ASKED.append(request)
     rng = np.random.default_rng(0)
@@ -255,7 +255,7 @@ def test_the_pretrained_panel_is_drawn_while_the_random_body_runs(stub_worker, m
 
     gate = threading.Event()
 
-    def pretrained_first(request, *, finetuned=None, on_space=None):
+    def pretrained_first(request, *, finetuned=None, on_space=None, should_stop=None):
         view = stub_view(request)
         if len(ASKED) == 1:  # page 1's own view, started when AppTest opened it first: at once
             return view

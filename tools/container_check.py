@@ -16,7 +16,11 @@ What it does (each step timed):
    is not the class's is refused (403) and one with the class's name is let in (101);
 4. replaces the container with a new one on the same volume: the finished run is still in
    the store (`python -m tlcore runs export` inside), and page 3's demo is timed again (the first
-   server on a fresh volume also measures the machine's speed, in the background).
+   server on a fresh volume also measures the machine's speed, in the background);
+5. the image against the host (issue 56 item 1): page 3's default demo pressed `--runs` times in
+   Chromium (tools.demotime's presses, `--settle` s after the server answers) on the first
+   container, fresh volume, and on a server on this host from this checkout, fresh state folder,
+   after the containers are gone: the medians' ratio, image / host (goal <= 1.2).
 
 Needs a container engine that can pull or already holds the Dockerfile's base image
 (python:3.11-slim-bookworm). docs/install.md says what was run here and how.
@@ -27,13 +31,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tools.loadtest.server import free_port
+from tools.loadtest.server import free_port, fresh_server
 from tools.loadtest.texts import DONE, EN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,11 +126,23 @@ def in_chromium(base: str) -> tuple[list[float], int, bool]:
     return run_s, errors, unlocked
 
 
+def demo_median(url: str, runs: int, settle: float) -> float:
+    """Median seconds from Start to "Finished" of page 3's default demo at `url` (tools.demotime)."""
+    from tools.demotime import presses
+
+    ends = [seen["end"] for _, seen, _, _ in presses(url, race=False, runs=runs, settle=settle) if "end" in seen]
+    if not ends:
+        raise SystemExit(f"page 3's demo never finished at {url}")
+    return statistics.median(ends)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", default=shutil.which("podman") or shutil.which("docker") or "", help="podman or docker")
     ap.add_argument("--torch-index", default=None, help="TORCH_INDEX_URL build argument ('' = the index's default, CUDA)")
     ap.add_argument("--keep", action="store_true", help="leave the image and the volume")
+    ap.add_argument("--runs", type=int, default=3, help="presses of page 3's Start, image and host each (default %(default)s)")
+    ap.add_argument("--settle", type=float, default=60, help="seconds between a server's answer and the first press")
     args = ap.parse_args(argv)
     if not args.engine:
         print("no container engine (podman or docker) on this machine: nothing to check")
@@ -153,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             start(engine, image, "tls-check-1", volume, secret, port)
             print(f"health check passed {wait_healthy(engine, 'tls-check-1'):.0f} s after the start")
             checks.append(("runs as uid 10001, not root", sh(engine, "exec", "tls-check-1", "id", "-u") == UID))
+            image_s = demo_median(f"http://localhost:{port}", args.runs, args.settle)
             run_s, errors, unlocked = in_chromium(f"http://localhost:{port}")
             print("page 3's default fine-tune in Chromium, Start to Finished: " + ", ".join(f"{x:.1f} s" for x in run_s))
             checks.append(("no error box on page 3", errors == 0))
@@ -175,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.keep:
                 sh(engine, "volume", "rm", volume, check=False)
                 sh(engine, "rmi", image, check=False)
+    with fresh_server("tls-container-host-") as (url, _state, _proc):
+        host_s = demo_median(url, args.runs, args.settle)
+    ratio = image_s / host_s
+    print(f"page 3's default demo, median of {args.runs}: image {image_s:.2f} s, host {host_s:.2f} s: image / host {ratio:.2f}")
+    checks.append((f"the image within 1.2x of the host ({ratio:.2f})", ratio <= 1.2))
     for what, ok in checks:
         print(f"  [{'ok' if ok else 'FAIL'}] {what}")
     return 0 if all(ok for _, ok in checks) else 1

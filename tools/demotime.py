@@ -297,6 +297,40 @@ def print_goals(slot: str, results: list) -> None:
     )
 
 
+def presses(url: str, *, race: bool, runs: int, settle: float, screenshot: str = "") -> list[tuple]:
+    """Chromium at 1280x720 on page 3 (`race`: page 4's race) of the server at `url`, `settle` s to let
+    its warm-up end, then Start pressed `runs` times, one after the other: (the click's time,
+    `time_one_press`'s seconds, the load average, what the page received) per press."""
+    from playwright.sync_api import sync_playwright
+
+    path, button = ("compare", "Start the race") if race else ("finetune", "Start")
+    results = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US").new_page()
+        page.add_init_script(RECORD_FRAMES)
+        page.goto(f"{url}/{path}?lang=en", timeout=120_000)
+        page.get_by_role("button", name=button).first.wait_for(timeout=120_000)
+        time.sleep(settle)  # the server's warm-up: the default data and model loaded
+        for n in range(runs):
+            wait_interactive(page) if not race else page.wait_for_timeout(500)
+            load = os.getloadavg()[0]
+            page.evaluate(TAKE_FRAMES)  # what came before this press
+            clicked = time.time()
+            seen = time_one_press(page, button, first=n == 0)
+            results.append((clicked, seen, load, received(page.evaluate(TAKE_FRAMES), DONE_TEXT)))
+            print(
+                f"press {n + 1}: first curve {seen.get('curve', float('nan')):.2f} s, {seen.get('outcome')} "
+                f"{seen.get('end', float('nan')):.2f} s after the click (load average {load:.2f})",
+                flush=True,
+            )
+            page.wait_for_timeout(1500)
+        if screenshot:
+            page.screenshot(path=screenshot)
+        browser.close()
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--race", action="store_true", help="page 4's race of four (default: page 3's fine-tune)")
@@ -311,36 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nice", type=int, default=None, help="the training threads' nice (TLS_WORKER_NICE; app default 10)")
     ap.add_argument("--no-engine", action="store_true", help="leave out the engine-alone baseline (tools.racetime's child)")
     args = ap.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
-    slot, path, button = ("race", "compare", "Start the race") if args.race else ("finetune", "finetune", "Start")
+    slot = "race" if args.race else "finetune"
     settings = {} if args.nice is None else {"TLS_WORKER_NICE": str(args.nice)}
     nice = settings.get("TLS_WORKER_NICE", os.environ.get("TLS_WORKER_NICE", "10"))
     print(f"training at nice {nice}; {os.cpu_count()} cores", flush=True)
-    results = []
-    with fresh_server("tls-demotime-", **settings) as (url, state, server), sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US").new_page()
-        page.add_init_script(RECORD_FRAMES)
-        page.goto(f"{url}/{path}?lang=en", timeout=120_000)
-        page.get_by_role("button", name=button).first.wait_for(timeout=120_000)
-        time.sleep(args.settle)  # the server's warm-up: the default data and model loaded
-        for n in range(args.runs):
-            wait_interactive(page) if not args.race else page.wait_for_timeout(500)
-            load = os.getloadavg()[0]
-            page.evaluate(TAKE_FRAMES)  # what came before this press
-            clicked = time.time()
-            seen = time_one_press(page, button, first=n == 0)
-            results.append((clicked, seen, load, received(page.evaluate(TAKE_FRAMES), DONE_TEXT)))
-            print(
-                f"press {n + 1}: first curve {seen.get('curve', float('nan')):.2f} s, {seen.get('outcome')} "
-                f"{seen.get('end', float('nan')):.2f} s after the click (load average {load:.2f})",
-                flush=True,
-            )
-            page.wait_for_timeout(1500)
-        if args.screenshot:
-            page.screenshot(path=args.screenshot)
-        browser.close()
+    with fresh_server("tls-demotime-", **settings) as (url, state, server):
+        results = presses(url, race=args.race, runs=args.runs, settle=args.settle, screenshot=args.screenshot)
     env = dict(os.environ, TLS_STATE_DIR=str(state), TLS_CLASS_CONFIG=str(state / "class.toml"), **settings)
     jobs = _stored_runs(state)
     print_breakdowns(results, jobs)

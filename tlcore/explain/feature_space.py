@@ -28,13 +28,15 @@ Not for: training (tlcore.train.recipe) or showing the picture (studio.feature_s
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import importlib.util
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -424,13 +426,15 @@ def feature_view(
     finetuned: Finetuned | None = None,
     device: torch.device | None = None,
     on_space: Callable[[FeatureView], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> FeatureView:
     """Embed the request's training split with the pretrained body and the random one (and the
     fine-tuned one, `finetuned`, the model that `finetuned_id` names: the caller looks it up on
     its shelf), project each to 2-D, and score both probes on the validation split.
 
     on_space: called with the view so far after each body but the last (the pretrained body's
-    panel, whole, while the random body runs: half a cold view's wait on a page)."""
+    panel, whole, while the random body runs: half a cold view's wait on a page).
+    should_stop: asked before each layer of a body runs; True raises `Stopped` (the server exits)."""
     if request.method not in methods_available():
         raise ValueError(f"unknown projection {request.method!r}; choose one of {', '.join(methods_available())}")
     device = device or torch.device("cpu")
@@ -452,7 +456,8 @@ def feature_view(
         return FeatureView(*head, timings={**timings, "total_s": time.perf_counter() - t0}, **shown)
 
     for kind, name, build in bodies:
-        train, val, val_y, seconds = _embed(request, kind, name, build, data, device)
+        with _stops_when(should_stop) as stoppable:
+            train, val, val_y, seconds = _embed(request, kind, name, lambda b=build: stoppable(b()), data, device)
         t1 = time.perf_counter()
         coords, explained = project(train, request.method, request.seed)
         t2 = time.perf_counter()
@@ -476,6 +481,35 @@ def _hovers(request: Request, data) -> dict:
 
 class FinetunedGone(LookupError):
     """The fine-tuned model is no longer on the shelf (newer runs pushed it out)."""
+
+
+class Stopped(RuntimeError):
+    """The feature worker was stopped (the server exits) while this view was computed."""
+
+
+@contextlib.contextmanager
+def _stops_when(should_stop: Callable[[], bool] | None):
+    """Yields `stoppable(model) -> model`: every layer of the model then asks `should_stop` before it
+    runs and raises `Stopped` on True, within a layer's time, not a body's; the checks are taken off
+    again on the way out (a fine-tuned model on the shelf keeps none)."""
+    handles = []
+
+    def check(_module, _args) -> None:
+        if should_stop():
+            raise Stopped("the feature worker was stopped")
+
+    def stoppable(model: torch.nn.Module) -> torch.nn.Module:
+        if should_stop is not None:
+            if should_stop():
+                raise Stopped("the feature worker was stopped")
+            handles.extend(m.register_forward_pre_hook(check) for m in model.modules())
+        return model
+
+    try:
+        yield stoppable
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 # ----------------------------------------------------------------------------- in the background
@@ -502,7 +536,11 @@ class FeatureSpaces:
     the same view share one computation and one result (a class on page 1 asks for the same
     default view). At most `max_waiting` different views wait at once; more are refused
     (`Busy`) rather than queued for minutes. The thread runs at a lower CPU priority
-    (nice +`nice`, like the training worker) so pages are answered first."""
+    (nice +`nice`, like the training worker) so pages are answered first.
+
+    `stop()` ends the thread within a layer's time (the server's exit: torch code left running
+    in a thread at the interpreter's end aborts the process, and a pool's thread would be
+    waited for to the end of its view); `shared_spaces()` stops the server's at exit."""
 
     def __init__(
         self,
@@ -519,11 +557,27 @@ class FeatureSpaces:
         self._running: dict[Request, Future] = {}
         self._partial: dict[Request, FeatureView] = {}  # running views' bodies done so far
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-features", initializer=self._lower_priority)
+        self._waiting: queue.SimpleQueue = queue.SimpleQueue()  # (future, request, finetuned); None: stop
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None  # started by the first view asked for
 
-    def _lower_priority(self) -> None:
+    def _serve(self) -> None:
         if self.nice:
             lower_thread_priority(self.nice)
+        while (item := self._waiting.get()) is not None:
+            future, request, finetuned = item
+            self._work(request, finetuned)
+            future.set_result(None)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the worker: the view under way ends at its next layer (failed with `Stopped`), the
+        ones still waiting are not begun. New views are refused (`Busy`) from now on."""
+        with self._lock:
+            self._stop.set()
+            thread = self._thread
+        self._waiting.put(None)
+        if thread is not None:
+            thread.join(timeout)
 
     def status(self, request: Request) -> Status:
         with self._lock:
@@ -547,10 +601,16 @@ class FeatureSpaces:
                 return Status("done", view)
             if request in self._running:
                 return Status("running", self._partial.get(request))
+            if self._stop.is_set():
+                raise Busy("the server is stopping")
             if len(self._running) >= self.max_waiting:
                 raise Busy(f"{len(self._running)} feature views are being computed; try again in a moment")
             self._failed.pop(request, None)
-            self._running[request] = self._pool.submit(self._work, request, finetuned)
+            self._running[request] = future = Future()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="tlcore-features", daemon=True)
+                self._thread.start()
+        self._waiting.put((future, request, finetuned))
         return Status("running")
 
     def _work(self, request: Request, finetuned: Finetuned | None) -> None:
@@ -559,7 +619,9 @@ class FeatureSpaces:
                 self._partial[request] = view
 
         try:
-            view = self._compute(request, finetuned=finetuned, on_space=so_far)
+            if self._stop.is_set():
+                raise Stopped("the feature worker was stopped")
+            view = self._compute(request, finetuned=finetuned, on_space=so_far, should_stop=self._stop.is_set)
         except Exception as error:  # noqa: BLE001 -- kept for the page to explain, never raised in a thread
             with self._lock:
                 self._running.pop(request, None)
@@ -591,4 +653,5 @@ def shared_spaces() -> FeatureSpaces:
     with _shared_lock:
         if _shared is None:
             _shared = FeatureSpaces()
+            atexit.register(_shared.stop)  # a daemon thread: not waited for, so stopped here
         return _shared
