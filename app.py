@@ -14,8 +14,9 @@ from tlcore.serve import cores
 
 cores.wait_briefly()  # before torch is imported (by studio): its threads then sleep while they wait (tlcore.serve.cores)
 
-from studio import preload  # noqa: E402 -- after the line above
+from studio import preload, server  # noqa: E402 -- after the line above
 from studio.asgi import LearnerCookie, MetricsForThisMachine  # noqa: E402
 
 preload()  # every page's modules before the server answers: the first student's page does not wait for them
+server.start_first_views()  # pages 1 and 3's first feature views, in the background from now
 app = st.App("frame.py", middleware=[Middleware(MetricsForThisMachine), Middleware(LearnerCookie)])

@@ -144,18 +144,27 @@ def _start_warm_up() -> None:
     atexit.register(stop_warm_up)
 
 
+def start_first_views() -> None:
+    """Pages 1 and 3's first feature views (`feature_space.first_views`), on the feature worker, from
+    the server's start (app.py), before any page asks: the first learner's view is then a lookup,
+    where it cost the bodies' forward passes (tools.firstpage --feature-view). The worker runs
+    at nice +10, so pages come first, and stops at the server's exit within a layer. Off with
+    TLS_WARM_UP=0."""
+    if settings.get("TLS_WARM_UP"):
+        spaces = feature_space.shared_spaces()
+        for view in feature_space.first_views():
+            spaces.start(view)
+
+
 def _warm_up() -> None:
     """Run the default demo once, in the background at low priority, so the class's first Start
     costs what every later one does: its data, the pretrained network, the frozen part's
     features and the forgetting photos' answers are then ready; and the race's runs
-    (tlcore.train.presets.warm_ups); and pages 1 and 3's first feature views, on the feature
-    worker beside them (`feature_space.first_views`: a class's first view is then a lookup; the
-    worker stops at the server's exit within a layer). Off with TLS_WARM_UP=0 (tlcore.core.settings)."""
+    (tlcore.train.presets.warm_ups). Off with TLS_WARM_UP=0 (tlcore.core.settings). It starts
+    with the first page (the queue's start); the first feature views start earlier, with the
+    server (`start_first_views`)."""
     try:
         lower_thread_priority(10)  # pages first, while the server starts
-        spaces = feature_space.shared_spaces()
-        for view in feature_space.first_views():
-            spaces.start(view)
         queue = job_queue()
         if not getattr(queue, "warms_itself", False):  # else its training process does
             for config in presets.warm_ups():  # on a run's torch threads: fewer while pages are drawn or other programs are busy

@@ -301,7 +301,6 @@ def test_the_warm_up_leaves_a_core_that_another_program_keeps_busy(monkeypatch):
     monkeypatch.setattr(recipe, "warm_up", warm_up)
     monkeypatch.setattr(server.catalog, "group_param_counts", lambda backbone: None)
     monkeypatch.setattr(server.feature_space, "load_libraries", lambda: None)
-    monkeypatch.setattr(server.feature_space, "first_views", lambda: ())  # the feature views: tests/test_feature_space_app.py
     monkeypatch.setattr(server.time_estimate.shared_estimator(), "knows_device", lambda config: True)
     monkeypatch.setattr(server, "return_freed_memory", lambda: None)
     monkeypatch.setattr(server, "lower_thread_priority", lambda by: True)

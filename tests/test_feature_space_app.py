@@ -233,12 +233,14 @@ def test_a_failed_view_is_said_in_words_and_can_be_tried_again(stub_worker, monk
 
 
 @pytest.mark.parametrize("page,key", PANELS[:2])
-def test_first_views_are_the_very_views_pages_1_and_3_show_first(page, key, stub_worker):
-    """`feature_space.first_views()` started before any page is opened (tools.loadtest.services
-    --first-views times them): a learner's first view on page 1 or 3 (the default settings) is then a
-    lookup, nothing more computed."""
-    for view in feature_space.first_views():
-        feature_space.shared_spaces().start(view)
+def test_first_views_are_the_very_views_pages_1_and_3_show_first(page, key, stub_worker, monkeypatch):
+    """The server's start (app.py: `server.start_first_views`) computes the first views before any page
+    is opened (tools.firstpage --feature-view times them in Chromium): a learner's first view on page 1
+    or 3 (the default settings) is then a lookup, nothing more computed."""
+    from studio import server
+
+    monkeypatch.setenv("TLS_WARM_UP", "1")
+    server.start_first_views()
     warmed = list(STARTED)
     assert len(warmed) == 2 and all(r.method == "pca" and not r.finetuned_id for r in warmed)
     for request in warmed:
@@ -348,3 +350,12 @@ def test_where_each_device_has_its_own_address_its_cookies_hold_one_place_in_the
         gate.set()
         for view in views[:3]:
             spaces.wait(view)
+
+
+def test_a_server_without_the_warm_up_starts_no_feature_view(stub_worker, monkeypatch):
+    """TLS_WARM_UP=0 (the suite's shared servers): the views wait for the first page that asks."""
+    from studio import server
+
+    monkeypatch.setenv("TLS_WARM_UP", "0")
+    server.start_first_views()
+    assert STARTED == []
