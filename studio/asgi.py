@@ -26,6 +26,13 @@ from studio.learner import LEARNER_COOKIE, TOKEN_PATTERN
 
 COOKIE_MAX_AGE_S = 365 * 24 * 3600
 METRICS_PATH = "/_stcore/metrics"
+_served_by: list = []  # the Starlette app in front of these middlewares, as the first request names it
+
+
+def serving_app():
+    """The running server's Starlette app (Starlette puts itself in every request's scope, "app"),
+    as the first request through `LearnerCookie` named it; None before any request."""
+    return _served_by[0] if _served_by else None
 
 
 def learner_in(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -60,6 +67,8 @@ class LearnerCookie:
         self.app = app
 
     async def __call__(self, scope, receive, send):
+        if not _served_by and scope.get("app") is not None:
+            _served_by.append(scope["app"])
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -34,7 +34,6 @@ tests/test_download_hold.py fails on such a version).
 
 from __future__ import annotations
 
-import gc
 import logging
 import mimetypes
 import secrets
@@ -195,14 +194,16 @@ def install_on_server() -> bool:
 
 
 def stream_on_server() -> bool:
-    """Stream the running server's FromDisk downloads from disk (`install_on_server` first). It
-    looks through every object the garbage collector tracks, about a second once: the janitor's
-    thread calls it, not a page."""
+    """Stream the running server's FromDisk downloads from disk (`install_on_server` first); False
+    before the server's first request (its web app is not known yet: ask again)."""
     from streamlit.runtime import Runtime
 
-    if not Runtime.exists():
+    from studio import asgi
+
+    app = asgi.serving_app()
+    if not Runtime.exists() or app is None:
         return False
-    return serve_from_disk(Runtime.instance().media_file_mgr, web_app())
+    return serve_from_disk(Runtime.instance().media_file_mgr, app)
 
 
 def release_on_server() -> int:
@@ -280,14 +281,3 @@ def serve_from_disk(manager, app) -> bool:
     route.app = answer
     hold.streaming = True
     return True
-
-
-def web_app():
-    """The running server's Starlette app (Streamlit keeps no handle to it: found among the
-    objects the garbage collector tracks, once), or None."""
-    try:
-        from starlette.applications import Starlette
-    except ImportError:
-        return None
-    found = [o for o in gc.get_objects() if issubclass(type(o), Starlette)]  # type(): no attribute lookups on the object
-    return found[0] if len(found) == 1 else None

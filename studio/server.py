@@ -21,7 +21,7 @@ import time
 
 import streamlit as st
 
-from studio import download_hold, learner
+from studio import asgi, download_hold, learner
 from studio.learner import LearnerStore, owner
 from tlcore.core import settings
 from tlcore.core.events import HistorySnapshot
@@ -122,6 +122,12 @@ def kept_model(model_id: str | None, learner_id: str | None = None):
 _started = threading.Lock()
 _warm_up_started = False
 _warm_up_stop = threading.Event()
+# The warm-up starts with the first page (the queue's start) and lets it be drawn first: its data
+# preparation is Python that shares the interpreter with the page's script (py-spy, tools.firstpage).
+FIRST_PAGE_S = 3.0
+# Measured (tools.firstpage, 3 trials each): a fresh server's first page drawn 1.89 s after it answered
+# with no background work, 2.40-2.55 s with the first feature views computed from the start.
+FIRST_VIEWS_AFTER_S = 5.0
 
 
 def _start_warm_up() -> None:
@@ -144,16 +150,28 @@ def _start_warm_up() -> None:
     atexit.register(stop_warm_up)
 
 
-def start_first_views() -> None:
+def start_first_views(after_s: float | None = None) -> None:
     """Pages 1 and 3's first feature views (`feature_space.first_views`), on the feature worker, from
     the server's start (app.py), before any page asks: the first learner's view is then a lookup,
-    where it cost the bodies' forward passes (tools.firstpage --feature-view). The worker runs
-    at nice +10, so pages come first, and stops at the server's exit within a layer. Off with
-    TLS_WARM_UP=0."""
-    if settings.get("TLS_WARM_UP"):
+    where it cost the bodies' forward passes (tools.firstpage --feature-view). They begin
+    `FIRST_VIEWS_AFTER_S` after the server's start, so a page opened at once is drawn first; the
+    worker runs at nice +10 and stops at the server's exit within a layer. Off with TLS_WARM_UP=0."""
+    if not settings.get("TLS_WARM_UP"):
+        return
+
+    def start() -> None:
         spaces = feature_space.shared_spaces()
-        for view in feature_space.first_views():
-            spaces.start(view)
+        with contextlib.suppress(feature_space.Busy, RuntimeError):  # the server stops meanwhile
+            for view in feature_space.first_views():
+                spaces.start(view)
+
+    after_s = FIRST_VIEWS_AFTER_S if after_s is None else after_s
+    if after_s <= 0:
+        start()
+        return
+    timer = threading.Timer(after_s, start)
+    timer.daemon = True  # nothing to wait for at exit
+    timer.start()
 
 
 def _warm_up() -> None:
@@ -163,6 +181,8 @@ def _warm_up() -> None:
     (tlcore.train.presets.warm_ups). Off with TLS_WARM_UP=0 (tlcore.core.settings). It starts
     with the first page (the queue's start); the first feature views start earlier, with the
     server (`start_first_views`)."""
+    if _warm_up_stop.wait(FIRST_PAGE_S):  # the server stops first
+        return
     try:
         lower_thread_priority(10)  # pages first, while the server starts
         queue = job_queue()
@@ -220,14 +240,24 @@ def keep_connected_runs_alive(q: JobQueue, store: LearnerStore, is_connected=Non
     return alive
 
 
-def _reap_forever() -> None:
-    try:  # model downloads streamed from disk: found among the server's objects, off the first page's run
+def _stream_downloads() -> bool:
+    """Model downloads streamed from disk (studio.download_hold); False before the server's first
+    request names its web app (studio.asgi: ask again next round), else True (tried once)."""
+    if asgi.serving_app() is None:
+        return False
+    try:
         download_hold.stream_on_server()
     except Exception as error:  # noqa: BLE001 -- downloads then go through memory, as Streamlit's own do
         logging.getLogger(__name__).warning("downloads not streamed: %s", error)
+    return True
+
+
+def _reap_forever() -> None:
+    streaming = _stream_downloads()
     last_reap = time.monotonic()
     while True:
         time.sleep(min(settings.get("TLS_UPLOAD_REAP_S"), settings.get("TLS_CLOSED_TAB_S") / 4))
+        streaming = streaming or _stream_downloads()
         try:
             if jobs.shared_queue_made():
                 keep_connected_runs_alive(job_queue(), learner.learners)

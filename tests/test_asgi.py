@@ -117,3 +117,32 @@ def test_a_malformed_cookie_header_is_no_learner_and_gets_a_fresh_httponly_id():
     _, headers, _ = _through(LearnerCookie, {"path": "/", "headers": [(b"cookie", b"tls_learner=short")], "scheme": "https"})
     (cookie,) = [v.decode() for k, v in headers if k == b"set-cookie"]
     assert "HttpOnly" in cookie and cookie.endswith("; Secure") and "tls_learner=short" not in cookie
+
+
+def test_the_first_request_names_the_web_app_that_downloads_are_streamed_from(monkeypatch):
+    """studio.download_hold wraps the web app's media route; the app is the one Starlette puts in
+    every request's scope, kept by the first request (it was found among every object the garbage
+    collector tracks: 1.1 s holding the interpreter, during a fresh server's first page)."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from studio import asgi
+
+    monkeypatch.setattr(asgi, "_served_by", [])
+    app = Starlette(routes=[Route("/", lambda _request: PlainTextResponse("ok"))], middleware=[Middleware(LearnerCookie)])
+    other = Starlette(routes=[], middleware=[Middleware(LearnerCookie)])
+    assert asgi.serving_app() is None  # before any request: the janitor asks again later
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b"", "root_path": ""}
+    asyncio.run(app(dict(scope), receive, send))
+    asyncio.run(other(dict(scope, path="/nothing"), receive, send))
+    assert sent[0]["status"] == 200 and asgi.serving_app() is app  # the first, kept

@@ -304,6 +304,7 @@ def test_the_warm_up_leaves_a_core_that_another_program_keeps_busy(monkeypatch):
     monkeypatch.setattr(server.time_estimate.shared_estimator(), "knows_device", lambda config: True)
     monkeypatch.setattr(server, "return_freed_memory", lambda: None)
     monkeypatch.setattr(server, "lower_thread_priority", lambda by: True)
+    monkeypatch.setattr(server, "FIRST_PAGE_S", 0.0)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -240,7 +240,7 @@ def test_first_views_are_the_very_views_pages_1_and_3_show_first(page, key, stub
     from studio import server
 
     monkeypatch.setenv("TLS_WARM_UP", "1")
-    server.start_first_views()
+    server.start_first_views(after_s=0)
     warmed = list(STARTED)
     assert len(warmed) == 2 and all(r.method == "pca" and not r.finetuned_id for r in warmed)
     for request in warmed:
@@ -357,5 +357,5 @@ def test_a_server_without_the_warm_up_starts_no_feature_view(stub_worker, monkey
     from studio import server
 
     monkeypatch.setenv("TLS_WARM_UP", "0")
-    server.start_first_views()
+    server.start_first_views(after_s=0)
     assert STARTED == []
