@@ -81,6 +81,13 @@ def parser() -> argparse.ArgumentParser:
         help="with --class-experiment: no question before the runs (by default the teacher asks which level wins, "
         "every student answers, the projector counts, then the answers close and the parts start)",
     )
+    ap.add_argument(
+        "--busy-loops",
+        type=int,
+        default=0,
+        help="busy programs beside the server for the whole class (`while :; do :; done`, started from this "
+        "session, as tools.neighbours' 'same session'; issue 56 item 5)",
+    )
     return ap
 
 
@@ -89,6 +96,18 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the server and browsers
     args = parser().parse_args(argv)
+    from tools.neighbours import start_loops, stop_loops
+
+    loops = start_loops(args.busy_loops, "same")
+    if loops:
+        print(f"{len(loops)} busy loops beside the server (pids {', '.join(str(loop.pid) for loop in loops)})", flush=True)
+    try:
+        return _run(args, argv)
+    finally:
+        stop_loops(loops)
+
+
+def _run(args, argv: list[str] | None) -> int:
     if args.class_experiment:
         from tools.loadtest.experiment import TARGETS, run_experiment
 
