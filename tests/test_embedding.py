@@ -370,7 +370,7 @@ def test_stop_ends_the_view_under_way_at_its_next_layer_and_begins_no_other():
 
 def test_a_process_exits_at_once_while_a_real_view_is_computed():
     """The server's own worker (`shared_spaces`) in a process that exits in the middle of page 1's
-    first view (the server's warm-up starts it): it exits cleanly within seconds of its last line,
+    first view (the server's start starts it): it exits cleanly within seconds of its last line,
     not at the view's end (a pool's thread was joined at exit, to the view's end; a daemon
     thread still in torch at the interpreter's end aborts the process)."""
     import subprocess
@@ -391,4 +391,4 @@ print(fs.shared_spaces().status(request).state, time.time(), flush=True)
     ended = time.time()
     assert out.returncode == 0 and "terminate called" not in out.stderr, out.stderr[-2000:]
     state, last_line = out.stdout.split()
-    assert state == "running" and ended - float(last_line) < 3.0
+    assert state == "running" and ended - float(last_line) < 8.0  # quiet: under 3 s; the pool: 21 s
