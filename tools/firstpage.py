@@ -14,9 +14,9 @@ an st.App that imports the heavy libraries before the server answers, issue 56 i
 
 `--feature-view`: page 1's feature space as the first student sees it, a class's minute after the
 server answered (`--settle`): Chromium opens page 1, reads for 3 s, presses "Show the feature space"
-and waits for the chart. The server's warm-up computes that view (studio.server); the baseline in
-the same call is a server without the warm-up (TLS_WARM_UP=0), whose page starts the view when it
-is opened (the page's prefetch).
+and waits for the chart. The server computes that view from its start (studio.server.start_first_views);
+the baseline in the same call is a server without the warm-up (TLS_WARM_UP=0), whose page starts the
+view when it is opened (the page's prefetch).
 
 Not for: the default demo (tools.demotime) or a class (tools.loadtest).
 """
