@@ -44,14 +44,18 @@ def preload() -> None:
 def _warm_first_page() -> None:
     """What every first page computes and the process keeps, computed before the server answers:
     the default backbone's layer groups (the freeze-depth slider) and page 1's first-layer filters
-    (two models built). About 1.4 s of the first page on the 2-core box (py-spy)."""
+    (two models built). About 1.4 s of the first page on the 2-core box (py-spy). Then page 1's
+    "Try it" panel (the first sample photo: scikit-image's reader, imported on first use; the ImageNet
+    model built and its top 5 for the photo) and the time notes' FLOPs per layer group: about 2.5 s of
+    the first page's script in session 40 (py-spy), which drew page 1's top 5 at 7.0 s, now 5.x s."""
     import logging
 
     from streamlit import delta_generator
 
     from studio.state import DEFAULTS
     from tlcore.lab.experiments import first_layer_filters
-    from tlcore.models import catalog
+    from tlcore.models import catalog, imagenet
+    from tlcore.train import time_estimate
 
     # Streamlit's first element of a process looks for a REPL through inspect.stack(), which reads
     # source files (0.2 s); under `streamlit run` it never warns, so it is marked as done.
@@ -61,5 +65,8 @@ def _warm_first_page() -> None:
         catalog.group_param_counts(DEFAULTS["backbone"])
         first_layer_filters(pretrained=False, backbone=DEFAULTS["backbone"])
         first_layer_filters(pretrained=True, backbone=DEFAULTS["backbone"])
+        time_estimate.group_gflops(DEFAULTS["backbone"], DEFAULTS["image_size"])  # pages 1 and 3's time notes
+        if catalog.backbone(catalog.offline_default()).pretrained_on == "imagenet":  # as image_panels.try_image_panel
+            imagenet.sample_top_ids(catalog.offline_default(), imagenet.SAMPLE_PHOTOS[0].name)
     except Exception:  # noqa: BLE001 -- e.g. the offline weights missing: the page says so when it gets there
         logging.getLogger("tlstudio").info("the first page's models were not built ahead", exc_info=True)

@@ -146,9 +146,9 @@ def _shown(name: str) -> bytes:
     return encoded(_sample_photo(name), "JPEG")
 
 
-def _image_input(key: str) -> tuple[np.ndarray | None, str, bytes | None]:
+def _image_input(key: str) -> tuple[np.ndarray | None, str, bytes | None, str | None]:
     """A sample photo (one click), an uploaded file or the camera: (image, caption, the
-    picture's JPEG bytes when they are kept ready, else None)."""
+    picture's JPEG bytes when they are kept ready, else None, the sample photo's name or None)."""
     sources = ["sample", "upload", "camera"]
     source = (
         st.segmented_control(
@@ -165,14 +165,14 @@ def _image_input(key: str) -> tuple[np.ndarray | None, str, bytes | None]:
             )
             or names[0]
         )
-        return _sample_photo(name), titles[name], _shown(name)
+        return _sample_photo(name), titles[name], _shown(name), name
     if source == "upload":
         file = st.file_uploader(t("try.upload"), type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key=f"{key}:upload")
     else:
         file = st.camera_input(t("try.camera"), key=f"{key}:camera")
     if file is None:
-        return None, "", None
-    return _decode(file.getvalue()), file.name, None
+        return None, "", None, None
+    return _decode(file.getvalue()), file.name, None, None
 
 
 def _ranked(rows: list[tuple[str, float]]) -> None:
@@ -191,7 +191,7 @@ def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",)
     top class, side by side."""
     st.subheader(t("try.title"))
     st.caption(t("try.intro"))
-    image, caption, ready = _image_input(key)  # the picker across the page: every photo's name in view at 1280 px
+    image, caption, ready, sample = _image_input(key)  # the picker across the page: every photo's name in view at 1280 px
     picture_col, before_col, after_col = st.columns([2, 3, 3], gap="medium")
     with picture_col:
         if image is not None:
@@ -208,7 +208,7 @@ def try_image_panel(key: str, *, finetune_slots: tuple[str, ...] = ("finetune",)
             st.info(t("try.no_imagenet"))
         else:
             with st.spinner(t("try.thinking")):
-                top = _imagenet_top(name, image)
+                top = imagenet.sample_top_ids(name, sample) if sample else _imagenet_top(name, image)
             _ranked([(imagenet_title(i), p) for i, p in top])
             st.caption(t("try.before_caption", model=translated(f"backbone.title.{name}", catalog.backbone(name).title)))
     with after_col:

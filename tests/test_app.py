@@ -1046,3 +1046,23 @@ def test_a_run_the_page_sees_going_is_said_to_have_started_and_its_end_is_said()
     assert wait_until_done(at, "finetune") == "done"
     at.run()
     assert "Finished in" in said(at), said(at)
+
+
+def test_the_servers_start_computes_what_page_1s_first_visit_would_wait_for():
+    """studio.preload (app.py, before the server answers) leaves page 1's try-it panel and the time
+    notes nothing to compute: the first photo's top 5 and the default backbone's FLOPs per group
+    (2.5 s of a fresh server's first page script on the 2-core box, session 40)."""
+    import studio
+    from studio.state import DEFAULTS
+    from tlcore.models import catalog, imagenet
+    from tlcore.train import time_estimate
+
+    imagenet.sample_top_ids.cache_clear()
+    time_estimate.group_gflops.cache_clear()
+    studio._warm_first_page()
+    before_top, before_flops = imagenet.sample_top_ids.cache_info(), time_estimate.group_gflops.cache_info()
+    assert before_top.currsize == 1 and before_flops.currsize >= 1
+    imagenet.sample_top_ids(catalog.offline_default(), imagenet.SAMPLE_PHOTOS[0].name)
+    time_estimate.group_gflops(DEFAULTS["backbone"], DEFAULTS["image_size"])
+    assert imagenet.sample_top_ids.cache_info().hits == before_top.hits + 1
+    assert time_estimate.group_gflops.cache_info().hits == before_flops.hits + 1

@@ -49,6 +49,22 @@ def test_the_pretrained_model_recognises_the_unambiguous_real_photos(no_network)
         assert abs(sum(p for _, p in top) - 1) < 0.5 and top[0][1] >= top[-1][1]
 
 
+def test_a_sample_photos_top_5_is_computed_once_per_process(monkeypatch, no_network):
+    """The server computes the first photo's top 5 before it answers (studio.preload); a page then
+    finds it, as every later learner does, without another forward pass."""
+    imagenet.sample_top_ids.cache_clear()
+    photo = imagenet.SAMPLE_PHOTOS[1].name
+    expected = imagenet.top_k_ids(imagenet.imagenet_model("efficientnet_lite0"), imagenet.sample_photo(photo), k=5)
+    calls = []
+    real = imagenet.top_k_ids
+    monkeypatch.setattr(imagenet, "top_k_ids", lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert imagenet.sample_top_ids("efficientnet_lite0", photo) == tuple(expected)
+    assert imagenet.sample_top_ids("efficientnet_lite0", photo) == tuple(expected)
+    assert len(calls) == 1
+    assert imagenet.sample_top_ids("efficientnet_lite0", imagenet.SAMPLE_PHOTOS[0].name) != tuple(expected)
+    assert len(calls) == 2
+
+
 def test_the_registered_input_scaling_is_the_one_the_measurement_picks():
     rows = imagenet.measure_preprocessing("efficientnet_lite0")
     best_gap = min(rows, key=lambda r: r["stem_bn_gap"])
