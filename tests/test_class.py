@@ -100,6 +100,31 @@ def test_teacher_mode_unlocks_with_the_secret_only_and_shows_every_run_by_nickna
     gate.set()
 
 
+def test_the_teachers_list_has_cancel_for_the_runs_going_and_the_next_in_line_and_tables_the_rest(class_file):
+    """A class of 30 waiting drew 30 rows of columns every 3 s (22% of the server's page time in a
+    class experiment): the runs further back and the ended ones are one table each."""
+    class_file(f'[teacher]\nsecret = "{SECRET}"\n')
+    gate = threading.Event()
+    queue = JobQueue.started(stoppable(gate))
+    from tlcore.train.config import RunConfig
+
+    jobs = [queue.submit(RunConfig(), f"learner-{i}") for i in range(10)]
+    assert wait_for(lambda: queue.get(jobs[0], "learner-0").state == "running", timeout=10)
+    assert queue.cancel_any(jobs[9]) and queue.cancel_any(jobs[8])  # two ended runs
+    at = page("pages/6_class.py", queue=queue, owner="teacher-id")
+    unlock(at, SECRET)
+    ok(at)
+    with_cancel = [b.key.split(":", 1)[1] for b in at.button if b.key and b.key.startswith("cancel:")]
+    assert with_cancel == jobs[: 1 + teacher.NEXT_WITH_CANCEL]  # the run going and the next 5 in line
+    tables = [m.value for m in at.markdown if m.value.startswith("| Who | State | Run | Time |")]
+    further, ended = tables
+    assert [nickname(f"learner-{i}") in further for i in range(10)] == [False] * 6 + [True] * 2 + [False] * 2
+    assert "waiting (6)" in further and "waiting (7)" in further
+    assert all(nickname(f"learner-{i}") in ended for i in (8, 9)) and ended.count("stopped · by the teacher") == 2
+    assert any("2 more waiting further back" in c.value for c in at.caption)
+    gate.set()
+
+
 def test_wrong_secrets_are_rate_limited_whatever_cookie_they_come_with(class_file):
     """A script makes a new cookie (learner id) for every guess: the count is per address and
     per server, so the new cookies wait as the old one does."""
