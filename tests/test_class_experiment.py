@@ -637,3 +637,66 @@ def test_a_part_whose_run_a_restart_cut_tells_its_learner_why_and_starts_again(c
     assert room.latest().cells[part.cell].failed == ""
     learner.run()
     assert not [w for w in learner.warning if "restarted" in w.value]
+
+
+@pytest.mark.fast
+def test_a_copy_of_the_experiment_is_whole_and_shares_nothing_that_can_change():
+    """Experiment, Cell and CellResult copy themselves (the pulse copies the experiment on every poll):
+    every field as copy.deepcopy's walk would make it, and no list or dict shared with the class's own."""
+    import copy
+    import dataclasses
+
+    from tlcore.serve.classroom.design import CellResult, Experiment
+
+    cells = make_cells(3, range(2))
+    for i, cell in enumerate(cells):  # every field away from its default
+        cell.learner, cell.job, cell.failed, cell.round = f"learner-{i}", f"job-{i}", "out of memory", 2
+        cell.result = CellResult(0.5 + i / 100, [0.3, 0.5], {"stage4": 1.5}, ["stem"], 3.2, f"otter {i}", i + 1, True)
+    exp = Experiment("exp-1", "lr", [1e-4, 1e-3, 1e-2], [1, 2], RunConfig().to_dict(), cells, 100.0, 200.0)
+    for field in (*dataclasses.fields(Experiment), *dataclasses.fields(cells[0]), *dataclasses.fields(cells[0].result)):
+        owner = (
+            exp
+            if field in dataclasses.fields(Experiment)
+            else cells[0]
+            if field in dataclasses.fields(cells[0])
+            else cells[0].result
+        )
+        if field.default is not dataclasses.MISSING:  # a field added later with a default is covered here too
+            assert getattr(owner, field.name) != field.default, field.name
+    twin = copy.deepcopy(exp)
+    assert dataclasses.asdict(twin) == dataclasses.asdict(exp)
+    twin.levels.append(1.0)
+    twin.seeds.append(9)
+    twin.base["lr"] = 9.0
+    twin.cells[0].learner = "someone else"
+    twin.cells[0].result.accs.append(0.9)
+    twin.cells[0].result.grads["head"] = 2.0
+    twin.cells[0].result.frozen.append("stage1")
+    twin.cells.pop()
+    assert exp.levels == [1e-4, 1e-3, 1e-2] and exp.seeds == [1, 2] and exp.base["lr"] != 9.0 and len(exp.cells) == 6
+    assert cells[0].learner == "learner-0" and cells[0].result.accs == [0.3, 0.5]
+    assert cells[0].result.grads == {"stage4": 1.5} and cells[0].result.frozen == ["stem"]
+
+
+@pytest.mark.fast
+def test_a_copy_of_a_question_is_whole_and_shares_no_answer():
+    import copy
+    import dataclasses
+
+    from tlcore.serve.classroom.questions import Answer, Question
+
+    q = Question("q-1", "own", ["0", "1"], ["cats", "dogs"], "Which?", "exp-1", 2,
+                 [{"a": Answer("0", 40.0, 2, 5.0)}, {"b": Answer("1", None, 1, 6.0)}], False, True, 7.0, "1",
+                 {"acc": 0.5})  # fmt: skip
+    for field in dataclasses.fields(Question):  # every field away from its default
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        assert getattr(q, field.name) != default, field.name
+    twin = copy.deepcopy(q)
+    assert dataclasses.asdict(twin) == dataclasses.asdict(q)
+    twin.votes[0]["a"].choice = "1"
+    twin.votes[-1]["c"] = Answer("0")
+    twin.choices.append("2")
+    twin.labels.append("birds")
+    twin.outcome["acc"] = 0.9
+    assert q.votes[0]["a"].choice == "0" and "c" not in q.votes[-1]
+    assert q.choices == ["0", "1"] and q.labels == ["cats", "dogs"] and q.outcome == {"acc": 0.5}

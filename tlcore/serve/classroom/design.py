@@ -12,6 +12,7 @@ the lock (tlcore.serve.classroom.state).
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -104,6 +105,10 @@ class CellResult:
     number: int  # the learner's number in the class (shown when names are hidden)
     reused: bool = False  # filled from an identical finished cell, not trained again
 
+    def __deepcopy__(self, memo: dict) -> CellResult:  # what copy.deepcopy makes of its fields, without its walk
+        return CellResult(self.acc, list(self.accs), dict(self.grads), list(self.frozen), self.seconds, self.nickname,
+                          self.number, self.reused)  # fmt: skip
+
 
 @dataclass
 class Cell:
@@ -114,6 +119,10 @@ class Cell:
     result: CellResult | None = None
     failed: str = ""  # the last run's failure, in words (the cell is open again)
     round: int = 1  # 1, 2, ...: "Run it again" adds a round of new seeds
+
+    def __deepcopy__(self, memo: dict) -> Cell:
+        result = self.result.__deepcopy__(memo) if self.result is not None else None
+        return Cell(self.level, self.seed, self.learner, self.job, result, self.failed, self.round)
 
     @property
     def done(self) -> bool:
@@ -130,6 +139,14 @@ class Experiment:
     cells: list[Cell]
     started: float  # wall clock
     stopped: float | None = None
+
+    def __deepcopy__(self, memo: dict) -> Experiment:
+        """A copy safe to read anywhere, as copy.deepcopy's walk made it: the class's pulse copies the
+        experiment on every learner's poll (its walk over 30 cells was 5% of the server's time held in a
+        class experiment, py-spy, session 40)."""
+        return Experiment(self.id, self.factor, copy.deepcopy(self.levels, memo), list(self.seeds),
+                          copy.deepcopy(self.base, memo), [c.__deepcopy__(memo) for c in self.cells], self.started,
+                          self.stopped)  # fmt: skip
 
     @property
     def running(self) -> bool:

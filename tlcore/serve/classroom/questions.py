@@ -65,6 +65,9 @@ class Answer:
     confidence: int = 0  # CONFIDENCE
     at: float = 0.0  # wall clock of the last change
 
+    def __deepcopy__(self, memo: dict) -> Answer:  # (every field a scalar)
+        return Answer(self.choice, self.number, self.confidence, self.at)
+
 
 @dataclass
 class Question:
@@ -81,6 +84,13 @@ class Question:
     asked: float = 0.0
     answer: str = ""  # "claim": the claim's answer; "own": the teacher's right choice if they gave one
     outcome: dict[str, float] = field(default_factory=dict)  # DEMO_KINDS: "race": strategy -> accuracy; "demo": {"acc": ...}
+
+    def __deepcopy__(self, memo: dict) -> Question:
+        """What copy.deepcopy's walk made, without the walk: every learner's pulse copies the question
+        with the class's answers (tlcore.serve.classroom.asking)."""
+        votes = [{key: answer.__deepcopy__(memo) for key, answer in vote.items()} for vote in self.votes]
+        return Question(self.id, self.kind, list(self.choices), list(self.labels), self.text, self.experiment, self.level,
+                        votes, self.open, self.revealed, self.asked, self.answer, dict(self.outcome))  # fmt: skip
 
     @property
     def vote(self) -> int:
