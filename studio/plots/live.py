@@ -204,8 +204,10 @@ def live_race(runs: Mapping[str, HistorySnapshot], metric: str = "val/acc", t: T
     return _line_chart(f"race_{kind}", points, titles, lines, axis, t("plot.waiting_epoch"), percent=accuracy, guide=guide)
 
 
-def _viridis(fraction: float) -> str:
-    return sample_colorscale("Viridis", [min(1.0, max(0.0, fraction))])[0]
+def _viridis(fractions: list[float]) -> list[str]:
+    """Plotly's Viridis at each fraction, in one call: plotly looks the scale up by name on each call
+    (a class experiment's live panel spent most of its time there, one call per cell, py-spy)."""
+    return sample_colorscale("Viridis", [min(1.0, max(0.0, f)) for f in fractions]) if fractions else []
 
 
 def live_heatmap(snapshot: HistorySnapshot, t: Translate = _english) -> str:
@@ -219,12 +221,14 @@ def live_heatmap(snapshot: HistorySnapshot, t: Translate = _english) -> str:
     if high - low < 1e-9:
         low, high = low - 0.5, high + 0.5
     rows = len(names)
+    drawn = [v for row in z for _, v in zip(steps, row, strict=False) if v is not None]  # the cells below, in order
+    colours = iter(_viridis([(v - low) / (high - low) for v in drawn]))
     cells = []
     for r, row in enumerate(z):  # row 0 (the shallowest group) at the bottom
         y = rows - 1 - r
         previous = 0
         for step, v in zip(steps, row, strict=False):
-            colour = _GREY if v is None else _viridis((v - low) / (high - low))
+            colour = _GREY if v is None else next(colours)
             cells.append(f'<rect x="{previous}" y="{y}" width="{step - previous}" height="1" fill="{colour}"/>')
             previous = step
     frozen = t("plot.frozen")
