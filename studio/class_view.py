@@ -360,6 +360,7 @@ def fixed_text(exp: Experiment) -> str:
 def rows(exp: Experiment, name_of: Callable[[str | None], str]) -> list[dict[str, Any]]:
     """Every cell as a row: what it ran, who filled it (as the projector names them), its results."""
     out = []
+    fixed = {f"fixed_{key}": exp.base.get(key) for key, _label, _value in fixed_settings(exp)}  # the same for every cell
     for i, cell in enumerate(exp.cells):
         r = cell.result
         out.append(
@@ -376,7 +377,7 @@ def rows(exp: Experiment, name_of: Callable[[str | None], str]) -> list[dict[str
                 "val_acc_per_epoch": " ".join(f"{a:.4f}" for a in r.accs) if r else "",
                 "seconds": round(r.seconds, 2) if r else None,
                 "reused": r.reused if r else None,
-                **{f"fixed_{key}": exp.base.get(key) for key, _label, _value in fixed_settings(exp)},
+                **fixed,
             }
         )
     return out
