@@ -47,7 +47,8 @@ def _warm_first_page() -> None:
     (two models built). About 1.4 s of the first page on the 2-core box (py-spy). Then page 1's
     "Try it" panel (the first sample photo: scikit-image's reader, imported on first use; the ImageNet
     model built and its top 5 for the photo) and the time notes' FLOPs per layer group: about 2.5 s of
-    the first page's script in session 40 (py-spy), which drew page 1's top 5 at 7.0 s, now 5.x s."""
+    the first page's script (py-spy, session 40); page 1 whole 6.50 -> 5.85 s after the server answers,
+    which it does about 1.4 s later (tools.firstpage)."""
     import logging
 
     from streamlit import delta_generator
