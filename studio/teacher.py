@@ -443,8 +443,7 @@ def _run_row(row: JobSummary) -> None:
     cols[1].markdown(state)
     cols[2].caption(what)
     cols[3].markdown(took)
-    if row.active:
-        cols[4].button(t("class.cancel"), key=f"cancel:{row.id}", on_click=callback(job_queue().cancel_any), args=(row.id,))
+    cols[4].button(t("class.cancel"), key=f"cancel:{row.id}", on_click=callback(job_queue().cancel_any), args=(row.id,))
 
 
 def _runs_table(rows: list[JobSummary]) -> None:

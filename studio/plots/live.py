@@ -221,16 +221,15 @@ def live_heatmap(snapshot: HistorySnapshot, t: Translate = _english) -> str:
     if high - low < 1e-9:
         low, high = low - 0.5, high + 0.5
     rows = len(names)
-    drawn = [v for row in z for _, v in zip(steps, row, strict=False) if v is not None]  # the cells below, in order
-    colours = iter(_viridis([(v - low) / (high - low) for v in drawn]))
-    cells = []
-    for r, row in enumerate(z):  # row 0 (the shallowest group) at the bottom
-        y = rows - 1 - r
-        previous = 0
-        for step, v in zip(steps, row, strict=False):
-            colour = _GREY if v is None else next(colours)
-            cells.append(f'<rect x="{previous}" y="{y}" width="{step - previous}" height="1" fill="{colour}"/>')
-            previous = step
+    spans = []  # (x, y, width, value) of every cell; row 0 (the shallowest group) at the bottom
+    for r, row in enumerate(z):
+        starts = [0, *steps]
+        spans += [(x, rows - 1 - r, step - x, v) for x, step, v in zip(starts, steps, row, strict=False)]
+    colours = iter(_viridis([(v - low) / (high - low) for *_, v in spans if v is not None]))
+    cells = [
+        f'<rect x="{x}" y="{y}" width="{width}" height="1" fill="{_GREY if v is None else next(colours)}"/>'
+        for x, y, width, v in spans
+    ]
     frozen = t("plot.frozen")
     notes = "".join(
         f'<div class="tls-live-frozen" style="top:{100 * (rows - 1 - r + 0.5) / rows:.2f}%">{html.escape(frozen)}</div>'
