@@ -604,10 +604,14 @@ def export_buttons() -> None:
     exp = room.latest()
     if exp is None:
         return
+    # The two CSVs are made with the page (milliseconds; the same text keeps the same file id): a deferred
+    # file's id changes with every page run, and a click landing while the page redraws (a class's
+    # teacher page redraws often) found the old id gone, "Failed to generate file for download" (CI,
+    # session 40). The HTML holds plotly's script (megabytes) and stays made on the click.
     csv_col, html_col = st.columns(2)
     csv_col.download_button(
         t("class.export.csv"),
-        data=lambda: class_view.to_csv(class_view.rows(class_room().latest() or exp, class_room().shown_name)),
+        data=class_view.to_csv(class_view.rows(exp, room.shown_name)),
         file_name=f"class-{exp.id}.csv",
         mime="text/csv",
         key="class_csv",
@@ -616,7 +620,7 @@ def export_buttons() -> None:
     )
     st.download_button(
         t("class.export.answers"),
-        data=predictions.answers_csv,
+        data=predictions.answers_csv(room),
         file_name=f"class-{exp.id}-answers.csv",
         mime="text/csv",
         key="class_answers_csv",

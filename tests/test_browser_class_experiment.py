@@ -251,8 +251,9 @@ def run_class(url, browser, teacher, learners):
     teacher.get_by_role("button", name=re.compile("Run it again")).click()
     teacher.get_by_text("Round 2 added").first.wait_for()
     teacher.get_by_text("3 of 6").first.wait_for(timeout=within(15) * 1000)
-    # The exports: every round and the fixed settings in the CSV; the HTML with its table and claim.
-    with teacher.expect_download() as got:
+    # The exports: every round and the fixed settings in the CSV (the file the page drew: its run ends first).
+    wait_idle(teacher)
+    with teacher.expect_download(timeout=within(30) * 1000) as got:
         teacher.get_by_role("button", name="Every run (CSV)").click()
     text = open(got.value.path(), encoding="utf-8").read()
     header = text.splitlines()[0]

@@ -67,7 +67,7 @@ def test_the_teacher_sees_a_roster_and_every_class_run_by_nickname(class_app):
     assert not any("student-" in m for m in names)
 
 
-def test_run_it_again_adds_a_round_and_both_exports_keep_every_round_and_the_fixed_settings(class_app):
+def test_run_it_again_adds_a_round_and_both_exports_keep_every_round_and_the_fixed_settings(class_app, monkeypatch):
     from studio import class_view
 
     room, _, _, as_teacher = class_app
@@ -86,6 +86,37 @@ def test_run_it_again_adds_a_round_and_both_exports_keep_every_round_and_the_fix
     page = class_view.to_html(again, None, room.shown_name)
     assert "Does the learning rate change accuracy more than the seed does?" in page
     assert "<table>" in page and "Epochs: 3" in page and "with only 3 epochs" in page
+    # The CSV button's file is made with the page: its rows are the page's, and a page run that changes
+    # nothing keeps its address (a deferred file's id changed with every run: a click while the
+    # teacher's page redrew found it gone, CI of session 40).
+    made = files_made(monkeypatch)
+    teacher.run()
+    shown = csv_button(teacher)
+    assert [r["round"] for r in csv.DictReader(io.StringIO(made[shown]))] == ["1", "1", "1", "2", "2", "2"]
+    assert csv_button(teacher.run()) == shown
+
+
+def files_made(monkeypatch) -> dict[str, str]:
+    """Every file AppTest's media store is given from here on, by its address's name."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    made: dict[str, str] = {}
+    keep = MemoryMediaFileStorage.load_and_get_id
+
+    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+        file_id = keep(self, path_or_data, mimetype, kind, filename)
+        made[file_id] = path_or_data.decode("utf-8") if isinstance(path_or_data, bytes) else str(path_or_data)
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    return made
+
+
+def csv_button(at) -> str:
+    """The file id behind the teacher's "Every run (CSV)" as the page drew it."""
+    (button,) = [e.proto for e in at.get("download_button") if e.proto.label == "Every run (CSV)"]
+    assert button.url and not button.deferred_file_id, button  # made with the page, not on the click
+    return button.url.rsplit("/", 1)[1].split(".")[0]
 
 
 def test_a_learners_part_says_what_a_seed_is_and_what_the_class_asks(class_app):
