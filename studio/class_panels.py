@@ -26,7 +26,7 @@ from studio.job_panel import is_running, job_panel, paused_for_me, submit
 from studio.learner import network_address, owner
 from studio.plots import ChartText
 from studio.results import chart_text, table_html
-from studio.server import class_room, hold_class_jobs, job_queue, read_job
+from studio.server import class_room, class_timer_s, hold_class_jobs, job_queue, read_job
 from studio.state import DEFAULTS, callback, job_id
 from tlcore.core.messages import LearnerError
 from tlcore.serve import classroom
@@ -141,10 +141,11 @@ def joined() -> bool:
 
 def pace() -> float:
     """How often a joined learner's pulse runs: FAST_PULSE_S while the class predicts (a question
-    open, or an experiment whose parts have not started: the teacher is about to ask), else PULSE_S.
+    open, or an experiment whose parts have not started: the teacher is about to ask), else PULSE_S
+    (stretched while other programs keep a core busy: studio.server.class_timer_s).
     Read when the page is drawn (a fragment's timer is set then): a change of pace waits for the
     learner's next page run and never causes one (30 pages at once would be the very stall it saves)."""
-    return FAST_PULSE_S if class_room().predicting() else PULSE_S
+    return FAST_PULSE_S if class_room().predicting() else class_timer_s(PULSE_S)
 
 
 def pulse() -> None:
@@ -358,7 +359,7 @@ def projected(*, mine: bool = False) -> None:
     exp = class_room().latest()
     live = exp is not None and exp.running and not mine
 
-    @st.fragment(run_every=VIEW_S if live else None)
+    @st.fragment(run_every=class_timer_s(VIEW_S) if live else None)
     def view() -> None:
         room = class_room()
         if not mine:

@@ -15,7 +15,7 @@ from studio import class_view
 from studio.feedback import held_messages, replay_messages, say
 from studio.i18n import as_text, t
 from studio.results import table_html
-from studio.server import class_room
+from studio.server import class_room, class_timer_s
 from studio.state import callback
 from tlcore.serve.classroom import Experiment, RosterRow
 
@@ -36,8 +36,12 @@ def _lock_changed() -> None:
     class_room().set_locked(bool(st.session_state.get("class_lock")))
 
 
-@st.fragment(run_every=VIEW_S)
 def joined_count() -> None:
+    """The count and the roster, redrawn every VIEW_S (class_timer_s)."""
+    st.fragment(_count_and_roster, run_every=class_timer_s(VIEW_S))()
+
+
+def _count_and_roster() -> None:
     """The count, and the roster: who joined, here now or not, their part and their run's state."""
     room = class_room()
     joined, here = room.count()

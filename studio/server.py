@@ -51,6 +51,22 @@ def job_queue() -> JobQueue:
     return jobs.shared_queue(_start_server_queue)
 
 
+# The class's timers (a learner's pulse, the teacher's count, runs and projected view, the projector) run
+# three times slower while other programs keep a whole core busy. Beside two busy loops a class
+# of 30 cells did not finish in 25 minutes on a 2-core box: each cell trained 5.3x its quiet time,
+# its one torch thread sharing the cores with the loops and the class's page scripts (about 10 a
+# second, each holding the interpreter while the loops held the cores). Read when a page is drawn:
+# a timer keeps its pace until its page's next run (docs/class-load.md, session 41). ($TLS_BUSY_STRETCH, 3)
+
+
+def class_timer_s(every_s: float) -> float:
+    """A class timer's period for a page drawn now: `every_s`, or $TLS_BUSY_STRETCH times it while other
+    programs keep a core busy (tlcore.serve.cores.BusyElsewhere, the queue's reading)."""
+    if job_queue().elsewhere.cores() < 1.0:
+        return every_s
+    return every_s * max(1.0, settings.get("TLS_BUSY_STRETCH"))
+
+
 def class_room() -> classroom.Classroom:
     """The server's one class (tlcore.serve.classroom.shared)."""
     return classroom.shared(size=class_limits.load().class_size)

@@ -39,7 +39,7 @@ from studio.choices import CHOICES, _valid, holds
 from studio.feedback import held_messages, say
 from studio.i18n import duration, t, translated
 from studio.learner import owner, session_id
-from studio.server import class_room, job_queue
+from studio.server import class_room, class_timer_s, job_queue
 from studio.state import DEFAULTS, callback
 from tlcore.core import settings
 from tlcore.core.messages import LearnerError
@@ -366,7 +366,7 @@ def class_runs() -> None:
     # drawn when nothing ran once said "No runs yet" after the class's three runs had finished.
     live = any(row.active for row in job_queue().list_all()) or class_room().count()[0] > 0
 
-    @st.fragment(run_every=REFRESH_S if live else None)
+    @st.fragment(run_every=class_timer_s(REFRESH_S) if live else None)
     def runs() -> None:
         rows = job_queue().list_all()
         if live and not any(row.active for row in rows) and class_room().count()[0] == 0:

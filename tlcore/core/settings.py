@@ -64,6 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TLS_WARM_UP", bool, "1", "0: no head start (the default demo's first Start pays its data and features; pages 1 and 3's first feature views are computed when first asked)", "studio.server"),
     Setting("TLS_WORKER_NICE", int, "10", "the training threads' nice while no other program keeps a core busy (pages are answered first)", "studio.server"),
     Setting("TLS_TRAIN_IN_PROCESS", bool, "0", "1: a CPU server trains each run in a worker process", "tlcore.serve"),
+    Setting("TLS_BUSY_STRETCH", float, "3", "while other programs keep a core busy, the class's timers run this many times slower (1: never)", "studio.server"),
     Setting("TLS_SWITCH_INTERVAL_MS", float, "1", "a thread waiting for the interpreter gets it after this long (0: Python's 5)", "studio.server"),
     Setting("TLS_PROCESS_CANCEL_AFTER_S", float, "20", "a worker process that ignores Stop this long is killed", "tlcore.serve.process_jobs"),
     Setting("TLS_PROCESS_IDLE_S", float, "120", "an extra worker process without a run this long ends", "tlcore.serve.process_jobs"),
