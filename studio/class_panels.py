@@ -141,11 +141,17 @@ def joined() -> bool:
 
 def pace() -> float:
     """How often a joined learner's pulse runs: FAST_PULSE_S while the class predicts (a question
-    open, or an experiment whose parts have not started: the teacher is about to ask), else PULSE_S
-    (stretched while other programs keep a core busy: studio.server.class_timer_s).
+    open, or an experiment whose parts have not started: the teacher is about to ask), else PULSE_S;
+    while the class trains (an experiment with parts to fill) beside programs that keep a core busy,
+    slower (studio.server.class_timer_s). Before an experiment nothing is stretched: the class waits
+    for the teacher, whose start or question lands within PULSE_S (stretched: 8.5 s, session 41).
     Read when the page is drawn (a fragment's timer is set then): a change of pace waits for the
     learner's next page run and never causes one (30 pages at once would be the very stall it saves)."""
-    return FAST_PULSE_S if class_room().predicting() else class_timer_s(PULSE_S)
+    room = class_room()
+    if room.predicting():
+        return FAST_PULSE_S
+    exp = room.latest()
+    return class_timer_s(PULSE_S) if exp is not None and exp.running else PULSE_S
 
 
 def pulse() -> None:
@@ -359,7 +365,7 @@ def projected(*, mine: bool = False) -> None:
     exp = class_room().latest()
     live = exp is not None and exp.running and not mine
 
-    @st.fragment(run_every=class_timer_s(VIEW_S) if live else None)
+    @st.fragment(run_every=VIEW_S if live else None)
     def view() -> None:
         room = class_room()
         if not mine:

@@ -22,7 +22,7 @@ import streamlit as st
 from studio import class_view, predictions
 from studio.hosts import public_root
 from studio.i18n import current_lang, t
-from studio.server import class_room, class_timer_s, read_job
+from studio.server import class_room, read_job
 
 VIEW_S = 2.0  # the projector redraws this often
 CHART_PX = class_view.PROJECTOR_PX  # the result chart's height on the projector: fits 720 px high with the question above it
@@ -91,9 +91,10 @@ def page() -> None:
         st.warning(t("class.projector.bad_key"))
         return
     st.html(CODE_CSS + PROJECTOR_CSS)
-    st.fragment(view, run_every=class_timer_s(VIEW_S))()
+    view()
 
 
+@st.fragment(run_every=VIEW_S)
 def view() -> None:
     room = class_room()
     room.collect(read_job)

@@ -51,8 +51,9 @@ def job_queue() -> JobQueue:
     return jobs.shared_queue(_start_server_queue)
 
 
-# The class's timers (a learner's pulse, the teacher's count, runs and projected view, the projector) run
-# three times slower while other programs keep a whole core busy. Beside two busy loops a class
+# Some of the class's timers run three times slower while other programs keep a whole core busy: a
+# learner's pulse while the class trains (studio.class_panels.pace) and the teacher's roster and list of
+# runs; what the class watches (the projector, the teacher's projected view) keeps its pace. Beside two busy loops a class
 # of 30 cells did not finish in 25 minutes on a 2-core box: each cell trained 5.3x its quiet time,
 # its one torch thread sharing the cores with the loops and the class's page scripts (about 10 a
 # second, each holding the interpreter while the loops held the cores). Read when a page is drawn:
