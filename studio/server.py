@@ -53,11 +53,12 @@ def job_queue() -> JobQueue:
 
 # Some of the class's timers run three times slower while other programs keep a whole core busy: a
 # learner's pulse while the class trains (studio.class_panels.pace) and the teacher's roster and list of
-# runs; what the class watches (the projector, the teacher's projected view) keeps its pace. Beside two busy loops a class
-# of 30 cells did not finish in 25 minutes on a 2-core box: each cell trained 5.3x its quiet time,
-# its one torch thread sharing the cores with the loops and the class's page scripts (about 10 a
-# second, each holding the interpreter while the loops held the cores). Read when a page is drawn:
-# a timer keeps its pace until its page's next run (docs/class-load.md, session 41). ($TLS_BUSY_STRETCH, 3)
+# runs; what the class watches (the projector, the teacher's projected view) keeps its pace. Beside two
+# busy loops a cell's one torch thread shares the cores with the loops and the class's page scripts
+# (30 pulses: 10 script runs a second, each holding the interpreter while the loops hold the cores).
+# A class of 30 cells beside two loops, 2-core box: 284-288 s with every timer at its pace, 247-250 s
+# so (docs/class-load.md, session 41). Read when a page is drawn: a timer keeps its pace until its
+# page's next run. ($TLS_BUSY_STRETCH, 3)
 
 
 def class_timer_s(every_s: float) -> float:
