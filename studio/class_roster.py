@@ -13,7 +13,7 @@ import streamlit as st
 
 from studio import class_view
 from studio.feedback import held_messages, replay_messages, say
-from studio.i18n import as_text, t
+from studio.i18n import as_text, relabelled, t
 from studio.results import table_html
 from studio.server import class_room, class_timer_s
 from studio.state import callback
@@ -70,7 +70,7 @@ def _count_and_roster() -> None:
             open_parts = [i for i, c in enumerate(exp.cells) if not c.done] if exp is not None and exp.running else []
             if open_parts:
                 part, give = st.columns([2, 1], vertical_alignment="bottom")
-                index = part.selectbox(t("class.roster.give_which"), open_parts, key="class_give_part",
+                index = part.selectbox(t("class.roster.give_which"), open_parts, key=relabelled("class_give_part", open_parts),
                                        format_func=lambda i: _part_words(exp, i))  # fmt: skip
                 give.button(t("class.roster.give", name=as_text(members[chosen].nickname)), key="class_give", on_click=_give,
                             args=(index, chosen), icon=":material/swap_horiz:")  # fmt: skip

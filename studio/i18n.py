@@ -27,6 +27,20 @@ DEFAULT_LANG = "en"
 _SECTION = re.compile(r"^## (?P<title>.+?)\s*\{#(?P<key>[\w-]+)\}\s*$", re.MULTILINE)
 
 
+def relabelled(key: str, options) -> str:
+    """`key`, for a selectbox whose option labels are in the page's language. After a language switch the
+    box's value is given back before it is drawn, so the box shows it in the new language: Streamlit's
+    selectbox keeps showing the label its value had when it was chosen (a teacher's Class page in Korean
+    showed the English question, session 41), unless the page sets its value. Only after a switch: a
+    value set by the page is sent to the browser again, on every run of a timer fragment too."""
+    seen = f"_lang_of:{key}"
+    lang = current_lang()
+    if st.session_state.get(seen, lang) != lang and st.session_state.get(key) in options:
+        st.session_state[key] = st.session_state[key]
+    st.session_state[seen] = lang
+    return key
+
+
 def current_lang() -> str:
     """The session's language; the URL wins on first load (a shared ?lang=ko link), then the
     language this learner last used (a new tab or a typed address without ?lang)."""

@@ -22,7 +22,7 @@ import streamlit as st
 
 from studio import class_view
 from studio.feedback import announce, held_messages, replay_messages, say
-from studio.i18n import as_text, t, translated
+from studio.i18n import as_text, relabelled, t, translated
 from studio.learner import owner
 from studio.plots import _layout, group_label
 from studio.server import class_room, job_queue
@@ -273,7 +273,8 @@ def teacher_panel() -> None:
         cols[i].button(t(f"class.ask.{kind}.button"), key=f"ask_{kind}", on_click=_ask, args=(kind,),
                        disabled=exp is None, use_container_width=True)  # fmt: skip
     if exp is not None:
-        st.selectbox(t("class.ask.accuracy.which"), list(range(len(exp.levels))), key="ask_level",
+        levels = list(range(len(exp.levels)))
+        st.selectbox(t("class.ask.accuracy.which"), levels, key=relabelled("ask_level", levels),
                      format_func=lambda i: class_view.level_label(exp.factor, exp.levels[i]))  # fmt: skip
     st.caption(t("class.ask.demo_help"))
     demo = st.columns(2)
@@ -282,7 +283,9 @@ def teacher_panel() -> None:
     claims = [c for c, spec in classroom.questions.BANK.items() if exp is None or exp.factor in spec["factors"]]
     if claims:
         bank, go_ = st.columns([3, 1], vertical_alignment="bottom")
-        bank.selectbox(t("class.ask.bank"), claims, key="ask_claim", format_func=lambda c: t(f"class.bank.{c}.q"))
+        bank.selectbox(
+            t("class.ask.bank"), claims, key=relabelled("ask_claim", claims), format_func=lambda c: t(f"class.bank.{c}.q")
+        )
         go_.button(t("class.ask.ask"), key="ask_claim_go", on_click=_ask, args=("claim",))
     with st.expander(t("class.ask.own_heading")), st.form("ask_own", border=False):
         st.text_input(t("class.ask.own_text"), key="ask_own_text", max_chars=classroom.questions.MAX_TEXT)

@@ -270,6 +270,9 @@ def run_class(url, browser, teacher, learners):
     teacher.get_by_text("한국어", exact=True).click()
     teacher.get_by_role("link", name="프로젝터 화면 열기").wait_for()
     wait_idle(teacher)
+    # The question box shows its claim in Korean too (Streamlit's selectbox kept the English label: session 41)
+    claim = teacher.locator('.st-key-ask_claim input[role="combobox"]').input_value()
+    assert "학습률" in claim and "learning rate" not in claim, claim
     assert failing_nodes_everywhere(teacher) == []
     teacher.screenshot(path=str(ARTIFACTS / "class_walk_teacher_ko.png"), full_page=True)
     projector.close()

@@ -179,3 +179,22 @@ def test_a_fine_tune_on_the_projector_is_predicted_with_a_slider_and_revealed_ag
     learner.run()
     said = " ".join(i.value for i in learner.info)
     assert "You predicted 60%; the run reached 75.0%, 15.0 points from your prediction." in said, said
+
+
+def test_the_teachers_chosen_question_is_shown_in_korean_after_a_language_switch(class_app):
+    """Streamlit's selectbox shows the label its value had when chosen: after a switch to Korean the
+    teacher's Class page showed the English question (Chromium, session 41). The page gives the value back
+    once after a switch (set_value: the browser then shows it in the new labels), not on other runs."""
+    from tlcore.serve.classroom import questions
+
+    teacher = class_app[3]()  # no experiment yet: every claim of the bank is offered
+    claims = list(questions.BANK)
+    english = teacher.selectbox(key="ask_claim").options
+    teacher.selectbox(key="ask_claim").set_value(claims[1]).run()
+    assert not teacher.selectbox(key="ask_claim").proto.set_value
+    teacher.radio(key="w:lang").set_value("ko").run()
+    box = teacher.selectbox(key="ask_claim")
+    assert box.value == claims[1] and box.proto.set_value, box.proto  # given back once, in the new labels
+    assert box.options[1] != english[1] and box.options[1].endswith("?"), box.options  # (Korean labels now)
+    # (AppTest formats a box's value in English outside the page's run, so no run after the switch here;
+    # tests/test_browser_class_experiment.py reads the Korean question off the teacher's page in Chromium)
