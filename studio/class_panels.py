@@ -144,7 +144,8 @@ def pace() -> float:
     open, or an experiment whose parts have not started: the teacher is about to ask), else PULSE_S;
     while the class trains (an experiment with parts to fill) beside programs that keep a core busy,
     slower (studio.server.class_timer_s). Before an experiment nothing is stretched: the class waits
-    for the teacher, whose start or question lands within PULSE_S (stretched: 8.5 s, session 41).
+    for the teacher, whose start or question lands within PULSE_S (a pulse stretched then let the
+    question reach the students 8.5 s after it was asked, session 41).
     Read when the page is drawn (a fragment's timer is set then): a change of pace waits for the
     learner's next page run and never causes one (30 pages at once would be the very stall it saves)."""
     room = class_room()
