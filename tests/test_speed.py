@@ -8,11 +8,12 @@ import time
 
 import pytest
 import torch
+from timm.layers import Conv2dSame
 
 from tlcore.data import datasets
 from tlcore.models import catalog
 from tlcore.serve import machine
-from tlcore.train import forgetting, image_batches, strategies, trainer
+from tlcore.train import forgetting, image_batches, precision, strategies, trainer
 from tlcore.train.config import RunConfig
 from tlcore.train.precision import autocast_for
 
@@ -126,8 +127,8 @@ def test_lite0_trains_its_5x5_depthwise_layers_with_the_same_gradients_and_answe
     assert len(fast) == 9  # Lite0's 5x5 depthwise layers: stage 3 (2), stage 5 (3), stage 6 (4)
     plain = copy.deepcopy(model)
     for m in plain.modules():
-        if type(m) in (depthwise.FastConv2d, depthwise.FastConv2dSame):
-            m.__class__ = type(m).__mro__[1]
+        if isinstance(m, depthwise.Fp32Conv2d):  # PyTorch's and timm's own classes again
+            m.__class__ = Conv2dSame if isinstance(m, Conv2dSame) else torch.nn.Conv2d
     x = images(4, size=64)
     outs = []
     for net in (model, plain):
@@ -138,6 +139,52 @@ def test_lite0_trains_its_5x5_depthwise_layers_with_the_same_gradients_and_answe
     for (name, a), b in zip(model.named_parameters(), plain.parameters()):
         assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-5), name
     assert list(model.state_dict()) == list(plain.state_dict())  # the same names: checkpoints load as before
+
+
+def test_lite0_trains_in_bf16_around_fp32_depthwise_layers_and_other_depthwise_nets_stay_fp32(monkeypatch):
+    from tlcore.models import depthwise
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = lite0(size=64).train()
+    grouped = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert len(grouped) == 16 and all(isinstance(m, depthwise.Fp32Conv2d) for m in grouped)  # every depthwise layer
+    assert precision.use_bf16(cpu, "auto", train_model=model)
+    mobilenet = catalog.build_model("mobilenet_v3_large", 5, pretrained=False, image_size=64)
+    assert precision.has_depthwise_conv(mobilenet) and not precision.use_bf16(cpu, "auto", train_model=mobilenet)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert not precision.use_bf16(cpu, "auto", train_model=model)  # no bf16 instructions: fp32 throughout
+
+    seen: dict[str, list[torch.dtype]] = {"depthwise": [], "pointwise": []}
+
+    def record(m, _inputs, out):
+        seen["depthwise" if m.groups > 1 else "pointwise"].append(out.dtype)
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(record)
+    x = images(8, size=64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(x).float().square().sum().backward()
+    assert set(seen["depthwise"]) == {torch.float32} and set(seen["pointwise"]) == {torch.bfloat16}
+    # each kind of depthwise layer in a bf16 step computes what fp32 PyTorch computes on its input cast up
+    for layer in {type(m): m for m in grouped}.values():
+        plain = copy.deepcopy(layer)
+        plain.__class__ = Conv2dSame if isinstance(layer, Conv2dSame) else torch.nn.Conv2d
+        h = torch.randn(4, layer.in_channels, 12, 12, generator=torch.Generator().manual_seed(2)).bfloat16()
+        layer.weight.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(h)
+        out.square().sum().backward()
+        expected = plain(h.float())
+        expected.square().sum().backward()
+        assert out.dtype == torch.float32 and torch.allclose(out, expected, rtol=1e-6, atol=1e-6), type(layer)
+        assert torch.allclose(layer.weight.grad, plain.weight.grad, rtol=1e-4, atol=1e-4), type(layer)
+    seen["depthwise"].clear()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model.eval()(x)
+    assert set(seen["depthwise"]) == {torch.bfloat16}  # no gradient: the faster bf16 forward, as before
 
 
 @pytest.mark.fast

@@ -1,4 +1,5 @@
-"""A faster weight gradient for 5x5 depthwise convolutions on the CPU (EfficientNet-Lite0 has nine).
+"""Depthwise convolutions made for training on a CPU: a faster weight gradient for the 5x5 ones
+(EfficientNet-Lite0 has nine), and fp32 for all of them inside a bf16 training step.
 
 oneDNN has a depthwise kernel for the weight gradient of 3x3 convolutions (padding up to 1), but a
 5x5 one falls back to its generic grouped kernel, which works on blocks of 16 channels: 10-19 ms a
@@ -8,8 +9,15 @@ padded input (kernel rows and columns 0-2 and 2-4), which oneDNN computes with i
 The forward pass and the input's gradient are PyTorch's own; the weight gradient is the same sum
 in another order (equal to float tolerance, tested).
 
-`speed_up(model)` gives a model's 5x5 depthwise convolutions this backward pass; a layer that is
-not training (eval mode, no gradient wanted, or not on the CPU) runs exactly as before.
+bf16 on a CPU: oneDNN's bf16 depthwise backward is slower than its fp32 one (Lite0 at 96 px on
+one thread trained at 26 img/s in bf16, 55 in fp32), while the pointwise (1x1) convolutions that
+hold nine tenths of Lite0's arithmetic are matrix products that bf16 instructions run about twice
+as fast. So under bf16 autocast a training depthwise layer runs in fp32 (its input cast up, its
+output fp32) and everything around it in bf16 (tlcore.train.precision.use_bf16 then picks bf16
+for such a network's training steps). The default demo's three epochs: 1.33 -> 1.03 s of training.
+
+`speed_up(model)` gives a model's depthwise convolutions these forward and backward passes; a
+layer that is not training (eval mode, no gradient wanted, or not on the CPU) runs exactly as before.
 
 Not for: building models (tlcore.models.backbones).
 """
@@ -71,32 +79,81 @@ def _trains_here(conv: nn.Conv2d, x: torch.Tensor) -> bool:
     return conv.training and torch.is_grad_enabled() and conv.weight.requires_grad and x.device.type == "cpu"
 
 
-class FastConv2d(nn.Conv2d):
-    """nn.Conv2d (a 5x5 depthwise one, symmetric padding) with the faster weight gradient."""
+def _fp32():
+    """In a bf16 training step (autocast on this CPU): the context that runs a depthwise layer in
+    fp32; else None (the layer runs as PyTorch would)."""
+    return torch.autocast("cpu", enabled=False) if torch.is_autocast_enabled("cpu") else None
+
+
+class Fp32Conv2d(nn.Conv2d):
+    """nn.Conv2d (a depthwise one) that trains in fp32 inside bf16 autocast on a CPU."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not _trains_here(self, x):
-            return super().forward(x)
+            return self._plain(x)
+        fp32 = _fp32()
+        if fp32 is None:
+            return self._train(x)
+        with fp32:
+            return self._train(x.float())
+
+    def _plain(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.Conv2d.forward(self, x)
+
+    def _train(self, x: torch.Tensor) -> torch.Tensor:
+        return self._plain(x)
+
+
+class Fp32Conv2dSame(Fp32Conv2d, Conv2dSame):
+    """timm's Conv2dSame (TensorFlow's "same" padding, computed per input), a depthwise one, that
+    trains in fp32 inside bf16 autocast on a CPU."""
+
+    def _plain(self, x: torch.Tensor) -> torch.Tensor:
+        return Conv2dSame.forward(self, x)
+
+
+class FastConv2d(Fp32Conv2d):
+    """nn.Conv2d (a 5x5 depthwise one, symmetric padding) with the faster weight gradient, in fp32."""
+
+    def _train(self, x: torch.Tensor) -> torch.Tensor:
         return _Depthwise.apply(x, self.weight, self.stride[0], self.padding[0])
 
 
-class FastConv2dSame(Conv2dSame):
-    """timm's Conv2dSame (TensorFlow's "same" padding, computed per input) with the faster weight gradient."""
+class FastConv2dSame(FastConv2d, Conv2dSame):
+    """timm's Conv2dSame with the faster weight gradient, in fp32."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not _trains_here(self, x):
-            return super().forward(x)
+    def _plain(self, x: torch.Tensor) -> torch.Tensor:
+        return Conv2dSame.forward(self, x)
+
+    def _train(self, x: torch.Tensor) -> torch.Tensor:
         x = pad_same(x, self.kernel_size, self.stride, self.dilation)
         return _Depthwise.apply(x, self.weight, self.stride[0], 0)
 
 
-FASTER = {nn.Conv2d: FastConv2d, Conv2dSame: FastConv2dSame}
+FASTER = {nn.Conv2d: FastConv2d, Conv2dSame: FastConv2dSame}  # 5x5 and larger (odd)
+FP32 = {nn.Conv2d: Fp32Conv2d, Conv2dSame: Fp32Conv2dSame}  # any other depthwise layer
+
+
+def _depthwise(conv: nn.Module) -> bool:
+    return isinstance(conv, nn.Conv2d) and conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
 
 
 def speed_up(model: nn.Module) -> int:
-    """Give `model`'s 5x5 depthwise convolutions the faster weight gradient (the same parameters
-    and names: only the class changes); how many."""
-    layers = [m for m in model.modules() if type(m) in FASTER and _applies(m)]
-    for m in layers:
-        m.__class__ = FASTER[type(m)]
-    return len(layers)
+    """Give `model`'s depthwise convolutions the faster weight gradient (5x5: `FASTER`) and fp32
+    inside bf16 training steps (all of them); the same parameters and names: only the class
+    changes. How many got the faster gradient."""
+    fast = 0
+    for m in model.modules():
+        if type(m) in FASTER and _applies(m):
+            m.__class__ = FASTER[type(m)]
+            fast += 1
+        elif type(m) in FP32 and _depthwise(m):
+            m.__class__ = FP32[type(m)]
+    return fast
+
+
+def trains_depthwise_in_fp32(model: nn.Module) -> bool:
+    """Every grouped convolution of `model` a depthwise one of this module's (`speed_up`), so that
+    bf16 autocast never runs a depthwise backward in bf16. False for a network without any."""
+    grouped = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
+    return bool(grouped) and all(isinstance(m, Fp32Conv2d) for m in grouped)

@@ -9,6 +9,8 @@ import functools
 
 import torch
 
+from tlcore.models import depthwise
+
 
 def use_bf16(device: torch.device, precision: str = "auto", train_model=None) -> bool:
     """auto: bf16 autocast on CUDA GPUs that support it, and on CPUs with native bf16
@@ -17,16 +19,18 @@ def use_bf16(device: torch.device, precision: str = "auto", train_model=None) ->
     Weights, optimiser state and the loss stay fp32. Measured on a 2-core AMD EPYC with
     AVX512-BF16 (digits, studio_resnet, 3 seeds): the same accuracy as fp32 (full fine-tune
     89.3% vs 89.2%) in a third of the time. Without native bf16 it would be emulated and slow.
-    One exception on CPUs: training steps (`train_model` given) of a network with depthwise
-    convolutions stay fp32, since oneDNN's bf16 depthwise backward is slower than fp32
-    (EfficientNet-Lite0 at 96 px, one thread: 26 img/s in bf16 vs 55 in fp32; its
-    no-grad forward still gains from bf16: 370 vs 250 img/s).
+    Depthwise convolutions on CPUs: oneDNN's bf16 depthwise backward is slower than fp32
+    (EfficientNet-Lite0 at 96 px, one thread: 26 img/s in bf16 vs 55 in fp32; its no-grad forward
+    still gains from bf16: 370 vs 250 img/s). A network whose depthwise layers train in fp32
+    inside autocast (tlcore.models.depthwise: Lite0) trains in bf16 around them (the default
+    demo's training 1.33 -> 1.03 s); the training steps (`train_model` given) of any other
+    network with depthwise convolutions stay fp32.
     """
     if precision != "auto":
         return precision == "bf16"
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    if train_model is not None and has_depthwise_conv(train_model):
+    if train_model is not None and has_depthwise_conv(train_model) and not depthwise.trains_depthwise_in_fp32(train_model):
         return False
     return device.type == "cpu" and cpu_has_native_bf16()
 
