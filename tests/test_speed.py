@@ -87,6 +87,18 @@ def test_forgetting_scores_photos_in_small_batches_with_the_answers_of_one_pass(
     assert forgetting.top1(model, head) == chunked
 
 
+def test_the_photos_pretrained_features_are_computed_a_few_at_a_time_with_the_features_of_one_pass(monkeypatch):
+    forgetting._pretrained_features.cache_clear()
+    at_once = forgetting.PHOTOS_AT_ONCE
+    chunked = forgetting._pretrained_features("efficientnet_lite0", "cpu", 2)
+    forgetting._pretrained_features.cache_clear()
+    monkeypatch.setattr(forgetting, "PHOTOS_AT_ONCE", 1000)
+    whole = forgetting._pretrained_features("efficientnet_lite0", "cpu", 2)
+    forgetting._pretrained_features.cache_clear()
+    assert chunked.shape == whole.shape and chunked.shape[0] > at_once  # more photos than one chunk
+    assert torch.allclose(chunked, whole, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.fast
 def test_freed_tensor_memory_is_reused_without_faulting_pages_in_again():
     if not machine.keep_freed_memory():
