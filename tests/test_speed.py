@@ -222,3 +222,20 @@ def test_a_cpu_queue_keeps_freed_memory_while_it_trains_and_gives_glibc_its_own_
     job = gpu.submit(RunConfig(), owner="c")
     gpu.wait_until_ended(job, "c", 10)
     assert calls == []  # a GPU's tensors are not the C heap's
+
+
+def test_the_precision_check_prints_both_variants_seed_by_seed_and_their_ratio(monkeypatch, capsys):
+    from tlcore.train import presets
+    from tools import precisioncheck
+
+    tiny = RunConfig(
+        backbone="efficientnet_lite0", dataset="digits", per_class=4, val_per_class=4, image_size=32, epochs=1, batch_size=8
+    )
+    monkeypatch.setattr(presets, "warm_ups", lambda: ())
+    monkeypatch.setattr(presets, "image", lambda: tiny)
+    assert precisioncheck.main(["--seeds", "2", "--strategy", "full"]) == 0
+    out = capsys.readouterr().out
+    runs = [line.split() for line in out.splitlines() if line.startswith("  seed ")]
+    assert [(r[1], r[2]) for r in runs] == [("0", "fp32"), ("0", "auto"), ("1", "fp32"), ("1", "auto")]
+    assert all(0 <= float(r[4]) <= 1 for r in runs)
+    assert "auto - fp32" in out and "paired standard error" in out and ": ratio " in out
