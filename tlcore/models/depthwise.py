@@ -14,7 +14,8 @@ one thread trained at 26 img/s in bf16, 55 in fp32), while the pointwise (1x1) c
 hold nine tenths of Lite0's arithmetic are matrix products that bf16 instructions run about twice
 as fast. So under bf16 autocast a training depthwise layer runs in fp32 (its input cast up, its
 output fp32) and everything around it in bf16 (tlcore.train.precision.use_bf16 then picks bf16
-for such a network's training steps). The default demo's three epochs: 1.33 -> 1.03 s of training.
+for such a network's training steps). The default demo's training: 1.10 -> 0.92 s, the same
+accuracy over 8 seeds; full fine-tuning 6.0 -> 4.4 s (`python -m tools.precisioncheck`).
 
 `speed_up(model)` gives a model's depthwise convolutions these forward and backward passes; a
 layer that is not training (eval mode, no gradient wanted, or not on the CPU) runs exactly as before.
@@ -119,11 +120,8 @@ class FastConv2d(Fp32Conv2d):
         return _Depthwise.apply(x, self.weight, self.stride[0], self.padding[0])
 
 
-class FastConv2dSame(FastConv2d, Conv2dSame):
+class FastConv2dSame(FastConv2d, Fp32Conv2dSame):
     """timm's Conv2dSame with the faster weight gradient, in fp32."""
-
-    def _plain(self, x: torch.Tensor) -> torch.Tensor:
-        return Conv2dSame.forward(self, x)
 
     def _train(self, x: torch.Tensor) -> torch.Tensor:
         x = pad_same(x, self.kernel_size, self.stride, self.dilation)

@@ -23,7 +23,7 @@ def use_bf16(device: torch.device, precision: str = "auto", train_model=None) ->
     (EfficientNet-Lite0 at 96 px, one thread: 26 img/s in bf16 vs 55 in fp32; its no-grad forward
     still gains from bf16: 370 vs 250 img/s). A network whose depthwise layers train in fp32
     inside autocast (tlcore.models.depthwise: Lite0) trains in bf16 around them (the default
-    demo's training 1.33 -> 1.03 s); the training steps (`train_model` given) of any other
+    demo's training 1.10 -> 0.92 s, `python -m tools.precisioncheck`); the training steps (`train_model` given) of any other
     network with depthwise convolutions stay fp32.
     """
     if precision != "auto":
