@@ -29,7 +29,7 @@ from tlcore.explain import feature_space
 from tlcore.models import catalog
 from tlcore.serve import class_limits, classroom, cores, jobs, server_queue, store
 from tlcore.serve.jobs import JobQueue
-from tlcore.serve.machine import return_freed_memory
+from tlcore.serve.machine import freeze_what_is_loaded, return_freed_memory
 from tlcore.serve.upload_folders import UploadFolders, sweep_stale
 from tlcore.train import presets, recipe, time_estimate
 from tlcore.train.config import RunConfig
@@ -221,6 +221,7 @@ def _warm_up() -> None:
     # The C heap keeps what a CPU server's training frees, for its next run (tlcore.serve.machine):
     # the warm-up's runs left about 700 MB of it resident, at rest, before the class came.
     return_freed_memory()
+    freeze_what_is_loaded()  # what is loaded by now stays out of the class's garbage collections
 
 
 # --- the janitor: connected learners' runs kept alive, ended sessions' uploads deleted ---------

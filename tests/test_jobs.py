@@ -439,6 +439,23 @@ def test_a_finished_job_gives_its_freed_heap_back_to_the_system():
 
 
 @pytest.mark.fast
+def test_what_the_server_has_loaded_stays_out_of_later_garbage_collections():
+    """The warm-up's end freezes what is loaded (studio.server): a full collection during the class
+    then walks only what the class made (the longest pause in a class of 30: 0.50 -> 0.13 s)."""
+    import gc
+
+    held = [[i] for i in range(50_000)]  # tracked objects alive at the freeze, as a server's modules and caches
+    try:
+        assert machine.freeze_what_is_loaded() >= len(held)
+        walked = {id(o) for o in gc.get_objects()}  # what a collection goes through
+        assert not any(id(x) in walked for x in held[::997])
+        later = [[1]]
+        assert id(later[0]) in {id(o) for o in gc.get_objects()}  # what comes after is collected as before
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.fast
 @pytest.mark.skipif(not lower_thread_priority(0), reason="no per-thread CPU priority on this system")
 def test_workers_train_at_a_lower_cpu_priority_than_the_pages():
     import os
