@@ -203,10 +203,7 @@ def fit(
         seen.best_val_acc = max(seen.best_val_acc, val_acc)
         emit(EvalEvent(epoch, steps.done, val_loss, val_acc, train_acc, time.perf_counter() - t0, seen.epoch_rates[-1]))
 
-    # The last step's gradients have done their work: a model kept after its run (the learner's, on
-    # the server's shelf: tlcore.serve.kept_models) would otherwise hold them beside its weights, as
-    # large as every layer it trained (a class of 30 default runs: about 10 MB each, 300 MB in all).
-    model.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)  # a model kept on the shelf would hold them: ~10 MB a default run (docs/class-load.md)
     return seen.result(model, source, steps=steps.done, epochs=opts.epochs, num_classes=len(classes))
 
 
