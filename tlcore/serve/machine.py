@@ -63,7 +63,8 @@ def freeze_what_is_loaded() -> int:
     Streamlit, torch, timm, scikit-learn and the warm-up are in: each one took 0.2-0.5 s, the
     interpreter held throughout, so a page's script and the run's step both waited. Measured over
     `python -m tools.loadtest --students 30` (a gc callback in the server): 12 full collections,
-    3.0 s in all, the longest 0.55 s. What is frozen is still freed when its last reference goes;
+    3.0 s in all, two of 0.48-0.50 s during the class; frozen, the class's were 0.04-0.13 s
+    (docs/class-load.md, session 43). What is frozen is still freed when its last reference goes;
     only a cycle among frozen objects stays (the startup's modules and caches: nothing that a
     class makes). Called once, after the warm-up."""
     gc.collect()
