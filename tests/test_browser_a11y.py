@@ -348,9 +348,12 @@ def test_phone_and_tablet_fit_the_screen_with_start_in_reach(server, width, heig
                 open_page(page, server, name, lang)
                 shot(page, f"{name}_{width}_{lang}")
                 wide, small, hidden = sideways_px(page), small_targets(page), hidden_options(page)
-                if wide or small or hidden:  # a layout still settling on a busy box (the CJK font, the sidebar) is
-                    wait_idle(page)  # measured again: what is still there is the page's (suite of session 43: phone-ko
-                    page.wait_for_timeout(2_000)  # once 96 px wide with two 38-40 px targets, fine alone 4 of 4)
+                # A layout still settling on a busy box (the CJK font, the sidebar) is measured again: what is
+                # still there is the page's (session 43's suite: phone-ko once 96 px wide with two 38-40 px
+                # targets, fine alone 4 of 4).
+                if wide or small or hidden:
+                    wait_idle(page)
+                    page.wait_for_timeout(2_000)
                     wide, small, hidden = sideways_px(page), small_targets(page), hidden_options(page)
                 if wide or small or hidden:
                     problems[name] = (wide, small, hidden)

@@ -203,7 +203,7 @@ def fit(
         seen.best_val_acc = max(seen.best_val_acc, val_acc)
         emit(EvalEvent(epoch, steps.done, val_loss, val_acc, train_acc, time.perf_counter() - t0, seen.epoch_rates[-1]))
 
-    model.zero_grad(set_to_none=True)  # a model kept on the shelf would hold them: ~10 MB a default run (docs/class-load.md)
+    model.zero_grad(set_to_none=True)  # the last gradients: a kept model would hold ~10 MB (docs/class-load.md)
     return seen.result(model, source, steps=steps.done, epochs=opts.epochs, num_classes=len(classes))
 
 
