@@ -439,7 +439,10 @@ def test_a_new_upload_replaces_the_last_one_but_never_under_a_waiting_run():
     at.file_uploader(key="upload").set_value(("first.zip", first, "application/zip")).run()
     at.button(key="start").click().run()
     used = Path(job_of(at, "finetune").configs[0].data_root)
-    at.run()  # while a run is on, the settings (the uploader too) fold into an expander: a new widget
+    at.run()  # while a run is on, the settings (the uploader too) fold into an expander, drawn once opened
+    assert not at.file_uploader and [e.label for e in at.expander][0] == strings("en")["page3.settings"]
+    at.session_state["fold:settings3"] = True  # the learner opens it (studio.widgets.folded)
+    at.run()
     at.file_uploader(key="upload").set_value(("second.zip", second, "application/zip")).run()
     ok(at)
     assert at.session_state["_upload_slot:images"] != used.name  # the second upload was taken
@@ -754,6 +757,8 @@ def test_a_reload_finds_the_learners_settings_and_run_again(monkeypatch):
     again = app("pages/3_finetune.py", queue=server_queue)
     ok(again)
     assert again.session_state["job:finetune"] == job and buttons(again, "stop:finetune")  # re-attached
+    again.session_state["fold:settings3"] = True  # the settings, folded while the run goes, opened
+    again.run()
     assert again.slider(key="w:epochs").value == 6
     again.button(key="stop:finetune").click().run()
     assert wait_until_done(again, "finetune", timeout=5) == "cancelled"
@@ -922,6 +927,38 @@ def test_while_a_run_goes_its_live_panel_comes_first_and_follows_every_click(pag
     at.run()
     ok(at)
     assert not [b for b in at.button if b.key == f"stop:{slot}"]
+
+
+def test_while_page_3_trains_its_settings_reading_guide_and_try_it_are_drawn_only_once_opened():
+    """A shut expander's content is still computed, sent and laid out by the browser on every run;
+    while a run goes, page 3 folds its settings, reading guide and Try it into expanders whose
+    content is drawn only once the learner opens one (studio.widgets.folded), and after the run the
+    page is whole again."""
+    en = strings("en")
+    at = app("pages/3_finetune.py", run_fn=slow_run)
+    assert "w:epochs" in [s.key for s in at.slider] and at.button(key="start")
+    at.button(key="start").click().run()
+    ok(at)
+    folds = [e for e in at.expander if e.label in (en["page3.settings"], en["page3.reading"], en["try.title"])]
+    assert [e.label for e in folds] == [en["page3.settings"], en["page3.reading"], en["try.title"]]
+    assert all(not e.children for e in folds)  # nothing drawn in them
+    assert not at.slider and "w:dataset" not in [b.key for b in at.selectbox]
+    assert en["try.intro"] not in [c.value for c in at.caption]
+    at.session_state["fold:settings3"] = True  # the learner opens the settings
+    at.run()
+    ok(at)
+    assert {"w:per_class", "w:epochs", "w:freeze_depth"} <= {s.key for s in at.slider}
+    settings, reading, try_it = (
+        e for e in at.expander if e.label in (en["page3.settings"], en["page3.reading"], en["try.title"])
+    )
+    assert settings.children and not reading.children and not try_it.children
+    at.button(key="stop:finetune").click().run()
+    wait_until_done(at, "finetune", timeout=5)
+    at.run()
+    ok(at)
+    assert not [e for e in at.expander if e.label in (en["page3.settings"], en["try.title"])]  # whole again
+    assert "w:epochs" in [s.key for s in at.slider] and at.button(key="start")
+    assert en["try.intro"] in [c.value for c in at.caption]
 
 
 def run_keeping_a_model(config, emit, should_stop):

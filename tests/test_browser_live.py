@@ -95,12 +95,19 @@ def second_photo(key: str):
     return lambda page: page.locator(f".st-key-{key}-sample button").nth(1).click()
 
 
+def open_fold(page, key: str) -> None:
+    """Open what page 3 folds away while a run goes (studio.widgets.folded): the click reruns the page,
+    which draws the settings in it (a slider among them)."""
+    page.locator(f".st-key-{key} summary").first.click()
+    page.locator(f'.st-key-{key} [data-testid="stSlider"]').first.wait_for(timeout=within(30) * 1000)
+
+
 # page path, Start's key, the job's slot, set-up before Start, the click elsewhere
 PAGES = [
     ("", "exp_start", "experiment", None, second_photo("try-pretraining")),
     # The default fine-tune is over in about 3 s: full fine-tuning for its most epochs keeps it
     # going through the pause.
-    ("finetune", "start", "finetune", lambda page: longer_image_run(page), second_photo("try-finetune")),
+    ("finetune", "start", "finetune", lambda page: longer_image_run(page), lambda page: open_fold(page, "fold-settings3")),
     ("compare", "race_start", "race", None, lambda page: slider_keys(page, "Epochs", "ArrowLeft")),
     # The text demo's default run (a linear probe) is over in a few seconds: full fine-tuning
     # keeps it going through the pause.
