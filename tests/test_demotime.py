@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 
 import pytest
 
@@ -68,3 +69,51 @@ def test_the_end_is_split_at_the_run_that_drew_it():
             "Finished received -> on screen (the browser)": 0.25,
         }
     )
+
+
+def test_the_cpu_during_a_run_is_read_between_the_samples_nearest_its_start_and_end():
+    from tools.demotime import CpuDuring
+
+    cpu = CpuDuring(server_pid=0)
+    # (Unix time, the server's CPU seconds so far, the renderers') every 50 ms
+    cpu.samples = [(100.0 + 0.05 * i, 10.0 + 0.1 * i, 3.0 + 0.02 * i) for i in range(100)]
+
+    spent = cpu.between(101.0, 103.0)  # samples 20 and 60
+
+    assert spent == pytest.approx({"server": 4.0, "renderers": 0.8})
+    assert math.isnan(CpuDuring(server_pid=0).between(1.0, 2.0)["server"])  # nothing sampled: no figure
+
+
+def test_a_process_cpu_seconds_grow_with_the_work_it_does():
+    import os
+    import time
+
+    from tools.cpu_by_process import core_seconds, core_seconds_of
+
+    before = core_seconds(os.getpid())
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    assert core_seconds(os.getpid()) - before >= 0.2
+    assert core_seconds(2**22 + 7) == 0.0  # a process that is not there
+    assert core_seconds_of("no such kind of process") == 0.0
+
+
+def test_each_press_says_what_the_server_and_the_browser_spent_while_the_job_ran():
+    from types import SimpleNamespace
+
+    from tlcore.core.events import Started, StepEvent
+    from tools.demotime import CpuDuring, parts
+
+    started = Started(4, 2, ("a",), (), 100, 200, "CPU (test)", 20, 10, ("cat", "dog"))
+    step = StepEvent(1, 1, 1.0, 0.01, {"a": 0.1}, ())
+    job = SimpleNamespace(runs=[SimpleNamespace(events=[started, step], times=[0.1, 0.4])], started_at=100.0, finished_at=102.0)
+    cpu = CpuDuring(server_pid=0)
+    cpu.samples = [(99.0, 5.0, 1.0), (100.0, 5.5, 1.5), (102.0, 9.0, 2.25), (103.0, 9.5, 3.0)]
+    results = [(99.9, {"curve": 0.6, "end": 2.4}, 0.5, {}, cpu)]
+
+    split = parts(results, [job])
+
+    assert split["server core-s, job start -> end"] == pytest.approx([3.5])
+    assert split["Chromium renderers core-s, job start -> end"] == pytest.approx([0.75])
+    assert split["click -> first curve on screen"] == [0.6] and split["click -> Finished on screen"] == [2.4]

@@ -56,6 +56,22 @@ def _read(pid: str) -> tuple[str, int, str] | None:
     return stat[19], int(stat[11]) + int(stat[12]), cmdline
 
 
+def core_seconds(pid: int) -> float:
+    """One process's CPU seconds so far (every thread of it), 0 once it has gone."""
+    got = _read(str(pid))
+    return got[1] / HZ if got else 0.0
+
+
+def core_seconds_of(kind: str) -> float:
+    """The CPU seconds so far of every living process of this kind, summed (the difference of two
+    readings is what they spent between, for processes alive at both)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if (got := _read(pid)) is not None and kind_of(got[2]) == kind:
+            total += got[1]
+    return total / HZ
+
+
 def watch(command: list[str], every_s: float = 0.5) -> tuple[int, Counter, float, float]:
     """Run `command`; (its exit code, core-seconds per kind, the box's busy core-seconds, wall seconds)."""
     seen: dict[tuple[str, str], int] = {}  # (pid, start time) -> ticks at the last look

@@ -2,6 +2,7 @@
 
     python -m tools.demotime                      # page 3's default fine-tune, 3 times
     python -m tools.demotime --race --runs 1      # page 4's race of four strategies
+    python -m tools.demotime --base HEAD~1 --rounds 2   # this tree's pages against a commit's, alternating
 
 Starts `streamlit run app.py` (a fresh state folder, the shipped settings), opens the page in
 Chromium at 1280x720, waits until the server's warm-up is over (the data and the model loaded, as
@@ -21,6 +22,12 @@ browser). Then, in the same call, the engine alone (`tools.racetime --demo`: the
 queue, no browser) runs the same job `--runs` times: "browser path / engine path" is the figure,
 and the difference is what the pages add to a run.
 
+While a run goes, the server process's and Chromium's renderers' CPU is read from /proc every 50 ms:
+the core-seconds each spent between the job's start and end are printed per press (the browser on the
+same box takes its share of the cores the run trains on). With `--base REV`, a server of this tree and
+one of a worktree of REV take turns (`--rounds`, `--runs` presses each, one Chromium each time): the
+medians of both and their ratio (this / base), instead of the engine-alone baseline.
+
 Training runs at nice +10 in the app (TLS_WORKER_NICE): on a machine shared with other people's
 programs at nice 0 it gets a tenth of their share each; `--nice 0` measures the server as if it
 had the machine to itself (a class server does), and says so.
@@ -38,6 +45,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -84,6 +92,39 @@ TAKE_FRAMES = """() => window.__tlsFrames.splice(0).map(([t, buf]) => {
   for (let i = 0; i < u.length; i += 0x8000) s += String.fromCharCode.apply(null, u.subarray(i, i + 0x8000));
   return [t, btoa(s)];
 })"""
+
+
+class CpuDuring:
+    """The server's and Chromium's renderers' CPU seconds so far, read every 50 ms while a press
+    goes (a thread of this process): `between(start, end)` gives what each spent in that span."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid, self.samples, self._stop = server_pid, [], threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        from tools.cpu_by_process import core_seconds, core_seconds_of
+
+        while not self._stop.is_set():
+            self.samples.append((time.time(), core_seconds(self.server_pid), core_seconds_of("chromium renderer")))
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> CpuDuring:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> dict[str, float]:
+        """Core-seconds of the server and the renderers from `start` to `end` (Unix times), by the
+        samples nearest to each; NaN without samples."""
+        if not self.samples:
+            return {"server": float("nan"), "renderers": float("nan")}
+        at = lambda t: min(self.samples, key=lambda row: abs(row[0] - t))  # noqa: E731
+        first, last = at(start), at(end)
+        return {"server": last[1] - first[1], "renderers": last[2] - first[2]}
 
 
 def received(frames: list, done_text: str) -> dict[str, float]:
@@ -216,7 +257,7 @@ def time_one_press(page, button: str, *, first: bool) -> dict:
 
 def print_breakdowns(results: list, jobs: list) -> None:
     """Each press beside the server's record of its job: where the seconds went."""
-    for (clicked, seen, load, got), job in zip(results, jobs):
+    for (clicked, seen, load, got, cpu), job in zip(results, jobs):
         print(
             f"\npress at load {load:.2f}: Finished on screen {seen.get('end', float('nan')):.2f} s, first curve "
             f"{seen.get('curve', float('nan')):.2f} s after the click"
@@ -230,6 +271,12 @@ def print_breakdowns(results: list, jobs: list) -> None:
             )
         for name, value in page_parts(job, clicked, seen, got):
             print(f"  {name:62s} {value:6.2f} s")
+        if job.started_at and job.finished_at:
+            spent = cpu.between(job.started_at, job.finished_at)
+            print(
+                f"  {'CPU from the job start to its end: the server (training too)':62s} {spent['server']:6.2f} core-s\n"
+                f"  {'  Chromium renderers (the page drawn beside the run)':62s} {spent['renderers']:6.2f} core-s"
+            )
 
 
 def parts(results: list, jobs: list) -> dict[str, list[float]]:
@@ -240,7 +287,7 @@ def parts(results: list, jobs: list) -> dict[str, list[float]]:
 
     out: dict[str, list[float]] = {"click -> picked up": [], "picked up -> first step": [], "first step -> job end": []}
     out["job end -> Finished on screen"], out["click -> Finished on screen"] = [], []
-    for (clicked, seen, _load, _got), job in zip(results, jobs):
+    for (clicked, seen, _load, _got, cpu), job in zip(results, jobs):
         snap = job.runs[0] if job.runs else None
         first = [t for e, t in zip(snap.events, snap.times) if isinstance(e, StepEvent)][:1] if snap else []
         if not (first and job.started_at and job.finished_at and "end" in seen):
@@ -250,6 +297,10 @@ def parts(results: list, jobs: list) -> dict[str, list[float]]:
         out["first step -> job end"].append(job.finished_at - job.started_at - first[0])
         out["job end -> Finished on screen"].append(clicked + seen["end"] - job.finished_at)
         out["click -> Finished on screen"].append(seen["end"])
+        out.setdefault("click -> first curve on screen", []).append(seen.get("curve", float("nan")))
+        spent = cpu.between(job.started_at, job.finished_at)
+        out.setdefault("server core-s, job start -> end", []).append(spent["server"])
+        out.setdefault("Chromium renderers core-s, job start -> end", []).append(spent["renderers"])
     return out
 
 
@@ -289,18 +340,19 @@ def print_against_engine(split: dict[str, list[float]], engine: list[dict]) -> N
 
 def print_goals(slot: str, results: list) -> None:
     goal_end, goal_curve = GOALS[slot]
-    ends = [s["end"] for _, s, _, _ in results if "end" in s]
-    curves = [s["curve"] for _, s, _, _ in results if "curve" in s]
+    ends = [s["end"] for _, s, *_ in results if "end" in s]
+    curves = [s["curve"] for _, s, *_ in results if "curve" in s]
     print(
         f"\n{slot}: Finished {', '.join(f'{e:.2f}' for e in ends)} s (goal <= {goal_end:g} s)"
         + (f"; first curve {', '.join(f'{c:.2f}' for c in curves)} s (goal <= {goal_curve:g} s)" if goal_curve else "")
     )
 
 
-def presses(url: str, *, race: bool, runs: int, settle: float, screenshot: str = "") -> list[tuple]:
+def presses(url: str, server_pid: int, *, race: bool, runs: int, settle: float, screenshot: str = "") -> list[tuple]:
     """Chromium at 1280x720 on page 3 (`race`: page 4's race) of the server at `url`, `settle` s to let
     its warm-up end, then Start pressed `runs` times, one after the other: (the click's time,
-    `time_one_press`'s seconds, the load average, what the page received) per press."""
+    `time_one_press`'s seconds, the load average, what the page received, the CPU read meanwhile
+    (CpuDuring)) per press."""
     from playwright.sync_api import sync_playwright
 
     path, button = ("compare", "Start the race") if race else ("finetune", "Start")
@@ -316,9 +368,10 @@ def presses(url: str, *, race: bool, runs: int, settle: float, screenshot: str =
             wait_interactive(page) if not race else page.wait_for_timeout(500)
             load = os.getloadavg()[0]
             page.evaluate(TAKE_FRAMES)  # what came before this press
-            clicked = time.time()
-            seen = time_one_press(page, button, first=n == 0)
-            results.append((clicked, seen, load, received(page.evaluate(TAKE_FRAMES), DONE_TEXT)))
+            with CpuDuring(server_pid) as cpu:
+                clicked = time.time()
+                seen = time_one_press(page, button, first=n == 0)
+            results.append((clicked, seen, load, received(page.evaluate(TAKE_FRAMES), DONE_TEXT), cpu))
             print(
                 f"press {n + 1}: first curve {seen.get('curve', float('nan')):.2f} s, {seen.get('outcome')} "
                 f"{seen.get('end', float('nan')):.2f} s after the click (load average {load:.2f})",
@@ -329,6 +382,33 @@ def presses(url: str, *, race: bool, runs: int, settle: float, screenshot: str =
             page.screenshot(path=screenshot)
         browser.close()
     return results
+
+
+def sitting(root: Path, settings: dict, args) -> tuple[list, list, Path]:
+    """A fresh server of the checkout at `root`, its presses, its run store's record of them, its state folder."""
+    with fresh_server("tls-demotime-", root=root, **settings) as (url, state, server):
+        results = presses(url, server.pid, race=args.race, runs=args.runs, settle=args.settle, screenshot=args.screenshot)
+    return results, _stored_runs(state), state
+
+
+def against_base(args, settings: dict) -> None:
+    """This tree's pages and a worktree of `args.base`'s, taking turns `args.rounds` times: the
+    medians of each part of a press, both variants, and their ratio (this / base)."""
+    from tools.racetime import tree_at
+
+    split: dict[str, dict[str, list[float]]] = {"base": {}, "this": {}}
+    with tree_at(args.base) as base_tree:
+        for n in range(max(1, args.rounds)):
+            for label, root in (("base", base_tree), ("this", ROOT)):
+                print(f"\nround {n + 1}, {label} ({args.base if label == 'base' else 'this tree'})", flush=True)
+                results, jobs, _state = sitting(root, settings, args)
+                for key, values in parts(results, jobs).items():
+                    split[label].setdefault(key, []).extend(values)
+    print(f"\nmedians per press (base {args.base}, this tree), {args.rounds} rounds of {args.runs} presses each")
+    for key, values in split["this"].items():
+        base = statistics.median(split["base"].get(key) or [float("nan")])
+        this = statistics.median(values)
+        print(f"  {key:44s} base {base:6.2f}   this {this:6.2f}   ratio {this / base if base else float('nan'):.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,15 +424,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--screenshot", default="", help="a PNG of the page when the last run finished")
     ap.add_argument("--nice", type=int, default=None, help="the training threads' nice (TLS_WORKER_NICE; app default 10)")
     ap.add_argument("--no-engine", action="store_true", help="leave out the engine-alone baseline (tools.racetime's child)")
+    ap.add_argument("--base", help="a git revision whose pages this tree's are measured against (a temporary worktree)")
+    ap.add_argument("--rounds", type=int, default=2, help="with --base: turns of each variant (default %(default)s)")
     args = ap.parse_args(argv)
     slot = "race" if args.race else "finetune"
     settings = {} if args.nice is None else {"TLS_WORKER_NICE": str(args.nice)}
     nice = settings.get("TLS_WORKER_NICE", os.environ.get("TLS_WORKER_NICE", "10"))
     print(f"training at nice {nice}; {os.cpu_count()} cores", flush=True)
-    with fresh_server("tls-demotime-", **settings) as (url, state, server):
-        results = presses(url, race=args.race, runs=args.runs, settle=args.settle, screenshot=args.screenshot)
+    if args.base:
+        against_base(args, settings)
+        return 0
+    results, jobs, state = sitting(ROOT, settings, args)
     env = dict(os.environ, TLS_STATE_DIR=str(state), TLS_CLASS_CONFIG=str(state / "class.toml"), **settings)
-    jobs = _stored_runs(state)
     print_breakdowns(results, jobs)
     print_goals(slot, results)
     if not args.no_engine:

@@ -33,14 +33,15 @@ def wait_healthy(url: str, timeout: float = 90.0) -> bool:
     return False
 
 
-def start_server(port: int, log_path: Path, env: dict, script: str = "app.py") -> subprocess.Popen:
+def start_server(port: int, log_path: Path, env: dict, script: str = "app.py", root: Path = ROOT) -> subprocess.Popen:
     """`streamlit run app.py` with only the port given on the command line: the rest of the
     settings come from .streamlit/config.toml, as when the teacher starts it (`script`: another
-    entry point, e.g. frame.py alone, without app.py's server around it: tools.firstpage's baseline)."""
+    entry point, e.g. frame.py alone, without app.py's server around it: tools.firstpage's baseline;
+    `root`: another checkout's code, e.g. a worktree of an older commit: tools.demotime --base)."""
     log = open(log_path, "w")  # noqa: SIM115 -- closed with the process by stop_server
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port)],
-        cwd=ROOT,
+        cwd=root,
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -60,14 +61,14 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def fresh_server(prefix: str, **settings: str) -> Iterator[tuple[str, Path, subprocess.Popen]]:
-    """`streamlit run app.py` on a free port with a fresh state folder (and these TLS_* settings),
-    answering: (its URL, the state folder, the process); stopped on the way out."""
+def fresh_server(prefix: str, root: Path = ROOT, **settings: str) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+    """`streamlit run app.py` (of the checkout at `root`) on a free port with a fresh state folder (and
+    these TLS_* settings), answering: (its URL, the state folder, the process); stopped on the way out."""
     state = Path(tempfile.mkdtemp(prefix=prefix))
     env = dict(os.environ, TLS_STATE_DIR=str(state), TLS_CLASS_CONFIG=str(state / "class.toml"), **settings)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_server(port, state / "streamlit.log", env)
+    server = start_server(port, state / "streamlit.log", env, root=root)
     try:
         if not wait_healthy(url):
             raise RuntimeError(f"streamlit did not start; see {state / 'streamlit.log'}")
