@@ -80,10 +80,9 @@ def kept_tabs(key: str, labels: list[str]):
 def folded(label: str, key: str, **expander):
     """A closed expander whose content is drawn only once it is opened (`.open`; opening it reruns the
     page). For what a page folds away while a run goes: Streamlit computes and sends a plain
-    expander's content on every run even while it is shut, and the browser lays it out, on the
-    same cores as the run (page 3's settings, reading guide and Try it, folded while the default
-    demo trained, took the browser 0.3-0.8 core-s where they had taken 0.8-1.3: the run 2.0-2.9 s
-    where it had been 2.8-3.7 s, docs/demo-speed.md session 44). The open state is the learner's
+    expander's content on every run even while it is shut, and the browser lays it out on the
+    same cores as the run (page 3's settings, reading guide and Try it took a third of a core
+    beside the default demo: docs/demo-speed.md, session 44). The open state is the learner's
     until the page stops drawing the expander (the run's end)."""
     return st.expander(label, expanded=False, key=key, on_change="rerun", **expander)
 
