@@ -11,7 +11,16 @@ from studio.job_panel import active_elsewhere, job_panel, live_panel, start_butt
 from studio.page_frame import ensure_frame
 from studio.results import chart, draw_race_results, translator
 from studio.time_notes import estimate_note
-from studio.widgets import RACE_CHOICES, backbone_ui, config_from_state, dataset_ui, group_names, kept_tabs, training_ui
+from studio.widgets import (
+    RACE_CHOICES,
+    backbone_ui,
+    config_from_state,
+    dataset_ui,
+    group_names,
+    kept_tabs,
+    tab_drawn,
+    training_ui,
+)
 from tlcore.lab import committed_results
 from tlcore.serve.jobs import JobView
 from tlcore.train import strategies
@@ -81,9 +90,8 @@ with model_col:
     depth = strategies.partial_depth(st.session_state["freeze_depth"], len(groups) - 1)
     st.caption(t("page4.partial_depth", depth=depth))
 
-tab_race, tab_sweep, tab_matrix = kept_tabs("compare_tab", [t("page4.tab.race"), t("page4.tab.sweep"), t("page4.tab.matrix")])
 
-with tab_race:
+def race_tab() -> None:
     if active_elsewhere("race"):
         st.info(t("job.busy_elsewhere"))
     elif live != "race":
@@ -103,7 +111,8 @@ with tab_race:
     if live != "race":
         job_panel("race", results=draw_race_results)
 
-with tab_sweep:
+
+def sweep_tab() -> None:
     lesson("compare", "sweep", level=4)
     depths = list(range(len(groups)))  # 0 = nothing frozen ... len-1 = only the head trains
     if active_elsewhere("sweep"):
@@ -163,7 +172,8 @@ with tab_sweep:
                 t("caption.transfer_depth", command=result.get("command", "?"), device=device_text(result.get("device", "?")))
             )
 
-with tab_matrix:
+
+def matrix_tab() -> None:
     lesson("compare", "measured", level=4)
     matrix = measured(("matrix",))
     seeds_col, measured_col = st.columns(2, gap="large")
@@ -185,3 +195,10 @@ with tab_matrix:
         st.caption(t("page4.measured_imagenet"))
         draw_setup(real)
         draw_chart(real, "matrix_imagenet")
+
+
+tabs = kept_tabs("compare_tab", [t("page4.tab.race"), t("page4.tab.sweep"), t("page4.tab.matrix")])
+for tab, draw in zip(tabs, (race_tab, sweep_tab, matrix_tab), strict=True):
+    if tab_drawn(tab, live is not None):  # while the race or the sweep trains, only the open tab
+        with tab:
+            draw()

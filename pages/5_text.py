@@ -27,7 +27,7 @@ from studio.text.widgets import (
     training_ui,
 )
 from studio.time_notes import estimate_note
-from studio.widgets import kept_tabs
+from studio.widgets import kept_tabs, tab_drawn
 
 ensure_frame()
 init_state()
@@ -37,9 +37,9 @@ live = live_panel("text", "text_race")
 lesson("text", "intro", level=3)
 online = st.session_state.get("online", False)
 
-finetune_tab, compare_tab, mask_tab = kept_tabs("text_tab", [t("text.tab.finetune"), t("text.tab.compare"), t("text.tab.mask")])
 
-with finetune_tab:
+def finetune() -> tuple:
+    """The fine-tune tab: the data, the model and its strategy (the comparison starts from them too)."""
     data_col, model_col = st.columns(2, gap="large")
     with model_col:
         st.subheader(t("text.model"))
@@ -68,8 +68,10 @@ with finetune_tab:
         )
     if live != "text":
         job_panel("text", results=draw_text_results)
+    return data, choice, backbone
 
-with compare_tab:
+
+def compare(data, choice, backbone) -> None:
     st.caption(t("text.compare_note"))
     lora_rates()
     picked = (
@@ -98,7 +100,8 @@ with compare_tab:
     if live != "text_race":
         job_panel("text_race", results=draw_race_results)
 
-with mask_tab:
+
+def masked_words() -> None:
     lesson("text", "mlm", level=4)
     fill_mask_ui()
     st.subheader(t("mlmlive.title"))
@@ -106,6 +109,23 @@ with mask_tab:
     scale_table()
     lesson("text", "scale", level=4)
     lesson("text", "korean", level=4)
+
+
+finetune_tab, compare_tab, mask_tab = kept_tabs("text_tab", [t("text.tab.finetune"), t("text.tab.compare"), t("text.tab.mask")])
+# While a run trains, only the open tab is drawn (studio.widgets.tab_drawn). The comparison takes
+# the fine-tune tab's data and model only for its Start, which no tab shows while a run goes (one
+# run at a time: studio.job_panel.active_elsewhere).
+running = live is not None
+made = (None, None, None)
+if tab_drawn(finetune_tab, running):
+    with finetune_tab:
+        made = finetune()
+if tab_drawn(compare_tab, running):
+    with compare_tab:
+        compare(*made)
+if tab_drawn(mask_tab, running):
+    with mask_tab:
+        masked_words()
 
 with st.expander(t("text.more")):
     for key in ("models", "techniques", "groups", "reading", "offline"):

@@ -48,3 +48,9 @@ def _edited(setting: str, then: Callable[..., None] | None, args: tuple) -> None
     st.session_state[setting] = value
     if then is not None:
         then(*args)
+
+
+def current(setting: str):
+    """The setting as its widget shows it now. In a button's callback, an edit sent with the same
+    click may not have been copied into the setting yet (callbacks run in no promised order)."""
+    return st.session_state.get(widget_key(setting), st.session_state.get(setting))

@@ -14,7 +14,9 @@ from pathlib import Path
 import streamlit as st
 
 from studio import server
+from studio.i18n import t
 from studio.learner import network_address, owner, session_id
+from studio.state import callback
 from tlcore.serve import class_limits
 from tlcore.serve.upload_folders import UploadFolder
 
@@ -79,3 +81,42 @@ def _read_by_a_run(folder: Path) -> bool:
     job = q.active_for(owner())
     view = q.get(job, owner(), heartbeat=False) if job else None
     return view is not None and any(c.data_root and Path(c.data_root).is_relative_to(folder) for c in view.configs)
+
+
+# An upload outlives the runs that do not draw its uploader. Streamlit forgets a file uploader's
+# file whenever a run does not draw it (another page, a tab or fold not drawn while a run trains),
+# and the browser shows it empty again; the learner's data, already checked and kept in its slot,
+# stays theirs until they replace it, remove it, or the session ends.
+
+
+def kept_uploader(widget: str, kind: str, *state: str) -> dict:
+    """Keyword arguments for the file uploader `widget` of upload `kind`, whose checked upload the
+    page keeps in the session values `state`: taking the file out (its x) forgets the upload."""
+    return {"key": widget, "on_change": _uploader_changed, "args": (widget, kind, state)}
+
+
+def kept_note(kind: str, name: str, *state: str) -> None:
+    """Said under an empty uploader while the page goes on with the learner's last upload `name`,
+    with a button that removes it."""
+    st.caption(t("upload.kept", name=name))
+    st.button(
+        t("upload.forget"),
+        key=f"upload_forget:{kind}",
+        type="tertiary",
+        icon=":material/delete:",
+        on_click=forget_upload,
+        args=(kind, state),
+    )
+
+
+@callback
+def _uploader_changed(widget: str, kind: str, state: tuple[str, ...]) -> None:
+    if st.session_state.get(widget) is None:  # the learner took the file out
+        forget_upload(kind, state)
+
+
+def forget_upload(kind: str, state: tuple[str, ...]) -> None:
+    """The learner's upload of `kind` is gone: its session values and its files (unless a run reads them)."""
+    for key in state:
+        st.session_state.pop(key, None)
+    drop_upload_slot(kind)

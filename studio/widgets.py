@@ -21,7 +21,7 @@ from studio.feedback import error as show_error
 from studio.feedback import say
 from studio.i18n import current_lang, explain_error, t, t_count, translated
 from studio.state import callback
-from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
+from studio.upload_slots import check_upload_room, drop_upload_slot, kept_note, kept_uploader, new_upload_slot
 from tlcore.data import datasets
 from tlcore.data.image_zip import UploadError, UploadLimits, declared_bytes, read_zip
 from tlcore.models import catalog
@@ -61,7 +61,8 @@ def kept_tabs(key: str, labels: list[str]):
     above them changed: a Start inside the second tab puts the run's live panel above the tabs, and
     the learner landed on the first tab while their sweep's result was drawn in the hidden second.
     Kept by label in `st.session_state[key]`, and by place in `key + ":index"`, so a language switch
-    (new labels) and a visit to another page keep it too. Every tab's content is still drawn.
+    (new labels) and a visit to another page keep it too. Every tab's content is drawn, except
+    while a run goes (`tab_drawn`).
 
     The tab shown is set through the session state, never through `default`: that is part of the
     tabs' identity in Streamlit, and a new identity is a new element, so the browser drew the tabs
@@ -75,6 +76,15 @@ def kept_tabs(key: str, labels: list[str]):
         st.session_state[place] = labels.index(chosen)
     st.session_state[key] = labels[min(st.session_state.get(place, 0), len(labels) - 1)]
     return st.tabs(labels, key=key, on_change="rerun")
+
+
+def tab_drawn(tab, running: bool) -> bool:
+    """Whether a kept tab's content is drawn this run: every tab's while nothing runs (a tab click
+    shows what is already there at once), only the open tab's while a run goes. A closed tab's
+    content is computed, sent and laid out by the browser on every run, on the cores the run
+    trains on (the folds of page 3 for the same reason: `folded`); a click on another tab during
+    the run reruns the page (kept tabs rerun on a click anyway) and draws that tab then."""
+    return not running or bool(tab.open)
 
 
 def folded(label: str, key: str, **expander):
@@ -379,28 +389,27 @@ def dataset_ui(online: bool) -> DataChoice:
     return DataChoice(spec.name, "", spec.max_per_class)
 
 
+UPLOAD = "upload_summary"  # the session value that keeps the learner's last checked zip
+
+
 def _upload_ui() -> DataChoice:
-    uploaded = st.file_uploader(t("upload.label"), type=["zip"], key="upload", help=t("help.upload"))
-    if uploaded is None:  # (the last upload's files stay until it is replaced or the session ends:
-        st.caption(t("upload.hint"))  # a run may still be reading them)
+    uploaded = st.file_uploader(
+        t("upload.label"), type=["zip"], help=t("help.upload"), **kept_uploader("upload", "images", UPLOAD)
+    )
+    known = st.session_state.get(UPLOAD)  # (digest, folder, summary, file name) of the last upload checked
+    if known and not Path(known[1]).is_dir():
+        known = None
+    if uploaded is None and known is None:
+        st.caption(t("upload.hint"))
         return DataChoice("folder", ready=False)
-    data = uploaded.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
-    known = st.session_state.get("upload_summary")
-    if known and known[0] == digest and Path(known[1]).is_dir():
-        folder, summary = known[1], known[2]  # checked on an earlier run: not again on every click
+    if uploaded is None:  # not drawn for a while (a fold, a tab, another page): the last upload goes on
+        folder, summary = known[1], known[2]
+        kept_note("images", known[3], UPLOAD)
     else:
-        folder = str(new_upload_slot("images", digest))  # a new upload replaces the last one's files
-        try:
-            check_upload_room(declared_bytes(data))  # before anything is written ...
-            summary = _read_upload(data, folder)
-            check_upload_room(0)  # ... and what was written (a zip can understate its sizes)
-        except UploadError as error:
-            drop_upload_slot("images")  # a refused upload leaves nothing on disk
-            st.session_state.pop("upload_summary", None)
-            show_error(t("upload.refused", reason=explain_error(error)))
+        checked = _checked_upload(uploaded, known)
+        if checked is None:
             return DataChoice("folder", ready=False)
-        st.session_state["upload_summary"] = (digest, folder, summary)
+        folder, summary = checked
     classes, counts, skipped = summary
     st.success(t("upload.ok", classes=len(classes), images=sum(counts)))
     st.dataframe({t("upload.class"): classes, t("upload.count"): counts}, hide_index=True)
@@ -411,6 +420,27 @@ def _upload_ui() -> DataChoice:
                 hide_index=True,
             )
     return DataChoice("folder", folder, max_per_class=max(1, min(counts) - 1))
+
+
+def _checked_upload(uploaded, known: tuple | None) -> tuple[str, tuple] | None:
+    """The folder and summary of the zip in the uploader: checked once, kept as the learner's
+    upload (`UPLOAD`); None, said why, when it is refused."""
+    data = uploaded.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    if known and known[0] == digest:
+        return known[1], known[2]  # checked on an earlier run: not again on every click
+    folder = str(new_upload_slot("images", digest))  # a new upload replaces the last one's files
+    try:
+        check_upload_room(declared_bytes(data))  # before anything is written ...
+        summary = _read_upload(data, folder)
+        check_upload_room(0)  # ... and what was written (a zip can understate its sizes)
+    except UploadError as error:
+        drop_upload_slot("images")  # a refused upload leaves nothing on disk
+        st.session_state.pop(UPLOAD, None)
+        show_error(t("upload.refused", reason=explain_error(error)))
+        return None
+    st.session_state[UPLOAD] = (digest, folder, summary, uploaded.name)
+    return folder, summary
 
 
 def _read_upload(data: bytes, folder: str) -> tuple[list[str], list[int], list[tuple[str, str]]]:

@@ -175,8 +175,8 @@ def test_fill_mask_demo_shows_guesses(monkeypatch, tmp_path):
     monkeypatch.setattr(models, "load_masked_lm", lambda name: real(str(folder)))
     monkeypatch.setattr(models, "resolve_source", lambda name: str(folder))  # the page counts its parameters too
     at = text_app(cached={"bert_tiny"})
-    at.selectbox(key="mask_model").set_value("bert_tiny").run()
-    at.text_input(key="mask_sentence").set_value("The food was [MASK].").run()
+    at.selectbox(key="w:mask_model").set_value("bert_tiny").run()
+    at.text_input(key="w:mask_sentence").set_value("The food was [MASK].").run()
     at.button(key="mask_go").click().run()
     ok(at)
     guesses = [df.value for df in at.dataframe if "Probability" in df.value.columns]

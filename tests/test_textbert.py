@@ -376,8 +376,8 @@ def test_the_masked_word_demo_runs_offline_on_the_studio_bert(lang, monkeypatch)
     at = page(monkeypatch)
     ok(at)
     s = strings(lang)
-    assert at.selectbox(key="mask_model").value == "studio_bert"  # the offline default
-    assert at.text_input(key="mask_sentence").value == "The cat is on the [MASK]."
+    assert at.selectbox(key="w:mask_model").value == "studio_bert"  # the offline default
+    assert at.text_input(key="w:mask_sentence").value == "The cat is on the [MASK]."
     at.button(key="mask_go").click().run()
     to(at, lang)
     ok(at)
@@ -397,7 +397,7 @@ def test_the_live_pretraining_runs_as_a_job_and_shows_its_guesses(lang, monkeypa
 
     at = page(monkeypatch)
     s = strings(lang)
-    at.text_input(key="mlm_live_sentence").set_value("The cat is on the [MASK].").run()
+    at.text_input(key="w:mlm_live_sentence").set_value("The cat is on the [MASK].").run()
     at.button(key="mlm_live_start").click().run()
     ok(at)
     queue = queue_of(at)
@@ -417,7 +417,7 @@ def test_two_masks_are_refused_before_any_job(monkeypatch):
     from tests.helpers.apptest import queue_of
 
     at = page(monkeypatch)
-    at.text_input(key="mlm_live_sentence").set_value("The [MASK] is on the [MASK].").run()
+    at.text_input(key="w:mlm_live_sentence").set_value("The [MASK] is on the [MASK].").run()
     at.button(key="mlm_live_start").click().run()
     assert any(strings("en")["mlmlive.one_mask"] in w.value for w in at.warning)
     assert queue_of(at).active_for(at.session_state["owner"]) is None

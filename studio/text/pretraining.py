@@ -18,13 +18,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from studio import plots
+from studio.bound_widgets import bound, current
 from studio.feedback import announce, say
 from studio.feedback import error as show_error
 from studio.i18n import current_lang, explain_error, t
 from studio.learner import owner
 from studio.results import chart_text
 from studio.server import job_queue
-from studio.state import callback, job_id
+from studio.state import callback, job_id, keep_settings
 
 LIVE_SLOT = "mlm_live"
 
@@ -153,7 +154,8 @@ def live_pretraining_ui() -> None:
     from tlcore.train.config import SEED_SENTENCE
 
     st.markdown(t("mlmlive.intro", steps=LIVE.steps, layers=LIVE.layers, hidden=LIVE.hidden))
-    st.text_input(t("mlmlive.sentence"), value=SEED_SENTENCE, key="mlm_live_sentence", max_chars=200)
+    keep_settings({"mlm_live_sentence": SEED_SENTENCE}, group="mlm_live")  # kept when the tab is not drawn
+    st.text_input(t("mlmlive.sentence"), max_chars=200, **bound("mlm_live_sentence"))
     job = job_id(LIVE_SLOT)
     view = job_queue().get(job, owner()) if job else None
     running = view is not None and view.state in ("queued", "running")
@@ -190,7 +192,7 @@ def _live_config():
     """The live run for the sentence in the box, or None (and why) when it has no single [MASK]."""
     from tlcore.text.mlm_live import LIVE, live_config
 
-    sentence = st.session_state.get("mlm_live_sentence", "")
+    sentence = current("mlm_live_sentence") or ""
     if sentence.count("[MASK]") != 1:
         say("warning", t("mlmlive.one_mask"))
         return None

@@ -15,14 +15,14 @@ from pathlib import Path
 import streamlit as st
 
 from studio import plots, widgets
-from studio.bound_widgets import bound
+from studio.bound_widgets import bound, current
 from studio.choices import register_choices, register_ranges
 from studio.feedback import error as show_error
 from studio.feedback import held_messages, replay_messages, say
 from studio.i18n import class_title, current_lang, explain_error, t, t_count, translated
 from studio.results import chart, draw_downloads, draw_result_header, translator
 from studio.state import callback, keep_settings
-from studio.upload_slots import check_upload_room, drop_upload_slot, new_upload_slot
+from studio.upload_slots import check_upload_room, drop_upload_slot, kept_note, kept_uploader, new_upload_slot
 from studio.widgets import HEAD_MULT_CHOICES, LR_CHOICES, validated_config
 from tlcore.core import metrics
 from tlcore.data.image_zip import UploadError
@@ -305,13 +305,51 @@ def data_ui(online: bool) -> TextDataChoice:
     return TextDataChoice(spec.name, "", spec.max_per_class or 500)
 
 
+TEXT_UPLOAD = ("text_upload_table", "text_upload_path")  # the session values that keep the learner's last CSV
+
+
 def _upload_ui() -> TextDataChoice:
+    uploaded = st.file_uploader(
+        t("text.upload"), type=["csv", "tsv", "txt"], **kept_uploader("text_upload", "text", *TEXT_UPLOAD)
+    )
+    if uploaded is None:  # none yet, or not drawn for a while (another tab or page): the last CSV goes on
+        kept = _kept_upload()
+        if kept is None:
+            st.caption(t("text.upload_hint"))
+            return TextDataChoice("text_csv", ready=False)
+        table, path, name = kept
+        kept_note("text", name, *TEXT_UPLOAD)
+    else:
+        checked = _checked_upload(uploaded)
+        if checked is None:
+            return TextDataChoice("text_csv", ready=False)
+        table, path = checked
+    counts = Counter(table.labels)
+    labels = sorted(counts)
+    st.success(t("text.upload_ok", rows=len(table.texts), labels=len(labels), names=", ".join(labels[:10])))
+    if table.skipped:
+        with st.expander(t_count("text.upload_skipped", len(table.skipped))):
+            st.dataframe(
+                {t("text.col.row"): [r for r, _ in table.skipped], t("text.col.reason"): [w for _, w in table.skipped]},
+                hide_index=True,
+            )
+    smallest = min(counts.values())
+    return TextDataChoice("text_csv", str(path), max_per_class=max(1, smallest - 1))
+
+
+def _kept_upload():
+    """(table, path, file name) of the learner's last checked CSV while its file is there, else None."""
+    known, stored = (st.session_state.get(key) for key in TEXT_UPLOAD)
+    if known and stored and known[0] == stored[0] and Path(stored[1]).exists():
+        return known[1], Path(stored[1]), stored[2]
+    return None
+
+
+def _checked_upload(uploaded):
+    """(table, path) of the CSV in the uploader, read once and kept as the learner's upload; None,
+    said why, when it is refused."""
     from tlcore.text.sentences import parse_text_csv
 
-    uploaded = st.file_uploader(t("text.upload"), type=["csv", "tsv", "txt"], key="text_upload")
-    if uploaded is None:
-        st.caption(t("text.upload_hint"))
-        return TextDataChoice("text_csv", ready=False)
     raw = uploaded.getvalue()
     digest = hashlib.sha256(raw).hexdigest()
     known = st.session_state.get("text_upload_table")
@@ -323,17 +361,8 @@ def _upload_ui() -> TextDataChoice:
         except ValueError as error:
             drop_upload_slot("text")  # the last CSV was replaced (unless a run of this learner's reads it)
             show_error(t("text.upload_refused", reason=explain_error(error)))
-            return TextDataChoice("text_csv", ready=False)
+            return None
         st.session_state["text_upload_table"] = (digest, table)
-    counts = Counter(table.labels)
-    labels = sorted(counts)
-    st.success(t("text.upload_ok", rows=len(table.texts), labels=len(labels), names=", ".join(labels[:10])))
-    if table.skipped:
-        with st.expander(t_count("text.upload_skipped", len(table.skipped))):
-            st.dataframe(
-                {t("text.col.row"): [r for r, _ in table.skipped], t("text.col.reason"): [w for _, w in table.skipped]},
-                hide_index=True,
-            )
     stored = st.session_state.get("text_upload_path")
     if not stored or stored[0] != digest or not Path(stored[1]).exists():
         path = new_upload_slot("text", digest) / f"upload{Path(uploaded.name).suffix.lower() or '.csv'}"
@@ -343,12 +372,10 @@ def _upload_ui() -> TextDataChoice:
             drop_upload_slot("text")
             st.session_state.pop("text_upload_table", None)
             show_error(t("text.upload_refused", reason=explain_error(error)))
-            return TextDataChoice("text_csv", ready=False)
+            return None
         path.write_bytes(raw)  # the session's private folder; a new upload replaces the last
-        st.session_state["text_upload_path"] = stored = (digest, str(path))
-    path = Path(stored[1])
-    smallest = min(counts.values())
-    return TextDataChoice("text_csv", str(path), max_per_class=max(1, smallest - 1))
+        st.session_state["text_upload_path"] = stored = (digest, str(path), uploaded.name)
+    return table, Path(stored[1])
 
 
 def training_ui(choice: TextDataChoice) -> None:
@@ -446,7 +473,7 @@ def _guess() -> None:
     from tlcore.text.bert import TextModelUnavailable
     from tlcore.text.fill_mask import fill_mask
 
-    name, sentence = st.session_state["mask_model"], st.session_state.get("mask_sentence", "")
+    name, sentence = current("mask_model"), current("mask_sentence") or ""
     with held_messages("mask_go"):
         try:
             model, tokenizer = masked_lm(name)
@@ -456,6 +483,9 @@ def _guess() -> None:
             say("warning", t("mask.error", message=explain_error(error)))
 
 
+MASK_SENTENCE = "The cat is on the [MASK]."
+
+
 def fill_mask_ui() -> None:
     from tlcore.text.bert import MLM_DEMO_MODEL
     from tlcore.text.fill_mask import MAX_CHARS
@@ -463,13 +493,15 @@ def fill_mask_ui() -> None:
     st.markdown(t("mask.intro"))
     ready = cached_models()
     default = next((m for m in MASK_MODELS if ready.get(m)), MLM_DEMO_MODEL)
-    st.session_state["mask_model"] = st.session_state.get("mask_model", default)
+    # Settings (studio.state.keep_settings), so that neither a run that leaves this tab undrawn nor
+    # another page or a reload loses the learner's sentence and model.
+    keep_settings({"mask_model": default, "mask_sentence": MASK_SENTENCE}, group="mask")
     left, right = st.columns([3, 2])
-    sentence = left.text_input(t("mask.sentence"), value="The cat is on the [MASK].", key="mask_sentence", max_chars=MAX_CHARS)
+    sentence = left.text_input(t("mask.sentence"), max_chars=MAX_CHARS, **bound("mask_sentence"))
     name = right.selectbox(
         t("mask.model"),
         MASK_MODELS,
-        key="mask_model",
+        **bound("mask_model"),
         help=t("help.mask_model"),
         format_func=lambda n: (
             f"{translated(f'backbone.title.{n}', catalog.backbone(n).title)} · "
