@@ -152,7 +152,7 @@ def received(frames: list, done_text: str) -> dict[str, float]:
     return out
 
 
-LIVE_CURVE = re.compile(r'data-chart="loss" data-points="[1-9]')  # a live loss curve with a point
+LIVE_CURVE = re.compile(r'data-chart="(?:loss|race_\w+)" data-points="[1-9]')  # a live loss or race curve with a point
 
 
 def _has_points(spec: str) -> bool:

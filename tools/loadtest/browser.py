@@ -128,14 +128,17 @@ def error_count(page) -> int:
     return page.evaluate(ERRORS_JS, APP_ERRORS)
 
 
-# "curve": a line chart with points (the loss curve); not page 3's block diagram (bars) drawn before Start.
+# "curve": a line chart with points in view (a run's loss curve, or a race's curves); not page 3's block
+# diagram (bars) drawn before Start, nor page 4's committed curves in a closed tab.
 STATUS_JS = """([waiting, running, done, stopped, failed, errors]) => {
     const txt = document.body.innerText;
     const m = txt.match(new RegExp(waiting));
+    const shown = el => el.offsetParent !== null;
     return {position: m ? +m[1] : null, running: new RegExp(running).test(txt),
             curve: [...document.querySelectorAll('.js-plotly-plot')].some(
-                el => (el.data || []).some(d => (d.type || 'scatter') === 'scatter' && d.x && d.x.length > 0))
-                || [...document.querySelectorAll('.tls-live[data-chart="loss"]')].some(el => +el.dataset.points > 0),
+                el => shown(el) && (el.data || []).some(d => (d.type || 'scatter') === 'scatter' && d.x && d.x.length > 0))
+                || [...document.querySelectorAll('.tls-live[data-chart="loss"], .tls-live[data-chart^="race_"]')].some(
+                    el => shown(el) && +el.dataset.points > 0),
             done: new RegExp(done).test(txt), stopped: new RegExp(stopped).test(txt), failed: txt.includes(failed),
             exceptions: (ERRORS)(errors)};
 }""".replace("ERRORS", ERRORS_JS)
