@@ -117,3 +117,49 @@ def test_each_press_says_what_the_server_and_the_browser_spent_while_the_job_ran
     assert split["server core-s, job start -> end"] == pytest.approx([3.5])
     assert split["Chromium renderers core-s, job start -> end"] == pytest.approx([0.75])
     assert split["click -> first curve on screen"] == [0.6] and split["click -> Finished on screen"] == [2.4]
+
+
+class FakePage:
+    """A page whose status reads come from a list, one per read: the last run's "Finished" may stay
+    on screen until the new one replaces it (a warm text run ends within the click's own redraw)."""
+
+    def __init__(self, statuses: list[dict]) -> None:
+        self.statuses = statuses
+        self.clicked = False
+
+    def get_by_role(self, role: str, name: str):
+        page = self
+
+        class Button:
+            first = property(lambda self: self)
+
+            def click(self, **_kw) -> None:
+                page.clicked = True
+
+        return Button()
+
+    def evaluate(self, _js, _args):
+        base = {"position": None, "running": False, "curve": False, "done": False, "stopped": False, "failed": False}
+        return base | (self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]) | {"exceptions": 0}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "measured"),
+    [
+        ([{"done": True}] * 3 + [{}] * 2 + [{"curve": True}] + [{"curve": True, "done": True}], True),  # the old line goes first
+        ([{"done": True}] * 3 + [{"done": True, "running": True}] + [{"done": True, "curve": True}], True),  # it never goes
+        ([{"done": True}] * 40, False),  # the press never started a run: no end is taken from the last run's line
+    ],
+)
+def test_a_later_press_is_measured_from_its_own_run_even_when_the_last_finished_line_stays(monkeypatch, statuses, measured):
+    from tools import demotime
+
+    monkeypatch.setattr(demotime.time, "sleep", lambda _s: None)
+    clock = iter(i * 0.05 for i in range(100_000))
+    monkeypatch.setattr(demotime.time, "monotonic", lambda: next(clock))
+    page = FakePage(statuses)
+    seen = demotime.time_one_press(page, "Start", first=False)
+    assert page.clicked
+    assert ("end" in seen) == measured, seen
+    if measured:
+        assert seen["outcome"] == "done" and seen["end"] > 0.1 and "curve" in seen

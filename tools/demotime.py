@@ -2,6 +2,7 @@
 
     python -m tools.demotime                      # page 3's default fine-tune, 3 times
     python -m tools.demotime --race --runs 1      # page 4's race of four strategies
+    python -m tools.demotime --text --runs 3      # page 5's default text run
     python -m tools.demotime --base HEAD~1 --rounds 2   # this tree's pages against a commit's, alternating
 
 Starts `streamlit run app.py` (a fresh state folder, the shipped settings), opens the page in
@@ -57,9 +58,16 @@ from tools.loadtest import (
     wait_interactive,
 )
 
-GOALS = {"finetune": (4.0, 1.5), "race": (20.0, None)}  # issue 22: Finished, first curve (s after the click)
+GOALS = {"finetune": (4.0, 1.5), "race": (20.0, None), "text": (3.0, None)}  # issues 22, 56: Finished, first curve (s)
 ROOT = Path(__file__).resolve().parent.parent
-DONE_TEXT = json.loads((ROOT / "assets" / "i18n" / "en.json").read_text(encoding="utf-8"))["job.done"].split("{")[0]
+EN = json.loads((ROOT / "assets" / "i18n" / "en.json").read_text(encoding="utf-8"))
+# Each slot's page and its Start button, as the English page labels it
+PAGES = {
+    "finetune": ("finetune", EN["page3.start"]),
+    "race": ("compare", EN["page4.race_start"]),
+    "text": ("text", EN["text.start"]),
+}
+DONE_TEXT = EN["job.done"].split("{")[0]
 
 
 def _stored_runs(state_dir: Path):
@@ -242,14 +250,14 @@ def time_one_press(page, button: str, *, first: bool) -> dict:
     while time.monotonic() - t0 < 300:
         status = read_status(page)
         now = time.monotonic() - t0
-        if not armed:  # the last run's "Finished" and curves stay until this run is drawn
-            armed = not status["end"]
+        if not armed:  # the last run's "Finished" and curves stay until this run is drawn (or its progress line)
+            armed = not status["end"] or status["running"]
             if not armed:
                 time.sleep(0.02)
                 continue
         if status["curve"]:
             seen.setdefault("curve", now)
-        if status["end"]:
+        if status["end"] and not status["running"]:  # (a progress line: this run's, beside the last one's line)
             seen["end"], seen["outcome"] = now, status["end"]
             break
         time.sleep(0.05)
@@ -351,14 +359,14 @@ def print_goals(slot: str, results: list) -> None:
     )
 
 
-def presses(url: str, server_pid: int, *, race: bool, runs: int, settle: float, screenshot: str = "") -> list[tuple]:
-    """Chromium at 1280x720 on page 3 (`race`: page 4's race) of the server at `url`, `settle` s to let
+def presses(url: str, server_pid: int, *, slot: str, runs: int, settle: float, screenshot: str = "") -> list[tuple]:
+    """Chromium at 1280x720 on the page of `slot` (`PAGES`) of the server at `url`, `settle` s to let
     its warm-up end, then Start pressed `runs` times, one after the other: (the click's time,
     `time_one_press`'s seconds, the load average, what the page received, the CPU read meanwhile
     (CpuDuring)) per press."""
     from playwright.sync_api import sync_playwright
 
-    path, button = ("compare", "Start the race") if race else ("finetune", "Start")
+    path, button = PAGES[slot]
     results = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -368,7 +376,7 @@ def presses(url: str, server_pid: int, *, race: bool, runs: int, settle: float, 
         page.get_by_role("button", name=button).first.wait_for(timeout=120_000)
         time.sleep(settle)  # the server's warm-up: the default data and model loaded
         for n in range(runs):
-            wait_interactive(page) if not race else page.wait_for_timeout(500)
+            wait_interactive(page) if slot == "finetune" else page.wait_for_timeout(500)
             load = os.getloadavg()[0]
             page.evaluate(TAKE_FRAMES)  # what came before this press
             with CpuDuring(server_pid) as cpu:
@@ -390,7 +398,7 @@ def presses(url: str, server_pid: int, *, race: bool, runs: int, settle: float, 
 def sitting(root: Path, settings: dict, args) -> tuple[list, list, Path]:
     """A fresh server of the checkout at `root`, its presses, its run store's record of them, its state folder."""
     with fresh_server("tls-demotime-", root=root, **settings) as (url, state, server):
-        results = presses(url, server.pid, race=args.race, runs=args.runs, settle=args.settle, screenshot=args.screenshot)
+        results = presses(url, server.pid, slot=args.slot, runs=args.runs, settle=args.settle, screenshot=args.screenshot)
     return results, _stored_runs(state), state
 
 
@@ -417,6 +425,7 @@ def against_base(args, settings: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--race", action="store_true", help="page 4's race of four (default: page 3's fine-tune)")
+    ap.add_argument("--text", action="store_true", help="page 5's default text run (no engine-alone baseline)")
     ap.add_argument("--runs", type=int, default=3, help="presses of Start, one after the other (default %(default)s)")
     ap.add_argument(
         "--settle",
@@ -430,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", help="a git revision whose pages this tree's are measured against (a temporary worktree)")
     ap.add_argument("--rounds", type=int, default=2, help="with --base: turns of each variant (default %(default)s)")
     args = ap.parse_args(argv)
-    slot = "race" if args.race else "finetune"
+    args.slot = slot = "race" if args.race else "text" if args.text else "finetune"
     settings = {} if args.nice is None else {"TLS_WORKER_NICE": str(args.nice)}
     nice = settings.get("TLS_WORKER_NICE", os.environ.get("TLS_WORKER_NICE", "10"))
     print(f"training at nice {nice}; {os.cpu_count()} cores", flush=True)
@@ -441,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, TLS_STATE_DIR=str(state), TLS_CLASS_CONFIG=str(state / "class.toml"), **settings)
     print_breakdowns(results, jobs)
     print_goals(slot, results)
-    if not args.no_engine:
+    if not args.no_engine and slot != "text":
         print(
             f"\nthe engine alone: tools.racetime's queue, its threads at nice 0 (the server's: {nice})",
             flush=True,
