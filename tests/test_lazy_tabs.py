@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers.apptest import app, ok, strings, text_app, wait_until_done
+from tests.helpers.apptest import app, job_of, ok, strings, text_app, wait_until_done
 from tests.helpers.fakes import png, slow_run, zip_of
 
 EN = strings("en")
@@ -125,6 +125,4 @@ def test_an_uploaded_csv_outlives_a_visit_to_another_page():
 
 
 def job_of_data(at) -> str:
-    from tests.helpers.apptest import job_of
-
     return job_of(at, "finetune").configs[0].data_root
