@@ -27,11 +27,11 @@ from tlcore.core import settings
 from tlcore.core.events import HistorySnapshot
 from tlcore.explain import feature_space
 from tlcore.models import catalog
-from tlcore.serve import class_limits, classroom, cores, jobs, server_queue, store
+from tlcore.serve import class_limits, classroom, cores, jobs, server_queue, store, warm_up
 from tlcore.serve.jobs import JobQueue
 from tlcore.serve.machine import freeze_what_is_loaded, return_freed_memory
 from tlcore.serve.upload_folders import UploadFolders, sweep_stale
-from tlcore.train import presets, recipe, time_estimate
+from tlcore.train import presets, time_estimate
 from tlcore.train.config import RunConfig
 from tlcore.train.device import lower_thread_priority
 
@@ -195,8 +195,8 @@ def start_first_views(after_s: float | None = None) -> None:
 def _warm_up() -> None:
     """Run the default demo once, in the background at low priority, so the class's first Start
     costs what every later one does: its data, the pretrained network, the frozen part's
-    features and the forgetting photos' answers are then ready; and the race's runs
-    (tlcore.train.presets.warm_ups). Off with TLS_WARM_UP=0 (tlcore.core.settings). It starts
+    features and the forgetting photos' answers are then ready; then the race's runs and page 5's
+    first text run (tlcore.serve.warm_up). Off with TLS_WARM_UP=0 (tlcore.core.settings). It starts
     with the first page (the queue's start); the first feature views start earlier, with the
     server (`start_first_views`)."""
     if _warm_up_stop.wait(FIRST_PAGE_S):  # the server stops first
@@ -205,8 +205,8 @@ def _warm_up() -> None:
         lower_thread_priority(10)  # pages first, while the server starts
         queue = job_queue()
         if not getattr(queue, "warms_itself", False):  # else its training process does
-            for config in presets.warm_ups():  # on a run's torch threads: fewer while pages are drawn or other programs are busy
-                recipe.warm_up(config, should_stop=lambda: queue.pace_this_thread() or _warm_up_stop.is_set())
+            # on a run's torch threads: fewer while pages are drawn or other programs are busy
+            warm_up.run_all(should_stop=lambda: queue.pace_this_thread() or _warm_up_stop.is_set())
         image = presets.image()
         catalog.group_param_counts(image.backbone)  # pages 2 and 3 draw the groups on a first visit
         feature_space.load_libraries()  # the first feature view's scikit-learn, loaded once here

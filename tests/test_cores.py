@@ -286,7 +286,8 @@ def test_the_warm_up_leaves_a_core_that_another_program_keeps_busy(monkeypatch):
     beside one busy program on 2 cores, 2 threads took 20.0 s and 19.9 core-s for the warm-up's runs,
     paced 11.7 s and 11.6 (quiet: 7.0 s either way; docs/suite-time.md, session 32)."""
     from studio import server
-    from tlcore.train import presets, recipe
+    from tlcore.serve import warm_up as server_warm_up
+    from tlcore.train import recipe
 
     q = JobQueue.started(cpu=cores.plan(2))
     q.elsewhere = BusyElsewhere(1.0)
@@ -311,7 +312,7 @@ def test_the_warm_up_leaves_a_core_that_another_program_keeps_busy(monkeypatch):
         server._warm_up()
     finally:
         torch.set_num_threads(before)
-    assert seen == [1] * len(presets.warm_ups())
+    assert seen == [1] * len(server_warm_up.configs())
 
 
 @pytest.mark.fast

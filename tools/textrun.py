@@ -78,20 +78,13 @@ def timed_run(config, data) -> dict:
 
 
 def default_config(dataset: str | None, per_class: int | None, val_per_class: int | None):
-    """The Text page's run on its English default data, or on `dataset` (studio.text.widgets)."""
-    from studio.text.widgets import NEWSGROUPS_PER_CLASS, held_out_per_class
-    from tlcore.text.corpora import OrangeTextMissing, datasets_dir
-    from tlcore.train import presets
+    """The Text page's first run in English (tlcore.text.first_run), or on `dataset`."""
+    from tlcore.text import first_run
 
-    base = presets.text()
-    if dataset is None:  # the page's English default (studio.text.widgets.default_dataset)
-        try:
-            datasets_dir()
-            dataset, per_class = "newsgroups20", per_class or NEWSGROUPS_PER_CLASS
-        except OrangeTextMissing:
-            dataset = base.dataset
-    per_class = per_class or base.per_class
-    val = val_per_class or held_out_per_class(per_class)
+    base = first_run.config(korean=False)
+    dataset = dataset or base.dataset
+    per_class = per_class or first_run.per_class(dataset)
+    val = val_per_class or first_run.held_out_per_class(per_class)
     return base.replace(dataset=dataset, per_class=per_class, val_per_class=val, device="cpu")
 
 

@@ -44,10 +44,6 @@ def _orange_missing() -> str | None:
     return None
 
 
-def orange_available() -> bool:
-    return _orange_missing() is None
-
-
 def dataset_card(name: str) -> None:
     """The card of a real dataset (nothing for the others); a warning when its files are missing."""
     from tlcore.text.corpora import CARDS

