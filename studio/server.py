@@ -155,15 +155,15 @@ def _start_warm_up() -> None:
         if _warm_up_started:
             return
         _warm_up_started = True
-    warm_up = threading.Thread(target=lambda: _warm_up(), name="tlstudio-warm-up", daemon=True)
-    warm_up.start()
+    thread = threading.Thread(target=lambda: _warm_up(), name="tlstudio-warm-up", daemon=True)
+    thread.start()
 
     # torch code still running in a daemon thread when the interpreter exits aborts the
     # process ("terminate called without an active exception"): the warm-up's runs stop at
     # their next step and the exit waits for that (a server stopped while it warms up exits at once).
     def stop_warm_up() -> None:
         _warm_up_stop.set()
-        warm_up.join(60)
+        thread.join(60)
 
     atexit.register(stop_warm_up)
 
