@@ -61,7 +61,7 @@ SETTINGS: tuple[Setting, ...] = (
     # runs
     Setting("TLS_LONG_RUN_S", float, "120", "a run estimated longer than this is warned about", "studio.time_notes"),
     Setting("TLS_CLOSED_TAB_S", float, "45", "a run whose learner has no open tab this long is cancelled", "studio.server"),
-    Setting("TLS_WARM_UP", bool, "1", "0: no head start (the default demo's first Start pays its data and features; pages 1 and 3's first feature views are computed when first asked)", "studio.server"),
+    Setting("TLS_WARM_UP", bool, "1", "0: no head start (the default demo's first Start pays its data and features, page 5's first text run its encoder's pass; pages 1 and 3's first feature views are computed when first asked)", "studio.server"),
     Setting("TLS_WORKER_NICE", int, "10", "the training threads' nice while no other program keeps a core busy (pages are answered first)", "studio.server"),
     Setting("TLS_TRAIN_IN_PROCESS", bool, "0", "1: a CPU server trains each run in a worker process", "tlcore.serve"),
     Setting("TLS_BUSY_STRETCH", float, "3", "while other programs keep a core busy, the class's timers run this many times slower (1: never)", "studio.server"),
