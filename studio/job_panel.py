@@ -297,7 +297,7 @@ def _wait_for(job: str, seconds: float, until: Callable[[JobView], bool]) -> Job
         view = _view(job, heartbeat=False)
         if view is None or until(view) or time.monotonic() >= deadline:
             return view
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
 def _show_end(slot: str) -> None:

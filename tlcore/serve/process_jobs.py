@@ -452,11 +452,11 @@ def _one_run(message: tuple, send: Callable[..., None], should_stop: Callable[[]
 
 
 def _warm_up(should_stop: Callable[[], bool]) -> None:
-    """The server's warm-up, here where the runs will find its caches (see studio.server)."""
-    from tlcore.serve import machine, warm_up  # here: in the worker, after _set_up
+    """The server's warm-up, here where the runs will find its caches (see studio.server); each run's
+    freed memory goes back to the system after it (tlcore.serve.warm_up)."""
+    from tlcore.serve import warm_up  # here: in the worker, after _set_up
 
     warm_up.run_all(should_stop)
-    machine.return_freed_memory()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """A server's warm-up: the runs it makes once, before the class comes, so that each page's first
 Start costs what later ones do. The image demo's and the race's (tlcore.train.presets.warm_ups)
-first, then page 5's first run in English and Korean (tlcore.text.first_run.warm_ups). Run where the
-runs will train: the server's own process (studio.server) or its training process
-(tlcore.serve.process_jobs).
+first, then page 5's first run in English and Korean (tlcore.text.first_run.warm_ups), each run's
+freed memory given back before the next. Run where the runs will train: the server's own process
+(studio.server) or its training process (tlcore.serve.process_jobs).
 
 Not for: what a server does to its memory after it (tlcore.serve.machine).
 """

@@ -78,11 +78,6 @@ def config(korean: bool = False) -> RunConfig:
 
 
 def warm_ups() -> tuple[RunConfig, ...]:
-    """What a server runs once so that page 5's first Start is warm: the English first run, and the
-    Korean one where it differs. Only models on this machine: a warm-up never downloads."""
-    runs: list[RunConfig] = []
-    for korean in (False, True):
-        run = config(korean)
-        if catalog.weights_cached(run.backbone) and run not in runs:
-            runs.append(run)
-    return tuple(runs)
+    """What a server runs once so that page 5's first Start is warm: the English first run, then the
+    Korean one (other data). Only models on this machine: a warm-up never downloads."""
+    return tuple(run for run in (config(korean=False), config(korean=True)) if catalog.weights_cached(run.backbone))
