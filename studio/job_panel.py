@@ -50,9 +50,6 @@ FINISH_WAIT_S = 3 * POLL_S
 # cost the server 30 script runs a second for nothing (measured: python -m tools.loadtest).
 QUEUED_POLL_S = 2.0
 
-# How long the page waits for a worker to take the job next in line before it draws it as waiting.
-PICKUP_WAIT_S = 0.3
-
 
 # Far back in the line the position changes once per job ahead (a minute or more in class):
 # a slower poll there, the usual pace once next-but-one (a class of 30 pressing Start together:
@@ -234,11 +231,6 @@ def job_panel(
     if current is None:
         return None
     view = _view(current)
-    if view is not None and view.state == "queued" and view.position == 1:
-        # Next in line, most often just submitted by this very click, which a free worker takes within
-        # milliseconds: drawn as waiting, its panel would poll at the waiting pace and show the first
-        # curve 2 s late (seen in 2 of about 30 presses of the default demo: 2.35 s instead of 0.6 s).
-        view = _wait_for(current, PICKUP_WAIT_S, lambda v: v.state != "queued") or view
     if view is None:  # the server restarted or forgot it
         set_job_id(slot, None)
         return None
@@ -287,15 +279,10 @@ def _first_step(job: str, seconds: float) -> JobView | None:
     """A job running with no step yet: its view once the first step is in (or `seconds` on).
     Waits in this session's script thread, drawing nothing (a second's poll left the default
     demo's first point up to a second on the server)."""
-    return _wait_for(job, seconds, lambda v: not v.active or any(r.steps for r in v.runs))
-
-
-def _wait_for(job: str, seconds: float, until: Callable[[JobView], bool]) -> JobView | None:
-    """The job's view once `until(view)` holds, it is gone, or `seconds` are over; drawing nothing meanwhile."""
     deadline = time.monotonic() + seconds
     while True:
         view = _view(job, heartbeat=False)
-        if view is None or until(view) or time.monotonic() >= deadline:
+        if view is None or not view.active or any(r.steps for r in view.runs) or time.monotonic() >= deadline:
             return view
         time.sleep(0.05)
 

@@ -494,24 +494,6 @@ def test_a_second_learner_sees_their_place_in_the_queue():
     queue.cancel(other, "another-browser")
 
 
-def test_a_run_taken_just_after_its_click_is_drawn_running_not_waiting():
-    """The click's own page run can read the job before a free worker has taken it (the worker needs the
-    interpreter the page holds): drawn as waiting, the panel polled at the waiting pace and the default
-    demo's first curve came 2 s late. The next in line is waited for (PICKUP_WAIT_S) and drawn running."""
-    import threading
-
-    queue = JobQueue(slow_run)  # its worker starts 0.1 s after the click: the job is still queued when the page reads it
-    at = app("pages/3_finetune.py", queue=queue)
-    threading.Timer(0.1, queue.start).start()
-    at.button(key="start").click().run()
-    ok(at)
-    view = job_of(at, "finetune")
-    assert view.state == "running"
-    waiting = strings("en")["job.waiting"].format(position=1)
-    assert not any(i.value == waiting for i in at.info), [i.value for i in at.info]
-    queue.cancel(view.id, at.session_state["owner"])
-
-
 def test_sweep_runs_every_freeze_depth_and_draws_the_curve():
     at = app("pages/4_compare.py")
     at.button(key="sweep_start").click().run()
